@@ -1,0 +1,19 @@
+//! pfc's compiler: rule text in, diagnostics and eBPF ELF bytes out. No I/O, no libbpf.
+//!
+//! ```text
+//!  rules.pf ──syntax──▶ ast::File (owned, spans) ──check──▶ program::Program (typed, resolved)
+//!                                                              │
+//!                          eval (the executable specification) ◀┘
+//! ```
+//!
+//! **Invariant:** nothing in this crate reads files, opens sockets or calls the kernel.
+//! **Invariant:** every stage returns its result together with all the diagnostics it
+//! found; none stops at the first problem.
+#![deny(missing_docs)]
+
+pub mod check;
+pub mod diagnostic;
+pub mod eval;
+pub mod fields;
+pub mod program;
+pub mod syntax;

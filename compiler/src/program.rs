@@ -1,0 +1,206 @@
+//! The checked rule set (typed AST): output of `check`, input of `eval` and of lowering.
+//!
+//! Everything here is resolved: named sets and constants are inlined, `ip.*` and `l4.*`
+//! fields are split into their concrete per-protocol fields, literals are plain numbers
+//! and every set is a sorted list of disjoint inclusive intervals. Whoever consumes a
+//! [`Program`] never looks at names or source text again, only at spans for messages.
+
+use crate::diagnostic::Span;
+use crate::fields::{Field, Proto};
+
+/// Where a program is attached, which decides its section, context and return codes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Hook {
+    /// XDP, section `xdp`, `xdp_md` context, XDP_PASS = 2 / XDP_DROP = 1.
+    Xdp,
+    /// TC classifier on ingress, section `tc`, `__sk_buff` context.
+    TcIngress,
+    /// TC classifier on egress, section `tc`, `__sk_buff` context.
+    TcEgress,
+}
+
+impl Hook {
+    /// The spelling used in rule files and messages (`xdp`, `tc ingress`, `tc egress`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Hook::Xdp => "xdp",
+            Hook::TcIngress => "tc ingress",
+            Hook::TcEgress => "tc egress",
+        }
+    }
+}
+
+/// What happens to a packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// Let the packet through.
+    Pass,
+    /// Discard the packet.
+    Drop,
+}
+
+impl Verdict {
+    /// The keyword, as written in rule files and printed in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Pass => "pass",
+            Verdict::Drop => "drop",
+        }
+    }
+}
+
+/// Index of a set in [`Program::sets`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SetId(pub u32);
+
+/// A checked rule set, ready to evaluate or lower.
+#[derive(Clone, Debug)]
+pub struct Program {
+    /// The attach point.
+    pub hook: Hook,
+    /// The verdict when no rule matches.
+    pub default: Verdict,
+    /// Rules in source order; the first whose condition holds decides.
+    pub rules: Vec<Rule>,
+    /// Every value set that conditions refer to, deduplicated by content.
+    pub sets: Vec<ValueSet>,
+}
+
+impl Program {
+    /// The set that `id` names.
+    pub fn set(&self, id: SetId) -> &ValueSet {
+        &self.sets[id.0 as usize]
+    }
+}
+
+/// One `rule NAME: VERDICT if COND`.
+#[derive(Clone, Debug)]
+pub struct Rule {
+    /// The rule's name, unique in the file.
+    pub name: String,
+    /// The verdict when the condition holds.
+    pub verdict: Verdict,
+    /// When the rule matches; [`Cond::True`] for a rule without `if`.
+    pub condition: Cond,
+    /// The whole rule statement in the source.
+    pub span: Span,
+}
+
+/// A boolean condition over one packet.
+///
+/// **Invariant:** every atom carries its own header guard: a [`Cond::Test`] on a field
+/// whose header is absent or truncated is false, whatever the operator.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Cond {
+    /// Always true.
+    True,
+    /// Always false.
+    False,
+    /// The header of this protocol is present and complete (`tcp`, `ipv6`, `vlan`, ...).
+    Proto(Proto),
+    /// Negation.
+    Not(Box<Cond>),
+    /// All of these hold (evaluated left to right; empty means true).
+    And(Vec<Cond>),
+    /// One of these holds (evaluated left to right; empty means false).
+    Or(Vec<Cond>),
+    /// A field comparison, false when the field's header is absent.
+    Test(Test),
+}
+
+/// `field [& mask] OP value` or `field [& mask] in set`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Test {
+    /// The concrete field read.
+    pub field: Field,
+    /// Bits kept before comparing (`tcp.flags & (syn|ack) == syn`); `None` keeps all.
+    pub mask: Option<u128>,
+    /// What the (masked) value is compared with.
+    pub op: TestOp,
+}
+
+/// The comparison of a [`Test`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TestOp {
+    /// Compare with a constant, unsigned.
+    Cmp(CmpOp, u128),
+    /// Member of a set of intervals.
+    In(SetId),
+    /// Not a member of a set of intervals (the field's header must still be present).
+    NotIn(SetId),
+}
+
+/// An unsigned comparison operator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+pub enum CmpOp {
+    /// `==`
+    Eq,
+    /// `!=`
+    Ne,
+    /// `<`
+    Lt,
+    /// `<=`
+    Le,
+    /// `>`
+    Gt,
+    /// `>=`
+    Ge,
+}
+
+impl CmpOp {
+    /// The operator as written.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CmpOp::Eq => "==",
+            CmpOp::Ne => "!=",
+            CmpOp::Lt => "<",
+            CmpOp::Le => "<=",
+            CmpOp::Gt => ">",
+            CmpOp::Ge => ">=",
+        }
+    }
+
+    /// Applies the operator to two unsigned values.
+    pub fn holds(self, left: u128, right: u128) -> bool {
+        match self {
+            CmpOp::Eq => left == right,
+            CmpOp::Ne => left != right,
+            CmpOp::Lt => left < right,
+            CmpOp::Le => left <= right,
+            CmpOp::Gt => left > right,
+            CmpOp::Ge => left >= right,
+        }
+    }
+}
+
+/// A set of values of one field width: sorted, disjoint, non-adjacent inclusive intervals.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ValueSet {
+    /// Width in bits of the values (8, 16, 32, 48, 128, ...).
+    pub bits: u32,
+    /// `(low, high)` pairs, inclusive, sorted by `low`, never overlapping or touching.
+    pub intervals: Vec<(u128, u128)>,
+}
+
+impl ValueSet {
+    /// Builds a normalized set from arbitrary inclusive intervals.
+    pub fn from_intervals(bits: u32, mut intervals: Vec<(u128, u128)>) -> ValueSet {
+        intervals.sort_unstable();
+        let mut merged: Vec<(u128, u128)> = Vec::with_capacity(intervals.len());
+        for (low, high) in intervals {
+            match merged.last_mut() {
+                Some(last) if low <= last.1.saturating_add(1) => last.1 = last.1.max(high),
+                _ => merged.push((low, high)),
+            }
+        }
+        ValueSet { bits, intervals: merged }
+    }
+
+    /// Whether `value` lies in one of the intervals (binary search).
+    pub fn contains(&self, value: u128) -> bool {
+        let after = self.intervals.partition_point(|&(low, _)| low <= value);
+        after > 0 && value <= self.intervals[after - 1].1
+    }
+}

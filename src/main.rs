@@ -1,0 +1,2 @@
+//! `pfc`: the command-line front of the packet-filter compiler.
+fn main() {}
