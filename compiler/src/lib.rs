@@ -11,9 +11,12 @@
 //! found; none stops at the first problem.
 #![deny(missing_docs)]
 
+pub mod bpf;
 pub mod check;
 pub mod diagnostic;
+pub mod elf;
 pub mod eval;
 pub mod fields;
+pub mod packet;
 pub mod program;
 pub mod syntax;
