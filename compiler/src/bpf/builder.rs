@@ -1,0 +1,245 @@
+//! Instructions with labels in, a resolved [`Program`] (jump offsets in slots) out.
+//!
+//! [`ProgramBuilder::finish`] is the one place where labels become offsets. It
+//! checks that every label used is bound exactly once, that every jump goes
+//! forward, and that every target is an instruction (not the end of the program).
+
+use super::{asm, ResolvedInsn};
+use super::{encode, map_relocations, AluOp, Insn, JmpOp, Label, MapReloc, Operand, Reg};
+
+/// A comment attached to the instruction at index `insn` (an index into
+/// [`Program::insns`], not a slot); listings print it above the instruction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Comment {
+    /// Index of the instruction the comment precedes.
+    pub insn: usize,
+    /// The text, one line.
+    pub text: String,
+}
+
+/// Why a builder's instructions do not form a program.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AsmError {
+    /// A jump refers to a label that was never bound.
+    #[error("instruction {insn}: jump to label L{label} which is never bound")]
+    UnboundLabel {
+        /// Index of the jump instruction.
+        insn: usize,
+        /// The label's number.
+        label: u32,
+    },
+    /// A label was bound twice.
+    #[error("label L{label} bound twice (at instructions {first} and {second})")]
+    ReboundLabel {
+        /// The label's number.
+        label: u32,
+        /// Where it was bound first.
+        first: usize,
+        /// Where it was bound again.
+        second: usize,
+    },
+    /// A label was not created by this builder.
+    #[error("label L{label} does not belong to this builder")]
+    ForeignLabel {
+        /// The label's number.
+        label: u32,
+    },
+    /// A jump goes backward (or to itself): pfc emits loop-free code only.
+    #[error("instruction {insn}: backward jump to label L{label} at instruction {target}")]
+    BackwardJump {
+        /// Index of the jump instruction.
+        insn: usize,
+        /// The label's number.
+        label: u32,
+        /// Index of the instruction the label is bound to.
+        target: usize,
+    },
+    /// A label is bound after the last instruction, so a jump to it leaves the program.
+    #[error("instruction {insn}: jump to label L{label} which is bound past the last instruction")]
+    JumpPastEnd {
+        /// Index of the jump instruction.
+        insn: usize,
+        /// The label's number.
+        label: u32,
+    },
+    /// A jump spans more than `i16::MAX` slots.
+    #[error("instruction {insn}: jump of {distance} slots does not fit in 16 bits")]
+    JumpTooFar {
+        /// Index of the jump instruction.
+        insn: usize,
+        /// The distance in slots.
+        distance: usize,
+    },
+}
+
+/// Collects instructions and labels; [`finish`](ProgramBuilder::finish) resolves them.
+#[derive(Debug, Default)]
+pub struct ProgramBuilder {
+    insns: Vec<Insn<Label>>,
+    /// Per label: the index of the instruction it is bound before.
+    bound: Vec<Option<usize>>,
+    comments: Vec<Comment>,
+    /// Problems found while binding, reported by `finish`.
+    errors: Vec<AsmError>,
+}
+
+impl ProgramBuilder {
+    /// An empty builder.
+    pub fn new() -> ProgramBuilder {
+        ProgramBuilder::default()
+    }
+
+    /// A fresh, unbound label.
+    pub fn new_label(&mut self) -> Label {
+        self.bound.push(None);
+        Label(self.bound.len() as u32 - 1)
+    }
+
+    /// Binds `label` to the next instruction emitted. Binding twice, or a label from
+    /// another builder, is reported by [`finish`](ProgramBuilder::finish).
+    pub fn bind(&mut self, label: Label) {
+        let here = self.insns.len();
+        match self.bound.get_mut(label.0 as usize) {
+            None => self.errors.push(AsmError::ForeignLabel { label: label.0 }),
+            Some(Some(first)) => self.errors.push(AsmError::ReboundLabel {
+                label: label.0,
+                first: *first,
+                second: here,
+            }),
+            Some(slot @ None) => *slot = Some(here),
+        }
+    }
+
+    /// Appends an instruction.
+    pub fn emit(&mut self, insn: Insn<Label>) {
+        self.insns.push(insn);
+    }
+
+    /// Attaches a one-line comment to the next instruction emitted.
+    pub fn comment(&mut self, text: impl Into<String>) {
+        self.comments.push(Comment {
+            insn: self.insns.len(),
+            text: text.into(),
+        });
+    }
+
+    /// Number of instructions emitted so far.
+    pub fn len(&self) -> usize {
+        self.insns.len()
+    }
+
+    /// Whether no instruction was emitted yet.
+    pub fn is_empty(&self) -> bool {
+        self.insns.is_empty()
+    }
+
+    /// `dst = value` for any 64-bit constant: a `mov` when the sign-extended
+    /// immediate is exact, otherwise a two-slot `lddw`.
+    pub fn mov_const(&mut self, dst: Reg, value: u64) {
+        match Operand::imm64(value) {
+            Some(imm) => self.emit(Insn::mov64(dst, imm)),
+            None => self.emit(Insn::LoadImm64 { dst, imm: value }),
+        }
+    }
+
+    /// `if dst OP value goto target` comparing all 64 bits against the unsigned
+    /// constant `value`, using `scratch` when the immediate would sign-extend wrongly.
+    pub fn jump_const(&mut self, op: JmpOp, dst: Reg, value: u64, scratch: Reg, target: Label) {
+        let src = match Operand::imm64(value) {
+            Some(imm) => imm,
+            None => {
+                self.mov_const(scratch, value);
+                Operand::Reg(scratch)
+            }
+        };
+        self.emit(Insn::jump64(op, dst, src, target));
+    }
+
+    /// `dst = dst OP src` on 64 bits (shorthand for [`Insn::alu64`]).
+    pub fn alu64(&mut self, op: AluOp, dst: Reg, src: impl Into<Operand>) {
+        self.emit(Insn::alu64(op, dst, src));
+    }
+
+    /// Resolves labels to slot offsets. This is the only place offsets are computed.
+    pub fn finish(self) -> Result<Program, AsmError> {
+        if let Some(error) = self.errors.into_iter().next() {
+            return Err(error);
+        }
+        // Slot index of each instruction, plus one past the end.
+        let mut slot_of = Vec::with_capacity(self.insns.len() + 1);
+        let mut slot = 0usize;
+        for insn in &self.insns {
+            slot_of.push(slot);
+            slot += insn.slots();
+        }
+        slot_of.push(slot);
+        let count = self.insns.len();
+        let bound = &self.bound;
+        let mut insns = Vec::with_capacity(count);
+        for (index, insn) in self.insns.into_iter().enumerate() {
+            let resolved = insn.try_map_target(|label| {
+                let target = bound
+                    .get(label.0 as usize)
+                    .ok_or(AsmError::ForeignLabel { label: label.0 })?
+                    .ok_or(AsmError::UnboundLabel {
+                        insn: index,
+                        label: label.0,
+                    })?;
+                if target <= index {
+                    return Err(AsmError::BackwardJump {
+                        insn: index,
+                        label: label.0,
+                        target,
+                    });
+                }
+                if target >= count {
+                    return Err(AsmError::JumpPastEnd {
+                        insn: index,
+                        label: label.0,
+                    });
+                }
+                let distance = slot_of[target] - slot_of[index] - 1;
+                i16::try_from(distance).map_err(|_| AsmError::JumpTooFar {
+                    insn: index,
+                    distance,
+                })
+            })?;
+            insns.push(resolved);
+        }
+        Ok(Program {
+            insns,
+            comments: self.comments,
+        })
+    }
+}
+
+/// A resolved program: instructions with slot offsets, plus listing comments.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Program {
+    /// The instructions, jump targets as offsets in slots from the next instruction.
+    pub insns: Vec<ResolvedInsn>,
+    /// Comments for the listing, in instruction order.
+    pub comments: Vec<Comment>,
+}
+
+impl Program {
+    /// The bytecode (see [`encode`](super::encode)).
+    pub fn encode(&self) -> Vec<u8> {
+        encode(&self.insns)
+    }
+
+    /// The map references, for the ELF writer's relocations.
+    pub fn map_relocations(&self) -> Vec<MapReloc> {
+        map_relocations(&self.insns)
+    }
+
+    /// A bpftool-like listing with labels and comments (see [`asm`]).
+    pub fn disassemble(&self) -> String {
+        asm::disassemble(&self.insns, &self.comments)
+    }
+
+    /// Number of 8-byte slots (what the verifier counts as instructions).
+    pub fn slots(&self) -> usize {
+        self.insns.iter().map(|i| i.slots()).sum()
+    }
+}
