@@ -1,0 +1,315 @@
+//! Map definitions in, emulated map storage and the rbpf helpers that reach it out.
+//!
+//! rbpf has no maps. Each map gets one heap block, allocated once and never moved, that
+//! rbpf is told it may read and write (`register_allowed_memory`). `bpf_map_lookup_elem`
+//! returns host addresses into it. Helpers are plain `fn` pointers, so the storage of the
+//! VM that is running is published in a thread-local for the duration of one run.
+//!
+//! Supported: `ARRAY`, `PERCPU_ARRAY` (one CPU), `HASH`, `PERCPU_HASH` (one CPU), with
+//! helpers 1 (lookup), 2 (update), 3 (delete) and 8 (`bpf_get_smp_processor_id`, 0).
+//! All storage is `Cell`s: helpers and the program only ever share it, so the pointers
+//! handed to the program stay valid across helper calls.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+
+use crate::bpf_object::{MapDef, MapType};
+
+/// `bpf_map_lookup_elem`.
+pub(crate) const HELPER_MAP_LOOKUP: u32 = 1;
+/// `bpf_map_update_elem`.
+pub(crate) const HELPER_MAP_UPDATE: u32 = 2;
+/// `bpf_map_delete_elem`.
+pub(crate) const HELPER_MAP_DELETE: u32 = 3;
+/// `bpf_get_smp_processor_id`.
+pub(crate) const HELPER_GET_SMP_PROCESSOR_ID: u32 = 8;
+
+/// Bytes past each map's end that an access starting inside it may touch: rbpf checks
+/// only the first byte of an access against allowed memory.
+const PADDING: usize = 8;
+/// The most memory all of one VM's maps may take.
+pub(crate) const MAX_TOTAL_BYTES: usize = 256 << 20;
+
+const ENOENT: i64 = 2;
+const E2BIG: i64 = 7;
+const EEXIST: i64 = 17;
+const EINVAL: i64 = 22;
+
+/// One emulated map.
+pub(crate) struct EmulatedMap {
+    pub(crate) def: MapDef,
+    /// `value_size` rounded up to 8, as the kernel lays values out.
+    stride: usize,
+    values: Box<[Cell<u8>]>,
+    /// Hash maps only: `max_entries * key_size` key bytes, one slot per value slot.
+    keys: Box<[Cell<u8>]>,
+    /// Hash maps only: key → slot, and the free slots.
+    index: RefCell<HashMap<Vec<u8>, usize>>,
+    free: RefCell<Vec<usize>>,
+}
+
+impl EmulatedMap {
+    fn new(def: &MapDef) -> EmulatedMap {
+        let stride = (def.value_size as usize).div_ceil(8) * 8;
+        let entries = def.max_entries as usize;
+        let is_hash = matches!(def.map_type, MapType::Hash | MapType::PercpuHash);
+        let key_bytes = if is_hash { entries * def.key_size as usize } else { 0 };
+        EmulatedMap {
+            def: def.clone(),
+            stride,
+            values: (0..entries * stride + PADDING).map(|_| Cell::new(0)).collect(),
+            keys: (0..key_bytes).map(|_| Cell::new(0)).collect(),
+            index: RefCell::new(HashMap::new()),
+            free: RefCell::new(if is_hash { (0..entries).rev().collect() } else { Vec::new() }),
+        }
+    }
+
+    /// Bytes the map needs, or `None` on overflow.
+    pub(crate) fn bytes_needed(def: &MapDef) -> Option<usize> {
+        let stride = (def.value_size as usize).div_ceil(8).checked_mul(8)?;
+        let per_entry = stride.checked_add(def.key_size as usize)?;
+        per_entry.checked_mul(def.max_entries as usize)
+    }
+
+    /// The address range the program may access.
+    pub(crate) fn allowed_range(&self) -> std::ops::Range<u64> {
+        let start = self.values.as_ptr() as u64;
+        start..start + (self.values.len() - PADDING) as u64
+    }
+
+    fn is_hash(&self) -> bool {
+        matches!(self.def.map_type, MapType::Hash | MapType::PercpuHash)
+    }
+
+    fn value_cells(&self, slot: usize) -> &[Cell<u8>] {
+        let start = slot * self.stride;
+        &self.values[start..start + self.def.value_size as usize]
+    }
+
+    fn value_address(&self, slot: usize) -> u64 {
+        self.values[slot * self.stride..].as_ptr() as u64
+    }
+
+    fn array_slot(&self, key: &[u8]) -> Option<usize> {
+        let index = u32::from_le_bytes(key.get(..4)?.try_into().ok()?) as usize;
+        (index < self.def.max_entries as usize).then_some(index)
+    }
+
+    fn hash_slot(&self, key: &[u8]) -> Option<usize> {
+        self.index.borrow().get(key).copied()
+    }
+
+    /// The value slot for `key`, if present.
+    fn slot(&self, key: &[u8]) -> Option<usize> {
+        if self.is_hash() {
+            self.hash_slot(key)
+        } else {
+            self.array_slot(key)
+        }
+    }
+
+    /// `bpf_map_lookup_elem`: the value's address or 0.
+    pub(crate) fn lookup(&self, key: &[u8]) -> u64 {
+        self.slot(key).map_or(0, |slot| self.value_address(slot))
+    }
+
+    /// `bpf_map_update_elem` with `BPF_ANY`/`BPF_NOEXIST`/`BPF_EXIST` flags.
+    pub(crate) fn update(&self, key: &[u8], value: &[u8], flags: u64) -> i64 {
+        let slot = match (self.slot(key), flags) {
+            (_, 3..) => return -EINVAL,
+            (Some(_), 1) if self.is_hash() => return -EEXIST,
+            (Some(slot), _) => slot,
+            (None, _) if !self.is_hash() => return -E2BIG,
+            (None, 2) => return -ENOENT,
+            (None, _) => {
+                let Some(slot) = self.free.borrow_mut().pop() else {
+                    return -E2BIG;
+                };
+                let key_size = self.def.key_size as usize;
+                let cells = &self.keys[slot * key_size..(slot + 1) * key_size];
+                cells.iter().zip(key).for_each(|(c, &b)| c.set(b));
+                self.index.borrow_mut().insert(key.to_vec(), slot);
+                slot
+            }
+        };
+        self.value_cells(slot)
+            .iter()
+            .zip(value)
+            .for_each(|(c, &b)| c.set(b));
+        0
+    }
+
+    /// `bpf_map_delete_elem`.
+    pub(crate) fn delete(&self, key: &[u8]) -> i64 {
+        if !self.is_hash() {
+            return -EINVAL;
+        }
+        let Some(slot) = self.index.borrow_mut().remove(key) else {
+            return -ENOENT;
+        };
+        self.value_cells(slot).iter().for_each(|c| c.set(0));
+        self.free.borrow_mut().push(slot);
+        0
+    }
+
+    /// Every present entry as (key, value) bytes, in key order for arrays.
+    pub(crate) fn entries(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let read = |cells: &[Cell<u8>]| cells.iter().map(Cell::get).collect::<Vec<u8>>();
+        if self.is_hash() {
+            let mut entries: Vec<_> = self
+                .index
+                .borrow()
+                .iter()
+                .map(|(k, &slot)| (k.clone(), read(self.value_cells(slot))))
+                .collect();
+            entries.sort();
+            entries
+        } else {
+            (0..self.def.max_entries)
+                .map(|i| (i.to_le_bytes().to_vec(), read(self.value_cells(i as usize))))
+                .collect()
+        }
+    }
+
+    /// Zeroes every value and empties hash maps.
+    pub(crate) fn reset(&self) {
+        self.values.iter().for_each(|c| c.set(0));
+        self.keys.iter().for_each(|c| c.set(0));
+        if self.is_hash() {
+            self.index.borrow_mut().clear();
+            *self.free.borrow_mut() = (0..self.def.max_entries as usize).rev().collect();
+        }
+    }
+}
+
+/// All maps of one VM, plus how helpers may read pointer arguments.
+pub(crate) struct MapStorage {
+    pub(crate) maps: Vec<EmulatedMap>,
+    /// Set when `stack_args` proved every helper pointer argument lies in rbpf's stack.
+    pub(crate) pointer_args_proven: bool,
+}
+
+impl MapStorage {
+    pub(crate) fn new(defs: &[MapDef], pointer_args_proven: bool) -> MapStorage {
+        MapStorage {
+            maps: defs.iter().map(EmulatedMap::new).collect(),
+            pointer_args_proven,
+        }
+    }
+
+    /// Publishes this storage to the helpers until the guard drops.
+    pub(crate) fn activate(&self) -> ActiveGuard<'_> {
+        let previous = ACTIVE.with(|a| a.replace(self as *const MapStorage));
+        ActiveGuard {
+            previous,
+            _storage: std::marker::PhantomData,
+        }
+    }
+
+    /// Copies `out.len()` bytes of program memory at `address` into `out`.
+    fn read_program_memory(&self, address: u64, out: &mut [u8]) -> bool {
+        if self.pointer_args_proven {
+            // SAFETY: `stack_args::helper_pointers_in_stack` proved that every pointer a
+            // map helper receives is `r10 + k` with `[r10 + k, r10 + k + len)` inside
+            // rbpf's 512-byte stack, which is live for the whole `execute_program` call
+            // this helper runs in, and `out.len()` never exceeds that proven `len`.
+            unsafe {
+                std::ptr::copy_nonoverlapping(address as *const u8, out.as_mut_ptr(), out.len())
+            };
+            return true;
+        }
+        read_own_memory(address, out)
+    }
+}
+
+/// Reads our own memory through the kernel, which reports bad addresses as an error.
+fn read_own_memory(address: u64, out: &mut [u8]) -> bool {
+    let local = libc::iovec {
+        iov_base: out.as_mut_ptr().cast(),
+        iov_len: out.len(),
+    };
+    let remote = libc::iovec {
+        iov_base: address as *mut libc::c_void,
+        iov_len: out.len(),
+    };
+    // SAFETY: `local` describes `out`, which we own mutably; `remote` is only read, by the
+    // kernel, which checks it and fails with EFAULT instead of faulting.
+    let n = unsafe { libc::process_vm_readv(libc::getpid(), &local, 1, &remote, 1, 0) };
+    n >= 0 && n as usize == out.len()
+}
+
+thread_local! {
+    /// The storage of the VM running on this thread, or null.
+    static ACTIVE: Cell<*const MapStorage> = const { Cell::new(std::ptr::null()) };
+}
+
+/// Keeps a [`MapStorage`] published to the helpers; restores the previous one on drop.
+pub(crate) struct ActiveGuard<'a> {
+    previous: *const MapStorage,
+    _storage: std::marker::PhantomData<&'a MapStorage>,
+}
+
+impl Drop for ActiveGuard<'_> {
+    fn drop(&mut self) {
+        ACTIVE.with(|a| a.set(self.previous));
+    }
+}
+
+fn with_active(f: impl FnOnce(&MapStorage) -> u64) -> Option<u64> {
+    let ptr = ACTIVE.with(Cell::get);
+    // SAFETY: a non-null ACTIVE was set by `activate` from a `&MapStorage` that the
+    // returned guard borrows; the guard resets ACTIVE before that borrow ends.
+    unsafe { ptr.as_ref() }.map(f)
+}
+
+/// Reads the key for map `map_index` at `key_ptr`, then calls `f` with map and key;
+/// `on_error` when there is no such map or the key cannot be read.
+fn with_map_key(
+    map_index: u64,
+    key_ptr: u64,
+    on_error: u64,
+    f: impl FnOnce(&MapStorage, &EmulatedMap, &[u8]) -> u64,
+) -> u64 {
+    let found = with_active(|storage| {
+        let Some(map) = usize::try_from(map_index)
+            .ok()
+            .and_then(|i| storage.maps.get(i))
+        else {
+            return on_error;
+        };
+        let mut key = vec![0u8; map.def.key_size as usize];
+        if !storage.read_program_memory(key_ptr, &mut key) {
+            return on_error;
+        }
+        f(storage, map, &key)
+    });
+    found.unwrap_or(on_error)
+}
+
+/// Helper 1: `void *bpf_map_lookup_elem(map, key)`.
+pub(crate) fn helper_map_lookup(map: u64, key: u64, _: u64, _: u64, _: u64) -> u64 {
+    with_map_key(map, key, 0, |_, map, key| map.lookup(key))
+}
+
+/// Helper 2: `long bpf_map_update_elem(map, key, value, flags)`.
+pub(crate) fn helper_map_update(map: u64, key: u64, value: u64, flags: u64, _: u64) -> u64 {
+    with_map_key(map, key, -EINVAL as u64, |storage, map, key| {
+        let mut bytes = vec![0u8; map.def.value_size as usize];
+        if !storage.read_program_memory(value, &mut bytes) {
+            return -EINVAL as u64;
+        }
+        map.update(key, &bytes, flags) as u64
+    })
+}
+
+/// Helper 3: `long bpf_map_delete_elem(map, key)`.
+pub(crate) fn helper_map_delete(map: u64, key: u64, _: u64, _: u64, _: u64) -> u64 {
+    with_map_key(map, key, -EINVAL as u64, |_, map, key| {
+        map.delete(key) as u64
+    })
+}
+
+/// Helper 8: `u32 bpf_get_smp_processor_id(void)`: the VM is CPU 0.
+pub(crate) fn helper_get_smp_processor_id(_: u64, _: u64, _: u64, _: u64, _: u64) -> u64 {
+    0
+}

@@ -1,0 +1,351 @@
+//! A [`BpfObject`] and packets in, return values and map contents out: the object's code
+//! run unprivileged in rbpf's interpreter.
+//!
+//! The code is exactly the object's (`lddw` carry map indices in `imm`, which rbpf loads
+//! as plain values: it ignores `src`). Helper 1 (`bpf_map_lookup_elem`) takes that index
+//! and returns a host pointer into emulated storage (see `maps`). The context is built the
+//! way the kernel lays it out: a 24-byte `struct xdp_md` or a 192-byte `struct __sk_buff`
+//! whose u32 `data`/`data_end` point at the packet, which is copied into memory below
+//! 4 GiB so those pointers fit (see `low_mem`). One [`Vm`] is meant to run many packets.
+//!
+//! **Invariant:** no packet bytes make [`Vm::run`] panic: rbpf reports out-of-bounds
+//! accesses as errors, and anything rbpf itself panics on is caught and returned.
+
+mod low_mem;
+mod maps;
+mod stack_args;
+
+use std::io;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use thiserror::Error;
+
+use crate::bpf_object::{BpfObject, Hook, MapType};
+use low_mem::LowMemory;
+use maps::{EmulatedMap, MapStorage};
+
+/// The largest packet [`Vm::run`] accepts (the kernel's test_run limit for XDP is a page).
+pub const MAX_PACKET_LEN: usize = 64 * 1024;
+
+/// rbpf 0.4.1 computes jump targets as `insn_ptr as i16 + off`, so code past instruction
+/// 32767 would jump to the wrong place.
+pub const MAX_INSNS: usize = i16::MAX as usize;
+
+/// Size of `struct xdp_md`.
+const XDP_MD_LEN: usize = 24;
+/// Size of `struct __sk_buff` (linux/bpf.h, 6.x).
+const SK_BUFF_LEN: usize = 192;
+
+/// Offsets in `struct __sk_buff`, checked against /usr/include/linux/bpf.h.
+mod skb {
+    pub const LEN: usize = 0;
+    pub const PKT_TYPE: usize = 4;
+    pub const PROTOCOL: usize = 16;
+    pub const IFINDEX: usize = 40;
+    pub const DATA: usize = 76;
+    pub const DATA_END: usize = 80;
+    pub const DATA_META: usize = 140;
+    pub const WIRE_LEN: usize = 160;
+}
+
+/// Offsets in `struct xdp_md`.
+mod xdp_md {
+    pub const DATA: usize = 0;
+    pub const DATA_END: usize = 4;
+    pub const DATA_META: usize = 8;
+    pub const INGRESS_IFINDEX: usize = 12;
+}
+
+/// The result of one run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunResult {
+    /// The program's `r0` at exit (XDP: 1 drop, 2 pass; TC: 0 ok, 2 shot).
+    pub return_value: u64,
+}
+
+/// What can go wrong creating or running a [`Vm`].
+#[derive(Debug, Error)]
+pub enum VmError {
+    /// rbpf's load-time checks rejected the code.
+    #[error("rbpf rejected the program")]
+    Rejected {
+        /// rbpf's complaint.
+        #[source]
+        source: io::Error,
+    },
+    /// The program is longer than rbpf can jump in.
+    #[error("program has {insns} instructions; rbpf 0.4.1 runs at most {max}")]
+    ProgramTooLong {
+        /// Instruction slots in the program.
+        insns: usize,
+        /// [`MAX_INSNS`].
+        max: usize,
+    },
+    /// A map type the VM does not emulate.
+    #[error("map `{map}` has type {map_type:?}, which the VM does not emulate")]
+    UnsupportedMap {
+        /// The map's name.
+        map: String,
+        /// Its type.
+        map_type: MapType,
+    },
+    /// The maps would take too much memory.
+    #[error("map `{map}` and those before it need more than {max} bytes")]
+    MapsTooLarge {
+        /// The map that went over.
+        map: String,
+        /// The limit.
+        max: usize,
+    },
+    /// Packet memory below 4 GiB could not be mapped.
+    #[error("cannot map packet memory below 4 GiB")]
+    PacketMemory {
+        /// The mmap error.
+        #[source]
+        source: io::Error,
+    },
+    /// The packet is larger than [`MAX_PACKET_LEN`].
+    #[error("packet of {len} bytes is larger than the {max}-byte maximum")]
+    PacketTooLarge {
+        /// The packet's length.
+        len: usize,
+        /// [`MAX_PACKET_LEN`].
+        max: usize,
+    },
+    /// The program failed at run time (out-of-bounds access, unknown helper, ...).
+    #[error("program failed on a {packet_len}-byte packet")]
+    Execution {
+        /// The packet's length.
+        packet_len: usize,
+        /// rbpf's complaint, which names the instruction.
+        #[source]
+        source: io::Error,
+    },
+    /// rbpf panicked (it does on some malformed code); the panic was caught.
+    #[error("rbpf crashed on a {packet_len}-byte packet: {message}")]
+    Crashed {
+        /// The packet's length.
+        packet_len: usize,
+        /// The panic message.
+        message: String,
+    },
+    /// No map has this index.
+    #[error("no map {map_index}: the object has {map_count}")]
+    NoSuchMap {
+        /// The index asked for.
+        map_index: usize,
+        /// How many maps there are.
+        map_count: usize,
+    },
+    /// `map_update` failed.
+    #[error("updating map {map_index} failed with errno {errno}")]
+    MapUpdate {
+        /// The map.
+        map_index: usize,
+        /// The (positive) errno the kernel would give.
+        errno: i64,
+    },
+}
+
+/// An rbpf VM holding one program, its emulated maps and packet memory.
+pub struct Vm<'obj> {
+    object: &'obj BpfObject,
+    rbpf: rbpf::EbpfVmMbuff<'obj>,
+    maps: MapStorage,
+    packet: LowMemory,
+    context: Vec<u8>,
+}
+
+impl<'obj> Vm<'obj> {
+    /// Prepares a VM for `object`: checks the code, allocates maps and packet memory.
+    pub fn new(object: &'obj BpfObject) -> Result<Vm<'obj>, VmError> {
+        if object.insn_count() > MAX_INSNS {
+            return Err(VmError::ProgramTooLong {
+                insns: object.insn_count(),
+                max: MAX_INSNS,
+            });
+        }
+        let mut total = 0usize;
+        for def in &object.maps {
+            if !matches!(
+                def.map_type,
+                MapType::Array | MapType::PercpuArray | MapType::Hash | MapType::PercpuHash
+            ) {
+                return Err(VmError::UnsupportedMap {
+                    map: def.name.clone(),
+                    map_type: def.map_type,
+                });
+            }
+            total = EmulatedMap::bytes_needed(def)
+                .and_then(|n| total.checked_add(n))
+                .filter(|&t| t <= maps::MAX_TOTAL_BYTES)
+                .ok_or_else(|| VmError::MapsTooLarge {
+                    map: def.name.clone(),
+                    max: maps::MAX_TOTAL_BYTES,
+                })?;
+        }
+        let max_key = object.maps.iter().map(|m| m.key_size).max().unwrap_or(0);
+        let max_value = object.maps.iter().map(|m| m.value_size).max().unwrap_or(0);
+        let proven = stack_args::helper_pointers_in_stack(&object.code, max_key, max_value);
+        let maps = MapStorage::new(&object.maps, proven);
+
+        let mut rbpf = rbpf::EbpfVmMbuff::new(Some(&object.code))
+            .map_err(|source| VmError::Rejected { source })?;
+        let helpers: [(u32, rbpf::ebpf::Helper); 4] = [
+            (maps::HELPER_MAP_LOOKUP, maps::helper_map_lookup),
+            (maps::HELPER_MAP_UPDATE, maps::helper_map_update),
+            (maps::HELPER_MAP_DELETE, maps::helper_map_delete),
+            (
+                maps::HELPER_GET_SMP_PROCESSOR_ID,
+                maps::helper_get_smp_processor_id,
+            ),
+        ];
+        for (id, helper) in helpers {
+            rbpf.register_helper(id, helper)
+                .map_err(|source| VmError::Rejected { source })?;
+        }
+        for map in &maps.maps {
+            rbpf.register_allowed_memory(map.allowed_range());
+        }
+        let packet =
+            LowMemory::new(MAX_PACKET_LEN).map_err(|source| VmError::PacketMemory { source })?;
+        let context_len = match object.hook {
+            Hook::Xdp => XDP_MD_LEN,
+            Hook::Tc => SK_BUFF_LEN,
+        };
+        Ok(Vm {
+            object,
+            rbpf,
+            maps,
+            packet,
+            context: vec![0; context_len],
+        })
+    }
+
+    /// The program's hook.
+    pub fn hook(&self) -> Hook {
+        self.object.hook
+    }
+
+    /// Runs the program on one packet. Map contents persist between runs.
+    pub fn run(&mut self, packet: &[u8]) -> Result<RunResult, VmError> {
+        let len = packet.len();
+        if len > MAX_PACKET_LEN {
+            return Err(VmError::PacketTooLarge {
+                len,
+                max: MAX_PACKET_LEN,
+            });
+        }
+        self.packet.bytes_mut()[..len].copy_from_slice(packet);
+        self.fill_context(packet);
+        let _active = self.maps.activate();
+        let mem = &self.packet.bytes()[..len];
+        let rbpf = &self.rbpf;
+        let context = &self.context;
+        match catch_unwind(AssertUnwindSafe(|| rbpf.execute_program(mem, context))) {
+            Ok(Ok(return_value)) => Ok(RunResult { return_value }),
+            Ok(Err(source)) => Err(VmError::Execution {
+                packet_len: len,
+                source,
+            }),
+            Err(panic) => Err(VmError::Crashed {
+                packet_len: len,
+                message: panic_message(panic.as_ref()),
+            }),
+        }
+    }
+
+    fn fill_context(&mut self, packet: &[u8]) {
+        let start = self.packet.address() as u32;
+        let end = start + packet.len() as u32;
+        let ctx = &mut self.context;
+        ctx.fill(0);
+        let mut put = |offset: usize, value: u32| {
+            ctx[offset..offset + 4].copy_from_slice(&value.to_ne_bytes());
+        };
+        match self.object.hook {
+            Hook::Xdp => {
+                put(xdp_md::DATA, start);
+                put(xdp_md::DATA_END, end);
+                put(xdp_md::DATA_META, start);
+                put(xdp_md::INGRESS_IFINDEX, 1);
+            }
+            Hook::Tc => {
+                put(skb::LEN, packet.len() as u32);
+                put(skb::WIRE_LEN, packet.len() as u32);
+                put(skb::PKT_TYPE, pkt_type(packet));
+                // skb->protocol is the ethertype as stored (network order) in a __be16.
+                let protocol = packet.get(12..14).map_or(0, |b| u16::from_ne_bytes([b[0], b[1]]));
+                put(skb::PROTOCOL, u32::from(protocol));
+                put(skb::IFINDEX, 1);
+                put(skb::DATA, start);
+                put(skb::DATA_END, end);
+                put(skb::DATA_META, start);
+            }
+        }
+    }
+
+    fn map(&self, map_index: usize) -> Result<&EmulatedMap, VmError> {
+        self.maps.maps.get(map_index).ok_or(VmError::NoSuchMap {
+            map_index,
+            map_count: self.maps.maps.len(),
+        })
+    }
+
+    /// The values of an array map by key (per-CPU maps: the one CPU's), or of a hash
+    /// map in key order. Each value is `value_size` bytes.
+    pub fn map_values(&self, map_index: usize) -> Result<Vec<Vec<u8>>, VmError> {
+        Ok(self.map_entries(map_index)?.into_iter().map(|(_, v)| v).collect())
+    }
+
+    /// Every present entry of a map as (key, value) bytes, in key order.
+    pub fn map_entries(&self, map_index: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, VmError> {
+        Ok(self.map(map_index)?.entries())
+    }
+
+    /// Sets one entry, like `bpf_map_update_elem(map, key, value, BPF_ANY)`. Key and value
+    /// shorter than the map's sizes are zero-extended; longer ones are cut.
+    pub fn map_update(&mut self, map_index: usize, key: &[u8], value: &[u8]) -> Result<(), VmError> {
+        let map = self.map(map_index)?;
+        let mut key = key.to_vec();
+        key.resize(map.def.key_size as usize, 0);
+        match map.update(&key, value, 0) {
+            0 => Ok(()),
+            err => Err(VmError::MapUpdate {
+                map_index,
+                errno: -err,
+            }),
+        }
+    }
+
+    /// Zeroes every array value and empties every hash map.
+    pub fn reset_maps(&mut self) {
+        self.maps.maps.iter().for_each(EmulatedMap::reset);
+    }
+}
+
+/// `skb->pkt_type` as `eth_type_trans` sets it on a device whose address is all zeros
+/// (the loopback device that `BPF_PROG_TEST_RUN` uses).
+fn pkt_type(packet: &[u8]) -> u32 {
+    const PACKET_HOST: u32 = 0;
+    const PACKET_BROADCAST: u32 = 1;
+    const PACKET_MULTICAST: u32 = 2;
+    const PACKET_OTHERHOST: u32 = 3;
+    match packet.get(..6) {
+        Some(dst) if dst.iter().all(|&b| b == 0xff) => PACKET_BROADCAST,
+        Some(dst) if dst[0] & 1 == 1 => PACKET_MULTICAST,
+        Some(dst) if dst.iter().all(|&b| b == 0) => PACKET_HOST,
+        Some(_) => PACKET_OTHERHOST,
+        None => PACKET_HOST,
+    }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic".to_string()
+    }
+}
