@@ -1,2 +1,47 @@
-//! `pfc`: the command-line front of the packet-filter compiler.
-fn main() {}
+//! `pfc`: the command line of the packet-filter compiler. Thin wiring: it reads files,
+//! calls the compiler and the runtime, and renders what they return.
+
+mod commands;
+mod report;
+mod source;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// The packet-filter compiler: declarative rules to eBPF, without clang.
+#[derive(Parser)]
+#[command(name = "pfc", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Parse and type-check rule files; print every diagnostic.
+    Check {
+        /// Rule files (`.pf`).
+        #[arg(required = true)]
+        files: Vec<std::path::PathBuf>,
+        /// Output format of the diagnostics.
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+    },
+}
+
+/// How diagnostics are printed.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    /// For people: source excerpts with labels (codespan-reporting).
+    Human,
+    /// For editors and CI: one JSON array of diagnostics with file, line and column.
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check { files, format } => commands::check::run(&files, format),
+    }
+}

@@ -20,3 +20,16 @@ pub mod fields;
 pub mod packet;
 pub mod program;
 pub mod syntax;
+
+use diagnostic::Diagnostic;
+use program::Program;
+
+/// Parses and checks a rule file: the front end in one call. The program is returned
+/// only when there were no errors; warnings come with it.
+pub fn check_source(source: &str) -> (Option<Program>, Vec<Diagnostic>) {
+    let (file, mut diagnostics) = syntax::parse(source);
+    let (program, check_diagnostics) = check::check(&file);
+    diagnostics.extend(check_diagnostics);
+    let program = if diagnostic::has_errors(&diagnostics) { None } else { program };
+    (program, diagnostics)
+}

@@ -1,1 +1,274 @@
-//! Placeholder.
+//! Type checking: an [`ast::File`] in, a resolved [`Program`] and diagnostics out.
+//!
+//! The checker resolves every name, types every literal against the field it is
+//! compared with, expands `ip.*`/`l4.*` into concrete per-protocol fields, turns every
+//! set into intervals, and then runs the lints (unreachable rules, conditions that can
+//! never hold). It reports every problem it finds; the program is returned only when
+//! none of them is an error.
+
+mod conditions;
+mod lints;
+pub mod names;
+mod values;
+
+use std::collections::HashMap;
+
+use crate::diagnostic::{has_errors, Code, Diagnostic, Span};
+use crate::program::{Hook, Program, Rule, SetId, ValueSet, Verdict};
+use crate::syntax::ast::{self, Ident, Literal, Statement};
+use values::Element;
+
+pub use lints::{CONTRADICTION, UNREACHABLE};
+pub use values::REVERSED_RANGE;
+
+/// E0003: a field name that does not exist.
+pub const UNKNOWN_FIELD: Code = Code("E0003");
+/// E0004: a value of the wrong type for where it is used.
+pub const TYPE_MISMATCH: Code = Code("E0004");
+/// E0005: a literal out of range for its field (also used for malformed literals).
+pub const OUT_OF_RANGE: Code = crate::syntax::BAD_LITERAL;
+/// E0007: a name that is not a set, constant or known value.
+pub const UNKNOWN_NAME: Code = Code("E0007");
+/// E0008: a set whose element type does not fit the field it is used with.
+pub const SET_TYPE: Code = Code("E0008");
+/// E0009: two rules, or two sets/constants, with one name.
+pub const DUPLICATE_NAME: Code = Code("E0009");
+/// E0010: a set with no elements.
+pub const EMPTY_SET: Code = Code("E0010");
+/// E0011: no `default` statement.
+pub const MISSING_DEFAULT: Code = Code("E0011");
+/// E0012: a second `default` or `hook` statement.
+pub const DUPLICATE_STATEMENT: Code = Code("E0012");
+/// E0013: a hook pfc does not know.
+pub const UNKNOWN_HOOK: Code = Code("E0013");
+/// E0014: a verdict other than `pass` and `drop`.
+pub const UNKNOWN_VERDICT: Code = Code("E0014");
+/// E0015: an operator that the field's type does not support.
+pub const BAD_OPERATOR: Code = Code("E0015");
+/// E0016: a language feature this version does not compile yet.
+pub const UNSUPPORTED: Code = Code("E0016");
+
+/// Checks a parsed file. Returns the program when there were no errors.
+pub fn check(file: &ast::File) -> (Option<Program>, Vec<Diagnostic>) {
+    let mut checker = Checker::default();
+    checker.declarations(file);
+    let hook = checker.hook.map(|(hook, _)| hook).unwrap_or(Hook::Xdp);
+    let rules = checker.rules(file);
+    let default = checker.default_verdict(file);
+    let program = Program { hook, default: default.unwrap_or(Verdict::Pass), rules, sets: checker.program_sets };
+    let mut diagnostics = checker.diagnostics;
+    diagnostics.extend(lints::lint(&program));
+    if has_errors(&diagnostics) || default.is_none() {
+        (None, diagnostics)
+    } else {
+        (Some(program), diagnostics)
+    }
+}
+
+/// A declared `set`.
+struct DeclaredSet {
+    elements: Vec<Element>,
+    span: Span,
+}
+
+/// A declared `const`.
+struct DeclaredConst {
+    value: Literal,
+    span: Span,
+}
+
+#[derive(Default)]
+struct Checker {
+    diagnostics: Vec<Diagnostic>,
+    hook: Option<(Hook, Span)>,
+    consts: HashMap<String, DeclaredConst>,
+    sets: HashMap<String, DeclaredSet>,
+    program_sets: Vec<ValueSet>,
+    set_ids: HashMap<ValueSet, SetId>,
+}
+
+impl Checker {
+    /// First pass: hook, constants and sets, so that rules may use names declared later.
+    fn declarations(&mut self, file: &ast::File) {
+        for statement in &file.statements {
+            match statement {
+                Statement::Hook { words, span } => self.hook_statement(words, *span),
+                Statement::Const { name, value, span } => {
+                    if self.name_is_free(name) {
+                        self.consts.insert(name.text.clone(), DeclaredConst { value: value.clone(), span: *span });
+                    }
+                }
+                _ => {}
+            }
+        }
+        for statement in &file.statements {
+            if let Statement::Set { name, element_type, elements, body_span, span } = statement {
+                self.set_statement(name, element_type, elements, *body_span, *span);
+            }
+        }
+    }
+
+    fn hook_statement(&mut self, words: &[Ident], span: Span) {
+        let text: Vec<&str> = words.iter().map(|word| word.text.as_str()).collect();
+        let hook = match text.as_slice() {
+            ["xdp"] => Hook::Xdp,
+            ["tc", "ingress"] => Hook::TcIngress,
+            ["tc", "egress"] => Hook::TcEgress,
+            _ => {
+                let place = words.first().map(|word| word.span.to(words[words.len() - 1].span)).unwrap_or(span);
+                self.diagnostics.push(
+                    Diagnostic::error(UNKNOWN_HOOK, format!("unknown hook `{}`", text.join(" ")), place, "not a hook")
+                        .with_note("hooks are `xdp`, `tc ingress` and `tc egress`"),
+                );
+                return;
+            }
+        };
+        if let Some((_, first)) = self.hook {
+            self.diagnostics.push(
+                Diagnostic::error(DUPLICATE_STATEMENT, "more than one `hook` statement", span, "second hook")
+                    .with_label(first, "first hook here"),
+            );
+        } else {
+            self.hook = Some((hook, span));
+        }
+    }
+
+    fn set_statement(&mut self, name: &Ident, element_type: &Ident, elements: &[Literal], body: Span, span: Span) {
+        if !self.name_is_free(name) {
+            return;
+        }
+        let Some((kinds, named)) = names::set_element_type(&element_type.text) else {
+            let mut diagnostic = Diagnostic::error(
+                SET_TYPE,
+                format!("unknown set element type `{}`", element_type.text),
+                element_type.span,
+                "not an element type",
+            )
+            .with_note(format!("element types are {}", names::SET_ELEMENT_TYPES.join(", ")));
+            if let Some(suggestion) = names::suggest(&element_type.text, names::SET_ELEMENT_TYPES.iter().copied()) {
+                diagnostic = diagnostic.with_note(format!("did you mean `{suggestion}`?"));
+            }
+            self.diagnostics.push(diagnostic);
+            return;
+        };
+        if elements.is_empty() {
+            self.diagnostics.push(
+                Diagnostic::error(EMPTY_SET, format!("set `{}` is empty", name.text), body, "no elements")
+                    .with_note("a rule testing membership in an empty set could never match"),
+            );
+            return;
+        }
+        let mut resolved = Vec::with_capacity(elements.len());
+        for literal in elements {
+            let Some(element) = self.element(literal, named) else { continue };
+            let fits = kinds.iter().find(|kind| element.low.matches(**kind));
+            match fits {
+                Some(kind) if element.high.raw() <= kind.max() => resolved.push(element),
+                Some(kind) => self.diagnostics.push(Diagnostic::error(
+                    OUT_OF_RANGE,
+                    format!("{} is too large for a set of {}", element.high.raw(), element_type.text),
+                    literal.span,
+                    format!("{} values are at most {}", element_type.text, kind.max()),
+                )),
+                None => self.diagnostics.push(Diagnostic::error(
+                    SET_TYPE,
+                    format!("set `{}` holds {} values, but this is {}", name.text, element_type.text, element.low.describe()),
+                    literal.span,
+                    "wrong element type",
+                )),
+            }
+        }
+        self.sets.insert(name.text.clone(), DeclaredSet { elements: resolved, span });
+    }
+
+    /// Whether `name` is not yet taken by a set or constant; reports it if it is.
+    fn name_is_free(&mut self, name: &Ident) -> bool {
+        let earlier = self.consts.get(&name.text).map(|c| c.span).or(self.sets.get(&name.text).map(|s| s.span));
+        match earlier {
+            Some(first) => {
+                self.diagnostics.push(
+                    Diagnostic::error(DUPLICATE_NAME, format!("`{}` is declared twice", name.text), name.span, "redeclared")
+                        .with_label(first, "first declared here"),
+                );
+                false
+            }
+            None => true,
+        }
+    }
+
+    fn default_verdict(&mut self, file: &ast::File) -> Option<Verdict> {
+        let mut found: Option<(Verdict, Span)> = None;
+        for statement in &file.statements {
+            let Statement::Default { verdict, span } = statement else { continue };
+            let Some(value) = self.verdict(verdict) else { continue };
+            match found {
+                Some((_, first)) => self.diagnostics.push(
+                    Diagnostic::error(DUPLICATE_STATEMENT, "more than one `default` statement", *span, "second default")
+                        .with_label(first, "first default here"),
+                ),
+                None => found = Some((value, *span)),
+            }
+        }
+        let has_default_statement = file.statements.iter().any(|s| matches!(s, Statement::Default { .. }));
+        if found.is_none() && !has_default_statement {
+            self.diagnostics.push(
+                Diagnostic::error(MISSING_DEFAULT, "no `default` verdict", Span::default(), "the file has no `default` statement")
+                    .with_note("add `default pass` or `default drop`: the verdict for packets no rule matches"),
+            );
+        }
+        found.map(|(verdict, _)| verdict)
+    }
+
+    fn verdict(&mut self, word: &Ident) -> Option<Verdict> {
+        match word.text.as_str() {
+            "pass" => Some(Verdict::Pass),
+            "drop" => Some(Verdict::Drop),
+            other => {
+                let mut diagnostic =
+                    Diagnostic::error(UNKNOWN_VERDICT, format!("unknown verdict `{other}`"), word.span, "not a verdict")
+                        .with_note("verdicts are `pass` and `drop`");
+                if let Some(suggestion) = names::suggest(other, ["pass", "drop"]) {
+                    diagnostic = diagnostic.with_note(format!("did you mean `{suggestion}`?"));
+                }
+                self.diagnostics.push(diagnostic);
+                None
+            }
+        }
+    }
+
+    fn rules(&mut self, file: &ast::File) -> Vec<Rule> {
+        let mut rules = Vec::new();
+        let mut seen: HashMap<&str, Span> = HashMap::new();
+        for statement in &file.statements {
+            let Statement::Rule { name, verdict, condition, span } = statement else { continue };
+            if let Some(first) = seen.get(name.text.as_str()) {
+                self.diagnostics.push(
+                    Diagnostic::error(DUPLICATE_NAME, format!("rule `{}` is defined twice", name.text), name.span, "redefined")
+                        .with_label(*first, "first defined here"),
+                );
+            } else {
+                seen.insert(&name.text, *span);
+            }
+            let verdict = self.verdict(verdict);
+            let condition = match condition {
+                Some(expr) => self.condition(expr),
+                None => Some(crate::program::Cond::True),
+            };
+            if let (Some(verdict), Some(condition)) = (verdict, condition) {
+                rules.push(Rule { name: name.text.clone(), verdict, condition, span: *span });
+            }
+        }
+        rules
+    }
+
+    /// Interns a set of intervals, returning its id.
+    fn intern_set(&mut self, set: ValueSet) -> SetId {
+        if let Some(id) = self.set_ids.get(&set) {
+            return *id;
+        }
+        let id = SetId(self.program_sets.len() as u32);
+        self.program_sets.push(set.clone());
+        self.set_ids.insert(set, id);
+        id
+    }
+}

@@ -1,1 +1,136 @@
-//! Placeholder.
+//! Parsing: rule-file text in, an owned [`ast::File`] and syntax diagnostics out.
+//!
+//! The file is cut into statements at every line that starts with a statement keyword
+//! (`hook default set const rule`); each statement is parsed on its own, so one syntax
+//! error does not hide the next. Before pest sees a statement its nesting depth is
+//! measured and a statement nested deeper than [`MAX_NESTING`] is refused with a
+//! diagnostic: the parser and every later stage recurse over expressions, and this is
+//! what keeps them off the end of the stack.
+//!
+//! **Invariant:** pest types never leave this module (see `lower`).
+
+pub mod ast;
+mod literal;
+pub use literal::BAD_LITERAL;
+mod lower;
+
+use crate::diagnostic::{Code, Diagnostic, Span};
+
+/// How deeply parentheses and `not`s may nest in one statement.
+pub const MAX_NESTING: usize = 64;
+
+/// E0001: the text is not valid rule-file syntax.
+pub const SYNTAX_ERROR: Code = Code("E0001");
+/// E0002: an expression nests deeper than [`MAX_NESTING`].
+pub const TOO_DEEP: Code = Code("E0002");
+
+/// Parses a whole rule file, collecting every syntax error.
+pub fn parse(source: &str) -> (ast::File, Vec<Diagnostic>) {
+    let mut file = ast::File::default();
+    let mut diagnostics = Vec::new();
+    for chunk in statement_chunks(source) {
+        let text = &source[chunk.clone()];
+        if let Some(span) = too_deep(text, chunk.start) {
+            diagnostics.push(
+                Diagnostic::error(TOO_DEEP, "expression nested too deeply", span, "nesting passes the limit here")
+                    .with_note(format!("pfc accepts at most {MAX_NESTING} nested parentheses or `not`s in one rule")),
+            );
+            continue;
+        }
+        match lower::parse_statement(text, chunk.start, &mut diagnostics) {
+            Some(statement) => file.statements.push(statement),
+            None => continue,
+        }
+    }
+    (file, diagnostics)
+}
+
+/// Byte ranges of the statements: each starts at a line whose first word is a
+/// statement keyword and runs to the next such line. Text before the first keyword
+/// that is not blank or a comment becomes a chunk of its own (and a syntax error).
+fn statement_chunks(source: &str) -> Vec<std::ops::Range<usize>> {
+    let mut starts = Vec::new();
+    let mut line_start = 0;
+    let mut leading_text = None;
+    for line in source.split_inclusive('\n') {
+        let trimmed = line.trim_start_matches([' ', '\t', '\r', '\u{0C}']);
+        let word_offset = line_start + (line.len() - trimmed.len());
+        if starts_with_keyword(trimmed) {
+            starts.push(word_offset);
+        } else if starts.is_empty() && leading_text.is_none() && !is_blank_or_comment(trimmed) {
+            leading_text = Some(word_offset);
+        }
+        line_start += line.len();
+    }
+    if let Some(start) = leading_text {
+        starts.insert(0, start);
+    }
+    let mut chunks = Vec::with_capacity(starts.len());
+    for (index, &start) in starts.iter().enumerate() {
+        let end = starts.get(index + 1).copied().unwrap_or(source.len());
+        chunks.push(start..end);
+    }
+    chunks
+}
+
+fn starts_with_keyword(line: &str) -> bool {
+    ["hook", "default", "set", "const", "rule"].iter().any(|keyword| {
+        line.strip_prefix(keyword)
+            .is_some_and(|rest| !rest.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+    })
+}
+
+fn is_blank_or_comment(line: &str) -> bool {
+    let line = line.trim();
+    line.is_empty() || line.starts_with('#')
+}
+
+/// Finds the first place where parentheses plus stacked `not`s nest deeper than the
+/// limit. Counting is conservative: `not`s are counted until the next word that is
+/// not `not`.
+fn too_deep(text: &str, base: usize) -> Option<Span> {
+    let bytes = text.as_bytes();
+    let mut parens = 0usize;
+    let mut nots = 0usize;
+    let mut index = 0;
+    while index < bytes.len() {
+        let byte = bytes[index];
+        match byte {
+            b'#' => {
+                while index < bytes.len() && bytes[index] != b'\n' {
+                    index += 1;
+                }
+                continue;
+            }
+            b'"' => {
+                index += 1;
+                while index < bytes.len() && bytes[index] != b'"' && bytes[index] != b'\n' {
+                    index += if bytes[index] == b'\\' { 2 } else { 1 };
+                }
+            }
+            b'(' => parens += 1,
+            b')' => parens = parens.saturating_sub(1),
+            b if b.is_ascii_alphanumeric() || b == b'_' => {
+                let start = index;
+                while index < bytes.len() && (bytes[index].is_ascii_alphanumeric() || b"_-.:".contains(&bytes[index])) {
+                    index += 1;
+                }
+                if &text[start..index] == "not" {
+                    nots += 1;
+                } else {
+                    nots = 0;
+                }
+                if parens + nots > MAX_NESTING {
+                    return Some(Span::new(base + start, base + index));
+                }
+                continue;
+            }
+            _ => {}
+        }
+        if parens + nots > MAX_NESTING {
+            return Some(Span::new(base + index, base + index + 1));
+        }
+        index += 1;
+    }
+    None
+}

@@ -1,0 +1,212 @@
+//! Literal resolution: AST literals in, typed scalars and intervals out.
+//!
+//! Names are looked up first among the file's constants, then among the named values
+//! of the context (`syn` for `tcp.flags`, `ssh` for a port).
+
+use super::{Checker, TYPE_MISMATCH, UNKNOWN_NAME};
+use crate::diagnostic::{Diagnostic, Span};
+use crate::fields::ValueKind;
+use crate::syntax::ast::{Literal, LiteralKind};
+
+/// E0006: a range whose low end is above its high end.
+pub const REVERSED_RANGE: crate::diagnostic::Code = crate::diagnostic::Code("E0006");
+
+/// How deeply constants may refer to other constants.
+const MAX_CONST_CHAIN: usize = 16;
+
+/// A single resolved value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scalar {
+    /// A number.
+    Int(u128),
+    /// An IPv4 address.
+    Ipv4(u32),
+    /// An IPv6 address.
+    Ipv6(u128),
+    /// A MAC address.
+    Mac(u64),
+}
+
+impl Scalar {
+    /// The value kind family of this scalar, for matching against fields.
+    pub fn matches(self, kind: ValueKind) -> bool {
+        matches!(
+            (self, kind),
+            (Scalar::Int(_), ValueKind::Uint(_))
+                | (Scalar::Ipv4(_), ValueKind::Ipv4)
+                | (Scalar::Ipv6(_), ValueKind::Ipv6)
+                | (Scalar::Mac(_), ValueKind::Mac)
+        )
+    }
+
+    /// The value as a number.
+    pub fn raw(self) -> u128 {
+        match self {
+            Scalar::Int(value) | Scalar::Ipv6(value) => value,
+            Scalar::Ipv4(value) => value as u128,
+            Scalar::Mac(value) => value as u128,
+        }
+    }
+
+    /// What the value is, for messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Scalar::Int(_) => "a number",
+            Scalar::Ipv4(_) => "an IPv4 address",
+            Scalar::Ipv6(_) => "an IPv6 address",
+            Scalar::Mac(_) => "a MAC address",
+        }
+    }
+}
+
+/// A set element: an interval of values of one kind (single values have low == high).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Element {
+    /// Low end, inclusive.
+    pub low: Scalar,
+    /// High end, inclusive (same kind as `low`).
+    pub high: Scalar,
+    /// Where the element was written.
+    pub span: Span,
+}
+
+impl Checker {
+    /// Resolves a literal that must be one value.
+    pub(super) fn scalar(&mut self, literal: &Literal, named: &[(&str, u128)]) -> Option<Scalar> {
+        self.scalar_at_depth(literal, named, 0)
+    }
+
+    fn scalar_at_depth(&mut self, literal: &Literal, named: &[(&str, u128)], depth: usize) -> Option<Scalar> {
+        match &literal.kind {
+            LiteralKind::Number(value) => Some(Scalar::Int(*value)),
+            LiteralKind::Ipv4(value) => Some(Scalar::Ipv4(*value)),
+            LiteralKind::Ipv6(value) => Some(Scalar::Ipv6(*value)),
+            LiteralKind::Mac(value) => Some(Scalar::Mac(*value)),
+            LiteralKind::Invalid => None,
+            LiteralKind::Name(name) => {
+                let constant = self.resolve_name(name, literal.span, named, depth)?;
+                match constant {
+                    Resolved::Named(value) => Some(Scalar::Int(value)),
+                    Resolved::Literal(literal) => self.scalar_at_depth(&literal, named, depth + 1),
+                }
+            }
+            LiteralKind::Prefix(..) | LiteralKind::Range(..) => {
+                self.diagnostics.push(
+                    Diagnostic::error(TYPE_MISMATCH, "expected a single value", literal.span, "this is a set of values")
+                        .with_note("to test membership in a prefix or range, write `FIELD in PREFIX`"),
+                );
+                None
+            }
+        }
+    }
+
+    /// Resolves a literal that may be a value, a prefix or a range.
+    pub(super) fn element(&mut self, literal: &Literal, named: &[(&str, u128)]) -> Option<Element> {
+        self.element_at_depth(literal, named, 0)
+    }
+
+    fn element_at_depth(&mut self, literal: &Literal, named: &[(&str, u128)], depth: usize) -> Option<Element> {
+        let span = literal.span;
+        match &literal.kind {
+            LiteralKind::Prefix(address, length) => {
+                let address = self.scalar_at_depth(address, named, depth + 1)?;
+                let (bits, low) = match address {
+                    Scalar::Ipv4(value) => (32, value as u128),
+                    Scalar::Ipv6(value) => (128, value),
+                    _ => {
+                        self.diagnostics.push(Diagnostic::error(
+                            TYPE_MISMATCH,
+                            "prefixes need an IPv4 or IPv6 address",
+                            span,
+                            format!("this is {}", address.describe()),
+                        ));
+                        return None;
+                    }
+                };
+                let host_bits = bits - length;
+                let host_mask = if host_bits == 128 { u128::MAX } else { (1u128 << host_bits) - 1 };
+                let (low, high) = (low & !host_mask, low | host_mask);
+                let rebuild = |value: u128| match address {
+                    Scalar::Ipv4(_) => Scalar::Ipv4(value as u32),
+                    _ => Scalar::Ipv6(value),
+                };
+                Some(Element { low: rebuild(low), high: rebuild(high), span })
+            }
+            LiteralKind::Range(low, high) => {
+                let low = self.scalar_at_depth(low, named, depth + 1)?;
+                let high = self.scalar_at_depth(high, named, depth + 1)?;
+                if std::mem::discriminant(&low) != std::mem::discriminant(&high) {
+                    self.diagnostics.push(Diagnostic::error(
+                        TYPE_MISMATCH,
+                        "both ends of a range must be of one kind",
+                        span,
+                        format!("{} .. {}", low.describe(), high.describe()),
+                    ));
+                    return None;
+                }
+                if low.raw() > high.raw() {
+                    self.diagnostics.push(
+                        Diagnostic::error(REVERSED_RANGE, "range is reversed", span, "the low end is above the high end")
+                            .with_note("write the smaller value first, e.g. `1024..2048`"),
+                    );
+                    return None;
+                }
+                Some(Element { low, high, span })
+            }
+            LiteralKind::Name(name) => match self.resolve_name(name, span, named, depth)? {
+                Resolved::Named(value) => Some(Element { low: Scalar::Int(value), high: Scalar::Int(value), span }),
+                Resolved::Literal(literal) => {
+                    let element = self.element_at_depth(&literal, named, depth + 1)?;
+                    Some(Element { span, ..element })
+                }
+            },
+            _ => {
+                let value = self.scalar_at_depth(literal, named, depth)?;
+                Some(Element { low: value, high: value, span })
+            }
+        }
+    }
+
+    /// Looks a name up: constants of the file first, then the context's named values.
+    fn resolve_name(&mut self, name: &str, span: Span, named: &[(&str, u128)], depth: usize) -> Option<Resolved> {
+        if let Some(literal) = self.consts.get(name).map(|constant| constant.value.clone()) {
+            if depth >= MAX_CONST_CHAIN {
+                self.diagnostics.push(Diagnostic::error(
+                    UNKNOWN_NAME,
+                    format!("constant `{name}` refers to itself"),
+                    span,
+                    "the chain of constants loops",
+                ));
+                return None;
+            }
+            return Some(Resolved::Literal(literal));
+        }
+        if let Some((_, value)) = named.iter().find(|(candidate, _)| *candidate == name) {
+            return Some(Resolved::Named(*value));
+        }
+        if self.sets.contains_key(name) {
+            self.diagnostics.push(
+                Diagnostic::error(TYPE_MISMATCH, format!("`{name}` is a set, not a value"), span, "a set")
+                    .with_note(format!("test membership with `FIELD in {name}`")),
+            );
+            return None;
+        }
+        let candidates: Vec<&str> =
+            self.consts.keys().map(String::as_str).chain(named.iter().map(|(candidate, _)| *candidate)).collect();
+        let mut diagnostic =
+            Diagnostic::error(UNKNOWN_NAME, format!("unknown name `{name}`"), span, "not a constant or a known value");
+        if let Some(suggestion) = super::names::suggest(name, candidates.iter().copied()) {
+            diagnostic = diagnostic.with_note(format!("did you mean `{suggestion}`?"));
+        } else if !named.is_empty() {
+            let known: Vec<&str> = named.iter().map(|(candidate, _)| *candidate).take(16).collect();
+            diagnostic = diagnostic.with_note(format!("known values here: {}", known.join(", ")));
+        }
+        self.diagnostics.push(diagnostic);
+        None
+    }
+}
+
+enum Resolved {
+    Named(u128),
+    Literal(Literal),
+}

@@ -1,0 +1,193 @@
+//! The owned syntax tree of a rule file: output of parsing, input of `check`.
+//!
+//! It mirrors what was written, names unresolved, every node with its span. Literals are
+//! already decoded into numbers and addresses (malformed ones were reported while
+//! parsing and appear as [`LiteralKind::Invalid`]).
+
+use crate::diagnostic::Span;
+use crate::program::CmpOp;
+
+/// A whole rule file.
+#[derive(Clone, Debug, Default)]
+pub struct File {
+    /// Statements in source order (those that failed to parse are left out).
+    pub statements: Vec<Statement>,
+}
+
+/// A name as written, with its place.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ident {
+    /// The text of the name.
+    pub text: String,
+    /// Where it is.
+    pub span: Span,
+}
+
+/// One top-level statement.
+#[derive(Clone, Debug)]
+pub enum Statement {
+    /// `hook xdp`, `hook tc ingress`.
+    Hook {
+        /// The words after `hook`.
+        words: Vec<Ident>,
+        /// The whole statement.
+        span: Span,
+    },
+    /// `default pass`.
+    Default {
+        /// The verdict word.
+        verdict: Ident,
+        /// The whole statement.
+        span: Span,
+    },
+    /// `set NAME: TYPE = { ... }`.
+    Set {
+        /// The set's name.
+        name: Ident,
+        /// The declared element type.
+        element_type: Ident,
+        /// The elements.
+        elements: Vec<Literal>,
+        /// The braces and what is between them.
+        body_span: Span,
+        /// The whole statement.
+        span: Span,
+    },
+    /// `const NAME = literal`.
+    Const {
+        /// The constant's name.
+        name: Ident,
+        /// Its value.
+        value: Literal,
+        /// The whole statement.
+        span: Span,
+    },
+    /// `rule NAME: VERDICT [if EXPR]`.
+    Rule {
+        /// The rule's name.
+        name: Ident,
+        /// The verdict word.
+        verdict: Ident,
+        /// The condition, if any.
+        condition: Option<Expr>,
+        /// The whole statement.
+        span: Span,
+    },
+}
+
+/// A boolean expression.
+#[derive(Clone, Debug)]
+pub enum Expr {
+    /// `a or b or ...`.
+    Or(Vec<Expr>, Span),
+    /// `a and b and ...`.
+    And(Vec<Expr>, Span),
+    /// `not a`.
+    Not(Box<Expr>, Span),
+    /// A field test or a bare protocol/flag.
+    Test(TestExpr),
+    /// `pcap "..."`: the string's contents and the span of the whole atom.
+    Pcap(String, Span),
+}
+
+impl Expr {
+    /// The span of the whole expression.
+    pub fn span(&self) -> Span {
+        match self {
+            Expr::Or(_, span) | Expr::And(_, span) | Expr::Not(_, span) | Expr::Pcap(_, span) => *span,
+            Expr::Test(test) => test.span,
+        }
+    }
+}
+
+/// `path [& mask] [OP value | [not] in set]`.
+#[derive(Clone, Debug)]
+pub struct TestExpr {
+    /// `tcp.dport`, `ip.src`, or a bare word such as `tcp`.
+    pub path: Ident,
+    /// `& MASK`.
+    pub mask: Option<Value>,
+    /// What the field is compared with; `None` for a bare test.
+    pub comparison: Option<Comparison>,
+    /// The whole test.
+    pub span: Span,
+}
+
+/// The right-hand side of a test.
+#[derive(Clone, Debug)]
+pub enum Comparison {
+    /// `OP value`.
+    Cmp {
+        /// The operator.
+        op: CmpOp,
+        /// Where the operator is.
+        op_span: Span,
+        /// The value.
+        value: Value,
+    },
+    /// `[not] in SET`.
+    In {
+        /// `not in`.
+        negated: bool,
+        /// The set.
+        set: SetRef,
+    },
+}
+
+/// What follows `in`.
+#[derive(Clone, Debug)]
+pub enum SetRef {
+    /// `{ a, b, c }`.
+    Inline(Vec<Literal>, Span),
+    /// A name, a prefix or a range.
+    Literal(Literal),
+}
+
+/// A value: a literal or a `|` union of values (`syn | ack`).
+#[derive(Clone, Debug)]
+pub enum Value {
+    /// One literal.
+    Literal(Literal),
+    /// `a | b | ...`.
+    Union(Vec<Value>, Span),
+}
+
+impl Value {
+    /// The span of the whole value.
+    pub fn span(&self) -> Span {
+        match self {
+            Value::Literal(literal) => literal.span,
+            Value::Union(_, span) => *span,
+        }
+    }
+}
+
+/// A literal with its place.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Literal {
+    /// What it is.
+    pub kind: LiteralKind,
+    /// Where.
+    pub span: Span,
+}
+
+/// Decoded literal forms.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LiteralKind {
+    /// A decimal or hex number.
+    Number(u128),
+    /// A dotted IPv4 address.
+    Ipv4(u32),
+    /// An IPv6 address.
+    Ipv6(u128),
+    /// A MAC address `aa:bb:cc:dd:ee:ff`.
+    Mac(u64),
+    /// A name: a set, a constant or a named value such as `syn`.
+    Name(String),
+    /// `address/len`.
+    Prefix(Box<Literal>, u32),
+    /// `low..high`.
+    Range(Box<Literal>, Box<Literal>),
+    /// Malformed; already reported.
+    Invalid,
+}

@@ -1,0 +1,363 @@
+//! Parse-tree lowering: one statement's text in, an owned [`ast::Statement`] out.
+//!
+//! This is the only file that sees pest types. Spans are shifted by the statement's
+//! offset in the file so they point into the whole source.
+
+use pest::iterators::Pair;
+use pest::Parser;
+
+use super::ast::{Comparison, Expr, Ident, Literal, LiteralKind, SetRef, Statement, TestExpr, Value};
+use super::literal;
+use super::SYNTAX_ERROR;
+use crate::diagnostic::{Diagnostic, Span};
+use crate::program::CmpOp;
+
+#[derive(pest_derive::Parser)]
+#[grammar = "../../grammar/pfc.pest"]
+struct RuleParser;
+
+/// Parses one statement; on a syntax error pushes a diagnostic and returns `None`.
+pub fn parse_statement(text: &str, offset: usize, diagnostics: &mut Vec<Diagnostic>) -> Option<Statement> {
+    match RuleParser::parse(Rule::statement_text, text) {
+        Ok(mut pairs) => {
+            let statement_text = pairs.next()?;
+            let statement = statement_text.into_inner().next()?;
+            let mut lowerer = Lowerer { offset, diagnostics };
+            Some(lowerer.statement(statement))
+        }
+        Err(error) => {
+            diagnostics.push(syntax_diagnostic(&error, text, offset));
+            None
+        }
+    }
+}
+
+fn syntax_diagnostic(error: &pest::error::Error<Rule>, text: &str, offset: usize) -> Diagnostic {
+    let position = match error.location {
+        pest::error::InputLocation::Pos(position) => position,
+        pest::error::InputLocation::Span((start, _)) => start,
+    };
+    let found = describe_found(text, position);
+    let end = (position + found.len().max(1)).min(text.len()).max(position);
+    let span = Span::new(offset + position, offset + end);
+    let expected = match &error.variant {
+        pest::error::ErrorVariant::ParsingError { positives, .. } => describe_expected(positives),
+        pest::error::ErrorVariant::CustomError { message } => message.clone(),
+    };
+    let found_text = if found.is_empty() { "the end of the statement".to_string() } else { format!("`{found}`") };
+    Diagnostic::error(SYNTAX_ERROR, format!("expected {expected}, found {found_text}"), span, format!("expected {expected}"))
+}
+
+fn describe_found(text: &str, position: usize) -> &str {
+    let rest = text.get(position..).unwrap_or("");
+    let rest = rest.split(['\n', '\r']).next().unwrap_or("");
+    let end = rest
+        .char_indices()
+        .find(|&(index, c)| index > 0 && (c.is_whitespace() || "(){},".contains(c)))
+        .map(|(index, _)| index)
+        .unwrap_or(rest.len());
+    &rest[..end]
+}
+
+fn describe_expected(rules: &[Rule]) -> String {
+    let mut names: Vec<&str> = rules.iter().map(|rule| rule_description(*rule)).collect();
+    names.sort_unstable();
+    names.dedup();
+    match names.len() {
+        0 => "something else".to_string(),
+        1 => names[0].to_string(),
+        _ => {
+            let last = names.pop().unwrap_or_default();
+            format!("{} or {last}", names.join(", "))
+        }
+    }
+}
+
+fn rule_description(rule: Rule) -> &'static str {
+    match rule {
+        Rule::kw_hook | Rule::kw_default | Rule::kw_set | Rule::kw_const | Rule::kw_rule | Rule::statement => {
+            "a statement (`hook`, `default`, `set`, `const` or `rule`)"
+        }
+        Rule::kw_if => "`if`",
+        Rule::kw_and | Rule::kw_or => "`and` or `or`",
+        Rule::kw_not | Rule::not_op | Rule::not_in => "`not`",
+        Rule::kw_in | Rule::membership => "`in`",
+        Rule::kw_pcap | Rule::pcap_atom => "`pcap`",
+        Rule::ident | Rule::field_path => "a name",
+        Rule::cmp_op | Rule::comparison => "a comparison (`==`, `!=`, `<`, `<=`, `>`, `>=`)",
+        Rule::expr | Rule::conjunction | Rule::negation | Rule::test | Rule::operand => "a condition",
+        Rule::value | Rule::literal | Rule::prefix | Rule::range | Rule::number | Rule::ipv4 | Rule::colon_address => {
+            "a value"
+        }
+        Rule::set_body | Rule::set_ref => "a set `{ ... }`",
+        Rule::string | Rule::string_body => "a quoted string",
+        Rule::EOI => "the end of the statement",
+        _ => "something else",
+    }
+}
+
+struct Lowerer<'d> {
+    offset: usize,
+    diagnostics: &'d mut Vec<Diagnostic>,
+}
+
+impl Lowerer<'_> {
+    fn span(&self, pair: &Pair<Rule>) -> Span {
+        let span = pair.as_span();
+        Span::new(self.offset + span.start(), self.offset + span.end())
+    }
+
+    fn ident(&self, pair: Pair<Rule>) -> Ident {
+        Ident { text: pair.as_str().to_string(), span: self.span(&pair) }
+    }
+
+    fn statement(&mut self, pair: Pair<Rule>) -> Statement {
+        let span = self.span(&pair);
+        let kind = pair.as_rule();
+        let mut inner = pair.into_inner().filter(|pair| !is_keyword(pair.as_rule()));
+        match kind {
+            Rule::hook_stmt => Statement::Hook { words: inner.map(|pair| self.ident(pair)).collect(), span },
+            Rule::default_stmt => {
+                let verdict = inner.next().map(|pair| self.ident(pair)).unwrap_or_else(|| missing(span));
+                Statement::Default { verdict, span }
+            }
+            Rule::set_stmt => {
+                let name = inner.next().map(|pair| self.ident(pair)).unwrap_or_else(|| missing(span));
+                let element_type = inner.next().map(|pair| self.ident(pair)).unwrap_or_else(|| missing(span));
+                let body = inner.next();
+                let body_span = body.as_ref().map(|pair| self.span(pair)).unwrap_or(span);
+                let elements = body.map(|pair| self.set_body(pair)).unwrap_or_default();
+                Statement::Set { name, element_type, elements, body_span, span }
+            }
+            Rule::const_stmt => {
+                let name = inner.next().map(|pair| self.ident(pair)).unwrap_or_else(|| missing(span));
+                let value = match inner.next() {
+                    Some(pair) => self.literal(pair),
+                    None => Literal { kind: LiteralKind::Invalid, span },
+                };
+                Statement::Const { name, value, span }
+            }
+            _ => {
+                let name = inner.next().map(|pair| self.ident(pair)).unwrap_or_else(|| missing(span));
+                let verdict = inner.next().map(|pair| self.ident(pair)).unwrap_or_else(|| missing(span));
+                let condition = inner.next().map(|pair| self.expr(pair));
+                Statement::Rule { name, verdict, condition, span }
+            }
+        }
+    }
+
+    fn expr(&mut self, pair: Pair<Rule>) -> Expr {
+        let span = self.span(&pair);
+        match pair.as_rule() {
+            Rule::expr | Rule::conjunction => {
+                let is_or = pair.as_rule() == Rule::expr;
+                let mut operands: Vec<Expr> =
+                    pair.into_inner().filter(|pair| !is_keyword(pair.as_rule())).map(|pair| self.expr(pair)).collect();
+                if operands.len() == 1 {
+                    operands.pop().unwrap_or(Expr::Or(Vec::new(), span))
+                } else if is_or {
+                    Expr::Or(operands, span)
+                } else {
+                    Expr::And(operands, span)
+                }
+            }
+            Rule::negation => {
+                let mut nots = Vec::new();
+                let mut primary = None;
+                for inner in pair.into_inner() {
+                    if inner.as_rule() == Rule::not_op {
+                        nots.push(self.span(&inner));
+                    } else {
+                        primary = Some(self.expr(inner));
+                    }
+                }
+                let mut expr = primary.unwrap_or(Expr::Or(Vec::new(), span));
+                for not_span in nots.into_iter().rev() {
+                    let whole = not_span.to(expr.span());
+                    expr = Expr::Not(Box::new(expr), whole);
+                }
+                expr
+            }
+            Rule::pcap_atom => {
+                let text = pair
+                    .into_inner()
+                    .find(|pair| pair.as_rule() == Rule::string)
+                    .and_then(|string| string.into_inner().next())
+                    .map(|body| unescape(body.as_str()))
+                    .unwrap_or_default();
+                Expr::Pcap(text, span)
+            }
+            _ => Expr::Test(self.test(pair)),
+        }
+    }
+
+    fn test(&mut self, pair: Pair<Rule>) -> TestExpr {
+        let span = self.span(&pair);
+        let mut path = missing(span);
+        let mut mask = None;
+        let mut comparison = None;
+        for inner in pair.into_inner() {
+            match inner.as_rule() {
+                Rule::operand => {
+                    for part in inner.into_inner() {
+                        match part.as_rule() {
+                            Rule::field_path => path = self.ident(part),
+                            _ => mask = Some(self.value(part)),
+                        }
+                    }
+                }
+                Rule::comparison => {
+                    let mut parts = inner.into_inner();
+                    let (Some(op), Some(value)) = (parts.next(), parts.next()) else { continue };
+                    comparison =
+                        Some(Comparison::Cmp { op: cmp_op(op.as_str()), op_span: self.span(&op), value: self.value(value) });
+                }
+                Rule::membership => {
+                    let mut negated = false;
+                    let mut set = None;
+                    for part in inner.into_inner() {
+                        match part.as_rule() {
+                            Rule::not_in => negated = true,
+                            Rule::set_ref => set = part.into_inner().next().map(|pair| self.set_ref(pair)),
+                            _ => {}
+                        }
+                    }
+                    if let Some(set) = set {
+                        comparison = Some(Comparison::In { negated, set });
+                    }
+                }
+                _ => {}
+            }
+        }
+        TestExpr { path, mask, comparison, span }
+    }
+
+    fn set_ref(&mut self, pair: Pair<Rule>) -> SetRef {
+        let span = self.span(&pair);
+        match pair.as_rule() {
+            Rule::set_body => SetRef::Inline(self.set_body(pair), span),
+            _ => SetRef::Literal(self.literal(pair)),
+        }
+    }
+
+    fn set_body(&mut self, pair: Pair<Rule>) -> Vec<Literal> {
+        pair.into_inner().map(|pair| self.literal(pair)).collect()
+    }
+
+    fn value(&mut self, pair: Pair<Rule>) -> Value {
+        let span = self.span(&pair);
+        let mut terms: Vec<Value> = pair
+            .into_inner()
+            .map(|inner| match inner.as_rule() {
+                Rule::value => self.value(inner),
+                _ => Value::Literal(self.literal(inner)),
+            })
+            .collect();
+        if terms.len() == 1 {
+            terms.pop().unwrap_or(Value::Union(Vec::new(), span))
+        } else {
+            Value::Union(terms, span)
+        }
+    }
+
+    fn literal(&mut self, pair: Pair<Rule>) -> Literal {
+        let span = self.span(&pair);
+        let pair = if pair.as_rule() == Rule::literal {
+            match pair.into_inner().next() {
+                Some(inner) => inner,
+                None => return Literal { kind: LiteralKind::Invalid, span },
+            }
+        } else {
+            pair
+        };
+        let text = pair.as_str();
+        let decoded = match pair.as_rule() {
+            Rule::number => literal::number(text, span),
+            Rule::ipv4 => literal::ipv4(text, span),
+            Rule::colon_address => literal::colon_address(text, span),
+            Rule::ident => Ok(LiteralKind::Name(text.to_string())),
+            Rule::prefix => return self.prefix(pair, span),
+            Rule::range => {
+                let mut parts = pair.into_inner();
+                let (Some(low), Some(high)) = (parts.next(), parts.next()) else {
+                    return Literal { kind: LiteralKind::Invalid, span };
+                };
+                let low = self.literal(low);
+                let high = self.literal(high);
+                Ok(LiteralKind::Range(Box::new(low), Box::new(high)))
+            }
+            _ => Ok(LiteralKind::Invalid),
+        };
+        let kind = decoded.unwrap_or_else(|diagnostic| {
+            self.diagnostics.push(diagnostic);
+            LiteralKind::Invalid
+        });
+        Literal { kind, span }
+    }
+
+    fn prefix(&mut self, pair: Pair<Rule>, span: Span) -> Literal {
+        let mut parts = pair.into_inner();
+        let (Some(address), Some(length)) = (parts.next(), parts.next()) else {
+            return Literal { kind: LiteralKind::Invalid, span };
+        };
+        let address = self.literal(address);
+        let length_span = self.span(&length);
+        match literal::prefix_length(&address.kind, length.as_str(), length_span) {
+            Ok(length) => Literal { kind: LiteralKind::Prefix(Box::new(address), length), span },
+            Err(diagnostic) => {
+                self.diagnostics.push(diagnostic);
+                Literal { kind: LiteralKind::Invalid, span }
+            }
+        }
+    }
+}
+
+fn is_keyword(rule: Rule) -> bool {
+    matches!(
+        rule,
+        Rule::kw_hook
+            | Rule::kw_default
+            | Rule::kw_set
+            | Rule::kw_const
+            | Rule::kw_rule
+            | Rule::kw_if
+            | Rule::kw_and
+            | Rule::kw_or
+            | Rule::kw_in
+            | Rule::kw_pcap
+    )
+}
+
+fn missing(span: Span) -> Ident {
+    Ident { text: String::new(), span }
+}
+
+fn cmp_op(text: &str) -> CmpOp {
+    match text {
+        "==" => CmpOp::Eq,
+        "!=" => CmpOp::Ne,
+        "<" => CmpOp::Lt,
+        "<=" => CmpOp::Le,
+        ">" => CmpOp::Gt,
+        _ => CmpOp::Ge,
+    }
+}
+
+fn unescape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            match chars.next() {
+                Some('n') => out.push('\n'),
+                Some('t') => out.push('\t'),
+                Some(other) => out.push(other),
+                None => {}
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+

@@ -1,0 +1,135 @@
+//! Rendering diagnostics: compiler diagnostics in, codespan-reporting text or JSON out.
+
+use std::process::ExitCode;
+
+use codespan_reporting::diagnostic::{Diagnostic as Rendered, Label, Severity as RenderedSeverity};
+use codespan_reporting::files::SimpleFile;
+use codespan_reporting::term;
+use pfc_compiler::diagnostic::{Diagnostic, Severity};
+
+use crate::source::SourceFile;
+use crate::Format;
+
+/// Collects diagnostics of several files and prints them in the chosen format.
+pub struct Report {
+    format: Format,
+    json: Vec<serde_json::Value>,
+    errors: usize,
+    warnings: usize,
+}
+
+/// Whether any diagnostic is an error.
+pub fn has_errors(diagnostics: &[Diagnostic]) -> bool {
+    diagnostics.iter().any(Diagnostic::is_error)
+}
+
+impl Report {
+    /// An empty report.
+    pub fn new(format: Format) -> Report {
+        Report { format, json: Vec::new(), errors: 0, warnings: 0 }
+    }
+
+    /// A file that could not be read at all.
+    pub fn io_error(&mut self, message: &str) {
+        self.errors += 1;
+        match self.format {
+            Format::Human => eprintln!("error: {message}"),
+            Format::Json => self.json.push(serde_json::json!({
+                "file": null, "severity": "error", "code": null, "message": message,
+                "line": null, "column": null, "labels": [], "notes": [],
+            })),
+        }
+    }
+
+    /// Adds (and, for people, prints) the diagnostics of one file.
+    pub fn add(&mut self, file: &SourceFile, diagnostics: &[Diagnostic]) {
+        let mut sorted: Vec<&Diagnostic> = diagnostics.iter().collect();
+        sorted.sort_by_key(|diagnostic| diagnostic.span().start);
+        for diagnostic in sorted {
+            match diagnostic.severity {
+                Severity::Error => self.errors += 1,
+                Severity::Warning => self.warnings += 1,
+            }
+            match self.format {
+                Format::Human => eprint!("{}", render(file, diagnostic)),
+                Format::Json => self.json.push(to_json(file, diagnostic)),
+            }
+        }
+    }
+
+    /// Prints the summary (or the JSON document) and gives the exit code.
+    pub fn finish(self) -> ExitCode {
+        match self.format {
+            Format::Human if self.errors > 0 || self.warnings > 0 => {
+                eprintln!("{} error(s), {} warning(s)", self.errors, self.warnings)
+            }
+            Format::Human => {}
+            Format::Json => println!("{}", serde_json::Value::Array(self.json)),
+        }
+        if self.errors > 0 {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+/// Renders one diagnostic the way people read it: `error[E0003]: ...` with the source.
+pub fn render(file: &SourceFile, diagnostic: &Diagnostic) -> String {
+    let files = SimpleFile::new(file.name.as_str(), file.text.as_str());
+    let severity = match diagnostic.severity {
+        Severity::Error => RenderedSeverity::Error,
+        Severity::Warning => RenderedSeverity::Warning,
+    };
+    let labels = diagnostic
+        .labels
+        .iter()
+        .map(|label| {
+            let range = clamp(label.span.range(), file.text.len());
+            let rendered = if label.primary { Label::primary((), range) } else { Label::secondary((), range) };
+            rendered.with_message(label.message.clone())
+        })
+        .collect();
+    let rendered = Rendered::new(severity)
+        .with_code(diagnostic.code.0)
+        .with_message(diagnostic.message.clone())
+        .with_labels(labels)
+        .with_notes(diagnostic.notes.clone());
+    let config = term::Config::default();
+    term::emit_into_string(&config, &files, &rendered).unwrap_or_else(|_| format!("{}: {}\n", file.name, diagnostic.message))
+}
+
+fn clamp(range: std::ops::Range<usize>, len: usize) -> std::ops::Range<usize> {
+    range.start.min(len)..range.end.min(len).max(range.start.min(len))
+}
+
+fn to_json(file: &SourceFile, diagnostic: &Diagnostic) -> serde_json::Value {
+    let position = |offset: u32| line_column(&file.text, offset as usize);
+    let labels: Vec<serde_json::Value> = diagnostic
+        .labels
+        .iter()
+        .map(|label| {
+            let (line, column) = position(label.span.start);
+            let (end_line, end_column) = position(label.span.end);
+            serde_json::json!({
+                "line": line, "column": column, "end_line": end_line, "end_column": end_column,
+                "message": label.message, "primary": label.primary,
+            })
+        })
+        .collect();
+    let (line, column) = position(diagnostic.span().start);
+    serde_json::json!({
+        "file": file.name, "severity": diagnostic.severity, "code": diagnostic.code,
+        "message": diagnostic.message, "line": line, "column": column,
+        "labels": labels, "notes": diagnostic.notes,
+    })
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map(|index| index + 1).unwrap_or(0);
+    (line, before[line_start..].chars().count() + 1)
+}

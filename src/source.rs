@@ -1,0 +1,42 @@
+//! Reading rule files: a path in, the file's text (or a diagnostic) out.
+
+use std::path::Path;
+
+use pfc_compiler::diagnostic::{Code, Diagnostic, Span};
+
+/// E0017: the file is not UTF-8 text.
+pub const NOT_TEXT: Code = Code("E0017");
+
+/// A rule file as read from disk.
+pub struct SourceFile {
+    /// The path as the user wrote it.
+    pub name: String,
+    /// The text; invalid UTF-8 sequences are replaced, and reported in `problem`.
+    pub text: String,
+    /// A diagnostic about the bytes themselves (not UTF-8).
+    pub problem: Option<Diagnostic>,
+}
+
+/// Reads a rule file. `Err` carries a one-line message for files that cannot be read.
+pub fn read(path: &Path) -> Result<SourceFile, String> {
+    let name = path.display().to_string();
+    if path.is_dir() {
+        return Err(format!("{name}: is a directory, not a rule file"));
+    }
+    let bytes = std::fs::read(path).map_err(|error| format!("{name}: cannot read: {error}"))?;
+    match String::from_utf8(bytes) {
+        Ok(text) => Ok(SourceFile { name, text, problem: None }),
+        Err(error) => {
+            let position = error.utf8_error().valid_up_to();
+            let text = String::from_utf8_lossy(error.as_bytes()).into_owned();
+            let problem = Diagnostic::error(
+                NOT_TEXT,
+                "the file is not UTF-8 text",
+                Span::new(position, position + 1),
+                format!("invalid byte at offset {position}"),
+            )
+            .with_note("rule files are UTF-8 text; is this a binary file?");
+            Ok(SourceFile { name, text, problem: Some(problem) })
+        }
+    }
+}
