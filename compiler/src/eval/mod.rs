@@ -1,1 +1,159 @@
-//! Placeholder.
+//! The interpreter, pfc's executable specification. Input: a checked [`Program`] and the
+//! bytes of one frame; output: the [`Outcome`] (verdict and deciding rule).
+//!
+//! The eBPF code generator is tested against this module, so the parsing rules below are
+//! the contract. **Invariant:** no byte string makes [`evaluate`] panic or read out of
+//! bounds, and nothing allocates per packet.
+//!
+//! # Parsing ([`Headers::parse`])
+//!
+//! Headers are located once per packet; a header counts as *present* only when all its
+//! bytes are inside the frame. Offsets are relative to the start of the frame.
+//!
+//! 1. **Ethernet** is present iff the frame has at least 14 bytes. The ethertype is the
+//!    big-endian `u16` at byte 12.
+//! 2. **VLAN tags.** While the ethertype is `0x8100` or `0x88a8` and fewer than two tags
+//!    were parsed, a tag of 4 bytes (TCI, then the next ethertype) follows.
+//!    - The outermost tag's offset is the `vlan` header (`vlan.id`/`vlan.pcp` read its
+//!      TCI); the second tag is parsed only to skip it.
+//!    - A truncated outermost tag: `vlan` absent, payload ethertype unknown, nothing
+//!      after it parsed.
+//!    - A truncated second tag: `vlan` present (the outer tag is complete), payload
+//!      ethertype unknown, nothing after it parsed.
+//!    - A third tag is not parsed: after two tags the payload ethertype may itself be
+//!      `0x8100`/`0x88a8`, and then no network header is parsed.
+//! 3. **Payload ethertype** (`eth.type`) is the ethertype after the last parsed tag (the
+//!    Ethernet ethertype without tags). It is unknown, so `eth.type` atoms are false,
+//!    without Ethernet or when a tag is truncated. The network header starts right after
+//!    the last tag.
+//! 4. **ARP** (`0x0806`) is present iff 28 bytes are there; hardware and protocol types
+//!    are not checked.
+//! 5. **IPv4** (`0x0800`) is present iff 20 bytes are there, `ihl` (low nibble of byte 0)
+//!    is at least 5 and all `ihl * 4` bytes are inside the frame. The version nibble is
+//!    not checked, like libpcap and the reference C. The upper protocol is byte 9, the
+//!    transport header starts at `ihl * 4`, and transport headers exist only when the
+//!    fragment offset (low 13 bits of the `u16` at byte 6) is zero: unfragmented packets
+//!    and first fragments.
+//! 6. **IPv6** (`0x86dd`) is present iff 40 bytes are there. The extension-header chain
+//!    is walked from `next` = byte 6, at most four headers:
+//!    - hop-by-hop (0), routing (43), destination options (60): two bytes (next header,
+//!      length) must be present; the header is `(len + 1) * 8` bytes long (the rest of
+//!      it need not be inside the frame, the transport header's own bounds check covers
+//!      that);
+//!    - fragment (44): all 8 bytes must be present; it is 8 bytes long. If its fragment
+//!      offset (`u16` at +2, `& 0xfff8`) is non-zero the packet is a non-first fragment:
+//!      the walk stops, the upper protocol is the fragment header's next-header byte
+//!      (whatever it is) and there is no transport header;
+//!    - a truncated extension header, or a fifth extension header (the next header is
+//!      still 0, 43, 60 or 44 after four), leaves the upper protocol unknown and no
+//!      transport header;
+//!    - any other next-header value ends the walk: it is the upper protocol
+//!      (`ipv6.proto`) and the transport header starts there.
+//!
+//!    The order of extension headers is not checked (hop-by-hop may appear anywhere).
+//! 7. **Transport**: protocol 6 TCP (20 bytes), 17 UDP (8), 132 SCTP (12), 1 ICMP (8)
+//!    only over IPv4, 58 ICMPv6 (8) only over IPv6. Present iff allowed by the fragment
+//!    rules above and all [`Proto::min_len`](crate::fields::Proto::min_len) bytes are
+//!    inside the frame.
+//! 8. `pkt.len` is the frame length and is always known.
+//!
+//! # Evaluation
+//!
+//! - A field is read only through [`Field::source`](crate::fields::Field::source):
+//!   `size` bytes big-endian at header offset + `offset`, `>> shift`, `& mask`, `+ add`.
+//! - A [`Test`] is false when the field's value is unknown (its header is absent); else
+//!   the test's mask, if any, is applied and the comparison or set membership decides.
+//!   `NotIn` therefore means "header present and value not in the set", and
+//!   `tcp.dport != 22` is false on a UDP packet while `not tcp.dport == 22` is true.
+//! - `Cond::Proto(p)` holds iff header `p` is present.
+//! - `And`/`Or` evaluate left to right and short-circuit; an empty `And` is true, an
+//!   empty `Or` is false.
+//! - Rules are tried in order; the first whose condition holds decides, else the
+//!   program's default verdict.
+
+mod headers;
+
+pub use headers::{Headers, MAX_IPV6_EXT_HEADERS, MAX_VLAN_TAGS};
+
+use crate::program::{Cond, Program, Test, TestOp, Verdict};
+
+/// The result of running a program on one packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+pub struct Outcome {
+    /// What happens to the packet.
+    pub verdict: Verdict,
+    /// Index in [`Program::rules`] of the rule that decided; `None` for the default.
+    pub rule: Option<usize>,
+}
+
+/// Runs `program` on `packet`: the first rule whose condition holds decides.
+pub fn evaluate(program: &Program, packet: &[u8]) -> Outcome {
+    let headers = Headers::parse(packet);
+    program
+        .rules
+        .iter()
+        .position(|rule| eval_cond(&rule.condition, program, &headers))
+        .map_or(
+            Outcome {
+                verdict: program.default,
+                rule: None,
+            },
+            |index| Outcome {
+                verdict: program.rules[index].verdict,
+                rule: Some(index),
+            },
+        )
+}
+
+/// Whether `cond` holds for the packet that `headers` describes; `program` supplies the
+/// value sets.
+pub fn eval_cond(cond: &Cond, program: &Program, headers: &Headers) -> bool {
+    match cond {
+        Cond::True => true,
+        Cond::False => false,
+        Cond::Proto(proto) => headers.has(*proto),
+        Cond::Not(inner) => !eval_cond(inner, program, headers),
+        Cond::And(all) => all.iter().all(|c| eval_cond(c, program, headers)),
+        Cond::Or(any) => any.iter().any(|c| eval_cond(c, program, headers)),
+        Cond::Test(test) => eval_test(test, program, headers),
+    }
+}
+
+/// One guarded atom: false when the field's header is absent.
+fn eval_test(test: &Test, program: &Program, headers: &Headers) -> bool {
+    let Some(value) = headers.field_value(test.field) else {
+        return false;
+    };
+    let value = test.mask.map_or(value, |mask| value & mask);
+    match test.op {
+        TestOp::Cmp(op, constant) => op.holds(value, constant),
+        TestOp::In(set) => program.set(set).contains(value),
+        TestOp::NotIn(set) => !program.set(set).contains(value),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::fields::{Field, FieldSource};
+
+    /// The interpreter and the code generator rely on this: a present header makes all
+    /// its fields readable.
+    #[test]
+    fn every_header_field_lies_within_its_headers_minimum_length() {
+        for &field in Field::ALL {
+            if let FieldSource::Header {
+                proto,
+                offset,
+                size,
+                ..
+            } = field.source()
+            {
+                assert!(
+                    offset + size <= proto.min_len(),
+                    "{} reads past its header",
+                    field.name()
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,152 @@
+//! Truncation at every byte boundary: a header is present exactly when all its bytes
+//! fit, and a field's atom holds exactly when its header (or walk) fits.
+
+use crate::support::{cmp, holds};
+use pfc_compiler::eval::Headers;
+use pfc_compiler::fields::{Field, FieldSource, Proto};
+use pfc_compiler::packet::{ExtKind, Ipv4, Packet, Vlan};
+use pfc_compiler::program::CmpOp;
+
+/// Header length as the parser requires it (IPv4: all `ihl * 4` bytes).
+fn required_len(proto: Proto, frame: &[u8], offset: usize) -> usize {
+    match proto {
+        Proto::Ipv4 => usize::from(frame[offset] & 0xf) * 4,
+        _ => proto.min_len(),
+    }
+}
+
+/// Cuts `frame` at every length and checks each header and field against the full
+/// frame: `eth_type_from` and `upper_from` are the lengths from which the payload
+/// ethertype and the IPv6 upper protocol become known.
+#[track_caller]
+fn check(frame: Vec<u8>, eth_type_from: usize, upper_from: Option<usize>) {
+    let full = Headers::parse(&frame);
+    for len in 0..=frame.len() {
+        let cut = &frame[..len];
+        let headers = Headers::parse(cut);
+        for proto in Proto::ALL {
+            let expected = full
+                .offset(proto)
+                .filter(|&at| at + required_len(proto, &frame, at) <= len);
+            assert_eq!(
+                headers.offset(proto),
+                expected,
+                "{} at length {len} of {frame:02x?}",
+                proto.name()
+            );
+        }
+        for &field in Field::ALL {
+            let known = match field.source() {
+                FieldSource::Header { proto, .. } => headers.has(proto),
+                FieldSource::PayloadEthertype => len >= eth_type_from,
+                FieldSource::Ipv6UpperProtocol => upper_from.is_some_and(|from| len >= from),
+                FieldSource::PacketLength => true,
+            };
+            let value = headers.field_value(field);
+            assert_eq!(
+                value.is_some(),
+                known,
+                "{} known at length {len}",
+                field.name()
+            );
+            if field != Field::PktLen {
+                assert!(
+                    value.is_none() || value == full.field_value(field),
+                    "{} changed at {len}",
+                    field.name()
+                );
+            }
+            // Whatever the value, `>= 0` holds exactly when the field can be read.
+            assert_eq!(
+                holds(cmp(field, CmpOp::Ge, 0), cut),
+                known,
+                "{} >= 0 at length {len}",
+                field.name()
+            );
+        }
+    }
+}
+
+#[test]
+fn every_byte_boundary() {
+    let options = |ip: &mut Ipv4| ip.options = vec![0x94, 4, 0, 0, 1, 1, 1, 0];
+    check(
+        Packet::eth()
+            .vlan(3)
+            .ipv4("10.1.1.1", "10.2.2.2")
+            .edit(options)
+            .tcp(1, 22)
+            .payload([7; 4])
+            .build(),
+        18,
+        None,
+    );
+    let outer = Vlan {
+        tpid: 0x88a8,
+        ..Vlan::default()
+    };
+    check(
+        Packet::eth()
+            .push(outer)
+            .vlan(9)
+            .arp(1, "10.0.0.1", "10.0.0.2")
+            .build(),
+        22,
+        None,
+    );
+    check(
+        Packet::eth()
+            .ipv4("10.1.1.1", "10.2.2.2")
+            .udp(53, 53)
+            .payload([1; 3])
+            .build(),
+        14,
+        None,
+    );
+    check(
+        Packet::eth()
+            .ipv4("10.1.1.1", "10.2.2.2")
+            .sctp(1, 2)
+            .build(),
+        14,
+        None,
+    );
+    check(
+        Packet::eth()
+            .ipv4("10.1.1.1", "10.2.2.2")
+            .icmp(8, 0)
+            .build(),
+        14,
+        None,
+    );
+    check(
+        Packet::eth().ipv6("::1", "::2").tcp(1, 2).build(),
+        14,
+        Some(54),
+    );
+    let chain = Packet::eth()
+        .ipv6("::1", "::2")
+        .ext(ExtKind::HopByHop, 1)
+        .ext(
+            ExtKind::Fragment {
+                offset: 0,
+                more: true,
+            },
+            0,
+        );
+    check(chain.udp(1, 2).build(), 14, Some(54 + 16 + 8));
+    let chain = Packet::eth()
+        .vlan(1)
+        .ipv6("::1", "::2")
+        .ext(ExtKind::Routing, 0)
+        .ext(ExtKind::DestOpts, 0);
+    check(chain.icmp6(128, 0).build(), 18, Some(58 + 8 + 2));
+    let later = Packet::eth().ipv6("::1", "::2").ext(
+        ExtKind::Fragment {
+            offset: 8,
+            more: false,
+        },
+        0,
+    );
+    check(later.tcp(1, 2).build(), 14, Some(54 + 8));
+}
