@@ -38,6 +38,7 @@ fn check(cond: Cond, frame: &[u8], expected: bool) {
 }
 
 #[test]
+#[rustfmt::skip]
 fn every_atom_carries_its_guard() {
     check(cmp(Field::TcpDport, CmpOp::Ne, 22), &udp22(), false);
     check(not(eq(Field::TcpDport, 22)), &udp22(), true);
@@ -52,6 +53,7 @@ fn every_atom_carries_its_guard() {
 }
 
 #[test]
+#[rustfmt::skip]
 fn comparisons_are_unsigned() {
     check(cmp(Field::TcpDport, CmpOp::Lt, 23), &tcp22(), true);
     check(cmp(Field::TcpDport, CmpOp::Lt, 22), &tcp22(), false);
@@ -60,47 +62,20 @@ fn comparisons_are_unsigned() {
     check(cmp(Field::TcpDport, CmpOp::Gt, 22), &tcp22(), false);
     check(cmp(Field::TcpDport, CmpOp::Ge, 22), &tcp22(), true);
     check(cmp(Field::TcpSport, CmpOp::Gt, 0xffff), &tcp22(), false);
-    check(
-        cmp(Field::Ipv4Src, CmpOp::Gt, v4("9.255.255.255")),
-        &tcp22(),
-        true,
-    );
+    check(cmp(Field::Ipv4Src, CmpOp::Gt, v4("9.255.255.255")), &tcp22(), true);
 }
 
 #[test]
+#[rustfmt::skip]
 fn masks_apply_before_comparing() {
     let syn_ack = (tcp_flags::SYN | tcp_flags::ACK) as u128;
     let syn = tcp_flags::SYN as u128;
-    check(
-        masked(Field::TcpFlags, syn_ack, CmpOp::Eq, syn),
-        &tcp_with_flags(tcp_flags::SYN),
-        true,
-    );
-    check(
-        masked(Field::TcpFlags, syn_ack, CmpOp::Eq, syn),
-        &tcp_with_flags(tcp_flags::SYN | tcp_flags::ACK),
-        false,
-    );
-    check(
-        masked(Field::TcpFlags, syn_ack, CmpOp::Eq, syn),
-        &tcp_with_flags(tcp_flags::SYN | tcp_flags::PSH),
-        true,
-    );
-    check(
-        masked(Field::TcpFlags, syn_ack, CmpOp::Ne, 0),
-        &tcp_with_flags(tcp_flags::FIN),
-        false,
-    );
-    check(
-        masked(Field::TcpFlags, syn_ack, CmpOp::Ne, 0),
-        &udp22(),
-        false,
-    );
-    check(
-        masked(Field::Ipv4Src, 0xffff_0000, CmpOp::Eq, v4("10.0.0.0")),
-        &tcp22(),
-        true,
-    );
+    check(masked(Field::TcpFlags, syn_ack, CmpOp::Eq, syn), &tcp_with_flags(tcp_flags::SYN), true);
+    check(masked(Field::TcpFlags, syn_ack, CmpOp::Eq, syn), &tcp_with_flags(tcp_flags::SYN | tcp_flags::ACK), false);
+    check(masked(Field::TcpFlags, syn_ack, CmpOp::Eq, syn), &tcp_with_flags(tcp_flags::SYN | tcp_flags::PSH), true);
+    check(masked(Field::TcpFlags, syn_ack, CmpOp::Ne, 0), &tcp_with_flags(tcp_flags::FIN), false);
+    check(masked(Field::TcpFlags, syn_ack, CmpOp::Ne, 0), &udp22(), false);
+    check(masked(Field::Ipv4Src, 0xffff_0000, CmpOp::Eq, v4("10.0.0.0")), &tcp22(), true);
     check(masked(Field::Ipv4Src, 0xff, CmpOp::Eq, 1), &tcp22(), true);
     check(masked(Field::Ipv4Src, 0, CmpOp::Eq, 0), &udp22(), true);
 }
@@ -116,14 +91,10 @@ fn check_set(intervals: &[(u128, u128)], negated: bool, frame: &[u8], expected: 
 }
 
 #[test]
+#[rustfmt::skip]
 fn sets_of_intervals() {
     check_set(&[(22, 22)], false, &tcp22(), true);
-    check_set(
-        &[(80, 80), (443, 443), (8000, 8100)],
-        false,
-        &tcp22(),
-        false,
-    );
+    check_set(&[(80, 80), (443, 443), (8000, 8100)], false, &tcp22(), false);
     check_set(&[(1, 21), (23, 100)], false, &tcp22(), false);
     check_set(&[(1, 22)], false, &tcp22(), true);
     check_set(&[(22, 1000)], false, &tcp22(), true);
@@ -134,6 +105,7 @@ fn sets_of_intervals() {
 }
 
 #[test]
+#[rustfmt::skip]
 fn not_in_requires_the_header() {
     check_set(&[(80, 80)], true, &tcp22(), true);
     check_set(&[(22, 22)], true, &tcp22(), false);
@@ -144,36 +116,17 @@ fn not_in_requires_the_header() {
 }
 
 #[test]
+#[rustfmt::skip]
 fn connectives_and_protocols() {
     check(Cond::True, &[], true);
     check(Cond::False, &tcp22(), false);
     check(Cond::And(vec![]), &[], true);
     check(Cond::Or(vec![]), &tcp22(), false);
-    check(
-        Cond::And(vec![Cond::Proto(Proto::Tcp), eq(Field::TcpDport, 22)]),
-        &tcp22(),
-        true,
-    );
-    check(
-        Cond::And(vec![Cond::Proto(Proto::Tcp), eq(Field::TcpDport, 23)]),
-        &tcp22(),
-        false,
-    );
-    check(
-        Cond::Or(vec![eq(Field::UdpDport, 22), eq(Field::TcpDport, 22)]),
-        &tcp22(),
-        true,
-    );
-    check(
-        Cond::Or(vec![eq(Field::UdpDport, 22), eq(Field::TcpDport, 22)]),
-        &udp22(),
-        true,
-    );
-    check(
-        Cond::Or(vec![Cond::False, Cond::Proto(Proto::Ipv6)]),
-        &udp22(),
-        false,
-    );
+    check(Cond::And(vec![Cond::Proto(Proto::Tcp), eq(Field::TcpDport, 22)]), &tcp22(), true);
+    check(Cond::And(vec![Cond::Proto(Proto::Tcp), eq(Field::TcpDport, 23)]), &tcp22(), false);
+    check(Cond::Or(vec![eq(Field::UdpDport, 22), eq(Field::TcpDport, 22)]), &tcp22(), true);
+    check(Cond::Or(vec![eq(Field::UdpDport, 22), eq(Field::TcpDport, 22)]), &udp22(), true);
+    check(Cond::Or(vec![Cond::False, Cond::Proto(Proto::Ipv6)]), &udp22(), false);
     check(not(Cond::Proto(Proto::Ipv6)), &udp22(), true);
     check(not(not(Cond::Proto(Proto::Udp))), &udp22(), true);
     check(Cond::Proto(Proto::Eth), &[0; 14], true);

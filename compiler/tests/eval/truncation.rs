@@ -68,85 +68,19 @@ fn check(frame: Vec<u8>, eth_type_from: usize, upper_from: Option<usize>) {
 }
 
 #[test]
+#[rustfmt::skip]
 fn every_byte_boundary() {
     let options = |ip: &mut Ipv4| ip.options = vec![0x94, 4, 0, 0, 1, 1, 1, 0];
-    check(
-        Packet::eth()
-            .vlan(3)
-            .ipv4("10.1.1.1", "10.2.2.2")
-            .edit(options)
-            .tcp(1, 22)
-            .payload([7; 4])
-            .build(),
-        18,
-        None,
-    );
-    let outer = Vlan {
-        tpid: 0x88a8,
-        ..Vlan::default()
-    };
-    check(
-        Packet::eth()
-            .push(outer)
-            .vlan(9)
-            .arp(1, "10.0.0.1", "10.0.0.2")
-            .build(),
-        22,
-        None,
-    );
-    check(
-        Packet::eth()
-            .ipv4("10.1.1.1", "10.2.2.2")
-            .udp(53, 53)
-            .payload([1; 3])
-            .build(),
-        14,
-        None,
-    );
-    check(
-        Packet::eth()
-            .ipv4("10.1.1.1", "10.2.2.2")
-            .sctp(1, 2)
-            .build(),
-        14,
-        None,
-    );
-    check(
-        Packet::eth()
-            .ipv4("10.1.1.1", "10.2.2.2")
-            .icmp(8, 0)
-            .build(),
-        14,
-        None,
-    );
-    check(
-        Packet::eth().ipv6("::1", "::2").tcp(1, 2).build(),
-        14,
-        Some(54),
-    );
-    let chain = Packet::eth()
-        .ipv6("::1", "::2")
-        .ext(ExtKind::HopByHop, 1)
-        .ext(
-            ExtKind::Fragment {
-                offset: 0,
-                more: true,
-            },
-            0,
-        );
-    check(chain.udp(1, 2).build(), 14, Some(54 + 16 + 8));
-    let chain = Packet::eth()
-        .vlan(1)
-        .ipv6("::1", "::2")
-        .ext(ExtKind::Routing, 0)
-        .ext(ExtKind::DestOpts, 0);
-    check(chain.icmp6(128, 0).build(), 18, Some(58 + 8 + 2));
-    let later = Packet::eth().ipv6("::1", "::2").ext(
-        ExtKind::Fragment {
-            offset: 8,
-            more: false,
-        },
-        0,
-    );
-    check(later.tcp(1, 2).build(), 14, Some(54 + 8));
+    check(Packet::eth().vlan(3).ipv4("10.1.1.1", "10.2.2.2").edit(options).tcp(1, 22).payload([7; 4]).build(), 18, None);
+    let outer = Vlan { tpid: 0x88a8, ..Vlan::default() };
+    check(Packet::eth().push(outer).vlan(9).arp(1, "10.0.0.1", "10.0.0.2").build(), 22, None);
+    check(Packet::eth().ipv4("10.1.1.1", "10.2.2.2").udp(53, 53).payload([1; 3]).build(), 14, None);
+    check(Packet::eth().ipv4("10.1.1.1", "10.2.2.2").sctp(1, 2).build(), 14, None);
+    check(Packet::eth().ipv4("10.1.1.1", "10.2.2.2").icmp(8, 0).build(), 14, None);
+    check(Packet::eth().ipv6("::1", "::2").tcp(1, 2).build(), 14, Some(54));
+    let first = ExtKind::Fragment { offset: 0, more: true };
+    let later = ExtKind::Fragment { offset: 8, more: false };
+    check(Packet::eth().ipv6("::1", "::2").ext(ExtKind::HopByHop, 1).ext(first, 0).udp(1, 2).build(), 14, Some(54 + 16 + 8));
+    check(Packet::eth().vlan(1).ipv6("::1", "::2").ext(ExtKind::Routing, 0).ext(ExtKind::DestOpts, 0).icmp6(128, 0).build(), 18, Some(58 + 8 + 2));
+    check(Packet::eth().ipv6("::1", "::2").ext(later, 0).tcp(1, 2).build(), 14, Some(54 + 8));
 }
