@@ -270,7 +270,7 @@ fn put32(out: &mut Vec<u8>, value: u32) {
 
 #[cfg(test)]
 mod tests {
-    use super::{crc32c, internet_checksum};
+    use super::{crc32c, internet_checksum, sum_words};
     use crate::packet::{mac, ExtKind, Ipv4, Packet};
 
     #[test]
@@ -339,6 +339,55 @@ mod tests {
         assert_eq!(frame[14], 0x47);
         assert_eq!(frame.len(), 14 + 28);
         assert_eq!(internet_checksum(0, &frame[14..42]), 0);
+    }
+
+    /// Re-summing a transport segment with its pseudo-header gives 0 when the stored
+    /// checksum is right.
+    fn pseudo_sum(frame: &[u8], ip: usize, l4: usize, v6: bool, protocol: u8) -> u16 {
+        let length = (frame.len() - l4) as u32;
+        let addresses = if v6 {
+            &frame[ip + 8..ip + 40]
+        } else {
+            &frame[ip + 12..ip + 20]
+        };
+        let pseudo = sum_words(0, addresses) + length + u32::from(protocol);
+        internet_checksum(pseudo, &frame[l4..])
+    }
+
+    #[test]
+    fn transport_checksums_verify() {
+        let tcp4 = Packet::eth()
+            .ipv4("192.0.2.1", "192.0.2.2")
+            .tcp(1, 2)
+            .payload(*b"abc")
+            .build();
+        assert_eq!(pseudo_sum(&tcp4, 14, 34, false, 6), 0);
+        let udp6 = Packet::eth()
+            .ipv6("2001:db8::1", "ff02::1")
+            .ext(ExtKind::HopByHop, 0)
+            .udp(5, 6)
+            .build();
+        assert_eq!(pseudo_sum(&udp6, 14, 62, true, 17), 0);
+        let icmp6 = Packet::eth()
+            .vlan(3)
+            .ipv6("fe80::1", "fe80::2")
+            .icmp6(135, 0)
+            .build();
+        assert_eq!(pseudo_sum(&icmp6, 18, 58, true, 58), 0);
+        // An echo request with zero id, sequence and payload: !0x0800.
+        let ping = Packet::eth()
+            .ipv4("10.0.0.1", "10.0.0.2")
+            .icmp(8, 0)
+            .build();
+        assert_eq!(&ping[36..38], &[0xf7, 0xff]);
+        let sctp = Packet::eth()
+            .ipv4("10.0.0.1", "10.0.0.2")
+            .sctp(7, 8)
+            .payload([1, 2, 3, 4])
+            .build();
+        let mut zeroed = sctp[34..].to_vec();
+        zeroed[8..12].fill(0);
+        assert_eq!(&sctp[42..46], &crc32c(&zeroed).to_le_bytes());
     }
 
     #[test]
