@@ -220,7 +220,9 @@ impl BpfObject {
         let relocations = read_relocations(&file, &section, &maps, &mut code)?;
         let program_name = file
             .symbols()
-            .find(|s| s.section_index() == Some(section.index()) && s.kind() == object::SymbolKind::Text)
+            .find(|s| {
+                s.section_index() == Some(section.index()) && s.kind() == object::SymbolKind::Text
+            })
             .and_then(|s| s.name().ok().map(str::to_string))
             .unwrap_or_else(|| section_name.to_string());
         let license = file
@@ -329,23 +331,29 @@ fn read_relocations(
     for (offset, relocation) in section.relocations() {
         let unsupported = |problem| ObjectError::UnsupportedRelocation { offset, problem };
         match relocation.flags() {
-            RelocationFlags::Elf { r_type: R_BPF_64_64 } => {}
+            RelocationFlags::Elf {
+                r_type: R_BPF_64_64,
+            } => {}
             _ => return Err(unsupported("only R_BPF_64_64 (map references) is applied")),
         }
-        let insn_index = usize::try_from(offset / 8).map_err(|_| unsupported("offset too large"))?;
+        let insn_index =
+            usize::try_from(offset / 8).map_err(|_| unsupported("offset too large"))?;
         let start = insn_index * 8;
-        if offset % 8 != 0 || code.get(start) != Some(&LDDW) || code.len().saturating_sub(16) < start {
+        if offset % 8 != 0
+            || code.get(start) != Some(&LDDW)
+            || code.len().saturating_sub(16) < start
+        {
             return Err(unsupported("it is not at an `lddw` instruction"));
         }
         let RelocationTarget::Symbol(symbol_index) = relocation.target() else {
             return Err(unsupported("its target is not a symbol"));
         };
-        let symbol = file
-            .symbol_by_index(symbol_index)
-            .map_err(|_| ObjectError::UnknownSymbol {
-                insn_index,
-                symbol: format!("#{}", symbol_index.0),
-            })?;
+        let symbol =
+            file.symbol_by_index(symbol_index)
+                .map_err(|_| ObjectError::UnknownSymbol {
+                    insn_index,
+                    symbol: format!("#{}", symbol_index.0),
+                })?;
         let unknown = || ObjectError::UnknownSymbol {
             insn_index,
             symbol: symbol

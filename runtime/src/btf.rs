@@ -113,7 +113,9 @@ struct Reader<'a> {
 
 impl Reader<'_> {
     fn u32(&self, offset: usize, what: &'static str) -> Result<u32, BtfError> {
-        let end = offset.checked_add(4).ok_or(BtfError::Truncated { what, offset })?;
+        let end = offset
+            .checked_add(4)
+            .ok_or(BtfError::Truncated { what, offset })?;
         let b = self
             .bytes
             .get(offset..end)
@@ -167,8 +169,8 @@ impl<'a> Btf<'a> {
             let type_id = types.len() as u32 + 1;
             let tail = match kind {
                 KIND_INT | KIND_VAR | KIND_DECL_TAG => 4,
-                KIND_PTR | KIND_FWD | KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST
-                | KIND_RESTRICT | KIND_FUNC | KIND_FLOAT | KIND_TYPE_TAG => 0,
+                KIND_PTR | KIND_FWD | KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT
+                | KIND_FUNC | KIND_FLOAT | KIND_TYPE_TAG => 0,
                 KIND_ARRAY => 12,
                 KIND_STRUCT | KIND_UNION | KIND_DATASEC | KIND_ENUM64 => 12 * vlen as usize,
                 KIND_ENUM | KIND_FUNC_PROTO => 8 * vlen as usize,

@@ -1,1 +1,361 @@
-//! placeholder
+//! BPF ELF object bytes in, a program loaded into the kernel out: verifier verdict (with
+//! its log), `BPF_PROG_TEST_RUN` return values and timings, and map contents.
+//!
+//! This is the only module that touches libbpf-rs; its types do not leave it. Errors carry
+//! libbpf's failures as `io::Error`s with the whole libbpf context chain as their message.
+//! Loading needs root or CAP_BPF (+CAP_NET_ADMIN for XDP/TC); [`privileges`] tells tests
+//! whether to skip.
+
+use std::cell::RefCell;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd};
+use std::sync::Once;
+
+use libbpf_rs::{MapCore, MapFlags, ObjectBuilder, PrintLevel};
+use thiserror::Error;
+
+use crate::bpf_object::{BpfObject, Hook, MapType, ObjectError};
+
+/// Shortest packet `BPF_PROG_TEST_RUN` accepts: an Ethernet header.
+pub const MIN_PACKET_LEN: usize = 14;
+/// Verifier-log lines kept in [`KernelError::Load`].
+const LOG_TAIL_LINES: usize = 30;
+
+/// What can go wrong loading or running a program in the kernel.
+#[derive(Debug, Error)]
+pub enum KernelError {
+    /// The object could not be parsed.
+    #[error("reading the object")]
+    Object {
+        /// What is wrong with it.
+        #[source]
+        source: ObjectError,
+    },
+    /// libbpf could not open the object.
+    #[error("libbpf could not open the object")]
+    Open {
+        /// libbpf's error chain.
+        #[source]
+        source: io::Error,
+    },
+    /// The kernel (usually the verifier) refused the program or a map.
+    #[error("loading `{program}` into the kernel failed; last libbpf/verifier lines:\n{log}")]
+    Load {
+        /// The program's name.
+        program: String,
+        /// The last lines libbpf printed, including the verifier log.
+        log: String,
+        /// libbpf's error chain.
+        #[source]
+        source: io::Error,
+    },
+    /// The loaded object has no program (cannot happen for a parsed object).
+    #[error("the loaded object has no program")]
+    NoProgram,
+    /// The packet is shorter than `BPF_PROG_TEST_RUN` accepts.
+    #[error("packet of {len} bytes is too short for BPF_PROG_TEST_RUN (minimum {min})")]
+    PacketTooShort {
+        /// The packet's length.
+        len: usize,
+        /// [`MIN_PACKET_LEN`].
+        min: usize,
+    },
+    /// `BPF_PROG_TEST_RUN` failed.
+    #[error("BPF_PROG_TEST_RUN on a {packet_len}-byte packet failed")]
+    TestRun {
+        /// The packet's length.
+        packet_len: usize,
+        /// libbpf's error chain.
+        #[source]
+        source: io::Error,
+    },
+    /// No map has this index.
+    #[error("no map {map_index}: the object has {map_count}")]
+    NoSuchMap {
+        /// The index asked for.
+        map_index: usize,
+        /// How many maps there are.
+        map_count: usize,
+    },
+    /// Reading a map failed.
+    #[error("reading map `{map}`")]
+    MapRead {
+        /// The map's name.
+        map: String,
+        /// libbpf's error chain.
+        #[source]
+        source: io::Error,
+    },
+    /// Per-CPU values can only be summed as u64 words.
+    #[error("map `{map}` has {value_size}-byte values: per-CPU sums need a multiple of 8")]
+    NotSummable {
+        /// The map's name.
+        map: String,
+        /// Its value size.
+        value_size: u32,
+    },
+    /// `BPF_OBJ_GET_INFO_BY_FD` failed.
+    #[error("querying program info")]
+    ProgInfo {
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Why kernel tests cannot run here.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{reason}")]
+pub struct SkipReason {
+    /// A sentence saying why.
+    pub reason: String,
+}
+
+/// A program and its maps, loaded into the kernel (unloaded on drop).
+pub struct KernelProgram {
+    info: BpfObject,
+    object: libbpf_rs::Object,
+}
+
+impl std::fmt::Debug for KernelProgram {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KernelProgram")
+            .field("program", &self.info.program_name)
+            .field("hook", &self.info.hook)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KernelProgram {
+    /// Opens and loads an object with libbpf. On failure the error holds the verifier log.
+    pub fn load(elf_bytes: &[u8]) -> Result<KernelProgram, KernelError> {
+        let info = BpfObject::parse(elf_bytes).map_err(|source| KernelError::Object { source })?;
+        let open = ObjectBuilder::default()
+            .open_memory(elf_bytes)
+            .map_err(|e| KernelError::Open { source: to_io(&e) })?;
+        let (loaded, log) = with_captured_log(|| open.load());
+        let object = loaded.map_err(|e| KernelError::Load {
+            program: info.program_name.clone(),
+            log: tail(&log, LOG_TAIL_LINES),
+            source: to_io(&e),
+        })?;
+        Ok(KernelProgram { info, object })
+    }
+
+    /// The parsed object this program was loaded from.
+    pub fn object(&self) -> &BpfObject {
+        &self.info
+    }
+
+    fn program(&self) -> Result<libbpf_rs::ProgramMut<'_>, KernelError> {
+        // `progs_mut` takes `&self`: test_run lives on the mutable view only.
+        self.object.progs_mut().next().ok_or(KernelError::NoProgram)
+    }
+
+    fn run(&self, packet: &[u8], repeat: u32) -> Result<(u32, u64), KernelError> {
+        if packet.len() < MIN_PACKET_LEN {
+            return Err(KernelError::PacketTooShort {
+                len: packet.len(),
+                min: MIN_PACKET_LEN,
+            });
+        }
+        let program = self.program()?;
+        let mut input = libbpf_rs::ProgramInput::default();
+        input.data_in = Some(packet);
+        input.repeat = repeat;
+        let output = program.test_run(input).map_err(|e| KernelError::TestRun {
+            packet_len: packet.len(),
+            source: to_io(&e),
+        })?;
+        let ns = u64::try_from(output.duration.as_nanos()).unwrap_or(u64::MAX);
+        Ok((output.return_value, ns))
+    }
+
+    /// Runs the program once on `packet` with `BPF_PROG_TEST_RUN`; returns its return value.
+    pub fn test_run(&self, packet: &[u8]) -> Result<u32, KernelError> {
+        Ok(self.run(packet, 1)?.0)
+    }
+
+    /// Runs the program `repeat` times on `packet`; returns the kernel's average
+    /// nanoseconds per run.
+    pub fn bench(&self, packet: &[u8], repeat: u32) -> Result<u64, KernelError> {
+        Ok(self.run(packet, repeat)?.1)
+    }
+
+    /// Instructions after the verifier's rewrites (what `bpftool prog show` calls xlated).
+    pub fn xlated_insn_count(&self) -> Result<usize, KernelError> {
+        let program = self.program()?;
+        let fd = program.as_fd().as_raw_fd();
+        let mut info = libbpf_rs::libbpf_sys::bpf_prog_info::default();
+        let mut len = std::mem::size_of_val(&info) as u32;
+        // SAFETY: `info` is a zeroed bpf_prog_info of `len` bytes with no output buffers
+        // requested (all pointer fields 0), and `fd` is a live program fd borrowed from
+        // `self` for the duration of the call.
+        let rc = unsafe { libbpf_rs::libbpf_sys::bpf_prog_get_info_by_fd(fd, &mut info, &mut len) };
+        if rc < 0 {
+            return Err(KernelError::ProgInfo {
+                source: io::Error::from_raw_os_error(-rc),
+            });
+        }
+        Ok(info.xlated_prog_len as usize / 8)
+    }
+
+    /// The values of map `map_index`: arrays by key, hash maps in key order. Per-CPU
+    /// values are summed over CPUs as little-endian u64 words (counters), so they compare
+    /// directly with the one-CPU values of [`crate::vm::Vm::map_values`].
+    pub fn map_values(&self, map_index: usize) -> Result<Vec<Vec<u8>>, KernelError> {
+        let def = self
+            .info
+            .maps
+            .get(map_index)
+            .ok_or(KernelError::NoSuchMap {
+                map_index,
+                map_count: self.info.maps.len(),
+            })?;
+        let map = self
+            .object
+            .maps()
+            .find(|m| m.name() == def.name.as_str())
+            .ok_or(KernelError::NoSuchMap {
+                map_index,
+                map_count: self.info.maps.len(),
+            })?;
+        let read_err = |e: libbpf_rs::Error| KernelError::MapRead {
+            map: def.name.clone(),
+            source: to_io(&e),
+        };
+        let mut keys: Vec<Vec<u8>> = match def.map_type {
+            MapType::Array | MapType::PercpuArray => (0..def.max_entries)
+                .map(|i| i.to_le_bytes().to_vec())
+                .collect(),
+            _ => map.keys().collect(),
+        };
+        keys.sort();
+        let per_cpu = def.map_type.is_per_cpu();
+        if per_cpu && def.value_size % 8 != 0 {
+            return Err(KernelError::NotSummable {
+                map: def.name.clone(),
+                value_size: def.value_size,
+            });
+        }
+        let mut values = Vec::with_capacity(keys.len());
+        for key in keys {
+            let value = if per_cpu {
+                map.lookup_percpu(&key, MapFlags::ANY)
+                    .map_err(read_err)?
+                    .map(|cpus| sum_u64_words(&cpus, def.value_size as usize))
+            } else {
+                map.lookup(&key, MapFlags::ANY).map_err(read_err)?
+            };
+            if let Some(value) = value {
+                values.push(value);
+            }
+        }
+        Ok(values)
+    }
+
+    /// The program's hook.
+    pub fn hook(&self) -> Hook {
+        self.info.hook
+    }
+}
+
+/// Adds up per-CPU values word by word.
+fn sum_u64_words(cpus: &[Vec<u8>], value_size: usize) -> Vec<u8> {
+    let mut sums = vec![0u64; value_size / 8];
+    for value in cpus {
+        for (sum, word) in sums.iter_mut().zip(value.chunks_exact(8)) {
+            let mut bytes = [0u8; 8];
+            bytes.copy_from_slice(word);
+            *sum = sum.wrapping_add(u64::from_le_bytes(bytes));
+        }
+    }
+    sums.iter().flat_map(|s| s.to_le_bytes()).collect()
+}
+
+/// Whether this process can load BPF programs, by loading `r0 = 2; exit` as XDP.
+pub fn privileges() -> Result<(), SkipReason> {
+    use libbpf_rs::libbpf_sys::{bpf_insn, bpf_prog_load, BPF_PROG_TYPE_XDP};
+    let insns = [
+        bpf_insn {
+            code: 0xb7, // mov64 r0, 2
+            imm: 2,
+            ..Default::default()
+        },
+        bpf_insn {
+            code: 0x95, // exit
+            ..Default::default()
+        },
+    ];
+    // SAFETY: the name and license are NUL-terminated literals, `insns` is a live array
+    // of `insns.len()` instructions, and a null opts pointer means defaults.
+    let fd = unsafe {
+        bpf_prog_load(
+            BPF_PROG_TYPE_XDP,
+            c"pfc_probe".as_ptr(),
+            c"GPL".as_ptr(),
+            insns.as_ptr(),
+            insns.len() as _,
+            std::ptr::null_mut(),
+        )
+    };
+    if fd < 0 {
+        let error = io::Error::from_raw_os_error(-fd);
+        return Err(SkipReason {
+            reason: format!(
+                "cannot load BPF programs ({error}); run as root or grant CAP_BPF+CAP_NET_ADMIN"
+            ),
+        });
+    }
+    // SAFETY: `fd` is a descriptor bpf_prog_load just opened for us and nothing else owns.
+    unsafe { libc::close(fd) };
+    Ok(())
+}
+
+/// libbpf's error as an `io::Error`: the OS error kind when there is one, the whole
+/// context chain as the message.
+fn to_io(error: &libbpf_rs::Error) -> io::Error {
+    let mut message = error.to_string();
+    let mut kind = io::ErrorKind::Other;
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        if let Some(io_error) = cause.downcast_ref::<io::Error>() {
+            kind = io_error.kind();
+        }
+        source = cause.source();
+    }
+    io::Error::new(kind, message)
+}
+
+thread_local! {
+    /// libbpf's messages on this thread while `with_captured_log` runs.
+    static CAPTURED: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+fn capture_print(_level: PrintLevel, message: String) {
+    CAPTURED.with(|c| {
+        if let Some(log) = c.borrow_mut().as_mut() {
+            log.push_str(&message);
+        }
+    });
+}
+
+/// Runs `f` with libbpf's messages (warnings and info, which include the verifier log)
+/// collected instead of printed.
+fn with_captured_log<T>(f: impl FnOnce() -> T) -> (T, String) {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        libbpf_rs::set_print(Some((PrintLevel::Info, capture_print)));
+    });
+    let previous = CAPTURED.with(|c| c.replace(Some(String::new())));
+    let result = f();
+    let log = CAPTURED.with(|c| c.replace(previous)).unwrap_or_default();
+    (result, log)
+}
+
+fn tail(log: &str, lines: usize) -> String {
+    let all: Vec<&str> = log.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}

@@ -9,8 +9,8 @@
 //! **Invariant:** libbpf-rs types never leave `kernel`; rbpf types never leave `vm`.
 #![deny(missing_docs)]
 
-mod btf;
 pub mod bpf_object;
+mod btf;
 pub mod kernel;
 pub mod vm;
 

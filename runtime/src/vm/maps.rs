@@ -53,14 +53,24 @@ impl EmulatedMap {
         let stride = (def.value_size as usize).div_ceil(8) * 8;
         let entries = def.max_entries as usize;
         let is_hash = matches!(def.map_type, MapType::Hash | MapType::PercpuHash);
-        let key_bytes = if is_hash { entries * def.key_size as usize } else { 0 };
+        let key_bytes = if is_hash {
+            entries * def.key_size as usize
+        } else {
+            0
+        };
         EmulatedMap {
             def: def.clone(),
             stride,
-            values: (0..entries * stride + PADDING).map(|_| Cell::new(0)).collect(),
+            values: (0..entries * stride + PADDING)
+                .map(|_| Cell::new(0))
+                .collect(),
             keys: (0..key_bytes).map(|_| Cell::new(0)).collect(),
             index: RefCell::new(HashMap::new()),
-            free: RefCell::new(if is_hash { (0..entries).rev().collect() } else { Vec::new() }),
+            free: RefCell::new(if is_hash {
+                (0..entries).rev().collect()
+            } else {
+                Vec::new()
+            }),
         }
     }
 

@@ -275,7 +275,9 @@ impl<'obj> Vm<'obj> {
                 put(skb::WIRE_LEN, packet.len() as u32);
                 put(skb::PKT_TYPE, pkt_type(packet));
                 // skb->protocol is the ethertype as stored (network order) in a __be16.
-                let protocol = packet.get(12..14).map_or(0, |b| u16::from_ne_bytes([b[0], b[1]]));
+                let protocol = packet
+                    .get(12..14)
+                    .map_or(0, |b| u16::from_ne_bytes([b[0], b[1]]));
                 put(skb::PROTOCOL, u32::from(protocol));
                 put(skb::IFINDEX, 1);
                 put(skb::DATA, start);
@@ -295,7 +297,11 @@ impl<'obj> Vm<'obj> {
     /// The values of an array map by key (per-CPU maps: the one CPU's), or of a hash
     /// map in key order. Each value is `value_size` bytes.
     pub fn map_values(&self, map_index: usize) -> Result<Vec<Vec<u8>>, VmError> {
-        Ok(self.map_entries(map_index)?.into_iter().map(|(_, v)| v).collect())
+        Ok(self
+            .map_entries(map_index)?
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect())
     }
 
     /// Every present entry of a map as (key, value) bytes, in key order.
@@ -305,7 +311,12 @@ impl<'obj> Vm<'obj> {
 
     /// Sets one entry, like `bpf_map_update_elem(map, key, value, BPF_ANY)`. Key and value
     /// shorter than the map's sizes are zero-extended; longer ones are cut.
-    pub fn map_update(&mut self, map_index: usize, key: &[u8], value: &[u8]) -> Result<(), VmError> {
+    pub fn map_update(
+        &mut self,
+        map_index: usize,
+        key: &[u8],
+        value: &[u8],
+    ) -> Result<(), VmError> {
         let map = self.map(map_index)?;
         let mut key = key.to_vec();
         key.resize(map.def.key_size as usize, 0);
