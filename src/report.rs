@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use codespan_reporting::diagnostic::{Diagnostic as Rendered, Label, Severity as RenderedSeverity};
-use codespan_reporting::files::SimpleFile;
+use codespan_reporting::files::{Files, SimpleFile};
 use codespan_reporting::term;
 use pfc_compiler::diagnostic::{Diagnostic, Severity};
 
@@ -45,14 +45,16 @@ impl Report {
     pub fn add(&mut self, file: &SourceFile, diagnostics: &[Diagnostic]) {
         let mut sorted: Vec<&Diagnostic> = diagnostics.iter().collect();
         sorted.sort_by_key(|diagnostic| diagnostic.span().start);
+        // Built once per file: it indexes line starts, which every diagnostic looks up.
+        let files = SimpleFile::new(file.name.as_str(), file.text.as_str());
         for diagnostic in sorted {
             match diagnostic.severity {
                 Severity::Error => self.errors += 1,
                 Severity::Warning => self.warnings += 1,
             }
             match self.format {
-                Format::Human => eprint!("{}", render(file, diagnostic)),
-                Format::Json => self.json.push(to_json(file, diagnostic)),
+                Format::Human => eprint!("{}", render(&files, diagnostic)),
+                Format::Json => self.json.push(to_json(&files, diagnostic)),
             }
         }
     }
@@ -75,8 +77,8 @@ impl Report {
 }
 
 /// Renders one diagnostic the way people read it: `error[E0003]: ...` with the source.
-pub fn render(file: &SourceFile, diagnostic: &Diagnostic) -> String {
-    let files = SimpleFile::new(file.name.as_str(), file.text.as_str());
+pub fn render(files: &SimpleFile<&str, &str>, diagnostic: &Diagnostic) -> String {
+    let text_len = files.source().len();
     let severity = match diagnostic.severity {
         Severity::Error => RenderedSeverity::Error,
         Severity::Warning => RenderedSeverity::Warning,
@@ -85,7 +87,7 @@ pub fn render(file: &SourceFile, diagnostic: &Diagnostic) -> String {
         .labels
         .iter()
         .map(|label| {
-            let range = clamp(label.span.range(), file.text.len());
+            let range = clamp(label.span.range(), text_len);
             let rendered = if label.primary { Label::primary((), range) } else { Label::secondary((), range) };
             rendered.with_message(label.message.clone())
         })
@@ -96,15 +98,16 @@ pub fn render(file: &SourceFile, diagnostic: &Diagnostic) -> String {
         .with_labels(labels)
         .with_notes(diagnostic.notes.clone());
     let config = term::Config::default();
-    term::emit_into_string(&config, &files, &rendered).unwrap_or_else(|_| format!("{}: {}\n", file.name, diagnostic.message))
+    term::emit_into_string(&config, files, &rendered)
+        .unwrap_or_else(|_| format!("{}: {}\n", files.name(), diagnostic.message))
 }
 
 fn clamp(range: std::ops::Range<usize>, len: usize) -> std::ops::Range<usize> {
     range.start.min(len)..range.end.min(len).max(range.start.min(len))
 }
 
-fn to_json(file: &SourceFile, diagnostic: &Diagnostic) -> serde_json::Value {
-    let position = |offset: u32| line_column(&file.text, offset as usize);
+fn to_json(files: &SimpleFile<&str, &str>, diagnostic: &Diagnostic) -> serde_json::Value {
+    let position = |offset: u32| line_column(files, offset as usize);
     let labels: Vec<serde_json::Value> = diagnostic
         .labels
         .iter()
@@ -119,17 +122,17 @@ fn to_json(file: &SourceFile, diagnostic: &Diagnostic) -> serde_json::Value {
         .collect();
     let (line, column) = position(diagnostic.span().start);
     serde_json::json!({
-        "file": file.name, "severity": diagnostic.severity, "code": diagnostic.code,
+        "file": files.name(), "severity": diagnostic.severity, "code": diagnostic.code,
         "message": diagnostic.message, "line": line, "column": column,
         "labels": labels, "notes": diagnostic.notes,
     })
 }
 
 /// 1-based line and column (in characters) of a byte offset.
-fn line_column(text: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(text.len());
-    let before = text.get(..offset).unwrap_or(text);
-    let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map(|index| index + 1).unwrap_or(0);
-    (line, before[line_start..].chars().count() + 1)
+fn line_column(files: &SimpleFile<&str, &str>, offset: usize) -> (usize, usize) {
+    let offset = offset.min(files.source().len());
+    match files.location((), offset) {
+        Ok(location) => (location.line_number, location.column_number),
+        Err(_) => (1, 1),
+    }
 }

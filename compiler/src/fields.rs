@@ -85,9 +85,7 @@ impl Proto {
             Proto::Eth => Layer::Link,
             Proto::Vlan => Layer::Tag,
             Proto::Arp | Proto::Ipv4 | Proto::Ipv6 => Layer::Network,
-            Proto::Tcp | Proto::Udp | Proto::Sctp | Proto::Icmp | Proto::Icmp6 => {
-                Layer::Transport
-            }
+            Proto::Tcp | Proto::Udp | Proto::Sctp | Proto::Icmp | Proto::Icmp6 => Layer::Transport,
         }
     }
 
@@ -160,14 +158,15 @@ impl ValueKind {
         }
     }
 
-    /// The name used in messages and in `set NAME: TYPE` declarations where one exists.
+    /// What values of this kind are, with an article, for messages ("an IPv4 address").
     pub fn describe(self) -> String {
         match self {
-            ValueKind::Uint(1) => "flag (0 or 1)".to_string(),
-            ValueKind::Uint(bits) => format!("{bits}-bit number"),
-            ValueKind::Mac => "MAC address".to_string(),
-            ValueKind::Ipv4 => "IPv4 address".to_string(),
-            ValueKind::Ipv6 => "IPv6 address".to_string(),
+            ValueKind::Uint(1) => "a flag (0 or 1)".to_string(),
+            ValueKind::Uint(8) => "an 8-bit number".to_string(),
+            ValueKind::Uint(bits) => format!("a {bits}-bit number"),
+            ValueKind::Mac => "a MAC address".to_string(),
+            ValueKind::Ipv4 => "an IPv4 address".to_string(),
+            ValueKind::Ipv6 => "an IPv6 address".to_string(),
         }
     }
 }

@@ -22,8 +22,13 @@ impl Checker {
             Expr::Test(test) => self.test(test),
             Expr::Pcap(_, span) => {
                 self.diagnostics.push(
-                    Diagnostic::error(UNSUPPORTED, "`pcap \"...\"` filters are not supported yet", *span, "not yet compiled")
-                        .with_note("write the condition with pfc fields for now, e.g. `udp.dport == 53`"),
+                    Diagnostic::error(
+                        UNSUPPORTED,
+                        "`pcap \"...\"` filters are not supported yet",
+                        *span,
+                        "not yet compiled",
+                    )
+                    .with_note("write the condition with pfc fields for now, e.g. `udp.dport == 53`"),
                 );
                 None
             }
@@ -84,20 +89,33 @@ impl Checker {
         if surface.fields.iter().all(|field| field.kind() == ValueKind::Uint(1)) {
             return Some(tests(surface.fields, None, TestOp::Cmp(CmpOp::Eq, 1)));
         }
-        let kind = surface.fields[0].kind().describe();
+        let kind = describe_kinds(surface);
         self.diagnostics.push(
-            Diagnostic::error(TYPE_MISMATCH, format!("`{}` is a {kind}, not a condition", surface.name), span, "not a condition")
-                .with_note(format!("compare it with a value, e.g. `{} == ...` or `{} in {{ ... }}`", surface.name, surface.name)),
+            Diagnostic::error(
+                TYPE_MISMATCH,
+                format!("`{}` is {kind}, not a condition", surface.name),
+                span,
+                "not a condition",
+            )
+            .with_note(format!(
+                "compare it with a value, e.g. `{} == ...` or `{} in {{ ... }}`",
+                surface.name, surface.name
+            )),
         );
         None
     }
 
     fn mask(&mut self, surface: SurfaceField, value: &Value, named: &[(&str, u128)]) -> Option<u128> {
         if surface.fields.iter().any(|field| !matches!(field.kind(), ValueKind::Uint(_))) {
-            let kind = surface.fields[0].kind().describe();
+            let kind = describe_kinds(surface);
             self.diagnostics.push(
-                Diagnostic::error(BAD_OPERATOR, format!("`&` needs a number field; `{}` is an {kind}", surface.name), value.span(), "mask here")
-                    .with_note("to match an address prefix, write `FIELD in 10.0.0.0/8`"),
+                Diagnostic::error(
+                    BAD_OPERATOR,
+                    format!("`&` needs a number field; `{}` is {kind}", surface.name),
+                    value.span(),
+                    "mask here",
+                )
+                .with_note("to match an address prefix, write `FIELD in 10.0.0.0/8`"),
             );
             return None;
         }
@@ -136,7 +154,7 @@ impl Checker {
                 OUT_OF_RANGE,
                 format!("{number} is out of range for `{}`", surface.name),
                 span,
-                format!("`{}` is a {}: 0 to {}", surface.name, kind.describe(), kind.max()),
+                format!("`{}` is {}: 0 to {}", surface.name, kind.describe(), kind.max()),
             ));
             return None;
         }
@@ -158,20 +176,31 @@ impl Checker {
                 if matches!(literal.kind, LiteralKind::Prefix(..) | LiteralKind::Range(..)) {
                     let verb = if op == CmpOp::Ne { "not in" } else { "in" };
                     self.diagnostics.push(
-                        Diagnostic::error(TYPE_MISMATCH, format!("`{}` compares a prefix or range", op.as_str()), literal.span, "a set of values")
-                            .with_note(format!("write `{} {verb} ...` to test membership", surface.name)),
+                        Diagnostic::error(
+                            TYPE_MISMATCH,
+                            format!("`{}` compares a prefix or range", op.as_str()),
+                            literal.span,
+                            "a set of values",
+                        )
+                        .with_note(format!("write `{} {verb} ...` to test membership", surface.name)),
                     );
                     return None;
                 }
                 self.scalar(literal, named)?
             }
         };
-        let matching: Vec<Field> = surface.fields.iter().copied().filter(|field| scalar.matches(field.kind())).collect();
+        let matching: Vec<Field> =
+            surface.fields.iter().copied().filter(|field| scalar.matches(field.kind())).collect();
         if matching.is_empty() {
-            let kind = surface.fields[0].kind().describe();
+            let kind = describe_kinds(surface);
             self.diagnostics.push(
-                Diagnostic::error(TYPE_MISMATCH, format!("`{}` is a {kind}, but this is {}", surface.name, scalar.describe()), value.span(), "wrong type")
-                    .with_label(op_span, "compared here"),
+                Diagnostic::error(
+                    TYPE_MISMATCH,
+                    format!("`{}` is {kind}, but this is {}", surface.name, scalar.describe()),
+                    value.span(),
+                    "wrong type",
+                )
+                .with_label(op_span, "compared here"),
             );
             return None;
         }
@@ -189,12 +218,14 @@ impl Checker {
                 OUT_OF_RANGE,
                 format!("{number} is out of range for `{}`", surface.name),
                 value.span(),
-                format!("`{}` is a {}: 0 to {}", surface.name, kind.describe(), kind.max()),
+                format!("`{}` is {}: 0 to {}", surface.name, kind.describe(), kind.max()),
             ));
             return None;
         }
-        let mut alternatives: Vec<Cond> =
-            matching.iter().map(|field| Cond::Test(Test { field: *field, mask, op: TestOp::Cmp(op, number) })).collect();
+        let mut alternatives: Vec<Cond> = matching
+            .iter()
+            .map(|field| Cond::Test(Test { field: *field, mask, op: TestOp::Cmp(op, number) }))
+            .collect();
         if op == CmpOp::Ne {
             // `ip.src != 10.0.0.1` holds for any IPv6 packet too: its source is not that address.
             for field in surface.fields.iter().filter(|field| !matching.contains(field)) {
@@ -241,14 +272,19 @@ impl Checker {
         }
         if let Some(index) = used.iter().position(|used| !used) {
             let element = elements[index];
-            let kind = surface.fields[0].kind().describe();
+            let kind = describe_kinds(surface);
             let what = match &set_name {
                 Some(name) => format!("set `{name}` holds {}", element.low.describe()),
                 None => format!("this set holds {}", element.low.describe()),
             };
             self.diagnostics.push(
-                Diagnostic::error(SET_TYPE, format!("{what}, but `{}` is a {kind}", surface.name), element.span, "wrong element type")
-                    .with_label(span, "used here"),
+                Diagnostic::error(
+                    SET_TYPE,
+                    format!("{what}, but `{}` is {kind}", surface.name),
+                    element.span,
+                    "wrong element type",
+                )
+                .with_label(span, "used here"),
             );
             return None;
         }
@@ -263,7 +299,8 @@ impl Checker {
                     self.diagnostics.push(Diagnostic::error(super::EMPTY_SET, "empty set", *span, "no elements"));
                     return None;
                 }
-                let elements: Vec<Option<Element>> = literals.iter().map(|literal| self.element(literal, named)).collect();
+                let elements: Vec<Option<Element>> =
+                    literals.iter().map(|literal| self.element(literal, named)).collect();
                 Some((elements.into_iter().collect::<Option<Vec<_>>>()?, None))
             }
             SetRef::Literal(literal) => {
@@ -277,7 +314,6 @@ impl Checker {
             }
         }
     }
-
 }
 
 /// One test per concrete field, joined by `or`.
@@ -292,4 +328,11 @@ fn any(mut alternatives: Vec<Cond>) -> Cond {
     } else {
         Cond::Or(alternatives)
     }
+}
+
+/// What the values of a surface field are: "an IPv4 address or an IPv6 address".
+fn describe_kinds(surface: SurfaceField) -> String {
+    let mut kinds: Vec<String> = surface.fields.iter().map(|field| field.kind().describe()).collect();
+    kinds.dedup();
+    kinds.join(" or ")
 }

@@ -25,23 +25,38 @@ pub fn lint(program: &Program) -> Vec<Diagnostic> {
         if let Some(earlier) = catch_all {
             let first = &program.rules[earlier];
             diagnostics.push(
-                Diagnostic::warning(UNREACHABLE, format!("rule `{}` can never match", rule.name), rule.span, "unreachable")
-                    .with_label(first.span, format!("rule `{}` matches every packet first", first.name)),
+                Diagnostic::warning(
+                    UNREACHABLE,
+                    format!("rule `{}` can never match", rule.name),
+                    rule.span,
+                    "unreachable",
+                )
+                .with_label(first.span, format!("rule `{}` matches every packet first", first.name)),
             );
             continue;
         }
         if let Some(&earlier) = seen.get(&rule.condition) {
             let first = &program.rules[earlier];
             diagnostics.push(
-                Diagnostic::warning(UNREACHABLE, format!("rule `{}` can never match", rule.name), rule.span, "unreachable")
-                    .with_label(first.span, format!("rule `{}` has the same condition and comes first", first.name)),
+                Diagnostic::warning(
+                    UNREACHABLE,
+                    format!("rule `{}` can never match", rule.name),
+                    rule.span,
+                    "unreachable",
+                )
+                .with_label(first.span, format!("rule `{}` has the same condition and comes first", first.name)),
             );
             continue;
         }
         if let Some(reason) = never_holds(&rule.condition) {
             diagnostics.push(
-                Diagnostic::warning(CONTRADICTION, format!("the condition of rule `{}` can never hold", rule.name), rule.span, "never true")
-                    .with_note(reason),
+                Diagnostic::warning(
+                    CONTRADICTION,
+                    format!("the condition of rule `{}` can never hold", rule.name),
+                    rule.span,
+                    "never true",
+                )
+                .with_note(reason),
             );
             continue;
         }
@@ -77,7 +92,8 @@ fn never_holds(cond: &Cond) -> Option<String> {
 
 /// Protocols whose headers must all be present for the condition to hold.
 fn required_protocols(cond: &Cond) -> BTreeSet<Proto> {
-    let with_carrier = |proto: Proto| -> BTreeSet<Proto> { [Some(proto), proto.carrier()].into_iter().flatten().collect() };
+    let with_carrier =
+        |proto: Proto| -> BTreeSet<Proto> { [Some(proto), proto.carrier()].into_iter().flatten().collect() };
     match cond {
         Cond::Proto(proto) => with_carrier(*proto),
         Cond::Test(test) => test.field.guard().map(with_carrier).unwrap_or_default(),
@@ -93,7 +109,8 @@ fn required_protocols(cond: &Cond) -> BTreeSet<Proto> {
 
 fn conflicting_protocols(protocols: &BTreeSet<Proto>) -> Option<String> {
     for layer in [Layer::Network, Layer::Transport] {
-        let in_layer: Vec<&str> = protocols.iter().filter(|proto| proto.layer() == layer).map(|proto| proto.name()).collect();
+        let in_layer: Vec<&str> =
+            protocols.iter().filter(|proto| proto.layer() == layer).map(|proto| proto.name()).collect();
         if in_layer.len() > 1 {
             return Some(format!("a packet cannot be both {}", in_layer.join(" and ")));
         }

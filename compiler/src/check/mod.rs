@@ -172,7 +172,12 @@ impl Checker {
                 )),
                 None => self.diagnostics.push(Diagnostic::error(
                     SET_TYPE,
-                    format!("set `{}` holds {} values, but this is {}", name.text, element_type.text, element.low.describe()),
+                    format!(
+                        "set `{}` holds {} values, but this is {}",
+                        name.text,
+                        element_type.text,
+                        element.low.describe()
+                    ),
                     literal.span,
                     "wrong element type",
                 )),
@@ -187,8 +192,13 @@ impl Checker {
         match earlier {
             Some(first) => {
                 self.diagnostics.push(
-                    Diagnostic::error(DUPLICATE_NAME, format!("`{}` is declared twice", name.text), name.span, "redeclared")
-                        .with_label(first, "first declared here"),
+                    Diagnostic::error(
+                        DUPLICATE_NAME,
+                        format!("`{}` is declared twice", name.text),
+                        name.span,
+                        "redeclared",
+                    )
+                    .with_label(first, "first declared here"),
                 );
                 false
             }
@@ -203,8 +213,13 @@ impl Checker {
             let Some(value) = self.verdict(verdict) else { continue };
             match found {
                 Some((_, first)) => self.diagnostics.push(
-                    Diagnostic::error(DUPLICATE_STATEMENT, "more than one `default` statement", *span, "second default")
-                        .with_label(first, "first default here"),
+                    Diagnostic::error(
+                        DUPLICATE_STATEMENT,
+                        "more than one `default` statement",
+                        *span,
+                        "second default",
+                    )
+                    .with_label(first, "first default here"),
                 ),
                 None => found = Some((value, *span)),
             }
@@ -212,8 +227,13 @@ impl Checker {
         let has_default_statement = file.statements.iter().any(|s| matches!(s, Statement::Default { .. }));
         if found.is_none() && !has_default_statement {
             self.diagnostics.push(
-                Diagnostic::error(MISSING_DEFAULT, "no `default` verdict", Span::default(), "the file has no `default` statement")
-                    .with_note("add `default pass` or `default drop`: the verdict for packets no rule matches"),
+                Diagnostic::error(
+                    MISSING_DEFAULT,
+                    "no `default` verdict",
+                    Span::default(),
+                    "the file has no `default` statement",
+                )
+                .with_note("add `default pass` or `default drop`: the verdict for packets no rule matches"),
             );
         }
         found.map(|(verdict, _)| verdict)
@@ -224,9 +244,13 @@ impl Checker {
             "pass" => Some(Verdict::Pass),
             "drop" => Some(Verdict::Drop),
             other => {
-                let mut diagnostic =
-                    Diagnostic::error(UNKNOWN_VERDICT, format!("unknown verdict `{other}`"), word.span, "not a verdict")
-                        .with_note("verdicts are `pass` and `drop`");
+                let mut diagnostic = Diagnostic::error(
+                    UNKNOWN_VERDICT,
+                    format!("unknown verdict `{other}`"),
+                    word.span,
+                    "not a verdict",
+                )
+                .with_note("verdicts are `pass` and `drop`");
                 if let Some(suggestion) = names::suggest(other, ["pass", "drop"]) {
                     diagnostic = diagnostic.with_note(format!("did you mean `{suggestion}`?"));
                 }
@@ -243,8 +267,13 @@ impl Checker {
             let Statement::Rule { name, verdict, condition, span } = statement else { continue };
             if let Some(first) = seen.get(name.text.as_str()) {
                 self.diagnostics.push(
-                    Diagnostic::error(DUPLICATE_NAME, format!("rule `{}` is defined twice", name.text), name.span, "redefined")
-                        .with_label(*first, "first defined here"),
+                    Diagnostic::error(
+                        DUPLICATE_NAME,
+                        format!("rule `{}` is defined twice", name.text),
+                        name.span,
+                        "redefined",
+                    )
+                    .with_label(*first, "first defined here"),
                 );
             } else {
                 seen.insert(&name.text, *span);

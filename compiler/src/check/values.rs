@@ -92,8 +92,13 @@ impl Checker {
             }
             LiteralKind::Prefix(..) | LiteralKind::Range(..) => {
                 self.diagnostics.push(
-                    Diagnostic::error(TYPE_MISMATCH, "expected a single value", literal.span, "this is a set of values")
-                        .with_note("to test membership in a prefix or range, write `FIELD in PREFIX`"),
+                    Diagnostic::error(
+                        TYPE_MISMATCH,
+                        "expected a single value",
+                        literal.span,
+                        "this is a set of values",
+                    )
+                    .with_note("to test membership in a prefix or range, write `FIELD in PREFIX`"),
                 );
                 None
             }
@@ -146,8 +151,13 @@ impl Checker {
                 }
                 if low.raw() > high.raw() {
                     self.diagnostics.push(
-                        Diagnostic::error(REVERSED_RANGE, "range is reversed", span, "the low end is above the high end")
-                            .with_note("write the smaller value first, e.g. `1024..2048`"),
+                        Diagnostic::error(
+                            REVERSED_RANGE,
+                            "range is reversed",
+                            span,
+                            "the low end is above the high end",
+                        )
+                        .with_note("write the smaller value first, e.g. `1024..2048`"),
                     );
                     return None;
                 }

@@ -37,6 +37,8 @@ fn syntax_diagnostic(error: &pest::error::Error<Rule>, text: &str, offset: usize
         pest::error::InputLocation::Pos(position) => position,
         pest::error::InputLocation::Span((start, _)) => start,
     };
+    // An error after the last token is shown right after it, not on the next line.
+    let position = position.min(without_trailing_trivia(text).len());
     let found = describe_found(text, position);
     let end = (position + found.len().max(1)).min(text.len()).max(position);
     let span = Span::new(offset + position, offset + end);
@@ -45,7 +47,40 @@ fn syntax_diagnostic(error: &pest::error::Error<Rule>, text: &str, offset: usize
         pest::error::ErrorVariant::CustomError { message } => message.clone(),
     };
     let found_text = if found.is_empty() { "the end of the statement".to_string() } else { format!("`{found}`") };
-    Diagnostic::error(SYNTAX_ERROR, format!("expected {expected}, found {found_text}"), span, format!("expected {expected}"))
+    Diagnostic::error(
+        SYNTAX_ERROR,
+        format!("expected {expected}, found {found_text}"),
+        span,
+        format!("expected {expected}"),
+    )
+}
+
+/// `text` without trailing whitespace and trailing `#` comments.
+pub(super) fn without_trailing_trivia(mut text: &str) -> &str {
+    loop {
+        let trimmed = text.trim_end();
+        let last_line_start = trimmed.rfind('\n').map(|index| index + 1).unwrap_or(0);
+        match comment_start(&trimmed[last_line_start..]) {
+            Some(hash) => text = &trimmed[..last_line_start + hash],
+            None => return trimmed,
+        }
+    }
+}
+
+/// Where a `#` comment starts in one line, skipping `#` inside strings.
+fn comment_start(line: &str) -> Option<usize> {
+    let mut in_string = false;
+    let mut escaped = false;
+    for (index, c) in line.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if in_string => escaped = true,
+            '"' => in_string = !in_string,
+            '#' if !in_string => return Some(index),
+            _ => {}
+        }
+    }
+    None
 }
 
 fn describe_found(text: &str, position: usize) -> &str {
@@ -102,9 +137,11 @@ struct Lowerer<'d> {
 }
 
 impl Lowerer<'_> {
+    /// The pair's span without the whitespace and comments pest lets it swallow at its end.
     fn span(&self, pair: &Pair<Rule>) -> Span {
         let span = pair.as_span();
-        Span::new(self.offset + span.start(), self.offset + span.end())
+        let end = span.start() + without_trailing_trivia(pair.as_str()).len();
+        Span::new(self.offset + span.start(), self.offset + end)
     }
 
     fn ident(&self, pair: Pair<Rule>) -> Ident {
@@ -209,8 +246,11 @@ impl Lowerer<'_> {
                 Rule::comparison => {
                     let mut parts = inner.into_inner();
                     let (Some(op), Some(value)) = (parts.next(), parts.next()) else { continue };
-                    comparison =
-                        Some(Comparison::Cmp { op: cmp_op(op.as_str()), op_span: self.span(&op), value: self.value(value) });
+                    comparison = Some(Comparison::Cmp {
+                        op: cmp_op(op.as_str()),
+                        op_span: self.span(&op),
+                        value: self.value(value),
+                    });
                 }
                 Rule::membership => {
                     let mut negated = false;
@@ -360,4 +400,3 @@ fn unescape(text: &str) -> String {
     }
     out
 }
-

@@ -30,11 +30,8 @@ pub fn parse(source: &str) -> (ast::File, Vec<Diagnostic>) {
     let mut diagnostics = Vec::new();
     for chunk in statement_chunks(source) {
         let text = &source[chunk.clone()];
-        if let Some(span) = too_deep(text, chunk.start) {
-            diagnostics.push(
-                Diagnostic::error(TOO_DEEP, "expression nested too deeply", span, "nesting passes the limit here")
-                    .with_note(format!("pfc accepts at most {MAX_NESTING} nested parentheses or `not`s in one rule")),
-            );
+        if let Some(problem) = bracket_problem(text, chunk.start) {
+            diagnostics.push(problem);
             continue;
         }
         match lower::parse_statement(text, chunk.start, &mut diagnostics) {
@@ -85,17 +82,17 @@ fn is_blank_or_comment(line: &str) -> bool {
     line.is_empty() || line.starts_with('#')
 }
 
-/// Finds the first place where parentheses plus stacked `not`s nest deeper than the
-/// limit. Counting is conservative: `not`s are counted until the next word that is
-/// not `not`.
-fn too_deep(text: &str, base: usize) -> Option<Span> {
+/// Checks brackets before pest sees the statement: nesting deeper than the limit, an
+/// unclosed `(`/`{`, or a stray `)`/`}`. Nesting counts parentheses plus `not`s
+/// stacked in a row (conservatively: until the next word that is not `not`).
+fn bracket_problem(text: &str, base: usize) -> Option<Diagnostic> {
     let bytes = text.as_bytes();
-    let mut parens = 0usize;
+    let mut open: Vec<(u8, usize)> = Vec::new();
     let mut nots = 0usize;
     let mut index = 0;
+    let span_at = |index: usize| Span::new(base + index, base + index + 1);
     while index < bytes.len() {
-        let byte = bytes[index];
-        match byte {
+        match bytes[index] {
             b'#' => {
                 while index < bytes.len() && bytes[index] != b'\n' {
                     index += 1;
@@ -108,29 +105,53 @@ fn too_deep(text: &str, base: usize) -> Option<Span> {
                     index += if bytes[index] == b'\\' { 2 } else { 1 };
                 }
             }
-            b'(' => parens += 1,
-            b')' => parens = parens.saturating_sub(1),
+            bracket @ (b'(' | b'{') => open.push((bracket, index)),
+            bracket @ (b')' | b'}') => {
+                let expected = if bracket == b')' { b'(' } else { b'{' };
+                match open.pop() {
+                    Some((opened, _)) if opened == expected => {}
+                    _ => {
+                        let text = if bracket == b')' { "`)`" } else { "`}`" };
+                        return Some(Diagnostic::error(
+                            SYNTAX_ERROR,
+                            format!("unmatched {text}"),
+                            span_at(index),
+                            "nothing to close here",
+                        ));
+                    }
+                }
+            }
             b if b.is_ascii_alphanumeric() || b == b'_' => {
                 let start = index;
                 while index < bytes.len() && (bytes[index].is_ascii_alphanumeric() || b"_-.:".contains(&bytes[index])) {
                     index += 1;
                 }
-                if &text[start..index] == "not" {
-                    nots += 1;
-                } else {
-                    nots = 0;
-                }
-                if parens + nots > MAX_NESTING {
-                    return Some(Span::new(base + start, base + index));
+                nots = if &text[start..index] == "not" { nots + 1 } else { 0 };
+                if open.len() + nots > MAX_NESTING {
+                    return Some(too_deep(Span::new(base + start, base + index)));
                 }
                 continue;
             }
             _ => {}
         }
-        if parens + nots > MAX_NESTING {
-            return Some(Span::new(base + index, base + index + 1));
+        if open.len() + nots > MAX_NESTING {
+            return Some(too_deep(span_at(index)));
         }
         index += 1;
     }
-    None
+    open.pop().map(|(bracket, index)| {
+        let (what, close) = if bracket == b'(' { ("`(`", "`)`") } else { ("`{`", "`}`") };
+        Diagnostic::error(
+            SYNTAX_ERROR,
+            format!("unclosed {what}"),
+            span_at(index),
+            format!("this {what} is never closed"),
+        )
+        .with_note(format!("add the missing {close}"))
+    })
+}
+
+fn too_deep(span: Span) -> Diagnostic {
+    Diagnostic::error(TOO_DEEP, "expression nested too deeply", span, "nesting passes the limit here")
+        .with_note(format!("pfc accepts at most {MAX_NESTING} nested parentheses or `not`s in one statement"))
 }
