@@ -11,9 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use pfc_compiler::bpf::{
-    AluOp, ByteOrder, EndianWidth, Insn, JmpOp, Program, ProgramBuilder, Reg::*, Size,
-};
+use pfc_compiler::bpf::{AluOp, ByteOrder, EndianWidth, Insn, JmpOp, Program, ProgramBuilder, Reg::*, Size};
 use pfc_compiler::elf::{write_object, MapSpec, ObjectSpec, ProgramSection};
 use serde_json::Value;
 
@@ -21,10 +19,7 @@ const BPFFS: &str = "/sys/fs/bpf";
 
 /// Runs a command; its stdout on success, a readable report on failure.
 fn run(program: &str, args: &[&str]) -> Result<String, String> {
-    let output = Command::new(program)
-        .args(args)
-        .output()
-        .map_err(|e| format!("{program}: {e}"))?;
+    let output = Command::new(program).args(args).output().map_err(|e| format!("{program}: {e}"))?;
     if output.status.success() {
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     } else {
@@ -127,10 +122,7 @@ fn load_pinned(object: &Path, prog_type: &str, test: &str) -> RemoveOnDrop {
     let pin = PathBuf::from(format!("{BPFFS}/pfc-test-{}-{test}", std::process::id()));
     let _ = std::fs::remove_file(&pin);
     let args = [path_str(object), path_str(&pin), "type", prog_type];
-    run_ok(
-        "bpftool",
-        &["prog", "load", args[0], args[1], args[2], args[3]],
-    );
+    run_ok("bpftool", &["prog", "load", args[0], args[1], args[2], args[3]]);
     RemoveOnDrop(pin)
 }
 
@@ -138,12 +130,7 @@ fn path_str(path: &Path) -> &str {
     path.to_str().expect("utf-8 path")
 }
 
-fn spec(
-    section: ProgramSection,
-    function: &str,
-    program: &Program,
-    maps: Vec<MapSpec>,
-) -> ObjectSpec {
+fn spec(section: ProgramSection, function: &str, program: &Program, maps: Vec<MapSpec>) -> ObjectSpec {
     ObjectSpec {
         section,
         function: function.to_string(),
@@ -170,18 +157,8 @@ struct Hook {
     drop: i32,
 }
 
-const XDP: Hook = Hook {
-    data: 0,
-    data_end: 4,
-    pass: 2,
-    drop: 1,
-};
-const TC: Hook = Hook {
-    data: 76,
-    data_end: 80,
-    pass: 0,
-    drop: 2,
-};
+const XDP: Hook = Hook { data: 0, data_end: 4, pass: 2, drop: 1 };
+const TC: Hook = Hook { data: 76, data_end: 80, pass: 0, drop: 2 };
 
 /// (b)/(c) Drops IPv6 (ethertype 0x86dd), passes the rest; counts every frame of at
 /// least 14 bytes in the per-CPU `pfc_counter` at index 0 (packets += 1,
@@ -201,12 +178,7 @@ fn counting_filter(hook: &Hook) -> Program {
     b.emit(Insn::mov64(R8, R3));
     b.alu64(AluOp::Sub, R8, R2);
     b.comment("counters[0]");
-    b.emit(Insn::StoreImm {
-        size: Size::W,
-        dst: R10,
-        off: -4,
-        imm: 0,
-    });
+    b.emit(Insn::StoreImm { size: Size::W, dst: R10, off: -4, imm: 0 });
     b.emit(Insn::mov64(R2, R10));
     b.alu64(AluOp::Add, R2, -4);
     b.emit(Insn::LoadMapIndex { dst: R1, map: 0 });
@@ -221,11 +193,7 @@ fn counting_filter(hook: &Hook) -> Program {
     b.bind(verdict);
     b.comment("rule v6: drop if eth.type == 0x86dd");
     b.emit(Insn::mov64(R0, hook.pass));
-    b.emit(Insn::Endian {
-        order: ByteOrder::Big,
-        width: EndianWidth::W16,
-        dst: R7,
-    });
+    b.emit(Insn::Endian { order: ByteOrder::Big, width: EndianWidth::W16, dst: R7 });
     b.emit(Insn::jump32(JmpOp::Ne, R7, 0x86dd, out));
     b.emit(Insn::mov64(R0, hook.drop));
     b.bind(out);
@@ -246,18 +214,7 @@ fn test_run(pin: &Path, data: &[u8], test: &str) -> u64 {
     let input = std::env::temp_dir().join(format!("pfc-elf-{}-{test}.pkt", std::process::id()));
     std::fs::write(&input, data).expect("packet file");
     let input = RemoveOnDrop(input);
-    let result = json(
-        "bpftool",
-        &[
-            "--json",
-            "prog",
-            "run",
-            "pinned",
-            path_str(pin),
-            "data_in",
-            path_str(&input.0),
-        ],
-    );
+    let result = json("bpftool", &["--json", "prog", "run", "pinned", path_str(pin), "data_in", path_str(&input.0)]);
     result["retval"].as_u64().expect("retval")
 }
 
@@ -269,43 +226,30 @@ fn counter_map_id(prog: &Value) -> u64 {
     let map = json("bpftool", &["--json", "map", "show", "id", &id.to_string()]);
     assert_eq!(map["name"], "pfc_counters");
     assert_eq!(map["type"], "percpu_array");
-    assert_eq!(
-        (map["bytes_key"].as_u64(), map["bytes_value"].as_u64()),
-        (Some(4), Some(16))
-    );
+    assert_eq!((map["bytes_key"].as_u64(), map["bytes_value"].as_u64()), (Some(4), Some(16)));
     assert_eq!(map["max_entries"], 4);
-    assert!(
-        map["btf_id"].is_u64(),
-        "the kernel accepted the map's BTF: {map}"
-    );
+    assert!(map["btf_id"].is_u64(), "the kernel accepted the map's BTF: {map}");
     id
 }
 
 /// Sums `(packets, bytes)` of entry 0 over all CPUs, from bpftool's BTF-formatted dump.
 fn counter_totals(map_id: u64) -> (u64, u64) {
-    let dump = json(
-        "bpftool",
-        &["--json", "map", "dump", "id", &map_id.to_string()],
-    );
+    let dump = json("bpftool", &["--json", "map", "dump", "id", &map_id.to_string()]);
     let entry = &dump.as_array().expect("entries")[0]["formatted"];
     assert_eq!(entry["key"], 0, "{dump}");
     let values = entry["values"].as_array().expect("per-CPU values");
     values.iter().fold((0, 0), |(p, b), v| {
         let value = &v["value"];
-        (
-            p + value["packets"].as_u64().expect("packets"),
-            b + value["bytes"].as_u64().expect("bytes"),
-        )
+        (p + value["packets"].as_u64().expect("packets"), b + value["bytes"].as_u64().expect("bytes"))
     })
 }
 
 /// Finds `"prog": {"id": N}` anywhere in `ip`/`tc` JSON output.
 fn find_prog_id(value: &Value) -> Option<u64> {
     match value {
-        Value::Object(map) => map
-            .get("prog")
-            .and_then(|p| p["id"].as_u64())
-            .or_else(|| map.values().find_map(find_prog_id)),
+        Value::Object(map) => {
+            map.get("prog").and_then(|p| p["id"].as_u64()).or_else(|| map.values().find_map(find_prog_id))
+        }
         Value::Array(items) => items.iter().find_map(find_prog_id),
         _ => None,
     }
@@ -314,43 +258,16 @@ fn find_prog_id(value: &Value) -> Option<u64> {
 #[test]
 fn xdp_pass_loads_and_attaches() {
     require_kernel!();
-    let object = write_temp(
-        &spec(ProgramSection::Xdp, "pfc_pass", &xdp_pass(), vec![]),
-        "pass",
-    );
+    let object = write_temp(&spec(ProgramSection::Xdp, "pfc_pass", &xdp_pass(), vec![]), "pass");
     let pin = load_pinned(&object.0, "xdp", "pass");
-    let prog = json(
-        "bpftool",
-        &["--json", "prog", "show", "pinned", path_str(&pin.0)],
-    );
-    assert_eq!(
-        (prog["type"].as_str(), prog["name"].as_str()),
-        (Some("xdp"), Some("pfc_pass"))
-    );
+    let prog = json("bpftool", &["--json", "prog", "show", "pinned", path_str(&pin.0)]);
+    assert_eq!((prog["type"].as_str(), prog["name"].as_str()), (Some("xdp"), Some("pfc_pass")));
     assert_eq!(test_run(&pin.0, &frame(0x0800, 60), "pass"), 2);
 
     let ns = NetNs::new("pass");
-    run_ok(
-        "ip",
-        &[
-            "-n",
-            &ns.0,
-            "link",
-            "set",
-            "dev",
-            "lo",
-            "xdpgeneric",
-            "obj",
-            path_str(&object.0),
-            "sec",
-            "xdp",
-        ],
-    );
+    run_ok("ip", &["-n", &ns.0, "link", "set", "dev", "lo", "xdpgeneric", "obj", path_str(&object.0), "sec", "xdp"]);
     let link = json("ip", &["-n", &ns.0, "-j", "link", "show", "dev", "lo"]);
-    assert!(
-        find_prog_id(&link).is_some(),
-        "no XDP program on lo: {link}"
-    );
+    assert!(find_prog_id(&link).is_some(), "no XDP program on lo: {link}");
 }
 
 #[test]
@@ -361,60 +278,24 @@ fn xdp_counter_loads_runs_and_counts() {
     let object = write_temp(&spec(ProgramSection::Xdp, "pfc_xdp", &program, maps), "xdp");
 
     let btf = run_ok("bpftool", &["btf", "dump", "file", path_str(&object.0)]);
-    for expected in [
-        "STRUCT 'pfc_counter' size=16 vlen=2",
-        "VAR 'pfc_counters'",
-        "DATASEC '.maps' size=32 vlen=1",
-    ] {
+    for expected in ["STRUCT 'pfc_counter' size=16 vlen=2", "VAR 'pfc_counters'", "DATASEC '.maps' size=32 vlen=1"] {
         assert!(btf.contains(expected), "{expected:?} missing from:\n{btf}");
     }
 
     let pin = load_pinned(&object.0, "xdp", "xdp");
-    let prog = json(
-        "bpftool",
-        &["--json", "prog", "show", "pinned", path_str(&pin.0)],
-    );
-    assert_eq!(
-        (prog["type"].as_str(), prog["name"].as_str()),
-        (Some("xdp"), Some("pfc_xdp"))
-    );
+    let prog = json("bpftool", &["--json", "prog", "show", "pinned", path_str(&pin.0)]);
+    assert_eq!((prog["type"].as_str(), prog["name"].as_str()), (Some("xdp"), Some("pfc_xdp")));
     let map_id = counter_map_id(&prog);
 
-    assert_eq!(
-        test_run(&pin.0, &frame(0x86dd, 80), "xdp"),
-        1,
-        "IPv6 is dropped"
-    );
-    assert_eq!(
-        test_run(&pin.0, &frame(0x0800, 60), "xdp"),
-        2,
-        "IPv4 passes"
-    );
+    assert_eq!(test_run(&pin.0, &frame(0x86dd, 80), "xdp"), 1, "IPv6 is dropped");
+    assert_eq!(test_run(&pin.0, &frame(0x0800, 60), "xdp"), 2, "IPv4 passes");
     assert_eq!(counter_totals(map_id), (2, 140));
 
     let ns = NetNs::new("xdp");
-    run_ok(
-        "ip",
-        &[
-            "-n",
-            &ns.0,
-            "link",
-            "set",
-            "dev",
-            "lo",
-            "xdpgeneric",
-            "obj",
-            path_str(&object.0),
-            "sec",
-            "xdp",
-        ],
-    );
+    run_ok("ip", &["-n", &ns.0, "link", "set", "dev", "lo", "xdpgeneric", "obj", path_str(&object.0), "sec", "xdp"]);
     let link = json("ip", &["-n", &ns.0, "-j", "link", "show", "dev", "lo"]);
     let id = find_prog_id(&link).unwrap_or_else(|| panic!("no XDP program on lo: {link}"));
-    let attached = json(
-        "bpftool",
-        &["--json", "prog", "show", "id", &id.to_string()],
-    );
+    let attached = json("bpftool", &["--json", "prog", "show", "id", &id.to_string()]);
     assert_eq!(attached["name"], "pfc_xdp");
     counter_map_id(&attached);
 }
@@ -426,20 +307,10 @@ fn tc_counter_loads_runs_and_attaches() {
     let maps = vec![MapSpec::counters("pfc_counters", 4)];
     let object = write_temp(&spec(ProgramSection::Tc, "pfc_tc", &program, maps), "tc");
     let pin = load_pinned(&object.0, "tc", "tc");
-    let prog = json(
-        "bpftool",
-        &["--json", "prog", "show", "pinned", path_str(&pin.0)],
-    );
-    assert_eq!(
-        (prog["type"].as_str(), prog["name"].as_str()),
-        (Some("sched_cls"), Some("pfc_tc"))
-    );
+    let prog = json("bpftool", &["--json", "prog", "show", "pinned", path_str(&pin.0)]);
+    assert_eq!((prog["type"].as_str(), prog["name"].as_str()), (Some("sched_cls"), Some("pfc_tc")));
     let map_id = counter_map_id(&prog);
-    assert_eq!(
-        test_run(&pin.0, &frame(0x86dd, 80), "tc"),
-        2,
-        "IPv6 is shot"
-    );
+    assert_eq!(test_run(&pin.0, &frame(0x86dd, 80), "tc"), 2, "IPv6 is shot");
     assert_eq!(test_run(&pin.0, &frame(0x0800, 60), "tc"), 0, "IPv4 is ok");
     assert_eq!(counter_totals(map_id), (2, 140));
 
@@ -467,12 +338,6 @@ fn tc_counter_loads_runs_and_attaches() {
             "tc",
         ],
     );
-    let filters = json(
-        "tc",
-        &["-n", &ns.0, "-j", "filter", "show", "dev", "lo", "ingress"],
-    );
-    assert!(
-        find_prog_id(&filters).is_some(),
-        "no tc program on lo: {filters}"
-    );
+    let filters = json("tc", &["-n", &ns.0, "-j", "filter", "show", "dev", "lo", "ingress"]);
+    assert!(find_prog_id(&filters).is_some(), "no tc program on lo: {filters}");
 }

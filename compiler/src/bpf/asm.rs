@@ -84,33 +84,12 @@ pub fn insn_to_string<T>(insn: &Insn<T>, target: impl Fn(&T) -> String) -> Strin
             };
             format!("{0} = {name}{1} {0}", reg(*dst), width.bits())
         }
-        Insn::Load {
-            size,
-            dst,
-            src,
-            off,
-        } => format!("{} = {}", reg(*dst), mem(*size, *src, *off)),
-        Insn::Store {
-            size,
-            dst,
-            off,
-            src,
-        } => format!("{} = {}", mem(*size, *dst, *off), reg(*src)),
-        Insn::StoreImm {
-            size,
-            dst,
-            off,
-            imm,
-        } => format!("{} = {imm}", mem(*size, *dst, *off)),
+        Insn::Load { size, dst, src, off } => format!("{} = {}", reg(*dst), mem(*size, *src, *off)),
+        Insn::Store { size, dst, off, src } => format!("{} = {}", mem(*size, *dst, *off), reg(*src)),
+        Insn::StoreImm { size, dst, off, imm } => format!("{} = {imm}", mem(*size, *dst, *off)),
         Insn::LoadImm64 { dst, imm } => format!("{} = {imm:#x} ll", reg(*dst)),
         Insn::LoadMapIndex { dst, map } => format!("{} = map[{map}]", reg(*dst)),
-        Insn::Jump {
-            op,
-            wide,
-            dst,
-            src,
-            target: t,
-        } => {
+        Insn::Jump { op, wide, dst, src, target: t } => {
             let lhs = if *wide { reg(*dst) } else { wreg(*dst) };
             let rhs = operand(*src, *wide);
             format!("if {lhs} {} {rhs} goto {}", jmp_symbol(*op), target(t))

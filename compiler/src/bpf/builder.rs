@@ -101,11 +101,9 @@ impl ProgramBuilder {
         let here = self.insns.len();
         match self.bound.get_mut(label.0 as usize) {
             None => self.errors.push(AsmError::ForeignLabel { label: label.0 }),
-            Some(Some(first)) => self.errors.push(AsmError::ReboundLabel {
-                label: label.0,
-                first: *first,
-                second: here,
-            }),
+            Some(Some(first)) => {
+                self.errors.push(AsmError::ReboundLabel { label: label.0, first: *first, second: here })
+            }
             Some(slot @ None) => *slot = Some(here),
         }
     }
@@ -117,10 +115,7 @@ impl ProgramBuilder {
 
     /// Attaches a one-line comment to the next instruction emitted.
     pub fn comment(&mut self, text: impl Into<String>) {
-        self.comments.push(Comment {
-            insn: self.insns.len(),
-            text: text.into(),
-        });
+        self.comments.push(Comment { insn: self.insns.len(), text: text.into() });
     }
 
     /// Number of instructions emitted so far.
@@ -181,35 +176,19 @@ impl ProgramBuilder {
                 let target = bound
                     .get(label.0 as usize)
                     .ok_or(AsmError::ForeignLabel { label: label.0 })?
-                    .ok_or(AsmError::UnboundLabel {
-                        insn: index,
-                        label: label.0,
-                    })?;
+                    .ok_or(AsmError::UnboundLabel { insn: index, label: label.0 })?;
                 if target <= index {
-                    return Err(AsmError::BackwardJump {
-                        insn: index,
-                        label: label.0,
-                        target,
-                    });
+                    return Err(AsmError::BackwardJump { insn: index, label: label.0, target });
                 }
                 if target >= count {
-                    return Err(AsmError::JumpPastEnd {
-                        insn: index,
-                        label: label.0,
-                    });
+                    return Err(AsmError::JumpPastEnd { insn: index, label: label.0 });
                 }
                 let distance = slot_of[target] - slot_of[index] - 1;
-                i16::try_from(distance).map_err(|_| AsmError::JumpTooFar {
-                    insn: index,
-                    distance,
-                })
+                i16::try_from(distance).map_err(|_| AsmError::JumpTooFar { insn: index, distance })
             })?;
             insns.push(resolved);
         }
-        Ok(Program {
-            insns,
-            comments: self.comments,
-        })
+        Ok(Program { insns, comments: self.comments })
     }
 }
 

@@ -93,13 +93,7 @@ struct Slot {
 
 impl Slot {
     fn new(code: u8, dst: Reg, src: u8, off: i16, imm: i32) -> Slot {
-        Slot {
-            code,
-            dst: dst.number(),
-            src,
-            off,
-            imm,
-        }
+        Slot { code, dst: dst.number(), src, off, imm }
     }
 
     fn push(&self, out: &mut Vec<u8>) {
@@ -129,10 +123,7 @@ pub fn encode(insns: &[ResolvedInsn]) -> Vec<u8> {
                     _ => op::CLASS_ALU,
                 };
                 let (source, s, imm) = operand_fields(src);
-                (
-                    Slot::new(class | source | alu_code(op), dst, s, 0, imm),
-                    None,
-                )
+                (Slot::new(class | source | alu_code(op), dst, s, 0, imm), None)
             }
             Insn::Neg { wide, dst } => {
                 let class = if wide { op::CLASS_ALU64 } else { op::CLASS_ALU };
@@ -146,53 +137,26 @@ pub fn encode(insns: &[ResolvedInsn]) -> Vec<u8> {
                 let code = op::CLASS_ALU | source | alu::END;
                 (Slot::new(code, dst, 0, 0, width.bits() as i32), None)
             }
-            Insn::Load {
-                size,
-                dst,
-                src,
-                off,
-            } => {
+            Insn::Load { size, dst, src, off } => {
                 let code = op::CLASS_LDX | size_code(size) | op::MODE_MEM;
                 (Slot::new(code, dst, src.number(), off, 0), None)
             }
-            Insn::Store {
-                size,
-                dst,
-                off,
-                src,
-            } => {
+            Insn::Store { size, dst, off, src } => {
                 let code = op::CLASS_STX | size_code(size) | op::MODE_MEM;
                 (Slot::new(code, dst, src.number(), off, 0), None)
             }
-            Insn::StoreImm {
-                size,
-                dst,
-                off,
-                imm,
-            } => {
+            Insn::StoreImm { size, dst, off, imm } => {
                 let code = op::CLASS_ST | size_code(size) | op::MODE_MEM;
                 (Slot::new(code, dst, 0, off, imm), None)
             }
-            Insn::LoadImm64 { dst, imm } => (
-                Slot::new(op::LDDW, dst, 0, 0, imm as u32 as i32),
-                Some((imm >> 32) as u32 as i32),
-            ),
-            Insn::LoadMapIndex { dst, map } => {
-                (Slot::new(op::LDDW, dst, 0, 0, map as i32), Some(0))
+            Insn::LoadImm64 { dst, imm } => {
+                (Slot::new(op::LDDW, dst, 0, 0, imm as u32 as i32), Some((imm >> 32) as u32 as i32))
             }
-            Insn::Jump {
-                op,
-                wide,
-                dst,
-                src,
-                target,
-            } => {
+            Insn::LoadMapIndex { dst, map } => (Slot::new(op::LDDW, dst, 0, 0, map as i32), Some(0)),
+            Insn::Jump { op, wide, dst, src, target } => {
                 let class = if wide { op::CLASS_JMP } else { op::CLASS_JMP32 };
                 let (source, s, imm) = operand_fields(src);
-                (
-                    Slot::new(class | source | jmp_code(op), dst, s, target, imm),
-                    None,
-                )
+                (Slot::new(class | source | jmp_code(op), dst, s, target, imm), None)
             }
             Insn::Ja { target } => (Slot::new(op::JA, Reg::R0, 0, target, 0), None),
             Insn::Call { helper } => (Slot::new(op::CALL, Reg::R0, 0, 0, helper as i32), None),
@@ -312,10 +276,7 @@ impl RawSlot {
     }
 
     fn src_reg(&self) -> Result<Reg, DecodeError> {
-        Reg::from_number(self.src).ok_or(DecodeError::InvalidRegister {
-            slot: self.slot,
-            number: self.src,
-        })
+        Reg::from_number(self.src).ok_or(DecodeError::InvalidRegister { slot: self.slot, number: self.src })
     }
 
     /// Fails unless `value` is zero; names the field in the error.
@@ -323,19 +284,12 @@ impl RawSlot {
         if value == 0 {
             Ok(())
         } else {
-            Err(DecodeError::NonZeroField {
-                slot: self.slot,
-                code: self.code,
-                field,
-            })
+            Err(DecodeError::NonZeroField { slot: self.slot, code: self.code, field })
         }
     }
 
     fn unsupported(&self) -> DecodeError {
-        DecodeError::UnsupportedOpcode {
-            slot: self.slot,
-            code: self.code,
-        }
+        DecodeError::UnsupportedOpcode { slot: self.slot, code: self.code }
     }
 
     /// The second operand of an ALU or jump instruction.
@@ -364,11 +318,7 @@ pub fn decode(bytes: &[u8], maps: &[MapReloc]) -> Result<Vec<ResolvedInsn>, Deco
     while slot < slots {
         starts[slot] = true;
         let raw = RawSlot::read(bytes, slot)?;
-        let insn = if raw.code == op::LDDW {
-            decode_lddw(bytes, &raw, maps)?
-        } else {
-            decode_one(&raw)?
-        };
+        let insn = if raw.code == op::LDDW { decode_lddw(bytes, &raw, maps)? } else { decode_one(&raw)? };
         slot += insn.slots();
         insns.push(insn);
     }
@@ -376,11 +326,7 @@ pub fn decode(bytes: &[u8], maps: &[MapReloc]) -> Result<Vec<ResolvedInsn>, Deco
     Ok(insns)
 }
 
-fn decode_lddw(
-    bytes: &[u8],
-    raw: &RawSlot,
-    maps: &[MapReloc],
-) -> Result<ResolvedInsn, DecodeError> {
+fn decode_lddw(bytes: &[u8], raw: &RawSlot, maps: &[MapReloc]) -> Result<ResolvedInsn, DecodeError> {
     let bad = DecodeError::BadLoadImm64 { slot: raw.slot };
     if (raw.slot + 2) * 8 > bytes.len() {
         return Err(bad);
@@ -392,10 +338,7 @@ fn decode_lddw(
     raw.zero("src", raw.src.into())?;
     raw.zero("off", raw.off.into())?;
     if let Some(reloc) = maps.iter().find(|r| r.slot == raw.slot) {
-        return Ok(Insn::LoadMapIndex {
-            dst: raw.dst,
-            map: reloc.map,
-        });
+        return Ok(Insn::LoadMapIndex { dst: raw.dst, map: reloc.map });
     }
     let imm = u64::from(raw.imm as u32) | (u64::from(high.imm as u32) << 32);
     Ok(Insn::LoadImm64 { dst: raw.dst, imm })
@@ -413,32 +356,17 @@ fn decode_one(raw: &RawSlot) -> Result<ResolvedInsn, DecodeError> {
                 op::CLASS_LDX => {
                     raw.zero("imm", raw.imm.into())?;
                     let src = raw.src_reg()?;
-                    Ok(Insn::Load {
-                        size,
-                        dst,
-                        src,
-                        off,
-                    })
+                    Ok(Insn::Load { size, dst, src, off })
                 }
                 op::CLASS_STX => {
                     raw.zero("imm", raw.imm.into())?;
                     let src = raw.src_reg()?;
-                    Ok(Insn::Store {
-                        size,
-                        dst,
-                        off,
-                        src,
-                    })
+                    Ok(Insn::Store { size, dst, off, src })
                 }
                 _ => {
                     raw.zero("src", raw.src.into())?;
                     let imm = raw.imm;
-                    Ok(Insn::StoreImm {
-                        size,
-                        dst,
-                        off,
-                        imm,
-                    })
+                    Ok(Insn::StoreImm { size, dst, off, imm })
                 }
             }
         }
@@ -460,11 +388,7 @@ fn decode_alu(raw: &RawSlot) -> Result<ResolvedInsn, DecodeError> {
         }
         alu::END if !wide => {
             raw.zero("src", raw.src.into())?;
-            let order = if raw.code & op::SRC_MASK == op::END_TO_BE {
-                ByteOrder::Big
-            } else {
-                ByteOrder::Little
-            };
+            let order = if raw.code & op::SRC_MASK == op::END_TO_BE { ByteOrder::Big } else { ByteOrder::Little };
             let width = match raw.imm {
                 16 => EndianWidth::W16,
                 32 => EndianWidth::W32,
@@ -474,16 +398,9 @@ fn decode_alu(raw: &RawSlot) -> Result<ResolvedInsn, DecodeError> {
             Ok(Insn::Endian { order, width, dst })
         }
         _ => {
-            let op = *ALU_OPS
-                .iter()
-                .find(|o| alu_code(**o) == opcode)
-                .ok_or_else(|| raw.unsupported())?;
+            let op = *ALU_OPS.iter().find(|o| alu_code(**o) == opcode).ok_or_else(|| raw.unsupported())?;
             let src = raw.operand()?;
-            Ok(if wide {
-                Insn::Alu64 { op, dst, src }
-            } else {
-                Insn::Alu32 { op, dst, src }
-            })
+            Ok(if wide { Insn::Alu64 { op, dst, src } } else { Insn::Alu32 { op, dst, src } })
         }
     }
 }
@@ -502,9 +419,7 @@ fn decode_jmp(raw: &RawSlot) -> Result<ResolvedInsn, DecodeError> {
             raw.zero("src", raw.src.into())?;
             raw.zero("dst", raw.dst.number().into())?;
             raw.zero("off", raw.off.into())?;
-            Ok(Insn::Call {
-                helper: raw.imm as u32,
-            })
+            Ok(Insn::Call { helper: raw.imm as u32 })
         }
         op::EXIT => {
             raw.zero("dst", raw.dst.number().into())?;
@@ -515,17 +430,8 @@ fn decode_jmp(raw: &RawSlot) -> Result<ResolvedInsn, DecodeError> {
         }
         code => {
             let opcode = code & op::OP_MASK;
-            let op = *JMP_OPS
-                .iter()
-                .find(|o| jmp_code(**o) == opcode)
-                .ok_or_else(|| raw.unsupported())?;
-            Ok(Insn::Jump {
-                op,
-                wide,
-                dst: raw.dst,
-                src: raw.operand()?,
-                target: raw.off,
-            })
+            let op = *JMP_OPS.iter().find(|o| jmp_code(**o) == opcode).ok_or_else(|| raw.unsupported())?;
+            Ok(Insn::Jump { op, wide, dst: raw.dst, src: raw.operand()?, target: raw.off })
         }
     }
 }

@@ -66,19 +66,8 @@ pub enum Reg {
 
 impl Reg {
     /// All registers, in number order.
-    pub const ALL: [Reg; 11] = [
-        Reg::R0,
-        Reg::R1,
-        Reg::R2,
-        Reg::R3,
-        Reg::R4,
-        Reg::R5,
-        Reg::R6,
-        Reg::R7,
-        Reg::R8,
-        Reg::R9,
-        Reg::R10,
-    ];
+    pub const ALL: [Reg; 11] =
+        [Reg::R0, Reg::R1, Reg::R2, Reg::R3, Reg::R4, Reg::R5, Reg::R6, Reg::R7, Reg::R8, Reg::R9, Reg::R10];
 
     /// The register's number (0..=10), as encoded in an instruction.
     pub fn number(self) -> u8 {
@@ -389,57 +378,15 @@ impl<T> Insn<T> {
     /// The same instruction with its jump target (if any) replaced by `f(target)`.
     pub fn try_map_target<U, E>(self, f: impl FnOnce(T) -> Result<U, E>) -> Result<Insn<U>, E> {
         Ok(match self {
-            Insn::Jump {
-                op,
-                wide,
-                dst,
-                src,
-                target,
-            } => Insn::Jump {
-                op,
-                wide,
-                dst,
-                src,
-                target: f(target)?,
-            },
+            Insn::Jump { op, wide, dst, src, target } => Insn::Jump { op, wide, dst, src, target: f(target)? },
             Insn::Ja { target } => Insn::Ja { target: f(target)? },
             Insn::Alu64 { op, dst, src } => Insn::Alu64 { op, dst, src },
             Insn::Alu32 { op, dst, src } => Insn::Alu32 { op, dst, src },
             Insn::Neg { wide, dst } => Insn::Neg { wide, dst },
             Insn::Endian { order, width, dst } => Insn::Endian { order, width, dst },
-            Insn::Load {
-                size,
-                dst,
-                src,
-                off,
-            } => Insn::Load {
-                size,
-                dst,
-                src,
-                off,
-            },
-            Insn::Store {
-                size,
-                dst,
-                off,
-                src,
-            } => Insn::Store {
-                size,
-                dst,
-                off,
-                src,
-            },
-            Insn::StoreImm {
-                size,
-                dst,
-                off,
-                imm,
-            } => Insn::StoreImm {
-                size,
-                dst,
-                off,
-                imm,
-            },
+            Insn::Load { size, dst, src, off } => Insn::Load { size, dst, src, off },
+            Insn::Store { size, dst, off, src } => Insn::Store { size, dst, off, src },
+            Insn::StoreImm { size, dst, off, imm } => Insn::StoreImm { size, dst, off, imm },
             Insn::LoadImm64 { dst, imm } => Insn::LoadImm64 { dst, imm },
             Insn::LoadMapIndex { dst, map } => Insn::LoadMapIndex { dst, map },
             Insn::Call { helper } => Insn::Call { helper },
@@ -449,70 +396,36 @@ impl<T> Insn<T> {
 
     /// `dst = src` on 64 bits (an immediate is sign-extended).
     pub fn mov64(dst: Reg, src: impl Into<Operand>) -> Insn<T> {
-        Insn::Alu64 {
-            op: AluOp::Mov,
-            dst,
-            src: src.into(),
-        }
+        Insn::Alu64 { op: AluOp::Mov, dst, src: src.into() }
     }
 
     /// `dst = dst OP src` on 64 bits.
     pub fn alu64(op: AluOp, dst: Reg, src: impl Into<Operand>) -> Insn<T> {
-        Insn::Alu64 {
-            op,
-            dst,
-            src: src.into(),
-        }
+        Insn::Alu64 { op, dst, src: src.into() }
     }
 
     /// `dst = dst OP src` on 32 bits, zero-extended.
     pub fn alu32(op: AluOp, dst: Reg, src: impl Into<Operand>) -> Insn<T> {
-        Insn::Alu32 {
-            op,
-            dst,
-            src: src.into(),
-        }
+        Insn::Alu32 { op, dst, src: src.into() }
     }
 
     /// `dst = *(size *)(src + off)`.
     pub fn load(size: Size, dst: Reg, src: Reg, off: i16) -> Insn<T> {
-        Insn::Load {
-            size,
-            dst,
-            src,
-            off,
-        }
+        Insn::Load { size, dst, src, off }
     }
 
     /// `*(size *)(dst + off) = src`.
     pub fn store(size: Size, dst: Reg, off: i16, src: Reg) -> Insn<T> {
-        Insn::Store {
-            size,
-            dst,
-            off,
-            src,
-        }
+        Insn::Store { size, dst, off, src }
     }
 
     /// `if dst OP src goto target`, comparing 64 bits.
     pub fn jump64(op: JmpOp, dst: Reg, src: impl Into<Operand>, target: T) -> Insn<T> {
-        Insn::Jump {
-            op,
-            wide: true,
-            dst,
-            src: src.into(),
-            target,
-        }
+        Insn::Jump { op, wide: true, dst, src: src.into(), target }
     }
 
     /// `if wDST OP src goto target`, comparing the low 32 bits.
     pub fn jump32(op: JmpOp, dst: Reg, src: impl Into<Operand>, target: T) -> Insn<T> {
-        Insn::Jump {
-            op,
-            wide: false,
-            dst,
-            src: src.into(),
-            target,
-        }
+        Insn::Jump { op, wide: false, dst, src: src.into(), target }
     }
 }

@@ -22,94 +22,34 @@ fn check_bytes(insn: ResolvedInsn, llvm: &[u8]) {
 fn encoding_matches_llvm() {
     // From `llvm-objdump -d` of a clang -O2 XDP program and `llvm-mc -mcpu=v3`.
     check_bytes(Insn::mov64(R0, 2), &[0xb7, 0, 0, 0, 2, 0, 0, 0]);
-    check_bytes(
-        Insn::load(Size::W, R2, R1, 4),
-        &[0x61, 0x12, 4, 0, 0, 0, 0, 0],
-    );
+    check_bytes(Insn::load(Size::W, R2, R1, 4), &[0x61, 0x12, 4, 0, 0, 0, 0, 0]);
     check_bytes(Insn::mov64(R1, R6), &[0xbf, 0x61, 0, 0, 0, 0, 0, 0]);
     check_bytes(Insn::alu64(Add, R1, 14), &[0x07, 0x01, 0, 0, 14, 0, 0, 0]);
-    check_bytes(
-        Insn::alu64(Add, R2, -4),
-        &[0x07, 0x02, 0, 0, 0xfc, 0xff, 0xff, 0xff],
-    );
-    check_bytes(
-        Insn::jump64(JmpOp::Gt, R1, R2, 15),
-        &[0x2d, 0x21, 0x0f, 0, 0, 0, 0, 0],
-    );
-    check_bytes(
-        Insn::store(Size::W, R10, -4, R1),
-        &[0x63, 0x1a, 0xfc, 0xff, 0, 0, 0, 0],
-    );
-    check_bytes(
-        Insn::LoadMapIndex { dst: R1, map: 0 },
-        &[0x18, 0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
-    );
+    check_bytes(Insn::alu64(Add, R2, -4), &[0x07, 0x02, 0, 0, 0xfc, 0xff, 0xff, 0xff]);
+    check_bytes(Insn::jump64(JmpOp::Gt, R1, R2, 15), &[0x2d, 0x21, 0x0f, 0, 0, 0, 0, 0]);
+    check_bytes(Insn::store(Size::W, R10, -4, R1), &[0x63, 0x1a, 0xfc, 0xff, 0, 0, 0, 0]);
+    check_bytes(Insn::LoadMapIndex { dst: R1, map: 0 }, &[0x18, 0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
     check_bytes(Insn::Call { helper: 1 }, &[0x85, 0, 0, 0, 1, 0, 0, 0]);
-    check_bytes(
-        Insn::jump64(JmpOp::Eq, R0, 0, 3),
-        &[0x15, 0x00, 3, 0, 0, 0, 0, 0],
-    );
-    check_bytes(
-        Insn::load(Size::DW, R1, R0, 0),
-        &[0x79, 0x01, 0, 0, 0, 0, 0, 0],
-    );
-    check_bytes(
-        Insn::store(Size::DW, R0, 0, R1),
-        &[0x7b, 0x10, 0, 0, 0, 0, 0, 0],
-    );
-    check_bytes(
-        Insn::load(Size::H, R1, R6, 12),
-        &[0x69, 0x61, 12, 0, 0, 0, 0, 0],
-    );
-    check_bytes(
-        Insn::jump64(JmpOp::Eq, R1, 56710, 1),
-        &[0x15, 0x01, 1, 0, 0x86, 0xdd, 0, 0],
-    );
+    check_bytes(Insn::jump64(JmpOp::Eq, R0, 0, 3), &[0x15, 0x00, 3, 0, 0, 0, 0, 0]);
+    check_bytes(Insn::load(Size::DW, R1, R0, 0), &[0x79, 0x01, 0, 0, 0, 0, 0, 0]);
+    check_bytes(Insn::store(Size::DW, R0, 0, R1), &[0x7b, 0x10, 0, 0, 0, 0, 0, 0]);
+    check_bytes(Insn::load(Size::H, R1, R6, 12), &[0x69, 0x61, 12, 0, 0, 0, 0, 0]);
+    check_bytes(Insn::jump64(JmpOp::Eq, R1, 56710, 1), &[0x15, 0x01, 1, 0, 0x86, 0xdd, 0, 0]);
     check_bytes(Insn::Exit, &[0x95, 0, 0, 0, 0, 0, 0, 0]);
     check_bytes(Insn::alu32(Mov, R1, 5), &[0xb4, 0x01, 0, 0, 5, 0, 0, 0]);
-    check_bytes(
-        Insn::jump32(JmpOp::Gt, R1, 3, 1),
-        &[0x26, 0x01, 1, 0, 3, 0, 0, 0],
-    );
-    let be16 = Insn::Endian {
-        order: ByteOrder::Big,
-        width: EndianWidth::W16,
-        dst: R1,
-    };
+    check_bytes(Insn::jump32(JmpOp::Gt, R1, 3, 1), &[0x26, 0x01, 1, 0, 3, 0, 0, 0]);
+    let be16 = Insn::Endian { order: ByteOrder::Big, width: EndianWidth::W16, dst: R1 };
     check_bytes(be16, &[0xdc, 0x01, 0, 0, 0x10, 0, 0, 0]);
-    let le32 = Insn::Endian {
-        order: ByteOrder::Little,
-        width: EndianWidth::W32,
-        dst: R2,
-    };
+    let le32 = Insn::Endian { order: ByteOrder::Little, width: EndianWidth::W32, dst: R2 };
     check_bytes(le32, &[0xd4, 0x02, 0, 0, 0x20, 0, 0, 0]);
     check_bytes(
-        Insn::LoadImm64 {
-            dst: R3,
-            imm: 0x1122_3344_5566_7788,
-        },
-        &[
-            0x18, 0x03, 0, 0, 0x88, 0x77, 0x66, 0x55, 0, 0, 0, 0, 0x44, 0x33, 0x22, 0x11,
-        ],
+        Insn::LoadImm64 { dst: R3, imm: 0x1122_3344_5566_7788 },
+        &[0x18, 0x03, 0, 0, 0x88, 0x77, 0x66, 0x55, 0, 0, 0, 0, 0x44, 0x33, 0x22, 0x11],
     );
-    check_bytes(
-        Insn::Neg {
-            wide: false,
-            dst: R2,
-        },
-        &[0x84, 0x02, 0, 0, 0, 0, 0, 0],
-    );
+    check_bytes(Insn::Neg { wide: false, dst: R2 }, &[0x84, 0x02, 0, 0, 0, 0, 0, 0]);
     check_bytes(Insn::alu64(Arsh, R3, 3), &[0xc7, 0x03, 0, 0, 3, 0, 0, 0]);
-    check_bytes(
-        Insn::jump64(JmpOp::Slt, R1, -1, 0),
-        &[0xc5, 0x01, 0, 0, 0xff, 0xff, 0xff, 0xff],
-    );
-    let st = Insn::StoreImm {
-        size: Size::H,
-        dst: R10,
-        off: -2,
-        imm: 7,
-    };
+    check_bytes(Insn::jump64(JmpOp::Slt, R1, -1, 0), &[0xc5, 0x01, 0, 0, 0xff, 0xff, 0xff, 0xff]);
+    let st = Insn::StoreImm { size: Size::H, dst: R10, off: -2, imm: 7 };
     check_bytes(st, &[0x6a, 0x0a, 0xfe, 0xff, 7, 0, 0, 0]);
 }
 
@@ -140,43 +80,22 @@ fn round_trip_all_forms() {
     for size in [Size::B, Size::H, Size::W, Size::DW] {
         insns.push(Insn::load(size, R5, R10, -8));
         insns.push(Insn::store(size, R10, -16, R5));
-        insns.push(Insn::StoreImm {
-            size,
-            dst: R10,
-            off: 8,
-            imm: -3,
-        });
+        insns.push(Insn::StoreImm { size, dst: R10, off: 8, imm: -3 });
     }
     for order in [ByteOrder::Big, ByteOrder::Little] {
         for width in [EndianWidth::W16, EndianWidth::W32, EndianWidth::W64] {
-            insns.push(Insn::Endian {
-                order,
-                width,
-                dst: R7,
-            });
+            insns.push(Insn::Endian { order, width, dst: R7 });
         }
     }
-    insns.push(Insn::Neg {
-        wide: true,
-        dst: R1,
-    });
-    insns.push(Insn::LoadImm64 {
-        dst: R2,
-        imm: u64::MAX,
-    });
+    insns.push(Insn::Neg { wide: true, dst: R1 });
+    insns.push(Insn::LoadImm64 { dst: R2, imm: u64::MAX });
     insns.push(Insn::LoadMapIndex { dst: R1, map: 3 });
     insns.push(Insn::Call { helper: 1 });
     let jumps_start = insns.len();
     for op in jmp_ops {
         for wide in [true, false] {
             for src in [Operand::Reg(R2), Operand::Imm(i32::MIN)] {
-                insns.push(Insn::Jump {
-                    op,
-                    wide,
-                    dst: R1,
-                    src,
-                    target: 0,
-                });
+                insns.push(Insn::Jump { op, wide, dst: R1, src, target: 0 });
             }
         }
     }
@@ -195,60 +114,19 @@ fn round_trip_all_forms() {
 fn decode_rejects_unsupported_instructions() {
     let cases: [(&[u8], DecodeError); 7] = [
         // sdiv (ISA v4: div with off = 1)
-        (
-            &[0x3f, 0x12, 1, 0, 0, 0, 0, 0],
-            DecodeError::NonZeroField {
-                slot: 0,
-                code: 0x3f,
-                field: "off",
-            },
-        ),
+        (&[0x3f, 0x12, 1, 0, 0, 0, 0, 0], DecodeError::NonZeroField { slot: 0, code: 0x3f, field: "off" }),
         // atomic add (BPF_STX | BPF_DW | BPF_ATOMIC)
-        (
-            &[0xdb, 0x12, 0, 0, 0, 0, 0, 0],
-            DecodeError::UnsupportedOpcode {
-                slot: 0,
-                code: 0xdb,
-            },
-        ),
+        (&[0xdb, 0x12, 0, 0, 0, 0, 0, 0], DecodeError::UnsupportedOpcode { slot: 0, code: 0xdb }),
         // LD_ABS half-word
-        (
-            &[0x28, 0, 0, 0, 12, 0, 0, 0],
-            DecodeError::UnsupportedOpcode {
-                slot: 0,
-                code: 0x28,
-            },
-        ),
+        (&[0x28, 0, 0, 0, 12, 0, 0, 0], DecodeError::UnsupportedOpcode { slot: 0, code: 0x28 }),
         // bpf-to-bpf call (src = 1)
-        (
-            &[0x85, 0x10, 0, 0, 1, 0, 0, 0],
-            DecodeError::NonZeroField {
-                slot: 0,
-                code: 0x85,
-                field: "src",
-            },
-        ),
+        (&[0x85, 0x10, 0, 0, 1, 0, 0, 0], DecodeError::NonZeroField { slot: 0, code: 0x85, field: "src" }),
         // bswap16 (ALU64 END)
-        (
-            &[0xd7, 0x01, 0, 0, 16, 0, 0, 0],
-            DecodeError::UnsupportedOpcode {
-                slot: 0,
-                code: 0xd7,
-            },
-        ),
+        (&[0xd7, 0x01, 0, 0, 16, 0, 0, 0], DecodeError::UnsupportedOpcode { slot: 0, code: 0xd7 }),
         // lddw cut in half
-        (
-            &[0x18, 0x01, 0, 0, 0, 0, 0, 0],
-            DecodeError::BadLoadImm64 { slot: 0 },
-        ),
+        (&[0x18, 0x01, 0, 0, 0, 0, 0, 0], DecodeError::BadLoadImm64 { slot: 0 }),
         // register 11
-        (
-            &[0xb7, 0x0b, 0, 0, 0, 0, 0, 0],
-            DecodeError::InvalidRegister {
-                slot: 0,
-                number: 11,
-            },
-        ),
+        (&[0xb7, 0x0b, 0, 0, 0, 0, 0, 0], DecodeError::InvalidRegister { slot: 0, number: 11 }),
     ];
     for (bytes, expected) in cases {
         assert_eq!(decode(bytes, &[]), Err(expected), "{bytes:x?}");
@@ -256,19 +134,9 @@ fn decode_rejects_unsupported_instructions() {
     assert_eq!(decode(&[0; 7], &[]), Err(DecodeError::Length { len: 7 }));
     // A jump past the end, and one into the second half of a lddw.
     let past_end = encode(&[Insn::Ja { target: 1 }, Insn::Exit]);
-    assert_eq!(
-        decode(&past_end, &[]),
-        Err(DecodeError::BadJumpTarget { slot: 0, off: 1 })
-    );
-    let into_lddw = encode(&[
-        Insn::Ja { target: 1 },
-        Insn::LoadImm64 { dst: R0, imm: 1 },
-        Insn::Exit,
-    ]);
-    assert_eq!(
-        decode(&into_lddw, &[]),
-        Err(DecodeError::BadJumpTarget { slot: 0, off: 1 })
-    );
+    assert_eq!(decode(&past_end, &[]), Err(DecodeError::BadJumpTarget { slot: 0, off: 1 }));
+    let into_lddw = encode(&[Insn::Ja { target: 1 }, Insn::LoadImm64 { dst: R0, imm: 1 }, Insn::Exit]);
+    assert_eq!(decode(&into_lddw, &[]), Err(DecodeError::BadJumpTarget { slot: 0, off: 1 }));
 }
 
 #[test]
@@ -276,10 +144,7 @@ fn builder_resolves_forward_jumps_in_slots() {
     let mut b = ProgramBuilder::new();
     let out = b.new_label();
     b.emit(Insn::jump64(JmpOp::Eq, R1, 0, out));
-    b.emit(Insn::LoadImm64 {
-        dst: R2,
-        imm: 1 << 40,
-    });
+    b.emit(Insn::LoadImm64 { dst: R2, imm: 1 << 40 });
     b.emit(Insn::Ja { target: out });
     b.bind(out);
     b.emit(Insn::Exit);
@@ -304,11 +169,7 @@ fn builder_reports_label_errors() {
             b.emit(Insn::mov64(R0, 0));
             b.emit(Insn::Ja { target: top });
         },
-        AsmError::BackwardJump {
-            insn: 1,
-            label: 0,
-            target: 0,
-        },
+        AsmError::BackwardJump { insn: 1, label: 0, target: 0 },
     );
     check(
         &|b| {
@@ -316,11 +177,7 @@ fn builder_reports_label_errors() {
             b.bind(here);
             b.emit(Insn::Ja { target: here });
         },
-        AsmError::BackwardJump {
-            insn: 0,
-            label: 0,
-            target: 0,
-        },
+        AsmError::BackwardJump { insn: 0, label: 0, target: 0 },
     );
     check(
         &|b| {
@@ -344,11 +201,7 @@ fn builder_reports_label_errors() {
             b.emit(Insn::Exit);
             b.bind(l);
         },
-        AsmError::ReboundLabel {
-            label: 0,
-            first: 0,
-            second: 1,
-        },
+        AsmError::ReboundLabel { label: 0, first: 0, second: 1 },
     );
     check(&|b| b.bind(Label(7)), AsmError::ForeignLabel { label: 7 });
 }
@@ -363,13 +216,7 @@ fn jump_too_far_is_an_error() {
     }
     b.bind(far);
     b.emit(Insn::Exit);
-    assert_eq!(
-        b.finish(),
-        Err(AsmError::JumpTooFar {
-            insn: 0,
-            distance: 32768
-        })
-    );
+    assert_eq!(b.finish(), Err(AsmError::JumpTooFar { insn: 0, distance: 32768 }));
 }
 
 #[test]
@@ -387,13 +234,7 @@ fn constants_that_do_not_sign_extend_use_a_register() {
     let program = b.finish().expect("resolves");
     assert_eq!(
         program.insns[..2],
-        [
-            Insn::LoadImm64 {
-                dst: R5,
-                imm: 0xffff_ffff
-            },
-            Insn::jump64(JmpOp::Eq, R1, R5, 1),
-        ]
+        [Insn::LoadImm64 { dst: R5, imm: 0xffff_ffff }, Insn::jump64(JmpOp::Eq, R1, R5, 1),]
     );
     assert_eq!(program.insns[2], Insn::jump64(JmpOp::Eq, R1, 80, 0));
 }
@@ -412,17 +253,8 @@ fn listing_has_labels_and_comments() {
     b.emit(Insn::LoadMapIndex { dst: R1, map: 0 });
     b.emit(Insn::Call { helper: 1 });
     b.emit(Insn::jump32(JmpOp::Sle, R0, -2, out));
-    b.emit(Insn::StoreImm {
-        size: Size::DW,
-        dst: R10,
-        off: -8,
-        imm: 0,
-    });
-    b.emit(Insn::Endian {
-        order: ByteOrder::Big,
-        width: EndianWidth::W16,
-        dst: R2,
-    });
+    b.emit(Insn::StoreImm { size: Size::DW, dst: R10, off: -8, imm: 0 });
+    b.emit(Insn::Endian { order: ByteOrder::Big, width: EndianWidth::W16, dst: R2 });
     b.bind(out);
     b.emit(Insn::alu32(Mov, R0, 2));
     b.emit(Insn::Exit);

@@ -76,14 +76,8 @@ pub struct Field {
 impl DataType {
     /// `struct pfc_counter { __u64 packets; __u64 bytes; }`: the per-rule counter.
     pub fn pfc_counter() -> DataType {
-        let field = |name: &str| Field {
-            name: name.to_string(),
-            ty: DataType::U64,
-        };
-        DataType::Struct {
-            name: "pfc_counter".to_string(),
-            fields: vec![field("packets"), field("bytes")],
-        }
+        let field = |name: &str| Field { name: name.to_string(), ty: DataType::U64 };
+        DataType::Struct { name: "pfc_counter".to_string(), fields: vec![field("packets"), field("bytes")] }
     }
 
     /// Size in bytes, including tail padding.
@@ -201,14 +195,7 @@ impl BtfBuilder {
     }
 
     /// Appends a `struct btf_type` and its trailing words; returns its id.
-    fn push_type(
-        &mut self,
-        name: &str,
-        kind: u32,
-        vlen: u32,
-        size_or_type: u32,
-        extra: &[u32],
-    ) -> u32 {
+    fn push_type(&mut self, name: &str, kind: u32, vlen: u32, size_or_type: u32, extra: &[u32]) -> u32 {
         let name_off = self.string(name);
         let info = (kind << 24) | (vlen & 0xffff);
         for word in [name_off, info, size_or_type].iter().chain(extra) {
@@ -278,12 +265,7 @@ impl BtfBuilder {
         Ok(id)
     }
 
-    fn struct_type(
-        &mut self,
-        ty: &DataType,
-        name: &str,
-        fields: &[Field],
-    ) -> Result<u32, BtfError> {
+    fn struct_type(&mut self, ty: &DataType, name: &str, fields: &[Field]) -> Result<u32, BtfError> {
         check_identifier(name, "struct")?;
         let mut members = Vec::with_capacity(fields.len() * 3);
         let (offsets, _, _) = field_offsets(fields);
@@ -310,11 +292,7 @@ impl BtfBuilder {
         for (which, ty) in [("key", &map.key), ("value", &map.value)] {
             let size = ty.size();
             if size == 0 || size > MAX_DATA_SIZE {
-                return Err(BtfError::BadSize {
-                    map: map.name.clone(),
-                    which,
-                    size,
-                });
+                return Err(BtfError::BadSize { map: map.name.clone(), which, size });
             }
         }
         let type_ptr = self.number_ptr(map.map_type.0);
@@ -323,12 +301,8 @@ impl BtfBuilder {
         let value = self.data_type(&map.value)?;
         let value_ptr = self.ptr(value);
         let max_entries_ptr = self.number_ptr(map.max_entries);
-        let mut members = vec![
-            ("type", type_ptr),
-            ("key", key_ptr),
-            ("value", value_ptr),
-            ("max_entries", max_entries_ptr),
-        ];
+        let mut members =
+            vec![("type", type_ptr), ("key", key_ptr), ("value", value_ptr), ("max_entries", max_entries_ptr)];
         if map.flags != 0 {
             members.push(("map_flags", self.number_ptr(map.flags)));
         }
@@ -344,15 +318,8 @@ impl BtfBuilder {
 
     /// Emits a `DATASEC` named `name` with `(var id, offset, size)` entries.
     pub fn datasec(&mut self, name: &str, vars: &[(u32, u32, u32)]) -> u32 {
-        let total = vars
-            .iter()
-            .map(|&(_, off, size)| off + size)
-            .max()
-            .unwrap_or(0);
-        let words: Vec<u32> = vars
-            .iter()
-            .flat_map(|&(id, off, size)| [id, off, size])
-            .collect();
+        let total = vars.iter().map(|&(_, off, size)| off + size).max().unwrap_or(0);
+        let words: Vec<u32> = vars.iter().flat_map(|&(id, off, size)| [id, off, size]).collect();
         self.push_type(name, kind::DATASEC, vars.len() as u32, total, &words)
     }
 
@@ -380,10 +347,7 @@ pub(crate) fn check_identifier(name: &str, what: &'static str) -> Result<(), Btf
     if ok {
         Ok(())
     } else {
-        Err(BtfError::InvalidIdentifier {
-            name: name.to_string(),
-            what,
-        })
+        Err(BtfError::InvalidIdentifier { name: name.to_string(), what })
     }
 }
 
@@ -408,10 +372,7 @@ pub fn maps_btf(maps: &[MapSpec]) -> Result<(Vec<u8>, Vec<Placement>), BtfError>
         offset += size;
     }
     btf.datasec(".maps", &vars);
-    let placement = vars
-        .iter()
-        .map(|&(_, offset, size)| Placement { offset, size })
-        .collect();
+    let placement = vars.iter().map(|&(_, offset, size)| Placement { offset, size }).collect();
     Ok((btf.finish(), placement))
 }
 

@@ -46,16 +46,8 @@ fn parse(btf: &[u8]) -> Vec<Type> {
             kind::STRUCT | kind::DATASEC => 3 * vlen as usize,
             _ => 0,
         };
-        let extra = (0..extra_words)
-            .map(|i| word(types, at + 12 + 4 * i))
-            .collect();
-        out.push(Type {
-            kind,
-            name: name(word(types, at)),
-            vlen,
-            size_or_type: word(types, at + 8),
-            extra,
-        });
+        let extra = (0..extra_words).map(|i| word(types, at + 12 + 4 * i)).collect();
+        out.push(Type { kind, name: name(word(types, at)), vlen, size_or_type: word(types, at + 8), extra });
         at += 12 + 4 * extra_words;
     }
     assert_eq!(at, types.len());
@@ -81,13 +73,7 @@ fn number(types: &[Type], ptr: u32) -> u32 {
 fn counter_map_is_described_like_clang_does() {
     let maps = [MapSpec::counters("pfc_counters", 7)];
     let (btf, placement) = maps_btf(&maps).expect("encodes");
-    assert_eq!(
-        placement,
-        [Placement {
-            offset: 0,
-            size: 32
-        }]
-    );
+    assert_eq!(placement, [Placement { offset: 0, size: 32 }]);
     let types = parse(&btf);
     let datasec = types.last().expect("types");
     assert_eq!(datasec.kind, kind::DATASEC);
@@ -99,18 +85,14 @@ fn counter_map_is_described_like_clang_does() {
     assert_eq!((var.kind, var.name.as_str()), (kind::VAR, "pfc_counters"));
     assert_eq!(var.extra, [VAR_GLOBAL_ALLOCATED]);
     let def = ty(&types, var.size_or_type);
-    assert_eq!(
-        (def.kind, def.name.as_str(), def.size_or_type),
-        (kind::STRUCT, "", 32)
-    );
+    assert_eq!((def.kind, def.name.as_str(), def.size_or_type), (kind::STRUCT, "", 32));
     let member = |i: usize| (def.extra[3 * i], def.extra[3 * i + 1], def.extra[3 * i + 2]);
     let names: Vec<String> = (0..4)
         .map(|i| {
             let (name_off, _, bit_offset) = member(i);
             assert_eq!(bit_offset, 64 * i as u32);
             let rest = &btf[24 + word(&btf, 16) as usize + name_off as usize..];
-            String::from_utf8(rest[..rest.iter().position(|&b| b == 0).expect("NUL")].to_vec())
-                .expect("utf8")
+            String::from_utf8(rest[..rest.iter().position(|&b| b == 0).expect("NUL")].to_vec()).expect("utf8")
         })
         .collect();
     assert_eq!(names, ["type", "key", "value", "max_entries"]);
@@ -120,17 +102,11 @@ fn counter_map_is_described_like_clang_does() {
     let key = ty(&types, ty(&types, member(1).1).size_or_type);
     assert_eq!((key.kind, key.name.as_str()), (kind::TYPEDEF, "__u32"));
     let int = ty(&types, key.size_or_type);
-    assert_eq!(
-        (int.kind, int.name.as_str(), int.size_or_type),
-        (kind::INT, "unsigned int", 4)
-    );
+    assert_eq!((int.kind, int.name.as_str(), int.size_or_type), (kind::INT, "unsigned int", 4));
     assert_eq!(int.extra, [32]);
     // value: PTR → STRUCT pfc_counter { __u64 packets @0; __u64 bytes @64 }
     let value = ty(&types, ty(&types, member(2).1).size_or_type);
-    assert_eq!(
-        (value.kind, value.name.as_str()),
-        (kind::STRUCT, "pfc_counter")
-    );
+    assert_eq!((value.kind, value.name.as_str()), (kind::STRUCT, "pfc_counter"));
     assert_eq!((value.vlen, value.size_or_type), (2, 16));
     assert_eq!((value.extra[2], value.extra[5]), (0, 64));
     assert_eq!(ty(&types, value.extra[1]).name, "__u64");
@@ -159,17 +135,8 @@ fn several_maps_share_scalar_types_and_get_consecutive_offsets() {
         key: DataType::Struct {
             name: "lpm_v6".to_string(),
             fields: vec![
-                Field {
-                    name: "prefixlen".to_string(),
-                    ty: DataType::U32,
-                },
-                Field {
-                    name: "addr".to_string(),
-                    ty: DataType::Array {
-                        elem: Box::new(DataType::U8),
-                        len: 16,
-                    },
-                },
+                Field { name: "prefixlen".to_string(), ty: DataType::U32 },
+                Field { name: "addr".to_string(), ty: DataType::Array { elem: Box::new(DataType::U8), len: 16 } },
             ],
         },
         value: DataType::U8,
@@ -199,32 +166,16 @@ fn bad_names_and_sizes_are_errors() {
     let mut map = MapSpec::counters("9lives", 1);
     assert_eq!(
         maps_btf(std::slice::from_ref(&map)).map(|_| ()),
-        Err(BtfError::InvalidIdentifier {
-            name: "9lives".to_string(),
-            what: "map",
-        })
+        Err(BtfError::InvalidIdentifier { name: "9lives".to_string(), what: "map" })
     );
     map.name = "ok".to_string();
-    map.value = DataType::Struct {
-        name: "empty".to_string(),
-        fields: vec![],
-    };
+    map.value = DataType::Struct { name: "empty".to_string(), fields: vec![] };
     assert_eq!(
         maps_btf(std::slice::from_ref(&map)).map(|_| ()),
-        Err(BtfError::BadSize {
-            map: "ok".to_string(),
-            which: "value",
-            size: 0,
-        })
+        Err(BtfError::BadSize { map: "ok".to_string(), which: "value", size: 0 })
     );
-    map.value = DataType::Array {
-        elem: Box::new(DataType::U64),
-        len: u32::MAX,
-    };
-    assert!(matches!(
-        maps_btf(std::slice::from_ref(&map)),
-        Err(BtfError::BadSize { size: u32::MAX, .. })
-    ));
+    map.value = DataType::Array { elem: Box::new(DataType::U64), len: u32::MAX };
+    assert!(matches!(maps_btf(std::slice::from_ref(&map)), Err(BtfError::BadSize { size: u32::MAX, .. })));
 }
 
 #[test]
@@ -232,18 +183,9 @@ fn struct_layout_follows_c_alignment() {
     let ty = DataType::Struct {
         name: "s".to_string(),
         fields: vec![
-            Field {
-                name: "a".to_string(),
-                ty: DataType::U8,
-            },
-            Field {
-                name: "b".to_string(),
-                ty: DataType::U64,
-            },
-            Field {
-                name: "c".to_string(),
-                ty: DataType::U16,
-            },
+            Field { name: "a".to_string(), ty: DataType::U8 },
+            Field { name: "b".to_string(), ty: DataType::U64 },
+            Field { name: "c".to_string(), ty: DataType::U16 },
         ],
     };
     assert_eq!((ty.size(), ty.align()), (24, 8));

@@ -179,25 +179,11 @@ pub fn write_object(spec: &ObjectSpec) -> Result<Vec<u8>, ElfError> {
 
     let text = obj.add_section(Vec::new(), spec.section.name().into(), SectionKind::Text);
     obj.section_mut(text).set_data(spec.code.clone(), 8);
-    add_global(
-        &mut obj,
-        &spec.function,
-        SymbolKind::Text,
-        text,
-        0,
-        spec.code.len(),
-    );
+    add_global(&mut obj, &spec.function, SymbolKind::Text, text, 0, spec.code.len());
 
     let license = obj.add_section(Vec::new(), b"license".to_vec(), SectionKind::Data);
     obj.section_mut(license).set_data(LICENSE, 1);
-    add_global(
-        &mut obj,
-        "_license",
-        SymbolKind::Data,
-        license,
-        0,
-        LICENSE.len(),
-    );
+    add_global(&mut obj, "_license", SymbolKind::Data, license, 0, LICENSE.len());
 
     if !spec.maps.is_empty() {
         let (btf, placement) = btf::maps_btf(&spec.maps)?;
@@ -207,23 +193,14 @@ pub fn write_object(spec: &ObjectSpec) -> Result<Vec<u8>, ElfError> {
         let mut symbols = Vec::with_capacity(spec.maps.len());
         for (map, place) in spec.maps.iter().zip(&placement) {
             let (offset, size) = (place.offset.into(), place.size as usize);
-            symbols.push(add_global(
-                &mut obj,
-                &map.name,
-                SymbolKind::Data,
-                maps,
-                offset,
-                size,
-            ));
+            symbols.push(add_global(&mut obj, &map.name, SymbolKind::Data, maps, offset, size));
         }
         for reloc in &spec.relocations {
             let relocation = Relocation {
                 offset: reloc.slot as u64 * 8,
                 symbol: symbols[reloc.map as usize],
                 addend: 0,
-                flags: RelocationFlags::Elf {
-                    r_type: elf::R_BPF_64_64,
-                },
+                flags: RelocationFlags::Elf { r_type: elf::R_BPF_64_64 },
             };
             obj.add_relocation(text, relocation)?;
         }
@@ -267,30 +244,21 @@ fn validate(spec: &ObjectSpec) -> Result<(), ElfError> {
         return Err(ElfError::CodeLength { len });
     }
     if btf::check_identifier(&spec.function, "function").is_err() {
-        return Err(ElfError::InvalidFunctionName {
-            name: spec.function.clone(),
-        });
+        return Err(ElfError::InvalidFunctionName { name: spec.function.clone() });
     }
     for (index, map) in spec.maps.iter().enumerate() {
         if spec.maps[..index].iter().any(|m| m.name == map.name) {
-            return Err(ElfError::DuplicateMapName {
-                name: map.name.clone(),
-            });
+            return Err(ElfError::DuplicateMapName { name: map.name.clone() });
         }
     }
     for &MapReloc { slot, map } in &spec.relocations {
         let end = slot.checked_add(2).and_then(|s| s.checked_mul(8));
-        let is_lddw =
-            end.is_some_and(|end| end <= len) && spec.code[slot * 8] == crate::bpf::opcode::LDDW;
+        let is_lddw = end.is_some_and(|end| end <= len) && spec.code[slot * 8] == crate::bpf::opcode::LDDW;
         if !is_lddw {
             return Err(ElfError::RelocationNotLddw { slot });
         }
         if map as usize >= spec.maps.len() {
-            return Err(ElfError::UnknownMap {
-                slot,
-                map,
-                maps: spec.maps.len(),
-            });
+            return Err(ElfError::UnknownMap { slot, map, maps: spec.maps.len() });
         }
     }
     Ok(())

@@ -7,23 +7,13 @@ use super::*;
 use crate::bpf::{encode, map_relocations, Insn, Reg};
 
 fn spec_with_map() -> ObjectSpec {
-    let insns = [
-        Insn::LoadMapIndex {
-            dst: Reg::R1,
-            map: 1,
-        },
-        Insn::mov64(Reg::R0, 2),
-        Insn::Exit,
-    ];
+    let insns = [Insn::LoadMapIndex { dst: Reg::R1, map: 1 }, Insn::mov64(Reg::R0, 2), Insn::Exit];
     ObjectSpec {
         section: ProgramSection::Xdp,
         function: "pfc_main".to_string(),
         code: encode(&insns),
         relocations: map_relocations(&insns),
-        maps: vec![
-            MapSpec::counters("counters", 4),
-            MapSpec::counters("other", 2),
-        ],
+        maps: vec![MapSpec::counters("counters", 4), MapSpec::counters("other", 2)],
         manifest: br#"{"rules":["m"]}"#.to_vec(),
     }
 }
@@ -48,10 +38,7 @@ fn layout_matches_what_libbpf_expects() {
     assert_eq!(sh_type(".relxdp"), elf::SHT_REL);
     assert_eq!(sh_type(MANIFEST_SECTION), elf::SHT_PROGBITS);
     assert_eq!(flags(MANIFEST_SECTION), 0);
-    assert_eq!(
-        section(MANIFEST_SECTION).data().expect("data"),
-        br#"{"rules":["m"]}"#
-    );
+    assert_eq!(section(MANIFEST_SECTION).data().expect("data"), br#"{"rules":["m"]}"#);
 
     let symbols = file.elf_symbol_table();
     let global = |name: &str| {
@@ -73,26 +60,13 @@ fn layout_matches_what_libbpf_expects() {
     assert_eq!(relocs.len(), 1);
     let (offset, reloc) = &relocs[0];
     assert_eq!(*offset, 0);
-    assert_eq!(
-        reloc.flags(),
-        RelocationFlags::Elf {
-            r_type: elf::R_BPF_64_64
-        }
-    );
+    assert_eq!(reloc.flags(), RelocationFlags::Elf { r_type: elf::R_BPF_64_64 });
     let RelocationTarget::Symbol(target) = reloc.target() else {
         panic!("relocation targets a symbol");
     };
-    assert_eq!(
-        file.symbol_by_index(target)
-            .and_then(|s| s.name().map(String::from))
-            .ok(),
-        Some("other".to_string())
-    );
+    assert_eq!(file.symbol_by_index(target).and_then(|s| s.name().map(String::from)).ok(), Some("other".to_string()));
     // The lddw keeps src = 0 and imm = map index, so rbpf sees the index.
-    assert_eq!(
-        &section("xdp").data().expect("data")[..8],
-        [0x18, 0x01, 0, 0, 1, 0, 0, 0]
-    );
+    assert_eq!(&section("xdp").data().expect("data")[..8], [0x18, 0x01, 0, 0, 1, 0, 0, 0]);
 }
 
 #[test]
@@ -122,36 +96,15 @@ fn bad_specs_are_errors() {
         let error = write_object(&spec).expect_err("rejected");
         assert_eq!(error.to_string(), expected);
     };
-    check(
-        &|s| s.code.clear(),
-        "program code is 0 bytes; expected a non-zero multiple of 8",
-    );
-    check(
-        &|s| s.code.push(0),
-        "program code is 33 bytes; expected a non-zero multiple of 8",
-    );
-    check(
-        &|s| s.relocations[0].slot = 2,
-        "map relocation at slot 2 does not point at a lddw",
-    );
+    check(&|s| s.code.clear(), "program code is 0 bytes; expected a non-zero multiple of 8");
+    check(&|s| s.code.push(0), "program code is 33 bytes; expected a non-zero multiple of 8");
+    check(&|s| s.relocations[0].slot = 2, "map relocation at slot 2 does not point at a lddw");
     check(
         &|s| s.relocations[0].slot = usize::MAX,
-        &format!(
-            "map relocation at slot {} does not point at a lddw",
-            usize::MAX
-        ),
+        &format!("map relocation at slot {} does not point at a lddw", usize::MAX),
     );
-    check(
-        &|s| s.relocations[0].map = 2,
-        "map relocation at slot 0 names map 2, but there are 2 maps",
-    );
-    check(
-        &|s| s.maps[1].name = "counters".into(),
-        "two maps are named `counters`",
-    );
-    check(
-        &|s| s.function = "has space".into(),
-        "program name `has space` is not a C identifier",
-    );
+    check(&|s| s.relocations[0].map = 2, "map relocation at slot 0 names map 2, but there are 2 maps");
+    check(&|s| s.maps[1].name = "counters".into(), "two maps are named `counters`");
+    check(&|s| s.function = "has space".into(), "program name `has space` is not a C identifier");
     check(&|s| s.maps[0].name = "a.b".into(), "describing maps in BTF");
 }

@@ -106,19 +106,10 @@ impl<'a> Headers<'a> {
     /// masked with `mask`, plus `add`.
     pub fn field_value(&self, field: Field) -> Option<u128> {
         match field.source() {
-            FieldSource::Header {
-                proto,
-                offset,
-                size,
-                shift,
-                mask,
-                add,
-            } => {
+            FieldSource::Header { proto, offset, size, shift, mask, add } => {
                 let start = self.offset(proto)?.checked_add(offset)?;
                 let bytes = self.packet.get(start..start.checked_add(size)?)?;
-                let raw = bytes
-                    .iter()
-                    .fold(0u128, |acc, &byte| (acc << 8) | u128::from(byte));
+                let raw = bytes.iter().fold(0u128, |acc, &byte| (acc << 8) | u128::from(byte));
                 Some((raw.checked_shr(shift).unwrap_or(0) & mask).wrapping_add(add))
             }
             FieldSource::PayloadEthertype => self.payload_ethertype.map(u128::from),
@@ -160,9 +151,7 @@ impl<'a> Headers<'a> {
             return;
         }
         self.set(Proto::Ipv4, offset);
-        let (Some(&protocol), Some(fragment)) =
-            (self.packet.get(offset + 9), self.read_u16(offset + 6))
-        else {
+        let (Some(&protocol), Some(fragment)) = (self.packet.get(offset + 9), self.read_u16(offset + 6)) else {
             return;
         };
         if fragment & 0x1fff == 0 {
@@ -184,10 +173,7 @@ impl<'a> Headers<'a> {
         let mut cursor = offset + Proto::Ipv6.min_len();
         let mut walked = 0;
         loop {
-            if !matches!(
-                next,
-                IPV6_HOP_BY_HOP | IPV6_ROUTING | IPV6_DEST_OPTS | IPV6_FRAGMENT
-            ) {
+            if !matches!(next, IPV6_HOP_BY_HOP | IPV6_ROUTING | IPV6_DEST_OPTS | IPV6_FRAGMENT) {
                 break;
             }
             if walked == MAX_IPV6_EXT_HEADERS {
@@ -198,9 +184,7 @@ impl<'a> Headers<'a> {
                 if !self.fits(cursor, 8) {
                     return;
                 }
-                let (Some(&after), Some(offset_field)) =
-                    (self.packet.get(cursor), self.read_u16(cursor + 2))
-                else {
+                let (Some(&after), Some(offset_field)) = (self.packet.get(cursor), self.read_u16(cursor + 2)) else {
                     return;
                 };
                 if offset_field & 0xfff8 != 0 {
@@ -211,9 +195,7 @@ impl<'a> Headers<'a> {
                 next = after;
                 cursor += 8;
             } else {
-                let (Some(&after), Some(&units)) =
-                    (self.packet.get(cursor), self.packet.get(cursor + 1))
-                else {
+                let (Some(&after), Some(&units)) = (self.packet.get(cursor), self.packet.get(cursor + 1)) else {
                     return; // truncated extension header
                 };
                 next = after;
@@ -246,9 +228,7 @@ impl<'a> Headers<'a> {
 
     /// Whether `len` bytes starting at `offset` lie inside the packet.
     fn fits(&self, offset: usize, len: usize) -> bool {
-        offset
-            .checked_add(len)
-            .is_some_and(|end| end <= self.packet.len())
+        offset.checked_add(len).is_some_and(|end| end <= self.packet.len())
     }
 
     fn read_u16(&self, offset: usize) -> Option<u16> {

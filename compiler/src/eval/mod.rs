@@ -89,20 +89,10 @@ pub struct Outcome {
 /// Runs `program` on `packet`: the first rule whose condition holds decides.
 pub fn evaluate(program: &Program, packet: &[u8]) -> Outcome {
     let headers = Headers::parse(packet);
-    program
-        .rules
-        .iter()
-        .position(|rule| eval_cond(&rule.condition, program, &headers))
-        .map_or(
-            Outcome {
-                verdict: program.default,
-                rule: None,
-            },
-            |index| Outcome {
-                verdict: program.rules[index].verdict,
-                rule: Some(index),
-            },
-        )
+    program.rules.iter().position(|rule| eval_cond(&rule.condition, program, &headers)).map_or(
+        Outcome { verdict: program.default, rule: None },
+        |index| Outcome { verdict: program.rules[index].verdict, rule: Some(index) },
+    )
 }
 
 /// Whether `cond` holds for the packet that `headers` describes; `program` supplies the
@@ -141,18 +131,8 @@ mod tests {
     #[test]
     fn every_header_field_lies_within_its_headers_minimum_length() {
         for &field in Field::ALL {
-            if let FieldSource::Header {
-                proto,
-                offset,
-                size,
-                ..
-            } = field.source()
-            {
-                assert!(
-                    offset + size <= proto.min_len(),
-                    "{} reads past its header",
-                    field.name()
-                );
+            if let FieldSource::Header { proto, offset, size, .. } = field.source() {
+                assert!(offset + size <= proto.min_len(), "{} reads past its header", field.name());
             }
         }
     }

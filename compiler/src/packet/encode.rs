@@ -33,10 +33,7 @@ fn header_len(layer: &Layer) -> usize {
         Layer::Vlan(_) => 4,
         Layer::Ipv4(ip) => 20 + ip.options.len().div_ceil(4) * 4,
         Layer::Ipv6(_) => 40,
-        Layer::Ipv6Ext(Ipv6Ext {
-            kind: ExtKind::Fragment { .. },
-            ..
-        }) => 8,
+        Layer::Ipv6Ext(Ipv6Ext { kind: ExtKind::Fragment { .. }, .. }) => 8,
         Layer::Ipv6Ext(ext) => (usize::from(ext.len) + 1) * 8,
         Layer::Arp(_) => 28,
         Layer::Tcp(_) => 20,
@@ -81,8 +78,7 @@ fn write_layer(out: &mut Vec<u8>, layer: &Layer, next: Option<&Layer>, after: us
             put16(out, eth.ethertype.unwrap_or_else(|| ethertype_of(next)));
         }
         Layer::Vlan(tag) => {
-            let tci =
-                (u16::from(tag.pcp & 7) << 13) | (u16::from(tag.dei) << 12) | (tag.id & 0xfff);
+            let tci = (u16::from(tag.pcp & 7) << 13) | (u16::from(tag.dei) << 12) | (tag.id & 0xfff);
             put16(out, tci);
             put16(out, tag.ethertype.unwrap_or_else(|| ethertype_of(next)));
         }
@@ -148,10 +144,7 @@ fn write_layer(out: &mut Vec<u8>, layer: &Layer, next: Option<&Layer>, after: us
 
 fn write_ipv4(out: &mut Vec<u8>, ip: &Ipv4, next: Option<&Layer>, after: usize) {
     let start = out.len();
-    let header = header_len(&Layer::Ipv4(Ipv4 {
-        options: ip.options.clone(),
-        ..Ipv4::default()
-    }));
+    let header = header_len(&Layer::Ipv4(Ipv4 { options: ip.options.clone(), ..Ipv4::default() }));
     let ihl = ip.ihl.unwrap_or((header / 4) as u8);
     out.extend_from_slice(&[(ip.version << 4) | (ihl & 0xf), ip.tos]);
     put16(out, ip.total_len.unwrap_or((header + after) as u16));
@@ -164,9 +157,7 @@ fn write_ipv4(out: &mut Vec<u8>, ip: &Ipv4, next: Option<&Layer>, after: usize) 
     out.extend_from_slice(&ip.dst.octets());
     out.extend_from_slice(&ip.options);
     out.resize(start + header, 0);
-    let checksum = ip
-        .checksum
-        .unwrap_or_else(|| internet_checksum(0, &out[start..]));
+    let checksum = ip.checksum.unwrap_or_else(|| internet_checksum(0, &out[start..]));
     out[start + 10..start + 12].copy_from_slice(&checksum.to_be_bytes());
 }
 
@@ -174,10 +165,7 @@ fn write_ipv6(out: &mut Vec<u8>, ip: &Ipv6, next: Option<&Layer>, after: usize) 
     let first = (6u32 << 28) | (u32::from(ip.tclass) << 20) | (ip.flow_label & 0xfffff);
     put32(out, first);
     put16(out, ip.payload_len.unwrap_or(after as u16));
-    out.extend_from_slice(&[
-        ip.next.unwrap_or_else(|| ip_protocol_of(next)),
-        ip.hop_limit,
-    ]);
+    out.extend_from_slice(&[ip.next.unwrap_or_else(|| ip_protocol_of(next)), ip.hop_limit]);
     out.extend_from_slice(&ip.src.octets());
     out.extend_from_slice(&ip.dst.octets());
 }
@@ -199,10 +187,7 @@ fn fill_checksum(out: &mut [u8], layers: &[Layer], starts: &[usize], index: usiz
         _ => return,
     };
     let checksum = fixed.unwrap_or_else(|| {
-        let carrier = layers[..index]
-            .iter()
-            .rev()
-            .find(|l| matches!(l, Layer::Ipv4(_) | Layer::Ipv6(_)));
+        let carrier = layers[..index].iter().rev().find(|l| matches!(l, Layer::Ipv4(_) | Layer::Ipv6(_)));
         let length = out.len() - start;
         let pseudo = match carrier {
             _ if protocol == 1 => 0,
@@ -250,11 +235,7 @@ fn crc32c(bytes: &[u8]) -> u32 {
     for &byte in bytes {
         crc ^= u32::from(byte);
         for _ in 0..8 {
-            crc = if crc & 1 == 1 {
-                (crc >> 1) ^ 0x82f6_3b78
-            } else {
-                crc >> 1
-            };
+            crc = if crc & 1 == 1 { (crc >> 1) ^ 0x82f6_3b78 } else { crc >> 1 };
         }
     }
     !crc
@@ -282,21 +263,13 @@ mod tests {
     /// them gives 0.
     #[test]
     fn ipv4_header_checksum_verifies() {
-        let frame = Packet::eth()
-            .ipv4("192.0.2.1", "198.51.100.7")
-            .udp(53, 53)
-            .build();
+        let frame = Packet::eth().ipv4("192.0.2.1", "198.51.100.7").udp(53, 53).build();
         assert_eq!(internet_checksum(0, &frame[14..34]), 0);
     }
 
     #[test]
     fn derived_fields_are_filled() {
-        let frame = Packet::eth()
-            .vlan(5)
-            .ipv4("10.0.0.1", "10.0.0.2")
-            .udp(1, 2)
-            .payload([9; 3])
-            .build();
+        let frame = Packet::eth().vlan(5).ipv4("10.0.0.1", "10.0.0.2").udp(1, 2).payload([9; 3]).build();
         assert_eq!(&frame[12..14], &[0x81, 0x00]);
         assert_eq!(&frame[14..16], &[0x00, 0x05]);
         assert_eq!(&frame[16..18], &[0x08, 0x00]);
@@ -312,13 +285,7 @@ mod tests {
         let frame = Packet::eth()
             .ipv6("::1", "::2")
             .ext(ExtKind::HopByHop, 0)
-            .ext(
-                ExtKind::Fragment {
-                    offset: 3,
-                    more: true,
-                },
-                0,
-            )
+            .ext(ExtKind::Fragment { offset: 3, more: true }, 0)
             .tcp(1, 2)
             .build();
         assert_eq!(&frame[18..20], &[0, 8 + 8 + 20]);
@@ -330,12 +297,7 @@ mod tests {
 
     #[test]
     fn options_are_padded_and_counted_in_ihl() {
-        let frame = Packet::eth()
-            .push(Ipv4 {
-                options: vec![1, 1, 1, 1, 1],
-                ..Ipv4::default()
-            })
-            .build();
+        let frame = Packet::eth().push(Ipv4 { options: vec![1, 1, 1, 1, 1], ..Ipv4::default() }).build();
         assert_eq!(frame[14], 0x47);
         assert_eq!(frame.len(), 14 + 28);
         assert_eq!(internet_checksum(0, &frame[14..42]), 0);
@@ -345,46 +307,23 @@ mod tests {
     /// checksum is right.
     fn pseudo_sum(frame: &[u8], ip: usize, l4: usize, v6: bool, protocol: u8) -> u16 {
         let length = (frame.len() - l4) as u32;
-        let addresses = if v6 {
-            &frame[ip + 8..ip + 40]
-        } else {
-            &frame[ip + 12..ip + 20]
-        };
+        let addresses = if v6 { &frame[ip + 8..ip + 40] } else { &frame[ip + 12..ip + 20] };
         let pseudo = sum_words(0, addresses) + length + u32::from(protocol);
         internet_checksum(pseudo, &frame[l4..])
     }
 
     #[test]
     fn transport_checksums_verify() {
-        let tcp4 = Packet::eth()
-            .ipv4("192.0.2.1", "192.0.2.2")
-            .tcp(1, 2)
-            .payload(*b"abc")
-            .build();
+        let tcp4 = Packet::eth().ipv4("192.0.2.1", "192.0.2.2").tcp(1, 2).payload(*b"abc").build();
         assert_eq!(pseudo_sum(&tcp4, 14, 34, false, 6), 0);
-        let udp6 = Packet::eth()
-            .ipv6("2001:db8::1", "ff02::1")
-            .ext(ExtKind::HopByHop, 0)
-            .udp(5, 6)
-            .build();
+        let udp6 = Packet::eth().ipv6("2001:db8::1", "ff02::1").ext(ExtKind::HopByHop, 0).udp(5, 6).build();
         assert_eq!(pseudo_sum(&udp6, 14, 62, true, 17), 0);
-        let icmp6 = Packet::eth()
-            .vlan(3)
-            .ipv6("fe80::1", "fe80::2")
-            .icmp6(135, 0)
-            .build();
+        let icmp6 = Packet::eth().vlan(3).ipv6("fe80::1", "fe80::2").icmp6(135, 0).build();
         assert_eq!(pseudo_sum(&icmp6, 18, 58, true, 58), 0);
         // An echo request with zero id, sequence and payload: !0x0800.
-        let ping = Packet::eth()
-            .ipv4("10.0.0.1", "10.0.0.2")
-            .icmp(8, 0)
-            .build();
+        let ping = Packet::eth().ipv4("10.0.0.1", "10.0.0.2").icmp(8, 0).build();
         assert_eq!(&ping[36..38], &[0xf7, 0xff]);
-        let sctp = Packet::eth()
-            .ipv4("10.0.0.1", "10.0.0.2")
-            .sctp(7, 8)
-            .payload([1, 2, 3, 4])
-            .build();
+        let sctp = Packet::eth().ipv4("10.0.0.1", "10.0.0.2").sctp(7, 8).payload([1, 2, 3, 4]).build();
         let mut zeroed = sctp[34..].to_vec();
         zeroed[8..12].fill(0);
         assert_eq!(&sctp[42..46], &crc32c(&zeroed).to_le_bytes());
@@ -392,15 +331,9 @@ mod tests {
 
     #[test]
     fn edit_changes_the_last_layer_and_truncate_cuts() {
-        let frame = Packet::eth()
-            .ipv4("10.0.0.1", "10.0.0.2")
-            .edit(|ip: &mut Ipv4| ip.ttl = 7)
-            .build();
+        let frame = Packet::eth().ipv4("10.0.0.1", "10.0.0.2").edit(|ip: &mut Ipv4| ip.ttl = 7).build();
         assert_eq!(frame[22], 7);
         assert_eq!(Packet::eth().truncate(5).build(), vec![2, 0, 0, 0, 0]);
-        assert_eq!(
-            mac("aa:bb:cc:dd:ee:0f"),
-            [0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0x0f]
-        );
+        assert_eq!(mac("aa:bb:cc:dd:ee:0f"), [0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0x0f]);
     }
 }

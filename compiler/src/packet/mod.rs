@@ -51,8 +51,7 @@ impl ToIpv4 for [u8; 4] {
 
 impl ToIpv4 for &str {
     fn to_ipv4(self) -> Ipv4Addr {
-        self.parse()
-            .unwrap_or_else(|_| panic!("not an IPv4 address: {self:?}"))
+        self.parse().unwrap_or_else(|_| panic!("not an IPv4 address: {self:?}"))
     }
 }
 
@@ -79,8 +78,7 @@ impl ToIpv6 for [u8; 16] {
 
 impl ToIpv6 for &str {
     fn to_ipv6(self) -> Ipv6Addr {
-        self.parse()
-            .unwrap_or_else(|_| panic!("not an IPv6 address: {self:?}"))
+        self.parse().unwrap_or_else(|_| panic!("not an IPv6 address: {self:?}"))
     }
 }
 
@@ -92,11 +90,8 @@ pub fn mac(text: &str) -> [u8; 6] {
     let mut out = [0u8; 6];
     let mut parts = text.split(':');
     for byte in &mut out {
-        let part = parts
-            .next()
-            .unwrap_or_else(|| panic!("not a MAC address: {text:?}"));
-        *byte =
-            u8::from_str_radix(part, 16).unwrap_or_else(|_| panic!("not a MAC address: {text:?}"));
+        let part = parts.next().unwrap_or_else(|| panic!("not a MAC address: {text:?}"));
+        *byte = u8::from_str_radix(part, 16).unwrap_or_else(|_| panic!("not a MAC address: {text:?}"));
     }
     assert!(parts.next().is_none(), "not a MAC address: {text:?}");
     out
@@ -115,11 +110,7 @@ pub struct Eth {
 
 impl Default for Eth {
     fn default() -> Eth {
-        Eth {
-            src: [2, 0, 0, 0, 0, 1],
-            dst: [2, 0, 0, 0, 0, 2],
-            ethertype: None,
-        }
+        Eth { src: [2, 0, 0, 0, 0, 1], dst: [2, 0, 0, 0, 0, 2], ethertype: None }
     }
 }
 
@@ -140,13 +131,7 @@ pub struct Vlan {
 
 impl Default for Vlan {
     fn default() -> Vlan {
-        Vlan {
-            id: 1,
-            pcp: 0,
-            dei: false,
-            tpid: 0x8100,
-            ethertype: None,
-        }
+        Vlan { id: 1, pcp: 0, dei: false, tpid: 0x8100, ethertype: None }
     }
 }
 
@@ -186,11 +171,7 @@ pub struct Ipv4 {
 impl Ipv4 {
     /// A header from `src` to `dst` with defaults elsewhere.
     pub fn new(src: impl ToIpv4, dst: impl ToIpv4) -> Ipv4 {
-        Ipv4 {
-            src: src.to_ipv4(),
-            dst: dst.to_ipv4(),
-            ..Ipv4::default()
-        }
+        Ipv4 { src: src.to_ipv4(), dst: dst.to_ipv4(), ..Ipv4::default() }
     }
 }
 
@@ -237,11 +218,7 @@ pub struct Ipv6 {
 impl Ipv6 {
     /// A header from `src` to `dst` with defaults elsewhere.
     pub fn new(src: impl ToIpv6, dst: impl ToIpv6) -> Ipv6 {
-        Ipv6 {
-            src: src.to_ipv6(),
-            dst: dst.to_ipv6(),
-            ..Ipv6::default()
-        }
+        Ipv6 { src: src.to_ipv6(), dst: dst.to_ipv6(), ..Ipv6::default() }
     }
 }
 
@@ -471,10 +448,7 @@ impl Packet {
 
     /// Appends an 802.1Q tag with VLAN `id`.
     pub fn vlan(self, id: u16) -> Packet {
-        self.push(Vlan {
-            id,
-            ..Vlan::default()
-        })
+        self.push(Vlan { id, ..Vlan::default() })
     }
 
     /// Appends an IPv4 header.
@@ -489,68 +463,37 @@ impl Packet {
 
     /// Appends an IPv6 extension header of `kind` with length field `len`.
     pub fn ext(self, kind: ExtKind, len: u8) -> Packet {
-        self.push(Ipv6Ext {
-            kind,
-            len,
-            next: None,
-        })
+        self.push(Ipv6Ext { kind, len, next: None })
     }
 
     /// Appends an ARP message.
     pub fn arp(self, op: u16, sip: impl ToIpv4, tip: impl ToIpv4) -> Packet {
-        self.push(Arp {
-            op,
-            sip: sip.to_ipv4(),
-            tip: tip.to_ipv4(),
-            ..Arp::default()
-        })
+        self.push(Arp { op, sip: sip.to_ipv4(), tip: tip.to_ipv4(), ..Arp::default() })
     }
 
     /// Appends a TCP header with the SYN flag and a 65535 window.
     pub fn tcp(self, sport: u16, dport: u16) -> Packet {
-        self.push(Tcp {
-            sport,
-            dport,
-            flags: tcp_flags::SYN,
-            window: 65535,
-            ..Tcp::default()
-        })
+        self.push(Tcp { sport, dport, flags: tcp_flags::SYN, window: 65535, ..Tcp::default() })
     }
 
     /// Appends a UDP header.
     pub fn udp(self, sport: u16, dport: u16) -> Packet {
-        self.push(Udp {
-            sport,
-            dport,
-            ..Udp::default()
-        })
+        self.push(Udp { sport, dport, ..Udp::default() })
     }
 
     /// Appends an SCTP common header.
     pub fn sctp(self, sport: u16, dport: u16) -> Packet {
-        self.push(Sctp {
-            sport,
-            dport,
-            vtag: 0,
-        })
+        self.push(Sctp { sport, dport, vtag: 0 })
     }
 
     /// Appends an ICMP header.
     pub fn icmp(self, kind: u8, code: u8) -> Packet {
-        self.push(Layer::Icmp(Icmp {
-            kind,
-            code,
-            rest: 0,
-        }))
+        self.push(Layer::Icmp(Icmp { kind, code, rest: 0 }))
     }
 
     /// Appends an ICMPv6 header.
     pub fn icmp6(self, kind: u8, code: u8) -> Packet {
-        self.push(Layer::Icmp6(Icmp {
-            kind,
-            code,
-            rest: 0,
-        }))
+        self.push(Layer::Icmp6(Icmp { kind, code, rest: 0 }))
     }
 
     /// Appends raw bytes.

@@ -9,27 +9,15 @@ use pfc_compiler::packet::{tcp_flags, Packet, Tcp};
 use pfc_compiler::program::{CmpOp, Cond, Hook, Program, Rule, ValueSet, Verdict};
 
 fn tcp22() -> Vec<u8> {
-    Packet::eth()
-        .ipv4("10.0.0.1", "10.0.0.2")
-        .tcp(1234, 22)
-        .build()
+    Packet::eth().ipv4("10.0.0.1", "10.0.0.2").tcp(1234, 22).build()
 }
 
 fn udp22() -> Vec<u8> {
-    Packet::eth()
-        .ipv4("10.0.0.1", "10.0.0.2")
-        .udp(1234, 22)
-        .build()
+    Packet::eth().ipv4("10.0.0.1", "10.0.0.2").udp(1234, 22).build()
 }
 
 fn tcp_with_flags(flags: u8) -> Vec<u8> {
-    Packet::eth()
-        .ipv4("10.0.0.1", "10.0.0.2")
-        .push(Tcp {
-            flags,
-            ..Tcp::default()
-        })
-        .build()
+    Packet::eth().ipv4("10.0.0.1", "10.0.0.2").push(Tcp { flags, ..Tcp::default() }).build()
 }
 
 #[track_caller]
@@ -83,11 +71,7 @@ fn masks_apply_before_comparing() {
 #[track_caller]
 fn check_set(intervals: &[(u128, u128)], negated: bool, frame: &[u8], expected: bool) {
     let sets = vec![ValueSet::from_intervals(16, intervals.to_vec())];
-    assert_eq!(
-        holds_with(in_set(Field::TcpDport, negated), sets, frame),
-        expected,
-        "{intervals:?} negated={negated}"
-    );
+    assert_eq!(holds_with(in_set(Field::TcpDport, negated), sets, frame), expected, "{intervals:?} negated={negated}");
 }
 
 #[test]
@@ -136,12 +120,7 @@ fn connectives_and_protocols() {
 /// The first matching rule decides; none matching gives the default.
 #[test]
 fn rules_are_tried_in_order() {
-    let rule = |verdict, condition| Rule {
-        name: "r".into(),
-        verdict,
-        condition,
-        span: Span::default(),
-    };
+    let rule = |verdict, condition| Rule { name: "r".into(), verdict, condition, span: Span::default() };
     let program = Program {
         hook: Hook::TcIngress,
         default: Verdict::Drop,
@@ -153,19 +132,10 @@ fn rules_are_tried_in_order() {
         sets: Vec::new(),
     };
     let outcome = |verdict, rule| Outcome { verdict, rule };
-    assert_eq!(
-        evaluate(&program, &tcp22()),
-        outcome(Verdict::Pass, Some(0))
-    );
-    let tcp80 = Packet::eth()
-        .ipv4("10.0.0.1", "10.0.0.2")
-        .tcp(1, 80)
-        .build();
+    assert_eq!(evaluate(&program, &tcp22()), outcome(Verdict::Pass, Some(0)));
+    let tcp80 = Packet::eth().ipv4("10.0.0.1", "10.0.0.2").tcp(1, 80).build();
     assert_eq!(evaluate(&program, &tcp80), outcome(Verdict::Drop, Some(1)));
-    assert_eq!(
-        evaluate(&program, &udp22()),
-        outcome(Verdict::Pass, Some(2))
-    );
+    assert_eq!(evaluate(&program, &udp22()), outcome(Verdict::Pass, Some(2)));
     assert_eq!(evaluate(&program, &[]), outcome(Verdict::Drop, None));
     let headers = Headers::parse(&tcp80);
     assert!(eval_cond(&program.rules[1].condition, &program, &headers));

@@ -1,14 +1,10 @@
 //! Every field of `Field::ALL` read from a frame that has it, and every field false on
 //! frames that lack its header, whatever the operator.
 
-use crate::support::{
-    cmp, eq, holds, holds_with, in_set, mac_value, v4 as v4_value, v6 as v6_value,
-};
+use crate::support::{cmp, eq, holds, holds_with, in_set, mac_value, v4 as v4_value, v6 as v6_value};
 use pfc_compiler::eval::Headers;
 use pfc_compiler::fields::Field::{self, *};
-use pfc_compiler::packet::{
-    mac, tcp_flags, Arp, Eth, ExtKind, Icmp, Ipv4, Ipv6, Layer, Packet, Sctp, Tcp, Udp, Vlan,
-};
+use pfc_compiler::packet::{mac, tcp_flags, Arp, Eth, ExtKind, Icmp, Ipv4, Ipv6, Layer, Packet, Sctp, Tcp, Udp, Vlan};
 use pfc_compiler::program::{CmpOp, ValueSet};
 
 fn v4_tcp() -> Packet {
@@ -16,9 +12,7 @@ fn v4_tcp() -> Packet {
 }
 
 fn v6_tcp() -> Packet {
-    Packet::eth()
-        .ipv6("2001:db8::1", "2001:db8::2")
-        .tcp(1234, 22)
+    Packet::eth().ipv6("2001:db8::1", "2001:db8::2").tcp(1234, 22)
 }
 
 /// One positive case per row: `field == value` holds for the frame.
@@ -98,28 +92,12 @@ fn every_field_reads_its_value() {
     for (field, packet, value) in positive_cases() {
         let frame = packet.build();
         let name = field.name();
-        assert_eq!(
-            Headers::parse(&frame).field_value(field),
-            Some(value),
-            "{name} in {frame:02x?}"
-        );
+        assert_eq!(Headers::parse(&frame).field_value(field), Some(value), "{name} in {frame:02x?}");
         assert!(holds(eq(field, value), &frame), "{name} == {value:#x}");
-        assert!(
-            !holds(cmp(field, CmpOp::Ne, value), &frame),
-            "{name} != {value:#x}"
-        );
-        assert!(
-            holds(cmp(field, CmpOp::Le, value), &frame),
-            "{name} <= {value:#x}"
-        );
-        assert!(
-            holds(cmp(field, CmpOp::Ge, value), &frame),
-            "{name} >= {value:#x}"
-        );
-        assert!(
-            !holds(cmp(field, CmpOp::Gt, value), &frame),
-            "{name} > {value:#x}"
-        );
+        assert!(!holds(cmp(field, CmpOp::Ne, value), &frame), "{name} != {value:#x}");
+        assert!(holds(cmp(field, CmpOp::Le, value), &frame), "{name} <= {value:#x}");
+        assert!(holds(cmp(field, CmpOp::Ge, value), &frame), "{name} >= {value:#x}");
+        assert!(!holds(cmp(field, CmpOp::Gt, value), &frame), "{name} > {value:#x}");
     }
 }
 
@@ -127,11 +105,7 @@ fn every_field_reads_its_value() {
 fn every_field_has_a_positive_case() {
     let cases = positive_cases();
     for &field in Field::ALL {
-        assert!(
-            cases.iter().any(|(f, _, _)| *f == field),
-            "no positive case for {}",
-            field.name()
-        );
+        assert!(cases.iter().any(|(f, _, _)| *f == field), "no positive case for {}", field.name());
     }
 }
 
@@ -142,21 +116,11 @@ fn frames_missing_headers() -> Vec<Vec<u8>> {
         vec![0xff; 13],
         Packet::eth().payload([1, 2, 3]).build(),
         Packet::eth().arp(1, "10.0.0.1", "10.0.0.2").build(),
-        Packet::eth()
-            .vlan(7)
-            .ipv4("10.0.0.1", "10.0.0.2")
-            .udp(1, 2)
-            .build(),
+        Packet::eth().vlan(7).ipv4("10.0.0.1", "10.0.0.2").udp(1, 2).build(),
         Packet::eth().ipv6("::1", "::2").tcp(1, 2).build(),
         Packet::eth().ipv6("::1", "::2").icmp6(128, 0).build(),
-        Packet::eth()
-            .ipv4("10.0.0.1", "10.0.0.2")
-            .icmp(8, 0)
-            .build(),
-        Packet::eth()
-            .ipv4("10.0.0.1", "10.0.0.2")
-            .sctp(1, 2)
-            .build(),
+        Packet::eth().ipv4("10.0.0.1", "10.0.0.2").icmp(8, 0).build(),
+        Packet::eth().ipv4("10.0.0.1", "10.0.0.2").sctp(1, 2).build(),
     ]
 }
 
@@ -173,31 +137,11 @@ fn every_atom_is_false_when_its_header_is_absent() {
                 continue;
             }
             checked.push(field);
-            for op in [
-                CmpOp::Eq,
-                CmpOp::Ne,
-                CmpOp::Lt,
-                CmpOp::Le,
-                CmpOp::Gt,
-                CmpOp::Ge,
-            ] {
-                assert!(
-                    !holds(cmp(field, op, 0), &frame),
-                    "{} {} 0 on {frame:02x?}",
-                    field.name(),
-                    op.as_str()
-                );
+            for op in [CmpOp::Eq, CmpOp::Ne, CmpOp::Lt, CmpOp::Le, CmpOp::Gt, CmpOp::Ge] {
+                assert!(!holds(cmp(field, op, 0), &frame), "{} {} 0 on {frame:02x?}", field.name(), op.as_str());
             }
-            assert!(
-                !holds_with(in_set(field, false), full(), &frame),
-                "{} in all",
-                field.name()
-            );
-            assert!(
-                !holds_with(in_set(field, true), empty(), &frame),
-                "{} not in nothing",
-                field.name()
-            );
+            assert!(!holds_with(in_set(field, false), full(), &frame), "{} in all", field.name());
+            assert!(!holds_with(in_set(field, true), empty(), &frame), "{} not in nothing", field.name());
         }
     }
     for &field in Field::ALL.iter().filter(|f| f.guard().is_some()) {

@@ -18,10 +18,7 @@ fn every_field_program() -> Program {
         atoms.push(in_set(field, true));
     }
     atoms.extend(Proto::ALL.map(Cond::Proto));
-    let sets = vec![ValueSet::from_intervals(
-        128,
-        vec![(1, 80), (443, 443), (1 << 40, u128::MAX)],
-    )];
+    let sets = vec![ValueSet::from_intervals(128, vec![(1, 80), (443, 443), (1 << 40, u128::MAX)])];
     let mut program = program(Cond::Or(vec![Cond::And(atoms.clone()), Cond::False]), sets);
     let mut last = program.rules[0].clone();
     last.condition = Cond::Or(atoms);
@@ -32,22 +29,11 @@ fn every_field_program() -> Program {
 /// Valid frames to mutate: every parse path, so mutations reach deep headers.
 fn seeds() -> Vec<Vec<u8>> {
     vec![
-        Packet::eth()
-            .vlan(1)
-            .vlan(2)
-            .ipv4("1.1.1.1", "2.2.2.2")
-            .tcp(1, 2)
-            .build(),
+        Packet::eth().vlan(1).vlan(2).ipv4("1.1.1.1", "2.2.2.2").tcp(1, 2).build(),
         Packet::eth()
             .ipv6("::1", "::2")
             .ext(ExtKind::HopByHop, 0)
-            .ext(
-                ExtKind::Fragment {
-                    offset: 0,
-                    more: true,
-                },
-                0,
-            )
+            .ext(ExtKind::Fragment { offset: 0, more: true }, 0)
             .udp(1, 2)
             .build(),
         Packet::eth().ipv6("::1", "::2").icmp6(1, 0).build(),

@@ -13,26 +13,14 @@ use pfc_compiler::packet::{Eth, ExtKind, Ipv4, Ipv6, Ipv6Ext, Packet, Vlan};
 fn check(packet: Packet, expected: &str) {
     let frame = packet.build();
     let headers = Headers::parse(&frame);
-    let protos: Vec<&str> = expected
-        .split(' ')
-        .filter(|item| !item.contains('='))
-        .collect();
+    let protos: Vec<&str> = expected.split(' ').filter(|item| !item.contains('=')).collect();
     let item = |key: &str| expected.split(' ').find_map(|item| item.strip_prefix(key));
     let eth_type = item("type=").map(|hex| u16::from_str_radix(hex, 16).unwrap());
     let upper = item("upper=").map(|n| n.parse::<u8>().unwrap());
     assert_eq!(present(&frame), protos.join(" "), "headers of {frame:02x?}");
-    assert_eq!(
-        headers.payload_ethertype, eth_type,
-        "eth.type of {frame:02x?}"
-    );
-    assert_eq!(
-        headers.field_value(Field::EthType),
-        eth_type.map(u128::from)
-    );
-    assert_eq!(
-        headers.ipv6_upper_protocol, upper,
-        "ipv6.proto of {frame:02x?}"
-    );
+    assert_eq!(headers.payload_ethertype, eth_type, "eth.type of {frame:02x?}");
+    assert_eq!(headers.field_value(Field::EthType), eth_type.map(u128::from));
+    assert_eq!(headers.ipv6_upper_protocol, upper, "ipv6.proto of {frame:02x?}");
     assert_eq!(headers.field_value(Field::Ipv6Proto), upper.map(u128::from));
 }
 
@@ -49,23 +37,14 @@ fn raw(bytes: &[u8]) -> Packet {
 }
 
 fn eth_with_type(ethertype: u16) -> Packet {
-    Packet::new().push(Eth {
-        ethertype: Some(ethertype),
-        ..Eth::default()
-    })
+    Packet::new().push(Eth { ethertype: Some(ethertype), ..Eth::default() })
 }
 
 const HBH: ExtKind = ExtKind::HopByHop;
 const RT: ExtKind = ExtKind::Routing;
 const DST: ExtKind = ExtKind::DestOpts;
-const FIRST_FRAG: ExtKind = ExtKind::Fragment {
-    offset: 0,
-    more: true,
-};
-const LATER_FRAG: ExtKind = ExtKind::Fragment {
-    offset: 185,
-    more: false,
-};
+const FIRST_FRAG: ExtKind = ExtKind::Fragment { offset: 0, more: true };
+const LATER_FRAG: ExtKind = ExtKind::Fragment { offset: 185, more: false };
 
 #[test]
 #[rustfmt::skip]

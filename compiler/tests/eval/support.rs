@@ -4,24 +4,12 @@ use pfc_compiler::diagnostic::Span;
 use pfc_compiler::eval::{evaluate, Headers};
 use pfc_compiler::fields::{Field, Proto};
 use pfc_compiler::packet::mac;
-use pfc_compiler::program::{
-    CmpOp, Cond, Hook, Program, Rule, SetId, Test, TestOp, ValueSet, Verdict,
-};
+use pfc_compiler::program::{CmpOp, Cond, Hook, Program, Rule, SetId, Test, TestOp, ValueSet, Verdict};
 
 /// `default pass; rule r: drop if <cond>`, with `sets` available to the condition.
 pub fn program(cond: Cond, sets: Vec<ValueSet>) -> Program {
-    let rule = Rule {
-        name: "r".into(),
-        verdict: Verdict::Drop,
-        condition: cond,
-        span: Span::default(),
-    };
-    Program {
-        hook: Hook::Xdp,
-        default: Verdict::Pass,
-        rules: vec![rule],
-        sets,
-    }
+    let rule = Rule { name: "r".into(), verdict: Verdict::Drop, condition: cond, span: Span::default() };
+    Program { hook: Hook::Xdp, default: Verdict::Pass, rules: vec![rule], sets }
 }
 
 /// Whether `cond` (over `sets`) holds for `frame`, decided by running the whole program.
@@ -38,11 +26,7 @@ pub fn holds(cond: Cond, frame: &[u8]) -> bool {
 
 /// `field OP value`.
 pub fn cmp(field: Field, op: CmpOp, value: u128) -> Cond {
-    Cond::Test(Test {
-        field,
-        mask: None,
-        op: TestOp::Cmp(op, value),
-    })
+    Cond::Test(Test { field, mask: None, op: TestOp::Cmp(op, value) })
 }
 
 /// `field == value`.
@@ -52,25 +36,13 @@ pub fn eq(field: Field, value: u128) -> Cond {
 
 /// `field & mask OP value`.
 pub fn masked(field: Field, mask: u128, op: CmpOp, value: u128) -> Cond {
-    Cond::Test(Test {
-        field,
-        mask: Some(mask),
-        op: TestOp::Cmp(op, value),
-    })
+    Cond::Test(Test { field, mask: Some(mask), op: TestOp::Cmp(op, value) })
 }
 
 /// `field in sets[0]` (`negated`: `not in`).
 pub fn in_set(field: Field, negated: bool) -> Cond {
-    let op = if negated {
-        TestOp::NotIn(SetId(0))
-    } else {
-        TestOp::In(SetId(0))
-    };
-    Cond::Test(Test {
-        field,
-        mask: None,
-        op,
-    })
+    let op = if negated { TestOp::NotIn(SetId(0)) } else { TestOp::In(SetId(0)) };
+    Cond::Test(Test { field, mask: None, op })
 }
 
 /// `not cond`.
@@ -90,18 +62,12 @@ pub fn v6(text: &str) -> u128 {
 
 /// A MAC literal as a field value.
 pub fn mac_value(text: &str) -> u128 {
-    mac(text)
-        .iter()
-        .fold(0, |acc, &byte| (acc << 8) | u128::from(byte))
+    mac(text).iter().fold(0, |acc, &byte| (acc << 8) | u128::from(byte))
 }
 
 /// The present protocols of `frame`, as space-separated rule-file names.
 pub fn present(frame: &[u8]) -> String {
     let headers = Headers::parse(frame);
-    let names: Vec<&str> = Proto::ALL
-        .iter()
-        .filter(|&&p| headers.has(p))
-        .map(|p| p.name())
-        .collect();
+    let names: Vec<&str> = Proto::ALL.iter().filter(|&&p| headers.has(p)).map(|p| p.name()).collect();
     names.join(" ")
 }

@@ -25,15 +25,8 @@ fn check(frame: Vec<u8>, eth_type_from: usize, upper_from: Option<usize>) {
         let cut = &frame[..len];
         let headers = Headers::parse(cut);
         for proto in Proto::ALL {
-            let expected = full
-                .offset(proto)
-                .filter(|&at| at + required_len(proto, &frame, at) <= len);
-            assert_eq!(
-                headers.offset(proto),
-                expected,
-                "{} at length {len} of {frame:02x?}",
-                proto.name()
-            );
+            let expected = full.offset(proto).filter(|&at| at + required_len(proto, &frame, at) <= len);
+            assert_eq!(headers.offset(proto), expected, "{} at length {len} of {frame:02x?}", proto.name());
         }
         for &field in Field::ALL {
             let known = match field.source() {
@@ -43,26 +36,12 @@ fn check(frame: Vec<u8>, eth_type_from: usize, upper_from: Option<usize>) {
                 FieldSource::PacketLength => true,
             };
             let value = headers.field_value(field);
-            assert_eq!(
-                value.is_some(),
-                known,
-                "{} known at length {len}",
-                field.name()
-            );
+            assert_eq!(value.is_some(), known, "{} known at length {len}", field.name());
             if field != Field::PktLen {
-                assert!(
-                    value.is_none() || value == full.field_value(field),
-                    "{} changed at {len}",
-                    field.name()
-                );
+                assert!(value.is_none() || value == full.field_value(field), "{} changed at {len}", field.name());
             }
             // Whatever the value, `>= 0` holds exactly when the field can be read.
-            assert_eq!(
-                holds(cmp(field, CmpOp::Ge, 0), cut),
-                known,
-                "{} >= 0 at length {len}",
-                field.name()
-            );
+            assert_eq!(holds(cmp(field, CmpOp::Ge, 0), cut), known, "{} >= 0 at length {len}", field.name());
         }
     }
 }
