@@ -197,49 +197,29 @@ impl BpfObject {
     pub fn parse(elf_bytes: &[u8]) -> Result<BpfObject, ObjectError> {
         let file = object::File::parse(elf_bytes).map_err(|source| ObjectError::Elf { source })?;
         if file.architecture() != object::Architecture::Bpf {
-            return Err(ObjectError::NotBpf {
-                architecture: format!("{:?}", file.architecture()),
-            });
+            return Err(ObjectError::NotBpf { architecture: format!("{:?}", file.architecture()) });
         }
         let (hook, section) = program_section(&file)?;
         let section_name = hook.section_name();
         let mut code = section
             .data()
-            .map_err(|source| ObjectError::SectionData {
-                section: section_name.to_string(),
-                source,
-            })?
+            .map_err(|source| ObjectError::SectionData { section: section_name.to_string(), source })?
             .to_vec();
         if code.is_empty() || code.len() % 8 != 0 {
-            return Err(ObjectError::BadCodeLength {
-                section: section_name,
-                len: code.len(),
-            });
+            return Err(ObjectError::BadCodeLength { section: section_name, len: code.len() });
         }
         let maps = read_maps(&file)?;
         let relocations = read_relocations(&file, &section, &maps, &mut code)?;
         let program_name = file
             .symbols()
-            .find(|s| {
-                s.section_index() == Some(section.index()) && s.kind() == object::SymbolKind::Text
-            })
+            .find(|s| s.section_index() == Some(section.index()) && s.kind() == object::SymbolKind::Text)
             .and_then(|s| s.name().ok().map(str::to_string))
             .unwrap_or_else(|| section_name.to_string());
-        let license = file
-            .section_by_name("license")
-            .and_then(|s| s.data().ok())
-            .map(|d| {
-                let end = d.iter().position(|&b| b == 0).unwrap_or(d.len());
-                String::from_utf8_lossy(&d[..end]).into_owned()
-            });
-        Ok(BpfObject {
-            hook,
-            program_name,
-            code,
-            relocations,
-            maps,
-            license,
-        })
+        let license = file.section_by_name("license").and_then(|s| s.data().ok()).map(|d| {
+            let end = d.iter().position(|&b| b == 0).unwrap_or(d.len());
+            String::from_utf8_lossy(&d[..end]).into_owned()
+        });
+        Ok(BpfObject { hook, program_name, code, relocations, maps, license })
     }
 
     /// Number of 8-byte instruction slots in the program.
@@ -253,9 +233,7 @@ impl BpfObject {
     }
 }
 
-fn program_section<'d, 'f>(
-    file: &'f object::File<'d>,
-) -> Result<(Hook, object::Section<'d, 'f>), ObjectError> {
+fn program_section<'d, 'f>(file: &'f object::File<'d>) -> Result<(Hook, object::Section<'d, 'f>), ObjectError> {
     let xdp = file.section_by_name("xdp");
     let tc = file.section_by_name("tc");
     match (xdp, tc) {
@@ -283,19 +261,13 @@ fn read_maps(file: &object::File<'_>) -> Result<Vec<MapDef>, ObjectError> {
         return Ok(Vec::new());
     }
     let btf_section = file.section_by_name(".BTF").ok_or(ObjectError::NoBtf)?;
-    let btf_bytes = btf_section
-        .data()
-        .map_err(|source| ObjectError::SectionData {
-            section: ".BTF".to_string(),
-            source,
-        })?;
+    let btf_bytes =
+        btf_section.data().map_err(|source| ObjectError::SectionData { section: ".BTF".to_string(), source })?;
     let defs = btf::parse_maps(btf_bytes).map_err(|source| ObjectError::Btf { source })?;
     symbols
         .into_iter()
         .map(|(offset, name)| {
-            let def = defs
-                .get(&name)
-                .ok_or_else(|| ObjectError::UndefinedMap { map: name.clone() })?;
+            let def = defs.get(&name).ok_or_else(|| ObjectError::UndefinedMap { map: name.clone() })?;
             Ok(MapDef {
                 section_offset: offset,
                 map_type: MapType::from_code(def.map_type),
@@ -321,39 +293,26 @@ fn read_relocations(
     maps: &[MapDef],
     code: &mut [u8],
 ) -> Result<Vec<MapRelocation>, ObjectError> {
-    let by_offset: HashMap<u64, usize> = maps
-        .iter()
-        .enumerate()
-        .map(|(i, m)| (m.section_offset, i))
-        .collect();
+    let by_offset: HashMap<u64, usize> = maps.iter().enumerate().map(|(i, m)| (m.section_offset, i)).collect();
     let maps_section = file.section_by_name(".maps").map(|s| s.index());
     let mut relocations = Vec::new();
     for (offset, relocation) in section.relocations() {
         let unsupported = |problem| ObjectError::UnsupportedRelocation { offset, problem };
         match relocation.flags() {
-            RelocationFlags::Elf {
-                r_type: R_BPF_64_64,
-            } => {}
+            RelocationFlags::Elf { r_type: R_BPF_64_64 } => {}
             _ => return Err(unsupported("only R_BPF_64_64 (map references) is applied")),
         }
-        let insn_index =
-            usize::try_from(offset / 8).map_err(|_| unsupported("offset too large"))?;
+        let insn_index = usize::try_from(offset / 8).map_err(|_| unsupported("offset too large"))?;
         let start = insn_index * 8;
-        if offset % 8 != 0
-            || code.get(start) != Some(&LDDW)
-            || code.len().saturating_sub(16) < start
-        {
+        if offset % 8 != 0 || code.get(start) != Some(&LDDW) || code.len().saturating_sub(16) < start {
             return Err(unsupported("it is not at an `lddw` instruction"));
         }
         let RelocationTarget::Symbol(symbol_index) = relocation.target() else {
             return Err(unsupported("its target is not a symbol"));
         };
-        let symbol =
-            file.symbol_by_index(symbol_index)
-                .map_err(|_| ObjectError::UnknownSymbol {
-                    insn_index,
-                    symbol: format!("#{}", symbol_index.0),
-                })?;
+        let symbol = file
+            .symbol_by_index(symbol_index)
+            .map_err(|_| ObjectError::UnknownSymbol { insn_index, symbol: format!("#{}", symbol_index.0) })?;
         let unknown = || ObjectError::UnknownSymbol {
             insn_index,
             symbol: symbol
@@ -365,12 +324,7 @@ fn read_relocations(
         if maps_section.is_none() || symbol.section_index() != maps_section {
             return Err(unknown());
         }
-        let imm = i32::from_le_bytes([
-            code[start + 4],
-            code[start + 5],
-            code[start + 6],
-            code[start + 7],
-        ]);
+        let imm = i32::from_le_bytes([code[start + 4], code[start + 5], code[start + 6], code[start + 7]]);
         // Against the `.maps` section symbol the implicit addend (in imm) is the map's
         // offset; against a map symbol, imm is 0 (clang) or already the index (pfc).
         let map_offset = if symbol.kind() == object::SymbolKind::Section {
@@ -381,10 +335,7 @@ fn read_relocations(
         let map_index = *by_offset.get(&map_offset).ok_or_else(unknown)?;
         let imm_bytes = (map_index as u32).to_le_bytes();
         code[start + 4..start + 8].copy_from_slice(&imm_bytes);
-        relocations.push(MapRelocation {
-            insn_index,
-            map_index,
-        });
+        relocations.push(MapRelocation { insn_index, map_index });
     }
     relocations.sort_by_key(|r| r.insn_index);
     Ok(relocations)

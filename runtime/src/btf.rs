@@ -113,13 +113,8 @@ struct Reader<'a> {
 
 impl Reader<'_> {
     fn u32(&self, offset: usize, what: &'static str) -> Result<u32, BtfError> {
-        let end = offset
-            .checked_add(4)
-            .ok_or(BtfError::Truncated { what, offset })?;
-        let b = self
-            .bytes
-            .get(offset..end)
-            .ok_or(BtfError::Truncated { what, offset })?;
+        let end = offset.checked_add(4).ok_or(BtfError::Truncated { what, offset })?;
+        let b = self.bytes.get(offset..end).ok_or(BtfError::Truncated { what, offset })?;
         Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     }
 }
@@ -148,9 +143,7 @@ impl<'a> Btf<'a> {
             let start = hdr_len.checked_add(off);
             let end = start.and_then(|s| s.checked_add(len));
             match (start, end) {
-                (Some(s), Some(e)) => section
-                    .get(s..e)
-                    .ok_or(BtfError::Truncated { what, offset: s }),
+                (Some(s), Some(e)) => section.get(s..e).ok_or(BtfError::Truncated { what, offset: s }),
                 _ => Err(BtfError::Truncated { what, offset: off }),
             }
         };
@@ -169,33 +162,20 @@ impl<'a> Btf<'a> {
             let type_id = types.len() as u32 + 1;
             let tail = match kind {
                 KIND_INT | KIND_VAR | KIND_DECL_TAG => 4,
-                KIND_PTR | KIND_FWD | KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT
-                | KIND_FUNC | KIND_FLOAT | KIND_TYPE_TAG => 0,
+                KIND_PTR | KIND_FWD | KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT | KIND_FUNC
+                | KIND_FLOAT | KIND_TYPE_TAG => 0,
                 KIND_ARRAY => 12,
                 KIND_STRUCT | KIND_UNION | KIND_DATASEC | KIND_ENUM64 => 12 * vlen as usize,
                 KIND_ENUM | KIND_FUNC_PROTO => 8 * vlen as usize,
                 _ => return Err(BtfError::UnknownKind { type_id, kind }),
             };
-            types.push(Type {
-                name_off,
-                kind,
-                vlen,
-                size_or_type,
-                extra,
-            });
+            types.push(Type { name_off, kind, vlen, size_or_type, extra });
             offset = extra + tail;
         }
         if offset > type_bytes.len() {
-            return Err(BtfError::Truncated {
-                what: "last type",
-                offset,
-            });
+            return Err(BtfError::Truncated { what: "last type", offset });
         }
-        Ok(Btf {
-            types,
-            type_data,
-            strings,
-        })
+        Ok(Btf { types, type_data, strings })
     }
 
     fn get(&self, type_id: u32) -> Result<Type, BtfError> {
@@ -218,9 +198,7 @@ impl<'a> Btf<'a> {
         for _ in 0..MAX_DEPTH {
             let ty = self.get(type_id)?;
             match ty.kind {
-                KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT | KIND_TYPE_TAG => {
-                    type_id = ty.size_or_type
-                }
+                KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT | KIND_TYPE_TAG => type_id = ty.size_or_type,
                 _ => return Ok((type_id, ty)),
             }
         }
@@ -234,14 +212,14 @@ impl<'a> Btf<'a> {
         }
         let (_, ty) = self.strip(type_id)?;
         Ok(match ty.kind {
-            KIND_INT | KIND_STRUCT | KIND_UNION | KIND_ENUM | KIND_ENUM64 | KIND_FLOAT
-            | KIND_DATASEC => Some(u64::from(ty.size_or_type)),
+            KIND_INT | KIND_STRUCT | KIND_UNION | KIND_ENUM | KIND_ENUM64 | KIND_FLOAT | KIND_DATASEC => {
+                Some(u64::from(ty.size_or_type))
+            }
             KIND_PTR => Some(8),
             KIND_ARRAY => {
                 let elem = self.type_data.u32(ty.extra, "array")?;
                 let nelems = self.type_data.u32(ty.extra + 8, "array")?;
-                self.size_of(elem, depth + 1)?
-                    .map(|s| s.saturating_mul(u64::from(nelems)))
+                self.size_of(elem, depth + 1)?.map(|s| s.saturating_mul(u64::from(nelems)))
             }
             KIND_VAR => self.size_of(ty.size_or_type, depth + 1)?,
             _ => None,
@@ -272,16 +250,12 @@ impl<'a> Btf<'a> {
     }
 
     fn map_definition(&self, name: String, var_type: u32) -> Result<BtfMap, BtfError> {
-        let bad = |problem| BtfError::BadMapDefinition {
-            map: name.clone(),
-            problem,
-        };
+        let bad = |problem| BtfError::BadMapDefinition { map: name.clone(), problem };
         let (_, def) = self.strip(var_type)?;
         if def.kind != KIND_STRUCT {
             return Err(bad("its type is not a struct"));
         }
-        let (mut map_type, mut key_size, mut value_size, mut max_entries) =
-            (None, None, None, None);
+        let (mut map_type, mut key_size, mut value_size, mut max_entries) = (None, None, None, None);
         for i in 0..def.vlen as usize {
             let member = def.extra + 12 * i;
             let member_name = self.name(self.type_data.u32(member, "struct member")?);

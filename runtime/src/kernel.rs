@@ -18,6 +18,21 @@ use crate::bpf_object::{BpfObject, Hook, MapType, ObjectError};
 
 /// Shortest packet `BPF_PROG_TEST_RUN` accepts: an Ethernet header.
 pub const MIN_PACKET_LEN: usize = 14;
+/// Shortest IPv4 packet `BPF_PROG_TEST_RUN` accepts for TC: it pulls the IPv4 header.
+pub const MIN_TC_IPV4_PACKET_LEN: usize = 14 + 20;
+/// Shortest IPv6 packet `BPF_PROG_TEST_RUN` accepts for TC: it pulls the IPv6 header.
+pub const MIN_TC_IPV6_PACKET_LEN: usize = 14 + 40;
+
+/// The shortest packet like `packet` that `BPF_PROG_TEST_RUN` runs for `hook`: 14 bytes,
+/// and for TC (an skb) also a whole IPv4 or IPv6 header when the ethertype says so
+/// (the kernel answers EINVAL otherwise).
+pub fn min_test_run_len(hook: Hook, packet: &[u8]) -> usize {
+    match (hook, packet.get(12..14)) {
+        (Hook::Tc, Some([0x08, 0x00])) => MIN_TC_IPV4_PACKET_LEN,
+        (Hook::Tc, Some([0x86, 0xdd])) => MIN_TC_IPV6_PACKET_LEN,
+        _ => MIN_PACKET_LEN,
+    }
+}
 /// Verifier-log lines kept in [`KernelError::Load`].
 const LOG_TAIL_LINES: usize = 30;
 
@@ -52,12 +67,12 @@ pub enum KernelError {
     /// The loaded object has no program (cannot happen for a parsed object).
     #[error("the loaded object has no program")]
     NoProgram,
-    /// The packet is shorter than `BPF_PROG_TEST_RUN` accepts.
-    #[error("packet of {len} bytes is too short for BPF_PROG_TEST_RUN (minimum {min})")]
+    /// The packet is shorter than `BPF_PROG_TEST_RUN` accepts (see [`min_test_run_len`]).
+    #[error("packet of {len} bytes is too short for BPF_PROG_TEST_RUN (minimum {min} here)")]
     PacketTooShort {
         /// The packet's length.
         len: usize,
-        /// [`MIN_PACKET_LEN`].
+        /// The minimum for this hook and ethertype.
         min: usize,
     },
     /// `BPF_PROG_TEST_RUN` failed.
@@ -130,9 +145,8 @@ impl KernelProgram {
     /// Opens and loads an object with libbpf. On failure the error holds the verifier log.
     pub fn load(elf_bytes: &[u8]) -> Result<KernelProgram, KernelError> {
         let info = BpfObject::parse(elf_bytes).map_err(|source| KernelError::Object { source })?;
-        let open = ObjectBuilder::default()
-            .open_memory(elf_bytes)
-            .map_err(|e| KernelError::Open { source: to_io(&e) })?;
+        let open =
+            ObjectBuilder::default().open_memory(elf_bytes).map_err(|e| KernelError::Open { source: to_io(&e) })?;
         let (loaded, log) = with_captured_log(|| open.load());
         let object = loaded.map_err(|e| KernelError::Load {
             program: info.program_name.clone(),
@@ -153,20 +167,15 @@ impl KernelProgram {
     }
 
     fn run(&self, packet: &[u8], repeat: u32) -> Result<(u32, u64), KernelError> {
-        if packet.len() < MIN_PACKET_LEN {
-            return Err(KernelError::PacketTooShort {
-                len: packet.len(),
-                min: MIN_PACKET_LEN,
-            });
+        let min = min_test_run_len(self.info.hook, packet);
+        if packet.len() < min {
+            return Err(KernelError::PacketTooShort { len: packet.len(), min });
         }
         let program = self.program()?;
-        let mut input = libbpf_rs::ProgramInput::default();
-        input.data_in = Some(packet);
-        input.repeat = repeat;
-        let output = program.test_run(input).map_err(|e| KernelError::TestRun {
-            packet_len: packet.len(),
-            source: to_io(&e),
-        })?;
+        let input = libbpf_rs::ProgramInput { data_in: Some(packet), repeat, ..Default::default() };
+        let output = program
+            .test_run(input)
+            .map_err(|e| KernelError::TestRun { packet_len: packet.len(), source: to_io(&e) })?;
         let ns = u64::try_from(output.duration.as_nanos()).unwrap_or(u64::MAX);
         Ok((output.return_value, ns))
     }
@@ -193,9 +202,7 @@ impl KernelProgram {
         // `self` for the duration of the call.
         let rc = unsafe { libbpf_rs::libbpf_sys::bpf_prog_get_info_by_fd(fd, &mut info, &mut len) };
         if rc < 0 {
-            return Err(KernelError::ProgInfo {
-                source: io::Error::from_raw_os_error(-rc),
-            });
+            return Err(KernelError::ProgInfo { source: io::Error::from_raw_os_error(-rc) });
         }
         Ok(info.xlated_prog_len as usize / 8)
     }
@@ -208,35 +215,21 @@ impl KernelProgram {
             .info
             .maps
             .get(map_index)
-            .ok_or(KernelError::NoSuchMap {
-                map_index,
-                map_count: self.info.maps.len(),
-            })?;
+            .ok_or(KernelError::NoSuchMap { map_index, map_count: self.info.maps.len() })?;
         let map = self
             .object
             .maps()
             .find(|m| m.name() == def.name.as_str())
-            .ok_or(KernelError::NoSuchMap {
-                map_index,
-                map_count: self.info.maps.len(),
-            })?;
-        let read_err = |e: libbpf_rs::Error| KernelError::MapRead {
-            map: def.name.clone(),
-            source: to_io(&e),
-        };
+            .ok_or(KernelError::NoSuchMap { map_index, map_count: self.info.maps.len() })?;
+        let read_err = |e: libbpf_rs::Error| KernelError::MapRead { map: def.name.clone(), source: to_io(&e) };
         let mut keys: Vec<Vec<u8>> = match def.map_type {
-            MapType::Array | MapType::PercpuArray => (0..def.max_entries)
-                .map(|i| i.to_le_bytes().to_vec())
-                .collect(),
+            MapType::Array | MapType::PercpuArray => (0..def.max_entries).map(|i| i.to_le_bytes().to_vec()).collect(),
             _ => map.keys().collect(),
         };
         keys.sort();
         let per_cpu = def.map_type.is_per_cpu();
         if per_cpu && def.value_size % 8 != 0 {
-            return Err(KernelError::NotSummable {
-                map: def.name.clone(),
-                value_size: def.value_size,
-            });
+            return Err(KernelError::NotSummable { map: def.name.clone(), value_size: def.value_size });
         }
         let mut values = Vec::with_capacity(keys.len());
         for key in keys {
@@ -302,9 +295,7 @@ pub fn privileges() -> Result<(), SkipReason> {
     if fd < 0 {
         let error = io::Error::from_raw_os_error(-fd);
         return Err(SkipReason {
-            reason: format!(
-                "cannot load BPF programs ({error}); run as root or grant CAP_BPF+CAP_NET_ADMIN"
-            ),
+            reason: format!("cannot load BPF programs ({error}); run as root or grant CAP_BPF+CAP_NET_ADMIN"),
         });
     }
     // SAFETY: `fd` is a descriptor bpf_prog_load just opened for us and nothing else owns.

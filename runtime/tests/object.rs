@@ -19,19 +19,8 @@ fn replace_all(bytes: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
 
 fn check_maps(elf: &[u8], expected: &[(&str, MapType, u32, u32, u32)]) {
     let object = BpfObject::parse(elf).expect("fixture parses");
-    let maps: Vec<_> = object
-        .maps
-        .iter()
-        .map(|m| {
-            (
-                m.name.as_str(),
-                m.map_type,
-                m.key_size,
-                m.value_size,
-                m.max_entries,
-            )
-        })
-        .collect();
+    let maps: Vec<_> =
+        object.maps.iter().map(|m| (m.name.as_str(), m.map_type, m.key_size, m.value_size, m.max_entries)).collect();
     assert_eq!(maps, expected);
 }
 
@@ -55,40 +44,24 @@ fn btf_map_definitions_are_read() {
     check_maps(TCP_DPORT_22, &[]);
     check_maps(XDP_COUNT, &[("counters", MapType::PercpuArray, 4, 16, 3)]);
     // clang placed `last` before `verdicts` in `.maps`: index order is symbol offset.
-    check_maps(
-        TC_COUNT,
-        &[
-            ("last", MapType::Array, 4, 8, 1),
-            ("verdicts", MapType::Array, 4, 8, 2),
-        ],
-    );
+    check_maps(TC_COUNT, &[("last", MapType::Array, 4, 8, 1), ("verdicts", MapType::Array, 4, 8, 2)]);
 }
 
 #[test]
 fn relocations_become_map_indices_in_lddw_imm() {
     let object = BpfObject::parse(TC_COUNT).expect("fixture parses");
-    let found: Vec<(usize, usize)> = object
-        .relocations
-        .iter()
-        .map(|r| (r.insn_index, r.map_index))
-        .collect();
+    let found: Vec<(usize, usize)> = object.relocations.iter().map(|r| (r.insn_index, r.map_index)).collect();
     assert_eq!(found, vec![(5, 0), (48, 1)]);
     for r in &object.relocations {
         let insn = &object.code[r.insn_index * 8..r.insn_index * 8 + 8];
         assert_eq!(insn[0], 0x18, "an lddw");
-        assert_eq!(
-            i32::from_le_bytes(insn[4..8].try_into().unwrap()),
-            r.map_index as i32
-        );
+        assert_eq!(i32::from_le_bytes(insn[4..8].try_into().unwrap()), r.map_index as i32);
     }
 }
 
 #[test]
 fn non_elf_and_programless_objects_are_errors() {
-    assert!(matches!(
-        BpfObject::parse(b"not an elf"),
-        Err(ObjectError::Elf { .. })
-    ));
+    assert!(matches!(BpfObject::parse(b"not an elf"), Err(ObjectError::Elf { .. })));
     // Rename the `xdp` section (and `.relxdp`, which may share its string) to `xdq`.
     let renamed = replace_all(XDP_PASS, b"xdp\0", b"xdq\0");
     let error = BpfObject::parse(&renamed).expect_err("no program section");
@@ -101,10 +74,7 @@ fn relocation_to_a_non_map_symbol_is_named() {
     // Rename `.maps` so the map symbol no longer lives in a `.maps` section.
     let renamed = replace_all(XDP_COUNT, b".maps\0", b".naps\0");
     let error = BpfObject::parse(&renamed).expect_err("map symbol outside .maps");
-    assert_eq!(
-        error.to_string(),
-        "relocation at instruction 19 refers to unknown symbol counters"
-    );
+    assert_eq!(error.to_string(), "relocation at instruction 19 refers to unknown symbol counters");
 }
 
 /// Every truncation of every fixture, every bit flip in its ELF header and one bit flip
@@ -118,11 +88,7 @@ fn broken_objects_never_panic() {
         }
         let mut flipped = elf.to_vec();
         for byte in 0..elf.len() {
-            let bits = if byte < 64 {
-                0..8
-            } else {
-                byte % 8..byte % 8 + 1
-            };
+            let bits = if byte < 64 { 0..8 } else { byte % 8..byte % 8 + 1 };
             for bit in bits {
                 flipped[byte] ^= 1 << bit;
                 if let Ok(object) = BpfObject::parse(&flipped) {

@@ -20,31 +20,13 @@ fn tcp_dport_22_verdicts() {
     let ssh4 = ethernet(&[], 0x0800, &ipv4(6, 0, 0, &tcp(1234, 22)));
     for (packet, expected) in [
         (ssh4.clone(), XDP_DROP),
-        (
-            ethernet(&[], 0x0800, &ipv4(6, 0, 0, &tcp(1234, 80))),
-            XDP_PASS,
-        ),
-        (
-            ethernet(&[], 0x0800, &ipv4(6, 3, 0, &tcp(1234, 22))),
-            XDP_DROP,
-        ),
-        (
-            ethernet(&[], 0x0800, &ipv4(6, 0, 0x0001, &tcp(1234, 22))),
-            XDP_PASS,
-        ),
-        (
-            ethernet(&[], 0x0800, &ipv4(17, 0, 0, &udp(1, 22, 0))),
-            XDP_PASS,
-        ),
-        (
-            ethernet(&[], 0x86dd, &ipv6(6, false, &tcp(1, 22))),
-            XDP_DROP,
-        ),
+        (ethernet(&[], 0x0800, &ipv4(6, 0, 0, &tcp(1234, 80))), XDP_PASS),
+        (ethernet(&[], 0x0800, &ipv4(6, 3, 0, &tcp(1234, 22))), XDP_DROP),
+        (ethernet(&[], 0x0800, &ipv4(6, 0, 0x0001, &tcp(1234, 22))), XDP_PASS),
+        (ethernet(&[], 0x0800, &ipv4(17, 0, 0, &udp(1, 22, 0))), XDP_PASS),
+        (ethernet(&[], 0x86dd, &ipv6(6, false, &tcp(1, 22))), XDP_DROP),
         (ethernet(&[], 0x86dd, &ipv6(6, true, &tcp(1, 22))), XDP_DROP),
-        (
-            ethernet(&[5, 6], 0x0800, &ipv4(6, 0, 0, &tcp(1, 22))),
-            XDP_DROP,
-        ),
+        (ethernet(&[5, 6], 0x0800, &ipv4(6, 0, 0, &tcp(1, 22))), XDP_DROP),
         (ssh4[..ssh4.len() - 1].to_vec(), XDP_PASS),
         (Vec::new(), XDP_PASS),
     ] {
@@ -64,24 +46,11 @@ fn per_cpu_counters_accumulate_and_reset() {
     assert_eq!(run(&mut vm, &v6), XDP_PASS);
     assert_eq!(run(&mut vm, &long_arp), XDP_DROP);
     assert_eq!(run(&mut vm, &[1, 2, 3]), XDP_PASS);
-    let counters: Vec<Vec<u64>> = vm
-        .map_values(0)
-        .expect("map 0")
-        .iter()
-        .map(|v| words(v))
-        .collect();
+    let counters: Vec<Vec<u64>> = vm.map_values(0).expect("map 0").iter().map(|v| words(v)).collect();
     let (l4, l6, la) = (v4.len() as u64, v6.len() as u64, long_arp.len() as u64);
-    assert_eq!(
-        counters,
-        vec![vec![2, 2 * l4], vec![1, l6], vec![2, la + 3]]
-    );
+    assert_eq!(counters, vec![vec![2, 2 * l4], vec![1, l6], vec![2, la + 3]]);
     vm.reset_maps();
-    let zeros: Vec<Vec<u64>> = vm
-        .map_values(0)
-        .expect("map 0")
-        .iter()
-        .map(|v| words(v))
-        .collect();
+    let zeros: Vec<Vec<u64>> = vm.map_values(0).expect("map 0").iter().map(|v| words(v)).collect();
     assert_eq!(zeros, vec![vec![0, 0]; 3]);
 }
 
@@ -98,17 +67,8 @@ fn tc_context_fields_reach_the_program() {
     let last = vm.map_values(0).expect("last");
     let len = u32::from_le_bytes(last[0][0..4].try_into().unwrap());
     let protocol = u32::from_le_bytes(last[0][4..8].try_into().unwrap());
-    assert_eq!(
-        (len as usize, protocol),
-        (web.len(), 0xdd86),
-        "len, protocol as __be16"
-    );
-    let verdicts: Vec<Vec<u64>> = vm
-        .map_values(1)
-        .expect("verdicts")
-        .iter()
-        .map(|v| words(v))
-        .collect();
+    assert_eq!((len as usize, protocol), (web.len(), 0xdd86), "len, protocol as __be16");
+    let verdicts: Vec<Vec<u64>> = vm.map_values(1).expect("verdicts").iter().map(|v| words(v)).collect();
     assert_eq!(verdicts, vec![vec![2], vec![1]]);
 }
 
@@ -118,21 +78,11 @@ fn map_update_is_visible_to_the_program_and_bad_indices_are_errors() {
     let mut vm = Vm::new(&object).expect("vm");
     let mut value = 40u64.to_le_bytes().to_vec();
     value.extend_from_slice(&0u64.to_le_bytes());
-    vm.map_update(0, &2u32.to_le_bytes(), &value)
-        .expect("update");
+    vm.map_update(0, &2u32.to_le_bytes(), &value).expect("update");
     run(&mut vm, &[0; 5]);
     assert_eq!(words(&vm.map_values(0).expect("map")[2]), vec![41, 5]);
-    assert!(matches!(
-        vm.map_values(1),
-        Err(VmError::NoSuchMap {
-            map_index: 1,
-            map_count: 1
-        })
-    ));
-    assert!(matches!(
-        vm.map_update(0, &3u32.to_le_bytes(), &value),
-        Err(VmError::MapUpdate { errno: 7, .. })
-    ));
+    assert!(matches!(vm.map_values(1), Err(VmError::NoSuchMap { map_index: 1, map_count: 1 })));
+    assert!(matches!(vm.map_update(0, &3u32.to_le_bytes(), &value), Err(VmError::MapUpdate { errno: 7, .. })));
 }
 
 #[test]
@@ -145,18 +95,11 @@ fn oversized_packets_and_out_of_bounds_reads_are_errors() {
 
     // r2 = ctx->data; r0 = *(u8 *)(r2 + 100); exit — unchecked read past a 10-byte packet.
     let mut unchecked = object.clone();
-    unchecked.code = [
-        [0x61, 0x12, 0, 0, 0, 0, 0, 0],
-        [0x71, 0x20, 100, 0, 0, 0, 0, 0],
-        [0x95, 0, 0, 0, 0, 0, 0, 0],
-    ]
-    .concat();
+    unchecked.code =
+        [[0x61, 0x12, 0, 0, 0, 0, 0, 0], [0x71, 0x20, 100, 0, 0, 0, 0, 0], [0x95, 0, 0, 0, 0, 0, 0, 0]].concat();
     let mut vm = Vm::new(&unchecked).expect("vm");
     let error = vm.run(&[0; 10]).expect_err("out of bounds");
-    assert!(
-        matches!(error, VmError::Execution { packet_len: 10, .. }),
-        "{error:?}"
-    );
+    assert!(matches!(error, VmError::Execution { packet_len: 10, .. }), "{error:?}");
     assert_eq!(error.to_string(), "program failed on a 10-byte packet");
     assert_eq!(run(&mut vm, &[7; 101]), 7);
 }

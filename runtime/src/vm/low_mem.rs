@@ -31,16 +31,10 @@ impl LowMemory {
         if ptr == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());
         }
-        let memory = LowMemory {
-            ptr: ptr.cast(),
-            len,
-        };
+        let memory = LowMemory { ptr: ptr.cast(), len };
         if memory.address().saturating_add(len as u64) > u64::from(u32::MAX) {
             // Dropping unmaps it; this only happens where MAP_32BIT is ignored.
-            return Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                "mmap(MAP_32BIT) returned memory above 4 GiB",
-            ));
+            return Err(io::Error::new(io::ErrorKind::Unsupported, "mmap(MAP_32BIT) returned memory above 4 GiB"));
         }
         Ok(memory)
     }

@@ -53,24 +53,14 @@ impl EmulatedMap {
         let stride = (def.value_size as usize).div_ceil(8) * 8;
         let entries = def.max_entries as usize;
         let is_hash = matches!(def.map_type, MapType::Hash | MapType::PercpuHash);
-        let key_bytes = if is_hash {
-            entries * def.key_size as usize
-        } else {
-            0
-        };
+        let key_bytes = if is_hash { entries * def.key_size as usize } else { 0 };
         EmulatedMap {
             def: def.clone(),
             stride,
-            values: (0..entries * stride + PADDING)
-                .map(|_| Cell::new(0))
-                .collect(),
+            values: (0..entries * stride + PADDING).map(|_| Cell::new(0)).collect(),
             keys: (0..key_bytes).map(|_| Cell::new(0)).collect(),
             index: RefCell::new(HashMap::new()),
-            free: RefCell::new(if is_hash {
-                (0..entries).rev().collect()
-            } else {
-                Vec::new()
-            }),
+            free: RefCell::new(if is_hash { (0..entries).rev().collect() } else { Vec::new() }),
         }
     }
 
@@ -142,10 +132,7 @@ impl EmulatedMap {
                 slot
             }
         };
-        self.value_cells(slot)
-            .iter()
-            .zip(value)
-            .for_each(|(c, &b)| c.set(b));
+        self.value_cells(slot).iter().zip(value).for_each(|(c, &b)| c.set(b));
         0
     }
 
@@ -163,21 +150,15 @@ impl EmulatedMap {
     }
 
     /// Every present entry as (key, value) bytes, in key order for arrays.
-    pub(crate) fn entries(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
+    pub(crate) fn entries(&self) -> Vec<super::MapEntry> {
         let read = |cells: &[Cell<u8>]| cells.iter().map(Cell::get).collect::<Vec<u8>>();
         if self.is_hash() {
-            let mut entries: Vec<_> = self
-                .index
-                .borrow()
-                .iter()
-                .map(|(k, &slot)| (k.clone(), read(self.value_cells(slot))))
-                .collect();
+            let mut entries: Vec<_> =
+                self.index.borrow().iter().map(|(k, &slot)| (k.clone(), read(self.value_cells(slot)))).collect();
             entries.sort();
             entries
         } else {
-            (0..self.def.max_entries)
-                .map(|i| (i.to_le_bytes().to_vec(), read(self.value_cells(i as usize))))
-                .collect()
+            (0..self.def.max_entries).map(|i| (i.to_le_bytes().to_vec(), read(self.value_cells(i as usize)))).collect()
         }
     }
 
@@ -201,19 +182,13 @@ pub(crate) struct MapStorage {
 
 impl MapStorage {
     pub(crate) fn new(defs: &[MapDef], pointer_args_proven: bool) -> MapStorage {
-        MapStorage {
-            maps: defs.iter().map(EmulatedMap::new).collect(),
-            pointer_args_proven,
-        }
+        MapStorage { maps: defs.iter().map(EmulatedMap::new).collect(), pointer_args_proven }
     }
 
     /// Publishes this storage to the helpers until the guard drops.
     pub(crate) fn activate(&self) -> ActiveGuard<'_> {
         let previous = ACTIVE.with(|a| a.replace(self as *const MapStorage));
-        ActiveGuard {
-            previous,
-            _storage: std::marker::PhantomData,
-        }
+        ActiveGuard { previous, _storage: std::marker::PhantomData }
     }
 
     /// Copies `out.len()` bytes of program memory at `address` into `out`.
@@ -223,9 +198,7 @@ impl MapStorage {
             // map helper receives is `r10 + k` with `[r10 + k, r10 + k + len)` inside
             // rbpf's 512-byte stack, which is live for the whole `execute_program` call
             // this helper runs in, and `out.len()` never exceeds that proven `len`.
-            unsafe {
-                std::ptr::copy_nonoverlapping(address as *const u8, out.as_mut_ptr(), out.len())
-            };
+            unsafe { std::ptr::copy_nonoverlapping(address as *const u8, out.as_mut_ptr(), out.len()) };
             return true;
         }
         read_own_memory(address, out)
@@ -234,14 +207,8 @@ impl MapStorage {
 
 /// Reads our own memory through the kernel, which reports bad addresses as an error.
 fn read_own_memory(address: u64, out: &mut [u8]) -> bool {
-    let local = libc::iovec {
-        iov_base: out.as_mut_ptr().cast(),
-        iov_len: out.len(),
-    };
-    let remote = libc::iovec {
-        iov_base: address as *mut libc::c_void,
-        iov_len: out.len(),
-    };
+    let local = libc::iovec { iov_base: out.as_mut_ptr().cast(), iov_len: out.len() };
+    let remote = libc::iovec { iov_base: address as *mut libc::c_void, iov_len: out.len() };
     // SAFETY: `local` describes `out`, which we own mutably; `remote` is only read, by the
     // kernel, which checks it and fails with EFAULT instead of faulting.
     let n = unsafe { libc::process_vm_readv(libc::getpid(), &local, 1, &remote, 1, 0) };
@@ -281,10 +248,7 @@ fn with_map_key(
     f: impl FnOnce(&MapStorage, &EmulatedMap, &[u8]) -> u64,
 ) -> u64 {
     let found = with_active(|storage| {
-        let Some(map) = usize::try_from(map_index)
-            .ok()
-            .and_then(|i| storage.maps.get(i))
-        else {
+        let Some(map) = usize::try_from(map_index).ok().and_then(|i| storage.maps.get(i)) else {
             return on_error;
         };
         let mut key = vec![0u8; map.def.key_size as usize];
@@ -314,9 +278,7 @@ pub(crate) fn helper_map_update(map: u64, key: u64, value: u64, flags: u64, _: u
 
 /// Helper 3: `long bpf_map_delete_elem(map, key)`.
 pub(crate) fn helper_map_delete(map: u64, key: u64, _: u64, _: u64, _: u64) -> u64 {
-    with_map_key(map, key, -EINVAL as u64, |_, map, key| {
-        map.delete(key) as u64
-    })
+    with_map_key(map, key, -EINVAL as u64, |_, map, key| map.delete(key) as u64)
 }
 
 /// Helper 8: `u32 bpf_get_smp_processor_id(void)`: the VM is CPU 0.

@@ -56,6 +56,9 @@ mod xdp_md {
     pub const INGRESS_IFINDEX: usize = 12;
 }
 
+/// A map entry as (key bytes, value bytes).
+pub type MapEntry = (Vec<u8>, Vec<u8>);
+
 /// The result of one run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RunResult {
@@ -160,66 +163,42 @@ impl<'obj> Vm<'obj> {
     /// Prepares a VM for `object`: checks the code, allocates maps and packet memory.
     pub fn new(object: &'obj BpfObject) -> Result<Vm<'obj>, VmError> {
         if object.insn_count() > MAX_INSNS {
-            return Err(VmError::ProgramTooLong {
-                insns: object.insn_count(),
-                max: MAX_INSNS,
-            });
+            return Err(VmError::ProgramTooLong { insns: object.insn_count(), max: MAX_INSNS });
         }
         let mut total = 0usize;
         for def in &object.maps {
-            if !matches!(
-                def.map_type,
-                MapType::Array | MapType::PercpuArray | MapType::Hash | MapType::PercpuHash
-            ) {
-                return Err(VmError::UnsupportedMap {
-                    map: def.name.clone(),
-                    map_type: def.map_type,
-                });
+            if !matches!(def.map_type, MapType::Array | MapType::PercpuArray | MapType::Hash | MapType::PercpuHash) {
+                return Err(VmError::UnsupportedMap { map: def.name.clone(), map_type: def.map_type });
             }
             total = EmulatedMap::bytes_needed(def)
                 .and_then(|n| total.checked_add(n))
                 .filter(|&t| t <= maps::MAX_TOTAL_BYTES)
-                .ok_or_else(|| VmError::MapsTooLarge {
-                    map: def.name.clone(),
-                    max: maps::MAX_TOTAL_BYTES,
-                })?;
+                .ok_or_else(|| VmError::MapsTooLarge { map: def.name.clone(), max: maps::MAX_TOTAL_BYTES })?;
         }
         let max_key = object.maps.iter().map(|m| m.key_size).max().unwrap_or(0);
         let max_value = object.maps.iter().map(|m| m.value_size).max().unwrap_or(0);
         let proven = stack_args::helper_pointers_in_stack(&object.code, max_key, max_value);
         let maps = MapStorage::new(&object.maps, proven);
 
-        let mut rbpf = rbpf::EbpfVmMbuff::new(Some(&object.code))
-            .map_err(|source| VmError::Rejected { source })?;
+        let mut rbpf = rbpf::EbpfVmMbuff::new(Some(&object.code)).map_err(|source| VmError::Rejected { source })?;
         let helpers: [(u32, rbpf::ebpf::Helper); 4] = [
             (maps::HELPER_MAP_LOOKUP, maps::helper_map_lookup),
             (maps::HELPER_MAP_UPDATE, maps::helper_map_update),
             (maps::HELPER_MAP_DELETE, maps::helper_map_delete),
-            (
-                maps::HELPER_GET_SMP_PROCESSOR_ID,
-                maps::helper_get_smp_processor_id,
-            ),
+            (maps::HELPER_GET_SMP_PROCESSOR_ID, maps::helper_get_smp_processor_id),
         ];
         for (id, helper) in helpers {
-            rbpf.register_helper(id, helper)
-                .map_err(|source| VmError::Rejected { source })?;
+            rbpf.register_helper(id, helper).map_err(|source| VmError::Rejected { source })?;
         }
         for map in &maps.maps {
             rbpf.register_allowed_memory(map.allowed_range());
         }
-        let packet =
-            LowMemory::new(MAX_PACKET_LEN).map_err(|source| VmError::PacketMemory { source })?;
+        let packet = LowMemory::new(MAX_PACKET_LEN).map_err(|source| VmError::PacketMemory { source })?;
         let context_len = match object.hook {
             Hook::Xdp => XDP_MD_LEN,
             Hook::Tc => SK_BUFF_LEN,
         };
-        Ok(Vm {
-            object,
-            rbpf,
-            maps,
-            packet,
-            context: vec![0; context_len],
-        })
+        Ok(Vm { object, rbpf, maps, packet, context: vec![0; context_len] })
     }
 
     /// The program's hook.
@@ -231,10 +210,7 @@ impl<'obj> Vm<'obj> {
     pub fn run(&mut self, packet: &[u8]) -> Result<RunResult, VmError> {
         let len = packet.len();
         if len > MAX_PACKET_LEN {
-            return Err(VmError::PacketTooLarge {
-                len,
-                max: MAX_PACKET_LEN,
-            });
+            return Err(VmError::PacketTooLarge { len, max: MAX_PACKET_LEN });
         }
         self.packet.bytes_mut()[..len].copy_from_slice(packet);
         self.fill_context(packet);
@@ -244,14 +220,8 @@ impl<'obj> Vm<'obj> {
         let context = &self.context;
         match catch_unwind(AssertUnwindSafe(|| rbpf.execute_program(mem, context))) {
             Ok(Ok(return_value)) => Ok(RunResult { return_value }),
-            Ok(Err(source)) => Err(VmError::Execution {
-                packet_len: len,
-                source,
-            }),
-            Err(panic) => Err(VmError::Crashed {
-                packet_len: len,
-                message: panic_message(panic.as_ref()),
-            }),
+            Ok(Err(source)) => Err(VmError::Execution { packet_len: len, source }),
+            Err(panic) => Err(VmError::Crashed { packet_len: len, message: panic_message(panic.as_ref()) }),
         }
     }
 
@@ -275,9 +245,7 @@ impl<'obj> Vm<'obj> {
                 put(skb::WIRE_LEN, packet.len() as u32);
                 put(skb::PKT_TYPE, pkt_type(packet));
                 // skb->protocol is the ethertype as stored (network order) in a __be16.
-                let protocol = packet
-                    .get(12..14)
-                    .map_or(0, |b| u16::from_ne_bytes([b[0], b[1]]));
+                let protocol = packet.get(12..14).map_or(0, |b| u16::from_ne_bytes([b[0], b[1]]));
                 put(skb::PROTOCOL, u32::from(protocol));
                 put(skb::IFINDEX, 1);
                 put(skb::DATA, start);
@@ -288,44 +256,29 @@ impl<'obj> Vm<'obj> {
     }
 
     fn map(&self, map_index: usize) -> Result<&EmulatedMap, VmError> {
-        self.maps.maps.get(map_index).ok_or(VmError::NoSuchMap {
-            map_index,
-            map_count: self.maps.maps.len(),
-        })
+        self.maps.maps.get(map_index).ok_or(VmError::NoSuchMap { map_index, map_count: self.maps.maps.len() })
     }
 
     /// The values of an array map by key (per-CPU maps: the one CPU's), or of a hash
     /// map in key order. Each value is `value_size` bytes.
     pub fn map_values(&self, map_index: usize) -> Result<Vec<Vec<u8>>, VmError> {
-        Ok(self
-            .map_entries(map_index)?
-            .into_iter()
-            .map(|(_, v)| v)
-            .collect())
+        Ok(self.map_entries(map_index)?.into_iter().map(|(_, v)| v).collect())
     }
 
     /// Every present entry of a map as (key, value) bytes, in key order.
-    pub fn map_entries(&self, map_index: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, VmError> {
+    pub fn map_entries(&self, map_index: usize) -> Result<Vec<MapEntry>, VmError> {
         Ok(self.map(map_index)?.entries())
     }
 
     /// Sets one entry, like `bpf_map_update_elem(map, key, value, BPF_ANY)`. Key and value
     /// shorter than the map's sizes are zero-extended; longer ones are cut.
-    pub fn map_update(
-        &mut self,
-        map_index: usize,
-        key: &[u8],
-        value: &[u8],
-    ) -> Result<(), VmError> {
+    pub fn map_update(&mut self, map_index: usize, key: &[u8], value: &[u8]) -> Result<(), VmError> {
         let map = self.map(map_index)?;
         let mut key = key.to_vec();
         key.resize(map.def.key_size as usize, 0);
         match map.update(&key, value, 0) {
             0 => Ok(()),
-            err => Err(VmError::MapUpdate {
-                map_index,
-                errno: -err,
-            }),
+            err => Err(VmError::MapUpdate { map_index, errno: -err }),
         }
     }
 

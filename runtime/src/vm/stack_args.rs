@@ -75,9 +75,7 @@ pub(crate) fn helper_pointers_in_stack(code: &[u8], key_size: u32, value_size: u
                 }
                 let ok = match imm as u32 {
                     HELPER_MAP_LOOKUP | HELPER_MAP_DELETE => in_stack(state[2], key_size),
-                    HELPER_MAP_UPDATE => {
-                        in_stack(state[2], key_size) && in_stack(state[3], value_size)
-                    }
+                    HELPER_MAP_UPDATE => in_stack(state[2], key_size) && in_stack(state[3], value_size),
                     _ => true,
                 };
                 if !ok {
@@ -112,4 +110,43 @@ pub(crate) fn helper_pointers_in_stack(code: &[u8], key_size: u32, value_size: u
         pc = next;
     }
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::helper_pointers_in_stack;
+    use crate::BpfObject;
+
+    #[test]
+    fn clang_fixtures_pass_keys_on_the_stack() {
+        for elf in [
+            &include_bytes!("../../tests/fixtures/xdp_count.o")[..],
+            &include_bytes!("../../tests/fixtures/tc_count.o")[..],
+        ] {
+            let object = BpfObject::parse(elf).expect("fixture parses");
+            assert!(helper_pointers_in_stack(&object.code, 4, 16));
+            // A key larger than the stack can never be proven in it.
+            assert!(!helper_pointers_in_stack(&object.code, 1024, 16));
+        }
+    }
+
+    #[test]
+    fn a_non_stack_key_is_not_proven() {
+        let code = [
+            [0xb7, 0x02, 0, 0, 16, 0, 0, 0], // r2 = 16
+            [0x85, 0, 0, 0, 1, 0, 0, 0],     // call 1
+            [0x95, 0, 0, 0, 0, 0, 0, 0],
+        ]
+        .concat();
+        assert!(!helper_pointers_in_stack(&code, 4, 4));
+        let stack_key = [
+            [0xbf, 0xa2, 0, 0, 0, 0, 0, 0],             // r2 = r10
+            [0x07, 0x02, 0, 0, 0xfc, 0xff, 0xff, 0xff], // r2 += -4
+            [0x85, 0, 0, 0, 1, 0, 0, 0],
+            [0x95, 0, 0, 0, 0, 0, 0, 0],
+        ]
+        .concat();
+        assert!(helper_pointers_in_stack(&stack_key, 4, 4));
+        assert!(!helper_pointers_in_stack(&stack_key, 8, 4), "8 bytes at r10-4 overrun");
+    }
 }

@@ -11,12 +11,8 @@ pub const TC_COUNT: &[u8] = include_bytes!("../fixtures/tc_count.o");
 pub const XDP_PASS: &[u8] = include_bytes!("../fixtures/xdp_pass.o");
 
 /// Every fixture with its name.
-pub const FIXTURES: &[(&str, &[u8])] = &[
-    ("tcp_dport_22", TCP_DPORT_22),
-    ("xdp_count", XDP_COUNT),
-    ("tc_count", TC_COUNT),
-    ("xdp_pass", XDP_PASS),
-];
+pub const FIXTURES: &[(&str, &[u8])] =
+    &[("tcp_dport_22", TCP_DPORT_22), ("xdp_count", XDP_COUNT), ("tc_count", TC_COUNT), ("xdp_pass", XDP_PASS)];
 
 const MAC_DST: [u8; 6] = [0x02, 0, 0, 0, 0, 1];
 const MAC_SRC: [u8; 6] = [0x02, 0, 0, 0, 0, 2];
@@ -121,8 +117,5 @@ pub fn corpus() -> Vec<Vec<u8>> {
 
 /// A value's little-endian u64 words.
 pub fn words(value: &[u8]) -> Vec<u64> {
-    value
-        .chunks_exact(8)
-        .map(|w| u64::from_le_bytes(w.try_into().unwrap_or([0; 8])))
-        .collect()
+    value.chunks_exact(8).map(|w| u64::from_le_bytes(w.try_into().unwrap_or([0; 8]))).collect()
 }

@@ -1,0 +1,111 @@
+//! The kernel back end against the VM: same packets, same return values, same counters.
+//! Every test skips (and says why) when this process cannot load BPF programs.
+mod common;
+
+use common::{corpus, ethernet, ipv4, tcp, TCP_DPORT_22, TC_COUNT, XDP_COUNT, XDP_PASS};
+use pfc_runtime::kernel::{min_test_run_len, privileges, KernelError, KernelProgram, MIN_PACKET_LEN};
+use pfc_runtime::vm::Vm;
+use pfc_runtime::BpfObject;
+
+/// `true` when kernel tests can run; otherwise prints why they are skipped.
+fn can_load() -> bool {
+    match privileges() {
+        Ok(()) => true,
+        Err(reason) => {
+            println!("skipped: {reason}");
+            false
+        }
+    }
+}
+
+#[test]
+fn kernel_and_vm_agree_on_every_fixture() {
+    if !can_load() {
+        return;
+    }
+    for (name, elf) in common::FIXTURES {
+        let kernel = KernelProgram::load(elf).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let object = BpfObject::parse(elf).expect("fixture parses");
+        let mut vm = Vm::new(&object).expect("vm");
+        let (mut compared, mut too_short) = (0, 0);
+        for packet in corpus() {
+            let in_kernel = match kernel.test_run(&packet) {
+                Ok(value) => value,
+                Err(KernelError::PacketTooShort { len, min }) => {
+                    assert_eq!(min, min_test_run_len(object.hook, &packet));
+                    assert!(len < min && min >= MIN_PACKET_LEN);
+                    too_short += 1;
+                    continue;
+                }
+                Err(e) => panic!("{name}: {e}"),
+            };
+            let in_vm = vm.run(&packet).expect("vm runs").return_value;
+            assert_eq!(u64::from(in_kernel), in_vm, "{name} on {packet:02x?}");
+            compared += 1;
+        }
+        println!("{name}: {compared} packets agree, {too_short} too short for the kernel");
+        assert!(compared > 100, "{name}: only {compared} packets compared");
+        for map in 0..object.maps.len() {
+            assert_eq!(
+                kernel.map_values(map).expect("kernel map"),
+                vm.map_values(map).expect("vm map"),
+                "{name}: map `{}`",
+                object.maps[map].name
+            );
+        }
+    }
+}
+
+#[test]
+fn short_packets_are_a_distinct_error() {
+    if !can_load() {
+        return;
+    }
+    let kernel = KernelProgram::load(XDP_PASS).expect("loads");
+    let error = kernel.test_run(&[0; 13]).expect_err("too short");
+    assert!(matches!(error, KernelError::PacketTooShort { len: 13, min: 14 }));
+    assert_eq!(kernel.test_run(&[0; 14]).expect("14 bytes run"), 2);
+    // TC runs on an skb: the kernel wants the whole IP header the ethertype announces.
+    let tc = KernelProgram::load(TC_COUNT).expect("loads");
+    let ssh = ethernet(&[], 0x0800, &ipv4(6, 0, 0, &tcp(1234, 22)));
+    let error = tc.test_run(&ssh[..33]).expect_err("too short for an skb");
+    assert!(matches!(error, KernelError::PacketTooShort { len: 33, min: 34 }));
+    assert_eq!(tc.test_run(&ssh[..34]).expect("34 bytes run"), 0);
+}
+
+#[test]
+fn verifier_rejection_carries_the_log() {
+    if !can_load() {
+        return;
+    }
+    // Make the first instruction `r0 = r5`: r5 is never initialised.
+    let object = BpfObject::parse(XDP_PASS).expect("fixture parses");
+    let code_at = XDP_PASS.windows(object.code.len()).position(|w| w == object.code.as_slice()).expect("code in file");
+    let mut broken = XDP_PASS.to_vec();
+    broken[code_at..code_at + 8].copy_from_slice(&[0xbf, 0x50, 0, 0, 0, 0, 0, 0]);
+    let error = KernelProgram::load(&broken).expect_err("verifier rejects");
+    let KernelError::Load { log, program, .. } = &error else {
+        panic!("not a load error: {error:?}");
+    };
+    assert_eq!(program, "ref_empty");
+    assert!(log.contains("R5 !read_ok"), "log:\n{log}");
+    assert!(log.lines().count() <= 30);
+}
+
+#[test]
+fn bench_and_xlated_count_report_numbers() {
+    if !can_load() {
+        return;
+    }
+    let packet = ethernet(&[], 0x0800, &ipv4(6, 0, 0, &tcp(1234, 22)));
+    for (name, elf) in
+        [("xdp_pass", XDP_PASS), ("tcp_dport_22", TCP_DPORT_22), ("xdp_count", XDP_COUNT), ("tc_count", TC_COUNT)]
+    {
+        let kernel = KernelProgram::load(elf).expect("loads");
+        let ns = kernel.bench(&packet, 100_000).expect("bench");
+        let xlated = kernel.xlated_insn_count().expect("prog info");
+        println!("{name}: {ns} ns/run in the kernel, {xlated} xlated insns");
+        assert!(ns > 0 && ns < 100_000, "{name}: {ns} ns");
+        assert!(xlated >= 2);
+    }
+}
