@@ -85,11 +85,19 @@ struct Checker {
     sets: HashMap<String, DeclaredSet>,
     program_sets: Vec<ValueSet>,
     set_ids: HashMap<ValueSet, SetId>,
+    /// Names of sets and constants whose statements failed to parse: uses of them are
+    /// not reported again.
+    unparsed_names: std::collections::HashSet<String>,
 }
 
 impl Checker {
     /// First pass: hook, constants and sets, so that rules may use names declared later.
     fn declarations(&mut self, file: &ast::File) {
+        for unparsed in &file.unparsed {
+            if let (true, Some(name)) = (unparsed.keyword == "set" || unparsed.keyword == "const", &unparsed.name) {
+                self.unparsed_names.insert(name.clone());
+            }
+        }
         for statement in &file.statements {
             match statement {
                 Statement::Hook { words, span } => self.hook_statement(words, *span),
@@ -225,6 +233,9 @@ impl Checker {
             }
         }
         let has_default_statement = file.statements.iter().any(|s| matches!(s, Statement::Default { .. }));
+        // A `default` that failed to parse was reported already; do not call it missing.
+        let has_default_statement =
+            has_default_statement || file.unparsed.iter().any(|unparsed| unparsed.keyword == "default");
         if found.is_none() && !has_default_statement {
             self.diagnostics.push(
                 Diagnostic::error(

@@ -201,6 +201,9 @@ impl Checker {
             );
             return None;
         }
+        if self.unparsed_names.contains(name) {
+            return None;
+        }
         let candidates: Vec<&str> =
             self.consts.keys().map(String::as_str).chain(named.iter().map(|(candidate, _)| *candidate)).collect();
         let mut diagnostic =

@@ -12,6 +12,20 @@ use crate::program::CmpOp;
 pub struct File {
     /// Statements in source order (those that failed to parse are left out).
     pub statements: Vec<Statement>,
+    /// Statements that failed to parse (already reported), so that the checker does not
+    /// report their absence as well ("no `default`", "unknown name").
+    pub unparsed: Vec<Unparsed>,
+}
+
+/// What is known of a statement that failed to parse.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unparsed {
+    /// Its first word (`default`, `set`, ...; anything for text before the first statement).
+    pub keyword: String,
+    /// Its second word, the declared name of a `set`, `const` or `rule`, if it is a name.
+    pub name: Option<String>,
+    /// The whole statement.
+    pub span: Span,
 }
 
 /// A name as written, with its place.

@@ -37,10 +37,12 @@ fn syntax_diagnostic(error: &pest::error::Error<Rule>, text: &str, offset: usize
         pest::error::InputLocation::Pos(position) => position,
         pest::error::InputLocation::Span((start, _)) => start,
     };
-    // An error after the last token is shown right after it, not on the next line.
-    let position = position.min(without_trailing_trivia(text).len());
-    let found = describe_found(text, position);
-    let end = (position + found.len().max(1)).min(text.len()).max(position);
+    // An error after the last token is shown right after it, not on the next line, and
+    // what was found there is the end of the statement (not the whitespace after it).
+    let content_len = without_trailing_trivia(text).len();
+    let position = position.min(content_len);
+    let found = if position == content_len { "" } else { describe_found(text, position) };
+    let end = if found.is_empty() { position } else { position + found.len() };
     let span = Span::new(offset + position, offset + end);
     let expected = match &error.variant {
         pest::error::ErrorVariant::ParsingError { positives, .. } => describe_expected(positives),
@@ -110,9 +112,18 @@ fn describe_expected(rules: &[Rule]) -> String {
 
 fn rule_description(rule: Rule) -> &'static str {
     match rule {
-        Rule::kw_hook | Rule::kw_default | Rule::kw_set | Rule::kw_const | Rule::kw_rule | Rule::statement => {
-            "a statement (`hook`, `default`, `set`, `const` or `rule`)"
-        }
+        Rule::kw_hook
+        | Rule::kw_default
+        | Rule::kw_set
+        | Rule::kw_const
+        | Rule::kw_rule
+        | Rule::statement
+        | Rule::statement_text
+        | Rule::hook_stmt
+        | Rule::default_stmt
+        | Rule::set_stmt
+        | Rule::const_stmt
+        | Rule::rule_stmt => "a statement (`hook`, `default`, `set`, `const` or `rule`)",
         Rule::kw_if => "`if`",
         Rule::kw_and | Rule::kw_or => "`and` or `or`",
         Rule::kw_not | Rule::not_op | Rule::not_in => "`not`",
@@ -126,6 +137,10 @@ fn rule_description(rule: Rule) -> &'static str {
         }
         Rule::set_body | Rule::set_ref => "a set `{ ... }`",
         Rule::string | Rule::string_body => "a quoted string",
+        Rule::colon => "`:`",
+        Rule::equals => "`=`",
+        Rule::comma => "`,`",
+        Rule::close_brace => "`}`",
         Rule::EOI => "the end of the statement",
         _ => "something else",
     }
@@ -281,7 +296,7 @@ impl Lowerer<'_> {
     }
 
     fn set_body(&mut self, pair: Pair<Rule>) -> Vec<Literal> {
-        pair.into_inner().map(|pair| self.literal(pair)).collect()
+        pair.into_inner().filter(|pair| pair.as_rule() == Rule::literal).map(|pair| self.literal(pair)).collect()
     }
 
     fn value(&mut self, pair: Pair<Rule>) -> Value {
@@ -365,6 +380,8 @@ fn is_keyword(rule: Rule) -> bool {
             | Rule::kw_or
             | Rule::kw_in
             | Rule::kw_pcap
+            | Rule::colon
+            | Rule::equals
     )
 }
 

@@ -30,13 +30,16 @@ pub fn parse(source: &str) -> (ast::File, Vec<Diagnostic>) {
     let mut diagnostics = Vec::new();
     for chunk in statement_chunks(source) {
         let text = &source[chunk.clone()];
-        if let Some(problem) = bracket_problem(text, chunk.start) {
-            diagnostics.push(problem);
-            continue;
-        }
-        match lower::parse_statement(text, chunk.start, &mut diagnostics) {
+        let statement = match bracket_problem(text, chunk.start) {
+            Some(problem) => {
+                diagnostics.push(problem);
+                None
+            }
+            None => lower::parse_statement(text, chunk.start, &mut diagnostics),
+        };
+        match statement {
             Some(statement) => file.statements.push(statement),
-            None => continue,
+            None => file.unparsed.push(unparsed(text, chunk)),
         }
     }
     (file, diagnostics)
@@ -70,6 +73,15 @@ fn statement_chunks(source: &str) -> Vec<std::ops::Range<usize>> {
     chunks
 }
 
+/// The first two words of a statement that failed to parse.
+fn unparsed(text: &str, chunk: std::ops::Range<usize>) -> ast::Unparsed {
+    let is_word_char = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+    let mut words = text.split(|c: char| !is_word_char(c)).filter(|word| !word.is_empty());
+    let keyword = words.next().unwrap_or_default().to_string();
+    let name = words.next().map(str::to_string);
+    ast::Unparsed { keyword, name, span: Span::new(chunk.start, chunk.end) }
+}
+
 fn starts_with_keyword(line: &str) -> bool {
     ["hook", "default", "set", "const", "rule"].iter().any(|keyword| {
         line.strip_prefix(keyword)
@@ -100,9 +112,21 @@ fn bracket_problem(text: &str, base: usize) -> Option<Diagnostic> {
                 continue;
             }
             b'"' => {
+                let start = index;
                 index += 1;
                 while index < bytes.len() && bytes[index] != b'"' && bytes[index] != b'\n' {
                     index += if bytes[index] == b'\\' { 2 } else { 1 };
+                }
+                if bytes.get(index) != Some(&b'"') {
+                    return Some(
+                        Diagnostic::error(
+                            SYNTAX_ERROR,
+                            "unterminated string",
+                            span_at(start),
+                            "this `\"` is never closed",
+                        )
+                        .with_note("strings end with `\"` on the line they start"),
+                    );
                 }
             }
             bracket @ (b'(' | b'{') => open.push((bracket, index)),
