@@ -1,0 +1,76 @@
+//! Shared by the CLI tests: runs the real `pfc` binary and captures what it printed.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// What one run of `pfc` did.
+#[derive(Debug)]
+pub struct Run {
+    /// The exit code (`-1` when killed by a signal).
+    pub code: i32,
+    /// Standard output, lossily decoded.
+    pub stdout: String,
+    /// Standard error, lossily decoded.
+    pub stderr: String,
+    /// Wall-clock time of the run.
+    pub elapsed: Duration,
+}
+
+impl Run {
+    /// Asserts that the run did not panic, overflow its stack or die of a signal: whatever
+    /// the input, pfc answers with a diagnostic and an exit code.
+    pub fn assert_no_crash(&self, what: &str) {
+        assert!(!self.stderr.contains("panicked"), "{what}: pfc panicked:\n{}", self.stderr);
+        assert!(!self.stderr.contains("overflow"), "{what}: pfc overflowed:\n{}", self.stderr);
+        assert!(self.code >= 0, "{what}: pfc was killed by a signal:\n{}", self.stderr);
+    }
+}
+
+/// The root of the repository.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs `pfc ARGS...` in `dir`.
+pub fn pfc_in(dir: &Path, args: &[&str]) -> Run {
+    let start = Instant::now();
+    let output = Command::new(env!("CARGO_BIN_EXE_pfc"))
+        .args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("the pfc binary runs");
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        elapsed: start.elapsed(),
+    }
+}
+
+/// Runs `pfc ARGS...` in the repository root.
+pub fn pfc(args: &[&str]) -> Run {
+    pfc_in(&repo(), args)
+}
+
+/// The files in `dir` whose names end in `.extension`, sorted.
+pub fn files_with_extension(dir: &Path, extension: &str) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|error| panic!("reading {}: {error}", dir.display()))
+        .map(|entry| entry.expect("directory entry").path())
+        .filter(|path| path.extension().is_some_and(|found| found == extension))
+        .collect();
+    files.sort();
+    files
+}
+
+/// A fresh, empty directory for one test's generated files.
+pub fn scratch_dir(test: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(test);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create scratch dir");
+    dir
+}

@@ -1,0 +1,145 @@
+//! Failure fixtures: every `tests/diagnostics/*.pf` is checked by the real `pfc` binary
+//! and its exit code and rendered diagnostics are compared with the insta snapshot
+//! `tests/snapshots/diagnostics__<fixture>.snap`.
+//!
+//! A fixture named `E0005_...` or `W0001_...` must produce that code; every code the
+//! compiler and the CLI define must have a fixture, so a new code without one fails here.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use common::{files_with_extension, pfc_in, repo, Run};
+
+/// Every diagnostic code pfc defines. Cross-checked against the source below.
+const CODES: &[&str] = &[
+    "E0001", "E0002", "E0003", "E0004", "E0005", "E0006", "E0007", "E0008", "E0009", "E0010", "E0011", "E0012",
+    "E0013", "E0014", "E0015", "E0016", "E0017", "W0001", "W0002",
+];
+
+fn fixture_dir() -> PathBuf {
+    repo().join("tests/diagnostics")
+}
+
+fn fixture_name(path: &Path) -> String {
+    path.file_stem().and_then(|stem| stem.to_str()).expect("fixture names are UTF-8").to_string()
+}
+
+/// `pfc check FIXTURE` run from the fixture directory, so paths in messages are short.
+fn check_fixture(path: &Path, extra: &[&str]) -> Run {
+    let file = path.file_name().and_then(|name| name.to_str()).expect("fixture names are UTF-8");
+    let mut args = vec!["check", file];
+    args.extend_from_slice(extra);
+    pfc_in(&fixture_dir(), &args)
+}
+
+/// The code a fixture's name promises (`E0005_port_too_large` → `E0005`).
+fn promised_code(name: &str) -> Option<&str> {
+    let code = name.get(..5)?;
+    let well_formed =
+        name[5..].starts_with('_') && code.starts_with(['E', 'W']) && code[1..].chars().all(|c| c.is_ascii_digit());
+    well_formed.then_some(code)
+}
+
+#[test]
+fn every_fixture_renders_its_snapshot() {
+    let fixtures = files_with_extension(&fixture_dir(), "pf");
+    assert!(fixtures.len() >= CODES.len(), "only {} fixtures", fixtures.len());
+    for path in &fixtures {
+        let name = fixture_name(path);
+        let run = check_fixture(path, &[]);
+        run.assert_no_crash(&name);
+        let errors = run.stderr.contains("error[");
+        assert_eq!(run.code, if errors { 1 } else { 0 }, "{name}: exit code\n{}", run.stderr);
+        if let Some(code) = promised_code(&name) {
+            assert!(run.stderr.contains(&format!("[{code}]")), "{name} does not report {code}:\n{}", run.stderr);
+        }
+        let rendered = format!("exit code: {}\n{}", run.code, run.stderr);
+        insta::with_settings!({ input_file => path, omit_expression => true }, {
+            insta::assert_snapshot!(name, rendered);
+        });
+    }
+}
+
+#[test]
+fn every_code_in_the_source_is_listed_and_has_a_fixture() {
+    let mut defined = BTreeSet::new();
+    for dir in ["compiler/src", "src"] {
+        collect_codes(&repo().join(dir), &mut defined);
+    }
+    let listed: BTreeSet<String> = CODES.iter().map(|code| code.to_string()).collect();
+    assert_eq!(defined, listed, "the codes defined in the source (left) differ from CODES (right)");
+
+    let mut reported = BTreeSet::new();
+    for path in files_with_extension(&fixture_dir(), "pf") {
+        let run = check_fixture(&path, &[]);
+        reported.extend(CODES.iter().filter(|code| run.stderr.contains(&format!("[{code}]"))).map(|c| c.to_string()));
+    }
+    let missing: Vec<&String> = listed.difference(&reported).collect();
+    assert!(missing.is_empty(), "codes no fixture reports: {missing:?}");
+}
+
+/// Adds every `Code("X0000")` written in the `.rs` files under `dir`.
+fn collect_codes(dir: &Path, codes: &mut BTreeSet<String>) {
+    for entry in std::fs::read_dir(dir).expect("source directory") {
+        let path = entry.expect("directory entry").path();
+        if path.is_dir() {
+            collect_codes(&path, codes);
+        } else if path.extension().is_some_and(|extension| extension == "rs") {
+            let text = std::fs::read_to_string(&path).expect("source is UTF-8");
+            for (index, _) in text.match_indices("Code(\"") {
+                let code = &text[index + 6..(index + 11).min(text.len())];
+                if promised_code(&format!("{code}_")).is_some() {
+                    codes.insert(code.to_string());
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn json_output_of_a_file_with_several_errors() {
+    let path = fixture_dir().join("multiple_errors.pf");
+    let run = check_fixture(&path, &["--format", "json"]);
+    run.assert_no_crash("multiple_errors --format json");
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let json: serde_json::Value = serde_json::from_str(&run.stdout).expect("stdout is one JSON document");
+    let pretty = serde_json::to_string_pretty(&json).expect("JSON prints");
+    insta::with_settings!({ input_file => &path, omit_expression => true }, {
+        insta::assert_snapshot!("multiple_errors_json", pretty);
+    });
+}
+
+#[test]
+fn json_positions_point_at_each_problem() {
+    #[rustfmt::skip]
+    let expected: &[(&str, &str, u64, u64)] = &[
+        // code,    severity,  line, column
+        ("E0005", "error",   4, 30),  // 70000
+        ("E0008", "error",   5, 27),  // web, a set of ports, used with an address field
+        ("E0014", "error",   6, 10),  // reject (after a tab: columns count characters)
+        ("E0003", "error",   6, 20),  // tcp.dprt
+        ("E0005", "error",   7, 27),  // 10.0.0.256
+        ("E0009", "error",   8, 6),   // the second `a`
+        ("W0001", "warning", 9, 1),   // rule e, after the catch-all `a`
+    ];
+    let run = check_fixture(&fixture_dir().join("multiple_errors.pf"), &["--format", "json"]);
+    let json: serde_json::Value = serde_json::from_str(&run.stdout).expect("stdout is one JSON document");
+    let found: Vec<(String, String, u64, u64)> = json
+        .as_array()
+        .expect("an array of diagnostics")
+        .iter()
+        .map(|diagnostic| {
+            assert_eq!(diagnostic["file"], "multiple_errors.pf");
+            let text = |key: &str| diagnostic[key].as_str().unwrap_or_default().to_string();
+            let number = |key: &str| diagnostic[key].as_u64().unwrap_or_default();
+            (text("code"), text("severity"), number("line"), number("column"))
+        })
+        .collect();
+    let expected: Vec<(String, String, u64, u64)> = expected
+        .iter()
+        .map(|&(code, severity, line, column)| (code.to_string(), severity.to_string(), line, column))
+        .collect();
+    assert_eq!(found, expected);
+}
