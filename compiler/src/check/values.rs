@@ -181,12 +181,23 @@ impl Checker {
     fn resolve_name(&mut self, name: &str, span: Span, named: &[(&str, u128)], depth: usize) -> Option<Resolved> {
         if let Some(literal) = self.consts.get(name).map(|constant| constant.value.clone()) {
             if depth >= MAX_CONST_CHAIN {
-                self.diagnostics.push(Diagnostic::error(
-                    UNKNOWN_NAME,
-                    format!("constant `{name}` refers to itself"),
-                    span,
-                    "the chain of constants loops",
-                ));
+                let diagnostic = match self.const_loop(name) {
+                    Some(chain) => Diagnostic::error(
+                        UNKNOWN_NAME,
+                        format!("constant `{name}` refers to itself"),
+                        span,
+                        "the chain of constants loops",
+                    )
+                    .with_note(format!("the loop: {}", chain.join(" → "))),
+                    None => Diagnostic::error(
+                        UNKNOWN_NAME,
+                        format!("constants refer to other constants more than {MAX_CONST_CHAIN} deep"),
+                        span,
+                        "the chain of constants is too long here",
+                    )
+                    .with_note("give one of these constants a value instead of another constant's name"),
+                };
+                self.diagnostics.push(diagnostic);
                 return None;
             }
             return Some(Resolved::Literal(literal));
@@ -215,6 +226,24 @@ impl Checker {
             diagnostic = diagnostic.with_note(format!("known values here: {}", known.join(", ")));
         }
         self.diagnostics.push(diagnostic);
+        None
+    }
+}
+
+impl Checker {
+    /// The constants from `name` on, following constants whose value is another name,
+    /// when that chain comes back to one of them: the loop, first name repeated at the end.
+    fn const_loop(&self, name: &str) -> Option<Vec<String>> {
+        let mut chain = vec![name.to_string()];
+        let mut current = name;
+        while let Some(LiteralKind::Name(next)) = self.consts.get(current).map(|constant| &constant.value.kind) {
+            let start = chain.iter().position(|seen| seen == next);
+            chain.push(next.clone());
+            if let Some(start) = start {
+                return Some(chain.split_off(start));
+            }
+            current = next;
+        }
         None
     }
 }
