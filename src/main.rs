@@ -28,6 +28,32 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Human)]
         format: Format,
     },
+    /// Compile a rule file into an eBPF ELF object.
+    Compile {
+        /// The rule file (`.pf`).
+        file: std::path::PathBuf,
+        /// Where to write the object (default: the rule file with `.o`).
+        #[arg(short, long)]
+        output: Option<std::path::PathBuf>,
+        /// Print a listing instead of (or with `-o`, as well as) writing the object.
+        #[arg(long, value_enum)]
+        emit: Option<Emit>,
+        /// Leave out the per-rule packet and byte counters.
+        #[arg(long)]
+        no_counters: bool,
+        /// Output format of the diagnostics.
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+    },
+}
+
+/// Listings `pfc compile --emit` prints.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Emit {
+    /// Disassembly with labels and the rule each block belongs to.
+    Asm,
+    /// The optimized filter IR.
+    Ir,
 }
 
 /// How diagnostics are printed.
@@ -43,5 +69,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check { files, format } => commands::check::run(&files, format),
+        Command::Compile { file, output, emit, no_counters, format } => {
+            commands::compile::run(&file, output.as_deref(), emit, !no_counters, format)
+        }
     }
 }

@@ -13,13 +13,17 @@
 
 pub mod bpf;
 pub mod check;
+pub mod codegen;
+pub mod compile;
 pub mod diagnostic;
 pub mod elf;
 pub mod eval;
 pub mod fields;
+pub mod ir;
 pub mod packet;
 pub mod program;
 pub mod syntax;
+pub mod verify;
 
 use diagnostic::Diagnostic;
 use program::Program;

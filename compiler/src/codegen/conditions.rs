@@ -1,0 +1,216 @@
+//! Condition code: IR nodes in, jumping code out. `branch(node, target, jump_if)`
+//! emits code that jumps to `target` when the node's value equals `jump_if` and falls
+//! through otherwise.
+//!
+//! The body never touches the packet: guards test bits of the absent mask in r9 and
+//! tests compare 32-bit words that the prologue stored on the stack. Sets of one-word
+//! values are searched with a balanced decision tree (log₂ N compares); wider values
+//! (MAC, IPv6) compare word by word, most significant first.
+
+use super::layout::{split_words, Layout};
+use crate::bpf::{AluOp, Insn, JmpOp, Label, Operand, ProgramBuilder, Reg, Size};
+use crate::fields::Field;
+use crate::ir::{Filter, Node, NodeId};
+use crate::program::CmpOp;
+
+/// Intervals searched linearly; larger sets are split in halves first.
+const LINEAR_SEARCH: usize = 4;
+/// Registers for the words of one value.
+const WORD_REGS: [Reg; 4] = [Reg::R1, Reg::R2, Reg::R3, Reg::R4];
+
+/// Emits condition code into a builder.
+pub struct Body<'a> {
+    /// Where instructions go.
+    pub b: &'a mut ProgramBuilder,
+    /// The filter whose nodes are compiled.
+    pub filter: &'a Filter,
+    /// Where field values are on the stack.
+    pub layout: &'a Layout,
+}
+
+impl Body<'_> {
+    /// Jumps to `target` when node `id` evaluates to `jump_if`.
+    pub fn branch(&mut self, id: NodeId, target: Label, jump_if: bool) {
+        match self.filter.node(id).clone() {
+            Node::Const(value) => {
+                if value == jump_if {
+                    self.b.emit(Insn::Ja { target });
+                }
+            }
+            Node::Present(source) => {
+                let absent = Operand::imm_u32(source.bit());
+                if jump_if {
+                    let skip = self.b.new_label();
+                    self.b.emit(Insn::jump32(JmpOp::Set, Reg::R9, absent, skip));
+                    self.b.emit(Insn::Ja { target });
+                    self.b.bind(skip);
+                } else {
+                    self.b.emit(Insn::jump32(JmpOp::Set, Reg::R9, absent, target));
+                }
+            }
+            Node::Compare { field, mask, op, value } => self.compare(field, mask, op, value, target, jump_if),
+            Node::InSet { field, mask, set } => {
+                let end = self.b.new_label();
+                let (hit, miss) = if jump_if { (target, end) } else { (end, target) };
+                let intervals = self.filter.set(set).intervals.clone();
+                self.membership(field, mask, &intervals, hit, miss);
+                self.b.bind(end);
+            }
+            Node::Not(inner) => self.branch(inner, target, !jump_if),
+            Node::All(items) => self.sequence(&items, target, jump_if, false),
+            Node::Any(items) => self.sequence(&items, target, jump_if, true),
+        }
+    }
+
+    /// `all` (`is_any` false) or `any` (`is_any` true) of `items`.
+    fn sequence(&mut self, items: &[NodeId], target: Label, jump_if: bool, is_any: bool) {
+        let Some((last, rest)) = items.split_last() else {
+            if jump_if == is_any {
+                return; // empty any is false, empty all is true: never jumps
+            }
+            self.b.emit(Insn::Ja { target });
+            return;
+        };
+        // An operand that decides the whole sequence by itself: true in an `any`,
+        // false in an `all`.
+        if jump_if == is_any {
+            for item in rest {
+                self.branch(*item, target, jump_if);
+            }
+            self.branch(*last, target, jump_if);
+        } else {
+            let end = self.b.new_label();
+            for item in rest {
+                self.branch(*item, end, is_any);
+            }
+            self.branch(*last, target, jump_if);
+            self.b.bind(end);
+        }
+    }
+
+    /// Loads the words of a field into r1.. with the mask applied.
+    fn load(&mut self, field: Field, mask: Option<u128>) -> Vec<Reg> {
+        let words = self.layout.words(field).to_vec();
+        let masks = mask.map(|mask| split_words(field, mask));
+        let mut regs = Vec::with_capacity(words.len());
+        for (index, slot) in words.iter().enumerate() {
+            let reg = WORD_REGS[index];
+            self.b.emit(Insn::load(Size::W, reg, Reg::R10, *slot));
+            if let Some(masks) = &masks {
+                if masks[index] != u32::MAX {
+                    self.b.emit(Insn::alu32(AluOp::And, reg, Operand::imm_u32(masks[index])));
+                }
+            }
+            regs.push(reg);
+        }
+        regs
+    }
+
+    fn compare(&mut self, field: Field, mask: Option<u128>, op: CmpOp, value: u128, target: Label, jump_if: bool) {
+        let regs = self.load(field, mask);
+        let constant = split_words(field, value);
+        if regs.len() == 1 {
+            let op = if jump_if { op } else { negate(op) };
+            self.b.emit(Insn::jump32(jump_op(op), regs[0], Operand::imm_u32(constant[0]), target));
+            return;
+        }
+        self.multiword(&regs, op, &constant, target, jump_if);
+    }
+
+    /// Lexicographic comparison of several words with a constant.
+    fn multiword(&mut self, regs: &[Reg], op: CmpOp, constant: &[u32], target: Label, jump_if: bool) {
+        let (op, jump_if) = match op {
+            CmpOp::Ne => (CmpOp::Eq, !jump_if),
+            CmpOp::Gt => (CmpOp::Le, !jump_if),
+            CmpOp::Ge => (CmpOp::Lt, !jump_if),
+            other => (other, jump_if),
+        };
+        let end = self.b.new_label();
+        let (on_true, on_false) = if jump_if { (target, end) } else { (end, target) };
+        let last = regs.len() - 1;
+        for (index, (reg, word)) in regs.iter().zip(constant).enumerate() {
+            let word = Operand::imm_u32(*word);
+            match op {
+                CmpOp::Eq => self.b.emit(Insn::jump32(JmpOp::Ne, *reg, word, on_false)),
+                _ if index < last => {
+                    self.b.emit(Insn::jump32(JmpOp::Lt, *reg, word, on_true));
+                    self.b.emit(Insn::jump32(JmpOp::Gt, *reg, word, on_false));
+                }
+                _ => {
+                    let last_op = if op == CmpOp::Lt { JmpOp::Lt } else { JmpOp::Le };
+                    self.b.emit(Insn::jump32(last_op, *reg, word, on_true));
+                    if on_false != end {
+                        self.b.emit(Insn::Ja { target: on_false });
+                    }
+                }
+            }
+        }
+        if op == CmpOp::Eq && on_true != end {
+            self.b.emit(Insn::Ja { target: on_true });
+        }
+        self.b.bind(end);
+    }
+
+    /// Jumps to `hit` when the field is in the intervals, to `miss` otherwise.
+    fn membership(&mut self, field: Field, mask: Option<u128>, intervals: &[(u128, u128)], hit: Label, miss: Label) {
+        let regs = self.load(field, mask);
+        if regs.len() == 1 {
+            let words: Vec<(u32, u32)> = intervals.iter().map(|&(low, high)| (low as u32, high as u32)).collect();
+            self.search(regs[0], &words, hit, miss);
+            return;
+        }
+        for &(low, high) in intervals {
+            let below = self.b.new_label();
+            self.multiword(&regs, CmpOp::Lt, &split_words(field, low), below, true);
+            self.multiword(&regs, CmpOp::Le, &split_words(field, high), hit, true);
+            self.b.bind(below);
+        }
+        self.b.emit(Insn::Ja { target: miss });
+    }
+
+    /// Balanced decision tree over sorted, disjoint intervals of one word.
+    fn search(&mut self, reg: Reg, intervals: &[(u32, u32)], hit: Label, miss: Label) {
+        if intervals.len() > LINEAR_SEARCH {
+            let middle = intervals.len() / 2;
+            let upper = self.b.new_label();
+            self.b.emit(Insn::jump32(JmpOp::Ge, reg, Operand::imm_u32(intervals[middle].0), upper));
+            self.search(reg, &intervals[..middle], hit, miss);
+            self.b.bind(upper);
+            self.search(reg, &intervals[middle..], hit, miss);
+            return;
+        }
+        for &(low, high) in intervals {
+            if low == high {
+                self.b.emit(Insn::jump32(JmpOp::Eq, reg, Operand::imm_u32(low), hit));
+            } else {
+                if low > 0 {
+                    self.b.emit(Insn::jump32(JmpOp::Lt, reg, Operand::imm_u32(low), miss));
+                }
+                self.b.emit(Insn::jump32(JmpOp::Le, reg, Operand::imm_u32(high), hit));
+            }
+        }
+        self.b.emit(Insn::Ja { target: miss });
+    }
+}
+
+fn negate(op: CmpOp) -> CmpOp {
+    match op {
+        CmpOp::Eq => CmpOp::Ne,
+        CmpOp::Ne => CmpOp::Eq,
+        CmpOp::Lt => CmpOp::Ge,
+        CmpOp::Le => CmpOp::Gt,
+        CmpOp::Gt => CmpOp::Le,
+        CmpOp::Ge => CmpOp::Lt,
+    }
+}
+
+fn jump_op(op: CmpOp) -> JmpOp {
+    match op {
+        CmpOp::Eq => JmpOp::Eq,
+        CmpOp::Ne => JmpOp::Ne,
+        CmpOp::Lt => JmpOp::Lt,
+        CmpOp::Le => JmpOp::Le,
+        CmpOp::Gt => JmpOp::Gt,
+        CmpOp::Ge => JmpOp::Ge,
+    }
+}

@@ -1,0 +1,94 @@
+//! Stack layout: the filter's [`Uses`] in, the stack slot of every value the prologue
+//! extracts out.
+//!
+//! Every field value is kept as 32-bit words (most significant first): one word for
+//! fields up to 32 bits, two for MAC addresses (16 + 32 bits), four for IPv6 addresses.
+//! Words go first to stack offsets that are 4 modulo 8: the kernel verifier does not
+//! track 4-byte writes there as register spills, so every path through the prologue
+//! leaves the stack in the same abstract state and the rule body is verified once,
+//! however many ways a packet can be parsed.
+
+use std::collections::BTreeMap;
+
+use crate::fields::{Field, FieldSource, ValueKind};
+use crate::ir::Uses;
+
+/// The stack is 512 bytes; offsets are negative from r10.
+pub const STACK_SIZE: i16 = 512;
+/// The absent-mask laundering slot (4 bytes at a non-aligned offset).
+pub const MASK_SLOT: i16 = -4;
+/// The counter map key.
+pub const KEY_SLOT: i16 = -8;
+
+/// Where each extracted value lives.
+#[derive(Clone, Debug, Default)]
+pub struct Layout {
+    words: BTreeMap<Field, Vec<i16>>,
+    /// Lowest stack offset used (for the stack-size check), e.g. -16.
+    pub lowest: i16,
+}
+
+/// The stack does not have room for every value the filter reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StackFull {
+    /// Words wanted.
+    pub words: usize,
+}
+
+impl Layout {
+    /// Allocates words for every field read, plus `pkt.len` when `need_length`.
+    pub fn new(uses: &Uses, need_length: bool) -> Result<Layout, StackFull> {
+        let mut fields: Vec<Field> = uses.fields.clone();
+        if need_length && !fields.contains(&Field::PktLen) {
+            fields.push(Field::PktLen);
+        }
+        let total: usize = fields.iter().map(|field| word_count(*field)).sum();
+        let unaligned = (0..).map(|k: i16| -12 - 8 * k).take_while(|offset| *offset >= -STACK_SIZE + 4);
+        let aligned = (0..).map(|k: i16| -16 - 8 * k).take_while(|offset| *offset >= -STACK_SIZE);
+        let mut free: Vec<i16> = unaligned.chain(aligned).collect();
+        free.reverse();
+        if total > free.len() {
+            return Err(StackFull { words: total });
+        }
+        let mut layout = Layout { words: BTreeMap::new(), lowest: KEY_SLOT };
+        for field in fields {
+            let slots: Vec<i16> = (0..word_count(field)).filter_map(|_| free.pop()).collect();
+            layout.lowest = slots.iter().copied().fold(layout.lowest, i16::min);
+            layout.words.insert(field, slots);
+        }
+        Ok(layout)
+    }
+
+    /// The stack offsets of a field's words, most significant first.
+    pub fn words(&self, field: Field) -> &[i16] {
+        self.words.get(&field).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// Every allocated field with its words.
+    pub fn fields(&self) -> impl Iterator<Item = (Field, &[i16])> {
+        self.words.iter().map(|(field, words)| (*field, words.as_slice()))
+    }
+}
+
+/// How many 32-bit words a field's value takes.
+pub fn word_count(field: Field) -> usize {
+    match field.kind() {
+        ValueKind::Mac => 2,
+        ValueKind::Ipv6 => 4,
+        _ => 1,
+    }
+}
+
+/// Splits a value into its 32-bit words, most significant first.
+pub fn split_words(field: Field, value: u128) -> Vec<u32> {
+    match word_count(field) {
+        1 => vec![value as u32],
+        2 => vec![(value >> 32) as u32 & 0xffff, value as u32],
+        _ => (0..4).rev().map(|index| (value >> (32 * index)) as u32).collect(),
+    }
+}
+
+/// Whether the field is read straight from a header (not derived by the parser).
+pub fn is_header_field(field: Field) -> bool {
+    matches!(field.source(), FieldSource::Header { .. })
+}

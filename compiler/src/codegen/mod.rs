@@ -1,0 +1,194 @@
+//! Code generation: an optimized [`Filter`] in, a resolved eBPF [`Program`] out.
+//!
+//! ```text
+//!  prologue   parse every needed header once; store field values on the stack;
+//!             r9 = absent mask                                   (prologue.rs)
+//!  body       rule 0: if !cond goto rule 1; r6 = 0; r7 = verdict; goto tail
+//!             rule 1: ...                                        (conditions.rs)
+//!             default: r6 = N; r7 = default verdict
+//!  tail       counters[r6].packets += 1, .bytes += pkt.len; return r7
+//! ```
+//!
+//! **Invariant:** only the prologue reads packet memory; every read there follows a
+//! bounds check that covers it. **Invariant:** every jump goes forward.
+
+mod conditions;
+pub mod layout;
+mod prologue;
+
+use crate::bpf::{AluOp, AsmError, Insn, JmpOp, Label, Operand, Program, ProgramBuilder, Reg, Size};
+use crate::fields::{Layer, Proto};
+use crate::ir::{Filter, Node, Source, Uses};
+use crate::program::{Hook, Verdict};
+use conditions::Body;
+use layout::{Layout, KEY_SLOT};
+
+/// `bpf_map_lookup_elem`.
+const HELPER_MAP_LOOKUP: u32 = 1;
+/// Index of the counter map in the object's map list.
+pub const COUNTER_MAP: u32 = 0;
+
+/// Choices that change the generated code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Options {
+    /// Count packets and bytes per rule in a per-CPU array map.
+    pub counters: bool,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options { counters: true }
+    }
+}
+
+/// Why code could not be generated.
+#[derive(Debug, thiserror::Error)]
+pub enum CodegenError {
+    /// The values the rules read do not fit in the 512-byte stack.
+    #[error("the rule set reads {words} 32-bit values; the eBPF stack holds at most 125")]
+    StackFull {
+        /// Words wanted.
+        words: usize,
+    },
+    /// The instruction builder refused the code (a pfc bug).
+    #[error("internal compiler error: {source}")]
+    Assembler {
+        /// What the builder said.
+        #[from]
+        source: AsmError,
+    },
+}
+
+/// What the prologue must parse.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Needs {
+    /// Walk VLAN tags and read the payload ethertype.
+    pub vlan_walk: bool,
+    /// Parse IPv4.
+    pub ipv4: bool,
+    /// Parse IPv6.
+    pub ipv6: bool,
+    /// Walk the IPv6 extension headers.
+    pub ipv6_walk: bool,
+    /// Parse ARP.
+    pub arp: bool,
+    /// Transport protocols to locate.
+    pub transport: Vec<Proto>,
+}
+
+impl Needs {
+    /// Derives the parse work from what the filter reads.
+    pub fn new(uses: &Uses) -> Needs {
+        let mut touched: Vec<Source> = uses.sources.clone();
+        touched.extend(uses.fields.iter().filter_map(|field| Source::of_field(*field)));
+        let has = |source: Source| touched.contains(&source);
+        let transport: Vec<Proto> = [Proto::Tcp, Proto::Udp, Proto::Sctp, Proto::Icmp, Proto::Icmp6]
+            .into_iter()
+            .filter(|proto| has(Source::Header(*proto)))
+            .collect();
+        let mut needs = Needs { transport, ..Needs::default() };
+        needs.ipv4 = has(Source::Header(Proto::Ipv4)) || needs.transport_over(Proto::Ipv4);
+        needs.ipv6_walk = has(Source::Ipv6UpperProtocol) || needs.transport_over(Proto::Ipv6);
+        needs.ipv6 = has(Source::Header(Proto::Ipv6)) || needs.ipv6_walk;
+        needs.arp = has(Source::Header(Proto::Arp));
+        needs.vlan_walk =
+            has(Source::Header(Proto::Vlan)) || has(Source::PayloadEthertype) || needs.ipv4 || needs.ipv6 || needs.arp;
+        needs
+    }
+
+    /// Whether some needed transport protocol can be carried by `carrier`.
+    pub fn transport_over(&self, carrier: Proto) -> bool {
+        self.transport
+            .iter()
+            .any(|proto| proto.layer() == Layer::Transport && proto.carrier().map_or(true, |c| c == carrier))
+    }
+}
+
+/// Generates the program for a filter.
+pub fn generate(filter: &Filter, options: Options) -> Result<Program, CodegenError> {
+    let uses = filter.uses();
+    let layout = Layout::new(&uses, options.counters).map_err(|full| CodegenError::StackFull { words: full.words })?;
+    let needs = Needs::new(&uses);
+    let mut b = ProgramBuilder::new();
+    prologue::emit(&mut b, filter.hook, &layout, &needs);
+    let tail = b.new_label();
+    rules(&mut b, filter, &layout, options, tail);
+    if options.counters {
+        b.bind(tail);
+        counter_tail(&mut b, &layout);
+    }
+    Ok(b.finish()?)
+}
+
+/// The return code of a verdict at a hook.
+pub fn return_code(hook: Hook, verdict: Verdict) -> i32 {
+    match (hook, verdict) {
+        (Hook::Xdp, Verdict::Pass) => 2,
+        (Hook::Xdp, Verdict::Drop) => 1,
+        (_, Verdict::Pass) => 0,
+        (_, Verdict::Drop) => 2,
+    }
+}
+
+fn rules(b: &mut ProgramBuilder, filter: &Filter, layout: &Layout, options: Options, tail: Label) {
+    let mut catch_all = false;
+    for (index, rule) in filter.rules.iter().enumerate() {
+        if matches!(filter.node(rule.condition), Node::Const(false)) {
+            continue;
+        }
+        b.comment(format!("rule {} `{}`: {}", index, rule.name, rule.verdict.as_str()));
+        let next = b.new_label();
+        Body { b: &mut *b, filter, layout }.branch(rule.condition, next, false);
+        decide(b, filter.hook, index, rule.verdict, options, tail);
+        b.bind(next);
+        if matches!(filter.node(rule.condition), Node::Const(true)) {
+            catch_all = true;
+            break;
+        }
+    }
+    if !catch_all {
+        b.comment("default verdict");
+        decide_fallthrough(b, filter.hook, filter.rules.len(), filter.default, options);
+    }
+}
+
+/// A matched rule: set the counter index and verdict, go to the tail (or return).
+fn decide(b: &mut ProgramBuilder, hook: Hook, index: usize, verdict: Verdict, options: Options, tail: Label) {
+    decide_fallthrough(b, hook, index, verdict, options);
+    if options.counters {
+        b.emit(Insn::Ja { target: tail });
+    }
+}
+
+fn decide_fallthrough(b: &mut ProgramBuilder, hook: Hook, index: usize, verdict: Verdict, options: Options) {
+    if options.counters {
+        b.emit(Insn::alu32(AluOp::Mov, Reg::R6, Operand::imm_u32(index as u32)));
+        b.emit(Insn::alu32(AluOp::Mov, Reg::R7, return_code(hook, verdict)));
+    } else {
+        b.emit(Insn::alu32(AluOp::Mov, Reg::R0, return_code(hook, verdict)));
+        b.emit(Insn::Exit);
+    }
+}
+
+/// `counters[r6] += {1, pkt.len}; return r7`.
+fn counter_tail(b: &mut ProgramBuilder, layout: &Layout) {
+    let done = b.new_label();
+    b.comment("count the packet for the deciding rule, then return its verdict");
+    b.emit(Insn::store(Size::W, Reg::R10, KEY_SLOT, Reg::R6));
+    b.emit(Insn::LoadMapIndex { dst: Reg::R1, map: COUNTER_MAP });
+    b.emit(Insn::mov64(Reg::R2, Reg::R10));
+    b.emit(Insn::alu64(AluOp::Add, Reg::R2, i32::from(KEY_SLOT)));
+    b.emit(Insn::Call { helper: HELPER_MAP_LOOKUP });
+    b.emit(Insn::jump64(JmpOp::Eq, Reg::R0, 0, done));
+    b.emit(Insn::load(Size::DW, Reg::R1, Reg::R0, 0));
+    b.emit(Insn::alu64(AluOp::Add, Reg::R1, 1));
+    b.emit(Insn::store(Size::DW, Reg::R0, 0, Reg::R1));
+    b.emit(Insn::load(Size::DW, Reg::R1, Reg::R0, 8));
+    let length_slot = layout.words(crate::fields::Field::PktLen)[0];
+    b.emit(Insn::load(Size::W, Reg::R2, Reg::R10, length_slot));
+    b.emit(Insn::alu64(AluOp::Add, Reg::R1, Reg::R2));
+    b.emit(Insn::store(Size::DW, Reg::R0, 8, Reg::R1));
+    b.bind(done);
+    b.emit(Insn::mov64(Reg::R0, Reg::R7));
+    b.emit(Insn::Exit);
+}

@@ -1,0 +1,109 @@
+//! The compiler driver: rule text in, an ELF object (and the listings people read) out.
+//! It is the pipeline in one function; each step is its own module.
+
+use crate::bpf::Program as BpfProgram;
+use crate::codegen::{self, Options};
+use crate::diagnostic::{Code, Diagnostic, Span};
+use crate::elf::{self, MapSpec, ObjectSpec, ProgramSection};
+use crate::ir::{self, Filter};
+use crate::program::{Hook, Program};
+use crate::verify;
+
+/// E0020: the rule set would break a kernel limit (stack, instruction count).
+pub const KERNEL_LIMIT: Code = Code("E0020");
+/// E0900: pfc produced code its own checks refuse — a pfc bug.
+pub const INTERNAL_ERROR: Code = Code("E0900");
+
+/// The program's function name in the object (the kernel keeps 15 bytes).
+pub const FUNCTION_NAME: &str = "pfc_filter";
+/// The per-rule counter map's name.
+pub const COUNTER_MAP_NAME: &str = "pfc_counters";
+
+/// Everything a successful compilation produced.
+#[derive(Debug)]
+pub struct Compiled {
+    /// The checked program.
+    pub program: Program,
+    /// The optimized IR.
+    pub filter: Filter,
+    /// The generated instructions.
+    pub code: BpfProgram,
+    /// The manifest stored in the object.
+    pub manifest: serde_json::Value,
+    /// The ELF object bytes.
+    pub object: Vec<u8>,
+}
+
+/// Compiles rule text into an object. The result is present only without errors.
+pub fn compile(source: &str, options: Options) -> (Option<Compiled>, Vec<Diagnostic>) {
+    let (program, mut diagnostics) = crate::check_source(source);
+    let Some(program) = program else { return (None, diagnostics) };
+    let filter = ir::build(&program);
+    let code = match codegen::generate(&filter, options) {
+        Ok(code) => code,
+        Err(error) => {
+            diagnostics
+                .push(limit_or_bug(&error.to_string(), matches!(error, codegen::CodegenError::StackFull { .. })));
+            return (None, diagnostics);
+        }
+    };
+    if let Err(error) = verify::verify(&code, filter.hook) {
+        let is_limit = matches!(error, verify::VerifyError::TooManyInstructions { .. });
+        diagnostics.push(limit_or_bug(&error.to_string(), is_limit));
+        return (None, diagnostics);
+    }
+    let manifest = manifest(&program, source, options);
+    let spec = ObjectSpec {
+        section: match program.hook {
+            Hook::Xdp => ProgramSection::Xdp,
+            Hook::TcIngress | Hook::TcEgress => ProgramSection::Tc,
+        },
+        function: FUNCTION_NAME.to_string(),
+        code: code.encode(),
+        relocations: code.map_relocations(),
+        maps: if options.counters {
+            vec![MapSpec::counters(COUNTER_MAP_NAME, program.rules.len() as u32 + 1)]
+        } else {
+            Vec::new()
+        },
+        manifest: manifest.to_string().into_bytes(),
+    };
+    match elf::write_object(&spec) {
+        Ok(object) => (Some(Compiled { program, filter, code, manifest, object }), diagnostics),
+        Err(error) => {
+            diagnostics.push(limit_or_bug(&error.to_string(), false));
+            (None, diagnostics)
+        }
+    }
+}
+
+fn limit_or_bug(message: &str, is_limit: bool) -> Diagnostic {
+    if is_limit {
+        Diagnostic::error(KERNEL_LIMIT, message, Span::default(), "the rule set as a whole")
+            .with_note("split the rule set or use fewer distinct fields")
+    } else {
+        Diagnostic::error(INTERNAL_ERROR, format!("internal compiler error: {message}"), Span::default(), "")
+            .with_note("this is a pfc bug; please report it with the rule file")
+    }
+}
+
+/// The manifest: what a loaded object is, without its source.
+fn manifest(program: &Program, source: &str, options: Options) -> serde_json::Value {
+    let rules: Vec<&str> = program.rules.iter().map(|rule| rule.name.as_str()).collect();
+    serde_json::json!({
+        "pfc_version": env!("CARGO_PKG_VERSION"),
+        "hook": program.hook.as_str(),
+        "default": program.default.as_str(),
+        "rules": rules,
+        "counters": if options.counters { serde_json::json!({
+            "map": COUNTER_MAP_NAME,
+            "layout": "index i < rules.len(): rule i; index rules.len(): the default verdict",
+        }) } else { serde_json::Value::Null },
+        "source_hash": format!("fnv1a64:{:016x}", fnv1a64(source.as_bytes())),
+    })
+}
+
+/// FNV-1a, 64-bit: enough to tell whether two objects came from the same source text.
+pub fn fnv1a64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf29ce484222325u64, |hash, byte| (hash ^ u64::from(*byte)).wrapping_mul(0x100000001b3))
+}

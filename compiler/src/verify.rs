@@ -1,0 +1,368 @@
+//! pfc's own verifier: a resolved eBPF [`Program`] in, `Ok` or the first broken
+//! invariant out. It runs on every program before an object is written, so a rule set
+//! the kernel would refuse gets a pfc diagnostic, not a load-time surprise.
+//!
+//! Invariants checked:
+//! 1. every jump goes forward and lands on an instruction inside the program;
+//! 2. every instruction is reachable (the kernel refuses dead code);
+//! 3. every packet load is dominated by a bounds check against `data_end` that covers
+//!    all its bytes (pointer offsets are tracked per base; a variable addition starts a
+//!    new base with no known bound);
+//! 4. packets are never written; context, stack and map values are accessed in bounds
+//!    (stack: 512 bytes below r10; counter values: 16 bytes, after a null check);
+//! 5. only `bpf_map_lookup_elem` is called, with a map in r1 and a stack key in r2;
+//!    r1–r5 are unusable after the call;
+//! 6. r0 holds a scalar on every path to `exit`; no register is read before it is
+//!    written; r10 is never written;
+//! 7. the program has at most [`MAX_INSNS`] instructions.
+//!
+//! Abstract interpretation in instruction order is exact enough here because jumps
+//! only go forward: the control-flow graph is a DAG listed in topological order.
+
+use std::collections::HashMap;
+
+use crate::bpf::{AluOp, Insn, JmpOp, Operand, Program, Reg, ResolvedInsn, Size};
+use crate::program::Hook;
+
+/// The kernel's limit on program size (privileged loaders), in instructions.
+pub const MAX_INSNS: usize = 1_000_000;
+/// Bytes of a counter map value (`packets`, `bytes`).
+const MAP_VALUE_SIZE: i64 = 16;
+/// The eBPF stack size.
+const STACK_SIZE: i64 = 512;
+
+/// A broken invariant, with the instruction index where it was found.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    /// Invariant 7.
+    #[error("the program has {count} instructions; the kernel accepts at most {MAX_INSNS}")]
+    TooManyInstructions {
+        /// Instruction count.
+        count: usize,
+    },
+    /// Invariant 1.
+    #[error("instruction {insn}: jump does not go forward to an instruction of the program")]
+    BadJump {
+        /// Index of the jump.
+        insn: usize,
+    },
+    /// Invariant 2.
+    #[error("instruction {insn} is unreachable")]
+    Unreachable {
+        /// Index of the dead instruction.
+        insn: usize,
+    },
+    /// Invariants 3–6.
+    #[error("instruction {insn} (`{text}`): {problem}")]
+    Unsafe {
+        /// Index of the instruction.
+        insn: usize,
+        /// The instruction, disassembled.
+        text: String,
+        /// What is wrong.
+        problem: String,
+    },
+}
+
+/// What a register holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Value {
+    Uninit,
+    Scalar,
+    Context,
+    Stack(i64),
+    Packet { base: u32, offset: i64 },
+    PacketEnd,
+    MapPointer,
+    MapValueOrNull,
+    MapValue,
+}
+
+#[derive(Clone, Debug)]
+struct State {
+    regs: [Value; 11],
+    /// Per packet-pointer base: bytes known to be inside the packet from it.
+    checked: HashMap<u32, i64>,
+}
+
+/// Checks every invariant listed in the module documentation.
+pub fn verify(program: &Program, hook: Hook) -> Result<(), VerifyError> {
+    Verifier::new(&program.insns, hook).run()
+}
+
+struct Verifier<'a> {
+    insns: &'a [ResolvedInsn],
+    /// Slot index of each instruction (jump offsets count slots).
+    slot_of: Vec<usize>,
+    index_of_slot: HashMap<usize, usize>,
+    incoming: Vec<Option<State>>,
+    next_base: u32,
+    hook: Hook,
+}
+
+impl<'a> Verifier<'a> {
+    fn new(insns: &'a [ResolvedInsn], hook: Hook) -> Verifier<'a> {
+        let mut slot_of = Vec::with_capacity(insns.len());
+        let mut index_of_slot = HashMap::with_capacity(insns.len());
+        let mut slot = 0;
+        for (index, insn) in insns.iter().enumerate() {
+            slot_of.push(slot);
+            index_of_slot.insert(slot, index);
+            slot += insn.slots();
+        }
+        Verifier { insns, slot_of, index_of_slot, incoming: vec![None; insns.len()], next_base: 1, hook }
+    }
+
+    fn run(mut self) -> Result<(), VerifyError> {
+        if self.insns.len() > MAX_INSNS {
+            return Err(VerifyError::TooManyInstructions { count: self.insns.len() });
+        }
+        let mut regs = [Value::Uninit; 11];
+        regs[1] = Value::Context;
+        regs[10] = Value::Stack(0);
+        let mut current = Some(State { regs, checked: HashMap::new() });
+        for index in 0..self.insns.len() {
+            let state = match (current.take(), self.incoming[index].take()) {
+                (Some(a), Some(b)) => self.merge(a, b),
+                (Some(state), None) | (None, Some(state)) => state,
+                (None, None) => return Err(VerifyError::Unreachable { insn: index }),
+            };
+            current = self.step(index, state)?;
+        }
+        Ok(())
+    }
+
+    /// Executes one instruction; returns the fall-through state, if any.
+    fn step(&mut self, index: usize, mut state: State) -> Result<Option<State>, VerifyError> {
+        let insn = &self.insns[index];
+        let fail = |problem: &str| VerifyError::Unsafe {
+            insn: index,
+            text: crate::bpf::asm::insn_to_string(insn, |offset| format!("{offset:+}")),
+            problem: problem.to_string(),
+        };
+        match *insn {
+            Insn::Alu64 { op, dst, src } => {
+                let value = self.alu64(&state, op, dst, src).map_err(|problem| fail(&problem))?;
+                set(&mut state, dst, value).map_err(|problem| fail(&problem))?;
+            }
+            Insn::Alu32 { op, dst, src } => {
+                let source = operand(&state, src);
+                let target = state.regs[dst.number() as usize];
+                let ok = matches!(source, Value::Scalar) && (op == AluOp::Mov || matches!(target, Value::Scalar));
+                if !ok {
+                    return Err(fail("32-bit arithmetic needs initialized scalars"));
+                }
+                set(&mut state, dst, Value::Scalar).map_err(|problem| fail(&problem))?;
+            }
+            Insn::Neg { dst, .. } | Insn::Endian { dst, .. } => {
+                if state.regs[dst.number() as usize] != Value::Scalar {
+                    return Err(fail("operand is not a scalar"));
+                }
+            }
+            Insn::Load { size, dst, src, off } => {
+                let value = self.load(&state, size, src, off).map_err(|problem| fail(&problem))?;
+                set(&mut state, dst, value).map_err(|problem| fail(&problem))?;
+            }
+            Insn::Store { size, dst, off, src } => {
+                if !matches!(state.regs[src.number() as usize], Value::Scalar) {
+                    return Err(fail("only scalars are stored"));
+                }
+                self.store(&state, size, dst, off).map_err(|problem| fail(&problem))?;
+            }
+            Insn::StoreImm { size, dst, off, .. } => {
+                self.store(&state, size, dst, off).map_err(|problem| fail(&problem))?
+            }
+            Insn::LoadImm64 { dst, .. } => set(&mut state, dst, Value::Scalar).map_err(|problem| fail(&problem))?,
+            Insn::LoadMapIndex { dst, .. } => {
+                set(&mut state, dst, Value::MapPointer).map_err(|problem| fail(&problem))?
+            }
+            Insn::Call { helper } => {
+                let key_ok = matches!(state.regs[2], Value::Stack(offset) if (-STACK_SIZE..=-4).contains(&offset));
+                if helper != 1 || state.regs[1] != Value::MapPointer || !key_ok {
+                    return Err(fail("only bpf_map_lookup_elem(map, stack key) is called"));
+                }
+                for reg in 1..=5 {
+                    state.regs[reg] = Value::Uninit;
+                }
+                state.regs[0] = Value::MapValueOrNull;
+            }
+            Insn::Exit => {
+                if state.regs[0] != Value::Scalar {
+                    return Err(fail("r0 is not a scalar at exit"));
+                }
+                return Ok(None);
+            }
+            Insn::Ja { target } => {
+                let to = self.target(index, target)?;
+                self.send(to, state);
+                return Ok(None);
+            }
+            Insn::Jump { op, dst, src, target, .. } => {
+                let to = self.target(index, target)?;
+                let left = state.regs[dst.number() as usize];
+                let right = operand(&state, src);
+                let (taken, fallthrough) =
+                    self.branch(state, op, left, right, dst).map_err(|problem| fail(&problem))?;
+                self.send(to, taken);
+                return Ok(Some(fallthrough));
+            }
+        }
+        Ok(Some(state))
+    }
+
+    fn target(&self, index: usize, offset: i16) -> Result<usize, VerifyError> {
+        let slot = self.slot_of[index] as i64 + 1 + i64::from(offset);
+        match self.index_of_slot.get(&(slot.max(0) as usize)) {
+            Some(&to) if offset >= 0 && to > index => Ok(to),
+            _ => Err(VerifyError::BadJump { insn: index }),
+        }
+    }
+
+    fn send(&mut self, to: usize, state: State) {
+        let merged = match self.incoming[to].take() {
+            Some(existing) => self.merge(existing, state),
+            None => state,
+        };
+        self.incoming[to] = Some(merged);
+    }
+
+    fn merge(&mut self, a: State, b: State) -> State {
+        let mut regs = a.regs;
+        for (index, reg) in regs.iter_mut().enumerate() {
+            let other = b.regs[index];
+            if *reg == other {
+                continue;
+            }
+            *reg = match (*reg, other) {
+                (Value::Packet { .. }, Value::Packet { .. }) => {
+                    self.next_base += 1;
+                    Value::Packet { base: self.next_base, offset: 0 }
+                }
+                (Value::MapValue | Value::MapValueOrNull, Value::MapValue | Value::MapValueOrNull) => {
+                    Value::MapValueOrNull
+                }
+                _ => Value::Uninit,
+            };
+        }
+        let checked = a
+            .checked
+            .iter()
+            .filter_map(|(base, bytes)| b.checked.get(base).map(|other| (*base, (*bytes).min(*other))))
+            .collect();
+        State { regs, checked }
+    }
+
+    fn alu64(&mut self, state: &State, op: AluOp, dst: Reg, src: Operand) -> Result<Value, String> {
+        let left = state.regs[dst.number() as usize];
+        let right = operand(state, src);
+        let constant = match src {
+            Operand::Imm(imm) => Some(i64::from(imm)),
+            Operand::Reg(_) => None,
+        };
+        Ok(match (op, left, right) {
+            (AluOp::Mov, _, value) if value != Value::Uninit => value,
+            (_, Value::Scalar, Value::Scalar) => Value::Scalar,
+            (AluOp::Add, Value::Packet { base, offset }, Value::Scalar) => match constant {
+                Some(constant) => Value::Packet { base, offset: offset + constant },
+                None => {
+                    self.next_base += 1;
+                    Value::Packet { base: self.next_base, offset: 0 }
+                }
+            },
+            (AluOp::Add, Value::Stack(offset), Value::Scalar) if constant.is_some() => {
+                Value::Stack(offset + constant.unwrap_or(0))
+            }
+            (AluOp::Sub, Value::PacketEnd, Value::Packet { .. }) => Value::Scalar,
+            _ => return Err(format!("{op:?} of {left:?} and {right:?} is not allowed")),
+        })
+    }
+
+    fn load(&self, state: &State, size: Size, src: Reg, off: i16) -> Result<Value, String> {
+        let bytes = i64::from(size.bytes());
+        let off = i64::from(off);
+        match state.regs[src.number() as usize] {
+            Value::Context => Ok(self.context_field(off, bytes)),
+            Value::Packet { base, offset } => {
+                let end = offset + off + bytes;
+                let covered = state.checked.get(&base).copied().unwrap_or(0);
+                if offset + off < 0 || end > covered {
+                    return Err(format!(
+                        "packet read of bytes {}..{end} is covered only up to {covered}",
+                        offset + off
+                    ));
+                }
+                Ok(Value::Scalar)
+            }
+            Value::Stack(offset) => stack_access(offset + off, bytes).map(|_| Value::Scalar),
+            Value::MapValue if (0..=MAP_VALUE_SIZE - bytes).contains(&off) => Ok(Value::Scalar),
+            other => Err(format!("cannot read through {other:?}")),
+        }
+    }
+
+    fn context_field(&self, off: i64, bytes: i64) -> Value {
+        let (data, data_end) = match self.hook {
+            Hook::Xdp => (0, 4),
+            Hook::TcIngress | Hook::TcEgress => (76, 80),
+        };
+        match (off, bytes) {
+            (offset, 4) if offset == data => Value::Packet { base: 0, offset: 0 },
+            (offset, 4) if offset == data_end => Value::PacketEnd,
+            _ => Value::Scalar,
+        }
+    }
+
+    fn store(&self, state: &State, size: Size, dst: Reg, off: i16) -> Result<(), String> {
+        let bytes = i64::from(size.bytes());
+        let off = i64::from(off);
+        match state.regs[dst.number() as usize] {
+            Value::Stack(offset) => stack_access(offset + off, bytes),
+            Value::MapValue if (0..=MAP_VALUE_SIZE - bytes).contains(&off) => Ok(()),
+            other => Err(format!("cannot write through {other:?}")),
+        }
+    }
+
+    /// States after a conditional jump: (taken, fall-through).
+    fn branch(&self, state: State, op: JmpOp, left: Value, right: Value, dst: Reg) -> Result<(State, State), String> {
+        if left == Value::Uninit || right == Value::Uninit {
+            return Err("comparison reads an uninitialized register".to_string());
+        }
+        let mut taken = state.clone();
+        let mut fallthrough = state;
+        match (op, left, right) {
+            (JmpOp::Gt, Value::Packet { base, offset }, Value::PacketEnd) => {
+                let known = fallthrough.checked.entry(base).or_insert(0);
+                *known = (*known).max(offset);
+            }
+            (JmpOp::Eq, Value::MapValueOrNull, Value::Scalar) => {
+                taken.regs[dst.number() as usize] = Value::Scalar;
+                fallthrough.regs[dst.number() as usize] = Value::MapValue;
+            }
+            (_, Value::Scalar, Value::Scalar) => {}
+            _ => return Err(format!("comparison {op:?} of {left:?} and {right:?} is not allowed")),
+        }
+        Ok((taken, fallthrough))
+    }
+}
+
+fn operand(state: &State, src: Operand) -> Value {
+    match src {
+        Operand::Reg(reg) => state.regs[reg.number() as usize],
+        Operand::Imm(_) => Value::Scalar,
+    }
+}
+
+fn set(state: &mut State, dst: Reg, value: Value) -> Result<(), String> {
+    if dst == Reg::R10 {
+        return Err("r10 is read-only".to_string());
+    }
+    state.regs[dst.number() as usize] = value;
+    Ok(())
+}
+
+fn stack_access(offset: i64, bytes: i64) -> Result<(), String> {
+    if offset >= -STACK_SIZE && offset + bytes <= 0 {
+        Ok(())
+    } else {
+        Err(format!("stack access at r10{offset:+} of {bytes} bytes is outside the 512-byte stack"))
+    }
+}
