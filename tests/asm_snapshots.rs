@@ -1,0 +1,49 @@
+//! Golden listings: every `rules-examples/*.pf` is compiled by the real `pfc` binary with
+//! `--emit asm` and `--emit ir`, and each listing is compared with its insta snapshot
+//! (`tests/snapshots/asm_snapshots__{asm,ir}_<example>.snap`).
+//!
+//! A change to the code generator shows up here as a reviewable diff of the generated
+//! instructions; accept it with `cargo insta review` once it has been read.
+
+mod common;
+
+use std::path::Path;
+
+use common::{files_with_extension, pfc, repo};
+
+/// The example's file stem (`edge` for `rules-examples/edge.pf`).
+fn example_name(path: &Path) -> String {
+    path.file_stem().and_then(|stem| stem.to_str()).expect("example names are UTF-8").to_string()
+}
+
+/// `pfc compile EXAMPLE --emit KIND`: must succeed; returns the listing on stdout.
+fn listing(path: &Path, kind: &str) -> String {
+    let relative = path.strip_prefix(repo()).expect("examples live in the repository");
+    let file = relative.to_str().expect("example paths are UTF-8");
+    let run = pfc(&["compile", file, "--emit", kind]);
+    run.assert_no_crash(file);
+    assert_eq!(run.code, 0, "{file} --emit {kind}: exit code\n{}", run.stderr);
+    assert!(!run.stdout.is_empty(), "{file} --emit {kind}: empty listing");
+    run.stdout
+}
+
+fn snapshot_every_example(kind: &str) {
+    let examples = files_with_extension(&repo().join("rules-examples"), "pf");
+    assert!(!examples.is_empty(), "no rules-examples/*.pf");
+    for path in &examples {
+        let text = listing(path, kind);
+        insta::with_settings!({ input_file => path, omit_expression => true }, {
+            insta::assert_snapshot!(format!("{kind}_{}", example_name(path)), text);
+        });
+    }
+}
+
+#[test]
+fn every_example_disassembles_to_its_snapshot() {
+    snapshot_every_example("asm");
+}
+
+#[test]
+fn every_example_lowers_to_its_ir_snapshot() {
+    snapshot_every_example("ir");
+}
