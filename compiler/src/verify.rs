@@ -74,8 +74,8 @@ enum Value {
     Packet { base: u32, offset: i64 },
     PacketEnd,
     MapPointer,
-    MapValueOrNull,
-    MapValue,
+    LookupResult,
+    MapEntry,
 }
 
 #[derive(Clone, Debug)]
@@ -184,7 +184,7 @@ impl<'a> Verifier<'a> {
                 for reg in 1..=5 {
                     state.regs[reg] = Value::Uninit;
                 }
-                state.regs[0] = Value::MapValueOrNull;
+                state.regs[0] = Value::LookupResult;
             }
             Insn::Exit => {
                 if state.regs[0] != Value::Scalar {
@@ -238,9 +238,7 @@ impl<'a> Verifier<'a> {
                     self.next_base += 1;
                     Value::Packet { base: self.next_base, offset: 0 }
                 }
-                (Value::MapValue | Value::MapValueOrNull, Value::MapValue | Value::MapValueOrNull) => {
-                    Value::MapValueOrNull
-                }
+                (Value::MapEntry | Value::LookupResult, Value::MapEntry | Value::LookupResult) => Value::LookupResult,
                 _ => Value::Uninit,
             };
         }
@@ -294,7 +292,7 @@ impl<'a> Verifier<'a> {
                 Ok(Value::Scalar)
             }
             Value::Stack(offset) => stack_access(offset + off, bytes).map(|_| Value::Scalar),
-            Value::MapValue if (0..=MAP_VALUE_SIZE - bytes).contains(&off) => Ok(Value::Scalar),
+            Value::MapEntry if (0..=MAP_VALUE_SIZE - bytes).contains(&off) => Ok(Value::Scalar),
             other => Err(format!("cannot read through {other:?}")),
         }
     }
@@ -316,7 +314,7 @@ impl<'a> Verifier<'a> {
         let off = i64::from(off);
         match state.regs[dst.number() as usize] {
             Value::Stack(offset) => stack_access(offset + off, bytes),
-            Value::MapValue if (0..=MAP_VALUE_SIZE - bytes).contains(&off) => Ok(()),
+            Value::MapEntry if (0..=MAP_VALUE_SIZE - bytes).contains(&off) => Ok(()),
             other => Err(format!("cannot write through {other:?}")),
         }
     }
@@ -333,9 +331,9 @@ impl<'a> Verifier<'a> {
                 let known = fallthrough.checked.entry(base).or_insert(0);
                 *known = (*known).max(offset);
             }
-            (JmpOp::Eq, Value::MapValueOrNull, Value::Scalar) => {
+            (JmpOp::Eq, Value::LookupResult, Value::Scalar) => {
                 taken.regs[dst.number() as usize] = Value::Scalar;
-                fallthrough.regs[dst.number() as usize] = Value::MapValue;
+                fallthrough.regs[dst.number() as usize] = Value::MapEntry;
             }
             (_, Value::Scalar, Value::Scalar) => {}
             _ => return Err(format!("comparison {op:?} of {left:?} and {right:?} is not allowed")),

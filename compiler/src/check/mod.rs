@@ -101,10 +101,8 @@ impl Checker {
         for statement in &file.statements {
             match statement {
                 Statement::Hook { words, span } => self.hook_statement(words, *span),
-                Statement::Const { name, value, span } => {
-                    if self.name_is_free(name) {
-                        self.consts.insert(name.text.clone(), DeclaredConst { value: value.clone(), span: *span });
-                    }
+                Statement::Const { name, value, span } if self.name_is_free(name) => {
+                    self.consts.insert(name.text.clone(), DeclaredConst { value: value.clone(), span: *span });
                 }
                 _ => {}
             }

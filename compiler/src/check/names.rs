@@ -181,9 +181,12 @@ pub fn named_values(field: Field) -> &'static [(&'static str, u128)] {
     }
 }
 
+/// Named values: `(name, value)` pairs such as `("syn", 2)`.
+pub type NamedValues = &'static [(&'static str, u128)];
+
 /// The element types of `set NAME: TYPE`, with the value kinds they hold and the
 /// named values their elements may use.
-pub fn set_element_type(name: &str) -> Option<(&'static [ValueKind], &'static [(&'static str, u128)])> {
+pub fn set_element_type(name: &str) -> Option<(&'static [ValueKind], NamedValues)> {
     Some(match name {
         "ip" => (&[ValueKind::Ipv4, ValueKind::Ipv6], &[]),
         "ipv4" => (&[ValueKind::Ipv4], &[]),
