@@ -206,9 +206,13 @@ pub const SET_ELEMENT_TYPES: &[&str] = &["ip", "ipv4", "ipv6", "mac", "port", "p
 
 /// The closest candidate to `name` by edit distance, if it is close enough to be a typo.
 pub fn suggest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    let limit = (name.chars().count() / 3).clamp(1, 3);
+    let length = name.chars().count();
+    let limit = (length / 3).clamp(1, 3);
     candidates
         .into_iter()
+        // The distance is at least the difference in length: skip the quadratic work
+        // for candidates that cannot be close (a megabyte-long name must stay cheap).
+        .filter(|candidate| candidate.chars().count().abs_diff(length) <= limit)
         .map(|candidate| (edit_distance(name, candidate), candidate))
         .filter(|&(distance, _)| distance <= limit)
         .min_by_key(|&(distance, candidate)| (distance, candidate.len()))
