@@ -10,6 +10,11 @@ use pfc_compiler::diagnostic::{Diagnostic, Severity};
 use crate::source::SourceFile;
 use crate::Format;
 
+/// How many diagnostics of one file are rendered for people. Each rendering repeats
+/// its source lines, so a cascade of thousands of errors on one long line would print
+/// gigabytes; past this many, the rest are only counted.
+const MAX_RENDERED_PER_FILE: usize = 100;
+
 /// Collects diagnostics of several files and prints them in the chosen format.
 pub struct Report {
     format: Format,
@@ -47,15 +52,23 @@ impl Report {
         sorted.sort_by_key(|diagnostic| diagnostic.span().start);
         // Built once per file: it indexes line starts, which every diagnostic looks up.
         let files = SimpleFile::new(file.name.as_str(), file.text.as_str());
-        for diagnostic in sorted {
+        for (index, diagnostic) in sorted.iter().enumerate() {
             match diagnostic.severity {
                 Severity::Error => self.errors += 1,
                 Severity::Warning => self.warnings += 1,
             }
             match self.format {
-                Format::Human => eprint!("{}", render(&files, diagnostic)),
+                Format::Human if index < MAX_RENDERED_PER_FILE => eprint!("{}", render(&files, diagnostic)),
+                Format::Human => {}
                 Format::Json => self.json.push(to_json(&files, diagnostic)),
             }
+        }
+        if self.format == Format::Human && sorted.len() > MAX_RENDERED_PER_FILE {
+            eprintln!(
+                "{}: {} more diagnostic(s) not shown; `--format json` lists them all\n",
+                file.name,
+                sorted.len() - MAX_RENDERED_PER_FILE
+            );
         }
     }
 
