@@ -45,6 +45,9 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Human)]
         format: Format,
     },
+    /// Run test cases (or a capture) through the compiled object in the rbpf VM, checked
+    /// against the interpreter; no root needed.
+    Test(commands::test::TestArgs),
 }
 
 /// Listings `pfc compile --emit` prints.
@@ -72,5 +75,6 @@ fn main() -> ExitCode {
         Command::Compile { file, output, emit, no_counters, format } => {
             commands::compile::run(&file, output.as_deref(), emit, !no_counters, format)
         }
+        Command::Test(args) => commands::test::run(&args),
     }
 }

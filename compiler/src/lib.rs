@@ -23,6 +23,7 @@ pub mod ir;
 pub mod packet;
 pub mod program;
 pub mod syntax;
+pub mod testcase;
 pub mod verify;
 
 use diagnostic::Diagnostic;

@@ -1,0 +1,373 @@
+//! Test cases for rule sets (`pfc test`). Input: the text of a `RULES.test.toml` case
+//! file and the checked [`Program`] it tests; output: the cases with their packets built
+//! and their expectations resolved to rule indices, plus a [`CaseError`] with a line
+//! number for everything wrong in the file. Also the packet spec ([`spec`]) and capture
+//! files ([`pcap`]). No I/O: `pcap = "…"` cases are returned as paths for the caller to
+//! read.
+//!
+//! ```toml
+//! [[case]]
+//! name = "ssh from the office"
+//! packet = "ipv4 src=10.1.2.3 / tcp dport=22"
+//! expect = "pass"
+//! rule = "ssh_office"          # optional; "default" = no rule matched
+//!
+//! [[case]]
+//! name = "replayed capture"
+//! pcap = "captures/ssh.pcap"   # relative to the case file
+//! expect = ["drop", "pass"]    # one for all packets, or one per packet
+//! ```
+
+mod fields;
+pub mod pcap;
+pub mod spec;
+pub mod summary;
+
+use std::ops::Range;
+
+use serde::Deserialize;
+use thiserror::Error;
+use toml::Spanned;
+
+pub use fields::{DEFAULT_DPORT, DEFAULT_SPORT, LAYERS};
+pub use spec::{parse_hex, parse_spec, spec_bytes, SpecError};
+
+use crate::program::{Program, Verdict};
+
+/// The largest test packet (the kernel's `BPF_PROG_TEST_RUN` and pfc's VM take 64 KiB).
+pub const MAX_PACKET_LEN: usize = 64 * 1024;
+
+/// What a case expects of one packet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expectation {
+    /// The verdict.
+    pub verdict: Verdict,
+    /// The deciding rule, when the case names one: `Some(None)` is the default verdict,
+    /// `Some(Some(i))` rule `i` of the program.
+    pub rule: Option<Option<usize>>,
+}
+
+/// Where a case's packets come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// A packet spec, built.
+    Spec {
+        /// The spec as written.
+        text: String,
+        /// The frame.
+        bytes: Vec<u8>,
+    },
+    /// Raw bytes from `hex = "…"`.
+    Hex {
+        /// The frame.
+        bytes: Vec<u8>,
+    },
+    /// A capture file, for the caller to read and pass to [`pcap::read_capture`].
+    Pcap {
+        /// The path as written (relative to the case file).
+        path: String,
+    },
+}
+
+/// One `[[case]]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Case {
+    /// Its name.
+    pub name: String,
+    /// The 1-based line of its `name`.
+    pub line: usize,
+    /// Its packets.
+    pub input: Input,
+    /// One expectation for every packet, or (pcap cases) one per packet.
+    pub expect: Vec<Expectation>,
+}
+
+/// Something wrong in a case file. Every variant knows its 1-based line and column.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum CaseError {
+    /// The TOML does not parse, or does not have the shape of a case file.
+    #[error("{toml_message}")]
+    Toml {
+        /// The TOML library's message.
+        toml_message: String,
+        /// Line and column.
+        at: (usize, usize),
+    },
+    /// A packet spec that cannot be built.
+    #[error("case `{case}`: {source}")]
+    Spec {
+        /// The case.
+        case: String,
+        /// What is wrong with the spec.
+        #[source]
+        source: SpecError,
+        /// Line and column.
+        at: (usize, usize),
+    },
+    /// `hex` with something that is not hex.
+    #[error("case `{case}`: `hex` is not hex bytes (a stray `{found}`)")]
+    BadHex {
+        /// The case.
+        case: String,
+        /// The offending character.
+        found: char,
+        /// Line and column.
+        at: (usize, usize),
+    },
+    /// A packet over [`MAX_PACKET_LEN`].
+    #[error("case `{case}`: the packet has {len} bytes; test packets have at most {max}")]
+    TooLarge {
+        /// The case.
+        case: String,
+        /// Its length.
+        len: usize,
+        /// [`MAX_PACKET_LEN`].
+        max: usize,
+        /// Line and column.
+        at: (usize, usize),
+    },
+    /// Not exactly one of `packet`, `hex`, `pcap`.
+    #[error("case `{case}` needs exactly one of `packet`, `hex` or `pcap`")]
+    Input {
+        /// The case.
+        case: String,
+        /// Line and column.
+        at: (usize, usize),
+    },
+    /// A verdict that is not `pass` or `drop`.
+    #[error("case `{case}`: `{found}` is not a verdict (pass or drop)")]
+    Verdict {
+        /// The case.
+        case: String,
+        /// The word as written.
+        found: String,
+        /// Line and column.
+        at: (usize, usize),
+    },
+    /// A rule name the rule file does not have.
+    #[error("case `{case}`: the rule file has no rule `{rule}` (write \"default\" for the default verdict)")]
+    UnknownRule {
+        /// The case.
+        case: String,
+        /// The name as written.
+        rule: String,
+        /// Line and column.
+        at: (usize, usize),
+    },
+    /// A list of expectations where only one makes sense, or lists of different lengths.
+    #[error("case `{case}`: {problem}")]
+    ExpectShape {
+        /// The case.
+        case: String,
+        /// What is wrong.
+        problem: &'static str,
+        /// Line and column.
+        at: (usize, usize),
+    },
+    /// Two cases with one name.
+    #[error("a second case named `{case}` (names identify cases in reports)")]
+    Duplicate {
+        /// The name.
+        case: String,
+        /// Line and column.
+        at: (usize, usize),
+    },
+    /// The file has no `[[case]]`.
+    #[error("the file has no `[[case]]` tables")]
+    NoCases {
+        /// Line and column (1, 1).
+        at: (usize, usize),
+    },
+}
+
+impl CaseError {
+    /// The 1-based line and column the error is about.
+    pub fn position(&self) -> (usize, usize) {
+        match self {
+            CaseError::Toml { at, .. }
+            | CaseError::Spec { at, .. }
+            | CaseError::BadHex { at, .. }
+            | CaseError::TooLarge { at, .. }
+            | CaseError::Input { at, .. }
+            | CaseError::Verdict { at, .. }
+            | CaseError::UnknownRule { at, .. }
+            | CaseError::ExpectShape { at, .. }
+            | CaseError::Duplicate { at, .. }
+            | CaseError::NoCases { at } => *at,
+        }
+    }
+}
+
+/// A string or a list of strings.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    case: Vec<RawCase>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCase {
+    name: Spanned<String>,
+    packet: Option<Spanned<String>>,
+    hex: Option<Spanned<String>>,
+    pcap: Option<Spanned<String>>,
+    expect: Spanned<OneOrMany>,
+    rule: Option<Spanned<OneOrMany>>,
+}
+
+/// Reads a case file against the program it tests. Returns the good cases and an error
+/// for each bad one (a TOML error leaves no cases).
+pub fn parse_cases(text: &str, program: &Program) -> (Vec<Case>, Vec<CaseError>) {
+    let position = |offset: usize| line_column(text, offset);
+    let raw: RawFile = match toml::from_str(text) {
+        Ok(raw) => raw,
+        Err(error) => {
+            let at = position(error.span().map_or(0, |span| span.start));
+            return (Vec::new(), vec![CaseError::Toml { toml_message: error.message().trim().to_string(), at }]);
+        }
+    };
+    if raw.case.is_empty() {
+        return (Vec::new(), vec![CaseError::NoCases { at: (1, 1) }]);
+    }
+    let mut cases: Vec<Case> = Vec::new();
+    let mut errors = Vec::new();
+    for raw_case in raw.case {
+        let at = position(raw_case.name.span().start);
+        let name = raw_case.name.get_ref().clone();
+        if cases.iter().any(|case| case.name == name) {
+            errors.push(CaseError::Duplicate { case: name.clone(), at });
+        }
+        match build_case(raw_case, program, text) {
+            Ok(case) => cases.push(case),
+            Err(error) => errors.push(error),
+        }
+    }
+    (cases, errors)
+}
+
+fn build_case(raw: RawCase, program: &Program, text: &str) -> Result<Case, CaseError> {
+    let case = raw.name.get_ref().clone();
+    let line = line_column(text, raw.name.span().start).0;
+    let at = |span: Range<usize>| line_column(text, span.start);
+    let input = match (&raw.packet, &raw.hex, &raw.pcap) {
+        (Some(spec), None, None) => {
+            let start = string_content_start(text, spec.span());
+            let bytes = spec_bytes(spec.get_ref()).map_err(|source| CaseError::Spec {
+                case: case.clone(),
+                at: line_column(text, start + source.span().start as usize),
+                source,
+            })?;
+            Input::Spec { text: spec.get_ref().clone(), bytes }
+        }
+        (None, Some(hex), None) => {
+            let bytes = parse_hex(hex.get_ref()).map_err(|offset| CaseError::BadHex {
+                case: case.clone(),
+                found: hex.get_ref()[offset..].chars().next().unwrap_or(' '),
+                at: line_column(text, string_content_start(text, hex.span()) + offset),
+            })?;
+            Input::Hex { bytes }
+        }
+        (None, None, Some(path)) => Input::Pcap { path: path.get_ref().clone() },
+        _ => return Err(CaseError::Input { case, at: at(raw.name.span()) }),
+    };
+    if let Input::Spec { bytes, .. } | Input::Hex { bytes } = &input {
+        if bytes.len() > MAX_PACKET_LEN {
+            let at = at(raw.name.span());
+            return Err(CaseError::TooLarge { case, len: bytes.len(), max: MAX_PACKET_LEN, at });
+        }
+    }
+    let is_pcap = matches!(input, Input::Pcap { .. });
+    let expect = expectations(&case, &raw.expect, raw.rule.as_ref(), is_pcap, program, text)?;
+    Ok(Case { name: case, line, input, expect })
+}
+
+fn expectations(
+    case: &str,
+    expect: &Spanned<OneOrMany>,
+    rule: Option<&Spanned<OneOrMany>>,
+    is_pcap: bool,
+    program: &Program,
+    text: &str,
+) -> Result<Vec<Expectation>, CaseError> {
+    let at = |span: Range<usize>| line_column(text, span.start);
+    let shape = |problem, span: Range<usize>| CaseError::ExpectShape { case: case.to_string(), problem, at: at(span) };
+    let verdicts = as_list(expect.get_ref());
+    let rules: Option<Vec<&String>> = rule.map(|rule| as_list(rule.get_ref()));
+    if !is_pcap && (verdicts.len() != 1 || rules.as_ref().is_some_and(|r| r.len() != 1)) {
+        return Err(shape("only `pcap` cases may list one expectation per packet", expect.span()));
+    }
+    if let (Some(rules), Some(span)) = (&rules, rule.map(Spanned::span)) {
+        if rules.len() != verdicts.len() && rules.len() != 1 {
+            return Err(shape("`rule` must have one entry, or as many as `expect`", span));
+        }
+    }
+    let mut out = Vec::with_capacity(verdicts.len());
+    for (index, word) in verdicts.iter().enumerate() {
+        let verdict = match word.as_str() {
+            "pass" => Verdict::Pass,
+            "drop" => Verdict::Drop,
+            _ => {
+                return Err(CaseError::Verdict {
+                    case: case.to_string(),
+                    found: word.to_string(),
+                    at: at(expect.span()),
+                })
+            }
+        };
+        let rule_name = rules.as_ref().map(|rules| rules[if rules.len() == 1 { 0 } else { index }]);
+        let rule = match rule_name.map(String::as_str) {
+            None => None,
+            Some("default") => Some(None),
+            Some(name) => match program.rules.iter().position(|rule| rule.name == name) {
+                Some(index) => Some(Some(index)),
+                None => {
+                    let span = rule.map_or(expect.span(), Spanned::span);
+                    return Err(CaseError::UnknownRule {
+                        case: case.to_string(),
+                        rule: name.to_string(),
+                        at: at(span),
+                    });
+                }
+            },
+        };
+        out.push(Expectation { verdict, rule });
+    }
+    Ok(out)
+}
+
+fn as_list(value: &OneOrMany) -> Vec<&String> {
+    match value {
+        OneOrMany::One(one) => vec![one],
+        OneOrMany::Many(many) => many.iter().collect(),
+    }
+}
+
+/// Offset of a TOML string's first character: after its opening quote(s).
+fn string_content_start(text: &str, span: Range<usize>) -> usize {
+    let literal = text.get(span.clone()).unwrap_or("");
+    let quotes = literal.chars().take_while(|c| *c == '"' || *c == '\'').count().min(3);
+    let mut start = span.start + quotes;
+    // A multi-line string's first newline is not part of its content.
+    if quotes == 3 && text[start..].starts_with('\n') {
+        start += 1;
+    }
+    start
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |last| last.chars().count()) + 1;
+    (line, column)
+}

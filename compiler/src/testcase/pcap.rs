@@ -1,0 +1,222 @@
+//! Capture files. Input: the bytes of a pcap or pcapng file; output: its Ethernet frames
+//! in order (borrowed, not copied), or a [`PcapError`] naming the packet index or byte
+//! offset where the file stops making sense.
+//!
+//! pcap: both byte orders, micro- and nanosecond magic. pcapng: every section, any
+//! byte order; Enhanced, Simple and obsolete Packet blocks are frames, other blocks are
+//! skipped. Every interface a frame comes from must have link type Ethernet (1).
+//!
+//! **Invariant:** no byte string makes [`read_capture`] panic; every length is checked
+//! against the bytes that remain before it is used, and frames over
+//! [`MAX_PACKET_LEN`] are refused before anything is allocated for them.
+
+use thiserror::Error;
+
+use super::MAX_PACKET_LEN;
+
+/// `LINKTYPE_ETHERNET`.
+pub const LINKTYPE_ETHERNET: u32 = 1;
+
+/// Which format a capture was in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaptureFormat {
+    /// Classic libpcap format.
+    Pcap,
+    /// pcapng.
+    Pcapng,
+}
+
+/// The frames of a capture file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Capture<'a> {
+    /// The file's format.
+    pub format: CaptureFormat,
+    /// The captured bytes of each frame, in file order.
+    pub packets: Vec<&'a [u8]>,
+}
+
+/// Why a capture cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum PcapError {
+    /// The file does not start with a pcap or pcapng magic number.
+    #[error("not a pcap or pcapng file (it starts with {start})")]
+    NotPcap {
+        /// The first bytes in hex.
+        start: String,
+    },
+    /// The file header is cut short.
+    #[error("the file header is truncated ({len} bytes)")]
+    TruncatedHeader {
+        /// The file's length.
+        len: usize,
+    },
+    /// A packet record runs past the end of the file.
+    #[error("packet {index} is truncated: its record at byte {offset} runs past the end of the file")]
+    TruncatedPacket {
+        /// The packet's index (0-based).
+        index: usize,
+        /// Where its record starts.
+        offset: usize,
+    },
+    /// A pcapng block is malformed.
+    #[error("pcapng block at byte {offset} is malformed: {problem}")]
+    BadBlock {
+        /// Where the block starts.
+        offset: usize,
+        /// What is wrong.
+        problem: &'static str,
+    },
+    /// A frame is larger than pfc tests.
+    #[error("packet {index} has {len} bytes; test packets have at most {max}")]
+    PacketTooLarge {
+        /// The packet's index.
+        index: usize,
+        /// Its captured length.
+        len: usize,
+        /// [`MAX_PACKET_LEN`].
+        max: usize,
+    },
+    /// The link type is not Ethernet.
+    #[error("link type {link_type} is not Ethernet (1); pfc reads Ethernet captures only")]
+    LinkType {
+        /// The link type.
+        link_type: u32,
+    },
+    /// A pcapng packet names an interface that was not described.
+    #[error("packet {index} names interface {interface}, which the file does not describe")]
+    NoInterface {
+        /// The packet's index.
+        index: usize,
+        /// The interface id.
+        interface: u32,
+    },
+}
+
+/// Reads every frame of a pcap or pcapng file.
+pub fn read_capture(bytes: &[u8]) -> Result<Capture<'_>, PcapError> {
+    let Some(magic) = bytes.get(..4) else {
+        return if bytes.is_empty() {
+            Err(PcapError::NotPcap { start: "nothing: the file is empty".to_string() })
+        } else {
+            Err(PcapError::TruncatedHeader { len: bytes.len() })
+        };
+    };
+    match magic {
+        [0xd4, 0xc3, 0xb2, 0xa1] | [0x4d, 0x3c, 0xb2, 0xa1] => read_pcap(bytes, false),
+        [0xa1, 0xb2, 0xc3, 0xd4] | [0xa1, 0xb2, 0x3c, 0x4d] => read_pcap(bytes, true),
+        [0x0a, 0x0d, 0x0d, 0x0a] => read_pcapng(bytes),
+        _ => {
+            let start = bytes.iter().take(8).map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ");
+            Err(PcapError::NotPcap { start })
+        }
+    }
+}
+
+fn u32_at(bytes: &[u8], offset: usize, big_endian: bool) -> Option<u32> {
+    let word: [u8; 4] = bytes.get(offset..offset.checked_add(4)?)?.try_into().ok()?;
+    Some(if big_endian { u32::from_be_bytes(word) } else { u32::from_le_bytes(word) })
+}
+
+fn u16_at(bytes: &[u8], offset: usize, big_endian: bool) -> Option<u16> {
+    let word: [u8; 2] = bytes.get(offset..offset.checked_add(2)?)?.try_into().ok()?;
+    Some(if big_endian { u16::from_be_bytes(word) } else { u16::from_le_bytes(word) })
+}
+
+fn read_pcap(bytes: &[u8], big_endian: bool) -> Result<Capture<'_>, PcapError> {
+    if bytes.len() < 24 {
+        return Err(PcapError::TruncatedHeader { len: bytes.len() });
+    }
+    let link_type = u32_at(bytes, 20, big_endian).unwrap_or(0) & 0x0fff_ffff;
+    if link_type != LINKTYPE_ETHERNET {
+        return Err(PcapError::LinkType { link_type });
+    }
+    let mut packets = Vec::new();
+    let mut offset = 24;
+    while offset < bytes.len() {
+        let index = packets.len();
+        let truncated = PcapError::TruncatedPacket { index, offset };
+        let len = u32_at(bytes, offset + 8, big_endian).ok_or(truncated.clone())? as usize;
+        if len > MAX_PACKET_LEN {
+            return Err(PcapError::PacketTooLarge { index, len, max: MAX_PACKET_LEN });
+        }
+        let data = bytes.get(offset + 16..offset + 16 + len).ok_or(truncated)?;
+        packets.push(data);
+        offset += 16 + len;
+    }
+    Ok(Capture { format: CaptureFormat::Pcap, packets })
+}
+
+const BLOCK_SECTION_HEADER: u32 = 0x0a0d_0d0a;
+const BLOCK_INTERFACE: u32 = 1;
+const BLOCK_PACKET_OBSOLETE: u32 = 2;
+const BLOCK_SIMPLE_PACKET: u32 = 3;
+const BLOCK_ENHANCED_PACKET: u32 = 6;
+
+fn read_pcapng(bytes: &[u8]) -> Result<Capture<'_>, PcapError> {
+    let mut packets = Vec::new();
+    let mut big_endian = false;
+    let mut interfaces: Vec<u32> = Vec::new();
+    let mut offset = 0;
+    while offset < bytes.len() {
+        let bad = |problem| PcapError::BadBlock { offset, problem };
+        if bytes.len() - offset < 12 {
+            return Err(bad("fewer than 12 bytes left for a block"));
+        }
+        let block_type = u32_at(bytes, offset, big_endian).ok_or(bad("truncated"))?;
+        if block_type == BLOCK_SECTION_HEADER {
+            big_endian = match bytes.get(offset + 8..offset + 12) {
+                Some([0x1a, 0x2b, 0x3c, 0x4d]) => true,
+                Some([0x4d, 0x3c, 0x2b, 0x1a]) => false,
+                _ => return Err(bad("bad byte-order magic in the section header")),
+            };
+            interfaces.clear();
+        }
+        let block_len = u32_at(bytes, offset + 4, big_endian).ok_or(bad("truncated"))? as usize;
+        if block_len < 12 || block_len % 4 != 0 {
+            return Err(bad("its length is not a multiple of 4 of at least 12"));
+        }
+        let Some(block) = bytes.get(offset..offset + block_len) else {
+            return match block_type {
+                BLOCK_ENHANCED_PACKET | BLOCK_SIMPLE_PACKET | BLOCK_PACKET_OBSOLETE => {
+                    Err(PcapError::TruncatedPacket { index: packets.len(), offset })
+                }
+                _ => Err(bad("it runs past the end of the file")),
+            };
+        };
+        let body = &block[8..block_len - 4];
+        let index = packets.len();
+        let frame = |interface: u32, start: usize, len: usize| -> Result<&[u8], PcapError> {
+            let link_type = *interfaces.get(interface as usize).ok_or(PcapError::NoInterface { index, interface })?;
+            if link_type != LINKTYPE_ETHERNET {
+                return Err(PcapError::LinkType { link_type });
+            }
+            if len > MAX_PACKET_LEN {
+                return Err(PcapError::PacketTooLarge { index, len, max: MAX_PACKET_LEN });
+            }
+            body.get(start..start + len).ok_or(PcapError::TruncatedPacket { index, offset })
+        };
+        match block_type {
+            BLOCK_INTERFACE => {
+                let link_type = u16_at(body, 0, big_endian).ok_or(bad("interface block too short"))?;
+                interfaces.push(u32::from(link_type));
+            }
+            BLOCK_ENHANCED_PACKET => {
+                let interface = u32_at(body, 0, big_endian).ok_or(bad("packet block too short"))?;
+                let len = u32_at(body, 12, big_endian).ok_or(bad("packet block too short"))? as usize;
+                packets.push(frame(interface, 20, len)?);
+            }
+            BLOCK_PACKET_OBSOLETE => {
+                let interface = u16_at(body, 0, big_endian).ok_or(bad("packet block too short"))?;
+                let len = u32_at(body, 12, big_endian).ok_or(bad("packet block too short"))? as usize;
+                packets.push(frame(u32::from(interface), 20, len)?);
+            }
+            BLOCK_SIMPLE_PACKET => {
+                let original = u32_at(body, 0, big_endian).ok_or(bad("packet block too short"))? as usize;
+                packets.push(frame(0, 4, original.min(body.len().saturating_sub(4)))?);
+            }
+            _ => {}
+        }
+        offset += block_len;
+    }
+    Ok(Capture { format: CaptureFormat::Pcapng, packets })
+}

@@ -1,0 +1,52 @@
+//! `pfc test RULES --pcap FILE --verdicts`: a capture in, one JSON line per frame out,
+//! in order: `{"packet":0,"verdict":"drop","rule":"m"}`, `"rule":null` for the default,
+//! and with `--kernel` `{"packet":3,"verdict":null,"rule":null,"skipped":"…"}` for frames
+//! the kernel's test run refuses. An empty capture prints nothing and says so on stderr.
+
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::process::ExitCode;
+
+use pfc_compiler::program::Program;
+use pfc_compiler::testcase::pcap::read_capture;
+
+use super::engine::{Engine, Ran};
+use super::{internal, Stop};
+
+/// Prints the verdict of every frame of `path`.
+pub(super) fn run(engine: &mut Engine<'_>, program: &Program, path: &Path) -> Result<ExitCode, Stop> {
+    let name = path.display().to_string();
+    let bytes =
+        std::fs::read(path).map_err(|error| Stop::Input { message: format!("{name}: cannot read: {error}") })?;
+    let capture = read_capture(&bytes).map_err(|error| Stop::Input { message: format!("{name}: {error}") })?;
+    if capture.packets.is_empty() {
+        eprintln!("note: {name}: the capture holds no packets");
+        return Ok(ExitCode::SUCCESS);
+    }
+    // Rule names as JSON once, not per packet.
+    let rule_json: Vec<String> = program.rules.iter().map(|rule| serde_json::json!(rule.name).to_string()).collect();
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
+    for (index, packet) in capture.packets.iter().enumerate() {
+        let written = match engine.run(packet) {
+            Ok(Ran::Decided(outcome)) => {
+                let rule = outcome.rule.map_or("null", |rule| rule_json[rule].as_str());
+                writeln!(out, r#"{{"packet":{index},"verdict":"{}","rule":{rule}}}"#, outcome.verdict.as_str())
+            }
+            Ok(Ran::Refused(reason)) => {
+                let reason = serde_json::json!(reason);
+                writeln!(out, r#"{{"packet":{index},"verdict":null,"rule":null,"skipped":{reason}}}"#)
+            }
+            Err(error) => {
+                let _ = out.flush();
+                return Err(internal(&error, &format!("{name}: packet {index}"), packet));
+            }
+        };
+        if written.is_err() {
+            // stdout closed (`| head`): stop quietly, like other command-line tools.
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
+    let _ = out.flush();
+    Ok(ExitCode::SUCCESS)
+}
