@@ -1,0 +1,395 @@
+//! Differential correctness of the back end: for every generated rule set and every
+//! `rules-examples/*.pf`, the interpreter (the executable specification), the compiled
+//! object in the rbpf VM, and the same object in the kernel (`BPF_PROG_TEST_RUN`) must
+//! give the same verdict on every corpus packet, and the per-rule counters must equal
+//! the interpreter's match counts. Zero mismatches.
+//!
+//! The VM runs every packet, even those under 14 bytes. The kernel runs the packets
+//! `BPF_PROG_TEST_RUN` accepts (14 bytes; for TC also a whole IPv4/IPv6 header when the
+//! ethertype says so) and is skipped, with the reason printed, without privileges.
+//! A mismatch report shows the rule file, the packet in hex with a one-line summary,
+//! and what each of the three said.
+
+mod support;
+
+use std::time::Instant;
+
+use pfc_compiler::codegen::Options;
+use pfc_compiler::compile::{compile, COUNTER_MAP_NAME};
+use pfc_compiler::diagnostic::Severity;
+use pfc_compiler::eval::{evaluate, Outcome};
+use pfc_compiler::fields::{Field, Proto};
+use pfc_compiler::program::{CmpOp, Cond, Hook, Program, TestOp};
+use pfc_runtime::kernel::{self, KernelProgram};
+use pfc_runtime::vm::Vm;
+use pfc_runtime::BpfObject;
+use support::corpus::{corpus, CorpusPacket};
+use support::{error_chain, hex, parsed_summary, return_code, rulegen, runtime_hook, verdict_of};
+
+/// Generated rule sets checked (the issue asks for at least 300; ~10 s here).
+const GENERATED_SETS: usize = 1000;
+/// Every this many generated sets is also compiled and checked without counters.
+const COUNTERS_OFF_EVERY: usize = 4;
+/// Mismatch reports printed in full per rule set (the rest are counted).
+const REPORTS_PER_SET: usize = 3;
+/// Worker threads (the machine has two cores).
+const WORKERS: usize = 2;
+
+/// What was compared, for the summary line.
+#[derive(Clone, Debug, Default)]
+struct Tally {
+    rule_sets: usize,
+    objects: usize,
+    vm_runs: usize,
+    kernel_runs: usize,
+    counter_checks: usize,
+    kernel_too_short: usize,
+}
+
+impl Tally {
+    fn add(&mut self, other: &Tally) {
+        self.rule_sets += other.rule_sets;
+        self.objects += other.objects;
+        self.vm_runs += other.vm_runs;
+        self.kernel_runs += other.kernel_runs;
+        self.counter_checks += other.counter_checks;
+        self.kernel_too_short += other.kernel_too_short;
+    }
+}
+
+/// Compiles `text` with and without counters (as asked) and compares every packet's
+/// verdict and the counters; returns one report per mismatch.
+fn check(
+    name: &str,
+    text: &str,
+    counters_off_too: bool,
+    packets: &[CorpusPacket],
+    kernel: bool,
+    tally: &mut Tally,
+) -> Vec<String> {
+    tally.rule_sets += 1;
+    let mut failures = Vec::new();
+    let modes: &[bool] = if counters_off_too { &[true, false] } else { &[true] };
+    for &counters in modes {
+        let (compiled, diagnostics) = compile(text, Options { counters });
+        let Some(compiled) = compiled else {
+            let messages: Vec<String> =
+                diagnostics.iter().map(|d| format!("{} {}: {}", d.severity_word(), d.code.0, d.message)).collect();
+            failures.push(format!(
+                "{name}: does not compile (counters {counters}):\n{}\n--- rule file:\n{text}",
+                messages.join("\n")
+            ));
+            continue;
+        };
+        tally.objects += 1;
+        let setting = format!("{name} (counters {})", if counters { "on" } else { "off" });
+        failures.extend(check_object(
+            &setting,
+            text,
+            &compiled.program,
+            &compiled.object,
+            counters,
+            packets,
+            kernel,
+            tally,
+        ));
+    }
+    failures
+}
+
+trait SeverityWord {
+    fn severity_word(&self) -> &'static str;
+}
+
+impl SeverityWord for pfc_compiler::diagnostic::Diagnostic {
+    fn severity_word(&self) -> &'static str {
+        if self.severity == Severity::Error {
+            "error"
+        } else {
+            "warning"
+        }
+    }
+}
+
+/// One object against the interpreter on every packet, then its counters.
+#[allow(clippy::too_many_arguments)]
+fn check_object(
+    setting: &str,
+    text: &str,
+    program: &Program,
+    object: &[u8],
+    counters: bool,
+    packets: &[CorpusPacket],
+    kernel: bool,
+    tally: &mut Tally,
+) -> Vec<String> {
+    let mut failures = Vec::new();
+    let parsed = match BpfObject::parse(object) {
+        Ok(parsed) => parsed,
+        Err(e) => return vec![format!("{setting}: the runtime cannot parse the object: {}\n{text}", error_chain(&e))],
+    };
+    let mut vm = match Vm::new(&parsed) {
+        Ok(vm) => vm,
+        Err(e) => return vec![format!("{setting}: rbpf refuses the object: {}\n{text}", error_chain(&e))],
+    };
+    let loaded = if kernel {
+        match KernelProgram::load(object) {
+            Ok(loaded) => Some(loaded),
+            Err(e) => return vec![format!("{setting}: the kernel refuses the object: {}\n{text}", error_chain(&e))],
+        }
+    } else {
+        None
+    };
+    let hook = program.hook;
+    let slots = program.rules.len() + 1;
+    let (mut vm_expected, mut kernel_expected) = (vec![(0u64, 0u64); slots], vec![(0u64, 0u64); slots]);
+    let mut mismatches = 0usize;
+    for (index, packet) in packets.iter().enumerate() {
+        let outcome = evaluate(program, &packet.bytes);
+        let slot = outcome.rule.unwrap_or(program.rules.len());
+        let expected = return_code(hook, outcome.verdict);
+        let vm_result = vm.run(&packet.bytes).map(|run| run.return_value).map_err(|e| error_chain(&e));
+        tally.vm_runs += 1;
+        vm_expected[slot].0 += 1;
+        vm_expected[slot].1 += packet.bytes.len() as u64;
+        let kernel_result = match &loaded {
+            Some(_) if packet.bytes.len() < kernel::min_test_run_len(runtime_hook(hook), &packet.bytes) => {
+                tally.kernel_too_short += 1;
+                None
+            }
+            Some(loaded) => {
+                tally.kernel_runs += 1;
+                kernel_expected[slot].0 += 1;
+                kernel_expected[slot].1 += packet.bytes.len() as u64;
+                Some(loaded.test_run(&packet.bytes).map(u64::from).map_err(|e| error_chain(&e)))
+            }
+            None => None,
+        };
+        let vm_ok = vm_result.as_ref().is_ok_and(|code| *code == expected);
+        let kernel_ok =
+            kernel_result.as_ref().map_or(true, |result| result.as_ref().is_ok_and(|code| *code == expected));
+        if !(vm_ok && kernel_ok) {
+            mismatches += 1;
+            if mismatches <= REPORTS_PER_SET {
+                failures.push(mismatch_report(
+                    setting,
+                    text,
+                    program,
+                    index,
+                    packet,
+                    outcome,
+                    &vm_result,
+                    &kernel_result,
+                    loaded.is_some(),
+                ));
+            }
+        }
+    }
+    if mismatches > REPORTS_PER_SET {
+        failures.push(format!("{setting}: {} more mismatches not shown", mismatches - REPORTS_PER_SET));
+    }
+    if counters {
+        tally.counter_checks += 1;
+        let map = parsed.map_index(COUNTER_MAP_NAME);
+        let vm_counts =
+            map.ok_or("no counter map".to_string()).and_then(|m| vm.map_values(m).map_err(|e| error_chain(&e)));
+        failures.extend(compare_counters(setting, text, program, "rbpf vm", &vm_expected, vm_counts));
+        if let (Some(loaded), Some(map)) = (&loaded, map) {
+            tally.counter_checks += 1;
+            let counts = loaded.map_values(map).map_err(|e| error_chain(&e));
+            failures.extend(compare_counters(setting, text, program, "kernel", &kernel_expected, counts));
+        }
+    }
+    failures
+}
+
+fn compare_counters(
+    setting: &str,
+    text: &str,
+    program: &Program,
+    runner: &str,
+    expected: &[(u64, u64)],
+    values: Result<Vec<Vec<u8>>, String>,
+) -> Option<String> {
+    let values = match values {
+        Ok(values) => values,
+        Err(e) => return Some(format!("{setting}: reading the {runner} counters failed: {e}")),
+    };
+    let actual: Vec<(u64, u64)> = values.iter().map(|value| (le_u64(&value[0..8]), le_u64(&value[8..16]))).collect();
+    if actual == expected {
+        return None;
+    }
+    let names: Vec<&str> = program.rules.iter().map(|rule| rule.name.as_str()).chain(["(default)"]).collect();
+    let rows: Vec<String> = (0..names.len().max(actual.len()))
+        .map(|i| {
+            format!(
+                "  [{i}] {:<10} interpreter {:?}  {runner} {:?}",
+                names.get(i).unwrap_or(&"?"),
+                expected.get(i),
+                actual.get(i)
+            )
+        })
+        .collect();
+    Some(format!("{setting}: {runner} counters (packets, bytes) differ from the interpreter's matches:\n{}\n--- rule file:\n{text}", rows.join("\n")))
+}
+
+fn le_u64(bytes: &[u8]) -> u64 {
+    let mut word = [0u8; 8];
+    word.copy_from_slice(bytes);
+    u64::from_le_bytes(word)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn mismatch_report(
+    setting: &str,
+    text: &str,
+    program: &Program,
+    index: usize,
+    packet: &CorpusPacket,
+    outcome: Outcome,
+    vm: &Result<u64, String>,
+    kernel: &Option<Result<u64, String>>,
+    kernel_loaded: bool,
+) -> String {
+    let hook = program.hook;
+    let rule = outcome.rule.map_or("the default".to_string(), |i| format!("rule {i} `{}`", program.rules[i].name));
+    let describe = |result: &Result<u64, String>| match result {
+        Ok(code) => format!("{} (return {code})", verdict_of(hook, *code).map_or("unknown", |v| v.as_str())),
+        Err(e) => format!("error: {e}"),
+    };
+    let kernel_text = match kernel {
+        Some(result) => describe(result),
+        None if kernel_loaded => "not run (shorter than BPF_PROG_TEST_RUN accepts)".to_string(),
+        None => "not run (no privileges)".to_string(),
+    };
+    format!(
+        "MISMATCH in {setting}, packet {index}: {}\n  parsed: {}\n  interpreter: {} by {rule}\n  rbpf vm:     {}\n  kernel:      {kernel_text}\n--- packet hex:\n{}\n--- rule file:\n{text}",
+        packet.description,
+        parsed_summary(&packet.bytes),
+        outcome.verdict.as_str(),
+        describe(vm),
+        hex(&packet.bytes),
+    )
+}
+
+/// Checks rule sets on two threads; returns the totals and every failure.
+fn check_all(sets: &[(String, String, bool)], packets: &[CorpusPacket], kernel: bool) -> (Tally, Vec<String>) {
+    let results: Vec<(Tally, Vec<String>)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..WORKERS)
+            .map(|worker| {
+                scope.spawn(move || {
+                    let mut tally = Tally::default();
+                    let mut failures = Vec::new();
+                    for (name, text, counters_off_too) in sets.iter().skip(worker).step_by(WORKERS) {
+                        failures.extend(check(name, text, *counters_off_too, packets, kernel, &mut tally));
+                    }
+                    (tally, failures)
+                })
+            })
+            .collect();
+        workers.into_iter().map(|worker| worker.join().expect("worker thread")).collect()
+    });
+    let mut total = Tally::default();
+    let mut failures = Vec::new();
+    for (tally, found) in results {
+        total.add(&tally);
+        failures.extend(found);
+    }
+    (total, failures)
+}
+
+/// Runs the check and prints the summary; fails with every report.
+fn check_and_report(what: &str, sets: Vec<(String, String, bool)>) {
+    let started = Instant::now();
+    let packets = corpus(support::seed());
+    let kernel = match kernel::privileges() {
+        Ok(()) => None,
+        Err(reason) => Some(reason.reason),
+    };
+    let (tally, failures) = check_all(&sets, &packets, kernel.is_none());
+    let kernel_note = match &kernel {
+        None => format!("{} skipped: shorter than BPF_PROG_TEST_RUN accepts", tally.kernel_too_short),
+        Some(reason) => format!("all skipped: {reason}"),
+    };
+    println!(
+        "{what} (seed {:#x}): {} rule sets ({} objects) x {} packets; {} interpreter/rbpf comparisons, {} interpreter/kernel \
+         comparisons ({kernel_note}), {} counter checks; {} failures; {:.1?}",
+        support::seed(),
+        tally.rule_sets,
+        tally.objects,
+        packets.len(),
+        tally.vm_runs,
+        tally.kernel_runs,
+        tally.counter_checks,
+        failures.len(),
+        started.elapsed(),
+    );
+    assert!(packets.len() >= 1000, "the corpus has only {} packets", packets.len());
+    assert_eq!(tally.vm_runs, tally.objects * packets.len(), "every object ran every packet");
+    assert!(failures.is_empty(), "{} failures:\n\n{}", failures.len(), failures.join("\n\n"));
+}
+
+#[test]
+fn generated_rule_sets_agree_with_the_interpreter() {
+    let generated = rulegen::rule_sets(support::seed(), GENERATED_SETS);
+    assert_covers_the_language(&generated);
+    let sets = generated
+        .into_iter()
+        .enumerate()
+        .map(|(index, set)| (set.name, set.text, index % COUNTERS_OFF_EVERY == 0))
+        .collect();
+    check_and_report("generated", sets);
+}
+
+#[test]
+fn examples_agree_with_the_interpreter() {
+    let sets = support::examples().into_iter().map(|(name, text)| (name, text, true)).collect();
+    check_and_report("examples", sets);
+}
+
+/// The generated files use every concrete field, every operator, `in` and `not in`,
+/// masks, every bare protocol, both verdicts and every hook.
+fn assert_covers_the_language(sets: &[rulegen::RuleSet]) {
+    let mut fields = Vec::new();
+    let mut ops = Vec::new();
+    let mut protos = Vec::new();
+    let (mut masks, mut member, mut not_member) = (0, 0, 0);
+    let mut hooks = Vec::new();
+    for set in sets {
+        let (program, diagnostics) = pfc_compiler::check_source(&set.text);
+        let program = program.unwrap_or_else(|| {
+            let errors: Vec<String> = diagnostics.iter().map(|d| format!("{} {}", d.code.0, d.message)).collect();
+            panic!("{} does not check:\n{}\n{}", set.name, errors.join("\n"), set.text)
+        });
+        hooks.push(program.hook);
+        let mut walk = vec![];
+        walk.extend(program.rules.iter().map(|rule| &rule.condition));
+        while let Some(cond) = walk.pop() {
+            match cond {
+                Cond::Not(inner) => walk.push(inner),
+                Cond::And(all) | Cond::Or(all) => walk.extend(all),
+                Cond::Proto(proto) => protos.push(*proto),
+                Cond::Test(test) => {
+                    fields.push(test.field);
+                    masks += usize::from(test.mask.is_some());
+                    match test.op {
+                        TestOp::Cmp(op, _) => ops.push(op),
+                        TestOp::In(_) => member += 1,
+                        TestOp::NotIn(_) => not_member += 1,
+                    }
+                }
+                Cond::True | Cond::False => {}
+            }
+        }
+    }
+    let missing: Vec<&str> = Field::ALL.iter().filter(|f| !fields.contains(f)).map(|f| f.name()).collect();
+    assert!(missing.is_empty(), "fields never generated: {missing:?}");
+    let all_ops = [CmpOp::Eq, CmpOp::Ne, CmpOp::Lt, CmpOp::Le, CmpOp::Gt, CmpOp::Ge];
+    assert!(all_ops.iter().all(|op| ops.contains(op)), "operators generated: {ops:?}");
+    let missing: Vec<Proto> = Proto::ALL.iter().copied().filter(|p| !protos.contains(p)).collect();
+    assert!(missing.is_empty(), "bare protocols never generated: {missing:?}");
+    assert!(masks > 0 && member > 0 && not_member > 0, "masks {masks}, in {member}, not in {not_member}");
+    for hook in [Hook::Xdp, Hook::TcIngress, Hook::TcEgress] {
+        assert!(hooks.contains(&hook), "hook {hook:?} never generated");
+    }
+}

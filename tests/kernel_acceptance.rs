@@ -1,0 +1,235 @@
+//! Kernel acceptance of pfc's objects: every example and every generated rule set (with
+//! and without counters) loads through the real verifier via libbpf-rs, and one object
+//! per hook goes through the tools fleets use: `bpftool prog load … type xdp|tc` (pin,
+//! show, unpin), `ip link set dev lo xdpgeneric obj … sec xdp` and
+//! `tc filter add … bpf direct-action obj … sec tc` (ingress and egress) in a network
+//! namespace the test creates. Also: a rule set beyond a kernel limit is refused by pfc
+//! with E0020, before any kernel sees it.
+//!
+//! Kernel tests print `skipped: <reason>` and pass when the process cannot load BPF
+//! programs or `bpftool`/`ip`/`tc` are missing. Pins, temp files and namespaces are
+//! removed by guards, also when an assertion fails.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use pfc_compiler::codegen::Options;
+use pfc_compiler::compile::{compile, FUNCTION_NAME};
+use pfc_compiler::diagnostic::Severity;
+use pfc_runtime::kernel::{self, KernelProgram};
+use serde_json::Value;
+use support::{error_chain, rulegen};
+
+const BPFFS: &str = "/sys/fs/bpf";
+
+/// Runs a command; its stdout on success, a readable report on failure.
+fn run(program: &str, args: &[&str]) -> Result<String, String> {
+    let output = Command::new(program).args(args).output().map_err(|e| format!("{program}: {e}"))?;
+    if output.status.success() {
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    } else {
+        Err(format!(
+            "`{program} {}` failed ({}):\n{}{}",
+            args.join(" "),
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ))
+    }
+}
+
+fn run_ok(program: &str, args: &[&str]) -> String {
+    run(program, args).unwrap_or_else(|report| panic!("{report}"))
+}
+
+fn json(program: &str, args: &[&str]) -> Value {
+    let text = run_ok(program, args);
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{program} {args:?}: {e}: {text}"))
+}
+
+/// Why kernel loading cannot be tested here, if it cannot.
+fn no_kernel() -> Option<String> {
+    kernel::privileges().err().map(|reason| reason.reason)
+}
+
+/// Why the tool tests cannot run here: no privileges, a missing tool, no bpffs.
+fn no_tools() -> Option<String> {
+    if let Some(reason) = no_kernel() {
+        return Some(reason);
+    }
+    for (tool, arg) in [("bpftool", "version"), ("ip", "-V"), ("tc", "-V")] {
+        if let Err(e) = run(tool, &[arg]) {
+            return Some(format!("`{tool}` unavailable: {e}"));
+        }
+    }
+    let mounted = std::fs::read_to_string("/proc/mounts")
+        .map(|mounts| mounts.lines().any(|line| line.contains(&format!(" {BPFFS} bpf "))))
+        .unwrap_or(false);
+    if !mounted {
+        if let Err(e) = run("mount", &["-t", "bpf", "bpf", BPFFS]) {
+            return Some(format!("bpffs not mounted and cannot be mounted: {e}"));
+        }
+    }
+    None
+}
+
+/// Returns early, passing, when the environment cannot run the test.
+macro_rules! skip_unless {
+    ($reason:expr) => {
+        if let Some(reason) = $reason {
+            println!("skipped: {reason}");
+            return;
+        }
+    };
+}
+
+/// A file or bpffs pin removed on drop.
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// A network namespace deleted on drop (which detaches and frees its programs).
+struct NetNs(String);
+
+impl NetNs {
+    fn new(test: &str) -> NetNs {
+        let name = format!("pfc-accept-{}-{test}", std::process::id());
+        run_ok("ip", &["netns", "add", &name]);
+        let ns = NetNs(name);
+        run_ok("ip", &["-n", &ns.0, "link", "set", "dev", "lo", "up"]);
+        ns
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        let _ = run("ip", &["netns", "del", &self.0]);
+    }
+}
+
+fn path_str(path: &Path) -> &str {
+    path.to_str().expect("utf-8 path")
+}
+
+/// Compiles `text` (it must compile) and writes the object to a temp file.
+fn object_file(text: &str, test: &str) -> RemoveOnDrop {
+    let (compiled, diagnostics) = compile(text, Options::default());
+    let compiled = compiled.unwrap_or_else(|| panic!("does not compile: {diagnostics:?}\n{text}"));
+    let path = std::env::temp_dir().join(format!("pfc-accept-{}-{test}.o", std::process::id()));
+    std::fs::write(&path, &compiled.object).expect("temp object is written");
+    RemoveOnDrop(path)
+}
+
+/// Finds `"prog": {"id": N}` anywhere in `ip`/`tc` JSON output.
+fn find_prog_id(value: &Value) -> Option<u64> {
+    match value {
+        Value::Object(map) => {
+            map.get("prog").and_then(|p| p["id"].as_u64()).or_else(|| map.values().find_map(find_prog_id))
+        }
+        Value::Array(items) => items.iter().find_map(find_prog_id),
+        _ => None,
+    }
+}
+
+/// Loads one object through libbpf and the verifier; `Err` holds the verifier's log.
+fn check_loads(name: &str, text: &str, counters: bool) -> Result<(), String> {
+    let (compiled, diagnostics) = compile(text, Options { counters });
+    let Some(compiled) = compiled else {
+        let errors: Vec<String> = diagnostics
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .map(|d| format!("{} {}", d.code.0, d.message))
+            .collect();
+        return Err(format!(
+            "{name} (counters {counters}) does not compile:\n{}\n--- rule file:\n{text}",
+            errors.join("\n")
+        ));
+    };
+    KernelProgram::load(&compiled.object).map(drop).map_err(|e| {
+        format!(
+            "{name} (counters {counters}): the kernel refused the object:\n{}\n--- rule file:\n{text}",
+            error_chain(&e)
+        )
+    })
+}
+
+#[test]
+fn every_example_and_generated_rule_set_passes_the_verifier() {
+    skip_unless!(no_kernel());
+    let mut sets = support::examples();
+    sets.extend(rulegen::rule_sets(support::seed(), 300).into_iter().map(|set| (set.name, set.text)));
+    let mut failures = Vec::new();
+    let mut loaded = 0;
+    for (name, text) in &sets {
+        for counters in [true, false] {
+            match check_loads(name, text, counters) {
+                Ok(()) => loaded += 1,
+                Err(report) => failures.push(report),
+            }
+        }
+    }
+    println!("kernel acceptance: {loaded} objects from {} rule sets loaded; {} refused", sets.len(), failures.len());
+    assert!(sets.len() > 300, "only {} rule sets", sets.len());
+    assert!(failures.is_empty(), "{} objects refused:\n\n{}", failures.len(), failures.join("\n\n"));
+}
+
+/// One small rule set per hook, reading fields at every layer.
+fn hook_rules(hook: &str) -> String {
+    format!(
+        "hook {hook}\ndefault pass\nset web: port = {{ http, https, 8000..8100 }}\n\
+         rule ssh: drop if tcp.dport == ssh and ip.src not in {{ 10.0.0.0/8, 2001:db8::/32 }}\n\
+         rule web: pass if l4.dport in web\nrule frag: drop if ipv4.frag_offset > 0 or ipv6.proto == 44\n"
+    )
+}
+
+#[test]
+fn bpftool_loads_pins_shows_and_unpins_each_hook() {
+    skip_unless!(no_tools());
+    for (hook, prog_type, shown) in
+        [("xdp", "xdp", "xdp"), ("tc ingress", "tc", "sched_cls"), ("tc egress", "tc", "sched_cls")]
+    {
+        let test = format!("bpftool-{}", hook.replace(' ', "-"));
+        let object = object_file(&hook_rules(hook), &test);
+        let pin = RemoveOnDrop(PathBuf::from(format!("{BPFFS}/pfc-accept-{}-{test}", std::process::id())));
+        let _ = std::fs::remove_file(&pin.0);
+        run_ok("bpftool", &["prog", "load", path_str(&object.0), path_str(&pin.0), "type", prog_type]);
+        let prog = json("bpftool", &["--json", "prog", "show", "pinned", path_str(&pin.0)]);
+        assert_eq!(
+            (prog["type"].as_str(), prog["name"].as_str()),
+            (Some(shown), Some(FUNCTION_NAME)),
+            "{hook}: {prog}"
+        );
+        assert_eq!(prog["map_ids"].as_array().map(Vec::len), Some(1), "{hook}: one counter map: {prog}");
+        std::fs::remove_file(&pin.0).expect("unpin");
+        assert!(!pin.0.exists(), "{hook}: pin still there after unpinning");
+    }
+}
+
+#[test]
+fn ip_and_tc_attach_each_hook_in_a_namespace() {
+    skip_unless!(no_tools());
+    let ns = NetNs::new("attach");
+    let xdp = object_file(&hook_rules("xdp"), "attach-xdp");
+    run_ok("ip", &["-n", &ns.0, "link", "set", "dev", "lo", "xdpgeneric", "obj", path_str(&xdp.0), "sec", "xdp"]);
+    let link = json("ip", &["-n", &ns.0, "-j", "link", "show", "dev", "lo"]);
+    let id = find_prog_id(&link).unwrap_or_else(|| panic!("no XDP program on lo: {link}"));
+    let attached = json("bpftool", &["--json", "prog", "show", "id", &id.to_string()]);
+    assert_eq!(attached["name"].as_str(), Some(FUNCTION_NAME), "{attached}");
+
+    run_ok("tc", &["-n", &ns.0, "qdisc", "add", "dev", "lo", "clsact"]);
+    for direction in ["ingress", "egress"] {
+        let object = object_file(&hook_rules(&format!("tc {direction}")), &format!("attach-tc-{direction}"));
+        let obj = path_str(&object.0);
+        let args =
+            ["-n", &ns.0, "filter", "add", "dev", "lo", direction, "bpf", "direct-action", "obj", obj, "sec", "tc"];
+        run_ok("tc", &args);
+        let filters = json("tc", &["-n", &ns.0, "-j", "filter", "show", "dev", "lo", direction]);
+        assert!(find_prog_id(&filters).is_some(), "no tc program on lo {direction}: {filters}");
+    }
+}
