@@ -112,7 +112,7 @@ pub enum SpecError {
     /// The frame is larger than pfc tests packets.
     #[error("the packet has {len} bytes; test packets have at most {max}")]
     TooLarge {
-        /// Its length (or a lower bound).
+        /// Its length (or an estimate, for absurd sizes).
         len: usize,
         /// [`MAX_PACKET_LEN`].
         max: usize,
@@ -175,7 +175,8 @@ enum Token {
     Slash(Span),
 }
 
-/// Builds the packet a spec describes.
+/// Builds the packet a spec describes (refusing only absurd sizes; [`spec_bytes`] checks
+/// the exact limit).
 pub fn parse_spec(text: &str) -> Result<Packet, SpecError> {
     let parts = split_parts(tokenize(text)?, text)?;
     let mut packet = Packet::new();
@@ -192,8 +193,10 @@ pub fn parse_spec(text: &str) -> Result<Packet, SpecError> {
             packet.layers.push(Layer::Eth(Eth::default()));
         }
         packet.layers.push(apply_layer(&part.name, &part.items)?);
+        // An upper bound, to stop before building anything huge; `spec_bytes` checks
+        // the exact length.
         let len: usize = packet.layers.iter().map(layer_len).sum();
-        if len > MAX_PACKET_LEN {
+        if len > 2 * MAX_PACKET_LEN {
             return Err(SpecError::TooLarge { len, max: MAX_PACKET_LEN, span: Span::new(0, text.len()) });
         }
     }
@@ -202,7 +205,11 @@ pub fn parse_spec(text: &str) -> Result<Packet, SpecError> {
 
 /// Builds a spec's frame, truncation applied.
 pub fn spec_bytes(text: &str) -> Result<Vec<u8>, SpecError> {
-    Ok(parse_spec(text)?.build())
+    let bytes = parse_spec(text)?.build();
+    if bytes.len() > MAX_PACKET_LEN {
+        return Err(SpecError::TooLarge { len: bytes.len(), max: MAX_PACKET_LEN, span: Span::new(0, text.len()) });
+    }
+    Ok(bytes)
 }
 
 /// An upper bound of a layer's encoded size, to refuse huge packets before building them.

@@ -1,0 +1,211 @@
+//! `pfc test` through the real binary: every example's case file passes with full rule
+//! coverage; passing and failing cases give the right exit code and report; bad case
+//! files, bad captures and bad command lines get a clear error and exit 1 (2 for usage),
+//! never a panic; JSON and JUnit reports parse.
+
+mod common;
+
+use common::{files_with_extension, pfc, pfc_in, repo, scratch_dir, Run};
+
+/// The rule file most cases here test.
+const RULES: &str = "\
+hook xdp
+default pass
+rule ssh_in: pass if tcp.dport == 22 and ip.src in { 10.0.0.0/8 }
+rule ssh:    drop if tcp.dport == 22
+rule dns:    pass if udp.dport == 53
+";
+
+/// Writes `RULES` as `r.pf` and `cases` as `r.test.toml` (plus `files`), runs
+/// `pfc test r.pf ARGS...`.
+fn run_cases(test: &str, cases: &str, files: &[(&str, Vec<u8>)], args: &[&str]) -> Run {
+    let dir = scratch_dir(test);
+    std::fs::write(dir.join("r.pf"), RULES).expect("write rules");
+    std::fs::write(dir.join("r.test.toml"), cases).expect("write cases");
+    for (name, bytes) in files {
+        std::fs::write(dir.join(name), bytes).expect("write file");
+    }
+    let mut all = vec!["test", "r.pf"];
+    all.extend_from_slice(args);
+    let run = pfc_in(&dir, &all);
+    run.assert_no_crash(test);
+    run
+}
+
+/// `pfc test` on `cases` exits with `code` and prints every string of `expected` (on
+/// stdout or stderr).
+fn check(test: &str, cases: &str, files: &[(&str, Vec<u8>)], args: &[&str], code: i32, expected: &[&str]) {
+    let run = run_cases(test, cases, files, args);
+    let both = format!("{}{}", run.stdout, run.stderr);
+    assert_eq!(run.code, code, "{test}: exit code; output:\n{both}");
+    for text in expected {
+        assert!(both.contains(text), "{test}: expected `{text}` in:\n{both}");
+    }
+}
+
+/// A classic little-endian pcap with Ethernet link type.
+fn pcap(frames: &[&[u8]]) -> Vec<u8> {
+    let mut out = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 1, 0, 0, 0];
+    for frame in frames {
+        out.extend_from_slice(&[0; 8]);
+        out.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+        out.extend_from_slice(frame);
+    }
+    out
+}
+
+fn case(name: &str, packet: &str, expect: &str, rule: &str) -> String {
+    format!("[[case]]\nname = \"{name}\"\npacket = \"{packet}\"\nexpect = \"{expect}\"\nrule = \"{rule}\"\n\n")
+}
+
+fn ssh_frame() -> Vec<u8> {
+    pfc_compiler::packet::Packet::eth().ipv4("192.0.2.1", "10.0.0.2").tcp(1000, 22).build()
+}
+
+#[test]
+fn every_example_passes_its_cases_with_full_coverage() {
+    let examples = files_with_extension(&repo().join("rules-examples"), "pf");
+    assert!(!examples.is_empty());
+    for example in examples {
+        let name = example.display().to_string();
+        let cases = example.with_extension("test.toml");
+        assert!(cases.exists(), "{name} has no case file {}", cases.display());
+        let run = pfc(&["test", &name, "--coverage"]);
+        run.assert_no_crash(&name);
+        assert_eq!(run.code, 0, "{name}:\n{}{}", run.stdout, run.stderr);
+        assert!(run.stdout.contains("coverage: every rule"), "{name}: rules without a case:\n{}", run.stdout);
+        assert!(run.stdout.lines().any(|line| line.ends_with(" passed, 0 failed")), "{name}:\n{}", run.stdout);
+    }
+}
+
+#[rustfmt::skip]
+#[test]
+fn passing_and_failing_cases() {
+    let ok = case("ssh inside", "ipv4 src=10.1.1.1 / tcp dport=22", "pass", "ssh_in")
+        + &case("ssh outside", "ipv4 src=192.0.2.1 / tcp dport=ssh", "drop", "ssh")
+        + &case("dns", "ipv6 / udp dport=53", "pass", "dns")
+        + &case("other", "ipv4 / tcp dport=80", "pass", "default");
+    check("all_pass", &ok, &[], &["--coverage"], 0, &["4 passed, 0 failed", "coverage: every rule (3)"]);
+    check("verdict_only", "[[case]]\nname = \"v\"\npacket = \"ipv4 / tcp dport=22\"\nexpect = \"pass\"\n", &[], &[], 0, &["1 passed, 0 failed"]);
+    let wrong_verdict = case("ssh wrong", "ipv4 src=192.0.2.1 / tcp dport=22", "pass", "ssh");
+    check("wrong_verdict", &wrong_verdict, &[], &[], 1, &["FAIL ssh wrong (line 2)", "spec:     ipv4 src=192.0.2.1 / tcp dport=22",
+        "packet:   54 bytes: eth / ipv4 192.0.2.1 > 10.0.0.2 / tcp 40000 > 22 [S]", "expected: pass by rule ssh", "actual:   drop by rule ssh", "\n0 passed, 1 failed\n"]);
+    let wrong_rule = case("dns by default", "ipv4 / udp dport=53", "pass", "default");
+    check("wrong_rule", &wrong_rule, &[], &[], 1, &["FAIL dns by default", "expected: pass by the default", "actual:   pass by rule dns", "0 passed, 1 failed"]);
+    check("uncovered", &case("dns", "ipv4 / udp dport=53", "pass", "dns"), &[], &["--coverage"], 0, &["coverage: 2 of 3 rules decided no case: ssh_in, ssh"]);
+    check("hex_case", "[[case]]\nname = \"short\"\nhex = \"02 00 00 00 00 02\"\nexpect = \"pass\"\nrule = \"default\"\n", &[], &[], 0, &["1 passed, 0 failed"]);
+    let frames = [ssh_frame(), pfc_compiler::packet::Packet::eth().ipv4("10.0.0.1", "10.0.0.2").udp(1, 53).build()];
+    let capture = pcap(&[&frames[0], &frames[1]]);
+    check("pcap_per_packet", "[[case]]\nname = \"cap\"\npcap = \"c.pcap\"\nexpect = [\"drop\", \"pass\"]\nrule = [\"ssh\", \"dns\"]\n", &[("c.pcap", capture.clone())], &[], 0, &["2 passed, 0 failed"]);
+    check("pcap_one_for_all", "[[case]]\nname = \"cap\"\npcap = \"c.pcap\"\nexpect = \"drop\"\n", &[("c.pcap", capture.clone())], &[], 1, &["FAIL cap [packet 1]", "actual:   pass by rule dns", "1 passed, 1 failed"]);
+    check("pcap_count_mismatch", "[[case]]\nname = \"cap\"\npcap = \"c.pcap\"\nexpect = [\"drop\", \"pass\", \"pass\"]\n", &[("c.pcap", capture)], &[], 1, &["`expect` lists 3 verdicts but the capture holds 2 packets"]);
+    check("pcap_empty", "[[case]]\nname = \"cap\"\npcap = \"e.pcap\"\nexpect = \"drop\"\n", &[("e.pcap", pcap(&[]))], &[], 0, &["holds no packets", "0 passed, 0 failed"]);
+}
+
+#[rustfmt::skip]
+#[test]
+fn bad_case_files_name_the_line() {
+    let bad = |test: &str, cases: &str, expected: &[&str]| check(test, cases, &[], &[], 1, expected);
+    bad("toml_syntax", "[[case]\nname = \"x\"\n", &["r.test.toml:1:", "error:"]);
+    bad("toml_unknown_key", "[[case]]\nname = \"x\"\npacket = \"ipv4\"\nexpect = \"pass\"\nverdict = \"drop\"\n", &["r.test.toml:5:", "unknown field `verdict`"]);
+    bad("no_cases", "# nothing\n", &["r.test.toml:1:1: the file has no `[[case]]` tables"]);
+    bad("unknown_layer", "[[case]]\nname = \"x\"\npacket = \"ipv4 / tpc dport=22\"\nexpect = \"pass\"\n", &["r.test.toml:3:18: case `x`: unknown layer `tpc`"]);
+    bad("unknown_field", "[[case]]\nname = \"x\"\npacket = \"ipv4 / tcp port=22\"\nexpect = \"pass\"\n", &["r.test.toml:3:22: case `x`: `tcp` has no field `port`"]);
+    bad("wrong_type", "[[case]]\nname = \"x\"\npacket = \"ipv4 src=10.0.0.300\"\nexpect = \"pass\"\n", &["r.test.toml:3:", "`ipv4 src` takes an IPv4 address, not `10.0.0.300`"]);
+    bad("out_of_range", "[[case]]\nname = \"x\"\npacket = \"tcp dport=70000\"\nexpect = \"pass\"\n", &["`tcp dport` takes a port 0..65535"]);
+    bad("bad_verdict", "[[case]]\nname = \"x\"\npacket = \"tcp\"\nexpect = \"accept\"\n", &["r.test.toml:4:", "`accept` is not a verdict"]);
+    bad("unknown_rule", "[[case]]\nname = \"x\"\npacket = \"tcp\"\nexpect = \"pass\"\nrule = \"sssh\"\n", &["r.test.toml:5:", "no rule `sssh`"]);
+    bad("two_inputs", "[[case]]\nname = \"x\"\npacket = \"tcp\"\nhex = \"00\"\nexpect = \"pass\"\n", &["r.test.toml:2:", "exactly one of `packet`, `hex` or `pcap`"]);
+    bad("bad_hex", "[[case]]\nname = \"x\"\nhex = \"00 0g\"\nexpect = \"pass\"\n", &["r.test.toml:3:", "not hex bytes (a stray `g`)"]);
+    bad("duplicate", &(case("a", "tcp", "pass", "default").repeat(2)), &["r.test.toml:8:8:", "a second case named `a`"]);
+    bad("too_large_spec", "[[case]]\nname = \"x\"\npacket = \"ipv4 / payload len=65520\"\nexpect = \"pass\"\n", &["r.test.toml:3:11:", "the packet has 65554 bytes; test packets have at most 65536"]);
+    bad("list_without_pcap", "[[case]]\nname = \"x\"\npacket = \"tcp\"\nexpect = [\"pass\", \"drop\"]\n", &["r.test.toml:4:", "only `pcap` cases may list"]);
+    bad("missing_case_file", "", &[]);
+}
+
+#[rustfmt::skip]
+#[test]
+fn bad_captures_name_the_packet() {
+    let mut truncated = pcap(&[&ssh_frame(), &ssh_frame()]);
+    truncated.truncate(truncated.len() - 10);
+    let mut huge = pcap(&[]);
+    huge.extend_from_slice(&[0; 8]);
+    huge.extend_from_slice(&70000u32.to_le_bytes());
+    huge.extend_from_slice(&70000u32.to_le_bytes());
+    huge.resize(huge.len() + 70000, 0);
+    let mut linux_sll = pcap(&[]);
+    linux_sll[20] = 113;
+    let verdicts = |test: &str, bytes: Vec<u8>, code: i32, expected: &[&str]| {
+        check(test, "", &[("c.pcap", bytes)], &["--pcap", "c.pcap", "--verdicts"], code, expected)
+    };
+    verdicts("pcap_truncated", truncated, 1, &["c.pcap: packet 1 is truncated"]);
+    verdicts("pcap_not_pcap", b"hello, world".to_vec(), 1, &["c.pcap: not a pcap or pcapng file"]);
+    verdicts("pcap_empty_file", Vec::new(), 1, &["c.pcap: not a pcap or pcapng file (it starts with nothing: the file is empty)"]);
+    verdicts("pcap_short_header", pcap(&[])[..10].to_vec(), 1, &["c.pcap: the file header is truncated (10 bytes)"]);
+    verdicts("pcap_too_large", huge, 1, &["c.pcap: packet 0 has 70000 bytes; test packets have at most 65536"]);
+    verdicts("pcap_link_type", linux_sll, 1, &["link type 113 is not Ethernet"]);
+    verdicts("pcap_no_packets", pcap(&[]), 0, &["c.pcap: the capture holds no packets"]);
+    check("pcap_missing", "", &[], &["--pcap", "missing.pcap", "--verdicts"], 1, &["missing.pcap: cannot read"]);
+}
+
+#[rustfmt::skip]
+#[test]
+fn usage_errors_exit_2() {
+    let usage = |test: &str, args: &[&str]| check(test, "", &[], args, 2, &["error:", "--help"]);
+    usage("pcap_without_verdicts", &["--pcap", "c.pcap"]);
+    usage("verdicts_without_pcap", &["--verdicts"]);
+    usage("pcap_with_cases", &["--pcap", "c.pcap", "--verdicts", "--cases", "x.toml"]);
+    usage("bad_format", &["--format", "xml"]);
+    usage("pcap_with_coverage", &["--pcap", "c.pcap", "--verdicts", "--coverage"]);
+}
+
+#[test]
+fn rule_file_errors_are_diagnostics() {
+    let dir = scratch_dir("rule_file_errors");
+    std::fs::write(dir.join("bad.pf"), "default pass\nrule x: drop if tcp.dprt == 22\n").expect("write");
+    let run = pfc_in(&dir, &["test", "bad.pf"]);
+    run.assert_no_crash("rule_file_errors");
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("tcp.dprt"), "{}", run.stderr);
+}
+
+#[test]
+fn json_report_parses() {
+    let cases = case("ok", "ipv4 / udp dport=53", "pass", "dns")
+        + &case("bad", "ipv4 src=192.0.2.1 / tcp dport=22", "pass", "ssh");
+    let run = run_cases("json_report", &cases, &[], &["--format", "json", "--coverage"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let document: serde_json::Value = serde_json::from_str(&run.stdout).expect("one JSON document");
+    assert_eq!(document["passed"], 1);
+    assert_eq!(document["failed"], 1);
+    assert_eq!(document["backend"], "rbpf VM");
+    assert_eq!(document["uncovered"], serde_json::json!(["ssh_in"]));
+    let results = document["cases"].as_array().expect("cases");
+    assert_eq!(results.len(), 2);
+    assert_eq!(results[0]["actual"], serde_json::json!({"verdict": "pass", "rule": "dns"}));
+    assert_eq!(results[1]["name"], "bad");
+    assert_eq!(results[1]["passed"], false);
+    assert_eq!(results[1]["expected"], serde_json::json!({"verdict": "pass", "rule": "ssh"}));
+    assert_eq!(results[1]["actual"], serde_json::json!({"verdict": "drop", "rule": "ssh"}));
+}
+
+#[test]
+fn junit_report_parses() {
+    let cases = case("ok <&>", "ipv4 / udp dport=53", "pass", "dns")
+        + &case("bad \\\"q\\\"", "ipv4 src=192.0.2.1 / tcp dport=22", "pass", "ssh");
+    let run = run_cases("junit_report", &cases, &[], &["--format", "junit"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let xml = roxmltree::Document::parse(&run.stdout).expect("well-formed XML");
+    let root = xml.root_element();
+    assert_eq!(root.tag_name().name(), "testsuites");
+    assert_eq!(root.attribute("tests"), Some("2"));
+    assert_eq!(root.attribute("failures"), Some("1"));
+    let testcases: Vec<_> = root.descendants().filter(|node| node.has_tag_name("testcase")).collect();
+    assert_eq!(testcases.len(), 2);
+    assert_eq!(testcases[0].attribute("name"), Some("ok <&>"));
+    assert_eq!(testcases[1].attribute("name"), Some("bad \"q\""));
+    let failure = testcases[1].children().find(|node| node.has_tag_name("failure")).expect("a <failure>");
+    assert_eq!(failure.attribute("message"), Some("expected pass by rule ssh, got drop by rule ssh"));
+    assert!(failure.text().unwrap_or("").contains("spec: ipv4 src=192.0.2.1 / tcp dport=22"));
+}
