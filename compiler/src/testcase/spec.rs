@@ -231,7 +231,7 @@ fn truncate_length(part: &Part) -> Result<usize, SpecError> {
         span: value.span,
     };
     match part.items.as_slice() {
-        [item] if item.key.as_ref().is_none_or(|(key, _)| key == "len") => {
+        [item] if item.key.as_ref().map_or(true, |(key, _)| key == "len") => {
             item.value.text.parse::<usize>().map_err(|_| bad(&item.value))
         }
         [] => Err(bad(&part.name)),

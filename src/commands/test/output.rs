@@ -171,7 +171,7 @@ fn json(context: &Context<'_>, results: &[CaseResult]) -> serde_json::Value {
                 "packet": result.summary,
                 "expected": {
                     "verdict": result.expected.verdict.as_str(),
-                    "rule": result.expected.rule.map(|rule| rule_json(rule)),
+                    "rule": result.expected.rule.map(rule_json),
                 },
                 "actual": result.actual.map(|actual| serde_json::json!({
                     "verdict": actual.verdict.as_str(),
