@@ -42,8 +42,9 @@ pub fn compile(source: &str, options: Options) -> (Option<Compiled>, Vec<Diagnos
     let code = match codegen::generate(&filter, options) {
         Ok(code) => code,
         Err(error) => {
-            diagnostics
-                .push(limit_or_bug(&error.to_string(), matches!(error, codegen::CodegenError::StackFull { .. })));
+            let is_limit =
+                matches!(error, codegen::CodegenError::StackFull { .. } | codegen::CodegenError::JumpTooFar { .. });
+            diagnostics.push(limit_or_bug(&error.to_string(), is_limit));
             return (None, diagnostics);
         }
     };

@@ -50,8 +50,16 @@ pub enum CodegenError {
         /// Words wanted.
         words: usize,
     },
+    /// A jump needs an offset beyond 16 bits (one rule's code is too long to jump over,
+    /// or, with counters, a matched rule is too far from the shared counter tail): a
+    /// limit of the rule set's size, not a pfc bug.
+    #[error("the rule set compiles to more code than an eBPF jump can cross ({distance} slots; at most 32767)")]
+    JumpTooFar {
+        /// The jump's distance in instruction slots.
+        distance: usize,
+    },
     /// The instruction builder refused the code (a pfc bug).
-    #[error("internal compiler error: {source}")]
+    #[error("{source}")]
     Assembler {
         /// What the builder said.
         #[from]
@@ -117,7 +125,10 @@ pub fn generate(filter: &Filter, options: Options) -> Result<Program, CodegenErr
         b.bind(tail);
         counter_tail(&mut b, &layout);
     }
-    Ok(b.finish()?)
+    b.finish().map_err(|error| match error {
+        AsmError::JumpTooFar { distance, .. } => CodegenError::JumpTooFar { distance },
+        source => CodegenError::Assembler { source },
+    })
 }
 
 /// The return code of a verdict at a hook.
