@@ -16,8 +16,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use pfc_compiler::codegen::Options;
-use pfc_compiler::compile::{compile, FUNCTION_NAME};
+use pfc_compiler::compile::{compile, COUNTER_MAP_NAME, FUNCTION_NAME, KERNEL_LIMIT};
 use pfc_compiler::diagnostic::Severity;
+use pfc_compiler::eval::evaluate;
+use pfc_compiler::packet::Packet;
 use pfc_runtime::kernel::{self, KernelProgram};
 use serde_json::Value;
 use support::{error_chain, rulegen};
@@ -232,4 +234,43 @@ fn ip_and_tc_attach_each_hook_in_a_namespace() {
         let filters = json("tc", &["-n", &ns.0, "-j", "filter", "show", "dev", "lo", direction]);
         assert!(find_prog_id(&filters).is_some(), "no tc program on lo {direction}: {filters}");
     }
+}
+
+/// A rule set past a kernel or encoding limit gets E0020 from pfc (never E0900, never a
+/// verifier failure): `what` must appear in the message.
+fn check_refused(case: &str, text: &str, counters: bool, what: &str) {
+    let (compiled, diagnostics) = compile(text, Options { counters });
+    assert!(compiled.is_none(), "{case}: compiled, but should break a limit");
+    let errors: Vec<String> = diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .map(|d| format!("{} {}", d.code.0, d.message))
+        .collect();
+    assert_eq!(errors.len(), 1, "{case}: {errors:?}");
+    assert!(errors[0].starts_with(KERNEL_LIMIT.0) && errors[0].contains(what), "{case}: {errors:?}");
+}
+
+/// `count` rules of four IPv6 address tests each (about 37 instructions per rule).
+fn many_ipv6_rules(count: usize) -> String {
+    let mut text = String::from("default pass\n");
+    for i in 0..count {
+        text.push_str(&format!(
+            "rule r{i}: drop if ipv6.src == 2001:db8::{i:x} or ipv6.dst == 2001:db8::{i:x} \
+             or ipv6.src == fe80::{i:x} or ipv6.dst == fe80::{i:x}\n"
+        ));
+    }
+    text
+}
+
+#[test]
+fn rule_sets_beyond_kernel_limits_are_refused_by_pfc() {
+    // The stack limit (E0020 "stack holds at most 125" words) cannot be reached: all
+    // fields together take 58 words. Instruction count and jump reach can (before the
+    // fix, a jump out of reach was reported as E0900, an internal error).
+    let mut big_set = String::from("default pass\nrule r: drop if tcp.dport == 1 and pkt.len in {");
+    big_set.extend((0..20_000).map(|i| format!("{}, ", i * 3)));
+    big_set.push_str("1}\n");
+    check_refused("one rule longer than a jump reaches", &big_set, true, "jump can cross");
+    check_refused("rule 0 too far from the counter tail", &many_ipv6_rules(1_000), true, "jump can cross");
+    check_refused("over a million instructions", &many_ipv6_rules(30_000), false, "kernel accepts at most 1000000");
 }
