@@ -22,7 +22,10 @@ pub fn lint(program: &Program) -> Vec<Diagnostic> {
     let mut seen: HashMap<&Cond, usize> = HashMap::new();
     let mut catch_all: Option<usize> = None;
     for (index, rule) in program.rules.iter().enumerate() {
-        if let Some(earlier) = catch_all {
+        let shadowed_by = catch_all
+            .map(|earlier| (earlier, "matches every packet first"))
+            .or_else(|| seen.get(&rule.condition).map(|&earlier| (earlier, "has the same condition and comes first")));
+        if let Some((earlier, why)) = shadowed_by {
             let first = &program.rules[earlier];
             diagnostics.push(
                 Diagnostic::warning(
@@ -31,20 +34,7 @@ pub fn lint(program: &Program) -> Vec<Diagnostic> {
                     rule.span,
                     "unreachable",
                 )
-                .with_label(first.span, format!("rule `{}` matches every packet first", first.name)),
-            );
-            continue;
-        }
-        if let Some(&earlier) = seen.get(&rule.condition) {
-            let first = &program.rules[earlier];
-            diagnostics.push(
-                Diagnostic::warning(
-                    UNREACHABLE,
-                    format!("rule `{}` can never match", rule.name),
-                    rule.span,
-                    "unreachable",
-                )
-                .with_label(first.span, format!("rule `{}` has the same condition and comes first", first.name)),
+                .with_label(first.span, format!("rule `{}` {why}", first.name)),
             );
             continue;
         }
