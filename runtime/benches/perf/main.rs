@@ -223,7 +223,7 @@ fn subjects(skipped: &mut Vec<String>) -> Vec<Subject> {
         list.push(Subject { name, elf, pfc_slots: None, heavy: false });
     }
     skipped.extend(references.skipped);
-    for rules in [100, 500, 1_000, 10_000] {
+    for rules in [100, 250, 500, 1_000, 10_000] {
         let name = format!("pfc generated {rules} rules, counters");
         add(&mut list, skipped, pfc_subject(name, &rulegen::rule_set(rules), true, true));
     }
