@@ -97,6 +97,11 @@ fn describe_found(text: &str, position: usize) -> &str {
 }
 
 fn describe_expected(rules: &[Rule]) -> String {
+    // A value may always go on as a prefix (`/len`) or a range (`..high`); saying so in
+    // every message after a value would only be noise.
+    let optional_tails = |rule: &&Rule| !matches!(rule, Rule::prefix | Rule::range);
+    let wanted: Vec<Rule> = rules.iter().filter(optional_tails).copied().collect();
+    let rules = if wanted.is_empty() { rules } else { &wanted[..] };
     let mut names: Vec<&str> = rules.iter().map(|rule| rule_description(*rule)).collect();
     names.sort_unstable();
     names.dedup();
@@ -155,7 +160,10 @@ impl Lowerer<'_> {
     /// The pair's span without the whitespace and comments pest lets it swallow at its end.
     fn span(&self, pair: &Pair<Rule>) -> Span {
         let span = pair.as_span();
-        let end = span.start() + without_trailing_trivia(pair.as_str()).len();
+        let text = pair.as_str();
+        // Most pairs end in a token and hold no comment: skip the trimming for them.
+        let trimmed = text.ends_with(|c: char| c.is_ascii_whitespace() || c == '\u{0C}') || text.contains('#');
+        let end = if trimmed { span.start() + without_trailing_trivia(text).len() } else { span.end() };
         Span::new(self.offset + span.start(), self.offset + end)
     }
 
@@ -317,30 +325,44 @@ impl Lowerer<'_> {
 
     fn literal(&mut self, pair: Pair<Rule>) -> Literal {
         let span = self.span(&pair);
-        let pair = if pair.as_rule() == Rule::literal {
-            match pair.into_inner().next() {
-                Some(inner) => inner,
-                None => return Literal { kind: LiteralKind::Invalid, span },
-            }
-        } else {
-            pair
+        if pair.as_rule() != Rule::literal {
+            return self.scalar(pair, span);
+        }
+        let mut parts = pair.into_inner();
+        let Some(first) = parts.next() else {
+            return Literal { kind: LiteralKind::Invalid, span };
         };
+        let first_span = self.span(&first);
+        let first = self.scalar(first, first_span);
+        let Some(tail) = parts.next() else {
+            return first;
+        };
+        let Some(second) = tail.clone().into_inner().next() else {
+            return Literal { kind: LiteralKind::Invalid, span };
+        };
+        if tail.as_rule() == Rule::range {
+            let second_span = self.span(&second);
+            let high = self.scalar(second, second_span);
+            return Literal { kind: LiteralKind::Range(Box::new(first), Box::new(high)), span };
+        }
+        let length_span = self.span(&second);
+        match literal::prefix_length(&first.kind, second.as_str(), length_span) {
+            Ok(length) => Literal { kind: LiteralKind::Prefix(Box::new(first), length), span },
+            Err(diagnostic) => {
+                self.diagnostics.push(diagnostic);
+                Literal { kind: LiteralKind::Invalid, span }
+            }
+        }
+    }
+
+    /// A single number, address or name.
+    fn scalar(&mut self, pair: Pair<Rule>, span: Span) -> Literal {
         let text = pair.as_str();
         let decoded = match pair.as_rule() {
             Rule::number => literal::number(text, span),
             Rule::ipv4 => literal::ipv4(text, span),
             Rule::colon_address => literal::colon_address(text, span),
             Rule::ident => Ok(LiteralKind::Name(text.to_string())),
-            Rule::prefix => return self.prefix(pair, span),
-            Rule::range => {
-                let mut parts = pair.into_inner();
-                let (Some(low), Some(high)) = (parts.next(), parts.next()) else {
-                    return Literal { kind: LiteralKind::Invalid, span };
-                };
-                let low = self.literal(low);
-                let high = self.literal(high);
-                Ok(LiteralKind::Range(Box::new(low), Box::new(high)))
-            }
             _ => Ok(LiteralKind::Invalid),
         };
         let kind = decoded.unwrap_or_else(|diagnostic| {
@@ -348,22 +370,6 @@ impl Lowerer<'_> {
             LiteralKind::Invalid
         });
         Literal { kind, span }
-    }
-
-    fn prefix(&mut self, pair: Pair<Rule>, span: Span) -> Literal {
-        let mut parts = pair.into_inner();
-        let (Some(address), Some(length)) = (parts.next(), parts.next()) else {
-            return Literal { kind: LiteralKind::Invalid, span };
-        };
-        let address = self.literal(address);
-        let length_span = self.span(&length);
-        match literal::prefix_length(&address.kind, length.as_str(), length_span) {
-            Ok(length) => Literal { kind: LiteralKind::Prefix(Box::new(address), length), span },
-            Err(diagnostic) => {
-                self.diagnostics.push(diagnostic);
-                Literal { kind: LiteralKind::Invalid, span }
-            }
-        }
     }
 }
 
