@@ -109,6 +109,14 @@ fn collect_codes(dir: &Path, codes: &mut BTreeSet<String>) {
 }
 
 #[test]
+fn every_code_is_documented() {
+    let doc = std::fs::read_to_string(repo().join("docs/diagnostics.md")).expect("docs/diagnostics.md exists");
+    let all = CODES.iter().copied().chain(NOT_FROM_CHECK.iter().map(|(code, _)| *code));
+    let missing: Vec<&str> = all.filter(|code| !doc.contains(&format!("## {code} — "))).collect();
+    assert!(missing.is_empty(), "docs/diagnostics.md has no section for {missing:?}");
+}
+
+#[test]
 fn json_output_of_a_file_with_several_errors() {
     let path = fixture_dir().join("multiple_errors.pf");
     let run = check_fixture(&path, &["--format", "json"]);
