@@ -265,12 +265,31 @@ fn many_ipv6_rules(count: usize) -> String {
 #[test]
 fn rule_sets_beyond_kernel_limits_are_refused_by_pfc() {
     // The stack limit (E0020 "stack holds at most 125" words) cannot be reached: all
-    // fields together take 58 words. Instruction count and jump reach can (before the
-    // fix, a jump out of reach was reported as E0900, an internal error).
+    // fields together take 58 words. Instruction count, jump reach and the verifier's
+    // pending-path stack can (before the fix, a jump out of reach was reported as
+    // E0900, an internal error).
     let mut big_set = String::from("default pass\nrule r: drop if tcp.dport == 1 and pkt.len in {");
     big_set.extend((0..20_000).map(|i| format!("{}, ", i * 3)));
     big_set.push_str("1}\n");
     check_refused("one rule longer than a jump reaches", &big_set, true, "jump can cross");
-    check_refused("rule 0 too far from the counter tail", &many_ipv6_rules(1_000), true, "jump can cross");
+    check_refused("too many paths for the kernel verifier", &many_ipv6_rules(3_000), true, "paths pending");
     check_refused("over a million instructions", &many_ipv6_rules(30_000), false, "kernel accepts at most 1000000");
+}
+
+#[test]
+fn rule_sets_far_from_the_counter_tail_load() {
+    // 7,000 one-test rules span more than a 16-bit jump: matched rules reach a nearby
+    // copy of the counter tail, and the kernel accepts the program.
+    let mut text = String::from("default pass\n");
+    text.extend((0..7_000).map(|i| format!("rule r{i}: drop if pkt.len == {}\n", 60 + i)));
+    let (compiled, diagnostics) = compile(&text, Options { counters: true });
+    let compiled = compiled.unwrap_or_else(|| panic!("{diagnostics:?}"));
+    assert!(compiled.code.slots() > 32_767, "the program should be longer than a jump reaches");
+    if let Err(reason) = pfc_runtime::kernel::privileges() {
+        println!("skipped: {}", reason.reason);
+        return;
+    }
+    if let Err(error) = pfc_runtime::kernel::KernelProgram::load(&compiled.object) {
+        panic!("the kernel refused the program: {error}");
+    }
 }

@@ -14,7 +14,12 @@
 //!    r1–r5 are unusable after the call;
 //! 6. r0 holds a scalar on every path to `exit`; no register is read before it is
 //!    written; r10 is never written;
-//! 7. the program has at most [`MAX_INSNS`] instructions.
+//! 7. the program has at most [`MAX_INSNS`] instructions;
+//! 8. the kernel verifier's stack of paths still to explore stays under
+//!    [`MAX_PENDING_BRANCHES`]: it explores a conditional jump's fall-through first and
+//!    keeps the target pending, so every rule whose condition can fail at two places
+//!    leaves one pending path until the last rule is explored. This check replays that
+//!    depth-first walk (pruning at instructions already explored).
 //!
 //! Abstract interpretation in instruction order is exact enough here because jumps
 //! only go forward: the control-flow graph is a DAG listed in topological order.
@@ -26,6 +31,8 @@ use crate::program::Hook;
 
 /// The kernel's limit on program size (privileged loaders), in instructions.
 pub const MAX_INSNS: usize = 1_000_000;
+/// The kernel's limit on pending paths (`BPF_COMPLEXITY_LIMIT_JMP_SEQ`).
+pub const MAX_PENDING_BRANCHES: usize = 8192;
 /// Bytes of a counter map value (`packets`, `bytes`).
 const MAP_VALUE_SIZE: i64 = 16;
 /// The eBPF stack size.
@@ -39,6 +46,14 @@ pub enum VerifyError {
     TooManyInstructions {
         /// Instruction count.
         count: usize,
+    },
+    /// Invariant 8.
+    #[error(
+        "the kernel verifier would keep {pending} paths pending at once; it accepts at most {MAX_PENDING_BRANCHES}"
+    )]
+    TooManyPendingBranches {
+        /// The deepest pending stack of the replayed walk.
+        pending: usize,
     },
     /// Invariant 1.
     #[error("instruction {insn}: jump does not go forward to an instruction of the program")]
@@ -87,7 +102,14 @@ struct State {
 
 /// Checks every invariant listed in the module documentation.
 pub fn verify(program: &Program, hook: Hook) -> Result<(), VerifyError> {
-    Verifier::new(&program.insns, hook).run()
+    let verifier = Verifier::new(&program.insns, hook);
+    let pending = verifier.pending_branches();
+    verifier.run()?;
+    // The replay matches the kernel's count within a few percent; keep that much margin.
+    if pending > MAX_PENDING_BRANCHES / 100 * 97 {
+        return Err(VerifyError::TooManyPendingBranches { pending });
+    }
+    Ok(())
 }
 
 struct Verifier<'a> {
@@ -111,6 +133,40 @@ impl<'a> Verifier<'a> {
             slot += insn.slots();
         }
         Verifier { insns, slot_of, index_of_slot, incoming: vec![None; insns.len()], next_base: 1, hook }
+    }
+
+    /// Replays the kernel's depth-first walk (fall-through first, jump targets pushed)
+    /// and returns the deepest stack of pending paths. Runs after jumps were checked to
+    /// stay in range only in `run`, so targets are looked up defensively here.
+    fn pending_branches(&self) -> usize {
+        let mut visited = vec![false; self.insns.len()];
+        let mut pending: Vec<usize> = Vec::new();
+        let mut deepest = 0;
+        let mut current = Some(0);
+        loop {
+            let Some(index) = current.filter(|index| *index < self.insns.len() && !visited[*index]) else {
+                match pending.pop() {
+                    Some(next) => {
+                        current = Some(next);
+                        continue;
+                    }
+                    None => return deepest,
+                }
+            };
+            visited[index] = true;
+            current = match self.insns[index] {
+                Insn::Exit => None,
+                Insn::Ja { target } => self.target(index, target).ok(),
+                Insn::Jump { target, .. } => {
+                    if let Ok(to) = self.target(index, target) {
+                        pending.push(to);
+                        deepest = deepest.max(pending.len());
+                    }
+                    Some(index + 1)
+                }
+                _ => Some(index + 1),
+            };
+        }
     }
 
     fn run(mut self) -> Result<(), VerifyError> {

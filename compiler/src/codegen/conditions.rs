@@ -7,7 +7,7 @@
 //! values are searched with a balanced decision tree (log₂ N compares); wider values
 //! (MAC, IPv6) compare word by word, most significant first.
 
-use super::layout::{split_words, Layout};
+use super::layout::{split_words, Layout, MASK_SLOT};
 use crate::bpf::{AluOp, Insn, JmpOp, Label, Operand, ProgramBuilder, Reg, Size};
 use crate::fields::Field;
 use crate::ir::{Filter, Node, NodeId};
@@ -28,7 +28,53 @@ pub struct Body<'a> {
     pub layout: &'a Layout,
 }
 
+/// How many match points one rule's condition may be unfolded into.
+const PATH_BUDGET: usize = 64;
+
 impl Body<'_> {
+    /// Emits a rule's condition so that every way it can become true falls through
+    /// into its own copy of `matched`, and every conditional jump goes to the longer
+    /// way on (the next alternative, or `on_false`). The kernel verifier explores a
+    /// jump's target last, so this keeps its stack of pending paths short however many
+    /// rules follow. Past [`PATH_BUDGET`] match points, `or`s are compiled as jumping
+    /// code instead.
+    pub fn rule(&mut self, condition: NodeId, on_false: Label, matched: &mut dyn FnMut(&mut ProgramBuilder)) {
+        let mut budget = PATH_BUDGET;
+        self.path(vec![(condition, false)], on_false, matched, &mut budget);
+    }
+
+    /// `pending` is a stack of (node, negated) that must all hold, next on top.
+    fn path(
+        &mut self,
+        mut pending: Vec<(NodeId, bool)>,
+        on_false: Label,
+        matched: &mut dyn FnMut(&mut ProgramBuilder),
+        budget: &mut usize,
+    ) {
+        while let Some((id, negated)) = pending.pop() {
+            match (self.filter.node(id).clone(), negated) {
+                (Node::Not(inner), _) => pending.push((inner, !negated)),
+                (Node::All(items), false) | (Node::Any(items), true) => {
+                    pending.extend(items.iter().rev().map(|item| (*item, negated)));
+                }
+                (Node::Any(items), false) | (Node::All(items), true) if items.len() <= *budget => {
+                    *budget -= items.len() - 1;
+                    let Some((last, alternatives)) = items.split_last() else { return };
+                    for alternative in alternatives {
+                        let next = self.b.new_label();
+                        let mut this_way = pending.clone();
+                        this_way.push((*alternative, negated));
+                        self.path(this_way, next, matched, budget);
+                        self.b.bind(next);
+                    }
+                    pending.push((*last, negated));
+                }
+                // A leaf, or an `or` past the budget: false (value == negated) leaves.
+                _ => self.branch(id, on_false, negated),
+            }
+        }
+        matched(self.b);
+    }
     /// Jumps to `target` when node `id` evaluates to `jump_if`.
     pub fn branch(&mut self, id: NodeId, target: Label, jump_if: bool) {
         match self.filter.node(id).clone() {
@@ -38,14 +84,18 @@ impl Body<'_> {
                 }
             }
             Node::Present(source) => {
+                // The mask is re-read from its stack slot every time: the verifier then
+                // never learns its bits, so paths that tested different guards stay
+                // equal for state pruning.
                 let absent = Operand::imm_u32(source.bit());
+                self.b.emit(Insn::load(Size::W, Reg::R5, Reg::R10, MASK_SLOT));
                 if jump_if {
                     let skip = self.b.new_label();
-                    self.b.emit(Insn::jump32(JmpOp::Set, Reg::R9, absent, skip));
+                    self.b.emit(Insn::jump32(JmpOp::Set, Reg::R5, absent, skip));
                     self.b.emit(Insn::Ja { target });
                     self.b.bind(skip);
                 } else {
-                    self.b.emit(Insn::jump32(JmpOp::Set, Reg::R9, absent, target));
+                    self.b.emit(Insn::jump32(JmpOp::Set, Reg::R5, absent, target));
                 }
             }
             Node::Compare { field, mask, op, value } => self.compare(field, mask, op, value, target, jump_if),

@@ -119,10 +119,10 @@ pub fn generate(filter: &Filter, options: Options) -> Result<Program, CodegenErr
     let needs = Needs::new(&uses);
     let mut b = ProgramBuilder::new();
     prologue::emit(&mut b, filter.hook, &layout, &needs);
-    let tail = b.new_label();
-    rules(&mut b, filter, &layout, options, tail);
+    let mut tail = Tail { label: b.new_label(), opened_at: b.len() };
+    rules(&mut b, filter, &layout, options, &mut tail);
     if options.counters {
-        b.bind(tail);
+        b.bind(tail.label);
         counter_tail(&mut b, &layout);
     }
     b.finish().map_err(|error| match error {
@@ -141,16 +141,35 @@ pub fn return_code(hook: Hook, verdict: Verdict) -> i32 {
     }
 }
 
-fn rules(b: &mut ProgramBuilder, filter: &Filter, layout: &Layout, options: Options, tail: Label) {
+/// Instructions after which a copy of the counter tail is emitted, so that every
+/// matched rule's jump to a tail stays well within the 16-bit jump offset.
+const TAIL_REACH: usize = 12_000;
+
+/// The counter tail that matched rules jump to, and where its first jump was emitted.
+struct Tail {
+    label: Label,
+    opened_at: usize,
+}
+
+fn rules(b: &mut ProgramBuilder, filter: &Filter, layout: &Layout, options: Options, tail: &mut Tail) {
     let mut catch_all = false;
     for (index, rule) in filter.rules.iter().enumerate() {
         if matches!(filter.node(rule.condition), Node::Const(false)) {
             continue;
         }
+        if options.counters && b.len() - tail.opened_at > TAIL_REACH {
+            let rules_go_on = b.new_label();
+            b.emit(Insn::Ja { target: rules_go_on });
+            b.bind(tail.label);
+            counter_tail(b, layout);
+            b.bind(rules_go_on);
+            *tail = Tail { label: b.new_label(), opened_at: b.len() };
+        }
         b.comment(format!("rule {} `{}`: {}", index, rule.name, rule.verdict.as_str()));
         let next = b.new_label();
-        Body { b: &mut *b, filter, layout }.branch(rule.condition, next, false);
-        decide(b, filter.hook, index, rule.verdict, options, tail);
+        let tail_label = tail.label;
+        let mut matched = |b: &mut ProgramBuilder| decide(b, filter.hook, index, rule.verdict, options, tail_label);
+        Body { b: &mut *b, filter, layout }.rule(rule.condition, next, &mut matched);
         b.bind(next);
         if matches!(filter.node(rule.condition), Node::Const(true)) {
             catch_all = true;

@@ -3,9 +3,9 @@
 //!
 //! It follows the interpreter's parsing rules (`crate::eval`) step for step. Packet
 //! bytes are read only here, each read right after a bounds check against `data_end`
-//! that covers it. On exit `r9` holds the *absent* mask (one bit per [`Source`]),
-//! laundered through a 4-byte stack slot so that every parse path hands the rule body
-//! the same verifier state.
+//! that covers it. On exit the *absent* mask (one bit per [`Source`], built in r9) is
+//! in a 4-byte stack slot that the kernel verifier does not track, so every parse path
+//! hands the rule body the same verifier state.
 //!
 //! Registers: r7 = data, r8 = data_end, r6 = header cursor, r3 = next protocol
 //! (ethertype or IP protocol, as loaded), r1/r2 scratch, r5 = an unknown scalar used to
@@ -45,9 +45,8 @@ pub fn emit(b: &mut ProgramBuilder, hook: Hook, layout: &Layout, needs: &Needs) 
     p.context(hook);
     p.ethernet();
     p.b.bind(parsed);
-    p.b.comment("absent mask, laundered so that every parse path meets the body in one state");
+    p.b.comment("absent mask to its slot: the body reads it from there as an unknown value");
     p.b.emit(Insn::store(Size::W, R10, MASK_SLOT, R9));
-    p.b.emit(Insn::load(Size::W, R9, R10, MASK_SLOT));
 }
 
 impl Prologue<'_> {
