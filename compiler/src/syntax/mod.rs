@@ -26,23 +26,51 @@ pub const TOO_DEEP: Code = Code("E0002");
 
 /// Parses a whole rule file, collecting every syntax error.
 pub fn parse(source: &str) -> (ast::File, Vec<Diagnostic>) {
+    let chunks = statement_chunks(source);
+    let parsed = parse_chunks(source, &chunks);
     let mut file = ast::File::default();
     let mut diagnostics = Vec::new();
-    for chunk in statement_chunks(source) {
-        let text = &source[chunk.clone()];
-        let statement = match bracket_problem(text, chunk.start) {
-            Some(problem) => {
-                diagnostics.push(problem);
-                None
-            }
-            None => lower::parse_statement(text, chunk.start, &mut diagnostics),
-        };
+    for (chunk, (statement, mut found)) in chunks.into_iter().zip(parsed) {
+        diagnostics.append(&mut found);
         match statement {
             Some(statement) => file.statements.push(statement),
-            None => file.unparsed.push(unparsed(text, chunk)),
+            None => file.unparsed.push(unparsed(&source[chunk.clone()], chunk)),
         }
     }
     (file, diagnostics)
+}
+
+/// Statements to a file before parsing is spread over the cores.
+const PARALLEL_FROM: usize = 2_000;
+
+/// Parses every statement, in order. Statements are independent, so large files are
+/// split into one contiguous run of statements per core.
+fn parse_chunks(source: &str, chunks: &[std::ops::Range<usize>]) -> Vec<(Option<ast::Statement>, Vec<Diagnostic>)> {
+    let parse_run = |run: &[std::ops::Range<usize>]| -> Vec<_> {
+        run.iter().map(|chunk| parse_chunk(&source[chunk.clone()], chunk.start)).collect()
+    };
+    let cores = std::thread::available_parallelism().map_or(1, |cores| cores.get()).min(8);
+    if chunks.len() < PARALLEL_FROM || cores < 2 {
+        return parse_run(chunks);
+    }
+    std::thread::scope(|scope| {
+        let runs: Vec<_> =
+            chunks.chunks(chunks.len().div_ceil(cores)).map(|run| scope.spawn(move || parse_run(run))).collect();
+        runs.into_iter().flat_map(|run| run.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
+    })
+}
+
+/// One statement: its AST (or `None` after a syntax error) and its diagnostics.
+fn parse_chunk(text: &str, start: usize) -> (Option<ast::Statement>, Vec<Diagnostic>) {
+    let mut diagnostics = Vec::new();
+    let statement = match bracket_problem(text, start) {
+        Some(problem) => {
+            diagnostics.push(problem);
+            None
+        }
+        None => lower::parse_statement(text, start, &mut diagnostics),
+    };
+    (statement, diagnostics)
 }
 
 /// Byte ranges of the statements: each starts at a line whose first word is a
