@@ -7,10 +7,10 @@
 //! values are searched with a balanced decision tree (log₂ N compares); wider values
 //! (MAC, IPv6) compare word by word, most significant first.
 
-use super::layout::{split_words, Layout, MASK_SLOT};
+use super::layout::{absent_is_out_of_range, split_words, Layout, MASK_SLOT};
 use crate::bpf::{AluOp, Insn, JmpOp, Label, Operand, ProgramBuilder, Reg, Size};
 use crate::fields::Field;
-use crate::ir::{Filter, Node, NodeId};
+use crate::ir::{Filter, Node, NodeId, Source};
 use crate::program::CmpOp;
 
 /// Intervals searched linearly; larger sets are split in halves first.
@@ -43,6 +43,21 @@ impl Body<'_> {
         self.path(vec![(condition, false)], on_false, matched, &mut budget);
     }
 
+    /// Whether one of the `pending` conjuncts is a test on a field of `source` that is
+    /// false whenever `source` is absent (see [`absent_is_out_of_range`]).
+    fn implied_by_a_test(&self, source: Source, pending: &[(NodeId, bool)]) -> bool {
+        pending.iter().any(|(id, negated)| {
+            let (field, guard_free) = match self.filter.node(*id) {
+                Node::Compare { field, mask: None, op, .. } => {
+                    (*field, matches!(op, CmpOp::Eq | CmpOp::Lt | CmpOp::Le))
+                }
+                Node::InSet { field, mask: None, .. } => (*field, true),
+                _ => return false,
+            };
+            !negated && guard_free && absent_is_out_of_range(field) && Source::of_field(field) == Some(source)
+        })
+    }
+
     /// `pending` is a stack of (node, negated) that must all hold, next on top.
     fn path(
         &mut self,
@@ -69,6 +84,8 @@ impl Body<'_> {
                     }
                     pending.push((*last, negated));
                 }
+                // A guard that a later test of the same conjunction implies.
+                (Node::Present(source), false) if self.implied_by_a_test(source, &pending) => {}
                 // A leaf, or an `or` past the budget: false (value == negated) leaves.
                 _ => self.branch(id, on_false, negated),
             }

@@ -92,3 +92,10 @@ pub fn split_words(field: Field, value: u128) -> Vec<u32> {
 pub fn is_header_field(field: Field) -> bool {
     matches!(field.source(), FieldSource::Header { .. })
 }
+
+/// Whether the field's slot holds `u32::MAX` when its header is absent, a value no
+/// field of 31 bits or fewer can take: then `==`, `<`, `<=` and `in` without a mask
+/// fail by themselves on an absent header and need no guard.
+pub fn absent_is_out_of_range(field: Field) -> bool {
+    matches!(field.kind(), ValueKind::Uint(bits) if bits <= 31) && field != Field::PktLen
+}

@@ -11,7 +11,7 @@
 //! (ethertype or IP protocol, as loaded), r1/r2 scratch, r5 = an unknown scalar used to
 //! initialize value slots.
 
-use super::layout::{Layout, MASK_SLOT};
+use super::layout::{absent_is_out_of_range, Layout, MASK_SLOT};
 use super::Needs;
 use crate::bpf::{AluOp, ByteOrder, EndianWidth, Insn, JmpOp, Label, Operand, ProgramBuilder, Reg, Size};
 use crate::fields::{Field, FieldSource, Proto};
@@ -65,7 +65,11 @@ impl Prologue<'_> {
                 continue;
             }
             for word in words {
-                self.b.emit(Insn::store(Size::W, R10, *word, R5));
+                if absent_is_out_of_range(field) {
+                    self.b.emit(Insn::StoreImm { size: Size::W, dst: R10, off: *word, imm: -1 });
+                } else {
+                    self.b.emit(Insn::store(Size::W, R10, *word, R5));
+                }
             }
         }
         if let Some(&slot) = self.layout.words(Field::PktLen).first() {
