@@ -109,6 +109,15 @@ pub enum KernelError {
         /// Its value size.
         value_size: u32,
     },
+    /// Pinning the program or a map in bpffs failed.
+    #[error("pinning at {}", path.display())]
+    Pin {
+        /// The pin's path.
+        path: std::path::PathBuf,
+        /// libbpf's error chain.
+        #[source]
+        source: io::Error,
+    },
     /// `BPF_OBJ_GET_INFO_BY_FD` failed.
     #[error("querying program info")]
     ProgInfo {
@@ -250,6 +259,19 @@ impl KernelProgram {
     /// The program's hook.
     pub fn hook(&self) -> Hook {
         self.info.hook
+    }
+
+    /// Pins the program at `prog_pin` and its first map (pfc's counter map) at `map_pin`
+    /// in bpffs, so they outlive this process (`pfc load`).
+    pub(crate) fn pin(&mut self, prog_pin: &std::path::Path, map_pin: &std::path::Path) -> Result<(), KernelError> {
+        let pin_err = |path: &std::path::Path| {
+            let path = path.to_path_buf();
+            move |e: libbpf_rs::Error| KernelError::Pin { path, source: to_io(&e) }
+        };
+        let mut program = self.object.progs_mut().next().ok_or(KernelError::NoProgram)?;
+        program.pin(prog_pin).map_err(pin_err(prog_pin))?;
+        let mut map = self.object.maps_mut().next().ok_or(KernelError::NoSuchMap { map_index: 0, map_count: 0 })?;
+        map.pin(map_pin).map_err(pin_err(map_pin))
     }
 }
 

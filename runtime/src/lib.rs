@@ -5,13 +5,18 @@
 //! ```text
 //! elf bytes ──BpfObject::parse──▶ BpfObject ──▶ vm::Vm       (rbpf + emulated maps)
 //!          └──────────────────────────────────▶ kernel::KernelProgram (libbpf-rs)
+//!                                                   └─▶ attach (pinned, attached filters:
+//!                                                        `pfc load/unload/status/stats`)
 //! ```
-//! **Invariant:** libbpf-rs types never leave `kernel`; rbpf types never leave `vm`.
+//! **Invariant:** libbpf-rs types never leave `kernel` and `attach::live` (the real side
+//! of the `attach::BpfSys` seam); rbpf types never leave `vm`.
 #![deny(missing_docs)]
 
+pub mod attach;
 pub mod bpf_object;
 mod btf;
 pub mod kernel;
+pub mod pins;
 pub mod vm;
 
 pub use bpf_object::{BpfObject, Hook, MapDef, MapRelocation, MapType, ObjectError};

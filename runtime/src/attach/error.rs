@@ -1,0 +1,165 @@
+//! What can go wrong putting a filter on an interface, replacing, inspecting or removing
+//! it: one variant per thing an operator has to fix, each saying what and where.
+
+use std::io;
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+use crate::kernel::KernelError;
+use crate::pins::{AttachMode, AttachPoint, RecordError};
+
+/// A failed `load`, `unload`, `status` or `stats`.
+#[derive(Debug, Error)]
+pub enum AttachError {
+    /// The interface does not exist (in this network namespace).
+    #[error("no interface `{iface}` here; existing interfaces: {}", existing.join(", "))]
+    NoSuchInterface {
+        /// The name asked for.
+        iface: String,
+        /// The interfaces that do exist.
+        existing: Vec<String>,
+    },
+    /// The kernel said EPERM/EACCES.
+    #[error("{action}: permission denied — run as root or grant CAP_BPF, CAP_NET_ADMIN and CAP_SYS_ADMIN (for bpffs)")]
+    Privileges {
+        /// What was being done.
+        action: String,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// bpffs is not mounted and cannot be mounted.
+    #[error("bpffs is not mounted at {} and mounting it failed", path.display())]
+    Bpffs {
+        /// The mount point.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// Another (non-pfc) XDP program is attached.
+    #[error(
+        "interface `{iface}` already has an XDP program that pfc did not attach (id {prog_id}); \
+         `pfc load --force` detaches it first (not atomic), or remove it with `ip link set dev {iface} xdp off`"
+    )]
+    ForeignXdp {
+        /// The interface.
+        iface: String,
+        /// The other program's id.
+        prog_id: u32,
+    },
+    /// `--mode native` on a driver without native XDP.
+    #[error("the driver of `{iface}` does not support native XDP; use `--mode generic` or `--mode auto`")]
+    NativeUnsupported {
+        /// The interface.
+        iface: String,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// A replace asked for another XDP mode than the attached filter's.
+    #[error(
+        "`{iface}` has a pfc filter in {} mode; a replace cannot switch to {} mode — `pfc unload` first",
+        current.as_str(), requested.as_str()
+    )]
+    ModeChange {
+        /// The interface.
+        iface: String,
+        /// The attached filter's mode.
+        current: AttachMode,
+        /// The requested mode.
+        requested: AttachMode,
+    },
+    /// The kernel verifier (or libbpf) refused a program pfc's own checks accepted.
+    #[error("the kernel refused the program pfc compiled — this is a pfc bug, please report it with the rule file")]
+    Verifier {
+        /// The verifier log's last lines, inside.
+        #[source]
+        source: KernelError,
+    },
+    /// Attaching the program failed.
+    #[error("attaching to `{iface}` at {}", point.as_str())]
+    Attach {
+        /// The interface.
+        iface: String,
+        /// The attach point.
+        point: AttachPoint,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// Swapping the program under the existing link failed (the old one stays attached).
+    #[error("replacing the filter on `{iface}` at {} (the old filter stays attached)", point.as_str())]
+    Replace {
+        /// The interface.
+        iface: String,
+        /// The attach point.
+        point: AttachPoint,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// A pin could not be created, opened or removed.
+    #[error("bpffs pin {}", path.display())]
+    Pin {
+        /// The pin's path.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// The counter map could not be read or written.
+    #[error("counter map {}", path.display())]
+    Counters {
+        /// The map's pin.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// The state record could not be read or written.
+    #[error("pfc state")]
+    Record {
+        /// What went wrong.
+        #[source]
+        source: RecordError,
+    },
+    /// Listing interfaces or pins failed.
+    #[error("listing {what}")]
+    List {
+        /// What was being listed.
+        what: &'static str,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// Nothing pfc attached is there.
+    #[error("no pfc filter on `{iface}` at {}", point.as_str())]
+    NotLoaded {
+        /// The interface.
+        iface: String,
+        /// The attach point.
+        point: AttachPoint,
+    },
+}
+
+impl AttachError {
+    /// Whether this is a pfc bug (exit code 3) rather than something the user can fix.
+    pub fn is_pfc_bug(&self) -> bool {
+        matches!(self, AttachError::Verifier { .. })
+    }
+}
+
+/// Turns EPERM/EACCES into [`AttachError::Privileges`], anything else into `other`.
+pub(crate) fn or_privileges(
+    action: impl FnOnce() -> String,
+    source: io::Error,
+    other: impl FnOnce(io::Error) -> AttachError,
+) -> AttachError {
+    if source.kind() == io::ErrorKind::PermissionDenied || source.raw_os_error() == Some(libc::EPERM) {
+        AttachError::Privileges { action: action(), source }
+    } else {
+        other(source)
+    }
+}

@@ -1,0 +1,278 @@
+//! The real [`BpfSys`]: bpffs pins, bpf_link create/update/detach (XDP and TCX links),
+//! XDP queries and per-CPU counter maps through libbpf's low-level API, interfaces
+//! through `if_nameindex(3)` (so it answers for the caller's network namespace, unlike
+//! `/sys/class/net`, which belongs to the namespace sysfs was mounted in).
+//!
+//! Every call opens the pins it needs and closes them again: the pins, not this process,
+//! hold the filter.
+
+use std::ffi::{CStr, CString};
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use libbpf_rs::libbpf_sys as sys;
+
+use super::{AttachError, BpfSys, Counter, LinkInfo};
+use crate::kernel::{self, KernelProgram};
+use crate::pins::{AttachMode, AttachPoint};
+
+/// The kernel, for real.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct LiveSys;
+
+fn c_path(path: &Path) -> io::Result<CString> {
+    CString::new(path.as_os_str().as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
+}
+
+/// A libbpf return code as a result (libbpf returns `-errno`).
+fn check(rc: i32) -> io::Result<i32> {
+    if rc < 0 {
+        Err(io::Error::from_raw_os_error(-rc))
+    } else {
+        Ok(rc)
+    }
+}
+
+/// Opens a pinned BPF object.
+fn open_pin(path: &Path) -> io::Result<OwnedFd> {
+    let name = c_path(path)?;
+    // SAFETY: `name` is a NUL-terminated path that outlives the call.
+    let fd = check(unsafe { sys::bpf_obj_get(name.as_ptr()) })?;
+    // SAFETY: `fd` was just opened for us and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn link_info(fd: &OwnedFd) -> io::Result<sys::bpf_link_info> {
+    // SAFETY: bpf_link_info is plain old data; all zeroes is a valid value.
+    let mut info: sys::bpf_link_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of_val(&info) as u32;
+    // SAFETY: `info` is `len` writable bytes and `fd` is a live link descriptor.
+    check(unsafe { sys::bpf_link_get_info_by_fd(fd.as_raw_fd(), &mut info, &mut len) })?;
+    Ok(info)
+}
+
+/// Per-CPU value slots of a map: (entries, bytes per CPU slot, CPUs).
+fn map_shape(fd: &OwnedFd) -> io::Result<(u32, usize, usize)> {
+    // SAFETY: bpf_map_info is plain old data; all zeroes is a valid value.
+    let mut info: sys::bpf_map_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of_val(&info) as u32;
+    // SAFETY: `info` is `len` writable bytes and `fd` is a live map descriptor.
+    check(unsafe { sys::bpf_map_get_info_by_fd(fd.as_raw_fd(), &mut info, &mut len) })?;
+    // SAFETY: a plain query without arguments.
+    let cpus = check(unsafe { sys::libbpf_num_possible_cpus() })? as usize;
+    Ok((info.max_entries, (info.value_size as usize).div_ceil(8) * 8, cpus))
+}
+
+fn lookup(fd: &OwnedFd, key: u32, slot: usize, cpus: usize) -> io::Result<Vec<u8>> {
+    let mut values = vec![0u8; slot * cpus];
+    // SAFETY: the key is 4 bytes, `values` holds one slot per possible CPU as the
+    // kernel writes for per-CPU maps, and `fd` is a live map descriptor.
+    check(unsafe {
+        sys::bpf_map_lookup_elem(fd.as_raw_fd(), (&key as *const u32).cast(), values.as_mut_ptr().cast())
+    })?;
+    Ok(values)
+}
+
+fn word(bytes: &[u8], at: usize) -> u64 {
+    let mut word = [0u8; 8];
+    word.copy_from_slice(&bytes[at..at + 8]);
+    u64::from_le_bytes(word)
+}
+
+impl BpfSys for LiveSys {
+    fn interfaces(&self) -> io::Result<Vec<(String, u32)>> {
+        // SAFETY: no arguments; the result is freed below with if_freenameindex.
+        let list = unsafe { libc::if_nameindex() };
+        if list.is_null() {
+            return Err(io::Error::last_os_error());
+        }
+        let mut found = Vec::new();
+        let mut entry = list;
+        // SAFETY: the array ends with an entry whose index is 0; names are C strings.
+        unsafe {
+            while (*entry).if_index != 0 {
+                let name = CStr::from_ptr((*entry).if_name).to_string_lossy().into_owned();
+                found.push((name, (*entry).if_index));
+                entry = entry.add(1);
+            }
+            libc::if_freenameindex(list);
+        }
+        Ok(found)
+    }
+
+    fn ensure_bpffs(&self, mount_point: &Path) -> io::Result<()> {
+        let mounts = std::fs::read_to_string("/proc/self/mounts")?;
+        let wanted = mount_point.to_string_lossy();
+        if mounts.lines().any(|line| {
+            let mut fields = line.split_whitespace();
+            fields.nth(1) == Some(wanted.as_ref()) && fields.next() == Some("bpf")
+        }) {
+            return Ok(());
+        }
+        std::fs::create_dir_all(mount_point)?;
+        let target = c_path(mount_point)?;
+        // SAFETY: all strings are NUL-terminated and outlive the call; no data argument.
+        let rc = unsafe { libc::mount(c"bpf".as_ptr(), target.as_ptr(), c"bpf".as_ptr(), 0, std::ptr::null()) };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    fn xdp_program(&self, ifindex: u32) -> io::Result<Option<u32>> {
+        // SAFETY: plain old data; all zeroes is valid, `sz` is set below.
+        let mut opts: sys::bpf_xdp_query_opts = unsafe { std::mem::zeroed() };
+        opts.sz = std::mem::size_of_val(&opts) as _;
+        // SAFETY: `opts` is a live, sized options struct.
+        check(unsafe { sys::bpf_xdp_query(ifindex as i32, 0, &mut opts) })?;
+        Ok([opts.prog_id, opts.drv_prog_id, opts.skb_prog_id, opts.hw_prog_id].into_iter().find(|id| *id != 0))
+    }
+
+    fn detach_xdp(&self, ifindex: u32) -> io::Result<()> {
+        for flags in [sys::XDP_FLAGS_DRV_MODE, sys::XDP_FLAGS_SKB_MODE, sys::XDP_FLAGS_HW_MODE] {
+            if self.xdp_program(ifindex)?.is_none() {
+                break;
+            }
+            // SAFETY: null options mean defaults. A mode with nothing attached fails:
+            // the loop tries the next one.
+            let _ = unsafe { sys::bpf_xdp_detach(ifindex as i32, flags, std::ptr::null()) };
+        }
+        match self.xdp_program(ifindex)? {
+            None => Ok(()),
+            Some(_) => Err(io::Error::from_raw_os_error(libc::EBUSY)),
+        }
+    }
+
+    fn load_and_pin(&self, object: &[u8], prog_pin: &Path, counters_pin: &Path) -> Result<(), AttachError> {
+        let mut program = KernelProgram::load(object).map_err(|source| match kernel::privileges() {
+            Err(reason) => AttachError::Privileges {
+                action: "loading the program".to_string(),
+                source: io::Error::new(io::ErrorKind::PermissionDenied, reason.reason),
+            },
+            Ok(()) => AttachError::Verifier { source },
+        })?;
+        program
+            .pin(prog_pin, counters_pin)
+            .map_err(|source| AttachError::Pin { path: prog_pin.to_path_buf(), source: io::Error::other(source) })
+    }
+
+    fn attach(
+        &self,
+        prog_pin: &Path,
+        ifindex: u32,
+        point: AttachPoint,
+        mode: AttachMode,
+        link_pin: &Path,
+    ) -> io::Result<()> {
+        let program = open_pin(prog_pin)?;
+        // SAFETY: plain old data; all zeroes is valid, `sz` is set below.
+        let mut opts: sys::bpf_link_create_opts = unsafe { std::mem::zeroed() };
+        opts.sz = std::mem::size_of_val(&opts) as _;
+        let attach_type = match (point, mode) {
+            (AttachPoint::Xdp, AttachMode::Native) => {
+                opts.flags = sys::XDP_FLAGS_DRV_MODE;
+                sys::BPF_XDP
+            }
+            (AttachPoint::Xdp, _) => {
+                opts.flags = sys::XDP_FLAGS_SKB_MODE;
+                sys::BPF_XDP
+            }
+            (AttachPoint::TcIngress, _) => sys::BPF_TCX_INGRESS,
+            (AttachPoint::TcEgress, _) => sys::BPF_TCX_EGRESS,
+        };
+        // SAFETY: `program` is a live program fd, `opts` a live sized options struct.
+        let link = check(unsafe { sys::bpf_link_create(program.as_raw_fd(), ifindex as i32, attach_type, &opts) })?;
+        // SAFETY: `link` was just opened for us and nothing else owns it.
+        let link = unsafe { OwnedFd::from_raw_fd(link) };
+        let name = c_path(link_pin)?;
+        // SAFETY: `link` is live and `name` a NUL-terminated path. If pinning fails, the
+        // link closes with `link` and the program detaches again.
+        check(unsafe { sys::bpf_obj_pin(link.as_raw_fd(), name.as_ptr()) })?;
+        Ok(())
+    }
+
+    fn update_link(&self, link_pin: &Path, new_prog_pin: &Path, old_prog_pin: &Path) -> io::Result<()> {
+        let link = open_pin(link_pin)?;
+        let new = open_pin(new_prog_pin)?;
+        let old = open_pin(old_prog_pin)?;
+        // SAFETY: plain old data; all zeroes is valid, fields are set below.
+        let mut opts: sys::bpf_link_update_opts = unsafe { std::mem::zeroed() };
+        opts.sz = std::mem::size_of_val(&opts) as _;
+        opts.flags = sys::BPF_F_REPLACE;
+        opts.old_prog_fd = old.as_raw_fd() as u32;
+        // SAFETY: all three descriptors are live for the call; `opts` is sized.
+        check(unsafe { sys::bpf_link_update(link.as_raw_fd(), new.as_raw_fd(), &opts) })?;
+        Ok(())
+    }
+
+    fn link(&self, link_pin: &Path) -> io::Result<LinkInfo> {
+        let info = link_info(&open_pin(link_pin)?)?;
+        // SAFETY: the union member read matches the link type the kernel reported.
+        let ifindex = unsafe {
+            match info.type_ {
+                sys::BPF_LINK_TYPE_XDP => info.__bindgen_anon_1.xdp.ifindex,
+                sys::BPF_LINK_TYPE_TCX => info.__bindgen_anon_1.tcx.ifindex,
+                _ => 0,
+            }
+        };
+        Ok(LinkInfo { id: info.id, prog_id: info.prog_id, ifindex })
+    }
+
+    fn detach_link(&self, link_pin: &Path) -> io::Result<()> {
+        let link = open_pin(link_pin)?;
+        // SAFETY: `link` is a live link descriptor.
+        check(unsafe { sys::bpf_link_detach(link.as_raw_fd()) })?;
+        Ok(())
+    }
+
+    fn prog_id(&self, prog_pin: &Path) -> io::Result<u32> {
+        let program = open_pin(prog_pin)?;
+        // SAFETY: plain old data; all zeroes is valid.
+        let mut info: sys::bpf_prog_info = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of_val(&info) as u32;
+        // SAFETY: `info` is `len` writable bytes with no output buffers requested.
+        check(unsafe { sys::bpf_prog_get_info_by_fd(program.as_raw_fd(), &mut info, &mut len) })?;
+        Ok(info.id)
+    }
+
+    fn read_counters(&self, map_pin: &Path) -> io::Result<Vec<Counter>> {
+        let map = open_pin(map_pin)?;
+        let (entries, slot, cpus) = map_shape(&map)?;
+        let mut counters = Vec::with_capacity(entries as usize);
+        for key in 0..entries {
+            let values = lookup(&map, key, slot, cpus)?;
+            let mut counter = Counter::default();
+            for cpu in 0..cpus {
+                counter.packets = counter.packets.wrapping_add(word(&values, cpu * slot));
+                counter.bytes = counter.bytes.wrapping_add(word(&values, cpu * slot + 8));
+            }
+            counters.push(counter);
+        }
+        Ok(counters)
+    }
+
+    fn add_counters(&self, map_pin: &Path, additions: &[(u32, Counter)]) -> io::Result<()> {
+        let map = open_pin(map_pin)?;
+        let (_, slot, cpus) = map_shape(&map)?;
+        for (key, amount) in additions {
+            let mut values = lookup(&map, *key, slot, cpus)?;
+            // CPU 0's slot takes the whole amount: only the sum over CPUs is ever shown.
+            let packets = word(&values, 0).wrapping_add(amount.packets);
+            let bytes = word(&values, 8).wrapping_add(amount.bytes);
+            values[0..8].copy_from_slice(&packets.to_le_bytes());
+            values[8..16].copy_from_slice(&bytes.to_le_bytes());
+            // SAFETY: key and values have the sizes the map was created with.
+            check(unsafe {
+                sys::bpf_map_update_elem(
+                    map.as_raw_fd(),
+                    (key as *const u32).cast(),
+                    values.as_ptr().cast(),
+                    u64::from(sys::BPF_ANY),
+                )
+            })?;
+        }
+        Ok(())
+    }
+}

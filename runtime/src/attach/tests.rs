@@ -1,0 +1,238 @@
+//! The attach logic against the fake kernel: first load, mode fallback, atomic replace
+//! with counter carry-over, failures that leave the old filter untouched, foreign XDP
+//! programs, unload, status and stats.
+
+use super::fake::{read_pin, FakeSys};
+use super::*;
+
+fn manifest(rules: &[&str]) -> Manifest {
+    Manifest {
+        pfc_version: "0.1.0".to_string(),
+        hook: "xdp".to_string(),
+        default: "pass".to_string(),
+        rules: rules.iter().map(|r| r.to_string()).collect(),
+        source_hash: "fnv1a64:0".to_string(),
+    }
+}
+
+/// A load request for `rules` on eth0; the fake object has one byte per counter.
+fn request<'a>(object: &'a [u8], rules: &[&str], point: AttachPoint) -> LoadRequest<'a> {
+    LoadRequest {
+        iface: "eth0",
+        point,
+        mode: ModeRequest::Auto,
+        force: false,
+        object,
+        manifest: manifest(rules),
+        source: "rules.pf".to_string(),
+    }
+}
+
+fn object(rules: &[&str]) -> Vec<u8> {
+    vec![0; rules.len() + 1]
+}
+
+fn count(fake: &FakeSys, map_pin: &Path, index: usize, packets: u64) {
+    let id = read_pin(map_pin, "map").expect("map pin");
+    fake.state.borrow_mut().maps.get_mut(&id).expect("map")[index].packets += packets;
+}
+
+#[test]
+fn first_load_pins_attaches_and_records() {
+    let fake = FakeSys::new("first-load");
+    let filters = Filters::new(&fake, fake.layout());
+    let rules = ["a", "b"];
+    let outcome = filters.load(&request(&object(&rules), &rules, AttachPoint::Xdp)).expect("loads");
+    assert!(!outcome.replaced);
+    assert_eq!(outcome.mode, AttachMode::Native);
+    let paths = fake.layout().filter("eth0", AttachPoint::Xdp);
+    assert!(paths.prog.exists() && paths.link.exists() && paths.counters.exists());
+    let record = pins::read_record(&paths.state).expect("readable").expect("written");
+    assert_eq!((record.prog_id, record.mode, record.ifindex), (outcome.prog_id, AttachMode::Native, 2));
+    assert_eq!(fake.attached(2, AttachPoint::Xdp)[0].prog, outcome.prog_id);
+}
+
+#[test]
+fn auto_mode_falls_back_to_generic_but_native_mode_fails() {
+    let fake = FakeSys::new("fallback");
+    fake.state.borrow_mut().native_ok = false;
+    let filters = Filters::new(&fake, fake.layout());
+    let rules = ["a"];
+    let mut native = request(&[0, 0], &rules, AttachPoint::Xdp);
+    native.mode = ModeRequest::Native;
+    let error = filters.load(&native).expect_err("no native XDP");
+    assert!(matches!(error, AttachError::NativeUnsupported { .. }), "{error}");
+    assert!(!fake.layout().filter("eth0", AttachPoint::Xdp).dir.exists(), "a failed load leaves nothing");
+    let outcome = filters.load(&request(&[0, 0], &rules, AttachPoint::Xdp)).expect("falls back");
+    assert_eq!(outcome.mode, AttachMode::Generic);
+    assert!(outcome.notices[0].contains("generic"), "{:?}", outcome.notices);
+}
+
+#[test]
+fn tc_hooks_attach_with_tcx_links() {
+    let fake = FakeSys::new("tcx");
+    let filters = Filters::new(&fake, fake.layout());
+    for point in [AttachPoint::TcIngress, AttachPoint::TcEgress] {
+        let outcome = filters.load(&request(&[0, 0], &["a"], point)).expect("loads");
+        assert_eq!(outcome.mode, AttachMode::Tcx);
+        assert_eq!(fake.attached(2, point).len(), 1);
+    }
+}
+
+#[test]
+fn replace_swaps_the_program_under_the_same_link_and_carries_counters_by_name() {
+    let fake = FakeSys::new("replace");
+    let filters = Filters::new(&fake, fake.layout());
+    let paths = fake.layout().filter("eth0", AttachPoint::Xdp);
+    let old_rules = ["ssh", "dns", "web"];
+    let first = filters.load(&request(&object(&old_rules), &old_rules, AttachPoint::Xdp)).expect("loads");
+    let link_before = read_pin(&paths.link, "link").expect("link");
+    count(&fake, &paths.counters, 0, 5); // ssh
+    count(&fake, &paths.counters, 1, 7); // dns (removed below)
+    count(&fake, &paths.counters, 3, 11); // default
+
+    let new_rules = ["new", "ssh"];
+    let outcome = filters.load(&request(&object(&new_rules), &new_rules, AttachPoint::Xdp)).expect("replaces");
+    assert!(outcome.replaced);
+    assert_ne!(outcome.prog_id, first.prog_id);
+    assert_eq!(read_pin(&paths.link, "link").expect("link"), link_before, "same link");
+    let attached = fake.attached(2, AttachPoint::Xdp);
+    assert_eq!(attached.len(), 1);
+    assert_eq!(attached[0].prog, outcome.prog_id);
+    assert_eq!(read_pin(&paths.prog, "prog").expect("prog"), outcome.prog_id);
+    assert!(!paths.staged_prog.exists() && !paths.staged_counters.exists());
+    assert_eq!((outcome.counters_kept, outcome.counters_reset), (vec!["ssh".to_string()], vec!["new".to_string()]));
+    let stats = filters.stats("eth0", AttachPoint::Xdp).expect("stats");
+    let packets: Vec<(String, u64)> = stats.rules.iter().map(|(name, c)| (name.clone(), c.packets)).collect();
+    assert_eq!(packets, [("new".to_string(), 0), ("ssh".to_string(), 5)]);
+    assert_eq!(stats.default.1.packets, 11);
+}
+
+/// The attached program and the three pins, to compare before and after a failure.
+fn snapshot(fake: &FakeSys, paths: &FilterPaths) -> (Vec<u32>, [u32; 3], Option<Record>) {
+    let attached = fake.attached(2, AttachPoint::Xdp).iter().map(|l| l.prog).collect();
+    let pins = [
+        read_pin(&paths.prog, "prog").expect("prog"),
+        read_pin(&paths.link, "link").expect("link"),
+        read_pin(&paths.counters, "map").expect("map"),
+    ];
+    (attached, pins, pins::read_record(&paths.state).expect("record"))
+}
+
+#[test]
+fn failed_replaces_leave_the_old_filter_untouched() {
+    let fake = FakeSys::new("failed-replace");
+    let filters = Filters::new(&fake, fake.layout());
+    let paths = fake.layout().filter("eth0", AttachPoint::Xdp);
+    filters.load(&request(&[0, 0], &["a"], AttachPoint::Xdp)).expect("loads");
+    let before = snapshot(&fake, &paths);
+
+    fake.state.borrow_mut().reject_load = true;
+    let error = filters.load(&request(&[0, 0, 0], &["a", "b"], AttachPoint::Xdp)).expect_err("verifier");
+    assert!(error.is_pfc_bug() && error.to_string().contains("pfc bug"), "{error}");
+    assert_eq!(snapshot(&fake, &paths), before);
+
+    fake.state.borrow_mut().fail_update = true;
+    let error = filters.load(&request(&[0, 0, 0], &["a", "b"], AttachPoint::Xdp)).expect_err("update");
+    assert!(matches!(error, AttachError::Replace { .. }), "{error}");
+    assert_eq!(snapshot(&fake, &paths), before);
+    assert!(!paths.staged_prog.exists() && !paths.staged_counters.exists(), "staged pins are cleaned up");
+}
+
+#[test]
+fn a_replace_cannot_switch_xdp_mode() {
+    let fake = FakeSys::new("mode-change");
+    let filters = Filters::new(&fake, fake.layout());
+    filters.load(&request(&[0, 0], &["a"], AttachPoint::Xdp)).expect("loads");
+    let mut generic = request(&[0, 0], &["a"], AttachPoint::Xdp);
+    generic.mode = ModeRequest::Generic;
+    let error = filters.load(&generic).expect_err("mode change");
+    assert!(matches!(error, AttachError::ModeChange { .. }), "{error}");
+}
+
+#[test]
+fn foreign_xdp_programs_are_refused_unless_forced() {
+    let fake = FakeSys::new("foreign");
+    fake.state.borrow_mut().foreign_xdp.insert(2, 99);
+    let filters = Filters::new(&fake, fake.layout());
+    let error = filters.load(&request(&[0, 0], &["a"], AttachPoint::Xdp)).expect_err("foreign");
+    assert!(matches!(error, AttachError::ForeignXdp { prog_id: 99, .. }), "{error}");
+    let mut forced = request(&[0, 0], &["a"], AttachPoint::Xdp);
+    forced.force = true;
+    let outcome = filters.load(&forced).expect("forced");
+    assert!(outcome.notices[0].contains("99"), "{:?}", outcome.notices);
+    // TC hooks share an interface with anything.
+    fake.state.borrow_mut().foreign_xdp.insert(2, 98);
+    filters.load(&request(&[0, 0], &["a"], AttachPoint::TcIngress)).expect("tc is not XDP");
+}
+
+#[test]
+fn a_missing_interface_lists_the_existing_ones() {
+    let fake = FakeSys::new("no-iface");
+    let filters = Filters::new(&fake, fake.layout());
+    let mut missing = request(&[0, 0], &["a"], AttachPoint::Xdp);
+    missing.iface = "eth9";
+    let error = filters.load(&missing).expect_err("no eth9");
+    assert_eq!(error.to_string(), "no interface `eth9` here; existing interfaces: lo, eth0");
+}
+
+#[test]
+fn a_defunct_link_is_replaced_by_a_fresh_attachment() {
+    let fake = FakeSys::new("defunct");
+    let filters = Filters::new(&fake, fake.layout());
+    filters.load(&request(&[0, 0], &["a"], AttachPoint::Xdp)).expect("loads");
+    for link in fake.state.borrow_mut().links.values_mut() {
+        link.detached = true; // the interface went away and came back
+    }
+    let outcome = filters.load(&request(&[0, 0], &["a"], AttachPoint::Xdp)).expect("loads again");
+    assert!(!outcome.replaced);
+    assert_eq!(fake.attached(2, AttachPoint::Xdp).len(), 1);
+}
+
+#[test]
+fn unload_and_unload_all_remove_links_pins_and_records() {
+    let fake = FakeSys::new("unload");
+    let filters = Filters::new(&fake, fake.layout());
+    for point in AttachPoint::ALL {
+        filters.load(&request(&[0, 0], &["a"], point)).expect("loads");
+    }
+    let status = filters.status().expect("status");
+    assert_eq!(status.len(), 3);
+    assert!(status.iter().all(|s| s.record.is_some() && s.link.is_some_and(|l| l.ifindex == 2)));
+
+    filters.unload("eth0", AttachPoint::Xdp).expect("unloads");
+    assert!(fake.attached(2, AttachPoint::Xdp).is_empty());
+    assert!(!fake.layout().filter("eth0", AttachPoint::Xdp).dir.exists());
+    let error = filters.unload("eth0", AttachPoint::Xdp).expect_err("already gone");
+    assert!(matches!(error, AttachError::NotLoaded { .. }), "{error}");
+
+    let removed = filters.unload_all().expect("unloads all");
+    assert_eq!(removed.len(), 2);
+    assert!(AttachPoint::ALL.iter().all(|p| fake.attached(2, *p).is_empty()));
+    assert!(filters.status().expect("status").is_empty());
+    assert!(!fake.layout().pins.join("eth0").exists() && !fake.layout().state.join("eth0").exists());
+}
+
+#[test]
+fn stats_without_a_record_label_rules_by_index() {
+    let fake = FakeSys::new("stats-no-record");
+    let filters = Filters::new(&fake, fake.layout());
+    filters.load(&request(&[0, 0, 0], &["a", "b"], AttachPoint::Xdp)).expect("loads");
+    let paths = fake.layout().filter("eth0", AttachPoint::Xdp);
+    std::fs::remove_file(&paths.state).expect("record removed");
+    let stats = filters.stats("eth0", AttachPoint::Xdp).expect("stats");
+    assert_eq!(stats.rules.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["rule#0", "rule#1"]);
+    let error = filters.stats("lo", AttachPoint::Xdp).expect_err("nothing on lo");
+    assert!(matches!(error, AttachError::NotLoaded { .. }), "{error}");
+}
+
+#[test]
+fn carry_plan_matches_names_and_keeps_the_default() {
+    let old = ["a".to_string(), "b".to_string()];
+    let new = ["b".to_string(), "c".to_string()];
+    let plan = carry_plan(Some(&old), &new);
+    assert_eq!(plan.sources, [Some(1), None, Some(2)]);
+    let counters = [Counter { packets: 1, bytes: 10 }, Counter { packets: 2, bytes: 20 }, Counter::default()];
+    assert_eq!(plan.seeds(&counters), [(0, Counter { packets: 2, bytes: 20 })]);
+    assert_eq!(carry_plan(None, &new).sources, [None, None, None]);
+}

@@ -1,0 +1,275 @@
+//! Where an attached filter lives: an interface and attach point in, the bpffs pin paths
+//! and the state-file path out, plus the state record (manifest, source, mode) itself.
+//!
+//! ```text
+//! /sys/fs/bpf/pfc/<iface>/<hook>/prog       the program          (bpffs: BPF objects only)
+//! /sys/fs/bpf/pfc/<iface>/<hook>/link       the bpf_link holding the attachment
+//! /sys/fs/bpf/pfc/<iface>/<hook>/counters   the per-CPU counter map
+//! /run/pfc/<iface>/<hook>.json              the manifest, source path, mode, load time
+//! ```
+//! bpffs holds only BPF objects, so the manifest goes to `/run` (tmpfs): both vanish at
+//! reboot, together. `<hook>` is `xdp`, `tc-ingress` or `tc-egress`.
+//!
+//! **Invariant:** a filter is attached exactly when its `link` pin exists; the state file
+//! is written after the link is pinned and removed after the link is gone, so a crash in
+//! between leaves a filter that `pfc status` shows (without a manifest) and `pfc unload`
+//! removes.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Where a filter is attached on an interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum AttachPoint {
+    /// XDP, through an XDP bpf_link (native or generic).
+    #[serde(rename = "xdp")]
+    Xdp,
+    /// TC ingress, through a TCX bpf_link.
+    #[serde(rename = "tc-ingress")]
+    TcIngress,
+    /// TC egress, through a TCX bpf_link.
+    #[serde(rename = "tc-egress")]
+    TcEgress,
+}
+
+impl AttachPoint {
+    /// Every attach point, in the order `status` lists them.
+    pub const ALL: [AttachPoint; 3] = [AttachPoint::Xdp, AttachPoint::TcIngress, AttachPoint::TcEgress];
+
+    /// The name used on the command line and in paths.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttachPoint::Xdp => "xdp",
+            AttachPoint::TcIngress => "tc-ingress",
+            AttachPoint::TcEgress => "tc-egress",
+        }
+    }
+
+    /// Parses [`AttachPoint::as_str`] (also the rule language's `tc ingress` spelling).
+    pub fn parse(text: &str) -> Option<AttachPoint> {
+        match text {
+            "xdp" => Some(AttachPoint::Xdp),
+            "tc-ingress" | "tc ingress" => Some(AttachPoint::TcIngress),
+            "tc-egress" | "tc egress" => Some(AttachPoint::TcEgress),
+            _ => None,
+        }
+    }
+}
+
+/// How an XDP program is attached; TC programs are always [`AttachMode::Tcx`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AttachMode {
+    /// XDP in the driver.
+    Native,
+    /// XDP on the generic (skb) path.
+    Generic,
+    /// A TCX link (TC ingress or egress).
+    Tcx,
+}
+
+impl AttachMode {
+    /// The name shown by `status`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttachMode::Native => "native",
+            AttachMode::Generic => "generic",
+            AttachMode::Tcx => "tcx",
+        }
+    }
+}
+
+/// The roots of pfc's state: bpffs for the BPF objects, a tmpfs directory for the rest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    /// Where bpffs is (or gets) mounted, e.g. `/sys/fs/bpf`.
+    pub bpffs: PathBuf,
+    /// pfc's directory inside it, e.g. `/sys/fs/bpf/pfc`.
+    pub pins: PathBuf,
+    /// Where state records go, e.g. `/run/pfc`.
+    pub state: PathBuf,
+}
+
+impl Default for Layout {
+    fn default() -> Self {
+        Layout {
+            bpffs: PathBuf::from("/sys/fs/bpf"),
+            pins: PathBuf::from("/sys/fs/bpf/pfc"),
+            state: PathBuf::from("/run/pfc"),
+        }
+    }
+}
+
+/// The paths of one filter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FilterPaths {
+    /// The pin directory.
+    pub dir: PathBuf,
+    /// The program pin.
+    pub prog: PathBuf,
+    /// The link pin.
+    pub link: PathBuf,
+    /// The counter map pin.
+    pub counters: PathBuf,
+    /// Where a replacement program is pinned until it is swapped in.
+    pub staged_prog: PathBuf,
+    /// Where a replacement counter map is pinned until it is swapped in.
+    pub staged_counters: PathBuf,
+    /// The state record.
+    pub state: PathBuf,
+}
+
+impl Layout {
+    /// The paths of the filter on `iface` at `point`.
+    pub fn filter(&self, iface: &str, point: AttachPoint) -> FilterPaths {
+        let dir = self.pins.join(iface).join(point.as_str());
+        FilterPaths {
+            prog: dir.join("prog"),
+            link: dir.join("link"),
+            counters: dir.join("counters"),
+            staged_prog: dir.join("prog.new"),
+            staged_counters: dir.join("counters.new"),
+            state: self.state.join(iface).join(format!("{}.json", point.as_str())),
+            dir,
+        }
+    }
+
+    /// Every (interface, attach point) that has a pin directory or a state record, sorted.
+    pub fn filters(&self) -> io::Result<Vec<(String, AttachPoint)>> {
+        let mut found = Vec::new();
+        for root in [&self.pins, &self.state] {
+            for iface in read_dir_names(root)? {
+                for entry in read_dir_names(&root.join(&iface))? {
+                    let name = entry.strip_suffix(".json").unwrap_or(&entry);
+                    if let Some(point) = AttachPoint::parse(name) {
+                        found.push((iface.clone(), point));
+                    }
+                }
+            }
+        }
+        found.sort();
+        found.dedup();
+        Ok(found)
+    }
+}
+
+/// Names in a directory; none when it does not exist.
+fn read_dir_names(dir: &Path) -> io::Result<Vec<String>> {
+    match std::fs::read_dir(dir) {
+        Ok(entries) => {
+            let mut names = Vec::new();
+            for entry in entries {
+                names.push(entry?.file_name().to_string_lossy().into_owned());
+            }
+            Ok(names)
+        }
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(error) => Err(error),
+    }
+}
+
+/// The part of the compiler's `.pfc.manifest` the runtime needs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// The compiler version that wrote the object.
+    pub pfc_version: String,
+    /// The rule file's hook (`xdp`, `tc ingress`, `tc egress`).
+    pub hook: String,
+    /// The default verdict.
+    pub default: String,
+    /// Rule names in counter order; the default's counter follows them.
+    pub rules: Vec<String>,
+    /// A hash of the rule text.
+    pub source_hash: String,
+}
+
+/// What `pfc load` records about an attached filter (the state file).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    /// The interface name.
+    pub iface: String,
+    /// Its index when the filter was attached.
+    pub ifindex: u32,
+    /// The attach point.
+    pub hook: AttachPoint,
+    /// Native, generic or TCX.
+    pub mode: AttachMode,
+    /// The kernel's id of the attached program when it was loaded.
+    pub prog_id: u32,
+    /// When it was loaded, in seconds since the Unix epoch.
+    pub loaded_at: u64,
+    /// The rule file it was compiled from, as given to `pfc load`.
+    pub source: String,
+    /// The object's manifest.
+    pub manifest: Manifest,
+}
+
+/// Reads a state record; `None` when there is none.
+pub fn read_record(path: &Path) -> Result<Option<Record>, RecordError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(RecordError::Io { path: path.to_path_buf(), source }),
+    };
+    serde_json::from_str(&text).map(Some).map_err(|source| RecordError::Format { path: path.to_path_buf(), source })
+}
+
+/// Writes a state record atomically (a temp file renamed over the old one).
+pub fn write_record(path: &Path, record: &Record) -> Result<(), RecordError> {
+    let io_error = |source| RecordError::Io { path: path.to_path_buf(), source };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io_error)?;
+    }
+    let temp = path.with_extension("json.tmp");
+    let text =
+        serde_json::to_string_pretty(record).map_err(|source| RecordError::Format { path: temp.clone(), source })?;
+    std::fs::write(&temp, text).map_err(io_error)?;
+    std::fs::rename(&temp, path).map_err(io_error)
+}
+
+/// A state record that cannot be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    /// The file system refused.
+    #[error("state file {}", path.display())]
+    Io {
+        /// The record's path.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// The file is not a record.
+    #[error("state file {} is not a pfc record", path.display())]
+    Format {
+        /// The record's path.
+        path: PathBuf,
+        /// What serde_json said.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_follow_the_documented_layout() {
+        let layout = Layout::default();
+        let paths = layout.filter("eth0", AttachPoint::TcEgress);
+        assert_eq!(paths.link, Path::new("/sys/fs/bpf/pfc/eth0/tc-egress/link"));
+        assert_eq!(paths.state, Path::new("/run/pfc/eth0/tc-egress.json"));
+    }
+
+    #[test]
+    fn attach_points_round_trip() {
+        for point in AttachPoint::ALL {
+            assert_eq!(AttachPoint::parse(point.as_str()), Some(point));
+        }
+        assert_eq!(AttachPoint::parse("tc ingress"), Some(AttachPoint::TcIngress));
+        assert_eq!(AttachPoint::parse("tc"), None);
+    }
+}
