@@ -51,7 +51,9 @@ pub fn compile(source: &str, options: Options) -> (Option<Compiled>, Vec<Diagnos
     if let Err(error) = verify::verify(&code, filter.hook) {
         let is_limit = matches!(
             error,
-            verify::VerifyError::TooManyInstructions { .. } | verify::VerifyError::TooManyPendingBranches { .. }
+            verify::VerifyError::TooManyInstructions { .. }
+                | verify::VerifyError::TooComplex { .. }
+                | verify::VerifyError::TooManyPendingBranches { .. }
         );
         diagnostics.push(limit_or_bug(&error.to_string(), is_limit));
         return (None, diagnostics);

@@ -17,8 +17,9 @@ use crate::ir::Uses;
 pub const STACK_SIZE: i16 = 512;
 /// The absent-mask laundering slot (4 bytes at a non-aligned offset).
 pub const MASK_SLOT: i16 = -4;
-/// The counter map key.
-pub const KEY_SLOT: i16 = -8;
+/// The counter map key, also at a non-aligned offset: the verifier then does not know
+/// the key's value, so the counter tail is verified once, not once per rule.
+pub const KEY_SLOT: i16 = -12;
 
 /// Where each extracted value lives.
 #[derive(Clone, Debug, Default)]
@@ -43,14 +44,14 @@ impl Layout {
             fields.push(Field::PktLen);
         }
         let total: usize = fields.iter().map(|field| word_count(*field)).sum();
-        let unaligned = (0..).map(|k: i16| -12 - 8 * k).take_while(|offset| *offset >= -STACK_SIZE + 4);
-        let aligned = (0..).map(|k: i16| -16 - 8 * k).take_while(|offset| *offset >= -STACK_SIZE);
+        let unaligned = (0..).map(|k: i16| -20 - 8 * k).take_while(|offset| *offset >= -STACK_SIZE + 4);
+        let aligned = (0..).map(|k: i16| -8 - 8 * k).take_while(|offset| *offset >= -STACK_SIZE);
         let mut free: Vec<i16> = unaligned.chain(aligned).collect();
         free.reverse();
         if total > free.len() {
             return Err(StackFull { words: total });
         }
-        let mut layout = Layout { words: BTreeMap::new(), lowest: KEY_SLOT };
+        let mut layout = Layout { words: BTreeMap::new(), lowest: KEY_SLOT.min(MASK_SLOT) };
         for field in fields {
             let slots: Vec<i16> = (0..word_count(field)).filter_map(|_| free.pop()).collect();
             layout.lowest = slots.iter().copied().fold(layout.lowest, i16::min);
