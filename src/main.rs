@@ -48,6 +48,15 @@ enum Command {
     /// Run test cases (or a capture) through the compiled object in the rbpf VM, checked
     /// against the interpreter; no root needed.
     Test(commands::test::TestArgs),
+    /// Compile a rule file, load it into the kernel and attach it to an interface (pinned
+    /// under /sys/fs/bpf/pfc); replaces pfc's filter there atomically.
+    Load(commands::load::LoadArgs),
+    /// Detach pfc filters and remove their pins.
+    Unload(commands::unload::UnloadArgs),
+    /// List attached pfc filters.
+    Status(commands::status::StatusArgs),
+    /// Per-rule packet and byte counters of an attached filter.
+    Stats(commands::stats::StatsArgs),
 }
 
 /// Listings `pfc compile --emit` prints.
@@ -76,5 +85,9 @@ fn main() -> ExitCode {
             commands::compile::run(&file, output.as_deref(), emit, !no_counters, format)
         }
         Command::Test(args) => commands::test::run(&args),
+        Command::Load(args) => commands::load::run(&args),
+        Command::Unload(args) => commands::unload::run(&args),
+        Command::Status(args) => commands::status::run(&args),
+        Command::Stats(args) => commands::stats::run(&args),
     }
 }

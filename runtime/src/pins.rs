@@ -129,8 +129,8 @@ impl Layout {
             prog: dir.join("prog"),
             link: dir.join("link"),
             counters: dir.join("counters"),
-            staged_prog: dir.join("prog.new"),
-            staged_counters: dir.join("counters.new"),
+            staged_prog: dir.join("prog_next"),
+            staged_counters: dir.join("counters_next"),
             state: self.state.join(iface).join(format!("{}.json", point.as_str())),
             dir,
         }

@@ -2,4 +2,9 @@
 
 pub mod check;
 pub mod compile;
+pub mod filters;
+pub mod load;
+pub mod stats;
+pub mod status;
 pub mod test;
+pub mod unload;

@@ -5,7 +5,7 @@
 //!
 //! Attachment is always a bpf_link (an XDP link, or a TCX link for TC), pinned in bpffs
 //! with the program and its counter map (see [`crate::pins`]). A replace loads the new
-//! program next to the old one (`prog.new`, `counters.new`), seeds its counters, and swaps
+//! program next to the old one (`prog_next`, `counters_next`: bpffs refuses names with dots), seeds its counters, and swaps
 //! it in with `BPF_LINK_UPDATE` + `BPF_F_REPLACE` naming the expected old program: the
 //! interface never runs without a filter, and every failure before the swap leaves the
 //! old filter attached and its pins untouched.

@@ -1,0 +1,111 @@
+//! What `pfc load/unload/status/stats` share: the `--hook` and `--mode` values, the live
+//! runtime, and rendering a runtime error (with its cause chain) as an exit code.
+//!
+//! Exit codes: 0 done; 1 something the operator can fix (diagnostics, no such interface,
+//! privileges, a foreign XDP program, nothing loaded); 2 usage errors; 3 a pfc bug (the
+//! kernel verifier refused a program pfc's own checks accepted).
+
+use std::process::ExitCode;
+
+use clap::ValueEnum;
+use pfc_runtime::attach::live::LiveSys;
+use pfc_runtime::attach::{AttachError, Filters, ModeRequest};
+use pfc_runtime::pins::{AttachPoint, Layout};
+
+/// `--hook`.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum HookArg {
+    /// XDP (native or generic).
+    Xdp,
+    /// TC ingress (a TCX link).
+    TcIngress,
+    /// TC egress (a TCX link).
+    TcEgress,
+}
+
+impl HookArg {
+    /// The runtime's attach point.
+    pub fn point(self) -> AttachPoint {
+        match self {
+            HookArg::Xdp => AttachPoint::Xdp,
+            HookArg::TcIngress => AttachPoint::TcIngress,
+            HookArg::TcEgress => AttachPoint::TcEgress,
+        }
+    }
+}
+
+/// `--mode`.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ModeArg {
+    /// Native XDP, falling back to generic with a notice.
+    Auto,
+    /// Native XDP or fail.
+    Native,
+    /// Generic (skb) XDP.
+    Generic,
+}
+
+impl ModeArg {
+    /// The runtime's mode request.
+    pub fn request(self) -> ModeRequest {
+        match self {
+            ModeArg::Auto => ModeRequest::Auto,
+            ModeArg::Native => ModeRequest::Native,
+            ModeArg::Generic => ModeRequest::Generic,
+        }
+    }
+}
+
+/// pfc's filters on this machine, for real.
+pub fn live() -> Filters<LiveSys> {
+    Filters::new(LiveSys, Layout::default())
+}
+
+/// An error and its causes, one per line after the first.
+pub fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(&format!("\n  caused by: {cause}"));
+        source = cause.source();
+    }
+    text
+}
+
+/// Prints a runtime error; its exit code.
+pub fn fail(error: &AttachError) -> ExitCode {
+    eprintln!("error: {}", chain(error));
+    ExitCode::from(if error.is_pfc_bug() { 3 } else { 1 })
+}
+
+/// A usage error (exit 2).
+pub fn usage(message: &str) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::from(2)
+}
+
+/// Seconds since the epoch as `YYYY-MM-DDTHH:MM:SSZ`.
+pub fn utc(seconds: u64) -> String {
+    let days = (seconds / 86_400) as i64;
+    let time = seconds % 86_400;
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", time / 3600, time / 60 % 60, time % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn utc_formats_known_instants() {
+        assert_eq!(super::utc(0), "1970-01-01T00:00:00Z");
+        assert_eq!(super::utc(1_795_737_600), "2026-11-27T00:00:00Z");
+    }
+}

@@ -1,0 +1,116 @@
+//! `pfc load RULES --iface IF [--hook …] [--mode …] [--force]`: compile, load into the
+//! kernel, attach and pin; an existing pfc filter at the same place is replaced
+//! atomically. Prints what it did and how long compile, kernel load and attach took.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use pfc_compiler::codegen::Options;
+use pfc_runtime::attach::LoadRequest;
+use pfc_runtime::pins::{AttachPoint, Manifest};
+
+use super::filters::{self, HookArg, ModeArg};
+use crate::report::Report;
+use crate::{source, Format};
+
+/// Arguments of `pfc load`.
+#[derive(clap::Args)]
+pub struct LoadArgs {
+    /// The rule file (`.pf`).
+    file: PathBuf,
+    /// The interface to attach to.
+    #[arg(long)]
+    iface: String,
+    /// Where to attach (default: the rule file's `hook`; they must agree).
+    #[arg(long, value_enum)]
+    hook: Option<HookArg>,
+    /// XDP mode: `auto` tries native and falls back to generic.
+    #[arg(long, value_enum, default_value_t = ModeArg::Auto)]
+    mode: ModeArg,
+    /// Detach a non-pfc XDP program that is in the way (not atomic).
+    #[arg(long)]
+    force: bool,
+}
+
+/// Runs `pfc load`.
+pub fn run(args: &LoadArgs) -> ExitCode {
+    let mut report = Report::new(Format::Human);
+    let file = match source::read(&args.file) {
+        Ok(file) => file,
+        Err(message) => {
+            report.io_error(&message);
+            return report.finish();
+        }
+    };
+    if let Some(problem) = &file.problem {
+        report.add(&file, std::slice::from_ref(problem));
+        return report.finish();
+    }
+    let started = Instant::now();
+    let (compiled, diagnostics) = pfc_compiler::compile::compile(&file.text, Options { counters: true });
+    let compile_time = started.elapsed();
+    report.add(&file, &diagnostics);
+    let Some(compiled) = compiled else { return report.finish() };
+    let Some(file_point) = AttachPoint::parse(compiled.program.hook.as_str()) else {
+        return filters::usage(&format!("unknown hook `{}`", compiled.program.hook.as_str()));
+    };
+    let point = args.hook.map(HookArg::point).unwrap_or(file_point);
+    if point != file_point {
+        return filters::usage(&format!(
+            "{} says `hook {}`, but --hook is {}: XDP and TC programs differ; change one of them",
+            file.name,
+            compiled.program.hook.as_str(),
+            point.as_str()
+        ));
+    }
+    if point != AttachPoint::Xdp && args.mode != ModeArg::Auto {
+        return filters::usage("--mode native/generic applies to XDP only; TC filters attach with TCX links");
+    }
+    let manifest: Manifest = match serde_json::from_value(compiled.manifest.clone()) {
+        Ok(manifest) => manifest,
+        Err(error) => return filters::usage(&format!("internal error: the compiler's manifest: {error}")),
+    };
+    let request = LoadRequest {
+        iface: &args.iface,
+        point,
+        mode: args.mode.request(),
+        force: args.force,
+        object: &compiled.object,
+        manifest,
+        source: std::fs::canonicalize(&args.file).unwrap_or_else(|_| args.file.clone()).display().to_string(),
+    };
+    let outcome = match filters::live().load(&request) {
+        Ok(outcome) => outcome,
+        Err(error) => return filters::fail(&error),
+    };
+    for notice in &outcome.notices {
+        eprintln!("notice: {notice}");
+    }
+    println!(
+        "{} {} on {} {} ({}): program {}, {} rules; compile {:.1} ms, kernel load {:.1} ms, {} {:.1} ms",
+        if outcome.replaced { "replaced filter with" } else { "loaded" },
+        file.name,
+        args.iface,
+        point.as_str(),
+        outcome.mode.as_str(),
+        outcome.prog_id,
+        compiled.program.rules.len(),
+        compile_time.as_secs_f64() * 1e3,
+        outcome.kernel_load.as_secs_f64() * 1e3,
+        if outcome.replaced { "swap" } else { "attach" },
+        outcome.attach.as_secs_f64() * 1e3,
+    );
+    if outcome.replaced {
+        println!("counters kept: {}; reset: {}", list(&outcome.counters_kept), list(&outcome.counters_reset));
+    }
+    report.finish()
+}
+
+fn list(names: &[String]) -> String {
+    if names.is_empty() {
+        "none".to_string()
+    } else {
+        names.join(", ")
+    }
+}

@@ -1,0 +1,136 @@
+//! `pfc stats --iface IF [--hook …] [--json] [--watch SECONDS]`: per-rule packets and
+//! bytes (summed over CPUs) and the default verdict's, labelled from the manifest
+//! recorded at load; in watch mode also packets and bytes per second.
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use pfc_runtime::attach::{Counter, Stats};
+use pfc_runtime::pins::AttachPoint;
+use serde_json::{json, Value};
+
+use super::filters::{self, HookArg};
+
+/// Arguments of `pfc stats`.
+#[derive(clap::Args)]
+pub struct StatsArgs {
+    /// The interface.
+    #[arg(long)]
+    iface: String,
+    /// The hook (needed when the interface has filters at several hooks).
+    #[arg(long, value_enum)]
+    hook: Option<HookArg>,
+    /// One JSON object (per interval in watch mode) instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Print again every SECONDS, with rates, until interrupted.
+    #[arg(long, value_name = "SECONDS")]
+    watch: Option<f64>,
+}
+
+/// Rows: (label, counter), the default last.
+fn rows(stats: &Stats) -> Vec<(String, Counter)> {
+    let mut rows = stats.rules.clone();
+    rows.push((format!("(default {})", stats.default.0), stats.default.1));
+    rows
+}
+
+fn rate(now: u64, before: u64, seconds: f64) -> f64 {
+    now.saturating_sub(before) as f64 / seconds
+}
+
+fn print(iface: &str, point: AttachPoint, stats: &Stats, previous: Option<(&Stats, f64)>, as_json: bool) {
+    let rows = rows(stats);
+    let old = previous.map(|(stats, seconds)| (self::rows(stats), seconds));
+    let rates = |index: usize, counter: &Counter| {
+        old.as_ref().map(|(old, seconds)| {
+            let before = old.get(index).map(|(_, c)| *c).unwrap_or_default();
+            (rate(counter.packets, before.packets, *seconds), rate(counter.bytes, before.bytes, *seconds))
+        })
+    };
+    if as_json {
+        let entry = |index: usize, counter: &Counter| {
+            let mut value = json!({ "packets": counter.packets, "bytes": counter.bytes });
+            if let Some((pps, bps)) = rates(index, counter) {
+                value["packets_per_second"] = json!(pps);
+                value["bytes_per_second"] = json!(bps);
+            }
+            value
+        };
+        let rules: Vec<Value> = stats
+            .rules
+            .iter()
+            .enumerate()
+            .map(|(index, (name, counter))| {
+                let mut value = entry(index, counter);
+                value["name"] = json!(name);
+                value
+            })
+            .collect();
+        let mut default = entry(stats.rules.len(), &stats.default.1);
+        default["verdict"] = json!(stats.default.0);
+        println!("{}", json!({ "iface": iface, "hook": point.as_str(), "rules": rules, "default": default }));
+        return;
+    }
+    println!("{iface} {}:", point.as_str());
+    for (index, (label, counter)) in rows.iter().enumerate() {
+        match rates(index, counter) {
+            Some((pps, bps)) => println!(
+                "  {label:<32} {:>14} packets {:>16} bytes {:>12.1} pkt/s {:>14.1} B/s",
+                counter.packets, counter.bytes, pps, bps
+            ),
+            None => println!("  {label:<32} {:>14} packets {:>16} bytes", counter.packets, counter.bytes),
+        }
+    }
+}
+
+/// The hook to read: the one asked for, or the only one the interface has.
+fn pick_hook(args: &StatsArgs) -> Result<AttachPoint, ExitCode> {
+    if let Some(hook) = args.hook {
+        return Ok(hook.point());
+    }
+    let statuses = filters::live().status().map_err(|error| filters::fail(&error))?;
+    let points: Vec<AttachPoint> = statuses.iter().filter(|s| s.iface == args.iface).map(|s| s.point).collect();
+    match points.as_slice() {
+        [point] => Ok(*point),
+        [] => {
+            eprintln!("error: no pfc filter on `{}`", args.iface);
+            Err(ExitCode::from(1))
+        }
+        _ => {
+            let names: Vec<&str> = points.iter().map(|p| p.as_str()).collect();
+            Err(filters::usage(&format!("`{}` has filters at {}: pick one with --hook", args.iface, names.join(", "))))
+        }
+    }
+}
+
+/// Runs `pfc stats`.
+pub fn run(args: &StatsArgs) -> ExitCode {
+    let point = match pick_hook(args) {
+        Ok(point) => point,
+        Err(code) => return code,
+    };
+    let live = filters::live();
+    let read = || live.stats(&args.iface, point);
+    let mut stats = match read() {
+        Ok(stats) => stats,
+        Err(error) => return filters::fail(&error),
+    };
+    print(&args.iface, point, &stats, None, args.json);
+    let Some(seconds) = args.watch else { return ExitCode::SUCCESS };
+    if !(seconds.is_finite() && seconds > 0.0) {
+        return filters::usage("--watch needs a positive number of seconds");
+    }
+    let mut taken = Instant::now();
+    loop {
+        std::thread::sleep(Duration::from_secs_f64(seconds));
+        let next = match read() {
+            Ok(next) => next,
+            Err(error) => return filters::fail(&error),
+        };
+        let elapsed = taken.elapsed().as_secs_f64();
+        taken = Instant::now();
+        print(&args.iface, point, &next, Some((&stats, elapsed)), args.json);
+        stats = next;
+    }
+}

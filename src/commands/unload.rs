@@ -1,0 +1,57 @@
+//! `pfc unload --iface IF [--hook …] | --all`: detach pfc's filters and remove their pins
+//! and state records.
+
+use std::process::ExitCode;
+
+use pfc_runtime::attach::AttachError;
+use pfc_runtime::pins::AttachPoint;
+
+use super::filters::{self, HookArg};
+
+/// Arguments of `pfc unload`.
+#[derive(clap::Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["iface", "all"])))]
+pub struct UnloadArgs {
+    /// The interface (every pfc hook on it unless --hook).
+    #[arg(long)]
+    iface: Option<String>,
+    /// Only this hook.
+    #[arg(long, value_enum, requires = "iface")]
+    hook: Option<HookArg>,
+    /// Every pfc filter on this machine.
+    #[arg(long, conflicts_with = "iface")]
+    all: bool,
+}
+
+/// Runs `pfc unload`.
+pub fn run(args: &UnloadArgs) -> ExitCode {
+    let live = filters::live();
+    let removed = match (&args.iface, args.hook) {
+        (Some(iface), Some(hook)) => live.unload(iface, hook.point()).map(|()| vec![(iface.clone(), hook.point())]),
+        (Some(iface), None) => {
+            let mut removed = Vec::new();
+            for point in AttachPoint::ALL {
+                match live.unload(iface, point) {
+                    Ok(()) => removed.push((iface.clone(), point)),
+                    Err(AttachError::NotLoaded { .. }) => {}
+                    Err(error) => return filters::fail(&error),
+                }
+            }
+            if removed.is_empty() {
+                eprintln!("error: no pfc filter on `{iface}`");
+                return ExitCode::from(1);
+            }
+            Ok(removed)
+        }
+        _ => live.unload_all(),
+    };
+    match removed {
+        Ok(removed) => {
+            for (iface, point) in removed {
+                println!("unloaded {iface} {}", point.as_str());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(error) => filters::fail(&error),
+    }
+}
