@@ -149,6 +149,19 @@ impl EmulatedMap {
         0
     }
 
+    /// The first eight bytes of the value in `slot` as a little-endian u64 (zero-extended
+    /// when values are shorter), read in place without allocating.
+    pub(crate) fn value_word(&self, slot: usize) -> u64 {
+        let mut word = [0u8; 8];
+        word.iter_mut().zip(self.value_cells(slot)).for_each(|(byte, cell)| *byte = cell.get());
+        u64::from_le_bytes(word)
+    }
+
+    /// Whether this is an `ARRAY` or `PERCPU_ARRAY` map (slot `i` is key `i`).
+    pub(crate) fn is_array(&self) -> bool {
+        !self.is_hash()
+    }
+
     /// Every present entry as (key, value) bytes, in key order for arrays.
     pub(crate) fn entries(&self) -> Vec<super::MapEntry> {
         let read = |cells: &[Cell<u8>]| cells.iter().map(Cell::get).collect::<Vec<u8>>();
@@ -239,6 +252,20 @@ fn with_active(f: impl FnOnce(&MapStorage) -> u64) -> Option<u64> {
     unsafe { ptr.as_ref() }.map(f)
 }
 
+/// Keys and values up to this many bytes are copied through the stack, so a helper call
+/// allocates nothing; larger ones (rare: hash maps with big keys) use the heap.
+const SCRATCH_BYTES: usize = 64;
+
+/// Calls `f` with `len` zeroed bytes: on the stack when they fit in [`SCRATCH_BYTES`].
+fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
+    if len <= SCRATCH_BYTES {
+        let mut bytes = [0u8; SCRATCH_BYTES];
+        f(&mut bytes[..len])
+    } else {
+        f(&mut vec![0u8; len])
+    }
+}
+
 /// Reads the key for map `map_index` at `key_ptr`, then calls `f` with map and key;
 /// `on_error` when there is no such map or the key cannot be read.
 fn with_map_key(
@@ -251,11 +278,12 @@ fn with_map_key(
         let Some(map) = usize::try_from(map_index).ok().and_then(|i| storage.maps.get(i)) else {
             return on_error;
         };
-        let mut key = vec![0u8; map.def.key_size as usize];
-        if !storage.read_program_memory(key_ptr, &mut key) {
-            return on_error;
-        }
-        f(storage, map, &key)
+        with_scratch(map.def.key_size as usize, |key| {
+            if !storage.read_program_memory(key_ptr, key) {
+                return on_error;
+            }
+            f(storage, map, key)
+        })
     });
     found.unwrap_or(on_error)
 }
@@ -268,11 +296,12 @@ pub(crate) fn helper_map_lookup(map: u64, key: u64, _: u64, _: u64, _: u64) -> u
 /// Helper 2: `long bpf_map_update_elem(map, key, value, flags)`.
 pub(crate) fn helper_map_update(map: u64, key: u64, value: u64, flags: u64, _: u64) -> u64 {
     with_map_key(map, key, -EINVAL as u64, |storage, map, key| {
-        let mut bytes = vec![0u8; map.def.value_size as usize];
-        if !storage.read_program_memory(value, &mut bytes) {
-            return -EINVAL as u64;
-        }
-        map.update(key, &bytes, flags) as u64
+        with_scratch(map.def.value_size as usize, |bytes| {
+            if !storage.read_program_memory(value, bytes) {
+                return -EINVAL as u64;
+            }
+            map.update(key, bytes, flags) as u64
+        })
     })
 }
 

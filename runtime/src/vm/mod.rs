@@ -140,6 +140,14 @@ pub enum VmError {
         /// How many maps there are.
         map_count: usize,
     },
+    /// An array-only accessor was asked for a hash map.
+    #[error("map {map_index} has type {map_type:?}; only array maps are indexed by position")]
+    NotAnArray {
+        /// The map.
+        map_index: usize,
+        /// Its type.
+        map_type: MapType,
+    },
     /// `map_update` failed.
     #[error("updating map {map_index} failed with errno {errno}")]
     MapUpdate {
@@ -263,6 +271,21 @@ impl<'obj> Vm<'obj> {
     /// map in key order. Each value is `value_size` bytes.
     pub fn map_values(&self, map_index: usize) -> Result<Vec<Vec<u8>>, VmError> {
         Ok(self.map_entries(map_index)?.into_iter().map(|(_, v)| v).collect())
+    }
+
+    /// The first eight bytes of each value of an array map (`ARRAY`, or `PERCPU_ARRAY`:
+    /// the one CPU's) as a little-endian u64, zero-extended when values are shorter:
+    /// `out[i]` gets key `i`'s, for keys `0..min(out.len(), max_entries)`; returns how
+    /// many were written. Reads the emulated map memory in place and allocates nothing,
+    /// so it can run after every packet (pfc's counters are `{u64 packets, u64 bytes}`).
+    pub fn array_words(&self, map_index: usize, out: &mut [u64]) -> Result<usize, VmError> {
+        let map = self.map(map_index)?;
+        if !map.is_array() {
+            return Err(VmError::NotAnArray { map_index, map_type: map.def.map_type });
+        }
+        let count = out.len().min(map.def.max_entries as usize);
+        out[..count].iter_mut().enumerate().for_each(|(slot, word)| *word = map.value_word(slot));
+        Ok(count)
     }
 
     /// Every present entry of a map as (key, value) bytes, in key order.

@@ -151,7 +151,10 @@ pub struct Engine<'obj> {
     program: &'obj Program,
     executor: Executor<'obj>,
     backend: Backend,
+    /// Packets per counter entry after the last run.
     counts: Vec<u64>,
+    /// The counters read after this run; swapped with `counts`, so runs allocate nothing.
+    scratch: Vec<u64>,
 }
 
 impl<'obj> Engine<'obj> {
@@ -170,12 +173,13 @@ impl<'obj> Engine<'obj> {
                 Executor::Kernel(Box::new(loaded))
             }
         };
-        let mut engine = Engine { program, executor, backend, counts: Vec::new() };
-        engine.counts = engine.read_counts().map_err(|error| match error {
+        let mut counts = Vec::new();
+        read_counts(&executor, &mut counts).map_err(|error| match error {
             CounterError::Vm(source) => SetupError::Vm { source },
             CounterError::Kernel(source) => SetupError::Kernel { source },
         })?;
-        Ok(engine)
+        let scratch = vec![0; counts.len()];
+        Ok(Engine { program, executor, backend, counts, scratch })
     }
 
     /// Runs one frame; the answer agrees with the interpreter or is an error.
@@ -191,17 +195,12 @@ impl<'obj> Engine<'obj> {
             },
         };
         let verdict = verdict_of(hook_of(self.program), value).ok_or(RunError::ReturnValue { backend, value })?;
-        let now = self.read_counts().map_err(|error| match error {
+        read_counts(&self.executor, &mut self.scratch).map_err(|error| match error {
             CounterError::Vm(source) => RunError::Vm { source },
             CounterError::Kernel(source) => RunError::Kernel { source },
         })?;
-        let moved: Vec<usize> =
-            (0..now.len()).filter(|&i| now[i] != self.counts.get(i).copied().unwrap_or(0)).collect();
-        let entry = match moved.as_slice() {
-            [entry] if now[*entry] == self.counts[*entry] + 1 => *entry,
-            _ => return Err(RunError::Counters { backend, moved }),
-        };
-        self.counts = now;
+        let entry = moved_entry(&self.counts, &self.scratch).map_err(|moved| RunError::Counters { backend, moved })?;
+        std::mem::swap(&mut self.counts, &mut self.scratch);
         let got = Outcome { verdict, rule: (entry < self.program.rules.len()).then_some(entry) };
         if got != want {
             let rules = self.program.rules.iter().map(|rule| rule.name.clone()).collect();
@@ -209,13 +208,39 @@ impl<'obj> Engine<'obj> {
         }
         Ok(Ran::Decided(got))
     }
+}
 
-    fn read_counts(&self) -> Result<Vec<u64>, CounterError> {
-        let values = match &self.executor {
-            Executor::Vm(vm) => vm.map_values(COUNTER_MAP).map_err(CounterError::Vm)?,
-            Executor::Kernel(kernel) => kernel.map_values(COUNTER_MAP).map_err(CounterError::Kernel)?,
-        };
-        Ok(values.iter().map(|value| packets_of(value)).collect())
+/// Reads the packet count of every counter entry into `counts`. The VM reads its map
+/// memory in place into the existing buffer (no allocation once `counts` has the map's
+/// length, which [`Engine::new`] gives it); the kernel path copies through libbpf.
+fn read_counts(executor: &Executor<'_>, counts: &mut Vec<u64>) -> Result<(), CounterError> {
+    match executor {
+        Executor::Vm(vm) => {
+            if counts.is_empty() {
+                // First read: learn the number of entries.
+                let entries = vm.map_values(COUNTER_MAP).map_err(CounterError::Vm)?.len();
+                counts.resize(entries, 0);
+            }
+            let written = vm.array_words(COUNTER_MAP, counts).map_err(CounterError::Vm)?;
+            counts.truncate(written);
+        }
+        Executor::Kernel(kernel) => {
+            let values = kernel.map_values(COUNTER_MAP).map_err(CounterError::Kernel)?;
+            counts.clear();
+            counts.extend(values.iter().map(|value| packets_of(value)));
+        }
+    }
+    Ok(())
+}
+
+/// The one entry that gained exactly one packet from `before` to `now`, or every entry
+/// that changed (allocated only then, on the error path).
+fn moved_entry(before: &[u64], now: &[u64]) -> Result<usize, Vec<usize>> {
+    let was = |i: usize| before.get(i).copied().unwrap_or(0);
+    let mut changed = (0..now.len()).filter(|&i| now[i] != was(i));
+    match (changed.next(), changed.next()) {
+        (Some(entry), None) if now[entry] == was(entry).wrapping_add(1) => Ok(entry),
+        _ => Err((0..now.len()).filter(|&i| now[i] != was(i)).collect()),
     }
 }
 
