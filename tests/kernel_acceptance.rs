@@ -16,10 +16,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use pfc_compiler::codegen::Options;
-use pfc_compiler::compile::{compile, COUNTER_MAP_NAME, FUNCTION_NAME, KERNEL_LIMIT};
+use pfc_compiler::compile::{compile, FUNCTION_NAME, KERNEL_LIMIT};
 use pfc_compiler::diagnostic::Severity;
-use pfc_compiler::eval::evaluate;
-use pfc_compiler::packet::Packet;
 use pfc_runtime::kernel::{self, KernelProgram};
 use serde_json::Value;
 use support::{error_chain, rulegen};

@@ -112,9 +112,10 @@ fn counts(results: &[CaseResult]) -> (usize, usize, usize) {
 
 fn human(context: &Context<'_>, results: &[CaseResult]) -> String {
     let mut out = format!(
-        "{}: {} cases from {} in the {}\n",
+        "{}: {} case{} from {} in the {}\n",
         context.rules_file,
         results.len(),
+        if results.len() == 1 { "" } else { "s" },
         context.cases_file,
         context.backend
     );
