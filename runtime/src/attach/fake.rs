@@ -32,6 +32,8 @@ pub struct FakeState {
     pub native_ok: bool,
     /// The next load fails in the verifier.
     pub reject_load: bool,
+    /// Mounting bpffs fails with this errno.
+    pub bpffs_errno: Option<i32>,
     /// The next link update fails.
     pub fail_update: bool,
     /// Program id → its counter map id.
@@ -110,6 +112,9 @@ impl BpfSys for &FakeSys {
     }
 
     fn ensure_bpffs(&self, mount_point: &Path) -> io::Result<()> {
+        if let Some(errno) = self.state.borrow().bpffs_errno {
+            return Err(io::Error::from_raw_os_error(errno));
+        }
         std::fs::create_dir_all(mount_point)
     }
 

@@ -511,8 +511,7 @@ impl<S: BpfSys> Filters<S> {
 
 /// Whether an attach error means "this driver has no native XDP".
 fn is_unsupported(error: &io::Error) -> bool {
-    matches!(error.raw_os_error(), Some(libc::EOPNOTSUPP) | Some(libc::EINVAL))
-        || error.kind() == io::ErrorKind::Unsupported
+    matches!(error.raw_os_error(), Some(libc::EOPNOTSUPP)) || error.kind() == io::ErrorKind::Unsupported
 }
 
 /// Which old counter each new counter continues: `sources[new] = Some(old)`.

@@ -236,3 +236,16 @@ fn carry_plan_matches_names_and_keeps_the_default() {
     assert_eq!(plan.seeds(&counters), [(0, Counter { packets: 2, bytes: 20 })]);
     assert_eq!(carry_plan(None, &new).sources, [None, None, None]);
 }
+
+#[test]
+fn bpffs_and_permission_failures_say_what_to_do() {
+    let fake = FakeSys::new("bpffs");
+    let filters = Filters::new(&fake, fake.layout());
+    fake.state.borrow_mut().bpffs_errno = Some(libc::ENODEV);
+    let error = filters.load(&request(&[0, 0], &["a"], AttachPoint::Xdp)).expect_err("no bpffs");
+    assert!(matches!(error, AttachError::Bpffs { .. }) && error.to_string().contains("mounting it failed"), "{error}");
+    fake.state.borrow_mut().bpffs_errno = Some(libc::EPERM);
+    let error = filters.load(&request(&[0, 0], &["a"], AttachPoint::Xdp)).expect_err("not root");
+    assert!(error.to_string().contains("run as root or grant CAP_BPF"), "{error}");
+    assert!(!error.is_pfc_bug());
+}
