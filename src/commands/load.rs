@@ -102,6 +102,7 @@ pub fn run(args: &LoadArgs) -> ExitCode {
         outcome.attach.as_secs_f64() * 1e3,
     );
     if outcome.replaced {
+        println!("counter copy before the swap {:.1} ms", outcome.counter_copy.as_secs_f64() * 1e3);
         println!("counters kept: {}; reset: {}", list(&outcome.counters_kept), list(&outcome.counters_reset));
     }
     report.finish()

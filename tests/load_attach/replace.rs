@@ -221,9 +221,15 @@ fn load_and_replace_timings_by_rule_count() {
         let (first, again) = (String::from_utf8_lossy(&load.stdout).into_owned(), replace);
         let (c1, k1, a1) = timings(&first).unwrap_or_else(|| panic!("no timings in {first}"));
         let (c2, k2, a2) = timings(&again).unwrap_or_else(|| panic!("no timings in {again}"));
+        let copy = again
+            .split("counter copy before the swap ")
+            .nth(1)
+            .and_then(|rest| rest.split(' ').next())
+            .unwrap_or("?")
+            .to_string();
         table.push(format!(
             "{count:>6} rules: load compile {c1:.1} ms, kernel load {k1:.1} ms, attach {a1:.1} ms; \
-             replace compile {c2:.1} ms, kernel load {k2:.1} ms, swap {a2:.1} ms"
+             replace compile {c2:.1} ms, kernel load {k2:.1} ms, counter copy {copy} ms, swap {a2:.1} ms"
         ));
         pfc_ok(&ns, &["unload", "--iface", &iface, "--hook", "xdp"]);
     }

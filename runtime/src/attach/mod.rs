@@ -137,7 +137,9 @@ pub struct LoadOutcome {
     pub notices: Vec<String>,
     /// Time to load the program into the kernel (verifier included) and pin it.
     pub kernel_load: Duration,
-    /// Time to attach (or swap) it.
+    /// Time to read the old counters and seed the new map before a swap.
+    pub counter_copy: Duration,
+    /// Time to attach it, or for a replace the `BPF_LINK_UPDATE` swap alone.
     pub attach: Duration,
 }
 
@@ -279,6 +281,7 @@ impl<S: BpfSys> Filters<S> {
             counters_reset: request.manifest.rules.clone(),
             notices,
             kernel_load,
+            counter_copy: Duration::ZERO,
             attach,
         })
     }
@@ -357,13 +360,15 @@ impl<S: BpfSys> Filters<S> {
         let kernel_load = started.elapsed();
 
         let started = Instant::now();
-        let old_rules = old.as_ref().map(|record| record.manifest.rules.clone());
+        // Old counts that cannot be read (or are not labelled) are reported as reset.
+        let before = self.sys.read_counters(&paths.counters).ok();
+        let old_rules = old.as_ref().filter(|_| before.is_some()).map(|record| record.manifest.rules.clone());
+        let before = before.unwrap_or_default();
         let plan = carry_plan(old_rules.as_deref(), &request.manifest.rules);
         let counter_error = |path: &Path| {
             let path = path.to_path_buf();
             move |source| AttachError::Counters { path, source }
         };
-        let before = self.sys.read_counters(&paths.counters).unwrap_or_default();
         let seeds = plan.seeds(&before);
         if !seeds.is_empty() {
             if let Err(error) = self.sys.add_counters(&paths.staged_counters, &seeds) {
@@ -371,6 +376,8 @@ impl<S: BpfSys> Filters<S> {
                 return Err(counter_error(&paths.staged_counters)(error));
             }
         }
+        let counter_copy = started.elapsed();
+        let started = Instant::now();
         if let Err(source) = self.sys.update_link(&paths.link, &paths.staged_prog, &paths.prog) {
             discard_staged();
             return Err(or_privileges(
@@ -403,6 +410,7 @@ impl<S: BpfSys> Filters<S> {
             counters_reset,
             notices: Vec::new(),
             kernel_load,
+            counter_copy,
             attach,
         })
     }
