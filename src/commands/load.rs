@@ -108,10 +108,11 @@ pub fn run(args: &LoadArgs) -> ExitCode {
     report.finish()
 }
 
+/// Names, or their count when there are too many to read.
 fn list(names: &[String]) -> String {
-    if names.is_empty() {
-        "none".to_string()
-    } else {
-        names.join(", ")
+    match names.len() {
+        0 => "none".to_string(),
+        1..=20 => names.join(", "),
+        n => format!("{n} rules ({}, …)", names[..5].join(", ")),
     }
 }
