@@ -21,6 +21,7 @@ pub mod eval;
 pub mod fields;
 pub mod ir;
 pub mod packet;
+pub mod pcap;
 pub mod program;
 pub mod syntax;
 pub mod testcase;

@@ -66,12 +66,19 @@ pub struct Program {
     pub rules: Vec<Rule>,
     /// Every value set that conditions refer to, deduplicated by content.
     pub sets: Vec<ValueSet>,
+    /// Every `pcap "..."` filter, in source order ([`Cond::Pcap`] indexes it).
+    pub pcaps: Vec<crate::pcap::PcapFilter>,
 }
 
 impl Program {
     /// The set that `id` names.
     pub fn set(&self, id: SetId) -> &ValueSet {
         &self.sets[id.0 as usize]
+    }
+
+    /// The pcap filter that `id` names.
+    pub fn pcap(&self, id: PcapId) -> &crate::pcap::PcapFilter {
+        &self.pcaps[id.0 as usize]
     }
 }
 
@@ -108,7 +115,13 @@ pub enum Cond {
     Or(Vec<Cond>),
     /// A field comparison, false when the field's header is absent.
     Test(Test),
+    /// libpcap's verdict for the frame under [`Program::pcaps`]`[id]`.
+    Pcap(PcapId),
 }
+
+/// Index of a pcap filter in [`Program::pcaps`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PcapId(pub u32);
 
 /// `field [& mask] OP value` or `field [& mask] in set`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -6,7 +6,7 @@
 
 use super::names::{self, SurfaceField};
 use super::values::{Element, Scalar};
-use super::{Checker, BAD_OPERATOR, OUT_OF_RANGE, SET_TYPE, TYPE_MISMATCH, UNKNOWN_FIELD, UNSUPPORTED};
+use super::{Checker, BAD_OPERATOR, OUT_OF_RANGE, SET_TYPE, TYPE_MISMATCH, UNKNOWN_FIELD};
 use crate::diagnostic::{Diagnostic, Span};
 use crate::fields::{Field, ValueKind};
 use crate::program::{CmpOp, Cond, Test, TestOp, ValueSet};
@@ -20,17 +20,12 @@ impl Checker {
             Expr::And(operands, _) => self.all(operands).map(Cond::And),
             Expr::Not(operand, _) => self.condition(operand).map(|cond| Cond::Not(Box::new(cond))),
             Expr::Test(test) => self.test(test),
-            Expr::Pcap(_, span) => {
-                self.diagnostics.push(
-                    Diagnostic::error(
-                        UNSUPPORTED,
-                        "`pcap \"...\"` filters are not supported yet",
-                        *span,
-                        "not yet compiled",
-                    )
-                    .with_note("write the condition with pfc fields for now, e.g. `udp.dport == 53`"),
-                );
-                None
+            Expr::Pcap(text, _, body) => {
+                let (filter, diagnostics) = crate::pcap::compile(text, *body);
+                self.diagnostics.extend(diagnostics);
+                let id = crate::program::PcapId(self.pcaps.len() as u32);
+                self.pcaps.push(filter?);
+                Some(Cond::Pcap(id))
             }
         }
     }

@@ -93,7 +93,7 @@ fn required_protocols(cond: &Cond) -> BTreeSet<Proto> {
             let first = sets.next().unwrap_or_default();
             sets.fold(first, |acc, set| acc.intersection(&set).copied().collect())
         }
-        Cond::Not(_) | Cond::True | Cond::False => BTreeSet::new(),
+        Cond::Not(_) | Cond::True | Cond::False | Cond::Pcap(_) => BTreeSet::new(),
     }
 }
 

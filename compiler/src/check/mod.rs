@@ -55,7 +55,13 @@ pub fn check(file: &ast::File) -> (Option<Program>, Vec<Diagnostic>) {
     let hook = checker.hook.map(|(hook, _)| hook).unwrap_or(Hook::Xdp);
     let rules = checker.rules(file);
     let default = checker.default_verdict(file);
-    let program = Program { hook, default: default.unwrap_or(Verdict::Pass), rules, sets: checker.program_sets };
+    let program = Program {
+        hook,
+        default: default.unwrap_or(Verdict::Pass),
+        rules,
+        sets: checker.program_sets,
+        pcaps: checker.pcaps,
+    };
     let mut diagnostics = checker.diagnostics;
     diagnostics.extend(lints::lint(&program));
     if has_errors(&diagnostics) || default.is_none() {
@@ -84,6 +90,7 @@ struct Checker {
     consts: HashMap<String, DeclaredConst>,
     sets: HashMap<String, DeclaredSet>,
     program_sets: Vec<ValueSet>,
+    pcaps: Vec<crate::pcap::PcapFilter>,
     set_ids: HashMap<ValueSet, SetId>,
     /// Names of sets and constants whose statements failed to parse: uses of them are
     /// not reported again.

@@ -123,6 +123,13 @@ impl Body<'_> {
                 self.membership(field, mask, &intervals, hit, miss);
                 self.b.bind(end);
             }
+            Node::Pcap(index) => {
+                // The prologue stored libpcap's verdict (0 or 1) in the atom's word.
+                let slot = self.layout.pcap_word(index).unwrap_or(MASK_SLOT);
+                self.b.emit(Insn::load(Size::W, Reg::R5, Reg::R10, slot));
+                let op = if jump_if { JmpOp::Ne } else { JmpOp::Eq };
+                self.b.emit(Insn::jump32(op, Reg::R5, 0, target));
+            }
             Node::Not(inner) => self.branch(inner, target, !jump_if),
             Node::All(items) => self.sequence(&items, target, jump_if, false),
             Node::Any(items) => self.sequence(&items, target, jump_if, true),

@@ -25,6 +25,8 @@ pub const KEY_SLOT: i16 = -12;
 #[derive(Clone, Debug, Default)]
 pub struct Layout {
     words: BTreeMap<Field, Vec<i16>>,
+    /// The word of each pcap atom's verdict, by index in `Filter::pcaps`.
+    pcaps: BTreeMap<u32, i16>,
     /// Lowest stack offset used (for the stack-size check), e.g. -16.
     pub lowest: i16,
 }
@@ -43,7 +45,7 @@ impl Layout {
         if need_length && !fields.contains(&Field::PktLen) {
             fields.push(Field::PktLen);
         }
-        let total: usize = fields.iter().map(|field| word_count(*field)).sum();
+        let total: usize = fields.iter().map(|field| word_count(*field)).sum::<usize>() + uses.pcaps.len();
         let unaligned = (0..).map(|k: i16| -20 - 8 * k).take_while(|offset| *offset >= -STACK_SIZE + 4);
         let aligned = (0..).map(|k: i16| -8 - 8 * k).take_while(|offset| *offset >= -STACK_SIZE);
         let mut free: Vec<i16> = unaligned.chain(aligned).collect();
@@ -51,11 +53,16 @@ impl Layout {
         if total > free.len() {
             return Err(StackFull { words: total });
         }
-        let mut layout = Layout { words: BTreeMap::new(), lowest: KEY_SLOT.min(MASK_SLOT) };
+        let mut layout = Layout { words: BTreeMap::new(), pcaps: BTreeMap::new(), lowest: KEY_SLOT.min(MASK_SLOT) };
         for field in fields {
             let slots: Vec<i16> = (0..word_count(field)).filter_map(|_| free.pop()).collect();
             layout.lowest = slots.iter().copied().fold(layout.lowest, i16::min);
             layout.words.insert(field, slots);
+        }
+        for &pcap in &uses.pcaps {
+            let slot = free.pop().ok_or(StackFull { words: total })?;
+            layout.lowest = layout.lowest.min(slot);
+            layout.pcaps.insert(pcap, slot);
         }
         Ok(layout)
     }
@@ -63,6 +70,16 @@ impl Layout {
     /// The stack offsets of a field's words, most significant first.
     pub fn words(&self, field: Field) -> &[i16] {
         self.words.get(&field).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// The word holding pcap atom `index`'s verdict (0 or 1).
+    pub fn pcap_word(&self, index: u32) -> Option<i16> {
+        self.pcaps.get(&index).copied()
+    }
+
+    /// Every pcap atom with its word.
+    pub fn pcap_words(&self) -> impl Iterator<Item = (u32, i16)> + '_ {
+        self.pcaps.iter().map(|(index, slot)| (*index, *slot))
     }
 
     /// Every allocated field with its words.

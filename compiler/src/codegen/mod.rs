@@ -14,7 +14,10 @@
 
 mod conditions;
 pub mod layout;
+mod pcap;
 mod prologue;
+
+pub use pcap::fits_registers as pcap_fits_registers;
 
 use crate::bpf::{AluOp, AsmError, Insn, JmpOp, Label, Operand, Program, ProgramBuilder, Reg, Size};
 use crate::fields::{Layer, Proto};
@@ -118,7 +121,7 @@ pub fn generate(filter: &Filter, options: Options) -> Result<Program, CodegenErr
     let layout = Layout::new(&uses, options.counters).map_err(|full| CodegenError::StackFull { words: full.words })?;
     let needs = Needs::new(&uses);
     let mut b = ProgramBuilder::new();
-    prologue::emit(&mut b, filter.hook, &layout, &needs);
+    prologue::emit(&mut b, filter.hook, &layout, &needs, &filter.pcaps);
     let mut tail = Tail { label: b.new_label(), opened_at: b.len() };
     rules(&mut b, filter, &layout, options, &mut tail);
     if options.counters {

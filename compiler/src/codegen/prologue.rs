@@ -16,6 +16,7 @@ use super::Needs;
 use crate::bpf::{AluOp, ByteOrder, EndianWidth, Insn, JmpOp, Label, Operand, ProgramBuilder, Reg, Size};
 use crate::fields::{Field, FieldSource, Proto};
 use crate::ir::Source;
+use crate::pcap::PcapFilter;
 use crate::program::Hook;
 
 use Reg::{R1, R10, R2, R3, R5, R6, R7, R8, R9};
@@ -39,10 +40,14 @@ struct Prologue<'a> {
 }
 
 /// Emits the prologue; falls through to the rule body.
-pub fn emit(b: &mut ProgramBuilder, hook: Hook, layout: &Layout, needs: &Needs) {
+pub fn emit(b: &mut ProgramBuilder, hook: Hook, layout: &Layout, needs: &Needs, pcaps: &[PcapFilter]) {
     let parsed = b.new_label();
     let mut p = Prologue { b, layout, needs, parsed };
     p.context(hook);
+    for (index, slot) in layout.pcap_words() {
+        p.b.comment(format!("pcap atom p{index}: libpcap's verdict to its word"));
+        super::pcap::emit(p.b, &pcaps[index as usize], slot);
+    }
     p.ethernet();
     p.b.bind(parsed);
     p.b.comment("absent mask to its slot: the body reads it from there as an unknown value");

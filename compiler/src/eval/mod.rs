@@ -68,6 +68,8 @@
 //! - `Cond::Proto(p)` holds iff header `p` is present.
 //! - `And`/`Or` evaluate left to right and short-circuit; an empty `And` is true, an
 //!   empty `Or` is false.
+//! - `Cond::Pcap(id)` is libpcap's verdict for the whole frame under the filter
+//!   (`crate::pcap::PcapFilter::matches`); it ignores the parse above.
 //! - Rules are tried in order; the first whose condition holds decides, else the
 //!   program's default verdict.
 
@@ -106,6 +108,7 @@ pub fn eval_cond(cond: &Cond, program: &Program, headers: &Headers) -> bool {
         Cond::And(all) => all.iter().all(|c| eval_cond(c, program, headers)),
         Cond::Or(any) => any.iter().any(|c| eval_cond(c, program, headers)),
         Cond::Test(test) => eval_test(test, program, headers),
+        Cond::Pcap(id) => program.pcap(*id).matches(headers.packet),
     }
 }
 

@@ -14,6 +14,7 @@ pub fn lower(program: &Program) -> Filter {
         rules: Vec::with_capacity(program.rules.len()),
         nodes: Vec::new(),
         sets: program.sets.clone(),
+        pcaps: program.pcaps.clone(),
         interned: HashMap::new(),
     };
     for rule in &program.rules {
@@ -32,6 +33,7 @@ fn lower_cond(filter: &mut Filter, cond: &Cond) -> NodeId {
         Cond::And(items) => Node::All(items.iter().map(|item| lower_cond(filter, item)).collect()),
         Cond::Or(items) => Node::Any(items.iter().map(|item| lower_cond(filter, item)).collect()),
         Cond::Test(test) => return lower_test(filter, test),
+        Cond::Pcap(id) => Node::Pcap(id.0),
     };
     filter.intern(node)
 }

@@ -146,6 +146,9 @@ pub enum Node {
     All(Vec<NodeId>),
     /// Disjunction, left to right.
     Any(Vec<NodeId>),
+    /// libpcap's verdict under [`Filter::pcaps`]`[index]`: a boolean the prologue
+    /// computes from the frame (no guard: it reads the frame itself).
+    Pcap(u32),
 }
 
 /// A rule in the IR.
@@ -174,6 +177,8 @@ pub struct Filter {
     pub nodes: Vec<Node>,
     /// Value sets.
     pub sets: Vec<ValueSet>,
+    /// pcap filters that [`Node::Pcap`] refers to.
+    pub pcaps: Vec<crate::pcap::PcapFilter>,
     interned: HashMap<Node, NodeId>,
 }
 
@@ -210,6 +215,7 @@ impl Filter {
             }
             match self.node(id) {
                 Node::Const(_) => {}
+                Node::Pcap(index) => uses.pcaps.push(*index),
                 Node::Present(source) => uses.sources.push(*source),
                 Node::Compare { field, .. } | Node::InSet { field, .. } => uses.fields.push(*field),
                 Node::Not(inner) => stack.push(*inner),
@@ -220,6 +226,8 @@ impl Filter {
         uses.fields.dedup();
         uses.sources.sort_unstable();
         uses.sources.dedup();
+        uses.pcaps.sort_unstable();
+        uses.pcaps.dedup();
         uses
     }
 }
@@ -231,6 +239,8 @@ pub struct Uses {
     pub fields: Vec<Field>,
     /// Sources whose presence is tested, sorted.
     pub sources: Vec<Source>,
+    /// pcap filters whose verdicts are tested, sorted.
+    pub pcaps: Vec<u32>,
 }
 
 /// Lowers a checked program to the IR and optimizes it.

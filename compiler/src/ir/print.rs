@@ -3,7 +3,7 @@
 use std::fmt::Write;
 
 use super::{Filter, Node, NodeId};
-use crate::fields::Field;
+use crate::fields::{Field, ValueKind};
 
 /// Renders the filter as an indented tree per rule.
 pub fn print(filter: &Filter) -> String {
@@ -34,11 +34,14 @@ fn node(filter: &Filter, id: NodeId, depth: usize, out: &mut String) {
         Node::Const(value) => {
             let _ = writeln!(out, "{indent}{value}");
         }
+        Node::Pcap(index) => {
+            let _ = writeln!(out, "{indent}pcap p{index}");
+        }
         Node::Present(source) => {
             let _ = writeln!(out, "{indent}present {}", source.name());
         }
         Node::Compare { field, mask, op, value } => {
-            let _ = writeln!(out, "{indent}{} {} {value:#x}", operand(*field, *mask), op.as_str());
+            let _ = writeln!(out, "{indent}{} {} {}", operand(*field, *mask), op.as_str(), value_text(*field, *value));
         }
         Node::InSet { field, mask, set } => {
             let _ = writeln!(out, "{indent}{} in s{}", operand(*field, *mask), set.0);
@@ -54,6 +57,19 @@ fn node(filter: &Filter, id: NodeId, depth: usize, out: &mut String) {
                 node(filter, *item, depth + 1, out);
             }
         }
+    }
+}
+
+/// A value the way rule files write it: addresses in their notation, numbers in decimal.
+fn value_text(field: Field, value: u128) -> String {
+    match field.kind() {
+        ValueKind::Ipv4 => std::net::Ipv4Addr::from(value as u32).to_string(),
+        ValueKind::Ipv6 => std::net::Ipv6Addr::from(value).to_string(),
+        ValueKind::Mac => {
+            let bytes = (value as u64).to_be_bytes();
+            bytes[2..].iter().map(|byte| format!("{byte:02x}")).collect::<Vec<_>>().join(":")
+        }
+        ValueKind::Uint(_) => value.to_string(),
     }
 }
 

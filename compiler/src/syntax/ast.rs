@@ -100,15 +100,16 @@ pub enum Expr {
     Not(Box<Expr>, Span),
     /// A field test or a bare protocol/flag.
     Test(TestExpr),
-    /// `pcap "..."`: the string's contents and the span of the whole atom.
-    Pcap(String, Span),
+    /// `pcap "..."`: the string's contents, the span of the whole atom and the span of
+    /// the text between the quotes.
+    Pcap(String, Span, Span),
 }
 
 impl Expr {
     /// The span of the whole expression.
     pub fn span(&self) -> Span {
         match self {
-            Expr::Or(_, span) | Expr::And(_, span) | Expr::Not(_, span) | Expr::Pcap(_, span) => *span,
+            Expr::Or(_, span) | Expr::And(_, span) | Expr::Not(_, span) | Expr::Pcap(_, span, _) => *span,
             Expr::Test(test) => test.span,
         }
     }

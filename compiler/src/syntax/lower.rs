@@ -239,13 +239,13 @@ impl Lowerer<'_> {
                 expr
             }
             Rule::pcap_atom => {
-                let text = pair
+                let body = pair
                     .into_inner()
                     .find(|pair| pair.as_rule() == Rule::string)
-                    .and_then(|string| string.into_inner().next())
-                    .map(|body| unescape(body.as_str()))
-                    .unwrap_or_default();
-                Expr::Pcap(text, span)
+                    .and_then(|string| string.into_inner().next());
+                let body_span = body.as_ref().map_or(span, |body| self.span(body));
+                let text = body.map(|body| unescape(body.as_str())).unwrap_or_default();
+                Expr::Pcap(text, span, body_span)
             }
             _ => Expr::Test(self.test(pair)),
         }

@@ -1,0 +1,235 @@
+//! pcap atoms in the prologue: a [`PcapFilter`] in, instructions that compute libpcap's
+//! verdict for the frame and store it (0 or 1) in the atom's stack word out.
+//!
+//! Runs right after the context is read (r7 = data, r8 = data_end, r9 = absent mask
+//! are kept; r0–r6 are free). Every packet load is preceded by a bounds check against
+//! r8 that covers it; a failed check — or a zero divisor — jumps to the atom's
+//! *reject* label, which stores 0, whatever `not`s surround the load (libpcap's
+//! `bpf_filter` returns 0). Variable offsets are bounded first (`index > limit` →
+//! reject) so the kernel verifier can track the pointer. Shifts by 32 or more give 0.
+//! Values live in registers r0–r6 as a stack (see [`registers_needed`]).
+
+use crate::bpf::{AluOp, ByteOrder, EndianWidth, Insn, JmpOp, Label, Operand, ProgramBuilder, Reg, Size};
+use crate::pcap::filter::{Alu, Pred, TestOp, Val};
+use crate::pcap::PcapFilter;
+
+/// Value registers, in stack order.
+const REGS: [Reg; 7] = [Reg::R0, Reg::R1, Reg::R2, Reg::R3, Reg::R4, Reg::R5, Reg::R6];
+/// Largest `offset + size` a load may reach: the kernel's packet-offset limit.
+const MAX_REACH: u64 = 0xffff;
+
+/// How many value registers computing `val` takes.
+pub fn registers_needed(val: &Val) -> usize {
+    match val {
+        Val::Const(_) | Val::Len => 1,
+        Val::Load { index, .. } => registers_needed(index).max(2),
+        Val::Neg(inner) => registers_needed(inner),
+        Val::Alu(_, left, right) => registers_needed(left).max(registers_needed(right) + 1),
+    }
+}
+
+/// Whether every comparison of the filter fits in the value registers.
+pub fn fits_registers(pred: &Pred) -> bool {
+    match pred {
+        Pred::Const(_) => true,
+        Pred::Not(inner) => fits_registers(inner),
+        Pred::And(items) | Pred::Or(items) => items.iter().all(fits_registers),
+        Pred::Test { left, right, .. } => registers_needed(left).max(registers_needed(right) + 1) <= REGS.len(),
+    }
+}
+
+/// Emits the code that stores the verdict of `filter` in the stack word `slot`.
+pub fn emit(b: &mut ProgramBuilder, filter: &PcapFilter, slot: i16) {
+    let reject = b.new_label();
+    let done = b.new_label();
+    let mut atom = Atom { b, reject };
+    atom.jump(&filter.pred, reject, false);
+    atom.b.emit(Insn::StoreImm { size: Size::W, dst: Reg::R10, off: slot, imm: 1 });
+    atom.b.emit(Insn::Ja { target: done });
+    atom.b.bind(reject);
+    atom.b.emit(Insn::StoreImm { size: Size::W, dst: Reg::R10, off: slot, imm: 0 });
+    atom.b.bind(done);
+}
+
+struct Atom<'a> {
+    b: &'a mut ProgramBuilder,
+    reject: Label,
+}
+
+impl Atom<'_> {
+    /// Jumps to `target` when `pred` is `jump_if`; falls through otherwise.
+    fn jump(&mut self, pred: &Pred, target: Label, jump_if: bool) {
+        match pred {
+            Pred::Const(value) => {
+                if *value == jump_if {
+                    self.b.emit(Insn::Ja { target });
+                }
+            }
+            Pred::Not(inner) => self.jump(inner, target, !jump_if),
+            Pred::And(items) => self.sequence(items, target, jump_if, false),
+            Pred::Or(items) => self.sequence(items, target, jump_if, true),
+            Pred::Test { left, op, right } => self.test(left, *op, right, target, jump_if),
+        }
+    }
+
+    /// `and` (`is_or` false) or `or` of `items`, short-circuit.
+    fn sequence(&mut self, items: &[Pred], target: Label, jump_if: bool, is_or: bool) {
+        let Some((last, rest)) = items.split_last() else {
+            if jump_if == is_or {
+                return;
+            }
+            self.b.emit(Insn::Ja { target });
+            return;
+        };
+        if jump_if == is_or {
+            // Any item deciding the whole jumps straight to the target.
+            for item in rest {
+                self.jump(item, target, jump_if);
+            }
+            self.jump(last, target, jump_if);
+        } else {
+            let skip = self.b.new_label();
+            for item in rest {
+                self.jump(item, skip, !jump_if);
+            }
+            self.jump(last, target, jump_if);
+            self.b.bind(skip);
+        }
+    }
+
+    fn test(&mut self, left: &Val, op: TestOp, right: &Val, target: Label, jump_if: bool) {
+        self.value(left, 0);
+        let src = match right {
+            Val::Const(k) => Operand::imm_u32(*k),
+            _ => {
+                self.value(right, 1);
+                Operand::Reg(REGS[1])
+            }
+        };
+        let (jump_op, negated_op) = match op {
+            TestOp::Eq => (JmpOp::Eq, Some(JmpOp::Ne)),
+            TestOp::Gt => (JmpOp::Gt, Some(JmpOp::Le)),
+            TestOp::Ge => (JmpOp::Ge, Some(JmpOp::Lt)),
+            TestOp::Set => (JmpOp::Set, None),
+        };
+        match (jump_if, negated_op) {
+            (true, _) => self.b.emit(Insn::jump32(jump_op, REGS[0], src, target)),
+            (false, Some(negated)) => self.b.emit(Insn::jump32(negated, REGS[0], src, target)),
+            (false, None) => {
+                let skip = self.b.new_label();
+                self.b.emit(Insn::jump32(jump_op, REGS[0], src, skip));
+                self.b.emit(Insn::Ja { target });
+                self.b.bind(skip);
+            }
+        }
+    }
+
+    /// Computes `val` into `REGS[depth]` (zero-extended 32 bits), using the registers
+    /// above it as scratch.
+    fn value(&mut self, val: &Val, depth: usize) {
+        let dst = REGS[depth];
+        match val {
+            Val::Const(k) => self.b.emit(Insn::alu32(AluOp::Mov, dst, Operand::imm_u32(*k))),
+            Val::Len => {
+                self.b.emit(Insn::mov64(dst, Reg::R8));
+                self.b.emit(Insn::alu64(AluOp::Sub, dst, Reg::R7));
+            }
+            Val::Neg(inner) => {
+                self.value(inner, depth);
+                self.b.emit(Insn::Neg { wide: false, dst });
+            }
+            Val::Load { size, index, offset } => self.load(*size, index, *offset, depth),
+            Val::Alu(op, left, right) => self.alu(*op, left, right, depth),
+        }
+    }
+
+    fn load(&mut self, size: u8, index: &Val, offset: u32, depth: usize) {
+        let dst = REGS[depth];
+        let width = u64::from(size);
+        let (bpf_size, swap) = match size {
+            1 => (Size::B, None),
+            2 => (Size::H, Some(EndianWidth::W16)),
+            _ => (Size::W, Some(EndianWidth::W32)),
+        };
+        match index {
+            Val::Const(k) if u64::from(*k) + u64::from(offset) + width <= 0x7fff => {
+                let at = (u64::from(*k) + u64::from(offset)) as i32;
+                self.b.emit(Insn::mov64(dst, Reg::R7));
+                self.b.emit(Insn::alu64(AluOp::Add, dst, at + width as i32));
+                self.b.emit(Insn::jump64(JmpOp::Gt, dst, Reg::R8, self.reject));
+                self.b.emit(Insn::load(bpf_size, dst, Reg::R7, at as i16));
+            }
+            _ => {
+                if u64::from(offset) + width > MAX_REACH {
+                    self.always_reject(dst);
+                    return;
+                }
+                let limit = MAX_REACH - u64::from(offset) - width;
+                let pointer = REGS[depth + 1];
+                self.value(index, depth);
+                // Bounded for the verifier: index <= limit, so the pointer stays
+                // within the kernel's packet-offset range.
+                self.b.emit(Insn::jump64(JmpOp::Gt, dst, Operand::imm_u32(limit as u32), self.reject));
+                self.b.emit(Insn::mov64(pointer, Reg::R7));
+                self.b.emit(Insn::alu64(AluOp::Add, pointer, dst));
+                self.b.emit(Insn::alu64(AluOp::Add, pointer, offset as i32));
+                self.b.emit(Insn::mov64(dst, pointer));
+                self.b.emit(Insn::alu64(AluOp::Add, dst, width as i32));
+                self.b.emit(Insn::jump64(JmpOp::Gt, dst, Reg::R8, self.reject));
+                self.b.emit(Insn::load(bpf_size, dst, pointer, 0));
+            }
+        }
+        if let Some(width) = swap {
+            self.b.emit(Insn::Endian { order: ByteOrder::Big, width, dst });
+        }
+    }
+
+    /// Rejects with a conditional jump the verifier resolves, so no code after it is
+    /// structurally unreachable (the kernel refuses unreachable instructions).
+    fn always_reject(&mut self, dst: Reg) {
+        self.b.emit(Insn::alu32(AluOp::Mov, dst, 0));
+        self.b.emit(Insn::jump32(JmpOp::Eq, dst, 0, self.reject));
+    }
+
+    fn alu(&mut self, op: Alu, left: &Val, right: &Val, depth: usize) {
+        let dst = REGS[depth];
+        self.value(left, depth);
+        let bpf_op = match op {
+            Alu::Add => AluOp::Add,
+            Alu::Sub => AluOp::Sub,
+            Alu::Mul => AluOp::Mul,
+            Alu::Div => AluOp::Div,
+            Alu::Mod => AluOp::Mod,
+            Alu::And => AluOp::And,
+            Alu::Or => AluOp::Or,
+            Alu::Xor => AluOp::Xor,
+            Alu::Shl => AluOp::Lsh,
+            Alu::Shr => AluOp::Rsh,
+        };
+        let shift = matches!(op, Alu::Shl | Alu::Shr);
+        match right {
+            Val::Const(k) if shift && *k >= 32 => self.b.emit(Insn::alu32(AluOp::Mov, dst, 0)),
+            Val::Const(0) if matches!(op, Alu::Div | Alu::Mod) => self.always_reject(dst),
+            Val::Const(k) => self.b.emit(Insn::alu32(bpf_op, dst, Operand::imm_u32(*k))),
+            _ => {
+                let src = REGS[depth + 1];
+                self.value(right, depth + 1);
+                if matches!(op, Alu::Div | Alu::Mod) {
+                    self.b.emit(Insn::jump32(JmpOp::Eq, src, 0, self.reject));
+                }
+                if shift {
+                    let in_range = self.b.new_label();
+                    let done = self.b.new_label();
+                    self.b.emit(Insn::jump32(JmpOp::Lt, src, 32, in_range));
+                    self.b.emit(Insn::alu32(AluOp::Mov, dst, 0));
+                    self.b.emit(Insn::Ja { target: done });
+                    self.b.bind(in_range);
+                    self.b.emit(Insn::alu32(bpf_op, dst, src));
+                    self.b.bind(done);
+                } else {
+                    self.b.emit(Insn::alu32(bpf_op, dst, src));
+                }
+            }
+        }
+    }
+}

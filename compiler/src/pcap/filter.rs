@@ -1,0 +1,197 @@
+//! The pcap filter program: what `pcap::lower` produces from a checked expression, and
+//! its evaluator on raw frame bytes (the interpreter's half of a `pcap "..."` atom).
+//!
+//! The program models libpcap's unoptimized classic BPF exactly: a tree of short-circuit
+//! tests, evaluated left to right, whose leaves compare 32-bit unsigned values computed
+//! from packet loads, constants, the frame length and arithmetic. **A load past the end
+//! of the frame, or a division or modulo by zero, rejects the whole filter** (the value
+//! of the atom is false, even under a `not` inside the expression), as libpcap's
+//! `bpf_filter` returns 0. Shifts by 32 or more give 0. Arithmetic wraps at 32 bits.
+//!
+//! **Invariant:** [`PcapFilter::matches`] never panics and reads no byte outside the frame.
+
+/// A compiled pcap expression.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct PcapFilter {
+    /// The test tree.
+    pub pred: Pred,
+}
+
+/// A boolean test, evaluated left to right with short circuits.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Pred {
+    /// A constant.
+    Const(bool),
+    /// Negation (a rejection inside still rejects the whole filter).
+    Not(Box<Pred>),
+    /// All hold; stops at the first that does not.
+    And(Vec<Pred>),
+    /// One holds; stops at the first that does.
+    Or(Vec<Pred>),
+    /// `left OP right`, both computed in full (every load executed) before comparing.
+    Test {
+        /// Left value.
+        left: Val,
+        /// Comparison.
+        op: TestOp,
+        /// Right value.
+        right: Val,
+    },
+}
+
+/// A classic-BPF comparison, unsigned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TestOp {
+    /// `==`
+    Eq,
+    /// `>`
+    Gt,
+    /// `>=`
+    Ge,
+    /// `left & right != 0`
+    Set,
+}
+
+/// A 32-bit value.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Val {
+    /// A constant.
+    Const(u32),
+    /// The frame length.
+    Len,
+    /// `size` bytes (1, 2 or 4), big-endian, at `index + offset` from the frame start.
+    Load {
+        /// 1, 2 or 4.
+        size: u8,
+        /// The variable part of the offset (`Const(0)` for a fixed offset).
+        index: Box<Val>,
+        /// The constant part of the offset.
+        offset: u32,
+    },
+    /// `left OP right`, wrapping.
+    Alu(Alu, Box<Val>, Box<Val>),
+    /// `-value`, wrapping.
+    Neg(Box<Val>),
+}
+
+/// Arithmetic operators (classic BPF's ALU).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Alu {
+    /// `+`
+    Add,
+    /// `-`
+    Sub,
+    /// `*`
+    Mul,
+    /// `/` (zero divisor rejects)
+    Div,
+    /// `%` (zero divisor rejects)
+    Mod,
+    /// `&`
+    And,
+    /// `|`
+    Or,
+    /// `^`
+    Xor,
+    /// `<<` (32 or more gives 0)
+    Shl,
+    /// `>>` (32 or more gives 0)
+    Shr,
+}
+
+/// The filter rejected the frame (a load past the end, a division by zero).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reject;
+
+impl PcapFilter {
+    /// libpcap's verdict for this frame (captured length = wire length).
+    pub fn matches(&self, frame: &[u8]) -> bool {
+        self.pred.eval(frame).unwrap_or(false)
+    }
+}
+
+impl Pred {
+    /// Evaluates the test; `Err` when the whole filter rejects.
+    pub fn eval(&self, frame: &[u8]) -> Result<bool, Reject> {
+        Ok(match self {
+            Pred::Const(value) => *value,
+            Pred::Not(inner) => !inner.eval(frame)?,
+            Pred::And(items) => {
+                for item in items {
+                    if !item.eval(frame)? {
+                        return Ok(false);
+                    }
+                }
+                true
+            }
+            Pred::Or(items) => {
+                for item in items {
+                    if item.eval(frame)? {
+                        return Ok(true);
+                    }
+                }
+                false
+            }
+            Pred::Test { left, op, right } => {
+                let (left, right) = (left.eval(frame)?, right.eval(frame)?);
+                match op {
+                    TestOp::Eq => left == right,
+                    TestOp::Gt => left > right,
+                    TestOp::Ge => left >= right,
+                    TestOp::Set => left & right != 0,
+                }
+            }
+        })
+    }
+}
+
+impl Val {
+    /// Computes the value; `Err` when the whole filter rejects.
+    pub fn eval(&self, frame: &[u8]) -> Result<u32, Reject> {
+        Ok(match self {
+            Val::Const(value) => *value,
+            Val::Len => frame.len() as u32,
+            Val::Load { size, index, offset } => {
+                let start = u64::from(index.eval(frame)?) + u64::from(*offset);
+                let end = start + u64::from(*size);
+                if end > frame.len() as u64 {
+                    return Err(Reject);
+                }
+                frame[start as usize..end as usize].iter().fold(0u32, |value, byte| value << 8 | u32::from(*byte))
+            }
+            Val::Neg(inner) => inner.eval(frame)?.wrapping_neg(),
+            Val::Alu(op, left, right) => {
+                let (a, b) = (left.eval(frame)?, right.eval(frame)?);
+                match op {
+                    Alu::Add => a.wrapping_add(b),
+                    Alu::Sub => a.wrapping_sub(b),
+                    Alu::Mul => a.wrapping_mul(b),
+                    Alu::Div => a.checked_div(b).ok_or(Reject)?,
+                    Alu::Mod => a.checked_rem(b).ok_or(Reject)?,
+                    Alu::And => a & b,
+                    Alu::Or => a | b,
+                    Alu::Xor => a ^ b,
+                    Alu::Shl => a.checked_shl(b).unwrap_or(0),
+                    Alu::Shr => a.checked_shr(b).unwrap_or(0),
+                }
+            }
+        })
+    }
+
+    /// A load of `size` bytes at a fixed offset.
+    pub fn at(size: u8, offset: u32) -> Val {
+        Val::Load { size, index: Box::new(Val::Const(0)), offset }
+    }
+}
+
+impl Pred {
+    /// `value OP constant`.
+    pub fn test(left: Val, op: TestOp, constant: u32) -> Pred {
+        Pred::Test { left, op, right: Val::Const(constant) }
+    }
+
+    /// Negation.
+    pub fn not(inner: Pred) -> Pred {
+        Pred::Not(Box::new(inner))
+    }
+}

@@ -1,0 +1,359 @@
+//! pcap checking and lowering: a pcap [`Expr`] in, a [`Pred`] (libpcap's unoptimized
+//! code, as a tree) and diagnostics out.
+//!
+//! Each primitive is built in the order libpcap 1.10's `gencode.c` emits its tests, so
+//! that the loads a frame executes — and hence which truncated frames are rejected —
+//! are libpcap's (`tcpdump -O -d EXPR` shows the reference). Qualifiers carry over to
+//! bare values in source order, and every `vlan` moves the link-type and network-layer
+//! offsets of everything after it by 4 bytes. Every problem is reported, not only the
+//! first.
+
+use super::ast::*;
+use super::filter::{Alu, Pred, TestOp, Val};
+use super::names;
+use super::{PCAP_SYNTAX, PCAP_UNSUPPORTED};
+use crate::diagnostic::{Diagnostic, Span};
+
+const ETH_IP: u32 = 0x0800;
+const ETH_IP6: u32 = 0x86dd;
+const ETH_ARP: u32 = 0x0806;
+const ETH_RARP: u32 = 0x8035;
+const PROTO_TCP: u32 = 6;
+const PROTO_UDP: u32 = 17;
+const PROTO_SCTP: u32 = 132;
+
+/// The qualifiers in force for a value.
+#[derive(Clone, Copy, Debug)]
+struct Qual {
+    proto: Option<PName>,
+    dir: Dir,
+    kind: Option<Kind>,
+}
+
+/// Lowers a whole expression.
+pub fn lower(expr: &Expr, diagnostics: &mut Vec<Diagnostic>) -> Option<Pred> {
+    let mut lowerer = Lowerer { shift: 0, diagnostics, failed: false };
+    let pred = lowerer.expr(expr);
+    (!lowerer.failed).then_some(pred)
+}
+
+struct Lowerer<'a> {
+    /// Bytes of VLAN tags the offsets are shifted by (4 per `vlan` so far).
+    shift: u32,
+    diagnostics: &'a mut Vec<Diagnostic>,
+    failed: bool,
+}
+
+/// `left OP right`, flattening chains of the same operator.
+fn combine(op: BoolOp, left: Pred, right: Pred) -> Pred {
+    match (op, left) {
+        (BoolOp::And, Pred::And(mut items)) => {
+            items.push(right);
+            Pred::And(items)
+        }
+        (BoolOp::Or, Pred::Or(mut items)) => {
+            items.push(right);
+            Pred::Or(items)
+        }
+        (BoolOp::And, left) => Pred::And(vec![left, right]),
+        (BoolOp::Or, left) => Pred::Or(vec![left, right]),
+    }
+}
+
+fn negate(pred: Pred, nots: usize) -> Pred {
+    if nots % 2 == 1 {
+        Pred::not(pred)
+    } else {
+        pred
+    }
+}
+
+fn masked(value: Val, mask: u32) -> Val {
+    if mask == u32::MAX {
+        value
+    } else {
+        Val::Alu(Alu::And, Box::new(value), Box::new(Val::Const(mask)))
+    }
+}
+
+impl Lowerer<'_> {
+    fn error(&mut self, code: crate::diagnostic::Code, message: String, span: Span, label: &str) {
+        self.failed = true;
+        self.diagnostics.push(Diagnostic::error(code, message, span, label));
+    }
+
+    fn unsupported(&mut self, message: String, span: Span, note: &str) {
+        self.failed = true;
+        self.diagnostics.push(
+            Diagnostic::error(PCAP_UNSUPPORTED, message, span, "not supported by pfc").with_note(note.to_string()),
+        );
+    }
+
+    // ---- offsets --------------------------------------------------------------------
+
+    fn linktype(&self, ethertype: u32) -> Pred {
+        Pred::test(Val::at(2, 12 + self.shift), TestOp::Eq, ethertype)
+    }
+
+    fn net(&self) -> u32 {
+        14 + self.shift
+    }
+
+    /// `4 * (ip[0] & 0xf)`: the IPv4 header length, as `ldxb 4*([nl]&0xf)`.
+    fn ihl(&self) -> Val {
+        let low = Val::Alu(Alu::And, Box::new(Val::at(1, self.net())), Box::new(Val::Const(0xf)));
+        Val::Alu(Alu::Mul, Box::new(low), Box::new(Val::Const(4)))
+    }
+
+    /// IPv4 unfragmented or first fragment: `ip[6:2] & 0x1fff == 0`.
+    fn ipv4_first_fragment(&self) -> Pred {
+        Pred::not(Pred::test(Val::at(2, self.net() + 6), TestOp::Set, 0x1fff))
+    }
+
+    fn ip_proto(&self, proto: u32) -> Pred {
+        Pred::And(vec![self.linktype(ETH_IP), Pred::test(Val::at(1, self.net() + 9), TestOp::Eq, proto)])
+    }
+
+    /// `ip6 proto N`: the next header, or one fragment header followed by N.
+    fn ip6_proto(&self, proto: u32) -> Pred {
+        let next = Val::at(1, self.net() + 6);
+        let after_fragment = Pred::And(vec![
+            Pred::test(next.clone(), TestOp::Eq, 44),
+            Pred::test(Val::at(1, self.net() + 40), TestOp::Eq, proto),
+        ]);
+        Pred::And(vec![self.linktype(ETH_IP6), Pred::Or(vec![Pred::test(next, TestOp::Eq, proto), after_fragment])])
+    }
+
+    fn any_proto(&self, proto: u32) -> Pred {
+        Pred::Or(vec![self.ip_proto(proto), self.ip6_proto(proto)])
+    }
+
+    /// The test a bare protocol name stands for (`gen_proto_abbrev`).
+    fn abbrev(&mut self, proto: PName, span: Span) -> Pred {
+        match proto {
+            PName::Ip => self.linktype(ETH_IP),
+            PName::Ip6 => self.linktype(ETH_IP6),
+            PName::Arp => self.linktype(ETH_ARP),
+            PName::Rarp => self.linktype(ETH_RARP),
+            PName::Tcp => self.any_proto(PROTO_TCP),
+            PName::Udp => self.any_proto(PROTO_UDP),
+            PName::Sctp => self.any_proto(PROTO_SCTP),
+            PName::Icmp => self.ip_proto(1),
+            PName::Icmp6 => self.ip6_proto(58),
+            PName::Ether => {
+                self.error(PCAP_SYNTAX, "`ether` alone is not a test".into(), span, "link layer in the wrong context");
+                Pred::Const(false)
+            }
+        }
+    }
+
+    // ---- expressions ------------------------------------------------------------------
+
+    fn expr(&mut self, expr: &Expr) -> Pred {
+        let (mut pred, mut carried) = self.term(&expr.first);
+        for (op, operand) in &expr.rest {
+            let right = match operand {
+                Operand::Term(term) => {
+                    let (right, qual) = self.term(term);
+                    carried = qual;
+                    right
+                }
+                Operand::Carried { nots, value } => match carried {
+                    Some(qual) => negate(self.id(qual, value), *nots),
+                    None => {
+                        self.error(
+                            PCAP_SYNTAX,
+                            "a bare value needs qualifiers to carry over".into(),
+                            value.span,
+                            "no `host`, `net`, `port`... before it",
+                        );
+                        Pred::Const(false)
+                    }
+                },
+            };
+            pred = combine(*op, pred, right);
+        }
+        pred
+    }
+
+    fn term(&mut self, term: &Term) -> (Pred, Option<Qual>) {
+        let (pred, qual) = match &term.kind {
+            TermKind::Paren(inner) => (self.expr(inner), None),
+            TermKind::Relation { left, op, right } => (self.relation(left, *op, right), None),
+            TermKind::Primitive(primitive) => self.primitive(primitive),
+        };
+        (negate(pred, term.nots), qual)
+    }
+
+    fn primitive(&mut self, primitive: &Primitive) -> (Pred, Option<Qual>) {
+        let proto = primitive.proto.map(|(proto, _)| proto);
+        let proto_span = primitive.proto.map_or(primitive.span, |(_, span)| span);
+        let span = primitive.span;
+        let pred = match &primitive.form {
+            Form::Id { dir, kind, id } => {
+                let qual =
+                    Qual { proto, dir: dir.map_or(Dir::SrcOrDst, |(dir, _)| dir), kind: kind.map(|(kind, _)| kind) };
+                if let Some((Dir::Wireless, dir_span)) = dir {
+                    self.unsupported("802.11 address qualifiers".into(), *dir_span, "pfc compiles Ethernet only");
+                    return (Pred::Const(false), None);
+                }
+                if let Some((Kind::Gateway, kind_span)) = kind {
+                    self.unsupported(
+                        "`gateway` needs host-name lookups".into(),
+                        *kind_span,
+                        "write `ether host MAC and not host IP` instead",
+                    );
+                    return (Pred::Const(false), None);
+                }
+                let mut pred = self.id(qual, &id.first);
+                for (op, nots, value) in &id.rest {
+                    let right = negate(self.id(qual, value), *nots);
+                    pred = combine(*op, pred, right);
+                }
+                return (pred, Some(qual));
+            }
+            Form::Proto(value) => self.proto(proto, proto_span, value),
+            Form::Protochain => {
+                self.unsupported("`protochain` is not supported".into(), span, "use `ip6 proto N` or `ip proto N`");
+                Pred::Const(false)
+            }
+            Form::Broadcast => match proto {
+                None | Some(PName::Ether) => Pred::And(vec![
+                    Pred::test(Val::at(4, 2), TestOp::Eq, u32::MAX),
+                    Pred::test(Val::at(2, 0), TestOp::Eq, 0xffff),
+                ]),
+                Some(PName::Ip) => {
+                    self.unsupported(
+                        "`ip broadcast` needs the interface's netmask".into(),
+                        span,
+                        "write `ip dst 255.255.255.255` or `ip dst net ... ` with your broadcast address",
+                    );
+                    Pred::Const(false)
+                }
+                Some(other) => self.bad_qualifier(other, "broadcast", proto_span),
+            },
+            Form::Multicast => match proto {
+                None | Some(PName::Ether) => Pred::test(Val::at(1, 0), TestOp::Set, 1),
+                Some(PName::Ip) => {
+                    Pred::And(vec![self.linktype(ETH_IP), Pred::test(Val::at(1, self.net() + 16), TestOp::Ge, 224)])
+                }
+                Some(PName::Ip6) => {
+                    Pred::And(vec![self.linktype(ETH_IP6), Pred::test(Val::at(1, self.net() + 24), TestOp::Eq, 255)])
+                }
+                Some(other) => self.bad_qualifier(other, "multicast", proto_span),
+            },
+            Form::Bare => match proto {
+                Some(proto) => self.abbrev(proto, proto_span),
+                None => Pred::Const(false),
+            },
+            Form::Less(value) => {
+                let n = self.plain_number(value);
+                Pred::not(Pred::test(Val::Len, TestOp::Gt, n))
+            }
+            Form::Greater(value) => {
+                let n = self.plain_number(value);
+                Pred::test(Val::Len, TestOp::Ge, n)
+            }
+            Form::Vlan(id) => self.vlan(id.as_ref()),
+            Form::Unsupported(keyword) => {
+                self.unsupported(
+                    format!("`{keyword}` is not supported"),
+                    span,
+                    "pfc compiles Ethernet filters over ether, ip, ip6, arp, rarp, tcp, udp, sctp, icmp, icmp6 and vlan",
+                );
+                Pred::Const(false)
+            }
+        };
+        (pred, None)
+    }
+
+    fn bad_qualifier(&mut self, proto: PName, what: &str, span: Span) -> Pred {
+        self.error(PCAP_SYNTAX, format!("`{}` cannot qualify `{what}`", proto.as_str()), span, "illegal qualifier");
+        Pred::Const(false)
+    }
+
+    fn plain_number(&mut self, value: &Value) -> u32 {
+        match &value.token {
+            Token::Number(text) => self.number(text, value.span),
+            _ => 0,
+        }
+    }
+
+    fn number(&mut self, text: &str, span: Span) -> u32 {
+        names::number(text).unwrap_or_else(|| {
+            self.error(PCAP_SYNTAX, format!("`{text}` is not a 32-bit number"), span, "bad number");
+            0
+        })
+    }
+
+    /// `vlan [id]`: the outermost remaining tag; shifts everything after it.
+    fn vlan(&mut self, id: Option<&Value>) -> Pred {
+        let tagged = Pred::Or(vec![self.linktype(0x8100), self.linktype(0x88a8), self.linktype(0x9100)]);
+        let pred = match id {
+            None => tagged,
+            Some(value) => {
+                let n = self.plain_number(value);
+                if n > 4095 {
+                    self.error(PCAP_SYNTAX, format!("VLAN tag {n} greater than maximum 4095"), value.span, "too big");
+                }
+                let tci = Val::Alu(Alu::And, Box::new(Val::at(2, self.net())), Box::new(Val::Const(0xfff)));
+                Pred::And(vec![tagged, Pred::test(tci, TestOp::Eq, n)])
+            }
+        };
+        self.shift += 4;
+        pred
+    }
+
+    fn proto(&mut self, proto: Option<PName>, proto_span: Span, value: &ProtoValue) -> Pred {
+        if proto == Some(PName::Ether) {
+            let ethertype = if value.numeric {
+                self.number(&value.text, value.span)
+            } else {
+                match names::lookup(names::ETHERTYPES, &value.text) {
+                    Some(ethertype) => ethertype,
+                    None => {
+                        self.unsupported(
+                            format!("unknown ethertype name `{}`", value.text),
+                            value.span,
+                            "names: ip, ip6, arp, rarp",
+                        );
+                        return Pred::Const(false);
+                    }
+                }
+            };
+            if ethertype <= 1500 || ethertype == 0x809b || ethertype == 0x80f3 {
+                self.unsupported(
+                    format!("`ether proto {ethertype}` tests 802.2 LLC framing"),
+                    value.span,
+                    "pfc supports ethertypes above 1500 (except AppleTalk)",
+                );
+                return Pred::Const(false);
+            }
+            return self.linktype(ethertype);
+        }
+        let number = if value.numeric {
+            self.number(&value.text, value.span)
+        } else {
+            match names::lookup(names::IP_PROTOCOLS, &value.text) {
+                Some(number) => number,
+                None => {
+                    self.unsupported(
+                        format!("unknown protocol name `{}`", value.text),
+                        value.span,
+                        "names: icmp, igmp, tcp, udp, icmp6, sctp; or give the number",
+                    );
+                    return Pred::Const(false);
+                }
+            }
+        };
+        match proto {
+            None => self.any_proto(number),
+            Some(PName::Ip) => self.ip_proto(number),
+            Some(PName::Ip6) => self.ip6_proto(number),
+            Some(other) => self.bad_qualifier(other, "proto", proto_span),
+        }
+    }
+}
+
+mod arith;
+mod values;

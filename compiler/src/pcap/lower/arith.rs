@@ -1,0 +1,150 @@
+//! Lowering of relations: `arith relop arith` in, the protocol checks of every packet
+//! access (in libpcap's order) followed by one comparison out (`gen_relation`,
+//! `gen_arth`, `gen_load` in libpcap's `gencode.c`).
+
+use super::{Lowerer, ETH_IP, ETH_IP6};
+use crate::pcap::ast::{Arith, ArithKind, ArithOp, PName, RelOp};
+use crate::pcap::filter::{Alu, Pred, TestOp, Val};
+use crate::pcap::names;
+use crate::pcap::PCAP_SYNTAX;
+
+/// The constant libpcap's check sees for a divisor or shift: the first statement of
+/// the operand's code when that is `ld #k` (so `x / (0 + 5)` is "division by zero" in
+/// libpcap too, and `x << ip[40]` is a shift by 40).
+fn leading_constant(arith: &Arith) -> Option<u32> {
+    match &arith.kind {
+        ArithKind::Number(text) => names::number(text),
+        ArithKind::Name(name) => names::lookup(names::CONSTANTS, name),
+        ArithKind::Len => None,
+        ArithKind::Access { index, .. } => leading_constant(index),
+        ArithKind::Neg(inner) | ArithKind::Binary(_, inner, _) => leading_constant(inner),
+    }
+}
+
+impl Lowerer<'_> {
+    pub(super) fn relation(&mut self, left: &Arith, op: RelOp, right: &Arith) -> Pred {
+        let (mut checks, left) = self.arith(left);
+        let (right_checks, right) = self.arith(right);
+        checks.extend(right_checks);
+        let test = |op| Pred::Test { left, op, right };
+        let comparison = match op {
+            RelOp::Gt => test(TestOp::Gt),
+            RelOp::Ge => test(TestOp::Ge),
+            RelOp::Eq => test(TestOp::Eq),
+            RelOp::Le => Pred::not(test(TestOp::Gt)),
+            RelOp::Lt => Pred::not(test(TestOp::Ge)),
+            RelOp::Ne => Pred::not(test(TestOp::Eq)),
+        };
+        if checks.is_empty() {
+            comparison
+        } else {
+            checks.push(comparison);
+            Pred::And(checks)
+        }
+    }
+
+    /// An arithmetic expression: the protocol checks its accesses need, and its value.
+    fn arith(&mut self, arith: &Arith) -> (Vec<Pred>, Val) {
+        match &arith.kind {
+            ArithKind::Number(text) => (Vec::new(), Val::Const(self.number(text, arith.span))),
+            ArithKind::Name(name) => match names::lookup(names::CONSTANTS, name) {
+                Some(value) => (Vec::new(), Val::Const(value)),
+                None => {
+                    self.error(
+                        PCAP_SYNTAX,
+                        format!("unknown name `{name}` in an expression"),
+                        arith.span,
+                        "not a constant",
+                    );
+                    (Vec::new(), Val::Const(0))
+                }
+            },
+            ArithKind::Len => (Vec::new(), Val::Len),
+            ArithKind::Neg(inner) => {
+                let (checks, value) = self.arith(inner);
+                (checks, Val::Neg(Box::new(value)))
+            }
+            ArithKind::Binary(op, left, right) => {
+                let leading = leading_constant(right);
+                match op {
+                    ArithOp::Div | ArithOp::Mod if leading == Some(0) => {
+                        let what = if *op == ArithOp::Div { "division" } else { "modulus" };
+                        self.error(PCAP_SYNTAX, format!("{what} by zero"), right.span, "libpcap refuses this too");
+                    }
+                    ArithOp::Shl | ArithOp::Shr if leading.is_some_and(|k| k > 31) => {
+                        self.error(
+                            PCAP_SYNTAX,
+                            "shift by more than 31 bits".into(),
+                            right.span,
+                            "libpcap refuses this too",
+                        );
+                    }
+                    _ => {}
+                }
+                let (mut checks, a) = self.arith(left);
+                let (right_checks, b) = self.arith(right);
+                checks.extend(right_checks);
+                let alu = match op {
+                    ArithOp::Add => Alu::Add,
+                    ArithOp::Sub => Alu::Sub,
+                    ArithOp::Mul => Alu::Mul,
+                    ArithOp::Div => Alu::Div,
+                    ArithOp::Mod => Alu::Mod,
+                    ArithOp::And => Alu::And,
+                    ArithOp::Or => Alu::Or,
+                    ArithOp::Xor => Alu::Xor,
+                    ArithOp::Shl => Alu::Shl,
+                    ArithOp::Shr => Alu::Shr,
+                };
+                (checks, Val::Alu(alu, Box::new(a), Box::new(b)))
+            }
+            ArithKind::Access { proto, index, size } => self.access(*proto, index, size.as_ref()),
+        }
+    }
+
+    /// `proto[index:size]` (`gen_load`).
+    fn access(
+        &mut self,
+        proto: PName,
+        index: &Arith,
+        size: Option<&(String, crate::diagnostic::Span)>,
+    ) -> (Vec<Pred>, Val) {
+        let size = match size {
+            None => 1,
+            Some((text, span)) => match names::number(text) {
+                Some(size @ (1 | 2 | 4)) => size as u8,
+                _ => {
+                    self.error(PCAP_SYNTAX, "data size must be 1, 2, or 4".into(), *span, "bad size");
+                    1
+                }
+            },
+        };
+        let net = self.net();
+        match proto {
+            PName::Ether => {
+                let (checks, index) = self.arith(index);
+                (checks, Val::Load { size, index: Box::new(index), offset: 0 })
+            }
+            PName::Ip | PName::Ip6 | PName::Arp | PName::Rarp => {
+                let (mut checks, index) = self.arith(index);
+                checks.push(self.abbrev(proto, crate::diagnostic::Span::default()));
+                (checks, Val::Load { size, index: Box::new(index), offset: net })
+            }
+            PName::Tcp | PName::Udp | PName::Sctp | PName::Icmp => {
+                let mut checks = vec![self.linktype(ETH_IP)];
+                let (index_checks, index) = self.arith(index);
+                checks.extend(index_checks);
+                checks.push(self.abbrev(proto, crate::diagnostic::Span::default()));
+                checks.push(self.ipv4_first_fragment());
+                let offset = Val::Alu(Alu::Add, Box::new(index), Box::new(self.ihl()));
+                (checks, Val::Load { size, index: Box::new(offset), offset: net })
+            }
+            PName::Icmp6 => {
+                let (mut checks, index) = self.arith(index);
+                checks.push(self.linktype(ETH_IP6));
+                checks.push(Pred::test(Val::at(1, net + 6), TestOp::Eq, 58));
+                (checks, Val::Load { size, index: Box::new(index), offset: net + 40 })
+            }
+        }
+    }
+}

@@ -1,0 +1,300 @@
+//! Lowering of qualified values: `[proto] [dir] [kind] VALUE` in, libpcap's tests for
+//! hosts, networks, ports and port ranges out (`gen_host`, `gen_port`, ... in
+//! libpcap's `gencode.c`, in their emission order).
+
+use super::{masked, Lowerer, Qual, ETH_ARP, ETH_IP, ETH_IP6, ETH_RARP, PROTO_SCTP, PROTO_TCP, PROTO_UDP};
+use crate::pcap::ast::{Dir, Kind, PName, Suffix, Token, Value};
+use crate::pcap::filter::{Pred, TestOp, Val};
+use crate::pcap::names::{self, ServiceProto};
+use crate::pcap::PCAP_SYNTAX;
+
+/// One address test per direction: `src`, `dst`, either or both.
+fn by_direction(dir: Dir, mut one: impl FnMut(bool) -> Pred) -> Pred {
+    match dir {
+        Dir::Src => one(true),
+        Dir::Dst => one(false),
+        Dir::SrcAndDst => Pred::And(vec![one(true), one(false)]),
+        Dir::SrcOrDst | Dir::Wireless => Pred::Or(vec![one(true), one(false)]),
+    }
+}
+
+impl Lowerer<'_> {
+    /// A value under qualifiers (a primitive's, or carried over).
+    pub(super) fn id(&mut self, qual: Qual, value: &Value) -> Pred {
+        match qual.kind {
+            Some(Kind::Port) => self.port(qual, value, false),
+            Some(Kind::PortRange) => self.port(qual, value, true),
+            Some(Kind::Gateway) => Pred::Const(false),
+            Some(Kind::Host) | Some(Kind::Net) | None => self.address(qual, value),
+        }
+    }
+
+    fn address(&mut self, qual: Qual, value: &Value) -> Pred {
+        let net = qual.kind == Some(Kind::Net);
+        match &value.token {
+            Token::Name(name) => {
+                self.unsupported(
+                    format!("`{name}` is a host name; pfc resolves no names at compile time"),
+                    value.span,
+                    "write the address (10.0.0.1, 2001:db8::1, 00:11:22:33:44:55)",
+                );
+                Pred::Const(false)
+            }
+            Token::Number(_) => {
+                self.unsupported(
+                    "a bare number as an address".into(),
+                    value.span,
+                    "write a dotted address (`net 10.0.0.0/8`) or `port N`",
+                );
+                Pred::Const(false)
+            }
+            Token::Mac(text) => {
+                if qual.proto != Some(PName::Ether) || net {
+                    self.error(PCAP_SYNTAX, "a MAC address needs `ether host`".into(), value.span, "ethernet address");
+                    return Pred::Const(false);
+                }
+                let bytes: Vec<u32> = text.split(':').map(|b| u32::from_str_radix(b, 16).unwrap_or(0)).collect();
+                let high = bytes[0] << 8 | bytes[1];
+                let low = bytes[2] << 24 | bytes[3] << 16 | bytes[4] << 8 | bytes[5];
+                by_direction(qual.dir, |src| {
+                    let off = if src { 6 } else { 0 };
+                    Pred::And(vec![
+                        Pred::test(Val::at(4, off + 2), TestOp::Eq, low),
+                        Pred::test(Val::at(2, off), TestOp::Eq, high),
+                    ])
+                })
+            }
+            Token::Ipv4(text) => self.ipv4(qual, value, text, net),
+            Token::Ipv6(text) => self.ipv6(qual, value, text),
+        }
+    }
+
+    fn ipv4(&mut self, qual: Qual, value: &Value, text: &str, net: bool) -> Pred {
+        let parts: Vec<Option<u32>> =
+            text.split('.').map(|part| part.parse::<u32>().ok().filter(|v| *v < 256)).collect();
+        if parts.iter().any(Option::is_none) {
+            self.error(PCAP_SYNTAX, format!("`{text}` is not an IPv4 address"), value.span, "bad address");
+            return Pred::Const(false);
+        }
+        let count = parts.len() as u32;
+        let addr = parts.iter().fold(0u32, |acc, part| acc << 8 | part.unwrap_or(0)) << (8 * (4 - count));
+        let mask = match &value.suffix {
+            None if count == 4 => u32::MAX,
+            None if net || qual.kind.is_none() => u32::MAX << (32 - 8 * count),
+            Some(Suffix::Prefix(len, span)) => match names::number(len).filter(|len| *len <= 32) {
+                Some(0) => 0,
+                Some(len) => u32::MAX << (32 - len),
+                None => {
+                    self.error(PCAP_SYNTAX, format!("`{len}` is not a prefix length of 0 to 32"), *span, "bad length");
+                    return Pred::Const(false);
+                }
+            },
+            Some(Suffix::Mask(Token::Ipv4(mask), span)) => {
+                let parts: Vec<u32> = mask.split('.').filter_map(|part| part.parse::<u32>().ok()).collect();
+                if parts.len() != 4 || parts.iter().any(|p| *p > 255) {
+                    self.error(PCAP_SYNTAX, format!("`{mask}` is not a netmask"), *span, "bad mask");
+                    return Pred::Const(false);
+                }
+                parts.iter().fold(0, |acc, part| acc << 8 | part)
+            }
+            _ => {
+                self.error(PCAP_SYNTAX, "this address form needs `net`".into(), value.span, "not a host address");
+                return Pred::Const(false);
+            }
+        };
+        if mask != u32::MAX && qual.kind == Some(Kind::Host) {
+            self.error(PCAP_SYNTAX, "a prefix or mask needs `net`, not `host`".into(), value.span, "mask syntax");
+            return Pred::Const(false);
+        }
+        if addr & !mask != 0 {
+            self.error(PCAP_SYNTAX, format!("non-network bits set in `{text}`"), value.span, "host bits set");
+            return Pred::Const(false);
+        }
+        let hostop = |this: &Self, ethertype: u32, src_off: u32, dst_off: u32| {
+            by_direction(qual.dir, |src| {
+                let off = this.net() + if src { src_off } else { dst_off };
+                Pred::And(vec![this.linktype(ethertype), Pred::test(masked(Val::at(4, off), mask), TestOp::Eq, addr)])
+            })
+        };
+        match qual.proto {
+            None => Pred::Or(vec![
+                hostop(self, ETH_IP, 12, 16),
+                hostop(self, ETH_ARP, 14, 24),
+                hostop(self, ETH_RARP, 14, 24),
+            ]),
+            Some(PName::Ip) => hostop(self, ETH_IP, 12, 16),
+            Some(PName::Arp) => hostop(self, ETH_ARP, 14, 24),
+            Some(PName::Rarp) => hostop(self, ETH_RARP, 14, 24),
+            Some(other) => self.bad_qualifier(other, "an IPv4 address", value.span),
+        }
+    }
+
+    fn ipv6(&mut self, qual: Qual, value: &Value, text: &str) -> Pred {
+        let Ok(addr) = text.parse::<std::net::Ipv6Addr>() else {
+            self.error(PCAP_SYNTAX, format!("`{text}` is not an IPv6 address"), value.span, "bad address");
+            return Pred::Const(false);
+        };
+        let addr = u128::from(addr);
+        let mask: u128 = match &value.suffix {
+            None => u128::MAX,
+            Some(Suffix::Prefix(len, span)) => match names::number(len).filter(|len| *len <= 128) {
+                Some(0) => 0,
+                Some(len) => u128::MAX << (128 - len),
+                None => {
+                    self.error(PCAP_SYNTAX, format!("`{len}` is not a prefix length of 0 to 128"), *span, "bad length");
+                    return Pred::Const(false);
+                }
+            },
+            Some(_) => {
+                self.error(PCAP_SYNTAX, "an IPv6 network takes `/len`".into(), value.span, "bad mask");
+                return Pred::Const(false);
+            }
+        };
+        if mask != u128::MAX && qual.kind == Some(Kind::Host) {
+            self.error(PCAP_SYNTAX, "a prefix needs `net`, not `host`".into(), value.span, "mask syntax");
+            return Pred::Const(false);
+        }
+        if addr & !mask != 0 {
+            self.error(PCAP_SYNTAX, format!("non-network bits set in `{text}`"), value.span, "host bits set");
+            return Pred::Const(false);
+        }
+        if !matches!(qual.proto, None | Some(PName::Ip6)) {
+            return self.bad_qualifier(qual.proto.unwrap_or(PName::Ip6), "an IPv6 address", value.span);
+        }
+        let net = self.net();
+        let linktype = self.linktype(ETH_IP6);
+        by_direction(qual.dir, |src| {
+            let off = net + if src { 8 } else { 24 };
+            let mut tests = vec![linktype.clone()];
+            for word in 0..4u32 {
+                let shift = 96 - 32 * word;
+                let (a, m) = ((addr >> shift) as u32, (mask >> shift) as u32);
+                tests.push(Pred::test(masked(Val::at(4, off + 4 * word), m), TestOp::Eq, a));
+            }
+            Pred::And(tests)
+        })
+    }
+
+    /// A port or port-range end: the number and the protocols a service name implies.
+    fn port_number(&mut self, token: &Token, span: crate::diagnostic::Span) -> Option<(u32, ServiceProto)> {
+        match token {
+            Token::Number(text) => {
+                let n = self.number(text, span);
+                if n > 65535 {
+                    self.error(PCAP_SYNTAX, format!("illegal port number {n} > 65535"), span, "not a port");
+                    return None;
+                }
+                Some((n, ServiceProto::Both))
+            }
+            Token::Name(name) => match names::service(name) {
+                Some((port, proto)) => Some((u32::from(port), proto)),
+                None => {
+                    self.unsupported(
+                        format!("unknown service name `{name}`"),
+                        span,
+                        "pfc knows a fixed table of service names (docs/pcap.md); or give the number",
+                    );
+                    None
+                }
+            },
+            _ => {
+                self.error(PCAP_SYNTAX, "a port is a number or a service name".into(), span, "not a port");
+                None
+            }
+        }
+    }
+
+    fn port(&mut self, qual: Qual, value: &Value, range: bool) -> Pred {
+        let (low, mut class) = match self.port_number(&value.token, value.span) {
+            Some(found) => found,
+            None => return Pred::Const(false),
+        };
+        let mut high = low;
+        match (&value.suffix, range) {
+            (Some(Suffix::RangeEnd(end, span)), true) => match self.port_number(end, *span) {
+                Some((end, end_class)) => {
+                    high = end;
+                    if end_class != class {
+                        if class != ServiceProto::Both && end_class != ServiceProto::Both {
+                            self.unsupported(
+                                "a port range between a TCP and a UDP service".into(),
+                                value.span,
+                                "use numbers",
+                            );
+                            return Pred::Const(false);
+                        }
+                        class = if class == ServiceProto::Both { end_class } else { class };
+                    }
+                }
+                None => return Pred::Const(false),
+            },
+            (None, false) => {}
+            (None, true) if !matches!(value.token, Token::Name(_)) => {}
+            _ => {
+                self.error(PCAP_SYNTAX, "a port range is written `LOW-HIGH`".into(), value.span, "bad port value");
+                return Pred::Const(false);
+            }
+        }
+        let (low, high) = (low.min(high), low.max(high));
+        let proto = match (qual.proto, class) {
+            (None, ServiceProto::Both) => None,
+            (None, ServiceProto::Tcp) | (Some(PName::Tcp), ServiceProto::Tcp | ServiceProto::Both) => Some(PROTO_TCP),
+            (None, ServiceProto::Udp) | (Some(PName::Udp), ServiceProto::Udp | ServiceProto::Both) => Some(PROTO_UDP),
+            (Some(PName::Sctp), ServiceProto::Both) => Some(PROTO_SCTP),
+            (Some(proto @ (PName::Tcp | PName::Udp | PName::Sctp)), _) => {
+                self.error(
+                    PCAP_SYNTAX,
+                    format!("that service is not registered for `{}`", proto.as_str()),
+                    value.span,
+                    "wrong protocol",
+                );
+                return Pred::Const(false);
+            }
+            (Some(other), _) => return self.bad_qualifier(other, "port", value.span),
+        };
+        let protos: Vec<u32> = proto.map_or(vec![PROTO_SCTP, PROTO_TCP, PROTO_UDP], |p| vec![p]);
+        let check = |port: Val| -> Pred {
+            if range {
+                Pred::And(vec![
+                    Pred::test(port.clone(), TestOp::Ge, low),
+                    Pred::not(Pred::test(port, TestOp::Gt, high)),
+                ])
+            } else {
+                Pred::test(port, TestOp::Eq, low)
+            }
+        };
+        let net = self.net();
+        let ports6 = |src: bool| check(Val::at(2, net + 40 + if src { 0 } else { 2 }));
+        let ip6 = Pred::And(vec![
+            self.linktype(ETH_IP6),
+            Pred::Or(
+                protos
+                    .iter()
+                    .map(|p| {
+                        Pred::And(vec![Pred::test(Val::at(1, net + 6), TestOp::Eq, *p), by_direction(qual.dir, ports6)])
+                    })
+                    .collect(),
+            ),
+        ]);
+        let ihl = self.ihl();
+        let ports4 = |src: bool| {
+            check(Val::Load { size: 2, index: Box::new(ihl.clone()), offset: net + if src { 0 } else { 2 } })
+        };
+        let ip4 = Pred::And(vec![
+            self.linktype(ETH_IP),
+            Pred::Or(
+                protos
+                    .iter()
+                    .map(|p| {
+                        Pred::And(vec![
+                            Pred::test(Val::at(1, net + 9), TestOp::Eq, *p),
+                            self.ipv4_first_fragment(),
+                            by_direction(qual.dir, ports4),
+                        ])
+                    })
+                    .collect(),
+            ),
+        ]);
+        Pred::Or(vec![ip6, ip4])
+    }
+}

@@ -1,0 +1,109 @@
+//! pcap's fixed name tables: a name in, its number out. Service names for `port` and
+//! `portrange` (pfc resolves no names at run time; this table is the documented subset
+//! of a Debian `/etc/services`), protocol names for `proto \name`, and the named
+//! constants of packet-access arithmetic (`tcpflags`, `tcp-syn`, `icmp-echo`, ...).
+
+/// Which transport protocols a service is registered for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServiceProto {
+    /// TCP only: `port NAME` then means `tcp port N` (like libpcap).
+    Tcp,
+    /// UDP only: `port NAME` means `udp port N`.
+    Udp,
+    /// Both, with the same number: `port NAME` means `port N`.
+    Both,
+}
+
+/// `(name, port, protocols)`, sorted by name.
+pub const SERVICES: &[(&str, u16, ServiceProto)] = {
+    use ServiceProto::*;
+    &[
+        ("bgp", 179, Tcp),
+        ("bootpc", 68, Udp),
+        ("bootps", 67, Udp),
+        ("domain", 53, Both),
+        ("ftp", 21, Tcp),
+        ("ftp-data", 20, Tcp),
+        ("http", 80, Tcp),
+        ("https", 443, Both),
+        ("imaps", 993, Tcp),
+        ("kerberos", 88, Both),
+        ("ldap", 389, Both),
+        ("mysql", 3306, Tcp),
+        ("ntp", 123, Udp),
+        ("openvpn", 1194, Both),
+        ("pop3", 110, Tcp),
+        ("sip", 5060, Both),
+        ("smtp", 25, Tcp),
+        ("snmp", 161, Both),
+        ("ssh", 22, Tcp),
+        ("submission", 587, Tcp),
+        ("syslog", 514, Udp),
+        ("telnet", 23, Tcp),
+        ("tftp", 69, Udp),
+        ("www", 80, Tcp),
+    ]
+};
+
+/// Looks up a service name.
+pub fn service(name: &str) -> Option<(u16, ServiceProto)> {
+    SERVICES.iter().find(|(known, _, _)| *known == name).map(|(_, port, proto)| (*port, *proto))
+}
+
+/// IP protocol names accepted after `proto \`.
+pub const IP_PROTOCOLS: &[(&str, u32)] =
+    &[("icmp", 1), ("igmp", 2), ("tcp", 6), ("udp", 17), ("icmp6", 58), ("sctp", 132)];
+
+/// Ethertype names accepted after `ether proto \`.
+pub const ETHERTYPES: &[(&str, u32)] = &[("ip", 0x0800), ("arp", 0x0806), ("rarp", 0x8035), ("ip6", 0x86dd)];
+
+/// Named constants of arithmetic expressions, as libpcap's scanner defines them.
+pub const CONSTANTS: &[(&str, u32)] = &[
+    ("icmptype", 0),
+    ("icmpcode", 1),
+    ("icmp-echoreply", 0),
+    ("icmp-unreach", 3),
+    ("icmp-sourcequench", 4),
+    ("icmp-redirect", 5),
+    ("icmp-echo", 8),
+    ("icmp-routeradvert", 9),
+    ("icmp-routersolicit", 10),
+    ("icmp-timxceed", 11),
+    ("icmp-paramprob", 12),
+    ("icmp-tstamp", 13),
+    ("icmp-tstampreply", 14),
+    ("icmp-ireq", 15),
+    ("icmp-ireqreply", 16),
+    ("icmp-maskreq", 17),
+    ("icmp-maskreply", 18),
+    ("icmp6type", 0),
+    ("icmp6code", 1),
+    ("icmp6-echo", 128),
+    ("icmp6-echoreply", 129),
+    ("tcpflags", 13),
+    ("tcp-fin", 0x01),
+    ("tcp-syn", 0x02),
+    ("tcp-rst", 0x04),
+    ("tcp-push", 0x08),
+    ("tcp-ack", 0x10),
+    ("tcp-urg", 0x20),
+    ("tcp-ece", 0x40),
+    ("tcp-cwr", 0x80),
+];
+
+/// Looks a name up in one of the tables.
+pub fn lookup(table: &[(&str, u32)], name: &str) -> Option<u32> {
+    table.iter().find(|(known, _)| *known == name).map(|(_, value)| *value)
+}
+
+/// A number as libpcap reads it: `0x` hex, leading-`0` octal, else decimal; `None` when
+/// malformed or beyond 32 bits.
+pub fn number(text: &str) -> Option<u32> {
+    if let Some(hex) = text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+        u32::from_str_radix(hex, 16).ok()
+    } else if text.len() > 1 && text.starts_with('0') {
+        u32::from_str_radix(&text[1..], 8).ok()
+    } else {
+        text.parse().ok()
+    }
+}

@@ -1,0 +1,294 @@
+//! pcap parsing: the unescaped text of one `pcap "..."` string in, a [`ast::Expr`] (or a
+//! syntax diagnostic) out. The only file of the `pcap` module that sees pest types.
+
+use pest::iterators::Pair;
+use pest::Parser;
+
+use super::ast::*;
+use super::{SpanMap, PCAP_SYNTAX};
+use crate::diagnostic::{Diagnostic, Span};
+
+#[derive(pest_derive::Parser)]
+#[grammar = "../../grammar/pcap.pest"]
+struct PcapParser;
+
+/// Parses the expression; `Ok(None)` for an empty string (libpcap: match everything).
+pub fn parse(text: &str, map: &SpanMap) -> Result<Option<Expr>, Diagnostic> {
+    let mut pairs = PcapParser::parse(Rule::filter, text).map_err(|error| {
+        let position = match error.location {
+            pest::error::InputLocation::Pos(position) => position,
+            pest::error::InputLocation::Span((start, _)) => start,
+        };
+        let end = text[position..].chars().next().map_or(position, |c| position + c.len_utf8());
+        let found = if position >= text.len() { "the end of the expression".to_string() } else {
+            let word: String = text[position..].chars().take_while(|c| !c.is_whitespace()).collect();
+            format!("`{word}`")
+        };
+        Diagnostic::error(
+            PCAP_SYNTAX,
+            format!("syntax error in the pcap expression at {found}"),
+            map.span(position, end.max(position)),
+            "not understood here",
+        )
+        .with_note("libpcap filter syntax: `[proto] [src|dst] [host|net|port|portrange] VALUE`, `proto[offset:size] OP value`, joined by and/or/not")
+    })?;
+    let filter = pairs.next().expect("the filter rule always produces a pair");
+    let lowerer = Lowerer { map };
+    Ok(filter.into_inner().find(|pair| pair.as_rule() == Rule::expr).map(|expr| lowerer.expr(expr)))
+}
+
+struct Lowerer<'a> {
+    map: &'a SpanMap,
+}
+
+impl Lowerer<'_> {
+    fn span(&self, pair: &Pair<Rule>) -> Span {
+        let span = pair.as_span();
+        self.map.span(span.start(), span.end())
+    }
+
+    fn expr(&self, pair: Pair<Rule>) -> Expr {
+        let mut inner = pair.into_inner();
+        let first = self.term(inner.next().expect("expr starts with a term"));
+        let mut rest = Vec::new();
+        while let Some(op) = inner.next() {
+            let op = bool_op(&op);
+            let operand = inner.next().expect("an operator is followed by an operand");
+            let operand = match operand.as_rule() {
+                Rule::term => Operand::Term(self.term(operand)),
+                _ => {
+                    let (nots, value) = self.carried(operand);
+                    Operand::Carried { nots, value }
+                }
+            };
+            rest.push((op, operand));
+        }
+        Expr { first, rest }
+    }
+
+    fn carried(&self, pair: Pair<Rule>) -> (usize, Value) {
+        let mut nots = 0;
+        let mut value = None;
+        for inner in pair.into_inner() {
+            match inner.as_rule() {
+                Rule::not_op => nots += 1,
+                _ => value = Some(self.value(inner)),
+            }
+        }
+        (nots, value.expect("a carried operand has a value"))
+    }
+
+    fn term(&self, pair: Pair<Rule>) -> Term {
+        let span = self.span(&pair);
+        let mut nots = 0;
+        let mut kind = None;
+        for inner in pair.into_inner() {
+            match inner.as_rule() {
+                Rule::not_op => nots += 1,
+                Rule::paren => {
+                    let expr = inner.into_inner().next().expect("parentheses hold an expression");
+                    kind = Some(TermKind::Paren(Box::new(self.expr(expr))));
+                }
+                Rule::relation => {
+                    let mut parts = inner.into_inner();
+                    let left = self.arith(parts.next().expect("left side"));
+                    let op = match parts.next().expect("operator").as_str() {
+                        ">" => RelOp::Gt,
+                        ">=" => RelOp::Ge,
+                        "<" => RelOp::Lt,
+                        "<=" => RelOp::Le,
+                        "!=" => RelOp::Ne,
+                        _ => RelOp::Eq,
+                    };
+                    let right = self.arith(parts.next().expect("right side"));
+                    kind = Some(TermKind::Relation { left, op, right });
+                }
+                _ => kind = Some(TermKind::Primitive(self.primitive(inner))),
+            }
+        }
+        Term { nots, kind: kind.expect("a term has a body"), span }
+    }
+
+    fn primitive(&self, pair: Pair<Rule>) -> Primitive {
+        let span = self.span(&pair);
+        let mut proto = None;
+        let mut dir = None;
+        let mut kind = None;
+        let mut form = Form::Bare;
+        for inner in pair.into_inner() {
+            let inner_span = self.span(&inner);
+            match inner.as_rule() {
+                Rule::pname => proto = PName::from_str(inner.as_str()).map(|p| (p, inner_span)),
+                Rule::dir => dir = Some((direction(inner), inner_span)),
+                Rule::kind => {
+                    let k = match inner.as_str() {
+                        "host" => Kind::Host,
+                        "net" => Kind::Net,
+                        "port" => Kind::Port,
+                        "portrange" => Kind::PortRange,
+                        _ => Kind::Gateway,
+                    };
+                    kind = Some((k, inner_span));
+                }
+                Rule::id => form = Form::Id { dir, kind, id: self.id_group(inner) },
+                Rule::kw_proto => {
+                    form = Form::Proto(ProtoValue { text: String::new(), numeric: false, span: inner_span })
+                }
+                Rule::kw_protochain => form = Form::Protochain,
+                Rule::proto_value => {
+                    if let Form::Proto(value) = &mut form {
+                        let numeric = inner.clone().into_inner().next().is_some_and(|p| p.as_rule() == Rule::number);
+                        value.text = inner.as_str().trim_start_matches('\\').to_string();
+                        value.numeric = numeric;
+                        value.span = inner_span;
+                    }
+                }
+                Rule::cast_kind => {
+                    form = if inner.as_str() == "broadcast" { Form::Broadcast } else { Form::Multicast };
+                }
+                Rule::other => form = self.other(inner),
+                _ => {}
+            }
+        }
+        Primitive { proto, form, span }
+    }
+
+    fn other(&self, pair: Pair<Rule>) -> Form {
+        let mut parts = pair.into_inner();
+        let head = parts.next().expect("other has a keyword");
+        let value = parts.next().map(|number| self.number_value(number));
+        match head.as_rule() {
+            Rule::kw_less => Form::Less(value.expect("less has a number")),
+            Rule::kw_greater => Form::Greater(value.expect("greater has a number")),
+            Rule::kw_vlan => Form::Vlan(value),
+            _ => Form::Unsupported(head.as_str().to_string()),
+        }
+    }
+
+    fn number_value(&self, pair: Pair<Rule>) -> Value {
+        let span = self.span(&pair);
+        Value { token: Token::Number(pair.as_str().to_string()), suffix: None, span }
+    }
+
+    fn id_group(&self, pair: Pair<Rule>) -> IdGroup {
+        let mut inner = pair.into_inner();
+        let first = self.value(inner.next().expect("an id has a value"));
+        let mut rest = Vec::new();
+        while let Some(op) = inner.next() {
+            let op = bool_op(&op);
+            let (nots, value) = self.carried(inner.next().expect("operand"));
+            rest.push((op, nots, value));
+        }
+        IdGroup { first, rest }
+    }
+
+    fn value(&self, pair: Pair<Rule>) -> Value {
+        let span = self.span(&pair);
+        let mut token = None;
+        let mut suffix = None;
+        let mut mask_next = false;
+        for inner in pair.into_inner() {
+            let inner_span = self.span(&inner);
+            match inner.as_rule() {
+                Rule::kw_mask => mask_next = true,
+                Rule::port_end => {
+                    let end = inner.into_inner().next().map(|p| token_of(&p)).expect("a range end");
+                    suffix = Some(Suffix::RangeEnd(end, inner_span));
+                }
+                _ if token.is_none() => token = Some(token_of(&inner)),
+                Rule::number => suffix = Some(Suffix::Prefix(inner.as_str().to_string(), inner_span)),
+                _ if mask_next => suffix = Some(Suffix::Mask(token_of(&inner), inner_span)),
+                _ => {}
+            }
+        }
+        Value { token: token.expect("a value has a token"), suffix, span }
+    }
+
+    fn arith(&self, pair: Pair<Rule>) -> Arith {
+        let span = self.span(&pair);
+        match pair.as_rule() {
+            Rule::arith | Rule::xor_expr | Rule::and_expr | Rule::shift_expr | Rule::sum | Rule::product => {
+                let mut inner = pair.into_inner();
+                let mut left = self.arith(inner.next().expect("an operand"));
+                while let Some(op) = inner.next() {
+                    let op = match op.as_str() {
+                        "+" => ArithOp::Add,
+                        "-" => ArithOp::Sub,
+                        "*" => ArithOp::Mul,
+                        "/" => ArithOp::Div,
+                        "%" => ArithOp::Mod,
+                        "&" => ArithOp::And,
+                        "|" => ArithOp::Or,
+                        "^" => ArithOp::Xor,
+                        "<<" => ArithOp::Shl,
+                        _ => ArithOp::Shr,
+                    };
+                    let right = self.arith(inner.next().expect("an operand"));
+                    let whole = left.span.to(right.span);
+                    left = Arith { kind: ArithKind::Binary(op, Box::new(left), Box::new(right)), span: whole };
+                }
+                left
+            }
+            Rule::unary => {
+                let mut negations = 0;
+                let mut atom = None;
+                for inner in pair.into_inner() {
+                    match inner.as_rule() {
+                        Rule::neg => negations += 1,
+                        _ => atom = Some(self.arith(inner)),
+                    }
+                }
+                let mut result = atom.expect("a unary has an atom");
+                for _ in 0..negations {
+                    result = Arith { kind: ArithKind::Neg(Box::new(result)), span };
+                }
+                result
+            }
+            Rule::atom => {
+                let inner = pair.into_inner().next().expect("an atom has content");
+                match inner.as_rule() {
+                    Rule::kw_len => Arith { kind: ArithKind::Len, span },
+                    Rule::number => Arith { kind: ArithKind::Number(inner.as_str().to_string()), span },
+                    Rule::name => Arith { kind: ArithKind::Name(inner.as_str().to_string()), span },
+                    _ => self.arith(inner),
+                }
+            }
+            Rule::access => {
+                let mut inner = pair.into_inner();
+                let proto = PName::from_str(inner.next().expect("a protocol").as_str()).unwrap_or(PName::Ether);
+                let index = self.arith(inner.next().expect("an index"));
+                let size = inner.next().map(|size| (size.as_str().to_string(), self.span(&size)));
+                Arith { kind: ArithKind::Access { proto, index: Box::new(index), size }, span }
+            }
+            _ => Arith { kind: ArithKind::Number("0".to_string()), span },
+        }
+    }
+}
+
+fn bool_op(pair: &Pair<Rule>) -> BoolOp {
+    match pair.as_str() {
+        "and" | "&&" => BoolOp::And,
+        _ => BoolOp::Or,
+    }
+}
+
+fn direction(pair: Pair<Rule>) -> Dir {
+    match pair.into_inner().next().map(|inner| inner.as_rule()) {
+        Some(Rule::src_or_dst) => Dir::SrcOrDst,
+        Some(Rule::src_and_dst) => Dir::SrcAndDst,
+        Some(Rule::kw_src) => Dir::Src,
+        Some(Rule::kw_dst) => Dir::Dst,
+        _ => Dir::Wireless,
+    }
+}
+
+fn token_of(pair: &Pair<Rule>) -> Token {
+    let text = pair.as_str().to_string();
+    match pair.as_rule() {
+        Rule::mac => Token::Mac(text),
+        Rule::ipv6 => Token::Ipv6(text),
+        Rule::ipv4 => Token::Ipv4(text),
+        Rule::number => Token::Number(text),
+        _ => Token::Name(text),
+    }
+}
