@@ -3,7 +3,7 @@
 # libbpf-rs builds a vendored libbpf: it needs libelf, zlib and pkg-config.
 # bpftool and iproute2 are used by the kernel interoperability tests.
 set -euo pipefail
-packages=(libelf-dev zlib1g-dev pkg-config make gcc bpftool iproute2)
+packages=(libelf-dev zlib1g-dev pkg-config make gcc bpftool iproute2 libpcap-dev)
 missing=()
 for package in "${packages[@]}"; do
   dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")

@@ -26,20 +26,27 @@ impl Lowerer<'_> {
         let (mut checks, left) = self.arith(left);
         let (right_checks, right) = self.arith(right);
         checks.extend(right_checks);
-        let test = |op| Pred::Test { left, op, right };
-        let comparison = match op {
-            RelOp::Gt => test(TestOp::Gt),
-            RelOp::Ge => test(TestOp::Ge),
-            RelOp::Eq => test(TestOp::Eq),
-            RelOp::Le => Pred::not(test(TestOp::Gt)),
-            RelOp::Lt => Pred::not(test(TestOp::Ge)),
-            RelOp::Ne => Pred::not(test(TestOp::Eq)),
+        // libpcap negates the whole block for `<`, `<=` and `!=` (`gen_relation`
+        // with `reversed`): the protocol checks are negated too.
+        let (op, negated) = match op {
+            RelOp::Gt => (TestOp::Gt, false),
+            RelOp::Ge => (TestOp::Ge, false),
+            RelOp::Eq => (TestOp::Eq, false),
+            RelOp::Le => (TestOp::Gt, true),
+            RelOp::Lt => (TestOp::Ge, true),
+            RelOp::Ne => (TestOp::Eq, true),
         };
-        if checks.is_empty() {
+        let comparison = Pred::Test { left, op, right };
+        let whole = if checks.is_empty() {
             comparison
         } else {
             checks.push(comparison);
             Pred::And(checks)
+        };
+        if negated {
+            Pred::not(whole)
+        } else {
+            whole
         }
     }
 

@@ -1,0 +1,346 @@
+//! Differential test against libpcap: seeded random pcap expressions in, zero
+//! disagreements between libpcap (`pcap_compile` + `pcap_offline_filter`, DLT_EN10MB)
+//! and pfc's interpreter, rbpf and (with privileges, for the first expressions) the
+//! kernel out, over the seeded packet corpus.
+//!
+//! Packets on which libpcap's optimized and unoptimized programs disagree are not
+//! judged (DESIGN §5: the optimizer changes answers on truncated frames); the summary
+//! says how many. Expressions libpcap refuses must be refused by pfc too. The test also
+//! prints pfc's eBPF instruction count next to libpcap's optimized cBPF count.
+
+mod support;
+
+use std::ffi::{c_char, c_int, c_void, CString};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use pfc_compiler::codegen::Options;
+use pfc_compiler::diagnostic::Span;
+use pfc_runtime::kernel::{self, KernelProgram};
+use pfc_runtime::vm::Vm;
+use pfc_runtime::BpfObject;
+use support::corpus::corpus;
+use support::{hex, parsed_summary, pools, Rng};
+
+#[repr(C)]
+struct BpfInsn {
+    code: u16,
+    jt: u8,
+    jf: u8,
+    k: u32,
+}
+
+#[repr(C)]
+struct BpfProgram {
+    len: u32,
+    insns: *mut BpfInsn,
+}
+
+#[repr(C)]
+struct PktHdr {
+    ts: libc::timeval,
+    caplen: u32,
+    len: u32,
+}
+
+#[link(name = "pcap")]
+extern "C" {
+    fn pcap_open_dead(linktype: c_int, snaplen: c_int) -> *mut c_void;
+    fn pcap_compile(p: *mut c_void, fp: *mut BpfProgram, text: *const c_char, optimize: c_int, mask: u32) -> c_int;
+    fn pcap_offline_filter(fp: *const BpfProgram, h: *const PktHdr, pkt: *const u8) -> c_int;
+    fn pcap_freecode(fp: *mut BpfProgram);
+    fn pcap_close(p: *mut c_void);
+}
+
+/// DLT_EN10MB.
+const ETHERNET: c_int = 1;
+/// Expressions per run (each against every corpus packet).
+const EXPRESSIONS: usize = 3000;
+/// Expressions also run through the kernel when privileged.
+const KERNEL_EXPRESSIONS: usize = 300;
+
+/// libpcap's program for an expression (`None` when libpcap refuses it).
+struct Libpcap {
+    program: BpfProgram,
+}
+
+static COMPILE: Mutex<()> = Mutex::new(());
+
+impl Libpcap {
+    fn compile(expr: &str, optimize: bool) -> Option<Libpcap> {
+        let _guard = COMPILE.lock().unwrap_or_else(|poison| poison.into_inner());
+        let text = CString::new(expr).ok()?;
+        // SAFETY: plain libpcap calls on a handle we own; the program is freed in Drop.
+        unsafe {
+            let handle = pcap_open_dead(ETHERNET, 262144);
+            let mut program = BpfProgram { len: 0, insns: std::ptr::null_mut() };
+            let status = pcap_compile(handle, &mut program, text.as_ptr(), c_int::from(optimize), 0xffff_ff00);
+            pcap_close(handle);
+            (status == 0).then_some(Libpcap { program })
+        }
+    }
+
+    fn matches(&self, frame: &[u8]) -> bool {
+        let header =
+            PktHdr { ts: libc::timeval { tv_sec: 0, tv_usec: 0 }, caplen: frame.len() as u32, len: frame.len() as u32 };
+        // SAFETY: the program is valid until Drop; the frame outlives the call.
+        unsafe { pcap_offline_filter(&self.program, &header, frame.as_ptr()) != 0 }
+    }
+}
+
+impl Drop for Libpcap {
+    fn drop(&mut self) {
+        // SAFETY: the program came from pcap_compile.
+        unsafe { pcap_freecode(&mut self.program) }
+    }
+}
+
+// ---- the expression generator ----------------------------------------------------------
+
+fn dir(rng: &mut Rng) -> &'static str {
+    rng.pick(&["", "", "src ", "dst ", "src or dst ", "src and dst "])
+}
+
+fn masked_v4(rng: &mut Rng) -> String {
+    let addr: std::net::Ipv4Addr = rng.pick(pools::IPV4).parse().expect("pool address");
+    let len = rng.pick(&[0u32, 8, 16, 24, 30, 32]);
+    let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
+    format!("{}/{len}", std::net::Ipv4Addr::from(u32::from(addr) & mask))
+}
+
+fn port(rng: &mut Rng) -> String {
+    if rng.chance(15) {
+        rng.pick(&["ssh", "domain", "http", "ntp", "https", "telnet"]).to_string()
+    } else {
+        rng.pick(pools::PORTS).to_string()
+    }
+}
+
+fn access(rng: &mut Rng) -> String {
+    match rng.below(14) {
+        0 => "tcp[tcpflags]".into(),
+        1 => format!("tcp[{}:{}]", rng.pick(&[0, 2, 4, 12, 13]), rng.pick(&[1, 2, 4])),
+        2 => format!("udp[{}:2]", rng.pick(&[0, 2, 4, 6])),
+        3 => "icmp[icmptype]".into(),
+        4 => format!("ip[{}]", rng.pick(&[0, 1, 8, 9, 19, 60])),
+        5 => format!("ip[{}:2]", rng.pick(&[2, 6])),
+        6 => format!("ip6[{}]", rng.pick(&[6, 7, 40])),
+        7 => format!("ether[{}]", rng.pick(&[0, 12, 13, 14, 60])),
+        8 => format!("ether[{}:4]", rng.pick(&[0, 2, 26])),
+        9 => "len".into(),
+        10 => format!("icmp6[{}]", rng.pick(&[0, 1])),
+        11 => format!("arp[{}:2]", rng.pick(&[0, 6])),
+        12 => format!("tcp[ip[0] & {}]", rng.pick(&[3, 15, 0x30])),
+        _ => format!("sctp[{}:2]", rng.pick(&[0, 2])),
+    }
+}
+
+fn arith(rng: &mut Rng, depth: usize) -> String {
+    if depth == 0 || rng.chance(55) {
+        return if rng.chance(60) {
+            access(rng)
+        } else {
+            rng.pick(&["0", "1", "2", "0x10", "017", "255", "tcp-syn", "icmp-echo"]).into()
+        };
+    }
+    let op = rng.pick(&["+", "-", "*", "/", "%", "&", "|", "^", "<<", ">>"]);
+    let right = match op {
+        "/" | "%" => format!("({} + 1)", access(rng)).replace("(len + 1)", "(ip[0] + 1)"),
+        "<<" | ">>" => rng.pick(&["1", "4", "31", "(ip[1] & 63)"]).to_string(),
+        _ => arith(rng, depth - 1),
+    };
+    format!("{} {op} {right}", arith(rng, depth - 1))
+}
+
+fn primitive(rng: &mut Rng) -> String {
+    match rng.below(22) {
+        0 => rng.pick(&["ip", "ip6", "arp", "rarp", "tcp", "udp", "sctp", "icmp", "icmp6"]).into(),
+        1 | 2 => format!("{}{}host {}", rng.pick(&["", "", "ip ", "arp ", "rarp "]), dir(rng), rng.pick(pools::IPV4)),
+        3 => format!("{}{}host {}", rng.pick(&["", "ip6 "]), dir(rng), rng.pick(pools::IPV6)),
+        4 => format!("{}{}net {}", rng.pick(&["", "ip "]), dir(rng), masked_v4(rng)),
+        5 => format!(
+            "{}net {}",
+            dir(rng),
+            rng.pick(&["192.168.1", "10.0.0.0 mask 255.255.255.0", "2001:db8::/32", "10"])
+        ),
+        6 => format!("ether {}host {}", dir(rng), rng.pick(pools::MACS)),
+        7 => rng
+            .pick(&["ether broadcast", "ether multicast", "broadcast", "multicast", "ip multicast", "ip6 multicast"])
+            .into(),
+        8..=10 => format!("{}{}port {}", rng.pick(&["", "", "tcp ", "udp ", "sctp "]), dir(rng), port(rng)),
+        11 => format!(
+            "{}{}portrange {}-{}",
+            rng.pick(&["", "tcp ", "udp "]),
+            dir(rng),
+            rng.pick(pools::PORTS),
+            rng.pick(pools::PORTS)
+        ),
+        12 => format!(
+            "{} {}",
+            rng.pick(&["ip proto", "ip6 proto", "proto"]),
+            rng.pick(&["1", "6", "17", "58", "132", "47", "0", "\\tcp", "\\udp"])
+        ),
+        13 => format!("ether proto {}", rng.pick(&["0x0800", "0x86dd", "0x0806", "\\ip", "\\arp", "0x88cc", "0x8100"])),
+        14 => format!("vlan{}", rng.pick(&["", "", " 10", " 1", " 0", " 100"])),
+        15 => format!("{} {}", rng.pick(&["less", "greater"]), rng.pick(pools::LENGTHS)),
+        16..=18 => {
+            let op = rng.pick(&["=", "==", "!=", ">", "<", ">=", "<="]);
+            format!("{} {op} {}", arith(rng, 2), arith(rng, 1))
+        }
+        19 => format!(
+            "host {} {} {}",
+            rng.pick(pools::IPV4),
+            rng.pick(&["and", "or", "and not", "or not"]),
+            rng.pick(pools::IPV4)
+        ),
+        20 => {
+            format!("{}port {} {} {}", dir(rng), port(rng), rng.pick(&["or", "and not", "||"]), rng.pick(pools::PORTS))
+        }
+        _ => format!(
+            "tcp[tcpflags] & ({}) != 0",
+            rng.pick(&["tcp-syn", "tcp-syn|tcp-ack", "tcp-fin|tcp-rst", "tcp-push"])
+        ),
+    }
+}
+
+fn expression(rng: &mut Rng, depth: usize) -> String {
+    let item = if depth == 0 || rng.chance(40) { primitive(rng) } else { format!("({})", expression(rng, depth - 1)) };
+    let item = if rng.chance(20) { format!("{} {item}", rng.pick(&["not", "!"])) } else { item };
+    if depth == 0 || rng.chance(45) {
+        return item;
+    }
+    let op = rng.pick(&["and", "or", "&&", "||", "and not", "or not"]);
+    format!("{item} {op} {}", expression(rng, depth - 1))
+}
+
+// ---- the check -----------------------------------------------------------------------
+
+#[derive(Default)]
+struct Tally {
+    expressions: usize,
+    refused_by_both: usize,
+    judged: usize,
+    skipped: usize,
+    vm_runs: usize,
+    kernel_runs: usize,
+    pfc_insns: usize,
+    libpcap_insns: usize,
+    worst: Vec<(f64, String, usize, usize)>,
+}
+
+fn rule_file(expr: &str) -> String {
+    let escaped = expr.replace('\\', "\\\\").replace('"', "\\\"");
+    format!("default pass\nrule m: drop if pcap \"{escaped}\"\n")
+}
+
+#[test]
+fn pfc_agrees_with_libpcap_on_random_expressions() {
+    let started = Instant::now();
+    let packets = corpus(support::seed());
+    let mut rng = Rng::new(support::seed() ^ 0x9ca9_u64.wrapping_mul(0x1000_0001));
+    let kernel_ok = kernel::privileges().is_ok();
+    let mut tally = Tally::default();
+    let mut failures: Vec<String> = Vec::new();
+    for index in 0..EXPRESSIONS {
+        let expr = expression(&mut rng, 3);
+        tally.expressions += 1;
+        let optimized = Libpcap::compile(&expr, true);
+        let plain = Libpcap::compile(&expr, false);
+        let (filter, diagnostics) = pfc_compiler::pcap::compile(&expr, Span::new(0, expr.len()));
+        let (optimized, plain, filter) = match (optimized, plain, filter) {
+            (None, None, None) => {
+                tally.refused_by_both += 1;
+                continue;
+            }
+            (Some(optimized), Some(plain), Some(filter)) => (optimized, plain, filter),
+            (libpcap, _, pfc) => {
+                failures.push(format!(
+                    "ACCEPTANCE `{expr}`: libpcap {}, pfc {} {:?}",
+                    if libpcap.is_some() { "accepts" } else { "refuses" },
+                    if pfc.is_some() { "accepts" } else { "refuses" },
+                    diagnostics.iter().map(|d| format!("{}: {}", d.code, d.message)).collect::<Vec<_>>()
+                ));
+                continue;
+            }
+        };
+        let compiled = pfc_compiler::compile::compile(&rule_file(&expr), Options::default());
+        let Some(compiled) = compiled.0 else {
+            failures.push(format!("COMPILE `{expr}`: {:?}", compiled.1));
+            continue;
+        };
+        let pfc_len = compiled.code.insns.len();
+        let libpcap_len = optimized.program.len as usize;
+        tally.pfc_insns += pfc_len;
+        tally.libpcap_insns += libpcap_len;
+        tally.worst.push((pfc_len as f64 / libpcap_len.max(1) as f64, expr.clone(), pfc_len, libpcap_len));
+        let object = BpfObject::parse(&compiled.object).expect("pfc's object parses");
+        let mut vm = Vm::new(&object).expect("rbpf takes pfc's object");
+        let loaded = (kernel_ok && index < KERNEL_EXPRESSIONS).then(|| KernelProgram::load(&compiled.object));
+        if let Some(Err(error)) = &loaded {
+            failures.push(format!("KERNEL REFUSES `{expr}`: {}", support::error_chain(error)));
+        }
+        for packet in &packets {
+            let frame = &packet.bytes;
+            let expected = plain.matches(frame);
+            if optimized.matches(frame) != expected {
+                tally.skipped += 1;
+                continue;
+            }
+            tally.judged += 1;
+            let interpreted = filter.matches(frame);
+            let vm = vm.run(frame).map(|run| run.return_value == 1);
+            tally.vm_runs += 1;
+            let in_kernel = match &loaded {
+                Some(Ok(program)) if frame.len() >= kernel::min_test_run_len(pfc_runtime::Hook::Xdp, frame) => {
+                    tally.kernel_runs += 1;
+                    Some(program.test_run(frame).map(|code| code == 1).map_err(|e| e.to_string()))
+                }
+                _ => None,
+            };
+            let vm_ok = vm.as_ref().is_ok_and(|verdict| *verdict == expected);
+            let kernel_ok = in_kernel.as_ref().map_or(true, |result| result.as_ref().is_ok_and(|v| *v == expected));
+            if interpreted != expected || !vm_ok || !kernel_ok {
+                failures.push(format!(
+                    "MISMATCH `{expr}` on {} ({} bytes; {})\n  libpcap: {expected}  interpreter: {interpreted}  rbpf: {:?}  kernel: {:?}\n  {}",
+                    packet.description,
+                    frame.len(),
+                    parsed_summary(frame),
+                    vm.map_err(|e| e.to_string()),
+                    in_kernel,
+                    hex(frame)
+                ));
+                break;
+            }
+        }
+        if failures.len() > 20 {
+            break;
+        }
+    }
+    tally.worst.sort_by(|a, b| b.0.total_cmp(&a.0));
+    println!(
+        "pcap vs libpcap 1.10 (seed {:#x}): {} expressions ({} refused by both) x {} packets: {} judged, {} skipped \
+         (libpcap optimized != unoptimized), {} rbpf runs, {} kernel runs{}; {} failures; {:.1?}",
+        support::seed(),
+        tally.expressions,
+        tally.refused_by_both,
+        packets.len(),
+        tally.judged,
+        tally.skipped,
+        tally.vm_runs,
+        tally.kernel_runs,
+        if kernel_ok { "" } else { " (kernel skipped: no privileges)" },
+        failures.len(),
+        started.elapsed()
+    );
+    println!(
+        "instructions: pfc eBPF {} vs libpcap optimized cBPF {} in total (ratio {:.2}; pfc includes the counter tail); worst:",
+        tally.pfc_insns,
+        tally.libpcap_insns,
+        tally.pfc_insns as f64 / tally.libpcap_insns.max(1) as f64
+    );
+    for (ratio, expr, pfc, libpcap) in tally.worst.iter().take(5) {
+        println!("  {ratio:.1}x  {pfc} vs {libpcap}  `{expr}`");
+    }
+    assert!(packets.len() >= 1000, "the corpus has only {} packets", packets.len());
+    assert!(failures.is_empty(), "{} failures:\n\n{}", failures.len(), failures.join("\n\n"));
+}
