@@ -378,7 +378,7 @@ fn assert_covers_the_language(sets: &[rulegen::RuleSet]) {
                         TestOp::NotIn(_) => not_member += 1,
                     }
                 }
-                Cond::True | Cond::False => {}
+                Cond::True | Cond::False | Cond::Pcap(_) => {}
             }
         }
     }

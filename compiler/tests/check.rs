@@ -33,6 +33,7 @@ fn render(cond: &Cond, program: &Program) -> String {
         Cond::Not(inner) => format!("not({})", render(inner, program)),
         Cond::And(all) => format!("and({})", list(all)),
         Cond::Or(any) => format!("or({})", list(any)),
+        Cond::Pcap(id) => format!("pcap#{}", id.0),
         Cond::Test(test) => {
             let field = test.field;
             let mask = test.mask.map(|mask| format!(" & {mask:#x}")).unwrap_or_default();

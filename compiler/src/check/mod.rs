@@ -45,8 +45,6 @@ pub const UNKNOWN_HOOK: Code = Code("E0013");
 pub const UNKNOWN_VERDICT: Code = Code("E0014");
 /// E0015: an operator that the field's type does not support.
 pub const BAD_OPERATOR: Code = Code("E0015");
-/// E0016: a language feature this version does not compile yet.
-pub const UNSUPPORTED: Code = Code("E0016");
 
 /// Checks a parsed file. Returns the program when there were no errors.
 pub fn check(file: &ast::File) -> (Option<Program>, Vec<Diagnostic>) {
