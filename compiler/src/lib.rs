@@ -19,6 +19,7 @@ pub mod diagnostic;
 pub mod elf;
 pub mod eval;
 pub mod fields;
+pub mod hashing;
 pub mod ir;
 pub mod packet;
 pub mod pcap;

@@ -89,7 +89,7 @@ struct Checker {
     sets: HashMap<String, DeclaredSet>,
     program_sets: Vec<ValueSet>,
     pcaps: Vec<crate::pcap::PcapFilter>,
-    set_ids: HashMap<ValueSet, SetId>,
+    set_ids: crate::hashing::FastMap<ValueSet, SetId>,
     /// Names of sets and constants whose statements failed to parse: uses of them are
     /// not reported again.
     unparsed_names: std::collections::HashSet<String>,

@@ -1,8 +1,6 @@
 //! IR lowering: a checked [`Program`] in, an unoptimized [`Filter`] out. Every field
 //! test gets its header guard as an explicit `Present` node in front of it.
 
-use std::collections::HashMap;
-
 use super::{Filter, FilterRule, Node, NodeId, SetRef, Source};
 use crate::program::{Cond, Program, Test, TestOp};
 
@@ -15,7 +13,7 @@ pub fn lower(program: &Program) -> Filter {
         nodes: Vec::new(),
         sets: program.sets.clone(),
         pcaps: program.pcaps.clone(),
-        interned: HashMap::new(),
+        interned: crate::hashing::FastMap::default(),
     };
     for rule in &program.rules {
         let condition = lower_cond(&mut filter, &rule.condition);

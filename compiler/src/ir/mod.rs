@@ -11,8 +11,6 @@ mod lower;
 mod opt;
 mod print;
 
-use std::collections::HashMap;
-
 use crate::diagnostic::Span;
 use crate::fields::{Field, FieldSource, Proto};
 use crate::program::{CmpOp, Hook, Program, ValueSet, Verdict};
@@ -179,7 +177,7 @@ pub struct Filter {
     pub sets: Vec<ValueSet>,
     /// pcap filters that [`Node::Pcap`] refers to.
     pub pcaps: Vec<crate::pcap::PcapFilter>,
-    interned: HashMap<Node, NodeId>,
+    interned: crate::hashing::FastMap<Node, NodeId>,
 }
 
 impl Filter {
