@@ -207,7 +207,7 @@ impl Lowerer<'_> {
     fn arith(&self, pair: Pair<Rule>) -> Arith {
         let span = self.span(&pair);
         match pair.as_rule() {
-            Rule::arith | Rule::xor_expr | Rule::and_expr | Rule::shift_expr | Rule::sum | Rule::product => {
+            Rule::arith | Rule::and_expr | Rule::shift_expr | Rule::sum | Rule::product => {
                 let mut inner = pair.into_inner();
                 let mut left = self.arith(inner.next().expect("an operand"));
                 while let Some(op) = inner.next() {
@@ -230,12 +230,27 @@ impl Lowerer<'_> {
                 left
             }
             Rule::unary => {
+                // `neg* atom (greedy_op arith)?`: the negations apply to the whole.
                 let mut negations = 0;
                 let mut atom = None;
+                let mut greedy = None;
                 for inner in pair.into_inner() {
                     match inner.as_rule() {
                         Rule::neg => negations += 1,
-                        _ => atom = Some(self.arith(inner)),
+                        Rule::greedy_op => {
+                            greedy = Some(if inner.as_str() == "^" { ArithOp::Xor } else { ArithOp::Mod })
+                        }
+                        _ if atom.is_none() => atom = Some(self.arith(inner)),
+                        _ => {
+                            let left = atom.take().expect("an operand before `^` or `%`");
+                            let right = self.arith(inner);
+                            let op = greedy.expect("an operator before the right operand");
+                            let whole = left.span.to(right.span);
+                            atom = Some(Arith {
+                                kind: ArithKind::Binary(op, Box::new(left), Box::new(right)),
+                                span: whole,
+                            });
+                        }
                     }
                 }
                 let mut result = atom.expect("a unary has an atom");

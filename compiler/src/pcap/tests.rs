@@ -41,11 +41,21 @@ fn diagnostics() {
         ("net 10.0.0.1/8", &[PCAP_SYNTAX.0]),
         ("udp port http", &[PCAP_SYNTAX.0]),
         ("port nosuchservice or host foo", &[PCAP_UNSUPPORTED.0, PCAP_UNSUPPORTED.0]),
-        ("tcp src 22", &[PCAP_UNSUPPORTED.0]),
+        ("tcp src 22", &[PCAP_SYNTAX.0]),
         ("vlan 5000", &[PCAP_SYNTAX.0]),
         ("ether proto 1", &[PCAP_UNSUPPORTED.0]),
         ("inbound", &[PCAP_UNSUPPORTED.0]),
         ("tcp port", &[PCAP_SYNTAX.0]),
+        // Bare numbers and short dotted addresses (`gen_ncode`); masks need `net`.
+        ("net 10 or host 10 or src 10 or host 1.2 or dst net 192.168.1", &[]),
+        ("net 10.0.0.0 mask 255.255", &[]),
+        ("src 10.0.0.0/8", &[PCAP_SYNTAX.0]),
+        ("host 10.0.0.0/8", &[PCAP_SYNTAX.0]),
+        ("ip6 host 10", &[PCAP_SYNTAX.0]),
+        ("ether host 10", &[PCAP_SYNTAX.0]),
+        // Only libpcap's optimizer refuses these (after constant folding, when reachable).
+        ("ip[2:2] >> 31 + 1 = 1", &[]),
+        ("ip[0] / (ip[1] * 0) = 1", &[]),
     ];
     for (text, expected) in cases {
         assert_eq!(&codes(text), expected, "{text}");
@@ -68,6 +78,20 @@ fn verdicts_on_a_syn_and_a_runt() {
         ("ether[0] = 0", (true, true)),
         ("vlan or tcp", (false, false)),
         ("len >= 54 and ip[9] = 6", (true, false)),
+        // `<`, `<=`, `!=` negate the comparison only, not the protocol checks.
+        ("sctp[0:2] <= 255", (false, false)),
+        ("icmp[0] != 1", (false, false)),
+        // `gen_arth` drops the right operand's protocol checks.
+        ("0 * icmp[0] = 0", (true, false)),
+        // `^` and `%` take everything after them; unary `-` covers them.
+        ("1 & 2 ^ 3 = 1", (true, true)),
+        ("2 % 3 + 1 = 2", (true, true)),
+        ("- 1 ^ 1 = 0", (true, true)),
+        ("255 % (tcp[13:4] + 1) * ip[9] != 017", (true, false)),
+        // Bare numbers and short dotted addresses.
+        ("src net 10 and dst net 10.0", (true, false)),
+        ("src host 10 or host 1.2", (false, false)),
+        ("dst host 10.0.0 and src net 10.0.0.0 mask 255.0", (true, false)),
     ];
     for (text, expected) in cases {
         assert_eq!(verdicts(text), *expected, "{text}");

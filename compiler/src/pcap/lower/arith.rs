@@ -26,8 +26,8 @@ impl Lowerer<'_> {
         let (mut checks, left) = self.arith(left);
         let (right_checks, right) = self.arith(right);
         checks.extend(right_checks);
-        // libpcap negates the whole block for `<`, `<=` and `!=` (`gen_relation`
-        // with `reversed`): the protocol checks are negated too.
+        // libpcap negates only the comparison for `<`, `<=` and `!=` (`gen_relation`
+        // with `reversed` flips the jump before the protocol checks are put in front).
         let (op, negated) = match op {
             RelOp::Gt => (TestOp::Gt, false),
             RelOp::Ge => (TestOp::Ge, false),
@@ -37,16 +37,12 @@ impl Lowerer<'_> {
             RelOp::Ne => (TestOp::Eq, true),
         };
         let comparison = Pred::Test { left, op, right };
-        let whole = if checks.is_empty() {
+        let comparison = if negated { Pred::not(comparison) } else { comparison };
+        if checks.is_empty() {
             comparison
         } else {
             checks.push(comparison);
             Pred::And(checks)
-        };
-        if negated {
-            Pred::not(whole)
-        } else {
-            whole
         }
     }
 
@@ -88,9 +84,10 @@ impl Lowerer<'_> {
                     }
                     _ => {}
                 }
-                let (mut checks, a) = self.arith(left);
-                let (right_checks, b) = self.arith(right);
-                checks.extend(right_checks);
+                // `gen_arth` keeps the left operand's protocol checks only: the right
+                // operand's are dropped (`1 + ip[2:2]` checks no ethertype).
+                let (checks, a) = self.arith(left);
+                let (_, b) = self.arith(right);
                 let alu = match op {
                     ArithOp::Add => Alu::Add,
                     ArithOp::Sub => Alu::Sub,

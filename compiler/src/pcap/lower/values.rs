@@ -18,6 +18,11 @@ fn by_direction(dir: Dir, mut one: impl FnMut(bool) -> Pred) -> Pred {
     }
 }
 
+/// The left-aligned mask of `bits` bits (8 to 32).
+fn mask_of(bits: u32) -> u32 {
+    (u64::from(u32::MAX) << (32 - bits)) as u32
+}
+
 impl Lowerer<'_> {
     /// A value under qualifiers (a primitive's, or carried over).
     pub(super) fn id(&mut self, qual: Qual, value: &Value) -> Pred {
@@ -40,13 +45,26 @@ impl Lowerer<'_> {
                 );
                 Pred::Const(false)
             }
-            Token::Number(_) => {
-                self.unsupported(
-                    "a bare number as an address".into(),
-                    value.span,
-                    "write a dotted address (`net 10.0.0.0/8`) or `port N`",
-                );
-                Pred::Const(false)
+            Token::Number(text) => {
+                // `gen_ncode` with a number: `net N` promotes a short network number
+                // (`net 10` is 10.0.0.0/8, `net 256` is 1.0.0.0/16); `host N` and
+                // unqualified `N` are the 32-bit address (`host 10` is 0.0.0.10).
+                if value.suffix.is_some() {
+                    self.error(PCAP_SYNTAX, "a prefix or mask needs a dotted address".into(), value.span, "syntax");
+                    return Pred::Const(false);
+                }
+                let (mut addr, mut mask) = (self.number(text, value.span), u32::MAX);
+                if net {
+                    while addr != 0 && addr & 0xff00_0000 == 0 {
+                        addr <<= 8;
+                        mask <<= 8;
+                    }
+                }
+                if qual.proto == Some(PName::Ether) {
+                    self.error(PCAP_SYNTAX, "illegal link layer address".into(), value.span, "not a MAC address");
+                    return Pred::Const(false);
+                }
+                self.ipv4_hosts(qual, value, addr, mask)
             }
             Token::Mac(text) => {
                 if qual.proto != Some(PName::Ether) || net {
@@ -69,47 +87,72 @@ impl Lowerer<'_> {
         }
     }
 
-    fn ipv4(&mut self, qual: Qual, value: &Value, text: &str, net: bool) -> Pred {
-        let parts: Vec<Option<u32>> =
-            text.split('.').map(|part| part.parse::<u32>().ok().filter(|v| *v < 256)).collect();
-        if parts.iter().any(Option::is_none) {
-            self.error(PCAP_SYNTAX, format!("`{text}` is not an IPv4 address"), value.span, "bad address");
-            return Pred::Const(false);
+    /// A dotted IPv4 address of 1 to 4 decimal parts, left-aligned (`__pcap_atoin`):
+    /// the address and its bit count.
+    fn dotted(&mut self, text: &str, span: crate::diagnostic::Span) -> Option<(u32, u32)> {
+        let parts: Vec<Option<u32>> = text
+            .split('.')
+            .map(|part| {
+                (!part.is_empty() && part.len() <= 3 && part.bytes().all(|b| b.is_ascii_digit()))
+                    .then(|| part.parse::<u32>().ok())
+                    .flatten()
+                    .filter(|v| *v < 256)
+            })
+            .collect();
+        if parts.len() > 4 || parts.iter().any(Option::is_none) {
+            self.error(PCAP_SYNTAX, format!("invalid IPv4 address `{text}`"), span, "bad address");
+            return None;
         }
-        let count = parts.len() as u32;
-        let addr = parts.iter().fold(0u32, |acc, part| acc << 8 | part.unwrap_or(0)) << (8 * (4 - count));
+        let bits = 8 * parts.len() as u32;
+        let addr = parts.iter().fold(0u64, |acc, part| acc << 8 | u64::from(part.unwrap_or(0)));
+        Some(((addr << (32 - bits)) as u32, bits))
+    }
+
+    /// `gen_ncode` (no suffix: a short address is a network, `host 1.2` is 1.2.0.0/16,
+    /// host bits are not checked) and `gen_mcode` (`/len`, `mask M`: `net` only).
+    fn ipv4(&mut self, qual: Qual, value: &Value, text: &str, net: bool) -> Pred {
+        let Some((addr, bits)) = self.dotted(text, value.span) else {
+            return Pred::Const(false);
+        };
         let mask = match &value.suffix {
-            None if count == 4 => u32::MAX,
-            None if net || qual.kind.is_none() => u32::MAX << (32 - 8 * count),
+            None => {
+                if qual.proto == Some(PName::Ether) {
+                    self.error(PCAP_SYNTAX, "illegal link layer address".into(), value.span, "not a MAC address");
+                    return Pred::Const(false);
+                }
+                return self.ipv4_hosts(qual, value, addr, mask_of(bits));
+            }
             Some(Suffix::Prefix(len, span)) => match names::number(len).filter(|len| *len <= 32) {
                 Some(0) => 0,
                 Some(len) => u32::MAX << (32 - len),
                 None => {
-                    self.error(PCAP_SYNTAX, format!("`{len}` is not a prefix length of 0 to 32"), *span, "bad length");
+                    self.error(PCAP_SYNTAX, "mask length must be <= 32".to_string(), *span, "bad length");
                     return Pred::Const(false);
                 }
             },
-            Some(Suffix::Mask(Token::Ipv4(mask), span)) => {
-                let parts: Vec<u32> = mask.split('.').filter_map(|part| part.parse::<u32>().ok()).collect();
-                if parts.len() != 4 || parts.iter().any(|p| *p > 255) {
-                    self.error(PCAP_SYNTAX, format!("`{mask}` is not a netmask"), *span, "bad mask");
-                    return Pred::Const(false);
-                }
-                parts.iter().fold(0, |acc, part| acc << 8 | part)
-            }
+            Some(Suffix::Mask(Token::Ipv4(mask), span)) => match self.dotted(mask, *span) {
+                // A short mask is left-aligned too (`mask 255.255` is /16).
+                Some((mask, _)) => mask,
+                None => return Pred::Const(false),
+            },
             _ => {
-                self.error(PCAP_SYNTAX, "this address form needs `net`".into(), value.span, "not a host address");
+                self.error(PCAP_SYNTAX, "a netmask is a dotted IPv4 address".into(), value.span, "bad mask");
                 return Pred::Const(false);
             }
         };
-        if mask != u32::MAX && qual.kind == Some(Kind::Host) {
-            self.error(PCAP_SYNTAX, "a prefix or mask needs `net`, not `host`".into(), value.span, "mask syntax");
-            return Pred::Const(false);
-        }
         if addr & !mask != 0 {
             self.error(PCAP_SYNTAX, format!("non-network bits set in `{text}`"), value.span, "host bits set");
             return Pred::Const(false);
         }
+        if !net {
+            self.error(PCAP_SYNTAX, "mask syntax for networks only".into(), value.span, "needs `net`");
+            return Pred::Const(false);
+        }
+        self.ipv4_hosts(qual, value, addr, mask)
+    }
+
+    /// `gen_host` for IPv4: the address tests on IPv4, ARP and RARP (or the one `proto`).
+    fn ipv4_hosts(&mut self, qual: Qual, value: &Value, addr: u32, mask: u32) -> Pred {
         let hostop = |this: &Self, ethertype: u32, src_off: u32, dst_off: u32| {
             by_direction(qual.dir, |src| {
                 let off = this.net() + if src { src_off } else { dst_off };
