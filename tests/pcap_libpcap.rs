@@ -5,7 +5,14 @@
 //!
 //! Packets on which libpcap's optimized and unoptimized programs disagree are not
 //! judged (DESIGN §5: the optimizer changes answers on truncated frames); the summary
-//! says how many. Expressions libpcap refuses must be refused by pfc too. The test also
+//! says how many. Expressions libpcap refuses must be refused by pfc too, except the
+//! refusals of libpcap's optimizer alone (the unoptimized compile accepts): pfc models
+//! the unoptimized program, so it accepts those, and every packet is judged against the
+//! unoptimized program. For "expression rejects all packets" (the optimizer folded the
+//! program to `ret #0`, e.g. `portrange 1-2 and icmp`) the optimized verdict counts as
+//! false for the skip rule; after constant folding errors ("shift by more than 31 bits"
+//! for `ip[0] >> 31 + 1`, "division by zero" for `ip[0] / (ip[1] * 0)`, raised only when
+//! the code is reachable) no packet is skipped. The test also
 //! prints pfc's eBPF instruction count next to libpcap's optimized cBPF count.
 
 mod support;
@@ -49,6 +56,7 @@ extern "C" {
     fn pcap_compile(p: *mut c_void, fp: *mut BpfProgram, text: *const c_char, optimize: c_int, mask: u32) -> c_int;
     fn pcap_offline_filter(fp: *const BpfProgram, h: *const PktHdr, pkt: *const u8) -> c_int;
     fn pcap_freecode(fp: *mut BpfProgram);
+    fn pcap_geterr(p: *mut c_void) -> *const c_char;
     fn pcap_close(p: *mut c_void);
 }
 
@@ -59,24 +67,52 @@ const EXPRESSIONS: usize = 3000;
 /// Expressions also run through the kernel when privileged.
 const KERNEL_EXPRESSIONS: usize = 300;
 
-/// libpcap's program for an expression (`None` when libpcap refuses it).
+/// libpcap's program for an expression.
 struct Libpcap {
     program: BpfProgram,
+}
+
+/// libpcap's optimizer's error for a program it folded to `ret #0`.
+const REJECTS_ALL: &str = "expression rejects all packets";
+
+/// libpcap's optimized compile of an expression its unoptimized compile accepts.
+enum Optimized {
+    Program(Libpcap),
+    /// "expression rejects all packets": `ret #0`.
+    RejectsAll,
+    /// Another optimizer error (constant folding): no optimized verdict.
+    Refused,
+}
+
+impl Optimized {
+    fn matches(&self, frame: &[u8]) -> Option<bool> {
+        match self {
+            Optimized::Program(program) => Some(program.matches(frame)),
+            Optimized::RejectsAll => Some(false),
+            Optimized::Refused => None,
+        }
+    }
 }
 
 static COMPILE: Mutex<()> = Mutex::new(());
 
 impl Libpcap {
-    fn compile(expr: &str, optimize: bool) -> Option<Libpcap> {
+    /// The program, or libpcap's error message.
+    fn compile(expr: &str, optimize: bool) -> Result<Libpcap, String> {
         let _guard = COMPILE.lock().unwrap_or_else(|poison| poison.into_inner());
-        let text = CString::new(expr).ok()?;
+        let text = CString::new(expr).map_err(|e| e.to_string())?;
         // SAFETY: plain libpcap calls on a handle we own; the program is freed in Drop.
         unsafe {
             let handle = pcap_open_dead(ETHERNET, 262144);
             let mut program = BpfProgram { len: 0, insns: std::ptr::null_mut() };
             let status = pcap_compile(handle, &mut program, text.as_ptr(), c_int::from(optimize), 0xffff_ff00);
+            let error = std::ffi::CStr::from_ptr(pcap_geterr(handle)).to_string_lossy().into_owned();
             pcap_close(handle);
-            (status == 0).then_some(Libpcap { program })
+            if status == 0 {
+                Ok(Libpcap { program })
+            } else {
+                Err(error)
+            }
         }
     }
 
@@ -219,6 +255,8 @@ fn expression(rng: &mut Rng, depth: usize) -> String {
 struct Tally {
     expressions: usize,
     refused_by_both: usize,
+    rejects_all: usize,
+    optimizer_refused: usize,
     judged: usize,
     skipped: usize,
     vm_runs: usize,
@@ -248,15 +286,23 @@ fn pfc_agrees_with_libpcap_on_random_expressions() {
         let plain = Libpcap::compile(&expr, false);
         let (filter, diagnostics) = pfc_compiler::pcap::compile(&expr, Span::new(0, expr.len()));
         let (optimized, plain, filter) = match (optimized, plain, filter) {
-            (None, None, None) => {
+            (Err(_), Err(_), None) => {
                 tally.refused_by_both += 1;
                 continue;
             }
-            (Some(optimized), Some(plain), Some(filter)) => (optimized, plain, filter),
+            (Ok(optimized), Ok(plain), Some(filter)) => (Optimized::Program(optimized), plain, filter),
+            (Err(error), Ok(plain), Some(filter)) if error == REJECTS_ALL => {
+                tally.rejects_all += 1;
+                (Optimized::RejectsAll, plain, filter)
+            }
+            (Err(_), Ok(plain), Some(filter)) => {
+                tally.optimizer_refused += 1;
+                (Optimized::Refused, plain, filter)
+            }
             (libpcap, _, pfc) => {
                 failures.push(format!(
                     "ACCEPTANCE `{expr}`: libpcap {}, pfc {} {:?}",
-                    if libpcap.is_some() { "accepts" } else { "refuses" },
+                    libpcap.as_ref().map_or_else(|error| format!("refuses ({error})"), |_| "accepts".into()),
                     if pfc.is_some() { "accepts" } else { "refuses" },
                     diagnostics.iter().map(|d| format!("{}: {}", d.code, d.message)).collect::<Vec<_>>()
                 ));
@@ -269,7 +315,10 @@ fn pfc_agrees_with_libpcap_on_random_expressions() {
             continue;
         };
         let pfc_len = compiled.code.insns.len();
-        let libpcap_len = optimized.program.len as usize;
+        let libpcap_len = match &optimized {
+            Optimized::Program(optimized) => optimized.program.len as usize,
+            _ => 1,
+        };
         tally.pfc_insns += pfc_len;
         tally.libpcap_insns += libpcap_len;
         tally.worst.push((pfc_len as f64 / libpcap_len.max(1) as f64, expr.clone(), pfc_len, libpcap_len));
@@ -282,7 +331,7 @@ fn pfc_agrees_with_libpcap_on_random_expressions() {
         for packet in &packets {
             let frame = &packet.bytes;
             let expected = plain.matches(frame);
-            if optimized.matches(frame) != expected {
+            if optimized.matches(frame).is_some_and(|verdict| verdict != expected) {
                 tally.skipped += 1;
                 continue;
             }
@@ -318,11 +367,14 @@ fn pfc_agrees_with_libpcap_on_random_expressions() {
     }
     tally.worst.sort_by(|a, b| b.0.total_cmp(&a.0));
     println!(
-        "pcap vs libpcap 1.10 (seed {:#x}): {} expressions ({} refused by both) x {} packets: {} judged, {} skipped \
-         (libpcap optimized != unoptimized), {} rbpf runs, {} kernel runs{}; {} failures; {:.1?}",
+        "pcap vs libpcap 1.10 (seed {:#x}): {} expressions ({} refused by both, {} optimized to \"rejects all \
+         packets\", {} refused by the optimizer only) x {} packets: {} judged, {} skipped (libpcap optimized != unoptimized), {} rbpf runs, {} kernel \
+         runs{}; {} failures; {:.1?}",
         support::seed(),
         tally.expressions,
         tally.refused_by_both,
+        tally.rejects_all,
+        tally.optimizer_refused,
         packets.len(),
         tally.judged,
         tally.skipped,
