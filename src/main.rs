@@ -28,23 +28,8 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Human)]
         format: Format,
     },
-    /// Compile a rule file into an eBPF ELF object.
-    Compile {
-        /// The rule file (`.pf`).
-        file: std::path::PathBuf,
-        /// Where to write the object (default: the rule file with `.o`).
-        #[arg(short, long)]
-        output: Option<std::path::PathBuf>,
-        /// Print a listing instead of (or with `-o`, as well as) writing the object.
-        #[arg(long, value_enum)]
-        emit: Option<Emit>,
-        /// Leave out the per-rule packet and byte counters.
-        #[arg(long)]
-        no_counters: bool,
-        /// Output format of the diagnostics.
-        #[arg(long, value_enum, default_value_t = Format::Human)]
-        format: Format,
-    },
+    /// Compile a rule file (or a tcpdump filter with --pcap-filter) into an eBPF ELF object.
+    Compile(commands::compile::CompileArgs),
     /// Run test cases (or a capture) through the compiled object in the rbpf VM, checked
     /// against the interpreter; no root needed.
     Test(commands::test::TestArgs),
@@ -81,9 +66,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check { files, format } => commands::check::run(&files, format),
-        Command::Compile { file, output, emit, no_counters, format } => {
-            commands::compile::run(&file, output.as_deref(), emit, !no_counters, format)
-        }
+        Command::Compile(args) => commands::compile::run(&args),
         Command::Test(args) => commands::test::run(&args),
         Command::Load(args) => commands::load::run(&args),
         Command::Unload(args) => commands::unload::run(&args),

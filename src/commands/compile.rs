@@ -1,42 +1,106 @@
-//! `pfc compile FILE [-o OUT.o] [--emit asm|ir]`: rule file to ELF object.
+//! `pfc compile FILE [-o OUT.o] [--emit asm|ir]` and `pfc compile --pcap-filter EXPR -o
+//! OUT.o`: a rule file (or a one-line tcpdump filter) to an ELF object.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use clap::{Args, ValueEnum};
 use pfc_compiler::codegen::Options;
 
-use crate::report::{self, Report};
+use crate::report::Report;
+use crate::source::SourceFile;
 use crate::{source, Emit, Format};
 
-/// Compiles one file; writes the object unless only a listing was asked for.
-pub fn run(path: &Path, output: Option<&Path>, emit: Option<Emit>, counters: bool, format: Format) -> ExitCode {
-    let mut report = Report::new(format);
-    let file = match source::read(path) {
-        Ok(file) => file,
-        Err(message) => {
-            report.io_error(&message);
-            return report.finish();
+/// Arguments of `pfc compile`.
+#[derive(Args)]
+pub struct CompileArgs {
+    /// The rule file (`.pf`).
+    #[arg(required_unless_present = "pcap_filter", conflicts_with = "pcap_filter")]
+    file: Option<PathBuf>,
+    /// Compile a tcpdump filter expression instead of a rule file: packets it matches get
+    /// `--verdict`, all others the opposite.
+    #[arg(long, value_name = "EXPR")]
+    pcap_filter: Option<String>,
+    /// With --pcap-filter: the verdict for matching packets.
+    #[arg(long, value_enum, default_value_t = VerdictArg::Drop, requires = "pcap_filter")]
+    verdict: VerdictArg,
+    /// With --pcap-filter: where the program attaches.
+    #[arg(long, value_enum, default_value_t = HookArg::Xdp, requires = "pcap_filter")]
+    hook: HookArg,
+    /// Where to write the object (default: the rule file with `.o`; required with
+    /// --pcap-filter unless only a listing is asked for).
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+    /// Print a listing instead of (or with `-o`, as well as) writing the object.
+    #[arg(long, value_enum)]
+    emit: Option<Emit>,
+    /// Leave out the per-rule packet and byte counters.
+    #[arg(long)]
+    no_counters: bool,
+    /// Output format of the diagnostics.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    format: Format,
+}
+
+/// The verdict for packets a `--pcap-filter` expression matches.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum VerdictArg {
+    /// Drop matching packets, pass the rest.
+    Drop,
+    /// Pass matching packets, drop the rest.
+    Pass,
+}
+
+/// The hook of a `--pcap-filter` program.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum HookArg {
+    /// XDP (section `xdp`).
+    Xdp,
+    /// TC ingress (section `tc`).
+    TcIngress,
+    /// TC egress (section `tc`).
+    TcEgress,
+}
+
+/// Compiles one file or filter; writes the object unless only a listing was asked for.
+pub fn run(args: &CompileArgs) -> ExitCode {
+    let mut report = Report::new(args.format);
+    let (file, default_output) = match (&args.file, &args.pcap_filter) {
+        (_, Some(expression)) => {
+            if args.output.is_none() && args.emit.is_none() {
+                eprintln!("error: --pcap-filter needs -o OUT.o (or --emit asm|ir)");
+                return ExitCode::from(2);
+            }
+            (pcap_filter_rules(expression, args.verdict, args.hook), None)
         }
+        (Some(path), None) => match source::read(path) {
+            Ok(file) => (file, Some(path.with_extension("o"))),
+            Err(message) => {
+                report.io_error(&message);
+                return report.finish();
+            }
+        },
+        (None, None) => return ExitCode::from(2),
     };
     if let Some(problem) = &file.problem {
         report.add(&file, std::slice::from_ref(problem));
         return report.finish();
     }
-    let (compiled, diagnostics) = pfc_compiler::compile::compile(&file.text, Options { counters });
+    let (compiled, diagnostics) = pfc_compiler::compile::compile(&file.text, Options { counters: !args.no_counters });
     report.add(&file, &diagnostics);
     let Some(compiled) = compiled else { return report.finish() };
-    match emit {
+    match args.emit {
         Some(Emit::Asm) => print!("{}", compiled.code.disassemble()),
         Some(Emit::Ir) => print!("{}", pfc_compiler::ir::print(&compiled.filter)),
         None => {}
     }
-    if emit.is_none() || output.is_some() {
-        let target = output.map(Path::to_path_buf).unwrap_or_else(|| path.with_extension("o"));
-        if let Err(error) = std::fs::write(&target, &compiled.object) {
-            report.io_error(&format!("{}: cannot write: {error}", target.display()));
+    let target = args.output.clone().or(default_output);
+    if let (Some(target), true) = (target, args.emit.is_none() || args.output.is_some()) {
+        if let Err(error) = write(&target, &compiled.object) {
+            report.io_error(&error);
             return report.finish();
         }
-        if format == Format::Human {
+        if args.format == Format::Human {
             eprintln!(
                 "{}: {} rules, {} instructions, {} bytes -> {}",
                 file.name,
@@ -47,6 +111,25 @@ pub fn run(path: &Path, output: Option<&Path>, emit: Option<Emit>, counters: boo
             );
         }
     }
-    let _ = report::has_errors(&diagnostics);
     report.finish()
+}
+
+fn write(target: &Path, object: &[u8]) -> Result<(), String> {
+    std::fs::write(target, object).map_err(|error| format!("{}: cannot write: {error}", target.display()))
+}
+
+/// The rule file a `--pcap-filter` one-liner stands for; diagnostics point into it.
+fn pcap_filter_rules(expression: &str, verdict: VerdictArg, hook: HookArg) -> SourceFile {
+    let (matching, other) = match verdict {
+        VerdictArg::Drop => ("drop", "pass"),
+        VerdictArg::Pass => ("pass", "drop"),
+    };
+    let hook = match hook {
+        HookArg::Xdp => "xdp",
+        HookArg::TcIngress => "tc ingress",
+        HookArg::TcEgress => "tc egress",
+    };
+    let quoted = expression.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', " ");
+    let text = format!("hook {hook}\ndefault {other}\nrule pcap_filter: {matching} if pcap \"{quoted}\"\n");
+    SourceFile { name: "<--pcap-filter>".to_string(), text, problem: None }
 }
