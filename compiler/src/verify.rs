@@ -9,7 +9,10 @@
 //!    all its bytes (pointer offsets are tracked per base; a variable addition starts a
 //!    new base with no known bound);
 //! 4. packets are never written; context, stack and map values are accessed in bounds
-//!    (stack: 512 bytes below r10; counter values: 16 bytes, after a null check);
+//!    (context: [`XDP_MD_SIZE`] or [`SK_BUFF_SIZE`] bytes, read only; stack: 512 bytes
+//!    below r10; counter values: [`MAP_VALUE_SIZE`] bytes, after a null check, which is
+//!    a comparison of the lookup result with the immediate 0); a bounds check is a
+//!    64-bit comparison (a 32-bit one could wrap).
 //! 5. only `bpf_map_lookup_elem` is called, with a map in r1 and a stack key in r2;
 //!    r1–r5 are unusable after the call;
 //! 6. r0 holds a scalar on every path to `exit`; no register is read before it is
@@ -37,8 +40,12 @@ pub const MAX_INSNS: usize = 1_000_000;
 pub const MAX_PROCESSED: usize = 1_000_000;
 /// The kernel's limit on pending paths (`BPF_COMPLEXITY_LIMIT_JMP_SEQ`).
 pub const MAX_PENDING_BRANCHES: usize = 8192;
-/// Bytes of a counter map value (`packets`, `bytes`).
-const MAP_VALUE_SIZE: i64 = 16;
+/// Bytes of a counter map value (`packets`, `bytes`): map value accesses stay below this.
+pub const MAP_VALUE_SIZE: i64 = 16;
+/// Bytes of `struct xdp_md`: XDP context reads stay below this.
+pub const XDP_MD_SIZE: i64 = 24;
+/// Bytes of `struct __sk_buff` (6.x): TC context reads stay below this.
+pub const SK_BUFF_SIZE: i64 = 192;
 /// The eBPF stack size.
 const STACK_SIZE: i64 = 512;
 
@@ -269,12 +276,13 @@ impl<'a> Verifier<'a> {
                 self.send(to, state);
                 return Ok(None);
             }
-            Insn::Jump { op, dst, src, target, .. } => {
+            Insn::Jump { op, wide, dst, src, target } => {
                 let to = self.target(index, target)?;
                 let left = state.regs[dst.number() as usize];
                 let right = operand(&state, src);
+                let null_check = wide && src == Operand::Imm(0);
                 let (taken, fallthrough) =
-                    self.branch(state, op, left, right, dst).map_err(|problem| fail(&problem))?;
+                    self.branch(state, op, (left, right), (dst, wide, null_check)).map_err(|problem| fail(&problem))?;
                 self.send(to, taken);
                 return Ok(Some(fallthrough));
             }
@@ -351,7 +359,7 @@ impl<'a> Verifier<'a> {
         let bytes = i64::from(size.bytes());
         let off = i64::from(off);
         match state.regs[src.number() as usize] {
-            Value::Context => Ok(self.context_field(off, bytes)),
+            Value::Context => self.context_field(off, bytes),
             Value::Packet { base, offset } => {
                 let end = offset + off + bytes;
                 let covered = state.checked.get(&base).copied().unwrap_or(0);
@@ -369,16 +377,19 @@ impl<'a> Verifier<'a> {
         }
     }
 
-    fn context_field(&self, off: i64, bytes: i64) -> Value {
-        let (data, data_end) = match self.hook {
-            Hook::Xdp => (0, 4),
-            Hook::TcIngress | Hook::TcEgress => (76, 80),
+    fn context_field(&self, off: i64, bytes: i64) -> Result<Value, String> {
+        let (data, data_end, size) = match self.hook {
+            Hook::Xdp => (0, 4, XDP_MD_SIZE),
+            Hook::TcIngress | Hook::TcEgress => (76, 80, SK_BUFF_SIZE),
         };
-        match (off, bytes) {
+        if off < 0 || off + bytes > size {
+            return Err(format!("context read of bytes {off}..{} is outside the {size}-byte context", off + bytes));
+        }
+        Ok(match (off, bytes) {
             (offset, 4) if offset == data => Value::Packet { base: 0, offset: 0 },
             (offset, 4) if offset == data_end => Value::PacketEnd,
             _ => Value::Scalar,
-        }
+        })
     }
 
     fn store(&self, state: &State, size: Size, dst: Reg, off: i16) -> Result<(), String> {
@@ -391,19 +402,26 @@ impl<'a> Verifier<'a> {
         }
     }
 
-    /// States after a conditional jump: (taken, fall-through).
-    fn branch(&self, state: State, op: JmpOp, left: Value, right: Value, dst: Reg) -> Result<(State, State), String> {
+    /// States after a conditional jump: (taken, fall-through). `jump` is the compared
+    /// register, whether the comparison is 64-bit, and whether it compares with imm 0.
+    fn branch(
+        &self,
+        state: State,
+        op: JmpOp,
+        (left, right): (Value, Value),
+        (dst, wide, null_check): (Reg, bool, bool),
+    ) -> Result<(State, State), String> {
         if left == Value::Uninit || right == Value::Uninit {
             return Err("comparison reads an uninitialized register".to_string());
         }
         let mut taken = state.clone();
         let mut fallthrough = state;
         match (op, left, right) {
-            (JmpOp::Gt, Value::Packet { base, offset }, Value::PacketEnd) => {
+            (JmpOp::Gt, Value::Packet { base, offset }, Value::PacketEnd) if wide => {
                 let known = fallthrough.checked.entry(base).or_insert(0);
                 *known = (*known).max(offset);
             }
-            (JmpOp::Eq, Value::LookupResult, Value::Scalar) => {
+            (JmpOp::Eq, Value::LookupResult, Value::Scalar) if null_check => {
                 taken.regs[dst.number() as usize] = Value::Scalar;
                 fallthrough.regs[dst.number() as usize] = Value::MapEntry;
             }

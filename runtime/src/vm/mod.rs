@@ -1,5 +1,7 @@
 //! A [`BpfObject`] and packets in, return values and map contents out: the object's code
-//! run unprivileged in rbpf's interpreter.
+//! run unprivileged in rbpf: in its x86_64 JIT when pfc's own verifier proves every
+//! memory access of the code bounded (see `jit`), else in its interpreter, which checks
+//! every access at run time. [`Vm::backend`] says which; both give the same answers.
 //!
 //! The code is exactly the object's (`lddw` carry map indices in `imm`, which rbpf loads
 //! as plain values: it ignores `src`). Helper 1 (`bpf_map_lookup_elem`) takes that index
@@ -8,9 +10,12 @@
 //! whose u32 `data`/`data_end` point at the packet, which is copied into memory below
 //! 4 GiB so those pointers fit (see `low_mem`). One [`Vm`] is meant to run many packets.
 //!
-//! **Invariant:** no packet bytes make [`Vm::run`] panic: rbpf reports out-of-bounds
-//! accesses as errors, and anything rbpf itself panics on is caught and returned.
+//! **Invariant:** no packet bytes make [`Vm::run`] panic or touch memory outside the
+//! packet, context, stack and map values: the interpreter reports out-of-bounds accesses
+//! as errors (anything rbpf itself panics on is caught and returned), and the JIT only
+//! runs code whose accesses were proven in bounds for every packet.
 
+mod jit;
 mod low_mem;
 mod maps;
 mod stack_args;
@@ -21,6 +26,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use thiserror::Error;
 
 use crate::bpf_object::{BpfObject, Hook, MapType};
+pub use jit::{Backend, JitUnavailable};
 use low_mem::LowMemory;
 use maps::{EmulatedMap, MapStorage};
 
@@ -161,15 +167,33 @@ pub enum VmError {
 /// An rbpf VM holding one program, its emulated maps and packet memory.
 pub struct Vm<'obj> {
     object: &'obj BpfObject,
+    /// Declared before `_code`: it holds a slice of that memory and must drop first.
     rbpf: rbpf::EbpfVmMbuff<'obj>,
+    /// The JIT's machine code, when the backend is `Jit`.
+    _code: Option<jit::ExecMemory>,
     maps: MapStorage,
     packet: LowMemory,
     context: Vec<u8>,
+    backend: Backend,
+    /// Why the JIT is not used, when it is not.
+    fallback: Option<JitUnavailable>,
 }
 
 impl<'obj> Vm<'obj> {
-    /// Prepares a VM for `object`: checks the code, allocates maps and packet memory.
+    /// Prepares a VM for `object` in the JIT when [`jit`](self) allows it, else in the
+    /// interpreter: checks the code, allocates maps and packet memory.
     pub fn new(object: &'obj BpfObject) -> Result<Vm<'obj>, VmError> {
+        Vm::with_backend(object, Backend::Jit)
+    }
+
+    /// Like [`Vm::new`], always in rbpf's interpreter.
+    pub fn interpreter(object: &'obj BpfObject) -> Result<Vm<'obj>, VmError> {
+        Vm::with_backend(object, Backend::Interpreter)
+    }
+
+    /// Prepares a VM in `wanted`; `Backend::Jit` falls back to the interpreter for code
+    /// the JIT may not run ([`Vm::jit_unavailable`] says why).
+    pub fn with_backend(object: &'obj BpfObject, wanted: Backend) -> Result<Vm<'obj>, VmError> {
         if object.insn_count() > MAX_INSNS {
             return Err(VmError::ProgramTooLong { insns: object.insn_count(), max: MAX_INSNS });
         }
@@ -188,7 +212,21 @@ impl<'obj> Vm<'obj> {
         let proven = stack_args::helper_pointers_in_stack(&object.code, max_key, max_value);
         let maps = MapStorage::new(&object.maps, proven);
 
-        let mut rbpf = rbpf::EbpfVmMbuff::new(Some(&object.code)).map_err(|source| VmError::Rejected { source })?;
+        let mut rbpf = rbpf::EbpfVmMbuff::new(Some(&object.code)).map_err(rejected)?;
+        let mut fallback = match wanted {
+            Backend::Jit => jit::check(object).err(),
+            Backend::Interpreter => Some(JitUnavailable::Requested),
+        };
+        let mut code = None;
+        if fallback.is_none() {
+            match compile_jit(&mut rbpf, object.insn_count()) {
+                Ok(memory) => code = Some(memory),
+                Err(reason) => fallback = Some(reason),
+            }
+        }
+        let backend = if fallback.is_none() { Backend::Jit } else { Backend::Interpreter };
+        // The interpreter calls helpers as Rust functions; the JIT, compiled above with its
+        // trampolines' addresses baked in, never looks these up again.
         let helpers: [(u32, rbpf::ebpf::Helper); 4] = [
             (maps::HELPER_MAP_LOOKUP, maps::helper_map_lookup),
             (maps::HELPER_MAP_UPDATE, maps::helper_map_update),
@@ -196,7 +234,7 @@ impl<'obj> Vm<'obj> {
             (maps::HELPER_GET_SMP_PROCESSOR_ID, maps::helper_get_smp_processor_id),
         ];
         for (id, helper) in helpers {
-            rbpf.register_helper(id, helper).map_err(|source| VmError::Rejected { source })?;
+            rbpf.register_helper(id, helper).map_err(rejected)?;
         }
         for map in &maps.maps {
             rbpf.register_allowed_memory(map.allowed_range());
@@ -206,7 +244,17 @@ impl<'obj> Vm<'obj> {
             Hook::Xdp => XDP_MD_LEN,
             Hook::Tc => SK_BUFF_LEN,
         };
-        Ok(Vm { object, rbpf, maps, packet, context: vec![0; context_len] })
+        Ok(Vm { object, rbpf, _code: code, maps, packet, context: vec![0; context_len], backend, fallback })
+    }
+
+    /// The executor running the program.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Why the program runs in the interpreter, when it does.
+    pub fn jit_unavailable(&self) -> Option<&JitUnavailable> {
+        self.fallback.as_ref()
     }
 
     /// The program's hook.
@@ -223,12 +271,15 @@ impl<'obj> Vm<'obj> {
         self.packet.bytes_mut()[..len].copy_from_slice(packet);
         self.fill_context(packet);
         let _active = self.maps.activate();
+        if self.backend == Backend::Jit {
+            return run_jit(&self.rbpf, &mut self.packet, &mut self.context, len);
+        }
         let mem = &self.packet.bytes()[..len];
         let rbpf = &self.rbpf;
         let context = &self.context;
         match catch_unwind(AssertUnwindSafe(|| rbpf.execute_program(mem, context))) {
             Ok(Ok(return_value)) => Ok(RunResult { return_value }),
-            Ok(Err(source)) => Err(VmError::Execution { packet_len: len, source }),
+            Ok(Err(error)) => Err(VmError::Execution { packet_len: len, source: jit::io_error(&error) }),
             Err(panic) => Err(VmError::Crashed { packet_len: len, message: panic_message(panic.as_ref()) }),
         }
     }
@@ -325,6 +376,75 @@ fn pkt_type(packet: &[u8]) -> u32 {
         Some(_) => PACKET_OTHERHOST,
         None => PACKET_HOST,
     }
+}
+
+/// Runs the JIT-compiled program on the `len` packet bytes already copied in, with the
+/// context filled and the maps published to the helpers.
+fn run_jit(
+    rbpf: &rbpf::EbpfVmMbuff<'_>,
+    packet: &mut LowMemory,
+    context: &mut [u8],
+    len: usize,
+) -> Result<RunResult, VmError> {
+    let context_len = context.len();
+    let context = context.as_mut_ptr();
+    let mem = &mut packet.bytes_mut()[..len];
+    // SAFETY: the only caller, `Vm::run`, comes here only when `backend` is `Jit`, which
+    // `Vm::with_backend` sets only when `jit::check` passed and rbpf compiled the code.
+    // So pfc's verifier proved for every input that (1) all jumps go forward, so the
+    // code terminates; (2) each packet read lies in `[data, data_end)` after a 64-bit
+    // check against `data_end`, and `fill_context` set `data`/`data_end` to `mem`'s
+    // bounds inside the live MAP_32BIT mapping `packet`; the packet is never written;
+    // (3) context reads stay inside the 24-byte `xdp_md` / 192-byte `__sk_buff`, which is
+    // exactly `context`'s length, and the context is never written; (4) stack accesses
+    // stay in the 512 bytes below r10, the frame rbpf's JIT reserves; (5) map values are
+    // accessed only after a null check and within their first MAP_VALUE_SIZE bytes, and
+    // `check` required every map value to be at least that long, so the accesses stay in
+    // the `EmulatedMap` storage the lookup helper pointed into, which the `Vm` owning
+    // `rbpf` keeps alive (and `Vm::run` keeps published to the helpers); (6) the only
+    // call is bpf_map_lookup_elem, reached through a stack-aligning trampoline. The
+    // context slice is rebuilt from a raw pointer only to meet rbpf's `&'obj mut`
+    // signature: rbpf hands it to the compiled code and keeps no reference after
+    // returning, and nothing else touches `context` during the call.
+    let result = unsafe {
+        let context = std::slice::from_raw_parts_mut(context, context_len);
+        rbpf.execute_program_jit(mem, context)
+    };
+    match result {
+        Ok(return_value) => Ok(RunResult { return_value }),
+        Err(error) => Err(VmError::Execution { packet_len: len, source: jit::io_error(&error) }),
+    }
+}
+
+/// rbpf's complaint at load time.
+fn rejected(error: rbpf::lib::Error) -> VmError {
+    VmError::Rejected { source: jit::io_error(&error) }
+}
+
+/// Registers the trampolines and JIT-compiles the code into fresh executable memory,
+/// sealed read-execute afterwards; rbpf panics (its code buffer overflowing) are caught.
+fn compile_jit(rbpf: &mut rbpf::EbpfVmMbuff<'_>, insns: usize) -> Result<jit::ExecMemory, JitUnavailable> {
+    let compile = |message: String| JitUnavailable::Compile { message };
+    for (id, helper) in jit::helpers() {
+        rbpf.register_helper(id, helper).map_err(|e| compile(jit::io_error(&e).to_string()))?;
+    }
+    let mut memory = jit::ExecMemory::for_insns(insns).map_err(|e| compile(e.to_string()))?;
+    // SAFETY: called once; the slice goes to `rbpf`, which `Vm` declares before the
+    // field that keeps `memory`, so the VM drops first. On the error paths below rbpf
+    // no longer holds the slice (`jit_compile` took it and failed), except after a
+    // failed `seal`, where the mapping is leaked rather than unmapped under rbpf.
+    let slice = unsafe { memory.as_rbpf_memory() };
+    rbpf.set_jit_exec_memory(slice).map_err(|e| compile(jit::io_error(&e).to_string()))?;
+    match catch_unwind(AssertUnwindSafe(|| rbpf.jit_compile())) {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => return Err(compile(jit::io_error(&error).to_string())),
+        Err(panic) => return Err(compile(panic_message(panic.as_ref()))),
+    }
+    if let Err(error) = memory.seal() {
+        std::mem::forget(memory);
+        return Err(compile(error.to_string()));
+    }
+    Ok(memory)
 }
 
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {

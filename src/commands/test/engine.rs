@@ -1,6 +1,7 @@
 //! Verdicts of the shipped object. Input: the compiled object's bytes, its checked
 //! program and one frame at a time; output: the verdict and deciding rule of the object
-//! (rbpf VM or kernel `BPF_PROG_TEST_RUN`), checked against the interpreter.
+//! (rbpf VM — its JIT when pfc's verifier accepts the code, else its interpreter — or
+//! kernel `BPF_PROG_TEST_RUN`), checked against the interpreter.
 //!
 //! The deciding rule is read from the object itself: its counter map (map 0) has one
 //! `{u64 packets, u64 bytes}` entry per rule and one for the default, and exactly one
@@ -11,7 +12,7 @@
 use pfc_compiler::eval::{evaluate, Outcome};
 use pfc_compiler::program::{Program, Verdict};
 use pfc_runtime::kernel::{KernelError, KernelProgram, SkipReason};
-use pfc_runtime::vm::{Vm, VmError};
+use pfc_runtime::vm::{self, Vm, VmError};
 use pfc_runtime::{BpfObject, Hook};
 use thiserror::Error;
 
@@ -21,8 +22,11 @@ const COUNTER_MAP: usize = 0;
 /// Which executor runs the object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
-    /// rbpf's interpreter, unprivileged.
+    /// rbpf, unprivileged: its JIT when pfc's verifier accepts the code, else its
+    /// interpreter.
     Vm,
+    /// rbpf's interpreter, even where the JIT could run (`--interpreter`).
+    VmInterpreter,
     /// The kernel's `BPF_PROG_TEST_RUN` (root or CAP_BPF).
     Kernel,
 }
@@ -31,7 +35,7 @@ impl Backend {
     /// The name reports use.
     pub fn name(self) -> &'static str {
         match self {
-            Backend::Vm => "rbpf VM",
+            Backend::Vm | Backend::VmInterpreter => "rbpf VM",
             Backend::Kernel => "kernel",
         }
     }
@@ -166,7 +170,11 @@ impl<'obj> Engine<'obj> {
         backend: Backend,
     ) -> Result<Engine<'obj>, SetupError> {
         let executor = match backend {
-            Backend::Vm => Executor::Vm(Box::new(Vm::new(object).map_err(|source| SetupError::Vm { source })?)),
+            Backend::Vm | Backend::VmInterpreter => {
+                let wanted = if backend == Backend::Vm { vm::Backend::Jit } else { vm::Backend::Interpreter };
+                let vm = Vm::with_backend(object, wanted).map_err(|source| SetupError::Vm { source })?;
+                Executor::Vm(Box::new(vm))
+            }
             Backend::Kernel => {
                 pfc_runtime::kernel::privileges().map_err(|source| SetupError::Privileges { source })?;
                 let loaded = KernelProgram::load(object_bytes).map_err(|source| SetupError::Kernel { source })?;
@@ -180,6 +188,17 @@ impl<'obj> Engine<'obj> {
         })?;
         let scratch = vec![0; counts.len()];
         Ok(Engine { program, executor, backend, counts, scratch })
+    }
+
+    /// What runs the object: "jit" or "interpreter" (rbpf), or "kernel".
+    pub fn executor(&self) -> &'static str {
+        match &self.executor {
+            Executor::Vm(vm) => match vm.backend() {
+                vm::Backend::Jit => "jit",
+                vm::Backend::Interpreter => "interpreter",
+            },
+            Executor::Kernel(_) => "kernel",
+        }
     }
 
     /// Runs one frame; the answer agrees with the interpreter or is an error.

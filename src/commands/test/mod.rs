@@ -1,7 +1,9 @@
-//! `pfc test RULES [--cases FILE] [--format human|json|junit] [--coverage] [--kernel]`
-//! and `pfc test RULES --pcap FILE --verdicts [--kernel]`: the compiled object run on
-//! the packets of a case file or a capture, in the rbpf VM (or the kernel), every answer
-//! checked against the interpreter.
+//! `pfc test RULES [--cases FILE] [--format human|json|junit] [--coverage]
+//! [--kernel | --interpreter]` and `pfc test RULES --pcap FILE --verdicts [--kernel |
+//! --interpreter]`: the compiled object run on the packets of a case file or a capture,
+//! in the rbpf VM (its JIT when pfc's verifier accepts the code, else or with
+//! `--interpreter` its interpreter) or the kernel, every answer checked against pfc's
+//! interpreter.
 //!
 //! Exit codes: 0 every case passed; 1 a case failed, or the rule file, case file or
 //! capture is bad; 2 usage; 3 internal compiler error (the object and the interpreter
@@ -53,8 +55,12 @@ pub struct TestArgs {
     #[arg(long, conflicts_with = "pcap")]
     coverage: bool,
     /// Run in the kernel with BPF_PROG_TEST_RUN instead of the rbpf VM (needs root).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "interpreter")]
     kernel: bool,
+    /// Run in rbpf's interpreter even where its JIT could run (the JIT is used only for
+    /// code pfc's verifier proves bounded; see docs/testing.md).
+    #[arg(long)]
+    interpreter: bool,
 }
 
 /// Why `pfc test` stopped early: already rendered for people, with its exit code.
@@ -84,7 +90,11 @@ pub fn run(args: &TestArgs) -> ExitCode {
 fn run_checked(args: &TestArgs) -> Result<ExitCode, Stop> {
     let Some(compiled) = compile(&args.file)? else { return Ok(ExitCode::from(1)) };
     let object = BpfObject::parse(&compiled.object).map_err(|error| Stop::Internal { message: chain(&error) })?;
-    let backend = if args.kernel { Backend::Kernel } else { Backend::Vm };
+    let backend = match (args.kernel, args.interpreter) {
+        (true, _) => Backend::Kernel,
+        (false, true) => Backend::VmInterpreter,
+        (false, false) => Backend::Vm,
+    };
     let mut engine = Engine::new(&compiled.program, &object, &compiled.object, backend).map_err(|error| {
         let message = chain(&error);
         if error.is_internal() {
@@ -102,6 +112,7 @@ fn run_checked(args: &TestArgs) -> Result<ExitCode, Stop> {
         rules_file: &args.file.display().to_string(),
         cases_file: &cases_path.display().to_string(),
         backend: backend.name(),
+        executor: engine.executor(),
         rules: &compiled.program.rules.iter().map(|rule| rule.name.clone()).collect::<Vec<_>>(),
         coverage: args.coverage,
     };

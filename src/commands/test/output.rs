@@ -52,6 +52,8 @@ pub struct Context<'a> {
     pub cases_file: &'a str,
     /// "rbpf VM" or "kernel".
     pub backend: &'a str,
+    /// "jit", "interpreter" (rbpf) or "kernel".
+    pub executor: &'a str,
     /// Rule names in order.
     pub rules: &'a [String],
     /// Whether to list rules no case exercised.
@@ -112,12 +114,16 @@ fn counts(results: &[CaseResult]) -> (usize, usize, usize) {
 
 fn human(context: &Context<'_>, results: &[CaseResult]) -> String {
     let mut out = format!(
-        "{}: {} case{} from {} in the {}\n",
+        "{}: {} case{} from {} in the {}{}\n",
         context.rules_file,
         results.len(),
         if results.len() == 1 { "" } else { "s" },
         context.cases_file,
-        context.backend
+        context.backend,
+        match context.executor {
+            "kernel" => String::new(),
+            executor => format!(" ({executor})"),
+        }
     );
     for result in results {
         if result.failed() {
@@ -188,6 +194,7 @@ fn json(context: &Context<'_>, results: &[CaseResult]) -> serde_json::Value {
         "rules": context.rules_file,
         "cases_file": context.cases_file,
         "backend": context.backend,
+        "executor": context.executor,
         "passed": passed,
         "failed": failed,
         "skipped": skipped,
