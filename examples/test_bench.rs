@@ -4,7 +4,9 @@
 //!    next to this example, output to /dev/null), and
 //! 2. the rbpf VM's nanoseconds per packet alone (`Vm::run`), and with the counter
 //!    read-back that `pfc test` does per packet to learn the deciding rule
-//!    (`Vm::array_words`), next to the allocating `Vm::map_values` for comparison.
+//!    (`Vm::array_words`), next to the allocating `Vm::map_values` for comparison, in the
+//!    backend `Vm::new` picks (the JIT for pfc's code on x86_64) and in rbpf's
+//!    interpreter (`Vm::interpreter`, what `pfc test --interpreter` runs).
 //!
 //! Run: `cargo build --release && cargo run --release --example test_bench`.
 
@@ -98,8 +100,16 @@ fn main() {
     }
 
     let object = pfc_runtime::BpfObject::parse(&compiled.object).expect("object");
-    let mut vm = pfc_runtime::vm::Vm::new(&object).expect("vm");
+    let mut slow = pfc_runtime::vm::Vm::interpreter(&object).expect("vm");
     let runs = 200_000;
+    let start = Instant::now();
+    for index in 0..runs {
+        slow.run(&frames[index % frames.len()]).expect("run");
+    }
+    let slow_ns = start.elapsed().as_nanos() as f64 / runs as f64;
+    println!("rbpf interpreter: {slow_ns:.0} ns/packet");
+    let mut vm = pfc_runtime::vm::Vm::new(&object).expect("vm");
+    let backend = vm.backend().name();
     let start = Instant::now();
     for index in 0..runs {
         vm.run(&frames[index % frames.len()]).expect("run");
@@ -123,6 +133,6 @@ fn main() {
         std::hint::black_box(pfc_compiler::eval::evaluate(&compiled.program, &frames[index % frames.len()]));
     }
     let interpreter = start.elapsed().as_nanos() as f64 / runs as f64;
-    println!("rbpf VM (interpreter): {vm_ns:.0} ns/packet; with the counter read-back: {with_words:.0} ns/packet (Vm::array_words, what pfc test does), {with_counters:.0} ns/packet (Vm::map_values, allocating)");
+    println!("{backend}: {vm_ns:.0} ns/packet; with the counter read-back: {with_words:.0} ns/packet (Vm::array_words, what pfc test does), {with_counters:.0} ns/packet (Vm::map_values, allocating)");
     println!("pfc interpreter (the check): {interpreter:.0} ns/packet");
 }

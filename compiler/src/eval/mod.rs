@@ -77,6 +77,7 @@ mod headers;
 
 pub use headers::{Headers, MAX_IPV6_EXT_HEADERS, MAX_VLAN_TAGS};
 
+use crate::fields::Field;
 use crate::program::{Cond, Program, Test, TestOp, Verdict};
 
 /// The result of running a program on one packet.
@@ -91,7 +92,8 @@ pub struct Outcome {
 /// Runs `program` on `packet`: the first rule whose condition holds decides.
 pub fn evaluate(program: &Program, packet: &[u8]) -> Outcome {
     let headers = Headers::parse(packet);
-    program.rules.iter().position(|rule| eval_cond(&rule.condition, program, &headers)).map_or(
+    let mut fields = FieldCache::new(&headers);
+    program.rules.iter().position(|rule| cond_holds(&rule.condition, program, &mut fields)).map_or(
         Outcome { verdict: program.default, rule: None },
         |index| Outcome { verdict: program.rules[index].verdict, rule: Some(index) },
     )
@@ -100,21 +102,58 @@ pub fn evaluate(program: &Program, packet: &[u8]) -> Outcome {
 /// Whether `cond` holds for the packet that `headers` describes; `program` supplies the
 /// value sets.
 pub fn eval_cond(cond: &Cond, program: &Program, headers: &Headers) -> bool {
+    cond_holds(cond, program, &mut FieldCache::new(headers))
+}
+
+/// Field values of one packet, each read on first use: rule sets test the same few
+/// fields again and again. Lives on the stack; allocates nothing.
+struct FieldCache<'h, 'a> {
+    headers: &'h Headers<'a>,
+    /// Bit `f`: field `f` was read; `present` bit `f`: and its header is present.
+    read: u64,
+    present: u64,
+    values: [u128; FIELDS],
+}
+
+const FIELDS: usize = Field::ALL.len();
+const _: () = assert!(FIELDS <= 64, "FieldCache keeps one bit per field in a u64");
+
+impl<'h, 'a> FieldCache<'h, 'a> {
+    fn new(headers: &'h Headers<'a>) -> Self {
+        FieldCache { headers, read: 0, present: 0, values: [0; FIELDS] }
+    }
+
+    /// [`Headers::field_value`], read once per packet.
+    fn value(&mut self, field: Field) -> Option<u128> {
+        let index = field as usize;
+        let bit = 1u64 << index;
+        if self.read & bit == 0 {
+            self.read |= bit;
+            if let Some(value) = self.headers.field_value(field) {
+                self.present |= bit;
+                self.values[index] = value;
+            }
+        }
+        (self.present & bit != 0).then(|| self.values[index])
+    }
+}
+
+fn cond_holds(cond: &Cond, program: &Program, fields: &mut FieldCache<'_, '_>) -> bool {
     match cond {
         Cond::True => true,
         Cond::False => false,
-        Cond::Proto(proto) => headers.has(*proto),
-        Cond::Not(inner) => !eval_cond(inner, program, headers),
-        Cond::And(all) => all.iter().all(|c| eval_cond(c, program, headers)),
-        Cond::Or(any) => any.iter().any(|c| eval_cond(c, program, headers)),
-        Cond::Test(test) => eval_test(test, program, headers),
-        Cond::Pcap(id) => program.pcap(*id).matches(headers.packet),
+        Cond::Proto(proto) => fields.headers.has(*proto),
+        Cond::Not(inner) => !cond_holds(inner, program, fields),
+        Cond::And(all) => all.iter().all(|c| cond_holds(c, program, fields)),
+        Cond::Or(any) => any.iter().any(|c| cond_holds(c, program, fields)),
+        Cond::Test(test) => test_holds(test, program, fields),
+        Cond::Pcap(id) => program.pcap(*id).matches(fields.headers.packet),
     }
 }
 
 /// One guarded atom: false when the field's header is absent.
-fn eval_test(test: &Test, program: &Program, headers: &Headers) -> bool {
-    let Some(value) = headers.field_value(test.field) else {
+fn test_holds(test: &Test, program: &Program, fields: &mut FieldCache<'_, '_>) -> bool {
+    let Some(value) = fields.value(test.field) else {
         return false;
     };
     let value = test.mask.map_or(value, |mask| value & mask);

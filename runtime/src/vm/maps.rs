@@ -152,6 +152,10 @@ impl EmulatedMap {
     /// The first eight bytes of the value in `slot` as a little-endian u64 (zero-extended
     /// when values are shorter), read in place without allocating.
     pub(crate) fn value_word(&self, slot: usize) -> u64 {
+        if let Some(cells) = self.value_cells(slot).first_chunk::<8>() {
+            // Fixed-size: one 8-byte load instead of a byte loop (or a memcpy call).
+            return u64::from_le_bytes(cells.each_ref().map(Cell::get));
+        }
         let mut word = [0u8; 8];
         word.iter_mut().zip(self.value_cells(slot)).for_each(|(byte, cell)| *byte = cell.get());
         u64::from_le_bytes(word)
@@ -209,8 +213,9 @@ impl MapStorage {
         if self.pointer_args_proven {
             // SAFETY: `stack_args::helper_pointers_in_stack` proved that every pointer a
             // map helper receives is `r10 + k` with `[r10 + k, r10 + k + len)` inside
-            // rbpf's 512-byte stack, which is live for the whole `execute_program` call
-            // this helper runs in, and `out.len()` never exceeds that proven `len`.
+            // rbpf's 512-byte stack (the interpreter's stack array, or the JIT's native
+            // frame), which is live for the whole `execute_program`/`execute_program_jit`
+            // call this helper runs in, and `out.len()` never exceeds that proven `len`.
             unsafe { std::ptr::copy_nonoverlapping(address as *const u8, out.as_mut_ptr(), out.len()) };
             return true;
         }
