@@ -180,6 +180,8 @@ fn json_report_parses() {
     assert_eq!(document["passed"], 1);
     assert_eq!(document["failed"], 1);
     assert_eq!(document["backend"], "rbpf VM");
+    let jit = if cfg!(target_arch = "x86_64") { "jit" } else { "interpreter" };
+    assert_eq!(document["executor"], jit, "pfc's code runs in rbpf's JIT where there is one");
     assert_eq!(document["uncovered"], serde_json::json!(["ssh_in"]));
     let results = document["cases"].as_array().expect("cases");
     assert_eq!(results.len(), 2);
@@ -208,4 +210,22 @@ fn junit_report_parses() {
     let failure = testcases[1].children().find(|node| node.has_tag_name("failure")).expect("a <failure>");
     assert_eq!(failure.attribute("message"), Some("expected pass by rule ssh, got drop by rule ssh"));
     assert!(failure.text().unwrap_or("").contains("spec: ipv4 src=192.0.2.1 / tcp dport=22"));
+}
+
+/// `--interpreter` runs the same cases in rbpf's interpreter, with the same results.
+#[test]
+fn interpreter_flag_forces_rbpfs_interpreter() {
+    let cases = case("ok", "ipv4 / udp dport=53", "pass", "dns")
+        + &case("bad", "ipv4 src=192.0.2.1 / tcp dport=22", "pass", "ssh");
+    let jit = run_cases("executor_jit", &cases, &[], &["--format", "json"]);
+    let slow = run_cases("executor_interpreter", &cases, &[], &["--format", "json", "--interpreter"]);
+    assert_eq!((jit.code, slow.code), (1, 1), "{} {}", jit.stderr, slow.stderr);
+    let mut jit: serde_json::Value = serde_json::from_str(&jit.stdout).expect("JSON");
+    let mut slow: serde_json::Value = serde_json::from_str(&slow.stdout).expect("JSON");
+    assert_eq!(slow["executor"], "interpreter");
+    jit["executor"] = serde_json::Value::Null;
+    slow["executor"] = serde_json::Value::Null;
+    assert_eq!(jit["cases"], slow["cases"]);
+    let both = run_cases("executor_conflict", &cases, &[], &["--interpreter", "--kernel"]);
+    assert_eq!(both.code, 2, "--interpreter and --kernel conflict: {}", both.stderr);
 }
