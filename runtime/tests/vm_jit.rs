@@ -225,7 +225,7 @@ fn checked_code_runs_in_the_jit_including_bounds_checked_reads() {
     if cfg!(target_arch = "x86_64") {
         assert_eq!(jit.backend(), Backend::Jit, "{:?}", jit.jit_unavailable());
     }
-    let mut frame = vec![0u8; 14];
+    let mut frame = [0u8; 14];
     frame[12..14].copy_from_slice(&[0x86, 0xdd]);
     for len in 0..=frame.len() {
         let (got, want) = (jit.run(&frame[..len]).expect("jit"), interpreter.run(&frame[..len]).expect("interp"));
