@@ -14,8 +14,8 @@ mod support;
 
 use std::time::Instant;
 
-use pfc_compiler::codegen::Options;
-use pfc_compiler::compile::{compile, COUNTER_MAP_NAME};
+use pfc_compiler::codegen::{Form, Options};
+use pfc_compiler::compile::{compile_form, COUNTER_MAP_NAME};
 use pfc_compiler::diagnostic::Severity;
 use pfc_compiler::eval::{evaluate, Outcome};
 use pfc_compiler::fields::{Field, Proto};
@@ -57,8 +57,9 @@ impl Tally {
     }
 }
 
-/// Compiles `text` with and without counters (as asked) and compares every packet's
-/// verdict and the counters; returns one report per mismatch.
+/// Compiles `text` with counters in jumping form, and when asked also without counters
+/// and in branch-free form, and compares every packet's verdict and the counters;
+/// returns one report per mismatch.
 fn check(
     name: &str,
     text: &str,
@@ -69,9 +70,13 @@ fn check(
 ) -> Vec<String> {
     tally.rule_sets += 1;
     let mut failures = Vec::new();
-    let modes: &[bool] = if counters_off_too { &[true, false] } else { &[true] };
-    for &counters in modes {
-        let (compiled, diagnostics) = compile(text, Options { counters });
+    let modes: &[(bool, Form)] = if counters_off_too {
+        &[(true, Form::Jumping), (false, Form::Jumping), (true, Form::Branchless)]
+    } else {
+        &[(true, Form::Jumping)]
+    };
+    for &(counters, form) in modes {
+        let (compiled, diagnostics) = compile_form(text, Options { counters }, Some(form));
         let Some(compiled) = compiled else {
             let messages: Vec<String> =
                 diagnostics.iter().map(|d| format!("{} {}: {}", d.severity_word(), d.code.0, d.message)).collect();
@@ -82,7 +87,7 @@ fn check(
             continue;
         };
         tally.objects += 1;
-        let setting = format!("{name} (counters {})", if counters { "on" } else { "off" });
+        let setting = format!("{name} (counters {}, {form:?})", if counters { "on" } else { "off" });
         failures.extend(check_object(
             &setting,
             text,

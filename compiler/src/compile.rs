@@ -2,7 +2,7 @@
 //! It is the pipeline in one function; each step is its own module.
 
 use crate::bpf::Program as BpfProgram;
-use crate::codegen::{self, Options};
+use crate::codegen::{self, Form, Options};
 use crate::diagnostic::{Code, Diagnostic, Span};
 use crate::elf::{self, MapSpec, ObjectSpec, ProgramSection};
 use crate::ir::{self, Filter};
@@ -36,28 +36,27 @@ pub struct Compiled {
 
 /// Compiles rule text into an object. The result is present only without errors.
 pub fn compile(source: &str, options: Options) -> (Option<Compiled>, Vec<Diagnostic>) {
+    compile_form(source, options, None)
+}
+
+/// Compiles in a given form of rule conditions; `None` picks jumping code and falls back
+/// to branch-free conditions when the jumping program would keep too many paths pending
+/// in the kernel verifier.
+pub fn compile_form(source: &str, options: Options, form: Option<Form>) -> (Option<Compiled>, Vec<Diagnostic>) {
     let (program, mut diagnostics) = crate::check_source(source);
     let Some(program) = program else { return (None, diagnostics) };
     let filter = ir::build(&program);
-    let code = match codegen::generate(&filter, options) {
+    let mut outcome = generate_and_verify(&filter, options, form.unwrap_or(Form::Jumping));
+    if form.is_none() && matches!(outcome, Err(Failure::Verify(verify::VerifyError::TooManyPendingBranches { .. }))) {
+        outcome = generate_and_verify(&filter, options, Form::Branchless);
+    }
+    let code = match outcome {
         Ok(code) => code,
-        Err(error) => {
-            let is_limit =
-                matches!(error, codegen::CodegenError::StackFull { .. } | codegen::CodegenError::JumpTooFar { .. });
-            diagnostics.push(limit_or_bug(&error.to_string(), is_limit));
+        Err(failure) => {
+            diagnostics.push(limit_or_bug(&failure.to_string(), failure.is_limit()));
             return (None, diagnostics);
         }
     };
-    if let Err(error) = verify::verify(&code, filter.hook) {
-        let is_limit = matches!(
-            error,
-            verify::VerifyError::TooManyInstructions { .. }
-                | verify::VerifyError::TooComplex { .. }
-                | verify::VerifyError::TooManyPendingBranches { .. }
-        );
-        diagnostics.push(limit_or_bug(&error.to_string(), is_limit));
-        return (None, diagnostics);
-    }
     let manifest = manifest(&program, source, options);
     let spec = ObjectSpec {
         section: match program.hook {
@@ -81,6 +80,36 @@ pub fn compile(source: &str, options: Options) -> (Option<Compiled>, Vec<Diagnos
             (None, diagnostics)
         }
     }
+}
+
+/// Why code generation or pfc's own verifier refused the program.
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    #[error("{0}")]
+    Codegen(#[from] codegen::CodegenError),
+    #[error("{0}")]
+    Verify(#[from] verify::VerifyError),
+}
+
+impl Failure {
+    /// A kernel limit the rule set breaks (E0020), not a pfc bug (E0900).
+    fn is_limit(&self) -> bool {
+        matches!(
+            self,
+            Failure::Codegen(codegen::CodegenError::StackFull { .. } | codegen::CodegenError::JumpTooFar { .. })
+                | Failure::Verify(
+                    verify::VerifyError::TooManyInstructions { .. }
+                        | verify::VerifyError::TooComplex { .. }
+                        | verify::VerifyError::TooManyPendingBranches { .. }
+                )
+        )
+    }
+}
+
+fn generate_and_verify(filter: &Filter, options: Options, form: Form) -> Result<BpfProgram, Failure> {
+    let code = codegen::generate_form(filter, options, form)?;
+    verify::verify(&code, filter.hook)?;
+    Ok(code)
 }
 
 fn limit_or_bug(message: &str, is_limit: bool) -> Diagnostic {

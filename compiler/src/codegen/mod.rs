@@ -12,6 +12,7 @@
 //! **Invariant:** only the prologue reads packet memory; every read there follows a
 //! bounds check that covers it. **Invariant:** every jump goes forward.
 
+mod branchless;
 mod conditions;
 pub mod layout;
 mod pcap;
@@ -23,6 +24,7 @@ use crate::bpf::{AluOp, AsmError, Insn, JmpOp, Label, Operand, Program, ProgramB
 use crate::fields::{Layer, Proto};
 use crate::ir::{Filter, Node, Source, Uses};
 use crate::program::{Hook, Verdict};
+use branchless::Branchless;
 use conditions::Body;
 use layout::{Layout, KEY_SLOT};
 
@@ -115,15 +117,31 @@ impl Needs {
     }
 }
 
-/// Generates the program for a filter.
+/// How rule conditions are compiled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Form {
+    /// Short-circuit jumping code: fastest per packet.
+    Jumping,
+    /// Each rule's condition computed without jumps, then one test (`branchless.rs`):
+    /// slower per packet, but the kernel verifier keeps no pending paths for it, so
+    /// large rule sets load. Conditions this form cannot express stay jumping.
+    Branchless,
+}
+
+/// Generates the program for a filter, with jumping conditions.
 pub fn generate(filter: &Filter, options: Options) -> Result<Program, CodegenError> {
+    generate_form(filter, options, Form::Jumping)
+}
+
+/// Generates the program for a filter in the given form.
+pub fn generate_form(filter: &Filter, options: Options, form: Form) -> Result<Program, CodegenError> {
     let uses = filter.uses();
     let layout = Layout::new(&uses, options.counters).map_err(|full| CodegenError::StackFull { words: full.words })?;
     let needs = Needs::new(&uses);
     let mut b = ProgramBuilder::new();
     prologue::emit(&mut b, filter.hook, &layout, &needs, &filter.pcaps);
     let mut tail = Tail { label: b.new_label(), opened_at: b.len() };
-    rules(&mut b, filter, &layout, options, &mut tail);
+    rules(&mut b, filter, &layout, options, form, &mut tail);
     if options.counters {
         b.bind(tail.label);
         counter_tail(&mut b, &layout);
@@ -154,7 +172,7 @@ struct Tail {
     opened_at: usize,
 }
 
-fn rules(b: &mut ProgramBuilder, filter: &Filter, layout: &Layout, options: Options, tail: &mut Tail) {
+fn rules(b: &mut ProgramBuilder, filter: &Filter, layout: &Layout, options: Options, form: Form, tail: &mut Tail) {
     let mut catch_all = false;
     for (index, rule) in filter.rules.iter().enumerate() {
         if matches!(filter.node(rule.condition), Node::Const(false)) {
@@ -172,7 +190,15 @@ fn rules(b: &mut ProgramBuilder, filter: &Filter, layout: &Layout, options: Opti
         let next = b.new_label();
         let tail_label = tail.label;
         let mut matched = |b: &mut ProgramBuilder| decide(b, filter.hook, index, rule.verdict, options, tail_label);
-        Body { b: &mut *b, filter, layout }.rule(rule.condition, next, &mut matched);
+        let mut branchless = Branchless { b: &mut *b, filter, layout };
+        let constant = matches!(filter.node(rule.condition), Node::Const(_));
+        if form == Form::Branchless && !constant && branchless.supports(rule.condition) {
+            branchless.value(rule.condition, false, 0);
+            b.emit(Insn::jump64(JmpOp::Eq, Reg::R6, 0, next));
+            matched(b);
+        } else {
+            Body { b: &mut *b, filter, layout }.rule(rule.condition, next, &mut matched);
+        }
         b.bind(next);
         if matches!(filter.node(rule.condition), Node::Const(true)) {
             catch_all = true;
