@@ -127,12 +127,20 @@ struct Topology {
     veth_a: String,
     veth_b: String,
     files: Vec<PathBuf>,
+    /// Held until the namespaces are gone: these tests attach real filters and read
+    /// `pfc status` and bpftool's lists, so they run one at a time.
+    _serial: std::sync::MutexGuard<'static, ()>,
 }
+
+/// Serializes the tests of this binary (see [`Topology`]).
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 impl Topology {
     fn new(tag: &str) -> Topology {
         let pid = std::process::id();
+        let serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let topology = Topology {
+            _serial: serial,
             a: format!("pfc-la-{pid}-{tag}"),
             b: format!("pfc-lb-{pid}-{tag}"),
             veth_a: format!("pa{}{tag}", pid % 100_000),

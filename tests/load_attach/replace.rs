@@ -29,12 +29,18 @@ fn prog_id(ns: &str, iface: &str, hook: &str) -> Option<u64> {
 fn stream_udp(ns: &str, port: u16, stop: Arc<AtomicBool>, sent: Arc<AtomicU64>) -> std::thread::JoinHandle<()> {
     in_ns(ns, move || {
         let socket = UdpSocket::bind((SENDER_IP, 0)).expect("sender binds");
+        let mut attempts = 0u64;
         while !stop.load(Ordering::SeqCst) {
             // ENOBUFS or a full queue only delays the stream.
             if socket.send_to(&[0x55; PAYLOAD], (RECEIVER_IP, port)).is_ok() {
                 sent.fetch_add(1, Ordering::SeqCst);
             }
-            std::thread::sleep(Duration::from_micros(100));
+            attempts += 1;
+            // Pause now and then rather than after every packet: sleeps are coarse on a
+            // loaded machine, and the stream must stay dense while the replaces run.
+            if attempts % 8 == 0 {
+                std::thread::sleep(Duration::from_micros(100));
+            }
         }
     })
 }
@@ -61,6 +67,7 @@ fn check_no_leak(hook: &str, mode: &str, tag: &str) {
     let sender = stream_udp(&topology.a, 7001, stop_sender.clone(), sent.clone());
     std::thread::sleep(Duration::from_millis(50));
     let started = Instant::now();
+    let sent_before = sent.load(Ordering::SeqCst);
     for round in 0..50 {
         let output = load(&files[(round + 1) % 2]);
         let stdout = String::from_utf8_lossy(&output.stdout);
@@ -71,6 +78,7 @@ fn check_no_leak(hook: &str, mode: &str, tag: &str) {
         );
     }
     let replacing = started.elapsed();
+    let sent_during = sent.load(Ordering::SeqCst) - sent_before;
     // A broken rule set and a hook mismatch fail before the kernel: the old filter stays.
     let before = prog_id(ns, iface, hook).expect("attached");
     let output = load(&broken);
@@ -87,11 +95,11 @@ fn check_no_leak(hook: &str, mode: &str, tag: &str) {
     let sent = sent.load(Ordering::SeqCst);
     let kept = counter(&stats(ns, iface, hook), "keep").0;
     println!(
-        "{hook} {mode}: 50 replaces in {:.0} ms while streaming {sent} packets to a dropped port: {received} received; \
+        "{hook} {mode}: 50 replaces in {:.0} ms while streaming {sent} packets ({sent_during} during the replaces) to a dropped port: {received} received; \
          `keep` counted {kept} (carried over by name across the replaces)",
         replacing.as_secs_f64() * 1e3
     );
-    assert!(sent > 1_000, "the sender streamed only {sent} packets");
+    assert!(sent_during >= 200, "the sender streamed only {sent_during} packets during the 50 replaces");
     assert_eq!(received, 0, "{hook}: packets leaked during replace");
     assert!(kept <= sent && kept * 100 >= sent * 99, "{hook}: keep counted {kept} of {sent}");
     pfc_ok(ns, &["unload", "--iface", iface, "--hook", hook]);

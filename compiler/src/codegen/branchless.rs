@@ -40,11 +40,11 @@ pub struct Branchless<'a> {
 impl Branchless<'_> {
     /// Whether `node` can be compiled without jumps.
     pub fn supports(&self, node: NodeId) -> bool {
-        self.depth_needed(node, false).is_some_and(|depth| depth <= RESULTS.len())
+        self.depth_needed(node).is_some_and(|depth| depth <= RESULTS.len())
     }
 
     /// Registers needed to evaluate the node, or `None` if a part is not supported.
-    fn depth_needed(&self, id: NodeId, negated: bool) -> Option<usize> {
+    fn depth_needed(&self, id: NodeId) -> Option<usize> {
         match self.filter.node(id) {
             Node::Const(_) | Node::Present(_) | Node::Pcap(_) => Some(1),
             Node::Compare { field, op, .. } => {
@@ -57,11 +57,11 @@ impl Branchless<'_> {
                     && (!wide || intervals.iter().all(|&(low, high)| prefix_mask(low, high, 128).is_some()));
                 ok.then_some(1)
             }
-            Node::Not(inner) => self.depth_needed(*inner, !negated),
+            Node::Not(inner) => self.depth_needed(*inner),
             Node::All(items) | Node::Any(items) => {
                 let mut deepest = 0;
                 for (index, item) in items.iter().enumerate() {
-                    let depth = self.depth_needed(*item, negated)?;
+                    let depth = self.depth_needed(*item)?;
                     deepest = deepest.max(depth + usize::from(index > 0));
                 }
                 Some(deepest.max(1))

@@ -112,7 +112,7 @@ pub enum PName {
 
 impl PName {
     /// Parses a protocol keyword.
-    pub fn from_str(text: &str) -> Option<PName> {
+    pub fn from_name(text: &str) -> Option<PName> {
         Some(match text {
             "ether" => PName::Ether,
             "ip" => PName::Ip,

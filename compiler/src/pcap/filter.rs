@@ -191,7 +191,7 @@ impl Pred {
     }
 
     /// Negation.
-    pub fn not(inner: Pred) -> Pred {
+    pub fn negation(inner: Pred) -> Pred {
         Pred::Not(Box::new(inner))
     }
 }

@@ -62,7 +62,7 @@ fn combine(op: BoolOp, left: Pred, right: Pred) -> Pred {
 
 fn negate(pred: Pred, nots: usize) -> Pred {
     if nots % 2 == 1 {
-        Pred::not(pred)
+        Pred::negation(pred)
     } else {
         pred
     }
@@ -107,7 +107,7 @@ impl Lowerer<'_> {
 
     /// IPv4 unfragmented or first fragment: `ip[6:2] & 0x1fff == 0`.
     fn ipv4_first_fragment(&self) -> Pred {
-        Pred::not(Pred::test(Val::at(2, self.net() + 6), TestOp::Set, 0x1fff))
+        Pred::negation(Pred::test(Val::at(2, self.net() + 6), TestOp::Set, 0x1fff))
     }
 
     fn ip_proto(&self, proto: u32) -> Pred {
@@ -248,7 +248,7 @@ impl Lowerer<'_> {
             },
             Form::Less(value) => {
                 let n = self.plain_number(value);
-                Pred::not(Pred::test(Val::Len, TestOp::Gt, n))
+                Pred::negation(Pred::test(Val::Len, TestOp::Gt, n))
             }
             Form::Greater(value) => {
                 let n = self.plain_number(value);

@@ -118,7 +118,7 @@ impl Lowerer<'_> {
         for inner in pair.into_inner() {
             let inner_span = self.span(&inner);
             match inner.as_rule() {
-                Rule::pname => proto = PName::from_str(inner.as_str()).map(|p| (p, inner_span)),
+                Rule::pname => proto = PName::from_name(inner.as_str()).map(|p| (p, inner_span)),
                 Rule::dir => dir = Some((direction(inner), inner_span)),
                 Rule::kind => {
                     let k = match inner.as_str() {
@@ -270,7 +270,7 @@ impl Lowerer<'_> {
             }
             Rule::access => {
                 let mut inner = pair.into_inner();
-                let proto = PName::from_str(inner.next().expect("a protocol").as_str()).unwrap_or(PName::Ether);
+                let proto = PName::from_name(inner.next().expect("a protocol").as_str()).unwrap_or(PName::Ether);
                 let index = self.arith(inner.next().expect("an index"));
                 let size = inner.next().map(|size| (size.as_str().to_string(), self.span(&size)));
                 Arith { kind: ArithKind::Access { proto, index: Box::new(index), size }, span }

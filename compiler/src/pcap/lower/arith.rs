@@ -37,7 +37,7 @@ impl Lowerer<'_> {
             RelOp::Ne => (TestOp::Eq, true),
         };
         let comparison = Pred::Test { left, op, right };
-        let comparison = if negated { Pred::not(comparison) } else { comparison };
+        let comparison = if negated { Pred::negation(comparison) } else { comparison };
         if checks.is_empty() {
             comparison
         } else {

@@ -300,7 +300,7 @@ impl Lowerer<'_> {
             if range {
                 Pred::And(vec![
                     Pred::test(port.clone(), TestOp::Ge, low),
-                    Pred::not(Pred::test(port, TestOp::Gt, high)),
+                    Pred::negation(Pred::test(port, TestOp::Gt, high)),
                 ])
             } else {
                 Pred::test(port, TestOp::Eq, low)
