@@ -82,6 +82,9 @@ struct Phases {
     insns: usize,
     object_bytes: usize,
     failure: Option<String>,
+    /// The jumping form broke the kernel's pending-path limit; `compile()` fell back to
+    /// branch-free conditions (its time includes both attempts).
+    branch_free: bool,
 }
 
 fn time<T>(f: impl FnOnce() -> T) -> (T, Duration) {
@@ -112,9 +115,13 @@ fn compile_once(source: &str) -> Phases {
     };
     let (verified, verify_time) = time(|| verify::verify(&code, filter.hook));
     phases.verify = Some(verify_time);
-    if let Err(error) = verified {
-        phases.failure = Some(format!("own verifier: {error}"));
-        return phases;
+    match verified {
+        Err(verify::VerifyError::TooManyPendingBranches { .. }) => phases.branch_free = true,
+        Err(error) => {
+            phases.failure = Some(format!("own verifier: {error}"));
+            return phases;
+        }
+        Ok(()) => {}
     }
     let ((compiled, diagnostics), total) = time(|| pfc_compiler::compile::compile(source, Options { counters: true }));
     phases.total = Some(total);
@@ -150,6 +157,9 @@ fn compile_times() {
         let last = &all[all.len() - 1];
         let result = match &last.failure {
             Some(failure) => format!("FAILED: {failure}"),
+            None if last.branch_free && total < Some(Duration::from_millis(200)) => {
+                "ok (< 200 ms), branch-free fallback".to_string()
+            }
             None if total < Some(Duration::from_millis(200)) => "ok (< 200 ms)".to_string(),
             None => "ok, but over the 200 ms target".to_string(),
         };
