@@ -5,7 +5,7 @@
 //! - W0002: a condition that can never hold (`tcp and udp`, `tcp.dport == 22 and
 //!   tcp.dport == 23`, `tcp.flags & syn == ack`).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 
 use crate::diagnostic::{Code, Diagnostic};
 use crate::fields::{Field, Layer, Proto};
@@ -71,7 +71,7 @@ fn never_holds(cond: &Cond) -> Option<String> {
             if let Some(reason) = operands.iter().find_map(never_holds) {
                 return Some(reason);
             }
-            if let Some(reason) = conflicting_protocols(&required_protocols(cond)) {
+            if let Some(reason) = conflicting_protocols(required_protocols(cond)) {
                 return Some(reason);
             }
             conflicting_values(operands)
@@ -81,24 +81,42 @@ fn never_holds(cond: &Cond) -> Option<String> {
     }
 }
 
-/// Protocols whose headers must all be present for the condition to hold.
-fn required_protocols(cond: &Cond) -> BTreeSet<Proto> {
-    let with_carrier =
-        |proto: Proto| -> BTreeSet<Proto> { [Some(proto), proto.carrier()].into_iter().flatten().collect() };
-    match cond {
-        Cond::Proto(proto) => with_carrier(*proto),
-        Cond::Test(test) => test.field.guard().map(with_carrier).unwrap_or_default(),
-        Cond::And(operands) => operands.iter().flat_map(required_protocols).collect(),
-        Cond::Or(operands) => {
-            let mut sets = operands.iter().map(required_protocols);
-            let first = sets.next().unwrap_or_default();
-            sets.fold(first, |acc, set| acc.intersection(&set).copied().collect())
-        }
-        Cond::Not(_) | Cond::True | Cond::False | Cond::Pcap(_) => BTreeSet::new(),
+/// A set of protocols as bits (`1 << proto as u16`): the lints run on every rule, and
+/// sets of ten elements need no allocation.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+struct Protos(u16);
+
+impl Protos {
+    fn of(proto: Proto) -> Protos {
+        let carrier = proto.carrier().map_or(0, |carrier| 1 << carrier as u16);
+        Protos(1 << proto as u16 | carrier)
+    }
+
+    fn contains(self, proto: Proto) -> bool {
+        self.0 & (1 << proto as u16) != 0
+    }
+
+    fn iter(self) -> impl Iterator<Item = Proto> {
+        Proto::ALL.into_iter().filter(move |proto| self.contains(*proto))
     }
 }
 
-fn conflicting_protocols(protocols: &BTreeSet<Proto>) -> Option<String> {
+/// Protocols whose headers must all be present for the condition to hold.
+fn required_protocols(cond: &Cond) -> Protos {
+    match cond {
+        Cond::Proto(proto) => Protos::of(*proto),
+        Cond::Test(test) => test.field.guard().map(Protos::of).unwrap_or_default(),
+        Cond::And(operands) => Protos(operands.iter().fold(0, |all, operand| all | required_protocols(operand).0)),
+        Cond::Or(operands) => {
+            let mut sets = operands.iter().map(required_protocols);
+            let first = sets.next().unwrap_or_default();
+            Protos(sets.fold(first.0, |common, set| common & set.0))
+        }
+        Cond::Not(_) | Cond::True | Cond::False | Cond::Pcap(_) => Protos::default(),
+    }
+}
+
+fn conflicting_protocols(protocols: Protos) -> Option<String> {
     for layer in [Layer::Network, Layer::Transport] {
         let in_layer: Vec<&str> =
             protocols.iter().filter(|proto| proto.layer() == layer).map(|proto| proto.name()).collect();
@@ -107,7 +125,7 @@ fn conflicting_protocols(protocols: &BTreeSet<Proto>) -> Option<String> {
         }
     }
     let transport = protocols.iter().find(|proto| proto.layer() == Layer::Transport);
-    if let (Some(transport), true) = (transport, protocols.contains(&Proto::Arp)) {
+    if let (Some(transport), true) = (transport, protocols.contains(Proto::Arp)) {
         return Some(format!("an ARP packet carries no {} header", transport.name()));
     }
     None
