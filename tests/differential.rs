@@ -71,9 +71,9 @@ fn check(
     tally.rule_sets += 1;
     let mut failures = Vec::new();
     let modes: &[(bool, Form)] = if counters_off_too {
-        &[(true, Form::Jumping), (false, Form::Jumping), (true, Form::Branchless)]
+        &[(true, Form::Dispatched), (false, Form::Jumping), (true, Form::Branchless)]
     } else {
-        &[(true, Form::Jumping)]
+        &[(true, Form::Dispatched)]
     };
     for &(counters, form) in modes {
         let (compiled, diagnostics) = compile_form(text, Options { counters }, Some(form));
@@ -397,4 +397,62 @@ fn assert_covers_the_language(sets: &[rulegen::RuleSet]) {
     for hook in [Hook::Xdp, Hook::TcIngress, Hook::TcEgress] {
         assert!(hooks.contains(&hook), "hook {hook:?} never generated");
     }
+}
+
+/// Rule sets made of long runs of rules that all test one field against a value or a
+/// set (the shape `codegen/dispatch.rs` turns into decision trees), with an extra
+/// conjunct now and then, broken up by other rules; values come from the corpus pools.
+fn dispatchable_rule_sets(seed: u64, count: usize) -> Vec<(String, String, bool)> {
+    use support::{pools, Rng};
+    let mut rng = Rng::new(seed ^ 0xd15a);
+    let fields: &[(&str, fn(&mut Rng) -> String)] = &[
+        ("tcp.dport", |rng| rng.pick(pools::PORTS).to_string()),
+        ("l4.sport", |rng| rng.pick(pools::PORTS).to_string()),
+        ("ipv4.src", |rng| rng.pick(pools::IPV4).to_string()),
+        ("ip.dst", |rng| rng.pick(pools::IPV4).to_string()),
+        ("ipv4.ttl", |rng| rng.pick(pools::TTLS).to_string()),
+        ("vlan.id", |rng| rng.pick(pools::VLAN_IDS).to_string()),
+        ("pkt.len", |rng| rng.pick(pools::LENGTHS).to_string()),
+        ("icmp.type", |rng| rng.pick(pools::ICMP_TYPES).to_string()),
+    ];
+    let extras = ["tcp", "udp", "not ipv4.df", "ipv4.ttl > 1", "vlan", "not tcp.dport == 22", "pkt.len < 100"];
+    (0..count)
+        .map(|index| {
+            let (field, value) = fields[index % fields.len()];
+            let hook = ["xdp", "tc ingress", "tc egress"][index % 3];
+            let mut text = format!("hook {hook}\ndefault {}\n", if index % 2 == 0 { "pass" } else { "drop" });
+            for rule in 0..8 + rng.below(40) {
+                let verdict = if rng.chance(50) { "pass" } else { "drop" };
+                let test = if rng.chance(30) {
+                    let values: Vec<String> = (0..1 + rng.below(4)).map(|_| value(&mut rng)).collect();
+                    format!("{field} in {{ {} }}", values.join(", "))
+                } else {
+                    format!("{field} == {}", value(&mut rng))
+                };
+                let condition = match rng.below(10) {
+                    0 => format!("{test} and {}", rng.pick(&extras)),
+                    1 => format!("{} and {test}", rng.pick(&extras)),
+                    2 if rule % 9 == 8 => rng.pick(&extras).to_string(),
+                    _ => test,
+                };
+                text.push_str(&format!("rule r{rule}: {verdict} if {condition}\n"));
+            }
+            (format!("dispatch-{index}"), text, index % COUNTERS_OFF_EVERY == 0)
+        })
+        .collect()
+}
+
+#[test]
+fn dispatched_runs_agree_with_the_interpreter() {
+    let sets = dispatchable_rule_sets(support::seed(), 120);
+    // The sets must really take the dispatch path: the listing names each tree.
+    let dispatched = sets
+        .iter()
+        .filter(|(_, text, _)| {
+            let (compiled, _) = compile_form(text, Options { counters: true }, Some(Form::Dispatched));
+            compiled.is_some_and(|compiled| compiled.code.disassemble().contains("dispatched on"))
+        })
+        .count();
+    assert!(dispatched * 2 >= sets.len(), "only {dispatched} of {} sets were dispatched", sets.len());
+    check_and_report("dispatchable", sets);
 }

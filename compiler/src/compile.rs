@@ -46,9 +46,18 @@ pub fn compile_form(source: &str, options: Options, form: Option<Form>) -> (Opti
     let (program, mut diagnostics) = crate::check_source(source);
     let Some(program) = program else { return (None, diagnostics) };
     let filter = ir::build(&program);
-    let mut outcome = generate_and_verify(&filter, options, form.unwrap_or(Form::Jumping));
-    if form.is_none() && matches!(outcome, Err(Failure::Verify(verify::VerifyError::TooManyPendingBranches { .. }))) {
-        outcome = generate_and_verify(&filter, options, Form::Branchless);
+    // By default: dispatched jumping code; past a kernel limit, plain jumping code;
+    // past the pending-path limit, branch-free conditions.
+    let forms: &[Form] = match &form {
+        Some(form) => std::slice::from_ref(form),
+        None => &[Form::Dispatched, Form::Jumping, Form::Branchless],
+    };
+    let mut outcome = generate_and_verify(&filter, options, forms[0]);
+    for next in &forms[1..] {
+        match &outcome {
+            Err(failure) if failure.is_limit() => outcome = generate_and_verify(&filter, options, *next),
+            _ => break,
+        }
     }
     let code = match outcome {
         Ok(code) => code,

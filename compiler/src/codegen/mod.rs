@@ -14,6 +14,7 @@
 
 mod branchless;
 mod conditions;
+mod dispatch;
 pub mod layout;
 mod pcap;
 mod prologue;
@@ -26,6 +27,7 @@ use crate::ir::{Filter, Node, Source, Uses};
 use crate::program::{Hook, Verdict};
 use branchless::Branchless;
 use conditions::Body;
+use dispatch::{Run, Step};
 use layout::{Layout, KEY_SLOT};
 
 /// `bpf_map_lookup_elem`.
@@ -120,7 +122,10 @@ impl Needs {
 /// How rule conditions are compiled.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Form {
-    /// Short-circuit jumping code: fastest per packet.
+    /// Jumping code, with runs of rules that all test one field dispatched through a
+    /// decision tree on that field (`dispatch.rs`): the default.
+    Dispatched,
+    /// Short-circuit jumping code, rules one after the other.
     Jumping,
     /// Each rule's condition computed without jumps, then one test (`branchless.rs`):
     /// slower per packet, but the kernel verifier keeps no pending paths for it, so
@@ -128,9 +133,9 @@ pub enum Form {
     Branchless,
 }
 
-/// Generates the program for a filter, with jumping conditions.
+/// Generates the program for a filter in the default form.
 pub fn generate(filter: &Filter, options: Options) -> Result<Program, CodegenError> {
-    generate_form(filter, options, Form::Jumping)
+    generate_form(filter, options, Form::Dispatched)
 }
 
 /// Generates the program for a filter in the given form.
@@ -173,26 +178,57 @@ struct Tail {
 }
 
 fn rules(b: &mut ProgramBuilder, filter: &Filter, layout: &Layout, options: Options, form: Form, tail: &mut Tail) {
-    let mut catch_all = false;
-    for (index, rule) in filter.rules.iter().enumerate() {
-        if matches!(filter.node(rule.condition), Node::Const(false)) {
-            continue;
+    let steps = match form {
+        Form::Dispatched => dispatch::plan(filter, layout),
+        Form::Jumping | Form::Branchless => (0..filter.rules.len()).map(Step::Rule).collect(),
+    };
+    let mut emitter = RuleEmitter { filter, layout, options, form, tail };
+    for step in steps {
+        match step {
+            Step::Rule(index) => {
+                if emitter.rule(b, index) {
+                    return; // a rule that matches every packet: nothing after it runs
+                }
+            }
+            Step::Run(run) => emitter.run(b, &run),
         }
-        if options.counters && b.len() - tail.opened_at > TAIL_REACH {
+    }
+    b.comment("default verdict");
+    decide_fallthrough(b, filter.hook, filter.rules.len(), filter.default, options);
+}
+
+/// Emits rules, one at a time or as dispatched runs.
+struct RuleEmitter<'a, 't> {
+    filter: &'a Filter,
+    layout: &'a Layout,
+    options: Options,
+    form: Form,
+    tail: &'t mut Tail,
+}
+
+impl RuleEmitter<'_, '_> {
+    /// Emits one rule; returns whether it matches every packet.
+    fn rule(&mut self, b: &mut ProgramBuilder, index: usize) -> bool {
+        let (filter, layout, options) = (self.filter, self.layout, self.options);
+        let rule = &filter.rules[index];
+        if matches!(filter.node(rule.condition), Node::Const(false)) {
+            return false;
+        }
+        if options.counters && b.len() - self.tail.opened_at > TAIL_REACH {
             let rules_go_on = b.new_label();
             b.emit(Insn::Ja { target: rules_go_on });
-            b.bind(tail.label);
+            b.bind(self.tail.label);
             counter_tail(b, layout);
             b.bind(rules_go_on);
-            *tail = Tail { label: b.new_label(), opened_at: b.len() };
+            *self.tail = Tail { label: b.new_label(), opened_at: b.len() };
         }
         b.comment(format!("rule {} `{}`: {}", index, rule.name, rule.verdict.as_str()));
         let next = b.new_label();
-        let tail_label = tail.label;
+        let tail_label = self.tail.label;
         let mut matched = |b: &mut ProgramBuilder| decide(b, filter.hook, index, rule.verdict, options, tail_label);
         let mut branchless = Branchless { b: &mut *b, filter, layout };
         let constant = matches!(filter.node(rule.condition), Node::Const(_));
-        if form == Form::Branchless && !constant && branchless.supports(rule.condition) {
+        if self.form == Form::Branchless && !constant && branchless.supports(rule.condition) {
             branchless.value(rule.condition, false, 0);
             b.emit(Insn::jump64(JmpOp::Eq, Reg::R6, 0, next));
             matched(b);
@@ -200,14 +236,27 @@ fn rules(b: &mut ProgramBuilder, filter: &Filter, layout: &Layout, options: Opti
             Body { b: &mut *b, filter, layout }.rule(rule.condition, next, &mut matched);
         }
         b.bind(next);
-        if matches!(filter.node(rule.condition), Node::Const(true)) {
-            catch_all = true;
-            break;
-        }
+        matches!(filter.node(rule.condition), Node::Const(true))
     }
-    if !catch_all {
-        b.comment("default verdict");
-        decide_fallthrough(b, filter.hook, filter.rules.len(), filter.default, options);
+
+    /// A decision tree on the run's field, then one block of rules per target.
+    fn run(&mut self, b: &mut ProgramBuilder, run: &Run) {
+        let exit = b.new_label();
+        let first = run.blocks.iter().flatten().min().copied().unwrap_or(0);
+        b.comment(format!("rules from {first}: dispatched on {}", run.field.name()));
+        // No guard: a packet without the field's header matches no rule of the run, and
+        // whichever block its (meaningless) word leads to tests each rule in full.
+        b.emit(Insn::load(Size::W, Reg::R1, Reg::R10, self.layout.words(run.field)[0]));
+        let targets: Vec<Label> = run.blocks.iter().map(|_| b.new_label()).collect();
+        dispatch::emit_tree(b, Reg::R1, &run.segments, &targets, exit);
+        for (block, target) in run.blocks.iter().zip(targets) {
+            b.bind(target);
+            for &index in block {
+                self.rule(b, index);
+            }
+            b.emit(Insn::Ja { target: exit });
+        }
+        b.bind(exit);
     }
 }
 
