@@ -44,10 +44,12 @@ pub struct Run {
     pub blocks: Vec<Vec<usize>>,
 }
 
+/// What a rule requires of one field: the field and the intervals its value must lie in.
+type DispatchKey = Option<(Field, Vec<(u32, u32)>)>;
+
 /// Splits the rule list into single rules and dispatched runs.
 pub fn plan(filter: &Filter, layout: &Layout) -> Vec<Step> {
-    let keys: Vec<Option<(Field, Vec<(u32, u32)>)>> =
-        filter.rules.iter().map(|rule| dispatch_key(filter, layout, rule.condition)).collect();
+    let keys: Vec<DispatchKey> = filter.rules.iter().map(|rule| dispatch_key(filter, layout, rule.condition)).collect();
     let mut steps = Vec::new();
     let mut index = 0;
     while index < keys.len() {
@@ -71,7 +73,7 @@ pub fn plan(filter: &Filter, layout: &Layout) -> Vec<Step> {
 
 /// The field and value intervals a rule's condition requires, when it has the shape
 /// `all(..., field in SET or field == V, ...)` on a one-word field without a mask.
-fn dispatch_key(filter: &Filter, layout: &Layout, condition: NodeId) -> Option<(Field, Vec<(u32, u32)>)> {
+fn dispatch_key(filter: &Filter, layout: &Layout, condition: NodeId) -> DispatchKey {
     let items: Vec<NodeId> = match filter.node(condition) {
         Node::All(items) => items.clone(),
         _ => vec![condition],
@@ -88,7 +90,7 @@ fn dispatch_key(filter: &Filter, layout: &Layout, condition: NodeId) -> Option<(
 }
 
 /// Sweeps the run's intervals into segments with the rules that cover each.
-fn build_run(field: Field, first: usize, keys: &[Option<(Field, Vec<(u32, u32)>)>]) -> Option<Run> {
+fn build_run(field: Field, first: usize, keys: &[DispatchKey]) -> Option<Run> {
     // Boundary events: at `low` a rule starts covering, after `high` it stops.
     let mut events: Vec<(u64, bool, usize)> = Vec::new();
     for (offset, key) in keys.iter().enumerate() {
