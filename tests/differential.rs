@@ -405,7 +405,8 @@ fn assert_covers_the_language(sets: &[rulegen::RuleSet]) {
 fn dispatchable_rule_sets(seed: u64, count: usize) -> Vec<(String, String, bool)> {
     use support::{pools, Rng};
     let mut rng = Rng::new(seed ^ 0xd15a);
-    let fields: &[(&str, fn(&mut Rng) -> String)] = &[
+    type ValueFrom = fn(&mut Rng) -> String;
+    let fields: &[(&str, ValueFrom)] = &[
         ("tcp.dport", |rng| rng.pick(pools::PORTS).to_string()),
         ("l4.sport", |rng| rng.pick(pools::PORTS).to_string()),
         ("ipv4.src", |rng| rng.pick(pools::IPV4).to_string()),
