@@ -46,18 +46,23 @@ pub fn compile_form(source: &str, options: Options, form: Option<Form>) -> (Opti
     let (program, mut diagnostics) = crate::check_source(source);
     let Some(program) = program else { return (None, diagnostics) };
     let filter = ir::build(&program);
-    // By default: dispatched jumping code; past a kernel limit, plain jumping code;
-    // past the pending-path limit, branch-free conditions.
-    let forms: &[Form] = match &form {
-        Some(form) => std::slice::from_ref(form),
-        None => &[Form::Dispatched, Form::Jumping, Form::Branchless],
-    };
-    let mut outcome = generate_and_verify(&filter, options, forms[0]);
-    for next in &forms[1..] {
-        match &outcome {
-            Err(failure) if failure.is_limit() => outcome = generate_and_verify(&filter, options, *next),
+    // By default: dispatched jumping code. Past the kernel verifier's pending-path
+    // limit: branch-free conditions. Past another limit (jump reach): plain jumping code,
+    // then branch-free conditions.
+    let mut current = form.unwrap_or(Form::Dispatched);
+    let mut outcome = generate_and_verify(&filter, options, current);
+    while form.is_none() {
+        let next = match (&outcome, current) {
+            (
+                Err(Failure::Verify(verify::VerifyError::TooManyPendingBranches { .. })),
+                Form::Dispatched | Form::Jumping,
+            ) => Form::Branchless,
+            (Err(failure), Form::Dispatched) if failure.is_limit() => Form::Jumping,
+            (Err(failure), Form::Jumping) if failure.is_limit() => Form::Branchless,
             _ => break,
-        }
+        };
+        current = next;
+        outcome = generate_and_verify(&filter, options, current);
     }
     let code = match outcome {
         Ok(code) => code,

@@ -18,8 +18,11 @@ use crate::program::CmpOp;
 
 /// Shortest run worth a decision tree.
 const MIN_RUN: usize = 8;
-/// Longest run: the tree's jumps to its blocks must stay within 16-bit offsets.
+/// Longest run: the tree's jumps over its blocks must stay within 16-bit offsets.
 const MAX_RUN: usize = 1_000;
+/// Largest run by [`rule_weight`] (about 8 instructions a unit): keeps a run's code,
+/// with rules repeated in several blocks, well within a 16-bit jump.
+const MAX_RUN_WEIGHT: usize = 800;
 /// Rules may be repeated in several blocks (a broad prefix overlaps narrow ones); past
 /// this many rule copies per rule of the run, the run stays a linear chain.
 const MAX_COPIES_PER_RULE: usize = 4;
@@ -59,7 +62,12 @@ pub fn plan(filter: &Filter, layout: &Layout) -> Vec<Step> {
             continue;
         };
         let mut end = index + 1;
+        let mut weight = rule_weight(filter, filter.rules[index].condition);
         while end < keys.len() && end - index < MAX_RUN && keys[end].as_ref().is_some_and(|(other, _)| other == field) {
+            weight += rule_weight(filter, filter.rules[end].condition);
+            if weight > MAX_RUN_WEIGHT {
+                break;
+            }
             end += 1;
         }
         match (end - index >= MIN_RUN).then(|| build_run(*field, index, &keys[index..end])).flatten() {
@@ -69,6 +77,22 @@ pub fn plan(filter: &Filter, layout: &Layout) -> Vec<Step> {
         index = end;
     }
     steps
+}
+
+/// A rough size of a rule's code: its condition's nodes, sets counted by intervals.
+fn rule_weight(filter: &Filter, condition: NodeId) -> usize {
+    let mut weight = 0;
+    let mut pending = vec![condition];
+    while let Some(id) = pending.pop() {
+        weight += 1;
+        match filter.node(id) {
+            Node::InSet { set, .. } => weight += filter.set(*set).intervals.len(),
+            Node::Not(inner) => pending.push(*inner),
+            Node::All(items) | Node::Any(items) => pending.extend(items.iter().copied()),
+            _ => {}
+        }
+    }
+    weight
 }
 
 /// The field and value intervals a rule's condition requires, when it has the shape

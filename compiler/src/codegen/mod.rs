@@ -127,9 +127,10 @@ pub enum Form {
     Dispatched,
     /// Short-circuit jumping code, rules one after the other.
     Jumping,
-    /// Each rule's condition computed without jumps, then one test (`branchless.rs`):
-    /// slower per packet, but the kernel verifier keeps no pending paths for it, so
-    /// large rule sets load. Conditions this form cannot express stay jumping.
+    /// Each rule's condition computed without jumps, then one test (`branchless.rs`),
+    /// with runs dispatched as in [`Form::Dispatched`]: slower per rule tested, but the
+    /// kernel verifier keeps no pending paths for it, so large rule sets load.
+    /// Conditions this form cannot express stay jumping.
     Branchless,
 }
 
@@ -179,8 +180,8 @@ struct Tail {
 
 fn rules(b: &mut ProgramBuilder, filter: &Filter, layout: &Layout, options: Options, form: Form, tail: &mut Tail) {
     let steps = match form {
-        Form::Dispatched => dispatch::plan(filter, layout),
-        Form::Jumping | Form::Branchless => (0..filter.rules.len()).map(Step::Rule).collect(),
+        Form::Dispatched | Form::Branchless => dispatch::plan(filter, layout),
+        Form::Jumping => (0..filter.rules.len()).map(Step::Rule).collect(),
     };
     let mut emitter = RuleEmitter { filter, layout, options, form, tail };
     for step in steps {
