@@ -9,6 +9,8 @@
 //! reject) so the kernel verifier can track the pointer. Shifts by 32 or more give 0.
 //! Values live in registers r0–r6 as a stack (see [`registers_needed`]).
 
+use std::collections::HashMap;
+
 use crate::bpf::{AluOp, ByteOrder, EndianWidth, Insn, JmpOp, Label, Operand, ProgramBuilder, Reg, Size};
 use crate::pcap::filter::{Alu, Pred, TestOp, Val};
 use crate::pcap::PcapFilter;
@@ -42,7 +44,7 @@ pub fn fits_registers(pred: &Pred) -> bool {
 pub fn emit(b: &mut ProgramBuilder, filter: &PcapFilter, slot: i16) {
     let reject = b.new_label();
     let done = b.new_label();
-    let mut atom = Atom { b, reject };
+    let mut atom = Atom { b, reject, checked: 0, reachable: true, checked_at: HashMap::new() };
     atom.jump(&filter.pred, reject, false);
     atom.b.emit(Insn::StoreImm { size: Size::W, dst: Reg::R10, off: slot, imm: 1 });
     atom.b.emit(Insn::Ja { target: done });
@@ -54,15 +56,51 @@ pub fn emit(b: &mut ProgramBuilder, filter: &PcapFilter, slot: i16) {
 struct Atom<'a> {
     b: &'a mut ProgramBuilder,
     reject: Label,
+    /// Bytes from the frame's start proven present on every path to the current point:
+    /// a load at a fixed offset within them needs no bounds check of its own.
+    checked: u64,
+    /// Whether the current point can be reached by falling through.
+    reachable: bool,
+    /// Per label: the least `checked` over the jumps to it so far.
+    checked_at: HashMap<Label, u64>,
 }
 
 impl Atom<'_> {
+    /// Emits a jump (conditional, or `ja` when `op` is `None`), noting what is proven
+    /// at its target.
+    fn branch(&mut self, insn: Insn<Label>) {
+        if let Some(&target) = insn.target() {
+            if target != self.reject {
+                let known = self.checked_at.entry(target).or_insert(self.checked);
+                *known = (*known).min(self.checked);
+            }
+        }
+        let unconditional = matches!(insn, Insn::Ja { .. });
+        self.b.emit(insn);
+        if unconditional {
+            self.reachable = false;
+        }
+    }
+
+    /// Binds a label: what is proven there is what every way in proves.
+    fn bind(&mut self, label: Label) {
+        let from_jumps = self.checked_at.get(&label).copied();
+        self.checked = match (self.reachable, from_jumps) {
+            (true, Some(jumps)) => self.checked.min(jumps),
+            (true, None) => self.checked,
+            (false, Some(jumps)) => jumps,
+            (false, None) => 0,
+        };
+        self.reachable = true;
+        self.b.bind(label);
+    }
+
     /// Jumps to `target` when `pred` is `jump_if`; falls through otherwise.
     fn jump(&mut self, pred: &Pred, target: Label, jump_if: bool) {
         match pred {
             Pred::Const(value) => {
                 if *value == jump_if {
-                    self.b.emit(Insn::Ja { target });
+                    self.branch(Insn::Ja { target });
                 }
             }
             Pred::Not(inner) => self.jump(inner, target, !jump_if),
@@ -78,7 +116,7 @@ impl Atom<'_> {
             if jump_if == is_or {
                 return;
             }
-            self.b.emit(Insn::Ja { target });
+            self.branch(Insn::Ja { target });
             return;
         };
         if jump_if == is_or {
@@ -93,13 +131,27 @@ impl Atom<'_> {
                 self.jump(item, skip, !jump_if);
             }
             self.jump(last, target, jump_if);
-            self.b.bind(skip);
+            self.bind(skip);
         }
     }
 
     fn test(&mut self, left: &Val, op: TestOp, right: &Val, target: Label, jump_if: bool) {
-        self.value(left, 0);
+        // `==` and `&` against a constant do not care about byte order: compare the word
+        // as loaded with the constant byte-swapped, and save the swap.
+        let raw = match (left, op, right) {
+            (Val::Load { size: size @ (2 | 4), index, offset }, TestOp::Eq | TestOp::Set, Val::Const(k))
+                if *size == 4 || *k <= 0xffff || op == TestOp::Set =>
+            {
+                self.load(*size, index, *offset, 0, false);
+                Some(if *size == 2 { u32::from((*k as u16).swap_bytes()) } else { k.swap_bytes() })
+            }
+            _ => None,
+        };
+        if raw.is_none() {
+            self.value(left, 0);
+        }
         let src = match right {
+            Val::Const(_) if raw.is_some() => Operand::imm_u32(raw.unwrap_or_default()),
             Val::Const(k) => Operand::imm_u32(*k),
             _ => {
                 self.value(right, 1);
@@ -113,13 +165,13 @@ impl Atom<'_> {
             TestOp::Set => (JmpOp::Set, None),
         };
         match (jump_if, negated_op) {
-            (true, _) => self.b.emit(Insn::jump32(jump_op, REGS[0], src, target)),
-            (false, Some(negated)) => self.b.emit(Insn::jump32(negated, REGS[0], src, target)),
+            (true, _) => self.branch(Insn::jump32(jump_op, REGS[0], src, target)),
+            (false, Some(negated)) => self.branch(Insn::jump32(negated, REGS[0], src, target)),
             (false, None) => {
                 let skip = self.b.new_label();
-                self.b.emit(Insn::jump32(jump_op, REGS[0], src, skip));
-                self.b.emit(Insn::Ja { target });
-                self.b.bind(skip);
+                self.branch(Insn::jump32(jump_op, REGS[0], src, skip));
+                self.branch(Insn::Ja { target });
+                self.bind(skip);
             }
         }
     }
@@ -138,12 +190,13 @@ impl Atom<'_> {
                 self.value(inner, depth);
                 self.b.emit(Insn::Neg { wide: false, dst });
             }
-            Val::Load { size, index, offset } => self.load(*size, index, *offset, depth),
+            Val::Load { size, index, offset } => self.load(*size, index, *offset, depth, true),
             Val::Alu(op, left, right) => self.alu(*op, left, right, depth),
         }
     }
 
-    fn load(&mut self, size: u8, index: &Val, offset: u32, depth: usize) {
+    /// Loads into `REGS[depth]`, in host order when `swap` (else as the bytes lie).
+    fn load(&mut self, size: u8, index: &Val, offset: u32, depth: usize, swap_to_host: bool) {
         let dst = REGS[depth];
         let width = u64::from(size);
         let (bpf_size, swap) = match size {
@@ -154,9 +207,13 @@ impl Atom<'_> {
         match index {
             Val::Const(k) if u64::from(*k) + u64::from(offset) + width <= 0x7fff => {
                 let at = (u64::from(*k) + u64::from(offset)) as i32;
-                self.b.emit(Insn::mov64(dst, Reg::R7));
-                self.b.emit(Insn::alu64(AluOp::Add, dst, at + width as i32));
-                self.b.emit(Insn::jump64(JmpOp::Gt, dst, Reg::R8, self.reject));
+                let end = at as u64 + width;
+                if end > self.checked {
+                    self.b.emit(Insn::mov64(dst, Reg::R7));
+                    self.b.emit(Insn::alu64(AluOp::Add, dst, end as i32));
+                    self.branch(Insn::jump64(JmpOp::Gt, dst, Reg::R8, self.reject));
+                    self.checked = end;
+                }
                 self.b.emit(Insn::load(bpf_size, dst, Reg::R7, at as i16));
             }
             _ => {
@@ -169,17 +226,17 @@ impl Atom<'_> {
                 self.value(index, depth);
                 // Bounded for the verifier: index <= limit, so the pointer stays
                 // within the kernel's packet-offset range.
-                self.b.emit(Insn::jump64(JmpOp::Gt, dst, Operand::imm_u32(limit as u32), self.reject));
+                self.branch(Insn::jump64(JmpOp::Gt, dst, Operand::imm_u32(limit as u32), self.reject));
                 self.b.emit(Insn::mov64(pointer, Reg::R7));
                 self.b.emit(Insn::alu64(AluOp::Add, pointer, dst));
                 self.b.emit(Insn::alu64(AluOp::Add, pointer, offset as i32));
                 self.b.emit(Insn::mov64(dst, pointer));
                 self.b.emit(Insn::alu64(AluOp::Add, dst, width as i32));
-                self.b.emit(Insn::jump64(JmpOp::Gt, dst, Reg::R8, self.reject));
+                self.branch(Insn::jump64(JmpOp::Gt, dst, Reg::R8, self.reject));
                 self.b.emit(Insn::load(bpf_size, dst, pointer, 0));
             }
         }
-        if let Some(width) = swap {
+        if let (Some(width), true) = (swap, swap_to_host) {
             self.b.emit(Insn::Endian { order: ByteOrder::Big, width, dst });
         }
     }
@@ -188,7 +245,7 @@ impl Atom<'_> {
     /// structurally unreachable (the kernel refuses unreachable instructions).
     fn always_reject(&mut self, dst: Reg) {
         self.b.emit(Insn::alu32(AluOp::Mov, dst, 0));
-        self.b.emit(Insn::jump32(JmpOp::Eq, dst, 0, self.reject));
+        self.branch(Insn::jump32(JmpOp::Eq, dst, 0, self.reject));
     }
 
     fn alu(&mut self, op: Alu, left: &Val, right: &Val, depth: usize) {
@@ -215,17 +272,17 @@ impl Atom<'_> {
                 let src = REGS[depth + 1];
                 self.value(right, depth + 1);
                 if matches!(op, Alu::Div | Alu::Mod) {
-                    self.b.emit(Insn::jump32(JmpOp::Eq, src, 0, self.reject));
+                    self.branch(Insn::jump32(JmpOp::Eq, src, 0, self.reject));
                 }
                 if shift {
                     let in_range = self.b.new_label();
                     let done = self.b.new_label();
-                    self.b.emit(Insn::jump32(JmpOp::Lt, src, 32, in_range));
+                    self.branch(Insn::jump32(JmpOp::Lt, src, 32, in_range));
                     self.b.emit(Insn::alu32(AluOp::Mov, dst, 0));
-                    self.b.emit(Insn::Ja { target: done });
-                    self.b.bind(in_range);
+                    self.branch(Insn::Ja { target: done });
+                    self.bind(in_range);
                     self.b.emit(Insn::alu32(bpf_op, dst, src));
-                    self.b.bind(done);
+                    self.bind(done);
                 } else {
                     self.b.emit(Insn::alu32(bpf_op, dst, src));
                 }
