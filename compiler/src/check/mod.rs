@@ -11,7 +11,7 @@ mod lints;
 pub mod names;
 mod values;
 
-use std::collections::HashMap;
+use crate::hashing::FastMap;
 
 use crate::diagnostic::{has_errors, Code, Diagnostic, Span};
 use crate::program::{Hook, Program, Rule, SetId, ValueSet, Verdict};
@@ -85,8 +85,8 @@ struct DeclaredConst {
 struct Checker {
     diagnostics: Vec<Diagnostic>,
     hook: Option<(Hook, Span)>,
-    consts: HashMap<String, DeclaredConst>,
-    sets: HashMap<String, DeclaredSet>,
+    consts: FastMap<String, DeclaredConst>,
+    sets: FastMap<String, DeclaredSet>,
     program_sets: Vec<ValueSet>,
     pcaps: Vec<crate::pcap::PcapFilter>,
     set_ids: crate::hashing::FastMap<ValueSet, SetId>,
@@ -276,7 +276,7 @@ impl Checker {
 
     fn rules(&mut self, file: &ast::File) -> Vec<Rule> {
         let mut rules = Vec::new();
-        let mut seen: HashMap<&str, Span> = HashMap::new();
+        let mut seen: FastMap<&str, Span> = FastMap::default();
         for statement in &file.statements {
             let Statement::Rule { name, verdict, condition, span } = statement else { continue };
             if let Some(first) = seen.get(name.text.as_str()) {

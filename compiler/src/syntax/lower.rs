@@ -71,6 +71,9 @@ pub(super) fn without_trailing_trivia(mut text: &str) -> &str {
 
 /// Where a `#` comment starts in one line, skipping `#` inside strings.
 fn comment_start(line: &str) -> Option<usize> {
+    if !line.contains('#') {
+        return None;
+    }
     let mut in_string = false;
     let mut escaped = false;
     for (index, c) in line.char_indices() {
