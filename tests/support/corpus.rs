@@ -327,7 +327,7 @@ fn boundaries(packet: &Packet) -> Vec<usize> {
         if matches!(layer, Layer::Ipv6Ext(_)) {
             cuts.push(offset + 2);
         }
-        offset += header_len(layer);
+        offset += layer.header_len();
     }
     cuts.extend([offset.saturating_sub(1)]);
     cuts.sort_unstable();
@@ -335,19 +335,3 @@ fn boundaries(packet: &Packet) -> Vec<usize> {
     cuts
 }
 
-/// Bytes a layer's header takes (mirrors the builder's encoding).
-fn header_len(layer: &Layer) -> usize {
-    match layer {
-        Layer::Eth(_) => 14,
-        Layer::Vlan(_) => 4,
-        Layer::Ipv4(ip) => 20 + ip.options.len().div_ceil(4) * 4,
-        Layer::Ipv6(_) => 40,
-        Layer::Ipv6Ext(Ipv6Ext { kind: ExtKind::Fragment { .. }, .. }) => 8,
-        Layer::Ipv6Ext(ext) => (usize::from(ext.len) + 1) * 8,
-        Layer::Arp(_) => 28,
-        Layer::Tcp(_) => 20,
-        Layer::Udp(_) | Layer::Icmp(_) | Layer::Icmp6(_) => 8,
-        Layer::Sctp(_) => 12,
-        Layer::Payload(bytes) => bytes.len(),
-    }
-}

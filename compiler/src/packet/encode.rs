@@ -27,7 +27,7 @@ pub(super) fn encode(layers: &[Layer]) -> Vec<u8> {
 }
 
 /// Bytes the layer's own header takes.
-fn header_len(layer: &Layer) -> usize {
+pub(super) fn header_len(layer: &Layer) -> usize {
     match layer {
         Layer::Eth(_) => 14,
         Layer::Vlan(_) => 4,

@@ -407,6 +407,14 @@ pub enum Layer {
     Payload(Vec<u8>),
 }
 
+impl Layer {
+    /// Bytes this layer's own header takes in a built packet (options and extension
+    /// lengths included; a payload's own length).
+    pub fn header_len(&self) -> usize {
+        encode::header_len(self)
+    }
+}
+
 macro_rules! layer_from {
     ($($ty:ident => $variant:ident),*) => {$(
         impl From<$ty> for Layer {
