@@ -87,9 +87,18 @@ fn never_holds(cond: &Cond) -> Option<String> {
 struct Protos(u16);
 
 impl Protos {
+    /// "Some IP header" (IPv4 or IPv6), implied by every IP and transport protocol: it
+    /// survives the intersection of an `or` like `l4.dport`'s TCP/UDP/SCTP alternatives.
+    const ANY_IP: u16 = 1 << 14;
+
     fn of(proto: Proto) -> Protos {
         let carrier = proto.carrier().map_or(0, |carrier| 1 << carrier as u16);
-        Protos(1 << proto as u16 | carrier)
+        let ip = match proto.layer() {
+            Layer::Transport => Protos::ANY_IP,
+            Layer::Network if proto != Proto::Arp => Protos::ANY_IP,
+            _ => 0,
+        };
+        Protos(1 << proto as u16 | carrier | ip)
     }
 
     fn contains(self, proto: Proto) -> bool {
@@ -127,6 +136,9 @@ fn conflicting_protocols(protocols: Protos) -> Option<String> {
     let transport = protocols.iter().find(|proto| proto.layer() == Layer::Transport);
     if let (Some(transport), true) = (transport, protocols.contains(Proto::Arp)) {
         return Some(format!("an ARP packet carries no {} header", transport.name()));
+    }
+    if protocols.contains(Proto::Arp) && protocols.0 & Protos::ANY_IP != 0 {
+        return Some("an ARP packet carries no IP header".to_string());
     }
     None
 }
