@@ -334,4 +334,3 @@ fn boundaries(packet: &Packet) -> Vec<usize> {
     cuts.dedup();
     cuts
 }
-
