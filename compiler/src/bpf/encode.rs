@@ -218,7 +218,8 @@ fn jmp_code(op: JmpOp) -> u8 {
     }
 }
 
-const JMP_OPS: [JmpOp; 11] = [
+/// Every jump operation, in encoding order.
+pub(super) const JMP_OPS: [JmpOp; 11] = [
     JmpOp::Eq,
     JmpOp::Gt,
     JmpOp::Ge,

@@ -57,19 +57,7 @@ fn encoding_matches_llvm() {
 #[test]
 fn round_trip_all_forms() {
     let alu_ops = [Add, Sub, Mul, Div, Or, And, Lsh, Rsh, Mod, Xor, Mov, Arsh];
-    let jmp_ops = [
-        JmpOp::Eq,
-        JmpOp::Gt,
-        JmpOp::Ge,
-        JmpOp::Set,
-        JmpOp::Ne,
-        JmpOp::Sgt,
-        JmpOp::Sge,
-        JmpOp::Lt,
-        JmpOp::Le,
-        JmpOp::Slt,
-        JmpOp::Sle,
-    ];
+    let jmp_ops = encode::JMP_OPS;
     let mut insns: Vec<ResolvedInsn> = Vec::new();
     for op in alu_ops {
         for src in [Operand::Reg(R9), Operand::Imm(-7)] {

@@ -74,30 +74,9 @@ pub enum Val {
     Neg(Box<Val>),
 }
 
-/// Arithmetic operators (classic BPF's ALU).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Alu {
-    /// `+`
-    Add,
-    /// `-`
-    Sub,
-    /// `*`
-    Mul,
-    /// `/` (zero divisor rejects)
-    Div,
-    /// `%` (zero divisor rejects)
-    Mod,
-    /// `&`
-    And,
-    /// `|`
-    Or,
-    /// `^`
-    Xor,
-    /// `<<` (32 or more gives 0)
-    Shl,
-    /// `>>` (32 or more gives 0)
-    Shr,
-}
+/// An arithmetic operator of packet-access expressions: the parser's own, since they
+/// mean the same (`/` and `%` by zero reject, shifts of 32 or more give 0).
+pub use super::ast::ArithOp as Alu;
 
 /// The filter rejected the frame (a load past the end, a division by zero).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -88,19 +88,7 @@ impl Lowerer<'_> {
                 // operand's are dropped (`1 + ip[2:2]` checks no ethertype).
                 let (checks, a) = self.arith(left);
                 let (_, b) = self.arith(right);
-                let alu = match op {
-                    ArithOp::Add => Alu::Add,
-                    ArithOp::Sub => Alu::Sub,
-                    ArithOp::Mul => Alu::Mul,
-                    ArithOp::Div => Alu::Div,
-                    ArithOp::Mod => Alu::Mod,
-                    ArithOp::And => Alu::And,
-                    ArithOp::Or => Alu::Or,
-                    ArithOp::Xor => Alu::Xor,
-                    ArithOp::Shl => Alu::Shl,
-                    ArithOp::Shr => Alu::Shr,
-                };
-                (checks, Val::Alu(alu, Box::new(a), Box::new(b)))
+                (checks, Val::Alu(*op, Box::new(a), Box::new(b)))
             }
             ArithKind::Access { proto, index, size } => self.access(*proto, index, size.as_ref()),
         }
