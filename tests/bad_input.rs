@@ -1,14 +1,13 @@
 //! Bad and extreme input to `pfc check`, through the real binary: whatever the bytes,
 //! pfc answers with a diagnostic and an exit code (1 for diagnostics, 2 for command-line
 //! usage errors), never a panic, a stack overflow or a hang; large valid files are
-//! accepted in reasonable time.
+//! accepted. The tests assert behaviour only: they print how long each run took, and
+//! speed is judged by the benchmarks (`benches/`), never by a wall-clock limit here.
 
 mod common;
 
-use std::fmt::Write as _;
-use std::time::Duration;
-
 use common::{pfc, pfc_in, scratch_dir, Run};
+use std::fmt::Write as _;
 
 /// Deterministic pseudo-random bytes (xorshift), so a failure can be reproduced.
 fn random_bytes(len: usize, mut state: u64) -> Vec<u8> {
@@ -47,13 +46,12 @@ fn rejects(test: &str, bytes: &[u8], expected: &str) {
     assert!(run.stderr.contains(expected), "{test}: expected `{expected}` in:\n{}", run.stderr);
 }
 
-/// `pfc check` on `bytes` exits 0 without any warning, within `limit`.
-fn accepts(test: &str, bytes: &[u8], limit: Duration) -> Duration {
+/// `pfc check` on `bytes` exits 0 without any warning; returns how long it took (printed, never asserted).
+fn accepts(test: &str, bytes: &[u8]) -> std::time::Duration {
     let run = check_bytes(test, bytes);
     run.assert_no_crash(test);
     assert_eq!(run.code, 0, "{test}: exit code; stderr:\n{}", truncated(&run.stderr));
     assert!(!run.stderr.contains("warning["), "{test}: warnings:\n{}", truncated(&run.stderr));
-    assert!(run.elapsed < limit, "{test}: took {:?}, limit {limit:?}", run.elapsed);
     eprintln!("{test}: {} bytes checked in {:?}", bytes.len(), run.elapsed);
     run.elapsed
 }
@@ -142,7 +140,7 @@ fn unusual_but_valid_layout_is_accepted() {
         ("continued_lines", "default pass\nrule ssh: drop if\n  tcp.dport == 22\n  and ip.src in {\n    10.0.0.0/8,\n  }\n".to_string()),
     ];
     for (test, text) in cases {
-        accepts(test, text.as_bytes(), Duration::from_secs(10));
+        accepts(test, text.as_bytes());
     }
 }
 
@@ -156,7 +154,7 @@ fn ten_megabyte_file_is_accepted() {
         count += 1;
     }
     text.push_str("}\nrule listed: drop if ip.src in many\n");
-    accepts("ten_megabytes", text.as_bytes(), Duration::from_secs(60));
+    accepts("ten_megabytes", text.as_bytes());
 }
 
 /// 100,000 rules of varied shapes.
@@ -184,6 +182,6 @@ fn hundred_thousand_rules_are_accepted() {
             }
         };
     }
-    let elapsed = accepts("hundred_thousand_rules", text.as_bytes(), Duration::from_secs(60));
+    let elapsed = accepts("hundred_thousand_rules", text.as_bytes());
     eprintln!("100,000 rules ({} bytes): {elapsed:?}", text.len());
 }

@@ -231,10 +231,13 @@ fn send_udp(ns: &str, port: u16, count: u64) {
     .expect("sender thread");
 }
 
-/// Whether a TCP connection from `ns` to the receiver's `port` completes within 500 ms.
-fn tcp_connects(ns: &str, port: u16) -> bool {
+/// Whether a TCP connection from `ns` to the receiver's `port` completes within `wait`.
+/// A port that must connect gets a wait no loaded machine reaches (the SYN is answered in
+/// microseconds on a veth); a port whose SYN is dropped never connects, so a short wait
+/// decides it.
+fn tcp_connects(ns: &str, port: u16, wait: Duration) -> bool {
     let addr: SocketAddr = format!("{RECEIVER_IP}:{port}").parse().expect("address");
-    in_ns(ns, move || TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_ok()).join().expect("thread")
+    in_ns(ns, move || TcpStream::connect_timeout(&addr, wait).is_ok()).join().expect("thread")
 }
 
 fn rule_set(hook: &str) -> String {
@@ -296,8 +299,8 @@ fn check_traffic(hook: &str, mode: &str, tag: &str) {
     const SENT: u64 = 40;
     send_udp(&topology.a, 7001, SENT);
     send_udp(&topology.a, 7003, SENT);
-    let tcp_blocked = !tcp_connects(&topology.a, 7002);
-    let tcp_open = tcp_connects(&topology.a, 7004);
+    let tcp_blocked = !tcp_connects(&topology.a, 7002, Duration::from_millis(500));
+    let tcp_open = tcp_connects(&topology.a, 7004, Duration::from_secs(30));
     stop.store(true, Ordering::SeqCst);
     let (dropped, passed) = (dropped.join().expect("receiver"), passed.join().expect("receiver"));
     drop((listener_pass, listener_drop));
