@@ -229,3 +229,39 @@ fn interpreter_flag_forces_rbpfs_interpreter() {
     let both = run_cases("executor_conflict", &cases, &[], &["--interpreter", "--kernel"]);
     assert_eq!(both.code, 2, "--interpreter and --kernel conflict: {}", both.stderr);
 }
+
+/// `pfc test --kernel` credits each count to the right rule however many rules there are:
+/// the counter array is read back by key, 0, 1, 2, … (keys from 256 on were once read in
+/// byte-string order, so rule 256's count went to another rule and pfc reported a bug).
+/// The 300-rule repro and a 1,000-rule set, with cases on both sides of 256.
+#[test]
+fn kernel_counters_credit_the_right_rule_beyond_255_rules() {
+    if let Err(reason) = pfc_runtime::kernel::privileges() {
+        println!("skipped: {reason}");
+        return;
+    }
+    for rules in [300u32, 1_000] {
+        let test = format!("kernel_counters_{rules}");
+        let dir = scratch_dir(&test);
+        let text: String = std::iter::once("default pass\n".to_string())
+            .chain((0..rules).map(|index| format!("rule r{index}: drop if tcp.dport == {}\n", 1000 + index)))
+            .collect();
+        let mut picked = vec![0, 1, 255, 256, 257, 299, rules - 1];
+        picked.dedup();
+        let cases: String = picked
+            .iter()
+            .map(|&index| {
+                case(&format!("r{index}"), &format!("ipv4 / tcp dport={}", 1000 + index), "drop", &format!("r{index}"))
+            })
+            .collect();
+        std::fs::write(dir.join("r.pf"), text).expect("write rules");
+        std::fs::write(dir.join("r.test.toml"), cases).expect("write cases");
+        for executor in [&["--kernel"][..], &[]] {
+            let mut args = vec!["test", "r.pf"];
+            args.extend_from_slice(executor);
+            let run = pfc_in(&dir, &args);
+            run.assert_no_crash(&test);
+            assert_eq!(run.code, 0, "{test} {executor:?}: exit code; output:\n{}{}", run.stdout, run.stderr);
+        }
+    }
+}

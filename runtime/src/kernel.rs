@@ -219,7 +219,8 @@ impl KernelProgram {
         Ok(info.xlated_prog_len as usize / 8)
     }
 
-    /// The values of map `map_index`: arrays by key, hash maps in key order. Per-CPU
+    /// The values of map `map_index`: arrays by key (0, 1, 2, …, as numbers), hash maps
+    /// in key order (as byte strings, like [`crate::vm::Vm::map_values`]). Per-CPU
     /// values are summed over CPUs as little-endian u64 words (counters), so they compare
     /// directly with the one-CPU values of [`crate::vm::Vm::map_values`].
     pub fn map_values(&self, map_index: usize) -> Result<Vec<Vec<u8>>, KernelError> {
@@ -234,11 +235,16 @@ impl KernelProgram {
             .find(|m| m.name() == def.name.as_str())
             .ok_or(KernelError::NoSuchMap { map_index, map_count: self.info.maps.len() })?;
         let read_err = |e: libbpf_rs::Error| KernelError::MapRead { map: def.name.clone(), source: to_io(&e) };
-        let mut keys: Vec<Vec<u8>> = match def.map_type {
+        // Array keys are generated in numeric order and must stay in it: sorted as byte
+        // strings, the little-endian key of 256 (`00 01 00 00`) would come before 1.
+        let keys: Vec<Vec<u8>> = match def.map_type {
             MapType::Array | MapType::PercpuArray => (0..def.max_entries).map(|i| i.to_le_bytes().to_vec()).collect(),
-            _ => map.keys().collect(),
+            _ => {
+                let mut keys: Vec<Vec<u8>> = map.keys().collect();
+                keys.sort();
+                keys
+            }
         };
-        keys.sort();
         let per_cpu = def.map_type.is_per_cpu();
         if per_cpu && def.value_size % 8 != 0 {
             return Err(KernelError::NotSummable { map: def.name.clone(), value_size: def.value_size });
