@@ -343,3 +343,6 @@ fn tc_egress_drops_and_counts_real_traffic() {
 
 #[path = "load_attach/replace.rs"]
 mod replace;
+
+#[path = "load_attach/names.rs"]
+mod names;

@@ -88,16 +88,30 @@ pub struct Layout {
     pub bpffs: PathBuf,
     /// pfc's directory inside it, e.g. `/sys/fs/bpf/pfc`.
     pub pins: PathBuf,
-    /// Where state records go, e.g. `/run/pfc`.
+    /// Where state records and lock files go, e.g. `/run/pfc`.
     pub state: PathBuf,
+    /// Whether pfc may mount bpffs at `bpffs` when none is there (only at the default
+    /// `/sys/fs/bpf`; a `--bpffs PATH` must already be a bpffs mount).
+    pub may_mount: bool,
 }
 
 impl Default for Layout {
     fn default() -> Self {
+        Layout::new(None, None)
+    }
+}
+
+impl Layout {
+    /// The default roots (`/sys/fs/bpf`, `/run/pfc`), or the given ones: pins go to
+    /// `BPFFS/pfc`, records to `RUN_DIR`.
+    pub fn new(bpffs: Option<PathBuf>, run_dir: Option<PathBuf>) -> Layout {
+        let may_mount = bpffs.is_none();
+        let bpffs = bpffs.unwrap_or_else(|| PathBuf::from("/sys/fs/bpf"));
         Layout {
-            bpffs: PathBuf::from("/sys/fs/bpf"),
-            pins: PathBuf::from("/sys/fs/bpf/pfc"),
-            state: PathBuf::from("/run/pfc"),
+            pins: bpffs.join("pfc"),
+            bpffs,
+            state: run_dir.unwrap_or_else(|| PathBuf::from("/run/pfc")),
+            may_mount,
         }
     }
 }
@@ -121,8 +135,68 @@ pub struct FilterPaths {
     pub state: PathBuf,
 }
 
+/// The longest interface name Linux accepts (`IFNAMSIZ` is 16 with the NUL).
+pub const IFACE_NAME_MAX: usize = 15;
+
+/// Why a string cannot be an interface name: it would not name one, or it would build a
+/// path outside pfc's directories (`..`, `a/b`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IfaceNameError {
+    /// The name is empty.
+    #[error("an interface name cannot be empty")]
+    Empty,
+    /// Longer than `IFNAMSIZ - 1` bytes.
+    #[error("interface name {shown} is {len} bytes long; Linux allows at most {IFACE_NAME_MAX}")]
+    TooLong {
+        /// The name, quoted and escaped.
+        shown: String,
+        /// Its length in bytes.
+        len: usize,
+    },
+    /// `.` or `..`.
+    #[error("interface name {shown} is not a name (`.` and `..` are directories)")]
+    Dots {
+        /// The name, quoted and escaped.
+        shown: String,
+    },
+    /// Contains `/`, NUL, whitespace or a control character.
+    #[error("interface name {shown} contains {what}, which no interface name has")]
+    BadCharacter {
+        /// The name, quoted and escaped.
+        shown: String,
+        /// The offending character, described.
+        what: String,
+    },
+}
+
+/// Checks that `name` can be an interface name (the kernel's `dev_valid_name` rules):
+/// 1 to 15 bytes, not `.` or `..`, no `/`, `:`, whitespace, NUL or control characters.
+/// Every command checks this before it builds a path from the name.
+pub fn check_iface_name(name: &str) -> Result<(), IfaceNameError> {
+    let shown = || format!("\"{}\"", name.escape_debug());
+    if name.is_empty() {
+        return Err(IfaceNameError::Empty);
+    }
+    if name.len() > IFACE_NAME_MAX {
+        return Err(IfaceNameError::TooLong { shown: shown(), len: name.len() });
+    }
+    if name == "." || name == ".." {
+        return Err(IfaceNameError::Dots { shown: shown() });
+    }
+    if let Some(bad) = name.chars().find(|c| *c == '/' || *c == ':' || c.is_whitespace() || c.is_control()) {
+        let what = match bad {
+            '/' => "`/`".to_string(),
+            ':' => "`:`".to_string(),
+            _ => format!("the character {bad:?}"),
+        };
+        return Err(IfaceNameError::BadCharacter { shown: shown(), what });
+    }
+    Ok(())
+}
+
 impl Layout {
-    /// The paths of the filter on `iface` at `point`.
+    /// The paths of the filter on `iface` at `point`. `iface` must pass
+    /// [`check_iface_name`] (the attach logic checks it before calling this).
     pub fn filter(&self, iface: &str, point: AttachPoint) -> FilterPaths {
         let dir = self.pins.join(iface).join(point.as_str());
         FilterPaths {
@@ -140,7 +214,8 @@ impl Layout {
     pub fn filters(&self) -> io::Result<Vec<(String, AttachPoint)>> {
         let mut found = Vec::new();
         for root in [&self.pins, &self.state] {
-            for iface in read_dir_names(root)? {
+            // Names that are no interface name were not made by pfc: never build paths from them.
+            for iface in read_dir_names(root)?.into_iter().filter(|name| check_iface_name(name).is_ok()) {
                 for entry in read_dir_names(&root.join(&iface))? {
                     let name = entry.strip_suffix(".json").unwrap_or(&entry);
                     if let Some(point) = AttachPoint::parse(name) {
@@ -262,6 +337,32 @@ mod tests {
         let paths = layout.filter("eth0", AttachPoint::TcEgress);
         assert_eq!(paths.link, Path::new("/sys/fs/bpf/pfc/eth0/tc-egress/link"));
         assert_eq!(paths.state, Path::new("/run/pfc/eth0/tc-egress.json"));
+    }
+
+    #[test]
+    fn interface_names_that_would_escape_or_cannot_exist_are_refused() {
+        let check = |name: &str, expected: Option<&str>| {
+            assert_eq!(check_iface_name(name).err().map(|e| e.to_string()).as_deref(), expected, "{name:?}");
+        };
+        check("eth0", None);
+        check("veth-a.100", None);
+        check("a23456789012345", None);
+        check("", Some("an interface name cannot be empty"));
+        check(
+            "a234567890123456",
+            Some("interface name \"a234567890123456\" is 16 bytes long; Linux allows at most 15"),
+        );
+        check(".", Some("interface name \".\" is not a name (`.` and `..` are directories)"));
+        check("..", Some("interface name \"..\" is not a name (`.` and `..` are directories)"));
+        check("a/b", Some("interface name \"a/b\" contains `/`, which no interface name has"));
+        check("eth0/../x", Some("interface name \"eth0/../x\" contains `/`, which no interface name has"));
+        check("a:b", Some("interface name \"a:b\" contains `:`, which no interface name has"));
+        check("a b", Some("interface name \"a b\" contains the character ' ', which no interface name has"));
+        check("a\0b", Some("interface name \"a\\0b\" contains the character '\\0', which no interface name has"));
+        check(
+            "a\x1b[2Jb",
+            Some("interface name \"a\\u{1b}[2Jb\" contains the character '\\u{1b}', which no interface name has"),
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! privileges, a foreign XDP program, nothing loaded); 2 usage errors; 3 a pfc bug (the
 //! kernel verifier refused a program pfc's own checks accepted).
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::ValueEnum;
@@ -56,9 +57,31 @@ impl ModeArg {
     }
 }
 
+/// Where pfc keeps its pins and records (`--bpffs`, `--run-dir`), shared by `load`,
+/// `unload`, `status` and `stats`.
+#[derive(clap::Args, Clone, Default)]
+pub struct StateArgs {
+    /// A mounted bpffs to pin under (`PATH/pfc`) instead of /sys/fs/bpf (which pfc
+    /// mounts when missing); use a mount that outlives pfc.
+    #[arg(long, value_name = "PATH")]
+    bpffs: Option<PathBuf>,
+    /// Where state records and lock files go instead of /run/pfc.
+    #[arg(long, value_name = "PATH")]
+    run_dir: Option<PathBuf>,
+}
+
 /// pfc's filters on this machine, for real.
-pub fn live() -> Filters<LiveSys> {
-    Filters::new(LiveSys, Layout::default())
+pub fn live(state: &StateArgs) -> Filters<LiveSys> {
+    Filters::new(LiveSys, Layout::new(state.bpffs.clone(), state.run_dir.clone()))
+}
+
+/// Checks `--iface` before anything else happens (exit 1 when it cannot be an interface
+/// name: it would build paths outside pfc's directories).
+pub fn check_iface(iface: &str) -> Result<(), ExitCode> {
+    pfc_runtime::pins::check_iface_name(iface).map_err(|error| {
+        eprintln!("error: {error}");
+        ExitCode::from(1)
+    })
 }
 
 /// An error and its causes, one per line after the first.

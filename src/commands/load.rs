@@ -31,10 +31,16 @@ pub struct LoadArgs {
     /// Detach a non-pfc XDP program that is in the way (not atomic).
     #[arg(long)]
     force: bool,
+    /// Where pins and records live.
+    #[command(flatten)]
+    state: filters::StateArgs,
 }
 
 /// Runs `pfc load`.
 pub fn run(args: &LoadArgs) -> ExitCode {
+    if let Err(code) = filters::check_iface(&args.iface) {
+        return code;
+    }
     let mut report = Report::new(Format::Human);
     let file = match source::read(&args.file) {
         Ok(file) => file,
@@ -80,7 +86,7 @@ pub fn run(args: &LoadArgs) -> ExitCode {
         manifest,
         source: std::fs::canonicalize(&args.file).unwrap_or_else(|_| args.file.clone()).display().to_string(),
     };
-    let outcome = match filters::live().load(&request) {
+    let outcome = match filters::live(&args.state).load(&request) {
         Ok(outcome) => outcome,
         Err(error) => return filters::fail(&error),
     };

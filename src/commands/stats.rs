@@ -26,6 +26,9 @@ pub struct StatsArgs {
     /// Print again every SECONDS, with rates, until interrupted.
     #[arg(long, value_name = "SECONDS")]
     watch: Option<f64>,
+    /// Where pins and records live.
+    #[command(flatten)]
+    state: filters::StateArgs,
 }
 
 /// Rows: (label, counter), the default last.
@@ -89,7 +92,7 @@ fn pick_hook(args: &StatsArgs) -> Result<AttachPoint, ExitCode> {
     if let Some(hook) = args.hook {
         return Ok(hook.point());
     }
-    let statuses = filters::live().status().map_err(|error| filters::fail(&error))?;
+    let statuses = filters::live(&args.state).status().map_err(|error| filters::fail(&error))?;
     let points: Vec<AttachPoint> = statuses.iter().filter(|s| s.iface == args.iface).map(|s| s.point).collect();
     match points.as_slice() {
         [point] => Ok(*point),
@@ -106,11 +109,14 @@ fn pick_hook(args: &StatsArgs) -> Result<AttachPoint, ExitCode> {
 
 /// Runs `pfc stats`.
 pub fn run(args: &StatsArgs) -> ExitCode {
+    if let Err(code) = filters::check_iface(&args.iface) {
+        return code;
+    }
     let point = match pick_hook(args) {
         Ok(point) => point,
         Err(code) => return code,
     };
-    let live = filters::live();
+    let live = filters::live(&args.state);
     let read = || live.stats(&args.iface, point);
     let mut stats = match read() {
         Ok(stats) => stats,

@@ -14,6 +14,9 @@ pub struct StatusArgs {
     /// One JSON array instead of a table.
     #[arg(long)]
     json: bool,
+    /// Where pins and records live.
+    #[command(flatten)]
+    state: filters::StateArgs,
 }
 
 /// Whether the link still holds the program on a live interface.
@@ -49,7 +52,7 @@ fn to_json(status: &FilterStatus) -> Value {
 
 /// Runs `pfc status`.
 pub fn run(args: &StatusArgs) -> ExitCode {
-    let statuses = match filters::live().status() {
+    let statuses = match filters::live(&args.state).status() {
         Ok(statuses) => statuses,
         Err(error) => return filters::fail(&error),
     };

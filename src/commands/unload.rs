@@ -21,11 +21,17 @@ pub struct UnloadArgs {
     /// Every pfc filter on this machine.
     #[arg(long, conflicts_with = "iface")]
     all: bool,
+    /// Where pins and records live.
+    #[command(flatten)]
+    state: filters::StateArgs,
 }
 
 /// Runs `pfc unload`.
 pub fn run(args: &UnloadArgs) -> ExitCode {
-    let live = filters::live();
+    if let Some(Err(code)) = args.iface.as_deref().map(filters::check_iface) {
+        return code;
+    }
+    let live = filters::live(&args.state);
     let removed = match (&args.iface, args.hook) {
         (Some(iface), Some(hook)) => live.unload(iface, hook.point()).map(|()| vec![(iface.clone(), hook.point())]),
         (Some(iface), None) => {

@@ -7,11 +7,14 @@ use std::path::PathBuf;
 use thiserror::Error;
 
 use crate::kernel::KernelError;
-use crate::pins::{AttachMode, AttachPoint, RecordError};
+use crate::pins::{AttachMode, AttachPoint, IfaceNameError, RecordError};
 
 /// A failed `load`, `unload`, `status` or `stats`.
 #[derive(Debug, Error)]
 pub enum AttachError {
+    /// `--iface` cannot be an interface name; nothing was touched.
+    #[error(transparent)]
+    InvalidIface(#[from] IfaceNameError),
     /// The interface does not exist (in this network namespace).
     #[error("no interface `{iface}` here; existing interfaces: {}", existing.join(", "))]
     NoSuchInterface {

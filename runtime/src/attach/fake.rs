@@ -67,7 +67,7 @@ impl FakeSys {
 
     /// The layout under the temp directory.
     pub fn layout(&self) -> Layout {
-        Layout { bpffs: self.root.join("bpffs"), pins: self.root.join("bpffs/pfc"), state: self.root.join("run") }
+        Layout::new(Some(self.root.join("bpffs")), Some(self.root.join("run")))
     }
 
     /// The links attached (not detached) to an interface at a point.

@@ -204,6 +204,7 @@ impl<S: BpfSys> Filters<S> {
 
     /// The interface's index, or the list of interfaces that exist.
     pub fn ifindex(&self, iface: &str) -> Result<u32, AttachError> {
+        pins::check_iface_name(iface)?;
         let interfaces = self.sys.interfaces().map_err(|source| AttachError::List { what: "interfaces", source })?;
         match interfaces.iter().find(|(name, _)| name == iface) {
             Some((_, index)) => Ok(*index),
@@ -438,6 +439,7 @@ impl<S: BpfSys> Filters<S> {
 
     /// Detaches the filter and removes its pins and record. Nothing there is an error.
     pub fn unload(&self, iface: &str, point: AttachPoint) -> Result<(), AttachError> {
+        pins::check_iface_name(iface)?;
         let paths = self.layout.filter(iface, point);
         if !paths.dir.exists() && !paths.state.exists() {
             return Err(AttachError::NotLoaded { iface: iface.to_string(), point });
@@ -489,6 +491,7 @@ impl<S: BpfSys> Filters<S> {
 
     /// Per-rule counters of one filter, labelled from its manifest.
     pub fn stats(&self, iface: &str, point: AttachPoint) -> Result<Stats, AttachError> {
+        pins::check_iface_name(iface)?;
         let paths = self.layout.filter(iface, point);
         if !paths.counters.exists() {
             return Err(AttachError::NotLoaded { iface: iface.to_string(), point });
