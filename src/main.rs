@@ -2,6 +2,8 @@
 //! calls the compiler and the runtime, and renders what they return.
 
 mod commands;
+mod escape;
+mod input;
 mod report;
 mod source;
 

@@ -7,6 +7,7 @@ use codespan_reporting::files::{Files, SimpleFile};
 use codespan_reporting::term;
 use pfc_compiler::diagnostic::{Diagnostic, Severity};
 
+use crate::escape::{escape, EscapedSource};
 use crate::source::SourceFile;
 use crate::Format;
 
@@ -38,7 +39,7 @@ impl Report {
     pub fn io_error(&mut self, message: &str) {
         self.errors += 1;
         match self.format {
-            Format::Human => eprintln!("error: {message}"),
+            Format::Human => eprintln!("error: {}", escape(message)),
             Format::Json => self.json.push(serde_json::json!({
                 "file": null, "severity": "error", "code": null, "message": message,
                 "line": null, "column": null, "labels": [], "notes": [],
@@ -52,21 +53,26 @@ impl Report {
         sorted.sort_by_key(|diagnostic| diagnostic.span().start);
         // Built once per file: it indexes line starts, which every diagnostic looks up.
         let files = SimpleFile::new(file.name.as_str(), file.text.as_str());
+        // For people, the text and name with terminal controls escaped (see `escape`).
+        let escaped = EscapedSource::new(&file.text);
+        let name = escape(&file.name);
+        let escaped_files = SimpleFile::new(name.as_ref(), escaped.text.as_str());
         for (index, diagnostic) in sorted.iter().enumerate() {
             match diagnostic.severity {
                 Severity::Error => self.errors += 1,
                 Severity::Warning => self.warnings += 1,
             }
             match self.format {
-                Format::Human if index < MAX_RENDERED_PER_FILE => eprint!("{}", render(&files, diagnostic)),
+                Format::Human if index < MAX_RENDERED_PER_FILE => {
+                    eprint!("{}", render(&escaped_files, &escaped, diagnostic))
+                }
                 Format::Human => {}
                 Format::Json => self.json.push(to_json(&files, diagnostic)),
             }
         }
         if self.format == Format::Human && sorted.len() > MAX_RENDERED_PER_FILE {
             eprintln!(
-                "{}: {} more diagnostic(s) not shown; `--format json` lists them all\n",
-                file.name,
+                "{name}: {} more diagnostic(s) not shown; `--format json` lists them all\n",
                 sorted.len() - MAX_RENDERED_PER_FILE
             );
         }
@@ -90,7 +96,9 @@ impl Report {
 }
 
 /// Renders one diagnostic the way people read it: `error[E0003]: ...` with the source.
-pub fn render(files: &SimpleFile<&str, &str>, diagnostic: &Diagnostic) -> String {
+/// `files` holds the escaped text of `source`; spans are mapped into it and messages
+/// escaped, so no terminal control from the file reaches the terminal.
+fn render(files: &SimpleFile<&str, &str>, source: &EscapedSource, diagnostic: &Diagnostic) -> String {
     let text_len = files.source().len();
     let severity = match diagnostic.severity {
         Severity::Error => RenderedSeverity::Error,
@@ -100,19 +108,20 @@ pub fn render(files: &SimpleFile<&str, &str>, diagnostic: &Diagnostic) -> String
         .labels
         .iter()
         .map(|label| {
-            let range = clamp(label.span.range(), text_len);
+            let range = label.span.range();
+            let range = clamp(source.offset(range.start)..source.offset(range.end), text_len);
             let rendered = if label.primary { Label::primary((), range) } else { Label::secondary((), range) };
-            rendered.with_message(label.message.clone())
+            rendered.with_message(escape(&label.message).into_owned())
         })
         .collect();
     let rendered = Rendered::new(severity)
         .with_code(diagnostic.code.0)
-        .with_message(diagnostic.message.clone())
+        .with_message(escape(&diagnostic.message).into_owned())
         .with_labels(labels)
-        .with_notes(diagnostic.notes.clone());
+        .with_notes(diagnostic.notes.iter().map(|note| escape(note).into_owned()).collect());
     let config = term::Config::default();
     term::emit_into_string(&config, files, &rendered)
-        .unwrap_or_else(|_| format!("{}: {}\n", files.name(), diagnostic.message))
+        .unwrap_or_else(|_| format!("{}: {}\n", files.name(), escape(&diagnostic.message)))
 }
 
 fn clamp(range: std::ops::Range<usize>, len: usize) -> std::ops::Range<usize> {

@@ -1,8 +1,11 @@
-//! Reading rule files: a path in, the file's text (or a diagnostic) out.
+//! Reading rule files: a path in (a regular file of at most 16 MiB, see `input`), the
+//! file's text (or a diagnostic) out.
 
 use std::path::Path;
 
 use pfc_compiler::diagnostic::{Code, Diagnostic, Span};
+
+use crate::input;
 
 /// E0017: the file is not UTF-8 text.
 pub const NOT_TEXT: Code = Code("E0017");
@@ -20,10 +23,7 @@ pub struct SourceFile {
 /// Reads a rule file. `Err` carries a one-line message for files that cannot be read.
 pub fn read(path: &Path) -> Result<SourceFile, String> {
     let name = path.display().to_string();
-    if path.is_dir() {
-        return Err(format!("{name}: is a directory, not a rule file"));
-    }
-    let bytes = std::fs::read(path).map_err(|error| format!("{name}: cannot read: {error}"))?;
+    let bytes = input::read_limited(path, "rule file", input::MAX_RULE_FILE)?;
     match String::from_utf8(bytes) {
         Ok(text) => Ok(SourceFile { name, text, problem: None }),
         Err(error) => {

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::escape::escape;
 use crate::report::{self, Report};
 use crate::{source, Format};
 
@@ -23,7 +24,7 @@ pub fn run(paths: &[PathBuf], format: Format) -> ExitCode {
         };
         report.add(&file, &diagnostics);
         if format == Format::Human && !report::has_errors(&diagnostics) {
-            eprintln!("{}: ok", file.name);
+            eprintln!("{}: ok", escape(&file.name));
         }
     }
     report.finish()

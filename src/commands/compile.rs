@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Args, ValueEnum};
 use pfc_compiler::codegen::Options;
 
+use crate::escape::escape;
 use crate::report::Report;
 use crate::source::SourceFile;
 use crate::{source, Emit, Format};
@@ -103,11 +104,11 @@ pub fn run(args: &CompileArgs) -> ExitCode {
         if args.format == Format::Human {
             eprintln!(
                 "{}: {} rules, {} instructions, {} bytes -> {}",
-                file.name,
+                escape(&file.name),
                 compiled.program.rules.len(),
                 compiled.code.insns.len(),
                 compiled.object.len(),
-                target.display()
+                escape(&target.display().to_string())
             );
         }
     }

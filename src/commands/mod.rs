@@ -3,6 +3,7 @@
 pub mod check;
 pub mod compile;
 pub mod filters;
+pub mod interval;
 pub mod load;
 pub mod stats;
 pub mod status;

@@ -24,8 +24,8 @@ pub struct StatsArgs {
     #[arg(long)]
     json: bool,
     /// Print again every SECONDS, with rates, until interrupted.
-    #[arg(long, value_name = "SECONDS")]
-    watch: Option<f64>,
+    #[arg(long, value_name = "SECONDS", value_parser = super::interval::parse_watch_interval)]
+    watch: Option<Duration>,
     /// Where pins and records live.
     #[command(flatten)]
     state: filters::StateArgs,
@@ -123,13 +123,10 @@ pub fn run(args: &StatsArgs) -> ExitCode {
         Err(error) => return filters::fail(&error),
     };
     print(&args.iface, point, &stats, None, args.json);
-    let Some(seconds) = args.watch else { return ExitCode::SUCCESS };
-    if !(seconds.is_finite() && seconds > 0.0) {
-        return filters::usage("--watch needs a positive number of seconds");
-    }
+    let Some(interval) = args.watch else { return ExitCode::SUCCESS };
     let mut taken = Instant::now();
     loop {
-        std::thread::sleep(Duration::from_secs_f64(seconds));
+        std::thread::sleep(interval);
         let next = match read() {
             Ok(next) => next,
             Err(error) => return filters::fail(&error),

@@ -28,8 +28,9 @@ pub use engine::Backend;
 use engine::{Engine, Ran, RunError};
 use output::{CaseResult, TestFormat};
 
+use crate::escape::escape;
 use crate::report::{self, Report};
-use crate::{source, Format};
+use crate::{input, source, Format};
 
 // The case files and the VM agree on the largest packet.
 const _: () = assert!(MAX_PACKET_LEN == pfc_runtime::vm::MAX_PACKET_LEN);
@@ -76,11 +77,11 @@ pub fn run(args: &TestArgs) -> ExitCode {
     match run_checked(args) {
         Ok(code) => code,
         Err(Stop::Input { message }) => {
-            eprintln!("error: {message}");
+            eprintln!("error: {}", escape(&message));
             ExitCode::from(1)
         }
         Err(Stop::Internal { message }) => {
-            eprintln!("internal compiler error: {message}");
+            eprintln!("internal compiler error: {}", escape(&message));
             eprintln!("this is a pfc bug; please report it with the rule file and the packet above");
             ExitCode::from(3)
         }
@@ -149,7 +150,7 @@ struct Job<'a> {
 fn run_cases(engine: &mut Engine<'_>, compiled: &Compiled, path: &Path) -> Result<Vec<CaseResult>, Stop> {
     let name = path.display().to_string();
     let bytes =
-        std::fs::read(path).map_err(|error| Stop::Input { message: format!("{name}: cannot read: {error}") })?;
+        input::read_limited(path, "case file", input::MAX_CASE_FILE).map_err(|message| Stop::Input { message })?;
     let text = String::from_utf8(bytes).map_err(|error| Stop::Input {
         message: format!("{name}: not UTF-8 text (invalid byte at offset {})", error.utf8_error().valid_up_to()),
     })?;
@@ -210,11 +211,12 @@ fn expand<'a>(case: &'a Case, base: &Path, cases_name: &str, jobs: &mut Vec<Job<
         Input::Pcap { path } => {
             let full = base.join(path);
             let at = format!("{cases_name}:{}: case `{}`: {}", case.line, case.name, full.display());
-            let bytes =
-                std::fs::read(&full).map_err(|error| Stop::Input { message: format!("{at}: cannot read: {error}") })?;
+            let bytes = input::read_limited(&full, "capture", input::MAX_CAPTURE).map_err(|message| Stop::Input {
+                message: format!("{cases_name}:{}: case `{}`: {message}", case.line, case.name),
+            })?;
             let capture = read_capture(&bytes).map_err(|error| Stop::Input { message: format!("{at}: {error}") })?;
             if capture.packets.is_empty() {
-                eprintln!("note: {at}: the capture holds no packets");
+                eprintln!("note: {}: the capture holds no packets", escape(&at));
             }
             if case.expect.len() > 1 && case.expect.len() != capture.packets.len() {
                 let message = format!(

@@ -6,6 +6,8 @@ use std::fmt::Write as _;
 use pfc_compiler::eval::Outcome;
 use pfc_compiler::testcase::Expectation;
 
+use crate::escape::escape;
+
 /// How `pfc test` reports case results.
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum TestFormat {
@@ -99,7 +101,8 @@ impl Context<'_> {
 /// Prints the report in `format`.
 pub fn print(format: TestFormat, context: &Context<'_>, results: &[CaseResult]) {
     let text = match format {
-        TestFormat::Human => human(context, results),
+        // Case names, specs and paths come from the user: no terminal controls.
+        TestFormat::Human => escape(&human(context, results)).into_owned(),
         TestFormat::Json => json(context, results).to_string() + "\n",
         TestFormat::Junit => junit(context, results),
     };

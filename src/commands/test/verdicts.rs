@@ -12,15 +12,16 @@ use pfc_compiler::testcase::pcap::read_capture;
 
 use super::engine::{Engine, Ran};
 use super::{internal, Stop};
+use crate::escape::escape;
+use crate::input;
 
 /// Prints the verdict of every frame of `path`.
 pub(super) fn run(engine: &mut Engine<'_>, program: &Program, path: &Path) -> Result<ExitCode, Stop> {
     let name = path.display().to_string();
-    let bytes =
-        std::fs::read(path).map_err(|error| Stop::Input { message: format!("{name}: cannot read: {error}") })?;
+    let bytes = input::read_limited(path, "capture", input::MAX_CAPTURE).map_err(|message| Stop::Input { message })?;
     let capture = read_capture(&bytes).map_err(|error| Stop::Input { message: format!("{name}: {error}") })?;
     if capture.packets.is_empty() {
-        eprintln!("note: {name}: the capture holds no packets");
+        eprintln!("note: {}: the capture holds no packets", escape(&name));
         return Ok(ExitCode::SUCCESS);
     }
     // Rule names as JSON once, not per packet.

@@ -1,0 +1,88 @@
+//! Reading the files users name (rule files, case files, captures): a path and a size
+//! limit in, the file's bytes or a one-line error out.
+//!
+//! Only regular files are read. A character device such as `/dev/zero` never ends, and
+//! opening a FIFO blocks until something writes to it, so both are refused before they
+//! are opened (the path is checked with `stat`, following symlinks, and the opened
+//! file is checked again). A regular file larger than its limit is refused without
+//! being read, and the read itself stops at the limit, so a file growing while it is
+//! read cannot take more memory than that either.
+
+use std::fs::{File, FileType};
+use std::io::Read;
+use std::os::unix::fs::FileTypeExt;
+use std::path::Path;
+
+/// The largest rule file pfc reads.
+pub const MAX_RULE_FILE: u64 = 16 << 20;
+/// The largest case file pfc reads.
+pub const MAX_CASE_FILE: u64 = 64 << 20;
+/// The largest capture pfc reads (it is held in memory while its frames run).
+pub const MAX_CAPTURE: u64 = 1 << 30;
+
+/// What kind of file a path names, in words, when it is not a regular file.
+fn not_regular(kind: FileType) -> Option<&'static str> {
+    if kind.is_file() {
+        None
+    } else if kind.is_dir() {
+        Some("a directory")
+    } else if kind.is_fifo() {
+        Some("a FIFO (named pipe)")
+    } else if kind.is_char_device() {
+        Some("a character device")
+    } else if kind.is_block_device() {
+        Some("a block device")
+    } else if kind.is_socket() {
+        Some("a socket")
+    } else {
+        Some("not a regular file")
+    }
+}
+
+/// `limit` bytes in words: `16 MiB`.
+fn size_in_words(limit: u64) -> String {
+    match limit {
+        limit if limit >= 1 << 30 && limit % (1 << 30) == 0 => format!("{} GiB", limit >> 30),
+        limit if limit >= 1 << 20 && limit % (1 << 20) == 0 => format!("{} MiB", limit >> 20),
+        limit => format!("{limit} bytes"),
+    }
+}
+
+/// Reads the regular file at `path` (`what` names it in errors: "rule file") if it has
+/// at most `limit` bytes. The error starts with the path as given.
+pub fn read_limited(path: &Path, what: &str, limit: u64) -> Result<Vec<u8>, String> {
+    let name = path.display();
+    let refuse = |kind: &str| format!("{name}: is {kind}, not a {what}; pfc reads regular files only");
+    let metadata = std::fs::metadata(path).map_err(|error| format!("{name}: cannot read: {error}"))?;
+    if let Some(kind) = not_regular(metadata.file_type()) {
+        return Err(refuse(kind));
+    }
+    let file = File::open(path).map_err(|error| format!("{name}: cannot read: {error}"))?;
+    // The path may have been replaced between the two looks.
+    let metadata = file.metadata().map_err(|error| format!("{name}: cannot read: {error}"))?;
+    if let Some(kind) = not_regular(metadata.file_type()) {
+        return Err(refuse(kind));
+    }
+    let too_large = || format!("{name}: is larger than {}, the most pfc reads from a {what}", size_in_words(limit));
+    if metadata.len() > limit {
+        return Err(too_large());
+    }
+    let mut bytes = Vec::with_capacity(metadata.len() as usize);
+    file.take(limit + 1).read_to_end(&mut bytes).map_err(|error| format!("{name}: cannot read: {error}"))?;
+    if bytes.len() as u64 > limit {
+        return Err(too_large());
+    }
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_read_in_words() {
+        assert_eq!(size_in_words(MAX_RULE_FILE), "16 MiB");
+        assert_eq!(size_in_words(MAX_CAPTURE), "1 GiB");
+        assert_eq!(size_in_words(1000), "1000 bytes");
+    }
+}

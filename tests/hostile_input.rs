@@ -1,0 +1,259 @@
+//! Unbounded and hostile input, through the real binary: files that never end or never
+//! open (`/dev/zero`, FIFOs), huge case files, `expect = []`, random captures and case
+//! files, out-of-range `--watch`, and terminal control bytes in what pfc echoes. Every
+//! one gets a clear error and an exit code, in bounded memory: each run here has a
+//! 1 GiB address-space limit and is killed after two minutes (a hang is a failure, not
+//! a stuck test run).
+
+mod common;
+
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{scratch_dir, Run};
+
+const RULES: &str = "default pass\nrule ssh: drop if tcp.dport == 22\nrule dns: pass if udp.dport == 53\n";
+
+/// Runs `pfc ARGS...` in `dir` with at most 1 GiB of address space, killing it after
+/// two minutes.
+fn pfc_bounded(dir: &Path, args: &[&str]) -> Run {
+    let start = Instant::now();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_pfc"));
+    command.args(args).current_dir(dir).env("NO_COLOR", "1").stdout(Stdio::piped()).stderr(Stdio::piped());
+    // SAFETY: setrlimit is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        command.pre_exec(|| {
+            let limit = libc::rlimit { rlim_cur: 1 << 30, rlim_max: 1 << 30 };
+            if libc::setrlimit(libc::RLIMIT_AS, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = command.spawn().expect("the pfc binary runs");
+    let (stdout, stderr) = (child.stdout.take().expect("stdout"), child.stderr.take().expect("stderr"));
+    let read = |mut pipe: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            bytes
+        })
+    };
+    let (stdout, stderr) = (read(Box::new(stdout)), read(Box::new(stderr)));
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for pfc") {
+            break status;
+        }
+        if start.elapsed() > Duration::from_secs(120) {
+            let _ = child.kill();
+            panic!("pfc {args:?} did not finish in two minutes");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&stdout.join().expect("stdout")).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr.join().expect("stderr")).into_owned(),
+        elapsed: start.elapsed(),
+    }
+}
+
+/// A scratch directory with `r.pf` and `files`.
+fn setup(test: &str, files: &[(&str, &[u8])]) -> std::path::PathBuf {
+    let dir = scratch_dir(test);
+    std::fs::write(dir.join("r.pf"), RULES).expect("write rules");
+    for (name, bytes) in files {
+        std::fs::write(dir.join(name), bytes).expect("write file");
+    }
+    dir
+}
+
+/// `pfc ARGS` in `dir` exits with `code`, prints every string of `expected` (stdout or
+/// stderr), and writes no raw terminal control byte.
+fn check(test: &str, dir: &Path, args: &[&str], code: i32, expected: &[&str]) -> Run {
+    let run = pfc_bounded(dir, args);
+    run.assert_no_crash(test);
+    let both = format!("{}{}", run.stdout, run.stderr);
+    assert_eq!(run.code, code, "{test}: exit code; output:\n{both}");
+    for text in expected {
+        assert!(both.contains(text), "{test}: expected `{text}` in:\n{both}");
+    }
+    let raw = both.chars().find(|c| (c.is_control() && *c != '\n' && *c != '\t') || *c == '\u{202e}');
+    assert!(raw.is_none(), "{test}: raw control character {raw:?} in:\n{both:?}");
+    run
+}
+
+fn mkfifo(path: &Path) {
+    let name = CString::new(path.as_os_str().as_bytes()).expect("path without NUL");
+    // SAFETY: `name` is a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0, "mkfifo {}", path.display());
+}
+
+/// A classic little-endian pcap with Ethernet link type.
+fn pcap(frames: &[&[u8]]) -> Vec<u8> {
+    let mut out = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 1, 0, 0, 0];
+    for frame in frames {
+        out.extend_from_slice(&[0; 8]);
+        out.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+        out.extend_from_slice(frame);
+    }
+    out
+}
+
+fn ssh_frame() -> Vec<u8> {
+    pfc_compiler::packet::Packet::eth().ipv4("192.0.2.1", "10.0.0.2").tcp(1000, 22).build()
+}
+
+#[rustfmt::skip]
+#[test]
+fn files_that_never_end_or_never_open_are_refused() {
+    let dir = setup("never_end", &[("pcap.test.toml", b"[[case]]\nname = \"f\"\npcap = \"fifo\"\nexpect = \"drop\"\n")]);
+    mkfifo(&dir.join("fifo"));
+    mkfifo(&dir.join("fifo.pf"));
+    let refused = |test: &str, args: &[&str], expected: &str| {
+        check(test, &dir, args, 1, &[expected, "pfc reads regular files only"]);
+    };
+    refused("pcap_dev_zero",  &["test", "r.pf", "--pcap", "/dev/zero", "--verdicts"], "/dev/zero: is a character device, not a capture");
+    refused("pcap_fifo",      &["test", "r.pf", "--pcap", "fifo", "--verdicts"],      "fifo: is a FIFO (named pipe), not a capture");
+    refused("cases_fifo",     &["test", "r.pf", "--cases", "fifo"],                   "fifo: is a FIFO (named pipe), not a case file");
+    refused("cases_dev_zero", &["test", "r.pf", "--cases", "/dev/zero"],              "/dev/zero: is a character device, not a case file");
+    refused("case_pcap_fifo", &["test", "r.pf", "--cases", "pcap.test.toml"],         "pcap.test.toml:2: case `f`: ");
+    refused("rules_fifo",     &["check", "fifo.pf"],                                  "fifo.pf: is a FIFO (named pipe), not a rule file");
+    refused("rules_dev_zero", &["compile", "/dev/zero", "-o", "x.o"],                 "/dev/zero: is a character device, not a rule file");
+    refused("test_rules_fifo", &["test", "fifo.pf"],                                  "fifo.pf: is a FIFO (named pipe), not a rule file");
+    refused("rules_dir",      &["check", "."],                                        ".: is a directory, not a rule file");
+}
+
+#[test]
+fn a_twenty_thousand_case_file_runs() {
+    let mut cases = String::new();
+    for index in 0..20_000 {
+        let (packet, expect) = if index % 2 == 0 { ("tcp dport=22", "drop") } else { ("udp dport=53", "pass") };
+        cases.push_str(&format!(
+            "[[case]]\nname = \"c{index}\"\npacket = \"ipv4 / {packet}\"\nexpect = \"{expect}\"\n\n"
+        ));
+    }
+    let dir = setup("twenty_thousand", &[("r.test.toml", cases.as_bytes())]);
+    let run = check("twenty_thousand", &dir, &["test", "r.pf"], 0, &["20000 passed, 0 failed"]);
+    eprintln!("20,000 cases: {:?}", run.elapsed);
+}
+
+#[rustfmt::skip]
+#[test]
+fn empty_expectation_lists_are_errors_with_a_position() {
+    let capture = pcap(&[&ssh_frame()]);
+    let bad = |test: &str, cases: &str, expected: &str| {
+        let dir = setup(test, &[("r.test.toml", cases.as_bytes()), ("c.pcap", &capture)]);
+        check(test, &dir, &["test", "r.pf"], 1, &[expected]);
+    };
+    bad("expect_empty",          "[[case]]\nname = \"cap\"\npcap = \"c.pcap\"\nexpect = []\n",                  "r.test.toml:4:10: case `cap`: `expect` needs at least one verdict");
+    bad("expect_empty_rule",     "[[case]]\nname = \"cap\"\npcap = \"c.pcap\"\nexpect = []\nrule = \"ssh\"\n",  "r.test.toml:4:10: case `cap`: `expect` needs at least one verdict");
+    bad("rule_empty",            "[[case]]\nname = \"cap\"\npcap = \"c.pcap\"\nexpect = \"drop\"\nrule = []\n",  "r.test.toml:5:8: case `cap`: `rule` must have one entry");
+    bad("expect_empty_packet",   "[[case]]\nname = \"p\"\npacket = \"tcp\"\nexpect = []\n",                      "r.test.toml:4:10: case `p`: `expect` needs at least one verdict");
+}
+
+#[rustfmt::skip]
+#[test]
+fn hostile_captures_get_a_clear_error() {
+    let mut huge_claim = pcap(&[]);
+    huge_claim.extend_from_slice(&[0; 8]);
+    huge_claim.extend_from_slice(&u32::MAX.to_le_bytes());
+    huge_claim.extend_from_slice(&u32::MAX.to_le_bytes());
+    let mut truncated_record = pcap(&[&ssh_frame()]);
+    truncated_record.extend_from_slice(&[0; 10]);
+    let mut zeros_after_header = pcap(&[]);
+    zeros_after_header.resize(24 + 16 * 1000, 0);
+    let cases: &[(&str, Vec<u8>, i32, &str)] = &[
+        ("huge_claimed_length", huge_claim,         1, "c.pcap: packet 0 has 4294967295 bytes; test packets have at most 65536"),
+        ("truncated_record",    truncated_record,   1, "c.pcap: packet 1 is truncated"),
+        ("zero_length_records", zeros_after_header, 0, "\"packet\":999"),
+    ];
+    for (test, bytes, code, expected) in cases {
+        let dir = setup(test, &[("c.pcap", bytes)]);
+        check(test, &dir, &["test", "r.pf", "--pcap", "c.pcap", "--verdicts"], *code, &[expected]);
+    }
+}
+
+/// Deterministic pseudo-random numbers (xorshift), so a failure can be reproduced.
+struct Random(u64);
+
+impl Random {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// `bytes` with a few bytes overwritten, inserted or cut.
+    fn mutate(&mut self, bytes: &[u8]) -> Vec<u8> {
+        let mut out = bytes.to_vec();
+        for _ in 0..1 + self.next() % 4 {
+            let at = (self.next() as usize) % (out.len() + 1);
+            match self.next() % 3 {
+                0 if at < out.len() => out[at] = self.next() as u8,
+                1 => out.insert(at, self.next() as u8),
+                _ => out.truncate(at.max(1)),
+            }
+        }
+        out
+    }
+}
+
+#[test]
+fn mutated_captures_and_case_files_never_crash_pfc() {
+    let mut random = Random(0x9e37_79b9_7f4a_7c15);
+    let capture = pcap(&[&ssh_frame(), &ssh_frame()]);
+    let cases = "[[case]]\nname = \"cap\"\npcap = \"c.pcap\"\nexpect = [\"drop\", \"drop\"]\nrule = \"ssh\"\n\n\
+                 [[case]]\nname = \"spec\"\npacket = \"ipv4 / udp dport=53\"\nexpect = \"pass\"\n";
+    let dir = setup("mutated", &[]);
+    for round in 0..24 {
+        std::fs::write(dir.join("c.pcap"), random.mutate(&capture)).expect("write capture");
+        std::fs::write(dir.join("r.test.toml"), random.mutate(cases.as_bytes())).expect("write cases");
+        let args: &[&str] =
+            if round % 2 == 0 { &["test", "r.pf"] } else { &["test", "r.pf", "--pcap", "c.pcap", "--verdicts"] };
+        let run = pfc_bounded(&dir, args);
+        run.assert_no_crash(&format!("round {round}"));
+        assert!(run.code == 0 || run.code == 1, "round {round}: exit {}:\n{}", run.code, run.stderr);
+    }
+}
+
+#[rustfmt::skip]
+#[test]
+fn terminal_controls_from_user_data_are_escaped() {
+    let rules_with_controls = "default pass\nrule a\u{1b}]0;pwned\u{7}: drop if tcp.dport == 22\u{1b}[2J\n";
+    let bad_cases = "[[case]]\nname = \"\\u001b[31mred\\r\"\npacket = \"ipv4 / tcp dport=22\"\nexpect = \"pass\"\n\n\
+                     [[case]]\nname = \"\\u001b[31mred\\r\"\npacket = \"ipv4 / tcp dport=22\"\nexpect = \"pass\"\n";
+    let failing_case = "[[case]]\nname = \"\\u001b]8;;http://x\\u0007link\\u202e\"\npacket = \"ipv4 / tcp dport=22\"\nexpect = \"pass\"\n";
+    let dir = setup("controls", &[
+        ("controls.pf", rules_with_controls.as_bytes()),
+        ("dup.test.toml", bad_cases.as_bytes()),
+        ("fail.test.toml", failing_case.as_bytes()),
+        ("bad\u{1b}[2Jname.pf", b"default pass\nrule x: drop if tcp.dprt == 1\n"),
+    ]);
+    check("rule_file", &dir, &["check", "controls.pf"], 1,
+        &["expected `:`, found `\\u{1b}]0;pwned\\u{7}:`", "rule a\\u{1b}]0;pwned\\u{7}: drop if tcp.dport == 22\\u{1b}[2J"]);
+    check("test_rule_file", &dir, &["test", "controls.pf"], 1, &["\\u{1b}]0;pwned"]);
+    check("duplicate_case", &dir, &["test", "r.pf", "--cases", "dup.test.toml"], 1,
+        &["a second case named `\\u{1b}[31mred\\u{d}`"]);
+    check("failing_case", &dir, &["test", "r.pf", "--cases", "fail.test.toml"], 1,
+        &["FAIL \\u{1b}]8;;http://x\\u{7}link\\u{202e} (line 2)"]);
+    check("file_name", &dir, &["check", "bad\u{1b}[2Jname.pf"], 1, &["bad\\u{1b}[2Jname.pf:2:"]);
+    check("missing_file_name", &dir, &["check", "no\u{7}such.pf"], 1, &["no\\u{7}such.pf: cannot read"]);
+}
+
+#[rustfmt::skip]
+#[test]
+fn watch_intervals_out_of_bounds_are_usage_errors() {
+    let dir = setup("watch", &[]);
+    for interval in ["1e300", "0.0001", "0", "-1", "inf", "NaN", "86401"] {
+        let flag = format!("--watch={interval}");
+        check(interval, &dir, &["stats", "--iface", "lo", &flag], 2, &["error: invalid value", "between 0.1 and 86400 seconds"]);
+    }
+    check("soon", &dir, &["stats", "--iface", "lo", "--watch", "soon"], 2, &["`soon` is not a number of seconds"]);
+}
