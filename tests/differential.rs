@@ -19,7 +19,7 @@ use pfc_compiler::compile::{compile_form, COUNTER_MAP_NAME};
 use pfc_compiler::diagnostic::Severity;
 use pfc_compiler::eval::{evaluate, Outcome};
 use pfc_compiler::fields::{Field, Proto};
-use pfc_compiler::program::{CmpOp, Cond, Hook, Program, TestOp};
+use pfc_compiler::program::{CmpOp, Cond, Hook, Program, TestOp, Verdict};
 use pfc_runtime::kernel::{self, KernelProgram};
 use pfc_runtime::vm::Vm;
 use pfc_runtime::BpfObject;
@@ -456,4 +456,34 @@ fn dispatched_runs_agree_with_the_interpreter() {
         .count();
     assert!(dispatched * 2 >= sets.len(), "only {dispatched} of {} sets were dispatched", sets.len());
     check_and_report("dispatchable", sets);
+}
+
+/// Issue 9: a truncated IPv6 extension header leaves `ipv6.proto` unknown. Every
+/// extension header kind, cut at every byte of it (and the issue's own frame), is judged
+/// against the rule of docs/language.md §8 — the upper protocol is known exactly when the
+/// whole extension header is inside the frame — by the interpreter, and then rbpf and the
+/// kernel must agree with the interpreter (verdicts and counters, every code form).
+#[test]
+fn truncated_extension_headers_leave_the_upper_protocol_unknown() {
+    let text = "default pass\nrule upper_tcp: drop if ipv6.proto == 6\n";
+    let (program, diagnostics) = pfc_compiler::check_source(text);
+    let program = program.unwrap_or_else(|| panic!("{diagnostics:?}"));
+    let cuts = support::corpus::extension_header_cuts();
+    for (packet, complete) in &cuts {
+        let expected = if packet.bytes.len() >= *complete { Verdict::Drop } else { Verdict::Pass };
+        let outcome = evaluate(&program, &packet.bytes);
+        assert_eq!(outcome.verdict, expected, "interpreter on {}: {}", packet.description, hex(&packet.bytes));
+    }
+    let packets: Vec<CorpusPacket> = cuts.into_iter().map(|(packet, _)| packet).collect();
+    let kernel = kernel::privileges().is_ok();
+    let mut tally = Tally::default();
+    let failures = check("extension header cuts", text, true, &packets, kernel, &mut tally);
+    println!(
+        "extension header cuts: {} packets, {} rbpf and {} kernel comparisons{}",
+        packets.len(),
+        tally.vm_runs,
+        tally.kernel_runs,
+        if kernel { "" } else { " (kernel skipped: no privileges)" }
+    );
+    assert!(failures.is_empty(), "{} failures:\n\n{}", failures.len(), failures.join("\n\n"));
 }

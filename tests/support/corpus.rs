@@ -6,7 +6,8 @@
 //! fragment state, IPv6 with each extension header and chains of 1–5 of them (first and
 //! non-first fragments), TCP, UDP, SCTP, ICMP, ICMPv6 (errors, echo, MLD, neighbour
 //! discovery), mismatched carriers (ICMP over IPv6), bad `ihl`. Then many of those are
-//! truncated at every header boundary and one byte either side, some at random lengths,
+//! truncated at every header boundary and one byte either side, some at random lengths;
+//! every IPv6 extension header kind is cut at every byte of it (`extension_header_cuts`),
 //! and there are frames under 14 and under 60 bytes.
 
 use pfc_compiler::packet::{mac, Arp, Eth, ExtKind, Icmp, Ipv4, Ipv6, Ipv6Ext, Layer, Packet, Sctp, Tcp, Udp, Vlan};
@@ -56,6 +57,7 @@ pub fn corpus(seed: u64) -> Vec<CorpusPacket> {
             out.push(CorpusPacket { bytes, description });
         }
     }
+    out.extend(extension_header_cuts().into_iter().map(|(packet, _)| packet));
     for len in [0usize, 1, 6, 12, 13, 14, 15, 20, 33, 59] {
         let bytes = rng.bytes(len);
         out.push(CorpusPacket { bytes, description: format!("random {len} bytes") });
@@ -65,6 +67,48 @@ pub fn corpus(seed: u64) -> Vec<CorpusPacket> {
     let mut seen = std::collections::HashSet::new();
     out.retain(|packet| seen.insert(packet.bytes.clone()));
     out
+}
+
+/// The frame of issue 9: IPv6 whose hop-by-hop header (next header 6, 8 bytes long) is
+/// cut after its first 2 bytes, so its upper protocol is unknown.
+pub const TRUNCATED_HOP_BY_HOP: &str =
+    "02000000000200112233440186dd60000000000800ff20010db8000000000000000000000001fe8000000000000000000000000000010600";
+
+/// Every extension header kind pfc walks (hop-by-hop, routing and destination options of
+/// 8, 16 and 24 bytes; first and later fragments), alone between IPv6 and TCP, cut at
+/// every byte from the start of the extension header to its end, plus the issue's frame.
+/// Each comes with the length from which the whole extension header is inside the frame,
+/// so the upper protocol (`ipv6.proto`, here 6) is known.
+pub fn extension_header_cuts() -> Vec<(CorpusPacket, usize)> {
+    const IPV6_END: usize = 14 + 40;
+    let mut kinds: Vec<(ExtKind, u8)> = Vec::new();
+    for kind in [ExtKind::HopByHop, ExtKind::Routing, ExtKind::DestOpts] {
+        kinds.extend([0, 1, 2].map(|len| (kind, len)));
+    }
+    kinds.extend([(ExtKind::Fragment { offset: 0, more: true }, 0), (ExtKind::Fragment { offset: 8, more: false }, 0)]);
+    let mut out = Vec::new();
+    for (kind, len) in kinds {
+        let packet = Packet::eth().ipv6("2001:db8::1", "fe80::1").ext(kind, len).tcp(1000, 22);
+        let complete = IPV6_END + ext_len(kind, len);
+        let bytes = packet.build();
+        for cut in IPV6_END..=complete + 1 {
+            let description =
+                format!("ipv6 ext[{kind:?} len {len}] tcp 1000>22 cut@{cut} (extension header ends at {complete})");
+            out.push((CorpusPacket { bytes: bytes[..cut].to_vec(), description }, complete));
+        }
+    }
+    let issue = pfc_compiler::testcase::parse_hex(TRUNCATED_HOP_BY_HOP).expect("hex");
+    let description = "ipv6 ext[HopByHop len 0] next tcp, cut after 2 of its 8 bytes (issue 9)".to_string();
+    out.push((CorpusPacket { bytes: issue, description }, IPV6_END + 8));
+    out
+}
+
+/// Bytes of an extension header of `kind` and `len` (8-byte units beyond the first 8).
+fn ext_len(kind: ExtKind, len: u8) -> usize {
+    match kind {
+        ExtKind::Fragment { .. } => 8,
+        _ => (usize::from(len) + 1) * 8,
+    }
 }
 
 /// The protocol paths of the corpus.
@@ -318,7 +362,8 @@ fn set_last_protocol(mut packet: Packet, protocol: u8) -> Packet {
 }
 
 /// Lengths at which to cut a frame: every header boundary, one byte either side, and
-/// for IPv6 extension headers one and two bytes in (the chain walk reads two).
+/// for IPv6 extension headers two bytes in (next header and length, read first; every
+/// byte of each kind is cut in [`extension_header_cuts`]).
 fn boundaries(packet: &Packet) -> Vec<usize> {
     let mut cuts = Vec::new();
     let mut offset = 0usize;

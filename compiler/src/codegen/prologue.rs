@@ -222,6 +222,8 @@ impl Prologue<'_> {
             self.b.emit(Insn::alu32(AluOp::Add, R1, 1));
             self.b.emit(Insn::alu32(AluOp::Lsh, R1, 3));
             self.b.emit(Insn::alu64(AluOp::Add, R6, R1));
+            self.b.comment("the whole extension header must be inside the frame");
+            self.b.emit(Insn::jump64(JmpOp::Gt, R6, R8, self.parsed));
             self.b.emit(Insn::Ja { target: next });
             self.b.bind(fragment);
             self.bounds(R6, 8);

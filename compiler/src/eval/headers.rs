@@ -198,8 +198,12 @@ impl<'a> Headers<'a> {
                 let (Some(&after), Some(&units)) = (self.packet.get(cursor), self.packet.get(cursor + 1)) else {
                     return; // truncated extension header
                 };
+                let header_len = (usize::from(units) + 1) * 8;
+                if !self.fits(cursor, header_len) {
+                    return; // truncated extension header: its length reaches past the frame
+                }
                 next = after;
-                cursor += (usize::from(units) + 1) * 8;
+                cursor += header_len;
             }
         }
         self.ipv6_upper_protocol = Some(next);

@@ -36,10 +36,9 @@
 //!    and first fragments.
 //! 6. **IPv6** (`0x86dd`) is present iff 40 bytes are there. The extension-header chain
 //!    is walked from `next` = byte 6, at most four headers:
-//!    - hop-by-hop (0), routing (43), destination options (60): two bytes (next header,
-//!      length) must be present; the header is `(len + 1) * 8` bytes long (the rest of
-//!      it need not be inside the frame, the transport header's own bounds check covers
-//!      that);
+//!    - hop-by-hop (0), routing (43), destination options (60): the header is
+//!      `(len + 1) * 8` bytes long (`len` is its second byte) and all of those bytes must
+//!      be inside the frame;
 //!    - fragment (44): all 8 bytes must be present; it is 8 bytes long. If its fragment
 //!      offset (`u16` at +2, `& 0xfff8`) is non-zero the packet is a non-first fragment:
 //!      the walk stops, the upper protocol is the fragment header's next-header byte

@@ -138,14 +138,20 @@ fn ipv6_extension_headers() {
     check(v6().ext(HBH, 0).ext(DST, 0).ext(RT, 0).ext(DST, 3).udp(1, 2), "eth ipv6 udp type=86dd upper=17");
     check(v6().ext(HBH, 0).ext(DST, 0).ext(RT, 0).ext(DST, 0).ext(DST, 0).tcp(1, 2), "eth ipv6 type=86dd");
     check(v6().ext(HBH, 0).ext(DST, 0).ext(RT, 0).ext(DST, 0).ext(LATER_FRAG, 0).tcp(1, 2), "eth ipv6 type=86dd");
-    // Truncated extension headers: two bytes are needed, eight for a fragment header.
+    // Truncated extension headers: all `(len + 1) * 8` bytes are needed, eight for a
+    // fragment header; the next-header byte of a truncated one is not believed.
     check(v6().ext(HBH, 0).tcp(1, 2).truncate(14 + 40 + 1), "eth ipv6 type=86dd");
-    check(v6().ext(HBH, 0).tcp(1, 2).truncate(14 + 40 + 2), "eth ipv6 type=86dd upper=6");
+    check(v6().ext(HBH, 0).tcp(1, 2).truncate(14 + 40 + 2), "eth ipv6 type=86dd");
+    check(v6().ext(HBH, 0).tcp(1, 2).truncate(14 + 40 + 7), "eth ipv6 type=86dd");
+    check(v6().ext(HBH, 0).tcp(1, 2).truncate(14 + 40 + 8), "eth ipv6 type=86dd upper=6");
+    check(v6().ext(RT, 2).udp(1, 2).truncate(14 + 40 + 23), "eth ipv6 type=86dd");
+    check(v6().ext(RT, 2).udp(1, 2).truncate(14 + 40 + 24), "eth ipv6 type=86dd upper=17");
     check(v6().ext(FIRST_FRAG, 0).tcp(1, 2).truncate(14 + 40 + 7), "eth ipv6 type=86dd");
     check(v6().ext(FIRST_FRAG, 0).tcp(1, 2).truncate(14 + 40 + 8), "eth ipv6 type=86dd upper=6");
-    // An extension header longer than the frame: the protocol is known, L4 absent.
+    // A complete extension header at the end of the frame: the protocol is known, L4 absent.
     check(v6().push(Ipv6Ext { kind: RT, len: 0, next: Some(6) }), "eth ipv6 type=86dd upper=6");
-    check(v6().push(Ipv6Ext { kind: DST, len: 200, next: Some(17) }).truncate(14 + 40 + 8 + 8), "eth ipv6 type=86dd upper=17");
+    // One longer than the frame (1,608 bytes, cut after 16): unknown.
+    check(v6().push(Ipv6Ext { kind: DST, len: 200, next: Some(17) }).truncate(14 + 40 + 8 + 8), "eth ipv6 type=86dd");
 }
 
 /// Transport fields are read at the offset after options and extension headers.

@@ -60,6 +60,54 @@ fn every_byte_boundary() {
     let first = ExtKind::Fragment { offset: 0, more: true };
     let later = ExtKind::Fragment { offset: 8, more: false };
     check(Packet::eth().ipv6("::1", "::2").ext(ExtKind::HopByHop, 1).ext(first, 0).udp(1, 2).build(), 14, Some(54 + 16 + 8));
-    check(Packet::eth().vlan(1).ipv6("::1", "::2").ext(ExtKind::Routing, 0).ext(ExtKind::DestOpts, 0).icmp6(128, 0).build(), 18, Some(58 + 8 + 2));
+    check(Packet::eth().vlan(1).ipv6("::1", "::2").ext(ExtKind::Routing, 0).ext(ExtKind::DestOpts, 0).icmp6(128, 0).build(), 18, Some(58 + 8 + 8));
     check(Packet::eth().ipv6("::1", "::2").ext(later, 0).tcp(1, 2).build(), 14, Some(54 + 8));
+}
+
+/// Every extension header kind and length, alone between IPv6 and TCP, cut at every
+/// byte: the upper protocol (`ipv6.proto`) is known exactly from the length at which the
+/// whole extension header is inside the frame (docs/language.md §8), not from its first
+/// two bytes.
+#[test]
+fn extension_headers_count_only_when_complete() {
+    let kinds = [
+        ExtKind::HopByHop,
+        ExtKind::Routing,
+        ExtKind::DestOpts,
+        ExtKind::Fragment { offset: 0, more: true },
+        ExtKind::Fragment { offset: 8, more: false },
+    ];
+    for kind in kinds {
+        let lens: &[u8] = if matches!(kind, ExtKind::Fragment { .. }) { &[0] } else { &[0, 1, 2] };
+        for &len in lens {
+            let ext_len = if matches!(kind, ExtKind::Fragment { .. }) { 8 } else { (usize::from(len) + 1) * 8 };
+            check(
+                Packet::eth().ipv6("2001:db8::1", "fe80::1").ext(kind, len).tcp(1000, 22).build(),
+                14,
+                Some(54 + ext_len),
+            );
+            // Behind a complete first extension header too.
+            let chained =
+                Packet::eth().ipv6("2001:db8::1", "fe80::1").ext(ExtKind::DestOpts, 1).ext(kind, len).udp(53, 53);
+            check(chained.build(), 14, Some(54 + 16 + ext_len));
+        }
+    }
+}
+
+/// The frame of issue 9: IPv6 whose hop-by-hop header (8 bytes) is cut after 2 bytes.
+/// `ipv6.proto == 6` must not hold (its next-header byte says 6, but the header is
+/// truncated, so the upper protocol is unknown).
+#[test]
+fn truncated_hop_by_hop_leaves_the_upper_protocol_unknown() {
+    let frame = pfc_compiler::testcase::parse_hex(
+        "02000000000200112233440186dd60000000000800ff20010db8000000000000000000000001fe8000000000000000000000000000010600",
+    )
+    .expect("hex");
+    assert_eq!(frame.len(), 56);
+    let headers = Headers::parse(&frame);
+    assert!(headers.has(Proto::Ipv6));
+    assert_eq!(headers.ipv6_upper_protocol, None);
+    assert_eq!(headers.field_value(Field::Ipv6Proto), None);
+    assert!(!holds(cmp(Field::Ipv6Proto, CmpOp::Eq, 6), &frame));
+    assert!(!holds(cmp(Field::Ipv6Proto, CmpOp::Ge, 0), &frame));
 }
