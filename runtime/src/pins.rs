@@ -10,10 +10,10 @@
 //! bpffs holds only BPF objects, so the manifest goes to `/run` (tmpfs): both vanish at
 //! reboot, together. `<hook>` is `xdp`, `tc-ingress` or `tc-egress`.
 //!
-//! **Invariant:** a filter is attached exactly when its `link` pin exists; the state file
-//! is written after the link is pinned and removed after the link is gone, so a crash in
-//! between leaves a filter that `pfc status` shows (without a manifest) and `pfc unload`
-//! removes.
+//! **Invariant:** a filter is attached exactly when its `link` pin names a link the kernel
+//! has attached; the program and counter pins and the record are repaired to match it (see
+//! `attach::truth`). Records of a load in progress are written as `<hook>.next.json` first
+//! and renamed over `<hook>.json` when the load is done.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -133,6 +133,11 @@ pub struct FilterPaths {
     pub staged_counters: PathBuf,
     /// The state record.
     pub state: PathBuf,
+    /// The intent record of a load or replace in progress: the new program's record,
+    /// written before the link changes and renamed over `state` after.
+    pub next_state: PathBuf,
+    /// The interface's state directory (holds `state` and `next_state`).
+    pub state_dir: PathBuf,
 }
 
 /// The longest interface name Linux accepts (`IFNAMSIZ` is 16 with the NUL).
@@ -206,6 +211,8 @@ impl Layout {
             staged_prog: dir.join("prog_next"),
             staged_counters: dir.join("counters_next"),
             state: self.state.join(iface).join(format!("{}.json", point.as_str())),
+            next_state: self.state.join(iface).join(format!("{}.next.json", point.as_str())),
+            state_dir: self.state.join(iface),
             dir,
         }
     }
@@ -273,6 +280,13 @@ pub struct Record {
     pub mode: AttachMode,
     /// The kernel's id of the attached program when it was loaded.
     pub prog_id: u32,
+    /// The kernel's tag of that program (hex): with the id, what ties the labels to it.
+    #[serde(default)]
+    pub prog_tag: String,
+    /// Counts the program's map does not hold: what the replaced program counted after
+    /// its counts were copied into this map (one per counter, or empty).
+    #[serde(default)]
+    pub carried: Vec<crate::attach::Counter>,
     /// When it was loaded, in seconds since the Unix epoch.
     pub loaded_at: u64,
     /// The rule file it was compiled from, as given to `pfc load`.
@@ -281,26 +295,46 @@ pub struct Record {
     pub manifest: Manifest,
 }
 
-/// Reads a state record; `None` when there is none.
+/// The largest record pfc reads (a manifest of 100,000 rule names fits).
+const RECORD_MAX_BYTES: u64 = 16 << 20;
+
+/// Reads a state record (never through a symlink); `None` when there is none.
 pub fn read_record(path: &Path) -> Result<Option<Record>, RecordError> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let io_error = |source| RecordError::Io { path: path.to_path_buf(), source };
+    let file = match std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(path) {
+        Ok(file) => file,
         Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => return Err(RecordError::Io { path: path.to_path_buf(), source }),
+        Err(source) => return Err(io_error(source)),
     };
+    if !file.metadata().map_err(io_error)?.is_file() {
+        return Err(io_error(io::Error::from(io::ErrorKind::InvalidData)));
+    }
+    let mut text = String::new();
+    file.take(RECORD_MAX_BYTES).read_to_string(&mut text).map_err(io_error)?;
     serde_json::from_str(&text).map(Some).map_err(|source| RecordError::Format { path: path.to_path_buf(), source })
 }
 
-/// Writes a state record atomically (a temp file renamed over the old one).
+/// Writes a state record atomically (a temp file, mode 0600, renamed over the old one).
+/// The directory must exist and be pfc's (see `attach::guard::owned_dir`).
 pub fn write_record(path: &Path, record: &Record) -> Result<(), RecordError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
     let io_error = |source| RecordError::Io { path: path.to_path_buf(), source };
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(io_error)?;
-    }
     let temp = path.with_extension("json.tmp");
     let text =
         serde_json::to_string_pretty(record).map_err(|source| RecordError::Format { path: temp.clone(), source })?;
-    std::fs::write(&temp, text).map_err(io_error)?;
+    let _ = std::fs::remove_file(&temp);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&temp)
+        .map_err(io_error)?;
+    file.write_all(text.as_bytes()).map_err(io_error)?;
+    drop(file);
     std::fs::rename(&temp, path).map_err(io_error)
 }
 

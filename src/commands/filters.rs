@@ -84,6 +84,11 @@ pub fn check_iface(iface: &str) -> Result<(), ExitCode> {
     })
 }
 
+/// `--lock-timeout` as a duration (negative or not a number: no waiting; capped at a day).
+pub fn seconds(value: f64) -> std::time::Duration {
+    std::time::Duration::from_secs_f64(if value.is_finite() { value.clamp(0.0, 86_400.0) } else { 0.0 })
+}
+
 /// An error and its causes, one per line after the first.
 pub fn chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();

@@ -31,6 +31,9 @@ pub struct LoadArgs {
     /// Detach a non-pfc XDP program that is in the way (not atomic).
     #[arg(long)]
     force: bool,
+    /// Seconds to wait for another `pfc load`/`unload` of the same interface and hook.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
+    lock_timeout: f64,
     /// Where pins and records live.
     #[command(flatten)]
     state: filters::StateArgs,
@@ -86,7 +89,8 @@ pub fn run(args: &LoadArgs) -> ExitCode {
         manifest,
         source: std::fs::canonicalize(&args.file).unwrap_or_else(|_| args.file.clone()).display().to_string(),
     };
-    let outcome = match filters::live(&args.state).load(&request) {
+    let outcome = match filters::live(&args.state).with_lock_timeout(filters::seconds(args.lock_timeout)).load(&request)
+    {
         Ok(outcome) => outcome,
         Err(error) => return filters::fail(&error),
     };

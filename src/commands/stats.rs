@@ -72,7 +72,11 @@ fn print(iface: &str, point: AttachPoint, stats: &Stats, previous: Option<(&Stat
             .collect();
         let mut default = entry(stats.rules.len(), &stats.default.1);
         default["verdict"] = json!(stats.default.0);
-        println!("{}", json!({ "iface": iface, "hook": point.as_str(), "rules": rules, "default": default }));
+        let labels = stats.label_problem.as_ref().map(|problem| problem.to_string());
+        println!(
+            "{}",
+            json!({ "iface": iface, "hook": point.as_str(), "prog_id": stats.prog_id, "labels": labels, "rules": rules, "default": default })
+        );
         return;
     }
     println!("{iface} {}:", point.as_str());
@@ -122,6 +126,12 @@ pub fn run(args: &StatsArgs) -> ExitCode {
         Ok(stats) => stats,
         Err(error) => return filters::fail(&error),
     };
+    if let Some(problem) = &stats.label_problem {
+        eprintln!(
+            "warning: no record labels program {} ({problem}); rules are numbered in counter order",
+            stats.prog_id
+        );
+    }
     print(&args.iface, point, &stats, None, args.json);
     let Some(interval) = args.watch else { return ExitCode::SUCCESS };
     let mut taken = Instant::now();

@@ -24,12 +24,15 @@ fn state(status: &FilterStatus) -> &'static str {
     match status.link {
         Some(link) if link.ifindex != 0 => "attached",
         Some(_) => "defunct (interface gone; `pfc unload` cleans up)",
-        None => "not attached (stale state; `pfc unload` cleans up)",
+        None => "not attached (an interrupted load or unload left pins or a record; `pfc unload` cleans up)",
     }
 }
 
 fn to_json(status: &FilterStatus) -> Value {
     let record = status.record.as_ref();
+    let attached = status.link.filter(|link| link.ifindex != 0);
+    // Counters of the running program: rules plus the default.
+    let counted_rules = status.prog.and_then(|prog| prog.counters).map(|map| map.entries.saturating_sub(1) as usize);
     json!({
         "iface": status.iface,
         "hook": status.point.as_str(),
@@ -39,14 +42,15 @@ fn to_json(status: &FilterStatus) -> Value {
             None => "stale",
         },
         "mode": record.map(|r| r.mode.as_str()),
-        "prog_id": status.link.map(|l| l.prog_id).or(record.map(|r| r.prog_id)),
+        "prog_id": attached.map(|l| l.prog_id),
         "link_id": status.link.map(|l| l.id),
         "loaded_at": record.map(|r| filters::utc(r.loaded_at)),
         "source": record.map(|r| r.source.as_str()),
         "source_hash": record.map(|r| r.manifest.source_hash.as_str()),
         "default": record.map(|r| r.manifest.default.as_str()),
-        "rules": record.map(|r| r.manifest.rules.len()),
+        "rules": record.map(|r| r.manifest.rules.len()).or(counted_rules),
         "pfc_version": record.map(|r| r.manifest.pfc_version.as_str()),
+        "labels": status.label_problem.as_ref().map(|problem| problem.to_string()),
     })
 }
 
@@ -85,6 +89,9 @@ pub fn run(args: &StatusArgs) -> ExitCode {
         );
         if state(status) != "attached" {
             println!("  {}", state(status));
+        }
+        if let Some(problem) = &status.label_problem {
+            println!("  warning: the running program is not the recorded one ({problem}); source and labels unknown");
         }
     }
     ExitCode::SUCCESS

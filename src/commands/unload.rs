@@ -21,6 +21,9 @@ pub struct UnloadArgs {
     /// Every pfc filter on this machine.
     #[arg(long, conflicts_with = "iface")]
     all: bool,
+    /// Seconds to wait for another `pfc load`/`unload` of the same interface and hook.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
+    lock_timeout: f64,
     /// Where pins and records live.
     #[command(flatten)]
     state: filters::StateArgs,
@@ -31,7 +34,7 @@ pub fn run(args: &UnloadArgs) -> ExitCode {
     if let Some(Err(code)) = args.iface.as_deref().map(filters::check_iface) {
         return code;
     }
-    let live = filters::live(&args.state);
+    let live = filters::live(&args.state).with_lock_timeout(filters::seconds(args.lock_timeout));
     let removed = match (&args.iface, args.hook) {
         (Some(iface), Some(hook)) => live.unload(iface, hook.point()).map(|()| vec![(iface.clone(), hook.point())]),
         (Some(iface), None) => {

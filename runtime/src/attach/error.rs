@@ -3,6 +3,7 @@
 
 use std::io;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use thiserror::Error;
 
@@ -24,7 +25,9 @@ pub enum AttachError {
         existing: Vec<String>,
     },
     /// The kernel said EPERM/EACCES.
-    #[error("{action}: permission denied — run as root or grant CAP_BPF, CAP_NET_ADMIN and CAP_SYS_ADMIN (for bpffs)")]
+    #[error(
+        "{action}: permission denied: needs CAP_BPF (run as root, or grant CAP_BPF, CAP_NET_ADMIN and CAP_SYS_ADMIN for bpffs)"
+    )]
     Privileges {
         /// What was being done.
         action: String,
@@ -136,6 +139,68 @@ pub enum AttachError {
         /// The OS error.
         #[source]
         source: io::Error,
+    },
+    /// A directory or file of pfc's state is not pfc's (another user made it, or it is a
+    /// symlink, or others may write to it): pfc neither uses nor deletes it.
+    #[error(
+        "{} {problem}: pfc will not use it. Check what is in it, remove it (as root: `rm -r {}`) \
+         and run pfc again; pfc recreates it owned by root, mode 0700",
+        path.display(), path.display()
+    )]
+    UnsafeState {
+        /// The directory or file.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: super::guard::Unsafe,
+    },
+    /// Another `pfc load`/`unload` held the lock of this interface and hook too long.
+    #[error(
+        "another pfc load or unload is working on `{iface}` at {} (lock {} still held after {} s); \
+         try again, or wait longer with --lock-timeout",
+        point.as_str(), lock.display(), waited.as_secs_f64()
+    )]
+    Busy {
+        /// The interface.
+        iface: String,
+        /// The attach point.
+        point: AttachPoint,
+        /// The lock file.
+        lock: PathBuf,
+        /// How long this run waited.
+        waited: Duration,
+    },
+    /// bpffs is missing and pfc would have to mount it in a private mount namespace (as
+    /// under `ip netns exec`), where the pins would die with pfc.
+    #[error(
+        "no bpffs at {}, and this process runs in a private mount namespace (as under `ip netns exec`): \
+         a bpffs pfc mounted here would vanish when pfc exits, and the filter with it. Run \
+         `nsenter --net=/run/netns/NS pfc …` instead of `ip netns exec NS pfc …`, or pass \
+         `--bpffs PATH` of a bpffs mount that outlives pfc", path.display()
+    )]
+    PrivateMountNamespace {
+        /// Where bpffs should be.
+        path: PathBuf,
+    },
+    /// `--bpffs PATH` is not a bpffs mount.
+    #[error("--bpffs {} is not a mounted bpffs (mount one with `mount -t bpf bpf {}`)", path.display(), path.display())]
+    NotBpffs {
+        /// The path given.
+        path: PathBuf,
+    },
+    /// The link's program changed under a replace (someone outside pfc swapped it).
+    #[error(
+        "replacing the filter on `{iface}` at {}: the link ran program {expected} when pfc looked and runs {found} now \
+         (changed by something other than pfc); nothing was replaced", point.as_str()
+    )]
+    ConcurrentChange {
+        /// The interface.
+        iface: String,
+        /// The attach point.
+        point: AttachPoint,
+        /// The program pfc expected to replace.
+        expected: u32,
+        /// The program the link runs now.
+        found: u32,
     },
     /// Nothing pfc attached is there.
     #[error("no pfc filter on `{iface}` at {}", point.as_str())]

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::{AttachError, BpfSys, Counter, LinkInfo};
+use super::{AttachError, BpfSys, Counter, LinkInfo, MapInfo, ProgInfo};
 use crate::kernel::KernelError;
 use crate::pins::{AttachMode, AttachPoint, Layout};
 
@@ -34,6 +34,16 @@ pub struct FakeState {
     pub reject_load: bool,
     /// Mounting bpffs fails with this errno.
     pub bpffs_errno: Option<i32>,
+    /// Whether bpffs is mounted.
+    pub bpffs_mounted: bool,
+    /// Whether this process shares init's mount namespace.
+    pub init_mount_namespace: Option<bool>,
+    /// Loading programs is not allowed.
+    pub unprivileged: bool,
+    /// Packets the old program counts (at counter 0) after a swap, until the grace period.
+    pub late_packets: u64,
+    /// Grace periods waited for.
+    pub synchronized: u32,
     /// The next link update fails.
     pub fail_update: bool,
     /// Program id → its counter map id.
@@ -56,10 +66,12 @@ impl FakeSys {
     pub fn new(test: &str) -> FakeSys {
         let root = std::env::temp_dir().join(format!("pfc-fake-{}-{test}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
-        std::fs::create_dir_all(&root).expect("temp dir");
+        std::fs::create_dir_all(root.join("bpffs")).expect("temp dir");
         let state = FakeState {
             interfaces: vec![("lo".to_string(), 1), ("eth0".to_string(), 2)],
             native_ok: true,
+            bpffs_mounted: true,
+            init_mount_namespace: Some(true),
             ..FakeState::default()
         };
         FakeSys { state: RefCell::new(state), root }
@@ -67,7 +79,8 @@ impl FakeSys {
 
     /// The layout under the temp directory.
     pub fn layout(&self) -> Layout {
-        Layout::new(Some(self.root.join("bpffs")), Some(self.root.join("run")))
+        // Like the default layout, pfc may mount the fake bpffs when it is "missing".
+        Layout { may_mount: true, ..Layout::new(Some(self.root.join("bpffs")), Some(self.root.join("run"))) }
     }
 
     /// The links attached (not detached) to an interface at a point.
@@ -111,11 +124,27 @@ impl BpfSys for &FakeSys {
         Ok(self.state.borrow().interfaces.clone())
     }
 
-    fn ensure_bpffs(&self, mount_point: &Path) -> io::Result<()> {
+    fn is_bpffs(&self, path: &Path) -> io::Result<bool> {
+        Ok(self.state.borrow().bpffs_mounted && path.is_dir())
+    }
+
+    fn mount_bpffs(&self, mount_point: &Path) -> io::Result<()> {
         if let Some(errno) = self.state.borrow().bpffs_errno {
             return Err(io::Error::from_raw_os_error(errno));
         }
+        self.state.borrow_mut().bpffs_mounted = true;
         std::fs::create_dir_all(mount_point)
+    }
+
+    fn in_init_mount_namespace(&self) -> Option<bool> {
+        self.state.borrow().init_mount_namespace
+    }
+
+    fn may_load(&self) -> io::Result<()> {
+        if self.state.borrow().unprivileged {
+            return Err(io::Error::from_raw_os_error(libc::EPERM));
+        }
+        Ok(())
     }
 
     fn xdp_program(&self, ifindex: u32) -> io::Result<Option<u32>> {
@@ -170,9 +199,8 @@ impl BpfSys for &FakeSys {
         write_pin(link_pin, "link", link)
     }
 
-    fn update_link(&self, link_pin: &Path, new_prog_pin: &Path, old_prog_pin: &Path) -> io::Result<()> {
-        let (link, new, old) =
-            (read_pin(link_pin, "link")?, read_pin(new_prog_pin, "prog")?, read_pin(old_prog_pin, "prog")?);
+    fn update_link(&self, link_pin: &Path, new_prog_pin: &Path, old: u32) -> io::Result<()> {
+        let (link, new) = (read_pin(link_pin, "link")?, read_pin(new_prog_pin, "prog")?);
         let mut state = self.state.borrow_mut();
         if std::mem::take(&mut state.fail_update) {
             return Err(io::Error::from_raw_os_error(libc::EINVAL));
@@ -182,6 +210,10 @@ impl BpfSys for &FakeSys {
             return Err(io::Error::from_raw_os_error(libc::EPERM));
         }
         link.prog = new;
+        // The old program keeps running on other CPUs until the grace period.
+        let late = state.late_packets;
+        let old_map = state.progs[&old];
+        state.maps.get_mut(&old_map).expect("old map")[0].packets += late;
         Ok(())
     }
 
@@ -203,9 +235,38 @@ impl BpfSys for &FakeSys {
         read_pin(prog_pin, "prog")
     }
 
-    fn read_counters(&self, map_pin: &Path) -> io::Result<Vec<Counter>> {
-        let id = read_pin(map_pin, "map")?;
-        self.state.borrow().maps.get(&id).cloned().ok_or(io::ErrorKind::NotFound.into())
+    fn map_id(&self, map_pin: &Path) -> io::Result<u32> {
+        read_pin(map_pin, "map")
+    }
+
+    fn prog(&self, prog_id: u32) -> io::Result<ProgInfo> {
+        let state = self.state.borrow();
+        let map = *state.progs.get(&prog_id).ok_or(io::ErrorKind::NotFound)?;
+        let entries = state.maps.get(&map).map(|counters| counters.len() as u32);
+        Ok(ProgInfo {
+            id: prog_id,
+            tag: [prog_id as u8; 8],
+            counters: entries.map(|entries| MapInfo { id: map, entries }),
+        })
+    }
+
+    fn pin_prog(&self, prog_id: u32, path: &Path) -> io::Result<()> {
+        self.state.borrow().progs.get(&prog_id).ok_or(io::ErrorKind::NotFound)?;
+        write_pin(path, "prog", prog_id)
+    }
+
+    fn pin_map(&self, map_id: u32, path: &Path) -> io::Result<()> {
+        self.state.borrow().maps.get(&map_id).ok_or(io::ErrorKind::NotFound)?;
+        write_pin(path, "map", map_id)
+    }
+
+    fn synchronize(&self) -> io::Result<()> {
+        self.state.borrow_mut().synchronized += 1;
+        Ok(())
+    }
+
+    fn read_counters(&self, map_id: u32) -> io::Result<Vec<Counter>> {
+        self.state.borrow().maps.get(&map_id).cloned().ok_or(io::ErrorKind::NotFound.into())
     }
 
     fn add_counters(&self, map_pin: &Path, additions: &[(u32, Counter)]) -> io::Result<()> {

@@ -14,7 +14,7 @@ use std::path::Path;
 
 use libbpf_rs::libbpf_sys as sys;
 
-use super::{AttachError, BpfSys, Counter, LinkInfo};
+use super::{AttachError, BpfSys, Counter, LinkInfo, MapInfo, ProgInfo};
 use crate::kernel::{self, KernelProgram};
 use crate::pins::{AttachMode, AttachPoint};
 
@@ -33,6 +33,45 @@ fn check(rc: i32) -> io::Result<i32> {
     } else {
         Ok(rc)
     }
+}
+
+/// The name the compiler gives the counter map (the kernel keeps 15 bytes of it).
+const COUNTER_MAP_NAME: &str = pfc_compiler::compile::COUNTER_MAP_NAME;
+
+/// `membarrier(2)`'s command that waits for an RCU grace period on every CPU.
+const MEMBARRIER_CMD_GLOBAL: libc::c_int = 1;
+
+/// Takes ownership of a descriptor a libbpf call returned.
+fn owned(rc: i32) -> io::Result<OwnedFd> {
+    let fd = check(rc)?;
+    // SAFETY: `fd` was just opened for us and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn prog_by_id(id: u32) -> io::Result<OwnedFd> {
+    // SAFETY: a plain id lookup; the kernel returns a new descriptor or -errno.
+    owned(unsafe { sys::bpf_prog_get_fd_by_id(id) })
+}
+
+fn map_by_id(id: u32) -> io::Result<OwnedFd> {
+    // SAFETY: a plain id lookup; the kernel returns a new descriptor or -errno.
+    owned(unsafe { sys::bpf_map_get_fd_by_id(id) })
+}
+
+fn map_info(fd: &OwnedFd) -> io::Result<sys::bpf_map_info> {
+    // SAFETY: bpf_map_info is plain old data; all zeroes is a valid value.
+    let mut info: sys::bpf_map_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of_val(&info) as u32;
+    // SAFETY: `info` is `len` writable bytes and `fd` is a live map descriptor.
+    check(unsafe { sys::bpf_map_get_info_by_fd(fd.as_raw_fd(), &mut info, &mut len) })?;
+    Ok(info)
+}
+
+fn pin_fd(fd: &OwnedFd, path: &Path) -> io::Result<()> {
+    let name = c_path(path)?;
+    // SAFETY: `fd` is live and `name` a NUL-terminated path.
+    check(unsafe { sys::bpf_obj_pin(fd.as_raw_fd(), name.as_ptr()) })?;
+    Ok(())
 }
 
 /// Opens a pinned BPF object.
@@ -102,15 +141,31 @@ impl BpfSys for LiveSys {
         Ok(found)
     }
 
-    fn ensure_bpffs(&self, mount_point: &Path) -> io::Result<()> {
-        let mounts = std::fs::read_to_string("/proc/self/mounts")?;
-        let wanted = mount_point.to_string_lossy();
-        if mounts.lines().any(|line| {
-            let mut fields = line.split_whitespace();
-            fields.nth(1) == Some(wanted.as_ref()) && fields.next() == Some("bpf")
-        }) {
-            return Ok(());
+    fn is_bpffs(&self, path: &Path) -> io::Result<bool> {
+        let name = c_path(path)?;
+        // SAFETY: statfs is plain old data; all zeroes is a valid value.
+        let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
+        // SAFETY: `name` is NUL-terminated and `fs` writable.
+        if unsafe { libc::statfs(name.as_ptr(), &mut fs) } != 0 {
+            let error = io::Error::last_os_error();
+            return if error.kind() == io::ErrorKind::NotFound { Ok(false) } else { Err(error) };
         }
+        Ok(fs.f_type == libc::BPF_FS_MAGIC)
+    }
+
+    fn in_init_mount_namespace(&self) -> Option<bool> {
+        let own = std::fs::read_link("/proc/self/ns/mnt").ok()?;
+        // Init's, or (when /proc/1 is not readable, as in some sandboxes) kthreadd's,
+        // which is always init's.
+        let init = std::fs::read_link("/proc/1/ns/mnt").or_else(|_| std::fs::read_link("/proc/2/ns/mnt")).ok()?;
+        Some(own == init)
+    }
+
+    fn may_load(&self) -> io::Result<()> {
+        kernel::privileges().map_err(|reason| io::Error::new(io::ErrorKind::PermissionDenied, reason.reason))
+    }
+
+    fn mount_bpffs(&self, mount_point: &Path) -> io::Result<()> {
         std::fs::create_dir_all(mount_point)?;
         let target = c_path(mount_point)?;
         // SAFETY: all strings are NUL-terminated and outlive the call; no data argument.
@@ -193,10 +248,10 @@ impl BpfSys for LiveSys {
         Ok(())
     }
 
-    fn update_link(&self, link_pin: &Path, new_prog_pin: &Path, old_prog_pin: &Path) -> io::Result<()> {
+    fn update_link(&self, link_pin: &Path, new_prog_pin: &Path, old_prog_id: u32) -> io::Result<()> {
         let link = open_pin(link_pin)?;
         let new = open_pin(new_prog_pin)?;
-        let old = open_pin(old_prog_pin)?;
+        let old = prog_by_id(old_prog_id)?;
         // SAFETY: plain old data; all zeroes is valid, fields are set below.
         let mut opts: sys::bpf_link_update_opts = unsafe { std::mem::zeroed() };
         opts.sz = std::mem::size_of_val(&opts) as _;
@@ -237,8 +292,59 @@ impl BpfSys for LiveSys {
         Ok(info.id)
     }
 
-    fn read_counters(&self, map_pin: &Path) -> io::Result<Vec<Counter>> {
-        let map = open_pin(map_pin)?;
+    fn map_id(&self, map_pin: &Path) -> io::Result<u32> {
+        Ok(map_info(&open_pin(map_pin)?)?.id)
+    }
+
+    fn prog(&self, prog_id: u32) -> io::Result<ProgInfo> {
+        let program = prog_by_id(prog_id)?;
+        let mut map_ids = [0u32; 64];
+        // SAFETY: plain old data; all zeroes is valid.
+        let mut info: sys::bpf_prog_info = unsafe { std::mem::zeroed() };
+        info.nr_map_ids = map_ids.len() as u32;
+        info.map_ids = map_ids.as_mut_ptr() as u64;
+        let mut len = std::mem::size_of_val(&info) as u32;
+        // SAFETY: `info` is `len` writable bytes; the one output buffer it names,
+        // `map_ids`, holds `nr_map_ids` u32s and outlives the call.
+        check(unsafe { sys::bpf_prog_get_info_by_fd(program.as_raw_fd(), &mut info, &mut len) })?;
+        let mut counters = None;
+        for id in map_ids.iter().take(info.nr_map_ids.min(map_ids.len() as u32) as usize) {
+            let Ok(map) = map_by_id(*id) else { continue };
+            let map = map_info(&map)?;
+            // SAFETY: the kernel NUL-terminates map names within the array.
+            let name = unsafe { CStr::from_ptr(map.name.as_ptr()) };
+            if name.to_bytes() == COUNTER_MAP_NAME.as_bytes() {
+                counters = Some(MapInfo { id: map.id, entries: map.max_entries });
+            }
+        }
+        Ok(ProgInfo { id: info.id, tag: info.tag, counters })
+    }
+
+    fn pin_prog(&self, prog_id: u32, path: &Path) -> io::Result<()> {
+        pin_fd(&prog_by_id(prog_id)?, path)
+    }
+
+    fn pin_map(&self, map_id: u32, path: &Path) -> io::Result<()> {
+        pin_fd(&map_by_id(map_id)?, path)
+    }
+
+    fn synchronize(&self) -> io::Result<()> {
+        // membarrier(MEMBARRIER_CMD_GLOBAL) is synchronize_rcu(): when it returns, every
+        // CPU has left the RCU read-side sections (XDP and TC programs run in them) it was
+        // in when the call began, so a program the link dropped before has finished.
+        // SAFETY: a plain system call with integer arguments.
+        let rc = unsafe { libc::syscall(libc::SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0) };
+        if rc == 0 {
+            return Ok(());
+        }
+        // nohz_full kernels refuse the command; no other call a user can make waits for
+        // a grace period as reliably, so wait well beyond one.
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        Ok(())
+    }
+
+    fn read_counters(&self, map_id: u32) -> io::Result<Vec<Counter>> {
+        let map = map_by_id(map_id)?;
         let (entries, slot, cpus) = map_shape(&map)?;
         let mut counters = Vec::with_capacity(entries as usize);
         for key in 0..entries {

@@ -5,19 +5,34 @@
 //!
 //! Attachment is always a bpf_link (an XDP link, or a TCX link for TC), pinned in bpffs
 //! with the program and its counter map (see [`crate::pins`]). A replace loads the new
-//! program next to the old one (`prog_next`, `counters_next`: bpffs refuses names with dots), seeds its counters, and swaps
-//! it in with `BPF_LINK_UPDATE` + `BPF_F_REPLACE` naming the expected old program: the
-//! interface never runs without a filter, and every failure before the swap leaves the
-//! old filter attached and its pins untouched.
+//! program next to the old one (`prog_next`, `counters_next`: bpffs refuses names with
+//! dots), seeds its counters, and swaps it in with `BPF_LINK_UPDATE` + `BPF_F_REPLACE`
+//! naming the old program the kernel runs: the interface never runs without a filter, and
+//! every failure before the swap leaves the old filter attached and its pins untouched.
+//!
+//! **Invariants.** One writer per interface and hook ([`guard::WriterLock`], held from
+//! before the state is read until pins and record are final). The kernel is the truth:
+//! the link pin names the attachment, the link names the program, the program names its
+//! counter map; pins and records are repaired to match at the start of every `load` and
+//! `unload` ([`truth`]), and `status`/`stats` label the kernel's program only with a
+//! record that provably belongs to it. A kill at any step leaves either the old or the
+//! new program attached, and the next writer finishes or discards the step.
 //!
 //! **Counters on replace:** a rule whose name exists in both rule sets keeps its packet
 //! and byte counts (so does the default's counter); new rules start at zero and are
-//! reported as reset. The old counts are copied into the new map before the swap, and the
-//! few packets the old program counted between that copy and the swap are added after it.
+//! reported as reset. The old counts are copied into the new map before the swap (the new
+//! program is not running yet, so the copy races with nothing). After the swap pfc waits
+//! for an RCU grace period ([`BpfSys::synchronize`]): then the old program can no longer
+//! run, and what it counted since the copy is exact. That remainder is kept in the record
+//! (`carried`) rather than written into the live map, where it would race with the new
+//! program's own increments; `stats` adds it.
 
 pub mod error;
+pub mod guard;
 pub mod live;
+pub mod truth;
 
+mod carry;
 #[cfg(test)]
 mod fake;
 #[cfg(test)]
@@ -27,20 +42,35 @@ use std::io;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
+use carry::carry_plan;
 use error::or_privileges;
 pub use error::AttachError;
+use guard::{pause_at, Step, WriterLock};
+pub use truth::{FilterStatus, LabelProblem, Stats};
 
 use crate::pins::{self, AttachMode, AttachPoint, FilterPaths, Layout, Manifest, Record};
 
 /// One rule's counter: packets and bytes, summed over CPUs.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counter {
     /// Packets counted.
     pub packets: u64,
     /// Bytes counted.
     pub bytes: u64,
+}
+
+impl Counter {
+    /// Both counts added.
+    pub fn plus(self, other: Counter) -> Counter {
+        Counter { packets: self.packets.wrapping_add(other.packets), bytes: self.bytes.wrapping_add(other.bytes) }
+    }
+}
+
+/// Adds `carried` to `counters` element by element.
+fn add_all(counters: &[Counter], carried: &[Counter]) -> Vec<Counter> {
+    counters.iter().enumerate().map(|(i, c)| c.plus(carried.get(i).copied().unwrap_or_default())).collect()
 }
 
 /// What the kernel says about a pinned link.
@@ -54,13 +84,46 @@ pub struct LinkInfo {
     pub ifindex: u32,
 }
 
+/// A map the kernel knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MapInfo {
+    /// The map's id.
+    pub id: u32,
+    /// Its number of entries.
+    pub entries: u32,
+}
+
+/// What the kernel says about a program.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProgInfo {
+    /// The program's id.
+    pub id: u32,
+    /// The kernel's tag (a hash of the instructions).
+    pub tag: [u8; 8],
+    /// pfc's counter map among the program's maps.
+    pub counters: Option<MapInfo>,
+}
+
+impl ProgInfo {
+    /// The tag in hex, as records keep it.
+    pub fn tag_hex(&self) -> String {
+        self.tag.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
 /// The system calls the attach logic needs. Paths are bpffs pins; the real
 /// implementation is [`live::LiveSys`], the unit tests use a fake.
 pub trait BpfSys {
     /// Interfaces of this network namespace: (name, index).
     fn interfaces(&self) -> io::Result<Vec<(String, u32)>>;
-    /// Mounts bpffs at `mount_point` unless one is mounted there.
-    fn ensure_bpffs(&self, mount_point: &Path) -> io::Result<()>;
+    /// Whether a bpffs is mounted at `path` (false when the path does not exist).
+    fn is_bpffs(&self, path: &Path) -> io::Result<bool>;
+    /// Mounts bpffs at `path`.
+    fn mount_bpffs(&self, path: &Path) -> io::Result<()>;
+    /// Whether this process shares init's mount namespace; `None` when it cannot tell.
+    fn in_init_mount_namespace(&self) -> Option<bool>;
+    /// Fails unless this process may load BPF programs (asked before pfc creates anything).
+    fn may_load(&self) -> io::Result<()>;
     /// The id of any XDP program attached to the interface.
     fn xdp_program(&self, ifindex: u32) -> io::Result<Option<u32>>;
     /// Detaches a (netlink-attached) XDP program from the interface.
@@ -76,18 +139,29 @@ pub trait BpfSys {
         mode: AttachMode,
         link_pin: &Path,
     ) -> io::Result<()>;
-    /// Atomically swaps the link's program, if it still runs `old_prog_pin`.
-    fn update_link(&self, link_pin: &Path, new_prog_pin: &Path, old_prog_pin: &Path) -> io::Result<()>;
+    /// Atomically swaps the link's program, if it still runs program `old_prog_id`.
+    fn update_link(&self, link_pin: &Path, new_prog_pin: &Path, old_prog_id: u32) -> io::Result<()>;
     /// The pinned link's state.
     fn link(&self, link_pin: &Path) -> io::Result<LinkInfo>;
     /// Detaches the pinned link from its interface (the pin stays until removed).
     fn detach_link(&self, link_pin: &Path) -> io::Result<()>;
     /// The pinned program's id.
     fn prog_id(&self, prog_pin: &Path) -> io::Result<u32>;
-    /// Every counter of the pinned map, summed over CPUs.
-    fn read_counters(&self, map_pin: &Path) -> io::Result<Vec<Counter>>;
+    /// The pinned map's id.
+    fn map_id(&self, map_pin: &Path) -> io::Result<u32>;
+    /// The program with this id: its tag and pfc's counter map.
+    fn prog(&self, prog_id: u32) -> io::Result<ProgInfo>;
+    /// Pins the program with this id at `path`.
+    fn pin_prog(&self, prog_id: u32, path: &Path) -> io::Result<()>;
+    /// Pins the map with this id at `path`.
+    fn pin_map(&self, map_id: u32, path: &Path) -> io::Result<()>;
+    /// Every counter of the map with this id, summed over CPUs.
+    fn read_counters(&self, map_id: u32) -> io::Result<Vec<Counter>>;
     /// Adds to counters of the pinned map (index, amount).
     fn add_counters(&self, map_pin: &Path, additions: &[(u32, Counter)]) -> io::Result<()>;
+    /// Returns after an RCU grace period: a program the kernel stopped using before the
+    /// call has finished every run.
+    fn synchronize(&self) -> io::Result<()>;
 }
 
 /// The XDP mode asked for.
@@ -143,33 +217,12 @@ pub struct LoadOutcome {
     pub attach: Duration,
 }
 
-/// One filter as `status` shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FilterStatus {
-    /// The interface.
-    pub iface: String,
-    /// The attach point.
-    pub point: AttachPoint,
-    /// The state record, when there is one.
-    pub record: Option<Record>,
-    /// The link, when its pin exists and the kernel answers.
-    pub link: Option<LinkInfo>,
-}
-
-/// Per-rule counters of one filter.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Stats {
-    /// (rule name, counter) in rule order.
-    pub rules: Vec<(String, Counter)>,
-    /// The default verdict and its counter.
-    pub default: (String, Counter),
-}
-
 /// pfc's filters on this machine, through a [`BpfSys`].
 #[derive(Debug)]
 pub struct Filters<S> {
     sys: S,
     layout: Layout,
+    lock_timeout: Duration,
 }
 
 fn pin_error(path: &Path) -> impl FnOnce(io::Error) -> AttachError + '_ {
@@ -182,6 +235,10 @@ fn pin_error(path: &Path) -> impl FnOnce(io::Error) -> AttachError + '_ {
     }
 }
 
+fn record_error(source: pins::RecordError) -> AttachError {
+    AttachError::Record { source }
+}
+
 /// Removes a file or pin; a missing one is fine.
 fn remove_if_present(path: &Path) -> Result<(), AttachError> {
     match std::fs::remove_file(path) {
@@ -190,16 +247,33 @@ fn remove_if_present(path: &Path) -> Result<(), AttachError> {
     }
 }
 
+/// Renames a file or pin, replacing what is at `to`.
+fn rename(from: &Path, to: &Path) -> Result<(), AttachError> {
+    remove_if_present(to)?;
+    std::fs::rename(from, to).map_err(pin_error(to))
+}
+
 /// Removes a directory if it is empty.
 fn remove_dir_if_empty(path: &Path) {
     // Fails when not empty or missing: both mean "leave it".
     let _ = std::fs::remove_dir(path);
 }
 
+/// Whether the path exists as anything (a symlink included), without following it.
+fn present(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok()
+}
+
 impl<S: BpfSys> Filters<S> {
     /// Filters under `layout`, through `sys`.
     pub fn new(sys: S, layout: Layout) -> Self {
-        Filters { sys, layout }
+        Filters { sys, layout, lock_timeout: guard::DEFAULT_LOCK_TIMEOUT }
+    }
+
+    /// How long `load` and `unload` wait for another writer of the same interface and hook.
+    pub fn with_lock_timeout(mut self, timeout: Duration) -> Self {
+        self.lock_timeout = timeout;
+        self
     }
 
     /// The interface's index, or the list of interfaces that exist.
@@ -215,25 +289,59 @@ impl<S: BpfSys> Filters<S> {
         }
     }
 
+    fn check_privileges(&self, action: &str) -> Result<(), AttachError> {
+        self.sys.may_load().map_err(|source| AttachError::Privileges { action: action.to_string(), source })
+    }
+
+    /// Makes sure pins will outlive this process: bpffs is there, or pfc may mount it
+    /// where the mount is shared with the rest of the machine.
+    fn prepare_bpffs(&self) -> Result<(), AttachError> {
+        let bpffs = &self.layout.bpffs;
+        let error = |source| AttachError::Bpffs { path: bpffs.clone(), source };
+        if self.sys.is_bpffs(bpffs).map_err(error)? {
+            return Ok(());
+        }
+        if !self.layout.may_mount {
+            return Err(AttachError::NotBpffs { path: bpffs.clone() });
+        }
+        if self.sys.in_init_mount_namespace() == Some(false) {
+            return Err(AttachError::PrivateMountNamespace { path: bpffs.clone() });
+        }
+        self.sys.mount_bpffs(bpffs).map_err(|source| or_privileges(|| "mounting bpffs".to_string(), source, error))
+    }
+
+    fn lock(&self, iface: &str, point: AttachPoint) -> Result<WriterLock, AttachError> {
+        WriterLock::acquire(&self.layout.state, iface, point, self.lock_timeout)
+    }
+
+    /// Checks the directories of one filter that exist (creates nothing).
+    fn check_dirs(&self, paths: &FilterPaths) -> Result<(), AttachError> {
+        guard::check_owned_dir(&self.layout.pins, &paths.dir)?;
+        guard::check_owned_dir(&self.layout.state, &paths.state_dir)?;
+        Ok(())
+    }
+
+    /// Creates (or checks) the directories of one filter.
+    fn own_dirs(&self, paths: &FilterPaths) -> Result<(), AttachError> {
+        guard::owned_dir(&self.layout.pins, &paths.dir)?;
+        guard::owned_dir(&self.layout.state, &paths.state_dir)
+    }
+
     /// Loads and attaches a filter, replacing pfc's filter at the same place atomically.
     pub fn load(&self, request: &LoadRequest<'_>) -> Result<LoadOutcome, AttachError> {
         let ifindex = self.ifindex(request.iface)?;
-        self.sys.ensure_bpffs(&self.layout.bpffs).map_err(|source| {
-            or_privileges(
-                || "mounting bpffs".to_string(),
-                source,
-                |source| AttachError::Bpffs { path: self.layout.bpffs.clone(), source },
-            )
-        })?;
+        self.check_privileges("loading a filter")?;
+        self.prepare_bpffs()?;
+        let _lock = self.lock(request.iface, request.point)?;
         let paths = self.layout.filter(request.iface, request.point);
-        if paths.link.exists() {
-            match self.sys.link(&paths.link) {
-                Ok(link) if link.ifindex == ifindex => return self.replace(request, &paths, ifindex),
-                // A defunct link (the interface was deleted or recreated): start over.
-                _ => self.remove_filter(&paths)?,
-            }
+        self.check_dirs(&paths)?;
+        let running = self.reconcile(&paths, ifindex)?;
+        self.own_dirs(&paths)?;
+        pause_at(Step::Locked);
+        match running {
+            Some(running) => self.replace(request, &paths, running),
+            None => self.first_load(request, &paths, ifindex),
         }
-        self.first_load(request, &paths, ifindex)
     }
 
     fn first_load(
@@ -254,30 +362,34 @@ impl<S: BpfSys> Filters<S> {
                 notices.push(format!("detached XDP program {prog_id} from {} (--force)", request.iface));
             }
         }
-        std::fs::create_dir_all(&paths.dir).map_err(pin_error(&paths.dir))?;
-        for stale in [&paths.prog, &paths.counters, &paths.staged_prog, &paths.staged_counters] {
-            remove_if_present(stale)?;
-        }
         let started = Instant::now();
-        self.sys.load_and_pin(request.object, &paths.prog, &paths.counters).inspect_err(|_| {
+        let discard = |error: AttachError| {
             let _ = self.remove_filter(paths);
-        })?;
-        let kernel_load = started.elapsed();
-        let started = Instant::now();
-        let mode = match self.attach_with_fallback(request, paths, ifindex, &mut notices) {
-            Ok(mode) => mode,
-            Err(error) => {
-                let _ = self.remove_filter(paths);
-                return Err(error);
-            }
+            error
         };
+        self.sys.load_and_pin(request.object, &paths.prog, &paths.counters).map_err(discard)?;
+        let kernel_load = started.elapsed();
+        let prog = self.pinned_prog(&paths.prog).map_err(discard)?;
+        pause_at(Step::Loaded);
+        let mode = match (request.point, request.mode) {
+            (AttachPoint::Xdp, ModeRequest::Generic) => AttachMode::Generic,
+            (AttachPoint::Xdp, _) => AttachMode::Native,
+            _ => AttachMode::Tcx,
+        };
+        self.write_record(&paths.next_state, request, ifindex, mode, &prog, Vec::new()).map_err(discard)?;
+        pause_at(Step::Intent);
+        let started = Instant::now();
+        let mode = self.attach_with_fallback(request, paths, ifindex, &mut notices).map_err(discard)?;
         let attach = started.elapsed();
-        let prog_id = self.sys.prog_id(&paths.prog).map_err(pin_error(&paths.prog))?;
-        self.write_record(request, ifindex, mode, prog_id)?;
+        pause_at(Step::Swapped);
+        // The fallback may have changed the mode the intent recorded.
+        self.write_record(&paths.next_state, request, ifindex, mode, &prog, Vec::new())?;
+        std::fs::rename(&paths.next_state, &paths.state).map_err(pin_error(&paths.state))?;
+        pause_at(Step::Recorded);
         Ok(LoadOutcome {
             replaced: false,
             mode,
-            prog_id,
+            prog_id: prog.id,
             counters_kept: Vec::new(),
             counters_reset: request.manifest.rules.clone(),
             notices,
@@ -285,6 +397,12 @@ impl<S: BpfSys> Filters<S> {
             counter_copy: Duration::ZERO,
             attach,
         })
+    }
+
+    /// The kernel's view of a program pinned a moment ago.
+    fn pinned_prog(&self, pin: &Path) -> Result<ProgInfo, AttachError> {
+        let id = self.sys.prog_id(pin).map_err(pin_error(pin))?;
+        self.sys.prog(id).map_err(pin_error(pin))
     }
 
     fn attach_error(&self, request: &LoadRequest<'_>, source: io::Error) -> AttachError {
@@ -329,10 +447,10 @@ impl<S: BpfSys> Filters<S> {
         &self,
         request: &LoadRequest<'_>,
         paths: &FilterPaths,
-        ifindex: u32,
+        running: truth::Running,
     ) -> Result<LoadOutcome, AttachError> {
-        let old = pins::read_record(&paths.state).map_err(|source| AttachError::Record { source })?;
-        let current_mode = old.as_ref().map(|record| record.mode);
+        let old = running.record.as_ref();
+        let current_mode = old.map(|record| record.mode);
         let requested = match request.mode {
             ModeRequest::Native => Some(AttachMode::Native),
             ModeRequest::Generic => Some(AttachMode::Generic),
@@ -347,69 +465,92 @@ impl<S: BpfSys> Filters<S> {
             AttachPoint::Xdp => requested.unwrap_or(AttachMode::Native),
             _ => AttachMode::Tcx,
         });
-        for stale in [&paths.staged_prog, &paths.staged_counters] {
-            remove_if_present(stale)?;
-        }
         let discard_staged = || {
             let _ = remove_if_present(&paths.staged_prog);
             let _ = remove_if_present(&paths.staged_counters);
+            let _ = remove_if_present(&paths.next_state);
         };
         let started = Instant::now();
-        self.sys
-            .load_and_pin(request.object, &paths.staged_prog, &paths.staged_counters)
-            .inspect_err(|_| discard_staged())?;
+        self.sys.load_and_pin(request.object, &paths.staged_prog, &paths.staged_counters).inspect_err(|_| {
+            discard_staged();
+        })?;
         let kernel_load = started.elapsed();
+        let prog = self.pinned_prog(&paths.staged_prog).inspect_err(|_| discard_staged())?;
+        pause_at(Step::Loaded);
 
         let started = Instant::now();
-        // Old counts that cannot be read (or are not labelled) are reported as reset.
-        let before = self.sys.read_counters(&paths.counters).ok();
-        let old_rules = old.as_ref().filter(|_| before.is_some()).map(|record| record.manifest.rules.clone());
+        // Old counts that cannot be read, or that no verified record labels, are reset.
+        let old_map = running.prog.counters;
+        let before = old_map.and_then(|map| self.sys.read_counters(map.id).ok());
+        let old_rules = old.filter(|_| before.is_some()).map(|record| record.manifest.rules.clone());
         let before = before.unwrap_or_default();
+        let totals = add_all(&before, old.map(|record| record.carried.as_slice()).unwrap_or_default());
         let plan = carry_plan(old_rules.as_deref(), &request.manifest.rules);
-        let counter_error = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| AttachError::Counters { path, source }
-        };
-        let seeds = plan.seeds(&before);
+        let seeds = plan.seeds(&totals);
         if !seeds.is_empty() {
-            if let Err(error) = self.sys.add_counters(&paths.staged_counters, &seeds) {
+            if let Err(source) = self.sys.add_counters(&paths.staged_counters, &seeds) {
                 discard_staged();
-                return Err(counter_error(&paths.staged_counters)(error));
+                return Err(AttachError::Counters { path: paths.staged_counters.clone(), source });
             }
         }
         let counter_copy = started.elapsed();
-        let started = Instant::now();
-        if let Err(source) = self.sys.update_link(&paths.link, &paths.staged_prog, &paths.prog) {
+        let ifindex = running.link.ifindex;
+        self.write_record(&paths.next_state, request, ifindex, mode, &prog, Vec::new()).inspect_err(|_| {
             discard_staged();
-            return Err(or_privileges(
-                || format!("replacing the filter on {}", request.iface),
-                source,
-                |source| AttachError::Replace { iface: request.iface.to_string(), point: request.point, source },
-            ));
+        })?;
+        pause_at(Step::Intent);
+
+        let started = Instant::now();
+        if let Err(source) = self.sys.update_link(&paths.link, &paths.staged_prog, running.link.prog_id) {
+            discard_staged();
+            return Err(match self.sys.link(&paths.link) {
+                Ok(link) if link.prog_id != running.link.prog_id => AttachError::ConcurrentChange {
+                    iface: request.iface.to_string(),
+                    point: request.point,
+                    expected: running.link.prog_id,
+                    found: link.prog_id,
+                },
+                _ => or_privileges(
+                    || format!("replacing the filter on {}", request.iface),
+                    source,
+                    |source| AttachError::Replace { iface: request.iface.to_string(), point: request.point, source },
+                ),
+            });
         }
         let attach = started.elapsed();
+        pause_at(Step::Swapped);
         // The swap is done: from here on, failures are reported but the new filter runs.
-        if !seeds.is_empty() {
-            let after = self.sys.read_counters(&paths.counters).unwrap_or_default();
-            let late = plan.late(&before, &after);
-            if !late.is_empty() {
-                self.sys.add_counters(&paths.staged_counters, &late).map_err(counter_error(&paths.staged_counters))?;
+        let mut notices = Vec::new();
+        if let (Some(map), Some(_)) = (old_map, &old_rules) {
+            match self.sys.synchronize().and_then(|()| self.sys.read_counters(map.id)) {
+                Ok(after) => {
+                    let mut carried = vec![Counter::default(); request.manifest.rules.len() + 1];
+                    for (index, amount) in plan.late(&before, &after) {
+                        carried[index as usize] = amount;
+                    }
+                    if carried.iter().any(|counter| *counter != Counter::default()) {
+                        self.write_record(&paths.next_state, request, ifindex, mode, &prog, carried)?;
+                    }
+                }
+                Err(error) => notices.push(format!(
+                    "the old program's last counts could not be carried over ({error}); a few packets may be missing from `pfc stats`"
+                )),
             }
         }
-        for (staged, pin) in [(&paths.staged_prog, &paths.prog), (&paths.staged_counters, &paths.counters)] {
-            remove_if_present(pin)?;
-            std::fs::rename(staged, pin).map_err(pin_error(pin))?;
-        }
-        let prog_id = self.sys.prog_id(&paths.prog).map_err(pin_error(&paths.prog))?;
-        self.write_record(request, ifindex, mode, prog_id)?;
+        pause_at(Step::Counted);
+        rename(&paths.staged_prog, &paths.prog)?;
+        rename(&paths.staged_counters, &paths.counters)?;
+        pause_at(Step::Pinned);
+        std::fs::rename(&paths.next_state, &paths.state).map_err(pin_error(&paths.state))?;
+        pause_at(Step::Recorded);
         let (counters_kept, counters_reset) = plan.names(&request.manifest.rules);
         Ok(LoadOutcome {
             replaced: true,
             mode,
-            prog_id,
+            prog_id: prog.id,
             counters_kept,
             counters_reset,
-            notices: Vec::new(),
+            notices,
             kernel_load,
             counter_copy,
             attach,
@@ -418,46 +559,73 @@ impl<S: BpfSys> Filters<S> {
 
     fn write_record(
         &self,
+        path: &Path,
         request: &LoadRequest<'_>,
         ifindex: u32,
         mode: AttachMode,
-        prog_id: u32,
+        prog: &ProgInfo,
+        carried: Vec<Counter>,
     ) -> Result<(), AttachError> {
         let record = Record {
             iface: request.iface.to_string(),
             ifindex,
             hook: request.point,
             mode,
-            prog_id,
+            prog_id: prog.id,
+            prog_tag: prog.tag_hex(),
+            carried,
             loaded_at: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
             source: request.source.clone(),
             manifest: request.manifest.clone(),
         };
-        let path = self.layout.filter(request.iface, request.point).state;
-        pins::write_record(&path, &record).map_err(|source| AttachError::Record { source })
+        pins::write_record(path, &record).map_err(record_error)
     }
 
     /// Detaches the filter and removes its pins and record. Nothing there is an error.
     pub fn unload(&self, iface: &str, point: AttachPoint) -> Result<(), AttachError> {
         pins::check_iface_name(iface)?;
+        self.check_privileges("unloading a filter")?;
         let paths = self.layout.filter(iface, point);
-        if !paths.dir.exists() && !paths.state.exists() {
+        self.check_dirs(&paths)?;
+        if !present(&paths.dir) && !present(&paths.state) && !present(&paths.next_state) {
             return Err(AttachError::NotLoaded { iface: iface.to_string(), point });
         }
+        let _lock = self.lock(iface, point)?;
+        self.check_dirs(&paths)?;
         self.remove_filter(&paths)
     }
 
     /// Unloads every pfc filter; returns which ones.
     pub fn unload_all(&self) -> Result<Vec<(String, AttachPoint)>, AttachError> {
-        let filters = self.layout.filters().map_err(|source| AttachError::List { what: "pfc filters", source })?;
+        self.check_privileges("unloading filters")?;
+        let filters = self.filters()?;
         for (iface, point) in &filters {
-            self.remove_filter(&self.layout.filter(iface, *point))?;
+            let _lock = self.lock(iface, *point)?;
+            let paths = self.layout.filter(iface, *point);
+            self.check_dirs(&paths)?;
+            self.remove_filter(&paths)?;
         }
         Ok(filters)
     }
 
+    /// Every (interface, hook) with pins or records, after checking pfc's two roots.
+    fn filters(&self) -> Result<Vec<(String, AttachPoint)>, AttachError> {
+        let pins = guard::check_owned_dir(&self.layout.pins, &self.layout.pins)?;
+        let state = guard::check_owned_dir(&self.layout.state, &self.layout.state)?;
+        if !pins && !state {
+            return Ok(Vec::new());
+        }
+        self.layout.filters().map_err(|source| {
+            or_privileges(
+                || "reading pfc's filters".to_string(),
+                source,
+                |source| AttachError::List { what: "pfc filters", source },
+            )
+        })
+    }
+
     fn remove_filter(&self, paths: &FilterPaths) -> Result<(), AttachError> {
-        if paths.link.exists() {
+        if present(&paths.link) {
             if let Err(source) = self.sys.detach_link(&paths.link) {
                 // A defunct link (interface gone) cannot be detached again: that is fine.
                 if source.kind() == io::ErrorKind::PermissionDenied || source.raw_os_error() == Some(libc::EPERM) {
@@ -465,8 +633,15 @@ impl<S: BpfSys> Filters<S> {
                 }
             }
         }
-        for pin in [&paths.link, &paths.prog, &paths.counters, &paths.staged_prog, &paths.staged_counters, &paths.state]
-        {
+        for pin in [
+            &paths.link,
+            &paths.prog,
+            &paths.counters,
+            &paths.staged_prog,
+            &paths.staged_counters,
+            &paths.next_state,
+            &paths.state,
+        ] {
             remove_if_present(pin)?;
         }
         remove_dir_if_empty(&paths.dir);
@@ -475,102 +650,9 @@ impl<S: BpfSys> Filters<S> {
         }
         Ok(())
     }
-
-    /// Every pfc filter: its record and its link as the kernel sees it now.
-    pub fn status(&self) -> Result<Vec<FilterStatus>, AttachError> {
-        let filters = self.layout.filters().map_err(|source| AttachError::List { what: "pfc filters", source })?;
-        let mut statuses = Vec::new();
-        for (iface, point) in filters {
-            let paths = self.layout.filter(&iface, point);
-            let record = pins::read_record(&paths.state).map_err(|source| AttachError::Record { source })?;
-            let link = if paths.link.exists() { self.sys.link(&paths.link).ok() } else { None };
-            statuses.push(FilterStatus { iface, point, record, link });
-        }
-        Ok(statuses)
-    }
-
-    /// Per-rule counters of one filter, labelled from its manifest.
-    pub fn stats(&self, iface: &str, point: AttachPoint) -> Result<Stats, AttachError> {
-        pins::check_iface_name(iface)?;
-        let paths = self.layout.filter(iface, point);
-        if !paths.counters.exists() {
-            return Err(AttachError::NotLoaded { iface: iface.to_string(), point });
-        }
-        let record = pins::read_record(&paths.state).map_err(|source| AttachError::Record { source })?;
-        let counters = self.sys.read_counters(&paths.counters).map_err(|source| {
-            or_privileges(
-                || "reading counters".to_string(),
-                source,
-                |source| AttachError::Counters { path: paths.counters.clone(), source },
-            )
-        })?;
-        let (names, default) = match record {
-            Some(record) => (record.manifest.rules, record.manifest.default),
-            None => {
-                ((0..counters.len().saturating_sub(1)).map(|i| format!("rule#{i}")).collect(), "default".to_string())
-            }
-        };
-        let rules = names
-            .iter()
-            .enumerate()
-            .map(|(i, name)| (name.clone(), counters.get(i).copied().unwrap_or_default()))
-            .collect();
-        let default_counter = counters.get(names.len()).copied().unwrap_or_default();
-        Ok(Stats { rules, default: (default, default_counter) })
-    }
 }
 
 /// Whether an attach error means "this driver has no native XDP".
 fn is_unsupported(error: &io::Error) -> bool {
     matches!(error.raw_os_error(), Some(libc::EOPNOTSUPP)) || error.kind() == io::ErrorKind::Unsupported
-}
-
-/// Which old counter each new counter continues: `sources[new] = Some(old)`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct CarryPlan {
-    sources: Vec<Option<usize>>,
-}
-
-/// Matches rules by name; the default's counter (last) continues the old default's.
-fn carry_plan(old_rules: Option<&[String]>, new_rules: &[String]) -> CarryPlan {
-    let Some(old_rules) = old_rules else { return CarryPlan { sources: vec![None; new_rules.len() + 1] } };
-    let mut sources: Vec<Option<usize>> =
-        new_rules.iter().map(|name| old_rules.iter().position(|old| old == name)).collect();
-    sources.push(Some(old_rules.len()));
-    CarryPlan { sources }
-}
-
-impl CarryPlan {
-    /// Nonzero old counts to add to the new map.
-    fn seeds(&self, old: &[Counter]) -> Vec<(u32, Counter)> {
-        self.additions(|index| old.get(index).copied().unwrap_or_default())
-    }
-
-    /// What the old program counted between `before` and `after`.
-    fn late(&self, before: &[Counter], after: &[Counter]) -> Vec<(u32, Counter)> {
-        self.additions(|index| {
-            let (b, a) =
-                (before.get(index).copied().unwrap_or_default(), after.get(index).copied().unwrap_or_default());
-            Counter { packets: a.packets.saturating_sub(b.packets), bytes: a.bytes.saturating_sub(b.bytes) }
-        })
-    }
-
-    fn additions(&self, amount: impl Fn(usize) -> Counter) -> Vec<(u32, Counter)> {
-        self.sources
-            .iter()
-            .enumerate()
-            .filter_map(|(new, old)| old.map(|old| (new as u32, amount(old))))
-            .filter(|(_, counter)| *counter != Counter::default())
-            .collect()
-    }
-
-    /// (kept, reset) rule names.
-    fn names(&self, new_rules: &[String]) -> (Vec<String>, Vec<String>) {
-        let (kept, reset): (Vec<_>, Vec<_>) =
-            new_rules.iter().zip(&self.sources).partition(|(_, source)| source.is_some());
-        (
-            kept.into_iter().map(|(name, _)| name.clone()).collect(),
-            reset.into_iter().map(|(name, _)| name.clone()).collect(),
-        )
-    }
 }

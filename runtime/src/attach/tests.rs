@@ -241,11 +241,150 @@ fn carry_plan_matches_names_and_keeps_the_default() {
 fn bpffs_and_permission_failures_say_what_to_do() {
     let fake = FakeSys::new("bpffs");
     let filters = Filters::new(&fake, fake.layout());
+    fake.state.borrow_mut().bpffs_mounted = false;
     fake.state.borrow_mut().bpffs_errno = Some(libc::ENODEV);
     let error = filters.load(&request(&[0, 0], &["a"], AttachPoint::Xdp)).expect_err("no bpffs");
     assert!(matches!(error, AttachError::Bpffs { .. }) && error.to_string().contains("mounting it failed"), "{error}");
     fake.state.borrow_mut().bpffs_errno = Some(libc::EPERM);
     let error = filters.load(&request(&[0, 0], &["a"], AttachPoint::Xdp)).expect_err("not root");
-    assert!(error.to_string().contains("run as root or grant CAP_BPF"), "{error}");
+    assert!(error.to_string().contains("permission denied: needs CAP_BPF (run as root"), "{error}");
     assert!(!error.is_pfc_bug());
+}
+
+/// Runs `load` and "kills" it at `step` (a panic: no cleanup code runs, as with SIGKILL).
+fn killed_load(filters: &Filters<&FakeSys>, request: &LoadRequest<'_>, step: guard::Step) {
+    guard::KILL_AT.with(|kill| kill.set(Some(step)));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| filters.load(request)));
+    guard::KILL_AT.with(|kill| kill.set(None));
+    match result {
+        Err(_) => {}
+        Ok(outcome) => panic!("load ran past {}: {outcome:?}", step.as_str()),
+    }
+}
+
+/// The names `stats` shows, and whether they came from a verified record.
+fn stats_names(filters: &Filters<&FakeSys>) -> (Vec<String>, bool) {
+    let stats = filters.stats("eth0", AttachPoint::Xdp).expect("stats");
+    (stats.rules.iter().map(|(name, _)| name.clone()).collect(), stats.label_problem.is_none())
+}
+
+#[test]
+fn a_kill_at_any_step_leaves_the_truth_and_the_next_load_succeeds() {
+    let old_rules = ["a", "b"];
+    let new_rules = ["b", "c", "d"];
+    for step in guard::Step::ALL {
+        for replacing in [false, true] {
+            if !replacing && matches!(step, guard::Step::Counted | guard::Step::Pinned) {
+                continue; // steps of a replace only
+            }
+            let fake = FakeSys::new(&format!("kill-{}-{replacing}", step.as_str()));
+            let filters = Filters::new(&fake, fake.layout());
+            let paths = fake.layout().filter("eth0", AttachPoint::Xdp);
+            if replacing {
+                filters.load(&request(&object(&old_rules), &old_rules, AttachPoint::Xdp)).expect("first load");
+                count(&fake, &paths.counters, 1, 5); // b
+            }
+            killed_load(&filters, &request(&object(&new_rules), &new_rules, AttachPoint::Xdp), step);
+            let case = format!("killed at {} ({})", step.as_str(), if replacing { "replace" } else { "first load" });
+            let attached = fake.attached(2, AttachPoint::Xdp);
+            assert!(attached.len() <= 1, "{case}: {attached:?}");
+            // status and stats tell what the kernel runs, labelled only when the record fits.
+            let status = filters.status().expect("status");
+            match attached.first() {
+                None => {
+                    assert!(!replacing, "{case}: a replace never leaves the interface unfiltered");
+                    assert!(status.iter().all(|s| s.prog.is_none()), "{case}: {status:?}");
+                }
+                Some(link) => {
+                    let shown = &status[0];
+                    assert_eq!(shown.prog.map(|p| p.id), Some(link.prog), "{case}");
+                    let (names, verified) = stats_names(&filters);
+                    let expected: &[&str] = if names.len() == new_rules.len() { &new_rules } else { &old_rules };
+                    assert!(verified, "{case}: a record of the running program exists at every step: {names:?}");
+                    assert_eq!(names, expected, "{case}");
+                }
+            }
+            // The next load reconciles and replaces (or loads) cleanly, keeping b's count.
+            let outcome = filters.load(&request(&object(&new_rules), &new_rules, AttachPoint::Xdp)).expect(&case);
+            assert_eq!(fake.attached(2, AttachPoint::Xdp).len(), 1, "{case}");
+            assert_eq!(read_pin(&paths.prog, "prog").expect("prog pin"), outcome.prog_id, "{case}");
+            assert!(!paths.staged_prog.exists() && !paths.next_state.exists(), "{case}: leftovers");
+            let (names, verified) = stats_names(&filters);
+            assert!(verified && names == new_rules, "{case}: {names:?}");
+            if replacing {
+                let b = filters.stats("eth0", AttachPoint::Xdp).expect("stats").rules[0].1.packets;
+                assert_eq!(b, 5, "{case}: b's count survives the interrupted replace");
+            }
+        }
+    }
+}
+
+#[test]
+fn what_the_old_program_counts_after_the_copy_is_carried_exactly() {
+    let fake = FakeSys::new("late-counts");
+    let filters = Filters::new(&fake, fake.layout());
+    let paths = fake.layout().filter("eth0", AttachPoint::Xdp);
+    filters.load(&request(&object(&["a"]), &["a"], AttachPoint::Xdp)).expect("loads");
+    count(&fake, &paths.counters, 0, 10);
+    let mut total = 10;
+    for round in 0..5u64 {
+        // The old program counts 3 more packets between the copy and the grace period.
+        fake.state.borrow_mut().late_packets = 3;
+        total += 3;
+        let rules: &[&str] = if round % 2 == 0 { &["a", "x"] } else { &["a"] };
+        filters.load(&request(&object(rules), rules, AttachPoint::Xdp)).expect("replaces");
+        count(&fake, &paths.counters, 0, round);
+        total += round;
+        let stats = filters.stats("eth0", AttachPoint::Xdp).expect("stats");
+        assert_eq!(stats.rules[0].1.packets, total, "round {round}");
+    }
+    assert_eq!(fake.state.borrow().synchronized, 5, "every replace waits for a grace period");
+}
+
+#[test]
+fn stats_refuses_labels_that_do_not_fit_the_running_program() {
+    let fake = FakeSys::new("bad-labels");
+    let filters = Filters::new(&fake, fake.layout());
+    let paths = fake.layout().filter("eth0", AttachPoint::Xdp);
+    filters.load(&request(&object(&["a", "b"]), &["a", "b"], AttachPoint::Xdp)).expect("loads");
+    let good = pins::read_record(&paths.state).expect("readable").expect("record");
+    let check = |edit: &dyn Fn(&mut Record), expected: &str| {
+        let mut record = good.clone();
+        edit(&mut record);
+        pins::write_record(&paths.state, &record).expect("planted");
+        let stats = filters.stats("eth0", AttachPoint::Xdp).expect("stats");
+        let names: Vec<&str> = stats.rules.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["rule#0", "rule#1"], "{expected}");
+        assert_eq!(stats.default.0, "unknown");
+        let problem = stats.label_problem.expect("a problem").to_string();
+        assert!(problem.contains(expected), "{problem}");
+        let status = filters.status().expect("status");
+        assert!(status[0].record.is_none() && status[0].label_problem.is_some(), "{status:?}");
+    };
+    check(&|r| r.manifest.rules.truncate(1), "names 1 rules, but the running program has 3 counters");
+    check(&|r| r.manifest.rules.push("z".into()), "names 3 rules, but the running program has 3 counters");
+    check(&|r| r.manifest.default = "\u{1b}[31mallow".into(), "is neither pass nor drop");
+    check(&|r| r.prog_id += 100, "the record describes program");
+    check(&|r| r.prog_tag = "0000000000000000".into(), "tag differs");
+    // A counters pin (and record) with no link: nothing runs, so no stats.
+    std::fs::remove_file(&paths.link).expect("link pin removed");
+    let error = filters.stats("eth0", AttachPoint::Xdp).expect_err("nothing attached");
+    assert!(matches!(error, AttachError::NotLoaded { .. }), "{error}");
+}
+
+#[test]
+fn a_private_mount_namespace_or_missing_privileges_stop_load_before_anything_is_made() {
+    let fake = FakeSys::new("private-mnt");
+    let filters = Filters::new(&fake, fake.layout());
+    fake.state.borrow_mut().bpffs_mounted = false;
+    fake.state.borrow_mut().init_mount_namespace = Some(false);
+    let error = filters.load(&request(&[0, 0], &["a"], AttachPoint::Xdp)).expect_err("private namespace");
+    assert!(matches!(error, AttachError::PrivateMountNamespace { .. }), "{error}");
+    assert!(error.to_string().contains("nsenter --net=/run/netns/NS pfc"), "{error}");
+    fake.state.borrow_mut().init_mount_namespace = Some(true);
+    fake.state.borrow_mut().unprivileged = true;
+    let error = filters.load(&request(&[0, 0], &["a"], AttachPoint::Xdp)).expect_err("not root");
+    assert!(error.to_string().contains("permission denied: needs CAP_BPF"), "{error}");
+    assert!(!fake.layout().pins.exists() && !fake.layout().state.exists(), "nothing created");
+    assert!(fake.attached(2, AttachPoint::Xdp).is_empty());
 }

@@ -1,0 +1,306 @@
+//! What keeps pfc's state pfc's: directories owned by the user pfc runs as and writable
+//! by nobody else (checked with `lstat`, so a symlink is never followed), one writer per
+//! interface and hook (an exclusive `flock` on a lock file opened with `O_NOFOLLOW`), and
+//! the test-only pause hook that lets the kill tests stop `pfc load` between two steps.
+//!
+//! **Invariant:** every directory pfc reads or writes below its two roots (the pin
+//! directory in bpffs and the state directory) was checked by [`owned_dir`] or
+//! [`check_owned_dir`] in the same run: owned by the effective user, a real directory, not
+//! writable by group or others. Nobody else can then plant a file or symlink in it.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::AttachError;
+use crate::pins::AttachPoint;
+
+/// Why pfc will not use a directory or file of its state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unsafe {
+    /// A symlink where pfc expects a directory or file of its own.
+    Symlink,
+    /// Something other than a directory (or, for lock files, a regular file).
+    WrongType,
+    /// Owned by another user.
+    ForeignOwner {
+        /// The owner's uid.
+        uid: u32,
+    },
+    /// Writable by group or others.
+    Writable {
+        /// The permission bits.
+        mode: u32,
+    },
+}
+
+impl std::fmt::Display for Unsafe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unsafe::Symlink => write!(f, "is a symlink"),
+            Unsafe::WrongType => write!(f, "is not what pfc created there"),
+            Unsafe::ForeignOwner { uid } => write!(f, "is owned by uid {uid}, not by the user pfc runs as"),
+            Unsafe::Writable { mode } => write!(f, "is writable by group or others (mode {mode:04o})"),
+        }
+    }
+}
+
+fn effective_uid() -> u32 {
+    // SAFETY: geteuid has no arguments and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// Whether `metadata` (from `lstat`) is a directory pfc may trust.
+fn judge_dir(metadata: &std::fs::Metadata) -> Option<Unsafe> {
+    let kind = metadata.file_type();
+    if kind.is_symlink() {
+        Some(Unsafe::Symlink)
+    } else if !kind.is_dir() {
+        Some(Unsafe::WrongType)
+    } else if metadata.uid() != effective_uid() {
+        Some(Unsafe::ForeignOwner { uid: metadata.uid() })
+    } else if metadata.mode() & 0o022 != 0 {
+        Some(Unsafe::Writable { mode: metadata.mode() & 0o7777 })
+    } else {
+        None
+    }
+}
+
+fn unsafe_error(path: &Path, problem: Unsafe) -> AttachError {
+    AttachError::UnsafeState { path: path.to_path_buf(), problem }
+}
+
+fn io_error(path: &Path) -> impl FnOnce(io::Error) -> AttachError + '_ {
+    move |source| {
+        super::error::or_privileges(
+            || format!("using {}", path.display()),
+            source,
+            |source| AttachError::Pin { path: path.to_path_buf(), source },
+        )
+    }
+}
+
+/// The directories from `root` down to `dir` (both included); `dir` must be under `root`.
+fn chain(root: &Path, dir: &Path) -> Vec<PathBuf> {
+    let mut dirs = vec![root.to_path_buf()];
+    if let Ok(rest) = dir.strip_prefix(root) {
+        let mut path = root.to_path_buf();
+        for part in rest.components() {
+            path.push(part);
+            dirs.push(path.clone());
+        }
+    }
+    dirs
+}
+
+/// Creates `dir` and the directories between `root` and it (mode 0700), or checks that
+/// the existing ones are pfc's: never through a symlink, never another user's.
+pub fn owned_dir(root: &Path, dir: &Path) -> Result<(), AttachError> {
+    for path in chain(root, dir) {
+        match std::fs::symlink_metadata(&path) {
+            Ok(metadata) => {
+                if let Some(problem) = judge_dir(&metadata) {
+                    return Err(unsafe_error(&path, problem));
+                }
+            }
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {
+                // mkdir never follows a symlink at the last component; an existing one fails.
+                std::fs::DirBuilder::new().mode(0o700).create(&path).map_err(io_error(&path))?;
+                let metadata = std::fs::symlink_metadata(&path).map_err(io_error(&path))?;
+                if let Some(problem) = judge_dir(&metadata) {
+                    return Err(unsafe_error(&path, problem));
+                }
+            }
+            Err(error) => return Err(io_error(&path)(error)),
+        }
+    }
+    Ok(())
+}
+
+/// Checks the existing directories from `root` down to `dir` without creating any;
+/// `Ok(false)` when one is missing (nothing of pfc's is there).
+pub fn check_owned_dir(root: &Path, dir: &Path) -> Result<bool, AttachError> {
+    for path in chain(root, dir) {
+        match std::fs::symlink_metadata(&path) {
+            Ok(metadata) => {
+                if let Some(problem) = judge_dir(&metadata) {
+                    return Err(unsafe_error(&path, problem));
+                }
+            }
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(error) => return Err(io_error(&path)(error)),
+        }
+    }
+    Ok(true)
+}
+
+/// The exclusive lock of one (interface, hook): held by `pfc load` and `pfc unload` from
+/// before they read the state until pins and record are final; released when dropped
+/// (or when the process dies, however it dies).
+#[derive(Debug)]
+pub struct WriterLock {
+    _file: File,
+}
+
+/// How long a writer waits for another one by default.
+pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl WriterLock {
+    /// Takes `STATE/locks/<iface>.<hook>.lock`, waiting up to `timeout`.
+    pub fn acquire(
+        state: &Path,
+        iface: &str,
+        point: AttachPoint,
+        timeout: Duration,
+    ) -> Result<WriterLock, AttachError> {
+        let dir = state.join("locks");
+        owned_dir(state, &dir)?;
+        let path = dir.join(format!("{iface}.{}.lock", point.as_str()));
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&path)
+            .map_err(|source| {
+                if source.raw_os_error() == Some(libc::ELOOP) {
+                    unsafe_error(&path, Unsafe::Symlink)
+                } else {
+                    io_error(&path)(source)
+                }
+            })?;
+        let metadata = file.metadata().map_err(io_error(&path))?;
+        if !metadata.file_type().is_file() {
+            return Err(unsafe_error(&path, Unsafe::WrongType));
+        }
+        if metadata.uid() != effective_uid() {
+            return Err(unsafe_error(&path, Unsafe::ForeignOwner { uid: metadata.uid() }));
+        }
+        let started = Instant::now();
+        loop {
+            // SAFETY: `file` is an open descriptor for the duration of the call.
+            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+                return Ok(WriterLock { _file: file });
+            }
+            let error = io::Error::last_os_error();
+            if error.raw_os_error() != Some(libc::EWOULDBLOCK) && error.kind() != io::ErrorKind::Interrupted {
+                return Err(io_error(&path)(error));
+            }
+            if started.elapsed() >= timeout {
+                return Err(AttachError::Busy { iface: iface.to_string(), point, lock: path, waited: timeout });
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+/// The environment variable of the test-only pause hook: `PFC_TEST_PAUSE_AT=<step>` makes
+/// `pfc load` print `pfc: paused at <step>` to stderr and sleep for a minute when it
+/// reaches that step (see [`Step`]), so a test can kill it exactly there. Unset (always,
+/// outside tests), it does nothing.
+pub const PAUSE_VARIABLE: &str = "PFC_TEST_PAUSE_AT";
+
+/// The steps of `pfc load`, in order, where the pause hook can stop it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// The writer lock is held and the state reconciled with the kernel.
+    Locked,
+    /// The new program and counter map are loaded and pinned (staged for a replace).
+    Loaded,
+    /// The intent record (`<hook>.next.json`) is written.
+    Intent,
+    /// First load: the link is created and pinned. Replace: the link runs the new program.
+    Swapped,
+    /// Replace: the old program can no longer run and its last counts are taken.
+    Counted,
+    /// The program and counter pins name the new objects.
+    Pinned,
+    /// The record is final (the lock is about to be released).
+    Recorded,
+}
+
+impl Step {
+    /// Every step, in order.
+    pub const ALL: [Step; 7] =
+        [Step::Locked, Step::Loaded, Step::Intent, Step::Swapped, Step::Counted, Step::Pinned, Step::Recorded];
+
+    /// The name `PFC_TEST_PAUSE_AT` takes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Step::Locked => "locked",
+            Step::Loaded => "loaded",
+            Step::Intent => "intent",
+            Step::Swapped => "swapped",
+            Step::Counted => "counted",
+            Step::Pinned => "pinned",
+            Step::Recorded => "recorded",
+        }
+    }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Unit tests: the step at which `pause_at` panics, as a kill would stop pfc there
+    /// (no cleanup runs; the lock goes away with its file descriptor).
+    pub(crate) static KILL_AT: std::cell::Cell<Option<Step>> = const { std::cell::Cell::new(None) };
+}
+
+/// The pause hook (see [`PAUSE_VARIABLE`]).
+pub fn pause_at(step: Step) {
+    #[cfg(test)]
+    if KILL_AT.with(|kill| kill.get()) == Some(step) {
+        panic!("killed at {}", step.as_str());
+    }
+    if std::env::var_os(PAUSE_VARIABLE).is_some_and(|wanted| wanted == step.as_str()) {
+        eprintln!("pfc: paused at {}", step.as_str());
+        std::thread::sleep(Duration::from_secs(60));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn temp(name: &str) -> PathBuf {
+        let root = std::env::temp_dir().join(format!("pfc-guard-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).expect("temp");
+        root
+    }
+
+    #[test]
+    fn owned_dirs_are_created_private_and_foreign_or_open_ones_refused() {
+        let root = temp("owned");
+        let state = root.join("pfc");
+        owned_dir(&state, &state.join("eth0")).expect("created");
+        let mode = std::fs::metadata(state.join("eth0")).expect("exists").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+        std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+        let error = owned_dir(&state, &state.join("eth0")).expect_err("open to all");
+        assert!(error.to_string().contains("writable by group or others (mode 0777)"), "{error}");
+        std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+        std::os::unix::fs::symlink(&root, state.join("eth1")).expect("symlink");
+        let error = owned_dir(&state, &state.join("eth1/xdp")).expect_err("symlink");
+        assert!(error.to_string().contains("is a symlink"), "{error}");
+        assert!(!root.join("xdp").exists(), "nothing created through the symlink");
+        assert!(!check_owned_dir(&state, &state.join("eth2")).expect("fine"), "missing is not an error");
+        std::fs::remove_dir_all(&root).expect("cleanup");
+    }
+
+    #[test]
+    fn a_second_writer_waits_then_gives_up_with_a_clear_message() {
+        let root = temp("lock");
+        let first = WriterLock::acquire(&root, "eth0", AttachPoint::Xdp, Duration::ZERO).expect("free");
+        let error = WriterLock::acquire(&root, "eth0", AttachPoint::Xdp, Duration::from_millis(30)).expect_err("held");
+        assert!(error.to_string().contains("another pfc load or unload is working on `eth0` at xdp"), "{error}");
+        WriterLock::acquire(&root, "eth0", AttachPoint::TcIngress, Duration::ZERO).expect("other hook is free");
+        drop(first);
+        WriterLock::acquire(&root, "eth0", AttachPoint::Xdp, Duration::ZERO).expect("released");
+        std::fs::remove_dir_all(&root).expect("cleanup");
+    }
+}
