@@ -85,26 +85,28 @@ fn in_ns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) ->
     })
 }
 
-/// `pfc ARGS` run inside `ns`.
-fn pfc(ns: &str, args: &[&str]) -> Output {
+/// A `pfc ARGS` command that runs inside `ns` (a `pre_exec` `setns`).
+fn pfc_command(ns: &str, args: &[&str]) -> Command {
     let file = File::open(format!("/run/netns/{ns}")).expect("netns file");
-    let fd = file.as_raw_fd();
     let mut command = Command::new(PFC);
     command.args(args);
-    // SAFETY: setns is async-signal-safe; the fd stays open in the parent until spawn
-    // returns, so it is valid in the child.
+    // SAFETY: setns is async-signal-safe; the closure owns the namespace file, so its fd
+    // is valid in the child.
     unsafe {
         command.pre_exec(move || {
-            if libc::setns(fd, libc::CLONE_NEWNET) == 0 {
+            if libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) == 0 {
                 Ok(())
             } else {
                 Err(std::io::Error::last_os_error())
             }
         });
     }
-    let output = command.output().expect("pfc runs");
-    drop(file);
-    output
+    command
+}
+
+/// `pfc ARGS` run inside `ns`.
+fn pfc(ns: &str, args: &[&str]) -> Output {
+    pfc_command(ns, args).output().expect("pfc runs")
 }
 
 fn pfc_ok(ns: &str, args: &[&str]) -> String {
@@ -157,6 +159,12 @@ impl Topology {
             run_ok("ip", &["-n", ns, "link", "set", "dev", dev, "up"]);
             run_ok("ip", &["-n", ns, "link", "set", "dev", "lo", "up"]);
         }
+        // A permanent neighbour entry: no datagram waits for (or is lost to) ARP, so the
+        // counters can be compared with what was sent exactly.
+        let json: Value =
+            serde_json::from_str(&run_ok("ip", &["-n", b, "-j", "link", "show", "dev", vb])).expect("ip json");
+        let mac = json[0]["address"].as_str().expect("receiver MAC").to_string();
+        run_ok("ip", &["-n", a, "neigh", "replace", RECEIVER_IP, "lladdr", &mac, "dev", va, "nud", "permanent"]);
         topology
     }
 
@@ -346,3 +354,12 @@ mod replace;
 
 #[path = "load_attach/names.rs"]
 mod names;
+
+#[path = "load_attach/concurrent.rs"]
+mod concurrent;
+
+#[path = "load_attach/crash.rs"]
+mod crash;
+
+#[path = "load_attach/ownership.rs"]
+mod ownership;

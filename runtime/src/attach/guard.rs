@@ -1,11 +1,11 @@
-//! What keeps pfc's state pfc's: directories owned by the user pfc runs as and writable
-//! by nobody else (checked with `lstat`, so a symlink is never followed), one writer per
+//! What keeps pfc's state pfc's: directories owned by root (or the user pfc runs as) and
+//! writable by nobody else (checked with `lstat`, so a symlink is never followed), one writer per
 //! interface and hook (an exclusive `flock` on a lock file opened with `O_NOFOLLOW`), and
 //! the test-only pause hook that lets the kill tests stop `pfc load` between two steps.
 //!
 //! **Invariant:** every directory pfc reads or writes below its two roots (the pin
 //! directory in bpffs and the state directory) was checked by [`owned_dir`] or
-//! [`check_owned_dir`] in the same run: owned by the effective user, a real directory, not
+//! [`check_owned_dir`] in the same run: owned by root or the effective user, a real directory, not
 //! writable by group or others. Nobody else can then plant a file or symlink in it.
 
 use std::fs::File;
@@ -42,15 +42,18 @@ impl std::fmt::Display for Unsafe {
         match self {
             Unsafe::Symlink => write!(f, "is a symlink"),
             Unsafe::WrongType => write!(f, "is not what pfc created there"),
-            Unsafe::ForeignOwner { uid } => write!(f, "is owned by uid {uid}, not by the user pfc runs as"),
+            Unsafe::ForeignOwner { uid } => write!(f, "is owned by uid {uid}, not by root or the user pfc runs as"),
             Unsafe::Writable { mode } => write!(f, "is writable by group or others (mode {mode:04o})"),
         }
     }
 }
 
-fn effective_uid() -> u32 {
+/// Whether pfc trusts what `uid` owns: root's, and its own (a non-root user with
+/// CAP_BPF; a non-root reader of root's state then gets "permission denied", not a
+/// complaint about root).
+fn trusted_owner(uid: u32) -> bool {
     // SAFETY: geteuid has no arguments and cannot fail.
-    unsafe { libc::geteuid() }
+    uid == 0 || uid == unsafe { libc::geteuid() }
 }
 
 /// Whether `metadata` (from `lstat`) is a directory pfc may trust.
@@ -60,7 +63,7 @@ fn judge_dir(metadata: &std::fs::Metadata) -> Option<Unsafe> {
         Some(Unsafe::Symlink)
     } else if !kind.is_dir() {
         Some(Unsafe::WrongType)
-    } else if metadata.uid() != effective_uid() {
+    } else if !trusted_owner(metadata.uid()) {
         Some(Unsafe::ForeignOwner { uid: metadata.uid() })
     } else if metadata.mode() & 0o022 != 0 {
         Some(Unsafe::Writable { mode: metadata.mode() & 0o7777 })
@@ -177,7 +180,7 @@ impl WriterLock {
         if !metadata.file_type().is_file() {
             return Err(unsafe_error(&path, Unsafe::WrongType));
         }
-        if metadata.uid() != effective_uid() {
+        if !trusted_owner(metadata.uid()) {
             return Err(unsafe_error(&path, Unsafe::ForeignOwner { uid: metadata.uid() }));
         }
         let started = Instant::now();
