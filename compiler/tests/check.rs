@@ -164,3 +164,112 @@ fn bare_tests_and_structure() {
     check("ipv6.flow_label == 0xfffff", "ipv6.flow_label == 1048575");
     check("", "true");
 }
+
+/// The codes of every diagnostic that checking `input` (as in [`check`]) reports.
+fn codes(input: &str) -> Vec<String> {
+    let (declarations, condition) = input.rsplit_once('\n').unwrap_or(("", input));
+    let source = format!("default pass\n{declarations}\nrule r: drop if {condition}\n");
+    check_source(&source).1.iter().map(|diagnostic| diagnostic.code.0.to_string()).collect()
+}
+
+/// Checking `input` (as in [`check`]) reports `code`.
+#[track_caller]
+fn refused(input: &str, code: &str) {
+    let codes = codes(input);
+    assert!(codes.iter().any(|found| found == code), "{input}: expected {code}, got {codes:?}");
+}
+
+/// `input` checks to `expected` with warning `code`.
+#[track_caller]
+fn warned(input: &str, expected: &str, code: &str) {
+    check(input, expected);
+    refused(input, code);
+}
+
+/// `input` checks to `expected` without any warning.
+#[track_caller]
+fn quiet(input: &str, expected: &str) {
+    check(input, expected);
+    assert_eq!(codes(input), Vec::<String>::new(), "{input}");
+}
+
+/// `const c1 = c2`, …, `const cN = end`: a name (`c1`) leading through `n` constants.
+fn chain(n: usize, end: &str) -> String {
+    (1..=n)
+        .map(|i| if i == n { format!("const c{i} = {end}\n") } else { format!("const c{i} = c{}\n", i + 1) })
+        .collect()
+}
+
+#[test]
+#[rustfmt::skip]
+fn constants_may_name_sets() {
+    quiet("set web: port = { 80, 443 }\nconst alt = web\ntcp.dport in alt", "tcp.dport in {80, 443}");
+    quiet("set web: port = { 80, 443 }\nconst alt = web\nconst other = alt\ntcp.dport not in other", "tcp.dport not in {80, 443}");
+    quiet("const alt = office\nset office: ip = { 10.0.0.0/8 }\nip.src in alt", "ipv4.src in {10.0.0.0..10.255.255.255}");
+    // A set (or a constant naming one) is not a value.
+    refused("set web: port = { 80 }\nconst alt = web\ntcp.dport == alt", "E0004");
+    refused("set web: port = { 80 }\nconst alt = web\ntcp.dport in { alt, 8080 }", "E0004");
+}
+
+/// A set named like a named value: `in NAME` is the set, every other use the value (W0007).
+#[test]
+#[rustfmt::skip]
+fn a_set_named_like_a_value_is_the_set_only_after_in() {
+    quiet("set ssh: port = { 2222 }\ntcp.dport in ssh", "tcp.dport in {2222}");
+    warned("set ssh: port = { 2222 }\ntcp.dport == ssh", "tcp.dport == 22", "W0007");
+    warned("set ssh: port = { 2222 }\ntcp.dport in { ssh, 80 }", "tcp.dport in {22, 80}", "W0007");
+    warned("set syn: u8 = { 1 }\ntcp.flags & syn", "tcp.flags & 0x2 != 0", "W0007");
+    // In another set's body, whatever the order of the statements.
+    warned("set mine: port = { ssh, 80 }\nset ssh: port = { 2222 }\ntcp.dport in mine", "tcp.dport in {22, 80}", "W0007");
+    // A constant of that name is one meaning everywhere: no warning.
+    quiet("const ssh = 2222\ntcp.dport == ssh", "tcp.dport == 2222");
+}
+
+/// A name leads through at most 16 constants (the name itself counts); prefixes, ranges,
+/// named values and the set at the end do not count.
+#[test]
+#[rustfmt::skip]
+fn constant_chains_are_limited_to_16_constants() {
+    quiet(&format!("{}tcp.dport == c1", chain(16, "22")), "tcp.dport == 22");
+    refused(&format!("{}tcp.dport == c1", chain(17, "22")), "E0007");
+    quiet(&format!("{}tcp.dport == c1", chain(16, "ssh")), "tcp.dport == 22");
+    quiet(&format!("{}ip.src in c1/8", chain(16, "10.0.0.0")), "ipv4.src in {10.0.0.0..10.255.255.255}");
+    quiet(&format!("{}tcp.dport in c1..c1", chain(16, "22")), "tcp.dport in {22}");
+    quiet(&format!("{}tcp.dport in {{ c1, 80 }}", chain(16, "22")), "tcp.dport in {22, 80}");
+    quiet(&format!("set web: port = {{ 80 }}\n{}tcp.dport in c1", chain(16, "web")), "tcp.dport in {80}");
+    refused(&format!("set web: port = {{ 80 }}\n{}tcp.dport in c1", chain(17, "web")), "E0007");
+    refused("const a = b\nconst b = a\ntcp.dport == a", "E0007");
+    refused("set web: port = { 80 }\nconst a = b\nconst b = a\ntcp.dport in a", "E0007");
+}
+
+/// Surface fields keep the concrete fields whose type fits the number (docs §4.1):
+/// `ipv4.len` is u16, `ipv6.len` u17.
+#[test]
+#[rustfmt::skip]
+fn surface_fields_keep_the_fields_a_number_fits() {
+    check("ip.len <= 65535", "or(ipv4.len <= 65535, ipv6.len <= 65535)");
+    check("ip.len == 70000", "ipv6.len == 70000");
+    check("ip.len > 70000", "ipv6.len > 70000");
+    check("ip.len >= 65536", "ipv6.len >= 65536");
+    check("ip.len < 70000", "or(ipv6.len < 70000, ipv4)");
+    check("ip.len <= 70000", "or(ipv6.len <= 70000, ipv4)");
+    check("ip.len != 70000", "or(ipv6.len != 70000, ipv4)");
+    check("ip.len in 60000..70000", "or(ipv4.len in {60000..65535}, ipv6.len in {60000..70000})");
+    check("ip.len < 131071", "or(ipv6.len < 131071, ipv4)");
+    refused("ip.len < 131072", "E0005");
+    refused("tcp.dport < 65536", "E0005");
+}
+
+/// Set bodies: one trailing comma is fine; an empty set or a lone comma is not.
+#[test]
+#[rustfmt::skip]
+fn set_bodies_take_a_trailing_comma_but_no_empty_set() {
+    quiet("tcp.dport in { 80, 443, }", "tcp.dport in {80, 443}");
+    quiet("set web: port = {\n  80,\n  443,\n}\ntcp.dport in web", "tcp.dport in {80, 443}");
+    refused("tcp.dport in { }", "E0010");
+    refused("tcp.dport in {}", "E0010");
+    refused("set none: port = { }\ntcp.dport in none", "E0010");
+    refused("tcp.dport in { , }", "E0001");
+    refused("tcp.dport in { 80,, 443 }", "E0001");
+    refused("tcp.dport in { 80, 443,, }", "E0001");
+}

@@ -3,7 +3,7 @@
 //! and must equal the text between `<!-- generated:NAME -->` and `<!-- end:NAME -->`.
 //! Run with `UPDATE_DOCS=1` to rewrite those sections after changing a table.
 
-use pfc_compiler::check::names;
+use pfc_compiler::check::{names, MAX_CONST_CHAIN};
 use pfc_compiler::eval::{MAX_IPV6_EXT_HEADERS, MAX_VLAN_TAGS};
 use pfc_compiler::fields::{Field, FieldSource, ValueKind};
 use pfc_compiler::syntax::MAX_NESTING;
@@ -114,6 +114,7 @@ fn set_types_section() -> String {
 fn limits_section() -> String {
     format!(
         "- Nesting: at most **{MAX_NESTING}** parentheses and `not`s nested in one statement (error E0002).\n\
+         - Constants: a name may lead through at most **{MAX_CONST_CHAIN}** constants (the name itself counts when it is one) before reaching a value or a set (error E0007).\n\
          - VLAN tags: at most **{MAX_VLAN_TAGS}** (802.1Q `0x8100` / 802.1ad `0x88a8`) are parsed.\n\
          - IPv6 extension headers: at most **{MAX_IPV6_EXT_HEADERS}** are walked.\n"
     )

@@ -2,7 +2,10 @@
 //!
 //! Each test is typed against its field; surface fields that stand for several concrete
 //! fields (`ip.src`, `l4.dport`) become an `or` of one test per concrete field whose
-//! type fits the value, so that every atom keeps its own header guard.
+//! type fits the value, so that every atom keeps its own header guard. A concrete field
+//! of the wrong family (`ipv6.src` for `10.0.0.1`) or too narrow for the number
+//! (`ipv4.len` for 70000) is not tested; where the comparison holds for every value it
+//! could have (`!=`, and `<`/`<=` for a number above its range), its header alone is.
 
 use super::names::{self, SurfaceField};
 use super::values::{Element, Scalar};
@@ -207,20 +210,25 @@ impl Checker {
             return None;
         }
         let number = scalar.raw();
-        let kind = matching.iter().map(|field| field.kind()).min_by_key(|kind| kind.bits())?;
-        if number > kind.max() {
+        // Concrete fields too narrow for the number (`ipv4.len`, u16, for `ip.len < 70000`)
+        // are not tested: every value they hold is below it, so their header decides.
+        let (fitting, too_narrow): (Vec<Field>, Vec<Field>) =
+            matching.iter().partition(|field| number <= field.kind().max());
+        if fitting.is_empty() {
+            let widest = matching.iter().map(|field| field.kind()).max_by_key(|kind| kind.bits())?;
             self.diagnostics.push(Diagnostic::error(
                 OUT_OF_RANGE,
                 format!("{number} is out of range for `{}`", surface.name),
                 value.span(),
-                format!("`{}` is {}: 0 to {}", surface.name, kind.describe(), kind.max()),
+                format!("`{}` is {}: 0 to {}", surface.name, describe_kinds(surface), widest.max()),
             ));
             return None;
         }
-        let mut alternatives: Vec<Cond> = matching
-            .iter()
-            .map(|field| Cond::Test(Test { field: *field, mask, op: TestOp::Cmp(op, number) }))
-            .collect();
+        let mut alternatives: Vec<Cond> =
+            fitting.iter().map(|field| Cond::Test(Test { field: *field, mask, op: TestOp::Cmp(op, number) })).collect();
+        if matches!(op, CmpOp::Ne | CmpOp::Lt | CmpOp::Le) {
+            alternatives.extend(too_narrow.iter().filter_map(|field| field.guard()).map(Cond::Proto));
+        }
         if op == CmpOp::Ne {
             // `ip.src != 10.0.0.1` holds for any IPv6 packet too: its source is not that address.
             for field in surface.fields.iter().filter(|field| !matching.contains(field)) {
@@ -300,7 +308,7 @@ impl Checker {
             }
             SetRef::Literal(literal) => {
                 if let LiteralKind::Name(name) = &literal.kind {
-                    if let Some(declared) = self.sets.get(name) {
+                    if let Some(declared) = self.set_named(name) {
                         let elements = declared.elements.iter().map(|e| Element { span: literal.span, ..*e }).collect();
                         return Some((elements, Some(name.clone())));
                     }

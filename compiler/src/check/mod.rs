@@ -19,7 +19,7 @@ use crate::syntax::ast::{self, Ident, Literal, Statement};
 use values::Element;
 
 pub use lints::{CONTRADICTION, UNREACHABLE};
-pub use values::REVERSED_RANGE;
+pub use values::{MAX_CONST_CHAIN, REVERSED_RANGE, SET_NAMED_LIKE_A_VALUE};
 
 /// E0003: a field name that does not exist.
 pub const UNKNOWN_FIELD: Code = Code("E0003");
@@ -93,6 +93,9 @@ struct Checker {
     /// Names of sets and constants whose statements failed to parse: uses of them are
     /// not reported again.
     unparsed_names: std::collections::HashSet<String>,
+    /// Every `set` statement's name and where it is written, known before any set is
+    /// resolved (for W0007, whatever the order of statements).
+    set_names: FastMap<String, Span>,
 }
 
 impl Checker {
@@ -110,6 +113,11 @@ impl Checker {
                     self.consts.insert(name.text.clone(), DeclaredConst { value: value.clone(), span: *span });
                 }
                 _ => {}
+            }
+        }
+        for statement in &file.statements {
+            if let Statement::Set { name, .. } = statement {
+                self.set_names.entry(name.text.clone()).or_insert(name.span);
             }
         }
         for statement in &file.statements {

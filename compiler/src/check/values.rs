@@ -1,7 +1,9 @@
 //! Literal resolution: AST literals in, typed scalars and intervals out.
 //!
 //! Names are looked up first among the file's constants, then among the named values
-//! of the context (`syn` for `tcp.flags`, `ssh` for a port).
+//! of the context (`syn` for `tcp.flags`, `ssh` for a port). A set's name means the set
+//! only after `in` ([`Checker::set_named`], also through constants: `const alt = web`);
+//! where a value is expected, a set that has a named value's name is warned about (W0007).
 
 use super::{Checker, TYPE_MISMATCH, UNKNOWN_NAME};
 use crate::diagnostic::{Diagnostic, Span};
@@ -11,8 +13,14 @@ use crate::syntax::ast::{Literal, LiteralKind};
 /// E0006: a range whose low end is above its high end.
 pub const REVERSED_RANGE: crate::diagnostic::Code = crate::diagnostic::Code("E0006");
 
-/// How deeply constants may refer to other constants.
-const MAX_CONST_CHAIN: usize = 16;
+/// W0007: a name that is both a set and a named value, used where a value is expected:
+/// it means the named value there, the set only after `in`.
+pub const SET_NAMED_LIKE_A_VALUE: crate::diagnostic::Code = crate::diagnostic::Code("W0007");
+
+/// How many constants one name may lead through before reaching a value or a set: the
+/// name itself, if it is a constant, counts as the first (`const a = b`, `const b = 22`:
+/// `a` leads through two). Only constants count: prefixes, ranges and named values don't.
+pub const MAX_CONST_CHAIN: usize = 16;
 
 /// A single resolved value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -114,7 +122,7 @@ impl Checker {
         let span = literal.span;
         match &literal.kind {
             LiteralKind::Prefix(address, length) => {
-                let address = self.scalar_at_depth(address, named, depth + 1)?;
+                let address = self.scalar_at_depth(address, named, depth)?;
                 let (bits, low) = match address {
                     Scalar::Ipv4(value) => (32, value as u128),
                     Scalar::Ipv6(value) => (128, value),
@@ -138,8 +146,8 @@ impl Checker {
                 Some(Element { low: rebuild(low), high: rebuild(high), span })
             }
             LiteralKind::Range(low, high) => {
-                let low = self.scalar_at_depth(low, named, depth + 1)?;
-                let high = self.scalar_at_depth(high, named, depth + 1)?;
+                let low = self.scalar_at_depth(low, named, depth)?;
+                let high = self.scalar_at_depth(high, named, depth)?;
                 if std::mem::discriminant(&low) != std::mem::discriminant(&high) {
                     self.diagnostics.push(Diagnostic::error(
                         TYPE_MISMATCH,
@@ -191,7 +199,7 @@ impl Checker {
                     .with_note(format!("the loop: {}", chain.join(" → "))),
                     None => Diagnostic::error(
                         UNKNOWN_NAME,
-                        format!("constants refer to other constants more than {MAX_CONST_CHAIN} deep"),
+                        format!("a chain of more than {MAX_CONST_CHAIN} constants"),
                         span,
                         "the chain of constants is too long here",
                     )
@@ -203,6 +211,21 @@ impl Checker {
             return Some(Resolved::Literal(literal));
         }
         if let Some((_, value)) = named.iter().find(|(candidate, _)| *candidate == name) {
+            if let Some(&set) = self.set_names.get(name) {
+                self.diagnostics.push(
+                    Diagnostic::warning(
+                        SET_NAMED_LIKE_A_VALUE,
+                        format!("`{name}` here is the named value {value}, not the set `{name}`"),
+                        span,
+                        format!("{name} = {value}"),
+                    )
+                    .with_label(set, "a set of the same name")
+                    .with_note(format!(
+                        "a set's name means the set only after `in` (`FIELD in {name}`); inside `{{ }}` and after `==` a name is a constant or a named value"
+                    ))
+                    .with_note("rename the set so the two cannot be confused"),
+                );
+            }
             return Some(Resolved::Named(*value));
         }
         if self.sets.contains_key(name) {
@@ -231,6 +254,22 @@ impl Checker {
 }
 
 impl Checker {
+    /// The declared set `name` stands for after `in`: the set itself, or the set that a
+    /// constant names (`const alt = web`), through at most [`MAX_CONST_CHAIN`] constants.
+    pub(super) fn set_named(&self, name: &str) -> Option<&super::DeclaredSet> {
+        let mut current = name;
+        for _ in 0..=MAX_CONST_CHAIN {
+            if let Some(set) = self.sets.get(current) {
+                return Some(set);
+            }
+            match self.consts.get(current).map(|constant| &constant.value.kind) {
+                Some(LiteralKind::Name(next)) => current = next,
+                _ => return None,
+            }
+        }
+        None
+    }
+
     /// The constants from `name` on, following constants whose value is another name,
     /// when that chain comes back to one of them: the loop, first name repeated at the end.
     fn const_loop(&self, name: &str) -> Option<Vec<String>> {
