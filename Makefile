@@ -1,5 +1,5 @@
 # Two commands on a fresh machine: `make run` compiles an example, `make test` runs every test.
-.PHONY: run test setup
+.PHONY: run test setup man
 
 EXAMPLE ?= rules-examples/edge.pf
 
@@ -14,3 +14,7 @@ run: setup
 
 test: setup
 	cargo test --workspace
+
+# Man pages (pfc.1 and pfc-SUBCOMMAND.1) into target/man; `man -l target/man/pfc.1`.
+man:
+	cargo run --quiet -- man --dir target/man

@@ -1,5 +1,5 @@
 //! Reading the files users name (rule files, case files, captures): a path and a size
-//! limit in, the file's bytes or a one-line error out.
+//! limit in, the file's bytes or a one-line error out. `-` is standard input.
 //!
 //! Only regular files are read. A character device such as `/dev/zero` never ends, and
 //! opening a FIFO blocks until something writes to it, so both are refused before they
@@ -48,10 +48,32 @@ fn size_in_words(limit: u64) -> String {
     }
 }
 
+/// Whether `path` is `-`, which stands for standard input (or output).
+pub fn is_stdio(path: &Path) -> bool {
+    path.as_os_str() == "-"
+}
+
+/// How a path is named in messages: `<stdin>` for `-`, else the path as given.
+pub fn display_name(path: &Path) -> String {
+    if is_stdio(path) {
+        "<stdin>".to_string()
+    } else {
+        path.display().to_string()
+    }
+}
+
 /// Reads the regular file at `path` (`what` names it in errors: "rule file") if it has
-/// at most `limit` bytes. The error starts with the path as given.
+/// at most `limit` bytes; `-` reads standard input, up to the same limit. The error
+/// starts with the path as given.
 pub fn read_limited(path: &Path, what: &str, limit: u64) -> Result<Vec<u8>, String> {
-    let name = path.display();
+    let name = display_name(path);
+    let too_large = || format!("{name}: is larger than {}, the most pfc reads from a {what}", size_in_words(limit));
+    if is_stdio(path) {
+        let mut bytes = Vec::new();
+        let stdin = std::io::stdin().lock();
+        stdin.take(limit + 1).read_to_end(&mut bytes).map_err(|error| format!("{name}: cannot read: {error}"))?;
+        return if bytes.len() as u64 > limit { Err(too_large()) } else { Ok(bytes) };
+    }
     let refuse = |kind: &str| format!("{name}: is {kind}, not a {what}; pfc reads regular files only");
     let metadata = std::fs::metadata(path).map_err(|error| format!("{name}: cannot read: {error}"))?;
     if let Some(kind) = not_regular(metadata.file_type()) {
@@ -63,7 +85,6 @@ pub fn read_limited(path: &Path, what: &str, limit: u64) -> Result<Vec<u8>, Stri
     if let Some(kind) = not_regular(metadata.file_type()) {
         return Err(refuse(kind));
     }
-    let too_large = || format!("{name}: is larger than {}, the most pfc reads from a {what}", size_in_words(limit));
     if metadata.len() > limit {
         return Err(too_large());
     }

@@ -3,6 +3,7 @@
 
 mod commands;
 mod escape;
+mod help;
 mod input;
 mod report;
 mod source;
@@ -13,17 +14,32 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 /// The packet-filter compiler: declarative rules to eBPF, without clang.
 #[derive(Parser)]
-#[command(name = "pfc", version, about, long_about = None)]
+#[command(name = "pfc", version, about, long_about = None, after_help = help::PFC)]
 struct Cli {
+    /// When to colour diagnostics: `auto` colours on a terminal unless NO_COLOR is set.
+    #[arg(long, value_enum, global = true, default_value_t = ColorArg::Auto)]
+    color: ColorArg,
     #[command(subcommand)]
     command: Command,
+}
+
+/// `--color`.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ColorArg {
+    /// On a terminal, unless NO_COLOR is set (to anything) or TERM is `dumb`.
+    Auto,
+    /// Always, even when piped.
+    Always,
+    /// Never.
+    Never,
 }
 
 #[derive(Subcommand)]
 enum Command {
     /// Parse and type-check rule files; print every diagnostic.
+    #[command(after_help = help::CHECK)]
     Check {
-        /// Rule files (`.pf`).
+        /// Rule files (`.pf`), `-` for standard input.
         #[arg(required = true)]
         files: Vec<std::path::PathBuf>,
         /// Output format of the diagnostics.
@@ -31,19 +47,31 @@ enum Command {
         format: Format,
     },
     /// Compile a rule file (or a tcpdump filter with --pcap-filter) into an eBPF ELF object.
+    #[command(after_help = help::COMPILE)]
     Compile(commands::compile::CompileArgs),
     /// Run test cases (or a capture) through the compiled object in the rbpf VM, checked
     /// against the interpreter; no root needed.
+    #[command(after_help = help::TEST)]
     Test(commands::test::TestArgs),
     /// Compile a rule file, load it into the kernel and attach it to an interface (pinned
     /// under /sys/fs/bpf/pfc); replaces pfc's filter there atomically.
+    #[command(after_help = help::LOAD)]
     Load(commands::load::LoadArgs),
     /// Detach pfc filters and remove their pins.
+    #[command(after_help = help::UNLOAD)]
     Unload(commands::unload::UnloadArgs),
     /// List attached pfc filters.
+    #[command(after_help = help::STATUS)]
     Status(commands::status::StatusArgs),
     /// Per-rule packet and byte counters of an attached filter.
+    #[command(after_help = help::STATS)]
     Stats(commands::stats::StatsArgs),
+    /// Print a shell completion script for bash, zsh or fish (also elvish, powershell).
+    #[command(after_help = help::COMPLETIONS)]
+    Completions(commands::completions::CompletionsArgs),
+    /// Print pfc's man page, or write one per subcommand into a directory.
+    #[command(after_help = help::MAN)]
+    Man(commands::man::ManArgs),
 }
 
 /// Listings `pfc compile --emit` prints.
@@ -66,6 +94,11 @@ enum Format {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    report::set_color(match cli.color {
+        ColorArg::Auto => report::color_by_default(),
+        ColorArg::Always => true,
+        ColorArg::Never => false,
+    });
     match cli.command {
         Command::Check { files, format } => commands::check::run(&files, format),
         Command::Compile(args) => commands::compile::run(&args),
@@ -74,5 +107,45 @@ fn main() -> ExitCode {
         Command::Unload(args) => commands::unload::run(&args),
         Command::Status(args) => commands::status::run(&args),
         Command::Stats(args) => commands::stats::run(&args),
+        Command::Completions(args) => commands::completions::run(&args),
+        Command::Man(args) => commands::man::run(&args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    /// Every example in `--help` parses with pfc's own command line.
+    #[test]
+    fn every_help_example_parses() {
+        let mut count = 0;
+        for examples in help::ALL {
+            for words in help::command_lines(examples) {
+                match Cli::try_parse_from(&words) {
+                    Ok(_) => {}
+                    Err(error) if error.kind() == clap::error::ErrorKind::DisplayHelp => {}
+                    Err(error) => panic!("the example {words:?} does not parse:\n{error}"),
+                }
+                count += 1;
+            }
+        }
+        assert!(count >= 2 * help::ALL.len(), "{count} examples");
+    }
+
+    /// Every subcommand's `--help` ends with examples.
+    #[test]
+    fn every_subcommand_has_examples() {
+        for subcommand in Cli::command().get_subcommands() {
+            let after = subcommand.get_after_help().map(|text| text.to_string()).unwrap_or_default();
+            assert!(after.starts_with("Examples:\n  pfc "), "`pfc {}` has no examples", subcommand.get_name());
+        }
     }
 }

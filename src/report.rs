@@ -1,10 +1,14 @@
-//! Rendering diagnostics: compiler diagnostics in, codespan-reporting text or JSON out.
+//! Rendering diagnostics: compiler diagnostics in, codespan-reporting text (coloured on a
+//! terminal, see [`color_by_default`]) or JSON out.
 
+use std::io::IsTerminal as _;
 use std::process::ExitCode;
+use std::sync::OnceLock;
 
 use codespan_reporting::diagnostic::{Diagnostic as Rendered, Label, Severity as RenderedSeverity};
 use codespan_reporting::files::{Files, SimpleFile};
 use codespan_reporting::term;
+use codespan_reporting::term::termcolor::Buffer;
 use pfc_compiler::diagnostic::{Diagnostic, Severity};
 
 use crate::escape::{escape, EscapedSource};
@@ -15,6 +19,26 @@ use crate::Format;
 /// its source lines, so a cascade of thousands of errors on one long line would print
 /// gigabytes; past this many, the rest are only counted.
 const MAX_RENDERED_PER_FILE: usize = 100;
+
+/// The `schema` of `--format json` diagnostics: bumped whenever their shape changes
+/// (docs/cli.md describes each version).
+pub const DIAGNOSTICS_SCHEMA: &str = "pfc.diagnostics/1";
+
+/// Whether diagnostics for people are coloured; set once by `main` from `--color`.
+static COLOR: OnceLock<bool> = OnceLock::new();
+
+/// Sets whether diagnostics are coloured (the first call wins).
+pub fn set_color(color: bool) {
+    let _ = COLOR.set(color);
+}
+
+/// `--color auto`: colour when standard error is a terminal, unless `NO_COLOR` is set to
+/// anything non-empty (no-color.org) or `TERM` is `dumb`.
+pub fn color_by_default() -> bool {
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|value| !value.is_empty());
+    let dumb = std::env::var_os("TERM").is_some_and(|term| term == "dumb");
+    std::io::stderr().is_terminal() && !no_color && !dumb
+}
 
 /// Collects diagnostics of several files and prints them in the chosen format.
 pub struct Report {
@@ -85,7 +109,9 @@ impl Report {
                 eprintln!("{} error(s), {} warning(s)", self.errors, self.warnings)
             }
             Format::Human => {}
-            Format::Json => println!("{}", serde_json::Value::Array(self.json)),
+            Format::Json => {
+                println!("{}", serde_json::json!({ "schema": DIAGNOSTICS_SCHEMA, "diagnostics": self.json }))
+            }
         }
         if self.errors > 0 {
             ExitCode::from(1)
@@ -120,8 +146,11 @@ fn render(files: &SimpleFile<&str, &str>, source: &EscapedSource, diagnostic: &D
         .with_labels(labels)
         .with_notes(diagnostic.notes.iter().map(|note| escape(note).into_owned()).collect());
     let config = term::Config::default();
-    term::emit_into_string(&config, files, &rendered)
-        .unwrap_or_else(|_| format!("{}: {}\n", files.name(), escape(&diagnostic.message)))
+    let mut buffer = if *COLOR.get().unwrap_or(&false) { Buffer::ansi() } else { Buffer::no_color() };
+    match term::emit_to_write_style(&mut buffer, &config, files, &rendered) {
+        Ok(()) => String::from_utf8_lossy(buffer.as_slice()).into_owned(),
+        Err(_) => format!("{}: {}\n", files.name(), escape(&diagnostic.message)),
+    }
 }
 
 fn clamp(range: std::ops::Range<usize>, len: usize) -> std::ops::Range<usize> {

@@ -22,7 +22,7 @@ pub struct SourceFile {
 
 /// Reads a rule file. `Err` carries a one-line message for files that cannot be read.
 pub fn read(path: &Path) -> Result<SourceFile, String> {
-    let name = path.display().to_string();
+    let name = input::display_name(path);
     let bytes = input::read_limited(path, "rule file", input::MAX_RULE_FILE)?;
     match String::from_utf8(bytes) {
         Ok(text) => Ok(SourceFile { name, text, problem: None }),

@@ -144,7 +144,8 @@ fn json_positions_point_at_each_problem() {
     ];
     let run = check_fixture(&fixture_dir().join("multiple_errors.pf"), &["--format", "json"]);
     let json: serde_json::Value = serde_json::from_str(&run.stdout).expect("stdout is one JSON document");
-    let found: Vec<(String, String, u64, u64)> = json
+    assert_eq!(json["schema"], "pfc.diagnostics/1");
+    let found: Vec<(String, String, u64, u64)> = json["diagnostics"]
         .as_array()
         .expect("an array of diagnostics")
         .iter()

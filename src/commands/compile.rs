@@ -1,6 +1,8 @@
 //! `pfc compile FILE [-o OUT.o] [--emit asm|ir]` and `pfc compile --pcap-filter EXPR -o
-//! OUT.o`: a rule file (or a one-line tcpdump filter) to an ELF object.
+//! OUT.o`: a rule file (or a one-line tcpdump filter) to an ELF object. `-` as FILE reads
+//! standard input, `-o -` writes the object to standard output (not to a terminal).
 
+use std::io::{IsTerminal as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -10,12 +12,12 @@ use pfc_compiler::codegen::Options;
 use crate::escape::escape;
 use crate::report::Report;
 use crate::source::SourceFile;
-use crate::{source, Emit, Format};
+use crate::{input, source, Emit, Format};
 
 /// Arguments of `pfc compile`.
 #[derive(Args)]
 pub struct CompileArgs {
-    /// The rule file (`.pf`).
+    /// The rule file (`.pf`), `-` for standard input.
     #[arg(required_unless_present = "pcap_filter", conflicts_with = "pcap_filter")]
     file: Option<PathBuf>,
     /// Compile a tcpdump filter expression instead of a rule file: packets it matches get
@@ -28,8 +30,8 @@ pub struct CompileArgs {
     /// With --pcap-filter: where the program attaches.
     #[arg(long, value_enum, default_value_t = HookArg::Xdp, requires = "pcap_filter")]
     hook: HookArg,
-    /// Where to write the object (default: the rule file with `.o`; required with
-    /// --pcap-filter unless only a listing is asked for).
+    /// Where to write the object, `-` for standard output (default: the rule file with
+    /// `.o`; required with --pcap-filter or rules from `-` unless only a listing is asked for).
     #[arg(short, long)]
     output: Option<PathBuf>,
     /// Print a listing instead of (or with `-o`, as well as) writing the object.
@@ -66,6 +68,10 @@ enum HookArg {
 /// Compiles one file or filter; writes the object unless only a listing was asked for.
 pub fn run(args: &CompileArgs) -> ExitCode {
     let mut report = Report::new(args.format);
+    if args.emit.is_some() && args.output.as_deref().is_some_and(input::is_stdio) {
+        eprintln!("error: --emit prints to standard output, so the object cannot go there too (-o -)");
+        return ExitCode::from(2);
+    }
     let (file, default_output) = match (&args.file, &args.pcap_filter) {
         (_, Some(expression)) => {
             if args.output.is_none() && args.emit.is_none() {
@@ -74,8 +80,12 @@ pub fn run(args: &CompileArgs) -> ExitCode {
             }
             (pcap_filter_rules(expression, args.verdict, args.hook), None)
         }
+        (Some(path), None) if input::is_stdio(path) && args.output.is_none() && args.emit.is_none() => {
+            eprintln!("error: rules from standard input need -o OUT.o (or -o - for standard output)");
+            return ExitCode::from(2);
+        }
         (Some(path), None) => match source::read(path) {
-            Ok(file) => (file, Some(path.with_extension("o"))),
+            Ok(file) => (file, Some(path.with_extension("o")).filter(|_| !input::is_stdio(path))),
             Err(message) => {
                 report.io_error(&message);
                 return report.finish();
@@ -108,15 +118,34 @@ pub fn run(args: &CompileArgs) -> ExitCode {
                 compiled.program.rules.len(),
                 compiled.code.insns.len(),
                 compiled.object.len(),
-                escape(&target.display().to_string())
+                escape(&target_name(&target))
             );
         }
     }
     report.finish()
 }
 
+/// Writes the object to `target`, or to standard output for `-`.
 fn write(target: &Path, object: &[u8]) -> Result<(), String> {
-    std::fs::write(target, object).map_err(|error| format!("{}: cannot write: {error}", target.display()))
+    let written = if input::is_stdio(target) {
+        let mut stdout = std::io::stdout().lock();
+        if stdout.is_terminal() {
+            return Err("<stdout>: is a terminal; redirect the object to a file or a pipe".to_string());
+        }
+        stdout.write_all(object).and_then(|()| stdout.flush())
+    } else {
+        std::fs::write(target, object)
+    };
+    written.map_err(|error| format!("{}: cannot write: {error}", target_name(target)))
+}
+
+/// How the output is named in messages: `<stdout>` for `-`.
+fn target_name(target: &Path) -> String {
+    if input::is_stdio(target) {
+        "<stdout>".to_string()
+    } else {
+        target.display().to_string()
+    }
 }
 
 /// The rule file a `--pcap-filter` one-liner stands for; diagnostics point into it.

@@ -2,9 +2,11 @@
 
 pub mod check;
 pub mod compile;
+pub mod completions;
 pub mod filters;
 pub mod interval;
 pub mod load;
+pub mod man;
 pub mod stats;
 pub mod status;
 pub mod test;

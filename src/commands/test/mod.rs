@@ -38,12 +38,14 @@ const _: () = assert!(MAX_PACKET_LEN == pfc_runtime::vm::MAX_PACKET_LEN);
 /// The arguments of `pfc test`.
 #[derive(clap::Args)]
 pub struct TestArgs {
-    /// The rule file (`.pf`).
+    /// The rule file (`.pf`), `-` for standard input (then --cases or --pcap is needed).
     file: PathBuf,
-    /// The case file (default: the rule file with `.test.toml` for `.pf`).
+    /// The case file (default: the rule file with `.test.toml` for `.pf`); `-` for
+    /// standard input.
     #[arg(long, conflicts_with = "pcap")]
     cases: Option<PathBuf>,
-    /// Run every frame of this pcap/pcapng file and print one JSON verdict per line.
+    /// Run every frame of this pcap/pcapng file (`-` for standard input) and print one
+    /// JSON verdict per line.
     #[arg(long, requires = "verdicts")]
     pcap: Option<PathBuf>,
     /// With --pcap: print `{"packet":N,"verdict":"drop","rule":"m"}` per frame.
@@ -74,6 +76,10 @@ enum Stop {
 
 /// Runs `pfc test`.
 pub fn run(args: &TestArgs) -> ExitCode {
+    if input::is_stdio(&args.file) && args.cases.is_none() && args.pcap.is_none() {
+        eprintln!("error: rules from standard input need --cases FILE (or --pcap FILE --verdicts)");
+        return ExitCode::from(2);
+    }
     match run_checked(args) {
         Ok(code) => code,
         Err(Stop::Input { message }) => {
@@ -110,8 +116,8 @@ fn run_checked(args: &TestArgs) -> Result<ExitCode, Stop> {
     let cases_path = args.cases.clone().unwrap_or_else(|| args.file.with_extension("test.toml"));
     let results = run_cases(&mut engine, &compiled, &cases_path)?;
     let context = output::Context {
-        rules_file: &args.file.display().to_string(),
-        cases_file: &cases_path.display().to_string(),
+        rules_file: &input::display_name(&args.file),
+        cases_file: &input::display_name(&cases_path),
         backend: backend.name(),
         executor: engine.executor(),
         rules: &compiled.program.rules.iter().map(|rule| rule.name.clone()).collect::<Vec<_>>(),
@@ -148,7 +154,7 @@ struct Job<'a> {
 }
 
 fn run_cases(engine: &mut Engine<'_>, compiled: &Compiled, path: &Path) -> Result<Vec<CaseResult>, Stop> {
-    let name = path.display().to_string();
+    let name = input::display_name(path);
     let bytes =
         input::read_limited(path, "case file", input::MAX_CASE_FILE).map_err(|message| Stop::Input { message })?;
     let text = String::from_utf8(bytes).map_err(|error| Stop::Input {

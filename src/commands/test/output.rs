@@ -8,6 +8,10 @@ use pfc_compiler::testcase::Expectation;
 
 use crate::escape::escape;
 
+/// The `schema` of the `--format json` report: bumped whenever its shape changes
+/// (docs/cli.md describes each version).
+pub const TEST_SCHEMA: &str = "pfc.test/1";
+
 /// How `pfc test` reports case results.
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum TestFormat {
@@ -194,6 +198,7 @@ fn json(context: &Context<'_>, results: &[CaseResult]) -> serde_json::Value {
         .collect();
     let (passed, failed, skipped) = counts(results);
     let mut document = serde_json::json!({
+        "schema": TEST_SCHEMA,
         "rules": context.rules_file,
         "cases_file": context.cases_file,
         "backend": context.backend,

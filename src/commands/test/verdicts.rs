@@ -17,7 +17,7 @@ use crate::input;
 
 /// Prints the verdict of every frame of `path`.
 pub(super) fn run(engine: &mut Engine<'_>, program: &Program, path: &Path) -> Result<ExitCode, Stop> {
-    let name = path.display().to_string();
+    let name = input::display_name(path);
     let bytes = input::read_limited(path, "capture", input::MAX_CAPTURE).map_err(|message| Stop::Input { message })?;
     let capture = read_capture(&bytes).map_err(|error| Stop::Input { message: format!("{name}: {error}") })?;
     if capture.packets.is_empty() {

@@ -1,0 +1,108 @@
+//! The examples at the end of every subcommand's `--help` (and man page). Each line is
+//! `pfc …` followed, after two or more spaces, by what it does; a unit test parses every
+//! example with pfc's own command line, so none of them goes stale.
+
+/// `pfc` itself.
+pub const PFC: &str = "\
+Examples:
+  pfc check rules.pf                   Diagnostics only
+  pfc test rules.pf                    Run rules.test.toml's cases in the rbpf VM (no root needed)
+  pfc load rules.pf --iface eth0       Compile, load, attach and pin (root)
+  pfc help compile                     More about one subcommand";
+
+/// `pfc check`.
+pub const CHECK: &str = "\
+Examples:
+  pfc check rules.pf                   Check one file; exit 1 when it has errors
+  pfc check --format json a.pf b.pf    All diagnostics as one JSON document, for editors and CI
+  pfc check -                          Check rules read from standard input";
+
+/// `pfc compile`.
+pub const COMPILE: &str = "\
+Examples:
+  pfc compile rules.pf                 Write rules.o next to the rule file
+  pfc compile rules.pf --emit asm      Print the disassembly as well as writing rules.o
+  pfc compile rules.pf -o -            Write the object to standard output
+  pfc compile --pcap-filter 'tcp port 22' -o ssh.o    A tcpdump filter that drops what it matches";
+
+/// `pfc test`.
+pub const TEST: &str = "\
+Examples:
+  pfc test rules.pf                    Run the cases of rules.test.toml in the rbpf VM
+  pfc test rules.pf --format junit     JUnit XML for CI systems
+  pfc test rules.pf --pcap trace.pcap --verdicts    One JSON verdict per captured frame";
+
+/// `pfc load`.
+pub const LOAD: &str = "\
+Examples:
+  pfc load rules.pf --iface eth0       Compile and attach at the rule file's hook, replacing pfc's filter there
+  pfc load rules.pf --iface eth0 --mode generic    XDP in generic (skb) mode, for drivers without native XDP
+  pfc load rules.pf --iface eth0 --force           First detach a non-pfc XDP program in the way (not atomic)";
+
+/// `pfc unload`.
+pub const UNLOAD: &str = "\
+Examples:
+  pfc unload --iface eth0              Detach pfc's filters from eth0
+  pfc unload --iface eth0 --hook xdp   Detach only the XDP filter
+  pfc unload --all                     Detach every pfc filter";
+
+/// `pfc status`.
+pub const STATUS: &str = "\
+Examples:
+  pfc status                           A table of every pfc filter
+  pfc status --json                    The same as a JSON array";
+
+/// `pfc stats`.
+pub const STATS: &str = "\
+Examples:
+  pfc stats --iface eth0               Packets and bytes per rule
+  pfc stats --iface eth0 --watch 1     Again every second, with rates
+  pfc stats --iface eth0 --json        One JSON object";
+
+/// `pfc completions`.
+pub const COMPLETIONS: &str = "\
+Examples:
+  pfc completions bash                 Print the bash script (save it as /etc/bash_completion.d/pfc)
+  pfc completions zsh                  Print the zsh script (save it as _pfc in a directory of $fpath)
+  pfc completions fish                 Print the fish script (save it as ~/.config/fish/completions/pfc.fish)";
+
+/// `pfc man`.
+pub const MAN: &str = "\
+Examples:
+  pfc man                              Print pfc(1); view it with `pfc man | man -l -`
+  pfc man --dir target/man             Write pfc.1 and pfc-SUBCOMMAND.1 for every subcommand";
+
+/// Every example text.
+#[cfg(test)]
+pub const ALL: &[&str] = &[PFC, CHECK, COMPILE, TEST, LOAD, UNLOAD, STATUS, STATS, COMPLETIONS, MAN];
+
+/// The command lines of an example text: each `pfc …` up to the description, split into
+/// words the way a shell would for these simple cases (single quotes group).
+#[cfg(test)]
+pub fn command_lines(examples: &str) -> Vec<Vec<String>> {
+    examples
+        .lines()
+        .filter_map(|line| line.trim_start().strip_prefix("pfc "))
+        .map(|rest| {
+            let command = rest.split("  ").next().unwrap_or(rest);
+            let mut words = vec!["pfc".to_string()];
+            let mut quoted = false;
+            let mut word = String::new();
+            for c in command.chars() {
+                match c {
+                    '\'' => quoted = !quoted,
+                    ' ' if !quoted => {
+                        if !word.is_empty() {
+                            words.push(std::mem::take(&mut word));
+                        }
+                    }
+                    c => word.push(c),
+                }
+            }
+            if !word.is_empty() {
+                words.push(word);
+            }
+            words
+        })
+        .collect()
+}

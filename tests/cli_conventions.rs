@@ -1,0 +1,279 @@
+//! The conventions of docs/cli.md, through the real binary: examples in every `--help`,
+//! man pages that groff renders without a warning, completion scripts for three shells,
+//! `-` for standard input and output, colour on a terminal only (and never with
+//! NO_COLOR), and JSON documents whose shape is pinned to their `schema` version and to
+//! the examples in docs/cli.md.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use common::{pfc, pfc_in, repo, scratch_dir, Run};
+use serde_json::Value;
+
+const RULES: &str = "default pass\nrule ssh: drop if tcp.dport == 22\nrule dns: pass if udp.dport == 53\n";
+const BAD_RULES: &str = "default pass\nrule ssh: drop if tcp.dprt == 22\n";
+const CASES: &str =
+    "[[case]]\nname = \"ssh is dropped\"\npacket = \"ipv4 / tcp dport=22\"\nexpect = \"drop\"\nrule = \"ssh\"\n\n\
+                     [[case]]\nname = \"web passes\"\npacket = \"ipv4 / tcp dport=80\"\nexpect = \"drop\"\n";
+
+/// The subcommands every convention applies to.
+const SUBCOMMANDS: &[&str] = &["check", "compile", "test", "load", "unload", "status", "stats", "completions", "man"];
+
+/// A scratch directory holding `web.pf`, `bad.pf` and `web.test.toml`.
+fn setup(test: &str) -> std::path::PathBuf {
+    let dir = scratch_dir(test);
+    for (name, text) in [("web.pf", RULES), ("bad.pf", BAD_RULES), ("web.test.toml", CASES)] {
+        std::fs::write(dir.join(name), text).expect("write file");
+    }
+    dir
+}
+
+/// Runs `pfc ARGS` in `dir` with `stdin` on standard input; stdout as bytes.
+fn pfc_stdin(dir: &Path, args: &[&str], stdin: &[u8]) -> (i32, Vec<u8>, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pfc"))
+        .args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the pfc binary runs");
+    let mut input = child.stdin.take().expect("stdin");
+    let bytes = stdin.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = input.write_all(&bytes);
+    });
+    let output = child.wait_with_output().expect("pfc finishes");
+    writer.join().expect("stdin written");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(!stderr.contains("panicked"), "pfc {args:?} panicked:\n{stderr}");
+    (output.status.code().unwrap_or(-1), output.stdout, stderr)
+}
+
+#[test]
+fn every_help_ends_with_examples() {
+    for subcommand in SUBCOMMANDS.iter().copied().chain([""]) {
+        let args: Vec<&str> = [subcommand, "--help"].into_iter().filter(|arg| !arg.is_empty()).collect();
+        let run = pfc(&args);
+        assert_eq!(run.code, 0, "pfc {args:?}: {}", run.stderr);
+        let examples = run.stdout.split("Examples:\n").nth(1).unwrap_or_default();
+        let count = examples.lines().filter(|line| line.starts_with("  pfc ")).count();
+        assert!(count >= 2, "pfc {args:?} has {count} examples:\n{}", run.stdout);
+    }
+}
+
+#[test]
+fn man_pages_render_for_every_subcommand() {
+    let dir = scratch_dir("man_pages");
+    let run = pfc_in(&dir, &["man", "--dir", "man"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let stdout_page = pfc(&["man"]);
+    assert_eq!(stdout_page.code, 0, "{}", stdout_page.stderr);
+    let pfc_1 = std::fs::read_to_string(dir.join("man/pfc.1")).expect("pfc.1 written");
+    assert_eq!(stdout_page.stdout, pfc_1, "`pfc man` prints pfc.1");
+    let groff = Command::new("groff").arg("--version").output().is_ok_and(|output| output.status.success());
+    for name in std::iter::once("pfc".to_string()).chain(SUBCOMMANDS.iter().map(|sub| format!("pfc-{sub}"))) {
+        let path = dir.join(format!("man/{name}.1"));
+        let page = std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+        for section in [".TH", ".SH NAME", ".SH SYNOPSIS", ".SH EXAMPLES"] {
+            assert!(page.contains(section), "{name}.1 has no `{section}`:\n{page}");
+        }
+        if groff {
+            // -ww: every warning; -z: no output, only the diagnostics.
+            let output =
+                Command::new("groff").args(["-man", "-Tutf8", "-ww", "-z"]).arg(&path).output().expect("groff runs");
+            let warnings = String::from_utf8_lossy(&output.stderr);
+            assert!(output.status.success() && warnings.is_empty(), "groff on {name}.1:\n{warnings}");
+            let text = Command::new("groff")
+                .args(["-man", "-Tutf8", "-P-c", "-P-b", "-P-o", "-P-u"])
+                .arg(&path)
+                .output()
+                .expect("groff runs");
+            let text = String::from_utf8_lossy(&text.stdout);
+            assert!(text.contains("EXAMPLES") && text.contains("pfc "), "{name}.1 renders as:\n{text}");
+        } else {
+            eprintln!("groff is not installed: {name}.1 checked for its sections only");
+        }
+    }
+}
+
+#[test]
+fn completion_scripts_for_three_shells() {
+    for (shell, marker) in [("bash", "complete -F _pfc"), ("zsh", "#compdef pfc"), ("fish", "complete -c pfc")] {
+        let run = pfc(&["completions", shell]);
+        assert_eq!(run.code, 0, "{shell}: {}", run.stderr);
+        assert!(run.stdout.contains(marker), "{shell}: no `{marker}` in:\n{}", run.stdout);
+        for subcommand in SUBCOMMANDS {
+            assert!(run.stdout.contains(subcommand), "{shell}: `{subcommand}` is not completed");
+        }
+    }
+    let bash = pfc(&["completions", "bash"]);
+    let checked = Command::new("bash").args(["-n", "-c", &bash.stdout]).output().expect("bash runs");
+    assert!(checked.status.success(), "bash -n: {}", String::from_utf8_lossy(&checked.stderr));
+    let usage = pfc(&["completions", "tcsh"]);
+    assert_eq!(usage.code, 2, "{}", usage.stderr);
+}
+
+#[rustfmt::skip]
+#[test]
+fn dash_is_standard_input_for_rules_cases_and_captures() {
+    let dir = setup("stdin");
+    let (code, _, stderr) = pfc_stdin(&dir, &["check", "-"], RULES.as_bytes());
+    assert_eq!((code, stderr.as_str()), (0, "<stdin>: ok\n"));
+    let (code, _, stderr) = pfc_stdin(&dir, &["check", "-"], BAD_RULES.as_bytes());
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("┌─ <stdin>:2:19") && stderr.contains("unknown field `tcp.dprt`"), "{stderr}");
+    let (code, _, stderr) = pfc_stdin(&dir, &["compile", "-", "-o", "from-stdin.o"], RULES.as_bytes());
+    assert_eq!(code, 0, "{stderr}");
+    let (code, _, stderr) = pfc_stdin(&dir, &["compile", "web.pf", "-o", "from-file.o"], b"");
+    assert_eq!(code, 0, "{stderr}");
+    let read = |name: &str| std::fs::read(dir.join(name)).expect("object written");
+    assert_eq!(read("from-stdin.o"), read("from-file.o"), "the same rules give the same object");
+    let (code, stdout, stderr) = pfc_stdin(&dir, &["test", "-", "--cases", "web.test.toml", "--format", "json"], RULES.as_bytes());
+    assert_eq!(code, 1, "one case fails: {stderr}");
+    let report: Value = serde_json::from_slice(&stdout).expect("one JSON document");
+    assert_eq!((report["rules"].as_str(), report["passed"].as_u64()), (Some("<stdin>"), Some(1)));
+    let (code, stdout, stderr) = pfc_stdin(&dir, &["test", "web.pf", "--cases", "-"], CASES.as_bytes());
+    assert_eq!(code, 1, "{stderr}");
+    assert!(String::from_utf8_lossy(&stdout).contains("from <stdin>"), "{}", String::from_utf8_lossy(&stdout));
+    let capture = {
+        let frame = pfc_compiler::packet::Packet::eth().ipv4("192.0.2.1", "10.0.0.2").tcp(1000, 22).build();
+        let mut out = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 1, 0, 0, 0];
+        out.extend_from_slice(&[0; 8]);
+        out.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+        out.extend_from_slice(&frame);
+        out
+    };
+    let (code, stdout, stderr) = pfc_stdin(&dir, &["test", "web.pf", "--pcap", "-", "--verdicts"], &capture);
+    assert_eq!((code, String::from_utf8_lossy(&stdout).trim()), (0, r#"{"packet":0,"verdict":"drop","rule":"ssh"}"#), "{stderr}");
+    let usage = |args: &[&str], expected: &str| {
+        let (code, _, stderr) = pfc_stdin(&dir, args, RULES.as_bytes());
+        assert_eq!(code, 2, "pfc {args:?}: {stderr}");
+        assert!(stderr.contains(expected), "pfc {args:?}: {stderr}");
+    };
+    usage(&["compile", "-"], "rules from standard input need -o OUT.o");
+    usage(&["test", "-"], "rules from standard input need --cases FILE");
+    usage(&["compile", "web.pf", "--emit", "asm", "-o", "-"], "--emit prints to standard output");
+    let (code, _, stderr) = pfc_stdin(&dir, &["check", "-"], &vec![b'#'; 17 << 20]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("<stdin>: is larger than 16 MiB"), "{stderr}");
+}
+
+#[test]
+fn dash_output_is_standard_output() {
+    let dir = setup("stdout");
+    let (code, stdout, stderr) = pfc_stdin(&dir, &["compile", "web.pf", "-o", "-"], b"");
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("-> <stdout>"), "{stderr}");
+    assert!(!dir.join("-").exists(), "no file named `-`");
+    let (code, _, stderr) = pfc_stdin(&dir, &["compile", "web.pf", "-o", "web.o"], b"");
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout, std::fs::read(dir.join("web.o")).expect("web.o"), "the object on stdout is the object");
+    assert_eq!(&stdout[..4], b"\x7fELF");
+}
+
+/// Runs `pfc ARGS` in `dir` with standard error on a pseudo-terminal; what it printed there.
+fn stderr_on_a_terminal(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
+    let (mut master, mut slave) = (0, 0);
+    // SAFETY: openpty writes two descriptors it opened; we own them from here on.
+    let opened =
+        unsafe { libc::openpty(&mut master, &mut slave, std::ptr::null_mut(), std::ptr::null(), std::ptr::null()) };
+    assert_eq!(opened, 0, "openpty: {}", std::io::Error::last_os_error());
+    // SAFETY: both descriptors are open and owned by nothing else.
+    let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+    let mut command = Command::new(env!("CARGO_BIN_EXE_pfc"));
+    command.args(args).current_dir(dir).env_remove("NO_COLOR").env("TERM", "xterm").stderr(Stdio::from(slave));
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let status = command.status().expect("the pfc binary runs");
+    drop(command);
+    assert!(status.code().is_some(), "pfc {args:?} died of a signal");
+    let mut printed = Vec::new();
+    // Reading the master ends with EIO once the slave is closed everywhere.
+    let _ = std::fs::File::from(master).read_to_end(&mut printed);
+    String::from_utf8_lossy(&printed).into_owned()
+}
+
+#[test]
+fn colour_on_a_terminal_only() {
+    let dir = setup("colour");
+    const ESC: char = '\u{1b}';
+    let on_terminal = stderr_on_a_terminal(&dir, &["check", "bad.pf"], &[]);
+    assert!(on_terminal.contains(&format!("{ESC}[")) && on_terminal.contains("E0003"), "{on_terminal:?}");
+    let no_color = stderr_on_a_terminal(&dir, &["check", "bad.pf"], &[("NO_COLOR", "1")]);
+    assert!(!no_color.contains(ESC) && no_color.contains("E0003"), "{no_color:?}");
+    let dumb = stderr_on_a_terminal(&dir, &["check", "bad.pf"], &[("TERM", "dumb")]);
+    assert!(!dumb.contains(ESC) && dumb.contains("E0003"), "{dumb:?}");
+    let never = stderr_on_a_terminal(&dir, &["--color", "never", "check", "bad.pf"], &[]);
+    assert!(!never.contains(ESC) && never.contains("E0003"), "{never:?}");
+    let piped: Run = pfc_in(&dir, &["check", "bad.pf"]);
+    assert!(!piped.stderr.contains(ESC) && piped.stderr.contains("E0003"), "{:?}", piped.stderr);
+    let always = pfc_in(&dir, &["check", "--color", "always", "bad.pf"]);
+    assert!(always.stderr.contains(&format!("{ESC}[")), "{:?}", always.stderr);
+}
+
+/// The shape of a JSON value: object keys (sorted) with their shapes, the shape of an
+/// array's first element, and the type of everything else.
+fn shape(value: &Value) -> String {
+    match value {
+        Value::Null => "null".to_string(),
+        Value::Bool(_) => "bool".to_string(),
+        Value::Number(_) => "number".to_string(),
+        Value::String(_) => "string".to_string(),
+        Value::Array(items) => format!("[{}]", items.first().map(shape).unwrap_or_default()),
+        Value::Object(map) => {
+            let fields: Vec<String> = map.iter().map(|(key, value)| format!("{key}:{}", shape(value))).collect();
+            format!("{{{}}}", fields.join(","))
+        }
+    }
+}
+
+/// The shape of every schema version, as released. A shape change needs a new version
+/// (and its example in docs/cli.md), never an edit here.
+#[rustfmt::skip]
+const SHAPES: &[(&str, &str)] = &[
+    ("pfc.diagnostics/1", "{diagnostics:[{code:string,column:number,file:string,labels:[{column:number,end_column:number,end_line:number,line:number,message:string,primary:bool}],line:number,message:string,notes:[string],severity:string}],schema:string}"),
+    ("pfc.test/1", "{backend:string,cases:[{actual:{rule:string,verdict:string},expected:{rule:string,verdict:string},line:number,name:string,packet:string,passed:bool,skipped:null,spec:string}],cases_file:string,executor:string,failed:number,passed:number,rules:string,schema:string,skipped:number,uncovered:[string]}"),
+];
+
+/// The JSON examples of docs/cli.md, by schema.
+fn documented_examples() -> Vec<(String, Value)> {
+    let doc = std::fs::read_to_string(repo().join("docs/cli.md")).expect("docs/cli.md");
+    doc.split("```json\n")
+        .skip(1)
+        .map(|block| {
+            let text = block.split("```").next().unwrap_or_default();
+            let value: Value =
+                serde_json::from_str(text).unwrap_or_else(|error| panic!("docs/cli.md: {error}:\n{text}"));
+            (value["schema"].as_str().unwrap_or("(no schema)").to_string(), value)
+        })
+        .collect()
+}
+
+#[test]
+fn json_documents_match_their_schema_version_and_the_docs() {
+    let dir = setup("json_schema");
+    let outputs = [
+        pfc_in(&dir, &["check", "--format", "json", "bad.pf"]),
+        pfc_in(&dir, &["compile", "--format", "json", "bad.pf"]),
+        pfc_in(&dir, &["test", "web.pf", "--format", "json", "--coverage"]),
+    ];
+    let documented = documented_examples();
+    assert_eq!(documented.len(), SHAPES.len(), "one example in docs/cli.md per schema version");
+    for run in &outputs {
+        assert_eq!(run.code, 1, "{}", run.stderr);
+        let value: Value = serde_json::from_str(&run.stdout).expect("one JSON document");
+        let schema = value["schema"].as_str().expect("a schema");
+        let pinned = SHAPES.iter().find(|(name, _)| *name == schema).map(|(_, shape)| *shape);
+        assert_eq!(Some(shape(&value).as_str()), pinned, "{schema}: the shape changed; give it a new schema version");
+        let example = documented.iter().find(|(name, _)| name == schema).map(|(_, value)| shape(value));
+        assert_eq!(example.as_deref(), pinned, "{schema}: docs/cli.md's example has another shape");
+    }
+}
