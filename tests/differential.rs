@@ -19,6 +19,7 @@ use pfc_compiler::compile::{compile_form, COUNTER_MAP_NAME};
 use pfc_compiler::diagnostic::Severity;
 use pfc_compiler::eval::{evaluate, Outcome};
 use pfc_compiler::fields::{Field, Proto};
+use pfc_compiler::packet::Packet;
 use pfc_compiler::program::{CmpOp, Cond, Hook, Program, TestOp, Verdict};
 use pfc_runtime::kernel::{self, KernelProgram};
 use pfc_runtime::vm::Vm;
@@ -483,6 +484,39 @@ fn truncated_extension_headers_leave_the_upper_protocol_unknown() {
         packets.len(),
         tally.vm_runs,
         tally.kernel_runs,
+        if kernel { "" } else { " (kernel skipped: no privileges)" }
+    );
+    assert!(failures.is_empty(), "{} failures:\n\n{}", failures.len(), failures.join("\n\n"));
+}
+
+/// Issue 9: counters of rule sets with more than 256 rules are read back by key. 1,000
+/// rules `tcp.dport == 1000 + I`, packets for rules on both sides of 256 (and the
+/// default): the kernel's and rbpf's counter arrays must equal the interpreter's match
+/// counts entry by entry (keys from 256 on were once read back in byte-string order).
+#[test]
+fn a_thousand_rules_count_in_their_own_counters() {
+    let text: String = std::iter::once("default pass\n".to_string())
+        .chain((0..1000).map(|index| format!("rule r{index}: drop if tcp.dport == {}\n", 1000 + index)))
+        .collect();
+    let packets: Vec<CorpusPacket> = [0u16, 1, 255, 256, 257, 300, 511, 512, 999, 1000]
+        .iter()
+        .flat_map(|&index| {
+            let bytes = Packet::eth().ipv4("192.0.2.1", "10.0.0.2").tcp(40000, 1000 + index).build();
+            // Rule `index` twice, so a count credited to a neighbour shows.
+            let description = format!("tcp dport {} (rule r{index})", 1000 + index);
+            [
+                CorpusPacket { bytes: bytes.clone(), description: description.clone() },
+                CorpusPacket { bytes, description },
+            ]
+        })
+        .collect();
+    let kernel = kernel::privileges().is_ok();
+    let mut tally = Tally::default();
+    let failures = check("1,000 rules", &text, false, &packets, kernel, &mut tally);
+    println!(
+        "1,000 rules: {} packets, {} counter checks{}",
+        packets.len(),
+        tally.counter_checks,
         if kernel { "" } else { " (kernel skipped: no privileges)" }
     );
     assert!(failures.is_empty(), "{} failures:\n\n{}", failures.len(), failures.join("\n\n"));
