@@ -363,3 +363,6 @@ mod crash;
 
 #[path = "load_attach/ownership.rs"]
 mod ownership;
+
+#[path = "load_attach/escaping.rs"]
+mod escaping;

@@ -13,6 +13,8 @@ use pfc_runtime::attach::live::LiveSys;
 use pfc_runtime::attach::{AttachError, Filters, ModeRequest};
 use pfc_runtime::pins::{AttachPoint, Layout};
 
+use crate::escape::escape;
+
 /// `--hook`.
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum HookArg {
@@ -79,7 +81,7 @@ pub fn live(state: &StateArgs) -> Filters<LiveSys> {
 /// name: it would build paths outside pfc's directories).
 pub fn check_iface(iface: &str) -> Result<(), ExitCode> {
     pfc_runtime::pins::check_iface_name(iface).map_err(|error| {
-        eprintln!("error: {error}");
+        eprintln!("error: {}", escape(&error.to_string()));
         ExitCode::from(1)
     })
 }
@@ -102,13 +104,13 @@ pub fn chain(error: &dyn std::error::Error) -> String {
 
 /// Prints a runtime error; its exit code.
 pub fn fail(error: &AttachError) -> ExitCode {
-    eprintln!("error: {}", chain(error));
+    eprintln!("error: {}", escape(&chain(error)));
     ExitCode::from(if error.is_pfc_bug() { 3 } else { 1 })
 }
 
 /// A usage error (exit 2).
 pub fn usage(message: &str) -> ExitCode {
-    eprintln!("error: {message}");
+    eprintln!("error: {}", escape(message));
     ExitCode::from(2)
 }
 

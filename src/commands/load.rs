@@ -11,6 +11,7 @@ use pfc_runtime::attach::LoadRequest;
 use pfc_runtime::pins::{AttachPoint, Manifest};
 
 use super::filters::{self, HookArg, ModeArg};
+use crate::escape::escape;
 use crate::report::Report;
 use crate::{source, Format};
 
@@ -95,12 +96,12 @@ pub fn run(args: &LoadArgs) -> ExitCode {
         Err(error) => return filters::fail(&error),
     };
     for notice in &outcome.notices {
-        eprintln!("notice: {notice}");
+        eprintln!("notice: {}", escape(notice));
     }
     println!(
         "{} {} on {} {} ({}): program {}, {} rules; compile {:.1} ms, kernel load {:.1} ms, {} {:.1} ms",
         if outcome.replaced { "replaced filter with" } else { "loaded" },
-        file.name,
+        escape(&file.name),
         args.iface,
         point.as_str(),
         outcome.mode.as_str(),

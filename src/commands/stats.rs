@@ -10,6 +10,7 @@ use pfc_runtime::pins::AttachPoint;
 use serde_json::{json, Value};
 
 use super::filters::{self, HookArg};
+use crate::escape::escape;
 
 /// Arguments of `pfc stats`.
 #[derive(clap::Args)]
@@ -81,6 +82,7 @@ fn print(iface: &str, point: AttachPoint, stats: &Stats, previous: Option<(&Stat
     }
     println!("{iface} {}:", point.as_str());
     for (index, (label, counter)) in rows.iter().enumerate() {
+        let label = escape(label);
         match rates(index, counter) {
             Some((pps, bps)) => println!(
                 "  {label:<32} {:>14} packets {:>16} bytes {:>12.1} pkt/s {:>14.1} B/s",

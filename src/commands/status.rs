@@ -7,6 +7,7 @@ use pfc_runtime::attach::FilterStatus;
 use serde_json::{json, Value};
 
 use super::filters;
+use crate::escape::escape;
 
 /// Arguments of `pfc status`.
 #[derive(clap::Args)]
@@ -74,7 +75,8 @@ pub fn run(args: &StatusArgs) -> ExitCode {
     );
     for status in &statuses {
         let j = to_json(status);
-        let text = |key: &str| j[key].as_str().map(str::to_string).unwrap_or_else(|| "-".to_string());
+        // Records hold what the user once wrote (the source path): no terminal controls.
+        let text = |key: &str| j[key].as_str().map(|text| escape(text).into_owned()).unwrap_or_else(|| "-".to_string());
         let number = |key: &str| j[key].as_u64().map(|n| n.to_string()).unwrap_or_else(|| "-".to_string());
         println!(
             "{:<16} {:<10} {:<8} {:>7} {:<20} {:>5}  {:<25} {}",
