@@ -131,3 +131,39 @@ fn a_kill_at_every_step_of_a_load_or_replace_leaves_a_truthful_filter_and_no_gap
     assert_eq!(received, 0, "a packet got through while a replace was killed");
     pfc_ok(&ns, &["unload", "--iface", &iface]);
 }
+
+#[test]
+fn a_second_writer_waits_for_the_lock_and_gives_up_with_a_clear_message() {
+    skip_unless!(no_kernel());
+    let mut topology = Topology::new("w");
+    let (ns, iface) = (topology.b.clone(), topology.veth_b.clone());
+    let file = topology.rules("wait", &rules_text("kw"));
+    // The first writer holds the lock, paused right after taking it.
+    let mut first = pfc_command(&ns, &["load", &file, "--iface", &iface])
+        .env("PFC_TEST_PAUSE_AT", "locked")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("pfc starts");
+    let mut line = String::new();
+    BufReader::new(first.stderr.take().expect("stderr")).read_line(&mut line).expect("stderr readable");
+    assert_eq!(line.trim(), "pfc: paused at locked");
+    let second = pfc(&ns, &["load", &file, "--iface", &iface, "--lock-timeout", "0.3"]);
+    let unload = pfc(&ns, &["unload", "--iface", &iface, "--hook", "xdp", "--lock-timeout", "0.3"]);
+    // SAFETY: kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(first.id() as i32, libc::SIGKILL) }, 0);
+    first.wait().expect("first pfc ends");
+    for (what, output) in [("load", &second), ("unload", &unload)] {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{what}: {stderr}");
+        assert!(
+            stderr.contains(&format!("another pfc load or unload is working on `{iface}` at xdp")),
+            "{what}: {stderr}"
+        );
+        assert!(stderr.contains("--lock-timeout"), "{what}: {stderr}");
+    }
+    // The lock died with the killed writer: the next load goes through.
+    let loaded = pfc_ok(&ns, &["load", &file, "--iface", &iface]);
+    assert!(loaded.starts_with("loaded"), "{loaded}");
+    pfc_ok(&ns, &["unload", "--iface", &iface]);
+}
