@@ -115,6 +115,15 @@ pub enum AttachError {
         #[source]
         source: io::Error,
     },
+    /// A directory or lock file of pfc's state could not be created or opened.
+    #[error("pfc state directory or lock {}", path.display())]
+    StateDir {
+        /// The path.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
     /// The counter map could not be read or written.
     #[error("counter map {}", path.display())]
     Counters {

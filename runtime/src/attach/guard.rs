@@ -81,7 +81,7 @@ fn io_error(path: &Path) -> impl FnOnce(io::Error) -> AttachError + '_ {
         super::error::or_privileges(
             || format!("using {}", path.display()),
             source,
-            |source| AttachError::Pin { path: path.to_path_buf(), source },
+            |source| AttachError::StateDir { path: path.to_path_buf(), source },
         )
     }
 }
@@ -218,9 +218,9 @@ pub enum Step {
     Intent,
     /// First load: the link is created and pinned. Replace: the link runs the new program.
     Swapped,
-    /// Replace: the old program can no longer run and its last counts are taken.
+    /// Replace only: the old program can no longer run and its last counts are taken.
     Counted,
-    /// The program and counter pins name the new objects.
+    /// Replace only: the program and counter pins name the new objects.
     Pinned,
     /// The record is final (the lock is about to be released).
     Recorded,

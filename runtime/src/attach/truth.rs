@@ -97,7 +97,9 @@ pub(crate) fn verify(record: &Record, prog: &ProgInfo) -> Result<(), LabelProble
     if record.prog_id != prog.id {
         return Err(LabelProblem::OtherProgram { recorded: record.prog_id, running: prog.id });
     }
-    if record.prog_tag != prog.tag_hex() {
+    // Records written before pfc kept tags have none: then the id (allocated cyclically up
+    // to 2^31, and records die with /run at reboot) and the counts below must fit.
+    if !record.prog_tag.is_empty() && record.prog_tag != prog.tag_hex() {
         return Err(LabelProblem::OtherTag { running: prog.id });
     }
     let map = prog.counters.ok_or(LabelProblem::NoCounterMap { running: prog.id })?;
