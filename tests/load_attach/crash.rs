@@ -103,7 +103,7 @@ fn a_kill_at_every_step_of_a_load_or_replace_leaves_a_truthful_filter_and_no_gap
     let (stop_sender, sent) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)));
     let sender = replace::stream_udp(&topology.a, 7001, stop_sender.clone(), sent.clone());
     let mut current = 0;
-    for repeat in 0..2 {
+    for repeat in 0..3 {
         for (at, step) in STEPS.iter().enumerate() {
             for signal in [libc::SIGKILL, libc::SIGTERM] {
                 let case = format!("replace {repeat} killed at {step} by signal {signal}");

@@ -388,3 +388,24 @@ fn a_private_mount_namespace_or_missing_privileges_stop_load_before_anything_is_
     assert!(!fake.layout().pins.exists() && !fake.layout().state.exists(), "nothing created");
     assert!(fake.attached(2, AttachPoint::Xdp).is_empty());
 }
+
+#[test]
+fn pins_that_name_another_program_are_re_pinned_from_the_kernel() {
+    let fake = FakeSys::new("repin");
+    let filters = Filters::new(&fake, fake.layout());
+    let paths = fake.layout().filter("eth0", AttachPoint::Xdp);
+    let running = filters.load(&request(&object(&["a"]), &["a"], AttachPoint::Xdp)).expect("loads").prog_id;
+    count(&fake, &paths.counters, 0, 4);
+    // The pins now name a program and map that never ran (as a manual `bpftool prog
+    // pin` or an old pfc could leave them); the link still runs `running`.
+    for pin in [&paths.prog, &paths.counters] {
+        std::fs::remove_file(pin).expect("pin removed");
+    }
+    (&fake).load_and_pin(&[0, 0], &paths.prog, &paths.counters).expect("decoys pinned");
+    let stats = filters.stats("eth0", AttachPoint::Xdp).expect("stats");
+    assert_eq!((stats.prog_id, stats.rules[0].1.packets), (running, 4), "stats reads the running program's map");
+    let outcome = filters.load(&request(&object(&["a"]), &["a"], AttachPoint::Xdp)).expect("replaces");
+    assert!(outcome.replaced);
+    assert_eq!(read_pin(&paths.prog, "prog").expect("prog"), outcome.prog_id);
+    assert_eq!(filters.stats("eth0", AttachPoint::Xdp).expect("stats").rules[0].1.packets, 4, "a's count carried");
+}
