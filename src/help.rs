@@ -30,6 +30,7 @@ pub const TEST: &str = "\
 Examples:
   pfc test rules.pf                    Run the cases of rules.test.toml in the rbpf VM
   pfc test rules.pf --format junit     JUnit XML for CI systems
+  pfc test rules.pf --pcap trace.pcap  What each rule decided in a capture: packets and bytes
   pfc test rules.pf --pcap trace.pcap --verdicts    One JSON verdict per captured frame";
 
 /// `pfc load`.

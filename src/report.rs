@@ -40,6 +40,13 @@ pub fn color_by_default() -> bool {
     std::io::stderr().is_terminal() && !no_color && !dumb
 }
 
+/// A command-line usage error found after parsing, printed the way clap prints its own;
+/// exit code 2.
+pub fn usage_error(subcommand: &str, message: &str) -> ExitCode {
+    eprintln!("error: {}\n\nFor more information, try 'pfc {subcommand} --help'.", escape(message));
+    ExitCode::from(2)
+}
+
 /// Collects diagnostics of several files and prints them in the chosen format.
 pub struct Report {
     format: Format,

@@ -55,6 +55,17 @@ fn pfc_stdin(dir: &Path, args: &[&str], stdin: &[u8]) -> (i32, Vec<u8>, String) 
     (output.status.code().unwrap_or(-1), output.stdout, stderr)
 }
 
+/// A classic pcap holding one SSH frame.
+fn capture() -> Vec<u8> {
+    let frame = pfc_compiler::packet::Packet::eth().ipv4("192.0.2.1", "10.0.0.2").tcp(1000, 22).build();
+    let mut out = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 1, 0, 0, 0];
+    out.extend_from_slice(&[0; 8]);
+    out.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+    out.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+    out.extend_from_slice(&frame);
+    out
+}
+
 #[test]
 fn every_help_ends_with_examples() {
     for subcommand in SUBCOMMANDS.iter().copied().chain([""]) {
@@ -141,15 +152,7 @@ fn dash_is_standard_input_for_rules_cases_and_captures() {
     let (code, stdout, stderr) = pfc_stdin(&dir, &["test", "web.pf", "--cases", "-"], CASES.as_bytes());
     assert_eq!(code, 1, "{stderr}");
     assert!(String::from_utf8_lossy(&stdout).contains("from <stdin>"), "{}", String::from_utf8_lossy(&stdout));
-    let capture = {
-        let frame = pfc_compiler::packet::Packet::eth().ipv4("192.0.2.1", "10.0.0.2").tcp(1000, 22).build();
-        let mut out = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 1, 0, 0, 0];
-        out.extend_from_slice(&[0; 8]);
-        out.extend_from_slice(&(frame.len() as u32).to_le_bytes());
-        out.extend_from_slice(&(frame.len() as u32).to_le_bytes());
-        out.extend_from_slice(&frame);
-        out
-    };
+    let capture = capture();
     let (code, stdout, stderr) = pfc_stdin(&dir, &["test", "web.pf", "--pcap", "-", "--verdicts"], &capture);
     assert_eq!((code, String::from_utf8_lossy(&stdout).trim()), (0, r#"{"packet":0,"verdict":"drop","rule":"ssh"}"#), "{stderr}");
     let usage = |args: &[&str], expected: &str| {
@@ -240,6 +243,7 @@ fn shape(value: &Value) -> String {
 #[rustfmt::skip]
 const SHAPES: &[(&str, &str)] = &[
     ("pfc.diagnostics/1", "{diagnostics:[{code:string,column:number,file:string,labels:[{column:number,end_column:number,end_line:number,line:number,message:string,primary:bool}],line:number,message:string,notes:[string],severity:string}],schema:string}"),
+    ("pfc.capture/1", "{capture:string,default:{bytes:number,packets:number,verdict:string},dropped:number,packets:number,passed:number,rules:[{bytes:number,name:string,packets:number,verdict:string}],rules_file:string,schema:string,skipped:number}"),
     ("pfc.test/1", "{backend:string,cases:[{actual:{rule:string,verdict:string},expected:{rule:string,verdict:string},line:number,name:string,packet:string,passed:bool,skipped:null,spec:string}],cases_file:string,executor:string,failed:number,passed:number,rules:string,schema:string,skipped:number,uncovered:[string]}"),
 ];
 
@@ -260,15 +264,17 @@ fn documented_examples() -> Vec<(String, Value)> {
 #[test]
 fn json_documents_match_their_schema_version_and_the_docs() {
     let dir = setup("json_schema");
+    std::fs::write(dir.join("trace.pcap"), capture()).expect("write capture");
     let outputs = [
         pfc_in(&dir, &["check", "--format", "json", "bad.pf"]),
         pfc_in(&dir, &["compile", "--format", "json", "bad.pf"]),
         pfc_in(&dir, &["test", "web.pf", "--format", "json", "--coverage"]),
+        pfc_in(&dir, &["test", "web.pf", "--format", "json", "--pcap", "trace.pcap"]),
     ];
     let documented = documented_examples();
     assert_eq!(documented.len(), SHAPES.len(), "one example in docs/cli.md per schema version");
-    for run in &outputs {
-        assert_eq!(run.code, 1, "{}", run.stderr);
+    for (run, code) in outputs.iter().zip([1, 1, 1, 0]) {
+        assert_eq!(run.code, code, "{}", run.stderr);
         let value: Value = serde_json::from_str(&run.stdout).expect("one JSON document");
         let schema = value["schema"].as_str().expect("a schema");
         let pinned = SHAPES.iter().find(|(name, _)| *name == schema).map(|(_, shape)| *shape);

@@ -153,7 +153,8 @@ fn bad_captures_name_the_packet() {
 #[test]
 fn usage_errors_exit_2() {
     let usage = |test: &str, args: &[&str]| check(test, "", &[], args, 2, &["error:", "--help"]);
-    usage("pcap_without_verdicts", &["--pcap", "c.pcap"]);
+    usage("pcap_junit", &["--pcap", "c.pcap", "--format", "junit"]);
+    usage("verdicts_with_format", &["--pcap", "c.pcap", "--verdicts", "--format", "json"]);
     usage("verdicts_without_pcap", &["--verdicts"]);
     usage("pcap_with_cases", &["--pcap", "c.pcap", "--verdicts", "--cases", "x.toml"]);
     usage("bad_format", &["--format", "xml"]);
@@ -210,6 +211,83 @@ fn junit_report_parses() {
     let failure = testcases[1].children().find(|node| node.has_tag_name("failure")).expect("a <failure>");
     assert_eq!(failure.attribute("message"), Some("expected pass by rule ssh, got drop by rule ssh"));
     assert!(failure.text().unwrap_or("").contains("spec: ipv4 src=192.0.2.1 / tcp dport=22"));
+}
+
+/// `--pcap` without `--verdicts`: what each rule (and the default) decided, in packets
+/// and bytes, for people and as a `pfc.capture/1` JSON document.
+#[test]
+fn capture_summary_counts_per_rule() {
+    let udp = pfc_compiler::packet::Packet::eth().ipv4("10.0.0.1", "10.0.0.2").udp(1, 53).build();
+    let other = pfc_compiler::packet::Packet::eth().ipv4("10.0.0.1", "10.0.0.2").udp(1, 99).build();
+    let frames = [ssh_frame(), ssh_frame(), udp.clone(), other.clone()];
+    let capture = pcap(&[&frames[0], &frames[1], &frames[2], &frames[3]]);
+    let ssh_bytes = 2 * frames[0].len();
+    check(
+        "capture_summary",
+        "",
+        &[("c.pcap", capture.clone())],
+        &["--pcap", "c.pcap"],
+        0,
+        &[
+            "c.pcap: 4 frames through r.pf in the rbpf VM",
+            &format!("  ssh        drop               2 {ssh_bytes:>16}\n"),
+            "  ssh_in     pass               0                0\n",
+            &format!("  (default)  pass               1 {:>16}\n", other.len()),
+            "2 passed, 2 dropped\n",
+        ],
+    );
+    let run = run_cases("capture_summary_json", "", &[("c.pcap", capture)], &["--pcap", "c.pcap", "--format", "json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let document: serde_json::Value = serde_json::from_str(&run.stdout).expect("one JSON document");
+    assert_eq!(document["schema"], "pfc.capture/1");
+    assert_eq!(
+        (document["packets"].as_u64(), document["passed"].as_u64(), document["dropped"].as_u64()),
+        (Some(4), Some(2), Some(2))
+    );
+    let rules: Vec<(&str, &str, u64, u64)> = document["rules"]
+        .as_array()
+        .expect("rules")
+        .iter()
+        .map(|rule| {
+            (
+                rule["name"].as_str().unwrap_or("?"),
+                rule["verdict"].as_str().unwrap_or("?"),
+                rule["packets"].as_u64().unwrap_or(0),
+                rule["bytes"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rules,
+        [("ssh_in", "pass", 0, 0), ("ssh", "drop", 2, ssh_bytes as u64), ("dns", "pass", 1, udp.len() as u64)]
+    );
+    assert_eq!(document["default"], serde_json::json!({"verdict": "pass", "packets": 1, "bytes": other.len()}));
+}
+
+/// `--format junit` writes a well-formed report even when the run stops before its cases:
+/// one test case with an `<error>` saying why.
+#[rustfmt::skip]
+#[test]
+fn junit_report_parses_when_the_run_stops_early() {
+    let error_of = |test: &str, cases: &str, rules: Option<&str>, expected_case: &str, expected: &str| {
+        let dir = scratch_dir(test);
+        std::fs::write(dir.join("r.pf"), rules.unwrap_or(RULES)).expect("write rules");
+        std::fs::write(dir.join("r.test.toml"), cases).expect("write cases");
+        let run = pfc_in(&dir, &["test", "r.pf", "--format", "junit"]);
+        run.assert_no_crash(test);
+        assert_eq!(run.code, 1, "{test}: {}", run.stderr);
+        let xml = roxmltree::Document::parse(&run.stdout).unwrap_or_else(|error| panic!("{test}: {error}:\n{}", run.stdout));
+        let root = xml.root_element();
+        assert_eq!((root.attribute("tests"), root.attribute("errors")), (Some("1"), Some("1")), "{test}");
+        let testcase = root.descendants().find(|node| node.has_tag_name("testcase")).expect("a <testcase>");
+        assert_eq!(testcase.attribute("name"), Some(expected_case), "{test}");
+        let error = testcase.children().find(|node| node.has_tag_name("error")).expect("an <error>");
+        let message = error.attribute("message").unwrap_or_default();
+        assert!(message.contains(expected), "{test}: {message}");
+    };
+    error_of("junit_toml_error", "[[case]\n", None, "input", "r.test.toml:1:");
+    error_of("junit_case_error", "[[case]]\nname = \"x <&>\\u001b\"\npacket = \"tpc\"\nexpect = \"pass\"\n", None, "input", "r.test.toml:3:");
+    error_of("junit_rule_error", "", Some("default pass\nrule a: drop if tcp.dprt == 1\n"), "rule file", "r.pf: error[E0003]: unknown field `tcp.dprt`");
 }
 
 /// `--interpreter` runs the same cases in rbpf's interpreter, with the same results.

@@ -10,7 +10,7 @@ use clap::{Args, ValueEnum};
 use pfc_compiler::codegen::Options;
 
 use crate::escape::escape;
-use crate::report::Report;
+use crate::report::{self, Report};
 use crate::source::SourceFile;
 use crate::{input, source, Emit, Format};
 
@@ -69,8 +69,10 @@ enum HookArg {
 pub fn run(args: &CompileArgs) -> ExitCode {
     let mut report = Report::new(args.format);
     if args.emit.is_some() && args.output.as_deref().is_some_and(input::is_stdio) {
-        eprintln!("error: --emit prints to standard output, so the object cannot go there too (-o -)");
-        return ExitCode::from(2);
+        return report::usage_error(
+            "compile",
+            "--emit prints to standard output, so the object cannot go there too (-o -)",
+        );
     }
     let (file, default_output) = match (&args.file, &args.pcap_filter) {
         (_, Some(expression)) => {
@@ -81,8 +83,10 @@ pub fn run(args: &CompileArgs) -> ExitCode {
             (pcap_filter_rules(expression, args.verdict, args.hook), None)
         }
         (Some(path), None) if input::is_stdio(path) && args.output.is_none() && args.emit.is_none() => {
-            eprintln!("error: rules from standard input need -o OUT.o (or -o - for standard output)");
-            return ExitCode::from(2);
+            return report::usage_error(
+                "compile",
+                "rules from standard input need -o OUT.o (or -o - for standard output)",
+            );
         }
         (Some(path), None) => match source::read(path) {
             Ok(file) => (file, Some(path.with_extension("o")).filter(|_| !input::is_stdio(path))),

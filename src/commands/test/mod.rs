@@ -1,6 +1,7 @@
 //! `pfc test RULES [--cases FILE] [--format human|json|junit] [--coverage]
-//! [--kernel | --interpreter]` and `pfc test RULES --pcap FILE --verdicts [--kernel |
-//! --interpreter]`: the compiled object run on the packets of a case file or a capture,
+//! [--kernel | --interpreter]` and `pfc test RULES --pcap FILE [--verdicts | --format
+//! human|json] [--kernel | --interpreter]`: the compiled object run on the packets of a
+//! case file or a capture (a per-rule summary, or one verdict per frame),
 //! in the rbpf VM (its JIT when pfc's verifier accepts the code, else or with
 //! `--interpreter` its interpreter) or the kernel, every answer checked against pfc's
 //! interpreter.
@@ -9,6 +10,7 @@
 //! capture is bad; 2 usage; 3 internal compiler error (the object and the interpreter
 //! disagree, or pfc's object does not run).
 
+mod capture_summary;
 mod engine;
 mod output;
 mod verdicts;
@@ -44,15 +46,15 @@ pub struct TestArgs {
     /// standard input.
     #[arg(long, conflicts_with = "pcap")]
     cases: Option<PathBuf>,
-    /// Run every frame of this pcap/pcapng file (`-` for standard input) and print one
-    /// JSON verdict per line.
-    #[arg(long, requires = "verdicts")]
+    /// Run every frame of this pcap/pcapng file (`-` for standard input) and print what
+    /// each rule decided (packets, bytes), or with --verdicts one JSON verdict per frame.
+    #[arg(long)]
     pcap: Option<PathBuf>,
     /// With --pcap: print `{"packet":N,"verdict":"drop","rule":"m"}` per frame.
     #[arg(long, requires = "pcap")]
     verdicts: bool,
-    /// How to report case results.
-    #[arg(long, value_enum, default_value_t = TestFormat::Human, conflicts_with = "pcap")]
+    /// How to report case results (with --pcap, the summary: human or json).
+    #[arg(long, value_enum, default_value_t = TestFormat::Human, conflicts_with = "verdicts")]
     format: TestFormat,
     /// Also list the rules that decided no case.
     #[arg(long, conflicts_with = "pcap")]
@@ -66,10 +68,13 @@ pub struct TestArgs {
     interpreter: bool,
 }
 
-/// Why `pfc test` stopped early: already rendered for people, with its exit code.
+/// Why `pfc test` stopped early, with its exit code.
 enum Stop {
     /// Bad input: exit 1.
     Input { message: String },
+    /// The rule file has errors, already printed as diagnostics (`summary` lists them
+    /// for the JUnit report): exit 1.
+    RuleFile { summary: String },
     /// A pfc bug: exit 3.
     Internal { message: String },
 }
@@ -77,16 +82,31 @@ enum Stop {
 /// Runs `pfc test`.
 pub fn run(args: &TestArgs) -> ExitCode {
     if input::is_stdio(&args.file) && args.cases.is_none() && args.pcap.is_none() {
-        eprintln!("error: rules from standard input need --cases FILE (or --pcap FILE --verdicts)");
-        return ExitCode::from(2);
+        return report::usage_error("test", "rules from standard input need --cases FILE (or --pcap FILE)");
     }
-    match run_checked(args) {
-        Ok(code) => code,
-        Err(Stop::Input { message }) => {
+    if args.pcap.is_some() && args.format == TestFormat::Junit {
+        return report::usage_error("test", "--pcap summarizes a capture as human or json, not junit");
+    }
+    let stop = match run_checked(args) {
+        Ok(code) => return code,
+        Err(stop) => stop,
+    };
+    // CI reads the JUnit file whatever happened: a run that stopped is one erroring test.
+    if args.format == TestFormat::Junit {
+        let (what, message) = match &stop {
+            Stop::Input { message } => ("input", message.as_str()),
+            Stop::RuleFile { summary } => ("rule file", summary.as_str()),
+            Stop::Internal { message } => ("internal compiler error", message.as_str()),
+        };
+        print!("{}", output::junit_error(&input::display_name(&args.file), what, message));
+    }
+    match stop {
+        Stop::Input { message } => {
             eprintln!("error: {}", escape(&message));
             ExitCode::from(1)
         }
-        Err(Stop::Internal { message }) => {
+        Stop::RuleFile { .. } => ExitCode::from(1),
+        Stop::Internal { message } => {
             eprintln!("internal compiler error: {}", escape(&message));
             eprintln!("this is a pfc bug; please report it with the rule file and the packet above");
             ExitCode::from(3)
@@ -95,7 +115,7 @@ pub fn run(args: &TestArgs) -> ExitCode {
 }
 
 fn run_checked(args: &TestArgs) -> Result<ExitCode, Stop> {
-    let Some(compiled) = compile(&args.file)? else { return Ok(ExitCode::from(1)) };
+    let compiled = compile(&args.file)?;
     let object = BpfObject::parse(&compiled.object).map_err(|error| Stop::Internal { message: chain(&error) })?;
     let backend = match (args.kernel, args.interpreter) {
         (true, _) => Backend::Kernel,
@@ -110,8 +130,14 @@ fn run_checked(args: &TestArgs) -> Result<ExitCode, Stop> {
             Stop::Input { message }
         }
     })?;
-    if let Some(pcap) = &args.pcap {
-        return verdicts::run(&mut engine, &compiled.program, pcap);
+    match &args.pcap {
+        Some(pcap) if args.verdicts => return verdicts::run(&mut engine, &compiled.program, pcap),
+        Some(pcap) => {
+            let rules_name = input::display_name(&args.file);
+            let program = &compiled.program;
+            return capture_summary::run(&mut engine, program, &rules_name, pcap, args.format, backend.name());
+        }
+        None => {}
     }
     let cases_path = args.cases.clone().unwrap_or_else(|| args.file.with_extension("test.toml"));
     let results = run_cases(&mut engine, &compiled, &cases_path)?;
@@ -128,22 +154,28 @@ fn run_checked(args: &TestArgs) -> Result<ExitCode, Stop> {
     Ok(if failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
-/// Compiles the rule file with counters; `None` after printing its diagnostics.
-fn compile(path: &Path) -> Result<Option<Compiled>, Stop> {
+/// Compiles the rule file with counters; [`Stop::RuleFile`] after printing its
+/// diagnostics.
+fn compile(path: &Path) -> Result<Compiled, Stop> {
     let file = source::read(path).map_err(|message| Stop::Input { message })?;
-    let mut report = Report::new(Format::Human);
-    if let Some(problem) = &file.problem {
-        report.add(&file, std::slice::from_ref(problem));
-        let _ = report.finish();
-        return Ok(None);
+    let (compiled, diagnostics) = match &file.problem {
+        Some(problem) => (None, vec![problem.clone()]),
+        None => pfc_compiler::compile::compile(&file.text, Options { counters: true }),
+    };
+    match compiled {
+        Some(compiled) if !report::has_errors(&diagnostics) => Ok(compiled),
+        _ => {
+            let mut report = Report::new(Format::Human);
+            report.add(&file, &diagnostics);
+            let _ = report.finish();
+            let errors = diagnostics.iter().filter(|diagnostic| diagnostic.is_error());
+            let lines: Vec<String> = errors
+                .map(|diagnostic| format!("{}: error[{}]: {}", file.name, diagnostic.code.0, diagnostic.message))
+                .collect();
+            let summary = if lines.is_empty() { format!("{}: does not compile", file.name) } else { lines.join("\n") };
+            Err(Stop::RuleFile { summary })
+        }
     }
-    let (compiled, diagnostics) = pfc_compiler::compile::compile(&file.text, Options { counters: true });
-    if report::has_errors(&diagnostics) || compiled.is_none() {
-        report.add(&file, &diagnostics);
-        let _ = report.finish();
-        return Ok(None);
-    }
-    Ok(compiled)
 }
 
 /// One packet to run, with what its case expects.

@@ -255,6 +255,21 @@ fn junit(context: &Context<'_>, results: &[CaseResult]) -> String {
     out
 }
 
+/// A JUnit document for a run that stopped before its cases ran (bad case file, rule
+/// file errors, a pfc bug): one test case `what` with an `<error>` holding `message`, so
+/// CI shows the reason instead of an empty or missing report.
+pub fn junit_error(rules_file: &str, what: &str, message: &str) -> String {
+    let suite = xml_escape(rules_file);
+    let first_line = message.lines().next().unwrap_or_default();
+    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    out.push_str("<testsuites name=\"pfc test\" tests=\"1\" failures=\"0\" errors=\"1\" skipped=\"0\">\n");
+    let _ = writeln!(out, "  <testsuite name=\"{suite}\" tests=\"1\" failures=\"0\" errors=\"1\" skipped=\"0\">");
+    let _ = writeln!(out, "    <testcase classname=\"{suite}\" name=\"{}\">", xml_escape(what));
+    let _ = writeln!(out, "      <error message=\"{}\">{}</error>", xml_escape(first_line), xml_escape(message));
+    out.push_str("    </testcase>\n  </testsuite>\n</testsuites>\n");
+    out
+}
+
 /// Text safe inside XML attributes and elements; characters XML 1.0 forbids become `?`.
 fn xml_escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
