@@ -91,6 +91,11 @@ pub fn seconds(value: f64) -> std::time::Duration {
     std::time::Duration::from_secs_f64(if value.is_finite() { value.clamp(0.0, 86_400.0) } else { 0.0 })
 }
 
+/// Prints a notice the runtime has for the operator (e.g. waiting for a lock).
+pub fn notice(text: &str) {
+    eprintln!("notice: {text}");
+}
+
 /// An error and its causes, one per line after the first.
 pub fn chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();

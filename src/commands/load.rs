@@ -90,7 +90,10 @@ pub fn run(args: &LoadArgs) -> ExitCode {
         manifest,
         source: std::fs::canonicalize(&args.file).unwrap_or_else(|_| args.file.clone()).display().to_string(),
     };
-    let outcome = match filters::live(&args.state).with_lock_timeout(filters::seconds(args.lock_timeout)).load(&request)
+    let outcome = match filters::live(&args.state)
+        .with_lock_timeout(filters::seconds(args.lock_timeout))
+        .with_waiting_notice(filters::notice)
+        .load(&request)
     {
         Ok(outcome) => outcome,
         Err(error) => return filters::fail(&error),

@@ -34,7 +34,9 @@ pub fn run(args: &UnloadArgs) -> ExitCode {
     if let Some(Err(code)) = args.iface.as_deref().map(filters::check_iface) {
         return code;
     }
-    let live = filters::live(&args.state).with_lock_timeout(filters::seconds(args.lock_timeout));
+    let live = filters::live(&args.state)
+        .with_lock_timeout(filters::seconds(args.lock_timeout))
+        .with_waiting_notice(filters::notice);
     let removed = match (&args.iface, args.hook) {
         (Some(iface), Some(hook)) => live.unload(iface, hook.point()).map(|()| vec![(iface.clone(), hook.point())]),
         (Some(iface), None) => {

@@ -161,6 +161,8 @@ fn a_second_writer_waits_for_the_lock_and_gives_up_with_a_clear_message() {
             "{what}: {stderr}"
         );
         assert!(stderr.contains("--lock-timeout"), "{what}: {stderr}");
+        assert!(stderr.contains("notice: another pfc load or unload is working on"), "{what} says it waits: {stderr}");
+        assert!(stderr.contains("waiting up to 0.3 s"), "{what}: {stderr}");
     }
     // The lock died with the killed writer: the next load goes through.
     let loaded = pfc_ok(&ns, &["load", &file, "--iface", &iface]);

@@ -152,12 +152,14 @@ pub struct WriterLock {
 pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl WriterLock {
-    /// Takes `STATE/locks/<iface>.<hook>.lock`, waiting up to `timeout`.
+    /// Takes `STATE/locks/<iface>.<hook>.lock`, waiting up to `timeout`; `waiting` is
+    /// called once (with the lock's path) when another writer holds it.
     pub fn acquire(
         state: &Path,
         iface: &str,
         point: AttachPoint,
         timeout: Duration,
+        waiting: &dyn Fn(&Path),
     ) -> Result<WriterLock, AttachError> {
         let dir = state.join("locks");
         owned_dir(state, &dir)?;
@@ -184,6 +186,7 @@ impl WriterLock {
             return Err(unsafe_error(&path, Unsafe::ForeignOwner { uid: metadata.uid() }));
         }
         let started = Instant::now();
+        let mut told = false;
         loop {
             // SAFETY: `file` is an open descriptor for the duration of the call.
             if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
@@ -195,6 +198,10 @@ impl WriterLock {
             }
             if started.elapsed() >= timeout {
                 return Err(AttachError::Busy { iface: iface.to_string(), point, lock: path, waited: timeout });
+            }
+            if !told {
+                waiting(&path);
+                told = true;
             }
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -298,12 +305,17 @@ mod tests {
     #[test]
     fn a_second_writer_waits_then_gives_up_with_a_clear_message() {
         let root = temp("lock");
-        let first = WriterLock::acquire(&root, "eth0", AttachPoint::Xdp, Duration::ZERO).expect("free");
-        let error = WriterLock::acquire(&root, "eth0", AttachPoint::Xdp, Duration::from_millis(30)).expect_err("held");
+        let quiet = |_: &Path| {};
+        let first = WriterLock::acquire(&root, "eth0", AttachPoint::Xdp, Duration::ZERO, &quiet).expect("free");
+        let told = std::cell::Cell::new(0);
+        let count = |_: &Path| told.set(told.get() + 1);
+        let error =
+            WriterLock::acquire(&root, "eth0", AttachPoint::Xdp, Duration::from_millis(30), &count).expect_err("held");
         assert!(error.to_string().contains("another pfc load or unload is working on `eth0` at xdp"), "{error}");
-        WriterLock::acquire(&root, "eth0", AttachPoint::TcIngress, Duration::ZERO).expect("other hook is free");
+        assert_eq!(told.get(), 1, "the waiter is told once");
+        WriterLock::acquire(&root, "eth0", AttachPoint::TcIngress, Duration::ZERO, &quiet).expect("other hook is free");
         drop(first);
-        WriterLock::acquire(&root, "eth0", AttachPoint::Xdp, Duration::ZERO).expect("released");
+        WriterLock::acquire(&root, "eth0", AttachPoint::Xdp, Duration::ZERO, &quiet).expect("released");
         std::fs::remove_dir_all(&root).expect("cleanup");
     }
 }

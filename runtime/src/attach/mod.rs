@@ -223,6 +223,7 @@ pub struct Filters<S> {
     sys: S,
     layout: Layout,
     lock_timeout: Duration,
+    waiting_notice: fn(&str),
 }
 
 fn pin_error(path: &Path) -> impl FnOnce(io::Error) -> AttachError + '_ {
@@ -267,12 +268,18 @@ fn present(path: &Path) -> bool {
 impl<S: BpfSys> Filters<S> {
     /// Filters under `layout`, through `sys`.
     pub fn new(sys: S, layout: Layout) -> Self {
-        Filters { sys, layout, lock_timeout: guard::DEFAULT_LOCK_TIMEOUT }
+        Filters { sys, layout, lock_timeout: guard::DEFAULT_LOCK_TIMEOUT, waiting_notice: |_| {} }
     }
 
     /// How long `load` and `unload` wait for another writer of the same interface and hook.
     pub fn with_lock_timeout(mut self, timeout: Duration) -> Self {
         self.lock_timeout = timeout;
+        self
+    }
+
+    /// What to tell the operator when `load` or `unload` has to wait for another writer.
+    pub fn with_waiting_notice(mut self, notice: fn(&str)) -> Self {
+        self.waiting_notice = notice;
         self
     }
 
@@ -311,7 +318,15 @@ impl<S: BpfSys> Filters<S> {
     }
 
     fn lock(&self, iface: &str, point: AttachPoint) -> Result<WriterLock, AttachError> {
-        WriterLock::acquire(&self.layout.state, iface, point, self.lock_timeout)
+        let waiting = |lock: &Path| {
+            (self.waiting_notice)(&format!(
+                "another pfc load or unload is working on `{iface}` at {}; waiting up to {} s for it (lock {})",
+                point.as_str(),
+                self.lock_timeout.as_secs_f64(),
+                lock.display()
+            ))
+        };
+        WriterLock::acquire(&self.layout.state, iface, point, self.lock_timeout, &waiting)
     }
 
     /// Checks the directories of one filter that exist (creates nothing).
