@@ -61,3 +61,25 @@ fn bad_use_is_refused() {
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
     }
 }
+
+/// libpcap's empty expression matches every frame: `pcap ""` compiles (rule file and
+/// one-liner) and `pfc test` runs it (once "instruction 9 is unreachable", E0900).
+#[test]
+fn empty_expression_matches_every_frame() {
+    let udp = Packet::eth().ipv4("10.0.0.9", "192.0.2.53").udp(5353, 53).build();
+    let runt = vec![0u8; 14];
+    assert_eq!(verdicts("", &[], &[udp, runt]), vec![1, 1]);
+    let dir = std::env::temp_dir().join(format!("pfc-pcap-empty-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let rules = dir.join("r.pf");
+    let cases = dir.join("r.test.toml");
+    std::fs::write(&rules, "default pass\nrule all: drop if pcap \"\"\n").expect("write rules");
+    std::fs::write(&cases, "[[case]]\nname = \"any\"\npacket = \"udp dport=53\"\nexpect = \"drop\"\n")
+        .expect("write cases");
+    let object = dir.join("r.o");
+    let (code, stderr) = pfc(&["compile", rules.to_str().expect("utf-8"), "-o", object.to_str().expect("utf-8")]);
+    assert_eq!(code, 0, "compile: {stderr}");
+    let (code, stderr) = pfc(&["test", rules.to_str().expect("utf-8")]);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(code, 0, "test: {stderr}");
+}

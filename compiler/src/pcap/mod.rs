@@ -64,7 +64,7 @@ pub fn compile(text: &str, body: Span) -> (Option<PcapFilter>, Vec<Diagnostic>) 
     }
     let expr = match parse::parse(text, &map) {
         Ok(Some(expr)) => expr,
-        Ok(None) => return (Some(PcapFilter { pred: filter::Pred::Const(true) }), diagnostics),
+        Ok(None) => return (Some(PcapFilter { pred: filter::Pred::always(true) }), diagnostics),
         Err(diagnostic) => {
             diagnostics.push(diagnostic);
             return (None, diagnostics);
