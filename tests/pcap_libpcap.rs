@@ -271,6 +271,135 @@ fn rule_file(expr: &str) -> String {
     format!("default pass\nrule m: drop if pcap \"{escaped}\"\n")
 }
 
+/// What happened to one expression.
+enum Outcome {
+    /// Both refuse.
+    RefusedByBoth,
+    /// libpcap accepts, pfc refuses with these diagnostics (`code: message`).
+    RefusedByPfc(Vec<(String, String)>),
+    /// Judged on the corpus (or a failure was recorded).
+    Judged,
+}
+
+/// Compiles `expr` with libpcap (optimized and not) and pfc, and judges pfc's interpreter,
+/// rbpf and (when `kernel`) the kernel against libpcap's unoptimized program on every packet.
+/// Disagreements go to `failures`; a refusal by pfc alone is returned for the caller to judge.
+fn judge(
+    expr: &str,
+    packets: &[support::corpus::CorpusPacket],
+    kernel: bool,
+    tally: &mut Tally,
+    failures: &mut Vec<String>,
+) -> Outcome {
+    tally.expressions += 1;
+    let optimized = Libpcap::compile(expr, true);
+    let plain = Libpcap::compile(expr, false);
+    let (filter, diagnostics) = pfc_compiler::pcap::compile(expr, Span::new(0, expr.len()));
+    let (optimized, plain, filter) = match (optimized, plain, filter) {
+        (Err(_), Err(_), None) => {
+            tally.refused_by_both += 1;
+            return Outcome::RefusedByBoth;
+        }
+        (Ok(optimized), Ok(plain), Some(filter)) => (Optimized::Program(optimized), plain, filter),
+        (Err(error), Ok(plain), Some(filter)) if error == REJECTS_ALL => {
+            tally.rejects_all += 1;
+            (Optimized::RejectsAll, plain, filter)
+        }
+        (Err(_), Ok(plain), Some(filter)) => {
+            tally.optimizer_refused += 1;
+            (Optimized::Refused, plain, filter)
+        }
+        (_, Ok(_), None) => {
+            return Outcome::RefusedByPfc(
+                diagnostics.iter().map(|d| (d.code.0.to_string(), d.message.clone())).collect(),
+            )
+        }
+        (libpcap, _, pfc) => {
+            failures.push(format!(
+                "ACCEPTANCE `{expr}`: libpcap {}, pfc {} {:?}",
+                libpcap.as_ref().map_or_else(|error| format!("refuses ({error})"), |_| "accepts".into()),
+                if pfc.is_some() { "accepts" } else { "refuses" },
+                diagnostics.iter().map(|d| format!("{}: {}", d.code, d.message)).collect::<Vec<_>>()
+            ));
+            return Outcome::Judged;
+        }
+    };
+    let compiled = pfc_compiler::compile::compile(&rule_file(expr), Options::default());
+    let Some(compiled) = compiled.0 else {
+        failures.push(format!("COMPILE `{expr}`: {:?}", compiled.1));
+        return Outcome::Judged;
+    };
+    let pfc_len = compiled.code.insns.len();
+    let libpcap_len = match &optimized {
+        Optimized::Program(optimized) => optimized.program.len as usize,
+        _ => 1,
+    };
+    tally.pfc_insns += pfc_len;
+    tally.libpcap_insns += libpcap_len;
+    tally.worst.push((pfc_len as f64 / libpcap_len.max(1) as f64, expr.to_string(), pfc_len, libpcap_len));
+    let object = BpfObject::parse(&compiled.object).expect("pfc's object parses");
+    let mut vm = Vm::new(&object).expect("rbpf takes pfc's object");
+    let loaded = kernel.then(|| KernelProgram::load(&compiled.object));
+    if let Some(Err(error)) = &loaded {
+        failures.push(format!("KERNEL REFUSES `{expr}`: {}", support::error_chain(error)));
+    }
+    for packet in packets {
+        let frame = &packet.bytes;
+        let expected = plain.matches(frame);
+        if optimized.matches(frame).is_some_and(|verdict| verdict != expected) {
+            tally.skipped += 1;
+            continue;
+        }
+        tally.judged += 1;
+        let interpreted = filter.matches(frame);
+        let vm = vm.run(frame).map(|run| run.return_value == 1);
+        tally.vm_runs += 1;
+        let in_kernel = match &loaded {
+            Some(Ok(program)) if frame.len() >= kernel::min_test_run_len(pfc_runtime::Hook::Xdp, frame) => {
+                tally.kernel_runs += 1;
+                Some(program.test_run(frame).map(|code| code == 1).map_err(|e| e.to_string()))
+            }
+            _ => None,
+        };
+        let vm_ok = vm.as_ref().is_ok_and(|verdict| *verdict == expected);
+        let kernel_ok = in_kernel.as_ref().map_or(true, |result| result.as_ref().is_ok_and(|v| *v == expected));
+        if interpreted != expected || !vm_ok || !kernel_ok {
+            failures.push(format!(
+                "MISMATCH `{expr}` on {} ({} bytes; {})\n  libpcap: {expected}  interpreter: {interpreted}  rbpf: {:?}  kernel: {:?}\n  {}",
+                packet.description,
+                frame.len(),
+                parsed_summary(frame),
+                vm.map_err(|e| e.to_string()),
+                in_kernel,
+                hex(frame)
+            ));
+            break;
+        }
+    }
+    Outcome::Judged
+}
+
+fn summary(name: &str, tally: &Tally, packets: usize, kernel_ok: bool, failures: usize, started: Instant) {
+    println!(
+        "pcap vs libpcap 1.10, {name} (seed {:#x}): {} expressions ({} refused by both, {} optimized to \"rejects all \
+         packets\", {} refused by the optimizer only) x {} packets: {} judged, {} skipped (libpcap optimized != unoptimized), {} rbpf runs, {} kernel \
+         runs{}; {} failures; {:.1?}",
+        support::seed(),
+        tally.expressions,
+        tally.refused_by_both,
+        tally.rejects_all,
+        tally.optimizer_refused,
+        packets,
+        tally.judged,
+        tally.skipped,
+        tally.vm_runs,
+        tally.kernel_runs,
+        if kernel_ok { "" } else { " (kernel skipped: no privileges)" },
+        failures,
+        started.elapsed()
+    );
+}
+
 #[test]
 fn pfc_agrees_with_libpcap_on_random_expressions() {
     let started = Instant::now();
@@ -281,109 +410,17 @@ fn pfc_agrees_with_libpcap_on_random_expressions() {
     let mut failures: Vec<String> = Vec::new();
     for index in 0..EXPRESSIONS {
         let expr = expression(&mut rng, 3);
-        tally.expressions += 1;
-        let optimized = Libpcap::compile(&expr, true);
-        let plain = Libpcap::compile(&expr, false);
-        let (filter, diagnostics) = pfc_compiler::pcap::compile(&expr, Span::new(0, expr.len()));
-        let (optimized, plain, filter) = match (optimized, plain, filter) {
-            (Err(_), Err(_), None) => {
-                tally.refused_by_both += 1;
-                continue;
-            }
-            (Ok(optimized), Ok(plain), Some(filter)) => (Optimized::Program(optimized), plain, filter),
-            (Err(error), Ok(plain), Some(filter)) if error == REJECTS_ALL => {
-                tally.rejects_all += 1;
-                (Optimized::RejectsAll, plain, filter)
-            }
-            (Err(_), Ok(plain), Some(filter)) => {
-                tally.optimizer_refused += 1;
-                (Optimized::Refused, plain, filter)
-            }
-            (libpcap, _, pfc) => {
-                failures.push(format!(
-                    "ACCEPTANCE `{expr}`: libpcap {}, pfc {} {:?}",
-                    libpcap.as_ref().map_or_else(|error| format!("refuses ({error})"), |_| "accepts".into()),
-                    if pfc.is_some() { "accepts" } else { "refuses" },
-                    diagnostics.iter().map(|d| format!("{}: {}", d.code, d.message)).collect::<Vec<_>>()
-                ));
-                continue;
-            }
-        };
-        let compiled = pfc_compiler::compile::compile(&rule_file(&expr), Options::default());
-        let Some(compiled) = compiled.0 else {
-            failures.push(format!("COMPILE `{expr}`: {:?}", compiled.1));
-            continue;
-        };
-        let pfc_len = compiled.code.insns.len();
-        let libpcap_len = match &optimized {
-            Optimized::Program(optimized) => optimized.program.len as usize,
-            _ => 1,
-        };
-        tally.pfc_insns += pfc_len;
-        tally.libpcap_insns += libpcap_len;
-        tally.worst.push((pfc_len as f64 / libpcap_len.max(1) as f64, expr.clone(), pfc_len, libpcap_len));
-        let object = BpfObject::parse(&compiled.object).expect("pfc's object parses");
-        let mut vm = Vm::new(&object).expect("rbpf takes pfc's object");
-        let loaded = (kernel_ok && index < KERNEL_EXPRESSIONS).then(|| KernelProgram::load(&compiled.object));
-        if let Some(Err(error)) = &loaded {
-            failures.push(format!("KERNEL REFUSES `{expr}`: {}", support::error_chain(error)));
-        }
-        for packet in &packets {
-            let frame = &packet.bytes;
-            let expected = plain.matches(frame);
-            if optimized.matches(frame).is_some_and(|verdict| verdict != expected) {
-                tally.skipped += 1;
-                continue;
-            }
-            tally.judged += 1;
-            let interpreted = filter.matches(frame);
-            let vm = vm.run(frame).map(|run| run.return_value == 1);
-            tally.vm_runs += 1;
-            let in_kernel = match &loaded {
-                Some(Ok(program)) if frame.len() >= kernel::min_test_run_len(pfc_runtime::Hook::Xdp, frame) => {
-                    tally.kernel_runs += 1;
-                    Some(program.test_run(frame).map(|code| code == 1).map_err(|e| e.to_string()))
-                }
-                _ => None,
-            };
-            let vm_ok = vm.as_ref().is_ok_and(|verdict| *verdict == expected);
-            let kernel_ok = in_kernel.as_ref().map_or(true, |result| result.as_ref().is_ok_and(|v| *v == expected));
-            if interpreted != expected || !vm_ok || !kernel_ok {
-                failures.push(format!(
-                    "MISMATCH `{expr}` on {} ({} bytes; {})\n  libpcap: {expected}  interpreter: {interpreted}  rbpf: {:?}  kernel: {:?}\n  {}",
-                    packet.description,
-                    frame.len(),
-                    parsed_summary(frame),
-                    vm.map_err(|e| e.to_string()),
-                    in_kernel,
-                    hex(frame)
-                ));
-                break;
-            }
+        if let Outcome::RefusedByPfc(diagnostics) =
+            judge(&expr, &packets, kernel_ok && index < KERNEL_EXPRESSIONS, &mut tally, &mut failures)
+        {
+            failures.push(format!("ACCEPTANCE `{expr}`: libpcap accepts, pfc refuses {diagnostics:?}"));
         }
         if failures.len() > 20 {
             break;
         }
     }
+    summary("random expressions", &tally, packets.len(), kernel_ok, failures.len(), started);
     tally.worst.sort_by(|a, b| b.0.total_cmp(&a.0));
-    println!(
-        "pcap vs libpcap 1.10 (seed {:#x}): {} expressions ({} refused by both, {} optimized to \"rejects all \
-         packets\", {} refused by the optimizer only) x {} packets: {} judged, {} skipped (libpcap optimized != unoptimized), {} rbpf runs, {} kernel \
-         runs{}; {} failures; {:.1?}",
-        support::seed(),
-        tally.expressions,
-        tally.refused_by_both,
-        tally.rejects_all,
-        tally.optimizer_refused,
-        packets.len(),
-        tally.judged,
-        tally.skipped,
-        tally.vm_runs,
-        tally.kernel_runs,
-        if kernel_ok { "" } else { " (kernel skipped: no privileges)" },
-        failures.len(),
-        started.elapsed()
-    );
     println!(
         "instructions: pfc eBPF {} vs libpcap optimized cBPF {} in total (ratio {:.2}; pfc includes the counter tail); worst:",
         tally.pfc_insns,
@@ -394,5 +431,73 @@ fn pfc_agrees_with_libpcap_on_random_expressions() {
         println!("  {ratio:.1}x  {pfc} vs {libpcap}  `{expr}`");
     }
     assert!(packets.len() >= 1000, "the corpus has only {} packets", packets.len());
+    assert!(failures.is_empty(), "{} failures:\n\n{}", failures.len(), failures.join("\n\n"));
+}
+
+/// libpcap's own test expressions for Ethernet (`testprogs/TESTrun`, vendored with its
+/// licence by `scripts/libpcap-testrun-corpus.sh`).
+const TESTRUN: &str = include_str!("data/libpcap-testrun-en10mb.txt");
+
+/// The E0019 messages docs/pcap.md documents: `what: why` for each row of the table in its
+/// "Refused" section.
+fn documented_refusals() -> Vec<String> {
+    let docs = include_str!("../docs/pcap.md");
+    let section = docs.split("\n## Refused").nth(1).expect("docs/pcap.md has a Refused section");
+    let section = section.split("\n## ").next().unwrap_or(section);
+    section
+        .lines()
+        .filter_map(|line| line.strip_prefix("| ")?.strip_suffix(" |"))
+        .filter_map(|row| row.split_once(" | "))
+        .filter(|(what, _)| *what != "What" && !what.starts_with("---"))
+        .map(|(what, why)| format!("{what}: {why}").replace("\\|", "|"))
+        .collect()
+}
+
+/// Every TESTrun expression for Ethernet: where libpcap 1.10 accepts, pfc accepts and agrees
+/// on every packet (interpreter, rbpf, kernel), or refuses with E0019 naming a form on the
+/// documented refusal list; where libpcap refuses, pfc refuses.
+#[test]
+fn pfc_agrees_with_libpcap_on_its_own_test_expressions() {
+    let started = Instant::now();
+    let packets = corpus(support::seed());
+    let kernel_ok = kernel::privileges().is_ok();
+    let documented = documented_refusals();
+    assert!(documented.len() >= 5, "the refusal table of docs/pcap.md was not found: {documented:?}");
+    let mut tally = Tally::default();
+    let mut failures: Vec<String> = Vec::new();
+    let mut refused_as_documented = 0;
+    let mut by_refusal: std::collections::BTreeMap<String, Vec<String>> = std::collections::BTreeMap::new();
+    let expressions: Vec<&str> = TESTRUN
+        .lines()
+        .filter(|line| !line.starts_with('#') && !line.is_empty())
+        .map(|line| line.split_once('\t').map_or(line, |(_, expr)| expr))
+        .collect();
+    for expr in &expressions {
+        if let Outcome::RefusedByPfc(diagnostics) = judge(expr, &packets, kernel_ok, &mut tally, &mut failures) {
+            let documented_refusal =
+                |(code, message): &(String, String)| code == "E0019" && documented.contains(message);
+            if diagnostics.iter().all(documented_refusal) && !diagnostics.is_empty() {
+                refused_as_documented += 1;
+                for (_, message) in &diagnostics {
+                    by_refusal.entry(message.clone()).or_default().push(expr.to_string());
+                }
+            } else {
+                failures.push(format!("UNEXPECTED REFUSAL `{expr}`: libpcap accepts, pfc {diagnostics:?}"));
+            }
+        }
+    }
+    let accepted = tally.expressions - tally.refused_by_both - refused_as_documented;
+    summary("TESTrun (DLT_EN10MB)", &tally, packets.len(), kernel_ok, failures.len(), started);
+    println!(
+        "TESTrun: {} expressions: {accepted} accepted by both, {} refused by both, {refused_as_documented} refused by pfc \
+         as documented, {} failures",
+        expressions.len(),
+        tally.refused_by_both,
+        failures.len()
+    );
+    for (message, exprs) in &by_refusal {
+        println!("  {:4}  E0019 {message}  (e.g. `{}`)", exprs.len(), exprs[..exprs.len().min(4)].join("`, `"));
+    }
+    assert!(expressions.len() >= 2000, "only {} TESTrun expressions", expressions.len());
     assert!(failures.is_empty(), "{} failures:\n\n{}", failures.len(), failures.join("\n\n"));
 }

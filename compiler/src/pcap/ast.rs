@@ -85,10 +85,10 @@ pub enum RelOp {
     Ne,
 }
 
-/// A protocol name usable as a qualifier or in `proto[...]`.
+/// A protocol name usable as a qualifier or in `proto[...]` (libpcap's `pname`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PName {
-    /// `ether`
+    /// `ether`, and its synonyms on Ethernet `link`, `ppp`, `slip`, `fddi`, `tr`, `wlan`.
     Ether,
     /// `ip`
     Ip,
@@ -108,40 +108,126 @@ pub enum PName {
     Icmp,
     /// `icmp6`
     Icmp6,
+    /// `igmp` (IPv4 protocol 2)
+    Igmp,
+    /// `igrp` (IPv4 protocol 9)
+    Igrp,
+    /// `pim` (protocol 103, IPv4 or IPv6)
+    Pim,
+    /// `vrrp` (IPv4 protocol 112)
+    Vrrp,
+    /// `carp` (IPv4 protocol 112)
+    Carp,
+    /// `ah` (protocol 51)
+    Ah,
+    /// `esp` (protocol 50)
+    Esp,
+    /// `atalk`: AppleTalk, Ethernet II or SNAP
+    Atalk,
+    /// `aarp`: AppleTalk ARP, Ethernet II or SNAP
+    Aarp,
+    /// `decnet` (ethertype 0x6003)
+    Decnet,
+    /// `lat` (0x6004)
+    Lat,
+    /// `sca` (0x6007)
+    Sca,
+    /// `mopdl` (0x6001)
+    Mopdl,
+    /// `moprc` (0x6002)
+    Moprc,
+    /// `iso`: OSI over 802.2 LLC
+    Iso,
+    /// `esis`, `es-is`
+    Esis,
+    /// `isis`, `is-is`
+    Isis,
+    /// `l1`: IS-IS level 1 PDUs
+    IsisL1,
+    /// `l2`: IS-IS level 2 PDUs
+    IsisL2,
+    /// `iih`: IS-IS hellos
+    IsisIih,
+    /// `lsp`: IS-IS link-state PDUs
+    IsisLsp,
+    /// `snp`: IS-IS sequence-number PDUs
+    IsisSnp,
+    /// `csnp`
+    IsisCsnp,
+    /// `psnp`
+    IsisPsnp,
+    /// `clnp`
+    Clnp,
+    /// `stp`: 802.1D over 802.2 LLC
+    Stp,
+    /// `ipx`: Ethernet II, 802.3, 802.2 or SNAP
+    Ipx,
+    /// `netbeui`: over 802.2 LLC
+    Netbeui,
+    /// `radio`: 802.11 radio headers (not on Ethernet)
+    Radio,
 }
+
+/// Every protocol keyword with its name (synonyms included).
+const PNAMES: &[(&str, PName)] = &[
+    ("ether", PName::Ether),
+    ("link", PName::Ether),
+    ("ppp", PName::Ether),
+    ("slip", PName::Ether),
+    ("fddi", PName::Ether),
+    ("tr", PName::Ether),
+    ("wlan", PName::Ether),
+    ("ip", PName::Ip),
+    ("ip6", PName::Ip6),
+    ("arp", PName::Arp),
+    ("rarp", PName::Rarp),
+    ("tcp", PName::Tcp),
+    ("udp", PName::Udp),
+    ("sctp", PName::Sctp),
+    ("icmp", PName::Icmp),
+    ("icmp6", PName::Icmp6),
+    ("igmp", PName::Igmp),
+    ("igrp", PName::Igrp),
+    ("pim", PName::Pim),
+    ("vrrp", PName::Vrrp),
+    ("carp", PName::Carp),
+    ("ah", PName::Ah),
+    ("esp", PName::Esp),
+    ("atalk", PName::Atalk),
+    ("aarp", PName::Aarp),
+    ("decnet", PName::Decnet),
+    ("lat", PName::Lat),
+    ("sca", PName::Sca),
+    ("mopdl", PName::Mopdl),
+    ("moprc", PName::Moprc),
+    ("iso", PName::Iso),
+    ("esis", PName::Esis),
+    ("es-is", PName::Esis),
+    ("isis", PName::Isis),
+    ("is-is", PName::Isis),
+    ("l1", PName::IsisL1),
+    ("l2", PName::IsisL2),
+    ("iih", PName::IsisIih),
+    ("lsp", PName::IsisLsp),
+    ("snp", PName::IsisSnp),
+    ("csnp", PName::IsisCsnp),
+    ("psnp", PName::IsisPsnp),
+    ("clnp", PName::Clnp),
+    ("stp", PName::Stp),
+    ("ipx", PName::Ipx),
+    ("netbeui", PName::Netbeui),
+    ("radio", PName::Radio),
+];
 
 impl PName {
     /// Parses a protocol keyword.
     pub fn from_name(text: &str) -> Option<PName> {
-        Some(match text {
-            "ether" => PName::Ether,
-            "ip" => PName::Ip,
-            "ip6" => PName::Ip6,
-            "arp" => PName::Arp,
-            "rarp" => PName::Rarp,
-            "tcp" => PName::Tcp,
-            "udp" => PName::Udp,
-            "sctp" => PName::Sctp,
-            "icmp" => PName::Icmp,
-            "icmp6" => PName::Icmp6,
-            _ => return None,
-        })
+        PNAMES.iter().find(|(name, _)| *name == text).map(|(_, pname)| *pname)
     }
 
-    /// The keyword.
+    /// The keyword (the first of its synonyms).
     pub fn as_str(self) -> &'static str {
-        match self {
-            PName::Ether => "ether",
-            PName::Ip => "ip",
-            PName::Ip6 => "ip6",
-            PName::Arp => "arp",
-            PName::Rarp => "rarp",
-            PName::Tcp => "tcp",
-            PName::Udp => "udp",
-            PName::Sctp => "sctp",
-            PName::Icmp => "icmp",
-            PName::Icmp6 => "icmp6",
-        }
+        PNAMES.iter().find(|(_, pname)| *pname == self).map_or("?", |(name, _)| name)
     }
 }
 
@@ -173,6 +259,8 @@ pub enum Kind {
     PortRange,
     /// `gateway`: refused.
     Gateway,
+    /// `proto`: only carried over (`isis proto 0x12 or 0x14`); written, it is [`Form::Proto`].
+    Proto,
 }
 
 /// `pname? qualifiers id`, or one of the other primitives.
@@ -214,6 +302,10 @@ pub enum Form {
     Greater(Value),
     /// `vlan [N]`.
     Vlan(Option<Value>),
+    /// `llc [TYPE]`: 802.2 LLC frames, of one frame type (`i`, `s`, `u`, `ui`, `rr`...).
+    Llc(Option<(String, Span)>),
+    /// `byte N OP V`: `OP` is one of `=`, `<`, `>`, `&`, `|`.
+    Byte(Value, char, Value),
     /// A libpcap keyword pfc does not compile (`inbound`, `mpls`, `igmp`...).
     Unsupported(String),
 }
@@ -221,6 +313,8 @@ pub enum Form {
 /// A value, or `( value (op [not]* value)* )` sharing the qualifiers.
 #[derive(Clone, Debug)]
 pub struct IdGroup {
+    /// How many `not`s precede the first value (`src not 1.1`).
+    pub nots: usize,
     /// The first value.
     pub first: Value,
     /// Further values in a parenthesized group.
@@ -252,7 +346,8 @@ pub struct Value {
 /// The kinds of value token (text kept for the checker).
 #[derive(Clone, Debug)]
 pub enum Token {
-    /// `aa:bb:cc:dd:ee:ff`.
+    /// A MAC address in one of libpcap's forms (`aa:bb:cc:dd:ee:ff`, `aa-bb-...`,
+    /// `aa.bb.cc.dd.ee.ff`, `aabb.ccdd.eeff`, `aabbccddeeff`).
     Mac(String),
     /// Anything with a colon that is not a MAC.
     Ipv6(String),

@@ -18,6 +18,20 @@ const ETH_IP: u32 = 0x0800;
 const ETH_IP6: u32 = 0x86dd;
 const ETH_ARP: u32 = 0x0806;
 const ETH_RARP: u32 = 0x8035;
+/// Largest 802.3 length; a larger type/length field is an ethertype.
+const ETHERMTU: u32 = 1500;
+const LLCSAP_IP: u32 = 0x06;
+const LLCSAP_8021D: u32 = 0x42;
+const LLCSAP_IPX: u32 = 0xe0;
+const LLCSAP_NETBEUI: u32 = 0xf0;
+const LLCSAP_ISONS: u32 = 0xfe;
+const ETH_IPX: u32 = 0x8137;
+const ETH_ATALK: u32 = 0x809b;
+const ETH_DECNET: u32 = 0x6003;
+const ETH_AARP: u32 = 0x80f3;
+const ISO8473_CLNP: u32 = 0x81;
+const ISO9542_ESIS: u32 = 0x82;
+const ISO10589_ISIS: u32 = 0x83;
 const PROTO_TCP: u32 = 6;
 const PROTO_UDP: u32 = 17;
 const PROTO_SCTP: u32 = 132;
@@ -28,6 +42,80 @@ struct Qual {
     proto: Option<PName>,
     dir: Dir,
     kind: Option<Kind>,
+}
+
+/// Valid libpcap that pfc does not compile (E0019). The message is `what: reason`, and
+/// docs/pcap.md lists every one (a test checks the table against [`Refusal::ALL`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// `host NAME`, `net NAME`...
+    HostName,
+    /// `gateway`.
+    Gateway,
+    /// `ip broadcast`.
+    IpBroadcast,
+    /// A service name outside [`names::SERVICES`].
+    ServiceName,
+    /// `byte N & V`, `byte N | V`.
+    ByteBitwise,
+    /// `protochain`.
+    Protochain,
+    /// `inbound`, `outbound`.
+    Direction,
+    /// `ifindex`.
+    Ifindex,
+    /// `mpls`, `pppoes`, `pppoed`, `geneve`.
+    Encapsulation,
+}
+
+impl Refusal {
+    /// Every refusal, in the order of the docs table.
+    pub const ALL: [Refusal; 9] = [
+        Refusal::HostName,
+        Refusal::Gateway,
+        Refusal::IpBroadcast,
+        Refusal::ServiceName,
+        Refusal::ByteBitwise,
+        Refusal::Protochain,
+        Refusal::Direction,
+        Refusal::Ifindex,
+        Refusal::Encapsulation,
+    ];
+
+    /// What is refused, as the docs table names it.
+    pub fn what(self) -> &'static str {
+        match self {
+            Refusal::HostName => "host and network names",
+            Refusal::Gateway => "`gateway`",
+            Refusal::IpBroadcast => "`ip broadcast`",
+            Refusal::ServiceName => "service names outside pfc's table",
+            Refusal::ByteBitwise => "`byte N & V`, `byte N | V`",
+            Refusal::Protochain => "`protochain`",
+            Refusal::Direction => "`inbound`, `outbound`",
+            Refusal::Ifindex => "`ifindex`",
+            Refusal::Encapsulation => "`mpls`, `pppoes`, `pppoed`, `geneve`",
+        }
+    }
+
+    /// Why, in one line.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Refusal::HostName => "pfc resolves no names at compile time; write the address",
+            Refusal::Gateway => "needs host-name lookups",
+            Refusal::IpBroadcast => "needs the capturing interface's netmask",
+            Refusal::ServiceName => "pfc reads no /etc/services; give the number",
+            Refusal::ByteBitwise => "libpcap's code tests whatever value the previous test left, not byte N",
+            Refusal::Protochain => "a loop over IPv6 extension headers, not yet compiled by pfc",
+            Refusal::Direction => "the capture direction is not in the frame",
+            Refusal::Ifindex => "the capture interface is not in the frame",
+            Refusal::Encapsulation => "headers that shift the offsets after them, not yet compiled by pfc",
+        }
+    }
+
+    /// The diagnostic message.
+    pub fn message(self) -> String {
+        format!("{}: {}", self.what(), self.reason())
+    }
 }
 
 /// Lowers a whole expression.
@@ -82,10 +170,11 @@ impl Lowerer<'_> {
         self.diagnostics.push(Diagnostic::error(code, message, span, label));
     }
 
-    fn unsupported(&mut self, message: String, span: Span, note: &str) {
+    fn refuse(&mut self, refusal: Refusal, span: Span, label: &str) {
         self.failed = true;
         self.diagnostics.push(
-            Diagnostic::error(PCAP_UNSUPPORTED, message, span, "not supported by pfc").with_note(note.to_string()),
+            Diagnostic::error(PCAP_UNSUPPORTED, refusal.message(), span, label)
+                .with_note("docs/pcap.md lists what pfc does not compile, and why"),
         );
     }
 
@@ -126,25 +215,6 @@ impl Lowerer<'_> {
 
     fn any_proto(&self, proto: u32) -> Pred {
         Pred::Or(vec![self.ip_proto(proto), self.ip6_proto(proto)])
-    }
-
-    /// The test a bare protocol name stands for (`gen_proto_abbrev`).
-    fn abbrev(&mut self, proto: PName, span: Span) -> Pred {
-        match proto {
-            PName::Ip => self.linktype(ETH_IP),
-            PName::Ip6 => self.linktype(ETH_IP6),
-            PName::Arp => self.linktype(ETH_ARP),
-            PName::Rarp => self.linktype(ETH_RARP),
-            PName::Tcp => self.any_proto(PROTO_TCP),
-            PName::Udp => self.any_proto(PROTO_UDP),
-            PName::Sctp => self.any_proto(PROTO_SCTP),
-            PName::Icmp => self.ip_proto(1),
-            PName::Icmp6 => self.ip6_proto(58),
-            PName::Ether => {
-                self.error(PCAP_SYNTAX, "`ether` alone is not a test".into(), span, "link layer in the wrong context");
-                Pred::Const(false)
-            }
-        }
     }
 
     // ---- expressions ------------------------------------------------------------------
@@ -194,27 +264,31 @@ impl Lowerer<'_> {
                 let qual =
                     Qual { proto, dir: dir.map_or(Dir::SrcOrDst, |(dir, _)| dir), kind: kind.map(|(kind, _)| kind) };
                 if let Some((Dir::Wireless, dir_span)) = dir {
-                    self.unsupported("802.11 address qualifiers".into(), *dir_span, "pfc compiles Ethernet only");
-                    return (Pred::Const(false), None);
-                }
-                if let Some((Kind::Gateway, kind_span)) = kind {
-                    self.unsupported(
-                        "`gateway` needs host-name lookups".into(),
-                        *kind_span,
-                        "write `ether host MAC and not host IP` instead",
+                    self.error(
+                        PCAP_SYNTAX,
+                        "802.11 address qualifiers need 802.11 headers".into(),
+                        *dir_span,
+                        "libpcap refuses this on Ethernet",
                     );
                     return (Pred::Const(false), None);
                 }
-                let mut pred = self.id(qual, &id.first);
+                if let Some((Kind::Gateway, kind_span)) = kind {
+                    self.refuse(Refusal::Gateway, *kind_span, "not supported by pfc");
+                    return (Pred::Const(false), None);
+                }
+                let mut pred = negate(self.id(qual, &id.first), id.nots);
                 for (op, nots, value) in &id.rest {
                     let right = negate(self.id(qual, value), *nots);
                     pred = combine(*op, pred, right);
                 }
                 return (pred, Some(qual));
             }
-            Form::Proto(value) => self.proto(proto, proto_span, value),
+            Form::Proto(value) => {
+                let pred = self.proto(proto, proto_span, value);
+                return (pred, Some(Qual { proto, dir: Dir::SrcOrDst, kind: Some(Kind::Proto) }));
+            }
             Form::Protochain => {
-                self.unsupported("`protochain` is not supported".into(), span, "use `ip6 proto N` or `ip proto N`");
+                self.refuse(Refusal::Protochain, span, "not supported by pfc");
                 Pred::Const(false)
             }
             Form::Broadcast => match proto {
@@ -223,11 +297,7 @@ impl Lowerer<'_> {
                     Pred::test(Val::at(2, 0), TestOp::Eq, 0xffff),
                 ]),
                 Some(PName::Ip) => {
-                    self.unsupported(
-                        "`ip broadcast` needs the interface's netmask".into(),
-                        span,
-                        "write `ip dst 255.255.255.255` or `ip dst net ... ` with your broadcast address",
-                    );
+                    self.refuse(Refusal::IpBroadcast, span, "not supported by pfc");
                     Pred::Const(false)
                 }
                 Some(other) => self.bad_qualifier(other, "broadcast", proto_span),
@@ -255,14 +325,9 @@ impl Lowerer<'_> {
                 Pred::test(Val::Len, TestOp::Ge, n)
             }
             Form::Vlan(id) => self.vlan(id.as_ref()),
-            Form::Unsupported(keyword) => {
-                self.unsupported(
-                    format!("`{keyword}` is not supported"),
-                    span,
-                    "pfc compiles Ethernet filters over ether, ip, ip6, arp, rarp, tcp, udp, sctp, icmp, icmp6 and vlan",
-                );
-                Pred::Const(false)
-            }
+            Form::Byte(index, op, value) => self.byte(index, *op, value),
+            Form::Llc(frame_type) => self.llc(frame_type.as_ref()),
+            Form::Unsupported(keyword) => self.unsupported_keyword(keyword, span),
         };
         (pred, None)
     }
@@ -304,6 +369,43 @@ impl Lowerer<'_> {
         pred
     }
 
+    /// `byte N OP V` (`gen_byteop`): byte N of the frame (not shifted by `vlan`).
+    fn byte(&mut self, index: &Value, op: char, value: &Value) -> Pred {
+        let (index, constant) = (self.plain_number(index), self.plain_number(value));
+        let byte = Val::at(1, index);
+        match op {
+            '=' => Pred::test(byte, TestOp::Eq, constant),
+            '>' => Pred::test(byte, TestOp::Gt, constant),
+            '<' => Pred::negation(Pred::test(byte, TestOp::Ge, constant)),
+            _ => {
+                self.refuse(Refusal::ByteBitwise, value.span, "not supported by pfc");
+                Pred::Const(false)
+            }
+        }
+    }
+
+    /// A keyword pfc parses but does not compile: a documented refusal, or a form libpcap
+    /// itself refuses on Ethernet.
+    fn unsupported_keyword(&mut self, keyword: &str, span: Span) -> Pred {
+        let refusal = match keyword {
+            "inbound" | "outbound" => Some(Refusal::Direction),
+            "ifindex" => Some(Refusal::Ifindex),
+            "mpls" | "pppoes" | "pppoed" | "geneve" => Some(Refusal::Encapsulation),
+            _ => None,
+        };
+        match refusal {
+            Some(refusal) => self.refuse(refusal, span, "not supported by pfc"),
+            None => self.error(
+                PCAP_SYNTAX,
+                format!("`{keyword}` does not apply to Ethernet"),
+                span,
+                "libpcap refuses this on Ethernet",
+            ),
+        }
+        Pred::Const(false)
+    }
+
+    /// `[pname] proto N` (`gen_proto`; `ether proto` is `gen_linktype`).
     fn proto(&mut self, proto: Option<PName>, proto_span: Span, value: &ProtoValue) -> Pred {
         if proto == Some(PName::Ether) {
             let ethertype = if value.numeric {
@@ -312,35 +414,34 @@ impl Lowerer<'_> {
                 match names::lookup(names::ETHERTYPES, &value.text) {
                     Some(ethertype) => ethertype,
                     None => {
-                        self.unsupported(
-                            format!("unknown ethertype name `{}`", value.text),
+                        self.error(
+                            PCAP_SYNTAX,
+                            format!("unknown ether proto `{}`", value.text),
                             value.span,
-                            "names: ip, ip6, arp, rarp",
+                            "not an ethertype name",
                         );
                         return Pred::Const(false);
                     }
                 }
             };
-            if ethertype <= 1500 || ethertype == 0x809b || ethertype == 0x80f3 {
-                self.unsupported(
-                    format!("`ether proto {ethertype}` tests 802.2 LLC framing"),
-                    value.span,
-                    "pfc supports ethertypes above 1500 (except AppleTalk)",
-                );
-                return Pred::Const(false);
-            }
-            return self.linktype(ethertype);
+            return self.ether_linktype(ethertype);
         }
         let number = if value.numeric {
             self.number(&value.text, value.span)
         } else {
-            match names::lookup(names::IP_PROTOCOLS, &value.text) {
+            let (table, kind) = match proto {
+                None | Some(PName::Ip | PName::Ip6) => (names::IP_PROTOCOLS, "ip"),
+                Some(PName::Iso) => (names::OSI_PROTOCOLS, "osi"),
+                _ => (&[][..], "the"),
+            };
+            match names::lookup(table, &value.text) {
                 Some(number) => number,
                 None => {
-                    self.unsupported(
-                        format!("unknown protocol name `{}`", value.text),
+                    self.error(
+                        PCAP_SYNTAX,
+                        format!("unknown {kind} proto `{}`", value.text),
                         value.span,
-                        "names: icmp, igmp, tcp, udp, icmp6, sctp; or give the number",
+                        "not a protocol name",
                     );
                     return Pred::Const(false);
                 }
@@ -350,10 +451,13 @@ impl Lowerer<'_> {
             None => self.any_proto(number),
             Some(PName::Ip) => self.ip_proto(number),
             Some(PName::Ip6) => self.ip6_proto(number),
+            Some(PName::Iso) => self.iso_proto(number),
+            Some(PName::Isis) => self.isis_proto(number),
             Some(other) => self.bad_qualifier(other, "proto", proto_span),
         }
     }
 }
 
 mod arith;
+mod link;
 mod values;

@@ -18,6 +18,7 @@ pub mod names;
 mod parse;
 
 pub use filter::PcapFilter;
+pub use lower::Refusal;
 
 use crate::diagnostic::{Code, Diagnostic, Span};
 

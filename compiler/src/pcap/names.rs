@@ -54,10 +54,31 @@ pub fn service(name: &str) -> Option<(u16, ServiceProto)> {
 pub const IP_PROTOCOLS: &[(&str, u32)] =
     &[("icmp", 1), ("igmp", 2), ("tcp", 6), ("udp", 17), ("icmp6", 58), ("sctp", 132)];
 
-/// Ethertype names accepted after `ether proto \`.
-pub const ETHERTYPES: &[(&str, u32)] = &[("ip", 0x0800), ("arp", 0x0806), ("rarp", 0x8035), ("ip6", 0x86dd)];
+/// Names accepted after `iso proto \` (libpcap's `lookup_proto`).
+pub const OSI_PROTOCOLS: &[(&str, u32)] = &[("esis", 0x82), ("isis", 0x83), ("clnp", 0x81)];
 
-/// Named constants of arithmetic expressions, as libpcap's scanner defines them.
+/// Names accepted after `ether proto \` (libpcap's `eproto_db`, then its `llc_db` of LLC SAPs).
+pub const ETHERTYPES: &[(&str, u32)] = &[
+    ("aarp", 0x80f3),
+    ("arp", 0x0806),
+    ("atalk", 0x809b),
+    ("decnet", 0x6003),
+    ("ip", 0x0800),
+    ("ip6", 0x86dd),
+    ("lat", 0x6004),
+    ("loopback", 0x9000),
+    ("mopdl", 0x6001),
+    ("moprc", 0x6002),
+    ("rarp", 0x8035),
+    ("sca", 0x6007),
+    ("iso", 0xfe),
+    ("stp", 0x42),
+    ("ipx", 0xe0),
+    ("netbeui", 0xf0),
+];
+
+/// Named constants, as libpcap 1.10's scanner defines them (each is a number wherever a
+/// number may stand): ICMP and ICMPv6 types, the type and code offsets, TCP flags.
 pub const CONSTANTS: &[(&str, u32)] = &[
     ("icmptype", 0),
     ("icmpcode", 1),
@@ -78,8 +99,35 @@ pub const CONSTANTS: &[(&str, u32)] = &[
     ("icmp-maskreply", 18),
     ("icmp6type", 0),
     ("icmp6code", 1),
+    ("icmp6-destinationunreach", 1),
+    ("icmp6-packettoobig", 2),
+    ("icmp6-timeexceeded", 3),
+    ("icmp6-parameterproblem", 4),
     ("icmp6-echo", 128),
     ("icmp6-echoreply", 129),
+    ("icmp6-multicastlistenerquery", 130),
+    ("icmp6-multicastlistenerreportv1", 131),
+    ("icmp6-multicastlistenerdone", 132),
+    ("icmp6-routersolicit", 133),
+    ("icmp6-routeradvert", 134),
+    ("icmp6-neighborsolicit", 135),
+    ("icmp6-neighboradvert", 136),
+    ("icmp6-redirect", 137),
+    ("icmp6-routerrenum", 138),
+    ("icmp6-nodeinformationquery", 139),
+    ("icmp6-nodeinformationresponse", 140),
+    ("icmp6-ineighbordiscoverysolicit", 141),
+    ("icmp6-ineighbordiscoveryadvert", 142),
+    ("icmp6-multicastlistenerreportv2", 143),
+    ("icmp6-homeagentdiscoveryrequest", 144),
+    ("icmp6-homeagentdiscoveryreply", 145),
+    ("icmp6-mobileprefixsolicit", 146),
+    ("icmp6-mobileprefixadvert", 147),
+    ("icmp6-certpathsolicit", 148),
+    ("icmp6-certpathadvert", 149),
+    ("icmp6-multicastrouteradvert", 151),
+    ("icmp6-multicastroutersolicit", 152),
+    ("icmp6-multicastrouterterm", 153),
     ("tcpflags", 13),
     ("tcp-fin", 0x01),
     ("tcp-syn", 0x02),

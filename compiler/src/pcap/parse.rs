@@ -156,6 +156,15 @@ impl Lowerer<'_> {
     fn other(&self, pair: Pair<Rule>) -> Form {
         let mut parts = pair.into_inner();
         let head = parts.next().expect("other has a keyword");
+        if head.as_rule() == Rule::kw_llc {
+            return Form::Llc(parts.next().map(|name| (name.as_str().to_string(), self.span(&name))));
+        }
+        if head.as_rule() == Rule::kw_byte {
+            let index = self.number_value(parts.next().expect("byte has an index"));
+            let op = parts.next().expect("byte has an operator").as_str().chars().next().unwrap_or('=');
+            let value = self.number_value(parts.next().expect("byte has a value"));
+            return Form::Byte(index, op, value);
+        }
         let value = parts.next().map(|number| self.number_value(number));
         match head.as_rule() {
             Rule::kw_less => Form::Less(value.expect("less has a number")),
@@ -171,7 +180,12 @@ impl Lowerer<'_> {
     }
 
     fn id_group(&self, pair: Pair<Rule>) -> IdGroup {
-        let mut inner = pair.into_inner();
+        let mut inner = pair.into_inner().peekable();
+        let mut nots = 0;
+        while inner.peek().is_some_and(|pair| pair.as_rule() == Rule::not_op) {
+            inner.next();
+            nots += 1;
+        }
         let first = self.value(inner.next().expect("an id has a value"));
         let mut rest = Vec::new();
         while let Some(op) = inner.next() {
@@ -179,7 +193,7 @@ impl Lowerer<'_> {
             let (nots, value) = self.carried(inner.next().expect("operand"));
             rest.push((op, nots, value));
         }
-        IdGroup { first, rest }
+        IdGroup { nots, first, rest }
     }
 
     fn value(&self, pair: Pair<Rule>) -> Value {

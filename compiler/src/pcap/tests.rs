@@ -43,7 +43,17 @@ fn diagnostics() {
         ("port nosuchservice or host foo", &[PCAP_UNSUPPORTED.0, PCAP_UNSUPPORTED.0]),
         ("tcp src 22", &[PCAP_SYNTAX.0]),
         ("vlan 5000", &[PCAP_SYNTAX.0]),
-        ("ether proto 1", &[PCAP_UNSUPPORTED.0]),
+        ("ether proto 1 or link proto 0 or ether proto \\netbeui", &[]),
+        ("icmp6[icmp6type] == icmp6-neighborsolicit or icmp6[icmp6code] != 0", &[]),
+        ("igmp or igrp or pim or vrrp or carp or ah or esp or stp or ipx or atalk or aarp or iso or isis", &[]),
+        ("l1 or l2 or iih or lsp or snp or csnp or psnp or clnp or esis or decnet or lat or sca", &[]),
+        ("vrrp[0] = 1 or pim[1] = 2 or decnet[2] = 3 or ppp[0] = 1 or length > 10", &[]),
+        ("ether host aabbccddeeff or ether src aa-bb-cc-dd-ee-ff or ether dst aabb.ccdd.eeff", &[]),
+        ("byte 12 = 8 and byte 13 < 1 and byte 14 > 0", &[]),
+        ("byte 12 & 8", &[PCAP_UNSUPPORTED.0]),
+        ("ah[0] = 1", &[PCAP_SYNTAX.0]),
+        ("radio", &[PCAP_SYNTAX.0]),
+        ("ra 10.0.0.1", &[PCAP_SYNTAX.0]),
         ("inbound", &[PCAP_UNSUPPORTED.0]),
         ("tcp port", &[PCAP_SYNTAX.0]),
         // Bare numbers and short dotted addresses (`gen_ncode`); masks need `net`.
@@ -96,4 +106,21 @@ fn verdicts_on_a_syn_and_a_runt() {
     for (text, expected) in cases {
         assert_eq!(verdicts(text), *expected, "{text}");
     }
+}
+
+/// docs/pcap.md's table of E0019 refusals is exactly [`Refusal::ALL`], in order.
+#[test]
+fn refusal_table_matches_the_docs() {
+    let docs = include_str!("../../../docs/pcap.md");
+    let section = docs.split("\n## Refused").nth(1).expect("a Refused section");
+    let section = section.split("\n## ").next().unwrap_or(section);
+    let rows: Vec<String> = section
+        .lines()
+        .filter_map(|line| line.strip_prefix("| ")?.strip_suffix(" |"))
+        .filter_map(|row| row.split_once(" | "))
+        .filter(|(what, _)| *what != "What" && !what.starts_with("---"))
+        .map(|(what, why)| format!("{what}: {why}").replace("\\|", "|"))
+        .collect();
+    let expected: Vec<String> = super::Refusal::ALL.iter().map(|refusal| refusal.message()).collect();
+    assert_eq!(rows, expected);
 }

@@ -90,7 +90,7 @@ impl Lowerer<'_> {
                 let (_, b) = self.arith(right);
                 (checks, Val::Alu(*op, Box::new(a), Box::new(b)))
             }
-            ArithKind::Access { proto, index, size } => self.access(*proto, index, size.as_ref()),
+            ArithKind::Access { proto, index, size } => self.access(*proto, index, size.as_ref(), arith.span),
         }
     }
 
@@ -100,6 +100,7 @@ impl Lowerer<'_> {
         proto: PName,
         index: &Arith,
         size: Option<&(String, crate::diagnostic::Span)>,
+        span: crate::diagnostic::Span,
     ) -> (Vec<Pred>, Val) {
         let size = match size {
             None => 1,
@@ -117,12 +118,29 @@ impl Lowerer<'_> {
                 let (checks, index) = self.arith(index);
                 (checks, Val::Load { size, index: Box::new(index), offset: 0 })
             }
-            PName::Ip | PName::Ip6 | PName::Arp | PName::Rarp => {
+            PName::Ip
+            | PName::Ip6
+            | PName::Arp
+            | PName::Rarp
+            | PName::Atalk
+            | PName::Decnet
+            | PName::Sca
+            | PName::Lat
+            | PName::Moprc
+            | PName::Mopdl => {
                 let (mut checks, index) = self.arith(index);
                 checks.push(self.abbrev(proto, crate::diagnostic::Span::default()));
                 (checks, Val::Load { size, index: Box::new(index), offset: net })
             }
-            PName::Tcp | PName::Udp | PName::Sctp | PName::Icmp => {
+            PName::Tcp
+            | PName::Udp
+            | PName::Sctp
+            | PName::Icmp
+            | PName::Igmp
+            | PName::Igrp
+            | PName::Pim
+            | PName::Vrrp
+            | PName::Carp => {
                 let mut checks = vec![self.linktype(ETH_IP)];
                 let (index_checks, index) = self.arith(index);
                 checks.extend(index_checks);
@@ -136,6 +154,15 @@ impl Lowerer<'_> {
                 checks.push(self.linktype(ETH_IP6));
                 checks.push(Pred::test(Val::at(1, net + 6), TestOp::Eq, 58));
                 (checks, Val::Load { size, index: Box::new(index), offset: net + 40 })
+            }
+            _ => {
+                self.error(
+                    PCAP_SYNTAX,
+                    format!("`{}[...]`: unsupported index operation", proto.as_str()),
+                    span,
+                    "libpcap has no offset for this protocol",
+                );
+                (Vec::new(), Val::Const(0))
             }
         }
     }

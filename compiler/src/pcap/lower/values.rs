@@ -2,20 +2,34 @@
 //! hosts, networks, ports and port ranges out (`gen_host`, `gen_port`, ... in
 //! libpcap's `gencode.c`, in their emission order).
 
-use super::{masked, Lowerer, Qual, ETH_ARP, ETH_IP, ETH_IP6, ETH_RARP, PROTO_SCTP, PROTO_TCP, PROTO_UDP};
-use crate::pcap::ast::{Dir, Kind, PName, Suffix, Token, Value};
+use super::{masked, Lowerer, Qual, Refusal, ETH_ARP, ETH_IP, ETH_IP6, ETH_RARP, PROTO_SCTP, PROTO_TCP, PROTO_UDP};
+use crate::pcap::ast::{Dir, Kind, PName, ProtoValue, Suffix, Token, Value};
 use crate::pcap::filter::{Pred, TestOp, Val};
 use crate::pcap::names::{self, ServiceProto};
 use crate::pcap::PCAP_SYNTAX;
 
 /// One address test per direction: `src`, `dst`, either or both.
-fn by_direction(dir: Dir, mut one: impl FnMut(bool) -> Pred) -> Pred {
+pub(super) fn by_direction(dir: Dir, mut one: impl FnMut(bool) -> Pred) -> Pred {
     match dir {
         Dir::Src => one(true),
         Dir::Dst => one(false),
         Dir::SrcAndDst => Pred::And(vec![one(true), one(false)]),
         Dir::SrcOrDst | Dir::Wireless => Pred::Or(vec![one(true), one(false)]),
     }
+}
+
+/// The six bytes of a MAC address in any of libpcap's forms (the grammar checked it):
+/// groups separated by `:`, `-` or `.` (one or two digits each, or three groups of four),
+/// or twelve digits.
+fn mac_bytes(text: &str) -> [u32; 6] {
+    let groups: Vec<&str> = text.split([':', '-', '.']).collect();
+    let digits: String =
+        if groups.len() == 6 { groups.iter().map(|group| format!("{group:0>2}")).collect() } else { groups.concat() };
+    let mut bytes = [0u32; 6];
+    for (index, byte) in bytes.iter_mut().enumerate() {
+        *byte = digits.get(2 * index..2 * index + 2).and_then(|pair| u32::from_str_radix(pair, 16).ok()).unwrap_or(0);
+    }
+    bytes
 }
 
 /// The left-aligned mask of `bits` bits (8 to 32).
@@ -30,19 +44,35 @@ impl Lowerer<'_> {
             Some(Kind::Port) => self.port(qual, value, false),
             Some(Kind::PortRange) => self.port(qual, value, true),
             Some(Kind::Gateway) => Pred::Const(false),
+            Some(Kind::Proto) => {
+                let (text, numeric) = match &value.token {
+                    Token::Number(text) => (text.clone(), true),
+                    Token::Name(text) => (text.clone(), false),
+                    _ => {
+                        self.error(
+                            PCAP_SYNTAX,
+                            "a protocol is a number or a name".into(),
+                            value.span,
+                            "not a protocol",
+                        );
+                        return Pred::Const(false);
+                    }
+                };
+                let proto = ProtoValue { text, numeric, span: value.span };
+                self.proto(qual.proto, value.span, &proto)
+            }
             Some(Kind::Host) | Some(Kind::Net) | None => self.address(qual, value),
         }
     }
 
     fn address(&mut self, qual: Qual, value: &Value) -> Pred {
+        if qual.proto == Some(PName::Decnet) {
+            return self.decnet_host(qual, value);
+        }
         let net = qual.kind == Some(Kind::Net);
         match &value.token {
-            Token::Name(name) => {
-                self.unsupported(
-                    format!("`{name}` is a host name; pfc resolves no names at compile time"),
-                    value.span,
-                    "write the address (10.0.0.1, 2001:db8::1, 00:11:22:33:44:55)",
-                );
+            Token::Name(_) => {
+                self.refuse(Refusal::HostName, value.span, "a name, not an address");
                 Pred::Const(false)
             }
             Token::Number(text) => {
@@ -71,7 +101,7 @@ impl Lowerer<'_> {
                     self.error(PCAP_SYNTAX, "a MAC address needs `ether host`".into(), value.span, "ethernet address");
                     return Pred::Const(false);
                 }
-                let bytes: Vec<u32> = text.split(':').map(|b| u32::from_str_radix(b, 16).unwrap_or(0)).collect();
+                let bytes = mac_bytes(text);
                 let high = bytes[0] << 8 | bytes[1];
                 let low = bytes[2] << 24 | bytes[3] << 16 | bytes[4] << 8 | bytes[5];
                 by_direction(qual.dir, |src| {
@@ -89,7 +119,7 @@ impl Lowerer<'_> {
 
     /// A dotted IPv4 address of 1 to 4 decimal parts, left-aligned (`__pcap_atoin`):
     /// the address and its bit count.
-    fn dotted(&mut self, text: &str, span: crate::diagnostic::Span) -> Option<(u32, u32)> {
+    pub(super) fn dotted(&mut self, text: &str, span: crate::diagnostic::Span) -> Option<(u32, u32)> {
         let parts: Vec<Option<u32>> = text
             .split('.')
             .map(|part| {
@@ -232,11 +262,7 @@ impl Lowerer<'_> {
             Token::Name(name) => match names::service(name) {
                 Some((port, proto)) => Some((u32::from(port), proto)),
                 None => {
-                    self.unsupported(
-                        format!("unknown service name `{name}`"),
-                        span,
-                        "pfc knows a fixed table of service names (docs/pcap.md); or give the number",
-                    );
+                    self.refuse(Refusal::ServiceName, span, "not in pfc's service table");
                     None
                 }
             },
@@ -248,6 +274,23 @@ impl Lowerer<'_> {
     }
 
     fn port(&mut self, qual: Qual, value: &Value, range: bool) -> Pred {
+        // A name with a dash is one token (`smtp-25`, `ftp-data`); in a port range libpcap's
+        // `pcap_nametoportrange` splits it at its first dash.
+        if let (true, None, Token::Name(text)) = (range, &value.suffix, &value.token) {
+            if let Some((low, high)) = text.split_once('-') {
+                let end = if high.bytes().all(|b| b.is_ascii_digit()) {
+                    Token::Number(high.to_string())
+                } else {
+                    Token::Name(high.to_string())
+                };
+                let split = Value {
+                    token: Token::Name(low.to_string()),
+                    suffix: Some(Suffix::RangeEnd(end, value.span)),
+                    span: value.span,
+                };
+                return self.port(qual, &split, range);
+            }
+        }
         let (low, mut class) = match self.port_number(&value.token, value.span) {
             Some(found) => found,
             None => return Pred::Const(false),
@@ -257,16 +300,10 @@ impl Lowerer<'_> {
             (Some(Suffix::RangeEnd(end, span)), true) => match self.port_number(end, *span) {
                 Some((end, end_class)) => {
                     high = end;
+                    // `pcap_nametoportrange`: ends of different protocols make the
+                    // range apply to every protocol.
                     if end_class != class {
-                        if class != ServiceProto::Both && end_class != ServiceProto::Both {
-                            self.unsupported(
-                                "a port range between a TCP and a UDP service".into(),
-                                value.span,
-                                "use numbers",
-                            );
-                            return Pred::Const(false);
-                        }
-                        class = if class == ServiceProto::Both { end_class } else { class };
+                        class = ServiceProto::Both;
                     }
                 }
                 None => return Pred::Const(false),
