@@ -15,6 +15,8 @@
 //! the code is reachable) no packet is skipped. The test also
 //! prints pfc's eBPF instruction count next to libpcap's optimized cBPF count.
 
+#[path = "pcap_libpcap/frames.rs"]
+mod frames;
 mod support;
 
 use std::ffi::{c_char, c_int, c_void, CString};
@@ -189,7 +191,7 @@ fn arith(rng: &mut Rng, depth: usize) -> String {
 }
 
 fn primitive(rng: &mut Rng) -> String {
-    match rng.below(22) {
+    match rng.below(25) {
         0 => rng.pick(&["ip", "ip6", "arp", "rarp", "tcp", "udp", "sctp", "icmp", "icmp6"]).into(),
         1 | 2 => format!("{}{}host {}", rng.pick(&["", "", "ip ", "arp ", "rarp "]), dir(rng), rng.pick(pools::IPV4)),
         3 => format!("{}{}host {}", rng.pick(&["", "ip6 "]), dir(rng), rng.pick(pools::IPV6)),
@@ -232,6 +234,80 @@ fn primitive(rng: &mut Rng) -> String {
         20 => {
             format!("{}port {} {} {}", dir(rng), port(rng), rng.pick(&["or", "and not", "||"]), rng.pick(pools::PORTS))
         }
+        22 | 23 => rng
+            .pick(&[
+                "llc",
+                "llc i",
+                "llc s",
+                "llc u",
+                "llc ui",
+                "llc rr",
+                "llc rnr",
+                "llc xid",
+                "llc frmr",
+                "stp",
+                "ipx",
+                "netbeui",
+                "atalk",
+                "aarp",
+                "iso",
+                "isis",
+                "esis",
+                "clnp",
+                "l1",
+                "l2",
+                "iih",
+                "lsp",
+                "snp",
+                "csnp",
+                "psnp",
+                "decnet",
+                "lat",
+                "sca",
+                "mopdl",
+                "moprc",
+                "igmp",
+                "igrp",
+                "pim",
+                "vrrp",
+                "carp",
+                "ah",
+                "esp",
+                "pppoed",
+                "pppoes",
+                "pppoes 0x3b",
+                "pppoes 1234",
+                "mpls",
+                "mpls 100",
+                "mpls 123",
+                "link proto 0x42",
+                "ether proto 0xe0",
+                "ether proto \\iso",
+                "ether proto \\atalk",
+                "ether proto 0x6003",
+                "isis proto 0x12 or 0x14",
+                "iso proto \\clnp",
+                "decnet host 1.1",
+                "decnet src 63.1023",
+                "decnet dst 3.12",
+                "ether host 02-00-00-00-00-01",
+                "ether src 0011.2233.4455",
+                "byte 12 = 0x88",
+                "byte 14 > 0x40",
+                "byte 15 < 3",
+                "length > 60",
+                "icmp6[icmp6type] = icmp6-neighborsolicit",
+                "ppp[12:2] = 0x8847",
+                "link broadcast",
+            ])
+            .into(),
+        24 => format!(
+            "{}[{}] {} {}",
+            rng.pick(&["vrrp", "pim", "igmp", "decnet", "lat", "atalk", "ppp", "link", "carp"]),
+            rng.pick(&["0", "1", "2:2", "4"]),
+            rng.pick(&["=", ">", "!="]),
+            rng.pick(&["0", "1", "0x20"])
+        ),
         _ => format!(
             "tcp[tcpflags] & ({}) != 0",
             rng.pick(&["tcp-syn", "tcp-syn|tcp-ack", "tcp-fin|tcp-rst", "tcp-push"])
@@ -403,7 +479,8 @@ fn summary(name: &str, tally: &Tally, packets: usize, kernel_ok: bool, failures:
 #[test]
 fn pfc_agrees_with_libpcap_on_random_expressions() {
     let started = Instant::now();
-    let packets = corpus(support::seed());
+    let mut packets = corpus(support::seed());
+    packets.extend(frames::link_layer_frames());
     let mut rng = Rng::new(support::seed() ^ 0x9ca9_u64.wrapping_mul(0x1000_0001));
     let kernel_ok = kernel::privileges().is_ok();
     let mut tally = Tally::default();
@@ -459,7 +536,8 @@ fn documented_refusals() -> Vec<String> {
 #[test]
 fn pfc_agrees_with_libpcap_on_its_own_test_expressions() {
     let started = Instant::now();
-    let packets = corpus(support::seed());
+    let mut packets = corpus(support::seed());
+    packets.extend(frames::link_layer_frames());
     let kernel_ok = kernel::privileges().is_ok();
     let documented = documented_refusals();
     assert!(documented.len() >= 5, "the refusal table of docs/pcap.md was not found: {documented:?}");

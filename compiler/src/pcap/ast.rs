@@ -302,6 +302,12 @@ pub enum Form {
     Greater(Value),
     /// `vlan [N]`.
     Vlan(Option<Value>),
+    /// `mpls [LABEL]`: moves the network header 4 bytes on.
+    Mpls(Option<Value>),
+    /// `pppoes [SESSION]`: what follows is PPP inside PPPoE.
+    Pppoes(Option<Value>),
+    /// `pppoed`: PPPoE discovery.
+    Pppoed,
     /// `llc [TYPE]`: 802.2 LLC frames, of one frame type (`i`, `s`, `u`, `ui`, `rr`...).
     Llc(Option<(String, Span)>),
     /// `byte N OP V`: `OP` is one of `=`, `<`, `>`, `&`, `|`.

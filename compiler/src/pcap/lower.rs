@@ -13,6 +13,7 @@ use super::filter::{Alu, Pred, TestOp, Val};
 use super::names;
 use super::{PCAP_SYNTAX, PCAP_UNSUPPORTED};
 use crate::diagnostic::{Diagnostic, Span};
+use std::cell::Cell;
 
 const ETH_IP: u32 = 0x0800;
 const ETH_IP6: u32 = 0x86dd;
@@ -64,8 +65,8 @@ pub enum Refusal {
     Direction,
     /// `ifindex`.
     Ifindex,
-    /// `mpls`, `pppoes`, `pppoed`, `geneve`.
-    Encapsulation,
+    /// `geneve`.
+    Geneve,
 }
 
 impl Refusal {
@@ -79,7 +80,7 @@ impl Refusal {
         Refusal::Protochain,
         Refusal::Direction,
         Refusal::Ifindex,
-        Refusal::Encapsulation,
+        Refusal::Geneve,
     ];
 
     /// What is refused, as the docs table names it.
@@ -93,7 +94,7 @@ impl Refusal {
             Refusal::Protochain => "`protochain`",
             Refusal::Direction => "`inbound`, `outbound`",
             Refusal::Ifindex => "`ifindex`",
-            Refusal::Encapsulation => "`mpls`, `pppoes`, `pppoed`, `geneve`",
+            Refusal::Geneve => "`geneve`",
         }
     }
 
@@ -105,10 +106,10 @@ impl Refusal {
             Refusal::IpBroadcast => "needs the capturing interface's netmask",
             Refusal::ServiceName => "pfc reads no /etc/services; give the number",
             Refusal::ByteBitwise => "libpcap's code tests whatever value the previous test left, not byte N",
-            Refusal::Protochain => "a loop over IPv6 extension headers, not yet compiled by pfc",
+            Refusal::Protochain => "libpcap compiles it to a loop (backward jumps), which pfc does not reproduce",
             Refusal::Direction => "the capture direction is not in the frame",
             Refusal::Ifindex => "the capture interface is not in the frame",
-            Refusal::Encapsulation => "headers that shift the offsets after them, not yet compiled by pfc",
+            Refusal::Geneve => "libpcap keeps the inner offsets in scratch registers set at run time",
         }
     }
 
@@ -118,16 +119,60 @@ impl Refusal {
     }
 }
 
+/// libpcap's offsets (`off_linkhdr`, `off_linktype`, `off_linkpl`, `off_nl`,
+/// `off_nl_nosnap`, the MPLS label depth and the link type), all constant on Ethernet.
+#[derive(Clone, Copy, Debug)]
+struct Offsets {
+    /// The link-layer header (`ether[...]`, MAC addresses, `byte`).
+    linkhdr: u32,
+    /// The type/length field.
+    linktype: u32,
+    /// The link-layer payload (the LLC header, for 802.3 frames).
+    linkpl: u32,
+    /// The network header, after the payload start (MPLS labels).
+    nl: u32,
+    /// The network header of an 802.2 frame without SNAP, after the payload start.
+    nl_nosnap: u32,
+    /// MPLS labels so far.
+    mpls_depth: u32,
+    /// After `pppoes` the link type is PPP: ethertypes map to PPP protocol numbers.
+    ppp: bool,
+}
+
+impl Offsets {
+    const ETHERNET: Offsets =
+        Offsets { linkhdr: 0, linktype: 12, linkpl: 14, nl: 0, nl_nosnap: 3, mpls_depth: 0, ppp: false };
+}
+
+/// `ethertype_to_ppptype`: the PPP protocol number libpcap tests for an ethertype.
+fn ppp_protocol(ethertype: u32) -> u32 {
+    match ethertype {
+        ETH_IP => 0x21,
+        ETH_IP6 => 0x57,
+        ETH_DECNET => 0x27,
+        ETH_ATALK => 0x29,
+        0x0600 => 0x25,
+        LLCSAP_ISONS => 0x23,
+        LLCSAP_8021D => 0x31,
+        LLCSAP_IPX => 0x2b,
+        other => other,
+    }
+}
+
 /// Lowers a whole expression.
 pub fn lower(expr: &Expr, diagnostics: &mut Vec<Diagnostic>) -> Option<Pred> {
-    let mut lowerer = Lowerer { shift: 0, diagnostics, failed: false };
+    let mut lowerer = Lowerer { off: Offsets::ETHERNET, late_error: Cell::new(None), diagnostics, failed: false };
     let pred = lowerer.expr(expr);
     (!lowerer.failed).then_some(pred)
 }
 
 struct Lowerer<'a> {
-    /// Bytes of VLAN tags the offsets are shifted by (4 per `vlan` so far).
-    shift: u32,
+    /// Where the headers are, as the primitives written so far left them (`vlan`, `mpls`
+    /// and `pppoes` move what follows).
+    off: Offsets,
+    /// An error found where no diagnostic can be pushed (libpcap's `gen_linktype` under
+    /// MPLS); reported at the end of the primitive.
+    late_error: Cell<Option<String>>,
     diagnostics: &'a mut Vec<Diagnostic>,
     failed: bool,
 }
@@ -180,12 +225,31 @@ impl Lowerer<'_> {
 
     // ---- offsets --------------------------------------------------------------------
 
+    /// The link type is `ethertype` (`gen_linktype`): under MPLS the IP version nibble
+    /// after the bottom label, after `pppoes` the PPP protocol, else the type field.
     fn linktype(&self, ethertype: u32) -> Pred {
-        Pred::test(Val::at(2, 12 + self.shift), TestOp::Eq, ethertype)
+        if self.off.mpls_depth > 0 {
+            let version = match ethertype {
+                ETH_IP => 0x40,
+                ETH_IP6 => 0x60,
+                _ => {
+                    self.late_error.set(Some("unsupported protocol over mpls".into()));
+                    0
+                }
+            };
+            let byte = |offset: u32, mask: u32, value: u32| {
+                let load = Val::Alu(Alu::And, Box::new(Val::at(1, offset)), Box::new(Val::Const(mask)));
+                Pred::test(load, TestOp::Eq, value)
+            };
+            return Pred::And(vec![byte(self.net() - 2, 0x01, 0x01), byte(self.net(), 0xf0, version)]);
+        }
+        let ethertype = if self.off.ppp { ppp_protocol(ethertype) } else { ethertype };
+        Pred::test(Val::at(2, self.off.linktype), TestOp::Eq, ethertype)
     }
 
+    /// The network header (libpcap's `OR_LINKPL`).
     fn net(&self) -> u32 {
-        14 + self.shift
+        self.off.linkpl + self.off.nl
     }
 
     /// `4 * (ip[0] & 0xf)`: the IPv4 header length, as `ldxb 4*([nl]&0xf)`.
@@ -229,7 +293,11 @@ impl Lowerer<'_> {
                     right
                 }
                 Operand::Carried { nots, value } => match carried {
-                    Some(qual) => negate(self.id(qual, value), *nots),
+                    Some(qual) => {
+                        let pred = negate(self.id(qual, value), *nots);
+                        self.report_late_error(value.span);
+                        pred
+                    }
                     None => {
                         self.error(
                             PCAP_SYNTAX,
@@ -246,13 +314,28 @@ impl Lowerer<'_> {
         pred
     }
 
+    fn report_late_error(&mut self, span: Span) {
+        if let Some(message) = self.late_error.take() {
+            self.error(PCAP_SYNTAX, message, span, "libpcap refuses this");
+        }
+    }
+
     fn term(&mut self, term: &Term) -> (Pred, Option<Qual>) {
         let (pred, qual) = match &term.kind {
             TermKind::Paren(inner) => (self.expr(inner), None),
             TermKind::Relation { left, op, right } => (self.relation(left, *op, right), None),
             TermKind::Primitive(primitive) => self.primitive(primitive),
         };
+        self.report_late_error(term.span);
         (negate(pred, term.nots), qual)
+    }
+
+    /// Whether the link layer has Ethernet addresses (not after `pppoes`); reports it if not.
+    fn ethernet_addresses(&mut self, span: Span) -> bool {
+        if self.off.ppp {
+            self.error(PCAP_SYNTAX, "no Ethernet addresses after `pppoes`".into(), span, "libpcap refuses this");
+        }
+        !self.off.ppp
     }
 
     fn primitive(&mut self, primitive: &Primitive) -> (Pred, Option<Qual>) {
@@ -292,10 +375,11 @@ impl Lowerer<'_> {
                 Pred::Const(false)
             }
             Form::Broadcast => match proto {
-                None | Some(PName::Ether) => Pred::And(vec![
-                    Pred::test(Val::at(4, 2), TestOp::Eq, u32::MAX),
-                    Pred::test(Val::at(2, 0), TestOp::Eq, 0xffff),
+                None | Some(PName::Ether) if self.ethernet_addresses(span) => Pred::And(vec![
+                    Pred::test(Val::at(4, self.off.linkhdr + 2), TestOp::Eq, u32::MAX),
+                    Pred::test(Val::at(2, self.off.linkhdr), TestOp::Eq, 0xffff),
                 ]),
+                None | Some(PName::Ether) => Pred::Const(false),
                 Some(PName::Ip) => {
                     self.refuse(Refusal::IpBroadcast, span, "not supported by pfc");
                     Pred::Const(false)
@@ -303,7 +387,10 @@ impl Lowerer<'_> {
                 Some(other) => self.bad_qualifier(other, "broadcast", proto_span),
             },
             Form::Multicast => match proto {
-                None | Some(PName::Ether) => Pred::test(Val::at(1, 0), TestOp::Set, 1),
+                None | Some(PName::Ether) if self.ethernet_addresses(span) => {
+                    Pred::test(Val::at(1, self.off.linkhdr), TestOp::Set, 1)
+                }
+                None | Some(PName::Ether) => Pred::Const(false),
                 Some(PName::Ip) => {
                     Pred::And(vec![self.linktype(ETH_IP), Pred::test(Val::at(1, self.net() + 16), TestOp::Ge, 224)])
                 }
@@ -324,9 +411,12 @@ impl Lowerer<'_> {
                 let n = self.plain_number(value);
                 Pred::test(Val::Len, TestOp::Ge, n)
             }
-            Form::Vlan(id) => self.vlan(id.as_ref()),
+            Form::Vlan(id) => self.vlan(id.as_ref(), span),
             Form::Byte(index, op, value) => self.byte(index, *op, value),
-            Form::Llc(frame_type) => self.llc(frame_type.as_ref()),
+            Form::Llc(frame_type) => self.llc(frame_type.as_ref(), span),
+            Form::Mpls(label) => self.mpls(label.as_ref()),
+            Form::Pppoes(session) => self.pppoes(session.as_ref()),
+            Form::Pppoed => self.linktype(0x8863),
             Form::Unsupported(keyword) => self.unsupported_keyword(keyword, span),
         };
         (pred, None)
@@ -352,7 +442,12 @@ impl Lowerer<'_> {
     }
 
     /// `vlan [id]`: the outermost remaining tag; shifts everything after it.
-    fn vlan(&mut self, id: Option<&Value>) -> Pred {
+    fn vlan(&mut self, id: Option<&Value>, span: Span) -> Pred {
+        if self.off.mpls_depth > 0 || self.off.ppp {
+            let message = if self.off.ppp { "no VLAN support for PPP" } else { "no VLAN match after MPLS" };
+            self.error(PCAP_SYNTAX, message.into(), span, "libpcap refuses this");
+            return Pred::Const(false);
+        }
         let tagged = Pred::Or(vec![self.linktype(0x8100), self.linktype(0x88a8), self.linktype(0x9100)]);
         let pred = match id {
             None => tagged,
@@ -365,14 +460,15 @@ impl Lowerer<'_> {
                 Pred::And(vec![tagged, Pred::test(tci, TestOp::Eq, n)])
             }
         };
-        self.shift += 4;
+        self.off.linktype += 4;
+        self.off.linkpl += 4;
         pred
     }
 
     /// `byte N OP V` (`gen_byteop`): byte N of the frame (not shifted by `vlan`).
     fn byte(&mut self, index: &Value, op: char, value: &Value) -> Pred {
         let (index, constant) = (self.plain_number(index), self.plain_number(value));
-        let byte = Val::at(1, index);
+        let byte = Val::at(1, self.off.linkhdr + index);
         match op {
             '=' => Pred::test(byte, TestOp::Eq, constant),
             '>' => Pred::test(byte, TestOp::Gt, constant),
@@ -390,7 +486,7 @@ impl Lowerer<'_> {
         let refusal = match keyword {
             "inbound" | "outbound" => Some(Refusal::Direction),
             "ifindex" => Some(Refusal::Ifindex),
-            "mpls" | "pppoes" | "pppoed" | "geneve" => Some(Refusal::Encapsulation),
+            "geneve" => Some(Refusal::Geneve),
             _ => None,
         };
         match refusal {
@@ -459,5 +555,6 @@ impl Lowerer<'_> {
 }
 
 mod arith;
+mod encap;
 mod link;
 mod values;

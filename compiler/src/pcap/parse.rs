@@ -170,6 +170,9 @@ impl Lowerer<'_> {
             Rule::kw_less => Form::Less(value.expect("less has a number")),
             Rule::kw_greater => Form::Greater(value.expect("greater has a number")),
             Rule::kw_vlan => Form::Vlan(value),
+            Rule::kw_mpls => Form::Mpls(value),
+            Rule::kw_pppoes => Form::Pppoes(value),
+            Rule::kw_pppoed => Form::Pppoed,
             _ => Form::Unsupported(head.as_str().to_string()),
         }
     }

@@ -116,7 +116,7 @@ impl Lowerer<'_> {
         match proto {
             PName::Ether => {
                 let (checks, index) = self.arith(index);
-                (checks, Val::Load { size, index: Box::new(index), offset: 0 })
+                (checks, Val::Load { size, index: Box::new(index), offset: self.off.linkhdr })
             }
             PName::Ip
             | PName::Ip6

@@ -37,13 +37,13 @@ fn masked_test(value: Val, mask: u32, expected: u32) -> Pred {
 impl Lowerer<'_> {
     /// The type/length field is an 802.3 length: `not ether[12:2] > 1500`.
     fn is_8023(&self) -> Pred {
-        Pred::negation(Pred::test(Val::at(2, 12 + self.shift), TestOp::Gt, ETHERMTU))
+        Pred::negation(Pred::test(Val::at(2, self.off.linktype), TestOp::Gt, ETHERMTU))
     }
 
     /// An SNAP header with this organization code and type (`gen_snap`, compared as
     /// libpcap's `gen_bcmp` does: the last word first).
     fn snap(&self, org: u32, ptype: u32) -> Pred {
-        let net = self.net();
+        let net = self.off.linkpl;
         Pred::And(vec![
             Pred::test(Val::at(4, net + 4), TestOp::Eq, (org & 0xffff) << 16 | ptype),
             Pred::test(Val::at(4, net), TestOp::Eq, 0xaaaa_0300 | org >> 16),
@@ -53,7 +53,10 @@ impl Lowerer<'_> {
     /// `ether proto N` on Ethernet (`gen_ether_linktype`): an ethertype above 1500, or an
     /// LLC SAP (with libpcap's special cases for OSI, NetBEUI, IPX and AppleTalk).
     pub(super) fn ether_linktype(&self, proto: u32) -> Pred {
-        let net = self.net();
+        if self.off.mpls_depth > 0 || self.off.ppp {
+            return self.linktype(proto);
+        }
+        let net = self.off.linkpl;
         match proto {
             LLCSAP_ISONS | LLCSAP_IP | LLCSAP_NETBEUI => {
                 Pred::And(vec![self.is_8023(), Pred::test(Val::at(2, net), TestOp::Eq, proto << 8 | proto)])
@@ -71,7 +74,7 @@ impl Lowerer<'_> {
                 Pred::Or(vec![self.linktype(proto), Pred::And(vec![self.is_8023(), self.snap(org, proto)])])
             }
             _ if proto <= ETHERMTU => {
-                Pred::And(vec![self.is_8023(), Pred::test(Val::at(1, 14 + self.shift), TestOp::Eq, proto)])
+                Pred::And(vec![self.is_8023(), Pred::test(Val::at(1, self.off.linktype + 2), TestOp::Eq, proto)])
             }
             _ => self.linktype(proto),
         }
@@ -80,8 +83,12 @@ impl Lowerer<'_> {
     /// `llc [TYPE]` (`gen_llc`, `gen_llc_i`, `gen_llc_s`, `gen_llc_u` and the subtype tests):
     /// an 802.3 frame that is not raw NetWare (DSAP and SSAP not both 0xff), of the frame
     /// type named.
-    pub(super) fn llc(&mut self, frame_type: Option<&(String, Span)>) -> Pred {
-        let net = self.net();
+    pub(super) fn llc(&mut self, frame_type: Option<&(String, Span)>, span: Span) -> Pred {
+        if self.off.ppp {
+            self.error(PCAP_SYNTAX, "'llc' not supported for PPP".into(), span, "libpcap refuses this");
+            return Pred::Const(false);
+        }
+        let net = self.off.linkpl;
         let llc = Pred::And(vec![self.is_8023(), Pred::negation(Pred::test(Val::at(2, net), TestOp::Eq, 0xffff))]);
         let Some((name, span)) = frame_type else {
             return llc;
@@ -180,12 +187,18 @@ impl Lowerer<'_> {
 
     /// `iso proto N`: OSI over LLC with network-layer protocol id N.
     pub(super) fn iso_proto(&self, nlpid: u32) -> Pred {
-        Pred::And(vec![self.ether_linktype(LLCSAP_ISONS), Pred::test(Val::at(1, self.net() + 3), TestOp::Eq, nlpid)])
+        Pred::And(vec![
+            self.ether_linktype(LLCSAP_ISONS),
+            Pred::test(Val::at(1, self.off.linkpl + self.off.nl_nosnap), TestOp::Eq, nlpid),
+        ])
     }
 
     /// `isis proto N`: IS-IS with PDU type N.
     pub(super) fn isis_proto(&self, pdu_type: u32) -> Pred {
-        Pred::And(vec![self.iso_proto(ISO10589_ISIS), Pred::test(Val::at(1, self.net() + 7), TestOp::Eq, pdu_type)])
+        Pred::And(vec![
+            self.iso_proto(ISO10589_ISIS),
+            Pred::test(Val::at(1, self.off.linkpl + self.off.nl_nosnap + 4), TestOp::Eq, pdu_type),
+        ])
     }
 
     /// Any of the IS-IS PDU types, tested in the order given.

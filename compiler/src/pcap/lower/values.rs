@@ -101,11 +101,15 @@ impl Lowerer<'_> {
                     self.error(PCAP_SYNTAX, "a MAC address needs `ether host`".into(), value.span, "ethernet address");
                     return Pred::Const(false);
                 }
+                if !self.ethernet_addresses(value.span) {
+                    return Pred::Const(false);
+                }
+                let linkhdr = self.off.linkhdr;
                 let bytes = mac_bytes(text);
                 let high = bytes[0] << 8 | bytes[1];
                 let low = bytes[2] << 24 | bytes[3] << 16 | bytes[4] << 8 | bytes[5];
                 by_direction(qual.dir, |src| {
-                    let off = if src { 6 } else { 0 };
+                    let off = linkhdr + if src { 6 } else { 0 };
                     Pred::And(vec![
                         Pred::test(Val::at(4, off + 2), TestOp::Eq, low),
                         Pred::test(Val::at(2, off), TestOp::Eq, high),
@@ -190,6 +194,8 @@ impl Lowerer<'_> {
             })
         };
         match qual.proto {
+            // Under MPLS only IPv4 (`gen_host`).
+            None if self.off.mpls_depth > 0 => hostop(self, ETH_IP, 12, 16),
             None => Pred::Or(vec![
                 hostop(self, ETH_IP, 12, 16),
                 hostop(self, ETH_ARP, 14, 24),
