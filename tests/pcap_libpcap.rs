@@ -481,6 +481,7 @@ fn pfc_agrees_with_libpcap_on_random_expressions() {
     let started = Instant::now();
     let mut packets = corpus(support::seed());
     packets.extend(frames::link_layer_frames());
+    packets.extend(frames::libpcap_capture_frames());
     let mut rng = Rng::new(support::seed() ^ 0x9ca9_u64.wrapping_mul(0x1000_0001));
     let kernel_ok = kernel::privileges().is_ok();
     let mut tally = Tally::default();
@@ -538,6 +539,7 @@ fn pfc_agrees_with_libpcap_on_its_own_test_expressions() {
     let started = Instant::now();
     let mut packets = corpus(support::seed());
     packets.extend(frames::link_layer_frames());
+    packets.extend(frames::libpcap_capture_frames());
     let kernel_ok = kernel::privileges().is_ok();
     let documented = documented_refusals();
     assert!(documented.len() >= 5, "the refusal table of docs/pcap.md was not found: {documented:?}");
@@ -578,4 +580,64 @@ fn pfc_agrees_with_libpcap_on_its_own_test_expressions() {
     }
     assert!(expressions.len() >= 2000, "only {} TESTrun expressions", expressions.len());
     assert!(failures.is_empty(), "{} failures:\n\n{}", failures.len(), failures.join("\n\n"));
+}
+
+/// libpcap's instructions for `expr` (unoptimized), or its error.
+fn program_of(expr: &str) -> Result<Vec<(u16, u8, u8, u32)>, String> {
+    let compiled = Libpcap::compile(expr, false)?;
+    // SAFETY: `len` instructions at `insns`, alive until `compiled` drops.
+    let insns = unsafe { std::slice::from_raw_parts(compiled.program.insns, compiled.program.len as usize) };
+    Ok(insns.iter().map(|insn| (insn.code, insn.jt, insn.jf, insn.k)).collect())
+}
+
+/// Every name in pfc's tables means what it means to libpcap (issue 9): for each named
+/// constant, protocol, ethertype, OSI protocol and service, libpcap compiles the name to
+/// the same program as the number pfc gives it, and pfc accepts it.
+#[test]
+fn every_name_is_libpcaps() {
+    use pfc_compiler::pcap::names::{self, ServiceProto};
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    for (name, value) in names::CONSTANTS {
+        pairs.push((format!("ether[0] = {name}"), format!("ether[0] = {value}")));
+    }
+    for (name, value) in names::IP_PROTOCOLS {
+        pairs.push((format!("ip proto \\{name}"), format!("ip proto {value}")));
+        pairs.push((format!("proto \\{name}"), format!("proto {value}")));
+    }
+    for (name, value) in names::ETHERTYPES {
+        pairs.push((format!("ether proto \\{name}"), format!("ether proto {value}")));
+    }
+    for (name, value) in names::OSI_PROTOCOLS {
+        pairs.push((format!("iso proto \\{name}"), format!("iso proto {value}")));
+    }
+    for (name, port, proto) in names::SERVICES {
+        let protos: &[&str] = match proto {
+            ServiceProto::Tcp => &["tcp"],
+            ServiceProto::Udp => &["udp"],
+            ServiceProto::Both => &["tcp", "udp"],
+        };
+        for proto in protos {
+            pairs.push((format!("{proto} port {name}"), format!("{proto} port {port}")));
+        }
+        let unqualified = match proto {
+            ServiceProto::Tcp => format!("tcp port {port}"),
+            ServiceProto::Udp => format!("udp port {port}"),
+            ServiceProto::Both => format!("port {port}"),
+        };
+        pairs.push((format!("port {name}"), unqualified));
+    }
+    let mut failures = Vec::new();
+    for (named, numbered) in &pairs {
+        let (by_name, by_number) = (program_of(named), program_of(numbered));
+        if by_name.is_err() || by_name != by_number {
+            failures.push(format!("`{named}` vs `{numbered}`: libpcap {by_name:?} vs {by_number:?}"));
+        }
+        let (filter, diagnostics) = pfc_compiler::pcap::compile(named, Span::new(0, named.len()));
+        let (numbered_filter, _) = pfc_compiler::pcap::compile(numbered, Span::new(0, numbered.len()));
+        if filter.is_none() || filter != numbered_filter {
+            failures.push(format!("`{named}`: pfc {diagnostics:?}, or not the same as `{numbered}`"));
+        }
+    }
+    println!("{} names checked against libpcap", pairs.len());
+    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
 }

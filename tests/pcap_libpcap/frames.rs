@@ -3,7 +3,8 @@
 //! SNAP (IPX, AppleTalk, AARP, IP), Ethernet II with DEC, AppleTalk, IPX and loopback
 //! types, DECnet routing headers in their four layouts, MPLS stacks over IPv4 and IPv6,
 //! PPPoE sessions carrying IPv4, IPv6 and MPLS, PPPoE discovery, some behind a VLAN tag;
-//! each whole and cut at the lengths where libpcap's loads begin to fail.
+//! each whole and cut at the lengths where libpcap's loads begin to fail; and the frames of
+//! libpcap's own Ethernet test captures.
 
 use pfc_compiler::packet::Packet;
 
@@ -63,6 +64,28 @@ fn decnet(addr: u16, long: bool, pad: bool) -> Vec<u8> {
         body.extend_from_slice(&[0x02, lo, hi, lo, hi, 0, 0, 0]);
     }
     ethernet(0x6003, &body)
+}
+
+/// The frames of libpcap's own Ethernet test captures (`tests/data/libpcap-captures`,
+/// with their licence), each described by file and index.
+pub fn libpcap_capture_frames() -> Vec<CorpusPacket> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/libpcap-captures");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("tests/data/libpcap-captures exists")
+        .map(|entry| entry.expect("a directory entry").path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "pcap"))
+        .collect();
+    files.sort();
+    let mut out = Vec::new();
+    for path in files {
+        let bytes = std::fs::read(&path).expect("capture readable");
+        let capture = pfc_compiler::testcase::pcap::read_capture(&bytes).expect("capture parses");
+        let name = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
+        for (index, frame) in capture.packets.iter().enumerate() {
+            out.push(CorpusPacket { bytes: frame.to_vec(), description: format!("libpcap {name} #{index}") });
+        }
+    }
+    out
 }
 
 /// Every frame, whole and cut.
