@@ -134,8 +134,14 @@ fn another_users_squats_symlinks_and_records_are_refused_never_followed_or_delet
     nobody_load.extend(roots.args());
     let output = as_nobody(PFC, &nobody_load.iter().map(String::as_str).collect::<Vec<_>>());
     refused(&output, "permission denied: needs CAP_BPF", "nobody's load");
+    for args in [vec!["unload", "--iface", "lo"], vec!["unload", "--all"]] {
+        let mut args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        args.extend(roots.args());
+        let output = as_nobody(PFC, &args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert_eq!(output.status.code(), Some(1), "nobody's {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    }
     for dir in ["bpffs/pfc", "run/pfc"] {
-        assert!(!Path::new(&roots.path(dir)).exists(), "nobody's load created {dir}");
+        assert!(!Path::new(&roots.path(dir)).exists(), "nobody's load or unload created {dir}");
     }
 
     // root's load: private directories; nobody can neither remove the link pin nor
