@@ -162,6 +162,8 @@ fn dash_is_standard_input_for_rules_cases_and_captures() {
     };
     usage(&["compile", "-"], "rules from standard input need -o OUT.o");
     usage(&["test", "-"], "rules from standard input need --cases FILE");
+    usage(&["test", "-", "--cases", "-"], "only one of the rule file, --cases and --pcap can be `-`");
+    usage(&["test", "-", "--pcap", "-"], "only one of the rule file, --cases and --pcap can be `-`");
     usage(&["compile", "web.pf", "--emit", "asm", "-o", "-"], "--emit prints to standard output");
     let (code, _, stderr) = pfc_stdin(&dir, &["check", "-"], &vec![b'#'; 17 << 20]);
     assert_eq!(code, 1, "{stderr}");

@@ -84,6 +84,13 @@ pub fn run(args: &TestArgs) -> ExitCode {
     if input::is_stdio(&args.file) && args.cases.is_none() && args.pcap.is_none() {
         return report::usage_error("test", "rules from standard input need --cases FILE (or --pcap FILE)");
     }
+    let from_stdin = [Some(&args.file), args.cases.as_ref(), args.pcap.as_ref()];
+    if from_stdin.iter().flatten().filter(|path| input::is_stdio(path)).count() > 1 {
+        return report::usage_error(
+            "test",
+            "only one of the rule file, --cases and --pcap can be `-` (standard input)",
+        );
+    }
     if args.pcap.is_some() && args.format == TestFormat::Junit {
         return report::usage_error("test", "--pcap summarizes a capture as human or json, not junit");
     }
