@@ -93,7 +93,10 @@ enum Format {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => exit_on_usage_error(error),
+    };
     report::set_color(match cli.color {
         ColorArg::Auto => report::color_by_default(),
         ColorArg::Always => true,
@@ -110,6 +113,18 @@ fn main() -> ExitCode {
         Command::Completions(args) => commands::completions::run(&args),
         Command::Man(args) => commands::man::run(&args),
     }
+}
+
+/// Prints clap's message (usage error, or `--help`/`--version`) and exits with its
+/// code. clap echoes the offending argument, so one holding terminal controls is
+/// printed escaped, without clap's colours.
+fn exit_on_usage_error(error: clap::Error) -> ! {
+    let plain = error.render().to_string();
+    if let std::borrow::Cow::Owned(escaped) = escape::escape(&plain) {
+        eprint!("{escaped}");
+        std::process::exit(error.exit_code());
+    }
+    error.exit()
 }
 
 #[cfg(test)]

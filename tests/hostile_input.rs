@@ -245,6 +245,10 @@ fn terminal_controls_from_user_data_are_escaped() {
         &["FAIL \\u{1b}]8;;http://x\\u{7}link\\u{202e} (line 2)"]);
     check("file_name", &dir, &["check", "bad\u{1b}[2Jname.pf"], 1, &["bad\\u{1b}[2Jname.pf:2:"]);
     check("missing_file_name", &dir, &["check", "no\u{7}such.pf"], 1, &["no\\u{7}such.pf: cannot read"]);
+    // clap drops escape sequences from what it echoes; pfc escapes what is left (CR).
+    check("bad_flag_value", &dir, &["check", "--format", "over\rwrite", "r.pf"], 2, &["invalid value 'over\\u{d}write'"]);
+    check("bad_flag_osc", &dir, &["check", "--format", "\u{1b}]0;x\u{7}", "r.pf"], 2, &["invalid value"]);
+    check("unknown_flag", &dir, &["check", "--\u{1b}[2J", "r.pf"], 2, &["unexpected argument"]);
 }
 
 #[rustfmt::skip]
