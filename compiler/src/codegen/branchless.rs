@@ -16,7 +16,7 @@
 //!   differences before one `== 0`;
 //! - guards: `1 - ((mask >> bit) & 1)`; `and`/`or`/`not`: `&`, `|`, `^ 1`.
 
-use super::layout::{absent_is_out_of_range, split_words, Layout, MASK_SLOT};
+use super::layout::{absent_is_out_of_range, split_words, Layout, PcapBit, MASK_SLOT};
 use crate::bpf::{AluOp, Insn, Operand, ProgramBuilder, Reg, Size};
 use crate::fields::Field;
 use crate::ir::{Filter, Node, NodeId, Source};
@@ -82,8 +82,10 @@ impl Branchless<'_> {
                 self.negate_unless(dst, negated); // the bit says "absent"
             }
             Node::Pcap(index) => {
-                let slot = self.layout.pcap_word(index).unwrap_or(MASK_SLOT);
-                self.b.emit(Insn::load(Size::W, dst, Reg::R10, slot));
+                let bit = self.layout.pcap_bit(index).unwrap_or(PcapBit { slot: MASK_SLOT, mask: 1 });
+                self.b.emit(Insn::load(Size::W, dst, Reg::R10, bit.slot));
+                self.b.emit(Insn::alu64(AluOp::Rsh, dst, bit.mask.trailing_zeros() as i32));
+                self.b.emit(Insn::alu64(AluOp::And, dst, 1));
                 self.negate_if(dst, negated);
             }
             Node::Compare { field, mask, op, value } => {

@@ -124,11 +124,15 @@ impl Body<'_> {
                 self.b.bind(end);
             }
             Node::Pcap(index) => {
-                // The prologue stored libpcap's verdict (0 or 1) in the atom's word.
-                let slot = self.layout.pcap_word(index).unwrap_or(MASK_SLOT);
-                self.b.emit(Insn::load(Size::W, Reg::R5, Reg::R10, slot));
-                let op = if jump_if { JmpOp::Ne } else { JmpOp::Eq };
-                self.b.emit(Insn::jump32(op, Reg::R5, 0, target));
+                // The prologue set the atom's bit in its word when libpcap accepted.
+                let Some(bit) = self.layout.pcap_bit(index) else { return };
+                self.b.emit(Insn::load(Size::W, Reg::R5, Reg::R10, bit.slot));
+                if jump_if {
+                    self.b.emit(Insn::jump32(JmpOp::Set, Reg::R5, Operand::imm_u32(bit.mask), target));
+                } else {
+                    self.b.emit(Insn::alu32(AluOp::And, Reg::R5, Operand::imm_u32(bit.mask)));
+                    self.b.emit(Insn::jump32(JmpOp::Eq, Reg::R5, 0, target));
+                }
             }
             Node::Not(inner) => self.branch(inner, target, !jump_if),
             Node::All(items) => self.sequence(&items, target, jump_if, false),

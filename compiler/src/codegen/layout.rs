@@ -21,12 +21,31 @@ pub const MASK_SLOT: i16 = -4;
 /// the key's value, so the counter tail is verified once, not once per rule.
 pub const KEY_SLOT: i16 = -12;
 
+/// pcap atoms whose verdicts share one stack word, one bit each (bits 0–30).
+pub const PCAP_BITS_PER_WORD: u32 = 31;
+/// A pcap word before any atom ran: only bit 31 set, so that the word is never zero
+/// (the kernel verifier tracks a stored zero, `STACK_ZERO`, and would tell apart paths
+/// that differ only in verdicts).
+pub const PCAP_WORD_EMPTY: i32 = i32::MIN;
+
+/// Where a pcap atom's verdict lives: bit `mask` of the word at `slot` is set when
+/// libpcap accepts the frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PcapBit {
+    /// The stack word.
+    pub slot: i16,
+    /// The atom's bit in it.
+    pub mask: u32,
+}
+
 /// Where each extracted value lives.
 #[derive(Clone, Debug, Default)]
 pub struct Layout {
     words: BTreeMap<Field, Vec<i16>>,
-    /// The word of each pcap atom's verdict, by index in `Filter::pcaps`.
-    pcaps: BTreeMap<u32, i16>,
+    /// The word and bit of each pcap atom's verdict, by index in `Filter::pcaps`.
+    pcaps: BTreeMap<u32, PcapBit>,
+    /// The words holding pcap verdict bits.
+    pcap_words: Vec<i16>,
     /// Lowest stack offset used (for the stack-size check), e.g. -16.
     pub lowest: i16,
 }
@@ -45,7 +64,8 @@ impl Layout {
         if need_length && !fields.contains(&Field::PktLen) {
             fields.push(Field::PktLen);
         }
-        let total: usize = fields.iter().map(|field| word_count(*field)).sum::<usize>() + uses.pcaps.len();
+        let pcap_words = uses.pcaps.len().div_ceil(PCAP_BITS_PER_WORD as usize);
+        let total: usize = fields.iter().map(|field| word_count(*field)).sum::<usize>() + pcap_words;
         let unaligned = (0..).map(|k: i16| -20 - 8 * k).take_while(|offset| *offset >= -STACK_SIZE + 4);
         let aligned = (0..).map(|k: i16| -8 - 8 * k).take_while(|offset| *offset >= -STACK_SIZE);
         let mut free: Vec<i16> = unaligned.chain(aligned).collect();
@@ -53,16 +73,26 @@ impl Layout {
         if total > free.len() {
             return Err(StackFull { words: total });
         }
-        let mut layout = Layout { words: BTreeMap::new(), pcaps: BTreeMap::new(), lowest: KEY_SLOT.min(MASK_SLOT) };
+        let mut layout = Layout {
+            words: BTreeMap::new(),
+            pcaps: BTreeMap::new(),
+            pcap_words: Vec::new(),
+            lowest: KEY_SLOT.min(MASK_SLOT),
+        };
         for field in fields {
             let slots: Vec<i16> = (0..word_count(field)).filter_map(|_| free.pop()).collect();
             layout.lowest = slots.iter().copied().fold(layout.lowest, i16::min);
             layout.words.insert(field, slots);
         }
-        for &pcap in &uses.pcaps {
-            let slot = free.pop().ok_or(StackFull { words: total })?;
-            layout.lowest = layout.lowest.min(slot);
-            layout.pcaps.insert(pcap, slot);
+        for (position, &pcap) in uses.pcaps.iter().enumerate() {
+            let bit = position as u32 % PCAP_BITS_PER_WORD;
+            if bit == 0 {
+                let slot = free.pop().ok_or(StackFull { words: total })?;
+                layout.lowest = layout.lowest.min(slot);
+                layout.pcap_words.push(slot);
+            }
+            let slot = layout.pcap_words[layout.pcap_words.len() - 1];
+            layout.pcaps.insert(pcap, PcapBit { slot, mask: 1 << bit });
         }
         Ok(layout)
     }
@@ -72,14 +102,19 @@ impl Layout {
         self.words.get(&field).map(Vec::as_slice).unwrap_or(&[])
     }
 
-    /// The word holding pcap atom `index`'s verdict (0 or 1).
-    pub fn pcap_word(&self, index: u32) -> Option<i16> {
+    /// The word and bit holding pcap atom `index`'s verdict.
+    pub fn pcap_bit(&self, index: u32) -> Option<PcapBit> {
         self.pcaps.get(&index).copied()
     }
 
-    /// Every pcap atom with its word.
-    pub fn pcap_words(&self) -> impl Iterator<Item = (u32, i16)> + '_ {
-        self.pcaps.iter().map(|(index, slot)| (*index, *slot))
+    /// Every pcap atom with its verdict bit, in atom order.
+    pub fn pcap_bits(&self) -> impl Iterator<Item = (u32, PcapBit)> + '_ {
+        self.pcaps.iter().map(|(index, bit)| (*index, *bit))
+    }
+
+    /// The words holding pcap verdict bits (each starts as [`PCAP_WORD_EMPTY`]).
+    pub fn pcap_words(&self) -> &[i16] {
+        &self.pcap_words
     }
 
     /// Every allocated field with its words.

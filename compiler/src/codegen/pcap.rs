@@ -1,8 +1,8 @@
 //! pcap atoms in the prologue: a [`PcapFilter`] in, instructions that compute libpcap's
-//! verdict for the frame and store it (0 or 1) in the atom's stack word out.
+//! verdict for the frame and set the atom's bit in a stack word out.
 //!
-//! Runs right after the context is read (r7 = data, r8 = data_end, r9 = absent mask
-//! are kept; r0–r6 are free). Every packet load is preceded by a bounds check against
+//! Runs right after the context is read (r7 = data, r8 = data_end and the context
+//! register of [`Context`] are kept; r0–r6 are free). Every packet load is preceded by a bounds check against
 //! r8 that covers it; a failed check — or a zero divisor — jumps to the atom's
 //! *reject* label, which stores 0, whatever `not`s surround the load (libpcap's
 //! `bpf_filter` returns 0). Variable offsets are bounded first (`index > limit` →
@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 
+use super::layout::PcapBit;
 use crate::bpf::{AluOp, ByteOrder, EndianWidth, Insn, JmpOp, Label, Operand, ProgramBuilder, Reg, Size};
 use crate::pcap::filter::{Alu, Pred, TestOp, Val};
 use crate::pcap::PcapFilter;
@@ -40,17 +41,34 @@ pub fn fits_registers(pred: &Pred) -> bool {
     }
 }
 
-/// Emits the code that stores the verdict of `filter` in the stack word `slot`.
-pub fn emit(b: &mut ProgramBuilder, filter: &PcapFilter, slot: i16) {
+/// Where the atoms find the context to re-read the packet start from at their join.
+#[derive(Clone, Copy, Debug)]
+pub struct Context {
+    /// The register holding the context pointer during the atoms (never a value register).
+    pub reg: Reg,
+    /// Offset of the packet start (`data`) in the context.
+    pub data: i16,
+}
+
+/// Emits the code that sets the verdict bit of `filter` (its word starts with the bit
+/// clear) when libpcap accepts the frame.
+///
+/// Every path of the atom ends at one *join* instruction in the same kernel-verifier
+/// state, so the kernel explores what follows once, not once per path: the word is
+/// never a constant the kernel tracks (it starts non-zero, at an offset that is not
+/// 8-aligned, and an accepted frame ORs its bit into the loaded, unknown value), and the
+/// join re-reads r7 (the packet start) from the context, because the bounds checks of
+/// each path left a different proven range on it. The value registers are not read
+/// after the join (the next atom or the parse writes them first).
+pub fn emit(b: &mut ProgramBuilder, filter: &PcapFilter, bit: PcapBit, context: Context) {
     let reject = b.new_label();
-    let done = b.new_label();
     let mut atom = Atom { b, reject, checked: 0, reachable: true, checked_at: HashMap::new() };
     atom.jump(&filter.pred, reject, false);
-    atom.b.emit(Insn::StoreImm { size: Size::W, dst: Reg::R10, off: slot, imm: 1 });
-    atom.b.emit(Insn::Ja { target: done });
+    atom.b.emit(Insn::load(Size::W, Reg::R0, Reg::R10, bit.slot));
+    atom.b.emit(Insn::alu32(AluOp::Or, Reg::R0, Operand::imm_u32(bit.mask)));
+    atom.b.emit(Insn::store(Size::W, Reg::R10, bit.slot, Reg::R0));
     atom.b.bind(reject);
-    atom.b.emit(Insn::StoreImm { size: Size::W, dst: Reg::R10, off: slot, imm: 0 });
-    atom.b.bind(done);
+    atom.b.emit(Insn::load(Size::W, Reg::R7, context.reg, context.data));
 }
 
 struct Atom<'a> {

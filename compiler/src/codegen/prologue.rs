@@ -11,7 +11,7 @@
 //! (ethertype or IP protocol, as loaded), r1/r2 scratch, r5 = an unknown scalar used to
 //! initialize value slots.
 
-use super::layout::{absent_is_out_of_range, Layout, MASK_SLOT};
+use super::layout::{absent_is_out_of_range, Layout, MASK_SLOT, PCAP_WORD_EMPTY};
 use super::Needs;
 use crate::bpf::{AluOp, ByteOrder, EndianWidth, Insn, JmpOp, Label, Operand, ProgramBuilder, Reg, Size};
 use crate::fields::{Field, FieldSource, Proto};
@@ -44,9 +44,18 @@ pub fn emit(b: &mut ProgramBuilder, hook: Hook, layout: &Layout, needs: &Needs, 
     let parsed = b.new_label();
     let mut p = Prologue { b, layout, needs, parsed };
     p.context(hook);
-    for (index, slot) in layout.pcap_words() {
-        p.b.comment(format!("pcap atom p{index}: libpcap's verdict to its word"));
-        super::pcap::emit(p.b, &pcaps[index as usize], slot);
+    if !pcaps.is_empty() {
+        // The atoms keep the context in r9; the absent mask starts over after them.
+        p.b.emit(Insn::mov64(R9, R1));
+        let context = super::pcap::Context { reg: R9, data: data_offset(hook) };
+        for &slot in layout.pcap_words() {
+            p.b.emit(Insn::StoreImm { size: Size::W, dst: R10, off: slot, imm: PCAP_WORD_EMPTY });
+        }
+        for (index, bit) in layout.pcap_bits() {
+            p.b.comment(format!("pcap atom p{index}: libpcap's verdict to bit {:#x} of its word", bit.mask));
+            super::pcap::emit(p.b, &pcaps[index as usize], bit, context);
+        }
+        p.b.emit(Insn::alu32(AluOp::Mov, R9, Operand::imm_u32(all_absent())));
     }
     p.ethernet();
     p.b.bind(parsed);
@@ -60,6 +69,7 @@ impl Prologue<'_> {
             Hook::Xdp => (0, 4, 16),
             Hook::TcIngress | Hook::TcEgress => (76, 80, 0),
         };
+        debug_assert_eq!(data, data_offset(hook));
         self.b.comment("context: packet bounds");
         self.b.emit(Insn::load(Size::W, R7, R1, data));
         self.b.emit(Insn::load(Size::W, R8, R1, data_end));
@@ -344,6 +354,14 @@ impl L4Labels {
 
     fn all(&self) -> [(Proto, Label); 5] {
         self.0
+    }
+}
+
+/// Offset of the packet start (`data`) in the hook's context.
+fn data_offset(hook: Hook) -> i16 {
+    match hook {
+        Hook::Xdp => 0,
+        Hook::TcIngress | Hook::TcEgress => 76,
     }
 }
 
