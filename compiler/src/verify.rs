@@ -18,8 +18,10 @@
 //! 6. r0 holds a scalar on every path to `exit`; no register is read before it is
 //!    written; r10 is never written;
 //! 7. the program has at most [`MAX_INSNS`] instructions, and the kernel verifier's
-//!    walk over it stays within its budget of processed instructions (estimated: the
-//!    parse prologue's paths plus about twice the program, as measured on 6.18);
+//!    walk over it stays within its budget of processed instructions: [`budget`]
+//!    replays that walk with a state model coarser than the kernel's (so it prunes
+//!    less and counts more), adds a margin, and the estimate must stay within
+//!    [`PROCESSED_LIMIT`] (the kernel's [`MAX_PROCESSED`]);
 //! 8. the kernel verifier's stack of paths still to explore stays under
 //!    [`MAX_PENDING_BRANCHES`]: it explores a conditional jump's fall-through first and
 //!    keeps the target pending, so every rule whose condition can fail at two places
@@ -28,8 +30,30 @@
 //!
 //! Abstract interpretation in instruction order is exact enough here because jumps
 //! only go forward: the control-flow graph is a DAG listed in topological order.
+//!
+//! ## The processed-instruction budget (for code generators)
+//!
+//! [`estimate_processed`]`(program, hook, limit)` returns an [`Estimate`]: the
+//! instructions the kernel verifier would process, counted from above by replaying its
+//! depth-first walk with state pruning (`budget.rs` lists the model), or where the
+//! replay stopped once past `limit` (`complete == false`). [`verify`] runs it with
+//! [`PROCESSED_LIMIT`] and refuses with [`VerifyError::TooComplex`] (E0020 from
+//! `compile`, which first falls back to other code forms). Its cost is proportional to
+//! the count it returns, never more than `limit` steps.
+//!
+//! A code shape stays cheap for the kernel (and for the estimate) when the paths of
+//! each region *join*: they reach one instruction that is a jump target with equal live
+//! state — the same pointer registers with the same proven packet range (re-read the
+//! packet start from the context if checks differed), no live register holding
+//! different known constants that later feed a comparison or pointer arithmetic, and
+//! stack words written with untracked (non-8-aligned, non-zero or unknown) values. A
+//! region whose paths never join costs the product of its branchings.
+
+mod budget;
 
 use std::collections::HashMap;
+
+pub use budget::{processed_per_insn, Estimate};
 
 use crate::bpf::{AluOp, Insn, JmpOp, Operand, Program, Reg, ResolvedInsn, Size};
 use crate::program::Hook;
@@ -38,6 +62,9 @@ use crate::program::Hook;
 pub const MAX_INSNS: usize = 1_000_000;
 /// Instructions the kernel verifier processes at most (`BPF_COMPLEXITY_LIMIT_INSNS`).
 pub const MAX_PROCESSED: usize = 1_000_000;
+/// The most processed instructions pfc's estimate of the kernel verifier's work may
+/// reach ([`estimate_processed`], which includes its own margin).
+pub const PROCESSED_LIMIT: usize = MAX_PROCESSED;
 /// The kernel's limit on pending paths (`BPF_COMPLEXITY_LIMIT_JMP_SEQ`).
 pub const MAX_PENDING_BRANCHES: usize = 8192;
 /// Bytes of a counter map value (`packets`, `bytes`): map value accesses stay below this.
@@ -59,9 +86,11 @@ pub enum VerifyError {
         count: usize,
     },
     /// Invariant 7, the verifier's budget.
-    #[error("the kernel verifier would process about {estimate} instructions; its budget is {MAX_PROCESSED}")]
+    #[error(
+        "the kernel verifier would process more than {estimate} instructions (estimated); its budget is {MAX_PROCESSED}"
+    )]
     TooComplex {
-        /// The estimate.
+        /// Where the estimate stopped.
         estimate: usize,
     },
     /// Invariant 8.
@@ -126,7 +155,17 @@ pub fn verify(program: &Program, hook: Hook) -> Result<(), VerifyError> {
     if pending > MAX_PENDING_BRANCHES / 100 * 97 {
         return Err(VerifyError::TooManyPendingBranches { pending });
     }
+    let estimate = budget::estimate(&program.insns, hook, PROCESSED_LIMIT);
+    if !estimate.complete {
+        return Err(VerifyError::TooComplex { estimate: estimate.processed });
+    }
     Ok(())
+}
+
+/// The kernel verifier's processed instructions on `program`, estimated from above by
+/// replaying its walk ([`budget`]); the replay stops past `limit`.
+pub fn estimate_processed(program: &Program, hook: Hook, limit: usize) -> Estimate {
+    budget::estimate(&program.insns, hook, limit)
 }
 
 struct Verifier<'a> {
@@ -189,12 +228,6 @@ impl<'a> Verifier<'a> {
     fn run(mut self) -> Result<(), VerifyError> {
         if self.insns.len() > MAX_INSNS {
             return Err(VerifyError::TooManyInstructions { count: self.insns.len() });
-        }
-        // Measured: the body is walked about 1.7 times (pruning merges the rest) and the
-        // parse prologue's paths add a few thousand; keep a margin on both.
-        let estimate = self.insns.len() * 2 + 10_000;
-        if estimate > MAX_PROCESSED {
-            return Err(VerifyError::TooComplex { estimate });
         }
         let mut regs = [Value::Uninit; 11];
         regs[1] = Value::Context;

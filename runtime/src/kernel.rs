@@ -205,6 +205,16 @@ impl KernelProgram {
 
     /// Instructions after the verifier's rewrites (what `bpftool prog show` calls xlated).
     pub fn xlated_insn_count(&self) -> Result<usize, KernelError> {
+        Ok(self.info()?.xlated_prog_len as usize / 8)
+    }
+
+    /// Instructions the kernel verifier processed to accept the program (its
+    /// `processed N insns`, budget 1,000,000), from the program's info.
+    pub fn verified_insn_count(&self) -> Result<usize, KernelError> {
+        Ok(self.info()?.verified_insns as usize)
+    }
+
+    fn info(&self) -> Result<libbpf_rs::libbpf_sys::bpf_prog_info, KernelError> {
         let program = self.program()?;
         let fd = program.as_fd().as_raw_fd();
         let mut info = libbpf_rs::libbpf_sys::bpf_prog_info::default();
@@ -216,7 +226,7 @@ impl KernelProgram {
         if rc < 0 {
             return Err(KernelError::ProgInfo { source: io::Error::from_raw_os_error(-rc) });
         }
-        Ok(info.xlated_prog_len as usize / 8)
+        Ok(info)
     }
 
     /// The values of map `map_index`: arrays by key (0, 1, 2, …, as numbers), hash maps

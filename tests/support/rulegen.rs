@@ -32,6 +32,45 @@ pub fn rule_sets(seed: u64, count: usize) -> Vec<RuleSet> {
         .collect()
 }
 
+/// `count` rule files of 1 to `max_rules` rules (mostly few, now and then many) in which
+/// about one atom in six is a `pcap "..."` filter, the rest native atoms as above.
+pub fn mixed_pcap_rule_sets(seed: u64, count: usize, max_rules: usize) -> Vec<RuleSet> {
+    let mut rng = Rng::new(seed ^ 0x7063_6170);
+    (0..count)
+        .map(|index| {
+            let rules = match rng.below(100) {
+                0..=2 => 100 + rng.below(max_rules.saturating_sub(99).max(1)),
+                3..=14 => 20 + rng.below(80),
+                _ => 1 + rng.below(20),
+            }
+            .min(max_rules);
+            let mut generator = Generator::new(&mut rng);
+            generator.pcap_percent = 17;
+            generator.rule_count = Some(rules);
+            RuleSet { name: format!("mixed-{index} ({rules} rules)"), text: generator.file(index) }
+        })
+        .collect()
+}
+
+/// libpcap filters for pcap atoms; `{p}`/`{q}` become ports, `{h}` a host byte.
+const PCAP_FILTERS: &[&str] = &[
+    "(tcp port {p} or udp port {q}) and ip",
+    "tcp port {p}",
+    "udp dst port {q}",
+    "host 10.0.0.{h}",
+    "src net 192.168.{h}.0/24",
+    "ip6 and tcp dst port {p}",
+    "icmp or icmp6",
+    "vlan and tcp port {p}",
+    "tcp[tcpflags] & tcp-syn != 0",
+    "ip[8] < {h}",
+    "len > {p}",
+    "portrange {p}-{q}",
+    "ether proto 0x88b5",
+    "not tcp port {p}",
+    "ip and (tcp[2:2] = {p} or udp[2:2] = {q})",
+];
+
 /// What values a field takes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
@@ -183,11 +222,24 @@ const ADDRESS_OPS: &[&str] = &["==", "!="];
 struct Generator<'r> {
     rng: &'r mut Rng,
     declarations: Vec<String>,
+    /// Chance (percent) that an atom is a pcap filter.
+    pcap_percent: u64,
+    /// Rules per file (default: 1–8).
+    rule_count: Option<usize>,
 }
 
 impl<'r> Generator<'r> {
     fn new(rng: &'r mut Rng) -> Generator<'r> {
-        Generator { rng, declarations: Vec::new() }
+        Generator { rng, declarations: Vec::new(), pcap_percent: 0, rule_count: None }
+    }
+
+    fn pcap_atom(&mut self) -> String {
+        let filter = self.rng.pick(PCAP_FILTERS);
+        let p = 1000 + self.rng.below(2000);
+        let q = p + self.rng.below(3000);
+        let h = 1 + self.rng.below(250);
+        let filter = filter.replace("{p}", &p.to_string()).replace("{q}", &q.to_string());
+        format!("pcap \"{}\"", filter.replace("{h}", &h.to_string()))
     }
 
     /// File number `index`; its first atom reads field `index mod FIELDS.len()`, so every
@@ -200,7 +252,10 @@ impl<'r> Generator<'r> {
             _ => "hook tc egress\n".to_string(),
         };
         let default = format!("default {}\n", self.verdict());
-        let count = 1 + self.rng.below(8);
+        let count = match self.rule_count {
+            Some(count) => count,
+            None => 1 + self.rng.below(8),
+        };
         let mut rules = Vec::new();
         for rule in 0..count {
             let verdict = self.verdict();
@@ -241,6 +296,9 @@ impl<'r> Generator<'r> {
     }
 
     fn atom(&mut self) -> String {
+        if self.pcap_percent > 0 && self.rng.chance(self.pcap_percent) {
+            return self.pcap_atom();
+        }
         match self.rng.below(20) {
             0 | 1 => self.rng.pick(BARE_PROTOCOLS).to_string(),
             2 => self

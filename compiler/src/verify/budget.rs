@@ -1,0 +1,789 @@
+//! The kernel verifier's work, estimated: a resolved eBPF program in, an upper estimate
+//! of the instructions the kernel verifier processes on it (its `processed N insns`,
+//! budget [`super::MAX_PROCESSED`]) out.
+//!
+//! It replays the kernel's exploration with a coarser state model (Linux 6.x,
+//! `kernel/bpf/verifier.c`, `do_check` and `is_state_visited`):
+//! - depth first, a conditional jump's fall-through first, its target pushed; a jump
+//!   whose outcome follows from known constants takes only that way;
+//! - *prune points* are conditional jumps, jump targets and the instruction after a
+//!   call; arriving at one, the state is compared with the states saved there, and an
+//!   equal one ends the path (that arrival still counts as one processed instruction);
+//! - a state is saved only after at least 2 jumps and 8 instructions since the last
+//!   save, and a saved state that misses more than `3 * hits + 3` times is dropped;
+//! - two states are equal when their *live* registers hold equal abstract values and the
+//!   stack words that may still be read hold equal kinds. Packet pointers compare by
+//!   offset, proven range and variable part (ids up to renaming); scalars compare as
+//!   known constants or by where their unknown value came from, but only where the
+//!   kernel could mark them *precise* (statically: the value may reach a comparison,
+//!   pointer arithmetic, a spill to an 8-aligned slot, or the return value) — the
+//!   kernel ignores imprecise scalars. A 4-byte store at a non-8-aligned offset is
+//!   untracked (`STACK_MISC`) unless it stores a known zero (`STACK_ZERO`).
+//!
+//! Every simplification compares states more finely than the kernel does (exact
+//! equality where the kernel accepts a subset; unknown values told apart by origin), so
+//! the replay prunes no more than the kernel and its count is an upper estimate. Its cost
+//! is the count itself: the replay stops at [`Estimate::stopped_at`].
+
+use std::collections::HashMap;
+
+use crate::bpf::{AluOp, Insn, JmpOp, Operand, Reg, ResolvedInsn, Size};
+use crate::program::Hook;
+
+/// 32-bit stack words (the stack is 512 bytes).
+const WORDS: usize = 128;
+/// The kernel saves a state after this many jumps since its last save...
+const SAVE_AFTER_JUMPS: u64 = 2;
+/// ... and this many instructions.
+const SAVE_AFTER_INSNS: u64 = 8;
+
+/// The margin added to the replay's count, in eighths of it, plus [`MARGIN_INSNS`]: the
+/// kernel saves states by a heuristic that depends on its exact path order, so it may
+/// keep exploring a little where the replay pruned (measured: at most 2 instructions
+/// over the replay's count in 520 generated sets).
+const MARGIN_EIGHTHS: usize = 1;
+/// See [`MARGIN_EIGHTHS`].
+const MARGIN_INSNS: usize = 64;
+
+/// What the replay found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Estimate {
+    /// Instructions processed by the replay (when `complete`), else the count it stopped at.
+    pub processed: usize,
+    /// Whether the replay ran to the end (false: it passed the limit it was given).
+    pub complete: bool,
+}
+
+impl Estimate {
+    /// The count at which an incomplete replay stopped, if it did.
+    pub fn stopped_at(&self) -> Option<usize> {
+        (!self.complete).then_some(self.processed)
+    }
+}
+
+/// Replays the kernel verifier's walk over `insns` (already checked by the main pass:
+/// forward jumps inside the program) and counts processed instructions, plus a margin;
+/// stops once the count passes `limit`.
+pub fn estimate(insns: &[ResolvedInsn], hook: Hook, limit: usize) -> Estimate {
+    let replay_limit = limit.saturating_sub(MARGIN_INSNS) / (MARGIN_EIGHTHS + 8) * 8;
+    let replayed = replay(insns, hook, replay_limit);
+    let with_margin = replayed.processed + replayed.processed * MARGIN_EIGHTHS / 8 + MARGIN_INSNS;
+    Estimate { processed: with_margin, complete: replayed.complete && with_margin <= limit }
+}
+
+/// The replay's count, without margin.
+fn replay(insns: &[ResolvedInsn], hook: Hook, limit: usize) -> Estimate {
+    let flow = Flow::new(insns);
+    let mut exact_stores = vec![false; insns.len()];
+    // A known zero stored to an untracked word makes the kernel mark the stored register
+    // precise: if the replay sees one, it is redone with that register relevant there.
+    for _ in 0..3 {
+        let facts = Facts::new(insns, &flow, &exact_stores);
+        let mut replay = Replay::new(insns, &flow, &facts, hook, limit);
+        let estimate = replay.run();
+        if !estimate.complete || replay.zero_stores.iter().all(|index| exact_stores[*index]) {
+            return estimate;
+        }
+        for index in replay.zero_stores {
+            exact_stores[index] = true;
+        }
+    }
+    Estimate { processed: limit + 1, complete: false }
+}
+
+/// How often the replay processes each instruction (the same walk as [`estimate`], for
+/// finding where a program's verification work goes).
+pub fn processed_per_insn(insns: &[ResolvedInsn], hook: Hook, limit: usize) -> Vec<u32> {
+    let flow = Flow::new(insns);
+    let facts = Facts::new(insns, &flow, &vec![false; insns.len()]);
+    let mut replay = Replay::new(insns, &flow, &facts, hook, limit);
+    replay.counts = vec![0; insns.len()];
+    replay.run();
+    replay.counts
+}
+
+/// Control flow: the successors of every instruction (by index) and the prune points.
+struct Flow {
+    /// (fall-through, jump target) per instruction.
+    next: Vec<(Option<usize>, Option<usize>)>,
+    prune_point: Vec<bool>,
+}
+
+impl Flow {
+    fn new(insns: &[ResolvedInsn]) -> Flow {
+        let mut index_of_slot = HashMap::with_capacity(insns.len());
+        let mut slot_of = Vec::with_capacity(insns.len());
+        let mut slot = 0usize;
+        for (index, insn) in insns.iter().enumerate() {
+            index_of_slot.insert(slot, index);
+            slot_of.push(slot);
+            slot += insn.slots();
+        }
+        let target = |index: usize, offset: i16| -> Option<usize> {
+            let slot = slot_of[index] as i64 + 1 + i64::from(offset);
+            usize::try_from(slot).ok().and_then(|slot| index_of_slot.get(&slot).copied())
+        };
+        let mut next = Vec::with_capacity(insns.len());
+        let mut prune_point = vec![false; insns.len() + 1];
+        for (index, insn) in insns.iter().enumerate() {
+            let following = (index + 1 < insns.len()).then_some(index + 1);
+            next.push(match *insn {
+                Insn::Exit => (None, None),
+                Insn::Ja { target: offset } => (target(index, offset), None),
+                Insn::Jump { target: offset, .. } => {
+                    prune_point[index] = true;
+                    (following, target(index, offset))
+                }
+                Insn::Call { .. } => {
+                    prune_point[index + 1] = true;
+                    (following, None)
+                }
+                _ => (following, None),
+            });
+            if let Insn::Ja { target: offset } | Insn::Jump { target: offset, .. } = *insn {
+                if let Some(to) = target(index, offset) {
+                    prune_point[to] = true;
+                }
+            }
+        }
+        prune_point.truncate(insns.len());
+        Flow { next, prune_point }
+    }
+}
+
+/// Per instruction, before it runs: registers that may be read later (`live`), those
+/// whose exact scalar value may matter to the kernel (`exact`: it may reach pointer
+/// arithmetic, an 8-aligned spill, a stored zero or the return value), those that may
+/// reach a comparison (`compared`: the kernel may have marked them precise when a later
+/// comparison was decided by them, which needs them known), and stack words that may be
+/// read.
+struct Facts {
+    live: Vec<u16>,
+    exact: Vec<u16>,
+    compared: Vec<u16>,
+    stack_read: Vec<u128>,
+}
+
+fn bit(reg: Reg) -> u16 {
+    1 << reg.number()
+}
+
+fn word_bits(off: i64, bytes: i64) -> u128 {
+    let mut bits = 0u128;
+    let mut at = off;
+    while at < off + bytes {
+        if (-512..0).contains(&at) {
+            bits |= 1u128 << ((-at - 1) / 4);
+        }
+        at += 4;
+    }
+    bits
+}
+
+impl Facts {
+    fn new(insns: &[ResolvedInsn], flow: &Flow, exact_stores: &[bool]) -> Facts {
+        let count = insns.len();
+        let mut live = vec![0u16; count];
+        let mut exact = vec![0u16; count];
+        let mut compared = vec![0u16; count];
+        let mut stack_read = vec![0u128; count];
+        for index in (0..count).rev() {
+            let (mut l, mut e, mut c, mut s) = (0u16, 0u16, 0u16, 0u128);
+            let (fall, jump) = flow.next[index];
+            for to in [fall, jump].into_iter().flatten() {
+                l |= live[to];
+                e |= exact[to];
+                c |= compared[to];
+                s |= stack_read[to];
+            }
+            let operand_bit = |src: Operand| match src {
+                Operand::Reg(reg) => bit(reg),
+                Operand::Imm(_) => 0,
+            };
+            let kill = |set: &mut u16, reg: Reg| *set &= !bit(reg);
+            match insns[index] {
+                Insn::Alu64 { op, dst, src } | Insn::Alu32 { op, dst, src } => {
+                    let (dst_exact, dst_compared) = (e & bit(dst) != 0, c & bit(dst) != 0);
+                    if op == AluOp::Mov {
+                        kill(&mut l, dst);
+                        kill(&mut e, dst);
+                        kill(&mut c, dst);
+                    } else {
+                        l |= bit(dst);
+                    }
+                    l |= operand_bit(src);
+                    if dst_exact || (op != AluOp::Mov && matches!(op, AluOp::Add | AluOp::Sub)) {
+                        // Adding a register may be pointer arithmetic: its value matters.
+                        e |= operand_bit(src);
+                    }
+                    if dst_compared {
+                        c |= operand_bit(src);
+                    }
+                }
+                Insn::Neg { dst, .. } | Insn::Endian { dst, .. } => l |= bit(dst),
+                Insn::Load { size, dst, src, off } => {
+                    kill(&mut l, dst);
+                    kill(&mut e, dst);
+                    kill(&mut c, dst);
+                    l |= bit(src);
+                    if src == Reg::R10 {
+                        s |= word_bits(i64::from(off), i64::from(size.bytes()));
+                    }
+                }
+                Insn::Store { size, dst, off, src } => {
+                    l |= bit(dst) | bit(src);
+                    if dst == Reg::R10 {
+                        let aligned = off % 8 == 0;
+                        if aligned || exact_stores[index] {
+                            e |= bit(src);
+                        }
+                        if !aligned && size != Size::DW {
+                            s &= !word_bits(i64::from(off), i64::from(size.bytes()));
+                        }
+                    }
+                }
+                Insn::StoreImm { size, dst, off, .. } => {
+                    l |= bit(dst);
+                    if dst == Reg::R10 && off % 8 != 0 && size != Size::DW {
+                        s &= !word_bits(i64::from(off), i64::from(size.bytes()));
+                    }
+                }
+                Insn::LoadImm64 { dst, .. } | Insn::LoadMapIndex { dst, .. } => {
+                    kill(&mut l, dst);
+                    kill(&mut e, dst);
+                    kill(&mut c, dst);
+                }
+                Insn::Jump { dst, src, .. } => {
+                    l |= bit(dst) | operand_bit(src);
+                    c |= bit(dst) | operand_bit(src);
+                }
+                Insn::Ja { .. } => {}
+                Insn::Call { .. } => {
+                    l &= !0b11_1111;
+                    e &= !0b11_1111;
+                    c &= !0b11_1111;
+                    l |= 0b11_1110;
+                    s = u128::MAX; // the helper reads its key from the stack
+                }
+                Insn::Exit => {
+                    l = bit(Reg::R0);
+                    e = bit(Reg::R0);
+                    c = 0;
+                }
+            }
+            live[index] = l | bit(Reg::R10);
+            exact[index] = e & l;
+            compared[index] = c & l;
+            stack_read[index] = s;
+        }
+        Facts { live, exact, compared, stack_read }
+    }
+}
+
+/// An abstract register value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Value {
+    Uninit,
+    /// A scalar the kernel knows exactly.
+    Known(u64),
+    /// A scalar the kernel does not know; the tag names how it was made.
+    Unknown(u64),
+    Context,
+    Stack(i64),
+    /// A packet pointer: `id` groups pointers that share a range (0: the packet start
+    /// plus constants), `var` tags the variable part added, `range` the bytes proven.
+    Packet {
+        id: u32,
+        off: i64,
+        range: i64,
+        var: u64,
+    },
+    PacketEnd,
+    MapPointer,
+    LookupResult,
+    MapEntry,
+}
+
+/// How much of a scalar register the state comparison looks at.
+#[derive(Clone, Copy)]
+enum Scalar {
+    /// Not at all: the kernel cannot have marked it precise.
+    Ignored,
+    /// Its constant if the kernel knows one, else only that it is unknown.
+    KnownOrNot,
+    /// Its whole abstract value.
+    Exact,
+}
+
+/// What a stack word holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Word {
+    Invalid,
+    Misc,
+    Zero,
+    Spill(Value),
+}
+
+/// The stack's words: two bit planes (Misc: `misc`, Zero: `zero`, Spill: both, with its
+/// value in `spills`; Invalid: neither), so that copying and comparing is cheap.
+#[derive(Clone, Default)]
+struct Stack {
+    misc: u128,
+    zero: u128,
+    spills: Vec<(u8, Value)>,
+}
+
+impl Stack {
+    fn get(&self, word: usize) -> Word {
+        let mask = 1u128 << word;
+        match (self.misc & mask != 0, self.zero & mask != 0) {
+            (false, false) => Word::Invalid,
+            (true, false) => Word::Misc,
+            (false, true) => Word::Zero,
+            (true, true) => {
+                let spill = self.spills.iter().find(|(at, _)| usize::from(*at) == word);
+                spill.map_or(Word::Misc, |(_, value)| Word::Spill(*value))
+            }
+        }
+    }
+
+    fn set(&mut self, word: usize, content: Word) {
+        let mask = 1u128 << word;
+        self.spills.retain(|(at, _)| usize::from(*at) != word);
+        let (misc, zero) = match content {
+            Word::Invalid => (false, false),
+            Word::Misc => (true, false),
+            Word::Zero => (false, true),
+            Word::Spill(value) => {
+                self.spills.push((word as u8, value));
+                (true, true)
+            }
+        };
+        self.misc = if misc { self.misc | mask } else { self.misc & !mask };
+        self.zero = if zero { self.zero | mask } else { self.zero & !mask };
+    }
+}
+
+#[derive(Clone)]
+struct State {
+    regs: [Value; 11],
+    stack: Stack,
+    /// Jump-target arrivals since the last saved state (the kernel forces a save past 40).
+    history: u32,
+}
+
+/// A state's comparison key: two independent 64-bit hashes.
+type Key = (u64, u64);
+
+struct Saved {
+    key: Key,
+    hits: u32,
+    misses: u32,
+}
+
+struct Replay<'a> {
+    insns: &'a [ResolvedInsn],
+    flow: &'a Flow,
+    facts: &'a Facts,
+    hook: Hook,
+    limit: usize,
+    saved: Vec<Vec<Saved>>,
+    processed: u64,
+    jumps: u64,
+    saved_at: (u64, u64),
+    next_id: u32,
+    /// Untracked-word stores of a known zero seen.
+    zero_stores: Vec<usize>,
+    /// Per instruction, times processed (only when asked for).
+    counts: Vec<u32>,
+}
+
+fn mix(a: u64, b: u64) -> u64 {
+    (a ^ b.wrapping_add(0x9e37_79b9_7f4a_7c15).wrapping_add(a << 6).wrapping_add(a >> 2))
+        .wrapping_mul(0xff51_afd7_ed55_8ccd)
+}
+
+impl<'a> Replay<'a> {
+    fn new(insns: &'a [ResolvedInsn], flow: &'a Flow, facts: &'a Facts, hook: Hook, limit: usize) -> Replay<'a> {
+        Replay {
+            insns,
+            flow,
+            facts,
+            hook,
+            limit,
+            saved: (0..insns.len()).map(|_| Vec::new()).collect(),
+            processed: 0,
+            jumps: 0,
+            saved_at: (0, 0),
+            next_id: 1,
+            zero_stores: Vec::new(),
+            counts: Vec::new(),
+        }
+    }
+
+    fn run(&mut self) -> Estimate {
+        let mut regs = [Value::Uninit; 11];
+        regs[1] = Value::Context;
+        regs[10] = Value::Stack(0);
+        let mut pending: Vec<(usize, State)> = vec![(0, State { regs, stack: Stack::default(), history: 0 })];
+        while let Some((start, mut state)) = pending.pop() {
+            let mut at = Some(start);
+            while let Some(index) = at.take() {
+                self.processed += 1;
+                if self.processed as usize > self.limit {
+                    return Estimate { processed: self.processed as usize, complete: false };
+                }
+                if index >= self.insns.len() {
+                    break;
+                }
+                if let Some(count) = self.counts.get_mut(index) {
+                    *count += 1;
+                }
+                if self.flow.prune_point[index] && self.visit(index, &mut state) {
+                    continue;
+                }
+                at = self.step(index, &mut state, &mut pending);
+            }
+        }
+        Estimate { processed: self.processed as usize, complete: true }
+    }
+
+    /// `is_state_visited`: whether an equal state was saved here (the path ends).
+    fn visit(&mut self, index: usize, state: &mut State) -> bool {
+        let key = self.key(index, state);
+        let list = &mut self.saved[index];
+        let mut found = false;
+        list.retain_mut(|saved| {
+            if found {
+                return true;
+            }
+            if saved.key == key {
+                saved.hits += 1;
+                found = true;
+                return true;
+            }
+            saved.misses += 1;
+            saved.misses <= saved.hits * 3 + 3
+        });
+        if found {
+            return true;
+        }
+        let (jumps_then, processed_then) = self.saved_at;
+        let due = self.jumps - jumps_then >= SAVE_AFTER_JUMPS && self.processed - processed_then >= SAVE_AFTER_INSNS;
+        if due || state.history > 40 {
+            list.push(Saved { key, hits: 0, misses: 0 });
+            self.saved_at = (self.jumps, self.processed);
+            state.history = 0;
+        }
+        false
+    }
+
+    /// The state as the kernel compares it here, with packet ids renamed in order,
+    /// hashed to 128 bits.
+    fn key(&self, index: usize, state: &State) -> Key {
+        let live = self.facts.live[index];
+        let exact = self.facts.exact[index];
+        let compared = self.facts.compared[index];
+        let mut ids = [0u32; 11];
+        let mut id_count = 0;
+        let mut key: Key = (0x1234, 0x5678);
+        let push = |key: &mut Key, code: u64| *key = (mix(key.0, code), mix(key.1 ^ 0xa5a5, code));
+        let mut encode = |value: Value, scalar: Scalar| -> u64 {
+            match (value, scalar) {
+                (Value::Known(_) | Value::Unknown(_), Scalar::Ignored) => 1,
+                (Value::Known(constant), _) => mix(2, constant),
+                (Value::Unknown(_), Scalar::KnownOrNot) => 3,
+                (Value::Unknown(tag), Scalar::Exact) => mix(3, tag),
+                (Value::Packet { id, off, range, var }, _) => {
+                    let renamed = if id == 0 {
+                        0
+                    } else {
+                        match ids[..id_count].iter().position(|known| *known == id) {
+                            Some(position) => position + 1,
+                            None if id_count < ids.len() => {
+                                ids[id_count] = id;
+                                id_count += 1;
+                                id_count
+                            }
+                            None => id as usize + 64,
+                        }
+                    };
+                    mix(mix(mix(mix(4, renamed as u64), off as u64), range as u64), var)
+                }
+                (Value::Stack(off), _) => mix(5, off as u64),
+                (Value::Uninit, _) => 6,
+                (Value::Context, _) => 7,
+                (Value::PacketEnd, _) => 8,
+                (Value::MapPointer, _) => 9,
+                (Value::LookupResult, _) => 10,
+                (Value::MapEntry, _) => 11,
+            }
+        };
+        for reg in 0..11 {
+            let scalar = if exact & (1 << reg) != 0 {
+                Scalar::Exact
+            } else if compared & (1 << reg) != 0 {
+                Scalar::KnownOrNot
+            } else {
+                Scalar::Ignored
+            };
+            let code = if live & (1 << reg) != 0 { encode(state.regs[reg], scalar) } else { 0 };
+            push(&mut key, code);
+        }
+        let read = self.facts.stack_read[index];
+        push(&mut key, (state.stack.misc & read) as u64);
+        push(&mut key, ((state.stack.misc & read) >> 64) as u64);
+        push(&mut key, (state.stack.zero & read) as u64);
+        push(&mut key, ((state.stack.zero & read) >> 64) as u64);
+        let mut spills: Vec<(u8, u64)> = state
+            .stack
+            .spills
+            .iter()
+            .filter(|(word, _)| read & (1u128 << word) != 0)
+            .map(|(word, value)| (*word, encode(*value, Scalar::Exact)))
+            .collect();
+        spills.sort_unstable();
+        for (word, code) in spills {
+            push(&mut key, mix(u64::from(word), code));
+        }
+        key
+    }
+
+    fn fresh_id(&mut self) -> u32 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    /// Executes one instruction; returns where the path goes on.
+    fn step(&mut self, index: usize, state: &mut State, pending: &mut Vec<(usize, State)>) -> Option<usize> {
+        let (fall, jump) = self.flow.next[index];
+        let tag = |salt: u64| mix(mix(index as u64, salt), 0x5eed);
+        match self.insns[index] {
+            Insn::Alu64 { op, dst, src } | Insn::Alu32 { op, dst, src } => {
+                let wide = matches!(self.insns[index], Insn::Alu64 { .. });
+                let left = state.regs[dst.number() as usize];
+                let right = match src {
+                    Operand::Reg(reg) => state.regs[reg.number() as usize],
+                    Operand::Imm(imm) => Value::Known(if wide { imm as i64 as u64 } else { u64::from(imm as u32) }),
+                };
+                state.regs[dst.number() as usize] = self.alu(op, wide, left, right, tag(0));
+            }
+            Insn::Neg { dst, .. } | Insn::Endian { dst, .. } => {
+                let value = state.regs[dst.number() as usize];
+                state.regs[dst.number() as usize] = Value::Unknown(mix(tag(1), value_tag(value)));
+            }
+            Insn::Load { size, dst, src, off } => {
+                let value = match state.regs[src.number() as usize] {
+                    Value::Context => self.context_field(i64::from(off)),
+                    Value::Stack(base) if size != Size::DW => {
+                        let at = base + i64::from(off);
+                        let word = (-at - 1) / 4;
+                        match (0..WORDS as i64).contains(&word).then(|| state.stack.get(word as usize)) {
+                            Some(Word::Spill(value)) => value,
+                            Some(Word::Zero) => Value::Known(0),
+                            _ => Value::Unknown(tag(2)),
+                        }
+                    }
+                    _ => Value::Unknown(tag(3)),
+                };
+                state.regs[dst.number() as usize] = value;
+            }
+            Insn::Store { size, dst, off, src } => {
+                let value = state.regs[src.number() as usize];
+                if value == Value::Known(0) && off % 8 != 0 {
+                    self.zero_stores.push(index);
+                }
+                self.store(state, dst, off, size, value);
+            }
+            Insn::StoreImm { size, dst, off, imm } => {
+                let value = Value::Known(if size == Size::DW { imm as i64 as u64 } else { u64::from(imm as u32) });
+                self.store(state, dst, off, size, value);
+            }
+            Insn::LoadImm64 { dst, imm } => state.regs[dst.number() as usize] = Value::Known(imm),
+            Insn::LoadMapIndex { dst, .. } => state.regs[dst.number() as usize] = Value::MapPointer,
+            Insn::Call { .. } => {
+                self.jumps += 1;
+                for reg in 1..=5 {
+                    state.regs[reg] = Value::Uninit;
+                }
+                state.regs[0] = Value::LookupResult;
+            }
+            Insn::Exit => {
+                self.jumps += 1;
+                return None;
+            }
+            Insn::Ja { .. } => {
+                self.jumps += 1;
+                state.history += 1;
+                return fall;
+            }
+            Insn::Jump { op, wide, dst, src, .. } => {
+                self.jumps += 1;
+                let (taken, fallthrough) = self.branch(index, state, op, wide, dst, src);
+                return match (taken, fallthrough, jump) {
+                    (Some(mut taken), true, Some(to)) => {
+                        taken.history += 1;
+                        pending.push((to, taken));
+                        fall
+                    }
+                    (Some(taken), false, Some(to)) => {
+                        *state = taken;
+                        state.history += 1;
+                        Some(to)
+                    }
+                    (_, true, _) => fall,
+                    _ => None,
+                };
+            }
+        }
+        fall
+    }
+
+    fn context_field(&self, off: i64) -> Value {
+        let (data, data_end) = match self.hook {
+            Hook::Xdp => (0, 4),
+            Hook::TcIngress | Hook::TcEgress => (76, 80),
+        };
+        if off == data {
+            Value::Packet { id: 0, off: 0, range: 0, var: 0 }
+        } else if off == data_end {
+            Value::PacketEnd
+        } else {
+            Value::Unknown(mix(0xc0, off as u64))
+        }
+    }
+
+    fn store(&mut self, state: &mut State, dst: Reg, off: i16, size: Size, value: Value) {
+        let Value::Stack(base) = state.regs[dst.number() as usize] else { return };
+        let at = base + i64::from(off);
+        let bytes = i64::from(size.bytes());
+        let word = if at % 8 == 0 && !matches!(value, Value::Uninit) {
+            Word::Spill(value)
+        } else if value == Value::Known(0) {
+            Word::Zero
+        } else {
+            Word::Misc
+        };
+        let mut byte = at;
+        while byte < at + bytes {
+            let index = (-byte - 1) / 4;
+            if (0..WORDS as i64).contains(&index) {
+                state.stack.set(index as usize, word);
+            }
+            byte += 4;
+        }
+    }
+
+    fn alu(&mut self, op: AluOp, wide: bool, left: Value, right: Value, tag: u64) -> Value {
+        let truncate = |value: u64| if wide { value } else { value & 0xffff_ffff };
+        match (op, left, right) {
+            (AluOp::Mov, _, Value::Known(value)) => Value::Known(truncate(value)),
+            (AluOp::Mov, _, value) if wide => value,
+            (AluOp::Mov, _, value) => Value::Unknown(mix(tag, value_tag(value))),
+            (_, Value::Known(a), Value::Known(b)) => {
+                let shift = (b & if wide { 63 } else { 31 }) as u32;
+                let result = match op {
+                    AluOp::Add => a.wrapping_add(b),
+                    AluOp::Sub => a.wrapping_sub(b),
+                    AluOp::Mul => a.wrapping_mul(b),
+                    AluOp::Or => a | b,
+                    AluOp::And => a & b,
+                    AluOp::Xor => a ^ b,
+                    AluOp::Lsh => truncate(a) << shift,
+                    AluOp::Rsh => truncate(a) >> shift,
+                    _ => return Value::Unknown(mix(tag, mix(a, b))),
+                };
+                Value::Known(truncate(result))
+            }
+            (AluOp::Add | AluOp::Sub, Value::Packet { id, off, range, var }, Value::Known(k)) if wide => {
+                let k = if op == AluOp::Add { k as i64 } else { (k as i64).wrapping_neg() };
+                Value::Packet { id, off: off + k, range, var }
+            }
+            (AluOp::Add, Value::Packet { off, var, .. }, scalar @ Value::Unknown(_)) if wide => {
+                Value::Packet { id: self.fresh_id(), off, range: 0, var: mix(var, value_tag(scalar)) }
+            }
+            (AluOp::Add, Value::Stack(off), Value::Known(k)) if wide => Value::Stack(off + k as i64),
+            (_, a, b) => Value::Unknown(mix(tag, mix(value_tag(a), value_tag(b)))),
+        }
+    }
+
+    /// The state taken by a conditional jump (`None` where the kernel knows the jump is
+    /// not taken) and whether it can fall through; `state` becomes the fall-through state.
+    fn branch(
+        &mut self,
+        index: usize,
+        state: &mut State,
+        op: JmpOp,
+        wide: bool,
+        dst: Reg,
+        src: Operand,
+    ) -> (Option<State>, bool) {
+        let left = state.regs[dst.number() as usize];
+        let right = match src {
+            Operand::Reg(reg) => state.regs[reg.number() as usize],
+            Operand::Imm(imm) => Value::Known(if wide { imm as i64 as u64 } else { u64::from(imm as u32) }),
+        };
+        if let (Value::Known(a), Value::Known(b)) = (left, right) {
+            let (a, b) = if wide { (a, b) } else { (a & 0xffff_ffff, b & 0xffff_ffff) };
+            return if decide(op, a, b, wide) { (Some(state.clone()), false) } else { (None, true) };
+        }
+        let mut taken = state.clone();
+        match (left, right) {
+            (Value::Packet { id, off, .. }, Value::PacketEnd) if wide && matches!(op, JmpOp::Gt) => {
+                for reg in state.regs.iter_mut() {
+                    if let Value::Packet { id: other, range, .. } = reg {
+                        if *other == id {
+                            *range = (*range).max(off);
+                        }
+                    }
+                }
+            }
+            (Value::LookupResult, Value::Known(0)) if op == JmpOp::Eq => {
+                taken.regs[dst.number() as usize] = Value::Known(0);
+                state.regs[dst.number() as usize] = Value::MapEntry;
+            }
+            (Value::Unknown(tag), Value::Known(constant)) => {
+                let known = Value::Known(if wide { constant } else { constant & 0xffff_ffff });
+                let refined = |side: u64| Value::Unknown(mix(mix(tag, index as u64), side));
+                let (on_taken, on_fall) = match op {
+                    JmpOp::Eq => (known, refined(1)),
+                    JmpOp::Ne => (refined(2), known),
+                    _ => (refined(3), refined(4)),
+                };
+                taken.regs[dst.number() as usize] = on_taken;
+                state.regs[dst.number() as usize] = on_fall;
+            }
+            _ => {}
+        }
+        (Some(taken), true)
+    }
+}
+
+fn value_tag(value: Value) -> u64 {
+    match value {
+        Value::Known(constant) => mix(2, constant),
+        Value::Unknown(tag) => mix(3, tag),
+        _ => 7,
+    }
+}
+
+/// Whether `a op b` holds (`wide`: 64-bit signed comparisons, else 32-bit).
+fn decide(op: JmpOp, a: u64, b: u64, wide: bool) -> bool {
+    let (sa, sb) = if wide { (a as i64, b as i64) } else { (i64::from(a as u32 as i32), i64::from(b as u32 as i32)) };
+    match op {
+        JmpOp::Eq => a == b,
+        JmpOp::Ne => a != b,
+        JmpOp::Gt => a > b,
+        JmpOp::Ge => a >= b,
+        JmpOp::Lt => a < b,
+        JmpOp::Le => a <= b,
+        JmpOp::Set => a & b != 0,
+        JmpOp::Sgt => sa > sb,
+        JmpOp::Sge => sa >= sb,
+        JmpOp::Slt => sa < sb,
+        JmpOp::Sle => sa <= sb,
+    }
+}
+
+#[cfg(test)]
+mod tests;

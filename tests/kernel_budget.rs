@@ -1,0 +1,164 @@
+//! The kernel verifier's processed-instruction budget (1,000,000): rule sets with pcap
+//! atoms load and their verifier work grows linearly in the atoms; generated sets that
+//! mix pcap atoms with native atoms either load or are refused by pfc with E0020 —
+//! never by the kernel — and pfc's estimate of the kernel's work stays above it.
+//!
+//! Kernel tests print `skipped: <reason>` and pass when the process cannot load BPF.
+//! Numbers (processed instructions, load times, estimate ratios) are printed, not
+//! asserted against the clock.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use pfc_compiler::codegen::Options;
+use pfc_compiler::compile::{compile, Compiled, KERNEL_LIMIT};
+use pfc_compiler::diagnostic::Severity;
+use pfc_compiler::verify::{estimate_processed, MAX_PROCESSED};
+use pfc_runtime::kernel::{self, KernelProgram};
+use support::{error_chain, rulegen};
+
+/// Returns early, passing, when this process cannot load BPF programs.
+macro_rules! skip_unless_kernel {
+    () => {
+        if let Err(reason) = kernel::privileges() {
+            println!("skipped: {}", reason.reason);
+            return;
+        }
+    };
+}
+/// `count` rules `rule pN: drop if pcap "(tcp port 10NN or udp port 20NN) and ip"`.
+fn port_pcap_rules(count: usize) -> String {
+    let mut text = String::from("default pass\n");
+    for n in 1..=count {
+        text.push_str(&format!(
+            "rule p{n}: drop if pcap \"(tcp port {} or udp port {}) and ip\"\n",
+            1000 + n,
+            2000 + n
+        ));
+    }
+    text
+}
+
+/// What loading a compiled set showed.
+struct Loaded {
+    processed: usize,
+    estimate: usize,
+    load: Duration,
+}
+
+/// Loads a compiled object; `Err` holds the kernel's refusal with the rule file.
+fn load(name: &str, text: &str, compiled: &Compiled) -> Result<Loaded, String> {
+    let estimate = estimate_processed(&compiled.code, compiled.filter.hook, usize::MAX);
+    let started = Instant::now();
+    let program = KernelProgram::load(&compiled.object).map_err(|e| {
+        format!("{name}: the kernel refused pfc's object:\n{}\n--- rule file:\n{text}", error_chain(&e))
+    })?;
+    let load = started.elapsed();
+    let processed = program.verified_insn_count().map_err(|e| format!("{name}: {e}"))?;
+    Ok(Loaded { processed, estimate: estimate.processed, load })
+}
+
+fn compile_ok(text: &str) -> Compiled {
+    let (compiled, diagnostics) = compile(text, Options::default());
+    compiled.unwrap_or_else(|| panic!("does not compile: {diagnostics:?}"))
+}
+
+#[test]
+fn twelve_pcap_port_rules_load() {
+    // Before: 12 of these rules passed pfc and the kernel refused the object after 30 s
+    // ("BPF program is too large"); each atom's paths multiplied the verifier's states.
+    let text = port_pcap_rules(12);
+    let compiled = compile_ok(&text);
+    let estimate = estimate_processed(&compiled.code, compiled.filter.hook, usize::MAX);
+    assert!(estimate.complete && estimate.processed < 20_000, "estimate {estimate:?}");
+    if let Err(reason) = kernel::privileges() {
+        println!("skipped: {}", reason.reason);
+        return;
+    }
+    let loaded = load("12 pcap rules", &text, &compiled).unwrap_or_else(|report| panic!("{report}"));
+    println!("12 pcap rules: {} processed, estimate {}", loaded.processed, loaded.estimate);
+    assert!(loaded.processed <= loaded.estimate, "{} > estimate {}", loaded.processed, loaded.estimate);
+}
+
+#[test]
+fn verifier_work_grows_linearly_in_pcap_atoms() {
+    skip_unless_kernel!();
+    println!("{:>6} {:>10} {:>10} {:>9} {:>8}", "rules", "processed", "estimate", "per rule", "load ms");
+    let mut per_rule = Vec::new();
+    for count in [1, 10, 50, 200] {
+        let text = port_pcap_rules(count);
+        let loaded =
+            load(&format!("{count} pcap rules"), &text, &compile_ok(&text)).unwrap_or_else(|report| panic!("{report}"));
+        println!(
+            "{count:>6} {:>10} {:>10} {:>9} {:>8}",
+            loaded.processed,
+            loaded.estimate,
+            loaded.processed / count,
+            loaded.load.as_millis()
+        );
+        assert!(loaded.processed <= loaded.estimate, "{count} rules: {} > estimate", loaded.processed);
+        per_rule.push(loaded.processed / count);
+    }
+    // Linear: the work per rule at 200 rules is no more than at 10 (plus the fixed part).
+    assert!(per_rule[3] <= per_rule[1], "processed instructions per rule grow: {per_rule:?}");
+}
+
+#[test]
+fn mixed_pcap_and_native_sets_load_or_get_e0020() {
+    skip_unless_kernel!();
+    let sets = rulegen::mixed_pcap_rule_sets(support::seed(), 520, 300);
+    let mut failures = Vec::new();
+    let mut ratios = Vec::new();
+    let (mut refused, mut largest_processed, mut slowest) = (0, (0, String::new()), (Duration::ZERO, String::new()));
+    for set in &sets {
+        let (compiled, diagnostics) = compile(&set.text, Options::default());
+        let Some(compiled) = compiled else {
+            let errors: Vec<String> = diagnostics
+                .iter()
+                .filter(|d| d.severity == Severity::Error)
+                .map(|d| format!("{} {}", d.code.0, d.message))
+                .collect();
+            if errors.len() == 1 && errors[0].starts_with(KERNEL_LIMIT.0) {
+                refused += 1;
+            } else {
+                failures.push(format!("{}: not compiled: {errors:?}\n{}", set.name, set.text));
+            }
+            continue;
+        };
+        match load(&set.name, &set.text, &compiled) {
+            Ok(loaded) => {
+                if loaded.processed > loaded.estimate {
+                    failures.push(format!(
+                        "{}: the kernel processed {} instructions, above pfc's estimate {}",
+                        set.name, loaded.processed, loaded.estimate
+                    ));
+                }
+                ratios.push(loaded.estimate as f64 / loaded.processed.max(1) as f64);
+                if loaded.processed > largest_processed.0 {
+                    largest_processed = (loaded.processed, set.name.clone());
+                }
+                if loaded.load > slowest.0 {
+                    slowest = (loaded.load, set.name.clone());
+                }
+            }
+            Err(report) => failures.push(report),
+        }
+    }
+    ratios.sort_by(f64::total_cmp);
+    let loaded = ratios.len();
+    println!(
+        "{} sets: {loaded} loaded, {refused} refused by pfc (E0020); largest: {} processed ({}), \
+         slowest load: {} ms ({}); estimate / processed: min {:.2} median {:.2} max {:.2}; budget {MAX_PROCESSED}",
+        sets.len(),
+        largest_processed.0,
+        largest_processed.1,
+        slowest.0.as_millis(),
+        slowest.1,
+        ratios.first().copied().unwrap_or(0.0),
+        ratios.get(loaded / 2).copied().unwrap_or(0.0),
+        ratios.last().copied().unwrap_or(0.0),
+    );
+    assert!(sets.len() >= 500);
+    assert!(failures.is_empty(), "{} failures:\n\n{}", failures.len(), failures.join("\n\n"));
+}
