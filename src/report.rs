@@ -6,13 +6,13 @@ use std::process::ExitCode;
 use std::sync::OnceLock;
 
 use codespan_reporting::diagnostic::{Diagnostic as Rendered, Label, Severity as RenderedSeverity};
-use codespan_reporting::files::{Files, SimpleFile};
+use codespan_reporting::files::{Files, SimpleFiles};
 use codespan_reporting::term;
 use codespan_reporting::term::termcolor::Buffer;
 use pfc_compiler::diagnostic::{Diagnostic, Severity};
+use pfc_compiler::sources::SourceMap;
 
 use crate::escape::{escape, EscapedSource};
-use crate::source::SourceFile;
 use crate::Format;
 
 /// How many diagnostics of one file are rendered for people. Each rendering repeats
@@ -22,7 +22,7 @@ const MAX_RENDERED_PER_FILE: usize = 100;
 
 /// The `schema` of `--format json` diagnostics: bumped whenever their shape changes
 /// (docs/cli.md describes each version).
-pub const DIAGNOSTICS_SCHEMA: &str = "pfc.diagnostics/1";
+pub const DIAGNOSTICS_SCHEMA: &str = "pfc.diagnostics/2";
 
 /// Whether diagnostics for people are coloured; set once by `main` from `--color`.
 static COLOR: OnceLock<bool> = OnceLock::new();
@@ -78,30 +78,36 @@ impl Report {
         }
     }
 
-    /// Adds (and, for people, prints) the diagnostics of one file.
-    pub fn add(&mut self, file: &SourceFile, diagnostics: &[Diagnostic]) {
+    /// Adds (and, for people, prints) the diagnostics of a rule file and the files it
+    /// includes; each label is placed in the file its span lies in.
+    pub fn add_sources(&mut self, map: &SourceMap, diagnostics: &[Diagnostic]) {
         let mut sorted: Vec<&Diagnostic> = diagnostics.iter().collect();
         sorted.sort_by_key(|diagnostic| diagnostic.span().start);
-        // Built once per file: it indexes line starts, which every diagnostic looks up.
-        let files = SimpleFile::new(file.name.as_str(), file.text.as_str());
-        // For people, the text and name with terminal controls escaped (see `escape`).
-        let escaped = EscapedSource::new(&file.text);
-        let name = escape(&file.name);
-        let escaped_files = SimpleFile::new(name.as_ref(), escaped.text.as_str());
+        // Built once: they index line starts, which every diagnostic looks up.
+        let mut files = SimpleFiles::new();
+        // For people, the texts and names with terminal controls escaped (see `escape`).
+        let mut escaped_files = SimpleFiles::new();
+        let mut escaped = Vec::new();
+        for file in map.files() {
+            files.add(file.name.as_str(), file.text.as_str());
+            let source = EscapedSource::new(&file.text);
+            escaped_files.add(escape(&file.name).into_owned(), source.text.clone());
+            escaped.push(source);
+        }
+        let located = Located { map, files: &files, escaped_files: &escaped_files, escaped: &escaped };
         for (index, diagnostic) in sorted.iter().enumerate() {
             match diagnostic.severity {
                 Severity::Error => self.errors += 1,
                 Severity::Warning => self.warnings += 1,
             }
             match self.format {
-                Format::Human if index < MAX_RENDERED_PER_FILE => {
-                    eprint!("{}", render(&escaped_files, &escaped, diagnostic))
-                }
+                Format::Human if index < MAX_RENDERED_PER_FILE => eprint!("{}", located.render(diagnostic)),
                 Format::Human => {}
-                Format::Json => self.json.push(to_json(&files, diagnostic)),
+                Format::Json => self.json.push(located.to_json(diagnostic)),
             }
         }
         if self.format == Format::Human && sorted.len() > MAX_RENDERED_PER_FILE {
+            let name = map.files().first().map_or(String::new(), |file| escape(&file.name).into_owned());
             eprintln!(
                 "{name}: {} more diagnostic(s) not shown; `--format json` lists them all\n",
                 sorted.len() - MAX_RENDERED_PER_FILE
@@ -128,69 +134,85 @@ impl Report {
     }
 }
 
-/// Renders one diagnostic the way people read it: `error[E0003]: ...` with the source.
-/// `files` holds the escaped text of `source`; spans are mapped into it and messages
-/// escaped, so no terminal control from the file reaches the terminal.
-fn render(files: &SimpleFile<&str, &str>, source: &EscapedSource, diagnostic: &Diagnostic) -> String {
-    let text_len = files.source().len();
-    let severity = match diagnostic.severity {
-        Severity::Error => RenderedSeverity::Error,
-        Severity::Warning => RenderedSeverity::Warning,
-    };
-    let labels = diagnostic
-        .labels
-        .iter()
-        .map(|label| {
-            let range = label.span.range();
-            let range = clamp(source.offset(range.start)..source.offset(range.end), text_len);
-            let rendered = if label.primary { Label::primary((), range) } else { Label::secondary((), range) };
-            rendered.with_message(escape(&label.message).into_owned())
+/// The files of one report, raw (for JSON positions) and escaped (for people).
+struct Located<'a> {
+    map: &'a SourceMap,
+    files: &'a SimpleFiles<&'a str, &'a str>,
+    escaped_files: &'a SimpleFiles<String, String>,
+    escaped: &'a [EscapedSource],
+}
+
+impl Located<'_> {
+    /// Renders one diagnostic the way people read it: `error[E0003]: ...` with the
+    /// source. Spans are mapped into the escaped texts and messages escaped, so no
+    /// terminal control from a file reaches the terminal.
+    fn render(&self, diagnostic: &Diagnostic) -> String {
+        let severity = match diagnostic.severity {
+            Severity::Error => RenderedSeverity::Error,
+            Severity::Warning => RenderedSeverity::Warning,
+        };
+        let labels = diagnostic
+            .labels
+            .iter()
+            .map(|label| {
+                let (file, start) = self.map.locate(label.span.start);
+                let end = start + label.span.range().len();
+                let source = &self.escaped[file];
+                let text_len = source.text.len();
+                let range = clamp(source.offset(start)..source.offset(end), text_len);
+                let rendered = if label.primary { Label::primary(file, range) } else { Label::secondary(file, range) };
+                rendered.with_message(escape(&label.message).into_owned())
+            })
+            .collect();
+        let rendered = Rendered::new(severity)
+            .with_code(diagnostic.code.0)
+            .with_message(escape(&diagnostic.message).into_owned())
+            .with_labels(labels)
+            .with_notes(diagnostic.notes.iter().map(|note| escape(note).into_owned()).collect());
+        let config = term::Config::default();
+        let mut buffer = if *COLOR.get().unwrap_or(&false) { Buffer::ansi() } else { Buffer::no_color() };
+        match term::emit_to_write_style(&mut buffer, &config, self.escaped_files, &rendered) {
+            Ok(()) => String::from_utf8_lossy(buffer.as_slice()).into_owned(),
+            Err(_) => {
+                let (file, _) = self.map.locate(diagnostic.span().start);
+                let name = self.map.files().get(file).map_or("", |file| file.name.as_str());
+                format!("{}: {}\n", escape(name), escape(&diagnostic.message))
+            }
+        }
+    }
+
+    /// File name, 1-based line and column (in characters) of a global offset.
+    fn position(&self, offset: u32) -> (&str, usize, usize) {
+        let (file, local) = self.map.locate(offset);
+        let name = self.map.files().get(file).map_or("", |file| file.name.as_str());
+        match self.files.location(file, local) {
+            Ok(location) => (name, location.line_number, location.column_number),
+            Err(_) => (name, 1, 1),
+        }
+    }
+
+    fn to_json(&self, diagnostic: &Diagnostic) -> serde_json::Value {
+        let labels: Vec<serde_json::Value> = diagnostic
+            .labels
+            .iter()
+            .map(|label| {
+                let (file, line, column) = self.position(label.span.start);
+                let (_, end_line, end_column) = self.position(label.span.end);
+                serde_json::json!({
+                    "file": file, "line": line, "column": column, "end_line": end_line, "end_column": end_column,
+                    "message": label.message, "primary": label.primary,
+                })
+            })
+            .collect();
+        let (file, line, column) = self.position(diagnostic.span().start);
+        serde_json::json!({
+            "file": file, "severity": diagnostic.severity, "code": diagnostic.code,
+            "message": diagnostic.message, "line": line, "column": column,
+            "labels": labels, "notes": diagnostic.notes,
         })
-        .collect();
-    let rendered = Rendered::new(severity)
-        .with_code(diagnostic.code.0)
-        .with_message(escape(&diagnostic.message).into_owned())
-        .with_labels(labels)
-        .with_notes(diagnostic.notes.iter().map(|note| escape(note).into_owned()).collect());
-    let config = term::Config::default();
-    let mut buffer = if *COLOR.get().unwrap_or(&false) { Buffer::ansi() } else { Buffer::no_color() };
-    match term::emit_to_write_style(&mut buffer, &config, files, &rendered) {
-        Ok(()) => String::from_utf8_lossy(buffer.as_slice()).into_owned(),
-        Err(_) => format!("{}: {}\n", files.name(), escape(&diagnostic.message)),
     }
 }
 
 fn clamp(range: std::ops::Range<usize>, len: usize) -> std::ops::Range<usize> {
     range.start.min(len)..range.end.min(len).max(range.start.min(len))
-}
-
-fn to_json(files: &SimpleFile<&str, &str>, diagnostic: &Diagnostic) -> serde_json::Value {
-    let position = |offset: u32| line_column(files, offset as usize);
-    let labels: Vec<serde_json::Value> = diagnostic
-        .labels
-        .iter()
-        .map(|label| {
-            let (line, column) = position(label.span.start);
-            let (end_line, end_column) = position(label.span.end);
-            serde_json::json!({
-                "line": line, "column": column, "end_line": end_line, "end_column": end_column,
-                "message": label.message, "primary": label.primary,
-            })
-        })
-        .collect();
-    let (line, column) = position(diagnostic.span().start);
-    serde_json::json!({
-        "file": files.name(), "severity": diagnostic.severity, "code": diagnostic.code,
-        "message": diagnostic.message, "line": line, "column": column,
-        "labels": labels, "notes": diagnostic.notes,
-    })
-}
-
-/// 1-based line and column (in characters) of a byte offset.
-fn line_column(files: &SimpleFile<&str, &str>, offset: usize) -> (usize, usize) {
-    let offset = offset.min(files.source().len());
-    match files.location((), offset) {
-        Ok(location) => (location.line_number, location.column_number),
-        Err(_) => (1, 1),
-    }
 }

@@ -1,9 +1,12 @@
 //! Reading rule files: a path in (a regular file of at most 16 MiB, see `input`), the
-//! file's text (or a diagnostic) out.
+//! file's text (or a diagnostic) out; with [`read_with_includes`], every file it includes
+//! as well (the compiler's [`IncludeLoader`] seam: this module reads, the compiler
+//! orders, detects cycles and reports).
 
 use std::path::Path;
 
 use pfc_compiler::diagnostic::{Code, Diagnostic, Span};
+use pfc_compiler::sources::{self, IncludeLoader, LoadedFile, Parsed, SourceMap};
 
 use crate::input;
 
@@ -38,5 +41,75 @@ pub fn read(path: &Path) -> Result<SourceFile, String> {
             .with_note("rule files are UTF-8 text; is this a binary file?");
             Ok(SourceFile { name, text, problem: Some(problem) })
         }
+    }
+}
+
+/// Reads a rule file and every file it includes. `Err` as in [`read`] for the root;
+/// problems with included files are diagnostics in the result (E0021, E0022).
+pub fn read_with_includes(path: &Path) -> Result<Sources, String> {
+    let root = read(path)?;
+    if let Some(problem) = root.problem.clone() {
+        let map = SourceMap::single(root.name.clone(), root.text);
+        return Ok(Sources {
+            parsed: Parsed { map, diagnostics: vec![problem], ..Parsed::default() },
+            readable: false,
+        });
+    }
+    Ok(Sources::parse(root, path))
+}
+
+/// Rule files as parsed with their includes.
+pub struct Sources {
+    /// The files, the statements in include order, and the syntax and include diagnostics.
+    pub parsed: Parsed,
+    /// False when the root file is not text (E0017): nothing else is reported then.
+    pub readable: bool,
+}
+
+impl Sources {
+    /// Parses a file already read (`path` is where its includes are resolved from).
+    pub fn parse(file: SourceFile, path: &Path) -> Sources {
+        let identity = identity(path);
+        let root = LoadedFile { name: file.name, identity, text: file.text };
+        let parsed = sources::parse_with_includes(root, &mut FileLoader);
+        Sources { parsed, readable: true }
+    }
+
+    /// The root file's name.
+    pub fn name(&self) -> &str {
+        self.parsed.map.files().first().map_or("", |file| file.name.as_str())
+    }
+}
+
+/// What makes two includes the same file: the canonical path (or, when that fails, the
+/// path as written; reading it will fail too).
+fn identity(path: &Path) -> String {
+    if input::is_stdio(path) {
+        return "<stdin>".to_string();
+    }
+    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()).display().to_string()
+}
+
+/// Reads included files: a relative path is relative to the directory of the including
+/// file (the current directory for standard input), with the same limits as rule files.
+struct FileLoader;
+
+impl IncludeLoader for FileLoader {
+    fn load(&mut self, including: &LoadedFile, written: &str) -> Result<LoadedFile, String> {
+        let written_path = Path::new(written);
+        if written.is_empty() || input::is_stdio(written_path) {
+            return Err("an include names a file (standard input cannot be included)".to_string());
+        }
+        let directory = if including.identity == "<stdin>" {
+            Path::new("")
+        } else {
+            Path::new(&including.name).parent().unwrap_or(Path::new(""))
+        };
+        let path = directory.join(written_path);
+        let file = read(&path)?;
+        if file.problem.is_some() {
+            return Err(format!("{}: is not UTF-8 text", file.name));
+        }
+        Ok(LoadedFile { name: file.name, identity: identity(&path), text: file.text })
     }
 }

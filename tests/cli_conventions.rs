@@ -244,7 +244,7 @@ fn shape(value: &Value) -> String {
 /// (and its example in docs/cli.md), never an edit here.
 #[rustfmt::skip]
 const SHAPES: &[(&str, &str)] = &[
-    ("pfc.diagnostics/1", "{diagnostics:[{code:string,column:number,file:string,labels:[{column:number,end_column:number,end_line:number,line:number,message:string,primary:bool}],line:number,message:string,notes:[string],severity:string}],schema:string}"),
+    ("pfc.diagnostics/2", "{diagnostics:[{code:string,column:number,file:string,labels:[{column:number,end_column:number,end_line:number,file:string,line:number,message:string,primary:bool}],line:number,message:string,notes:[string],severity:string}],schema:string}"),
     ("pfc.capture/1", "{capture:string,default:{bytes:number,packets:number,verdict:string},dropped:number,packets:number,passed:number,rules:[{bytes:number,name:string,packets:number,verdict:string}],rules_file:string,schema:string,skipped:number}"),
     ("pfc.test/1", "{backend:string,cases:[{actual:{rule:string,verdict:string},expected:{rule:string,verdict:string},line:number,name:string,packet:string,passed:bool,skipped:null,spec:string}],cases_file:string,executor:string,failed:number,passed:number,rules:string,schema:string,skipped:number,uncovered:[string]}"),
 ];

@@ -16,7 +16,7 @@ use common::{files_with_extension, pfc_in, repo, Run};
 /// Every diagnostic code `pfc check` can report: each must have a fixture here.
 const CODES: &[&str] = &[
     "E0001", "E0002", "E0003", "E0004", "E0005", "E0006", "E0007", "E0008", "E0009", "E0010", "E0011", "E0012",
-    "E0013", "E0014", "E0015", "E0017", "E0018", "E0019", "W0001", "W0002", "W0007",
+    "E0013", "E0014", "E0015", "E0017", "E0018", "E0019", "E0021", "E0022", "W0001", "W0002", "W0007",
 ];
 
 /// Codes defined in the source that `pfc check` cannot report, each with the reason.
@@ -144,7 +144,7 @@ fn json_positions_point_at_each_problem() {
     ];
     let run = check_fixture(&fixture_dir().join("multiple_errors.pf"), &["--format", "json"]);
     let json: serde_json::Value = serde_json::from_str(&run.stdout).expect("stdout is one JSON document");
-    assert_eq!(json["schema"], "pfc.diagnostics/1");
+    assert_eq!(json["schema"], "pfc.diagnostics/2");
     let found: Vec<(String, String, u64, u64)> = json["diagnostics"]
         .as_array()
         .expect("an array of diagnostics")
@@ -161,4 +161,16 @@ fn json_positions_point_at_each_problem() {
         .map(|&(code, severity, line, column)| (code.to_string(), severity.to_string(), line, column))
         .collect();
     assert_eq!(found, expected);
+}
+
+#[test]
+fn asm_rule_comments_name_the_included_file_and_line() {
+    let run = pfc_in(&fixture_dir(), &["compile", "include_nested_ok.pf", "--emit", "asm"]);
+    run.assert_no_crash("compile --emit asm with includes");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let comments: Vec<&str> = run.stdout.lines().map(str::trim).filter(|line| line.starts_with("; rule ")).collect();
+    assert_eq!(
+        comments,
+        ["; rule 0 `ssh_admins`: pass at included/inner.pf:1:1", "; rule 1 `ssh`: drop at included/inner.pf:2:1"]
+    );
 }

@@ -7,6 +7,7 @@ use crate::diagnostic::{Code, Diagnostic, Span};
 use crate::elf::{self, MapSpec, ObjectSpec, ProgramSection};
 use crate::ir::{self, Filter};
 use crate::program::{Hook, Program};
+use crate::sources;
 use crate::verify;
 
 /// E0020: the rule set would break a kernel limit (stack, instruction count).
@@ -43,7 +44,19 @@ pub fn compile(source: &str, options: Options) -> (Option<Compiled>, Vec<Diagnos
 /// to branch-free conditions when the jumping program would keep too many paths pending
 /// in the kernel verifier.
 pub fn compile_form(source: &str, options: Options, form: Option<Form>) -> (Option<Compiled>, Vec<Diagnostic>) {
-    let (program, mut diagnostics) = crate::check_source(source);
+    let parsed = sources::parse_with_includes(sources::LoadedFile::text(source), &mut sources::NoIncludes);
+    compile_parsed(&parsed, options, form)
+}
+
+/// Compiles rule files parsed with their includes (see [`sources::parse_with_includes`]);
+/// `form` as in [`compile_form`].
+pub fn compile_parsed(
+    parsed: &sources::Parsed,
+    options: Options,
+    form: Option<Form>,
+) -> (Option<Compiled>, Vec<Diagnostic>) {
+    let source = parsed.map.concatenated();
+    let (program, mut diagnostics) = crate::check_parsed(parsed);
     let Some(program) = program else { return (None, diagnostics) };
     let filter = ir::build(&program);
     // By default: dispatched jumping code. Past the kernel verifier's pending-path
@@ -71,7 +84,7 @@ pub fn compile_form(source: &str, options: Options, form: Option<Form>) -> (Opti
             return (None, diagnostics);
         }
     };
-    let manifest = manifest(&program, source, options);
+    let manifest = manifest(&program, &source, options);
     let spec = ObjectSpec {
         section: match program.hook {
             Hook::Xdp => ProgramSection::Xdp,
@@ -137,7 +150,7 @@ fn limit_or_bug(message: &str, is_limit: bool) -> Diagnostic {
 }
 
 /// The manifest: what a loaded object is, without its source.
-fn manifest(program: &Program, source: &str, options: Options) -> serde_json::Value {
+fn manifest(program: &Program, source: &[u8], options: Options) -> serde_json::Value {
     let rules: Vec<&str> = program.rules.iter().map(|rule| rule.name.as_str()).collect();
     serde_json::json!({
         "pfc_version": env!("CARGO_PKG_VERSION"),
@@ -148,7 +161,7 @@ fn manifest(program: &Program, source: &str, options: Options) -> serde_json::Va
             "map": COUNTER_MAP_NAME,
             "layout": "index i < rules.len(): rule i; index rules.len(): the default verdict",
         }) } else { serde_json::Value::Null },
-        "source_hash": format!("fnv1a64:{:016x}", fnv1a64(source.as_bytes())),
+        "source_hash": format!("fnv1a64:{:016x}", fnv1a64(source)),
     })
 }
 

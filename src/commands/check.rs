@@ -11,20 +11,20 @@ use crate::{source, Format};
 pub fn run(paths: &[PathBuf], format: Format) -> ExitCode {
     let mut report = Report::new(format);
     for path in paths {
-        let file = match source::read(path) {
-            Ok(file) => file,
+        let sources = match source::read_with_includes(path) {
+            Ok(sources) => sources,
             Err(message) => {
                 report.io_error(&message);
                 continue;
             }
         };
-        let diagnostics = match &file.problem {
-            Some(problem) => vec![problem.clone()],
-            None => pfc_compiler::check_source(&file.text).1,
+        let diagnostics = match sources.readable {
+            true => pfc_compiler::check_parsed(&sources.parsed).1,
+            false => sources.parsed.diagnostics.clone(),
         };
-        report.add(&file, &diagnostics);
+        report.add_sources(&sources.parsed.map, &diagnostics);
         if format == Format::Human && !report::has_errors(&diagnostics) {
-            eprintln!("{}: ok", escape(&file.name));
+            eprintln!("{}: ok", escape(sources.name()));
         }
     }
     report.finish()

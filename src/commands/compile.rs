@@ -8,6 +8,8 @@ use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
 use pfc_compiler::codegen::Options;
+use pfc_compiler::compile::Compiled;
+use pfc_compiler::sources::SourceMap;
 
 use crate::escape::escape;
 use crate::report::{self, Report};
@@ -74,13 +76,13 @@ pub fn run(args: &CompileArgs) -> ExitCode {
             "--emit prints to standard output, so the object cannot go there too (-o -)",
         );
     }
-    let (file, default_output) = match (&args.file, &args.pcap_filter) {
+    let (sources, default_output) = match (&args.file, &args.pcap_filter) {
         (_, Some(expression)) => {
             if args.output.is_none() && args.emit.is_none() {
                 eprintln!("error: --pcap-filter needs -o OUT.o (or --emit asm|ir)");
                 return ExitCode::from(2);
             }
-            (pcap_filter_rules(expression, args.verdict, args.hook), None)
+            (source::Sources::parse(pcap_filter_rules(expression, args.verdict, args.hook), Path::new("-")), None)
         }
         (Some(path), None) if input::is_stdio(path) && args.output.is_none() && args.emit.is_none() => {
             return report::usage_error(
@@ -88,8 +90,8 @@ pub fn run(args: &CompileArgs) -> ExitCode {
                 "rules from standard input need -o OUT.o (or -o - for standard output)",
             );
         }
-        (Some(path), None) => match source::read(path) {
-            Ok(file) => (file, Some(path.with_extension("o")).filter(|_| !input::is_stdio(path))),
+        (Some(path), None) => match source::read_with_includes(path) {
+            Ok(sources) => (sources, Some(path.with_extension("o")).filter(|_| !input::is_stdio(path))),
             Err(message) => {
                 report.io_error(&message);
                 return report.finish();
@@ -97,15 +99,18 @@ pub fn run(args: &CompileArgs) -> ExitCode {
         },
         (None, None) => return ExitCode::from(2),
     };
-    if let Some(problem) = &file.problem {
-        report.add(&file, std::slice::from_ref(problem));
+    if !sources.readable {
+        report.add_sources(&sources.parsed.map, &sources.parsed.diagnostics);
         return report.finish();
     }
-    let (compiled, diagnostics) = pfc_compiler::compile::compile(&file.text, Options { counters: !args.no_counters });
-    report.add(&file, &diagnostics);
+    let options = Options { counters: !args.no_counters };
+    let (compiled, diagnostics) = pfc_compiler::compile::compile_parsed(&sources.parsed, options, None);
+    report.add_sources(&sources.parsed.map, &diagnostics);
     let Some(compiled) = compiled else { return report.finish() };
     match args.emit {
-        Some(Emit::Asm) => print!("{}", compiled.code.disassemble()),
+        Some(Emit::Asm) => {
+            print!("{}", with_rule_locations(&compiled.code.disassemble(), &compiled, &sources.parsed.map))
+        }
         Some(Emit::Ir) => print!("{}", pfc_compiler::ir::print(&compiled.filter)),
         None => {}
     }
@@ -118,7 +123,7 @@ pub fn run(args: &CompileArgs) -> ExitCode {
         if args.format == Format::Human {
             eprintln!(
                 "{}: {} rules, {} instructions, {} bytes -> {}",
-                escape(&file.name),
+                escape(sources.name()),
                 compiled.program.rules.len(),
                 compiled.code.insns.len(),
                 compiled.object.len(),
@@ -127,6 +132,30 @@ pub fn run(args: &CompileArgs) -> ExitCode {
         }
     }
     report.finish()
+}
+
+/// The listing with each rule's comment (`; rule 3 `ssh`: drop`) followed by where the
+/// rule is written (`at rules.pf:7:1`), in whichever file of the includes that is.
+fn with_rule_locations(listing: &str, compiled: &Compiled, map: &SourceMap) -> String {
+    let mut out = String::with_capacity(listing.len());
+    for line in listing.lines() {
+        out.push_str(line);
+        let rule = line.trim_start().strip_prefix("; rule ").and_then(|rest| rest.split_once(' '));
+        let index = rule.and_then(|(index, rest)| Some((index.parse::<usize>().ok()?, rest)));
+        if let Some(rule) = index.and_then(|(index, rest)| {
+            compiled.program.rules.get(index).filter(|rule| rest.starts_with(&format!("`{}`", rule.name)))
+        }) {
+            let (file, offset) = map.locate(rule.span.start);
+            if let Some(file) = map.files().get(file) {
+                let before = &file.text[..offset.min(file.text.len())];
+                let line_number = before.matches('\n').count() + 1;
+                let column = before.rsplit('\n').next().unwrap_or_default().chars().count() + 1;
+                out.push_str(&format!(" at {}:{line_number}:{column}", escape(&file.name)));
+            }
+        }
+        out.push('\n');
+    }
+    out
 }
 
 /// Writes the object to `target`, or to standard output for `-`.

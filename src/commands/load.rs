@@ -46,21 +46,22 @@ pub fn run(args: &LoadArgs) -> ExitCode {
         return code;
     }
     let mut report = Report::new(Format::Human);
-    let file = match source::read(&args.file) {
-        Ok(file) => file,
+    let sources = match source::read_with_includes(&args.file) {
+        Ok(sources) => sources,
         Err(message) => {
             report.io_error(&message);
             return report.finish();
         }
     };
-    if let Some(problem) = &file.problem {
-        report.add(&file, std::slice::from_ref(problem));
+    if !sources.readable {
+        report.add_sources(&sources.parsed.map, &sources.parsed.diagnostics);
         return report.finish();
     }
     let started = Instant::now();
-    let (compiled, diagnostics) = pfc_compiler::compile::compile(&file.text, Options { counters: true });
+    let (compiled, diagnostics) =
+        pfc_compiler::compile::compile_parsed(&sources.parsed, Options { counters: true }, None);
     let compile_time = started.elapsed();
-    report.add(&file, &diagnostics);
+    report.add_sources(&sources.parsed.map, &diagnostics);
     let Some(compiled) = compiled else { return report.finish() };
     let Some(file_point) = AttachPoint::parse(compiled.program.hook.as_str()) else {
         return filters::usage(&format!("unknown hook `{}`", compiled.program.hook.as_str()));
@@ -69,7 +70,7 @@ pub fn run(args: &LoadArgs) -> ExitCode {
     if point != file_point {
         return filters::usage(&format!(
             "{} says `hook {}`, but --hook is {}: XDP and TC programs differ; change one of them",
-            file.name,
+            sources.name(),
             compiled.program.hook.as_str(),
             point.as_str()
         ));
@@ -104,7 +105,7 @@ pub fn run(args: &LoadArgs) -> ExitCode {
     println!(
         "{} {} on {} {} ({}): program {}, {} rules; compile {:.1} ms, kernel load {:.1} ms, {} {:.1} ms",
         if outcome.replaced { "replaced filter with" } else { "loaded" },
-        escape(&file.name),
+        escape(sources.name()),
         args.iface,
         point.as_str(),
         outcome.mode.as_str(),

@@ -40,6 +40,16 @@ pub struct Ident {
 /// One top-level statement.
 #[derive(Clone, Debug)]
 pub enum Statement {
+    /// `include "other.pf"`: replaced by the included file's statements before checking
+    /// (see [`crate::sources`]).
+    Include {
+        /// The path as written, unescaped.
+        path: String,
+        /// The quoted path.
+        path_span: Span,
+        /// The whole statement.
+        span: Span,
+    },
     /// `hook xdp`, `hook tc ingress`.
     Hook {
         /// The words after `hook`.

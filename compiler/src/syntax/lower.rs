@@ -121,6 +121,8 @@ fn describe_expected(rules: &[Rule]) -> String {
 fn rule_description(rule: Rule) -> &'static str {
     match rule {
         Rule::kw_hook
+        | Rule::kw_include
+        | Rule::include_stmt
         | Rule::kw_default
         | Rule::kw_set
         | Rule::kw_const
@@ -131,7 +133,7 @@ fn rule_description(rule: Rule) -> &'static str {
         | Rule::default_stmt
         | Rule::set_stmt
         | Rule::const_stmt
-        | Rule::rule_stmt => "a statement (`hook`, `default`, `set`, `const` or `rule`)",
+        | Rule::rule_stmt => "a statement (`hook`, `default`, `set`, `const`, `rule` or `include`)",
         Rule::kw_if => "`if`",
         Rule::kw_and | Rule::kw_or => "`and` or `or`",
         Rule::kw_not | Rule::not_op | Rule::not_in => "`not`",
@@ -179,6 +181,13 @@ impl Lowerer<'_> {
         let kind = pair.as_rule();
         let mut inner = pair.into_inner().filter(|pair| !is_keyword(pair.as_rule()));
         match kind {
+            Rule::include_stmt => {
+                let string = inner.next();
+                let path_span = string.as_ref().map_or(span, |string| self.span(string));
+                let body = string.and_then(|string| string.into_inner().next());
+                let path = body.map(|body| unescape(body.as_str())).unwrap_or_default();
+                Statement::Include { path, path_span, span }
+            }
             Rule::hook_stmt => Statement::Hook { words: inner.map(|pair| self.ident(pair)).collect(), span },
             Rule::default_stmt => {
                 let verdict = inner.next().map(|pair| self.ident(pair)).unwrap_or_else(|| missing(span));
@@ -379,7 +388,8 @@ impl Lowerer<'_> {
 fn is_keyword(rule: Rule) -> bool {
     matches!(
         rule,
-        Rule::kw_hook
+        Rule::kw_include
+            | Rule::kw_hook
             | Rule::kw_default
             | Rule::kw_set
             | Rule::kw_const

@@ -1,7 +1,7 @@
 //! Parsing: rule-file text in, an owned [`ast::File`] and syntax diagnostics out.
 //!
 //! The file is cut into statements at every line that starts with a statement keyword
-//! (`hook default set const rule`); each statement is parsed on its own, so one syntax
+//! (`include hook default set const rule`); each statement is parsed on its own, so one syntax
 //! error does not hide the next. Before pest sees a statement its nesting depth is
 //! measured and a statement nested deeper than [`MAX_NESTING`] is refused with a
 //! diagnostic: the parser and every later stage recurse over expressions, and this is
@@ -26,15 +26,22 @@ pub const TOO_DEEP: Code = Code("E0002");
 
 /// Parses a whole rule file, collecting every syntax error.
 pub fn parse(source: &str) -> (ast::File, Vec<Diagnostic>) {
-    let chunks = statement_chunks(source);
-    let parsed = parse_chunks(source, &chunks);
+    parse_at(source, 0)
+}
+
+/// Parses a rule file whose text starts at byte `base` of a larger source map (see
+/// [`crate::sources`]): every span is shifted by `base`.
+pub fn parse_at(source: &str, base: usize) -> (ast::File, Vec<Diagnostic>) {
+    let chunks: Vec<std::ops::Range<usize>> =
+        statement_chunks(source).into_iter().map(|chunk| chunk.start + base..chunk.end + base).collect();
+    let parsed = parse_chunks(source, base, &chunks);
     let mut file = ast::File::default();
     let mut diagnostics = Vec::new();
     for (chunk, (statement, mut found)) in chunks.into_iter().zip(parsed) {
         diagnostics.append(&mut found);
         match statement {
             Some(statement) => file.statements.push(statement),
-            None => file.unparsed.push(unparsed(&source[chunk.clone()], chunk)),
+            None => file.unparsed.push(unparsed(&source[chunk.start - base..chunk.end - base], chunk)),
         }
     }
     (file, diagnostics)
@@ -45,9 +52,13 @@ const PARALLEL_FROM: usize = 2_000;
 
 /// Parses every statement, in order. Statements are independent, so large files are
 /// split into one contiguous run of statements per core.
-fn parse_chunks(source: &str, chunks: &[std::ops::Range<usize>]) -> Vec<(Option<ast::Statement>, Vec<Diagnostic>)> {
+fn parse_chunks(
+    source: &str,
+    base: usize,
+    chunks: &[std::ops::Range<usize>],
+) -> Vec<(Option<ast::Statement>, Vec<Diagnostic>)> {
     let parse_run = |run: &[std::ops::Range<usize>]| -> Vec<_> {
-        run.iter().map(|chunk| parse_chunk(&source[chunk.clone()], chunk.start)).collect()
+        run.iter().map(|chunk| parse_chunk(&source[chunk.start - base..chunk.end - base], chunk.start)).collect()
     };
     let cores = std::thread::available_parallelism().map_or(1, |cores| cores.get()).min(8);
     if chunks.len() < PARALLEL_FROM || cores < 2 {
@@ -111,7 +122,7 @@ fn unparsed(text: &str, chunk: std::ops::Range<usize>) -> ast::Unparsed {
 }
 
 fn starts_with_keyword(line: &str) -> bool {
-    ["hook", "default", "set", "const", "rule"].iter().any(|keyword| {
+    ["include", "hook", "default", "set", "const", "rule"].iter().any(|keyword| {
         line.strip_prefix(keyword)
             .is_some_and(|rest| !rest.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-'))
     })

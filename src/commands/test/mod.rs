@@ -164,22 +164,23 @@ fn run_checked(args: &TestArgs) -> Result<ExitCode, Stop> {
 /// Compiles the rule file with counters; [`Stop::RuleFile`] after printing its
 /// diagnostics.
 fn compile(path: &Path) -> Result<Compiled, Stop> {
-    let file = source::read(path).map_err(|message| Stop::Input { message })?;
-    let (compiled, diagnostics) = match &file.problem {
-        Some(problem) => (None, vec![problem.clone()]),
-        None => pfc_compiler::compile::compile(&file.text, Options { counters: true }),
+    let sources = source::read_with_includes(path).map_err(|message| Stop::Input { message })?;
+    let (compiled, diagnostics) = match sources.readable {
+        false => (None, sources.parsed.diagnostics.clone()),
+        true => pfc_compiler::compile::compile_parsed(&sources.parsed, Options { counters: true }, None),
     };
+    let file_name = sources.name().to_string();
     match compiled {
         Some(compiled) if !report::has_errors(&diagnostics) => Ok(compiled),
         _ => {
             let mut report = Report::new(Format::Human);
-            report.add(&file, &diagnostics);
+            report.add_sources(&sources.parsed.map, &diagnostics);
             let _ = report.finish();
             let errors = diagnostics.iter().filter(|diagnostic| diagnostic.is_error());
             let lines: Vec<String> = errors
-                .map(|diagnostic| format!("{}: error[{}]: {}", file.name, diagnostic.code.0, diagnostic.message))
+                .map(|diagnostic| format!("{file_name}: error[{}]: {}", diagnostic.code.0, diagnostic.message))
                 .collect();
-            let summary = if lines.is_empty() { format!("{}: does not compile", file.name) } else { lines.join("\n") };
+            let summary = if lines.is_empty() { format!("{file_name}: does not compile") } else { lines.join("\n") };
             Err(Stop::RuleFile { summary })
         }
     }

@@ -1,0 +1,230 @@
+//! Rule files that include other rule files: a root file and an [`IncludeLoader`] in, a
+//! [`SourceMap`] of every file read and one expanded [`ast::File`] out.
+//!
+//! The compiler does no I/O, so reading the included files is the caller's part: the CLI
+//! passes a loader that resolves `include "x.pf"` relative to the including file and
+//! reads it. Everything else happens here, where it can be tested without files: the
+//! order of statements (an included file's statements take the place of its `include`),
+//! cycles, missing files and nesting depth, each diagnosed with the chain of includes
+//! that led to it.
+//!
+//! **Invariant:** spans are global. Every file of a [`SourceMap`] occupies its own byte
+//! range (`base .. base + text.len()`, with a one-byte gap between files), and a span in
+//! any diagnostic or AST node lies inside exactly one file; [`SourceMap::locate`] turns it
+//! back into a file and a local offset for file:line:col.
+
+use crate::diagnostic::{Code, Diagnostic, Span};
+use crate::syntax::{self, ast};
+
+/// E0021: a file includes itself, directly or through other files.
+pub const INCLUDE_CYCLE: Code = Code("E0021");
+/// E0022: an included file cannot be read (missing, not a regular file, not UTF-8, too
+/// large), or includes nest deeper than [`MAX_INCLUDE_DEPTH`].
+pub const INCLUDE_UNREADABLE: Code = Code("E0022");
+
+/// How deeply includes may nest (a chain longer than this is almost surely a mistake,
+/// and it bounds the recursion).
+pub const MAX_INCLUDE_DEPTH: usize = 32;
+
+/// One file of a [`SourceMap`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourceText {
+    /// How messages name the file (the path as the user or the including file wrote it).
+    pub name: String,
+    /// Its text.
+    pub text: String,
+    /// Where its first byte is in the global span space.
+    pub base: usize,
+}
+
+/// Every file read for one compilation, each at its own place in one span space.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SourceMap {
+    files: Vec<SourceText>,
+}
+
+impl SourceMap {
+    /// A map of one file, at base 0 (what a rule file without includes is).
+    pub fn single(name: impl Into<String>, text: impl Into<String>) -> SourceMap {
+        let mut map = SourceMap::default();
+        map.push(name.into(), text.into());
+        map
+    }
+
+    /// The files, the root first, then in the order they were first included.
+    pub fn files(&self) -> &[SourceText] {
+        &self.files
+    }
+
+    /// Index of the file a global offset lies in, and the offset within that file. An
+    /// offset at the very end of a file belongs to it.
+    pub fn locate(&self, offset: u32) -> (usize, usize) {
+        let offset = offset as usize;
+        let index = self.files.partition_point(|file| file.base <= offset).saturating_sub(1);
+        match self.files.get(index) {
+            Some(file) => (index, (offset - file.base.min(offset)).min(file.text.len())),
+            None => (0, 0),
+        }
+    }
+
+    /// The bytes a source hash covers: every file's text in map order, each followed by
+    /// nothing (for a single file, exactly the file's bytes).
+    pub fn concatenated(&self) -> Vec<u8> {
+        self.files.iter().flat_map(|file| file.text.bytes()).collect()
+    }
+
+    fn push(&mut self, name: String, text: String) -> usize {
+        let base = self.files.last().map_or(0, |last| last.base + last.text.len() + 1);
+        self.files.push(SourceText { name, text, base });
+        base
+    }
+}
+
+/// A file the loader read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoadedFile {
+    /// How messages name it (e.g. the including file's directory joined with the path).
+    pub name: String,
+    /// What makes two includes the same file (e.g. the canonical path): cycles are found
+    /// by this.
+    pub identity: String,
+    /// Its text.
+    pub text: String,
+}
+
+impl LoadedFile {
+    /// Text that is not a file (a string in a test, a generated rule file).
+    pub fn text(text: &str) -> LoadedFile {
+        LoadedFile { name: "<text>".to_string(), identity: String::new(), text: text.to_string() }
+    }
+}
+
+/// Reads included files for [`parse_with_includes`]: the seam between this pure crate
+/// and the file system.
+pub trait IncludeLoader {
+    /// Reads `path` as written in an `include` of the file `including` (a [`LoadedFile`]
+    /// the loader returned before, or the root). `Err` is one sentence saying why not,
+    /// such as "No such file or directory (os error 2)".
+    fn load(&mut self, including: &LoadedFile, path: &str) -> Result<LoadedFile, String>;
+}
+
+/// A loader for text that has no file around it (tests, `check_source`): every include
+/// is refused.
+pub struct NoIncludes;
+
+impl IncludeLoader for NoIncludes {
+    fn load(&mut self, _including: &LoadedFile, _path: &str) -> Result<LoadedFile, String> {
+        Err("this input is not a file, so it cannot include files".to_string())
+    }
+}
+
+/// The front end's input: every file read, and their statements in include order.
+#[derive(Debug, Default)]
+pub struct Parsed {
+    /// The files, for rendering diagnostics and hashing the source.
+    pub map: SourceMap,
+    /// The statements of all files, an included file's in place of its `include`.
+    pub file: ast::File,
+    /// Syntax and include diagnostics.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Parses `root` and, through `loader`, every file it includes.
+pub fn parse_with_includes(root: LoadedFile, loader: &mut dyn IncludeLoader) -> Parsed {
+    let mut parsed = Parsed::default();
+    let mut chain = Vec::new();
+    Expander { loader, parsed: &mut parsed, chain: &mut chain }.expand(root, None);
+    parsed
+}
+
+/// One link of the include chain: the file, and the `include` statement (global span)
+/// through which it was entered.
+struct Link {
+    file: LoadedFile,
+    name: String,
+    entered_at: Option<Span>,
+}
+
+struct Expander<'a> {
+    loader: &'a mut dyn IncludeLoader,
+    parsed: &'a mut Parsed,
+    chain: &'a mut Vec<Link>,
+}
+
+impl Expander<'_> {
+    /// Parses `file` and appends its statements, expanding its includes in place.
+    fn expand(&mut self, file: LoadedFile, entered_at: Option<Span>) {
+        let base = self.parsed.map.push(file.name.clone(), file.text.clone());
+        let (ast, mut diagnostics) = syntax::parse_at(&file.text, base);
+        self.parsed.diagnostics.append(&mut diagnostics);
+        self.parsed.file.unparsed.extend(ast.unparsed);
+        self.chain.push(Link { name: file.name.clone(), file, entered_at });
+        for statement in ast.statements {
+            match statement {
+                ast::Statement::Include { path, path_span, span } => self.include(&path, path_span, span),
+                statement => self.parsed.file.statements.push(statement),
+            }
+        }
+        self.chain.pop();
+    }
+
+    fn include(&mut self, path: &str, path_span: Span, span: Span) {
+        let Some(including) = self.chain.last().map(|link| link.file.clone()) else { return };
+        if self.chain.len() >= MAX_INCLUDE_DEPTH {
+            let diagnostic = Diagnostic::error(
+                INCLUDE_UNREADABLE,
+                format!("includes nest deeper than {MAX_INCLUDE_DEPTH} files"),
+                path_span,
+                "one include too many",
+            );
+            self.parsed.diagnostics.push(self.with_chain(diagnostic));
+            return;
+        }
+        let loaded = match self.loader.load(&including, path) {
+            Ok(loaded) => loaded,
+            Err(reason) => {
+                let diagnostic = Diagnostic::error(
+                    INCLUDE_UNREADABLE,
+                    format!("cannot include `{path}`: {reason}"),
+                    path_span,
+                    "included here",
+                )
+                .with_note("an include path is relative to the directory of the file that includes it");
+                self.parsed.diagnostics.push(self.with_chain(diagnostic));
+                return;
+            }
+        };
+        if let Some(position) = self.chain.iter().position(|link| link.file.identity == loaded.identity) {
+            let mut cycle: Vec<&str> = self.chain[position..].iter().map(|link| link.name.as_str()).collect();
+            cycle.push(&loaded.name);
+            let mut diagnostic = Diagnostic::error(
+                INCLUDE_CYCLE,
+                format!("`{}` includes itself", loaded.name),
+                path_span,
+                "this include closes the cycle",
+            );
+            for link in &self.chain[position + 1..] {
+                if let Some(entered_at) = link.entered_at {
+                    diagnostic = diagnostic.with_label(entered_at, format!("`{}` included here", link.name));
+                }
+            }
+            diagnostic = diagnostic.with_note(format!("the cycle: {}", cycle.join(" → ")));
+            self.parsed.diagnostics.push(diagnostic);
+            return;
+        }
+        self.expand(loaded, Some(span));
+    }
+
+    /// Adds "included from" labels for every include that led to the current file.
+    fn with_chain(&self, mut diagnostic: Diagnostic) -> Diagnostic {
+        for link in self.chain.iter().skip(1).rev() {
+            if let Some(entered_at) = link.entered_at {
+                diagnostic = diagnostic.with_label(entered_at, format!("`{}` included here", link.name));
+            }
+        }
+        diagnostic
+    }
+}
+
+#[cfg(test)]
+mod tests;

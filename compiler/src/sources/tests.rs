@@ -1,0 +1,152 @@
+//! Include expansion with an in-memory loader: statement order, cycles, missing files,
+//! depth and span locations.
+
+use std::collections::HashMap;
+
+use super::*;
+
+/// Files by name; an include's name is the including file's directory joined with the
+/// path, as the CLI's loader does it.
+struct MemoryLoader(HashMap<&'static str, &'static str>);
+
+impl IncludeLoader for MemoryLoader {
+    fn load(&mut self, including: &LoadedFile, path: &str) -> Result<LoadedFile, String> {
+        let directory = including.name.rsplit_once('/').map_or("", |(directory, _)| directory);
+        let name = if directory.is_empty() { path.to_string() } else { format!("{directory}/{path}") };
+        let text = self.0.get(name.as_str()).ok_or("No such file or directory (os error 2)")?;
+        Ok(LoadedFile { name: name.clone(), identity: name, text: text.to_string() })
+    }
+}
+
+fn parse(files: &[(&'static str, &'static str)]) -> Parsed {
+    let loader = &mut MemoryLoader(files.iter().copied().collect());
+    let root =
+        LoadedFile { name: files[0].0.to_string(), identity: files[0].0.to_string(), text: files[0].1.to_string() };
+    parse_with_includes(root, loader)
+}
+
+/// The statements' first lines, in expanded order, with the file each comes from.
+fn statements(parsed: &Parsed) -> Vec<String> {
+    let span = |statement: &ast::Statement| match statement {
+        ast::Statement::Include { span, .. }
+        | ast::Statement::Hook { span, .. }
+        | ast::Statement::Default { span, .. }
+        | ast::Statement::Set { span, .. }
+        | ast::Statement::Const { span, .. }
+        | ast::Statement::Rule { span, .. } => *span,
+    };
+    parsed
+        .file
+        .statements
+        .iter()
+        .map(|statement| {
+            let span = span(statement);
+            let (index, start) = parsed.map.locate(span.start);
+            let file = &parsed.map.files()[index];
+            let text = &file.text[start..start + (span.end - span.start) as usize];
+            format!("{}: {}", file.name, text.lines().next().unwrap_or_default())
+        })
+        .collect()
+}
+
+fn messages(parsed: &Parsed) -> Vec<String> {
+    parsed
+        .diagnostics
+        .iter()
+        .map(|diagnostic| {
+            let (index, start) = parsed.map.locate(diagnostic.span().start);
+            format!(
+                "{} {}@{}:{}: {}",
+                diagnostic.code,
+                parsed.map.files()[index].name,
+                start,
+                index,
+                diagnostic.message
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn nested_includes_take_the_place_of_their_include() {
+    let parsed = parse(&[
+        ("main.pf", "default pass\ninclude \"lib/a.pf\"\nrule last: drop if udp\n"),
+        ("lib/a.pf", "rule a1: drop if tcp\ninclude \"b.pf\"\nrule a2: drop if icmp\n"),
+        ("lib/b.pf", "rule b: pass if arp\n"),
+    ]);
+    assert_eq!(messages(&parsed), Vec::<String>::new());
+    assert_eq!(
+        statements(&parsed),
+        [
+            "main.pf: default pass",
+            "lib/a.pf: rule a1: drop if tcp",
+            "lib/b.pf: rule b: pass if arp",
+            "lib/a.pf: rule a2: drop if icmp",
+            "main.pf: rule last: drop if udp",
+        ]
+    );
+    let names: Vec<&str> = parsed.map.files().iter().map(|file| file.name.as_str()).collect();
+    assert_eq!(names, ["main.pf", "lib/a.pf", "lib/b.pf"]);
+}
+
+#[test]
+fn a_cycle_is_reported_once_with_its_chain() {
+    let parsed = parse(&[
+        ("main.pf", "default pass\ninclude \"a.pf\"\n"),
+        ("a.pf", "include \"b.pf\"\n"),
+        ("b.pf", "rule b: drop if tcp\ninclude \"a.pf\"\n"),
+    ]);
+    assert_eq!(messages(&parsed), ["E0021 b.pf@28:2: `a.pf` includes itself"]);
+    let diagnostic = &parsed.diagnostics[0];
+    assert_eq!(diagnostic.notes, ["the cycle: a.pf → b.pf → a.pf"]);
+    assert_eq!(diagnostic.labels.len(), 2, "the closing include and the include of b.pf");
+    assert_eq!(statements(&parsed), ["main.pf: default pass", "b.pf: rule b: drop if tcp"]);
+}
+
+#[test]
+fn a_file_including_itself_is_a_cycle() {
+    let parsed = parse(&[("main.pf", "default pass\ninclude \"main.pf\"\n")]);
+    assert_eq!(messages(&parsed), ["E0021 main.pf@21:0: `main.pf` includes itself"]);
+}
+
+#[test]
+fn a_missing_file_is_reported_where_it_is_included_with_the_chain() {
+    let parsed = parse(&[("main.pf", "default pass\ninclude \"a.pf\"\n"), ("a.pf", "include \"gone.pf\"\n")]);
+    assert_eq!(messages(&parsed), ["E0022 a.pf@8:1: cannot include `gone.pf`: No such file or directory (os error 2)"]);
+    let labels: Vec<&str> = parsed.diagnostics[0].labels.iter().map(|label| label.message.as_str()).collect();
+    assert_eq!(labels, ["included here", "`a.pf` included here"]);
+}
+
+#[test]
+fn without_a_loader_includes_are_refused() {
+    let parsed = parse_with_includes(
+        LoadedFile { name: "-".into(), identity: "-".into(), text: "include \"x\"\n".into() },
+        &mut NoIncludes,
+    );
+    assert_eq!(parsed.diagnostics.len(), 1);
+    assert_eq!(parsed.diagnostics[0].code, INCLUDE_UNREADABLE);
+}
+
+#[test]
+fn includes_nest_at_most_the_limit() {
+    let files: Vec<(&'static str, &'static str)> = (0..MAX_INCLUDE_DEPTH + 2)
+        .map(|index| {
+            let name: &'static str = Box::leak(format!("f{index}.pf").into_boxed_str());
+            let text: &'static str = Box::leak(format!("include \"f{}.pf\"\n", index + 1).into_boxed_str());
+            (name, text)
+        })
+        .collect();
+    let parsed = parse(&files);
+    let codes: Vec<String> = parsed.diagnostics.iter().map(|diagnostic| diagnostic.code.to_string()).collect();
+    assert_eq!(codes, ["E0022"]);
+    assert!(parsed.diagnostics[0].message.contains("deeper than 32"), "{}", parsed.diagnostics[0].message);
+}
+
+#[test]
+fn every_offset_locates_in_its_own_file() {
+    let mut map = SourceMap::single("a", "abc");
+    map.push("b".into(), "de".into());
+    assert_eq!(map.files()[1].base, 4);
+    let located: Vec<(usize, usize)> = (0..7).map(|offset| map.locate(offset)).collect();
+    assert_eq!(located, [(0, 0), (0, 1), (0, 2), (0, 3), (1, 0), (1, 1), (1, 2)]);
+}
