@@ -308,6 +308,8 @@ pub enum Form {
     Pppoes(Option<Value>),
     /// `pppoed`: PPPoE discovery.
     Pppoed,
+    /// `geneve [VNI]`: Geneve over UDP port 6081.
+    Geneve(Option<Value>),
     /// `llc [TYPE]`: 802.2 LLC frames, of one frame type (`i`, `s`, `u`, `ui`, `rr`...).
     Llc(Option<(String, Span)>),
     /// `byte N OP V`: `OP` is one of `=`, `<`, `>`, `&`, `|`.

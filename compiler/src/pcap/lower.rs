@@ -65,8 +65,8 @@ pub enum Refusal {
     Direction,
     /// `ifindex`.
     Ifindex,
-    /// `geneve`.
-    Geneve,
+    /// Anything after `geneve`.
+    AfterGeneve,
 }
 
 impl Refusal {
@@ -80,7 +80,7 @@ impl Refusal {
         Refusal::Protochain,
         Refusal::Direction,
         Refusal::Ifindex,
-        Refusal::Geneve,
+        Refusal::AfterGeneve,
     ];
 
     /// What is refused, as the docs table names it.
@@ -94,7 +94,7 @@ impl Refusal {
             Refusal::Protochain => "`protochain`",
             Refusal::Direction => "`inbound`, `outbound`",
             Refusal::Ifindex => "`ifindex`",
-            Refusal::Geneve => "`geneve`",
+            Refusal::AfterGeneve => "what follows `geneve`",
         }
     }
 
@@ -109,7 +109,7 @@ impl Refusal {
             Refusal::Protochain => "libpcap compiles it to a loop (backward jumps), which pfc does not reproduce",
             Refusal::Direction => "the capture direction is not in the frame",
             Refusal::Ifindex => "the capture interface is not in the frame",
-            Refusal::Geneve => "libpcap keeps the inner offsets in scratch registers set at run time",
+            Refusal::AfterGeneve => "libpcap reads it at inner offsets it computes at run time into scratch registers",
         }
     }
 
@@ -137,11 +137,13 @@ struct Offsets {
     mpls_depth: u32,
     /// After `pppoes` the link type is PPP: ethertypes map to PPP protocol numbers.
     ppp: bool,
+    /// After `geneve` every offset is a run-time value (not compiled).
+    geneve: bool,
 }
 
 impl Offsets {
     const ETHERNET: Offsets =
-        Offsets { linkhdr: 0, linktype: 12, linkpl: 14, nl: 0, nl_nosnap: 3, mpls_depth: 0, ppp: false };
+        Offsets { linkhdr: 0, linktype: 12, linkpl: 14, nl: 0, nl_nosnap: 3, mpls_depth: 0, ppp: false, geneve: false };
 }
 
 /// `ethertype_to_ppptype`: the PPP protocol number libpcap tests for an ethertype.
@@ -292,6 +294,10 @@ impl Lowerer<'_> {
                     carried = qual;
                     right
                 }
+                Operand::Carried { value, .. } if self.off.geneve => {
+                    self.refuse(Refusal::AfterGeneve, value.span, "after `geneve`");
+                    Pred::Const(false)
+                }
                 Operand::Carried { nots, value } => match carried {
                     Some(qual) => {
                         let pred = negate(self.id(qual, value), *nots);
@@ -321,6 +327,10 @@ impl Lowerer<'_> {
     }
 
     fn term(&mut self, term: &Term) -> (Pred, Option<Qual>) {
+        if self.off.geneve && !matches!(term.kind, TermKind::Paren(_)) {
+            self.refuse(Refusal::AfterGeneve, term.span, "after `geneve`");
+            return (Pred::Const(false), None);
+        }
         let (pred, qual) = match &term.kind {
             TermKind::Paren(inner) => (self.expr(inner), None),
             TermKind::Relation { left, op, right } => (self.relation(left, *op, right), None),
@@ -417,6 +427,7 @@ impl Lowerer<'_> {
             Form::Mpls(label) => self.mpls(label.as_ref()),
             Form::Pppoes(session) => self.pppoes(session.as_ref()),
             Form::Pppoed => self.linktype(0x8863),
+            Form::Geneve(vni) => self.geneve(vni.as_ref()),
             Form::Unsupported(keyword) => self.unsupported_keyword(keyword, span),
         };
         (pred, None)
@@ -486,7 +497,6 @@ impl Lowerer<'_> {
         let refusal = match keyword {
             "inbound" | "outbound" => Some(Refusal::Direction),
             "ifindex" => Some(Refusal::Ifindex),
-            "geneve" => Some(Refusal::Geneve),
             _ => None,
         };
         match refusal {

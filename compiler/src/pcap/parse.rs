@@ -173,6 +173,7 @@ impl Lowerer<'_> {
             Rule::kw_mpls => Form::Mpls(value),
             Rule::kw_pppoes => Form::Pppoes(value),
             Rule::kw_pppoed => Form::Pppoed,
+            Rule::kw_geneve => Form::Geneve(value),
             _ => Form::Unsupported(head.as_str().to_string()),
         }
     }
