@@ -1,7 +1,8 @@
 //! The kernel verifier's processed-instruction budget (1,000,000): rule sets with pcap
 //! atoms load and their verifier work grows linearly in the atoms; generated sets that
 //! mix pcap atoms with native atoms either load or are refused by pfc with E0020 —
-//! never by the kernel — and pfc's estimate of the kernel's work stays above it.
+//! never by the kernel — and pfc's estimate of the kernel's work stays above it, for
+//! every code form; past the pending-path limit, pcap atoms get E0020.
 //!
 //! Kernel tests print `skipped: <reason>` and pass when the process cannot load BPF.
 //! Numbers (processed instructions, load times, estimate ratios) are printed, not
@@ -11,8 +12,8 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use pfc_compiler::codegen::Options;
-use pfc_compiler::compile::{compile, Compiled, KERNEL_LIMIT};
+use pfc_compiler::codegen::{Form, Options};
+use pfc_compiler::compile::{compile, compile_form, Compiled, KERNEL_LIMIT};
 use pfc_compiler::diagnostic::Severity;
 use pfc_compiler::verify::{estimate_processed, MAX_PROCESSED};
 use pfc_runtime::kernel::{self, KernelProgram};
@@ -161,4 +162,64 @@ fn mixed_pcap_and_native_sets_load_or_get_e0020() {
     );
     assert!(sets.len() >= 500);
     assert!(failures.is_empty(), "{} failures:\n\n{}", failures.len(), failures.join("\n\n"));
+}
+
+/// `count` rules over one field with 1–3 values each: long dispatched runs.
+fn dispatch_rules(count: usize) -> String {
+    let mut text = String::from("default pass\n");
+    for i in 0..count {
+        text.push_str(&format!("rule r{i}: drop if tcp.dport in {{ {}, {} }} and ip.ttl < 64\n", i * 3, i * 3 + 1));
+    }
+    text
+}
+
+/// `count` rules of an IPv6 source test or'ed with a port range.
+fn ipv6_rules(count: usize) -> String {
+    let mut text = String::from("default pass\n");
+    for i in 0..count {
+        text.push_str(&format!("rule r{i}: drop if ipv6.src == 2001:db8::{i:x} or udp.dport in 1000..{}\n", 1000 + i));
+    }
+    text
+}
+
+#[test]
+fn every_code_form_loads_within_the_estimate() {
+    skip_unless_kernel!();
+    let shapes = [
+        ("dispatched, 600 rules", dispatch_rules(600), Form::Dispatched),
+        ("jumping, 600 rules", dispatch_rules(600), Form::Jumping),
+        ("branch-free, 600 rules", dispatch_rules(600), Form::Branchless),
+        ("jumping, 400 IPv6 rules", ipv6_rules(400), Form::Jumping),
+        ("branch-free, 1,500 IPv6 rules", ipv6_rules(1_500), Form::Branchless),
+        ("pcap and branch-free, 150 rules", port_pcap_rules(150), Form::Branchless),
+    ];
+    for (name, text, form) in shapes {
+        let (compiled, diagnostics) = compile_form(&text, Options::default(), Some(form));
+        let compiled = compiled.unwrap_or_else(|| panic!("{name}: {diagnostics:?}"));
+        let loaded = load(name, &text, &compiled).unwrap_or_else(|report| panic!("{report}"));
+        println!(
+            "{name}: {} insns, {} processed, estimate {} ({:.2}), load {} ms",
+            compiled.code.insns.len(),
+            loaded.processed,
+            loaded.estimate,
+            loaded.estimate as f64 / loaded.processed as f64,
+            loaded.load.as_millis()
+        );
+        assert!(loaded.processed <= loaded.estimate, "{name}: {} > estimate {}", loaded.processed, loaded.estimate);
+    }
+}
+
+#[test]
+fn pcap_rules_past_the_pending_path_limit_get_e0020() {
+    // Each atom of this shape leaves ~36 paths pending in the kernel verifier until
+    // everything after it is explored: past ~218 atoms the kernel's 8,192 would be
+    // exceeded, and pfc says so instead of the kernel.
+    let (compiled, diagnostics) = compile(&port_pcap_rules(300), Options::default());
+    assert!(compiled.is_none(), "300 pcap atoms compiled");
+    let errors: Vec<String> = diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .map(|d| format!("{} {}", d.code.0, d.message))
+        .collect();
+    assert!(errors.len() == 1 && errors[0].starts_with(KERNEL_LIMIT.0) && errors[0].contains("pending"), "{errors:?}");
 }
