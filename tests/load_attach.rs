@@ -366,3 +366,6 @@ mod ownership;
 
 #[path = "load_attach/escaping.rs"]
 mod escaping;
+
+#[path = "load_attach/systemd.rs"]
+mod systemd;

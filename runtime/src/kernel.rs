@@ -154,7 +154,7 @@ impl KernelProgram {
     /// Opens and loads an object with libbpf. On failure the error holds the verifier log.
     pub fn load(elf_bytes: &[u8]) -> Result<KernelProgram, KernelError> {
         let info = BpfObject::parse(elf_bytes).map_err(|source| KernelError::Object { source })?;
-        // libbpf's notes while opening (e.g. that it skips `.pfc.manifest`) go into the
+        // libbpf's notes while opening go into the
         // log, not onto the user's terminal.
         let (open, open_log) = with_captured_log(|| ObjectBuilder::default().open_memory(elf_bytes));
         let open = open.map_err(|e| KernelError::Open { source: to_io(&e) })?;

@@ -12,9 +12,12 @@
 //! | `.BTF`           | map definitions, `VAR`s, `DATASEC .maps`   |                                  |
 //! | `.pfc.manifest`  | the compiler's manifest (opaque bytes)     |                                  |
 //!
-//! `.pfc.manifest` is a plain `SHT_PROGBITS` section without flags: libbpf logs
-//! "skipping unrecognized data section" for it and loads the rest, and neither
-//! bpftool nor `ip` look at it (checked by `compiler/tests/elf_objects.rs`).
+//! `.pfc.manifest` is an `SHT_STRTAB` section without flags: libbpf skips every string
+//! table it was not pointed to without a word, while a `SHT_PROGBITS` section made it
+//! print "libbpf: elf: skipping unrecognized data section .pfc.manifest" on every
+//! `bpftool prog load` and `ip link set … xdp obj` (checked by `tests/load_attach.rs`,
+//! `bpftool_loads_a_pfc_object_without_a_word_about_the_manifest`). Its bytes are the
+//! manifest itself, not NUL-separated strings: nothing reads it as a string table.
 //! There is no `.BTF` section when there are no maps.
 
 pub mod btf;
@@ -210,7 +213,7 @@ pub fn write_object(spec: &ObjectSpec) -> Result<Vec<u8>, ElfError> {
 
     if !spec.manifest.is_empty() {
         let name = MANIFEST_SECTION.as_bytes().to_vec();
-        let manifest = obj.add_section(Vec::new(), name, SectionKind::Other);
+        let manifest = obj.add_section(Vec::new(), name, SectionKind::Elf(object::elf::SHT_STRTAB));
         obj.section_mut(manifest).set_data(spec.manifest.clone(), 1);
     }
     Ok(obj.write()?)
