@@ -113,6 +113,31 @@ pub fn fail(error: &AttachError) -> ExitCode {
     ExitCode::from(if error.is_pfc_bug() { 3 } else { 1 })
 }
 
+/// Exit 1 for "nothing of pfc's on IFACE" (`NotLoaded`, or `message` for callers that
+/// found no filter themselves): when the reason is that the interface does not exist in
+/// this network namespace, says that instead, with the interfaces that do. Only asked
+/// after no filter was found, so a filter whose interface went away is still shown.
+pub fn nothing_on(state: &StateArgs, iface: &str, error: Option<&AttachError>, message: &str) -> ExitCode {
+    if let Err(missing @ AttachError::NoSuchInterface { .. }) = live(state).ifindex(iface) {
+        return fail(&missing);
+    }
+    match error {
+        Some(error) => fail(error),
+        None => {
+            eprintln!("error: {}", escape(message));
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// `fail`, except that `NotLoaded` on an interface that does not exist says so.
+pub fn fail_on(state: &StateArgs, iface: &str, error: &AttachError) -> ExitCode {
+    match error {
+        AttachError::NotLoaded { .. } => nothing_on(state, iface, Some(error), ""),
+        _ => fail(error),
+    }
+}
+
 /// A usage error (exit 2).
 pub fn usage(message: &str) -> ExitCode {
     eprintln!("error: {}", escape(message));

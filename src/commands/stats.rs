@@ -102,10 +102,7 @@ fn pick_hook(args: &StatsArgs) -> Result<AttachPoint, ExitCode> {
     let points: Vec<AttachPoint> = statuses.iter().filter(|s| s.iface == args.iface).map(|s| s.point).collect();
     match points.as_slice() {
         [point] => Ok(*point),
-        [] => {
-            eprintln!("error: no pfc filter on `{}`", args.iface);
-            Err(ExitCode::from(1))
-        }
+        [] => Err(filters::nothing_on(&args.state, &args.iface, None, &format!("no pfc filter on `{}`", args.iface))),
         _ => {
             let names: Vec<&str> = points.iter().map(|p| p.as_str()).collect();
             Err(filters::usage(&format!("`{}` has filters at {}: pick one with --hook", args.iface, names.join(", "))))
@@ -126,7 +123,7 @@ pub fn run(args: &StatsArgs) -> ExitCode {
     let read = || live.stats(&args.iface, point);
     let mut stats = match read() {
         Ok(stats) => stats,
-        Err(error) => return filters::fail(&error),
+        Err(error) => return filters::fail_on(&args.state, &args.iface, &error),
     };
     if let Some(problem) = &stats.label_problem {
         eprintln!(

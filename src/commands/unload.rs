@@ -49,8 +49,7 @@ pub fn run(args: &UnloadArgs) -> ExitCode {
                 }
             }
             if removed.is_empty() {
-                eprintln!("error: no pfc filter on `{iface}`");
-                return ExitCode::from(1);
+                return filters::nothing_on(&args.state, iface, None, &format!("no pfc filter on `{iface}`"));
             }
             Ok(removed)
         }
@@ -63,6 +62,9 @@ pub fn run(args: &UnloadArgs) -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Err(error) => filters::fail(&error),
+        Err(error) => match &args.iface {
+            Some(iface) => filters::fail_on(&args.state, iface, &error),
+            None => filters::fail(&error),
+        },
     }
 }

@@ -57,3 +57,21 @@ fn interface_names_that_are_no_names_are_refused_by_every_command_and_touch_noth
     }
     std::fs::remove_dir_all(&root).expect("cleaned up");
 }
+
+#[test]
+fn stats_and_unload_say_when_the_interface_does_not_exist() {
+    skip_unless!(no_kernel());
+    let iface = format!("pfcnx{}", std::process::id() % 100_000);
+    let expected = format!("error: no interface `{iface}` here; existing interfaces: lo");
+    for args in [
+        vec!["stats", "--iface", &iface],
+        vec!["stats", "--iface", &iface, "--hook", "xdp"],
+        vec!["unload", "--iface", &iface],
+        vec!["unload", "--iface", &iface, "--hook", "tc-ingress"],
+    ] {
+        let output = Command::new(PFC).args(&args).output().expect("pfc runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "pfc {args:?}: {stderr}");
+        assert!(stderr.starts_with(&expected), "pfc {args:?}: {stderr}");
+    }
+}
