@@ -49,12 +49,55 @@ fn syntax_diagnostic(error: &pest::error::Error<Rule>, text: &str, offset: usize
         pest::error::ErrorVariant::CustomError { message } => message.clone(),
     };
     let found_text = if found.is_empty() { "the end of the statement".to_string() } else { format!("`{found}`") };
-    Diagnostic::error(
+    let diagnostic = Diagnostic::error(
         SYNTAX_ERROR,
         format!("expected {expected}, found {found_text}"),
         span,
         format!("expected {expected}"),
-    )
+    );
+    match nft_style_suggestion(text, position, found) {
+        Some(suggestion) => diagnostic.with_note(format!("did you mean `{suggestion}`?")),
+        None => diagnostic,
+    }
+}
+
+/// nftables writes `tcp dport 22` and `ip saddr { … }`; where pfc's parser stopped at the
+/// second word of such a pair, the pfc spelling: `tcp.dport == 22`, `ip.src in { … }`.
+/// `None` unless `PROTOCOL WORD` names a field pfc knows.
+fn nft_style_suggestion(text: &str, position: usize, found: &str) -> Option<String> {
+    let before = text.get(..position)?.trim_end();
+    let protocol = before.rsplit(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).next()?;
+    let protocol = match protocol {
+        "ip6" => "ipv6",
+        "ip" | "ipv4" | "ipv6" | "tcp" | "udp" | "sctp" | "icmp" | "icmp6" | "icmpv6" | "arp" | "vlan" | "ether" => {
+            protocol
+        }
+        _ => return None,
+    };
+    let protocol = match protocol {
+        "icmpv6" => "icmp6",
+        "ether" => "eth",
+        protocol => protocol,
+    };
+    let member = match found {
+        "saddr" => "src",
+        "daddr" => "dst",
+        "protocol" => "proto",
+        member => member,
+    };
+    let field = format!("{protocol}.{member}");
+    crate::check::names::surface_field(&field)?;
+    let rest = text.get(position + found.len()..)?.trim_start();
+    let value = if rest.starts_with('{') {
+        rest.find('}').map(|end| format!(" in {}", rest[..=end].split_whitespace().collect::<Vec<_>>().join(" ")))
+    } else {
+        let end = rest.find(|c: char| c.is_whitespace()).unwrap_or(rest.len());
+        let value = &rest[..end];
+        // Prefixes and ranges are tested with `in`, single values with `==`.
+        let op = if value.contains('/') || value.contains("..") { "in" } else { "==" };
+        (end > 0).then(|| format!(" {op} {value}"))
+    };
+    Some(format!("{field}{}", value.unwrap_or_default()))
 }
 
 /// `text` without trailing whitespace and trailing `#` comments.
