@@ -74,9 +74,15 @@ fn print(iface: &str, point: AttachPoint, stats: &Stats, previous: Option<(&Stat
         let mut default = entry(stats.rules.len(), &stats.default.1);
         default["verdict"] = json!(stats.default.0);
         let labels = stats.label_problem.as_ref().map(|problem| problem.to_string());
+        // Each sample says when it was read, so `--watch --json` lines stand alone.
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         println!(
             "{}",
-            json!({ "iface": iface, "hook": point.as_str(), "prog_id": stats.prog_id, "labels": labels, "rules": rules, "default": default })
+            json!({
+                "iface": iface, "hook": point.as_str(), "time": filters::utc(now.as_secs()),
+                "time_unix_ms": now.as_millis() as u64, "prog_id": stats.prog_id, "labels": labels,
+                "rules": rules, "default": default,
+            })
         );
         return;
     }

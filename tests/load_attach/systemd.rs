@@ -60,6 +60,11 @@ fn the_units_start_reload_and_stop_commands_work_as_written() {
 
     pfc_in_unit("ExecStart");
     assert_eq!(rule_names(), ["first"]);
+    // Every `stats --json` sample says when it was read (what a service's logs need).
+    let sample: Value = serde_json::from_str(&pfc_ok(&ns, &["stats", "--iface", &iface, "--json"])).expect("JSON");
+    let time = sample["time"].as_str().unwrap_or_default();
+    assert!(time.len() == 20 && time.ends_with('Z') && time.as_bytes()[10] == b'T', "time: {sample}");
+    assert!(sample["time_unix_ms"].as_u64().unwrap_or(0) > 1_600_000_000_000, "time_unix_ms: {sample}");
     std::fs::write(&rules, "default pass\nrule second: drop if udp.dport == 10\n").expect("rules edited");
     pfc_in_unit("ExecReload");
     assert_eq!(rule_names(), ["second"], "the reload replaced the filter");
