@@ -10,7 +10,8 @@ pub fn print(filter: &Filter) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "filter hook={} default={}", filter.hook.as_str(), filter.default.as_str());
     for (index, set) in filter.sets.iter().enumerate() {
-        let intervals: Vec<String> = set.intervals.iter().map(|&(low, high)| interval(low, high)).collect();
+        let field = set_field(filter, index);
+        let intervals: Vec<String> = set.intervals.iter().map(|&(low, high)| interval(field, low, high)).collect();
         let _ = writeln!(out, "set s{index} ({} bits): {{ {} }}", set.bits, intervals.join(", "));
     }
     for rule in &filter.rules {
@@ -20,12 +21,41 @@ pub fn print(filter: &Filter) -> String {
     out
 }
 
-fn interval(low: u128, high: u128) -> String {
+/// The field an unmasked test reads from set `index`, which says how its values are
+/// written; `None` when only masked tests use it (the values are then bit patterns).
+fn set_field(filter: &Filter, index: usize) -> Option<Field> {
+    filter.nodes.iter().find_map(|node| match node {
+        Node::InSet { field, mask: None, set } if set.0 as usize == index => Some(*field),
+        _ => None,
+    })
+}
+
+/// An interval the way rule files write it: `10.0.0.0/8` for an address interval that is
+/// one prefix, `low..high` otherwise, `80` for a single value; hex for bit patterns.
+fn interval(field: Option<Field>, low: u128, high: u128) -> String {
+    let Some(field) = field else {
+        return if low == high { format!("{low:#x}") } else { format!("{low:#x}..{high:#x}") };
+    };
     if low == high {
-        format!("{low:#x}")
-    } else {
-        format!("{low:#x}..{high:#x}")
+        return value_text(field, low);
     }
+    let bits = match field.kind() {
+        ValueKind::Ipv4 => Some(32),
+        ValueKind::Ipv6 => Some(128),
+        _ => None,
+    };
+    if let Some(bits) = bits {
+        let span = high.wrapping_sub(low).wrapping_add(1);
+        // A prefix: the interval's size is a power of two (or the whole space) and its
+        // start is aligned to it.
+        let whole = bits == 128 && low == 0 && high == u128::MAX;
+        let aligned = span.is_power_of_two() && low % span == 0 && span.trailing_zeros() <= bits;
+        if whole || aligned {
+            let length = if whole { 0 } else { bits - span.trailing_zeros() };
+            return format!("{}/{length}", value_text(field, low));
+        }
+    }
+    format!("{}..{}", value_text(field, low), value_text(field, high))
 }
 
 fn node(filter: &Filter, id: NodeId, depth: usize, out: &mut String) {
@@ -77,5 +107,37 @@ fn operand(field: Field, mask: Option<u128>) -> String {
     match mask {
         Some(mask) => format!("{} & {mask:#x}", field.name()),
         None => field.name().to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The `set` lines of the IR listing of `rules`.
+    fn set_lines(rules: &str) -> Vec<String> {
+        let (program, diagnostics) = crate::check_source(rules);
+        let program = program.unwrap_or_else(|| panic!("{diagnostics:?}"));
+        let listing = super::print(&crate::ir::build(&program));
+        listing.lines().filter(|line| line.starts_with("set ")).map(str::to_string).collect()
+    }
+
+    #[test]
+    fn sets_print_the_way_rule_files_write_them() {
+        let rules = "default pass
+rule a: drop if ip.src in { 0.0.0.0/0 }
+rule b: drop if ipv6.src in { ::/0 }
+rule c: drop if ipv4.dst in { 10.0.0.1..10.0.0.5, 10.0.0.8/30, 192.0.2.1 }
+rule d: drop if udp.dport in { 53, 8000..8100 }
+rule e: drop if tcp.flags & 0x12 in { 2, 16 }
+";
+        assert_eq!(
+            set_lines(rules),
+            [
+                "set s0 (32 bits): { 0.0.0.0/0 }",
+                "set s1 (128 bits): { ::/0 }",
+                "set s2 (32 bits): { 10.0.0.1..10.0.0.5, 10.0.0.8/30, 192.0.2.1 }",
+                "set s3 (16 bits): { 53, 8000..8100 }",
+                "set s4 (8 bits): { 0x2, 0x10 }",
+            ]
+        );
     }
 }
