@@ -74,7 +74,7 @@ fn parse_chunks(
 /// One statement: its AST (or `None` after a syntax error) and its diagnostics.
 fn parse_chunk(text: &str, start: usize) -> (Option<ast::Statement>, Vec<Diagnostic>) {
     let mut diagnostics = Vec::new();
-    let statement = match bracket_problem(text, start) {
+    let statement = match unknown_statement(text, start).or_else(|| bracket_problem(text, start)) {
         Some(problem) => {
             diagnostics.push(problem);
             None
@@ -94,7 +94,7 @@ fn statement_chunks(source: &str) -> Vec<std::ops::Range<usize>> {
     for line in source.split_inclusive('\n') {
         let trimmed = line.trim_start_matches([' ', '\t', '\r', '\u{0C}']);
         let word_offset = line_start + (line.len() - trimmed.len());
-        if starts_with_keyword(trimmed) {
+        if starts_with_keyword(trimmed) || looks_like_a_statement(line) {
             starts.push(word_offset);
         } else if starts.is_empty() && leading_text.is_none() && !is_blank_or_comment(trimmed) {
             leading_text = Some(word_offset);
@@ -121,8 +121,55 @@ fn unparsed(text: &str, chunk: std::ops::Range<usize>) -> ast::Unparsed {
     ast::Unparsed { keyword, name, span: Span::new(chunk.start, chunk.end) }
 }
 
+/// The words that start statements.
+const STATEMENT_KEYWORDS: [&str; 6] = ["include", "hook", "default", "set", "const", "rule"];
+
+/// An unindented line `WORD WORD…` or `WORD "…"` whose first word is not a keyword
+/// (`inclde "x.pf"`, `rul ssh: drop`, nft's `table inet filter {`): a misspelt or unknown
+/// statement, cut off as its own chunk so it gets its own diagnostic instead of being
+/// read as the tail of the statement before it. Continuation lines of a condition or a
+/// set never look like this: a name there is followed by an operator, `,`, `and`, `or`,
+/// `in` or the end of the line.
+fn looks_like_a_statement(line: &str) -> bool {
+    let is_word_char = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+    if !line.starts_with(|c: char| c.is_ascii_alphabetic()) {
+        return false;
+    }
+    let word_end = line.find(|c: char| !is_word_char(c)).unwrap_or(line.len());
+    let (word, rest) = line.split_at(word_end);
+    if ["and", "or", "not", "in", "if"].contains(&word) || !rest.starts_with([' ', '\t']) {
+        return false;
+    }
+    let rest = rest.trim_start_matches([' ', '\t']);
+    let next_end = rest.find(|c: char| !is_word_char(c)).unwrap_or(rest.len());
+    let next = &rest[..next_end];
+    rest.starts_with('"')
+        || (next.starts_with(|c: char| c.is_ascii_alphabetic()) && !["and", "or", "not", "in", "if"].contains(&next))
+}
+
+/// E0001 for a chunk whose first word starts no statement, with the keyword it is
+/// closest to.
+fn unknown_statement(text: &str, start: usize) -> Option<Diagnostic> {
+    let word_end = text.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-')).unwrap_or(text.len());
+    let word = &text[..word_end];
+    if word.is_empty() || STATEMENT_KEYWORDS.contains(&word) || !looks_like_a_statement(text) {
+        return None;
+    }
+    let diagnostic = Diagnostic::error(
+        SYNTAX_ERROR,
+        format!("`{word}` does not start a statement"),
+        Span::new(start, start + word_end),
+        "unknown statement",
+    );
+    let note = match crate::check::names::suggest(word, STATEMENT_KEYWORDS) {
+        Some(keyword) => format!("did you mean `{keyword}`?"),
+        None => "statements start with `include`, `hook`, `default`, `set`, `const` or `rule`".to_string(),
+    };
+    Some(diagnostic.with_note(note))
+}
+
 fn starts_with_keyword(line: &str) -> bool {
-    ["include", "hook", "default", "set", "const", "rule"].iter().any(|keyword| {
+    STATEMENT_KEYWORDS.iter().any(|keyword| {
         line.strip_prefix(keyword)
             .is_some_and(|rest| !rest.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-'))
     })
