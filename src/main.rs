@@ -45,6 +45,14 @@ enum Command {
         /// Output format of the diagnostics.
         #[arg(long, value_enum, default_value_t = Format::Human)]
         format: Format,
+        /// Which packet-space lints run (docs/analysis.md): shadowed and redundant rules
+        /// and lockouts (`shadow`), also rules overlapping with opposite verdicts (`all`),
+        /// or `none`; `auto` runs `shadow` on files of up to 1,000 rules.
+        #[arg(long, value_enum, default_value_t = Lints::Auto)]
+        lints: Lints,
+        /// Exit with 1 when there are warnings (for CI).
+        #[arg(long)]
+        deny_warnings: bool,
     },
     /// Compile a rule file (or a tcpdump filter with --pcap-filter) into an eBPF ELF object.
     #[command(after_help = help::COMPILE)]
@@ -83,6 +91,19 @@ enum Emit {
     Ir,
 }
 
+/// Which packet-space lints `pfc check` runs (docs/analysis.md).
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Lints {
+    /// `shadow` on files of up to 1,000 rules, else `none` (keeps `pfc check` fast).
+    Auto,
+    /// Only the checker's own lints.
+    None,
+    /// Also shadowed (W0003) and redundant (W0004) rules and lockouts (W0006).
+    Shadow,
+    /// Also rules that overlap an earlier rule of the other verdict (W0005).
+    All,
+}
+
 /// How diagnostics are printed.
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Format {
@@ -103,7 +124,9 @@ fn main() -> ExitCode {
         ColorArg::Never => false,
     });
     match cli.command {
-        Command::Check { files, format } => commands::check::run(&files, format),
+        Command::Check { files, format, lints, deny_warnings } => {
+            commands::check::run(&files, format, lints, deny_warnings)
+        }
         Command::Compile(args) => commands::compile::run(&args),
         Command::Test(args) => commands::test::run(&args),
         Command::Load(args) => commands::load::run(&args),

@@ -115,8 +115,13 @@ impl Report {
         }
     }
 
-    /// Prints the summary (or the JSON document) and gives the exit code.
+    /// Prints the summary (or the JSON document) and gives the exit code: 1 on errors.
     pub fn finish(self) -> ExitCode {
+        self.finish_denying(false)
+    }
+
+    /// [`Report::finish`], also exiting with 1 on warnings when `deny_warnings`.
+    pub fn finish_denying(self, deny_warnings: bool) -> ExitCode {
         match self.format {
             Format::Human if self.errors > 0 || self.warnings > 0 => {
                 eprintln!("{} error(s), {} warning(s)", self.errors, self.warnings)
@@ -126,7 +131,7 @@ impl Report {
                 println!("{}", serde_json::json!({ "schema": DIAGNOSTICS_SCHEMA, "diagnostics": self.json }))
             }
         }
-        if self.errors > 0 {
+        if self.errors > 0 || (deny_warnings && self.warnings > 0) {
             ExitCode::from(1)
         } else {
             ExitCode::SUCCESS

@@ -11,6 +11,7 @@
 //! found; none stops at the first problem.
 #![deny(missing_docs)]
 
+pub mod analysis;
 pub mod bpf;
 pub mod check;
 pub mod codegen;
@@ -25,6 +26,7 @@ pub mod packet;
 pub mod pcap;
 pub mod program;
 pub mod sources;
+pub mod space;
 pub mod syntax;
 pub mod testcase;
 pub mod verify;

@@ -3,12 +3,20 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::escape::escape;
-use crate::report::{self, Report};
-use crate::{source, Format};
+use pfc_compiler::analysis::lints::{self, Level};
 
-/// Checks every file and prints all diagnostics; exit 1 when any file has errors.
-pub fn run(paths: &[PathBuf], format: Format) -> ExitCode {
+use crate::escape::escape;
+
+use crate::report::{self, Report};
+use crate::{source, Format, Lints};
+
+/// The most rules for which `--lints=auto` runs the engine lints: they cost about ten
+/// times the front end, which on bigger files would break `pfc check`'s time target.
+const AUTO_LINT_RULES: usize = 1_000;
+
+/// Checks every file and prints all diagnostics; exit 1 when any file has errors (or,
+/// with `deny_warnings`, warnings).
+pub fn run(paths: &[PathBuf], format: Format, engine_lints: Lints, deny_warnings: bool) -> ExitCode {
     let mut report = Report::new(format);
     for path in paths {
         let sources = match source::read_with_includes(path) {
@@ -19,7 +27,22 @@ pub fn run(paths: &[PathBuf], format: Format) -> ExitCode {
             }
         };
         let diagnostics = match sources.readable {
-            true => pfc_compiler::check_parsed(&sources.parsed).1,
+            true => {
+                let (program, mut diagnostics) = pfc_compiler::check_parsed(&sources.parsed);
+                let small = program.as_ref().is_some_and(|p| p.rules.len() <= AUTO_LINT_RULES);
+                let level = match engine_lints {
+                    Lints::Auto if small => Some(Level::Default),
+                    Lints::Auto | Lints::None => None,
+                    Lints::Shadow => Some(Level::Default),
+                    Lints::All => Some(Level::All),
+                };
+                if let (Some(program), Some(level)) = (program, level) {
+                    let default_span = lints::default_statement(&sources.parsed.file);
+                    let found = lints::lint(&program, default_span, level, &diagnostics);
+                    diagnostics.extend(found);
+                }
+                diagnostics
+            }
             false => sources.parsed.diagnostics.clone(),
         };
         report.add_sources(&sources.parsed.map, &diagnostics);
@@ -27,5 +50,5 @@ pub fn run(paths: &[PathBuf], format: Format) -> ExitCode {
             eprintln!("{}: ok", escape(sources.name()));
         }
     }
-    report.finish()
+    report.finish_denying(deny_warnings)
 }

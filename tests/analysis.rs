@@ -1,0 +1,137 @@
+//! The analysis against the interpreter, on generated rule sets (the differential
+//! generator) and the corpus: every rule the lints call never-deciding decides none of
+//! the corpus packets; every witness a diff prints gets the claimed rules and verdicts
+//! on both sides; sets a diff calls equivalent agree on every packet tried; and known
+//! edits give exactly the regions they change.
+
+mod support;
+
+use pfc_compiler::analysis::{diff, lints};
+use pfc_compiler::eval::evaluate;
+use pfc_compiler::program::Program;
+use support::corpus::corpus;
+use support::rulegen::rule_sets;
+
+fn program(text: &str) -> Program {
+    let (program, diagnostics) = pfc_compiler::check_source(text);
+    program.unwrap_or_else(|| panic!("does not check: {diagnostics:?}\n{text}"))
+}
+
+/// Rule sets the generator makes, with their programs.
+fn generated(count: usize) -> Vec<(String, Program)> {
+    rule_sets(support::seed(), count).into_iter().map(|set| (set.text.clone(), program(&set.text))).collect()
+}
+
+#[test]
+fn rules_called_never_deciding_decide_no_corpus_packet() {
+    let packets = corpus(support::seed());
+    let mut flagged = 0;
+    for (text, program) in generated(300) {
+        let (_, earlier) = pfc_compiler::check_source(&text);
+        for warning in lints::lint(&program, default_span(&text), lints::Level::Default, &earlier) {
+            if warning.code != lints::SHADOWED && warning.code != lints::REDUNDANT {
+                continue;
+            }
+            let index = program.rules.iter().position(|rule| rule.span == warning.span()).expect("a rule's span");
+            flagged += 1;
+            for packet in &packets {
+                let outcome = evaluate(&program, &packet.bytes);
+                assert_ne!(
+                    outcome.rule,
+                    Some(index),
+                    "{}: flagged rule decides {}\n{text}",
+                    warning.message,
+                    packet.description
+                );
+            }
+        }
+    }
+    assert!(flagged > 0, "the generator made no never-deciding rule: the test checks nothing");
+}
+
+/// Known edits of a rule file: each rule line flipped, deleted, moved first, or copied
+/// first with the other verdict.
+fn edits(text: &str) -> Vec<(String, String)> {
+    let lines: Vec<&str> = text.lines().collect();
+    let rules: Vec<usize> = (0..lines.len()).filter(|&i| lines[i].starts_with("rule ")).collect();
+    let join = |lines: &[String]| lines.join("\n") + "\n";
+    let owned: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    let flip = |line: &str| {
+        if line.contains(": drop") {
+            line.replacen(": drop", ": pass", 1)
+        } else {
+            line.replacen(": pass", ": drop", 1)
+        }
+    };
+    let mut out = Vec::new();
+    for (n, &at) in rules.iter().enumerate() {
+        let mut flipped = owned.clone();
+        flipped[at] = flip(&flipped[at]);
+        out.push((format!("flip rule {n}"), join(&flipped)));
+        let mut deleted = owned.clone();
+        deleted.remove(at);
+        out.push((format!("delete rule {n}"), join(&deleted)));
+        let first = rules[0];
+        let mut moved = owned.clone();
+        let line = moved.remove(at);
+        moved.insert(first, line);
+        out.push((format!("move rule {n} first"), join(&moved)));
+        let mut inserted = owned.clone();
+        let copy = flip(&owned[at]).replacen("rule ", "rule copy_", 1);
+        inserted.insert(first, copy);
+        out.push((format!("insert a flipped copy of rule {n}"), join(&inserted)));
+    }
+    out
+}
+
+#[test]
+fn diff_witnesses_are_confirmed_and_equivalence_holds_on_the_corpus() {
+    let packets = corpus(support::seed());
+    let (mut regions, mut equivalent, mut pairs) = (0, 0, 0);
+    for (text, old) in generated(40) {
+        for (edit, new_text) in edits(&text) {
+            let (Some(new), _) = pfc_compiler::check_source(&new_text) else { continue };
+            pairs += 1;
+            let result = diff::diff(&old, &new);
+            for region in &result.regions {
+                let Some(witness) = &region.witness else { continue };
+                regions += 1;
+                let (before, after) = (evaluate(&old, &witness.bytes), evaluate(&new, &witness.bytes));
+                assert_eq!(
+                    (before.verdict, before.rule),
+                    (region.old_verdict, region.old),
+                    "{edit}: old side of {}\n{text}",
+                    witness.spec
+                );
+                assert_eq!(
+                    (after.verdict, after.rule),
+                    (region.new_verdict, region.new),
+                    "{edit}: new side of {}\n{text}",
+                    witness.spec
+                );
+            }
+            // Every packet that changes verdict falls in a region with its two deciders.
+            for packet in &packets {
+                let (before, after) = (evaluate(&old, &packet.bytes), evaluate(&new, &packet.bytes));
+                if before.verdict == after.verdict {
+                    continue;
+                }
+                let listed = result.regions.iter().any(|r| r.old == before.rule && r.new == after.rule);
+                assert!(
+                    listed,
+                    "{edit}: {} changes {:?} -> {:?}, in no region\n{text}",
+                    packet.description, before, after
+                );
+            }
+            if result.equivalent() {
+                equivalent += 1;
+            }
+        }
+    }
+    assert!(regions > 100 && equivalent > 10, "{pairs} pairs: {regions} regions, {equivalent} equivalent");
+}
+
+/// The `default` statement of a rule file.
+fn default_span(text: &str) -> pfc_compiler::diagnostic::Span {
+    lints::default_statement(&pfc_compiler::syntax::parse(text).0)
+}
