@@ -14,6 +14,7 @@
 pub mod analysis;
 pub mod bpf;
 pub mod check;
+pub mod classbench;
 pub mod codegen;
 pub mod compile;
 pub mod diagnostic;

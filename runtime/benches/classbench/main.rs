@@ -1,0 +1,243 @@
+//! `cargo bench -p pfc-runtime --bench classbench`: per-packet cost of ClassBench-shaped
+//! rule sets (`pfc_compiler::classbench`) as the rule count grows, next to the empty
+//! program measured in the same rounds.
+//!
+//! For every shape (acl, fw, ipc, block, mixed) and size (100, 1k, 10k by default) it
+//! prints: compile time (the whole `compile()`, check included, median of 3), instruction
+//! slots, the kernel verifier's processed instructions and verification time, the load
+//! time, then ns/packet through `BPF_PROG_TEST_RUN` over the trace: the mean over packets
+//! that hit a rule, the worst packet, the mean over packets that match no rule, the floor
+//! (the empty XDP program, same rounds) and the ratios the classifier targets are stated
+//! in. It also checks every trace packet's kernel verdict against the interpreter.
+//!
+//! Knobs: `PFC_CLASSBENCH_SHAPES=acl,fw` and `PFC_CLASSBENCH_SIZES=100,10000,100000`
+//! (which sets), `PFC_CLASSBENCH_PACKETS` (trace length, default 100),
+//! `PFC_CLASSBENCH_ROUNDS` (default 3), `PFC_BENCH_REPEAT` (most test_run repeats per
+//! packet, default 100000; slow programs get fewer so one packet takes ~20 ms).
+//! Nothing here asserts on time (see `docs/performance.md`).
+
+#[allow(dead_code)]
+#[path = "../perf/kernel_side.rs"]
+mod kernel_side;
+
+use std::time::{Duration, Instant};
+
+use pfc_compiler::classbench::{self, Shape};
+use pfc_compiler::codegen::Options;
+use pfc_runtime::kernel::{privileges, KernelProgram};
+
+/// The trace's seed: fixed, so runs compare.
+const SEED: u64 = 0xc1a5_5be7;
+
+fn env_list(name: &str) -> Option<Vec<String>> {
+    std::env::var(name).ok().map(|text| text.split(',').map(|item| item.trim().to_string()).collect())
+}
+
+fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|value| value.parse().ok()).unwrap_or(default)
+}
+
+fn main() {
+    let shapes: Vec<Shape> = match env_list("PFC_CLASSBENCH_SHAPES") {
+        Some(names) => names.iter().filter_map(|name| Shape::from_name(name)).collect(),
+        None => Shape::ALL.to_vec(),
+    };
+    let sizes: Vec<usize> = match env_list("PFC_CLASSBENCH_SIZES") {
+        Some(sizes) => sizes.iter().filter_map(|size| size.parse().ok()).collect(),
+        None => vec![100, 1_000, 10_000],
+    };
+    let packets = env_number("PFC_CLASSBENCH_PACKETS", 100) as usize;
+    let rounds = env_number("PFC_CLASSBENCH_ROUNDS", 3).max(1) as usize;
+    let repeat = env_number("PFC_BENCH_REPEAT", 100_000).max(1_000) as u32;
+    let kernel = match privileges() {
+        Ok(()) => true,
+        Err(reason) => {
+            println!("kernel figures skipped: {reason}");
+            false
+        }
+    };
+    let floor = kernel.then(|| KernelProgram::load(&kernel_side::empty_object()).expect("the empty program loads"));
+    println!("== ClassBench-shaped sets: {packets} trace packets, {rounds} rounds, repeat up to {repeat} ==");
+    println!("ns: mean over packets that hit a rule / worst packet / mean over packets matching no rule;");
+    println!("floor: the empty XDP program on the same packets in the same rounds; growth: ns above floor / that at the first size");
+    println!(
+        "{:<6} {:>6} {:>8} {:>7} {:>10} {:>9} {:>8} {:>6} {:>7} {:>7} {:>7} {:>7} {:>8} {:>7} {:>6}",
+        "shape",
+        "rules",
+        "compile",
+        "slots",
+        "processed",
+        "verify ms",
+        "load ms",
+        "floor",
+        "mean",
+        "worst",
+        "nomatch",
+        "x floor",
+        "nm/mean",
+        "growth",
+        "wrong"
+    );
+    for shape in shapes {
+        let mut first_above: Option<f64> = None;
+        for &rules in &sizes {
+            let row = measure(shape, rules, packets, rounds, repeat, floor.as_ref());
+            let above = row.mean - row.floor;
+            let growth = match first_above {
+                Some(first) if first > 0.0 => format!("{:.2}", above / first),
+                Some(_) => "-".to_string(),
+                None => {
+                    first_above = Some(above);
+                    "1.00".to_string()
+                }
+            };
+            println!(
+                "{:<6} {:>6} {:>8.1} {:>7} {:>10} {:>9} {:>8} {:>6.1} {:>7.1} {:>7.1} {:>7.1} {:>7.2} {:>8.2} {:>7} {:>6}  {}",
+                shape.name(),
+                rules,
+                row.compile_ms,
+                row.slots,
+                row.processed,
+                row.verify_ms,
+                row.load_ms,
+                row.floor,
+                row.mean,
+                row.worst,
+                row.no_match,
+                row.mean / row.floor,
+                row.no_match / row.mean,
+                growth,
+                row.wrong,
+                row.note
+            );
+        }
+    }
+}
+
+/// One table row.
+#[derive(Default)]
+struct Row {
+    compile_ms: f64,
+    slots: usize,
+    processed: String,
+    verify_ms: String,
+    load_ms: String,
+    floor: f64,
+    mean: f64,
+    worst: f64,
+    no_match: f64,
+    /// Trace packets whose kernel verdict differs from the interpreter's.
+    wrong: usize,
+    note: String,
+}
+
+fn measure(
+    shape: Shape,
+    rules: usize,
+    packets: usize,
+    rounds: usize,
+    repeat: u32,
+    floor: Option<&KernelProgram>,
+) -> Row {
+    let generated = classbench::generate(shape, rules, packets, SEED);
+    let mut row = Row::default();
+    let mut times = Vec::new();
+    let mut compiled = None;
+    for _ in 0..3 {
+        let start = Instant::now();
+        let (result, diagnostics) = pfc_compiler::compile::compile(&generated.text, Options { counters: true });
+        times.push(start.elapsed());
+        if result.is_none() {
+            let errors: Vec<String> = diagnostics.iter().map(|d| d.message.clone()).collect();
+            row.note = format!("refused by pfc: {}", errors.join("; "));
+            return row;
+        }
+        compiled = result;
+    }
+    times.sort();
+    row.compile_ms = times[1].as_secs_f64() * 1e3;
+    let Some(compiled) = compiled else { return row };
+    row.slots = compiled.code.encode().len() / 8;
+    let Some(floor_program) = floor else { return row };
+    match kernel_side::verifier_stats(&compiled.object) {
+        Ok(stats) => {
+            row.processed = stats.processed.map_or("?".to_string(), |n| n.to_string());
+            row.verify_ms = stats.verification.map_or("?".to_string(), |d| format!("{:.1}", ms(d)));
+            row.load_ms = format!("{:.1}", ms(stats.load));
+            if let Some(refusal) = stats.refusal {
+                row.note = format!("REFUSED by the kernel: {refusal}");
+                return row;
+            }
+        }
+        Err(error) => row.note = error,
+    }
+    let program = match KernelProgram::load(&compiled.object) {
+        Ok(program) => program,
+        Err(error) => {
+            row.note = format!("REFUSED by the kernel: {error}");
+            return row;
+        }
+    };
+    let hook = compiled.program.hook;
+    for packet in &generated.trace {
+        let expected = match packet.rule {
+            Some(index) => compiled.program.rules[index].verdict,
+            None => compiled.program.default,
+        };
+        let code = pfc_compiler::codegen::return_code(hook, expected) as u32;
+        if program.test_run(&packet.bytes).ok() != Some(code) {
+            row.wrong += 1;
+        }
+    }
+    // Per packet: the median of the rounds, for the program and for the floor.
+    let mut samples = vec![Vec::new(); generated.trace.len()];
+    let mut floor_samples = vec![Vec::new(); generated.trace.len()];
+    let repeats: Vec<u32> = generated.trace.iter().map(|packet| repeat_for(&program, &packet.bytes, repeat)).collect();
+    for _ in 0..rounds {
+        for (index, packet) in generated.trace.iter().enumerate() {
+            if let Ok(ns) = floor_program.bench(&packet.bytes, repeats[index].max(10_000)) {
+                floor_samples[index].push(ns as f64);
+            }
+            if let Ok(ns) = program.bench(&packet.bytes, repeats[index]) {
+                samples[index].push(ns as f64);
+            }
+        }
+    }
+    let per_packet: Vec<f64> = samples.iter_mut().map(|s| median(s)).collect();
+    let floors: Vec<f64> = floor_samples.iter_mut().map(|s| median(s)).collect();
+    let hits: Vec<f64> =
+        generated.trace.iter().zip(&per_packet).filter(|(p, _)| p.rule.is_some()).map(|(_, ns)| *ns).collect();
+    let misses: Vec<f64> =
+        generated.trace.iter().zip(&per_packet).filter(|(p, _)| p.rule.is_none()).map(|(_, ns)| *ns).collect();
+    row.floor = mean(&floors);
+    row.mean = mean(&hits);
+    row.no_match = mean(&misses);
+    row.worst = per_packet.iter().copied().fold(0.0, f64::max);
+    row.note = format!("{} hit, {} miss", hits.len(), misses.len());
+    row
+}
+
+/// Enough repeats for ~20 ms per packet, at most `most`.
+fn repeat_for(program: &KernelProgram, packet: &[u8], most: u32) -> u32 {
+    let probe = program.bench(packet, 1_000).unwrap_or(1).max(1);
+    (20_000_000 / probe).clamp(1_000, u64::from(most)) as u32
+}
+
+fn ms(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1e3
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+fn mean(values: &[f64]) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    values.iter().sum::<f64>() / values.len() as f64
+}
