@@ -33,9 +33,10 @@ use maps::{EmulatedMap, MapStorage};
 /// The largest packet [`Vm::run`] accepts (the kernel's test_run limit for XDP is a page).
 pub const MAX_PACKET_LEN: usize = 64 * 1024;
 
-/// rbpf 0.4.1 computes jump targets as `insn_ptr as i16 + off`, so code past instruction
-/// 32767 would jump to the wrong place.
-pub const MAX_INSNS: usize = i16::MAX as usize;
+/// The most instructions the VM takes: the kernel's limit (and rbpf's). Upstream rbpf
+/// 0.4.1 computed jump targets in 16 bits; pfc builds it with that fixed
+/// (`vendor/rbpf`, see `vendor/README.md`), so long programs jump where they should.
+pub const MAX_INSNS: usize = 1_000_000;
 
 /// Size of `struct xdp_md`.
 const XDP_MD_LEN: usize = 24;
@@ -82,8 +83,8 @@ pub enum VmError {
         #[source]
         source: io::Error,
     },
-    /// The program is longer than rbpf can jump in.
-    #[error("program has {insns} instructions; rbpf 0.4.1 runs at most {max}")]
+    /// The program is longer than the kernel (and rbpf) accept.
+    #[error("program has {insns} instructions; the VM runs at most {max}")]
     ProgramTooLong {
         /// Instruction slots in the program.
         insns: usize,

@@ -1,0 +1,49 @@
+//! Programs longer than 32,767 instructions run in the VM (both backends) and jump where
+//! they should: rbpf 0.4.1's interpreter added jump offsets in 16 bits, which wrapped past
+//! instruction 32,767 (pfc vendors rbpf with that one line widened; `vendor/README.md`).
+use pfc_compiler::bpf::{AluOp, Insn, JmpOp, ProgramBuilder, Reg};
+use pfc_runtime::vm::{Backend, Vm};
+use pfc_runtime::{BpfObject, Hook};
+
+/// XDP code: `r0 = 1`, a jump over 32,000 no-ops, more no-ops up to `length`, then a
+/// test of r0 whose jump starts past instruction 32,767: returns 2 when both jumps land.
+fn long_program(length: usize) -> BpfObject {
+    let mut b = ProgramBuilder::new();
+    let (over, taken) = (b.new_label(), b.new_label());
+    b.emit(Insn::alu32(AluOp::Mov, Reg::R0, 1));
+    b.emit(Insn::Ja { target: over });
+    for _ in 0..32_000 {
+        b.emit(Insn::alu32(AluOp::Mov, Reg::R0, 9));
+    }
+    b.bind(over);
+    while b.len() < length {
+        b.emit(Insn::alu64(AluOp::Add, Reg::R0, 0));
+    }
+    b.emit(Insn::jump64(JmpOp::Eq, Reg::R0, 1, taken));
+    b.emit(Insn::alu32(AluOp::Mov, Reg::R0, 7));
+    b.emit(Insn::Exit);
+    b.bind(taken);
+    b.emit(Insn::alu32(AluOp::Mov, Reg::R0, 2));
+    b.emit(Insn::Exit);
+    let program = b.finish().expect("assembles");
+    BpfObject {
+        hook: Hook::Xdp,
+        program_name: "long".to_string(),
+        code: program.encode(),
+        relocations: Vec::new(),
+        maps: Vec::new(),
+        license: Some("GPL".to_string()),
+    }
+}
+
+#[test]
+fn jumps_past_instruction_32767_land_in_both_backends() {
+    for length in [32_700, 40_000, 100_000] {
+        let object = long_program(length);
+        for backend in [Backend::Interpreter, Backend::Jit] {
+            let mut vm = Vm::with_backend(&object, backend).expect("the VM takes long programs");
+            let result = vm.run(&[0u8; 64]).unwrap_or_else(|error| panic!("{length} insns, {backend:?}: {error}"));
+            assert_eq!(result.return_value, 2, "{length} insns, {:?}", vm.backend());
+        }
+    }
+}
