@@ -318,3 +318,28 @@ fn large_rule_sets_fall_back_to_branch_free_conditions_and_load() {
         panic!("the kernel refused the program: {error}");
     }
 }
+
+/// ClassBench-shaped sets of 2,000 rules of every shape compile as a classifier, load
+/// through the kernel verifier and run in the VM (10,000-rule sets are in the
+/// `classbench` benchmark).
+#[test]
+fn classifier_sets_of_2000_rules_of_every_shape_load() {
+    use pfc_compiler::classbench::{self, Shape};
+    for shape in Shape::ALL {
+        let text = classbench::generate(shape, 2_000, 0, support::seed()).text;
+        let (compiled, diagnostics) = compile(&text, Options { counters: true });
+        let compiled = compiled.unwrap_or_else(|| panic!("{}: {diagnostics:?}", shape.name()));
+        assert!(compiled.code.disassemble().contains("classifier:"), "{} is not classified", shape.name());
+        let object = pfc_runtime::BpfObject::parse(&compiled.object).expect("object parses");
+        if let Err(error) = pfc_runtime::vm::Vm::new(&object) {
+            panic!("{}: the VM refuses it: {}", shape.name(), error_chain(&error));
+        }
+        if let Some(reason) = no_kernel() {
+            println!("skipped kernel load: {reason}");
+            continue;
+        }
+        if let Err(error) = KernelProgram::load(&compiled.object) {
+            panic!("{}: the kernel refuses it: {}", shape.name(), error_chain(&error));
+        }
+    }
+}

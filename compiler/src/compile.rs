@@ -59,13 +59,14 @@ pub fn compile_parsed(
     let (program, mut diagnostics) = crate::check_parsed(parsed);
     let Some(program) = program else { return (None, diagnostics) };
     let filter = ir::build(&program);
-    // By default: dispatched jumping code. Past the kernel verifier's pending-path
+    // By default: the classifier; past a kernel limit, dispatched jumping code. Past the kernel verifier's pending-path
     // limit: branch-free conditions. Past another limit (jump reach): plain jumping code,
     // then branch-free conditions.
-    let mut current = form.unwrap_or(Form::Dispatched);
+    let mut current = form.unwrap_or(Form::Classified);
     let mut outcome = generate_and_verify(&filter, options, current);
     while form.is_none() {
         let next = match (&outcome, current) {
+            (Err(failure), Form::Classified) if failure.is_limit() => Form::Dispatched,
             (
                 Err(Failure::Verify(verify::VerifyError::TooManyPendingBranches { .. })),
                 Form::Dispatched | Form::Jumping,

@@ -48,6 +48,9 @@ pub struct Layout {
     pcap_words: Vec<i16>,
     /// Lowest stack offset used (for the stack-size check), e.g. -16.
     pub lowest: i16,
+    /// A free word at an offset the verifier does not track as a spill (4 modulo 8),
+    /// for code that must forget a register's known value (the classifier's best match).
+    pub scratch: Option<i16>,
 }
 
 /// The stack does not have room for every value the filter reads.
@@ -78,6 +81,7 @@ impl Layout {
             pcaps: BTreeMap::new(),
             pcap_words: Vec::new(),
             lowest: KEY_SLOT.min(MASK_SLOT),
+            scratch: None,
         };
         for field in fields {
             let slots: Vec<i16> = (0..word_count(field)).filter_map(|_| free.pop()).collect();
@@ -94,6 +98,7 @@ impl Layout {
             let slot = layout.pcap_words[layout.pcap_words.len() - 1];
             layout.pcaps.insert(pcap, PcapBit { slot, mask: 1 << bit });
         }
+        layout.scratch = free.pop().filter(|slot| slot % 8 != 0);
         Ok(layout)
     }
 

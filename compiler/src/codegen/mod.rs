@@ -13,6 +13,8 @@
 //! bounds check that covers it. **Invariant:** every jump goes forward.
 
 mod branchless;
+pub mod classifier;
+mod classify;
 mod conditions;
 mod dispatch;
 pub mod layout;
@@ -122,6 +124,10 @@ impl Needs {
 /// How rule conditions are compiled.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Form {
+    /// The whole rule set as a multi-field classifier (`classifier.rs`, `classify.rs`):
+    /// decision diagrams over the fields whose leaves try a few rules in order. Small rule
+    /// sets compile as [`Form::Dispatched`].
+    Classified,
     /// Jumping code, with runs of rules that all test one field dispatched through a
     /// decision tree on that field (`dispatch.rs`): the default.
     Dispatched,
@@ -136,7 +142,7 @@ pub enum Form {
 
 /// Generates the program for a filter in the default form.
 pub fn generate(filter: &Filter, options: Options) -> Result<Program, CodegenError> {
-    generate_form(filter, options, Form::Dispatched)
+    generate_form(filter, options, Form::Classified)
 }
 
 /// Generates the program for a filter in the given form.
@@ -179,11 +185,17 @@ struct Tail {
 }
 
 fn rules(b: &mut ProgramBuilder, filter: &Filter, layout: &Layout, options: Options, form: Form, tail: &mut Tail) {
+    let mut emitter = RuleEmitter { filter, layout, options, form, tail };
+    if form == Form::Classified {
+        if let Some(classifier) = classifier::plan(filter, layout) {
+            emitter.classifier(b, &classifier);
+            return;
+        }
+    }
     let steps = match form {
-        Form::Dispatched | Form::Branchless => dispatch::plan(filter, layout),
+        Form::Classified | Form::Dispatched | Form::Branchless => dispatch::plan(filter, layout),
         Form::Jumping => (0..filter.rules.len()).map(Step::Rule).collect(),
     };
-    let mut emitter = RuleEmitter { filter, layout, options, form, tail };
     for step in steps {
         match step {
             Step::Rule(index) => {
@@ -215,14 +227,7 @@ impl RuleEmitter<'_, '_> {
         if matches!(filter.node(rule.condition), Node::Const(false)) {
             return false;
         }
-        if options.counters && b.len() - self.tail.opened_at > TAIL_REACH {
-            let rules_go_on = b.new_label();
-            b.emit(Insn::Ja { target: rules_go_on });
-            b.bind(self.tail.label);
-            counter_tail(b, layout);
-            b.bind(rules_go_on);
-            *self.tail = Tail { label: b.new_label(), opened_at: b.len() };
-        }
+        self.tail_in_reach(b);
         b.comment(format!("rule {} `{}`: {}", index, rule.name, rule.verdict.as_str()));
         let next = b.new_label();
         let tail_label = self.tail.label;
@@ -238,6 +243,19 @@ impl RuleEmitter<'_, '_> {
         }
         b.bind(next);
         matches!(filter.node(rule.condition), Node::Const(true))
+    }
+
+    /// With counters: a copy of the counter tail here when jumps to the current one would
+    /// soon be out of reach.
+    fn tail_in_reach(&mut self, b: &mut ProgramBuilder) {
+        if self.options.counters && b.len() - self.tail.opened_at > TAIL_REACH {
+            let rules_go_on = b.new_label();
+            b.emit(Insn::Ja { target: rules_go_on });
+            b.bind(self.tail.label);
+            counter_tail(b, self.layout);
+            b.bind(rules_go_on);
+            *self.tail = Tail { label: b.new_label(), opened_at: b.len() };
+        }
     }
 
     /// A decision tree on the run's field, then one block of rules per target.

@@ -1,0 +1,466 @@
+//! The rule classifier: the filter's rules in, a plan out — one or a few decision
+//! diagrams over the packet fields the rules test, whose leaves list the few rules a
+//! packet reaching them can match, in rule order.
+//!
+//! Each rule contributes what its top-level conjunction *requires*: a header present
+//! (`Present` guards) and, per field, the intervals the field's first 32-bit word must lie
+//! in (from `==`, `<`, `in SET`, `in PREFIX` without a mask; a 128-bit interval projects
+//! onto the top word). Those are necessary conditions read from the same stack words the
+//! rule's own code reads, so a packet is sent only to leaves that hold every rule it can
+//! match; a leaf then tests each candidate's *full* condition, in order. Everything that
+//! does not partition (`not`, `or`, masks, pcap atoms, `!=`) stays a residual test there:
+//! the diagram only prunes candidates, it never decides a match.
+//!
+//! A node splits on the field (or header presence) that leaves the smallest largest child,
+//! cutting the field's value range at the rules' interval boundaries (at most
+//! [`MAX_PIECES`] pieces, searched in log₂ compares). Identical candidate lists share one
+//! subtree, so the plan is a DAG. Rules that do not constrain the split field are copied
+//! into every child; to keep that replication bounded (as EffiCuts does), rules are first
+//! separated into up to [`MAX_GROUPS`] groups by whether they constrain the most
+//! discriminating field class (`src`, `dst`, `dport`, …: IPv4 and IPv6 alike), a diagram
+//! per group; groups are combined by priority (the lowest matching rule index wins).
+
+use std::collections::{BTreeSet, HashMap};
+
+use super::layout::Layout;
+use crate::fields::{Field, Proto, ValueKind};
+use crate::ir::{Filter, Node, NodeId, Source};
+use crate::program::CmpOp;
+
+/// A leaf this small is not split further.
+const LEAF_RULES: usize = 4;
+/// Most pieces one field split cuts the value range into (keeps a node's code short).
+pub const MAX_PIECES: usize = 2_048;
+/// Most rule copies a split may create, per rule of the node.
+const MAX_REPLICATION: usize = 6;
+/// Deepest diagram.
+const MAX_DEPTH: usize = 32;
+/// Most groups (each costs one diagram walk per packet).
+pub const MAX_GROUPS: usize = 4;
+/// A group is split off only when it and the rest have at least this many rules.
+const MIN_GROUP: usize = 16;
+/// ... and the rest is at least this share (percent) of the rules.
+const MIN_REST_PERCENT: usize = 1;
+/// Rule sets smaller than this are left to the other forms.
+pub const MIN_RULES: usize = 16;
+/// Sources a node may split on.
+const SPLIT_SOURCES: [Source; 7] = [
+    Source::Header(Proto::Ipv4),
+    Source::Header(Proto::Ipv6),
+    Source::Header(Proto::Tcp),
+    Source::Header(Proto::Udp),
+    Source::Header(Proto::Icmp),
+    Source::Header(Proto::Icmp6),
+    Source::Header(Proto::Sctp),
+];
+
+/// Index of a node in [`Diagram::nodes`].
+pub type NodeIndex = usize;
+
+/// A node of a diagram.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TreeNode {
+    /// Try these rules in order.
+    Leaf(Vec<usize>),
+    /// Branch on the first word of `field`: sorted pieces covering `0..=u32::MAX`, each
+    /// with the child (index into `children`) for values in it.
+    Field {
+        /// The field whose first word is read.
+        field: Field,
+        /// `(low, high, child)`.
+        pieces: Vec<(u32, u32, usize)>,
+        /// The children.
+        children: Vec<NodeIndex>,
+    },
+    /// Branch on whether a header is present.
+    Source {
+        /// The header.
+        source: Source,
+        /// Child for packets that have it.
+        present: NodeIndex,
+        /// Child for packets that lack it.
+        absent: NodeIndex,
+    },
+}
+
+/// One decision diagram: children always have smaller indices than their parents.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Diagram {
+    /// Every node.
+    pub nodes: Vec<TreeNode>,
+    /// The root (the last node).
+    pub root: NodeIndex,
+}
+
+/// The classifier: diagrams combined by rule priority.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Classifier {
+    /// One diagram per group of rules.
+    pub diagrams: Vec<Diagram>,
+}
+
+/// What a rule's top-level conjunction requires.
+#[derive(Clone, Debug, Default)]
+struct Needs {
+    /// Bits ([`Source::bit`]) of sources that must be present.
+    sources: u32,
+    /// Per field: sorted, disjoint intervals of its first word.
+    fields: Vec<(Field, Vec<(u32, u32)>)>,
+}
+
+impl Needs {
+    fn intervals(&self, field: Field) -> Option<&[(u32, u32)]> {
+        self.fields.iter().find(|(f, _)| *f == field).map(|(_, intervals)| intervals.as_slice())
+    }
+}
+
+/// Plans a classifier, or `None` when the rule set is too small to gain from one.
+pub fn plan(filter: &Filter, layout: &Layout) -> Option<Classifier> {
+    if filter.rules.len() < MIN_RULES {
+        return None;
+    }
+    let needs: Vec<Needs> = filter.rules.iter().map(|rule| rule_needs(filter, layout, rule.condition)).collect();
+    let live: Vec<usize> = (0..filter.rules.len())
+        .filter(|&index| !matches!(filter.node(filter.rules[index].condition), Node::Const(false)))
+        .collect();
+    let mut builder = Builder { needs: &needs, filter };
+    let diagrams = groups(&needs, live).into_iter().map(|group| builder.diagram(group)).collect();
+    Some(Classifier { diagrams })
+}
+
+/// The requirements of one rule.
+fn rule_needs(filter: &Filter, layout: &Layout, condition: NodeId) -> Needs {
+    let items: Vec<NodeId> = match filter.node(condition) {
+        Node::All(items) => items.clone(),
+        _ => vec![condition],
+    };
+    let mut needs = Needs::default();
+    for item in items {
+        let (field, intervals) = match filter.node(item) {
+            Node::Present(source) => {
+                needs.sources |= source.bit();
+                for implied in source.implied() {
+                    needs.sources |= implied.bit();
+                }
+                continue;
+            }
+            Node::Compare { field, mask: None, op, value } => {
+                let interval = match op {
+                    CmpOp::Eq => (*value, *value),
+                    CmpOp::Lt if *value == 0 => continue,
+                    CmpOp::Lt => (0, value - 1),
+                    CmpOp::Le => (0, *value),
+                    CmpOp::Gt => (value.saturating_add(1), u128::MAX),
+                    CmpOp::Ge => (*value, u128::MAX),
+                    CmpOp::Ne => continue,
+                };
+                (*field, vec![interval])
+            }
+            Node::InSet { field, mask: None, set } => (*field, filter.set(*set).intervals.clone()),
+            _ => continue,
+        };
+        let words = layout.words(field).len();
+        if words == 0 || needs.intervals(field).is_some() {
+            continue;
+        }
+        let shift = 32 * (words as u32 - 1);
+        let mut projected: Vec<(u32, u32)> = intervals
+            .iter()
+            .filter(|(low, _)| (low >> shift) <= u128::from(u32::MAX))
+            .map(|&(low, high)| ((low >> shift) as u32, (high >> shift).min(u128::from(u32::MAX)) as u32))
+            .collect();
+        projected.sort_unstable();
+        let mut merged: Vec<(u32, u32)> = Vec::with_capacity(projected.len());
+        for (low, high) in projected {
+            match merged.last_mut() {
+                Some(last) if u64::from(low) <= u64::from(last.1) + 1 => last.1 = last.1.max(high),
+                _ => merged.push((low, high)),
+            }
+        }
+        needs.fields.push((field, merged));
+    }
+    needs
+}
+
+/// The class of a field for grouping: what it means across protocols (`src`, `dport`).
+fn field_class(field: Field) -> &'static str {
+    let name = field.name();
+    name.rsplit('.').next().unwrap_or(name)
+}
+
+/// Whether the intervals cover less than half of the field's first word.
+fn is_narrow(field: Field, intervals: &[(u32, u32)]) -> bool {
+    let bits = match field.kind() {
+        ValueKind::Uint(bits) => bits.min(32),
+        ValueKind::Mac => 16,
+        ValueKind::Ipv4 | ValueKind::Ipv6 => 32,
+    };
+    let width: u64 = intervals.iter().map(|&(low, high)| u64::from(high) - u64::from(low) + 1).sum();
+    width < (1u64 << bits) / 2
+}
+
+/// Separates rules that constrain the most discriminating field classes from those that
+/// leave them wild, so no diagram copies many wildcard rules into every piece.
+fn groups(needs: &[Needs], rules: Vec<usize>) -> Vec<Vec<usize>> {
+    let mut groups = Vec::new();
+    let mut rest = rules;
+    let mut used: Vec<&'static str> = Vec::new();
+    while groups.len() + 1 < MAX_GROUPS {
+        let narrow_in = |index: usize, class: &str| {
+            needs[index]
+                .fields
+                .iter()
+                .any(|(field, intervals)| field_class(*field) == class && is_narrow(*field, intervals))
+        };
+        let mut counts: HashMap<&'static str, usize> = HashMap::new();
+        for &index in &rest {
+            let classes: BTreeSet<&'static str> = needs[index]
+                .fields
+                .iter()
+                .filter(|(field, intervals)| is_narrow(*field, intervals))
+                .map(|(field, _)| field_class(*field))
+                .filter(|class| !used.contains(class))
+                .collect();
+            for class in classes {
+                *counts.entry(class).or_insert(0) += 1;
+            }
+        }
+        let Some((class, _)) = counts.into_iter().max_by_key(|&(class, count)| (count, std::cmp::Reverse(class)))
+        else {
+            break;
+        };
+        let (narrow, wide): (Vec<usize>, Vec<usize>) = rest.iter().partition(|&&index| narrow_in(index, class));
+        used.push(class);
+        if wide.len() * 100 < rest.len() * MIN_REST_PERCENT || wide.len() < MIN_GROUP || narrow.len() < MIN_GROUP {
+            if wide.len() * 100 < rest.len() * MIN_REST_PERCENT {
+                break;
+            }
+            continue;
+        }
+        groups.push(narrow);
+        rest = wide;
+    }
+    groups.push(rest);
+    groups
+}
+
+/// A candidate split of a node's rules.
+struct Split {
+    kind: SplitKind,
+    /// The largest child.
+    largest: usize,
+    /// All children's sizes added.
+    total: usize,
+}
+
+enum SplitKind {
+    Source(Source),
+    /// Piece boundaries: the low end of each piece, the first 0.
+    Field(Field, Vec<u32>),
+}
+
+struct Builder<'a> {
+    needs: &'a [Needs],
+    filter: &'a Filter,
+}
+
+/// A diagram under construction.
+struct Building {
+    diagram: Diagram,
+    shared: HashMap<Vec<usize>, NodeIndex>,
+}
+
+impl Builder<'_> {
+    fn diagram(&mut self, rules: Vec<usize>) -> Diagram {
+        let mut building = Building { diagram: Diagram::default(), shared: HashMap::new() };
+        let root = self.node(&mut building, rules, 0);
+        building.diagram.root = root;
+        building.diagram
+    }
+
+    fn node(&mut self, building: &mut Building, mut rules: Vec<usize>, depth: usize) -> NodeIndex {
+        // Nothing after a rule that matches every packet can decide.
+        if let Some(position) = rules
+            .iter()
+            .position(|&index| matches!(self.filter.node(self.filter.rules[index].condition), Node::Const(true)))
+        {
+            rules.truncate(position + 1);
+        }
+        if let Some(&index) = building.shared.get(&rules) {
+            return index;
+        }
+        let split = if rules.len() <= LEAF_RULES || depth >= MAX_DEPTH { None } else { self.best_split(&rules) };
+        let node = match split {
+            None => TreeNode::Leaf(rules.clone()),
+            Some(Split { kind: SplitKind::Source(source), .. }) => {
+                let (present, absent) = self.source_children(&rules, source);
+                let present = self.node(building, present, depth + 1);
+                let absent = self.node(building, absent, depth + 1);
+                TreeNode::Source { source, present, absent }
+            }
+            Some(Split { kind: SplitKind::Field(field, lows), .. }) => {
+                let lists = self.field_children(&rules, field, &lows);
+                let mut children: Vec<NodeIndex> = Vec::new();
+                let mut child_of: HashMap<NodeIndex, usize> = HashMap::new();
+                let mut pieces: Vec<(u32, u32, usize)> = Vec::new();
+                for (position, list) in lists.into_iter().enumerate() {
+                    let node = self.node(building, list, depth + 1);
+                    let child = *child_of.entry(node).or_insert_with(|| {
+                        children.push(node);
+                        children.len() - 1
+                    });
+                    let low = lows[position];
+                    let high = lows.get(position + 1).map_or(u32::MAX, |next| next - 1);
+                    match pieces.last_mut() {
+                        Some(last) if last.2 == child => last.1 = high,
+                        _ => pieces.push((low, high, child)),
+                    }
+                }
+                if children.len() == 1 {
+                    // Every piece leads to the same candidates: no test needed.
+                    let only = children[0];
+                    building.shared.insert(rules, only);
+                    return only;
+                }
+                TreeNode::Field { field, pieces, children }
+            }
+        };
+        building.diagram.nodes.push(node);
+        let index = building.diagram.nodes.len() - 1;
+        building.shared.insert(rules, index);
+        index
+    }
+
+    fn source_children(&self, rules: &[usize], source: Source) -> (Vec<usize>, Vec<usize>) {
+        let present = rules
+            .iter()
+            .copied()
+            .filter(|&index| {
+                Source::ALL.iter().all(|other| self.needs[index].sources & other.bit() == 0 || !other.excludes(source))
+            })
+            .collect();
+        let absent = rules.iter().copied().filter(|&index| self.needs[index].sources & source.bit() == 0).collect();
+        (present, absent)
+    }
+
+    /// Per piece (starting at `lows[i]`): the rules whose intervals meet it, in order.
+    fn field_children(&self, rules: &[usize], field: Field, lows: &[u32]) -> Vec<Vec<usize>> {
+        let mut lists: Vec<Vec<usize>> = vec![Vec::new(); lows.len()];
+        for &index in rules {
+            let Some(intervals) = self.needs[index].intervals(field) else {
+                lists.iter_mut().for_each(|list| list.push(index));
+                continue;
+            };
+            for &(low, high) in intervals {
+                let first = lows.partition_point(|&start| start <= low) - 1;
+                let last = lows.partition_point(|&start| start <= high) - 1;
+                for list in &mut lists[first..=last] {
+                    if list.last() != Some(&index) {
+                        list.push(index);
+                    }
+                }
+            }
+        }
+        lists
+    }
+
+    fn best_split(&self, rules: &[usize]) -> Option<Split> {
+        let mut candidates: Vec<Split> = Vec::new();
+        let required: u32 = rules.iter().fold(0, |bits, &index| bits | self.needs[index].sources);
+        for source in SPLIT_SOURCES {
+            if required & source.bit() == 0 {
+                continue;
+            }
+            let (present, absent) = self.source_children(rules, source);
+            let largest = present.len().max(absent.len());
+            candidates.push(Split { kind: SplitKind::Source(source), largest, total: present.len() + absent.len() });
+        }
+        let mut fields: Vec<Field> =
+            rules.iter().flat_map(|&index| self.needs[index].fields.iter().map(|(f, _)| *f)).collect();
+        fields.sort_unstable();
+        fields.dedup();
+        for field in fields {
+            if let Some(split) = self.field_split(rules, field) {
+                candidates.push(split);
+            }
+        }
+        candidates
+            .into_iter()
+            .filter(|split| split.largest * 10 < rules.len() * 9 && split.total <= MAX_REPLICATION * rules.len() + 64)
+            .min_by_key(|split| (split.largest, split.total))
+    }
+
+    /// Cuts at the rules' interval boundaries (every k-th when there are too many) and
+    /// counts each piece's candidates.
+    fn field_split(&self, rules: &[usize], field: Field) -> Option<Split> {
+        let mut wild = 0;
+        let mut events: Vec<(u64, i32)> = Vec::new();
+        for &index in rules {
+            match self.needs[index].intervals(field) {
+                None => wild += 1,
+                Some(intervals) => {
+                    for &(low, high) in intervals {
+                        events.push((u64::from(low), 1));
+                        events.push((u64::from(high) + 1, -1));
+                    }
+                }
+            }
+        }
+        if events.is_empty() {
+            return None;
+        }
+        events.sort_unstable();
+        let mut boundaries: Vec<u32> = vec![0];
+        boundaries
+            .extend(events.iter().filter(|(at, _)| *at > 0 && *at <= u64::from(u32::MAX)).map(|(at, _)| *at as u32));
+        boundaries.dedup();
+        let lows: Vec<u32> = if boundaries.len() > MAX_PIECES {
+            let step = boundaries.len().div_ceil(MAX_PIECES);
+            boundaries.iter().step_by(step).copied().collect()
+        } else {
+            boundaries
+        };
+        // Candidates of a piece: the wild rules, the intervals open at its start and those
+        // starting inside it (an upper bound when a rule has several intervals).
+        let mut counts = vec![0usize; lows.len()];
+        let mut open = 0i64;
+        let mut event = 0;
+        for (position, &low) in lows.iter().enumerate() {
+            let end = lows.get(position + 1).map_or(u64::from(u32::MAX) + 1, |next| u64::from(*next));
+            while event < events.len() && events[event].0 <= u64::from(low) {
+                open += i64::from(events[event].1);
+                event += 1;
+            }
+            let mut starting = 0;
+            let mut scan = event;
+            while scan < events.len() && events[scan].0 < end {
+                if events[scan].1 > 0 {
+                    starting += 1;
+                }
+                scan += 1;
+            }
+            counts[position] = wild + open.max(0) as usize + starting;
+        }
+        let largest = counts.iter().copied().max().unwrap_or(0);
+        let total = counts.iter().sum();
+        Some(Split { kind: SplitKind::Field(field, lows), largest, total })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::classbench::{self, Shape};
+    use crate::codegen::{Form, Options};
+    use crate::compile::compile_form;
+
+    #[test]
+    fn classbench_sets_of_every_shape_compile_classified_within_the_kernel_limits() {
+        for shape in Shape::ALL {
+            let text = classbench::generate(shape, 2_000, 0, 11).text;
+            let (compiled, diagnostics) = compile_form(&text, Options { counters: true }, Some(Form::Classified));
+            let messages: Vec<&str> = diagnostics.iter().map(|d| d.message.as_str()).collect();
+            let compiled = compiled.unwrap_or_else(|| panic!("{}: {messages:?}", shape.name()));
+            assert!(compiled.code.disassemble().contains("classifier:"), "{}", shape.name());
+        }
+    }
+}

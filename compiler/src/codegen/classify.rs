@@ -1,0 +1,236 @@
+//! Classifier code: a [`Classifier`] plan in, jumping code out.
+//!
+//! ```text
+//!  one diagram:   node: r1 = word; binary search over the pieces -> child
+//!                 leaf: rule a: if !cond goto next; r6 = a; r7 = verdict; goto tail
+//!                       ... ; r6 = N; r7 = default; goto tail
+//!  several:       r6 = N; r7 = default                       (best match so far)
+//!                 per diagram, leaf: rule a: if r6 <= a goto end; if cond { r6 = a; r7 = v; goto end }
+//!                 end: r6, r7 pass through unaligned stack words (the verifier forgets
+//!                 their values, so the next diagram is verified once, not per match)
+//! ```
+//!
+//! Nodes are laid out parents first (every jump goes forward). Jumps that would cross
+//! more than [`RELAY_AT`] slots go through relays: `goto` instructions placed between
+//! nodes or rules, each in reach of the next, so no offset exceeds 16 bits whatever the
+//! diagram's size.
+
+use std::collections::HashMap;
+
+use super::classifier::{Classifier, Diagram, NodeIndex, TreeNode};
+use super::conditions::Body;
+use super::layout::KEY_SLOT;
+use super::{decide, return_code, RuleEmitter};
+use crate::bpf::{AluOp, Insn, JmpOp, Label, Operand, ProgramBuilder, Reg, Size};
+use crate::fields::Field;
+use crate::ir::Node;
+
+/// A pending jump older than this many slots gets a relay at the next safe point.
+const RELAY_AT: usize = 16_000;
+/// Pieces searched one after the other; more are halved first.
+const LINEAR_PIECES: usize = 4;
+/// The relay key of a diagram's end.
+const END: NodeIndex = usize::MAX;
+
+/// Labels of jump targets not emitted yet, with where their oldest jump is.
+#[derive(Default)]
+struct Relays {
+    pending: HashMap<NodeIndex, (Label, usize)>,
+}
+
+impl Relays {
+    fn target(&mut self, b: &mut ProgramBuilder, node: NodeIndex) -> Label {
+        let position = b.len();
+        self.pending.entry(node).or_insert_with(|| (b.new_label(), position)).0
+    }
+
+    fn bind(&mut self, b: &mut ProgramBuilder, node: NodeIndex) {
+        if let Some((label, _)) = self.pending.remove(&node) {
+            b.bind(label);
+        }
+    }
+
+    fn due(&self, b: &ProgramBuilder) -> bool {
+        self.pending.values().any(|&(_, first)| b.len() - first > RELAY_AT)
+    }
+
+    /// At a point nothing falls through to: a relay for every old pending target.
+    fn relay(&mut self, b: &mut ProgramBuilder) {
+        let now = b.len();
+        let mut due: Vec<NodeIndex> =
+            self.pending.iter().filter(|(_, &(_, first))| now - first > RELAY_AT).map(|(node, _)| *node).collect();
+        due.sort_unstable();
+        for node in due {
+            let (label, _) = self.pending[&node];
+            b.bind(label);
+            let next = b.new_label();
+            let position = b.len();
+            b.emit(Insn::Ja { target: next });
+            self.pending.insert(node, (next, position));
+        }
+    }
+
+    /// Between two pieces of straight-line code: relays behind a jump over them.
+    fn relay_inline(&mut self, b: &mut ProgramBuilder) {
+        if self.due(b) {
+            let over = b.new_label();
+            b.emit(Insn::Ja { target: over });
+            self.relay(b);
+            b.bind(over);
+        }
+    }
+}
+
+impl RuleEmitter<'_, '_> {
+    /// Emits the whole rule list as the classifier.
+    pub(super) fn classifier(&mut self, b: &mut ProgramBuilder, classifier: &Classifier) {
+        let grouped = classifier.diagrams.len() > 1;
+        let rules = self.filter.rules.len();
+        let default_code = return_code(self.filter.hook, self.filter.default);
+        if grouped {
+            b.comment(format!("classifier: {} diagrams, the lowest matching rule wins", classifier.diagrams.len()));
+            b.emit(Insn::alu32(AluOp::Mov, Reg::R6, Operand::imm_u32(rules as u32)));
+            b.emit(Insn::alu32(AluOp::Mov, Reg::R7, default_code));
+        } else {
+            b.comment("classifier: one diagram");
+        }
+        for (number, diagram) in classifier.diagrams.iter().enumerate() {
+            let mut relays = Relays::default();
+            self.diagram(b, diagram, number, grouped, &mut relays);
+            if grouped {
+                relays.bind(b, END);
+                b.comment(format!("diagram {number} done: forget the best match's value"));
+                let scratch = self.layout.scratch.unwrap_or(KEY_SLOT);
+                b.emit(Insn::store(Size::W, Reg::R10, KEY_SLOT, Reg::R6));
+                b.emit(Insn::load(Size::W, Reg::R6, Reg::R10, KEY_SLOT));
+                b.emit(Insn::store(Size::W, Reg::R10, scratch, Reg::R7));
+                b.emit(Insn::load(Size::W, Reg::R7, Reg::R10, scratch));
+            }
+        }
+        if grouped && !self.options.counters {
+            b.emit(Insn::mov64(Reg::R0, Reg::R7));
+            b.emit(Insn::Exit);
+        }
+        // With counters, grouped code falls into the counter tail that follows.
+    }
+
+    fn diagram(
+        &mut self,
+        b: &mut ProgramBuilder,
+        diagram: &Diagram,
+        number: usize,
+        grouped: bool,
+        relays: &mut Relays,
+    ) {
+        let mut reached = vec![false; diagram.nodes.len()];
+        if let Some(flag) = reached.get_mut(diagram.root) {
+            *flag = true;
+        }
+        for index in (0..diagram.nodes.len()).rev() {
+            if !reached[index] {
+                continue;
+            }
+            relays.bind(b, index);
+            match &diagram.nodes[index] {
+                TreeNode::Leaf(rules) => {
+                    b.comment(format!("diagram {number} node {index}: leaf"));
+                    if grouped {
+                        self.grouped_leaf(b, rules, relays);
+                    } else {
+                        self.leaf(b, rules, relays);
+                    }
+                }
+                TreeNode::Source { source, present, absent } => {
+                    reached[*present] = true;
+                    reached[*absent] = true;
+                    b.comment(format!("diagram {number} node {index}: {} present?", source.name()));
+                    let absent = relays.target(b, *absent);
+                    let present = relays.target(b, *present);
+                    b.emit(Insn::load(Size::W, Reg::R5, Reg::R10, super::layout::MASK_SLOT));
+                    b.emit(Insn::jump32(JmpOp::Set, Reg::R5, Operand::imm_u32(source.bit()), absent));
+                    b.emit(Insn::Ja { target: present });
+                }
+                TreeNode::Field { field, pieces, children } => {
+                    for child in children {
+                        reached[*child] = true;
+                    }
+                    self.field_node(b, *field, pieces, children, number, index, relays);
+                }
+            }
+            relays.relay(b);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn field_node(
+        &mut self,
+        b: &mut ProgramBuilder,
+        field: Field,
+        pieces: &[(u32, u32, usize)],
+        children: &[NodeIndex],
+        number: usize,
+        index: NodeIndex,
+        relays: &mut Relays,
+    ) {
+        b.comment(format!("diagram {number} node {index}: {} in {} pieces", field.name(), pieces.len()));
+        let targets: Vec<Label> = children.iter().map(|child| relays.target(b, *child)).collect();
+        b.emit(Insn::load(Size::W, Reg::R1, Reg::R10, self.layout.words(field)[0]));
+        search(b, pieces, &targets);
+    }
+
+    /// First-match leaf: the rules in order, then the default.
+    fn leaf(&mut self, b: &mut ProgramBuilder, rules: &[usize], relays: &mut Relays) {
+        for &index in rules {
+            relays.relay_inline(b);
+            if self.rule(b, index) {
+                return;
+            }
+        }
+        self.tail_in_reach(b);
+        let (hook, default, options) = (self.filter.hook, self.filter.default, self.options);
+        decide(b, hook, self.filter.rules.len(), default, options, self.tail.label);
+    }
+
+    /// Leaf of one of several diagrams: a rule counts only if it beats the best so far.
+    fn grouped_leaf(&mut self, b: &mut ProgramBuilder, rules: &[usize], relays: &mut Relays) {
+        for &index in rules {
+            relays.relay_inline(b);
+            let rule = &self.filter.rules[index];
+            if matches!(self.filter.node(rule.condition), Node::Const(false)) {
+                continue;
+            }
+            b.comment(format!("rule {} `{}`: {}", index, rule.name, rule.verdict.as_str()));
+            let end = relays.target(b, END);
+            b.emit(Insn::jump32(JmpOp::Le, Reg::R6, Operand::imm_u32(index as u32), end));
+            let next = b.new_label();
+            let code = return_code(self.filter.hook, rule.verdict);
+            let mut matched = |b: &mut ProgramBuilder| {
+                b.emit(Insn::alu32(AluOp::Mov, Reg::R6, Operand::imm_u32(index as u32)));
+                b.emit(Insn::alu32(AluOp::Mov, Reg::R7, code));
+                b.emit(Insn::Ja { target: end });
+            };
+            Body { b: &mut *b, filter: self.filter, layout: self.layout }.rule(rule.condition, next, &mut matched);
+            b.bind(next);
+        }
+        let end = relays.target(b, END);
+        b.emit(Insn::Ja { target: end });
+    }
+}
+
+/// Jumps to `targets[piece.2]` for the piece holding r1; the pieces cover every value.
+fn search(b: &mut ProgramBuilder, pieces: &[(u32, u32, usize)], targets: &[Label]) {
+    if pieces.len() > LINEAR_PIECES {
+        let middle = pieces.len() / 2;
+        let upper = b.new_label();
+        b.emit(Insn::jump32(JmpOp::Ge, Reg::R1, Operand::imm_u32(pieces[middle].0), upper));
+        search(b, &pieces[..middle], targets);
+        b.bind(upper);
+        search(b, &pieces[middle..], targets);
+        return;
+    }
+    let Some((last, rest)) = pieces.split_last() else { return };
+    for &(_, high, child) in rest {
+        b.emit(Insn::jump32(JmpOp::Le, Reg::R1, Operand::imm_u32(high), targets[child]));
+    }
+    b.emit(Insn::Ja { target: targets[last.2] });
+}
