@@ -544,7 +544,7 @@ fn truncated_extension_headers_leave_the_upper_protocol_unknown() {
     let packets: Vec<CorpusPacket> = cuts.into_iter().map(|(packet, _)| packet).collect();
     let kernel = kernel::privileges().is_ok();
     let mut tally = Tally::default();
-    let failures = check("extension header cuts", text, true, &packets, kernel, &mut tally);
+    let failures = check("extension header cuts", text, true, Form::Classified, &packets, kernel, &mut tally);
     println!(
         "extension header cuts: {} packets, {} rbpf and {} kernel comparisons{}",
         packets.len(),
@@ -578,7 +578,7 @@ fn a_thousand_rules_count_in_their_own_counters() {
         .collect();
     let kernel = kernel::privileges().is_ok();
     let mut tally = Tally::default();
-    let failures = check("1,000 rules", &text, false, &packets, kernel, &mut tally);
+    let failures = check("1,000 rules", &text, false, Form::Classified, &packets, kernel, &mut tally);
     println!(
         "1,000 rules: {} packets, {} counter checks{}",
         packets.len(),

@@ -430,7 +430,7 @@ mod tests {
             assert!(program.is_some(), "{}: {diagnostics:?}", shape.name());
             let hits = generated.trace.iter().filter(|packet| packet.rule.is_some()).count();
             assert!(hits >= 120, "{}: {hits} hits of 200", shape.name());
-            assert!(hits <= 170, "{}: only {} packets miss every rule", shape.name(), 200 - hits);
+            assert!(hits <= 195, "{}: only {} packets miss every rule", shape.name(), 200 - hits);
         }
     }
 
