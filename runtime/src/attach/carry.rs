@@ -1,6 +1,7 @@
 //! Counter carry-over on replace: the old rule names and counts in, which new counter
 //! continues which old one and what to add to it out. Rules match by name; the default's
-//! counter (last) continues the old default's.
+//! counter (last) continues the old default's when the default verdict stayed the same,
+//! and restarts when a replace flipped it (a count of passes is not a count of drops).
 
 use super::Counter;
 
@@ -8,15 +9,21 @@ use super::Counter;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct CarryPlan {
     pub(crate) sources: Vec<Option<usize>>,
+    /// The old default verdict, when the new one differs and its counter restarts.
+    pub(crate) default_flipped_from: Option<String>,
 }
 
-/// Matches rules by name; the default's counter (last) continues the old default's.
-pub(crate) fn carry_plan(old_rules: Option<&[String]>, new_rules: &[String]) -> CarryPlan {
-    let Some(old_rules) = old_rules else { return CarryPlan { sources: vec![None; new_rules.len() + 1] } };
+/// Matches rules by name; the default's counter (last) continues the old default's if
+/// the default verdict is the same. `old` is the old rule names and default verdict.
+pub(crate) fn carry_plan(old: Option<(&[String], &str)>, new_rules: &[String], new_default: &str) -> CarryPlan {
+    let Some((old_rules, old_default)) = old else {
+        return CarryPlan { sources: vec![None; new_rules.len() + 1], default_flipped_from: None };
+    };
     let mut sources: Vec<Option<usize>> =
         new_rules.iter().map(|name| old_rules.iter().position(|old| old == name)).collect();
-    sources.push(Some(old_rules.len()));
-    CarryPlan { sources }
+    let same_default = old_default == new_default;
+    sources.push(same_default.then_some(old_rules.len()));
+    CarryPlan { sources, default_flipped_from: (!same_default).then(|| old_default.to_string()) }
 }
 
 impl CarryPlan {
@@ -43,13 +50,15 @@ impl CarryPlan {
             .collect()
     }
 
-    /// (kept, reset) rule names.
+    /// (kept, reset) rule names; a restarted default counter is listed among the reset
+    /// as `(default, was VERDICT)`.
     pub(crate) fn names(&self, new_rules: &[String]) -> (Vec<String>, Vec<String>) {
         let (kept, reset): (Vec<_>, Vec<_>) =
             new_rules.iter().zip(&self.sources).partition(|(_, source)| source.is_some());
-        (
-            kept.into_iter().map(|(name, _)| name.clone()).collect(),
-            reset.into_iter().map(|(name, _)| name.clone()).collect(),
-        )
+        let mut reset: Vec<String> = reset.into_iter().map(|(name, _)| name.clone()).collect();
+        if let Some(old) = &self.default_flipped_from {
+            reset.push(format!("(default, was {old})"));
+        }
+        (kept.into_iter().map(|(name, _)| name.clone()).collect(), reset)
     }
 }

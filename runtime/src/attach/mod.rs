@@ -497,10 +497,16 @@ impl<S: BpfSys> Filters<S> {
         // Old counts that cannot be read, or that no verified record labels, are reset.
         let old_map = running.prog.counters;
         let before = old_map.and_then(|map| self.sys.read_counters(map.id).ok());
-        let old_rules = old.filter(|_| before.is_some()).map(|record| record.manifest.rules.clone());
+        let old_labels = old
+            .filter(|_| before.is_some())
+            .map(|record| (record.manifest.rules.clone(), record.manifest.default.clone()));
         let before = before.unwrap_or_default();
         let totals = add_all(&before, old.map(|record| record.carried.as_slice()).unwrap_or_default());
-        let plan = carry_plan(old_rules.as_deref(), &request.manifest.rules);
+        let plan = carry_plan(
+            old_labels.as_ref().map(|(rules, default)| (rules.as_slice(), default.as_str())),
+            &request.manifest.rules,
+            &request.manifest.default,
+        );
         let seeds = plan.seeds(&totals);
         if !seeds.is_empty() {
             if let Err(source) = self.sys.add_counters(&paths.staged_counters, &seeds) {
@@ -536,7 +542,7 @@ impl<S: BpfSys> Filters<S> {
         pause_at(Step::Swapped);
         // The swap is done: from here on, failures are reported but the new filter runs.
         let mut notices = Vec::new();
-        if let (Some(map), Some(_)) = (old_map, &old_rules) {
+        if let (Some(map), Some(_)) = (old_map, &old_labels) {
             match self.sys.synchronize().and_then(|()| self.sys.read_counters(map.id)) {
                 Ok(after) => {
                     let mut carried = vec![Counter::default(); request.manifest.rules.len() + 1];

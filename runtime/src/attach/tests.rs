@@ -230,11 +230,22 @@ fn stats_without_a_record_label_rules_by_index() {
 fn carry_plan_matches_names_and_keeps_the_default() {
     let old = ["a".to_string(), "b".to_string()];
     let new = ["b".to_string(), "c".to_string()];
-    let plan = carry_plan(Some(&old), &new);
+    let plan = carry_plan(Some((&old, "pass")), &new, "pass");
     assert_eq!(plan.sources, [Some(1), None, Some(2)]);
     let counters = [Counter { packets: 1, bytes: 10 }, Counter { packets: 2, bytes: 20 }, Counter::default()];
     assert_eq!(plan.seeds(&counters), [(0, Counter { packets: 2, bytes: 20 })]);
-    assert_eq!(carry_plan(None, &new).sources, [None, None, None]);
+    assert_eq!(carry_plan(None, &new, "pass").sources, [None, None, None]);
+    assert_eq!(plan.names(&new), (vec!["b".to_string()], vec!["c".to_string()]));
+}
+
+#[test]
+fn a_flipped_default_verdict_restarts_the_default_counter_and_says_so() {
+    let rules = ["a".to_string()];
+    let plan = carry_plan(Some((&rules, "pass")), &rules, "drop");
+    assert_eq!(plan.sources, [Some(0), None]);
+    let counters = [Counter { packets: 1, bytes: 10 }, Counter { packets: 5, bytes: 50 }];
+    assert_eq!(plan.seeds(&counters), [(0, Counter { packets: 1, bytes: 10 })], "no passes counted as drops");
+    assert_eq!(plan.names(&rules), (vec!["a".to_string()], vec!["(default, was pass)".to_string()]));
 }
 
 #[test]
