@@ -54,6 +54,9 @@ enum Command {
         #[arg(long)]
         deny_warnings: bool,
     },
+    /// Compare two rule files: the packets whose verdict changes, with example packets
+    /// (exit 0: same verdict for every packet; 1: some packet changes).
+    Diff(commands::diff::DiffArgs),
     /// Compile a rule file (or a tcpdump filter with --pcap-filter) into an eBPF ELF object.
     #[command(after_help = help::COMPILE)]
     Compile(commands::compile::CompileArgs),
@@ -127,6 +130,7 @@ fn main() -> ExitCode {
         Command::Check { files, format, lints, deny_warnings } => {
             commands::check::run(&files, format, lints, deny_warnings)
         }
+        Command::Diff(args) => commands::diff::run(&args),
         Command::Compile(args) => commands::compile::run(&args),
         Command::Test(args) => commands::test::run(&args),
         Command::Load(args) => commands::load::run(&args),

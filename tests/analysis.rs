@@ -4,6 +4,7 @@
 //! on both sides; sets a diff calls equivalent agree on every packet tried; and known
 //! edits give exactly the regions they change.
 
+mod common;
 mod support;
 
 use pfc_compiler::analysis::{diff, lints};
@@ -134,4 +135,28 @@ fn diff_witnesses_are_confirmed_and_equivalence_holds_on_the_corpus() {
 /// The `default` statement of a rule file.
 fn default_span(text: &str) -> pfc_compiler::diagnostic::Span {
     lints::default_statement(&pfc_compiler::syntax::parse(text).0)
+}
+
+#[test]
+fn diff_output_and_exit_codes() {
+    let dir = common::repo().join("tests/analysis");
+    let run = common::pfc_in(&dir, &["diff", "ssh_old.pf", "ssh_new.pf"]);
+    run.assert_no_crash("pfc diff");
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    insta::assert_snapshot!("diff_ssh", run.stdout);
+    let same = common::pfc_in(&dir, &["diff", "ssh_old.pf", "ssh_old.pf"]);
+    assert_eq!(same.code, 0, "{}", same.stderr);
+    assert!(same.stdout.starts_with("equivalent"), "{}", same.stdout);
+    let json = common::pfc_in(&dir, &["diff", "--format", "json", "ssh_old.pf", "ssh_new.pf"]);
+    let value: serde_json::Value = serde_json::from_str(&json.stdout).expect("one JSON document");
+    assert_eq!(value["regions"][0]["new"]["rule"], "ssh_all");
+}
+
+#[test]
+fn overlap_lint_snapshot() {
+    let dir = common::repo().join("rules-examples");
+    let run = common::pfc_in(&dir, &["check", "--lints=all", "edge.pf"]);
+    run.assert_no_crash("pfc check --lints=all");
+    assert!(run.stderr.contains("[W0005]"), "{}", run.stderr);
+    insta::assert_snapshot!("lints_all_edge", run.stderr);
 }

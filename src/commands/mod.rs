@@ -3,6 +3,7 @@
 pub mod check;
 pub mod compile;
 pub mod completions;
+pub mod diff;
 pub mod filters;
 pub mod interval;
 pub mod load;
