@@ -17,6 +17,13 @@ Examples:
   pfc check --format json a.pf b.pf    All diagnostics as one JSON document, for editors and CI
   pfc check -                          Check rules read from standard input";
 
+/// `pfc diff`.
+pub const DIFF: &str = "\
+Examples:
+  pfc diff old.pf new.pf                  Packets whose verdict changes, with example packets
+  pfc diff --format json old.pf new.pf    The same as one JSON document
+  pfc diff --cases changed.toml old.pf new.pf    A case file pinning the new verdicts";
+
 /// `pfc compile`.
 pub const COMPILE: &str = "\
 Examples:
@@ -75,7 +82,7 @@ Examples:
 
 /// Every example text.
 #[cfg(test)]
-pub const ALL: &[&str] = &[PFC, CHECK, COMPILE, TEST, LOAD, UNLOAD, STATUS, STATS, COMPLETIONS, MAN];
+pub const ALL: &[&str] = &[PFC, CHECK, DIFF, COMPILE, TEST, LOAD, UNLOAD, STATUS, STATS, COMPLETIONS, MAN];
 
 /// The command lines of an example text: each `pfc …` up to the description, split into
 /// words the way a shell would for these simple cases (single quotes group).

@@ -56,6 +56,7 @@ enum Command {
     },
     /// Compare two rule files: the packets whose verdict changes, with example packets
     /// (exit 0: same verdict for every packet; 1: some packet changes).
+    #[command(after_help = help::DIFF)]
     Diff(commands::diff::DiffArgs),
     /// Compile a rule file (or a tcpdump filter with --pcap-filter) into an eBPF ELF object.
     #[command(after_help = help::COMPILE)]
