@@ -197,18 +197,23 @@ pub struct ValueSet {
     pub intervals: Vec<(u128, u128)>,
 }
 
+/// Sorts inclusive intervals and merges overlapping and touching ones (each `low <= high`).
+pub(crate) fn merge_intervals(mut intervals: Vec<(u128, u128)>) -> Vec<(u128, u128)> {
+    intervals.sort_unstable();
+    let mut merged: Vec<(u128, u128)> = Vec::with_capacity(intervals.len());
+    for (low, high) in intervals {
+        match merged.last_mut() {
+            Some(last) if low <= last.1.saturating_add(1) => last.1 = last.1.max(high),
+            _ => merged.push((low, high)),
+        }
+    }
+    merged
+}
+
 impl ValueSet {
     /// Builds a normalized set from arbitrary inclusive intervals.
-    pub fn from_intervals(bits: u32, mut intervals: Vec<(u128, u128)>) -> ValueSet {
-        intervals.sort_unstable();
-        let mut merged: Vec<(u128, u128)> = Vec::with_capacity(intervals.len());
-        for (low, high) in intervals {
-            match merged.last_mut() {
-                Some(last) if low <= last.1.saturating_add(1) => last.1 = last.1.max(high),
-                _ => merged.push((low, high)),
-            }
-        }
-        ValueSet { bits, intervals: merged }
+    pub fn from_intervals(bits: u32, intervals: Vec<(u128, u128)>) -> ValueSet {
+        ValueSet { bits, intervals: merge_intervals(intervals) }
     }
 
     /// Whether `value` lies in one of the intervals (binary search).

@@ -24,15 +24,7 @@ impl Ivs {
     /// Normalises arbitrary intervals (sorts, merges overlapping and touching ones).
     pub fn from_unsorted(mut intervals: Vec<(u128, u128)>) -> Ivs {
         intervals.retain(|(low, high)| low <= high);
-        intervals.sort_unstable();
-        let mut merged: Vec<(u128, u128)> = Vec::with_capacity(intervals.len());
-        for (low, high) in intervals {
-            match merged.last_mut() {
-                Some(last) if low <= last.1.saturating_add(1) => last.1 = last.1.max(high),
-                _ => merged.push((low, high)),
-            }
-        }
-        Ivs(merged)
+        Ivs(crate::program::merge_intervals(intervals))
     }
 
     /// No value.
