@@ -38,7 +38,7 @@ Examples:
   pfc test rules.pf                    Run the cases of rules.test.toml in the rbpf VM
   pfc test rules.pf --format junit     JUnit XML for CI systems
   pfc test rules.pf --pcap trace.pcap  What each rule decided in a capture: packets and bytes
-  pfc test rules.pf --pcap trace.pcap --verdicts    One JSON verdict per captured frame";
+  pfc test rules.pf --pcap trace.pcap --mac 02:00:5e:10:00:01    Only the frames the hook sees (received by that MAC for XDP)";
 
 /// `pfc load`.
 pub const LOAD: &str = "\
@@ -58,14 +58,15 @@ Examples:
 pub const STATUS: &str = "\
 Examples:
   pfc status                           A table of every pfc filter
-  pfc status --json                    The same as a JSON array";
+  pfc status --iface eth0              Only the filters of eth0
+  pfc status --format json             The same as one JSON document (schema pfc.status/1)";
 
 /// `pfc stats`.
 pub const STATS: &str = "\
 Examples:
-  pfc stats --iface eth0               Packets and bytes per rule
+  pfc stats --iface eth0               Verdict, packets and bytes per rule
   pfc stats --iface eth0 --watch 1     Again every second, with rates
-  pfc stats --iface eth0 --json        One JSON object";
+  pfc stats --iface eth0 --format json --watch 10    One JSON document per sample (schema pfc.stats/1)";
 
 /// `pfc completions`.
 pub const COMPLETIONS: &str = "\

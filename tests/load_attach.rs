@@ -26,6 +26,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+mod common;
+
 const PFC: &str = env!("CARGO_BIN_EXE_pfc");
 const SENDER_IP: &str = "10.77.0.1";
 const RECEIVER_IP: &str = "10.77.0.2";
@@ -256,10 +258,31 @@ fn rule_set(hook: &str) -> String {
     )
 }
 
-/// `pfc stats --json` as (rule name → (packets, bytes)).
-fn stats(ns: &str, iface: &str, hook: &str) -> Vec<(String, u64, u64)> {
-    let text = pfc_ok(ns, &["stats", "--iface", iface, "--hook", hook, "--json"]);
+/// `pfc stats --format json`: one document, of the shape pinned for its schema.
+fn stats_json(ns: &str, iface: &str, hook: &str) -> Value {
+    let text = pfc_ok(ns, &["stats", "--iface", iface, "--hook", hook, "--format", "json"]);
     let json: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    if json["labels"].is_null() {
+        common::shapes::assert_pinned(&json);
+    }
+    json
+}
+
+/// `pfc status --format json`'s `filters`; each attached and labelled one has the shape
+/// pinned for the schema (other tests' filters may be in any state).
+fn status_filters(ns: &str) -> Vec<Value> {
+    let text = pfc_ok(ns, &["status", "--format", "json"]);
+    let json: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    let filters = json["filters"].as_array().unwrap_or_else(|| panic!("no filters array: {text}")).clone();
+    for filter in filters.iter().filter(|filter| filter["labels"].is_null() && filter["state"] == "attached") {
+        common::shapes::assert_pinned(&serde_json::json!({ "schema": json["schema"], "filters": [filter] }));
+    }
+    filters
+}
+
+/// `pfc stats --format json` as (rule name → (packets, bytes)).
+fn stats(ns: &str, iface: &str, hook: &str) -> Vec<(String, u64, u64)> {
+    let json = stats_json(ns, iface, hook);
     let mut rows: Vec<(String, u64, u64)> = json["rules"]
         .as_array()
         .expect("rules")
@@ -314,6 +337,13 @@ fn check_traffic(hook: &str, mode: &str, tag: &str) {
     drop((listener_pass, listener_drop));
 
     let rows = stats(ns, iface, hook);
+    // Each rule's verdict comes from the manifest recorded at load (the names say it).
+    let json = stats_json(ns, iface, hook);
+    for rule in json["rules"].as_array().expect("rules") {
+        let (name, verdict) = (rule["name"].as_str().unwrap_or("?"), rule["verdict"].as_str().unwrap_or("?"));
+        assert!(name.ends_with(&format!("_{verdict}")), "{hook}: {name} has verdict {verdict}");
+    }
+    assert_eq!(json["default"]["verdict"], "pass", "{hook}: {json}");
     println!("{hook} {expected_mode}: udp 7001 received {dropped}/{SENT}, udp 7003 received {passed}/{SENT}, tcp 7002 blocked {tcp_blocked}, tcp 7004 open {tcp_open}; stats {rows:?}");
     assert_eq!((dropped, passed), (0, SENT), "{hook}: UDP to 7001 is dropped, to 7003 passes");
     assert!(tcp_blocked && tcp_open, "{hook}: TCP to 7002 is dropped, to 7004 passes");

@@ -214,7 +214,7 @@ fn junit_report_parses() {
 }
 
 /// `--pcap` without `--verdicts`: what each rule (and the default) decided, in packets
-/// and bytes, for people and as a `pfc.capture/1` JSON document.
+/// and bytes, for people and as a `pfc.capture/2` JSON document.
 #[test]
 fn capture_summary_counts_per_rule() {
     let udp = pfc_compiler::packet::Packet::eth().ipv4("10.0.0.1", "10.0.0.2").udp(1, 53).build();
@@ -239,7 +239,8 @@ fn capture_summary_counts_per_rule() {
     let run = run_cases("capture_summary_json", "", &[("c.pcap", capture)], &["--pcap", "c.pcap", "--format", "json"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let document: serde_json::Value = serde_json::from_str(&run.stdout).expect("one JSON document");
-    assert_eq!(document["schema"], "pfc.capture/1");
+    assert_eq!(document["schema"], "pfc.capture/2");
+    assert_eq!((document["direction"].as_str(), document["not_judged"].as_u64()), (Some("any"), Some(0)));
     assert_eq!(
         (document["packets"].as_u64(), document["passed"].as_u64(), document["dropped"].as_u64()),
         (Some(4), Some(2), Some(2))

@@ -153,11 +153,13 @@ fn limit_or_bug(message: &str, is_limit: bool) -> Diagnostic {
 /// The manifest: what a loaded object is, without its source.
 fn manifest(program: &Program, source: &[u8], options: Options) -> serde_json::Value {
     let rules: Vec<&str> = program.rules.iter().map(|rule| rule.name.as_str()).collect();
+    let verdicts: Vec<&str> = program.rules.iter().map(|rule| rule.verdict.as_str()).collect();
     serde_json::json!({
         "pfc_version": env!("CARGO_PKG_VERSION"),
         "hook": program.hook.as_str(),
         "default": program.default.as_str(),
         "rules": rules,
+        "verdicts": verdicts,
         "counters": if options.counters { serde_json::json!({
             "map": COUNTER_MAP_NAME,
             "layout": "index i < rules.len(): rule i; index rules.len(): the default verdict",

@@ -263,6 +263,10 @@ pub struct Manifest {
     pub default: String,
     /// Rule names in counter order; the default's counter follows them.
     pub rules: Vec<String>,
+    /// Each rule's verdict (`pass`, `drop`), in the same order; empty in manifests
+    /// written before pfc recorded them.
+    #[serde(default)]
+    pub verdicts: Vec<String>,
     /// A hash of the rule text.
     pub source_hash: String,
 }
@@ -397,6 +401,16 @@ mod tests {
             "a\x1b[2Jb",
             Some("interface name \"a\\u{1b}[2Jb\" contains the character '\\u{1b}', which no interface name has"),
         );
+    }
+
+    /// Records written before manifests held per-rule verdicts still read (no verdicts).
+    #[test]
+    fn manifests_without_verdicts_read_with_none() {
+        let old = r#"{"pfc_version":"0.1.0","hook":"xdp","default":"pass","rules":["a"],"source_hash":"x"}"#;
+        let manifest: Manifest = serde_json::from_str(old).expect("an old manifest reads");
+        assert!(manifest.verdicts.is_empty());
+        let new = r#"{"pfc_version":"0.1.0","hook":"xdp","default":"pass","rules":["a"],"verdicts":["drop"],"source_hash":"x"}"#;
+        assert_eq!(serde_json::from_str::<Manifest>(new).expect("reads").verdicts, ["drop"]);
     }
 
     #[test]

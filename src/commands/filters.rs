@@ -59,6 +59,24 @@ impl ModeArg {
     }
 }
 
+/// `--format` of `status` and `stats`.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    /// A table for people.
+    Human,
+    /// One JSON document with a `schema` (docs/cli.md); `stats --watch` prints one per line.
+    Json,
+}
+
+/// The format asked for: `--format`, or the deprecated `--json` (which says so on stderr).
+pub fn report_format(format: ReportFormat, json: bool, command: &str) -> ReportFormat {
+    if json {
+        eprintln!("warning: `pfc {command} --json` is deprecated; use `--format json` (docs/cli.md)");
+        return ReportFormat::Json;
+    }
+    format
+}
+
 /// Where pfc keeps its pins and records (`--bpffs`, `--run-dir`), shared by `load`,
 /// `unload`, `status` and `stats`.
 #[derive(clap::Args, Clone, Default)]
@@ -118,8 +136,8 @@ pub fn fail(error: &AttachError) -> ExitCode {
 /// this network namespace, says that instead, with the interfaces that do. Only asked
 /// after no filter was found, so a filter whose interface went away is still shown.
 pub fn nothing_on(state: &StateArgs, iface: &str, error: Option<&AttachError>, message: &str) -> ExitCode {
-    if let Err(missing @ AttachError::NoSuchInterface { .. }) = live(state).ifindex(iface) {
-        return fail(&missing);
+    if let Some(code) = no_such_interface(state, iface) {
+        return code;
     }
     match error {
         Some(error) => fail(error),
@@ -127,6 +145,15 @@ pub fn nothing_on(state: &StateArgs, iface: &str, error: Option<&AttachError>, m
             eprintln!("error: {}", escape(message));
             ExitCode::from(1)
         }
+    }
+}
+
+/// When `iface` does not exist in this network namespace: says so (with the interfaces
+/// that do) and returns exit 1.
+pub fn no_such_interface(state: &StateArgs, iface: &str) -> Option<ExitCode> {
+    match live(state).ifindex(iface) {
+        Err(missing @ AttachError::NoSuchInterface { .. }) => Some(fail(&missing)),
+        _ => None,
     }
 }
 

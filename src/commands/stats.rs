@@ -1,6 +1,8 @@
-//! `pfc stats --iface IF [--hook …] [--json] [--watch SECONDS]`: per-rule packets and
-//! bytes (summed over CPUs) and the default verdict's, labelled from the manifest
-//! recorded at load; in watch mode also packets and bytes per second.
+//! `pfc stats --iface IF [--hook …] [--format human|json] [--watch SECONDS]`: per-rule
+//! verdicts, packets and bytes (summed over CPUs) and the default verdict's, labelled
+//! from the manifest recorded at load; in watch mode also packets and bytes per second.
+//! The JSON document is `pfc.stats/1` (docs/cli.md), one per sample; the deprecated
+//! `--json` prints the same.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -9,7 +11,7 @@ use pfc_runtime::attach::{Counter, Stats};
 use pfc_runtime::pins::AttachPoint;
 use serde_json::{json, Value};
 
-use super::filters::{self, HookArg};
+use super::filters::{self, HookArg, ReportFormat};
 use crate::escape::escape;
 
 /// Arguments of `pfc stats`.
@@ -21,8 +23,11 @@ pub struct StatsArgs {
     /// The hook (needed when the interface has filters at several hooks).
     #[arg(long, value_enum)]
     hook: Option<HookArg>,
-    /// One JSON object (per interval in watch mode) instead of a table.
-    #[arg(long)]
+    /// A table, or one JSON document per sample (`"schema": "pfc.stats/1"`, docs/cli.md).
+    #[arg(long, value_enum, default_value_t = ReportFormat::Human)]
+    format: ReportFormat,
+    /// Deprecated: the same as --format json.
+    #[arg(long, hide = true, conflicts_with = "format")]
     json: bool,
     /// Print again every SECONDS, with rates, until interrupted.
     #[arg(long, value_name = "SECONDS", value_parser = super::interval::parse_watch_interval)]
@@ -32,10 +37,32 @@ pub struct StatsArgs {
     state: filters::StateArgs,
 }
 
-/// Rows: (label, counter), the default last.
-fn rows(stats: &Stats) -> Vec<(String, Counter)> {
-    let mut rows = stats.rules.clone();
-    rows.push((format!("(default {})", stats.default.0), stats.default.1));
+/// The `schema` of `pfc stats --format json`: bumped whenever its shape changes.
+pub const STATS_SCHEMA: &str = "pfc.stats/1";
+
+/// One line of the table or entry of the JSON: a rule, or the default last.
+struct Row<'a> {
+    /// The rule's name (`None`: the default).
+    name: Option<&'a str>,
+    /// `pass`/`drop`, `None` when no record says.
+    verdict: Option<&'a str>,
+    counter: Counter,
+}
+
+fn rows(stats: &Stats) -> Vec<Row<'_>> {
+    let mut rows: Vec<Row<'_>> = stats
+        .rules
+        .iter()
+        .enumerate()
+        .map(|(index, (name, counter))| Row {
+            name: Some(name),
+            verdict: stats.verdicts.get(index).map(String::as_str),
+            counter: *counter,
+        })
+        .collect();
+    let default = stats.default.0.as_str();
+    let verdict = if stats.label_problem.is_some() { None } else { Some(default) };
+    rows.push(Row { name: None, verdict, counter: stats.default.1 });
     rows
 }
 
@@ -43,58 +70,53 @@ fn rate(now: u64, before: u64, seconds: f64) -> f64 {
     now.saturating_sub(before) as f64 / seconds
 }
 
-fn print(iface: &str, point: AttachPoint, stats: &Stats, previous: Option<(&Stats, f64)>, as_json: bool) {
+fn print(iface: &str, point: AttachPoint, stats: &Stats, previous: Option<(&Stats, f64)>, format: ReportFormat) {
     let rows = rows(stats);
     let old = previous.map(|(stats, seconds)| (self::rows(stats), seconds));
     let rates = |index: usize, counter: &Counter| {
         old.as_ref().map(|(old, seconds)| {
-            let before = old.get(index).map(|(_, c)| *c).unwrap_or_default();
+            let before = old.get(index).map(|row| row.counter).unwrap_or_default();
             (rate(counter.packets, before.packets, *seconds), rate(counter.bytes, before.bytes, *seconds))
         })
     };
-    if as_json {
-        let entry = |index: usize, counter: &Counter| {
-            let mut value = json!({ "packets": counter.packets, "bytes": counter.bytes });
-            if let Some((pps, bps)) = rates(index, counter) {
-                value["packets_per_second"] = json!(pps);
-                value["bytes_per_second"] = json!(bps);
+    if format == ReportFormat::Json {
+        let entry = |index: usize, row: &Row<'_>| {
+            let (pps, bps) = rates(index, &row.counter).unzip();
+            let mut value = json!({
+                "verdict": row.verdict, "packets": row.counter.packets, "bytes": row.counter.bytes,
+                "packets_per_second": pps, "bytes_per_second": bps,
+            });
+            if let Some(name) = row.name {
+                value["name"] = json!(name);
             }
             value
         };
-        let rules: Vec<Value> = stats
-            .rules
-            .iter()
-            .enumerate()
-            .map(|(index, (name, counter))| {
-                let mut value = entry(index, counter);
-                value["name"] = json!(name);
-                value
-            })
-            .collect();
-        let mut default = entry(stats.rules.len(), &stats.default.1);
-        default["verdict"] = json!(stats.default.0);
+        let mut entries: Vec<Value> = rows.iter().enumerate().map(|(index, row)| entry(index, row)).collect();
+        let default = entries.pop().unwrap_or_default();
         let labels = stats.label_problem.as_ref().map(|problem| problem.to_string());
-        // Each sample says when it was read, so `--watch --json` lines stand alone.
+        // Each sample says when it was read, so `--watch` lines stand alone.
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         println!(
             "{}",
             json!({
-                "iface": iface, "hook": point.as_str(), "time": filters::utc(now.as_secs()),
+                "schema": STATS_SCHEMA, "iface": iface, "hook": point.as_str(), "time": filters::utc(now.as_secs()),
                 "time_unix_ms": now.as_millis() as u64, "prog_id": stats.prog_id, "labels": labels,
-                "rules": rules, "default": default,
+                "rules": entries, "default": default,
             })
         );
         return;
     }
     println!("{iface} {}:", point.as_str());
-    for (index, (label, counter)) in rows.iter().enumerate() {
-        let label = escape(label);
-        match rates(index, counter) {
+    for (index, row) in rows.iter().enumerate() {
+        let label = escape(row.name.unwrap_or("(default)"));
+        let verdict = escape(row.verdict.unwrap_or("?"));
+        let counter = row.counter;
+        match rates(index, &counter) {
             Some((pps, bps)) => println!(
-                "  {label:<32} {:>14} packets {:>16} bytes {:>12.1} pkt/s {:>14.1} B/s",
+                "  {label:<32} {verdict:<7} {:>14} packets {:>16} bytes {:>12.1} pkt/s {:>14.1} B/s",
                 counter.packets, counter.bytes, pps, bps
             ),
-            None => println!("  {label:<32} {:>14} packets {:>16} bytes", counter.packets, counter.bytes),
+            None => println!("  {label:<32} {verdict:<7} {:>14} packets {:>16} bytes", counter.packets, counter.bytes),
         }
     }
 }
@@ -137,7 +159,8 @@ pub fn run(args: &StatsArgs) -> ExitCode {
             stats.prog_id
         );
     }
-    print(&args.iface, point, &stats, None, args.json);
+    let format = filters::report_format(args.format, args.json, "stats");
+    print(&args.iface, point, &stats, None, format);
     let Some(interval) = args.watch else { return ExitCode::SUCCESS };
     let mut taken = Instant::now();
     loop {
@@ -148,7 +171,7 @@ pub fn run(args: &StatsArgs) -> ExitCode {
         };
         let elapsed = taken.elapsed().as_secs_f64();
         taken = Instant::now();
-        print(&args.iface, point, &next, Some((&stats, elapsed)), args.json);
+        print(&args.iface, point, &next, Some((&stats, elapsed)), format);
         stats = next;
     }
 }

@@ -1,19 +1,28 @@
-//! `pfc status [--json]`: every pfc filter: interface, hook, mode, program and link ids,
-//! load time, source file and hash, rule count (from the manifest recorded at load).
+//! `pfc status [--iface IF] [--format human|json]`: every pfc filter (or those of one
+//! interface): interface, hook, mode, program and link ids, load time, source file and
+//! hash, rule count (from the manifest recorded at load). The JSON document is
+//! `pfc.status/1` (docs/cli.md); the deprecated `--json` prints its `filters` array alone,
+//! the shape pfc printed before `--format`.
 
 use std::process::ExitCode;
 
 use pfc_runtime::attach::FilterStatus;
 use serde_json::{json, Value};
 
-use super::filters;
+use super::filters::{self, ReportFormat};
 use crate::escape::escape;
 
 /// Arguments of `pfc status`.
 #[derive(clap::Args)]
 pub struct StatusArgs {
-    /// One JSON array instead of a table.
+    /// Only the filters of this interface.
     #[arg(long)]
+    iface: Option<String>,
+    /// A table, or one JSON document (`"schema": "pfc.status/1"`, docs/cli.md).
+    #[arg(long, value_enum, default_value_t = ReportFormat::Human)]
+    format: ReportFormat,
+    /// Deprecated: the JSON array of filters alone, without the schema (use --format json).
+    #[arg(long, hide = true, conflicts_with = "format")]
     json: bool,
     /// Where pins and records live.
     #[command(flatten)]
@@ -28,6 +37,9 @@ fn state(status: &FilterStatus) -> &'static str {
         None => "not attached (an interrupted load or unload left pins or a record; `pfc unload` cleans up)",
     }
 }
+
+/// The `schema` of `pfc status --format json`: bumped whenever its shape changes.
+pub const STATUS_SCHEMA: &str = "pfc.status/1";
 
 fn to_json(status: &FilterStatus) -> Value {
     let record = status.record.as_ref();
@@ -57,16 +69,41 @@ fn to_json(status: &FilterStatus) -> Value {
 
 /// Runs `pfc status`.
 pub fn run(args: &StatusArgs) -> ExitCode {
-    let statuses = match filters::live(&args.state).status() {
+    if let Some(Err(code)) = args.iface.as_deref().map(filters::check_iface) {
+        return code;
+    }
+    let mut statuses = match filters::live(&args.state).status() {
         Ok(statuses) => statuses,
         Err(error) => return filters::fail(&error),
     };
-    if args.json {
-        println!("{}", Value::Array(statuses.iter().map(to_json).collect()));
-        return ExitCode::SUCCESS;
+    if let Some(iface) = &args.iface {
+        statuses.retain(|status| &status.iface == iface);
+        if statuses.is_empty() {
+            // No filter there: an interface that does not exist is an error, one
+            // without filters is an empty listing.
+            if let Some(code) = filters::no_such_interface(&args.state, iface) {
+                return code;
+            }
+        }
+    }
+    let format = filters::report_format(args.format, args.json, "status");
+    let filters_json = || Value::Array(statuses.iter().map(to_json).collect());
+    match format {
+        ReportFormat::Json if args.json => {
+            println!("{}", filters_json());
+            return ExitCode::SUCCESS;
+        }
+        ReportFormat::Json => {
+            println!("{}", json!({ "schema": STATUS_SCHEMA, "filters": filters_json() }));
+            return ExitCode::SUCCESS;
+        }
+        ReportFormat::Human => {}
     }
     if statuses.is_empty() {
-        println!("no pfc filters");
+        match &args.iface {
+            Some(iface) => println!("no pfc filters on {}", escape(iface)),
+            None => println!("no pfc filters"),
+        }
         return ExitCode::SUCCESS;
     }
     println!(

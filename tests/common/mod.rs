@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod shapes;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};

@@ -21,17 +21,14 @@ pub(super) fn kernel_xdp_prog(ns: &str, iface: &str) -> Option<u64> {
     json[0]["xdp"]["prog"]["id"].as_u64()
 }
 
-/// `pfc status --json`'s entry for `iface` at xdp.
+/// `pfc status --format json`'s entry for `iface` at xdp.
 pub(super) fn status_entry(ns: &str, iface: &str) -> Option<Value> {
-    let text = pfc_ok(ns, &["status", "--json"]);
-    let json: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
-    json.as_array()?.iter().find(|s| s["iface"] == iface && s["hook"] == "xdp").cloned()
+    status_filters(ns).into_iter().find(|s| s["iface"] == iface && s["hook"] == "xdp")
 }
 
-/// `pfc stats --json`: (program id, rule names, label problem).
+/// `pfc stats --format json`: (program id, rule names, label problem).
 pub(super) fn stats_labels(ns: &str, iface: &str) -> (u64, Vec<String>, Value) {
-    let text = pfc_ok(ns, &["stats", "--iface", iface, "--hook", "xdp", "--json"]);
-    let json: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    let json = stats_json(ns, iface, "xdp");
     let names = json["rules"].as_array().expect("rules").iter().map(|r| r["name"].as_str().unwrap_or("?").to_string());
     (json["prog_id"].as_u64().expect("prog id"), names.collect(), json["labels"].clone())
 }

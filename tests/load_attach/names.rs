@@ -39,11 +39,12 @@ fn interface_names_that_are_no_names_are_refused_by_every_command_and_touch_noth
     let long = "a".repeat(16);
     for iface in ["..", ".", "a/b", "eth0/../eth0", long.as_str(), "", "a\u{1b}]0;x\u{7}"] {
         let state = ["--bpffs", bpffs.as_str(), "--run-dir", run_dir.as_str()];
-        let commands: [Vec<&str>; 4] = [
+        let commands: [Vec<&str>; 5] = [
             vec!["load", rules.as_str(), "--iface", iface],
             vec!["unload", "--iface", iface],
             vec!["unload", "--iface", iface, "--hook", "xdp"],
             vec!["stats", "--iface", iface, "--hook", "xdp"],
+            vec!["status", "--iface", iface],
         ];
         for mut args in commands {
             args.extend(state);
@@ -59,7 +60,7 @@ fn interface_names_that_are_no_names_are_refused_by_every_command_and_touch_noth
 }
 
 #[test]
-fn stats_and_unload_say_when_the_interface_does_not_exist() {
+fn status_stats_and_unload_say_when_the_interface_does_not_exist() {
     skip_unless!(no_kernel());
     let iface = format!("pfcnx{}", std::process::id() % 100_000);
     let expected = format!("error: no interface `{iface}` here; existing interfaces: lo");
@@ -68,6 +69,8 @@ fn stats_and_unload_say_when_the_interface_does_not_exist() {
         vec!["stats", "--iface", &iface, "--hook", "xdp"],
         vec!["unload", "--iface", &iface],
         vec!["unload", "--iface", &iface, "--hook", "tc-ingress"],
+        vec!["status", "--iface", &iface],
+        vec!["status", "--iface", &iface, "--format", "json"],
     ] {
         let output = Command::new(PFC).args(&args).output().expect("pfc runs");
         let stderr = String::from_utf8_lossy(&output.stderr);

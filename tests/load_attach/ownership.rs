@@ -165,7 +165,7 @@ fn another_users_squats_symlinks_and_records_are_refused_never_followed_or_delet
         refused(&output, "permission denied: needs CAP_BPF (run as root", &format!("nobody's {}", args[0]));
         assert!(!String::from_utf8_lossy(&output.stdout).contains("stale"), "never 'stale'");
     }
-    let text = String::from_utf8_lossy(&pfc_in(&ns, &["status", "--json"], &roots).stdout).into_owned();
+    let text = String::from_utf8_lossy(&pfc_in(&ns, &["status", "--format", "json"], &roots).stdout).into_owned();
     assert!(text.contains(&format!("\"prog_id\":{attached}")), "root's status: {text}");
     let output = pfc_in(&ns, &["unload", "--iface", &iface], &roots);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));

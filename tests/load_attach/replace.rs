@@ -18,11 +18,12 @@ fn leak_sets(hook: &str) -> [String; 2] {
     ]
 }
 
-/// The program id `pfc status --json` shows for an interface and hook.
+/// The program id `pfc status --format json` shows for an interface and hook.
 fn prog_id(ns: &str, iface: &str, hook: &str) -> Option<u64> {
-    let text = pfc_ok(ns, &["status", "--json"]);
-    let json: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
-    json.as_array()?.iter().find(|s| s["iface"] == iface && s["hook"] == hook).and_then(|s| s["prog_id"].as_u64())
+    status_filters(ns)
+        .into_iter()
+        .find(|s| s["iface"] == iface && s["hook"] == hook)
+        .and_then(|s| s["prog_id"].as_u64())
 }
 
 /// Streams UDP to `port` from `ns` until `stop`; returns how many were sent.
@@ -170,17 +171,31 @@ fn status_and_unload_leave_no_pins_links_or_programs() {
         let rules = topology.rules(&format!("life-{hook}"), &rule_set(hook));
         let (ns, iface) = topology.place(hook);
         pfc_ok(ns, &["load", &rules, "--iface", iface, "--hook", hook]);
-        let text = pfc_ok(ns, &["status", "--json"]);
-        let json: Value = serde_json::from_str(&text).expect("status json");
-        let entry = json
-            .as_array()
-            .and_then(|all| all.iter().find(|s| s["iface"] == iface && s["hook"] == hook).cloned())
-            .unwrap_or_else(|| panic!("status lacks {iface} {hook}: {text}"));
+        let filters = status_filters(ns);
+        let entry = filters
+            .iter()
+            .find(|s| s["iface"] == iface && s["hook"] == hook)
+            .cloned()
+            .unwrap_or_else(|| panic!("status lacks {iface} {hook}: {filters:?}"));
         assert_eq!(entry["state"], "attached", "{entry}");
         assert_eq!(entry["rules"], 3, "{entry}");
         assert_eq!(entry["source"].as_str(), Some(rules.as_str()), "{entry}");
         ours.push((entry["prog_id"].as_u64().expect("prog id"), entry["link_id"].as_u64().expect("link id")));
     }
+    // --iface lists only that interface's filters; the deprecated --json prints the
+    // `filters` array alone (the shape before --format) and says it is deprecated.
+    let (ns, iface) = topology.place("xdp");
+    let only = pfc_ok(ns, &["status", "--iface", iface, "--format", "json"]);
+    let only: Value = serde_json::from_str(&only).expect("status json");
+    let listed: Vec<&str> =
+        only["filters"].as_array().expect("filters").iter().filter_map(|f| f["iface"].as_str()).collect();
+    assert!(!listed.is_empty() && listed.iter().all(|name| *name == iface), "--iface {iface}: {only}");
+    let legacy = pfc(ns, &["status", "--json"]);
+    let array: Value = serde_json::from_slice(&legacy.stdout).expect("status --json is JSON");
+    assert_eq!(array.as_array().map(Vec::len), Some(status_filters(ns).len()), "{array}");
+    assert!(String::from_utf8_lossy(&legacy.stderr).contains("deprecated; use `--format json`"));
+    let human = pfc_ok(ns, &["status", "--iface", "lo"]);
+    assert_eq!(human, "no pfc filters on lo\n");
     let (progs_loaded, links_loaded) = (bpftool_ids("prog"), bpftool_ids("link"));
     for (prog, link) in &ours {
         assert!(
@@ -190,7 +205,7 @@ fn status_and_unload_leave_no_pins_links_or_programs() {
     }
     pfc_ok(&topology.b, &["unload", "--iface", &topology.veth_b]);
     pfc_ok(&topology.a, &["unload", "--iface", &topology.veth_a, "--hook", "tc-egress"]);
-    let text = pfc_ok(&topology.b, &["status", "--json"]);
+    let text = pfc_ok(&topology.b, &["status", "--format", "json"]);
     for iface in [&topology.veth_a, &topology.veth_b] {
         assert!(!text.contains(&format!("\"{iface}\"")), "status still lists {iface}: {text}");
         assert!(!PathBuf::from(format!("/sys/fs/bpf/pfc/{iface}")).exists(), "pins of {iface} remain");

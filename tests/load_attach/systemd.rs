@@ -60,8 +60,8 @@ fn the_units_start_reload_and_stop_commands_work_as_written() {
 
     pfc_in_unit("ExecStart");
     assert_eq!(rule_names(), ["first"]);
-    // Every `stats --json` sample says when it was read (what a service's logs need).
-    let sample: Value = serde_json::from_str(&pfc_ok(&ns, &["stats", "--iface", &iface, "--json"])).expect("JSON");
+    // Every `stats --format json` sample says when it was read (what a service's logs need).
+    let sample = stats_json(&ns, &iface, "xdp");
     let time = sample["time"].as_str().unwrap_or_default();
     assert!(time.len() == 20 && time.ends_with('Z') && time.as_bytes()[10] == b'T', "time: {sample}");
     assert!(sample["time_unix_ms"].as_u64().unwrap_or(0) > 1_600_000_000_000, "time_unix_ms: {sample}");
@@ -69,8 +69,7 @@ fn the_units_start_reload_and_stop_commands_work_as_written() {
     pfc_in_unit("ExecReload");
     assert_eq!(rule_names(), ["second"], "the reload replaced the filter");
     pfc_in_unit("ExecStop");
-    let status: Value = serde_json::from_str(&pfc_ok(&ns, &["status", "--json"])).expect("status JSON");
-    let listed = status.to_string();
+    let listed = Value::Array(status_filters(&ns)).to_string();
     assert!(!listed.contains(&format!("\"{iface}\"")), "{iface} still listed after ExecStop: {listed}");
     for dir in [format!("/sys/fs/bpf/pfc/{iface}"), format!("/run/pfc/{iface}")] {
         assert!(!std::path::Path::new(&dir).exists(), "{dir} is left behind after unload");

@@ -11,6 +11,7 @@ fn manifest(rules: &[&str]) -> Manifest {
         hook: "xdp".to_string(),
         default: "pass".to_string(),
         rules: rules.iter().map(|r| r.to_string()).collect(),
+        verdicts: rules.iter().map(|_| "drop".to_string()).collect(),
         source_hash: "fnv1a64:0".to_string(),
     }
 }
@@ -105,6 +106,7 @@ fn replace_swaps_the_program_under_the_same_link_and_carries_counters_by_name() 
     let stats = filters.stats("eth0", AttachPoint::Xdp).expect("stats");
     let packets: Vec<(String, u64)> = stats.rules.iter().map(|(name, c)| (name.clone(), c.packets)).collect();
     assert_eq!(packets, [("new".to_string(), 0), ("ssh".to_string(), 5)]);
+    assert_eq!(stats.verdicts, ["drop", "drop"], "verdicts from the record's manifest");
     assert_eq!(stats.default.1.packets, 11);
 }
 
@@ -222,6 +224,7 @@ fn stats_without_a_record_label_rules_by_index() {
     std::fs::remove_file(&paths.state).expect("record removed");
     let stats = filters.stats("eth0", AttachPoint::Xdp).expect("stats");
     assert_eq!(stats.rules.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["rule#0", "rule#1"]);
+    assert!(stats.verdicts.is_empty(), "no record, no verdicts");
     let error = filters.stats("lo", AttachPoint::Xdp).expect_err("nothing on lo");
     assert!(matches!(error, AttachError::NotLoaded { .. }), "{error}");
 }

@@ -140,6 +140,9 @@ pub struct Stats {
     pub prog_id: u32,
     /// (rule name, counter) in rule order.
     pub rules: Vec<(String, Counter)>,
+    /// Each rule's verdict, in rule order; empty when unknown (no record labels the
+    /// program, or its manifest predates per-rule verdicts).
+    pub verdicts: Vec<String>,
     /// The default verdict and its counter.
     pub default: (String, Counter),
     /// Why the rules are numbered rather than named.
@@ -283,22 +286,26 @@ impl<S: BpfSys> Filters<S> {
                 |source| AttachError::Counters { path: paths.counters.clone(), source },
             )
         })?;
-        let (names, default, counters, label_problem) = match self.labels(&paths, &prog)? {
+        let (names, mut verdicts, default, counters, label_problem) = match self.labels(&paths, &prog)? {
             Ok(record) => {
                 let counters = add_all(&counters, &record.carried);
-                (record.manifest.rules, record.manifest.default, counters, None)
+                let manifest = record.manifest;
+                (manifest.rules, manifest.verdicts, manifest.default, counters, None)
             }
             Err(problem) => {
                 let names = (0..counters.len().saturating_sub(1)).map(|i| format!("rule#{i}")).collect();
-                (names, "unknown".to_string(), counters, Some(problem))
+                (names, Vec::new(), "unknown".to_string(), counters, Some(problem))
             }
         };
+        if verdicts.len() != names.len() {
+            verdicts.clear();
+        }
         let rules: Vec<(String, Counter)> = names
             .iter()
             .enumerate()
             .map(|(i, name)| (name.clone(), counters.get(i).copied().unwrap_or_default()))
             .collect();
         let default_counter = counters.get(names.len()).copied().unwrap_or_default();
-        Ok(Stats { prog_id: prog.id, rules, default: (default, default_counter), label_problem })
+        Ok(Stats { prog_id: prog.id, rules, verdicts, default: (default, default_counter), label_problem })
     }
 }

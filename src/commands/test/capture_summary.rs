@@ -1,7 +1,8 @@
 //! `pfc test RULES --pcap FILE` (without `--verdicts`): a capture in, a per-rule summary
 //! out: for every rule and the default, the frames it decided, their bytes and its
-//! verdict, then the verdict totals. `--format json` prints the same as one document
-//! with `"schema": "pfc.capture/1"` (docs/cli.md).
+//! verdict, then the verdict totals; with `--direction`/`--mac` only the frames of one
+//! direction are judged and the others counted. `--format json` prints the same as one
+//! document with `"schema": "pfc.capture/2"` (docs/cli.md).
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -11,6 +12,7 @@ use pfc_compiler::program::{Program, Verdict};
 use pfc_compiler::testcase::pcap::read_capture;
 use serde_json::json;
 
+use super::direction::{format_mac, Counts, Selection};
 use super::engine::{Engine, Ran};
 use super::output::TestFormat;
 use super::{internal, Stop};
@@ -18,7 +20,7 @@ use crate::escape::escape;
 use crate::input;
 
 /// The `schema` of the JSON summary: bumped whenever its shape changes.
-pub const CAPTURE_SCHEMA: &str = "pfc.capture/1";
+pub const CAPTURE_SCHEMA: &str = "pfc.capture/2";
 
 /// Frames and bytes one rule (or the default) decided.
 #[derive(Clone, Copy, Default)]
@@ -43,6 +45,8 @@ struct Summary {
     dropped: u64,
     /// Frames the kernel refused to run (`--kernel`).
     skipped: u64,
+    /// Frames by direction (with `--mac`).
+    directions: Counts,
 }
 
 /// Runs every frame of `path` and prints the summary.
@@ -51,6 +55,7 @@ pub(super) fn run(
     program: &Program,
     rules_name: &str,
     path: &Path,
+    selection: &Selection,
     format: TestFormat,
     backend: &str,
 ) -> Result<ExitCode, Stop> {
@@ -63,8 +68,12 @@ pub(super) fn run(
         passed: 0,
         dropped: 0,
         skipped: 0,
+        directions: Counts::default(),
     };
     for (index, packet) in capture.packets.iter().enumerate() {
+        if !selection.judges(packet, &mut summary.directions) {
+            continue;
+        }
         match engine.run(packet).map_err(|error| internal(&error, &format!("{name}: packet {index}"), packet))? {
             Ran::Decided(outcome) => {
                 match outcome.rule {
@@ -80,17 +89,29 @@ pub(super) fn run(
         }
     }
     let text = match format {
-        TestFormat::Json => json_document(program, rules_name, &name, &summary).to_string() + "\n",
-        _ => escape(&human(program, rules_name, &name, &summary, backend, engine.executor())).into_owned(),
+        TestFormat::Json => json_document(program, rules_name, &name, selection, &summary).to_string() + "\n",
+        _ => escape(&human(program, rules_name, &name, selection, &summary, backend, engine.executor())).into_owned(),
     };
     print!("{text}");
     Ok(ExitCode::SUCCESS)
 }
 
-fn human(program: &Program, rules_name: &str, name: &str, summary: &Summary, backend: &str, executor: &str) -> String {
+fn human(
+    program: &Program,
+    rules_name: &str,
+    name: &str,
+    selection: &Selection,
+    summary: &Summary,
+    backend: &str,
+    executor: &str,
+) -> String {
     let total = summary.passed + summary.dropped + summary.skipped;
     let executor = if executor == "kernel" { String::new() } else { format!(" ({executor})") };
-    let mut out = format!("{name}: {total} frames through {rules_name} in the {backend}{executor}\n\n");
+    let mut out = format!("{name}: {total} frames through {rules_name} in the {backend}{executor}\n");
+    if selection.mac.is_some() {
+        let _ = writeln!(out, "  {}", selection.describe(&summary.directions));
+    }
+    out.push('\n');
     let width = program.rules.iter().map(|rule| rule.name.len()).max().unwrap_or(0).max("(default)".len());
     let _ = writeln!(out, "  {:<width$}  {:<7} {:>12} {:>16}", "RULE", "VERDICT", "PACKETS", "BYTES");
     let rows = program.rules.iter().map(|rule| (rule.name.as_str(), rule.verdict)).zip(&summary.rules);
@@ -105,7 +126,13 @@ fn human(program: &Program, rules_name: &str, name: &str, summary: &Summary, bac
     out
 }
 
-fn json_document(program: &Program, rules_name: &str, name: &str, summary: &Summary) -> serde_json::Value {
+fn json_document(
+    program: &Program,
+    rules_name: &str,
+    name: &str,
+    selection: &Selection,
+    summary: &Summary,
+) -> serde_json::Value {
     let rules: Vec<serde_json::Value> = program
         .rules
         .iter()
@@ -122,6 +149,9 @@ fn json_document(program: &Program, rules_name: &str, name: &str, summary: &Summ
         "passed": summary.passed,
         "dropped": summary.dropped,
         "skipped": summary.skipped,
+        "direction": selection.direction.as_str(),
+        "mac": selection.mac.as_ref().map(format_mac),
+        "not_judged": selection.not_judged(&summary.directions),
         "rules": rules,
         "default": {
             "verdict": program.default.as_str(),

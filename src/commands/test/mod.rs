@@ -1,7 +1,8 @@
 //! `pfc test RULES [--cases FILE] [--format human|json|junit] [--coverage]
 //! [--kernel | --interpreter]` and `pfc test RULES --pcap FILE [--verdicts | --format
-//! human|json] [--kernel | --interpreter]`: the compiled object run on the packets of a
-//! case file or a capture (a per-rule summary, or one verdict per frame),
+//! human|json] [--direction in|out|any --mac MAC] [--kernel | --interpreter]`: the
+//! compiled object run on the packets of a case file or a capture (a per-rule summary,
+//! or one verdict per frame; of a capture only the direction the hook sees, with --mac),
 //! in the rbpf VM (its JIT when pfc's verifier accepts the code, else or with
 //! `--interpreter` its interpreter) or the kernel, every answer checked against pfc's
 //! interpreter.
@@ -11,6 +12,7 @@
 //! disagree, or pfc's object does not run).
 
 mod capture_summary;
+mod direction;
 mod engine;
 mod output;
 mod verdicts;
@@ -26,6 +28,7 @@ use pfc_compiler::testcase::summary::{hex, summarize};
 use pfc_compiler::testcase::{parse_cases, Case, Input, MAX_PACKET_LEN};
 use pfc_runtime::BpfObject;
 
+use direction::{Direction, Selection};
 pub use engine::Backend;
 use engine::{Engine, Ran, RunError};
 use output::{CaseResult, TestFormat};
@@ -56,6 +59,15 @@ pub struct TestArgs {
     /// How to report case results (with --pcap, the summary: human or json).
     #[arg(long, value_enum, default_value_t = TestFormat::Human, conflicts_with = "verdicts")]
     format: TestFormat,
+    /// With --pcap: judge only the frames the interface received (`in`: what XDP and TC
+    /// ingress see), sent (`out`: TC egress), or every frame (`any`). `in` and `out`
+    /// need --mac; with --mac alone, the rule file's hook decides.
+    #[arg(long, value_enum, requires = "pcap")]
+    direction: Option<Direction>,
+    /// With --pcap: the MAC address of the interface the capture was taken on; frames
+    /// from it were sent, frames to it (or to a broadcast or multicast address) received.
+    #[arg(long, visible_alias = "iface-mac", value_name = "MAC", value_parser = direction::parse_mac, requires = "pcap")]
+    mac: Option<direction::Mac>,
     /// Also list the rules that decided no case.
     #[arg(long, conflicts_with = "pcap")]
     coverage: bool,
@@ -89,6 +101,13 @@ pub fn run(args: &TestArgs) -> ExitCode {
         return report::usage_error(
             "test",
             "only one of the rule file, --cases and --pcap can be `-` (standard input)",
+        );
+    }
+    if args.mac.is_none() && matches!(args.direction, Some(Direction::In | Direction::Out)) {
+        return report::usage_error(
+            "test",
+            "--direction in and out need --mac MAC: the address of the interface the capture was taken on \
+             (`ip link show IFACE`)",
         );
     }
     if args.pcap.is_some() && args.format == TestFormat::Junit {
@@ -137,12 +156,14 @@ fn run_checked(args: &TestArgs) -> Result<ExitCode, Stop> {
             Stop::Input { message }
         }
     })?;
+    let selection = selection(args, &compiled);
     match &args.pcap {
-        Some(pcap) if args.verdicts => return verdicts::run(&mut engine, &compiled.program, pcap),
+        Some(pcap) if args.verdicts => return verdicts::run(&mut engine, &compiled.program, pcap, &selection),
         Some(pcap) => {
             let rules_name = input::display_name(&args.file);
             let program = &compiled.program;
-            return capture_summary::run(&mut engine, program, &rules_name, pcap, args.format, backend.name());
+            let format = args.format;
+            return capture_summary::run(&mut engine, program, &rules_name, pcap, &selection, format, backend.name());
         }
         None => {}
     }
@@ -159,6 +180,22 @@ fn run_checked(args: &TestArgs) -> Result<ExitCode, Stop> {
     let failed = results.iter().filter(|result| result.failed()).count();
     output::print(args.format, &context, &results);
     Ok(if failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+/// The frames of a capture to judge: `--direction`, or with only `--mac` the direction of
+/// the rule file's hook. A direction the hook never sees gets a note.
+fn selection(args: &TestArgs, compiled: &Compiled) -> Selection {
+    let Some(mac) = args.mac else { return Selection::ALL };
+    let hook = compiled.program.hook;
+    let direction = args.direction.unwrap_or(Direction::of_hook(hook));
+    if direction != Direction::Any && direction != Direction::of_hook(hook) {
+        let (seen, judged) = (Direction::of_hook(hook).as_str(), direction.as_str());
+        eprintln!(
+            "note: the rule file's hook ({}) sees `{seen}` frames; --direction {judged} judges `{judged}` frames",
+            hook.as_str()
+        );
+    }
+    Selection { direction, mac: Some(mac) }
 }
 
 /// Compiles the rule file with counters; [`Stop::RuleFile`] after printing its

@@ -2,6 +2,8 @@
 //! in order: `{"packet":0,"verdict":"drop","rule":"m"}`, `"rule":null` for the default,
 //! and with `--kernel` `{"packet":3,"verdict":null,"rule":null,"skipped":"…"}` for frames
 //! the kernel's test run refuses. An empty capture prints nothing and says so on stderr.
+//! With `--direction`/`--mac`, frames of the other direction print nothing (numbers stay
+//! the capture's) and stderr says how many there were.
 
 use std::io::{BufWriter, Write};
 use std::path::Path;
@@ -10,13 +12,19 @@ use std::process::ExitCode;
 use pfc_compiler::program::Program;
 use pfc_compiler::testcase::pcap::read_capture;
 
+use super::direction::{Counts, Selection};
 use super::engine::{Engine, Ran};
 use super::{internal, Stop};
 use crate::escape::escape;
 use crate::input;
 
 /// Prints the verdict of every frame of `path`.
-pub(super) fn run(engine: &mut Engine<'_>, program: &Program, path: &Path) -> Result<ExitCode, Stop> {
+pub(super) fn run(
+    engine: &mut Engine<'_>,
+    program: &Program,
+    path: &Path,
+    selection: &Selection,
+) -> Result<ExitCode, Stop> {
     let name = input::display_name(path);
     let bytes = input::read_limited(path, "capture", input::MAX_CAPTURE).map_err(|message| Stop::Input { message })?;
     let capture = read_capture(&bytes).map_err(|error| Stop::Input { message: format!("{name}: {error}") })?;
@@ -28,7 +36,11 @@ pub(super) fn run(engine: &mut Engine<'_>, program: &Program, path: &Path) -> Re
     let rule_json: Vec<String> = program.rules.iter().map(|rule| serde_json::json!(rule.name).to_string()).collect();
     let stdout = std::io::stdout();
     let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
+    let mut directions = Counts::default();
     for (index, packet) in capture.packets.iter().enumerate() {
+        if !selection.judges(packet, &mut directions) {
+            continue;
+        }
         let written = match engine.run(packet) {
             Ok(Ran::Decided(outcome)) => {
                 let rule = outcome.rule.map_or("null", |rule| rule_json[rule].as_str());
@@ -49,5 +61,8 @@ pub(super) fn run(engine: &mut Engine<'_>, program: &Program, path: &Path) -> Re
         }
     }
     let _ = out.flush();
+    if selection.mac.is_some() {
+        eprintln!("note: {}", selection.describe(&directions));
+    }
     Ok(ExitCode::SUCCESS)
 }

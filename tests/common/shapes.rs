@@ -1,0 +1,40 @@
+//! The JSON documents pfc prints, pinned by shape to their `schema` version. The table is
+//! shared by `tests/cli_conventions.rs` (documents any user can produce, and the examples
+//! of docs/cli.md) and `tests/load_attach.rs` (`status` and `stats`, which need a kernel).
+
+use serde_json::Value;
+
+/// The shape of a JSON value: object keys (sorted) with their shapes, the shape of an
+/// array's first element, and the type of everything else.
+pub fn shape(value: &Value) -> String {
+    match value {
+        Value::Null => "null".to_string(),
+        Value::Bool(_) => "bool".to_string(),
+        Value::Number(_) => "number".to_string(),
+        Value::String(_) => "string".to_string(),
+        Value::Array(items) => format!("[{}]", items.first().map(shape).unwrap_or_default()),
+        Value::Object(map) => {
+            let fields: Vec<String> = map.iter().map(|(key, value)| format!("{key}:{}", shape(value))).collect();
+            format!("{{{}}}", fields.join(","))
+        }
+    }
+}
+
+/// The shape of every schema version, as released. A shape change needs a new version
+/// (and its example in docs/cli.md), never an edit here.
+#[rustfmt::skip]
+pub const SHAPES: &[(&str, &str)] = &[
+    ("pfc.diagnostics/2", "{diagnostics:[{code:string,column:number,file:string,labels:[{column:number,end_column:number,end_line:number,file:string,line:number,message:string,primary:bool}],line:number,message:string,notes:[string],severity:string}],schema:string}"),
+    ("pfc.capture/2", "{capture:string,default:{bytes:number,packets:number,verdict:string},direction:string,dropped:number,mac:string,not_judged:number,packets:number,passed:number,rules:[{bytes:number,name:string,packets:number,verdict:string}],rules_file:string,schema:string,skipped:number}"),
+    ("pfc.test/1", "{backend:string,cases:[{actual:{rule:string,verdict:string},expected:{rule:string,verdict:string},line:number,name:string,packet:string,passed:bool,skipped:null,spec:string}],cases_file:string,executor:string,failed:number,passed:number,rules:string,schema:string,skipped:number,uncovered:[string]}"),
+    ("pfc.status/1", "{filters:[{default:string,hook:string,iface:string,labels:null,link_id:number,loaded_at:string,mode:string,pfc_version:string,prog_id:number,rules:number,source:string,source_hash:string,state:string}],schema:string}"),
+    ("pfc.stats/1", "{default:{bytes:number,bytes_per_second:null,packets:number,packets_per_second:null,verdict:string},hook:string,iface:string,labels:null,prog_id:number,rules:[{bytes:number,bytes_per_second:null,name:string,packets:number,packets_per_second:null,verdict:string}],schema:string,time:string,time_unix_ms:number}"),
+];
+
+/// Asserts that `value` has the shape pinned for its `schema`; returns the schema.
+pub fn assert_pinned(value: &Value) -> String {
+    let schema = value["schema"].as_str().unwrap_or_else(|| panic!("no schema in {value}")).to_string();
+    let pinned = SHAPES.iter().find(|(name, _)| *name == schema).map(|(_, shape)| *shape);
+    assert_eq!(Some(shape(value).as_str()), pinned, "{schema}: the shape changed; give it a new schema version");
+    schema
+}
