@@ -3,7 +3,8 @@
 //! (`tests/snapshots/asm_snapshots__{asm,ir}_<example>.snap`).
 //!
 //! A change to the code generator shows up here as a reviewable diff of the generated
-//! instructions; accept it with `cargo insta review` once it has been read.
+//! instructions; accept it with `cargo insta review` once it has been read. Rules of an
+//! included file are listed with that file's name, line and column.
 
 mod common;
 
@@ -46,4 +47,22 @@ fn every_example_disassembles_to_its_snapshot() {
 #[test]
 fn every_example_lowers_to_its_ir_snapshot() {
     snapshot_every_example("ir");
+}
+
+/// Rules written in an included file say so in the listing: their comment names the file
+/// they are written in (as reached from the rule file pfc was given), line and column.
+#[test]
+fn rules_from_included_files_name_their_file_in_the_listing() {
+    let object = common::scratch_dir("asm_include").join("r.o").display().to_string();
+    let run = pfc(&["compile", "tests/diagnostics/include_nested_ok.pf", "--emit", "asm", "-o", &object]);
+    run.assert_no_crash("include_nested_ok.pf");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let comments: Vec<&str> = run.stdout.lines().map(str::trim).filter(|line| line.starts_with("; rule ")).collect();
+    assert_eq!(
+        comments,
+        [
+            "; rule 0 `ssh_admins`: pass at tests/diagnostics/included/inner.pf:1:1",
+            "; rule 1 `ssh`: drop at tests/diagnostics/included/inner.pf:2:1",
+        ]
+    );
 }

@@ -263,3 +263,22 @@ fn json_documents_match_their_schema_version_and_the_docs() {
         assert_eq!(example.as_deref(), Some(*pinned), "{schema}: docs/cli.md's example has another shape");
     }
 }
+
+/// `status` and `stats` refuse bad output flags with exit 2 before they look at the
+/// kernel: an unknown format, `--format` with the deprecated `--json`, stats without
+/// `--iface`. (What they print is tested against a kernel in tests/load_attach.rs.)
+#[test]
+fn status_and_stats_refuse_bad_flags() {
+    for args in [
+        &["status", "--format", "xml"][..],
+        &["status", "--format", "json", "--json"],
+        &["stats", "--iface", "eth0", "--format", "yaml"],
+        &["stats", "--iface", "eth0", "--json", "--format", "human"],
+        &["stats", "--format", "json"],
+    ] {
+        let run = pfc(args);
+        run.assert_no_crash(&args.join(" "));
+        assert_eq!(run.code, 2, "pfc {args:?}: {}", run.stderr);
+        assert!(run.stderr.starts_with("error: "), "pfc {args:?}: {}", run.stderr);
+    }
+}
