@@ -1,5 +1,5 @@
 # Two commands on a fresh machine: `make run` compiles an example, `make test` runs every test.
-.PHONY: run test setup man
+.PHONY: run test setup man install
 
 EXAMPLE ?= rules-examples/edge.pf
 
@@ -18,3 +18,24 @@ test: setup
 # Man pages (pfc.1 and pfc-SUBCOMMAND.1) into target/man; `man -l target/man/pfc.1`.
 man:
 	cargo run --quiet -- man --dir target/man
+
+# Installs the binary, its man pages, shell completions and the systemd template unit
+# under $(DESTDIR)$(PREFIX) (the unit under $(DESTDIR)$(UNITDIR)). PFC names the binary
+# to install; by default a release build.
+PREFIX ?= /usr/local
+UNITDIR ?= /etc/systemd/system
+PFC ?= target/release/pfc
+
+install:
+	@if [ "$(PFC)" = target/release/pfc ]; then cargo build --release --quiet; fi
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \
+		$(DESTDIR)$(PREFIX)/share/bash-completion/completions \
+		$(DESTDIR)$(PREFIX)/share/zsh/site-functions \
+		$(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d $(DESTDIR)$(UNITDIR)
+	install -m 755 $(PFC) $(DESTDIR)$(PREFIX)/bin/pfc
+	$(PFC) man --dir $(DESTDIR)$(PREFIX)/share/man/man1
+	$(PFC) completions bash > $(DESTDIR)$(PREFIX)/share/bash-completion/completions/pfc
+	$(PFC) completions zsh > $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_pfc
+	$(PFC) completions fish > $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/pfc.fish
+	sed 's|/usr/local/bin/pfc|$(PREFIX)/bin/pfc|g' contrib/systemd/pfc@.service > $(DESTDIR)$(UNITDIR)/pfc@.service
+	chmod 644 $(DESTDIR)$(UNITDIR)/pfc@.service

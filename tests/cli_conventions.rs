@@ -282,3 +282,39 @@ fn status_and_stats_refuse_bad_flags() {
         assert!(run.stderr.starts_with("error: "), "pfc {args:?}: {}", run.stderr);
     }
 }
+
+/// `make install` puts the binary, every man page, the completion scripts of three
+/// shells and the systemd unit (naming the installed binary) under DESTDIR/PREFIX.
+#[test]
+fn make_install_installs_man_pages_completions_and_the_unit() {
+    if Command::new("make").arg("--version").output().is_err() {
+        eprintln!("skipped: make is not installed");
+        return;
+    }
+    let dest = scratch_dir("make_install");
+    let output = Command::new("make")
+        .args(["--silent", "install", "PREFIX=/opt/pfc", "UNITDIR=/etc/systemd/system"])
+        .arg(format!("DESTDIR={}", dest.display()))
+        .arg(format!("PFC={}", env!("CARGO_BIN_EXE_pfc")))
+        .current_dir(repo())
+        .output()
+        .expect("make runs");
+    assert!(output.status.success(), "make install: {}", String::from_utf8_lossy(&output.stderr));
+    let prefix = dest.join("opt/pfc");
+    let mut expected: Vec<String> = vec![
+        "bin/pfc".into(),
+        "share/bash-completion/completions/pfc".into(),
+        "share/zsh/site-functions/_pfc".into(),
+        "share/fish/vendor_completions.d/pfc.fish".into(),
+        "share/man/man1/pfc.1".into(),
+    ];
+    expected.extend(SUBCOMMANDS.iter().map(|sub| format!("share/man/man1/pfc-{sub}.1")));
+    for path in &expected {
+        let file = prefix.join(path);
+        assert!(file.metadata().is_ok_and(|meta| meta.len() > 0), "{} is not installed", file.display());
+    }
+    let unit = std::fs::read_to_string(dest.join("etc/systemd/system/pfc@.service")).expect("the unit is installed");
+    let exec: Vec<&str> = unit.lines().filter(|line| line.starts_with("Exec")).collect();
+    assert_eq!(exec.len(), 3, "{unit}");
+    assert!(exec.iter().all(|line| line.contains("=/opt/pfc/bin/pfc ")), "{exec:?}");
+}
