@@ -243,15 +243,17 @@ fn documented_examples() -> Vec<(String, Value)> {
 fn json_documents_match_their_schema_version_and_the_docs() {
     let dir = setup("json_schema");
     std::fs::write(dir.join("trace.pcap"), capture()).expect("write capture");
+    std::fs::write(dir.join("web2.pf"), RULES.replace("rule ssh: drop", "rule ssh: pass")).expect("write rules");
     let outputs = [
         pfc_in(&dir, &["check", "--format", "json", "bad.pf"]),
         pfc_in(&dir, &["compile", "--format", "json", "bad.pf"]),
         pfc_in(&dir, &["test", "web.pf", "--format", "json", "--coverage"]),
         pfc_in(&dir, &["test", "web.pf", "--format", "json", "--pcap", "trace.pcap", "--mac", "02:00:5e:10:00:01"]),
+        pfc_in(&dir, &["diff", "--format", "json", "web.pf", "web2.pf"]),
     ];
     let documented = documented_examples();
     assert_eq!(documented.len(), SHAPES.len(), "one example in docs/cli.md per schema version");
-    for (run, code) in outputs.iter().zip([1, 1, 1, 0]) {
+    for (run, code) in outputs.iter().zip([1, 1, 1, 0, 1]) {
         assert_eq!(run.code, code, "{}", run.stderr);
         let value: Value = serde_json::from_str(&run.stdout).expect("one JSON document");
         assert_pinned(&value);

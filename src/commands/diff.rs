@@ -26,6 +26,9 @@ pub struct DiffArgs {
     cases: Option<PathBuf>,
 }
 
+/// The `schema` of `pfc diff --format json` (docs/cli.md): bumped whenever its shape changes.
+pub const DIFF_SCHEMA: &str = "pfc.diff/1";
+
 /// Exit 0 when every packet gets the same verdict, 1 otherwise: some packet is confirmed
 /// to change, regions may change without a confirmed packet (unknown atoms), or the
 /// input is bad. Exit 2 stays reserved for command-line errors, as in every command.
@@ -36,7 +39,11 @@ pub fn run(args: &DiffArgs) -> ExitCode {
     let result = diff::diff(&old, &new);
     match args.format {
         Format::Human => print!("{}", diff::render(&result, &old, &new)),
-        Format::Json => println!("{}", diff::to_json(&result, &old, &new)),
+        Format::Json => {
+            let mut document = diff::to_json(&result, &old, &new);
+            document["schema"] = serde_json::json!(DIFF_SCHEMA);
+            println!("{document}");
+        }
     }
     if let Some(path) = &args.cases {
         if let Err(error) = std::fs::write(path, diff::cases(&result, &new)) {
