@@ -24,6 +24,13 @@ Examples:
   pfc diff --format json old.pf new.pf    The same as one JSON document
   pfc diff --cases changed.toml old.pf new.pf    A case file pinning the new verdicts";
 
+/// `pfc explain`.
+pub const EXPLAIN: &str = "\
+Examples:
+  pfc explain rules.pf 'ipv4 src=10.0.0.1 / tcp dport=22'    Why this packet is passed or dropped
+  pfc explain rules.pf --pcap trace.pcap --frame 3           The same for the fourth frame of a capture
+  pfc explain --format json rules.pf 'ipv6 / udp dport=53'   The answer as JSON (PACKET may also be hex bytes)";
+
 /// `pfc compile`.
 pub const COMPILE: &str = "\
 Examples:
@@ -83,7 +90,7 @@ Examples:
 
 /// Every example text.
 #[cfg(test)]
-pub const ALL: &[&str] = &[PFC, CHECK, DIFF, COMPILE, TEST, LOAD, UNLOAD, STATUS, STATS, COMPLETIONS, MAN];
+pub const ALL: &[&str] = &[PFC, CHECK, DIFF, EXPLAIN, COMPILE, TEST, LOAD, UNLOAD, STATUS, STATS, COMPLETIONS, MAN];
 
 /// The command lines of an example text: each `pfc …` up to the description, split into
 /// words the way a shell would for these simple cases (single quotes group).

@@ -58,6 +58,10 @@ enum Command {
     /// (exit 0: same verdict for every packet; 1: some packet changes).
     #[command(after_help = help::DIFF)]
     Diff(commands::diff::DiffArgs),
+    /// Why one packet gets its verdict: each rule tried in order with the atoms that
+    /// matched or failed and the packet's values, then the deciding rule.
+    #[command(after_help = help::EXPLAIN)]
+    Explain(commands::explain::ExplainArgs),
     /// Compile a rule file (or a tcpdump filter with --pcap-filter) into an eBPF ELF object.
     #[command(after_help = help::COMPILE)]
     Compile(commands::compile::CompileArgs),
@@ -132,6 +136,7 @@ fn main() -> ExitCode {
             commands::check::run(&files, format, lints, deny_warnings)
         }
         Command::Diff(args) => commands::diff::run(&args),
+        Command::Explain(args) => commands::explain::run(&args),
         Command::Compile(args) => commands::compile::run(&args),
         Command::Test(args) => commands::test::run(&args),
         Command::Load(args) => commands::load::run(&args),

@@ -7,7 +7,7 @@
 mod common;
 mod support;
 
-use pfc_compiler::analysis::{diff, lints};
+use pfc_compiler::analysis::{diff, explain, lints};
 use pfc_compiler::eval::evaluate;
 use pfc_compiler::program::Program;
 use support::corpus::corpus;
@@ -159,4 +159,44 @@ fn overlap_lint_snapshot() {
     run.assert_no_crash("pfc check --lints=all");
     assert!(run.stderr.contains("[W0005]"), "{}", run.stderr);
     insta::assert_snapshot!("lints_all_edge", run.stderr);
+}
+
+#[test]
+fn explain_agrees_with_the_interpreter() {
+    let packets = corpus(support::seed());
+    let mut explained = 0;
+    for (text, program) in generated(60) {
+        for packet in &packets {
+            let explanation = explain::explain(&program, &packet.bytes);
+            assert_eq!(explanation.outcome, evaluate(&program, &packet.bytes));
+            assert!(explanation.consistent(), "{}: {explanation:?}\n{text}", packet.description);
+            // The traced atoms of every tried rule give the rule's result.
+            for tried in &explanation.tried {
+                let holds = pfc_compiler::eval::eval_cond(
+                    &program.rules[tried.rule].condition,
+                    &program,
+                    &pfc_compiler::eval::Headers::parse(&packet.bytes),
+                );
+                assert_eq!(tried.matched, holds, "{}: rule {}\n{text}", packet.description, tried.rule);
+            }
+            explained += 1;
+        }
+    }
+    assert!(explained > 1000, "{explained} packets explained");
+}
+
+#[test]
+fn explain_output() {
+    let dir = common::repo().join("tests/analysis");
+    let run = common::pfc_in(&dir, &["explain", "ssh_new.pf", "ipv4 src=10.1.2.3 / tcp dport=22"]);
+    run.assert_no_crash("pfc explain");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    insta::assert_snapshot!("explain_ssh", run.stdout);
+    let json = common::pfc_in(&dir, &["explain", "--format", "json", "ssh_new.pf", "ipv6 / udp dport=53"]);
+    let value: serde_json::Value = serde_json::from_str(&json.stdout).expect("one JSON document");
+    assert_eq!(value["verdict"], "pass");
+    assert_eq!(value["rule"], serde_json::Value::Null);
+    assert_eq!(value["rules"].as_array().map(Vec::len), Some(3));
+    let bad = common::pfc_in(&dir, &["explain", "ssh_new.pf", "ipv4 / tcp nosuch=1"]);
+    assert_eq!(bad.code, 1, "{}", bad.stderr);
 }

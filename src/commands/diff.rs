@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::Args;
 use pfc_compiler::analysis::diff;
 use pfc_compiler::program::Program;
+use pfc_compiler::sources::SourceMap;
 
 use crate::report::Report;
 use crate::{source, Format};
@@ -33,7 +34,7 @@ pub const DIFF_SCHEMA: &str = "pfc.diff/1";
 /// to change, regions may change without a confirmed packet (unknown atoms), or the
 /// input is bad. Exit 2 stays reserved for command-line errors, as in every command.
 pub fn run(args: &DiffArgs) -> ExitCode {
-    let (Some(old), Some(new)) = (program(&args.old, args.format), program(&args.new, args.format)) else {
+    let (Some((old, _)), Some((new, _))) = (checked(&args.old, args.format), checked(&args.new, args.format)) else {
         return ExitCode::from(1);
     };
     let result = diff::diff(&old, &new);
@@ -58,8 +59,8 @@ pub fn run(args: &DiffArgs) -> ExitCode {
     }
 }
 
-/// The checked program of one file, or its diagnostics printed.
-fn program(path: &std::path::Path, format: Format) -> Option<Program> {
+/// The checked program of one rule file and its sources, or its diagnostics printed.
+pub(crate) fn checked(path: &std::path::Path, format: Format) -> Option<(Program, SourceMap)> {
     let mut report = Report::new(format);
     let sources = match source::read_with_includes(path) {
         Ok(sources) => sources,
@@ -77,5 +78,5 @@ fn program(path: &std::path::Path, format: Format) -> Option<Program> {
         report.add_sources(&sources.parsed.map, &diagnostics);
         let _ = report.finish();
     }
-    program
+    Some((program?, sources.parsed.map))
 }

@@ -4,6 +4,7 @@ pub mod check;
 pub mod compile;
 pub mod completions;
 pub mod diff;
+pub mod explain;
 pub mod filters;
 pub mod interval;
 pub mod load;

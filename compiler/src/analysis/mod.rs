@@ -1,13 +1,14 @@
 //! Rule-set analysis on the packet-space engine ([`crate::space`]). Input: checked
 //! [`Program`]s; output: facts about them with concrete witness packets: which rules
 //! never decide a packet and what covers them ([`lints`]) and which packets two rule
-//! sets treat differently ([`diff`]).
+//! sets treat differently ([`diff`]), and why one packet gets its verdict ([`explain`]).
 //!
 //! Soundness: a claim about all packets ("rule 3 never decides", "the two sets agree")
 //! is made only from the engine's bounds; a claim that some packet exists comes with a
 //! witness the interpreter confirmed. When neither is possible the answer is "unknown".
 
 pub mod diff;
+pub mod explain;
 pub mod lints;
 pub mod region;
 

@@ -209,7 +209,8 @@ pub fn describe_values(field: Field, set: &Ivs) -> String {
     format!("{name} {}in {list}", if negated { "not " } else { "" })
 }
 
-fn elements(field: Field, set: &Ivs) -> Vec<String> {
+/// The members of `set` in the field's literals: addresses as prefixes, ranges as `a..b`.
+pub fn elements(field: Field, set: &Ivs) -> Vec<String> {
     let mut out = Vec::new();
     for &(low, high) in &set.0 {
         match field.kind() {
