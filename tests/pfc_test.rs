@@ -144,7 +144,7 @@ fn bad_captures_name_the_packet() {
     verdicts("pcap_empty_file", Vec::new(), 1, &["c.pcap: not a pcap or pcapng file (it starts with nothing: the file is empty)"]);
     verdicts("pcap_short_header", pcap(&[])[..10].to_vec(), 1, &["c.pcap: the file header is truncated (10 bytes)"]);
     verdicts("pcap_too_large", huge, 1, &["c.pcap: packet 0 has 70000 bytes; test packets have at most 65536"]);
-    verdicts("pcap_link_type", linux_sll, 1, &["link type 113 is not Ethernet"]);
+    verdicts("pcap_link_type", linux_sll, 1, &["link type 113 (Linux cooked capture) is not Ethernet", "capture on the interface itself (`tcpdump -i eth0 -w FILE`)"]);
     verdicts("pcap_no_packets", pcap(&[]), 0, &["c.pcap: the capture holds no packets"]);
     check("pcap_missing", "", &[], &["--pcap", "missing.pcap", "--verdicts"], 1, &["missing.pcap: cannot read"]);
 }

@@ -77,7 +77,7 @@ pub enum PcapError {
         max: usize,
     },
     /// The link type is not Ethernet.
-    #[error("link type {link_type} is not Ethernet (1); pfc reads Ethernet captures only")]
+    #[error("link type {link_type}{} is not Ethernet (1); pfc reads Ethernet captures only{}", link_type_name(*link_type), link_type_hint(*link_type))]
     LinkType {
         /// The link type.
         link_type: u32,
@@ -91,6 +91,34 @@ pub enum PcapError {
         interface: u32,
     },
 }
+
+/// ` (name)` of link types captures often have instead of Ethernet.
+fn link_type_name(link_type: u32) -> &'static str {
+    match link_type {
+        LINKTYPE_LINUX_SLL => " (Linux cooked capture)",
+        LINKTYPE_LINUX_SLL2 => " (Linux cooked capture v2)",
+        LINKTYPE_RAW | 12 => " (raw IP)",
+        0 => " (BSD loopback)",
+        _ => "",
+    }
+}
+
+/// How to get an Ethernet capture instead, when the link type says how it was taken.
+fn link_type_hint(link_type: u32) -> &'static str {
+    match link_type {
+        LINKTYPE_LINUX_SLL | LINKTYPE_LINUX_SLL2 => {
+            "; `tcpdump -i any` writes cooked frames: capture on the interface itself (`tcpdump -i eth0 -w FILE`)"
+        }
+        _ => "",
+    }
+}
+
+/// `LINKTYPE_LINUX_SLL`: what `tcpdump -i any` writes.
+const LINKTYPE_LINUX_SLL: u32 = 113;
+/// `LINKTYPE_LINUX_SLL2`: what `tcpdump -i any` writes since libpcap 1.10 on request.
+const LINKTYPE_LINUX_SLL2: u32 = 276;
+/// `LINKTYPE_RAW`.
+const LINKTYPE_RAW: u32 = 101;
 
 /// Reads every frame of a pcap or pcapng file.
 pub fn read_capture(bytes: &[u8]) -> Result<Capture<'_>, PcapError> {
