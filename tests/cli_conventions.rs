@@ -250,10 +250,11 @@ fn json_documents_match_their_schema_version_and_the_docs() {
         pfc_in(&dir, &["test", "web.pf", "--format", "json", "--coverage"]),
         pfc_in(&dir, &["test", "web.pf", "--format", "json", "--pcap", "trace.pcap", "--mac", "02:00:5e:10:00:01"]),
         pfc_in(&dir, &["diff", "--format", "json", "web.pf", "web2.pf"]),
+        pfc_in(&dir, &["explain", "--format", "json", "web.pf", "ipv4 / tcp dport=22"]),
     ];
     let documented = documented_examples();
     assert_eq!(documented.len(), SHAPES.len(), "one example in docs/cli.md per schema version");
-    for (run, code) in outputs.iter().zip([1, 1, 1, 0, 1]) {
+    for (run, code) in outputs.iter().zip([1, 1, 1, 0, 1, 0]) {
         assert_eq!(run.code, code, "{}", run.stderr);
         let value: Value = serde_json::from_str(&run.stdout).expect("one JSON document");
         assert_pinned(&value);

@@ -37,6 +37,9 @@ pub struct ExplainArgs {
     format: Format,
 }
 
+/// The `schema` of `pfc explain --format json` (docs/cli.md): bumped whenever its shape changes.
+pub const EXPLAIN_SCHEMA: &str = "pfc.explain/1";
+
 /// Runs `pfc explain`.
 pub fn run(args: &ExplainArgs) -> ExitCode {
     if input::is_stdio(&args.file) && args.pcap.as_deref().is_some_and(input::is_stdio) {
@@ -55,7 +58,11 @@ pub fn run(args: &ExplainArgs) -> ExitCode {
     let explanation = explain::explain(&program, &packet);
     match args.format {
         Format::Human => print!("{}", escape(&explain::render(&explanation, &program, Some(&map)))),
-        Format::Json => println!("{}", explain::to_json(&explanation, &program, Some(&map))),
+        Format::Json => {
+            let mut document = explain::to_json(&explanation, &program, Some(&map));
+            document["schema"] = serde_json::json!(EXPLAIN_SCHEMA);
+            println!("{document}");
+        }
     }
     ExitCode::SUCCESS
 }

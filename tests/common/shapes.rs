@@ -28,6 +28,9 @@ pub const SHAPES: &[(&str, &str)] = &[
     ("pfc.capture/2", "{capture:string,default:{bytes:number,packets:number,verdict:string},direction:string,dropped:number,mac:string,not_judged:number,packets:number,passed:number,rules:[{bytes:number,name:string,packets:number,verdict:string}],rules_file:string,schema:string,skipped:number}"),
     ("pfc.test/1", "{backend:string,cases:[{actual:{rule:string,verdict:string},expected:{rule:string,verdict:string},line:number,name:string,packet:string,passed:bool,skipped:null,spec:string}],cases_file:string,executor:string,failed:number,passed:number,rules:string,schema:string,skipped:number,uncovered:[string]}"),
     ("pfc.diff/1", "{differs:bool,equivalent:bool,regions:[{confirmed:bool,new:{rule:string,verdict:string},old:{rule:string,verdict:string},packets:string,witness:string}],schema:string}"),
+    // `fields` maps the fields the rules read to their values: its keys are those of the
+    // run in tests/cli_conventions.rs and of the example in docs/cli.md (the same input).
+    ("pfc.explain/1", "{fields:{tcp.dport:string},packet:{hex:string,len:number,summary:string},rule:string,rules:[{atoms:[{atom:string,field:string,holds:bool,inside_not:bool,value:string}],location:string,matched:bool,rule:string,verdict:string}],schema:string,verdict:string}"),
     ("pfc.status/1", "{filters:[{default:string,hook:string,iface:string,labels:null,link_id:number,loaded_at:string,mode:string,pfc_version:string,prog_id:number,rules:number,source:string,source_hash:string,state:string}],schema:string}"),
     ("pfc.stats/1", "{default:{bytes:number,bytes_per_second:null,packets:number,packets_per_second:null,verdict:string},hook:string,iface:string,labels:null,prog_id:number,rules:[{bytes:number,bytes_per_second:null,name:string,packets:number,packets_per_second:null,verdict:string}],schema:string,time:string,time_unix_ms:number}"),
 ];
