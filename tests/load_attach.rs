@@ -264,6 +264,10 @@ fn stats_json(ns: &str, iface: &str, hook: &str) -> Value {
     let json: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
     if json["labels"].is_null() {
         common::shapes::assert_pinned(&json);
+    } else {
+        // Unlabelled counters claim no verdict.
+        let rules = json["rules"].as_array().expect("rules");
+        assert!(rules.iter().chain([&json["default"]]).all(|r| r["verdict"].is_null()), "{json}");
     }
     json
 }
