@@ -15,6 +15,9 @@ use std::path::Path;
 
 /// The largest rule file pfc reads.
 pub const MAX_RULE_FILE: u64 = 16 << 20;
+/// The largest set file (`set NAME: TYPE = file "PATH"`, `pfc set … --file`) pfc reads:
+/// block lists of a few million lines.
+pub const MAX_SET_FILE: u64 = 64 << 20;
 /// The largest case file pfc reads.
 pub const MAX_CASE_FILE: u64 = 64 << 20;
 /// The largest capture pfc reads (it is held in memory while its frames run).

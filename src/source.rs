@@ -96,20 +96,39 @@ struct FileLoader;
 
 impl IncludeLoader for FileLoader {
     fn load(&mut self, including: &LoadedFile, written: &str) -> Result<LoadedFile, String> {
-        let written_path = Path::new(written);
-        if written.is_empty() || input::is_stdio(written_path) {
-            return Err("an include names a file (standard input cannot be included)".to_string());
-        }
-        let directory = if including.identity == "<stdin>" {
-            Path::new("")
-        } else {
-            Path::new(&including.name).parent().unwrap_or(Path::new(""))
-        };
-        let path = directory.join(written_path);
+        let path = resolve(including, written, "an include names a file (standard input cannot be included)")?;
         let file = read(&path)?;
         if file.problem.is_some() {
             return Err(format!("{}: is not UTF-8 text", file.name));
         }
         Ok(LoadedFile { name: file.name, identity: identity(&path), text: file.text })
     }
+
+    fn load_set_file(&mut self, including: &LoadedFile, written: &str) -> Result<LoadedFile, String> {
+        let path = resolve(including, written, "a set file is a file (standard input cannot be read as one)")?;
+        let name = input::display_name(&path);
+        let bytes = input::read_limited(&path, "set file", input::MAX_SET_FILE)?;
+        match String::from_utf8(bytes) {
+            Ok(text) => Ok(LoadedFile { name, identity: identity(&path), text }),
+            Err(error) => Err(format!(
+                "{name}: is not UTF-8 text (invalid byte at offset {}; is this a binary file?)",
+                error.utf8_error().valid_up_to()
+            )),
+        }
+    }
+}
+
+/// The path `written` in `including` names: relative to the including file's directory
+/// (the current directory for standard input).
+fn resolve(including: &LoadedFile, written: &str, not_stdin: &str) -> Result<std::path::PathBuf, String> {
+    let written_path = Path::new(written);
+    if written.is_empty() || input::is_stdio(written_path) {
+        return Err(not_stdin.to_string());
+    }
+    let directory = if including.identity == "<stdin>" {
+        Path::new("")
+    } else {
+        Path::new(&including.name).parent().unwrap_or(Path::new(""))
+    };
+    Ok(directory.join(written_path))
 }

@@ -22,6 +22,10 @@ pub const INCLUDE_CYCLE: Code = Code("E0021");
 /// large), or includes nest deeper than [`MAX_INCLUDE_DEPTH`].
 pub const INCLUDE_UNREADABLE: Code = Code("E0022");
 
+/// E0023: the file of a `set NAME: TYPE = file "PATH"` cannot be read (missing, not a
+/// regular file, not UTF-8, too large).
+pub const SET_FILE_UNREADABLE: Code = Code("E0023");
+
 /// How deeply includes may nest (a chain longer than this is almost surely a mistake,
 /// and it bounds the recursion).
 pub const MAX_INCLUDE_DEPTH: usize = 32;
@@ -106,6 +110,13 @@ pub trait IncludeLoader {
     /// the loader returned before, or the root). `Err` is one sentence saying why not,
     /// such as "No such file or directory (os error 2)".
     fn load(&mut self, including: &LoadedFile, path: &str) -> Result<LoadedFile, String>;
+
+    /// Reads the file of `set NAME: TYPE = file "PATH"` written in `including`, resolved
+    /// like an include. Set files may be larger than rule files (block lists of millions
+    /// of lines), so a loader may allow them more; by default this is [`Self::load`].
+    fn load_set_file(&mut self, including: &LoadedFile, path: &str) -> Result<LoadedFile, String> {
+        self.load(including, path)
+    }
 }
 
 /// A loader for text that has no file around it (tests, `check_source`): every include
@@ -162,6 +173,10 @@ impl Expander<'_> {
         for statement in ast.statements {
             match statement {
                 ast::Statement::Include { path, path_span, span } => self.include(&path, path_span, span),
+                mut statement @ ast::Statement::Set { file: Some(_), .. } => {
+                    self.read_set_file(&mut statement);
+                    self.parsed.file.statements.push(statement);
+                }
                 statement => self.parsed.file.statements.push(statement),
             }
         }
@@ -213,6 +228,35 @@ impl Expander<'_> {
             return;
         }
         self.expand(loaded, Some(span));
+    }
+
+    /// Fills a `set … = file "PATH"` statement's elements from the lines of that file,
+    /// which joins the source map so that every element's span points into it. An
+    /// unreadable file is E0023 and leaves the set without elements (the checker does
+    /// not call it empty: it knows the file).
+    fn read_set_file(&mut self, statement: &mut ast::Statement) {
+        let ast::Statement::Set { elements, file: Some(file), .. } = statement else { return };
+        let Some(including) = self.chain.last().map(|link| link.file.clone()) else { return };
+        match self.loader.load_set_file(&including, &file.path) {
+            Ok(loaded) => {
+                let base = self.parsed.map.push(loaded.name, loaded.text);
+                let text = &self.parsed.map.files().last().map_or("", |file| file.text.as_str());
+                let (literals, mut diagnostics) = syntax::set_file::parse(text, base);
+                *elements = literals;
+                self.parsed.diagnostics.append(&mut diagnostics);
+            }
+            Err(reason) => {
+                let diagnostic = Diagnostic::error(
+                    SET_FILE_UNREADABLE,
+                    format!("cannot read set file `{}`: {reason}", file.path),
+                    file.path_span,
+                    "set file named here",
+                )
+                .with_note("a set file's path is relative to the directory of the rule file that names it");
+                self.parsed.diagnostics.push(self.with_chain(diagnostic));
+                file.unreadable = true;
+            }
+        }
     }
 
     /// Adds "included from" labels for every include that led to the current file.

@@ -121,7 +121,12 @@ impl Checker {
             }
         }
         for statement in &file.statements {
-            if let Statement::Set { name, element_type, elements, body_span, span } = statement {
+            if let Statement::Set { name, element_type, elements, body_span, file, span } = statement {
+                if file.as_ref().is_some_and(|file| file.unreadable) {
+                    // Reported (E0023); uses of the set are not reported again.
+                    self.unparsed_names.insert(name.text.clone());
+                    continue;
+                }
                 self.set_statement(name, element_type, elements, *body_span, *span);
             }
         }
@@ -175,6 +180,7 @@ impl Checker {
                 Diagnostic::error(EMPTY_SET, format!("set `{}` is empty", name.text), body, "no elements")
                     .with_note("a rule testing membership in an empty set could never match"),
             );
+            self.unparsed_names.insert(name.text.clone());
             return;
         }
         let mut resolved = Vec::with_capacity(elements.len());

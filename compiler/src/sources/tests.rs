@@ -150,3 +150,22 @@ fn every_offset_locates_in_its_own_file() {
     let located: Vec<(usize, usize)> = (0..7).map(|offset| map.locate(offset)).collect();
     assert_eq!(located, [(0, 0), (0, 1), (0, 2), (0, 3), (1, 0), (1, 1), (1, 2)]);
 }
+
+#[test]
+fn a_set_file_joins_the_map_and_its_errors_point_into_it() {
+    let parsed = parse(&[
+        ("main.pf", "default pass\ninclude \"lib/a.pf\"\n"),
+        ("lib/a.pf", "set bad: ip = file \"bad.txt\"\nset gone: ip = file \"gone.txt\"\n"),
+        ("lib/bad.txt", "# feed\n10.0.0.0/8\n  nonsense here\n"),
+    ]);
+    assert_eq!(
+        messages(&parsed),
+        [
+            "E0024 lib/bad.txt@20:2: `nonsense here` is not a set element",
+            "E0023 lib/a.pf@49:1: cannot read set file `gone.txt`: No such file or directory (os error 2)",
+        ]
+    );
+    let ast::Statement::Set { elements, .. } = &parsed.file.statements[1] else { panic!("not a set") };
+    let (file, offset) = parsed.map.locate(elements[0].span.start);
+    assert_eq!((parsed.map.files()[file].name.as_str(), offset), ("lib/bad.txt", 7));
+}

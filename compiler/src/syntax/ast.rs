@@ -64,16 +64,19 @@ pub enum Statement {
         /// The whole statement.
         span: Span,
     },
-    /// `set NAME: TYPE = { ... }`.
+    /// `set NAME: TYPE = { ... }` or `set NAME: TYPE = file "PATH"`.
     Set {
         /// The set's name.
         name: Ident,
         /// The declared element type.
         element_type: Ident,
-        /// The elements.
+        /// The elements (for a set file: filled in by [`crate::sources`] from the file's
+        /// lines, with spans inside that file).
         elements: Vec<Literal>,
-        /// The braces and what is between them.
+        /// The braces and what is between them (or `file "PATH"`).
         body_span: Span,
+        /// `file "PATH"`: where the elements come from.
+        file: Option<SetFile>,
         /// The whole statement.
         span: Span,
     },
@@ -97,6 +100,17 @@ pub enum Statement {
         /// The whole statement.
         span: Span,
     },
+}
+
+/// The `file "PATH"` of a set whose elements are read from a file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SetFile {
+    /// The path as written, unescaped.
+    pub path: String,
+    /// The quoted path.
+    pub path_span: Span,
+    /// The file could not be read (already reported, E0023).
+    pub unreadable: bool,
 }
 
 /// A boolean expression.

@@ -6,7 +6,7 @@
 use pest::iterators::Pair;
 use pest::Parser;
 
-use super::ast::{Comparison, Expr, Ident, Literal, LiteralKind, SetRef, Statement, TestExpr, Value};
+use super::ast::{Comparison, Expr, Ident, Literal, LiteralKind, SetFile, SetRef, Statement, TestExpr, Value};
 use super::literal;
 use super::SYNTAX_ERROR;
 use crate::diagnostic::{Diagnostic, Span};
@@ -189,6 +189,8 @@ fn rule_description(rule: Rule) -> &'static str {
             "a value"
         }
         Rule::set_body | Rule::set_ref => "a set `{ ... }`",
+        Rule::set_file | Rule::kw_file => "`file \"PATH\"`",
+        Rule::set_line => "one set element",
         Rule::string | Rule::string_body => "a quoted string",
         Rule::colon => "`:`",
         Rule::equals => "`=`",
@@ -241,8 +243,12 @@ impl Lowerer<'_> {
                 let element_type = inner.next().map(|pair| self.ident(pair)).unwrap_or_else(|| missing(span));
                 let body = inner.next();
                 let body_span = body.as_ref().map(|pair| self.span(pair)).unwrap_or(span);
-                let elements = body.map(|pair| self.set_body(pair)).unwrap_or_default();
-                Statement::Set { name, element_type, elements, body_span, span }
+                let (elements, file) = match body {
+                    Some(pair) if pair.as_rule() == Rule::set_file => (Vec::new(), Some(self.set_file(pair))),
+                    Some(pair) => (self.set_body(pair), None),
+                    None => (Vec::new(), None),
+                };
+                Statement::Set { name, element_type, elements, body_span, file, span }
             }
             Rule::const_stmt => {
                 let name = inner.next().map(|pair| self.ident(pair)).unwrap_or_else(|| missing(span));
@@ -358,6 +364,13 @@ impl Lowerer<'_> {
         }
     }
 
+    fn set_file(&mut self, pair: Pair<Rule>) -> SetFile {
+        let string = pair.into_inner().find(|pair| pair.as_rule() == Rule::string);
+        let path_span = string.as_ref().map_or(Span::default(), |string| self.span(string));
+        let body = string.and_then(|string| string.into_inner().next());
+        SetFile { path: body.map(|body| unescape(body.as_str())).unwrap_or_default(), path_span, unreadable: false }
+    }
+
     fn set_body(&mut self, pair: Pair<Rule>) -> Vec<Literal> {
         pair.into_inner().filter(|pair| pair.as_rule() == Rule::literal).map(|pair| self.literal(pair)).collect()
     }
@@ -442,6 +455,7 @@ fn is_keyword(rule: Rule) -> bool {
             | Rule::kw_or
             | Rule::kw_in
             | Rule::kw_pcap
+            | Rule::kw_file
             | Rule::colon
             | Rule::equals
     )
@@ -478,4 +492,13 @@ fn unescape(text: &str) -> String {
         }
     }
     out
+}
+
+/// Parses one line of a set file (comments and surrounding blanks already removed) as one
+/// literal; `None` when it is not one (the caller reports that, E0024). Decoding errors
+/// of a well-formed literal (E0005) are pushed to `diagnostics`.
+pub fn parse_set_line(text: &str, offset: usize, diagnostics: &mut Vec<Diagnostic>) -> Option<Literal> {
+    let mut pairs = RuleParser::parse(Rule::set_line, text).ok()?;
+    let literal = pairs.next()?.into_inner().find(|pair| pair.as_rule() == Rule::literal)?;
+    Some(Lowerer { offset, diagnostics }.literal(literal))
 }
