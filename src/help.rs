@@ -44,6 +44,7 @@ pub const TEST: &str = "\
 Examples:
   pfc test rules.pf                    Run the cases of rules.test.toml in the rbpf VM
   pfc test rules.pf --format junit     JUnit XML for CI systems
+  pfc test rules.pf --init             Write a starter rules.test.toml: one example packet per rule
   pfc test rules.pf --pcap trace.pcap  What each rule decided in a capture: packets and bytes
   pfc test rules.pf --pcap trace.pcap --mac 02:00:5e:10:00:01    Only the frames the hook sees (received by that MAC for XDP)";
 

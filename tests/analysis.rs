@@ -7,7 +7,7 @@
 mod common;
 mod support;
 
-use pfc_compiler::analysis::{diff, explain, lints};
+use pfc_compiler::analysis::{cases, diff, explain, lints};
 use pfc_compiler::eval::evaluate;
 use pfc_compiler::program::Program;
 use support::corpus::corpus;
@@ -199,4 +199,42 @@ fn explain_output() {
     assert_eq!(value["rules"].as_array().map(Vec::len), Some(3));
     let bad = common::pfc_in(&dir, &["explain", "ssh_new.pf", "ipv4 / tcp nosuch=1"]);
     assert_eq!(bad.code, 1, "{}", bad.stderr);
+}
+
+#[test]
+fn starter_case_files_expect_what_the_interpreter_decides() {
+    let (mut cases, mut rules) = (0, 0);
+    for (text, program) in generated(80) {
+        let starter = cases::starter(&program);
+        let (parsed, errors) = pfc_compiler::testcase::parse_cases(&starter.text, &program);
+        assert!(errors.is_empty(), "{errors:?}\n{}\n{text}", starter.text);
+        assert_eq!(parsed.len(), starter.cases);
+        for case in &parsed {
+            let pfc_compiler::testcase::Input::Spec { bytes, text: spec } = &case.input else { panic!("a spec") };
+            let outcome = evaluate(&program, bytes);
+            let expected = &case.expect[0];
+            assert_eq!((outcome.verdict, Some(outcome.rule)), (expected.verdict, expected.rule), "{spec}\n{text}");
+        }
+        cases += starter.cases;
+        rules += program.rules.len() + 1;
+    }
+    assert!(cases * 2 > rules, "{cases} cases for {rules} rules and defaults");
+}
+
+#[test]
+fn test_init_writes_a_case_file_that_passes() {
+    let dir = common::scratch_dir("test_init_writes_a_case_file_that_passes");
+    for example in common::files_with_extension(&common::repo().join("rules-examples"), "pf") {
+        let rules = dir.join(example.file_name().expect("a name"));
+        std::fs::copy(&example, &rules).expect("copy");
+        let _ = std::fs::remove_file(rules.with_extension("test.toml"));
+        let rules_arg = rules.to_str().expect("utf-8");
+        let init = common::pfc(&["test", rules_arg, "--init"]);
+        init.assert_no_crash("pfc test --init");
+        assert_eq!(init.code, 0, "{}: {}", example.display(), init.stderr);
+        let again = common::pfc(&["test", rules_arg, "--init"]);
+        assert_eq!(again.code, 1, "overwrote {}", example.display());
+        let run = common::pfc(&["test", rules_arg]);
+        assert_eq!(run.code, 0, "{}: {}{}", example.display(), run.stdout, run.stderr);
+    }
 }

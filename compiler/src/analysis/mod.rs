@@ -7,6 +7,7 @@
 //! is made only from the engine's bounds; a claim that some packet exists comes with a
 //! witness the interpreter confirmed. When neither is possible the answer is "unknown".
 
+pub mod cases;
 pub mod diff;
 pub mod explain;
 pub mod lints;

@@ -14,6 +14,7 @@
 mod capture_summary;
 mod direction;
 mod engine;
+mod init;
 mod output;
 mod verdicts;
 
@@ -68,6 +69,11 @@ pub struct TestArgs {
     /// from it were sent, frames to it (or to a broadcast or multicast address) received.
     #[arg(long, visible_alias = "iface-mac", value_name = "MAC", value_parser = direction::parse_mac, requires = "pcap")]
     mac: Option<direction::Mac>,
+    /// Write a starter case file instead of running one: one example packet per rule
+    /// that decides some packet and one for the default, from the packet-space engine,
+    /// to the --cases path (default: RULES.test.toml; `-` prints it). Never overwrites.
+    #[arg(long, conflicts_with_all = ["pcap", "coverage", "kernel", "interpreter"])]
+    init: bool,
     /// Also list the rules that decided no case.
     #[arg(long, conflicts_with = "pcap")]
     coverage: bool,
@@ -109,6 +115,10 @@ pub fn run(args: &TestArgs) -> ExitCode {
             "--direction in and out need --mac MAC: the address of the interface the capture was taken on \
              (`ip link show IFACE`)",
         );
+    }
+    if args.init {
+        let path = args.cases.clone().unwrap_or_else(|| args.file.with_extension("test.toml"));
+        return init::run(&args.file, &path);
     }
     if args.pcap.is_some() && args.format == TestFormat::Junit {
         return report::usage_error("test", "--pcap summarizes a capture as human or json, not junit");
