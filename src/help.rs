@@ -22,7 +22,8 @@ pub const DIFF: &str = "\
 Examples:
   pfc diff old.pf new.pf                  Packets whose verdict changes, with example packets
   pfc diff --format json old.pf new.pf    The same as one JSON document
-  pfc diff --cases changed.toml old.pf new.pf    A case file pinning the new verdicts";
+  pfc diff --cases changed.toml old.pf new.pf    A case file pinning the new verdicts
+  pfc diff --pcap trace.pcap old.pf new.pf       Also: which captured frames change verdict";
 
 /// `pfc explain`.
 pub const EXPLAIN: &str = "\

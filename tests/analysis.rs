@@ -238,3 +238,58 @@ fn test_init_writes_a_case_file_that_passes() {
         assert_eq!(run.code, 0, "{}: {}{}", example.display(), run.stdout, run.stderr);
     }
 }
+
+/// A classic pcap file (little-endian, Ethernet) of `frames`.
+fn pcap_file(frames: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for word in [0xa1b2_c3d4u32, 0x0004_0002, 0, 0, 65535, 1] {
+        out.extend(word.to_le_bytes());
+    }
+    for frame in frames {
+        let len = frame.len() as u32;
+        for word in [0u32, 0, len, len] {
+            out.extend(word.to_le_bytes());
+        }
+        out.extend(frame);
+    }
+    out
+}
+
+#[test]
+fn diff_replays_a_capture() {
+    let dir = common::scratch_dir("diff_replays_a_capture");
+    let specs = [
+        "ipv4 src=10.1.2.3 / tcp dport=22",
+        "ipv4 src=10.0.0.9 / tcp dport=22",
+        "ipv4 src=10.200.0.1 / tcp dport=22",
+        "ipv4 / tcp dport=80",
+    ];
+    let frames: Vec<Vec<u8>> =
+        specs.iter().map(|spec| pfc_compiler::testcase::spec_bytes(spec).expect("a spec")).collect();
+    let capture = dir.join("trace.pcap");
+    std::fs::write(&capture, pcap_file(&frames)).expect("write");
+    let analysis = common::repo().join("tests/analysis");
+    let (old, new) = (analysis.join("ssh_old.pf"), analysis.join("ssh_new.pf"));
+    let args = |json: bool| {
+        let mut args = vec!["diff", "--pcap", capture.to_str().expect("utf-8")];
+        if json {
+            args.extend(["--format", "json"]);
+        }
+        args.extend([old.to_str().expect("utf-8"), new.to_str().expect("utf-8")]);
+        args.into_iter().map(str::to_string).collect::<Vec<_>>()
+    };
+    let run = common::pfc(&args(false).iter().map(String::as_str).collect::<Vec<_>>());
+    run.assert_no_crash("pfc diff --pcap");
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let replayed = &run.stdout[run.stdout.find("capture ").expect("a capture report")..];
+    let replayed = replayed.replace(capture.to_str().expect("utf-8"), "trace.pcap");
+    insta::assert_snapshot!("diff_pcap_ssh", replayed);
+    let json = common::pfc(&args(true).iter().map(String::as_str).collect::<Vec<_>>());
+    let value: serde_json::Value = serde_json::from_str(&json.stdout).expect("one JSON document");
+    assert_eq!(value["capture"]["frames"], 4);
+    // Every frame that changes is counted, by the interpreter on both sides.
+    let (old, new) =
+        (program(&std::fs::read_to_string(&old).unwrap()), program(&std::fs::read_to_string(&new).unwrap()));
+    let changing = frames.iter().filter(|f| evaluate(&old, f).verdict != evaluate(&new, f).verdict).count();
+    assert_eq!(value["capture"]["changed_frames"], changing);
+}

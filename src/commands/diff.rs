@@ -5,12 +5,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use pfc_compiler::analysis::diff;
+use pfc_compiler::analysis::{diff, replay};
 use pfc_compiler::program::Program;
 use pfc_compiler::sources::SourceMap;
+use pfc_compiler::testcase::pcap::read_capture;
 
+use crate::escape::escape;
 use crate::report::Report;
-use crate::{source, Format};
+use crate::{input, source, Format};
 
 /// `pfc diff` arguments.
 #[derive(Args)]
@@ -25,6 +27,11 @@ pub struct DiffArgs {
     /// Write a case file pinning the new rule set's verdicts on the witness packets.
     #[arg(long, value_name = "FILE")]
     cases: Option<PathBuf>,
+    /// Also replay this pcap/pcapng capture (`-` for standard input) through both rule
+    /// sets: the frames whose verdict changes, counted per old -> new rule, with the
+    /// first few frame numbers.
+    #[arg(long, value_name = "FILE")]
+    pcap: Option<PathBuf>,
 }
 
 /// The `schema` of `pfc diff --format json` (docs/cli.md): bumped whenever its shape changes.
@@ -37,12 +44,30 @@ pub fn run(args: &DiffArgs) -> ExitCode {
     let (Some((old, _)), Some((new, _))) = (checked(&args.old, args.format), checked(&args.new, args.format)) else {
         return ExitCode::from(1);
     };
+    let capture = match &args.pcap {
+        Some(path) => match capture_replay(path, &old, &new) {
+            Ok(replayed) => Some((input::display_name(path), replayed)),
+            Err(message) => {
+                eprintln!("error: {}", escape(&message));
+                return ExitCode::from(1);
+            }
+        },
+        None => None,
+    };
     let result = diff::diff(&old, &new);
     match args.format {
-        Format::Human => print!("{}", diff::render(&result, &old, &new)),
+        Format::Human => {
+            print!("{}", diff::render(&result, &old, &new));
+            if let Some((name, replayed)) = &capture {
+                print!("{}", escape(&replay::render(replayed, name, &old, &new)));
+            }
+        }
         Format::Json => {
             let mut document = diff::to_json(&result, &old, &new);
             document["schema"] = serde_json::json!(DIFF_SCHEMA);
+            if let Some((_, replayed)) = &capture {
+                document["capture"] = replay::to_json(replayed, &old, &new);
+            }
             println!("{document}");
         }
     }
@@ -52,11 +77,19 @@ pub fn run(args: &DiffArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     }
-    if result.equivalent() {
+    let capture_changes = capture.is_some_and(|(_, replayed)| replayed.changed_frames() > 0);
+    if result.equivalent() && !capture_changes {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     }
+}
+
+/// The capture at `path` replayed through both programs.
+fn capture_replay(path: &std::path::Path, old: &Program, new: &Program) -> Result<replay::Replay, String> {
+    let bytes = input::read_limited(path, "capture", input::MAX_CAPTURE)?;
+    let capture = read_capture(&bytes).map_err(|error| format!("{}: {error}", input::display_name(path)))?;
+    Ok(replay::replay(old, new, &capture.packets))
 }
 
 /// The checked program of one rule file and its sources, or its diagnostics printed.

@@ -12,6 +12,7 @@ pub mod diff;
 pub mod explain;
 pub mod lints;
 pub mod region;
+pub mod replay;
 
 use crate::program::{Program, Verdict};
 use crate::space::cond::Modeller;
