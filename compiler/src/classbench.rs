@@ -217,7 +217,7 @@ pub fn generate(shape: Shape, rules: usize, packets: usize, seed: u64) -> Genera
     for (index, rule) in tuples.iter().enumerate() {
         let _ = writeln!(text, "rule r{index}: {}", rule_text(rule));
     }
-    let (program, _) = crate::check_source(&text);
+    let (program, _) = crate::frontend::check_source(&text);
     let mut trace = Vec::with_capacity(packets);
     if let (Some(program), false) = (program, tuples.is_empty()) {
         for index in 0..packets {
@@ -426,7 +426,7 @@ mod tests {
     fn every_shape_checks_and_its_trace_has_hits_and_misses() {
         for shape in Shape::ALL {
             let generated = generate(shape, 300, 200, 7);
-            let (program, diagnostics) = crate::check_source(&generated.text);
+            let (program, diagnostics) = crate::frontend::check_source(&generated.text);
             assert!(program.is_some(), "{}: {diagnostics:?}", shape.name());
             let hits = generated.trace.iter().filter(|packet| packet.rule.is_some()).count();
             assert!(hits >= 120, "{}: {hits} hits of 200", shape.name());

@@ -56,7 +56,7 @@ pub fn compile_parsed(
     form: Option<Form>,
 ) -> (Option<Compiled>, Vec<Diagnostic>) {
     let source = parsed.map.concatenated();
-    let (program, mut diagnostics) = crate::check_parsed(parsed);
+    let (program, mut diagnostics) = crate::frontend::check_parsed(parsed);
     let Some(program) = program else { return (None, diagnostics) };
     let filter = ir::build(&program);
     // By default: the classifier; past a kernel limit, dispatched jumping code. Past the kernel verifier's pending-path

@@ -1,9 +1,18 @@
-//! The packet model shared by every stage: protocols, concrete fields and where each
-//! field's bits live. Input: nothing; output: tables read by `check`, `eval` and lowering.
+//! The packet model shared by every stage: protocols, concrete fields, where each
+//! field's bits live, and the surface field names rule files write (`ip.src` is
+//! `ipv4.src` or `ipv6.src`). Input: nothing; output: tables read by `syntax`, `check`,
+//! `eval` and lowering.
 //!
 //! **Invariant:** this is the only place that knows header layouts. The interpreter and
 //! the code generator both read a field through [`Field::source`], so they cannot
 //! disagree on an offset, a width or a mask.
+
+/// How many VLAN tags are parsed at most (the interpreter and the prologue both stop
+/// there; a third tag is payload).
+pub const MAX_VLAN_TAGS: u8 = 2;
+/// How many IPv6 extension headers are walked at most before the upper protocol counts
+/// as hidden.
+pub const MAX_IPV6_EXT_HEADERS: u8 = 4;
 
 /// A protocol whose header pfc parses. Its presence is the guard of its fields.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
@@ -305,4 +314,41 @@ impl Field {
             FieldSource::PacketLength => None,
         }
     }
+}
+
+/// A field as written in rule files: one concrete field, or several that the checker
+/// turns into an `or` (`ip.src` is `ipv4.src` or `ipv6.src`; `l4.dport` is the TCP, UDP
+/// or SCTP destination port).
+#[derive(Clone, Copy, Debug)]
+pub struct SurfaceField {
+    /// The name as written.
+    pub name: &'static str,
+    /// The concrete fields it stands for.
+    pub fields: &'static [Field],
+}
+
+const FAMILY_FIELDS: &[SurfaceField] = &[
+    SurfaceField { name: "ip.src", fields: &[Field::Ipv4Src, Field::Ipv6Src] },
+    SurfaceField { name: "ip.dst", fields: &[Field::Ipv4Dst, Field::Ipv6Dst] },
+    SurfaceField { name: "ip.proto", fields: &[Field::Ipv4Proto, Field::Ipv6Proto] },
+    SurfaceField { name: "ip.ttl", fields: &[Field::Ipv4Ttl, Field::Ipv6HopLimit] },
+    SurfaceField { name: "ip.len", fields: &[Field::Ipv4Len, Field::Ipv6Len] },
+    SurfaceField { name: "ip.dscp", fields: &[Field::Ipv4Dscp, Field::Ipv6Dscp] },
+    SurfaceField { name: "l4.sport", fields: &[Field::TcpSport, Field::UdpSport, Field::SctpSport] },
+    SurfaceField { name: "l4.dport", fields: &[Field::TcpDport, Field::UdpDport, Field::SctpDport] },
+];
+
+/// Looks a surface field up by name.
+pub fn surface_field(name: &str) -> Option<SurfaceField> {
+    if let Some(field) = FAMILY_FIELDS.iter().find(|field| field.name == name) {
+        return Some(*field);
+    }
+    let field = Field::by_name(name)?;
+    let index = Field::ALL.iter().position(|candidate| *candidate == field)?;
+    Some(SurfaceField { name: field.name(), fields: std::slice::from_ref(&Field::ALL[index]) })
+}
+
+/// Every surface field name, for suggestions and documentation.
+pub fn surface_field_names() -> impl Iterator<Item = &'static str> {
+    FAMILY_FIELDS.iter().map(|field| field.name).chain(Field::ALL.iter().map(|field| field.name()))
 }

@@ -5,6 +5,8 @@
 //! and every set is a sorted list of disjoint inclusive intervals. Whoever consumes a
 //! [`Program`] never looks at names or source text again, only at spans for messages.
 
+pub mod pcap;
+
 use crate::diagnostic::Span;
 use crate::fields::{Field, Proto};
 
@@ -67,7 +69,7 @@ pub struct Program {
     /// Every value set that conditions refer to, deduplicated by content.
     pub sets: Vec<ValueSet>,
     /// Every `pcap "..."` filter, in source order ([`Cond::Pcap`] indexes it).
-    pub pcaps: Vec<crate::pcap::PcapFilter>,
+    pub pcaps: Vec<pcap::PcapFilter>,
 }
 
 impl Program {
@@ -77,7 +79,7 @@ impl Program {
     }
 
     /// The pcap filter that `id` names.
-    pub fn pcap(&self, id: PcapId) -> &crate::pcap::PcapFilter {
+    pub fn pcap(&self, id: PcapId) -> &pcap::PcapFilter {
         &self.pcaps[id.0 as usize]
     }
 }

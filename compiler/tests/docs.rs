@@ -4,8 +4,7 @@
 //! Run with `UPDATE_DOCS=1` to rewrite those sections after changing a table.
 
 use pfc_compiler::check::{names, MAX_CONST_CHAIN};
-use pfc_compiler::eval::{MAX_IPV6_EXT_HEADERS, MAX_VLAN_TAGS};
-use pfc_compiler::fields::{Field, FieldSource, ValueKind};
+use pfc_compiler::fields::{Field, FieldSource, ValueKind, MAX_IPV6_EXT_HEADERS, MAX_VLAN_TAGS};
 use pfc_compiler::syntax::MAX_NESTING;
 
 fn type_name(kind: ValueKind) -> String {

@@ -88,7 +88,7 @@ struct Checker {
     consts: FastMap<String, DeclaredConst>,
     sets: FastMap<String, DeclaredSet>,
     program_sets: Vec<ValueSet>,
-    pcaps: Vec<crate::pcap::PcapFilter>,
+    pcaps: Vec<crate::program::pcap::PcapFilter>,
     set_ids: crate::hashing::FastMap<ValueSet, SetId>,
     /// Names of sets and constants whose statements failed to parse: uses of them are
     /// not reported again.

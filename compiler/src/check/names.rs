@@ -1,44 +1,11 @@
-//! Name tables: the surface field names of the language, the named values each field
-//! accepts (`syn`, `echo-request`, `tcp`, `ssh`), and "did you mean" suggestions.
+//! Name tables: the bare protocol words, the named values each field accepts (`syn`,
+//! `echo-request`, `tcp`, `ssh`) and the set element types. The surface field names
+//! (`fields.rs`) and "did you mean" suggestions (`diagnostic.rs`) are re-exported here,
+//! so the checker finds every name it resolves in one place.
 
+pub use crate::diagnostic::suggest;
+pub use crate::fields::{surface_field, surface_field_names, SurfaceField};
 use crate::fields::{Field, Proto, ValueKind};
-
-/// A field as written in rule files: one concrete field, or several that the checker
-/// turns into an `or` (`ip.src` is `ipv4.src` or `ipv6.src`; `l4.dport` is the TCP, UDP
-/// or SCTP destination port).
-#[derive(Clone, Copy, Debug)]
-pub struct SurfaceField {
-    /// The name as written.
-    pub name: &'static str,
-    /// The concrete fields it stands for.
-    pub fields: &'static [Field],
-}
-
-const FAMILY_FIELDS: &[SurfaceField] = &[
-    SurfaceField { name: "ip.src", fields: &[Field::Ipv4Src, Field::Ipv6Src] },
-    SurfaceField { name: "ip.dst", fields: &[Field::Ipv4Dst, Field::Ipv6Dst] },
-    SurfaceField { name: "ip.proto", fields: &[Field::Ipv4Proto, Field::Ipv6Proto] },
-    SurfaceField { name: "ip.ttl", fields: &[Field::Ipv4Ttl, Field::Ipv6HopLimit] },
-    SurfaceField { name: "ip.len", fields: &[Field::Ipv4Len, Field::Ipv6Len] },
-    SurfaceField { name: "ip.dscp", fields: &[Field::Ipv4Dscp, Field::Ipv6Dscp] },
-    SurfaceField { name: "l4.sport", fields: &[Field::TcpSport, Field::UdpSport, Field::SctpSport] },
-    SurfaceField { name: "l4.dport", fields: &[Field::TcpDport, Field::UdpDport, Field::SctpDport] },
-];
-
-/// Looks a surface field up by name.
-pub fn surface_field(name: &str) -> Option<SurfaceField> {
-    if let Some(field) = FAMILY_FIELDS.iter().find(|field| field.name == name) {
-        return Some(*field);
-    }
-    let field = Field::by_name(name)?;
-    let index = Field::ALL.iter().position(|candidate| *candidate == field)?;
-    Some(SurfaceField { name: field.name(), fields: std::slice::from_ref(&Field::ALL[index]) })
-}
-
-/// Every surface field name, for suggestions and documentation.
-pub fn surface_field_names() -> impl Iterator<Item = &'static str> {
-    FAMILY_FIELDS.iter().map(|field| field.name).chain(Field::ALL.iter().map(|field| field.name()))
-}
 
 /// A bare protocol word: `tcp` is "a TCP header is present"; `ip` is IPv4 or IPv6.
 pub fn bare_protocol(name: &str) -> Option<&'static [Proto]> {
@@ -203,32 +170,3 @@ pub fn set_element_type(name: &str) -> Option<(&'static [ValueKind], NamedValues
 
 /// The set element type names.
 pub const SET_ELEMENT_TYPES: &[&str] = &["ip", "ipv4", "ipv6", "mac", "port", "proto", "u8", "u16", "u32"];
-
-/// The closest candidate to `name` by edit distance, if it is close enough to be a typo.
-pub fn suggest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    let length = name.chars().count();
-    let limit = (length / 3).clamp(1, 3);
-    candidates
-        .into_iter()
-        // The distance is at least the difference in length: skip the quadratic work
-        // for candidates that cannot be close (a megabyte-long name must stay cheap).
-        .filter(|candidate| candidate.chars().count().abs_diff(length) <= limit)
-        .map(|candidate| (edit_distance(name, candidate), candidate))
-        .filter(|&(distance, _)| distance <= limit)
-        .min_by_key(|&(distance, candidate)| (distance, candidate.len()))
-        .map(|(_, candidate)| candidate)
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut current = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let substitution = previous[j] + usize::from(ca != *cb);
-            current[j + 1] = substitution.min(previous[j + 1] + 1).min(current[j] + 1);
-        }
-        previous = current;
-    }
-    previous[b.len()]
-}

@@ -21,8 +21,6 @@ pub mod layout;
 mod pcap;
 mod prologue;
 
-pub use pcap::fits_registers as pcap_fits_registers;
-
 use crate::bpf::{AluOp, AsmError, Insn, JmpOp, Label, Operand, Program, ProgramBuilder, Reg, Size};
 use crate::fields::{Layer, Proto};
 use crate::ir::{Filter, Node, Source, Uses};

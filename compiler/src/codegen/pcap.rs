@@ -7,39 +7,20 @@
 //! *reject* label, which stores 0, whatever `not`s surround the load (libpcap's
 //! `bpf_filter` returns 0). Variable offsets are bounded first (`index > limit` →
 //! reject) so the kernel verifier can track the pointer. Shifts by 32 or more give 0.
-//! Values live in registers r0–r6 as a stack (see [`registers_needed`]).
+//! Values live in registers r0–r6 as a stack (see [`Val::value_depth`]; the front end
+//! refuses comparisons deeper than [`MAX_VALUE_DEPTH`]).
 
 use std::collections::HashMap;
 
 use super::layout::PcapBit;
 use crate::bpf::{AluOp, ByteOrder, EndianWidth, Insn, JmpOp, Label, Operand, ProgramBuilder, Reg, Size};
-use crate::pcap::filter::{Alu, Pred, TestOp, Val};
-use crate::pcap::PcapFilter;
+use crate::program::pcap::PcapFilter;
+use crate::program::pcap::{Alu, Pred, TestOp, Val, MAX_VALUE_DEPTH};
 
-/// Value registers, in stack order.
-const REGS: [Reg; 7] = [Reg::R0, Reg::R1, Reg::R2, Reg::R3, Reg::R4, Reg::R5, Reg::R6];
+/// Value registers, in stack order: as many as the front end lets a comparison need.
+const REGS: [Reg; MAX_VALUE_DEPTH] = [Reg::R0, Reg::R1, Reg::R2, Reg::R3, Reg::R4, Reg::R5, Reg::R6];
 /// Largest `offset + size` a load may reach: the kernel's packet-offset limit.
 const MAX_REACH: u64 = 0xffff;
-
-/// How many value registers computing `val` takes.
-pub fn registers_needed(val: &Val) -> usize {
-    match val {
-        Val::Const(_) | Val::Len => 1,
-        Val::Load { index, .. } => registers_needed(index).max(2),
-        Val::Neg(inner) => registers_needed(inner),
-        Val::Alu(_, left, right) => registers_needed(left).max(registers_needed(right) + 1),
-    }
-}
-
-/// Whether every comparison of the filter fits in the value registers.
-pub fn fits_registers(pred: &Pred) -> bool {
-    match pred {
-        Pred::Const(_) => true,
-        Pred::Not(inner) => fits_registers(inner),
-        Pred::And(items) | Pred::Or(items) => items.iter().all(fits_registers),
-        Pred::Test { left, right, .. } => registers_needed(left).max(registers_needed(right) + 1) <= REGS.len(),
-    }
-}
 
 /// Where the atoms find the context to re-read the packet start from at their join.
 #[derive(Clone, Copy, Debug)]

@@ -14,9 +14,9 @@
 use super::layout::{absent_is_out_of_range, Layout, MASK_SLOT, PCAP_WORD_EMPTY};
 use super::Needs;
 use crate::bpf::{AluOp, ByteOrder, EndianWidth, Insn, JmpOp, Label, Operand, ProgramBuilder, Reg, Size};
-use crate::fields::{Field, FieldSource, Proto};
+use crate::fields::{Field, FieldSource, Proto, MAX_IPV6_EXT_HEADERS, MAX_VLAN_TAGS};
 use crate::ir::Source;
-use crate::pcap::PcapFilter;
+use crate::program::pcap::PcapFilter;
 use crate::program::Hook;
 
 use Reg::{R1, R10, R2, R3, R5, R6, R7, R8, R9};
@@ -30,7 +30,7 @@ const RAW_8021AD: i32 = 0xa888;
 /// IPv4 fragment offset bits (`0x1fff`) and IPv6 fragment offset bits (`0xfff8`), raw.
 const RAW_IPV4_FRAG_OFFSET: i32 = 0xff1f;
 const RAW_IPV6_FRAG_OFFSET: i32 = 0xf8ff;
-const IPV6_EXT_HEADERS: usize = crate::eval::MAX_IPV6_EXT_HEADERS as usize;
+const IPV6_EXT_HEADERS: usize = MAX_IPV6_EXT_HEADERS as usize;
 
 struct Prologue<'a> {
     b: &'a mut ProgramBuilder,
@@ -122,7 +122,7 @@ impl Prologue<'_> {
         self.b.emit(Insn::mov64(R6, R7));
         self.b.emit(Insn::alu64(AluOp::Add, R6, 14));
         let network = self.b.new_label();
-        for tag in 0..2 {
+        for tag in 0..MAX_VLAN_TAGS {
             let tagged = self.b.new_label();
             self.b.emit(Insn::jump32(JmpOp::Eq, R3, RAW_8021Q, tagged));
             self.b.emit(Insn::jump32(JmpOp::Ne, R3, RAW_8021AD, network));

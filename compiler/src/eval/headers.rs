@@ -18,10 +18,7 @@ const ETHERTYPE_ARP: u16 = 0x0806;
 const TPID_8021Q: u16 = 0x8100;
 /// Tag protocol identifier of an 802.1ad (service, "QinQ") VLAN tag.
 const TPID_8021AD: u16 = 0x88a8;
-/// How many VLAN tags are parsed at most.
-pub const MAX_VLAN_TAGS: u8 = 2;
-/// How many IPv6 extension headers are walked at most.
-pub const MAX_IPV6_EXT_HEADERS: u8 = 4;
+pub use crate::fields::{MAX_IPV6_EXT_HEADERS, MAX_VLAN_TAGS};
 
 /// IPv6 next-header values of the extension headers that are walked.
 const IPV6_HOP_BY_HOP: u8 = 0;

@@ -68,7 +68,7 @@
 //! - `And`/`Or` evaluate left to right and short-circuit; an empty `And` is true, an
 //!   empty `Or` is false.
 //! - `Cond::Pcap(id)` is libpcap's verdict for the whole frame under the filter
-//!   (`crate::pcap::PcapFilter::matches`); it ignores the parse above.
+//!   (`crate::program::pcap::PcapFilter::matches`); it ignores the parse above.
 //! - Rules are tried in order; the first whose condition holds decides, else the
 //!   program's default verdict.
 

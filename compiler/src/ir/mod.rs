@@ -176,7 +176,7 @@ pub struct Filter {
     /// Value sets.
     pub sets: Vec<ValueSet>,
     /// pcap filters that [`Node::Pcap`] refers to.
-    pub pcaps: Vec<crate::pcap::PcapFilter>,
+    pub pcaps: Vec<crate::program::pcap::PcapFilter>,
     interned: crate::hashing::FastMap<Node, NodeId>,
 }
 

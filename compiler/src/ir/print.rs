@@ -114,7 +114,7 @@ fn operand(field: Field, mask: Option<u128>) -> String {
 mod tests {
     /// The `set` lines of the IR listing of `rules`.
     fn set_lines(rules: &str) -> Vec<String> {
-        let (program, diagnostics) = crate::check_source(rules);
+        let (program, diagnostics) = crate::frontend::check_source(rules);
         let program = program.unwrap_or_else(|| panic!("{diagnostics:?}"));
         let listing = super::print(&crate::ir::build(&program));
         listing.lines().filter(|line| line.starts_with("set ")).map(str::to_string).collect()

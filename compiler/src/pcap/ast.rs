@@ -411,27 +411,5 @@ pub enum ArithKind {
     Binary(ArithOp, Box<Arith>, Box<Arith>),
 }
 
-/// A binary arithmetic operator.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ArithOp {
-    /// `+`
-    Add,
-    /// `-`
-    Sub,
-    /// `*`
-    Mul,
-    /// `/`
-    Div,
-    /// `%`
-    Mod,
-    /// `&`
-    And,
-    /// `|`
-    Or,
-    /// `^`
-    Xor,
-    /// `<<`
-    Shl,
-    /// `>>`
-    Shr,
-}
+/// A binary arithmetic operator: the one of the filter tree, since they mean the same.
+pub use crate::program::pcap::Alu as ArithOp;

@@ -9,10 +9,10 @@
 //! first.
 
 use super::ast::*;
-use super::filter::{Alu, Pred, TestOp, Val};
 use super::names;
 use super::{PCAP_SYNTAX, PCAP_UNSUPPORTED};
 use crate::diagnostic::{Diagnostic, Span};
+use crate::program::pcap::{Alu, Pred, TestOp, Val};
 use std::cell::Cell;
 
 const ETH_IP: u32 = 0x0800;

@@ -1,5 +1,6 @@
-//! libpcap filter expressions: the text of a `pcap "..."` atom in, a [`PcapFilter`]
-//! (libpcap's unoptimized classic BPF as a test tree) or diagnostics out.
+//! libpcap filter expressions, a front end: the text of a `pcap "..."` atom in, a
+//! [`PcapFilter`] (libpcap's unoptimized classic BPF as a test tree, defined beside the
+//! program in `program/pcap.rs`) or diagnostics out.
 //!
 //! ```text
 //! text ──parse (pest, grammar/pcap.pest)──▶ ast::Expr ──lower (check + gencode)──▶ PcapFilter
@@ -12,15 +13,14 @@
 //! string in the rule file. **Invariant:** pest types never leave `parse.rs`.
 
 pub mod ast;
-pub mod filter;
 mod lower;
 pub mod names;
 mod parse;
 
-pub use filter::PcapFilter;
 pub use lower::Refusal;
 
 use crate::diagnostic::{Code, Diagnostic, Span};
+use crate::program::pcap::{PcapFilter, Pred, MAX_VALUE_DEPTH};
 
 /// E0018: a pcap expression that is not valid libpcap syntax or that libpcap refuses.
 pub const PCAP_SYNTAX: Code = Code("E0018");
@@ -65,14 +65,14 @@ pub fn compile(text: &str, body: Span) -> (Option<PcapFilter>, Vec<Diagnostic>) 
     }
     let expr = match parse::parse(text, &map) {
         Ok(Some(expr)) => expr,
-        Ok(None) => return (Some(PcapFilter { pred: filter::Pred::always(true) }), diagnostics),
+        Ok(None) => return (Some(PcapFilter { pred: Pred::always(true) }), diagnostics),
         Err(diagnostic) => {
             diagnostics.push(diagnostic);
             return (None, diagnostics);
         }
     };
     let pred = lower::lower(&expr, &mut diagnostics);
-    if pred.as_ref().is_some_and(|pred| !crate::codegen::pcap_fits_registers(pred)) {
+    if pred.as_ref().is_some_and(|pred| !pred.fits_value_depth()) {
         diagnostics.push(
             Diagnostic::error(
                 PCAP_UNSUPPORTED,
@@ -80,7 +80,9 @@ pub fn compile(text: &str, body: Span) -> (Option<PcapFilter>, Vec<Diagnostic>) 
                 map.whole,
                 "too many pending values",
             )
-            .with_note("pfc keeps the values of a comparison in 7 registers; split the expression"),
+            .with_note(format!(
+                "pfc keeps the values of a comparison in {MAX_VALUE_DEPTH} registers; split the expression"
+            )),
         );
         return (None, diagnostics);
     }

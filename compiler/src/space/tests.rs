@@ -7,7 +7,7 @@ use crate::eval::{eval_cond, Headers};
 use crate::program::Program;
 
 fn program(source: &str) -> Program {
-    let (program, diagnostics) = crate::check_source(source);
+    let (program, diagnostics) = crate::frontend::check_source(source);
     program.unwrap_or_else(|| panic!("{source}: {diagnostics:?}"))
 }
 

@@ -86,7 +86,7 @@ fn nft_style_suggestion(text: &str, position: usize, found: &str) -> Option<Stri
         member => member,
     };
     let field = format!("{protocol}.{member}");
-    crate::check::names::surface_field(&field)?;
+    crate::fields::surface_field(&field)?;
     let rest = text.get(position + found.len()..)?.trim_start();
     let value = if rest.starts_with('{') {
         rest.find('}').map(|end| format!(" in {}", rest[..=end].split_whitespace().collect::<Vec<_>>().join(" ")))

@@ -162,7 +162,7 @@ fn unknown_statement(text: &str, start: usize) -> Option<Diagnostic> {
         Span::new(start, start + word_end),
         "unknown statement",
     );
-    let note = match crate::check::names::suggest(word, STATEMENT_KEYWORDS) {
+    let note = match crate::diagnostic::suggest(word, STATEMENT_KEYWORDS) {
         Some(keyword) => format!("did you mean `{keyword}`?"),
         None => "statements start with `include`, `hook`, `default`, `set`, `const` or `rule`".to_string(),
     };

@@ -4,9 +4,9 @@
 
 use super::{Lowerer, ETH_IP, ETH_IP6};
 use crate::pcap::ast::{Arith, ArithKind, ArithOp, PName, RelOp};
-use crate::pcap::filter::{Alu, Pred, TestOp, Val};
 use crate::pcap::names;
 use crate::pcap::PCAP_SYNTAX;
+use crate::program::pcap::{Alu, Pred, TestOp, Val};
 
 /// The constant libpcap's check sees for a divisor or shift: the first statement of
 /// the operand's code when that is `ld #k` (so `x / (0 + 5)` is "division by zero" in

@@ -6,8 +6,8 @@
 
 use super::Lowerer;
 use crate::pcap::ast::Value;
-use crate::pcap::filter::{Alu, Pred, TestOp, Val};
 use crate::pcap::PCAP_SYNTAX;
+use crate::program::pcap::{Alu, Pred, TestOp, Val};
 
 const ETH_MPLS: u32 = 0x8847;
 const ETH_PPPOES: u32 = 0x8864;

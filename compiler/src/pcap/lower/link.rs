@@ -14,9 +14,9 @@ use super::{
 };
 use crate::diagnostic::Span;
 use crate::pcap::ast::{Kind, PName, Suffix, Token, Value};
-use crate::pcap::filter::{Alu, Pred, TestOp, Val};
 use crate::pcap::names;
 use crate::pcap::PCAP_SYNTAX;
+use crate::program::pcap::{Alu, Pred, TestOp, Val};
 
 /// IS-IS PDU types (`nlpid.h`).
 const ISIS_L1_LAN_IIH: u32 = 15;

@@ -4,9 +4,9 @@
 
 use super::{masked, Lowerer, Qual, Refusal, ETH_ARP, ETH_IP, ETH_IP6, ETH_RARP, PROTO_SCTP, PROTO_TCP, PROTO_UDP};
 use crate::pcap::ast::{Dir, Kind, PName, ProtoValue, Suffix, Token, Value};
-use crate::pcap::filter::{Pred, TestOp, Val};
 use crate::pcap::names::{self, ServiceProto};
 use crate::pcap::PCAP_SYNTAX;
+use crate::program::pcap::{Pred, TestOp, Val};
 
 /// One address test per direction: `src`, `dst`, either or both.
 pub(super) fn by_direction(dir: Dir, mut one: impl FnMut(bool) -> Pred) -> Pred {

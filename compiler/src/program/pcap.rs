@@ -1,5 +1,8 @@
-//! The pcap filter program: what `pcap::lower` produces from a checked expression, and
-//! its evaluator on raw frame bytes (the interpreter's half of a `pcap "..."` atom).
+//! The pcap filter program: what the pcap front end (`crate::pcap`) produces from a
+//! checked expression, and its evaluator on raw frame bytes (the interpreter's half of
+//! a `pcap "..."` atom). It lives beside [`Program`](super::Program), which holds one per
+//! atom, so the stages that read a program (`eval`, `ir`, `codegen`) never import the
+//! pcap front end.
 //!
 //! The program models libpcap's unoptimized classic BPF exactly: a tree of short-circuit
 //! tests, evaluated left to right, whose leaves compare 32-bit unsigned values computed
@@ -9,6 +12,11 @@
 //! `bpf_filter` returns 0. Shifts by 32 or more give 0. Arithmetic wraps at 32 bits.
 //!
 //! **Invariant:** [`PcapFilter::matches`] never panics and reads no byte outside the frame.
+
+/// Deepest value stack a comparison may need (see [`Val::value_depth`]): the code
+/// generator keeps the values of a comparison in this many registers (r0–r6), and the
+/// front end refuses (E0019) a filter that would need more.
+pub const MAX_VALUE_DEPTH: usize = 7;
 
 /// A compiled pcap expression.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -74,9 +82,31 @@ pub enum Val {
     Neg(Box<Val>),
 }
 
-/// An arithmetic operator of packet-access expressions: the parser's own, since they
-/// mean the same (`/` and `%` by zero reject, shifts of 32 or more give 0).
-pub use super::ast::ArithOp as Alu;
+/// An arithmetic operator of packet-access expressions (`/` and `%` by zero reject,
+/// shifts of 32 or more give 0); the pcap parser's `ArithOp` is this type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Alu {
+    /// `+`
+    Add,
+    /// `-`
+    Sub,
+    /// `*`
+    Mul,
+    /// `/`
+    Div,
+    /// `%`
+    Mod,
+    /// `&`
+    And,
+    /// `|`
+    Or,
+    /// `^`
+    Xor,
+    /// `<<`
+    Shl,
+    /// `>>`
+    Shr,
+}
 
 /// The filter rejected the frame (a load past the end, a division by zero).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -157,6 +187,17 @@ impl Val {
         })
     }
 
+    /// How many values computing this one keeps at once when operands are computed
+    /// left to right onto a stack (a load's index takes one more for the pointer).
+    pub fn value_depth(&self) -> usize {
+        match self {
+            Val::Const(_) | Val::Len => 1,
+            Val::Load { index, .. } => index.value_depth().max(2),
+            Val::Neg(inner) => inner.value_depth(),
+            Val::Alu(_, left, right) => left.value_depth().max(right.value_depth() + 1),
+        }
+    }
+
     /// A load of `size` bytes at a fixed offset.
     pub fn at(size: u8, offset: u32) -> Val {
         Val::Load { size, index: Box::new(Val::Const(0)), offset }
@@ -164,6 +205,16 @@ impl Val {
 }
 
 impl Pred {
+    /// Whether no comparison of the filter needs more than [`MAX_VALUE_DEPTH`] values.
+    pub fn fits_value_depth(&self) -> bool {
+        match self {
+            Pred::Const(_) => true,
+            Pred::Not(inner) => inner.fits_value_depth(),
+            Pred::And(items) | Pred::Or(items) => items.iter().all(Pred::fits_value_depth),
+            Pred::Test { left, right, .. } => left.value_depth().max(right.value_depth() + 1) <= MAX_VALUE_DEPTH,
+        }
+    }
+
     /// `value OP constant`.
     pub fn test(left: Val, op: TestOp, constant: u32) -> Pred {
         Pred::Test { left, op, right: Val::Const(constant) }
