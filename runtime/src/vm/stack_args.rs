@@ -8,7 +8,11 @@
 //! the VM reads them through `process_vm_readv`, which fails cleanly on bad addresses.
 //!
 //! The pass is a forward data-flow over registers holding "r10 + constant", with a meet at
-//! jump targets. Backward jumps and bpf-to-bpf calls make it give up (answer no).
+//! jump targets, over the instructions `pfc_compiler::bpf::decode` reads (raw opcodes
+//! are known only there). Backward jumps, and anything the decoder refuses (bpf-to-bpf
+//! calls, atomics, ISA v4), make it give up (answer no).
+
+use pfc_compiler::bpf::{decode, AluOp, Insn, Operand, Reg};
 
 use super::maps::{HELPER_MAP_DELETE, HELPER_MAP_LOOKUP, HELPER_MAP_UPDATE};
 
@@ -36,44 +40,43 @@ fn in_stack(offset: Option<i64>, len: u32) -> bool {
 }
 
 /// Whether every map helper call passes stack pointers covering `key_size`/`value_size`
-/// bytes (the largest over all maps).
+/// bytes (the largest over all maps). Code the typed decoder refuses (instructions outside
+/// pfc's subset, bad jump targets) is answered no.
 pub(crate) fn helper_pointers_in_stack(code: &[u8], key_size: u32, value_size: u32) -> bool {
+    let Ok(insns) = decode(code, &[]) else { return false };
     let count = code.len() / 8;
     let mut states: Vec<Option<State>> = vec![None; count + 1];
     let mut entry = [None; 11];
-    entry[10] = Some(0);
+    entry[usize::from(Reg::R10.number())] = Some(0);
     states[0] = Some(entry);
-    let mut pc = 0;
-    while pc < count {
-        let Some(mut state) = states[pc] else {
-            pc += 1;
+    let mut slot = 0;
+    for insn in &insns {
+        let next = slot + insn.slots();
+        let Some(mut state) = states[slot] else {
+            slot = next;
             continue;
         };
-        let insn = &code[pc * 8..pc * 8 + 8];
-        let opcode = insn[0];
-        let dst = usize::from(insn[1] & 0x0f);
-        let src = usize::from(insn[1] >> 4);
-        let off = i64::from(i16::from_le_bytes([insn[2], insn[3]]));
-        let imm = i64::from(i32::from_le_bytes([insn[4], insn[5], insn[6], insn[7]]));
-        if dst > 10 || src > 10 {
-            return false;
-        }
-        let mut next = pc + 1;
         let mut falls_through = true;
-        match opcode {
-            0xbf if src == 10 => state[dst] = Some(0),
-            0xbf => state[dst] = state[src],
-            0x07 => state[dst] = state[dst].and_then(|k| k.checked_add(imm)),
-            0x17 => state[dst] = state[dst].and_then(|k| k.checked_sub(imm)),
-            0x18 => {
-                state[dst] = None;
-                next = pc + 2;
+        match *insn {
+            Insn::Alu64 { op: AluOp::Mov, dst, src: Operand::Reg(src) } => state[index(dst)] = state[index(src)],
+            Insn::Alu64 { op: AluOp::Add, dst, src: Operand::Imm(imm) } => {
+                state[index(dst)] = state[index(dst)].and_then(|k| k.checked_add(imm.into()));
             }
-            0x85 => {
-                if src != 0 {
-                    return false;
-                }
-                let ok = match imm as u32 {
+            Insn::Alu64 { op: AluOp::Sub, dst, src: Operand::Imm(imm) } => {
+                state[index(dst)] = state[index(dst)].and_then(|k| k.checked_sub(imm.into()));
+            }
+            Insn::Alu64 { dst, .. }
+            | Insn::Alu32 { dst, .. }
+            | Insn::Neg { dst, .. }
+            | Insn::Endian { dst, .. }
+            | Insn::Load { dst, .. }
+            | Insn::LoadImm64 { dst, .. }
+            | Insn::LoadMapIndex { dst, .. } => state[index(dst)] = None,
+            // Stores write memory only. Spilled stack pointers are forgotten, which only
+            // makes the answer more conservative.
+            Insn::Store { .. } | Insn::StoreImm { .. } => {}
+            Insn::Call { helper } => {
+                let ok = match helper {
                     HELPER_MAP_LOOKUP | HELPER_MAP_DELETE => in_stack(state[2], key_size),
                     HELPER_MAP_UPDATE => in_stack(state[2], key_size) && in_stack(state[3], value_size),
                     _ => true,
@@ -83,38 +86,34 @@ pub(crate) fn helper_pointers_in_stack(code: &[u8], key_size: u32, value_size: u
                 }
                 state[..6].fill(None);
             }
-            0x95 => falls_through = false,
-            // callx: an indirect call to who knows what.
-            0x8d => return false,
-            _ => {
-                let class = opcode & 0x07;
-                let is_jump_class = class == 0x05 || class == 0x06;
-                if is_jump_class {
-                    let target = (pc as i64) + 1 + if opcode == 0x06 { imm } else { off };
-                    if target <= pc as i64 || target as usize > count {
-                        return false;
-                    }
-                    meet(&mut states[target as usize], &state);
-                    falls_through = opcode != 0x05 && opcode != 0x06;
-                } else if matches!(class, 0x00 | 0x01 | 0x04 | 0x07) {
-                    // LD, LDX, ALU, ALU64 write dst with something not tracked here.
-                    state[dst] = None;
+            Insn::Exit => falls_through = false,
+            Insn::Jump { target, .. } | Insn::Ja { target } => {
+                // The decoder proved the target is an instruction start inside the code.
+                if target < 0 {
+                    return false;
                 }
-                // ST/STX write memory only. Spilled stack pointers are forgotten, which
-                // only makes the answer more conservative.
+                meet(&mut states[next + target as usize], &state);
+                falls_through = matches!(insn, Insn::Jump { .. });
             }
         }
-        if falls_through && next <= count {
+        if falls_through {
             meet(&mut states[next], &state);
         }
-        pc = next;
+        slot = next;
     }
     true
 }
 
+fn index(reg: Reg) -> usize {
+    usize::from(reg.number())
+}
+
 #[cfg(test)]
 mod tests {
+    use pfc_compiler::bpf::{encode, AluOp, Insn, Reg};
+
     use super::helper_pointers_in_stack;
+    use crate::vm::maps::HELPER_MAP_LOOKUP;
     use crate::BpfObject;
 
     #[test]
@@ -132,21 +131,20 @@ mod tests {
 
     #[test]
     fn a_non_stack_key_is_not_proven() {
-        let code = [
-            [0xb7, 0x02, 0, 0, 16, 0, 0, 0], // r2 = 16
-            [0x85, 0, 0, 0, 1, 0, 0, 0],     // call 1
-            [0x95, 0, 0, 0, 0, 0, 0, 0],
-        ]
-        .concat();
+        let call_lookup = Insn::Call { helper: HELPER_MAP_LOOKUP };
+        let code = encode(&[Insn::mov64(Reg::R2, 16), call_lookup.clone(), Insn::Exit]);
         assert!(!helper_pointers_in_stack(&code, 4, 4));
-        let stack_key = [
-            [0xbf, 0xa2, 0, 0, 0, 0, 0, 0],             // r2 = r10
-            [0x07, 0x02, 0, 0, 0xfc, 0xff, 0xff, 0xff], // r2 += -4
-            [0x85, 0, 0, 0, 1, 0, 0, 0],
-            [0x95, 0, 0, 0, 0, 0, 0, 0],
-        ]
-        .concat();
+        let stack_key =
+            encode(&[Insn::mov64(Reg::R2, Reg::R10), Insn::alu64(AluOp::Add, Reg::R2, -4), call_lookup, Insn::Exit]);
         assert!(helper_pointers_in_stack(&stack_key, 4, 4));
         assert!(!helper_pointers_in_stack(&stack_key, 8, 4), "8 bytes at r10-4 overrun");
+    }
+
+    #[test]
+    fn code_outside_the_decoders_subset_is_not_proven() {
+        let mut code = encode(&[Insn::mov64(Reg::R2, Reg::R10), Insn::Call { helper: HELPER_MAP_LOOKUP }, Insn::Exit]);
+        assert!(helper_pointers_in_stack(&code, 0, 0));
+        code.truncate(20); // a cut instruction: the decoder refuses the code
+        assert!(!helper_pointers_in_stack(&code, 0, 0));
     }
 }
