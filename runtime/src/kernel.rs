@@ -310,16 +310,11 @@ fn sum_u64_words(cpus: &[Vec<u8>], value_size: usize) -> Vec<u8> {
 /// Whether this process can load BPF programs, by loading `r0 = 2; exit` as XDP.
 pub fn privileges() -> Result<(), SkipReason> {
     use libbpf_rs::libbpf_sys::{bpf_insn, bpf_prog_load, BPF_PROG_TYPE_XDP};
+    use pfc_compiler::bpf::opcode::{alu, CLASS_ALU64, EXIT, SRC_K};
     let insns = [
-        bpf_insn {
-            code: 0xb7, // mov64 r0, 2
-            imm: 2,
-            ..Default::default()
-        },
-        bpf_insn {
-            code: 0x95, // exit
-            ..Default::default()
-        },
+        // mov64 r0, 2
+        bpf_insn { code: CLASS_ALU64 | alu::MOV | SRC_K, imm: 2, ..Default::default() },
+        bpf_insn { code: EXIT, ..Default::default() },
     ];
     // SAFETY: the name and license are NUL-terminated literals, `insns` is a live array
     // of `insns.len()` instructions, and a null opts pointer means defaults.

@@ -16,7 +16,7 @@ pub mod replay;
 
 use crate::program::{Program, Verdict};
 use crate::space::cond::Modeller;
-use crate::space::{Cube, Space, BUDGET};
+use crate::space::{Space, BUDGET};
 
 /// Every rule of a program as packet spaces.
 pub struct Model<'p> {
@@ -136,23 +136,6 @@ impl<'p> Model<'p> {
     pub fn default_decides(&self) -> Option<Space> {
         self.decides_from(Space::everything(), self.program.rules.len()).space
     }
-
-    /// The packets rule `rule` surely decides: it surely matches them and no earlier
-    /// rule may.
-    pub fn surely_decides(&self, rule: usize) -> Option<Space> {
-        let mut rest = self.under[rule].clone();
-        for over in &self.over[..rule] {
-            for cube in &over.cubes {
-                if !rest.is_possible() {
-                    return Some(rest);
-                }
-                if rest.meets_cube(cube) {
-                    rest = rest.minus_cube(cube, BUDGET)?;
-                }
-            }
-        }
-        Some(rest)
-    }
 }
 
 /// The answer of [`guided_cover`].
@@ -213,11 +196,6 @@ pub fn subtract_all(start: Space, lists: &[&[Space]], budget: usize) -> Option<S
 pub fn decider(program: &Program, packet: &[u8]) -> (Verdict, Decider) {
     let outcome = crate::eval::evaluate(program, packet);
     (outcome.verdict, outcome.rule)
-}
-
-/// The cubes of `space` that meet `cube`.
-pub fn meeting<'s>(space: &'s Space, cube: &'s Cube) -> impl Iterator<Item = &'s Cube> {
-    space.cubes.iter().filter(move |mine| mine.meets(cube))
 }
 
 /// A rule's name for messages, or `default`.

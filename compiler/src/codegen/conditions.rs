@@ -2,8 +2,9 @@
 //! emits code that jumps to `target` when the node's value equals `jump_if` and falls
 //! through otherwise.
 //!
-//! The body never touches the packet: guards test bits of the absent mask in r9 and
-//! tests compare 32-bit words that the prologue stored on the stack. Sets of one-word
+//! The body never touches the packet: guards test bits of the absent mask, re-read from
+//! its 4-byte stack slot (`MASK_SLOT`) at each guard, and tests compare 32-bit words that
+//! the prologue stored on the stack. Sets of one-word
 //! values are searched with a balanced decision tree (log₂ N compares); wider values
 //! (MAC, IPv6) compare word by word, most significant first.
 

@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::fields::{Field, FieldSource, ValueKind};
+use crate::fields::{Field, ValueKind};
 use crate::ir::Uses;
 
 /// The stack is 512 bytes; offsets are negative from r10.
@@ -144,11 +144,6 @@ pub fn split_words(field: Field, value: u128) -> Vec<u32> {
         2 => vec![(value >> 32) as u32 & 0xffff, value as u32],
         _ => (0..4).rev().map(|index| (value >> (32 * index)) as u32).collect(),
     }
-}
-
-/// Whether the field is read straight from a header (not derived by the parser).
-pub fn is_header_field(field: Field) -> bool {
-    matches!(field.source(), FieldSource::Header { .. })
 }
 
 /// Whether the field's slot holds `u32::MAX` when its header is absent, a value no
