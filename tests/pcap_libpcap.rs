@@ -4,16 +4,17 @@
 //! kernel out, over the seeded packet corpus.
 //!
 //! Packets on which libpcap's optimized and unoptimized programs disagree are not
-//! judged (DESIGN §5: the optimizer changes answers on truncated frames); the summary
-//! says how many. Expressions libpcap refuses must be refused by pfc too, except the
-//! refusals of libpcap's optimizer alone (the unoptimized compile accepts): pfc models
-//! the unoptimized program, so it accepts those, and every packet is judged against the
-//! unoptimized program. For "expression rejects all packets" (the optimizer folded the
-//! program to `ret #0`, e.g. `portrange 1-2 and icmp`) the optimized verdict counts as
-//! false for the skip rule; after constant folding errors ("shift by more than 31 bits"
-//! for `ip[0] >> 31 + 1`, "division by zero" for `ip[0] / (ip[1] * 0)`, raised only when
-//! the code is reachable) no packet is skipped. The test also
-//! prints pfc's eBPF instruction count next to libpcap's optimized cBPF count.
+//! judged (docs/pcap.md, *Differences from tcpdump*: the optimizer changes answers on
+//! truncated frames); the summary says how many. Expressions libpcap refuses must be
+//! refused by pfc too, except the refusals of libpcap's optimizer alone (the
+//! unoptimized compile accepts): pfc models the unoptimized program, so it accepts
+//! those, and every packet is judged against the unoptimized program. For "expression
+//! rejects all packets" (the optimizer folded the program to `ret #0`, e.g. `portrange
+//! 1-2 and icmp`) the optimized verdict counts as false for the skip rule; after
+//! constant folding errors ("shift by more than 31 bits" for `ip[0] >> 31 + 1`,
+//! "division by zero" for `ip[0] / (ip[1] * 0)`, raised only when the code is
+//! reachable) no packet is skipped. The test also prints pfc's eBPF instruction count
+//! next to libpcap's optimized cBPF count.
 
 #[path = "pcap_libpcap/frames.rs"]
 mod frames;

@@ -1,4 +1,4 @@
-//! The pcap contract of DESIGN §3 through the real binary: `pfc test RULES --pcap FILE
+//! The pcap contract (docs/pcap.md, docs/cli.md) through the real binary: `pfc test RULES --pcap FILE
 //! --verdicts` prints one JSON line per frame, in order, equal to the interpreter's
 //! verdict and rule, on a generated capture of every kind of frame (VLAN, QinQ, ARP,
 //! IPv4 with options and fragments, IPv6 with extension headers, every transport,

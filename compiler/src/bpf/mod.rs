@@ -7,7 +7,7 @@
 //! ```
 //!
 //! The instruction set is deliberately the subset that both the Linux verifier and
-//! rbpf 0.4.1 execute identically (see DESIGN §4):
+//! rbpf 0.4.1 execute identically (see docs/platform.md):
 //! - ALU/ALU64 (add sub mul div or and lsh rsh neg mod xor mov arsh), `be16/32/64`
 //!   and `le16/32/64`; division and modulo are unsigned (`off` = 0 only);
 //! - `ldx`/`stx`/`st` with the MEM mode (no MEMSX, no atomics), `lddw` (plain
