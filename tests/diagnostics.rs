@@ -25,7 +25,7 @@ const CODES: &[&str] = &[
 const NOT_FROM_CHECK: &[(&str, &str)] = &[
     ("E0020", "kernel limits of the generated program: reported by `pfc compile`, after checking"),
     ("W0005", "overlapping rules: only `pfc check --lints=all` reports it (tests/analysis.rs has its snapshot)"),
-    ("E0900", "internal compiler error: pfc's own verifier refusing pfc's code; no input should cause it"),
+    ("E0900", "internal compiler error (pfc's verifier refusing pfc's code, an unknown parse-tree shape): no input should cause it"),
 ];
 
 fn fixture_dir() -> PathBuf {

@@ -12,8 +12,8 @@ use crate::verify;
 
 /// E0020: the rule set would break a kernel limit (stack, instruction count).
 pub const KERNEL_LIMIT: Code = Code("E0020");
-/// E0900: pfc produced code its own checks refuse — a pfc bug.
-pub const INTERNAL_ERROR: Code = Code("E0900");
+/// E0900: an internal error — a pfc bug (here: code its own checks refuse).
+pub use crate::diagnostic::INTERNAL_ERROR;
 
 /// The program's function name in the object (the kernel keeps 15 bytes).
 pub const FUNCTION_NAME: &str = "pfc_filter";

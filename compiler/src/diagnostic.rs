@@ -129,6 +129,11 @@ impl Diagnostic {
     }
 }
 
+/// E0900: an internal error — a pfc bug, never the user's: pfc's own verifier refused
+/// the code pfc generated, or a parser produced a tree shape its lowering does not know.
+/// Reported instead of a panic or a silently wrong program.
+pub const INTERNAL_ERROR: Code = Code("E0900");
+
 /// Whether any of the diagnostics is an error.
 pub fn has_errors(diagnostics: &[Diagnostic]) -> bool {
     diagnostics.iter().any(Diagnostic::is_error)

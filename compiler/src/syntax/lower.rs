@@ -9,7 +9,7 @@ use pest::Parser;
 use super::ast::{Comparison, Expr, Ident, Literal, LiteralKind, SetFile, SetRef, Statement, TestExpr, Value};
 use super::literal;
 use super::SYNTAX_ERROR;
-use crate::diagnostic::{Diagnostic, Span};
+use crate::diagnostic::{Diagnostic, Span, INTERNAL_ERROR};
 use crate::program::CmpOp;
 
 #[derive(pest_derive::Parser)]
@@ -217,6 +217,16 @@ impl Lowerer<'_> {
         Span::new(self.offset + span.start(), self.offset + end)
     }
 
+    /// A parse-tree shape the grammar should not produce: reports E0900 (a pfc bug) at
+    /// `span` so no program comes out, and returns a placeholder so lowering goes on.
+    fn unexpected_tree(&mut self, span: Span, what: &str) -> Expr {
+        self.diagnostics.push(
+            Diagnostic::error(INTERNAL_ERROR, format!("internal error: the parser produced {what}"), span, "here")
+                .with_note("this is a bug in pfc; please report it with the rule file"),
+        );
+        Expr::Or(Vec::new(), span)
+    }
+
     fn ident(&self, pair: Pair<Rule>) -> Ident {
         Ident { text: pair.as_str().to_string(), span: self.span(&pair) }
     }
@@ -275,7 +285,7 @@ impl Lowerer<'_> {
                 let mut operands: Vec<Expr> =
                     pair.into_inner().filter(|pair| !is_keyword(pair.as_rule())).map(|pair| self.expr(pair)).collect();
                 if operands.len() == 1 {
-                    operands.pop().unwrap_or(Expr::Or(Vec::new(), span))
+                    operands.pop().unwrap_or_else(|| self.unexpected_tree(span, "an expression without operands"))
                 } else if is_or {
                     Expr::Or(operands, span)
                 } else {
@@ -292,7 +302,7 @@ impl Lowerer<'_> {
                         primary = Some(self.expr(inner));
                     }
                 }
-                let mut expr = primary.unwrap_or(Expr::Or(Vec::new(), span));
+                let mut expr = primary.unwrap_or_else(|| self.unexpected_tree(span, "a `not` without an operand"));
                 for not_span in nots.into_iter().rev() {
                     let whole = not_span.to(expr.span());
                     expr = Expr::Not(Box::new(expr), whole);
