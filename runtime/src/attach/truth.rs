@@ -150,6 +150,9 @@ pub struct Stats {
     pub label_problem: Option<LabelProblem>,
 }
 
+/// How often a reader reads a link again after its program went away under it.
+const RACE_RETRIES: u32 = 5;
+
 fn read_error(path: &Path) -> impl FnOnce(io::Error) -> AttachError + '_ {
     move |source| {
         or_privileges(
@@ -170,6 +173,23 @@ impl<S: BpfSys> Filters<S> {
             Ok(link) => Ok(Some(link)),
             Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(error) => Err(read_error(&paths.link)(error)),
+        }
+    }
+
+    /// The link at `paths` and, when it is attached, the program it runs. A replace can
+    /// swap the program and free the old one between reading the link and reading the
+    /// program: then the link is read again (a few times), so a reader racing a replace
+    /// sees the old filter or the new one, never an error.
+    fn link_and_prog(&self, paths: &FilterPaths) -> Result<(Option<LinkInfo>, Option<ProgInfo>), AttachError> {
+        let mut tries = 0;
+        loop {
+            let link = self.pinned_link(paths)?;
+            let Some(attached) = link.filter(|link| link.ifindex != 0) else { return Ok((link, None)) };
+            match self.sys.prog(attached.prog_id) {
+                Ok(prog) => return Ok((link, Some(prog))),
+                Err(error) if error.kind() == io::ErrorKind::NotFound && tries < RACE_RETRIES => tries += 1,
+                Err(error) => return Err(read_error(&paths.link)(error)),
+            }
         }
     }
 
@@ -252,11 +272,7 @@ impl<S: BpfSys> Filters<S> {
         for (iface, point) in self.filters()? {
             let paths = self.layout.filter(&iface, point);
             self.check_dirs(&paths)?;
-            let link = self.pinned_link(&paths)?;
-            let prog = match link {
-                Some(link) if link.ifindex != 0 => Some(self.sys.prog(link.prog_id).map_err(read_error(&paths.link))?),
-                _ => None,
-            };
+            let (link, prog) = self.link_and_prog(&paths)?;
             let (record, label_problem) = match &prog {
                 Some(prog) => match self.labels(&paths, prog)? {
                     Ok(record) => (Some(record), None),
@@ -276,16 +292,24 @@ impl<S: BpfSys> Filters<S> {
         let paths = self.layout.filter(iface, point);
         self.check_dirs(&paths)?;
         let not_loaded = || AttachError::NotLoaded { iface: iface.to_string(), point };
-        let link = self.pinned_link(&paths)?.filter(|link| link.ifindex != 0).ok_or_else(not_loaded)?;
-        let prog = self.sys.prog(link.prog_id).map_err(read_error(&paths.link))?;
-        let map = prog.counters.ok_or_else(not_loaded)?;
-        let counters = self.sys.read_counters(map.id).map_err(|source| {
-            or_privileges(
-                || "reading counters".to_string(),
-                source,
-                |source| AttachError::Counters { path: paths.counters.clone(), source },
-            )
-        })?;
+        let mut tries = 0;
+        let (prog, counters) = loop {
+            let (_, prog) = self.link_and_prog(&paths)?;
+            let prog = prog.ok_or_else(not_loaded)?;
+            let map = prog.counters.ok_or_else(not_loaded)?;
+            match self.sys.read_counters(map.id) {
+                Ok(counters) => break (prog, counters),
+                // The map went with a program a replace just freed: read the link again.
+                Err(error) if error.kind() == io::ErrorKind::NotFound && tries < RACE_RETRIES => tries += 1,
+                Err(source) => {
+                    return Err(or_privileges(
+                        || "reading counters".to_string(),
+                        source,
+                        |source| AttachError::Counters { path: paths.counters.clone(), source },
+                    ))
+                }
+            }
+        };
         let (names, mut verdicts, default, counters, label_problem) = match self.labels(&paths, &prog)? {
             Ok(record) => {
                 let counters = add_all(&counters, &record.carried);
