@@ -390,6 +390,7 @@ fn assert_covers_the_language(sets: &[rulegen::RuleSet]) {
                         TestOp::Cmp(op, _) => ops.push(op),
                         TestOp::In(_) => member += 1,
                         TestOp::NotIn(_) => not_member += 1,
+                        TestOp::InDynamic(_) | TestOp::NotInDynamic(_) => {}
                     }
                 }
                 Cond::True | Cond::False | Cond::Pcap(_) => {}

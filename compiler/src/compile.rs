@@ -12,6 +12,9 @@ use crate::verify;
 
 /// E0020: the rule set would break a kernel limit (stack, instruction count).
 pub const KERNEL_LIMIT: Code = Code("E0020");
+/// E0027: the rules use a dynamic set, which `pfc check` and the interpreter accept but
+/// code generation does not support yet.
+pub const DYNAMIC_NOT_COMPILED: Code = Code("E0027");
 /// E0900: an internal error — a pfc bug (here: code its own checks refuse).
 pub use crate::diagnostic::INTERNAL_ERROR;
 
@@ -58,6 +61,23 @@ pub fn compile_parsed(
     let source = parsed.map.concatenated();
     let (program, mut diagnostics) = crate::frontend::check_parsed(parsed);
     let Some(program) = program else { return (None, diagnostics) };
+    if !program.dynamic_sets.is_empty() {
+        for set in &program.dynamic_sets {
+            diagnostics.push(
+                Diagnostic::error(
+                    DYNAMIC_NOT_COMPILED,
+                    format!("dynamic set `{}` cannot be compiled yet", set.name),
+                    set.span,
+                    "a dynamic set",
+                )
+                .with_note(
+                    "pfc checks and interprets dynamic sets; the map lookups that compile them are not generated yet",
+                )
+                .with_note("for now, drop `dynamic` to compile the set into the program"),
+            );
+        }
+        return (None, diagnostics);
+    }
     let filter = ir::build(&program);
     // By default: the classifier; past a kernel limit, dispatched jumping code. Past the kernel verifier's pending-path
     // limit: branch-free conditions. Past another limit (jump reach): plain jumping code,

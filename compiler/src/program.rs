@@ -70,12 +70,24 @@ pub struct Program {
     pub sets: Vec<ValueSet>,
     /// Every `pcap "..."` filter, in source order ([`Cond::Pcap`] indexes it).
     pub pcaps: Vec<pcap::PcapFilter>,
+    /// Every `set … dynamic`, in source order ([`TestOp::InDynamic`] indexes it).
+    pub dynamic_sets: Vec<DynamicSet>,
 }
 
 impl Program {
     /// The set that `id` names.
     pub fn set(&self, id: SetId) -> &ValueSet {
         &self.sets[id.0 as usize]
+    }
+
+    /// The dynamic set that `id` names.
+    pub fn dynamic_set(&self, id: DynamicSetId) -> &DynamicSet {
+        &self.dynamic_sets[id.0 as usize]
+    }
+
+    /// The dynamic set named `name`, for replacing its contents.
+    pub fn dynamic_set_mut(&mut self, name: &str) -> Option<&mut DynamicSet> {
+        self.dynamic_sets.iter_mut().find(|set| set.name == name)
     }
 
     /// The pcap filter that `id` names.
@@ -145,6 +157,74 @@ pub enum TestOp {
     In(SetId),
     /// Not a member of a set of intervals (the field's header must still be present).
     NotIn(SetId),
+    /// Member of a dynamic set's current contents.
+    InDynamic(DynamicSetId),
+    /// Not a member of a dynamic set's current contents (header present).
+    NotInDynamic(DynamicSetId),
+}
+
+/// Index of a dynamic set in [`Program::dynamic_sets`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DynamicSetId(pub u32);
+
+/// How a dynamic set is held in the kernel, which decides what its elements may be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DynamicKind {
+    /// Addresses and prefixes (`ip`, `ipv4`, `ipv6`): a longest-prefix-match trie.
+    Prefixes,
+    /// Single values (ports, protocols, numbers, MAC addresses): a hash map.
+    Values,
+}
+
+/// One element of a dynamic set: a prefix (`low..=high` aligned) or a single value, of
+/// one value kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct DynamicElement {
+    /// What the value is (IPv4, IPv6, MAC or a number).
+    pub kind: crate::fields::ValueKind,
+    /// Lowest value, inclusive.
+    pub low: u128,
+    /// Highest value, inclusive.
+    pub high: u128,
+}
+
+/// `set NAME: TYPE dynamic [size N] [= …]`: a set whose contents change at run time.
+/// Rules test membership in its *current* contents; what the rule file writes is only
+/// its initial contents.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DynamicSet {
+    /// The set's name (how `pfc set` names it).
+    pub name: String,
+    /// The element type as written (`ip`, `port`, …).
+    pub element_type: String,
+    /// Trie of prefixes or hash of values.
+    pub kind: DynamicKind,
+    /// The most elements it may hold.
+    pub max_elements: u32,
+    /// The current contents, in the order given.
+    pub elements: Vec<DynamicElement>,
+    /// The `set` statement.
+    pub span: Span,
+}
+
+impl DynamicSet {
+    /// Replaces the contents (what `pfc set replace` does, and what a test case sets).
+    pub fn set_elements(&mut self, elements: Vec<DynamicElement>) {
+        self.elements = elements;
+    }
+
+    /// Whether a value of a field of `kind` is in the current contents: for prefixes,
+    /// whether some prefix of its family covers it (a longest-prefix match finds one iff
+    /// one exists); for values, whether it is one of them.
+    pub fn contains(&self, kind: crate::fields::ValueKind, value: u128) -> bool {
+        use crate::fields::ValueKind;
+        let family = |element_kind: ValueKind| match (element_kind, kind) {
+            (ValueKind::Uint(_), ValueKind::Uint(_)) => true,
+            (a, b) => a == b,
+        };
+        self.elements.iter().any(|element| family(element.kind) && element.low <= value && value <= element.high)
+    }
 }
 
 /// An unsigned comparison operator.

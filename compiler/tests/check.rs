@@ -41,6 +41,8 @@ fn render(cond: &Cond, program: &Program) -> String {
                 TestOp::Cmp(op, value) => format!("{} {}", op.as_str(), value_text(field, value)),
                 TestOp::In(set) => format!("in {}", set_text(field, program, set)),
                 TestOp::NotIn(set) => format!("not in {}", set_text(field, program, set)),
+                TestOp::InDynamic(set) => format!("in dynamic {}", program.dynamic_set(set).name),
+                TestOp::NotInDynamic(set) => format!("not in dynamic {}", program.dynamic_set(set).name),
             };
             format!("{}{mask} {right}", field.name())
         }
@@ -272,4 +274,19 @@ fn set_bodies_take_a_trailing_comma_but_no_empty_set() {
     refused("tcp.dport in { , }", "E0001");
     refused("tcp.dport in { 80,, 443 }", "E0001");
     refused("tcp.dport in { 80, 443,, }", "E0001");
+}
+
+#[test]
+fn dynamic_sets_expand_per_family_and_stay_opaque() {
+    check("set b: ip dynamic\nip.src in b", "or(ipv4.src in dynamic b, ipv6.src in dynamic b)");
+    check("set b: ipv4 dynamic\nip.src in b", "ipv4.src in dynamic b");
+    check("set b: ipv4 dynamic\nip.src not in b", "or(ipv4.src not in dynamic b, ipv6.src not in {})");
+    check(
+        "set p: port dynamic = { 22 }\nl4.dport in p",
+        "or(tcp.dport in dynamic p, udp.dport in dynamic p, sctp.dport in dynamic p)",
+    );
+    check(
+        "set p: port dynamic\nconst alias = p\ntcp.dport & 0xff00 not in alias",
+        "tcp.dport & 0xff00 not in dynamic p",
+    );
 }

@@ -173,6 +173,8 @@ pub fn test_text(test: &Test, program: &Program) -> String {
         TestOp::Cmp(op, value) => format!("{left} {} {}", op.as_str(), constant(test, value)),
         TestOp::In(set) => format!("{left} in {}", set_text(set)),
         TestOp::NotIn(set) => format!("{left} not in {}", set_text(set)),
+        TestOp::InDynamic(set) => format!("{left} in {} (dynamic)", program.dynamic_set(set).name),
+        TestOp::NotInDynamic(set) => format!("{left} not in {} (dynamic)", program.dynamic_set(set).name),
     }
 }
 

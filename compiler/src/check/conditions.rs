@@ -249,6 +249,29 @@ impl Checker {
         named: &[(&str, u128)],
         span: Span,
     ) -> Option<Cond> {
+        if let SetRef::Literal(literal @ crate::syntax::ast::Literal { kind: LiteralKind::Name(name), .. }) = set {
+            if let Some(dynamic) = self.set_named(name).and_then(|declared| declared.dynamic) {
+                let alternatives = self.dynamic_membership(surface.fields, mask, negated, dynamic);
+                if alternatives.is_empty() {
+                    let element_type = &self.dynamic_sets[dynamic.0 .0 as usize].element_type;
+                    self.diagnostics.push(
+                        Diagnostic::error(
+                            SET_TYPE,
+                            format!(
+                                "set `{name}` holds {element_type} values, but `{}` is {}",
+                                surface.name,
+                                describe_kinds(surface)
+                            ),
+                            literal.span,
+                            "wrong set type",
+                        )
+                        .with_label(span, "used here"),
+                    );
+                    return None;
+                }
+                return Some(any(alternatives));
+            }
+        }
         let (elements, set_name) = self.set_elements(set, named)?;
         let mut alternatives = Vec::new();
         let mut used = vec![false; elements.len()];

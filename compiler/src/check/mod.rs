@@ -7,6 +7,7 @@
 //! none of them is an error.
 
 mod conditions;
+mod dynamic;
 mod lints;
 pub mod names;
 mod values;
@@ -18,6 +19,7 @@ use crate::program::{Hook, Program, Rule, SetId, ValueSet, Verdict};
 use crate::syntax::ast::{self, Ident, Literal, Statement};
 use values::Element;
 
+pub use dynamic::{DEFAULT_DYNAMIC_SIZE, DYNAMIC_ELEMENT, DYNAMIC_SIZE, MAX_DYNAMIC_SIZE};
 pub use lints::{CONTRADICTION, UNREACHABLE};
 pub use values::{MAX_CONST_CHAIN, REVERSED_RANGE, SET_NAMED_LIKE_A_VALUE};
 
@@ -59,6 +61,7 @@ pub fn check(file: &ast::File) -> (Option<Program>, Vec<Diagnostic>) {
         rules,
         sets: checker.program_sets,
         pcaps: checker.pcaps,
+        dynamic_sets: checker.dynamic_sets,
     };
     let mut diagnostics = checker.diagnostics;
     diagnostics.extend(lints::lint(&program));
@@ -73,6 +76,8 @@ pub fn check(file: &ast::File) -> (Option<Program>, Vec<Diagnostic>) {
 struct DeclaredSet {
     elements: Vec<Element>,
     span: Span,
+    /// A `set … dynamic`: which one, and the value kinds its type holds.
+    dynamic: Option<(crate::program::DynamicSetId, &'static [crate::fields::ValueKind])>,
 }
 
 /// A declared `const`.
@@ -89,6 +94,7 @@ struct Checker {
     sets: FastMap<String, DeclaredSet>,
     program_sets: Vec<ValueSet>,
     pcaps: Vec<crate::program::pcap::PcapFilter>,
+    dynamic_sets: Vec<crate::program::DynamicSet>,
     set_ids: crate::hashing::FastMap<ValueSet, SetId>,
     /// Names of sets and constants whose statements failed to parse: uses of them are
     /// not reported again.
@@ -121,13 +127,16 @@ impl Checker {
             }
         }
         for statement in &file.statements {
-            if let Statement::Set { name, element_type, elements, body_span, file, span } = statement {
+            if let Statement::Set { name, element_type, elements, body_span, file, dynamic, span } = statement {
                 if file.as_ref().is_some_and(|file| file.unreadable) {
                     // Reported (E0023); uses of the set are not reported again.
                     self.unparsed_names.insert(name.text.clone());
                     continue;
                 }
-                self.set_statement(name, element_type, elements, *body_span, *span);
+                match dynamic {
+                    Some(dynamic) => self.dynamic_set_statement(name, element_type, elements, dynamic, *span),
+                    None => self.set_statement(name, element_type, elements, *body_span, *span),
+                }
             }
         }
     }
@@ -161,7 +170,26 @@ impl Checker {
         if !self.name_is_free(name) {
             return;
         }
-        let Some((kinds, named)) = names::set_element_type(&element_type.text) else {
+        let Some((_, named)) = self.element_type(element_type) else { return };
+        if elements.is_empty() {
+            self.diagnostics.push(
+                Diagnostic::error(EMPTY_SET, format!("set `{}` is empty", name.text), body, "no elements")
+                    .with_note("a rule testing membership in an empty set could never match"),
+            );
+            self.unparsed_names.insert(name.text.clone());
+            return;
+        }
+        let resolved = self.set_elements_of_type(name, element_type, elements, named);
+        self.sets.insert(name.text.clone(), DeclaredSet { elements: resolved, span, dynamic: None });
+    }
+
+    /// The value kinds and named values of a set's element type; reports an unknown one.
+    fn element_type(
+        &mut self,
+        element_type: &Ident,
+    ) -> Option<(&'static [crate::fields::ValueKind], names::NamedValues)> {
+        let found = names::set_element_type(&element_type.text);
+        if found.is_none() {
             let mut diagnostic = Diagnostic::error(
                 SET_TYPE,
                 format!("unknown set element type `{}`", element_type.text),
@@ -173,16 +201,19 @@ impl Checker {
                 diagnostic = diagnostic.with_note(format!("did you mean `{suggestion}`?"));
             }
             self.diagnostics.push(diagnostic);
-            return;
-        };
-        if elements.is_empty() {
-            self.diagnostics.push(
-                Diagnostic::error(EMPTY_SET, format!("set `{}` is empty", name.text), body, "no elements")
-                    .with_note("a rule testing membership in an empty set could never match"),
-            );
-            self.unparsed_names.insert(name.text.clone());
-            return;
         }
+        found
+    }
+
+    /// Resolves a set's elements against its element type, reporting those that do not fit.
+    fn set_elements_of_type(
+        &mut self,
+        name: &Ident,
+        element_type: &Ident,
+        elements: &[Literal],
+        named: names::NamedValues,
+    ) -> Vec<Element> {
+        let Some((kinds, _)) = names::set_element_type(&element_type.text) else { return Vec::new() };
         let mut resolved = Vec::with_capacity(elements.len());
         for literal in elements {
             let Some(element) = self.element(literal, named) else { continue };
@@ -208,7 +239,7 @@ impl Checker {
                 )),
             }
         }
-        self.sets.insert(name.text.clone(), DeclaredSet { elements: resolved, span });
+        resolved
     }
 
     /// Whether `name` is not yet taken by a set or constant; reports it if it is.

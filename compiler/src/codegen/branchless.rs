@@ -47,6 +47,7 @@ impl Branchless<'_> {
     fn depth_needed(&self, id: NodeId) -> Option<usize> {
         match self.filter.node(id) {
             Node::Const(_) | Node::Present(_) | Node::Pcap(_) => Some(1),
+            Node::InDynamic { .. } => None,
             Node::Compare { field, op, .. } => {
                 (self.layout.words(*field).len() == 1 || matches!(op, CmpOp::Eq | CmpOp::Ne)).then_some(1)
             }
@@ -91,6 +92,11 @@ impl Branchless<'_> {
             Node::Compare { field, mask, op, value } => {
                 self.compare(dst, field, mask, op, value);
                 self.negate_if(dst, negated);
+            }
+            Node::InDynamic { .. } => {
+                // Not supported here (`depth_needed`), so never asked for; `generate_form`
+                // refuses programs with dynamic sets before any rule is emitted.
+                self.b.emit(Insn::alu64(AluOp::Mov, dst, 0));
             }
             Node::InSet { field, mask, set } => {
                 let intervals = self.filter.set(set).intervals.clone();

@@ -117,6 +117,12 @@ impl Body<'_> {
                 }
             }
             Node::Compare { field, mask, op, value } => self.compare(field, mask, op, value, target, jump_if),
+            Node::InDynamic { .. } => {
+                // Never reached: `generate_form` refuses programs with dynamic sets.
+                if !jump_if {
+                    self.b.emit(Insn::Ja { target });
+                }
+            }
             Node::InSet { field, mask, set } => {
                 let end = self.b.new_label();
                 let (hit, miss) = if jump_if { (target, end) } else { (end, target) };

@@ -65,6 +65,12 @@ pub enum CodegenError {
         /// The jump's distance in instruction slots.
         distance: usize,
     },
+    /// The rules test a dynamic set, whose map lookups pfc does not generate yet.
+    #[error("dynamic set `{name}`: map lookups are not generated yet")]
+    DynamicSet {
+        /// The set's name.
+        name: String,
+    },
     /// The instruction builder refused the code (a pfc bug).
     #[error("{source}")]
     Assembler {
@@ -145,6 +151,9 @@ pub fn generate(filter: &Filter, options: Options) -> Result<Program, CodegenErr
 
 /// Generates the program for a filter in the given form.
 pub fn generate_form(filter: &Filter, options: Options, form: Form) -> Result<Program, CodegenError> {
+    if let Some(set) = filter.dynamic_sets.first() {
+        return Err(CodegenError::DynamicSet { name: set.name.clone() });
+    }
     let uses = filter.uses();
     let layout = Layout::new(&uses, options.counters).map_err(|full| CodegenError::StackFull { words: full.words })?;
     let needs = Needs::new(&uses);

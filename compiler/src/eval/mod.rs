@@ -67,6 +67,11 @@
 //! - `Cond::Proto(p)` holds iff header `p` is present.
 //! - `And`/`Or` evaluate left to right and short-circuit; an empty `And` is true, an
 //!   empty `Or` is false.
+//! - A dynamic set (`TestOp::InDynamic`) is tested against its *current* contents,
+//!   [`DynamicSet::elements`](crate::program::DynamicSet::elements): a value is in it when
+//!   some prefix (address sets: the longest-prefix match finds one iff one covers it) or
+//!   value of the field's kind is. Callers change the contents between packets
+//!   (`pfc test` case files, the differential tests) with `DynamicSet::set_elements`.
 //! - `Cond::Pcap(id)` is libpcap's verdict for the whole frame under the filter
 //!   (`crate::program::pcap::PcapFilter::matches`); it ignores the parse above.
 //! - Rules are tried in order; the first whose condition holds decides, else the
@@ -160,6 +165,8 @@ fn test_holds(test: &Test, program: &Program, fields: &mut FieldCache<'_, '_>) -
         TestOp::Cmp(op, constant) => op.holds(value, constant),
         TestOp::In(set) => program.set(set).contains(value),
         TestOp::NotIn(set) => !program.set(set).contains(value),
+        TestOp::InDynamic(set) => program.dynamic_set(set).contains(test.field.kind(), value),
+        TestOp::NotInDynamic(set) => !program.dynamic_set(set).contains(test.field.kind(), value),
     }
 }
 

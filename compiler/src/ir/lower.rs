@@ -13,6 +13,7 @@ pub fn lower(program: &Program) -> Filter {
         nodes: Vec::new(),
         sets: program.sets.clone(),
         pcaps: program.pcaps.clone(),
+        dynamic_sets: program.dynamic_sets.clone(),
         interned: crate::hashing::FastMap::default(),
     };
     for rule in &program.rules {
@@ -44,6 +45,11 @@ fn lower_test(filter: &mut Filter, test: &Test) -> NodeId {
         TestOp::In(set) => filter.intern(Node::InSet { field, mask, set: SetRef(set.0) }),
         TestOp::NotIn(set) => {
             let member = filter.intern(Node::InSet { field, mask, set: SetRef(set.0) });
+            filter.intern(Node::Not(member))
+        }
+        TestOp::InDynamic(set) => filter.intern(Node::InDynamic { field, mask, set: set.0 }),
+        TestOp::NotInDynamic(set) => {
+            let member = filter.intern(Node::InDynamic { field, mask, set: set.0 });
             filter.intern(Node::Not(member))
         }
     };

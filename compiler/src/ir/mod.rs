@@ -138,6 +138,17 @@ pub enum Node {
         /// The set.
         set: SetRef,
     },
+    /// `(field & mask)` is in the current contents of [`Filter::dynamic_sets`]`[set]`,
+    /// a kernel map changed at run time: opaque to every optimization; guarded like
+    /// `Compare`.
+    InDynamic {
+        /// The field read.
+        field: Field,
+        /// Bits kept before looking up.
+        mask: Option<u128>,
+        /// Index of the dynamic set.
+        set: u32,
+    },
     /// Negation.
     Not(NodeId),
     /// Conjunction, left to right.
@@ -177,6 +188,8 @@ pub struct Filter {
     pub sets: Vec<ValueSet>,
     /// pcap filters that [`Node::Pcap`] refers to.
     pub pcaps: Vec<crate::program::pcap::PcapFilter>,
+    /// Dynamic sets that [`Node::InDynamic`] refers to.
+    pub dynamic_sets: Vec<crate::program::DynamicSet>,
     interned: crate::hashing::FastMap<Node, NodeId>,
 }
 
@@ -215,7 +228,9 @@ impl Filter {
                 Node::Const(_) => {}
                 Node::Pcap(index) => uses.pcaps.push(*index),
                 Node::Present(source) => uses.sources.push(*source),
-                Node::Compare { field, .. } | Node::InSet { field, .. } => uses.fields.push(*field),
+                Node::Compare { field, .. } | Node::InSet { field, .. } | Node::InDynamic { field, .. } => {
+                    uses.fields.push(*field)
+                }
                 Node::Not(inner) => stack.push(*inner),
                 Node::All(items) | Node::Any(items) => stack.extend(items.iter().copied()),
             }

@@ -76,6 +76,10 @@ fn node(filter: &Filter, id: NodeId, depth: usize, out: &mut String) {
         Node::InSet { field, mask, set } => {
             let _ = writeln!(out, "{indent}{} in s{}", operand(*field, *mask), set.0);
         }
+        Node::InDynamic { field, mask, set } => {
+            let name = filter.dynamic_sets.get(*set as usize).map_or("?", |set| set.name.as_str());
+            let _ = writeln!(out, "{indent}{} in dynamic {name}", operand(*field, *mask));
+        }
         Node::Not(inner) => {
             let _ = writeln!(out, "{indent}not");
             node(filter, *inner, depth + 1, out);

@@ -114,6 +114,9 @@ impl Modeller {
     /// The stored-field values for which `test` holds (header present), or `None` when
     /// the engine cannot model the test exactly.
     fn values(&mut self, test: &Test, program: &Program) -> Option<Ivs> {
+        if matches!(test.op, TestOp::InDynamic(_) | TestOp::NotInDynamic(_)) {
+            return None; // contents change at run time: unknown
+        }
         let max = max_of(test.field);
         let mask = test.mask.map(|mask| mask & max).filter(|&mask| mask != max);
         match mask {
@@ -144,6 +147,8 @@ fn op_values(op: TestOp, max: u128, program: &Program) -> Ivs {
         },
         TestOp::In(set) => Ivs(program.set(set).intervals.clone()).intersect(&full),
         TestOp::NotIn(set) => full.minus(&Ivs(program.set(set).intervals.clone())),
+        // Never asked (see `values`); every value may be a member.
+        TestOp::InDynamic(_) | TestOp::NotInDynamic(_) => full,
     }
 }
 
@@ -165,6 +170,8 @@ fn masked_values(test: &Test, mask: u128, max: u128, program: &Program) -> Optio
         TestOp::Cmp(op, constant) => op.holds(value & mask, constant),
         TestOp::In(set) => program.set(set).contains(value & mask),
         TestOp::NotIn(set) => !program.set(set).contains(value & mask),
+        TestOp::InDynamic(set) => program.dynamic_set(set).contains(test.field.kind(), value & mask),
+        TestOp::NotInDynamic(set) => !program.dynamic_set(set).contains(test.field.kind(), value & mask),
     };
     if stored_max <= 0xffff {
         let field_of = |stored_value: u128| match test.field {

@@ -77,6 +77,8 @@ pub enum Statement {
         body_span: Span,
         /// `file "PATH"`: where the elements come from.
         file: Option<SetFile>,
+        /// `dynamic [size N]`: the set lives in a kernel map.
+        dynamic: Option<Dynamic>,
         /// The whole statement.
         span: Span,
     },
@@ -111,6 +113,15 @@ pub struct SetFile {
     pub path_span: Span,
     /// The file could not be read (already reported, E0023).
     pub unreadable: bool,
+}
+
+/// `dynamic [size N]` after a set's element type.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Dynamic {
+    /// `size N`: the most elements the set may hold, and where it is written.
+    pub size: Option<(u128, Span)>,
+    /// `dynamic [size N]`.
+    pub span: Span,
 }
 
 /// A boolean expression.

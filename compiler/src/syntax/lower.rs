@@ -6,7 +6,7 @@
 use pest::iterators::Pair;
 use pest::Parser;
 
-use super::ast::{Comparison, Expr, Ident, Literal, LiteralKind, SetFile, SetRef, Statement, TestExpr, Value};
+use super::ast::{Comparison, Dynamic, Expr, Ident, Literal, LiteralKind, SetFile, SetRef, Statement, TestExpr, Value};
 use super::literal;
 use super::SYNTAX_ERROR;
 use crate::diagnostic::{Diagnostic, Span, INTERNAL_ERROR};
@@ -191,6 +191,8 @@ fn rule_description(rule: Rule) -> &'static str {
         Rule::set_body | Rule::set_ref => "a set `{ ... }`",
         Rule::set_file | Rule::kw_file => "`file \"PATH\"`",
         Rule::set_line => "one set element",
+        Rule::set_dynamic | Rule::kw_dynamic => "`dynamic`",
+        Rule::kw_size => "`size`",
         Rule::string | Rule::string_body => "a quoted string",
         Rule::colon => "`:`",
         Rule::equals => "`=`",
@@ -251,14 +253,19 @@ impl Lowerer<'_> {
             Rule::set_stmt => {
                 let name = inner.next().map(|pair| self.ident(pair)).unwrap_or_else(|| missing(span));
                 let element_type = inner.next().map(|pair| self.ident(pair)).unwrap_or_else(|| missing(span));
-                let body = inner.next();
+                let mut body = inner.next();
+                let mut dynamic = None;
+                if let Some(pair) = body.clone().filter(|pair| pair.as_rule() == Rule::set_dynamic) {
+                    dynamic = Some(self.dynamic(pair));
+                    body = inner.next();
+                }
                 let body_span = body.as_ref().map(|pair| self.span(pair)).unwrap_or(span);
                 let (elements, file) = match body {
                     Some(pair) if pair.as_rule() == Rule::set_file => (Vec::new(), Some(self.set_file(pair))),
                     Some(pair) => (self.set_body(pair), None),
                     None => (Vec::new(), None),
                 };
-                Statement::Set { name, element_type, elements, body_span, file, span }
+                Statement::Set { name, element_type, elements, body_span, file, dynamic, span }
             }
             Rule::const_stmt => {
                 let name = inner.next().map(|pair| self.ident(pair)).unwrap_or_else(|| missing(span));
@@ -374,6 +381,22 @@ impl Lowerer<'_> {
         }
     }
 
+    fn dynamic(&mut self, pair: Pair<Rule>) -> Dynamic {
+        let span = self.span(&pair);
+        let size = pair.into_inner().find(|pair| pair.as_rule() == Rule::number).and_then(|number| {
+            let number_span = self.span(&number);
+            match literal::number(number.as_str(), number_span) {
+                Ok(LiteralKind::Number(size)) => Some((size, number_span)),
+                Ok(_) => None,
+                Err(diagnostic) => {
+                    self.diagnostics.push(diagnostic);
+                    None
+                }
+            }
+        });
+        Dynamic { size, span }
+    }
+
     fn set_file(&mut self, pair: Pair<Rule>) -> SetFile {
         let string = pair.into_inner().find(|pair| pair.as_rule() == Rule::string);
         let path_span = string.as_ref().map_or(Span::default(), |string| self.span(string));
@@ -466,6 +489,8 @@ fn is_keyword(rule: Rule) -> bool {
             | Rule::kw_in
             | Rule::kw_pcap
             | Rule::kw_file
+            | Rule::kw_dynamic
+            | Rule::kw_size
             | Rule::colon
             | Rule::equals
     )

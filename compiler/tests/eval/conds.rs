@@ -130,6 +130,7 @@ fn rules_are_tried_in_order() {
             rule(Verdict::Pass, Cond::Proto(Proto::Udp)),
         ],
         sets: Vec::new(),
+        dynamic_sets: Vec::new(),
         pcaps: Vec::new(),
     };
     let outcome = |verdict, rule| Outcome { verdict, rule };

@@ -9,7 +9,14 @@ use pfc_compiler::program::{CmpOp, Cond, Hook, Program, Rule, SetId, Test, TestO
 /// `default pass; rule r: drop if <cond>`, with `sets` available to the condition.
 pub fn program(cond: Cond, sets: Vec<ValueSet>) -> Program {
     let rule = Rule { name: "r".into(), verdict: Verdict::Drop, condition: cond, span: Span::default() };
-    Program { hook: Hook::Xdp, default: Verdict::Pass, rules: vec![rule], sets, pcaps: Vec::new() }
+    Program {
+        hook: Hook::Xdp,
+        default: Verdict::Pass,
+        rules: vec![rule],
+        sets,
+        pcaps: Vec::new(),
+        dynamic_sets: Vec::new(),
+    }
 }
 
 /// Whether `cond` (over `sets`) holds for `frame`, decided by running the whole program.
