@@ -12,6 +12,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use pfc_compiler::classbench::{self, Shape};
 use pfc_compiler::codegen::{Form, Options};
 use pfc_compiler::compile::{compile, compile_form, Compiled, KERNEL_LIMIT};
 use pfc_compiler::diagnostic::Severity;
@@ -182,6 +183,11 @@ fn ipv6_rules(count: usize) -> String {
     text
 }
 
+/// A ClassBench-shaped set (`pfc_compiler::classbench`): the classifier's shapes.
+fn classbench_rules(shape: Shape, count: usize) -> String {
+    classbench::generate(shape, count, 0, 11).text
+}
+
 #[test]
 fn every_code_form_loads_within_the_estimate() {
     skip_unless_kernel!();
@@ -192,6 +198,9 @@ fn every_code_form_loads_within_the_estimate() {
         ("jumping, 400 IPv6 rules", ipv6_rules(400), Form::Jumping),
         ("branch-free, 1,500 IPv6 rules", ipv6_rules(1_500), Form::Branchless),
         ("pcap and branch-free, 150 rules", port_pcap_rules(150), Form::Branchless),
+        ("classified, ClassBench acl 1,000", classbench_rules(Shape::Acl, 1_000), Form::Classified),
+        ("classified, ClassBench fw 1,000", classbench_rules(Shape::Fw, 1_000), Form::Classified),
+        ("classified, ClassBench mixed 1,000", classbench_rules(Shape::Mixed, 1_000), Form::Classified),
     ];
     for (name, text, form) in shapes {
         let (compiled, diagnostics) = compile_form(&text, Options::default(), Some(form));

@@ -22,7 +22,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use super::layout::Layout;
+use super::layout::{absent_is_out_of_range, Layout};
 use crate::fields::{Field, Proto, ValueKind};
 use crate::ir::{Filter, Node, NodeId, Source};
 use crate::program::CmpOp;
@@ -60,8 +60,9 @@ pub type NodeIndex = usize;
 /// A node of a diagram.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TreeNode {
-    /// Try these rules in order.
-    Leaf(Vec<usize>),
+    /// Try these rules in order, each with the conjuncts of its condition the paths to
+    /// the leaf have not proven (none: the rule matches).
+    Leaf(Vec<(usize, Vec<NodeId>)>),
     /// Branch on the first word of `field`: sorted pieces covering `0..=u32::MAX`, each
     /// with the child (index into `children`) for values in it.
     Field {
@@ -106,13 +107,44 @@ struct Needs {
     sources: u32,
     /// Per field: sorted, disjoint intervals of its first word.
     fields: Vec<(Field, Vec<(u32, u32)>)>,
+    /// The conjuncts (at most [`MAX_ITEMS`]; a longer conjunction is one item) and what
+    /// proves each.
+    items: Vec<(NodeId, Proof)>,
 }
 
 impl Needs {
     fn intervals(&self, field: Field) -> Option<&[(u32, u32)]> {
         self.fields.iter().find(|(f, _)| *f == field).map(|(_, intervals)| intervals.as_slice())
     }
+
+    /// The bits of [`Candidate::proven`] when every item is proven.
+    fn all_proven(&self) -> u64 {
+        match self.items.len() {
+            0 => 0,
+            count => u64::MAX >> (64 - count),
+        }
+    }
 }
+
+/// Most conjuncts tracked one by one.
+const MAX_ITEMS: usize = 64;
+
+/// What proves one conjunct on a path through a diagram.
+#[derive(Clone, Debug)]
+enum Proof {
+    /// Nothing: a leaf tests it.
+    Never,
+    /// The header is present (a `Source` node's present branch).
+    Source(Source),
+    /// The field's first word lies in one of these intervals (a `Field` node's piece
+    /// inside one): exact, since the field is one word or the intervals are whole
+    /// top-word ranges.
+    Field(Field, Vec<(u32, u32)>),
+}
+
+/// A rule in a node, with the bits of its conjuncts ([`Needs::items`]) the path to the
+/// node has proven.
+pub type Candidate = (usize, u64);
 
 /// Plans a classifier, or `None` when the rule set is too small to gain from one.
 pub fn plan(filter: &Filter, layout: &Layout) -> Option<Classifier> {
@@ -131,7 +163,7 @@ pub fn plan(filter: &Filter, layout: &Layout) -> Option<Classifier> {
 /// The requirements of one rule.
 fn rule_needs(filter: &Filter, layout: &Layout, condition: NodeId) -> Needs {
     let items: Vec<NodeId> = match filter.node(condition) {
-        Node::All(items) => items.clone(),
+        Node::All(items) if items.len() <= MAX_ITEMS => items.clone(),
         _ => vec![condition],
     };
     let mut needs = Needs::default();
@@ -142,44 +174,66 @@ fn rule_needs(filter: &Filter, layout: &Layout, condition: NodeId) -> Needs {
                 for implied in source.implied() {
                     needs.sources |= implied.bit();
                 }
+                needs.items.push((item, Proof::Source(*source)));
                 continue;
             }
             Node::Compare { field, mask: None, op, value } => {
                 let interval = match op {
                     CmpOp::Eq => (*value, *value),
-                    CmpOp::Lt if *value == 0 => continue,
+                    CmpOp::Lt if *value == 0 => (1, 0),
                     CmpOp::Lt => (0, value - 1),
                     CmpOp::Le => (0, *value),
                     CmpOp::Gt => (value.saturating_add(1), u128::MAX),
                     CmpOp::Ge => (*value, u128::MAX),
-                    CmpOp::Ne => continue,
+                    CmpOp::Ne => {
+                        needs.items.push((item, Proof::Never));
+                        continue;
+                    }
                 };
                 (*field, vec![interval])
             }
             Node::InSet { field, mask: None, set } => (*field, filter.set(*set).intervals.clone()),
-            _ => continue,
+            _ => {
+                needs.items.push((item, Proof::Never));
+                continue;
+            }
         };
         let words = layout.words(field).len();
-        if words == 0 || needs.intervals(field).is_some() {
+        let intervals: Vec<(u128, u128)> = intervals.into_iter().filter(|(low, high)| low <= high).collect();
+        if words == 0 || intervals.is_empty() {
+            needs.items.push((item, Proof::Never));
             continue;
         }
         let shift = 32 * (words as u32 - 1);
-        let mut projected: Vec<(u32, u32)> = intervals
-            .iter()
-            .filter(|(low, _)| (low >> shift) <= u128::from(u32::MAX))
-            .map(|&(low, high)| ((low >> shift) as u32, (high >> shift).min(u128::from(u32::MAX)) as u32))
-            .collect();
-        projected.sort_unstable();
-        let mut merged: Vec<(u32, u32)> = Vec::with_capacity(projected.len());
-        for (low, high) in projected {
-            match merged.last_mut() {
-                Some(last) if u64::from(low) <= u64::from(last.1) + 1 => last.1 = last.1.max(high),
-                _ => merged.push((low, high)),
-            }
+        let rest = if shift == 0 { 0 } else { u128::MAX >> (128 - shift) };
+        // Exact when every interval is a whole range of top words.
+        let exact = intervals.iter().all(|&(low, high)| low & rest == 0 && (high & rest == rest || high == u128::MAX));
+        let projected = merge(
+            intervals
+                .iter()
+                .filter(|(low, _)| (low >> shift) <= u128::from(u32::MAX))
+                .map(|&(low, high)| ((low >> shift) as u32, (high >> shift).min(u128::from(u32::MAX)) as u32))
+                .collect(),
+        );
+        needs.items.push((item, if exact { Proof::Field(field, projected.clone()) } else { Proof::Never }));
+        if needs.intervals(field).is_none() {
+            needs.fields.push((field, projected));
         }
-        needs.fields.push((field, merged));
     }
     needs
+}
+
+/// Sorts and merges overlapping or adjacent intervals.
+fn merge(mut intervals: Vec<(u32, u32)>) -> Vec<(u32, u32)> {
+    intervals.sort_unstable();
+    let mut merged: Vec<(u32, u32)> = Vec::with_capacity(intervals.len());
+    for (low, high) in intervals {
+        match merged.last_mut() {
+            Some(last) if u64::from(low) <= u64::from(last.1) + 1 => last.1 = last.1.max(high),
+            _ => merged.push((low, high)),
+        }
+    }
+    merged
 }
 
 /// The class of a field for grouping: what it means across protocols (`src`, `dport`).
@@ -267,39 +321,68 @@ struct Builder<'a> {
 /// A diagram under construction.
 struct Building {
     diagram: Diagram,
-    shared: HashMap<Vec<usize>, NodeIndex>,
+    shared: HashMap<Vec<Candidate>, NodeIndex>,
 }
 
 impl Builder<'_> {
     fn diagram(&mut self, rules: Vec<usize>) -> Diagram {
         let mut building = Building { diagram: Diagram::default(), shared: HashMap::new() };
-        let root = self.node(&mut building, rules, 0);
+        let root = self.node(&mut building, rules.into_iter().map(|rule| (rule, 0)).collect(), 0);
         building.diagram.root = root;
         building.diagram
     }
 
-    fn node(&mut self, building: &mut Building, mut rules: Vec<usize>, depth: usize) -> NodeIndex {
-        // Nothing after a rule that matches every packet can decide.
-        if let Some(position) = rules
-            .iter()
-            .position(|&index| matches!(self.filter.node(self.filter.rules[index].condition), Node::Const(true)))
-        {
-            rules.truncate(position + 1);
+    /// Whether every packet reaching a node with this candidate matches it.
+    fn certain(&self, &(rule, proven): &Candidate) -> bool {
+        let needs = &self.needs[rule];
+        matches!(self.filter.node(self.filter.rules[rule].condition), Node::Const(true))
+            || (!needs.items.is_empty() && proven == needs.all_proven())
+    }
+
+    /// The conjuncts a leaf still tests.
+    fn residual(&self, &(rule, proven): &Candidate) -> Vec<NodeId> {
+        if matches!(self.filter.node(self.filter.rules[rule].condition), Node::Const(true)) {
+            return Vec::new();
         }
-        if let Some(&index) = building.shared.get(&rules) {
+        let items = &self.needs[rule].items;
+        items.iter().enumerate().filter(|(position, _)| proven & (1 << position) == 0).map(|(_, (id, _))| *id).collect()
+    }
+
+    fn node(&mut self, building: &mut Building, mut candidates: Vec<Candidate>, depth: usize) -> NodeIndex {
+        // Nothing after a rule that matches every packet here can decide.
+        if let Some(position) = candidates.iter().position(|candidate| self.certain(candidate)) {
+            candidates.truncate(position + 1);
+        }
+        if let Some(&index) = building.shared.get(&candidates) {
             return index;
         }
-        let split = if rules.len() <= LEAF_RULES || depth >= MAX_DEPTH { None } else { self.best_split(&rules) };
+        let rules: Vec<usize> = candidates.iter().map(|&(rule, _)| rule).collect();
+        let split = if depth == 0 && rules.len() > LEAF_RULES {
+            // A header every rule needs: testing it once at the root spares every leaf
+            // its guard.
+            let everyone = rules.iter().fold(u32::MAX, |bits, &rule| bits & self.needs[rule].sources);
+            SPLIT_SOURCES
+                .into_iter()
+                .find(|source| everyone & source.bit() != 0)
+                .map(|source| Split { kind: SplitKind::Source(source), largest: rules.len(), total: rules.len() })
+        } else {
+            None
+        };
+        let split = match split {
+            Some(split) => Some(split),
+            None if rules.len() <= LEAF_RULES || depth >= MAX_DEPTH => None,
+            None => self.best_split(&rules),
+        };
         let node = match split {
-            None => TreeNode::Leaf(rules.clone()),
+            None => TreeNode::Leaf(candidates.iter().map(|candidate| (candidate.0, self.residual(candidate))).collect()),
             Some(Split { kind: SplitKind::Source(source), .. }) => {
-                let (present, absent) = self.source_children(&rules, source);
+                let (present, absent) = self.source_children(&candidates, source);
                 let present = self.node(building, present, depth + 1);
                 let absent = self.node(building, absent, depth + 1);
                 TreeNode::Source { source, present, absent }
             }
             Some(Split { kind: SplitKind::Field(field, lows), .. }) => {
-                let lists = self.field_children(&rules, field, &lows);
+                let lists = self.field_children(&candidates, field, &lows);
                 let mut children: Vec<NodeIndex> = Vec::new();
                 let mut child_of: HashMap<NodeIndex, usize> = HashMap::new();
                 let mut pieces: Vec<(u32, u32, usize)> = Vec::new();
@@ -319,7 +402,7 @@ impl Builder<'_> {
                 if children.len() == 1 {
                     // Every piece leads to the same candidates: no test needed.
                     let only = children[0];
-                    building.shared.insert(rules, only);
+                    building.shared.insert(candidates, only);
                     return only;
                 }
                 TreeNode::Field { field, pieces, children }
@@ -327,36 +410,71 @@ impl Builder<'_> {
         };
         building.diagram.nodes.push(node);
         let index = building.diagram.nodes.len() - 1;
-        building.shared.insert(rules, index);
+        building.shared.insert(candidates, index);
         index
     }
 
-    fn source_children(&self, rules: &[usize], source: Source) -> (Vec<usize>, Vec<usize>) {
-        let present = rules
+    fn source_children(&self, candidates: &[Candidate], source: Source) -> (Vec<Candidate>, Vec<Candidate>) {
+        let present = candidates
             .iter()
-            .copied()
-            .filter(|&index| {
+            .filter(|&&(index, _)| {
                 Source::ALL.iter().all(|other| self.needs[index].sources & other.bit() == 0 || !other.excludes(source))
             })
+            .map(|&(index, proven)| (index, proven | self.proves_source(index, source)))
             .collect();
-        let absent = rules.iter().copied().filter(|&index| self.needs[index].sources & source.bit() == 0).collect();
+        let absent = candidates.iter().copied().filter(|&(index, _)| self.needs[index].sources & source.bit() == 0).collect();
         (present, absent)
     }
 
-    /// Per piece (starting at `lows[i]`): the rules whose intervals meet it, in order.
-    fn field_children(&self, rules: &[usize], field: Field, lows: &[u32]) -> Vec<Vec<usize>> {
-        let mut lists: Vec<Vec<usize>> = vec![Vec::new(); lows.len()];
-        for &index in rules {
+    /// The items of a rule that the presence of `source` proves.
+    fn proves_source(&self, rule: usize, source: Source) -> u64 {
+        let mut bits = 0;
+        for (position, (_, proof)) in self.needs[rule].items.iter().enumerate() {
+            if matches!(proof, Proof::Source(present) if *present == source) {
+                bits |= 1 << position;
+            }
+        }
+        bits
+    }
+
+    /// The items of a rule that `field`'s first word lying in `low..=high` proves.
+    fn proves_field(&self, rule: usize, field: Field, low: u32, high: u32) -> u64 {
+        let items = &self.needs[rule].items;
+        let mut bits = 0;
+        for (position, (_, proof)) in items.iter().enumerate() {
+            if let Proof::Field(proved, intervals) = proof {
+                let at = intervals.partition_point(|&(_, end)| end < low);
+                if *proved == field && intervals.get(at).is_some_and(|&(start, end)| start <= low && high <= end) {
+                    bits |= 1 << position;
+                }
+            }
+        }
+        // A value in range proves the header when an absent one reads as u32::MAX.
+        if bits != 0 && high < u32::MAX && absent_is_out_of_range(field) {
+            if let Some(source) = Source::of_field(field) {
+                bits |= self.proves_source(rule, source);
+            }
+        }
+        bits
+    }
+
+    /// Per piece (starting at `lows[i]`): the candidates whose intervals meet it, in
+    /// order, with what the piece proves added.
+    fn field_children(&self, candidates: &[Candidate], field: Field, lows: &[u32]) -> Vec<Vec<Candidate>> {
+        let mut lists: Vec<Vec<Candidate>> = vec![Vec::new(); lows.len()];
+        let high_of = |piece: usize| lows.get(piece + 1).map_or(u32::MAX, |next| next - 1);
+        for &(index, proven) in candidates {
             let Some(intervals) = self.needs[index].intervals(field) else {
-                lists.iter_mut().for_each(|list| list.push(index));
+                lists.iter_mut().for_each(|list| list.push((index, proven)));
                 continue;
             };
             for &(low, high) in intervals {
                 let first = lows.partition_point(|&start| start <= low) - 1;
                 let last = lows.partition_point(|&start| start <= high) - 1;
-                for list in &mut lists[first..=last] {
-                    if list.last() != Some(&index) {
-                        list.push(index);
+                for (piece, list) in lists.iter_mut().enumerate().take(last + 1).skip(first) {
+                    if list.last().map(|&(rule, _)| rule) != Some(index) {
+                        let more = self.proves_field(index, field, lows[piece], high_of(piece));
+                        list.push((index, proven | more));
                     }
                 }
             }
@@ -371,7 +489,8 @@ impl Builder<'_> {
             if required & source.bit() == 0 {
                 continue;
             }
-            let (present, absent) = self.source_children(rules, source);
+            let listed: Vec<Candidate> = rules.iter().map(|&rule| (rule, 0)).collect();
+            let (present, absent) = self.source_children(&listed, source);
             let largest = present.len().max(absent.len());
             candidates.push(Split { kind: SplitKind::Source(source), largest, total: present.len() + absent.len() });
         }

@@ -23,7 +23,7 @@ use super::layout::KEY_SLOT;
 use super::{decide, return_code, RuleEmitter};
 use crate::bpf::{AluOp, Insn, JmpOp, Label, Operand, ProgramBuilder, Reg, Size};
 use crate::fields::Field;
-use crate::ir::Node;
+use crate::ir::NodeId;
 
 /// A pending jump older than this many slots gets a relay at the next safe point.
 const RELAY_AT: usize = 16_000;
@@ -178,38 +178,48 @@ impl RuleEmitter<'_, '_> {
         search(b, pieces, &targets);
     }
 
-    /// First-match leaf: the rules in order, then the default.
-    fn leaf(&mut self, b: &mut ProgramBuilder, rules: &[usize], relays: &mut Relays) {
-        for &index in rules {
+    /// First-match leaf: the rules in order (each testing what its path left open),
+    /// then the default.
+    fn leaf(&mut self, b: &mut ProgramBuilder, rules: &[(usize, Vec<NodeId>)], relays: &mut Relays) {
+        let (filter, layout, options) = (self.filter, self.layout, self.options);
+        for (index, tests) in rules {
             relays.relay_inline(b);
-            if self.rule(b, index) {
-                return;
+            self.tail_in_reach(b);
+            let rule = &filter.rules[*index];
+            b.comment(format!("rule {} `{}`: {}", index, rule.name, rule.verdict.as_str()));
+            let next = b.new_label();
+            let tail = self.tail.label;
+            let mut matched = |b: &mut ProgramBuilder| decide(b, filter.hook, *index, rule.verdict, options, tail);
+            Body { b: &mut *b, filter, layout }.conjunction(tests, next, &mut matched);
+            if tests.is_empty() {
+                return; // every packet here matches it
             }
+            b.bind(next);
         }
         self.tail_in_reach(b);
-        let (hook, default, options) = (self.filter.hook, self.filter.default, self.options);
-        decide(b, hook, self.filter.rules.len(), default, options, self.tail.label);
+        decide(b, filter.hook, filter.rules.len(), filter.default, options, self.tail.label);
     }
 
     /// Leaf of one of several diagrams: a rule counts only if it beats the best so far.
-    fn grouped_leaf(&mut self, b: &mut ProgramBuilder, rules: &[usize], relays: &mut Relays) {
-        for &index in rules {
+    fn grouped_leaf(&mut self, b: &mut ProgramBuilder, rules: &[(usize, Vec<NodeId>)], relays: &mut Relays) {
+        let (filter, layout) = (self.filter, self.layout);
+        for (index, tests) in rules {
             relays.relay_inline(b);
-            let rule = &self.filter.rules[index];
-            if matches!(self.filter.node(rule.condition), Node::Const(false)) {
-                continue;
-            }
+            let rule = &filter.rules[*index];
             b.comment(format!("rule {} `{}`: {}", index, rule.name, rule.verdict.as_str()));
             let end = relays.target(b, END);
-            b.emit(Insn::jump32(JmpOp::Le, Reg::R6, Operand::imm_u32(index as u32), end));
+            b.emit(Insn::jump32(JmpOp::Le, Reg::R6, Operand::imm_u32(*index as u32), end));
             let next = b.new_label();
-            let code = return_code(self.filter.hook, rule.verdict);
+            let code = return_code(filter.hook, rule.verdict);
             let mut matched = |b: &mut ProgramBuilder| {
-                b.emit(Insn::alu32(AluOp::Mov, Reg::R6, Operand::imm_u32(index as u32)));
+                b.emit(Insn::alu32(AluOp::Mov, Reg::R6, Operand::imm_u32(*index as u32)));
                 b.emit(Insn::alu32(AluOp::Mov, Reg::R7, code));
                 b.emit(Insn::Ja { target: end });
             };
-            Body { b: &mut *b, filter: self.filter, layout: self.layout }.rule(rule.condition, next, &mut matched);
+            Body { b: &mut *b, filter, layout }.conjunction(tests, next, &mut matched);
+            if tests.is_empty() {
+                return;
+            }
             b.bind(next);
         }
         let end = relays.target(b, END);

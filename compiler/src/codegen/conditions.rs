@@ -44,6 +44,13 @@ impl Body<'_> {
         self.path(vec![(condition, false)], on_false, matched, &mut budget);
     }
 
+    /// Like [`Body::rule`] for the conjunction of `items` (a rule's conjuncts a
+    /// classifier leaf still has to test; none: the rule matches).
+    pub fn conjunction(&mut self, items: &[NodeId], on_false: Label, matched: &mut dyn FnMut(&mut ProgramBuilder)) {
+        let mut budget = PATH_BUDGET;
+        self.path(items.iter().rev().map(|&item| (item, false)).collect(), on_false, matched, &mut budget);
+    }
+
     /// Whether one of the `pending` conjuncts is a test on a field of `source` that is
     /// false whenever `source` is absent (see [`absent_is_out_of_range`]).
     fn implied_by_a_test(&self, source: Source, pending: &[(NodeId, bool)]) -> bool {

@@ -262,7 +262,9 @@ impl Facts {
                     l &= !0b11_1111;
                     e &= !0b11_1111;
                     c &= !0b11_1111;
-                    l |= 0b11_1110;
+                    // `bpf_map_lookup_elem` (the only helper pfc calls) reads r1 and r2:
+                    // the kernel marks only a helper's declared arguments read.
+                    l |= 0b110;
                     s = u128::MAX; // the helper reads its key from the stack
                 }
                 Insn::Exit => {
