@@ -361,10 +361,11 @@ impl Builder<'_> {
             // A header every rule needs: testing it once at the root spares every leaf
             // its guard.
             let everyone = rules.iter().fold(u32::MAX, |bits, &rule| bits & self.needs[rule].sources);
-            SPLIT_SOURCES
-                .into_iter()
-                .find(|source| everyone & source.bit() != 0)
-                .map(|source| Split { kind: SplitKind::Source(source), largest: rules.len(), total: rules.len() })
+            SPLIT_SOURCES.into_iter().find(|source| everyone & source.bit() != 0).map(|source| Split {
+                kind: SplitKind::Source(source),
+                largest: rules.len(),
+                total: rules.len(),
+            })
         } else {
             None
         };
@@ -374,7 +375,9 @@ impl Builder<'_> {
             None => self.best_split(&rules),
         };
         let node = match split {
-            None => TreeNode::Leaf(candidates.iter().map(|candidate| (candidate.0, self.residual(candidate))).collect()),
+            None => {
+                TreeNode::Leaf(candidates.iter().map(|candidate| (candidate.0, self.residual(candidate))).collect())
+            }
             Some(Split { kind: SplitKind::Source(source), .. }) => {
                 let (present, absent) = self.source_children(&candidates, source);
                 let present = self.node(building, present, depth + 1);
@@ -422,7 +425,8 @@ impl Builder<'_> {
             })
             .map(|&(index, proven)| (index, proven | self.proves_source(index, source)))
             .collect();
-        let absent = candidates.iter().copied().filter(|&(index, _)| self.needs[index].sources & source.bit() == 0).collect();
+        let absent =
+            candidates.iter().copied().filter(|&(index, _)| self.needs[index].sources & source.bit() == 0).collect();
         (present, absent)
     }
 
