@@ -10,17 +10,50 @@
 //! Values live in registers r0–r6 as a stack (see [`Val::value_depth`]; the front end
 //! refuses comparisons deeper than [`MAX_VALUE_DEPTH`]).
 
+mod facts;
+mod graph;
+
 use std::collections::HashMap;
 
 use super::layout::PcapBit;
 use crate::bpf::{AluOp, ByteOrder, EndianWidth, Insn, JmpOp, Label, Operand, ProgramBuilder, Reg, Size};
 use crate::program::pcap::PcapFilter;
-use crate::program::pcap::{Alu, Pred, TestOp, Val, MAX_VALUE_DEPTH};
+use crate::program::pcap::{Alu, TestOp, Val, MAX_VALUE_DEPTH};
+use graph::{Graph, Test};
 
 /// Value registers, in stack order: as many as the front end lets a comparison need.
 const REGS: [Reg; MAX_VALUE_DEPTH] = [Reg::R0, Reg::R1, Reg::R2, Reg::R3, Reg::R4, Reg::R5, Reg::R6];
 /// Largest `offset + size` a load may reach: the kernel's packet-offset limit.
 const MAX_REACH: u64 = 0xffff;
+
+/// An upper bound of `val` that the kernel verifier derives too from the instructions
+/// [`Atom::value`] emits for it (byte loads, `&` and `*` by constants, `+`, `>>`):
+/// `u64::MAX` when unsure.
+fn upper_bound(val: &Val) -> u64 {
+    let bound = match val {
+        Val::Const(k) => u64::from(*k),
+        Val::Load { size: 1, .. } => 0xff,
+        Val::Alu(Alu::And, left, right) => match &**right {
+            Val::Const(k) => upper_bound(left).min(u64::from(*k)),
+            _ => u64::MAX,
+        },
+        Val::Alu(Alu::Mul, left, right) => match (upper_bound(left), &**right) {
+            (left, Val::Const(k)) if left <= 0xffff && *k <= 0xffff => left * u64::from(*k),
+            _ => u64::MAX,
+        },
+        Val::Alu(Alu::Add, left, right) => upper_bound(left).saturating_add(upper_bound(right)),
+        Val::Alu(Alu::Shr, left, right) => match &**right {
+            Val::Const(k) if *k < 32 => upper_bound(left) >> k,
+            _ => u64::MAX,
+        },
+        _ => u64::MAX,
+    };
+    if bound > u64::from(u32::MAX) {
+        u64::MAX
+    } else {
+        bound
+    }
+}
 
 /// Where the atoms find the context to re-read the packet start from at their join.
 #[derive(Clone, Copy, Debug)]
@@ -31,9 +64,17 @@ pub struct Context {
     pub data: i16,
 }
 
+/// The verdict of `filter` when it is the same on every frame (after optimization):
+/// such an atom emits no code (a true one's bit is set in its word's first value).
+pub fn constant(filter: &PcapFilter) -> Option<bool> {
+    Graph::new(&filter.pred).constant()
+}
+
 /// Emits the code that sets the verdict bit of `filter` (its word starts with the bit
-/// clear) when libpcap accepts the frame.
+/// clear) when libpcap accepts the frame; nothing for a constant atom.
 ///
+/// The test tree is first optimized as a decision graph ([`graph`]); each test node is
+/// then emitted in topological order, preferring to fall through to its next node.
 /// Every path of the atom ends at one *join* instruction in the same kernel-verifier
 /// state, so the kernel explores what follows once, not once per path: the word is
 /// never a constant the kernel tracks (it starts non-zero, at an offset that is not
@@ -42,9 +83,40 @@ pub struct Context {
 /// each path left a different proven range on it. The value registers are not read
 /// after the join (the next atom or the parse writes them first).
 pub fn emit(b: &mut ProgramBuilder, filter: &PcapFilter, bit: PcapBit, context: Context) {
+    let graph = Graph::new(&filter.pred);
+    if graph.constant().is_some() {
+        return;
+    }
     let reject = b.new_label();
-    let mut atom = Atom { b, reject, checked: 0, reachable: true, checked_at: HashMap::new() };
-    atom.jump(&filter.pred, reject, false);
+    let accept = b.new_label();
+    let order = graph.order();
+    let certain = graph.certain_length();
+    let labels: HashMap<usize, Label> = order.iter().map(|&index| (index, b.new_label())).collect();
+    let target = |index: usize| match index {
+        graph::TRUE => accept,
+        graph::FALSE => reject,
+        _ => labels[&index],
+    };
+    // Bytes proven present on every way into each node.
+    let mut checked_in: HashMap<usize, u64> = HashMap::new();
+    checked_in.insert(graph.root, 0);
+    let mut atom = Atom { b, reject, checked: 0 };
+    for (position, &index) in order.iter().enumerate() {
+        let test = graph.test(index);
+        atom.b.bind(labels[&index]);
+        atom.checked = checked_in.get(&index).copied().unwrap_or(0);
+        let own = graph::fixed_loads_end(&test.left).max(graph::fixed_loads_end(&test.right));
+        if own > atom.checked {
+            atom.check(certain[index].max(own));
+        }
+        let next = order.get(position + 1).copied().unwrap_or(graph::TRUE);
+        atom.test(test, target(test.yes), target(test.no), next == test.yes, next == test.no);
+        for to in [test.yes, test.no] {
+            let known = checked_in.entry(to).or_insert(atom.checked);
+            *known = (*known).min(atom.checked);
+        }
+    }
+    atom.b.bind(accept);
     atom.b.emit(Insn::load(Size::W, Reg::R0, Reg::R10, bit.slot));
     atom.b.emit(Insn::alu32(AluOp::Or, Reg::R0, Operand::imm_u32(bit.mask)));
     atom.b.emit(Insn::store(Size::W, Reg::R10, bit.slot, Reg::R0));
@@ -58,83 +130,21 @@ struct Atom<'a> {
     /// Bytes from the frame's start proven present on every path to the current point:
     /// a load at a fixed offset within them needs no bounds check of its own.
     checked: u64,
-    /// Whether the current point can be reached by falling through.
-    reachable: bool,
-    /// Per label: the least `checked` over the jumps to it so far.
-    checked_at: HashMap<Label, u64>,
 }
 
 impl Atom<'_> {
-    /// Emits a jump (conditional, or `ja` when `op` is `None`), noting what is proven
-    /// at its target.
-    fn branch(&mut self, insn: Insn<Label>) {
-        if let Some(&target) = insn.target() {
-            if target != self.reject {
-                let known = self.checked_at.entry(target).or_insert(self.checked);
-                *known = (*known).min(self.checked);
-            }
-        }
-        let unconditional = matches!(insn, Insn::Ja { .. });
-        self.b.emit(insn);
-        if unconditional {
-            self.reachable = false;
-        }
+    /// Rejects frames shorter than `length` bytes.
+    fn check(&mut self, length: u64) {
+        self.b.emit(Insn::mov64(REGS[0], Reg::R7));
+        self.b.emit(Insn::alu64(AluOp::Add, REGS[0], length as i32));
+        self.b.emit(Insn::jump64(JmpOp::Gt, REGS[0], Reg::R8, self.reject));
+        self.checked = length;
     }
 
-    /// Binds a label: what is proven there is what every way in proves.
-    fn bind(&mut self, label: Label) {
-        let from_jumps = self.checked_at.get(&label).copied();
-        self.checked = match (self.reachable, from_jumps) {
-            (true, Some(jumps)) => self.checked.min(jumps),
-            (true, None) => self.checked,
-            (false, Some(jumps)) => jumps,
-            (false, None) => 0,
-        };
-        self.reachable = true;
-        self.b.bind(label);
-    }
-
-    /// Jumps to `target` when `pred` is `jump_if`; falls through otherwise.
-    fn jump(&mut self, pred: &Pred, target: Label, jump_if: bool) {
-        match pred {
-            Pred::Const(value) => {
-                if *value == jump_if {
-                    self.branch(Insn::Ja { target });
-                }
-            }
-            Pred::Not(inner) => self.jump(inner, target, !jump_if),
-            Pred::And(items) => self.sequence(items, target, jump_if, false),
-            Pred::Or(items) => self.sequence(items, target, jump_if, true),
-            Pred::Test { left, op, right } => self.test(left, *op, right, target, jump_if),
-        }
-    }
-
-    /// `and` (`is_or` false) or `or` of `items`, short-circuit.
-    fn sequence(&mut self, items: &[Pred], target: Label, jump_if: bool, is_or: bool) {
-        let Some((last, rest)) = items.split_last() else {
-            if jump_if == is_or {
-                return;
-            }
-            self.branch(Insn::Ja { target });
-            return;
-        };
-        if jump_if == is_or {
-            // Any item deciding the whole jumps straight to the target.
-            for item in rest {
-                self.jump(item, target, jump_if);
-            }
-            self.jump(last, target, jump_if);
-        } else {
-            let skip = self.b.new_label();
-            for item in rest {
-                self.jump(item, skip, !jump_if);
-            }
-            self.jump(last, target, jump_if);
-            self.bind(skip);
-        }
-    }
-
-    fn test(&mut self, left: &Val, op: TestOp, right: &Val, target: Label, jump_if: bool) {
+    /// One test node: to `yes` when it holds, else to `no`; a way that is the next node
+    /// falls through.
+    fn test(&mut self, test: &Test, yes: Label, no: Label, yes_next: bool, no_next: bool) {
+        let (left, op, right) = (&test.left, test.op, &test.right);
         // `==` and `&` against a constant do not care about byte order: compare the word
         // as loaded with the constant byte-swapped, and save the swap.
         let raw = match (left, op, right) {
@@ -157,20 +167,25 @@ impl Atom<'_> {
                 Operand::Reg(REGS[1])
             }
         };
+        if yes == no {
+            // Only the loads matter (they may reject).
+            if !yes_next {
+                self.b.emit(Insn::Ja { target: yes });
+            }
+            return;
+        }
         let (jump_op, negated_op) = match op {
             TestOp::Eq => (JmpOp::Eq, Some(JmpOp::Ne)),
             TestOp::Gt => (JmpOp::Gt, Some(JmpOp::Le)),
             TestOp::Ge => (JmpOp::Ge, Some(JmpOp::Lt)),
             TestOp::Set => (JmpOp::Set, None),
         };
-        match (jump_if, negated_op) {
-            (true, _) => self.branch(Insn::jump32(jump_op, REGS[0], src, target)),
-            (false, Some(negated)) => self.branch(Insn::jump32(negated, REGS[0], src, target)),
-            (false, None) => {
-                let skip = self.b.new_label();
-                self.branch(Insn::jump32(jump_op, REGS[0], src, skip));
-                self.branch(Insn::Ja { target });
-                self.bind(skip);
+        match (no_next, yes_next, negated_op) {
+            (true, _, _) => self.b.emit(Insn::jump32(jump_op, REGS[0], src, yes)),
+            (false, true, Some(negated)) => self.b.emit(Insn::jump32(negated, REGS[0], src, no)),
+            _ => {
+                self.b.emit(Insn::jump32(jump_op, REGS[0], src, yes));
+                self.b.emit(Insn::Ja { target: no });
             }
         }
     }
@@ -210,7 +225,7 @@ impl Atom<'_> {
                 if end > self.checked {
                     self.b.emit(Insn::mov64(dst, Reg::R7));
                     self.b.emit(Insn::alu64(AluOp::Add, dst, end as i32));
-                    self.branch(Insn::jump64(JmpOp::Gt, dst, Reg::R8, self.reject));
+                    self.b.emit(Insn::jump64(JmpOp::Gt, dst, Reg::R8, self.reject));
                     self.checked = end;
                 }
                 self.b.emit(Insn::load(bpf_size, dst, Reg::R7, at as i16));
@@ -225,13 +240,15 @@ impl Atom<'_> {
                 self.value(index, depth);
                 // Bounded for the verifier: index <= limit, so the pointer stays
                 // within the kernel's packet-offset range.
-                self.branch(Insn::jump64(JmpOp::Gt, dst, Operand::imm_u32(limit as u32), self.reject));
+                if upper_bound(index) > limit {
+                    self.b.emit(Insn::jump64(JmpOp::Gt, dst, Operand::imm_u32(limit as u32), self.reject));
+                }
                 self.b.emit(Insn::mov64(pointer, Reg::R7));
                 self.b.emit(Insn::alu64(AluOp::Add, pointer, dst));
                 self.b.emit(Insn::alu64(AluOp::Add, pointer, offset as i32));
                 self.b.emit(Insn::mov64(dst, pointer));
                 self.b.emit(Insn::alu64(AluOp::Add, dst, width as i32));
-                self.branch(Insn::jump64(JmpOp::Gt, dst, Reg::R8, self.reject));
+                self.b.emit(Insn::jump64(JmpOp::Gt, dst, Reg::R8, self.reject));
                 self.b.emit(Insn::load(bpf_size, dst, pointer, 0));
             }
         }
@@ -244,7 +261,7 @@ impl Atom<'_> {
     /// structurally unreachable (the kernel refuses unreachable instructions).
     fn always_reject(&mut self, dst: Reg) {
         self.b.emit(Insn::alu32(AluOp::Mov, dst, 0));
-        self.branch(Insn::jump32(JmpOp::Eq, dst, 0, self.reject));
+        self.b.emit(Insn::jump32(JmpOp::Eq, dst, 0, self.reject));
     }
 
     fn alu(&mut self, op: Alu, left: &Val, right: &Val, depth: usize) {
@@ -271,17 +288,17 @@ impl Atom<'_> {
                 let src = REGS[depth + 1];
                 self.value(right, depth + 1);
                 if matches!(op, Alu::Div | Alu::Mod) {
-                    self.branch(Insn::jump32(JmpOp::Eq, src, 0, self.reject));
+                    self.b.emit(Insn::jump32(JmpOp::Eq, src, 0, self.reject));
                 }
                 if shift {
                     let in_range = self.b.new_label();
                     let done = self.b.new_label();
-                    self.branch(Insn::jump32(JmpOp::Lt, src, 32, in_range));
+                    self.b.emit(Insn::jump32(JmpOp::Lt, src, 32, in_range));
                     self.b.emit(Insn::alu32(AluOp::Mov, dst, 0));
-                    self.branch(Insn::Ja { target: done });
-                    self.bind(in_range);
+                    self.b.emit(Insn::Ja { target: done });
+                    self.b.bind(in_range);
                     self.b.emit(Insn::alu32(bpf_op, dst, src));
-                    self.bind(done);
+                    self.b.bind(done);
                 } else {
                     self.b.emit(Insn::alu32(bpf_op, dst, src));
                 }

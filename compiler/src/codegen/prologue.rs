@@ -48,10 +48,21 @@ pub fn emit(b: &mut ProgramBuilder, hook: Hook, layout: &Layout, needs: &Needs, 
         // The atoms keep the context in r9; the absent mask starts over after them.
         p.b.emit(Insn::mov64(R9, R1));
         let context = super::pcap::Context { reg: R9, data: data_offset(hook) };
+        // An atom with the same verdict on every frame emits no code: a true one's bit
+        // is in its word from the start.
+        let constant: Vec<Option<bool>> = pcaps.iter().map(super::pcap::constant).collect();
         for &slot in layout.pcap_words() {
-            p.b.emit(Insn::StoreImm { size: Size::W, dst: R10, off: slot, imm: PCAP_WORD_EMPTY });
+            let always = layout
+                .pcap_bits()
+                .filter(|(index, bit)| bit.slot == slot && constant[*index as usize] == Some(true))
+                .fold(0, |word, (_, bit)| word | bit.mask);
+            p.b.emit(Insn::StoreImm { size: Size::W, dst: R10, off: slot, imm: PCAP_WORD_EMPTY | always as i32 });
         }
         for (index, bit) in layout.pcap_bits() {
+            if let Some(verdict) = constant[index as usize] {
+                p.b.comment(format!("pcap atom p{index}: {verdict} on every frame, no code (bit {:#x})", bit.mask));
+                continue;
+            }
             p.b.comment(format!("pcap atom p{index}: libpcap's verdict to bit {:#x} of its word", bit.mask));
             super::pcap::emit(p.b, &pcaps[index as usize], bit, context);
         }

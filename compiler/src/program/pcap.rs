@@ -225,17 +225,10 @@ impl Pred {
         Pred::Not(Box::new(inner))
     }
 
-    /// A test with the same answer on every frame, written as a comparison of the frame
-    /// length (`len >= 0`, or its negation) so that code generated from it branches like
-    /// any other test: a [`Pred::Const`] in a whole filter, or inside an `and`/`or`, would
-    /// leave code after it unreachable, which the kernel refuses. libpcap's `""` is
-    /// `always(true)`; forms that can never hold on Ethernet are `always(false)`.
+    /// A test with the same answer on every frame: libpcap's `""` is `always(true)`;
+    /// forms that can never hold on Ethernet are `always(false)`. Codegen emits no
+    /// code for an atom that is constant as a whole.
     pub fn always(holds: bool) -> Pred {
-        let test = Pred::test(Val::Len, TestOp::Ge, 0);
-        if holds {
-            test
-        } else {
-            Pred::negation(test)
-        }
+        Pred::Const(holds)
     }
 }
