@@ -293,3 +293,60 @@ fn diff_replays_a_capture() {
     let changing = frames.iter().filter(|f| evaluate(&old, f).verdict != evaluate(&new, f).verdict).count();
     assert_eq!(value["capture"]["changed_frames"], changing);
 }
+
+/// Precision on rule sets with `pcap "…"` atoms (the engine cannot model them): every
+/// claim is confirmed or marked unknown, never wrong. A witness gets the claimed rules
+/// and verdicts on both sides; sets called equivalent agree on every corpus packet; a
+/// rule called never-deciding decides no corpus packet; W0005's packet matches both rules.
+#[test]
+fn claims_on_sets_with_pcap_atoms_are_confirmed_or_unknown() {
+    let packets = corpus(support::seed());
+    let (mut confirmed, mut unknown, mut pairs) = (0, 0, 0);
+    for set in support::rulegen::mixed_pcap_rule_sets(support::seed(), 20, 8) {
+        let Some(old) = pfc_compiler::check_source(&set.text).0 else { continue };
+        if old.rules.len() > 10 {
+            continue;
+        }
+        let (_, earlier) = pfc_compiler::check_source(&set.text);
+        for warning in lints::lint(&old, default_span(&set.text), lints::Level::All, &earlier) {
+            let Some(index) = old.rules.iter().position(|rule| rule.span == warning.span()) else { continue };
+            if warning.code == lints::SHADOWED || warning.code == lints::REDUNDANT {
+                for packet in &packets {
+                    assert_ne!(evaluate(&old, &packet.bytes).rule, Some(index), "{}\n{}", warning.message, set.text);
+                }
+            }
+        }
+        for (edit, new_text) in edits(&set.text) {
+            let (Some(new), _) = pfc_compiler::check_source(&new_text) else { continue };
+            pairs += 1;
+            let result = diff::diff(&old, &new);
+            for region in &result.regions {
+                let Some(witness) = &region.witness else {
+                    unknown += 1;
+                    continue;
+                };
+                confirmed += 1;
+                let (before, after) = (evaluate(&old, &witness.bytes), evaluate(&new, &witness.bytes));
+                assert_eq!(
+                    (before.rule, after.rule),
+                    (region.old, region.new),
+                    "{edit}: {}\n{}",
+                    witness.spec,
+                    set.text
+                );
+            }
+            if result.equivalent() {
+                for packet in &packets {
+                    assert_eq!(
+                        evaluate(&old, &packet.bytes).verdict,
+                        evaluate(&new, &packet.bytes).verdict,
+                        "{edit}: called equivalent, {} differs\n{}",
+                        packet.description,
+                        set.text
+                    );
+                }
+            }
+        }
+    }
+    assert!(pairs > 20 && confirmed > 10, "{pairs} pairs: {confirmed} confirmed, {unknown} unknown regions");
+}
