@@ -393,7 +393,7 @@ fn assert_covers_the_language(sets: &[rulegen::RuleSet]) {
                         TestOp::InDynamic(_) | TestOp::NotInDynamic(_) => {}
                     }
                 }
-                Cond::True | Cond::False | Cond::Pcap(_) => {}
+                Cond::True | Cond::False | Cond::Pcap(_) | Cond::Limit(_) => {}
             }
         }
     }

@@ -120,7 +120,11 @@ fn bad_case_files_name_the_line() {
     bad("bad_hex", "[[case]]\nname = \"x\"\nhex = \"00 0g\"\nexpect = \"pass\"\n", &["r.test.toml:3:", "not hex bytes (a stray `g`)"]);
     bad("duplicate", &(case("a", "tcp", "pass", "default").repeat(2)), &["r.test.toml:8:8:", "a second case named `a`"]);
     bad("too_large_spec", "[[case]]\nname = \"x\"\npacket = \"ipv4 / payload len=65520\"\nexpect = \"pass\"\n", &["r.test.toml:3:11:", "the packet has 65554 bytes; test packets have at most 65536"]);
-    bad("list_without_pcap", "[[case]]\nname = \"x\"\npacket = \"tcp\"\nexpect = [\"pass\", \"drop\"]\n", &["r.test.toml:4:", "only `pcap` cases may list"]);
+    bad("list_without_pcap", "[[case]]\nname = \"x\"\npacket = \"tcp\"\nexpect = [\"pass\", \"drop\"]\n", &["r.test.toml:4:", "only `pcap` and `repeat` cases may list"]);
+    bad("bad_at", "[[case]]\nname = \"x\"\npacket = \"tcp\"\nat = \"soon\"\nexpect = \"pass\"\n", &["r.test.toml:4:6:", "`at` is not a time"]);
+    bad("repeat_zero", "[[case]]\nname = \"x\"\npacket = \"tcp\"\nrepeat = 0\nexpect = \"pass\"\n", &["r.test.toml:4:", "`repeat` must be between 1 and"]);
+    bad("interval_alone", "[[case]]\nname = \"x\"\npacket = \"tcp\"\ninterval = \"1s\"\nexpect = \"pass\"\n", &["r.test.toml:4:", "`interval` needs `repeat`"]);
+    bad("repeat_count_mismatch", "[[case]]\nname = \"x\"\npacket = \"tcp\"\nrepeat = 3\nexpect = [\"2*pass\"]\n", &["r.test.toml:5:", "one per repeated packet"]);
     bad("missing_case_file", "", &[]);
 }
 
@@ -342,5 +346,31 @@ fn kernel_counters_credit_the_right_rule_beyond_255_rules() {
             run.assert_no_crash(&test);
             assert_eq!(run.code, 0, "{test} {executor:?}: exit code; output:\n{}{}", run.stdout, run.stderr);
         }
+    }
+}
+
+/// Capture timestamps are the packets' times: a 1/s limit with burst 1 drops the frame
+/// 0.5 s after the first and passes the one 2 s after it (micro- and nanosecond pcap).
+#[test]
+fn capture_timestamps_drive_rate_limits() {
+    let dir = scratch_dir("capture_timestamps_drive_rate_limits");
+    std::fs::write(dir.join("r.pf"), "default pass\nrule flood: drop if icmp and rate > 1/s burst 1\n").expect("rules");
+    let frame = pfc_compiler::testcase::spec_bytes("ipv4 / icmp").expect("spec");
+    for (magic, fraction) in [([0xd4, 0xc3, 0xb2, 0xa1], 500_000u32), ([0x4d, 0x3c, 0xb2, 0xa1], 500_000_000)] {
+        let mut capture = magic.to_vec();
+        capture.extend_from_slice(&[2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 1, 0, 0, 0]);
+        for (seconds, sub) in [(100u32, 0u32), (100, fraction), (102, 0)] {
+            capture.extend_from_slice(&seconds.to_le_bytes());
+            capture.extend_from_slice(&sub.to_le_bytes());
+            capture.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+            capture.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+            capture.extend_from_slice(&frame);
+        }
+        std::fs::write(dir.join("t.pcap"), capture).expect("capture");
+        let run = pfc_in(&dir, &["test", "r.pf", "--pcap", "t.pcap", "--verdicts"]);
+        run.assert_no_crash("capture_timestamps_drive_rate_limits");
+        let verdicts: Vec<&str> =
+            run.stdout.lines().map(|line| if line.contains("\"drop\"") { "drop" } else { "pass" }).collect();
+        assert_eq!(verdicts, ["pass", "drop", "pass"], "{}{}", run.stdout, run.stderr);
     }
 }

@@ -114,11 +114,7 @@ pub fn compile_parsed(
         function: FUNCTION_NAME.to_string(),
         code: code.encode(),
         relocations: code.map_relocations(),
-        maps: if options.counters {
-            vec![MapSpec::counters(COUNTER_MAP_NAME, program.rules.len() as u32 + 1)]
-        } else {
-            Vec::new()
-        },
+        maps: maps(&program, options),
         manifest: manifest.to_string().into_bytes(),
     };
     match elf::write_object(&spec) {
@@ -170,11 +166,64 @@ fn limit_or_bug(message: &str, is_limit: bool) -> Diagnostic {
     }
 }
 
+/// The name of the bucket map of limit `index`.
+pub fn limit_map_name(index: usize) -> String {
+    format!("pfc_limit_{index}")
+}
+
+/// The counter map (index 0, also kept without counters when there are limits), then
+/// one bucket map per rate limit ([`codegen::limit::map_index`]).
+fn maps(program: &Program, options: Options) -> Vec<MapSpec> {
+    let mut maps = Vec::new();
+    if options.counters || !program.limits.is_empty() {
+        maps.push(MapSpec::counters(COUNTER_MAP_NAME, program.rules.len() as u32 + 1));
+    }
+    for (index, limit) in program.limits.iter().enumerate() {
+        maps.push(MapSpec::rate_buckets(&limit_map_name(index), limit.key_size(), limit.buckets));
+    }
+    maps
+}
+
+/// Each limit's entry in the manifest: its rule, map, key and bucket parameters, so a
+/// replace can tell which buckets carry over (same rule name, same key).
+fn limits_manifest(program: &Program) -> serde_json::Value {
+    let rule_of = |index: usize| {
+        program.rules.iter().find(|rule| match &rule.condition {
+            crate::program::Cond::Limit(id) => id.0 as usize == index,
+            crate::program::Cond::And(all) => {
+                matches!(all.last(), Some(crate::program::Cond::Limit(id)) if id.0 as usize == index)
+            }
+            _ => false,
+        })
+    };
+    let limits: Vec<serde_json::Value> = program
+        .limits
+        .iter()
+        .enumerate()
+        .map(|(index, limit)| {
+            let key: Vec<&str> = limit.key.iter().map(|field| field.name()).collect();
+            serde_json::json!({
+                "rule": rule_of(index).map(|rule| rule.name.as_str()),
+                "map": limit_map_name(index),
+                "key": key,
+                "key_size": limit.key_size(),
+                "op": limit.op,
+                "unit": limit.unit,
+                "rate": limit.rate,
+                "period_ns": limit.period_ns,
+                "burst": limit.burst,
+                "buckets": limit.buckets,
+            })
+        })
+        .collect();
+    serde_json::Value::Array(limits)
+}
+
 /// The manifest: what a loaded object is, without its source.
 fn manifest(program: &Program, source: &[u8], options: Options) -> serde_json::Value {
     let rules: Vec<&str> = program.rules.iter().map(|rule| rule.name.as_str()).collect();
     let verdicts: Vec<&str> = program.rules.iter().map(|rule| rule.verdict.as_str()).collect();
-    serde_json::json!({
+    let mut manifest = serde_json::json!({
         "pfc_version": env!("CARGO_PKG_VERSION"),
         "hook": program.hook.as_str(),
         "default": program.default.as_str(),
@@ -185,7 +234,11 @@ fn manifest(program: &Program, source: &[u8], options: Options) -> serde_json::V
             "layout": "index i < rules.len(): rule i; index rules.len(): the default verdict",
         }) } else { serde_json::Value::Null },
         "source_hash": format!("fnv1a64:{:016x}", fnv1a64(source)),
-    })
+    });
+    if !program.limits.is_empty() {
+        manifest["limits"] = limits_manifest(program);
+    }
+    manifest
 }
 
 /// FNV-1a, 64-bit: enough to tell whether two objects came from the same source text.

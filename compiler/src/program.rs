@@ -5,6 +5,7 @@
 //! and every set is a sorted list of disjoint inclusive intervals. Whoever consumes a
 //! [`Program`] never looks at names or source text again, only at spans for messages.
 
+pub mod limit;
 pub mod pcap;
 
 use crate::diagnostic::Span;
@@ -72,6 +73,8 @@ pub struct Program {
     pub pcaps: Vec<pcap::PcapFilter>,
     /// Every `set … dynamic`, in source order ([`TestOp::InDynamic`] indexes it).
     pub dynamic_sets: Vec<DynamicSet>,
+    /// Every rate limit, in source order ([`Cond::Limit`] indexes it).
+    pub limits: Vec<limit::Limit>,
 }
 
 impl Program {
@@ -93,6 +96,11 @@ impl Program {
     /// The pcap filter that `id` names.
     pub fn pcap(&self, id: PcapId) -> &pcap::PcapFilter {
         &self.pcaps[id.0 as usize]
+    }
+
+    /// The rate limit that `id` names.
+    pub fn limit(&self, id: LimitId) -> &limit::Limit {
+        &self.limits[id.0 as usize]
     }
 }
 
@@ -131,7 +139,15 @@ pub enum Cond {
     Test(Test),
     /// libpcap's verdict for the frame under [`Program::pcaps`]`[id]`.
     Pcap(PcapId),
+    /// A token-bucket rate limit, [`Program::limits`]`[id]`: stateful, so it only ever
+    /// stands last in a rule's top-level `and` (the checker makes sure) and is evaluated
+    /// only when everything before it held, taking a token when one is there.
+    Limit(LimitId),
 }
+
+/// Index of a rate limit in [`Program::limits`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LimitId(pub u32);
 
 /// Index of a pcap filter in [`Program::pcaps`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

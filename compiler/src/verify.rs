@@ -13,8 +13,9 @@
 //!    below r10; counter values: [`MAP_VALUE_SIZE`] bytes, after a null check, which is
 //!    a comparison of the lookup result with the immediate 0); a bounds check is a
 //!    64-bit comparison (a 32-bit one could wrap).
-//! 5. only `bpf_map_lookup_elem` is called, with a map in r1 and a stack key in r2;
-//!    r1–r5 are unusable after the call;
+//! 5. only `bpf_map_lookup_elem` (a map in r1, a stack key in r2),
+//!    `bpf_map_update_elem` (map, stack key, stack value, scalar flags; rate limits) and
+//!    `bpf_ktime_get_ns` are called; r1–r5 are unusable after a call;
 //! 6. r0 holds a scalar on every path to `exit`; no register is read before it is
 //!    written; r10 is never written;
 //! 7. the program has at most [`MAX_INSNS`] instructions, and the kernel verifier's
@@ -73,6 +74,12 @@ pub const MAP_VALUE_SIZE: i64 = 16;
 pub const XDP_MD_SIZE: i64 = 24;
 /// Bytes of `struct __sk_buff` (6.x): TC context reads stay below this.
 pub const SK_BUFF_SIZE: i64 = 192;
+/// `bpf_map_lookup_elem`.
+const HELPER_MAP_LOOKUP: u32 = 1;
+/// `bpf_map_update_elem`.
+const HELPER_MAP_UPDATE: u32 = 2;
+/// `bpf_ktime_get_ns`.
+const HELPER_KTIME_GET_NS: u32 = 5;
 /// The eBPF stack size.
 const STACK_SIZE: i64 = 512;
 
@@ -289,14 +296,26 @@ impl<'a> Verifier<'a> {
                 set(&mut state, dst, Value::MapPointer).map_err(|problem| fail(&problem))?
             }
             Insn::Call { helper } => {
-                let key_ok = matches!(state.regs[2], Value::Stack(offset) if (-STACK_SIZE..=-4).contains(&offset));
-                if helper != 1 || state.regs[1] != Value::MapPointer || !key_ok {
-                    return Err(fail("only bpf_map_lookup_elem(map, stack key) is called"));
-                }
+                let on_stack =
+                    |value: Value| matches!(value, Value::Stack(offset) if (-STACK_SIZE..=-4).contains(&offset));
+                let map_and_key = state.regs[1] == Value::MapPointer && on_stack(state.regs[2]);
+                let result = match helper {
+                    HELPER_MAP_LOOKUP if map_and_key => Value::LookupResult,
+                    HELPER_MAP_UPDATE if map_and_key && on_stack(state.regs[3]) && state.regs[4] == Value::Scalar => {
+                        Value::Scalar
+                    }
+                    HELPER_KTIME_GET_NS => Value::Scalar,
+                    _ => {
+                        return Err(fail(
+                            "only bpf_map_lookup_elem(map, stack key), bpf_map_update_elem(map, stack key, \
+                             stack value, flags) and bpf_ktime_get_ns() are called",
+                        ))
+                    }
+                };
                 for reg in 1..=5 {
                     state.regs[reg] = Value::Uninit;
                 }
-                state.regs[0] = Value::LookupResult;
+                state.regs[0] = result;
             }
             Insn::Exit => {
                 if state.regs[0] != Value::Scalar {
@@ -457,6 +476,10 @@ impl<'a> Verifier<'a> {
             (JmpOp::Eq, Value::LookupResult, Value::Scalar) if null_check => {
                 taken.regs[dst.number() as usize] = Value::Scalar;
                 fallthrough.regs[dst.number() as usize] = Value::MapEntry;
+            }
+            (JmpOp::Ne, Value::LookupResult, Value::Scalar) if null_check => {
+                taken.regs[dst.number() as usize] = Value::MapEntry;
+                fallthrough.regs[dst.number() as usize] = Value::Scalar;
             }
             (_, Value::Scalar, Value::Scalar) => {}
             _ => return Err(format!("comparison {op:?} of {left:?} and {right:?} is not allowed")),

@@ -34,6 +34,7 @@ fn render(cond: &Cond, program: &Program) -> String {
         Cond::And(all) => format!("and({})", list(all)),
         Cond::Or(any) => format!("or({})", list(any)),
         Cond::Pcap(id) => format!("pcap#{}", id.0),
+        Cond::Limit(id) => format!("limit#{}: {}", id.0, program.limit(*id).describe()),
         Cond::Test(test) => {
             let field = test.field;
             let mask = test.mask.map(|mask| format!(" & {mask:#x}")).unwrap_or_default();

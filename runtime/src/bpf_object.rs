@@ -46,6 +46,8 @@ pub enum MapType {
     PercpuHash,
     /// `BPF_MAP_TYPE_PERCPU_ARRAY` (6).
     PercpuArray,
+    /// `BPF_MAP_TYPE_LRU_HASH` (9).
+    LruHash,
     /// `BPF_MAP_TYPE_LPM_TRIE` (11).
     LpmTrie,
     /// Any other map type, by number.
@@ -63,6 +65,7 @@ impl MapType {
             2 => MapType::Array,
             5 => MapType::PercpuHash,
             6 => MapType::PercpuArray,
+            9 => MapType::LruHash,
             11 => MapType::LpmTrie,
             code => MapType::Unknown { code },
         }

@@ -269,6 +269,21 @@ pub struct Manifest {
     pub verdicts: Vec<String>,
     /// A hash of the rule text.
     pub source_hash: String,
+    /// The rate limits: which rule each belongs to, its map and its key fields (absent
+    /// in objects without limits and in records of older pfc versions).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub limits: Vec<LimitManifest>,
+}
+
+/// One rate limit as the manifest describes it (the rest of its entry is ignored here).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LimitManifest {
+    /// The rule whose condition ends in the limit.
+    pub rule: Option<String>,
+    /// The name of its bucket map.
+    pub map: String,
+    /// The concrete key fields, in key order.
+    pub key: Vec<String>,
 }
 
 /// What `pfc load` records about an attached filter (the state file).

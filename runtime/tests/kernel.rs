@@ -109,3 +109,63 @@ fn bench_and_xlated_count_report_numbers() {
         assert!(xlated >= 2);
     }
 }
+
+/// Rate limits through `BPF_PROG_TEST_RUN`: the kernel's clock is real, so the limit is
+/// one a test cannot refill (1 a minute, burst 5): the first 5 packets per source pass,
+/// the rest are dropped, in the kernel as in the VM (whose clock stands still), and both
+/// end with the same buckets' keys.
+#[test]
+fn rate_limits_give_the_vms_verdicts_when_no_refill_can_happen() {
+    if !can_load() {
+        return;
+    }
+    let rules = "default pass\nrule flood: drop if ip and rate > 1/m per ip.src, l4.dport burst 5\n";
+    let (compiled, diagnostics) = pfc_compiler::compile::compile(rules, Default::default());
+    let compiled = compiled.unwrap_or_else(|| panic!("compiles: {diagnostics:?}"));
+    let kernel = KernelProgram::load(&compiled.object).expect("the kernel verifier accepts a rate limit");
+    let object = BpfObject::parse(&compiled.object).expect("parses");
+    let mut vm = Vm::new(&object).expect("vm");
+    let mut verdicts = Vec::new();
+    for round in 0..8 {
+        for source in 0..3u32 {
+            let spec = format!("ipv4 src=10.0.0.{source} / tcp dport=22");
+            let packet = pfc_compiler::testcase::spec_bytes(&spec).expect("spec");
+            let in_kernel = kernel.test_run(&packet).expect("test_run");
+            assert_eq!(u64::from(in_kernel), vm.run_at(&packet, 0).expect("vm").return_value, "round {round}");
+            verdicts.push(in_kernel);
+        }
+    }
+    assert_eq!(verdicts.iter().filter(|v| **v == 1).count(), 3 * 3, "3 sources x (8 - 5) drops");
+    let keys = |values: Vec<(Vec<u8>, Vec<u8>)>| values.into_iter().map(|(key, _)| key).collect::<Vec<_>>();
+    let vm_keys = keys(vm.map_entries(1).expect("vm buckets"));
+    assert_eq!(vm_keys.len(), 3);
+    assert_eq!(kernel.map_values(1).expect("kernel buckets").len(), 3);
+}
+
+/// The kernel verifier accepts rate limits of every shape: packets and bytes, per second
+/// and per minute, global and multi-field keys, `>` and `<=`, XDP and TC, alone and in a
+/// set large enough for the classifier.
+#[test]
+fn the_kernel_verifier_accepts_every_shape_of_rate_limit() {
+    if !can_load() {
+        return;
+    }
+    let mut many = String::from("default pass\n");
+    for port in 0..40 {
+        many += &format!("rule r{port}: drop if tcp.dport == {} and rate > 100/s per ip.src\n", 1000 + port);
+    }
+    let sets = [
+        "default pass\nrule a: drop if rate > 100000/s\n".to_string(),
+        "default drop\nrule a: pass if udp and rate <= 1 mbytes/s per ip.dst, udp.dport burst 64 kbytes buckets 100000\n"
+            .to_string(),
+        "hook tc ingress\ndefault pass\nrule a: drop if icmp6 and rate > 5/m per ipv6.src, eth.src\nrule b: drop if tcp.flags & syn and rate > 1000/s per ip.src, ip.dst, l4.sport, l4.dport\n".to_string(),
+        many,
+    ];
+    for rules in &sets {
+        let (compiled, diagnostics) = pfc_compiler::compile::compile(rules, Default::default());
+        let compiled = compiled.unwrap_or_else(|| panic!("{rules}: {diagnostics:?}"));
+        let kernel = KernelProgram::load(&compiled.object).unwrap_or_else(|e| panic!("{rules}: {e}"));
+        let processed = kernel.verified_insn_count().expect("insn count");
+        println!("{} rules: verified, {processed} instructions", compiled.program.rules.len());
+    }
+}

@@ -30,6 +30,7 @@ impl Checker {
                 self.pcaps.push(filter?);
                 Some(Cond::Pcap(id))
             }
+            Expr::Limit(limit) => self.limit(limit),
         }
     }
 

@@ -121,7 +121,7 @@ fn required_protocols(cond: &Cond) -> Protos {
             let first = sets.next().unwrap_or_default();
             Protos(sets.fold(first.0, |common, set| common & set.0))
         }
-        Cond::Not(_) | Cond::True | Cond::False | Cond::Pcap(_) => Protos::default(),
+        Cond::Not(_) | Cond::True | Cond::False | Cond::Pcap(_) | Cond::Limit(_) => Protos::default(),
     }
 }
 

@@ -8,6 +8,7 @@
 
 mod conditions;
 mod dynamic;
+mod limits;
 mod lints;
 pub mod names;
 mod values;
@@ -62,6 +63,7 @@ pub fn check(file: &ast::File) -> (Option<Program>, Vec<Diagnostic>) {
         sets: checker.program_sets,
         pcaps: checker.pcaps,
         dynamic_sets: checker.dynamic_sets,
+        limits: checker.limits,
     };
     let mut diagnostics = checker.diagnostics;
     diagnostics.extend(lints::lint(&program));
@@ -95,6 +97,7 @@ struct Checker {
     program_sets: Vec<ValueSet>,
     pcaps: Vec<crate::program::pcap::PcapFilter>,
     dynamic_sets: Vec<crate::program::DynamicSet>,
+    limits: Vec<crate::program::limit::Limit>,
     set_ids: crate::hashing::FastMap<ValueSet, SetId>,
     /// Names of sets and constants whose statements failed to parse: uses of them are
     /// not reported again.
@@ -339,7 +342,10 @@ impl Checker {
             }
             let verdict = self.verdict(verdict);
             let condition = match condition {
-                Some(expr) => self.condition(expr),
+                Some(expr) => self.condition(expr).map(|mut checked| {
+                    self.limit_placement(expr, &mut checked);
+                    checked
+                }),
                 None => Some(crate::program::Cond::True),
             };
             if let (Some(verdict), Some(condition)) = (verdict, condition) {

@@ -48,6 +48,8 @@ impl Branchless<'_> {
         match self.filter.node(id) {
             Node::Const(_) | Node::Present(_) | Node::Pcap(_) => Some(1),
             Node::InDynamic { .. } => None,
+            // Stateful: only in jumping code, where it runs after the rest of its rule.
+            Node::Limit(_) => None,
             Node::Compare { field, op, .. } => {
                 (self.layout.words(*field).len() == 1 || matches!(op, CmpOp::Eq | CmpOp::Ne)).then_some(1)
             }
@@ -75,6 +77,8 @@ impl Branchless<'_> {
         let dst = RESULTS[level];
         match self.filter.node(id).clone() {
             Node::Const(value) => self.b.emit(Insn::mov64(dst, i32::from(value != negated))),
+            // `supports` refuses limits, so rules with one never come here.
+            Node::Limit(_) => self.b.emit(Insn::mov64(dst, 0)),
             Node::Present(source) => {
                 let bit = source.bit().trailing_zeros() as i32;
                 self.b.emit(Insn::load(Size::W, dst, Reg::R10, MASK_SLOT));

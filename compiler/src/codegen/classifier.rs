@@ -19,6 +19,9 @@
 //! separated into up to [`MAX_GROUPS`] groups by whether they constrain the most
 //! discriminating field class (`src`, `dst`, `dport`, …: IPv4 and IPv6 alike), a diagram
 //! per group; groups are combined by priority (the lowest matching rule index wins).
+//! A rule set with rate limits gets one diagram: leaves test candidates in rule order and
+//! stop at the first match, so a limit (the last test of its rule) runs only when no
+//! earlier rule matched and the rest of its own rule held, exactly as in the interpreter.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -156,7 +159,10 @@ pub fn plan(filter: &Filter, layout: &Layout) -> Option<Classifier> {
         .filter(|&index| !matches!(filter.node(filter.rules[index].condition), Node::Const(false)))
         .collect();
     let mut builder = Builder { needs: &needs, filter };
-    let diagrams = groups(&needs, live).into_iter().map(|group| builder.diagram(group)).collect();
+    // With rate limits, one diagram: several would test a later rule's full condition (and
+    // take its token) before an earlier rule in another diagram had its turn.
+    let groups = if filter.limits.is_empty() { groups(&needs, live) } else { vec![live] };
+    let diagrams = groups.into_iter().map(|group| builder.diagram(group)).collect();
     Some(Classifier { diagrams })
 }
 

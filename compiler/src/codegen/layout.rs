@@ -51,6 +51,9 @@ pub struct Layout {
     /// A free word at an offset the verifier does not track as a spill (4 modulo 8),
     /// for code that must forget a register's known value (the classifier's best match).
     pub scratch: Option<i16>,
+    /// The bottom of the rate limits' scratch area (key, bucket, time), when there are
+    /// limits: it takes the lowest `Uses::limit_scratch` bytes of the stack.
+    pub limit_scratch: Option<i16>,
 }
 
 /// The stack does not have room for every value the filter reads.
@@ -71,7 +74,8 @@ impl Layout {
         let total: usize = fields.iter().map(|field| word_count(*field)).sum::<usize>() + pcap_words;
         let unaligned = (0..).map(|k: i16| -20 - 8 * k).take_while(|offset| *offset >= -STACK_SIZE + 4);
         let aligned = (0..).map(|k: i16| -8 - 8 * k).take_while(|offset| *offset >= -STACK_SIZE);
-        let mut free: Vec<i16> = unaligned.chain(aligned).collect();
+        let reserved = -STACK_SIZE + uses.limit_scratch;
+        let mut free: Vec<i16> = unaligned.chain(aligned).filter(|offset| *offset >= reserved).collect();
         free.reverse();
         if total > free.len() {
             return Err(StackFull { words: total });
@@ -82,7 +86,12 @@ impl Layout {
             pcap_words: Vec::new(),
             lowest: KEY_SLOT.min(MASK_SLOT),
             scratch: None,
+            limit_scratch: None,
         };
+        if uses.limit_scratch > 0 {
+            layout.limit_scratch = Some(-STACK_SIZE);
+            layout.lowest = -STACK_SIZE;
+        }
         for field in fields {
             let slots: Vec<i16> = (0..word_count(field)).filter_map(|_| free.pop()).collect();
             layout.lowest = slots.iter().copied().fold(layout.lowest, i16::min);

@@ -18,6 +18,7 @@ mod classify;
 mod conditions;
 mod dispatch;
 pub mod layout;
+pub mod limit;
 mod pcap;
 mod prologue;
 

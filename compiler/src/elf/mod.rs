@@ -66,6 +66,8 @@ impl MapType {
     pub const PERCPU_HASH: MapType = MapType(5);
     /// `BPF_MAP_TYPE_PERCPU_ARRAY`.
     pub const PERCPU_ARRAY: MapType = MapType(6);
+    /// `BPF_MAP_TYPE_LRU_HASH`.
+    pub const LRU_HASH: MapType = MapType(9);
     /// `BPF_MAP_TYPE_LPM_TRIE` (needs `flags` = `BPF_F_NO_PREALLOC`).
     pub const LPM_TRIE: MapType = MapType(11);
 }
@@ -92,6 +94,20 @@ pub struct MapSpec {
 }
 
 impl MapSpec {
+    /// A rate limit's buckets: an LRU hash from the key bytes (`__u32[key_size / 4]`, see
+    /// [`crate::program::limit`]) to `struct pfc_bucket { __u64 tokens; __u64 last_ns; }`.
+    pub fn rate_buckets(name: &str, key_size: u32, entries: u32) -> MapSpec {
+        let field = |name: &str| Field { name: name.to_string(), ty: DataType::U64 };
+        MapSpec {
+            name: name.to_string(),
+            map_type: MapType::LRU_HASH,
+            key: DataType::Array { elem: Box::new(DataType::U32), len: key_size / 4 },
+            value: DataType::Struct { name: "pfc_bucket".to_string(), fields: vec![field("tokens"), field("last_ns")] },
+            max_entries: entries,
+            flags: 0,
+        }
+    }
+
     /// The per-CPU counter array: `__u32` rule index → `struct pfc_counter`.
     pub fn counters(name: &str, rules: u32) -> MapSpec {
         MapSpec {

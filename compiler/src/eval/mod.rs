@@ -74,6 +74,12 @@
 //!   (`pfc test` case files, the differential tests) with `DynamicSet::set_elements`.
 //! - `Cond::Pcap(id)` is libpcap's verdict for the whole frame under the filter
 //!   (`crate::program::pcap::PcapFilter::matches`); it ignores the parse above.
+//! - `Cond::Limit(id)` (always the last operand of a rule's top-level `and`, so it is
+//!   reached only when everything else in the rule held) takes a token from the bucket
+//!   of the packet's key at the packet's time, following [`crate::program::limit`] exactly, and
+//!   holds when the packet exceeded (`rate >`) or conformed (`rate <=`). The buckets
+//!   are the [`State`] passed to [`evaluate_at`]; [`evaluate`] uses fresh buckets at
+//!   time 0, so there a limit sees a full bucket. Only limits allocate (a new key).
 //! - Rules are tried in order; the first whose condition holds decides, else the
 //!   program's default verdict.
 
@@ -82,7 +88,23 @@ mod headers;
 pub use headers::{Headers, MAX_IPV6_EXT_HEADERS, MAX_VLAN_TAGS};
 
 use crate::fields::Field;
-use crate::program::{Cond, Program, Test, TestOp, Verdict};
+use crate::program::limit::BucketTable;
+use crate::program::{Cond, LimitId, Program, Test, TestOp, Verdict};
+
+/// The buckets of a program's rate limits, one [`BucketTable`] per limit.
+#[derive(Clone, Debug, Default)]
+pub struct State {
+    /// `tables[i]` holds the buckets of `program.limits[i]`.
+    pub tables: Vec<BucketTable>,
+    key: Vec<u8>,
+}
+
+impl State {
+    /// Empty buckets for every limit of `program`.
+    pub fn new(program: &Program) -> State {
+        State { tables: program.limits.iter().map(|limit| BucketTable::new(limit.buckets)).collect(), key: Vec::new() }
+    }
+}
 
 /// The result of running a program on one packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
@@ -93,10 +115,25 @@ pub struct Outcome {
     pub rule: Option<usize>,
 }
 
-/// Runs `program` on `packet`: the first rule whose condition holds decides.
+/// Runs `program` on `packet`: the first rule whose condition holds decides. Rate limits
+/// see fresh (full) buckets at time 0; use [`evaluate_at`] to keep them.
 pub fn evaluate(program: &Program, packet: &[u8]) -> Outcome {
+    if program.limits.is_empty() {
+        return run(program, FieldCache::new(&Headers::parse(packet)));
+    }
+    evaluate_at(program, packet, &mut State::new(program), 0)
+}
+
+/// Runs `program` on `packet` arriving at `now_ns` nanoseconds, with the rate limits'
+/// buckets in `state` (updated).
+pub fn evaluate_at(program: &Program, packet: &[u8], state: &mut State, now_ns: u64) -> Outcome {
     let headers = Headers::parse(packet);
     let mut fields = FieldCache::new(&headers);
+    fields.clock = Some((state, now_ns));
+    run(program, fields)
+}
+
+fn run(program: &Program, mut fields: FieldCache<'_, '_>) -> Outcome {
     program.rules.iter().position(|rule| cond_holds(&rule.condition, program, &mut fields)).map_or(
         Outcome { verdict: program.default, rule: None },
         |index| Outcome { verdict: program.rules[index].verdict, rule: Some(index) },
@@ -113,6 +150,8 @@ pub fn eval_cond(cond: &Cond, program: &Program, headers: &Headers) -> bool {
 /// fields again and again. Lives on the stack; allocates nothing.
 struct FieldCache<'h, 'a> {
     headers: &'h Headers<'a>,
+    /// The rate limits' buckets and the packet's time.
+    clock: Option<(&'h mut State, u64)>,
     /// Bit `f`: field `f` was read; `present` bit `f`: and its header is present.
     read: u64,
     present: u64,
@@ -124,7 +163,7 @@ const _: () = assert!(FIELDS <= 64, "FieldCache keeps one bit per field in a u64
 
 impl<'h, 'a> FieldCache<'h, 'a> {
     fn new(headers: &'h Headers<'a>) -> Self {
-        FieldCache { headers, read: 0, present: 0, values: [0; FIELDS] }
+        FieldCache { headers, clock: None, read: 0, present: 0, values: [0; FIELDS] }
     }
 
     /// [`Headers::field_value`], read once per packet.
@@ -152,7 +191,25 @@ fn cond_holds(cond: &Cond, program: &Program, fields: &mut FieldCache<'_, '_>) -
         Cond::Or(any) => any.iter().any(|c| cond_holds(c, program, fields)),
         Cond::Test(test) => test_holds(test, program, fields),
         Cond::Pcap(id) => program.pcap(*id).matches(fields.headers.packet),
+        Cond::Limit(id) => limit_holds(*id, program, fields),
     }
+}
+
+/// Takes a token from the packet's bucket (see [`crate::program::limit`]).
+fn limit_holds(id: LimitId, program: &Program, fields: &mut FieldCache<'_, '_>) -> bool {
+    let limit = program.limit(id);
+    let len = fields.headers.packet.len() as u32;
+    let Some((state, now)) = fields.clock.take() else {
+        return limit.holds(limit.take(None, 0, len).1);
+    };
+    let mut key = std::mem::take(&mut state.key);
+    limit.key_bytes(|field| fields.value(field), &mut key);
+    let table = &mut state.tables[id.0 as usize];
+    let (bucket, conformed) = limit.take(table.touch(&key), now, len);
+    table.store(&key, bucket);
+    state.key = key;
+    fields.clock = Some((state, now));
+    limit.holds(conformed)
 }
 
 /// One guarded atom: false when the field's header is absent.

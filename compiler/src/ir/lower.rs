@@ -14,6 +14,7 @@ pub fn lower(program: &Program) -> Filter {
         sets: program.sets.clone(),
         pcaps: program.pcaps.clone(),
         dynamic_sets: program.dynamic_sets.clone(),
+        limits: program.limits.clone(),
         interned: crate::hashing::FastMap::default(),
     };
     for rule in &program.rules {
@@ -33,6 +34,7 @@ fn lower_cond(filter: &mut Filter, cond: &Cond) -> NodeId {
         Cond::Or(items) => Node::Any(items.iter().map(|item| lower_cond(filter, item)).collect()),
         Cond::Test(test) => return lower_test(filter, test),
         Cond::Pcap(id) => Node::Pcap(id.0),
+        Cond::Limit(id) => Node::Limit(id.0),
     };
     filter.intern(node)
 }

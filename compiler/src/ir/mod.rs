@@ -158,6 +158,10 @@ pub enum Node {
     /// libpcap's verdict under [`Filter::pcaps`]`[index]`: a boolean the prologue
     /// computes from the frame (no guard: it reads the frame itself).
     Pcap(u32),
+    /// The rate limit [`Filter::limits`]`[index]`: takes a token from the packet's bucket
+    /// (stateful). Only ever the last operand of a rule's top-level `All` (or the whole
+    /// condition), so it runs only when the rest of the rule held.
+    Limit(u32),
 }
 
 /// A rule in the IR.
@@ -190,6 +194,8 @@ pub struct Filter {
     pub pcaps: Vec<crate::program::pcap::PcapFilter>,
     /// Dynamic sets that [`Node::InDynamic`] refers to.
     pub dynamic_sets: Vec<crate::program::DynamicSet>,
+    /// Rate limits that [`Node::Limit`] refers to.
+    pub limits: Vec<crate::program::limit::Limit>,
     interned: crate::hashing::FastMap<Node, NodeId>,
 }
 
@@ -227,6 +233,14 @@ impl Filter {
             match self.node(id) {
                 Node::Const(_) => {}
                 Node::Pcap(index) => uses.pcaps.push(*index),
+                Node::Limit(index) => {
+                    let limit = &self.limits[*index as usize];
+                    uses.fields.extend(limit.key.iter().copied());
+                    if limit.unit == crate::program::limit::Unit::Bytes {
+                        uses.fields.push(Field::PktLen);
+                    }
+                    uses.limits.push(*index);
+                }
                 Node::Present(source) => uses.sources.push(*source),
                 Node::Compare { field, .. } | Node::InSet { field, .. } | Node::InDynamic { field, .. } => {
                     uses.fields.push(*field)
@@ -241,6 +255,11 @@ impl Filter {
         uses.sources.dedup();
         uses.pcaps.sort_unstable();
         uses.pcaps.dedup();
+        uses.limits.sort_unstable();
+        uses.limits.dedup();
+        if !uses.limits.is_empty() {
+            uses.limit_scratch = crate::program::limit::scratch_bytes(&self.limits);
+        }
         uses
     }
 }
@@ -254,6 +273,10 @@ pub struct Uses {
     pub sources: Vec<Source>,
     /// pcap filters whose verdicts are tested, sorted.
     pub pcaps: Vec<u32>,
+    /// Rate limits some rule reaches, sorted.
+    pub limits: Vec<u32>,
+    /// Stack bytes the limits need for key, bucket and time (0 without limits).
+    pub limit_scratch: i16,
 }
 
 /// Lowers a checked program to the IR and optimizes it.

@@ -31,7 +31,7 @@ fn simplify(filter: &mut Filter, id: NodeId, memo: &mut HashMap<NodeId, NodeId>)
     }
     let node = filter.node(id).clone();
     let result = match node {
-        Node::Const(_) | Node::Present(_) | Node::Pcap(_) | Node::InDynamic { .. } => id,
+        Node::Const(_) | Node::Present(_) | Node::Pcap(_) | Node::InDynamic { .. } | Node::Limit(_) => id,
         Node::Compare { field, mask, op, value } => compare(filter, field, mask, op, value),
         Node::InSet { field, mask, set } => in_set(filter, field, mask, set, id),
         Node::Not(inner) => {

@@ -67,6 +67,9 @@ fn node(filter: &Filter, id: NodeId, depth: usize, out: &mut String) {
         Node::Pcap(index) => {
             let _ = writeln!(out, "{indent}pcap p{index}");
         }
+        Node::Limit(index) => {
+            let _ = writeln!(out, "{indent}limit l{index}: {}", filter.limits[*index as usize].describe());
+        }
         Node::Present(source) => {
             let _ = writeln!(out, "{indent}present {}", source.name());
         }

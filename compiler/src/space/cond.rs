@@ -50,7 +50,8 @@ impl Modeller {
             Cond::True => Approx::exact(Space::everything()),
             Cond::False => Approx::exact(Space::empty()),
             Cond::Proto(proto) => Approx::exact(Space::cube(Cube::shapes_only(shape::with_proto(*proto)))),
-            Cond::Pcap(_) => Approx::unknown(Space::everything()),
+            // A rate limit holds for some packets and not for others at run time.
+            Cond::Pcap(_) | Cond::Limit(_) => Approx::unknown(Space::everything()),
             Cond::Test(test) => {
                 let shapes = shape::with_field(test.field);
                 match self.values(test, program) {

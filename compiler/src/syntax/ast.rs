@@ -138,6 +138,31 @@ pub enum Expr {
     /// `pcap "..."`: the string's contents, the span of the whole atom and the span of
     /// the text between the quotes.
     Pcap(String, Span, Span),
+    /// `rate > 10/s per ip.src burst 20`: a token-bucket rate limit.
+    Limit(Box<LimitExpr>),
+}
+
+/// `rate OP AMOUNT [UNIT]/PERIOD [per FIELD, ...] [burst N [UNIT]] [buckets N]`, as written.
+#[derive(Clone, Debug)]
+pub struct LimitExpr {
+    /// `>` (over the rate) or `<=` (within it); others are refused by the checker.
+    pub op: CmpOp,
+    /// Where the operator is.
+    pub op_span: Span,
+    /// The amount per period, with its span (`None`: malformed, already reported).
+    pub amount: (Option<u128>, Span),
+    /// `packets`, `bytes`, `kbytes`, `mbytes` after the amount.
+    pub unit: Option<Ident>,
+    /// `s`, `second`, `m`, `minute`.
+    pub period: Ident,
+    /// The key fields after `per`.
+    pub key: Vec<Ident>,
+    /// `burst N [UNIT]`: the number, its span and its unit.
+    pub burst: Option<(Option<u128>, Span, Option<Ident>)>,
+    /// `buckets N`: the number and its span.
+    pub buckets: Option<(Option<u128>, Span)>,
+    /// The whole atom.
+    pub span: Span,
 }
 
 impl Expr {
@@ -145,6 +170,7 @@ impl Expr {
     pub fn span(&self) -> Span {
         match self {
             Expr::Or(_, span) | Expr::And(_, span) | Expr::Not(_, span) | Expr::Pcap(_, span, _) => *span,
+            Expr::Limit(limit) => limit.span,
             Expr::Test(test) => test.span,
         }
     }

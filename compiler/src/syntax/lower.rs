@@ -6,7 +6,9 @@
 use pest::iterators::Pair;
 use pest::Parser;
 
-use super::ast::{Comparison, Dynamic, Expr, Ident, Literal, LiteralKind, SetFile, SetRef, Statement, TestExpr, Value};
+use super::ast::{
+    Comparison, Dynamic, Expr, Ident, LimitExpr, Literal, LiteralKind, SetFile, SetRef, Statement, TestExpr, Value,
+};
 use super::literal;
 use super::SYNTAX_ERROR;
 use crate::diagnostic::{Diagnostic, Span, INTERNAL_ERROR};
@@ -182,6 +184,12 @@ fn rule_description(rule: Rule) -> &'static str {
         Rule::kw_not | Rule::not_op | Rule::not_in => "`not`",
         Rule::kw_in | Rule::membership => "`in`",
         Rule::kw_pcap | Rule::pcap_atom => "`pcap`",
+        Rule::kw_rate | Rule::rate_limit => "`rate`",
+        Rule::rate_unit => "a unit (`packets`, `bytes`, `kbytes`, `mbytes`)",
+        Rule::rate_period => "a period (`s`, `second`, `m`, `minute`)",
+        Rule::kw_per | Rule::rate_key => "`per`",
+        Rule::kw_burst | Rule::rate_burst => "`burst`",
+        Rule::kw_buckets | Rule::rate_buckets => "`buckets`",
         Rule::ident | Rule::field_path => "a name",
         Rule::cmp_op | Rule::comparison => "a comparison (`==`, `!=`, `<`, `<=`, `>`, `>=`)",
         Rule::expr | Rule::conjunction | Rule::negation | Rule::test | Rule::operand => "a condition",
@@ -325,7 +333,69 @@ impl Lowerer<'_> {
                 let text = body.map(|body| unescape(body.as_str())).unwrap_or_default();
                 Expr::Pcap(text, span, body_span)
             }
+            Rule::rate_limit => Expr::Limit(Box::new(self.limit(pair))),
             _ => Expr::Test(self.test(pair)),
+        }
+    }
+
+    /// `rate OP AMOUNT [UNIT]/PERIOD [per ...] [burst ...] [buckets N]`.
+    fn limit(&mut self, pair: Pair<Rule>) -> LimitExpr {
+        let span = self.span(&pair);
+        let mut limit = LimitExpr {
+            op: CmpOp::Gt,
+            op_span: span,
+            amount: (None, span),
+            unit: None,
+            period: missing(span),
+            key: Vec::new(),
+            burst: None,
+            buckets: None,
+            span,
+        };
+        for inner in pair.into_inner() {
+            match inner.as_rule() {
+                Rule::cmp_op => (limit.op, limit.op_span) = (cmp_op(inner.as_str()), self.span(&inner)),
+                Rule::number => limit.amount = self.limit_number(&inner),
+                Rule::rate_unit => limit.unit = Some(self.ident(inner)),
+                Rule::rate_period => limit.period = self.ident(inner),
+                Rule::rate_key => {
+                    limit.key = inner
+                        .into_inner()
+                        .filter(|part| part.as_rule() == Rule::field_path)
+                        .map(|part| self.ident(part))
+                        .collect();
+                }
+                Rule::rate_burst => {
+                    let mut burst = (None, self.span(&inner), None);
+                    for part in inner.into_inner() {
+                        match part.as_rule() {
+                            Rule::number => (burst.0, burst.1) = self.limit_number(&part),
+                            Rule::rate_unit => burst.2 = Some(self.ident(part)),
+                            _ => {}
+                        }
+                    }
+                    limit.burst = Some(burst);
+                }
+                Rule::rate_buckets => {
+                    let number = inner.into_inner().find(|part| part.as_rule() == Rule::number);
+                    limit.buckets = number.map(|number| self.limit_number(&number));
+                }
+                _ => {}
+            }
+        }
+        limit
+    }
+
+    /// A number of a rate limit, with its span; `None` when malformed (reported).
+    fn limit_number(&mut self, pair: &Pair<Rule>) -> (Option<u128>, Span) {
+        let span = self.span(pair);
+        match literal::number(pair.as_str(), span) {
+            Ok(LiteralKind::Number(value)) => (Some(value), span),
+            Ok(_) => (None, span),
+            Err(diagnostic) => {
+                self.diagnostics.push(diagnostic);
+                (None, span)
+            }
         }
     }
 
@@ -491,6 +561,10 @@ fn is_keyword(rule: Rule) -> bool {
             | Rule::kw_file
             | Rule::kw_dynamic
             | Rule::kw_size
+            | Rule::kw_rate
+            | Rule::kw_per
+            | Rule::kw_burst
+            | Rule::kw_buckets
             | Rule::colon
             | Rule::equals
     )

@@ -16,7 +16,19 @@
 //! name = "replayed capture"
 //! pcap = "captures/ssh.pcap"   # relative to the case file
 //! expect = ["drop", "pass"]    # one for all packets, or one per packet
+//!
+//! [[case]]
+//! name = "a ping flood"
+//! packet = "ipv4 / icmp"
+//! at = "1.5s"                  # the first packet's time (rate limits read it)
+//! repeat = 100                 # the packet 100 times ...
+//! interval = "10ms"            # ... 10 ms apart
+//! expect = ["20*pass", "2*drop", "pass"]   # `N*VERDICT` stands for N entries
 //! ```
+//!
+//! Time: a case without `at` starts where the previous case's last packet was (0 for
+//! the first); a `pcap` case's frames keep their records' spacing, shifted so the first
+//! is at `at` when it is given.
 
 mod fields;
 pub mod pcap;
@@ -70,6 +82,20 @@ pub enum Input {
     },
 }
 
+/// When a case's packets arrive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Timing {
+    /// `at`: the first packet's time in nanoseconds; `None` continues from the case before.
+    pub at_ns: Option<u64>,
+    /// `repeat`: how many times a `packet`/`hex` case's frame is sent (1 when absent).
+    pub repeat: u32,
+    /// `interval`: nanoseconds between repeats.
+    pub interval_ns: u64,
+}
+
+/// The most packets one `repeat` sends.
+pub const MAX_REPEAT: u32 = 1_000_000;
+
 /// One `[[case]]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Case {
@@ -79,8 +105,10 @@ pub struct Case {
     pub line: usize,
     /// Its packets.
     pub input: Input,
-    /// One expectation for every packet, or (pcap cases) one per packet.
+    /// One expectation for every packet, or (pcap and `repeat` cases) one per packet.
     pub expect: Vec<Expectation>,
+    /// When its packets arrive.
+    pub timing: Timing,
 }
 
 /// Something wrong in a case file. Every variant knows its 1-based line and column.
@@ -165,6 +193,16 @@ pub enum CaseError {
         /// Line and column.
         at: (usize, usize),
     },
+    /// `at`, `interval` or `repeat` written wrong.
+    #[error("case `{case}`: {problem}")]
+    Timing {
+        /// The case.
+        case: String,
+        /// What is wrong.
+        problem: String,
+        /// Line and column.
+        at: (usize, usize),
+    },
     /// Two cases with one name.
     #[error("a second case named `{case}` (names identify cases in reports)")]
     Duplicate {
@@ -204,6 +242,7 @@ impl CaseError {
             | CaseError::Verdict { at, .. }
             | CaseError::UnknownRule { at, .. }
             | CaseError::ExpectShape { at, .. }
+            | CaseError::Timing { at, .. }
             | CaseError::Duplicate { at, .. }
             | CaseError::NoCases { at }
             | CaseError::TooManyErrors { at, .. } => *at,
@@ -235,6 +274,9 @@ struct RawCase {
     pcap: Option<Spanned<String>>,
     expect: Spanned<OneOrMany>,
     rule: Option<Spanned<OneOrMany>>,
+    at: Option<Spanned<String>>,
+    repeat: Option<Spanned<i64>>,
+    interval: Option<Spanned<String>>,
 }
 
 /// Reads a case file against the program it tests. Returns the good cases and an error
@@ -307,27 +349,104 @@ fn build_case(raw: RawCase, program: &Program, text: &str, lines: &LineIndex) ->
         }
     }
     let is_pcap = matches!(input, Input::Pcap { .. });
-    let expect = expectations(&case, &raw.expect, raw.rule.as_ref(), is_pcap, program, lines)?;
-    Ok(Case { name: case, line, input, expect })
+    let timing = timing(&case, &raw, is_pcap, lines)?;
+    let per_packet = is_pcap || timing.repeat > 1;
+    let expect = expectations(&case, &raw.expect, raw.rule.as_ref(), per_packet, program, lines)?;
+    if timing.repeat > 1 && expect.len() > 1 && expect.len() != timing.repeat as usize {
+        let problem = "`expect` must list one verdict, or one per repeated packet";
+        return Err(CaseError::ExpectShape { case, problem, at: lines.position(raw.expect.span().start) });
+    }
+    Ok(Case { name: case, line, input, expect, timing })
+}
+
+fn timing(case: &str, raw: &RawCase, is_pcap: bool, lines: &LineIndex) -> Result<Timing, CaseError> {
+    let error = |problem: String, span: Range<usize>| CaseError::Timing {
+        case: case.to_string(),
+        problem,
+        at: lines.position(span.start),
+    };
+    let duration = |field: &Option<Spanned<String>>, name: &str| -> Result<Option<u64>, CaseError> {
+        field
+            .as_ref()
+            .map(|text| {
+                parse_duration(text.get_ref()).ok_or_else(|| {
+                    error(
+                        format!("`{name}` is not a time such as \"1.250s\", \"10ms\", \"50us\" or \"100ns\""),
+                        text.span(),
+                    )
+                })
+            })
+            .transpose()
+    };
+    let at_ns = duration(&raw.at, "at")?;
+    let interval_ns = duration(&raw.interval, "interval")?.unwrap_or(0);
+    let repeat = match &raw.repeat {
+        None => 1,
+        Some(repeat) if is_pcap => return Err(error("a `pcap` case cannot `repeat`".to_string(), repeat.span())),
+        Some(repeat) => match u32::try_from(*repeat.get_ref()) {
+            Ok(n) if (1..=MAX_REPEAT).contains(&n) => n,
+            _ => return Err(error(format!("`repeat` must be between 1 and {MAX_REPEAT}"), repeat.span())),
+        },
+    };
+    if let (Some(interval), 1) = (&raw.interval, repeat) {
+        return Err(error("`interval` needs `repeat`".to_string(), interval.span()));
+    }
+    Ok(Timing { at_ns, repeat, interval_ns })
+}
+
+/// `"1.250s"`, `"10ms"`, `"50us"`, `"100ns"`, `"2m"`: a decimal number and a unit, in
+/// nanoseconds (exact; fractions of a nanosecond are refused).
+pub fn parse_duration(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit() && c != '.')?;
+    let (number, unit) = text.split_at(split);
+    let scale: u64 = match unit.trim() {
+        "ns" => 1,
+        "us" | "µs" => 1_000,
+        "ms" => 1_000_000,
+        "s" => 1_000_000_000,
+        "m" | "min" => 60_000_000_000,
+        _ => return None,
+    };
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+    if whole.is_empty() || !whole.bytes().all(|b| b.is_ascii_digit()) || !fraction.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let mut ns = whole.parse::<u64>().ok()?.checked_mul(scale)?;
+    let mut place = scale;
+    for digit in fraction.bytes() {
+        if place % 10 != 0 {
+            return None;
+        }
+        place /= 10;
+        ns = ns.checked_add(u64::from(digit - b'0') * place)?;
+    }
+    Some(ns)
 }
 
 fn expectations(
     case: &str,
     expect: &Spanned<OneOrMany>,
     rule: Option<&Spanned<OneOrMany>>,
-    is_pcap: bool,
+    per_packet: bool,
     program: &Program,
     lines: &LineIndex,
 ) -> Result<Vec<Expectation>, CaseError> {
     let at = |span: Range<usize>| lines.position(span.start);
     let shape = |problem, span: Range<usize>| CaseError::ExpectShape { case: case.to_string(), problem, at: at(span) };
-    let verdicts = as_list(expect.get_ref());
-    let rules: Option<Vec<&String>> = rule.map(|rule| as_list(rule.get_ref()));
+    let verdicts =
+        as_list(expect.get_ref()).ok_or_else(|| shape("a count `N*` must be 1 to 1000000", expect.span()))?;
+    let rules: Option<Vec<&str>> = match rule {
+        Some(rule) => {
+            Some(as_list(rule.get_ref()).ok_or_else(|| shape("a count `N*` must be 1 to 1000000", rule.span()))?)
+        }
+        None => None,
+    };
     if verdicts.is_empty() {
         return Err(shape("`expect` needs at least one verdict", expect.span()));
     }
-    if !is_pcap && (verdicts.len() != 1 || rules.as_ref().is_some_and(|r| r.len() != 1)) {
-        return Err(shape("only `pcap` cases may list one expectation per packet", expect.span()));
+    if !per_packet && (verdicts.len() != 1 || rules.as_ref().is_some_and(|r| r.len() != 1)) {
+        return Err(shape("only `pcap` and `repeat` cases may list one expectation per packet", expect.span()));
     }
     if let (Some(rules), Some(span)) = (&rules, rule.map(Spanned::span)) {
         if rules.len() != verdicts.len() && rules.len() != 1 {
@@ -336,7 +455,7 @@ fn expectations(
     }
     let mut out = Vec::with_capacity(verdicts.len());
     for (index, word) in verdicts.iter().enumerate() {
-        let verdict = match word.as_str() {
+        let verdict = match *word {
             "pass" => Verdict::Pass,
             "drop" => Verdict::Drop,
             _ => {
@@ -348,7 +467,7 @@ fn expectations(
             }
         };
         let rule_name = rules.as_ref().map(|rules| rules[if rules.len() == 1 { 0 } else { index }]);
-        let rule = match rule_name.map(String::as_str) {
+        let rule = match rule_name {
             None => None,
             Some("default") => Some(None),
             Some(name) => match program.rules.iter().position(|rule| rule.name == name) {
@@ -368,11 +487,24 @@ fn expectations(
     Ok(out)
 }
 
-fn as_list(value: &OneOrMany) -> Vec<&String> {
-    match value {
+/// The entries of a string or list, `N*WORD` standing for N copies of `WORD`; `None`
+/// for a count of 0 or over [`MAX_REPEAT`].
+fn as_list(value: &OneOrMany) -> Option<Vec<&str>> {
+    let items: Vec<&String> = match value {
         OneOrMany::One(one) => vec![one],
         OneOrMany::Many(many) => many.iter().collect(),
+    };
+    let mut out = Vec::new();
+    for item in items {
+        match item.split_once('*') {
+            Some((count, word)) if !count.is_empty() && count.trim().bytes().all(|b| b.is_ascii_digit()) => {
+                let count: u32 = count.trim().parse().ok().filter(|n| (1..=MAX_REPEAT).contains(n))?;
+                out.extend(std::iter::repeat(word.trim()).take(count as usize));
+            }
+            _ => out.push(item.as_str()),
+        }
     }
+    Some(out)
 }
 
 /// Offset of a TOML string's first character: after its opening quote(s).

@@ -33,6 +33,10 @@ pub struct Capture<'a> {
     pub format: CaptureFormat,
     /// The captured bytes of each frame, in file order.
     pub packets: Vec<&'a [u8]>,
+    /// Each frame's timestamp in nanoseconds since the epoch, as its record says (pcap:
+    /// micro- or nanosecond files; pcapng: the interface's `if_tsresol`, microseconds by
+    /// default; simple packet blocks have none: 0).
+    pub times_ns: Vec<u64>,
 }
 
 /// Why a capture cannot be read.
@@ -130,8 +134,10 @@ pub fn read_capture(bytes: &[u8]) -> Result<Capture<'_>, PcapError> {
         };
     };
     match magic {
-        [0xd4, 0xc3, 0xb2, 0xa1] | [0x4d, 0x3c, 0xb2, 0xa1] => read_pcap(bytes, false),
-        [0xa1, 0xb2, 0xc3, 0xd4] | [0xa1, 0xb2, 0x3c, 0x4d] => read_pcap(bytes, true),
+        [0xd4, 0xc3, 0xb2, 0xa1] => read_pcap(bytes, false, 1_000),
+        [0x4d, 0x3c, 0xb2, 0xa1] => read_pcap(bytes, false, 1),
+        [0xa1, 0xb2, 0xc3, 0xd4] => read_pcap(bytes, true, 1_000),
+        [0xa1, 0xb2, 0x3c, 0x4d] => read_pcap(bytes, true, 1),
         [0x0a, 0x0d, 0x0d, 0x0a] => read_pcapng(bytes),
         _ => {
             let start = bytes.iter().take(8).map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ");
@@ -150,7 +156,8 @@ fn u16_at(bytes: &[u8], offset: usize, big_endian: bool) -> Option<u16> {
     Some(if big_endian { u16::from_be_bytes(word) } else { u16::from_le_bytes(word) })
 }
 
-fn read_pcap(bytes: &[u8], big_endian: bool) -> Result<Capture<'_>, PcapError> {
+/// `frac_ns`: nanoseconds per unit of the records' sub-second field (1,000 or 1).
+fn read_pcap(bytes: &[u8], big_endian: bool, frac_ns: u64) -> Result<Capture<'_>, PcapError> {
     if bytes.len() < 24 {
         return Err(PcapError::TruncatedHeader { len: bytes.len() });
     }
@@ -159,6 +166,7 @@ fn read_pcap(bytes: &[u8], big_endian: bool) -> Result<Capture<'_>, PcapError> {
         return Err(PcapError::LinkType { link_type });
     }
     let mut packets = Vec::new();
+    let mut times_ns = Vec::new();
     let mut offset = 24;
     while offset < bytes.len() {
         let index = packets.len();
@@ -169,9 +177,12 @@ fn read_pcap(bytes: &[u8], big_endian: bool) -> Result<Capture<'_>, PcapError> {
         }
         let data = bytes.get(offset + 16..offset + 16 + len).ok_or(truncated)?;
         packets.push(data);
+        let seconds = u64::from(u32_at(bytes, offset, big_endian).unwrap_or(0));
+        let fraction = u64::from(u32_at(bytes, offset + 4, big_endian).unwrap_or(0));
+        times_ns.push(seconds * 1_000_000_000 + fraction * frac_ns);
         offset += 16 + len;
     }
-    Ok(Capture { format: CaptureFormat::Pcap, packets })
+    Ok(Capture { format: CaptureFormat::Pcap, packets, times_ns })
 }
 
 const BLOCK_SECTION_HEADER: u32 = 0x0a0d_0d0a;
@@ -184,6 +195,8 @@ fn read_pcapng(bytes: &[u8]) -> Result<Capture<'_>, PcapError> {
     let mut packets = Vec::new();
     let mut big_endian = false;
     let mut interfaces: Vec<u32> = Vec::new();
+    let mut resolutions: Vec<u8> = Vec::new();
+    let mut times_ns = Vec::new();
     let mut offset = 0;
     while offset < bytes.len() {
         let bad = |problem| PcapError::BadBlock { offset, problem };
@@ -198,6 +211,7 @@ fn read_pcapng(bytes: &[u8]) -> Result<Capture<'_>, PcapError> {
                 _ => return Err(bad("bad byte-order magic in the section header")),
             };
             interfaces.clear();
+            resolutions.clear();
         }
         let block_len = u32_at(bytes, offset + 4, big_endian).ok_or(bad("truncated"))? as usize;
         if block_len < 12 || block_len % 4 != 0 {
@@ -227,24 +241,61 @@ fn read_pcapng(bytes: &[u8]) -> Result<Capture<'_>, PcapError> {
             BLOCK_INTERFACE => {
                 let link_type = u16_at(body, 0, big_endian).ok_or(bad("interface block too short"))?;
                 interfaces.push(u32::from(link_type));
+                resolutions.push(timestamp_resolution(body, big_endian));
             }
             BLOCK_ENHANCED_PACKET => {
                 let interface = u32_at(body, 0, big_endian).ok_or(bad("packet block too short"))?;
                 let len = u32_at(body, 12, big_endian).ok_or(bad("packet block too short"))? as usize;
                 packets.push(frame(interface, 20, len)?);
+                times_ns.push(ticks_ns(body, big_endian, resolutions.get(interface as usize).copied()));
             }
             BLOCK_PACKET_OBSOLETE => {
                 let interface = u16_at(body, 0, big_endian).ok_or(bad("packet block too short"))?;
                 let len = u32_at(body, 12, big_endian).ok_or(bad("packet block too short"))? as usize;
                 packets.push(frame(u32::from(interface), 20, len)?);
+                times_ns.push(ticks_ns(body, big_endian, resolutions.get(usize::from(interface)).copied()));
             }
             BLOCK_SIMPLE_PACKET => {
                 let original = u32_at(body, 0, big_endian).ok_or(bad("packet block too short"))? as usize;
                 packets.push(frame(0, 4, original.min(body.len().saturating_sub(4)))?);
+                times_ns.push(0);
             }
             _ => {}
         }
         offset += block_len;
     }
-    Ok(Capture { format: CaptureFormat::Pcapng, packets })
+    Ok(Capture { format: CaptureFormat::Pcapng, packets, times_ns })
+}
+
+/// An interface block's `if_tsresol` option (code 9), or 6 (microseconds).
+fn timestamp_resolution(body: &[u8], big_endian: bool) -> u8 {
+    let mut at = 8;
+    while let (Some(code), Some(len)) = (u16_at(body, at, big_endian), u16_at(body, at + 2, big_endian)) {
+        match code {
+            0 => break,
+            9 if len >= 1 => return body.get(at + 4).copied().unwrap_or(6),
+            _ => at += 4 + usize::from(len).div_ceil(4) * 4,
+        }
+    }
+    6
+}
+
+/// A packet block's 64-bit timestamp (high word at +4, low at +8) in nanoseconds.
+fn ticks_ns(body: &[u8], big_endian: bool, resolution: Option<u8>) -> u64 {
+    let high = u64::from(u32_at(body, 4, big_endian).unwrap_or(0));
+    let low = u64::from(u32_at(body, 8, big_endian).unwrap_or(0));
+    let ticks = u128::from(high << 32 | low);
+    let resolution = resolution.unwrap_or(6);
+    let ns = if resolution & 0x80 == 0 {
+        let exponent = u32::from(resolution);
+        if exponent <= 9 {
+            ticks * 10u128.pow(9 - exponent)
+        } else {
+            ticks / 10u128.checked_pow(exponent - 9).unwrap_or(u128::MAX)
+        }
+    } else {
+        let shift = u32::from(resolution & 0x7f).min(127);
+        (ticks * 1_000_000_000) >> shift
+    };
+    u64::try_from(ns).unwrap_or(u64::MAX)
 }

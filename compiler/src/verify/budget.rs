@@ -603,12 +603,14 @@ impl<'a> Replay<'a> {
             }
             Insn::LoadImm64 { dst, imm } => state.regs[dst.number() as usize] = Value::Known(imm),
             Insn::LoadMapIndex { dst, .. } => state.regs[dst.number() as usize] = Value::MapPointer,
-            Insn::Call { .. } => {
+            Insn::Call { helper } => {
                 self.jumps += 1;
                 for reg in 1..=5 {
                     state.regs[reg] = Value::Uninit;
                 }
-                state.regs[0] = Value::LookupResult;
+                // Lookups return a pointer or null; the others (update, ktime) a scalar.
+                state.regs[0] =
+                    if helper == 1 { Value::LookupResult } else { Value::Unknown(mix(tag(5), u64::from(helper))) };
             }
             Insn::Exit => {
                 self.jumps += 1;
@@ -743,6 +745,10 @@ impl<'a> Replay<'a> {
             (Value::LookupResult, Value::Known(0)) if op == JmpOp::Eq => {
                 taken.regs[dst.number() as usize] = Value::Known(0);
                 state.regs[dst.number() as usize] = Value::MapEntry;
+            }
+            (Value::LookupResult, Value::Known(0)) if op == JmpOp::Ne => {
+                taken.regs[dst.number() as usize] = Value::MapEntry;
+                state.regs[dst.number() as usize] = Value::Known(0);
             }
             (Value::Unknown(tag), Value::Known(constant)) => {
                 let known = Value::Known(if wide { constant } else { constant & 0xffff_ffff });

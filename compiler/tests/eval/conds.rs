@@ -132,6 +132,7 @@ fn rules_are_tried_in_order() {
         sets: Vec::new(),
         dynamic_sets: Vec::new(),
         pcaps: Vec::new(),
+        limits: Vec::new(),
     };
     let outcome = |verdict, rule| Outcome { verdict, rule };
     assert_eq!(evaluate(&program, &tcp22()), outcome(Verdict::Pass, Some(0)));

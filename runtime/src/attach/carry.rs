@@ -4,6 +4,19 @@
 //! and restarts when a replace flipped it (a count of passes is not a count of drops).
 
 use super::Counter;
+use crate::pins::LimitManifest;
+
+/// Which old bucket maps the new limits continue, as `(old map, new map)` names: a new
+/// limit continues the old one of the rule with the same name and the same key fields.
+pub(crate) fn bucket_carry(old: &[LimitManifest], new: &[LimitManifest]) -> Vec<(String, String)> {
+    new.iter()
+        .filter_map(|limit| {
+            let rule = limit.rule.as_ref()?;
+            let old = old.iter().find(|o| o.rule.as_ref() == Some(rule) && o.key == limit.key)?;
+            Some((old.map.clone(), limit.map.clone()))
+        })
+        .collect()
+}
 
 /// Which old counter each new counter continues: `sources[new] = Some(old)`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,5 +73,30 @@ impl CarryPlan {
             reset.push(format!("(default, was {old})"));
         }
         (kept.into_iter().map(|(name, _)| name.clone()).collect(), reset)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bucket_carry;
+    use crate::pins::LimitManifest;
+
+    fn limit(rule: &str, map: &str, key: &[&str]) -> LimitManifest {
+        LimitManifest {
+            rule: Some(rule.to_string()),
+            map: map.to_string(),
+            key: key.iter().map(|k| k.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn buckets_carry_when_rule_and_key_are_unchanged() {
+        let old = [limit("ping", "pfc_limit_0", &["ipv4.src"]), limit("ssh", "pfc_limit_1", &["ipv4.src"])];
+        let new = [
+            limit("web", "pfc_limit_0", &["ipv4.src"]),
+            limit("ssh", "pfc_limit_1", &["ipv4.src", "tcp.dport"]),
+            limit("ping", "pfc_limit_2", &["ipv4.src"]),
+        ];
+        assert_eq!(bucket_carry(&old, &new), vec![("pfc_limit_0".to_string(), "pfc_limit_2".to_string())]);
     }
 }

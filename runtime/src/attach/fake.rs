@@ -269,6 +269,14 @@ impl BpfSys for &FakeSys {
         self.state.borrow().maps.get(&map_id).cloned().ok_or(io::ErrorKind::NotFound.into())
     }
 
+    fn copy_map(&self, _from_map_id: u32, _to_map_id: u32) -> io::Result<usize> {
+        Ok(0) // the fake kernel has no rate-limit maps
+    }
+
+    fn limit_maps(&self, _prog_id: u32) -> io::Result<Vec<(String, u32)>> {
+        Ok(Vec::new())
+    }
+
     fn add_counters(&self, map_pin: &Path, additions: &[(u32, Counter)]) -> io::Result<()> {
         let id = read_pin(map_pin, "map")?;
         let mut state = self.state.borrow_mut();

@@ -320,6 +320,30 @@ impl BpfSys for LiveSys {
         Ok(ProgInfo { id: info.id, tag: info.tag, counters })
     }
 
+    fn limit_maps(&self, prog_id: u32) -> io::Result<Vec<(String, u32)>> {
+        let program = prog_by_id(prog_id)?;
+        let mut map_ids = [0u32; 64];
+        // SAFETY: plain old data; all zeroes is valid.
+        let mut info: sys::bpf_prog_info = unsafe { std::mem::zeroed() };
+        info.nr_map_ids = map_ids.len() as u32;
+        info.map_ids = map_ids.as_mut_ptr() as u64;
+        let mut len = std::mem::size_of_val(&info) as u32;
+        // SAFETY: `info` is `len` writable bytes; the one output buffer it names,
+        // `map_ids`, holds `nr_map_ids` u32s and outlives the call.
+        check(unsafe { sys::bpf_prog_get_info_by_fd(program.as_raw_fd(), &mut info, &mut len) })?;
+        let mut maps = Vec::new();
+        for id in map_ids.iter().take(info.nr_map_ids.min(map_ids.len() as u32) as usize) {
+            let Ok(map) = map_by_id(*id) else { continue };
+            let map = map_info(&map)?;
+            // SAFETY: the kernel NUL-terminates map names within the array.
+            let name = unsafe { CStr::from_ptr(map.name.as_ptr()) };
+            if name.to_bytes().starts_with(b"pfc_limit_") {
+                maps.push((name.to_string_lossy().into_owned(), map.id));
+            }
+        }
+        Ok(maps)
+    }
+
     fn pin_prog(&self, prog_id: u32, path: &Path) -> io::Result<()> {
         pin_fd(&prog_by_id(prog_id)?, path)
     }
@@ -357,6 +381,50 @@ impl BpfSys for LiveSys {
             counters.push(counter);
         }
         Ok(counters)
+    }
+
+    fn copy_map(&self, from_map_id: u32, to_map_id: u32) -> io::Result<usize> {
+        let (from, to) = (map_by_id(from_map_id)?, map_by_id(to_map_id)?);
+        let (from_info, to_info) = (map_info(&from)?, map_info(&to)?);
+        if (from_info.key_size, from_info.value_size) != (to_info.key_size, to_info.value_size) {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "maps of different shapes"));
+        }
+        let mut key = vec![0u8; from_info.key_size as usize];
+        let mut next = vec![0u8; from_info.key_size as usize];
+        let mut value = vec![0u8; from_info.value_size as usize];
+        let mut copied = 0;
+        let mut first = true;
+        loop {
+            let previous = if first { std::ptr::null() } else { key.as_ptr().cast() };
+            // SAFETY: `previous` is null or a key of the map's key size, `next` has room
+            // for one key, and `from` is a live map descriptor.
+            let rc = unsafe { sys::bpf_map_get_next_key(from.as_raw_fd(), previous, next.as_mut_ptr().cast()) };
+            if rc < 0 {
+                break; // ENOENT: no more keys
+            }
+            first = false;
+            std::mem::swap(&mut key, &mut next);
+            // SAFETY: key and value have the map's sizes; `from` is live.
+            let found =
+                unsafe { sys::bpf_map_lookup_elem(from.as_raw_fd(), key.as_ptr().cast(), value.as_mut_ptr().cast()) };
+            if found < 0 {
+                continue; // evicted meanwhile
+            }
+            // SAFETY: key and value have the sizes `to` was checked to have; `to` is live.
+            check(unsafe {
+                sys::bpf_map_update_elem(
+                    to.as_raw_fd(),
+                    key.as_ptr().cast(),
+                    value.as_ptr().cast(),
+                    u64::from(sys::BPF_ANY),
+                )
+            })?;
+            copied += 1;
+            if copied >= from_info.max_entries as usize {
+                break;
+            }
+        }
+        Ok(copied)
     }
 
     fn add_counters(&self, map_pin: &Path, additions: &[(u32, Counter)]) -> io::Result<()> {

@@ -44,7 +44,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use carry::carry_plan;
+use carry::{bucket_carry, carry_plan};
 use error::or_privileges;
 pub use error::AttachError;
 use guard::{pause_at, Step, WriterLock};
@@ -159,6 +159,11 @@ pub trait BpfSys {
     fn read_counters(&self, map_id: u32) -> io::Result<Vec<Counter>>;
     /// Adds to counters of the pinned map (index, amount).
     fn add_counters(&self, map_pin: &Path, additions: &[(u32, Counter)]) -> io::Result<()>;
+    /// Copies every entry of one hash map into another of the same shape; returns how
+    /// many (rate-limit buckets across a replace).
+    fn copy_map(&self, from_map_id: u32, to_map_id: u32) -> io::Result<usize>;
+    /// The program's rate-limit bucket maps (`pfc_limit_N`): name and id.
+    fn limit_maps(&self, prog_id: u32) -> io::Result<Vec<(String, u32)>>;
     /// Returns after an RCU grace period: a program the kernel stopped using before the
     /// call has finished every run.
     fn synchronize(&self) -> io::Result<()>;
@@ -458,6 +463,37 @@ impl<S: BpfSys> Filters<S> {
         }
     }
 
+    /// Copies the buckets of every limit whose rule and key stayed the same from the old
+    /// program's maps into the new one's (before the swap: packets the old program
+    /// limits in between are not carried). Returns the rules whose buckets were kept;
+    /// a copy that fails leaves that limit with full buckets.
+    fn carry_buckets(
+        &self,
+        old: Option<&pins::Record>,
+        old_prog: &ProgInfo,
+        new_prog: &ProgInfo,
+        request: &LoadRequest<'_>,
+    ) -> Vec<String> {
+        let Some(old) = old else { return Vec::new() };
+        let pairs = bucket_carry(&old.manifest.limits, &request.manifest.limits);
+        if pairs.is_empty() {
+            return Vec::new();
+        }
+        let (Ok(old_maps), Ok(new_maps)) = (self.sys.limit_maps(old_prog.id), self.sys.limit_maps(new_prog.id)) else {
+            return Vec::new();
+        };
+        let id_of = |maps: &[(String, u32)], name: &str| maps.iter().find(|(n, _)| n == name).map(|(_, id)| *id);
+        let mut kept = Vec::new();
+        for (old_map, new_map) in pairs {
+            let (Some(from), Some(to)) = (id_of(&old_maps, &old_map), id_of(&new_maps, &new_map)) else { continue };
+            if self.sys.copy_map(from, to).is_ok() {
+                let rule = request.manifest.limits.iter().find(|limit| limit.map == new_map);
+                kept.extend(rule.and_then(|limit| limit.rule.clone()));
+            }
+        }
+        kept
+    }
+
     fn replace(
         &self,
         request: &LoadRequest<'_>,
@@ -514,6 +550,7 @@ impl<S: BpfSys> Filters<S> {
                 return Err(AttachError::Counters { path: paths.staged_counters.clone(), source });
             }
         }
+        let buckets_kept = self.carry_buckets(old, &running.prog, &prog, request);
         let counter_copy = started.elapsed();
         let ifindex = running.link.ifindex;
         self.write_record(&paths.next_state, request, ifindex, mode, &prog, Vec::new()).inspect_err(|_| {
@@ -565,6 +602,9 @@ impl<S: BpfSys> Filters<S> {
         std::fs::rename(&paths.next_state, &paths.state).map_err(pin_error(&paths.state))?;
         pause_at(Step::Recorded);
         let (counters_kept, counters_reset) = plan.names(&request.manifest.rules);
+        if !buckets_kept.is_empty() {
+            notices.push(format!("rate-limit buckets kept: {}", buckets_kept.join(", ")));
+        }
         Ok(LoadOutcome {
             replaced: true,
             mode,

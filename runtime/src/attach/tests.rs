@@ -13,6 +13,7 @@ fn manifest(rules: &[&str]) -> Manifest {
         rules: rules.iter().map(|r| r.to_string()).collect(),
         verdicts: rules.iter().map(|_| "drop".to_string()).collect(),
         source_hash: "fnv1a64:0".to_string(),
+        limits: Vec::new(),
     }
 }
 

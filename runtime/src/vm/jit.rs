@@ -7,8 +7,9 @@
 //! between `data` and a 64-bit `data_end` check that covers all its bytes; the packet and
 //! the context are never written; context reads stay inside the 24-byte `xdp_md` / 192-byte
 //! `__sk_buff`; stack accesses stay in the 512 bytes below r10; map values are touched
-//! only after a null check and only in their first [`MAP_VALUE_SIZE`] bytes; the only call
-//! is `bpf_map_lookup_elem(map, stack key)`. On top of that, [`check`] requires every map
+//! only after a null check and only in their first [`MAP_VALUE_SIZE`] bytes; the only calls
+//! are `bpf_map_lookup_elem(map, stack key)`, `bpf_map_update_elem(map, stack key, stack
+//! value, flags)` and `bpf_ktime_get_ns()`. On top of that, [`check`] requires every map
 //! value to be at least [`MAP_VALUE_SIZE`] bytes (the verifier assumes it, the object's BTF
 //! decides it), and refuses the instructions on which rbpf 0.4.1's JIT computes something
 //! else than its interpreter (`mov32` from a register does not zero the upper half;
@@ -212,8 +213,9 @@ pub fn check(object: &BpfObject) -> Result<(), JitUnavailable> {
 
 /// The JIT's helpers: `(helper id, trampoline address)`, as rbpf's `Helper` type.
 #[cfg(target_arch = "x86_64")]
-pub(crate) fn helpers() -> [(u32, rbpf::ebpf::Helper); 4] {
+pub(crate) fn helpers() -> [(u32, rbpf::ebpf::Helper); 5] {
     extern "C" {
+        fn pfc_runtime_jit_ktime_get_ns();
         fn pfc_runtime_jit_map_lookup();
         fn pfc_runtime_jit_map_update();
         fn pfc_runtime_jit_map_delete();
@@ -228,6 +230,7 @@ pub(crate) fn helpers() -> [(u32, rbpf::ebpf::Helper); 4] {
     };
     [
         (super::maps::HELPER_MAP_LOOKUP, as_helper(pfc_runtime_jit_map_lookup)),
+        (super::maps::HELPER_KTIME_GET_NS, as_helper(pfc_runtime_jit_ktime_get_ns)),
         (super::maps::HELPER_MAP_UPDATE, as_helper(pfc_runtime_jit_map_update)),
         (super::maps::HELPER_MAP_DELETE, as_helper(pfc_runtime_jit_map_delete)),
         (super::maps::HELPER_GET_SMP_PROCESSOR_ID, as_helper(pfc_runtime_jit_smp_processor_id)),
@@ -249,6 +252,10 @@ extern "C" fn map_update(a: u64, b: u64, c: u64, d: u64, e: u64) -> u64 {
 
 extern "C" fn map_delete(a: u64, b: u64, c: u64, d: u64, e: u64) -> u64 {
     super::maps::helper_map_delete(a, b, c, d, e)
+}
+
+extern "C" fn ktime_get_ns(a: u64, b: u64, c: u64, d: u64, e: u64) -> u64 {
+    super::maps::helper_ktime_get_ns(a, b, c, d, e)
 }
 
 extern "C" fn smp_processor_id(a: u64, b: u64, c: u64, d: u64, e: u64) -> u64 {
@@ -305,9 +312,21 @@ std::arch::global_asm!(
     "mov rsp, rbp",
     "pop rbp",
     "ret",
+    ".p2align 4",
+    ".globl pfc_runtime_jit_ktime_get_ns",
+    ".hidden pfc_runtime_jit_ktime_get_ns",
+    "pfc_runtime_jit_ktime_get_ns:",
+    "push rbp",
+    "mov rbp, rsp",
+    "and rsp, -16",
+    "call {ktime}",
+    "mov rsp, rbp",
+    "pop rbp",
+    "ret",
     ".popsection",
     lookup = sym map_lookup,
     update = sym map_update,
     delete = sym map_delete,
     cpu = sym smp_processor_id,
+    ktime = sym ktime_get_ns,
 );

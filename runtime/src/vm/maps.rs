@@ -5,8 +5,12 @@
 //! returns host addresses into it. Helpers are plain `fn` pointers, so the storage of the
 //! VM that is running is published in a thread-local for the duration of one run.
 //!
-//! Supported: `ARRAY`, `PERCPU_ARRAY` (one CPU), `HASH`, `PERCPU_HASH` (one CPU), with
-//! helpers 1 (lookup), 2 (update), 3 (delete) and 8 (`bpf_get_smp_processor_id`, 0).
+//! Supported: `ARRAY`, `PERCPU_ARRAY` (one CPU), `HASH`, `PERCPU_HASH` (one CPU),
+//! `LRU_HASH` (exact LRU: a lookup or update makes its key the most recently used; a new
+//! key in a full map evicts the least recently used one, as `pfc_compiler::program::limit`'s
+//! model does), with helpers 1 (lookup), 2 (update), 3 (delete), 5 (`bpf_ktime_get_ns`:
+//! the time of the packet being run, see `Vm::run_at`) and 8
+//! (`bpf_get_smp_processor_id`, 0).
 //! All storage is `Cell`s: helpers and the program only ever share it, so the pointers
 //! handed to the program stay valid across helper calls.
 
@@ -21,6 +25,8 @@ pub(crate) const HELPER_MAP_LOOKUP: u32 = 1;
 pub(crate) const HELPER_MAP_UPDATE: u32 = 2;
 /// `bpf_map_delete_elem`.
 pub(crate) const HELPER_MAP_DELETE: u32 = 3;
+/// `bpf_ktime_get_ns`.
+pub(crate) const HELPER_KTIME_GET_NS: u32 = 5;
 /// `bpf_get_smp_processor_id`.
 pub(crate) const HELPER_GET_SMP_PROCESSOR_ID: u32 = 8;
 
@@ -46,13 +52,17 @@ pub(crate) struct EmulatedMap {
     /// Hash maps only: key → slot, and the free slots.
     index: RefCell<HashMap<Vec<u8>, usize>>,
     free: RefCell<Vec<usize>>,
+    /// LRU hash maps only: each slot's last use, and slots by last use.
+    used: RefCell<Vec<u64>>,
+    by_use: RefCell<std::collections::BTreeMap<u64, usize>>,
+    uses: Cell<u64>,
 }
 
 impl EmulatedMap {
     fn new(def: &MapDef) -> EmulatedMap {
         let stride = (def.value_size as usize).div_ceil(8) * 8;
         let entries = def.max_entries as usize;
-        let is_hash = matches!(def.map_type, MapType::Hash | MapType::PercpuHash);
+        let is_hash = matches!(def.map_type, MapType::Hash | MapType::PercpuHash | MapType::LruHash);
         let key_bytes = if is_hash { entries * def.key_size as usize } else { 0 };
         EmulatedMap {
             def: def.clone(),
@@ -61,6 +71,9 @@ impl EmulatedMap {
             keys: (0..key_bytes).map(|_| Cell::new(0)).collect(),
             index: RefCell::new(HashMap::new()),
             free: RefCell::new(if is_hash { (0..entries).rev().collect() } else { Vec::new() }),
+            used: RefCell::new(if def.map_type == MapType::LruHash { vec![0; entries] } else { Vec::new() }),
+            by_use: RefCell::new(std::collections::BTreeMap::new()),
+            uses: Cell::new(0),
         }
     }
 
@@ -78,7 +91,35 @@ impl EmulatedMap {
     }
 
     fn is_hash(&self) -> bool {
-        matches!(self.def.map_type, MapType::Hash | MapType::PercpuHash)
+        matches!(self.def.map_type, MapType::Hash | MapType::PercpuHash | MapType::LruHash)
+    }
+
+    fn is_lru(&self) -> bool {
+        self.def.map_type == MapType::LruHash
+    }
+
+    /// LRU maps: makes `slot` the most recently used.
+    fn touch(&self, slot: usize) {
+        if !self.is_lru() {
+            return;
+        }
+        let mut used = self.used.borrow_mut();
+        let mut by_use = self.by_use.borrow_mut();
+        by_use.remove(&used[slot]);
+        self.uses.set(self.uses.get() + 1);
+        used[slot] = self.uses.get();
+        by_use.insert(used[slot], slot);
+    }
+
+    /// LRU maps: frees the least recently used slot's entry.
+    fn evict_oldest(&self) {
+        let Some((_, slot)) = self.by_use.borrow_mut().pop_first() else { return };
+        let key_size = self.def.key_size as usize;
+        let key: Vec<u8> = self.keys[slot * key_size..(slot + 1) * key_size].iter().map(Cell::get).collect();
+        self.index.borrow_mut().remove(&key);
+        self.value_cells(slot).iter().for_each(|c| c.set(0));
+        self.used.borrow_mut()[slot] = 0;
+        self.free.borrow_mut().push(slot);
     }
 
     fn value_cells(&self, slot: usize) -> &[Cell<u8>] {
@@ -110,7 +151,10 @@ impl EmulatedMap {
 
     /// `bpf_map_lookup_elem`: the value's address or 0.
     pub(crate) fn lookup(&self, key: &[u8]) -> u64 {
-        self.slot(key).map_or(0, |slot| self.value_address(slot))
+        self.slot(key).map_or(0, |slot| {
+            self.touch(slot);
+            self.value_address(slot)
+        })
     }
 
     /// `bpf_map_update_elem` with `BPF_ANY`/`BPF_NOEXIST`/`BPF_EXIST` flags.
@@ -122,6 +166,9 @@ impl EmulatedMap {
             (None, _) if !self.is_hash() => return -E2BIG,
             (None, 2) => return -ENOENT,
             (None, _) => {
+                if self.is_lru() && self.free.borrow().is_empty() {
+                    self.evict_oldest();
+                }
                 let Some(slot) = self.free.borrow_mut().pop() else {
                     return -E2BIG;
                 };
@@ -133,6 +180,7 @@ impl EmulatedMap {
             }
         };
         self.value_cells(slot).iter().zip(value).for_each(|(c, &b)| c.set(b));
+        self.touch(slot);
         0
     }
 
@@ -145,6 +193,10 @@ impl EmulatedMap {
             return -ENOENT;
         };
         self.value_cells(slot).iter().for_each(|c| c.set(0));
+        if self.is_lru() {
+            let used = std::mem::take(&mut self.used.borrow_mut()[slot]);
+            self.by_use.borrow_mut().remove(&used);
+        }
         self.free.borrow_mut().push(slot);
         0
     }
@@ -186,6 +238,8 @@ impl EmulatedMap {
         if self.is_hash() {
             self.index.borrow_mut().clear();
             *self.free.borrow_mut() = (0..self.def.max_entries as usize).rev().collect();
+            self.used.borrow_mut().iter_mut().for_each(|used| *used = 0);
+            self.by_use.borrow_mut().clear();
         }
     }
 }
@@ -195,11 +249,13 @@ pub(crate) struct MapStorage {
     pub(crate) maps: Vec<EmulatedMap>,
     /// Set when `stack_args` proved every helper pointer argument lies in rbpf's stack.
     pub(crate) pointer_args_proven: bool,
+    /// What `bpf_ktime_get_ns` returns: the time of the packet being run.
+    pub(crate) now_ns: Cell<u64>,
 }
 
 impl MapStorage {
     pub(crate) fn new(defs: &[MapDef], pointer_args_proven: bool) -> MapStorage {
-        MapStorage { maps: defs.iter().map(EmulatedMap::new).collect(), pointer_args_proven }
+        MapStorage { maps: defs.iter().map(EmulatedMap::new).collect(), pointer_args_proven, now_ns: Cell::new(0) }
     }
 
     /// Publishes this storage to the helpers until the guard drops.
@@ -313,6 +369,11 @@ pub(crate) fn helper_map_update(map: u64, key: u64, value: u64, flags: u64, _: u
 /// Helper 3: `long bpf_map_delete_elem(map, key)`.
 pub(crate) fn helper_map_delete(map: u64, key: u64, _: u64, _: u64, _: u64) -> u64 {
     with_map_key(map, key, -EINVAL as u64, |_, map, key| map.delete(key) as u64)
+}
+
+/// Helper 5: `u64 bpf_ktime_get_ns(void)`: the packet's time (`Vm::run_at`).
+pub(crate) fn helper_ktime_get_ns(_: u64, _: u64, _: u64, _: u64, _: u64) -> u64 {
+    with_active(|storage| storage.now_ns.get()).unwrap_or(0)
 }
 
 /// Helper 8: `u32 bpf_get_smp_processor_id(void)`: the VM is CPU 0.

@@ -200,7 +200,10 @@ impl<'obj> Vm<'obj> {
         }
         let mut total = 0usize;
         for def in &object.maps {
-            if !matches!(def.map_type, MapType::Array | MapType::PercpuArray | MapType::Hash | MapType::PercpuHash) {
+            if !matches!(
+                def.map_type,
+                MapType::Array | MapType::PercpuArray | MapType::Hash | MapType::PercpuHash | MapType::LruHash
+            ) {
                 return Err(VmError::UnsupportedMap { map: def.name.clone(), map_type: def.map_type });
             }
             total = EmulatedMap::bytes_needed(def)
@@ -228,7 +231,8 @@ impl<'obj> Vm<'obj> {
         let backend = if fallback.is_none() { Backend::Jit } else { Backend::Interpreter };
         // The interpreter calls helpers as Rust functions; the JIT, compiled above with its
         // trampolines' addresses baked in, never looks these up again.
-        let helpers: [(u32, rbpf::ebpf::Helper); 4] = [
+        let helpers: [(u32, rbpf::ebpf::Helper); 5] = [
+            (maps::HELPER_KTIME_GET_NS, maps::helper_ktime_get_ns),
             (maps::HELPER_MAP_LOOKUP, maps::helper_map_lookup),
             (maps::HELPER_MAP_UPDATE, maps::helper_map_update),
             (maps::HELPER_MAP_DELETE, maps::helper_map_delete),
@@ -263,7 +267,16 @@ impl<'obj> Vm<'obj> {
         self.object.hook
     }
 
-    /// Runs the program on one packet. Map contents persist between runs.
+    /// Runs the program on one packet arriving at `now_ns` nanoseconds: what
+    /// `bpf_ktime_get_ns` returns during the run (rate limits read it). Map contents
+    /// persist between runs.
+    pub fn run_at(&mut self, packet: &[u8], now_ns: u64) -> Result<RunResult, VmError> {
+        self.maps.now_ns.set(now_ns);
+        self.run(packet)
+    }
+
+    /// Runs the program on one packet at the time of the last [`Vm::run_at`] (0 at
+    /// first). Map contents persist between runs.
     pub fn run(&mut self, packet: &[u8]) -> Result<RunResult, VmError> {
         let len = packet.len();
         if len > MAX_PACKET_LEN {

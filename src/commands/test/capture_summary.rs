@@ -74,7 +74,10 @@ pub(super) fn run(
         if !selection.judges(packet, &mut summary.directions) {
             continue;
         }
-        match engine.run(packet).map_err(|error| internal(&error, &format!("{name}: packet {index}"), packet))? {
+        match engine
+            .run_at(packet, capture.times_ns.get(index).copied().unwrap_or(0))
+            .map_err(|error| internal(&error, &format!("{name}: packet {index}"), packet))?
+        {
             Ran::Decided(outcome) => {
                 match outcome.rule {
                     Some(rule) => summary.rules[rule].add(packet.len()),

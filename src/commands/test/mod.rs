@@ -238,6 +238,8 @@ struct Job<'a> {
     case: &'a Case,
     index: Option<usize>,
     bytes: Vec<u8>,
+    /// When the packet arrives, in nanoseconds (rate limits read it).
+    time_ns: u64,
 }
 
 fn run_cases(engine: &mut Engine<'_>, compiled: &Compiled, path: &Path) -> Result<Vec<CaseResult>, Stop> {
@@ -261,8 +263,9 @@ fn run_cases(engine: &mut Engine<'_>, compiled: &Compiled, path: &Path) -> Resul
     }
     let base = path.parent().unwrap_or(Path::new("."));
     let mut jobs = Vec::new();
+    let mut clock = 0;
     for case in &cases {
-        expand(case, base, &name, &mut jobs)?;
+        expand(case, base, &name, &mut jobs, &mut clock)?;
     }
     let mut results = Vec::with_capacity(jobs.len());
     for job in jobs {
@@ -270,7 +273,7 @@ fn run_cases(engine: &mut Engine<'_>, compiled: &Compiled, path: &Path) -> Resul
             Some(index) => format!("case `{}`, packet {index}", job.case.name),
             None => format!("case `{}`", job.case.name),
         };
-        let ran = engine.run(&job.bytes).map_err(|error| internal(&error, &label, &job.bytes))?;
+        let ran = engine.run_at(&job.bytes, job.time_ns).map_err(|error| internal(&error, &label, &job.bytes))?;
         let expected = job.case.expect[job.index.filter(|_| job.case.expect.len() > 1).unwrap_or(0)].clone();
         let spec = match &job.case.input {
             Input::Spec { text, .. } => Some(text.clone()),
@@ -297,10 +300,26 @@ fn run_cases(engine: &mut Engine<'_>, compiled: &Compiled, path: &Path) -> Resul
     Ok(results)
 }
 
-/// The packets of one case, appended to `jobs`.
-fn expand<'a>(case: &'a Case, base: &Path, cases_name: &str, jobs: &mut Vec<Job<'a>>) -> Result<(), Stop> {
+/// The packets of one case, appended to `jobs`; `clock` is the time of the last packet
+/// so far (a case without `at` starts there).
+fn expand<'a>(
+    case: &'a Case,
+    base: &Path,
+    cases_name: &str,
+    jobs: &mut Vec<Job<'a>>,
+    clock: &mut u64,
+) -> Result<(), Stop> {
+    let start = case.timing.at_ns.unwrap_or(*clock);
     match &case.input {
-        Input::Spec { bytes, .. } | Input::Hex { bytes } => jobs.push(Job { case, index: None, bytes: bytes.clone() }),
+        Input::Spec { bytes, .. } | Input::Hex { bytes } => {
+            let repeat = case.timing.repeat.max(1);
+            for i in 0..repeat {
+                let time_ns = start.saturating_add(u64::from(i).saturating_mul(case.timing.interval_ns));
+                let index = (repeat > 1).then_some(i as usize);
+                jobs.push(Job { case, index, bytes: bytes.clone(), time_ns });
+                *clock = time_ns;
+            }
+        }
         Input::Pcap { path } => {
             let full = base.join(path);
             let at = format!("{cases_name}:{}: case `{}`: {}", case.line, case.name, full.display());
@@ -319,8 +338,15 @@ fn expand<'a>(case: &'a Case, base: &Path, cases_name: &str, jobs: &mut Vec<Job<
                 );
                 return Err(Stop::Input { message });
             }
+            let first = capture.times_ns.first().copied().unwrap_or(0);
             for (index, packet) in capture.packets.iter().enumerate() {
-                jobs.push(Job { case, index: Some(index), bytes: packet.to_vec() });
+                let recorded = capture.times_ns.get(index).copied().unwrap_or(0);
+                let time_ns = match case.timing.at_ns {
+                    Some(at) => at.saturating_add(recorded.saturating_sub(first)),
+                    None => recorded,
+                };
+                jobs.push(Job { case, index: Some(index), bytes: packet.to_vec(), time_ns });
+                *clock = time_ns;
             }
         }
     }

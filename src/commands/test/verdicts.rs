@@ -41,7 +41,7 @@ pub(super) fn run(
         if !selection.judges(packet, &mut directions) {
             continue;
         }
-        let written = match engine.run(packet) {
+        let written = match engine.run_at(packet, capture.times_ns.get(index).copied().unwrap_or(0)) {
             Ok(Ran::Decided(outcome)) => {
                 let rule = outcome.rule.map_or("null", |rule| rule_json[rule].as_str());
                 writeln!(out, r#"{{"packet":{index},"verdict":"{}","rule":{rule}}}"#, outcome.verdict.as_str())
