@@ -284,6 +284,12 @@ pub struct LimitManifest {
     pub map: String,
     /// The concrete key fields, in key order.
     pub key: Vec<String>,
+    /// `packets` or `bytes`.
+    #[serde(default)]
+    pub unit: Option<String>,
+    /// The period in nanoseconds (tokens are scaled by it).
+    #[serde(default)]
+    pub period_ns: Option<u64>,
 }
 
 /// What `pfc load` records about an attached filter (the state file).

@@ -148,6 +148,8 @@ fn atom(leaf: &Cond, program: &Program, headers: &Headers<'_>, negated: bool) ->
         Cond::False => ("false".to_string(), None),
         Cond::Proto(proto) => (proto.name().to_string(), None),
         Cond::Pcap(id) => (format!("pcap filter #{}", id.0 + 1), None),
+        // Explained packets carry no time: the limit is judged against a full bucket.
+        Cond::Limit(id) => (format!("{} (a full bucket)", program.limit(*id).describe()), None),
         Cond::Test(test) => (test_text(test, program), Some((test.field, headers.field_value(test.field)))),
         Cond::And(_) | Cond::Or(_) | Cond::Not(_) => unreachable!("only leaves are atoms"),
     };

@@ -7,12 +7,18 @@ use super::Counter;
 use crate::pins::LimitManifest;
 
 /// Which old bucket maps the new limits continue, as `(old map, new map)` names: a new
-/// limit continues the old one of the rule with the same name and the same key fields.
+/// limit continues the old one of the rule with the same name, the same key fields and the
+/// same unit and period (tokens are counted in units × period).
 pub(crate) fn bucket_carry(old: &[LimitManifest], new: &[LimitManifest]) -> Vec<(String, String)> {
     new.iter()
         .filter_map(|limit| {
             let rule = limit.rule.as_ref()?;
-            let old = old.iter().find(|o| o.rule.as_ref() == Some(rule) && o.key == limit.key)?;
+            let old = old.iter().find(|o| {
+                o.rule.as_ref() == Some(rule)
+                    && o.key == limit.key
+                    && o.unit == limit.unit
+                    && o.period_ns == limit.period_ns
+            })?;
             Some((old.map.clone(), limit.map.clone()))
         })
         .collect()
@@ -86,6 +92,8 @@ mod tests {
             rule: Some(rule.to_string()),
             map: map.to_string(),
             key: key.iter().map(|k| k.to_string()).collect(),
+            unit: Some("packets".to_string()),
+            period_ns: Some(1_000_000_000),
         }
     }
 
@@ -97,6 +105,9 @@ mod tests {
             limit("ssh", "pfc_limit_1", &["ipv4.src", "tcp.dport"]),
             limit("ping", "pfc_limit_2", &["ipv4.src"]),
         ];
+        let per_minute =
+            LimitManifest { period_ns: Some(60_000_000_000), ..limit("ping", "pfc_limit_0", &["ipv4.src"]) };
+        assert!(bucket_carry(&old, &[per_minute]).is_empty());
         assert_eq!(bucket_carry(&old, &new), vec![("pfc_limit_0".to_string(), "pfc_limit_2".to_string())]);
     }
 }
