@@ -2,15 +2,17 @@
 .PHONY: run test setup man install
 
 EXAMPLE ?= rules-examples/edge.pf
+# Where cargo puts the release binary (CARGO_TARGET_DIR moves it).
+RELEASE_DIR := $(or $(CARGO_TARGET_DIR),target)/release
 
 setup:
 	@./scripts/setup.sh
 
 run: setup
 	cargo build --release --quiet
-	./target/release/pfc check $(EXAMPLE)
-	./target/release/pfc compile $(EXAMPLE) -o target/example.o
-	./target/release/pfc compile $(EXAMPLE) --emit ir
+	$(RELEASE_DIR)/pfc check $(EXAMPLE)
+	$(RELEASE_DIR)/pfc compile $(EXAMPLE) -o $(RELEASE_DIR)/example.o
+	$(RELEASE_DIR)/pfc compile $(EXAMPLE) --emit ir
 
 test: setup
 	cargo test --workspace
@@ -24,10 +26,10 @@ man:
 # to install; by default a release build.
 PREFIX ?= /usr/local
 UNITDIR ?= /etc/systemd/system
-PFC ?= target/release/pfc
+PFC ?= $(RELEASE_DIR)/pfc
 
 install:
-	@if [ "$(PFC)" = target/release/pfc ]; then cargo build --release --quiet; fi
+	@if [ "$(PFC)" = $(RELEASE_DIR)/pfc ]; then cargo build --release --quiet; fi
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \
 		$(DESTDIR)$(PREFIX)/share/bash-completion/completions \
 		$(DESTDIR)$(PREFIX)/share/zsh/site-functions \
