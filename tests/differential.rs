@@ -16,17 +16,17 @@ use std::time::Instant;
 
 use pfc_compiler::classbench::{self, Shape};
 use pfc_compiler::codegen::{Form, Options};
-use pfc_compiler::compile::{compile_form, COUNTER_MAP_NAME};
+use pfc_compiler::compile::compile_form;
 use pfc_compiler::diagnostic::Severity;
 use pfc_compiler::eval::{evaluate, Outcome};
 use pfc_compiler::fields::{Field, Proto};
 use pfc_compiler::packet::Packet;
 use pfc_compiler::program::{CmpOp, Cond, Hook, Program, TestOp, Verdict};
-use pfc_runtime::kernel::{self, KernelProgram};
-use pfc_runtime::vm::Vm;
+use pfc_runtime::executor::{Backend, Counter, Executor, Ran};
+use pfc_runtime::kernel;
 use pfc_runtime::BpfObject;
 use support::corpus::{corpus, CorpusPacket};
-use support::{error_chain, hex, parsed_summary, return_code, rulegen, runtime_hook, verdict_of};
+use support::{error_chain, hex, parsed_summary, rulegen};
 
 /// Generated rule sets checked (the issue asks for at least 300; ~10 s here).
 const GENERATED_SETS: usize = 1000;
@@ -136,46 +136,49 @@ fn check_object(
         Ok(parsed) => parsed,
         Err(e) => return vec![format!("{setting}: the runtime cannot parse the object: {}\n{text}", error_chain(&e))],
     };
-    let mut vm = match Vm::new(&parsed) {
+    let mut vm = match Executor::new(&parsed, object, Backend::Vm) {
         Ok(vm) => vm,
         Err(e) => return vec![format!("{setting}: rbpf refuses the object: {}\n{text}", error_chain(&e))],
     };
-    let loaded = if kernel {
-        match KernelProgram::load(object) {
+    let mut loaded = if kernel {
+        match Executor::new(&parsed, object, Backend::Kernel) {
             Ok(loaded) => Some(loaded),
             Err(e) => return vec![format!("{setting}: the kernel refuses the object: {}\n{text}", error_chain(&e))],
         }
     } else {
         None
     };
-    let hook = program.hook;
     let slots = program.rules.len() + 1;
-    let (mut vm_expected, mut kernel_expected) = (vec![(0u64, 0u64); slots], vec![(0u64, 0u64); slots]);
+    let zero = Counter::default();
+    let (mut vm_expected, mut kernel_expected) = (vec![zero; slots], vec![zero; slots]);
     let mut mismatches = 0usize;
     for (index, packet) in packets.iter().enumerate() {
         let outcome = evaluate(program, &packet.bytes);
         let slot = outcome.rule.unwrap_or(program.rules.len());
-        let expected = return_code(hook, outcome.verdict);
-        let vm_result = vm.run(&packet.bytes).map(|run| run.return_value).map_err(|e| error_chain(&e));
-        tally.vm_runs += 1;
-        vm_expected[slot].0 += 1;
-        vm_expected[slot].1 += packet.bytes.len() as u64;
-        let kernel_result = match &loaded {
-            Some(_) if packet.bytes.len() < kernel::min_test_run_len(runtime_hook(hook), &packet.bytes) => {
-                tally.kernel_too_short += 1;
-                None
-            }
-            Some(loaded) => {
-                tally.kernel_runs += 1;
-                kernel_expected[slot].0 += 1;
-                kernel_expected[slot].1 += packet.bytes.len() as u64;
-                Some(loaded.test_run(&packet.bytes).map(u64::from).map_err(|e| error_chain(&e)))
-            }
-            None => None,
+        let count = |expected: &mut Vec<Counter>| {
+            expected[slot].packets += 1;
+            expected[slot].bytes += packet.bytes.len() as u64;
         };
-        let vm_ok = vm_result.as_ref().is_ok_and(|code| *code == expected);
-        let kernel_ok =
-            kernel_result.as_ref().map_or(true, |result| result.as_ref().is_ok_and(|code| *code == expected));
+        let vm_result = vm.verdict_at(&packet.bytes, 0).map_err(|e| error_chain(&e));
+        tally.vm_runs += 1;
+        count(&mut vm_expected);
+        let kernel_result =
+            loaded.as_mut().map(|loaded| loaded.verdict_at(&packet.bytes, 0).map_err(|e| error_chain(&e)));
+        match &kernel_result {
+            Some(Ok(Ran::Refused(_))) => tally.kernel_too_short += 1,
+            Some(_) => {
+                tally.kernel_runs += 1;
+                count(&mut kernel_expected);
+            }
+            None => {}
+        }
+        let agrees = |result: &Result<Ran<Verdict>, String>| match result {
+            Ok(Ran::Decided(verdict)) => *verdict == outcome.verdict,
+            Ok(Ran::Refused(_)) => true,
+            Err(_) => false,
+        };
+        let vm_ok = matches!(vm_result, Ok(Ran::Decided(verdict)) if verdict == outcome.verdict);
+        let kernel_ok = kernel_result.as_ref().map_or(true, agrees);
         if !(vm_ok && kernel_ok) {
             mismatches += 1;
             if mismatches <= REPORTS_PER_SET {
@@ -188,7 +191,6 @@ fn check_object(
                     outcome,
                     &vm_result,
                     &kernel_result,
-                    loaded.is_some(),
                 ));
             }
         }
@@ -198,13 +200,11 @@ fn check_object(
     }
     if counters {
         tally.counter_checks += 1;
-        let map = parsed.map_index(COUNTER_MAP_NAME);
-        let vm_counts =
-            map.ok_or("no counter map".to_string()).and_then(|m| vm.map_values(m).map_err(|e| error_chain(&e)));
+        let vm_counts = vm.counters().map_err(|e| error_chain(&e));
         failures.extend(compare_counters(setting, text, program, "rbpf vm", &vm_expected, vm_counts));
-        if let (Some(loaded), Some(map)) = (&loaded, map) {
+        if let Some(loaded) = &loaded {
             tally.counter_checks += 1;
-            let counts = loaded.map_values(map).map_err(|e| error_chain(&e));
+            let counts = loaded.counters().map_err(|e| error_chain(&e));
             failures.extend(compare_counters(setting, text, program, "kernel", &kernel_expected, counts));
         }
     }
@@ -216,35 +216,29 @@ fn compare_counters(
     text: &str,
     program: &Program,
     runner: &str,
-    expected: &[(u64, u64)],
-    values: Result<Vec<Vec<u8>>, String>,
+    expected: &[Counter],
+    actual: Result<Vec<Counter>, String>,
 ) -> Option<String> {
-    let values = match values {
-        Ok(values) => values,
+    let actual = match actual {
+        Ok(actual) => actual,
         Err(e) => return Some(format!("{setting}: reading the {runner} counters failed: {e}")),
     };
-    let actual: Vec<(u64, u64)> = values.iter().map(|value| (le_u64(&value[0..8]), le_u64(&value[8..16]))).collect();
     if actual == expected {
         return None;
     }
+    let pair = |counter: Option<&Counter>| counter.map(|c| (c.packets, c.bytes));
     let names: Vec<&str> = program.rules.iter().map(|rule| rule.name.as_str()).chain(["(default)"]).collect();
     let rows: Vec<String> = (0..names.len().max(actual.len()))
         .map(|i| {
             format!(
                 "  [{i}] {:<10} interpreter {:?}  {runner} {:?}",
                 names.get(i).unwrap_or(&"?"),
-                expected.get(i),
-                actual.get(i)
+                pair(expected.get(i)),
+                pair(actual.get(i))
             )
         })
         .collect();
     Some(format!("{setting}: {runner} counters (packets, bytes) differ from the interpreter's matches:\n{}\n--- rule file:\n{text}", rows.join("\n")))
-}
-
-fn le_u64(bytes: &[u8]) -> u64 {
-    let mut word = [0u8; 8];
-    word.copy_from_slice(bytes);
-    u64::from_le_bytes(word)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -255,19 +249,17 @@ fn mismatch_report(
     index: usize,
     packet: &CorpusPacket,
     outcome: Outcome,
-    vm: &Result<u64, String>,
-    kernel: &Option<Result<u64, String>>,
-    kernel_loaded: bool,
+    vm: &Result<Ran<Verdict>, String>,
+    kernel: &Option<Result<Ran<Verdict>, String>>,
 ) -> String {
-    let hook = program.hook;
     let rule = outcome.rule.map_or("the default".to_string(), |i| format!("rule {i} `{}`", program.rules[i].name));
-    let describe = |result: &Result<u64, String>| match result {
-        Ok(code) => format!("{} (return {code})", verdict_of(hook, *code).map_or("unknown", |v| v.as_str())),
+    let describe = |result: &Result<Ran<Verdict>, String>| match result {
+        Ok(Ran::Decided(verdict)) => verdict.as_str().to_string(),
+        Ok(Ran::Refused(reason)) => format!("not run ({reason})"),
         Err(e) => format!("error: {e}"),
     };
     let kernel_text = match kernel {
         Some(result) => describe(result),
-        None if kernel_loaded => "not run (shorter than BPF_PROG_TEST_RUN accepts)".to_string(),
         None => "not run (no privileges)".to_string(),
     };
     format!(

@@ -26,8 +26,9 @@ use std::time::Instant;
 
 use pfc_compiler::codegen::Options;
 use pfc_compiler::diagnostic::Span;
-use pfc_runtime::kernel::{self, KernelProgram};
-use pfc_runtime::vm::Vm;
+use pfc_compiler::program::Verdict;
+use pfc_runtime::executor::{Backend, Executor, Ran};
+use pfc_runtime::kernel;
 use pfc_runtime::BpfObject;
 use support::corpus::corpus;
 use support::{hex, parsed_summary, pools, Rng};
@@ -422,8 +423,8 @@ fn judge(
     tally.libpcap_insns += libpcap_len;
     tally.worst.push((pfc_len as f64 / libpcap_len.max(1) as f64, expr.to_string(), pfc_len, libpcap_len));
     let object = BpfObject::parse(&compiled.object).expect("pfc's object parses");
-    let mut vm = Vm::new(&object).expect("rbpf takes pfc's object");
-    let loaded = kernel.then(|| KernelProgram::load(&compiled.object));
+    let mut vm = Executor::new(&object, &compiled.object, Backend::Vm).expect("rbpf takes pfc's object");
+    let mut loaded = kernel.then(|| Executor::new(&object, &compiled.object, Backend::Kernel));
     if let Some(Err(error)) = &loaded {
         failures.push(format!("KERNEL REFUSES `{expr}`: {}", support::error_chain(error)));
     }
@@ -436,13 +437,21 @@ fn judge(
         }
         tally.judged += 1;
         let interpreted = filter.matches(frame);
-        let vm = vm.run(frame).map(|run| run.return_value == 1);
+        // The rule file drops what the filter matches.
+        let matched = |ran: Ran<Verdict>| match ran {
+            Ran::Decided(verdict) => Some(verdict == Verdict::Drop),
+            Ran::Refused(_) => None,
+        };
+        let vm = vm.verdict_at(frame, 0).map(|ran| matched(ran) == Some(true));
         tally.vm_runs += 1;
-        let in_kernel = match &loaded {
-            Some(Ok(program)) if frame.len() >= kernel::min_test_run_len(pfc_runtime::Hook::Xdp, frame) => {
-                tally.kernel_runs += 1;
-                Some(program.test_run(frame).map(|code| code == 1).map_err(|e| e.to_string()))
-            }
+        let in_kernel = match &mut loaded {
+            Some(Ok(program)) => match program.verdict_at(frame, 0).map(matched) {
+                Ok(None) => None,
+                result => {
+                    tally.kernel_runs += 1;
+                    Some(result.map(|matched| matched == Some(true)).map_err(|e| e.to_string()))
+                }
+            },
             _ => None,
         };
         let vm_ok = vm.as_ref().is_ok_and(|verdict| *verdict == expected);

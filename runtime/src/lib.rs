@@ -7,6 +7,7 @@
 //!          └──────────────────────────────────▶ kernel::KernelProgram (libbpf-rs)
 //!                                                   └─▶ attach (pinned, attached filters:
 //!                                                        `pfc load/unload/status/stats`)
+//! BpfObject + frame ──executor::Executor (VM or kernel alike)──▶ Outcome { verdict, rule }
 //! ```
 //! **Invariant:** libbpf-rs types never leave `kernel` and `attach::live` (the real side
 //! of the `attach::BpfSys` seam); rbpf types never leave `vm`.
@@ -15,9 +16,11 @@
 pub mod attach;
 pub mod bpf_object;
 mod btf;
+pub mod executor;
 pub mod kernel;
 pub mod pins;
 pub mod vm;
 
 pub use bpf_object::{BpfObject, Hook, MapDef, MapRelocation, MapType, ObjectError};
 pub use btf::BtfError;
+pub use executor::{Executor, Outcome, Ran};

@@ -1,6 +1,7 @@
 //! Shared by the back-end tests (`differential`, `kernel_acceptance`): a seeded PRNG,
 //! the small value pools that packets and rules draw from, the packet corpus, the
-//! rule-set generator, and the helpers that translate return codes and describe packets.
+//! rule-set generator, and the helpers that describe packets and errors. Running objects
+//! (VM or kernel, verdicts and counters) is `pfc_runtime::Executor`'s.
 //!
 //! Packets and rules use the same pools on purpose: with a handful of ports and addresses,
 //! generated rules match a good share of the generated packets, so both verdicts are
@@ -14,7 +15,6 @@ pub mod rulegen;
 
 use pfc_compiler::eval::Headers;
 use pfc_compiler::fields::Proto;
-use pfc_compiler::program::{Hook, Verdict};
 
 /// The seed of everything generated, unless `PFC_TEST_SEED` gives another (to explore;
 /// CI keeps the default).
@@ -67,29 +67,6 @@ impl Rng {
     /// `len` random bytes.
     pub fn bytes(&mut self, len: usize) -> Vec<u8> {
         (0..len).map(|_| self.next_u64() as u8).collect()
-    }
-}
-
-/// The return code a program gives for `verdict` at `hook`.
-pub fn return_code(hook: Hook, verdict: Verdict) -> u64 {
-    match (hook, verdict) {
-        (Hook::Xdp, Verdict::Pass) => 2,
-        (Hook::Xdp, Verdict::Drop) => 1,
-        (Hook::TcIngress | Hook::TcEgress, Verdict::Pass) => 0,
-        (Hook::TcIngress | Hook::TcEgress, Verdict::Drop) => 2,
-    }
-}
-
-/// The verdict a return code stands for at `hook`; `None` for a code pfc never returns.
-pub fn verdict_of(hook: Hook, code: u64) -> Option<Verdict> {
-    [Verdict::Pass, Verdict::Drop].into_iter().find(|verdict| return_code(hook, *verdict) == code)
-}
-
-/// The runtime's name for a hook's program type.
-pub fn runtime_hook(hook: Hook) -> pfc_runtime::Hook {
-    match hook {
-        Hook::Xdp => pfc_runtime::Hook::Xdp,
-        Hook::TcIngress | Hook::TcEgress => pfc_runtime::Hook::Tc,
     }
 }
 

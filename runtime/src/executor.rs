@@ -1,0 +1,366 @@
+//! A compiled object and one frame at a time in, the object's verdict and deciding rule
+//! out, the same way whatever runs it: rbpf (its JIT when pfc's verifier accepts the
+//! code, else its interpreter) or the kernel's `BPF_PROG_TEST_RUN`.
+//!
+//! The verdict is the program's return value read through the hook's return codes
+//! (`codegen::return_code`, the one definition); the deciding rule is read from the
+//! object's counter map (`compile::COUNTER_MAP_NAME`): one `{u64 packets, u64 bytes}`
+//! entry per rule and a last one for the default, exactly one of which gains one packet
+//! per run.
+//!
+//! **Invariant:** an [`Outcome`] is returned only when the return value is a verdict of
+//! the hook and exactly one counter entry moved by one packet; anything else is a
+//! [`RunError`] (a pfc bug), never a verdict. Whether the outcome agrees with the
+//! interpreter is the caller's question (`pfc test`, the differential tests).
+
+use thiserror::Error;
+
+use pfc_compiler::codegen::return_code;
+use pfc_compiler::compile::COUNTER_MAP_NAME;
+pub use pfc_compiler::eval::Outcome;
+use pfc_compiler::program::{self, Verdict};
+
+use crate::bpf_object::{BpfObject, Hook};
+use crate::kernel::{self, KernelError, KernelProgram, SkipReason};
+use crate::vm::{self, Vm, VmError};
+
+/// What runs the object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// rbpf, unprivileged: its JIT when pfc's verifier accepts the code, else its
+    /// interpreter.
+    Vm,
+    /// rbpf's interpreter, even where the JIT could run.
+    VmInterpreter,
+    /// The kernel's `BPF_PROG_TEST_RUN` (root or CAP_BPF).
+    Kernel,
+}
+
+impl Backend {
+    /// The name reports use: "rbpf VM" or "kernel".
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Vm | Backend::VmInterpreter => "rbpf VM",
+            Backend::Kernel => "kernel",
+        }
+    }
+}
+
+/// Why the object cannot be run at all.
+#[derive(Debug, Error)]
+pub enum SetupError {
+    /// rbpf cannot take the program (too long: a limit; anything else: a pfc bug).
+    #[error("the rbpf VM cannot run the compiled program")]
+    Vm {
+        /// rbpf's complaint.
+        #[source]
+        source: VmError,
+    },
+    /// This process may not load BPF programs.
+    #[error("--kernel needs privileges")]
+    Privileges {
+        /// Why.
+        #[source]
+        source: SkipReason,
+    },
+    /// The kernel refused the object (a pfc bug when pfc's own verifier accepted it).
+    #[error("the kernel refused the compiled object")]
+    Kernel {
+        /// libbpf's and the verifier's complaint.
+        #[source]
+        source: KernelError,
+    },
+}
+
+impl SetupError {
+    /// Whether this is a pfc bug rather than a limit or missing privileges.
+    pub fn is_internal(&self) -> bool {
+        match self {
+            SetupError::Kernel { .. } => true,
+            SetupError::Vm { source } => !matches!(source, VmError::ProgramTooLong { .. }),
+            SetupError::Privileges { .. } => false,
+        }
+    }
+}
+
+/// What can go wrong running one frame: each one is a pfc bug.
+#[derive(Debug, Error)]
+pub enum RunError {
+    /// The program returned something that is neither pass nor drop for its hook.
+    #[error("the {backend} returned {value}, which is neither pass nor drop for this hook")]
+    ReturnValue {
+        /// Which backend ([`Backend::name`]).
+        backend: &'static str,
+        /// The return value.
+        value: u64,
+    },
+    /// The counters did not move by exactly one packet in one entry.
+    #[error("the {backend}'s counters moved at entries {moved:?}; exactly one should gain one packet")]
+    Counters {
+        /// Which backend ([`Backend::name`]).
+        backend: &'static str,
+        /// The entries whose packet count changed.
+        moved: Vec<usize>,
+    },
+    /// The object has no counter map, so the deciding rule cannot be read.
+    #[error("the object has no counter map `{COUNTER_MAP_NAME}`: it was compiled without counters")]
+    NoCounters,
+    /// rbpf failed on the frame.
+    #[error("the rbpf VM failed")]
+    Vm {
+        /// rbpf's complaint.
+        #[source]
+        source: VmError,
+    },
+    /// The kernel failed on the frame (other than refusing a short one).
+    #[error("the kernel test run failed")]
+    Kernel {
+        /// libbpf's complaint.
+        #[source]
+        source: KernelError,
+    },
+}
+
+/// What one run gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ran<T = Outcome> {
+    /// The object's answer: an [`Outcome`] ([`Executor::run_at`]) or a [`Verdict`]
+    /// ([`Executor::verdict_at`]).
+    Decided(T),
+    /// The kernel refused to run this frame (shorter than `BPF_PROG_TEST_RUN` accepts,
+    /// see [`kernel::min_test_run_len`]); the reason.
+    Refused(String),
+}
+
+/// One counter entry: what a rule (or the default, last) matched so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counter {
+    /// Packets.
+    pub packets: u64,
+    /// Their bytes.
+    pub bytes: u64,
+}
+
+enum Runner<'obj> {
+    Vm(Box<Vm<'obj>>),
+    Kernel(Box<KernelProgram>),
+}
+
+/// Runs frames through one object, VM or kernel alike.
+pub struct Executor<'obj> {
+    runner: Runner<'obj>,
+    backend: Backend,
+    hook: Hook,
+    /// The counter map's index, when the object has one.
+    counter_map: Option<usize>,
+    /// Packets per counter entry after the last run.
+    counts: Vec<u64>,
+    /// The counters read after this run; swapped with `counts`, so runs allocate nothing.
+    scratch: Vec<u64>,
+}
+
+impl<'obj> Executor<'obj> {
+    /// An executor for `object`, parsed from `object_bytes` (the bytes pfc ships; the
+    /// kernel loads those).
+    pub fn new(object: &'obj BpfObject, object_bytes: &[u8], backend: Backend) -> Result<Executor<'obj>, SetupError> {
+        let runner = match backend {
+            Backend::Vm | Backend::VmInterpreter => {
+                let wanted = if backend == Backend::Vm { vm::Backend::Jit } else { vm::Backend::Interpreter };
+                let vm = Vm::with_backend(object, wanted).map_err(|source| SetupError::Vm { source })?;
+                Runner::Vm(Box::new(vm))
+            }
+            Backend::Kernel => {
+                kernel::privileges().map_err(|source| SetupError::Privileges { source })?;
+                let loaded = KernelProgram::load(object_bytes).map_err(|source| SetupError::Kernel { source })?;
+                Runner::Kernel(Box::new(loaded))
+            }
+        };
+        let counter_map = object.map_index(COUNTER_MAP_NAME);
+        let mut executor =
+            Executor { runner, backend, hook: object.hook, counter_map, counts: Vec::new(), scratch: Vec::new() };
+        if let Some(map) = counter_map {
+            let mut counts = Vec::new();
+            executor.read_counts(map, &mut counts).map_err(|error| match error {
+                ReadError::Vm(source) => SetupError::Vm { source },
+                ReadError::Kernel(source) => SetupError::Kernel { source },
+            })?;
+            executor.scratch = vec![0; counts.len()];
+            executor.counts = counts;
+        }
+        Ok(executor)
+    }
+
+    /// The backend this executor was made for.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// What runs the object: "jit" or "interpreter" (rbpf), or "kernel".
+    pub fn executor(&self) -> &'static str {
+        match &self.runner {
+            Runner::Vm(vm) => match vm.backend() {
+                vm::Backend::Jit => "jit",
+                vm::Backend::Interpreter => "interpreter",
+            },
+            Runner::Kernel(_) => "kernel",
+        }
+    }
+
+    /// Whether the object counts its rules (has a counter map), so [`Executor::run_at`]
+    /// can say which rule decided.
+    pub fn counts_rules(&self) -> bool {
+        self.counter_map.is_some()
+    }
+
+    /// Runs one frame arriving at `now_ns` (what `bpf_ktime_get_ns` returns in the VM;
+    /// the kernel runs on its own clock) and reads its verdict and deciding rule.
+    pub fn run_at(&mut self, frame: &[u8], now_ns: u64) -> Result<Ran, RunError> {
+        let map = self.counter_map.ok_or(RunError::NoCounters)?;
+        let verdict = match self.verdict_at(frame, now_ns)? {
+            Ran::Decided(verdict) => verdict,
+            Ran::Refused(reason) => return Ok(Ran::Refused(reason)),
+        };
+        let mut now = std::mem::take(&mut self.scratch);
+        let read = self.read_counts(map, &mut now).map_err(RunError::from);
+        let moved = read.and_then(|()| {
+            moved_entry(&self.counts, &now).map_err(|moved| RunError::Counters { backend: self.backend.name(), moved })
+        });
+        // Keep the newest counts even on an error, so one bad run is reported once.
+        self.scratch = std::mem::replace(&mut self.counts, now);
+        let entry = moved?;
+        let rules = self.counts.len().saturating_sub(1);
+        Ok(Ran::Decided(Outcome { verdict, rule: (entry < rules).then_some(entry) }))
+    }
+
+    /// Like [`Executor::run_at`] at time 0.
+    pub fn run(&mut self, frame: &[u8]) -> Result<Ran, RunError> {
+        self.run_at(frame, 0)
+    }
+
+    /// Runs one frame arriving at `now_ns` and reads only its verdict (the counters are
+    /// not read, so objects without them run too, and a run costs no map reads).
+    pub fn verdict_at(&mut self, frame: &[u8], now_ns: u64) -> Result<Ran<Verdict>, RunError> {
+        let value = match &mut self.runner {
+            Runner::Vm(vm) => vm.run_at(frame, now_ns).map_err(|source| RunError::Vm { source })?.return_value,
+            Runner::Kernel(kernel) => match kernel.test_run(frame) {
+                Ok(value) => u64::from(value),
+                Err(error @ KernelError::PacketTooShort { .. }) => return Ok(Ran::Refused(error.to_string())),
+                Err(source) => return Err(RunError::Kernel { source }),
+            },
+        };
+        let verdict =
+            verdict_of(self.hook, value).ok_or(RunError::ReturnValue { backend: self.backend.name(), value })?;
+        Ok(Ran::Decided(verdict))
+    }
+
+    /// Every counter entry (one per rule, the default last), packets and bytes; per-CPU
+    /// counters summed over CPUs. [`RunError::NoCounters`] without a counter map.
+    pub fn counters(&self) -> Result<Vec<Counter>, RunError> {
+        let map = self.counter_map.ok_or(RunError::NoCounters)?;
+        let values = match &self.runner {
+            Runner::Vm(vm) => vm.map_values(map).map_err(|source| RunError::Vm { source })?,
+            Runner::Kernel(kernel) => kernel.map_values(map).map_err(|source| RunError::Kernel { source })?,
+        };
+        Ok(values.iter().map(|value| Counter { packets: le_word(value, 0), bytes: le_word(value, 8) }).collect())
+    }
+
+    /// Reads the packet count of every counter entry into `counts`. The VM reads its
+    /// map memory in place into the existing buffer (no allocation once `counts` has
+    /// the map's length); the kernel path copies through libbpf.
+    fn read_counts(&self, map: usize, counts: &mut Vec<u64>) -> Result<(), ReadError> {
+        match &self.runner {
+            Runner::Vm(vm) => {
+                if counts.is_empty() {
+                    // First read: learn the number of entries.
+                    let entries = vm.map_values(map).map_err(ReadError::Vm)?.len();
+                    counts.resize(entries, 0);
+                }
+                let written = vm.array_words(map, counts).map_err(ReadError::Vm)?;
+                counts.truncate(written);
+            }
+            Runner::Kernel(kernel) => {
+                let values = kernel.map_values(map).map_err(ReadError::Kernel)?;
+                counts.clear();
+                counts.extend(values.iter().map(|value| le_word(value, 0)));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reading the counters failed; becomes a [`SetupError`] or a [`RunError`].
+enum ReadError {
+    Vm(VmError),
+    Kernel(KernelError),
+}
+
+impl From<ReadError> for RunError {
+    fn from(error: ReadError) -> RunError {
+        match error {
+            ReadError::Vm(source) => RunError::Vm { source },
+            ReadError::Kernel(source) => RunError::Kernel { source },
+        }
+    }
+}
+
+/// The one entry that gained exactly one packet from `before` to `now`, or every entry
+/// that changed (allocated only then, on the error path).
+fn moved_entry(before: &[u64], now: &[u64]) -> Result<usize, Vec<usize>> {
+    let was = |i: usize| before.get(i).copied().unwrap_or(0);
+    let mut changed = (0..now.len()).filter(|&i| now[i] != was(i));
+    match (changed.next(), changed.next()) {
+        (Some(entry), None) if now[entry] == was(entry).wrapping_add(1) => Ok(entry),
+        _ => Err((0..now.len()).filter(|&i| now[i] != was(i)).collect()),
+    }
+}
+
+/// The little-endian u64 at `offset` of a map value, zero-extended when it is cut.
+fn le_word(value: &[u8], offset: usize) -> u64 {
+    let mut word = [0u8; 8];
+    let bytes = value.get(offset..).unwrap_or(&[]);
+    let len = bytes.len().min(8);
+    word[..len].copy_from_slice(&bytes[..len]);
+    u64::from_le_bytes(word)
+}
+
+/// The verdict a return value stands for at `hook`, through codegen's return codes;
+/// `None` for a value pfc never returns. Both TC directions share their codes.
+pub fn verdict_of(hook: Hook, value: u64) -> Option<Verdict> {
+    let compiled_hook = match hook {
+        Hook::Xdp => program::Hook::Xdp,
+        Hook::Tc => program::Hook::TcIngress,
+    };
+    [Verdict::Pass, Verdict::Drop]
+        .into_iter()
+        .find(|verdict| u64::try_from(return_code(compiled_hook, *verdict)) == Ok(value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn return_values_decode_per_hook() {
+        assert_eq!(verdict_of(Hook::Xdp, 2), Some(Verdict::Pass));
+        assert_eq!(verdict_of(Hook::Xdp, 1), Some(Verdict::Drop));
+        assert_eq!(verdict_of(Hook::Xdp, 0), None);
+        assert_eq!(verdict_of(Hook::Tc, 0), Some(Verdict::Pass));
+        assert_eq!(verdict_of(Hook::Tc, 2), Some(Verdict::Drop));
+        assert_eq!(verdict_of(Hook::Tc, 1), None);
+    }
+
+    #[test]
+    fn exactly_one_entry_must_gain_one_packet() {
+        assert_eq!(moved_entry(&[1, 0, 4], &[1, 1, 4]), Ok(1));
+        assert_eq!(moved_entry(&[1, 0, 4], &[1, 0, 4]), Err(vec![]));
+        assert_eq!(moved_entry(&[1, 0, 4], &[2, 1, 4]), Err(vec![0, 1]));
+        assert_eq!(moved_entry(&[1, 0, 4], &[1, 2, 4]), Err(vec![1]));
+    }
+
+    #[test]
+    fn words_are_zero_extended() {
+        assert_eq!(le_word(&[1, 0, 0, 0, 0, 0, 0, 0, 5], 8), 5);
+        assert_eq!(le_word(&[1, 2], 0), 0x0201);
+        assert_eq!(le_word(&[1, 2], 8), 0);
+    }
+}
