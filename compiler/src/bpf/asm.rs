@@ -31,17 +31,27 @@ pub fn disassemble(insns: &[ResolvedInsn], comments: &[Comment]) -> String {
         *value = number;
     }
     let mut out = String::new();
+    // Comments are in instruction order (the builder appends them); sorting a copy keeps
+    // the listing linear in the program's size for any input.
+    let mut ordered: Vec<&Comment> = comments.iter().collect();
+    ordered.sort_by_key(|comment| comment.insn);
+    let mut next_comment = 0;
     for (index, (insn, &slot)) in insns.iter().zip(&starts).enumerate() {
         if let Some(number) = labels.get(&(slot as i64)) {
             let _ = writeln!(out, "L{number}:");
         }
-        for comment in comments.iter().filter(|c| c.insn == index) {
-            let _ = writeln!(out, "    ; {}", comment.text);
+        while let Some(comment) = ordered.get(next_comment).filter(|comment| comment.insn <= index) {
+            if comment.insn == index {
+                let _ = writeln!(out, "    ; {}", comment.text);
+            }
+            next_comment += 1;
         }
         let text = insn_to_string(insn, |&off| {
             let target = slot as i64 + 1 + i64::from(off);
             match labels.get(&target) {
-                Some(number) if starts.contains(&(target as usize)) => format!("L{number}"),
+                Some(number) if usize::try_from(target).is_ok_and(|at| starts.binary_search(&at).is_ok()) => {
+                    format!("L{number}")
+                }
                 _ => format!("{off:+}"),
             }
         });
