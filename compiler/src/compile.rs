@@ -88,7 +88,7 @@ pub fn compile_parsed(
         let next = match (&outcome, current) {
             (Err(failure), Form::Classified) if failure.is_limit() => Form::Dispatched,
             (
-                Err(Failure::Verify(verify::VerifyError::TooManyPendingBranches { .. })),
+                Err(Failure::Verify { error: verify::VerifyError::TooManyPendingBranches { .. }, .. }),
                 Form::Dispatched | Form::Jumping,
             ) => Form::Branchless,
             (Err(failure), Form::Dispatched) if failure.is_limit() => Form::Jumping,
@@ -101,7 +101,7 @@ pub fn compile_parsed(
     let code = match outcome {
         Ok(code) => code,
         Err(failure) => {
-            diagnostics.push(limit_or_bug(&failure.to_string(), failure.is_limit()));
+            diagnostics.push(failure.diagnostic(&program));
             return (None, diagnostics);
         }
     };
@@ -120,50 +120,61 @@ pub fn compile_parsed(
     match elf::write_object(&spec) {
         Ok(object) => (Some(Compiled { program, filter, code, manifest, object }), diagnostics),
         Err(error) => {
-            diagnostics.push(limit_or_bug(&error.to_string(), false));
+            diagnostics.push(Failure::Object(error).diagnostic(&program));
             (None, diagnostics)
         }
     }
 }
 
-/// Why code generation or pfc's own verifier refused the program.
+/// Why code generation, pfc's own verifier or the ELF writer refused the program.
 #[derive(Debug, thiserror::Error)]
 enum Failure {
     #[error("{0}")]
     Codegen(#[from] codegen::CodegenError),
+    /// `rule`: the rule whose code broke the invariant, when one rule's did.
+    #[error("{error}")]
+    Verify { error: verify::VerifyError, rule: Option<usize> },
     #[error("{0}")]
-    Verify(#[from] verify::VerifyError),
+    Object(elf::ElfError),
 }
 
 impl Failure {
     /// A kernel limit the rule set breaks (E0020), not a pfc bug (E0900).
     fn is_limit(&self) -> bool {
-        matches!(
-            self,
-            Failure::Codegen(codegen::CodegenError::StackFull { .. } | codegen::CodegenError::JumpTooFar { .. })
-                | Failure::Verify(
-                    verify::VerifyError::TooManyInstructions { .. }
-                        | verify::VerifyError::TooComplex { .. }
-                        | verify::VerifyError::TooManyPendingBranches { .. }
-                )
-        )
+        match self {
+            Failure::Codegen(error) => {
+                matches!(error, codegen::CodegenError::StackFull { .. } | codegen::CodegenError::JumpTooFar { .. })
+            }
+            Failure::Verify { error, .. } => error.is_limit(),
+            Failure::Object(_) => false,
+        }
+    }
+
+    /// E0020 for a kernel limit; else E0900, pointing at the rule whose code broke an
+    /// invariant when one rule's did.
+    fn diagnostic(&self, program: &Program) -> Diagnostic {
+        if self.is_limit() {
+            return Diagnostic::error(KERNEL_LIMIT, self.to_string(), Span::default(), "the rule set as a whole")
+                .with_note("split the rule set or use fewer distinct fields");
+        }
+        let rule = match self {
+            Failure::Verify { rule: Some(index), .. } => program.rules.get(*index),
+            _ => None,
+        };
+        let (span, label) = match rule {
+            Some(rule) => (rule.span, "pfc generated code for this rule that its own verifier refuses"),
+            None => (Span::default(), ""),
+        };
+        Diagnostic::error(INTERNAL_ERROR, format!("internal compiler error: {self}"), span, label)
+            .with_note("this is a pfc bug; please report it with the rule file")
     }
 }
 
 fn generate_and_verify(filter: &Filter, options: Options, form: Form) -> Result<BpfProgram, Failure> {
     let code = codegen::generate_form(filter, options, form)?;
-    verify::verify(&code, filter.hook)?;
+    verify::verify(&code, filter.hook)
+        .map_err(|error| Failure::Verify { rule: error.insn().and_then(|insn| code.rule_of(insn)), error })?;
     Ok(code)
-}
-
-fn limit_or_bug(message: &str, is_limit: bool) -> Diagnostic {
-    if is_limit {
-        Diagnostic::error(KERNEL_LIMIT, message, Span::default(), "the rule set as a whole")
-            .with_note("split the rule set or use fewer distinct fields")
-    } else {
-        Diagnostic::error(INTERNAL_ERROR, format!("internal compiler error: {message}"), Span::default(), "")
-            .with_note("this is a pfc bug; please report it with the rule file")
-    }
 }
 
 /// The name of the bucket map of limit `index`.
@@ -244,4 +255,47 @@ fn manifest(program: &Program, source: &[u8], options: Options) -> serde_json::V
 /// FNV-1a, 64-bit: enough to tell whether two objects came from the same source text.
 pub fn fnv1a64(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf29ce484222325u64, |hash, byte| (hash ^ u64::from(*byte)).wrapping_mul(0x100000001b3))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An invariant broken in one rule's code is an internal error pointing at the rule;
+    /// a kernel limit is E0020 about the whole set.
+    #[test]
+    fn verifier_errors_point_at_the_rule_whose_code_broke_them() {
+        let (program, _) = crate::frontend::check_source("default pass\nrule a: drop if tcp\nrule b: drop if udp\n");
+        let program = program.expect("checks");
+        let error = verify::VerifyError::BadCall { insn: 7, text: "call 9".to_string(), helper: 9 };
+        let diagnostic = Failure::Verify { error: error.clone(), rule: Some(1) }.diagnostic(&program);
+        assert_eq!(diagnostic.code, INTERNAL_ERROR);
+        assert_eq!(diagnostic.labels[0].span, program.rules[1].span);
+        let unattributed = Failure::Verify { error, rule: None }.diagnostic(&program);
+        assert_eq!(unattributed.labels[0].span, Span::default());
+        let limit = verify::VerifyError::TooComplex { estimate: 2_000_000 };
+        assert_eq!(Failure::Verify { error: limit, rule: None }.diagnostic(&program).code, KERNEL_LIMIT);
+    }
+
+    /// Every rule's code is attributed to it, in every code form.
+    #[test]
+    fn generated_code_is_attributed_to_its_rules() {
+        let mut text = String::from("default pass\n");
+        for port in 0..20 {
+            text.push_str(&format!("rule r{port}: drop if tcp.dport == {} and ip.src == 10.0.0.{port}\n", 1000 + port));
+        }
+        for form in [Form::Classified, Form::Dispatched, Form::Jumping, Form::Branchless] {
+            let (compiled, diagnostics) = compile_form(&text, Options { counters: true }, Some(form));
+            let compiled = compiled.unwrap_or_else(|| panic!("{form:?}: {diagnostics:?}"));
+            let code = &compiled.code;
+            for comment in &code.comments {
+                let Some(rest) = comment.text.strip_prefix("rule ") else { continue };
+                let Some(index) = rest.split(' ').next().and_then(|n| n.parse::<usize>().ok()) else { continue };
+                assert_eq!(code.rule_of(comment.insn), Some(index), "{form:?}: {}", comment.text);
+            }
+            let attributed = (0..code.insns.len()).filter(|insn| code.rule_of(*insn).is_some()).count();
+            assert!(attributed > 20, "{form:?}: only {attributed} instructions belong to a rule");
+            assert_eq!(code.rule_of(0), None, "{form:?}: the prologue is no rule's");
+        }
+    }
 }

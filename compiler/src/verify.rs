@@ -29,6 +29,11 @@
 //!    leaves one pending path until the last rule is explored. This check replays that
 //!    depth-first walk (pruning at instructions already explored).
 //!
+//! Each broken invariant is its own [`VerifyError`] variant, with the instruction where
+//! it broke ([`VerifyError::insn`]); invariants 4 and 6 say what was wrong as an
+//! [`Access`] or a [`Misuse`]. `compile` maps the instruction to the rule whose code it
+//! is (`bpf::Program::rule_of`) and reports E0900 at that rule's span.
+//!
 //! Abstract interpretation in instruction order is exact enough here because jumps
 //! only go forward: the control-flow graph is a DAG listed in topological order.
 //!
@@ -51,10 +56,12 @@
 //! region whose paths never join costs the product of its branchings.
 
 mod budget;
+mod error;
 
 use std::collections::HashMap;
 
 pub use budget::{processed_per_insn, Estimate};
+pub use error::{Access, Misuse, Value, VerifyError};
 
 use crate::bpf::{AluOp, Insn, JmpOp, Operand, Program, Reg, ResolvedInsn, Size};
 use crate::program::Hook;
@@ -83,67 +90,28 @@ const HELPER_KTIME_GET_NS: u32 = 5;
 /// The eBPF stack size.
 const STACK_SIZE: i64 = 512;
 
-/// A broken invariant, with the instruction index where it was found.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum VerifyError {
-    /// Invariant 7.
-    #[error("the program has {count} instructions; the kernel accepts at most {MAX_INSNS}")]
-    TooManyInstructions {
-        /// Instruction count.
-        count: usize,
-    },
-    /// Invariant 7, the verifier's budget.
-    #[error(
-        "the kernel verifier would process more than {estimate} instructions (estimated); its budget is {MAX_PROCESSED}"
-    )]
-    TooComplex {
-        /// Where the estimate stopped.
-        estimate: usize,
-    },
-    /// Invariant 8.
-    #[error(
-        "the kernel verifier would keep {pending} paths pending at once; it accepts at most {MAX_PENDING_BRANCHES}"
-    )]
-    TooManyPendingBranches {
-        /// The deepest pending stack of the replayed walk.
-        pending: usize,
-    },
-    /// Invariant 1.
-    #[error("instruction {insn}: jump does not go forward to an instruction of the program")]
-    BadJump {
-        /// Index of the jump.
-        insn: usize,
-    },
-    /// Invariant 2.
-    #[error("instruction {insn} is unreachable")]
-    Unreachable {
-        /// Index of the dead instruction.
-        insn: usize,
-    },
-    /// Invariants 3–6.
-    #[error("instruction {insn} (`{text}`): {problem}")]
-    Unsafe {
-        /// Index of the instruction.
-        insn: usize,
-        /// The instruction, disassembled.
-        text: String,
-        /// What is wrong.
-        problem: String,
-    },
+/// Why one instruction is refused; [`Verifier::step`] adds the instruction.
+enum Problem {
+    /// Invariant 3.
+    PacketRead { start: i64, end: i64, covered: i64 },
+    /// Invariant 4.
+    Access(Access),
+    /// Invariant 5.
+    Call { helper: u32 },
+    /// Invariant 6.
+    Register(Misuse),
 }
 
-/// What a register holds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Value {
-    Uninit,
-    Scalar,
-    Context,
-    Stack(i64),
-    Packet { base: u32, offset: i64 },
-    PacketEnd,
-    MapPointer,
-    LookupResult,
-    MapEntry,
+impl From<Access> for Problem {
+    fn from(access: Access) -> Problem {
+        Problem::Access(access)
+    }
+}
+
+impl From<Misuse> for Problem {
+    fn from(misuse: Misuse) -> Problem {
+        Problem::Register(misuse)
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -254,47 +222,49 @@ impl<'a> Verifier<'a> {
     /// Executes one instruction; returns the fall-through state, if any.
     fn step(&mut self, index: usize, mut state: State) -> Result<Option<State>, VerifyError> {
         let insn = &self.insns[index];
-        let fail = |problem: &str| VerifyError::Unsafe {
-            insn: index,
-            text: crate::bpf::asm::insn_to_string(insn, |offset| format!("{offset:+}")),
-            problem: problem.to_string(),
+        let fail = |problem: Problem| {
+            let text = crate::bpf::asm::insn_to_string(insn, |offset| format!("{offset:+}"));
+            match problem {
+                Problem::PacketRead { start, end, covered } => {
+                    VerifyError::UncheckedPacketRead { insn: index, text, start, end, covered }
+                }
+                Problem::Access(access) => VerifyError::BadAccess { insn: index, text, access },
+                Problem::Call { helper } => VerifyError::BadCall { insn: index, text, helper },
+                Problem::Register(misuse) => VerifyError::BadRegister { insn: index, text, misuse },
+            }
         };
         match *insn {
             Insn::Alu64 { op, dst, src } => {
-                let value = self.alu64(&state, op, dst, src).map_err(|problem| fail(&problem))?;
-                set(&mut state, dst, value).map_err(|problem| fail(&problem))?;
+                let value = self.alu64(&state, op, dst, src).map_err(fail)?;
+                set(&mut state, dst, value).map_err(fail)?;
             }
             Insn::Alu32 { op, dst, src } => {
                 let source = operand(&state, src);
                 let target = state.regs[dst.number() as usize];
                 let ok = matches!(source, Value::Scalar) && (op == AluOp::Mov || matches!(target, Value::Scalar));
                 if !ok {
-                    return Err(fail("32-bit arithmetic needs initialized scalars"));
+                    return Err(fail(Misuse::NarrowArithmetic.into()));
                 }
-                set(&mut state, dst, Value::Scalar).map_err(|problem| fail(&problem))?;
+                set(&mut state, dst, Value::Scalar).map_err(fail)?;
             }
             Insn::Neg { dst, .. } | Insn::Endian { dst, .. } => {
                 if state.regs[dst.number() as usize] != Value::Scalar {
-                    return Err(fail("operand is not a scalar"));
+                    return Err(fail(Misuse::NotAScalar.into()));
                 }
             }
             Insn::Load { size, dst, src, off } => {
-                let value = self.load(&state, size, src, off).map_err(|problem| fail(&problem))?;
-                set(&mut state, dst, value).map_err(|problem| fail(&problem))?;
+                let value = self.load(&state, size, src, off).map_err(fail)?;
+                set(&mut state, dst, value).map_err(fail)?;
             }
             Insn::Store { size, dst, off, src } => {
                 if !matches!(state.regs[src.number() as usize], Value::Scalar) {
-                    return Err(fail("only scalars are stored"));
+                    return Err(fail(Access::StoredPointer.into()));
                 }
-                self.store(&state, size, dst, off).map_err(|problem| fail(&problem))?;
+                self.store(&state, size, dst, off).map_err(fail)?;
             }
-            Insn::StoreImm { size, dst, off, .. } => {
-                self.store(&state, size, dst, off).map_err(|problem| fail(&problem))?
-            }
-            Insn::LoadImm64 { dst, .. } => set(&mut state, dst, Value::Scalar).map_err(|problem| fail(&problem))?,
-            Insn::LoadMapIndex { dst, .. } => {
-                set(&mut state, dst, Value::MapPointer).map_err(|problem| fail(&problem))?
-            }
+            Insn::StoreImm { size, dst, off, .. } => self.store(&state, size, dst, off).map_err(fail)?,
+            Insn::LoadImm64 { dst, .. } => set(&mut state, dst, Value::Scalar).map_err(fail)?,
+            Insn::LoadMapIndex { dst, .. } => set(&mut state, dst, Value::MapPointer).map_err(fail)?,
             Insn::Call { helper } => {
                 let on_stack =
                     |value: Value| matches!(value, Value::Stack(offset) if (-STACK_SIZE..=-4).contains(&offset));
@@ -305,12 +275,7 @@ impl<'a> Verifier<'a> {
                         Value::Scalar
                     }
                     HELPER_KTIME_GET_NS => Value::Scalar,
-                    _ => {
-                        return Err(fail(
-                            "only bpf_map_lookup_elem(map, stack key), bpf_map_update_elem(map, stack key, \
-                             stack value, flags) and bpf_ktime_get_ns() are called",
-                        ))
-                    }
+                    _ => return Err(fail(Problem::Call { helper })),
                 };
                 for reg in 1..=5 {
                     state.regs[reg] = Value::Uninit;
@@ -319,7 +284,7 @@ impl<'a> Verifier<'a> {
             }
             Insn::Exit => {
                 if state.regs[0] != Value::Scalar {
-                    return Err(fail("r0 is not a scalar at exit"));
+                    return Err(fail(Misuse::ExitWithoutScalar.into()));
                 }
                 return Ok(None);
             }
@@ -334,7 +299,7 @@ impl<'a> Verifier<'a> {
                 let right = operand(&state, src);
                 let null_check = wide && src == Operand::Imm(0);
                 let (taken, fallthrough) =
-                    self.branch(state, op, (left, right), (dst, wide, null_check)).map_err(|problem| fail(&problem))?;
+                    self.branch(state, op, (left, right), (dst, wide, null_check)).map_err(fail)?;
                 self.send(to, taken);
                 return Ok(Some(fallthrough));
             }
@@ -382,7 +347,7 @@ impl<'a> Verifier<'a> {
         State { regs, checked }
     }
 
-    fn alu64(&mut self, state: &State, op: AluOp, dst: Reg, src: Operand) -> Result<Value, String> {
+    fn alu64(&mut self, state: &State, op: AluOp, dst: Reg, src: Operand) -> Result<Value, Problem> {
         let left = state.regs[dst.number() as usize];
         let right = operand(state, src);
         let constant = match src {
@@ -403,11 +368,11 @@ impl<'a> Verifier<'a> {
                 Value::Stack(offset + constant.unwrap_or(0))
             }
             (AluOp::Sub, Value::PacketEnd, Value::Packet { .. }) => Value::Scalar,
-            _ => return Err(format!("{op:?} of {left:?} and {right:?} is not allowed")),
+            _ => return Err(Misuse::Arithmetic { op, left, right }.into()),
         })
     }
 
-    fn load(&self, state: &State, size: Size, src: Reg, off: i16) -> Result<Value, String> {
+    fn load(&self, state: &State, size: Size, src: Reg, off: i16) -> Result<Value, Problem> {
         let bytes = i64::from(size.bytes());
         let off = i64::from(off);
         match state.regs[src.number() as usize] {
@@ -416,26 +381,23 @@ impl<'a> Verifier<'a> {
                 let end = offset + off + bytes;
                 let covered = state.checked.get(&base).copied().unwrap_or(0);
                 if offset + off < 0 || end > covered {
-                    return Err(format!(
-                        "packet read of bytes {}..{end} is covered only up to {covered}",
-                        offset + off
-                    ));
+                    return Err(Problem::PacketRead { start: offset + off, end, covered });
                 }
                 Ok(Value::Scalar)
             }
-            Value::Stack(offset) => stack_access(offset + off, bytes).map(|_| Value::Scalar),
+            Value::Stack(offset) => Ok(stack_access(offset + off, bytes).map(|_| Value::Scalar)?),
             Value::MapEntry if (0..=MAP_VALUE_SIZE - bytes).contains(&off) => Ok(Value::Scalar),
-            other => Err(format!("cannot read through {other:?}")),
+            through => Err(Access::Read { through }.into()),
         }
     }
 
-    fn context_field(&self, off: i64, bytes: i64) -> Result<Value, String> {
+    fn context_field(&self, off: i64, bytes: i64) -> Result<Value, Problem> {
         let (data, data_end, size) = match self.hook {
             Hook::Xdp => (0, 4, XDP_MD_SIZE),
             Hook::TcIngress | Hook::TcEgress => (76, 80, SK_BUFF_SIZE),
         };
         if off < 0 || off + bytes > size {
-            return Err(format!("context read of bytes {off}..{} is outside the {size}-byte context", off + bytes));
+            return Err(Access::OutsideContext { start: off, end: off + bytes, size }.into());
         }
         Ok(match (off, bytes) {
             (offset, 4) if offset == data => Value::Packet { base: 0, offset: 0 },
@@ -444,13 +406,13 @@ impl<'a> Verifier<'a> {
         })
     }
 
-    fn store(&self, state: &State, size: Size, dst: Reg, off: i16) -> Result<(), String> {
+    fn store(&self, state: &State, size: Size, dst: Reg, off: i16) -> Result<(), Problem> {
         let bytes = i64::from(size.bytes());
         let off = i64::from(off);
         match state.regs[dst.number() as usize] {
-            Value::Stack(offset) => stack_access(offset + off, bytes),
+            Value::Stack(offset) => Ok(stack_access(offset + off, bytes)?),
             Value::MapEntry if (0..=MAP_VALUE_SIZE - bytes).contains(&off) => Ok(()),
-            other => Err(format!("cannot write through {other:?}")),
+            through => Err(Access::Write { through }.into()),
         }
     }
 
@@ -462,9 +424,9 @@ impl<'a> Verifier<'a> {
         op: JmpOp,
         (left, right): (Value, Value),
         (dst, wide, null_check): (Reg, bool, bool),
-    ) -> Result<(State, State), String> {
+    ) -> Result<(State, State), Problem> {
         if left == Value::Uninit || right == Value::Uninit {
-            return Err("comparison reads an uninitialized register".to_string());
+            return Err(Misuse::UninitializedComparison.into());
         }
         let mut taken = state.clone();
         let mut fallthrough = state;
@@ -482,7 +444,7 @@ impl<'a> Verifier<'a> {
                 fallthrough.regs[dst.number() as usize] = Value::Scalar;
             }
             (_, Value::Scalar, Value::Scalar) => {}
-            _ => return Err(format!("comparison {op:?} of {left:?} and {right:?} is not allowed")),
+            _ => return Err(Misuse::Comparison { op, left, right }.into()),
         }
         Ok((taken, fallthrough))
     }
@@ -495,18 +457,18 @@ fn operand(state: &State, src: Operand) -> Value {
     }
 }
 
-fn set(state: &mut State, dst: Reg, value: Value) -> Result<(), String> {
+fn set(state: &mut State, dst: Reg, value: Value) -> Result<(), Problem> {
     if dst == Reg::R10 {
-        return Err("r10 is read-only".to_string());
+        return Err(Misuse::FramePointerWritten.into());
     }
     state.regs[dst.number() as usize] = value;
     Ok(())
 }
 
-fn stack_access(offset: i64, bytes: i64) -> Result<(), String> {
+fn stack_access(offset: i64, bytes: i64) -> Result<(), Access> {
     if offset >= -STACK_SIZE && offset + bytes <= 0 {
         Ok(())
     } else {
-        Err(format!("stack access at r10{offset:+} of {bytes} bytes is outside the 512-byte stack"))
+        Err(Access::OutsideStack { offset, bytes })
     }
 }

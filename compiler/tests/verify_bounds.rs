@@ -1,10 +1,11 @@
 //! The verifier's bounds that rbpf's JIT relies on: context reads inside the context,
 //! map values only after a real null check (against 0), packet bounds only from 64-bit
-//! comparisons. Each rejected program differs from an accepted one in that one place.
+//! comparisons. Each rejected program differs from an accepted one in that one place,
+//! and each broken invariant is its own typed error.
 
 use pfc_compiler::bpf::{AluOp, Insn, JmpOp, Operand, Program, ProgramBuilder, Reg, Size};
 use pfc_compiler::program::Hook;
-use pfc_compiler::verify::{verify, VerifyError};
+use pfc_compiler::verify::{verify, Access, Misuse, Value, VerifyError};
 
 fn program(build: impl FnOnce(&mut ProgramBuilder)) -> Program {
     let mut b = ProgramBuilder::new();
@@ -12,10 +13,19 @@ fn program(build: impl FnOnce(&mut ProgramBuilder)) -> Program {
     b.finish().expect("assembles")
 }
 
-fn unsafe_at(result: Result<(), VerifyError>) -> usize {
+/// The instruction and the invariant-4 problem of a refused access.
+fn bad_access(result: Result<(), VerifyError>) -> (usize, Access) {
     match result {
-        Err(VerifyError::Unsafe { insn, .. }) => insn,
-        other => panic!("expected Unsafe, got {other:?}"),
+        Err(VerifyError::BadAccess { insn, access, .. }) => (insn, access),
+        other => panic!("expected BadAccess, got {other:?}"),
+    }
+}
+
+/// The instruction and the invariant-6 problem of a refused register use.
+fn bad_register(result: Result<(), VerifyError>) -> (usize, Misuse) {
+    match result {
+        Err(VerifyError::BadRegister { insn, misuse, .. }) => (insn, misuse),
+        other => panic!("expected BadRegister, got {other:?}"),
     }
 }
 
@@ -29,10 +39,11 @@ fn context_read(off: i16) -> Program {
 #[test]
 fn context_reads_stay_inside_the_context() {
     assert_eq!(verify(&context_read(20), Hook::Xdp), Ok(()));
-    assert_eq!(unsafe_at(verify(&context_read(24), Hook::Xdp)), 0);
-    assert_eq!(unsafe_at(verify(&context_read(-4), Hook::Xdp)), 0);
+    let outside = |start, size| (0, Access::OutsideContext { start, end: start + 4, size });
+    assert_eq!(bad_access(verify(&context_read(24), Hook::Xdp)), outside(24, 24));
+    assert_eq!(bad_access(verify(&context_read(-4), Hook::Xdp)), outside(-4, 24));
     assert_eq!(verify(&context_read(188), Hook::TcIngress), Ok(()));
-    assert_eq!(unsafe_at(verify(&context_read(192), Hook::TcEgress)), 0);
+    assert_eq!(bad_access(verify(&context_read(192), Hook::TcEgress)), outside(192, 192));
 }
 
 /// key at r10-4; r0 = lookup(map 0, key); if r0 == `against` goto out; r0 = *(u64 *)r0.
@@ -56,8 +67,9 @@ fn lookup_then_read(against: Operand) -> Program {
 #[test]
 fn map_values_need_a_null_check_against_zero() {
     assert_eq!(verify(&lookup_then_read(Operand::Imm(0)), Hook::Xdp), Ok(()));
-    assert_eq!(unsafe_at(verify(&lookup_then_read(Operand::Imm(5)), Hook::Xdp)), 6);
-    assert_eq!(unsafe_at(verify(&lookup_then_read(Operand::Reg(Reg::R3)), Hook::Xdp)), 6);
+    let not_a_null_check = (6, Misuse::Comparison { op: JmpOp::Eq, left: Value::LookupResult, right: Value::Scalar });
+    assert_eq!(bad_register(verify(&lookup_then_read(Operand::Imm(5)), Hook::Xdp)), not_a_null_check);
+    assert_eq!(bad_register(verify(&lookup_then_read(Operand::Reg(Reg::R3)), Hook::Xdp)), not_a_null_check);
 }
 
 /// r2 = data; r3 = data_end; r4 = r2 + 14; if r4 > r3 goto out (wide or not); read r2[12].
@@ -80,5 +92,52 @@ fn bounded_read(wide: bool) -> Program {
 #[test]
 fn packet_bounds_come_from_64_bit_comparisons_only() {
     assert_eq!(verify(&bounded_read(true), Hook::Xdp), Ok(()));
-    assert_eq!(unsafe_at(verify(&bounded_read(false), Hook::Xdp)), 5);
+    let packet = Value::Packet { base: 0, offset: 14 };
+    let narrow = Misuse::Comparison { op: JmpOp::Gt, left: packet, right: Value::PacketEnd };
+    assert_eq!(bad_register(verify(&bounded_read(false), Hook::Xdp)), (5, narrow));
+}
+
+/// A packet read past what the bounds check covers (invariant 3), and a write into the
+/// packet (invariant 4), a helper pfc never calls (5), a write to r10 (6): one typed
+/// error each.
+#[test]
+fn each_invariant_has_its_own_error() {
+    let read_past_check = program(|b| {
+        let out = b.new_label();
+        b.emit(Insn::load(Size::W, Reg::R2, Reg::R1, 0));
+        b.emit(Insn::load(Size::W, Reg::R3, Reg::R1, 4));
+        b.emit(Insn::mov64(Reg::R0, 0));
+        b.emit(Insn::mov64(Reg::R4, Reg::R2));
+        b.emit(Insn::alu64(AluOp::Add, Reg::R4, 14));
+        b.emit(Insn::jump64(JmpOp::Gt, Reg::R4, Operand::Reg(Reg::R3), out));
+        b.emit(Insn::load(Size::W, Reg::R0, Reg::R2, 12));
+        b.bind(out);
+        b.emit(Insn::Exit);
+    });
+    match verify(&read_past_check, Hook::Xdp) {
+        Err(VerifyError::UncheckedPacketRead { insn: 6, start: 12, end: 16, covered: 14, .. }) => {}
+        other => panic!("expected UncheckedPacketRead at 6, got {other:?}"),
+    }
+    let packet_write = program(|b| {
+        b.emit(Insn::load(Size::W, Reg::R2, Reg::R1, 0));
+        b.emit(Insn::StoreImm { size: Size::B, dst: Reg::R2, off: 0, imm: 0 });
+        b.emit(Insn::mov64(Reg::R0, 2));
+        b.emit(Insn::Exit);
+    });
+    let through = Value::Packet { base: 0, offset: 0 };
+    assert_eq!(bad_access(verify(&packet_write, Hook::Xdp)), (1, Access::Write { through }));
+    let other_helper = program(|b| {
+        b.emit(Insn::Call { helper: 6 });
+        b.emit(Insn::Exit);
+    });
+    match verify(&other_helper, Hook::Xdp) {
+        Err(VerifyError::BadCall { insn: 0, helper: 6, .. }) => {}
+        other => panic!("expected BadCall, got {other:?}"),
+    }
+    let frame_pointer = program(|b| {
+        b.emit(Insn::mov64(Reg::R10, 0));
+        b.emit(Insn::mov64(Reg::R0, 2));
+        b.emit(Insn::Exit);
+    });
+    assert_eq!(bad_register(verify(&frame_pointer, Hook::Xdp)), (0, Misuse::FramePointerWritten));
 }

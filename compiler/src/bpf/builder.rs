@@ -17,6 +17,16 @@ pub struct Comment {
     pub text: String,
 }
 
+/// From instruction `insn` on (an index into [`Program::insns`]), the code is rule
+/// `rule`'s (`None`: no one rule's), until the next mark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RuleMark {
+    /// Index of the first instruction the mark covers.
+    pub insn: usize,
+    /// The rule's index in the filter, or `None`.
+    pub rule: Option<usize>,
+}
+
 /// Why a builder's instructions do not form a program.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AsmError {
@@ -79,6 +89,7 @@ pub struct ProgramBuilder {
     /// Per label: the index of the instruction it is bound before.
     bound: Vec<Option<usize>>,
     comments: Vec<Comment>,
+    rules: Vec<RuleMark>,
     /// Problems found while binding, reported by `finish`.
     errors: Vec<AsmError>,
 }
@@ -116,6 +127,20 @@ impl ProgramBuilder {
     /// Attaches a one-line comment to the next instruction emitted.
     pub fn comment(&mut self, text: impl Into<String>) {
         self.comments.push(Comment { insn: self.insns.len(), text: text.into() });
+    }
+
+    /// Attributes the instructions emitted from now on to rule `rule` (a comment says
+    /// which rule), until [`ProgramBuilder::end_rule`]: diagnostics about generated code
+    /// point at the rule it came from.
+    pub fn begin_rule(&mut self, rule: usize, comment: impl Into<String>) {
+        self.comment(comment);
+        self.rules.push(RuleMark { insn: self.insns.len(), rule: Some(rule) });
+    }
+
+    /// Ends the rule begun by [`ProgramBuilder::begin_rule`]: what follows is no one
+    /// rule's code.
+    pub fn end_rule(&mut self) {
+        self.rules.push(RuleMark { insn: self.insns.len(), rule: None });
     }
 
     /// Number of instructions emitted so far.
@@ -188,7 +213,7 @@ impl ProgramBuilder {
             })?;
             insns.push(resolved);
         }
-        Ok(Program { insns, comments: self.comments })
+        Ok(Program { insns, comments: self.comments, rules: self.rules })
     }
 }
 
@@ -199,9 +224,17 @@ pub struct Program {
     pub insns: Vec<ResolvedInsn>,
     /// Comments for the listing, in instruction order.
     pub comments: Vec<Comment>,
+    /// Which rule's code each instruction is, as marks in instruction order.
+    pub rules: Vec<RuleMark>,
 }
 
 impl Program {
+    /// The rule whose code instruction `insn` is, if it is one rule's.
+    pub fn rule_of(&self, insn: usize) -> Option<usize> {
+        let after = self.rules.partition_point(|mark| mark.insn <= insn);
+        after.checked_sub(1).and_then(|last| self.rules[last].rule)
+    }
+
     /// The bytecode (see [`encode`](super::encode)).
     pub fn encode(&self) -> Vec<u8> {
         encode(&self.insns)

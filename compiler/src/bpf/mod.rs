@@ -34,7 +34,7 @@ pub mod opcode;
 #[cfg(test)]
 mod tests;
 
-pub use builder::{AsmError, Comment, Program, ProgramBuilder};
+pub use builder::{AsmError, Comment, Program, ProgramBuilder, RuleMark};
 pub use encode::{decode, encode, map_relocations, DecodeError, MapReloc};
 
 /// One of the eleven eBPF registers. `R10` is the read-only frame pointer.

@@ -273,3 +273,20 @@ fn display_of_unresolved_instruction_names_the_label() {
     let insn = Insn::jump64(JmpOp::Set, R1, 0x80, l);
     assert_eq!(insn.to_string(), "if r1 & 128 goto L0");
 }
+
+#[test]
+fn instructions_belong_to_the_rule_they_were_emitted_for() {
+    let mut b = ProgramBuilder::new();
+    b.emit(Insn::alu32(Mov, R0, 0));
+    b.begin_rule(3, "rule 3");
+    b.emit(Insn::alu32(Mov, R0, 1));
+    b.emit(Insn::alu32(Mov, R0, 2));
+    b.end_rule();
+    b.emit(Insn::alu32(Mov, R0, 3));
+    b.begin_rule(0, "rule 0");
+    b.emit(Insn::Exit);
+    let program = b.finish().expect("resolves");
+    let owners: Vec<Option<usize>> = (0..5).map(|insn| program.rule_of(insn)).collect();
+    assert_eq!(owners, [None, Some(3), Some(3), None, Some(0)]);
+    assert_eq!(program.comments.len(), 2, "begin_rule says which rule in the listing");
+}

@@ -186,11 +186,12 @@ impl RuleEmitter<'_, '_> {
             relays.relay_inline(b);
             self.tail_in_reach(b);
             let rule = &filter.rules[*index];
-            b.comment(format!("rule {} `{}`: {}", index, rule.name, rule.verdict.as_str()));
+            b.begin_rule(*index, format!("rule {} `{}`: {}", index, rule.name, rule.verdict.as_str()));
             let next = b.new_label();
             let tail = self.tail.label;
             let mut matched = |b: &mut ProgramBuilder| decide(b, filter.hook, *index, rule.verdict, options, tail);
             Body { b: &mut *b, filter, layout }.conjunction(tests, next, &mut matched);
+            b.end_rule();
             if tests.is_empty() {
                 return; // every packet here matches it
             }
@@ -206,7 +207,7 @@ impl RuleEmitter<'_, '_> {
         for (index, tests) in rules {
             relays.relay_inline(b);
             let rule = &filter.rules[*index];
-            b.comment(format!("rule {} `{}`: {}", index, rule.name, rule.verdict.as_str()));
+            b.begin_rule(*index, format!("rule {} `{}`: {}", index, rule.name, rule.verdict.as_str()));
             let end = relays.target(b, END);
             b.emit(Insn::jump32(JmpOp::Le, Reg::R6, Operand::imm_u32(*index as u32), end));
             let next = b.new_label();
@@ -217,6 +218,7 @@ impl RuleEmitter<'_, '_> {
                 b.emit(Insn::Ja { target: end });
             };
             Body { b: &mut *b, filter, layout }.conjunction(tests, next, &mut matched);
+            b.end_rule();
             if tests.is_empty() {
                 return;
             }

@@ -236,7 +236,7 @@ impl RuleEmitter<'_, '_> {
             return false;
         }
         self.tail_in_reach(b);
-        b.comment(format!("rule {} `{}`: {}", index, rule.name, rule.verdict.as_str()));
+        b.begin_rule(index, format!("rule {} `{}`: {}", index, rule.name, rule.verdict.as_str()));
         let next = b.new_label();
         let tail_label = self.tail.label;
         let mut matched = |b: &mut ProgramBuilder| decide(b, filter.hook, index, rule.verdict, options, tail_label);
@@ -249,6 +249,7 @@ impl RuleEmitter<'_, '_> {
         } else {
             Body { b: &mut *b, filter, layout }.rule(rule.condition, next, &mut matched);
         }
+        b.end_rule();
         b.bind(next);
         matches!(filter.node(rule.condition), Node::Const(true))
     }

@@ -191,7 +191,7 @@ pub fn check(object: &BpfObject) -> Result<(), JitUnavailable> {
     let relocations: Vec<MapReloc> =
         object.relocations.iter().map(|r| MapReloc { slot: r.insn_index, map: r.map_index as u32 }).collect();
     let insns = decode(&object.code, &relocations).map_err(|source| JitUnavailable::Decode { source })?;
-    let program = Program { insns, comments: Vec::new() };
+    let program = Program { insns, ..Program::default() };
     let hook = match object.hook {
         Hook::Xdp => pfc_compiler::program::Hook::Xdp,
         Hook::Tc => pfc_compiler::program::Hook::TcIngress,
