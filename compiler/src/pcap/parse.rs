@@ -1,12 +1,15 @@
 //! pcap parsing: the unescaped text of one `pcap "..."` string in, a [`ast::Expr`] (or a
 //! syntax diagnostic) out. The only file of the `pcap` module that sees pest types.
+//!
+//! A parse-tree shape the grammar should not produce (a pfc bug) is reported as E0900
+//! at the span of the node that has it, as `syntax/lower.rs` does, never a panic.
 
-use pest::iterators::Pair;
+use pest::iterators::{Pair, Pairs};
 use pest::Parser;
 
 use super::ast::*;
 use super::{SpanMap, PCAP_SYNTAX};
-use crate::diagnostic::{Diagnostic, Span};
+use crate::diagnostic::{Diagnostic, Span, INTERNAL_ERROR};
 
 #[derive(pest_derive::Parser)]
 #[grammar = "../../grammar/pcap.pest"]
@@ -32,9 +35,19 @@ pub fn parse(text: &str, map: &SpanMap) -> Result<Option<Expr>, Diagnostic> {
         )
         .with_note("libpcap filter syntax: `[proto] [src|dst] [host|net|port|portrange] VALUE`, `proto[offset:size] OP value`, joined by and/or/not")
     })?;
-    let filter = pairs.next().expect("the filter rule always produces a pair");
+    let whole = map.span(0, text.len());
+    let filter = pairs.next().ok_or_else(|| unexpected(whole, "no tree for the filter"))?;
     let lowerer = Lowerer { map };
-    Ok(filter.into_inner().find(|pair| pair.as_rule() == Rule::expr).map(|expr| lowerer.expr(expr)))
+    filter.into_inner().find(|pair| pair.as_rule() == Rule::expr).map(|expr| lowerer.expr(expr)).transpose()
+}
+
+/// Lowering's result: the AST node, or E0900 for a tree the grammar should not produce.
+type Lowered<T> = Result<T, Diagnostic>;
+
+/// E0900 (a pfc bug) at `span`: the parser produced a tree without `what`.
+fn unexpected(span: Span, what: &str) -> Diagnostic {
+    Diagnostic::error(INTERNAL_ERROR, format!("internal error: the pcap parser produced {what}"), span, "here")
+        .with_note("this is a bug in pfc; please report it with the rule file")
 }
 
 struct Lowerer<'a> {
@@ -47,38 +60,45 @@ impl Lowerer<'_> {
         self.map.span(span.start(), span.end())
     }
 
-    fn expr(&self, pair: Pair<Rule>) -> Expr {
+    /// The next child of a node at `span`, which the grammar guarantees; E0900 if absent.
+    fn next<'i>(&self, parts: &mut Pairs<'i, Rule>, span: Span, what: &str) -> Lowered<Pair<'i, Rule>> {
+        parts.next().ok_or_else(|| unexpected(span, what))
+    }
+
+    fn expr(&self, pair: Pair<Rule>) -> Lowered<Expr> {
+        let span = self.span(&pair);
         let mut inner = pair.into_inner();
-        let first = self.term(inner.next().expect("expr starts with a term"));
+        let first = self.term(self.next(&mut inner, span, "an expression without a term")?)?;
         let mut rest = Vec::new();
         while let Some(op) = inner.next() {
             let op = bool_op(&op);
-            let operand = inner.next().expect("an operator is followed by an operand");
+            let operand = self.next(&mut inner, span, "an operator without an operand")?;
             let operand = match operand.as_rule() {
-                Rule::term => Operand::Term(self.term(operand)),
+                Rule::term => Operand::Term(self.term(operand)?),
                 _ => {
-                    let (nots, value) = self.carried(operand);
+                    let (nots, value) = self.carried(operand)?;
                     Operand::Carried { nots, value }
                 }
             };
             rest.push((op, operand));
         }
-        Expr { first, rest }
+        Ok(Expr { first, rest })
     }
 
-    fn carried(&self, pair: Pair<Rule>) -> (usize, Value) {
+    fn carried(&self, pair: Pair<Rule>) -> Lowered<(usize, Value)> {
+        let span = self.span(&pair);
         let mut nots = 0;
         let mut value = None;
         for inner in pair.into_inner() {
             match inner.as_rule() {
                 Rule::not_op => nots += 1,
-                _ => value = Some(self.value(inner)),
+                _ => value = Some(self.value(inner)?),
             }
         }
-        (nots, value.expect("a carried operand has a value"))
+        Ok((nots, value.ok_or_else(|| unexpected(span, "a carried operand without a value"))?))
     }
 
-    fn term(&self, pair: Pair<Rule>) -> Term {
+    fn term(&self, pair: Pair<Rule>) -> Lowered<Term> {
         let span = self.span(&pair);
         let mut nots = 0;
         let mut kind = None;
@@ -86,13 +106,15 @@ impl Lowerer<'_> {
             match inner.as_rule() {
                 Rule::not_op => nots += 1,
                 Rule::paren => {
-                    let expr = inner.into_inner().next().expect("parentheses hold an expression");
-                    kind = Some(TermKind::Paren(Box::new(self.expr(expr))));
+                    let inner_span = self.span(&inner);
+                    let expr = self.next(&mut inner.into_inner(), inner_span, "empty parentheses")?;
+                    kind = Some(TermKind::Paren(Box::new(self.expr(expr)?)));
                 }
                 Rule::relation => {
+                    let inner_span = self.span(&inner);
                     let mut parts = inner.into_inner();
-                    let left = self.arith(parts.next().expect("left side"));
-                    let op = match parts.next().expect("operator").as_str() {
+                    let left = self.arith(self.next(&mut parts, inner_span, "a relation without a left side")?)?;
+                    let op = match self.next(&mut parts, inner_span, "a relation without an operator")?.as_str() {
                         ">" => RelOp::Gt,
                         ">=" => RelOp::Ge,
                         "<" => RelOp::Lt,
@@ -100,16 +122,16 @@ impl Lowerer<'_> {
                         "!=" => RelOp::Ne,
                         _ => RelOp::Eq,
                     };
-                    let right = self.arith(parts.next().expect("right side"));
+                    let right = self.arith(self.next(&mut parts, inner_span, "a relation without a right side")?)?;
                     kind = Some(TermKind::Relation { left, op, right });
                 }
-                _ => kind = Some(TermKind::Primitive(self.primitive(inner))),
+                _ => kind = Some(TermKind::Primitive(self.primitive(inner)?)),
             }
         }
-        Term { nots, kind: kind.expect("a term has a body"), span }
+        Ok(Term { nots, kind: kind.ok_or_else(|| unexpected(span, "a term without a body"))?, span })
     }
 
-    fn primitive(&self, pair: Pair<Rule>) -> Primitive {
+    fn primitive(&self, pair: Pair<Rule>) -> Lowered<Primitive> {
         let span = self.span(&pair);
         let mut proto = None;
         let mut dir = None;
@@ -130,7 +152,7 @@ impl Lowerer<'_> {
                     };
                     kind = Some((k, inner_span));
                 }
-                Rule::id => form = Form::Id { dir, kind, id: self.id_group(inner) },
+                Rule::id => form = Form::Id { dir, kind, id: self.id_group(inner)? },
                 Rule::kw_proto => {
                     form = Form::Proto(ProtoValue { text: String::new(), numeric: false, span: inner_span })
                 }
@@ -146,36 +168,38 @@ impl Lowerer<'_> {
                 Rule::cast_kind => {
                     form = if inner.as_str() == "broadcast" { Form::Broadcast } else { Form::Multicast };
                 }
-                Rule::other => form = self.other(inner),
+                Rule::other => form = self.other(inner)?,
                 _ => {}
             }
         }
-        Primitive { proto, form, span }
+        Ok(Primitive { proto, form, span })
     }
 
-    fn other(&self, pair: Pair<Rule>) -> Form {
+    fn other(&self, pair: Pair<Rule>) -> Lowered<Form> {
+        let span = self.span(&pair);
         let mut parts = pair.into_inner();
-        let head = parts.next().expect("other has a keyword");
+        let head = self.next(&mut parts, span, "a primitive without its keyword")?;
         if head.as_rule() == Rule::kw_llc {
-            return Form::Llc(parts.next().map(|name| (name.as_str().to_string(), self.span(&name))));
+            return Ok(Form::Llc(parts.next().map(|name| (name.as_str().to_string(), self.span(&name)))));
         }
         if head.as_rule() == Rule::kw_byte {
-            let index = self.number_value(parts.next().expect("byte has an index"));
-            let op = parts.next().expect("byte has an operator").as_str().chars().next().unwrap_or('=');
-            let value = self.number_value(parts.next().expect("byte has a value"));
-            return Form::Byte(index, op, value);
+            let index = self.number_value(self.next(&mut parts, span, "`byte` without an index")?);
+            let op = self.next(&mut parts, span, "`byte` without an operator")?.as_str().chars().next().unwrap_or('=');
+            let value = self.number_value(self.next(&mut parts, span, "`byte` without a value")?);
+            return Ok(Form::Byte(index, op, value));
         }
         let value = parts.next().map(|number| self.number_value(number));
-        match head.as_rule() {
-            Rule::kw_less => Form::Less(value.expect("less has a number")),
-            Rule::kw_greater => Form::Greater(value.expect("greater has a number")),
+        let number = |value: Option<Value>, what| value.ok_or_else(|| unexpected(span, what));
+        Ok(match head.as_rule() {
+            Rule::kw_less => Form::Less(number(value, "`less` without a number")?),
+            Rule::kw_greater => Form::Greater(number(value, "`greater` without a number")?),
             Rule::kw_vlan => Form::Vlan(value),
             Rule::kw_mpls => Form::Mpls(value),
             Rule::kw_pppoes => Form::Pppoes(value),
             Rule::kw_pppoed => Form::Pppoed,
             Rule::kw_geneve => Form::Geneve(value),
             _ => Form::Unsupported(head.as_str().to_string()),
-        }
+        })
     }
 
     fn number_value(&self, pair: Pair<Rule>) -> Value {
@@ -183,24 +207,26 @@ impl Lowerer<'_> {
         Value { token: Token::Number(pair.as_str().to_string()), suffix: None, span }
     }
 
-    fn id_group(&self, pair: Pair<Rule>) -> IdGroup {
+    fn id_group(&self, pair: Pair<Rule>) -> Lowered<IdGroup> {
+        let span = self.span(&pair);
         let mut inner = pair.into_inner().peekable();
         let mut nots = 0;
         while inner.peek().is_some_and(|pair| pair.as_rule() == Rule::not_op) {
             inner.next();
             nots += 1;
         }
-        let first = self.value(inner.next().expect("an id has a value"));
+        let first = self.value(inner.next().ok_or_else(|| unexpected(span, "an id without a value"))?)?;
         let mut rest = Vec::new();
         while let Some(op) = inner.next() {
             let op = bool_op(&op);
-            let (nots, value) = self.carried(inner.next().expect("operand"));
+            let operand = inner.next().ok_or_else(|| unexpected(span, "an operator without an operand"))?;
+            let (nots, value) = self.carried(operand)?;
             rest.push((op, nots, value));
         }
-        IdGroup { nots, first, rest }
+        Ok(IdGroup { nots, first, rest })
     }
 
-    fn value(&self, pair: Pair<Rule>) -> Value {
+    fn value(&self, pair: Pair<Rule>) -> Lowered<Value> {
         let span = self.span(&pair);
         let mut token = None;
         let mut suffix = None;
@@ -210,7 +236,8 @@ impl Lowerer<'_> {
             match inner.as_rule() {
                 Rule::kw_mask => mask_next = true,
                 Rule::port_end => {
-                    let end = inner.into_inner().next().map(|p| token_of(&p)).expect("a range end");
+                    let end = inner.into_inner().next().map(|p| token_of(&p));
+                    let end = end.ok_or_else(|| unexpected(inner_span, "a port range without an end"))?;
                     suffix = Some(Suffix::RangeEnd(end, inner_span));
                 }
                 _ if token.is_none() => token = Some(token_of(&inner)),
@@ -219,15 +246,15 @@ impl Lowerer<'_> {
                 _ => {}
             }
         }
-        Value { token: token.expect("a value has a token"), suffix, span }
+        Ok(Value { token: token.ok_or_else(|| unexpected(span, "a value without a token"))?, suffix, span })
     }
 
-    fn arith(&self, pair: Pair<Rule>) -> Arith {
+    fn arith(&self, pair: Pair<Rule>) -> Lowered<Arith> {
         let span = self.span(&pair);
-        match pair.as_rule() {
+        Ok(match pair.as_rule() {
             Rule::arith | Rule::and_expr | Rule::shift_expr | Rule::sum | Rule::product => {
                 let mut inner = pair.into_inner();
-                let mut left = self.arith(inner.next().expect("an operand"));
+                let mut left = self.arith(self.next(&mut inner, span, "arithmetic without an operand")?)?;
                 while let Some(op) = inner.next() {
                     let op = match op.as_str() {
                         "+" => ArithOp::Add,
@@ -241,7 +268,7 @@ impl Lowerer<'_> {
                         "<<" => ArithOp::Shl,
                         _ => ArithOp::Shr,
                     };
-                    let right = self.arith(inner.next().expect("an operand"));
+                    let right = self.arith(self.next(&mut inner, span, "an operator without a right operand")?)?;
                     let whole = left.span.to(right.span);
                     left = Arith { kind: ArithKind::Binary(op, Box::new(left), Box::new(right)), span: whole };
                 }
@@ -258,11 +285,11 @@ impl Lowerer<'_> {
                         Rule::greedy_op => {
                             greedy = Some(if inner.as_str() == "^" { ArithOp::Xor } else { ArithOp::Mod })
                         }
-                        _ if atom.is_none() => atom = Some(self.arith(inner)),
+                        _ if atom.is_none() => atom = Some(self.arith(inner)?),
                         _ => {
-                            let left = atom.take().expect("an operand before `^` or `%`");
-                            let right = self.arith(inner);
-                            let op = greedy.expect("an operator before the right operand");
+                            let left = atom.take().ok_or_else(|| unexpected(span, "no operand before `^` or `%`"))?;
+                            let right = self.arith(inner)?;
+                            let op = greedy.ok_or_else(|| unexpected(span, "a right operand without an operator"))?;
                             let whole = left.span.to(right.span);
                             atom = Some(Arith {
                                 kind: ArithKind::Binary(op, Box::new(left), Box::new(right)),
@@ -271,30 +298,31 @@ impl Lowerer<'_> {
                         }
                     }
                 }
-                let mut result = atom.expect("a unary has an atom");
+                let mut result = atom.ok_or_else(|| unexpected(span, "a unary without an atom"))?;
                 for _ in 0..negations {
                     result = Arith { kind: ArithKind::Neg(Box::new(result)), span };
                 }
                 result
             }
             Rule::atom => {
-                let inner = pair.into_inner().next().expect("an atom has content");
+                let inner = self.next(&mut pair.into_inner(), span, "an empty atom")?;
                 match inner.as_rule() {
                     Rule::kw_len => Arith { kind: ArithKind::Len, span },
                     Rule::number => Arith { kind: ArithKind::Number(inner.as_str().to_string()), span },
                     Rule::name => Arith { kind: ArithKind::Name(inner.as_str().to_string()), span },
-                    _ => self.arith(inner),
+                    _ => self.arith(inner)?,
                 }
             }
             Rule::access => {
                 let mut inner = pair.into_inner();
-                let proto = PName::from_name(inner.next().expect("a protocol").as_str()).unwrap_or(PName::Ether);
-                let index = self.arith(inner.next().expect("an index"));
+                let proto = self.next(&mut inner, span, "an access without a protocol")?;
+                let proto = PName::from_name(proto.as_str()).unwrap_or(PName::Ether);
+                let index = self.arith(self.next(&mut inner, span, "an access without an index")?)?;
                 let size = inner.next().map(|size| (size.as_str().to_string(), self.span(&size)));
                 Arith { kind: ArithKind::Access { proto, index: Box::new(index), size }, span }
             }
-            _ => Arith { kind: ArithKind::Number("0".to_string()), span },
-        }
+            _ => return Err(unexpected(span, "arithmetic of an unknown kind")),
+        })
     }
 }
 
@@ -323,5 +351,30 @@ fn token_of(pair: &Pair<Rule>) -> Token {
         Rule::ipv4 => Token::Ipv4(text),
         Rule::number => Token::Number(text),
         _ => Token::Name(text),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Lowering a node of the wrong shape (here: pieces of a real tree handed to the
+    /// wrong lowering function) reports E0900 at the node, instead of panicking.
+    #[test]
+    fn unexpected_trees_are_internal_errors_not_panics() {
+        let text = "tcp port 22";
+        let map = SpanMap { start: 100, exact: true, whole: Span::new(100, 100 + text.len()) };
+        let lowerer = Lowerer { map: &map };
+        let number = |text| PcapParser::parse(Rule::number, text).expect("a number").next().expect("one pair");
+        let childless = number("22");
+        let error = lowerer.expr(childless.clone()).expect_err("a number is no expression");
+        assert_eq!(error.code, INTERNAL_ERROR);
+        assert_eq!(error.labels[0].span, Span::new(100, 102));
+        assert!(error.message.contains("an expression without a term"), "{}", error.message);
+        assert_eq!(lowerer.term(childless.clone()).expect_err("no body").code, INTERNAL_ERROR);
+        assert_eq!(lowerer.value(childless.clone()).expect_err("no token").code, INTERNAL_ERROR);
+        assert_eq!(lowerer.arith(childless).expect_err("not arithmetic").code, INTERNAL_ERROR);
+        // The same text parsed as what it is lowers fine.
+        assert!(parse(text, &map).is_ok_and(|expr| expr.is_some()));
     }
 }
