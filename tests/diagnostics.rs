@@ -25,10 +25,6 @@ const CODES: &[&str] = &[
 const NOT_FROM_CHECK: &[(&str, &str)] = &[
     ("E0020", "kernel limits of the generated program: reported by `pfc compile`, after checking"),
     ("W0005", "overlapping rules: only `pfc check --lints=all` reports it (tests/analysis.rs has its snapshot)"),
-    (
-        "E0027",
-        "dynamic sets not compiled yet: reported by `pfc compile` after checking (compiler/tests/dynamic_sets.rs)",
-    ),
     ("E0900", "internal compiler error (pfc's verifier refusing pfc's code, an unknown parse-tree shape): no input should cause it"),
 ];
 

@@ -148,6 +148,19 @@ fn check_object(
     } else {
         None
     };
+    // The dynamic sets hold the rule file's contents, as `pfc load` writes them.
+    for (name, keys) in pfc_compiler::program::dynamic::initial_entries(&program.dynamic_sets) {
+        let Some(map) = parsed.map_index(&name) else { return vec![format!("{setting}: no map `{name}`")] };
+        for key in keys {
+            let value = pfc_compiler::program::dynamic::VALUE;
+            if let Err(e) = vm.map_update(map, &key, &value) {
+                return vec![format!("{setting}: rbpf map `{name}`: {}", error_chain(&e))];
+            }
+            if let Some(Err(e)) = loaded.as_mut().map(|loaded| loaded.map_update(map, &key, &value)) {
+                return vec![format!("{setting}: kernel map `{name}`: {}", error_chain(&e))];
+            }
+        }
+    }
     let slots = program.rules.len() + 1;
     let zero = Counter::default();
     let (mut vm_expected, mut kernel_expected) = (vec![zero; slots], vec![zero; slots]);

@@ -6,15 +6,12 @@ use crate::codegen::{self, Form, Options};
 use crate::diagnostic::{Code, Diagnostic, Span};
 use crate::elf::{self, MapSpec, ObjectSpec, ProgramSection};
 use crate::ir::{self, Filter};
-use crate::program::{Hook, Program};
+use crate::program::{dynamic, Hook, Program};
 use crate::sources;
 use crate::verify;
 
 /// E0020: the rule set would break a kernel limit (stack, instruction count).
 pub const KERNEL_LIMIT: Code = Code("E0020");
-/// E0027: the rules use a dynamic set, which `pfc check` and the interpreter accept but
-/// code generation does not support yet.
-pub const DYNAMIC_NOT_COMPILED: Code = Code("E0027");
 /// E0900: an internal error — a pfc bug (here: code its own checks refuse).
 pub use crate::diagnostic::INTERNAL_ERROR;
 
@@ -61,23 +58,6 @@ pub fn compile_parsed(
     let source = parsed.map.concatenated();
     let (program, mut diagnostics) = crate::frontend::check_parsed(parsed);
     let Some(program) = program else { return (None, diagnostics) };
-    if !program.dynamic_sets.is_empty() {
-        for set in &program.dynamic_sets {
-            diagnostics.push(
-                Diagnostic::error(
-                    DYNAMIC_NOT_COMPILED,
-                    format!("dynamic set `{}` cannot be compiled yet", set.name),
-                    set.span,
-                    "a dynamic set",
-                )
-                .with_note(
-                    "pfc checks and interprets dynamic sets; the map lookups that compile them are not generated yet",
-                )
-                .with_note("for now, drop `dynamic` to compile the set into the program"),
-            );
-        }
-        return (None, diagnostics);
-    }
     let filter = ir::build(&program);
     // By default: the classifier; past a kernel limit, dispatched jumping code. Past the kernel verifier's pending-path
     // limit: branch-free conditions. Past another limit (jump reach): plain jumping code,
@@ -182,17 +162,49 @@ pub fn limit_map_name(index: usize) -> String {
     format!("pfc_limit_{index}")
 }
 
-/// The counter map (index 0, also kept without counters when there are limits), then
-/// one bucket map per rate limit ([`codegen::limit::map_index`]).
+/// The counter map (index 0, also kept without counters when there are limits or
+/// dynamic sets), then one bucket map per rate limit ([`codegen::limit::map_index`]),
+/// one map per dynamic set ([`codegen::dynamic::map_index`]) and their generation array.
 fn maps(program: &Program, options: Options) -> Vec<MapSpec> {
     let mut maps = Vec::new();
-    if options.counters || !program.limits.is_empty() {
+    if options.counters || !program.limits.is_empty() || !program.dynamic_sets.is_empty() {
         maps.push(MapSpec::counters(COUNTER_MAP_NAME, program.rules.len() as u32 + 1));
     }
     for (index, limit) in program.limits.iter().enumerate() {
         maps.push(MapSpec::rate_buckets(&limit_map_name(index), limit.key_size(), limit.buckets));
     }
+    for (index, set) in program.dynamic_sets.iter().enumerate() {
+        let prefixes = set.kind == crate::program::DynamicKind::Prefixes;
+        let entries = dynamic::map_entries(set.max_elements);
+        maps.push(MapSpec::dynamic_set(&dynamic::map_name(index), prefixes, entries));
+    }
+    if !program.dynamic_sets.is_empty() {
+        let sets = program.dynamic_sets.len() as u32;
+        maps.push(MapSpec::set_generations(dynamic::GENERATION_MAP_NAME, sets));
+    }
     maps
+}
+
+/// Each dynamic set's entry in the manifest: name, element type, kind, size and map, so
+/// `pfc set` finds the map and a replace can tell which contents carry over (same name,
+/// type and kind).
+fn dynamic_sets_manifest(program: &Program) -> serde_json::Value {
+    let sets: Vec<serde_json::Value> = program
+        .dynamic_sets
+        .iter()
+        .enumerate()
+        .map(|(index, set)| {
+            serde_json::json!({
+                "name": set.name,
+                "type": set.element_type,
+                "kind": set.kind,
+                "size": set.max_elements,
+                "map": dynamic::map_name(index),
+                "index": index,
+            })
+        })
+        .collect();
+    serde_json::json!({ "generation_map": dynamic::GENERATION_MAP_NAME, "sets": sets })
 }
 
 /// Each limit's entry in the manifest: its rule, map, key and bucket parameters, so a
@@ -248,6 +260,9 @@ fn manifest(program: &Program, source: &[u8], options: Options) -> serde_json::V
     });
     if !program.limits.is_empty() {
         manifest["limits"] = limits_manifest(program);
+    }
+    if !program.dynamic_sets.is_empty() {
+        manifest["dynamic_sets"] = dynamic_sets_manifest(program);
     }
     manifest
 }

@@ -33,4 +33,4 @@ pub mod syntax;
 pub mod testcase;
 pub mod verify;
 
-pub use frontend::{check_parsed, check_source};
+pub use frontend::{check_parsed, check_source, dynamic_elements, ElementSource};

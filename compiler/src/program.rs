@@ -5,6 +5,7 @@
 //! and every set is a sorted list of disjoint inclusive intervals. Whoever consumes a
 //! [`Program`] never looks at names or source text again, only at spans for messages.
 
+pub mod dynamic;
 pub mod limit;
 pub mod pcap;
 

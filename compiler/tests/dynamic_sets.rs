@@ -79,9 +79,21 @@ fn membership_follows_the_current_contents() {
 }
 
 #[test]
-fn compiling_a_dynamic_set_is_refused_with_e0027_until_map_lookups_exist() {
+fn a_dynamic_set_compiles_into_a_map_per_set_and_a_generation_array() {
     let (compiled, diagnostics) = pfc_compiler::compile::compile(RULES, Default::default());
-    assert!(compiled.is_none());
-    let codes: Vec<&str> = diagnostics.iter().map(|diagnostic| diagnostic.code.0).collect();
-    assert_eq!(codes, ["E0027", "E0027"]);
+    let compiled = compiled.unwrap_or_else(|| panic!("{diagnostics:?}"));
+    let asm = compiled.code.disassemble();
+    assert!(asm.contains("in dynamic set `banned`") && asm.contains("in dynamic set `ports`"), "{asm}");
+    let sets = &compiled.manifest["dynamic_sets"];
+    assert_eq!(sets["generation_map"], "pfc_set_gen");
+    let described: Vec<String> = sets["sets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|set| format!("{} {} {} {} {}", set["name"], set["type"], set["kind"], set["size"], set["map"]))
+        .collect();
+    assert_eq!(
+        described,
+        [r#""banned" "ip" "prefixes" 10 "pfc_set_0""#, r#""ports" "port" "values" 65536 "pfc_set_1""#]
+    );
 }

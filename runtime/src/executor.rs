@@ -253,6 +253,22 @@ impl<'obj> Executor<'obj> {
         Ok(Ran::Decided(verdict))
     }
 
+    /// Sets one entry of map `map` (`BPF_ANY`): how dynamic sets get their contents.
+    pub fn map_update(&mut self, map: usize, key: &[u8], value: &[u8]) -> Result<(), RunError> {
+        match &mut self.runner {
+            Runner::Vm(vm) => vm.map_update(map, key, value).map_err(|source| RunError::Vm { source }),
+            Runner::Kernel(kernel) => kernel.map_update(map, key, value).map_err(|source| RunError::Kernel { source }),
+        }
+    }
+
+    /// Removes one entry of map `map`, if present.
+    pub fn map_delete(&mut self, map: usize, key: &[u8]) -> Result<(), RunError> {
+        match &mut self.runner {
+            Runner::Vm(vm) => vm.map_delete(map, key).map(drop).map_err(|source| RunError::Vm { source }),
+            Runner::Kernel(kernel) => kernel.map_delete(map, key).map_err(|source| RunError::Kernel { source }),
+        }
+    }
+
     /// Every counter entry (one per rule, the default last), packets and bytes; per-CPU
     /// counters summed over CPUs. [`RunError::NoCounters`] without a counter map.
     pub fn counters(&self) -> Result<Vec<Counter>, RunError> {

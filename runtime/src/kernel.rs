@@ -101,6 +101,15 @@ pub enum KernelError {
         #[source]
         source: io::Error,
     },
+    /// Writing or deleting a map entry failed.
+    #[error("writing map `{map}`")]
+    MapWrite {
+        /// The map's name.
+        map: String,
+        /// libbpf's error chain.
+        #[source]
+        source: io::Error,
+    },
     /// Per-CPU values can only be summed as u64 words.
     #[error("map `{map}` has {value_size}-byte values: per-CPU sums need a multiple of 8")]
     NotSummable {
@@ -273,6 +282,30 @@ impl KernelProgram {
             }
         }
         Ok(values)
+    }
+
+    /// Sets one entry of map `map_index` (`BPF_ANY`).
+    pub fn map_update(&self, map_index: usize, key: &[u8], value: &[u8]) -> Result<(), KernelError> {
+        let (name, map) = self.map_by_index(map_index)?;
+        map.update(key, value, MapFlags::ANY)
+            .map_err(|e| KernelError::MapWrite { map: name.to_string(), source: to_io(&e) })
+    }
+
+    /// Removes one entry of map `map_index`.
+    pub fn map_delete(&self, map_index: usize, key: &[u8]) -> Result<(), KernelError> {
+        let (name, map) = self.map_by_index(map_index)?;
+        map.delete(key).map_err(|e| KernelError::MapWrite { map: name.to_string(), source: to_io(&e) })
+    }
+
+    fn map_by_index(&self, map_index: usize) -> Result<(&str, libbpf_rs::Map<'_>), KernelError> {
+        let missing = KernelError::NoSuchMap { map_index, map_count: self.info.maps.len() };
+        let def = self.info.maps.get(map_index).ok_or(missing)?;
+        let map = self
+            .object
+            .maps()
+            .find(|m| m.name() == def.name.as_str())
+            .ok_or(KernelError::NoSuchMap { map_index, map_count: self.info.maps.len() })?;
+        Ok((def.name.as_str(), map))
     }
 
     /// The program's hook.

@@ -63,6 +63,15 @@ pub fn run(args: &LoadArgs) -> ExitCode {
     let compile_time = started.elapsed();
     report.add_sources(&sources.parsed.map, &diagnostics);
     let Some(compiled) = compiled else { return report.finish() };
+    if let Some(set) = compiled.program.dynamic_sets.first() {
+        eprintln!(
+            "error: {}: dynamic set `{}`: pfc load does not write dynamic sets' contents into their maps yet; \
+             `pfc compile` and `pfc test` support them",
+            escape(sources.name()),
+            escape(&set.name)
+        );
+        return ExitCode::from(1);
+    }
     let Some(file_point) = AttachPoint::parse(compiled.program.hook.as_str()) else {
         return filters::usage(&format!("unknown hook `{}`", compiled.program.hook.as_str()));
     };

@@ -98,8 +98,8 @@ impl Branchless<'_> {
                 self.negate_if(dst, negated);
             }
             Node::InDynamic { .. } => {
-                // Not supported here (`depth_needed`), so never asked for; `generate_form`
-                // refuses programs with dynamic sets before any rule is emitted.
+                // Not supported here (`depth_needed`): rules that test a dynamic set stay
+                // jumping code, so this is never asked for.
                 self.b.emit(Insn::alu64(AluOp::Mov, dst, 0));
             }
             Node::InSet { field, mask, set } => {

@@ -124,11 +124,8 @@ impl Body<'_> {
                 }
             }
             Node::Compare { field, mask, op, value } => self.compare(field, mask, op, value, target, jump_if),
-            Node::InDynamic { .. } => {
-                // Never reached: `generate_form` refuses programs with dynamic sets.
-                if !jump_if {
-                    self.b.emit(Insn::Ja { target });
-                }
+            Node::InDynamic { field, mask, set } => {
+                super::dynamic::emit(self.b, self.filter, self.layout, field, mask, set, target, jump_if)
             }
             Node::InSet { field, mask, set } => {
                 let end = self.b.new_label();

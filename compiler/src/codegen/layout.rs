@@ -51,8 +51,9 @@ pub struct Layout {
     /// A free word at an offset the verifier does not track as a spill (4 modulo 8),
     /// for code that must forget a register's known value (the classifier's best match).
     pub scratch: Option<i16>,
-    /// The bottom of the rate limits' scratch area (key, bucket, time), when there are
-    /// limits: it takes the lowest `Uses::limit_scratch` bytes of the stack.
+    /// The bottom of the rate limits' scratch area (key, bucket, time), also where
+    /// dynamic-set lookups build their key, when there are limits or lookups: it takes
+    /// the lowest `Uses::limit_scratch` bytes of the stack.
     pub limit_scratch: Option<i16>,
 }
 

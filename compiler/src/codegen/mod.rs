@@ -17,6 +17,7 @@ pub mod classifier;
 mod classify;
 mod conditions;
 mod dispatch;
+pub mod dynamic;
 pub mod layout;
 pub mod limit;
 mod pcap;
@@ -65,12 +66,6 @@ pub enum CodegenError {
     JumpTooFar {
         /// The jump's distance in instruction slots.
         distance: usize,
-    },
-    /// The rules test a dynamic set, whose map lookups pfc does not generate yet.
-    #[error("dynamic set `{name}`: map lookups are not generated yet")]
-    DynamicSet {
-        /// The set's name.
-        name: String,
     },
     /// The instruction builder refused the code (a pfc bug).
     #[error("{source}")]
@@ -152,9 +147,6 @@ pub fn generate(filter: &Filter, options: Options) -> Result<Program, CodegenErr
 
 /// Generates the program for a filter in the given form.
 pub fn generate_form(filter: &Filter, options: Options, form: Form) -> Result<Program, CodegenError> {
-    if let Some(set) = filter.dynamic_sets.first() {
-        return Err(CodegenError::DynamicSet { name: set.name.clone() });
-    }
     let uses = filter.uses();
     let layout = Layout::new(&uses, options.counters).map_err(|full| CodegenError::StackFull { words: full.words })?;
     let needs = Needs::new(&uses);

@@ -108,6 +108,47 @@ impl MapSpec {
         }
     }
 
+    /// A dynamic set's map: `struct pfc_set_key { __u32 prefixlen; __u32 tag; __u8
+    /// data[16]; }` (see [`crate::program::dynamic`]) → `__u32[4]`; an LPM trie for prefix
+    /// sets, a hash for single values, both without preallocation (entries cost memory
+    /// only when present).
+    pub fn dynamic_set(name: &str, prefixes: bool, entries: u32) -> MapSpec {
+        let field = |name: &str, ty: DataType| Field { name: name.to_string(), ty };
+        let data = DataType::Array { elem: Box::new(DataType::U8), len: 16 };
+        MapSpec {
+            name: name.to_string(),
+            map_type: if prefixes { MapType::LPM_TRIE } else { MapType::HASH },
+            key: DataType::Struct {
+                name: "pfc_set_key".to_string(),
+                fields: vec![field("prefixlen", DataType::U32), field("tag", DataType::U32), field("data", data)],
+            },
+            value: DataType::Array { elem: Box::new(DataType::U32), len: 4 },
+            max_entries: entries,
+            flags: BPF_F_NO_PREALLOC,
+        }
+    }
+
+    /// The dynamic sets' generation words: an array, `__u32` set index → `struct
+    /// pfc_set_state { __u32 generation; __u32 elements; __u64 changed_ns; }`.
+    pub fn set_generations(name: &str, sets: u32) -> MapSpec {
+        let field = |name: &str, ty: DataType| Field { name: name.to_string(), ty };
+        MapSpec {
+            name: name.to_string(),
+            map_type: MapType::ARRAY,
+            key: DataType::U32,
+            value: DataType::Struct {
+                name: "pfc_set_state".to_string(),
+                fields: vec![
+                    field("generation", DataType::U32),
+                    field("elements", DataType::U32),
+                    field("changed_ns", DataType::U64),
+                ],
+            },
+            max_entries: sets,
+            flags: 0,
+        }
+    }
+
     /// The per-CPU counter array: `__u32` rule index → `struct pfc_counter`.
     pub fn counters(name: &str, rules: u32) -> MapSpec {
         MapSpec {

@@ -242,8 +242,10 @@ impl Filter {
                     uses.limits.push(*index);
                 }
                 Node::Present(source) => uses.sources.push(*source),
-                Node::Compare { field, .. } | Node::InSet { field, .. } | Node::InDynamic { field, .. } => {
-                    uses.fields.push(*field)
+                Node::Compare { field, .. } | Node::InSet { field, .. } => uses.fields.push(*field),
+                Node::InDynamic { field, .. } => {
+                    uses.fields.push(*field);
+                    uses.dynamic = true;
                 }
                 Node::Not(inner) => stack.push(*inner),
                 Node::All(items) | Node::Any(items) => stack.extend(items.iter().copied()),
@@ -260,6 +262,10 @@ impl Filter {
         if !uses.limits.is_empty() {
             uses.limit_scratch = crate::program::limit::scratch_bytes(&self.limits);
         }
+        if uses.dynamic {
+            let key = crate::program::dynamic::KEY_SIZE as i16;
+            uses.limit_scratch = uses.limit_scratch.max(key);
+        }
         uses
     }
 }
@@ -275,7 +281,10 @@ pub struct Uses {
     pub pcaps: Vec<u32>,
     /// Rate limits some rule reaches, sorted.
     pub limits: Vec<u32>,
-    /// Stack bytes the limits need for key, bucket and time (0 without limits).
+    /// Whether some rule tests a dynamic set (a map lookup with a key on the stack).
+    pub dynamic: bool,
+    /// Stack bytes the limits need for key, bucket and time, or the dynamic sets for
+    /// their key, whichever is larger (0 without either): the two never run at once.
     pub limit_scratch: i16,
 }
 

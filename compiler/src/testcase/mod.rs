@@ -109,6 +109,9 @@ pub struct Case {
     pub expect: Vec<Expectation>,
     /// When its packets arrive.
     pub timing: Timing,
+    /// Dynamic sets whose contents this case sets (by index in
+    /// [`Program::dynamic_sets`]); the others hold the rule file's contents.
+    pub sets: Vec<(usize, Vec<crate::program::DynamicElement>)>,
 }
 
 /// Something wrong in a case file. Every variant knows its 1-based line and column.
@@ -203,6 +206,17 @@ pub enum CaseError {
         /// Line and column.
         at: (usize, usize),
     },
+    /// `sets` names a set that is not a dynamic set of the rule file, or gives elements
+    /// the set cannot hold.
+    #[error("case `{case}`: {problem}")]
+    Sets {
+        /// The case.
+        case: String,
+        /// What is wrong.
+        problem: String,
+        /// Line and column.
+        at: (usize, usize),
+    },
     /// Two cases with one name.
     #[error("a second case named `{case}` (names identify cases in reports)")]
     Duplicate {
@@ -243,6 +257,7 @@ impl CaseError {
             | CaseError::UnknownRule { at, .. }
             | CaseError::ExpectShape { at, .. }
             | CaseError::Timing { at, .. }
+            | CaseError::Sets { at, .. }
             | CaseError::Duplicate { at, .. }
             | CaseError::NoCases { at }
             | CaseError::TooManyErrors { at, .. } => *at,
@@ -277,6 +292,7 @@ struct RawCase {
     at: Option<Spanned<String>>,
     repeat: Option<Spanned<i64>>,
     interval: Option<Spanned<String>>,
+    sets: Option<Spanned<std::collections::BTreeMap<String, Vec<String>>>>,
 }
 
 /// Reads a case file against the program it tests. Returns the good cases and an error
@@ -356,7 +372,48 @@ fn build_case(raw: RawCase, program: &Program, text: &str, lines: &LineIndex) ->
         let problem = "`expect` must list one verdict, or one per repeated packet";
         return Err(CaseError::ExpectShape { case, problem, at: lines.position(raw.expect.span().start) });
     }
-    Ok(Case { name: case, line, input, expect, timing })
+    let sets = match &raw.sets {
+        Some(sets) => case_sets(&case, sets.get_ref(), program).map_err(|problem| CaseError::Sets {
+            case: case.clone(),
+            problem,
+            at: at(sets.span()),
+        })?,
+        None => Vec::new(),
+    };
+    Ok(Case { name: case, line, input, expect, timing, sets })
+}
+
+/// `sets = { NAME = ["ELEMENT", …] }`: each named dynamic set's contents for the case,
+/// checked as the rule file's elements are (`crate::frontend::dynamic_elements`).
+fn case_sets(
+    case: &str,
+    sets: &std::collections::BTreeMap<String, Vec<String>>,
+    program: &Program,
+) -> Result<Vec<(usize, Vec<crate::program::DynamicElement>)>, String> {
+    let mut contents = Vec::new();
+    for (name, written) in sets {
+        let Some(index) = program.dynamic_sets.iter().position(|set| &set.name == name) else {
+            let known: Vec<&str> = program.dynamic_sets.iter().map(|set| set.name.as_str()).collect();
+            return Err(format!("`{name}` is not a dynamic set of the rule file (dynamic sets: {})", known.join(", ")));
+        };
+        let set = &program.dynamic_sets[index];
+        let source = crate::frontend::ElementSource::Written(written);
+        let origin = format!("case `{case}`, set `{name}`");
+        let (elements, parsed) =
+            crate::frontend::dynamic_elements(set, source, &origin, &mut crate::sources::NoIncludes);
+        match elements {
+            Some(elements) => contents.push((index, elements)),
+            None => {
+                let messages: Vec<String> = parsed
+                    .diagnostics
+                    .iter()
+                    .map(|diagnostic| format!("{}: {}", diagnostic.code.0, diagnostic.message))
+                    .collect();
+                return Err(format!("set `{name}`: {}", messages.join("; ")));
+            }
+        }
+    }
+    Ok(contents)
 }
 
 fn timing(case: &str, raw: &RawCase, is_pcap: bool, lines: &LineIndex) -> Result<Timing, CaseError> {

@@ -8,7 +8,11 @@
 //! Supported: `ARRAY`, `PERCPU_ARRAY` (one CPU), `HASH`, `PERCPU_HASH` (one CPU),
 //! `LRU_HASH` (exact LRU: a lookup or update makes its key the most recently used; a new
 //! key in a full map evicts the least recently used one, as `pfc_compiler::program::limit`'s
-//! model does), with helpers 1 (lookup), 2 (update), 3 (delete), 5 (`bpf_ktime_get_ns`:
+//! model does), `LPM_TRIE` (the kernel's semantics: a key is `u32 prefixlen` then data
+//! bytes; update and delete act on the prefix (data bits past `prefixlen` ignored), a
+//! lookup finds the longest stored prefix that covers the key's first `prefixlen` bits;
+//! a `prefixlen` past the data's bits is `EINVAL` for an update and a miss for a lookup),
+//! with helpers 1 (lookup), 2 (update), 3 (delete), 5 (`bpf_ktime_get_ns`:
 //! the time of the packet being run, see `Vm::run_at`) and 8
 //! (`bpf_get_smp_processor_id`, 0).
 //! All storage is `Cell`s: helpers and the program only ever share it, so the pointers
@@ -39,6 +43,7 @@ pub(crate) const MAX_TOTAL_BYTES: usize = 256 << 20;
 const ENOENT: i64 = 2;
 const E2BIG: i64 = 7;
 const EEXIST: i64 = 17;
+const ENOSPC: i64 = 28;
 const EINVAL: i64 = 22;
 
 /// One emulated map.
@@ -47,8 +52,10 @@ pub(crate) struct EmulatedMap {
     /// `value_size` rounded up to 8, as the kernel lays values out.
     stride: usize,
     values: Box<[Cell<u8>]>,
-    /// Hash maps only: `max_entries * key_size` key bytes, one slot per value slot.
+    /// LRU hash maps only: `max_entries * key_size` key bytes, one slot per value slot.
     keys: Box<[Cell<u8>]>,
+    /// LPM tries only: how many stored prefixes have each prefix length.
+    prefix_lengths: RefCell<std::collections::BTreeMap<u32, usize>>,
     /// Hash maps only: key → slot, and the free slots.
     index: RefCell<HashMap<Vec<u8>, usize>>,
     free: RefCell<Vec<usize>>,
@@ -62,13 +69,14 @@ impl EmulatedMap {
     fn new(def: &MapDef) -> EmulatedMap {
         let stride = (def.value_size as usize).div_ceil(8) * 8;
         let entries = def.max_entries as usize;
-        let is_hash = matches!(def.map_type, MapType::Hash | MapType::PercpuHash | MapType::LruHash);
-        let key_bytes = if is_hash { entries * def.key_size as usize } else { 0 };
+        let is_hash = matches!(def.map_type, MapType::Hash | MapType::PercpuHash | MapType::LruHash | MapType::LpmTrie);
+        let key_bytes = if def.map_type == MapType::LruHash { entries * def.key_size as usize } else { 0 };
         EmulatedMap {
             def: def.clone(),
             stride,
             values: (0..entries * stride + PADDING).map(|_| Cell::new(0)).collect(),
             keys: (0..key_bytes).map(|_| Cell::new(0)).collect(),
+            prefix_lengths: RefCell::new(std::collections::BTreeMap::new()),
             index: RefCell::new(HashMap::new()),
             free: RefCell::new(if is_hash { (0..entries).rev().collect() } else { Vec::new() }),
             used: RefCell::new(if def.map_type == MapType::LruHash { vec![0; entries] } else { Vec::new() }),
@@ -80,7 +88,8 @@ impl EmulatedMap {
     /// Bytes the map needs, or `None` on overflow.
     pub(crate) fn bytes_needed(def: &MapDef) -> Option<usize> {
         let stride = (def.value_size as usize).div_ceil(8).checked_mul(8)?;
-        let per_entry = stride.checked_add(def.key_size as usize)?;
+        let key_bytes = if def.map_type == MapType::LruHash { def.key_size as usize } else { 0 };
+        let per_entry = stride.checked_add(key_bytes)?;
         per_entry.checked_mul(def.max_entries as usize)
     }
 
@@ -91,7 +100,45 @@ impl EmulatedMap {
     }
 
     fn is_hash(&self) -> bool {
-        matches!(self.def.map_type, MapType::Hash | MapType::PercpuHash | MapType::LruHash)
+        matches!(self.def.map_type, MapType::Hash | MapType::PercpuHash | MapType::LruHash | MapType::LpmTrie)
+    }
+
+    fn is_lpm(&self) -> bool {
+        self.def.map_type == MapType::LpmTrie
+    }
+
+    /// LPM tries: the key with every data bit past its `prefixlen` cleared (how the trie
+    /// identifies a stored prefix), or `None` when `prefixlen` exceeds the data's bits.
+    fn prefix_key(key: &[u8], prefixlen: Option<u32>) -> Option<Vec<u8>> {
+        let data_bits = (key.len().checked_sub(4)? * 8) as u32;
+        let stated = u32::from_le_bytes(key.get(..4)?.try_into().ok()?);
+        if stated > data_bits {
+            return None;
+        }
+        let length = prefixlen.unwrap_or(stated);
+        let mut normal = key.to_vec();
+        normal[..4].copy_from_slice(&length.to_le_bytes());
+        for (index, byte) in normal[4..].iter_mut().enumerate() {
+            let first_bit = index as u32 * 8;
+            if first_bit >= length {
+                *byte = 0;
+            } else if length - first_bit < 8 {
+                *byte &= 0xffu8 << (8 - (length - first_bit));
+            }
+        }
+        Some(normal)
+    }
+
+    /// LPM tries: the slot of the longest stored prefix covering the key's first
+    /// `prefixlen` bits.
+    fn longest_match(&self, key: &[u8]) -> Option<usize> {
+        let stated = u32::from_le_bytes(key.get(..4)?.try_into().ok()?);
+        let lengths = self.prefix_lengths.borrow();
+        let index = self.index.borrow();
+        lengths
+            .range(..=stated)
+            .rev()
+            .find_map(|(&length, _)| index.get(&Self::prefix_key(key, Some(length))?).copied())
     }
 
     fn is_lru(&self) -> bool {
@@ -151,7 +198,8 @@ impl EmulatedMap {
 
     /// `bpf_map_lookup_elem`: the value's address or 0.
     pub(crate) fn lookup(&self, key: &[u8]) -> u64 {
-        self.slot(key).map_or(0, |slot| {
+        let slot = if self.is_lpm() { self.longest_match(key) } else { self.slot(key) };
+        slot.map_or(0, |slot| {
             self.touch(slot);
             self.value_address(slot)
         })
@@ -159,6 +207,24 @@ impl EmulatedMap {
 
     /// `bpf_map_update_elem` with `BPF_ANY`/`BPF_NOEXIST`/`BPF_EXIST` flags.
     pub(crate) fn update(&self, key: &[u8], value: &[u8], flags: u64) -> i64 {
+        if self.is_lpm() {
+            let Some(prefix) = Self::prefix_key(key, None) else { return -EINVAL };
+            let known = self.index.borrow().contains_key(&prefix);
+            // A full trie says ENOSPC where a full hash says E2BIG.
+            let result = match self.update_exact(&prefix, value, flags) {
+                result if result == -E2BIG => -ENOSPC,
+                result => result,
+            };
+            if result == 0 && !known {
+                let length = u32::from_le_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]);
+                *self.prefix_lengths.borrow_mut().entry(length).or_insert(0) += 1;
+            }
+            return result;
+        }
+        self.update_exact(key, value, flags)
+    }
+
+    fn update_exact(&self, key: &[u8], value: &[u8], flags: u64) -> i64 {
         let slot = match (self.slot(key), flags) {
             (_, 3..) => return -EINVAL,
             (Some(_), 1) if self.is_hash() => return -EEXIST,
@@ -172,9 +238,11 @@ impl EmulatedMap {
                 let Some(slot) = self.free.borrow_mut().pop() else {
                     return -E2BIG;
                 };
-                let key_size = self.def.key_size as usize;
-                let cells = &self.keys[slot * key_size..(slot + 1) * key_size];
-                cells.iter().zip(key).for_each(|(c, &b)| c.set(b));
+                if self.is_lru() {
+                    let key_size = self.def.key_size as usize;
+                    let cells = &self.keys[slot * key_size..(slot + 1) * key_size];
+                    cells.iter().zip(key).for_each(|(c, &b)| c.set(b));
+                }
                 self.index.borrow_mut().insert(key.to_vec(), slot);
                 slot
             }
@@ -189,9 +257,21 @@ impl EmulatedMap {
         if !self.is_hash() {
             return -EINVAL;
         }
-        let Some(slot) = self.index.borrow_mut().remove(key) else {
+        let prefix = if self.is_lpm() { Self::prefix_key(key, None) } else { Some(key.to_vec()) };
+        let Some(prefix) = prefix else { return -EINVAL };
+        let Some(slot) = self.index.borrow_mut().remove(&prefix) else {
             return -ENOENT;
         };
+        if self.is_lpm() {
+            let length = u32::from_le_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]);
+            let mut lengths = self.prefix_lengths.borrow_mut();
+            if let Some(count) = lengths.get_mut(&length) {
+                *count -= 1;
+                if *count == 0 {
+                    lengths.remove(&length);
+                }
+            }
+        }
         self.value_cells(slot).iter().for_each(|c| c.set(0));
         if self.is_lru() {
             let used = std::mem::take(&mut self.used.borrow_mut()[slot]);
@@ -240,6 +320,7 @@ impl EmulatedMap {
             *self.free.borrow_mut() = (0..self.def.max_entries as usize).rev().collect();
             self.used.borrow_mut().iter_mut().for_each(|used| *used = 0);
             self.by_use.borrow_mut().clear();
+            self.prefix_lengths.borrow_mut().clear();
         }
     }
 }

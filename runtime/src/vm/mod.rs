@@ -202,7 +202,12 @@ impl<'obj> Vm<'obj> {
         for def in &object.maps {
             if !matches!(
                 def.map_type,
-                MapType::Array | MapType::PercpuArray | MapType::Hash | MapType::PercpuHash | MapType::LruHash
+                MapType::Array
+                    | MapType::PercpuArray
+                    | MapType::Hash
+                    | MapType::PercpuHash
+                    | MapType::LruHash
+                    | MapType::LpmTrie
             ) {
                 return Err(VmError::UnsupportedMap { map: def.name.clone(), map_type: def.map_type });
             }
@@ -366,6 +371,19 @@ impl<'obj> Vm<'obj> {
         key.resize(map.def.key_size as usize, 0);
         match map.update(&key, value, 0) {
             0 => Ok(()),
+            err => Err(VmError::MapUpdate { map_index, errno: -err }),
+        }
+    }
+
+    /// Removes one entry, like `bpf_map_delete_elem(map, key)`; `Ok(false)` when there
+    /// was none. The key is zero-extended or cut to the map's key size.
+    pub fn map_delete(&mut self, map_index: usize, key: &[u8]) -> Result<bool, VmError> {
+        let map = self.map(map_index)?;
+        let mut key = key.to_vec();
+        key.resize(map.def.key_size as usize, 0);
+        match map.delete(&key) {
+            0 => Ok(true),
+            -2 => Ok(false),
             err => Err(VmError::MapUpdate { map_index, errno: -err }),
         }
     }

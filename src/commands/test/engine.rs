@@ -7,7 +7,8 @@
 //! [`RunError`] (an internal compiler error), never a verdict.
 
 use pfc_compiler::eval::{evaluate_at, Outcome, State};
-use pfc_compiler::program::Program;
+use pfc_compiler::program::dynamic;
+use pfc_compiler::program::{DynamicElement, Program};
 use pfc_runtime::executor::{self, Executor};
 pub use pfc_runtime::executor::{Backend, Ran, SetupError};
 use pfc_runtime::BpfObject;
@@ -31,6 +32,12 @@ pub enum RunError {
         /// Rule names, for the message.
         rules: Vec<String>,
     },
+    /// The object has no map for a dynamic set of its program (a pfc bug).
+    #[error("the compiled object has no map `{name}` for a dynamic set")]
+    NoSetMap {
+        /// The map name expected.
+        name: String,
+    },
     /// The object did not run or gave no verdict and rule.
     #[error(transparent)]
     Run(#[from] executor::RunError),
@@ -46,7 +53,14 @@ pub fn rule_label(outcome: Outcome, rules: &[String]) -> String {
 
 /// Runs frames through the object and the interpreter.
 pub struct Engine<'obj> {
-    program: &'obj Program,
+    /// The checked program; its dynamic sets hold what the object's maps hold now.
+    program: Program,
+    /// The rule file's contents of each dynamic set (a case without `sets` gets them).
+    initial_sets: Vec<Vec<DynamicElement>>,
+    /// The object's map index of each dynamic set (`None` until first looked up).
+    set_maps: Option<Vec<usize>>,
+    /// The object, for its map names.
+    object: &'obj BpfObject,
     executor: Executor<'obj>,
     /// The interpreter's rate-limit buckets, kept across runs as the object's maps are.
     state: State,
@@ -61,7 +75,55 @@ impl<'obj> Engine<'obj> {
         backend: Backend,
     ) -> Result<Engine<'obj>, SetupError> {
         let executor = Executor::new(object, object_bytes, backend)?;
-        Ok(Engine { program, executor, state: State::new(program) })
+        let initial_sets = program.dynamic_sets.iter().map(|set| set.elements.clone()).collect();
+        let mut own = program.clone();
+        // The maps start empty: the first run (or `use_sets`) writes the rule file's contents.
+        own.dynamic_sets.iter_mut().for_each(|set| set.set_elements(Vec::new()));
+        Ok(Engine { program: own, initial_sets, set_maps: None, object, executor, state: State::new(program) })
+    }
+
+    /// Gives every dynamic set the contents of `sets` (by set index), or the rule file's
+    /// when `sets` does not name it, in the object's maps and the interpreter alike.
+    pub fn use_sets(&mut self, sets: &[(usize, Vec<DynamicElement>)]) -> Result<(), RunError> {
+        let maps = match &self.set_maps {
+            Some(maps) => maps.clone(),
+            None => {
+                let maps = (0..self.program.dynamic_sets.len())
+                    .map(|index| {
+                        let name = dynamic::map_name(index);
+                        self.object.map_index(&name).ok_or(RunError::NoSetMap { name })
+                    })
+                    .collect::<Result<Vec<usize>, RunError>>()?;
+                self.set_maps = Some(maps.clone());
+                maps
+            }
+        };
+        for (index, &map) in maps.iter().enumerate() {
+            let wanted = sets
+                .iter()
+                .find(|(set, _)| *set == index)
+                .map_or_else(|| self.initial_sets[index].clone(), |(_, elements)| elements.clone());
+            if wanted != self.program.dynamic_sets[index].elements {
+                self.write_set(index, map, wanted)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Replaces dynamic set `index`'s contents in map `map`: deletes the keys it no longer
+    /// holds, adds the new ones (generation 0: tests never flip it).
+    fn write_set(&mut self, index: usize, map: usize, elements: Vec<DynamicElement>) -> Result<(), RunError> {
+        let set = &mut self.program.dynamic_sets[index];
+        let old = set.keys(0);
+        set.set_elements(elements);
+        let new = set.keys(0);
+        for key in old.iter().filter(|key| new.binary_search(key).is_err()) {
+            self.executor.map_delete(map, key)?;
+        }
+        for key in new.iter().filter(|key| old.binary_search(key).is_err()) {
+            self.executor.map_update(map, key, &dynamic::VALUE)?;
+        }
+        Ok(())
     }
 
     /// What runs the object: "jit" or "interpreter" (rbpf), or "kernel".
@@ -74,7 +136,10 @@ impl<'obj> Engine<'obj> {
     /// agree there only while no bucket runs dry); the answer agrees with the
     /// interpreter or is an error.
     pub fn run_at(&mut self, packet: &[u8], now_ns: u64) -> Result<Ran, RunError> {
-        let want = evaluate_at(self.program, packet, &mut self.state, now_ns);
+        if self.set_maps.is_none() {
+            self.use_sets(&[])?;
+        }
+        let want = evaluate_at(&self.program, packet, &mut self.state, now_ns);
         let got = match self.executor.run_at(packet, now_ns)? {
             Ran::Decided(got) => got,
             refused @ Ran::Refused(_) => return Ok(refused),

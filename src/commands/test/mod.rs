@@ -268,11 +268,17 @@ fn run_cases(engine: &mut Engine<'_>, compiled: &Compiled, path: &Path) -> Resul
         expand(case, base, &name, &mut jobs, &mut clock)?;
     }
     let mut results = Vec::with_capacity(jobs.len());
+    // Each case starts with its own set contents (case names are unique).
+    let mut current_case: Option<&str> = None;
     for job in jobs {
         let label = match job.index {
             Some(index) => format!("case `{}`, packet {index}", job.case.name),
             None => format!("case `{}`", job.case.name),
         };
+        if current_case != Some(job.case.name.as_str()) {
+            current_case = Some(job.case.name.as_str());
+            engine.use_sets(&job.case.sets).map_err(|error| internal(&error, &label, &job.bytes))?;
+        }
         let ran = engine.run_at(&job.bytes, job.time_ns).map_err(|error| internal(&error, &label, &job.bytes))?;
         let expected = job.case.expect[job.index.filter(|_| job.case.expect.len() > 1).unwrap_or(0)].clone();
         let spec = match &job.case.input {
