@@ -10,8 +10,9 @@ use crate::escape::escape;
 use crate::report::{self, Report};
 use crate::{source, Format, Lints};
 
-/// The most rules for which `--lints=auto` runs the engine lints: they cost about ten
-/// times the front end, which on bigger files would break `pfc check`'s time target.
+/// The most rules for which `--lints=auto` runs the engine lints: they cost about as
+/// much as the front end again (docs/analysis.md), which on bigger files would break
+/// `pfc check`'s time target.
 const AUTO_LINT_RULES: usize = 1_000;
 
 /// Checks every file and prints all diagnostics; exit 1 when any file has errors (or,

@@ -5,12 +5,15 @@
 //! A region is the packets old rule `i` and new rule `j` decide, for verdicts that
 //! differ: `decides_old(i) ∩ decides_new(j)` (the default counts as a last rule that
 //! matches everything). Only pairs with different verdicts are computed, so rules that
-//! were renamed or reordered without changing a verdict give nothing. "Equivalent" is
+//! were renamed or reordered without changing a verdict give nothing; and only pairs in
+//! which one rule at least is changed ([`super::align`]), which makes a diff of two large
+//! sets that differ in a few rules cost about as much as those rules. "Equivalent" is
 //! claimed only when every such pair is empty in the engine's over-approximation.
 
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
-use super::{guided_cover, name_of, region, subtract_all, Cover, Decider, Model};
+use super::{align, guided_cover, name_of, region, subtract_all, Cover, Decider, Model};
 use crate::eval::evaluate;
 use crate::program::{Program, Verdict};
 use crate::space::witness::Witness;
@@ -57,38 +60,58 @@ impl Diff {
     }
 }
 
-/// Compares two programs.
+/// Compares two programs: only pairs of rules of which one at least is changed
+/// ([`align`](super::align): every packet whose verdict changes is decided by a changed
+/// rule on one side), each pair with the earlier rules that may take its packets
+/// (found by the models' indexes).
 pub fn diff(old: &Program, new: &Program) -> Diff {
     let old_model = Model::new(old);
     let new_model = Model::new(new);
+    let changed = align::changed(old, new);
     let everything = Space::everything();
-    // The default is a last rule that matches everything.
-    let old_rules: Vec<(Decider, &Space)> =
-        (0..old.rules.len()).map(|i| (Some(i), &old_model.over[i])).chain([(None, &everything)]).collect();
-    let new_rules: Vec<(Decider, &Space)> =
-        (0..new.rules.len()).map(|j| (Some(j), &new_model.over[j])).chain([(None, &everything)]).collect();
+    // The default is a last rule (index = the rule count) that matches everything.
+    let (old_len, new_len) = (old.rules.len(), new.rules.len());
+    let old_space = |i: usize| if i < old_len { &old_model.over[i] } else { &everything };
+    let new_space = |j: usize| if j < new_len { &new_model.over[j] } else { &everything };
+    let decider = |i: usize, len: usize| (i < len).then_some(i);
+    let mut pairs: BTreeSet<(usize, usize)> = BTreeSet::new();
+    for i in (0..=old_len).filter(|&i| changed.old[i]) {
+        let verdict = old_model.verdict(decider(i, old_len));
+        let meeting = new_model.over_index.meeting(&new_model.over, old_space(i), new_len);
+        for j in meeting.into_iter().chain([new_len]) {
+            if new_model.verdict(decider(j, new_len)) != verdict {
+                pairs.insert((i, j));
+            }
+        }
+    }
+    for j in (0..=new_len).filter(|&j| changed.new[j]) {
+        let verdict = new_model.verdict(decider(j, new_len));
+        let meeting = old_model.over_index.meeting(&old_model.over, new_space(j), old_len);
+        for i in meeting.into_iter().chain([old_len]) {
+            if old_model.verdict(decider(i, old_len)) != verdict {
+                pairs.insert((i, j));
+            }
+        }
+    }
     let mut regions = Vec::new();
-    for &(old_rule, old_space) in &old_rules {
-        let old_verdict = old_model.verdict(old_rule);
-        let old_before = &old_model.under[..old_rule.unwrap_or(old.rules.len())];
-        for &(new_rule, new_space) in &new_rules {
-            if new_model.verdict(new_rule) == old_verdict || !old_space.meets(new_space) {
-                continue;
-            }
-            let Some(both) = old_space.intersect(new_space) else {
-                regions.push(make_region(&old_model, &new_model, old_rule, new_rule, old_space.clone()));
-                continue;
-            };
-            let new_before = &new_model.under[..new_rule.unwrap_or(new.rules.len())];
-            let lists = [old_before, new_before];
-            match guided_cover(both.clone(), &lists, BUDGET) {
-                Cover::Covered(_) => continue,
-                Cover::Uncovered | Cover::GaveUp => {}
-            }
-            let space = subtract_all(both.clone(), &lists, BUDGET).unwrap_or(both);
-            if space.is_possible() {
-                regions.push(make_region(&old_model, &new_model, old_rule, new_rule, space));
-            }
+    for (i, j) in pairs {
+        let (old_rule, new_rule) = (decider(i, old_len), decider(j, new_len));
+        let (old_space, new_space) = (old_space(i), new_space(j));
+        if !old_space.meets(new_space) {
+            continue;
+        }
+        let Some(both) = old_space.intersect(new_space) else {
+            regions.push(make_region(&old_model, &new_model, old_rule, new_rule, old_space.clone()));
+            continue;
+        };
+        let scopes = [old_model.under_before(i), new_model.under_before(j)];
+        match guided_cover(both.clone(), &scopes, BUDGET) {
+            Cover::Covered(_) => continue,
+            Cover::Uncovered | Cover::GaveUp => {}
+        }
+        let space = subtract_all(both.clone(), &scopes, BUDGET).unwrap_or(both);
+        if space.is_possible() {
+            regions.push(make_region(&old_model, &new_model, old_rule, new_rule, space));
         }
     }
     Diff { regions, exact: old_model.all_exact() && new_model.all_exact() }

@@ -7,6 +7,7 @@
 //! is made only from the engine's bounds; a claim that some packet exists comes with a
 //! witness the interpreter confirmed. When neither is possible the answer is "unknown".
 
+pub mod align;
 pub mod cases;
 pub mod diff;
 pub mod explain;
@@ -16,7 +17,7 @@ pub mod replay;
 
 use crate::program::{Program, Verdict};
 use crate::space::cond::Modeller;
-use crate::space::{Space, BUDGET};
+use crate::space::{Index, Space, BUDGET};
 
 /// Every rule of a program as packet spaces.
 pub struct Model<'p> {
@@ -28,6 +29,10 @@ pub struct Model<'p> {
     pub over: Vec<Space>,
     /// Per rule: whether its condition is modelled exactly.
     pub exact: Vec<bool>,
+    /// An index over `under`: which rules may hold a point or meet a space.
+    pub under_index: Index,
+    /// An index over `over`.
+    pub over_index: Index,
 }
 
 /// The most boxes a lint's subtraction may hold before it gives up on the rule.
@@ -57,7 +62,14 @@ impl<'p> Model<'p> {
             over.push(approx.over);
             exact.push(approx.exact);
         }
-        Model { program, under, over, exact }
+        let under_index = Index::new(&under);
+        let over_index = Index::new(&over);
+        Model { program, under, over, exact, under_index, over_index }
+    }
+
+    /// The rules before `before` as a [`Scope`] of surely-matched packets.
+    pub fn under_before(&self, before: usize) -> Scope<'_> {
+        Scope { spaces: &self.under, index: &self.under_index, below: before }
     }
 
     /// Whether every rule is modelled exactly.
@@ -85,9 +97,12 @@ impl<'p> Model<'p> {
     /// covers whole are dropped first, which keeps the rest from splitting into pieces
     /// that a later rule would have taken whole anyway.
     pub fn decides_within(&self, start: Space, before: usize, budget: usize) -> Decides {
+        // Only earlier rules that meet `start` can take any of it.
+        let candidates = self.under_index.meeting(&self.under, &start, before);
         let mut rest = start;
         let mut covering = Vec::new();
-        for (earlier, under) in self.under[..before].iter().enumerate() {
+        for &earlier in &candidates {
+            let under = &self.under[earlier];
             let count = rest.cubes.len();
             rest.cubes.retain(|mine| !under.cubes.iter().any(|theirs| theirs.covers(mine)));
             if rest.cubes.len() < count {
@@ -100,12 +115,12 @@ impl<'p> Model<'p> {
         if !rest.is_possible() {
             return Decides { space: Some(rest), covering };
         }
-        for (earlier, under) in self.under[..before].iter().enumerate() {
+        for &earlier in &candidates {
             if !rest.is_possible() {
                 break;
             }
             let mut touched = false;
-            for cube in &under.cubes {
+            for cube in &self.under[earlier].cubes {
                 if !rest.meets_cube(cube) {
                     continue;
                 }
@@ -126,7 +141,7 @@ impl<'p> Model<'p> {
     /// Whether `rule` never decides a packet ([`guided_cover`] by the earlier rules):
     /// `Some(covering rules)` when it never does; `None` when it may, or past the budget.
     pub fn never_decides(&self, rule: usize) -> Option<Vec<usize>> {
-        match guided_cover(self.over[rule].clone(), &[&self.under[..rule]], LINT_BUDGET) {
+        match guided_cover(self.over[rule].clone(), &[self.under_before(rule)], LINT_BUDGET) {
             Cover::Covered(takers) => Some(takers.into_iter().map(|(_, index)| index).collect()),
             Cover::Uncovered | Cover::GaveUp => None,
         }
@@ -148,11 +163,30 @@ pub enum Cover {
     GaveUp,
 }
 
-/// Whether the spaces of `lists` together surely hold every point of `start` (within
+/// The first `below` spaces of a list, with the list's index.
+#[derive(Clone, Copy)]
+pub struct Scope<'a> {
+    /// Every space of the list.
+    pub spaces: &'a [Space],
+    /// Its index.
+    pub index: &'a Index,
+    /// Only spaces at positions below this count.
+    pub below: usize,
+}
+
+impl Scope<'_> {
+    /// The first space of the scope holding `point`.
+    fn first_containing(&self, point: &crate::space::Point) -> Option<usize> {
+        self.index.first_containing(self.spaces, point, self.below)
+    }
+}
+
+/// Whether the spaces of `scopes` together surely hold every point of `start` (within
 /// the universe), by guided subtraction: take a corner of what is left; if no space
 /// holds it, the answer is no (no more work); else subtract the first space holding it
-/// and repeat. Only spaces that take real points are subtracted, so the boxes stay few.
-pub fn guided_cover(start: Space, lists: &[&[Space]], budget: usize) -> Cover {
+/// (the first scope first) and repeat. Only spaces that take real points are
+/// subtracted, so the boxes stay few; the index finds them without a scan.
+pub fn guided_cover(start: Space, scopes: &[Scope<'_>], budget: usize) -> Cover {
     let mut rest = start;
     let mut takers: Vec<(usize, usize)> = Vec::new();
     loop {
@@ -164,11 +198,12 @@ pub fn guided_cover(start: Space, lists: &[&[Space]], budget: usize) -> Cover {
         // The first corner of what is left: no space holds it, or the first that does
         // is subtracted.
         let Some(point) = cubes[0].corners().into_iter().next() else { return Cover::GaveUp };
-        let taker = lists.iter().enumerate().find_map(|(list, spaces)| {
-            spaces.iter().position(|space| space.contains(&point)).map(|index| (list, index))
-        });
+        let taker = scopes
+            .iter()
+            .enumerate()
+            .find_map(|(list, scope)| scope.first_containing(&point).map(|index| (list, index)));
         let Some((list, index)) = taker else { return Cover::Uncovered };
-        match rest.minus(&lists[list][index], budget) {
+        match rest.minus(&scopes[list].spaces[index], budget) {
             Some(next) => rest = next,
             None => return Cover::GaveUp,
         }
@@ -176,14 +211,17 @@ pub fn guided_cover(start: Space, lists: &[&[Space]], budget: usize) -> Cover {
     }
 }
 
-/// `start` minus every space of `lists` that meets it; `None` past `budget` boxes.
-pub fn subtract_all(start: Space, lists: &[&[Space]], budget: usize) -> Option<Space> {
+/// `start` minus every space of `scopes` that meets it, scope by scope and in order;
+/// `None` past `budget` boxes.
+pub fn subtract_all(start: Space, scopes: &[Scope<'_>], budget: usize) -> Option<Space> {
     let mut rest = start;
-    for spaces in lists {
-        for space in spaces.iter() {
+    for scope in scopes {
+        // Only spaces meeting `start` can meet what is left of it.
+        for index in scope.index.meeting(scope.spaces, &rest, scope.below) {
             if !rest.is_possible() {
                 return Some(rest);
             }
+            let space = &scope.spaces[index];
             if rest.meets(space) {
                 rest = rest.minus(space, budget)?;
             }

@@ -19,10 +19,12 @@
 //! is made only with a witness confirmed by the interpreter ([`witness`]).
 
 pub mod cond;
+pub mod index;
 pub mod ivs;
 pub mod shape;
 pub mod witness;
 
+pub use index::Index;
 pub use ivs::Ivs;
 pub use shape::ShapeSet;
 
