@@ -294,6 +294,33 @@ fn diff_replays_a_capture() {
     assert_eq!(value["capture"]["changed_frames"], changing);
 }
 
+/// `pfc explain --pcap FILE --index N` on a rule set with a `pcap "…"` atom: the atom is
+/// shown as written, with the interpreter's result.
+#[test]
+fn explain_a_captured_frame_with_a_pcap_atom() {
+    let dir = common::scratch_dir("explain_a_captured_frame_with_a_pcap_atom");
+    let frames: Vec<Vec<u8>> = ["ipv4 src=10.0.0.9 / udp dport=53", "ipv4 src=172.16.5.5 / udp dport=53"]
+        .iter()
+        .map(|spec| pfc_compiler::testcase::spec_bytes(spec).expect("a spec"))
+        .collect();
+    let capture = dir.join("trace.pcap");
+    std::fs::write(&capture, pcap_file(&frames)).expect("write");
+    let rules = common::repo().join("tests/analysis/legacy.pf");
+    let (rules, capture) = (rules.to_str().expect("utf-8"), capture.to_str().expect("utf-8"));
+    let run = common::pfc(&["explain", rules, "--pcap", capture, "--index", "1"]);
+    run.assert_no_crash("pfc explain --pcap --index");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let shown = run.stdout.replace(common::repo().join("tests/analysis/").to_str().expect("utf-8"), "");
+    insta::assert_snapshot!("explain_pcap_atom", shown);
+    assert!(run.stdout.contains("pcap \"udp and src net 172.16.0.0/12 and dst port 53\": true"), "{}", run.stdout);
+    // --frame is the same option; frame 0 is decided by the native rule.
+    let first = common::pfc(&["explain", rules, "--pcap", capture, "--frame", "0", "--format", "json"]);
+    let value: serde_json::Value = serde_json::from_str(&first.stdout).expect("one JSON document");
+    assert_eq!(value["rule"], "dns_inside");
+    let past = common::pfc(&["explain", rules, "--pcap", capture, "--index", "2"]);
+    assert_eq!(past.code, 1, "{}", past.stderr);
+}
+
 /// Precision on rule sets with `pcap "…"` atoms (the engine cannot model them): every
 /// claim is confirmed or marked unknown, never wrong. A witness gets the claimed rules
 /// and verdicts on both sides; sets called equivalent agree on every corpus packet; a

@@ -1,4 +1,4 @@
-//! `pfc explain RULES PACKET` and `pfc explain RULES --pcap FILE [--frame N]`: why one
+//! `pfc explain RULES PACKET` and `pfc explain RULES --pcap FILE [--frame N | --index N]`: why one
 //! packet gets its verdict (`pfc_compiler::analysis::explain` does the work; this reads
 //! the packet and prints). The packet is hex bytes or a packet spec as case files write
 //! it.
@@ -29,8 +29,8 @@ pub struct ExplainArgs {
     #[arg(long, value_name = "FILE")]
     pcap: Option<PathBuf>,
     /// With --pcap: which frame, counted from 0 as `pfc test --pcap --verdicts` numbers
-    /// them (default 0, the first).
-    #[arg(long, value_name = "N", requires = "pcap")]
+    /// them (default 0, the first). `--index` is the same option.
+    #[arg(long, value_name = "N", requires = "pcap", visible_alias = "index")]
     frame: Option<usize>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Human)]

@@ -147,13 +147,22 @@ fn atom(leaf: &Cond, program: &Program, headers: &Headers<'_>, negated: bool) ->
         Cond::True => ("true".to_string(), None),
         Cond::False => ("false".to_string(), None),
         Cond::Proto(proto) => (proto.name().to_string(), None),
-        Cond::Pcap(id) => (format!("pcap filter #{}", id.0 + 1), None),
+        Cond::Pcap(id) => (pcap_text(&program.pcap(*id).text), None),
         // Explained packets carry no time: the limit is judged against a full bucket.
         Cond::Limit(id) => (format!("{} (a full bucket)", program.limit(*id).describe()), None),
         Cond::Test(test) => (test_text(test, program), Some((test.field, headers.field_value(test.field)))),
         Cond::And(_) | Cond::Or(_) | Cond::Not(_) => unreachable!("only leaves are atoms"),
     };
     Atom { text, value, holds, negated }
+}
+
+/// A `pcap "…"` atom as the rule file writes it (shortened past 80 characters).
+fn pcap_text(text: &str) -> String {
+    let mut short: String = text.chars().take(80).collect();
+    if short.len() < text.len() {
+        short.push_str(" …");
+    }
+    format!("pcap {}", super::diff::toml_string(&short))
 }
 
 /// A test as the rule language writes it.

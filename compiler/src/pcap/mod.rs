@@ -65,7 +65,7 @@ pub fn compile(text: &str, body: Span) -> (Option<PcapFilter>, Vec<Diagnostic>) 
     }
     let expr = match parse::parse(text, &map) {
         Ok(Some(expr)) => expr,
-        Ok(None) => return (Some(PcapFilter { pred: Pred::always(true) }), diagnostics),
+        Ok(None) => return (Some(PcapFilter { text: text.to_string(), pred: Pred::always(true) }), diagnostics),
         Err(diagnostic) => {
             diagnostics.push(diagnostic);
             return (None, diagnostics);
@@ -86,7 +86,7 @@ pub fn compile(text: &str, body: Span) -> (Option<PcapFilter>, Vec<Diagnostic>) 
         );
         return (None, diagnostics);
     }
-    (pred.map(|pred| PcapFilter { pred }), diagnostics)
+    (pred.map(|pred| PcapFilter { text: text.to_string(), pred }), diagnostics)
 }
 
 /// Too long or nested too deeply for the parser and the recursive stages after it.

@@ -21,6 +21,8 @@ pub const MAX_VALUE_DEPTH: usize = 7;
 /// A compiled pcap expression.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct PcapFilter {
+    /// The expression as written inside the quotes (for messages such as `pfc explain`).
+    pub text: String,
     /// The test tree.
     pub pred: Pred,
 }
