@@ -73,6 +73,8 @@ enum Command {
     /// under /sys/fs/bpf/pfc); replaces pfc's filter there atomically.
     #[command(after_help = help::LOAD)]
     Load(commands::load::LoadArgs),
+    /// Change a loaded filter's dynamic set: add, del, replace, list, flush.
+    Set(commands::set::SetArgs),
     /// Detach pfc filters and remove their pins.
     #[command(after_help = help::UNLOAD)]
     Unload(commands::unload::UnloadArgs),
@@ -140,6 +142,7 @@ fn main() -> ExitCode {
         Command::Compile(args) => commands::compile::run(&args),
         Command::Test(args) => commands::test::run(&args),
         Command::Load(args) => commands::load::run(&args),
+        Command::Set(args) => commands::set::run(&args),
         Command::Unload(args) => commands::unload::run(&args),
         Command::Status(args) => commands::status::run(&args),
         Command::Stats(args) => commands::stats::run(&args),

@@ -92,7 +92,7 @@ fn identity(path: &Path) -> String {
 
 /// Reads included files: a relative path is relative to the directory of the including
 /// file (the current directory for standard input), with the same limits as rule files.
-struct FileLoader;
+pub struct FileLoader;
 
 impl IncludeLoader for FileLoader {
     fn load(&mut self, including: &LoadedFile, written: &str) -> Result<LoadedFile, String> {

@@ -403,3 +403,6 @@ mod escaping;
 
 #[path = "load_attach/systemd.rs"]
 mod systemd;
+
+#[path = "load_attach/sets.rs"]
+mod sets;

@@ -273,6 +273,36 @@ pub struct Manifest {
     /// in objects without limits and in records of older pfc versions).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub limits: Vec<LimitManifest>,
+    /// The dynamic sets and their maps (absent without dynamic sets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dynamic_sets: Option<SetsManifest>,
+}
+
+/// The dynamic sets of an object: their generation array and each set's map.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetsManifest {
+    /// The generation array's map name.
+    pub generation_map: String,
+    /// Each dynamic set, in index order.
+    pub sets: Vec<SetManifest>,
+}
+
+/// One dynamic set as the manifest describes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetManifest {
+    /// The set's name in the rule file.
+    pub name: String,
+    /// Its element type as written (`ip`, `port`, ...).
+    #[serde(rename = "type")]
+    pub element_type: String,
+    /// `prefixes` (an LPM trie) or `values` (a hash).
+    pub kind: String,
+    /// The most elements it holds.
+    pub size: u32,
+    /// Its map's name.
+    pub map: String,
+    /// Its index: its entry in the generation array.
+    pub index: u32,
 }
 
 /// One rate limit as the manifest describes it (the rest of its entry is ignored here).

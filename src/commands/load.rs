@@ -63,15 +63,6 @@ pub fn run(args: &LoadArgs) -> ExitCode {
     let compile_time = started.elapsed();
     report.add_sources(&sources.parsed.map, &diagnostics);
     let Some(compiled) = compiled else { return report.finish() };
-    if let Some(set) = compiled.program.dynamic_sets.first() {
-        eprintln!(
-            "error: {}: dynamic set `{}`: pfc load does not write dynamic sets' contents into their maps yet; \
-             `pfc compile` and `pfc test` support them",
-            escape(sources.name()),
-            escape(&set.name)
-        );
-        return ExitCode::from(1);
-    }
     let Some(file_point) = AttachPoint::parse(compiled.program.hook.as_str()) else {
         return filters::usage(&format!("unknown hook `{}`", compiled.program.hook.as_str()));
     };
@@ -99,6 +90,10 @@ pub fn run(args: &LoadArgs) -> ExitCode {
         object: &compiled.object,
         manifest,
         source: std::fs::canonicalize(&args.file).unwrap_or_else(|_| args.file.clone()).display().to_string(),
+        set_contents: pfc_compiler::program::dynamic::initial_entries(&compiled.program.dynamic_sets)
+            .into_iter()
+            .map(|(_, keys)| keys.iter().map(|key| key.to_vec()).collect())
+            .collect(),
     };
     let outcome = match filters::live(&args.state)
         .with_lock_timeout(filters::seconds(args.lock_timeout))

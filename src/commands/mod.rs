@@ -9,6 +9,7 @@ pub mod filters;
 pub mod interval;
 pub mod load;
 pub mod man;
+pub mod set;
 pub mod stats;
 pub mod status;
 pub mod test;

@@ -198,6 +198,33 @@ pub fn parse_state(value: &[u8]) -> Option<(u32, u32, u64)> {
     Some((generation, elements, changed_ns))
 }
 
+/// An element as `pfc set list` prints it: `10.0.0.0/8`, `192.0.2.1`, `2001:db8::/32`,
+/// `02:00:5e:10:00:01`, `443`.
+pub fn element_text(element: &DynamicElement) -> String {
+    let length = |bits: u32| bits - (128 - (element.high - element.low).leading_zeros());
+    match element.kind {
+        ValueKind::Ipv4 => {
+            let address = std::net::Ipv4Addr::from(element.low as u32);
+            match length(32) {
+                32 => address.to_string(),
+                bits => format!("{address}/{bits}"),
+            }
+        }
+        ValueKind::Ipv6 => {
+            let address = std::net::Ipv6Addr::from(element.low);
+            match length(128) {
+                128 => address.to_string(),
+                bits => format!("{address}/{bits}"),
+            }
+        }
+        ValueKind::Mac => {
+            let bytes = element.low.to_be_bytes();
+            bytes[10..].iter().map(|byte| format!("{byte:02x}")).collect::<Vec<_>>().join(":")
+        }
+        ValueKind::Uint(_) => element.low.to_string(),
+    }
+}
+
 impl DynamicSet {
     /// The map's keys for the current contents in `generation`, without duplicates.
     pub fn keys(&self, generation: u32) -> Vec<[u8; KEY_SIZE]> {
@@ -240,6 +267,8 @@ mod tests {
         }
         let key = element_key(DynamicKind::Prefixes, &prefix(ValueKind::Ipv4, 0x0a01_0000, 16), 1);
         assert_eq!(key, [48, 0, 0, 0, 4, 1, 0, 0, 10, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        let texts: Vec<String> = cases.iter().map(|(_, element, _)| element_text(element)).collect();
+        assert_eq!(texts, ["10.0.0.0/8", "0.0.0.0/0", "2001:db8::/32", "::1", "22", "02:00:5e:10:00:01"]);
         let key = lookup_key(DynamicKind::Values, ValueKind::Uint(16), 443, 0);
         assert_eq!(key, [0, 0, 0, 0, 1, 0, 0, 0, 0xbb, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
     }

@@ -133,6 +133,39 @@ pub enum AttachError {
         #[source]
         source: io::Error,
     },
+    /// A dynamic set's map could not be found, read or written.
+    #[error("dynamic set `{set}` (map {map})")]
+    SetMap {
+        /// The set's name.
+        set: String,
+        /// The map's name.
+        map: String,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// `pfc set` named a set the loaded filter does not have.
+    #[error("the filter on {iface} has no dynamic set `{set}`; its dynamic sets: {}", if known.is_empty() { "none".to_string() } else { known.join(", ") })]
+    UnknownSet {
+        /// The interface.
+        iface: String,
+        /// The name asked for.
+        set: String,
+        /// The dynamic sets it has.
+        known: Vec<String>,
+    },
+    /// `pfc set add` would make a set hold more than its declared size.
+    #[error("dynamic set `{set}` holds at most {size} elements; it has {present} and {adding} more were given")]
+    SetFull {
+        /// The set's name.
+        set: String,
+        /// Its declared size.
+        size: u32,
+        /// Elements it holds now.
+        present: usize,
+        /// New elements given.
+        adding: usize,
+    },
     /// The state record could not be read or written.
     #[error("pfc state")]
     Record {

@@ -277,6 +277,22 @@ impl BpfSys for &FakeSys {
         Ok(Vec::new())
     }
 
+    fn set_maps(&self, _prog_id: u32) -> io::Result<Vec<(String, u32)>> {
+        Ok(Vec::new()) // the fake kernel has no dynamic-set maps
+    }
+
+    fn write_entries(&self, _map_id: u32, _entries: &[(Vec<u8>, Vec<u8>)]) -> io::Result<()> {
+        Err(io::ErrorKind::NotFound.into())
+    }
+
+    fn delete_keys(&self, _map_id: u32, _keys: &[Vec<u8>]) -> io::Result<usize> {
+        Err(io::ErrorKind::NotFound.into())
+    }
+
+    fn read_entries(&self, _map_id: u32) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        Err(io::ErrorKind::NotFound.into())
+    }
+
     fn add_counters(&self, map_pin: &Path, additions: &[(u32, Counter)]) -> io::Result<()> {
         let id = read_pin(map_pin, "map")?;
         let mut state = self.state.borrow_mut();

@@ -27,7 +27,7 @@ fn c_path(path: &Path) -> io::Result<CString> {
 }
 
 /// A libbpf return code as a result (libbpf returns `-errno`).
-fn check(rc: i32) -> io::Result<i32> {
+pub(super) fn check(rc: i32) -> io::Result<i32> {
     if rc < 0 {
         Err(io::Error::from_raw_os_error(-rc))
     } else {
@@ -48,17 +48,17 @@ fn owned(rc: i32) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-fn prog_by_id(id: u32) -> io::Result<OwnedFd> {
+pub(super) fn prog_by_id(id: u32) -> io::Result<OwnedFd> {
     // SAFETY: a plain id lookup; the kernel returns a new descriptor or -errno.
     owned(unsafe { sys::bpf_prog_get_fd_by_id(id) })
 }
 
-fn map_by_id(id: u32) -> io::Result<OwnedFd> {
+pub(super) fn map_by_id(id: u32) -> io::Result<OwnedFd> {
     // SAFETY: a plain id lookup; the kernel returns a new descriptor or -errno.
     owned(unsafe { sys::bpf_map_get_fd_by_id(id) })
 }
 
-fn map_info(fd: &OwnedFd) -> io::Result<sys::bpf_map_info> {
+pub(super) fn map_info(fd: &OwnedFd) -> io::Result<sys::bpf_map_info> {
     // SAFETY: bpf_map_info is plain old data; all zeroes is a valid value.
     let mut info: sys::bpf_map_info = unsafe { std::mem::zeroed() };
     let mut len = std::mem::size_of_val(&info) as u32;
@@ -321,27 +321,23 @@ impl BpfSys for LiveSys {
     }
 
     fn limit_maps(&self, prog_id: u32) -> io::Result<Vec<(String, u32)>> {
-        let program = prog_by_id(prog_id)?;
-        let mut map_ids = [0u32; 64];
-        // SAFETY: plain old data; all zeroes is valid.
-        let mut info: sys::bpf_prog_info = unsafe { std::mem::zeroed() };
-        info.nr_map_ids = map_ids.len() as u32;
-        info.map_ids = map_ids.as_mut_ptr() as u64;
-        let mut len = std::mem::size_of_val(&info) as u32;
-        // SAFETY: `info` is `len` writable bytes; the one output buffer it names,
-        // `map_ids`, holds `nr_map_ids` u32s and outlives the call.
-        check(unsafe { sys::bpf_prog_get_info_by_fd(program.as_raw_fd(), &mut info, &mut len) })?;
-        let mut maps = Vec::new();
-        for id in map_ids.iter().take(info.nr_map_ids.min(map_ids.len() as u32) as usize) {
-            let Ok(map) = map_by_id(*id) else { continue };
-            let map = map_info(&map)?;
-            // SAFETY: the kernel NUL-terminates map names within the array.
-            let name = unsafe { CStr::from_ptr(map.name.as_ptr()) };
-            if name.to_bytes().starts_with(b"pfc_limit_") {
-                maps.push((name.to_string_lossy().into_owned(), map.id));
-            }
-        }
-        Ok(maps)
+        super::live_maps::prog_maps_named(prog_id, b"pfc_limit_")
+    }
+
+    fn set_maps(&self, prog_id: u32) -> io::Result<Vec<(String, u32)>> {
+        super::live_maps::prog_maps_named(prog_id, b"pfc_set_")
+    }
+
+    fn write_entries(&self, map_id: u32, entries: &[(Vec<u8>, Vec<u8>)]) -> io::Result<()> {
+        super::live_maps::write_entries(map_id, entries)
+    }
+
+    fn delete_keys(&self, map_id: u32, keys: &[Vec<u8>]) -> io::Result<usize> {
+        super::live_maps::delete_keys(map_id, keys)
+    }
+
+    fn read_entries(&self, map_id: u32) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        super::live_maps::read_entries(map_id)
     }
 
     fn pin_prog(&self, prog_id: u32, path: &Path) -> io::Result<()> {

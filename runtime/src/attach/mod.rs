@@ -30,6 +30,8 @@
 pub mod error;
 pub mod guard;
 pub mod live;
+mod live_maps;
+pub mod sets;
 pub mod truth;
 
 mod carry;
@@ -164,6 +166,14 @@ pub trait BpfSys {
     fn copy_map(&self, from_map_id: u32, to_map_id: u32) -> io::Result<usize>;
     /// The program's rate-limit bucket maps (`pfc_limit_N`): name and id.
     fn limit_maps(&self, prog_id: u32) -> io::Result<Vec<(String, u32)>>;
+    /// The program's dynamic-set maps (`pfc_set_N` and `pfc_set_gen`): name and id.
+    fn set_maps(&self, prog_id: u32) -> io::Result<Vec<(String, u32)>>;
+    /// Writes entries (key, value of the map's sizes) into a map: dynamic sets' contents.
+    fn write_entries(&self, map_id: u32, entries: &[(Vec<u8>, Vec<u8>)]) -> io::Result<()>;
+    /// Deletes keys from a map; returns how many were present.
+    fn delete_keys(&self, map_id: u32, keys: &[Vec<u8>]) -> io::Result<usize>;
+    /// Every entry of a map.
+    fn read_entries(&self, map_id: u32) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>>;
     /// Returns after an RCU grace period: a program the kernel stopped using before the
     /// call has finished every run.
     fn synchronize(&self) -> io::Result<()>;
@@ -197,6 +207,9 @@ pub struct LoadRequest<'a> {
     pub manifest: Manifest,
     /// The rule file's path, for `status`.
     pub source: String,
+    /// Each dynamic set's contents written in the rule file, by set index: the keys of
+    /// generation 0 (`pfc_compiler::program::dynamic::initial_entries`).
+    pub set_contents: Vec<Vec<Vec<u8>>>,
 }
 
 /// What `load` did.
@@ -390,6 +403,8 @@ impl<S: BpfSys> Filters<S> {
         self.sys.load_and_pin(request.object, &paths.prog, &paths.counters).map_err(discard)?;
         let kernel_load = started.elapsed();
         let prog = self.pinned_prog(&paths.prog).map_err(discard)?;
+        let sets = self.fill_sets(None, &prog, request).map_err(discard)?;
+        notices.extend(sets.notices());
         pause_at(Step::Loaded);
         let mode = match (request.point, request.mode) {
             (AttachPoint::Xdp, ModeRequest::Generic) => AttachMode::Generic,
@@ -551,6 +566,13 @@ impl<S: BpfSys> Filters<S> {
             }
         }
         let buckets_kept = self.carry_buckets(old, &running.prog, &prog, request);
+        let sets = match self.fill_sets(old.map(|record| (record, &running.prog)), &prog, request) {
+            Ok(sets) => sets,
+            Err(error) => {
+                discard_staged();
+                return Err(error);
+            }
+        };
         let counter_copy = started.elapsed();
         let ifindex = running.link.ifindex;
         self.write_record(&paths.next_state, request, ifindex, mode, &prog, Vec::new()).inspect_err(|_| {
@@ -605,6 +627,7 @@ impl<S: BpfSys> Filters<S> {
         if !buckets_kept.is_empty() {
             notices.push(format!("rate-limit buckets kept: {}", buckets_kept.join(", ")));
         }
+        notices.extend(sets.notices());
         Ok(LoadOutcome {
             replaced: true,
             mode,

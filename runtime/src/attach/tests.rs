@@ -14,6 +14,7 @@ fn manifest(rules: &[&str]) -> Manifest {
         verdicts: rules.iter().map(|_| "drop".to_string()).collect(),
         source_hash: "fnv1a64:0".to_string(),
         limits: Vec::new(),
+        dynamic_sets: None,
     }
 }
 
@@ -27,6 +28,7 @@ fn request<'a>(object: &'a [u8], rules: &[&str], point: AttachPoint) -> LoadRequ
         object,
         manifest: manifest(rules),
         source: "rules.pf".to_string(),
+        set_contents: Vec::new(),
     }
 }
 
