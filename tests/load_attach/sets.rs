@@ -28,6 +28,9 @@ fn list(topology: &Topology, set: &str) -> Vec<String> {
     let json = pfc_ok(&topology.b, &["set", "list", "--iface", &topology.veth_b, set, "--format", "json"]);
     let document: Value = serde_json::from_str(&json).expect("pfc.set/1 JSON");
     assert_eq!(document["schema"], "pfc.set/1");
+    if document["count"] != 0 {
+        common::shapes::assert_pinned(&document); // an empty list has no element shape
+    }
     document["elements"].as_array().expect("elements").iter().map(|e| e.as_str().unwrap_or("?").to_string()).collect()
 }
 
