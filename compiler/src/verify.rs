@@ -147,7 +147,6 @@ struct Verifier<'a> {
     insns: &'a [ResolvedInsn],
     /// Slot index of each instruction (jump offsets count slots).
     slot_of: Vec<usize>,
-    index_of_slot: HashMap<usize, usize>,
     incoming: Vec<Option<State>>,
     next_base: u32,
     hook: Hook,
@@ -156,14 +155,12 @@ struct Verifier<'a> {
 impl<'a> Verifier<'a> {
     fn new(insns: &'a [ResolvedInsn], hook: Hook) -> Verifier<'a> {
         let mut slot_of = Vec::with_capacity(insns.len());
-        let mut index_of_slot = HashMap::with_capacity(insns.len());
         let mut slot = 0;
-        for (index, insn) in insns.iter().enumerate() {
+        for insn in insns {
             slot_of.push(slot);
-            index_of_slot.insert(slot, index);
             slot += insn.slots();
         }
-        Verifier { insns, slot_of, index_of_slot, incoming: vec![None; insns.len()], next_base: 1, hook }
+        Verifier { insns, slot_of, incoming: vec![None; insns.len()], next_base: 1, hook }
     }
 
     /// Replays the kernel's depth-first walk (fall-through first, jump targets pushed)
@@ -309,8 +306,9 @@ impl<'a> Verifier<'a> {
 
     fn target(&self, index: usize, offset: i16) -> Result<usize, VerifyError> {
         let slot = self.slot_of[index] as i64 + 1 + i64::from(offset);
-        match self.index_of_slot.get(&(slot.max(0) as usize)) {
-            Some(&to) if offset >= 0 && to > index => Ok(to),
+        // `slot_of` is sorted: a binary search finds the instruction starting there.
+        match self.slot_of.binary_search(&(slot.max(0) as usize)) {
+            Ok(to) if offset >= 0 && to > index => Ok(to),
             _ => Err(VerifyError::BadJump { insn: index }),
         }
     }

@@ -15,7 +15,7 @@
 //! nodes or rules, each in reach of the next, so no offset exceeds 16 bits whatever the
 //! diagram's size.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use super::classifier::{Classifier, Diagram, NodeIndex, TreeNode};
 use super::conditions::Body;
@@ -32,33 +32,49 @@ const LINEAR_PIECES: usize = 4;
 /// The relay key of a diagram's end.
 const END: NodeIndex = usize::MAX;
 
-/// Labels of jump targets not emitted yet, with where their oldest jump is.
+/// Labels of jump targets not emitted yet, with where their oldest jump is (also kept
+/// ordered by that position, so finding the due ones does not scan every pending target).
 #[derive(Default)]
 struct Relays {
     pending: HashMap<NodeIndex, (Label, usize)>,
+    by_age: BTreeSet<(usize, NodeIndex)>,
 }
 
 impl Relays {
     fn target(&mut self, b: &mut ProgramBuilder, node: NodeIndex) -> Label {
         let position = b.len();
-        self.pending.entry(node).or_insert_with(|| (b.new_label(), position)).0
+        let by_age = &mut self.by_age;
+        self.pending
+            .entry(node)
+            .or_insert_with(|| {
+                by_age.insert((position, node));
+                (b.new_label(), position)
+            })
+            .0
     }
 
     fn bind(&mut self, b: &mut ProgramBuilder, node: NodeIndex) {
-        if let Some((label, _)) = self.pending.remove(&node) {
+        if let Some((label, first)) = self.pending.remove(&node) {
+            self.by_age.remove(&(first, node));
             b.bind(label);
         }
     }
 
     fn due(&self, b: &ProgramBuilder) -> bool {
-        self.pending.values().any(|&(_, first)| b.len() - first > RELAY_AT)
+        self.by_age.first().is_some_and(|&(first, _)| b.len() - first > RELAY_AT)
     }
 
     /// At a point nothing falls through to: a relay for every old pending target.
     fn relay(&mut self, b: &mut ProgramBuilder) {
         let now = b.len();
-        let mut due: Vec<NodeIndex> =
-            self.pending.iter().filter(|(_, &(_, first))| now - first > RELAY_AT).map(|(node, _)| *node).collect();
+        let mut due: Vec<NodeIndex> = Vec::new();
+        while let Some(&(first, node)) = self.by_age.first() {
+            if now - first <= RELAY_AT {
+                break;
+            }
+            self.by_age.pop_first();
+            due.push(node);
+        }
         due.sort_unstable();
         for node in due {
             let (label, _) = self.pending[&node];
@@ -67,6 +83,7 @@ impl Relays {
             let position = b.len();
             b.emit(Insn::Ja { target: next });
             self.pending.insert(node, (next, position));
+            self.by_age.insert((position, node));
         }
     }
 

@@ -25,8 +25,6 @@
 //! the replay prunes no more than the kernel and its count is an upper estimate. Its cost
 //! is the count itself: the replay stops at [`Estimate::stopped_at`].
 
-use std::collections::HashMap;
-
 use crate::bpf::{AluOp, Insn, JmpOp, Operand, Reg, ResolvedInsn, Size};
 use crate::program::Hook;
 
@@ -111,17 +109,15 @@ struct Flow {
 
 impl Flow {
     fn new(insns: &[ResolvedInsn]) -> Flow {
-        let mut index_of_slot = HashMap::with_capacity(insns.len());
         let mut slot_of = Vec::with_capacity(insns.len());
         let mut slot = 0usize;
-        for (index, insn) in insns.iter().enumerate() {
-            index_of_slot.insert(slot, index);
+        for insn in insns {
             slot_of.push(slot);
             slot += insn.slots();
         }
         let target = |index: usize, offset: i16| -> Option<usize> {
             let slot = slot_of[index] as i64 + 1 + i64::from(offset);
-            usize::try_from(slot).ok().and_then(|slot| index_of_slot.get(&slot).copied())
+            usize::try_from(slot).ok().and_then(|slot| slot_of.binary_search(&slot).ok())
         };
         let mut next = Vec::with_capacity(insns.len());
         let mut prune_point = vec![false; insns.len() + 1];

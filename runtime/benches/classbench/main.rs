@@ -8,7 +8,8 @@
 //! time, then ns/packet through `BPF_PROG_TEST_RUN` over the trace: the mean over packets
 //! that hit a rule, the worst packet, the mean over packets that match no rule, the floor
 //! (the empty XDP program, same rounds) and the ratios the classifier targets are stated
-//! in. It also checks every trace packet's kernel verdict against the interpreter.
+//! in. It also checks every trace packet's kernel verdict against the interpreter, and
+//! names the code form `compile()` chose (classified, with how many diagrams, or not).
 //!
 //! Knobs: `PFC_CLASSBENCH_SHAPES=acl,fw` and `PFC_CLASSBENCH_SIZES=100,10000,100000`
 //! (which sets), `PFC_CLASSBENCH_PACKETS` (trace length, default 100),
@@ -92,7 +93,7 @@ fn main() {
                 }
             };
             println!(
-                "{:<6} {:>6} {:>8.1} {:>7} {:>10} {:>9} {:>8} {:>6.1} {:>7.1} {:>7.1} {:>7.1} {:>7.2} {:>8.2} {:>7} {:>6}  {}",
+                "{:<6} {:>6} {:>8.1} {:>7} {:>10} {:>9} {:>8} {:>6.1} {:>7.1} {:>7.1} {:>7.1} {:>7.2} {:>8.2} {:>7} {:>6}  {}; {}",
                 shape.name(),
                 rules,
                 row.compile_ms,
@@ -108,6 +109,7 @@ fn main() {
                 row.no_match / row.mean,
                 growth,
                 row.wrong,
+                row.form,
                 row.note
             );
         }
@@ -128,7 +130,17 @@ struct Row {
     no_match: f64,
     /// Trace packets whose kernel verdict differs from the interpreter's.
     wrong: usize,
+    /// The code form `compile()` chose (the classifier's listing comment names it).
+    form: String,
     note: String,
+}
+
+/// `classified (N diagrams ...)` from the listing's classifier comment, else the fallback.
+fn chosen_form(code: &pfc_compiler::bpf::Program) -> String {
+    code.comments
+        .iter()
+        .find_map(|comment| comment.text.strip_prefix("classifier: ").map(|rest| format!("classified: {rest}")))
+        .unwrap_or_else(|| "not classified (dispatched or branch-free)".to_string())
 }
 
 fn measure(
@@ -158,6 +170,7 @@ fn measure(
     row.compile_ms = times[1].as_secs_f64() * 1e3;
     let Some(compiled) = compiled else { return row };
     row.slots = compiled.code.encode().len() / 8;
+    row.form = chosen_form(&compiled.code);
     let Some(floor_program) = floor else { return row };
     match kernel_side::verifier_stats(&compiled.object) {
         Ok(stats) => {
