@@ -4,7 +4,6 @@
 //! on both sides; sets a diff calls equivalent agree on every packet tried; and known
 //! edits give exactly the regions they change.
 
-mod common;
 mod support;
 
 use pfc_compiler::analysis::{cases, diff, explain, lints};
@@ -139,23 +138,23 @@ fn default_span(text: &str) -> pfc_compiler::diagnostic::Span {
 
 #[test]
 fn diff_output_and_exit_codes() {
-    let dir = common::repo().join("tests/analysis");
-    let run = common::pfc_in(&dir, &["diff", "ssh_old.pf", "ssh_new.pf"]);
+    let dir = support::repo().join("tests/analysis");
+    let run = support::pfc_in(&dir, &["diff", "ssh_old.pf", "ssh_new.pf"]);
     run.assert_no_crash("pfc diff");
     assert_eq!(run.code, 1, "{}", run.stderr);
     insta::assert_snapshot!("diff_ssh", run.stdout);
-    let same = common::pfc_in(&dir, &["diff", "ssh_old.pf", "ssh_old.pf"]);
+    let same = support::pfc_in(&dir, &["diff", "ssh_old.pf", "ssh_old.pf"]);
     assert_eq!(same.code, 0, "{}", same.stderr);
     assert!(same.stdout.starts_with("equivalent"), "{}", same.stdout);
-    let json = common::pfc_in(&dir, &["diff", "--format", "json", "ssh_old.pf", "ssh_new.pf"]);
+    let json = support::pfc_in(&dir, &["diff", "--format", "json", "ssh_old.pf", "ssh_new.pf"]);
     let value: serde_json::Value = serde_json::from_str(&json.stdout).expect("one JSON document");
     assert_eq!(value["regions"][0]["new"]["rule"], "ssh_all");
 }
 
 #[test]
 fn overlap_lint_snapshot() {
-    let dir = common::repo().join("rules-examples");
-    let run = common::pfc_in(&dir, &["check", "--lints=all", "edge.pf"]);
+    let dir = support::repo().join("rules-examples");
+    let run = support::pfc_in(&dir, &["check", "--lints=all", "edge.pf"]);
     run.assert_no_crash("pfc check --lints=all");
     assert!(run.stderr.contains("[W0005]"), "{}", run.stderr);
     insta::assert_snapshot!("lints_all_edge", run.stderr);
@@ -187,17 +186,17 @@ fn explain_agrees_with_the_interpreter() {
 
 #[test]
 fn explain_output() {
-    let dir = common::repo().join("tests/analysis");
-    let run = common::pfc_in(&dir, &["explain", "ssh_new.pf", "ipv4 src=10.1.2.3 / tcp dport=22"]);
+    let dir = support::repo().join("tests/analysis");
+    let run = support::pfc_in(&dir, &["explain", "ssh_new.pf", "ipv4 src=10.1.2.3 / tcp dport=22"]);
     run.assert_no_crash("pfc explain");
     assert_eq!(run.code, 0, "{}", run.stderr);
     insta::assert_snapshot!("explain_ssh", run.stdout);
-    let json = common::pfc_in(&dir, &["explain", "--format", "json", "ssh_new.pf", "ipv6 / udp dport=53"]);
+    let json = support::pfc_in(&dir, &["explain", "--format", "json", "ssh_new.pf", "ipv6 / udp dport=53"]);
     let value: serde_json::Value = serde_json::from_str(&json.stdout).expect("one JSON document");
     assert_eq!(value["verdict"], "pass");
     assert_eq!(value["rule"], serde_json::Value::Null);
     assert_eq!(value["rules"].as_array().map(Vec::len), Some(3));
-    let bad = common::pfc_in(&dir, &["explain", "ssh_new.pf", "ipv4 / tcp nosuch=1"]);
+    let bad = support::pfc_in(&dir, &["explain", "ssh_new.pf", "ipv4 / tcp nosuch=1"]);
     assert_eq!(bad.code, 1, "{}", bad.stderr);
 }
 
@@ -223,18 +222,18 @@ fn starter_case_files_expect_what_the_interpreter_decides() {
 
 #[test]
 fn test_init_writes_a_case_file_that_passes() {
-    let dir = common::scratch_dir("test_init_writes_a_case_file_that_passes");
-    for example in common::files_with_extension(&common::repo().join("rules-examples"), "pf") {
+    let dir = support::scratch_dir("test_init_writes_a_case_file_that_passes");
+    for example in support::files_with_extension(&support::repo().join("rules-examples"), "pf") {
         let rules = dir.join(example.file_name().expect("a name"));
         std::fs::copy(&example, &rules).expect("copy");
         let _ = std::fs::remove_file(rules.with_extension("test.toml"));
         let rules_arg = rules.to_str().expect("utf-8");
-        let init = common::pfc(&["test", rules_arg, "--init"]);
+        let init = support::pfc(&["test", rules_arg, "--init"]);
         init.assert_no_crash("pfc test --init");
         assert_eq!(init.code, 0, "{}: {}", example.display(), init.stderr);
-        let again = common::pfc(&["test", rules_arg, "--init"]);
+        let again = support::pfc(&["test", rules_arg, "--init"]);
         assert_eq!(again.code, 1, "overwrote {}", example.display());
-        let run = common::pfc(&["test", rules_arg]);
+        let run = support::pfc(&["test", rules_arg]);
         assert_eq!(run.code, 0, "{}: {}{}", example.display(), run.stdout, run.stderr);
     }
 }
@@ -257,7 +256,7 @@ fn pcap_file(frames: &[Vec<u8>]) -> Vec<u8> {
 
 #[test]
 fn diff_replays_a_capture() {
-    let dir = common::scratch_dir("diff_replays_a_capture");
+    let dir = support::scratch_dir("diff_replays_a_capture");
     let specs = [
         "ipv4 src=10.1.2.3 / tcp dport=22",
         "ipv4 src=10.0.0.9 / tcp dport=22",
@@ -268,7 +267,7 @@ fn diff_replays_a_capture() {
         specs.iter().map(|spec| pfc_compiler::testcase::spec_bytes(spec).expect("a spec")).collect();
     let capture = dir.join("trace.pcap");
     std::fs::write(&capture, pcap_file(&frames)).expect("write");
-    let analysis = common::repo().join("tests/analysis");
+    let analysis = support::repo().join("tests/analysis");
     let (old, new) = (analysis.join("ssh_old.pf"), analysis.join("ssh_new.pf"));
     let args = |json: bool| {
         let mut args = vec!["diff", "--pcap", capture.to_str().expect("utf-8")];
@@ -278,13 +277,13 @@ fn diff_replays_a_capture() {
         args.extend([old.to_str().expect("utf-8"), new.to_str().expect("utf-8")]);
         args.into_iter().map(str::to_string).collect::<Vec<_>>()
     };
-    let run = common::pfc(&args(false).iter().map(String::as_str).collect::<Vec<_>>());
+    let run = support::pfc(&args(false).iter().map(String::as_str).collect::<Vec<_>>());
     run.assert_no_crash("pfc diff --pcap");
     assert_eq!(run.code, 1, "{}", run.stderr);
     let replayed = &run.stdout[run.stdout.find("capture ").expect("a capture report")..];
     let replayed = replayed.replace(capture.to_str().expect("utf-8"), "trace.pcap");
     insta::assert_snapshot!("diff_pcap_ssh", replayed);
-    let json = common::pfc(&args(true).iter().map(String::as_str).collect::<Vec<_>>());
+    let json = support::pfc(&args(true).iter().map(String::as_str).collect::<Vec<_>>());
     let value: serde_json::Value = serde_json::from_str(&json.stdout).expect("one JSON document");
     assert_eq!(value["capture"]["frames"], 4);
     // Every frame that changes is counted, by the interpreter on both sides.
@@ -298,26 +297,26 @@ fn diff_replays_a_capture() {
 /// shown as written, with the interpreter's result.
 #[test]
 fn explain_a_captured_frame_with_a_pcap_atom() {
-    let dir = common::scratch_dir("explain_a_captured_frame_with_a_pcap_atom");
+    let dir = support::scratch_dir("explain_a_captured_frame_with_a_pcap_atom");
     let frames: Vec<Vec<u8>> = ["ipv4 src=10.0.0.9 / udp dport=53", "ipv4 src=172.16.5.5 / udp dport=53"]
         .iter()
         .map(|spec| pfc_compiler::testcase::spec_bytes(spec).expect("a spec"))
         .collect();
     let capture = dir.join("trace.pcap");
     std::fs::write(&capture, pcap_file(&frames)).expect("write");
-    let rules = common::repo().join("tests/analysis/legacy.pf");
+    let rules = support::repo().join("tests/analysis/legacy.pf");
     let (rules, capture) = (rules.to_str().expect("utf-8"), capture.to_str().expect("utf-8"));
-    let run = common::pfc(&["explain", rules, "--pcap", capture, "--index", "1"]);
+    let run = support::pfc(&["explain", rules, "--pcap", capture, "--index", "1"]);
     run.assert_no_crash("pfc explain --pcap --index");
     assert_eq!(run.code, 0, "{}", run.stderr);
-    let shown = run.stdout.replace(common::repo().join("tests/analysis/").to_str().expect("utf-8"), "");
+    let shown = run.stdout.replace(support::repo().join("tests/analysis/").to_str().expect("utf-8"), "");
     insta::assert_snapshot!("explain_pcap_atom", shown);
     assert!(run.stdout.contains("pcap \"udp and src net 172.16.0.0/12 and dst port 53\": true"), "{}", run.stdout);
     // --frame is the same option; frame 0 is decided by the native rule.
-    let first = common::pfc(&["explain", rules, "--pcap", capture, "--frame", "0", "--format", "json"]);
+    let first = support::pfc(&["explain", rules, "--pcap", capture, "--frame", "0", "--format", "json"]);
     let value: serde_json::Value = serde_json::from_str(&first.stdout).expect("one JSON document");
     assert_eq!(value["rule"], "dns_inside");
-    let past = common::pfc(&["explain", rules, "--pcap", capture, "--index", "2"]);
+    let past = support::pfc(&["explain", rules, "--pcap", capture, "--index", "2"]);
     assert_eq!(past.code, 1, "{}", past.stderr);
 }
 

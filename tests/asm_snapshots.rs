@@ -6,11 +6,11 @@
 //! instructions; accept it with `cargo insta review` once it has been read. Rules of an
 //! included file are listed with that file's name, line and column.
 
-mod common;
+mod support;
 
 use std::path::Path;
 
-use common::{files_with_extension, pfc, repo};
+use support::{files_with_extension, pfc, repo};
 
 /// The example's file stem (`edge` for `rules-examples/edge.pf`).
 fn example_name(path: &Path) -> String {
@@ -53,7 +53,7 @@ fn every_example_lowers_to_its_ir_snapshot() {
 /// they are written in (as reached from the rule file pfc was given), line and column.
 #[test]
 fn rules_from_included_files_name_their_file_in_the_listing() {
-    let object = common::scratch_dir("asm_include").join("r.o").display().to_string();
+    let object = support::scratch_dir("asm_include").join("r.o").display().to_string();
     let run = pfc(&["compile", "tests/diagnostics/include_nested_ok.pf", "--emit", "asm", "-o", &object]);
     run.assert_no_crash("include_nested_ok.pf");
     assert_eq!(run.code, 0, "{}", run.stderr);

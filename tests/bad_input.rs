@@ -4,10 +4,10 @@
 //! accepted. The tests assert behaviour only: they print how long each run took, and
 //! speed is judged by the benchmarks (`benches/`), never by a wall-clock limit here.
 
-mod common;
+mod support;
 
-use common::{pfc, pfc_in, scratch_dir, Run};
 use std::fmt::Write as _;
+use support::{pfc, pfc_in, scratch_dir, Run};
 
 /// Deterministic pseudo-random bytes (xorshift), so a failure can be reproduced.
 fn random_bytes(len: usize, mut state: u64) -> Vec<u8> {

@@ -4,16 +4,16 @@
 //! NO_COLOR), and JSON documents whose shape is pinned to their `schema` version and to
 //! the examples in docs/cli.md.
 
-mod common;
+mod support;
 
 use std::io::{Read, Write};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use common::shapes::{assert_pinned, shape, SHAPES};
-use common::{pfc, pfc_in, repo, scratch_dir, Run};
 use serde_json::Value;
+use support::shapes::{assert_pinned, shape, SHAPES};
+use support::{pfc, pfc_in, repo, scratch_dir, Run};
 
 const RULES: &str = "default pass\nrule ssh: drop if tcp.dport == 22\nrule dns: pass if udp.dport == 53\n";
 const BAD_RULES: &str = "default pass\nrule ssh: drop if tcp.dprt == 22\n";

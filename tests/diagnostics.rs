@@ -6,12 +6,12 @@
 //! compiler and the CLI define must have a fixture (or a stated reason why `pfc check`
 //! cannot report it), so a new code without one fails here.
 
-mod common;
+mod support;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use common::{files_with_extension, pfc_in, repo, Run};
+use support::{files_with_extension, pfc_in, repo, Run};
 
 /// Every diagnostic code `pfc check` can report: each must have a fixture here.
 const CODES: &[&str] = &[

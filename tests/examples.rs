@@ -2,12 +2,12 @@
 //! binary) with no error and no warning, and each file does what its comments promise
 //! on a few hand-built packets (run in the interpreter, pfc's executable specification).
 
-mod common;
+mod support;
 
-use common::{files_with_extension, pfc, repo};
 use pfc_compiler::eval::evaluate;
 use pfc_compiler::packet::{Ipv6, Packet, Tcp};
 use pfc_compiler::program::Verdict;
+use support::{files_with_extension, pfc, repo};
 
 #[test]
 fn every_example_checks_cleanly() {

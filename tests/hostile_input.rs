@@ -5,7 +5,7 @@
 //! 1 GiB address-space limit and is killed after two minutes (a hang is a failure, not
 //! a stuck test run).
 
-mod common;
+mod support;
 
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
@@ -14,7 +14,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{scratch_dir, Run};
+use support::{scratch_dir, Run};
 
 const RULES: &str = "default pass\nrule ssh: drop if tcp.dport == 22\nrule dns: pass if udp.dport == 53\n";
 

@@ -13,45 +13,20 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use pfc_compiler::codegen::Options;
 use pfc_compiler::compile::{compile, FUNCTION_NAME, KERNEL_LIMIT};
 use pfc_compiler::diagnostic::Severity;
-use pfc_runtime::kernel::{self, KernelProgram};
+use pfc_runtime::kernel::KernelProgram;
 use serde_json::Value;
+use support::kernel::{missing_tool, no_kernel, run, run_ok, NetNs, RemoveOnDrop};
 use support::{error_chain, rulegen};
 
 const BPFFS: &str = "/sys/fs/bpf";
 
-/// Runs a command; its stdout on success, a readable report on failure.
-fn run(program: &str, args: &[&str]) -> Result<String, String> {
-    let output = Command::new(program).args(args).output().map_err(|e| format!("{program}: {e}"))?;
-    if output.status.success() {
-        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
-    } else {
-        Err(format!(
-            "`{program} {}` failed ({}):\n{}{}",
-            args.join(" "),
-            output.status,
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        ))
-    }
-}
-
-fn run_ok(program: &str, args: &[&str]) -> String {
-    run(program, args).unwrap_or_else(|report| panic!("{report}"))
-}
-
 fn json(program: &str, args: &[&str]) -> Value {
     let text = run_ok(program, args);
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{program} {args:?}: {e}: {text}"))
-}
-
-/// Why kernel loading cannot be tested here, if it cannot.
-fn no_kernel() -> Option<String> {
-    kernel::privileges().err().map(|reason| reason.reason)
 }
 
 /// Why the tool tests cannot run here: no privileges, a missing tool, no bpffs.
@@ -59,10 +34,8 @@ fn no_tools() -> Option<String> {
     if let Some(reason) = no_kernel() {
         return Some(reason);
     }
-    for (tool, arg) in [("bpftool", "version"), ("ip", "-V"), ("tc", "-V")] {
-        if let Err(e) = run(tool, &[arg]) {
-            return Some(format!("`{tool}` unavailable: {e}"));
-        }
+    if let Some(reason) = missing_tool(&[("bpftool", "version"), ("ip", "-V"), ("tc", "-V")]) {
+        return Some(reason);
     }
     let mounted = std::fs::read_to_string("/proc/mounts")
         .map(|mounts| mounts.lines().any(|line| line.contains(&format!(" {BPFFS} bpf "))))
@@ -73,44 +46,6 @@ fn no_tools() -> Option<String> {
         }
     }
     None
-}
-
-/// Returns early, passing, when the environment cannot run the test.
-macro_rules! skip_unless {
-    ($reason:expr) => {
-        if let Some(reason) = $reason {
-            println!("skipped: {reason}");
-            return;
-        }
-    };
-}
-
-/// A file or bpffs pin removed on drop.
-struct RemoveOnDrop(PathBuf);
-
-impl Drop for RemoveOnDrop {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
-/// A network namespace deleted on drop (which detaches and frees its programs).
-struct NetNs(String);
-
-impl NetNs {
-    fn new(test: &str) -> NetNs {
-        let name = format!("pfc-accept-{}-{test}", std::process::id());
-        run_ok("ip", &["netns", "add", &name]);
-        let ns = NetNs(name);
-        run_ok("ip", &["-n", &ns.0, "link", "set", "dev", "lo", "up"]);
-        ns
-    }
-}
-
-impl Drop for NetNs {
-    fn drop(&mut self) {
-        let _ = run("ip", &["netns", "del", &self.0]);
-    }
 }
 
 fn path_str(path: &Path) -> &str {
@@ -214,7 +149,7 @@ fn bpftool_loads_pins_shows_and_unpins_each_hook() {
 #[test]
 fn ip_and_tc_attach_each_hook_in_a_namespace() {
     skip_unless!(no_tools());
-    let ns = NetNs::new("attach");
+    let ns = NetNs::new(format!("pfc-accept-{}-attach", std::process::id()));
     let xdp = object_file(&hook_rules("xdp"), "attach-xdp");
     run_ok("ip", &["-n", &ns.0, "link", "set", "dev", "lo", "xdpgeneric", "obj", path_str(&xdp.0), "sec", "xdp"]);
     let link = json("ip", &["-n", &ns.0, "-j", "link", "show", "dev", "lo"]);
@@ -295,10 +230,7 @@ fn rule_sets_far_from_the_counter_tail_load() {
     let (compiled, diagnostics) = compile(&text, Options { counters: true });
     let compiled = compiled.unwrap_or_else(|| panic!("{diagnostics:?}"));
     assert!(compiled.code.slots() > 32_767, "the program should be longer than a jump reaches");
-    if let Err(reason) = pfc_runtime::kernel::privileges() {
-        println!("skipped: {}", reason.reason);
-        return;
-    }
+    skip_unless!(no_kernel());
     if let Err(error) = pfc_runtime::kernel::KernelProgram::load(&compiled.object) {
         panic!("the kernel refused the program: {error}");
     }
@@ -310,10 +242,7 @@ fn large_rule_sets_fall_back_to_branch_free_conditions_and_load() {
     // kernel verifier as jumping code; pfc compiles their conditions without jumps instead.
     let (compiled, diagnostics) = compile(&many_ipv6_rules(3_000), Options { counters: true });
     let compiled = compiled.unwrap_or_else(|| panic!("{diagnostics:?}"));
-    if let Err(reason) = pfc_runtime::kernel::privileges() {
-        println!("skipped: {}", reason.reason);
-        return;
-    }
+    skip_unless!(no_kernel());
     if let Err(error) = pfc_runtime::kernel::KernelProgram::load(&compiled.object) {
         panic!("the kernel refused the program: {error}");
     }

@@ -17,18 +17,10 @@ use pfc_compiler::codegen::{Form, Options};
 use pfc_compiler::compile::{compile, compile_form, Compiled, KERNEL_LIMIT};
 use pfc_compiler::diagnostic::Severity;
 use pfc_compiler::verify::{estimate_processed, MAX_PROCESSED};
-use pfc_runtime::kernel::{self, KernelProgram};
+use pfc_runtime::kernel::KernelProgram;
+use support::kernel::no_kernel;
 use support::{error_chain, rulegen};
 
-/// Returns early, passing, when this process cannot load BPF programs.
-macro_rules! skip_unless_kernel {
-    () => {
-        if let Err(reason) = kernel::privileges() {
-            println!("skipped: {}", reason.reason);
-            return;
-        }
-    };
-}
 /// `count` rules `rule pN: drop if pcap "(tcp port 10NN or udp port 20NN) and ip"`.
 fn port_pcap_rules(count: usize) -> String {
     let mut text = String::from("default pass\n");
@@ -74,10 +66,7 @@ fn twelve_pcap_port_rules_load() {
     let compiled = compile_ok(&text);
     let estimate = estimate_processed(&compiled.code, compiled.filter.hook, usize::MAX);
     assert!(estimate.complete && estimate.processed < 20_000, "estimate {estimate:?}");
-    if let Err(reason) = kernel::privileges() {
-        println!("skipped: {}", reason.reason);
-        return;
-    }
+    skip_unless!(no_kernel());
     let loaded = load("12 pcap rules", &text, &compiled).unwrap_or_else(|report| panic!("{report}"));
     println!("12 pcap rules: {} processed, estimate {}", loaded.processed, loaded.estimate);
     assert!(loaded.processed <= loaded.estimate, "{} > estimate {}", loaded.processed, loaded.estimate);
@@ -85,7 +74,7 @@ fn twelve_pcap_port_rules_load() {
 
 #[test]
 fn verifier_work_grows_linearly_in_pcap_atoms() {
-    skip_unless_kernel!();
+    skip_unless!(no_kernel());
     println!("{:>6} {:>10} {:>10} {:>9} {:>8}", "rules", "processed", "estimate", "per rule", "load ms");
     let mut per_rule = Vec::new();
     for count in [1, 10, 50, 200] {
@@ -108,7 +97,7 @@ fn verifier_work_grows_linearly_in_pcap_atoms() {
 
 #[test]
 fn mixed_pcap_and_native_sets_load_or_get_e0020() {
-    skip_unless_kernel!();
+    skip_unless!(no_kernel());
     let sets = rulegen::mixed_pcap_rule_sets(support::seed(), 520, 300);
     let mut failures = Vec::new();
     let mut ratios = Vec::new();
@@ -190,7 +179,7 @@ fn classbench_rules(shape: Shape, count: usize) -> String {
 
 #[test]
 fn every_code_form_loads_within_the_estimate() {
-    skip_unless_kernel!();
+    skip_unless!(no_kernel());
     let shapes = [
         ("dispatched, 600 rules", dispatch_rules(600), Form::Dispatched),
         ("jumping, 600 rules", dispatch_rules(600), Form::Jumping),

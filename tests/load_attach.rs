@@ -26,7 +26,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-mod common;
+mod support;
+
+use support::kernel::{missing_tool, run, run_ok, NetNs, RemoveOnDrop};
 
 const PFC: &str = env!("CARGO_BIN_EXE_pfc");
 const SENDER_IP: &str = "10.77.0.1";
@@ -35,39 +37,9 @@ const PAYLOAD: usize = 64;
 /// Ethernet + IPv4 + UDP headers + payload: what an XDP or TC counter adds per packet.
 const FRAME_BYTES: u64 = 14 + 20 + 8 + PAYLOAD as u64;
 
-fn run(program: &str, args: &[&str]) -> Result<String, String> {
-    let output = Command::new(program).args(args).output().map_err(|e| format!("{program}: {e}"))?;
-    if output.status.success() {
-        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
-    } else {
-        Err(format!("`{program} {}`: {}", args.join(" "), String::from_utf8_lossy(&output.stderr)))
-    }
-}
-
-fn run_ok(program: &str, args: &[&str]) -> String {
-    run(program, args).unwrap_or_else(|report| panic!("{report}"))
-}
-
-/// Why these tests cannot run here, if they cannot.
+/// Why these tests cannot run here, if they cannot: no privileges or a missing tool.
 fn no_kernel() -> Option<String> {
-    if let Err(reason) = pfc_runtime::kernel::privileges() {
-        return Some(reason.reason);
-    }
-    for (tool, arg) in [("ip", "-V"), ("bpftool", "version")] {
-        if let Err(e) = run(tool, &[arg]) {
-            return Some(format!("`{tool}` unavailable: {e}"));
-        }
-    }
-    None
-}
-
-macro_rules! skip_unless {
-    ($reason:expr) => {
-        if let Some(reason) = $reason {
-            println!("skipped: {reason}");
-            return;
-        }
-    };
+    support::kernel::no_kernel().or_else(|| missing_tool(&[("ip", "-V"), ("bpftool", "version")]))
 }
 
 /// Moves the calling thread into a named network namespace.
@@ -125,12 +97,19 @@ fn pfc_ok(ns: &str, args: &[&str]) -> String {
 
 /// Sender namespace `a` with `veth_a` (10.77.0.1), receiver namespace `b` with `veth_b`
 /// (10.77.0.2); deleted on drop with every pfc pin and record of both interfaces.
+///
+/// The guards drop in field order: namespaces first (which detaches and frees their
+/// filters), then the pin and record directories, then the rule files.
 struct Topology {
+    /// The namespaces `a` and `b`.
+    _ns: [NetNs; 2],
+    /// pfc's bpffs pins and `/run/pfc` records of both interfaces.
+    _state: [RemoveOnDrop; 4],
+    files: Vec<RemoveOnDrop>,
     a: String,
     b: String,
     veth_a: String,
     veth_b: String,
-    files: Vec<PathBuf>,
     /// Held until the namespaces are gone: these tests attach real filters and read
     /// `pfc status` and bpftool's lists, so they run one at a time.
     _serial: std::sync::MutexGuard<'static, ()>,
@@ -143,23 +122,29 @@ impl Topology {
     fn new(tag: &str) -> Topology {
         let pid = std::process::id();
         let serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (veth_a, veth_b) = (format!("pa{}{tag}", pid % 100_000), format!("pb{}{tag}", pid % 100_000));
+        let state = |root: &str, iface: &str| RemoveOnDrop(PathBuf::from(format!("{root}/{iface}")));
         let topology = Topology {
             _serial: serial,
+            _ns: [NetNs::new(format!("pfc-la-{pid}-{tag}")), NetNs::new(format!("pfc-lb-{pid}-{tag}"))],
             a: format!("pfc-la-{pid}-{tag}"),
             b: format!("pfc-lb-{pid}-{tag}"),
-            veth_a: format!("pa{}{tag}", pid % 100_000),
-            veth_b: format!("pb{}{tag}", pid % 100_000),
+            _state: [
+                state("/sys/fs/bpf/pfc", &veth_a),
+                state("/sys/fs/bpf/pfc", &veth_b),
+                state("/run/pfc", &veth_a),
+                state("/run/pfc", &veth_b),
+            ],
             files: Vec::new(),
+            veth_a,
+            veth_b,
         };
-        run_ok("ip", &["netns", "add", &topology.a]);
-        run_ok("ip", &["netns", "add", &topology.b]);
         let (a, b, va, vb) = (&topology.a, &topology.b, &topology.veth_a, &topology.veth_b);
         run_ok("ip", &["-n", a, "link", "add", va, "type", "veth", "peer", "name", vb, "netns", b]);
         run_ok("ip", &["-n", a, "addr", "add", &format!("{SENDER_IP}/24"), "dev", va]);
         run_ok("ip", &["-n", b, "addr", "add", &format!("{RECEIVER_IP}/24"), "dev", vb]);
         for (ns, dev) in [(a, va), (b, vb)] {
             run_ok("ip", &["-n", ns, "link", "set", "dev", dev, "up"]);
-            run_ok("ip", &["-n", ns, "link", "set", "dev", "lo", "up"]);
         }
         // A permanent neighbour entry: no datagram waits for (or is lost to) ARP, so the
         // counters can be compared with what was sent exactly.
@@ -174,7 +159,7 @@ impl Topology {
     fn rules(&mut self, name: &str, text: &str) -> String {
         let path = std::env::temp_dir().join(format!("pfc-load-{}-{}-{name}.pf", std::process::id(), self.veth_a));
         std::fs::write(&path, text).expect("rule file written");
-        self.files.push(path.clone());
+        self.files.push(RemoveOnDrop(path.clone()));
         path.display().to_string()
     }
 
@@ -184,21 +169,6 @@ impl Topology {
             (&self.a, &self.veth_a)
         } else {
             (&self.b, &self.veth_b)
-        }
-    }
-}
-
-impl Drop for Topology {
-    fn drop(&mut self) {
-        for ns in [&self.a, &self.b] {
-            let _ = run("ip", &["netns", "del", ns]);
-        }
-        for iface in [&self.veth_a, &self.veth_b] {
-            let _ = std::fs::remove_dir_all(format!("/sys/fs/bpf/pfc/{iface}"));
-            let _ = std::fs::remove_dir_all(format!("/run/pfc/{iface}"));
-        }
-        for file in &self.files {
-            let _ = std::fs::remove_file(file);
         }
     }
 }
@@ -263,7 +233,7 @@ fn stats_json(ns: &str, iface: &str, hook: &str) -> Value {
     let text = pfc_ok(ns, &["stats", "--iface", iface, "--hook", hook, "--format", "json"]);
     let json: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
     if json["labels"].is_null() {
-        common::shapes::assert_pinned(&json);
+        support::shapes::assert_pinned(&json);
     } else {
         // Unlabelled counters claim no verdict.
         let rules = json["rules"].as_array().expect("rules");
@@ -279,7 +249,7 @@ fn status_filters(ns: &str) -> Vec<Value> {
     let json: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
     let filters = json["filters"].as_array().unwrap_or_else(|| panic!("no filters array: {text}")).clone();
     for filter in filters.iter().filter(|filter| filter["labels"].is_null() && filter["state"] == "attached") {
-        common::shapes::assert_pinned(&serde_json::json!({ "schema": json["schema"], "filters": [filter] }));
+        support::shapes::assert_pinned(&serde_json::json!({ "schema": json["schema"], "filters": [filter] }));
     }
     filters
 }

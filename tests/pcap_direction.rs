@@ -6,11 +6,11 @@
 //! capture: `in` and `out` judge disjoint frames, each as `any` does, and `any` judges
 //! exactly one more frame (the one between other hosts).
 
-mod common;
+mod support;
 
 use std::collections::BTreeMap;
 
-use common::{pfc_in, repo};
+use support::{pfc_in, repo};
 
 /// This test's directory.
 fn dir() -> std::path::PathBuf {

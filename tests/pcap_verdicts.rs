@@ -6,11 +6,11 @@
 //! `--kernel` the kernel agrees with the VM on every frame it runs (skipped with the
 //! reason when unprivileged).
 
-mod common;
+mod support;
 
-use common::{pfc_in, scratch_dir};
 use pfc_compiler::packet::{ExtKind, Layer, Packet};
 use pfc_compiler::program::Program;
+use support::{pfc_in, scratch_dir};
 
 /// Frames in the generated corpus.
 const CORPUS_LEN: usize = 2400;
@@ -199,10 +199,7 @@ fn check_against_interpreter(test: &str, rules: &str, frames: &[Vec<u8>]) -> Vec
 /// `--kernel --verdicts` gives the VM's line for every frame the kernel runs, and a
 /// `skipped` reason only for frames shorter than the kernel's minimum.
 fn check_kernel_agrees(test: &str, frames: &[Vec<u8>], vm_lines: &[String]) {
-    if let Err(skip) = pfc_runtime::kernel::privileges() {
-        eprintln!("skipped: {test}: {}", skip.reason);
-        return;
-    }
+    skip_unless!(support::kernel::no_kernel().map(|reason| format!("{test}: {reason}")));
     let dir = scratch_dir(test).parent().expect("scratch parent").join(test.trim_end_matches("_kernel"));
     let run = pfc_in(&dir, &["test", "rules.pf", "--pcap", "corpus.pcap", "--verdicts", "--kernel"]);
     run.assert_no_crash(test);
@@ -225,7 +222,7 @@ fn check_kernel_agrees(test: &str, frames: &[Vec<u8>], vm_lines: &[String]) {
 #[test]
 fn verdicts_match_the_interpreter_and_the_kernel() {
     let frames = corpus();
-    let edge = std::fs::read_to_string(common::repo().join("rules-examples/edge.pf")).expect("edge.pf");
+    let edge = std::fs::read_to_string(support::repo().join("rules-examples/edge.pf")).expect("edge.pf");
     for (test, rules) in [("verdicts_edge", edge.as_str()), ("verdicts_tc", TC_RULES)] {
         let vm_lines = check_against_interpreter(test, rules, &frames);
         check_kernel_agrees(&format!("{test}_kernel"), &frames, &vm_lines);

@@ -3,9 +3,9 @@
 //! files, bad captures and bad command lines get a clear error and exit 1 (2 for usage),
 //! never a panic; JSON and JUnit reports parse.
 
-mod common;
+mod support;
 
-use common::{files_with_extension, pfc, pfc_in, repo, scratch_dir, Run};
+use support::{files_with_extension, pfc, pfc_in, repo, scratch_dir, Run};
 
 /// The rule file most cases here test.
 const RULES: &str = "\
@@ -319,10 +319,7 @@ fn interpreter_flag_forces_rbpfs_interpreter() {
 /// The issue's 300-rule repro and a 1,000-rule set, with cases on both sides of 256.
 #[test]
 fn kernel_counters_credit_the_right_rule_beyond_255_rules() {
-    if let Err(reason) = pfc_runtime::kernel::privileges() {
-        println!("skipped: {reason}");
-        return;
-    }
+    skip_unless!(support::kernel::no_kernel());
     for rules in [300u32, 1_000] {
         let test = format!("kernel_counters_{rules}");
         let dir = scratch_dir(&test);

@@ -1,7 +1,9 @@
-//! Shared by the back-end tests (`differential`, `kernel_acceptance`): a seeded PRNG,
-//! the small value pools that packets and rules draw from, the packet corpus, the
-//! rule-set generator, and the helpers that describe packets and errors. Running objects
-//! (VM or kernel, verdicts and counters) is `pfc_runtime::Executor`'s.
+//! The one test-support folder of the `pfc` package's tests: running the real binary
+//! (`cli`, re-exported here), the JSON shapes pfc prints (`shapes`), kernel-test
+//! scaffolding (`kernel`: the skip macro, the netns and pin guards), and for the back-end
+//! tests a seeded PRNG, the small value pools that packets and rules draw from, the packet
+//! corpus, the rule-set generator, and the helpers that describe packets and errors.
+//! Running objects (VM or kernel, verdicts and counters) is `pfc_runtime::Executor`'s.
 //!
 //! Packets and rules use the same pools on purpose: with a handful of ports and addresses,
 //! generated rules match a good share of the generated packets, so both verdicts are
@@ -9,9 +11,15 @@
 
 #![allow(dead_code)]
 
+pub mod cli;
 pub mod corpus;
+pub mod kernel;
 pub mod pools;
 pub mod rulegen;
+pub mod shapes;
+
+#[allow(unused_imports)] // each test binary uses its own share
+pub use cli::{files_with_extension, pfc, pfc_in, repo, scratch_dir, Run};
 
 use pfc_compiler::eval::Headers;
 use pfc_compiler::fields::Proto;

@@ -1,8 +1,4 @@
-//! Shared by the CLI tests: runs the real `pfc` binary and captures what it printed.
-
-#![allow(dead_code)]
-
-pub mod shapes;
+//! For the CLI tests: runs the real `pfc` binary and captures what it printed.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
