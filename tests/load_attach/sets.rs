@@ -29,7 +29,7 @@ fn list(topology: &Topology, set: &str) -> Vec<String> {
     let document: Value = serde_json::from_str(&json).expect("pfc.set/1 JSON");
     assert_eq!(document["schema"], "pfc.set/1");
     if document["count"] != 0 {
-        common::shapes::assert_pinned(&document); // an empty list has no element shape
+        support::shapes::assert_pinned(&document); // an empty list has no element shape
     }
     document["elements"].as_array().expect("elements").iter().map(|e| e.as_str().unwrap_or("?").to_string()).collect()
 }
