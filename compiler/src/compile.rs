@@ -162,9 +162,16 @@ pub fn limit_map_name(index: usize) -> String {
     format!("pfc_limit_{index}")
 }
 
+/// The ring buffer that logged rules send events to.
+pub const LOG_RING_MAP_NAME: &str = "pfc_log_ring";
+/// The per-rule log statistics (events sent and dropped).
+pub const LOG_STATS_MAP_NAME: &str = "pfc_log_stats";
+
 /// The counter map (index 0, also kept without counters when there are limits or
 /// dynamic sets), then one bucket map per rate limit ([`codegen::limit::map_index`]),
-/// one map per dynamic set ([`codegen::dynamic::map_index`]) and their generation array.
+/// one map per dynamic set ([`codegen::dynamic::map_index`]) and their generation array,
+/// then, when a rule logs, the ring buffer and the log statistics
+/// ([`codegen::log::ring_map_index`]).
 fn maps(program: &Program, options: Options) -> Vec<MapSpec> {
     let mut maps = Vec::new();
     if options.counters || !program.limits.is_empty() || !program.dynamic_sets.is_empty() {
@@ -181,6 +188,10 @@ fn maps(program: &Program, options: Options) -> Vec<MapSpec> {
     if !program.dynamic_sets.is_empty() {
         let sets = program.dynamic_sets.len() as u32;
         maps.push(MapSpec::set_generations(dynamic::GENERATION_MAP_NAME, sets));
+    }
+    if program.rules.iter().any(|rule| rule.log.is_some()) {
+        maps.push(MapSpec::ring_buffer(LOG_RING_MAP_NAME, crate::program::log::RING_BYTES));
+        maps.push(MapSpec::log_stats(LOG_STATS_MAP_NAME, program.rules.len() as u32));
     }
     maps
 }
@@ -225,8 +236,10 @@ fn limits_manifest(program: &Program) -> serde_json::Value {
         .enumerate()
         .map(|(index, limit)| {
             let key: Vec<&str> = limit.key.iter().map(|field| field.name()).collect();
+            let log_of = program.rules.iter().find(|rule| rule.log.is_some_and(|log| log.limit.0 as usize == index));
             serde_json::json!({
                 "rule": rule_of(index).map(|rule| rule.name.as_str()),
+                "log": log_of.map(|rule| rule.name.as_str()),
                 "map": limit_map_name(index),
                 "key": key,
                 "key_size": limit.key_size(),
@@ -263,6 +276,22 @@ fn manifest(program: &Program, source: &[u8], options: Options) -> serde_json::V
     }
     if !program.dynamic_sets.is_empty() {
         manifest["dynamic_sets"] = dynamic_sets_manifest(program);
+    }
+    let logs: Vec<serde_json::Value> = program
+        .rules
+        .iter()
+        .enumerate()
+        .filter_map(|(index, rule)| {
+            let log = rule.log?;
+            Some(serde_json::json!({ "rule": rule.name, "index": index, "bytes": log.bytes, "record_size": log.record_size() }))
+        })
+        .collect();
+    if !logs.is_empty() {
+        manifest["logs"] = serde_json::json!({
+            "ring": LOG_RING_MAP_NAME,
+            "stats": LOG_STATS_MAP_NAME,
+            "rules": logs,
+        });
     }
     manifest
 }

@@ -7,6 +7,7 @@
 
 pub mod dynamic;
 pub mod limit;
+pub mod log;
 pub mod pcap;
 
 use crate::diagnostic::Span;
@@ -114,6 +115,8 @@ pub struct Rule {
     pub verdict: Verdict,
     /// When the rule matches; [`Cond::True`] for a rule without `if`.
     pub condition: Cond,
+    /// `log [BYTES]`: each packet the rule decides sends an event (rate-limited).
+    pub log: Option<log::Log>,
     /// The whole rule statement in the source.
     pub span: Span,
 }

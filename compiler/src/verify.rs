@@ -14,8 +14,17 @@
 //!    a comparison of the lookup result with the immediate 0); a bounds check is a
 //!    64-bit comparison (a 32-bit one could wrap).
 //! 5. only `bpf_map_lookup_elem` (a map in r1, a stack key in r2),
-//!    `bpf_map_update_elem` (map, stack key, stack value, scalar flags; rate limits) and
-//!    `bpf_ktime_get_ns` are called; r1–r5 are unusable after a call;
+//!    `bpf_map_update_elem` (map, stack key, stack value, scalar flags; rate limits),
+//!    `bpf_ktime_get_ns` and, for logging, `bpf_ringbuf_reserve` (map, a size known
+//!    as a constant, flags), `bpf_xdp_load_bytes` (XDP) or `bpf_skb_load_bytes` (TC)
+//!    (the context, a scalar offset, a destination inside a reserved record, a scalar
+//!    length) and `bpf_ringbuf_submit` (the record's start, flags) are called; r1–r5
+//!    are unusable after a call. A reserved record is written only within its size, is
+//!    null-checked before use, and is submitted on every path before `exit` (after which
+//!    no register points into it). The context pointer may be spilled to an 8-aligned
+//!    stack slot and read back from it (the log code needs it in the counter tail). The
+//!    copy length's bound (at most the record's room) is left to the kernel verifier,
+//!    which the kernel acceptance tests run on every log shape;
 //! 6. r0 holds a scalar on every path to `exit`; no register is read before it is
 //!    written; r10 is never written;
 //! 7. the program has at most [`MAX_INSNS`] instructions, and the kernel verifier's
@@ -87,6 +96,14 @@ const HELPER_MAP_LOOKUP: u32 = 1;
 const HELPER_MAP_UPDATE: u32 = 2;
 /// `bpf_ktime_get_ns`.
 const HELPER_KTIME_GET_NS: u32 = 5;
+/// `bpf_skb_load_bytes`.
+const HELPER_SKB_LOAD_BYTES: u32 = 26;
+/// `bpf_ringbuf_reserve`.
+const HELPER_RINGBUF_RESERVE: u32 = 131;
+/// `bpf_ringbuf_submit`.
+const HELPER_RINGBUF_SUBMIT: u32 = 132;
+/// `bpf_xdp_load_bytes`.
+const HELPER_XDP_LOAD_BYTES: u32 = 189;
 /// The eBPF stack size.
 const STACK_SIZE: i64 = 512;
 
@@ -119,6 +136,12 @@ struct State {
     regs: [Value; 11],
     /// Per packet-pointer base: bytes known to be inside the packet from it.
     checked: HashMap<u32, i64>,
+    /// Registers holding a constant the code set with a `mov` of an immediate.
+    known: [Option<i64>; 11],
+    /// The 8-aligned stack slot holding the context pointer, if it was spilled there.
+    context_spill: Option<i64>,
+    /// A ring buffer record is reserved and not yet submitted.
+    reserved: bool,
 }
 
 /// Checks every invariant listed in the module documentation.
@@ -204,7 +227,8 @@ impl<'a> Verifier<'a> {
         let mut regs = [Value::Uninit; 11];
         regs[1] = Value::Context;
         regs[10] = Value::Stack(0);
-        let mut current = Some(State { regs, checked: HashMap::new() });
+        let state = State { regs, checked: HashMap::new(), known: [None; 11], context_spill: None, reserved: false };
+        let mut current = Some(state);
         for index in 0..self.insns.len() {
             let state = match (current.take(), self.incoming[index].take()) {
                 (Some(a), Some(b)) => self.merge(a, b),
@@ -230,6 +254,21 @@ impl<'a> Verifier<'a> {
                 Problem::Register(misuse) => VerifyError::BadRegister { insn: index, text, misuse },
             }
         };
+        let constant = match *insn {
+            Insn::Alu64 { op: AluOp::Mov, dst, src: Operand::Imm(imm) }
+            | Insn::Alu32 { op: AluOp::Mov, dst, src: Operand::Imm(imm) } => Some((dst, i64::from(imm))),
+            _ => None,
+        };
+        match *insn {
+            Insn::Alu64 { dst, .. }
+            | Insn::Alu32 { dst, .. }
+            | Insn::Neg { dst, .. }
+            | Insn::Endian { dst, .. }
+            | Insn::Load { dst, .. }
+            | Insn::LoadImm64 { dst, .. }
+            | Insn::LoadMapIndex { dst, .. } => state.known[dst.number() as usize] = None,
+            _ => {}
+        }
         match *insn {
             Insn::Alu64 { op, dst, src } => {
                 let value = self.alu64(&state, op, dst, src).map_err(fail)?;
@@ -253,35 +292,36 @@ impl<'a> Verifier<'a> {
                 let value = self.load(&state, size, src, off).map_err(fail)?;
                 set(&mut state, dst, value).map_err(fail)?;
             }
+            Insn::Store { size: Size::DW, dst: Reg::R10, off, src }
+                if state.regs[src.number() as usize] == Value::Context && off % 8 == 0 =>
+            {
+                stack_access(i64::from(off), 8).map_err(|access| fail(access.into()))?;
+                state.context_spill = Some(i64::from(off));
+            }
             Insn::Store { size, dst, off, src } => {
                 if !matches!(state.regs[src.number() as usize], Value::Scalar) {
                     return Err(fail(Access::StoredPointer.into()));
                 }
-                self.store(&state, size, dst, off).map_err(fail)?;
+                self.store(&mut state, size, dst, off).map_err(fail)?;
             }
-            Insn::StoreImm { size, dst, off, .. } => self.store(&state, size, dst, off).map_err(fail)?,
+            Insn::StoreImm { size, dst, off, .. } => self.store(&mut state, size, dst, off).map_err(fail)?,
             Insn::LoadImm64 { dst, .. } => set(&mut state, dst, Value::Scalar).map_err(fail)?,
             Insn::LoadMapIndex { dst, .. } => set(&mut state, dst, Value::MapPointer).map_err(fail)?,
             Insn::Call { helper } => {
-                let on_stack =
-                    |value: Value| matches!(value, Value::Stack(offset) if (-STACK_SIZE..=-4).contains(&offset));
-                let map_and_key = state.regs[1] == Value::MapPointer && on_stack(state.regs[2]);
-                let result = match helper {
-                    HELPER_MAP_LOOKUP if map_and_key => Value::LookupResult,
-                    HELPER_MAP_UPDATE if map_and_key && on_stack(state.regs[3]) && state.regs[4] == Value::Scalar => {
-                        Value::Scalar
-                    }
-                    HELPER_KTIME_GET_NS => Value::Scalar,
-                    _ => return Err(fail(Problem::Call { helper })),
-                };
+                let result = self.call(&mut state, helper).ok_or(Problem::Call { helper }).map_err(fail)?;
                 for reg in 1..=5 {
                     state.regs[reg] = Value::Uninit;
+                    state.known[reg] = None;
                 }
                 state.regs[0] = result;
+                state.known[0] = None;
             }
             Insn::Exit => {
                 if state.regs[0] != Value::Scalar {
                     return Err(fail(Misuse::ExitWithoutScalar.into()));
+                }
+                if state.reserved {
+                    return Err(fail(Misuse::UnsubmittedRecord.into()));
                 }
                 return Ok(None);
             }
@@ -301,7 +341,55 @@ impl<'a> Verifier<'a> {
                 return Ok(Some(fallthrough));
             }
         }
+        if let Some((dst, value)) = constant {
+            state.known[dst.number() as usize] = Some(value);
+        }
         Ok(Some(state))
+    }
+
+    /// Checks a helper call's arguments; what r0 holds after it, `None` when the call
+    /// is not allowed.
+    fn call(&self, state: &mut State, helper: u32) -> Option<Value> {
+        let on_stack = |value: Value| matches!(value, Value::Stack(offset) if (-STACK_SIZE..=-4).contains(&offset));
+        let map_and_key = state.regs[1] == Value::MapPointer && on_stack(state.regs[2]);
+        let load_bytes = match self.hook {
+            Hook::Xdp => HELPER_XDP_LOAD_BYTES,
+            Hook::TcIngress | Hook::TcEgress => HELPER_SKB_LOAD_BYTES,
+        };
+        match helper {
+            HELPER_MAP_LOOKUP if map_and_key => Some(Value::LookupResult),
+            HELPER_MAP_UPDATE if map_and_key && on_stack(state.regs[3]) && state.regs[4] == Value::Scalar => {
+                Some(Value::Scalar)
+            }
+            HELPER_KTIME_GET_NS => Some(Value::Scalar),
+            HELPER_RINGBUF_RESERVE => {
+                let size = state.known[2].filter(|size| *size > 0)?;
+                let ok = state.regs[1] == Value::MapPointer && state.regs[3] == Value::Scalar && !state.reserved;
+                state.reserved = ok;
+                ok.then_some(Value::RingbufResult { size })
+            }
+            HELPER_RINGBUF_SUBMIT => {
+                let ok = matches!(state.regs[1], Value::Ringbuf { offset: 0, .. })
+                    && state.regs[2] == Value::Scalar
+                    && state.reserved;
+                if ok {
+                    state.reserved = false;
+                    for reg in state.regs.iter_mut().filter(|reg| matches!(reg, Value::Ringbuf { .. })) {
+                        *reg = Value::Uninit;
+                    }
+                }
+                ok.then_some(Value::Uninit)
+            }
+            _ if helper == load_bytes => match (state.regs[1], state.regs[2], state.regs[3], state.regs[4]) {
+                (Value::Context, Value::Scalar, Value::Ringbuf { size, offset }, Value::Scalar)
+                    if (0..size).contains(&offset) =>
+                {
+                    Some(Value::Scalar)
+                }
+                _ => None,
+            },
+            _ => None,
+        }
     }
 
     fn target(&self, index: usize, offset: i16) -> Result<usize, VerifyError> {
@@ -342,7 +430,14 @@ impl<'a> Verifier<'a> {
             .iter()
             .filter_map(|(base, bytes)| b.checked.get(base).map(|other| (*base, (*bytes).min(*other))))
             .collect();
-        State { regs, checked }
+        let mut known = a.known;
+        for (index, constant) in known.iter_mut().enumerate() {
+            if *constant != b.known[index] {
+                *constant = None;
+            }
+        }
+        let context_spill = a.context_spill.filter(|slot| b.context_spill == Some(*slot));
+        State { regs, checked, known, context_spill, reserved: a.reserved || b.reserved }
     }
 
     fn alu64(&mut self, state: &State, op: AluOp, dst: Reg, src: Operand) -> Result<Value, Problem> {
@@ -366,6 +461,9 @@ impl<'a> Verifier<'a> {
                 Value::Stack(offset + constant.unwrap_or(0))
             }
             (AluOp::Sub, Value::PacketEnd, Value::Packet { .. }) => Value::Scalar,
+            (AluOp::Add, Value::Ringbuf { size, offset }, Value::Scalar) if constant.is_some() => {
+                Value::Ringbuf { size, offset: offset + constant.unwrap_or(0) }
+            }
             _ => return Err(Misuse::Arithmetic { op, left, right }.into()),
         })
     }
@@ -383,6 +481,7 @@ impl<'a> Verifier<'a> {
                 }
                 Ok(Value::Scalar)
             }
+            Value::Stack(offset) if bytes == 8 && state.context_spill == Some(offset + off) => Ok(Value::Context),
             Value::Stack(offset) => Ok(stack_access(offset + off, bytes).map(|_| Value::Scalar)?),
             Value::MapEntry if (0..=MAP_VALUE_SIZE - bytes).contains(&off) => Ok(Value::Scalar),
             through => Err(Access::Read { through }.into()),
@@ -404,12 +503,19 @@ impl<'a> Verifier<'a> {
         })
     }
 
-    fn store(&self, state: &State, size: Size, dst: Reg, off: i16) -> Result<(), Problem> {
+    fn store(&self, state: &mut State, size: Size, dst: Reg, off: i16) -> Result<(), Problem> {
         let bytes = i64::from(size.bytes());
         let off = i64::from(off);
         match state.regs[dst.number() as usize] {
-            Value::Stack(offset) => Ok(stack_access(offset + off, bytes)?),
+            Value::Stack(offset) => {
+                let at = offset + off;
+                if state.context_spill.is_some_and(|slot| at < slot + 8 && slot < at + bytes) {
+                    state.context_spill = None;
+                }
+                Ok(stack_access(at, bytes)?)
+            }
             Value::MapEntry if (0..=MAP_VALUE_SIZE - bytes).contains(&off) => Ok(()),
+            Value::Ringbuf { size, offset } if offset + off >= 0 && offset + off + bytes <= size => Ok(()),
             through => Err(Access::Write { through }.into()),
         }
     }
@@ -440,6 +546,11 @@ impl<'a> Verifier<'a> {
             (JmpOp::Ne, Value::LookupResult, Value::Scalar) if null_check => {
                 taken.regs[dst.number() as usize] = Value::MapEntry;
                 fallthrough.regs[dst.number() as usize] = Value::Scalar;
+            }
+            (JmpOp::Eq, Value::RingbufResult { size }, Value::Scalar) if null_check => {
+                taken.regs[dst.number() as usize] = Value::Scalar;
+                taken.reserved = false;
+                fallthrough.regs[dst.number() as usize] = Value::Ringbuf { size, offset: 0 };
             }
             (_, Value::Scalar, Value::Scalar) => {}
             _ => return Err(Misuse::Comparison { op, left, right }.into()),

@@ -50,6 +50,8 @@ pub enum MapType {
     LruHash,
     /// `BPF_MAP_TYPE_LPM_TRIE` (11).
     LpmTrie,
+    /// `BPF_MAP_TYPE_RINGBUF` (27): `max_entries` bytes, no key or value.
+    Ringbuf,
     /// Any other map type, by number.
     Unknown {
         /// The `BPF_MAP_TYPE_*` number.
@@ -67,6 +69,7 @@ impl MapType {
             6 => MapType::PercpuArray,
             9 => MapType::LruHash,
             11 => MapType::LpmTrie,
+            27 => MapType::Ringbuf,
             code => MapType::Unknown { code },
         }
     }

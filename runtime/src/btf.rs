@@ -271,8 +271,14 @@ impl<'a> Btf<'a> {
                 _ => {}
             }
         }
+        let map_type = map_type.ok_or_else(|| bad("no `int (*type)[T]` member"))?;
+        // Ring buffers (27) and perf event arrays (4) have no key or value in BTF.
+        if matches!(map_type, 4 | 27) {
+            key_size = key_size.or(Some(0));
+            value_size = value_size.or(Some(0));
+        }
         Ok(BtfMap {
-            map_type: map_type.ok_or_else(|| bad("no `int (*type)[T]` member"))?,
+            map_type,
             key_size: key_size.ok_or_else(|| bad("no sized `key` or `key_size` member"))?,
             value_size: value_size.ok_or_else(|| bad("no sized `value` or `value_size` member"))?,
             max_entries: max_entries.ok_or_else(|| bad("no `int (*max_entries)[N]` member"))?,

@@ -253,6 +253,15 @@ impl<'obj> Executor<'obj> {
         Ok(Ran::Decided(verdict))
     }
 
+    /// The records the object wrote to its ring buffer since the last call (its log
+    /// events), in order; empty when it has no ring buffer.
+    pub fn take_events(&mut self) -> Result<Vec<Vec<u8>>, RunError> {
+        match &mut self.runner {
+            Runner::Vm(vm) => Ok(vm.take_events()),
+            Runner::Kernel(kernel) => kernel.take_events().map_err(|source| RunError::Kernel { source }),
+        }
+    }
+
     /// Sets one entry of map `map` (`BPF_ANY`): how dynamic sets get their contents.
     pub fn map_update(&mut self, map: usize, key: &[u8], value: &[u8]) -> Result<(), RunError> {
         match &mut self.runner {

@@ -313,6 +313,32 @@ impl KernelProgram {
         self.info.hook
     }
 
+    /// The records the program wrote to its ring buffer since the last call, in order
+    /// (empty when it has none): read with libbpf's ring buffer consumer, without waiting.
+    pub fn take_events(&self) -> Result<Vec<Vec<u8>>, KernelError> {
+        let Some(def) = self.info.maps.iter().find(|def| def.map_type == MapType::Ringbuf) else {
+            return Ok(Vec::new());
+        };
+        let map = self
+            .object
+            .maps()
+            .find(|m| m.name() == def.name.as_str())
+            .ok_or(KernelError::NoSuchMap { map_index: 0, map_count: self.info.maps.len() })?;
+        let read_err = |e: libbpf_rs::Error| KernelError::MapRead { map: def.name.clone(), source: to_io(&e) };
+        let events = std::cell::RefCell::new(Vec::new());
+        let mut builder = libbpf_rs::RingBufferBuilder::new();
+        builder
+            .add(&map, |record: &[u8]| {
+                events.borrow_mut().push(record.to_vec());
+                0
+            })
+            .map_err(read_err)?;
+        let ring = builder.build().map_err(read_err)?;
+        ring.consume().map_err(read_err)?;
+        drop(ring);
+        Ok(events.into_inner())
+    }
+
     /// Pins the program at `prog_pin` and its first map (pfc's counter map) at `map_pin`
     /// in bpffs, so they outlive this process (`pfc load`).
     pub(crate) fn pin(&mut self, prog_pin: &std::path::Path, map_pin: &std::path::Path) -> Result<(), KernelError> {

@@ -26,7 +26,7 @@ pub fn shape(value: &Value) -> String {
 pub const SHAPES: &[(&str, &str)] = &[
     ("pfc.diagnostics/2", "{diagnostics:[{code:string,column:number,file:string,labels:[{column:number,end_column:number,end_line:number,file:string,line:number,message:string,primary:bool}],line:number,message:string,notes:[string],severity:string}],schema:string}"),
     ("pfc.capture/2", "{capture:string,default:{bytes:number,packets:number,verdict:string},direction:string,dropped:number,mac:string,not_judged:number,packets:number,passed:number,rules:[{bytes:number,name:string,packets:number,verdict:string}],rules_file:string,schema:string,skipped:number}"),
-    ("pfc.test/1", "{backend:string,cases:[{actual:{rule:string,verdict:string},expected:{rule:string,verdict:string},line:number,name:string,packet:string,passed:bool,skipped:null,spec:string}],cases_file:string,executor:string,failed:number,passed:number,rules:string,schema:string,skipped:number,uncovered:[string]}"),
+    ("pfc.test/2", "{backend:string,cases:[{actual:{rule:string,verdict:string},events:[],expected:{log:null,rule:string,verdict:string},line:number,name:string,packet:string,passed:bool,skipped:null,spec:string}],cases_file:string,executor:string,failed:number,passed:number,rules:string,schema:string,skipped:number,uncovered:[string]}"),
     ("pfc.diff/1", "{differs:bool,equivalent:bool,regions:[{confirmed:bool,new:{rule:string,verdict:string},old:{rule:string,verdict:string},packets:string,witness:string}],schema:string}"),
     // `fields` maps the fields the rules read to their values: its keys are those of the
     // run in tests/cli_conventions.rs and of the example in docs/cli.md (the same input).

@@ -1,6 +1,7 @@
 //! Rate-limit checking: a `rate …` atom in, a [`Limit`] (and its [`Cond::Limit`]) out;
 //! plus where a limit may stand (the last `and` of a rule) and whether its key fields can
-//! be present when the rest of the rule holds.
+//! be present when the rest of the rule holds; and a rule's `log` clause, whose events
+//! are rate-limited by a limit of its own.
 
 use super::names;
 use super::Checker;
@@ -9,8 +10,9 @@ use crate::fields::{Field, Proto};
 use crate::program::limit::{
     Limit, LimitOp, Unit, DEFAULT_BUCKETS, MAX_BUCKETS, MAX_CAPACITY, NS_PER_MINUTE, NS_PER_SECOND,
 };
+use crate::program::log::{Log, DEFAULT_LOG_BYTES, LOG_BURST, LOG_RATE, MAX_LOG_BYTES};
 use crate::program::{CmpOp, Cond, LimitId};
-use crate::syntax::ast::{Expr, Ident, LimitExpr};
+use crate::syntax::ast::{Expr, Ident, LimitExpr, LogClause};
 
 /// E0030: a rate, burst or bucket count that is zero, too large, or in the wrong unit.
 pub const BAD_LIMIT: Code = Code("E0030");
@@ -245,4 +247,46 @@ fn compatible(proto: Proto, required: &[Proto]) -> bool {
         next = p.carrier();
     }
     true
+}
+
+/// E0035: a `log` clause keeping more frame bytes than an event holds.
+pub const BAD_LOG: Code = Code("E0035");
+
+impl Checker {
+    /// Checks a rule's `log [BYTES]`: `Some(Some(log))` when valid (its rate limit added
+    /// to the program's limits), `None` when reported.
+    pub(super) fn log(&mut self, clause: &LogClause) -> Option<Option<Log>> {
+        let bytes = match clause.bytes {
+            None => DEFAULT_LOG_BYTES,
+            Some((Some(bytes), _)) if bytes <= u128::from(MAX_LOG_BYTES) => bytes as u16,
+            Some((number, span)) => {
+                if number.is_some() {
+                    self.diagnostics.push(
+                        Diagnostic::error(
+                            BAD_LOG,
+                            format!("a log event keeps 0 to {MAX_LOG_BYTES} bytes of the frame"),
+                            span,
+                            "out of range",
+                        )
+                        .with_note(format!(
+                            "`log` alone keeps {DEFAULT_LOG_BYTES} bytes; `log 0` only the event header"
+                        )),
+                    );
+                }
+                return None;
+            }
+        };
+        let limit = LimitId(self.limits.len() as u32);
+        self.limits.push(Limit {
+            op: LimitOp::Within,
+            unit: Unit::Packets,
+            rate: LOG_RATE,
+            period_ns: NS_PER_SECOND,
+            burst: LOG_BURST,
+            key: Vec::new(),
+            buckets: 1,
+            span: clause.span,
+        });
+        Some(Some(Log { bytes, limit, span: clause.span }))
+    }
 }

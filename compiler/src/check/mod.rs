@@ -326,7 +326,7 @@ impl Checker {
         let mut rules = Vec::new();
         let mut seen: FastMap<&str, Span> = FastMap::default();
         for statement in &file.statements {
-            let Statement::Rule { name, verdict, condition, span } = statement else { continue };
+            let Statement::Rule { name, verdict, log, condition, span } = statement else { continue };
             if let Some(first) = seen.get(name.text.as_str()) {
                 self.diagnostics.push(
                     Diagnostic::error(
@@ -348,8 +348,9 @@ impl Checker {
                 }),
                 None => Some(crate::program::Cond::True),
             };
-            if let (Some(verdict), Some(condition)) = (verdict, condition) {
-                rules.push(Rule { name: name.text.clone(), verdict, condition, span: *span });
+            let log = log.as_ref().map(|clause| self.log(clause));
+            if let (Some(verdict), Some(condition), Some(log)) = (verdict, condition, log.unwrap_or(Some(None))) {
+                rules.push(Rule { name: name.text.clone(), verdict, condition, log, span: *span });
             }
         }
         rules

@@ -55,6 +55,9 @@ pub struct Layout {
     /// dynamic-set lookups build their key, when there are limits or lookups: it takes
     /// the lowest `Uses::limit_scratch` bytes of the stack.
     pub limit_scratch: Option<i16>,
+    /// The 8-aligned slot where the program spills its context pointer at entry, when
+    /// some rule logs (the top 8 bytes of the limits' scratch area).
+    pub context_slot: Option<i16>,
 }
 
 /// The stack does not have room for every value the filter reads.
@@ -88,10 +91,14 @@ impl Layout {
             lowest: KEY_SLOT.min(MASK_SLOT),
             scratch: None,
             limit_scratch: None,
+            context_slot: None,
         };
         if uses.limit_scratch > 0 {
             layout.limit_scratch = Some(-STACK_SIZE);
             layout.lowest = -STACK_SIZE;
+        }
+        if uses.logs {
+            layout.context_slot = Some(reserved - 8);
         }
         for field in fields {
             let slots: Vec<i16> = (0..word_count(field)).filter_map(|_| free.pop()).collect();

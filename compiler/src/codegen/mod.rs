@@ -6,7 +6,8 @@
 //!  body       rule 0: if !cond goto rule 1; r6 = 0; r7 = verdict; goto tail
 //!             rule 1: ...                                        (conditions.rs)
 //!             default: r6 = N; r7 = default verdict
-//!  tail       counters[r6].packets += 1, .bytes += pkt.len; return r7
+//!  tail       counters[r6].packets += 1, .bytes += pkt.len;
+//!             a logged rule r6: its event to the ring buffer (log.rs); return r7
 //! ```
 //!
 //! **Invariant:** only the prologue reads packet memory; every read there follows a
@@ -20,6 +21,7 @@ mod dispatch;
 pub mod dynamic;
 pub mod layout;
 pub mod limit;
+pub mod log;
 mod pcap;
 mod prologue;
 
@@ -148,15 +150,21 @@ pub fn generate(filter: &Filter, options: Options) -> Result<Program, CodegenErr
 /// Generates the program for a filter in the given form.
 pub fn generate_form(filter: &Filter, options: Options, form: Form) -> Result<Program, CodegenError> {
     let uses = filter.uses();
+    // Logging happens in the counter tail, so a rule set that logs always has one.
+    let options = Options { counters: options.counters || uses.logs };
     let layout = Layout::new(&uses, options.counters).map_err(|full| CodegenError::StackFull { words: full.words })?;
     let needs = Needs::new(&uses);
     let mut b = ProgramBuilder::new();
+    if let Some(slot) = layout.context_slot {
+        b.comment("keep the context for the log code");
+        b.emit(Insn::store(Size::DW, Reg::R10, slot, Reg::R1));
+    }
     prologue::emit(&mut b, filter.hook, &layout, &needs, &filter.pcaps);
     let mut tail = Tail { label: b.new_label(), opened_at: b.len() };
     rules(&mut b, filter, &layout, options, form, &mut tail);
     if options.counters {
         b.bind(tail.label);
-        counter_tail(&mut b, &layout);
+        counter_tail(&mut b, filter, &layout);
     }
     b.finish().map_err(|error| match error {
         AsmError::JumpTooFar { distance, .. } => CodegenError::JumpTooFar { distance },
@@ -253,7 +261,7 @@ impl RuleEmitter<'_, '_> {
             let rules_go_on = b.new_label();
             b.emit(Insn::Ja { target: rules_go_on });
             b.bind(self.tail.label);
-            counter_tail(b, self.layout);
+            counter_tail(b, self.filter, self.layout);
             b.bind(rules_go_on);
             *self.tail = Tail { label: b.new_label(), opened_at: b.len() };
         }
@@ -298,8 +306,8 @@ fn decide_fallthrough(b: &mut ProgramBuilder, hook: Hook, index: usize, verdict:
     }
 }
 
-/// `counters[r6] += {1, pkt.len}; return r7`.
-fn counter_tail(b: &mut ProgramBuilder, layout: &Layout) {
+/// `counters[r6] += {1, pkt.len}`, the log code of logged rules; `return r7`.
+fn counter_tail(b: &mut ProgramBuilder, filter: &Filter, layout: &Layout) {
     let done = b.new_label();
     b.comment("count the packet for the deciding rule, then return its verdict");
     b.emit(Insn::store(Size::W, Reg::R10, KEY_SLOT, Reg::R6));
@@ -317,6 +325,7 @@ fn counter_tail(b: &mut ProgramBuilder, layout: &Layout) {
     b.emit(Insn::alu64(AluOp::Add, Reg::R1, Reg::R2));
     b.emit(Insn::store(Size::DW, Reg::R0, 8, Reg::R1));
     b.bind(done);
+    log::emit_tail(b, filter, layout);
     b.emit(Insn::mov64(Reg::R0, Reg::R7));
     b.emit(Insn::Exit);
 }

@@ -296,13 +296,17 @@ impl BtfBuilder {
             }
         }
         let type_ptr = self.number_ptr(map.map_type.0);
-        let key = self.data_type(&map.key)?;
-        let key_ptr = self.ptr(key);
-        let value = self.data_type(&map.value)?;
-        let value_ptr = self.ptr(value);
-        let max_entries_ptr = self.number_ptr(map.max_entries);
-        let mut members =
-            vec![("type", type_ptr), ("key", key_ptr), ("value", value_ptr), ("max_entries", max_entries_ptr)];
+        let mut members = vec![("type", type_ptr)];
+        // A ring buffer's definition is `type` and `max_entries` only: the kernel
+        // refuses a key or value size for it.
+        if map.map_type != super::MapType::RINGBUF {
+            let key = self.data_type(&map.key)?;
+            let key_ptr = self.ptr(key);
+            let value = self.data_type(&map.value)?;
+            let value_ptr = self.ptr(value);
+            members.extend([("key", key_ptr), ("value", value_ptr)]);
+        }
+        members.push(("max_entries", self.number_ptr(map.max_entries)));
         if map.flags != 0 {
             members.push(("map_flags", self.number_ptr(map.flags)));
         }

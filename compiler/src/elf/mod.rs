@@ -70,6 +70,8 @@ impl MapType {
     pub const LRU_HASH: MapType = MapType(9);
     /// `BPF_MAP_TYPE_LPM_TRIE` (needs `flags` = `BPF_F_NO_PREALLOC`).
     pub const LPM_TRIE: MapType = MapType(11);
+    /// `BPF_MAP_TYPE_RINGBUF`: no key or value; `max_entries` is its size in bytes.
+    pub const RINGBUF: MapType = MapType(27);
 }
 
 /// `BPF_F_NO_PREALLOC`, required by LPM tries.
@@ -145,6 +147,36 @@ impl MapSpec {
                 ],
             },
             max_entries: sets,
+            flags: 0,
+        }
+    }
+
+    /// A ring buffer of `bytes` bytes (a power of two, a multiple of the page size). Its
+    /// definition has no key or value members; `key` and `value` here are ignored.
+    pub fn ring_buffer(name: &str, bytes: u32) -> MapSpec {
+        MapSpec {
+            name: name.to_string(),
+            map_type: MapType::RINGBUF,
+            key: DataType::U32,
+            value: DataType::U32,
+            max_entries: bytes,
+            flags: 0,
+        }
+    }
+
+    /// The per-CPU log statistics: `__u32` rule index → `struct pfc_log_stats { __u64
+    /// sent; __u64 dropped; }`.
+    pub fn log_stats(name: &str, rules: u32) -> MapSpec {
+        let field = |name: &str| Field { name: name.to_string(), ty: DataType::U64 };
+        MapSpec {
+            name: name.to_string(),
+            map_type: MapType::PERCPU_ARRAY,
+            key: DataType::U32,
+            value: DataType::Struct {
+                name: "pfc_log_stats".to_string(),
+                fields: vec![field("sent"), field("dropped")],
+            },
+            max_entries: rules.max(1),
             flags: 0,
         }
     }

@@ -82,6 +82,8 @@
 //!   time 0, so there a limit sees a full bucket. Only limits allocate (a new key).
 //! - Rules are tried in order; the first whose condition holds decides, else the
 //!   program's default verdict.
+//! - A deciding rule with `log` then takes a token from its log limit (with a
+//!   [`State`] only); [`State::logged`] says whether the packet sent an event.
 
 mod headers;
 
@@ -96,13 +98,17 @@ use crate::program::{Cond, LimitId, Program, Test, TestOp, Verdict};
 pub struct State {
     /// `tables[i]` holds the buckets of `program.limits[i]`.
     pub tables: Vec<BucketTable>,
+    /// Whether the last [`evaluate_at`] sent a log event: its deciding rule logs and the
+    /// rule's log limit had a token.
+    pub logged: bool,
     key: Vec<u8>,
 }
 
 impl State {
     /// Empty buckets for every limit of `program`.
     pub fn new(program: &Program) -> State {
-        State { tables: program.limits.iter().map(|limit| BucketTable::new(limit.buckets)).collect(), key: Vec::new() }
+        let tables = program.limits.iter().map(|limit| BucketTable::new(limit.buckets)).collect();
+        State { tables, logged: false, key: Vec::new() }
     }
 }
 
@@ -134,10 +140,18 @@ pub fn evaluate_at(program: &Program, packet: &[u8], state: &mut State, now_ns: 
 }
 
 fn run(program: &Program, mut fields: FieldCache<'_, '_>) -> Outcome {
-    program.rules.iter().position(|rule| cond_holds(&rule.condition, program, &mut fields)).map_or(
-        Outcome { verdict: program.default, rule: None },
-        |index| Outcome { verdict: program.rules[index].verdict, rule: Some(index) },
-    )
+    let decided = program.rules.iter().position(|rule| cond_holds(&rule.condition, program, &mut fields));
+    // A logged rule's event passes its own limit after the decision (the counter tail).
+    let logged = decided
+        .and_then(|index| program.rules[index].log)
+        .is_some_and(|log| fields.clock.is_some() && limit_holds(log.limit, program, &mut fields));
+    if let Some((state, _)) = fields.clock.as_mut() {
+        state.logged = logged;
+    }
+    decided.map_or(Outcome { verdict: program.default, rule: None }, |index| Outcome {
+        verdict: program.rules[index].verdict,
+        rule: Some(index),
+    })
 }
 
 /// Whether `cond` holds for the packet that `headers` describes; `program` supplies the

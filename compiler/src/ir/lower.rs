@@ -19,7 +19,8 @@ pub fn lower(program: &Program) -> Filter {
     };
     for rule in &program.rules {
         let condition = lower_cond(&mut filter, &rule.condition);
-        filter.rules.push(FilterRule { name: rule.name.clone(), verdict: rule.verdict, condition, span: rule.span });
+        let (name, verdict, log, span) = (rule.name.clone(), rule.verdict, rule.log, rule.span);
+        filter.rules.push(FilterRule { name, verdict, condition, log, span });
     }
     filter
 }

@@ -173,6 +173,8 @@ pub struct FilterRule {
     pub verdict: Verdict,
     /// Its condition.
     pub condition: NodeId,
+    /// `log [BYTES]`: the packets it decides send events (after its rate limit).
+    pub log: Option<crate::program::log::Log>,
     /// The rule in the source.
     pub span: Span,
 }
@@ -257,6 +259,8 @@ impl Filter {
         uses.sources.dedup();
         uses.pcaps.sort_unstable();
         uses.pcaps.dedup();
+        uses.logs = self.rules.iter().any(|rule| rule.log.is_some());
+        uses.limits.extend(self.rules.iter().filter_map(|rule| rule.log.map(|log| log.limit.0)));
         uses.limits.sort_unstable();
         uses.limits.dedup();
         if !uses.limits.is_empty() {
@@ -265,6 +269,11 @@ impl Filter {
         if uses.dynamic {
             let key = crate::program::dynamic::KEY_SIZE as i16;
             uses.limit_scratch = uses.limit_scratch.max(key);
+        }
+        if uses.logs {
+            // The context pointer, spilled at entry for the log code in the counter tail,
+            // in an 8-aligned slot above the rest of the area.
+            uses.limit_scratch = (uses.limit_scratch + 7) / 8 * 8 + 8;
         }
         uses
     }
@@ -284,8 +293,11 @@ pub struct Uses {
     /// Whether some rule tests a dynamic set (a map lookup with a key on the stack).
     pub dynamic: bool,
     /// Stack bytes the limits need for key, bucket and time, or the dynamic sets for
-    /// their key, whichever is larger (0 without either): the two never run at once.
+    /// their key, whichever is larger (0 without either): the two never run at once; plus 8
+    /// for the context pointer when some rule logs.
     pub limit_scratch: i16,
+    /// Some rule logs its matches.
+    pub logs: bool,
 }
 
 /// Lowers a checked program to the IR and optimizes it.

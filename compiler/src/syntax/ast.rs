@@ -91,17 +91,28 @@ pub enum Statement {
         /// The whole statement.
         span: Span,
     },
-    /// `rule NAME: VERDICT [if EXPR]`.
+    /// `rule NAME: VERDICT [log [BYTES]] [if EXPR]`.
     Rule {
         /// The rule's name.
         name: Ident,
         /// The verdict word.
         verdict: Ident,
+        /// `log [BYTES]`, if present.
+        log: Option<LogClause>,
         /// The condition, if any.
         condition: Option<Expr>,
         /// The whole statement.
         span: Span,
     },
+}
+
+/// `log [BYTES]` after a rule's verdict.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogClause {
+    /// The bytes to keep (`None` inside: a number too large to read) and their span.
+    pub bytes: Option<(Option<u128>, Span)>,
+    /// The whole clause.
+    pub span: Span,
 }
 
 /// The `file "PATH"` of a set whose elements are read from a file.

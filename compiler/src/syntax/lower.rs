@@ -7,7 +7,8 @@ use pest::iterators::Pair;
 use pest::Parser;
 
 use super::ast::{
-    Comparison, Dynamic, Expr, Ident, LimitExpr, Literal, LiteralKind, SetFile, SetRef, Statement, TestExpr, Value,
+    Comparison, Dynamic, Expr, Ident, LimitExpr, Literal, LiteralKind, LogClause, SetFile, SetRef, Statement, TestExpr,
+    Value,
 };
 use super::literal;
 use super::SYNTAX_ERROR;
@@ -190,6 +191,7 @@ fn rule_description(rule: Rule) -> &'static str {
         Rule::kw_per | Rule::rate_key => "`per`",
         Rule::kw_burst | Rule::rate_burst => "`burst`",
         Rule::kw_buckets | Rule::rate_buckets => "`buckets`",
+        Rule::kw_log | Rule::rule_log => "`log`",
         Rule::ident | Rule::field_path => "a name",
         Rule::cmp_op | Rule::comparison => "a comparison (`==`, `!=`, `<`, `<=`, `>`, `>=`)",
         Rule::expr | Rule::conjunction | Rule::negation | Rule::test | Rule::operand => "a condition",
@@ -286,8 +288,19 @@ impl Lowerer<'_> {
             _ => {
                 let name = inner.next().map(|pair| self.ident(pair)).unwrap_or_else(|| missing(span));
                 let verdict = inner.next().map(|pair| self.ident(pair)).unwrap_or_else(|| missing(span));
-                let condition = inner.next().map(|pair| self.expr(pair));
-                Statement::Rule { name, verdict, condition, span }
+                let mut log = None;
+                let mut condition = None;
+                for pair in inner {
+                    if pair.as_rule() == Rule::rule_log {
+                        let log_span = self.span(&pair);
+                        let bytes = pair.into_inner().find(|part| part.as_rule() == Rule::number);
+                        let bytes = bytes.map(|number| self.limit_number(&number));
+                        log = Some(LogClause { bytes, span: log_span });
+                    } else {
+                        condition = Some(self.expr(pair));
+                    }
+                }
+                Statement::Rule { name, verdict, log, condition, span }
             }
         }
     }

@@ -58,6 +58,8 @@ pub struct Expectation {
     /// The deciding rule, when the case names one: `Some(None)` is the default verdict,
     /// `Some(Some(i))` rule `i` of the program.
     pub rule: Option<Option<usize>>,
+    /// Whether the packet sends a log event, when the case says (`log = true`).
+    pub log: Option<bool>,
 }
 
 /// Where a case's packets come from.
@@ -293,6 +295,15 @@ struct RawCase {
     repeat: Option<Spanned<i64>>,
     interval: Option<Spanned<String>>,
     sets: Option<Spanned<std::collections::BTreeMap<String, Vec<String>>>>,
+    log: Option<Spanned<LogField>>,
+}
+
+/// `log = true | false`, or per packet `log = ["100*true", "false", …]`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum LogField {
+    One(bool),
+    Many(Vec<String>),
 }
 
 /// Reads a case file against the program it tests. Returns the good cases and an error
@@ -367,7 +378,10 @@ fn build_case(raw: RawCase, program: &Program, text: &str, lines: &LineIndex) ->
     let is_pcap = matches!(input, Input::Pcap { .. });
     let timing = timing(&case, &raw, is_pcap, lines)?;
     let per_packet = is_pcap || timing.repeat > 1;
-    let expect = expectations(&case, &raw.expect, raw.rule.as_ref(), per_packet, program, lines)?;
+    let mut expect = expectations(&case, &raw.expect, raw.rule.as_ref(), per_packet, program, lines)?;
+    if let Some(log) = &raw.log {
+        log_expectations(&case, log, &mut expect, per_packet, lines)?;
+    }
     if timing.repeat > 1 && expect.len() > 1 && expect.len() != timing.repeat as usize {
         let problem = "`expect` must list one verdict, or one per repeated packet";
         return Err(CaseError::ExpectShape { case, problem, at: lines.position(raw.expect.span().start) });
@@ -539,9 +553,49 @@ fn expectations(
                 }
             },
         };
-        out.push(Expectation { verdict, rule });
+        out.push(Expectation { verdict, rule, log: None });
     }
     Ok(out)
+}
+
+/// Adds `log` to the expectations: one bool for every packet, or one per packet (the
+/// expectations are then spread to one per packet when `expect` had one).
+fn log_expectations(
+    case: &str,
+    log: &Spanned<LogField>,
+    expect: &mut Vec<Expectation>,
+    per_packet: bool,
+    lines: &LineIndex,
+) -> Result<(), CaseError> {
+    let shape =
+        |problem| CaseError::ExpectShape { case: case.to_string(), problem, at: lines.position(log.span().start) };
+    let many = match log.get_ref() {
+        LogField::One(every) => {
+            expect.iter_mut().for_each(|expectation| expectation.log = Some(*every));
+            return Ok(());
+        }
+        LogField::Many(many) => OneOrMany::Many(many.clone()),
+    };
+    let words = as_list(&many).ok_or_else(|| shape("a count `N*` must be 1 to 1000000"))?;
+    let mut flags = Vec::with_capacity(words.len());
+    for word in words {
+        flags.push(match word {
+            "true" => true,
+            "false" => false,
+            _ => return Err(shape("`log` entries are \"true\" or \"false\" (with a count: \"3*true\")")),
+        });
+    }
+    if !per_packet || flags.is_empty() {
+        return Err(shape("only `pcap` and `repeat` cases may list one `log` per packet"));
+    }
+    if expect.len() == 1 {
+        *expect = vec![expect[0].clone(); flags.len()];
+    }
+    if expect.len() != flags.len() {
+        return Err(shape("`log` must list one entry per packet, as many as `expect`"));
+    }
+    expect.iter_mut().zip(flags).for_each(|(expectation, flag)| expectation.log = Some(flag));
+    Ok(())
 }
 
 /// The entries of a string or list, `N*WORD` standing for N copies of `WORD`; `None`

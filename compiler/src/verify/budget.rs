@@ -254,13 +254,20 @@ impl Facts {
                     c |= bit(dst) | operand_bit(src);
                 }
                 Insn::Ja { .. } => {}
-                Insn::Call { .. } => {
+                Insn::Call { helper } => {
                     l &= !0b11_1111;
                     e &= !0b11_1111;
                     c &= !0b11_1111;
-                    // `bpf_map_lookup_elem` (the only helper pfc calls) reads r1 and r2:
-                    // the kernel marks only a helper's declared arguments read.
-                    l |= 0b110;
+                    // The kernel marks only a helper's declared arguments read: r1–r2
+                    // for lookup (1) and ring buffer submit (132), which also covers
+                    // update (2) and ktime (5) as before (their r3/r4 are stack
+                    // addresses and constants); r1–r3 for reserve (131), r1–r4 for the
+                    // load-bytes helpers (26, 189).
+                    l |= match helper {
+                        26 | 189 => 0b1_1110,
+                        131 => 0b1110,
+                        _ => 0b110,
+                    };
                     s = u128::MAX; // the helper reads its key from the stack
                 }
                 Insn::Exit => {

@@ -32,6 +32,18 @@ pub enum Value {
     LookupResult,
     /// A map value pointer, after its null check.
     MapEntry,
+    /// `bpf_ringbuf_reserve`'s result before its null check: a record of `size` bytes.
+    RingbufResult {
+        /// The record's size.
+        size: i64,
+    },
+    /// A pointer `offset` bytes into a reserved ring buffer record of `size` bytes.
+    Ringbuf {
+        /// The record's size.
+        size: i64,
+        /// Bytes from the record's start.
+        offset: i64,
+    },
 }
 
 /// A broken invariant, with the instruction index where it was found.
@@ -98,7 +110,9 @@ pub enum VerifyError {
     /// Invariant 5: a helper call pfc does not make.
     #[error(
         "instruction {insn} (`{text}`): only bpf_map_lookup_elem(map, stack key), bpf_map_update_elem(map, stack key, \
-         stack value, flags) and bpf_ktime_get_ns() are called"
+         stack value, flags), bpf_ktime_get_ns() and the log code's bpf_ringbuf_reserve(map, constant size, flags), \
+         bpf_xdp_load_bytes/bpf_skb_load_bytes(context, offset, reserved record, length) and \
+         bpf_ringbuf_submit(record, flags) are called (helper {helper} was called otherwise)"
     )]
     BadCall {
         /// Index of the call.
@@ -229,4 +243,7 @@ pub enum Misuse {
     /// A write to `r10`.
     #[error("r10 is read-only")]
     FramePointerWritten,
+    /// `exit` while a ring buffer record is reserved and not submitted.
+    #[error("a reserved ring buffer record is not submitted before exit")]
+    UnsubmittedRecord,
 }

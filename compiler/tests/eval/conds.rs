@@ -120,7 +120,7 @@ fn connectives_and_protocols() {
 /// The first matching rule decides; none matching gives the default.
 #[test]
 fn rules_are_tried_in_order() {
-    let rule = |verdict, condition| Rule { name: "r".into(), verdict, condition, span: Span::default() };
+    let rule = |verdict, condition| Rule { name: "r".into(), verdict, condition, log: None, span: Span::default() };
     let program = Program {
         hook: Hook::TcIngress,
         default: Verdict::Drop,

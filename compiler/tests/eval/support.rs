@@ -8,7 +8,7 @@ use pfc_compiler::program::{CmpOp, Cond, Hook, Program, Rule, SetId, Test, TestO
 
 /// `default pass; rule r: drop if <cond>`, with `sets` available to the condition.
 pub fn program(cond: Cond, sets: Vec<ValueSet>) -> Program {
-    let rule = Rule { name: "r".into(), verdict: Verdict::Drop, condition: cond, span: Span::default() };
+    let rule = Rule { name: "r".into(), verdict: Verdict::Drop, condition: cond, log: None, span: Span::default() };
     Program {
         hook: Hook::Xdp,
         default: Verdict::Pass,

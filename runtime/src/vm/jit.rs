@@ -9,8 +9,10 @@
 //! `__sk_buff`; stack accesses stay in the 512 bytes below r10; map values are touched
 //! only after a null check and only in their first [`MAP_VALUE_SIZE`] bytes; the only calls
 //! are `bpf_map_lookup_elem(map, stack key)`, `bpf_map_update_elem(map, stack key, stack
-//! value, flags)` and `bpf_ktime_get_ns()`. On top of that, [`check`] requires every map
-//! value to be at least [`MAP_VALUE_SIZE`] bytes (the verifier assumes it, the object's BTF
+//! value, flags)`, `bpf_ktime_get_ns()` and the log code's ring buffer helpers (writes
+//! only inside a reserved record, within its size; the emulated helpers check their own
+//! copies). On top of that, [`check`] requires every map value (ring buffers have none)
+//! to be at least [`MAP_VALUE_SIZE`] bytes (the verifier assumes it, the object's BTF
 //! decides it), and refuses the instructions on which rbpf 0.4.1's JIT computes something
 //! else than its interpreter (`mov32` from a register does not zero the upper half;
 //! `le16`/`le32` do not truncate), so both backends give the same answers.
@@ -197,7 +199,11 @@ pub fn check(object: &BpfObject) -> Result<(), JitUnavailable> {
         Hook::Tc => pfc_compiler::program::Hook::TcIngress,
     };
     verify(&program, hook).map_err(|source| JitUnavailable::Verify { source })?;
-    if let Some(map) = object.maps.iter().find(|m| i64::from(m.value_size) < MAP_VALUE_SIZE) {
+    // A ring buffer has no values: the code writes only into records it reserved, within
+    // the reserved size (checked by the verifier), and the emulation's record area holds
+    // the largest record it grants (`ring::MAX_RECORD`).
+    let has_values = |m: &&crate::bpf_object::MapDef| m.map_type != crate::bpf_object::MapType::Ringbuf;
+    if let Some(map) = object.maps.iter().filter(has_values).find(|m| i64::from(m.value_size) < MAP_VALUE_SIZE) {
         return Err(JitUnavailable::SmallMapValue { map: map.name.clone(), value_size: map.value_size });
     }
     for (insn, instruction) in program.insns.iter().enumerate() {
@@ -213,13 +219,17 @@ pub fn check(object: &BpfObject) -> Result<(), JitUnavailable> {
 
 /// The JIT's helpers: `(helper id, trampoline address)`, as rbpf's `Helper` type.
 #[cfg(target_arch = "x86_64")]
-pub(crate) fn helpers() -> [(u32, rbpf::ebpf::Helper); 5] {
+pub(crate) fn helpers() -> [(u32, rbpf::ebpf::Helper); 10] {
     extern "C" {
         fn pfc_runtime_jit_ktime_get_ns();
         fn pfc_runtime_jit_map_lookup();
         fn pfc_runtime_jit_map_update();
         fn pfc_runtime_jit_map_delete();
         fn pfc_runtime_jit_smp_processor_id();
+        fn pfc_runtime_jit_ringbuf_reserve();
+        fn pfc_runtime_jit_ringbuf_submit();
+        fn pfc_runtime_jit_ringbuf_discard();
+        fn pfc_runtime_jit_load_bytes();
     }
     let as_helper = |trampoline: unsafe extern "C" fn()| {
         // SAFETY: rbpf's JIT only takes the helper's address (`*helper as usize`) and emits
@@ -234,6 +244,11 @@ pub(crate) fn helpers() -> [(u32, rbpf::ebpf::Helper); 5] {
         (super::maps::HELPER_MAP_UPDATE, as_helper(pfc_runtime_jit_map_update)),
         (super::maps::HELPER_MAP_DELETE, as_helper(pfc_runtime_jit_map_delete)),
         (super::maps::HELPER_GET_SMP_PROCESSOR_ID, as_helper(pfc_runtime_jit_smp_processor_id)),
+        (super::ring::HELPER_RINGBUF_RESERVE, as_helper(pfc_runtime_jit_ringbuf_reserve)),
+        (super::ring::HELPER_RINGBUF_SUBMIT, as_helper(pfc_runtime_jit_ringbuf_submit)),
+        (super::ring::HELPER_RINGBUF_DISCARD, as_helper(pfc_runtime_jit_ringbuf_discard)),
+        (super::ring::HELPER_SKB_LOAD_BYTES, as_helper(pfc_runtime_jit_load_bytes)),
+        (super::ring::HELPER_XDP_LOAD_BYTES, as_helper(pfc_runtime_jit_load_bytes)),
     ]
 }
 
@@ -260,6 +275,22 @@ extern "C" fn ktime_get_ns(a: u64, b: u64, c: u64, d: u64, e: u64) -> u64 {
 
 extern "C" fn smp_processor_id(a: u64, b: u64, c: u64, d: u64, e: u64) -> u64 {
     super::maps::helper_get_smp_processor_id(a, b, c, d, e)
+}
+
+extern "C" fn ringbuf_reserve(a: u64, b: u64, c: u64, d: u64, e: u64) -> u64 {
+    super::ring::helper_ringbuf_reserve(a, b, c, d, e)
+}
+
+extern "C" fn ringbuf_submit(a: u64, b: u64, c: u64, d: u64, e: u64) -> u64 {
+    super::ring::helper_ringbuf_submit(a, b, c, d, e)
+}
+
+extern "C" fn ringbuf_discard(a: u64, b: u64, c: u64, d: u64, e: u64) -> u64 {
+    super::ring::helper_ringbuf_discard(a, b, c, d, e)
+}
+
+extern "C" fn load_bytes(a: u64, b: u64, c: u64, d: u64, e: u64) -> u64 {
+    super::ring::helper_load_bytes(a, b, c, d, e)
 }
 
 // Each trampoline saves rbp (callee-saved, and the JIT's r10), aligns rsp down to 16,
@@ -323,10 +354,58 @@ std::arch::global_asm!(
     "mov rsp, rbp",
     "pop rbp",
     "ret",
+    ".p2align 4",
+    ".globl pfc_runtime_jit_ringbuf_reserve",
+    ".hidden pfc_runtime_jit_ringbuf_reserve",
+    "pfc_runtime_jit_ringbuf_reserve:",
+    "push rbp",
+    "mov rbp, rsp",
+    "and rsp, -16",
+    "call {reserve}",
+    "mov rsp, rbp",
+    "pop rbp",
+    "ret",
+    ".p2align 4",
+    ".globl pfc_runtime_jit_ringbuf_submit",
+    ".hidden pfc_runtime_jit_ringbuf_submit",
+    "pfc_runtime_jit_ringbuf_submit:",
+    "push rbp",
+    "mov rbp, rsp",
+    "and rsp, -16",
+    "call {submit}",
+    "mov rsp, rbp",
+    "pop rbp",
+    "ret",
+    ".p2align 4",
+    ".globl pfc_runtime_jit_ringbuf_discard",
+    ".hidden pfc_runtime_jit_ringbuf_discard",
+    "pfc_runtime_jit_ringbuf_discard:",
+    "push rbp",
+    "mov rbp, rsp",
+    "and rsp, -16",
+    "call {discard}",
+    "mov rsp, rbp",
+    "pop rbp",
+    "ret",
+    ".p2align 4",
+    ".globl pfc_runtime_jit_load_bytes",
+    ".hidden pfc_runtime_jit_load_bytes",
+    "pfc_runtime_jit_load_bytes:",
+    "push rbp",
+    "mov rbp, rsp",
+    "and rsp, -16",
+    "call {load_bytes}",
+    "mov rsp, rbp",
+    "pop rbp",
+    "ret",
     ".popsection",
     lookup = sym map_lookup,
     update = sym map_update,
     delete = sym map_delete,
     cpu = sym smp_processor_id,
     ktime = sym ktime_get_ns,
+    reserve = sym ringbuf_reserve,
+    submit = sym ringbuf_submit,
+    discard = sym ringbuf_discard,
+    load_bytes = sym load_bytes,
 );

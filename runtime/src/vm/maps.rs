@@ -6,7 +6,7 @@
 //! VM that is running is published in a thread-local for the duration of one run.
 //!
 //! Supported: `ARRAY`, `PERCPU_ARRAY` (one CPU), `HASH`, `PERCPU_HASH` (one CPU),
-//! `LRU_HASH` (exact LRU: a lookup or update makes its key the most recently used; a new
+//! `RINGBUF` (see `ring`), `LRU_HASH` (exact LRU: a lookup or update makes its key the most recently used; a new
 //! key in a full map evicts the least recently used one, as `pfc_compiler::program::limit`'s
 //! model does), `LPM_TRIE` (the kernel's semantics: a key is `u32 prefixlen` then data
 //! bytes; update and delete act on the prefix (data bits past `prefixlen` ignored), a
@@ -332,11 +332,44 @@ pub(crate) struct MapStorage {
     pub(crate) pointer_args_proven: bool,
     /// What `bpf_ktime_get_ns` returns: the time of the packet being run.
     pub(crate) now_ns: Cell<u64>,
+    /// By map index: the ring buffer emulation of `RINGBUF` maps (see `ring`).
+    pub(crate) rings: Vec<Option<super::ring::Ring>>,
+    /// The packet being run (address, length), for the load-bytes helpers.
+    packet: Cell<(usize, usize)>,
 }
 
 impl MapStorage {
     pub(crate) fn new(defs: &[MapDef], pointer_args_proven: bool) -> MapStorage {
-        MapStorage { maps: defs.iter().map(EmulatedMap::new).collect(), pointer_args_proven, now_ns: Cell::new(0) }
+        let rings = defs
+            .iter()
+            .map(|def| (def.map_type == MapType::Ringbuf).then(|| super::ring::Ring::new(def.max_entries)))
+            .collect();
+        MapStorage {
+            maps: defs.iter().map(EmulatedMap::new).collect(),
+            pointer_args_proven,
+            now_ns: Cell::new(0),
+            rings,
+            packet: Cell::new((0, 0)),
+        }
+    }
+
+    /// Sets the packet the load-bytes helpers read: `packet` must stay alive and
+    /// unchanged until the next call (the VM sets it before each run, from packet memory
+    /// it owns and does not touch during the run).
+    pub(crate) fn set_packet(&self, packet: &[u8]) {
+        self.packet.set((packet.as_ptr() as usize, packet.len()));
+    }
+
+    /// The packet being run.
+    pub(crate) fn packet(&self) -> &[u8] {
+        let (address, len) = self.packet.get();
+        if address == 0 {
+            return &[];
+        }
+        let ptr = address as *const u8;
+        // SAFETY: `set_packet` got these from a live slice that its caller keeps alive and
+        // unchanged while programs run (the VM's packet memory, set before each run).
+        unsafe { std::slice::from_raw_parts(ptr, len) }
     }
 
     /// Publishes this storage to the helpers until the guard drops.
@@ -387,7 +420,7 @@ impl Drop for ActiveGuard<'_> {
     }
 }
 
-fn with_active(f: impl FnOnce(&MapStorage) -> u64) -> Option<u64> {
+pub(crate) fn with_active(f: impl FnOnce(&MapStorage) -> u64) -> Option<u64> {
     let ptr = ACTIVE.with(Cell::get);
     // SAFETY: a non-null ACTIVE was set by `activate` from a `&MapStorage` that the
     // returned guard borrows; the guard resets ACTIVE before that borrow ends.

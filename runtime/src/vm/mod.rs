@@ -18,6 +18,7 @@
 mod jit;
 mod low_mem;
 mod maps;
+mod ring;
 mod stack_args;
 
 use std::io;
@@ -208,6 +209,7 @@ impl<'obj> Vm<'obj> {
                     | MapType::PercpuHash
                     | MapType::LruHash
                     | MapType::LpmTrie
+                    | MapType::Ringbuf
             ) {
                 return Err(VmError::UnsupportedMap { map: def.name.clone(), map_type: def.map_type });
             }
@@ -236,18 +238,26 @@ impl<'obj> Vm<'obj> {
         let backend = if fallback.is_none() { Backend::Jit } else { Backend::Interpreter };
         // The interpreter calls helpers as Rust functions; the JIT, compiled above with its
         // trampolines' addresses baked in, never looks these up again.
-        let helpers: [(u32, rbpf::ebpf::Helper); 5] = [
+        let helpers: [(u32, rbpf::ebpf::Helper); 10] = [
             (maps::HELPER_KTIME_GET_NS, maps::helper_ktime_get_ns),
             (maps::HELPER_MAP_LOOKUP, maps::helper_map_lookup),
             (maps::HELPER_MAP_UPDATE, maps::helper_map_update),
             (maps::HELPER_MAP_DELETE, maps::helper_map_delete),
             (maps::HELPER_GET_SMP_PROCESSOR_ID, maps::helper_get_smp_processor_id),
+            (ring::HELPER_RINGBUF_RESERVE, ring::helper_ringbuf_reserve),
+            (ring::HELPER_RINGBUF_SUBMIT, ring::helper_ringbuf_submit),
+            (ring::HELPER_RINGBUF_DISCARD, ring::helper_ringbuf_discard),
+            (ring::HELPER_SKB_LOAD_BYTES, ring::helper_load_bytes),
+            (ring::HELPER_XDP_LOAD_BYTES, ring::helper_load_bytes),
         ];
         for (id, helper) in helpers {
             rbpf.register_helper(id, helper).map_err(rejected)?;
         }
         for map in &maps.maps {
             rbpf.register_allowed_memory(map.allowed_range());
+        }
+        for ring in maps.rings.iter().flatten() {
+            rbpf.register_allowed_memory(ring.allowed_range());
         }
         let packet = LowMemory::new(MAX_PACKET_LEN).map_err(|source| VmError::PacketMemory { source })?;
         let context_len = match object.hook {
@@ -289,6 +299,7 @@ impl<'obj> Vm<'obj> {
         }
         self.packet.bytes_mut()[..len].copy_from_slice(packet);
         self.fill_context(packet);
+        self.maps.set_packet(&self.packet.bytes()[..len]);
         let _active = self.maps.activate();
         if self.backend == Backend::Jit {
             return run_jit(&self.rbpf, &mut self.packet, &mut self.context, len);
@@ -388,9 +399,17 @@ impl<'obj> Vm<'obj> {
         }
     }
 
-    /// Zeroes every array value and empties every hash map.
+    /// Zeroes every array value and empties every hash map and ring buffer.
     pub fn reset_maps(&mut self) {
         self.maps.maps.iter().for_each(EmulatedMap::reset);
+        self.maps.rings.iter().flatten().for_each(ring::Ring::reset);
+    }
+
+    /// The records the program submitted to its ring buffers since the last call, in
+    /// order (each as reserved: see `pfc_compiler::program::log::Event::decode`); this
+    /// empties the rings, as a consumer does.
+    pub fn take_events(&mut self) -> Vec<Vec<u8>> {
+        self.maps.rings.iter().flatten().flat_map(ring::Ring::take).collect()
     }
 }
 

@@ -8,6 +8,7 @@
 
 use pfc_compiler::eval::{evaluate_at, Outcome, State};
 use pfc_compiler::program::dynamic;
+use pfc_compiler::program::log::{Event, EventError};
 use pfc_compiler::program::{DynamicElement, Program};
 use pfc_runtime::executor::{self, Executor};
 pub use pfc_runtime::executor::{Backend, Ran, SetupError};
@@ -38,6 +39,25 @@ pub enum RunError {
         /// The map name expected.
         name: String,
     },
+    /// The object sent a different number of log events than the interpreter decided.
+    #[error("the {backend} sent {got} log events for the packet; the interpreter decided {want}")]
+    Events {
+        /// Which executor.
+        backend: &'static str,
+        /// Events the object sent.
+        got: usize,
+        /// Events the interpreter decided (0 or 1).
+        want: usize,
+    },
+    /// A log event that does not decode.
+    #[error("the {backend} wrote a log event that does not decode")]
+    BadEvent {
+        /// Which executor.
+        backend: &'static str,
+        /// What is wrong with it.
+        #[source]
+        source: EventError,
+    },
     /// The object did not run or gave no verdict and rule.
     #[error(transparent)]
     Run(#[from] executor::RunError),
@@ -64,6 +84,8 @@ pub struct Engine<'obj> {
     executor: Executor<'obj>,
     /// The interpreter's rate-limit buckets, kept across runs as the object's maps are.
     state: State,
+    /// The log events of the last run.
+    events: Vec<Event>,
 }
 
 impl<'obj> Engine<'obj> {
@@ -79,7 +101,8 @@ impl<'obj> Engine<'obj> {
         let mut own = program.clone();
         // The maps start empty: the first run (or `use_sets`) writes the rule file's contents.
         own.dynamic_sets.iter_mut().for_each(|set| set.set_elements(Vec::new()));
-        Ok(Engine { program: own, initial_sets, set_maps: None, object, executor, state: State::new(program) })
+        let state = State::new(program);
+        Ok(Engine { program: own, initial_sets, set_maps: None, object, executor, state, events: Vec::new() })
     }
 
     /// Gives every dynamic set the contents of `sets` (by set index), or the rule file's
@@ -152,6 +175,21 @@ impl<'obj> Engine<'obj> {
             let rules = self.program.rules.iter().map(|rule| rule.name.clone()).collect();
             return Err(RunError::Disagreement { backend: backend.name(), got, want, rules });
         }
+        self.events.clear();
+        for record in self.executor.take_events()? {
+            let event =
+                Event::decode(&record).map_err(|source| RunError::BadEvent { backend: backend.name(), source })?;
+            self.events.push(event);
+        }
+        let logged = usize::from(self.state.logged);
+        if self.events.len() != logged && !own_clock {
+            return Err(RunError::Events { backend: backend.name(), got: self.events.len(), want: logged });
+        }
         Ok(Ran::Decided(got))
+    }
+
+    /// The log events the last run sent (docs/testing.md, "Logging").
+    pub fn events(&self) -> &[Event] {
+        &self.events
     }
 }

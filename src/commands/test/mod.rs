@@ -289,6 +289,7 @@ fn run_cases(engine: &mut Engine<'_>, compiled: &Compiled, path: &Path) -> Resul
             Ran::Decided(outcome) => (Some(outcome), None),
             Ran::Refused(reason) => (None, Some(reason)),
         };
+        let events = engine.events().to_vec();
         let name = match job.index {
             Some(index) => format!("{} [packet {index}]", job.case.name),
             None => job.case.name.clone(),
@@ -301,6 +302,7 @@ fn run_cases(engine: &mut Engine<'_>, compiled: &Compiled, path: &Path) -> Resul
             expected,
             actual,
             skipped,
+            events,
         });
     }
     Ok(results)

@@ -10,7 +10,7 @@ use crate::escape::escape;
 
 /// The `schema` of the `--format json` report: bumped whenever its shape changes
 /// (docs/cli.md describes each version).
-pub const TEST_SCHEMA: &str = "pfc.test/1";
+pub const TEST_SCHEMA: &str = "pfc.test/2";
 
 /// How `pfc test` reports case results.
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -39,13 +39,17 @@ pub struct CaseResult {
     pub actual: Option<Outcome>,
     /// Why the packet was not run (kernel refused it).
     pub skipped: Option<String>,
+    /// The log events the packet sent.
+    pub events: Vec<pfc_compiler::program::log::Event>,
 }
 
 impl CaseResult {
     /// Whether the packet ran and the answer differs from the expectation.
     pub fn failed(&self) -> bool {
         self.actual.is_some_and(|actual| {
-            actual.verdict != self.expected.verdict || self.expected.rule.is_some_and(|rule| rule != actual.rule)
+            actual.verdict != self.expected.verdict
+                || self.expected.rule.is_some_and(|rule| rule != actual.rule)
+                || self.expected.log.is_some_and(|sent| sent == self.events.is_empty())
         })
     }
 }
@@ -142,6 +146,10 @@ fn human(context: &Context<'_>, results: &[CaseResult]) -> String {
             let _ = writeln!(out, "  packet:   {}", result.summary);
             let _ = writeln!(out, "  expected: {}", context.expected_text(&result.expected));
             let _ = writeln!(out, "  actual:   {actual}");
+            if let Some(log) = result.expected.log {
+                let said = |sent: bool| if sent { "a log event" } else { "no log event" };
+                let _ = writeln!(out, "  log:      expected {}, got {}", said(log), said(!result.events.is_empty()));
+            }
         } else if let Some(reason) = &result.skipped {
             let _ = writeln!(out, "SKIP {}: {reason}", result.name);
         }
@@ -159,6 +167,10 @@ fn human(context: &Context<'_>, results: &[CaseResult]) -> String {
                 uncovered.join(", ")
             );
         }
+    }
+    let events: usize = results.iter().map(|result| result.events.len()).sum();
+    if events > 0 {
+        let _ = writeln!(out, "\n{events} log event{} sent", if events == 1 { "" } else { "s" });
     }
     let (passed, failed, skipped) = counts(results);
     out.push('\n');
@@ -186,7 +198,16 @@ fn json(context: &Context<'_>, results: &[CaseResult]) -> serde_json::Value {
                 "expected": {
                     "verdict": result.expected.verdict.as_str(),
                     "rule": result.expected.rule.map(rule_json),
+                    "log": result.expected.log,
                 },
+                "events": result.events.iter().map(|event| serde_json::json!({
+                    "time_ns": event.time_ns,
+                    "rule": context.rule_name(Some(event.rule as usize)),
+                    "action": event.action,
+                    "ifindex": event.ifindex,
+                    "frame_len": event.frame_len,
+                    "captured": event.bytes.len(),
+                })).collect::<Vec<_>>(),
                 "actual": result.actual.map(|actual| serde_json::json!({
                     "verdict": actual.verdict.as_str(),
                     "rule": rule_json(actual.rule),
