@@ -193,7 +193,8 @@ fn json_report_parses() {
     assert_eq!(results[0]["actual"], serde_json::json!({"verdict": "pass", "rule": "dns"}));
     assert_eq!(results[1]["name"], "bad");
     assert_eq!(results[1]["passed"], false);
-    assert_eq!(results[1]["expected"], serde_json::json!({"verdict": "pass", "rule": "ssh"}));
+    assert_eq!(results[1]["expected"], serde_json::json!({"verdict": "pass", "rule": "ssh", "log": null}));
+    assert_eq!(results[1]["events"], serde_json::json!([]));
     assert_eq!(results[1]["actual"], serde_json::json!({"verdict": "drop", "rule": "ssh"}));
 }
 
