@@ -27,6 +27,10 @@ pub struct DiffArgs {
     /// Write a case file pinning the new rule set's verdicts on the witness packets.
     #[arg(long, value_name = "FILE")]
     cases: Option<PathBuf>,
+    /// Write the witness packets (one per confirmed region, in the order printed) to
+    /// this pcap file.
+    #[arg(long, value_name = "FILE")]
+    witnesses: Option<PathBuf>,
     /// Also replay this pcap/pcapng capture (`-` for standard input) through both rule
     /// sets: the frames whose verdict changes, counted per old -> new rule, with the
     /// first few frame numbers.
@@ -73,6 +77,12 @@ pub fn run(args: &DiffArgs) -> ExitCode {
     }
     if let Some(path) = &args.cases {
         if let Err(error) = std::fs::write(path, diff::cases(&result, &new)) {
+            eprintln!("error: cannot write {}: {error}", path.display());
+            return ExitCode::from(1);
+        }
+    }
+    if let Some(path) = &args.witnesses {
+        if let Err(error) = std::fs::write(path, diff::witnesses_pcap(&result)) {
             eprintln!("error: cannot write {}: {error}", path.display());
             return ExitCode::from(1);
         }

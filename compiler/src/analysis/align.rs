@@ -11,8 +11,10 @@
 //! verdict changes therefore has a changed rule deciding it on one side at least, and
 //! the diff only compares pairs that hold one.
 //!
-//! Rules whose behaviour depends on run-time state (rate limits, dynamic sets) are
-//! never paired: they count as changed, which costs time, never correctness.
+//! Dynamic sets are compared by name, type and contents (both sides read one map). A rule
+//! with a rate limit pairs only inside the common prefix of the two lists, where its
+//! bucket sees the same packets on both sides; elsewhere it counts as changed, which
+//! costs time, never correctness.
 //!
 //! The pairing is a longest common subsequence (Myers' O((N+M)·D) algorithm after the
 //! common prefix and suffix are cut); past [`MAX_EDITS`] edits the middle is left
@@ -38,8 +40,16 @@ pub struct Changed {
 /// Pairs the rules of `old` and `new` (see the module doc).
 pub fn changed(old: &Program, new: &Program) -> Changed {
     let mut keys = Keys::default();
-    let a = keys.program(old);
-    let b = keys.program(new);
+    let (mut a, a_stateful) = keys.program(old);
+    let (mut b, b_stateful) = keys.program(new);
+    // A rate limit's bucket sees the packets earlier rules leave it: the same only in
+    // the common prefix. Past it, rules with limits pair with nothing.
+    let prefix = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    for (ids, stateful) in [(&mut a, &a_stateful), (&mut b, &b_stateful)] {
+        for index in (prefix..ids.len()).filter(|&i| stateful[i]) {
+            ids[index] = keys.fresh();
+        }
+    }
     let (mut old_changed, mut new_changed) = (vec![true; a.len()], vec![true; b.len()]);
     for (x, y) in common(&a, &b) {
         old_changed[x] = false;
@@ -58,25 +68,27 @@ struct Keys {
 }
 
 impl Keys {
-    /// One id per rule, then one for the default.
-    fn program(&mut self, program: &Program) -> Vec<u64> {
-        let mut ids: Vec<u64> = program
-            .rules
-            .iter()
-            .map(|rule| {
-                let mut key = format!("{} ", rule.verdict.as_str());
-                if self.write(&rule.condition, program, &mut key) {
-                    let next = self.rules.len() as u64;
-                    *self.rules.entry(key).or_insert(next)
-                } else {
-                    self.fresh()
-                }
-            })
-            .collect();
+    /// One id per rule, then one for the default, and whether each holds a rate limit.
+    fn program(&mut self, program: &Program) -> (Vec<u64>, Vec<bool>) {
+        let mut stateful = Vec::with_capacity(program.rules.len() + 1);
+        let mut ids: Vec<u64> = Vec::with_capacity(program.rules.len() + 1);
+        for rule in &program.rules {
+            let mut key = format!("{} ", rule.verdict.as_str());
+            let mut limited = false;
+            let id = if self.write(&rule.condition, program, &mut key, &mut limited) {
+                let next = self.rules.len() as u64;
+                *self.rules.entry(key).or_insert(next)
+            } else {
+                self.fresh()
+            };
+            ids.push(id);
+            stateful.push(limited);
+        }
         let default = format!("default {}", program.default.as_str());
         let next = self.rules.len() as u64;
         ids.push(*self.rules.entry(default).or_insert(next));
-        ids
+        stateful.push(false);
+        (ids, stateful)
     }
 
     /// An id no other rule has.
@@ -85,8 +97,9 @@ impl Keys {
         u64::MAX - self.unique
     }
 
-    /// Writes a canonical form of `cond`; false when it holds run-time state.
-    fn write(&mut self, cond: &Cond, program: &Program, out: &mut String) -> bool {
+    /// Writes a canonical form of `cond` (false when it cannot be compared); sets
+    /// `limited` when it holds a rate limit.
+    fn write(&mut self, cond: &Cond, program: &Program, out: &mut String, limited: &mut bool) -> bool {
         match cond {
             Cond::True => out.push('T'),
             Cond::False => out.push('F'),
@@ -95,13 +108,13 @@ impl Keys {
             }
             Cond::Not(inner) => {
                 out.push('!');
-                return self.write(inner, program, out);
+                return self.write(inner, program, out, limited);
             }
             Cond::And(all) | Cond::Or(all) => {
                 out.push(if matches!(cond, Cond::And(_)) { '&' } else { '|' });
                 out.push('(');
                 for operand in all {
-                    if !self.write(operand, program, out) {
+                    if !self.write(operand, program, out, limited) {
                         return false;
                     }
                     out.push(',');
@@ -119,7 +132,21 @@ impl Keys {
                         let id = *self.sets.entry(program.set(set).intervals.clone()).or_insert(next);
                         let _ = write!(out, "{}S{id}", if matches!(test.op, TestOp::In(_)) { "in" } else { "out" });
                     }
-                    TestOp::InDynamic(_) | TestOp::NotInDynamic(_) => return false,
+                    // The same map at run time: compared by name, type and the contents
+                    // the interpreter reads.
+                    TestOp::InDynamic(set) | TestOp::NotInDynamic(set) => {
+                        let set = program.dynamic_set(set);
+                        let is_in = matches!(test.op, TestOp::InDynamic(_));
+                        let _ = write!(
+                            out,
+                            "{}D{:?}{:?}{:?}{:?}",
+                            if is_in { "in" } else { "out" },
+                            set.name,
+                            set.element_type,
+                            set.kind,
+                            set.elements
+                        );
+                    }
                 }
             }
             Cond::Pcap(id) => {
@@ -127,7 +154,10 @@ impl Keys {
                 let id = *self.pcaps.entry(program.pcap(*id).pred.clone()).or_insert(next);
                 let _ = write!(out, "C{id}");
             }
-            Cond::Limit(_) => return false,
+            Cond::Limit(id) => {
+                *limited = true;
+                let _ = write!(out, "L{:?}", program.limit(*id));
+            }
         }
         true
     }
@@ -218,7 +248,26 @@ fn myers(a: &[u64], b: &[u64]) -> Vec<(usize, usize)> {
 
 #[cfg(test)]
 mod tests {
-    use super::{common, myers};
+    use super::{changed, common, myers};
+
+    fn program(rules: &str) -> crate::program::Program {
+        let text = format!("default pass\n{rules}");
+        crate::frontend::check_source(&text).0.unwrap_or_else(|| panic!("{text}"))
+    }
+
+    #[test]
+    fn rules_pair_by_content_and_limits_only_in_the_common_prefix() {
+        let limit = "rule l: drop if icmp and rate > 10/s\n";
+        let a = "rule a: drop if tcp.dport in { 22, 23 }\n";
+        let renamed = "rule other_name: drop if tcp.dport in { 23, 22 }\n";
+        let b = "rule b: pass if udp\n";
+        let same = changed(&program(&format!("{limit}{a}")), &program(&format!("{limit}{renamed}")));
+        assert_eq!((same.old, same.new), (vec![false; 3], vec![false; 3]));
+        // `b` before the limit changes which packets reach its bucket.
+        let moved = changed(&program(&format!("{a}{limit}")), &program(&format!("{b}{a}{limit}")));
+        assert_eq!(moved.old, vec![false, true, false]);
+        assert_eq!(moved.new, vec![true, false, true, false]);
+    }
 
     /// The length of a longest common subsequence, by dynamic programming.
     fn lcs(a: &[u64], b: &[u64]) -> usize {

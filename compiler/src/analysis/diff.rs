@@ -208,6 +208,24 @@ pub fn cases(diff: &Diff, new: &Program) -> String {
     out
 }
 
+/// The confirmed witnesses, region by region, as a classic pcap file (little-endian,
+/// Ethernet, microsecond stamps: frame `n` at `n` seconds), for `pfc diff --witnesses`.
+pub fn witnesses_pcap(diff: &Diff) -> Vec<u8> {
+    let mut out = Vec::new();
+    for word in [0xa1b2_c3d4u32, 0x0004_0002, 0, 0, 65_535, 1] {
+        out.extend(word.to_le_bytes());
+    }
+    let frames = diff.regions.iter().filter_map(|region| region.witness.as_ref());
+    for (index, witness) in frames.enumerate() {
+        let len = witness.bytes.len() as u32;
+        for word in [index as u32, 0, len, len] {
+            out.extend(word.to_le_bytes());
+        }
+        out.extend(&witness.bytes);
+    }
+    out
+}
+
 /// A TOML basic string.
 pub fn toml_string(text: &str) -> String {
     // JSON string escapes (\" \\ \n \uXXXX) are TOML basic-string escapes too.

@@ -176,8 +176,45 @@ fn candidates() -> Vec<(String, ShapeSet)> {
     }
     let runt = shape::mask(|s| s.link == Link::Runt);
     out.push(("not eth".into(), runt));
-    let _ = shapes;
+    // Last resorts, so that every set of shapes can be written: one network state on
+    // any link, then one shape at a time.
+    let mut nets: Vec<(String, ShapeSet)> = Vec::new();
+    for (index, shape) in shapes().iter().enumerate() {
+        if matches!(shape.link, Link::Untagged | Link::Tagged) {
+            let text = describe_shape(*shape).replace(" and not vlan", "").replace(" and vlan", "");
+            match nets.iter_mut().find(|(t, _)| *t == text) {
+                Some((_, mask)) => *mask |= 1 << index,
+                None => nets.push((text, 1 << index)),
+            }
+        }
+    }
+    out.extend(nets);
+    for (index, shape) in shapes().iter().enumerate() {
+        out.push((describe_shape(*shape), 1 << index));
+    }
     out
+}
+
+/// One shape as protocol tests.
+fn describe_shape(shape: shape::Shape) -> String {
+    let cut = "not eth.type in 0..65535";
+    let link = match shape.link {
+        Link::Runt => return "not eth".into(),
+        Link::CutFirstTag => return format!("eth and not vlan and {cut}"),
+        Link::CutSecondTag => return format!("vlan and {cut}"),
+        Link::Untagged => "not vlan",
+        Link::Tagged => "vlan",
+    };
+    let net = match shape.net {
+        Net::None => "eth.type in 0..65535 and not (arp or ip)".to_string(),
+        Net::Arp => "arp".into(),
+        Net::Ipv4(None) => "ipv4 and not (tcp or udp or sctp or icmp)".into(),
+        Net::Ipv6(None) => "ipv6 and not (tcp or udp or sctp or icmp6)".into(),
+        Net::Ipv6Opaque => "ipv6 and not ipv6.proto in 0..255".into(),
+        Net::Ipv4(Some(proto)) => format!("ipv4 and {}", proto.name()),
+        Net::Ipv6(Some(proto)) => format!("ipv6 and {}", proto.name()),
+    };
+    format!("{net} and {link}")
 }
 
 /// `field in set` with the set written in the field's own literals.
