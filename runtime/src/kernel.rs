@@ -291,6 +291,20 @@ impl KernelProgram {
             .map_err(|e| KernelError::MapWrite { map: name.to_string(), source: to_io(&e) })
     }
 
+    /// Sets many entries of map `map_index` in one `BPF_MAP_UPDATE_BATCH` call: `keys`
+    /// and `values` are `count` keys and values of the map's sizes, back to back.
+    pub fn map_update_batch(
+        &self,
+        map_index: usize,
+        keys: &[u8],
+        values: &[u8],
+        count: u32,
+    ) -> Result<(), KernelError> {
+        let (name, map) = self.map_by_index(map_index)?;
+        map.update_batch(keys, values, count, MapFlags::ANY, MapFlags::ANY)
+            .map_err(|e| KernelError::MapWrite { map: name.to_string(), source: to_io(&e) })
+    }
+
     /// Removes one entry of map `map_index`.
     pub fn map_delete(&self, map_index: usize, key: &[u8]) -> Result<(), KernelError> {
         let (name, map) = self.map_by_index(map_index)?;
