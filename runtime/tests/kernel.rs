@@ -3,6 +3,7 @@
 mod common;
 
 use common::{corpus, ethernet, ipv4, tcp, TCP_DPORT_22, TC_COUNT, XDP_COUNT, XDP_PASS};
+use pfc_compiler::bpf::{encode, Insn, Reg};
 use pfc_runtime::kernel::{min_test_run_len, privileges, KernelError, KernelProgram, MIN_PACKET_LEN};
 use pfc_runtime::vm::Vm;
 use pfc_runtime::BpfObject;
@@ -82,7 +83,7 @@ fn verifier_rejection_carries_the_log() {
     let object = BpfObject::parse(XDP_PASS).expect("fixture parses");
     let code_at = XDP_PASS.windows(object.code.len()).position(|w| w == object.code.as_slice()).expect("code in file");
     let mut broken = XDP_PASS.to_vec();
-    broken[code_at..code_at + 8].copy_from_slice(&[0xbf, 0x50, 0, 0, 0, 0, 0, 0]);
+    broken[code_at..code_at + 8].copy_from_slice(&encode(&[Insn::mov64(Reg::R0, Reg::R5)]));
     let error = KernelProgram::load(&broken).expect_err("verifier rejects");
     let KernelError::Load { log, program, .. } = &error else {
         panic!("not a load error: {error:?}");

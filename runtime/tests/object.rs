@@ -54,7 +54,7 @@ fn relocations_become_map_indices_in_lddw_imm() {
     assert_eq!(found, vec![(5, 0), (48, 1)]);
     for r in &object.relocations {
         let insn = &object.code[r.insn_index * 8..r.insn_index * 8 + 8];
-        assert_eq!(insn[0], 0x18, "an lddw");
+        assert_eq!(insn[0], pfc_compiler::bpf::opcode::LDDW, "an lddw");
         assert_eq!(i32::from_le_bytes(insn[4..8].try_into().unwrap()), r.map_index as i32);
     }
 }

@@ -2,6 +2,7 @@
 mod common;
 
 use common::{corpus, ethernet, ipv4, ipv6, tcp, udp, words, TCP_DPORT_22, TC_COUNT, XDP_COUNT};
+use pfc_compiler::bpf::{encode, Insn, JmpOp, Reg, Size};
 use pfc_runtime::vm::{Vm, VmError, MAX_PACKET_LEN};
 use pfc_runtime::{BpfObject, Hook};
 use proptest::prelude::*;
@@ -96,7 +97,7 @@ fn oversized_packets_and_out_of_bounds_reads_are_errors() {
     // r2 = ctx->data; r0 = *(u8 *)(r2 + 100); exit — unchecked read past a 10-byte packet.
     let mut unchecked = object.clone();
     unchecked.code =
-        [[0x61, 0x12, 0, 0, 0, 0, 0, 0], [0x71, 0x20, 100, 0, 0, 0, 0, 0], [0x95, 0, 0, 0, 0, 0, 0, 0]].concat();
+        encode(&[Insn::load(Size::W, Reg::R2, Reg::R1, 0), Insn::load(Size::B, Reg::R0, Reg::R2, 100), Insn::Exit]);
     let mut vm = Vm::new(&unchecked).expect("vm");
     let error = vm.run(&[0; 10]).expect_err("out of bounds");
     assert!(matches!(error, VmError::Execution { packet_len: 10, .. }), "{error:?}");
@@ -109,18 +110,16 @@ fn helper_with_a_wild_key_pointer_returns_null() {
     // r1 = map 0; r2 = 16 (not a pointer); call 1; r0 = (r0 == 0) ? 2 : 1; exit
     let object = BpfObject::parse(XDP_COUNT).expect("fixture parses");
     let mut wild = object.clone();
-    wild.code = [
-        [0x18, 0x01, 0, 0, 0, 0, 0, 0],
-        [0, 0, 0, 0, 0, 0, 0, 0],
-        [0xb7, 0x02, 0, 0, 16, 0, 0, 0],
-        [0x85, 0, 0, 0, 1, 0, 0, 0],
-        [0xbf, 0x01, 0, 0, 0, 0, 0, 0],
-        [0xb7, 0x00, 0, 0, 2, 0, 0, 0],
-        [0x15, 0x01, 1, 0, 0, 0, 0, 0],
-        [0xb7, 0x00, 0, 0, 1, 0, 0, 0],
-        [0x95, 0, 0, 0, 0, 0, 0, 0],
-    ]
-    .concat();
+    wild.code = encode(&[
+        Insn::LoadMapIndex { dst: Reg::R1, map: 0 },
+        Insn::mov64(Reg::R2, 16),
+        Insn::Call { helper: 1 },
+        Insn::mov64(Reg::R1, Reg::R0),
+        Insn::mov64(Reg::R0, 2),
+        Insn::jump64(JmpOp::Eq, Reg::R1, 0, 1),
+        Insn::mov64(Reg::R0, 1),
+        Insn::Exit,
+    ]);
     let mut vm = Vm::new(&wild).expect("vm");
     assert_eq!(run(&mut vm, &[0; 20]), 2, "lookup returned null");
 }
