@@ -9,7 +9,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 /// FNV-1a over the bytes written, 64-bit.
 #[derive(Clone, Copy, Debug)]
-pub struct Fnv64(u64);
+pub(crate) struct Fnv64(u64);
 
 impl Default for Fnv64 {
     fn default() -> Fnv64 {
@@ -35,4 +35,4 @@ impl Hasher for Fnv64 {
 }
 
 /// A `HashMap` with [`Fnv64`].
-pub type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<Fnv64>>;
+pub(crate) type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<Fnv64>>;

@@ -22,7 +22,7 @@ pub mod elf;
 pub mod eval;
 pub mod fields;
 mod frontend;
-pub mod hashing;
+pub(crate) mod hashing;
 pub mod ir;
 pub mod packet;
 pub mod pcap;

@@ -7,12 +7,12 @@
 //! is made only from the engine's bounds; a claim that some packet exists comes with a
 //! witness the interpreter confirmed. When neither is possible the answer is "unknown".
 
-pub mod align;
+pub(crate) mod align;
 pub mod cases;
 pub mod diff;
 pub mod explain;
 pub mod lints;
-pub mod region;
+pub(crate) mod region;
 pub mod replay;
 
 use crate::program::{Program, Verdict};

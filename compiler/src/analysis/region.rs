@@ -12,7 +12,7 @@ use crate::space::{max_of, Cube, Ivs, Space};
 const LISTED: usize = 8;
 
 /// `space` as a condition.
-pub fn describe_space(space: &Space) -> String {
+pub(crate) fn describe_space(space: &Space) -> String {
     let merged = merge(space);
     let mut parts: Vec<String> = merged.iter().take(LISTED).map(describe_cube).collect();
     if merged.len() > LISTED {
@@ -32,7 +32,7 @@ pub fn describe_space(space: &Space) -> String {
 }
 
 /// Cubes with the same fields merged over their shapes, universe-implied values dropped.
-pub fn merge(space: &Space) -> Vec<Cube> {
+pub(crate) fn merge(space: &Space) -> Vec<Cube> {
     let mut out: Vec<Cube> = Vec::new();
     for cube in &space.cubes {
         let dims: Vec<_> =
@@ -101,7 +101,7 @@ fn implied(shapes: ShapeSet, field: Field, set: &Ivs) -> bool {
 }
 
 /// One cube as a conjunction.
-pub fn describe_cube(cube: &Cube) -> String {
+pub(crate) fn describe_cube(cube: &Cube) -> String {
     let implied_shapes = cube.dims.iter().fold(shape::all_shapes(), |set, (field, _)| set & with_field(*field));
     let mut parts = Vec::new();
     if cube.shapes != implied_shapes {
@@ -115,7 +115,7 @@ pub fn describe_cube(cube: &Cube) -> String {
 }
 
 /// A set of shapes as protocol tests.
-pub fn describe_shapes(set: ShapeSet) -> String {
+pub(crate) fn describe_shapes(set: ShapeSet) -> String {
     let candidates = candidates();
     if let Some((text, _)) = candidates.iter().find(|(_, mask)| *mask == set) {
         return text.clone();
@@ -218,7 +218,7 @@ fn describe_shape(shape: shape::Shape) -> String {
 }
 
 /// `field in set` with the set written in the field's own literals.
-pub fn describe_values(field: Field, set: &Ivs) -> String {
+pub(crate) fn describe_values(field: Field, set: &Ivs) -> String {
     let max = max_of(field);
     let name = field.name();
     if set.0.len() == 1 && set.0[0].0 == set.0[0].1 {
@@ -247,7 +247,7 @@ pub fn describe_values(field: Field, set: &Ivs) -> String {
 }
 
 /// The members of `set` in the field's literals: addresses as prefixes, ranges as `a..b`.
-pub fn elements(field: Field, set: &Ivs) -> Vec<String> {
+pub(crate) fn elements(field: Field, set: &Ivs) -> Vec<String> {
     let mut out = Vec::new();
     for &(low, high) in &set.0 {
         match field.kind() {
@@ -284,7 +284,7 @@ fn prefixes(field: Field, low: u128, high: u128, out: &mut Vec<String>) {
 }
 
 /// A value as the rule language writes it for this field.
-pub fn literal(field: Field, value: u128) -> String {
+pub(crate) fn literal(field: Field, value: u128) -> String {
     match field.kind() {
         ValueKind::Ipv4 => Ipv4Addr::from(value as u32).to_string(),
         ValueKind::Ipv6 => Ipv6Addr::from(value).to_string(),

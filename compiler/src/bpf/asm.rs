@@ -18,7 +18,7 @@ use std::fmt::{self, Write as _};
 use super::{AluOp, ByteOrder, Comment, Insn, JmpOp, Label, Operand, Reg, ResolvedInsn, Size};
 
 /// A listing of resolved instructions with synthesized labels and the given comments.
-pub fn disassemble(insns: &[ResolvedInsn], comments: &[Comment]) -> String {
+pub(crate) fn disassemble(insns: &[ResolvedInsn], comments: &[Comment]) -> String {
     let starts = slot_starts(insns);
     // Target slot → label number, numbered in slot order.
     let mut labels = BTreeMap::new();
@@ -81,7 +81,7 @@ impl fmt::Display for Insn<Label> {
 }
 
 /// One instruction in bpftool syntax; `target` renders a jump target.
-pub fn insn_to_string<T>(insn: &Insn<T>, target: impl Fn(&T) -> String) -> String {
+pub(crate) fn insn_to_string<T>(insn: &Insn<T>, target: impl Fn(&T) -> String) -> String {
     match insn {
         Insn::Alu64 { op, dst, src } => alu(*op, reg(*dst), operand(*src, true)),
         Insn::Alu32 { op, dst, src } => alu(*op, wreg(*dst), operand(*src, false)),

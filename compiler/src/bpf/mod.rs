@@ -27,7 +27,7 @@
 //! 32-bit constant ≥ 2³¹ use a 32-bit jump (`wide: false`) with [`Operand::imm_u32`],
 //! or [`Operand::imm64`] / [`ProgramBuilder::jump_const`] which fall back to a register.
 
-pub mod asm;
+pub(crate) mod asm;
 mod builder;
 mod encode;
 pub mod opcode;

@@ -9,7 +9,7 @@ use crate::diagnostic::Span;
 
 /// `and` or `or` (equal precedence, left to right).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BoolOp {
+pub(crate) enum BoolOp {
     /// `and`, `&&`.
     And,
     /// `or`, `||`.
@@ -18,7 +18,7 @@ pub enum BoolOp {
 
 /// A chain `term (op operand)*`, evaluated left to right.
 #[derive(Clone, Debug)]
-pub struct Expr {
+pub(crate) struct Expr {
     /// The first term.
     pub first: Term,
     /// The rest, in order.
@@ -27,7 +27,7 @@ pub struct Expr {
 
 /// What follows `and`/`or`: a full term or a bare value that takes the last qualifiers.
 #[derive(Clone, Debug)]
-pub enum Operand {
+pub(crate) enum Operand {
     /// A term.
     Term(Term),
     /// `[not]* value`, e.g. the `b` of `host a and b`.
@@ -41,7 +41,7 @@ pub enum Operand {
 
 /// `[not]* rterm`.
 #[derive(Clone, Debug)]
-pub struct Term {
+pub(crate) struct Term {
     /// How many `not`s precede it.
     pub nots: usize,
     /// What it is.
@@ -52,7 +52,7 @@ pub struct Term {
 
 /// The kinds of term.
 #[derive(Clone, Debug)]
-pub enum TermKind {
+pub(crate) enum TermKind {
     /// `( expr )`.
     Paren(Box<Expr>),
     /// `arith relop arith`.
@@ -70,7 +70,7 @@ pub enum TermKind {
 
 /// A relational operator.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RelOp {
+pub(crate) enum RelOp {
     /// `>`
     Gt,
     /// `>=`
@@ -87,7 +87,7 @@ pub enum RelOp {
 
 /// A protocol name usable as a qualifier or in `proto[...]` (libpcap's `pname`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PName {
+pub(crate) enum PName {
     /// `ether`, and its synonyms on Ethernet `link`, `ppp`, `slip`, `fddi`, `tr`, `wlan`.
     Ether,
     /// `ip`
@@ -221,19 +221,19 @@ const PNAMES: &[(&str, PName)] = &[
 
 impl PName {
     /// Parses a protocol keyword.
-    pub fn from_name(text: &str) -> Option<PName> {
+    pub(crate) fn from_name(text: &str) -> Option<PName> {
         PNAMES.iter().find(|(name, _)| *name == text).map(|(_, pname)| *pname)
     }
 
     /// The keyword (the first of its synonyms).
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         PNAMES.iter().find(|(_, pname)| *pname == self).map_or("?", |(name, _)| name)
     }
 }
 
 /// A direction qualifier.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Dir {
+pub(crate) enum Dir {
     /// `src`
     Src,
     /// `dst`
@@ -248,7 +248,7 @@ pub enum Dir {
 
 /// An address-kind qualifier.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     /// `host`
     Host,
     /// `net`
@@ -265,7 +265,7 @@ pub enum Kind {
 
 /// `pname? qualifiers id`, or one of the other primitives.
 #[derive(Clone, Debug)]
-pub struct Primitive {
+pub(crate) struct Primitive {
     /// The protocol qualifier, if written.
     pub proto: Option<(PName, Span)>,
     /// The rest.
@@ -276,7 +276,7 @@ pub struct Primitive {
 
 /// The forms of a primitive.
 #[derive(Clone, Debug)]
-pub enum Form {
+pub(crate) enum Form {
     /// `[dir] [kind] id`.
     Id {
         /// Direction, if written.
@@ -320,7 +320,7 @@ pub enum Form {
 
 /// A value, or `( value (op [not]* value)* )` sharing the qualifiers.
 #[derive(Clone, Debug)]
-pub struct IdGroup {
+pub(crate) struct IdGroup {
     /// How many `not`s precede the first value (`src not 1.1`).
     pub nots: usize,
     /// The first value.
@@ -331,7 +331,7 @@ pub struct IdGroup {
 
 /// The operand of `proto`.
 #[derive(Clone, Debug)]
-pub struct ProtoValue {
+pub(crate) struct ProtoValue {
     /// Number or name text (without the backslash).
     pub text: String,
     /// Whether it was a number.
@@ -342,7 +342,7 @@ pub struct ProtoValue {
 
 /// One value token with its optional suffix.
 #[derive(Clone, Debug)]
-pub struct Value {
+pub(crate) struct Value {
     /// The token.
     pub token: Token,
     /// `/len`, `mask M` or `-end`.
@@ -353,7 +353,7 @@ pub struct Value {
 
 /// The kinds of value token (text kept for the checker).
 #[derive(Clone, Debug)]
-pub enum Token {
+pub(crate) enum Token {
     /// A MAC address in one of libpcap's forms (`aa:bb:cc:dd:ee:ff`, `aa-bb-...`,
     /// `aa.bb.cc.dd.ee.ff`, `aabb.ccdd.eeff`, `aabbccddeeff`).
     Mac(String),
@@ -369,7 +369,7 @@ pub enum Token {
 
 /// What may follow a value.
 #[derive(Clone, Debug)]
-pub enum Suffix {
+pub(crate) enum Suffix {
     /// `/len`.
     Prefix(String, Span),
     /// `mask ADDR`.
@@ -380,7 +380,7 @@ pub enum Suffix {
 
 /// Arithmetic over packet bytes.
 #[derive(Clone, Debug)]
-pub struct Arith {
+pub(crate) struct Arith {
     /// What it is.
     pub kind: ArithKind,
     /// Where.
@@ -389,7 +389,7 @@ pub struct Arith {
 
 /// The kinds of arithmetic node.
 #[derive(Clone, Debug)]
-pub enum ArithKind {
+pub(crate) enum ArithKind {
     /// A number literal (text).
     Number(String),
     /// A named constant (`tcpflags`, `tcp-syn`, `icmp-echo`...).
@@ -412,4 +412,4 @@ pub enum ArithKind {
 }
 
 /// A binary arithmetic operator: the one of the filter tree, since they mean the same.
-pub use crate::program::pcap::Alu as ArithOp;
+pub(crate) use crate::program::pcap::Alu as ArithOp;

@@ -12,7 +12,7 @@
 //! length; `docs/pcap.md` lists what is supported. Spans in diagnostics point inside the
 //! string in the rule file. **Invariant:** pest types never leave `parse.rs`.
 
-pub mod ast;
+pub(crate) mod ast;
 mod lower;
 pub mod names;
 mod parse;

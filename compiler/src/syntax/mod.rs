@@ -13,7 +13,7 @@ pub mod ast;
 mod literal;
 pub use literal::BAD_LITERAL;
 mod lower;
-pub mod set_file;
+pub(crate) mod set_file;
 
 use crate::diagnostic::{Code, Diagnostic, Span};
 

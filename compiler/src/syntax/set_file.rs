@@ -12,10 +12,10 @@ use super::literal;
 use crate::diagnostic::{Code, Diagnostic, Span};
 
 /// E0024: a line of a set file that is not one set element.
-pub const BAD_SET_LINE: Code = Code("E0024");
+pub(crate) const BAD_SET_LINE: Code = Code("E0024");
 
 /// The elements of a set file whose text starts at `base` in the span space.
-pub fn parse(text: &str, base: usize) -> (Vec<Literal>, Vec<Diagnostic>) {
+pub(crate) fn parse(text: &str, base: usize) -> (Vec<Literal>, Vec<Diagnostic>) {
     let mut elements = Vec::new();
     let mut diagnostics = Vec::new();
     let mut line_start = 0;
