@@ -56,6 +56,13 @@ Examples:
   pfc load rules.pf --iface eth0 --mode generic    XDP in generic (skb) mode, for drivers without native XDP
   pfc load rules.pf --iface eth0 --force           First detach a non-pfc XDP program in the way (not atomic)";
 
+/// `pfc set`.
+pub const SET: &str = "\
+Examples:
+  pfc set add --iface eth0 banned 203.0.113.7 198.51.100.0/24    Block two more sources on the next packet
+  pfc set replace --iface eth0 banned --file blocklist.txt     Swap in a whole list atomically
+  pfc set list --iface eth0 banned --format json                The contents as JSON (schema pfc.set/1)";
+
 /// `pfc unload`.
 pub const UNLOAD: &str = "\
 Examples:
@@ -92,7 +99,8 @@ Examples:
 
 /// Every example text.
 #[cfg(test)]
-pub const ALL: &[&str] = &[PFC, CHECK, DIFF, EXPLAIN, COMPILE, TEST, LOAD, UNLOAD, STATUS, STATS, COMPLETIONS, MAN];
+pub const ALL: &[&str] =
+    &[PFC, CHECK, DIFF, EXPLAIN, COMPILE, TEST, LOAD, SET, UNLOAD, STATUS, STATS, COMPLETIONS, MAN];
 
 /// The command lines of an example text: each `pfc …` up to the description, split into
 /// words the way a shell would for these simple cases (single quotes group).

@@ -74,6 +74,7 @@ enum Command {
     #[command(after_help = help::LOAD)]
     Load(commands::load::LoadArgs),
     /// Change a loaded filter's dynamic set: add, del, replace, list, flush.
+    #[command(after_help = help::SET)]
     Set(commands::set::SetArgs),
     /// Detach pfc filters and remove their pins.
     #[command(after_help = help::UNLOAD)]
