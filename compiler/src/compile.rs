@@ -4,9 +4,9 @@
 use crate::bpf::Program as BpfProgram;
 use crate::codegen::{self, Form, Options};
 use crate::diagnostic::{Code, Diagnostic, Span};
-use crate::elf::{self, MapSpec, ObjectSpec, ProgramSection};
 use crate::ir::{self, Filter};
-use crate::program::{dynamic, Hook, Program};
+use crate::object::{self, MapSpec, ObjectSpec};
+use crate::program::{dynamic, Program};
 use crate::sources;
 use crate::verify;
 
@@ -87,17 +87,14 @@ pub fn compile_parsed(
     };
     let manifest = manifest(&program, &source, options);
     let spec = ObjectSpec {
-        section: match program.hook {
-            Hook::Xdp => ProgramSection::Xdp,
-            Hook::TcIngress | Hook::TcEgress => ProgramSection::Tc,
-        },
+        program_type: program.hook.program_type(),
         function: FUNCTION_NAME.to_string(),
         code: code.encode(),
         relocations: code.map_relocations(),
         maps: maps(&program, options),
         manifest: manifest.to_string().into_bytes(),
     };
-    match elf::write_object(&spec) {
+    match object::write_object(&spec) {
         Ok(object) => (Some(Compiled { program, filter, code, manifest, object }), diagnostics),
         Err(error) => {
             diagnostics.push(Failure::Object(error).diagnostic(&program));
@@ -115,7 +112,7 @@ enum Failure {
     #[error("{error}")]
     Verify { error: verify::VerifyError, rule: Option<usize> },
     #[error("{0}")]
-    Object(elf::ElfError),
+    Object(object::ElfError),
 }
 
 impl Failure {

@@ -12,49 +12,7 @@ pub mod pcap;
 
 use crate::diagnostic::Span;
 use crate::fields::{Field, Proto};
-
-/// Where a program is attached, which decides its section, context and return codes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Hook {
-    /// XDP, section `xdp`, `xdp_md` context, XDP_PASS = 2 / XDP_DROP = 1.
-    Xdp,
-    /// TC classifier on ingress, section `tc`, `__sk_buff` context.
-    TcIngress,
-    /// TC classifier on egress, section `tc`, `__sk_buff` context.
-    TcEgress,
-}
-
-impl Hook {
-    /// The spelling used in rule files and messages (`xdp`, `tc ingress`, `tc egress`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Hook::Xdp => "xdp",
-            Hook::TcIngress => "tc ingress",
-            Hook::TcEgress => "tc egress",
-        }
-    }
-}
-
-/// What happens to a packet.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Verdict {
-    /// Let the packet through.
-    Pass,
-    /// Discard the packet.
-    Drop,
-}
-
-impl Verdict {
-    /// The keyword, as written in rule files and printed in reports.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Verdict::Pass => "pass",
-            Verdict::Drop => "drop",
-        }
-    }
-}
+pub use crate::object::{Hook, Verdict};
 
 /// Index of a set in [`Program::sets`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -9,7 +9,7 @@
 //!    all its bytes (pointer offsets are tracked per base; a variable addition starts a
 //!    new base with no known bound);
 //! 4. packets are never written; context, stack and map values are accessed in bounds
-//!    (context: [`XDP_MD_SIZE`] or [`SK_BUFF_SIZE`] bytes, read only; stack: 512 bytes
+//!    (context: [`Context::size`](crate::object::Context::size) bytes, read only; stack: 512 bytes
 //!    below r10; counter values: [`MAP_VALUE_SIZE`] bytes, after a null check, which is
 //!    a comparison of the lookup result with the immediate 0); a bounds check is a
 //!    64-bit comparison (a 32-bit one could wrap).
@@ -73,7 +73,7 @@ pub use budget::{processed_per_insn, Estimate};
 pub use error::{Access, Misuse, Value, VerifyError};
 
 use crate::bpf::{AluOp, Insn, JmpOp, Operand, Program, Reg, ResolvedInsn, Size};
-use crate::program::Hook;
+use crate::object::ProgramType;
 
 /// The kernel's limit on program size (privileged loaders), in instructions.
 pub const MAX_INSNS: usize = 1_000_000;
@@ -86,10 +86,6 @@ pub const PROCESSED_LIMIT: usize = MAX_PROCESSED;
 pub const MAX_PENDING_BRANCHES: usize = 8192;
 /// Bytes of a counter map value (`packets`, `bytes`): map value accesses stay below this.
 pub const MAP_VALUE_SIZE: i64 = 16;
-/// Bytes of `struct xdp_md`: XDP context reads stay below this.
-pub const XDP_MD_SIZE: i64 = 24;
-/// Bytes of `struct __sk_buff` (6.x): TC context reads stay below this.
-pub const SK_BUFF_SIZE: i64 = 192;
 /// `bpf_map_lookup_elem`.
 const HELPER_MAP_LOOKUP: u32 = 1;
 /// `bpf_map_update_elem`.
@@ -145,7 +141,8 @@ struct State {
 }
 
 /// Checks every invariant listed in the module documentation.
-pub fn verify(program: &Program, hook: Hook) -> Result<(), VerifyError> {
+pub fn verify(program: &Program, hook: impl Into<ProgramType>) -> Result<(), VerifyError> {
+    let hook = hook.into();
     let verifier = Verifier::new(&program.insns, hook);
     let pending = verifier.pending_branches();
     verifier.run()?;
@@ -162,8 +159,8 @@ pub fn verify(program: &Program, hook: Hook) -> Result<(), VerifyError> {
 
 /// The kernel verifier's processed instructions on `program`, estimated from above by
 /// replaying its walk ([`budget`]); the replay stops past `limit`.
-pub fn estimate_processed(program: &Program, hook: Hook, limit: usize) -> Estimate {
-    budget::estimate(&program.insns, hook, limit)
+pub fn estimate_processed(program: &Program, hook: impl Into<ProgramType>, limit: usize) -> Estimate {
+    budget::estimate(&program.insns, hook.into(), limit)
 }
 
 struct Verifier<'a> {
@@ -172,11 +169,11 @@ struct Verifier<'a> {
     slot_of: Vec<usize>,
     incoming: Vec<Option<State>>,
     next_base: u32,
-    hook: Hook,
+    hook: ProgramType,
 }
 
 impl<'a> Verifier<'a> {
-    fn new(insns: &'a [ResolvedInsn], hook: Hook) -> Verifier<'a> {
+    fn new(insns: &'a [ResolvedInsn], hook: ProgramType) -> Verifier<'a> {
         let mut slot_of = Vec::with_capacity(insns.len());
         let mut slot = 0;
         for insn in insns {
@@ -489,10 +486,8 @@ impl<'a> Verifier<'a> {
     }
 
     fn context_field(&self, off: i64, bytes: i64) -> Result<Value, Problem> {
-        let (data, data_end, size) = match self.hook {
-            Hook::Xdp => (0, 4, XDP_MD_SIZE),
-            Hook::TcIngress | Hook::TcEgress => (76, 80, SK_BUFF_SIZE),
-        };
+        let context = self.hook.context();
+        let (data, data_end, size) = (i64::from(context.data), i64::from(context.data_end), i64::from(context.size));
         if off < 0 || off + bytes > size {
             return Err(Access::OutsideContext { start: off, end: off + bytes, size }.into());
         }

@@ -12,7 +12,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use pfc_compiler::bpf::{AluOp, ByteOrder, EndianWidth, Insn, JmpOp, Program, ProgramBuilder, Reg::*, Size};
-use pfc_compiler::elf::{write_object, MapSpec, ObjectSpec, ProgramSection};
+use pfc_compiler::object::{write_object, MapSpec, ObjectSpec, ProgramType, Verdict};
 use serde_json::Value;
 
 const BPFFS: &str = "/sys/fs/bpf";
@@ -130,9 +130,9 @@ fn path_str(path: &Path) -> &str {
     path.to_str().expect("utf-8 path")
 }
 
-fn spec(section: ProgramSection, function: &str, program: &Program, maps: Vec<MapSpec>) -> ObjectSpec {
+fn spec(program_type: ProgramType, function: &str, program: &Program, maps: Vec<MapSpec>) -> ObjectSpec {
     ObjectSpec {
-        section,
+        program_type,
         function: function.to_string(),
         code: program.encode(),
         relocations: program.map_relocations(),
@@ -149,28 +149,18 @@ fn xdp_pass() -> Program {
     b.finish().expect("assembles")
 }
 
-/// Context layout and verdicts of a hook, for the counter program.
-struct Hook {
-    data: i16,
-    data_end: i16,
-    pass: i32,
-    drop: i32,
-}
-
-const XDP: Hook = Hook { data: 0, data_end: 4, pass: 2, drop: 1 };
-const TC: Hook = Hook { data: 76, data_end: 80, pass: 0, drop: 2 };
-
 /// (b)/(c) Drops IPv6 (ethertype 0x86dd), passes the rest; counts every frame of at
 /// least 14 bytes in the per-CPU `pfc_counter` at index 0 (packets += 1,
 /// bytes += frame length).
-fn counting_filter(hook: &Hook) -> Program {
+fn counting_filter(ty: ProgramType) -> Program {
+    let (context, pass, drop) = (ty.context(), ty.return_code(Verdict::Pass), ty.return_code(Verdict::Drop));
     let mut b = ProgramBuilder::new();
     let out = b.new_label();
     let verdict = b.new_label();
     b.comment("bounds check: 14 bytes of Ethernet");
-    b.emit(Insn::mov64(R0, hook.pass));
-    b.emit(Insn::load(Size::W, R2, R1, hook.data));
-    b.emit(Insn::load(Size::W, R3, R1, hook.data_end));
+    b.emit(Insn::mov64(R0, pass));
+    b.emit(Insn::load(Size::W, R2, R1, context.data));
+    b.emit(Insn::load(Size::W, R3, R1, context.data_end));
     b.emit(Insn::mov64(R4, R2));
     b.alu64(AluOp::Add, R4, 14);
     b.emit(Insn::jump64(JmpOp::Gt, R4, R3, out));
@@ -192,10 +182,10 @@ fn counting_filter(hook: &Hook) -> Program {
     b.emit(Insn::store(Size::DW, R0, 8, R1));
     b.bind(verdict);
     b.comment("rule v6: drop if eth.type == 0x86dd");
-    b.emit(Insn::mov64(R0, hook.pass));
+    b.emit(Insn::mov64(R0, pass));
     b.emit(Insn::Endian { order: ByteOrder::Big, width: EndianWidth::W16, dst: R7 });
     b.emit(Insn::jump32(JmpOp::Ne, R7, 0x86dd, out));
-    b.emit(Insn::mov64(R0, hook.drop));
+    b.emit(Insn::mov64(R0, drop));
     b.bind(out);
     b.emit(Insn::Exit);
     b.finish().expect("assembles")
@@ -258,7 +248,7 @@ fn find_prog_id(value: &Value) -> Option<u64> {
 #[test]
 fn xdp_pass_loads_and_attaches() {
     require_kernel!();
-    let object = write_temp(&spec(ProgramSection::Xdp, "pfc_pass", &xdp_pass(), vec![]), "pass");
+    let object = write_temp(&spec(ProgramType::Xdp, "pfc_pass", &xdp_pass(), vec![]), "pass");
     let pin = load_pinned(&object.0, "xdp", "pass");
     let prog = json("bpftool", &["--json", "prog", "show", "pinned", path_str(&pin.0)]);
     assert_eq!((prog["type"].as_str(), prog["name"].as_str()), (Some("xdp"), Some("pfc_pass")));
@@ -273,9 +263,9 @@ fn xdp_pass_loads_and_attaches() {
 #[test]
 fn xdp_counter_loads_runs_and_counts() {
     require_kernel!();
-    let program = counting_filter(&XDP);
+    let program = counting_filter(ProgramType::Xdp);
     let maps = vec![MapSpec::counters("pfc_counters", 4)];
-    let object = write_temp(&spec(ProgramSection::Xdp, "pfc_xdp", &program, maps), "xdp");
+    let object = write_temp(&spec(ProgramType::Xdp, "pfc_xdp", &program, maps), "xdp");
 
     let btf = run_ok("bpftool", &["btf", "dump", "file", path_str(&object.0)]);
     for expected in ["STRUCT 'pfc_counter' size=16 vlen=2", "VAR 'pfc_counters'", "DATASEC '.maps' size=32 vlen=1"] {
@@ -303,9 +293,9 @@ fn xdp_counter_loads_runs_and_counts() {
 #[test]
 fn tc_counter_loads_runs_and_attaches() {
     require_kernel!();
-    let program = counting_filter(&TC);
+    let program = counting_filter(ProgramType::SchedCls);
     let maps = vec![MapSpec::counters("pfc_counters", 4)];
-    let object = write_temp(&spec(ProgramSection::Tc, "pfc_tc", &program, maps), "tc");
+    let object = write_temp(&spec(ProgramType::SchedCls, "pfc_tc", &program, maps), "tc");
     let pin = load_pinned(&object.0, "tc", "tc");
     let prog = json("bpftool", &["--json", "prog", "show", "pinned", path_str(&pin.0)]);
     assert_eq!((prog["type"].as_str(), prog["name"].as_str()), (Some("sched_cls"), Some("pfc_tc")));

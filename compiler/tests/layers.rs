@@ -16,8 +16,7 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[&[&str]] = &[
     // Foundations: the packet model, the instruction set, diagnostics, the packet builder.
     &["diagnostic", "hashing", "fields", "bpf", "packet"],
-    // The object contract (ELF and BTF writer, hook, manifest, map layouts).
-    &["elf"],
+    // The object contract (hook, map layouts, ELF and BTF writer, manifest).
     &["object"],
     // The checked program (with the pcap test tree), what the front ends produce.
     &["program"],

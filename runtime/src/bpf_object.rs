@@ -14,26 +14,9 @@ use std::collections::HashMap;
 use object::{Object, ObjectSection, ObjectSymbol, RelocationFlags, RelocationTarget};
 use thiserror::Error;
 
+use pfc_compiler::object::ProgramType;
+
 use crate::btf::{self, BtfError};
-
-/// The attach point of the program, from its section name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Hook {
-    /// Section `xdp`: the context is `struct xdp_md`; 1 = drop, 2 = pass.
-    Xdp,
-    /// Section `tc`: the context is `struct __sk_buff`; 0 = ok, 2 = shot.
-    Tc,
-}
-
-impl Hook {
-    /// The ELF section name that holds a program of this hook.
-    pub fn section_name(self) -> &'static str {
-        match self {
-            Hook::Xdp => "xdp",
-            Hook::Tc => "tc",
-        }
-    }
-}
 
 /// A `BPF_MAP_TYPE_*` value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,8 +92,8 @@ pub struct MapRelocation {
 /// The program and maps of a BPF ELF object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BpfObject {
-    /// The hook, from the program's section name.
-    pub hook: Hook,
+    /// The program type, from the program's section name.
+    pub program_type: ProgramType,
     /// The program's symbol name (the section name when there is no function symbol).
     pub program_name: String,
     /// The program's instructions with every map `lddw` holding its map index in `imm`.
@@ -205,8 +188,8 @@ impl BpfObject {
         if file.architecture() != object::Architecture::Bpf {
             return Err(ObjectError::NotBpf { architecture: format!("{:?}", file.architecture()) });
         }
-        let (hook, section) = program_section(&file)?;
-        let section_name = hook.section_name();
+        let (program_type, section) = program_section(&file)?;
+        let section_name = program_type.section();
         let mut code = section
             .data()
             .map_err(|source| ObjectError::SectionData { section: section_name.to_string(), source })?
@@ -225,7 +208,7 @@ impl BpfObject {
             let end = d.iter().position(|&b| b == 0).unwrap_or(d.len());
             String::from_utf8_lossy(&d[..end]).into_owned()
         });
-        Ok(BpfObject { hook, program_name, code, relocations, maps, license })
+        Ok(BpfObject { program_type, program_name, code, relocations, maps, license })
     }
 
     /// Number of 8-byte instruction slots in the program.
@@ -239,12 +222,12 @@ impl BpfObject {
     }
 }
 
-fn program_section<'d, 'f>(file: &'f object::File<'d>) -> Result<(Hook, object::Section<'d, 'f>), ObjectError> {
-    let xdp = file.section_by_name("xdp");
-    let tc = file.section_by_name("tc");
+fn program_section<'d, 'f>(file: &'f object::File<'d>) -> Result<(ProgramType, object::Section<'d, 'f>), ObjectError> {
+    let xdp = file.section_by_name(ProgramType::Xdp.section());
+    let tc = file.section_by_name(ProgramType::SchedCls.section());
     match (xdp, tc) {
-        (Some(s), None) => Ok((Hook::Xdp, s)),
-        (None, Some(s)) => Ok((Hook::Tc, s)),
+        (Some(s), None) => Ok((ProgramType::Xdp, s)),
+        (None, Some(s)) => Ok((ProgramType::SchedCls, s)),
         (Some(_), Some(_)) => Err(ObjectError::TwoPrograms),
         (None, None) => Err(ObjectError::NoProgram),
     }

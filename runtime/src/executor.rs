@@ -15,12 +15,11 @@
 
 use thiserror::Error;
 
-use pfc_compiler::codegen::return_code;
 use pfc_compiler::compile::COUNTER_MAP_NAME;
 pub use pfc_compiler::eval::Outcome;
-use pfc_compiler::program::{self, Verdict};
+use pfc_compiler::object::{ProgramType, Verdict};
 
-use crate::bpf_object::{BpfObject, Hook};
+use crate::bpf_object::BpfObject;
 use crate::kernel::{self, KernelError, KernelProgram, SkipReason};
 use crate::vm::{self, Vm, VmError};
 
@@ -150,7 +149,7 @@ enum Runner<'obj> {
 pub struct Executor<'obj> {
     runner: Runner<'obj>,
     backend: Backend,
-    hook: Hook,
+    program_type: ProgramType,
     /// The counter map's index, when the object has one.
     counter_map: Option<usize>,
     /// Packets per counter entry after the last run.
@@ -176,8 +175,14 @@ impl<'obj> Executor<'obj> {
             }
         };
         let counter_map = object.map_index(COUNTER_MAP_NAME);
-        let mut executor =
-            Executor { runner, backend, hook: object.hook, counter_map, counts: Vec::new(), scratch: Vec::new() };
+        let mut executor = Executor {
+            runner,
+            backend,
+            program_type: object.program_type,
+            counter_map,
+            counts: Vec::new(),
+            scratch: Vec::new(),
+        };
         if let Some(map) = counter_map {
             let mut counts = Vec::new();
             executor.read_counts(map, &mut counts).map_err(|error| match error {
@@ -249,7 +254,7 @@ impl<'obj> Executor<'obj> {
             },
         };
         let verdict =
-            verdict_of(self.hook, value).ok_or(RunError::ReturnValue { backend: self.backend.name(), value })?;
+            self.program_type.verdict(value).ok_or(RunError::ReturnValue { backend: self.backend.name(), value })?;
         Ok(Ran::Decided(verdict))
     }
 
@@ -348,31 +353,9 @@ fn le_word(value: &[u8], offset: usize) -> u64 {
     u64::from_le_bytes(word)
 }
 
-/// The verdict a return value stands for at `hook`, through codegen's return codes;
-/// `None` for a value pfc never returns. Both TC directions share their codes.
-pub fn verdict_of(hook: Hook, value: u64) -> Option<Verdict> {
-    let compiled_hook = match hook {
-        Hook::Xdp => program::Hook::Xdp,
-        Hook::Tc => program::Hook::TcIngress,
-    };
-    [Verdict::Pass, Verdict::Drop]
-        .into_iter()
-        .find(|verdict| u64::try_from(return_code(compiled_hook, *verdict)) == Ok(value))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn return_values_decode_per_hook() {
-        assert_eq!(verdict_of(Hook::Xdp, 2), Some(Verdict::Pass));
-        assert_eq!(verdict_of(Hook::Xdp, 1), Some(Verdict::Drop));
-        assert_eq!(verdict_of(Hook::Xdp, 0), None);
-        assert_eq!(verdict_of(Hook::Tc, 0), Some(Verdict::Pass));
-        assert_eq!(verdict_of(Hook::Tc, 2), Some(Verdict::Drop));
-        assert_eq!(verdict_of(Hook::Tc, 1), None);
-    }
 
     #[test]
     fn exactly_one_entry_must_gain_one_packet() {

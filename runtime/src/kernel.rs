@@ -14,7 +14,8 @@ use std::sync::Once;
 use libbpf_rs::{MapCore, MapFlags, ObjectBuilder, PrintLevel};
 use thiserror::Error;
 
-use crate::bpf_object::{BpfObject, Hook, MapType, ObjectError};
+use crate::bpf_object::{BpfObject, MapType, ObjectError};
+use pfc_compiler::object::ProgramType;
 
 /// Shortest packet `BPF_PROG_TEST_RUN` accepts: an Ethernet header.
 pub const MIN_PACKET_LEN: usize = 14;
@@ -23,13 +24,13 @@ pub const MIN_TC_IPV4_PACKET_LEN: usize = 14 + 20;
 /// Shortest IPv6 packet `BPF_PROG_TEST_RUN` accepts for TC: it pulls the IPv6 header.
 pub const MIN_TC_IPV6_PACKET_LEN: usize = 14 + 40;
 
-/// The shortest packet like `packet` that `BPF_PROG_TEST_RUN` runs for `hook`: 14 bytes,
+/// The shortest packet like `packet` that `BPF_PROG_TEST_RUN` runs for `program_type`: 14 bytes,
 /// and for TC (an skb) also a whole IPv4 or IPv6 header when the ethertype says so
 /// (the kernel answers EINVAL otherwise).
-pub fn min_test_run_len(hook: Hook, packet: &[u8]) -> usize {
-    match (hook, packet.get(12..14)) {
-        (Hook::Tc, Some([0x08, 0x00])) => MIN_TC_IPV4_PACKET_LEN,
-        (Hook::Tc, Some([0x86, 0xdd])) => MIN_TC_IPV6_PACKET_LEN,
+pub fn min_test_run_len(program_type: ProgramType, packet: &[u8]) -> usize {
+    match (program_type, packet.get(12..14)) {
+        (ProgramType::SchedCls, Some([0x08, 0x00])) => MIN_TC_IPV4_PACKET_LEN,
+        (ProgramType::SchedCls, Some([0x86, 0xdd])) => MIN_TC_IPV6_PACKET_LEN,
         _ => MIN_PACKET_LEN,
     }
 }
@@ -154,7 +155,7 @@ impl std::fmt::Debug for KernelProgram {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KernelProgram")
             .field("program", &self.info.program_name)
-            .field("hook", &self.info.hook)
+            .field("program_type", &self.info.program_type)
             .finish_non_exhaustive()
     }
 }
@@ -188,7 +189,7 @@ impl KernelProgram {
     }
 
     fn run(&self, packet: &[u8], repeat: u32) -> Result<(u32, u64), KernelError> {
-        let min = min_test_run_len(self.info.hook, packet);
+        let min = min_test_run_len(self.info.program_type, packet);
         if packet.len() < min {
             return Err(KernelError::PacketTooShort { len: packet.len(), min });
         }
@@ -322,9 +323,9 @@ impl KernelProgram {
         Ok((def.name.as_str(), map))
     }
 
-    /// The program's hook.
-    pub fn hook(&self) -> Hook {
-        self.info.hook
+    /// The program's type.
+    pub fn program_type(&self) -> ProgramType {
+        self.info.program_type
     }
 
     /// The records the program wrote to its ring buffer since the last call, in order

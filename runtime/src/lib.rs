@@ -21,6 +21,7 @@ pub mod kernel;
 pub mod pins;
 pub mod vm;
 
-pub use bpf_object::{BpfObject, Hook, MapDef, MapRelocation, MapType, ObjectError};
+pub use bpf_object::{BpfObject, MapDef, MapRelocation, MapType, ObjectError};
 pub use btf::BtfError;
 pub use executor::{Executor, Outcome, Ran};
+pub use pfc_compiler::object::{Hook, ProgramType, Verdict};

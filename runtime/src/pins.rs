@@ -20,43 +20,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-/// Where a filter is attached on an interface.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum AttachPoint {
-    /// XDP, through an XDP bpf_link (native or generic).
-    #[serde(rename = "xdp")]
-    Xdp,
-    /// TC ingress, through a TCX bpf_link.
-    #[serde(rename = "tc-ingress")]
-    TcIngress,
-    /// TC egress, through a TCX bpf_link.
-    #[serde(rename = "tc-egress")]
-    TcEgress,
-}
-
-impl AttachPoint {
-    /// Every attach point, in the order `status` lists them.
-    pub const ALL: [AttachPoint; 3] = [AttachPoint::Xdp, AttachPoint::TcIngress, AttachPoint::TcEgress];
-
-    /// The name used on the command line and in paths.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AttachPoint::Xdp => "xdp",
-            AttachPoint::TcIngress => "tc-ingress",
-            AttachPoint::TcEgress => "tc-egress",
-        }
-    }
-
-    /// Parses [`AttachPoint::as_str`] (also the rule language's `tc ingress` spelling).
-    pub fn parse(text: &str) -> Option<AttachPoint> {
-        match text {
-            "xdp" => Some(AttachPoint::Xdp),
-            "tc-ingress" | "tc ingress" => Some(AttachPoint::TcIngress),
-            "tc-egress" | "tc egress" => Some(AttachPoint::TcEgress),
-            _ => None,
-        }
-    }
-}
+/// Where a filter is attached on an interface: the one hook type of the object contract
+/// (`xdp`, `tc-ingress`, `tc-egress`, also the pin directory's name).
+pub use pfc_compiler::object::Hook;
 
 /// How an XDP program is attached; TC programs are always [`AttachMode::Tcx`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -202,7 +168,7 @@ pub fn check_iface_name(name: &str) -> Result<(), IfaceNameError> {
 impl Layout {
     /// The paths of the filter on `iface` at `point`. `iface` must pass
     /// [`check_iface_name`] (the attach logic checks it before calling this).
-    pub fn filter(&self, iface: &str, point: AttachPoint) -> FilterPaths {
+    pub fn filter(&self, iface: &str, point: Hook) -> FilterPaths {
         let dir = self.pins.join(iface).join(point.as_str());
         FilterPaths {
             prog: dir.join("prog"),
@@ -218,14 +184,14 @@ impl Layout {
     }
 
     /// Every (interface, attach point) that has a pin directory or a state record, sorted.
-    pub fn filters(&self) -> io::Result<Vec<(String, AttachPoint)>> {
+    pub fn filters(&self) -> io::Result<Vec<(String, Hook)>> {
         let mut found = Vec::new();
         for root in [&self.pins, &self.state] {
             // Names that are no interface name were not made by pfc: never build paths from them.
             for iface in read_dir_names(root)?.into_iter().filter(|name| check_iface_name(name).is_ok()) {
                 for entry in read_dir_names(&root.join(&iface))? {
                     let name = entry.strip_suffix(".json").unwrap_or(&entry);
-                    if let Some(point) = AttachPoint::parse(name) {
+                    if let Some(point) = Hook::parse(name).filter(|hook| hook.as_str() == name) {
                         found.push((iface.clone(), point));
                     }
                 }
@@ -330,7 +296,7 @@ pub struct Record {
     /// Its index when the filter was attached.
     pub ifindex: u32,
     /// The attach point.
-    pub hook: AttachPoint,
+    pub hook: Hook,
     /// Native, generic or TCX.
     pub mode: AttachMode,
     /// The kernel's id of the attached program when it was loaded.
@@ -423,7 +389,7 @@ mod tests {
     #[test]
     fn paths_follow_the_documented_layout() {
         let layout = Layout::default();
-        let paths = layout.filter("eth0", AttachPoint::TcEgress);
+        let paths = layout.filter("eth0", Hook::TcEgress);
         assert_eq!(paths.link, Path::new("/sys/fs/bpf/pfc/eth0/tc-egress/link"));
         assert_eq!(paths.state, Path::new("/run/pfc/eth0/tc-egress.json"));
     }
@@ -462,14 +428,5 @@ mod tests {
         assert!(manifest.verdicts.is_empty());
         let new = r#"{"pfc_version":"0.1.0","hook":"xdp","default":"pass","rules":["a"],"verdicts":["drop"],"source_hash":"x"}"#;
         assert_eq!(serde_json::from_str::<Manifest>(new).expect("reads").verdicts, ["drop"]);
-    }
-
-    #[test]
-    fn attach_points_round_trip() {
-        for point in AttachPoint::ALL {
-            assert_eq!(AttachPoint::parse(point.as_str()), Some(point));
-        }
-        assert_eq!(AttachPoint::parse("tc ingress"), Some(AttachPoint::TcIngress));
-        assert_eq!(AttachPoint::parse("tc"), None);
     }
 }

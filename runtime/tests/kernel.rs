@@ -33,7 +33,7 @@ fn kernel_and_vm_agree_on_every_fixture() {
             let in_kernel = match kernel.test_run(&packet) {
                 Ok(value) => value,
                 Err(KernelError::PacketTooShort { len, min }) => {
-                    assert_eq!(min, min_test_run_len(object.hook, &packet));
+                    assert_eq!(min, min_test_run_len(object.program_type, &packet));
                     assert!(len < min && min >= MIN_PACKET_LEN);
                     too_short += 1;
                     continue;

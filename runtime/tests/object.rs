@@ -2,7 +2,7 @@
 mod common;
 
 use common::{TCP_DPORT_22, TC_COUNT, XDP_COUNT, XDP_PASS};
-use pfc_runtime::{BpfObject, Hook, MapType, ObjectError};
+use pfc_runtime::{BpfObject, MapType, ObjectError, ProgramType};
 
 fn replace_all(bytes: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
     let mut out = bytes.to_vec();
@@ -27,13 +27,13 @@ fn check_maps(elf: &[u8], expected: &[(&str, MapType, u32, u32, u32)]) {
 #[test]
 fn fixtures_have_their_hooks_names_and_licenses() {
     for (elf, hook, name) in [
-        (TCP_DPORT_22, Hook::Xdp, "ref_tcp_dport_22"),
-        (XDP_COUNT, Hook::Xdp, "xdp_count"),
-        (TC_COUNT, Hook::Tc, "tc_count"),
-        (XDP_PASS, Hook::Xdp, "ref_empty"),
+        (TCP_DPORT_22, ProgramType::Xdp, "ref_tcp_dport_22"),
+        (XDP_COUNT, ProgramType::Xdp, "xdp_count"),
+        (TC_COUNT, ProgramType::SchedCls, "tc_count"),
+        (XDP_PASS, ProgramType::Xdp, "ref_empty"),
     ] {
         let object = BpfObject::parse(elf).expect("fixture parses");
-        assert_eq!((object.hook, object.program_name.as_str()), (hook, name));
+        assert_eq!((object.program_type, object.program_name.as_str()), (hook, name));
         assert_eq!(object.license.as_deref(), Some("GPL"));
         assert!(object.insn_count() > 1);
     }

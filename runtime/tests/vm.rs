@@ -4,7 +4,7 @@ mod common;
 use common::{corpus, ethernet, ipv4, ipv6, tcp, udp, words, TCP_DPORT_22, TC_COUNT, XDP_COUNT};
 use pfc_compiler::bpf::{encode, Insn, JmpOp, Reg, Size};
 use pfc_runtime::vm::{Vm, VmError, MAX_PACKET_LEN};
-use pfc_runtime::{BpfObject, Hook};
+use pfc_runtime::{BpfObject, ProgramType};
 use proptest::prelude::*;
 
 const XDP_DROP: u64 = 1;
@@ -58,7 +58,7 @@ fn per_cpu_counters_accumulate_and_reset() {
 #[test]
 fn tc_context_fields_reach_the_program() {
     let object = BpfObject::parse(TC_COUNT).expect("fixture parses");
-    assert_eq!(object.hook, Hook::Tc);
+    assert_eq!(object.program_type, ProgramType::SchedCls);
     let mut vm = Vm::new(&object).expect("vm");
     let ssh = ethernet(&[], 0x0800, &ipv4(6, 0, 0, &tcp(1234, 22)));
     let web = ethernet(&[], 0x86dd, &ipv6(6, false, &tcp(1234, 80)));

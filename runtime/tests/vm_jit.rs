@@ -11,7 +11,7 @@ use common::{corpus, FIXTURES};
 use pfc_compiler::bpf::{AluOp, Insn, JmpOp, Operand, ProgramBuilder, Reg, Size};
 use pfc_compiler::testcase::{parse_cases, Input};
 use pfc_runtime::vm::{Backend, JitUnavailable, Vm};
-use pfc_runtime::{BpfObject, Hook};
+use pfc_runtime::{BpfObject, ProgramType};
 use proptest::prelude::*;
 
 fn examples_dir() -> PathBuf {
@@ -164,7 +164,7 @@ fn object_of(insns: impl FnOnce(&mut ProgramBuilder)) -> BpfObject {
     insns(&mut builder);
     let program = builder.finish().expect("assembles");
     BpfObject {
-        hook: Hook::Xdp,
+        program_type: ProgramType::Xdp,
         program_name: "handwritten".to_string(),
         code: program.encode(),
         relocations: Vec::new(),

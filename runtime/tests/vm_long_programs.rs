@@ -3,7 +3,7 @@
 //! instruction 32,767 (pfc vendors rbpf with that one line widened; `vendor/README.md`).
 use pfc_compiler::bpf::{AluOp, Insn, JmpOp, ProgramBuilder, Reg};
 use pfc_runtime::vm::{Backend, Vm};
-use pfc_runtime::{BpfObject, Hook};
+use pfc_runtime::{BpfObject, ProgramType};
 
 /// XDP code: `r0 = 1`, a jump over 32,000 no-ops, more no-ops up to `length`, then a
 /// test of r0 whose jump starts past instruction 32,767: returns 2 when both jumps land.
@@ -27,7 +27,7 @@ fn long_program(length: usize) -> BpfObject {
     b.emit(Insn::Exit);
     let program = b.finish().expect("assembles");
     BpfObject {
-        hook: Hook::Xdp,
+        program_type: ProgramType::Xdp,
         program_name: "long".to_string(),
         code: program.encode(),
         relocations: Vec::new(),

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use clap::{Args, ValueEnum};
 use pfc_compiler::codegen::Options;
 use pfc_compiler::compile::Compiled;
+use pfc_compiler::object::Hook;
 use pfc_compiler::sources::SourceMap;
 
 use crate::escape::escape;
@@ -188,10 +189,11 @@ fn pcap_filter_rules(expression: &str, verdict: VerdictArg, hook: HookArg) -> So
         VerdictArg::Pass => ("pass", "drop"),
     };
     let hook = match hook {
-        HookArg::Xdp => "xdp",
-        HookArg::TcIngress => "tc ingress",
-        HookArg::TcEgress => "tc egress",
-    };
+        HookArg::Xdp => Hook::Xdp,
+        HookArg::TcIngress => Hook::TcIngress,
+        HookArg::TcEgress => Hook::TcEgress,
+    }
+    .keywords();
     let quoted = expression.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', " ");
     let text = format!("hook {hook}\ndefault {other}\nrule pcap_filter: {matching} if pcap \"{quoted}\"\n");
     SourceFile { name: "<--pcap-filter>".to_string(), text, problem: None }

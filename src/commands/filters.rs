@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use clap::ValueEnum;
 use pfc_runtime::attach::live::LiveSys;
 use pfc_runtime::attach::{AttachError, Filters, ModeRequest};
-use pfc_runtime::pins::{AttachPoint, Layout};
+use pfc_runtime::pins::{Hook, Layout};
 
 use crate::escape::escape;
 
@@ -28,11 +28,11 @@ pub enum HookArg {
 
 impl HookArg {
     /// The runtime's attach point.
-    pub fn point(self) -> AttachPoint {
+    pub fn point(self) -> Hook {
         match self {
-            HookArg::Xdp => AttachPoint::Xdp,
-            HookArg::TcIngress => AttachPoint::TcIngress,
-            HookArg::TcEgress => AttachPoint::TcEgress,
+            HookArg::Xdp => Hook::Xdp,
+            HookArg::TcIngress => Hook::TcIngress,
+            HookArg::TcEgress => Hook::TcEgress,
         }
     }
 }

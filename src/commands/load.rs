@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use pfc_compiler::codegen::Options;
 use pfc_runtime::attach::LoadRequest;
-use pfc_runtime::pins::{AttachPoint, Manifest};
+use pfc_runtime::pins::{Hook, Manifest};
 
 use super::filters::{self, HookArg, ModeArg};
 use crate::escape::escape;
@@ -63,19 +63,16 @@ pub fn run(args: &LoadArgs) -> ExitCode {
     let compile_time = started.elapsed();
     report.add_sources(&sources.parsed.map, &diagnostics);
     let Some(compiled) = compiled else { return report.finish() };
-    let Some(file_point) = AttachPoint::parse(compiled.program.hook.as_str()) else {
-        return filters::usage(&format!("unknown hook `{}`", compiled.program.hook.as_str()));
-    };
+    let file_point = compiled.program.hook;
     let point = args.hook.map(HookArg::point).unwrap_or(file_point);
     if point != file_point {
         return filters::usage(&format!(
-            "{} says `hook {}`, but --hook is {}: XDP and TC programs differ; change one of them",
+            "{} says `hook {}`, but --hook is {point}: XDP and TC programs differ; change one of them",
             sources.name(),
-            compiled.program.hook.as_str(),
-            point.as_str()
+            file_point.keywords(),
         ));
     }
-    if point != AttachPoint::Xdp && args.mode != ModeArg::Auto {
+    if point != Hook::Xdp && args.mode != ModeArg::Auto {
         return filters::usage("--mode native/generic applies to XDP only; TC filters attach with TCX links");
     }
     let manifest: Manifest = match serde_json::from_value(compiled.manifest.clone()) {

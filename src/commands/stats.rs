@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use pfc_runtime::attach::{Counter, Stats};
-use pfc_runtime::pins::AttachPoint;
+use pfc_runtime::pins::Hook;
 use serde_json::{json, Value};
 
 use super::filters::{self, HookArg, ReportFormat};
@@ -70,7 +70,7 @@ fn rate(now: u64, before: u64, seconds: f64) -> f64 {
     now.saturating_sub(before) as f64 / seconds
 }
 
-fn print(iface: &str, point: AttachPoint, stats: &Stats, previous: Option<(&Stats, f64)>, format: ReportFormat) {
+fn print(iface: &str, point: Hook, stats: &Stats, previous: Option<(&Stats, f64)>, format: ReportFormat) {
     let rows = rows(stats);
     let old = previous.map(|(stats, seconds)| (self::rows(stats), seconds));
     let rates = |index: usize, counter: &Counter| {
@@ -122,12 +122,12 @@ fn print(iface: &str, point: AttachPoint, stats: &Stats, previous: Option<(&Stat
 }
 
 /// The hook to read: the one asked for, or the only one the interface has.
-fn pick_hook(args: &StatsArgs) -> Result<AttachPoint, ExitCode> {
+fn pick_hook(args: &StatsArgs) -> Result<Hook, ExitCode> {
     if let Some(hook) = args.hook {
         return Ok(hook.point());
     }
     let statuses = filters::live(&args.state).status().map_err(|error| filters::fail(&error))?;
-    let points: Vec<AttachPoint> = statuses.iter().filter(|s| s.iface == args.iface).map(|s| s.point).collect();
+    let points: Vec<Hook> = statuses.iter().filter(|s| s.iface == args.iface).map(|s| s.point).collect();
     match points.as_slice() {
         [point] => Ok(*point),
         [] => Err(filters::nothing_on(&args.state, &args.iface, None, &format!("no pfc filter on `{}`", args.iface))),

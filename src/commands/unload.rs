@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use pfc_runtime::attach::AttachError;
-use pfc_runtime::pins::AttachPoint;
+use pfc_runtime::pins::Hook;
 
 use super::filters::{self, HookArg};
 
@@ -41,7 +41,7 @@ pub fn run(args: &UnloadArgs) -> ExitCode {
         (Some(iface), Some(hook)) => live.unload(iface, hook.point()).map(|()| vec![(iface.clone(), hook.point())]),
         (Some(iface), None) => {
             let mut removed = Vec::new();
-            for point in AttachPoint::ALL {
+            for point in Hook::ALL {
                 match live.unload(iface, point) {
                     Ok(()) => removed.push((iface.clone(), point)),
                     Err(AttachError::NotLoaded { .. }) => {}

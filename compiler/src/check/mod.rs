@@ -146,14 +146,13 @@ impl Checker {
 
     fn hook_statement(&mut self, words: &[Ident], span: Span) {
         let text: Vec<&str> = words.iter().map(|word| word.text.as_str()).collect();
-        let hook = match text.as_slice() {
-            ["xdp"] => Hook::Xdp,
-            ["tc", "ingress"] => Hook::TcIngress,
-            ["tc", "egress"] => Hook::TcEgress,
-            _ => {
+        let written = text.join(" ");
+        let hook = match Hook::ALL.into_iter().find(|hook| hook.keywords() == written) {
+            Some(hook) => hook,
+            None => {
                 let place = words.first().map(|word| word.span.to(words[words.len() - 1].span)).unwrap_or(span);
                 self.diagnostics.push(
-                    Diagnostic::error(UNKNOWN_HOOK, format!("unknown hook `{}`", text.join(" ")), place, "not a hook")
+                    Diagnostic::error(UNKNOWN_HOOK, format!("unknown hook `{written}`"), place, "not a hook")
                         .with_note("hooks are `xdp`, `tc ingress` and `tc egress`"),
                 );
                 return;

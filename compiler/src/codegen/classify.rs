@@ -20,7 +20,7 @@ use std::collections::{BTreeSet, HashMap};
 use super::classifier::{Classifier, Diagram, NodeIndex, TreeNode};
 use super::conditions::Body;
 use super::layout::KEY_SLOT;
-use super::{decide, return_code, RuleEmitter};
+use super::{decide, RuleEmitter};
 use crate::bpf::{AluOp, Insn, JmpOp, Label, Operand, ProgramBuilder, Reg, Size};
 use crate::fields::Field;
 use crate::ir::NodeId;
@@ -103,7 +103,7 @@ impl RuleEmitter<'_, '_> {
     pub(super) fn classifier(&mut self, b: &mut ProgramBuilder, classifier: &Classifier) {
         let grouped = classifier.diagrams.len() > 1;
         let rules = self.filter.rules.len();
-        let default_code = return_code(self.filter.hook, self.filter.default);
+        let default_code = self.filter.hook.return_code(self.filter.default);
         if grouped {
             b.comment(format!("classifier: {} diagrams, the lowest matching rule wins", classifier.diagrams.len()));
             b.emit(Insn::alu32(AluOp::Mov, Reg::R6, Operand::imm_u32(rules as u32)));
@@ -228,7 +228,7 @@ impl RuleEmitter<'_, '_> {
             let end = relays.target(b, END);
             b.emit(Insn::jump32(JmpOp::Le, Reg::R6, Operand::imm_u32(*index as u32), end));
             let next = b.new_label();
-            let code = return_code(filter.hook, rule.verdict);
+            let code = filter.hook.return_code(rule.verdict);
             let mut matched = |b: &mut ProgramBuilder| {
                 b.emit(Insn::alu32(AluOp::Mov, Reg::R6, Operand::imm_u32(*index as u32)));
                 b.emit(Insn::alu32(AluOp::Mov, Reg::R7, code));

@@ -172,16 +172,6 @@ pub fn generate_form(filter: &Filter, options: Options, form: Form) -> Result<Pr
     })
 }
 
-/// The return code of a verdict at a hook.
-pub fn return_code(hook: Hook, verdict: Verdict) -> i32 {
-    match (hook, verdict) {
-        (Hook::Xdp, Verdict::Pass) => 2,
-        (Hook::Xdp, Verdict::Drop) => 1,
-        (_, Verdict::Pass) => 0,
-        (_, Verdict::Drop) => 2,
-    }
-}
-
 /// Instructions after which a copy of the counter tail is emitted, so that every
 /// matched rule's jump to a tail stays well within the 16-bit jump offset.
 const TAIL_REACH: usize = 12_000;
@@ -299,9 +289,9 @@ fn decide(b: &mut ProgramBuilder, hook: Hook, index: usize, verdict: Verdict, op
 fn decide_fallthrough(b: &mut ProgramBuilder, hook: Hook, index: usize, verdict: Verdict, options: Options) {
     if options.counters {
         b.emit(Insn::alu32(AluOp::Mov, Reg::R6, Operand::imm_u32(index as u32)));
-        b.emit(Insn::alu32(AluOp::Mov, Reg::R7, return_code(hook, verdict)));
+        b.emit(Insn::alu32(AluOp::Mov, Reg::R7, hook.return_code(verdict)));
     } else {
-        b.emit(Insn::alu32(AluOp::Mov, Reg::R0, return_code(hook, verdict)));
+        b.emit(Insn::alu32(AluOp::Mov, Reg::R0, hook.return_code(verdict)));
         b.emit(Insn::Exit);
     }
 }

@@ -47,7 +47,7 @@ pub fn emit(b: &mut ProgramBuilder, hook: Hook, layout: &Layout, needs: &Needs, 
     if !pcaps.is_empty() {
         // The atoms keep the context in r9; the absent mask starts over after them.
         p.b.emit(Insn::mov64(R9, R1));
-        let context = super::pcap::Context { reg: R9, data: data_offset(hook) };
+        let context = super::pcap::Context { reg: R9, data: hook.context().data };
         // An atom with the same verdict on every frame emits no code: a true one's bit
         // is in its word from the start.
         let constant: Vec<Option<bool>> = pcaps.iter().map(super::pcap::constant).collect();
@@ -76,11 +76,8 @@ pub fn emit(b: &mut ProgramBuilder, hook: Hook, layout: &Layout, needs: &Needs, 
 
 impl Prologue<'_> {
     fn context(&mut self, hook: Hook) {
-        let (data, data_end, unknown) = match hook {
-            Hook::Xdp => (0, 4, 16),
-            Hook::TcIngress | Hook::TcEgress => (76, 80, 0),
-        };
-        debug_assert_eq!(data, data_offset(hook));
+        let context = hook.context();
+        let (data, data_end, unknown) = (context.data, context.data_end, context.unknown_scalar);
         self.b.comment("context: packet bounds");
         self.b.emit(Insn::load(Size::W, R7, R1, data));
         self.b.emit(Insn::load(Size::W, R8, R1, data_end));
@@ -99,12 +96,12 @@ impl Prologue<'_> {
             }
         }
         if let Some(&slot) = self.layout.words(Field::PktLen).first() {
-            match hook {
-                Hook::Xdp => {
+            match context.len {
+                None => {
                     self.b.emit(Insn::mov64(R2, R8));
                     self.b.emit(Insn::alu64(AluOp::Sub, R2, R7));
                 }
-                Hook::TcIngress | Hook::TcEgress => self.b.emit(Insn::load(Size::W, R2, R1, 0)),
+                Some(len) => self.b.emit(Insn::load(Size::W, R2, R1, len)),
             }
             self.b.emit(Insn::store(Size::W, R10, slot, R2));
         }
@@ -365,14 +362,6 @@ impl L4Labels {
 
     fn all(&self) -> [(Proto, Label); 5] {
         self.0
-    }
-}
-
-/// Offset of the packet start (`data`) in the hook's context.
-fn data_offset(hook: Hook) -> i16 {
-    match hook {
-        Hook::Xdp => 0,
-        Hook::TcIngress | Hook::TcEgress => 76,
     }
 }
 

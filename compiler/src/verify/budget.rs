@@ -26,7 +26,7 @@
 //! is the count itself: the replay stops at [`Estimate::stopped_at`].
 
 use crate::bpf::{AluOp, Insn, JmpOp, Operand, Reg, ResolvedInsn, Size};
-use crate::program::Hook;
+use crate::object::ProgramType;
 
 /// 32-bit stack words (the stack is 512 bytes).
 const WORDS: usize = 128;
@@ -62,7 +62,7 @@ impl Estimate {
 /// Replays the kernel verifier's walk over `insns` (already checked by the main pass:
 /// forward jumps inside the program) and counts processed instructions, plus a margin;
 /// stops once the count passes `limit`.
-pub fn estimate(insns: &[ResolvedInsn], hook: Hook, limit: usize) -> Estimate {
+pub fn estimate(insns: &[ResolvedInsn], hook: ProgramType, limit: usize) -> Estimate {
     let replay_limit = limit.saturating_sub(MARGIN_INSNS) / (MARGIN_EIGHTHS + 8) * 8;
     let replayed = replay(insns, hook, replay_limit);
     let with_margin = replayed.processed + replayed.processed * MARGIN_EIGHTHS / 8 + MARGIN_INSNS;
@@ -70,7 +70,7 @@ pub fn estimate(insns: &[ResolvedInsn], hook: Hook, limit: usize) -> Estimate {
 }
 
 /// The replay's count, without margin.
-fn replay(insns: &[ResolvedInsn], hook: Hook, limit: usize) -> Estimate {
+fn replay(insns: &[ResolvedInsn], hook: ProgramType, limit: usize) -> Estimate {
     let flow = Flow::new(insns);
     let mut exact_stores = vec![false; insns.len()];
     // A known zero stored to an untracked word makes the kernel mark the stored register
@@ -91,7 +91,7 @@ fn replay(insns: &[ResolvedInsn], hook: Hook, limit: usize) -> Estimate {
 
 /// How often the replay processes each instruction (the same walk as [`estimate`], for
 /// finding where a program's verification work goes).
-pub fn processed_per_insn(insns: &[ResolvedInsn], hook: Hook, limit: usize) -> Vec<u32> {
+pub fn processed_per_insn(insns: &[ResolvedInsn], hook: ProgramType, limit: usize) -> Vec<u32> {
     let flow = Flow::new(insns);
     let facts = Facts::new(insns, &flow, &vec![false; insns.len()]);
     let mut replay = Replay::new(insns, &flow, &facts, hook, limit);
@@ -390,7 +390,7 @@ struct Replay<'a> {
     insns: &'a [ResolvedInsn],
     flow: &'a Flow,
     facts: &'a Facts,
-    hook: Hook,
+    hook: ProgramType,
     limit: usize,
     saved: Vec<Vec<Saved>>,
     processed: u64,
@@ -409,7 +409,7 @@ fn mix(a: u64, b: u64) -> u64 {
 }
 
 impl<'a> Replay<'a> {
-    fn new(insns: &'a [ResolvedInsn], flow: &'a Flow, facts: &'a Facts, hook: Hook, limit: usize) -> Replay<'a> {
+    fn new(insns: &'a [ResolvedInsn], flow: &'a Flow, facts: &'a Facts, hook: ProgramType, limit: usize) -> Replay<'a> {
         Replay {
             insns,
             flow,
@@ -647,10 +647,8 @@ impl<'a> Replay<'a> {
     }
 
     fn context_field(&self, off: i64) -> Value {
-        let (data, data_end) = match self.hook {
-            Hook::Xdp => (0, 4),
-            Hook::TcIngress | Hook::TcEgress => (76, 80),
-        };
+        let context = self.hook.context();
+        let (data, data_end) = (i64::from(context.data), i64::from(context.data_end));
         if off == data {
             Value::Packet { id: 0, off: 0, range: 0, var: 0 }
         } else if off == data_end {

@@ -197,7 +197,7 @@ fn measure(
             Some(index) => compiled.program.rules[index].verdict,
             None => compiled.program.default,
         };
-        let code = pfc_compiler::codegen::return_code(hook, expected) as u32;
+        let code = hook.return_code(expected) as u32;
         if program.test_run(&packet.bytes).ok() != Some(code) {
             row.wrong += 1;
         }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use libbpf_rs::{AsRawLibbpf, ObjectBuilder};
 use pfc_compiler::bpf::{AluOp, Insn, ProgramBuilder, Reg};
-use pfc_compiler::elf::{self, ObjectSpec, ProgramSection};
+use pfc_compiler::object::{self, ObjectSpec, ProgramType};
 
 /// `BPF_LOG_STATS`: only the summary lines, not the per-instruction trace.
 const LOG_LEVEL_STATS: u32 = 4;
@@ -27,14 +27,14 @@ pub fn empty_object() -> Vec<u8> {
     b.emit(Insn::Exit);
     let code = b.finish().expect("two instructions assemble");
     let spec = ObjectSpec {
-        section: ProgramSection::Xdp,
+        program_type: ProgramType::Xdp,
         function: "pfc_empty".to_string(),
         code: code.encode(),
         relocations: Vec::new(),
         maps: Vec::new(),
         manifest: Vec::new(),
     };
-    elf::write_object(&spec).expect("the empty object is well formed")
+    object::write_object(&spec).expect("the empty object is well formed")
 }
 
 /// The clang reference objects, or why there are none.

@@ -8,7 +8,7 @@ use std::time::Duration;
 use thiserror::Error;
 
 use crate::kernel::KernelError;
-use crate::pins::{AttachMode, AttachPoint, IfaceNameError, RecordError};
+use crate::pins::{AttachMode, Hook, IfaceNameError, RecordError};
 
 /// A failed `load`, `unload`, `status` or `stats`.
 #[derive(Debug, Error)]
@@ -90,7 +90,7 @@ pub enum AttachError {
         /// The interface.
         iface: String,
         /// The attach point.
-        point: AttachPoint,
+        point: Hook,
         /// The OS error.
         #[source]
         source: io::Error,
@@ -101,7 +101,7 @@ pub enum AttachError {
         /// The interface.
         iface: String,
         /// The attach point.
-        point: AttachPoint,
+        point: Hook,
         /// The OS error.
         #[source]
         source: io::Error,
@@ -205,7 +205,7 @@ pub enum AttachError {
         /// The interface.
         iface: String,
         /// The attach point.
-        point: AttachPoint,
+        point: Hook,
         /// The lock file.
         lock: PathBuf,
         /// How long this run waited.
@@ -238,7 +238,7 @@ pub enum AttachError {
         /// The interface.
         iface: String,
         /// The attach point.
-        point: AttachPoint,
+        point: Hook,
         /// The program pfc expected to replace.
         expected: u32,
         /// The program the link runs now.
@@ -250,7 +250,7 @@ pub enum AttachError {
         /// The interface.
         iface: String,
         /// The attach point.
-        point: AttachPoint,
+        point: Hook,
     },
 }
 

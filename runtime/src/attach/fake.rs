@@ -9,14 +9,14 @@ use std::path::{Path, PathBuf};
 
 use super::{AttachError, BpfSys, Counter, LinkInfo, MapInfo, ProgInfo};
 use crate::kernel::KernelError;
-use crate::pins::{AttachMode, AttachPoint, Layout};
+use crate::pins::{AttachMode, Hook, Layout};
 
 /// A link in the fake kernel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FakeLink {
     pub prog: u32,
     pub ifindex: u32,
-    pub point: AttachPoint,
+    pub point: Hook,
     pub mode: AttachMode,
     pub detached: bool,
 }
@@ -84,7 +84,7 @@ impl FakeSys {
     }
 
     /// The links attached (not detached) to an interface at a point.
-    pub fn attached(&self, ifindex: u32, point: AttachPoint) -> Vec<FakeLink> {
+    pub fn attached(&self, ifindex: u32, point: Hook) -> Vec<FakeLink> {
         let state = self.state.borrow();
         state.links.values().filter(|l| !l.detached && l.ifindex == ifindex && l.point == point).copied().collect()
     }
@@ -149,7 +149,7 @@ impl BpfSys for &FakeSys {
 
     fn xdp_program(&self, ifindex: u32) -> io::Result<Option<u32>> {
         let foreign = self.state.borrow().foreign_xdp.get(&ifindex).copied();
-        Ok(foreign.or_else(|| self.attached(ifindex, AttachPoint::Xdp).first().map(|link| link.prog)))
+        Ok(foreign.or_else(|| self.attached(ifindex, Hook::Xdp).first().map(|link| link.prog)))
     }
 
     fn detach_xdp(&self, ifindex: u32) -> io::Result<()> {
@@ -179,19 +179,12 @@ impl BpfSys for &FakeSys {
         write_pin(counters_pin, "map", map).map_err(pin_error(counters_pin))
     }
 
-    fn attach(
-        &self,
-        prog_pin: &Path,
-        ifindex: u32,
-        point: AttachPoint,
-        mode: AttachMode,
-        link_pin: &Path,
-    ) -> io::Result<()> {
+    fn attach(&self, prog_pin: &Path, ifindex: u32, point: Hook, mode: AttachMode, link_pin: &Path) -> io::Result<()> {
         let prog = read_pin(prog_pin, "prog")?;
         if mode == AttachMode::Native && !self.state.borrow().native_ok {
             return Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP));
         }
-        if point == AttachPoint::Xdp && self.xdp_program(ifindex)?.is_some() {
+        if point == Hook::Xdp && self.xdp_program(ifindex)?.is_some() {
             return Err(io::Error::from_raw_os_error(libc::EBUSY));
         }
         let link = self.id();

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::AttachError;
-use crate::pins::AttachPoint;
+use crate::pins::Hook;
 
 /// Why pfc will not use a directory or file of its state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,7 +157,7 @@ impl WriterLock {
     pub fn acquire(
         state: &Path,
         iface: &str,
-        point: AttachPoint,
+        point: Hook,
         timeout: Duration,
         waiting: &dyn Fn(&Path),
     ) -> Result<WriterLock, AttachError> {
@@ -306,16 +306,15 @@ mod tests {
     fn a_second_writer_waits_then_gives_up_with_a_clear_message() {
         let root = temp("lock");
         let quiet = |_: &Path| {};
-        let first = WriterLock::acquire(&root, "eth0", AttachPoint::Xdp, Duration::ZERO, &quiet).expect("free");
+        let first = WriterLock::acquire(&root, "eth0", Hook::Xdp, Duration::ZERO, &quiet).expect("free");
         let told = std::cell::Cell::new(0);
         let count = |_: &Path| told.set(told.get() + 1);
-        let error =
-            WriterLock::acquire(&root, "eth0", AttachPoint::Xdp, Duration::from_millis(30), &count).expect_err("held");
+        let error = WriterLock::acquire(&root, "eth0", Hook::Xdp, Duration::from_millis(30), &count).expect_err("held");
         assert!(error.to_string().contains("another pfc load or unload is working on `eth0` at xdp"), "{error}");
         assert_eq!(told.get(), 1, "the waiter is told once");
-        WriterLock::acquire(&root, "eth0", AttachPoint::TcIngress, Duration::ZERO, &quiet).expect("other hook is free");
+        WriterLock::acquire(&root, "eth0", Hook::TcIngress, Duration::ZERO, &quiet).expect("other hook is free");
         drop(first);
-        WriterLock::acquire(&root, "eth0", AttachPoint::Xdp, Duration::ZERO, &quiet).expect("released");
+        WriterLock::acquire(&root, "eth0", Hook::Xdp, Duration::ZERO, &quiet).expect("released");
         std::fs::remove_dir_all(&root).expect("cleanup");
     }
 }

@@ -16,7 +16,7 @@ use libbpf_rs::libbpf_sys as sys;
 
 use super::{AttachError, BpfSys, Counter, LinkInfo, MapInfo, ProgInfo};
 use crate::kernel::{self, KernelProgram};
-use crate::pins::{AttachMode, AttachPoint};
+use crate::pins::{AttachMode, Hook};
 
 /// The kernel, for real.
 #[derive(Debug, Default, Clone, Copy)]
@@ -213,29 +213,22 @@ impl BpfSys for LiveSys {
             .map_err(|source| AttachError::Pin { path: prog_pin.to_path_buf(), source: io::Error::other(source) })
     }
 
-    fn attach(
-        &self,
-        prog_pin: &Path,
-        ifindex: u32,
-        point: AttachPoint,
-        mode: AttachMode,
-        link_pin: &Path,
-    ) -> io::Result<()> {
+    fn attach(&self, prog_pin: &Path, ifindex: u32, point: Hook, mode: AttachMode, link_pin: &Path) -> io::Result<()> {
         let program = open_pin(prog_pin)?;
         // SAFETY: plain old data; all zeroes is valid, `sz` is set below.
         let mut opts: sys::bpf_link_create_opts = unsafe { std::mem::zeroed() };
         opts.sz = std::mem::size_of_val(&opts) as _;
         let attach_type = match (point, mode) {
-            (AttachPoint::Xdp, AttachMode::Native) => {
+            (Hook::Xdp, AttachMode::Native) => {
                 opts.flags = sys::XDP_FLAGS_DRV_MODE;
                 sys::BPF_XDP
             }
-            (AttachPoint::Xdp, _) => {
+            (Hook::Xdp, _) => {
                 opts.flags = sys::XDP_FLAGS_SKB_MODE;
                 sys::BPF_XDP
             }
-            (AttachPoint::TcIngress, _) => sys::BPF_TCX_INGRESS,
-            (AttachPoint::TcEgress, _) => sys::BPF_TCX_EGRESS,
+            (Hook::TcIngress, _) => sys::BPF_TCX_INGRESS,
+            (Hook::TcEgress, _) => sys::BPF_TCX_EGRESS,
         };
         // SAFETY: `program` is a live program fd, `opts` a live sized options struct.
         let link = check(unsafe { sys::bpf_link_create(program.as_raw_fd(), ifindex as i32, attach_type, &opts) })?;

@@ -52,7 +52,7 @@ pub use error::AttachError;
 use guard::{pause_at, Step, WriterLock};
 pub use truth::{FilterStatus, LabelProblem, Stats};
 
-use crate::pins::{self, AttachMode, AttachPoint, FilterPaths, Layout, Manifest, Record};
+use crate::pins::{self, AttachMode, FilterPaths, Hook, Layout, Manifest, Record};
 
 /// One rule's counter: packets and bytes, summed over CPUs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -133,14 +133,7 @@ pub trait BpfSys {
     /// Loads the object and pins its program and counter map.
     fn load_and_pin(&self, object: &[u8], prog_pin: &Path, counters_pin: &Path) -> Result<(), AttachError>;
     /// Attaches the pinned program with a new link, pinned at `link_pin`.
-    fn attach(
-        &self,
-        prog_pin: &Path,
-        ifindex: u32,
-        point: AttachPoint,
-        mode: AttachMode,
-        link_pin: &Path,
-    ) -> io::Result<()>;
+    fn attach(&self, prog_pin: &Path, ifindex: u32, point: Hook, mode: AttachMode, link_pin: &Path) -> io::Result<()>;
     /// Atomically swaps the link's program, if it still runs program `old_prog_id`.
     fn update_link(&self, link_pin: &Path, new_prog_pin: &Path, old_prog_id: u32) -> io::Result<()>;
     /// The pinned link's state.
@@ -196,7 +189,7 @@ pub struct LoadRequest<'a> {
     /// The interface name.
     pub iface: &'a str,
     /// Where to attach.
-    pub point: AttachPoint,
+    pub point: Hook,
     /// The XDP mode (ignored for TC).
     pub mode: ModeRequest,
     /// Detach a foreign XDP program first.
@@ -335,7 +328,7 @@ impl<S: BpfSys> Filters<S> {
         self.sys.mount_bpffs(bpffs).map_err(|source| or_privileges(|| "mounting bpffs".to_string(), source, error))
     }
 
-    fn lock(&self, iface: &str, point: AttachPoint) -> Result<WriterLock, AttachError> {
+    fn lock(&self, iface: &str, point: Hook) -> Result<WriterLock, AttachError> {
         let waiting = |lock: &Path| {
             (self.waiting_notice)(&format!(
                 "another pfc load or unload is working on `{iface}` at {}; waiting up to {} s for it (lock {})",
@@ -384,7 +377,7 @@ impl<S: BpfSys> Filters<S> {
         ifindex: u32,
     ) -> Result<LoadOutcome, AttachError> {
         let mut notices = Vec::new();
-        if request.point == AttachPoint::Xdp {
+        if request.point == Hook::Xdp {
             let foreign =
                 self.sys.xdp_program(ifindex).map_err(|source| AttachError::List { what: "XDP programs", source })?;
             if let Some(prog_id) = foreign {
@@ -407,8 +400,8 @@ impl<S: BpfSys> Filters<S> {
         notices.extend(sets.notices());
         pause_at(Step::Loaded);
         let mode = match (request.point, request.mode) {
-            (AttachPoint::Xdp, ModeRequest::Generic) => AttachMode::Generic,
-            (AttachPoint::Xdp, _) => AttachMode::Native,
+            (Hook::Xdp, ModeRequest::Generic) => AttachMode::Generic,
+            (Hook::Xdp, _) => AttachMode::Native,
             _ => AttachMode::Tcx,
         };
         self.write_record(&paths.next_state, request, ifindex, mode, &prog, Vec::new()).map_err(discard)?;
@@ -457,9 +450,9 @@ impl<S: BpfSys> Filters<S> {
     ) -> Result<AttachMode, AttachError> {
         let attach = |mode| self.sys.attach(&paths.prog, ifindex, request.point, mode, &paths.link);
         let mode = match (request.point, request.mode) {
-            (AttachPoint::TcIngress | AttachPoint::TcEgress, _) => AttachMode::Tcx,
-            (AttachPoint::Xdp, ModeRequest::Generic) => AttachMode::Generic,
-            (AttachPoint::Xdp, ModeRequest::Native | ModeRequest::Auto) => AttachMode::Native,
+            (Hook::TcIngress | Hook::TcEgress, _) => AttachMode::Tcx,
+            (Hook::Xdp, ModeRequest::Generic) => AttachMode::Generic,
+            (Hook::Xdp, ModeRequest::Native | ModeRequest::Auto) => AttachMode::Native,
         };
         match attach(mode) {
             Ok(()) => Ok(mode),
@@ -522,13 +515,13 @@ impl<S: BpfSys> Filters<S> {
             ModeRequest::Generic => Some(AttachMode::Generic),
             ModeRequest::Auto => None,
         };
-        if let (Some(current), Some(requested), AttachPoint::Xdp) = (current_mode, requested, request.point) {
+        if let (Some(current), Some(requested), Hook::Xdp) = (current_mode, requested, request.point) {
             if current != requested {
                 return Err(AttachError::ModeChange { iface: request.iface.to_string(), current, requested });
             }
         }
         let mode = current_mode.unwrap_or(match request.point {
-            AttachPoint::Xdp => requested.unwrap_or(AttachMode::Native),
+            Hook::Xdp => requested.unwrap_or(AttachMode::Native),
             _ => AttachMode::Tcx,
         });
         let discard_staged = || {
@@ -666,7 +659,7 @@ impl<S: BpfSys> Filters<S> {
     }
 
     /// Detaches the filter and removes its pins and record. Nothing there is an error.
-    pub fn unload(&self, iface: &str, point: AttachPoint) -> Result<(), AttachError> {
+    pub fn unload(&self, iface: &str, point: Hook) -> Result<(), AttachError> {
         pins::check_iface_name(iface)?;
         self.check_privileges("unloading a filter")?;
         let paths = self.layout.filter(iface, point);
@@ -680,7 +673,7 @@ impl<S: BpfSys> Filters<S> {
     }
 
     /// Unloads every pfc filter; returns which ones.
-    pub fn unload_all(&self) -> Result<Vec<(String, AttachPoint)>, AttachError> {
+    pub fn unload_all(&self) -> Result<Vec<(String, Hook)>, AttachError> {
         self.check_privileges("unloading filters")?;
         let filters = self.filters()?;
         for (iface, point) in &filters {
@@ -693,7 +686,7 @@ impl<S: BpfSys> Filters<S> {
     }
 
     /// Every (interface, hook) with pins or records, after checking pfc's two roots.
-    fn filters(&self) -> Result<Vec<(String, AttachPoint)>, AttachError> {
+    fn filters(&self) -> Result<Vec<(String, Hook)>, AttachError> {
         let pins = guard::check_owned_dir(&self.layout.pins, &self.layout.pins)?;
         let state = guard::check_owned_dir(&self.layout.state, &self.layout.state)?;
         if !pins && !state {

@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use super::error::or_privileges;
 use super::{add_all, present, remove_if_present, rename, AttachError, BpfSys, Counter, Filters, LinkInfo, ProgInfo};
-use crate::pins::{self, AttachPoint, FilterPaths, Record};
+use crate::pins::{self, FilterPaths, Hook, Record};
 
 /// What runs at a filter's place, for a writer that holds the lock.
 #[derive(Debug, Clone)]
@@ -121,7 +121,7 @@ pub struct FilterStatus {
     /// The interface.
     pub iface: String,
     /// The attach point.
-    pub point: AttachPoint,
+    pub point: Hook,
     /// The link, when its pin exists and the kernel answers.
     pub link: Option<LinkInfo>,
     /// The program the link runs (when attached).
@@ -287,7 +287,7 @@ impl<S: BpfSys> Filters<S> {
 
     /// Per-rule counters of the program attached at `iface`/`point`, labelled from its
     /// verified record (plus the counts the record carries), or numbered.
-    pub fn stats(&self, iface: &str, point: AttachPoint) -> Result<Stats, AttachError> {
+    pub fn stats(&self, iface: &str, point: Hook) -> Result<Stats, AttachError> {
         pins::check_iface_name(iface)?;
         let paths = self.layout.filter(iface, point);
         self.check_dirs(&paths)?;

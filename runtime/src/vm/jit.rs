@@ -31,7 +31,7 @@ use thiserror::Error;
 use pfc_compiler::bpf::{decode, ByteOrder, DecodeError, EndianWidth, Insn, MapReloc, Operand, Program};
 use pfc_compiler::verify::{verify, VerifyError, MAP_VALUE_SIZE};
 
-use crate::bpf_object::{BpfObject, Hook};
+use crate::bpf_object::BpfObject;
 
 /// Which executor a [`super::Vm`] runs the program in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -194,11 +194,7 @@ pub fn check(object: &BpfObject) -> Result<(), JitUnavailable> {
         object.relocations.iter().map(|r| MapReloc { slot: r.insn_index, map: r.map_index as u32 }).collect();
     let insns = decode(&object.code, &relocations).map_err(|source| JitUnavailable::Decode { source })?;
     let program = Program { insns, ..Program::default() };
-    let hook = match object.hook {
-        Hook::Xdp => pfc_compiler::program::Hook::Xdp,
-        Hook::Tc => pfc_compiler::program::Hook::TcIngress,
-    };
-    verify(&program, hook).map_err(|source| JitUnavailable::Verify { source })?;
+    verify(&program, object.program_type).map_err(|source| JitUnavailable::Verify { source })?;
     // A ring buffer has no values: the code writes only into records it reserved, within
     // the reserved size (checked by the verifier), and the emulation's record area holds
     // the largest record it grants (`ring::MAX_RECORD`).

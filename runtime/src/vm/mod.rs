@@ -26,10 +26,12 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use thiserror::Error;
 
-use crate::bpf_object::{BpfObject, Hook, MapType};
+use crate::bpf_object::{BpfObject, MapType};
 pub use jit::{Backend, JitUnavailable};
 use low_mem::LowMemory;
 use maps::{EmulatedMap, MapStorage};
+use pfc_compiler::object::hook::{sk_buff, xdp_md};
+use pfc_compiler::object::ProgramType;
 
 /// The largest packet [`Vm::run`] accepts (the kernel's test_run limit for XDP is a page).
 pub const MAX_PACKET_LEN: usize = 64 * 1024;
@@ -38,31 +40,6 @@ pub const MAX_PACKET_LEN: usize = 64 * 1024;
 /// 0.4.1 computed jump targets in 16 bits; pfc builds it with that fixed
 /// (`vendor/rbpf`, see `vendor/README.md`), so long programs jump where they should.
 pub const MAX_INSNS: usize = 1_000_000;
-
-/// Size of `struct xdp_md`.
-const XDP_MD_LEN: usize = 24;
-/// Size of `struct __sk_buff` (linux/bpf.h, 6.x).
-const SK_BUFF_LEN: usize = 192;
-
-/// Offsets in `struct __sk_buff`, checked against /usr/include/linux/bpf.h.
-mod skb {
-    pub const LEN: usize = 0;
-    pub const PKT_TYPE: usize = 4;
-    pub const PROTOCOL: usize = 16;
-    pub const IFINDEX: usize = 40;
-    pub const DATA: usize = 76;
-    pub const DATA_END: usize = 80;
-    pub const DATA_META: usize = 140;
-    pub const WIRE_LEN: usize = 160;
-}
-
-/// Offsets in `struct xdp_md`.
-mod xdp_md {
-    pub const DATA: usize = 0;
-    pub const DATA_END: usize = 4;
-    pub const DATA_META: usize = 8;
-    pub const INGRESS_IFINDEX: usize = 12;
-}
 
 /// A map entry as (key bytes, value bytes).
 pub type MapEntry = (Vec<u8>, Vec<u8>);
@@ -260,10 +237,7 @@ impl<'obj> Vm<'obj> {
             rbpf.register_allowed_memory(ring.allowed_range());
         }
         let packet = LowMemory::new(MAX_PACKET_LEN).map_err(|source| VmError::PacketMemory { source })?;
-        let context_len = match object.hook {
-            Hook::Xdp => XDP_MD_LEN,
-            Hook::Tc => SK_BUFF_LEN,
-        };
+        let context_len = object.program_type.context().size as usize;
         Ok(Vm { object, rbpf, _code: code, maps, packet, context: vec![0; context_len], backend, fallback })
     }
 
@@ -277,9 +251,9 @@ impl<'obj> Vm<'obj> {
         self.fallback.as_ref()
     }
 
-    /// The program's hook.
-    pub fn hook(&self) -> Hook {
-        self.object.hook
+    /// The program's type.
+    pub fn program_type(&self) -> ProgramType {
+        self.object.program_type
     }
 
     /// Runs the program on one packet arriving at `now_ns` nanoseconds: what
@@ -319,27 +293,24 @@ impl<'obj> Vm<'obj> {
         let end = start + packet.len() as u32;
         let ctx = &mut self.context;
         ctx.fill(0);
-        let mut put = |offset: usize, value: u32| {
+        let mut put = |offset: i16, value: u32| {
+            let offset = offset as usize;
             ctx[offset..offset + 4].copy_from_slice(&value.to_ne_bytes());
         };
-        match self.object.hook {
-            Hook::Xdp => {
-                put(xdp_md::DATA, start);
-                put(xdp_md::DATA_END, end);
-                put(xdp_md::DATA_META, start);
-                put(xdp_md::INGRESS_IFINDEX, 1);
-            }
-            Hook::Tc => {
-                put(skb::LEN, packet.len() as u32);
-                put(skb::WIRE_LEN, packet.len() as u32);
-                put(skb::PKT_TYPE, pkt_type(packet));
+        let context = self.object.program_type.context();
+        put(context.data, start);
+        put(context.data_end, end);
+        put(context.data_meta, start);
+        match self.object.program_type {
+            ProgramType::Xdp => put(xdp_md::INGRESS_IFINDEX, 1),
+            ProgramType::SchedCls => {
+                put(sk_buff::LEN, packet.len() as u32);
+                put(sk_buff::WIRE_LEN, packet.len() as u32);
+                put(sk_buff::PKT_TYPE, pkt_type(packet));
                 // skb->protocol is the ethertype as stored (network order) in a __be16.
                 let protocol = packet.get(12..14).map_or(0, |b| u16::from_ne_bytes([b[0], b[1]]));
-                put(skb::PROTOCOL, u32::from(protocol));
-                put(skb::IFINDEX, 1);
-                put(skb::DATA, start);
-                put(skb::DATA_END, end);
-                put(skb::DATA_META, start);
+                put(sk_buff::PROTOCOL, u32::from(protocol));
+                put(sk_buff::IFINDEX, 1);
             }
         }
     }

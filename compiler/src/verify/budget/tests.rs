@@ -4,7 +4,7 @@
 
 use super::replay;
 use crate::bpf::{AluOp, Insn, JmpOp, ProgramBuilder, Reg, ResolvedInsn, Size};
-use crate::program::Hook;
+use crate::object::ProgramType;
 
 use Reg::{R0, R1, R10, R2, R3, R6, R7, R8, R9};
 
@@ -103,7 +103,7 @@ fn diamonds(n: usize, join: Join) -> Vec<ResolvedInsn> {
 }
 
 fn processed(n: usize, join: Join) -> usize {
-    let estimate = replay(&diamonds(n, join), Hook::Xdp, 10_000_000);
+    let estimate = replay(&diamonds(n, join), ProgramType::Xdp, 10_000_000);
     assert!(estimate.complete, "{join:?} with {n} diamonds did not finish");
     estimate.processed
 }
@@ -145,8 +145,8 @@ fn a_straight_program_is_processed_once() {
     }
     b.emit(Insn::Exit);
     let insns = b.finish().expect("assembles").insns;
-    assert_eq!(replay(&insns, Hook::Xdp, 1_000).processed, 100);
-    assert_eq!(super::estimate(&insns, Hook::Xdp, 1_000).processed, 100 + 100 / 8 + super::MARGIN_INSNS);
+    assert_eq!(replay(&insns, ProgramType::Xdp, 1_000).processed, 100);
+    assert_eq!(super::estimate(&insns, ProgramType::Xdp, 1_000).processed, 100 + 100 / 8 + super::MARGIN_INSNS);
 }
 
 #[test]
@@ -162,13 +162,13 @@ fn a_branch_on_known_constants_takes_one_way() {
     b.emit(Insn::mov64(R0, 0));
     b.emit(Insn::Exit);
     let insns = b.finish().expect("assembles").insns;
-    assert_eq!(replay(&insns, Hook::Xdp, 1_000).processed, 4);
+    assert_eq!(replay(&insns, ProgramType::Xdp, 1_000).processed, 4);
 }
 
 #[test]
 fn the_replay_stops_past_its_limit() {
     let insns = diamonds(24, Join::ComparedConstant);
-    let estimate = super::estimate(&insns, Hook::Xdp, 100_000);
+    let estimate = super::estimate(&insns, ProgramType::Xdp, 100_000);
     assert!(!estimate.complete && estimate.processed > 100_000, "{estimate:?}");
     assert_eq!(estimate.stopped_at(), Some(estimate.processed));
 }

@@ -1,7 +1,7 @@
 //! Structure checks of the BTF encoder: header, string table, type ids and layout.
 
 use super::*;
-use crate::elf::{MapSpec, MapType};
+use crate::object::{MapSpec, MapType};
 
 /// One decoded `struct btf_type` with its trailing words.
 #[derive(Debug)]
@@ -141,7 +141,7 @@ fn several_maps_share_scalar_types_and_get_consecutive_offsets() {
         },
         value: DataType::U8,
         max_entries: 16,
-        flags: crate::elf::BPF_F_NO_PREALLOC,
+        flags: crate::object::BPF_F_NO_PREALLOC,
     };
     let maps = [MapSpec::counters("counters", 3), hash, trie];
     let (btf, placement) = maps_btf(&maps).expect("encodes");

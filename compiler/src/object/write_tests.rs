@@ -9,7 +9,7 @@ use crate::bpf::{encode, map_relocations, Insn, Reg};
 fn spec_with_map() -> ObjectSpec {
     let insns = [Insn::LoadMapIndex { dst: Reg::R1, map: 1 }, Insn::mov64(Reg::R0, 2), Insn::Exit];
     ObjectSpec {
-        section: ProgramSection::Xdp,
+        program_type: ProgramType::Xdp,
         function: "pfc_main".to_string(),
         code: encode(&insns),
         relocations: map_relocations(&insns),
@@ -72,7 +72,7 @@ fn layout_matches_what_libbpf_expects() {
 #[test]
 fn program_without_maps_has_no_btf() {
     let spec = ObjectSpec {
-        section: ProgramSection::Tc,
+        program_type: ProgramType::SchedCls,
         function: "p".to_string(),
         code: encode(&[Insn::mov64(Reg::R0, 0), Insn::Exit]),
         relocations: vec![],

@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 
-use super::MapSpec;
+use super::maps::MapSpec;
 
 /// BTF magic number, first two bytes of the section.
 pub const BTF_MAGIC: u16 = 0xeb9f;

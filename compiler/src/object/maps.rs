@@ -1,0 +1,147 @@
+//! The maps an object defines, by layout: a [`MapSpec`] per map (type, key and value C
+//! types, size) and the constructors of pfc's own maps (counters, rate buckets, dynamic
+//! sets and their generations, log ring buffer and statistics), shared by the writer, the
+//! runtime and the tests.
+
+use super::btf::{DataType, Field};
+
+/// A `BPF_MAP_TYPE_*` number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MapType(pub u32);
+
+impl MapType {
+    /// `BPF_MAP_TYPE_HASH`.
+    pub const HASH: MapType = MapType(1);
+    /// `BPF_MAP_TYPE_ARRAY`.
+    pub const ARRAY: MapType = MapType(2);
+    /// `BPF_MAP_TYPE_PERCPU_HASH`.
+    pub const PERCPU_HASH: MapType = MapType(5);
+    /// `BPF_MAP_TYPE_PERCPU_ARRAY`.
+    pub const PERCPU_ARRAY: MapType = MapType(6);
+    /// `BPF_MAP_TYPE_LRU_HASH`.
+    pub const LRU_HASH: MapType = MapType(9);
+    /// `BPF_MAP_TYPE_LPM_TRIE` (needs `flags` = `BPF_F_NO_PREALLOC`).
+    pub const LPM_TRIE: MapType = MapType(11);
+    /// `BPF_MAP_TYPE_RINGBUF`: no key or value; `max_entries` is its size in bytes.
+    pub const RINGBUF: MapType = MapType(27);
+}
+
+/// `BPF_F_NO_PREALLOC`, required by LPM tries.
+pub const BPF_F_NO_PREALLOC: u32 = 1;
+
+/// One BTF-defined map.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MapSpec {
+    /// Map (and symbol, and BTF `VAR`) name: a C identifier. The kernel keeps
+    /// the first 15 bytes.
+    pub name: String,
+    /// The map type.
+    pub map_type: MapType,
+    /// Key type.
+    pub key: DataType,
+    /// Value type.
+    pub value: DataType,
+    /// Maximum number of entries.
+    pub max_entries: u32,
+    /// `map_flags`; 0 leaves the member out of the definition.
+    pub flags: u32,
+}
+
+impl MapSpec {
+    /// A rate limit's buckets: an LRU hash from the key bytes (`__u32[key_size / 4]`, see
+    /// [`crate::program::limit`]) to `struct pfc_bucket { __u64 tokens; __u64 last_ns; }`.
+    pub fn rate_buckets(name: &str, key_size: u32, entries: u32) -> MapSpec {
+        let field = |name: &str| Field { name: name.to_string(), ty: DataType::U64 };
+        MapSpec {
+            name: name.to_string(),
+            map_type: MapType::LRU_HASH,
+            key: DataType::Array { elem: Box::new(DataType::U32), len: key_size / 4 },
+            value: DataType::Struct { name: "pfc_bucket".to_string(), fields: vec![field("tokens"), field("last_ns")] },
+            max_entries: entries,
+            flags: 0,
+        }
+    }
+
+    /// A dynamic set's map: `struct pfc_set_key { __u32 prefixlen; __u32 tag; __u8
+    /// data[16]; }` (see [`crate::program::dynamic`]) → `__u32[4]`; an LPM trie for prefix
+    /// sets, a hash for single values, both without preallocation (entries cost memory
+    /// only when present).
+    pub fn dynamic_set(name: &str, prefixes: bool, entries: u32) -> MapSpec {
+        let field = |name: &str, ty: DataType| Field { name: name.to_string(), ty };
+        let data = DataType::Array { elem: Box::new(DataType::U8), len: 16 };
+        MapSpec {
+            name: name.to_string(),
+            map_type: if prefixes { MapType::LPM_TRIE } else { MapType::HASH },
+            key: DataType::Struct {
+                name: "pfc_set_key".to_string(),
+                fields: vec![field("prefixlen", DataType::U32), field("tag", DataType::U32), field("data", data)],
+            },
+            value: DataType::Array { elem: Box::new(DataType::U32), len: 4 },
+            max_entries: entries,
+            flags: BPF_F_NO_PREALLOC,
+        }
+    }
+
+    /// The dynamic sets' generation words: an array, `__u32` set index → `struct
+    /// pfc_set_state { __u32 generation; __u32 elements; __u64 changed_ns; }`.
+    pub fn set_generations(name: &str, sets: u32) -> MapSpec {
+        let field = |name: &str, ty: DataType| Field { name: name.to_string(), ty };
+        MapSpec {
+            name: name.to_string(),
+            map_type: MapType::ARRAY,
+            key: DataType::U32,
+            value: DataType::Struct {
+                name: "pfc_set_state".to_string(),
+                fields: vec![
+                    field("generation", DataType::U32),
+                    field("elements", DataType::U32),
+                    field("changed_ns", DataType::U64),
+                ],
+            },
+            max_entries: sets,
+            flags: 0,
+        }
+    }
+
+    /// A ring buffer of `bytes` bytes (a power of two, a multiple of the page size). Its
+    /// definition has no key or value members; `key` and `value` here are ignored.
+    pub fn ring_buffer(name: &str, bytes: u32) -> MapSpec {
+        MapSpec {
+            name: name.to_string(),
+            map_type: MapType::RINGBUF,
+            key: DataType::U32,
+            value: DataType::U32,
+            max_entries: bytes,
+            flags: 0,
+        }
+    }
+
+    /// The per-CPU log statistics: `__u32` rule index → `struct pfc_log_stats { __u64
+    /// sent; __u64 dropped; }`.
+    pub fn log_stats(name: &str, rules: u32) -> MapSpec {
+        let field = |name: &str| Field { name: name.to_string(), ty: DataType::U64 };
+        MapSpec {
+            name: name.to_string(),
+            map_type: MapType::PERCPU_ARRAY,
+            key: DataType::U32,
+            value: DataType::Struct {
+                name: "pfc_log_stats".to_string(),
+                fields: vec![field("sent"), field("dropped")],
+            },
+            max_entries: rules.max(1),
+            flags: 0,
+        }
+    }
+
+    /// The per-CPU counter array: `__u32` rule index → `struct pfc_counter`.
+    pub fn counters(name: &str, rules: u32) -> MapSpec {
+        MapSpec {
+            name: name.to_string(),
+            map_type: MapType::PERCPU_ARRAY,
+            key: DataType::U32,
+            value: DataType::pfc_counter(),
+            max_entries: rules,
+            flags: 0,
+        }
+    }
+}
