@@ -53,6 +53,7 @@ Examples:
 pub const LOAD: &str = "\
 Examples:
   pfc load rules.pf --iface eth0       Compile and attach at the rule file's hook, replacing pfc's filter there
+  pfc load rules.o --iface eth0        Load an object from `pfc compile` by its manifest (same replace, pins, stats)
   pfc load rules.pf --iface eth0 --mode generic    XDP in generic (skb) mode, for drivers without native XDP
   pfc load rules.pf --iface eth0 --force           First detach a non-pfc XDP program in the way (not atomic)";
 

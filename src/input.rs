@@ -20,6 +20,8 @@ pub const MAX_RULE_FILE: u64 = 16 << 20;
 pub const MAX_SET_FILE: u64 = 64 << 20;
 /// The largest case file pfc reads.
 pub const MAX_CASE_FILE: u64 = 64 << 20;
+/// The largest object `pfc load` reads.
+pub const MAX_OBJECT: u64 = 64 << 20;
 /// The largest capture pfc reads (it is held in memory while its frames run).
 pub const MAX_CAPTURE: u64 = 1 << 30;
 

@@ -145,7 +145,12 @@ fn dash_is_standard_input_for_rules_cases_and_captures() {
     let (code, _, stderr) = pfc_stdin(&dir, &["compile", "web.pf", "-o", "from-file.o"], b"");
     assert_eq!(code, 0, "{stderr}");
     let read = |name: &str| std::fs::read(dir.join(name)).expect("object written");
-    assert_eq!(read("from-stdin.o"), read("from-file.o"), "the same rules give the same object");
+    // The same rules give the same program and manifest; only the program's name differs
+    // (named after web.pf; rules from standard input are `pfc_filter`).
+    let manifest = |name: &str| pfc_compiler::object::read_manifest(&read(name)).expect("a pfc object");
+    assert_eq!(manifest("from-stdin.o"), manifest("from-file.o"), "the same rules give the same manifest");
+    let code = |name: &str| pfc_runtime::BpfObject::parse(&read(name)).expect("parses").code;
+    assert_eq!(code("from-stdin.o"), code("from-file.o"), "the same rules give the same program");
     let (code, stdout, stderr) = pfc_stdin(&dir, &["test", "-", "--cases", "web.test.toml", "--format", "json"], RULES.as_bytes());
     assert_eq!(code, 1, "one case fails: {stderr}");
     let report: Value = serde_json::from_slice(&stdout).expect("one JSON document");
@@ -320,4 +325,21 @@ fn make_install_installs_man_pages_completions_and_the_unit() {
     let exec: Vec<&str> = unit.lines().filter(|line| line.starts_with("Exec")).collect();
     assert_eq!(exec.len(), 3, "{unit}");
     assert!(exec.iter().all(|line| line.contains("=/opt/pfc/bin/pfc ")), "{exec:?}");
+}
+
+/// The manifest's source hash is what `sha256sum` prints for the rule file, and the
+/// object's program is named after it (docs/operations.md, "Objects").
+#[test]
+fn the_manifest_hash_is_sha256sum_of_the_rule_file() {
+    let dir = setup("manifest_hash");
+    let run = pfc_in(&dir, &["compile", "web.pf", "-o", "web.o"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let object = std::fs::read(dir.join("web.o")).expect("object written");
+    let manifest = pfc_compiler::object::read_manifest(&object).expect("a pfc object");
+    let sha256sum = Command::new("sha256sum").arg("web.pf").current_dir(&dir).output().expect("sha256sum runs");
+    let printed = String::from_utf8_lossy(&sha256sum.stdout);
+    let digest = printed.split_whitespace().next().expect("a digest");
+    assert_eq!(manifest.source_hash, format!("sha256:{digest}"));
+    let parsed = pfc_runtime::BpfObject::parse(&object).expect("the object parses");
+    assert_eq!(parsed.program_name, "web", "the program is named after web.pf");
 }

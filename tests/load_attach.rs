@@ -374,5 +374,7 @@ mod escaping;
 #[path = "load_attach/systemd.rs"]
 mod systemd;
 
+#[path = "load_attach/objects.rs"]
+mod objects;
 #[path = "load_attach/sets.rs"]
 mod sets;

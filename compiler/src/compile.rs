@@ -5,7 +5,10 @@ use crate::bpf::Program as BpfProgram;
 use crate::codegen::{self, Form, Options};
 use crate::diagnostic::{Code, Diagnostic, Span};
 use crate::ir::{self, Filter};
-use crate::object::{self, MapSpec, ObjectSpec};
+use crate::object::{
+    self, program_name, CountersManifest, LimitManifest, LogRuleManifest, LogsManifest, Manifest, MapSpec, ObjectSpec,
+    SetManifest, SetsManifest,
+};
 use crate::program::{dynamic, Program};
 use crate::sources;
 use crate::verify;
@@ -15,8 +18,9 @@ pub const KERNEL_LIMIT: Code = Code("E0020");
 /// E0900: an internal error — a pfc bug (here: code its own checks refuse).
 pub use crate::diagnostic::INTERNAL_ERROR;
 
-/// The program's function name in the object (the kernel keeps 15 bytes).
-pub const FUNCTION_NAME: &str = "pfc_filter";
+/// The program's function name in objects compiled from no named file (`<stdin>`,
+/// `--pcap-filter`); others are named after their rule file ([`object::program_name`]).
+pub const FUNCTION_NAME: &str = object::read::DEFAULT_PROGRAM_NAME;
 /// The per-rule counter map's name.
 pub const COUNTER_MAP_NAME: &str = "pfc_counters";
 
@@ -30,7 +34,7 @@ pub struct Compiled {
     /// The generated instructions.
     pub code: BpfProgram,
     /// The manifest stored in the object.
-    pub manifest: serde_json::Value,
+    pub manifest: Manifest,
     /// The ELF object bytes.
     pub object: Vec<u8>,
 }
@@ -55,7 +59,6 @@ pub fn compile_parsed(
     options: Options,
     form: Option<Form>,
 ) -> (Option<Compiled>, Vec<Diagnostic>) {
-    let source = parsed.map.concatenated();
     let (program, mut diagnostics) = crate::frontend::check_parsed(parsed);
     let Some(program) = program else { return (None, diagnostics) };
     let filter = ir::build(&program);
@@ -85,14 +88,14 @@ pub fn compile_parsed(
             return (None, diagnostics);
         }
     };
-    let manifest = manifest(&program, &source, options);
+    let manifest = manifest(&program, &parsed.map.concatenated(), options);
     let spec = ObjectSpec {
         program_type: program.hook.program_type(),
-        function: FUNCTION_NAME.to_string(),
+        function: parsed.map.files().first().map_or_else(|| FUNCTION_NAME.to_string(), |file| program_name(&file.name)),
         code: code.encode(),
         relocations: code.map_relocations(),
         maps: maps(&program, options),
-        manifest: manifest.to_string().into_bytes(),
+        manifest: manifest.to_bytes(),
     };
     match object::write_object(&spec) {
         Ok(object) => (Some(Compiled { program, filter, code, manifest, object }), diagnostics),
@@ -196,28 +199,24 @@ fn maps(program: &Program, options: Options) -> Vec<MapSpec> {
 /// Each dynamic set's entry in the manifest: name, element type, kind, size and map, so
 /// `pfc set` finds the map and a replace can tell which contents carry over (same name,
 /// type and kind).
-fn dynamic_sets_manifest(program: &Program) -> serde_json::Value {
-    let sets: Vec<serde_json::Value> = program
-        .dynamic_sets
-        .iter()
-        .enumerate()
-        .map(|(index, set)| {
-            serde_json::json!({
-                "name": set.name,
-                "type": set.element_type,
-                "kind": set.kind,
-                "size": set.max_elements,
-                "map": dynamic::map_name(index),
-                "index": index,
-            })
+fn dynamic_sets_manifest(program: &Program) -> Option<SetsManifest> {
+    let sets = program.dynamic_sets.iter().enumerate();
+    let sets: Vec<SetManifest> = sets
+        .map(|(index, set)| SetManifest {
+            name: set.name.clone(),
+            element_type: set.element_type.clone(),
+            kind: set.kind.as_str().to_string(),
+            size: set.max_elements,
+            map: dynamic::map_name(index),
+            index: index as u32,
         })
         .collect();
-    serde_json::json!({ "generation_map": dynamic::GENERATION_MAP_NAME, "sets": sets })
+    (!sets.is_empty()).then(|| SetsManifest { generation_map: dynamic::GENERATION_MAP_NAME.to_string(), sets })
 }
 
 /// Each limit's entry in the manifest: its rule, map, key and bucket parameters, so a
 /// replace can tell which buckets carry over (same rule name, same key).
-fn limits_manifest(program: &Program) -> serde_json::Value {
+fn limits_manifest(program: &Program) -> Vec<LimitManifest> {
     let rule_of = |index: usize| {
         program.rules.iter().find(|rule| match &rule.condition {
             crate::program::Cond::Limit(id) => id.0 as usize == index,
@@ -227,70 +226,73 @@ fn limits_manifest(program: &Program) -> serde_json::Value {
             _ => false,
         })
     };
-    let limits: Vec<serde_json::Value> = program
-        .limits
-        .iter()
-        .enumerate()
-        .map(|(index, limit)| {
-            let key: Vec<&str> = limit.key.iter().map(|field| field.name()).collect();
-            let log_of = program.rules.iter().find(|rule| rule.log.is_some_and(|log| log.limit.0 as usize == index));
-            serde_json::json!({
-                "rule": rule_of(index).map(|rule| rule.name.as_str()),
-                "log": log_of.map(|rule| rule.name.as_str()),
-                "map": limit_map_name(index),
-                "key": key,
-                "key_size": limit.key_size(),
-                "op": limit.op,
-                "unit": limit.unit,
-                "rate": limit.rate,
-                "period_ns": limit.period_ns,
-                "burst": limit.burst,
-                "buckets": limit.buckets,
-            })
+    let limits = program.limits.iter().enumerate();
+    limits
+        .map(|(index, limit)| LimitManifest {
+            rule: rule_of(index).map(|rule| rule.name.clone()),
+            log: program
+                .rules
+                .iter()
+                .find(|rule| rule.log.is_some_and(|log| log.limit.0 as usize == index))
+                .map(|rule| rule.name.clone()),
+            map: limit_map_name(index),
+            key: limit.key.iter().map(|field| field.name().to_string()).collect(),
+            key_size: Some(limit.key_size()),
+            op: Some(limit.op.as_str().to_string()),
+            unit: Some(limit.unit.as_str().to_string()),
+            rate: Some(limit.rate),
+            period_ns: Some(limit.period_ns),
+            burst: Some(limit.burst),
+            buckets: Some(limit.buckets),
         })
-        .collect();
-    serde_json::Value::Array(limits)
+        .collect()
 }
 
 /// The manifest: what a loaded object is, without its source.
-fn manifest(program: &Program, source: &[u8], options: Options) -> serde_json::Value {
-    let rules: Vec<&str> = program.rules.iter().map(|rule| rule.name.as_str()).collect();
-    let verdicts: Vec<&str> = program.rules.iter().map(|rule| rule.verdict.as_str()).collect();
-    let mut manifest = serde_json::json!({
-        "pfc_version": env!("CARGO_PKG_VERSION"),
-        "hook": program.hook.as_str(),
-        "default": program.default.as_str(),
-        "rules": rules,
-        "verdicts": verdicts,
-        "counters": if options.counters { serde_json::json!({
-            "map": COUNTER_MAP_NAME,
-            "layout": "index i < rules.len(): rule i; index rules.len(): the default verdict",
-        }) } else { serde_json::Value::Null },
-        "source_hash": format!("fnv1a64:{:016x}", fnv1a64(source)),
-    });
-    if !program.limits.is_empty() {
-        manifest["limits"] = limits_manifest(program);
+fn manifest(program: &Program, source: &[u8], options: Options) -> Manifest {
+    Manifest {
+        pfc_version: env!("CARGO_PKG_VERSION").to_string(),
+        hook: program.hook,
+        default: program.default,
+        rules: program.rules.iter().map(|rule| rule.name.clone()).collect(),
+        verdicts: program.rules.iter().map(|rule| rule.verdict).collect(),
+        counters: options.counters.then(|| CountersManifest::per_rule(COUNTER_MAP_NAME)),
+        source_hash: source_hash(source),
+        limits: limits_manifest(program),
+        dynamic_sets: dynamic_sets_manifest(program),
+        logs: logs_manifest(program),
     }
-    if !program.dynamic_sets.is_empty() {
-        manifest["dynamic_sets"] = dynamic_sets_manifest(program);
-    }
-    let logs: Vec<serde_json::Value> = program
-        .rules
-        .iter()
-        .enumerate()
+}
+
+/// The rules that log, and the maps their events and statistics go to.
+fn logs_manifest(program: &Program) -> Option<LogsManifest> {
+    let rules = program.rules.iter().enumerate();
+    let rules: Vec<LogRuleManifest> = rules
         .filter_map(|(index, rule)| {
             let log = rule.log?;
-            Some(serde_json::json!({ "rule": rule.name, "index": index, "bytes": log.bytes, "record_size": log.record_size() }))
+            Some(LogRuleManifest {
+                rule: rule.name.clone(),
+                index: index as u32,
+                bytes: log.bytes,
+                record_size: log.record_size(),
+            })
         })
         .collect();
-    if !logs.is_empty() {
-        manifest["logs"] = serde_json::json!({
-            "ring": LOG_RING_MAP_NAME,
-            "stats": LOG_STATS_MAP_NAME,
-            "rules": logs,
-        });
-    }
-    manifest
+    (!rules.is_empty()).then(|| LogsManifest {
+        ring: LOG_RING_MAP_NAME.to_string(),
+        stats: LOG_STATS_MAP_NAME.to_string(),
+        rules,
+    })
+}
+
+/// `sha256:` and the SHA-256 of the source in hex: of a rule file without includes what
+/// `sha256sum FILE` prints; with includes, of every file's bytes in the order they were
+/// read (`cat FILE INCLUDED… | sha256sum`).
+pub fn source_hash(source: &[u8]) -> String {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(source);
+    let hex: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
+    format!("sha256:{hex}")
 }
 
 /// FNV-1a, 64-bit: enough to tell whether two objects came from the same source text.

@@ -155,6 +155,16 @@ pub enum DynamicKind {
     Values,
 }
 
+impl DynamicKind {
+    /// The name the manifest uses: `prefixes`, `values`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DynamicKind::Prefixes => "prefixes",
+            DynamicKind::Values => "values",
+        }
+    }
+}
+
 /// One element of a dynamic set: a prefix (`low..=high` aligned) or a single value, of
 /// one value kind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

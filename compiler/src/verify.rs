@@ -92,14 +92,10 @@ const HELPER_MAP_LOOKUP: u32 = 1;
 const HELPER_MAP_UPDATE: u32 = 2;
 /// `bpf_ktime_get_ns`.
 const HELPER_KTIME_GET_NS: u32 = 5;
-/// `bpf_skb_load_bytes`.
-const HELPER_SKB_LOAD_BYTES: u32 = 26;
 /// `bpf_ringbuf_reserve`.
 const HELPER_RINGBUF_RESERVE: u32 = 131;
 /// `bpf_ringbuf_submit`.
 const HELPER_RINGBUF_SUBMIT: u32 = 132;
-/// `bpf_xdp_load_bytes`.
-const HELPER_XDP_LOAD_BYTES: u32 = 189;
 /// The eBPF stack size.
 const STACK_SIZE: i64 = 512;
 
@@ -349,10 +345,7 @@ impl<'a> Verifier<'a> {
     fn call(&self, state: &mut State, helper: u32) -> Option<Value> {
         let on_stack = |value: Value| matches!(value, Value::Stack(offset) if (-STACK_SIZE..=-4).contains(&offset));
         let map_and_key = state.regs[1] == Value::MapPointer && on_stack(state.regs[2]);
-        let load_bytes = match self.hook {
-            Hook::Xdp => HELPER_XDP_LOAD_BYTES,
-            Hook::TcIngress | Hook::TcEgress => HELPER_SKB_LOAD_BYTES,
-        };
+        let load_bytes = self.hook.load_bytes_helper();
         match helper {
             HELPER_MAP_LOOKUP if map_and_key => Some(Value::LookupResult),
             HELPER_MAP_UPDATE if map_and_key && on_stack(state.regs[3]) && state.regs[4] == Value::Scalar => {

@@ -84,7 +84,8 @@ fn a_dynamic_set_compiles_into_a_map_per_set_and_a_generation_array() {
     let compiled = compiled.unwrap_or_else(|| panic!("{diagnostics:?}"));
     let asm = compiled.code.disassemble();
     assert!(asm.contains("in dynamic set `banned`") && asm.contains("in dynamic set `ports`"), "{asm}");
-    let sets = &compiled.manifest["dynamic_sets"];
+    let manifest = serde_json::to_value(&compiled.manifest).expect("a manifest serializes");
+    let sets = &manifest["dynamic_sets"];
     assert_eq!(sets["generation_map"], "pfc_set_gen");
     let described: Vec<String> = sets["sets"]
         .as_array()

@@ -218,75 +218,8 @@ fn read_dir_names(dir: &Path) -> io::Result<Vec<String>> {
     }
 }
 
-/// The part of the compiler's `.pfc.manifest` the runtime needs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Manifest {
-    /// The compiler version that wrote the object.
-    pub pfc_version: String,
-    /// The rule file's hook (`xdp`, `tc ingress`, `tc egress`).
-    pub hook: String,
-    /// The default verdict.
-    pub default: String,
-    /// Rule names in counter order; the default's counter follows them.
-    pub rules: Vec<String>,
-    /// Each rule's verdict (`pass`, `drop`), in the same order; empty in manifests
-    /// written before pfc recorded them.
-    #[serde(default)]
-    pub verdicts: Vec<String>,
-    /// A hash of the rule text.
-    pub source_hash: String,
-    /// The rate limits: which rule each belongs to, its map and its key fields (absent
-    /// in objects without limits and in records of older pfc versions).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub limits: Vec<LimitManifest>,
-    /// The dynamic sets and their maps (absent without dynamic sets).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub dynamic_sets: Option<SetsManifest>,
-}
-
-/// The dynamic sets of an object: their generation array and each set's map.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SetsManifest {
-    /// The generation array's map name.
-    pub generation_map: String,
-    /// Each dynamic set, in index order.
-    pub sets: Vec<SetManifest>,
-}
-
-/// One dynamic set as the manifest describes it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SetManifest {
-    /// The set's name in the rule file.
-    pub name: String,
-    /// Its element type as written (`ip`, `port`, ...).
-    #[serde(rename = "type")]
-    pub element_type: String,
-    /// `prefixes` (an LPM trie) or `values` (a hash).
-    pub kind: String,
-    /// The most elements it holds.
-    pub size: u32,
-    /// Its map's name.
-    pub map: String,
-    /// Its index: its entry in the generation array.
-    pub index: u32,
-}
-
-/// One rate limit as the manifest describes it (the rest of its entry is ignored here).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LimitManifest {
-    /// The rule whose condition ends in the limit.
-    pub rule: Option<String>,
-    /// The name of its bucket map.
-    pub map: String,
-    /// The concrete key fields, in key order.
-    pub key: Vec<String>,
-    /// `packets` or `bytes`.
-    #[serde(default)]
-    pub unit: Option<String>,
-    /// The period in nanoseconds (tokens are scaled by it).
-    #[serde(default)]
-    pub period_ns: Option<u64>,
-}
+/// The compiler's `.pfc.manifest`, kept in the record: the object contract's one type.
+pub use pfc_compiler::object::{LimitManifest, Manifest, SetManifest, SetsManifest};
 
 /// What `pfc load` records about an attached filter (the state file).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -418,15 +351,5 @@ mod tests {
             "a\x1b[2Jb",
             Some("interface name \"a\\u{1b}[2Jb\" contains the character '\\u{1b}', which no interface name has"),
         );
-    }
-
-    /// Records written before manifests held per-rule verdicts still read (no verdicts).
-    #[test]
-    fn manifests_without_verdicts_read_with_none() {
-        let old = r#"{"pfc_version":"0.1.0","hook":"xdp","default":"pass","rules":["a"],"source_hash":"x"}"#;
-        let manifest: Manifest = serde_json::from_str(old).expect("an old manifest reads");
-        assert!(manifest.verdicts.is_empty());
-        let new = r#"{"pfc_version":"0.1.0","hook":"xdp","default":"pass","rules":["a"],"verdicts":["drop"],"source_hash":"x"}"#;
-        assert_eq!(serde_json::from_str::<Manifest>(new).expect("reads").verdicts, ["drop"]);
     }
 }

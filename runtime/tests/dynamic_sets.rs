@@ -159,7 +159,7 @@ fn rounds(compiled: &pfc_compiler::compile::Compiled, object: &BpfObject, maps: 
         for packet in &packets {
             let want = evaluate(&program, packet);
             let code = maps.verdict(packet);
-            let expected = pfc_compiler::codegen::return_code(program.hook, want.verdict) as u64;
+            let expected = program.hook.return_code(want.verdict) as u64;
             assert_eq!(code, expected, "{who}, round {round}: {packet:02x?}, interpreter {want:?}");
             if want.rule.is_some_and(|rule| rule >= 1) {
                 decided_by_sets += 1;

@@ -1,24 +1,27 @@
-//! `pfc load RULES --iface IF [--hook …] [--mode …] [--force]`: compile, load into the
-//! kernel, attach and pin; an existing pfc filter at the same place is replaced
-//! atomically. Prints what it did and how long compile, kernel load and attach took.
+//! `pfc load RULES|OBJ.o --iface IF [--hook …] [--mode …] [--force]`: compile (or read a
+//! pfc object, recognised by the ELF magic, and its manifest), load into the kernel,
+//! attach and pin; an existing pfc filter at the same place is replaced atomically.
+//! Prints what it did and how long compile (or reading), kernel load and attach took.
 
-use std::path::PathBuf;
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use pfc_compiler::codegen::Options;
+use pfc_compiler::object::{self, Manifest};
 use pfc_runtime::attach::LoadRequest;
-use pfc_runtime::pins::{Hook, Manifest};
+use pfc_runtime::pins::Hook;
 
 use super::filters::{self, HookArg, ModeArg};
 use crate::escape::escape;
 use crate::report::Report;
-use crate::{source, Format};
+use crate::{input, source, Format};
 
 /// Arguments of `pfc load`.
 #[derive(clap::Args)]
 pub struct LoadArgs {
-    /// The rule file (`.pf`).
+    /// The rule file (`.pf`), or an object written by `pfc compile` (`.o`).
     file: PathBuf,
     /// The interface to attach to.
     #[arg(long)]
@@ -40,57 +43,53 @@ pub struct LoadArgs {
     state: filters::StateArgs,
 }
 
+/// What is loaded: compiled from a rule file or read from a pfc object.
+struct Loadable {
+    /// How messages name the input.
+    name: String,
+    /// The ELF object.
+    object: Vec<u8>,
+    /// Its manifest.
+    manifest: Manifest,
+    /// `compile` or `read object`, and how long it took.
+    prepared: (&'static str, Duration),
+    /// Each dynamic set's initial contents (map keys), by set index.
+    set_contents: Vec<Vec<Vec<u8>>>,
+    /// The compiler's warnings, summed up when the load is done.
+    report: Option<Report>,
+}
+
 /// Runs `pfc load`.
 pub fn run(args: &LoadArgs) -> ExitCode {
     if let Err(code) = filters::check_iface(&args.iface) {
         return code;
     }
-    let mut report = Report::new(Format::Human);
-    let sources = match source::read_with_includes(&args.file) {
-        Ok(sources) => sources,
-        Err(message) => {
-            report.io_error(&message);
-            return report.finish();
-        }
+    let loadable = if starts_like_elf(&args.file) { read_object(&args.file) } else { compile(&args.file) };
+    let loadable = match loadable {
+        Ok(loadable) => loadable,
+        Err(code) => return code,
     };
-    if !sources.readable {
-        report.add_sources(&sources.parsed.map, &sources.parsed.diagnostics);
-        return report.finish();
-    }
-    let started = Instant::now();
-    let (compiled, diagnostics) =
-        pfc_compiler::compile::compile_parsed(&sources.parsed, Options { counters: true }, None);
-    let compile_time = started.elapsed();
-    report.add_sources(&sources.parsed.map, &diagnostics);
-    let Some(compiled) = compiled else { return report.finish() };
-    let file_point = compiled.program.hook;
+    let file_point = loadable.manifest.hook;
     let point = args.hook.map(HookArg::point).unwrap_or(file_point);
     if point != file_point {
         return filters::usage(&format!(
             "{} says `hook {}`, but --hook is {point}: XDP and TC programs differ; change one of them",
-            sources.name(),
+            escape(&loadable.name),
             file_point.keywords(),
         ));
     }
     if point != Hook::Xdp && args.mode != ModeArg::Auto {
         return filters::usage("--mode native/generic applies to XDP only; TC filters attach with TCX links");
     }
-    let manifest: Manifest = match serde_json::from_value(compiled.manifest.clone()) {
-        Ok(manifest) => manifest,
-        Err(error) => return filters::usage(&format!("internal error: the compiler's manifest: {error}")),
-    };
     let request = LoadRequest {
         iface: &args.iface,
         point,
         mode: args.mode.request(),
         force: args.force,
-        object: &compiled.object,
-        manifest,
+        object: &loadable.object,
+        manifest: loadable.manifest.clone(),
         source: std::fs::canonicalize(&args.file).unwrap_or_else(|_| args.file.clone()).display().to_string(),
-        set_contents: pfc_compiler::program::dynamic::initial_entries(&compiled.program.dynamic_sets)
-            .into_iter()
-            .map(|(_, keys)| keys.iter().map(|key| key.to_vec()).collect())
-            .collect(),
+        set_contents: loadable.set_contents,
     };
     let outcome = match filters::live(&args.state)
         .with_lock_timeout(filters::seconds(args.lock_timeout))
@@ -103,16 +102,17 @@ pub fn run(args: &LoadArgs) -> ExitCode {
     for notice in &outcome.notices {
         eprintln!("notice: {}", escape(notice));
     }
+    let (step, took) = loadable.prepared;
     println!(
-        "{} {} on {} {} ({}): program {}, {} rules; compile {:.1} ms, kernel load {:.1} ms, {} {:.1} ms",
+        "{} {} on {} {} ({}): program {}, {} rules; {step} {:.1} ms, kernel load {:.1} ms, {} {:.1} ms",
         if outcome.replaced { "replaced filter with" } else { "loaded" },
-        escape(sources.name()),
+        escape(&loadable.name),
         args.iface,
         point.as_str(),
         outcome.mode.as_str(),
         outcome.prog_id,
-        compiled.program.rules.len(),
-        compile_time.as_secs_f64() * 1e3,
+        loadable.manifest.rules.len(),
+        took.as_secs_f64() * 1e3,
         outcome.kernel_load.as_secs_f64() * 1e3,
         if outcome.replaced { "swap" } else { "attach" },
         outcome.attach.as_secs_f64() * 1e3,
@@ -121,7 +121,89 @@ pub fn run(args: &LoadArgs) -> ExitCode {
         println!("counter copy before the swap {:.1} ms", outcome.counter_copy.as_secs_f64() * 1e3);
         println!("counters kept: {}; reset: {}", list(&outcome.counters_kept), list(&outcome.counters_reset));
     }
-    report.finish()
+    loadable.report.map_or(ExitCode::SUCCESS, Report::finish)
+}
+
+/// Whether the file starts with the ELF magic (standard input is always a rule file:
+/// it cannot be read twice).
+fn starts_like_elf(path: &Path) -> bool {
+    let mut magic = [0u8; 4];
+    !input::is_stdio(path)
+        && std::fs::File::open(path).and_then(|mut file| file.read_exact(&mut magic)).is_ok()
+        && object::is_elf(&magic)
+}
+
+/// Compiles the rule file (diagnostics rendered on failure).
+fn compile(path: &Path) -> Result<Loadable, ExitCode> {
+    let mut report = Report::new(Format::Human);
+    let sources = match source::read_with_includes(path) {
+        Ok(sources) => sources,
+        Err(message) => {
+            report.io_error(&message);
+            return Err(report.finish());
+        }
+    };
+    if !sources.readable {
+        report.add_sources(&sources.parsed.map, &sources.parsed.diagnostics);
+        return Err(report.finish());
+    }
+    let started = Instant::now();
+    let (compiled, diagnostics) =
+        pfc_compiler::compile::compile_parsed(&sources.parsed, Options { counters: true }, None);
+    let took = started.elapsed();
+    report.add_sources(&sources.parsed.map, &diagnostics);
+    let Some(compiled) = compiled else { return Err(report.finish()) };
+    let set_contents = pfc_compiler::program::dynamic::initial_entries(&compiled.program.dynamic_sets)
+        .into_iter()
+        .map(|(_, keys)| keys.iter().map(|key| key.to_vec()).collect())
+        .collect();
+    Ok(Loadable {
+        set_contents,
+        name: sources.name().to_string(),
+        object: compiled.object,
+        manifest: compiled.manifest,
+        prepared: ("compile", took),
+        report: Some(report),
+    })
+}
+
+/// Reads a pfc object and its manifest; anything else is refused (exit 1) with what it is.
+fn read_object(path: &Path) -> Result<Loadable, ExitCode> {
+    let name = input::display_name(path);
+    let refuse = |message: String| {
+        eprintln!("error: {}", escape(&message));
+        ExitCode::from(1)
+    };
+    let started = Instant::now();
+    let bytes = input::read_limited(path, "pfc object", input::MAX_OBJECT).map_err(refuse)?;
+    let manifest = object::read_manifest(&bytes)
+        .map_err(|error| refuse(format!("{name}: not a pfc object: {}", error_chain(&error))))?;
+    if manifest.counters.is_none() {
+        return Err(refuse(format!(
+            "{name}: compiled with --no-counters; pfc load needs the per-rule counters (compile it again without)"
+        )));
+    }
+    // The object holds no elements: its dynamic sets start empty (`pfc set` fills them).
+    let sets = manifest.dynamic_sets.as_ref().map_or(0, |sets| sets.sets.len());
+    Ok(Loadable {
+        name,
+        object: bytes,
+        manifest,
+        prepared: ("read object", started.elapsed()),
+        set_contents: vec![Vec::new(); sets],
+        report: None,
+    })
+}
+
+/// An error and its sources, joined with `: `.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    text
 }
 
 /// Names, or their count when there are too many to read.

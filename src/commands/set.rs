@@ -13,7 +13,7 @@ use pfc_compiler::program::{DynamicKind, DynamicSet};
 use pfc_compiler::ElementSource;
 use pfc_runtime::attach::sets::{SetChange, SetOutcome};
 use pfc_runtime::attach::AttachError;
-use pfc_runtime::pins::{AttachPoint, SetManifest};
+use pfc_runtime::pins::{Hook, SetManifest};
 use serde_json::json;
 
 use super::filters::{self, HookArg, ReportFormat};
@@ -83,9 +83,9 @@ pub fn run(args: &SetArgs) -> ExitCode {
     let live = filters::live(&args.state)
         .with_lock_timeout(filters::seconds(args.lock_timeout))
         .with_waiting_notice(filters::notice);
-    let points: Vec<AttachPoint> = match args.hook {
+    let points: Vec<Hook> = match args.hook {
         Some(hook) => vec![hook.point()],
-        None => AttachPoint::ALL.to_vec(),
+        None => Hook::ALL.to_vec(),
     };
     // First read the set's description (a list), then check the elements against it.
     let mut found = None;
@@ -186,7 +186,7 @@ fn keys(args: &SetArgs, set: &SetManifest, kind: DynamicKind) -> Result<Vec<Vec<
 }
 
 /// `pfc set list`: the elements, sorted, one per line or as JSON.
-fn list(args: &SetArgs, point: AttachPoint, listed: &SetOutcome, kind: DynamicKind) -> ExitCode {
+fn list(args: &SetArgs, point: Hook, listed: &SetOutcome, kind: DynamicKind) -> ExitCode {
     let elements: Vec<String> = listed
         .keys
         .iter()

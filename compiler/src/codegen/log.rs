@@ -26,20 +26,15 @@ use crate::bpf::{AluOp, Insn, JmpOp, Label, Operand, ProgramBuilder, Reg, Size};
 use crate::fields::Field;
 use crate::ir::Filter;
 use crate::program::log::{hook_code, Log, EVENT_HEADER};
-use crate::program::Hook;
 
 /// `bpf_map_lookup_elem`.
 const HELPER_MAP_LOOKUP: u32 = 1;
 /// `bpf_ktime_get_ns`.
 const HELPER_KTIME_GET_NS: u32 = 5;
-/// `bpf_skb_load_bytes`.
-const HELPER_SKB_LOAD_BYTES: u32 = 26;
 /// `bpf_ringbuf_reserve`.
 const HELPER_RINGBUF_RESERVE: u32 = 131;
 /// `bpf_ringbuf_submit`.
 const HELPER_RINGBUF_SUBMIT: u32 = 132;
-/// `bpf_xdp_load_bytes`.
-const HELPER_XDP_LOAD_BYTES: u32 = 189;
 
 /// Index in the object's map list of the ring buffer: after every limit's buckets and,
 /// when there are dynamic sets, their maps and generation array.
@@ -92,10 +87,7 @@ fn event(b: &mut ProgramBuilder, filter: &Filter, layout: &Layout, log: Log, con
     b.emit(Insn::store(Size::W, Reg::R8, 8, Reg::R6));
     b.emit(Insn::store(Size::W, Reg::R8, 12, Reg::R7));
     b.emit(Insn::load(Size::DW, Reg::R1, Reg::R10, context));
-    let ifindex = match filter.hook {
-        Hook::Xdp => 12, // xdp_md.ingress_ifindex
-        _ => 40,         // __sk_buff.ifindex
-    };
+    let ifindex = filter.hook.context().ifindex;
     b.emit(Insn::load(Size::W, Reg::R2, Reg::R1, ifindex));
     b.emit(Insn::store(Size::W, Reg::R8, 16, Reg::R2));
     let length = layout.words(Field::PktLen)[0];
@@ -113,10 +105,7 @@ fn event(b: &mut ProgramBuilder, filter: &Filter, layout: &Layout, log: Log, con
         b.emit(Insn::mov64(Reg::R2, 0));
         b.emit(Insn::mov64(Reg::R3, Reg::R8));
         b.emit(Insn::alu64(AluOp::Add, Reg::R3, EVENT_HEADER as i32));
-        let helper = match filter.hook {
-            Hook::Xdp => HELPER_XDP_LOAD_BYTES,
-            Hook::TcIngress | Hook::TcEgress => HELPER_SKB_LOAD_BYTES,
-        };
+        let helper = filter.hook.program_type().load_bytes_helper();
         b.emit(Insn::Call { helper });
         b.emit(Insn::jump64(JmpOp::Eq, Reg::R0, 0, submit));
         b.emit(Insn::StoreImm { size: Size::W, dst: Reg::R8, off: 24, imm: 0 });

@@ -159,6 +159,15 @@ impl ProgramType {
         }
     }
 
+    /// The helper that copies packet bytes out of this type's context:
+    /// `bpf_xdp_load_bytes` (189) or `bpf_skb_load_bytes` (26).
+    pub fn load_bytes_helper(self) -> u32 {
+        match self {
+            ProgramType::Xdp => 189,
+            ProgramType::SchedCls => 26,
+        }
+    }
+
     /// The layout of the context the program gets in r1.
     pub fn context(self) -> &'static Context {
         match self {
@@ -206,14 +215,25 @@ pub struct Context {
     /// The packet length, when the context holds it (`__sk_buff.len`); XDP programs
     /// compute `data_end - data`.
     pub len: Option<i16>,
+    /// The index of the interface the packet arrived on or leaves by
+    /// (`xdp_md.ingress_ifindex`, `__sk_buff.ifindex`).
+    pub ifindex: i16,
     /// A field the kernel verifier treats as an unknown scalar, read once to initialise
     /// stack words the verifier must not track (`rx_queue_index`, `len`).
     pub unknown_scalar: i16,
 }
 
 /// `struct xdp_md`: data, data_end, data_meta, ingress_ifindex, rx_queue_index, egress_ifindex.
-pub const XDP_MD: Context =
-    Context { name: "xdp_md", size: 24, data: 0, data_end: 4, data_meta: 8, len: None, unknown_scalar: 16 };
+pub const XDP_MD: Context = Context {
+    name: "xdp_md",
+    size: 24,
+    data: 0,
+    data_end: 4,
+    data_meta: 8,
+    len: None,
+    ifindex: xdp_md::INGRESS_IFINDEX,
+    unknown_scalar: 16,
+};
 
 /// `struct __sk_buff` (the fields pfc reads or the VM fills; see [`sk_buff`]).
 pub const SK_BUFF: Context = Context {
@@ -223,6 +243,7 @@ pub const SK_BUFF: Context = Context {
     data_end: sk_buff::DATA_END,
     data_meta: sk_buff::DATA_META,
     len: Some(sk_buff::LEN),
+    ifindex: sk_buff::IFINDEX,
     unknown_scalar: sk_buff::LEN,
 };
 

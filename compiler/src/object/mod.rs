@@ -4,19 +4,29 @@
 //! - [`hook`] — [`Hook`] (where a program attaches: `xdp`, `tc-ingress`, `tc-egress`) and
 //!   [`ProgramType`] (what the kernel sees): section name, `BPF_PROG_TYPE_*`, context
 //!   layout ([`Context`]) and return codes both ways; [`Verdict`].
+//! - [`manifest`] — the typed [`Manifest`] in `.pfc.manifest`, written by the compiler
+//!   and read back (from the compiler, an object file or a state record) by the runtime.
 //! - [`maps`] — map layouts ([`MapSpec`]): pfc's counter array, rate-limit buckets.
 //! - [`btf`] — the `.BTF` section describing the maps.
-//! - [`write`] — an [`ObjectSpec`] in, ELF bytes out ([`write_object`]).
+//! - [`write`] — an [`ObjectSpec`] in, ELF bytes out ([`write_object`]); [`read`] — ELF
+//!   bytes in, the manifest of a pfc object (or why they are not one) out, and the rule
+//!   that names a program after its rule file ([`program_name`]).
 //!
 //! **Invariant:** every number the kernel and pfc must agree on (context offsets, return
 //! codes, section names, map layouts) is written here and nowhere else.
 
 pub mod btf;
 pub mod hook;
+pub mod manifest;
 pub mod maps;
+pub mod read;
 pub mod write;
 
 pub use self::btf::{BtfError, DataType, Field};
 pub use self::hook::{Context, Hook, ProgramType, Verdict};
+pub use self::manifest::{
+    CountersManifest, LimitManifest, LogRuleManifest, LogsManifest, Manifest, SetManifest, SetsManifest,
+};
 pub use self::maps::{MapSpec, MapType, BPF_F_NO_PREALLOC};
+pub use self::read::{is_elf, program_name, read_manifest, ReadError};
 pub use self::write::{write_object, ElfError, ObjectSpec, LICENSE, MANIFEST_SECTION};

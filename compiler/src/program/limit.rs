@@ -63,6 +63,16 @@ pub enum LimitOp {
     Within,
 }
 
+impl LimitOp {
+    /// The name the manifest uses: `over`, `within`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LimitOp::Over => "over",
+            LimitOp::Within => "within",
+        }
+    }
+}
+
 /// What a limit counts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -71,6 +81,16 @@ pub enum Unit {
     Packets,
     /// Each packet costs its frame length (`pkt.len`).
     Bytes,
+}
+
+impl Unit {
+    /// The name the manifest uses: `packets`, `bytes`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Unit::Packets => "packets",
+            Unit::Bytes => "bytes",
+        }
+    }
 }
 
 /// A checked rate limit.

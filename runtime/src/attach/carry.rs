@@ -94,6 +94,7 @@ mod tests {
             key: key.iter().map(|k| k.to_string()).collect(),
             unit: Some("packets".to_string()),
             period_ns: Some(1_000_000_000),
+            ..LimitManifest::default()
         }
     }
 

@@ -541,15 +541,14 @@ impl<S: BpfSys> Filters<S> {
         // Old counts that cannot be read, or that no verified record labels, are reset.
         let old_map = running.prog.counters;
         let before = old_map.and_then(|map| self.sys.read_counters(map.id).ok());
-        let old_labels = old
-            .filter(|_| before.is_some())
-            .map(|record| (record.manifest.rules.clone(), record.manifest.default.clone()));
+        let old_labels =
+            old.filter(|_| before.is_some()).map(|record| (record.manifest.rules.clone(), record.manifest.default));
         let before = before.unwrap_or_default();
         let totals = add_all(&before, old.map(|record| record.carried.as_slice()).unwrap_or_default());
         let plan = carry_plan(
             old_labels.as_ref().map(|(rules, default)| (rules.as_slice(), default.as_str())),
             &request.manifest.rules,
-            &request.manifest.default,
+            request.manifest.default.as_str(),
         );
         let seeds = plan.seeds(&totals);
         if !seeds.is_empty() {

@@ -203,7 +203,7 @@ impl<S: BpfSys> Filters<S> {
     pub fn change_set(
         &self,
         iface: &str,
-        point: crate::pins::AttachPoint,
+        point: crate::pins::Hook,
         name: &str,
         change: SetChange,
     ) -> Result<SetOutcome, AttachError> {

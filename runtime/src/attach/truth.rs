@@ -58,11 +58,6 @@ pub enum LabelProblem {
         /// Counters in the map (rules plus the default).
         counters: u32,
     },
-    /// The record's default verdict is none pfc writes.
-    Default {
-        /// The verdict found.
-        verdict: String,
-    },
     /// The program has no pfc counter map.
     NoCounterMap {
         /// The running program.
@@ -84,9 +79,6 @@ impl std::fmt::Display for LabelProblem {
                 f,
                 "the record names {names} rules, but the running program has {counters} counters (rules + default)"
             ),
-            LabelProblem::Default { verdict } => {
-                write!(f, "the record's default verdict {:?} is neither pass nor drop", verdict)
-            }
             LabelProblem::NoCounterMap { running } => write!(f, "program {running} has no pfc counter map"),
         }
     }
@@ -108,9 +100,6 @@ pub(crate) fn verify(record: &Record, prog: &ProgInfo) -> Result<(), LabelProble
         || (!record.carried.is_empty() && record.carried.len() as u64 != u64::from(map.entries))
     {
         return Err(LabelProblem::RuleCount { names, counters: map.entries });
-    }
-    if !matches!(record.manifest.default.as_str(), "pass" | "drop") {
-        return Err(LabelProblem::Default { verdict: record.manifest.default.clone() });
     }
     Ok(())
 }
@@ -314,7 +303,8 @@ impl<S: BpfSys> Filters<S> {
             Ok(record) => {
                 let counters = add_all(&counters, &record.carried);
                 let manifest = record.manifest;
-                (manifest.rules, manifest.verdicts, manifest.default, counters, None)
+                let verdicts = manifest.verdicts.iter().map(|verdict| verdict.as_str().to_string()).collect();
+                (manifest.rules, verdicts, manifest.default.as_str().to_string(), counters, None)
             }
             Err(problem) => {
                 let names = (0..counters.len().saturating_sub(1)).map(|i| format!("rule#{i}")).collect();

@@ -1,0 +1,133 @@
+//! ELF bytes in, what pfc needs to know about them out: whether they are a pfc object at
+//! all, and its [`Manifest`] (what `pfc load OBJ.o` loads by). Also the one rule that
+//! names a program after its rule file ([`program_name`]).
+//!
+//! **Invariant:** reading never panics; bytes that are not a pfc object are a
+//! [`ReadError`] that says what they are instead.
+
+use object::{Object as _, ObjectSection as _};
+
+use super::hook::ProgramType;
+use super::manifest::Manifest;
+use super::write::MANIFEST_SECTION;
+
+/// The first bytes of every ELF file.
+pub const ELF_MAGIC: &[u8; 4] = b"\x7fELF";
+
+/// Whether `bytes` start like an ELF file (a rule file never does: it is text).
+pub fn is_elf(bytes: &[u8]) -> bool {
+    bytes.starts_with(ELF_MAGIC)
+}
+
+/// Why bytes are not a pfc object.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// Not a readable ELF file.
+    #[error("not a readable ELF file")]
+    Elf {
+        /// The ELF reader's complaint.
+        #[source]
+        source: object::read::Error,
+    },
+    /// An ELF file for another machine (a program, a library).
+    #[error("an ELF file for {machine}, not an eBPF object")]
+    NotBpf {
+        /// The machine it is for.
+        machine: String,
+    },
+    /// An eBPF object without a pfc manifest (clang's, or stripped).
+    #[error("an eBPF object without a `{MANIFEST_SECTION}` section: not written by `pfc compile`")]
+    NoManifest,
+    /// The manifest section cannot be read.
+    #[error("its `{MANIFEST_SECTION}` section is not a pfc manifest")]
+    Manifest {
+        /// What serde said.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The manifest's hook needs a program section the object does not have.
+    #[error("its manifest says hook {hook}, but it has no `{section}` program section")]
+    NoProgram {
+        /// The manifest's hook.
+        hook: String,
+        /// The section that hook needs.
+        section: &'static str,
+    },
+}
+
+/// The manifest of a pfc object, after checking that the object is one: an eBPF ELF
+/// with a `.pfc.manifest` and the program section its hook needs.
+pub fn read_manifest(bytes: &[u8]) -> Result<Manifest, ReadError> {
+    let file = object::File::parse(bytes).map_err(|source| ReadError::Elf { source })?;
+    if file.architecture() != object::Architecture::Bpf {
+        return Err(ReadError::NotBpf { machine: format!("{:?}", file.architecture()) });
+    }
+    let section = file.section_by_name(MANIFEST_SECTION).ok_or(ReadError::NoManifest)?;
+    let data = section.data().map_err(|source| ReadError::Elf { source })?;
+    let manifest = Manifest::from_bytes(data).map_err(|source| ReadError::Manifest { source })?;
+    let program_type: ProgramType = manifest.hook.program_type();
+    if file.section_by_name(program_type.section()).is_none() {
+        return Err(ReadError::NoProgram { hook: manifest.hook.to_string(), section: program_type.section() });
+    }
+    Ok(manifest)
+}
+
+/// The longest program name the kernel keeps (`BPF_OBJ_NAME_LEN` is 16 with the NUL).
+pub const PROGRAM_NAME_MAX: usize = 15;
+/// The program name when there is no file to name it after (`<stdin>`, `--pcap-filter`).
+pub const DEFAULT_PROGRAM_NAME: &str = "pfc_filter";
+
+/// The program (function symbol) name for a rule file called `file`, as bpftool and
+/// `pfc status` show it: the file name without directory and extension, every character
+/// the kernel refuses in a name (it allows letters, digits, `_` and `.`; a C symbol
+/// allows no `.`) replaced by `_`, a leading digit prefixed with `pfc_`, cut to 15 bytes.
+/// Names that are no file (`<stdin>`, `<text>`) and names with nothing left give
+/// [`DEFAULT_PROGRAM_NAME`].
+pub fn program_name(file: &str) -> String {
+    if file.starts_with('<') || file.is_empty() {
+        return DEFAULT_PROGRAM_NAME.to_string();
+    }
+    let base = file.rsplit('/').next().unwrap_or(file);
+    let stem = base.rsplit_once('.').map_or(base, |(stem, _)| stem);
+    let mut name: String = stem.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
+    if name.trim_matches('_').is_empty() {
+        return DEFAULT_PROGRAM_NAME.to_string();
+    }
+    if name.starts_with(|c: char| c.is_ascii_digit()) {
+        name.insert_str(0, "pfc_");
+    }
+    name.truncate(PROGRAM_NAME_MAX);
+    name
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn programs_are_named_after_their_rule_file() {
+        let cases = [
+            ("rules.pf", "rules"),
+            ("/etc/pfc/eth0.pf", "eth0"),
+            ("edge-v2.pf", "edge_v2"),
+            ("a.b.pf", "a_b"),
+            ("2024-rules.pf", "pfc_2024_rules"),
+            ("a_very_long_rule_file_name.pf", "a_very_long_rul"),
+            ("règles.pf", "r_gles"),
+            ("-.pf", DEFAULT_PROGRAM_NAME),
+            ("<stdin>", DEFAULT_PROGRAM_NAME),
+            ("<--pcap-filter>", DEFAULT_PROGRAM_NAME),
+            ("noext", "noext"),
+        ];
+        for (file, name) in cases {
+            assert_eq!(program_name(file), name, "{file}");
+            assert!(name.len() <= PROGRAM_NAME_MAX);
+        }
+    }
+
+    #[test]
+    fn bytes_that_are_no_pfc_object_say_what_they_are() {
+        assert!(!is_elf(b"hook xdp\n"));
+        assert!(matches!(read_manifest(b"\x7fELF\x02"), Err(ReadError::Elf { .. })));
+    }
+}
