@@ -18,13 +18,28 @@
 /// front end refuses (E0019) a filter that would need more.
 pub const MAX_VALUE_DEPTH: usize = 7;
 
-/// A compiled pcap expression.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+/// A compiled pcap expression. Two filters are equal when their test trees are: the
+/// text is only for messages.
+#[derive(Clone, Debug)]
 pub struct PcapFilter {
     /// The expression as written inside the quotes (for messages such as `pfc explain`).
     pub text: String,
     /// The test tree.
     pub pred: Pred,
+}
+
+impl PartialEq for PcapFilter {
+    fn eq(&self, other: &PcapFilter) -> bool {
+        self.pred == other.pred
+    }
+}
+
+impl Eq for PcapFilter {}
+
+impl std::hash::Hash for PcapFilter {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.pred.hash(state);
+    }
 }
 
 /// A boolean test, evaluated left to right with short circuits.
