@@ -71,14 +71,6 @@ Examples:
   pfc unload --iface eth0 --hook xdp   Detach only the XDP filter
   pfc unload --all                     Detach every pfc filter";
 
-/// `pfc set`.
-pub const SET: &str = "\
-Examples:
-  pfc set add --iface eth0 banned 203.0.113.0/24 2001:db8:bad::/48   Add elements now
-  pfc set del --iface eth0 banned 203.0.113.0/24                     Delete an element
-  pfc set replace --iface eth0 banned --file feed.txt                Swap the contents atomically
-  pfc set list --iface eth0 banned --format json                     The contents (schema pfc.set/1)";
-
 /// `pfc status`.
 pub const STATUS: &str = "\
 Examples:
