@@ -9,9 +9,9 @@ use std::process::ExitCode;
 use clap::{Args, ValueEnum};
 use pfc_compiler::codegen::Options;
 use pfc_compiler::compile::Compiled;
-use pfc_compiler::object::Hook;
 use pfc_compiler::sources::SourceMap;
 
+use super::filters::HookArg;
 use crate::escape::escape;
 use crate::report::{self, Report};
 use crate::source::SourceFile;
@@ -55,17 +55,6 @@ enum VerdictArg {
     Drop,
     /// Pass matching packets, drop the rest.
     Pass,
-}
-
-/// The hook of a `--pcap-filter` program.
-#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum HookArg {
-    /// XDP (section `xdp`).
-    Xdp,
-    /// TC ingress (section `tc`).
-    TcIngress,
-    /// TC egress (section `tc`).
-    TcEgress,
 }
 
 /// Compiles one file or filter; writes the object unless only a listing was asked for.
@@ -188,12 +177,7 @@ fn pcap_filter_rules(expression: &str, verdict: VerdictArg, hook: HookArg) -> So
         VerdictArg::Drop => ("drop", "pass"),
         VerdictArg::Pass => ("pass", "drop"),
     };
-    let hook = match hook {
-        HookArg::Xdp => Hook::Xdp,
-        HookArg::TcIngress => Hook::TcIngress,
-        HookArg::TcEgress => Hook::TcEgress,
-    }
-    .keywords();
+    let hook = hook.point().keywords();
     let quoted = expression.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', " ");
     let text = format!("hook {hook}\ndefault {other}\nrule pcap_filter: {matching} if pcap \"{quoted}\"\n");
     SourceFile { name: "<--pcap-filter>".to_string(), text, problem: None }
