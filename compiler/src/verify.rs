@@ -67,6 +67,9 @@
 mod budget;
 mod error;
 
+use crate::bpf::opcode::{
+    HELPER_KTIME_GET_NS, HELPER_MAP_LOOKUP, HELPER_MAP_UPDATE, HELPER_RINGBUF_RESERVE, HELPER_RINGBUF_SUBMIT,
+};
 use std::collections::HashMap;
 
 pub use budget::{processed_per_insn, Estimate};
@@ -86,16 +89,6 @@ pub const PROCESSED_LIMIT: usize = MAX_PROCESSED;
 pub const MAX_PENDING_BRANCHES: usize = 8192;
 /// Bytes of a counter map value (`packets`, `bytes`): map value accesses stay below this.
 pub const MAP_VALUE_SIZE: i64 = 16;
-/// `bpf_map_lookup_elem`.
-const HELPER_MAP_LOOKUP: u32 = 1;
-/// `bpf_map_update_elem`.
-const HELPER_MAP_UPDATE: u32 = 2;
-/// `bpf_ktime_get_ns`.
-const HELPER_KTIME_GET_NS: u32 = 5;
-/// `bpf_ringbuf_reserve`.
-const HELPER_RINGBUF_RESERVE: u32 = 131;
-/// `bpf_ringbuf_submit`.
-const HELPER_RINGBUF_SUBMIT: u32 = 132;
 /// The eBPF stack size.
 const STACK_SIZE: i64 = 512;
 

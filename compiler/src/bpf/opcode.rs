@@ -128,5 +128,26 @@ pub const EXIT: u8 = CLASS_JMP | jmp::EXIT;
 /// The full `ja` opcode byte.
 pub const JA: u8 = CLASS_JMP | jmp::JA;
 
-/// Helper id of `bpf_map_lookup_elem(map, key)`.
-pub const HELPER_MAP_LOOKUP_ELEM: u32 = 1;
+// Helper ids (the kernel's `enum bpf_func_id`): the only place they are written. pfc's
+// verifier allows exactly the ones its code generator calls; the VM emulates the same set.
+
+/// `bpf_map_lookup_elem(map, key)`.
+pub const HELPER_MAP_LOOKUP: u32 = 1;
+/// `bpf_map_update_elem(map, key, value, flags)`.
+pub const HELPER_MAP_UPDATE: u32 = 2;
+/// `bpf_map_delete_elem(map, key)`.
+pub const HELPER_MAP_DELETE: u32 = 3;
+/// `bpf_ktime_get_ns()`.
+pub const HELPER_KTIME_GET_NS: u32 = 5;
+/// `bpf_get_smp_processor_id()`.
+pub const HELPER_GET_SMP_PROCESSOR_ID: u32 = 8;
+/// `bpf_skb_load_bytes(skb, offset, to, len)`.
+pub const HELPER_SKB_LOAD_BYTES: u32 = 26;
+/// `bpf_ringbuf_reserve(ring, size, flags)`.
+pub const HELPER_RINGBUF_RESERVE: u32 = 131;
+/// `bpf_ringbuf_submit(record, flags)`.
+pub const HELPER_RINGBUF_SUBMIT: u32 = 132;
+/// `bpf_ringbuf_discard(record, flags)`.
+pub const HELPER_RINGBUF_DISCARD: u32 = 133;
+/// `bpf_xdp_load_bytes(xdp_md, offset, to, len)`.
+pub const HELPER_XDP_LOAD_BYTES: u32 = 189;

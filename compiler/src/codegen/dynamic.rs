@@ -17,14 +17,12 @@
 //! The lookup reads only the map; the value is never read.
 
 use super::layout::{split_words, Layout};
+use crate::bpf::opcode::HELPER_MAP_LOOKUP;
 use crate::bpf::{AluOp, ByteOrder, EndianWidth, Insn, JmpOp, Label, Operand, ProgramBuilder, Reg, Size};
 use crate::fields::Field;
 use crate::ir::Filter;
 use crate::program::dynamic::{Family, DATA_OFFSET, KEY_SIZE, TAG_BITS, TAG_OFFSET};
 use crate::program::DynamicKind;
-
-/// `bpf_map_lookup_elem`.
-const HELPER_MAP_LOOKUP: u32 = 1;
 
 /// Index in the object's map list of dynamic set `set`'s map: after the counters and
 /// the rate limits' buckets.

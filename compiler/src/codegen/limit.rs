@@ -19,17 +19,11 @@
 //! same token (documented in docs/language.md §3.2).
 
 use super::layout::{Layout, MASK_SLOT};
+use crate::bpf::opcode::{HELPER_KTIME_GET_NS, HELPER_MAP_LOOKUP, HELPER_MAP_UPDATE};
 use crate::bpf::{AluOp, Insn, JmpOp, Label, Operand, ProgramBuilder, Reg, Size};
 use crate::fields::Field;
 use crate::ir::{Filter, Source};
 use crate::program::limit::{Limit, Unit};
-
-/// `bpf_map_lookup_elem`.
-const HELPER_MAP_LOOKUP: u32 = 1;
-/// `bpf_map_update_elem`.
-const HELPER_MAP_UPDATE: u32 = 2;
-/// `bpf_ktime_get_ns`.
-const HELPER_KTIME_GET_NS: u32 = 5;
 
 /// Index in the object's map list of the buckets of limit `index`: after the counters.
 pub fn map_index(index: u32) -> u32 {

@@ -22,19 +22,11 @@
 //! Statistics are plain load/add/store on a per-CPU array, like the counters.
 
 use super::layout::{Layout, KEY_SLOT};
+use crate::bpf::opcode::{HELPER_KTIME_GET_NS, HELPER_MAP_LOOKUP, HELPER_RINGBUF_RESERVE, HELPER_RINGBUF_SUBMIT};
 use crate::bpf::{AluOp, Insn, JmpOp, Label, Operand, ProgramBuilder, Reg, Size};
 use crate::fields::Field;
 use crate::ir::Filter;
 use crate::program::log::{hook_code, Log, EVENT_HEADER};
-
-/// `bpf_map_lookup_elem`.
-const HELPER_MAP_LOOKUP: u32 = 1;
-/// `bpf_ktime_get_ns`.
-const HELPER_KTIME_GET_NS: u32 = 5;
-/// `bpf_ringbuf_reserve`.
-const HELPER_RINGBUF_RESERVE: u32 = 131;
-/// `bpf_ringbuf_submit`.
-const HELPER_RINGBUF_SUBMIT: u32 = 132;
 
 /// Index in the object's map list of the ring buffer: after every limit's buckets and,
 /// when there are dynamic sets, their maps and generation array.

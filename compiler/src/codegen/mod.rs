@@ -25,6 +25,7 @@ pub mod log;
 mod pcap;
 mod prologue;
 
+use crate::bpf::opcode::HELPER_MAP_LOOKUP;
 use crate::bpf::{AluOp, AsmError, Insn, JmpOp, Label, Operand, Program, ProgramBuilder, Reg, Size};
 use crate::fields::{Layer, Proto};
 use crate::ir::{Filter, Node, Source, Uses};
@@ -34,8 +35,6 @@ use conditions::Body;
 use dispatch::{Run, Step};
 use layout::{Layout, KEY_SLOT};
 
-/// `bpf_map_lookup_elem`.
-const HELPER_MAP_LOOKUP: u32 = 1;
 /// Index of the counter map in the object's map list.
 pub const COUNTER_MAP: u32 = 0;
 

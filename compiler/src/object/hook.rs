@@ -163,8 +163,8 @@ impl ProgramType {
     /// `bpf_xdp_load_bytes` (189) or `bpf_skb_load_bytes` (26).
     pub fn load_bytes_helper(self) -> u32 {
         match self {
-            ProgramType::Xdp => 189,
-            ProgramType::SchedCls => 26,
+            ProgramType::Xdp => crate::bpf::opcode::HELPER_XDP_LOAD_BYTES,
+            ProgramType::SchedCls => crate::bpf::opcode::HELPER_SKB_LOAD_BYTES,
         }
     }
 

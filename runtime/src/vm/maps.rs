@@ -18,21 +18,13 @@
 //! All storage is `Cell`s: helpers and the program only ever share it, so the pointers
 //! handed to the program stay valid across helper calls.
 
+pub(crate) use pfc_compiler::bpf::opcode::{
+    HELPER_GET_SMP_PROCESSOR_ID, HELPER_KTIME_GET_NS, HELPER_MAP_DELETE, HELPER_MAP_LOOKUP, HELPER_MAP_UPDATE,
+};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 
 use crate::bpf_object::{MapDef, MapType};
-
-/// `bpf_map_lookup_elem`.
-pub(crate) const HELPER_MAP_LOOKUP: u32 = 1;
-/// `bpf_map_update_elem`.
-pub(crate) const HELPER_MAP_UPDATE: u32 = 2;
-/// `bpf_map_delete_elem`.
-pub(crate) const HELPER_MAP_DELETE: u32 = 3;
-/// `bpf_ktime_get_ns`.
-pub(crate) const HELPER_KTIME_GET_NS: u32 = 5;
-/// `bpf_get_smp_processor_id`.
-pub(crate) const HELPER_GET_SMP_PROCESSOR_ID: u32 = 8;
 
 /// Bytes past each map's end that an access starting inside it may touch: rbpf checks
 /// only the first byte of an access against allowed memory.

@@ -16,6 +16,9 @@
 //!
 //! [`super::Vm::take_events`] hands the submitted records over (and so empties the ring).
 
+pub(crate) use pfc_compiler::bpf::opcode::{
+    HELPER_RINGBUF_DISCARD, HELPER_RINGBUF_RESERVE, HELPER_RINGBUF_SUBMIT, HELPER_SKB_LOAD_BYTES, HELPER_XDP_LOAD_BYTES,
+};
 use std::cell::{Cell, RefCell};
 
 /// The largest record the emulation reserves: pfc's header and 1024 frame bytes.
@@ -24,17 +27,6 @@ pub(crate) const MAX_RECORD: usize = 32 + 1024;
 const PADDING: usize = 8;
 /// The kernel's per-record header in the ring.
 const RECORD_HEADER: usize = 8;
-
-/// `bpf_ringbuf_reserve`.
-pub(crate) const HELPER_RINGBUF_RESERVE: u32 = 131;
-/// `bpf_ringbuf_submit`.
-pub(crate) const HELPER_RINGBUF_SUBMIT: u32 = 132;
-/// `bpf_ringbuf_discard`.
-pub(crate) const HELPER_RINGBUF_DISCARD: u32 = 133;
-/// `bpf_skb_load_bytes`.
-pub(crate) const HELPER_SKB_LOAD_BYTES: u32 = 26;
-/// `bpf_xdp_load_bytes`.
-pub(crate) const HELPER_XDP_LOAD_BYTES: u32 = 189;
 
 const EFAULT: i64 = 14;
 const EINVAL: i64 = 22;
