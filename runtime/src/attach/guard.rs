@@ -101,23 +101,59 @@ fn chain(root: &Path, dir: &Path) -> Vec<PathBuf> {
 
 /// Creates `dir` and the directories between `root` and it (mode 0700), or checks that
 /// the existing ones are pfc's: never through a symlink, never another user's.
+///
+/// Other pfc processes may create the same directories at the same time (another load)
+/// or remove empty ones (an unload of another hook on the same interface): a directory
+/// that appeared between the look and the mkdir is judged like any existing one, and a
+/// parent that vanished makes the walk start again from `root` (a few times at most).
 pub fn owned_dir(root: &Path, dir: &Path) -> Result<(), AttachError> {
+    const ATTEMPTS: usize = 32;
+    let mut attempt = 1;
+    loop {
+        match create_chain(root, dir) {
+            Err(ChainError::ParentVanished(_)) if attempt < ATTEMPTS => attempt += 1,
+            Err(ChainError::ParentVanished(error)) | Err(ChainError::Attach(error)) => return Err(error),
+            Ok(()) => return Ok(()),
+        }
+    }
+}
+
+/// Why one walk of [`create_chain`] failed.
+enum ChainError {
+    /// A directory's parent was removed while the walk ran (worth another walk).
+    ParentVanished(AttachError),
+    /// Anything else.
+    Attach(AttachError),
+}
+
+/// One walk from `root` down to `dir`, creating what is missing and judging every level.
+fn create_chain(root: &Path, dir: &Path) -> Result<(), ChainError> {
     for path in chain(root, dir) {
         match std::fs::symlink_metadata(&path) {
-            Ok(metadata) => {
-                if let Some(problem) = judge_dir(&metadata) {
-                    return Err(unsafe_error(&path, problem));
-                }
-            }
+            Ok(_) => {}
             Err(error) if error.kind() == io::ErrorKind::NotFound => {
                 // mkdir never follows a symlink at the last component; an existing one fails.
-                std::fs::DirBuilder::new().mode(0o700).create(&path).map_err(io_error(&path))?;
-                let metadata = std::fs::symlink_metadata(&path).map_err(io_error(&path))?;
-                if let Some(problem) = judge_dir(&metadata) {
-                    return Err(unsafe_error(&path, problem));
+                match std::fs::DirBuilder::new().mode(0o700).create(&path) {
+                    Ok(()) => {}
+                    // Created by another pfc process meanwhile: judged below like any other.
+                    Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {}
+                    Err(error) if error.kind() == io::ErrorKind::NotFound => {
+                        return Err(ChainError::ParentVanished(io_error(&path)(error)));
+                    }
+                    Err(error) => return Err(ChainError::Attach(io_error(&path)(error))),
                 }
             }
-            Err(error) => return Err(io_error(&path)(error)),
+            Err(error) => return Err(ChainError::Attach(io_error(&path)(error))),
+        }
+        let metadata = match std::fs::symlink_metadata(&path) {
+            Ok(metadata) => metadata,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {
+                return Err(ChainError::ParentVanished(io_error(&path)(error)));
+            }
+            Err(error) => return Err(ChainError::Attach(io_error(&path)(error))),
+        };
+        if let Some(problem) = judge_dir(&metadata) {
+            return Err(ChainError::Attach(unsafe_error(&path, problem)));
         }
     }
     Ok(())
@@ -299,6 +335,36 @@ mod tests {
         assert!(error.to_string().contains("is a symlink"), "{error}");
         assert!(!root.join("xdp").exists(), "nothing created through the symlink");
         assert!(!check_owned_dir(&state, &state.join("eth2")).expect("fine"), "missing is not an error");
+        std::fs::remove_dir_all(&root).expect("cleanup");
+    }
+
+    /// Loads creating the same directories while unloads remove empty ones (as pfc
+    /// processes do on one interface's hooks): every creation succeeds and leaves pfc's
+    /// private directory (before, the loser of a mkdir race failed with "File exists").
+    #[test]
+    fn concurrent_creators_and_removers_of_state_directories_never_fail() {
+        let root = temp("race");
+        for round in 0..50 {
+            let state = root.join(format!("pfc{round}"));
+            let leaf = state.join("eth0").join("xdp");
+            std::thread::scope(|scope| {
+                let creators: Vec<_> = (0..4)
+                    .map(|_| scope.spawn(|| owned_dir(&state, &leaf).map_err(|error| error.to_string())))
+                    .collect();
+                scope.spawn(|| {
+                    for _ in 0..20 {
+                        let _ = std::fs::remove_dir(state.join("eth0"));
+                        let _ = std::fs::remove_dir(&state);
+                    }
+                });
+                for creator in creators {
+                    creator.join().expect("no panic").expect("created despite the race");
+                }
+            });
+            owned_dir(&state, &leaf).expect("still fine afterwards");
+            let mode = std::fs::metadata(&leaf).expect("exists").permissions().mode() & 0o777;
+            assert_eq!(mode, 0o700);
+        }
         std::fs::remove_dir_all(&root).expect("cleanup");
     }
 
