@@ -290,26 +290,12 @@ impl BpfSys for LiveSys {
     }
 
     fn prog(&self, prog_id: u32) -> io::Result<ProgInfo> {
-        let program = prog_by_id(prog_id)?;
-        let mut map_ids = [0u32; 64];
-        // SAFETY: plain old data; all zeroes is valid.
-        let mut info: sys::bpf_prog_info = unsafe { std::mem::zeroed() };
-        info.nr_map_ids = map_ids.len() as u32;
-        info.map_ids = map_ids.as_mut_ptr() as u64;
-        let mut len = std::mem::size_of_val(&info) as u32;
-        // SAFETY: `info` is `len` writable bytes; the one output buffer it names,
-        // `map_ids`, holds `nr_map_ids` u32s and outlives the call.
-        check(unsafe { sys::bpf_prog_get_info_by_fd(program.as_raw_fd(), &mut info, &mut len) })?;
-        let mut counters = None;
-        for id in map_ids.iter().take(info.nr_map_ids.min(map_ids.len() as u32) as usize) {
-            let Ok(map) = map_by_id(*id) else { continue };
-            let map = map_info(&map)?;
-            // SAFETY: the kernel NUL-terminates map names within the array.
-            let name = unsafe { CStr::from_ptr(map.name.as_ptr()) };
-            if name.to_bytes() == COUNTER_MAP_NAME.as_bytes() {
-                counters = Some(MapInfo { id: map.id, entries: map.max_entries });
-            }
-        }
+        let (info, maps) = super::live_maps::prog_and_maps(prog_id)?;
+        let counters = maps
+            .iter()
+            .rev()
+            .find(|map| super::live_maps::map_name(map).to_bytes() == COUNTER_MAP_NAME.as_bytes())
+            .map(|map| MapInfo { id: map.id, entries: map.max_entries });
         Ok(ProgInfo { id: info.id, tag: info.tag, counters })
     }
 

@@ -13,8 +13,9 @@ use super::live::{check, map_by_id, map_info, prog_by_id};
 /// Entries per `BPF_MAP_UPDATE_BATCH` call.
 const BATCH: usize = 65_536;
 
-/// The maps of program `prog_id` whose names start with `prefix`: name and id.
-pub(super) fn prog_maps_named(prog_id: u32, prefix: &[u8]) -> io::Result<Vec<(String, u32)>> {
+/// Program `prog_id`'s info and the infos of the maps it uses (a map that went away
+/// meanwhile is left out).
+pub(super) fn prog_and_maps(prog_id: u32) -> io::Result<(sys::bpf_prog_info, Vec<sys::bpf_map_info>)> {
     let program = prog_by_id(prog_id)?;
     let mut map_ids = [0u32; 64];
     // SAFETY: plain old data; all zeroes is valid.
@@ -25,17 +26,30 @@ pub(super) fn prog_maps_named(prog_id: u32, prefix: &[u8]) -> io::Result<Vec<(St
     // SAFETY: `info` is `len` writable bytes; the one output buffer it names, `map_ids`,
     // holds `nr_map_ids` u32s and outlives the call.
     check(unsafe { sys::bpf_prog_get_info_by_fd(program.as_raw_fd(), &mut info, &mut len) })?;
+    // The buffer's address means nothing once this function returns.
+    info.map_ids = 0;
     let mut maps = Vec::new();
     for id in map_ids.iter().take(info.nr_map_ids.min(map_ids.len() as u32) as usize) {
         let Ok(map) = map_by_id(*id) else { continue };
-        let map = map_info(&map)?;
-        // SAFETY: the kernel NUL-terminates map names within the array.
-        let name = unsafe { CStr::from_ptr(map.name.as_ptr()) };
-        if name.to_bytes().starts_with(prefix) {
-            maps.push((name.to_string_lossy().into_owned(), map.id));
-        }
+        maps.push(map_info(&map)?);
     }
-    Ok(maps)
+    Ok((info, maps))
+}
+
+/// A map's name.
+pub(super) fn map_name(map: &sys::bpf_map_info) -> &CStr {
+    // SAFETY: the kernel NUL-terminates map names within the array.
+    unsafe { CStr::from_ptr(map.name.as_ptr()) }
+}
+
+/// The maps of program `prog_id` whose names start with `prefix`: name and id.
+pub(super) fn prog_maps_named(prog_id: u32, prefix: &[u8]) -> io::Result<Vec<(String, u32)>> {
+    let (_, maps) = prog_and_maps(prog_id)?;
+    Ok(maps
+        .iter()
+        .filter(|map| map_name(map).to_bytes().starts_with(prefix))
+        .map(|map| (map_name(map).to_string_lossy().into_owned(), map.id))
+        .collect())
 }
 
 /// Writes `entries` (key and value of the map's sizes) into map `map_id`.
