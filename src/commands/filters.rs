@@ -116,10 +116,16 @@ pub fn notice(text: &str) {
 
 /// An error and its causes, one per line after the first.
 pub fn chain(error: &dyn std::error::Error) -> String {
+    chain_with(error, "\n  caused by: ")
+}
+
+/// An error and its causes, each cause after `separator`.
+pub fn chain_with(error: &dyn std::error::Error, separator: &str) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
-        text.push_str(&format!("\n  caused by: {cause}"));
+        text.push_str(separator);
+        text.push_str(&cause.to_string());
         source = cause.source();
     }
     text

@@ -177,7 +177,7 @@ fn read_object(path: &Path) -> Result<Loadable, ExitCode> {
     let started = Instant::now();
     let bytes = input::read_limited(path, "pfc object", input::MAX_OBJECT).map_err(refuse)?;
     let manifest = object::read_manifest(&bytes)
-        .map_err(|error| refuse(format!("{name}: not a pfc object: {}", error_chain(&error))))?;
+        .map_err(|error| refuse(format!("{name}: not a pfc object: {}", filters::chain_with(&error, ": "))))?;
     if manifest.counters.is_none() {
         return Err(refuse(format!(
             "{name}: compiled with --no-counters; pfc load needs the per-rule counters (compile it again without)"
@@ -193,17 +193,6 @@ fn read_object(path: &Path) -> Result<Loadable, ExitCode> {
         set_contents: vec![Vec::new(); sets],
         report: None,
     })
-}
-
-/// An error and its sources, joined with `: `.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
-    text
 }
 
 /// Names, or their count when there are too many to read.
