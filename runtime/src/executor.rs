@@ -19,9 +19,9 @@ use pfc_compiler::compile::COUNTER_MAP_NAME;
 pub use pfc_compiler::eval::Outcome;
 use pfc_compiler::object::{ProgramType, Verdict};
 
-use crate::bpf_object::BpfObject;
 use crate::kernel::{self, KernelError, KernelProgram, SkipReason};
 use crate::vm::{self, Vm, VmError};
+use pfc_compiler::object::BpfObject;
 
 /// What runs the object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -14,8 +14,8 @@ use std::sync::Once;
 use libbpf_rs::{MapCore, MapFlags, ObjectBuilder, PrintLevel};
 use thiserror::Error;
 
-use crate::bpf_object::{BpfObject, MapType, ObjectError};
 use pfc_compiler::object::ProgramType;
+use pfc_compiler::object::{BpfObject, MapType, ObjectError};
 
 /// Shortest packet `BPF_PROG_TEST_RUN` accepts: an Ethernet header.
 pub const MIN_PACKET_LEN: usize = 14;
@@ -258,7 +258,7 @@ impl KernelProgram {
         // Array keys are generated in numeric order and must stay in it: sorted as byte
         // strings, the little-endian key of 256 (`00 01 00 00`) would come before 1.
         let keys: Vec<Vec<u8>> = match def.map_type {
-            MapType::Array | MapType::PercpuArray => (0..def.max_entries).map(|i| i.to_le_bytes().to_vec()).collect(),
+            MapType::ARRAY | MapType::PERCPU_ARRAY => (0..def.max_entries).map(|i| i.to_le_bytes().to_vec()).collect(),
             _ => {
                 let mut keys: Vec<Vec<u8>> = map.keys().collect();
                 keys.sort();
@@ -331,7 +331,7 @@ impl KernelProgram {
     /// The records the program wrote to its ring buffer since the last call, in order
     /// (empty when it has none): read with libbpf's ring buffer consumer, without waiting.
     pub fn take_events(&self) -> Result<Vec<Vec<u8>>, KernelError> {
-        let Some(def) = self.info.maps.iter().find(|def| def.map_type == MapType::Ringbuf) else {
+        let Some(def) = self.info.maps.iter().find(|def| def.map_type == MapType::RINGBUF) else {
             return Ok(Vec::new());
         };
         let map = self

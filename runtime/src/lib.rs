@@ -3,7 +3,7 @@
 //! (`BPF_PROG_TEST_RUN` via libbpf-rs, `pfc load`).
 //!
 //! ```text
-//! elf bytes ──BpfObject::parse──▶ BpfObject ──▶ vm::Vm       (rbpf + emulated maps)
+//! elf bytes ──BpfObject::parse (pfc_compiler::object, pure)──▶ BpfObject ──▶ vm::Vm       (rbpf + emulated maps)
 //!          └──────────────────────────────────▶ kernel::KernelProgram (libbpf-rs)
 //!                                                   └─▶ attach (pinned, attached filters:
 //!                                                        `pfc load/unload/status/stats`)
@@ -14,14 +14,11 @@
 #![deny(missing_docs)]
 
 pub mod attach;
-pub mod bpf_object;
-mod btf;
 pub mod executor;
 pub mod kernel;
 pub mod pins;
 pub mod vm;
 
-pub use bpf_object::{BpfObject, MapDef, MapRelocation, MapType, ObjectError};
-pub use btf::BtfError;
 pub use executor::{Executor, Outcome, Ran};
+pub use pfc_compiler::object::{BpfObject, BtfReadError, MapDef, MapType, ObjectError};
 pub use pfc_compiler::object::{Hook, ProgramType, Verdict};

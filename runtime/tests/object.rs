@@ -42,20 +42,20 @@ fn fixtures_have_their_hooks_names_and_licenses() {
 #[test]
 fn btf_map_definitions_are_read() {
     check_maps(TCP_DPORT_22, &[]);
-    check_maps(XDP_COUNT, &[("counters", MapType::PercpuArray, 4, 16, 3)]);
+    check_maps(XDP_COUNT, &[("counters", MapType::PERCPU_ARRAY, 4, 16, 3)]);
     // clang placed `last` before `verdicts` in `.maps`: index order is symbol offset.
-    check_maps(TC_COUNT, &[("last", MapType::Array, 4, 8, 1), ("verdicts", MapType::Array, 4, 8, 2)]);
+    check_maps(TC_COUNT, &[("last", MapType::ARRAY, 4, 8, 1), ("verdicts", MapType::ARRAY, 4, 8, 2)]);
 }
 
 #[test]
 fn relocations_become_map_indices_in_lddw_imm() {
     let object = BpfObject::parse(TC_COUNT).expect("fixture parses");
-    let found: Vec<(usize, usize)> = object.relocations.iter().map(|r| (r.insn_index, r.map_index)).collect();
+    let found: Vec<(usize, u32)> = object.relocations.iter().map(|r| (r.slot, r.map)).collect();
     assert_eq!(found, vec![(5, 0), (48, 1)]);
     for r in &object.relocations {
-        let insn = &object.code[r.insn_index * 8..r.insn_index * 8 + 8];
+        let insn = &object.code[r.slot * 8..r.slot * 8 + 8];
         assert_eq!(insn[0], pfc_compiler::bpf::opcode::LDDW, "an lddw");
-        assert_eq!(i32::from_le_bytes(insn[4..8].try_into().unwrap()), r.map_index as i32);
+        assert_eq!(i32::from_le_bytes(insn[4..8].try_into().unwrap()), r.map as i32);
     }
 }
 

@@ -106,10 +106,10 @@ fn hash_maps_and_missing_maps_are_errors() {
     let vm = Vm::new(&object).expect("vm");
     assert!(matches!(vm.array_words(1, &mut [0; 3]), Err(VmError::NoSuchMap { map_index: 1, map_count: 1 })));
     let mut hashed = object.clone();
-    hashed.maps[0].map_type = MapType::Hash;
+    hashed.maps[0].map_type = MapType::HASH;
     let vm = Vm::new(&hashed).expect("vm");
     let error = vm.array_words(0, &mut [0; 3]).expect_err("a hash map has no positions");
-    assert!(matches!(error, VmError::NotAnArray { map_index: 0, map_type: MapType::Hash }), "{error:?}");
+    assert!(matches!(error, VmError::NotAnArray { map_index: 0, map_type: MapType::HASH }), "{error:?}");
 }
 
 #[test]

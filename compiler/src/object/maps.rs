@@ -5,8 +5,9 @@
 
 use super::btf::{DataType, Field};
 
-/// A `BPF_MAP_TYPE_*` number.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// A `BPF_MAP_TYPE_*` number: the writer's, the reader's ([`super::MapDef`]) and the
+/// runtime's one map type. Known numbers have constants; any other is kept as read.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct MapType(pub u32);
 
 impl MapType {
@@ -14,6 +15,8 @@ impl MapType {
     pub const HASH: MapType = MapType(1);
     /// `BPF_MAP_TYPE_ARRAY`.
     pub const ARRAY: MapType = MapType(2);
+    /// `BPF_MAP_TYPE_PERF_EVENT_ARRAY`: no key or value in BTF (read, never written).
+    pub const PERF_EVENT_ARRAY: MapType = MapType(4);
     /// `BPF_MAP_TYPE_PERCPU_HASH`.
     pub const PERCPU_HASH: MapType = MapType(5);
     /// `BPF_MAP_TYPE_PERCPU_ARRAY`.
@@ -24,6 +27,34 @@ impl MapType {
     pub const LPM_TRIE: MapType = MapType(11);
     /// `BPF_MAP_TYPE_RINGBUF`: no key or value; `max_entries` is its size in bytes.
     pub const RINGBUF: MapType = MapType(27);
+
+    /// Whether each CPU has its own copy of every value.
+    pub fn is_per_cpu(self) -> bool {
+        matches!(self, MapType::PERCPU_HASH | MapType::PERCPU_ARRAY)
+    }
+
+    /// Whether entries are found by key (hash, LRU hash, trie), not by position.
+    pub fn is_hash(self) -> bool {
+        matches!(self, MapType::HASH | MapType::PERCPU_HASH | MapType::LRU_HASH | MapType::LPM_TRIE)
+    }
+}
+
+/// The kernel's name for known types (`Hash`, `PercpuArray`, …), the number otherwise:
+/// what error messages print.
+impl std::fmt::Debug for MapType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = match *self {
+            MapType::HASH => "Hash",
+            MapType::ARRAY => "Array",
+            MapType::PERCPU_HASH => "PercpuHash",
+            MapType::PERCPU_ARRAY => "PercpuArray",
+            MapType::LRU_HASH => "LruHash",
+            MapType::LPM_TRIE => "LpmTrie",
+            MapType::RINGBUF => "Ringbuf",
+            MapType(code) => return write!(f, "MapType({code})"),
+        };
+        f.write_str(name)
+    }
 }
 
 /// `BPF_F_NO_PREALLOC`, required by LPM tries.

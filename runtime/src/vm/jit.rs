@@ -28,10 +28,10 @@
 
 use thiserror::Error;
 
-use pfc_compiler::bpf::{decode, ByteOrder, DecodeError, EndianWidth, Insn, MapReloc, Operand, Program};
+use pfc_compiler::bpf::{decode, ByteOrder, DecodeError, EndianWidth, Insn, Operand, Program};
 use pfc_compiler::verify::{verify, VerifyError, MAP_VALUE_SIZE};
 
-use crate::bpf_object::BpfObject;
+use pfc_compiler::object::{BpfObject, MapDef, MapType};
 
 /// Which executor a [`super::Vm`] runs the program in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -190,15 +190,13 @@ pub fn check(object: &BpfObject) -> Result<(), JitUnavailable> {
     if !cfg!(target_arch = "x86_64") {
         return Err(JitUnavailable::Architecture { arch: std::env::consts::ARCH });
     }
-    let relocations: Vec<MapReloc> =
-        object.relocations.iter().map(|r| MapReloc { slot: r.insn_index, map: r.map_index as u32 }).collect();
-    let insns = decode(&object.code, &relocations).map_err(|source| JitUnavailable::Decode { source })?;
+    let insns = decode(&object.code, &object.relocations).map_err(|source| JitUnavailable::Decode { source })?;
     let program = Program { insns, ..Program::default() };
     verify(&program, object.program_type).map_err(|source| JitUnavailable::Verify { source })?;
     // A ring buffer has no values: the code writes only into records it reserved, within
     // the reserved size (checked by the verifier), and the emulation's record area holds
     // the largest record it grants (`ring::MAX_RECORD`).
-    let has_values = |m: &&crate::bpf_object::MapDef| m.map_type != crate::bpf_object::MapType::Ringbuf;
+    let has_values = |m: &&MapDef| m.map_type != MapType::RINGBUF;
     if let Some(map) = object.maps.iter().filter(has_values).find(|m| i64::from(m.value_size) < MAP_VALUE_SIZE) {
         return Err(JitUnavailable::SmallMapValue { map: map.name.clone(), value_size: map.value_size });
     }

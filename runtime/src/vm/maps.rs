@@ -24,7 +24,7 @@ pub(crate) use pfc_compiler::bpf::opcode::{
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 
-use crate::bpf_object::{MapDef, MapType};
+use pfc_compiler::object::{MapDef, MapType};
 
 /// Bytes past each map's end that an access starting inside it may touch: rbpf checks
 /// only the first byte of an access against allowed memory.
@@ -61,8 +61,8 @@ impl EmulatedMap {
     fn new(def: &MapDef) -> EmulatedMap {
         let stride = (def.value_size as usize).div_ceil(8) * 8;
         let entries = def.max_entries as usize;
-        let is_hash = matches!(def.map_type, MapType::Hash | MapType::PercpuHash | MapType::LruHash | MapType::LpmTrie);
-        let key_bytes = if def.map_type == MapType::LruHash { entries * def.key_size as usize } else { 0 };
+        let is_hash = def.map_type.is_hash();
+        let key_bytes = if def.map_type == MapType::LRU_HASH { entries * def.key_size as usize } else { 0 };
         EmulatedMap {
             def: def.clone(),
             stride,
@@ -71,7 +71,7 @@ impl EmulatedMap {
             prefix_lengths: RefCell::new(std::collections::BTreeMap::new()),
             index: RefCell::new(HashMap::new()),
             free: RefCell::new(if is_hash { (0..entries).rev().collect() } else { Vec::new() }),
-            used: RefCell::new(if def.map_type == MapType::LruHash { vec![0; entries] } else { Vec::new() }),
+            used: RefCell::new(if def.map_type == MapType::LRU_HASH { vec![0; entries] } else { Vec::new() }),
             by_use: RefCell::new(std::collections::BTreeMap::new()),
             uses: Cell::new(0),
         }
@@ -80,7 +80,7 @@ impl EmulatedMap {
     /// Bytes the map needs, or `None` on overflow.
     pub(crate) fn bytes_needed(def: &MapDef) -> Option<usize> {
         let stride = (def.value_size as usize).div_ceil(8).checked_mul(8)?;
-        let key_bytes = if def.map_type == MapType::LruHash { def.key_size as usize } else { 0 };
+        let key_bytes = if def.map_type == MapType::LRU_HASH { def.key_size as usize } else { 0 };
         let per_entry = stride.checked_add(key_bytes)?;
         per_entry.checked_mul(def.max_entries as usize)
     }
@@ -92,11 +92,11 @@ impl EmulatedMap {
     }
 
     fn is_hash(&self) -> bool {
-        matches!(self.def.map_type, MapType::Hash | MapType::PercpuHash | MapType::LruHash | MapType::LpmTrie)
+        self.def.map_type.is_hash()
     }
 
     fn is_lpm(&self) -> bool {
-        self.def.map_type == MapType::LpmTrie
+        self.def.map_type == MapType::LPM_TRIE
     }
 
     /// LPM tries: the key with every data bit past its `prefixlen` cleared (how the trie
@@ -134,7 +134,7 @@ impl EmulatedMap {
     }
 
     fn is_lru(&self) -> bool {
-        self.def.map_type == MapType::LruHash
+        self.def.map_type == MapType::LRU_HASH
     }
 
     /// LRU maps: makes `slot` the most recently used.
@@ -334,7 +334,7 @@ impl MapStorage {
     pub(crate) fn new(defs: &[MapDef], pointer_args_proven: bool) -> MapStorage {
         let rings = defs
             .iter()
-            .map(|def| (def.map_type == MapType::Ringbuf).then(|| super::ring::Ring::new(def.max_entries)))
+            .map(|def| (def.map_type == MapType::RINGBUF).then(|| super::ring::Ring::new(def.max_entries)))
             .collect();
         MapStorage {
             maps: defs.iter().map(EmulatedMap::new).collect(),

@@ -26,12 +26,12 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use thiserror::Error;
 
-use crate::bpf_object::{BpfObject, MapType};
 pub use jit::{Backend, JitUnavailable};
 use low_mem::LowMemory;
 use maps::{EmulatedMap, MapStorage};
 use pfc_compiler::object::hook::{sk_buff, xdp_md};
 use pfc_compiler::object::ProgramType;
+use pfc_compiler::object::{BpfObject, MapType};
 
 /// The largest packet [`Vm::run`] accepts (the kernel's test_run limit for XDP is a page).
 pub const MAX_PACKET_LEN: usize = 64 * 1024;
@@ -180,13 +180,13 @@ impl<'obj> Vm<'obj> {
         for def in &object.maps {
             if !matches!(
                 def.map_type,
-                MapType::Array
-                    | MapType::PercpuArray
-                    | MapType::Hash
-                    | MapType::PercpuHash
-                    | MapType::LruHash
-                    | MapType::LpmTrie
-                    | MapType::Ringbuf
+                MapType::ARRAY
+                    | MapType::PERCPU_ARRAY
+                    | MapType::HASH
+                    | MapType::PERCPU_HASH
+                    | MapType::LRU_HASH
+                    | MapType::LPM_TRIE
+                    | MapType::RINGBUF
             ) {
                 return Err(VmError::UnsupportedMap { map: def.name.clone(), map_type: def.map_type });
             }

@@ -7,6 +7,8 @@
 //! indices are the order of the map symbols in `.maps` by symbol offset. Anything else in
 //! the object (`.BTF.ext`, DWARF, `.pfc.manifest`, ...) is ignored.
 //!
+//! Pure like the rest of [`super`]: the runtime loads what this returns (kernel or VM).
+//!
 //! **Invariant:** parsing never panics; every malformed input is an [`ObjectError`].
 
 use std::collections::HashMap;
@@ -14,54 +16,11 @@ use std::collections::HashMap;
 use object::{Object, ObjectSection, ObjectSymbol, RelocationFlags, RelocationTarget};
 use thiserror::Error;
 
-use pfc_compiler::object::ProgramType;
-
-use crate::btf::{self, BtfError};
-
-/// A `BPF_MAP_TYPE_*` value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MapType {
-    /// `BPF_MAP_TYPE_HASH` (1).
-    Hash,
-    /// `BPF_MAP_TYPE_ARRAY` (2).
-    Array,
-    /// `BPF_MAP_TYPE_PERCPU_HASH` (5).
-    PercpuHash,
-    /// `BPF_MAP_TYPE_PERCPU_ARRAY` (6).
-    PercpuArray,
-    /// `BPF_MAP_TYPE_LRU_HASH` (9).
-    LruHash,
-    /// `BPF_MAP_TYPE_LPM_TRIE` (11).
-    LpmTrie,
-    /// `BPF_MAP_TYPE_RINGBUF` (27): `max_entries` bytes, no key or value.
-    Ringbuf,
-    /// Any other map type, by number.
-    Unknown {
-        /// The `BPF_MAP_TYPE_*` number.
-        code: u32,
-    },
-}
-
-impl MapType {
-    /// Decodes a `BPF_MAP_TYPE_*` number.
-    pub fn from_code(code: u32) -> Self {
-        match code {
-            1 => MapType::Hash,
-            2 => MapType::Array,
-            5 => MapType::PercpuHash,
-            6 => MapType::PercpuArray,
-            9 => MapType::LruHash,
-            11 => MapType::LpmTrie,
-            27 => MapType::Ringbuf,
-            code => MapType::Unknown { code },
-        }
-    }
-
-    /// Whether each CPU has its own copy of every value.
-    pub fn is_per_cpu(self) -> bool {
-        matches!(self, MapType::PercpuHash | MapType::PercpuArray)
-    }
-}
+use super::btf_read::{self, BtfReadError};
+use super::hook::ProgramType;
+use super::maps::MapType;
+use crate::bpf::opcode::LDDW;
+use crate::bpf::MapReloc;
 
 /// One map, as defined by BTF.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,15 +39,6 @@ pub struct MapDef {
     pub max_entries: u32,
 }
 
-/// An `lddw` that loads a map reference.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MapRelocation {
-    /// Index of the `lddw` instruction (in 8-byte units) within the program.
-    pub insn_index: usize,
-    /// Index of the map in [`BpfObject::maps`].
-    pub map_index: usize,
-}
-
 /// The program and maps of a BPF ELF object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BpfObject {
@@ -100,8 +50,9 @@ pub struct BpfObject {
     /// That is what `pfc compile` writes, so for pfc objects these are the file's bytes;
     /// clang leaves `imm` 0 and relies on the relocation alone.
     pub code: Vec<u8>,
-    /// Map references in the code, in instruction order.
-    pub relocations: Vec<MapRelocation>,
+    /// Map references in the code, in instruction order (the writer's type: `slot` is
+    /// the `lddw`'s instruction index, `map` an index into [`BpfObject::maps`]).
+    pub relocations: Vec<MapReloc>,
     /// Maps in index order (by symbol offset in `.maps`).
     pub maps: Vec<MapDef>,
     /// The `license` section up to its first NUL, if present.
@@ -155,7 +106,7 @@ pub enum ObjectError {
         /// The symbol's name (or index, when it has none).
         symbol: String,
     },
-    /// A relocation of a kind the runtime does not apply.
+    /// A relocation of a kind the reader does not apply.
     #[error("relocation at byte {offset} of the program is unsupported: {problem}")]
     UnsupportedRelocation {
         /// Byte offset within the program section.
@@ -171,7 +122,7 @@ pub enum ObjectError {
     Btf {
         /// What is wrong.
         #[source]
-        source: BtfError,
+        source: BtfReadError,
     },
     /// A map symbol without a BTF definition.
     #[error("map `{map}` has no definition in the `.BTF` DATASEC \".maps\"")]
@@ -252,14 +203,14 @@ fn read_maps(file: &object::File<'_>) -> Result<Vec<MapDef>, ObjectError> {
     let btf_section = file.section_by_name(".BTF").ok_or(ObjectError::NoBtf)?;
     let btf_bytes =
         btf_section.data().map_err(|source| ObjectError::SectionData { section: ".BTF".to_string(), source })?;
-    let defs = btf::parse_maps(btf_bytes).map_err(|source| ObjectError::Btf { source })?;
+    let defs = btf_read::parse_maps(btf_bytes).map_err(|source| ObjectError::Btf { source })?;
     symbols
         .into_iter()
         .map(|(offset, name)| {
             let def = defs.get(&name).ok_or_else(|| ObjectError::UndefinedMap { map: name.clone() })?;
             Ok(MapDef {
                 section_offset: offset,
-                map_type: MapType::from_code(def.map_type),
+                map_type: MapType(def.map_type),
                 key_size: def.key_size,
                 value_size: def.value_size,
                 max_entries: def.max_entries,
@@ -269,11 +220,6 @@ fn read_maps(file: &object::File<'_>) -> Result<Vec<MapDef>, ObjectError> {
         .collect()
 }
 
-/// `lddw` opcode (BPF_LD | BPF_IMM | BPF_DW).
-const LDDW: u8 = 0x18;
-/// `R_BPF_64_64`.
-const R_BPF_64_64: u32 = 1;
-
 /// Resolves the program's relocations to map indices and writes each index into its
 /// `lddw`'s `imm` (the pfc convention; see [`BpfObject::code`]).
 fn read_relocations(
@@ -281,14 +227,14 @@ fn read_relocations(
     section: &object::Section<'_, '_>,
     maps: &[MapDef],
     code: &mut [u8],
-) -> Result<Vec<MapRelocation>, ObjectError> {
+) -> Result<Vec<MapReloc>, ObjectError> {
     let by_offset: HashMap<u64, usize> = maps.iter().enumerate().map(|(i, m)| (m.section_offset, i)).collect();
     let maps_section = file.section_by_name(".maps").map(|s| s.index());
     let mut relocations = Vec::new();
     for (offset, relocation) in section.relocations() {
         let unsupported = |problem| ObjectError::UnsupportedRelocation { offset, problem };
         match relocation.flags() {
-            RelocationFlags::Elf { r_type: R_BPF_64_64 } => {}
+            RelocationFlags::Elf { r_type: object::elf::R_BPF_64_64 } => {}
             _ => return Err(unsupported("only R_BPF_64_64 (map references) is applied")),
         }
         let insn_index = usize::try_from(offset / 8).map_err(|_| unsupported("offset too large"))?;
@@ -322,10 +268,10 @@ fn read_relocations(
             symbol.address()
         };
         let map_index = *by_offset.get(&map_offset).ok_or_else(unknown)?;
-        let imm_bytes = (map_index as u32).to_le_bytes();
-        code[start + 4..start + 8].copy_from_slice(&imm_bytes);
-        relocations.push(MapRelocation { insn_index, map_index });
+        let map = u32::try_from(map_index).map_err(|_| unsupported("map index too large"))?;
+        code[start + 4..start + 8].copy_from_slice(&map.to_le_bytes());
+        relocations.push(MapReloc { slot: insn_index, map });
     }
-    relocations.sort_by_key(|r| r.insn_index);
+    relocations.sort_by_key(|r| r.slot);
     Ok(relocations)
 }

@@ -1,4 +1,5 @@
-//! `.BTF` section bytes in, map definitions (type, key/value size, max entries) out.
+//! `.BTF` section bytes in, map definitions (type, key/value size, max entries) out: the
+//! reader beside [`super::btf`]'s writer, sharing its kind table.
 //!
 //! Reads only what BTF-defined maps need: the type section is walked once to index every
 //! type, then the `DATASEC ".maps"` gives one `VAR` per map whose type is the conventional
@@ -10,9 +11,12 @@ use std::collections::HashMap;
 
 use thiserror::Error;
 
+use super::btf::{kind, BTF_MAGIC};
+use super::maps::MapType;
+
 /// What can be wrong with a `.BTF` section.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
-pub enum BtfError {
+pub enum BtfReadError {
     /// The section is shorter than the structure being read.
     #[error("`.BTF` is truncated: {what} at byte {offset} runs past the end")]
     Truncated {
@@ -72,26 +76,6 @@ pub struct BtfMap {
     pub max_entries: u32,
 }
 
-const KIND_INT: u32 = 1;
-const KIND_PTR: u32 = 2;
-const KIND_ARRAY: u32 = 3;
-const KIND_STRUCT: u32 = 4;
-const KIND_UNION: u32 = 5;
-const KIND_ENUM: u32 = 6;
-const KIND_FWD: u32 = 7;
-const KIND_TYPEDEF: u32 = 8;
-const KIND_VOLATILE: u32 = 9;
-const KIND_CONST: u32 = 10;
-const KIND_RESTRICT: u32 = 11;
-const KIND_FUNC: u32 = 12;
-const KIND_FUNC_PROTO: u32 = 13;
-const KIND_VAR: u32 = 14;
-const KIND_DATASEC: u32 = 15;
-const KIND_FLOAT: u32 = 16;
-const KIND_DECL_TAG: u32 = 17;
-const KIND_TYPE_TAG: u32 = 18;
-const KIND_ENUM64: u32 = 19;
-
 /// Deepest chain of modifiers/typedefs followed before giving up.
 const MAX_DEPTH: usize = 32;
 
@@ -112,9 +96,9 @@ struct Reader<'a> {
 }
 
 impl Reader<'_> {
-    fn u32(&self, offset: usize, what: &'static str) -> Result<u32, BtfError> {
-        let end = offset.checked_add(4).ok_or(BtfError::Truncated { what, offset })?;
-        let b = self.bytes.get(offset..end).ok_or(BtfError::Truncated { what, offset })?;
+    fn u32(&self, offset: usize, what: &'static str) -> Result<u32, BtfReadError> {
+        let end = offset.checked_add(4).ok_or(BtfReadError::Truncated { what, offset })?;
+        let b = self.bytes.get(offset..end).ok_or(BtfReadError::Truncated { what, offset })?;
         Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     }
 }
@@ -127,12 +111,12 @@ struct Btf<'a> {
 }
 
 impl<'a> Btf<'a> {
-    fn parse(section: &'a [u8]) -> Result<Self, BtfError> {
+    fn parse(section: &'a [u8]) -> Result<Self, BtfReadError> {
         let header = Reader { bytes: section };
         let magic_word = header.u32(0, "header")?;
         let magic = (magic_word & 0xffff) as u16;
-        if magic != 0xeb9f {
-            return Err(BtfError::BadMagic { magic });
+        if magic != BTF_MAGIC {
+            return Err(BtfReadError::BadMagic { magic });
         }
         let hdr_len = header.u32(4, "header")? as usize;
         let type_off = header.u32(8, "header")? as usize;
@@ -143,8 +127,8 @@ impl<'a> Btf<'a> {
             let start = hdr_len.checked_add(off);
             let end = start.and_then(|s| s.checked_add(len));
             match (start, end) {
-                (Some(s), Some(e)) => section.get(s..e).ok_or(BtfError::Truncated { what, offset: s }),
-                _ => Err(BtfError::Truncated { what, offset: off }),
+                (Some(s), Some(e)) => section.get(s..e).ok_or(BtfReadError::Truncated { what, offset: s }),
+                _ => Err(BtfReadError::Truncated { what, offset: off }),
             }
         };
         let type_bytes = slice(type_off, type_len, "type section")?;
@@ -161,29 +145,36 @@ impl<'a> Btf<'a> {
             let extra = offset + 12;
             let type_id = types.len() as u32 + 1;
             let tail = match kind {
-                KIND_INT | KIND_VAR | KIND_DECL_TAG => 4,
-                KIND_PTR | KIND_FWD | KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT | KIND_FUNC
-                | KIND_FLOAT | KIND_TYPE_TAG => 0,
-                KIND_ARRAY => 12,
-                KIND_STRUCT | KIND_UNION | KIND_DATASEC | KIND_ENUM64 => 12 * vlen as usize,
-                KIND_ENUM | KIND_FUNC_PROTO => 8 * vlen as usize,
-                _ => return Err(BtfError::UnknownKind { type_id, kind }),
+                kind::INT | kind::VAR | kind::DECL_TAG => 4,
+                kind::PTR
+                | kind::FWD
+                | kind::TYPEDEF
+                | kind::VOLATILE
+                | kind::CONST
+                | kind::RESTRICT
+                | kind::FUNC
+                | kind::FLOAT
+                | kind::TYPE_TAG => 0,
+                kind::ARRAY => 12,
+                kind::STRUCT | kind::UNION | kind::DATASEC | kind::ENUM64 => 12 * vlen as usize,
+                kind::ENUM | kind::FUNC_PROTO => 8 * vlen as usize,
+                _ => return Err(BtfReadError::UnknownKind { type_id, kind }),
             };
             types.push(Type { name_off, kind, vlen, size_or_type, extra });
             offset = extra + tail;
         }
         if offset > type_bytes.len() {
-            return Err(BtfError::Truncated { what: "last type", offset });
+            return Err(BtfReadError::Truncated { what: "last type", offset });
         }
         Ok(Btf { types, type_data, strings })
     }
 
-    fn get(&self, type_id: u32) -> Result<Type, BtfError> {
+    fn get(&self, type_id: u32) -> Result<Type, BtfReadError> {
         type_id
             .checked_sub(1)
             .and_then(|i| self.types.get(i as usize))
             .copied()
-            .ok_or(BtfError::UndefinedType { type_id })
+            .ok_or(BtfReadError::UndefinedType { type_id })
     }
 
     fn name(&self, name_off: u32) -> String {
@@ -194,34 +185,36 @@ impl<'a> Btf<'a> {
     }
 
     /// Follows typedef/const/volatile/restrict/type-tag to the underlying type.
-    fn strip(&self, mut type_id: u32) -> Result<(u32, Type), BtfError> {
+    fn strip(&self, mut type_id: u32) -> Result<(u32, Type), BtfReadError> {
         for _ in 0..MAX_DEPTH {
             let ty = self.get(type_id)?;
             match ty.kind {
-                KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT | KIND_TYPE_TAG => type_id = ty.size_or_type,
+                kind::TYPEDEF | kind::VOLATILE | kind::CONST | kind::RESTRICT | kind::TYPE_TAG => {
+                    type_id = ty.size_or_type
+                }
                 _ => return Ok((type_id, ty)),
             }
         }
-        Err(BtfError::TooDeep { type_id })
+        Err(BtfReadError::TooDeep { type_id })
     }
 
     /// The size in bytes of a type, or `None` for types without one (void, functions).
-    fn size_of(&self, type_id: u32, depth: usize) -> Result<Option<u64>, BtfError> {
+    fn size_of(&self, type_id: u32, depth: usize) -> Result<Option<u64>, BtfReadError> {
         if depth > MAX_DEPTH {
-            return Err(BtfError::TooDeep { type_id });
+            return Err(BtfReadError::TooDeep { type_id });
         }
         let (_, ty) = self.strip(type_id)?;
         Ok(match ty.kind {
-            KIND_INT | KIND_STRUCT | KIND_UNION | KIND_ENUM | KIND_ENUM64 | KIND_FLOAT | KIND_DATASEC => {
+            kind::INT | kind::STRUCT | kind::UNION | kind::ENUM | kind::ENUM64 | kind::FLOAT | kind::DATASEC => {
                 Some(u64::from(ty.size_or_type))
             }
-            KIND_PTR => Some(8),
-            KIND_ARRAY => {
+            kind::PTR => Some(8),
+            kind::ARRAY => {
                 let elem = self.type_data.u32(ty.extra, "array")?;
                 let nelems = self.type_data.u32(ty.extra + 8, "array")?;
                 self.size_of(elem, depth + 1)?.map(|s| s.saturating_mul(u64::from(nelems)))
             }
-            KIND_VAR => self.size_of(ty.size_or_type, depth + 1)?,
+            kind::VAR => self.size_of(ty.size_or_type, depth + 1)?,
             _ => None,
         })
     }
@@ -229,11 +222,11 @@ impl<'a> Btf<'a> {
     /// For `int (*name)[N]`: N.
     fn pointer_to_array_len(&self, type_id: u32) -> Option<u32> {
         let (_, ptr) = self.strip(type_id).ok()?;
-        if ptr.kind != KIND_PTR {
+        if ptr.kind != kind::PTR {
             return None;
         }
         let (_, array) = self.strip(ptr.size_or_type).ok()?;
-        if array.kind != KIND_ARRAY {
+        if array.kind != kind::ARRAY {
             return None;
         }
         self.type_data.u32(array.extra + 8, "array").ok()
@@ -242,17 +235,17 @@ impl<'a> Btf<'a> {
     /// For `K *name`: the size of K.
     fn pointee_size(&self, type_id: u32) -> Option<u32> {
         let (_, ptr) = self.strip(type_id).ok()?;
-        if ptr.kind != KIND_PTR {
+        if ptr.kind != kind::PTR {
             return None;
         }
         let size = self.size_of(ptr.size_or_type, 0).ok()??;
         u32::try_from(size).ok()
     }
 
-    fn map_definition(&self, name: String, var_type: u32) -> Result<BtfMap, BtfError> {
-        let bad = |problem| BtfError::BadMapDefinition { map: name.clone(), problem };
+    fn map_definition(&self, name: String, var_type: u32) -> Result<BtfMap, BtfReadError> {
+        let bad = |problem| BtfReadError::BadMapDefinition { map: name.clone(), problem };
         let (_, def) = self.strip(var_type)?;
-        if def.kind != KIND_STRUCT {
+        if def.kind != kind::STRUCT {
             return Err(bad("its type is not a struct"));
         }
         let (mut map_type, mut key_size, mut value_size, mut max_entries) = (None, None, None, None);
@@ -273,7 +266,7 @@ impl<'a> Btf<'a> {
         }
         let map_type = map_type.ok_or_else(|| bad("no `int (*type)[T]` member"))?;
         // Ring buffers (27) and perf event arrays (4) have no key or value in BTF.
-        if matches!(map_type, 4 | 27) {
+        if [MapType::PERF_EVENT_ARRAY, MapType::RINGBUF].contains(&MapType(map_type)) {
             key_size = key_size.or(Some(0));
             value_size = value_size.or(Some(0));
         }
@@ -288,17 +281,17 @@ impl<'a> Btf<'a> {
 }
 
 /// Reads every map declared in the `DATASEC ".maps"` of a `.BTF` section, keyed by name.
-pub fn parse_maps(section: &[u8]) -> Result<HashMap<String, BtfMap>, BtfError> {
+pub fn parse_maps(section: &[u8]) -> Result<HashMap<String, BtfMap>, BtfReadError> {
     let btf = Btf::parse(section)?;
     let mut maps = HashMap::new();
-    for datasec in btf.types.iter().filter(|t| t.kind == KIND_DATASEC) {
+    for datasec in btf.types.iter().filter(|t| t.kind == kind::DATASEC) {
         if btf.name(datasec.name_off) != ".maps" {
             continue;
         }
         for i in 0..datasec.vlen as usize {
             let var_id = btf.type_data.u32(datasec.extra + 12 * i, "datasec entry")?;
             let var = btf.get(var_id)?;
-            if var.kind != KIND_VAR {
+            if var.kind != kind::VAR {
                 continue;
             }
             let name = btf.name(var.name_off);
