@@ -5,6 +5,9 @@ use crate::bpf::Program as BpfProgram;
 use crate::codegen::{self, Form, Options};
 use crate::diagnostic::{Code, Diagnostic, Span};
 use crate::ir::{self, Filter};
+use crate::object::maps::{
+    limit_map_name, set_map_name, COUNTER_MAP_NAME, LOG_RING_MAP_NAME, LOG_STATS_MAP_NAME, SET_GENERATION_MAP_NAME,
+};
 use crate::object::{
     self, program_name, CountersManifest, LimitManifest, LogRuleManifest, LogsManifest, Manifest, MapSpec, ObjectSpec,
     SetManifest, SetsManifest,
@@ -21,8 +24,6 @@ pub use crate::diagnostic::INTERNAL_ERROR;
 /// The program's function name in objects compiled from no named file (`<stdin>`,
 /// `--pcap-filter`); others are named after their rule file ([`object::program_name`]).
 pub const FUNCTION_NAME: &str = object::read::DEFAULT_PROGRAM_NAME;
-/// The per-rule counter map's name.
-pub const COUNTER_MAP_NAME: &str = "pfc_counters";
 
 /// Everything a successful compilation produced.
 #[derive(Debug)]
@@ -157,16 +158,6 @@ fn generate_and_verify(filter: &Filter, options: Options, form: Form) -> Result<
     Ok(code)
 }
 
-/// The name of the bucket map of limit `index`.
-pub fn limit_map_name(index: usize) -> String {
-    format!("pfc_limit_{index}")
-}
-
-/// The ring buffer that logged rules send events to.
-pub const LOG_RING_MAP_NAME: &str = "pfc_log_ring";
-/// The per-rule log statistics (events sent and dropped).
-pub const LOG_STATS_MAP_NAME: &str = "pfc_log_stats";
-
 /// The counter map (index 0, also kept without counters when there are limits or
 /// dynamic sets), then one bucket map per rate limit ([`codegen::limit::map_index`]),
 /// one map per dynamic set ([`codegen::dynamic::map_index`]) and their generation array,
@@ -183,11 +174,11 @@ fn maps(program: &Program, options: Options) -> Vec<MapSpec> {
     for (index, set) in program.dynamic_sets.iter().enumerate() {
         let prefixes = set.kind == crate::program::DynamicKind::Prefixes;
         let entries = dynamic::map_entries(set.max_elements);
-        maps.push(MapSpec::dynamic_set(&dynamic::map_name(index), prefixes, entries));
+        maps.push(MapSpec::dynamic_set(&set_map_name(index), prefixes, entries));
     }
     if !program.dynamic_sets.is_empty() {
         let sets = program.dynamic_sets.len() as u32;
-        maps.push(MapSpec::set_generations(dynamic::GENERATION_MAP_NAME, sets));
+        maps.push(MapSpec::set_generations(SET_GENERATION_MAP_NAME, sets));
     }
     if program.rules.iter().any(|rule| rule.log.is_some()) {
         maps.push(MapSpec::ring_buffer(LOG_RING_MAP_NAME, crate::program::log::RING_BYTES));
@@ -207,11 +198,11 @@ fn dynamic_sets_manifest(program: &Program) -> Option<SetsManifest> {
             element_type: set.element_type.clone(),
             kind: set.kind.as_str().to_string(),
             size: set.max_elements,
-            map: dynamic::map_name(index),
+            map: set_map_name(index),
             index: index as u32,
         })
         .collect();
-    (!sets.is_empty()).then(|| SetsManifest { generation_map: dynamic::GENERATION_MAP_NAME.to_string(), sets })
+    (!sets.is_empty()).then(|| SetsManifest { generation_map: SET_GENERATION_MAP_NAME.to_string(), sets })
 }
 
 /// Each limit's entry in the manifest: its rule, map, key and bucket parameters, so a

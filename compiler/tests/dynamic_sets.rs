@@ -86,15 +86,19 @@ fn a_dynamic_set_compiles_into_a_map_per_set_and_a_generation_array() {
     assert!(asm.contains("in dynamic set `banned`") && asm.contains("in dynamic set `ports`"), "{asm}");
     let manifest = serde_json::to_value(&compiled.manifest).expect("a manifest serializes");
     let sets = &manifest["dynamic_sets"];
-    assert_eq!(sets["generation_map"], "pfc_set_gen");
+    assert_eq!(sets["generation_map"], pfc_compiler::object::maps::SET_GENERATION_MAP_NAME);
     let described: Vec<String> = sets["sets"]
         .as_array()
         .unwrap()
         .iter()
         .map(|set| format!("{} {} {} {} {}", set["name"], set["type"], set["kind"], set["size"], set["map"]))
         .collect();
+    let map = pfc_compiler::object::maps::set_map_name;
     assert_eq!(
         described,
-        [r#""banned" "ip" "prefixes" 10 "pfc_set_0""#, r#""ports" "port" "values" 65536 "pfc_set_1""#]
+        [
+            format!(r#""banned" "ip" "prefixes" 10 "{}""#, map(0)),
+            format!(r#""ports" "port" "values" 65536 "{}""#, map(1))
+        ]
     );
 }

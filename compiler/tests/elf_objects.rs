@@ -12,6 +12,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use pfc_compiler::bpf::{AluOp, ByteOrder, EndianWidth, Insn, JmpOp, Program, ProgramBuilder, Reg::*, Size};
+use pfc_compiler::object::maps::COUNTER_MAP_NAME;
 use pfc_compiler::object::{write_object, MapSpec, ObjectSpec, ProgramType, Verdict};
 use serde_json::Value;
 
@@ -214,7 +215,7 @@ fn counter_map_id(prog: &Value) -> u64 {
     assert_eq!(ids.len(), 1, "{prog}");
     let id = ids[0].as_u64().expect("map id");
     let map = json("bpftool", &["--json", "map", "show", "id", &id.to_string()]);
-    assert_eq!(map["name"], "pfc_counters");
+    assert_eq!(map["name"], COUNTER_MAP_NAME);
     assert_eq!(map["type"], "percpu_array");
     assert_eq!((map["bytes_key"].as_u64(), map["bytes_value"].as_u64()), (Some(4), Some(16)));
     assert_eq!(map["max_entries"], 4);
@@ -264,11 +265,12 @@ fn xdp_pass_loads_and_attaches() {
 fn xdp_counter_loads_runs_and_counts() {
     require_kernel!();
     let program = counting_filter(ProgramType::Xdp);
-    let maps = vec![MapSpec::counters("pfc_counters", 4)];
+    let maps = vec![MapSpec::counters(COUNTER_MAP_NAME, 4)];
     let object = write_temp(&spec(ProgramType::Xdp, "pfc_xdp", &program, maps), "xdp");
 
     let btf = run_ok("bpftool", &["btf", "dump", "file", path_str(&object.0)]);
-    for expected in ["STRUCT 'pfc_counter' size=16 vlen=2", "VAR 'pfc_counters'", "DATASEC '.maps' size=32 vlen=1"] {
+    let var = format!("VAR '{COUNTER_MAP_NAME}'");
+    for expected in ["STRUCT 'pfc_counter' size=16 vlen=2", &var, "DATASEC '.maps' size=32 vlen=1"] {
         assert!(btf.contains(expected), "{expected:?} missing from:\n{btf}");
     }
 
@@ -294,7 +296,7 @@ fn xdp_counter_loads_runs_and_counts() {
 fn tc_counter_loads_runs_and_attaches() {
     require_kernel!();
     let program = counting_filter(ProgramType::SchedCls);
-    let maps = vec![MapSpec::counters("pfc_counters", 4)];
+    let maps = vec![MapSpec::counters(COUNTER_MAP_NAME, 4)];
     let object = write_temp(&spec(ProgramType::SchedCls, "pfc_tc", &program, maps), "tc");
     let pin = load_pinned(&object.0, "tc", "tc");
     let prog = json("bpftool", &["--json", "prog", "show", "pinned", path_str(&pin.0)]);

@@ -70,11 +70,11 @@ fn load(rules: &str) -> KernelProgram {
     KernelProgram::load(&compiled.object).expect("the kernel loads the program")
 }
 
-/// Fills map `pfc_set_0` of `program` in batches of 65,536 (`pfc load`'s path) or, where
+/// Fills dynamic set 0's map of `program` in batches of 65,536 (`pfc load`'s path) or, where
 /// the kernel has no batch update for the map type, one element at a time; returns the
 /// seconds it took and which way.
 fn fill(program: &KernelProgram, kind: DynamicKind, elements: &[DynamicElement]) -> (f64, &'static str) {
-    let map = program.object().map_index("pfc_set_0").expect("the set's map");
+    let map = program.object().map_index(&pfc_compiler::object::maps::set_map_name(0)).expect("the set's map");
     let keys: Vec<[u8; 24]> = elements.iter().map(|element| element_key(kind, element, 0)).collect();
     let started = Instant::now();
     let batched = keys.chunks(65_536).all(|chunk| {

@@ -4,7 +4,7 @@
 //!
 //! The verdict is the program's return value read through the hook's return codes
 //! (`codegen::return_code`, the one definition); the deciding rule is read from the
-//! object's counter map (`compile::COUNTER_MAP_NAME`): one `{u64 packets, u64 bytes}`
+//! object's counter map (`object::maps::COUNTER_MAP_NAME`): one `{u64 packets, u64 bytes}`
 //! entry per rule and a last one for the default, exactly one of which gains one packet
 //! per run.
 //!
@@ -15,8 +15,8 @@
 
 use thiserror::Error;
 
-use pfc_compiler::compile::COUNTER_MAP_NAME;
 pub use pfc_compiler::eval::Outcome;
+use pfc_compiler::object::maps::COUNTER_MAP_NAME;
 use pfc_compiler::object::{ProgramType, Verdict};
 
 use crate::kernel::{self, KernelError, KernelProgram, SkipReason};

@@ -90,7 +90,7 @@ fn element(program: &Program, set: usize, text: &str) -> DynamicElement {
 fn set_maps(object: &BpfObject, program: &Program) -> Vec<usize> {
     (0..program.dynamic_sets.len())
         .map(|index| {
-            let name = pfc_compiler::program::dynamic::map_name(index);
+            let name = pfc_compiler::object::maps::set_map_name(index);
             object.maps.iter().position(|map| map.name == name).expect("a map per dynamic set")
         })
         .collect()

@@ -57,6 +57,32 @@ impl std::fmt::Debug for MapType {
     }
 }
 
+// The names of pfc's maps, written here once: the compiler names its maps with them,
+// the manifest carries them, and the runtime, the CLI and the tests look maps up by them.
+
+/// The per-rule counter array (map index 0 whenever it exists).
+pub const COUNTER_MAP_NAME: &str = "pfc_counters";
+/// The prefix of every rate limit's bucket map ([`limit_map_name`]).
+pub const LIMIT_MAP_PREFIX: &str = "pfc_limit_";
+/// The prefix of every dynamic set's map ([`set_map_name`]) and of the generation array.
+pub const SET_MAP_PREFIX: &str = "pfc_set_";
+/// The dynamic sets' generation array (one entry per set, by set index).
+pub const SET_GENERATION_MAP_NAME: &str = "pfc_set_gen";
+/// The ring buffer that logged rules send events to.
+pub const LOG_RING_MAP_NAME: &str = "pfc_log_ring";
+/// The per-rule log statistics (events sent and dropped).
+pub const LOG_STATS_MAP_NAME: &str = "pfc_log_stats";
+
+/// The name of the bucket map of rate limit `index` (the kernel keeps 15 bytes).
+pub fn limit_map_name(index: usize) -> String {
+    format!("{LIMIT_MAP_PREFIX}{index}")
+}
+
+/// The name of dynamic set `index`'s map (the kernel keeps 15 bytes).
+pub fn set_map_name(index: usize) -> String {
+    format!("{SET_MAP_PREFIX}{index}")
+}
+
 /// `BPF_F_NO_PREALLOC`, required by LPM tries.
 pub const BPF_F_NO_PREALLOC: u32 = 1;
 

@@ -15,7 +15,7 @@
 //!
 //! The family ([`Family`]) keeps IPv4 and IPv6 prefixes of one `ip` set apart in one trie
 //! (an IPv4 packet never matches an IPv6 prefix). The generation is the set's entry in the
-//! one-entry-per-set generation array ([`GENERATION_MAP_NAME`]): the program reads it
+//! one-entry-per-set generation array ([`SET_GENERATION_MAP_NAME`](crate::object::maps::SET_GENERATION_MAP_NAME)): the program reads it
 //! before each lookup, so `pfc set replace` fills the other generation, flips the word and
 //! then deletes the old entries, and a packet sees the old contents or the new, never a
 //! half-filled set. So a set's map holds `2 × size` entries ([`map_entries`]): room for
@@ -46,8 +46,6 @@ pub const TAG_OFFSET: usize = 4;
 pub const DATA_OFFSET: usize = 8;
 /// Bits of the key a trie compares before the data: the whole tag.
 pub const TAG_BITS: u32 = 32;
-/// Name of the generation array map (one `__u32` per dynamic set, by set index).
-pub const GENERATION_MAP_NAME: &str = "pfc_set_gen";
 
 /// Which values a key holds, the low byte of the tag.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -91,11 +89,6 @@ pub fn tag(family: Family, generation: u32) -> u32 {
 /// The map entries of a set of `max_elements`: room for a replace's second generation.
 pub fn map_entries(max_elements: u32) -> u32 {
     max_elements.saturating_mul(2)
-}
-
-/// The name of dynamic set `index`'s map (the kernel keeps 15 bytes).
-pub fn map_name(index: usize) -> String {
-    format!("pfc_set_{index}")
 }
 
 /// The data bytes of a value of `family`.
@@ -177,7 +170,7 @@ pub fn key_element(kind: DynamicKind, key: &[u8]) -> Option<(DynamicElement, u32
 /// generation array starts zeroed, except that each set's `elements` count is its
 /// number of keys ([`state_value`]).
 pub fn initial_entries(sets: &[DynamicSet]) -> Vec<(String, Vec<[u8; KEY_SIZE]>)> {
-    sets.iter().enumerate().map(|(index, set)| (map_name(index), set.keys(0))).collect()
+    sets.iter().enumerate().map(|(index, set)| (crate::object::maps::set_map_name(index), set.keys(0))).collect()
 }
 
 /// A set's entry in the generation array.

@@ -13,6 +13,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use libbpf_rs::libbpf_sys as sys;
+use pfc_compiler::object::maps::{COUNTER_MAP_NAME, LIMIT_MAP_PREFIX, SET_MAP_PREFIX};
 
 use super::{AttachError, BpfSys, Counter, LinkInfo, MapInfo, ProgInfo};
 use crate::kernel::{self, KernelProgram};
@@ -34,9 +35,6 @@ pub(super) fn check(rc: i32) -> io::Result<i32> {
         Ok(rc)
     }
 }
-
-/// The name the compiler gives the counter map (the kernel keeps 15 bytes of it).
-const COUNTER_MAP_NAME: &str = pfc_compiler::compile::COUNTER_MAP_NAME;
 
 /// `membarrier(2)`'s command that waits for an RCU grace period on every CPU.
 const MEMBARRIER_CMD_GLOBAL: libc::c_int = 1;
@@ -300,11 +298,11 @@ impl BpfSys for LiveSys {
     }
 
     fn limit_maps(&self, prog_id: u32) -> io::Result<Vec<(String, u32)>> {
-        super::live_maps::prog_maps_named(prog_id, b"pfc_limit_")
+        super::live_maps::prog_maps_named(prog_id, LIMIT_MAP_PREFIX.as_bytes())
     }
 
     fn set_maps(&self, prog_id: u32) -> io::Result<Vec<(String, u32)>> {
-        super::live_maps::prog_maps_named(prog_id, b"pfc_set_")
+        super::live_maps::prog_maps_named(prog_id, SET_MAP_PREFIX.as_bytes())
     }
 
     fn write_entries(&self, map_id: u32, entries: &[(Vec<u8>, Vec<u8>)]) -> io::Result<()> {

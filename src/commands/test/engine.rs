@@ -7,6 +7,7 @@
 //! [`RunError`] (an internal compiler error), never a verdict.
 
 use pfc_compiler::eval::{evaluate_at, Outcome, State};
+use pfc_compiler::object::maps::set_map_name;
 use pfc_compiler::program::dynamic;
 use pfc_compiler::program::log::{Event, EventError};
 use pfc_compiler::program::{DynamicElement, Program};
@@ -113,7 +114,7 @@ impl<'obj> Engine<'obj> {
             None => {
                 let maps = (0..self.program.dynamic_sets.len())
                     .map(|index| {
-                        let name = dynamic::map_name(index);
+                        let name = set_map_name(index);
                         self.object.map_index(&name).ok_or(RunError::NoSetMap { name })
                     })
                     .collect::<Result<Vec<usize>, RunError>>()?;
