@@ -245,15 +245,8 @@ impl<'a> Verifier<'a> {
             | Insn::Alu32 { op: AluOp::Mov, dst, src: Operand::Imm(imm) } => Some((dst, i64::from(imm))),
             _ => None,
         };
-        match *insn {
-            Insn::Alu64 { dst, .. }
-            | Insn::Alu32 { dst, .. }
-            | Insn::Neg { dst, .. }
-            | Insn::Endian { dst, .. }
-            | Insn::Load { dst, .. }
-            | Insn::LoadImm64 { dst, .. }
-            | Insn::LoadMapIndex { dst, .. } => state.known[dst.number() as usize] = None,
-            _ => {}
+        if let Some(dst) = insn.written_register() {
+            state.known[dst.number() as usize] = None;
         }
         match *insn {
             Insn::Alu64 { op, dst, src } => {
@@ -295,12 +288,11 @@ impl<'a> Verifier<'a> {
             Insn::LoadMapIndex { dst, .. } => set(&mut state, dst, Value::MapPointer).map_err(fail)?,
             Insn::Call { helper } => {
                 let result = self.call(&mut state, helper).ok_or(Problem::Call { helper }).map_err(fail)?;
-                for reg in 1..=5 {
-                    state.regs[reg] = Value::Uninit;
-                    state.known[reg] = None;
+                for reg in Reg::CALL_CLOBBERED {
+                    state.regs[reg.number() as usize] = Value::Uninit;
+                    state.known[reg.number() as usize] = None;
                 }
                 state.regs[0] = result;
-                state.known[0] = None;
             }
             Insn::Exit => {
                 if state.regs[0] != Value::Scalar {

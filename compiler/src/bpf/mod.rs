@@ -69,6 +69,10 @@ impl Reg {
     pub const ALL: [Reg; 11] =
         [Reg::R0, Reg::R1, Reg::R2, Reg::R3, Reg::R4, Reg::R5, Reg::R6, Reg::R7, Reg::R8, Reg::R9, Reg::R10];
 
+    /// What a helper call overwrites: `r0` (its result) and the argument registers
+    /// `r1`–`r5`, which hold no defined value afterwards.
+    pub const CALL_CLOBBERED: [Reg; 6] = [Reg::R0, Reg::R1, Reg::R2, Reg::R3, Reg::R4, Reg::R5];
+
     /// The register's number (0..=10), as encoded in an instruction.
     pub fn number(self) -> u8 {
         self as u8
@@ -364,6 +368,26 @@ impl<T> Insn<T> {
         match self {
             Insn::LoadImm64 { .. } | Insn::LoadMapIndex { .. } => 2,
             _ => 1,
+        }
+    }
+
+    /// The register this instruction gives a new value: `dst` of ALU operations, loads
+    /// and `lddw`; `None` for stores (they write memory), jumps and `exit`, and for `call`,
+    /// which sets `r0` and leaves `r1`–`r5` unspecified (see [`Reg::CALL_CLOBBERED`]). The
+    /// one definition pfc's verifier and the VM's stack-argument analysis both use.
+    pub fn written_register(&self) -> Option<Reg> {
+        match *self {
+            Insn::Alu64 { dst, .. }
+            | Insn::Alu32 { dst, .. }
+            | Insn::Neg { dst, .. }
+            | Insn::Endian { dst, .. }
+            | Insn::Load { dst, .. }
+            | Insn::LoadImm64 { dst, .. }
+            | Insn::LoadMapIndex { dst, .. } => Some(dst),
+            Insn::Store { .. } | Insn::StoreImm { .. } | Insn::Jump { .. } | Insn::Ja { .. } | Insn::Call { .. } => {
+                None
+            }
+            Insn::Exit => None,
         }
     }
 

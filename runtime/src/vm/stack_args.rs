@@ -65,16 +65,6 @@ pub(crate) fn helper_pointers_in_stack(code: &[u8], key_size: u32, value_size: u
             Insn::Alu64 { op: AluOp::Sub, dst, src: Operand::Imm(imm) } => {
                 state[index(dst)] = state[index(dst)].and_then(|k| k.checked_sub(imm.into()));
             }
-            Insn::Alu64 { dst, .. }
-            | Insn::Alu32 { dst, .. }
-            | Insn::Neg { dst, .. }
-            | Insn::Endian { dst, .. }
-            | Insn::Load { dst, .. }
-            | Insn::LoadImm64 { dst, .. }
-            | Insn::LoadMapIndex { dst, .. } => state[index(dst)] = None,
-            // Stores write memory only. Spilled stack pointers are forgotten, which only
-            // makes the answer more conservative.
-            Insn::Store { .. } | Insn::StoreImm { .. } => {}
             Insn::Call { helper } => {
                 let ok = match helper {
                     HELPER_MAP_LOOKUP | HELPER_MAP_DELETE => in_stack(state[2], key_size),
@@ -84,7 +74,7 @@ pub(crate) fn helper_pointers_in_stack(code: &[u8], key_size: u32, value_size: u
                 if !ok {
                     return false;
                 }
-                state[..6].fill(None);
+                Reg::CALL_CLOBBERED.iter().for_each(|&reg| state[index(reg)] = None);
             }
             Insn::Exit => falls_through = false,
             Insn::Jump { target, .. } | Insn::Ja { target } => {
@@ -94,6 +84,14 @@ pub(crate) fn helper_pointers_in_stack(code: &[u8], key_size: u32, value_size: u
                 }
                 meet(&mut states[next + target as usize], &state);
                 falls_through = matches!(insn, Insn::Jump { .. });
+            }
+            // Every other register write forgets what the register held. Stores write
+            // memory only: spilled stack pointers are forgotten, which only makes the
+            // answer more conservative.
+            _ => {
+                if let Some(dst) = insn.written_register() {
+                    state[index(dst)] = None;
+                }
             }
         }
         if falls_through {
