@@ -222,3 +222,34 @@ fn pcap_rules_past_the_pending_path_limit_get_e0020() {
         .collect();
     assert!(errors.len() == 1 && errors[0].starts_with(KERNEL_LIMIT.0) && errors[0].contains("pending"), "{errors:?}");
 }
+
+/// `protochain` walks are unrolled straight-line code whose every branch leaves the walk,
+/// so the kernel's work per atom is about its length, once per family, and atoms add up.
+#[test]
+fn protochain_atoms_load_within_the_estimate() {
+    skip_unless!(no_kernel());
+    let mut ten = String::from("default pass\n");
+    for (n, proto) in ["6", "17", "58", "0", "51", "59", "4", "41", "300", "132"].iter().enumerate() {
+        ten.push_str(&format!("rule c{n}: drop if pcap \"protochain {proto} and not port {}\"\n", 1000 + n));
+    }
+    let shapes = [
+        ("ip protochain 6", "default pass\nrule c: drop if pcap \"ip protochain 6\"\n".to_string()),
+        ("ip6 protochain 17", "default pass\nrule c: drop if pcap \"ip6 protochain 17\"\n".to_string()),
+        ("protochain 6", "default pass\nrule c: drop if pcap \"protochain 6\"\n".to_string()),
+        ("10 protochain rules", ten),
+    ];
+    for (name, text) in shapes {
+        let compiled = compile_ok(&text);
+        let loaded = load(name, &text, &compiled).unwrap_or_else(|report| panic!("{report}"));
+        println!(
+            "{name}: {} insns, {} processed, estimate {} ({:.2}), load {} ms",
+            compiled.code.insns.len(),
+            loaded.processed,
+            loaded.estimate,
+            loaded.estimate as f64 / loaded.processed as f64,
+            loaded.load.as_millis()
+        );
+        assert!(loaded.processed <= loaded.estimate, "{name}: {} > estimate {}", loaded.processed, loaded.estimate);
+        assert!(loaded.processed < 3 * compiled.code.insns.len(), "{name}: {} processed", loaded.processed);
+    }
+}

@@ -70,6 +70,10 @@ const ETHERNET: c_int = 1;
 const EXPRESSIONS: usize = 3000;
 /// Expressions also run through the kernel when privileged.
 const KERNEL_EXPRESSIONS: usize = 300;
+/// Expressions with `protochain` per run, after the others (their own stream, so the
+/// others and their size report stay the same), and how many of them run in the kernel.
+const PROTOCHAIN_EXPRESSIONS: usize = 200;
+const PROTOCHAIN_KERNEL_EXPRESSIONS: usize = 60;
 
 /// libpcap's program for an expression.
 struct Libpcap {
@@ -317,6 +321,27 @@ fn primitive(rng: &mut Rng) -> String {
     }
 }
 
+/// A `protochain` primitive: either family or both, numbers and names, the protocols
+/// the walk passes over among them.
+fn protochain(rng: &mut Rng) -> String {
+    format!(
+        "{}protochain {}",
+        rng.pick(&["", "", "ip ", "ip6 "]),
+        rng.pick(&["6", "17", "\\udp", "58", "0", "43", "44", "51", "59", "60", "4", "41", "300", "ipv6-icmp"])
+    )
+}
+
+/// An expression holding at least one `protochain`, among the other primitives.
+fn protochain_expression(rng: &mut Rng) -> String {
+    let first = if rng.chance(20) { format!("not {}", protochain(rng)) } else { protochain(rng) };
+    match rng.below(4) {
+        0 => first,
+        1 => format!("{first} {} {}", rng.pick(&["or", "and", "and not"]), rng.pick(&["17", "6", "51"])),
+        2 => format!("{first} {} {}", rng.pick(&["and", "or", "and not", "or not"]), expression(rng, 2)),
+        _ => format!("({}) {} {first}", expression(rng, 2), rng.pick(&["and", "or"])),
+    }
+}
+
 fn expression(rng: &mut Rng, depth: usize) -> String {
     let item = if depth == 0 || rng.chance(40) { primitive(rng) } else { format!("({})", expression(rng, depth - 1)) };
     let item = if rng.chance(20) { format!("{} {item}", rng.pick(&["not", "!"])) } else { item };
@@ -346,6 +371,11 @@ struct Tally {
     /// Programs compiled by pfc (each carries the fixed overhead once).
     programs: usize,
     libpcap_insns: usize,
+    /// The same three for expressions with `protochain` (libpcap's loop, unrolled by
+    /// pfc), counted apart.
+    chain_atom_insns: usize,
+    chain_programs: usize,
+    chain_libpcap_insns: usize,
     worst: Vec<(f64, String, usize, usize)>,
 }
 
@@ -417,10 +447,16 @@ fn judge(
         Optimized::Program(optimized) => optimized.program.len as usize,
         _ => 1,
     };
-    tally.pfc_insns += pfc_len;
-    tally.atom_insns += pfc_len.saturating_sub(fixed_overhead());
-    tally.programs += 1;
-    tally.libpcap_insns += libpcap_len;
+    if expr.contains("protochain") {
+        tally.chain_atom_insns += pfc_len.saturating_sub(fixed_overhead());
+        tally.chain_programs += 1;
+        tally.chain_libpcap_insns += libpcap_len;
+    } else {
+        tally.pfc_insns += pfc_len;
+        tally.atom_insns += pfc_len.saturating_sub(fixed_overhead());
+        tally.programs += 1;
+        tally.libpcap_insns += libpcap_len;
+    }
     tally.worst.push((pfc_len as f64 / libpcap_len.max(1) as f64, expr.to_string(), pfc_len, libpcap_len));
     let object = BpfObject::parse(&compiled.object).expect("pfc's object parses");
     let mut vm = Executor::new(&object, &compiled.object, Backend::Vm).expect("rbpf takes pfc's object");
@@ -495,6 +531,15 @@ fn print_sizes(tally: &Tally) {
         tally.pfc_insns,
         tally.pfc_insns as f64 / tally.libpcap_insns.max(1) as f64
     );
+    if tally.chain_programs > 0 {
+        println!(
+            "instructions with protochain (counted apart): pcap atoms {} vs libpcap {} over {} programs: ratio {:.2}",
+            tally.chain_atom_insns,
+            tally.chain_libpcap_insns,
+            tally.chain_programs,
+            tally.chain_atom_insns as f64 / tally.chain_libpcap_insns.max(1) as f64
+        );
+    }
 }
 
 fn summary(name: &str, tally: &Tally, packets: usize, kernel_ok: bool, failures: usize, started: Instant) {
@@ -524,6 +569,7 @@ fn pfc_agrees_with_libpcap_on_random_expressions() {
     let mut packets = corpus(support::seed());
     packets.extend(frames::link_layer_frames());
     packets.extend(frames::libpcap_capture_frames());
+    packets.extend(frames::protochain_frames());
     let mut rng = Rng::new(support::seed() ^ 0x9ca9_u64.wrapping_mul(0x1000_0001));
     let kernel_ok = kernel::privileges().is_ok();
     let mut tally = Tally::default();
@@ -546,6 +592,22 @@ fn pfc_agrees_with_libpcap_on_random_expressions() {
     for (ratio, expr, pfc, libpcap) in tally.worst.iter().take(5) {
         println!("  {ratio:.1}x  {pfc} vs {libpcap}  `{expr}`");
     }
+    // `protochain`: libpcap's loop is unrolled, so these programs are counted apart.
+    let mut chains = Tally::default();
+    let mut rng = Rng::new(support::seed() ^ 0x9c_c4a1_u64.wrapping_mul(0x1000_0001));
+    for index in 0..PROTOCHAIN_EXPRESSIONS {
+        let expr = protochain_expression(&mut rng);
+        let kernel = kernel_ok && index < PROTOCHAIN_KERNEL_EXPRESSIONS;
+        if let Outcome::RefusedByPfc(diagnostics) = judge(&expr, &packets, kernel, &mut chains, &mut failures) {
+            failures.push(format!("ACCEPTANCE `{expr}`: libpcap accepts, pfc refuses {diagnostics:?}"));
+        }
+        if failures.len() > 20 {
+            break;
+        }
+    }
+    summary("random protochain expressions", &chains, packets.len(), kernel_ok, failures.len(), started);
+    print_sizes(&chains);
+    assert!(chains.chain_programs >= PROTOCHAIN_EXPRESSIONS / 2, "only {} protochain programs", chains.chain_programs);
     assert!(packets.len() >= 1000, "the corpus has only {} packets", packets.len());
     assert!(failures.is_empty(), "{} failures:\n\n{}", failures.len(), failures.join("\n\n"));
 }
@@ -578,6 +640,7 @@ fn pfc_agrees_with_libpcap_on_its_own_test_expressions() {
     let mut packets = corpus(support::seed());
     packets.extend(frames::link_layer_frames());
     packets.extend(frames::libpcap_capture_frames());
+    packets.extend(frames::protochain_frames());
     let kernel_ok = kernel::privileges().is_ok();
     let documented = documented_refusals();
     assert!(documented.len() >= 5, "the refusal table of docs/pcap.md was not found: {documented:?}");
@@ -679,4 +742,45 @@ fn every_name_is_libpcaps() {
     }
     println!("{} names checked against libpcap", pairs.len());
     assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+}
+
+/// pfc's verdicts for `expr` on `frame`: the interpreter's, rbpf's and (when `kernel`)
+/// the kernel's.
+fn pfc_verdicts(expr: &str, frame: &[u8], kernel: bool) -> Vec<bool> {
+    let (filter, diagnostics) = pfc_compiler::pcap::compile(expr, Span::new(0, expr.len()));
+    let filter = filter.unwrap_or_else(|| panic!("`{expr}` compiles: {diagnostics:?}"));
+    let compiled = pfc_compiler::compile::compile(&rule_file(expr), Options::default()).0.expect("compiles");
+    let object = BpfObject::parse(&compiled.object).expect("pfc's object parses");
+    let mut verdicts = vec![filter.matches(frame)];
+    let backends = if kernel { vec![Backend::Vm, Backend::Kernel] } else { vec![Backend::Vm] };
+    for backend in backends {
+        let mut executor = Executor::new(&object, &compiled.object, backend).expect("the object loads");
+        let ran = executor.verdict_at(frame, 0).expect("runs");
+        verdicts.push(matches!(ran, Ran::Decided(Verdict::Drop)));
+    }
+    verdicts
+}
+
+/// `protochain`'s one documented difference (docs/pcap.md): pfc follows at most
+/// `MAX_PROTOCHAIN_HEADERS` headers, libpcap any number (and never returns on a frame
+/// whose AH cursor comes back to itself). Up to the bound pfc gives libpcap's verdict;
+/// one header more makes the atom false, under `not` too.
+#[test]
+fn protochain_past_its_bound_is_false() {
+    let bound = pfc_compiler::program::pcap::MAX_PROTOCHAIN_HEADERS as usize;
+    let kernel = kernel::privileges().is_ok();
+    let (within, beyond) = (frames::ipv6_chain(bound), frames::ipv6_chain(bound + 1));
+    for (expr, libpcap_beyond) in
+        [("ip6 protochain 17", true), ("not ip6 protochain 17", false), ("not protochain 6", true)]
+    {
+        let libpcap = Libpcap::compile(expr, false).expect("libpcap compiles it");
+        let expected = libpcap.matches(&within);
+        assert!(pfc_verdicts(expr, &within, kernel).iter().all(|v| *v == expected), "`{expr}` at the bound");
+        assert_eq!(libpcap.matches(&beyond), libpcap_beyond, "libpcap walks any number of headers");
+        assert!(pfc_verdicts(expr, &beyond, kernel).iter().all(|v| !v), "`{expr}` past the bound");
+    }
+    let cycle = frames::ipv4_ah_cycle();
+    for expr in ["ip protochain 6", "not ip protochain 6"] {
+        assert!(pfc_verdicts(expr, &cycle, kernel).iter().all(|v| !v), "`{expr}` on an AH cycle");
+    }
 }

@@ -152,3 +152,127 @@ pub fn link_layer_frames() -> Vec<CorpusPacket> {
     }
     out
 }
+
+/// An IPv4 header (20 bytes, no options) carrying `protocol`, then `body`.
+fn ipv4_with(protocol: u8, body: &[u8]) -> Vec<u8> {
+    let total = (20 + body.len()) as u16;
+    let mut ip = vec![0x45, 0, 0, 0, 0, 1, 0, 0, 64, protocol, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2];
+    ip[2..4].copy_from_slice(&total.to_be_bytes());
+    ip.extend_from_slice(body);
+    ip
+}
+
+/// An IPv6 header with next header `next` and these addresses' last bytes, then `body`.
+fn ipv6_with(next: u8, src: u8, dst: u8, body: &[u8]) -> Vec<u8> {
+    let mut ip = vec![0x60, 0, 0, 0];
+    ip.extend_from_slice(&(body.len() as u16).to_be_bytes());
+    ip.extend_from_slice(&[next, 64]);
+    let mut address = [0u8; 16];
+    address[..4].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
+    address[15] = src;
+    ip.extend_from_slice(&address);
+    address[15] = dst;
+    ip.extend_from_slice(&address);
+    ip.extend_from_slice(body);
+    ip
+}
+
+/// An extension header (or AH, whose length counts 4-byte words less 2) of `units` 8-byte
+/// units beyond the first, announcing `next`; the rest of it zero.
+fn extension(next: u8, units: u8) -> Vec<u8> {
+    let mut header = vec![0u8; 8 + 8 * usize::from(units)];
+    header[0] = next;
+    header[1] = units;
+    header
+}
+
+/// IPv6 with `count` hop-by-hop headers (the first after the fixed header, each
+/// announcing the next) and then UDP: libpcap's `protochain` walks `count` headers.
+pub fn ipv6_chain(count: usize) -> Vec<u8> {
+    let udp = [0x13u8, 0x88, 0x00, 0x35, 0x00, 0x08, 0x00, 0x00];
+    let mut body = Vec::new();
+    for index in 0..count {
+        body.extend(extension(if index + 1 == count { 17 } else { 0 }, 0));
+    }
+    body.extend_from_slice(&udp);
+    ethernet(0x86dd, &ipv6_with(if count == 0 { 17 } else { 0 }, 1, 2, &body))
+}
+
+/// Frames for `protochain`: IPv4 with one or several AH headers (libpcap sets its cursor
+/// to `(len + 2) * 4` from the IP header after each, so the bytes there decide), IPv6
+/// with every extension header kind, AH among them, "no next header", chains of 1 to
+/// 183 headers, VLAN-tagged; the shorter ones cut at every byte, the long ones near
+/// their last header.
+pub fn protochain_frames() -> Vec<CorpusPacket> {
+    let tcp = [0x04u8, 0x00, 0x00, 0x16, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0x20, 0x00, 0, 0, 0, 0];
+    let mut frames: Vec<(String, Vec<u8>)> = Vec::new();
+    // IPv4 + AH (len 4: 24 bytes) + TCP: libpcap reads the next protocol 24 bytes into
+    // the IP header, inside the AH (its SPI).
+    let mut ah = extension(6, 2);
+    ah.extend_from_slice(&[0; 8]);
+    ah[1] = 4;
+    ah[4] = 6;
+    let mut body = ah.clone();
+    body.extend_from_slice(&tcp);
+    frames.push(("ipv4 ah(len 4, spi 6...) tcp".into(), ethernet(0x0800, &ipv4_with(51, &body))));
+    // Three AH steps: [20] = 51 len 4 -> cursor 24: 51 len 5 -> cursor 28: 17.
+    let mut walk = vec![0u8; 24];
+    walk[0] = 51;
+    walk[1] = 4;
+    walk[4] = 51;
+    walk[5] = 5;
+    walk[8] = 17;
+    frames.push(("ipv4 ah walk 51,51,17".into(), ethernet(0x0800, &ipv4_with(51, &walk))));
+    walk[8] = 59;
+    frames.push(("ipv4 ah walk 51,51,59".into(), ethernet(0x0800, &ipv4_with(51, &walk))));
+    frames.push(("ipv4 esp".into(), ethernet(0x0800, &ipv4_with(50, &[0; 16]))));
+    // IPv6: each kind before TCP, AH among extension headers, no next header.
+    for (kind, units) in [(0u8, 0u8), (43, 1), (44, 0), (60, 2), (51, 1)] {
+        let mut body = extension(6, units);
+        body.extend_from_slice(&tcp);
+        frames.push((format!("ipv6 ext {kind} tcp"), ethernet(0x86dd, &ipv6_with(kind, 1, 2, &body))));
+    }
+    let mut body = extension(43, 0);
+    body.extend(extension(51, 1));
+    body.extend(extension(60, 0));
+    body.extend(extension(44, 0));
+    body.extend(extension(17, 0));
+    body.extend_from_slice(&tcp);
+    frames.push(("ipv6 hbh rt ah dst frag udp".into(), ethernet(0x86dd, &ipv6_with(0, 0, 0, &body))));
+    // AH whose length sends libpcap's cursor into the zero bytes of the addresses: a
+    // walk over hop-by-hop headers made of zeros.
+    let mut body = extension(0, 2);
+    body[1] = 2;
+    body.extend_from_slice(&tcp);
+    frames.push(("ipv6 ah(next 0, len 2) over zero addresses".into(), ethernet(0x86dd, &ipv6_with(51, 0, 0, &body))));
+    frames.push(("ipv6 no next header".into(), ethernet(0x86dd, &ipv6_with(59, 1, 2, &[0; 8]))));
+    let mut body = extension(59, 0);
+    body.extend_from_slice(&[0; 8]);
+    frames.push(("ipv6 dst then no next header".into(), ethernet(0x86dd, &ipv6_with(60, 1, 2, &body))));
+    let mut out = Vec::new();
+    for (description, bytes) in frames {
+        for cut in 14..bytes.len() {
+            out.push(CorpusPacket { bytes: bytes[..cut].to_vec(), description: format!("{description} cut@{cut}") });
+        }
+        out.push(CorpusPacket { bytes: vlan(&bytes, 7), description: format!("vlan {description}") });
+        out.push(CorpusPacket { bytes, description });
+    }
+    for count in [1usize, 2, 5, 17, 100, 182, 183] {
+        let bytes = ipv6_chain(count);
+        let description = format!("ipv6 {count} hop-by-hop headers udp");
+        for cut in [bytes.len() - 16, bytes.len() - 10, bytes.len() - 9, bytes.len() - 8] {
+            out.push(CorpusPacket { bytes: bytes[..cut].to_vec(), description: format!("{description} cut@{cut}") });
+        }
+        out.push(CorpusPacket { bytes, description });
+    }
+    out
+}
+
+/// IPv4 whose AH sends libpcap's `protochain` cursor back to itself (`(3 + 2) * 4` = 20):
+/// libpcap 1.10 never returns on it.
+pub fn ipv4_ah_cycle() -> Vec<u8> {
+    let mut body = vec![0u8; 24];
+    body[0] = 51;
+    body[1] = 3;
+    ethernet(0x0800, &ipv4_with(51, &body))
+}

@@ -10,6 +10,7 @@
 //! Values live in registers r0–r6 as a stack (see [`Val::value_depth`]; the front end
 //! refuses comparisons deeper than [`MAX_VALUE_DEPTH`]).
 
+mod chain;
 mod facts;
 mod graph;
 
@@ -145,6 +146,13 @@ impl Atom<'_> {
     /// falls through.
     fn test(&mut self, test: &Test, yes: Label, no: Label, yes_next: bool, no_next: bool) {
         let (left, op, right) = (&test.left, test.op, &test.right);
+        if let (&Val::Protochain { ipv6, net, proto }, TestOp::Eq, &Val::Const(k)) = (left, op, right) {
+            if k == proto {
+                // The walk's exits are the test's answers.
+                self.protochain(ipv6, net, proto, 0, yes, no);
+                return;
+            }
+        }
         // `==` and `&` against a constant do not care about byte order: compare the word
         // as loaded with the constant byte-swapped, and save the swap.
         let raw = match (left, op, right) {
@@ -206,6 +214,11 @@ impl Atom<'_> {
             }
             Val::Load { size, index, offset } => self.load(*size, index, *offset, depth, true),
             Val::Alu(op, left, right) => self.alu(*op, left, right, depth),
+            Val::Protochain { ipv6, net, proto } => {
+                let done = self.b.new_label();
+                self.protochain(*ipv6, *net, *proto, depth, done, done);
+                self.b.bind(done);
+            }
         }
     }
 

@@ -261,6 +261,9 @@ pub(crate) enum Kind {
     Gateway,
     /// `proto`: only carried over (`isis proto 0x12 or 0x14`); written, it is [`Form::Proto`].
     Proto,
+    /// `protochain`: only carried over (`protochain 6 or 17`); written, it is
+    /// [`Form::Protochain`].
+    Protochain,
 }
 
 /// `pname? qualifiers id`, or one of the other primitives.
@@ -288,8 +291,8 @@ pub(crate) enum Form {
     },
     /// `proto N` / `proto \name`.
     Proto(ProtoValue),
-    /// `protochain N`: refused.
-    Protochain,
+    /// `protochain N` / `protochain \\name`.
+    Protochain(ProtoValue),
     /// `broadcast`.
     Broadcast,
     /// `multicast`.

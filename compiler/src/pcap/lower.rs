@@ -59,8 +59,6 @@ pub enum Refusal {
     ServiceName,
     /// `byte N & V`, `byte N | V`.
     ByteBitwise,
-    /// `protochain`.
-    Protochain,
     /// `inbound`, `outbound`.
     Direction,
     /// `ifindex`.
@@ -71,13 +69,12 @@ pub enum Refusal {
 
 impl Refusal {
     /// Every refusal, in the order of the docs table.
-    pub const ALL: [Refusal; 9] = [
+    pub const ALL: [Refusal; 8] = [
         Refusal::HostName,
         Refusal::Gateway,
         Refusal::IpBroadcast,
         Refusal::ServiceName,
         Refusal::ByteBitwise,
-        Refusal::Protochain,
         Refusal::Direction,
         Refusal::Ifindex,
         Refusal::AfterGeneve,
@@ -91,7 +88,6 @@ impl Refusal {
             Refusal::IpBroadcast => "`ip broadcast`",
             Refusal::ServiceName => "service names outside pfc's table",
             Refusal::ByteBitwise => "`byte N & V`, `byte N | V`",
-            Refusal::Protochain => "`protochain`",
             Refusal::Direction => "`inbound`, `outbound`",
             Refusal::Ifindex => "`ifindex`",
             Refusal::AfterGeneve => "what follows `geneve`",
@@ -106,7 +102,6 @@ impl Refusal {
             Refusal::IpBroadcast => "needs the capturing interface's netmask",
             Refusal::ServiceName => "pfc reads no /etc/services; give the number",
             Refusal::ByteBitwise => "libpcap's code tests whatever value the previous test left, not byte N",
-            Refusal::Protochain => "libpcap compiles it to a loop (backward jumps), which pfc does not reproduce",
             Refusal::Direction => "the capture direction is not in the frame",
             Refusal::Ifindex => "the capture interface is not in the frame",
             Refusal::AfterGeneve => "libpcap reads it at inner offsets it computes at run time into scratch registers",
@@ -380,9 +375,9 @@ impl Lowerer<'_> {
                 let pred = self.proto(proto, proto_span, value);
                 return (pred, Some(Qual { proto, dir: Dir::SrcOrDst, kind: Some(Kind::Proto) }));
             }
-            Form::Protochain => {
-                self.refuse(Refusal::Protochain, span, "not supported by pfc");
-                Pred::Const(false)
+            Form::Protochain(value) => {
+                let pred = self.protochain(proto, proto_span, value);
+                return (pred, Some(Qual { proto, dir: Dir::SrcOrDst, kind: Some(Kind::Protochain) }));
             }
             Form::Broadcast => match proto {
                 None | Some(PName::Ether) if self.ethernet_addresses(span) => Pred::And(vec![
@@ -509,6 +504,46 @@ impl Lowerer<'_> {
             ),
         }
         Pred::Const(false)
+    }
+
+    /// `[ip|ip6] protochain N` (`gen_protochain`): the walk of [`Val::Protochain`]
+    /// after the network-layer type test, for IPv4 or IPv6 (both, IPv4 first, without
+    /// a qualifier).
+    fn protochain(&mut self, proto: Option<PName>, proto_span: Span, value: &ProtoValue) -> Pred {
+        let number = if value.numeric {
+            self.number(&value.text, value.span)
+        } else {
+            match names::lookup(names::IP_PROTOCOLS, &value.text) {
+                Some(number) => number,
+                None => {
+                    self.error(
+                        PCAP_SYNTAX,
+                        format!("unknown ip proto `{}`", value.text),
+                        value.span,
+                        "not a protocol name",
+                    );
+                    return Pred::Const(false);
+                }
+            }
+        };
+        let chain = |ipv6: bool| {
+            let walk = Val::Protochain { ipv6, net: self.net(), proto: number };
+            Pred::And(vec![self.linktype(if ipv6 { ETH_IP6 } else { ETH_IP }), Pred::test(walk, TestOp::Eq, number)])
+        };
+        match proto {
+            None => Pred::Or(vec![chain(false), chain(true)]),
+            Some(PName::Ip) => chain(false),
+            Some(PName::Ip6) => chain(true),
+            Some(_) => {
+                self.error(
+                    PCAP_SYNTAX,
+                    "bad protocol applied for 'protochain'".into(),
+                    proto_span,
+                    "only `ip` or `ip6`",
+                );
+                Pred::Const(false)
+            }
+        }
     }
 
     /// `[pname] proto N` (`gen_proto`; `ether proto` is `gen_linktype`).

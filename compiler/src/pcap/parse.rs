@@ -156,9 +156,11 @@ impl Lowerer<'_> {
                 Rule::kw_proto => {
                     form = Form::Proto(ProtoValue { text: String::new(), numeric: false, span: inner_span })
                 }
-                Rule::kw_protochain => form = Form::Protochain,
+                Rule::kw_protochain => {
+                    form = Form::Protochain(ProtoValue { text: String::new(), numeric: false, span: inner_span })
+                }
                 Rule::proto_value => {
-                    if let Form::Proto(value) = &mut form {
+                    if let Form::Proto(value) | Form::Protochain(value) = &mut form {
                         let numeric = inner.clone().into_inner().next().is_some_and(|p| p.as_rule() == Rule::number);
                         value.text = inner.as_str().trim_start_matches('\\').to_string();
                         value.numeric = numeric;

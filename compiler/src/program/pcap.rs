@@ -13,6 +13,22 @@
 //!
 //! **Invariant:** [`PcapFilter::matches`] never panics and reads no byte outside the frame.
 
+/// Most headers a `protochain` walk follows (extension headers and AH); a frame whose
+/// walk would follow more rejects (docs/pcap.md, *Differences from tcpdump*: libpcap
+/// keeps walking, and on some frames never stops). Walking header `k` reads 2 bytes at
+/// least `40 + 8 (k - 1)` bytes into the IPv6 packet, so no frame of up to 1,519 bytes
+/// (a full 1,500-byte MTU) walks 184 extension headers; libpcap's own test capture
+/// walks 100.
+pub const MAX_PROTOCHAIN_HEADERS: u32 = 183;
+
+/// IPv6 extension headers libpcap's `protochain` walks over (hop-by-hop, routing,
+/// fragment, destination options), by next-header value; AH is walked too, by its own rule.
+pub const PROTOCHAIN_EXTENSIONS: [u32; 4] = [0, 43, 44, 60];
+/// IPsec AH, walked by `protochain` on IPv4 and IPv6.
+pub const PROTOCHAIN_AH: u32 = 51;
+/// "No next header": the walk stops.
+pub const PROTOCHAIN_NONE: u32 = 59;
+
 /// Deepest value stack a comparison may need (see [`Val::value_depth`]): the code
 /// generator keeps the values of a comparison in this many registers (r0–r6), and the
 /// front end refuses (E0019) a filter that would need more.
@@ -97,6 +113,21 @@ pub enum Val {
     Alu(Alu, Box<Val>, Box<Val>),
     /// `-value`, wrapping.
     Neg(Box<Val>),
+    /// The protocol at which libpcap's `protochain` walk (`gen_protochain`) stops: from
+    /// the IPv4 protocol (cursor `4 * (ip[0] & 0xf)`) or the IPv6 next header (cursor 40),
+    /// while the protocol is not `proto` and not 59, it follows IPv6 extension headers
+    /// ([`PROTOCHAIN_EXTENSIONS`], IPv6 only: next = `[cursor]`, cursor += `([cursor + 1]
+    /// + 1) * 8`) and AH (next = `[cursor]`, cursor = `([cursor + 1] + 2) * 4` — libpcap
+    /// sets rather than advances the cursor), offsets from the network header. A read
+    /// past the frame, or more than [`MAX_PROTOCHAIN_HEADERS`] headers, rejects.
+    Protochain {
+        /// IPv6 (else IPv4).
+        ipv6: bool,
+        /// Offset of the network header in the frame.
+        net: u32,
+        /// The protocol looked for.
+        proto: u32,
+    },
 }
 
 /// An arithmetic operator of packet-access expressions (`/` and `%` by zero reject,
@@ -186,6 +217,7 @@ impl Val {
                 frame[start as usize..end as usize].iter().fold(0u32, |value, byte| value << 8 | u32::from(*byte))
             }
             Val::Neg(inner) => inner.eval(frame)?.wrapping_neg(),
+            Val::Protochain { ipv6, net, proto } => protochain(frame, *ipv6, *net, *proto)?,
             Val::Alu(op, left, right) => {
                 let (a, b) = (left.eval(frame)?, right.eval(frame)?);
                 match op {
@@ -211,6 +243,8 @@ impl Val {
             Val::Const(_) | Val::Len => 1,
             Val::Load { index, .. } => index.value_depth().max(2),
             Val::Neg(inner) => inner.value_depth(),
+            // The protocol, the cursor, a pointer, a scratch value and two bit sets.
+            Val::Protochain { .. } => 6,
             Val::Alu(_, left, right) => left.value_depth().max(right.value_depth() + 1),
         }
     }
@@ -219,6 +253,30 @@ impl Val {
     pub fn at(size: u8, offset: u32) -> Val {
         Val::Load { size, index: Box::new(Val::Const(0)), offset }
     }
+}
+
+/// [`Val::Protochain`]'s walk on a frame.
+fn protochain(frame: &[u8], ipv6: bool, net: u32, proto: u32) -> Result<u32, Reject> {
+    let byte = |at: u64| frame.get(at as usize).map(|byte| u32::from(*byte)).ok_or(Reject);
+    let net = u64::from(net);
+    let (mut next, mut cursor) = if ipv6 { (byte(net + 6)?, 40) } else { (byte(net + 9)?, 4 * (byte(net)? & 0xf)) };
+    for walked in 0..=MAX_PROTOCHAIN_HEADERS {
+        if next == proto || next == PROTOCHAIN_NONE {
+            return Ok(next);
+        }
+        let extension = ipv6 && PROTOCHAIN_EXTENSIONS.contains(&next);
+        if !extension && next != PROTOCHAIN_AH {
+            return Ok(next);
+        }
+        if walked == MAX_PROTOCHAIN_HEADERS {
+            break;
+        }
+        let at = net + u64::from(cursor);
+        let (header, length) = (byte(at)?, byte(at + 1)?);
+        cursor = if extension { cursor + (length + 1) * 8 } else { (length + 2) * 4 };
+        next = header;
+    }
+    Err(Reject)
 }
 
 impl Pred {

@@ -72,7 +72,17 @@ fn proven_by(val: &Val) -> u64 {
             own.min(FIXED_REACH).max(proven_by(index))
         }
         Val::Neg(inner) => proven_by(inner),
+        Val::Protochain { .. } => protochain_loads_end(val),
         Val::Alu(_, left, right) => proven_by(left).max(proven_by(right)),
+    }
+}
+
+/// The end of a protochain walk's first loads, at fixed offsets (the IPv4 header's first
+/// and protocol bytes, or the IPv6 next header); the walk's own loads check themselves.
+fn protochain_loads_end(val: &Val) -> u64 {
+    match val {
+        Val::Protochain { ipv6, net, .. } => (u64::from(*net) + if *ipv6 { 7 } else { 10 }).min(FIXED_REACH),
+        _ => 0,
     }
 }
 
@@ -82,6 +92,7 @@ pub fn fixed_loads_end(val: &Val) -> u64 {
         Val::Const(_) | Val::Len => 0,
         Val::Load { size, index, offset } => fixed_end(*size, index, *offset).unwrap_or(0).max(fixed_loads_end(index)),
         Val::Neg(inner) => fixed_loads_end(inner),
+        Val::Protochain { .. } => protochain_loads_end(val),
         Val::Alu(_, left, right) => fixed_loads_end(left).max(fixed_loads_end(right)),
     }
 }
@@ -89,7 +100,7 @@ pub fn fixed_loads_end(val: &Val) -> u64 {
 fn reads_frame(val: &Val) -> bool {
     match val {
         Val::Const(_) => false,
-        Val::Len | Val::Load { .. } => true,
+        Val::Len | Val::Load { .. } | Val::Protochain { .. } => true,
         Val::Neg(inner) => reads_frame(inner),
         Val::Alu(_, left, right) => reads_frame(left) || reads_frame(right),
     }

@@ -44,7 +44,7 @@ impl Lowerer<'_> {
             Some(Kind::Port) => self.port(qual, value, false),
             Some(Kind::PortRange) => self.port(qual, value, true),
             Some(Kind::Gateway) => Pred::Const(false),
-            Some(Kind::Proto) => {
+            Some(kind @ (Kind::Proto | Kind::Protochain)) => {
                 let (text, numeric) = match &value.token {
                     Token::Number(text) => (text.clone(), true),
                     Token::Name(text) => (text.clone(), false),
@@ -59,7 +59,11 @@ impl Lowerer<'_> {
                     }
                 };
                 let proto = ProtoValue { text, numeric, span: value.span };
-                self.proto(qual.proto, value.span, &proto)
+                if kind == Kind::Protochain {
+                    self.protochain(qual.proto, value.span, &proto)
+                } else {
+                    self.proto(qual.proto, value.span, &proto)
+                }
             }
             Some(Kind::Host) | Some(Kind::Net) | None => self.address(qual, value),
         }
