@@ -108,7 +108,7 @@ impl Proto {
     }
 
     /// IP protocol number of a transport protocol.
-    pub fn ip_protocol(self) -> Option<u8> {
+    pub(crate) fn ip_protocol(self) -> Option<u8> {
         match self {
             Proto::Tcp => Some(6),
             Proto::Udp => Some(17),

@@ -1,5 +1,5 @@
 //! Rule files that include other rule files: a root file and an [`IncludeLoader`] in, a
-//! [`SourceMap`] of every file read and one expanded [`ast::File`] out.
+//! [`SourceMap`] of every file read and one expanded `ast::File` out.
 //!
 //! The compiler does no I/O, so reading the included files is the caller's part: the CLI
 //! passes a loader that resolves `include "x.pf"` relative to the including file and
@@ -17,14 +17,14 @@ use crate::diagnostic::{Code, Diagnostic, Span};
 use crate::syntax::{self, ast};
 
 /// E0021: a file includes itself, directly or through other files.
-pub const INCLUDE_CYCLE: Code = Code("E0021");
+pub(crate) const INCLUDE_CYCLE: Code = Code("E0021");
 /// E0022: an included file cannot be read (missing, not a regular file, not UTF-8, too
 /// large), or includes nest deeper than [`MAX_INCLUDE_DEPTH`].
-pub const INCLUDE_UNREADABLE: Code = Code("E0022");
+pub(crate) const INCLUDE_UNREADABLE: Code = Code("E0022");
 
 /// E0023: the file of a `set NAME: TYPE = file "PATH"` cannot be read (missing, not a
 /// regular file, not UTF-8, too large).
-pub const SET_FILE_UNREADABLE: Code = Code("E0023");
+pub(crate) const SET_FILE_UNREADABLE: Code = Code("E0023");
 
 /// How deeply includes may nest (a chain longer than this is almost surely a mistake,
 /// and it bounds the recursion).
@@ -73,7 +73,7 @@ impl SourceMap {
 
     /// The bytes a source hash covers: every file's text in map order, each followed by
     /// nothing (for a single file, exactly the file's bytes).
-    pub fn concatenated(&self) -> Vec<u8> {
+    pub(crate) fn concatenated(&self) -> Vec<u8> {
         self.files.iter().flat_map(|file| file.text.bytes()).collect()
     }
 

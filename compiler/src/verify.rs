@@ -28,7 +28,7 @@
 //! 6. r0 holds a scalar on every path to `exit`; no register is read before it is
 //!    written; r10 is never written;
 //! 7. the program has at most [`MAX_INSNS`] instructions, and the kernel verifier's
-//!    walk over it stays within its budget of processed instructions: [`budget`]
+//!    walk over it stays within its budget of processed instructions: `budget`
 //!    replays that walk with a state model coarser than the kernel's (so it prunes
 //!    less and counts more), adds a margin, and the estimate must stay within
 //!    [`PROCESSED_LIMIT`] (the kernel's [`MAX_PROCESSED`]);
@@ -147,7 +147,7 @@ pub fn verify(program: &Program, hook: impl Into<ProgramType>) -> Result<(), Ver
 }
 
 /// The kernel verifier's processed instructions on `program`, estimated from above by
-/// replaying its walk ([`budget`]); the replay stops past `limit`.
+/// replaying its walk (`budget`); the replay stops past `limit`.
 pub fn estimate_processed(program: &Program, hook: impl Into<ProgramType>, limit: usize) -> Estimate {
     budget::estimate(&program.insns, hook.into(), limit)
 }

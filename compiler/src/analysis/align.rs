@@ -30,7 +30,7 @@ pub(crate) const MAX_EDITS: usize = 1_000;
 
 /// Per side, per rule and then the default: whether it is changed.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Changed {
+pub struct Changed {
     /// Old rules, then the old default.
     pub old: Vec<bool>,
     /// New rules, then the new default.
@@ -38,7 +38,7 @@ pub(crate) struct Changed {
 }
 
 /// Pairs the rules of `old` and `new` (see the module doc).
-pub(crate) fn changed(old: &Program, new: &Program) -> Changed {
+pub fn changed(old: &Program, new: &Program) -> Changed {
     let mut keys = Keys::default();
     let (mut a, a_stateful) = keys.program(old);
     let (mut b, b_stateful) = keys.program(new);

@@ -6,7 +6,7 @@
 //! differ: `decides_old(i) ∩ decides_new(j)` (the default counts as a last rule that
 //! matches everything). Only pairs with different verdicts are computed, so rules that
 //! were renamed or reordered without changing a verdict give nothing; and only pairs in
-//! which one rule at least is changed ([`super::align`]), which makes a diff of two large
+//! which one rule at least is changed (`super::align`), which makes a diff of two large
 //! sets that differ in a few rules cost about as much as those rules. "Equivalent" is
 //! claimed only when every such pair is empty in the engine's over-approximation.
 
@@ -61,7 +61,7 @@ impl Diff {
 }
 
 /// Compares two programs: only pairs of rules of which one at least is changed
-/// ([`align`](super::align): every packet whose verdict changes is decided by a changed
+/// (`align`: every packet whose verdict changes is decided by a changed
 /// rule on one side), each pair with the earlier rules that may take its packets
 /// (found by the models' indexes).
 pub fn diff(old: &Program, new: &Program) -> Diff {
@@ -227,7 +227,7 @@ pub fn witnesses_pcap(diff: &Diff) -> Vec<u8> {
 }
 
 /// A TOML basic string.
-pub fn toml_string(text: &str) -> String {
+pub(crate) fn toml_string(text: &str) -> String {
     // JSON string escapes (\" \\ \n \uXXXX) are TOML basic-string escapes too.
     serde_json::Value::String(text.to_string()).to_string()
 }

@@ -166,7 +166,7 @@ fn pcap_text(text: &str) -> String {
 }
 
 /// A test as the rule language writes it.
-pub fn test_text(test: &Test, program: &Program) -> String {
+pub(crate) fn test_text(test: &Test, program: &Program) -> String {
     let mut left = test.field.name().to_string();
     if let Some(mask) = test.mask {
         let _ = write!(left, " & {mask:#x}");

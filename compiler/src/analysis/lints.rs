@@ -30,7 +30,7 @@ pub const REDUNDANT: Code = Code("W0004");
 /// W0005: the rule overlaps an earlier rule with the other verdict.
 pub const CORRELATED: Code = Code("W0005");
 /// W0006: `default drop` locks out ARP or IPv6 neighbour discovery.
-pub const LOCKOUT: Code = Code("W0006");
+pub(crate) const LOCKOUT: Code = Code("W0006");
 
 /// Which engine lints run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

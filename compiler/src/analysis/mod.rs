@@ -39,7 +39,7 @@ pub struct Model<'p> {
 const LINT_BUDGET: usize = 256;
 
 /// Where a packet's verdict comes from: a rule index or the default.
-pub type Decider = Option<usize>;
+pub(crate) type Decider = Option<usize>;
 
 /// The packets one rule may decide, and the earlier rules that took the rest of it.
 pub struct Decides {
@@ -68,12 +68,12 @@ impl<'p> Model<'p> {
     }
 
     /// The rules before `before` as a [`Scope`] of surely-matched packets.
-    pub fn under_before(&self, before: usize) -> Scope<'_> {
+    pub(crate) fn under_before(&self, before: usize) -> Scope<'_> {
         Scope { spaces: &self.under, index: &self.under_index, below: before }
     }
 
     /// Whether every rule is modelled exactly.
-    pub fn all_exact(&self) -> bool {
+    pub(crate) fn all_exact(&self) -> bool {
         self.exact.iter().all(|&exact| exact)
     }
 
@@ -96,7 +96,7 @@ impl<'p> Model<'p> {
     /// [`Model::decides_from`] giving up past `budget` cubes. Boxes an earlier rule
     /// covers whole are dropped first, which keeps the rest from splitting into pieces
     /// that a later rule would have taken whole anyway.
-    pub fn decides_within(&self, start: Space, before: usize, budget: usize) -> Decides {
+    pub(crate) fn decides_within(&self, start: Space, before: usize, budget: usize) -> Decides {
         // Only earlier rules that meet `start` can take any of it.
         let candidates = self.under_index.meeting(&self.under, &start, before);
         let mut rest = start;
@@ -140,7 +140,7 @@ impl<'p> Model<'p> {
 
     /// Whether `rule` never decides a packet ([`guided_cover`] by the earlier rules):
     /// `Some(covering rules)` when it never does; `None` when it may, or past the budget.
-    pub fn never_decides(&self, rule: usize) -> Option<Vec<usize>> {
+    pub(crate) fn never_decides(&self, rule: usize) -> Option<Vec<usize>> {
         match guided_cover(self.over[rule].clone(), &[self.under_before(rule)], LINT_BUDGET) {
             Cover::Covered(takers) => Some(takers.into_iter().map(|(_, index)| index).collect()),
             Cover::Uncovered | Cover::GaveUp => None,
@@ -148,7 +148,7 @@ impl<'p> Model<'p> {
     }
 
     /// The packets the default may decide (no rule surely matches them).
-    pub fn default_decides(&self) -> Option<Space> {
+    pub(crate) fn default_decides(&self) -> Option<Space> {
         self.decides_from(Space::everything(), self.program.rules.len()).space
     }
 }
@@ -213,7 +213,7 @@ pub fn guided_cover(start: Space, scopes: &[Scope<'_>], budget: usize) -> Cover 
 
 /// `start` minus every space of `scopes` that meets it, scope by scope and in order;
 /// `None` past `budget` boxes.
-pub fn subtract_all(start: Space, scopes: &[Scope<'_>], budget: usize) -> Option<Space> {
+pub(crate) fn subtract_all(start: Space, scopes: &[Scope<'_>], budget: usize) -> Option<Space> {
     let mut rest = start;
     for scope in scopes {
         // Only spaces meeting `start` can meet what is left of it.
@@ -237,6 +237,6 @@ pub fn decider(program: &Program, packet: &[u8]) -> (Verdict, Decider) {
 }
 
 /// A rule's name for messages, or `default`.
-pub fn name_of(program: &Program, decider: Decider) -> &str {
+pub(crate) fn name_of(program: &Program, decider: Decider) -> &str {
     decider.map_or("default", |index| program.rules[index].name.as_str())
 }

@@ -155,7 +155,7 @@ impl ProgramBuilder {
 
     /// `dst = value` for any 64-bit constant: a `mov` when the sign-extended
     /// immediate is exact, otherwise a two-slot `lddw`.
-    pub fn mov_const(&mut self, dst: Reg, value: u64) {
+    pub(crate) fn mov_const(&mut self, dst: Reg, value: u64) {
         match Operand::imm64(value) {
             Some(imm) => self.emit(Insn::mov64(dst, imm)),
             None => self.emit(Insn::LoadImm64 { dst, imm: value }),
@@ -245,7 +245,7 @@ impl Program {
         map_relocations(&self.insns)
     }
 
-    /// A bpftool-like listing with labels and comments (see [`asm`]).
+    /// A bpftool-like listing with labels and comments (see `asm`).
     pub fn disassemble(&self) -> String {
         asm::disassemble(&self.insns, &self.comments)
     }

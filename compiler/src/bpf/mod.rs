@@ -79,7 +79,7 @@ impl Reg {
     }
 
     /// The register with this number, if it is one of R0..R10.
-    pub fn from_number(n: u8) -> Option<Reg> {
+    pub(crate) fn from_number(n: u8) -> Option<Reg> {
         Reg::ALL.get(usize::from(n)).copied()
     }
 }
@@ -360,7 +360,7 @@ pub enum Insn<T = Label> {
 }
 
 /// An instruction whose jump target is an offset in slots from the next instruction.
-pub type ResolvedInsn = Insn<i16>;
+pub(crate) type ResolvedInsn = Insn<i16>;
 
 impl<T> Insn<T> {
     /// Number of 8-byte slots the instruction occupies (2 for lddw, else 1).
@@ -400,7 +400,7 @@ impl<T> Insn<T> {
     }
 
     /// The same instruction with its jump target (if any) replaced by `f(target)`.
-    pub fn try_map_target<U, E>(self, f: impl FnOnce(T) -> Result<U, E>) -> Result<Insn<U>, E> {
+    pub(crate) fn try_map_target<U, E>(self, f: impl FnOnce(T) -> Result<U, E>) -> Result<Insn<U>, E> {
         Ok(match self {
             Insn::Jump { op, wide, dst, src, target } => Insn::Jump { op, wide, dst, src, target: f(target)? },
             Insn::Ja { target } => Insn::Ja { target: f(target)? },

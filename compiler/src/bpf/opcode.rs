@@ -70,7 +70,7 @@ pub const END_TO_LE: u8 = SRC_K;
 pub const END_TO_BE: u8 = SRC_X;
 
 /// Jump operation codes.
-pub mod jmp {
+pub(crate) mod jmp {
     /// Unconditional jump (JMP class only).
     pub const JA: u8 = 0x00;
     /// `==`.

@@ -15,11 +15,11 @@ use crate::program::{CmpOp, Cond, LimitId};
 use crate::syntax::ast::{Expr, Ident, LimitExpr, LogClause};
 
 /// E0030: a rate, burst or bucket count that is zero, too large, or in the wrong unit.
-pub const BAD_LIMIT: Code = Code("E0030");
+pub(crate) const BAD_LIMIT: Code = Code("E0030");
 /// E0031: a rate limit anywhere but last in a rule's top-level `and`.
-pub const MISPLACED_LIMIT: Code = Code("E0031");
+pub(crate) const MISPLACED_LIMIT: Code = Code("E0031");
 /// E0032: a key field that cannot be present when the rest of the rule holds.
-pub const BAD_LIMIT_KEY: Code = Code("E0032");
+pub(crate) const BAD_LIMIT_KEY: Code = Code("E0032");
 
 impl Checker {
     /// Checks one `rate …` atom.
@@ -250,7 +250,7 @@ fn compatible(proto: Proto, required: &[Proto]) -> bool {
 }
 
 /// E0035: a `log` clause keeping more frame bytes than an event holds.
-pub const BAD_LOG: Code = Code("E0035");
+pub(crate) const BAD_LOG: Code = Code("E0035");
 
 impl Checker {
     /// Checks a rule's `log [BYTES]`: `Some(Some(log))` when valid (its rate limit added

@@ -1,4 +1,4 @@
-//! Type checking: an [`ast::File`] in, a resolved [`Program`] and diagnostics out.
+//! Type checking: an `ast::File` in, a resolved [`Program`] and diagnostics out.
 //!
 //! The checker resolves every name, types every literal against the field it is
 //! compared with, expands `ip.*`/`l4.*` into concrete per-protocol fields, turns every
@@ -25,29 +25,29 @@ pub use lints::{CONTRADICTION, UNREACHABLE};
 pub use values::{MAX_CONST_CHAIN, REVERSED_RANGE, SET_NAMED_LIKE_A_VALUE};
 
 /// E0003: a field name that does not exist.
-pub const UNKNOWN_FIELD: Code = Code("E0003");
+pub(crate) const UNKNOWN_FIELD: Code = Code("E0003");
 /// E0004: a value of the wrong type for where it is used.
-pub const TYPE_MISMATCH: Code = Code("E0004");
+pub(crate) const TYPE_MISMATCH: Code = Code("E0004");
 /// E0005: a literal out of range for its field (also used for malformed literals).
-pub const OUT_OF_RANGE: Code = crate::syntax::BAD_LITERAL;
+pub(crate) const OUT_OF_RANGE: Code = crate::syntax::BAD_LITERAL;
 /// E0007: a name that is not a set, constant or known value.
-pub const UNKNOWN_NAME: Code = Code("E0007");
+pub(crate) const UNKNOWN_NAME: Code = Code("E0007");
 /// E0008: a set whose element type does not fit the field it is used with.
-pub const SET_TYPE: Code = Code("E0008");
+pub(crate) const SET_TYPE: Code = Code("E0008");
 /// E0009: two rules, or two sets/constants, with one name.
-pub const DUPLICATE_NAME: Code = Code("E0009");
+pub(crate) const DUPLICATE_NAME: Code = Code("E0009");
 /// E0010: a set with no elements.
-pub const EMPTY_SET: Code = Code("E0010");
+pub(crate) const EMPTY_SET: Code = Code("E0010");
 /// E0011: no `default` statement.
-pub const MISSING_DEFAULT: Code = Code("E0011");
+pub(crate) const MISSING_DEFAULT: Code = Code("E0011");
 /// E0012: a second `default` or `hook` statement.
-pub const DUPLICATE_STATEMENT: Code = Code("E0012");
+pub(crate) const DUPLICATE_STATEMENT: Code = Code("E0012");
 /// E0013: a hook pfc does not know.
-pub const UNKNOWN_HOOK: Code = Code("E0013");
+pub(crate) const UNKNOWN_HOOK: Code = Code("E0013");
 /// E0014: a verdict other than `pass` and `drop`.
-pub const UNKNOWN_VERDICT: Code = Code("E0014");
+pub(crate) const UNKNOWN_VERDICT: Code = Code("E0014");
 /// E0015: an operator that the field's type does not support.
-pub const BAD_OPERATOR: Code = Code("E0015");
+pub(crate) const BAD_OPERATOR: Code = Code("E0015");
 
 /// Checks a parsed file. Returns the program when there were no errors.
 pub fn check(file: &ast::File) -> (Option<Program>, Vec<Diagnostic>) {

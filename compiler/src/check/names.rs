@@ -8,7 +8,7 @@ pub use crate::fields::{surface_field, surface_field_names, SurfaceField};
 use crate::fields::{Field, Proto, ValueKind};
 
 /// A bare protocol word: `tcp` is "a TCP header is present"; `ip` is IPv4 or IPv6.
-pub fn bare_protocol(name: &str) -> Option<&'static [Proto]> {
+pub(crate) fn bare_protocol(name: &str) -> Option<&'static [Proto]> {
     Some(match name {
         "eth" => &[Proto::Eth],
         "vlan" => &[Proto::Vlan],
@@ -149,7 +149,7 @@ pub fn named_values(field: Field) -> &'static [(&'static str, u128)] {
 }
 
 /// Named values: `(name, value)` pairs such as `("syn", 2)`.
-pub type NamedValues = &'static [(&'static str, u128)];
+pub(crate) type NamedValues = &'static [(&'static str, u128)];
 
 /// The element types of `set NAME: TYPE`, with the value kinds they hold and the
 /// named values their elements may use.

@@ -264,7 +264,7 @@ fn prefix_mask(low: u128, high: u128, bits: u32) -> Option<u128> {
 
 /// Whether one of `pending` is a test of a field of `source` that is false whenever
 /// `source` is absent (see [`absent_is_out_of_range`]).
-pub fn implied_by_a_test(filter: &Filter, source: Source, pending: &[(NodeId, bool)]) -> bool {
+pub(crate) fn implied_by_a_test(filter: &Filter, source: Source, pending: &[(NodeId, bool)]) -> bool {
     pending.iter().any(|(id, negated)| {
         let (field, guard_free) = match filter.node(*id) {
             Node::Compare { field, mask: None, op, .. } => (*field, matches!(op, CmpOp::Eq | CmpOp::Lt | CmpOp::Le)),

@@ -45,7 +45,7 @@ const MIN_GROUP: usize = 16;
 /// ... and the rest is at least this share (percent) of the rules.
 const MIN_REST_PERCENT: usize = 1;
 /// Rule sets smaller than this are left to the other forms.
-pub const MIN_RULES: usize = 16;
+pub(crate) const MIN_RULES: usize = 16;
 /// Sources a node may split on.
 const SPLIT_SOURCES: [Source; 7] = [
     Source::Header(Proto::Ipv4),
@@ -58,7 +58,7 @@ const SPLIT_SOURCES: [Source; 7] = [
 ];
 
 /// Index of a node in [`Diagram::nodes`].
-pub type NodeIndex = usize;
+pub(crate) type NodeIndex = usize;
 
 /// A node of a diagram.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -145,7 +145,7 @@ enum Proof {
     Field(Field, Vec<(u32, u32)>),
 }
 
-/// A rule in a node, with the bits of its conjuncts ([`Needs::items`]) the path to the
+/// A rule in a node, with the bits of its conjuncts (`Needs::items`) the path to the
 /// node has proven.
 pub type Candidate = (usize, u64);
 

@@ -175,7 +175,13 @@ const LINEAR_SEGMENTS: usize = 4;
 
 /// Jumps to `targets[block]` for the segment holding the value in `reg`, to `miss` when
 /// no segment holds it: a balanced binary search over the sorted segments.
-pub fn emit_tree(b: &mut ProgramBuilder, reg: Reg, segments: &[(u32, u32, usize)], targets: &[Label], miss: Label) {
+pub(crate) fn emit_tree(
+    b: &mut ProgramBuilder,
+    reg: Reg,
+    segments: &[(u32, u32, usize)],
+    targets: &[Label],
+    miss: Label,
+) {
     if segments.len() > LINEAR_SEGMENTS {
         let middle = segments.len() / 2;
         let upper = b.new_label();

@@ -31,7 +31,7 @@ pub fn map_index(filter_limits: usize, set: u32) -> u32 {
 }
 
 /// Index of the generation array: after every dynamic set's map.
-pub fn generation_map_index(filter_limits: usize, sets: usize) -> u32 {
+pub(crate) fn generation_map_index(filter_limits: usize, sets: usize) -> u32 {
     super::COUNTER_MAP + 1 + (filter_limits + sets) as u32
 }
 

@@ -22,7 +22,7 @@ pub const MASK_SLOT: i16 = -4;
 pub const KEY_SLOT: i16 = -12;
 
 /// pcap atoms whose verdicts share one stack word, one bit each (bits 0–30).
-pub const PCAP_BITS_PER_WORD: u32 = 31;
+pub(crate) const PCAP_BITS_PER_WORD: u32 = 31;
 /// A pcap word before any atom ran: only bit 31 set, so that the word is never zero
 /// (the kernel verifier tracks a stored zero, `STACK_ZERO`, and would tell apart paths
 /// that differ only in verdicts).
@@ -31,7 +31,7 @@ pub const PCAP_WORD_EMPTY: i32 = i32::MIN;
 /// Where a pcap atom's verdict lives: bit `mask` of the word at `slot` is set when
 /// libpcap accepts the frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PcapBit {
+pub(crate) struct PcapBit {
     /// The stack word.
     pub slot: i16,
     /// The atom's bit in it.
@@ -125,17 +125,17 @@ impl Layout {
     }
 
     /// The word and bit holding pcap atom `index`'s verdict.
-    pub fn pcap_bit(&self, index: u32) -> Option<PcapBit> {
+    pub(crate) fn pcap_bit(&self, index: u32) -> Option<PcapBit> {
         self.pcaps.get(&index).copied()
     }
 
     /// Every pcap atom with its verdict bit, in atom order.
-    pub fn pcap_bits(&self) -> impl Iterator<Item = (u32, PcapBit)> + '_ {
+    pub(crate) fn pcap_bits(&self) -> impl Iterator<Item = (u32, PcapBit)> + '_ {
         self.pcaps.iter().map(|(index, bit)| (*index, *bit))
     }
 
     /// The words holding pcap verdict bits (each starts as [`PCAP_WORD_EMPTY`]).
-    pub fn pcap_words(&self) -> &[i16] {
+    pub(crate) fn pcap_words(&self) -> &[i16] {
         &self.pcap_words
     }
 
@@ -146,7 +146,7 @@ impl Layout {
 }
 
 /// How many 32-bit words a field's value takes.
-pub fn word_count(field: Field) -> usize {
+pub(crate) fn word_count(field: Field) -> usize {
     match field.kind() {
         ValueKind::Mac => 2,
         ValueKind::Ipv6 => 4,
@@ -155,7 +155,7 @@ pub fn word_count(field: Field) -> usize {
 }
 
 /// Splits a value into its 32-bit words, most significant first.
-pub fn split_words(field: Field, value: u128) -> Vec<u32> {
+pub(crate) fn split_words(field: Field, value: u128) -> Vec<u32> {
     match word_count(field) {
         1 => vec![value as u32],
         2 => vec![(value >> 32) as u32 & 0xffff, value as u32],

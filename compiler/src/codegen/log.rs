@@ -43,7 +43,7 @@ pub fn stats_map_index(limits: usize, dynamic_sets: usize) -> u32 {
 }
 
 /// Emits the event code of every logged rule (nothing when none logs).
-pub fn emit_tail(b: &mut ProgramBuilder, filter: &Filter, layout: &Layout) {
+pub(crate) fn emit_tail(b: &mut ProgramBuilder, filter: &Filter, layout: &Layout) {
     let Some(context) = layout.context_slot else { return };
     let out = b.new_label();
     for (index, rule) in filter.rules.iter().enumerate() {

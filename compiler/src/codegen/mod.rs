@@ -18,7 +18,7 @@ pub mod classifier;
 mod classify;
 mod conditions;
 mod dispatch;
-pub mod dynamic;
+pub(crate) mod dynamic;
 pub mod layout;
 pub mod limit;
 pub mod log;
@@ -36,7 +36,7 @@ use dispatch::{Run, Step};
 use layout::{Layout, KEY_SLOT};
 
 /// Index of the counter map in the object's map list.
-pub const COUNTER_MAP: u32 = 0;
+pub(crate) const COUNTER_MAP: u32 = 0;
 
 /// Choices that change the generated code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -115,7 +115,7 @@ impl Needs {
     }
 
     /// Whether some needed transport protocol can be carried by `carrier`.
-    pub fn transport_over(&self, carrier: Proto) -> bool {
+    pub(crate) fn transport_over(&self, carrier: Proto) -> bool {
         self.transport
             .iter()
             .any(|proto| proto.layer() == Layer::Transport && proto.carrier().map_or(true, |c| c == carrier))

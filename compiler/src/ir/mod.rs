@@ -60,7 +60,7 @@ impl Source {
     }
 
     /// The source that must be present for `field` to be read (`None`: always readable).
-    pub fn of_field(field: Field) -> Option<Source> {
+    pub(crate) fn of_field(field: Field) -> Option<Source> {
         match field.source() {
             FieldSource::Header { proto, .. } => Some(Source::Header(proto)),
             FieldSource::PayloadEthertype => Some(Source::PayloadEthertype),
@@ -84,7 +84,7 @@ impl Source {
     }
 
     /// Whether two sources can never be present together (TCP and UDP, IPv4 and IPv6).
-    pub fn excludes(self, other: Source) -> bool {
+    pub(crate) fn excludes(self, other: Source) -> bool {
         match (self, other) {
             (Source::Header(a), Source::Header(b)) if a != b => {
                 let exclusive_layer = a.layer() == b.layer()
@@ -213,7 +213,7 @@ impl Filter {
     }
 
     /// Adds a node, or finds the identical one already there.
-    pub fn intern(&mut self, node: Node) -> NodeId {
+    pub(crate) fn intern(&mut self, node: Node) -> NodeId {
         if let Some(id) = self.interned.get(&node) {
             return *id;
         }

@@ -76,10 +76,10 @@ pub enum ObjectError {
         architecture: String,
     },
     /// No program section.
-    #[error("object has no `xdp` or `tc` section")]
+    #[error("object has no {} section", program_sections(" or "))]
     NoProgram,
-    /// Both an `xdp` and a `tc` section.
-    #[error("object has both an `xdp` and a `tc` section; pfc objects hold one program")]
+    /// More than one program section.
+    #[error("object has both {} sections; pfc objects hold one program", program_sections(" and "))]
     TwoPrograms,
     /// The program section is empty or not a whole number of instructions.
     #[error("section `{section}` is {len} bytes: not a non-empty multiple of 8")]
@@ -173,14 +173,19 @@ impl BpfObject {
     }
 }
 
+/// The section names of every program type, quoted and joined (`` `xdp` or `tc` ``).
+fn program_sections(join: &str) -> String {
+    ProgramType::ALL.map(|ty| format!("`{}`", ty.section())).join(join)
+}
+
+/// The one section named after a program type, and that type.
 fn program_section<'d, 'f>(file: &'f object::File<'d>) -> Result<(ProgramType, object::Section<'d, 'f>), ObjectError> {
-    let xdp = file.section_by_name(ProgramType::Xdp.section());
-    let tc = file.section_by_name(ProgramType::SchedCls.section());
-    match (xdp, tc) {
-        (Some(s), None) => Ok((ProgramType::Xdp, s)),
-        (None, Some(s)) => Ok((ProgramType::SchedCls, s)),
-        (Some(_), Some(_)) => Err(ObjectError::TwoPrograms),
-        (None, None) => Err(ObjectError::NoProgram),
+    let mut found =
+        ProgramType::ALL.into_iter().filter_map(|ty| file.section_by_name(ty.section()).map(|section| (ty, section)));
+    let first = found.next().ok_or(ObjectError::NoProgram)?;
+    match found.next() {
+        Some(_) => Err(ObjectError::TwoPrograms),
+        None => Ok(first),
     }
 }
 

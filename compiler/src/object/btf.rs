@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use super::maps::MapSpec;
 
 /// BTF magic number, first two bytes of the section.
-pub const BTF_MAGIC: u16 = 0xeb9f;
+pub(crate) const BTF_MAGIC: u16 = 0xeb9f;
 /// Size of the BTF header.
 const HEADER_LEN: u32 = 24;
 
@@ -28,21 +28,21 @@ pub(super) mod kind {
     pub const PTR: u32 = 2;
     pub const ARRAY: u32 = 3;
     pub const STRUCT: u32 = 4;
-    pub const UNION: u32 = 5;
-    pub const ENUM: u32 = 6;
-    pub const FWD: u32 = 7;
-    pub const TYPEDEF: u32 = 8;
-    pub const VOLATILE: u32 = 9;
-    pub const CONST: u32 = 10;
-    pub const RESTRICT: u32 = 11;
+    pub(crate) const UNION: u32 = 5;
+    pub(crate) const ENUM: u32 = 6;
+    pub(crate) const FWD: u32 = 7;
+    pub(crate) const TYPEDEF: u32 = 8;
+    pub(crate) const VOLATILE: u32 = 9;
+    pub(crate) const CONST: u32 = 10;
+    pub(crate) const RESTRICT: u32 = 11;
     pub const FUNC: u32 = 12;
-    pub const FUNC_PROTO: u32 = 13;
+    pub(crate) const FUNC_PROTO: u32 = 13;
     pub const VAR: u32 = 14;
     pub const DATASEC: u32 = 15;
-    pub const FLOAT: u32 = 16;
-    pub const DECL_TAG: u32 = 17;
-    pub const TYPE_TAG: u32 = 18;
-    pub const ENUM64: u32 = 19;
+    pub(crate) const FLOAT: u32 = 16;
+    pub(crate) const DECL_TAG: u32 = 17;
+    pub(crate) const TYPE_TAG: u32 = 18;
+    pub(crate) const ENUM64: u32 = 19;
 }
 
 /// `BTF_INT_SIGNED`, in the INT encoding word.
@@ -151,7 +151,7 @@ pub enum BtfError {
         /// What it names: "map", "struct" or "member".
         what: &'static str,
     },
-    /// A key or value has size zero or above [`MAX_DATA_SIZE`].
+    /// A key or value has size zero or above `MAX_DATA_SIZE`.
     #[error("map `{map}`: {which} type has size {size}, outside 1..={MAX_DATA_SIZE}")]
     BadSize {
         /// The map's name.
@@ -165,7 +165,7 @@ pub enum BtfError {
 
 /// A BTF type section and string section under construction.
 #[derive(Debug)]
-pub struct BtfBuilder {
+pub(crate) struct BtfBuilder {
     types: Vec<u8>,
     strings: Vec<u8>,
     string_offsets: HashMap<String, u32>,
@@ -259,7 +259,7 @@ impl BtfBuilder {
     }
 
     /// The id of `ty`, emitting it (and what it uses) the first time.
-    pub fn data_type(&mut self, ty: &DataType) -> Result<u32, BtfError> {
+    pub(crate) fn data_type(&mut self, ty: &DataType) -> Result<u32, BtfError> {
         if let Some(&id) = self.data_types.get(ty) {
             return Ok(id);
         }
@@ -334,7 +334,7 @@ impl BtfBuilder {
     }
 
     /// Emits a `DATASEC` named `name` with `(var id, offset, size)` entries.
-    pub fn datasec(&mut self, name: &str, vars: &[(u32, u32, u32)]) -> u32 {
+    pub(crate) fn datasec(&mut self, name: &str, vars: &[(u32, u32, u32)]) -> u32 {
         let total = vars.iter().map(|&(_, off, size)| off + size).max().unwrap_or(0);
         let words: Vec<u32> = vars.iter().flat_map(|&(id, off, size)| [id, off, size]).collect();
         self.push_type(name, kind::DATASEC, vars.len() as u32, total, &words)
@@ -370,7 +370,7 @@ pub(crate) fn check_identifier(name: &str, what: &'static str) -> Result<(), Btf
 
 /// Where a map's definition sits in the `.maps` section.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Placement {
+pub(crate) struct Placement {
     /// Byte offset in `.maps` (the map symbol's value).
     pub offset: u32,
     /// Byte size (the map symbol's size): 8 per definition member.
@@ -379,7 +379,7 @@ pub struct Placement {
 
 /// The `.BTF` section for `maps`, laid out in `.maps` in list order, and where
 /// each map's definition goes in `.maps`.
-pub fn maps_btf(maps: &[MapSpec]) -> Result<(Vec<u8>, Vec<Placement>), BtfError> {
+pub(crate) fn maps_btf(maps: &[MapSpec]) -> Result<(Vec<u8>, Vec<Placement>), BtfError> {
     let mut btf = BtfBuilder::new();
     let mut vars = Vec::with_capacity(maps.len());
     let mut offset = 0;

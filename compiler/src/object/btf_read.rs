@@ -63,7 +63,7 @@ pub enum BtfReadError {
 
 /// One BTF-defined map as declared in `.BTF`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BtfMap {
+pub(crate) struct BtfMap {
     /// Map variable name.
     pub name: String,
     /// `BPF_MAP_TYPE_*` number.
@@ -281,7 +281,7 @@ impl<'a> Btf<'a> {
 }
 
 /// Reads every map declared in the `DATASEC ".maps"` of a `.BTF` section, keyed by name.
-pub fn parse_maps(section: &[u8]) -> Result<HashMap<String, BtfMap>, BtfReadError> {
+pub(crate) fn parse_maps(section: &[u8]) -> Result<HashMap<String, BtfMap>, BtfReadError> {
     let btf = Btf::parse(section)?;
     let mut maps = HashMap::new();
     for datasec in btf.types.iter().filter(|t| t.kind == kind::DATASEC) {

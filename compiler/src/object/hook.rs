@@ -146,11 +146,6 @@ impl ProgramType {
         }
     }
 
-    /// The type of a program in section `name`, if pfc knows it.
-    pub fn from_section(name: &str) -> Option<ProgramType> {
-        ProgramType::ALL.into_iter().find(|ty| ty.section() == name)
-    }
-
     /// The `BPF_PROG_TYPE_*` number.
     pub fn number(self) -> u32 {
         match self {
@@ -161,7 +156,7 @@ impl ProgramType {
 
     /// The helper that copies packet bytes out of this type's context:
     /// `bpf_xdp_load_bytes` (189) or `bpf_skb_load_bytes` (26).
-    pub fn load_bytes_helper(self) -> u32 {
+    pub(crate) fn load_bytes_helper(self) -> u32 {
         match self {
             ProgramType::Xdp => crate::bpf::opcode::HELPER_XDP_LOAD_BYTES,
             ProgramType::SchedCls => crate::bpf::opcode::HELPER_SKB_LOAD_BYTES,
@@ -236,7 +231,7 @@ pub const XDP_MD: Context = Context {
 };
 
 /// `struct __sk_buff` (the fields pfc reads or the VM fills; see [`sk_buff`]).
-pub const SK_BUFF: Context = Context {
+pub(crate) const SK_BUFF: Context = Context {
     name: "__sk_buff",
     size: 192,
     data: sk_buff::DATA,
@@ -264,11 +259,11 @@ pub mod sk_buff {
     /// `ifindex`.
     pub const IFINDEX: i16 = 40;
     /// `data`.
-    pub const DATA: i16 = 76;
+    pub(crate) const DATA: i16 = 76;
     /// `data_end`.
-    pub const DATA_END: i16 = 80;
+    pub(crate) const DATA_END: i16 = 80;
     /// `data_meta`.
-    pub const DATA_META: i16 = 140;
+    pub(crate) const DATA_META: i16 = 140;
     /// `wire_len`.
     pub const WIRE_LEN: i16 = 160;
 }
@@ -296,7 +291,6 @@ mod tests {
     #[test]
     fn return_codes_read_back_as_their_verdicts() {
         for ty in ProgramType::ALL {
-            assert_eq!(ProgramType::from_section(ty.section()), Some(ty));
             for verdict in [Verdict::Pass, Verdict::Drop] {
                 assert_eq!(ty.verdict(ty.return_code(verdict) as u64), Some(verdict));
             }

@@ -16,7 +16,7 @@ impl MapType {
     /// `BPF_MAP_TYPE_ARRAY`.
     pub const ARRAY: MapType = MapType(2);
     /// `BPF_MAP_TYPE_PERF_EVENT_ARRAY`: no key or value in BTF (read, never written).
-    pub const PERF_EVENT_ARRAY: MapType = MapType(4);
+    pub(crate) const PERF_EVENT_ARRAY: MapType = MapType(4);
     /// `BPF_MAP_TYPE_PERCPU_HASH`.
     pub const PERCPU_HASH: MapType = MapType(5);
     /// `BPF_MAP_TYPE_PERCPU_ARRAY`.
@@ -69,9 +69,9 @@ pub const SET_MAP_PREFIX: &str = "pfc_set_";
 /// The dynamic sets' generation array (one entry per set, by set index).
 pub const SET_GENERATION_MAP_NAME: &str = "pfc_set_gen";
 /// The ring buffer that logged rules send events to.
-pub const LOG_RING_MAP_NAME: &str = "pfc_log_ring";
+pub(crate) const LOG_RING_MAP_NAME: &str = "pfc_log_ring";
 /// The per-rule log statistics (events sent and dropped).
-pub const LOG_STATS_MAP_NAME: &str = "pfc_log_stats";
+pub(crate) const LOG_STATS_MAP_NAME: &str = "pfc_log_stats";
 
 /// The name of the bucket map of rate limit `index` (the kernel keeps 15 bytes).
 pub fn limit_map_name(index: usize) -> String {
@@ -107,7 +107,7 @@ pub struct MapSpec {
 impl MapSpec {
     /// A rate limit's buckets: an LRU hash from the key bytes (`__u32[key_size / 4]`, see
     /// [`crate::program::limit`]) to `struct pfc_bucket { __u64 tokens; __u64 last_ns; }`.
-    pub fn rate_buckets(name: &str, key_size: u32, entries: u32) -> MapSpec {
+    pub(crate) fn rate_buckets(name: &str, key_size: u32, entries: u32) -> MapSpec {
         let field = |name: &str| Field { name: name.to_string(), ty: DataType::U64 };
         MapSpec {
             name: name.to_string(),
@@ -141,7 +141,7 @@ impl MapSpec {
 
     /// The dynamic sets' generation words: an array, `__u32` set index → `struct
     /// pfc_set_state { __u32 generation; __u32 elements; __u64 changed_ns; }`.
-    pub fn set_generations(name: &str, sets: u32) -> MapSpec {
+    pub(crate) fn set_generations(name: &str, sets: u32) -> MapSpec {
         let field = |name: &str, ty: DataType| Field { name: name.to_string(), ty };
         MapSpec {
             name: name.to_string(),
@@ -162,7 +162,7 @@ impl MapSpec {
 
     /// A ring buffer of `bytes` bytes (a power of two, a multiple of the page size). Its
     /// definition has no key or value members; `key` and `value` here are ignored.
-    pub fn ring_buffer(name: &str, bytes: u32) -> MapSpec {
+    pub(crate) fn ring_buffer(name: &str, bytes: u32) -> MapSpec {
         MapSpec {
             name: name.to_string(),
             map_type: MapType::RINGBUF,

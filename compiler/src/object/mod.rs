@@ -4,28 +4,29 @@
 //! - [`hook`] — [`Hook`] (where a program attaches: `xdp`, `tc-ingress`, `tc-egress`) and
 //!   [`ProgramType`] (what the kernel sees): section name, `BPF_PROG_TYPE_*`, context
 //!   layout ([`Context`]) and return codes both ways; [`Verdict`].
-//! - [`manifest`] — the typed [`Manifest`] in `.pfc.manifest`, written by the compiler
+//! - `manifest` — the typed [`Manifest`] in `.pfc.manifest`, written by the compiler
 //!   and read back (from the compiler, an object file or a state record) by the runtime.
 //! - [`maps`] — map layouts ([`MapSpec`]): pfc's counter array, rate-limit buckets.
-//! - [`btf`] — the `.BTF` section describing the maps (writer); [`btf_read`] — its reader
+//! - `btf` — the `.BTF` section describing the maps (writer); `btf_read` — its reader
 //!   (map definitions out of any libbpf-style `.BTF`, clang's too). One kind table.
-//! - [`write`] — an [`ObjectSpec`] in, ELF bytes out ([`write_object`]); [`read`] — ELF
+//! - `write` — an [`ObjectSpec`] in, ELF bytes out ([`write_object`]); `read` — ELF
 //!   bytes in, the manifest of a pfc object (or why they are not one) out, and the rule
-//!   that names a program after its rule file ([`program_name`]); [`bpf_object`] — ELF
+//!   that names a program after its rule file ([`program_name`]); `bpf_object` — ELF
 //!   bytes in, a [`BpfObject`] (program type, code, [`crate::bpf::MapReloc`]s, [`MapDef`]s)
 //!   out, for the runtime to load into the kernel or the VM.
 //!
 //! **Invariant:** every number the kernel and pfc must agree on (context offsets, return
 //! codes, section names, map layouts) is written here and nowhere else.
 
-pub mod bpf_object;
-pub mod btf;
-pub mod btf_read;
+// The files are private: their items are re-exported below, so the module reads as one.
+pub(crate) mod bpf_object;
+pub(crate) mod btf;
+pub(crate) mod btf_read;
 pub mod hook;
-pub mod manifest;
+pub(crate) mod manifest;
 pub mod maps;
-pub mod read;
-pub mod write;
+pub(crate) mod read;
+pub(crate) mod write;
 
 pub use self::bpf_object::{BpfObject, MapDef, ObjectError};
 pub use self::btf::{BtfError, DataType, Field};

@@ -12,7 +12,7 @@ use super::manifest::Manifest;
 use super::write::MANIFEST_SECTION;
 
 /// The first bytes of every ELF file.
-pub const ELF_MAGIC: &[u8; 4] = b"\x7fELF";
+pub(crate) const ELF_MAGIC: &[u8; 4] = b"\x7fELF";
 
 /// Whether `bytes` start like an ELF file (a rule file never does: it is text).
 pub fn is_elf(bytes: &[u8]) -> bool {
@@ -73,7 +73,7 @@ pub fn read_manifest(bytes: &[u8]) -> Result<Manifest, ReadError> {
 }
 
 /// The longest program name the kernel keeps (`BPF_OBJ_NAME_LEN` is 16 with the NUL).
-pub const PROGRAM_NAME_MAX: usize = 15;
+pub(crate) const PROGRAM_NAME_MAX: usize = 15;
 /// The program name when there is no file to name it after (`<stdin>`, `--pcap-filter`).
 pub const DEFAULT_PROGRAM_NAME: &str = "pfc_filter";
 
@@ -82,7 +82,7 @@ pub const DEFAULT_PROGRAM_NAME: &str = "pfc_filter";
 /// the kernel refuses in a name (it allows letters, digits, `_` and `.`; a C symbol
 /// allows no `.`) replaced by `_`, a leading digit prefixed with `pfc_`, cut to 15 bytes.
 /// Names that are no file (`<stdin>`, `<text>`) and names with nothing left give
-/// [`DEFAULT_PROGRAM_NAME`].
+/// `DEFAULT_PROGRAM_NAME`.
 pub fn program_name(file: &str) -> String {
     if file.starts_with('<') || file.is_empty() {
         return DEFAULT_PROGRAM_NAME.to_string();

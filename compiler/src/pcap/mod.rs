@@ -1,5 +1,5 @@
 //! libpcap filter expressions, a front end: the text of a `pcap "..."` atom in, a
-//! [`PcapFilter`] (libpcap's unoptimized classic BPF as a test tree, defined beside the
+//! `PcapFilter` (libpcap's unoptimized classic BPF as a test tree, defined beside the
 //! program in `program/pcap.rs`) or diagnostics out.
 //!
 //! ```text
@@ -23,18 +23,18 @@ use crate::diagnostic::{Code, Diagnostic, Span};
 use crate::program::pcap::{PcapFilter, Pred, MAX_VALUE_DEPTH};
 
 /// E0018: a pcap expression that is not valid libpcap syntax or that libpcap refuses.
-pub const PCAP_SYNTAX: Code = Code("E0018");
+pub(crate) const PCAP_SYNTAX: Code = Code("E0018");
 /// E0019: a valid libpcap expression that pfc cannot compile (host names, `gateway`...).
-pub const PCAP_UNSUPPORTED: Code = Code("E0019");
+pub(crate) const PCAP_UNSUPPORTED: Code = Code("E0019");
 
 /// Longest pcap expression accepted, in bytes.
-pub const MAX_PCAP_LEN: usize = 4096;
+pub(crate) const MAX_PCAP_LEN: usize = 4096;
 /// Deepest nesting of parentheses and brackets accepted in a pcap expression.
-pub const MAX_PCAP_NESTING: usize = 32;
+pub(crate) const MAX_PCAP_NESTING: usize = 32;
 
 /// Maps byte offsets in the (unescaped) expression to spans in the rule file.
 #[derive(Clone, Copy, Debug)]
-pub struct SpanMap {
+pub(crate) struct SpanMap {
     /// Where the string's text starts in the file.
     pub start: u32,
     /// Whether offsets map one to one (no escapes were removed).

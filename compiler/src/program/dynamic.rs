@@ -32,20 +32,20 @@ use crate::fields::ValueKind;
 pub const KEY_SIZE: usize = 24;
 /// Bytes of a dynamic set's value (`__u32[4]`; the program only tests presence, and pfc's
 /// map values are at least 16 bytes, the most its verifier lets a program read).
-pub const VALUE_SIZE: usize = 16;
+pub(crate) const VALUE_SIZE: usize = 16;
 /// The value pfc writes for every element.
 pub const VALUE: [u8; VALUE_SIZE] = [1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
 /// Bytes of a set's entry in the generation array: `struct pfc_set_state { __u32
 /// generation; __u32 elements; __u64 changed_ns; }`; the program reads `generation`
 /// (bit 0), `pfc set` keeps `elements` (the current generation's count, for `pfc status`)
 /// and `changed_ns` (wall-clock time of the last change, Unix ns).
-pub const STATE_SIZE: usize = 16;
+pub(crate) const STATE_SIZE: usize = 16;
 /// Offset of the tag word in the key.
 pub const TAG_OFFSET: usize = 4;
 /// Offset of the data bytes in the key.
-pub const DATA_OFFSET: usize = 8;
+pub(crate) const DATA_OFFSET: usize = 8;
 /// Bits of the key a trie compares before the data: the whole tag.
-pub const TAG_BITS: u32 = 32;
+pub(crate) const TAG_BITS: u32 = 32;
 
 /// Which values a key holds, the low byte of the tag.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -72,7 +72,7 @@ impl Family {
     }
 
     /// Address bits of the family in a trie (numbers and MACs live in hashes: 0).
-    pub fn address_bits(self) -> u32 {
+    pub(crate) fn address_bits(self) -> u32 {
         match self {
             Family::Ipv4 => 32,
             Family::Ipv6 => 128,
@@ -128,8 +128,10 @@ pub fn element_key(kind: DynamicKind, element: &DynamicElement, generation: u32)
     }
 }
 
-/// The key a packet's value of `kind` is looked up with in a set of `set_kind`.
-pub fn lookup_key(set_kind: DynamicKind, kind: ValueKind, value: u128, generation: u32) -> [u8; KEY_SIZE] {
+/// The key a packet's value of `kind` is looked up with in a set of `set_kind` (what
+/// codegen builds on the stack; the tests' statement of the layout).
+#[cfg(test)]
+fn lookup_key(set_kind: DynamicKind, kind: ValueKind, value: u128, generation: u32) -> [u8; KEY_SIZE] {
     let family = Family::of(kind);
     let prefixlen = match set_kind {
         DynamicKind::Prefixes => TAG_BITS + family.address_bits(),

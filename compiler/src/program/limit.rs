@@ -45,13 +45,11 @@ pub const NS_PER_SECOND: u64 = 1_000_000_000;
 /// Nanoseconds in a minute.
 pub const NS_PER_MINUTE: u64 = 60 * NS_PER_SECOND;
 /// Buckets (distinct keys) a limit keeps when the rule does not say.
-pub const DEFAULT_BUCKETS: u32 = 16_384;
+pub(crate) const DEFAULT_BUCKETS: u32 = 16_384;
 /// The most buckets one limit may declare.
-pub const MAX_BUCKETS: u32 = 1 << 20;
+pub(crate) const MAX_BUCKETS: u32 = 1 << 20;
 /// The largest `burst × period_ns`, so that a refill can never overflow 64 bits.
 pub const MAX_CAPACITY: u64 = 1 << 62;
-/// Bytes of a bucket in the map: `tokens` then `last_ns`, little-endian u64s.
-pub const BUCKET_VALUE_SIZE: u32 = 16;
 
 /// When a rate-limit atom holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
@@ -116,7 +114,7 @@ pub struct Limit {
 
 /// 32-bit words a key field takes (as the generated code keeps it on the stack): two
 /// for a MAC address, four for an IPv6 address, else one.
-pub fn word_count(field: Field) -> usize {
+pub(crate) fn word_count(field: Field) -> usize {
     match field.kind() {
         ValueKind::Mac => 2,
         ValueKind::Ipv6 => 4,
@@ -143,7 +141,7 @@ fn split_words(field: Field, value: u128) -> Vec<u32> {
 }
 
 /// Stack bytes the limits' code needs: the largest key (rounded to 8), a bucket, the time.
-pub fn scratch_bytes(limits: &[Limit]) -> i16 {
+pub(crate) fn scratch_bytes(limits: &[Limit]) -> i16 {
     let key = limits.iter().map(Limit::key_size).max().unwrap_or(0);
     (key.div_ceil(8) * 8 + 16 + 8) as i16
 }

@@ -26,7 +26,7 @@ use crate::diagnostic::Span;
 use crate::program::{Hook, LimitId};
 
 /// Bytes kept when a rule says `log` without a number.
-pub const DEFAULT_LOG_BYTES: u16 = 64;
+pub(crate) const DEFAULT_LOG_BYTES: u16 = 64;
 /// The most bytes a rule may keep per event.
 pub const MAX_LOG_BYTES: u16 = 1024;
 /// Events a logged rule sends at most per second, sustained.
@@ -36,7 +36,7 @@ pub const LOG_BURST: u64 = 100;
 /// Bytes of an event before the captured frame bytes.
 pub const EVENT_HEADER: usize = 32;
 /// Bytes of the ring buffer map: a power of two and a multiple of the page size.
-pub const RING_BYTES: u32 = 256 * 1024;
+pub(crate) const RING_BYTES: u32 = 256 * 1024;
 
 /// A checked `log` clause.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -57,7 +57,7 @@ impl Log {
 }
 
 /// The hook number stored in events.
-pub fn hook_code(hook: Hook) -> u32 {
+pub(crate) fn hook_code(hook: Hook) -> u32 {
     match hook {
         Hook::Xdp => 0,
         Hook::TcIngress => 1,

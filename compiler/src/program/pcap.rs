@@ -281,7 +281,7 @@ fn protochain(frame: &[u8], ipv6: bool, net: u32, proto: u32) -> Result<u32, Rej
 
 impl Pred {
     /// Whether no comparison of the filter needs more than [`MAX_VALUE_DEPTH`] values.
-    pub fn fits_value_depth(&self) -> bool {
+    pub(crate) fn fits_value_depth(&self) -> bool {
         match self {
             Pred::Const(_) => true,
             Pred::Not(inner) => inner.fits_value_depth(),

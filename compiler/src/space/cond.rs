@@ -6,7 +6,7 @@
 //! absent (its cube only has shapes with the field); `not` is the complement within
 //! the universe; `NotIn` needs the header. Not modelled exactly (under = nothing, over =
 //! the atom's guard): `pcap "…"`, masks over fields wider than 16 bits that are not
-//! prefix masks, and any result that grows past [`BUDGET`](super::BUDGET) cubes.
+//! prefix masks, and any result that grows past `BUDGET` cubes.
 
 use crate::fields::Field;
 use crate::hashing::FastMap;
@@ -39,13 +39,13 @@ impl Approx {
 /// Turns conditions into spaces, caching the value sets of masked tests (enumerated
 /// once per distinct test).
 #[derive(Default)]
-pub struct Modeller {
+pub(crate) struct Modeller {
     masked: FastMap<Test, Option<Ivs>>,
 }
 
 impl Modeller {
     /// The bounds of `cond`'s packet set.
-    pub fn approx(&mut self, cond: &Cond, program: &Program) -> Approx {
+    pub(crate) fn approx(&mut self, cond: &Cond, program: &Program) -> Approx {
         match cond {
             Cond::True => Approx::exact(Space::everything()),
             Cond::False => Approx::exact(Space::empty()),

@@ -120,7 +120,7 @@ impl Index {
     }
 
     /// The first space (lowest position below `below`) that holds `point`.
-    pub fn first_containing(&self, spaces: &[Space], point: &Point, below: usize) -> Option<usize> {
+    pub(crate) fn first_containing(&self, spaces: &[Space], point: &Point, below: usize) -> Option<usize> {
         let bit: ShapeSet = 1 << point.shape;
         let mut best: Option<usize> = None;
         let mut consider = |entry: u32| {
@@ -151,7 +151,7 @@ impl Index {
     }
 
     /// The spaces below `below` that share a point with `space`, in order.
-    pub fn meeting(&self, spaces: &[Space], space: &Space, below: usize) -> Vec<usize> {
+    pub(crate) fn meeting(&self, spaces: &[Space], space: &Space, below: usize) -> Vec<usize> {
         let mut found: Vec<usize> = Vec::new();
         for cube in &space.cubes {
             let mut consider = |entry: u32| {

@@ -22,7 +22,7 @@ impl Ivs {
     }
 
     /// Normalises arbitrary intervals (sorts, merges overlapping and touching ones).
-    pub fn from_unsorted(mut intervals: Vec<(u128, u128)>) -> Ivs {
+    pub(crate) fn from_unsorted(mut intervals: Vec<(u128, u128)>) -> Ivs {
         intervals.retain(|(low, high)| low <= high);
         Ivs(crate::program::merge_intervals(intervals))
     }
@@ -33,7 +33,7 @@ impl Ivs {
     }
 
     /// Whether this is every value from 0 to `max`.
-    pub fn is_full(&self, max: u128) -> bool {
+    pub(crate) fn is_full(&self, max: u128) -> bool {
         self.0.len() == 1 && self.0[0] == (0, max)
     }
 
@@ -49,7 +49,7 @@ impl Ivs {
     }
 
     /// Values in both.
-    pub fn intersect(&self, other: &Ivs) -> Ivs {
+    pub(crate) fn intersect(&self, other: &Ivs) -> Ivs {
         let (mut i, mut j) = (0, 0);
         let mut out = Vec::new();
         while i < self.0.len() && j < other.0.len() {
@@ -124,12 +124,12 @@ impl Ivs {
 
     /// Each value `v` mapped to the values `v * factor ..= v * factor + factor - 1`
     /// (a field read from the high bits of a wider one: `dscp` inside `tos`).
-    pub fn widen(&self, factor: u128) -> Ivs {
+    pub(crate) fn widen(&self, factor: u128) -> Ivs {
         Ivs(self.0.iter().map(|&(low, high)| (low * factor, high * factor + factor - 1)).collect())
     }
 
     /// Each value shifted down by `offset`, dropping values below it.
-    pub fn shift_down(&self, offset: u128) -> Ivs {
+    pub(crate) fn shift_down(&self, offset: u128) -> Ivs {
         Ivs(self
             .0
             .iter()

@@ -41,7 +41,7 @@ pub fn storage(field: Field) -> Field {
 }
 
 /// The largest value of a stored field.
-pub fn max_of(field: Field) -> u128 {
+pub(crate) fn max_of(field: Field) -> u128 {
     field.kind().max()
 }
 
@@ -63,7 +63,7 @@ impl Cube {
     }
 
     /// Every point of these shapes.
-    pub fn shapes_only(shapes: ShapeSet) -> Cube {
+    pub(crate) fn shapes_only(shapes: ShapeSet) -> Cube {
         Cube { shapes, dims: Vec::new() }
     }
 
@@ -96,7 +96,7 @@ impl Cube {
     }
 
     /// The common points, if any.
-    pub fn intersect(&self, other: &Cube) -> Option<Cube> {
+    pub(crate) fn intersect(&self, other: &Cube) -> Option<Cube> {
         if !self.meets(other) {
             return None;
         }
@@ -187,7 +187,7 @@ impl Cube {
     }
 
     /// A few corner points of the cube (lowest and highest values, first shapes).
-    pub fn corners(&self) -> Vec<Point> {
+    pub(crate) fn corners(&self) -> Vec<Point> {
         let mut out = Vec::new();
         for shape in (0..64u32).filter(|bit| self.shapes & (1 << bit) != 0).take(2) {
             for high in [false, true] {
@@ -254,7 +254,7 @@ impl Space {
     }
 
     /// Whether it shares a point with `cube`.
-    pub fn meets_cube(&self, cube: &Cube) -> bool {
+    pub(crate) fn meets_cube(&self, cube: &Cube) -> bool {
         self.cubes.iter().any(|mine| mine.meets(cube))
     }
 
@@ -270,7 +270,7 @@ impl Space {
     }
 
     /// The common points; `None` past [`BUDGET`] cubes.
-    pub fn intersect(&self, other: &Space) -> Option<Space> {
+    pub(crate) fn intersect(&self, other: &Space) -> Option<Space> {
         let mut cubes = Vec::new();
         for a in &self.cubes {
             for b in &other.cubes {
@@ -286,7 +286,7 @@ impl Space {
     }
 
     /// The points not in `cube`; `None` past `budget` cubes.
-    pub fn minus_cube(&self, cube: &Cube, budget: usize) -> Option<Space> {
+    pub(crate) fn minus_cube(&self, cube: &Cube, budget: usize) -> Option<Space> {
         let mut cubes = Vec::with_capacity(self.cubes.len());
         for mine in &self.cubes {
             mine.minus(cube, &mut cubes);

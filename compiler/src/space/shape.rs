@@ -58,7 +58,7 @@ pub struct Shape {
 const IPV4_L4: [Option<Proto>; 5] = [None, Some(Proto::Tcp), Some(Proto::Udp), Some(Proto::Sctp), Some(Proto::Icmp)];
 const IPV6_L4: [Option<Proto>; 5] = [None, Some(Proto::Tcp), Some(Proto::Udp), Some(Proto::Sctp), Some(Proto::Icmp6)];
 /// IPv6 next-header values of the extension headers the interpreter walks.
-pub const IPV6_EXTENSIONS: [u128; 4] = [0, 43, 44, 60];
+pub(crate) const IPV6_EXTENSIONS: [u128; 4] = [0, 43, 44, 60];
 
 /// Every shape; a [`ShapeSet`] bit `i` stands for `shapes()[i]`.
 pub fn shapes() -> &'static [Shape] {
@@ -82,7 +82,7 @@ pub fn shapes() -> &'static [Shape] {
 }
 
 /// Every shape.
-pub fn all_shapes() -> ShapeSet {
+pub(crate) fn all_shapes() -> ShapeSet {
     let count = shapes().len();
     (1u64 << count) - 1
 }
@@ -101,7 +101,7 @@ impl Shape {
     }
 
     /// Whether `field` has a value in this shape (its guard holds).
-    pub fn has_field(self, field: Field) -> bool {
+    pub(crate) fn has_field(self, field: Field) -> bool {
         match field {
             Field::EthType => matches!(self.link, Link::Untagged | Link::Tagged),
             Field::Ipv6Proto => matches!(self.net, Net::Ipv6(_)),
@@ -110,7 +110,7 @@ impl Shape {
     }
 
     /// Bytes before the network header.
-    pub fn link_len(self) -> u128 {
+    pub(crate) fn link_len(self) -> u128 {
         match self.link {
             Link::Tagged => 18,
             _ => 14,
@@ -119,12 +119,12 @@ impl Shape {
 }
 
 /// The shapes in which `proto` is present.
-pub fn with_proto(proto: Proto) -> ShapeSet {
+pub(crate) fn with_proto(proto: Proto) -> ShapeSet {
     mask(|shape| shape.has(proto))
 }
 
 /// The shapes in which `field` has a value.
-pub fn with_field(field: Field) -> ShapeSet {
+pub(crate) fn with_field(field: Field) -> ShapeSet {
     static MASKS: OnceLock<Vec<ShapeSet>> = OnceLock::new();
     MASKS.get_or_init(|| Field::ALL.iter().map(|&f| mask(|shape| shape.has_field(f))).collect())[field as usize]
 }

@@ -39,7 +39,7 @@ pub fn ipv4(text: &str, span: Span) -> Result<LiteralKind, Diagnostic> {
 
 /// Decodes a token with colons: a MAC address (six groups of two hex digits) or an
 /// IPv6 address.
-pub fn colon_address(text: &str, span: Span) -> Result<LiteralKind, Diagnostic> {
+pub(crate) fn colon_address(text: &str, span: Span) -> Result<LiteralKind, Diagnostic> {
     let groups: Vec<&str> = text.split(':').collect();
     if groups.len() == 6 && groups.iter().all(|group| group.len() == 2) {
         if let Ok(bytes) = groups.iter().map(|group| u8::from_str_radix(group, 16)).collect::<Result<Vec<u8>, _>>() {
@@ -59,7 +59,7 @@ pub fn colon_address(text: &str, span: Span) -> Result<LiteralKind, Diagnostic> 
 }
 
 /// Checks a prefix length against the address family.
-pub fn prefix_length(address: &LiteralKind, text: &str, span: Span) -> Result<u32, Diagnostic> {
+pub(crate) fn prefix_length(address: &LiteralKind, text: &str, span: Span) -> Result<u32, Diagnostic> {
     let max = match address {
         LiteralKind::Ipv4(_) => 32,
         LiteralKind::Ipv6(_) => 128,

@@ -20,7 +20,7 @@ use crate::program::CmpOp;
 struct RuleParser;
 
 /// Parses one statement; on a syntax error pushes a diagnostic and returns `None`.
-pub fn parse_statement(text: &str, offset: usize, diagnostics: &mut Vec<Diagnostic>) -> Option<Statement> {
+pub(crate) fn parse_statement(text: &str, offset: usize, diagnostics: &mut Vec<Diagnostic>) -> Option<Statement> {
     match RuleParser::parse(Rule::statement_text, text) {
         Ok(mut pairs) => {
             let statement_text = pairs.next()?;
@@ -619,7 +619,7 @@ fn unescape(text: &str) -> String {
 /// Parses one line of a set file (comments and surrounding blanks already removed) as one
 /// literal; `None` when it is not one (the caller reports that, E0024). Decoding errors
 /// of a well-formed literal (E0005) are pushed to `diagnostics`.
-pub fn parse_set_line(text: &str, offset: usize, diagnostics: &mut Vec<Diagnostic>) -> Option<Literal> {
+pub(crate) fn parse_set_line(text: &str, offset: usize, diagnostics: &mut Vec<Diagnostic>) -> Option<Literal> {
     let mut pairs = RuleParser::parse(Rule::set_line, text).ok()?;
     let literal = pairs.next()?.into_inner().find(|pair| pair.as_rule() == Rule::literal)?;
     Some(Lowerer { offset, diagnostics }.literal(literal))

@@ -1,4 +1,4 @@
-//! Parsing: rule-file text in, an owned [`ast::File`] and syntax diagnostics out.
+//! Parsing: rule-file text in, an owned `ast::File` and syntax diagnostics out.
 //!
 //! The file is cut into statements at every line that starts with a statement keyword
 //! (`include hook default set const rule`); each statement is parsed on its own, so one syntax
@@ -9,7 +9,7 @@
 //!
 //! **Invariant:** pest types never leave this module (see `lower`).
 
-pub mod ast;
+pub(crate) mod ast;
 mod literal;
 pub use literal::BAD_LITERAL;
 mod lower;
@@ -21,9 +21,9 @@ use crate::diagnostic::{Code, Diagnostic, Span};
 pub const MAX_NESTING: usize = 64;
 
 /// E0001: the text is not valid rule-file syntax.
-pub const SYNTAX_ERROR: Code = Code("E0001");
+pub(crate) const SYNTAX_ERROR: Code = Code("E0001");
 /// E0002: an expression nests deeper than [`MAX_NESTING`].
-pub const TOO_DEEP: Code = Code("E0002");
+pub(crate) const TOO_DEEP: Code = Code("E0002");
 
 /// Parses a whole rule file, collecting every syntax error.
 pub fn parse(source: &str) -> (ast::File, Vec<Diagnostic>) {
@@ -32,7 +32,7 @@ pub fn parse(source: &str) -> (ast::File, Vec<Diagnostic>) {
 
 /// Parses a rule file whose text starts at byte `base` of a larger source map (see
 /// [`crate::sources`]): every span is shifted by `base`.
-pub fn parse_at(source: &str, base: usize) -> (ast::File, Vec<Diagnostic>) {
+pub(crate) fn parse_at(source: &str, base: usize) -> (ast::File, Vec<Diagnostic>) {
     let chunks: Vec<std::ops::Range<usize>> =
         statement_chunks(source).into_iter().map(|chunk| chunk.start + base..chunk.end + base).collect();
     let parsed = parse_chunks(source, base, &chunks);

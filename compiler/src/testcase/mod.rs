@@ -1,7 +1,7 @@
 //! Test cases for rule sets (`pfc test`). Input: the text of a `RULES.test.toml` case
 //! file and the checked [`Program`] it tests; output: the cases with their packets built
 //! and their expectations resolved to rule indices, plus a [`CaseError`] with a line
-//! number for everything wrong in the file. Also the packet spec ([`spec`]) and capture
+//! number for everything wrong in the file. Also the packet spec (`spec`) and capture
 //! files ([`pcap`]). No I/O: `pcap = "…"` cases are returned as paths for the caller to
 //! read.
 //!
@@ -32,7 +32,7 @@
 
 mod fields;
 pub mod pcap;
-pub mod spec;
+pub(crate) mod spec;
 pub mod summary;
 
 use std::collections::HashSet;
@@ -309,7 +309,7 @@ enum LogField {
 /// Reads a case file against the program it tests. Returns the good cases and an error
 /// for each bad one (a TOML error leaves no cases; past [`MAX_ERRORS`] errors, one
 /// [`CaseError::TooManyErrors`] ends the list and the remaining cases are not checked).
-/// Linear in the file's size: positions come from a [`LineIndex`] and duplicate names
+/// Linear in the file's size: positions come from a `LineIndex` and duplicate names
 /// from a hash set.
 pub fn parse_cases(text: &str, program: &Program) -> (Vec<Case>, Vec<CaseError>) {
     let lines = LineIndex::new(text);
@@ -467,7 +467,7 @@ fn timing(case: &str, raw: &RawCase, is_pcap: bool, lines: &LineIndex) -> Result
 
 /// `"1.250s"`, `"10ms"`, `"50us"`, `"100ns"`, `"2m"`: a decimal number and a unit, in
 /// nanoseconds (exact; fractions of a nanosecond are refused).
-pub fn parse_duration(text: &str) -> Option<u64> {
+pub(crate) fn parse_duration(text: &str) -> Option<u64> {
     let text = text.trim();
     let split = text.find(|c: char| !c.is_ascii_digit() && c != '.')?;
     let (number, unit) = text.split_at(split);

@@ -89,7 +89,7 @@ fn replay(insns: &[ResolvedInsn], hook: ProgramType, limit: usize) -> Estimate {
     Estimate { processed: limit + 1, complete: false }
 }
 
-/// How often the replay processes each instruction (the same walk as [`estimate`], for
+/// How often the replay processes each instruction (the same walk as `estimate`, for
 /// finding where a program's verification work goes).
 pub fn processed_per_insn(insns: &[ResolvedInsn], hook: ProgramType, limit: usize) -> Vec<u32> {
     let flow = Flow::new(insns);

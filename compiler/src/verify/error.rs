@@ -153,7 +153,7 @@ impl VerifyError {
 
     /// Whether the program breaks a kernel limit (size, budget, pending paths), not a
     /// safety invariant: the rule set is too large, which is not a pfc bug.
-    pub fn is_limit(&self) -> bool {
+    pub(crate) fn is_limit(&self) -> bool {
         matches!(
             self,
             VerifyError::TooManyInstructions { .. }

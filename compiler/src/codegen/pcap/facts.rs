@@ -80,7 +80,7 @@ pub fn apply(op: TestOp, left: u32, right: u32) -> bool {
 
 /// The facts that hold on every path to a point.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Facts {
+pub(crate) struct Facts {
     vals: HashMap<Val, Know>,
 }
 

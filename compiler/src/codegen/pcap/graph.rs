@@ -56,7 +56,7 @@ pub struct Graph {
 pub const FIXED_REACH: u64 = 0x7fff;
 
 /// The end of a load at a fixed offset, if `val` is one codegen emits as such.
-pub fn fixed_end(size: u8, index: &Val, offset: u32) -> Option<u64> {
+pub(crate) fn fixed_end(size: u8, index: &Val, offset: u32) -> Option<u64> {
     let Val::Const(k) = index else { return None };
     let end = u64::from(*k) + u64::from(offset) + u64::from(size);
     (end <= FIXED_REACH).then_some(end)
@@ -87,7 +87,7 @@ fn protochain_loads_end(val: &Val) -> u64 {
 }
 
 /// The largest end of the fixed-offset loads in `val` (0 when none).
-pub fn fixed_loads_end(val: &Val) -> u64 {
+pub(crate) fn fixed_loads_end(val: &Val) -> u64 {
     match val {
         Val::Const(_) | Val::Len => 0,
         Val::Load { size, index, offset } => fixed_end(*size, index, *offset).unwrap_or(0).max(fixed_loads_end(index)),
@@ -258,7 +258,7 @@ impl Graph {
     /// Per node, the frame length every path from it to [`TRUE`] proves (by its loads'
     /// constant offsets), capped at [`FIXED_REACH`]: checking that much at the node
     /// rejects only frames the atom rejects anyway.
-    pub fn certain_length(&self) -> Vec<u64> {
+    pub(crate) fn certain_length(&self) -> Vec<u64> {
         let mut certain = vec![UNPROVEN; self.nodes.len()];
         certain[TRUE] = 0;
         for index in 2..self.nodes.len() {
