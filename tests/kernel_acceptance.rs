@@ -10,6 +10,9 @@
 //! programs or `bpftool`/`ip`/`tc` are missing. Pins, temp files and namespaces are
 //! removed by guards, also when an assertion fails.
 
+#[macro_use]
+extern crate pfc_test_support;
+
 mod support;
 
 use std::path::{Path, PathBuf};

@@ -8,6 +8,9 @@
 //! Numbers (processed instructions, load times, estimate ratios) are printed, not
 //! asserted against the clock.
 
+#[macro_use]
+extern crate pfc_test_support;
+
 mod support;
 
 use std::time::{Duration, Instant};

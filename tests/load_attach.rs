@@ -26,6 +26,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+#[macro_use]
+extern crate pfc_test_support;
+
 mod support;
 
 use support::kernel::{missing_tool, run, run_ok, NetNs, RemoveOnDrop};

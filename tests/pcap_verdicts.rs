@@ -6,6 +6,9 @@
 //! `--kernel` the kernel agrees with the VM on every frame it runs (skipped with the
 //! reason when unprivileged).
 
+#[macro_use]
+extern crate pfc_test_support;
+
 mod support;
 
 use pfc_compiler::packet::{ExtKind, Layer, Packet};

@@ -3,6 +3,9 @@
 //! files, bad captures and bad command lines get a clear error and exit 1 (2 for usage),
 //! never a panic; JSON and JUnit reports parse.
 
+#[macro_use]
+extern crate pfc_test_support;
+
 mod support;
 
 use support::{files_with_extension, pfc, pfc_in, repo, scratch_dir, Run};

@@ -3,40 +3,24 @@
 //! parsed by `bpftool btf dump file`, and attached with `ip link … xdpgeneric obj` or
 //! `tc filter … bpf obj` inside a network namespace created for the test.
 //!
-//! Skips (prints `skipped: <reason>` and passes) when not root, when `bpftool`/`ip`
+//! Skips (prints `skipped: <reason>` and passes, `pfc_test_support::skip_unless!`) when
+//! this process cannot load BPF programs, when `bpftool`/`ip`
 //! are missing, or when bpffs cannot be mounted. Everything created (temp files,
 //! pins, namespaces) is removed by guards, also when an assertion fails.
 
+#[macro_use]
+extern crate pfc_test_support;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 
 use pfc_compiler::bpf::{AluOp, ByteOrder, EndianWidth, Insn, JmpOp, Program, ProgramBuilder, Reg::*, Size};
 use pfc_compiler::object::maps::COUNTER_MAP_NAME;
 use pfc_compiler::object::{write_object, MapSpec, ObjectSpec, ProgramType, Verdict};
+use pfc_test_support::{missing_tool, no_kernel, run, run_ok, NetNs, RemoveOnDrop};
 use serde_json::Value;
 
 const BPFFS: &str = "/sys/fs/bpf";
-
-/// Runs a command; its stdout on success, a readable report on failure.
-fn run(program: &str, args: &[&str]) -> Result<String, String> {
-    let output = Command::new(program).args(args).output().map_err(|e| format!("{program}: {e}"))?;
-    if output.status.success() {
-        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
-    } else {
-        Err(format!(
-            "`{program} {}` failed ({}):\n{}{}",
-            args.join(" "),
-            output.status,
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        ))
-    }
-}
-
-fn run_ok(program: &str, args: &[&str]) -> String {
-    run(program, args).unwrap_or_else(|report| panic!("{report}"))
-}
 
 fn json(program: &str, args: &[&str]) -> Value {
     let text = run_ok(program, args);
@@ -51,63 +35,22 @@ fn skip_reason() -> Option<String> {
 }
 
 fn find_skip_reason() -> Option<String> {
-    match run("id", &["-u"]) {
-        Ok(uid) if uid.trim() == "0" => {}
-        Ok(uid) => return Some(format!("not root (uid {})", uid.trim())),
-        Err(e) => return Some(format!("cannot determine uid: {e}")),
-    }
-    for (tool, arg) in [("bpftool", "version"), ("ip", "-V")] {
-        if let Err(e) = run(tool, &[arg]) {
-            return Some(format!("`{tool}` unavailable: {e}"));
+    no_kernel().or_else(|| missing_tool(&[("bpftool", "version"), ("ip", "-V")])).or_else(|| {
+        let mounted = std::fs::read_to_string("/proc/mounts")
+            .map(|m| m.lines().any(|l| l.contains(&format!(" {BPFFS} bpf "))))
+            .unwrap_or(false);
+        let mount = || run("mount", &["-t", "bpf", "bpf", BPFFS]).err();
+        if mounted {
+            None
+        } else {
+            mount().map(|e| format!("bpffs not mounted and cannot be mounted: {e}"))
         }
-    }
-    let mounted = std::fs::read_to_string("/proc/mounts")
-        .map(|m| m.lines().any(|l| l.contains(&format!(" {BPFFS} bpf "))))
-        .unwrap_or(false);
-    if !mounted {
-        if let Err(e) = run("mount", &["-t", "bpf", "bpf", BPFFS]) {
-            return Some(format!("bpffs not mounted and cannot be mounted: {e}"));
-        }
-    }
-    None
+    })
 }
 
-/// Returns early from a test, passing, when the environment cannot run it.
-macro_rules! require_kernel {
-    () => {
-        if let Some(reason) = skip_reason() {
-            println!("skipped: {reason}");
-            return;
-        }
-    };
-}
-
-/// A file or bpffs pin removed on drop.
-struct RemoveOnDrop(PathBuf);
-
-impl Drop for RemoveOnDrop {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
-/// A network namespace deleted on drop (which detaches and frees its programs).
-struct NetNs(String);
-
-impl NetNs {
-    fn new(test: &str) -> NetNs {
-        let name = format!("pfc-elf-{}-{test}", std::process::id());
-        run_ok("ip", &["netns", "add", &name]);
-        let ns = NetNs(name);
-        run_ok("ip", &["-n", &ns.0, "link", "set", "dev", "lo", "up"]);
-        ns
-    }
-}
-
-impl Drop for NetNs {
-    fn drop(&mut self) {
-        let _ = run("ip", &["netns", "del", &self.0]);
-    }
+/// A network namespace for `test`, unique to this process.
+fn netns(test: &str) -> NetNs {
+    NetNs::new(format!("pfc-elf-{}-{test}", std::process::id()))
 }
 
 /// Writes `spec` to a temporary `.o` file.
@@ -248,14 +191,14 @@ fn find_prog_id(value: &Value) -> Option<u64> {
 
 #[test]
 fn xdp_pass_loads_and_attaches() {
-    require_kernel!();
+    skip_unless!(skip_reason());
     let object = write_temp(&spec(ProgramType::Xdp, "pfc_pass", &xdp_pass(), vec![]), "pass");
     let pin = load_pinned(&object.0, "xdp", "pass");
     let prog = json("bpftool", &["--json", "prog", "show", "pinned", path_str(&pin.0)]);
     assert_eq!((prog["type"].as_str(), prog["name"].as_str()), (Some("xdp"), Some("pfc_pass")));
     assert_eq!(test_run(&pin.0, &frame(0x0800, 60), "pass"), 2);
 
-    let ns = NetNs::new("pass");
+    let ns = netns("pass");
     run_ok("ip", &["-n", &ns.0, "link", "set", "dev", "lo", "xdpgeneric", "obj", path_str(&object.0), "sec", "xdp"]);
     let link = json("ip", &["-n", &ns.0, "-j", "link", "show", "dev", "lo"]);
     assert!(find_prog_id(&link).is_some(), "no XDP program on lo: {link}");
@@ -263,7 +206,7 @@ fn xdp_pass_loads_and_attaches() {
 
 #[test]
 fn xdp_counter_loads_runs_and_counts() {
-    require_kernel!();
+    skip_unless!(skip_reason());
     let program = counting_filter(ProgramType::Xdp);
     let maps = vec![MapSpec::counters(COUNTER_MAP_NAME, 4)];
     let object = write_temp(&spec(ProgramType::Xdp, "pfc_xdp", &program, maps), "xdp");
@@ -283,7 +226,7 @@ fn xdp_counter_loads_runs_and_counts() {
     assert_eq!(test_run(&pin.0, &frame(0x0800, 60), "xdp"), 2, "IPv4 passes");
     assert_eq!(counter_totals(map_id), (2, 140));
 
-    let ns = NetNs::new("xdp");
+    let ns = netns("xdp");
     run_ok("ip", &["-n", &ns.0, "link", "set", "dev", "lo", "xdpgeneric", "obj", path_str(&object.0), "sec", "xdp"]);
     let link = json("ip", &["-n", &ns.0, "-j", "link", "show", "dev", "lo"]);
     let id = find_prog_id(&link).unwrap_or_else(|| panic!("no XDP program on lo: {link}"));
@@ -294,7 +237,7 @@ fn xdp_counter_loads_runs_and_counts() {
 
 #[test]
 fn tc_counter_loads_runs_and_attaches() {
-    require_kernel!();
+    skip_unless!(skip_reason());
     let program = counting_filter(ProgramType::SchedCls);
     let maps = vec![MapSpec::counters(COUNTER_MAP_NAME, 4)];
     let object = write_temp(&spec(ProgramType::SchedCls, "pfc_tc", &program, maps), "tc");
@@ -310,7 +253,7 @@ fn tc_counter_loads_runs_and_attaches() {
         println!("skipped: tc attach (`tc` unavailable)");
         return;
     }
-    let ns = NetNs::new("tc");
+    let ns = netns("tc");
     run_ok("tc", &["-n", &ns.0, "qdisc", "add", "dev", "lo", "clsact"]);
     run_ok(
         "tc",

@@ -242,10 +242,7 @@ fn the_vms_trie_finds_the_longest_prefix_as_the_kernel_does() {
 /// XDP and TC, with rate limits, and classified rule sets.
 #[test]
 fn the_kernel_verifier_accepts_every_shape_of_lookup() {
-    if let Err(reason) = privileges() {
-        println!("skipped: {reason}");
-        return;
-    }
+    pfc_test_support::skip_unless!(pfc_test_support::no_kernel());
     let mut many = String::from("default pass\nset bad: ip dynamic size 1000000\nset p: port dynamic\n");
     for port in 0..60 {
         many += &format!("rule r{port}: drop if tcp.dport == {} and ip.src in bad\n", 1000 + port);

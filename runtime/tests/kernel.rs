@@ -1,29 +1,20 @@
 //! The kernel back end against the VM: same packets, same return values, same counters.
 //! Every test skips (and says why) when this process cannot load BPF programs.
+#[macro_use]
+extern crate pfc_test_support;
+
 mod common;
 
 use common::{corpus, ethernet, ipv4, tcp, TCP_DPORT_22, TC_COUNT, XDP_COUNT, XDP_PASS};
 use pfc_compiler::bpf::{encode, Insn, Reg};
-use pfc_runtime::kernel::{min_test_run_len, privileges, KernelError, KernelProgram, MIN_PACKET_LEN};
+use pfc_runtime::kernel::{min_test_run_len, KernelError, KernelProgram, MIN_PACKET_LEN};
 use pfc_runtime::vm::Vm;
 use pfc_runtime::BpfObject;
-
-/// `true` when kernel tests can run; otherwise prints why they are skipped.
-fn can_load() -> bool {
-    match privileges() {
-        Ok(()) => true,
-        Err(reason) => {
-            println!("skipped: {reason}");
-            false
-        }
-    }
-}
+use pfc_test_support::no_kernel;
 
 #[test]
 fn kernel_and_vm_agree_on_every_fixture() {
-    if !can_load() {
-        return;
-    }
+    skip_unless!(no_kernel());
     for (name, elf) in common::FIXTURES {
         let kernel = KernelProgram::load(elf).unwrap_or_else(|e| panic!("{name}: {e}"));
         let object = BpfObject::parse(elf).expect("fixture parses");
@@ -59,9 +50,7 @@ fn kernel_and_vm_agree_on_every_fixture() {
 
 #[test]
 fn short_packets_are_a_distinct_error() {
-    if !can_load() {
-        return;
-    }
+    skip_unless!(no_kernel());
     let kernel = KernelProgram::load(XDP_PASS).expect("loads");
     let error = kernel.test_run(&[0; 13]).expect_err("too short");
     assert!(matches!(error, KernelError::PacketTooShort { len: 13, min: 14 }));
@@ -76,9 +65,7 @@ fn short_packets_are_a_distinct_error() {
 
 #[test]
 fn verifier_rejection_carries_the_log() {
-    if !can_load() {
-        return;
-    }
+    skip_unless!(no_kernel());
     // Make the first instruction `r0 = r5`: r5 is never initialised.
     let object = BpfObject::parse(XDP_PASS).expect("fixture parses");
     let code_at = XDP_PASS.windows(object.code.len()).position(|w| w == object.code.as_slice()).expect("code in file");
@@ -95,9 +82,7 @@ fn verifier_rejection_carries_the_log() {
 
 #[test]
 fn bench_and_xlated_count_report_numbers() {
-    if !can_load() {
-        return;
-    }
+    skip_unless!(no_kernel());
     let packet = ethernet(&[], 0x0800, &ipv4(6, 0, 0, &tcp(1234, 22)));
     for (name, elf) in
         [("xdp_pass", XDP_PASS), ("tcp_dport_22", TCP_DPORT_22), ("xdp_count", XDP_COUNT), ("tc_count", TC_COUNT)]
@@ -117,9 +102,7 @@ fn bench_and_xlated_count_report_numbers() {
 /// end with the same buckets' keys.
 #[test]
 fn rate_limits_give_the_vms_verdicts_when_no_refill_can_happen() {
-    if !can_load() {
-        return;
-    }
+    skip_unless!(no_kernel());
     let rules = "default pass\nrule flood: drop if ip and rate > 1/m per ip.src, l4.dport burst 5\n";
     let (compiled, diagnostics) = pfc_compiler::compile::compile(rules, Default::default());
     let compiled = compiled.unwrap_or_else(|| panic!("compiles: {diagnostics:?}"));
@@ -148,9 +131,7 @@ fn rate_limits_give_the_vms_verdicts_when_no_refill_can_happen() {
 /// set large enough for the classifier.
 #[test]
 fn the_kernel_verifier_accepts_every_shape_of_rate_limit() {
-    if !can_load() {
-        return;
-    }
+    skip_unless!(no_kernel());
     let mut many = String::from("default pass\n");
     for port in 0..40 {
         many += &format!("rule r{port}: drop if tcp.dport == {} and rate > 100/s per ip.src\n", 1000 + port);

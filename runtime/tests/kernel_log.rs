@@ -2,23 +2,16 @@
 //! and the events `BPF_PROG_TEST_RUN` makes the program write are the VM's (apart from
 //! the time), one per logged match, with a flood held back by the log limit and counted.
 //! Every test skips (and says why) when this process cannot load BPF programs.
+#[macro_use]
+extern crate pfc_test_support;
+
 use pfc_compiler::codegen::log::stats_map_index;
 use pfc_compiler::program::log::{Event, LOG_BURST};
 use pfc_compiler::testcase::spec_bytes;
-use pfc_runtime::kernel::{privileges, KernelProgram};
+use pfc_runtime::kernel::KernelProgram;
 use pfc_runtime::vm::Vm;
 use pfc_runtime::BpfObject;
-
-/// `true` when kernel tests can run; otherwise prints why they are skipped.
-fn can_load() -> bool {
-    match privileges() {
-        Ok(()) => true,
-        Err(reason) => {
-            println!("skipped: {reason}");
-            false
-        }
-    }
-}
+use pfc_test_support::no_kernel;
 
 fn compile(rules: &str) -> pfc_compiler::compile::Compiled {
     let (compiled, diagnostics) = pfc_compiler::compile::compile(rules, Default::default());
@@ -39,9 +32,7 @@ fn log_stats(kernel: &KernelProgram, limits: usize, rule: usize) -> (u64, u64) {
 
 #[test]
 fn the_kernel_verifier_accepts_every_shape_of_log_code() {
-    if !can_load() {
-        return;
-    }
+    skip_unless!(no_kernel());
     let mut many = String::from("default pass\n");
     for port in 0..40 {
         let log = if port % 3 == 0 { " log 128" } else { "" };
@@ -67,9 +58,7 @@ fn the_kernel_verifier_accepts_every_shape_of_log_code() {
 
 #[test]
 fn test_run_writes_the_vms_events_for_every_logged_match() {
-    if !can_load() {
-        return;
-    }
+    skip_unless!(no_kernel());
     let rules = "default pass\nrule ssh: drop log 40 if tcp.dport == 22\nrule dns: pass log 0 if udp.dport == 53\n\
                  rule web: pass if tcp.dport == 80\n";
     let compiled = compile(rules);
@@ -107,9 +96,7 @@ fn test_run_writes_the_vms_events_for_every_logged_match() {
 /// match is counted as dropped, and the program still decides every packet.
 #[test]
 fn a_flood_of_matches_sends_the_burst_and_counts_the_rest() {
-    if !can_load() {
-        return;
-    }
+    skip_unless!(no_kernel());
     let compiled = compile("default pass\nrule flood: drop log if icmp\n");
     let kernel = KernelProgram::load(&compiled.object).expect("loads");
     let packet = spec_bytes("ipv4 / icmp echo-request").expect("spec");
