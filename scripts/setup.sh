@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs the system packages pfc's build and tests need, when they are missing.
 # libbpf-rs builds a vendored libbpf: it needs libelf, zlib and pkg-config.
-# bpftool and iproute2 are used by the kernel interoperability tests.
+# bpftool and iproute2 are used by the kernel interoperability tests; tshark reads back
+# `pfc watch --pcapng` captures in tests/load_attach/watch.rs.
 set -euo pipefail
-packages=(libelf-dev zlib1g-dev pkg-config make gcc bpftool iproute2 libpcap-dev)
+packages=(libelf-dev zlib1g-dev pkg-config make gcc bpftool iproute2 libpcap-dev tshark)
 missing=()
 for package in "${packages[@]}"; do
   dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")

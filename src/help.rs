@@ -85,6 +85,14 @@ Examples:
   pfc stats --iface eth0 --watch 1     Again every second, with rates
   pfc stats --iface eth0 --format json --watch 10    One JSON document per sample (schema pfc.stats/1)";
 
+/// `pfc watch`.
+pub const WATCH: &str = "\
+Examples:
+  pfc watch --iface eth0               One line per logged match: time, rule, verdict, interface, flow
+  pfc watch --iface eth0 --format json    One pfc.watch/1 JSON document per event, pfc.watch-stats/1 per report of drops
+  pfc watch --iface eth0 --pcapng log.pcapng    Also a capture for Wireshark; packet comments name rule and verdict
+  pfc watch --iface eth0 --hook tc-ingress --count 10    The next 10 events of the TC ingress filter, then stop";
+
 /// `pfc completions`.
 pub const COMPLETIONS: &str = "\
 Examples:
@@ -101,7 +109,7 @@ Examples:
 /// Every example text.
 #[cfg(test)]
 pub const ALL: &[&str] =
-    &[PFC, CHECK, DIFF, EXPLAIN, COMPILE, TEST, LOAD, SET, UNLOAD, STATUS, STATS, COMPLETIONS, MAN];
+    &[PFC, CHECK, DIFF, EXPLAIN, COMPILE, TEST, LOAD, SET, UNLOAD, STATUS, STATS, WATCH, COMPLETIONS, MAN];
 
 /// The command lines of an example text: each `pfc …` up to the description, split into
 /// words the way a shell would for these simple cases (single quotes group).

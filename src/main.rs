@@ -85,6 +85,10 @@ enum Command {
     /// Per-rule packet and byte counters of an attached filter.
     #[command(after_help = help::STATS)]
     Stats(commands::stats::StatsArgs),
+    /// Print the events of a loaded filter's logged rules as they happen (lines, JSON or
+    /// a pcapng capture), until Ctrl-C.
+    #[command(after_help = help::WATCH)]
+    Watch(commands::watch::WatchArgs),
     /// Print a shell completion script for bash, zsh or fish (also elvish, powershell).
     #[command(after_help = help::COMPLETIONS)]
     Completions(commands::completions::CompletionsArgs),
@@ -147,6 +151,7 @@ fn main() -> ExitCode {
         Command::Unload(args) => commands::unload::run(&args),
         Command::Status(args) => commands::status::run(&args),
         Command::Stats(args) => commands::stats::run(&args),
+        Command::Watch(args) => commands::watch::run(&args),
         Command::Completions(args) => commands::completions::run(&args),
         Command::Man(args) => commands::man::run(&args),
     }

@@ -22,7 +22,8 @@ const CASES: &str =
                      [[case]]\nname = \"web passes\"\npacket = \"ipv4 / tcp dport=80\"\nexpect = \"drop\"\n";
 
 /// The subcommands every convention applies to.
-const SUBCOMMANDS: &[&str] = &["check", "compile", "test", "load", "unload", "status", "stats", "completions", "man"];
+const SUBCOMMANDS: &[&str] =
+    &["check", "compile", "test", "load", "unload", "status", "stats", "watch", "completions", "man"];
 
 /// A scratch directory holding `web.pf`, `bad.pf` and `web.test.toml`.
 fn setup(test: &str) -> std::path::PathBuf {

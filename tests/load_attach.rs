@@ -381,3 +381,6 @@ mod systemd;
 mod objects;
 #[path = "load_attach/sets.rs"]
 mod sets;
+
+#[path = "load_attach/watch.rs"]
+mod watch;

@@ -27,7 +27,7 @@
 //! | [`eval`] — the interpreter every back end is compared with | CLI (`pfc test`), differential tests |
 //! | [`analysis`], [`space`] — rule-set analysis (`pfc diff`, `explain`, lints) | CLI |
 //! | [`pcap`] — libpcap filter expressions | CLI (`--pcap-filter`), tests |
-//! | [`testcase`], [`packet`] — `pfc test` cases and the packet builder they use | CLI, tests |
+//! | [`testcase`], [`packet`] — `pfc test` cases and the packet builder they use; captures read and written (`pfc watch --pcapng`), packet summaries | CLI, tests |
 //! | [`fields`], [`diagnostic`] — the packet model and diagnostics every stage shares | everyone |
 //! | [`classbench`] — ClassBench-shaped rule sets | benches, tests |
 #![deny(missing_docs)]

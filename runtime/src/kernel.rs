@@ -415,7 +415,7 @@ pub fn privileges() -> Result<(), SkipReason> {
 
 /// libbpf's error as an `io::Error`: the OS error kind when there is one, the whole
 /// context chain as the message.
-fn to_io(error: &libbpf_rs::Error) -> io::Error {
+pub(crate) fn to_io(error: &libbpf_rs::Error) -> io::Error {
     let mut message = error.to_string();
     let mut kind = io::ErrorKind::Other;
     let mut source = std::error::Error::source(error);

@@ -171,6 +171,23 @@ pub fn fail_on(state: &StateArgs, iface: &str, error: &AttachError) -> ExitCode 
     }
 }
 
+/// The hook to read: the one asked for, or the only one `iface` has a filter at.
+pub fn pick_hook(state: &StateArgs, iface: &str, hook: Option<HookArg>) -> Result<Hook, ExitCode> {
+    if let Some(hook) = hook {
+        return Ok(hook.point());
+    }
+    let statuses = live(state).status().map_err(|error| fail(&error))?;
+    let points: Vec<Hook> = statuses.iter().filter(|s| s.iface == iface).map(|s| s.point).collect();
+    match points.as_slice() {
+        [point] => Ok(*point),
+        [] => Err(nothing_on(state, iface, None, &format!("no pfc filter on `{iface}`"))),
+        _ => {
+            let names: Vec<&str> = points.iter().map(|p| p.as_str()).collect();
+            Err(usage(&format!("`{iface}` has filters at {}: pick one with --hook", names.join(", "))))
+        }
+    }
+}
+
 /// A usage error (exit 2).
 pub fn usage(message: &str) -> ExitCode {
     eprintln!("error: {}", escape(message));

@@ -14,3 +14,4 @@ pub mod stats;
 pub mod status;
 pub mod test;
 pub mod unload;
+pub mod watch;

@@ -121,29 +121,12 @@ fn print(iface: &str, point: Hook, stats: &Stats, previous: Option<(&Stats, f64)
     }
 }
 
-/// The hook to read: the one asked for, or the only one the interface has.
-fn pick_hook(args: &StatsArgs) -> Result<Hook, ExitCode> {
-    if let Some(hook) = args.hook {
-        return Ok(hook.point());
-    }
-    let statuses = filters::live(&args.state).status().map_err(|error| filters::fail(&error))?;
-    let points: Vec<Hook> = statuses.iter().filter(|s| s.iface == args.iface).map(|s| s.point).collect();
-    match points.as_slice() {
-        [point] => Ok(*point),
-        [] => Err(filters::nothing_on(&args.state, &args.iface, None, &format!("no pfc filter on `{}`", args.iface))),
-        _ => {
-            let names: Vec<&str> = points.iter().map(|p| p.as_str()).collect();
-            Err(filters::usage(&format!("`{}` has filters at {}: pick one with --hook", args.iface, names.join(", "))))
-        }
-    }
-}
-
 /// Runs `pfc stats`.
 pub fn run(args: &StatsArgs) -> ExitCode {
     if let Err(code) = filters::check_iface(&args.iface) {
         return code;
     }
-    let point = match pick_hook(args) {
+    let point = match filters::pick_hook(&args.state, &args.iface, args.hook) {
         Ok(point) => point,
         Err(code) => return code,
     };

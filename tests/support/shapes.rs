@@ -33,6 +33,8 @@ pub const SHAPES: &[(&str, &str)] = &[
     ("pfc.explain/1", "{fields:{tcp.dport:string},packet:{hex:string,len:number,summary:string},rule:string,rules:[{atoms:[{atom:string,field:string,holds:bool,inside_not:bool,value:string}],location:string,matched:bool,rule:string,verdict:string}],schema:string,verdict:string}"),
     ("pfc.status/1", "{filters:[{default:string,hook:string,iface:string,labels:null,link_id:number,loaded_at:string,mode:string,pfc_version:string,prog_id:number,rules:number,source:string,source_hash:string,state:string}],schema:string}"),
     ("pfc.stats/1", "{default:{bytes:number,bytes_per_second:null,packets:number,packets_per_second:null,verdict:string},hook:string,iface:string,labels:null,prog_id:number,rules:[{bytes:number,bytes_per_second:null,name:string,packets:number,packets_per_second:null,verdict:string}],schema:string,time:string,time_unix_ms:number}"),
+    ("pfc.watch/1", "{bytes:string,captured:number,frame_len:number,hook:string,iface:string,ifindex:number,prog_id:number,rule:string,rule_index:number,schema:string,summary:string,time:string,time_unix_ns:number,verdict:string}"),
+    ("pfc.watch-stats/1", "{dropped:number,end:bool,prog_id:number,rules:[{dropped:number,rule:string,sent:number}],schema:string,time:string}"),
     ("pfc.set/1", "{count:number,elements:[string],hook:string,iface:string,kind:string,schema:string,set:string,size:number,type:string}"),
 ];
 

@@ -68,10 +68,12 @@ pub const LIMIT_MAP_PREFIX: &str = "pfc_limit_";
 pub const SET_MAP_PREFIX: &str = "pfc_set_";
 /// The dynamic sets' generation array (one entry per set, by set index).
 pub const SET_GENERATION_MAP_NAME: &str = "pfc_set_gen";
+/// The prefix of the log maps ([`LOG_RING_MAP_NAME`], [`LOG_STATS_MAP_NAME`]).
+pub const LOG_MAP_PREFIX: &str = "pfc_log_";
 /// The ring buffer that logged rules send events to.
-pub(crate) const LOG_RING_MAP_NAME: &str = "pfc_log_ring";
+pub const LOG_RING_MAP_NAME: &str = "pfc_log_ring";
 /// The per-rule log statistics (events sent and dropped).
-pub(crate) const LOG_STATS_MAP_NAME: &str = "pfc_log_stats";
+pub const LOG_STATS_MAP_NAME: &str = "pfc_log_stats";
 
 /// The name of the bucket map of rate limit `index` (the kernel keeps 15 bytes).
 pub fn limit_map_name(index: usize) -> String {

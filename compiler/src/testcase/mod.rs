@@ -32,6 +32,7 @@
 
 mod fields;
 pub mod pcap;
+pub mod pcapng;
 pub(crate) mod spec;
 pub mod summary;
 

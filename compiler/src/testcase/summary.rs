@@ -1,6 +1,7 @@
 //! One-line packet summaries for reports. Input: a frame's bytes; output: text such as
 //! `54 bytes: eth / ipv4 10.0.0.1 > 10.0.0.2 / tcp 40000 > 22 [S]`, read through the
-//! interpreter's header parser so that it shows what the rules see.
+//! interpreter's header parser so that it shows what the rules see. [`flow`] is the short
+//! form `pfc watch` prints: `tcp 10.0.0.1:51000 > 10.0.0.2:22 S`.
 
 use std::fmt::Write as _;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -57,6 +58,67 @@ pub fn summarize(packet: &[u8]) -> String {
     out
 }
 
+/// The flow of `packet` in one short phrase, as tcpdump-like tools print it: `tcp
+/// 10.0.0.1:51000 > 10.0.0.2:22 S`, `udp [2001:db8::1]:53 > [2001:db8::2]:4000`, `icmp
+/// 10.0.0.1 > 10.0.0.2 type 8 code 0`, `arp op 1 10.0.0.1 > 10.0.0.2`, `ipv4 10.0.0.1 >
+/// 10.0.0.2 proto 47`, `eth type 0x88cc`; a VLAN tag comes first (`vlan 10 tcp …`).
+pub fn flow(packet: &[u8]) -> String {
+    let headers = Headers::parse(packet);
+    let value = |field: Field| headers.field_value(field);
+    if !headers.has(Proto::Eth) {
+        return format!("{} bytes, too short for Ethernet", packet.len());
+    }
+    let vlan = value(Field::VlanId).map(|id| format!("vlan {id} ")).unwrap_or_default();
+    if headers.has(Proto::Arp) {
+        let (sip, tip) = (value(Field::ArpSip).unwrap_or(0), value(Field::ArpTip).unwrap_or(0));
+        let op = value(Field::ArpOp).unwrap_or(0);
+        return format!("{vlan}arp op {op} {} > {}", Ipv4Addr::from(sip as u32), Ipv4Addr::from(tip as u32));
+    }
+    let (family, src, dst) = if headers.has(Proto::Ipv4) {
+        let (src, dst) = (value(Field::Ipv4Src).unwrap_or(0), value(Field::Ipv4Dst).unwrap_or(0));
+        ("ipv4", Ipv4Addr::from(src as u32).to_string(), Ipv4Addr::from(dst as u32).to_string())
+    } else if headers.has(Proto::Ipv6) {
+        let (src, dst) = (value(Field::Ipv6Src).unwrap_or(0), value(Field::Ipv6Dst).unwrap_or(0));
+        ("ipv6", Ipv6Addr::from(src).to_string(), Ipv6Addr::from(dst).to_string())
+    } else {
+        return format!("{vlan}eth type 0x{:04x}", value(Field::EthType).unwrap_or(0));
+    };
+    // `addr:port`, with IPv6 addresses in brackets.
+    let port = |addr: &str, port: u128| {
+        if family == "ipv6" {
+            format!("[{addr}]:{port}")
+        } else {
+            format!("{addr}:{port}")
+        }
+    };
+    let ports = |proto: &str, sport: Field, dport: Field| {
+        let (sport, dport) = (value(sport).unwrap_or(0), value(dport).unwrap_or(0));
+        format!("{vlan}{proto} {} > {}", port(&src, sport), port(&dst, dport))
+    };
+    if headers.has(Proto::Tcp) {
+        let flags = flag_letters(value(Field::TcpFlags).unwrap_or(0) as u8);
+        return format!("{} {flags}", ports("tcp", Field::TcpSport, Field::TcpDport));
+    }
+    if headers.has(Proto::Udp) {
+        return ports("udp", Field::UdpSport, Field::UdpDport);
+    }
+    if headers.has(Proto::Sctp) {
+        return ports("sctp", Field::SctpSport, Field::SctpDport);
+    }
+    let icmp = |proto: &str, kind: Field, code: Field| {
+        let (kind, code) = (value(kind).unwrap_or(0), value(code).unwrap_or(0));
+        format!("{vlan}{proto} {src} > {dst} type {kind} code {code}")
+    };
+    if headers.has(Proto::Icmp) {
+        return icmp("icmp", Field::IcmpType, Field::IcmpCode);
+    }
+    if headers.has(Proto::Icmp6) {
+        return icmp("icmp6", Field::Icmp6Type, Field::Icmp6Code);
+    }
+    let proto = value(if family == "ipv4" { Field::Ipv4Proto } else { Field::Ipv6Proto }).unwrap_or(0);
+    format!("{vlan}{family} {src} > {dst} proto {proto}")
+}
+
 /// Flag letters as the spec writes them (`S`, `SA`, `FPU`); `none` for none.
 fn flag_letters(flags: u8) -> String {
     let letters: String =
@@ -78,4 +140,34 @@ pub fn hex(bytes: &[u8]) -> String {
         let _ = write!(out, "{byte:02x}");
         out
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::flow;
+    use crate::testcase::spec::spec_bytes;
+
+    fn check(spec: &str, expected: &str) {
+        let bytes = spec_bytes(spec).unwrap_or_else(|e| panic!("{spec}: {e}"));
+        assert_eq!(flow(&bytes), expected, "{spec}");
+    }
+
+    #[test]
+    fn flows_read_like_tcpdump() {
+        check(
+            "eth / ipv4 src=10.0.0.1 dst=10.0.0.2 / tcp sport=51000 dport=22 flags=S",
+            "tcp 10.0.0.1:51000 > 10.0.0.2:22 S",
+        );
+        check(
+            "eth / ipv6 src=2001:db8::1 dst=2001:db8::2 / udp sport=53 dport=4000",
+            "udp [2001:db8::1]:53 > [2001:db8::2]:4000",
+        );
+        check("eth / ipv4 src=10.0.0.1 dst=10.0.0.2 / icmp echo-request", "icmp 10.0.0.1 > 10.0.0.2 type 8 code 0");
+        check(
+            "eth / vlan id=10 / ipv4 src=10.0.0.1 dst=10.0.0.2 / udp sport=1 dport=2",
+            "vlan 10 udp 10.0.0.1:1 > 10.0.0.2:2",
+        );
+        check("eth / ipv4 src=10.0.0.1 dst=10.0.0.2 proto=47", "ipv4 10.0.0.1 > 10.0.0.2 proto 47");
+        assert_eq!(flow(&[0; 10]), "10 bytes, too short for Ethernet");
+    }
 }

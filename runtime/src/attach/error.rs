@@ -244,6 +244,28 @@ pub enum AttachError {
         /// The program the link runs now.
         found: u32,
     },
+    /// The running program has no log ring buffer: none of its rules says `log`.
+    #[error(
+        "the pfc filter on `{iface}` at {} (program {prog_id}) has no logged rules: add `log` to a rule \
+         (`rule NAME: drop log if …`, docs/language.md) and load it again", point.as_str()
+    )]
+    NothingLogged {
+        /// The interface.
+        iface: String,
+        /// The hook.
+        point: Hook,
+        /// The running program.
+        prog_id: u32,
+    },
+    /// The maps of a running program could not be read.
+    #[error("reading the log maps of program {prog_id}")]
+    LogMaps {
+        /// The program.
+        prog_id: u32,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
     /// Nothing pfc attached is there.
     #[error("no pfc filter on `{iface}` at {}", point.as_str())]
     NotLoaded {

@@ -274,6 +274,10 @@ impl BpfSys for &FakeSys {
         Ok(Vec::new()) // the fake kernel has no dynamic-set maps
     }
 
+    fn log_maps(&self, _prog_id: u32) -> io::Result<Vec<(String, u32)>> {
+        Ok(Vec::new()) // the fake kernel's programs do not log
+    }
+
     fn write_entries(&self, _map_id: u32, _entries: &[(Vec<u8>, Vec<u8>)]) -> io::Result<()> {
         Err(io::ErrorKind::NotFound.into())
     }

@@ -13,7 +13,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use libbpf_rs::libbpf_sys as sys;
-use pfc_compiler::object::maps::{COUNTER_MAP_NAME, LIMIT_MAP_PREFIX, SET_MAP_PREFIX};
+use pfc_compiler::object::maps::{COUNTER_MAP_NAME, LIMIT_MAP_PREFIX, LOG_MAP_PREFIX, SET_MAP_PREFIX};
 
 use super::{AttachError, BpfSys, Counter, LinkInfo, MapInfo, ProgInfo};
 use crate::kernel::{self, KernelProgram};
@@ -303,6 +303,10 @@ impl BpfSys for LiveSys {
 
     fn set_maps(&self, prog_id: u32) -> io::Result<Vec<(String, u32)>> {
         super::live_maps::prog_maps_named(prog_id, SET_MAP_PREFIX.as_bytes())
+    }
+
+    fn log_maps(&self, prog_id: u32) -> io::Result<Vec<(String, u32)>> {
+        super::live_maps::prog_maps_named(prog_id, LOG_MAP_PREFIX.as_bytes())
     }
 
     fn write_entries(&self, map_id: u32, entries: &[(Vec<u8>, Vec<u8>)]) -> io::Result<()> {

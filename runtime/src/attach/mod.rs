@@ -31,8 +31,10 @@ pub mod error;
 pub mod guard;
 pub mod live;
 mod live_maps;
+pub mod live_ring;
 pub mod sets;
 pub mod truth;
+pub mod watch;
 
 mod carry;
 #[cfg(test)]
@@ -161,6 +163,8 @@ pub trait BpfSys {
     fn limit_maps(&self, prog_id: u32) -> io::Result<Vec<(String, u32)>>;
     /// The program's dynamic-set maps (`pfc_set_N` and `pfc_set_gen`): name and id.
     fn set_maps(&self, prog_id: u32) -> io::Result<Vec<(String, u32)>>;
+    /// The program's log maps (`pfc_log_ring`, `pfc_log_stats`): name and id.
+    fn log_maps(&self, prog_id: u32) -> io::Result<Vec<(String, u32)>>;
     /// Writes entries (key, value of the map's sizes) into a map: dynamic sets' contents.
     fn write_entries(&self, map_id: u32, entries: &[(Vec<u8>, Vec<u8>)]) -> io::Result<()>;
     /// Deletes keys from a map; returns how many were present.

@@ -154,7 +154,7 @@ fn read_error(path: &Path) -> impl FnOnce(io::Error) -> AttachError + '_ {
 
 impl<S: BpfSys> Filters<S> {
     /// The link at `paths`, `None` when there is no link pin.
-    fn pinned_link(&self, paths: &FilterPaths) -> Result<Option<LinkInfo>, AttachError> {
+    pub(super) fn pinned_link(&self, paths: &FilterPaths) -> Result<Option<LinkInfo>, AttachError> {
         if !present(&paths.link) {
             return Ok(None);
         }
@@ -169,7 +169,10 @@ impl<S: BpfSys> Filters<S> {
     /// swap the program and free the old one between reading the link and reading the
     /// program: then the link is read again (a few times), so a reader racing a replace
     /// sees the old filter or the new one, never an error.
-    fn link_and_prog(&self, paths: &FilterPaths) -> Result<(Option<LinkInfo>, Option<ProgInfo>), AttachError> {
+    pub(super) fn link_and_prog(
+        &self,
+        paths: &FilterPaths,
+    ) -> Result<(Option<LinkInfo>, Option<ProgInfo>), AttachError> {
         let mut tries = 0;
         loop {
             let link = self.pinned_link(paths)?;
@@ -183,7 +186,11 @@ impl<S: BpfSys> Filters<S> {
     }
 
     /// The record of `prog`: the current one, or the intent of an interrupted load.
-    fn labels(&self, paths: &FilterPaths, prog: &ProgInfo) -> Result<Result<Record, LabelProblem>, AttachError> {
+    pub(super) fn labels(
+        &self,
+        paths: &FilterPaths,
+        prog: &ProgInfo,
+    ) -> Result<Result<Record, LabelProblem>, AttachError> {
         let mut problem = LabelProblem::NoRecord { running: prog.id };
         for path in [&paths.state, &paths.next_state] {
             let Some(record) = pins::read_record(path).map_err(super::record_error)? else { continue };
