@@ -384,3 +384,6 @@ mod sets;
 
 #[path = "load_attach/watch.rs"]
 mod watch;
+
+#[path = "load_attach/rate.rs"]
+mod rate;
