@@ -66,3 +66,18 @@ fn rules_from_included_files_name_their_file_in_the_listing() {
         ]
     );
 }
+
+/// pcap atoms whose verdict is the same on every frame emit no code: in the listing of
+/// `tests/data/pcap-constant-atoms.pf` only the live atom has a block (the true one's bit
+/// is set in the word's first value, the false ones' are not).
+#[test]
+fn constant_pcap_atoms_emit_no_code() {
+    let file = "tests/data/pcap-constant-atoms.pf";
+    let run = pfc(&["compile", file, "--emit", "asm"]);
+    run.assert_no_crash(file);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let atoms: Vec<&str> = run.stdout.lines().map(str::trim).filter(|line| line.starts_with("; pcap atom")).collect();
+    let constant = atoms.iter().filter(|line| line.contains("on every frame, no code")).count();
+    assert_eq!((atoms.len(), constant), (4, 3), "only the live atom has code:\n{}", run.stdout);
+    insta::assert_snapshot!("asm_pcap_constant_atoms", run.stdout);
+}
