@@ -101,11 +101,14 @@ pub fn emit(b: &mut ProgramBuilder, filter: &PcapFilter, bit: PcapBit, context: 
     // Bytes proven present on every way into each node.
     let mut checked_in: HashMap<usize, u64> = HashMap::new();
     checked_in.insert(graph.root, 0);
-    let mut atom = Atom { b, reject, checked: 0 };
+    // What the value registers hold on every way into each node.
+    let mut held_in: HashMap<usize, Registers> = HashMap::new();
+    let mut atom = Atom { b, reject, checked: 0, held: Default::default() };
     for (position, &index) in order.iter().enumerate() {
         let test = graph.test(index);
         atom.b.bind(labels[&index]);
         atom.checked = checked_in.get(&index).copied().unwrap_or(0);
+        atom.held = held_in.remove(&index).unwrap_or_default();
         let own = graph::fixed_loads_end(&test.left).max(graph::fixed_loads_end(&test.right));
         if own > atom.checked {
             atom.check(certain[index].max(own));
@@ -115,14 +118,38 @@ pub fn emit(b: &mut ProgramBuilder, filter: &PcapFilter, bit: PcapBit, context: 
         for to in [test.yes, test.no] {
             let known = checked_in.entry(to).or_insert(atom.checked);
             *known = (*known).min(atom.checked);
+            if to > graph::FALSE {
+                let held = held_in.entry(to).or_insert_with(|| atom.held.clone());
+                *held = meet(held, &atom.held);
+            }
         }
     }
     atom.b.bind(accept);
-    atom.b.emit(Insn::load(Size::W, Reg::R0, Reg::R10, bit.slot));
-    atom.b.emit(Insn::alu32(AluOp::Or, Reg::R0, Operand::imm_u32(bit.mask)));
-    atom.b.emit(Insn::store(Size::W, Reg::R10, bit.slot, Reg::R0));
+    atom.emit(Insn::load(Size::W, Reg::R0, Reg::R10, bit.slot));
+    atom.emit(Insn::alu32(AluOp::Or, Reg::R0, Operand::imm_u32(bit.mask)));
+    atom.emit(Insn::store(Size::W, Reg::R10, bit.slot, Reg::R0));
     atom.b.bind(reject);
-    atom.b.emit(Insn::load(Size::W, Reg::R7, context.reg, context.data));
+    atom.emit(Insn::load(Size::W, Reg::R7, context.reg, context.data));
+}
+
+/// What a value register is known to hold (value numbering across test nodes): the same
+/// expression is not computed twice on a path, whichever node computed it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Held {
+    /// The value, in host order.
+    Value(Val),
+    /// A 2- or 4-byte load as the bytes lie (not byte-swapped).
+    Raw(Val),
+    /// A packet pointer: the packet start plus this index.
+    Base(Val),
+}
+
+/// What each value register holds on every path to a point.
+type Registers = [Option<Held>; MAX_VALUE_DEPTH];
+
+/// What holds on both of two ways in.
+fn meet(a: &Registers, b: &Registers) -> Registers {
+    std::array::from_fn(|index| if a[index] == b[index] { a[index].clone() } else { None })
 }
 
 struct Atom<'a> {
@@ -131,14 +158,40 @@ struct Atom<'a> {
     /// Bytes from the frame's start proven present on every path to the current point:
     /// a load at a fixed offset within them needs no bounds check of its own.
     checked: u64,
+    /// What the value registers hold at the current point, on every path to it.
+    held: Registers,
 }
 
 impl Atom<'_> {
+    /// Emits `insn`, forgetting what the register it writes held.
+    fn emit(&mut self, insn: Insn<Label>) {
+        if let Some(index) = insn.written_register().and_then(|reg| REGS.iter().position(|r| *r == reg)) {
+            self.held[index] = None;
+        }
+        self.b.emit(insn);
+    }
+
+    /// The value register (other than `not`) that holds `held`, if one does.
+    fn holding(&self, held: &Held, not: Reg) -> Option<Reg> {
+        (0..MAX_VALUE_DEPTH)
+            .find(|&index| REGS[index] != not && self.held[index].as_ref() == Some(held))
+            .map(|i| REGS[i])
+    }
+
+    fn remember(&mut self, reg: Reg, held: Held) {
+        if let Some(index) = REGS.iter().position(|r| *r == reg) {
+            self.held[index] = Some(held);
+        }
+    }
+
     /// Rejects frames shorter than `length` bytes.
     fn check(&mut self, length: u64) {
-        self.b.emit(Insn::mov64(REGS[0], Reg::R7));
-        self.b.emit(Insn::alu64(AluOp::Add, REGS[0], length as i32));
-        self.b.emit(Insn::jump64(JmpOp::Gt, REGS[0], Reg::R8, self.reject));
+        // The last value register, which a comparison rarely needs: the others may hold
+        // values a later test reuses.
+        let scratch = REGS[MAX_VALUE_DEPTH - 1];
+        self.emit(Insn::mov64(scratch, Reg::R7));
+        self.emit(Insn::alu64(AluOp::Add, scratch, length as i32));
+        self.emit(Insn::jump64(JmpOp::Gt, scratch, Reg::R8, self.reject));
         self.checked = length;
     }
 
@@ -159,7 +212,10 @@ impl Atom<'_> {
             (Val::Load { size: size @ (2 | 4), index, offset }, TestOp::Eq | TestOp::Set, Val::Const(k))
                 if *size == 4 || *k <= 0xffff || op == TestOp::Set =>
             {
-                self.load(*size, index, *offset, 0, false);
+                if self.held[0].as_ref() != Some(&Held::Raw(left.clone())) {
+                    self.load(*size, index, *offset, 0, false);
+                    self.remember(REGS[0], Held::Raw(left.clone()));
+                }
                 Some(if *size == 2 { u32::from((*k as u16).swap_bytes()) } else { k.swap_bytes() })
             }
             _ => None,
@@ -178,7 +234,7 @@ impl Atom<'_> {
         if yes == no {
             // Only the loads matter (they may reject).
             if !yes_next {
-                self.b.emit(Insn::Ja { target: yes });
+                self.emit(Insn::Ja { target: yes });
             }
             return;
         }
@@ -189,11 +245,11 @@ impl Atom<'_> {
             TestOp::Set => (JmpOp::Set, None),
         };
         match (no_next, yes_next, negated_op) {
-            (true, _, _) => self.b.emit(Insn::jump32(jump_op, REGS[0], src, yes)),
-            (false, true, Some(negated)) => self.b.emit(Insn::jump32(negated, REGS[0], src, no)),
+            (true, _, _) => self.emit(Insn::jump32(jump_op, REGS[0], src, yes)),
+            (false, true, Some(negated)) => self.emit(Insn::jump32(negated, REGS[0], src, no)),
             _ => {
-                self.b.emit(Insn::jump32(jump_op, REGS[0], src, yes));
-                self.b.emit(Insn::Ja { target: no });
+                self.emit(Insn::jump32(jump_op, REGS[0], src, yes));
+                self.emit(Insn::Ja { target: no });
             }
         }
     }
@@ -202,15 +258,33 @@ impl Atom<'_> {
     /// above it as scratch.
     fn value(&mut self, val: &Val, depth: usize) {
         let dst = REGS[depth];
+        let known = Held::Value(val.clone());
+        if matches!(val, Val::Const(_) | Val::Protochain { .. }) {
+            // A constant costs one instruction either way; a walk is never kept.
+        } else if self.held[depth].as_ref() == Some(&known) {
+            return;
+        } else if let Some(reg) = self.holding(&known, dst) {
+            self.emit(Insn::mov64(dst, reg));
+            self.remember(dst, known);
+            return;
+        }
+        self.compute(val, depth);
+        if !matches!(val, Val::Const(_) | Val::Protochain { .. }) {
+            self.remember(dst, known);
+        }
+    }
+
+    fn compute(&mut self, val: &Val, depth: usize) {
+        let dst = REGS[depth];
         match val {
-            Val::Const(k) => self.b.emit(Insn::alu32(AluOp::Mov, dst, Operand::imm_u32(*k))),
+            Val::Const(k) => self.emit(Insn::alu32(AluOp::Mov, dst, Operand::imm_u32(*k))),
             Val::Len => {
-                self.b.emit(Insn::mov64(dst, Reg::R8));
-                self.b.emit(Insn::alu64(AluOp::Sub, dst, Reg::R7));
+                self.emit(Insn::mov64(dst, Reg::R8));
+                self.emit(Insn::alu64(AluOp::Sub, dst, Reg::R7));
             }
             Val::Neg(inner) => {
                 self.value(inner, depth);
-                self.b.emit(Insn::Neg { wide: false, dst });
+                self.emit(Insn::Neg { wide: false, dst });
             }
             Val::Load { size, index, offset } => self.load(*size, index, *offset, depth, true),
             Val::Alu(op, left, right) => self.alu(*op, left, right, depth),
@@ -236,12 +310,12 @@ impl Atom<'_> {
                 let at = (u64::from(*k) + u64::from(offset)) as i32;
                 let end = at as u64 + width;
                 if end > self.checked {
-                    self.b.emit(Insn::mov64(dst, Reg::R7));
-                    self.b.emit(Insn::alu64(AluOp::Add, dst, end as i32));
-                    self.b.emit(Insn::jump64(JmpOp::Gt, dst, Reg::R8, self.reject));
+                    self.emit(Insn::mov64(dst, Reg::R7));
+                    self.emit(Insn::alu64(AluOp::Add, dst, end as i32));
+                    self.emit(Insn::jump64(JmpOp::Gt, dst, Reg::R8, self.reject));
                     self.checked = end;
                 }
-                self.b.emit(Insn::load(bpf_size, dst, Reg::R7, at as i16));
+                self.emit(Insn::load(bpf_size, dst, Reg::R7, at as i16));
             }
             _ => {
                 if u64::from(offset) + width > MAX_REACH {
@@ -250,31 +324,57 @@ impl Atom<'_> {
                 }
                 let limit = MAX_REACH - u64::from(offset) - width;
                 let pointer = REGS[depth + 1];
+                if u64::from(offset) + width <= 0x7fff {
+                    // The pointer is the packet start plus the index (kept for other loads
+                    // at the same index); the offset goes into the check and the load.
+                    let base = Held::Base(index.clone());
+                    let pointer = match self.holding(&base, dst) {
+                        Some(reg) => reg,
+                        None => {
+                            self.value(index, depth);
+                            if upper_bound(index) > limit {
+                                self.emit(Insn::jump64(JmpOp::Gt, dst, Operand::imm_u32(limit as u32), self.reject));
+                            }
+                            self.emit(Insn::mov64(pointer, Reg::R7));
+                            self.emit(Insn::alu64(AluOp::Add, pointer, dst));
+                            self.remember(pointer, base);
+                            pointer
+                        }
+                    };
+                    self.emit(Insn::mov64(dst, pointer));
+                    self.emit(Insn::alu64(AluOp::Add, dst, (u64::from(offset) + width) as i32));
+                    self.emit(Insn::jump64(JmpOp::Gt, dst, Reg::R8, self.reject));
+                    self.emit(Insn::load(bpf_size, dst, pointer, offset as i16));
+                    if let (Some(width), true) = (swap, swap_to_host) {
+                        self.emit(Insn::Endian { order: ByteOrder::Big, width, dst });
+                    }
+                    return;
+                }
                 self.value(index, depth);
                 // Bounded for the verifier: index <= limit, so the pointer stays
                 // within the kernel's packet-offset range.
                 if upper_bound(index) > limit {
-                    self.b.emit(Insn::jump64(JmpOp::Gt, dst, Operand::imm_u32(limit as u32), self.reject));
+                    self.emit(Insn::jump64(JmpOp::Gt, dst, Operand::imm_u32(limit as u32), self.reject));
                 }
-                self.b.emit(Insn::mov64(pointer, Reg::R7));
-                self.b.emit(Insn::alu64(AluOp::Add, pointer, dst));
-                self.b.emit(Insn::alu64(AluOp::Add, pointer, offset as i32));
-                self.b.emit(Insn::mov64(dst, pointer));
-                self.b.emit(Insn::alu64(AluOp::Add, dst, width as i32));
-                self.b.emit(Insn::jump64(JmpOp::Gt, dst, Reg::R8, self.reject));
-                self.b.emit(Insn::load(bpf_size, dst, pointer, 0));
+                self.emit(Insn::mov64(pointer, Reg::R7));
+                self.emit(Insn::alu64(AluOp::Add, pointer, dst));
+                self.emit(Insn::alu64(AluOp::Add, pointer, offset as i32));
+                self.emit(Insn::mov64(dst, pointer));
+                self.emit(Insn::alu64(AluOp::Add, dst, width as i32));
+                self.emit(Insn::jump64(JmpOp::Gt, dst, Reg::R8, self.reject));
+                self.emit(Insn::load(bpf_size, dst, pointer, 0));
             }
         }
         if let (Some(width), true) = (swap, swap_to_host) {
-            self.b.emit(Insn::Endian { order: ByteOrder::Big, width, dst });
+            self.emit(Insn::Endian { order: ByteOrder::Big, width, dst });
         }
     }
 
     /// Rejects with a conditional jump the verifier resolves, so no code after it is
     /// structurally unreachable (the kernel refuses unreachable instructions).
     fn always_reject(&mut self, dst: Reg) {
-        self.b.emit(Insn::alu32(AluOp::Mov, dst, 0));
-        self.b.emit(Insn::jump32(JmpOp::Eq, dst, 0, self.reject));
+        self.emit(Insn::alu32(AluOp::Mov, dst, 0));
+        self.emit(Insn::jump32(JmpOp::Eq, dst, 0, self.reject));
     }
 
     fn alu(&mut self, op: Alu, left: &Val, right: &Val, depth: usize) {
@@ -294,26 +394,26 @@ impl Atom<'_> {
         };
         let shift = matches!(op, Alu::Shl | Alu::Shr);
         match right {
-            Val::Const(k) if shift && *k >= 32 => self.b.emit(Insn::alu32(AluOp::Mov, dst, 0)),
+            Val::Const(k) if shift && *k >= 32 => self.emit(Insn::alu32(AluOp::Mov, dst, 0)),
             Val::Const(0) if matches!(op, Alu::Div | Alu::Mod) => self.always_reject(dst),
-            Val::Const(k) => self.b.emit(Insn::alu32(bpf_op, dst, Operand::imm_u32(*k))),
+            Val::Const(k) => self.emit(Insn::alu32(bpf_op, dst, Operand::imm_u32(*k))),
             _ => {
                 let src = REGS[depth + 1];
                 self.value(right, depth + 1);
                 if matches!(op, Alu::Div | Alu::Mod) {
-                    self.b.emit(Insn::jump32(JmpOp::Eq, src, 0, self.reject));
+                    self.emit(Insn::jump32(JmpOp::Eq, src, 0, self.reject));
                 }
                 if shift {
                     let in_range = self.b.new_label();
                     let done = self.b.new_label();
-                    self.b.emit(Insn::jump32(JmpOp::Lt, src, 32, in_range));
-                    self.b.emit(Insn::alu32(AluOp::Mov, dst, 0));
-                    self.b.emit(Insn::Ja { target: done });
+                    self.emit(Insn::jump32(JmpOp::Lt, src, 32, in_range));
+                    self.emit(Insn::alu32(AluOp::Mov, dst, 0));
+                    self.emit(Insn::Ja { target: done });
                     self.b.bind(in_range);
-                    self.b.emit(Insn::alu32(bpf_op, dst, src));
+                    self.emit(Insn::alu32(bpf_op, dst, src));
                     self.b.bind(done);
                 } else {
-                    self.b.emit(Insn::alu32(bpf_op, dst, src));
+                    self.emit(Insn::alu32(bpf_op, dst, src));
                 }
             }
         }

@@ -58,13 +58,13 @@ impl Atom<'_> {
         // The first loads: at fixed offsets, usually covered by the node's bounds check.
         let mut largest_cursor: u64 = if ipv6 {
             self.load(1, &zero, net + 6, depth, false);
-            self.b.emit(Insn::mov64(walk.cursor, 40));
+            self.emit(Insn::mov64(walk.cursor, 40));
             40
         } else {
             self.load(1, &zero, net + 9, depth, false);
             self.load(1, &zero, net, depth + 1, false);
-            self.b.emit(Insn::alu64(AluOp::And, walk.cursor, 0xf));
-            self.b.emit(Insn::alu64(AluOp::Lsh, walk.cursor, 2));
+            self.emit(Insn::alu64(AluOp::And, walk.cursor, 0xf));
+            self.emit(Insn::alu64(AluOp::Lsh, walk.cursor, 2));
             60
         };
         let extensions: Vec<u32> =
@@ -75,76 +75,78 @@ impl Atom<'_> {
             walked.push(PROTOCHAIN_AH);
         }
         if walked.len() > 1 {
-            self.b.emit(Insn::LoadImm64 { dst: walk.walked_set, imm: from_the_top(&walked) });
+            self.emit(Insn::LoadImm64 { dst: walk.walked_set, imm: from_the_top(&walked) });
         }
         if ah && !extensions.is_empty() {
-            self.b.emit(Insn::LoadImm64 { dst: walk.extension_set, imm: from_the_top(&extensions) });
+            self.emit(Insn::LoadImm64 { dst: walk.extension_set, imm: from_the_top(&extensions) });
         }
         let steps = if walked.is_empty() { 0 } else { MAX_PROTOCHAIN_HEADERS };
         for _ in 0..steps {
-            self.b.emit(Insn::jump32(JmpOp::Eq, walk.protocol, crate::bpf::Operand::imm_u32(proto), found));
+            self.emit(Insn::jump32(JmpOp::Eq, walk.protocol, crate::bpf::Operand::imm_u32(proto), found));
             self.leave_unless_walked(&walk, &walked, other);
             // The pointer is bounded for the kernel verifier: a cursor that could reach
             // past the packet-offset limit is rejected first (no frame is that long).
             let limit = MAX_REACH - u64::from(net) - 2;
             if largest_cursor > limit {
-                self.b.emit(Insn::jump64(JmpOp::Gt, walk.cursor, limit as i32, self.reject));
+                self.emit(Insn::jump64(JmpOp::Gt, walk.cursor, limit as i32, self.reject));
                 largest_cursor = limit;
             }
-            self.b.emit(Insn::mov64(walk.pointer, Reg::R7));
-            self.b.emit(Insn::alu64(AluOp::Add, walk.pointer, walk.cursor));
-            self.b.emit(Insn::alu64(AluOp::Add, walk.pointer, (net + 2) as i32));
-            self.b.emit(Insn::jump64(JmpOp::Gt, walk.pointer, Reg::R8, self.reject));
+            self.emit(Insn::mov64(walk.pointer, Reg::R7));
+            self.emit(Insn::alu64(AluOp::Add, walk.pointer, walk.cursor));
+            self.emit(Insn::alu64(AluOp::Add, walk.pointer, (net + 2) as i32));
+            self.emit(Insn::jump64(JmpOp::Gt, walk.pointer, Reg::R8, self.reject));
             let mixed = ah && !extensions.is_empty();
             if mixed {
-                self.b.emit(Insn::mov64(walk.scratch, walk.extension_set));
-                self.b.emit(Insn::alu64(AluOp::Lsh, walk.scratch, walk.protocol));
-                self.b.emit(Insn::alu64(AluOp::Rsh, walk.scratch, 63));
+                self.emit(Insn::mov64(walk.scratch, walk.extension_set));
+                self.emit(Insn::alu64(AluOp::Lsh, walk.scratch, walk.protocol));
+                self.emit(Insn::alu64(AluOp::Rsh, walk.scratch, 63));
             }
-            self.b.emit(Insn::load(Size::B, walk.protocol, walk.pointer, -2));
-            self.b.emit(Insn::load(Size::B, walk.pointer, walk.pointer, -1));
+            self.emit(Insn::load(Size::B, walk.protocol, walk.pointer, -2));
+            self.emit(Insn::load(Size::B, walk.pointer, walk.pointer, -1));
             if !ah {
                 // Extension headers only: cursor += (len + 1) * 8.
-                self.b.emit(Insn::alu64(AluOp::Lsh, walk.pointer, 3));
-                self.b.emit(Insn::alu64(AluOp::Add, walk.cursor, walk.pointer));
-                self.b.emit(Insn::alu64(AluOp::Add, walk.cursor, 8));
+                self.emit(Insn::alu64(AluOp::Lsh, walk.pointer, 3));
+                self.emit(Insn::alu64(AluOp::Add, walk.cursor, walk.pointer));
+                self.emit(Insn::alu64(AluOp::Add, walk.cursor, 8));
                 largest_cursor += LARGEST_STEP;
             } else if !mixed {
                 // AH only: cursor = (len + 2) * 4.
-                self.b.emit(Insn::alu64(AluOp::Lsh, walk.pointer, 2));
-                self.b.emit(Insn::alu64(AluOp::Add, walk.pointer, 8));
-                self.b.emit(Insn::mov64(walk.cursor, walk.pointer));
+                self.emit(Insn::alu64(AluOp::Lsh, walk.pointer, 2));
+                self.emit(Insn::alu64(AluOp::Add, walk.pointer, 8));
+                self.emit(Insn::mov64(walk.cursor, walk.pointer));
                 largest_cursor = 1028;
             } else {
                 // cursor = extension * (cursor + 4 len) + 4 len + 8: an extension header
                 // adds (len + 1) * 8, AH sets (len + 2) * 4.
-                self.b.emit(Insn::alu64(AluOp::Lsh, walk.pointer, 2));
-                self.b.emit(Insn::alu64(AluOp::Add, walk.cursor, walk.pointer));
-                self.b.emit(Insn::alu64(AluOp::Mul, walk.cursor, walk.scratch));
-                self.b.emit(Insn::alu64(AluOp::Add, walk.cursor, walk.pointer));
-                self.b.emit(Insn::alu64(AluOp::Add, walk.cursor, 8));
+                self.emit(Insn::alu64(AluOp::Lsh, walk.pointer, 2));
+                self.emit(Insn::alu64(AluOp::Add, walk.cursor, walk.pointer));
+                self.emit(Insn::alu64(AluOp::Mul, walk.cursor, walk.scratch));
+                self.emit(Insn::alu64(AluOp::Add, walk.cursor, walk.pointer));
+                self.emit(Insn::alu64(AluOp::Add, walk.cursor, 8));
                 largest_cursor += LARGEST_STEP;
             }
         }
         // After the last step: found, stopped, or one header more than the bound.
-        self.b.emit(Insn::jump32(JmpOp::Eq, walk.protocol, crate::bpf::Operand::imm_u32(proto), found));
+        self.emit(Insn::jump32(JmpOp::Eq, walk.protocol, crate::bpf::Operand::imm_u32(proto), found));
         if walked.is_empty() {
-            self.b.emit(Insn::Ja { target: other });
+            self.emit(Insn::Ja { target: other });
         } else {
             self.leave_unless_walked(&walk, &walked, other);
-            self.b.emit(Insn::Ja { target: self.reject });
+            self.emit(Insn::Ja { target: self.reject });
         }
+        // The walk leaves at many points with different registers: nothing is known after.
+        self.held = Default::default();
     }
 
     /// Jumps to `other` when the protocol is not one of `walked` (not empty).
     fn leave_unless_walked(&mut self, walk: &Walk, walked: &[u32], other: Label) {
         if let [only] = walked {
-            self.b.emit(Insn::jump32(JmpOp::Ne, walk.protocol, crate::bpf::Operand::imm_u32(*only), other));
+            self.emit(Insn::jump32(JmpOp::Ne, walk.protocol, crate::bpf::Operand::imm_u32(*only), other));
             return;
         }
-        self.b.emit(Insn::jump64(JmpOp::Gt, walk.protocol, 63, other));
-        self.b.emit(Insn::mov64(walk.scratch, walk.walked_set));
-        self.b.emit(Insn::alu64(AluOp::Lsh, walk.scratch, walk.protocol));
-        self.b.emit(Insn::jump64(JmpOp::Sge, walk.scratch, 0, other));
+        self.emit(Insn::jump64(JmpOp::Gt, walk.protocol, 63, other));
+        self.emit(Insn::mov64(walk.scratch, walk.walked_set));
+        self.emit(Insn::alu64(AluOp::Lsh, walk.scratch, walk.protocol));
+        self.emit(Insn::jump64(JmpOp::Sge, walk.scratch, 0, other));
     }
 }
