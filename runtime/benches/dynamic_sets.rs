@@ -1,11 +1,17 @@
 //! `cargo bench -p pfc-runtime --bench dynamic_sets`: dynamic-set figures, printed (nothing
 //! here asserts on time; docs/performance.md quotes the numbers).
 //!
-//! 1. **Filling a set's map** from user space, one `bpf_map_update_elem` per element (the
-//!    path `pfc load` falls back to for map types without batch updates): 10k and 1M
-//!    elements, mixed IPv4 /16–/32 and IPv6 /32–/64 prefixes into one trie, and 32-bit
-//!    values into a hash.
-//! 2. **Per-packet cost** through `BPF_PROG_TEST_RUN` of `drop if ip.src in SET` (trie)
+//! 1. **Filling a set's map** through pfc's own path (`LiveSys::write_entries`:
+//!    `BPF_MAP_UPDATE_BATCH` in chunks of 65,536) with 10k and 1M mixed IPv4 /16–/32 and
+//!    IPv6 /32–/64 prefixes into one trie, in three key orders measured in the same run:
+//!    the generator's (random), by prefix length then address (the byte order of the
+//!    keys, which `pfc load` and `pfc set` used before), and [`trie_order`] (what they use
+//!    now, `pfc_runtime::attach::sets::trie_order`). Wall and CPU seconds (the process's, kernel
+//!    time included: the machine may be shared, and CPU time is what the work costs).
+//! 2. **Replacing** the 1M prefixes with 1M others (disjoint) the way `pfc set replace`
+//!    does: read the map's keys, write the new generation, flip the generation word,
+//!    delete the old generation; each step and the total.
+//! 3. **Per-packet cost** through `BPF_PROG_TEST_RUN` of `drop if ip.src in SET` (trie)
 //!    and `drop if tcp.seq in SET` (hash) with 10k and 1M elements, a packet that misses
 //!    and one that hits, next to `default pass` (the empty pfc program: parse prologue and
 //!    counter) measured in the same rounds.
@@ -16,9 +22,13 @@
 use std::time::Instant;
 
 use pfc_compiler::fields::ValueKind;
-use pfc_compiler::program::dynamic::{element_key, VALUE};
+use pfc_compiler::object::maps::{set_map_name, SET_GENERATION_MAP_NAME};
+use pfc_compiler::program::dynamic::{element_key, state_value, KEY_SIZE, TAG_OFFSET, VALUE};
 use pfc_compiler::program::{DynamicElement, DynamicKind};
 use pfc_compiler::testcase::spec_bytes;
+use pfc_runtime::attach::live::LiveSys;
+use pfc_runtime::attach::sets::{in_trie_order, SetKey};
+use pfc_runtime::attach::{BpfSys, Existing};
 use pfc_runtime::kernel::{privileges, KernelProgram};
 
 fn env_number(name: &str, default: u32) -> u32 {
@@ -43,10 +53,10 @@ fn prefix(kind: ValueKind, value: u128, length: u32) -> DynamicElement {
     DynamicElement { kind, low: value & !mask, high: value | mask }
 }
 
-/// `count` prefixes: 3 in 4 IPv4 /16–/32 (never inside 192.0.2.0/24, the miss packet's
+/// `count` prefixes from `seed`: 3 in 4 IPv4 /16–/32 (never inside 192.0.2.0/24, the miss packet's
 /// source), 1 in 4 IPv6 /32–/64.
-fn prefixes(count: usize) -> Vec<DynamicElement> {
-    let mut random = Random(0x9e37_79b9_7f4a_7c15);
+fn prefixes(count: usize, seed: u64) -> Vec<DynamicElement> {
+    let mut random = Random(seed);
     (0..count)
         .map(|index| {
             let bits = random.next();
@@ -70,26 +80,37 @@ fn load(rules: &str) -> KernelProgram {
     KernelProgram::load(&compiled.object).expect("the kernel loads the program")
 }
 
-/// Fills dynamic set 0's map of `program` in batches of 65,536 (`pfc load`'s path) or, where
-/// the kernel has no batch update for the map type, one element at a time; returns the
-/// seconds it took and which way.
-fn fill(program: &KernelProgram, kind: DynamicKind, elements: &[DynamicElement]) -> (f64, &'static str) {
-    let map = program.object().map_index(&pfc_compiler::object::maps::set_map_name(0)).expect("the set's map");
-    let keys: Vec<[u8; 24]> = elements.iter().map(|element| element_key(kind, element, 0)).collect();
-    let started = Instant::now();
-    let batched = keys.chunks(65_536).all(|chunk| {
-        let flat: Vec<u8> = chunk.iter().flatten().copied().collect();
-        let values: Vec<u8> = chunk.iter().flat_map(|_| VALUE).collect();
-        program.map_update_batch(map, &flat, &values, chunk.len() as u32).is_ok()
-    });
-    if batched {
-        return (started.elapsed().as_secs_f64(), "batch");
-    }
-    let started = Instant::now();
-    for key in &keys {
-        program.map_update(map, key, &VALUE).expect("update");
-    }
-    (started.elapsed().as_secs_f64(), "each")
+/// Seconds of CPU this process used so far (user and kernel).
+fn cpu_seconds() -> f64 {
+    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes one timespec into `now`.
+    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut now) };
+    now.tv_sec as f64 + now.tv_nsec as f64 * 1e-9
+}
+
+/// Runs `work`; its result with the wall and CPU seconds it took.
+fn timed<T>(work: impl FnOnce() -> T) -> (T, f64, f64) {
+    let (started, cpu) = (Instant::now(), cpu_seconds());
+    let result = work();
+    (result, started.elapsed().as_secs_f64(), cpu_seconds() - cpu)
+}
+
+/// The map ids of `program`'s set 0 and generation array.
+fn set_map_ids(program: &KernelProgram) -> (u32, u32) {
+    let id = |name: &str| program.map_id(program.object().map_index(name).expect("map")).expect("map id");
+    (id(&set_map_name(0)), id(SET_GENERATION_MAP_NAME))
+}
+
+/// `keys` back to back.
+fn flat(keys: &[SetKey]) -> Vec<u8> {
+    keys.iter().flatten().copied().collect()
+}
+
+/// Writes `keys` into `program`'s set 0 through pfc's path, in the order given.
+fn fill(program: &KernelProgram, keys: &[SetKey]) {
+    let (set, _) = set_map_ids(program);
+    let written = LiveSys.write_entries(set, &flat(keys), &VALUE, Existing::Overwrite).expect("fill");
+    assert_eq!(written, keys.len());
 }
 
 /// Median over rounds of the kernel's ns per run.
@@ -106,31 +127,105 @@ fn main() {
     }
     let repeat = env_number("PFC_BENCH_REPEAT", 200_000);
     let rounds = env_number("PFC_BENCH_ROUNDS", 5);
+    let trie_rules = "default pass\nset s: ip dynamic size 1000000\nrule r: drop if ip.src in s\n";
+    let hash_rules = "default pass\nset s: u32 dynamic size 1000000\nrule r: drop if tcp.seq in s\n";
+    let keys_of = |elements: &[DynamicElement]| -> Vec<SetKey> {
+        elements.iter().map(|element| element_key(DynamicKind::Prefixes, element, 0)).collect()
+    };
+
+    println!("fill: prefixes into one trie through LiveSys::write_entries (batches of 65,536)");
+    println!("size      order               wall (s)  cpu (s)  cpu us/elem");
+    for size in [10_000usize, 1_000_000] {
+        let random = keys_of(&prefixes(size, 0x9e37_79b9_7f4a_7c15));
+        let mut by_length = random.clone();
+        by_length.sort_unstable();
+        for (order, keys) in [("random", random.clone()), ("length, address", by_length), ("trie_order", Vec::new())] {
+            let program = load(trie_rules);
+            // pfc's own sort is part of its path: timed with the writes.
+            let ((), wall, cpu) = if order == "trie_order" {
+                timed(|| fill(&program, &in_trie_order(random.clone())))
+            } else {
+                timed(|| fill(&program, &keys))
+            };
+            println!("{size:<9} {order:<19} {wall:<9.3} {cpu:<8.3} {:.2}", cpu * 1e6 / size as f64);
+        }
+    }
+    replace_figures(
+        trie_rules,
+        &keys_of(&prefixes(1_000_000, 0x9e37_79b9_7f4a_7c15)),
+        &keys_of(&prefixes(1_000_000, 0x51ed_270b_27d4_b3a9)),
+    );
+
     let empty = load("default pass\n");
     let miss = spec_bytes("ipv4 src=192.0.2.9 dst=198.51.100.1 / tcp dport=80 seq=7").expect("spec");
-    println!("size      kind  fill (s)  fill (us/elem)  how    miss ns  hit ns  empty ns  miss-empty  hit-empty");
+    println!();
+    println!("per packet (BPF_PROG_TEST_RUN, median of {rounds} x {repeat})");
+    println!("size      kind  fill wall (s)  fill cpu (s)  miss ns  hit ns  empty ns  miss-empty  hit-empty");
     for size in [10_000usize, 1_000_000] {
-        let trie = load("default pass\nset s: ip dynamic size 1000000\nrule r: drop if ip.src in s\n");
-        let elements = prefixes(size);
-        let seconds = fill(&trie, DynamicKind::Prefixes, &elements);
+        let trie = load(trie_rules);
+        let elements = prefixes(size, 0x9e37_79b9_7f4a_7c15);
+        let ((), wall, cpu) = timed(|| fill(&trie, &in_trie_order(keys_of(&elements))));
         let hit_source = std::net::Ipv4Addr::from(elements[0].low as u32);
         let hit = spec_bytes(&format!("ipv4 src={hit_source} dst=198.51.100.1 / tcp dport=80")).expect("spec");
-        report(size, "trie", seconds, [&trie, &empty], [&miss, &hit], repeat, rounds);
+        report(size, "trie", (wall, cpu), [&trie, &empty], [&miss, &hit], repeat, rounds);
+        drop(trie);
 
-        let hash = load("default pass\nset s: u32 dynamic size 1000000\nrule r: drop if tcp.seq in s\n");
-        let values: Vec<DynamicElement> = (0..size as u128)
+        let hash = load(hash_rules);
+        let values: Vec<SetKey> = (0..size as u128)
             .map(|index| DynamicElement { kind: ValueKind::Uint(128), low: 1000 + index, high: 1000 + index })
+            .map(|element| element_key(DynamicKind::Values, &element, 0))
             .collect();
-        let seconds = fill(&hash, DynamicKind::Values, &values);
+        let ((), wall, cpu) = timed(|| fill(&hash, &in_trie_order(values)));
         let hit = spec_bytes("ipv4 src=192.0.2.9 dst=198.51.100.1 / tcp dport=80 seq=1000").expect("spec");
-        report(size, "hash", seconds, [&hash, &empty], [&miss, &hit], repeat, rounds);
+        report(size, "hash", (wall, cpu), [&hash, &empty], [&miss, &hit], repeat, rounds);
     }
+}
+
+/// `pfc set replace`'s steps on a trie holding `old`, with `new` (pfc's path, step by
+/// step: `Filters::change_set` itself needs an attached filter).
+fn replace_figures(rules: &str, old: &[SetKey], new: &[SetKey]) {
+    let program = load(rules);
+    let old = in_trie_order(old.to_vec());
+    fill(&program, &old);
+    let (set, generations) = set_map_ids(&program);
+    println!();
+    let new = in_trie_order(new.to_vec());
+    println!("replace: {} prefixes with {} others, as pfc set replace does", old.len(), new.len());
+    let (read, read_wall, read_cpu) = timed(|| LiveSys.read_keys(set).expect("read"));
+    let (written, write_wall, write_cpu) = timed(|| {
+        let next: Vec<SetKey> = in_trie_order(new.clone()).into_iter().map(|key| generation(key, 1)).collect();
+        LiveSys.write_entries(set, &flat(&next), &VALUE, Existing::Overwrite).expect("write")
+    });
+    let ((), flip_wall, flip_cpu) = timed(|| {
+        let state = state_value(1, written as u32, 0);
+        LiveSys.write_entries(generations, &0u32.to_le_bytes(), &state, Existing::Overwrite).expect("flip");
+    });
+    let (deleted, delete_wall, delete_cpu) = timed(|| LiveSys.delete_keys(set, &read).expect("delete"));
+    assert_eq!((read.len() / KEY_SIZE, deleted), (old.len(), old.len()), "every old key read and deleted");
+    let steps = [
+        ("read keys", read_wall, read_cpu),
+        ("write new generation", write_wall, write_cpu),
+        ("flip", flip_wall, flip_cpu),
+        ("delete old generation", delete_wall, delete_cpu),
+    ];
+    println!("step                    wall (s)  cpu (s)");
+    for (step, wall, cpu) in steps {
+        println!("{step:<23} {wall:<9.3} {cpu:.3}");
+    }
+    let (wall, cpu) = steps.iter().fold((0.0, 0.0), |(w, c), (_, wall, cpu)| (w + wall, c + cpu));
+    println!("{:<23} {wall:<9.3} {cpu:.3}", "total");
+}
+
+/// `key` in generation `generation` (the tag's second byte).
+fn generation(mut key: SetKey, generation: u8) -> SetKey {
+    key[TAG_OFFSET + 1] = generation;
+    key
 }
 
 fn report(
     size: usize,
     kind: &str,
-    (seconds, how): (f64, &str),
+    (wall, cpu): (f64, f64),
     [program, empty]: [&KernelProgram; 2],
     [miss, hit]: [&Vec<u8>; 2],
     repeat: u32,
@@ -139,8 +234,7 @@ fn report(
     let (miss_ns, hit_ns, empty_ns) =
         (ns(program, miss, repeat, rounds), ns(program, hit, repeat, rounds), ns(empty, miss, repeat, rounds));
     println!(
-        "{size:<9} {kind:<5} {seconds:<9.3} {:<15.2} {how:<6} {miss_ns:<8} {hit_ns:<7} {empty_ns:<9} {:<11} {}",
-        seconds * 1e6 / size as f64,
+        "{size:<9} {kind:<5} {wall:<14.3} {cpu:<13.3} {miss_ns:<8} {hit_ns:<7} {empty_ns:<9} {:<11} {}",
         miss_ns as i64 - empty_ns as i64,
         hit_ns as i64 - empty_ns as i64
     );

@@ -306,6 +306,14 @@ impl KernelProgram {
             .map_err(|e| KernelError::MapWrite { map: name.to_string(), source: to_io(&e) })
     }
 
+    /// The kernel's id of map `map_index` (for [`crate::attach::BpfSys`] calls by id).
+    pub fn map_id(&self, map_index: usize) -> Result<u32, KernelError> {
+        let (name, map) = self.map_by_index(map_index)?;
+        map.info()
+            .map(|info| info.info.id)
+            .map_err(|e| KernelError::MapRead { map: name.to_string(), source: to_io(&e) })
+    }
+
     /// Removes one entry of map `map_index`.
     pub fn map_delete(&self, map_index: usize, key: &[u8]) -> Result<(), KernelError> {
         let (name, map) = self.map_by_index(map_index)?;

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use pfc_compiler::codegen::Options;
 use pfc_compiler::object::{self, Manifest};
+use pfc_runtime::attach::sets::SetKey;
 use pfc_runtime::attach::LoadRequest;
 use pfc_runtime::pins::Hook;
 
@@ -54,7 +55,7 @@ struct Loadable {
     /// `compile` or `read object`, and how long it took.
     prepared: (&'static str, Duration),
     /// Each dynamic set's initial contents (map keys), by set index.
-    set_contents: Vec<Vec<Vec<u8>>>,
+    set_contents: Vec<Vec<SetKey>>,
     /// The compiler's warnings, summed up when the load is done.
     report: Option<Report>,
 }
@@ -155,7 +156,7 @@ fn compile(path: &Path) -> Result<Loadable, ExitCode> {
     let Some(compiled) = compiled else { return Err(report.finish()) };
     let set_contents = pfc_compiler::program::dynamic::initial_entries(&compiled.program.dynamic_sets)
         .into_iter()
-        .map(|(_, keys)| keys.iter().map(|key| key.to_vec()).collect())
+        .map(|(_, keys)| keys)
         .collect();
     Ok(Loadable {
         set_contents,

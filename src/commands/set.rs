@@ -11,7 +11,7 @@ use std::time::Instant;
 use pfc_compiler::program::dynamic::{element_key, element_text, key_element};
 use pfc_compiler::program::{DynamicKind, DynamicSet};
 use pfc_compiler::ElementSource;
-use pfc_runtime::attach::sets::{SetChange, SetOutcome};
+use pfc_runtime::attach::sets::{SetChange, SetKey, SetOutcome};
 use pfc_runtime::attach::AttachError;
 use pfc_runtime::pins::{Hook, SetManifest};
 use serde_json::json;
@@ -87,10 +87,10 @@ pub fn run(args: &SetArgs) -> ExitCode {
         Some(hook) => vec![hook.point()],
         None => Hook::ALL.to_vec(),
     };
-    // First read the set's description (a list), then check the elements against it.
+    // First read the set's description, then check the elements against it.
     let mut found = None;
     for point in &points {
-        match live.change_set(&args.iface, *point, &args.set, SetChange::List) {
+        match live.change_set(&args.iface, *point, &args.set, SetChange::Describe) {
             Ok(outcome) => {
                 found = Some((*point, outcome));
                 break;
@@ -104,7 +104,12 @@ pub fn run(args: &SetArgs) -> ExitCode {
     };
     let kind = kind_of(&listed.set);
     let change = match args.action {
-        SetAction::List => return list(args, point, &listed, kind),
+        SetAction::List => {
+            return match live.change_set(&args.iface, point, &args.set, SetChange::List) {
+                Ok(listed) => list(args, point, &listed, kind),
+                Err(error) => filters::fail_on(&args.state, &args.iface, &error),
+            };
+        }
         SetAction::Flush => SetChange::Replace(Vec::new()),
         action => {
             let keys = match keys(args, &listed.set, kind) {
@@ -134,7 +139,7 @@ pub fn run(args: &SetArgs) -> ExitCode {
                 outcome.added,
                 outcome.deleted,
                 outcome.unchanged,
-                outcome.keys.len(),
+                outcome.count,
                 outcome.set.size,
                 started.elapsed().as_secs_f64() * 1e3
             );
@@ -154,7 +159,7 @@ fn kind_of(set: &SetManifest) -> DynamicKind {
 
 /// The elements as keys of generation 0, checked as the rule file's; diagnostics and
 /// exit 1 when one is not an element of the set.
-fn keys(args: &SetArgs, set: &SetManifest, kind: DynamicKind) -> Result<Vec<Vec<u8>>, ExitCode> {
+fn keys(args: &SetArgs, set: &SetManifest, kind: DynamicKind) -> Result<Vec<SetKey>, ExitCode> {
     let dynamic = DynamicSet {
         name: set.name.clone(),
         element_type: set.element_type.clone(),
@@ -174,7 +179,7 @@ fn keys(args: &SetArgs, set: &SetManifest, kind: DynamicKind) -> Result<Vec<Vec<
     let origin = format!("<pfc set {}>", set.name);
     let (elements, parsed) = pfc_compiler::dynamic_elements(&dynamic, source, &origin, &mut crate::source::FileLoader);
     match elements {
-        Some(elements) => Ok(elements.iter().map(|element| element_key(kind, element, 0).to_vec()).collect()),
+        Some(elements) => Ok(elements.iter().map(|element| element_key(kind, element, 0)).collect()),
         None => {
             let mut report = Report::new(Format::Human);
             report.add_sources(&parsed.map, &parsed.diagnostics);

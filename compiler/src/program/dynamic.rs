@@ -40,6 +40,12 @@ pub const VALUE: [u8; VALUE_SIZE] = [1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
 /// (bit 0), `pfc set` keeps `elements` (the current generation's count, for `pfc status`)
 /// and `changed_ns` (wall-clock time of the last change, Unix ns).
 pub(crate) const STATE_SIZE: usize = 16;
+/// Bit of the state's `elements` word that says the count is not settled: `pfc set add`
+/// or `del` sets it before it changes the current generation's entries in place and
+/// writes the settled count after, so a count a killed `pfc set` left behind is known to
+/// be stale (the next reader counts the map's entries instead). The program never reads
+/// `elements`; sizes stay below [`ELEMENTS_UNSETTLED`] (at most 2^24).
+pub const ELEMENTS_UNSETTLED: u32 = 1 << 31;
 /// Offset of the tag word in the key.
 pub const TAG_OFFSET: usize = 4;
 /// Offset of the data bytes in the key.

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::{AttachError, BpfSys, Counter, LinkInfo, MapInfo, ProgInfo};
+use super::{AttachError, BpfSys, Counter, Existing, LinkInfo, MapInfo, ProgInfo};
 use crate::kernel::KernelError;
 use crate::pins::{AttachMode, Hook, Layout};
 
@@ -278,15 +278,19 @@ impl BpfSys for &FakeSys {
         Ok(Vec::new()) // the fake kernel's programs do not log
     }
 
-    fn write_entries(&self, _map_id: u32, _entries: &[(Vec<u8>, Vec<u8>)]) -> io::Result<()> {
+    fn write_entries(&self, _map_id: u32, _keys: &[u8], _value: &[u8], _existing: Existing) -> io::Result<usize> {
         Err(io::ErrorKind::NotFound.into())
     }
 
-    fn delete_keys(&self, _map_id: u32, _keys: &[Vec<u8>]) -> io::Result<usize> {
+    fn delete_keys(&self, _map_id: u32, _keys: &[u8]) -> io::Result<usize> {
         Err(io::ErrorKind::NotFound.into())
     }
 
-    fn read_entries(&self, _map_id: u32) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    fn read_keys(&self, _map_id: u32) -> io::Result<Vec<u8>> {
+        Err(io::ErrorKind::NotFound.into())
+    }
+
+    fn lookup(&self, _map_id: u32, _key: &[u8]) -> io::Result<Option<Vec<u8>>> {
         Err(io::ErrorKind::NotFound.into())
     }
 

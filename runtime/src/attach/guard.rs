@@ -245,7 +245,7 @@ impl WriterLock {
 }
 
 /// The environment variable of the test-only pause hook: `PFC_TEST_PAUSE_AT=<step>` makes
-/// `pfc load` print `pfc: paused at <step>` to stderr and sleep for a minute when it
+/// `pfc load` (or `pfc set`) print `pfc: paused at <step>` to stderr and sleep for a minute when it
 /// reaches that step (see [`Step`]), so a test can kill it exactly there. Unset (always,
 /// outside tests), it does nothing.
 pub const PAUSE_VARIABLE: &str = "PFC_TEST_PAUSE_AT";
@@ -267,10 +267,13 @@ pub enum Step {
     Pinned,
     /// The record is final (the lock is about to be released).
     Recorded,
+    /// `pfc set add` or `del` only (not in [`Step::ALL`]): the set's entries changed, its
+    /// element count is not yet settled.
+    SetWritten,
 }
 
 impl Step {
-    /// Every step, in order.
+    /// Every step of `pfc load`, in order.
     pub const ALL: [Step; 7] =
         [Step::Locked, Step::Loaded, Step::Intent, Step::Swapped, Step::Counted, Step::Pinned, Step::Recorded];
 
@@ -284,6 +287,7 @@ impl Step {
             Step::Counted => "counted",
             Step::Pinned => "pinned",
             Step::Recorded => "recorded",
+            Step::SetWritten => "set-written",
         }
     }
 }

@@ -15,7 +15,7 @@ use std::path::Path;
 use libbpf_rs::libbpf_sys as sys;
 use pfc_compiler::object::maps::{COUNTER_MAP_NAME, LIMIT_MAP_PREFIX, LOG_MAP_PREFIX, SET_MAP_PREFIX};
 
-use super::{AttachError, BpfSys, Counter, LinkInfo, MapInfo, ProgInfo};
+use super::{AttachError, BpfSys, Counter, Existing, LinkInfo, MapInfo, ProgInfo};
 use crate::kernel::{self, KernelProgram};
 use crate::pins::{AttachMode, Hook};
 
@@ -309,16 +309,20 @@ impl BpfSys for LiveSys {
         super::live_maps::prog_maps_named(prog_id, LOG_MAP_PREFIX.as_bytes())
     }
 
-    fn write_entries(&self, map_id: u32, entries: &[(Vec<u8>, Vec<u8>)]) -> io::Result<()> {
-        super::live_maps::write_entries(map_id, entries)
+    fn write_entries(&self, map_id: u32, keys: &[u8], value: &[u8], existing: Existing) -> io::Result<usize> {
+        super::live_maps::write_entries(map_id, keys, value, existing)
     }
 
-    fn delete_keys(&self, map_id: u32, keys: &[Vec<u8>]) -> io::Result<usize> {
+    fn delete_keys(&self, map_id: u32, keys: &[u8]) -> io::Result<usize> {
         super::live_maps::delete_keys(map_id, keys)
     }
 
-    fn read_entries(&self, map_id: u32) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        super::live_maps::read_entries(map_id)
+    fn read_keys(&self, map_id: u32) -> io::Result<Vec<u8>> {
+        super::live_maps::read_keys(map_id)
+    }
+
+    fn lookup(&self, map_id: u32, key: &[u8]) -> io::Result<Option<Vec<u8>>> {
+        super::live_maps::lookup(map_id, key)
     }
 
     fn pin_prog(&self, prog_id: u32, path: &Path) -> io::Result<()> {

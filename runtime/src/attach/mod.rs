@@ -165,15 +165,29 @@ pub trait BpfSys {
     fn set_maps(&self, prog_id: u32) -> io::Result<Vec<(String, u32)>>;
     /// The program's log maps (`pfc_log_ring`, `pfc_log_stats`): name and id.
     fn log_maps(&self, prog_id: u32) -> io::Result<Vec<(String, u32)>>;
-    /// Writes entries (key, value of the map's sizes) into a map: dynamic sets' contents.
-    fn write_entries(&self, map_id: u32, entries: &[(Vec<u8>, Vec<u8>)]) -> io::Result<()>;
-    /// Deletes keys from a map; returns how many were present.
-    fn delete_keys(&self, map_id: u32, keys: &[Vec<u8>]) -> io::Result<usize>;
-    /// Every entry of a map.
-    fn read_entries(&self, map_id: u32) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>>;
+    /// Writes `keys` (back to back, each of the map's key size), each with `value`, into a
+    /// map, in the order given: dynamic sets' contents and states. Returns how many keys
+    /// were written: all of them with [`Existing::Overwrite`], those the map did not hold
+    /// with [`Existing::Keep`].
+    fn write_entries(&self, map_id: u32, keys: &[u8], value: &[u8], existing: Existing) -> io::Result<usize>;
+    /// Deletes `keys` (back to back) from a map; returns how many were present.
+    fn delete_keys(&self, map_id: u32, keys: &[u8]) -> io::Result<usize>;
+    /// Every key of a map, back to back.
+    fn read_keys(&self, map_id: u32) -> io::Result<Vec<u8>>;
+    /// The value of one key (exact lookup: for arrays and hashes, not tries).
+    fn lookup(&self, map_id: u32, key: &[u8]) -> io::Result<Option<Vec<u8>>>;
     /// Returns after an RCU grace period: a program the kernel stopped using before the
     /// call has finished every run.
     fn synchronize(&self) -> io::Result<()>;
+}
+
+/// What [`BpfSys::write_entries`] does with a key the map holds already.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Existing {
+    /// Write it again (`BPF_ANY`).
+    Overwrite,
+    /// Leave it as it is and do not count it (`BPF_NOEXIST`).
+    Keep,
 }
 
 /// The XDP mode asked for.
@@ -206,7 +220,7 @@ pub struct LoadRequest<'a> {
     pub source: String,
     /// Each dynamic set's contents written in the rule file, by set index: the keys of
     /// generation 0 (`pfc_compiler::program::dynamic::initial_entries`).
-    pub set_contents: Vec<Vec<Vec<u8>>>,
+    pub set_contents: Vec<Vec<sets::SetKey>>,
 }
 
 /// What `load` did.
