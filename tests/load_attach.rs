@@ -387,3 +387,6 @@ mod watch;
 
 #[path = "load_attach/rate.rs"]
 mod rate;
+
+#[path = "load_attach/set_replace.rs"]
+mod set_replace;
