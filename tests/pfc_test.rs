@@ -375,3 +375,29 @@ fn capture_timestamps_drive_rate_limits() {
         assert_eq!(verdicts, ["pass", "drop", "pass"], "{}{}", run.stdout, run.stderr);
     }
 }
+
+/// `log … rate N/s burst B` sets a rule's log limit: with 10/s burst 2, five packets 10 ms
+/// apart send two events, and 100 ms later a token is back; a case expecting otherwise
+/// fails (the VM's events are also checked against the interpreter's).
+#[test]
+fn the_log_rate_is_the_rules_own() {
+    let dir = scratch_dir("the_log_rate_is_the_rules_own");
+    std::fs::write(dir.join("r.pf"), "default pass\nrule dns: drop log 0 rate 10/s burst 2 if udp.dport == 53\n")
+        .expect("rules");
+    let cases = |first: &str| {
+        format!(
+            "[[case]]\nname = \"five packets 10 ms apart\"\npacket = \"eth / ipv4 / udp dport=53\"\nrepeat = 5\n\
+             interval = \"10ms\"\nexpect = \"drop\"\nlog = {first}\n\n[[case]]\nname = \"a token is back\"\n\
+             packet = \"eth / ipv4 / udp dport=53\"\nat = \"140ms\"\nexpect = \"drop\"\nlog = true\n"
+        )
+    };
+    std::fs::write(dir.join("r.test.toml"), cases("[\"2*true\", \"3*false\"]")).expect("cases");
+    let run = pfc_in(&dir, &["test", "r.pf"]);
+    run.assert_no_crash("the_log_rate_is_the_rules_own");
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("3 log events sent"), "{}", run.stdout);
+    // The default limit (burst 100) would log all five: a case saying so fails.
+    std::fs::write(dir.join("r.test.toml"), cases("true")).expect("cases");
+    let run = pfc_in(&dir, &["test", "r.pf"]);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+}

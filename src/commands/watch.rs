@@ -292,7 +292,7 @@ fn report(format: ReportFormat, lines: bool, source: &LogSource, drops: &mut Dro
     } else {
         eprintln!(
             "pfc watch: {new} more events dropped ({dropped} since watch started: {}): over a rule's log limit \
-             (100/s) or the ring buffer was full",
+             or the ring buffer was full",
             per_rule.join(", ")
         );
     }

@@ -12,7 +12,7 @@ use crate::program::limit::{
 };
 use crate::program::log::{Log, DEFAULT_LOG_BYTES, LOG_BURST, LOG_RATE, MAX_LOG_BYTES};
 use crate::program::{CmpOp, Cond, LimitId};
-use crate::syntax::ast::{Expr, Ident, LimitExpr, LogClause};
+use crate::syntax::ast::{Expr, Ident, LimitExpr, LogClause, LogRate};
 
 /// E0030: a rate, burst or bucket count that is zero, too large, or in the wrong unit.
 pub(crate) const BAD_LIMIT: Code = Code("E0030");
@@ -276,17 +276,43 @@ impl Checker {
                 return None;
             }
         };
+        let (rate, period_ns, burst) = match &clause.rate {
+            None => (LOG_RATE, NS_PER_SECOND, LOG_BURST),
+            Some(written) => self.log_rate(written)?,
+        };
         let limit = LimitId(self.limits.len() as u32);
         self.limits.push(Limit {
             op: LimitOp::Within,
             unit: Unit::Packets,
-            rate: LOG_RATE,
-            period_ns: NS_PER_SECOND,
-            burst: LOG_BURST,
+            rate,
+            period_ns,
+            burst,
             key: Vec::new(),
             buckets: 1,
             span: clause.span,
         });
         Some(Some(Log { bytes, limit, span: clause.span }))
+    }
+
+    /// A `log … rate N/PERIOD [burst N]`: (events a period, period, burst), E0030 when a
+    /// number is zero or too large (`None`: reported).
+    fn log_rate(&mut self, written: &LogRate) -> Option<(u64, u64, u64)> {
+        let period_ns = match written.period.text.as_str() {
+            "m" | "minute" => NS_PER_MINUTE,
+            _ => NS_PER_SECOND,
+        };
+        let rate = self.amount(written.amount, 1, "log rate");
+        // Without `burst`, one period's worth, as for rate limits.
+        let burst = match written.burst {
+            None => rate,
+            Some(burst) => self.amount(burst, 1, "log burst"),
+        };
+        let (rate, burst) = (rate?, burst?);
+        if burst.checked_mul(period_ns).map_or(true, |capacity| capacity > MAX_CAPACITY) {
+            let span = written.burst.map_or(written.amount.1, |burst| burst.1);
+            self.bad(span, "the log burst is too large", "burst × period must stay within 2^62 ns·units");
+            return None;
+        }
+        Some((rate, period_ns, burst))
     }
 }

@@ -1,9 +1,9 @@
-//! Match logging: a rule's `log [BYTES]` in, the checked [`Log`] and the event record
+//! Match logging: a rule's `log [BYTES] [rate …]` in, the checked [`Log`] and the event record
 //! format that the generated code writes and `pfc test`/`pfc watch` read out.
 //!
 //! A logged rule that decides a packet sends one event through the object's ring buffer
 //! map (`BPF_MAP_TYPE_RINGBUF`), at most [`LOG_RATE`] a second per rule with bursts of
-//! [`LOG_BURST`]: the rate limit is an ordinary token bucket ([`crate::program::limit`],
+//! [`LOG_BURST`], or the rate and burst of its `log … rate N/PERIOD [burst N]`: the rate limit is an ordinary token bucket ([`crate::program::limit`],
 //! one global bucket per logged rule, in [`crate::program::Program::limits`]), so a flood
 //! of matches costs a map lookup per packet, never a ring buffer write. Events the limit
 //! holds back, and those the ring buffer has no room for, are counted per rule in the

@@ -106,12 +106,27 @@ pub enum Statement {
     },
 }
 
-/// `log [BYTES]` after a rule's verdict.
+/// `log [BYTES] [rate N/PERIOD [burst N]]` after a rule's verdict.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LogClause {
     /// The bytes to keep (`None` inside: a number too large to read) and their span.
     pub bytes: Option<(Option<u128>, Span)>,
+    /// The log limit, when written.
+    pub rate: Option<Box<LogRate>>,
     /// The whole clause.
+    pub span: Span,
+}
+
+/// `rate N/PERIOD [burst N]` of a `log` clause: events a period, and the burst.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogRate {
+    /// Events per period (`None` inside: malformed, already reported) and the span.
+    pub amount: (Option<u128>, Span),
+    /// `s`, `second`, `m`, `minute`.
+    pub period: Ident,
+    /// `burst N`: the number and its span.
+    pub burst: Option<(Option<u128>, Span)>,
+    /// The whole `rate …`.
     pub span: Span,
 }
 

@@ -7,8 +7,8 @@ use pest::iterators::Pair;
 use pest::Parser;
 
 use super::ast::{
-    Comparison, Dynamic, Expr, Ident, LimitExpr, Literal, LiteralKind, LogClause, SetFile, SetRef, Statement, TestExpr,
-    Value,
+    Comparison, Dynamic, Expr, Ident, LimitExpr, Literal, LiteralKind, LogClause, LogRate, SetFile, SetRef, Statement,
+    TestExpr, Value,
 };
 use super::literal;
 use super::SYNTAX_ERROR;
@@ -293,9 +293,15 @@ impl Lowerer<'_> {
                 for pair in inner {
                     if pair.as_rule() == Rule::rule_log {
                         let log_span = self.span(&pair);
-                        let bytes = pair.into_inner().find(|part| part.as_rule() == Rule::number);
-                        let bytes = bytes.map(|number| self.limit_number(&number));
-                        log = Some(LogClause { bytes, span: log_span });
+                        let (mut bytes, mut rate) = (None, None);
+                        for part in pair.into_inner() {
+                            match part.as_rule() {
+                                Rule::number => bytes = Some(self.limit_number(&part)),
+                                Rule::log_rate => rate = Some(Box::new(self.log_rate(part))),
+                                _ => {}
+                            }
+                        }
+                        log = Some(LogClause { bytes, rate, span: log_span });
                     } else {
                         condition = Some(self.expr(pair));
                     }
@@ -397,6 +403,23 @@ impl Lowerer<'_> {
             }
         }
         limit
+    }
+
+    /// `rate N/PERIOD [burst N]` of a `log` clause.
+    fn log_rate(&mut self, pair: Pair<Rule>) -> LogRate {
+        let span = self.span(&pair);
+        let mut rate = LogRate { amount: (None, span), period: missing(span), burst: None, span };
+        for inner in pair.into_inner() {
+            match inner.as_rule() {
+                Rule::number if rate.burst.is_none() && rate.period.text.is_empty() => {
+                    rate.amount = self.limit_number(&inner)
+                }
+                Rule::number => rate.burst = Some(self.limit_number(&inner)),
+                Rule::rate_period => rate.period = self.ident(inner),
+                _ => {}
+            }
+        }
+        rate
     }
 
     /// A number of a rate limit, with its span; `None` when malformed (reported).
