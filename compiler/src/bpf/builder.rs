@@ -181,23 +181,22 @@ impl ProgramBuilder {
     }
 
     /// Resolves labels to slot offsets. This is the only place offsets are computed.
+    ///
+    /// A `goto` to the instruction right after it (also after other such `goto`s were
+    /// dropped) is dropped: the kernel verifier removes each of these no-ops one at a
+    /// time, moving every later instruction each time, which made its load time of a
+    /// classifier with thousands of them quadratic in the program's size. Comments and
+    /// rule marks of a dropped instruction move to the next one.
     pub fn finish(self) -> Result<Program, AsmError> {
         if let Some(error) = self.errors.into_iter().next() {
             return Err(error);
         }
-        // Slot index of each instruction, plus one past the end.
-        let mut slot_of = Vec::with_capacity(self.insns.len() + 1);
-        let mut slot = 0usize;
-        for insn in &self.insns {
-            slot_of.push(slot);
-            slot += insn.slots();
-        }
-        slot_of.push(slot);
         let count = self.insns.len();
         let bound = &self.bound;
-        let mut insns = Vec::with_capacity(count);
+        // Every jump checked, its target as an instruction index.
+        let mut indexed = Vec::with_capacity(count);
         for (index, insn) in self.insns.into_iter().enumerate() {
-            let resolved = insn.try_map_target(|label| {
+            indexed.push(insn.try_map_target(|label| {
                 let target = bound
                     .get(label.0 as usize)
                     .ok_or(AsmError::ForeignLabel { label: label.0 })?
@@ -208,12 +207,42 @@ impl ProgramBuilder {
                 if target >= count {
                     return Err(AsmError::JumpPastEnd { insn: index, label: label.0 });
                 }
-                let distance = slot_of[target] - slot_of[index] - 1;
-                i16::try_from(distance).map_err(|_| AsmError::JumpTooFar { insn: index, distance })
-            })?;
-            insns.push(resolved);
+                Ok(target)
+            })?);
         }
-        Ok(Program { insns, comments: self.comments, rules: self.rules })
+        // From the end: kept_from[k] = instructions kept in k..count; a `goto` is dropped
+        // when nothing kept lies between it and its target.
+        let mut kept_from = vec![0usize; count + 1];
+        let mut keep = vec![true; count];
+        for index in (0..count).rev() {
+            if let Insn::Ja { target } = indexed[index] {
+                keep[index] = kept_from[index + 1] != kept_from[target];
+            }
+            kept_from[index] = kept_from[index + 1] + usize::from(keep[index]);
+        }
+        // The new index of instruction k (of the next kept one when k is dropped).
+        let renumber = |k: usize| kept_from[0] - kept_from[k];
+        let kept: Vec<Insn<usize>> =
+            indexed.into_iter().zip(&keep).filter(|(_, keep)| **keep).map(|(insn, _)| insn).collect();
+        // Slot index of each kept instruction, plus one past the end.
+        let mut slot_of = Vec::with_capacity(kept.len() + 1);
+        let mut slot = 0usize;
+        for insn in &kept {
+            slot_of.push(slot);
+            slot += insn.slots();
+        }
+        slot_of.push(slot);
+        let mut insns = Vec::with_capacity(kept.len());
+        for (index, insn) in kept.into_iter().enumerate() {
+            insns.push(insn.try_map_target(|target| {
+                let distance = slot_of[renumber(target)] - slot_of[index] - 1;
+                i16::try_from(distance).map_err(|_| AsmError::JumpTooFar { insn: index, distance })
+            })?);
+        }
+        let comments =
+            self.comments.into_iter().map(|comment| Comment { insn: renumber(comment.insn), ..comment }).collect();
+        let rules = self.rules.into_iter().map(|mark| RuleMark { insn: renumber(mark.insn), ..mark }).collect();
+        Ok(Program { insns, comments, rules })
     }
 }
 

@@ -137,10 +137,38 @@ fn builder_resolves_forward_jumps_in_slots() {
     b.bind(out);
     b.emit(Insn::Exit);
     let program = b.finish().expect("resolves");
-    // The lddw takes two slots: the first jump skips 3 slots, the second none.
-    assert_eq!(program.insns[0].target(), Some(&3));
-    assert_eq!(program.insns[2].target(), Some(&0));
-    assert_eq!(program.slots(), 5);
+    // The lddw takes two slots: the first jump skips them; the `goto` to the very next
+    // instruction is dropped (the kernel would remove it, slowly).
+    assert_eq!(program.insns[0].target(), Some(&2));
+    assert_eq!(program.insns[2], Insn::Exit);
+    assert_eq!(program.slots(), 4);
+}
+
+#[test]
+fn builder_drops_gotos_to_the_next_instruction_and_moves_their_marks() {
+    let mut b = ProgramBuilder::new();
+    let (first, second, out) = (b.new_label(), b.new_label(), b.new_label());
+    b.emit(Insn::jump64(JmpOp::Eq, R1, 0, out));
+    b.comment("a chain of gotos that each land on the next");
+    b.begin_rule(3, "rule 3");
+    b.emit(Insn::Ja { target: first });
+    b.bind(first);
+    b.emit(Insn::Ja { target: second });
+    b.bind(second);
+    b.end_rule();
+    b.emit(Insn::mov64(R0, 1));
+    b.emit(Insn::Ja { target: out });
+    b.emit(Insn::mov64(R0, 2));
+    b.bind(out);
+    b.emit(Insn::Exit);
+    let program = b.finish().expect("resolves");
+    assert_eq!(
+        program.insns,
+        [Insn::jump64(JmpOp::Eq, R1, 0, 3), Insn::mov64(R0, 1), Insn::Ja { target: 1 }, Insn::mov64(R0, 2), Insn::Exit]
+    );
+    let texts: Vec<(usize, &str)> = program.comments.iter().map(|c| (c.insn, c.text.as_str())).collect();
+    assert_eq!(texts, [(1, "a chain of gotos that each land on the next"), (1, "rule 3")]);
+    assert_eq!(program.rules, [RuleMark { insn: 1, rule: Some(3) }, RuleMark { insn: 1, rule: None }]);
 }
 
 #[test]

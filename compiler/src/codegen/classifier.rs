@@ -578,7 +578,10 @@ impl Builder<'_> {
 
 #[cfg(test)]
 mod tests {
+    use crate::bpf::opcode::HELPER_MAP_LOOKUP;
+    use crate::bpf::{Insn, JmpOp, Program, Reg, Size};
     use crate::classbench::{self, Shape};
+    use crate::codegen::layout::{Layout, MASK_SLOT};
     use crate::codegen::{Form, Options};
     use crate::compile::compile_form;
 
@@ -590,6 +593,41 @@ mod tests {
             let messages: Vec<&str> = diagnostics.iter().map(|d| d.message.as_str()).collect();
             let compiled = compiled.unwrap_or_else(|| panic!("{}: {messages:?}", shape.name()));
             assert!(compiled.code.disassemble().contains("classifier:"), "{}", shape.name());
+            let layout = Layout::new(&compiled.filter.uses(), true).expect("the set fits the stack");
+            tails_read_every_word(&compiled.code, &layout, shape.name());
         }
+    }
+
+    /// The kernel verifier's load time stays linear (see `read_every_word` in
+    /// `codegen/mod.rs`): every counter tail's null-lookup path reads every stack word the
+    /// body can read, and no `goto` lands on the next instruction.
+    fn tails_read_every_word(code: &Program, layout: &Layout, shape: &str) {
+        let mut words: Vec<i16> = layout.fields().flat_map(|(_, words)| words.iter().copied()).collect();
+        words.extend(layout.pcap_words().iter().copied());
+        words.push(MASK_SLOT);
+        let slots: Vec<usize> =
+            code.insns.iter().scan(0, |slot, insn| Some(std::mem::replace(slot, *slot + insn.slots()))).collect();
+        let mut tails = 0;
+        for (index, pair) in code.insns.windows(2).enumerate() {
+            assert_ne!(pair[0], Insn::Ja { target: 0 }, "{shape}: goto +0 at {index}");
+            let (Insn::Call { helper: HELPER_MAP_LOOKUP }, Insn::Jump { op: JmpOp::Eq, dst: Reg::R0, target, .. }) =
+                (&pair[0], &pair[1])
+            else {
+                continue;
+            };
+            tails += 1;
+            let null = slots[index + 1] + 1 + *target as usize;
+            let first = slots.partition_point(|slot| *slot < null);
+            let read: Vec<i16> = code.insns[first..]
+                .iter()
+                .map_while(|insn| match insn {
+                    Insn::Load { size: Size::W, src: Reg::R10, off, .. } => Some(*off),
+                    _ => None,
+                })
+                .collect();
+            let missing: Vec<&i16> = words.iter().filter(|word| !read.contains(word)).collect();
+            assert!(missing.is_empty(), "{shape}: the tail at {index} does not read {missing:?}");
+        }
+        assert!(tails > 0, "{shape}: no counter tail");
     }
 }

@@ -295,6 +295,27 @@ fn decide_fallthrough(b: &mut ProgramBuilder, hook: Hook, index: usize, verdict:
     }
 }
 
+/// Loads every stack word the body reads (field words, pcap verdict words, the absent
+/// mask) into r1, for the kernel verifier only: the counter tail puts this on the path
+/// where the counter lookup failed, which never runs (the key is always in range) but
+/// which the verifier explores, since it does not know the key.
+///
+/// Why: the kernel's stack-liveness analysis (6.18, `kernel/bpf/liveness.c`) reruns its
+/// dataflow over every instruction of the function after each explored path that marked
+/// a stack read not already known live there. Every tree node and leaf test reads a
+/// field word, so before this the verifier reran it once per explored branch: load time
+/// grew with branches × program length (minutes at 10k rules). Every body instruction
+/// reaches a tail, so once the first path through a tail was explored, every word is
+/// live everywhere upstream and later reads change nothing. Liveness only grows, so no
+/// pruning is lost: the words are plain data (`STACK_MISC`) on every path.
+fn read_every_word(b: &mut ProgramBuilder, layout: &Layout) {
+    b.comment("never runs: makes every word the body reads live (kernel verifier load time)");
+    let words = layout.fields().flat_map(|(_, words)| words.iter().copied());
+    for word in words.chain(layout.pcap_words().iter().copied()).chain([layout::MASK_SLOT]) {
+        b.emit(Insn::load(Size::W, Reg::R1, Reg::R10, word));
+    }
+}
+
 /// `counters[r6] += {1, pkt.len}`, the log code of logged rules; `return r7`.
 fn counter_tail(b: &mut ProgramBuilder, filter: &Filter, layout: &Layout) {
     let done = b.new_label();
@@ -304,7 +325,8 @@ fn counter_tail(b: &mut ProgramBuilder, filter: &Filter, layout: &Layout) {
     b.emit(Insn::mov64(Reg::R2, Reg::R10));
     b.emit(Insn::alu64(AluOp::Add, Reg::R2, i32::from(KEY_SLOT)));
     b.emit(Insn::Call { helper: HELPER_MAP_LOOKUP });
-    b.emit(Insn::jump64(JmpOp::Eq, Reg::R0, 0, done));
+    let prime = b.new_label();
+    b.emit(Insn::jump64(JmpOp::Eq, Reg::R0, 0, prime));
     b.emit(Insn::load(Size::DW, Reg::R1, Reg::R0, 0));
     b.emit(Insn::alu64(AluOp::Add, Reg::R1, 1));
     b.emit(Insn::store(Size::DW, Reg::R0, 0, Reg::R1));
@@ -313,6 +335,9 @@ fn counter_tail(b: &mut ProgramBuilder, filter: &Filter, layout: &Layout) {
     b.emit(Insn::load(Size::W, Reg::R2, Reg::R10, length_slot));
     b.emit(Insn::alu64(AluOp::Add, Reg::R1, Reg::R2));
     b.emit(Insn::store(Size::DW, Reg::R0, 8, Reg::R1));
+    b.emit(Insn::Ja { target: done });
+    b.bind(prime);
+    read_every_word(b, layout);
     b.bind(done);
     log::emit_tail(b, filter, layout);
     b.emit(Insn::mov64(Reg::R0, Reg::R7));

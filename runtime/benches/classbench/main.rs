@@ -5,7 +5,8 @@
 //! For every shape (acl, fw, ipc, block, mixed) and size (100, 1k, 10k by default) it
 //! prints: compile time (the whole `compile()`, check included, median of 3), instruction
 //! slots, the kernel verifier's processed instructions and verification time, the load
-//! time, then ns/packet through `BPF_PROG_TEST_RUN` over the trace: the mean over packets
+//! time (wall clock, and the CPU time of the load, which the machine's other load does not
+//! inflate), then ns/packet through `BPF_PROG_TEST_RUN` over the trace: the mean over packets
 //! that hit a rule, the worst packet, the mean over packets that match no rule, the floor
 //! (the empty XDP program, same rounds) and the ratios the classifier targets are stated
 //! in. It also checks every trace packet's kernel verdict against the interpreter, and
@@ -62,7 +63,7 @@ fn main() {
     println!("ns: mean over packets that hit a rule / worst packet / mean over packets matching no rule;");
     println!("floor: the empty XDP program on the same packets in the same rounds; growth: ns above floor / that at the first size");
     println!(
-        "{:<6} {:>6} {:>8} {:>7} {:>10} {:>9} {:>8} {:>6} {:>7} {:>7} {:>7} {:>7} {:>8} {:>7} {:>6}",
+        "{:<6} {:>6} {:>8} {:>7} {:>10} {:>9} {:>8} {:>8} {:>6} {:>7} {:>7} {:>7} {:>7} {:>8} {:>7} {:>6}",
         "shape",
         "rules",
         "compile",
@@ -70,6 +71,7 @@ fn main() {
         "processed",
         "verify ms",
         "load ms",
+        "load cpu",
         "floor",
         "mean",
         "worst",
@@ -93,7 +95,7 @@ fn main() {
                 }
             };
             println!(
-                "{:<6} {:>6} {:>8.1} {:>7} {:>10} {:>9} {:>8} {:>6.1} {:>7.1} {:>7.1} {:>7.1} {:>7.2} {:>8.2} {:>7} {:>6}  {}; {}",
+                "{:<6} {:>6} {:>8.1} {:>7} {:>10} {:>9} {:>8} {:>8} {:>6.1} {:>7.1} {:>7.1} {:>7.1} {:>7.2} {:>8.2} {:>7} {:>6}  {}; {}",
                 shape.name(),
                 rules,
                 row.compile_ms,
@@ -101,6 +103,7 @@ fn main() {
                 row.processed,
                 row.verify_ms,
                 row.load_ms,
+                row.load_cpu_ms,
                 row.floor,
                 row.mean,
                 row.worst,
@@ -124,6 +127,7 @@ struct Row {
     processed: String,
     verify_ms: String,
     load_ms: String,
+    load_cpu_ms: String,
     floor: f64,
     mean: f64,
     worst: f64,
@@ -177,6 +181,7 @@ fn measure(
             row.processed = stats.processed.map_or("?".to_string(), |n| n.to_string());
             row.verify_ms = stats.verification.map_or("?".to_string(), |d| format!("{:.1}", ms(d)));
             row.load_ms = format!("{:.1}", ms(stats.load));
+            row.load_cpu_ms = format!("{:.1}", ms(stats.load_cpu));
             if let Some(refusal) = stats.refusal {
                 row.note = format!("REFUSED by the kernel: {refusal}");
                 return row;

@@ -307,22 +307,23 @@ fn kernel_figures() {
 fn load_all(subjects: Vec<Subject>, packets: &[(&str, Vec<u8>)], skipped: &mut Vec<String>) -> Vec<Loaded> {
     println!("\n== kernel: load, instruction counts, verifier (log level 4) ==");
     println!(
-        "{:<40} {:>9} {:>8} {:>10} {:>7} {:>9} {:>9}  kernel",
-        "program", "pfc slots", "xlated", "processed", "peak", "verify ms", "load ms"
+        "{:<40} {:>9} {:>8} {:>10} {:>7} {:>9} {:>9} {:>9}  kernel",
+        "program", "pfc slots", "xlated", "processed", "peak", "verify ms", "load ms", "load cpu"
     );
     let mut loaded = Vec::new();
     for subject in subjects {
         let slots = subject.pfc_slots.map_or("-".to_string(), |n| n.to_string());
         let stats = kernel_side::verifier_stats(&subject.elf);
         let shown = |value: Option<String>| value.unwrap_or_else(|| "?".to_string());
-        let (processed, peak, verify_ms, load_ms) = match &stats {
+        let (processed, peak, verify_ms, load_ms, load_cpu_ms) = match &stats {
             Ok(s) => (
                 shown(s.processed.map(|n| n.to_string())),
                 shown(s.peak_states.map(|n| n.to_string())),
                 shown(s.verification.map(ms)),
                 ms(s.load),
+                ms(s.load_cpu),
             ),
-            Err(_) => ("?".to_string(), "?".to_string(), "?".to_string(), "?".to_string()),
+            Err(_) => ("?".to_string(), "?".to_string(), "?".to_string(), "?".to_string(), "?".to_string()),
         };
         let (xlated, verdict, program) = match KernelProgram::load(&subject.elf) {
             Ok(program) => (shown(program.xlated_insn_count().ok().map(|n| n.to_string())), "accepted", Some(program)),
@@ -337,8 +338,8 @@ fn load_all(subjects: Vec<Subject>, packets: &[(&str, Vec<u8>)], skipped: &mut V
             }
         };
         println!(
-            "{:<40} {:>9} {:>8} {:>10} {:>7} {:>9} {:>9}  {verdict}",
-            subject.name, slots, xlated, processed, peak, verify_ms, load_ms
+            "{:<40} {:>9} {:>8} {:>10} {:>7} {:>9} {:>9} {:>9}  {verdict}",
+            subject.name, slots, xlated, processed, peak, verify_ms, load_ms, load_cpu_ms
         );
         if let Some(dir) = std::env::var_os("PFC_BENCH_DUMP") {
             let file = subject.name.replace(|c: char| !c.is_ascii_alphanumeric(), "_");
