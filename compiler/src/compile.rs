@@ -1,7 +1,7 @@
 //! The compiler driver: rule text in, an ELF object (and the listings people read) out.
 //! It is the pipeline in one function; each step is its own module.
 
-use crate::bpf::Program as BpfProgram;
+use crate::bpf::{Comment, Program as BpfProgram};
 use crate::codegen::{self, Form, Options};
 use crate::diagnostic::{Code, Diagnostic, Span};
 use crate::ir::{self, Filter};
@@ -10,7 +10,7 @@ use crate::object::maps::{
 };
 use crate::object::{
     self, program_name, CountersManifest, LimitManifest, LogRuleManifest, LogsManifest, Manifest, MapSpec, ObjectSpec,
-    SetManifest, SetsManifest,
+    SetContents, SetManifest, SetsManifest,
 };
 use crate::program::{dynamic, Program};
 use crate::sources;
@@ -45,6 +45,12 @@ pub fn compile(source: &str, options: Options) -> (Option<Compiled>, Vec<Diagnos
     compile_form(source, options, None)
 }
 
+/// Like [`compile`], with the choice of which static sets become maps ([`SetMaps`]).
+pub fn compile_with(source: &str, options: Options, set_maps: SetMaps) -> (Option<Compiled>, Vec<Diagnostic>) {
+    let parsed = sources::parse_with_includes(sources::LoadedFile::text(source), &mut sources::NoIncludes);
+    compile_parsed_with(&parsed, options, None, set_maps)
+}
+
 /// Compiles in a given form of rule conditions; `None` picks jumping code and falls back
 /// to branch-free conditions when the jumping program would keep too many paths pending
 /// in the kernel verifier.
@@ -60,14 +66,95 @@ pub fn compile_parsed(
     options: Options,
     form: Option<Form>,
 ) -> (Option<Compiled>, Vec<Diagnostic>) {
+    compile_parsed_with(parsed, options, form, SetMaps::default())
+}
+
+/// When static sets are held in kernel maps instead of decision trees ([`ir::maps`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SetMaps {
+    /// A set test over more intervals than this is a map from the start.
+    pub above: usize,
+    /// When the program breaks a kernel limit, set tests of at least this many intervals
+    /// become maps, largest first, one at a time, until it fits.
+    pub fallback_from: usize,
+}
+
+impl Default for SetMaps {
+    fn default() -> SetMaps {
+        SetMaps { above: ir::maps::MAP_ABOVE, fallback_from: ir::maps::FALLBACK_FROM }
+    }
+}
+
+/// Like [`compile_parsed`], with the choice of which static sets become maps.
+pub fn compile_parsed_with(
+    parsed: &sources::Parsed,
+    options: Options,
+    form: Option<Form>,
+    set_maps: SetMaps,
+) -> (Option<Compiled>, Vec<Diagnostic>) {
     let (program, mut diagnostics) = crate::frontend::check_parsed(parsed);
     let Some(program) = program else { return (None, diagnostics) };
-    let filter = ir::build(&program);
-    // By default: the classifier; past a kernel limit, dispatched jumping code. Past the kernel verifier's pending-path
-    // limit: branch-free conditions. Past another limit (jump reach): plain jumping code,
-    // then branch-free conditions.
+    let mut filter = ir::build(&program);
+    let mut mapped = Vec::new();
+    for candidate in ir::maps::candidates(&filter) {
+        if candidate.intervals > set_maps.above {
+            let why = match set_maps.above {
+                ir::maps::MAP_ABOVE => {
+                    format!("more than {} intervals: no tree that large fits a 16-bit jump", set_maps.above)
+                }
+                above => format!("more than {above} intervals (the threshold this compile was given)"),
+            };
+            mapped.push(map_set(&mut filter, &program, &candidate, why));
+        }
+    }
+    let mut outcome = generate_in_forms(&filter, options, form);
+    while let Err(failure) = &outcome {
+        let candidates = ir::maps::candidates(&filter).into_iter();
+        let largest = candidates.filter(|c| c.intervals >= set_maps.fallback_from).max_by_key(|c| c.intervals);
+        let (true, Some(candidate)) = (failure.is_limit(), largest) else { break };
+        let why = format!("the decision trees did not fit: {failure}");
+        mapped.push(map_set(&mut filter, &program, &candidate, why));
+        outcome = generate_in_forms(&filter, options, form);
+    }
+    let mut code = match outcome {
+        Ok(code) => code,
+        Err(failure) => {
+            let mut diagnostic = failure.diagnostic(&program);
+            if !mapped.is_empty() {
+                let sets: Vec<&str> = mapped.iter().map(|note| note.name.as_str()).collect();
+                diagnostic = diagnostic.with_note(format!("even with sets in maps: {}", sets.join(", ")));
+            }
+            diagnostics.push(diagnostic);
+            return (None, diagnostics);
+        }
+    };
+    let notes = mapped.iter().map(|note| Comment { insn: 0, text: note.text.clone() });
+    code.comments.splice(0..0, notes);
+    let manifest = manifest(&program, &filter, &parsed.map.concatenated(), options);
+    let spec = ObjectSpec {
+        program_type: program.hook.program_type(),
+        function: parsed.map.files().first().map_or_else(|| FUNCTION_NAME.to_string(), |file| program_name(&file.name)),
+        code: code.encode(),
+        relocations: code.map_relocations(),
+        maps: maps(&program, &filter, options),
+        manifest: manifest.to_bytes(),
+        set_contents: set_contents(&filter),
+    };
+    match object::write_object(&spec) {
+        Ok(object) => (Some(Compiled { program, filter, code, manifest, object }), diagnostics),
+        Err(error) => {
+            diagnostics.push(Failure::Object(error).diagnostic(&program));
+            (None, diagnostics)
+        }
+    }
+}
+
+/// By default (`form` `None`): the classifier; past a kernel limit, dispatched jumping
+/// code. Past the kernel verifier's pending-path limit: branch-free conditions. Past
+/// another limit (jump reach): plain jumping code, then branch-free conditions.
+fn generate_in_forms(filter: &Filter, options: Options, form: Option<Form>) -> Result<BpfProgram, Failure> {
     let mut current = form.unwrap_or(Form::Classified);
-    let mut outcome = generate_and_verify(&filter, options, current);
+    let mut outcome = generate_and_verify(filter, options, current);
     while form.is_none() {
         let next = match (&outcome, current) {
             (Err(failure), Form::Classified) if failure.is_limit() => Form::Dispatched,
@@ -80,31 +167,34 @@ pub fn compile_parsed(
             _ => break,
         };
         current = next;
-        outcome = generate_and_verify(&filter, options, current);
+        outcome = generate_and_verify(filter, options, current);
     }
-    let code = match outcome {
-        Ok(code) => code,
-        Err(failure) => {
-            diagnostics.push(failure.diagnostic(&program));
-            return (None, diagnostics);
-        }
+    outcome
+}
+
+/// A static set put in a map: its name, and the listing's note saying so and why.
+struct MappedSet {
+    name: String,
+    text: String,
+}
+
+/// Puts `candidate`'s set in a map (named after the declared set it came from) and
+/// says so.
+fn map_set(filter: &mut Filter, program: &Program, candidate: &ir::maps::Candidate, why: String) -> MappedSet {
+    let name = program.set_name(crate::program::SetId(candidate.set.0)).unwrap_or("inline set").to_string();
+    let index = ir::maps::into_map(filter, candidate, &name);
+    let (map_type, entries) = match candidate.map_kind() {
+        crate::program::DynamicKind::Prefixes => ("an LPM trie", "prefixes"),
+        crate::program::DynamicKind::Values => ("a hash", "values"),
     };
-    let manifest = manifest(&program, &parsed.map.concatenated(), options);
-    let spec = ObjectSpec {
-        program_type: program.hook.program_type(),
-        function: parsed.map.files().first().map_or_else(|| FUNCTION_NAME.to_string(), |file| program_name(&file.name)),
-        code: code.encode(),
-        relocations: code.map_relocations(),
-        maps: maps(&program, options),
-        manifest: manifest.to_bytes(),
-    };
-    match object::write_object(&spec) {
-        Ok(object) => (Some(Compiled { program, filter, code, manifest, object }), diagnostics),
-        Err(error) => {
-            diagnostics.push(Failure::Object(error).diagnostic(&program));
-            (None, diagnostics)
-        }
-    }
+    let text = format!(
+        "set `{name}` ({} {} intervals) is {map_type} map `{}` of {} {entries}, not a decision tree: {why}",
+        candidate.intervals,
+        filter.dynamic_sets[index as usize].element_type,
+        set_map_name(index as usize),
+        candidate.entries,
+    );
+    MappedSet { name, text }
 }
 
 /// Why code generation, pfc's own verifier or the ELF writer refused the program.
@@ -163,21 +253,22 @@ fn generate_and_verify(filter: &Filter, options: Options, form: Form) -> Result<
 /// one map per dynamic set ([`codegen::dynamic::map_index`]) and their generation array,
 /// then, when a rule logs, the ring buffer and the log statistics
 /// ([`codegen::log::ring_map_index`]).
-fn maps(program: &Program, options: Options) -> Vec<MapSpec> {
+fn maps(program: &Program, filter: &Filter, options: Options) -> Vec<MapSpec> {
     let mut maps = Vec::new();
-    if options.counters || !program.limits.is_empty() || !program.dynamic_sets.is_empty() {
+    if options.counters || !program.limits.is_empty() || !filter.dynamic_sets.is_empty() {
         maps.push(MapSpec::counters(COUNTER_MAP_NAME, program.rules.len() as u32 + 1));
     }
     for (index, limit) in program.limits.iter().enumerate() {
         maps.push(MapSpec::rate_buckets(&limit_map_name(index), limit.key_size(), limit.buckets));
     }
-    for (index, set) in program.dynamic_sets.iter().enumerate() {
+    for (index, set) in filter.dynamic_sets.iter().enumerate() {
         let prefixes = set.kind == crate::program::DynamicKind::Prefixes;
-        let entries = dynamic::map_entries(set.max_elements);
+        // A fixed set never needs room for a second generation.
+        let entries = if set.fixed { set.max_elements } else { dynamic::map_entries(set.max_elements) };
         maps.push(MapSpec::dynamic_set(&set_map_name(index), prefixes, entries));
     }
-    if !program.dynamic_sets.is_empty() {
-        let sets = program.dynamic_sets.len() as u32;
+    if !filter.dynamic_sets.is_empty() {
+        let sets = filter.dynamic_sets.len() as u32;
         maps.push(MapSpec::set_generations(SET_GENERATION_MAP_NAME, sets));
     }
     if program.rules.iter().any(|rule| rule.log.is_some()) {
@@ -189,9 +280,10 @@ fn maps(program: &Program, options: Options) -> Vec<MapSpec> {
 
 /// Each dynamic set's entry in the manifest: name, element type, kind, size and map, so
 /// `pfc set` finds the map and a replace can tell which contents carry over (same name,
-/// type and kind).
-fn dynamic_sets_manifest(program: &Program) -> Option<SetsManifest> {
-    let sets = program.dynamic_sets.iter().enumerate();
+/// type and kind); for a static set held in a map, where its keys are in the object.
+fn dynamic_sets_manifest(filter: &Filter) -> Option<SetsManifest> {
+    let mut first = 0u64;
+    let sets = filter.dynamic_sets.iter().enumerate();
     let sets: Vec<SetManifest> = sets
         .map(|(index, set)| SetManifest {
             name: set.name.clone(),
@@ -200,6 +292,12 @@ fn dynamic_sets_manifest(program: &Program) -> Option<SetsManifest> {
             size: set.max_elements,
             map: set_map_name(index),
             index: index as u32,
+            contents: set.fixed.then(|| {
+                let keys = set.keys(0).len() as u32;
+                let place = SetContents { first, keys, key_size: dynamic::KEY_SIZE as u32 };
+                first += u64::from(keys);
+                place
+            }),
         })
         .collect();
     (!sets.is_empty()).then(|| SetsManifest { generation_map: SET_GENERATION_MAP_NAME.to_string(), sets })
@@ -239,8 +337,15 @@ fn limits_manifest(program: &Program) -> Vec<LimitManifest> {
         .collect()
 }
 
+/// The keys of every static set held in a map, in set order ([`SetContents`] says which
+/// are whose).
+fn set_contents(filter: &Filter) -> Vec<u8> {
+    let fixed = filter.dynamic_sets.iter().filter(|set| set.fixed);
+    fixed.flat_map(|set| set.keys(0)).flatten().collect()
+}
+
 /// The manifest: what a loaded object is, without its source.
-fn manifest(program: &Program, source: &[u8], options: Options) -> Manifest {
+fn manifest(program: &Program, filter: &Filter, source: &[u8], options: Options) -> Manifest {
     Manifest {
         pfc_version: env!("CARGO_PKG_VERSION").to_string(),
         hook: program.hook,
@@ -250,7 +355,7 @@ fn manifest(program: &Program, source: &[u8], options: Options) -> Manifest {
         counters: options.counters.then(|| CountersManifest::per_rule(COUNTER_MAP_NAME)),
         source_hash: source_hash(source),
         limits: limits_manifest(program),
-        dynamic_sets: dynamic_sets_manifest(program),
+        dynamic_sets: dynamic_sets_manifest(filter),
         logs: logs_manifest(program),
     }
 }

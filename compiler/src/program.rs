@@ -29,6 +29,9 @@ pub struct Program {
     pub rules: Vec<Rule>,
     /// Every value set that conditions refer to, deduplicated by content.
     pub sets: Vec<ValueSet>,
+    /// The name of the declared set each of [`Program::sets`] was first made from, by
+    /// index (`None` or missing: an inline set); for a set the compiler puts in a map.
+    pub set_names: Vec<Option<String>>,
     /// Every `pcap "..."` filter, in source order ([`Cond::Pcap`] indexes it).
     pub pcaps: Vec<pcap::PcapFilter>,
     /// Every `set … dynamic`, in source order ([`TestOp::InDynamic`] indexes it).
@@ -41,6 +44,11 @@ impl Program {
     /// The set that `id` names.
     pub fn set(&self, id: SetId) -> &ValueSet {
         &self.sets[id.0 as usize]
+    }
+
+    /// The name of the declared set `id` was first made from (`None`: an inline set).
+    pub fn set_name(&self, id: SetId) -> Option<&str> {
+        self.set_names.get(id.0 as usize).and_then(Option::as_deref)
     }
 
     /// The dynamic set that `id` names.
@@ -194,6 +202,11 @@ pub struct DynamicSet {
     pub elements: Vec<DynamicElement>,
     /// The `set` statement.
     pub span: Span,
+    /// A static set that the compiler put in a map because a decision tree over it would
+    /// not fit the kernel's limits (`crate::ir::maps`): its contents are the rule file's
+    /// and never change, so its keys are always generation 0 and `pfc set` refuses to
+    /// change it. Never true in a checked [`Program`], only in a [`crate::ir::Filter`].
+    pub fixed: bool,
 }
 
 impl DynamicSet {

@@ -82,6 +82,7 @@ fn spec(program_type: ProgramType, function: &str, program: &Program, maps: Vec<
         relocations: program.map_relocations(),
         maps,
         manifest: br#"{"pfc":"0.1.0","hook":"xdp","rules":["v6"]}"#.to_vec(),
+        set_contents: Vec::new(),
     }
 }
 

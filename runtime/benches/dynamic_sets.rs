@@ -16,6 +16,9 @@
 //!    and one that hits, next to `default pass` (the empty pfc program: parse prologue and
 //!    counter) measured in the same rounds.
 //!
+//! 3. **A static set as a decision tree or as a map** (what decides when pfc puts a big
+//!    static set in a map): 1k, 4k and 12k IPv4 prefixes, 1k and 12k u32 values.
+//!
 //! Knobs: `PFC_BENCH_REPEAT` (default 200000), `PFC_BENCH_ROUNDS` (default 5). Skipped,
 //! with the reason, without the privileges to load BPF programs.
 
@@ -178,6 +181,70 @@ fn main() {
         let ((), wall, cpu) = timed(|| fill(&hash, &in_trie_order(values)));
         let hit = spec_bytes("ipv4 src=192.0.2.9 dst=198.51.100.1 / tcp dport=80 seq=1000").expect("spec");
         report(size, "hash", (wall, cpu), [&hash, &empty], [&miss, &hit], repeat, rounds);
+    }
+    static_sets(&empty, &miss, repeat, rounds);
+}
+
+/// 3. **A static set: decision tree or map.** `drop if ip.src in SET` for a static set of
+///    IPv4 prefixes compiled as a tree (the default while it fits) and forced into an LPM
+///    trie (`SetMaps`), per packet, next to the empty program; and a port set of single
+///    values as a tree or a hash. What `ir::maps::MAP_ABOVE` rests on.
+fn static_sets(empty: &KernelProgram, miss: &[u8], repeat: u32, rounds: u32) {
+    use pfc_compiler::compile::{compile_with, SetMaps};
+    let trees = SetMaps { above: usize::MAX, fallback_from: usize::MAX };
+    let maps = SetMaps { above: 0, fallback_from: 0 };
+    let load_with = |text: &str, set_maps: SetMaps| {
+        let (compiled, diagnostics) = compile_with(text, Default::default(), set_maps);
+        let compiled = compiled.unwrap_or_else(|| panic!("{diagnostics:?}"));
+        let insns = compiled.code.insns.len();
+        let program = KernelProgram::load(&compiled.object).expect("the kernel loads the program");
+        for set in compiled.filter.dynamic_sets.iter().filter(|set| set.fixed) {
+            fill(&program, set.kind, &set.elements);
+        }
+        (program, insns)
+    };
+    println!("static set        size    form  insns   miss ns  hit ns  empty ns  miss-empty  hit-empty");
+    for size in [1_000usize, 4_000, 12_000] {
+        let v4: Vec<DynamicElement> =
+            prefixes(size * 4 / 3).into_iter().filter(|e| e.kind == ValueKind::Ipv4).collect();
+        let listed: Vec<String> = v4.iter().map(pfc_compiler::program::dynamic::element_text).collect();
+        let text = format!("default pass\nset s: ipv4 = {{ {} }}\nrule r: drop if ip.src in s\n", listed.join(", "));
+        let hit_source = std::net::Ipv4Addr::from(v4[v4.len() / 2].low as u32);
+        let hit = spec_bytes(&format!("ipv4 src={hit_source} dst=198.51.100.1 / tcp dport=80")).expect("spec");
+        for (form, set_maps) in [("tree", trees), ("trie", maps)] {
+            let (program, insns) = load_with(&text, set_maps);
+            let (miss_ns, hit_ns, empty_ns) = (
+                ns(&program, miss, repeat, rounds),
+                ns(&program, &hit, repeat, rounds),
+                ns(empty, miss, repeat, rounds),
+            );
+            println!(
+                "ipv4 prefixes     {:<7} {form:<5} {insns:<7} {miss_ns:<8} {hit_ns:<7} {empty_ns:<9} {:<11} {}",
+                v4.len(),
+                miss_ns as i64 - empty_ns as i64,
+                hit_ns as i64 - empty_ns as i64
+            );
+        }
+    }
+    for size in [1_000u32, 12_000] {
+        let ports: Vec<String> = (0..size).map(|index| (2 * index + 1).to_string()).collect();
+        let text = format!("default pass\nset s: u32 = {{ {} }}\nrule r: drop if tcp.seq in s\n", ports.join(", "));
+        let hit =
+            spec_bytes(&format!("ipv4 src=192.0.2.9 dst=198.51.100.1 / tcp dport=80 seq={}", size | 1)).expect("spec");
+        let miss = spec_bytes("ipv4 src=192.0.2.9 dst=198.51.100.1 / tcp dport=80 seq=8").expect("spec");
+        for (form, set_maps) in [("tree", trees), ("hash", maps)] {
+            let (program, insns) = load_with(&text, set_maps);
+            let (miss_ns, hit_ns, empty_ns) = (
+                ns(&program, &miss, repeat, rounds),
+                ns(&program, &hit, repeat, rounds),
+                ns(empty, &miss, repeat, rounds),
+            );
+            println!(
+                "u32 values        {size:<7} {form:<5} {insns:<7} {miss_ns:<8} {hit_ns:<7} {empty_ns:<9} {:<11} {}",
+                miss_ns as i64 - empty_ns as i64,
+                hit_ns as i64 - empty_ns as i64
+            );
+        }
     }
 }
 

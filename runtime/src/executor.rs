@@ -69,13 +69,21 @@ pub enum SetupError {
         #[source]
         source: KernelError,
     },
+    /// The keys of a static set the object holds in a map cannot be read from it (a
+    /// damaged object, or a pfc bug).
+    #[error("the object's static-set contents cannot be read")]
+    SetContents {
+        /// What is wrong with them.
+        #[source]
+        source: pfc_compiler::object::ReadError,
+    },
 }
 
 impl SetupError {
     /// Whether this is a pfc bug rather than a limit or missing privileges.
     pub fn is_internal(&self) -> bool {
         match self {
-            SetupError::Kernel { .. } => true,
+            SetupError::Kernel { .. } | SetupError::SetContents { .. } => true,
             SetupError::Vm { source } => !matches!(source, VmError::ProgramTooLong { .. }),
             SetupError::Privileges { .. } => false,
         }
@@ -192,7 +200,49 @@ impl<'obj> Executor<'obj> {
             executor.scratch = vec![0; counts.len()];
             executor.counts = counts;
         }
+        executor.fill_fixed_sets(object, object_bytes)?;
         Ok(executor)
+    }
+
+    /// Writes the keys of every static set the object holds in a map (from its
+    /// `.pfc.sets` section, as `pfc load` does); an object without a pfc manifest, or
+    /// whose manifest names no such set, gets nothing.
+    fn fill_fixed_sets(&mut self, object: &BpfObject, bytes: &[u8]) -> Result<(), SetupError> {
+        let Ok(manifest) = pfc_compiler::object::read_manifest(bytes) else { return Ok(()) };
+        let Some(sets) = &manifest.dynamic_sets else { return Ok(()) };
+        let contents = pfc_compiler::object::read_set_contents(bytes, &manifest)
+            .map_err(|source| SetupError::SetContents { source })?;
+        for set in sets.sets.iter().filter(|set| set.contents.is_some()) {
+            let keys = contents.get(set.index as usize).map_or(&[][..], Vec::as_slice);
+            if let Some(map) = object.map_index(&set.map) {
+                self.map_update_all(map, keys)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets `keys` in map `map`, each to the value pfc writes for a set element; in the
+    /// kernel in batches where the map type allows.
+    fn map_update_all(&mut self, map: usize, keys: &[Vec<u8>]) -> Result<(), SetupError> {
+        use pfc_compiler::program::dynamic::VALUE;
+        match &mut self.runner {
+            Runner::Vm(vm) => keys
+                .iter()
+                .try_for_each(|key| vm.map_update(map, key, &VALUE))
+                .map_err(|source| SetupError::Vm { source }),
+            Runner::Kernel(kernel) => {
+                let batched = keys.chunks(65_536).all(|chunk| {
+                    let flat: Vec<u8> = chunk.iter().flatten().copied().collect();
+                    let values: Vec<u8> = chunk.iter().flat_map(|_| VALUE).collect();
+                    kernel.map_update_batch(map, &flat, &values, chunk.len() as u32).is_ok()
+                });
+                if batched {
+                    return Ok(());
+                }
+                let mut each = keys.iter().map(|key| kernel.map_update(map, key, &VALUE));
+                each.try_for_each(|written| written).map_err(|source| SetupError::Kernel { source })
+            }
+        }
     }
 
     /// The backend this executor was made for.

@@ -154,10 +154,16 @@ fn compile(path: &Path) -> Result<Loadable, ExitCode> {
     let took = started.elapsed();
     report.add_sources(&sources.parsed.map, &diagnostics);
     let Some(compiled) = compiled else { return Err(report.finish()) };
-    let set_contents = pfc_compiler::program::dynamic::initial_entries(&compiled.program.dynamic_sets)
-        .into_iter()
-        .map(|(_, keys)| keys)
-        .collect();
+    // Static sets held in maps: their keys as the object holds them (what `pfc load
+    // OBJ.o` writes too); dynamic sets: the rule file's contents.
+    let Ok(mut set_contents) = object::read_set_contents(&compiled.object, &compiled.manifest) else {
+        eprintln!("error: internal compiler error: the compiled object's static-set contents do not read back");
+        return Err(ExitCode::from(1));
+    };
+    let declared = pfc_compiler::program::dynamic::initial_entries(&compiled.program.dynamic_sets);
+    for ((_, keys), contents) in declared.into_iter().zip(set_contents.iter_mut()) {
+        *contents = keys;
+    }
     Ok(Loadable {
         set_contents,
         name: sources.name().to_string(),
@@ -184,14 +190,16 @@ fn read_object(path: &Path) -> Result<Loadable, ExitCode> {
             "{name}: compiled with --no-counters; pfc load needs the per-rule counters (compile it again without)"
         )));
     }
-    // The object holds no elements: its dynamic sets start empty (`pfc set` fills them).
-    let sets = manifest.dynamic_sets.as_ref().map_or(0, |sets| sets.sets.len());
+    // The object holds the keys of its static sets held in maps, but no elements of its
+    // dynamic sets: those start empty (`pfc set` fills them).
+    let set_contents = object::read_set_contents(&bytes, &manifest)
+        .map_err(|error| refuse(format!("{name}: {}", filters::chain_with(&error, ": "))))?;
     Ok(Loadable {
         name,
         object: bytes,
         manifest,
         prepared: ("read object", started.elapsed()),
-        set_contents: vec![Vec::new(); sets],
+        set_contents,
         report: None,
     })
 }

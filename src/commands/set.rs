@@ -167,6 +167,7 @@ fn keys(args: &SetArgs, set: &SetManifest, kind: DynamicKind) -> Result<Vec<SetK
         max_elements: set.size,
         elements: Vec::new(),
         span: Default::default(),
+        fixed: false,
     };
     let file_text;
     let source = match &args.file {

@@ -88,6 +88,7 @@ fn foreign_objects_are_refused_with_exit_1_and_attach_nothing() {
         relocations: Vec::new(),
         maps: Vec::new(),
         manifest: Vec::new(),
+        set_contents: Vec::new(),
     };
     let clang_like = std::env::temp_dir().join(format!("pfc-load-{}-foreign.o", std::process::id()));
     std::fs::write(&clang_like, write_object(&spec).expect("writes")).expect("object written");

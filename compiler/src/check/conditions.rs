@@ -294,6 +294,9 @@ impl Checker {
                 continue;
             }
             let id = self.intern_set(ValueSet::from_intervals(kind.bits(), intervals));
+            if let (Some(name), Some(slot @ None)) = (&set_name, self.set_names_by_id.get_mut(id.0 as usize)) {
+                *slot = Some(name.clone());
+            }
             let op = if negated { TestOp::NotIn(id) } else { TestOp::In(id) };
             alternatives.push(Cond::Test(Test { field: *field, mask, op }));
         }

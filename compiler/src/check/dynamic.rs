@@ -54,6 +54,7 @@ impl Checker {
             max_elements,
             elements: held,
             span,
+            fixed: false,
         });
         self.sets.insert(name.text.clone(), DeclaredSet { elements: resolved, span, dynamic: Some((id, kinds)) });
     }

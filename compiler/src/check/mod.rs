@@ -61,6 +61,7 @@ pub fn check(file: &ast::File) -> (Option<Program>, Vec<Diagnostic>) {
         default: default.unwrap_or(Verdict::Pass),
         rules,
         sets: checker.program_sets,
+        set_names: checker.set_names_by_id,
         pcaps: checker.pcaps,
         dynamic_sets: checker.dynamic_sets,
         limits: checker.limits,
@@ -99,6 +100,8 @@ struct Checker {
     dynamic_sets: Vec<crate::program::DynamicSet>,
     limits: Vec<crate::program::limit::Limit>,
     set_ids: crate::hashing::FastMap<ValueSet, SetId>,
+    /// [`Program::set_names`]: the declared set each interned set was first made from.
+    set_names_by_id: Vec<Option<String>>,
     /// Names of sets and constants whose statements failed to parse: uses of them are
     /// not reported again.
     unparsed_names: std::collections::HashSet<String>,
@@ -362,6 +365,7 @@ impl Checker {
         }
         let id = SetId(self.program_sets.len() as u32);
         self.program_sets.push(set.clone());
+        self.set_names_by_id.push(None);
         self.set_ids.insert(set, id);
         id
     }

@@ -4,7 +4,8 @@
 //!
 //! ```text
 //!  key.tag  = set index;  gen = lookup(generations, &key.tag)     (an array: never null)
-//!  key.tag  = family | (gen ? *gen : 0) << 8
+//!  key.tag  = family | (gen ? *gen : 0) << 8        (a fixed set, always generation 0:
+//!                                                    family, and no generation read)
 //!  key.prefixlen = trie: 32 + address bits; hash: 0
 //!  key.data = the field's words & mask: addresses big-endian (the trie compares bytes in
 //!             network order), numbers and MACs as the little-endian u128; rest zero
@@ -52,22 +53,27 @@ pub fn emit(
     let kind = field.kind();
     let family = Family::of(kind);
     let (limits, sets) = (filter.limits.len(), filter.dynamic_sets.len());
-    b.comment(format!("{} in dynamic set `{}`", field.name(), dynamic.name));
-
-    b.emit(Insn::StoreImm { size: Size::W, dst: Reg::R10, off: key + TAG_OFFSET as i16, imm: set as i32 });
-    b.emit(Insn::LoadMapIndex { dst: Reg::R1, map: generation_map_index(limits, sets) });
-    b.emit(Insn::mov64(Reg::R2, Reg::R10));
-    b.emit(Insn::alu64(AluOp::Add, Reg::R2, i32::from(key) + TAG_OFFSET as i32));
-    b.emit(Insn::Call { helper: HELPER_MAP_LOOKUP });
-    let no_generation = b.new_label();
-    b.emit(Insn::alu32(AluOp::Mov, Reg::R1, 0));
-    b.emit(Insn::jump64(JmpOp::Eq, Reg::R0, 0, no_generation));
-    b.emit(Insn::load(Size::W, Reg::R1, Reg::R0, 0));
-    b.emit(Insn::alu32(AluOp::And, Reg::R1, 1));
-    b.emit(Insn::alu32(AluOp::Lsh, Reg::R1, 8));
-    b.bind(no_generation);
-    b.emit(Insn::alu32(AluOp::Or, Reg::R1, family as i32));
-    b.emit(Insn::store(Size::W, Reg::R10, key + TAG_OFFSET as i16, Reg::R1));
+    if dynamic.fixed {
+        b.comment(format!("{} in set `{}` (a map of {} entries)", field.name(), dynamic.name, dynamic.elements.len()));
+        // A static set held in a map never changes: its keys are all generation 0.
+        b.emit(Insn::StoreImm { size: Size::W, dst: Reg::R10, off: key + TAG_OFFSET as i16, imm: family as i32 });
+    } else {
+        b.comment(format!("{} in dynamic set `{}`", field.name(), dynamic.name));
+        b.emit(Insn::StoreImm { size: Size::W, dst: Reg::R10, off: key + TAG_OFFSET as i16, imm: set as i32 });
+        b.emit(Insn::LoadMapIndex { dst: Reg::R1, map: generation_map_index(limits, sets) });
+        b.emit(Insn::mov64(Reg::R2, Reg::R10));
+        b.emit(Insn::alu64(AluOp::Add, Reg::R2, i32::from(key) + TAG_OFFSET as i32));
+        b.emit(Insn::Call { helper: HELPER_MAP_LOOKUP });
+        let no_generation = b.new_label();
+        b.emit(Insn::alu32(AluOp::Mov, Reg::R1, 0));
+        b.emit(Insn::jump64(JmpOp::Eq, Reg::R0, 0, no_generation));
+        b.emit(Insn::load(Size::W, Reg::R1, Reg::R0, 0));
+        b.emit(Insn::alu32(AluOp::And, Reg::R1, 1));
+        b.emit(Insn::alu32(AluOp::Lsh, Reg::R1, 8));
+        b.bind(no_generation);
+        b.emit(Insn::alu32(AluOp::Or, Reg::R1, family as i32));
+        b.emit(Insn::store(Size::W, Reg::R10, key + TAG_OFFSET as i16, Reg::R1));
+    }
     // A lookup key's prefix length: the tag and every address bit (a hash: 0).
     let prefixlen = match dynamic.kind {
         DynamicKind::Prefixes => TAG_BITS + family.address_bits(),

@@ -8,6 +8,7 @@
 //! pick the search structure (linear tests, decision trees over sets).
 
 mod lower;
+pub mod maps;
 mod opt;
 mod print;
 

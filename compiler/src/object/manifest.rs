@@ -92,6 +92,24 @@ pub struct SetManifest {
     pub map: String,
     /// Its index: its entry in the generation array.
     pub index: u32,
+    /// A static set the compiler put in a map (too large for a decision tree): where its
+    /// keys are in the object ([`SetContents`]). Such a set never changes: `pfc load`
+    /// writes these keys, `pfc set` refuses to change it. Absent for a dynamic set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contents: Option<SetContents>,
+}
+
+/// Where a fixed set's keys are: `keys` keys of `key_size` bytes each, from key number
+/// `first` of the object's `.pfc.sets` section (`super::write::SET_CONTENTS_SECTION`),
+/// in generation 0, as `crate::program::dynamic` lays them out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetContents {
+    /// Index of its first key among the section's keys.
+    pub first: u64,
+    /// How many keys.
+    pub keys: u32,
+    /// Bytes per key.
+    pub key_size: u32,
 }
 
 /// The counter map as the manifest describes it.
@@ -211,6 +229,7 @@ mod tests {
                     size: 16,
                     map: "pfc_set_0".to_string(),
                     index: 0,
+                    contents: Some(SetContents { first: 0, keys: 3, key_size: 24 }),
                 }],
             }),
             logs: Some(LogsManifest {

@@ -10,8 +10,9 @@
 //! - `btf` — the `.BTF` section describing the maps (writer); `btf_read` — its reader
 //!   (map definitions out of any libbpf-style `.BTF`, clang's too). One kind table.
 //! - `write` — an [`ObjectSpec`] in, ELF bytes out ([`write_object`]); `read` — ELF
-//!   bytes in, the manifest of a pfc object (or why they are not one) out, and the rule
-//!   that names a program after its rule file ([`program_name`]); `bpf_object` — ELF
+//!   bytes in, the manifest of a pfc object (or why they are not one) out, the keys of
+//!   the static sets it holds in maps ([`read_set_contents`]), and the rule that names a
+//!   program after its rule file ([`program_name`]); `bpf_object` — ELF
 //!   bytes in, a [`BpfObject`] (program type, code, [`crate::bpf::MapReloc`]s, [`MapDef`]s)
 //!   out, for the runtime to load into the kernel or the VM.
 //!
@@ -33,8 +34,8 @@ pub use self::btf::{BtfError, DataType, Field};
 pub use self::btf_read::BtfReadError;
 pub use self::hook::{Context, Hook, ProgramType, Verdict};
 pub use self::manifest::{
-    CountersManifest, LimitManifest, LogRuleManifest, LogsManifest, Manifest, SetManifest, SetsManifest,
+    CountersManifest, LimitManifest, LogRuleManifest, LogsManifest, Manifest, SetContents, SetManifest, SetsManifest,
 };
 pub use self::maps::{MapSpec, MapType, BPF_F_NO_PREALLOC};
-pub use self::read::{is_elf, program_name, read_manifest, ReadError};
-pub use self::write::{write_object, ElfError, ObjectSpec, LICENSE, MANIFEST_SECTION};
+pub use self::read::{is_elf, program_name, read_manifest, read_set_contents, ReadError};
+pub use self::write::{write_object, ElfError, ObjectSpec, LICENSE, MANIFEST_SECTION, SET_CONTENTS_SECTION};

@@ -9,7 +9,7 @@ use object::{Object as _, ObjectSection as _};
 
 use super::hook::ProgramType;
 use super::manifest::Manifest;
-use super::write::MANIFEST_SECTION;
+use super::write::{MANIFEST_SECTION, SET_CONTENTS_SECTION};
 
 /// The first bytes of every ELF file.
 pub(crate) const ELF_MAGIC: &[u8; 4] = b"\x7fELF";
@@ -53,6 +53,17 @@ pub enum ReadError {
         /// The section that hook needs.
         section: &'static str,
     },
+    /// The manifest places a static set's keys outside the object's `.pfc.sets` section
+    /// (or the section is missing).
+    #[error("its manifest says set `{set}` has {keys} keys in `{SET_CONTENTS_SECTION}`, but the section holds {bytes} bytes (not written by `pfc compile`, or damaged)")]
+    SetContents {
+        /// The set's name.
+        set: String,
+        /// The keys the manifest promises.
+        keys: u32,
+        /// The section's size (0 when it is missing).
+        bytes: usize,
+    },
 }
 
 /// The manifest of a pfc object, after checking that the object is one: an eBPF ELF
@@ -70,6 +81,33 @@ pub fn read_manifest(bytes: &[u8]) -> Result<Manifest, ReadError> {
         return Err(ReadError::NoProgram { hook: manifest.hook.to_string(), section: program_type.section() });
     }
     Ok(manifest)
+}
+
+/// The map keys of each set of the manifest's `dynamic_sets`, by set index: a static set
+/// held in a map (`SetContents` in its manifest entry) gets its keys from the object's
+/// `.pfc.sets` section; a dynamic set gets none (an object holds no contents for those:
+/// they start empty, and `pfc set` fills them).
+pub fn read_set_contents(bytes: &[u8], manifest: &Manifest) -> Result<Vec<Vec<Vec<u8>>>, ReadError> {
+    let Some(sets) = &manifest.dynamic_sets else { return Ok(Vec::new()) };
+    let file = object::File::parse(bytes).map_err(|source| ReadError::Elf { source })?;
+    let section = match file.section_by_name(SET_CONTENTS_SECTION) {
+        Some(section) => section.data().map_err(|source| ReadError::Elf { source })?,
+        None => &[],
+    };
+    let mut contents = vec![Vec::new(); sets.sets.len()];
+    for set in &sets.sets {
+        let Some(place) = set.contents else { continue };
+        let size = place.key_size as usize;
+        let range = (place.first as usize).checked_mul(size).and_then(|start| {
+            let end = start.checked_add((place.keys as usize).checked_mul(size)?)?;
+            (size > 0 && end <= section.len()).then_some(start..end)
+        });
+        let refuse = || ReadError::SetContents { set: set.name.clone(), keys: place.keys, bytes: section.len() };
+        let range = range.ok_or_else(refuse)?;
+        let slot = contents.get_mut(set.index as usize).ok_or_else(refuse)?;
+        *slot = section[range].chunks(size).map(<[u8]>::to_vec).collect();
+    }
+    Ok(contents)
 }
 
 /// The longest program name the kernel keeps (`BPF_OBJ_NAME_LEN` is 16 with the NUL).

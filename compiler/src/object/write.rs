@@ -11,6 +11,7 @@
 //! | `.maps`          | 8 zero bytes per definition member         | one GLOBAL OBJECT per map        |
 //! | `.BTF`           | map definitions, `VAR`s, `DATASEC .maps`   |                                  |
 //! | `.pfc.manifest`  | the compiler's manifest (opaque bytes)     |                                  |
+//! | `.pfc.sets`      | the map keys of static sets held in maps   |                                  |
 //!
 //! `.pfc.manifest` is an `SHT_STRTAB` section without flags: libbpf skips every string
 //! table it was not pointed to without a word, while a `SHT_PROGBITS` section made it
@@ -18,6 +19,9 @@
 //! `bpftool prog load` and `ip link set … xdp obj` (checked by `tests/load_attach.rs`,
 //! `bpftool_loads_a_pfc_object_without_a_word_about_the_manifest`). Its bytes are the
 //! manifest itself, not NUL-separated strings: nothing reads it as a string table.
+//! `.pfc.sets` is written the same way, for the same reason: the keys (24 bytes each) of
+//! every static set the compiler put in a map, which `pfc load` writes into the maps;
+//! the manifest says which keys are whose (`SetContents`). It is absent without such sets.
 //! There is no `.BTF` section when there are no maps.
 
 use object::write::{Object, Relocation, SectionId, Symbol, SymbolId, SymbolSection};
@@ -31,6 +35,8 @@ use crate::bpf::MapReloc;
 
 /// Name of the section holding the compiler's manifest.
 pub const MANIFEST_SECTION: &str = ".pfc.manifest";
+/// Name of the section holding the keys of static sets held in maps.
+pub const SET_CONTENTS_SECTION: &str = ".pfc.sets";
 /// Contents of the `license` section.
 pub const LICENSE: &[u8] = b"GPL\0";
 
@@ -49,6 +55,8 @@ pub struct ObjectSpec {
     pub maps: Vec<MapSpec>,
     /// Manifest bytes for [`MANIFEST_SECTION`]; empty leaves the section out.
     pub manifest: Vec<u8>,
+    /// Key bytes for [`SET_CONTENTS_SECTION`]; empty leaves the section out.
+    pub set_contents: Vec<u8>,
 }
 
 /// Why an object could not be written.
@@ -144,6 +152,11 @@ pub fn write_object(spec: &ObjectSpec) -> Result<Vec<u8>, ElfError> {
         let name = MANIFEST_SECTION.as_bytes().to_vec();
         let manifest = obj.add_section(Vec::new(), name, SectionKind::Elf(object::elf::SHT_STRTAB));
         obj.section_mut(manifest).set_data(spec.manifest.clone(), 1);
+    }
+    if !spec.set_contents.is_empty() {
+        let name = SET_CONTENTS_SECTION.as_bytes().to_vec();
+        let contents = obj.add_section(Vec::new(), name, SectionKind::Elf(object::elf::SHT_STRTAB));
+        obj.section_mut(contents).set_data(spec.set_contents.clone(), 1);
     }
     Ok(obj.write()?)
 }

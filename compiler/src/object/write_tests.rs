@@ -15,6 +15,7 @@ fn spec_with_map() -> ObjectSpec {
         relocations: map_relocations(&insns),
         maps: vec![MapSpec::counters("counters", 4), MapSpec::counters("other", 2)],
         manifest: br#"{"rules":["m"]}"#.to_vec(),
+        set_contents: Vec::new(),
     }
 }
 
@@ -78,6 +79,7 @@ fn program_without_maps_has_no_btf() {
         relocations: vec![],
         maps: vec![],
         manifest: vec![],
+        set_contents: Vec::new(),
     };
     let bytes = write_object(&spec).expect("writes");
     let file = object::File::parse(&*bytes).expect("parses");

@@ -131,6 +131,7 @@ fn rules_are_tried_in_order() {
         ],
         sets: Vec::new(),
         dynamic_sets: Vec::new(),
+        set_names: Vec::new(),
         pcaps: Vec::new(),
         limits: Vec::new(),
     };

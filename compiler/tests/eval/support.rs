@@ -16,6 +16,7 @@ pub fn program(cond: Cond, sets: Vec<ValueSet>) -> Program {
         sets,
         pcaps: Vec::new(),
         dynamic_sets: Vec::new(),
+        set_names: Vec::new(),
         limits: Vec::new(),
     }
 }

@@ -33,6 +33,7 @@ pub fn empty_object() -> Vec<u8> {
         relocations: Vec::new(),
         maps: Vec::new(),
         manifest: Vec::new(),
+        set_contents: Vec::new(),
     };
     object::write_object(&spec).expect("the empty object is well formed")
 }

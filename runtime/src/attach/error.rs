@@ -154,6 +154,17 @@ pub enum AttachError {
         /// The dynamic sets it has.
         known: Vec<String>,
     },
+    /// `pfc set` would change a static set that the compiler put in a map (too large for a
+    /// decision tree): its contents are the rule file's.
+    #[error("set `{set}` of the filter on {iface} is a static set ({elements} entries held in a map because a decision tree over it would not fit): it changes only with the rule file; edit it and `pfc load` again, or declare it `dynamic`")]
+    FixedSet {
+        /// The interface.
+        iface: String,
+        /// The set's name.
+        set: String,
+        /// Its map entries.
+        elements: u32,
+    },
     /// `pfc set add` would make a set hold more than its declared size.
     #[error("dynamic set `{set}` holds at most {size} elements; it has {present} and {adding} more were given")]
     SetFull {

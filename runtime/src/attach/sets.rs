@@ -49,6 +49,8 @@ pub struct SetsFilled {
     pub kept: Vec<(String, usize)>,
     /// Sets given the rule file's contents, with their element counts.
     pub from_file: Vec<(String, usize)>,
+    /// Static sets held in maps, given the object's keys, with their counts.
+    pub fixed: Vec<(String, usize)>,
 }
 
 impl SetsFilled {
@@ -63,6 +65,9 @@ impl SetsFilled {
         }
         if !self.from_file.is_empty() {
             notices.push(format!("dynamic sets loaded from the rule file: {}", list(&self.from_file)));
+        }
+        if !self.fixed.is_empty() {
+            notices.push(format!("static sets held in maps: {}", list(&self.fixed)));
         }
         notices
     }
@@ -167,11 +172,15 @@ impl<S: BpfSys> Filters<S> {
         let mut states = Vec::new();
         for set in &sets.sets {
             let maps = set_maps(sets, set, &new_maps)?;
-            let carried = old_sets.as_ref().and_then(|(manifest, old_maps)| {
-                let same = manifest
-                    .sets
-                    .iter()
-                    .find(|o| o.name == set.name && o.element_type == set.element_type && o.kind == set.kind)?;
+            // Only a dynamic set carries over: a static set held in a map is the rule file's.
+            let dynamic = set.contents.is_none();
+            let carried = old_sets.as_ref().filter(|_| dynamic).and_then(|(manifest, old_maps)| {
+                let same = manifest.sets.iter().find(|o| {
+                    o.name == set.name
+                        && o.element_type == set.element_type
+                        && o.kind == set.kind
+                        && o.contents.is_none()
+                })?;
                 let old = set_maps(manifest, same, old_maps).ok()?;
                 let state = self.state(same, &old).ok()?;
                 self.current_keys(state.generation, &old).ok()
@@ -190,6 +199,8 @@ impl<S: BpfSys> Filters<S> {
             states.push((maps.generations, set, count));
             if kept {
                 filled.kept.push((set.name.clone(), count));
+            } else if !dynamic {
+                filled.fixed.push((set.name.clone(), count));
             } else {
                 filled.from_file.push((set.name.clone(), count));
             }
@@ -318,6 +329,9 @@ impl<S: BpfSys> Filters<S> {
         else {
             return Err(AttachError::UnknownSet { iface: iface.to_string(), set: name.to_string(), known: known() });
         };
+        if let (Some(_), false) = (set.contents, change == SetChange::List) {
+            return Err(AttachError::FixedSet { iface: iface.to_string(), set: set.name.clone(), elements: set.size });
+        }
         let all_maps = self.sys.set_maps(running.prog.id).map_err(|source| set_error(&set, source))?;
         let maps = set_maps(sets, &set, &all_maps)?;
         let state = self.state(&set, &maps).map_err(|source| set_error(&set, source))?;
