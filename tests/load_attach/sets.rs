@@ -82,3 +82,47 @@ fn set_changes_take_effect_on_the_next_packet_and_survive_a_replace() {
     assert_eq!(delivered(&topology, 7003), 10, "an empty set bans nobody");
     pfc_ok(&b, &["unload", "--iface", &vb]);
 }
+
+/// A rule file whose static set of 40,001 addresses is held in a map (language.md §6.3),
+/// `with_sender`: whether the sender's address is one of them.
+fn big_static_rules(with_sender: bool) -> String {
+    let mut addresses: Vec<String> =
+        (0..40_000u32).map(|index| std::net::Ipv4Addr::from(0x0b00_0000 + 4 * index).to_string()).collect();
+    addresses.push(if with_sender { SENDER_IP.to_string() } else { "192.0.2.77".to_string() });
+    format!(
+        "hook xdp\ndefault pass\nset feed: ipv4 = {{ {} }}\nrule feed: drop if ip.src in feed and udp.dport == 7003\n",
+        addresses.join(", ")
+    )
+}
+
+#[test]
+fn a_static_set_in_a_map_loads_from_an_object_and_is_read_only() {
+    skip_unless!(no_kernel());
+    let mut topology = Topology::new("bs");
+    let rules = topology.rules("bigset", &big_static_rules(true));
+    let object = format!("{rules}.o");
+    topology.files.push(RemoveOnDrop(object.clone().into()));
+    let (b, vb) = (topology.b.clone(), topology.veth_b.clone());
+    pfc_ok(&b, &["compile", &rules, "-o", &object]);
+
+    // The object alone carries the set's contents.
+    let output = pfc(&b, &["load", &object, "--iface", &vb]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("static sets held in maps: feed (40001)"), "{stderr}");
+    assert_eq!((delivered(&topology, 7003), delivered(&topology, 7004)), (0, 10), "the sender is in the set");
+    assert_eq!(list(&topology, "feed").len(), 40_001);
+
+    // Read-only for pfc set; list works.
+    let output = pfc(&b, &["set", "add", "--iface", &vb, "feed", "10.0.0.1"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("is a static set"), "{stderr}");
+    assert_eq!(list(&topology, "feed").len(), 40_001, "nothing changed");
+
+    // A rule-file replace writes the new rule file's contents: nothing carried over.
+    let without = topology.rules("bigset2", &big_static_rules(false));
+    pfc_ok(&b, &["load", &without, "--iface", &vb]);
+    assert_eq!(delivered(&topology, 7003), 10, "the new set does not hold the sender");
+    pfc_ok(&b, &["unload", "--iface", &vb]);
+}

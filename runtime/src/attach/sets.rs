@@ -140,7 +140,9 @@ fn flat(keys: &[SetKey], generation: u32) -> Vec<u8> {
 /// A set's maps in a running program: its own and the generation array.
 struct SetMaps {
     set: u32,
-    generations: u32,
+    /// `None` only for a static set held in a map when no set of the program is dynamic:
+    /// the program never reads the generation array then, so the kernel does not bind it.
+    generations: Option<u32>,
 }
 
 /// A set's entry in the generation array, as read.
@@ -224,15 +226,20 @@ impl<S: BpfSys> Filters<S> {
 
     /// A set's state in the generation array (an absent entry reads as generation 0, empty).
     fn state(&self, set: &SetManifest, maps: &SetMaps) -> io::Result<State> {
-        let value = self.sys.lookup(maps.generations, &set.index.to_le_bytes())?;
+        let Some(generations) = maps.generations else {
+            return Ok(State { generation: 0, count: Some(set.size as usize) });
+        };
+        let value = self.sys.lookup(generations, &set.index.to_le_bytes())?;
         let (generation, elements, _) = value.as_deref().and_then(dynamic::parse_state).unwrap_or((0, 0, 0));
         let count = (elements & ELEMENTS_UNSETTLED == 0).then_some(elements as usize);
         Ok(State { generation: generation & 1, count })
     }
 
     /// Writes a set's state: its generation and element count (or'ed with
-    /// [`ELEMENTS_UNSETTLED`] while entries change), stamped now.
-    fn write_state(&self, set: &SetManifest, generations: u32, generation: u32, elements: u32) -> io::Result<()> {
+    /// [`ELEMENTS_UNSETTLED`] while entries change), stamped now. Nothing to write without
+    /// a generation array (a program whose sets are all static maps).
+    fn write_state(&self, set: &SetManifest, generations: Option<u32>, generation: u32, elements: u32) -> io::Result<()> {
+        let Some(generations) = generations else { return Ok(()) };
         let state = dynamic::state_value(generation, elements, now_ns());
         self.sys.write_entries(generations, &set.index.to_le_bytes(), &state, Existing::Overwrite).map(drop)
     }
@@ -253,7 +260,10 @@ fn set_maps(sets: &SetsManifest, set: &SetManifest, maps: &[(String, u32)]) -> R
     let missing = |name: &str| set_error(set, io::Error::new(io::ErrorKind::NotFound, format!("no map {name}")));
     Ok(SetMaps {
         set: id(&set.map).ok_or_else(|| missing(&set.map))?,
-        generations: id(&sets.generation_map).ok_or_else(|| missing(&sets.generation_map))?,
+        generations: match id(&sets.generation_map) {
+            None if set.contents.is_some() => None,
+            found => Some(found.ok_or_else(|| missing(&sets.generation_map))?),
+        },
     })
 }
 
