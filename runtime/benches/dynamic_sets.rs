@@ -199,14 +199,15 @@ fn static_sets(empty: &KernelProgram, miss: &[u8], repeat: u32, rounds: u32) {
         let insns = compiled.code.insns.len();
         let program = KernelProgram::load(&compiled.object).expect("the kernel loads the program");
         for set in compiled.filter.dynamic_sets.iter().filter(|set| set.fixed) {
-            fill(&program, set.kind, &set.elements);
+            let keys: Vec<SetKey> = set.elements.iter().map(|element| element_key(set.kind, element, 0)).collect();
+            fill(&program, &keys);
         }
         (program, insns)
     };
     println!("static set        size    form  insns   miss ns  hit ns  empty ns  miss-empty  hit-empty");
     for size in [1_000usize, 4_000, 12_000] {
         let v4: Vec<DynamicElement> =
-            prefixes(size * 4 / 3).into_iter().filter(|e| e.kind == ValueKind::Ipv4).collect();
+            prefixes(size * 4 / 3, 0x9e37_79b9_7f4a_7c15).into_iter().filter(|e| e.kind == ValueKind::Ipv4).collect();
         let listed: Vec<String> = v4.iter().map(pfc_compiler::program::dynamic::element_text).collect();
         let text = format!("default pass\nset s: ipv4 = {{ {} }}\nrule r: drop if ip.src in s\n", listed.join(", "));
         let hit_source = std::net::Ipv4Addr::from(v4[v4.len() / 2].low as u32);

@@ -156,7 +156,9 @@ fn compile(path: &Path) -> Result<Loadable, ExitCode> {
     let Some(compiled) = compiled else { return Err(report.finish()) };
     // Static sets held in maps: their keys as the object holds them (what `pfc load
     // OBJ.o` writes too); dynamic sets: the rule file's contents.
-    let Ok(mut set_contents) = object::read_set_contents(&compiled.object, &compiled.manifest) else {
+    let Some(mut set_contents) =
+        object::read_set_contents(&compiled.object, &compiled.manifest).ok().and_then(set_keys)
+    else {
         eprintln!("error: internal compiler error: the compiled object's static-set contents do not read back");
         return Err(ExitCode::from(1));
     };
@@ -172,6 +174,11 @@ fn compile(path: &Path) -> Result<Loadable, ExitCode> {
         prepared: ("compile", took),
         report: Some(report),
     })
+}
+
+/// Each set's keys as the runtime writes them; `None` if a key has another size.
+fn set_keys(contents: Vec<Vec<Vec<u8>>>) -> Option<Vec<Vec<SetKey>>> {
+    contents.into_iter().map(|keys| keys.into_iter().map(|key| SetKey::try_from(key).ok()).collect()).collect()
 }
 
 /// Reads a pfc object and its manifest; anything else is refused (exit 1) with what it is.
@@ -194,6 +201,8 @@ fn read_object(path: &Path) -> Result<Loadable, ExitCode> {
     // dynamic sets: those start empty (`pfc set` fills them).
     let set_contents = object::read_set_contents(&bytes, &manifest)
         .map_err(|error| refuse(format!("{name}: {}", filters::chain_with(&error, ": "))))?;
+    let set_contents =
+        set_keys(set_contents).ok_or_else(|| refuse(format!("{name}: a static set's keys are not set keys")))?;
     Ok(Loadable {
         name,
         object: bytes,

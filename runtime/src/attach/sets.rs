@@ -238,7 +238,13 @@ impl<S: BpfSys> Filters<S> {
     /// Writes a set's state: its generation and element count (or'ed with
     /// [`ELEMENTS_UNSETTLED`] while entries change), stamped now. Nothing to write without
     /// a generation array (a program whose sets are all static maps).
-    fn write_state(&self, set: &SetManifest, generations: Option<u32>, generation: u32, elements: u32) -> io::Result<()> {
+    fn write_state(
+        &self,
+        set: &SetManifest,
+        generations: Option<u32>,
+        generation: u32,
+        elements: u32,
+    ) -> io::Result<()> {
         let Some(generations) = generations else { return Ok(()) };
         let state = dynamic::state_value(generation, elements, now_ns());
         self.sys.write_entries(generations, &set.index.to_le_bytes(), &state, Existing::Overwrite).map(drop)
