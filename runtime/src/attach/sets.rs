@@ -345,7 +345,7 @@ impl<S: BpfSys> Filters<S> {
         else {
             return Err(AttachError::UnknownSet { iface: iface.to_string(), set: name.to_string(), known: known() });
         };
-        if let (Some(_), false) = (set.contents, change == SetChange::List) {
+        if set.contents.is_some() && !read_only {
             return Err(AttachError::FixedSet { iface: iface.to_string(), set: set.name.clone(), elements: set.size });
         }
         let all_maps = self.sys.set_maps(running.prog.id).map_err(|source| set_error(&set, source))?;
