@@ -128,7 +128,16 @@ enum Format {
     Json,
 }
 
+/// Output into a closed pipe (`pfc compile --emit asm | head`) ends pfc quietly, as it ends
+/// `cat`: the Rust runtime ignores SIGPIPE, which turns the write into an error that
+/// `print!` panics on.
+fn restore_default_sigpipe() {
+    // SAFETY: sets one signal's disposition to the default, before any thread starts.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+}
+
 fn main() -> ExitCode {
+    restore_default_sigpipe();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) => exit_on_usage_error(error),

@@ -344,3 +344,39 @@ fn the_manifest_hash_is_sha256sum_of_the_rule_file() {
     let parsed = pfc_runtime::BpfObject::parse(&object).expect("the object parses");
     assert_eq!(parsed.program_name, "web", "the program is named after web.pf");
 }
+
+/// `pfc compile - --emit asm | head -c 1` on a listing far larger than a pipe holds: the
+/// reader goes away after one byte; pfc stops quietly (success or SIGPIPE, as `cat` does),
+/// never with a panic on stderr.
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    use std::os::unix::process::ExitStatusExt as _;
+    let mut rules = String::from("default pass\n");
+    for index in 1..1500 {
+        rules += &format!(
+            "rule r{index}: drop if tcp.dport == {index} and ip.src == 10.0.{}.{}\n",
+            index / 256,
+            index % 256
+        );
+    }
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pfc"))
+        .args(["compile", "-", "--emit", "asm"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("pfc starts");
+    child.stdin.take().expect("stdin").write_all(rules.as_bytes()).expect("pfc reads the rules");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut first = [0u8; 1];
+    stdout.read_exact(&mut first).expect("pfc writes the listing");
+    drop(stdout);
+    let output = child.wait_with_output().expect("pfc ends");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "pfc panicked on a closed pipe: {stderr}");
+    assert!(
+        output.status.success() || output.status.signal() == Some(libc::SIGPIPE),
+        "pfc ended with {:?}: {stderr}",
+        output.status
+    );
+}
