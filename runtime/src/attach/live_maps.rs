@@ -107,10 +107,7 @@ pub(super) fn write_entries(map_id: u32, keys: &[u8], value: &[u8], existing: Ex
         }
         let chunk = (total - at).min(BATCH);
         let mut count = chunk as u32;
-        // SAFETY: an all-zero bpf_map_batch_opts with its size set is the default.
-        let mut opts: sys::bpf_map_batch_opts = unsafe { std::mem::zeroed() };
-        opts.sz = std::mem::size_of::<sys::bpf_map_batch_opts>() as _;
-        opts.elem_flags = flags;
+        let opts = batch_opts(flags);
         // SAFETY: `key` holds at least `count` keys and `values` at least `count` values
         // of the map's sizes.
         let rc = unsafe {
@@ -131,6 +128,15 @@ pub(super) fn write_entries(map_id: u32, keys: &[u8], value: &[u8], existing: Ex
         }
     }
     Ok(written)
+}
+
+/// The options of one batch call: libbpf's defaults with `elem_flags`.
+fn batch_opts(elem_flags: u64) -> sys::bpf_map_batch_opts {
+    // SAFETY: an all-zero bpf_map_batch_opts with its size set is the default.
+    let mut opts: sys::bpf_map_batch_opts = unsafe { std::mem::zeroed() };
+    opts.sz = std::mem::size_of::<sys::bpf_map_batch_opts>() as _;
+    opts.elem_flags = elem_flags;
+    opts
 }
 
 /// Deletes `keys` (back to back) from map `map_id`, in `BPF_MAP_DELETE_BATCH` chunks (one
@@ -156,9 +162,7 @@ pub(super) fn delete_keys(map_id: u32, keys: &[u8]) -> io::Result<usize> {
         }
         let chunk = (total - at).min(BATCH);
         let mut count = chunk as u32;
-        // SAFETY: an all-zero bpf_map_batch_opts with its size set is the default.
-        let mut opts: sys::bpf_map_batch_opts = unsafe { std::mem::zeroed() };
-        opts.sz = std::mem::size_of::<sys::bpf_map_batch_opts>() as _;
+        let opts = batch_opts(0);
         // SAFETY: `key` holds at least `count` keys of the map's key size.
         let rc = unsafe { sys::bpf_map_delete_batch(map.as_raw_fd(), key.as_ptr().cast(), &mut count, &opts) };
         let error = (rc < 0).then(|| io::Error::from_raw_os_error(-rc));
@@ -210,9 +214,7 @@ pub(super) fn read_keys(map_id: u32) -> io::Result<Vec<u8>> {
     let mut first = true;
     loop {
         let mut count = chunk as u32;
-        // SAFETY: an all-zero bpf_map_batch_opts with its size set is the default.
-        let mut opts: sys::bpf_map_batch_opts = unsafe { std::mem::zeroed() };
-        opts.sz = std::mem::size_of::<sys::bpf_map_batch_opts>() as _;
+        let opts = batch_opts(0);
         let start = if first { std::ptr::null_mut() } else { in_batch.as_mut_ptr().cast() };
         // SAFETY: the batch tokens have room for a key; the key and value buffers for
         // `count` keys and values of the map's sizes.
