@@ -1,5 +1,5 @@
 # Two commands on a fresh machine: `make run` compiles an example, `make test` runs every test.
-.PHONY: run test setup man install
+.PHONY: run test doc setup man install
 
 EXAMPLE ?= rules-examples/edge.pf
 # Where cargo puts the release binary (CARGO_TARGET_DIR moves it).
@@ -16,6 +16,11 @@ run: setup
 
 test: setup
 	cargo test --workspace
+
+# The API docs of every crate, with rustdoc's warnings as errors (a broken intra-doc link,
+# a link to a private item): CI runs it after the tests.
+doc:
+	RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 
 # Man pages (pfc.1 and pfc-SUBCOMMAND.1) into target/man; `man -l target/man/pfc.1`.
 man:

@@ -116,8 +116,8 @@ pub enum Val {
     /// The protocol at which libpcap's `protochain` walk (`gen_protochain`) stops: from
     /// the IPv4 protocol (cursor `4 * (ip[0] & 0xf)`) or the IPv6 next header (cursor 40),
     /// while the protocol is not `proto` and not 59, it follows IPv6 extension headers
-    /// ([`PROTOCHAIN_EXTENSIONS`], IPv6 only: next = `[cursor]`, cursor += `([cursor + 1]
-    /// + 1) * 8`) and AH (next = `[cursor]`, cursor = `([cursor + 1] + 2) * 4` — libpcap
+    /// ([`PROTOCHAIN_EXTENSIONS`], IPv6 only: next = `[cursor]`, cursor +=
+    /// `([cursor + 1] + 1) * 8`) and AH (next = `[cursor]`, cursor = `([cursor + 1] + 2) * 4` — libpcap
     /// sets rather than advances the cursor), offsets from the network header. A read
     /// past the frame, or more than [`MAX_PROTOCHAIN_HEADERS`] headers, rejects.
     Protochain {

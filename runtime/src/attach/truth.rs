@@ -1,7 +1,7 @@
 //! The kernel as the truth: a filter's link pin in, what actually runs out (link →
 //! program → counter map), with the record that provably labels it, if any.
 //!
-//! - [`Filters::reconcile`] (writers, under the lock): after a kill at any step of a load,
+//! - `Filters::reconcile` (writers, under the lock): after a kill at any step of a load,
 //!   replace or unload, makes the pins and records match what the kernel runs: finishes
 //!   a swap whose pins or record were not updated yet, discards a staged program that
 //!   never ran, and removes the leftovers of a load whose link never got pinned.
