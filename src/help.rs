@@ -76,7 +76,7 @@ pub const STATUS: &str = "\
 Examples:
   pfc status                           A table of every pfc filter
   pfc status --iface eth0              Only the filters of eth0
-  pfc status --format json             The same as one JSON document (schema pfc.status/1)";
+  pfc status --iface eth0 --format json    Filters and their sets' sizes as JSON (schema pfc.status/2)";
 
 /// `pfc stats`.
 pub const STATS: &str = "\

@@ -1,11 +1,14 @@
 //! `pfc status [--iface IF] [--format human|json]`: every pfc filter (or those of one
 //! interface): interface, hook, mode, program and link ids, load time, source file and
-//! hash, rule count (from the manifest recorded at load). The JSON document is
-//! `pfc.status/1` (docs/cli.md); the deprecated `--json` prints its `filters` array alone,
-//! the shape pfc printed before `--format`.
+//! hash, rule count (from the manifest recorded at load), and each set held in a map
+//! (dynamic sets, static sets too large for a decision tree) with its element count read
+//! from the kernel. The JSON document is `pfc.status/2` (docs/cli.md); the deprecated
+//! `--json` prints its `filters` array alone without `sets`, the shape pfc printed before
+//! `--format`.
 
 use std::process::ExitCode;
 
+use pfc_runtime::attach::sets::SetSize;
 use pfc_runtime::attach::FilterStatus;
 use serde_json::{json, Value};
 
@@ -18,7 +21,7 @@ pub struct StatusArgs {
     /// Only the filters of this interface.
     #[arg(long)]
     iface: Option<String>,
-    /// A table, or one JSON document (`"schema": "pfc.status/1"`, docs/cli.md).
+    /// A table, or one JSON document (`"schema": "pfc.status/2"`, docs/cli.md).
     #[arg(long, value_enum, default_value_t = ReportFormat::Human)]
     format: ReportFormat,
     /// Deprecated: the JSON array of filters alone, without the schema (use --format json).
@@ -39,7 +42,39 @@ fn state(status: &FilterStatus) -> &'static str {
 }
 
 /// The `schema` of `pfc status --format json`: bumped whenever its shape changes.
-pub const STATUS_SCHEMA: &str = "pfc.status/1";
+pub const STATUS_SCHEMA: &str = "pfc.status/2";
+
+/// `dynamic` (`pfc set` changes it) or `static-map` (a static set too large for a
+/// decision tree, read-only).
+fn set_kind(size: &SetSize) -> &'static str {
+    if size.set.contents.is_some() {
+        "static-map"
+    } else {
+        "dynamic"
+    }
+}
+
+fn set_json(size: &SetSize) -> Value {
+    json!({
+        "name": size.set.name,
+        "type": size.set.element_type,
+        "kind": set_kind(size),
+        "size": size.set.size,
+        "count": size.count,
+    })
+}
+
+/// The human line of one set: `set banned: ip, dynamic, 2 of 1000 elements`.
+fn set_line(size: &SetSize) -> String {
+    let count = size.count.map_or_else(|| "? (unreadable)".to_string(), |count| count.to_string());
+    format!(
+        "  set {}: {}, {}, {count} of {} elements",
+        escape(&size.set.name),
+        escape(&size.set.element_type),
+        set_kind(size),
+        size.set.size
+    )
+}
 
 fn to_json(status: &FilterStatus) -> Value {
     let record = status.record.as_ref();
@@ -64,6 +99,7 @@ fn to_json(status: &FilterStatus) -> Value {
         "rules": record.map(|r| r.manifest.rules.len()).or(counted_rules),
         "pfc_version": record.map(|r| r.manifest.pfc_version.as_str()),
         "labels": status.label_problem.as_ref().map(|problem| problem.to_string()),
+        "sets": status.sets.iter().map(set_json).collect::<Vec<_>>(),
     })
 }
 
@@ -90,7 +126,12 @@ pub fn run(args: &StatusArgs) -> ExitCode {
     let filters_json = || Value::Array(statuses.iter().map(to_json).collect());
     match format {
         ReportFormat::Json if args.json => {
-            println!("{}", filters_json());
+            // The old shape: without the sets.
+            let mut filters = filters_json();
+            for filter in filters.as_array_mut().into_iter().flatten() {
+                filter.as_object_mut().map(|object| object.remove("sets"));
+            }
+            println!("{filters}");
             return ExitCode::SUCCESS;
         }
         ReportFormat::Json => {
@@ -131,6 +172,9 @@ pub fn run(args: &StatusArgs) -> ExitCode {
         }
         if let Some(problem) = &status.label_problem {
             println!("  warning: the running program is not the recorded one ({problem}); source and labels unknown");
+        }
+        for size in &status.sets {
+            println!("{}", set_line(size));
         }
     }
     ExitCode::SUCCESS

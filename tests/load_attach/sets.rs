@@ -2,7 +2,7 @@
 //! rule file's contents, `pfc set add` takes effect on the next packet and `del` likewise,
 //! `replace` and `flush` swap the contents, a rule-file replace keeps them, and bad
 //! requests (wrong family, unknown set, no filter, beyond the size) exit 1 with the
-//! set unchanged.
+//! set unchanged; `pfc status` shows each set's count and size.
 
 use super::*;
 
@@ -24,7 +24,7 @@ fn delivered(topology: &Topology, port: u16) -> u64 {
     receiver.join().expect("receiver")
 }
 
-fn list(topology: &Topology, set: &str) -> Vec<String> {
+pub(super) fn list(topology: &Topology, set: &str) -> Vec<String> {
     let json = pfc_ok(&topology.b, &["set", "list", "--iface", &topology.veth_b, set, "--format", "json"]);
     let document: Value = serde_json::from_str(&json).expect("pfc.set/1 JSON");
     assert_eq!(document["schema"], "pfc.set/1");
@@ -32,6 +32,27 @@ fn list(topology: &Topology, set: &str) -> Vec<String> {
         support::shapes::assert_pinned(&document); // an empty list has no element shape
     }
     document["elements"].as_array().expect("elements").iter().map(|e| e.as_str().unwrap_or("?").to_string()).collect()
+}
+
+/// The sets `pfc status --format json` shows for the topology's filter (pinned shape):
+/// (name, type, kind, size, count) each.
+pub(super) fn status_sets(topology: &Topology) -> Vec<(String, String, String, u64, Option<u64>)> {
+    let filters = status_filters(&topology.b);
+    let filter = filters.iter().find(|f| f["iface"] == topology.veth_b.as_str()).expect("status lists the filter");
+    filter["sets"]
+        .as_array()
+        .expect("sets")
+        .iter()
+        .map(|set| {
+            let text = |key: &str| set[key].as_str().unwrap_or("?").to_string();
+            (text("name"), text("type"), text("kind"), set["size"].as_u64().unwrap_or(0), set["count"].as_u64())
+        })
+        .collect()
+}
+
+/// `(name, type, kind, size, count)` of a set as [`status_sets`] gives it.
+fn set_row(name: &str, type_: &str, kind: &str, size: u64, count: u64) -> (String, String, String, u64, Option<u64>) {
+    (name.to_string(), type_.to_string(), kind.to_string(), size, Some(count))
 }
 
 /// `pfc set ARGS` that must fail with exit 1, a message containing `needle`, and no change.
@@ -54,8 +75,19 @@ fn set_changes_take_effect_on_the_next_packet_and_survive_a_replace() {
     assert_eq!(list(&topology, "banned"), ["192.0.2.0/24"]);
     assert_eq!((delivered(&topology, 7001), delivered(&topology, 7003)), (0, 10), "the file's port 7001 drops");
 
+    // The default size of a value set (language.md §6.2).
+    let ports_size = status_sets(&topology)[1].3;
+    assert_eq!(
+        status_sets(&topology),
+        [set_row("banned", "ip", "dynamic", 3, 1), set_row("ports", "port", "dynamic", ports_size, 1)]
+    );
+
     pfc_ok(&b, &["set", "add", "--iface", &vb, "banned", SENDER_IP]);
     assert_eq!(delivered(&topology, 7003), 0, "the sender is banned from the next packet on");
+    assert_eq!(status_sets(&topology)[0], set_row("banned", "ip", "dynamic", 3, 2), "status counts the added one");
+    let human = pfc_ok(&b, &["status", "--iface", &vb]);
+    assert!(human.contains("\n  set banned: ip, dynamic, 2 of 3 elements\n"), "{human}");
+    assert!(human.contains(&format!("\n  set ports: port, dynamic, 1 of {ports_size} elements\n")), "{human}");
     pfc_ok(&b, &["set", "del", "--iface", &vb, "banned", SENDER_IP]);
     assert_eq!(delivered(&topology, 7003), 10, "unbanned from the next packet on");
     pfc_ok(&b, &["set", "replace", "--iface", &vb, "banned", "10.77.0.0/16", "2001:db8::/32"]);
@@ -77,8 +109,10 @@ fn set_changes_take_effect_on_the_next_packet_and_survive_a_replace() {
     refused(&topology, &["set", "add", "--iface", &vb, "banned", "10.1.0.0/16", "10.2.0.0/16"], "at most 3");
     refused(&topology, &["set", "add", "--iface", &vb, "banned", "10.0.0.1..10.0.0.5"], "E0026");
 
+    assert_eq!(status_sets(&topology)[0], set_row("banned", "ip", "dynamic", 3, 2), "refusals changed no count");
     pfc_ok(&b, &["set", "flush", "--iface", &vb, "banned"]);
     assert!(list(&topology, "banned").is_empty());
+    assert_eq!(status_sets(&topology)[0], set_row("banned", "ip", "dynamic", 3, 0));
     assert_eq!(delivered(&topology, 7003), 10, "an empty set bans nobody");
     pfc_ok(&b, &["unload", "--iface", &vb]);
 }
@@ -112,6 +146,7 @@ fn a_static_set_in_a_map_loads_from_an_object_and_is_read_only() {
     assert!(stderr.contains("static sets held in maps: feed (40001)"), "{stderr}");
     assert_eq!((delivered(&topology, 7003), delivered(&topology, 7004)), (0, 10), "the sender is in the set");
     assert_eq!(list(&topology, "feed").len(), 40_001);
+    assert_eq!(status_sets(&topology), [set_row("feed", "ipv4", "static-map", 40_001, 40_001)]);
 
     // Read-only for pfc set; list works.
     let output = pfc(&b, &["set", "add", "--iface", &vb, "feed", "10.0.0.1"]);

@@ -260,6 +260,39 @@ impl<S: BpfSys> Filters<S> {
     }
 }
 
+/// A set of a running filter as `pfc status` shows it: its manifest entry and how many
+/// elements it holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetSize {
+    /// The set as the running filter's manifest describes it (name, type, kind, size;
+    /// `contents` is `Some` for a static set held in a map).
+    pub set: SetManifest,
+    /// Elements in the set: the count `pfc_set_gen` records, or the map's entries of the
+    /// current generation counted when a `pfc set` left it unsettled (one running now, or
+    /// one killed); `None` when the maps could not be read.
+    pub count: Option<usize>,
+}
+
+impl<S: BpfSys> Filters<S> {
+    /// The size of each set (dynamic, or static in a map) of `prog`, which `record`
+    /// labels. A reader: no lock, nothing written.
+    pub fn set_sizes(&self, prog: &ProgInfo, record: &Record) -> Vec<SetSize> {
+        let Some(sets) = &record.manifest.dynamic_sets else { return Vec::new() };
+        let maps = self.sys.set_maps(prog.id).ok();
+        sets.sets
+            .iter()
+            .map(|set| {
+                let count = maps.as_deref().and_then(|maps| {
+                    let maps = set_maps(sets, set, maps).ok()?;
+                    let state = self.state(set, &maps).ok()?;
+                    self.count(state, &maps).ok()
+                });
+                SetSize { set: set.clone(), count }
+            })
+            .collect()
+    }
+}
+
 /// The map ids of `set` among a program's `pfc_set_*` maps.
 fn set_maps(sets: &SetsManifest, set: &SetManifest, maps: &[(String, u32)]) -> Result<SetMaps, AttachError> {
     let id = |name: &str| maps.iter().find(|(n, _)| n == name).map(|(_, id)| *id);

@@ -17,6 +17,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::error::or_privileges;
+use super::sets::SetSize;
 use super::{add_all, present, remove_if_present, rename, AttachError, BpfSys, Counter, Filters, LinkInfo, ProgInfo};
 use crate::pins::{self, FilterPaths, Hook, Record};
 
@@ -120,6 +121,9 @@ pub struct FilterStatus {
     pub record: Option<Record>,
     /// Why no record labels the running program.
     pub label_problem: Option<LabelProblem>,
+    /// The running program's sets held in maps (dynamic ones and static ones too large for
+    /// a decision tree), with their element counts; empty unless a record labels it.
+    pub sets: Vec<SetSize>,
 }
 
 /// Per-rule counters of one filter.
@@ -276,7 +280,11 @@ impl<S: BpfSys> Filters<S> {
                 },
                 None => (pins::read_record(&paths.state).map_err(super::record_error)?, None),
             };
-            statuses.push(FilterStatus { iface, point, link, prog, record, label_problem });
+            let sets = match (&prog, &record) {
+                (Some(prog), Some(record)) => self.set_sizes(prog, record),
+                _ => Vec::new(),
+            };
+            statuses.push(FilterStatus { iface, point, link, prog, record, label_problem, sets });
         }
         Ok(statuses)
     }
