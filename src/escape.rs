@@ -46,40 +46,115 @@ pub fn escape(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-/// A source text with its unsafe characters escaped, and the map from byte offsets in
-/// the original to byte offsets in the escaped text (each escape is longer than the
-/// character it replaces, so spans after it move right).
+/// A line longer than this many bytes is cut when shown (a set file without newlines, a
+/// minified list): printing megabytes of it under every diagnostic helps no one.
+pub const LONG_LINE: usize = 1024;
+/// How much of a cut line is kept at least.
+const KEEP: usize = 256;
+
+/// A source text as shown to people: its unsafe characters escaped, each line longer
+/// than [`LONG_LINE`] bytes cut after the last place a label points at (at least
+/// [`KEEP`] bytes kept, so columns before the cut stay right), and the map from byte
+/// offsets in the original to byte offsets in the shown text.
 pub struct EscapedSource {
-    /// The escaped text.
+    /// The shown text.
     pub text: String,
-    /// For each escaped character: its offset in the original, and how many bytes the
-    /// escaped text has gained up to and including it.
-    shifts: Vec<(usize, usize)>,
+    /// Where the shown text stops copying the original: each piece maps original offsets
+    /// from `original` on, one to one (`copied`) or all to `shown` (an escape, a cut).
+    pieces: Vec<Piece>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Piece {
+    original: usize,
+    shown: usize,
+    copied: bool,
 }
 
 impl EscapedSource {
-    /// Escapes `text`, remembering where it grew.
+    /// Escapes `text` (long lines cut after their first [`KEEP`] bytes).
+    #[cfg(test)]
     pub fn new(text: &str) -> EscapedSource {
-        let mut shifts = Vec::new();
-        let escaped = match escape(text) {
-            Cow::Borrowed(_) => text.to_string(),
-            Cow::Owned(escaped) => {
-                let mut gained = 0;
-                for (offset, c) in text.char_indices().filter(|(_, c)| is_unsafe(*c)) {
-                    gained += format!("\\u{{{:x}}}", u32::from(c)).len() - c.len_utf8();
-                    shifts.push((offset, gained));
-                }
-                escaped
-            }
-        };
-        EscapedSource { text: escaped, shifts }
+        EscapedSource::showing(text, &[])
     }
 
-    /// Where byte `offset` of the original text is in the escaped text. An offset on an
-    /// escaped character maps to the start of its escape.
+    /// Escapes `text`, keeping of each long line everything up to the last of `marks`
+    /// (byte offsets of `text` that labels point at) in it.
+    pub fn showing(text: &str, marks: &[usize]) -> EscapedSource {
+        let mut source =
+            EscapedSource { text: String::new(), pieces: vec![Piece { original: 0, shown: 0, copied: true }] };
+        if !text.chars().any(is_unsafe) && !text.split('\n').any(|line| line.len() > LONG_LINE) {
+            source.text = text.to_string();
+            return source;
+        }
+        source.text.reserve(text.len());
+        let mut line_start = 0;
+        for line in text.split_inclusive('\n') {
+            let content = line.strip_suffix('\n').unwrap_or(line);
+            let mut cut = content.len();
+            if content.len() > LONG_LINE {
+                let last_mark = marks
+                    .iter()
+                    .filter(|&&mark| (line_start..=line_start + content.len()).contains(&mark))
+                    .map(|&mark| mark - line_start)
+                    .max()
+                    .unwrap_or(0);
+                // Some context after the last mark.
+                cut = KEEP.max(last_mark + 32).min(content.len());
+                while !content.is_char_boundary(cut) {
+                    cut += 1;
+                }
+            }
+            if cut + 32 < content.len() {
+                source.copy(&content[..cut], line_start);
+                source.pieces.push(Piece { original: line_start + cut, shown: source.text.len(), copied: false });
+                let _ = write!(source.text, "… ({} more bytes not shown)", content.len() - cut);
+                source.pieces.push(Piece {
+                    original: line_start + content.len(),
+                    shown: source.text.len(),
+                    copied: true,
+                });
+                source.text.push_str(&line[content.len()..]);
+            } else {
+                source.copy(line, line_start);
+            }
+            line_start += line.len();
+        }
+        source
+    }
+
+    /// Appends `part` (which starts at `original` in the original text), escaped.
+    fn copy(&mut self, part: &str, original: usize) {
+        if !part.chars().any(is_unsafe) {
+            self.text.push_str(part);
+            return;
+        }
+        for (offset, c) in part.char_indices() {
+            if is_unsafe(c) {
+                self.pieces.push(Piece { original: original + offset, shown: self.text.len(), copied: false });
+                let _ = write!(self.text, "\\u{{{:x}}}", u32::from(c));
+                self.pieces.push(Piece {
+                    original: original + offset + c.len_utf8(),
+                    shown: self.text.len(),
+                    copied: true,
+                });
+            } else {
+                self.text.push(c);
+            }
+        }
+    }
+
+    /// Where byte `offset` of the original text is in the shown text. An offset on an
+    /// escaped character maps to the start of its escape, one in a cut part of a line to
+    /// the start of the cut's note.
     pub fn offset(&self, offset: usize) -> usize {
-        let before = self.shifts.partition_point(|(at, _)| *at < offset);
-        offset + before.checked_sub(1).map_or(0, |index| self.shifts[index].1)
+        let at = self.pieces.partition_point(|piece| piece.original <= offset).saturating_sub(1);
+        let piece = self.pieces[at];
+        if piece.copied {
+            piece.shown + (offset - piece.original)
+        } else {
+            piece.shown
+        }
     }
 }
 
@@ -122,5 +197,22 @@ mod tests {
         for (offset, rest) in cases {
             assert_eq!(&source.text[source.offset(*offset)..], *rest, "offset {offset}");
         }
+    }
+
+    #[test]
+    fn long_lines_are_cut_after_the_last_mark() {
+        let long = format!("{}\x1b{}", "a".repeat(2000), "b".repeat(3000));
+        let text = format!("first\n{long}\nlast\n");
+        let source = EscapedSource::new(&text);
+        assert_eq!(source.text, format!("first\n{}… (4745 more bytes not shown)\nlast\n", "a".repeat(256)));
+        assert_eq!(&source.text[source.offset(6 + 10)..source.offset(6 + 12)], "aa");
+        assert!(source.text[source.offset(6 + 3000)..].starts_with("… (4745"));
+        assert_eq!(&source.text[source.offset(text.len() - 5)..], "last\n");
+        // A mark past the escape keeps the line up to it, escaped.
+        let source = EscapedSource::showing(&text, &[6 + 2010]);
+        assert!(source.text.contains(&format!("{}\\u{{1b}}{}… (2959 more", "a".repeat(2000), "b".repeat(41))));
+        assert_eq!(&source.text[source.offset(6 + 2001)..source.offset(6 + 2003)], "bb");
+        // Short lines are not cut.
+        assert_eq!(EscapedSource::new("a\nb").text, "a\nb");
     }
 }

@@ -88,9 +88,21 @@ impl Report {
         // For people, the texts and names with terminal controls escaped (see `escape`).
         let mut escaped_files = SimpleFiles::new();
         let mut escaped = Vec::new();
-        for file in map.files() {
+        // Where the rendered diagnostics point, per file: long lines are shown up to there.
+        let mut marks = vec![Vec::new(); map.files().len()];
+        if self.format == Format::Human {
+            for label in sorted.iter().take(MAX_RENDERED_PER_FILE).flat_map(|diagnostic| &diagnostic.labels) {
+                for offset in [label.span.start, label.span.end] {
+                    let (file, local) = map.locate(offset);
+                    if let Some(marks) = marks.get_mut(file) {
+                        marks.push(local);
+                    }
+                }
+            }
+        }
+        for (file, marks) in map.files().iter().zip(&marks) {
             files.add(file.name.as_str(), file.text.as_str());
-            let source = EscapedSource::new(&file.text);
+            let source = EscapedSource::showing(&file.text, marks);
             escaped_files.add(escape(&file.name).into_owned(), source.text.clone());
             escaped.push(source);
         }

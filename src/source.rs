@@ -90,6 +90,21 @@ fn identity(path: &Path) -> String {
     std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()).display().to_string()
 }
 
+/// Why a set file is refused as binary: `NAME:LINE:COLUMN: is not a text file (…)`.
+fn not_text(name: &str, bytes: &[u8], at: usize, what: &str) -> String {
+    let (line, column) = line_and_column(bytes, at);
+    format!("{name}:{line}:{column}: is not a text file ({what} at byte offset {at}; is this a binary file?)")
+}
+
+/// The 1-based line and column (in characters, counting the valid UTF-8 before it) of
+/// byte `at` of `bytes`.
+fn line_and_column(bytes: &[u8], at: usize) -> (usize, usize) {
+    let before = &bytes[..at];
+    let line_start = before.iter().rposition(|&byte| byte == b'\n').map_or(0, |newline| newline + 1);
+    let line = before.iter().filter(|&&byte| byte == b'\n').count() + 1;
+    (line, String::from_utf8_lossy(&before[line_start..]).chars().count() + 1)
+}
+
 /// Reads included files: a relative path is relative to the directory of the including
 /// file (the current directory for standard input), with the same limits as rule files.
 pub struct FileLoader;
@@ -108,12 +123,18 @@ impl IncludeLoader for FileLoader {
         let path = resolve(including, written, "a set file is a file (standard input cannot be read as one)")?;
         let name = input::display_name(&path);
         let bytes = input::read_limited(&path, "set file", input::MAX_SET_FILE)?;
+        // A NUL byte or bytes that are not UTF-8: a binary file, refused as a whole (one
+        // diagnostic, not one per line), with where the first such byte is.
+        if let Some(at) = bytes.iter().position(|&byte| byte == 0) {
+            return Err(not_text(&name, &bytes, at, "a NUL byte"));
+        }
         match String::from_utf8(bytes) {
             Ok(text) => Ok(LoadedFile { name, identity: identity(&path), text }),
-            Err(error) => Err(format!(
-                "{name}: is not UTF-8 text (invalid byte at offset {}; is this a binary file?)",
-                error.utf8_error().valid_up_to()
-            )),
+            Err(error) => {
+                let at = error.utf8_error().valid_up_to();
+                let bytes = error.into_bytes();
+                Err(not_text(&name, &bytes, at, &format!("byte 0x{:02x}, not UTF-8", bytes[at])))
+            }
         }
     }
 }

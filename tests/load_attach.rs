@@ -390,3 +390,6 @@ mod rate;
 
 #[path = "load_attach/set_replace.rs"]
 mod set_replace;
+
+#[path = "load_attach/set_files.rs"]
+mod set_files;

@@ -235,15 +235,27 @@ impl Expander<'_> {
     /// unreadable file is E0023 and leaves the set without elements (the checker does
     /// not call it empty: it knows the file).
     fn read_set_file(&mut self, statement: &mut ast::Statement) {
-        let ast::Statement::Set { elements, file: Some(file), .. } = statement else { return };
+        let ast::Statement::Set { elements, file: Some(file), dynamic, .. } = statement else { return };
         let Some(including) = self.chain.last().map(|link| link.file.clone()) else { return };
+        // A dynamic set's file is read up to its size (a valid one; the checker reports
+        // others): a line past it is E0025 at once, however long the file.
+        let limit = dynamic
+            .as_ref()
+            .and_then(|dynamic| {
+                dynamic.size.map_or(Some(crate::check::DEFAULT_DYNAMIC_SIZE.into()), |(size, _)| Some(size))
+            })
+            .filter(|size| (1..=u128::from(crate::check::MAX_DYNAMIC_SIZE)).contains(size))
+            .map(|size| size as usize);
         match self.loader.load_set_file(&including, &file.path) {
             Ok(loaded) => {
                 let base = self.parsed.map.push(loaded.name, loaded.text);
                 let text = &self.parsed.map.files().last().map_or("", |file| file.text.as_str());
-                let (literals, mut diagnostics) = syntax::set_file::parse(text, base);
-                *elements = literals;
-                self.parsed.diagnostics.append(&mut diagnostics);
+                let mut read = syntax::set_file::parse(text, base, limit);
+                // Only bad lines: reported; the set is not also called empty (E0010).
+                file.unreadable = read.elements.is_empty() && !read.diagnostics.is_empty();
+                *elements = read.elements;
+                file.beyond_size = read.beyond_limit;
+                self.parsed.diagnostics.append(&mut read.diagnostics);
             }
             Err(reason) => {
                 let diagnostic = Diagnostic::error(

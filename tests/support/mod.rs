@@ -19,7 +19,7 @@ pub mod rulegen;
 pub mod shapes;
 
 #[allow(unused_imports)] // each test binary uses its own share
-pub use cli::{files_with_extension, pfc, pfc_in, repo, scratch_dir, Run};
+pub use cli::{files_with_extension, pfc, pfc_bounded, pfc_in, repo, scratch_dir, Run};
 
 use pfc_compiler::eval::Headers;
 use pfc_compiler::fields::Proto;

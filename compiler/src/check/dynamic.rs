@@ -25,11 +25,13 @@ pub const DEFAULT_DYNAMIC_SIZE: u32 = 65_536;
 pub const MAX_DYNAMIC_SIZE: u32 = 16_777_216;
 
 impl Checker {
+    /// `(elements, beyond)`: the elements written, and the first line of a set file past
+    /// the size (reading stopped there).
     pub(super) fn dynamic_set_statement(
         &mut self,
         name: &Ident,
         element_type: &Ident,
-        elements: &[Literal],
+        (elements, beyond): (&[Literal], Option<Span>),
         dynamic: &Dynamic,
         span: Span,
     ) {
@@ -45,7 +47,7 @@ impl Checker {
         let resolved = self.set_elements_of_type(name, element_type, elements, named);
         let held: Vec<DynamicElement> =
             resolved.iter().filter_map(|element| self.dynamic_element(name, kind, element)).collect();
-        let max_elements = self.dynamic_size(name, dynamic, held.len());
+        let max_elements = self.dynamic_size(name, dynamic, held.len(), beyond);
         let id = DynamicSetId(self.dynamic_sets.len() as u32);
         self.dynamic_sets.push(DynamicSet {
             name: name.text.clone(),
@@ -99,8 +101,9 @@ impl Checker {
         None
     }
 
-    /// The declared or default size, checked against the limit and the elements given.
-    fn dynamic_size(&mut self, name: &Ident, dynamic: &Dynamic, written: usize) -> u32 {
+    /// The declared or default size, checked against the limit and the elements given
+    /// (`beyond`: a set file's first line past the size).
+    fn dynamic_size(&mut self, name: &Ident, dynamic: &Dynamic, written: usize, beyond: Option<Span>) -> u32 {
         let (size, span) = match dynamic.size {
             Some((size, span)) if (1..=u128::from(MAX_DYNAMIC_SIZE)).contains(&size) => (size as u32, span),
             Some((size, span)) => {
@@ -117,7 +120,18 @@ impl Checker {
             }
             None => (DEFAULT_DYNAMIC_SIZE, dynamic.span),
         };
-        if written > size as usize {
+        if let Some(line) = beyond {
+            self.diagnostics.push(
+                Diagnostic::error(
+                    DYNAMIC_SIZE,
+                    format!("dynamic set `{}` holds at most {size} elements; its set file has more", name.text),
+                    line,
+                    format!("element {} (pfc read no further)", u64::from(size) + 1),
+                )
+                .with_label(span, "the size")
+                .with_note("declare a larger size: `dynamic size N`"),
+            );
+        } else if written > size as usize {
             self.diagnostics.push(
                 Diagnostic::error(
                     DYNAMIC_SIZE,

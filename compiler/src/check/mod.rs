@@ -140,7 +140,10 @@ impl Checker {
                     continue;
                 }
                 match dynamic {
-                    Some(dynamic) => self.dynamic_set_statement(name, element_type, elements, dynamic, *span),
+                    Some(dynamic) => {
+                        let beyond = file.as_ref().and_then(|file| file.beyond_size);
+                        self.dynamic_set_statement(name, element_type, (elements, beyond), dynamic, *span)
+                    }
                     None => self.set_statement(name, element_type, elements, *body_span, *span),
                 }
             }

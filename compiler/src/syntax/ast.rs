@@ -137,8 +137,12 @@ pub struct SetFile {
     pub path: String,
     /// The quoted path.
     pub path_span: Span,
-    /// The file could not be read (already reported, E0023).
+    /// The file could not be read, or none of its lines is an element (already
+    /// reported: E0023, or each bad line); uses of the set are not reported again.
     pub unreadable: bool,
+    /// A dynamic set's file with more element lines than its `size`: the first line past
+    /// it (reading stopped there; the checker reports E0025 at it).
+    pub beyond_size: Option<Span>,
 }
 
 /// `dynamic [size N]` after a set's element type.

@@ -507,7 +507,12 @@ impl Lowerer<'_> {
         let string = pair.into_inner().find(|pair| pair.as_rule() == Rule::string);
         let path_span = string.as_ref().map_or(Span::default(), |string| self.span(string));
         let body = string.and_then(|string| string.into_inner().next());
-        SetFile { path: body.map(|body| unescape(body.as_str())).unwrap_or_default(), path_span, unreadable: false }
+        SetFile {
+            path: body.map(|body| unescape(body.as_str())).unwrap_or_default(),
+            path_span,
+            unreadable: false,
+            beyond_size: None,
+        }
     }
 
     fn set_body(&mut self, pair: Pair<Rule>) -> Vec<Literal> {

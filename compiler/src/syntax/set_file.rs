@@ -6,6 +6,11 @@
 //! plain addresses and prefixes (block lists run to millions of lines) are decoded
 //! directly; anything else goes through the rule grammar's `literal`, so both accept
 //! exactly what a set body accepts.
+//!
+//! Reading stops early, so a huge file costs no more than it must: after
+//! [`MAX_BAD_LINES`] bad lines (a binary or wrong file would otherwise give one
+//! diagnostic per line), and, for a dynamic set, at the first element line past its
+//! `size` (the checker reports E0025 there).
 
 use super::ast::{Literal, LiteralKind};
 use super::literal;
@@ -14,10 +19,25 @@ use crate::diagnostic::{Code, Diagnostic, Span};
 /// E0024: a line of a set file that is not one set element.
 pub(crate) const BAD_SET_LINE: Code = Code("E0024");
 
-/// The elements of a set file whose text starts at `base` in the span space.
-pub(crate) fn parse(text: &str, base: usize) -> (Vec<Literal>, Vec<Diagnostic>) {
-    let mut elements = Vec::new();
-    let mut diagnostics = Vec::new();
+/// How many bad lines of a set file are reported before reading stops.
+pub(crate) const MAX_BAD_LINES: usize = 100;
+
+/// A set file as read: its elements, the diagnostics of its bad lines, and where reading
+/// stopped for the set's size.
+#[derive(Debug, Default)]
+pub(crate) struct SetFileLines {
+    /// One literal per element line.
+    pub elements: Vec<Literal>,
+    /// Bad lines (at most [`MAX_BAD_LINES`]).
+    pub diagnostics: Vec<Diagnostic>,
+    /// The first element line past `limit`, when there is one (nothing after it is read).
+    pub beyond_limit: Option<Span>,
+}
+
+/// The elements of a set file whose text starts at `base` in the span space; at most
+/// `limit` of them (a dynamic set's size).
+pub(crate) fn parse(text: &str, base: usize, limit: Option<usize>) -> SetFileLines {
+    let mut read = SetFileLines::default();
     let mut line_start = 0;
     for line in text.split_inclusive('\n') {
         let content = line.split('#').next().unwrap_or("");
@@ -26,23 +46,58 @@ pub(crate) fn parse(text: &str, base: usize) -> (Vec<Literal>, Vec<Diagnostic>) 
         if !element.is_empty() {
             let start = base + line_start + (content.len() - trimmed_start.len());
             let span = Span::new(start, start + element.len());
-            match fast_literal(element, span)
-                .or_else(|| super::lower::parse_set_line(element, start, &mut diagnostics).map(Ok))
-            {
-                Some(Ok(literal)) => elements.push(literal),
-                Some(Err(diagnostic)) => diagnostics.push(diagnostic),
-                None => diagnostics.push(bad_line(element, span)),
+            if limit.is_some_and(|limit| read.elements.len() >= limit) {
+                read.beyond_limit = Some(Span::new(start, start + shown_len(element)));
+                break;
+            }
+            let bad_before = read.diagnostics.len();
+            if element.len() > MAX_ELEMENT {
+                // No element is this long (a list without newlines, a binary): not parsed.
+                read.diagnostics.push(bad_line(element, span));
+            } else {
+                match fast_literal(element, span)
+                    .or_else(|| super::lower::parse_set_line(element, start, &mut read.diagnostics).map(Ok))
+                {
+                    Some(Ok(literal)) => read.elements.push(literal),
+                    Some(Err(diagnostic)) => read.diagnostics.push(diagnostic),
+                    None => read.diagnostics.push(bad_line(element, span)),
+                }
+            }
+            if read.diagnostics.len() > bad_before && read.diagnostics.len() >= MAX_BAD_LINES {
+                if let Some(last) = read.diagnostics.last_mut() {
+                    *last = last.clone().with_note(format!(
+                        "{MAX_BAD_LINES} bad lines: pfc read no further in this set file (is it the right file?)"
+                    ));
+                }
+                break;
             }
         }
         line_start += line.len();
     }
-    (elements, diagnostics)
+    read
+}
+
+/// The longest element line parsed (an IPv6 range with prefixes is under 100 bytes).
+const MAX_ELEMENT: usize = 1024;
+
+/// The longest element a diagnostic underlines: a huge line (a list without newlines)
+/// gets its start marked, not megabytes of carets.
+const MAX_SHOWN: usize = 64;
+
+/// The bytes of `element`'s first [`MAX_SHOWN`] characters.
+fn shown_len(element: &str) -> usize {
+    element.char_indices().nth(MAX_SHOWN).map_or(element.len(), |(at, _)| at)
 }
 
 fn bad_line(element: &str, span: Span) -> Diagnostic {
     let shown: String = element.chars().take(40).collect();
-    let shown = if shown.len() < element.len() { format!("{shown}…") } else { shown };
-    Diagnostic::error(BAD_SET_LINE, format!("`{shown}` is not a set element"), span, "not one element")
+    let shown = match element.len() {
+        len if len > MAX_ELEMENT => format!("{shown}…` ({len} bytes)"),
+        len if shown.len() < len => format!("{shown}…`"),
+        _ => format!("{shown}`"),
+    };
+    let span = Span::new(span.start as usize, span.start as usize + shown_len(element));
+    Diagnostic::error(BAD_SET_LINE, format!("`{shown} is not a set element"), span, "not one element")
         .with_note("a set file holds one element per line: an address, a prefix, a range, a number or a name; `#` starts a comment")
 }
 
@@ -98,7 +153,7 @@ mod tests {
     use super::*;
 
     fn render(text: &str) -> String {
-        let (elements, diagnostics) = parse(text, 100);
+        let SetFileLines { elements, diagnostics, .. } = parse(text, 100, None);
         let mut out: Vec<String> = elements
             .iter()
             .map(|literal| format!("{:?} @{}..{}", literal.kind, literal.span.start, literal.span.end))

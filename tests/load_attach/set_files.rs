@@ -1,0 +1,142 @@
+//! Malformed set files against a running filter (part of `tests/load_attach.rs`):
+//! `pfc set add|replace --file F` and `pfc load` of a rule file naming F, with binary
+//! content (a NUL byte, bytes that are not UTF-8), a 10 MB line, 10M lines (past the
+//! set's size, and over the 64 MiB limit), bad prefixes, garbage and the wrong family.
+//! Each: an error at F's line and column, exit 1, in bounded memory (1 GiB of address
+//! space), and nothing changed: the sets' contents and counts (`pfc set list`, `pfc
+//! status`) and the running program are those of before. `tests/set_files.rs` runs the
+//! same files through `pfc check` without a kernel.
+
+use super::sets::{list, status_sets};
+use super::*;
+
+fn rules() -> String {
+    "hook xdp\ndefault pass\n\
+     set banned: ip dynamic size 1000 = { 192.0.2.0/24, 198.51.100.7 }\n\
+     set v4: ipv4 dynamic = { 10.9.0.0/16 }\n\
+     set ports: port dynamic = { 7001 }\n\
+     rule ban: drop if ip.src in banned or ip.dst in v4\n\
+     rule port: drop if udp.dport in ports\n"
+        .to_string()
+}
+
+/// `pfc ARGS` inside `ns` with at most 1 GiB of address space.
+fn pfc_limited(ns: &str, args: &[&str]) -> Output {
+    let mut command = pfc_command(ns, args);
+    // SAFETY: setrlimit is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        command.pre_exec(|| {
+            let limit = libc::rlimit { rlim_cur: 1 << 30, rlim_max: 1 << 30 };
+            if libc::setrlimit(libc::RLIMIT_AS, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    command.output().expect("pfc runs")
+}
+
+/// What must not change: each set's elements, `pfc status`'s sets, the running program.
+fn snapshot(topology: &Topology) -> (Vec<Vec<String>>, String, u64) {
+    let sets = ["banned", "v4", "ports"].iter().map(|set| list(topology, set)).collect();
+    let running = format!("{:?}", status_sets(topology));
+    let prog = status_filters(&topology.b)
+        .iter()
+        .find(|filter| filter["iface"] == topology.veth_b.as_str())
+        .and_then(|filter| filter["prog_id"].as_u64())
+        .expect("a running program");
+    (sets, running, prog)
+}
+
+/// `pfc ARGS` exits 1 with every string of `expected` on stderr, changing nothing.
+fn refused(topology: &Topology, args: &[&str], expected: &[String]) {
+    let before = snapshot(topology);
+    let started = Instant::now();
+    let output = pfc_limited(&topology.b, args);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let shown: String = stderr.chars().take(3000).collect();
+    assert_eq!(output.status.code(), Some(1), "pfc {args:?}:\n{shown}");
+    assert!(!stderr.contains("panicked"), "pfc {args:?}:\n{shown}");
+    for text in expected {
+        assert!(stderr.contains(text.as_str()), "pfc {args:?}: expected `{text}` in:\n{shown}");
+    }
+    assert!(stderr.len() < 8192, "pfc {args:?}: {} bytes on stderr", stderr.len());
+    assert_eq!(snapshot(topology), before, "pfc {args:?} changed something");
+    println!("refused in {:.0} ms: pfc {}", started.elapsed().as_secs_f64() * 1e3, args[..2].join(" "));
+}
+
+/// Writes a set file removed with the topology; its path.
+fn set_file(topology: &mut Topology, name: &str, bytes: &[u8]) -> String {
+    let path = std::env::temp_dir().join(format!("pfc-setfile-{}-{}-{name}", std::process::id(), topology.veth_b));
+    std::fs::write(&path, bytes).expect("write set file");
+    topology.files.push(RemoveOnDrop(path.clone()));
+    path.display().to_string()
+}
+
+#[test]
+fn malformed_set_files_change_nothing() {
+    skip_unless!(no_kernel());
+    let mut topology = Topology::new("sf");
+    let rules_file = topology.rules("setfiles", &rules());
+    let (b, vb) = (topology.b.clone(), topology.veth_b.clone());
+    pfc_ok(&b, &["load", &rules_file, "--iface", &vb]);
+
+    let long_line = format!("192.0.2.1\n{}\n", "10.0.0.1 ".repeat((10 << 20) / 9));
+    let cases: Vec<(&str, String, Vec<String>)> = vec![
+        (
+            "banned",
+            set_file(&mut topology, "nul.txt", b"10.0.0.1\n10.0.\x003\n"),
+            vec!["E0023".into(), ":2:6: is not a text file".into()],
+        ),
+        (
+            "banned",
+            set_file(&mut topology, "utf8.txt", b"10.0.0.1\n  \xff\xfe\n"),
+            vec!["E0023".into(), ":2:3: is not a text file".into()],
+        ),
+        (
+            "banned",
+            set_file(&mut topology, "long.txt", long_line.as_bytes()),
+            vec!["E0024".into(), "long.txt:2:1".into()],
+        ),
+        (
+            "banned",
+            set_file(&mut topology, "ten-million.txt", "::\n".repeat(10_000_000).as_bytes()),
+            vec!["E0025".into(), "holds at most 1000 elements".into(), "ten-million.txt:1001:1".into()],
+        ),
+        (
+            "banned",
+            set_file(&mut topology, "huge.txt", "10.0.0.1\n".repeat(10_000_000).as_bytes()),
+            vec!["E0023".into(), "is larger than 64 MiB".into()],
+        ),
+        (
+            "banned",
+            set_file(&mut topology, "len33.txt", b"10.0.0.0/8\n10.0.0.0/33\n"),
+            vec!["E0005".into(), "len33.txt:2:10".into()],
+        ),
+        ("banned", set_file(&mut topology, "len129.txt", b"::1/129\n"), vec!["E0005".into(), "len129.txt:1:5".into()]),
+        ("banned", set_file(&mut topology, "garbage.txt", b"10.0.0.1\n%%garbage%%\n"), vec!["garbage.txt:2:1".into()]),
+        (
+            "v4",
+            set_file(&mut topology, "family.txt", b"10.0.0.1\n2001:db8::/32\n"),
+            vec!["E0008".into(), "family.txt:2:1".into()],
+        ),
+        ("ports", set_file(&mut topology, "type.txt", b"80\n10.0.0.1\n"), vec!["E0008".into(), "type.txt:2:1".into()]),
+    ];
+    for (set, path, expected) in &cases {
+        for action in ["add", "replace"] {
+            refused(&topology, &["set", action, "--iface", &vb, set, "--file", path], expected);
+        }
+    }
+    // A rule file naming such a file: the load is refused, the old filter keeps running.
+    for (_, path, expected) in cases.iter().filter(|(set, ..)| *set == "banned").take(4) {
+        let text = rules().replace("= { 192.0.2.0/24, 198.51.100.7 }", &format!("= file \"{path}\""));
+        let broken = topology.rules("broken", &text);
+        refused(&topology, &["load", &broken, "--iface", &vb], expected);
+    }
+
+    // Host bits are ignored (language.md §2), as in a rule file.
+    let host_bits = set_file(&mut topology, "host-bits.txt", b"10.1.2.3/8\n");
+    pfc_ok(&b, &["set", "add", "--iface", &vb, "banned", "--file", &host_bits]);
+    assert!(list(&topology, "banned").contains(&"10.0.0.0/8".to_string()), "{:?}", list(&topology, "banned"));
+    pfc_ok(&b, &["unload", "--iface", &vb]);
+}

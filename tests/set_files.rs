@@ -1,0 +1,152 @@
+//! Malformed set files named by rule files (`set NAME: TYPE [dynamic …] = file "F"`),
+//! through the real binary in bounded memory (1 GiB of address space, two minutes):
+//! binary content (a NUL byte, bytes that are not UTF-8), a 10 MB line, 10M lines, bad
+//! prefixes, garbage and the wrong family. Each gets an error at the set file's
+//! line and column (file:line:col), exit 1, and no raw control byte on the terminal.
+//! `pfc set … --file` with the same files against a running filter is in
+//! `tests/load_attach/set_files.rs` (it needs a kernel).
+
+mod support;
+
+use std::path::Path;
+
+use support::{pfc_bounded, scratch_dir, Run};
+
+/// `pfc check` of a rule file whose set `s` (declared `declaration`, e.g. `ip dynamic
+/// size 1000`) reads `bytes` from `list.txt`; the run, exit code and output checked.
+fn check_set_file(test: &str, declaration: &str, bytes: &[u8], expected: &[&str]) -> Run {
+    let dir = scratch_dir(test);
+    std::fs::write(dir.join("list.txt"), bytes).expect("write set file");
+    let rules = format!("default pass\nset s: {declaration} = file \"list.txt\"\nrule r: drop if ip.src in s\n");
+    std::fs::write(dir.join("r.pf"), rules).expect("write rules");
+    let run = run_checked(test, &dir, &["check", "r.pf"], expected);
+    println!("{test}: {} ms, {} bytes on stderr", run.elapsed.as_millis(), run.stderr.len());
+    run
+}
+
+/// `pfc ARGS` in `dir` exits 1 with every string of `expected` on stderr and no raw
+/// terminal control character.
+fn run_checked(test: &str, dir: &Path, args: &[&str], expected: &[&str]) -> Run {
+    let run = pfc_bounded(dir, args);
+    run.assert_no_crash(test);
+    let shown: String = run.stderr.chars().take(4000).collect();
+    assert_eq!(run.code, 1, "{test}: exit code; stderr:\n{shown}");
+    for text in expected {
+        assert!(run.stderr.contains(text), "{test}: expected `{text}` in:\n{shown}");
+    }
+    let raw = run.stderr.chars().find(|c| c.is_control() && *c != '\n' && *c != '\t');
+    assert!(raw.is_none(), "{test}: raw control character {raw:?} in:\n{shown:?}");
+    run
+}
+
+/// `lines` lines of `line`, each ending in a newline.
+fn lines(line: &str, lines: usize) -> Vec<u8> {
+    format!("{line}\n").repeat(lines).into_bytes()
+}
+
+#[test]
+fn binary_set_files_are_refused_at_their_first_binary_byte() {
+    for declaration in ["ip", "ip dynamic size 1000"] {
+        check_set_file(
+            "set_file_nul",
+            declaration,
+            b"10.0.0.1\n10.0.0.2\n10.0.\x003\n",
+            &["E0023", "list.txt:3:6: is not a text file (a NUL byte at byte offset 23"],
+        );
+        check_set_file(
+            "set_file_not_utf8",
+            declaration,
+            b"10.0.0.1\n  \xff\xfe\x01",
+            &["E0023", "list.txt:2:3: is not a text file (byte 0xff, not UTF-8 at byte offset 11"],
+        );
+    }
+    // A file of zeros (a sparse or preallocated file): the first byte.
+    check_set_file("set_file_zeros", "ip", &vec![0; 1 << 20], &["E0023", "list.txt:1:1: is not a text file"]);
+}
+
+#[test]
+fn a_ten_megabyte_line_is_one_short_diagnostic() {
+    let line = "10.0.0.1 ".repeat((10 << 20) / 9);
+    let bytes = format!("192.0.2.1\n{line}\n10.0.0.2\n").into_bytes();
+    let length = format!("({} bytes) is not a set element", line.trim_end().len());
+    let run = check_set_file(
+        "set_file_long_line",
+        "ip dynamic size 1000",
+        &bytes,
+        &["E0024", "list.txt:2:1", &length, "more bytes not shown)"],
+    );
+    // The line is cut where it is shown: the diagnostic is kilobytes, not megabytes.
+    assert!(run.stderr.len() < 4096, "{} bytes on stderr", run.stderr.len());
+}
+
+#[test]
+fn ten_million_lines_past_a_dynamic_sets_size_stop_at_the_first_line_too_many() {
+    // 30 MB: under the 64 MiB set-file limit, so it is read; parsing stops at line 1,001.
+    let run = check_set_file(
+        "set_file_ten_million_lines",
+        "ip dynamic size 1000",
+        &lines("::", 10_000_000),
+        &["E0025", "dynamic set `s` holds at most 1000 elements; its set file has more", "list.txt:1001:1"],
+    );
+    assert_eq!(run.stderr.matches("error[").count(), 1, "{}", run.stderr);
+}
+
+#[test]
+fn ten_million_lines_over_the_size_limit_are_refused_unread() {
+    // 90 MB: over 64 MiB, refused before reading, static or dynamic.
+    let bytes = lines("10.0.0.1", 10_000_000);
+    for declaration in ["ip", "ip dynamic size 16777216"] {
+        check_set_file("set_file_too_large", declaration, &bytes, &["E0023", "is larger than 64 MiB"]);
+    }
+}
+
+#[test]
+fn bad_prefixes_garbage_and_wrong_families_point_into_the_set_file() {
+    let bytes = b"10.0.0.0/8\n10.0.0.0/33\n::1/129\n10.1.2.3/8\ngarbage\n10.0.0.0/x\n80\n";
+    let expected = [
+        "E0005",
+        "prefix length /33 is out of range",
+        "list.txt:2:10",
+        "prefix length /129 is out of range",
+        "list.txt:3:5",
+        "unknown name `garbage`",
+        "list.txt:5:1",
+        "E0024",
+        "list.txt:6:1",
+        "E0008",
+        "list.txt:7:1",
+        "5 error(s)",
+    ];
+    for declaration in ["ip", "ip dynamic size 1000"] {
+        check_set_file("set_file_bad_prefixes", declaration, bytes, &expected);
+    }
+    // Host bits are ignored (language.md §2): `10.1.2.3/8` alone is fine.
+    let dir = scratch_dir("set_file_host_bits");
+    std::fs::write(dir.join("list.txt"), "10.1.2.3/8\n").expect("write set file");
+    std::fs::write(dir.join("r.pf"), "default pass\nset s: ip = file \"list.txt\"\nrule r: drop if ip.src in s\n")
+        .expect("write rules");
+    let run = pfc_bounded(&dir, &["check", "r.pf"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+
+    // An IPv6 prefix in an ipv4 set, an address in a port set.
+    check_set_file("set_file_wrong_family", "ipv4 dynamic", b"10.0.0.1\n2001:db8::/32\n", &["E0008", "list.txt:2:1"]);
+    let dir = scratch_dir("set_file_wrong_type");
+    std::fs::write(dir.join("list.txt"), "80\n10.0.0.1\n").expect("write set file");
+    std::fs::write(
+        dir.join("r.pf"),
+        "default pass\nset p: port dynamic = file \"list.txt\"\nrule r: drop if tcp.dport in p\n",
+    )
+    .expect("write rules");
+    run_checked("set_file_wrong_type", &dir, &["check", "r.pf"], &["E0008", "list.txt:2:1"]);
+}
+
+#[test]
+fn a_file_of_bad_lines_stops_after_a_hundred() {
+    let run = check_set_file(
+        "set_file_all_bad",
+        "ip",
+        &lines("not an address", 1_000_000),
+        &["E0024", "list.txt:100:1", "100 bad lines: pfc read no further in this set file", "100 error(s)"],
+    );
+    assert!(!run.stderr.contains("list.txt:101:"), "{}", run.stderr);
+}
