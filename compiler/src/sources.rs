@@ -242,9 +242,9 @@ impl Expander<'_> {
         let limit = dynamic
             .as_ref()
             .and_then(|dynamic| {
-                dynamic.size.map_or(Some(crate::check::DEFAULT_DYNAMIC_SIZE.into()), |(size, _)| Some(size))
+                dynamic.size.map_or(Some(crate::program::dynamic::DEFAULT_DYNAMIC_SIZE.into()), |(size, _)| Some(size))
             })
-            .filter(|size| (1..=u128::from(crate::check::MAX_DYNAMIC_SIZE)).contains(size))
+            .filter(|size| (1..=u128::from(crate::program::dynamic::MAX_DYNAMIC_SIZE)).contains(size))
             .map(|size| size as usize);
         match self.loader.load_set_file(&including, &file.path) {
             Ok(loaded) => {

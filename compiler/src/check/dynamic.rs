@@ -19,10 +19,7 @@ pub const DYNAMIC_SIZE: Code = Code("E0025");
 /// E0026: an element a dynamic set's map cannot hold as one entry (a range that is not
 /// one prefix, a range in a set of single values).
 pub const DYNAMIC_ELEMENT: Code = Code("E0026");
-/// How many elements a dynamic set holds when its statement gives no `size`.
-pub const DEFAULT_DYNAMIC_SIZE: u32 = 65_536;
-/// The largest `size` a dynamic set may declare.
-pub const MAX_DYNAMIC_SIZE: u32 = 16_777_216;
+pub use crate::program::dynamic::{DEFAULT_DYNAMIC_SIZE, MAX_DYNAMIC_SIZE};
 
 impl Checker {
     /// `(elements, beyond)`: the elements written, and the first line of a set file past

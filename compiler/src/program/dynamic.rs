@@ -28,6 +28,11 @@
 use super::{DynamicElement, DynamicKind, DynamicSet};
 use crate::fields::ValueKind;
 
+/// How many elements a dynamic set holds when its statement gives no `size`.
+pub const DEFAULT_DYNAMIC_SIZE: u32 = 65_536;
+/// The largest `size` a dynamic set may declare.
+pub const MAX_DYNAMIC_SIZE: u32 = 16_777_216;
+
 /// Bytes of a dynamic set's key.
 pub const KEY_SIZE: usize = 24;
 /// Bytes of a dynamic set's value (`__u32[4]`; the program only tests presence, and pfc's
