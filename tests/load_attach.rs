@@ -393,3 +393,6 @@ mod set_replace;
 
 #[path = "load_attach/set_files.rs"]
 mod set_files;
+
+#[path = "load_attach/set_kill.rs"]
+mod set_kill;
