@@ -15,7 +15,8 @@
 //! Knobs: `PFC_CLASSBENCH_SHAPES=acl,fw` and `PFC_CLASSBENCH_SIZES=100,10000,100000`
 //! (which sets), `PFC_CLASSBENCH_PACKETS` (trace length, default 100),
 //! `PFC_CLASSBENCH_ROUNDS` (default 3), `PFC_BENCH_REPEAT` (most test_run repeats per
-//! packet, default 100000; slow programs get fewer so one packet takes ~20 ms).
+//! packet, default 100000; slow programs get fewer so one packet takes ~20 ms),
+//! `PFC_CLASSBENCH_COUNTERS=off` (compile as `pfc compile --no-counters` does).
 //! Nothing here asserts on time (see `docs/performance.md`).
 
 #[allow(dead_code)]
@@ -51,6 +52,7 @@ fn main() {
     let packets = env_number("PFC_CLASSBENCH_PACKETS", 100) as usize;
     let rounds = env_number("PFC_CLASSBENCH_ROUNDS", 3).max(1) as usize;
     let repeat = env_number("PFC_BENCH_REPEAT", 100_000).max(1_000) as u32;
+    let options = Options { counters: std::env::var("PFC_CLASSBENCH_COUNTERS").map_or(true, |value| value != "off") };
     let kernel = match privileges() {
         Ok(()) => true,
         Err(reason) => {
@@ -59,7 +61,10 @@ fn main() {
         }
     };
     let floor = kernel.then(|| KernelProgram::load(&kernel_side::empty_object()).expect("the empty program loads"));
-    println!("== ClassBench-shaped sets: {packets} trace packets, {rounds} rounds, repeat up to {repeat} ==");
+    let counters = if options.counters { "with counters" } else { "without counters" };
+    println!(
+        "== ClassBench-shaped sets {counters}: {packets} trace packets, {rounds} rounds, repeat up to {repeat} =="
+    );
     println!("ns: mean over packets that hit a rule / worst packet / mean over packets matching no rule;");
     println!("floor: the empty XDP program on the same packets in the same rounds; growth: ns above floor / that at the first size");
     println!(
@@ -84,7 +89,7 @@ fn main() {
     for shape in shapes {
         let mut first_above: Option<f64> = None;
         for &rules in &sizes {
-            let row = measure(shape, rules, packets, rounds, repeat, floor.as_ref());
+            let row = measure(shape, rules, packets, rounds, repeat, options, floor.as_ref());
             let above = row.mean - row.floor;
             let growth = match first_above {
                 Some(first) if first > 0.0 => format!("{:.2}", above / first),
@@ -153,6 +158,7 @@ fn measure(
     packets: usize,
     rounds: usize,
     repeat: u32,
+    options: Options,
     floor: Option<&KernelProgram>,
 ) -> Row {
     let generated = classbench::generate(shape, rules, packets, SEED);
@@ -161,7 +167,7 @@ fn measure(
     let mut compiled = None;
     for _ in 0..3 {
         let start = Instant::now();
-        let (result, diagnostics) = pfc_compiler::compile::compile(&generated.text, Options { counters: true });
+        let (result, diagnostics) = pfc_compiler::compile::compile(&generated.text, options);
         times.push(start.elapsed());
         if result.is_none() {
             let errors: Vec<String> = diagnostics.iter().map(|d| d.message.clone()).collect();
