@@ -60,7 +60,7 @@ impl Tally {
 }
 
 /// Compiles `text` with counters in `form`, and when asked also without counters in
-/// jumping form and in branch-free form, and compares every packet's verdict and the counters;
+/// jumping form (and classified form when `form` is), with counters in branch-free form, and compares every packet's verdict and the counters;
 /// returns one report per mismatch.
 fn check(
     name: &str,
@@ -74,7 +74,11 @@ fn check(
     tally.rule_sets += 1;
     let mut failures = Vec::new();
     let modes: Vec<(bool, Form)> = if counters_off_too {
-        vec![(true, form), (false, Form::Jumping), (true, Form::Branchless)]
+        let mut modes = vec![(true, form), (false, Form::Jumping), (true, Form::Branchless)];
+        if form == Form::Classified {
+            modes.push((false, Form::Classified)); // verdicts through the exit tail
+        }
+        modes
     } else {
         vec![(true, form)]
     };

@@ -277,3 +277,26 @@ fn classifier_sets_of_2000_rules_of_every_shape_load() {
         }
     }
 }
+
+/// Without counters a classified set returns every verdict through the exit tail, whose
+/// never-taken branch reads every stack word (as the counter tail's null path does; see
+/// `codegen/mod.rs`): 2,000-rule sets of every shape compile classified that way and load.
+#[test]
+fn classifier_sets_of_2000_rules_without_counters_load() {
+    use pfc_compiler::classbench::{self, Shape};
+    for shape in Shape::ALL {
+        let text = classbench::generate(shape, 2_000, 0, support::seed()).text;
+        let (compiled, diagnostics) = compile(&text, Options { counters: false });
+        let compiled = compiled.unwrap_or_else(|| panic!("{}: {diagnostics:?}", shape.name()));
+        let listing = compiled.code.disassemble();
+        assert!(listing.contains("classifier:"), "{} is not classified", shape.name());
+        assert!(listing.contains("absent mask's bit 31"), "{} has no exit tail", shape.name());
+        if let Some(reason) = no_kernel() {
+            println!("skipped kernel load: {reason}");
+            return;
+        }
+        if let Err(error) = KernelProgram::load(&compiled.object) {
+            panic!("{} without counters: the kernel refuses it: {}", shape.name(), error_chain(&error));
+        }
+    }
+}

@@ -579,9 +579,9 @@ impl Builder<'_> {
 #[cfg(test)]
 mod tests {
     use crate::bpf::opcode::HELPER_MAP_LOOKUP;
-    use crate::bpf::{Insn, JmpOp, Program, Reg, Size};
+    use crate::bpf::{Insn, JmpOp, Operand, Program, Reg, Size};
     use crate::classbench::{self, Shape};
-    use crate::codegen::layout::{Layout, MASK_SLOT};
+    use crate::codegen::layout::{Layout, MASK_SLOT, NEVER_SET_MASK_BIT};
     use crate::codegen::{Form, Options};
     use crate::compile::compile_form;
 
@@ -598,15 +598,86 @@ mod tests {
         }
     }
 
+    #[test]
+    fn without_counters_every_verdict_returns_through_an_exit_tail_that_reads_every_word() {
+        for shape in Shape::ALL {
+            let text = classbench::generate(shape, 1_000, 0, 11).text;
+            let (compiled, diagnostics) = compile_form(&text, Options { counters: false }, Some(Form::Classified));
+            let messages: Vec<&str> = diagnostics.iter().map(|d| d.message.as_str()).collect();
+            let compiled = compiled.unwrap_or_else(|| panic!("{}: {messages:?}", shape.name()));
+            assert!(compiled.code.disassemble().contains("classifier:"), "{}", shape.name());
+            let layout = Layout::new(&compiled.filter.uses(), false).expect("the set fits the stack");
+            exit_tails_read_every_word(&compiled.code, &layout, shape.name());
+        }
+    }
+
+    /// Every stack word the body can read.
+    fn body_words(layout: &Layout) -> Vec<i16> {
+        let mut words: Vec<i16> = layout.fields().flat_map(|(_, words)| words.iter().copied()).collect();
+        words.extend(layout.pcap_words().iter().copied());
+        words.push(MASK_SLOT);
+        words
+    }
+
+    /// The slot at which each instruction starts.
+    fn slot_starts(code: &Program) -> Vec<usize> {
+        code.insns.iter().scan(0, |slot, insn| Some(std::mem::replace(slot, *slot + insn.slots()))).collect()
+    }
+
+    /// The stack words read by the loads starting at instruction `first`.
+    fn words_read_from(code: &Program, first: usize) -> Vec<i16> {
+        code.insns[first..]
+            .iter()
+            .map_while(|insn| match insn {
+                Insn::Load { size: Size::W, src: Reg::R10, off, .. } => Some(*off),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Without counters (see `exit_tail` in `codegen/mod.rs`): every `exit` is an exit
+    /// tail's, right after its test of the never-set mask bit or at the end of that
+    /// test's target, whose loads read every stack word the body can read.
+    fn exit_tails_read_every_word(code: &Program, layout: &Layout, shape: &str) {
+        let words = body_words(layout);
+        let slots = slot_starts(code);
+        let mut tails = 0;
+        let mut tail_exits = Vec::new();
+        for (index, pair) in code.insns.windows(2).enumerate() {
+            assert_ne!(pair[0], Insn::Ja { target: 0 }, "{shape}: goto +0 at {index}");
+            let never = Operand::imm_u32(NEVER_SET_MASK_BIT);
+            let (
+                Insn::Load { size: Size::W, src: Reg::R10, off: MASK_SLOT, dst },
+                Insn::Jump { op: JmpOp::Set, dst: tested, src, target, wide: false },
+            ) = (&pair[0], &pair[1])
+            else {
+                continue;
+            };
+            if dst != tested || *src != never {
+                continue;
+            }
+            tails += 1;
+            assert_eq!(code.insns[index + 2], Insn::Exit, "{shape}: the tail at {index} does not return");
+            let reads = slots[index + 1] + 1 + *target as usize;
+            let first = slots.partition_point(|slot| *slot < reads);
+            let read = words_read_from(code, first);
+            let missing: Vec<&i16> = words.iter().filter(|word| !read.contains(word)).collect();
+            assert!(missing.is_empty(), "{shape}: the exit tail at {index} does not read {missing:?}");
+            assert_eq!(code.insns[first + read.len()], Insn::Exit, "{shape}: the reads at {first} do not return");
+            tail_exits.extend([index + 2, first + read.len()]);
+        }
+        assert!(tails > 0, "{shape}: no exit tail");
+        let exits: Vec<usize> = (0..code.insns.len()).filter(|&index| code.insns[index] == Insn::Exit).collect();
+        tail_exits.sort_unstable();
+        assert_eq!(exits, tail_exits, "{shape}: a verdict returns without the exit tail");
+    }
+
     /// The kernel verifier's load time stays linear (see `read_every_word` in
     /// `codegen/mod.rs`): every counter tail's null-lookup path reads every stack word the
     /// body can read, and no `goto` lands on the next instruction.
     fn tails_read_every_word(code: &Program, layout: &Layout, shape: &str) {
-        let mut words: Vec<i16> = layout.fields().flat_map(|(_, words)| words.iter().copied()).collect();
-        words.extend(layout.pcap_words().iter().copied());
-        words.push(MASK_SLOT);
-        let slots: Vec<usize> =
-            code.insns.iter().scan(0, |slot, insn| Some(std::mem::replace(slot, *slot + insn.slots()))).collect();
+        let words = body_words(layout);
+        let slots = slot_starts(code);
         let mut tails = 0;
         for (index, pair) in code.insns.windows(2).enumerate() {
             assert_ne!(pair[0], Insn::Ja { target: 0 }, "{shape}: goto +0 at {index}");
@@ -618,13 +689,7 @@ mod tests {
             tails += 1;
             let null = slots[index + 1] + 1 + *target as usize;
             let first = slots.partition_point(|slot| *slot < null);
-            let read: Vec<i16> = code.insns[first..]
-                .iter()
-                .map_while(|insn| match insn {
-                    Insn::Load { size: Size::W, src: Reg::R10, off, .. } => Some(*off),
-                    _ => None,
-                })
-                .collect();
+            let read = words_read_from(code, first);
             let missing: Vec<&i16> = words.iter().filter(|word| !read.contains(word)).collect();
             assert!(missing.is_empty(), "{shape}: the tail at {index} does not read {missing:?}");
         }

@@ -20,7 +20,7 @@ use std::collections::{BTreeSet, HashMap};
 use super::classifier::{Classifier, Diagram, NodeIndex, TreeNode};
 use super::conditions::Body;
 use super::layout::KEY_SLOT;
-use super::{decide, RuleEmitter};
+use super::{decide, Ending, RuleEmitter};
 use crate::bpf::{AluOp, Insn, JmpOp, Label, Operand, ProgramBuilder, Reg, Size};
 use crate::fields::Field;
 use crate::ir::NodeId;
@@ -124,11 +124,13 @@ impl RuleEmitter<'_, '_> {
                 b.emit(Insn::load(Size::W, Reg::R7, Reg::R10, scratch));
             }
         }
-        if grouped && !self.options.counters {
+        if grouped && self.tail.ending != Ending::Count {
             b.emit(Insn::mov64(Reg::R0, Reg::R7));
-            b.emit(Insn::Exit);
+            if self.tail.ending == Ending::Return {
+                b.emit(Insn::Exit);
+            }
         }
-        // With counters, grouped code falls into the counter tail that follows.
+        // Otherwise grouped code falls into the tail that follows (r0 or r6/r7 set).
     }
 
     fn diagram(
@@ -198,7 +200,7 @@ impl RuleEmitter<'_, '_> {
     /// First-match leaf: the rules in order (each testing what its path left open),
     /// then the default.
     fn leaf(&mut self, b: &mut ProgramBuilder, rules: &[(usize, Vec<NodeId>)], relays: &mut Relays) {
-        let (filter, layout, options) = (self.filter, self.layout, self.options);
+        let (filter, layout, ending) = (self.filter, self.layout, self.tail.ending);
         for (index, tests) in rules {
             relays.relay_inline(b);
             self.tail_in_reach(b);
@@ -206,7 +208,7 @@ impl RuleEmitter<'_, '_> {
             b.begin_rule(*index, format!("rule {} `{}`: {}", index, rule.name, rule.verdict.as_str()));
             let next = b.new_label();
             let tail = self.tail.label;
-            let mut matched = |b: &mut ProgramBuilder| decide(b, filter.hook, *index, rule.verdict, options, tail);
+            let mut matched = |b: &mut ProgramBuilder| decide(b, filter.hook, *index, rule.verdict, ending, tail);
             Body { b: &mut *b, filter, layout }.conjunction(tests, next, &mut matched);
             b.end_rule();
             if tests.is_empty() {
@@ -215,7 +217,7 @@ impl RuleEmitter<'_, '_> {
             b.bind(next);
         }
         self.tail_in_reach(b);
-        decide(b, filter.hook, filter.rules.len(), filter.default, options, self.tail.label);
+        decide(b, filter.hook, filter.rules.len(), filter.default, ending, self.tail.label);
     }
 
     /// Leaf of one of several diagrams: a rule counts only if it beats the best so far.

@@ -17,6 +17,10 @@ use crate::ir::Uses;
 pub const STACK_SIZE: i16 = 512;
 /// The absent-mask laundering slot (4 bytes at a non-aligned offset).
 pub const MASK_SLOT: i16 = -4;
+/// A bit of the absent mask that no packet sets (one bit per [`crate::ir::Source`], 12
+/// of them): the exit tail tests it to put code on a path only the verifier explores.
+pub const NEVER_SET_MASK_BIT: u32 = 1 << 31;
+const _: () = assert!(crate::ir::Source::ALL.len() < 31);
 /// The counter map key, also at a non-aligned offset: the verifier then does not know
 /// the key's value, so the counter tail is verified once, not once per rule.
 pub const KEY_SLOT: i16 = -12;

@@ -10,6 +10,10 @@
 //!             a logged rule r6: its event to the ring buffer (log.rs); return r7
 //! ```
 //!
+//! Without counters a matched rule sets r0 and goes to the *exit tail* (`return r0`,
+//! behind a never-taken branch that reads every stack word: see [`read_every_word`]);
+//! rule sets smaller than [`classifier::MIN_RULES`] return at once.
+//!
 //! **Invariant:** only the prologue reads packet memory; every read there follows a
 //! bounds check that covers it. **Invariant:** every jump goes forward.
 
@@ -159,11 +163,18 @@ pub fn generate_form(filter: &Filter, options: Options, form: Form) -> Result<Pr
         b.emit(Insn::store(Size::DW, Reg::R10, slot, Reg::R1));
     }
     prologue::emit(&mut b, filter.hook, &layout, &needs, &filter.pcaps);
-    let mut tail = Tail { label: b.new_label(), opened_at: b.len() };
-    rules(&mut b, filter, &layout, options, form, &mut tail);
-    if options.counters {
+    let ending = if options.counters {
+        Ending::Count
+    } else if filter.rules.len() >= classifier::MIN_RULES {
+        Ending::ExitTail
+    } else {
+        Ending::Return
+    };
+    let mut tail = Tail { label: b.new_label(), opened_at: b.len(), ending };
+    rules(&mut b, filter, &layout, form, &mut tail);
+    if ending != Ending::Return {
         b.bind(tail.label);
-        counter_tail(&mut b, filter, &layout);
+        tail_code(&mut b, filter, &layout, ending);
     }
     b.finish().map_err(|error| match error {
         AsmError::JumpTooFar { distance, .. } => CodegenError::JumpTooFar { distance },
@@ -171,18 +182,30 @@ pub fn generate_form(filter: &Filter, options: Options, form: Form) -> Result<Pr
     })
 }
 
-/// Instructions after which a copy of the counter tail is emitted, so that every
-/// matched rule's jump to a tail stays well within the 16-bit jump offset.
+/// Instructions after which a copy of the tail is emitted, so that every matched rule's
+/// jump to a tail stays well within the 16-bit jump offset.
 const TAIL_REACH: usize = 12_000;
 
-/// The counter tail that matched rules jump to, and where its first jump was emitted.
+/// How a matched rule (or the default) ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Ending {
+    /// `r0 = verdict; exit` (no counters, fewer than [`classifier::MIN_RULES`] rules).
+    Return,
+    /// `r6 = rule; r7 = verdict; goto tail`: the counter tail counts and returns r7.
+    Count,
+    /// `r0 = verdict; goto tail`: the exit tail returns r0 (no counters).
+    ExitTail,
+}
+
+/// The tail that matched rules jump to, and where its first jump was emitted.
 struct Tail {
     label: Label,
     opened_at: usize,
+    ending: Ending,
 }
 
-fn rules(b: &mut ProgramBuilder, filter: &Filter, layout: &Layout, options: Options, form: Form, tail: &mut Tail) {
-    let mut emitter = RuleEmitter { filter, layout, options, form, tail };
+fn rules(b: &mut ProgramBuilder, filter: &Filter, layout: &Layout, form: Form, tail: &mut Tail) {
+    let mut emitter = RuleEmitter { filter, layout, form, tail };
     if form == Form::Classified {
         if let Some(classifier) = classifier::plan(filter, layout) {
             emitter.classifier(b, &classifier);
@@ -204,14 +227,13 @@ fn rules(b: &mut ProgramBuilder, filter: &Filter, layout: &Layout, options: Opti
         }
     }
     b.comment("default verdict");
-    decide_fallthrough(b, filter.hook, filter.rules.len(), filter.default, options);
+    decide_fallthrough(b, filter.hook, filter.rules.len(), filter.default, tail.ending);
 }
 
 /// Emits rules, one at a time or as dispatched runs.
 struct RuleEmitter<'a, 't> {
     filter: &'a Filter,
     layout: &'a Layout,
-    options: Options,
     form: Form,
     tail: &'t mut Tail,
 }
@@ -219,7 +241,7 @@ struct RuleEmitter<'a, 't> {
 impl RuleEmitter<'_, '_> {
     /// Emits one rule; returns whether it matches every packet.
     fn rule(&mut self, b: &mut ProgramBuilder, index: usize) -> bool {
-        let (filter, layout, options) = (self.filter, self.layout, self.options);
+        let (filter, layout) = (self.filter, self.layout);
         let rule = &filter.rules[index];
         if matches!(filter.node(rule.condition), Node::Const(false)) {
             return false;
@@ -227,8 +249,8 @@ impl RuleEmitter<'_, '_> {
         self.tail_in_reach(b);
         b.begin_rule(index, format!("rule {} `{}`: {}", index, rule.name, rule.verdict.as_str()));
         let next = b.new_label();
-        let tail_label = self.tail.label;
-        let mut matched = |b: &mut ProgramBuilder| decide(b, filter.hook, index, rule.verdict, options, tail_label);
+        let (tail_label, ending) = (self.tail.label, self.tail.ending);
+        let mut matched = |b: &mut ProgramBuilder| decide(b, filter.hook, index, rule.verdict, ending, tail_label);
         let mut branchless = Branchless { b: &mut *b, filter, layout };
         let constant = matches!(filter.node(rule.condition), Node::Const(_));
         if self.form == Form::Branchless && !constant && branchless.supports(rule.condition) {
@@ -243,16 +265,17 @@ impl RuleEmitter<'_, '_> {
         matches!(filter.node(rule.condition), Node::Const(true))
     }
 
-    /// With counters: a copy of the counter tail here when jumps to the current one would
-    /// soon be out of reach.
+    /// With a tail: a copy of it here when jumps to the current one would soon be out of
+    /// reach.
     fn tail_in_reach(&mut self, b: &mut ProgramBuilder) {
-        if self.options.counters && b.len() - self.tail.opened_at > TAIL_REACH {
+        let ending = self.tail.ending;
+        if ending != Ending::Return && b.len() - self.tail.opened_at > TAIL_REACH {
             let rules_go_on = b.new_label();
             b.emit(Insn::Ja { target: rules_go_on });
             b.bind(self.tail.label);
-            counter_tail(b, self.filter, self.layout);
+            tail_code(b, self.filter, self.layout, ending);
             b.bind(rules_go_on);
-            *self.tail = Tail { label: b.new_label(), opened_at: b.len() };
+            *self.tail = Tail { label: b.new_label(), opened_at: b.len(), ending };
         }
     }
 
@@ -277,28 +300,35 @@ impl RuleEmitter<'_, '_> {
     }
 }
 
-/// A matched rule: set the counter index and verdict, go to the tail (or return).
-fn decide(b: &mut ProgramBuilder, hook: Hook, index: usize, verdict: Verdict, options: Options, tail: Label) {
-    decide_fallthrough(b, hook, index, verdict, options);
-    if options.counters {
+/// A matched rule: set the verdict (and the counter index), go to the tail (or return).
+fn decide(b: &mut ProgramBuilder, hook: Hook, index: usize, verdict: Verdict, ending: Ending, tail: Label) {
+    decide_fallthrough(b, hook, index, verdict, ending);
+    if ending != Ending::Return {
         b.emit(Insn::Ja { target: tail });
     }
 }
 
-fn decide_fallthrough(b: &mut ProgramBuilder, hook: Hook, index: usize, verdict: Verdict, options: Options) {
-    if options.counters {
-        b.emit(Insn::alu32(AluOp::Mov, Reg::R6, Operand::imm_u32(index as u32)));
-        b.emit(Insn::alu32(AluOp::Mov, Reg::R7, hook.return_code(verdict)));
-    } else {
-        b.emit(Insn::alu32(AluOp::Mov, Reg::R0, hook.return_code(verdict)));
-        b.emit(Insn::Exit);
+/// As [`decide`], falling through to the tail instead of jumping there.
+fn decide_fallthrough(b: &mut ProgramBuilder, hook: Hook, index: usize, verdict: Verdict, ending: Ending) {
+    match ending {
+        Ending::Count => {
+            b.emit(Insn::alu32(AluOp::Mov, Reg::R6, Operand::imm_u32(index as u32)));
+            b.emit(Insn::alu32(AluOp::Mov, Reg::R7, hook.return_code(verdict)));
+        }
+        Ending::ExitTail => b.emit(Insn::alu32(AluOp::Mov, Reg::R0, hook.return_code(verdict))),
+        Ending::Return => {
+            b.emit(Insn::alu32(AluOp::Mov, Reg::R0, hook.return_code(verdict)));
+            b.emit(Insn::Exit);
+        }
     }
 }
 
 /// Loads every stack word the body reads (field words, pcap verdict words, the absent
 /// mask) into r1, for the kernel verifier only: the counter tail puts this on the path
 /// where the counter lookup failed, which never runs (the key is always in range) but
-/// which the verifier explores, since it does not know the key.
+/// which the verifier explores, since it does not know the key; the exit tail puts it
+/// behind a test of the absent mask's bit [`layout::NEVER_SET_MASK_BIT`], which no
+/// packet sets but the verifier cannot rule out (the mask word is not tracked).
 ///
 /// Why: the kernel's stack-liveness analysis (6.18, `kernel/bpf/liveness.c`) reruns its
 /// dataflow over every instruction of the function after each explored path that marked
@@ -319,6 +349,27 @@ fn read_every_word(b: &mut ProgramBuilder, layout: &Layout) {
     for word in words.chain(layout.pcap_words().iter().copied()).chain([layout::MASK_SLOT]) {
         b.emit(Insn::load(Size::W, Reg::R1, Reg::R10, word));
     }
+}
+
+/// The code of the tail for `ending` (not [`Ending::Return`]).
+fn tail_code(b: &mut ProgramBuilder, filter: &Filter, layout: &Layout, ending: Ending) {
+    match ending {
+        Ending::Count => counter_tail(b, filter, layout),
+        Ending::ExitTail | Ending::Return => exit_tail(b, layout),
+    }
+}
+
+/// `return r0`, with every word read on a branch no packet takes (sets of
+/// [`classifier::MIN_RULES`] rules or more only, as in the counter tail).
+fn exit_tail(b: &mut ProgramBuilder, layout: &Layout) {
+    let reads = b.new_label();
+    b.comment("return the verdict in r0 (the absent mask's bit 31 is never set)");
+    b.emit(Insn::load(Size::W, Reg::R1, Reg::R10, layout::MASK_SLOT));
+    b.emit(Insn::jump32(JmpOp::Set, Reg::R1, Operand::imm_u32(layout::NEVER_SET_MASK_BIT), reads));
+    b.emit(Insn::Exit);
+    b.bind(reads);
+    read_every_word(b, layout);
+    b.emit(Insn::Exit);
 }
 
 /// `counters[r6] += {1, pkt.len}`, the log code of logged rules; `return r7`.
