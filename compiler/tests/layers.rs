@@ -14,8 +14,10 @@ use std::path::{Path, PathBuf};
 /// layers only (not its own layer, not a later one). `lib` is the crate root
 /// (`crate::check_source`).
 const LAYERS: &[&[&str]] = &[
-    // Foundations: the packet model, the instruction set, diagnostics, the packet builder.
-    &["diagnostic", "hashing", "fields", "bpf", "packet"],
+    // Foundations: the packet model, the instruction set, diagnostics.
+    &["diagnostic", "hashing", "fields", "bpf"],
+    // The packet builder, which writes any field of the packet model by name.
+    &["packet"],
     // The object contract (hook, map layouts, ELF and BTF writer, manifest).
     &["object"],
     // The checked program (with the pcap test tree), what the front ends produce.

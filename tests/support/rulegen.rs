@@ -11,6 +11,9 @@
 //! `l4.*`) is used; values come from [`super::pools`], the corpus's pools.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
+use std::sync::OnceLock;
+
+use pfc_compiler::fields::{Field, ValueKind};
 
 use super::pools;
 use super::Rng;
@@ -84,6 +87,7 @@ enum Kind {
 }
 
 /// A surface field, its kind, and the literals (numbers or names) its values come from.
+#[derive(Clone, Copy)]
 struct FieldSpec {
     name: &'static str,
     kind: Kind,
@@ -201,6 +205,35 @@ const FIELDS: &[FieldSpec] = &[
     spec!("l4.dport", Kind::Uint(16), PORTS, "port"),
 ];
 
+/// [`FIELDS`], then a spec for every concrete field it does not list (a field just added
+/// to the `fields!` table), with values drawn from its width: so every field of
+/// `Field::ALL` is generated without an entry here.
+fn field_specs() -> &'static [FieldSpec] {
+    static SPECS: OnceLock<Vec<FieldSpec>> = OnceLock::new();
+    SPECS.get_or_init(|| {
+        let listed = |field: &Field| FIELDS.iter().any(|spec| spec.name == field.name());
+        let unlisted = Field::ALL.iter().filter(|field| !listed(field)).map(|field| {
+            let (kind, set_type) = match field.kind() {
+                ValueKind::Uint(bits @ ..=8) => (Kind::Uint(bits), "u8"),
+                ValueKind::Uint(bits @ ..=16) => (Kind::Uint(bits), "u16"),
+                ValueKind::Uint(bits) => (Kind::Uint(bits), "u32"),
+                ValueKind::Mac => (Kind::Mac, "mac"),
+                ValueKind::Ipv4 => (Kind::V4, "ipv4"),
+                ValueKind::Ipv6 => (Kind::V6, "ipv6"),
+            };
+            let values: &'static [&'static str] = match kind {
+                Kind::Uint(_) => {
+                    let max: &'static str = format!("{:#x}", field.kind().max()).leak();
+                    vec!["0", "1", max].leak()
+                }
+                _ => NO_VALUES,
+            };
+            FieldSpec { name: field.name(), kind, values, set_type }
+        });
+        FIELDS.iter().copied().chain(unlisted).collect()
+    })
+}
+
 const BARE_PROTOCOLS: &[&str] =
     &["eth", "vlan", "arp", "ip", "ipv4", "ipv6", "tcp", "udp", "sctp", "icmp", "icmp6", "l4"];
 const V4_PREFIXES: &[&str] = &[
@@ -260,7 +293,8 @@ impl<'r> Generator<'r> {
         for rule in 0..count {
             let verdict = self.verdict();
             if rule == 0 {
-                let first = self.atom_of(&FIELDS[index % FIELDS.len()]);
+                let specs = field_specs();
+                let first = self.atom_of(&specs[index % specs.len()]);
                 let rest = self.expr(2);
                 let joiner = self.rng.pick(&["and", "and", "or", "and not"]);
                 rules.push(format!("rule r{rule}: {verdict} if {first} {joiner} ({rest})"));
@@ -306,7 +340,8 @@ impl<'r> Generator<'r> {
                 .pick(&["ipv4.df", "ipv4.mf", "tcp.flags & syn", "tcp.flags & (fin|rst)", "ipv4.tos & 3"])
                 .to_string(),
             _ => {
-                let field = &FIELDS[self.rng.below(FIELDS.len())];
+                let specs = field_specs();
+                let field = &specs[self.rng.below(specs.len())];
                 self.atom_of(field)
             }
         }

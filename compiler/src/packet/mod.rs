@@ -19,11 +19,19 @@
 //! - TCP, UDP, ICMP and ICMPv6 checksums (with the pseudo-header of the nearest IP layer
 //!   before them) and the SCTP CRC32c.
 //!
+//! Any header field of the rule language (`crate::fields`) can also be written by name
+//! with [`Packet::set`], over the layer's encoded bytes and before checksums: a field
+//! added to the `fields!` table needs nothing here.
+//!
 //! Building is deterministic and does no I/O; [`Packet::truncate`] cuts the result.
 
 mod encode;
 
 use std::net::{Ipv4Addr, Ipv6Addr};
+
+use thiserror::Error;
+
+use crate::fields::{Field, FieldSource, Proto};
 
 /// Ethertype written when nothing known follows (IEEE 802 local experimental).
 pub const ETHERTYPE_UNKNOWN: u16 = 0x88b5;
@@ -225,8 +233,8 @@ impl Ipv6 {
 impl Default for Ipv6 {
     fn default() -> Ipv6 {
         Ipv6 {
-            src: "2001:db8::1".to_ipv6(),
-            dst: "2001:db8::2".to_ipv6(),
+            src: Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1),
+            dst: Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2),
             tclass: 0,
             flow_label: 0,
             hop_limit: 64,
@@ -413,6 +421,24 @@ impl Layer {
     pub fn header_len(&self) -> usize {
         encode::header_len(self)
     }
+
+    /// The protocol of `crate::fields` this layer is the header of (`None` for IPv6
+    /// extension headers and payload, which no field reads by a fixed offset).
+    pub fn proto(&self) -> Option<Proto> {
+        Some(match self {
+            Layer::Eth(_) => Proto::Eth,
+            Layer::Vlan(_) => Proto::Vlan,
+            Layer::Ipv4(_) => Proto::Ipv4,
+            Layer::Ipv6(_) => Proto::Ipv6,
+            Layer::Arp(_) => Proto::Arp,
+            Layer::Tcp(_) => Proto::Tcp,
+            Layer::Udp(_) => Proto::Udp,
+            Layer::Sctp(_) => Proto::Sctp,
+            Layer::Icmp(_) => Proto::Icmp,
+            Layer::Icmp6(_) => Proto::Icmp6,
+            Layer::Ipv6Ext(_) | Layer::Payload(_) => return None,
+        })
+    }
 }
 
 macro_rules! layer_from {
@@ -428,13 +454,58 @@ macro_rules! layer_from {
 layer_from!(Eth => Eth, Vlan => Vlan, Ipv4 => Ipv4, Ipv6 => Ipv6, Ipv6Ext => Ipv6Ext,
     Arp => Arp, Tcp => Tcp, Udp => Udp, Sctp => Sctp);
 
-/// A frame under construction: a list of layers and an optional truncation.
+/// A frame under construction: a list of layers, field values written over them, and an
+/// optional truncation.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Packet {
     /// The layers, outermost first.
     pub layers: Vec<Layer>,
     /// Keep only this many bytes of the built frame.
     pub truncate: Option<usize>,
+    /// Field values written over the encoded layers, in order ([`Packet::set`]).
+    writes: Vec<FieldWrite>,
+}
+
+/// A value [`Packet::set`] writes into a header field of one layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct FieldWrite {
+    /// Index of the layer in [`Packet::layers`].
+    layer: usize,
+    /// Where the bits go, from the field's [`FieldSource::Header`].
+    offset: usize,
+    size: usize,
+    shift: u32,
+    mask: u128,
+    /// The bits, before the shift (the field's value minus its `add`).
+    bits: u128,
+}
+
+/// Why [`Packet::set`] cannot write a field.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum SetError {
+    /// The field is not bits at a fixed place of one header (`eth.type`, `ipv6.proto`,
+    /// `pkt.len` are derived from the whole frame).
+    #[error("`{field}` is derived from the frame, not a place in one header")]
+    NotInHeader {
+        /// The field's name.
+        field: &'static str,
+    },
+    /// No layer of the field's protocol has been pushed.
+    #[error("no `{proto}` layer to set `{field}` in")]
+    NoLayer {
+        /// The field's name.
+        field: &'static str,
+        /// The protocol it needs.
+        proto: &'static str,
+    },
+    /// The value does not fit the field.
+    #[error("`{field}` cannot hold {value}")]
+    OutOfRange {
+        /// The field's name.
+        field: &'static str,
+        /// The value.
+        value: u128,
+    },
 }
 
 impl Packet {
@@ -509,6 +580,26 @@ impl Packet {
         self.push(Layer::Payload(bytes.into()))
     }
 
+    /// Writes `value` into `field` of the last layer so far of the field's protocol, as
+    /// the interpreter reads it (`value` is what `field == value` in a rule tests), over
+    /// the encoded layer and before checksums are computed. Works for every field that
+    /// is bits at a fixed offset of one header, so a field added to `crate::fields` can
+    /// be set without a member in its layer struct.
+    pub fn set(mut self, field: Field, value: u128) -> Result<Packet, SetError> {
+        let FieldSource::Header { proto, offset, size, shift, mask, add } = field.source() else {
+            return Err(SetError::NotInHeader { field: field.name() });
+        };
+        let no_layer = SetError::NoLayer { field: field.name(), proto: proto.name() };
+        let layer = self.layers.iter().rposition(|layer| layer.proto() == Some(proto)).ok_or(no_layer)?;
+        let bits = value.checked_sub(add).filter(|&bits| bits <= mask && value <= field.kind().max());
+        let bits = bits.ok_or(SetError::OutOfRange { field: field.name(), value })?;
+        if offset + size > self.layers[layer].header_len() {
+            return Err(SetError::NotInHeader { field: field.name() });
+        }
+        self.writes.push(FieldWrite { layer, offset, size, shift, mask, bits });
+        Ok(self)
+    }
+
     /// Changes the last layer of type `T` (`.edit(|ip: &mut Ipv4| ip.ttl = 1)`).
     ///
     /// # Panics
@@ -527,7 +618,7 @@ impl Packet {
 
     /// The frame's bytes.
     pub fn build(&self) -> Vec<u8> {
-        let mut bytes = encode::encode(&self.layers);
+        let mut bytes = encode::encode(&self.layers, &self.writes);
         if let Some(len) = self.truncate {
             bytes.truncate(len);
         }

@@ -2,14 +2,20 @@
 //! syntax of case files (`ipv4 src=10.0.0.1 / tcp dport=22`) and built with the packet
 //! builder. The caller confirms every witness with the interpreter (`accept`); a point
 //! that no frame realises (the universe over-approximates) gives no witness.
+//!
+//! Each layer's fields that need care (addresses, lengths, protocol numbers, options)
+//! are chosen by its own function; every other rule-language field of the layer's
+//! header that the cube constrains is written by its name (`rest`), which the packet
+//! spec takes for any such field: a field added to the `fields!` table needs nothing here.
 
+use std::cell::RefCell;
 use std::fmt::Write as _;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::ivs::Ivs;
 use super::shape::{shapes, Link, Net, Shape, IPV6_EXTENSIONS};
 use super::{Cube, Space};
-use crate::fields::{Field, Proto};
+use crate::fields::{Field, FieldSource, Proto, ValueKind};
 use crate::testcase::{parse_spec, MAX_PACKET_LEN};
 
 /// A concrete packet for a claim.
@@ -49,13 +55,27 @@ pub fn find(space: &Space, accept: impl Fn(&[u8]) -> bool) -> Option<Witness> {
 struct Picker<'c> {
     cube: &'c Cube,
     attempt: usize,
+    /// The fields looked at so far, which [`rest`] leaves alone.
+    seen: RefCell<Vec<Field>>,
 }
 
 impl Picker<'_> {
+    /// The cube's values of `field` (`None`: unconstrained), marking the field as seen.
+    fn get(&self, field: Field) -> Option<&Ivs> {
+        self.seen.borrow_mut().push(field);
+        self.cube.get(field)
+    }
+
+    /// Marks fields that the builder derives (a protocol number from the next layer), so
+    /// [`rest`] does not write them.
+    fn derived(&self, fields: &[Field]) {
+        self.seen.borrow_mut().extend_from_slice(fields);
+    }
+
     /// A value of `field` in the cube, `preferred` when allowed; `None` when the cube
     /// does not constrain the field (the builder's default is then fine).
     fn constrained(&self, field: Field, preferred: u128) -> Option<u128> {
-        self.cube.get(field).map(|set| self.choose(set, preferred))
+        self.get(field).map(|set| self.choose(set, preferred))
     }
 
     fn value(&self, field: Field, preferred: u128) -> u128 {
@@ -75,7 +95,7 @@ impl Picker<'_> {
 
     /// A value of `field` avoiding `avoid` when the set allows.
     fn avoiding(&self, field: Field, preferred: u128, avoid: &[u128]) -> u128 {
-        let Some(set) = self.cube.get(field) else { return preferred };
+        let Some(set) = self.get(field) else { return preferred };
         let bad = Ivs::from_unsorted(avoid.iter().map(|&v| (v, v)).collect());
         let good = set.minus(&bad);
         if good.is_empty() {
@@ -91,9 +111,28 @@ fn mac(value: u128) -> String {
     bytes[2..].iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
 }
 
+/// Appends ` KEY=VALUE` for every rule-language field of `proto`'s header that the cube
+/// constrains and the layer's own code has not seen, by its name after the dot.
+fn rest(pick: &Picker<'_>, proto: Proto, text: &mut String) {
+    for &field in Field::ALL {
+        let FieldSource::Header { proto: of, .. } = field.source() else { continue };
+        if of != proto || pick.seen.borrow().contains(&field) {
+            continue;
+        }
+        let Some(value) = pick.constrained(field, 0) else { continue };
+        let key = field.name().strip_prefix(proto.name()).and_then(|key| key.strip_prefix('.')).unwrap_or("");
+        let _ = match field.kind() {
+            ValueKind::Uint(_) => write!(text, " {key}={value}"),
+            ValueKind::Mac => write!(text, " {key}={}", mac(value)),
+            ValueKind::Ipv4 => write!(text, " {key}={}", Ipv4Addr::from(value as u32)),
+            ValueKind::Ipv6 => write!(text, " {key}={}", Ipv6Addr::from(value)),
+        };
+    }
+}
+
 /// The spec of a frame of `shape` in `cube`, or `None` when the choice cannot be written.
 fn spec_for(cube: &Cube, shape: Shape, attempt: usize) -> Option<String> {
-    let pick = Picker { cube, attempt };
+    let pick = Picker { cube, attempt, seen: RefCell::new(Vec::new()) };
     let mut parts: Vec<String> = Vec::new();
     let mut eth = "eth".to_string();
     for (field, key, default) in [(Field::EthSrc, "src", 0x0200_0000_0001), (Field::EthDst, "dst", 0x0200_0000_0002)] {
@@ -101,11 +140,13 @@ fn spec_for(cube: &Cube, shape: Shape, attempt: usize) -> Option<String> {
             let _ = write!(eth, " {key}={}", mac(value));
         }
     }
+    rest(&pick, Proto::Eth, &mut eth);
     let tag = |pick: &Picker<'_>| {
         let mut text = format!("vlan {}", pick.value(Field::VlanId, 1));
         if let Some(pcp) = pick.constrained(Field::VlanPcp, 0) {
             let _ = write!(text, " pcp={pcp}");
         }
+        rest(pick, Proto::Vlan, &mut text);
         text
     };
     let ethertype = pick.value(Field::EthType, 0x88b5);
@@ -159,7 +200,7 @@ fn spec_for(cube: &Cube, shape: Shape, attempt: usize) -> Option<String> {
         Net::Ipv6(l4) => {
             let number = l4.and_then(Proto::ip_protocol).map(u128::from);
             let upper = number.unwrap_or_else(|| pick.avoiding(Field::Ipv6Proto, 59, &[6, 17, 58, 132, 0, 43, 44, 60]));
-            let next_set = cube.get(Field::Ipv6Next);
+            let next_set = pick.get(Field::Ipv6Next);
             let direct = next_set.map_or(true, |set| set.contains(upper)) && !IPV6_EXTENSIONS.contains(&upper);
             if direct {
                 parts.push(ipv6(&pick, Some(upper)));
@@ -215,6 +256,7 @@ fn arp(pick: &Picker<'_>) -> String {
             let _ = write!(text, " {key}={}", Ipv4Addr::from(value as u32));
         }
     }
+    rest(pick, Proto::Arp, &mut text);
     text
 }
 
@@ -239,7 +281,8 @@ fn ipv4(pick: &Picker<'_>, l4: Option<Proto>) -> String {
         }
     }
     match l4 {
-        Some(_) => {}
+        // The builder derives the protocol; the shape leaves no fragment offset.
+        Some(_) => pick.derived(&[Field::Ipv4Proto, Field::Ipv4FragOffset]),
         None => {
             let proto = pick.avoiding(Field::Ipv4Proto, 59, &[1, 6, 17, 132]);
             let _ = write!(text, " proto={proto}");
@@ -257,6 +300,7 @@ fn ipv4(pick: &Picker<'_>, l4: Option<Proto>) -> String {
     if ihl > 5 {
         let _ = write!(text, " options={}", "00".repeat((ihl as usize - 5) * 4));
     }
+    rest(pick, Proto::Ipv4, &mut text);
     text
 }
 
@@ -281,6 +325,8 @@ fn ipv6(pick: &Picker<'_>, next: Option<u128>) -> String {
     if let Some(next) = next {
         let _ = write!(text, " next={next}");
     }
+    pick.derived(&[Field::Ipv6Next]);
+    rest(pick, Proto::Ipv6, &mut text);
     text
 }
 
@@ -308,13 +354,14 @@ fn transport(pick: &Picker<'_>, proto: Proto) -> String {
             let _ = write!(text, " {key}={value}");
         }
     }
+    rest(pick, proto, &mut text);
     text
 }
 
 /// Pads or cuts the frame to a length the cube allows.
 fn finish_length(pick: &Picker<'_>, mut parts: Vec<String>) -> Option<String> {
     let natural = parse_spec(&parts.join(" / ")).ok()?.build().len() as u128;
-    if let Some(set) = pick.cube.get(Field::PktLen) {
+    if let Some(set) = pick.get(Field::PktLen) {
         let at_least = set.intersect(&Ivs::range(natural, MAX_PACKET_LEN as u128));
         match at_least.first() {
             Some(len) if len > natural => parts.push(format!("payload len={}", len - natural)),

@@ -7,16 +7,23 @@
 //! types, ARP operations and ethertypes also take the names rule files use (`ssh`,
 //! `udp`, `echo-request`, `reply`, `ipv6`); booleans are `1 0 true false yes no`, and a
 //! boolean field written alone (`ipv4 df mf`) is true.
+//!
+//! Besides the keys [`LAYERS`] lists, a layer takes every field of the rule language
+//! (`crate::fields`) that is bits of its header, by its name after the dot (`tcp
+//! urgent=1` sets `tcp.urgent`, `ipv6 hop_limit=3` sets `ipv6.hop_limit`), written with
+//! [`Packet::set`]: a field added to the `fields!` table needs nothing here.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::spec::{parse_hex, Item, SpecError, Value};
 use super::MAX_PACKET_LEN;
 use crate::check::names;
-use crate::packet::{Arp, Eth, ExtKind, Icmp, Ipv4, Ipv6, Ipv6Ext, Layer, Sctp, Tcp, Udp, Vlan};
+use crate::fields::{Field as ModelField, FieldSource, ValueKind};
+use crate::packet::{Arp, Eth, ExtKind, Icmp, Ipv4, Ipv6, Ipv6Ext, Layer, Packet, Sctp, Tcp, Udp, Vlan};
 
-/// Every layer name with its fields (the first listed field takes a positional value
-/// where the layer has one), for messages and documentation.
+/// Every layer name with its own keys (the first listed field takes a positional value
+/// where the layer has one), for messages and documentation; the rule-language fields of
+/// the layer's header come on top (`header_field`).
 pub const LAYERS: &[(&str, &str)] = &[
     ("eth", "src dst type"),
     ("vlan", "id pcp dei tpid type"),
@@ -54,21 +61,40 @@ struct Field<'a> {
 }
 
 impl<'a> Field<'a> {
-    fn bad(&self, expected: &'static str) -> SpecError {
+    fn bad(&self, expected: &str) -> SpecError {
         SpecError::BadValue {
             layer: self.layer,
-            field: static_name(self.known, self.name),
-            expected,
+            field: static_name(self.layer, self.known, self.name),
+            expected: expected.into(),
             value: self.value.text.clone(),
             span: self.value.span,
         }
     }
 
     fn unknown(&self, span: crate::diagnostic::Span) -> SpecError {
-        SpecError::UnknownField { layer: self.layer, field: self.name.to_string(), known: self.known, span }
+        let mut known = self.known.to_string();
+        for key in header_keys(self.layer, self.known) {
+            known.push(' ');
+            known.push_str(key);
+        }
+        SpecError::UnknownField { layer: self.layer, field: self.name.to_string(), known: known.into(), span }
     }
 
-    fn number(&self, max: u128, expected: &'static str) -> Result<u128, SpecError> {
+    /// The value of a rule-language field, as a rule file writes it (numbers, the
+    /// field's named values, addresses), as the interpreter reads it.
+    fn header_value(&self, field: ModelField) -> Result<u128, SpecError> {
+        Ok(match field.kind() {
+            kind @ ValueKind::Uint(_) => {
+                let max = kind.max();
+                self.named(names::named_values(field), max, &format!("{} (0..{max})", kind.describe()))?
+            }
+            ValueKind::Mac => self.mac()?.iter().fold(0, |value, &byte| (value << 8) | u128::from(byte)),
+            ValueKind::Ipv4 => u128::from(u32::from(self.ipv4()?)),
+            ValueKind::Ipv6 => u128::from(self.ipv6()?),
+        })
+    }
+
+    fn number(&self, max: u128, expected: &str) -> Result<u128, SpecError> {
         let text = self.value.text.as_str();
         let parsed = match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
             Some(hex) => u128::from_str_radix(hex, 16),
@@ -77,7 +103,7 @@ impl<'a> Field<'a> {
         parsed.ok().filter(|&n| n <= max).ok_or_else(|| self.bad(expected))
     }
 
-    fn named(&self, table: &[(&str, u128)], max: u128, expected: &'static str) -> Result<u128, SpecError> {
+    fn named(&self, table: &[(&str, u128)], max: u128, expected: &str) -> Result<u128, SpecError> {
         match table.iter().find(|(name, _)| *name == self.value.text) {
             Some((_, value)) => Ok(*value),
             None => self.number(max, expected),
@@ -168,17 +194,37 @@ impl<'a> Field<'a> {
     }
 }
 
-/// The `&'static` spelling of a field name that is in `known` (for error values).
-fn static_name(known: &'static str, name: &str) -> &'static str {
-    known.split(' ').find(|candidate| *candidate == name).unwrap_or("value")
+/// The `&'static` spelling of a field name that is in `known` or names a rule-language
+/// field of the layer (for error values).
+fn static_name(layer: &str, known: &'static str, name: &str) -> &'static str {
+    let header = || Some(&header_field(layer, name)?.name()[layer.len() + 1..]);
+    known.split(' ').find(|candidate| *candidate == name).or_else(header).unwrap_or("value")
 }
 
-/// Builds one layer from its name and items.
-pub(super) fn apply_layer(name: &Value, items: &[Item]) -> Result<Layer, SpecError> {
+/// The rule-language field `LAYER.KEY` when it is bits of that layer's header (the spec's
+/// layer names are the protocols' names), so [`Packet::set`] can write it.
+fn header_field(layer: &str, key: &str) -> Option<ModelField> {
+    let field = ModelField::by_name(&format!("{layer}.{key}"))?;
+    matches!(field.source(), FieldSource::Header { proto, .. } if proto.name() == layer).then_some(field)
+}
+
+/// The keys of `layer` that only the rule-language table gives, for messages.
+fn header_keys(layer: &'static str, known: &'static str) -> impl Iterator<Item = &'static str> {
+    ModelField::ALL.iter().filter_map(move |field| {
+        let key = field.name().strip_prefix(layer)?.strip_prefix('.')?;
+        let own = known.split(' ').any(|candidate| candidate == key);
+        (!own && header_field(layer, key) == Some(*field)).then_some(key)
+    })
+}
+
+/// Builds one layer from its name and items and appends it to `packet`; keys that are
+/// rule-language fields of the layer's header are then written over it.
+pub(super) fn apply_layer(packet: &mut Packet, name: &Value, items: &[Item]) -> Result<(), SpecError> {
     let Some(&(layer, known)) = LAYERS.iter().find(|(layer, _)| *layer == name.text && *layer != "truncate") else {
         return Err(SpecError::UnknownLayer { name: name.text.clone(), known: LAYER_NAMES, span: name.span });
     };
     let mut built = empty_layer(layer);
+    let mut writes = Vec::new();
     for item in items {
         let (field_name, key_span) = match &item.key {
             Some((key, span)) => (key.as_str(), *span),
@@ -190,12 +236,22 @@ pub(super) fn apply_layer(name: &Value, items: &[Item]) -> Result<Layer, SpecErr
             return Err(SpecError::UnexpectedValue { layer, value: item.value.text.clone(), span: item.value.span });
         }
         let field = Field { layer, known, name: field_name, value };
-        set_field(&mut built, &field).map_err(|error| match error {
-            SpecError::UnknownField { .. } => field.unknown(key_span),
-            other => other,
-        })?;
+        match set_field(&mut built, &field) {
+            Err(SpecError::UnknownField { .. }) => match header_field(layer, field_name) {
+                Some(model) => writes.push((model, field.header_value(model)?, field_name, &item.value)),
+                None => return Err(field.unknown(key_span)),
+            },
+            result => result?,
+        }
     }
-    Ok(built)
+    packet.layers.push(built);
+    for (model, number, name, value) in writes {
+        let field = Field { layer, known, name, value };
+        *packet = std::mem::take(packet)
+            .set(model, number)
+            .map_err(|_| field.bad(&format!("a value `{}` can hold", model.name())))?;
+    }
+    Ok(())
 }
 
 /// The field a value written without `key=` sets: a boolean flag named by the value, or
@@ -358,4 +414,54 @@ fn set_icmp(icmp: &mut Icmp, f: &Field<'_>, types: &[(&str, u128)]) -> Result<()
         _ => return Err(f.unknown(f.value.span)),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    use crate::eval::Headers;
+    use crate::fields::{Field, FieldSource, Proto, ValueKind};
+    use crate::testcase::{spec_bytes, SpecError};
+
+    /// Every field that is bits of one header is a key of its layer by its name after
+    /// the dot, with the value a rule file compares it with.
+    #[test]
+    fn every_header_field_is_a_key_of_its_layer() {
+        for &field in Field::ALL {
+            let FieldSource::Header { proto, .. } = field.source() else { continue };
+            let key = field.name().strip_prefix(proto.name()).and_then(|key| key.strip_prefix('.'));
+            let key = key.unwrap_or_else(|| panic!("{} is not named after its header {}", field.name(), proto.name()));
+            let value = field.kind().max() / 3;
+            let text = match field.kind() {
+                ValueKind::Uint(_) => value.to_string(),
+                ValueKind::Mac => {
+                    value.to_be_bytes()[10..].iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+                }
+                ValueKind::Ipv4 => Ipv4Addr::from(value as u32).to_string(),
+                ValueKind::Ipv6 => Ipv6Addr::from(value).to_string(),
+            };
+            let before = match proto {
+                Proto::Eth | Proto::Vlan | Proto::Arp | Proto::Ipv4 | Proto::Ipv6 => "",
+                Proto::Tcp | Proto::Sctp | Proto::Icmp => "ipv4 / ",
+                Proto::Udp | Proto::Icmp6 => "ipv6 / ",
+            };
+            let spec = format!("{before}{} {key}={text}", proto.name());
+            let frame = spec_bytes(&spec).unwrap_or_else(|e| panic!("{spec}: {e}"));
+            assert_eq!(Headers::parse(&frame).field_value(field), Some(value), "{spec}");
+        }
+    }
+
+    #[test]
+    fn rule_field_keys_are_listed_checked_and_spelled_as_in_rules() {
+        let error = spec_bytes("ipv6 bogus=1").unwrap_err();
+        let SpecError::UnknownField { known, .. } = &error else { panic!("{error:?}") };
+        assert!(known.ends_with("plen hop_limit flow_label payload_len len"), "{known}");
+        let error = spec_bytes("ipv6 len=39").unwrap_err().to_string();
+        assert_eq!(error, "`ipv6 len` takes a value `ipv6.len` can hold, not `39`");
+        let error = spec_bytes("ipv6 hop_limit=256").unwrap_err().to_string();
+        assert_eq!(error, "`ipv6 hop_limit` takes an 8-bit number (0..255), not `256`");
+        // A field of another header is no key here.
+        assert!(matches!(spec_bytes("ipv6 frag_offset=1"), Err(SpecError::UnknownField { .. })));
+    }
 }

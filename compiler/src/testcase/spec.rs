@@ -69,7 +69,7 @@ pub enum SpecError {
         /// The field as written.
         field: String,
         /// The layer's fields.
-        known: &'static str,
+        known: Box<str>,
         /// Where.
         span: Span,
     },
@@ -81,7 +81,7 @@ pub enum SpecError {
         /// The field.
         field: &'static str,
         /// What the field takes.
-        expected: &'static str,
+        expected: Box<str>,
         /// The value as written.
         value: String,
         /// Where.
@@ -192,7 +192,7 @@ pub fn parse_spec(text: &str) -> Result<Packet, SpecError> {
         if index == 0 && part.name.text != "eth" {
             packet.layers.push(Layer::Eth(Eth::default()));
         }
-        packet.layers.push(apply_layer(&part.name, &part.items)?);
+        apply_layer(&mut packet, &part.name, &part.items)?;
         // An upper bound, to stop before building anything huge; `spec_bytes` checks
         // the exact length.
         let len: usize = packet.layers.iter().map(layer_len).sum();
@@ -226,7 +226,7 @@ fn truncate_length(part: &Part) -> Result<usize, SpecError> {
     let bad = |value: &Value| SpecError::BadValue {
         layer: "truncate",
         field: "length",
-        expected: "a byte count",
+        expected: "a byte count".into(),
         value: value.text.clone(),
         span: value.span,
     };
