@@ -287,6 +287,7 @@ fields! {
     TcpAck = "tcp.ack", Uint(32), at(Proto::Tcp, 8, 4), "TCP acknowledgment number.";
     TcpFlags = "tcp.flags", Uint(8), at(Proto::Tcp, 13, 1), "TCP flags byte (cwr ece urg ack psh rst syn fin).";
     TcpWindow = "tcp.window", Uint(16), at(Proto::Tcp, 14, 2), "TCP window.";
+    TcpUrgent = "tcp.urgent", Uint(16), at(Proto::Tcp, 18, 2), "TCP urgent pointer (meaningful with the URG flag).";
     UdpSport = "udp.sport", Uint(16), at(Proto::Udp, 0, 2), "UDP source port.";
     UdpDport = "udp.dport", Uint(16), at(Proto::Udp, 2, 2), "UDP destination port.";
     UdpLen = "udp.len", Uint(16), at(Proto::Udp, 4, 2), "UDP length.";

@@ -67,6 +67,7 @@ fn positive_cases() -> Vec<(Field, Packet, u128)> {
         (TcpAck, v4().push(tcp.clone()), 0x0102_0304),
         (TcpFlags, v4().push(tcp.clone()), u128::from(tcp_flags::SYN | tcp_flags::ACK)),
         (TcpWindow, v4().push(tcp), 1000),
+        (TcpUrgent, v4_tcp().set(TcpUrgent, 7).unwrap(), 7),
         (UdpSport, v4().udp(5353, 53), 5353),
         (UdpDport, v6().udp(5353, 53), 53),
         (UdpLen, v4().udp(1, 2).payload([0; 5]), 13),
