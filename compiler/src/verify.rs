@@ -70,7 +70,6 @@ mod error;
 use crate::bpf::opcode::{
     HELPER_KTIME_GET_NS, HELPER_MAP_LOOKUP, HELPER_MAP_UPDATE, HELPER_RINGBUF_RESERVE, HELPER_RINGBUF_SUBMIT,
 };
-use std::collections::HashMap;
 
 pub use budget::{processed_per_insn, Estimate};
 pub use error::{Access, Misuse, Value, VerifyError};
@@ -119,8 +118,9 @@ impl From<Misuse> for Problem {
 #[derive(Clone, Debug)]
 struct State {
     regs: [Value; 11],
-    /// Per packet-pointer base: bytes known to be inside the packet from it.
-    checked: HashMap<u32, i64>,
+    /// Per packet-pointer base (each at most once): bytes known to be inside the packet
+    /// from it. A list: a program has a few bases, and states are copied at every branch.
+    checked: Vec<(u32, i64)>,
     /// Registers holding a constant the code set with a `mov` of an immediate.
     known: [Option<i64>; 11],
     /// The 8-aligned stack slot holding the context pointer, if it was spilled there.
@@ -152,24 +152,62 @@ pub fn estimate_processed(program: &Program, hook: impl Into<ProgramType>, limit
     budget::estimate(&program.insns, hook.into(), limit)
 }
 
+/// Where jumps land: per instruction its first slot, per slot the instruction starting
+/// there (jump offsets count slots). Built once in one pass, so finding a jump's target
+/// is an index, not a search.
+pub(crate) struct Slots {
+    slot_of: Vec<usize>,
+    /// Per slot, the index of the instruction starting there, or `u32::MAX` (the second
+    /// slot of an `lddw`).
+    insn_at: Vec<u32>,
+}
+
+impl Slots {
+    pub(crate) fn new(insns: &[ResolvedInsn]) -> Slots {
+        let mut slot_of = Vec::with_capacity(insns.len());
+        let mut insn_at = Vec::with_capacity(insns.len() + insns.len() / 8);
+        for (index, insn) in insns.iter().enumerate() {
+            slot_of.push(insn_at.len());
+            insn_at.push(index as u32);
+            for _ in 1..insn.slots() {
+                insn_at.push(u32::MAX);
+            }
+        }
+        Slots { slot_of, insn_at }
+    }
+
+    /// The instruction a jump at `index` with `offset` lands on, if one starts there.
+    pub(crate) fn target(&self, index: usize, offset: i16) -> Option<usize> {
+        let slot = self.slot_of[index] as i64 + 1 + i64::from(offset);
+        let at = *self.insn_at.get(usize::try_from(slot).ok()?)?;
+        (at != u32::MAX).then_some(at as usize)
+    }
+}
+
 struct Verifier<'a> {
     insns: &'a [ResolvedInsn],
-    /// Slot index of each instruction (jump offsets count slots).
-    slot_of: Vec<usize>,
-    incoming: Vec<Option<State>>,
+    slots: Slots,
+    /// The merged states of the jumps to each instruction not yet reached (boxed: most
+    /// instructions are no jump's target, and a state is a few hundred bytes).
+    incoming: Vec<Option<Box<State>>>,
     next_base: u32,
     hook: ProgramType,
 }
 
+/// Where a path goes after one instruction.
+enum Next {
+    /// On to the next instruction.
+    Fall,
+    /// To instruction `to`, unconditionally.
+    Goto(usize),
+    /// Nowhere (`exit`).
+    Stop,
+}
+
 impl<'a> Verifier<'a> {
     fn new(insns: &'a [ResolvedInsn], hook: ProgramType) -> Verifier<'a> {
-        let mut slot_of = Vec::with_capacity(insns.len());
-        let mut slot = 0;
-        for insn in insns {
-            slot_of.push(slot);
-            slot += insn.slots();
-        }
-        Verifier { insns, slot_of, incoming: vec![None; insns.len()], next_base: 1, hook }
+        let incoming = (0..insns.len()).map(|_| None).collect();
+        Verifier { insns, slots: Slots::new(insns), incoming, next_base: 1, hook }
     }
 
     /// Replays the kernel's depth-first walk (fall-through first, jump targets pushed)
@@ -213,21 +251,32 @@ impl<'a> Verifier<'a> {
         let mut regs = [Value::Uninit; 11];
         regs[1] = Value::Context;
         regs[10] = Value::Stack(0);
-        let state = State { regs, checked: HashMap::new(), known: [None; 11], context_spill: None, reserved: false };
-        let mut current = Some(state);
+        let state = State { regs, checked: Vec::new(), known: [None; 11], context_spill: None, reserved: false };
+        // The state falling through into the next instruction (when `falls`).
+        let mut current = state;
+        let mut falls = true;
         for index in 0..self.insns.len() {
-            let state = match (current.take(), self.incoming[index].take()) {
-                (Some(a), Some(b)) => self.merge(a, b),
-                (Some(state), None) | (None, Some(state)) => state,
-                (None, None) => return Err(VerifyError::Unreachable { insn: index }),
+            match (falls, self.incoming[index].take()) {
+                (true, Some(incoming)) => self.merge_into(&mut current, &incoming),
+                (true, None) => {}
+                (false, Some(incoming)) => current = *incoming,
+                (false, None) => return Err(VerifyError::Unreachable { insn: index }),
+            }
+            falls = match self.step(index, &mut current)? {
+                Next::Fall => true,
+                Next::Goto(to) => {
+                    self.send(to, current.clone());
+                    false
+                }
+                Next::Stop => false,
             };
-            current = self.step(index, state)?;
         }
         Ok(())
     }
 
-    /// Executes one instruction; returns the fall-through state, if any.
-    fn step(&mut self, index: usize, mut state: State) -> Result<Option<State>, VerifyError> {
+    /// Executes one instruction on `state` (which becomes the fall-through state); a
+    /// conditional jump sends its taken state to its target.
+    fn step(&mut self, index: usize, state: &mut State) -> Result<Next, VerifyError> {
         let insn = &self.insns[index];
         let fail = |problem: Problem| {
             let text = crate::bpf::asm::insn_to_string(insn, |offset| format!("{offset:+}"));
@@ -250,17 +299,17 @@ impl<'a> Verifier<'a> {
         }
         match *insn {
             Insn::Alu64 { op, dst, src } => {
-                let value = self.alu64(&state, op, dst, src).map_err(fail)?;
-                set(&mut state, dst, value).map_err(fail)?;
+                let value = self.alu64(state, op, dst, src).map_err(fail)?;
+                set(state, dst, value).map_err(fail)?;
             }
             Insn::Alu32 { op, dst, src } => {
-                let source = operand(&state, src);
+                let source = operand(state, src);
                 let target = state.regs[dst.number() as usize];
                 let ok = matches!(source, Value::Scalar) && (op == AluOp::Mov || matches!(target, Value::Scalar));
                 if !ok {
                     return Err(fail(Misuse::NarrowArithmetic.into()));
                 }
-                set(&mut state, dst, Value::Scalar).map_err(fail)?;
+                set(state, dst, Value::Scalar).map_err(fail)?;
             }
             Insn::Neg { dst, .. } | Insn::Endian { dst, .. } => {
                 if state.regs[dst.number() as usize] != Value::Scalar {
@@ -268,8 +317,8 @@ impl<'a> Verifier<'a> {
                 }
             }
             Insn::Load { size, dst, src, off } => {
-                let value = self.load(&state, size, src, off).map_err(fail)?;
-                set(&mut state, dst, value).map_err(fail)?;
+                let value = self.load(state, size, src, off).map_err(fail)?;
+                set(state, dst, value).map_err(fail)?;
             }
             Insn::Store { size: Size::DW, dst: Reg::R10, off, src }
                 if state.regs[src.number() as usize] == Value::Context && off % 8 == 0 =>
@@ -281,13 +330,13 @@ impl<'a> Verifier<'a> {
                 if !matches!(state.regs[src.number() as usize], Value::Scalar) {
                     return Err(fail(Access::StoredPointer.into()));
                 }
-                self.store(&mut state, size, dst, off).map_err(fail)?;
+                self.store(state, size, dst, off).map_err(fail)?;
             }
-            Insn::StoreImm { size, dst, off, .. } => self.store(&mut state, size, dst, off).map_err(fail)?,
-            Insn::LoadImm64 { dst, .. } => set(&mut state, dst, Value::Scalar).map_err(fail)?,
-            Insn::LoadMapIndex { dst, .. } => set(&mut state, dst, Value::MapPointer).map_err(fail)?,
+            Insn::StoreImm { size, dst, off, .. } => self.store(state, size, dst, off).map_err(fail)?,
+            Insn::LoadImm64 { dst, .. } => set(state, dst, Value::Scalar).map_err(fail)?,
+            Insn::LoadMapIndex { dst, .. } => set(state, dst, Value::MapPointer).map_err(fail)?,
             Insn::Call { helper } => {
-                let result = self.call(&mut state, helper).ok_or(Problem::Call { helper }).map_err(fail)?;
+                let result = self.call(state, helper).ok_or(Problem::Call { helper }).map_err(fail)?;
                 for reg in Reg::CALL_CLOBBERED {
                     state.regs[reg.number() as usize] = Value::Uninit;
                     state.known[reg.number() as usize] = None;
@@ -301,28 +350,23 @@ impl<'a> Verifier<'a> {
                 if state.reserved {
                     return Err(fail(Misuse::UnsubmittedRecord.into()));
                 }
-                return Ok(None);
+                return Ok(Next::Stop);
             }
-            Insn::Ja { target } => {
-                let to = self.target(index, target)?;
-                self.send(to, state);
-                return Ok(None);
-            }
+            Insn::Ja { target } => return Ok(Next::Goto(self.target(index, target)?)),
             Insn::Jump { op, wide, dst, src, target } => {
                 let to = self.target(index, target)?;
                 let left = state.regs[dst.number() as usize];
-                let right = operand(&state, src);
+                let right = operand(state, src);
                 let null_check = wide && src == Operand::Imm(0);
-                let (taken, fallthrough) =
-                    self.branch(state, op, (left, right), (dst, wide, null_check)).map_err(fail)?;
+                let taken = self.branch(state, op, (left, right), (dst, wide, null_check)).map_err(fail)?;
                 self.send(to, taken);
-                return Ok(Some(fallthrough));
+                return Ok(Next::Fall);
             }
         }
         if let Some((dst, value)) = constant {
             state.known[dst.number() as usize] = Some(value);
         }
-        Ok(Some(state))
+        Ok(Next::Fall)
     }
 
     /// Checks a helper call's arguments; what r0 holds after it, `None` when the call
@@ -368,25 +412,25 @@ impl<'a> Verifier<'a> {
     }
 
     fn target(&self, index: usize, offset: i16) -> Result<usize, VerifyError> {
-        let slot = self.slot_of[index] as i64 + 1 + i64::from(offset);
-        // `slot_of` is sorted: a binary search finds the instruction starting there.
-        match self.slot_of.binary_search(&(slot.max(0) as usize)) {
-            Ok(to) if offset >= 0 && to > index => Ok(to),
+        match self.slots.target(index, offset) {
+            Some(to) if offset >= 0 && to > index => Ok(to),
             _ => Err(VerifyError::BadJump { insn: index }),
         }
     }
 
     fn send(&mut self, to: usize, state: State) {
-        let merged = match self.incoming[to].take() {
-            Some(existing) => self.merge(existing, state),
-            None => state,
-        };
-        self.incoming[to] = Some(merged);
+        match self.incoming[to].take() {
+            Some(mut existing) => {
+                self.merge_into(&mut existing, &state);
+                self.incoming[to] = Some(existing);
+            }
+            None => self.incoming[to] = Some(Box::new(state)),
+        }
     }
 
-    fn merge(&mut self, a: State, b: State) -> State {
-        let mut regs = a.regs;
-        for (index, reg) in regs.iter_mut().enumerate() {
+    /// Merges `b` into `a` (in place: states are large and merged at every jump target).
+    fn merge_into(&mut self, a: &mut State, b: &State) {
+        for (index, reg) in a.regs.iter_mut().enumerate() {
             let other = b.regs[index];
             if *reg == other {
                 continue;
@@ -400,19 +444,20 @@ impl<'a> Verifier<'a> {
                 _ => Value::Uninit,
             };
         }
-        let checked = a
-            .checked
-            .iter()
-            .filter_map(|(base, bytes)| b.checked.get(base).map(|other| (*base, (*bytes).min(*other))))
-            .collect();
-        let mut known = a.known;
-        for (index, constant) in known.iter_mut().enumerate() {
+        a.checked.retain_mut(|(base, bytes)| match checked_bytes(&b.checked, *base) {
+            Some(other) => {
+                *bytes = (*bytes).min(other);
+                true
+            }
+            None => false,
+        });
+        for (index, constant) in a.known.iter_mut().enumerate() {
             if *constant != b.known[index] {
                 *constant = None;
             }
         }
-        let context_spill = a.context_spill.filter(|slot| b.context_spill == Some(*slot));
-        State { regs, checked, known, context_spill, reserved: a.reserved || b.reserved }
+        a.context_spill = a.context_spill.filter(|slot| b.context_spill == Some(*slot));
+        a.reserved = a.reserved || b.reserved;
     }
 
     fn alu64(&mut self, state: &State, op: AluOp, dst: Reg, src: Operand) -> Result<Value, Problem> {
@@ -450,7 +495,7 @@ impl<'a> Verifier<'a> {
             Value::Context => self.context_field(off, bytes),
             Value::Packet { base, offset } => {
                 let end = offset + off + bytes;
-                let covered = state.checked.get(&base).copied().unwrap_or(0);
+                let covered = checked_bytes(&state.checked, base).unwrap_or(0);
                 if offset + off < 0 || end > covered {
                     return Err(Problem::PacketRead { start: offset + off, end, covered });
                 }
@@ -493,24 +538,26 @@ impl<'a> Verifier<'a> {
         }
     }
 
-    /// States after a conditional jump: (taken, fall-through). `jump` is the compared
-    /// register, whether the comparison is 64-bit, and whether it compares with imm 0.
+    /// The state a conditional jump takes; `fallthrough` (the state before it) becomes
+    /// the state that falls through. `jump` is the compared register, whether the
+    /// comparison is 64-bit, and whether it compares with imm 0.
     fn branch(
         &self,
-        state: State,
+        fallthrough: &mut State,
         op: JmpOp,
         (left, right): (Value, Value),
         (dst, wide, null_check): (Reg, bool, bool),
-    ) -> Result<(State, State), Problem> {
+    ) -> Result<State, Problem> {
         if left == Value::Uninit || right == Value::Uninit {
             return Err(Misuse::UninitializedComparison.into());
         }
-        let mut taken = state.clone();
-        let mut fallthrough = state;
+        let mut taken = fallthrough.clone();
         match (op, left, right) {
             (JmpOp::Gt, Value::Packet { base, offset }, Value::PacketEnd) if wide => {
-                let known = fallthrough.checked.entry(base).or_insert(0);
-                *known = (*known).max(offset);
+                match fallthrough.checked.iter_mut().find(|(known, _)| *known == base) {
+                    Some((_, bytes)) => *bytes = (*bytes).max(offset),
+                    None => fallthrough.checked.push((base, offset.max(0))),
+                }
             }
             (JmpOp::Eq, Value::LookupResult, Value::Scalar) if null_check => {
                 taken.regs[dst.number() as usize] = Value::Scalar;
@@ -528,8 +575,13 @@ impl<'a> Verifier<'a> {
             (_, Value::Scalar, Value::Scalar) => {}
             _ => return Err(Misuse::Comparison { op, left, right }.into()),
         }
-        Ok((taken, fallthrough))
+        Ok(taken)
     }
+}
+
+/// Bytes known to be inside the packet from pointer base `base`, if any were checked.
+fn checked_bytes(checked: &[(u32, i64)], base: u32) -> Option<i64> {
+    checked.iter().find(|(known, _)| *known == base).map(|(_, bytes)| *bytes)
 }
 
 fn operand(state: &State, src: Operand) -> Value {

@@ -27,6 +27,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use super::layout::{absent_is_out_of_range, Layout};
 use crate::fields::{Field, Proto, ValueKind};
+use crate::hashing::FastMap;
 use crate::ir::{Filter, Node, NodeId, Source};
 use crate::program::CmpOp;
 
@@ -327,12 +328,26 @@ struct Builder<'a> {
 /// A diagram under construction.
 struct Building {
     diagram: Diagram,
-    shared: HashMap<Vec<Candidate>, NodeIndex>,
+    shared: FastMap<Candidates, NodeIndex>,
+}
+
+/// A node's candidate list as the key of [`Building::shared`]: hashed one word per
+/// candidate (the lists are long and hashed once per node built).
+#[derive(PartialEq, Eq)]
+struct Candidates(Vec<Candidate>);
+
+impl std::hash::Hash for Candidates {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(self.0.len() as u64);
+        for &(rule, proven) in &self.0 {
+            state.write_u64((rule as u64) ^ proven.rotate_left(24));
+        }
+    }
 }
 
 impl Builder<'_> {
     fn diagram(&mut self, rules: Vec<usize>) -> Diagram {
-        let mut building = Building { diagram: Diagram::default(), shared: HashMap::new() };
+        let mut building = Building { diagram: Diagram::default(), shared: FastMap::default() };
         let root = self.node(&mut building, rules.into_iter().map(|rule| (rule, 0)).collect(), 0);
         building.diagram.root = root;
         building.diagram
@@ -359,10 +374,11 @@ impl Builder<'_> {
         if let Some(position) = candidates.iter().position(|candidate| self.certain(candidate)) {
             candidates.truncate(position + 1);
         }
+        let candidates = Candidates(candidates);
         if let Some(&index) = building.shared.get(&candidates) {
             return index;
         }
-        let rules: Vec<usize> = candidates.iter().map(|&(rule, _)| rule).collect();
+        let rules: Vec<usize> = candidates.0.iter().map(|&(rule, _)| rule).collect();
         let split = if depth == 0 && rules.len() > LEAF_RULES {
             // A header every rule needs: testing it once at the root spares every leaf
             // its guard.
@@ -382,18 +398,18 @@ impl Builder<'_> {
         };
         let node = match split {
             None => {
-                TreeNode::Leaf(candidates.iter().map(|candidate| (candidate.0, self.residual(candidate))).collect())
+                TreeNode::Leaf(candidates.0.iter().map(|candidate| (candidate.0, self.residual(candidate))).collect())
             }
             Some(Split { kind: SplitKind::Source(source), .. }) => {
-                let (present, absent) = self.source_children(&candidates, source);
+                let (present, absent) = self.source_children(&candidates.0, source);
                 let present = self.node(building, present, depth + 1);
                 let absent = self.node(building, absent, depth + 1);
                 TreeNode::Source { source, present, absent }
             }
             Some(Split { kind: SplitKind::Field(field, lows), .. }) => {
-                let lists = self.field_children(&candidates, field, &lows);
+                let lists = self.field_children(&candidates.0, field, &lows);
                 let mut children: Vec<NodeIndex> = Vec::new();
-                let mut child_of: HashMap<NodeIndex, usize> = HashMap::new();
+                let mut child_of: FastMap<NodeIndex, usize> = FastMap::default();
                 let mut pieces: Vec<(u32, u32, usize)> = Vec::new();
                 for (position, list) in lists.into_iter().enumerate() {
                     let node = self.node(building, list, depth + 1);

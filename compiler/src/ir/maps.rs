@@ -62,10 +62,12 @@ impl Candidate {
 /// entries), once per set and value kind, in the order first met.
 pub fn candidates(filter: &Filter) -> Vec<Candidate> {
     let mut found: Vec<Candidate> = Vec::new();
+    // Each set and kind is looked at once (a set too large for a map stays too large).
+    let mut seen: crate::hashing::FastMap<(SetRef, ValueKind), ()> = Default::default();
     for id in reachable(filter) {
         let Node::InSet { field, set, .. } = filter.node(id) else { continue };
         let kind = family_kind(field.kind());
-        if found.iter().any(|candidate| candidate.set == *set && candidate.kind == kind) {
+        if seen.insert((*set, kind), ()).is_some() {
             continue;
         }
         let intervals = &filter.set(*set).intervals;

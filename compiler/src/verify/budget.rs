@@ -109,16 +109,8 @@ struct Flow {
 
 impl Flow {
     fn new(insns: &[ResolvedInsn]) -> Flow {
-        let mut slot_of = Vec::with_capacity(insns.len());
-        let mut slot = 0usize;
-        for insn in insns {
-            slot_of.push(slot);
-            slot += insn.slots();
-        }
-        let target = |index: usize, offset: i16| -> Option<usize> {
-            let slot = slot_of[index] as i64 + 1 + i64::from(offset);
-            usize::try_from(slot).ok().and_then(|slot| slot_of.binary_search(&slot).ok())
-        };
+        let slots = super::Slots::new(insns);
+        let target = |index: usize, offset: i16| slots.target(index, offset);
         let mut next = Vec::with_capacity(insns.len());
         let mut prune_point = vec![false; insns.len() + 1];
         for (index, insn) in insns.iter().enumerate() {
@@ -455,6 +447,12 @@ impl<'a> Replay<'a> {
 
     /// `is_state_visited`: whether an equal state was saved here (the path ends).
     fn visit(&mut self, index: usize, state: &mut State) -> bool {
+        let (jumps_then, processed_then) = self.saved_at;
+        let due = self.jumps - jumps_then >= SAVE_AFTER_JUMPS && self.processed - processed_then >= SAVE_AFTER_INSNS;
+        if self.saved[index].is_empty() && !due && state.history <= 40 {
+            // Nothing to compare with and nothing to save: the key is not needed.
+            return false;
+        }
         let key = self.key(index, state);
         let list = &mut self.saved[index];
         let mut found = false;
@@ -473,8 +471,6 @@ impl<'a> Replay<'a> {
         if found {
             return true;
         }
-        let (jumps_then, processed_then) = self.saved_at;
-        let due = self.jumps - jumps_then >= SAVE_AFTER_JUMPS && self.processed - processed_then >= SAVE_AFTER_INSNS;
         if due || state.history > 40 {
             list.push(Saved { key, hits: 0, misses: 0 });
             self.saved_at = (self.jumps, self.processed);
@@ -540,16 +536,15 @@ impl<'a> Replay<'a> {
         push(&mut key, ((state.stack.misc & read) >> 64) as u64);
         push(&mut key, (state.stack.zero & read) as u64);
         push(&mut key, ((state.stack.zero & read) >> 64) as u64);
-        let mut spills: Vec<(u8, u64)> = state
-            .stack
-            .spills
-            .iter()
-            .filter(|(word, _)| read & (1u128 << word) != 0)
-            .map(|(word, value)| (*word, encode(*value, Scalar::Exact)))
-            .collect();
-        spills.sort_unstable();
-        for (word, code) in spills {
-            push(&mut key, mix(u64::from(word), code));
+        // The spills that may be read, by word in increasing order (each word is spilled
+        // at most once), without collecting and sorting them.
+        let mut words = state.stack.spills.iter().fold(0u128, |bits, (word, _)| bits | 1u128 << word) & read;
+        while words != 0 {
+            let word = words.trailing_zeros() as u8;
+            words &= words - 1;
+            if let Some((_, value)) = state.stack.spills.iter().find(|(at, _)| *at == word) {
+                push(&mut key, mix(u64::from(word), encode(*value, Scalar::Exact)));
+            }
         }
         key
     }
