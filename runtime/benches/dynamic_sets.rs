@@ -16,8 +16,17 @@
 //!    and one that hits, next to `default pass` (the empty pfc program: parse prologue and
 //!    counter) measured in the same rounds.
 //!
-//! 3. **A static set as a decision tree or as a map** (what decides when pfc puts a big
+//! 4. **A static set as a decision tree or as a map** (what decides when pfc puts a big
 //!    static set in a map): 1k, 4k and 12k IPv4 prefixes, 1k and 12k u32 values.
+//! 5. **The clang reference**: `../shared/ref/acl_maps.c` (an XDP program with an IPv4
+//!    LPM trie `{u32 prefixlen, u32 addr}` looked up by source address) compiled with
+//!    `clang -O2 -target bpf`, its trie filled with the IPv4 prefixes of the 10k and 1M
+//!    sets (IPv6 does not fit its key), against pfc's trie holding the same IPv4 prefixes
+//!    and pfc's trie holding the whole mixed set, next to pfc's empty program and clang's
+//!    `empty.c` (`return XDP_PASS`); UDP packets (so the reference's second lookup, a TCP
+//!    port hash, does not run), every program once per round, medians. Skipped, with the
+//!    reason, when clang or the files are missing (`PFC_BENCH_REF_DIR` names another
+//!    directory than `../shared/ref`).
 //!
 //! Knobs: `PFC_BENCH_REPEAT` (default 200000), `PFC_BENCH_ROUNDS` (default 5). Skipped,
 //! with the reason, without the privileges to load BPF programs.
@@ -183,6 +192,131 @@ fn main() {
         report(size, "hash", (wall, cpu), [&hash, &empty], [&miss, &hit], repeat, rounds);
     }
     static_sets(&empty, &miss, repeat, rounds);
+    clang_reference(&empty, repeat, rounds);
+}
+
+/// `acl_maps.c` with its source trie made `entries` large, and `empty.c` (`return
+/// XDP_PASS`), from `../shared/ref/` (`PFC_BENCH_REF_DIR` names another directory),
+/// compiled with clang -O2 as the perf bench compiles its references. `Err`: why not.
+fn clang_programs(entries: usize) -> Result<(KernelProgram, KernelProgram), String> {
+    let default = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/ref");
+    let dir = std::path::PathBuf::from(std::env::var("PFC_BENCH_REF_DIR").unwrap_or_else(|_| default.to_string()));
+    let read = |name: &str| {
+        let path = dir.join(name);
+        std::fs::read_to_string(&path).map_err(|error| format!("{}: {error}", path.display()))
+    };
+    let (source, empty) = (read("acl_maps.c")?, read("empty.c")?);
+    let trie = "__uint(max_entries, 20000); __uint(map_flags, BPF_F_NO_PREALLOC); } src_lpm";
+    if !source.contains(trie) {
+        return Err("acl_maps.c: no src_lpm trie of 20000 entries to resize".to_string());
+    }
+    let acl = source.replace(trie, &trie.replace("20000", &entries.to_string()));
+    let include = format!("-I/usr/include/{}-linux-gnu", std::env::consts::ARCH);
+    let out = std::env::temp_dir().join(format!("pfc-bench-clang-{}", std::process::id()));
+    std::fs::create_dir_all(&out).map_err(|error| error.to_string())?;
+    let compile = |name: &str, text: &str| -> Result<KernelProgram, String> {
+        let (c, o) = (out.join(format!("{name}.c")), out.join(format!("{name}.o")));
+        std::fs::write(&c, text).map_err(|error| error.to_string())?;
+        let output = std::process::Command::new("clang")
+            .args(["-O2", "-g", "-target", "bpf", &include, "-c"])
+            .arg(&c)
+            .arg("-o")
+            .arg(&o)
+            .output()
+            .map_err(|error| format!("cannot run clang ({error}); apt-get install clang"))?;
+        if !output.status.success() {
+            return Err(format!("clang {name}.c: {}", String::from_utf8_lossy(&output.stderr)));
+        }
+        let bytes = std::fs::read(&o).map_err(|error| error.to_string())?;
+        KernelProgram::load(&bytes).map_err(|error| format!("{name}.o: {error}"))
+    };
+    let programs = compile("acl_maps", &acl).and_then(|acl| Ok((acl, compile("empty", &empty)?)));
+    let _ = std::fs::remove_dir_all(&out);
+    programs
+}
+
+/// 5. **The clang reference** (see the module doc).
+fn clang_reference(empty: &KernelProgram, repeat: u32, rounds: u32) {
+    println!();
+    let (acl, pass) = match clang_programs(2_000_000) {
+        Ok(programs) => programs,
+        Err(reason) => {
+            println!("clang reference skipped: {reason}");
+            return;
+        }
+    };
+    let trie_rules = "default pass\nset s: ip dynamic size 1000000\nrule r: drop if ip.src in s\n";
+    println!("clang reference (acl_maps.c, clang -O2): UDP packets, ns per packet (BPF_PROG_TEST_RUN, median of {rounds} x {repeat}, all programs in each round)");
+    println!("size      program                        miss ns  hit ns  miss-floor  hit-floor");
+    let miss = spec_bytes("ipv4 src=192.0.2.9 dst=198.51.100.1 / udp dport=80").expect("spec");
+    for size in [10_000usize, 1_000_000] {
+        let mixed = prefixes(size, 0x9e37_79b9_7f4a_7c15);
+        let v4: Vec<DynamicElement> = mixed.iter().filter(|e| e.kind == ValueKind::Ipv4).cloned().collect();
+        let keys = |elements: &[DynamicElement]| -> Vec<SetKey> {
+            in_trie_order(elements.iter().map(|e| element_key(DynamicKind::Prefixes, e, 0)).collect())
+        };
+        let (pfc_v4, pfc_mixed) = (load(trie_rules), load(trie_rules));
+        fill(&pfc_v4, &keys(&v4));
+        fill(&pfc_mixed, &keys(&mixed));
+        // The reference's key: prefix length, then the address as the packet holds it.
+        let mut acl_keys: Vec<[u8; 8]> = v4
+            .iter()
+            .map(|e| {
+                let length = 32 - (e.high - e.low + 1).trailing_zeros();
+                let mut key = [0u8; 8];
+                key[..4].copy_from_slice(&length.to_le_bytes());
+                key[4..].copy_from_slice(&(e.low as u32).to_be_bytes());
+                key
+            })
+            .collect();
+        acl_keys.sort_unstable_by_key(|key| (u32::from_be_bytes([key[4], key[5], key[6], key[7]]), key[0]));
+        acl_keys.dedup();
+        let acl_map = acl.map_id(acl.object().map_index("src_lpm").expect("src_lpm")).expect("map id");
+        let flat_keys: Vec<u8> = acl_keys.iter().flatten().copied().collect();
+        LiveSys.write_entries(acl_map, &flat_keys, &1u32.to_le_bytes(), Existing::Overwrite).expect("fill acl");
+        let hit_source = std::net::Ipv4Addr::from(v4[0].low as u32);
+        let hit = spec_bytes(&format!("ipv4 src={hit_source} dst=198.51.100.1 / udp dport=80")).expect("spec");
+        let programs: [(&str, &KernelProgram); 5] = [
+            ("pfc trie, IPv4 prefixes", &pfc_v4),
+            ("pfc trie, whole mixed set", &pfc_mixed),
+            ("pfc empty (default pass)", empty),
+            ("clang acl_maps.c", &acl),
+            ("clang empty.c", &pass),
+        ];
+        // Every program on both packets once per round, in the same rounds.
+        let mut samples = vec![[Vec::new(), Vec::new()]; programs.len()];
+        for _ in 0..rounds {
+            for (index, (_, program)) in programs.iter().enumerate() {
+                for (packet, runs) in [&miss, &hit].into_iter().zip(samples[index].iter_mut()) {
+                    runs.push(program.bench(packet, repeat).expect("test run"));
+                }
+            }
+        }
+        let median = |runs: &[u64]| {
+            let mut runs = runs.to_vec();
+            runs.sort_unstable();
+            runs[runs.len() / 2]
+        };
+        let medians: Vec<[u64; 2]> = samples.iter().map(|[m, h]| [median(m), median(h)]).collect();
+        for (index, (name, _)) in programs.iter().enumerate() {
+            let floor = if index < 3 { medians[2] } else { medians[4] };
+            let [miss_ns, hit_ns] = medians[index];
+            println!(
+                "{:<9} {name:<30} {miss_ns:<8} {hit_ns:<7} {:<11} {}",
+                format!("{}", if index == 1 { size } else { v4.len() }),
+                miss_ns as i64 - floor[0] as i64,
+                hit_ns as i64 - floor[1] as i64
+            );
+        }
+        let ratio = |a: u64, b: u64| a as f64 / b.max(1) as f64;
+        println!(
+            "          pfc / clang, same IPv4 prefixes: miss {:.2}x, hit {:.2}x (whole program); above each floor: miss {:.2}x, hit {:.2}x",
+            ratio(medians[0][0], medians[3][0]),
+            ratio(medians[0][1], medians[3][1]),
+            ratio(medians[0][0].saturating_sub(medians[2][0]), medians[3][0].saturating_sub(medians[4][0])),
+            ratio(medians[0][1].saturating_sub(medians[2][1]), medians[3][1].saturating_sub(medians[4][1])),
+        );
+    }
 }
 
 /// 3. **A static set: decision tree or map.** `drop if ip.src in SET` for a static set of
