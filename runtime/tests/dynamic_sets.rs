@@ -238,6 +238,42 @@ fn the_vms_trie_finds_the_longest_prefix_as_the_kernel_does() {
     assert!(vm.map_update(map, &key("10.6.0.0/16"), &VALUE).is_err(), "full: 2 x size entries");
 }
 
+/// Sets of the largest size a dynamic set may declare (16,777,216: maps of 33,554,432
+/// slots, 512 MiB of value slots each) run in the VM: the slots are reserved untouched,
+/// so the VM is made at once and entries work as in a small set (a deleted entry's slot
+/// is used again).
+#[test]
+fn sets_of_the_largest_declared_size_run_in_the_vm() {
+    let rules = "default pass\nset s: ipv4 dynamic size 16777216\nset p: port dynamic size 16777216\n\
+                 rule r: drop if ipv4.src in s\nrule q: drop if udp.dport in p\n";
+    let (compiled, diagnostics) = pfc_compiler::compile::compile(rules, Default::default());
+    let compiled = compiled.unwrap_or_else(|| panic!("compiles: {diagnostics:?}"));
+    let object = BpfObject::parse(&compiled.object).expect("parses");
+    let started = std::time::Instant::now();
+    let mut vm = Vm::new(&object).expect("the VM takes maps of 33,554,432 slots");
+    println!("VM with two maps of 33,554,432 slots made in {:?}", started.elapsed());
+    let maps = set_maps(&object, &compiled.program);
+    let key = |set: usize, text: &str| {
+        let element = element(&compiled.program, set, text);
+        pfc_compiler::program::dynamic::element_key(compiled.program.dynamic_sets[set].kind, &element, 0)
+    };
+    let drops = |vm: &mut Vm<'_>, source: &str, port: u16| {
+        let packet = spec_bytes(&format!("ipv4 src={source} dst=192.0.2.1 / udp dport={port}")).expect("spec");
+        vm.run(&packet).expect("runs").return_value == 1
+    };
+    assert!(!drops(&mut vm, "10.1.2.3", 53));
+    vm.map_update(maps[0], &key(0, "10.0.0.0/8"), &VALUE).expect("update");
+    vm.map_update(maps[1], &key(1, "53"), &VALUE).expect("update");
+    assert!(drops(&mut vm, "10.1.2.3", 80) && drops(&mut vm, "11.0.0.1", 53) && !drops(&mut vm, "11.0.0.1", 80));
+    assert!(vm.map_delete(maps[0], &key(0, "10.0.0.0/8")).expect("delete"));
+    assert!(!drops(&mut vm, "10.1.2.3", 80));
+    for text in ["10.0.0.0/8", "10.1.0.0/16", "10.2.0.0/16"] {
+        vm.map_update(maps[0], &key(0, text), &VALUE).expect("update");
+    }
+    assert_eq!(vm.map_entries(maps[0]).expect("entries").len(), 3);
+    assert!(drops(&mut vm, "10.1.2.3", 80));
+}
+
 /// The kernel verifier accepts lookups of every shape: each kind of set, masks, `not in`,
 /// XDP and TC, with rate limits, and classified rule sets.
 #[test]

@@ -1,7 +1,8 @@
 //! Map definitions in, emulated map storage and the rbpf helpers that reach it out.
 //!
-//! rbpf has no maps. Each map gets one heap block, allocated once and never moved, that
-//! rbpf is told it may read and write (`register_allowed_memory`). `bpf_map_lookup_elem`
+//! rbpf has no maps. Each map gets one heap block, allocated once (zeroed, so the pages
+//! of slots no entry used take no memory) and never moved, that rbpf is told it may read
+//! and write (`register_allowed_memory`). `bpf_map_lookup_elem`
 //! returns host addresses into it. Helpers are plain `fn` pointers, so the storage of the
 //! VM that is running is published in a thread-local for the duration of one run.
 //!
@@ -29,8 +30,12 @@ use pfc_compiler::object::{MapDef, MapType};
 /// Bytes past each map's end that an access starting inside it may touch: rbpf checks
 /// only the first byte of an access against allowed memory.
 const PADDING: usize = 8;
-/// The most memory all of one VM's maps may take.
+/// The most memory all of one VM's maps may take up front (arrays, LRU keys).
 pub(crate) const MAX_TOTAL_BYTES: usize = 256 << 20;
+/// The most address space the value slots of hash maps and tries may reserve: their
+/// pages stay untouched (and take no memory) until an entry uses them, so a dynamic set
+/// declared `size 16777216` (33,554,432 slots of 16 bytes) runs in the VM.
+pub(crate) const MAX_LAZY_BYTES: usize = 2 << 30;
 
 const ENOENT: i64 = 2;
 const E2BIG: i64 = 7;
@@ -48,9 +53,11 @@ pub(crate) struct EmulatedMap {
     keys: Box<[Cell<u8>]>,
     /// LPM tries only: how many stored prefixes have each prefix length.
     prefix_lengths: RefCell<std::collections::BTreeMap<u32, usize>>,
-    /// Hash maps only: key → slot, and the free slots.
+    /// Hash maps only: key → slot, the slots freed by deletes, and the first slot never
+    /// used (slots are handed out in order, so untouched ones cost no memory).
     index: RefCell<HashMap<Vec<u8>, usize>>,
     free: RefCell<Vec<usize>>,
+    fresh: Cell<usize>,
     /// LRU hash maps only: each slot's last use, and slots by last use.
     used: RefCell<Vec<u64>>,
     by_use: RefCell<std::collections::BTreeMap<u64, usize>>,
@@ -61,24 +68,33 @@ impl EmulatedMap {
     fn new(def: &MapDef) -> EmulatedMap {
         let stride = (def.value_size as usize).div_ceil(8) * 8;
         let entries = def.max_entries as usize;
-        let is_hash = def.map_type.is_hash();
         let key_bytes = if def.map_type == MapType::LRU_HASH { entries * def.key_size as usize } else { 0 };
         EmulatedMap {
             def: def.clone(),
             stride,
-            values: (0..entries * stride + PADDING).map(|_| Cell::new(0)).collect(),
+            values: zeroed_cells(entries * stride + PADDING),
             keys: (0..key_bytes).map(|_| Cell::new(0)).collect(),
             prefix_lengths: RefCell::new(std::collections::BTreeMap::new()),
             index: RefCell::new(HashMap::new()),
-            free: RefCell::new(if is_hash { (0..entries).rev().collect() } else { Vec::new() }),
+            free: RefCell::new(Vec::new()),
+            fresh: Cell::new(0),
             used: RefCell::new(if def.map_type == MapType::LRU_HASH { vec![0; entries] } else { Vec::new() }),
             by_use: RefCell::new(std::collections::BTreeMap::new()),
             uses: Cell::new(0),
         }
     }
 
-    /// Bytes the map needs, or `None` on overflow.
-    pub(crate) fn bytes_needed(def: &MapDef) -> Option<usize> {
+    /// Bytes the map needs up front (counted against [`MAX_TOTAL_BYTES`]) and bytes it
+    /// reserves untouched (value slots of hash maps and tries, [`MAX_LAZY_BYTES`]), or
+    /// `None` on overflow.
+    pub(crate) fn bytes_needed(def: &MapDef) -> Option<(usize, usize)> {
+        let bytes = Self::bytes_of(def)?;
+        let lazy = if def.map_type.is_hash() && def.map_type != MapType::LRU_HASH { bytes } else { 0 };
+        Some((bytes - lazy, lazy))
+    }
+
+    /// Bytes of all the map's slots, or `None` on overflow.
+    fn bytes_of(def: &MapDef) -> Option<usize> {
         let stride = (def.value_size as usize).div_ceil(8).checked_mul(8)?;
         let key_bytes = if def.map_type == MapType::LRU_HASH { def.key_size as usize } else { 0 };
         let per_entry = stride.checked_add(key_bytes)?;
@@ -161,6 +177,21 @@ impl EmulatedMap {
         self.free.borrow_mut().push(slot);
     }
 
+    fn capacity(&self) -> usize {
+        self.def.max_entries as usize
+    }
+
+    /// A slot for a new entry: a freed one, else the first never used; `None` when full.
+    fn free_slot(&self) -> Option<usize> {
+        self.free.borrow_mut().pop().or_else(|| {
+            let fresh = self.fresh.get();
+            (fresh < self.capacity()).then(|| {
+                self.fresh.set(fresh + 1);
+                fresh
+            })
+        })
+    }
+
     fn value_cells(&self, slot: usize) -> &[Cell<u8>] {
         let start = slot * self.stride;
         &self.values[start..start + self.def.value_size as usize]
@@ -224,10 +255,10 @@ impl EmulatedMap {
             (None, _) if !self.is_hash() => return -E2BIG,
             (None, 2) => return -ENOENT,
             (None, _) => {
-                if self.is_lru() && self.free.borrow().is_empty() {
+                if self.is_lru() && self.free.borrow().is_empty() && self.fresh.get() == self.capacity() {
                     self.evict_oldest();
                 }
-                let Some(slot) = self.free.borrow_mut().pop() else {
+                let Some(slot) = self.free_slot() else {
                     return -E2BIG;
                 };
                 if self.is_lru() {
@@ -303,18 +334,30 @@ impl EmulatedMap {
         }
     }
 
-    /// Zeroes every value and empties hash maps.
+    /// Zeroes every value and empties hash maps (touching only the slots ever used).
     pub(crate) fn reset(&self) {
-        self.values.iter().for_each(|c| c.set(0));
+        let used = if self.is_hash() { self.fresh.get() * self.stride } else { self.values.len() };
+        self.values[..used].iter().for_each(|c| c.set(0));
         self.keys.iter().for_each(|c| c.set(0));
         if self.is_hash() {
             self.index.borrow_mut().clear();
-            *self.free.borrow_mut() = (0..self.def.max_entries as usize).rev().collect();
+            self.free.borrow_mut().clear();
+            self.fresh.set(0);
             self.used.borrow_mut().iter_mut().for_each(|used| *used = 0);
             self.by_use.borrow_mut().clear();
             self.prefix_lengths.borrow_mut().clear();
         }
     }
+}
+
+/// `len` zeroed cells from a zeroed allocation: the allocator maps fresh pages for a
+/// large one, and they take memory only when first written.
+fn zeroed_cells(len: usize) -> Box<[Cell<u8>]> {
+    let bytes: Box<[u8]> = vec![0u8; len].into_boxed_slice();
+    // SAFETY: `Cell<u8>` has the same in-memory representation as `u8` (documented for
+    // `Cell<T>`), so the allocation is a valid `[Cell<u8>]` of the same length, and the
+    // box frees it with the same layout.
+    unsafe { Box::from_raw(Box::into_raw(bytes) as *mut [Cell<u8>]) }
 }
 
 /// All maps of one VM, plus how helpers may read pointer arguments.

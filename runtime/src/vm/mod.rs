@@ -176,7 +176,7 @@ impl<'obj> Vm<'obj> {
         if object.insn_count() > MAX_INSNS {
             return Err(VmError::ProgramTooLong { insns: object.insn_count(), max: MAX_INSNS });
         }
-        let mut total = 0usize;
+        let (mut total, mut lazy) = (0usize, 0usize);
         for def in &object.maps {
             if !matches!(
                 def.map_type,
@@ -190,10 +190,15 @@ impl<'obj> Vm<'obj> {
             ) {
                 return Err(VmError::UnsupportedMap { map: def.name.clone(), map_type: def.map_type });
             }
-            total = EmulatedMap::bytes_needed(def)
-                .and_then(|n| total.checked_add(n))
+            let needed = EmulatedMap::bytes_needed(def);
+            total = needed
+                .and_then(|(eager, _)| total.checked_add(eager))
                 .filter(|&t| t <= maps::MAX_TOTAL_BYTES)
                 .ok_or_else(|| VmError::MapsTooLarge { map: def.name.clone(), max: maps::MAX_TOTAL_BYTES })?;
+            lazy = needed
+                .and_then(|(_, reserved)| lazy.checked_add(reserved))
+                .filter(|&t| t <= maps::MAX_LAZY_BYTES)
+                .ok_or_else(|| VmError::MapsTooLarge { map: def.name.clone(), max: maps::MAX_LAZY_BYTES })?;
         }
         let max_key = object.maps.iter().map(|m| m.key_size).max().unwrap_or(0);
         let max_value = object.maps.iter().map(|m| m.value_size).max().unwrap_or(0);
