@@ -83,7 +83,7 @@ pub const STATS: &str = "\
 Examples:
   pfc stats --iface eth0               Verdict, packets and bytes per rule
   pfc stats --iface eth0 --watch 1     Again every second, with rates
-  pfc stats --iface eth0 --format json --watch 10    One JSON document per sample (schema pfc.stats/1)";
+  pfc stats --iface eth0 --format json --watch 10    One JSON document per sample (schema pfc.stats/2)";
 
 /// `pfc watch`.
 pub const WATCH: &str = "\

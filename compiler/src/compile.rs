@@ -6,13 +6,14 @@ use crate::codegen::{self, Form, Options};
 use crate::diagnostic::{Code, Diagnostic, Span};
 use crate::ir::{self, Filter};
 use crate::object::maps::{
-    limit_map_name, set_map_name, COUNTER_MAP_NAME, LOG_RING_MAP_NAME, LOG_STATS_MAP_NAME, SET_GENERATION_MAP_NAME,
+    limit_map_name, set_map_name, COUNTER_MAP_NAME, LIMIT_STATS_MAP_NAME, LOG_RING_MAP_NAME, LOG_STATS_MAP_NAME,
+    SET_GENERATION_MAP_NAME,
 };
 use crate::object::{
-    self, program_name, CountersManifest, LimitManifest, LogRuleManifest, LogsManifest, Manifest, MapSpec, ObjectSpec,
-    SetContents, SetManifest, SetsManifest,
+    self, program_name, CountersManifest, LimitManifest, LimitStatsEntry, LogRuleManifest, LogsManifest, Manifest,
+    MapSpec, ObjectSpec, SetContents, SetManifest, SetsManifest,
 };
-use crate::program::{dynamic, Program};
+use crate::program::{dynamic, LimitId, Program};
 use crate::sources;
 use crate::verify;
 
@@ -252,7 +253,9 @@ fn generate_and_verify(filter: &Filter, options: Options, form: Form) -> Result<
 /// dynamic sets), then one bucket map per rate limit ([`codegen::limit::map_index`]),
 /// one map per dynamic set ([`codegen::dynamic::map_index`]) and their generation array,
 /// then, when a rule logs, the ring buffer and the log statistics
-/// ([`codegen::log::ring_map_index`]).
+/// ([`codegen::log::ring_map_index`]), and last, when a rule has a rate limit, the
+/// limits' statistics ([`codegen::limit::stats_map_index`]; last, so that no other map's
+/// index moved when it was added).
 fn maps(program: &Program, filter: &Filter, options: Options) -> Vec<MapSpec> {
     let mut maps = Vec::new();
     if options.counters || !program.limits.is_empty() || !filter.dynamic_sets.is_empty() {
@@ -274,6 +277,9 @@ fn maps(program: &Program, filter: &Filter, options: Options) -> Vec<MapSpec> {
     if program.rules.iter().any(|rule| rule.log.is_some()) {
         maps.push(MapSpec::ring_buffer(LOG_RING_MAP_NAME, crate::program::log::RING_BYTES));
         maps.push(MapSpec::log_stats(LOG_STATS_MAP_NAME, program.rules.len() as u32));
+    }
+    if has_rule_limits(program) {
+        maps.push(MapSpec::limit_stats(LIMIT_STATS_MAP_NAME, program.limits.len() as u32));
     }
     maps
 }
@@ -306,15 +312,7 @@ fn dynamic_sets_manifest(filter: &Filter) -> Option<SetsManifest> {
 /// Each limit's entry in the manifest: its rule, map, key and bucket parameters, so a
 /// replace can tell which buckets carry over (same rule name, same key).
 fn limits_manifest(program: &Program) -> Vec<LimitManifest> {
-    let rule_of = |index: usize| {
-        program.rules.iter().find(|rule| match &rule.condition {
-            crate::program::Cond::Limit(id) => id.0 as usize == index,
-            crate::program::Cond::And(all) => {
-                matches!(all.last(), Some(crate::program::Cond::Limit(id)) if id.0 as usize == index)
-            }
-            _ => false,
-        })
-    };
+    let rule_of = |index: usize| program.limit_rule(LimitId(index as u32)).map(|rule| &program.rules[rule]);
     let limits = program.limits.iter().enumerate();
     limits
         .map(|(index, limit)| LimitManifest {
@@ -325,6 +323,8 @@ fn limits_manifest(program: &Program) -> Vec<LimitManifest> {
                 .find(|rule| rule.log.is_some_and(|log| log.limit.0 as usize == index))
                 .map(|rule| rule.name.clone()),
             map: limit_map_name(index),
+            stats: rule_of(index)
+                .map(|_| LimitStatsEntry { map: LIMIT_STATS_MAP_NAME.to_string(), index: index as u32 }),
             key: limit.key.iter().map(|field| field.name().to_string()).collect(),
             key_size: Some(limit.key_size()),
             op: Some(limit.op.as_str().to_string()),
@@ -335,6 +335,12 @@ fn limits_manifest(program: &Program) -> Vec<LimitManifest> {
             buckets: Some(limit.buckets),
         })
         .collect()
+}
+
+/// Whether a rule's condition ends in a rate limit (then the object counts each limit's
+/// packets over and within its rate; log limits are counted by the log statistics).
+pub(crate) fn has_rule_limits(program: &Program) -> bool {
+    (0..program.limits.len()).any(|index| program.limit_rule(LimitId(index as u32)).is_some())
 }
 
 /// The keys of every static set held in a map, in set order ([`SetContents`] says which

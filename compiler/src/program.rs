@@ -70,6 +70,15 @@ impl Program {
     pub fn limit(&self, id: LimitId) -> &limit::Limit {
         &self.limits[id.0 as usize]
     }
+
+    /// The index of the rule whose condition ends in limit `id` (`None`: a log limit).
+    pub fn limit_rule(&self, id: LimitId) -> Option<usize> {
+        self.rules.iter().position(|rule| match &rule.condition {
+            Cond::Limit(found) => *found == id,
+            Cond::And(all) => matches!(all.last(), Some(Cond::Limit(found)) if *found == id),
+            _ => false,
+        })
+    }
 }
 
 /// One `rule NAME: VERDICT if COND`.

@@ -16,8 +16,9 @@
 use thiserror::Error;
 
 pub use pfc_compiler::eval::Outcome;
-use pfc_compiler::object::maps::COUNTER_MAP_NAME;
+use pfc_compiler::object::maps::{COUNTER_MAP_NAME, LIMIT_STATS_MAP_NAME};
 use pfc_compiler::object::{ProgramType, Verdict};
+use pfc_compiler::program::limit::LimitStats;
 
 use crate::kernel::{self, KernelError, KernelProgram, SkipReason};
 use crate::vm::{self, Vm, VmError};
@@ -160,6 +161,8 @@ pub struct Executor<'obj> {
     program_type: ProgramType,
     /// The counter map's index, when the object has one.
     counter_map: Option<usize>,
+    /// The rate-limit statistics map's index, when the object has one.
+    limit_stats_map: Option<usize>,
     /// Packets per counter entry after the last run.
     counts: Vec<u64>,
     /// The counters read after this run; swapped with `counts`, so runs allocate nothing.
@@ -188,6 +191,7 @@ impl<'obj> Executor<'obj> {
             backend,
             program_type: object.program_type,
             counter_map,
+            limit_stats_map: object.map_index(LIMIT_STATS_MAP_NAME),
             counts: Vec::new(),
             scratch: Vec::new(),
         };
@@ -342,6 +346,18 @@ impl<'obj> Executor<'obj> {
             Runner::Kernel(kernel) => kernel.map_values(map).map_err(|source| RunError::Kernel { source })?,
         };
         Ok(values.iter().map(|value| Counter { packets: le_word(value, 0), bytes: le_word(value, 8) }).collect())
+    }
+
+    /// Every entry of the object's rate-limit statistics (`pfc_limit_stats`), by limit
+    /// index, summed over CPUs: packets over and within each rule limit's rate. Empty
+    /// when the object has no such map (no rule with a limit, or an older object).
+    pub fn limit_stats(&self) -> Result<Vec<LimitStats>, RunError> {
+        let Some(map) = self.limit_stats_map else { return Ok(Vec::new()) };
+        let values = match &self.runner {
+            Runner::Vm(vm) => vm.map_values(map).map_err(|source| RunError::Vm { source })?,
+            Runner::Kernel(kernel) => kernel.map_values(map).map_err(|source| RunError::Kernel { source })?,
+        };
+        Ok(values.iter().map(|value| LimitStats { over: le_word(value, 0), within: le_word(value, 8) }).collect())
     }
 
     /// Reads the packet count of every counter entry into `counts`. The VM reads its

@@ -1,13 +1,14 @@
 //! `pfc stats --iface IF [--hook …] [--format human|json] [--watch SECONDS]`: per-rule
 //! verdicts, packets and bytes (summed over CPUs) and the default verdict's, labelled
-//! from the manifest recorded at load; in watch mode also packets and bytes per second.
-//! The JSON document is `pfc.stats/1` (docs/cli.md), one per sample; the deprecated
+//! from the manifest recorded at load, and for a rule with a rate limit the packets its
+//! limit found over and within the rate; in watch mode also packets and bytes per second.
+//! The JSON document is `pfc.stats/2` (docs/cli.md), one per sample; the deprecated
 //! `--json` prints the same.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use pfc_runtime::attach::{Counter, Stats};
+use pfc_runtime::attach::{Counter, RuleLimit, Stats};
 use pfc_runtime::pins::Hook;
 use serde_json::{json, Value};
 
@@ -23,7 +24,7 @@ pub struct StatsArgs {
     /// The hook (needed when the interface has filters at several hooks).
     #[arg(long, value_enum)]
     hook: Option<HookArg>,
-    /// A table, or one JSON document per sample (`"schema": "pfc.stats/1"`, docs/cli.md).
+    /// A table, or one JSON document per sample (`"schema": "pfc.stats/2"`, docs/cli.md).
     #[arg(long, value_enum, default_value_t = ReportFormat::Human)]
     format: ReportFormat,
     /// Deprecated: the same as --format json.
@@ -38,7 +39,7 @@ pub struct StatsArgs {
 }
 
 /// The `schema` of `pfc stats --format json`: bumped whenever its shape changes.
-pub const STATS_SCHEMA: &str = "pfc.stats/1";
+pub const STATS_SCHEMA: &str = "pfc.stats/2";
 
 /// One line of the table or entry of the JSON: a rule, or the default last.
 struct Row<'a> {
@@ -47,6 +48,8 @@ struct Row<'a> {
     /// `pass`/`drop`, `None` when no record says.
     verdict: Option<&'a str>,
     counter: Counter,
+    /// The rule's rate limit (the default has none).
+    limit: RuleLimit,
 }
 
 fn rows(stats: &Stats) -> Vec<Row<'_>> {
@@ -58,11 +61,12 @@ fn rows(stats: &Stats) -> Vec<Row<'_>> {
             name: Some(name),
             verdict: stats.verdicts.get(index).map(String::as_str),
             counter: *counter,
+            limit: stats.limits.get(index).copied().unwrap_or(RuleLimit::None),
         })
         .collect();
     let default = stats.default.0.as_str();
     let verdict = if stats.label_problem.is_some() { None } else { Some(default) };
-    rows.push(Row { name: None, verdict, counter: stats.default.1 });
+    rows.push(Row { name: None, verdict, counter: stats.default.1, limit: RuleLimit::None });
     rows
 }
 
@@ -88,6 +92,10 @@ fn print(iface: &str, point: Hook, stats: &Stats, previous: Option<(&Stats, f64)
             });
             if let Some(name) = row.name {
                 value["name"] = json!(name);
+                value["limit"] = match row.limit {
+                    RuleLimit::Counted(counts) => json!({ "over": counts.over, "within": counts.within }),
+                    RuleLimit::None | RuleLimit::Uncounted => Value::Null,
+                };
             }
             value
         };
@@ -111,12 +119,22 @@ fn print(iface: &str, point: Hook, stats: &Stats, previous: Option<(&Stats, f64)
         let label = escape(row.name.unwrap_or("(default)"));
         let verdict = escape(row.verdict.unwrap_or("?"));
         let counter = row.counter;
+        let limit = match row.limit {
+            RuleLimit::None => String::new(),
+            RuleLimit::Counted(counts) => format!("  rate limit: {} over, {} within", counts.over, counts.within),
+            RuleLimit::Uncounted => "  rate limit: not counted (compiled before pfc counted limits)".to_string(),
+        };
         match rates(index, &counter) {
             Some((pps, bps)) => println!(
-                "  {label:<32} {verdict:<7} {:>14} packets {:>16} bytes {:>12.1} pkt/s {:>14.1} B/s",
+                "  {label:<32} {verdict:<7} {:>14} packets {:>16} bytes {:>12.1} pkt/s {:>14.1} B/s{limit}",
                 counter.packets, counter.bytes, pps, bps
             ),
-            None => println!("  {label:<32} {verdict:<7} {:>14} packets {:>16} bytes", counter.packets, counter.bytes),
+            None => {
+                println!(
+                    "  {label:<32} {verdict:<7} {:>14} packets {:>16} bytes{limit}",
+                    counter.packets, counter.bytes
+                )
+            }
         }
     }
 }

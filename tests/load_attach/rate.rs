@@ -3,7 +3,8 @@
 //! limit for three seconds; the packets the limit accepts match the token bucket's
 //! arithmetic within ±10 %. The expected count comes from the sender's own clock (the
 //! time from its first to its last packet), not from a wall-clock limit on the test, so a
-//! slow or loaded machine changes the expectation, not the verdict.
+//! slow or loaded machine changes the expectation, not the verdict. Also `pfc stats`'s
+//! per-limit counts (over and within the rate), exactly, with per-minute limits.
 
 use super::*;
 
@@ -61,6 +62,10 @@ fn a_rate_limit_accepts_its_rate_under_real_traffic() {
     let received = receiver.join().expect("receiver");
     let rows = stats(ns, iface, "xdp");
     let (within, over) = (counter(&rows, "within").0, counter(&rows, "over").0);
+    // The limit counted every packet: those within its rate matched its rule, those over
+    // it went on to `over`.
+    let limit = limit_of(&stats_json(ns, iface, "xdp"), "within");
+    assert_eq!(limit, Some((over, within)), "the limit's own counts are the two rules' matches");
     // A full bucket at the first packet, then RATE tokens a second until the last one.
     let expected = (BURST as f64 + RATE as f64 * seconds).min(sent as f64);
     println!(
@@ -79,5 +84,57 @@ fn a_rate_limit_accepts_its_rate_under_real_traffic() {
         (within as f64 - expected).abs() <= 0.1 * expected,
         "{within} packets accepted; the bucket allows {expected:.1} in {seconds:.3} s (±10 %)"
     );
+    pfc_ok(ns, &["unload", "--iface", iface, "--hook", "xdp"]);
+}
+
+/// `limit` of rule `name` in a `pfc.stats/2` document: (over, within), `None` for null.
+fn limit_of(json: &Value, name: &str) -> Option<(u64, u64)> {
+    let rules = json["rules"].as_array().expect("rules");
+    let rule = rules.iter().find(|rule| rule["name"] == name).unwrap_or_else(|| panic!("no rule {name}: {json}"));
+    let limit = &rule["limit"];
+    (!limit.is_null()).then(|| (limit["over"].as_u64().expect("over"), limit["within"].as_u64().expect("within")))
+}
+
+/// `pfc stats` shows each limited rule's packets over and within its rate apart from its
+/// matches, exactly: per-minute limits, so no token comes back while the test runs.
+#[test]
+fn stats_show_each_limit_over_and_within_its_rate() {
+    skip_unless!(no_kernel());
+    let mut topology = Topology::new("lq");
+    let rules = topology.rules(
+        "limits",
+        "hook xdp\ndefault pass\nrule flood: drop if udp.dport == 7211 and rate > 1/m burst 5\n\
+         rule some: pass if udp.dport == 7212 and rate <= 1/m burst 3\nrule rest: drop if udp.dport == 7212\n\
+         rule plain: drop if udp.dport == 7213\n",
+    );
+    let (ns, iface) = topology.place("xdp");
+    pfc_ok(ns, &["load", &rules, "--iface", iface, "--hook", "xdp"]);
+    send_udp(&topology.a, 7211, 20);
+    send_udp(&topology.a, 7212, 20);
+    send_udp(&topology.a, 7213, 4);
+    let json = stats_json(ns, iface, "xdp");
+    let rows = stats(ns, iface, "xdp");
+    // `rate >` matches the packets over its rate; the 5 within went on (to the default).
+    assert_eq!(counter(&rows, "flood").0, 15);
+    assert_eq!(limit_of(&json, "flood"), Some((15, 5)), "{json}");
+    // `rate <=` matches the packets within; the 17 over reached `rest`.
+    assert_eq!((counter(&rows, "some").0, counter(&rows, "rest").0), (3, 17));
+    assert_eq!(limit_of(&json, "some"), Some((17, 3)), "{json}");
+    assert_eq!((limit_of(&json, "rest"), limit_of(&json, "plain")), (None, None), "rules without a limit: {json}");
+    assert!(json["default"].get("limit").is_none(), "the default has no limit: {json}");
+    let human = pfc_ok(ns, &["stats", "--iface", iface, "--hook", "xdp"]);
+    let line = |name: &str| human.lines().find(|line| line.trim_start().starts_with(name)).unwrap_or("").to_string();
+    assert!(line("flood").ends_with("rate limit: 15 over, 5 within"), "{human}");
+    assert!(line("some").ends_with("rate limit: 17 over, 3 within"), "{human}");
+    assert!(!line("rest").contains("rate limit") && !line("plain").contains("rate limit"), "{human}");
+
+    // A replace carries the counters and the buckets (same rules, same keys), not the
+    // limit statistics: they count what the new program's limits saw.
+    pfc_ok(ns, &["load", &rules, "--iface", iface, "--hook", "xdp"]);
+    assert_eq!(limit_of(&stats_json(ns, iface, "xdp"), "flood"), Some((0, 0)));
+    send_udp(&topology.a, 7211, 2);
+    let json = stats_json(ns, iface, "xdp");
+    assert_eq!(counter(&stats(ns, iface, "xdp"), "flood").0, 17, "counters carried: {json}");
+    assert_eq!(limit_of(&json, "flood"), Some((2, 0)), "the carried bucket is empty: {json}");
     pfc_ok(ns, &["unload", "--iface", iface, "--hook", "xdp"]);
 }

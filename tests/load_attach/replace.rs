@@ -196,7 +196,7 @@ fn status_and_unload_leave_no_pins_links_or_programs() {
     assert!(String::from_utf8_lossy(&legacy.stderr).contains("deprecated; use `--format json`"));
     let legacy = pfc(ns, &["stats", "--iface", iface, "--hook", "xdp", "--json"]);
     let sample: Value = serde_json::from_slice(&legacy.stdout).expect("stats --json is JSON");
-    assert_eq!(sample["schema"], "pfc.stats/1", "stats --json prints the --format json document");
+    assert_eq!(sample["schema"], "pfc.stats/2", "stats --json prints the --format json document");
     assert!(String::from_utf8_lossy(&legacy.stderr).contains("deprecated; use `--format json`"));
     let human = pfc_ok(ns, &["status", "--iface", "lo"]);
     assert_eq!(human, "no pfc filters on lo\n");

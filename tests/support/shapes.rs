@@ -5,16 +5,40 @@
 use serde_json::Value;
 
 /// The shape of a JSON value: object keys (sorted) with their shapes, the shape of an
-/// array's first element, and the type of everything else.
+/// array's first element, and the type of everything else; a `null` under a key of its
+/// schema's [`NULLABLE`] fields has the shape pinned for it there.
 pub fn shape(value: &Value) -> String {
+    let schema = value["schema"].as_str().unwrap_or_default();
+    let nullable: Vec<(&str, &str)> =
+        NULLABLE.iter().filter(|(name, ..)| *name == schema).map(|(_, key, shape)| (*key, *shape)).collect();
+    shape_with(value, &nullable)
+}
+
+/// Fields that are `null` where they do not apply: (schema, key, the shape when they
+/// do). A document of that schema has the same shape either way, so its pin holds for
+/// every document, whatever its first array element happens to be.
+#[rustfmt::skip]
+pub const NULLABLE: &[(&str, &str, &str)] = &[
+    // A rule without a rate limit (or whose object does not count it).
+    ("pfc.stats/2", "limit", "{over:number,within:number}"),
+];
+
+fn shape_with(value: &Value, nullable: &[(&str, &str)]) -> String {
     match value {
         Value::Null => "null".to_string(),
         Value::Bool(_) => "bool".to_string(),
         Value::Number(_) => "number".to_string(),
         Value::String(_) => "string".to_string(),
-        Value::Array(items) => format!("[{}]", items.first().map(shape).unwrap_or_default()),
+        Value::Array(items) => {
+            format!("[{}]", items.first().map(|item| shape_with(item, nullable)).unwrap_or_default())
+        }
         Value::Object(map) => {
-            let fields: Vec<String> = map.iter().map(|(key, value)| format!("{key}:{}", shape(value))).collect();
+            let field = |(key, value): (&String, &Value)| {
+                let pinned = nullable.iter().find(|(name, _)| name == key).map(|(_, shape)| shape.to_string());
+                let shape = pinned.filter(|_| value.is_null()).unwrap_or_else(|| shape_with(value, nullable));
+                format!("{key}:{shape}")
+            };
+            let fields: Vec<String> = map.iter().map(field).collect();
             format!("{{{}}}", fields.join(","))
         }
     }
@@ -33,7 +57,8 @@ pub const SHAPES: &[(&str, &str)] = &[
     ("pfc.explain/1", "{fields:{tcp.dport:string},packet:{hex:string,len:number,summary:string},rule:string,rules:[{atoms:[{atom:string,field:string,holds:bool,inside_not:bool,value:string}],location:string,matched:bool,rule:string,verdict:string}],schema:string,verdict:string}"),
     // Version 1 had no `sets`.
     ("pfc.status/2", "{filters:[{default:string,hook:string,iface:string,labels:null,link_id:number,loaded_at:string,mode:string,pfc_version:string,prog_id:number,rules:number,sets:[{count:number,kind:string,name:string,size:number,type:string}],source:string,source_hash:string,state:string}],schema:string}"),
-    ("pfc.stats/1", "{default:{bytes:number,bytes_per_second:null,packets:number,packets_per_second:null,verdict:string},hook:string,iface:string,labels:null,prog_id:number,rules:[{bytes:number,bytes_per_second:null,name:string,packets:number,packets_per_second:null,verdict:string}],schema:string,time:string,time_unix_ms:number}"),
+    // Version 1 had no `limit`.
+    ("pfc.stats/2", "{default:{bytes:number,bytes_per_second:null,packets:number,packets_per_second:null,verdict:string},hook:string,iface:string,labels:null,prog_id:number,rules:[{bytes:number,bytes_per_second:null,limit:{over:number,within:number},name:string,packets:number,packets_per_second:null,verdict:string}],schema:string,time:string,time_unix_ms:number}"),
     ("pfc.watch/1", "{bytes:string,captured:number,frame_len:number,hook:string,iface:string,ifindex:number,prog_id:number,rule:string,rule_index:number,schema:string,summary:string,time:string,time_unix_ns:number,verdict:string}"),
     ("pfc.watch-stats/1", "{dropped:number,end:bool,prog_id:number,rules:[{dropped:number,rule:string,sent:number}],schema:string,time:string}"),
     ("pfc.set/1", "{count:number,elements:[string],hook:string,iface:string,kind:string,schema:string,set:string,size:number,type:string}"),

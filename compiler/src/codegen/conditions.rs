@@ -145,7 +145,10 @@ impl Body<'_> {
                     self.b.emit(Insn::jump32(JmpOp::Eq, Reg::R5, 0, target));
                 }
             }
-            Node::Limit(index) => super::limit::emit(self.b, self.filter, self.layout, index, target, jump_if),
+            Node::Limit(index) => {
+                let limit = (index, super::limit::Stats::Count);
+                super::limit::emit(self.b, self.filter, self.layout, limit, target, jump_if)
+            }
             Node::Not(inner) => self.branch(inner, target, !jump_if),
             Node::All(items) => self.sequence(&items, target, jump_if, false),
             Node::Any(items) => self.sequence(&items, target, jump_if, true),

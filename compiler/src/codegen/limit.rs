@@ -11,7 +11,13 @@
 //!  if now > bucket.last: bucket.tokens = min(tokens + min(now - last, fill) * rate, capacity)
 //!                        bucket.last = now
 //!  if tokens >= cost: tokens -= cost; conform   else exceed    (stored in place)
+//!  (a rule's limit) stats[index].within += 1 at conform, .over += 1 at exceed
 //! ```
+//!
+//! A rule's limit counts its outcome in the per-CPU array `pfc_limit_stats` (entry = the
+//! limit's index, key in the scratch area's key slot, which the bucket no longer needs):
+//! plain load/add/store, like the counters, since each CPU has its own copy. A log
+//! limit is not counted there: the log statistics count its refusals.
 //!
 //! Only r0–r5 and the limit's scratch area of the stack ([`Layout::limit_scratch`]) are
 //! used: r6–r9 may hold the classifier's best match. Buckets are updated with plain
@@ -30,6 +36,25 @@ pub fn map_index(index: u32) -> u32 {
     super::COUNTER_MAP + 1 + index
 }
 
+/// Index of the limit statistics map: the last map, after the log maps when a rule logs
+/// (else where the ring buffer would be). It exists when a rule has a limit.
+pub fn stats_map_index(filter: &Filter) -> u32 {
+    let (limits, sets) = (filter.limits.len(), filter.dynamic_sets.len());
+    match filter.rules.iter().any(|rule| rule.log.is_some()) {
+        true => super::log::stats_map_index(limits, sets) + 1,
+        false => super::log::ring_map_index(limits, sets),
+    }
+}
+
+/// Whether a limit's outcome is counted in the limit statistics.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Stats {
+    /// A rule's limit: counted.
+    Count,
+    /// A log limit: not counted here.
+    Skip,
+}
+
 /// Where the parts of the scratch area are.
 struct Scratch {
     key: i16,
@@ -38,7 +63,14 @@ struct Scratch {
 }
 
 /// Emits limit `index`; jumps to `target` when it holds (`jump_if`) or not.
-pub fn emit(b: &mut ProgramBuilder, filter: &Filter, layout: &Layout, index: u32, target: Label, jump_if: bool) {
+pub fn emit(
+    b: &mut ProgramBuilder,
+    filter: &Filter,
+    layout: &Layout,
+    (index, stats): (u32, Stats),
+    target: Label,
+    jump_if: bool,
+) {
     let limit = &filter.limits[index as usize];
     let Some(base) = layout.limit_scratch else { return };
     let key_bytes = limit.key_size().div_ceil(8) * 8;
@@ -107,10 +139,32 @@ pub fn emit(b: &mut ProgramBuilder, filter: &Filter, layout: &Layout, index: u32
     let end = b.new_label();
     let to = |holds: bool| if holds == jump_if { target } else { end };
     b.bind(conform);
+    if stats == Stats::Count {
+        count(b, filter, index, at.key, WITHIN);
+    }
     b.emit(Insn::Ja { target: to(limit.holds(true)) });
     b.bind(exceed);
+    if stats == Stats::Count {
+        count(b, filter, index, at.key, OVER);
+    }
     b.emit(Insn::Ja { target: to(limit.holds(false)) });
     b.bind(end);
+}
+
+/// Offsets of `over` and `within` in a `struct pfc_limit_stats`.
+const OVER: i16 = 0;
+const WITHIN: i16 = 8;
+
+/// `limit_stats[index].(over | within) += 1`, the key written to `key` first.
+fn count(b: &mut ProgramBuilder, filter: &Filter, index: u32, key: i16, offset: i16) {
+    let done = b.new_label();
+    b.emit(Insn::StoreImm { size: Size::W, dst: Reg::R10, off: key, imm: index as i32 });
+    lookup(b, stats_map_index(filter), key);
+    b.emit(Insn::jump64(JmpOp::Eq, Reg::R0, 0, done));
+    b.emit(Insn::load(Size::DW, Reg::R1, Reg::R0, offset));
+    b.emit(Insn::alu64(AluOp::Add, Reg::R1, 1));
+    b.emit(Insn::store(Size::DW, Reg::R0, offset, Reg::R1));
+    b.bind(done);
 }
 
 /// The key at `at`: presence word, then each field's words (`& 0` when absent), no jumps.

@@ -52,7 +52,7 @@ pub(crate) fn emit_tail(b: &mut ProgramBuilder, filter: &Filter, layout: &Layout
         let next = b.new_label();
         let dropped = b.new_label();
         b.emit(Insn::jump32(JmpOp::Ne, Reg::R6, Operand::imm_u32(index as u32), next));
-        super::limit::emit(b, filter, layout, log.limit.0, dropped, false);
+        super::limit::emit(b, filter, layout, (log.limit.0, super::limit::Stats::Skip), dropped, false);
         event(b, filter, layout, log, context, dropped);
         count(b, filter, 0);
         b.emit(Insn::Ja { target: out });

@@ -80,6 +80,8 @@
 //!   holds when the packet exceeded (`rate >`) or conformed (`rate <=`). The buckets
 //!   are the [`State`] passed to [`evaluate_at`]; [`evaluate`] uses fresh buckets at
 //!   time 0, so there a limit sees a full bucket. Only limits allocate (a new key).
+//!   A rule's limit counts the packet in [`State::limit_stats`], over or within its rate,
+//!   as the compiled code counts it in its limit statistics map.
 //! - Rules are tried in order; the first whose condition holds decides, else the
 //!   program's default verdict.
 //! - A deciding rule with `log` then takes a token from its log limit (with a
@@ -90,7 +92,7 @@ mod headers;
 pub use headers::{Headers, MAX_IPV6_EXT_HEADERS, MAX_VLAN_TAGS};
 
 use crate::fields::Field;
-use crate::program::limit::BucketTable;
+use crate::program::limit::{BucketTable, LimitStats};
 use crate::program::{Cond, LimitId, Program, Test, TestOp, Verdict};
 
 /// The buckets of a program's rate limits, one [`BucketTable`] per limit.
@@ -101,6 +103,9 @@ pub struct State {
     /// Whether the last [`evaluate_at`] sent a log event: its deciding rule logs and the
     /// rule's log limit had a token.
     pub logged: bool,
+    /// Packets over and within the rate of each rule's limit so far, by limit index (log
+    /// limits stay at zero).
+    pub limit_stats: Vec<LimitStats>,
     key: Vec<u8>,
 }
 
@@ -108,7 +113,8 @@ impl State {
     /// Empty buckets for every limit of `program`.
     pub fn new(program: &Program) -> State {
         let tables = program.limits.iter().map(|limit| BucketTable::new(limit.buckets)).collect();
-        State { tables, logged: false, key: Vec::new() }
+        let limit_stats = vec![LimitStats::default(); program.limits.len()];
+        State { tables, logged: false, limit_stats, key: Vec::new() }
     }
 }
 
@@ -142,9 +148,9 @@ pub fn evaluate_at(program: &Program, packet: &[u8], state: &mut State, now_ns: 
 fn run(program: &Program, mut fields: FieldCache<'_, '_>) -> Outcome {
     let decided = program.rules.iter().position(|rule| cond_holds(&rule.condition, program, &mut fields));
     // A logged rule's event passes its own limit after the decision (the counter tail).
-    let logged = decided
-        .and_then(|index| program.rules[index].log)
-        .is_some_and(|log| fields.clock.is_some() && limit_holds(log.limit, program, &mut fields));
+    let logged = decided.and_then(|index| program.rules[index].log).is_some_and(|log| {
+        fields.clock.is_some() && program.limit(log.limit).holds(take(log.limit, program, &mut fields))
+    });
     if let Some((state, _)) = fields.clock.as_mut() {
         state.logged = logged;
     }
@@ -205,16 +211,23 @@ fn cond_holds(cond: &Cond, program: &Program, fields: &mut FieldCache<'_, '_>) -
         Cond::Or(any) => any.iter().any(|c| cond_holds(c, program, fields)),
         Cond::Test(test) => test_holds(test, program, fields),
         Cond::Pcap(id) => program.pcap(*id).matches(fields.headers.packet),
-        Cond::Limit(id) => limit_holds(*id, program, fields),
+        Cond::Limit(id) => {
+            let conformed = take(*id, program, fields);
+            if let Some((state, _)) = fields.clock.as_mut() {
+                state.limit_stats[id.0 as usize].count(conformed);
+            }
+            program.limit(*id).holds(conformed)
+        }
     }
 }
 
-/// Takes a token from the packet's bucket (see [`crate::program::limit`]).
-fn limit_holds(id: LimitId, program: &Program, fields: &mut FieldCache<'_, '_>) -> bool {
+/// Takes a token from the packet's bucket (see [`crate::program::limit`]); whether the
+/// packet conformed (found enough tokens).
+fn take(id: LimitId, program: &Program, fields: &mut FieldCache<'_, '_>) -> bool {
     let limit = program.limit(id);
     let len = fields.headers.packet.len() as u32;
     let Some((state, now)) = fields.clock.take() else {
-        return limit.holds(limit.take(None, 0, len).1);
+        return limit.take(None, 0, len).1;
     };
     let mut key = std::mem::take(&mut state.key);
     limit.key_bytes(|field| fields.value(field), &mut key);
@@ -223,7 +236,7 @@ fn limit_holds(id: LimitId, program: &Program, fields: &mut FieldCache<'_, '_>) 
     table.store(&key, bucket);
     state.key = key;
     fields.clock = Some((state, now));
-    limit.holds(conformed)
+    conformed
 }
 
 /// One guarded atom: false when the field's header is absent.

@@ -142,6 +142,10 @@ pub struct LimitManifest {
     pub log: Option<String>,
     /// The name of its bucket map.
     pub map: String,
+    /// Where it counts the packets over and within its rate (a rule's limit; `null` for a
+    /// log limit and in objects written before pfc counted them).
+    #[serde(default)]
+    pub stats: Option<LimitStatsEntry>,
     /// The concrete key fields, in key order.
     pub key: Vec<String>,
     /// Bytes of the map key.
@@ -165,6 +169,16 @@ pub struct LimitManifest {
     /// The most buckets (keys) the map holds.
     #[serde(default)]
     pub buckets: Option<u32>,
+}
+
+/// A limit's entry in the limit statistics map: `struct pfc_limit_stats { __u64 over;
+/// __u64 within; }` per CPU ([`super::maps::MapSpec::limit_stats`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LimitStatsEntry {
+    /// The map's name.
+    pub map: String,
+    /// The limit's entry (its key).
+    pub index: u32,
 }
 
 impl Manifest {
@@ -211,6 +225,7 @@ mod tests {
                 rule: Some("a".to_string()),
                 log: None,
                 map: "pfc_limit_0".to_string(),
+                stats: Some(LimitStatsEntry { map: "pfc_limit_stats".to_string(), index: 0 }),
                 key: vec!["ipv4.src".to_string()],
                 key_size: Some(4),
                 op: Some("over".to_string()),

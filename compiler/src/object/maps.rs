@@ -1,7 +1,7 @@
 //! The maps an object defines, by layout: a [`MapSpec`] per map (type, key and value C
-//! types, size) and the constructors of pfc's own maps (counters, rate buckets, dynamic
-//! sets and their generations, log ring buffer and statistics), shared by the writer, the
-//! runtime and the tests.
+//! types, size) and the constructors of pfc's own maps (counters, rate buckets and their
+//! statistics, dynamic sets and their generations, log ring buffer and statistics), shared
+//! by the writer, the runtime and the tests.
 
 use super::btf::{DataType, Field};
 
@@ -64,6 +64,10 @@ impl std::fmt::Debug for MapType {
 pub const COUNTER_MAP_NAME: &str = "pfc_counters";
 /// The prefix of every rate limit's bucket map ([`limit_map_name`]).
 pub const LIMIT_MAP_PREFIX: &str = "pfc_limit_";
+/// The per-CPU rate-limit statistics: per limit, the packets over and within its rate
+/// (15 bytes, what the kernel keeps; it shares [`LIMIT_MAP_PREFIX`], so
+/// [`limit_map_name`] never gives it: no limit index is `stats`).
+pub const LIMIT_STATS_MAP_NAME: &str = "pfc_limit_stats";
 /// The prefix of every dynamic set's map ([`set_map_name`]) and of the generation array.
 pub const SET_MAP_PREFIX: &str = "pfc_set_";
 /// The dynamic sets' generation array (one entry per set, by set index).
@@ -188,6 +192,24 @@ impl MapSpec {
                 fields: vec![field("sent"), field("dropped")],
             },
             max_entries: rules.max(1),
+            flags: 0,
+        }
+    }
+
+    /// The per-CPU rate-limit statistics: `__u32` limit index → `struct pfc_limit_stats {
+    /// __u64 over; __u64 within; }` (packets that reached the limit and found their
+    /// bucket without or with enough tokens).
+    pub fn limit_stats(name: &str, limits: u32) -> MapSpec {
+        let field = |name: &str| Field { name: name.to_string(), ty: DataType::U64 };
+        MapSpec {
+            name: name.to_string(),
+            map_type: MapType::PERCPU_ARRAY,
+            key: DataType::U32,
+            value: DataType::Struct {
+                name: "pfc_limit_stats".to_string(),
+                fields: vec![field("over"), field("within")],
+            },
+            max_entries: limits.max(1),
             flags: 0,
         }
     }

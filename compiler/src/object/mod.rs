@@ -34,7 +34,8 @@ pub use self::btf::{BtfError, DataType, Field};
 pub use self::btf_read::BtfReadError;
 pub use self::hook::{Context, Hook, ProgramType, Verdict};
 pub use self::manifest::{
-    CountersManifest, LimitManifest, LogRuleManifest, LogsManifest, Manifest, SetContents, SetManifest, SetsManifest,
+    CountersManifest, LimitManifest, LimitStatsEntry, LogRuleManifest, LogsManifest, Manifest, SetContents,
+    SetManifest, SetsManifest,
 };
 pub use self::maps::{MapSpec, MapType, BPF_F_NO_PREALLOC};
 pub use self::read::{is_elf, program_name, read_manifest, read_set_contents, ReadError};

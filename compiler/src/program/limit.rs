@@ -71,6 +71,27 @@ impl LimitOp {
     }
 }
 
+/// Packets that reached a limit: over its rate (their bucket lacked the tokens) and
+/// within it (they took them). The interpreter's count and, summed over CPUs, an entry
+/// of the compiled code's `pfc_limit_stats` map (`over`, then `within`, two `u64`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize)]
+pub struct LimitStats {
+    /// Packets over the rate.
+    pub over: u64,
+    /// Packets within the rate.
+    pub within: u64,
+}
+
+impl LimitStats {
+    /// Counts one packet that conformed (within) or not (over).
+    pub fn count(&mut self, conformed: bool) {
+        match conformed {
+            true => self.within += 1,
+            false => self.over += 1,
+        }
+    }
+}
+
 /// What a limit counts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "lowercase")]

@@ -277,6 +277,15 @@ pub enum AttachError {
         #[source]
         source: io::Error,
     },
+    /// A running program's rate-limit statistics could not be read.
+    #[error("reading the rate-limit statistics of program {prog_id}")]
+    LimitStats {
+        /// The program.
+        prog_id: u32,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
     /// Nothing pfc attached is there.
     #[error("no pfc filter on `{iface}` at {}", point.as_str())]
     NotLoaded {

@@ -52,7 +52,7 @@ use carry::{bucket_carry, carry_plan};
 use error::or_privileges;
 pub use error::AttachError;
 use guard::{pause_at, Step, WriterLock};
-pub use truth::{FilterStatus, LabelProblem, Stats};
+pub use truth::{FilterStatus, LabelProblem, RuleLimit, Stats};
 
 use crate::pins::{self, AttachMode, FilterPaths, Hook, Layout, Manifest, Record};
 

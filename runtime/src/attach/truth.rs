@@ -20,6 +20,8 @@ use super::error::or_privileges;
 use super::sets::SetSize;
 use super::{add_all, present, remove_if_present, rename, AttachError, BpfSys, Counter, Filters, LinkInfo, ProgInfo};
 use crate::pins::{self, FilterPaths, Hook, Record};
+use pfc_compiler::object::maps::LIMIT_STATS_MAP_NAME;
+use pfc_compiler::program::limit::LimitStats;
 
 /// What runs at a filter's place, for a writer that holds the lock.
 #[derive(Debug, Clone)]
@@ -138,9 +140,25 @@ pub struct Stats {
     pub verdicts: Vec<String>,
     /// The default verdict and its counter.
     pub default: (String, Counter),
+    /// Each rule's rate limit, in rule order: what it counted over and within its rate.
+    pub limits: Vec<RuleLimit>,
     /// Why the rules are numbered rather than named.
     #[serde(skip)]
     pub label_problem: Option<LabelProblem>,
+}
+
+/// A rule's rate limit as `pfc stats` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuleLimit {
+    /// The rule has no limit (or no record says which rules have one).
+    None,
+    /// It has one, but the object does not count it (compiled before pfc counted limits:
+    /// no `pfc_limit_stats` map): its matches are all that is known.
+    Uncounted,
+    /// Packets that reached the limit since the program was loaded, over and within its
+    /// rate, summed over CPUs.
+    Counted(LimitStats),
 }
 
 /// How often a reader reads a link again after its program went away under it.
@@ -314,10 +332,12 @@ impl<S: BpfSys> Filters<S> {
                 }
             }
         };
+        let mut limits = Vec::new();
         let (names, mut verdicts, default, counters, label_problem) = match self.labels(&paths, &prog)? {
             Ok(record) => {
                 let counters = add_all(&counters, &record.carried);
                 let manifest = record.manifest;
+                limits = self.rule_limits(prog.id, &manifest)?;
                 let verdicts = manifest.verdicts.iter().map(|verdict| verdict.as_str().to_string()).collect();
                 (manifest.rules, verdicts, manifest.default.as_str().to_string(), counters, None)
             }
@@ -335,6 +355,44 @@ impl<S: BpfSys> Filters<S> {
             .map(|(i, name)| (name.clone(), counters.get(i).copied().unwrap_or_default()))
             .collect();
         let default_counter = counters.get(names.len()).copied().unwrap_or_default();
-        Ok(Stats { prog_id: prog.id, rules, verdicts, default: (default, default_counter), label_problem })
+        limits.resize(rules.len(), RuleLimit::None);
+        Ok(Stats { prog_id: prog.id, rules, verdicts, default: (default, default_counter), limits, label_problem })
+    }
+
+    /// Each rule's limit (by rule index) from the manifest of program `prog_id`, with the
+    /// counts of its limit statistics map (`pfc_limit_stats`, found by name among the
+    /// program's maps) where the manifest says which entry is the rule's.
+    fn rule_limits(&self, prog_id: u32, manifest: &pins::Manifest) -> Result<Vec<RuleLimit>, AttachError> {
+        let mut limits = vec![RuleLimit::None; manifest.rules.len()];
+        let ruled = manifest.limits.iter().filter_map(|limit| {
+            let rule = manifest.rules.iter().position(|name| Some(name) == limit.rule.as_ref())?;
+            Some((rule, limit.stats.as_ref().map(|entry| entry.index as usize)))
+        });
+        let ruled: Vec<(usize, Option<usize>)> = ruled.collect();
+        if ruled.is_empty() {
+            return Ok(limits);
+        }
+        let failed = |source: io::Error| {
+            or_privileges(
+                || "reading the rate-limit statistics".to_string(),
+                source,
+                |source| AttachError::LimitStats { prog_id, source },
+            )
+        };
+        let maps = self.sys.limit_maps(prog_id).map_err(failed)?;
+        let map = maps.iter().find(|(name, _)| name == LIMIT_STATS_MAP_NAME).map(|(_, id)| *id);
+        // The entries are two u64 per CPU, like a counter's: over, within.
+        let counts = match map {
+            Some(map) => self.sys.read_counters(map).map_err(failed)?,
+            None => Vec::new(),
+        };
+        for (rule, entry) in ruled {
+            let counted = entry.and_then(|entry| counts.get(entry));
+            limits[rule] = match counted {
+                Some(counter) => RuleLimit::Counted(LimitStats { over: counter.packets, within: counter.bytes }),
+                None => RuleLimit::Uncounted,
+            };
+        }
+        Ok(limits)
     }
 }

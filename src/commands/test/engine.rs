@@ -3,12 +3,14 @@
 //! deciding rule as `pfc_runtime::Executor` reads them (VM or kernel alike).
 //!
 //! **Invariant:** every answer [`Engine::run_at`] returns agrees with
-//! `pfc_compiler::eval::evaluate` in verdict and rule; any disagreement is a
-//! [`RunError`] (an internal compiler error), never a verdict.
+//! `pfc_compiler::eval::evaluate` in verdict and rule, in log events, and in the packets
+//! each rule limit counted over and within its rate (`pfc_limit_stats`); any
+//! disagreement is a [`RunError`] (an internal compiler error), never a verdict.
 
 use pfc_compiler::eval::{evaluate_at, Outcome, State};
 use pfc_compiler::object::maps::set_map_name;
 use pfc_compiler::program::dynamic;
+use pfc_compiler::program::limit::LimitStats;
 use pfc_compiler::program::log::{Event, EventError};
 use pfc_compiler::program::{DynamicElement, Program};
 use pfc_runtime::executor::{self, Executor};
@@ -49,6 +51,21 @@ pub enum RunError {
         got: usize,
         /// Events the interpreter decided (0 or 1).
         want: usize,
+    },
+    /// The object's rate-limit statistics differ from the interpreter's counts.
+    #[error(
+        "the {backend} counted {} packets over and {} within the rate of limit {limit}; the interpreter {} and {}",
+        got.over, got.within, want.over, want.within
+    )]
+    LimitStats {
+        /// Which executor.
+        backend: &'static str,
+        /// The limit's index.
+        limit: usize,
+        /// The object's counts (summed over CPUs).
+        got: LimitStats,
+        /// The interpreter's.
+        want: LimitStats,
     },
     /// A log event that does not decode.
     #[error("the {backend} wrote a log event that does not decode")]
@@ -186,7 +203,27 @@ impl<'obj> Engine<'obj> {
         if self.events.len() != logged && !own_clock {
             return Err(RunError::Events { backend: backend.name(), got: self.events.len(), want: logged });
         }
+        if !own_clock {
+            self.check_limit_stats()?;
+        }
         Ok(Ran::Decided(got))
+    }
+
+    /// The object's limit statistics equal the interpreter's counts (every entry: a log
+    /// limit's stays at zero in both; an object without the map has nothing to check).
+    fn check_limit_stats(&self) -> Result<(), RunError> {
+        let got = self.executor.limit_stats()?;
+        let want = &self.state.limit_stats;
+        let differs = (0..got.len()).find(|&limit| got[limit] != want.get(limit).copied().unwrap_or_default());
+        match differs {
+            Some(limit) => Err(RunError::LimitStats {
+                backend: self.executor.backend().name(),
+                limit,
+                got: got[limit],
+                want: want.get(limit).copied().unwrap_or_default(),
+            }),
+            None => Ok(()),
+        }
     }
 
     /// The log events the last run sent (docs/testing.md, "Logging").
