@@ -20,5 +20,5 @@ pub mod pins;
 pub mod vm;
 
 pub use executor::{Executor, Outcome, Ran};
-pub use pfc_compiler::object::{BpfObject, BtfReadError, MapDef, MapType, ObjectError};
+pub use pfc_compiler::object::{BpfObject, BtfReadError, ElfReadError, MapDef, MapType, ObjectError};
 pub use pfc_compiler::object::{Hook, ProgramType, Verdict};

@@ -2,7 +2,7 @@
 mod common;
 
 use common::{TCP_DPORT_22, TC_COUNT, XDP_COUNT, XDP_PASS};
-use pfc_runtime::{BpfObject, MapType, ObjectError, ProgramType};
+use pfc_runtime::{BpfObject, ElfReadError, MapType, ObjectError, ProgramType};
 
 fn replace_all(bytes: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
     let mut out = bytes.to_vec();
@@ -61,7 +61,7 @@ fn relocations_become_map_indices_in_lddw_imm() {
 
 #[test]
 fn non_elf_and_programless_objects_are_errors() {
-    assert!(matches!(BpfObject::parse(b"not an elf"), Err(ObjectError::Elf { .. })));
+    assert!(matches!(BpfObject::parse(b"not an elf"), Err(ObjectError::Elf(ElfReadError::Unreadable { .. }))));
     // Rename the `xdp` section (and `.relxdp`, which may share its string) to `xdq`.
     let renamed = replace_all(XDP_PASS, b"xdp\0", b"xdq\0");
     let error = BpfObject::parse(&renamed).expect_err("no program section");

@@ -19,6 +19,7 @@ use thiserror::Error;
 use super::btf_read::{self, BtfReadError};
 use super::hook::ProgramType;
 use super::maps::MapType;
+use super::read::{parse_bpf_elf, ElfReadError};
 use crate::bpf::opcode::LDDW;
 use crate::bpf::MapReloc;
 
@@ -62,19 +63,9 @@ pub struct BpfObject {
 /// Why an object cannot be used.
 #[derive(Debug, Error)]
 pub enum ObjectError {
-    /// The bytes are not a readable ELF file.
-    #[error("not a readable ELF object")]
-    Elf {
-        /// The ELF reader's complaint.
-        #[source]
-        source: object::read::Error,
-    },
-    /// The ELF is not for BPF.
-    #[error("ELF object is for {architecture}, not BPF")]
-    NotBpf {
-        /// The architecture found.
-        architecture: String,
-    },
+    /// Not an eBPF ELF file.
+    #[error(transparent)]
+    Elf(#[from] ElfReadError),
     /// No program section.
     #[error("object has no {} section", program_sections(" or "))]
     NoProgram,
@@ -135,10 +126,7 @@ pub enum ObjectError {
 impl BpfObject {
     /// Parses an ELF object. Never panics; see [`ObjectError`] for what is rejected.
     pub fn parse(elf_bytes: &[u8]) -> Result<BpfObject, ObjectError> {
-        let file = object::File::parse(elf_bytes).map_err(|source| ObjectError::Elf { source })?;
-        if file.architecture() != object::Architecture::Bpf {
-            return Err(ObjectError::NotBpf { architecture: format!("{:?}", file.architecture()) });
-        }
+        let file = parse_bpf_elf(elf_bytes)?;
         let (program_type, section) = program_section(&file)?;
         let section_name = program_type.section();
         let mut code = section

@@ -38,5 +38,5 @@ pub use self::manifest::{
     SetManifest, SetsManifest,
 };
 pub use self::maps::{MapSpec, MapType, BPF_F_NO_PREALLOC};
-pub use self::read::{is_elf, program_name, read_manifest, read_set_contents, ReadError};
+pub use self::read::{is_elf, program_name, read_manifest, read_set_contents, ElfReadError, ReadError};
 pub use self::write::{write_object, ElfError, ObjectSpec, LICENSE, MANIFEST_SECTION, SET_CONTENTS_SECTION};

@@ -19,12 +19,14 @@ pub fn is_elf(bytes: &[u8]) -> bool {
     bytes.starts_with(ELF_MAGIC)
 }
 
-/// Why bytes are not a pfc object.
+/// Why bytes are not an eBPF ELF file at all: what both readers of objects, the
+/// generic [`BpfObject::parse`](super::BpfObject::parse) and pfc's [`read_manifest`], say
+/// before they look inside.
 #[derive(Debug, thiserror::Error)]
-pub enum ReadError {
-    /// Not a readable ELF file.
+pub enum ElfReadError {
+    /// Not a readable ELF file (or a section of it cannot be read).
     #[error("not a readable ELF file")]
-    Elf {
+    Unreadable {
         /// The ELF reader's complaint.
         #[source]
         source: object::read::Error,
@@ -35,6 +37,23 @@ pub enum ReadError {
         /// The machine it is for.
         machine: String,
     },
+}
+
+/// `bytes` as an ELF file for eBPF.
+pub(crate) fn parse_bpf_elf(bytes: &[u8]) -> Result<object::File<'_>, ElfReadError> {
+    let file = object::File::parse(bytes).map_err(|source| ElfReadError::Unreadable { source })?;
+    if file.architecture() != object::Architecture::Bpf {
+        return Err(ElfReadError::NotBpf { machine: format!("{:?}", file.architecture()) });
+    }
+    Ok(file)
+}
+
+/// Why bytes are not a pfc object.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// Not an eBPF ELF file.
+    #[error(transparent)]
+    Elf(#[from] ElfReadError),
     /// An eBPF object without a pfc manifest (clang's, or stripped).
     #[error("an eBPF object without a `{MANIFEST_SECTION}` section: not written by `pfc compile`")]
     NoManifest,
@@ -69,12 +88,9 @@ pub enum ReadError {
 /// The manifest of a pfc object, after checking that the object is one: an eBPF ELF
 /// with a `.pfc.manifest` and the program section its hook needs.
 pub fn read_manifest(bytes: &[u8]) -> Result<Manifest, ReadError> {
-    let file = object::File::parse(bytes).map_err(|source| ReadError::Elf { source })?;
-    if file.architecture() != object::Architecture::Bpf {
-        return Err(ReadError::NotBpf { machine: format!("{:?}", file.architecture()) });
-    }
+    let file = parse_bpf_elf(bytes)?;
     let section = file.section_by_name(MANIFEST_SECTION).ok_or(ReadError::NoManifest)?;
-    let data = section.data().map_err(|source| ReadError::Elf { source })?;
+    let data = section.data().map_err(|source| ElfReadError::Unreadable { source })?;
     let manifest = Manifest::from_bytes(data).map_err(|source| ReadError::Manifest { source })?;
     let program_type: ProgramType = manifest.hook.program_type();
     if file.section_by_name(program_type.section()).is_none() {
@@ -89,9 +105,9 @@ pub fn read_manifest(bytes: &[u8]) -> Result<Manifest, ReadError> {
 /// they start empty, and `pfc set` fills them).
 pub fn read_set_contents(bytes: &[u8], manifest: &Manifest) -> Result<Vec<Vec<Vec<u8>>>, ReadError> {
     let Some(sets) = &manifest.dynamic_sets else { return Ok(Vec::new()) };
-    let file = object::File::parse(bytes).map_err(|source| ReadError::Elf { source })?;
+    let file = parse_bpf_elf(bytes)?;
     let section = match file.section_by_name(SET_CONTENTS_SECTION) {
-        Some(section) => section.data().map_err(|source| ReadError::Elf { source })?,
+        Some(section) => section.data().map_err(|source| ElfReadError::Unreadable { source })?,
         None => &[],
     };
     let mut contents = vec![Vec::new(); sets.sets.len()];
@@ -166,6 +182,6 @@ mod tests {
     #[test]
     fn bytes_that_are_no_pfc_object_say_what_they_are() {
         assert!(!is_elf(b"hook xdp\n"));
-        assert!(matches!(read_manifest(b"\x7fELF\x02"), Err(ReadError::Elf { .. })));
+        assert!(matches!(read_manifest(b"\x7fELF\x02"), Err(ReadError::Elf(ElfReadError::Unreadable { .. }))));
     }
 }
