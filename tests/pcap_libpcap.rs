@@ -18,12 +18,15 @@
 
 #[path = "pcap_libpcap/frames.rs"]
 mod frames;
+#[path = "pcap_libpcap/generator.rs"]
+mod generator;
 mod support;
 
 use std::ffi::{c_char, c_int, c_void, CString};
 use std::sync::Mutex;
 use std::time::Instant;
 
+use generator::{expression, protochain_expression};
 use pfc_compiler::codegen::Options;
 use pfc_compiler::diagnostic::Span;
 use pfc_compiler::program::Verdict;
@@ -31,7 +34,7 @@ use pfc_runtime::executor::{Backend, Executor, Ran};
 use pfc_runtime::kernel;
 use pfc_runtime::BpfObject;
 use support::corpus::corpus;
-use support::{hex, parsed_summary, pools, Rng};
+use support::{hex, parsed_summary, Rng};
 
 #[repr(C)]
 struct BpfInsn {
@@ -139,219 +142,6 @@ impl Drop for Libpcap {
     }
 }
 
-// ---- the expression generator ----------------------------------------------------------
-
-fn dir(rng: &mut Rng) -> &'static str {
-    rng.pick(&["", "", "src ", "dst ", "src or dst ", "src and dst "])
-}
-
-fn masked_v4(rng: &mut Rng) -> String {
-    let addr: std::net::Ipv4Addr = rng.pick(pools::IPV4).parse().expect("pool address");
-    let len = rng.pick(&[0u32, 8, 16, 24, 30, 32]);
-    let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
-    format!("{}/{len}", std::net::Ipv4Addr::from(u32::from(addr) & mask))
-}
-
-fn port(rng: &mut Rng) -> String {
-    if rng.chance(15) {
-        rng.pick(&["ssh", "domain", "http", "ntp", "https", "telnet"]).to_string()
-    } else {
-        rng.pick(pools::PORTS).to_string()
-    }
-}
-
-fn access(rng: &mut Rng) -> String {
-    match rng.below(14) {
-        0 => "tcp[tcpflags]".into(),
-        1 => format!("tcp[{}:{}]", rng.pick(&[0, 2, 4, 12, 13]), rng.pick(&[1, 2, 4])),
-        2 => format!("udp[{}:2]", rng.pick(&[0, 2, 4, 6])),
-        3 => "icmp[icmptype]".into(),
-        4 => format!("ip[{}]", rng.pick(&[0, 1, 8, 9, 19, 60])),
-        5 => format!("ip[{}:2]", rng.pick(&[2, 6])),
-        6 => format!("ip6[{}]", rng.pick(&[6, 7, 40])),
-        7 => format!("ether[{}]", rng.pick(&[0, 12, 13, 14, 60])),
-        8 => format!("ether[{}:4]", rng.pick(&[0, 2, 26])),
-        9 => "len".into(),
-        10 => format!("icmp6[{}]", rng.pick(&[0, 1])),
-        11 => format!("arp[{}:2]", rng.pick(&[0, 6])),
-        12 => format!("tcp[ip[0] & {}]", rng.pick(&[3, 15, 0x30])),
-        _ => format!("sctp[{}:2]", rng.pick(&[0, 2])),
-    }
-}
-
-fn arith(rng: &mut Rng, depth: usize) -> String {
-    if depth == 0 || rng.chance(55) {
-        return if rng.chance(60) {
-            access(rng)
-        } else {
-            rng.pick(&["0", "1", "2", "0x10", "017", "255", "tcp-syn", "icmp-echo"]).into()
-        };
-    }
-    let op = rng.pick(&["+", "-", "*", "/", "%", "&", "|", "^", "<<", ">>"]);
-    let right = match op {
-        "/" | "%" => format!("({} + 1)", access(rng)).replace("(len + 1)", "(ip[0] + 1)"),
-        "<<" | ">>" => rng.pick(&["1", "4", "31", "(ip[1] & 63)"]).to_string(),
-        _ => arith(rng, depth - 1),
-    };
-    format!("{} {op} {right}", arith(rng, depth - 1))
-}
-
-fn primitive(rng: &mut Rng) -> String {
-    match rng.below(25) {
-        0 => rng.pick(&["ip", "ip6", "arp", "rarp", "tcp", "udp", "sctp", "icmp", "icmp6"]).into(),
-        1 | 2 => format!("{}{}host {}", rng.pick(&["", "", "ip ", "arp ", "rarp "]), dir(rng), rng.pick(pools::IPV4)),
-        3 => format!("{}{}host {}", rng.pick(&["", "ip6 "]), dir(rng), rng.pick(pools::IPV6)),
-        4 => format!("{}{}net {}", rng.pick(&["", "ip "]), dir(rng), masked_v4(rng)),
-        5 => format!(
-            "{}net {}",
-            dir(rng),
-            rng.pick(&["192.168.1", "10.0.0.0 mask 255.255.255.0", "2001:db8::/32", "10"])
-        ),
-        6 => format!("ether {}host {}", dir(rng), rng.pick(pools::MACS)),
-        7 => rng
-            .pick(&["ether broadcast", "ether multicast", "broadcast", "multicast", "ip multicast", "ip6 multicast"])
-            .into(),
-        8..=10 => format!("{}{}port {}", rng.pick(&["", "", "tcp ", "udp ", "sctp "]), dir(rng), port(rng)),
-        11 => format!(
-            "{}{}portrange {}-{}",
-            rng.pick(&["", "tcp ", "udp "]),
-            dir(rng),
-            rng.pick(pools::PORTS),
-            rng.pick(pools::PORTS)
-        ),
-        12 => format!(
-            "{} {}",
-            rng.pick(&["ip proto", "ip6 proto", "proto"]),
-            rng.pick(&["1", "6", "17", "58", "132", "47", "0", "\\tcp", "\\udp"])
-        ),
-        13 => format!("ether proto {}", rng.pick(&["0x0800", "0x86dd", "0x0806", "\\ip", "\\arp", "0x88cc", "0x8100"])),
-        14 => format!("vlan{}", rng.pick(&["", "", " 10", " 1", " 0", " 100"])),
-        15 => format!("{} {}", rng.pick(&["less", "greater"]), rng.pick(pools::LENGTHS)),
-        16..=18 => {
-            let op = rng.pick(&["=", "==", "!=", ">", "<", ">=", "<="]);
-            format!("{} {op} {}", arith(rng, 2), arith(rng, 1))
-        }
-        19 => format!(
-            "host {} {} {}",
-            rng.pick(pools::IPV4),
-            rng.pick(&["and", "or", "and not", "or not"]),
-            rng.pick(pools::IPV4)
-        ),
-        20 => {
-            format!("{}port {} {} {}", dir(rng), port(rng), rng.pick(&["or", "and not", "||"]), rng.pick(pools::PORTS))
-        }
-        22 | 23 => rng
-            .pick(&[
-                "llc",
-                "llc i",
-                "llc s",
-                "llc u",
-                "llc ui",
-                "llc rr",
-                "llc rnr",
-                "llc xid",
-                "llc frmr",
-                "stp",
-                "ipx",
-                "netbeui",
-                "atalk",
-                "aarp",
-                "iso",
-                "isis",
-                "esis",
-                "clnp",
-                "l1",
-                "l2",
-                "iih",
-                "lsp",
-                "snp",
-                "csnp",
-                "psnp",
-                "decnet",
-                "lat",
-                "sca",
-                "mopdl",
-                "moprc",
-                "igmp",
-                "igrp",
-                "pim",
-                "vrrp",
-                "carp",
-                "ah",
-                "esp",
-                "pppoed",
-                "pppoes",
-                "pppoes 0x3b",
-                "pppoes 1234",
-                "mpls",
-                "mpls 100",
-                "mpls 123",
-                "link proto 0x42",
-                "ether proto 0xe0",
-                "ether proto \\iso",
-                "ether proto \\atalk",
-                "ether proto 0x6003",
-                "isis proto 0x12 or 0x14",
-                "iso proto \\clnp",
-                "decnet host 1.1",
-                "decnet src 63.1023",
-                "decnet dst 3.12",
-                "ether host 02-00-00-00-00-01",
-                "ether src 0011.2233.4455",
-                "byte 12 = 0x88",
-                "byte 14 > 0x40",
-                "byte 15 < 3",
-                "length > 60",
-                "icmp6[icmp6type] = icmp6-neighborsolicit",
-                "ppp[12:2] = 0x8847",
-                "link broadcast",
-            ])
-            .into(),
-        24 => format!(
-            "{}[{}] {} {}",
-            rng.pick(&["vrrp", "pim", "igmp", "decnet", "lat", "atalk", "ppp", "link", "carp"]),
-            rng.pick(&["0", "1", "2:2", "4"]),
-            rng.pick(&["=", ">", "!="]),
-            rng.pick(&["0", "1", "0x20"])
-        ),
-        _ => format!(
-            "tcp[tcpflags] & ({}) != 0",
-            rng.pick(&["tcp-syn", "tcp-syn|tcp-ack", "tcp-fin|tcp-rst", "tcp-push"])
-        ),
-    }
-}
-
-/// A `protochain` primitive: either family or both, numbers and names, the protocols
-/// the walk passes over among them.
-fn protochain(rng: &mut Rng) -> String {
-    format!(
-        "{}protochain {}",
-        rng.pick(&["", "", "ip ", "ip6 "]),
-        rng.pick(&["6", "17", "\\udp", "58", "0", "43", "44", "51", "59", "60", "4", "41", "300", "ipv6-icmp"])
-    )
-}
-
-/// An expression holding at least one `protochain`, among the other primitives.
-fn protochain_expression(rng: &mut Rng) -> String {
-    let first = if rng.chance(20) { format!("not {}", protochain(rng)) } else { protochain(rng) };
-    match rng.below(4) {
-        0 => first,
-        1 => format!("{first} {} {}", rng.pick(&["or", "and", "and not"]), rng.pick(&["17", "6", "51"])),
-        2 => format!("{first} {} {}", rng.pick(&["and", "or", "and not", "or not"]), expression(rng, 2)),
-        _ => format!("({}) {} {first}", expression(rng, 2), rng.pick(&["and", "or"])),
-    }
-}
-
-fn expression(rng: &mut Rng, depth: usize) -> String {
-    let item = if depth == 0 || rng.chance(40) { primitive(rng) } else { format!("({})", expression(rng, depth - 1)) };
-    let item = if rng.chance(20) { format!("{} {item}", rng.pick(&["not", "!"])) } else { item };
-    if depth == 0 || rng.chance(45) {
-        return item;
-    }
-    let op = rng.pick(&["and", "or", "&&", "||", "and not", "or not"]);
-    format!("{item} {op} {}", expression(rng, depth - 1))
-}
-
 // ---- the check -----------------------------------------------------------------------
 
 #[derive(Default)]
@@ -442,22 +232,7 @@ fn judge(
         failures.push(format!("COMPILE `{expr}`: {:?}", compiled.1));
         return Outcome::Judged;
     };
-    let pfc_len = compiled.code.insns.len();
-    let libpcap_len = match &optimized {
-        Optimized::Program(optimized) => optimized.program.len as usize,
-        _ => 1,
-    };
-    if expr.contains("protochain") {
-        tally.chain_atom_insns += pfc_len.saturating_sub(fixed_overhead());
-        tally.chain_programs += 1;
-        tally.chain_libpcap_insns += libpcap_len;
-    } else {
-        tally.pfc_insns += pfc_len;
-        tally.atom_insns += pfc_len.saturating_sub(fixed_overhead());
-        tally.programs += 1;
-        tally.libpcap_insns += libpcap_len;
-    }
-    tally.worst.push((pfc_len as f64 / libpcap_len.max(1) as f64, expr.to_string(), pfc_len, libpcap_len));
+    count_size(expr, compiled.code.insns.len(), &optimized, tally);
     let object = BpfObject::parse(&compiled.object).expect("pfc's object parses");
     let mut vm = Executor::new(&object, &compiled.object, Backend::Vm).expect("rbpf takes pfc's object");
     let mut loaded = kernel.then(|| Executor::new(&object, &compiled.object, Backend::Kernel));
@@ -506,6 +281,28 @@ fn judge(
         }
     }
     Outcome::Judged
+}
+
+/// Adds one compiled expression to the size comparison: pfc's whole program (`pfc_len`
+/// instructions) against libpcap's optimized cBPF (1 for "rejects all packets" and the
+/// optimizer's refusals: `ret #0`).
+fn count_size(expr: &str, pfc_len: usize, optimized: &Optimized, tally: &mut Tally) {
+    let libpcap_len = match optimized {
+        Optimized::Program(optimized) => optimized.program.len as usize,
+        _ => 1,
+    };
+    if expr.contains("protochain") {
+        tally.chain_atom_insns += pfc_len.saturating_sub(fixed_overhead());
+        tally.chain_programs += 1;
+        tally.chain_libpcap_insns += libpcap_len;
+    } else {
+        tally.pfc_insns += pfc_len;
+        tally.atom_insns += pfc_len.saturating_sub(fixed_overhead());
+        tally.programs += 1;
+        tally.libpcap_insns += libpcap_len;
+    }
+    let atom = pfc_len.saturating_sub(fixed_overhead());
+    tally.worst.push((atom as f64 / libpcap_len.max(1) as f64, expr.to_string(), atom, libpcap_len));
 }
 
 /// Instructions of a program whose only atom is `pcap ""` (constant: no atom code):
@@ -570,14 +367,12 @@ fn pfc_agrees_with_libpcap_on_random_expressions() {
     packets.extend(frames::link_layer_frames());
     packets.extend(frames::libpcap_capture_frames());
     packets.extend(frames::protochain_frames());
-    let mut rng = Rng::new(support::seed() ^ 0x9ca9_u64.wrapping_mul(0x1000_0001));
     let kernel_ok = kernel::privileges().is_ok();
     let mut tally = Tally::default();
     let mut failures: Vec<String> = Vec::new();
-    for index in 0..EXPRESSIONS {
-        let expr = expression(&mut rng, 3);
+    for (index, expr) in random_expressions().iter().enumerate() {
         if let Outcome::RefusedByPfc(diagnostics) =
-            judge(&expr, &packets, kernel_ok && index < KERNEL_EXPRESSIONS, &mut tally, &mut failures)
+            judge(expr, &packets, kernel_ok && index < KERNEL_EXPRESSIONS, &mut tally, &mut failures)
         {
             failures.push(format!("ACCEPTANCE `{expr}`: libpcap accepts, pfc refuses {diagnostics:?}"));
         }
@@ -588,17 +383,15 @@ fn pfc_agrees_with_libpcap_on_random_expressions() {
     summary("random expressions", &tally, packets.len(), kernel_ok, failures.len(), started);
     tally.worst.sort_by(|a, b| b.0.total_cmp(&a.0));
     print_sizes(&tally);
-    println!("worst (whole programs):");
+    println!("worst (atom code):");
     for (ratio, expr, pfc, libpcap) in tally.worst.iter().take(5) {
         println!("  {ratio:.1}x  {pfc} vs {libpcap}  `{expr}`");
     }
     // `protochain`: libpcap's loop is unrolled, so these programs are counted apart.
     let mut chains = Tally::default();
-    let mut rng = Rng::new(support::seed() ^ 0x9c_c4a1_u64.wrapping_mul(0x1000_0001));
-    for index in 0..PROTOCHAIN_EXPRESSIONS {
-        let expr = protochain_expression(&mut rng);
+    for (index, expr) in random_protochain_expressions().iter().enumerate() {
         let kernel = kernel_ok && index < PROTOCHAIN_KERNEL_EXPRESSIONS;
-        if let Outcome::RefusedByPfc(diagnostics) = judge(&expr, &packets, kernel, &mut chains, &mut failures) {
+        if let Outcome::RefusedByPfc(diagnostics) = judge(expr, &packets, kernel, &mut chains, &mut failures) {
             failures.push(format!("ACCEPTANCE `{expr}`: libpcap accepts, pfc refuses {diagnostics:?}"));
         }
         if failures.len() > 20 {
@@ -610,6 +403,75 @@ fn pfc_agrees_with_libpcap_on_random_expressions() {
     assert!(chains.chain_programs >= PROTOCHAIN_EXPRESSIONS / 2, "only {} protochain programs", chains.chain_programs);
     assert!(packets.len() >= 1000, "the corpus has only {} packets", packets.len());
     assert!(failures.is_empty(), "{} failures:\n\n{}", failures.len(), failures.join("\n\n"));
+}
+
+/// The expressions of the random differential, in its order.
+fn random_expressions() -> Vec<String> {
+    let mut rng = Rng::new(support::seed() ^ 0x9ca9_u64.wrapping_mul(0x1000_0001));
+    (0..EXPRESSIONS).map(|_| expression(&mut rng, 3)).collect()
+}
+
+/// The `protochain` expressions of the random differential, in its order.
+fn random_protochain_expressions() -> Vec<String> {
+    let mut rng = Rng::new(support::seed() ^ 0x9c_c4a1_u64.wrapping_mul(0x1000_0001));
+    (0..PROTOCHAIN_EXPRESSIONS).map(|_| protochain_expression(&mut rng)).collect()
+}
+
+/// The TESTrun expressions (without their link types).
+fn testrun_expressions() -> Vec<&'static str> {
+    TESTRUN
+        .lines()
+        .filter(|line| !line.starts_with('#') && !line.is_empty())
+        .map(|line| line.split_once('\t').map_or(line, |(_, expr)| expr))
+        .collect()
+}
+
+/// Code size alone (issue 17), without running a frame: the expressions of both
+/// differentials that libpcap and pfc both accept, pfc's atom code against libpcap's
+/// optimized cBPF, per set, with the ten largest ratios (`PFC_PCAP_SIZE_LIST=1` prints
+/// every expression: atom instructions, libpcap's, the expression). Every accepted
+/// expression must compile.
+#[test]
+fn pcap_code_size_against_libpcap() {
+    let list = std::env::var_os("PFC_PCAP_SIZE_LIST").is_some();
+    let testrun: Vec<String> = testrun_expressions().into_iter().map(str::to_string).collect();
+    let sets = [
+        ("random expressions", random_expressions()),
+        ("random protochain expressions", random_protochain_expressions()),
+        ("TESTrun (DLT_EN10MB)", testrun),
+    ];
+    let mut failures = Vec::new();
+    for (name, expressions) in sets {
+        let mut tally = Tally::default();
+        for expr in &expressions {
+            let optimized = match (Libpcap::compile(expr, true), Libpcap::compile(expr, false)) {
+                (Ok(optimized), Ok(_)) => Optimized::Program(optimized),
+                (Err(error), Ok(_)) if error == REJECTS_ALL => Optimized::RejectsAll,
+                (Err(_), Ok(_)) => Optimized::Refused,
+                (_, Err(_)) => continue,
+            };
+            if pfc_compiler::pcap::compile(expr, Span::new(0, expr.len())).0.is_none() {
+                continue;
+            }
+            match pfc_compiler::compile::compile(&rule_file(expr), Options::default()).0 {
+                Some(compiled) => count_size(expr, compiled.code.insns.len(), &optimized, &mut tally),
+                None => failures.push(format!("`{expr}` does not compile")),
+            }
+        }
+        println!("{name}:");
+        print_sizes(&tally);
+        tally.worst.sort_by(|a, b| b.0.total_cmp(&a.0));
+        for (ratio, expr, pfc, libpcap) in tally.worst.iter().take(10) {
+            println!("  {ratio:.1}x  {pfc} vs {libpcap}  `{expr}`");
+        }
+        if list {
+            for (_, expr, pfc, libpcap) in &tally.worst {
+                println!("size\t{pfc}\t{libpcap}\t{expr}");
+            }
+        }
+        assert!(tally.programs + tally.chain_programs >= expressions.len() / 10, "{name}: too few compiled");
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 /// libpcap's own test expressions for Ethernet (`testprogs/TESTrun`, vendored with its
@@ -648,11 +510,7 @@ fn pfc_agrees_with_libpcap_on_its_own_test_expressions() {
     let mut failures: Vec<String> = Vec::new();
     let mut refused_as_documented = 0;
     let mut by_refusal: std::collections::BTreeMap<String, Vec<String>> = std::collections::BTreeMap::new();
-    let expressions: Vec<&str> = TESTRUN
-        .lines()
-        .filter(|line| !line.starts_with('#') && !line.is_empty())
-        .map(|line| line.split_once('\t').map_or(line, |(_, expr)| expr))
-        .collect();
+    let expressions = testrun_expressions();
     for expr in &expressions {
         if let Outcome::RefusedByPfc(diagnostics) = judge(expr, &packets, kernel_ok, &mut tally, &mut failures) {
             let documented_refusal =
