@@ -56,6 +56,30 @@ fn upper_bound(val: &Val) -> u64 {
     }
 }
 
+/// `(load & mask) == k` for a fixed-offset load whose mask keeps one byte, or two
+/// aligned ones, of it: the narrower load of those bytes and `k` shifted to them (`net
+/// 10.0.0.0/8` reads one byte). The bounds check stays the wide load's: the node's check
+/// covers the fixed loads of the test as written.
+fn narrow(left: &Val, op: TestOp, right: &Val) -> Option<(Val, Val)> {
+    let (TestOp::Eq, Val::Alu(Alu::And, loaded, mask), Val::Const(k)) = (op, left, right) else { return None };
+    let (Val::Load { size, index, offset }, Val::Const(mask)) = (&**loaded, &**mask) else { return None };
+    graph::fixed_end(*size, index, *offset)?;
+    let Val::Const(base) = **index else { return None };
+    let bits = u32::from(*size) * 8;
+    for width in [1u32, 2].into_iter().filter(|width| *width < u32::from(*size)) {
+        for first in 0..=(u32::from(*size) - width) {
+            // Bytes `first..first + width` of the load, big-endian.
+            let shift = bits - 8 * (first + width);
+            let kept = (u32::MAX >> (32 - 8 * width)) << shift;
+            if *mask == kept && k & !kept == 0 {
+                let at = base + offset + first;
+                return Some((Val::at(width as u8, at), Val::Const(k >> shift)));
+            }
+        }
+    }
+    None
+}
+
 /// Where the atoms find the context to re-read the packet start from at their join.
 #[derive(Clone, Copy, Debug)]
 pub struct Context {
@@ -103,7 +127,7 @@ pub fn emit(b: &mut ProgramBuilder, filter: &PcapFilter, bit: PcapBit, context: 
     checked_in.insert(graph.root, 0);
     // What the value registers hold on every way into each node.
     let mut held_in: HashMap<usize, Registers> = HashMap::new();
-    let mut atom = Atom { b, reject, checked: 0, held: Default::default() };
+    let mut atom = Atom { b, reject, checked: 0, held: Default::default(), pointers: 0 };
     for (position, &index) in order.iter().enumerate() {
         let test = graph.test(index);
         atom.b.bind(labels[&index]);
@@ -140,8 +164,14 @@ enum Held {
     Value(Val),
     /// A 2- or 4-byte load as the bytes lie (not byte-swapped).
     Raw(Val),
-    /// A packet pointer: the packet start plus this index.
-    Base(Val),
+    /// A packet pointer: the packet start plus `index`, with the bytes from it that a
+    /// bounds check on it proved present. The verifiers keep a proven range with the
+    /// pointer that was checked (and its copies), not with a recomputed one, and pfc's
+    /// verifier forgets it where pointers computed on different paths join: `origin`
+    /// numbers the computation (`None` after such a join).
+    Base { index: Val, reach: u64, origin: Option<usize> },
+    /// The packet start plus this many bytes (what the last bounds check compared).
+    Ahead(u64),
 }
 
 /// What each value register holds on every path to a point.
@@ -149,7 +179,20 @@ type Registers = [Option<Held>; MAX_VALUE_DEPTH];
 
 /// What holds on both of two ways in.
 fn meet(a: &Registers, b: &Registers) -> Registers {
-    std::array::from_fn(|index| if a[index] == b[index] { a[index].clone() } else { None })
+    std::array::from_fn(|index| match (&a[index], &b[index]) {
+        (Some(Held::Base { index, reach, origin }), Some(Held::Base { index: other, reach: theirs, origin: from }))
+            if index == other =>
+        {
+            let same = origin.is_some() && origin == from;
+            Some(Held::Base {
+                index: index.clone(),
+                reach: if same { *reach.min(theirs) } else { 0 },
+                origin: origin.filter(|_| same),
+            })
+        }
+        (one, other) if one == other => one.clone(),
+        _ => None,
+    })
 }
 
 struct Atom<'a> {
@@ -160,6 +203,8 @@ struct Atom<'a> {
     checked: u64,
     /// What the value registers hold at the current point, on every path to it.
     held: Registers,
+    /// Packet pointers computed so far (numbers [`Held::Base`]'s origins).
+    pointers: usize,
 }
 
 impl Atom<'_> {
@@ -184,14 +229,23 @@ impl Atom<'_> {
         }
     }
 
-    /// Rejects frames shorter than `length` bytes.
+    /// Rejects frames shorter than `length` bytes: two instructions when the scratch
+    /// register already holds the packet start plus less than `length` on every path here.
     fn check(&mut self, length: u64) {
         // The last value register, which a comparison rarely needs: the others may hold
         // values a later test reuses.
         let scratch = REGS[MAX_VALUE_DEPTH - 1];
-        self.emit(Insn::mov64(scratch, Reg::R7));
-        self.emit(Insn::alu64(AluOp::Add, scratch, length as i32));
+        match self.held[MAX_VALUE_DEPTH - 1] {
+            Some(Held::Ahead(ahead)) if ahead < length => {
+                self.emit(Insn::alu64(AluOp::Add, scratch, (length - ahead) as i32));
+            }
+            _ => {
+                self.emit(Insn::mov64(scratch, Reg::R7));
+                self.emit(Insn::alu64(AluOp::Add, scratch, length as i32));
+            }
+        }
         self.emit(Insn::jump64(JmpOp::Gt, scratch, Reg::R8, self.reject));
+        self.remember(scratch, Held::Ahead(length));
         self.checked = length;
     }
 
@@ -206,17 +260,49 @@ impl Atom<'_> {
                 return;
             }
         }
+        if yes == no {
+            // Only the loads matter (they may reject): their bounds checks, not the values.
+            self.touch(left, 0);
+            self.touch(right, 0);
+            if !yes_next {
+                self.emit(Insn::Ja { target: yes });
+            }
+            return;
+        }
+        let narrowed = narrow(left, op, right);
+        let (left, right) = match &narrowed {
+            Some((left, right)) => (left, right),
+            None => (left, right),
+        };
         // `==` and `&` against a constant do not care about byte order: compare the word
-        // as loaded with the constant byte-swapped, and save the swap.
-        let raw = match (left, op, right) {
+        // as loaded with the constant byte-swapped, and save the swap; so does `(word &
+        // mask) == constant`, with both byte-swapped.
+        let (loaded, mask) = match left {
+            Val::Alu(Alu::And, loaded, mask) if op == TestOp::Eq => match &**mask {
+                Val::Const(mask) => (&**loaded, Some(*mask)),
+                _ => (left, None),
+            },
+            _ => (left, None),
+        };
+        let raw = match (loaded, op, right) {
             (Val::Load { size: size @ (2 | 4), index, offset }, TestOp::Eq | TestOp::Set, Val::Const(k))
-                if *size == 4 || *k <= 0xffff || op == TestOp::Set =>
+                if (*size == 4 || (*k <= 0xffff && mask.map_or(true, |m| m <= 0xffff)) || op == TestOp::Set)
+                    && self.holding(&Held::Value(loaded.clone()), REGS[0]).is_none()
+                    && self.held[0].as_ref() != Some(&Held::Value(loaded.clone())) =>
             {
-                if self.held[0].as_ref() != Some(&Held::Raw(left.clone())) {
-                    self.load(*size, index, *offset, 0, false);
-                    self.remember(REGS[0], Held::Raw(left.clone()));
+                let swap = |k: u32| if *size == 2 { u32::from((k as u16).swap_bytes()) } else { k.swap_bytes() };
+                let raw = Held::Raw(loaded.clone());
+                if self.held[0].as_ref() != Some(&raw) {
+                    match self.holding(&raw, REGS[0]) {
+                        Some(reg) => self.emit(Insn::mov64(REGS[0], reg)),
+                        None => self.load(*size, index, *offset, 0, false),
+                    }
+                    self.remember(REGS[0], raw);
                 }
-                Some(if *size == 2 { u32::from((*k as u16).swap_bytes()) } else { k.swap_bytes() })
+                if let Some(mask) = mask {
+                    self.emit(Insn::alu32(AluOp::And, REGS[0], Operand::imm_u32(swap(mask))));
+                }
+                Some(swap(*k))
             }
             _ => None,
         };
@@ -231,13 +317,6 @@ impl Atom<'_> {
                 Operand::Reg(REGS[1])
             }
         };
-        if yes == no {
-            // Only the loads matter (they may reject).
-            if !yes_next {
-                self.emit(Insn::Ja { target: yes });
-            }
-            return;
-        }
         let (jump_op, negated_op) = match op {
             TestOp::Eq => (JmpOp::Eq, Some(JmpOp::Ne)),
             TestOp::Gt => (JmpOp::Gt, Some(JmpOp::Le)),
@@ -251,6 +330,25 @@ impl Atom<'_> {
                 self.emit(Insn::jump32(jump_op, REGS[0], src, yes));
                 self.emit(Insn::Ja { target: no });
             }
+        }
+    }
+
+    /// What computing `val` at `REGS[depth]` may reject on, without its value: the
+    /// bounds checks of its loads, the divisors' zero tests, protochain walks.
+    fn touch(&mut self, val: &Val, depth: usize) {
+        match val {
+            Val::Const(_) | Val::Len => {}
+            Val::Neg(inner) => self.touch(inner, depth),
+            Val::Alu(Alu::Div | Alu::Mod, ..) | Val::Protochain { .. } => self.value(val, depth),
+            Val::Alu(_, left, right) => {
+                self.touch(left, depth);
+                self.touch(right, depth);
+            }
+            Val::Load { size, index, offset } => match graph::fixed_end(*size, index, *offset) {
+                Some(end) if end > self.checked => self.check(end),
+                Some(_) => {}
+                None => self.load_or_check(*size, index, *offset, depth, false, false),
+            },
         }
     }
 
@@ -298,6 +396,11 @@ impl Atom<'_> {
 
     /// Loads into `REGS[depth]`, in host order when `swap` (else as the bytes lie).
     fn load(&mut self, size: u8, index: &Val, offset: u32, depth: usize, swap_to_host: bool) {
+        self.load_or_check(size, index, offset, depth, swap_to_host, true);
+    }
+
+    /// [`Self::load`], or only its bounds check when not `read`.
+    fn load_or_check(&mut self, size: u8, index: &Val, offset: u32, depth: usize, swap_to_host: bool, read: bool) {
         let dst = REGS[depth];
         let width = u64::from(size);
         let (bpf_size, swap) = match size {
@@ -310,10 +413,10 @@ impl Atom<'_> {
                 let at = (u64::from(*k) + u64::from(offset)) as i32;
                 let end = at as u64 + width;
                 if end > self.checked {
-                    self.emit(Insn::mov64(dst, Reg::R7));
-                    self.emit(Insn::alu64(AluOp::Add, dst, end as i32));
-                    self.emit(Insn::jump64(JmpOp::Gt, dst, Reg::R8, self.reject));
-                    self.checked = end;
+                    self.check(end);
+                }
+                if !read {
+                    return;
                 }
                 self.emit(Insn::load(bpf_size, dst, Reg::R7, at as i16));
             }
@@ -327,9 +430,14 @@ impl Atom<'_> {
                 if u64::from(offset) + width <= 0x7fff {
                     // The pointer is the packet start plus the index (kept for other loads
                     // at the same index); the offset goes into the check and the load.
-                    let base = Held::Base(index.clone());
-                    let pointer = match self.holding(&base, dst) {
-                        Some(reg) => reg,
+                    let held = (0..MAX_VALUE_DEPTH).find_map(|at| match &self.held[at] {
+                        Some(Held::Base { index: x, reach, origin }) if REGS[at] != dst && x == index => {
+                            Some((at, *reach, *origin))
+                        }
+                        _ => None,
+                    });
+                    let (at, reach, origin) = match held {
+                        Some(held) => held,
                         None => {
                             self.value(index, depth);
                             if upper_bound(index) > limit {
@@ -337,13 +445,21 @@ impl Atom<'_> {
                             }
                             self.emit(Insn::mov64(pointer, Reg::R7));
                             self.emit(Insn::alu64(AluOp::Add, pointer, dst));
-                            self.remember(pointer, base);
-                            pointer
+                            self.pointers += 1;
+                            (depth + 1, 0, Some(self.pointers))
                         }
                     };
-                    self.emit(Insn::mov64(dst, pointer));
-                    self.emit(Insn::alu64(AluOp::Add, dst, (u64::from(offset) + width) as i32));
-                    self.emit(Insn::jump64(JmpOp::Gt, dst, Reg::R8, self.reject));
+                    let pointer = REGS[at];
+                    let end = u64::from(offset) + width;
+                    if end > reach {
+                        self.emit(Insn::mov64(dst, pointer));
+                        self.emit(Insn::alu64(AluOp::Add, dst, end as i32));
+                        self.emit(Insn::jump64(JmpOp::Gt, dst, Reg::R8, self.reject));
+                    }
+                    self.held[at] = Some(Held::Base { index: index.clone(), reach: reach.max(end), origin });
+                    if !read {
+                        return;
+                    }
                     self.emit(Insn::load(bpf_size, dst, pointer, offset as i16));
                     if let (Some(width), true) = (swap, swap_to_host) {
                         self.emit(Insn::Endian { order: ByteOrder::Big, width, dst });
@@ -362,6 +478,9 @@ impl Atom<'_> {
                 self.emit(Insn::mov64(dst, pointer));
                 self.emit(Insn::alu64(AluOp::Add, dst, width as i32));
                 self.emit(Insn::jump64(JmpOp::Gt, dst, Reg::R8, self.reject));
+                if !read {
+                    return;
+                }
                 self.emit(Insn::load(bpf_size, dst, pointer, 0));
             }
         }

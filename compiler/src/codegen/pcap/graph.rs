@@ -19,7 +19,8 @@
 use std::collections::HashMap;
 
 use super::facts::{apply, Facts};
-use crate::program::pcap::{Pred, TestOp, Val};
+use super::upper_bound;
+use crate::program::pcap::{Alu, Pred, TestOp, Val};
 
 /// The accepting leaf.
 pub const TRUE: usize = 0;
@@ -97,6 +98,55 @@ pub(crate) fn fixed_loads_end(val: &Val) -> u64 {
     }
 }
 
+/// `val` with constant parts of load indices moved into the loads' offsets, as libpcap
+/// writes `tcp[13]` (`[x + 27]`, not `x = 13 + x; [x + 14]`): fewer instructions, and
+/// loads behind one header share its pointer. Only where the sum cannot wrap (the
+/// index's [`upper_bound`] plus the constant fits 32 bits), so every load reads the
+/// same bytes.
+pub(crate) fn normalize(val: &Val) -> Val {
+    match val {
+        Val::Const(_) | Val::Len | Val::Protochain { .. } => val.clone(),
+        Val::Neg(inner) => Val::Neg(Box::new(normalize(inner))),
+        Val::Alu(op, left, right) => Val::Alu(*op, Box::new(normalize(left)), Box::new(normalize(right))),
+        Val::Load { size, index, offset } => {
+            let index = normalize(index);
+            let (constant, rest) = match &index {
+                Val::Const(k) => (*k, Val::Const(0)),
+                Val::Alu(Alu::Add, left, right) => match (&**left, &**right) {
+                    (Val::Const(k), rest) | (rest, Val::Const(k)) if upper_bound(rest) <= u64::from(u32::MAX - k) => {
+                        (*k, rest.clone())
+                    }
+                    _ => (0, index.clone()),
+                },
+                _ => (0, index.clone()),
+            };
+            match offset.checked_add(constant) {
+                Some(offset) if constant > 0 => Val::Load { size: *size, index: Box::new(rest), offset },
+                _ => Val::Load { size: *size, index: Box::new(index), offset: *offset },
+            }
+        }
+    }
+}
+
+/// A test in the form codegen emits best, with its ways: `v > 0` is `v != 0`,
+/// `(v & k) == 0` is "no bit of `k` set in `v`" (one `jset`), and `v >= 0` and
+/// `v > 0xffffffff` go one way (their loads may still reject).
+fn simplify(left: Val, op: TestOp, right: Val, yes: usize, no: usize) -> (Val, TestOp, Val, usize, usize) {
+    let (op, yes, no) = match (op, &right) {
+        (TestOp::Gt, Val::Const(0)) => (TestOp::Eq, no, yes),
+        // Decided: only the loads matter.
+        (TestOp::Ge, Val::Const(0)) => (op, yes, yes),
+        (TestOp::Gt, Val::Const(u32::MAX)) => (op, no, no),
+        _ => (op, yes, no),
+    };
+    if let (TestOp::Eq, Val::Const(0), Val::Alu(Alu::And, a, b)) = (op, &right, &left) {
+        if let (v, Val::Const(k)) | (Val::Const(k), v) = (&**a, &**b) {
+            return (v.clone(), TestOp::Set, Val::Const(*k), no, yes);
+        }
+    }
+    (left, op, right, yes, no)
+}
+
 fn reads_frame(val: &Val) -> bool {
     match val {
         Val::Const(_) => false,
@@ -140,7 +190,8 @@ impl Builder {
                 if yes == no && yes == FALSE {
                     return FALSE;
                 }
-                self.node(Test { left: left.clone(), op: *op, right: right.clone(), yes, no })
+                let (left, op, right, yes, no) = simplify(normalize(left), *op, normalize(right), yes, no);
+                self.node(Test { left, op, right, yes, no })
             }
         }
     }
@@ -155,7 +206,8 @@ impl Graph {
         for _ in 0..4 {
             let threaded = graph.thread();
             let pruned = graph.prune();
-            if !threaded && !pruned {
+            let merged = graph.merge();
+            if !threaded && !pruned && !merged {
                 break;
             }
         }
@@ -176,19 +228,61 @@ impl Graph {
         self.nodes[index].as_ref().expect("a test node")
     }
 
-    /// Reachable tests, root first, in topological order.
+    /// The distinct successors of the test at `index`, `no` first.
+    fn ways(&self, index: usize) -> Vec<usize> {
+        let test = self.test(index);
+        if test.yes == test.no {
+            vec![test.no]
+        } else {
+            vec![test.no, test.yes]
+        }
+    }
+
+    /// Reachable tests, root first, in a topological order that puts a test right
+    /// after one that leads to it wherever it can (a way to the next test is a fall
+    /// through; a test whose ways both go elsewhere costs a `goto`): after each test,
+    /// its `no` successor when every way into it is already placed, else its `yes`
+    /// one, else the highest-numbered test ready. Atoms with a `protochain` walk keep
+    /// descending index order.
     pub fn order(&self) -> Vec<usize> {
         let mut reached = vec![false; self.nodes.len()];
+        let mut waiting = vec![0usize; self.nodes.len()];
         reached[self.root] = true;
-        let mut order = Vec::new();
         for index in (2..self.nodes.len()).rev() {
             if !reached[index] {
                 continue;
             }
+            for to in self.ways(index) {
+                reached[to] = true;
+                waiting[to] += 1;
+            }
+        }
+        if self.nodes.iter().flatten().any(|test| matches!(test.left, Val::Protochain { .. })) {
+            // The unrolled walks keep the plain order: placed after the other family's
+            // test, the kernel verifier keeps too many of their exits pending at once
+            // (ten `protochain N and not port M` rules: 8,893 pending paths, limit 8,192).
+            return (2..self.nodes.len()).rev().filter(|index| reached[*index]).collect();
+        }
+        let mut ready: Vec<usize> = Vec::new();
+        let mut order = Vec::new();
+        let mut next = (self.root > FALSE).then_some(self.root);
+        while let Some(index) = next.or_else(|| ready.pop()) {
+            next = None;
             order.push(index);
-            let test = self.test(index);
-            reached[test.yes] = true;
-            reached[test.no] = true;
+            for to in self.ways(index) {
+                if to <= FALSE {
+                    continue;
+                }
+                waiting[to] -= 1;
+                if waiting[to] == 0 {
+                    if next.is_none() {
+                        next = Some(to);
+                    } else {
+                        ready.push(to);
+                    }
+                }
+            }
+            ready.sort_unstable();
         }
         order
     }
@@ -204,7 +298,10 @@ impl Graph {
             let mut moved = test.clone();
             for holds in [true, false] {
                 let mut edge = here.clone();
-                edge.learn(&test.left, test.op, &test.right, holds);
+                if test.yes != test.no {
+                    // (Both ways of a test decided in advance are one edge: nothing is learnt.)
+                    edge.learn(&test.left, test.op, &test.right, holds);
+                }
                 let mut to = if holds { test.yes } else { test.no };
                 while to > FALSE {
                     let next = self.test(to);
@@ -229,6 +326,30 @@ impl Graph {
                 self.nodes[index] = Some(moved);
             }
         }
+        changed
+    }
+
+    /// Equal tests with equal successors become one node (threading makes tests that
+    /// began on different paths alike: the ARP and RARP halves of `net N`); whether any did.
+    fn merge(&mut self) -> bool {
+        let mut canonical: Vec<usize> = (0..self.nodes.len()).collect();
+        let mut seen: HashMap<Test, usize> = HashMap::new();
+        let mut changed = false;
+        for index in 2..self.nodes.len() {
+            let Some(test) = self.nodes[index].as_mut() else { continue };
+            (test.yes, test.no) = (canonical[test.yes], canonical[test.no]);
+            match seen.get(test) {
+                Some(&first) => {
+                    canonical[index] = first;
+                    self.nodes[index] = None;
+                    changed = true;
+                }
+                None => {
+                    seen.insert(test.clone(), index);
+                }
+            }
+        }
+        self.root = canonical[self.root];
         changed
     }
 
