@@ -11,8 +11,8 @@
 //! ```
 //!
 //! Without counters a matched rule sets r0 and goes to the *exit tail* (`return r0`,
-//! behind a never-taken branch that reads every stack word: see [`read_every_word`]);
-//! rule sets smaller than [`classifier::MIN_RULES`] return at once.
+//! behind a never-taken branch that reads every stack word: see `read_every_word`);
+//! rule sets smaller than `classifier::MIN_RULES` return at once.
 //!
 //! **Invariant:** only the prologue reads packet memory; every read there follows a
 //! bounds check that covers it. **Invariant:** every jump goes forward.

@@ -36,12 +36,14 @@ use crate::fields::{Field, FieldSource, Proto};
 /// Ethertype written when nothing known follows (IEEE 802 local experimental).
 pub const ETHERTYPE_UNKNOWN: u16 = 0x88b5;
 
-/// Something usable as an IPv4 address: [`Ipv4Addr`], `[u8; 4]` or a dotted literal.
+/// Something usable as an IPv4 address: [`Ipv4Addr`], `[u8; 4]`, or a dotted literal
+/// with the feature `test-builders`.
 pub trait ToIpv4 {
     /// The address.
     ///
     /// # Panics
-    /// A string that is not an IPv4 address (a bug in the test that wrote it).
+    /// The `&str` impl (feature `test-builders`), on a string that is not an IPv4
+    /// address (a bug in the test that wrote it).
     fn to_ipv4(self) -> Ipv4Addr;
 }
 
@@ -57,18 +59,21 @@ impl ToIpv4 for [u8; 4] {
     }
 }
 
+#[cfg(any(test, feature = "test-builders"))]
 impl ToIpv4 for &str {
     fn to_ipv4(self) -> Ipv4Addr {
         self.parse().unwrap_or_else(|_| panic!("not an IPv4 address: {self:?}"))
     }
 }
 
-/// Something usable as an IPv6 address: [`Ipv6Addr`], `[u8; 16]` or a literal.
+/// Something usable as an IPv6 address: [`Ipv6Addr`], `[u8; 16]`, or a literal with the
+/// feature `test-builders`.
 pub trait ToIpv6 {
     /// The address.
     ///
     /// # Panics
-    /// A string that is not an IPv6 address (a bug in the test that wrote it).
+    /// The `&str` impl (feature `test-builders`), on a string that is not an IPv6
+    /// address (a bug in the test that wrote it).
     fn to_ipv6(self) -> Ipv6Addr;
 }
 
@@ -84,16 +89,18 @@ impl ToIpv6 for [u8; 16] {
     }
 }
 
+#[cfg(any(test, feature = "test-builders"))]
 impl ToIpv6 for &str {
     fn to_ipv6(self) -> Ipv6Addr {
         self.parse().unwrap_or_else(|_| panic!("not an IPv6 address: {self:?}"))
     }
 }
 
-/// Parses `aa:bb:cc:dd:ee:ff`.
+/// Parses `aa:bb:cc:dd:ee:ff` (feature `test-builders`).
 ///
 /// # Panics
 /// A malformed literal (a bug in the test that wrote it).
+#[cfg(any(test, feature = "test-builders"))]
 pub fn mac(text: &str) -> [u8; 6] {
     let mut out = [0u8; 6];
     let mut parts = text.split(':');
@@ -600,10 +607,12 @@ impl Packet {
         Ok(self)
     }
 
-    /// Changes the last layer of type `T` (`.edit(|ip: &mut Ipv4| ip.ttl = 1)`).
+    /// Changes the last layer of type `T` (`.edit(|ip: &mut Ipv4| ip.ttl = 1)`; feature
+    /// `test-builders`).
     ///
     /// # Panics
     /// There is no layer of that type (a bug in the test that wrote it).
+    #[cfg(any(test, feature = "test-builders"))]
     pub fn edit<T: LayerType>(mut self, change: impl FnOnce(&mut T)) -> Packet {
         let layer = self.layers.iter_mut().rev().find_map(T::of_layer);
         change(layer.unwrap_or_else(|| panic!("no {} layer to edit", std::any::type_name::<T>())));
@@ -626,7 +635,7 @@ impl Packet {
     }
 }
 
-/// A layer struct that [`Packet::edit`] can find in a [`Layer`].
+/// A layer struct that `Packet::edit` (feature `test-builders`) can find in a [`Layer`].
 pub trait LayerType {
     /// The struct inside `layer`, if it is of this type.
     fn of_layer(layer: &mut Layer) -> Option<&mut Self>;
