@@ -26,7 +26,7 @@ use crate::bpf::opcode::{HELPER_KTIME_GET_NS, HELPER_MAP_LOOKUP, HELPER_RINGBUF_
 use crate::bpf::{AluOp, Insn, JmpOp, Label, Operand, ProgramBuilder, Reg, Size};
 use crate::fields::Field;
 use crate::ir::Filter;
-use crate::program::log::{hook_code, Log, EVENT_HEADER};
+use crate::program::log::{Log, EVENT_HEADER};
 
 /// Index in the object's map list of the ring buffer: after every limit's buckets and,
 /// when there are dynamic sets, their maps and generation array.
@@ -90,7 +90,7 @@ fn event(b: &mut ProgramBuilder, filter: &Filter, layout: &Layout, log: Log, con
     b.emit(Insn::mov64(Reg::R4, bytes));
     b.bind(kept);
     b.emit(Insn::store(Size::W, Reg::R8, 24, Reg::R4));
-    b.emit(Insn::StoreImm { size: Size::W, dst: Reg::R8, off: 28, imm: hook_code(filter.hook) as i32 });
+    b.emit(Insn::StoreImm { size: Size::W, dst: Reg::R8, off: 28, imm: filter.hook.event_code() as i32 });
     let submit = b.new_label();
     if log.bytes > 0 {
         b.emit(Insn::jump64(JmpOp::Lt, Reg::R4, 1, submit));

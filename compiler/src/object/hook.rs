@@ -62,8 +62,20 @@ pub enum Hook {
 }
 
 impl Hook {
-    /// Every hook, in the order `pfc status` lists them.
+    /// Every hook, in the order `pfc status` lists them. A hook's index here is also its
+    /// number in log events ([`Hook::event_code`]): add new hooks at the end.
     pub const ALL: [Hook; 3] = [Hook::Xdp, Hook::TcIngress, Hook::TcEgress];
+
+    /// The hook's number in log events: its index in [`Hook::ALL`] (0 XDP, 1 TC ingress,
+    /// 2 TC egress).
+    pub fn event_code(self) -> u32 {
+        Hook::ALL.iter().position(|hook| *hook == self).expect("every hook is in Hook::ALL") as u32
+    }
+
+    /// The hook a log event's number names (`None`: a number no hook has).
+    pub fn from_event_code(code: u32) -> Option<Hook> {
+        Hook::ALL.get(usize::try_from(code).ok()?).copied()
+    }
 
     /// The one printed spelling: `xdp`, `tc-ingress`, `tc-egress` (also the pin
     /// directory's and the state file's name).
@@ -271,6 +283,16 @@ pub mod sk_buff {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn event_codes_are_positions_in_all_and_read_back() {
+        assert_eq!([Hook::Xdp.event_code(), Hook::TcIngress.event_code(), Hook::TcEgress.event_code()], [0, 1, 2]);
+        for hook in Hook::ALL {
+            assert_eq!(Hook::from_event_code(hook.event_code()), Some(hook));
+        }
+        assert_eq!(Hook::from_event_code(Hook::ALL.len() as u32), None);
+        assert_eq!(Hook::from_event_code(u32::MAX), None);
+    }
 
     #[test]
     fn hooks_print_one_way_and_parse_every_way_users_type_them() {

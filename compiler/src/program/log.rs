@@ -20,7 +20,7 @@
 //! | 16 | 4 | `ifindex`: the interface the packet arrived on (XDP) or is on (TC) |
 //! | 20 | 4 | `frame_len`: the frame's length |
 //! | 24 | 4 | `captured`: bytes that follow, `min(frame_len, BYTES)` |
-//! | 28 | 4 | `hook`: 0 XDP, 1 TC ingress, 2 TC egress |
+//! | 28 | 4 | `hook`: [`Hook::event_code`] (0 XDP, 1 TC ingress, 2 TC egress) |
 
 use crate::diagnostic::Span;
 use crate::program::{Hook, LimitId};
@@ -53,15 +53,6 @@ impl Log {
     /// Bytes the program reserves in the ring buffer per event.
     pub fn record_size(&self) -> u32 {
         (EVENT_HEADER as u32 + u32::from(self.bytes)).div_ceil(8) * 8
-    }
-}
-
-/// The hook number stored in events.
-pub(crate) fn hook_code(hook: Hook) -> u32 {
-    match hook {
-        Hook::Xdp => 0,
-        Hook::TcIngress => 1,
-        Hook::TcEgress => 2,
     }
 }
 
@@ -111,12 +102,7 @@ impl Event {
             action: word(12).unwrap_or(0),
             ifindex: word(16).unwrap_or(0),
             frame_len: word(20).unwrap_or(0),
-            hook: match word(28).unwrap_or(u32::MAX) {
-                0 => Some(Hook::Xdp),
-                1 => Some(Hook::TcIngress),
-                2 => Some(Hook::TcEgress),
-                _ => None,
-            },
+            hook: Hook::from_event_code(word(28).unwrap_or(u32::MAX)),
             bytes: bytes.to_vec(),
         })
     }
@@ -125,7 +111,7 @@ impl Event {
     pub fn encode(&self, record_size: usize) -> Vec<u8> {
         let mut record = vec![0; record_size.max(EVENT_HEADER + self.bytes.len())];
         record[..8].copy_from_slice(&self.time_ns.to_le_bytes());
-        let hook = self.hook.map_or(u32::MAX, hook_code);
+        let hook = self.hook.map_or(u32::MAX, Hook::event_code);
         let words = [self.rule, self.action, self.ifindex, self.frame_len, self.bytes.len() as u32, hook];
         for (index, word) in words.iter().enumerate() {
             record[8 + 4 * index..12 + 4 * index].copy_from_slice(&word.to_le_bytes());
