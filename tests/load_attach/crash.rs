@@ -9,6 +9,7 @@ use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 
 use super::concurrent::{kernel_xdp_prog, stats_labels, status_entry};
+use super::set_kill::kill_paused;
 use super::*;
 
 /// The steps of a load, in order (`pfc_runtime::attach::guard::Step`).
@@ -18,30 +19,7 @@ const RUNS_NEW_FROM: usize = 3;
 
 /// Starts `pfc load FILE` paused at `step`, kills it there with `signal`; whether it paused.
 fn kill_at(ns: &str, iface: &str, file: &str, step: &str, signal: i32) {
-    let mut child = pfc_command(ns, &["load", file, "--iface", iface])
-        .env("PFC_TEST_PAUSE_AT", step)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("pfc starts");
-    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
-    let mut seen = String::new();
-    loop {
-        let mut line = String::new();
-        if stderr.read_line(&mut line).expect("stderr readable") == 0 {
-            let status = child.wait().expect("pfc ends");
-            panic!("pfc ended ({status}) before pausing at {step}: {seen}");
-        }
-        seen.push_str(&line);
-        if line.trim() == format!("pfc: paused at {step}") {
-            break;
-        }
-    }
-    // SAFETY: kill(2) on our own child's pid.
-    let rc = unsafe { libc::kill(child.id() as i32, signal) };
-    assert_eq!(rc, 0, "kill: {}", std::io::Error::last_os_error());
-    let status = child.wait().expect("pfc ends");
-    assert!(!status.success(), "killed at {step}: {status}");
+    kill_paused(ns, &["load", file, "--iface", iface], step, signal);
 }
 
 fn rule_names(tag: &str) -> Vec<String> {

@@ -12,7 +12,7 @@ use super::sets::{list, status_sets};
 use super::*;
 
 /// Starts `pfc ARGS` in `ns` paused at `step`, kills it there with `signal`.
-fn kill_paused(ns: &str, args: &[&str], step: &str, signal: i32) {
+pub(super) fn kill_paused(ns: &str, args: &[&str], step: &str, signal: i32) {
     let mut child = pfc_command(ns, args)
         .env("PFC_TEST_PAUSE_AT", step)
         .stdout(Stdio::null())

@@ -182,34 +182,28 @@ impl MapSpec {
     /// The per-CPU log statistics: `__u32` rule index → `struct pfc_log_stats { __u64
     /// sent; __u64 dropped; }`.
     pub fn log_stats(name: &str, rules: u32) -> MapSpec {
-        let field = |name: &str| Field { name: name.to_string(), ty: DataType::U64 };
-        MapSpec {
-            name: name.to_string(),
-            map_type: MapType::PERCPU_ARRAY,
-            key: DataType::U32,
-            value: DataType::Struct {
-                name: "pfc_log_stats".to_string(),
-                fields: vec![field("sent"), field("dropped")],
-            },
-            max_entries: rules.max(1),
-            flags: 0,
-        }
+        MapSpec::per_cpu_pairs(name, "pfc_log_stats", ["sent", "dropped"], rules)
     }
 
     /// The per-CPU rate-limit statistics: `__u32` limit index → `struct pfc_limit_stats {
     /// __u64 over; __u64 within; }` (packets that reached the limit and found their
     /// bucket without or with enough tokens).
     pub fn limit_stats(name: &str, limits: u32) -> MapSpec {
-        let field = |name: &str| Field { name: name.to_string(), ty: DataType::U64 };
+        MapSpec::per_cpu_pairs(name, "pfc_limit_stats", ["over", "within"], limits)
+    }
+
+    /// A per-CPU array of `entries` (at least one) structs named `value` of two `__u64`
+    /// fields, keyed by a `__u32` index.
+    fn per_cpu_pairs(name: &str, value: &str, fields: [&str; 2], entries: u32) -> MapSpec {
         MapSpec {
             name: name.to_string(),
             map_type: MapType::PERCPU_ARRAY,
             key: DataType::U32,
             value: DataType::Struct {
-                name: "pfc_limit_stats".to_string(),
-                fields: vec![field("over"), field("within")],
+                name: value.to_string(),
+                fields: fields.map(|field| Field { name: field.to_string(), ty: DataType::U64 }).to_vec(),
             },
-            max_entries: limits.max(1),
+            max_entries: entries.max(1),
             flags: 0,
         }
     }
