@@ -42,21 +42,10 @@ use pfc_runtime::attach::live::LiveSys;
 use pfc_runtime::attach::sets::{in_trie_order, SetKey};
 use pfc_runtime::attach::{BpfSys, Existing};
 use pfc_runtime::kernel::{privileges, KernelProgram};
+use pfc_test_support::Random;
 
 fn env_number(name: &str, default: u32) -> u32 {
     std::env::var(name).ok().and_then(|value| value.parse().ok()).unwrap_or(default)
-}
-
-/// A deterministic generator (xorshift64*), so every run fills the same sets.
-struct Random(u64);
-
-impl Random {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
 }
 
 fn prefix(kind: ValueKind, value: u128, length: u32) -> DynamicElement {

@@ -13,18 +13,7 @@ use pfc_compiler::program::dynamic::element_text;
 use pfc_compiler::testcase::spec_bytes;
 use pfc_runtime::executor::{Backend, Executor, Ran, SetupError};
 use pfc_runtime::BpfObject;
-
-/// A deterministic generator (xorshift64*).
-struct Random(u64);
-
-impl Random {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-}
+use pfc_test_support::Random;
 
 /// `count` prefixes as written in a rule file: 3 in 4 IPv4 /16–/32, 1 in 4 IPv6 /32–/64
 /// under 2001:db8::/32; never inside 192.0.2.0/24 or 2001:db8:ffff::/48 (the misses).

@@ -89,3 +89,19 @@ impl Drop for RemoveOnDrop {
         }
     }
 }
+
+/// A deterministic generator (xorshift64*) for tests and benches that must draw the same
+/// values on every run: `Random(seed)`, then [`Random::next`].
+#[derive(Clone, Debug)]
+pub struct Random(pub u64);
+
+impl Random {
+    /// The next 64 random bits (the seed must not be 0). Not an `Iterator`: it never ends.
+    #[allow(clippy::should_implement_trait)]
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+}

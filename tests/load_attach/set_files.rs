@@ -23,16 +23,7 @@ fn rules() -> String {
 /// `pfc ARGS` inside `ns` with at most 1 GiB of address space.
 fn pfc_limited(ns: &str, args: &[&str]) -> Output {
     let mut command = pfc_command(ns, args);
-    // SAFETY: setrlimit is async-signal-safe and touches no memory of the parent.
-    unsafe {
-        command.pre_exec(|| {
-            let limit = libc::rlimit { rlim_cur: 1 << 30, rlim_max: 1 << 30 };
-            if libc::setrlimit(libc::RLIMIT_AS, &limit) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    super::support::cli::limit_address_space(&mut command);
     command.output().expect("pfc runs")
 }
 

@@ -74,12 +74,9 @@ pub fn scratch_dir(test: &str) -> PathBuf {
     dir
 }
 
-/// Runs `pfc ARGS...` in `dir` with at most 1 GiB of address space, killing it after
-/// two minutes.
-pub fn pfc_bounded(dir: &Path, args: &[&str]) -> Run {
-    let start = Instant::now();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_pfc"));
-    command.args(args).current_dir(dir).env("NO_COLOR", "1").stdout(Stdio::piped()).stderr(Stdio::piped());
+/// Gives the process `command` starts at most 1 GiB of address space, so a test sees a
+/// runaway allocation as a failed run instead of a stalled machine.
+pub fn limit_address_space(command: &mut Command) {
     // SAFETY: setrlimit is async-signal-safe and touches no memory of the parent.
     unsafe {
         command.pre_exec(|| {
@@ -90,6 +87,15 @@ pub fn pfc_bounded(dir: &Path, args: &[&str]) -> Run {
             Ok(())
         });
     }
+}
+
+/// Runs `pfc ARGS...` in `dir` with at most 1 GiB of address space, killing it after
+/// two minutes.
+pub fn pfc_bounded(dir: &Path, args: &[&str]) -> Run {
+    let start = Instant::now();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_pfc"));
+    command.args(args).current_dir(dir).env("NO_COLOR", "1").stdout(Stdio::piped()).stderr(Stdio::piped());
+    limit_address_space(&mut command);
     let mut child = command.spawn().expect("the pfc binary runs");
     let (stdout, stderr) = (child.stdout.take().expect("stdout"), child.stderr.take().expect("stderr"));
     let read = |mut pipe: Box<dyn std::io::Read + Send>| {
