@@ -157,10 +157,10 @@ fn check_object(
         let Some(map) = parsed.map_index(&name) else { return vec![format!("{setting}: no map `{name}`")] };
         for key in keys {
             let value = pfc_compiler::program::dynamic::VALUE;
-            if let Err(e) = vm.map_update(map, &key, &value) {
+            if let Err(e) = vm.map_update(map, key.as_bytes(), &value) {
                 return vec![format!("{setting}: rbpf map `{name}`: {}", error_chain(&e))];
             }
-            if let Some(Err(e)) = loaded.as_mut().map(|loaded| loaded.map_update(map, &key, &value)) {
+            if let Some(Err(e)) = loaded.as_mut().map(|loaded| loaded.map_update(map, key.as_bytes(), &value)) {
                 return vec![format!("{setting}: kernel map `{name}`: {}", error_chain(&e))];
             }
         }

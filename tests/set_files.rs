@@ -1,7 +1,9 @@
 //! Malformed set files named by rule files (`set NAME: TYPE [dynamic …] = file "F"`),
 //! through the real binary in bounded memory (1 GiB of address space, two minutes):
-//! binary content (a NUL byte, bytes that are not UTF-8), a 10 MB line, 10M lines, bad
-//! prefixes, garbage and the wrong family. Each gets an error at the set file's
+//! binary content (a NUL byte, bytes that are not UTF-8), a 10 MB line, 10M lines (past
+//! a dynamic set's size, over the file-size limit, and of a few elements repeated, which
+//! a static or dynamic set reads in bounded memory), bad prefixes, garbage and the wrong
+//! family. Each gets an error at the set file's
 //! line and column (file:line:col), exit 1, and no raw control byte on the terminal.
 //! `pfc set … --file` with the same files against a running filter is in
 //! `tests/load_attach/set_files.rs` (it needs a kernel).
@@ -81,14 +83,45 @@ fn a_ten_megabyte_line_is_one_short_diagnostic() {
 
 #[test]
 fn ten_million_lines_past_a_dynamic_sets_size_stop_at_the_first_line_too_many() {
-    // 30 MB: under the 64 MiB set-file limit, so it is read; parsing stops at line 1,001.
+    // 30 MB: under the 64 MiB set-file limit, so it is read; 2,000 distinct addresses,
+    // then one repeated: reading stops at line 1,001, the 1,001st distinct element.
+    let mut bytes: Vec<u8> = (0..2_000).flat_map(|index| format!("::{index:x}\n").into_bytes()).collect();
+    bytes.extend(lines("::", 10_000_000 - 2_000));
     let run = check_set_file(
         "set_file_ten_million_lines",
         "ip dynamic size 1000",
-        &lines("::", 10_000_000),
+        &bytes,
         &["E0025", "dynamic set `s` holds at most 1000 elements; its set file has more", "list.txt:1001:1"],
     );
     assert_eq!(run.stderr.matches("error[").count(), 1, "{}", run.stderr);
+}
+
+#[test]
+fn ten_million_lines_of_few_elements_take_memory_for_the_elements() {
+    // 10M lines (35 MB) of three distinct elements repeated (`::`, `10.0.0.0/8` also
+    // written `10.1.2.3/8`), then a fourth: read in bounded memory (a 1 GiB address
+    // space; each element kept once, not once per line). A static set and a dynamic set
+    // of size 3 compile (the repeats do not count against the size); at size 2 the fourth
+    // element's line is the first past it.
+    let dir = scratch_dir("set_file_repeated_lines");
+    let mut bytes = lines("::", 5_000_000);
+    bytes.extend(lines("10.0.0.0/8\n10.1.2.3/8\n::0", 5_000_000 / 3));
+    bytes.extend(b"192.0.2.1\n");
+    std::fs::write(dir.join("list.txt"), bytes).expect("write set file");
+    for declaration in ["ip", "ip dynamic size 3"] {
+        let rules = format!("default pass\nset s: {declaration} = file \"list.txt\"\nrule r: drop if ip.src in s\n");
+        std::fs::write(dir.join("r.pf"), rules).expect("write rules");
+        let run = pfc_bounded(&dir, &["compile", "r.pf", "-o", "r.o"]);
+        run.assert_no_crash("set_file_repeated_lines");
+        assert_eq!(run.code, 0, "{declaration}: {}", run.stderr);
+        println!("{declaration}: {} ms", run.elapsed.as_millis());
+    }
+    check_set_file(
+        "set_file_repeated_lines_past_size",
+        "ip dynamic size 2",
+        &std::fs::read(dir.join("list.txt")).expect("read set file"),
+        &["E0025", "list.txt:9999999:1"],
+    );
 }
 
 #[test]

@@ -6,12 +6,12 @@ use crate::codegen::{self, Form, Options};
 use crate::diagnostic::{Code, Diagnostic, Span};
 use crate::ir::{self, Filter};
 use crate::object::maps::{
-    limit_map_name, set_map_name, COUNTER_MAP_NAME, LIMIT_STATS_MAP_NAME, LOG_RING_MAP_NAME, LOG_STATS_MAP_NAME,
+    limit_map_name, COUNTER_MAP_NAME, LIMIT_STATS_MAP_NAME, LOG_RING_MAP_NAME, LOG_STATS_MAP_NAME,
     SET_GENERATION_MAP_NAME,
 };
 use crate::object::{
     self, program_name, CountersManifest, LimitManifest, LimitStatsEntry, LogRuleManifest, LogsManifest, Manifest,
-    MapSpec, ObjectSpec, SetContents, SetManifest, SetsManifest,
+    MapSpec, ObjectSpec, SetContents, SetManifest, SetMapManifest, SetsManifest,
 };
 use crate::program::{dynamic, LimitId, Program};
 use crate::sources;
@@ -192,7 +192,7 @@ fn map_set(filter: &mut Filter, program: &Program, candidate: &ir::maps::Candida
         "set `{name}` ({} {} intervals) is {map_type} map `{}` of {} {entries}, not a decision tree: {why}",
         candidate.intervals,
         filter.dynamic_sets[index as usize].element_type,
-        set_map_name(index as usize),
+        filter.dynamic_sets[index as usize].parts().first().map_or(String::new(), |part| part.map_name(index as usize)),
         candidate.entries,
     );
     MappedSet { name, text }
@@ -251,7 +251,8 @@ fn generate_and_verify(filter: &Filter, options: Options, form: Form) -> Result<
 
 /// The counter map (index 0, also kept without counters when there are limits or
 /// dynamic sets), then one bucket map per rate limit ([`codegen::limit::map_index`]),
-/// one map per dynamic set ([`codegen::dynamic::map_index`]) and their generation array,
+/// each dynamic set's maps, one per family and generation ([`codegen::dynamic::map_index`]),
+/// and their generation array,
 /// then, when a rule logs, the ring buffer and the log statistics
 /// ([`codegen::log::ring_map_index`]), and last, when a rule has a rate limit, the
 /// limits' statistics ([`codegen::limit::stats_map_index`]; last, so that no other map's
@@ -265,10 +266,9 @@ fn maps(program: &Program, filter: &Filter, options: Options) -> Vec<MapSpec> {
         maps.push(MapSpec::rate_buckets(&limit_map_name(index), limit.key_size(), limit.buckets));
     }
     for (index, set) in filter.dynamic_sets.iter().enumerate() {
-        let prefixes = set.kind == crate::program::DynamicKind::Prefixes;
-        // A fixed set never needs room for a second generation.
-        let entries = if set.fixed { set.max_elements } else { dynamic::map_entries(set.max_elements) };
-        maps.push(MapSpec::dynamic_set(&set_map_name(index), prefixes, entries));
+        for part in set.parts() {
+            maps.push(MapSpec::dynamic_set(&part.map_name(index), set.kind, part.family, set.max_elements.max(1)));
+        }
     }
     if !filter.dynamic_sets.is_empty() {
         let sets = filter.dynamic_sets.len() as u32;
@@ -296,10 +296,18 @@ fn dynamic_sets_manifest(filter: &Filter) -> Option<SetsManifest> {
             element_type: set.element_type.clone(),
             kind: set.kind.as_str().to_string(),
             size: set.max_elements,
-            map: set_map_name(index),
+            maps: set
+                .parts()
+                .into_iter()
+                .map(|part| SetMapManifest {
+                    map: part.map_name(index),
+                    family: part.family.as_str().to_string(),
+                    generation: part.generation,
+                })
+                .collect(),
             index: index as u32,
             contents: set.fixed.then(|| {
-                let keys = set.keys(0).len() as u32;
+                let keys = set.keys().len() as u32;
                 let place = SetContents { first, keys, key_size: dynamic::KEY_SIZE as u32 };
                 first += u64::from(keys);
                 place
@@ -347,7 +355,7 @@ pub(crate) fn has_rule_limits(program: &Program) -> bool {
 /// are whose).
 fn set_contents(filter: &Filter) -> Vec<u8> {
     let fixed = filter.dynamic_sets.iter().filter(|set| set.fixed);
-    fixed.flat_map(|set| set.keys(0)).flatten().collect()
+    fixed.flat_map(|set| set.keys()).flatten().collect()
 }
 
 /// The manifest: what a loaded object is, without its source.

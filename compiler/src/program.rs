@@ -205,6 +205,9 @@ pub struct DynamicSet {
     pub element_type: String,
     /// Trie of prefixes or hash of values.
     pub kind: DynamicKind,
+    /// The families of values it holds, one map (per generation) each: IPv4 and IPv6 for
+    /// an `ip` set, one family for any other type.
+    pub families: Vec<dynamic::Family>,
     /// The most elements it may hold.
     pub max_elements: u32,
     /// The current contents, in the order given.
@@ -214,7 +217,8 @@ pub struct DynamicSet {
     /// A static set that the compiler put in a map because a decision tree over it would
     /// not fit the kernel's limits (`crate::ir::maps`): its contents are the rule file's
     /// and never change, so its keys are always generation 0 and `pfc set` refuses to
-    /// change it. Never true in a checked [`Program`], only in a [`crate::ir::Filter`].
+    /// change it; it has one map per family, generation 0 only. Never true in a checked
+    /// [`Program`], only in a [`crate::ir::Filter`].
     pub fixed: bool,
 }
 

@@ -23,8 +23,14 @@ pub(crate) const INCLUDE_CYCLE: Code = Code("E0021");
 pub(crate) const INCLUDE_UNREADABLE: Code = Code("E0022");
 
 /// E0023: the file of a `set NAME: TYPE = file "PATH"` cannot be read (missing, not a
-/// regular file, not UTF-8, too large).
+/// regular file, not UTF-8, too large), or a static set's file holds more than
+/// [`MAX_STATIC_SET_FILE_ELEMENTS`] elements.
 pub(crate) const SET_FILE_UNREADABLE: Code = Code("E0023");
+
+/// The most distinct elements the file of a static set may hold: the most entries a map
+/// holds (`ir::maps::MAX_ENTRIES`; a set of more than a few ten thousand never fits a
+/// decision tree). Reading stops at the line past it.
+pub const MAX_STATIC_SET_FILE_ELEMENTS: usize = crate::program::dynamic::MAX_DYNAMIC_SIZE as usize;
 
 /// How deeply includes may nest (a chain longer than this is almost surely a mistake,
 /// and it bounds the recursion).
@@ -238,14 +244,16 @@ impl Expander<'_> {
         let ast::Statement::Set { elements, file: Some(file), dynamic, .. } = statement else { return };
         let Some(including) = self.chain.last().map(|link| link.file.clone()) else { return };
         // A dynamic set's file is read up to its size (a valid one; the checker reports
-        // others): a line past it is E0025 at once, however long the file.
-        let limit = dynamic
-            .as_ref()
-            .and_then(|dynamic| {
-                dynamic.size.map_or(Some(crate::program::dynamic::DEFAULT_DYNAMIC_SIZE.into()), |(size, _)| Some(size))
-            })
-            .filter(|size| (1..=u128::from(crate::program::dynamic::MAX_DYNAMIC_SIZE)).contains(size))
-            .map(|size| size as usize);
+        // others): a line past it is E0025 at once, however long the file. A static set's
+        // file is read up to the most any set holds (E0023 at the line past it).
+        let limit = match dynamic {
+            Some(dynamic) => dynamic
+                .size
+                .map_or(Some(crate::program::dynamic::DEFAULT_DYNAMIC_SIZE.into()), |(size, _)| Some(size))
+                .filter(|size| (1..=u128::from(crate::program::dynamic::MAX_DYNAMIC_SIZE)).contains(size))
+                .map(|size| size as usize),
+            None => Some(MAX_STATIC_SET_FILE_ELEMENTS),
+        };
         match self.loader.load_set_file(&including, &file.path) {
             Ok(loaded) => {
                 let base = self.parsed.map.push(loaded.name, loaded.text);
@@ -253,9 +261,29 @@ impl Expander<'_> {
                 let mut read = syntax::set_file::parse(text, base, limit);
                 // Only bad lines: reported; the set is not also called empty (E0010).
                 file.unreadable = read.elements.is_empty() && !read.diagnostics.is_empty();
-                *elements = read.elements;
-                file.beyond_size = read.beyond_limit;
                 self.parsed.diagnostics.append(&mut read.diagnostics);
+                match (dynamic, read.beyond_limit) {
+                    (None, Some(beyond)) => {
+                        let diagnostic = Diagnostic::error(
+                            SET_FILE_UNREADABLE,
+                            format!(
+                                "set file `{}` holds more than {MAX_STATIC_SET_FILE_ELEMENTS} distinct elements",
+                                file.path
+                            ),
+                            beyond,
+                            "pfc read no further",
+                        )
+                        .with_label(file.path_span, "set file named here")
+                        .with_note("no set holds more (neither a decision tree nor a map); split the list");
+                        self.parsed.diagnostics.push(self.with_chain(diagnostic));
+                        // Reported: the set's uses are not reported again, nor its elements checked.
+                        file.unreadable = true;
+                    }
+                    (_, beyond) => {
+                        *elements = read.elements;
+                        file.beyond_size = beyond;
+                    }
+                }
             }
             Err(reason) => {
                 let diagnostic = Diagnostic::error(

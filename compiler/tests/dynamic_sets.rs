@@ -91,14 +91,18 @@ fn a_dynamic_set_compiles_into_a_map_per_set_and_a_generation_array() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|set| format!("{} {} {} {} {}", set["name"], set["type"], set["kind"], set["size"], set["map"]))
+        .map(|set| {
+            let maps = set["maps"].as_array().unwrap().iter();
+            let maps: Vec<String> =
+                maps.map(|map| format!("{}={}/{}", map["map"], map["family"], map["generation"])).collect();
+            format!("{} {} {} {} {}", set["name"], set["type"], set["kind"], set["size"], maps.join(" "))
+        })
         .collect();
-    let map = pfc_compiler::object::maps::set_map_name;
     assert_eq!(
         described,
         [
-            format!(r#""banned" "ip" "prefixes" 10 "{}""#, map(0)),
-            format!(r#""ports" "port" "values" 65536 "{}""#, map(1))
+            r#""banned" "ip" "prefixes" 10 "pfc_set_0a"="ipv4"/0 "pfc_set_0b"="ipv4"/1 "pfc_set_0c"="ipv6"/0 "pfc_set_0d"="ipv6"/1"#,
+            r#""ports" "port" "values" 65536 "pfc_set_1e"="number"/0 "pfc_set_1f"="number"/1"#,
         ]
     );
 }

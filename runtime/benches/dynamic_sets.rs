@@ -3,14 +3,15 @@
 //!
 //! 1. **Filling a set's map** through pfc's own path (`LiveSys::write_entries`:
 //!    `BPF_MAP_UPDATE_BATCH` in chunks of 65,536) with 10k and 1M mixed IPv4 /16–/32 and
-//!    IPv6 /32–/64 prefixes into one trie, in three key orders measured in the same run:
+//!    IPv6 /32–/64 prefixes into the set's two tries (IPv4, IPv6; generation 0), in three
+//!    key orders measured in the same run:
 //!    the generator's (random), by prefix length then address (the byte order of the
 //!    keys, which `pfc load` and `pfc set` used before), and [`trie_order`] (what they use
 //!    now, `pfc_runtime::attach::sets::trie_order`). Wall and CPU seconds (the process's, kernel
 //!    time included: the machine may be shared, and CPU time is what the work costs).
 //! 2. **Replacing** the 1M prefixes with 1M others (disjoint) the way `pfc set replace`
-//!    does: read the map's keys, write the new generation, flip the generation word,
-//!    delete the old generation; each step and the total.
+//!    does: read the current generation's maps' keys, write the other generation's maps,
+//!    flip the generation word, delete the old generation's keys; each step and the total.
 //! 3. **Per-packet cost** through `BPF_PROG_TEST_RUN` of `drop if ip.src in SET` (trie)
 //!    and `drop if tcp.seq in SET` (hash) with 10k and 1M elements, a packet that misses
 //!    and one that hits, next to `default pass` (the empty pfc program: parse prologue and
@@ -34,8 +35,8 @@
 use std::time::Instant;
 
 use pfc_compiler::fields::ValueKind;
-use pfc_compiler::object::maps::{set_map_name, SET_GENERATION_MAP_NAME};
-use pfc_compiler::program::dynamic::{element_key, state_value, KEY_SIZE, TAG_OFFSET, VALUE};
+use pfc_compiler::object::maps::SET_GENERATION_MAP_NAME;
+use pfc_compiler::program::dynamic::{element_key, map_key, state_value, Family, Part, VALUE};
 use pfc_compiler::program::{DynamicElement, DynamicKind};
 use pfc_compiler::testcase::spec_bytes;
 use pfc_runtime::attach::live::LiveSys;
@@ -96,21 +97,32 @@ fn timed<T>(work: impl FnOnce() -> T) -> (T, f64, f64) {
     (result, started.elapsed().as_secs_f64(), cpu_seconds() - cpu)
 }
 
-/// The map ids of `program`'s set 0 and generation array.
-fn set_map_ids(program: &KernelProgram) -> (u32, u32) {
-    let id = |name: &str| program.map_id(program.object().map_index(name).expect("map")).expect("map id");
-    (id(&set_map_name(0)), id(SET_GENERATION_MAP_NAME))
+/// The id of map `name` of `program`.
+fn map_id(program: &KernelProgram, name: &str) -> u32 {
+    program.map_id(program.object().map_index(name).expect("map")).expect("map id")
 }
 
-/// `keys` back to back.
-fn flat(keys: &[SetKey]) -> Vec<u8> {
-    keys.iter().flatten().copied().collect()
+/// `keys` of a set of `kind` as the map keys of each family's map of `generation` of
+/// `program`'s set 0: map id and keys back to back, in the order given within a family.
+fn by_map(program: &KernelProgram, kind: DynamicKind, keys: &[SetKey], generation: u32) -> Vec<(u32, Vec<u8>)> {
+    let mut maps: Vec<(Family, Vec<u8>)> = Vec::new();
+    for key in keys {
+        let (family, map_key) = map_key(kind, key).expect("a pfc key");
+        match maps.iter_mut().find(|(f, _)| *f == family) {
+            Some((_, bytes)) => bytes.extend_from_slice(map_key.as_bytes()),
+            None => maps.push((family, map_key.as_bytes().to_vec())),
+        }
+    }
+    maps.into_iter().map(|(family, bytes)| (map_id(program, &Part { family, generation }.map_name(0)), bytes)).collect()
 }
 
-/// Writes `keys` into `program`'s set 0 through pfc's path, in the order given.
-fn fill(program: &KernelProgram, keys: &[SetKey]) {
-    let (set, _) = set_map_ids(program);
-    let written = LiveSys.write_entries(set, &flat(keys), &VALUE, Existing::Overwrite).expect("fill");
+/// Writes `keys` into `program`'s set 0 (generation 0) through pfc's path, in the order
+/// given.
+fn fill(program: &KernelProgram, kind: DynamicKind, keys: &[SetKey]) {
+    let mut written = 0;
+    for (map, bytes) in by_map(program, kind, keys, 0) {
+        written += LiveSys.write_entries(map, &bytes, &VALUE, Existing::Overwrite).expect("fill");
+    }
     assert_eq!(written, keys.len());
 }
 
@@ -131,10 +143,10 @@ fn main() {
     let trie_rules = "default pass\nset s: ip dynamic size 1000000\nrule r: drop if ip.src in s\n";
     let hash_rules = "default pass\nset s: u32 dynamic size 1000000\nrule r: drop if tcp.seq in s\n";
     let keys_of = |elements: &[DynamicElement]| -> Vec<SetKey> {
-        elements.iter().map(|element| element_key(DynamicKind::Prefixes, element, 0)).collect()
+        elements.iter().map(|element| element_key(DynamicKind::Prefixes, element)).collect()
     };
 
-    println!("fill: prefixes into one trie through LiveSys::write_entries (batches of 65,536)");
+    println!("fill: prefixes into the set's tries through LiveSys::write_entries (batches of 65,536)");
     println!("size      order               wall (s)  cpu (s)  cpu us/elem");
     for size in [10_000usize, 1_000_000] {
         let random = keys_of(&prefixes(size, 0x9e37_79b9_7f4a_7c15));
@@ -144,9 +156,9 @@ fn main() {
             let program = load(trie_rules);
             // pfc's own sort is part of its path: timed with the writes.
             let ((), wall, cpu) = if order == "trie_order" {
-                timed(|| fill(&program, &in_trie_order(random.clone())))
+                timed(|| fill(&program, DynamicKind::Prefixes, &in_trie_order(random.clone())))
             } else {
-                timed(|| fill(&program, &keys))
+                timed(|| fill(&program, DynamicKind::Prefixes, &keys))
             };
             println!("{size:<9} {order:<19} {wall:<9.3} {cpu:<8.3} {:.2}", cpu * 1e6 / size as f64);
         }
@@ -165,7 +177,7 @@ fn main() {
     for size in [10_000usize, 1_000_000] {
         let trie = load(trie_rules);
         let elements = prefixes(size, 0x9e37_79b9_7f4a_7c15);
-        let ((), wall, cpu) = timed(|| fill(&trie, &in_trie_order(keys_of(&elements))));
+        let ((), wall, cpu) = timed(|| fill(&trie, DynamicKind::Prefixes, &in_trie_order(keys_of(&elements))));
         let hit_source = std::net::Ipv4Addr::from(elements[0].low as u32);
         let hit = spec_bytes(&format!("ipv4 src={hit_source} dst=198.51.100.1 / tcp dport=80")).expect("spec");
         report(size, "trie", (wall, cpu), [&trie, &empty], [&miss, &hit], repeat, rounds);
@@ -174,9 +186,9 @@ fn main() {
         let hash = load(hash_rules);
         let values: Vec<SetKey> = (0..size as u128)
             .map(|index| DynamicElement { kind: ValueKind::Uint(128), low: 1000 + index, high: 1000 + index })
-            .map(|element| element_key(DynamicKind::Values, &element, 0))
+            .map(|element| element_key(DynamicKind::Values, &element))
             .collect();
-        let ((), wall, cpu) = timed(|| fill(&hash, &in_trie_order(values)));
+        let ((), wall, cpu) = timed(|| fill(&hash, DynamicKind::Values, &in_trie_order(values)));
         let hit = spec_bytes("ipv4 src=192.0.2.9 dst=198.51.100.1 / tcp dport=80 seq=1000").expect("spec");
         report(size, "hash", (wall, cpu), [&hash, &empty], [&miss, &hit], repeat, rounds);
     }
@@ -242,11 +254,11 @@ fn clang_reference(empty: &KernelProgram, repeat: u32, rounds: u32) {
         let mixed = prefixes(size, 0x9e37_79b9_7f4a_7c15);
         let v4: Vec<DynamicElement> = mixed.iter().filter(|e| e.kind == ValueKind::Ipv4).cloned().collect();
         let keys = |elements: &[DynamicElement]| -> Vec<SetKey> {
-            in_trie_order(elements.iter().map(|e| element_key(DynamicKind::Prefixes, e, 0)).collect())
+            in_trie_order(elements.iter().map(|e| element_key(DynamicKind::Prefixes, e)).collect())
         };
         let (pfc_v4, pfc_mixed) = (load(trie_rules), load(trie_rules));
-        fill(&pfc_v4, &keys(&v4));
-        fill(&pfc_mixed, &keys(&mixed));
+        fill(&pfc_v4, DynamicKind::Prefixes, &keys(&v4));
+        fill(&pfc_mixed, DynamicKind::Prefixes, &keys(&mixed));
         // The reference's key: prefix length, then the address as the packet holds it.
         let mut acl_keys: Vec<[u8; 8]> = v4
             .iter()
@@ -322,8 +334,8 @@ fn static_sets(empty: &KernelProgram, miss: &[u8], repeat: u32, rounds: u32) {
         let insns = compiled.code.insns.len();
         let program = KernelProgram::load(&compiled.object).expect("the kernel loads the program");
         for set in compiled.filter.dynamic_sets.iter().filter(|set| set.fixed) {
-            let keys: Vec<SetKey> = set.elements.iter().map(|element| element_key(set.kind, element, 0)).collect();
-            fill(&program, &keys);
+            let keys: Vec<SetKey> = set.elements.iter().map(|element| element_key(set.kind, element)).collect();
+            fill(&program, set.kind, &keys);
         }
         (program, insns)
     };
@@ -375,24 +387,34 @@ fn static_sets(empty: &KernelProgram, miss: &[u8], repeat: u32, rounds: u32) {
 /// `pfc set replace`'s steps on a trie holding `old`, with `new` (pfc's path, step by
 /// step: `Filters::change_set` itself needs an attached filter).
 fn replace_figures(rules: &str, old: &[SetKey], new: &[SetKey]) {
+    let kind = DynamicKind::Prefixes;
     let program = load(rules);
     let old = in_trie_order(old.to_vec());
-    fill(&program, &old);
-    let (set, generations) = set_map_ids(&program);
+    fill(&program, kind, &old);
+    let generations = map_id(&program, SET_GENERATION_MAP_NAME);
     println!();
     let new = in_trie_order(new.to_vec());
     println!("replace: {} prefixes with {} others, as pfc set replace does", old.len(), new.len());
-    let (read, read_wall, read_cpu) = timed(|| LiveSys.read_keys(set).expect("read"));
+    let current: Vec<u32> = Family::ALL
+        .into_iter()
+        .filter_map(|family| program.object().map_index(&Part { family, generation: 0 }.map_name(0)))
+        .map(|index| program.map_id(index).expect("map id"))
+        .collect();
+    let (read, read_wall, read_cpu) =
+        timed(|| current.iter().map(|map| (*map, LiveSys.read_keys(*map).expect("read"))).collect::<Vec<_>>());
     let (written, write_wall, write_cpu) = timed(|| {
-        let next: Vec<SetKey> = in_trie_order(new.clone()).into_iter().map(|key| generation(key, 1)).collect();
-        LiveSys.write_entries(set, &flat(&next), &VALUE, Existing::Overwrite).expect("write")
+        let next = by_map(&program, kind, &in_trie_order(new.clone()), 1);
+        next.iter()
+            .map(|(map, bytes)| LiveSys.write_entries(*map, bytes, &VALUE, Existing::Overwrite).expect("write"))
+            .sum::<usize>()
     });
     let ((), flip_wall, flip_cpu) = timed(|| {
         let state = state_value(1, written as u32, 0);
         LiveSys.write_entries(generations, &0u32.to_le_bytes(), &state, Existing::Overwrite).expect("flip");
     });
-    let (deleted, delete_wall, delete_cpu) = timed(|| LiveSys.delete_keys(set, &read).expect("delete"));
-    assert_eq!((read.len() / KEY_SIZE, deleted), (old.len(), old.len()), "every old key read and deleted");
+    let (deleted, delete_wall, delete_cpu) =
+        timed(|| read.iter().map(|(map, keys)| LiveSys.delete_keys(*map, keys).expect("delete")).sum::<usize>());
+    assert_eq!(deleted, old.len(), "every old key read and deleted");
     let steps = [
         ("read keys", read_wall, read_cpu),
         ("write new generation", write_wall, write_cpu),
@@ -405,12 +427,6 @@ fn replace_figures(rules: &str, old: &[SetKey], new: &[SetKey]) {
     }
     let (wall, cpu) = steps.iter().fold((0.0, 0.0), |(w, c), (_, wall, cpu)| (w + wall, c + cpu));
     println!("{:<23} {wall:<9.3} {cpu:.3}", "total");
-}
-
-/// `key` in generation `generation` (the tag's second byte).
-fn generation(mut key: SetKey, generation: u8) -> SetKey {
-    key[TAG_OFFSET + 1] = generation;
-    key
 }
 
 fn report(

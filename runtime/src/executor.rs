@@ -18,7 +18,9 @@ use thiserror::Error;
 pub use pfc_compiler::eval::Outcome;
 use pfc_compiler::object::maps::{COUNTER_MAP_NAME, LIMIT_STATS_MAP_NAME};
 use pfc_compiler::object::{ProgramType, Verdict};
+use pfc_compiler::program::dynamic::{self, Family};
 use pfc_compiler::program::limit::LimitStats;
+use pfc_compiler::program::DynamicKind;
 
 use crate::kernel::{self, KernelError, KernelProgram, SkipReason};
 use crate::vm::{self, Vm, VmError};
@@ -209,7 +211,7 @@ impl<'obj> Executor<'obj> {
     }
 
     /// Writes the keys of every static set the object holds in a map (from its
-    /// `.pfc.sets` section, as `pfc load` does); an object without a pfc manifest, or
+    /// `.pfc.sets` section, into its family's map, as `pfc load` does); an object without a pfc manifest, or
     /// whose manifest names no such set, gets nothing.
     fn fill_fixed_sets(&mut self, object: &BpfObject, bytes: &[u8]) -> Result<(), SetupError> {
         let Ok(manifest) = pfc_compiler::object::read_manifest(bytes) else { return Ok(()) };
@@ -218,8 +220,18 @@ impl<'obj> Executor<'obj> {
             .map_err(|source| SetupError::SetContents { source })?;
         for set in sets.sets.iter().filter(|set| set.contents.is_some()) {
             let keys = contents.get(set.index as usize).map_or(&[][..], Vec::as_slice);
-            if let Some(map) = object.map_index(&set.map) {
-                self.map_update_all(map, keys)?;
+            let kind = if set.kind == "prefixes" { DynamicKind::Prefixes } else { DynamicKind::Values };
+            for map in &set.maps {
+                let (Some(family), Some(index)) = (Family::from_name(&map.family), object.map_index(&map.map)) else {
+                    continue;
+                };
+                let held: Vec<Vec<u8>> = keys
+                    .iter()
+                    .filter_map(|key| dynamic::map_key(kind, key.as_slice().try_into().ok()?))
+                    .filter(|(key_family, _)| *key_family == family)
+                    .map(|(_, map_key)| map_key.as_bytes().to_vec())
+                    .collect();
+                self.map_update_all(index, &held)?;
             }
         }
         Ok(())

@@ -113,9 +113,11 @@ fn agree(compiled: &Compiled, backend: Backend, packets: &[Vec<u8>]) -> Result<V
     let mut executor = Executor::new(&object, &compiled.object, backend)?;
     let mut decided = vec![0; compiled.program.rules.len() + 1];
     // The dynamic set's rule-file contents, as `pfc load` writes them.
-    let map = object.map_index("pfc_set_0").expect("the dynamic set's map");
-    for key in compiled.program.dynamic_sets[0].keys(0) {
-        executor.map_update(map, &key, &pfc_compiler::program::dynamic::VALUE).expect("update");
+    for (name, keys) in pfc_compiler::program::dynamic::initial_entries(&compiled.program.dynamic_sets) {
+        let map = object.map_index(&name).expect("the dynamic set's maps");
+        for key in keys {
+            executor.map_update(map, key.as_bytes(), &pfc_compiler::program::dynamic::VALUE).expect("update");
+        }
     }
     for packet in packets {
         let want = evaluate(&compiled.program, packet);
@@ -177,7 +179,7 @@ fn the_objects_keys_are_the_sets_elements() {
         let kind = set.kind;
         let texts: Vec<String> = keys
             .iter()
-            .map(|key| element_text(&pfc_compiler::program::dynamic::key_element(kind, key).expect("a pfc key").0))
+            .map(|key| element_text(&pfc_compiler::program::dynamic::key_element(kind, key).expect("a pfc key")))
             .collect();
         let mut want: Vec<String> = set.elements.iter().map(element_text).collect();
         want.sort();

@@ -162,9 +162,8 @@ fn compile(path: &Path) -> Result<Loadable, ExitCode> {
         eprintln!("error: internal compiler error: the compiled object's static-set contents do not read back");
         return Err(ExitCode::from(1));
     };
-    let declared = pfc_compiler::program::dynamic::initial_entries(&compiled.program.dynamic_sets);
-    for ((_, keys), contents) in declared.into_iter().zip(set_contents.iter_mut()) {
-        *contents = keys;
+    for (set, contents) in compiled.program.dynamic_sets.iter().zip(set_contents.iter_mut()) {
+        *contents = set.keys();
     }
     Ok(Loadable {
         set_contents,

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use pfc_compiler::program::dynamic::{element_key, element_text, key_element};
+use pfc_compiler::program::dynamic::{element_key, element_text, key_element, Family};
 use pfc_compiler::program::{DynamicKind, DynamicSet};
 use pfc_compiler::ElementSource;
 use pfc_runtime::attach::sets::{SetChange, SetKey, SetOutcome};
@@ -157,13 +157,14 @@ fn kind_of(set: &SetManifest) -> DynamicKind {
     }
 }
 
-/// The elements as keys of generation 0, checked as the rule file's; diagnostics and
+/// The elements as element keys, checked as the rule file's; diagnostics and
 /// exit 1 when one is not an element of the set.
 fn keys(args: &SetArgs, set: &SetManifest, kind: DynamicKind) -> Result<Vec<SetKey>, ExitCode> {
     let dynamic = DynamicSet {
         name: set.name.clone(),
         element_type: set.element_type.clone(),
         kind,
+        families: set.maps.iter().filter_map(|map| Family::from_name(&map.family)).collect(),
         max_elements: set.size,
         elements: Vec::new(),
         span: Default::default(),
@@ -180,7 +181,7 @@ fn keys(args: &SetArgs, set: &SetManifest, kind: DynamicKind) -> Result<Vec<SetK
     let origin = format!("<pfc set {}>", set.name);
     let (elements, parsed) = pfc_compiler::dynamic_elements(&dynamic, source, &origin, &mut crate::source::FileLoader);
     match elements {
-        Some(elements) => Ok(elements.iter().map(|element| element_key(kind, element, 0)).collect()),
+        Some(elements) => Ok(elements.iter().map(|element| element_key(kind, element)).collect()),
         None => {
             let mut report = Report::new(Format::Human);
             report.add_sources(&parsed.map, &parsed.diagnostics);
@@ -193,12 +194,8 @@ fn keys(args: &SetArgs, set: &SetManifest, kind: DynamicKind) -> Result<Vec<SetK
 
 /// `pfc set list`: the elements, sorted, one per line or as JSON.
 fn list(args: &SetArgs, point: Hook, listed: &SetOutcome, kind: DynamicKind) -> ExitCode {
-    let elements: Vec<String> = listed
-        .keys
-        .iter()
-        .filter_map(|key| key_element(kind, key))
-        .map(|(element, _)| element_text(&element))
-        .collect();
+    let elements: Vec<String> =
+        listed.keys.iter().filter_map(|key| key_element(kind, key)).map(|element| element_text(&element)).collect();
     match args.format {
         ReportFormat::Json => {
             let document = json!({

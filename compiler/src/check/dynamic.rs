@@ -10,6 +10,7 @@ use super::values::{Element, Scalar};
 use super::{Checker, DeclaredSet};
 use crate::diagnostic::{Code, Diagnostic, Span};
 use crate::fields::ValueKind;
+use crate::program::dynamic::Family;
 use crate::program::{DynamicElement, DynamicKind, DynamicSet, DynamicSetId};
 use crate::syntax::ast::{Dynamic, Ident, Literal};
 
@@ -50,6 +51,7 @@ impl Checker {
             name: name.text.clone(),
             element_type: element_type.text.clone(),
             kind,
+            families: families(kinds),
             max_elements,
             elements: held,
             span,
@@ -173,4 +175,12 @@ impl Checker {
         }
         alternatives
     }
+}
+
+/// The map families of an element type's value kinds, each once, in tag order.
+fn families(kinds: &[ValueKind]) -> Vec<Family> {
+    let mut families: Vec<Family> = kinds.iter().map(|kind| Family::of(*kind)).collect();
+    families.sort_unstable();
+    families.dedup();
+    families
 }

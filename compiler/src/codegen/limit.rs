@@ -39,7 +39,7 @@ pub fn map_index(index: u32) -> u32 {
 /// Index of the limit statistics map: the last map, after the log maps when a rule logs
 /// (else where the ring buffer would be). It exists when a rule has a limit.
 pub fn stats_map_index(filter: &Filter) -> u32 {
-    let (limits, sets) = (filter.limits.len(), filter.dynamic_sets.len());
+    let (limits, sets) = (filter.limits.len(), crate::program::dynamic::map_count(&filter.dynamic_sets));
     match filter.rules.iter().any(|rule| rule.log.is_some()) {
         true => super::log::stats_map_index(limits, sets) + 1,
         false => super::log::ring_map_index(limits, sets),

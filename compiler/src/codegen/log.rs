@@ -29,17 +29,18 @@ use crate::ir::Filter;
 use crate::program::log::{Log, EVENT_HEADER};
 
 /// Index in the object's map list of the ring buffer: after every limit's buckets and,
-/// when there are dynamic sets, their maps and generation array.
-pub fn ring_map_index(limits: usize, dynamic_sets: usize) -> u32 {
-    match dynamic_sets {
+/// when there are dynamic sets, their `set_maps` maps
+/// ([`crate::program::dynamic::map_count`]) and generation array.
+pub fn ring_map_index(limits: usize, set_maps: usize) -> u32 {
+    match set_maps {
         0 => super::limit::map_index(limits as u32),
         sets => super::dynamic::generation_map_index(limits, sets) + 1,
     }
 }
 
 /// Index of the per-rule log statistics: after the ring buffer.
-pub fn stats_map_index(limits: usize, dynamic_sets: usize) -> u32 {
-    ring_map_index(limits, dynamic_sets) + 1
+pub fn stats_map_index(limits: usize, set_maps: usize) -> u32 {
+    ring_map_index(limits, set_maps) + 1
 }
 
 /// Emits the event code of every logged rule (nothing when none logs).
@@ -66,7 +67,7 @@ pub(crate) fn emit_tail(b: &mut ProgramBuilder, filter: &Filter, layout: &Layout
 
 /// Reserves, fills and submits one record; jumps to `dropped` when there is no room.
 fn event(b: &mut ProgramBuilder, filter: &Filter, layout: &Layout, log: Log, context: i16, dropped: Label) {
-    let ring = ring_map_index(filter.limits.len(), filter.dynamic_sets.len());
+    let ring = ring_map_index(filter.limits.len(), crate::program::dynamic::map_count(&filter.dynamic_sets));
     let bytes = i32::from(log.bytes);
     b.emit(Insn::LoadMapIndex { dst: Reg::R1, map: ring });
     b.emit(Insn::mov64(Reg::R2, Operand::imm_u32(log.record_size())));
@@ -111,7 +112,7 @@ fn event(b: &mut ProgramBuilder, filter: &Filter, layout: &Layout, log: Log, con
 /// `log_stats[r6].{sent, dropped} += 1` (the key is still in [`KEY_SLOT`]).
 fn count(b: &mut ProgramBuilder, filter: &Filter, offset: i16) {
     let done = b.new_label();
-    let stats = stats_map_index(filter.limits.len(), filter.dynamic_sets.len());
+    let stats = stats_map_index(filter.limits.len(), crate::program::dynamic::map_count(&filter.dynamic_sets));
     b.emit(Insn::LoadMapIndex { dst: Reg::R1, map: stats });
     b.emit(Insn::mov64(Reg::R2, Reg::R10));
     b.emit(Insn::alu64(AluOp::Add, Reg::R2, i32::from(KEY_SLOT)));

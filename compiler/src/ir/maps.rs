@@ -88,6 +88,7 @@ pub fn into_map(filter: &mut Filter, candidate: &Candidate, name: &str) -> u32 {
         name: name.to_string(),
         element_type: kind_name(candidate.kind),
         kind: candidate.map_kind(),
+        families: vec![Family::of(candidate.kind)],
         max_elements: elements.len() as u32,
         elements,
         span: Default::default(),

@@ -268,7 +268,7 @@ impl Filter {
             uses.limit_scratch = crate::program::limit::scratch_bytes(&self.limits);
         }
         if uses.dynamic {
-            let key = crate::program::dynamic::KEY_SIZE as i16;
+            let key = crate::program::dynamic::MAX_MAP_KEY_SIZE as i16;
             uses.limit_scratch = uses.limit_scratch.max(key);
         }
         if uses.logs {

@@ -88,8 +88,11 @@ pub struct SetManifest {
     pub kind: String,
     /// The most elements it holds.
     pub size: u32,
-    /// Its map's name.
-    pub map: String,
+    /// Its maps: one per family and generation (`crate::program::dynamic::Part`).
+    /// (Absent in the records of filters loaded before sets had a map per family: those
+    /// sets are not found by `pfc set`, nor carried by a replace.)
+    #[serde(default)]
+    pub maps: Vec<SetMapManifest>,
     /// Its index: its entry in the generation array.
     pub index: u32,
     /// A static set the compiler put in a map (too large for a decision tree): where its
@@ -99,9 +102,21 @@ pub struct SetManifest {
     pub contents: Option<SetContents>,
 }
 
+/// One map of a dynamic set: the elements of one family in one generation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetMapManifest {
+    /// The map's name.
+    pub map: String,
+    /// The family of values it holds: `ipv4`, `ipv6`, `number` or `mac`
+    /// (`crate::program::dynamic::Family::as_str`).
+    pub family: String,
+    /// The generation it holds (0 or 1; a static set's maps are all generation 0).
+    pub generation: u32,
+}
+
 /// Where a fixed set's keys are: `keys` keys of `key_size` bytes each, from key number
 /// `first` of the object's `.pfc.sets` section (`super::write::SET_CONTENTS_SECTION`),
-/// in generation 0, as `crate::program::dynamic` lays them out.
+/// as element keys (`crate::program::dynamic`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SetContents {
     /// Index of its first key among the section's keys.
@@ -242,7 +257,11 @@ mod tests {
                     element_type: "ip".to_string(),
                     kind: "prefixes".to_string(),
                     size: 16,
-                    map: "pfc_set_0".to_string(),
+                    maps: vec![SetMapManifest {
+                        map: "pfc_set_0a".to_string(),
+                        family: "ipv4".to_string(),
+                        generation: 0,
+                    }],
                     index: 0,
                     contents: Some(SetContents { first: 0, keys: 3, key_size: 24 }),
                 }],

@@ -4,6 +4,8 @@
 //! by the writer, the runtime and the tests.
 
 use super::btf::{DataType, Field};
+use crate::program::dynamic::Family;
+use crate::program::DynamicKind;
 
 /// A `BPF_MAP_TYPE_*` number: the writer's, the reader's ([`super::MapDef`]) and the
 /// runtime's one map type. Known numbers have constants; any other is kept as read.
@@ -68,7 +70,8 @@ pub const LIMIT_MAP_PREFIX: &str = "pfc_limit_";
 /// (15 bytes, what the kernel keeps; it shares [`LIMIT_MAP_PREFIX`], so
 /// [`limit_map_name`] never gives it: no limit index is `stats`).
 pub const LIMIT_STATS_MAP_NAME: &str = "pfc_limit_stats";
-/// The prefix of every dynamic set's map ([`set_map_name`]) and of the generation array.
+/// The prefix of every dynamic set's maps ([`Part::map_name`](crate::program::dynamic::Part::map_name))
+/// and of the generation array.
 pub const SET_MAP_PREFIX: &str = "pfc_set_";
 /// The dynamic sets' generation array (one entry per set, by set index).
 pub const SET_GENERATION_MAP_NAME: &str = "pfc_set_gen";
@@ -82,11 +85,6 @@ pub const LOG_STATS_MAP_NAME: &str = "pfc_log_stats";
 /// The name of the bucket map of rate limit `index` (the kernel keeps 15 bytes).
 pub fn limit_map_name(index: usize) -> String {
     format!("{LIMIT_MAP_PREFIX}{index}")
-}
-
-/// The name of dynamic set `index`'s map (the kernel keeps 15 bytes).
-pub fn set_map_name(index: usize) -> String {
-    format!("{SET_MAP_PREFIX}{index}")
 }
 
 /// `BPF_F_NO_PREALLOC`, required by LPM tries.
@@ -125,20 +123,26 @@ impl MapSpec {
         }
     }
 
-    /// A dynamic set's map: `struct pfc_set_key { __u32 prefixlen; __u32 tag; __u8
-    /// data[16]; }` (see [`crate::program::dynamic`]) → `__u32[4]`; an LPM trie for prefix
-    /// sets, a hash for single values, both without preallocation (entries cost memory
-    /// only when present).
-    pub fn dynamic_set(name: &str, prefixes: bool, entries: u32) -> MapSpec {
+    /// One map of a dynamic set ([`crate::program::dynamic`]): an LPM trie for prefixes,
+    /// keyed `struct pfc_set_key4 { __u32 prefixlen; __u8 addr[4]; }` (IPv4, the 8 bytes
+    /// of a hand-written XDP filter's trie) or `pfc_set_key6` (`addr[16]`, IPv6), or a hash
+    /// for single values keyed `__u8[16]`; the value `__u32[4]`. Without preallocation:
+    /// entries cost memory only when present.
+    pub fn dynamic_set(name: &str, kind: DynamicKind, family: Family, entries: u32) -> MapSpec {
         let field = |name: &str, ty: DataType| Field { name: name.to_string(), ty };
-        let data = DataType::Array { elem: Box::new(DataType::U8), len: 16 };
+        let bytes = |len: usize| DataType::Array { elem: Box::new(DataType::U8), len: len as u32 };
+        let key_size = family.map_key_size(kind);
+        let key = match kind {
+            DynamicKind::Prefixes => DataType::Struct {
+                name: format!("pfc_set_key{}", if family == Family::Ipv6 { 6 } else { 4 }),
+                fields: vec![field("prefixlen", DataType::U32), field("addr", bytes(key_size - 4))],
+            },
+            DynamicKind::Values => bytes(key_size),
+        };
         MapSpec {
             name: name.to_string(),
-            map_type: if prefixes { MapType::LPM_TRIE } else { MapType::HASH },
-            key: DataType::Struct {
-                name: "pfc_set_key".to_string(),
-                fields: vec![field("prefixlen", DataType::U32), field("tag", DataType::U32), field("data", data)],
-            },
+            map_type: if kind == DynamicKind::Prefixes { MapType::LPM_TRIE } else { MapType::HASH },
+            key,
             value: DataType::Array { elem: Box::new(DataType::U32), len: 4 },
             max_entries: entries,
             flags: BPF_F_NO_PREALLOC,

@@ -35,7 +35,7 @@ pub use self::btf_read::BtfReadError;
 pub use self::hook::{Context, Hook, ProgramType, Verdict};
 pub use self::manifest::{
     CountersManifest, LimitManifest, LimitStatsEntry, LogRuleManifest, LogsManifest, Manifest, SetContents,
-    SetManifest, SetsManifest,
+    SetManifest, SetMapManifest, SetsManifest,
 };
 pub use self::maps::{MapSpec, MapType, BPF_F_NO_PREALLOC};
 pub use self::read::{is_elf, program_name, read_manifest, read_set_contents, ElfReadError, ReadError};

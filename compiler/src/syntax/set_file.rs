@@ -15,6 +15,7 @@
 use super::ast::{Literal, LiteralKind};
 use super::literal;
 use crate::diagnostic::{Code, Diagnostic, Span};
+use crate::hashing::FastMap;
 
 /// E0024: a line of a set file that is not one set element.
 pub(crate) const BAD_SET_LINE: Code = Code("E0024");
@@ -26,55 +27,203 @@ pub(crate) const MAX_BAD_LINES: usize = 100;
 /// stopped for the set's size.
 #[derive(Debug, Default)]
 pub(crate) struct SetFileLines {
-    /// One literal per element line.
+    /// One literal per distinct element line.
     pub elements: Vec<Literal>,
     /// Bad lines (at most [`MAX_BAD_LINES`]).
     pub diagnostics: Vec<Diagnostic>,
     /// The first element line past `limit`, when there is one (nothing after it is read).
     pub beyond_limit: Option<Span>,
+    /// Element lines skipped because an earlier line holds the same address, prefix or
+    /// number (so memory grows with the distinct elements, not the lines).
+    pub repeated: usize,
 }
 
 /// The elements of a set file whose text starts at `base` in the span space; at most
-/// `limit` of them (a dynamic set's size).
+/// `limit` distinct ones (a dynamic set's size, a static set's most).
 pub(crate) fn parse(text: &str, base: usize, limit: Option<usize>) -> SetFileLines {
     let mut read = SetFileLines::default();
+    let mut seen: FastMap<(u128, u8, u8), ()> = FastMap::default();
+    let bytes = text.as_bytes();
     let mut line_start = 0;
-    for line in text.split_inclusive('\n') {
-        let content = line.split('#').next().unwrap_or("");
-        let trimmed_start = content.trim_start();
-        let element = trimmed_start.trim_end();
-        if !element.is_empty() {
-            let start = base + line_start + (content.len() - trimmed_start.len());
-            let span = Span::new(start, start + element.len());
-            if limit.is_some_and(|limit| read.elements.len() >= limit) {
-                read.beyond_limit = Some(Span::new(start, start + shown_len(element)));
-                break;
-            }
-            let bad_before = read.diagnostics.len();
-            if element.len() > MAX_ELEMENT {
-                // No element is this long (a list without newlines, a binary): not parsed.
-                read.diagnostics.push(bad_line(element, span));
-            } else {
-                match fast_literal(element, span)
-                    .or_else(|| super::lower::parse_set_line(element, start, &mut read.diagnostics).map(Ok))
-                {
-                    Some(Ok(literal)) => read.elements.push(literal),
-                    Some(Err(diagnostic)) => read.diagnostics.push(diagnostic),
-                    None => read.diagnostics.push(bad_line(element, span)),
-                }
-            }
-            if read.diagnostics.len() > bad_before && read.diagnostics.len() >= MAX_BAD_LINES {
-                if let Some(last) = read.diagnostics.last_mut() {
-                    *last = last.clone().with_note(format!(
-                        "{MAX_BAD_LINES} bad lines: pfc read no further in this set file (is it the right file?)"
-                    ));
-                }
-                break;
+    while line_start < bytes.len() {
+        let line_end = bytes[line_start..].iter().position(|&b| b == b'\n').map_or(bytes.len(), |at| line_start + at);
+        let content_end =
+            bytes[line_start..line_end].iter().position(|&b| b == b'#').map_or(line_end, |at| line_start + at);
+        let next = line_end + 1;
+        // `line_start` and `content_end` are at ASCII bytes (or the text's ends): char
+        // boundaries.
+        let content = &text[line_start..content_end];
+        let element = content.trim();
+        if element.is_empty() {
+            line_start = next;
+            continue;
+        }
+        let at = base + line_start + (content.len() - content.trim_start().len());
+        let span = Span::new(at, at + element.len());
+        // The common line of a block list: decoded without the parser, kept once.
+        let decoded = decode(element.as_bytes());
+        if decoded.is_some_and(|decoded| seen.contains_key(&decoded.element())) {
+            read.repeated += 1;
+            line_start = next;
+            continue;
+        }
+        if limit.is_some_and(|limit| read.elements.len() >= limit) {
+            read.beyond_limit = Some(Span::new(at, at + shown_len(element)));
+            break;
+        }
+        if let Some(decoded) = decoded {
+            seen.insert(decoded.element(), ());
+            read.elements.push(decoded.literal(span));
+            line_start = next;
+            continue;
+        }
+        let bad_before = read.diagnostics.len();
+        if element.len() > MAX_ELEMENT {
+            // No element is this long (a list without newlines, a binary): not parsed.
+            read.diagnostics.push(bad_line(element, span));
+        } else {
+            match fast_literal(element, span)
+                .or_else(|| super::lower::parse_set_line(element, at, &mut read.diagnostics).map(Ok))
+            {
+                Some(Ok(literal)) => read.elements.push(literal),
+                Some(Err(diagnostic)) => read.diagnostics.push(diagnostic),
+                None => read.diagnostics.push(bad_line(element, span)),
             }
         }
-        line_start += line.len();
+        if read.diagnostics.len() > bad_before && read.diagnostics.len() >= MAX_BAD_LINES {
+            if let Some(last) = read.diagnostics.last_mut() {
+                *last = last.clone().with_note(format!(
+                    "{MAX_BAD_LINES} bad lines: pfc read no further in this set file (is it the right file?)"
+                ));
+            }
+            break;
+        }
+        line_start = next;
     }
     read
+}
+
+/// A line decoded without the parser: an IPv4 or IPv6 address or prefix, or a decimal
+/// number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Decoded {
+    /// The value with the host bits past the prefix length cleared (what the checker
+    /// does too).
+    value: u128,
+    /// 4 (IPv4), 6 (IPv6) or 0 (a number).
+    family: u8,
+    /// The prefix length written, or `None` for a plain address or number.
+    length: Option<u8>,
+    /// The value as written (host bits kept), for the literal.
+    written: u128,
+    /// Bytes of the address before the `/`.
+    address_len: u8,
+}
+
+impl Decoded {
+    /// What the line stands for, equal for two lines of one element (`10.0.0.1` and
+    /// `10.0.0.1/32`, `10.0.0.0/8` and `10.1.2.3/8`): value, family and prefix length
+    /// (an address's whole width when none is written).
+    fn element(self) -> (u128, u8, u8) {
+        let bits = match self.family {
+            4 => 32,
+            6 => 128,
+            _ => 0,
+        };
+        (self.value, self.family, self.length.unwrap_or(bits))
+    }
+
+    /// The literal the parser would make of the line.
+    fn literal(self, span: Span) -> Literal {
+        let kind = match self.family {
+            4 => LiteralKind::Ipv4(self.written as u32),
+            6 => LiteralKind::Ipv6(self.written),
+            _ => LiteralKind::Number(self.written),
+        };
+        let Some(length) = self.length else { return Literal { kind, span } };
+        let start = span.start as usize;
+        let address = Literal { kind, span: Span::new(start, start + usize::from(self.address_len)) };
+        Literal { kind: LiteralKind::Prefix(Box::new(address), u32::from(length)), span }
+    }
+}
+
+/// Decodes a plain IPv4 or IPv6 address or prefix, or a decimal number, exactly as
+/// [`literal::ipv4`], [`literal::colon_address`], [`literal::number`] and
+/// [`literal::prefix_length`] would; `None` for anything else, valid or not (the slower
+/// path decides and reports those).
+fn decode(text: &[u8]) -> Option<Decoded> {
+    let (address, length) = match text.iter().position(|&b| b == b'/') {
+        Some(slash) => (&text[..slash], Some(decimal(&text[slash + 1..])?)),
+        None => (text, None),
+    };
+    let (family, written, bits) = if let Some(value) = dotted_quad(address) {
+        (4, u128::from(value), 32)
+    } else if address.contains(&b':') && address.iter().all(|b| b.is_ascii_hexdigit() || *b == b':' || *b == b'.') {
+        if is_mac(address) {
+            return None;
+        }
+        let text = std::str::from_utf8(address).ok()?;
+        (6, u128::from(text.parse::<std::net::Ipv6Addr>().ok()?), 128)
+    } else if length.is_none() {
+        (0, decimal(address)?, 128)
+    } else {
+        return None;
+    };
+    let length = match length {
+        Some(length) if length > bits => return None,
+        Some(length) => Some(length as u8),
+        None => None,
+    };
+    let host = bits - u128::from(length.unwrap_or(bits as u8));
+    let value = if host == 0 {
+        written
+    } else if host >= 128 {
+        0
+    } else {
+        written & !((1u128 << host) - 1)
+    };
+    Some(Decoded { value, family, length, written, address_len: address.len() as u8 })
+}
+
+/// A decimal number of 1 to 39 digits that fits in a u128 (what `str::parse` takes,
+/// without a sign).
+fn decimal(text: &[u8]) -> Option<u128> {
+    if text.is_empty() || text.len() > 39 {
+        return None;
+    }
+    let mut value: u128 = 0;
+    for &byte in text {
+        let digit = byte.wrapping_sub(b'0');
+        if digit > 9 {
+            return None;
+        }
+        value = value.checked_mul(10)?.checked_add(u128::from(digit))?;
+    }
+    Some(value)
+}
+
+/// Four dot-separated parts of 1 to 3 digits, each at most 255.
+fn dotted_quad(text: &[u8]) -> Option<u32> {
+    let mut value: u32 = 0;
+    let mut parts = 0;
+    for part in text.split(|&b| b == b'.') {
+        if part.is_empty() || part.len() > 3 {
+            return None;
+        }
+        let octet = decimal(part)? as u32;
+        if octet > 255 {
+            return None;
+        }
+        value = value << 8 | octet;
+        parts += 1;
+    }
+    (parts == 4).then_some(value)
+}
+
+/// Six colon-separated groups of two hex digits: what [`literal::colon_address`] reads as a
+/// MAC address.
+fn is_mac(text: &[u8]) -> bool {
+    text.len() == 17 && text.split(|&b| b == b':').all(|group| group.len() == 2)
 }
 
 /// The longest element line parsed (an IPv6 range with prefixes is under 100 bytes).
@@ -172,6 +321,59 @@ mod tests {
         Name("ssh") @165..168
         Number(16) @169..173
         "#);
+    }
+
+    #[test]
+    fn decoded_lines_are_the_literals_the_slow_path_makes() {
+        let lines = [
+            "10.0.0.0/8",
+            "10.1.2.3/8",
+            "0.0.0.0/0",
+            "255.255.255.255",
+            "010.0.0.1",
+            "2001:db8::/32",
+            "::",
+            "::/0",
+            "::ffff:1.2.3.4/128",
+            "80",
+            "340282366920938463463374607431768211455",
+        ];
+        for line in lines {
+            let span = Span::new(7, 7 + line.len());
+            let decoded = decode(line.as_bytes()).unwrap_or_else(|| panic!("{line} decodes"));
+            let slow = fast_literal(line, span).expect("a literal").expect("valid");
+            assert_eq!(decoded.literal(span), slow, "{line}");
+        }
+        // Left to the slow path (which reports the bad ones).
+        let others = [
+            "256.0.0.1",
+            "10.0.0.0/33",
+            "1.2.3",
+            "1.2.3.4.5",
+            "1.2.3.4/",
+            "1..2.3",
+            "02:00:5e:10:00:01",
+            "::1/129",
+            "340282366920938463463374607431768211456",
+            "80/8",
+            "0x10",
+            "ssh",
+            "+1",
+            "80..90",
+        ];
+        for line in others {
+            assert_eq!(decode(line.as_bytes()), None, "{line}");
+        }
+    }
+
+    #[test]
+    fn repeated_elements_are_kept_once_and_the_limit_counts_distinct_ones() {
+        let text = "10.0.0.0/8\n10.1.2.3/8\n10.0.0.1\n10.0.0.1/32\n::\n::0\n80\n80\n192.0.2.1\n";
+        let read = parse(text, 0, None);
+        assert_eq!((read.elements.len(), read.repeated), (5, 4));
+        let read = parse(text, 0, Some(4));
+        assert_eq!((read.elements.len(), read.repeated), (4, 4));
+        assert_eq!(read.beyond_limit.map(|span| span.start), Some(text.find("192.").unwrap() as u32));
     }
 
     #[test]

@@ -218,8 +218,8 @@ pub struct LoadRequest<'a> {
     pub manifest: Manifest,
     /// The rule file's path, for `status`.
     pub source: String,
-    /// Each dynamic set's contents written in the rule file, by set index: the keys of
-    /// generation 0 (`pfc_compiler::program::dynamic::initial_entries`).
+    /// Each dynamic set's contents written in the rule file, by set index: its element
+    /// keys (`pfc_compiler::program::DynamicSet::keys`).
     pub set_contents: Vec<Vec<sets::SetKey>>,
 }
 

@@ -2,15 +2,17 @@
 //! written into a new program's set maps before it runs, and `pfc set`'s changes to a
 //! running filter's sets.
 //!
-//! Each set's map holds keys of `pfc_compiler::program::dynamic` (family and generation
-//! in the tag); `pfc_set_gen` holds each set's `struct pfc_set_state { generation,
-//! elements, changed_ns }`. The program reads the generation bit before each lookup, so:
+//! Each set has a map per family of values and per generation
+//! (`pfc_compiler::program::dynamic::Part`; the manifest lists them), holding that
+//! family's map keys; `pfc_set_gen` holds each set's `struct pfc_set_state { generation,
+//! elements, changed_ns }`. The program reads the generation bit before each lookup and
+//! looks the packet up in that generation's map, so:
 //!
 //! - **load**: the contents go in as generation 0 before the program is attached (or
 //!   swapped in), with the state `{0, count, now}`;
 //! - **replace** of a rule file: a set whose name, type and kind are unchanged keeps the
-//!   replaced filter's contents: its current generation's entries are copied (as
-//!   generation 0) into the new map before the swap; entries `pfc set` adds to the old
+//!   replaced filter's contents: its current generation's entries are copied into the
+//!   new program's generation-0 maps before the swap; entries `pfc set` adds to the old
 //!   map between that copy and the swap are not carried;
 //! - **add / del**: entries of the current generation are added (`BPF_NOEXIST`, so a
 //!   present one is counted, not rewritten) or deleted in place; each packet sees the set
@@ -19,10 +21,13 @@
 //!   not (to tell the present ones). The count is marked unsettled
 //!   ([`dynamic::ELEMENTS_UNSETTLED`]) while the entries change, so one a killed `pfc set`
 //!   left behind is recounted from the map by the next reader;
-//! - **replace / flush**: the new contents are written as the other generation, the
-//!   state's generation bit is flipped (one 16-byte array update, which a packet sees
-//!   whole, with the new count), then the old generation's entries are deleted: packets
-//!   see the old contents or the new, never a mix.
+//! - **replace / flush**: the new contents are written into the other generation's maps,
+//!   the state's generation bit is flipped (one 16-byte array update, which a packet sees
+//!   whole, with the new count), then the old generation's maps are emptied: packets see
+//!   the old contents or the new, never a mix.
+//!
+//! Here an element is its element key (`SetKey`, one size for every family); only
+//! [`SetMaps`] turns keys into the map keys of each family's map and back.
 //!
 //! Keys go into a map in [`trie_order`] (family, address, prefix length): a trie insert
 //! then walks the nodes the previous one just touched, about 3x faster at 1M prefixes than
@@ -33,13 +38,14 @@ use std::cmp::Ordering;
 use std::io;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use pfc_compiler::program::dynamic::{self, ELEMENTS_UNSETTLED, KEY_SIZE, TAG_OFFSET, VALUE};
+use pfc_compiler::program::dynamic::{self, Family, Part, ELEMENTS_UNSETTLED, KEY_SIZE, VALUE};
+use pfc_compiler::program::DynamicKind;
 
 use super::guard::{pause_at, Step};
 use super::{AttachError, BpfSys, Existing, Filters, LoadRequest, ProgInfo};
 use crate::pins::{Record, SetManifest, SetsManifest};
 
-/// A dynamic set's map key (`pfc_compiler::program::dynamic`).
+/// An element key (`pfc_compiler::program::dynamic`): what the runtime names an element by.
 pub type SetKey = [u8; KEY_SIZE];
 
 /// What happened to each dynamic set at a load.
@@ -121,28 +127,47 @@ fn only_in(a: &[SetKey], b: &[SetKey]) -> usize {
     only
 }
 
-/// The generation a key belongs to.
-fn generation_of(key: &SetKey) -> u32 {
-    u32::from(key[TAG_OFFSET + 1] & 1)
-}
-
-/// `key` moved to `generation`.
-fn with_generation(mut key: SetKey, generation: u32) -> SetKey {
-    key[TAG_OFFSET + 1] = (key[TAG_OFFSET + 1] & !1) | (generation & 1) as u8;
-    key
-}
-
-/// `keys` moved to `generation`, back to back as the map takes them.
-fn flat(keys: &[SetKey], generation: u32) -> Vec<u8> {
-    keys.iter().flat_map(|key| with_generation(*key, generation)).collect()
-}
-
-/// A set's maps in a running program: its own and the generation array.
+/// A set's maps in a running program: one per family and generation, and the generation
+/// array.
 struct SetMaps {
-    set: u32,
+    kind: DynamicKind,
+    /// Each map's part and id.
+    parts: Vec<(Part, u32)>,
     /// `None` only for a static set held in a map when no set of the program is dynamic:
     /// the program never reads the generation array then, so the kernel does not bind it.
     generations: Option<u32>,
+}
+
+impl SetMaps {
+    /// The map of `family` in `generation`, or an error naming the family (a key of a
+    /// family the set does not hold: the callers check elements before).
+    fn map(&self, family: Family, generation: u32) -> io::Result<u32> {
+        let part = Part { family, generation };
+        let found = self.parts.iter().find(|(p, _)| *p == part).map(|(_, id)| *id);
+        found.ok_or_else(|| {
+            let message = format!("no {} map of generation {generation}", family.as_str());
+            io::Error::new(io::ErrorKind::InvalidInput, message)
+        })
+    }
+
+    /// `keys` (in [`trie_order`], so each family's keys are together) as each family's
+    /// map ids in `generation` and map keys back to back.
+    fn by_map(&self, keys: &[SetKey], generation: u32) -> io::Result<Vec<(u32, Vec<u8>)>> {
+        let mut maps: Vec<(u32, Vec<u8>)> = Vec::new();
+        let mut current: Option<Family> = None;
+        for key in keys {
+            let bad = || io::Error::new(io::ErrorKind::InvalidInput, "a key pfc never writes");
+            let (family, map_key) = dynamic::map_key(self.kind, key).ok_or_else(bad)?;
+            if current != Some(family) {
+                maps.push((self.map(family, generation)?, Vec::with_capacity(keys.len() * map_key.as_bytes().len())));
+                current = Some(family);
+            }
+            if let Some((_, bytes)) = maps.last_mut() {
+                bytes.extend_from_slice(map_key.as_bytes());
+            }
+        }
+        Ok(maps)
+    }
 }
 
 /// A set's entry in the generation array, as read.
@@ -194,9 +219,7 @@ impl<S: BpfSys> Filters<S> {
             // A replaced filter's set may hold more than the new size allows: cut.
             let mut keys = in_trie_order(keys);
             keys.truncate(set.size as usize);
-            self.sys
-                .write_entries(maps.set, &flat(&keys, 0), &VALUE, Existing::Overwrite)
-                .map_err(|source| set_error(set, source))?;
+            self.write_keys(&maps, &keys, 0, Existing::Overwrite).map_err(|source| set_error(set, source))?;
             let count = keys.len();
             states.push((maps.generations, set, count));
             if kept {
@@ -213,15 +236,35 @@ impl<S: BpfSys> Filters<S> {
         Ok(filled)
     }
 
-    /// The keys of a set's `generation`, as generation 0, in the map's order.
+    /// The keys of a set's `generation`: each family's map's, in the maps' order.
     fn current_keys(&self, generation: u32, maps: &SetMaps) -> io::Result<Vec<SetKey>> {
-        let keys = self.sys.read_keys(maps.set)?;
-        Ok(keys
-            .chunks_exact(KEY_SIZE)
-            .filter_map(|key| SetKey::try_from(key).ok())
-            .filter(|key| generation_of(key) == generation)
-            .map(|key| with_generation(key, 0))
-            .collect())
+        let mut keys = Vec::new();
+        for (part, id) in maps.parts.iter().filter(|(part, _)| part.generation == generation) {
+            let held = self.sys.read_keys(*id)?;
+            let size = part.family.map_key_size(maps.kind);
+            keys.extend(held.chunks_exact(size).filter_map(|key| dynamic::from_map_key(maps.kind, part.family, key)));
+        }
+        Ok(keys)
+    }
+
+    /// Writes `keys` (in [`trie_order`]) into their families' maps of `generation`;
+    /// returns how many were written ([`BpfSys::write_entries`]).
+    fn write_keys(&self, maps: &SetMaps, keys: &[SetKey], generation: u32, existing: Existing) -> io::Result<usize> {
+        let mut written = 0;
+        for (id, bytes) in maps.by_map(keys, generation)? {
+            written += self.sys.write_entries(id, &bytes, &VALUE, existing)?;
+        }
+        Ok(written)
+    }
+
+    /// Deletes `keys` (in [`trie_order`]) from their families' maps of `generation`;
+    /// returns how many were present.
+    fn delete_keys(&self, maps: &SetMaps, keys: &[SetKey], generation: u32) -> io::Result<usize> {
+        let mut deleted = 0;
+        for (id, bytes) in maps.by_map(keys, generation)? {
+            deleted += self.sys.delete_keys(id, &bytes)?;
+        }
+        Ok(deleted)
     }
 
     /// A set's state in the generation array (an absent entry reads as generation 0, empty).
@@ -296,9 +339,20 @@ impl<S: BpfSys> Filters<S> {
 /// The map ids of `set` among a program's `pfc_set_*` maps.
 fn set_maps(sets: &SetsManifest, set: &SetManifest, maps: &[(String, u32)]) -> Result<SetMaps, AttachError> {
     let id = |name: &str| maps.iter().find(|(n, _)| n == name).map(|(_, id)| *id);
-    let missing = |name: &str| set_error(set, io::Error::new(io::ErrorKind::NotFound, format!("no map {name}")));
+    let missing = |what: &str| set_error(set, io::Error::new(io::ErrorKind::NotFound, format!("no map {what}")));
+    if set.maps.is_empty() {
+        // A record of a filter loaded before sets had a map per family and generation.
+        return Err(missing("listed (the filter was loaded by an older pfc: load it again)"));
+    }
+    let mut parts = Vec::new();
+    for map in &set.maps {
+        let family = Family::from_name(&map.family).ok_or_else(|| missing(&map.map))?;
+        parts.push((Part { family, generation: map.generation }, id(&map.map).ok_or_else(|| missing(&map.map))?));
+    }
+    let kind = if set.kind == "prefixes" { DynamicKind::Prefixes } else { DynamicKind::Values };
     Ok(SetMaps {
-        set: id(&set.map).ok_or_else(|| missing(&set.map))?,
+        kind,
+        parts,
         generations: match id(&sets.generation_map) {
             None if set.contents.is_some() => None,
             found => Some(found.ok_or_else(|| missing(&sets.generation_map))?),
@@ -307,7 +361,8 @@ fn set_maps(sets: &SetsManifest, set: &SetManifest, maps: &[(String, u32)]) -> R
 }
 
 fn set_error(set: &SetManifest, source: io::Error) -> AttachError {
-    AttachError::SetMap { set: set.name.clone(), map: set.map.clone(), source }
+    let maps: Vec<&str> = set.maps.iter().map(|map| map.map.as_str()).collect();
+    AttachError::SetMap { set: set.name.clone(), map: maps.join(", "), source }
 }
 
 /// A change `pfc set` makes to a running filter's dynamic set. Keys are those of
@@ -417,7 +472,7 @@ impl<S: BpfSys> Filters<S> {
                     }
                 }
                 self.write_state(set, maps.generations, generation, count as u32 | ELEMENTS_UNSETTLED)?;
-                outcome.added = self.sys.write_entries(maps.set, &flat(&keys, generation), &VALUE, Existing::Keep)?;
+                outcome.added = self.write_keys(maps, &keys, generation, Existing::Keep)?;
                 pause_at(Step::SetWritten);
                 outcome.unchanged = keys.len() - outcome.added;
                 outcome.count = count + outcome.added;
@@ -427,7 +482,7 @@ impl<S: BpfSys> Filters<S> {
                 let keys = in_trie_order(keys);
                 let count = self.count(state, maps)?;
                 self.write_state(set, maps.generations, generation, count as u32 | ELEMENTS_UNSETTLED)?;
-                outcome.deleted = self.sys.delete_keys(maps.set, &flat(&keys, generation))?;
+                outcome.deleted = self.delete_keys(maps, &keys, generation)?;
                 pause_at(Step::SetWritten);
                 outcome.unchanged = keys.len() - outcome.deleted;
                 outcome.count = count.saturating_sub(outcome.deleted);
@@ -439,18 +494,14 @@ impl<S: BpfSys> Filters<S> {
                     return Err(Failure::Full { present: 0, adding: keys.len() });
                 }
                 let next = 1 - generation;
-                let all = self.sys.read_keys(maps.set)?;
-                let (current, stale): (Vec<SetKey>, Vec<SetKey>) = all
-                    .chunks_exact(KEY_SIZE)
-                    .filter_map(|key| SetKey::try_from(key).ok())
-                    .partition(|key| generation_of(key) == generation);
                 // Leftovers of an interrupted replace in the next generation go first.
-                self.sys.delete_keys(maps.set, stale.as_flattened())?;
-                self.sys.write_entries(maps.set, &flat(&keys, next), &VALUE, Existing::Overwrite)?;
+                let stale = in_trie_order(self.current_keys(next, maps)?);
+                self.delete_keys(maps, &stale, next)?;
+                self.write_keys(maps, &keys, next, Existing::Overwrite)?;
                 // The flip: from here on packets look up the new generation only.
                 self.write_state(set, maps.generations, next, keys.len() as u32)?;
-                let current = in_trie_order(current.into_iter().map(|key| with_generation(key, 0)).collect());
-                self.sys.delete_keys(maps.set, &flat(&current, generation))?;
+                let current = in_trie_order(self.current_keys(generation, maps)?);
+                self.delete_keys(maps, &current, generation)?;
                 outcome.added = only_in(&keys, &current);
                 outcome.deleted = only_in(&current, &keys);
                 outcome.unchanged = keys.len() - outcome.added;

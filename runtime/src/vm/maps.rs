@@ -34,7 +34,8 @@ const PADDING: usize = 8;
 pub(crate) const MAX_TOTAL_BYTES: usize = 256 << 20;
 /// The most address space the value slots of hash maps and tries may reserve: their
 /// pages stay untouched (and take no memory) until an entry uses them, so a dynamic set
-/// declared `size 16777216` (33,554,432 slots of 16 bytes) runs in the VM.
+/// declared `size 16777216` (per family two maps of 16,777,216 slots of 16 bytes) runs in
+/// the VM.
 pub(crate) const MAX_LAZY_BYTES: usize = 2 << 30;
 
 const ENOENT: i64 = 2;

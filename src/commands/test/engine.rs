@@ -8,8 +8,7 @@
 //! disagreement is a [`RunError`] (an internal compiler error), never a verdict.
 
 use pfc_compiler::eval::{evaluate_at, Outcome, State};
-use pfc_compiler::object::maps::set_map_name;
-use pfc_compiler::program::dynamic;
+use pfc_compiler::program::dynamic::{self, Family};
 use pfc_compiler::program::limit::LimitStats;
 use pfc_compiler::program::log::{Event, EventError};
 use pfc_compiler::program::{DynamicElement, Program};
@@ -95,8 +94,9 @@ pub struct Engine<'obj> {
     program: Program,
     /// The rule file's contents of each dynamic set (a case without `sets` gets them).
     initial_sets: Vec<Vec<DynamicElement>>,
-    /// The object's map index of each dynamic set (`None` until first looked up).
-    set_maps: Option<Vec<usize>>,
+    /// The object's map index of each dynamic set's generation-0 map per family (`None`
+    /// until first looked up).
+    set_maps: Option<Vec<Vec<(Family, usize)>>>,
     /// The object, for its map names.
     object: &'obj BpfObject,
     executor: Executor<'obj>,
@@ -129,40 +129,62 @@ impl<'obj> Engine<'obj> {
         let maps = match &self.set_maps {
             Some(maps) => maps.clone(),
             None => {
-                let maps = (0..self.program.dynamic_sets.len())
-                    .map(|index| {
-                        let name = set_map_name(index);
-                        self.object.map_index(&name).ok_or(RunError::NoSetMap { name })
+                let sets = self.program.dynamic_sets.iter().enumerate();
+                let maps = sets
+                    .map(|(index, set)| {
+                        let generation_0 = set.parts().into_iter().filter(|part| part.generation == 0);
+                        generation_0
+                            .map(|part| {
+                                let name = part.map_name(index);
+                                let map = self.object.map_index(&name).ok_or(RunError::NoSetMap { name })?;
+                                Ok((part.family, map))
+                            })
+                            .collect::<Result<Vec<(Family, usize)>, RunError>>()
                     })
-                    .collect::<Result<Vec<usize>, RunError>>()?;
+                    .collect::<Result<Vec<_>, RunError>>()?;
                 self.set_maps = Some(maps.clone());
                 maps
             }
         };
-        for (index, &map) in maps.iter().enumerate() {
+        for (index, set_maps) in maps.iter().enumerate() {
             let wanted = sets
                 .iter()
                 .find(|(set, _)| *set == index)
                 .map_or_else(|| self.initial_sets[index].clone(), |(_, elements)| elements.clone());
             if wanted != self.program.dynamic_sets[index].elements {
-                self.write_set(index, map, wanted)?;
+                self.write_set(index, set_maps, wanted)?;
             }
         }
         Ok(())
     }
 
-    /// Replaces dynamic set `index`'s contents in map `map`: deletes the keys it no longer
-    /// holds, adds the new ones (generation 0: tests never flip it).
-    fn write_set(&mut self, index: usize, map: usize, elements: Vec<DynamicElement>) -> Result<(), RunError> {
+    /// Replaces dynamic set `index`'s contents in its generation-0 `maps` (one per
+    /// family): deletes the keys it no longer holds, adds the new ones (tests never flip
+    /// the generation).
+    fn write_set(
+        &mut self,
+        index: usize,
+        maps: &[(Family, usize)],
+        elements: Vec<DynamicElement>,
+    ) -> Result<(), RunError> {
         let set = &mut self.program.dynamic_sets[index];
-        let old = set.keys(0);
+        let kind = set.kind;
+        let old = set.keys();
         set.set_elements(elements);
-        let new = set.keys(0);
+        let new = set.keys();
+        let map_of = |key: &[u8; dynamic::KEY_SIZE]| {
+            let (family, map_key) = dynamic::map_key(kind, key)?;
+            Some((maps.iter().find(|(f, _)| *f == family)?.1, map_key))
+        };
         for key in old.iter().filter(|key| new.binary_search(key).is_err()) {
-            self.executor.map_delete(map, key)?;
+            if let Some((map, map_key)) = map_of(key) {
+                self.executor.map_delete(map, map_key.as_bytes())?;
+            }
         }
         for key in new.iter().filter(|key| old.binary_search(key).is_err()) {
-            self.executor.map_update(map, key, &dynamic::VALUE)?;
+            if let Some((map, map_key)) = map_of(key) {
+                self.executor.map_update(map, map_key.as_bytes(), &dynamic::VALUE)?;
+            }
         }
         Ok(())
     }
