@@ -73,6 +73,8 @@ fn malformed_set_files_change_nothing() {
     pfc_ok(&b, &["load", &rules_file, "--iface", &vb]);
 
     let long_line = format!("192.0.2.1\n{}\n", "10.0.0.1 ".repeat((10 << 20) / 9));
+    let mut ten_million_lines: String = (0..2_000).map(|index| format!("::{index:x}\n")).collect();
+    ten_million_lines.push_str(&"::\n".repeat(10_000_000 - 2_000));
     let cases: Vec<(&str, String, Vec<String>)> = vec![
         (
             "banned",
@@ -91,7 +93,8 @@ fn malformed_set_files_change_nothing() {
         ),
         (
             "banned",
-            set_file(&mut topology, "ten-million.txt", "::\n".repeat(10_000_000).as_bytes()),
+            // 2,000 distinct addresses, then one repeated: the 1,001st distinct is too many.
+            set_file(&mut topology, "ten-million.txt", ten_million_lines.as_bytes()),
             vec!["E0025".into(), "holds at most 1000 elements".into(), "ten-million.txt:1001:1".into()],
         ),
         (
