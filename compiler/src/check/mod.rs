@@ -363,13 +363,16 @@ impl Checker {
 
     /// Interns a set of intervals, returning its id.
     fn intern_set(&mut self, set: ValueSet) -> SetId {
-        if let Some(id) = self.set_ids.get(&set) {
-            return *id;
+        // One hash per call; only a new set is cloned.
+        match self.set_ids.entry(set) {
+            std::collections::hash_map::Entry::Occupied(entry) => *entry.get(),
+            std::collections::hash_map::Entry::Vacant(entry) => {
+                let id = SetId(self.program_sets.len() as u32);
+                self.program_sets.push(entry.key().clone());
+                self.set_names_by_id.push(None);
+                entry.insert(id);
+                id
+            }
         }
-        let id = SetId(self.program_sets.len() as u32);
-        self.program_sets.push(set.clone());
-        self.set_names_by_id.push(None);
-        self.set_ids.insert(set, id);
-        id
     }
 }

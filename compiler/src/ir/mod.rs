@@ -215,13 +215,16 @@ impl Filter {
 
     /// Adds a node, or finds the identical one already there.
     pub(crate) fn intern(&mut self, node: Node) -> NodeId {
-        if let Some(id) = self.interned.get(&node) {
-            return *id;
+        // One hash per call: the entry is looked up once, and only a new node is cloned.
+        match self.interned.entry(node) {
+            std::collections::hash_map::Entry::Occupied(entry) => *entry.get(),
+            std::collections::hash_map::Entry::Vacant(entry) => {
+                let id = NodeId(self.nodes.len() as u32);
+                self.nodes.push(entry.key().clone());
+                entry.insert(id);
+                id
+            }
         }
-        let id = NodeId(self.nodes.len() as u32);
-        self.nodes.push(node.clone());
-        self.interned.insert(node, id);
-        id
     }
 
     /// Every field some reachable test reads, and every source some guard tests.

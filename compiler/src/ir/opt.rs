@@ -10,24 +10,41 @@
 //! - dead tests: comparisons that the field's width decides (`tcp.dport <= 65535`),
 //!   empty and full sets; one-interval sets become comparisons.
 
-use std::collections::HashMap;
-
 use super::{Filter, Node, NodeId, Source};
 use crate::fields::Field;
 use crate::program::CmpOp;
 
 /// Rewrites every rule's condition.
 pub fn optimize(filter: &mut Filter) {
-    let mut memo = HashMap::new();
+    let mut memo = Memo::default();
     for index in 0..filter.rules.len() {
         let condition = filter.rules[index].condition;
         filter.rules[index].condition = simplify(filter, condition, &mut memo);
     }
 }
 
-fn simplify(filter: &mut Filter, id: NodeId, memo: &mut HashMap<NodeId, NodeId>) -> NodeId {
-    if let Some(done) = memo.get(&id) {
-        return *done;
+/// The simplified form of each node already simplified, indexed by node id (ids are
+/// dense, so a vector beats hashing them).
+#[derive(Default)]
+struct Memo(Vec<Option<NodeId>>);
+
+impl Memo {
+    fn get(&self, id: NodeId) -> Option<NodeId> {
+        self.0.get(id.0 as usize).copied().flatten()
+    }
+
+    fn insert(&mut self, id: NodeId, result: NodeId) {
+        let index = id.0 as usize;
+        if index >= self.0.len() {
+            self.0.resize(index + 1, None);
+        }
+        self.0[index] = Some(result);
+    }
+}
+
+fn simplify(filter: &mut Filter, id: NodeId, memo: &mut Memo) -> NodeId {
+    if let Some(done) = memo.get(id) {
+        return done;
     }
     let node = filter.node(id).clone();
     let result = match node {
@@ -185,7 +202,21 @@ fn share_guards(filter: &mut Filter, items: Vec<NodeId>) -> Vec<NodeId> {
     out
 }
 
+/// Drops repeated operands, keeping each one's first place. Operand lists are short
+/// (a rule's tests), where a scan of the kept ones beats a hash set.
 fn dedup(items: &mut Vec<NodeId>) {
-    let mut seen = std::collections::HashSet::new();
-    items.retain(|item| seen.insert(*item));
+    if items.len() <= 32 {
+        let mut kept = 0;
+        for index in 0..items.len() {
+            let item = items[index];
+            if !items[..kept].contains(&item) {
+                items[kept] = item;
+                kept += 1;
+            }
+        }
+        items.truncate(kept);
+    } else {
+        let mut seen = crate::hashing::FastMap::default();
+        items.retain(|item| seen.insert(*item, ()).is_none());
+    }
 }

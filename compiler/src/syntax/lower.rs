@@ -25,7 +25,7 @@ pub(crate) fn parse_statement(text: &str, offset: usize, diagnostics: &mut Vec<D
         Ok(mut pairs) => {
             let statement_text = pairs.next()?;
             let statement = statement_text.into_inner().next()?;
-            let mut lowerer = Lowerer { offset, diagnostics };
+            let mut lowerer = Lowerer { offset, has_comment: text.contains('#'), diagnostics };
             Some(lowerer.statement(statement))
         }
         Err(error) => {
@@ -182,7 +182,7 @@ fn rule_description(rule: Rule) -> &'static str {
         | Rule::rule_stmt => "a statement (`hook`, `default`, `set`, `const`, `rule` or `include`)",
         Rule::kw_if => "`if`",
         Rule::kw_and | Rule::kw_or => "`and` or `or`",
-        Rule::kw_not | Rule::not_op | Rule::not_in => "`not`",
+        Rule::not_op | Rule::not_in => "`not`",
         Rule::kw_in | Rule::membership => "`in`",
         Rule::kw_pcap | Rule::pcap_atom => "`pcap`",
         Rule::kw_rate | Rule::rate_limit => "`rate`",
@@ -215,6 +215,9 @@ fn rule_description(rule: Rule) -> &'static str {
 
 struct Lowerer<'d> {
     offset: usize,
+    /// Whether the statement's text holds a `#` at all: when not, no pair can end in a
+    /// comment, and [`Lowerer::span`] need not search each pair's text for one.
+    has_comment: bool,
     diagnostics: &'d mut Vec<Diagnostic>,
 }
 
@@ -223,9 +226,24 @@ impl Lowerer<'_> {
     fn span(&self, pair: &Pair<Rule>) -> Span {
         let span = pair.as_span();
         let text = pair.as_str();
-        // Most pairs end in a token and hold no comment: skip the trimming for them.
-        let trimmed = text.ends_with(|c: char| c.is_ascii_whitespace() || c == '\u{0C}') || text.contains('#');
-        let end = if trimmed { span.start() + without_trailing_trivia(text).len() } else { span.end() };
+        let end = if self.has_comment {
+            // Most pairs end in a token and hold no comment: skip the trimming for them.
+            let trimmed = text.ends_with(|c: char| c.is_ascii_whitespace()) || text.contains('#');
+            if trimmed {
+                span.start() + without_trailing_trivia(text).len()
+            } else {
+                span.end()
+            }
+        } else {
+            // Without a comment in the statement, all a pair can swallow at its end is
+            // the whitespace pest skips (space, tab, LF, FF, CR), byte by byte.
+            let bytes = text.as_bytes();
+            let mut end = bytes.len();
+            while end > 0 && matches!(bytes[end - 1], b' ' | b'\t' | b'\n' | b'\x0C' | b'\r') {
+                end -= 1;
+            }
+            span.start() + end
+        };
         Span::new(self.offset + span.start(), self.offset + end)
     }
 
@@ -650,5 +668,5 @@ fn unescape(text: &str) -> String {
 pub(crate) fn parse_set_line(text: &str, offset: usize, diagnostics: &mut Vec<Diagnostic>) -> Option<Literal> {
     let mut pairs = RuleParser::parse(Rule::set_line, text).ok()?;
     let literal = pairs.next()?.into_inner().find(|pair| pair.as_rule() == Rule::literal)?;
-    Some(Lowerer { offset, diagnostics }.literal(literal))
+    Some(Lowerer { offset, has_comment: text.contains('#'), diagnostics }.literal(literal))
 }
