@@ -20,6 +20,8 @@
 mod frames;
 #[path = "pcap_libpcap/generator.rs"]
 mod generator;
+#[path = "pcap_libpcap/grammar.rs"]
+mod grammar;
 mod support;
 
 use std::ffi::{c_char, c_int, c_void, CString};
@@ -493,6 +495,71 @@ fn documented_refusals() -> Vec<String> {
         .collect()
 }
 
+/// Whether pfc's refusal is one docs/pcap.md documents: every diagnostic E0019 with a
+/// message of its table.
+fn refused_as_documented(diagnostics: &[(String, String)], documented: &[String]) -> bool {
+    !diagnostics.is_empty() && diagnostics.iter().all(|(code, message)| code == "E0019" && documented.contains(message))
+}
+
+/// Expressions of the grammar-wide acceptance comparison per run; `PFC_PCAP_GRAMMAR=N`
+/// runs N instead (the same first ones, then more).
+const GRAMMAR_EXPRESSIONS: usize = 1000;
+/// Of those, how many also run in the kernel when privileged.
+const GRAMMAR_KERNEL_EXPRESSIONS: usize = 100;
+/// Every how many corpus frames one is judged for these expressions (their acceptance
+/// is the point; the random and TESTrun differentials judge every frame).
+const GRAMMAR_FRAME_STRIDE: usize = 4;
+
+/// libpcap's grammar, all of it (`grammar.rs` writes expressions over every form of
+/// pcap-filter(7), about half of them invalid): whatever libpcap 1.10 refuses on
+/// Ethernet, pfc refuses; whatever it accepts, pfc accepts — or refuses with an E0019 of
+/// the documented list — and gives libpcap's verdicts (interpreter, rbpf, kernel).
+#[test]
+fn pfc_accepts_and_refuses_what_libpcap_does() {
+    let started = Instant::now();
+    let count = std::env::var("PFC_PCAP_GRAMMAR").map_or(GRAMMAR_EXPRESSIONS, |n| n.parse().expect("a count"));
+    let mut packets = corpus(support::seed());
+    packets.extend(frames::link_layer_frames());
+    packets.extend(frames::libpcap_capture_frames());
+    let packets: Vec<_> = packets.into_iter().step_by(GRAMMAR_FRAME_STRIDE).collect();
+    let kernel_ok = kernel::privileges().is_ok();
+    let documented = documented_refusals();
+    let mut rng = Rng::new(support::seed() ^ 0x6a_77a4_u64.wrapping_mul(0x1000_0001));
+    let (mut tally, mut failures, mut documented_refusals_seen) = (Tally::default(), Vec::new(), 0);
+    let mut by_refusal: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+    for index in 0..count {
+        let expr = grammar::expression(&mut rng, 2);
+        let kernel = kernel_ok && index < GRAMMAR_KERNEL_EXPRESSIONS;
+        if let Outcome::RefusedByPfc(diagnostics) = judge(&expr, &packets, kernel, &mut tally, &mut failures) {
+            if refused_as_documented(&diagnostics, &documented) {
+                documented_refusals_seen += 1;
+                for (_, message) in diagnostics {
+                    *by_refusal.entry(message).or_default() += 1;
+                }
+            } else {
+                failures.push(format!("UNEXPECTED REFUSAL `{expr}`: libpcap accepts, pfc {diagnostics:?}"));
+            }
+        }
+        if failures.len() > 40 {
+            break;
+        }
+    }
+    let accepted = tally.expressions - tally.refused_by_both - documented_refusals_seen;
+    summary("grammar", &tally, packets.len(), kernel_ok, failures.len(), started);
+    println!(
+        "grammar: {} expressions generated: {accepted} accepted by both, {} refused by both, \
+         {documented_refusals_seen} refused by pfc as documented, {} disagreements",
+        tally.expressions,
+        tally.refused_by_both,
+        failures.len()
+    );
+    for (message, times) in &by_refusal {
+        println!("  {times:5}  E0019 {message}");
+    }
+    assert!(failures.is_empty(), "{} failures:\n\n{}", failures.len(), failures.join("\n\n"));
+    assert!(accepted >= count / 5 && tally.refused_by_both >= count / 5, "the generator lost its balance");
+}
+
 /// Every TESTrun expression for Ethernet: where libpcap 1.10 accepts, pfc accepts and agrees
 /// on every packet (interpreter, rbpf, kernel), or refuses with E0019 naming a form on the
 /// documented refusal list; where libpcap refuses, pfc refuses.
@@ -508,15 +575,13 @@ fn pfc_agrees_with_libpcap_on_its_own_test_expressions() {
     assert!(documented.len() >= 5, "the refusal table of docs/pcap.md was not found: {documented:?}");
     let mut tally = Tally::default();
     let mut failures: Vec<String> = Vec::new();
-    let mut refused_as_documented = 0;
+    let mut documented_refusals_seen = 0;
     let mut by_refusal: std::collections::BTreeMap<String, Vec<String>> = std::collections::BTreeMap::new();
     let expressions = testrun_expressions();
     for expr in &expressions {
         if let Outcome::RefusedByPfc(diagnostics) = judge(expr, &packets, kernel_ok, &mut tally, &mut failures) {
-            let documented_refusal =
-                |(code, message): &(String, String)| code == "E0019" && documented.contains(message);
-            if diagnostics.iter().all(documented_refusal) && !diagnostics.is_empty() {
-                refused_as_documented += 1;
+            if refused_as_documented(&diagnostics, &documented) {
+                documented_refusals_seen += 1;
                 for (_, message) in &diagnostics {
                     by_refusal.entry(message.clone()).or_default().push(expr.to_string());
                 }
@@ -525,10 +590,10 @@ fn pfc_agrees_with_libpcap_on_its_own_test_expressions() {
             }
         }
     }
-    let accepted = tally.expressions - tally.refused_by_both - refused_as_documented;
+    let accepted = tally.expressions - tally.refused_by_both - documented_refusals_seen;
     summary("TESTrun (DLT_EN10MB)", &tally, packets.len(), kernel_ok, failures.len(), started);
     println!(
-        "TESTrun: {} expressions: {accepted} accepted by both, {} refused by both, {refused_as_documented} refused by pfc \
+        "TESTrun: {} expressions: {accepted} accepted by both, {} refused by both, {documented_refusals_seen} refused by pfc \
          as documented, {} failures",
         expressions.len(),
         tally.refused_by_both,

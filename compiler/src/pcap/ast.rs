@@ -25,17 +25,29 @@ pub(crate) struct Expr {
     pub rest: Vec<(BoolOp, Operand)>,
 }
 
-/// What follows `and`/`or`: a full term or a bare value that takes the last qualifiers.
+/// What follows `and`/`or`: a full term, or an [`Id`] that takes the qualifiers in force.
 #[derive(Clone, Debug)]
 pub(crate) enum Operand {
     /// A term.
     Term(Term),
-    /// `[not]* value`, e.g. the `b` of `host a and b`.
-    Carried {
-        /// How many `not`s precede it.
-        nots: usize,
-        /// The value.
-        value: Value,
+    /// An id, e.g. the `b` of `host a and b` or the `(23 or 24)` of `port 22 and (23 or 24)`.
+    Id(Id),
+}
+
+/// libpcap's `id`: what a primitive's qualifiers apply to, and what takes the
+/// qualifiers in force after `and`/`or` ("qualifier inheritance", pcap-filter(7)).
+#[derive(Clone, Debug)]
+pub(crate) enum Id {
+    /// One value.
+    Value(Value),
+    /// `not id`.
+    Not(Box<Id>),
+    /// `( id (and|or id)+ )` or `( id )`: every id under the same qualifiers.
+    List {
+        /// The first id.
+        first: Box<Id>,
+        /// The others, in order.
+        rest: Vec<(BoolOp, Id)>,
     },
 }
 
@@ -259,10 +271,9 @@ pub(crate) enum Kind {
     PortRange,
     /// `gateway`: refused.
     Gateway,
-    /// `proto`: only carried over (`isis proto 0x12 or 0x14`); written, it is [`Form::Proto`].
+    /// `proto`.
     Proto,
-    /// `protochain`: only carried over (`protochain 6 or 17`); written, it is
-    /// [`Form::Protochain`].
+    /// `protochain`.
     Protochain,
 }
 
@@ -280,19 +291,15 @@ pub(crate) struct Primitive {
 /// The forms of a primitive.
 #[derive(Clone, Debug)]
 pub(crate) enum Form {
-    /// `[dir] [kind] id`.
+    /// `[dir] [kind] id` (`proto id`, `protochain id` without a direction).
     Id {
         /// Direction, if written.
         dir: Option<(Dir, Span)>,
         /// Kind, if written.
         kind: Option<(Kind, Span)>,
-        /// The value or parenthesized group of values.
-        id: IdGroup,
+        /// The value, or ids in parentheses.
+        id: Id,
     },
-    /// `proto N` / `proto \name`.
-    Proto(ProtoValue),
-    /// `protochain N` / `protochain \\name`.
-    Protochain(ProtoValue),
     /// `broadcast`.
     Broadcast,
     /// `multicast`.
@@ -319,17 +326,6 @@ pub(crate) enum Form {
     Byte(Value, char, Value),
     /// A libpcap keyword pfc does not compile (`inbound`, `mpls`, `igmp`...).
     Unsupported(String),
-}
-
-/// A value, or `( value (op [not]* value)* )` sharing the qualifiers.
-#[derive(Clone, Debug)]
-pub(crate) struct IdGroup {
-    /// How many `not`s precede the first value (`src not 1.1`).
-    pub nots: usize,
-    /// The first value.
-    pub first: Value,
-    /// Further values in a parenthesized group.
-    pub rest: Vec<(BoolOp, usize, Value)>,
 }
 
 /// The operand of `proto`.
@@ -366,7 +362,7 @@ pub(crate) enum Token {
     Ipv4(String),
     /// Decimal, `0x` hex or `0` octal.
     Number(String),
-    /// A name: a service, a host name, ...
+    /// A name: a service, a host name, ... (`\\NAME` without its backslash).
     Name(String),
 }
 

@@ -4,8 +4,9 @@
 //! Each primitive is built in the order libpcap 1.10's `gencode.c` emits its tests, so
 //! that the loads a frame executes — and hence which truncated frames are rejected —
 //! are libpcap's (`tcpdump -O -d EXPR` shows the reference). Qualifiers carry over to
-//! bare values in source order, and every `vlan` moves the link-type and network-layer
-//! offsets of everything after it by 4 bytes. Every problem is reported, not only the
+//! ids (values, `not` ids, parenthesized id lists) as libpcap's grammar passes them on,
+//! and every `vlan` moves the link-type and network-layer offsets of everything after
+//! it by 4 bytes. Every problem is reported, not only the
 //! first.
 
 use super::ast::*;
@@ -159,7 +160,7 @@ fn ppp_protocol(ethertype: u32) -> u32 {
 /// Lowers a whole expression.
 pub fn lower(expr: &Expr, diagnostics: &mut Vec<Diagnostic>) -> Option<Pred> {
     let mut lowerer = Lowerer { off: Offsets::ETHERNET, late_error: Cell::new(None), diagnostics, failed: false };
-    let pred = lowerer.expr(expr);
+    let (pred, _) = lowerer.expr(expr, None);
     (!lowerer.failed).then_some(pred)
 }
 
@@ -187,6 +188,15 @@ fn combine(op: BoolOp, left: Pred, right: Pred) -> Pred {
         }
         (BoolOp::And, left) => Pred::And(vec![left, right]),
         (BoolOp::Or, left) => Pred::Or(vec![left, right]),
+    }
+}
+
+/// The span of an id: its first value's to its last value's.
+fn id_span(id: &Id) -> Span {
+    match id {
+        Id::Value(value) => value.span,
+        Id::Not(inner) => id_span(inner),
+        Id::List { first, rest } => rest.last().map_or(id_span(first), |(_, last)| id_span(first).to(id_span(last))),
     }
 }
 
@@ -280,39 +290,65 @@ impl Lowerer<'_> {
 
     // ---- expressions ------------------------------------------------------------------
 
-    fn expr(&mut self, expr: &Expr) -> Pred {
-        let (mut pred, mut carried) = self.term(&expr.first);
+    /// An expression, and the qualifiers in force after it. `before` are those in force
+    /// before it: a parenthesized term takes them through, as libpcap's `paren expr ')'`
+    /// does (`port 22 and (tcp) and 23` tests port 23); a qualified primitive replaces
+    /// them; any other term leaves none (a bare value after it is a syntax error).
+    fn expr(&mut self, expr: &Expr, before: Option<Qual>) -> (Pred, Option<Qual>) {
+        let (mut pred, mut qual) = self.term(&expr.first, before);
         for (op, operand) in &expr.rest {
             let right = match operand {
                 Operand::Term(term) => {
-                    let (right, qual) = self.term(term);
-                    carried = qual;
+                    let (right, after) = self.term(term, qual);
+                    qual = after;
                     right
                 }
-                Operand::Carried { value, .. } if self.off.geneve => {
-                    self.refuse(Refusal::AfterGeneve, value.span, "after `geneve`");
-                    Pred::Const(false)
-                }
-                Operand::Carried { nots, value } => match carried {
-                    Some(qual) => {
-                        let pred = negate(self.id(qual, value), *nots);
-                        self.report_late_error(value.span);
-                        pred
-                    }
-                    None => {
-                        self.error(
-                            PCAP_SYNTAX,
-                            "a bare value needs qualifiers to carry over".into(),
-                            value.span,
-                            "no `host`, `net`, `port`... before it",
-                        );
-                        Pred::Const(false)
-                    }
-                },
+                Operand::Id(id) => self.carried(qual, id),
             };
             pred = combine(*op, pred, right);
         }
-        pred
+        (pred, qual)
+    }
+
+    /// An id after `and`/`or`, under the qualifiers in force.
+    fn carried(&mut self, qual: Option<Qual>, id: &Id) -> Pred {
+        let span = id_span(id);
+        if self.off.geneve {
+            self.refuse(Refusal::AfterGeneve, span, "after `geneve`");
+            return Pred::Const(false);
+        }
+        match qual {
+            Some(qual) => self.id_tree(qual, id),
+            None => {
+                self.error(
+                    PCAP_SYNTAX,
+                    "a bare value needs qualifiers to carry over".into(),
+                    span,
+                    "no `host`, `net`, `port`... before it",
+                );
+                Pred::Const(false)
+            }
+        }
+    }
+
+    /// Every value of an id under the same qualifiers, combined as written.
+    fn id_tree(&mut self, qual: Qual, id: &Id) -> Pred {
+        match id {
+            Id::Value(value) => {
+                let pred = self.id(qual, value);
+                self.report_late_error(value.span);
+                pred
+            }
+            Id::Not(inner) => Pred::negation(self.id_tree(qual, inner)),
+            Id::List { first, rest } => {
+                let mut pred = self.id_tree(qual, first);
+                for (op, id) in rest {
+                    let right = self.id_tree(qual, id);
+                    pred = combine(*op, pred, right);
+                }
+                pred
+            }
+        }
     }
 
     fn report_late_error(&mut self, span: Span) {
@@ -321,13 +357,13 @@ impl Lowerer<'_> {
         }
     }
 
-    fn term(&mut self, term: &Term) -> (Pred, Option<Qual>) {
+    fn term(&mut self, term: &Term, before: Option<Qual>) -> (Pred, Option<Qual>) {
         if self.off.geneve && !matches!(term.kind, TermKind::Paren(_)) {
             self.refuse(Refusal::AfterGeneve, term.span, "after `geneve`");
             return (Pred::Const(false), None);
         }
         let (pred, qual) = match &term.kind {
-            TermKind::Paren(inner) => (self.expr(inner), None),
+            TermKind::Paren(inner) => (self.expr(inner, before).0, before),
             TermKind::Relation { left, op, right } => (self.relation(left, *op, right), None),
             TermKind::Primitive(primitive) => self.primitive(primitive),
         };
@@ -364,20 +400,7 @@ impl Lowerer<'_> {
                     self.refuse(Refusal::Gateway, *kind_span, "not supported by pfc");
                     return (Pred::Const(false), None);
                 }
-                let mut pred = negate(self.id(qual, &id.first), id.nots);
-                for (op, nots, value) in &id.rest {
-                    let right = negate(self.id(qual, value), *nots);
-                    pred = combine(*op, pred, right);
-                }
-                return (pred, Some(qual));
-            }
-            Form::Proto(value) => {
-                let pred = self.proto(proto, proto_span, value);
-                return (pred, Some(Qual { proto, dir: Dir::SrcOrDst, kind: Some(Kind::Proto) }));
-            }
-            Form::Protochain(value) => {
-                let pred = self.protochain(proto, proto_span, value);
-                return (pred, Some(Qual { proto, dir: Dir::SrcOrDst, kind: Some(Kind::Protochain) }));
+                return (self.id_tree(qual, id), Some(qual));
             }
             Form::Broadcast => match proto {
                 None | Some(PName::Ether) if self.ethernet_addresses(span) => Pred::And(vec![

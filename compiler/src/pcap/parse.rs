@@ -8,6 +8,7 @@ use pest::iterators::{Pair, Pairs};
 use pest::Parser;
 
 use super::ast::*;
+use super::names;
 use super::{SpanMap, PCAP_SYNTAX};
 use crate::diagnostic::{Diagnostic, Span, INTERNAL_ERROR};
 
@@ -75,27 +76,38 @@ impl Lowerer<'_> {
             let operand = self.next(&mut inner, span, "an operator without an operand")?;
             let operand = match operand.as_rule() {
                 Rule::term => Operand::Term(self.term(operand)?),
-                _ => {
-                    let (nots, value) = self.carried(operand)?;
-                    Operand::Carried { nots, value }
-                }
+                _ => Operand::Id(self.id(operand)?),
             };
             rest.push((op, operand));
         }
         Ok(Expr { first, rest })
     }
 
-    fn carried(&self, pair: Pair<Rule>) -> Lowered<(usize, Value)> {
+    /// An `id` or `id_head`: `not id`, a (parenthesized) number, a value, or a list of
+    /// ids in parentheses (an `id_head` and the `(op id)*` after it).
+    fn id(&self, pair: Pair<Rule>) -> Lowered<Id> {
         let span = self.span(&pair);
-        let mut nots = 0;
-        let mut value = None;
-        for inner in pair.into_inner() {
-            match inner.as_rule() {
-                Rule::not_op => nots += 1,
-                _ => value = Some(self.value(inner)?),
+        let head = pair.as_rule() == Rule::id_head;
+        let mut inner = pair.into_inner();
+        let first = self.next(&mut inner, span, "an id without a value")?;
+        match first.as_rule() {
+            Rule::not_op => {
+                let negated = self.next(&mut inner, span, "`not` without an id")?;
+                Ok(Id::Not(Box::new(self.id(negated)?)))
             }
+            Rule::pnum_paren => self.parenthesized_id(first, head),
+            Rule::id_head => {
+                let head = self.id(first)?;
+                let mut rest = Vec::new();
+                while let Some(op) = inner.next() {
+                    let op = bool_op(&op);
+                    let operand = self.next(&mut inner, span, "an operator without an operand")?;
+                    rest.push((op, self.id(operand)?));
+                }
+                Ok(Id::List { first: Box::new(head), rest })
+            }
+            _ => Ok(Id::Value(self.value(first)?)),
         }
-        Ok((nots, value.ok_or_else(|| unexpected(span, "a carried operand without a value"))?))
     }
 
     fn term(&self, pair: Pair<Rule>) -> Lowered<Term> {
@@ -152,21 +164,9 @@ impl Lowerer<'_> {
                     };
                     kind = Some((k, inner_span));
                 }
-                Rule::id => form = Form::Id { dir, kind, id: self.id_group(inner)? },
-                Rule::kw_proto => {
-                    form = Form::Proto(ProtoValue { text: String::new(), numeric: false, span: inner_span })
-                }
-                Rule::kw_protochain => {
-                    form = Form::Protochain(ProtoValue { text: String::new(), numeric: false, span: inner_span })
-                }
-                Rule::proto_value => {
-                    if let Form::Proto(value) | Form::Protochain(value) = &mut form {
-                        let numeric = inner.clone().into_inner().next().is_some_and(|p| p.as_rule() == Rule::number);
-                        value.text = inner.as_str().trim_start_matches('\\').to_string();
-                        value.numeric = numeric;
-                        value.span = inner_span;
-                    }
-                }
+                Rule::kw_proto => kind = Some((Kind::Proto, inner_span)),
+                Rule::kw_protochain => kind = Some((Kind::Protochain, inner_span)),
+                Rule::id => form = Form::Id { dir, kind, id: self.id(inner)? },
                 Rule::cast_kind => {
                     form = if inner.as_str() == "broadcast" { Form::Broadcast } else { Form::Multicast };
                 }
@@ -185,12 +185,12 @@ impl Lowerer<'_> {
             return Ok(Form::Llc(parts.next().map(|name| (name.as_str().to_string(), self.span(&name)))));
         }
         if head.as_rule() == Rule::kw_byte {
-            let index = self.number_value(self.next(&mut parts, span, "`byte` without an index")?);
+            let index = self.number_value(self.next(&mut parts, span, "`byte` without an index")?)?;
             let op = self.next(&mut parts, span, "`byte` without an operator")?.as_str().chars().next().unwrap_or('=');
-            let value = self.number_value(self.next(&mut parts, span, "`byte` without a value")?);
+            let value = self.number_value(self.next(&mut parts, span, "`byte` without a value")?)?;
             return Ok(Form::Byte(index, op, value));
         }
-        let value = parts.next().map(|number| self.number_value(number));
+        let value = parts.next().map(|number| self.number_value(number)).transpose()?;
         let number = |value: Option<Value>, what| value.ok_or_else(|| unexpected(span, what));
         Ok(match head.as_rule() {
             Rule::kw_less => Form::Less(number(value, "`less` without a number")?),
@@ -204,28 +204,55 @@ impl Lowerer<'_> {
         })
     }
 
-    fn number_value(&self, pair: Pair<Rule>) -> Value {
+    /// libpcap's `pnum` in parentheses, `( 22 )`, or `( NAME )`. A name that is no
+    /// constant makes a one-id list, which libpcap neither nests nor takes first in a
+    /// list (`head`): `port (snmp)` is accepted, `port ((snmp))` and `port ((snmp) or
+    /// 22)` are not.
+    fn parenthesized_id(&self, pair: Pair<Rule>, head: bool) -> Lowered<Id> {
         let span = self.span(&pair);
-        Value { token: Token::Number(pair.as_str().to_string()), suffix: None, span }
+        let (mut inner, mut depth) = (pair.clone(), 0);
+        while inner.as_rule() != Rule::name {
+            depth += usize::from(inner.as_rule() == Rule::pnum_paren);
+            match inner.into_inner().next() {
+                Some(next) => inner = next,
+                None => return Ok(Id::Value(self.number_value(pair)?)),
+            }
+        }
+        if names::lookup(names::CONSTANTS, inner.as_str()).is_some() {
+            return Ok(Id::Value(self.number_value(pair)?));
+        }
+        if depth > 1 || head {
+            return Err(Diagnostic::error(
+                PCAP_SYNTAX,
+                "libpcap takes no parenthesized name here",
+                span,
+                "a parenthesized list may not begin with a parenthesized id",
+            ));
+        }
+        Ok(Id::Value(self.value_of_name(inner)))
     }
 
-    fn id_group(&self, pair: Pair<Rule>) -> Lowered<IdGroup> {
+    /// A name as a value.
+    fn value_of_name(&self, pair: Pair<Rule>) -> Value {
+        Value { token: token_of(&pair), suffix: None, span: self.span(&pair) }
+    }
+
+    /// A number (`num`, or one in parentheses): digits, or a named constant as its value.
+    fn number_value(&self, pair: Pair<Rule>) -> Lowered<Value> {
         let span = self.span(&pair);
-        let mut inner = pair.into_inner().peekable();
-        let mut nots = 0;
-        while inner.peek().is_some_and(|pair| pair.as_rule() == Rule::not_op) {
-            inner.next();
-            nots += 1;
+        match pair.as_rule() {
+            Rule::pnum_paren | Rule::num => self.number_value(self.next(&mut pair.into_inner(), span, "no number")?),
+            Rule::name => match names::lookup(names::CONSTANTS, pair.as_str()) {
+                Some(value) => Ok(Value { token: Token::Number(value.to_string()), suffix: None, span }),
+                None => Err(Diagnostic::error(
+                    PCAP_SYNTAX,
+                    format!("`{}` is not a number", pair.as_str()),
+                    span,
+                    "a number or a named constant (`tcp-syn`...) here",
+                )),
+            },
+            _ => Ok(Value { token: Token::Number(pair.as_str().to_string()), suffix: None, span }),
         }
-        let first = self.value(inner.next().ok_or_else(|| unexpected(span, "an id without a value"))?)?;
-        let mut rest = Vec::new();
-        while let Some(op) = inner.next() {
-            let op = bool_op(&op);
-            let operand = inner.next().ok_or_else(|| unexpected(span, "an operator without an operand"))?;
-            let (nots, value) = self.carried(operand)?;
-            rest.push((op, nots, value));
-        }
-        Ok(IdGroup { nots, first, rest })
     }
 
     fn value(&self, pair: Pair<Rule>) -> Lowered<Value> {
@@ -348,11 +375,15 @@ fn direction(pair: Pair<Rule>) -> Dir {
 fn token_of(pair: &Pair<Rule>) -> Token {
     let text = pair.as_str().to_string();
     match pair.as_rule() {
+        Rule::quoted_name => Token::Name(text.trim_start_matches('\\').to_string()),
         Rule::mac => Token::Mac(text),
         Rule::ipv6 => Token::Ipv6(text),
         Rule::ipv4 => Token::Ipv4(text),
         Rule::number => Token::Number(text),
-        _ => Token::Name(text),
+        _ => match names::lookup(names::CONSTANTS, &text) {
+            Some(value) => Token::Number(value.to_string()),
+            None => Token::Name(text),
+        },
     }
 }
 

@@ -81,6 +81,19 @@ fn diagnostics() {
         ("host 10.0.0.0/8", &[PCAP_SYNTAX.0]),
         ("ip6 host 10", &[PCAP_SYNTAX.0]),
         ("ether host 10", &[PCAP_SYNTAX.0]),
+        // Qualifier inheritance (libpcap's `id`/`pid`/`pnum`): lists of ids in parentheses
+        // take the qualifiers in force; a parenthesized term passes on the ones before it.
+        ("ip proto (6 or 17) or protochain (6 or \\udp)", &[]),
+        ("src or dst net (10.0.0.0/8 or 192.168.0.0/16) or host (1.2.3.4 or not 5.6.7.8)", &[]),
+        ("not port (22 or (23 and 24)) or port 22 and not (23 or 24) and (25)", &[]),
+        ("port (not 22 or ssh) or port 22 and (tcp) and 23", &[]),
+        ("port ((22 or 23))", &[PCAP_SYNTAX.0]),
+        ("port ((ssh) or 22)", &[PCAP_SYNTAX.0]),
+        ("(port 22) and 23", &[PCAP_SYNTAX.0]),
+        ("port 22 and (udp or 23)", &[PCAP_SYNTAX.0]),
+        ("ip proto tcp", &[PCAP_SYNTAX.0]),
+        ("ip proto 6-7", &[PCAP_SYNTAX.0]),
+        ("port tcp-syn or vlan (10) or less tcpflags", &[]),
         // Only libpcap's optimizer refuses these (after constant folding, when reachable).
         ("ip[2:2] >> 31 + 1 = 1", &[]),
         ("ip[0] / (ip[1] * 0) = 1", &[]),
@@ -120,6 +133,12 @@ fn verdicts_on_a_syn_and_a_runt() {
         ("src net 10 and dst net 10.0", (true, false)),
         ("src host 10 or host 1.2", (false, false)),
         ("dst host 10.0.0 and src net 10.0.0.0 mask 255.0", (true, false)),
+        // Qualifier inheritance.
+        ("tcp port (80 or 22)", (true, false)),
+        ("port 80 and (tcp) or 22", (true, false)),
+        ("port (not 22)", (false, false)),
+        ("dst port 22 and not (1024 or 80)", (true, false)),
+        ("ip proto (17 or 1)", (false, false)),
     ];
     for (text, expected) in cases {
         assert_eq!(verdicts(text), *expected, "{text}");

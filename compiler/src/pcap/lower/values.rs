@@ -45,9 +45,10 @@ impl Lowerer<'_> {
             Some(Kind::PortRange) => self.port(qual, value, true),
             Some(Kind::Gateway) => Pred::Const(false),
             Some(kind @ (Kind::Proto | Kind::Protochain)) => {
-                let (text, numeric) = match &value.token {
-                    Token::Number(text) => (text.clone(), true),
-                    Token::Name(text) => (text.clone(), false),
+                // `6-7` is one name to libpcap's scanner, and no protocol's.
+                let (text, numeric) = match (&value.token, &value.suffix) {
+                    (Token::Number(text), None) => (text.clone(), true),
+                    (Token::Name(text), None) => (text.clone(), false),
                     _ => {
                         self.error(
                             PCAP_SYNTAX,
