@@ -27,7 +27,7 @@
 //!   the old contents or the new, never a mix.
 //!
 //! Here an element is its element key (`SetKey`, one size for every family); only
-//! [`SetMaps`] turns keys into the map keys of each family's map and back.
+//! `SetMaps` turns keys into the map keys of each family's map and back.
 //!
 //! Keys go into a map in [`trie_order`] (family, address, prefix length): a trie insert
 //! then walks the nodes the previous one just touched, about 3x faster at 1M prefixes than
