@@ -470,6 +470,11 @@ impl<'a> Verifier<'a> {
         Ok(match (op, left, right) {
             (AluOp::Mov, _, value) if value != Value::Uninit => value,
             (_, Value::Scalar, Value::Scalar) => Value::Scalar,
+            // `scalar += pointer` is a pointer (the kernel allows it for `+` only).
+            (AluOp::Add, Value::Scalar, Value::Packet { .. }) => {
+                self.next_base += 1;
+                Value::Packet { base: self.next_base, offset: 0 }
+            }
             (AluOp::Add, Value::Packet { base, offset }, Value::Scalar) => match constant {
                 Some(constant) => Value::Packet { base, offset: offset + constant },
                 None => {

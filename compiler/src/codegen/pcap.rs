@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use super::layout::PcapBit;
 use crate::bpf::{AluOp, ByteOrder, EndianWidth, Insn, JmpOp, Label, Operand, ProgramBuilder, Reg, Size};
 use crate::program::pcap::PcapFilter;
-use crate::program::pcap::{Alu, TestOp, Val, MAX_VALUE_DEPTH};
+use crate::program::pcap::{Alu, TestOp, Val, MAX_VALUE_DEPTH, PROTOCHAIN_NONE};
 use graph::{Graph, Test};
 
 /// Value registers, in stack order: as many as the front end lets a comparison need.
@@ -107,7 +107,12 @@ pub fn constant(filter: &PcapFilter) -> Option<bool> {
 /// join re-reads r7 (the packet start) from the context, because the bounds checks of
 /// each path left a different proven range on it. The value registers are not read
 /// after the join (the next atom or the parse writes them first).
-pub fn emit(b: &mut ProgramBuilder, filter: &PcapFilter, bit: PcapBit, context: Context) {
+///
+/// `alone` is the word's value with this atom's bit set when no other atom of the word
+/// has code and the word's slot is not 8-aligned: acceptance then stores that value
+/// (one instruction; a non-zero 4-byte store off an 8-byte boundary is a value the
+/// kernel verifier does not track) instead of loading, setting the bit and storing.
+pub fn emit(b: &mut ProgramBuilder, filter: &PcapFilter, bit: PcapBit, context: Context, alone: Option<i32>) {
     let graph = Graph::new(&filter.pred);
     if graph.constant().is_some() {
         return;
@@ -149,9 +154,16 @@ pub fn emit(b: &mut ProgramBuilder, filter: &PcapFilter, bit: PcapBit, context: 
         }
     }
     atom.b.bind(accept);
-    atom.emit(Insn::load(Size::W, Reg::R0, Reg::R10, bit.slot));
-    atom.emit(Insn::alu32(AluOp::Or, Reg::R0, Operand::imm_u32(bit.mask)));
-    atom.emit(Insn::store(Size::W, Reg::R10, bit.slot, Reg::R0));
+    match alone {
+        Some(word) if bit.slot % 8 != 0 && word != 0 => {
+            atom.emit(Insn::StoreImm { size: Size::W, dst: Reg::R10, off: bit.slot, imm: word });
+        }
+        _ => {
+            atom.emit(Insn::load(Size::W, Reg::R0, Reg::R10, bit.slot));
+            atom.emit(Insn::alu32(AluOp::Or, Reg::R0, Operand::imm_u32(bit.mask)));
+            atom.emit(Insn::store(Size::W, Reg::R10, bit.slot, Reg::R0));
+        }
+    }
     atom.b.bind(reject);
     atom.emit(Insn::load(Size::W, Reg::R7, context.reg, context.data));
 }
@@ -172,6 +184,9 @@ enum Held {
     Base { index: Val, reach: u64, origin: Option<usize> },
     /// The packet start plus this many bytes (what the last bounds check compared).
     Ahead(u64),
+    /// The pointer numbered `origin` (a [`Held::Base`]'s) plus `by` bytes, what a
+    /// bounds check on it compared.
+    Past { origin: usize, by: u64 },
 }
 
 /// What each value register holds on every path to a point.
@@ -249,12 +264,45 @@ impl Atom<'_> {
         self.checked = length;
     }
 
+    /// Rejects frames that end before `end` bytes past `pointer` (computed as `origin`,
+    /// at `REGS[at]`), for a load into `REGS[depth]`: two instructions when a register
+    /// already holds that pointer plus less, else three. The sum is kept in a register
+    /// above the load's (when one is free) for the next check on the same pointer.
+    fn check_past(&mut self, pointer: Reg, origin: Option<usize>, end: u64, depth: usize, at: usize) {
+        let ahead = origin.and_then(|origin| {
+            (0..MAX_VALUE_DEPTH).find_map(|index| match self.held[index] {
+                Some(Held::Past { origin: from, by }) if from == origin && by < end && index != at => Some((index, by)),
+                _ => None,
+            })
+        });
+        let (scratch, kept) = match ahead {
+            Some((index, by)) => {
+                self.emit(Insn::alu64(AluOp::Add, REGS[index], (end - by) as i32));
+                (REGS[index], true)
+            }
+            None => {
+                // Above the load's register and the pointer's, below the fixed checks' r6.
+                let free = (depth + 1..MAX_VALUE_DEPTH - 1).find(|index| *index != at);
+                let scratch = free.map_or(REGS[depth], |index| REGS[index]);
+                self.emit(Insn::mov64(scratch, pointer));
+                self.emit(Insn::alu64(AluOp::Add, scratch, end as i32));
+                (scratch, free.is_some())
+            }
+        };
+        self.emit(Insn::jump64(JmpOp::Gt, scratch, Reg::R8, self.reject));
+        if let (Some(origin), true) = (origin, kept) {
+            self.remember(scratch, Held::Past { origin, by: end });
+        }
+    }
+
     /// One test node: to `yes` when it holds, else to `no`; a way that is the next node
     /// falls through.
     fn test(&mut self, test: &Test, yes: Label, no: Label, yes_next: bool, no_next: bool) {
         let (left, op, right) = (&test.left, test.op, &test.right);
         if let (&Val::Protochain { ipv6, net, proto }, TestOp::Eq, &Val::Const(k)) = (left, op, right) {
-            if k == proto {
+            // (A walk that stops only where every walk does is a value, kept for the
+            // family's other `protochain` tests.)
+            if k == proto && proto != PROTOCHAIN_NONE {
                 // The walk's exits are the test's answers.
                 self.protochain(ipv6, net, proto, 0, yes, no);
                 return;
@@ -357,8 +405,8 @@ impl Atom<'_> {
     fn value(&mut self, val: &Val, depth: usize) {
         let dst = REGS[depth];
         let known = Held::Value(val.clone());
-        if matches!(val, Val::Const(_) | Val::Protochain { .. }) {
-            // A constant costs one instruction either way; a walk is never kept.
+        if matches!(val, Val::Const(_)) {
+            // A constant costs one instruction either way.
         } else if self.held[depth].as_ref() == Some(&known) {
             return;
         } else if let Some(reg) = self.holding(&known, dst) {
@@ -367,7 +415,7 @@ impl Atom<'_> {
             return;
         }
         self.compute(val, depth);
-        if !matches!(val, Val::Const(_) | Val::Protochain { .. }) {
+        if !matches!(val, Val::Const(_)) {
             self.remember(dst, known);
         }
     }
@@ -438,6 +486,22 @@ impl Atom<'_> {
                     });
                     let (at, reach, origin) = match held {
                         Some(held) => held,
+                        None if depth + 1 + index.value_depth() <= MAX_VALUE_DEPTH => {
+                            // The index computed where the pointer goes, then the packet
+                            // start added to it (`scalar += pointer` is a pointer).
+                            self.value(index, depth + 1);
+                            if upper_bound(index) > limit {
+                                self.emit(Insn::jump64(
+                                    JmpOp::Gt,
+                                    pointer,
+                                    Operand::imm_u32(limit as u32),
+                                    self.reject,
+                                ));
+                            }
+                            self.emit(Insn::alu64(AluOp::Add, pointer, Reg::R7));
+                            self.pointers += 1;
+                            (depth + 1, 0, Some(self.pointers))
+                        }
                         None => {
                             self.value(index, depth);
                             if upper_bound(index) > limit {
@@ -452,9 +516,7 @@ impl Atom<'_> {
                     let pointer = REGS[at];
                     let end = u64::from(offset) + width;
                     if end > reach {
-                        self.emit(Insn::mov64(dst, pointer));
-                        self.emit(Insn::alu64(AluOp::Add, dst, end as i32));
-                        self.emit(Insn::jump64(JmpOp::Gt, dst, Reg::R8, self.reject));
+                        self.check_past(pointer, origin, end, depth, at);
                     }
                     self.held[at] = Some(Held::Base { index: index.clone(), reach: reach.max(end), origin });
                     if !read {

@@ -64,7 +64,15 @@ pub fn emit(b: &mut ProgramBuilder, hook: Hook, layout: &Layout, needs: &Needs, 
                 continue;
             }
             p.b.comment(format!("pcap atom p{index}: libpcap's verdict to bit {:#x} of its word", bit.mask));
-            super::pcap::emit(p.b, &pcaps[index as usize], bit, context);
+            // The word's value once this atom accepts, when no other atom of it has code.
+            let mut others = layout.pcap_bits().filter(|(other, b)| *other != index && b.slot == bit.slot);
+            let alone = others.all(|(other, _)| constant[other as usize].is_some()).then(|| {
+                layout
+                    .pcap_bits()
+                    .filter(|(other, b)| b.slot == bit.slot && constant[*other as usize] == Some(true))
+                    .fold(PCAP_WORD_EMPTY | bit.mask as i32, |word, (_, b)| word | b.mask as i32)
+            });
+            super::pcap::emit(p.b, &pcaps[index as usize], bit, context, alone);
         }
         p.b.emit(Insn::alu32(AluOp::Mov, R9, Operand::imm_u32(all_absent())));
     }

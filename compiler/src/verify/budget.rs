@@ -699,8 +699,14 @@ impl<'a> Replay<'a> {
                 let k = if op == AluOp::Add { k as i64 } else { (k as i64).wrapping_neg() };
                 Value::Packet { id, off: off + k, range, var }
             }
-            (AluOp::Add, Value::Packet { off, var, .. }, scalar @ Value::Unknown(_)) if wide => {
+            (AluOp::Add, Value::Packet { off, var, .. }, scalar @ Value::Unknown(_))
+            | (AluOp::Add, scalar @ Value::Unknown(_), Value::Packet { off, var, .. })
+                if wide =>
+            {
                 Value::Packet { id: self.fresh_id(), off, range: 0, var: mix(var, value_tag(scalar)) }
+            }
+            (AluOp::Add, Value::Known(k), Value::Packet { id, off, range, var }) if wide => {
+                Value::Packet { id, off: off + k as i64, range, var }
             }
             (AluOp::Add, Value::Stack(off), Value::Known(k)) if wide => Value::Stack(off + k as i64),
             (_, a, b) => Value::Unknown(mix(tag, mix(value_tag(a), value_tag(b)))),

@@ -81,8 +81,13 @@ impl Atom<'_> {
             self.emit(Insn::LoadImm64 { dst: walk.extension_set, imm: from_the_top(&extensions) });
         }
         let steps = if walked.is_empty() { 0 } else { MAX_PROTOCHAIN_HEADERS };
+        // When both exits are one, the walk needs no test for `proto`: it is not walked
+        // over (`walked` leaves it out), so the walk leaves there anyway.
+        let found_apart = found != other;
         for _ in 0..steps {
-            self.emit(Insn::jump32(JmpOp::Eq, walk.protocol, crate::bpf::Operand::imm_u32(proto), found));
+            if found_apart {
+                self.emit(Insn::jump32(JmpOp::Eq, walk.protocol, crate::bpf::Operand::imm_u32(proto), found));
+            }
             self.leave_unless_walked(&walk, &walked, other);
             // The pointer is bounded for the kernel verifier: a cursor that could reach
             // past the packet-offset limit is rejected first (no frame is that long).
@@ -127,7 +132,9 @@ impl Atom<'_> {
             }
         }
         // After the last step: found, stopped, or one header more than the bound.
-        self.emit(Insn::jump32(JmpOp::Eq, walk.protocol, crate::bpf::Operand::imm_u32(proto), found));
+        if found_apart {
+            self.emit(Insn::jump32(JmpOp::Eq, walk.protocol, crate::bpf::Operand::imm_u32(proto), found));
+        }
         if walked.is_empty() {
             self.emit(Insn::Ja { target: other });
         } else {

@@ -20,7 +20,7 @@ use std::collections::HashMap;
 
 use super::facts::{apply, Facts};
 use super::upper_bound;
-use crate::program::pcap::{Alu, Pred, TestOp, Val};
+use crate::program::pcap::{Alu, Pred, TestOp, Val, PROTOCHAIN_AH, PROTOCHAIN_EXTENSIONS, PROTOCHAIN_NONE};
 
 /// The accepting leaf.
 pub const TRUE: usize = 0;
@@ -105,7 +105,8 @@ pub(crate) fn fixed_loads_end(val: &Val) -> u64 {
 /// same bytes.
 pub(crate) fn normalize(val: &Val) -> Val {
     match val {
-        Val::Const(_) | Val::Len | Val::Protochain { .. } => val.clone(),
+        Val::Const(_) | Val::Len => val.clone(),
+        &Val::Protochain { ipv6, net, proto } => Val::Protochain { ipv6, net, proto: walk_stop(ipv6, proto) },
         Val::Neg(inner) => Val::Neg(Box::new(normalize(inner))),
         Val::Alu(op, left, right) => Val::Alu(*op, Box::new(normalize(left)), Box::new(normalize(right))),
         Val::Load { size, index, offset } => {
@@ -125,6 +126,21 @@ pub(crate) fn normalize(val: &Val) -> Val {
                 _ => Val::Load { size: *size, index: Box::new(index), offset: *offset },
             }
         }
+    }
+}
+
+/// The protocol a `protochain proto` walk may stop at besides those it does not walk
+/// over: `proto` itself when the walk would pass over it, else [`PROTOCHAIN_NONE`],
+/// where every walk stops. A walk for a protocol it does not pass over reads the same
+/// headers and stops at the same one as the walk for 59, so every `protochain N` of
+/// one family and header offset with such an N is one value (`ip6 protochain 17 or 6`
+/// walks once).
+fn walk_stop(ipv6: bool, proto: u32) -> u32 {
+    let walked = proto == PROTOCHAIN_AH || (ipv6 && PROTOCHAIN_EXTENSIONS.contains(&proto));
+    if walked {
+        proto
+    } else {
+        PROTOCHAIN_NONE
     }
 }
 
