@@ -332,30 +332,33 @@ impl Atom<'_> {
             },
             _ => (left, None),
         };
+        let home = self.home(left, loaded, mask.is_none(), right);
+        let kept = self.held[home].as_ref() == Some(&Held::Value(left.clone()));
         let raw = match (loaded, op, right) {
             (Val::Load { size: size @ (2 | 4), index, offset }, TestOp::Eq | TestOp::Set, Val::Const(k))
                 if (*size == 4 || (*k <= 0xffff && mask.map_or(true, |m| m <= 0xffff)) || op == TestOp::Set)
-                    && self.holding(&Held::Value(loaded.clone()), REGS[0]).is_none()
-                    && self.held[0].as_ref() != Some(&Held::Value(loaded.clone())) =>
+                    && !kept
+                    && self.holding(&Held::Value(loaded.clone()), REGS[home]).is_none()
+                    && self.held[home].as_ref() != Some(&Held::Value(loaded.clone())) =>
             {
                 let swap = |k: u32| if *size == 2 { u32::from((k as u16).swap_bytes()) } else { k.swap_bytes() };
                 let raw = Held::Raw(loaded.clone());
-                if self.held[0].as_ref() != Some(&raw) {
-                    match self.holding(&raw, REGS[0]) {
-                        Some(reg) => self.emit(Insn::mov64(REGS[0], reg)),
-                        None => self.load(*size, index, *offset, 0, false),
+                if self.held[home].as_ref() != Some(&raw) {
+                    match self.holding(&raw, REGS[home]) {
+                        Some(reg) => self.emit(Insn::mov64(REGS[home], reg)),
+                        None => self.load(*size, index, *offset, home, false),
                     }
-                    self.remember(REGS[0], raw);
+                    self.remember(REGS[home], raw);
                 }
                 if let Some(mask) = mask {
-                    self.emit(Insn::alu32(AluOp::And, REGS[0], Operand::imm_u32(swap(mask))));
+                    self.emit(Insn::alu32(AluOp::And, REGS[home], Operand::imm_u32(swap(mask))));
                 }
                 Some(swap(*k))
             }
             _ => None,
         };
         if raw.is_none() {
-            self.value(left, 0);
+            self.value(left, home);
         }
         let src = match right {
             Val::Const(_) if raw.is_some() => Operand::imm_u32(raw.unwrap_or_default()),
@@ -371,14 +374,35 @@ impl Atom<'_> {
             TestOp::Ge => (JmpOp::Ge, Some(JmpOp::Lt)),
             TestOp::Set => (JmpOp::Set, None),
         };
+        let compared = REGS[home];
         match (no_next, yes_next, negated_op) {
-            (true, _, _) => self.emit(Insn::jump32(jump_op, REGS[0], src, yes)),
-            (false, true, Some(negated)) => self.emit(Insn::jump32(negated, REGS[0], src, no)),
+            (true, _, _) => self.emit(Insn::jump32(jump_op, compared, src, yes)),
+            (false, true, Some(negated)) => self.emit(Insn::jump32(negated, compared, src, no)),
             _ => {
-                self.emit(Insn::jump32(jump_op, REGS[0], src, yes));
+                self.emit(Insn::jump32(jump_op, compared, src, yes));
                 self.emit(Insn::Ja { target: no });
             }
         }
+    }
+
+    /// The value register a test of `left` (`loaded`, masked or not) against `right`
+    /// computes into: 0 unless `left` is a load (masked or not) compared with a
+    /// constant; then a register that already holds it, else a free one (not the
+    /// checks' scratch), so that the values of earlier tests stay for later ones (the
+    /// source port after the destination port was loaded).
+    fn home(&self, left: &Val, loaded: &Val, unmasked: bool, right: &Val) -> usize {
+        let Val::Load { size, index, offset } = loaded else { return 0 };
+        if !matches!(right, Val::Const(_)) {
+            return 0;
+        }
+        // A load at a variable offset uses the registers above its own (index, pointer).
+        let above = if graph::fixed_end(*size, index, *offset).is_some() { 0 } else { left.value_depth() - 1 };
+        let usable = || 0..(MAX_VALUE_DEPTH - 1).saturating_sub(above).max(1);
+        let holds = |held: Held| usable().find(|&index| self.held[index].as_ref() == Some(&held));
+        holds(Held::Value(left.clone()))
+            .or_else(|| if unmasked { holds(Held::Raw(loaded.clone())) } else { None })
+            .or_else(|| usable().find(|&index| self.held[index].is_none()))
+            .unwrap_or(0)
     }
 
     /// What computing `val` at `REGS[depth]` may reject on, without its value: the
