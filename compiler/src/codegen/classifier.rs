@@ -9,7 +9,9 @@
 //! rule's own code reads, so a packet is sent only to leaves that hold every rule it can
 //! match; a leaf then tests each candidate's *full* condition, in order. Everything that
 //! does not partition (`not`, `or`, masks, pcap atoms, `!=`) stays a residual test there:
-//! the diagram only prunes candidates, it never decides a match.
+//! the diagram only prunes candidates, it never decides a match. A candidate whose
+//! residual tests imply an earlier candidate's (a repeated rule, a prefix inside an
+//! earlier one's) can never be the first match there and is dropped.
 //!
 //! A node splits on the field (or header presence) that leaves the smallest largest child,
 //! cutting the field's value range at the rules' interval boundaries (at most
@@ -47,6 +49,9 @@ const MIN_GROUP: usize = 16;
 const MIN_REST_PERCENT: usize = 1;
 /// Rule sets smaller than this are left to the other forms.
 pub(crate) const MIN_RULES: usize = 16;
+/// ... and so are sets this large: several diagrams keep the best match's rule index in
+/// 24 bits of a register (`classify.rs`).
+const MAX_RULES: usize = 1 << 24;
 /// Sources a node may split on.
 const SPLIT_SOURCES: [Source; 7] = [
     Source::Header(Proto::Ipv4),
@@ -152,7 +157,7 @@ pub type Candidate = (usize, u64);
 
 /// Plans a classifier, or `None` when the rule set is too small to gain from one.
 pub fn plan(filter: &Filter, layout: &Layout) -> Option<Classifier> {
-    if filter.rules.len() < MIN_RULES {
+    if filter.rules.len() < MIN_RULES || filter.rules.len() >= MAX_RULES {
         return None;
     }
     let needs: Vec<Needs> = filter.rules.iter().map(|rule| rule_needs(filter, layout, rule.condition)).collect();
@@ -305,6 +310,36 @@ fn groups(needs: &[Needs], rules: Vec<usize>) -> Vec<Vec<usize>> {
     groups
 }
 
+/// Candidate lists this short are checked for candidates an earlier one shadows (the
+/// check compares every pair).
+const SHADOW_CHECK: usize = 24;
+/// ... and leaves (lists no split divides) up to this long.
+const SHADOW_CHECK_LEAF: usize = 256;
+
+/// The values an interval test accepts: sorted, disjoint intervals.
+enum Intervals<'a> {
+    One([(u128, u128); 1]),
+    Set(&'a [(u128, u128)]),
+}
+
+impl Intervals<'_> {
+    fn list(&self) -> &[(u128, u128)] {
+        match self {
+            Intervals::One(one) => one,
+            Intervals::Set(set) => set,
+        }
+    }
+}
+
+/// Whether every value in `narrow` is in `wide` (both sorted and disjoint).
+fn within(narrow: Intervals, wide: Intervals) -> bool {
+    let wide = wide.list();
+    narrow.list().iter().all(|&(low, high)| {
+        let at = wide.partition_point(|&(_, end)| end < low);
+        wide.get(at).is_some_and(|&(start, end)| start <= low && high <= end)
+    })
+}
+
 /// A candidate split of a node's rules.
 struct Split {
     kind: SplitKind,
@@ -374,6 +409,9 @@ impl Builder<'_> {
         if let Some(position) = candidates.iter().position(|candidate| self.certain(candidate)) {
             candidates.truncate(position + 1);
         }
+        if candidates.len() <= SHADOW_CHECK {
+            self.drop_shadowed(&mut candidates);
+        }
         let candidates = Candidates(candidates);
         if let Some(&index) = building.shared.get(&candidates) {
             return index;
@@ -398,12 +436,19 @@ impl Builder<'_> {
         };
         let node = match split {
             None => {
-                TreeNode::Leaf(candidates.0.iter().map(|candidate| (candidate.0, self.residual(candidate))).collect())
+                let mut list = candidates.0.clone();
+                if list.len() > SHADOW_CHECK && list.len() <= SHADOW_CHECK_LEAF {
+                    // No split separates them: pruning is what is left.
+                    self.drop_shadowed(&mut list);
+                }
+                TreeNode::Leaf(list.iter().map(|candidate| (candidate.0, self.residual(candidate))).collect())
             }
             Some(Split { kind: SplitKind::Source(source), .. }) => {
                 let (present, absent) = self.source_children(&candidates.0, source);
-                let present = self.node(building, present, depth + 1);
+                // Built last, a new present child is laid out right after this node, so
+                // a packet that has the header falls through to it.
                 let absent = self.node(building, absent, depth + 1);
+                let present = self.node(building, present, depth + 1);
                 TreeNode::Source { source, present, absent }
             }
             Some(Split { kind: SplitKind::Field(field, lows), .. }) => {
@@ -437,6 +482,68 @@ impl Builder<'_> {
         let index = building.diagram.nodes.len() - 1;
         building.shared.insert(candidates, index);
         index
+    }
+
+    /// Drops every candidate that an earlier one shadows here: one whose residual tests
+    /// each follow from one of the later candidate's (the same test, or an interval test
+    /// on the same word with a narrower range). When the earlier one fails, so does the
+    /// later; when it matches, it decides. Block lists of nested prefixes and sets with
+    /// repeated rules leave many such candidates in one piece, which no split separates.
+    fn drop_shadowed(&self, candidates: &mut Vec<Candidate>) {
+        let residuals: Vec<Vec<NodeId>> = candidates.iter().map(|candidate| self.residual(candidate)).collect();
+        let mut keep = vec![true; candidates.len()];
+        for later in 1..candidates.len() {
+            keep[later] = !(0..later).any(|earlier| {
+                keep[earlier]
+                    && !residuals[earlier].is_empty()
+                    && residuals[earlier].iter().all(|&test| residuals[later].iter().any(|&by| self.implies(by, test)))
+            });
+        }
+        let mut position = 0;
+        candidates.retain(|_| {
+            position += 1;
+            keep[position - 1]
+        });
+    }
+
+    /// Whether every packet that passes test `by` (as the leaf code evaluates it) passes
+    /// `test`. Rate limits take tokens, so they imply nothing.
+    fn implies(&self, by: NodeId, test: NodeId) -> bool {
+        let (by_node, test_node) = (self.filter.node(by), self.filter.node(test));
+        if matches!(by_node, Node::Limit(_)) || matches!(test_node, Node::Limit(_)) {
+            return false;
+        }
+        if by == test {
+            return true;
+        }
+        if let (Node::Present(by), Node::Present(test)) = (by_node, test_node) {
+            return by.implied().contains(test);
+        }
+        match (self.tested_intervals(by_node), self.tested_intervals(test_node)) {
+            (Some((field, mask, narrow)), Some((wide_field, wide_mask, wide))) => {
+                field == wide_field && mask == wide_mask && within(narrow, wide)
+            }
+            _ => false,
+        }
+    }
+
+    /// The field, mask and values an interval test accepts.
+    fn tested_intervals<'n>(&'n self, node: &'n Node) -> Option<(Field, Option<u128>, Intervals<'n>)> {
+        match node {
+            Node::Compare { field, mask, op, value } => {
+                let interval = match op {
+                    CmpOp::Eq => (*value, *value),
+                    CmpOp::Lt => (0, value.checked_sub(1)?),
+                    CmpOp::Le => (0, *value),
+                    CmpOp::Gt => (value.checked_add(1)?, u128::MAX),
+                    CmpOp::Ge => (*value, u128::MAX),
+                    CmpOp::Ne => return None,
+                };
+                Some((*field, *mask, Intervals::One([interval])))
+            }
+            Node::InSet { field, mask, set } => Some((*field, *mask, Intervals::Set(&self.filter.set(*set).intervals))),
+            _ => None,
+        }
     }
 
     fn source_children(&self, candidates: &[Candidate], source: Source) -> (Vec<Candidate>, Vec<Candidate>) {
@@ -611,6 +718,35 @@ mod tests {
             assert!(compiled.code.disassemble().contains("classifier:"), "{}", shape.name());
             let layout = Layout::new(&compiled.filter.uses(), true).expect("the set fits the stack");
             tails_read_every_word(&compiled.code, &layout, shape.name());
+        }
+    }
+
+    #[test]
+    fn rules_an_earlier_rule_of_their_leaf_shadows_are_left_out() {
+        // IPv6 prefixes longer than /32: the diagram can only split on their top word, so
+        // each rule stays a residual test in the leaf. Every later rule repeats rule 0's
+        // /48 or lies inside it, so rule 0 decides whatever they would.
+        let mut text = String::from("default pass\n");
+        for index in 0..40 {
+            let prefix = ["2a00:1:2::/48", "2a00:1:2:3::/64", "2a00:1:2:3:4::/80"][index % 3];
+            text.push_str(&format!("rule r{index}: drop if ip.src in {prefix}\n"));
+        }
+        let (compiled, diagnostics) = compile_form(&text, Options { counters: true }, Some(Form::Classified));
+        let compiled = compiled.unwrap_or_else(|| panic!("{diagnostics:?}"));
+        let layout = Layout::new(&compiled.filter.uses(), true).expect("the set fits the stack");
+        let plan = super::plan(&compiled.filter, &layout).expect("40 rules are classified");
+        let leaves: Vec<Vec<usize>> = plan
+            .diagrams
+            .iter()
+            .flat_map(|diagram| &diagram.nodes)
+            .filter_map(|node| match node {
+                super::TreeNode::Leaf(rules) => Some(rules.iter().map(|(rule, _)| *rule).collect()),
+                _ => None,
+            })
+            .collect();
+        assert!(!leaves.is_empty());
+        for rules in leaves {
+            assert!(rules.len() <= 1 && rules.iter().all(|&rule| rule == 0), "leaf {rules:?}");
         }
     }
 

@@ -4,10 +4,12 @@
 //!  one diagram:   node: r1 = word; binary search over the pieces -> child
 //!                 leaf: rule a: if !cond goto next; r6 = a; r7 = verdict; goto tail
 //!                       ... ; r6 = N; r7 = default; goto tail
-//!  several:       r6 = N; r7 = default                       (best match so far)
-//!                 per diagram, leaf: rule a: if r6 <= a goto end; if cond { r6 = a; r7 = v; goto end }
-//!                 end: r6, r7 pass through unaligned stack words (the verifier forgets
-//!                 their values, so the next diagram is verified once, not per match)
+//!  several:       w6 = N << 8 | default                      (best match so far)
+//!                 per diagram, leaf: rule a: if w6 <= (a << 8 | 255) goto end;
+//!                                           if cond { w6 = a << 8 | v; goto end }
+//!                 end: r6 passes through an unaligned stack word (the verifier forgets
+//!                 its value, so the next diagram is verified once, not per match)
+//!                 after the last: r7 = w6 & 255 (the verdict); w6 >>= 8 (the rule)
 //! ```
 //!
 //! Nodes are laid out parents first (every jump goes forward). Jumps that would cross
@@ -31,6 +33,15 @@ const RELAY_AT: usize = 16_000;
 const LINEAR_PIECES: usize = 4;
 /// The relay key of a diagram's end.
 const END: NodeIndex = usize::MAX;
+/// With several diagrams, r6 holds the best match so far as `rule << VERDICT_BITS |
+/// return code`: one register to test, set and pass between diagrams.
+const VERDICT_BITS: u32 = 8;
+
+/// The best-match word of rule `index` with return code `code`.
+fn best_match(index: usize, code: i32) -> u32 {
+    debug_assert!((0..1 << VERDICT_BITS).contains(&code) && index < 1 << (32 - VERDICT_BITS));
+    (index as u32) << VERDICT_BITS | code as u32
+}
 
 /// Labels of jump targets not emitted yet, with where their oldest jump is (also kept
 /// ordered by that position, so finding the due ones does not scan every pending target).
@@ -106,8 +117,7 @@ impl RuleEmitter<'_, '_> {
         let default_code = self.filter.hook.return_code(self.filter.default);
         if grouped {
             b.comment(format!("classifier: {} diagrams, the lowest matching rule wins", classifier.diagrams.len()));
-            b.emit(Insn::alu32(AluOp::Mov, Reg::R6, Operand::imm_u32(rules as u32)));
-            b.emit(Insn::alu32(AluOp::Mov, Reg::R7, default_code));
+            b.emit(Insn::alu32(AluOp::Mov, Reg::R6, Operand::imm_u32(best_match(rules, default_code))));
         } else {
             b.comment("classifier: one diagram");
         }
@@ -117,15 +127,18 @@ impl RuleEmitter<'_, '_> {
             if grouped {
                 relays.bind(b, END);
                 b.comment(format!("diagram {number} done: forget the best match's value"));
-                let scratch = self.layout.scratch.unwrap_or(KEY_SLOT);
                 b.emit(Insn::store(Size::W, Reg::R10, KEY_SLOT, Reg::R6));
                 b.emit(Insn::load(Size::W, Reg::R6, Reg::R10, KEY_SLOT));
-                b.emit(Insn::store(Size::W, Reg::R10, scratch, Reg::R7));
-                b.emit(Insn::load(Size::W, Reg::R7, Reg::R10, scratch));
             }
         }
-        if grouped && self.tail.ending != Ending::Count {
-            b.emit(Insn::mov64(Reg::R0, Reg::R7));
+        if grouped {
+            b.comment("the best match's verdict and rule");
+            let verdict = if self.tail.ending == Ending::Count { Reg::R7 } else { Reg::R0 };
+            b.emit(Insn::mov64(verdict, Reg::R6));
+            b.emit(Insn::alu32(AluOp::And, verdict, Operand::imm_u32((1 << VERDICT_BITS) - 1)));
+            if self.tail.ending == Ending::Count {
+                b.emit(Insn::alu32(AluOp::Rsh, Reg::R6, Operand::imm_u32(VERDICT_BITS)));
+            }
             if self.tail.ending == Ending::Return {
                 b.emit(Insn::Exit);
             }
@@ -228,12 +241,12 @@ impl RuleEmitter<'_, '_> {
             let rule = &filter.rules[*index];
             b.begin_rule(*index, format!("rule {} `{}`: {}", index, rule.name, rule.verdict.as_str()));
             let end = relays.target(b, END);
-            b.emit(Insn::jump32(JmpOp::Le, Reg::R6, Operand::imm_u32(*index as u32), end));
+            let worse = best_match(*index, (1 << VERDICT_BITS) - 1);
+            b.emit(Insn::jump32(JmpOp::Le, Reg::R6, Operand::imm_u32(worse), end));
             let next = b.new_label();
-            let code = filter.hook.return_code(rule.verdict);
+            let code = best_match(*index, filter.hook.return_code(rule.verdict));
             let mut matched = |b: &mut ProgramBuilder| {
-                b.emit(Insn::alu32(AluOp::Mov, Reg::R6, Operand::imm_u32(*index as u32)));
-                b.emit(Insn::alu32(AluOp::Mov, Reg::R7, code));
+                b.emit(Insn::alu32(AluOp::Mov, Reg::R6, Operand::imm_u32(code)));
                 b.emit(Insn::Ja { target: end });
             };
             Body { b: &mut *b, filter, layout }.conjunction(tests, next, &mut matched);

@@ -131,7 +131,7 @@ impl Body<'_> {
                 let end = self.b.new_label();
                 let (hit, miss) = if jump_if { (target, end) } else { (end, target) };
                 let intervals = self.filter.set(set).intervals.clone();
-                self.membership(field, mask, &intervals, hit, miss);
+                self.membership(field, mask, &intervals, hit, miss, end);
                 self.b.bind(end);
             }
             Node::Pcap(index) => {
@@ -181,12 +181,12 @@ impl Body<'_> {
         }
     }
 
-    /// Loads the words of a field into r1.. with the mask applied.
-    fn load(&mut self, field: Field, mask: Option<u128>) -> Vec<Reg> {
+    /// Loads the first `count` words of a field into r1.. with the mask applied.
+    fn load(&mut self, field: Field, mask: Option<u128>, count: usize) -> Vec<Reg> {
         let words = self.layout.words(field).to_vec();
         let masks = mask.map(|mask| split_words(field, mask));
         let mut regs = Vec::with_capacity(words.len());
-        for (index, slot) in words.iter().enumerate() {
+        for (index, slot) in words.iter().enumerate().take(count) {
             let reg = WORD_REGS[index];
             self.b.emit(Insn::load(Size::W, reg, Reg::R10, *slot));
             if let Some(masks) = &masks {
@@ -200,24 +200,22 @@ impl Body<'_> {
     }
 
     fn compare(&mut self, field: Field, mask: Option<u128>, op: CmpOp, value: u128, target: Label, jump_if: bool) {
-        let regs = self.load(field, mask);
         let constant = split_words(field, value);
-        if regs.len() == 1 {
+        if constant.len() == 1 {
+            let regs = self.load(field, mask, 1);
             let op = if jump_if { op } else { negate(op) };
             self.b.emit(Insn::jump32(jump_op(op), regs[0], Operand::imm_u32(constant[0]), target));
             return;
         }
+        let (op, jump_if) = normalized(op, jump_if);
+        let regs = self.load(field, mask, significant_words(op, &constant));
         self.multiword(&regs, op, &constant, target, jump_if);
     }
 
-    /// Lexicographic comparison of several words with a constant.
+    /// Lexicographic comparison of the words in `regs` with the first as many words of
+    /// `constant` (`op` one of `==`, `<`, `<=`; see [`significant_words`] for when the
+    /// words left out cannot change the answer).
     fn multiword(&mut self, regs: &[Reg], op: CmpOp, constant: &[u32], target: Label, jump_if: bool) {
-        let (op, jump_if) = match op {
-            CmpOp::Ne => (CmpOp::Eq, !jump_if),
-            CmpOp::Gt => (CmpOp::Le, !jump_if),
-            CmpOp::Ge => (CmpOp::Lt, !jump_if),
-            other => (other, jump_if),
-        };
         let end = self.b.new_label();
         let (on_true, on_false) = if jump_if { (target, end) } else { (end, target) };
         let last = regs.len() - 1;
@@ -244,35 +242,60 @@ impl Body<'_> {
         self.b.bind(end);
     }
 
-    /// Jumps to `hit` when the field is in the intervals, to `miss` otherwise.
-    fn membership(&mut self, field: Field, mask: Option<u128>, intervals: &[(u128, u128)], hit: Label, miss: Label) {
-        let regs = self.load(field, mask);
-        if regs.len() == 1 {
+    /// Jumps to `hit` when the field is in the intervals, to `miss` otherwise; `next` is
+    /// the label bound right after this code (when it is `hit`, the last test falls
+    /// through to it instead of jumping).
+    fn membership(
+        &mut self,
+        field: Field,
+        mask: Option<u128>,
+        intervals: &[(u128, u128)],
+        hit: Label,
+        miss: Label,
+        next: Label,
+    ) {
+        if self.layout.words(field).len() == 1 {
+            let regs = self.load(field, mask, 1);
             let words: Vec<(u32, u32)> = intervals.iter().map(|&(low, high)| (low as u32, high as u32)).collect();
-            self.search(regs[0], &words, hit, miss);
+            self.search(regs[0], &words, hit, miss, next);
             return;
         }
-        for &(low, high) in intervals {
+        let bounds: Vec<(Vec<u32>, Vec<u32>)> =
+            intervals.iter().map(|&(low, high)| (split_words(field, low), split_words(field, high))).collect();
+        let count = bounds
+            .iter()
+            .map(|(low, high)| significant_words(CmpOp::Lt, low).max(significant_words(CmpOp::Le, high)))
+            .max()
+            .unwrap_or(1);
+        let regs = self.load(field, mask, count);
+        for (low, high) in &bounds {
             let below = self.b.new_label();
-            self.multiword(&regs, CmpOp::Lt, &split_words(field, low), below, true);
-            self.multiword(&regs, CmpOp::Le, &split_words(field, high), hit, true);
+            let words = significant_words(CmpOp::Lt, low);
+            self.multiword(&regs[..words], CmpOp::Lt, low, below, true);
+            let words = significant_words(CmpOp::Le, high);
+            self.multiword(&regs[..words], CmpOp::Le, high, hit, true);
             self.b.bind(below);
         }
         self.b.emit(Insn::Ja { target: miss });
     }
 
-    /// Balanced decision tree over sorted, disjoint intervals of one word.
-    fn search(&mut self, reg: Reg, intervals: &[(u32, u32)], hit: Label, miss: Label) {
+    /// Balanced decision tree over sorted, disjoint intervals of one word; `next` as in
+    /// [`Body::membership`].
+    fn search(&mut self, reg: Reg, intervals: &[(u32, u32)], hit: Label, miss: Label, next: Label) {
         if intervals.len() > LINEAR_SEARCH {
             let middle = intervals.len() / 2;
             let upper = self.b.new_label();
             self.b.emit(Insn::jump32(JmpOp::Ge, reg, Operand::imm_u32(intervals[middle].0), upper));
-            self.search(reg, &intervals[..middle], hit, miss);
+            self.search(reg, &intervals[..middle], hit, miss, upper);
             self.b.bind(upper);
-            self.search(reg, &intervals[middle..], hit, miss);
+            self.search(reg, &intervals[middle..], hit, miss, next);
             return;
         }
-        for &(low, high) in intervals {
+        let Some((&(last_low, last_high), rest)) = intervals.split_last() else {
+            self.b.emit(Insn::Ja { target: miss });
+            return;
+        };
+        for &(low, high) in rest {
             if low == high {
                 self.b.emit(Insn::jump32(JmpOp::Eq, reg, Operand::imm_u32(low), hit));
             } else {
@@ -282,8 +305,53 @@ impl Body<'_> {
                 self.b.emit(Insn::jump32(JmpOp::Le, reg, Operand::imm_u32(high), hit));
             }
         }
+        if hit == next {
+            // The last interval inverted: out of it goes to `miss`, in it falls through.
+            if last_low == last_high {
+                self.b.emit(Insn::jump32(JmpOp::Ne, reg, Operand::imm_u32(last_low), miss));
+            } else {
+                if last_low > 0 {
+                    self.b.emit(Insn::jump32(JmpOp::Lt, reg, Operand::imm_u32(last_low), miss));
+                }
+                if last_high < u32::MAX {
+                    self.b.emit(Insn::jump32(JmpOp::Gt, reg, Operand::imm_u32(last_high), miss));
+                }
+            }
+            return;
+        }
+        if last_low == last_high {
+            self.b.emit(Insn::jump32(JmpOp::Eq, reg, Operand::imm_u32(last_low), hit));
+        } else {
+            if last_low > 0 {
+                self.b.emit(Insn::jump32(JmpOp::Lt, reg, Operand::imm_u32(last_low), miss));
+            }
+            self.b.emit(Insn::jump32(JmpOp::Le, reg, Operand::imm_u32(last_high), hit));
+        }
         self.b.emit(Insn::Ja { target: miss });
     }
+}
+
+/// `op` and `jump_if` with `!=`, `>` and `>=` turned into their negations, as
+/// [`Body::multiword`] takes them.
+fn normalized(op: CmpOp, jump_if: bool) -> (CmpOp, bool) {
+    match op {
+        CmpOp::Ne => (CmpOp::Eq, !jump_if),
+        CmpOp::Gt => (CmpOp::Le, !jump_if),
+        CmpOp::Ge => (CmpOp::Lt, !jump_if),
+        other => (other, jump_if),
+    }
+}
+
+/// How many leading words of a multi-word comparison with `constant` decide it: `x <
+/// c` when c's trailing words are 0, and `x <= c` when they are all ones, are decided by
+/// the words before them (an address prefix's bounds compare only its network words).
+fn significant_words(op: CmpOp, constant: &[u32]) -> usize {
+    let trailing = match op {
+        CmpOp::Lt => constant.iter().rev().take_while(|&&word| word == 0).count(),
+        CmpOp::Le => constant.iter().rev().take_while(|&&word| word == u32::MAX).count(),
+        _ => 0,
+    };
+    (constant.len() - trailing).max(1)
 }
 
 fn negate(op: CmpOp) -> CmpOp {

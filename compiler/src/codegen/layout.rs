@@ -52,9 +52,6 @@ pub struct Layout {
     pcap_words: Vec<i16>,
     /// Lowest stack offset used (for the stack-size check), e.g. -16.
     pub lowest: i16,
-    /// A free word at an offset the verifier does not track as a spill (4 modulo 8),
-    /// for code that must forget a register's known value (the classifier's best match).
-    pub scratch: Option<i16>,
     /// The bottom of the rate limits' scratch area (key, bucket, time), also where
     /// dynamic-set lookups build their key, when there are limits or lookups: it takes
     /// the lowest `Uses::limit_scratch` bytes of the stack.
@@ -93,7 +90,6 @@ impl Layout {
             pcaps: BTreeMap::new(),
             pcap_words: Vec::new(),
             lowest: KEY_SLOT.min(MASK_SLOT),
-            scratch: None,
             limit_scratch: None,
             context_slot: None,
         };
@@ -119,7 +115,6 @@ impl Layout {
             let slot = layout.pcap_words[layout.pcap_words.len() - 1];
             layout.pcaps.insert(pcap, PcapBit { slot, mask: 1 << bit });
         }
-        layout.scratch = free.pop().filter(|slot| slot % 8 != 0);
         Ok(layout)
     }
 

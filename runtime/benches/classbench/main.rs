@@ -11,17 +11,22 @@
 //! (the empty XDP program, same rounds) and the ratios the classifier targets are stated
 //! in. It also checks every trace packet's kernel verdict against the interpreter, and
 //! names the code form `compile()` chose (classified, with how many diagrams, or not).
+//! Under each row: the instructions each trace packet executes (`paths.rs`, a counting
+//! interpreter of the emitted code; no kernel needed), as a mean per packet split into
+//! the parse prologue, the diagrams' nodes, the leaves and the tail.
 //!
 //! Knobs: `PFC_CLASSBENCH_SHAPES=acl,fw` and `PFC_CLASSBENCH_SIZES=100,10000,100000`
 //! (which sets), `PFC_CLASSBENCH_PACKETS` (trace length, default 100),
 //! `PFC_CLASSBENCH_ROUNDS` (default 3), `PFC_BENCH_REPEAT` (most test_run repeats per
 //! packet, default 100000; slow programs get fewer so one packet takes ~20 ms),
-//! `PFC_CLASSBENCH_COUNTERS=off` (compile as `pfc compile --no-counters` does).
+//! `PFC_CLASSBENCH_COUNTERS=off` (compile as `pfc compile --no-counters` does),
+//! `PFC_CLASSBENCH_DUMP=DIR` (write each set's rules and `--emit asm` listing there).
 //! Nothing here asserts on time (see `docs/performance.md`).
 
 #[allow(dead_code)]
 #[path = "../perf/kernel_side.rs"]
 mod kernel_side;
+mod paths;
 
 use std::time::{Duration, Instant};
 
@@ -120,6 +125,8 @@ fn main() {
                 row.form,
                 row.note
             );
+            println!("         insns/pkt hit: {}", row.path_hit.describe());
+            println!("         insns/pkt no-match: {}", row.path_miss.describe());
         }
     }
 }
@@ -142,6 +149,10 @@ struct Row {
     /// The code form `compile()` chose (the classifier's listing comment names it).
     form: String,
     note: String,
+    /// Instructions executed by the packets that hit a rule.
+    path_hit: paths::Sum,
+    /// ... and by those that match no rule.
+    path_miss: paths::Sum,
 }
 
 /// `classified (N diagrams ...)` from the listing's classifier comment, else the fallback.
@@ -181,6 +192,34 @@ fn measure(
     let Some(compiled) = compiled else { return row };
     row.slots = compiled.code.encode().len() / 8;
     row.form = chosen_form(&compiled.code);
+    if let Ok(dir) = std::env::var("PFC_CLASSBENCH_DUMP") {
+        let stem = std::path::Path::new(&dir).join(format!("{}-{rules}", shape.name()));
+        let written = std::fs::write(stem.with_extension("pf"), &generated.text)
+            .and_then(|()| std::fs::write(stem.with_extension("asm"), compiled.code.disassemble()));
+        if let Err(error) = written {
+            println!("cannot write {}: {error}", stem.display());
+        }
+    }
+    let parts = paths::Parts::new(&compiled.code);
+    for packet in &generated.trace {
+        let expected = match packet.rule {
+            Some(index) => compiled.program.rules[index].verdict,
+            None => compiled.program.default,
+        };
+        match paths::run(&compiled.code, &parts, &packet.bytes) {
+            Ok(path) => {
+                if path.verdict != compiled.program.hook.return_code(expected) as u64 {
+                    row.wrong += 1;
+                }
+                let sum = if packet.rule.is_some() { &mut row.path_hit } else { &mut row.path_miss };
+                sum.add(&path);
+            }
+            Err(error) => {
+                row.note = format!("counting interpreter: {error}");
+                return row;
+            }
+        }
+    }
     let Some(floor_program) = floor else { return row };
     match kernel_side::verifier_stats(&compiled.object) {
         Ok(stats) => {
