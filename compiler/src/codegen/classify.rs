@@ -40,7 +40,7 @@ const VERDICT_BITS: u32 = 8;
 /// The best-match word of rule `index` with return code `code`.
 fn best_match(index: usize, code: i32) -> u32 {
     debug_assert!((0..1 << VERDICT_BITS).contains(&code) && index < 1 << (32 - VERDICT_BITS));
-    (index as u32) << VERDICT_BITS | code as u32
+    ((index as u32) << VERDICT_BITS) | code as u32
 }
 
 /// Labels of jump targets not emitted yet, with where their oldest jump is (also kept
