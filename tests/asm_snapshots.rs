@@ -81,3 +81,17 @@ fn constant_pcap_atoms_emit_no_code() {
     assert_eq!((atoms.len(), constant), (4, 3), "only the live atom has code:\n{}", run.stdout);
     insta::assert_snapshot!("asm_pcap_constant_atoms", run.stdout);
 }
+
+/// The table-driven classifier's walker (`compiler/src/codegen/table.rs`), forced on the
+/// small 5-tuple list `tests/data/table-classifier.pf` (the default compile keeps such a
+/// set inline): node walk, candidate slots and the counter tail, reviewable as a diff.
+#[test]
+fn a_small_table_classifier_disassembles_to_its_snapshot() {
+    use pfc_compiler::codegen::{Form, Options};
+    let text = std::fs::read_to_string(repo().join("tests/data/table-classifier.pf")).expect("the rule file");
+    let (compiled, diagnostics) = pfc_compiler::compile::compile_form(&text, Options::default(), Some(Form::Table));
+    let compiled = compiled.unwrap_or_else(|| panic!("the set compiles as a table: {diagnostics:?}"));
+    let listing = compiled.code.disassemble();
+    assert!(listing.contains("classifier table:"), "not in table form:\n{listing}");
+    insta::assert_snapshot!("asm_table_classifier", listing);
+}

@@ -75,8 +75,8 @@ fn check(
     let mut failures = Vec::new();
     let modes: Vec<(bool, Form)> = if counters_off_too {
         let mut modes = vec![(true, form), (false, Form::Jumping), (true, Form::Branchless)];
-        if form == Form::Classified {
-            modes.push((false, Form::Classified)); // verdicts through the exit tail
+        if matches!(form, Form::Classified | Form::Table) {
+            modes.push((false, form)); // verdicts through the exit tail
         }
         modes
     } else {
@@ -533,6 +533,46 @@ fn classifier_shaped_sets_agree_with_the_interpreter() {
         assert!(compiled.code.disassemble().contains("classifier:"), "{name} is not classified");
     }
     check_and_report("classifier", sets, Form::Classified, packets);
+}
+
+/// ClassBench-shaped sets forced into the table-driven classifier (`codegen::table`):
+/// every shape a table can express (IPv4 5-tuples and the block list), with priority
+/// ties (the same condition twice, verdicts swapped) and shadowed rules (a narrower copy
+/// after a rule), at sizes up to 2,000 rules, with and without counters.
+#[test]
+fn table_classifier_agrees_with_the_interpreter() {
+    let mut sets = Vec::new();
+    let mut packets = Vec::new();
+    for (number, shape) in [Shape::Acl, Shape::Fw, Shape::Ipc, Shape::Block].into_iter().enumerate() {
+        for (position, rules) in [100, 2_000].into_iter().enumerate() {
+            let generated = classbench::generate(shape, rules, 100, support::seed() ^ (number as u64 + 17));
+            let mut text = String::new();
+            for (index, line) in generated.text.lines().enumerate() {
+                text.push_str(&tabular_spice(index, line));
+                text.push('\n');
+            }
+            let name = format!("table-{}-{rules}", shape.name());
+            packets.extend(generated.trace.into_iter().map(|packet| CorpusPacket {
+                description: format!("{name} trace (rule {:?})", packet.rule),
+                bytes: packet.bytes,
+            }));
+            sets.push((name, text, position == 0));
+        }
+    }
+    check_and_report("table", sets, Form::Table, packets);
+}
+
+/// Ties and shadowed rules that a table still expresses (interval tests only).
+fn tabular_spice(index: usize, line: &str) -> String {
+    let Some((head, condition)) = line.split_once(" if ") else { return line.to_string() };
+    let Some((name, verdict)) = head.split_once(": ") else { return line.to_string() };
+    let other = if verdict == "drop" { "pass" } else { "drop" };
+    match index % 19 {
+        5 => format!("{line}\n{name}_tie: {other} if {condition}"),
+        7 => format!("{line}\n{name}_shadowed: {other} if {condition} and ipv4.ttl > 1"),
+        11 => format!("{line}\n{name}_ttl: {other} if {condition} and ipv4.ttl <= 64 and tcp"),
+        _ => line.to_string(),
+    }
 }
 
 /// Issue 9: a truncated IPv6 extension header leaves `ipv6.proto` unknown. Every

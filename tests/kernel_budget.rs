@@ -193,6 +193,10 @@ fn every_code_form_loads_within_the_estimate() {
         ("classified, ClassBench acl 1,000", classbench_rules(Shape::Acl, 1_000), Form::Classified),
         ("classified, ClassBench fw 1,000", classbench_rules(Shape::Fw, 1_000), Form::Classified),
         ("classified, ClassBench mixed 1,000", classbench_rules(Shape::Mixed, 1_000), Form::Classified),
+        ("table, ClassBench acl 2,000", classbench_rules(Shape::Acl, 2_000), Form::Table),
+        ("table, ClassBench fw 2,000", classbench_rules(Shape::Fw, 2_000), Form::Table),
+        ("table, ClassBench ipc 2,000", classbench_rules(Shape::Ipc, 2_000), Form::Table),
+        ("table, ClassBench block 2,000", classbench_rules(Shape::Block, 2_000), Form::Table),
     ];
     for (name, text, form) in shapes {
         let (compiled, diagnostics) = compile_form(&text, Options::default(), Some(form));

@@ -2,16 +2,17 @@
 //! It is the pipeline in one function; each step is its own module.
 
 use crate::bpf::{Comment, Program as BpfProgram};
+use crate::codegen::table::Table;
 use crate::codegen::{self, Form, Options};
 use crate::diagnostic::{Code, Diagnostic, Span};
 use crate::ir::{self, Filter};
 use crate::object::maps::{
-    limit_map_name, COUNTER_MAP_NAME, LIMIT_STATS_MAP_NAME, LOG_RING_MAP_NAME, LOG_STATS_MAP_NAME,
-    SET_GENERATION_MAP_NAME,
+    limit_map_name, CLASSIFIER_NODES_MAP_NAME, CLASSIFIER_RULES_MAP_NAME, COUNTER_MAP_NAME, LIMIT_STATS_MAP_NAME,
+    LOG_RING_MAP_NAME, LOG_STATS_MAP_NAME, SET_GENERATION_MAP_NAME,
 };
 use crate::object::{
     self, program_name, CountersManifest, LimitManifest, LimitStatsEntry, LogRuleManifest, LogsManifest, Manifest,
-    MapSpec, ObjectSpec, SetContents, SetManifest, SetMapManifest, SetsManifest,
+    MapSpec, ObjectSpec, SetContents, SetManifest, SetMapManifest, SetsManifest, TableContents,
 };
 use crate::program::{dynamic, LimitId, Program};
 use crate::sources;
@@ -117,8 +118,8 @@ pub fn compile_parsed_with(
         mapped.push(map_set(&mut filter, &program, &candidate, why));
         outcome = generate_in_forms(&filter, options, form);
     }
-    let mut code = match outcome {
-        Ok(code) => code,
+    let (mut code, table) = match outcome {
+        Ok(generated) => generated,
         Err(failure) => {
             let mut diagnostic = failure.diagnostic(&program);
             if !mapped.is_empty() {
@@ -131,15 +132,20 @@ pub fn compile_parsed_with(
     };
     let notes = mapped.iter().map(|note| Comment { insn: 0, text: note.text.clone() });
     code.comments.splice(0..0, notes);
-    let manifest = manifest(&program, &filter, &parsed.map.concatenated(), options);
+    let mut manifest = manifest(&program, &filter, &parsed.map.concatenated(), options);
+    let mut maps = maps(&program, &filter, options);
+    let mut contents = set_contents(&filter);
+    if let Some(table) = &table {
+        manifest.tables = table_maps(table, &mut maps, &mut contents);
+    }
     let spec = ObjectSpec {
         program_type: program.hook.program_type(),
         function: parsed.map.files().first().map_or_else(|| FUNCTION_NAME.to_string(), |file| program_name(&file.name)),
         code: code.encode(),
         relocations: code.map_relocations(),
-        maps: maps(&program, &filter, options),
+        maps,
         manifest: manifest.to_bytes(),
-        set_contents: set_contents(&filter),
+        set_contents: contents,
     };
     match object::write_object(&spec) {
         Ok(object) => (Some(Compiled { program, filter, code, manifest, object }), diagnostics),
@@ -150,15 +156,21 @@ pub fn compile_parsed_with(
     }
 }
 
-/// By default (`form` `None`): the classifier; past a kernel limit, dispatched jumping
-/// code. Past the kernel verifier's pending-path limit: branch-free conditions. Past
-/// another limit (jump reach): plain jumping code, then branch-free conditions.
-fn generate_in_forms(filter: &Filter, options: Options, form: Option<Form>) -> Result<BpfProgram, Failure> {
+/// By default (`form` `None`): the classifier; past a kernel limit, the table-driven
+/// classifier, then dispatched jumping code. Past the kernel verifier's pending-path
+/// limit: branch-free conditions. Past another limit (jump reach): plain jumping code,
+/// then branch-free conditions. With the table form, its table.
+fn generate_in_forms(
+    filter: &Filter,
+    options: Options,
+    form: Option<Form>,
+) -> Result<(BpfProgram, Option<Table>), Failure> {
     let mut current = form.unwrap_or(Form::Classified);
     let mut outcome = generate_and_verify(filter, options, current);
     while form.is_none() {
         let next = match (&outcome, current) {
-            (Err(failure), Form::Classified) if failure.is_limit() => Form::Dispatched,
+            (Err(failure), Form::Classified) if failure.is_limit() => Form::Table,
+            (Err(_), Form::Table) => Form::Dispatched,
             (
                 Err(Failure::Verify { error: verify::VerifyError::TooManyPendingBranches { .. }, .. }),
                 Form::Dispatched | Form::Jumping,
@@ -214,9 +226,12 @@ impl Failure {
     /// A kernel limit the rule set breaks (E0020), not a pfc bug (E0900).
     fn is_limit(&self) -> bool {
         match self {
-            Failure::Codegen(error) => {
-                matches!(error, codegen::CodegenError::StackFull { .. } | codegen::CodegenError::JumpTooFar { .. })
-            }
+            Failure::Codegen(error) => matches!(
+                error,
+                codegen::CodegenError::StackFull { .. }
+                    | codegen::CodegenError::JumpTooFar { .. }
+                    | codegen::CodegenError::NotTabular { .. }
+            ),
             Failure::Verify { error, .. } => error.is_limit(),
             Failure::Object(_) => false,
         }
@@ -242,11 +257,40 @@ impl Failure {
     }
 }
 
-fn generate_and_verify(filter: &Filter, options: Options, form: Form) -> Result<BpfProgram, Failure> {
-    let code = codegen::generate_form(filter, options, form)?;
+fn generate_and_verify(filter: &Filter, options: Options, form: Form) -> Result<(BpfProgram, Option<Table>), Failure> {
+    let (code, table) = match form {
+        Form::Table => {
+            let table = codegen::table::build(filter).map_err(codegen::CodegenError::from)?;
+            (codegen::generate_table(filter, options, &table)?, Some(table))
+        }
+        form => (codegen::generate_form(filter, options, form)?, None),
+    };
     verify::verify(&code, filter.hook)
         .map_err(|error| Failure::Verify { rule: error.insn().and_then(|insn| code.rule_of(insn)), error })?;
-    Ok(code)
+    Ok((code, table))
+}
+
+/// Appends the classifier table's two arrays to `maps` and their values to `contents`
+/// (the loader writes them before the program runs); their manifest entries.
+fn table_maps(table: &Table, maps: &mut Vec<MapSpec>, contents: &mut Vec<u8>) -> Vec<TableContents> {
+    let fields = table.fields.len() as u32;
+    let arrays = [
+        (MapSpec::classifier_nodes(CLASSIFIER_NODES_MAP_NAME, table.nodes.len() as u32), table.node_bytes()),
+        (MapSpec::classifier_rules(CLASSIFIER_RULES_MAP_NAME, table.rules.len() as u32, fields), table.rule_bytes()),
+    ];
+    let value_sizes = [codegen::table::NODE_SIZE, table.rule_size()];
+    let mut entries = Vec::new();
+    for ((spec, bytes), value_size) in arrays.into_iter().zip(value_sizes) {
+        entries.push(TableContents {
+            map: spec.name.clone(),
+            entries: (bytes.len() / value_size as usize) as u32,
+            value_size,
+            offset: contents.len() as u64,
+        });
+        contents.extend(bytes);
+        maps.push(spec);
+    }
+    entries
 }
 
 /// The counter map (index 0, also kept without counters when there are limits or
@@ -371,6 +415,7 @@ fn manifest(program: &Program, filter: &Filter, source: &[u8], options: Options)
         limits: limits_manifest(program),
         dynamic_sets: dynamic_sets_manifest(filter),
         logs: logs_manifest(program),
+        tables: Vec::new(),
     }
 }
 

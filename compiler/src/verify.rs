@@ -10,8 +10,9 @@
 //!    new base with no known bound);
 //! 4. packets are never written; context, stack and map values are accessed in bounds
 //!    (context: [`Context::size`](crate::object::Context::size) bytes, read only; stack: 512 bytes
-//!    below r10; counter values: [`MAP_VALUE_SIZE`] bytes, after a null check, which is
-//!    a comparison of the lookup result with the immediate 0); a bounds check is a
+//!    below r10; map values: [`MAP_VALUE_SIZE`] bytes, or what `Program::map_values`
+//!    says for the map, after a null check, which is a comparison of the lookup result
+//!    with the immediate 0); a bounds check is a
 //!    64-bit comparison (a 32-bit one could wrap).
 //! 5. only `bpf_map_lookup_elem` (a map in r1, a stack key in r2),
 //!    `bpf_map_update_elem` (map, stack key, stack value, scalar flags; rate limits),
@@ -132,7 +133,7 @@ struct State {
 /// Checks every invariant listed in the module documentation.
 pub fn verify(program: &Program, hook: impl Into<ProgramType>) -> Result<(), VerifyError> {
     let hook = hook.into();
-    let verifier = Verifier::new(&program.insns, hook);
+    let verifier = Verifier::new(&program.insns, hook, &program.map_values);
     let pending = verifier.pending_branches();
     verifier.run()?;
     // The replay matches the kernel's count within a few percent; keep that much margin.
@@ -192,6 +193,8 @@ struct Verifier<'a> {
     incoming: Vec<Option<Box<State>>>,
     next_base: u32,
     hook: ProgramType,
+    /// Bytes of each map's values, by map index (absent: [`MAP_VALUE_SIZE`]).
+    map_values: &'a [u32],
 }
 
 /// Where a path goes after one instruction.
@@ -205,9 +208,9 @@ enum Next {
 }
 
 impl<'a> Verifier<'a> {
-    fn new(insns: &'a [ResolvedInsn], hook: ProgramType) -> Verifier<'a> {
+    fn new(insns: &'a [ResolvedInsn], hook: ProgramType, map_values: &'a [u32]) -> Verifier<'a> {
         let incoming = (0..insns.len()).map(|_| None).collect();
-        Verifier { insns, slots: Slots::new(insns), incoming, next_base: 1, hook }
+        Verifier { insns, slots: Slots::new(insns), incoming, next_base: 1, hook, map_values }
     }
 
     /// Replays the kernel's depth-first walk (fall-through first, jump targets pushed)
@@ -334,7 +337,10 @@ impl<'a> Verifier<'a> {
             }
             Insn::StoreImm { size, dst, off, .. } => self.store(state, size, dst, off).map_err(fail)?,
             Insn::LoadImm64 { dst, .. } => set(state, dst, Value::Scalar).map_err(fail)?,
-            Insn::LoadMapIndex { dst, .. } => set(state, dst, Value::MapPointer).map_err(fail)?,
+            Insn::LoadMapIndex { dst, map } => {
+                let value_size = self.map_values.get(map as usize).map_or(MAP_VALUE_SIZE, |size| i64::from(*size));
+                set(state, dst, Value::MapPointer { value_size }).map_err(fail)?
+            }
             Insn::Call { helper } => {
                 let result = self.call(state, helper).ok_or(Problem::Call { helper }).map_err(fail)?;
                 for reg in Reg::CALL_CLOBBERED {
@@ -373,17 +379,22 @@ impl<'a> Verifier<'a> {
     /// is not allowed.
     fn call(&self, state: &mut State, helper: u32) -> Option<Value> {
         let on_stack = |value: Value| matches!(value, Value::Stack(offset) if (-STACK_SIZE..=-4).contains(&offset));
-        let map_and_key = state.regs[1] == Value::MapPointer && on_stack(state.regs[2]);
+        let map_and_key = matches!(state.regs[1], Value::MapPointer { .. }) && on_stack(state.regs[2]);
         let load_bytes = self.hook.load_bytes_helper();
         match helper {
-            HELPER_MAP_LOOKUP if map_and_key => Some(Value::LookupResult),
+            HELPER_MAP_LOOKUP if map_and_key => match state.regs[1] {
+                Value::MapPointer { value_size } => Some(Value::LookupResult { value_size }),
+                _ => None,
+            },
             HELPER_MAP_UPDATE if map_and_key && on_stack(state.regs[3]) && state.regs[4] == Value::Scalar => {
                 Some(Value::Scalar)
             }
             HELPER_KTIME_GET_NS => Some(Value::Scalar),
             HELPER_RINGBUF_RESERVE => {
                 let size = state.known[2].filter(|size| *size > 0)?;
-                let ok = state.regs[1] == Value::MapPointer && state.regs[3] == Value::Scalar && !state.reserved;
+                let ok = matches!(state.regs[1], Value::MapPointer { .. })
+                    && state.regs[3] == Value::Scalar
+                    && !state.reserved;
                 state.reserved = ok;
                 ok.then_some(Value::RingbufResult { size })
             }
@@ -440,7 +451,10 @@ impl<'a> Verifier<'a> {
                     self.next_base += 1;
                     Value::Packet { base: self.next_base, offset: 0 }
                 }
-                (Value::MapEntry | Value::LookupResult, Value::MapEntry | Value::LookupResult) => Value::LookupResult,
+                (
+                    Value::MapEntry { value_size: a } | Value::LookupResult { value_size: a },
+                    Value::MapEntry { value_size: b } | Value::LookupResult { value_size: b },
+                ) => Value::LookupResult { value_size: a.min(b) },
                 _ => Value::Uninit,
             };
         }
@@ -508,7 +522,7 @@ impl<'a> Verifier<'a> {
             }
             Value::Stack(offset) if bytes == 8 && state.context_spill == Some(offset + off) => Ok(Value::Context),
             Value::Stack(offset) => Ok(stack_access(offset + off, bytes).map(|_| Value::Scalar)?),
-            Value::MapEntry if (0..=MAP_VALUE_SIZE - bytes).contains(&off) => Ok(Value::Scalar),
+            Value::MapEntry { value_size } if (0..=value_size - bytes).contains(&off) => Ok(Value::Scalar),
             through => Err(Access::Read { through }.into()),
         }
     }
@@ -537,7 +551,7 @@ impl<'a> Verifier<'a> {
                 }
                 Ok(stack_access(at, bytes)?)
             }
-            Value::MapEntry if (0..=MAP_VALUE_SIZE - bytes).contains(&off) => Ok(()),
+            Value::MapEntry { value_size } if (0..=value_size - bytes).contains(&off) => Ok(()),
             Value::Ringbuf { size, offset } if offset + off >= 0 && offset + off + bytes <= size => Ok(()),
             through => Err(Access::Write { through }.into()),
         }
@@ -564,12 +578,12 @@ impl<'a> Verifier<'a> {
                     None => fallthrough.checked.push((base, offset.max(0))),
                 }
             }
-            (JmpOp::Eq, Value::LookupResult, Value::Scalar) if null_check => {
+            (JmpOp::Eq, Value::LookupResult { value_size }, Value::Scalar) if null_check => {
                 taken.regs[dst.number() as usize] = Value::Scalar;
-                fallthrough.regs[dst.number() as usize] = Value::MapEntry;
+                fallthrough.regs[dst.number() as usize] = Value::MapEntry { value_size };
             }
-            (JmpOp::Ne, Value::LookupResult, Value::Scalar) if null_check => {
-                taken.regs[dst.number() as usize] = Value::MapEntry;
+            (JmpOp::Ne, Value::LookupResult { value_size }, Value::Scalar) if null_check => {
+                taken.regs[dst.number() as usize] = Value::MapEntry { value_size };
                 fallthrough.regs[dst.number() as usize] = Value::Scalar;
             }
             (JmpOp::Eq, Value::RingbufResult { size }, Value::Scalar) if null_check => {

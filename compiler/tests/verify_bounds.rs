@@ -67,7 +67,8 @@ fn lookup_then_read(against: Operand) -> Program {
 #[test]
 fn map_values_need_a_null_check_against_zero() {
     assert_eq!(verify(&lookup_then_read(Operand::Imm(0)), Hook::Xdp), Ok(()));
-    let not_a_null_check = (6, Misuse::Comparison { op: JmpOp::Eq, left: Value::LookupResult, right: Value::Scalar });
+    let not_a_null_check =
+        (6, Misuse::Comparison { op: JmpOp::Eq, left: Value::LookupResult { value_size: 16 }, right: Value::Scalar });
     assert_eq!(bad_register(verify(&lookup_then_read(Operand::Imm(5)), Hook::Xdp)), not_a_null_check);
     assert_eq!(bad_register(verify(&lookup_then_read(Operand::Reg(Reg::R3)), Hook::Xdp)), not_a_null_check);
 }

@@ -72,9 +72,9 @@ pub enum SetupError {
         #[source]
         source: KernelError,
     },
-    /// The keys of a static set the object holds in a map cannot be read from it (a
-    /// damaged object, or a pfc bug).
-    #[error("the object's static-set contents cannot be read")]
+    /// The keys of a static set the object holds in a map, or the values of a classifier
+    /// table, cannot be read from it (a damaged object, or a pfc bug).
+    #[error("the object's static-set or classifier-table contents cannot be read")]
     SetContents {
         /// What is wrong with them.
         #[source]
@@ -142,6 +142,39 @@ pub enum Ran<T = Outcome> {
     Refused(String),
 }
 
+/// Writes the classifier tables of `object` (parsed from `bytes`) into a program the
+/// kernel loaded from those bytes, as `pfc load` does (in `BPF_MAP_UPDATE_BATCH` chunks).
+pub fn fill_kernel_tables(kernel: &KernelProgram, object: &BpfObject, bytes: &[u8]) -> Result<(), SetupError> {
+    const PER_BATCH: usize = 65_536;
+    for (map, size, values) in table_contents(object, bytes)? {
+        for (batch, chunk) in values.chunks(PER_BATCH * size).enumerate() {
+            let first = (batch * PER_BATCH) as u32;
+            let count = (chunk.len() / size) as u32;
+            let keys: Vec<u8> = (first..first + count).flat_map(u32::to_le_bytes).collect();
+            if kernel.map_update_batch(map, &keys, chunk, count).is_ok() {
+                continue;
+            }
+            for (index, value) in chunk.chunks_exact(size).enumerate() {
+                let key = (first + index as u32).to_le_bytes();
+                kernel.map_update(map, &key, value).map_err(|source| SetupError::Kernel { source })?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Per classifier table of the object: its map's index, value size and values.
+fn table_contents(object: &BpfObject, bytes: &[u8]) -> Result<Vec<(usize, usize, Vec<u8>)>, SetupError> {
+    let Ok(manifest) = pfc_compiler::object::read_manifest(bytes) else { return Ok(Vec::new()) };
+    let tables = pfc_compiler::object::read_table_contents(bytes, &manifest)
+        .map_err(|source| SetupError::SetContents { source })?;
+    Ok(tables
+        .into_iter()
+        .filter(|(table, _)| table.value_size > 0)
+        .filter_map(|(table, values)| Some((object.map_index(&table.map)?, table.value_size as usize, values)))
+        .collect())
+}
+
 /// One counter entry: what a rule (or the default, last) matched so far.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counter {
@@ -207,6 +240,7 @@ impl<'obj> Executor<'obj> {
             executor.counts = counts;
         }
         executor.fill_fixed_sets(object, object_bytes)?;
+        executor.fill_tables(object, object_bytes)?;
         Ok(executor)
     }
 
@@ -235,6 +269,23 @@ impl<'obj> Executor<'obj> {
             }
         }
         Ok(())
+    }
+
+    /// Writes the values of every array the object's manifest lists in `tables` (the
+    /// table-driven classifier's nodes and rules), as `pfc load` does.
+    fn fill_tables(&mut self, object: &BpfObject, bytes: &[u8]) -> Result<(), SetupError> {
+        match &mut self.runner {
+            Runner::Vm(vm) => {
+                for (map, size, values) in table_contents(object, bytes)? {
+                    for (index, value) in values.chunks_exact(size).enumerate() {
+                        vm.map_update(map, &(index as u32).to_le_bytes(), value)
+                            .map_err(|source| SetupError::Vm { source })?;
+                    }
+                }
+                Ok(())
+            }
+            Runner::Kernel(kernel) => fill_kernel_tables(kernel, object, bytes),
+        }
     }
 
     /// Sets `keys` in map `map`, each to the value pfc writes for a set element; in the

@@ -242,7 +242,7 @@ impl ProgramBuilder {
         let comments =
             self.comments.into_iter().map(|comment| Comment { insn: renumber(comment.insn), ..comment }).collect();
         let rules = self.rules.into_iter().map(|mark| RuleMark { insn: renumber(mark.insn), ..mark }).collect();
-        Ok(Program { insns, comments, rules })
+        Ok(Program { insns, comments, rules, map_values: Vec::new() })
     }
 }
 
@@ -255,6 +255,10 @@ pub struct Program {
     pub comments: Vec<Comment>,
     /// Which rule's code each instruction is, as marks in instruction order.
     pub rules: Vec<RuleMark>,
+    /// Bytes of a value of each map, by map index, where the code reads past the first
+    /// [`crate::verify::MAP_VALUE_SIZE`] (pfc's verifier checks map value accesses
+    /// against it; maps not listed have values of that size).
+    pub map_values: Vec<u32>,
 }
 
 impl Program {

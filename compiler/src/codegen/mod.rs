@@ -28,6 +28,7 @@ pub mod limit;
 pub mod log;
 mod pcap;
 mod prologue;
+pub mod table;
 
 use crate::bpf::opcode::HELPER_MAP_LOOKUP;
 use crate::bpf::{AluOp, AsmError, Insn, JmpOp, Label, Operand, Program, ProgramBuilder, Reg, Size};
@@ -71,6 +72,13 @@ pub enum CodegenError {
     JumpTooFar {
         /// The jump's distance in instruction slots.
         distance: usize,
+    },
+    /// The rule set has no table form ([`Form::Table`]).
+    #[error("no classifier table: {source}")]
+    NotTabular {
+        /// Why not.
+        #[from]
+        source: table::NotTabular,
     },
     /// The instruction builder refused the code (a pfc bug).
     #[error("{source}")]
@@ -138,6 +146,10 @@ pub enum Form {
     Dispatched,
     /// Short-circuit jumping code, rules one after the other.
     Jumping,
+    /// The whole rule set as a table-driven classifier (`table.rs`): the classifier's
+    /// diagrams in array maps, walked by a small fixed program. Only for rule sets whose
+    /// rules are conjunctions of interval tests of one-word fields.
+    Table,
     /// Each rule's condition computed without jumps, then one test (`branchless.rs`),
     /// with runs dispatched as in [`Form::Dispatched`]: slower per rule tested, but the
     /// kernel verifier keeps no pending paths for it, so large rule sets load.
@@ -152,6 +164,29 @@ pub fn generate(filter: &Filter, options: Options) -> Result<Program, CodegenErr
 
 /// Generates the program for a filter in the given form.
 pub fn generate_form(filter: &Filter, options: Options, form: Form) -> Result<Program, CodegenError> {
+    if form == Form::Table {
+        return generate_table(filter, options, &table::build(filter)?);
+    }
+    generate_body(filter, options, |b, layout, tail| rules(b, filter, layout, form, tail))
+}
+
+/// Generates the walker of `table` (built by [`table::build`] from `filter`); the
+/// object must hold the table's arrays at [`table::nodes_map_index`] and the next index.
+pub fn generate_table(filter: &Filter, options: Options, table: &table::Table) -> Result<Program, CodegenError> {
+    let mut program = generate_body(filter, options, |b, layout, tail| table::emit(b, filter, layout, table, tail))?;
+    let logs = filter.rules.iter().any(|rule| rule.log.is_some());
+    let nodes = table::nodes_map_index(options.counters || logs, logs) as usize;
+    program.map_values = vec![crate::verify::MAP_VALUE_SIZE as u32; nodes];
+    program.map_values.extend([table::NODE_SIZE, table.rule_size()]);
+    Ok(program)
+}
+
+/// The prologue, the body `body` emits, the tail.
+fn generate_body(
+    filter: &Filter,
+    options: Options,
+    body: impl FnOnce(&mut ProgramBuilder, &Layout, &mut Tail),
+) -> Result<Program, CodegenError> {
     let uses = filter.uses();
     // Logging happens in the counter tail, so a rule set that logs always has one.
     let options = Options { counters: options.counters || uses.logs };
@@ -171,7 +206,7 @@ pub fn generate_form(filter: &Filter, options: Options, form: Form) -> Result<Pr
         Ending::Return
     };
     let mut tail = Tail { label: b.new_label(), opened_at: b.len(), ending };
-    rules(&mut b, filter, &layout, form, &mut tail);
+    body(&mut b, &layout, &mut tail);
     if ending != Ending::Return {
         b.bind(tail.label);
         tail_code(&mut b, filter, &layout, ending);
@@ -213,7 +248,8 @@ fn rules(b: &mut ProgramBuilder, filter: &Filter, layout: &Layout, form: Form, t
         }
     }
     let steps = match form {
-        Form::Classified | Form::Dispatched | Form::Branchless => dispatch::plan(filter, layout),
+        // (`generate_form` builds the table form without coming here.)
+        Form::Classified | Form::Dispatched | Form::Branchless | Form::Table => dispatch::plan(filter, layout),
         Form::Jumping => (0..filter.rules.len()).map(Step::Rule).collect(),
     };
     for step in steps {

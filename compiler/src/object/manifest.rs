@@ -41,6 +41,25 @@ pub struct Manifest {
     /// The rules that log, with their ring buffer and statistics maps (absent without).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logs: Option<LogsManifest>,
+    /// Array maps the loader fills from the object before the program runs (the
+    /// table-driven classifier's; absent without).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tables: Vec<TableContents>,
+}
+
+/// An array map whose values are in the object: `entries` values of `value_size` bytes,
+/// for keys 0, 1, …, from byte `offset` of the `.pfc.sets` section
+/// (`super::write::SET_CONTENTS_SECTION`, after the static sets' keys).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableContents {
+    /// The map's name.
+    pub map: String,
+    /// How many values.
+    pub entries: u32,
+    /// Bytes per value.
+    pub value_size: u32,
+    /// Where the first value starts in the section.
+    pub offset: u64,
 }
 
 /// Where logging rules send their events.
@@ -271,6 +290,7 @@ mod tests {
                 stats: "pfc_log_stats".to_string(),
                 rules: vec![LogRuleManifest { rule: "a".to_string(), index: 0, bytes: 64, record_size: 96 }],
             }),
+            tables: vec![TableContents { map: "pfc_cls_nodes".to_string(), entries: 3, value_size: 32, offset: 72 }],
         };
         assert_eq!(Manifest::from_bytes(&manifest.to_bytes()).expect("reads"), manifest);
     }

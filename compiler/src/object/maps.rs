@@ -82,6 +82,13 @@ pub const LOG_RING_MAP_NAME: &str = "pfc_log_ring";
 /// The per-rule log statistics (events sent and dropped).
 pub const LOG_STATS_MAP_NAME: &str = "pfc_log_stats";
 
+/// The prefix of the table-driven classifier's maps.
+pub const CLASSIFIER_MAP_PREFIX: &str = "pfc_cls_";
+/// The table-driven classifier's node array (`codegen::table`).
+pub const CLASSIFIER_NODES_MAP_NAME: &str = "pfc_cls_nodes";
+/// The table-driven classifier's rule array: each leaf's candidate rules.
+pub const CLASSIFIER_RULES_MAP_NAME: &str = "pfc_cls_rules";
+
 /// The name of the bucket map of rate limit `index` (the kernel keeps 15 bytes).
 pub fn limit_map_name(index: usize) -> String {
     format!("{LIMIT_MAP_PREFIX}{index}")
@@ -207,6 +214,42 @@ impl MapSpec {
                 name: value.to_string(),
                 fields: fields.map(|field| Field { name: field.to_string(), ty: DataType::U64 }).to_vec(),
             },
+            max_entries: entries.max(1),
+            flags: 0,
+        }
+    }
+
+    /// The table-driven classifier's nodes: an array, `__u32` index → `struct pfc_cls_node
+    /// { __u32 select, mask, threshold, left, right, first, count, pad; }` (see
+    /// `codegen::table`), filled by the loader from the object.
+    pub fn classifier_nodes(name: &str, entries: u32) -> MapSpec {
+        let names = ["select", "mask", "threshold", "left", "right", "first", "count", "pad"];
+        let fields = names.iter().map(|name| Field { name: name.to_string(), ty: DataType::U32 }).collect();
+        MapSpec {
+            name: name.to_string(),
+            map_type: MapType::ARRAY,
+            key: DataType::U32,
+            value: DataType::Struct { name: "pfc_cls_node".to_string(), fields },
+            max_entries: entries.max(1),
+            flags: 0,
+        }
+    }
+
+    /// The table-driven classifier's candidate rules: an array, `__u32` index → `struct
+    /// pfc_cls_rule { __u32 rule, code, absent, pad; __u32 bounds[2 * fields]; }` (per
+    /// field the lowest and highest value the rule accepts).
+    pub fn classifier_rules(name: &str, entries: u32, fields: u32) -> MapSpec {
+        let word = |name: &str| Field { name: name.to_string(), ty: DataType::U32 };
+        let mut members: Vec<Field> = ["rule", "code", "absent", "pad"].into_iter().map(word).collect();
+        members.push(Field {
+            name: "bounds".to_string(),
+            ty: DataType::Array { elem: Box::new(DataType::U32), len: 2 * fields.max(1) },
+        });
+        MapSpec {
+            name: name.to_string(),
+            map_type: MapType::ARRAY,
+            key: DataType::U32,
+            value: DataType::Struct { name: "pfc_cls_rule".to_string(), fields: members },
             max_entries: entries.max(1),
             flags: 0,
         }

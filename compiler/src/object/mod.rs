@@ -35,8 +35,10 @@ pub use self::btf_read::BtfReadError;
 pub use self::hook::{Context, Hook, ProgramType, Verdict};
 pub use self::manifest::{
     CountersManifest, LimitManifest, LimitStatsEntry, LogRuleManifest, LogsManifest, Manifest, SetContents,
-    SetManifest, SetMapManifest, SetsManifest,
+    SetManifest, SetMapManifest, SetsManifest, TableContents,
 };
 pub use self::maps::{MapSpec, MapType, BPF_F_NO_PREALLOC};
-pub use self::read::{is_elf, program_name, read_manifest, read_set_contents, ElfReadError, ReadError};
+pub use self::read::{
+    is_elf, program_name, read_manifest, read_set_contents, read_table_contents, ElfReadError, ReadError,
+};
 pub use self::write::{write_object, ElfError, ObjectSpec, LICENSE, MANIFEST_SECTION, SET_CONTENTS_SECTION};

@@ -8,7 +8,7 @@
 use object::{Object as _, ObjectSection as _};
 
 use super::hook::ProgramType;
-use super::manifest::Manifest;
+use super::manifest::{Manifest, TableContents};
 use super::write::{MANIFEST_SECTION, SET_CONTENTS_SECTION};
 
 /// The first bytes of every ELF file.
@@ -83,6 +83,20 @@ pub enum ReadError {
         /// The section's size (0 when it is missing).
         bytes: usize,
     },
+    /// The manifest places a table's values outside the object's `.pfc.sets` section.
+    #[error("its manifest says map `{map}` has {entries} values of {value_size} bytes from byte {offset} of `{SET_CONTENTS_SECTION}`, but the section holds {bytes} bytes (not written by `pfc compile`, or damaged)")]
+    TableContents {
+        /// The map's name.
+        map: String,
+        /// The values the manifest promises.
+        entries: u32,
+        /// Bytes per value.
+        value_size: u32,
+        /// Where they start.
+        offset: u64,
+        /// The section's size (0 when it is missing).
+        bytes: usize,
+    },
 }
 
 /// The manifest of a pfc object, after checking that the object is one: an eBPF ELF
@@ -124,6 +138,39 @@ pub fn read_set_contents(bytes: &[u8], manifest: &Manifest) -> Result<Vec<Vec<Ve
         *slot = section[range].chunks(size).map(<[u8]>::to_vec).collect();
     }
     Ok(contents)
+}
+
+/// The values of each array map the manifest's `tables` name, from the object's
+/// `.pfc.sets` section: per table its manifest entry and `entries * value_size` bytes
+/// (the value of key `i` at `i * value_size`).
+pub fn read_table_contents<'m>(
+    bytes: &[u8],
+    manifest: &'m Manifest,
+) -> Result<Vec<(&'m TableContents, Vec<u8>)>, ReadError> {
+    if manifest.tables.is_empty() {
+        return Ok(Vec::new());
+    }
+    let file = parse_bpf_elf(bytes)?;
+    let section = match file.section_by_name(SET_CONTENTS_SECTION) {
+        Some(section) => section.data().map_err(|source| ElfReadError::Unreadable { source })?,
+        None => &[],
+    };
+    let mut tables = Vec::with_capacity(manifest.tables.len());
+    for table in &manifest.tables {
+        let length = u64::from(table.entries) * u64::from(table.value_size);
+        let end = table.offset.checked_add(length).filter(|end| *end <= section.len() as u64);
+        let Some(end) = end else {
+            return Err(ReadError::TableContents {
+                map: table.map.clone(),
+                entries: table.entries,
+                value_size: table.value_size,
+                offset: table.offset,
+                bytes: section.len(),
+            });
+        };
+        tables.push((table, section[table.offset as usize..end as usize].to_vec()));
+    }
+    Ok(tables)
 }
 
 /// The longest program name the kernel keeps (`BPF_OBJ_NAME_LEN` is 16 with the NUL).

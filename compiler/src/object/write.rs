@@ -35,7 +35,8 @@ use crate::bpf::MapReloc;
 
 /// Name of the section holding the compiler's manifest.
 pub const MANIFEST_SECTION: &str = ".pfc.manifest";
-/// Name of the section holding the keys of static sets held in maps.
+/// Name of the section holding what the loader writes into maps: the keys of static sets
+/// held in maps, then the values of the classifier tables (`manifest::TableContents`).
 pub const SET_CONTENTS_SECTION: &str = ".pfc.sets";
 /// Contents of the `license` section.
 pub const LICENSE: &[u8] = b"GPL\0";
@@ -55,7 +56,7 @@ pub struct ObjectSpec {
     pub maps: Vec<MapSpec>,
     /// Manifest bytes for [`MANIFEST_SECTION`]; empty leaves the section out.
     pub manifest: Vec<u8>,
-    /// Key bytes for [`SET_CONTENTS_SECTION`]; empty leaves the section out.
+    /// Bytes for [`SET_CONTENTS_SECTION`]; empty leaves the section out.
     pub set_contents: Vec<u8>,
 }
 

@@ -26,12 +26,21 @@ pub enum Value {
     },
     /// `data_end`.
     PacketEnd,
-    /// A map reference (`lddw` of a map).
-    MapPointer,
+    /// A map reference (`lddw` of a map) whose values have `value_size` bytes.
+    MapPointer {
+        /// Bytes of a value.
+        value_size: i64,
+    },
     /// `bpf_map_lookup_elem`'s result before its null check.
-    LookupResult,
+    LookupResult {
+        /// Bytes of the value it points to.
+        value_size: i64,
+    },
     /// A map value pointer, after its null check.
-    MapEntry,
+    MapEntry {
+        /// Bytes of the value.
+        value_size: i64,
+    },
     /// `bpf_ringbuf_reserve`'s result before its null check: a record of `size` bytes.
     RingbufResult {
         /// The record's size.

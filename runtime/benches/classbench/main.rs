@@ -20,7 +20,10 @@
 //! `PFC_CLASSBENCH_ROUNDS` (default 3), `PFC_BENCH_REPEAT` (most test_run repeats per
 //! packet, default 100000; slow programs get fewer so one packet takes ~20 ms),
 //! `PFC_CLASSBENCH_COUNTERS=off` (compile as `pfc compile --no-counters` does),
-//! `PFC_CLASSBENCH_DUMP=DIR` (write each set's rules and `--emit asm` listing there).
+//! `PFC_CLASSBENCH_DUMP=DIR` (write each set's rules and `--emit asm` listing there),
+//! `PFC_CLASSBENCH_FORMS=auto,inline,table` (one row per form and set: `auto` is what
+//! `compile()` picks, `inline` forces the inline classifier, `table` the table-driven one;
+//! default `auto`).
 //! Nothing here asserts on time (see `docs/performance.md`).
 
 #[allow(dead_code)]
@@ -31,7 +34,7 @@ mod paths;
 use std::time::{Duration, Instant};
 
 use pfc_compiler::classbench::{self, Shape};
-use pfc_compiler::codegen::Options;
+use pfc_compiler::codegen::{Form, Options};
 use pfc_runtime::kernel::{privileges, KernelProgram};
 
 /// The trace's seed: fixed, so runs compare.
@@ -58,6 +61,16 @@ fn main() {
     let rounds = env_number("PFC_CLASSBENCH_ROUNDS", 3).max(1) as usize;
     let repeat = env_number("PFC_BENCH_REPEAT", 100_000).max(1_000) as u32;
     let options = Options { counters: std::env::var("PFC_CLASSBENCH_COUNTERS").map_or(true, |value| value != "off") };
+    let forms: Vec<Option<Form>> = env_list("PFC_CLASSBENCH_FORMS")
+        .unwrap_or_else(|| vec!["auto".to_string()])
+        .iter()
+        .filter_map(|name| match name.as_str() {
+            "auto" => Some(None),
+            "inline" => Some(Some(Form::Classified)),
+            "table" => Some(Some(Form::Table)),
+            _ => None,
+        })
+        .collect();
     let kernel = match privileges() {
         Ok(()) => true,
         Err(reason) => {
@@ -92,19 +105,20 @@ fn main() {
         "wrong"
     );
     for shape in shapes {
-        let mut first_above: Option<f64> = None;
-        for &rules in &sizes {
-            let row = measure(shape, rules, packets, rounds, repeat, options, floor.as_ref());
-            let above = row.mean - row.floor;
-            let growth = match first_above {
-                Some(first) if first > 0.0 => format!("{:.2}", above / first),
-                Some(_) => "-".to_string(),
-                None => {
-                    first_above = Some(above);
-                    "1.00".to_string()
-                }
-            };
-            println!(
+        for &form in &forms {
+            let mut first_above: Option<f64> = None;
+            for &rules in &sizes {
+                let row = measure(shape, rules, packets, rounds, repeat, (options, form), floor.as_ref());
+                let above = row.mean - row.floor;
+                let growth = match first_above {
+                    Some(first) if first > 0.0 => format!("{:.2}", above / first),
+                    Some(_) => "-".to_string(),
+                    None => {
+                        first_above = Some(above);
+                        "1.00".to_string()
+                    }
+                };
+                println!(
                 "{:<6} {:>6} {:>8.1} {:>7} {:>10} {:>9} {:>8} {:>8} {:>6.1} {:>7.1} {:>7.1} {:>7.1} {:>7.2} {:>8.2} {:>7} {:>6}  {}; {}",
                 shape.name(),
                 rules,
@@ -125,8 +139,9 @@ fn main() {
                 row.form,
                 row.note
             );
-            println!("         insns/pkt hit: {}", row.path_hit.describe());
-            println!("         insns/pkt no-match: {}", row.path_miss.describe());
+                println!("         insns/pkt hit: {}", row.path_hit.describe());
+                println!("         insns/pkt no-match: {}", row.path_miss.describe());
+            }
         }
     }
 }
@@ -159,7 +174,11 @@ struct Row {
 fn chosen_form(code: &pfc_compiler::bpf::Program) -> String {
     code.comments
         .iter()
-        .find_map(|comment| comment.text.strip_prefix("classifier: ").map(|rest| format!("classified: {rest}")))
+        .find_map(|comment| {
+            let text = &comment.text;
+            let inline = text.strip_prefix("classifier: ").map(|rest| format!("classified: {rest}"));
+            inline.or_else(|| text.strip_prefix("classifier table: ").map(|rest| format!("table: {rest}")))
+        })
         .unwrap_or_else(|| "not classified (dispatched or branch-free)".to_string())
 }
 
@@ -169,7 +188,7 @@ fn measure(
     packets: usize,
     rounds: usize,
     repeat: u32,
-    options: Options,
+    (options, form): (Options, Option<Form>),
     floor: Option<&KernelProgram>,
 ) -> Row {
     let generated = classbench::generate(shape, rules, packets, SEED);
@@ -178,7 +197,7 @@ fn measure(
     let mut compiled = None;
     for _ in 0..3 {
         let start = Instant::now();
-        let (result, diagnostics) = pfc_compiler::compile::compile(&generated.text, options);
+        let (result, diagnostics) = pfc_compiler::compile::compile_form(&generated.text, options, form);
         times.push(start.elapsed());
         if result.is_none() {
             let errors: Vec<String> = diagnostics.iter().map(|d| d.message.clone()).collect();
@@ -241,6 +260,11 @@ fn measure(
             return row;
         }
     };
+    let parsed = pfc_compiler::object::BpfObject::parse(&compiled.object).expect("pfc's object parses");
+    if let Err(error) = pfc_runtime::executor::fill_kernel_tables(&program, &parsed, &compiled.object) {
+        row.note = format!("classifier tables not written: {error}");
+        return row;
+    }
     let hook = compiled.program.hook;
     for packet in &generated.trace {
         let expected = match packet.rule {

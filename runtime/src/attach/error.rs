@@ -144,6 +144,16 @@ pub enum AttachError {
         #[source]
         source: io::Error,
     },
+    /// A classifier table's array could not be found or written, or its values could not
+    /// be read from the object.
+    #[error("classifier table map {map}")]
+    TableMap {
+        /// The map's name.
+        map: String,
+        /// The OS error (`InvalidData` for contents the object does not hold).
+        #[source]
+        source: io::Error,
+    },
     /// `pfc set` named a set the loaded filter does not have.
     #[error("the filter on {iface} has no dynamic set `{set}`; its dynamic sets: {}", if known.is_empty() { "none".to_string() } else { known.join(", ") })]
     UnknownSet {

@@ -282,6 +282,14 @@ impl BpfSys for &FakeSys {
         Err(io::ErrorKind::NotFound.into())
     }
 
+    fn table_maps(&self, _prog_id: u32) -> io::Result<Vec<(String, u32)>> {
+        Ok(Vec::new()) // the fake kernel's programs have no classifier tables
+    }
+
+    fn write_values(&self, _map_id: u32, _values: &[u8]) -> io::Result<usize> {
+        Err(io::ErrorKind::NotFound.into())
+    }
+
     fn delete_keys(&self, _map_id: u32, _keys: &[u8]) -> io::Result<usize> {
         Err(io::ErrorKind::NotFound.into())
     }

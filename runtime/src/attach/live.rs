@@ -13,7 +13,9 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use libbpf_rs::libbpf_sys as sys;
-use pfc_compiler::object::maps::{COUNTER_MAP_NAME, LIMIT_MAP_PREFIX, LOG_MAP_PREFIX, SET_MAP_PREFIX};
+use pfc_compiler::object::maps::{
+    CLASSIFIER_MAP_PREFIX, COUNTER_MAP_NAME, LIMIT_MAP_PREFIX, LOG_MAP_PREFIX, SET_MAP_PREFIX,
+};
 
 use super::{AttachError, BpfSys, Counter, Existing, LinkInfo, MapInfo, ProgInfo};
 use crate::kernel::{self, KernelProgram};
@@ -307,6 +309,14 @@ impl BpfSys for LiveSys {
 
     fn log_maps(&self, prog_id: u32) -> io::Result<Vec<(String, u32)>> {
         super::live_maps::prog_maps_named(prog_id, LOG_MAP_PREFIX.as_bytes())
+    }
+
+    fn table_maps(&self, prog_id: u32) -> io::Result<Vec<(String, u32)>> {
+        super::live_maps::prog_maps_named(prog_id, CLASSIFIER_MAP_PREFIX.as_bytes())
+    }
+
+    fn write_values(&self, map_id: u32, values: &[u8]) -> io::Result<usize> {
+        super::live_maps::write_values(map_id, values)
     }
 
     fn write_entries(&self, map_id: u32, keys: &[u8], value: &[u8], existing: Existing) -> io::Result<usize> {

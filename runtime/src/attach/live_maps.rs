@@ -130,6 +130,59 @@ pub(super) fn write_entries(map_id: u32, keys: &[u8], value: &[u8], existing: Ex
     Ok(written)
 }
 
+/// Writes `values` (back to back) into the array map `map_id` for keys 0, 1, …: one
+/// `BPF_MAP_UPDATE_BATCH` call per chunk, one update per key where the kernel has none.
+/// Returns how many values were written.
+pub(super) fn write_values(map_id: u32, values: &[u8]) -> io::Result<usize> {
+    let map = map_by_id(map_id)?;
+    let info = map_info(&map)?;
+    let value_size = info.value_size as usize;
+    if info.key_size != 4 || value_size == 0 || values.len() % value_size != 0 {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "values of another size than the array's"));
+    }
+    let total = values.len() / value_size;
+    let (mut at, mut batch) = (0, true);
+    while at < total {
+        if !batch {
+            let key = (at as u32).to_le_bytes();
+            let value = &values[at * value_size..];
+            // SAFETY: `key` is a u32 key and `value` starts with a whole value.
+            let rc =
+                unsafe { sys::bpf_map_update_elem(map.as_raw_fd(), key.as_ptr().cast(), value.as_ptr().cast(), 0) };
+            if rc < 0 {
+                return Err(io::Error::from_raw_os_error(-rc));
+            }
+            at += 1;
+            continue;
+        }
+        let chunk = (total - at).min(BATCH);
+        let keys: Vec<u8> = (at as u32..(at + chunk) as u32).flat_map(u32::to_le_bytes).collect();
+        let mut count = chunk as u32;
+        let opts = batch_opts(u64::from(sys::BPF_ANY));
+        // SAFETY: `keys` holds `count` u32 keys and `values` from `at` at least `count`
+        // values of the map's size.
+        let rc = unsafe {
+            sys::bpf_map_update_batch(
+                map.as_raw_fd(),
+                keys.as_ptr().cast(),
+                values[at * value_size..].as_ptr().cast(),
+                &mut count,
+                &opts,
+            )
+        };
+        let error = (rc < 0).then(|| io::Error::from_raw_os_error(-rc));
+        if error.as_ref().is_some_and(no_batch) {
+            batch = false;
+            continue;
+        }
+        at += (count as usize).min(chunk);
+        if let Some(error) = error {
+            return Err(error);
+        }
+    }
+    Ok(total)
+}
+
 /// The options of one batch call: libbpf's defaults with `elem_flags`.
 fn batch_opts(elem_flags: u64) -> sys::bpf_map_batch_opts {
     // SAFETY: an all-zero bpf_map_batch_opts with its size set is the default.

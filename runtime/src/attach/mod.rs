@@ -33,6 +33,7 @@ pub mod live;
 mod live_maps;
 pub mod live_ring;
 pub mod sets;
+mod tables;
 pub mod truth;
 pub mod watch;
 
@@ -165,6 +166,11 @@ pub trait BpfSys {
     fn set_maps(&self, prog_id: u32) -> io::Result<Vec<(String, u32)>>;
     /// The program's log maps (`pfc_log_ring`, `pfc_log_stats`): name and id.
     fn log_maps(&self, prog_id: u32) -> io::Result<Vec<(String, u32)>>;
+    /// The program's classifier table maps (`pfc_cls_nodes`, `pfc_cls_rules`): name and id.
+    fn table_maps(&self, prog_id: u32) -> io::Result<Vec<(String, u32)>>;
+    /// Writes `values` (back to back, each of the map's value size) into an array map for
+    /// keys `0, 1, …` in order (a classifier table's contents). Returns how many.
+    fn write_values(&self, map_id: u32, values: &[u8]) -> io::Result<usize>;
     /// Writes `keys` (back to back, each of the map's key size), each with `value`, into a
     /// map, in the order given: dynamic sets' contents and states. Returns how many keys
     /// were written: all of them with [`Existing::Overwrite`], those the map did not hold
@@ -415,6 +421,7 @@ impl<S: BpfSys> Filters<S> {
         let kernel_load = started.elapsed();
         let prog = self.pinned_prog(&paths.prog).map_err(discard)?;
         let sets = self.fill_sets(None, &prog, request).map_err(discard)?;
+        self.fill_tables(&prog, request).map_err(discard)?;
         notices.extend(sets.notices());
         pause_at(Step::Loaded);
         let mode = match (request.point, request.mode) {
@@ -576,7 +583,10 @@ impl<S: BpfSys> Filters<S> {
             }
         }
         let buckets_kept = self.carry_buckets(old, &running.prog, &prog, request);
-        let sets = match self.fill_sets(old.map(|record| (record, &running.prog)), &prog, request) {
+        let sets = self
+            .fill_tables(&prog, request)
+            .and_then(|()| self.fill_sets(old.map(|record| (record, &running.prog)), &prog, request));
+        let sets = match sets {
             Ok(sets) => sets,
             Err(error) => {
                 discard_staged();

@@ -18,6 +18,7 @@ fn manifest(rules: &[&str]) -> Manifest {
         limits: Vec::new(),
         dynamic_sets: None,
         logs: None,
+        tables: Vec::new(),
     }
 }
 

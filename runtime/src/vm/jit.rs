@@ -191,7 +191,8 @@ pub fn check(object: &BpfObject) -> Result<(), JitUnavailable> {
         return Err(JitUnavailable::Architecture { arch: std::env::consts::ARCH });
     }
     let insns = decode(&object.code, &object.relocations).map_err(|source| JitUnavailable::Decode { source })?;
-    let program = Program { insns, ..Program::default() };
+    let map_values = object.maps.iter().map(|map| map.value_size).collect();
+    let program = Program { insns, map_values, ..Program::default() };
     verify(&program, object.program_type).map_err(|source| JitUnavailable::Verify { source })?;
     // A ring buffer has no values: the code writes only into records it reserved, within
     // the reserved size (checked by the verifier), and the emulation's record area holds
