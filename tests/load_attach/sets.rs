@@ -161,3 +161,38 @@ fn a_static_set_in_a_map_loads_from_an_object_and_is_read_only() {
     assert_eq!(delivered(&topology, 7003), 10, "the new set does not hold the sender");
     pfc_ok(&b, &["unload", "--iface", &vb]);
 }
+
+/// 20 rules a table can express (`codegen/table.rs`), one of which drops the sender's
+/// datagrams to port 7003.
+fn table_rules() -> String {
+    let mut text = String::from("hook xdp\ndefault pass\n");
+    for host in 1..=19u32 {
+        text.push_str(&format!("rule other{host}: drop if ipv4.src == 10.77.9.{host} and udp.dport == 7003\n"));
+    }
+    text.push_str(&format!("rule sender: drop if ipv4.src == {SENDER_IP} and udp.dport == 7003\n"));
+    text
+}
+
+/// An object in table form (forced: the default keeps so small a set inline) carries its
+/// classifier arrays; `pfc load` writes them before attaching, so the table decides at
+/// once (an unfilled table walks to an empty leaf and passes everything).
+#[test]
+fn a_table_classifier_loads_from_an_object_and_decides() {
+    skip_unless!(no_kernel());
+    use pfc_compiler::codegen::{Form, Options};
+    let mut topology = Topology::new("tb");
+    let rules = topology.rules("table", &table_rules());
+    let object = format!("{rules}.o");
+    topology.files.push(RemoveOnDrop(object.clone().into()));
+    let text = std::fs::read_to_string(&rules).expect("rule file");
+    let (compiled, diagnostics) = pfc_compiler::compile::compile_form(&text, Options::default(), Some(Form::Table));
+    let compiled = compiled.unwrap_or_else(|| panic!("compiles as a table: {diagnostics:?}"));
+    assert!(compiled.code.disassemble().contains("classifier table:"));
+    std::fs::write(&object, &compiled.object).expect("object written");
+    let (b, vb) = (topology.b.clone(), topology.veth_b.clone());
+    pfc_ok(&b, &["load", &object, "--iface", &vb]);
+    assert_eq!((delivered(&topology, 7003), delivered(&topology, 7004)), (0, 10), "the table drops the sender");
+    let rows = stats(&b, &vb, "xdp");
+    assert_eq!(counter(&rows, "sender").0, 10, "{rows:?}");
+    pfc_ok(&b, &["unload", "--iface", &vb]);
+}
