@@ -176,7 +176,7 @@ pub fn generate_table(filter: &Filter, options: Options, table: &table::Table) -
     let mut program = generate_body(filter, options, |b, layout, tail| table::emit(b, filter, layout, table, tail))?;
     let logs = filter.rules.iter().any(|rule| rule.log.is_some());
     let nodes = table::nodes_map_index(options.counters || logs, logs) as usize;
-    program.map_values = vec![crate::verify::MAP_VALUE_SIZE as u32; nodes];
+    program.map_values = vec![table::OTHER_MAP_VALUES; nodes];
     program.map_values.extend([table::NODE_SIZE, table.rule_size()]);
     Ok(program)
 }

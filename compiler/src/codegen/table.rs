@@ -40,6 +40,9 @@ use crate::hashing::FastMap;
 use crate::ir::{Filter, Node, NodeId};
 use crate::program::CmpOp;
 
+/// Bytes of the values of pfc's other maps (counters, log statistics): what pfc's
+/// verifier assumes for a map `Program::map_values` does not list.
+pub const OTHER_MAP_VALUES: u32 = 16;
 /// Bytes of a node entry (`struct pfc_cls_node`).
 pub const NODE_SIZE: u32 = 32;
 /// Node fields: which word is tested (a field's position, or the fields' count for the
