@@ -75,6 +75,8 @@ use crate::bpf::opcode::{
 pub use budget::{processed_per_insn, Estimate};
 pub use error::{Access, Misuse, Value, VerifyError};
 
+use std::rc::Rc;
+
 use crate::bpf::{AluOp, Insn, JmpOp, Operand, Program, Reg, ResolvedInsn, Size};
 use crate::object::ProgramType;
 
@@ -120,8 +122,9 @@ impl From<Misuse> for Problem {
 struct State {
     regs: [Value; 11],
     /// Per packet-pointer base (each at most once): bytes known to be inside the packet
-    /// from it. A list: a program has a few bases, and states are copied at every branch.
-    checked: Vec<(u32, i64)>,
+    /// from it. A short list, shared between copies until one changes it: states are
+    /// copied at every branch, and past the prologue the list no longer changes.
+    checked: Rc<Vec<(u32, i64)>>,
     /// Registers holding a constant the code set with a `mov` of an immediate.
     known: [Option<i64>; 11],
     /// The 8-aligned stack slot holding the context pointer, if it was spilled there.
@@ -131,21 +134,46 @@ struct State {
 }
 
 /// Checks every invariant listed in the module documentation.
+///
+/// The budget replay (invariant 7) reads only the program, so on a large program it runs
+/// on a second thread beside the other checks; the first broken invariant reported is
+/// the same either way.
 pub fn verify(program: &Program, hook: impl Into<ProgramType>) -> Result<(), VerifyError> {
     let hook = hook.into();
-    let verifier = Verifier::new(&program.insns, hook, &program.map_values);
-    let pending = verifier.pending_branches();
-    verifier.run()?;
+    let insns = &program.insns;
+    let slots = Slots::new(insns);
+    let checks = || {
+        let verifier = Verifier::new(insns, &slots, hook, &program.map_values);
+        let pending = verifier.pending_branches();
+        verifier.run().map(|()| pending)
+    };
+    let replay = || budget::estimate_with(insns, &slots, hook, PROCESSED_LIMIT);
+    let cores = std::thread::available_parallelism().map_or(1, |cores| cores.get());
+    let (checked, estimate) = if insns.len() >= PARALLEL_FROM && cores > 1 {
+        std::thread::scope(|scope| {
+            let estimate = scope.spawn(replay);
+            let checked = checks();
+            (checked, estimate.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+        })
+    } else {
+        match checks() {
+            Ok(pending) => (Ok(pending), replay()),
+            Err(error) => return Err(error),
+        }
+    };
+    let pending = checked?;
     // The replay matches the kernel's count within a few percent; keep that much margin.
     if pending > MAX_PENDING_BRANCHES / 100 * 97 {
         return Err(VerifyError::TooManyPendingBranches { pending });
     }
-    let estimate = budget::estimate(&program.insns, hook, PROCESSED_LIMIT);
     if !estimate.complete {
         return Err(VerifyError::TooComplex { estimate: estimate.processed });
     }
     Ok(())
 }
+
+/// Programs of at least this many instructions are verified on two threads.
+const PARALLEL_FROM: usize = 20_000;
 
 /// The kernel verifier's processed instructions on `program`, estimated from above by
 /// replaying its walk (`budget`); the replay stops past `limit`.
@@ -187,7 +215,7 @@ impl Slots {
 
 struct Verifier<'a> {
     insns: &'a [ResolvedInsn],
-    slots: Slots,
+    slots: &'a Slots,
     /// The merged states of the jumps to each instruction not yet reached (boxed: most
     /// instructions are no jump's target, and a state is a few hundred bytes).
     incoming: Vec<Option<Box<State>>>,
@@ -208,9 +236,9 @@ enum Next {
 }
 
 impl<'a> Verifier<'a> {
-    fn new(insns: &'a [ResolvedInsn], hook: ProgramType, map_values: &'a [u32]) -> Verifier<'a> {
+    fn new(insns: &'a [ResolvedInsn], slots: &'a Slots, hook: ProgramType, map_values: &'a [u32]) -> Verifier<'a> {
         let incoming = (0..insns.len()).map(|_| None).collect();
-        Verifier { insns, slots: Slots::new(insns), incoming, next_base: 1, hook, map_values }
+        Verifier { insns, slots, incoming, next_base: 1, hook, map_values }
     }
 
     /// Replays the kernel's depth-first walk (fall-through first, jump targets pushed)
@@ -254,7 +282,7 @@ impl<'a> Verifier<'a> {
         let mut regs = [Value::Uninit; 11];
         regs[1] = Value::Context;
         regs[10] = Value::Stack(0);
-        let state = State { regs, checked: Vec::new(), known: [None; 11], context_spill: None, reserved: false };
+        let state = State { regs, checked: Rc::default(), known: [None; 11], context_spill: None, reserved: false };
         // The state falling through into the next instruction (when `falls`).
         let mut current = state;
         let mut falls = true;
@@ -268,7 +296,7 @@ impl<'a> Verifier<'a> {
             falls = match self.step(index, &mut current)? {
                 Next::Fall => true,
                 Next::Goto(to) => {
-                    self.send(to, current.clone());
+                    self.send(to, &current);
                     false
                 }
                 Next::Stop => false,
@@ -363,9 +391,14 @@ impl<'a> Verifier<'a> {
                 let to = self.target(index, target)?;
                 let left = state.regs[dst.number() as usize];
                 let right = operand(state, src);
+                if (left, right) == (Value::Scalar, Value::Scalar) {
+                    // Most jumps: both ways leave the state as it is.
+                    self.send(to, state);
+                    return Ok(Next::Fall);
+                }
                 let null_check = wide && src == Operand::Imm(0);
                 let taken = self.branch(state, op, (left, right), (dst, wide, null_check)).map_err(fail)?;
-                self.send(to, taken);
+                self.send(to, &taken);
                 return Ok(Next::Fall);
             }
         }
@@ -429,13 +462,14 @@ impl<'a> Verifier<'a> {
         }
     }
 
-    fn send(&mut self, to: usize, state: State) {
+    /// Merges `state` into what jumps already sent to `to` (a copy only for the first).
+    fn send(&mut self, to: usize, state: &State) {
         match self.incoming[to].take() {
             Some(mut existing) => {
-                self.merge_into(&mut existing, &state);
+                self.merge_into(&mut existing, state);
                 self.incoming[to] = Some(existing);
             }
-            None => self.incoming[to] = Some(Box::new(state)),
+            None => self.incoming[to] = Some(Box::new(state.clone())),
         }
     }
 
@@ -458,13 +492,15 @@ impl<'a> Verifier<'a> {
                 _ => Value::Uninit,
             };
         }
-        a.checked.retain_mut(|(base, bytes)| match checked_bytes(&b.checked, *base) {
-            Some(other) => {
-                *bytes = (*bytes).min(other);
-                true
-            }
-            None => false,
-        });
+        if !Rc::ptr_eq(&a.checked, &b.checked) && a.checked != b.checked {
+            Rc::make_mut(&mut a.checked).retain_mut(|(base, bytes)| match checked_bytes(&b.checked, *base) {
+                Some(other) => {
+                    *bytes = (*bytes).min(other);
+                    true
+                }
+                None => false,
+            });
+        }
         for (index, constant) in a.known.iter_mut().enumerate() {
             if *constant != b.known[index] {
                 *constant = None;
@@ -573,9 +609,10 @@ impl<'a> Verifier<'a> {
         let mut taken = fallthrough.clone();
         match (op, left, right) {
             (JmpOp::Gt, Value::Packet { base, offset }, Value::PacketEnd) if wide => {
-                match fallthrough.checked.iter_mut().find(|(known, _)| *known == base) {
+                let checked = Rc::make_mut(&mut fallthrough.checked);
+                match checked.iter_mut().find(|(known, _)| *known == base) {
                     Some((_, bytes)) => *bytes = (*bytes).max(offset),
-                    None => fallthrough.checked.push((base, offset.max(0))),
+                    None => checked.push((base, offset.max(0))),
                 }
             }
             (JmpOp::Eq, Value::LookupResult { value_size }, Value::Scalar) if null_check => {

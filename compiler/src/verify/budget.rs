@@ -25,6 +25,7 @@
 //! the replay prunes no more than the kernel and its count is an upper estimate. Its cost
 //! is the count itself: the replay stops at [`Estimate::stopped_at`].
 
+use super::Slots;
 use crate::bpf::{AluOp, Insn, JmpOp, Operand, Reg, ResolvedInsn, Size};
 use crate::object::ProgramType;
 
@@ -63,15 +64,26 @@ impl Estimate {
 /// forward jumps inside the program) and counts processed instructions, plus a margin;
 /// stops once the count passes `limit`.
 pub fn estimate(insns: &[ResolvedInsn], hook: ProgramType, limit: usize) -> Estimate {
+    estimate_with(insns, &Slots::new(insns), hook, limit)
+}
+
+/// [`estimate`] with the program's [`Slots`] already built.
+pub(super) fn estimate_with(insns: &[ResolvedInsn], slots: &Slots, hook: ProgramType, limit: usize) -> Estimate {
     let replay_limit = limit.saturating_sub(MARGIN_INSNS) / (MARGIN_EIGHTHS + 8) * 8;
-    let replayed = replay(insns, hook, replay_limit);
+    let replayed = replay_with(insns, slots, hook, replay_limit);
     let with_margin = replayed.processed + replayed.processed * MARGIN_EIGHTHS / 8 + MARGIN_INSNS;
     Estimate { processed: with_margin, complete: replayed.complete && with_margin <= limit }
 }
 
 /// The replay's count, without margin.
+#[cfg(test)]
 fn replay(insns: &[ResolvedInsn], hook: ProgramType, limit: usize) -> Estimate {
-    let flow = Flow::new(insns);
+    replay_with(insns, &Slots::new(insns), hook, limit)
+}
+
+/// [`replay`] with the program's [`Slots`] already built.
+fn replay_with(insns: &[ResolvedInsn], slots: &Slots, hook: ProgramType, limit: usize) -> Estimate {
+    let flow = Flow::new(insns, slots);
     let mut exact_stores = vec![false; insns.len()];
     // A known zero stored to an untracked word makes the kernel mark the stored register
     // precise: if the replay sees one, it is redone with that register relevant there.
@@ -92,7 +104,7 @@ fn replay(insns: &[ResolvedInsn], hook: ProgramType, limit: usize) -> Estimate {
 /// How often the replay processes each instruction (the same walk as `estimate`, for
 /// finding where a program's verification work goes).
 pub fn processed_per_insn(insns: &[ResolvedInsn], hook: ProgramType, limit: usize) -> Vec<u32> {
-    let flow = Flow::new(insns);
+    let flow = Flow::new(insns, &Slots::new(insns));
     let facts = Facts::new(insns, &flow, &vec![false; insns.len()]);
     let mut replay = Replay::new(insns, &flow, &facts, hook, limit);
     replay.counts = vec![0; insns.len()];
@@ -102,40 +114,50 @@ pub fn processed_per_insn(insns: &[ResolvedInsn], hook: ProgramType, limit: usiz
 
 /// Control flow: the successors of every instruction (by index) and the prune points.
 struct Flow {
-    /// (fall-through, jump target) per instruction.
-    next: Vec<(Option<usize>, Option<usize>)>,
+    /// (fall-through, jump target) per instruction, [`NONE`] where there is none.
+    next: Vec<[u32; 2]>,
     prune_point: Vec<bool>,
 }
 
+/// No successor, in [`Flow::next`].
+const NONE: u32 = u32::MAX;
+
 impl Flow {
-    fn new(insns: &[ResolvedInsn]) -> Flow {
-        let slots = super::Slots::new(insns);
-        let target = |index: usize, offset: i16| slots.target(index, offset);
+    fn new(insns: &[ResolvedInsn], slots: &Slots) -> Flow {
+        let target = |index: usize, offset: i16| slots.target(index, offset).map_or(NONE, |to| to as u32);
         let mut next = Vec::with_capacity(insns.len());
         let mut prune_point = vec![false; insns.len() + 1];
         for (index, insn) in insns.iter().enumerate() {
-            let following = (index + 1 < insns.len()).then_some(index + 1);
+            let following = if index + 1 < insns.len() { index as u32 + 1 } else { NONE };
             next.push(match *insn {
-                Insn::Exit => (None, None),
-                Insn::Ja { target: offset } => (target(index, offset), None),
+                Insn::Exit => [NONE, NONE],
+                Insn::Ja { target: offset } => [target(index, offset), NONE],
                 Insn::Jump { target: offset, .. } => {
                     prune_point[index] = true;
-                    (following, target(index, offset))
+                    [following, target(index, offset)]
                 }
                 Insn::Call { .. } => {
                     prune_point[index + 1] = true;
-                    (following, None)
+                    [following, NONE]
                 }
-                _ => (following, None),
+                _ => [following, NONE],
             });
             if let Insn::Ja { target: offset } | Insn::Jump { target: offset, .. } = *insn {
-                if let Some(to) = target(index, offset) {
-                    prune_point[to] = true;
+                let to = target(index, offset);
+                if to != NONE {
+                    prune_point[to as usize] = true;
                 }
             }
         }
         prune_point.truncate(insns.len());
         Flow { next, prune_point }
+    }
+
+    /// Instruction `index`'s fall-through and jump target.
+    fn next(&self, index: usize) -> (Option<usize>, Option<usize>) {
+        let [fall, jump] = self.next[index];
+        let known = |to: u32| (to != NONE).then_some(to as usize);
+        (known(fall), known(jump))
     }
 }
 
@@ -145,11 +167,15 @@ impl Flow {
 /// reach a comparison (`compared`: the kernel may have marked them precise when a later
 /// comparison was decided by them, which needs them known), and stack words that may be
 /// read.
-struct Facts {
-    live: Vec<u16>,
-    exact: Vec<u16>,
-    compared: Vec<u16>,
-    stack_read: Vec<u128>,
+struct Facts(Vec<Fact>);
+
+/// [`Facts`] of one instruction (together: one is read where the other is).
+#[derive(Clone, Copy, Default)]
+struct Fact {
+    stack_read: u128,
+    live: u16,
+    exact: u16,
+    compared: u16,
 }
 
 fn bit(reg: Reg) -> u16 {
@@ -171,18 +197,16 @@ fn word_bits(off: i64, bytes: i64) -> u128 {
 impl Facts {
     fn new(insns: &[ResolvedInsn], flow: &Flow, exact_stores: &[bool]) -> Facts {
         let count = insns.len();
-        let mut live = vec![0u16; count];
-        let mut exact = vec![0u16; count];
-        let mut compared = vec![0u16; count];
-        let mut stack_read = vec![0u128; count];
+        let mut facts = vec![Fact::default(); count];
         for index in (0..count).rev() {
             let (mut l, mut e, mut c, mut s) = (0u16, 0u16, 0u16, 0u128);
-            let (fall, jump) = flow.next[index];
-            for to in [fall, jump].into_iter().flatten() {
-                l |= live[to];
-                e |= exact[to];
-                c |= compared[to];
-                s |= stack_read[to];
+            for to in flow.next[index] {
+                if let Some(fact) = facts.get(to as usize) {
+                    l |= fact.live;
+                    e |= fact.exact;
+                    c |= fact.compared;
+                    s |= fact.stack_read;
+                }
             }
             let operand_bit = |src: Operand| match src {
                 Operand::Reg(reg) => bit(reg),
@@ -268,12 +292,9 @@ impl Facts {
                     c = 0;
                 }
             }
-            live[index] = l | bit(Reg::R10);
-            exact[index] = e & l;
-            compared[index] = c & l;
-            stack_read[index] = s;
+            facts[index] = Fact { stack_read: s, live: l | bit(Reg::R10), exact: e & l, compared: c & l };
         }
-        Facts { live, exact, compared, stack_read }
+        Facts(facts)
     }
 }
 
@@ -369,6 +390,16 @@ struct State {
     history: u32,
 }
 
+/// Where a conditional jump goes on.
+enum Way {
+    /// Only to the next instruction, state unchanged.
+    Fall,
+    /// Only to its target, state unchanged.
+    Taken,
+    /// Both: this is the state at the target.
+    Both(State),
+}
+
 /// A state's comparison key: two independent 64-bit hashes.
 type Key = (u64, u64);
 
@@ -393,6 +424,26 @@ struct Replay<'a> {
     zero_stores: Vec<usize>,
     /// Per instruction, times processed (only when asked for).
     counts: Vec<u32>,
+}
+
+/// Hashes a state's words into a [`Key`]: two 64-bit lanes, each step a bijection of the
+/// lane for a given word (multiply by an odd constant, rotate), so two word sequences
+/// collide only when a later word cancels an earlier difference in both lanes at once.
+struct KeyHasher(u64, u64);
+
+impl KeyHasher {
+    fn new() -> KeyHasher {
+        KeyHasher(0x1234, 0x5678)
+    }
+
+    fn push(&mut self, word: u64) {
+        self.0 = (self.0 ^ word).wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(29);
+        self.1 = (self.1 ^ word.rotate_left(32)).wrapping_mul(0xff51_afd7_ed55_8ccd).rotate_left(37);
+    }
+
+    fn finish(self) -> Key {
+        (self.0, self.1)
+    }
 }
 
 fn mix(a: u64, b: u64) -> u64 {
@@ -480,15 +531,13 @@ impl<'a> Replay<'a> {
     }
 
     /// The state as the kernel compares it here, with packet ids renamed in order,
-    /// hashed to 128 bits.
+    /// hashed to 128 bits. Only live registers are hashed: keys are compared only with
+    /// keys of the same instruction, whose live registers are the same.
     fn key(&self, index: usize, state: &State) -> Key {
-        let live = self.facts.live[index];
-        let exact = self.facts.exact[index];
-        let compared = self.facts.compared[index];
+        let Fact { stack_read: read, live, exact, compared } = self.facts.0[index];
         let mut ids = [0u32; 11];
         let mut id_count = 0;
-        let mut key: Key = (0x1234, 0x5678);
-        let push = |key: &mut Key, code: u64| *key = (mix(key.0, code), mix(key.1 ^ 0xa5a5, code));
+        let mut key = KeyHasher::new();
         let mut encode = |value: Value, scalar: Scalar| -> u64 {
             match (value, scalar) {
                 (Value::Known(_) | Value::Unknown(_), Scalar::Ignored) => 1,
@@ -520,7 +569,10 @@ impl<'a> Replay<'a> {
                 (Value::MapEntry, _) => 11,
             }
         };
-        for reg in 0..11 {
+        let mut regs = live;
+        while regs != 0 {
+            let reg = regs.trailing_zeros() as usize;
+            regs &= regs - 1;
             let scalar = if exact & (1 << reg) != 0 {
                 Scalar::Exact
             } else if compared & (1 << reg) != 0 {
@@ -528,25 +580,26 @@ impl<'a> Replay<'a> {
             } else {
                 Scalar::Ignored
             };
-            let code = if live & (1 << reg) != 0 { encode(state.regs[reg], scalar) } else { 0 };
-            push(&mut key, code);
+            key.push(encode(state.regs[reg], scalar));
         }
-        let read = self.facts.stack_read[index];
-        push(&mut key, (state.stack.misc & read) as u64);
-        push(&mut key, ((state.stack.misc & read) >> 64) as u64);
-        push(&mut key, (state.stack.zero & read) as u64);
-        push(&mut key, ((state.stack.zero & read) >> 64) as u64);
+        let (misc, zero) = (state.stack.misc & read, state.stack.zero & read);
+        key.push(misc as u64);
+        key.push((misc >> 64) as u64);
+        key.push(zero as u64);
+        key.push((zero >> 64) as u64);
         // The spills that may be read, by word in increasing order (each word is spilled
         // at most once), without collecting and sorting them.
-        let mut words = state.stack.spills.iter().fold(0u128, |bits, (word, _)| bits | 1u128 << word) & read;
-        while words != 0 {
-            let word = words.trailing_zeros() as u8;
-            words &= words - 1;
-            if let Some((_, value)) = state.stack.spills.iter().find(|(at, _)| *at == word) {
-                push(&mut key, mix(u64::from(word), encode(*value, Scalar::Exact)));
+        if !state.stack.spills.is_empty() {
+            let mut words = state.stack.spills.iter().fold(0u128, |bits, (word, _)| bits | 1u128 << word) & read;
+            while words != 0 {
+                let word = words.trailing_zeros() as u8;
+                words &= words - 1;
+                if let Some((_, value)) = state.stack.spills.iter().find(|(at, _)| *at == word) {
+                    key.push(mix(u64::from(word), encode(*value, Scalar::Exact)));
+                }
             }
         }
-        key
+        key.finish()
     }
 
     fn fresh_id(&mut self) -> u32 {
@@ -556,7 +609,7 @@ impl<'a> Replay<'a> {
 
     /// Executes one instruction; returns where the path goes on.
     fn step(&mut self, index: usize, state: &mut State, pending: &mut Vec<(usize, State)>) -> Option<usize> {
-        let (fall, jump) = self.flow.next[index];
+        let (fall, jump) = self.flow.next(index);
         let tag = |salt: u64| mix(mix(index as u64, salt), 0x5eed);
         match self.insns[index] {
             Insn::Alu64 { op, dst, src } | Insn::Alu32 { op, dst, src } => {
@@ -566,7 +619,7 @@ impl<'a> Replay<'a> {
                     Operand::Reg(reg) => state.regs[reg.number() as usize],
                     Operand::Imm(imm) => Value::Known(if wide { imm as i64 as u64 } else { u64::from(imm as u32) }),
                 };
-                state.regs[dst.number() as usize] = self.alu(op, wide, left, right, tag(0));
+                state.regs[dst.number() as usize] = self.alu(op, wide, left, right, || tag(0));
             }
             Insn::Neg { dst, .. } | Insn::Endian { dst, .. } => {
                 let value = state.regs[dst.number() as usize];
@@ -621,20 +674,18 @@ impl<'a> Replay<'a> {
             }
             Insn::Jump { op, wide, dst, src, .. } => {
                 self.jumps += 1;
-                let (taken, fallthrough) = self.branch(index, state, op, wide, dst, src);
-                return match (taken, fallthrough, jump) {
-                    (Some(mut taken), true, Some(to)) => {
+                return match (self.branch(index, state, op, wide, dst, src), jump) {
+                    (Way::Both(mut taken), Some(to)) => {
                         taken.history += 1;
                         pending.push((to, taken));
                         fall
                     }
-                    (Some(taken), false, Some(to)) => {
-                        *state = taken;
+                    (Way::Taken, Some(to)) => {
                         state.history += 1;
                         Some(to)
                     }
-                    (_, true, _) => fall,
-                    _ => None,
+                    (Way::Taken, None) => None,
+                    (Way::Both(_) | Way::Fall, _) => fall,
                 };
             }
         }
@@ -674,12 +725,13 @@ impl<'a> Replay<'a> {
         }
     }
 
-    fn alu(&mut self, op: AluOp, wide: bool, left: Value, right: Value, tag: u64) -> Value {
+    /// `tag()`: the tag of an unknown result (computed only when the result is one).
+    fn alu(&mut self, op: AluOp, wide: bool, left: Value, right: Value, tag: impl Fn() -> u64) -> Value {
         let truncate = |value: u64| if wide { value } else { value & 0xffff_ffff };
         match (op, left, right) {
             (AluOp::Mov, _, Value::Known(value)) => Value::Known(truncate(value)),
             (AluOp::Mov, _, value) if wide => value,
-            (AluOp::Mov, _, value) => Value::Unknown(mix(tag, value_tag(value))),
+            (AluOp::Mov, _, value) => Value::Unknown(mix(tag(), value_tag(value))),
             (_, Value::Known(a), Value::Known(b)) => {
                 let shift = (b & if wide { 63 } else { 31 }) as u32;
                 let result = match op {
@@ -691,7 +743,7 @@ impl<'a> Replay<'a> {
                     AluOp::Xor => a ^ b,
                     AluOp::Lsh => truncate(a) << shift,
                     AluOp::Rsh => truncate(a) >> shift,
-                    _ => return Value::Unknown(mix(tag, mix(a, b))),
+                    _ => return Value::Unknown(mix(tag(), mix(a, b))),
                 };
                 Value::Known(truncate(result))
             }
@@ -709,21 +761,13 @@ impl<'a> Replay<'a> {
                 Value::Packet { id, off: off + k as i64, range, var }
             }
             (AluOp::Add, Value::Stack(off), Value::Known(k)) if wide => Value::Stack(off + k as i64),
-            (_, a, b) => Value::Unknown(mix(tag, mix(value_tag(a), value_tag(b)))),
+            (_, a, b) => Value::Unknown(mix(tag(), mix(value_tag(a), value_tag(b)))),
         }
     }
 
-    /// The state taken by a conditional jump (`None` where the kernel knows the jump is
-    /// not taken) and whether it can fall through; `state` becomes the fall-through state.
-    fn branch(
-        &mut self,
-        index: usize,
-        state: &mut State,
-        op: JmpOp,
-        wide: bool,
-        dst: Reg,
-        src: Operand,
-    ) -> (Option<State>, bool) {
+    /// Which ways a conditional jump goes (the kernel follows only one when known
+    /// constants decide it); when both, `state` becomes the fall-through state.
+    fn branch(&mut self, index: usize, state: &mut State, op: JmpOp, wide: bool, dst: Reg, src: Operand) -> Way {
         let left = state.regs[dst.number() as usize];
         let right = match src {
             Operand::Reg(reg) => state.regs[reg.number() as usize],
@@ -731,7 +775,7 @@ impl<'a> Replay<'a> {
         };
         if let (Value::Known(a), Value::Known(b)) = (left, right) {
             let (a, b) = if wide { (a, b) } else { (a & 0xffff_ffff, b & 0xffff_ffff) };
-            return if decide(op, a, b, wide) { (Some(state.clone()), false) } else { (None, true) };
+            return if decide(op, a, b, wide) { Way::Taken } else { Way::Fall };
         }
         let mut taken = state.clone();
         match (left, right) {
@@ -765,7 +809,7 @@ impl<'a> Replay<'a> {
             }
             _ => {}
         }
-        (Some(taken), true)
+        Way::Both(taken)
     }
 }
 
