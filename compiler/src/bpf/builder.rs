@@ -193,50 +193,58 @@ impl ProgramBuilder {
         }
         let count = self.insns.len();
         let bound = &self.bound;
-        // Every jump checked, its target as an instruction index.
-        let mut indexed = Vec::with_capacity(count);
-        for (index, insn) in self.insns.into_iter().enumerate() {
-            indexed.push(insn.try_map_target(|label| {
-                let target = bound
-                    .get(label.0 as usize)
-                    .ok_or(AsmError::ForeignLabel { label: label.0 })?
-                    .ok_or(AsmError::UnboundLabel { insn: index, label: label.0 })?;
-                if target <= index {
-                    return Err(AsmError::BackwardJump { insn: index, label: label.0, target });
-                }
-                if target >= count {
-                    return Err(AsmError::JumpPastEnd { insn: index, label: label.0 });
-                }
-                Ok(target)
-            })?);
+        // Every jump checked, its target as an instruction index (u32::MAX: no jump).
+        let mut targets = Vec::with_capacity(count);
+        for (index, insn) in self.insns.iter().enumerate() {
+            let Some(label) = insn.target() else {
+                targets.push(u32::MAX);
+                continue;
+            };
+            let target = bound
+                .get(label.0 as usize)
+                .ok_or(AsmError::ForeignLabel { label: label.0 })?
+                .ok_or(AsmError::UnboundLabel { insn: index, label: label.0 })?;
+            if target <= index {
+                return Err(AsmError::BackwardJump { insn: index, label: label.0, target });
+            }
+            if target >= count {
+                return Err(AsmError::JumpPastEnd { insn: index, label: label.0 });
+            }
+            targets.push(target as u32);
         }
         // From the end: kept_from[k] = instructions kept in k..count; a `goto` is dropped
         // when nothing kept lies between it and its target.
-        let mut kept_from = vec![0usize; count + 1];
-        let mut keep = vec![true; count];
+        let mut kept_from = vec![0u32; count + 1];
         for index in (0..count).rev() {
-            if let Insn::Ja { target } = indexed[index] {
-                keep[index] = kept_from[index + 1] != kept_from[target];
-            }
-            kept_from[index] = kept_from[index + 1] + usize::from(keep[index]);
+            let keep = match self.insns[index] {
+                Insn::Ja { .. } => kept_from[index + 1] != kept_from[targets[index] as usize],
+                _ => true,
+            };
+            kept_from[index] = kept_from[index + 1] + u32::from(keep);
         }
+        let kept_count = kept_from[0] as usize;
         // The new index of instruction k (of the next kept one when k is dropped).
-        let renumber = |k: usize| kept_from[0] - kept_from[k];
-        let kept: Vec<Insn<usize>> =
-            indexed.into_iter().zip(&keep).filter(|(_, keep)| **keep).map(|(insn, _)| insn).collect();
+        let renumber = |k: usize| kept_count - kept_from[k] as usize;
+        let is_kept = |k: usize| kept_from[k] != kept_from[k + 1];
         // Slot index of each kept instruction, plus one past the end.
-        let mut slot_of = Vec::with_capacity(kept.len() + 1);
+        let mut slot_of = Vec::with_capacity(kept_count + 1);
         let mut slot = 0usize;
-        for insn in &kept {
-            slot_of.push(slot);
-            slot += insn.slots();
+        for (index, insn) in self.insns.iter().enumerate() {
+            if is_kept(index) {
+                slot_of.push(slot);
+                slot += insn.slots();
+            }
         }
         slot_of.push(slot);
-        let mut insns = Vec::with_capacity(kept.len());
-        for (index, insn) in kept.into_iter().enumerate() {
-            insns.push(insn.try_map_target(|target| {
-                let distance = slot_of[renumber(target)] - slot_of[index] - 1;
-                i16::try_from(distance).map_err(|_| AsmError::JumpTooFar { insn: index, distance })
+        let mut insns = Vec::with_capacity(kept_count);
+        for (index, insn) in self.insns.into_iter().enumerate() {
+            if !is_kept(index) {
+                continue;
+            }
+            let at = insns.len();
+            insns.push(insn.try_map_target(|_| {
+                let distance = slot_of[renumber(targets[index] as usize)] - slot_of[at] - 1;
+                i16::try_from(distance).map_err(|_| AsmError::JumpTooFar { insn: at, distance })
             })?);
         }
         let comments =

@@ -17,7 +17,7 @@
 //! nodes or rules, each in reach of the next, so no offset exceeds 16 bits whatever the
 //! diagram's size.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::VecDeque;
 
 use super::classifier::{Classifier, Diagram, NodeIndex, TreeNode};
 use super::conditions::Body;
@@ -43,58 +43,87 @@ fn best_match(index: usize, code: i32) -> u32 {
     ((index as u32) << VERDICT_BITS) | code as u32
 }
 
-/// Labels of jump targets not emitted yet, with where their oldest jump is (also kept
-/// ordered by that position, so finding the due ones does not scan every pending target).
-#[derive(Default)]
+/// Labels of jump targets not emitted yet, with where their oldest jump is (also queued
+/// in the order they were opened, which is by that position, so finding the due ones
+/// does not scan every pending target).
 struct Relays {
-    pending: HashMap<NodeIndex, (Label, usize)>,
-    by_age: BTreeSet<(usize, NodeIndex)>,
+    /// Per node (the diagram's end last): its label and oldest jump, while pending.
+    pending: Vec<Option<(Label, usize)>>,
+    /// `(position, node)` in the order targets were opened; an entry is stale once its
+    /// node was bound or relayed (its pending position differs).
+    by_age: VecDeque<(usize, NodeIndex)>,
 }
 
 impl Relays {
+    fn new(nodes: usize) -> Relays {
+        Relays { pending: vec![None; nodes + 1], by_age: VecDeque::new() }
+    }
+
+    fn slot(&self, node: NodeIndex) -> usize {
+        if node == END {
+            self.pending.len() - 1
+        } else {
+            node
+        }
+    }
+
     fn target(&mut self, b: &mut ProgramBuilder, node: NodeIndex) -> Label {
-        let position = b.len();
-        let by_age = &mut self.by_age;
-        self.pending
-            .entry(node)
-            .or_insert_with(|| {
-                by_age.insert((position, node));
-                (b.new_label(), position)
-            })
-            .0
+        let slot = self.slot(node);
+        if let Some((label, _)) = self.pending[slot] {
+            return label;
+        }
+        let (label, position) = (b.new_label(), b.len());
+        self.pending[slot] = Some((label, position));
+        self.by_age.push_back((position, node));
+        label
     }
 
     fn bind(&mut self, b: &mut ProgramBuilder, node: NodeIndex) {
-        if let Some((label, first)) = self.pending.remove(&node) {
-            self.by_age.remove(&(first, node));
+        let slot = self.slot(node);
+        if let Some((label, _)) = self.pending[slot].take() {
             b.bind(label);
         }
     }
 
-    fn due(&self, b: &ProgramBuilder) -> bool {
-        self.by_age.first().is_some_and(|&(first, _)| b.len() - first > RELAY_AT)
+    /// The oldest pending target's first jump, dropping stale entries.
+    fn oldest(&mut self) -> Option<(usize, NodeIndex)> {
+        while let Some(&(position, node)) = self.by_age.front() {
+            if matches!(self.pending[self.slot(node)], Some((_, first)) if first == position) {
+                return Some((position, node));
+            }
+            self.by_age.pop_front();
+        }
+        None
+    }
+
+    fn due(&mut self, b: &ProgramBuilder) -> bool {
+        self.oldest().is_some_and(|(first, _)| b.len() - first > RELAY_AT)
     }
 
     /// At a point nothing falls through to: a relay for every old pending target.
     fn relay(&mut self, b: &mut ProgramBuilder) {
         let now = b.len();
         let mut due: Vec<NodeIndex> = Vec::new();
-        while let Some(&(first, node)) = self.by_age.first() {
+        while let Some((first, node)) = self.oldest() {
             if now - first <= RELAY_AT {
                 break;
             }
-            self.by_age.pop_first();
+            self.by_age.pop_front();
             due.push(node);
+        }
+        if due.is_empty() {
+            return;
         }
         due.sort_unstable();
         for node in due {
-            let (label, _) = self.pending[&node];
+            let slot = self.slot(node);
+            let Some((label, _)) = self.pending[slot] else { continue };
             b.bind(label);
             let next = b.new_label();
             let position = b.len();
             b.emit(Insn::Ja { target: next });
-            self.pending.insert(node, (next, position));
-            self.by_age.insert((position, node));
+            self.pending[slot] = Some((next, position));
+            self.by_age.push_back((position, node));
         }
     }
 
@@ -122,7 +151,7 @@ impl RuleEmitter<'_, '_> {
             b.comment("classifier: one diagram");
         }
         for (number, diagram) in classifier.diagrams.iter().enumerate() {
-            let mut relays = Relays::default();
+            let mut relays = Relays::new(diagram.nodes.len());
             self.diagram(b, diagram, number, grouped, &mut relays);
             if grouped {
                 relays.bind(b, END);
@@ -218,7 +247,7 @@ impl RuleEmitter<'_, '_> {
             relays.relay_inline(b);
             self.tail_in_reach(b);
             let rule = &filter.rules[*index];
-            b.begin_rule(*index, format!("rule {} `{}`: {}", index, rule.name, rule.verdict.as_str()));
+            self.begin_rule(b, *index);
             let next = b.new_label();
             let tail = self.tail.label;
             let mut matched = |b: &mut ProgramBuilder| decide(b, filter.hook, *index, rule.verdict, ending, tail);
@@ -239,7 +268,7 @@ impl RuleEmitter<'_, '_> {
         for (index, tests) in rules {
             relays.relay_inline(b);
             let rule = &filter.rules[*index];
-            b.begin_rule(*index, format!("rule {} `{}`: {}", index, rule.name, rule.verdict.as_str()));
+            self.begin_rule(b, *index);
             let end = relays.target(b, END);
             let worse = best_match(*index, (1 << VERDICT_BITS) - 1);
             b.emit(Insn::jump32(JmpOp::Le, Reg::R6, Operand::imm_u32(worse), end));

@@ -260,7 +260,7 @@ impl Body<'_> {
             self.search(regs[0], &words, hit, miss, next);
             return;
         }
-        let bounds: Vec<(Vec<u32>, Vec<u32>)> =
+        let bounds: Vec<_> =
             intervals.iter().map(|&(low, high)| (split_words(field, low), split_words(field, high))).collect();
         let count = bounds
             .iter()

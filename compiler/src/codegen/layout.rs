@@ -154,11 +154,27 @@ pub(crate) fn word_count(field: Field) -> usize {
 }
 
 /// Splits a value into its 32-bit words, most significant first.
-pub(crate) fn split_words(field: Field, value: u128) -> Vec<u32> {
+pub(crate) fn split_words(field: Field, value: u128) -> Words {
+    let words = [(value >> 96) as u32, (value >> 64) as u32, (value >> 32) as u32, value as u32];
     match word_count(field) {
-        1 => vec![value as u32],
-        2 => vec![(value >> 32) as u32 & 0xffff, value as u32],
-        _ => (0..4).rev().map(|index| (value >> (32 * index)) as u32).collect(),
+        1 => Words { words: [value as u32, 0, 0, 0], len: 1 },
+        2 => Words { words: [(value >> 32) as u32 & 0xffff, value as u32, 0, 0], len: 2 },
+        _ => Words { words, len: 4 },
+    }
+}
+
+/// The 32-bit words of one value (at most four), as a slice; no allocation.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Words {
+    words: [u32; 4],
+    len: usize,
+}
+
+impl std::ops::Deref for Words {
+    type Target = [u32];
+
+    fn deref(&self) -> &[u32] {
+        &self.words[..self.len]
     }
 }
 

@@ -240,7 +240,7 @@ struct Tail {
 }
 
 fn rules(b: &mut ProgramBuilder, filter: &Filter, layout: &Layout, form: Form, tail: &mut Tail) {
-    let mut emitter = RuleEmitter { filter, layout, form, tail };
+    let mut emitter = RuleEmitter { filter, layout, form, tail, comments: Vec::new() };
     if form == Form::Classified {
         if let Some(classifier) = classifier::plan(filter, layout) {
             emitter.classifier(b, &classifier);
@@ -272,9 +272,23 @@ struct RuleEmitter<'a, 't> {
     layout: &'a Layout,
     form: Form,
     tail: &'t mut Tail,
+    /// Each rule's listing comment once made (a classifier emits a rule in every leaf
+    /// that holds it).
+    comments: Vec<Option<String>>,
 }
 
 impl RuleEmitter<'_, '_> {
+    /// Begins rule `index`'s code, with its comment (`rule 3 `name`: drop`).
+    fn begin_rule(&mut self, b: &mut ProgramBuilder, index: usize) {
+        if self.comments.len() <= index {
+            self.comments.resize(index + 1, None);
+        }
+        let rule = &self.filter.rules[index];
+        let comment = self.comments[index]
+            .get_or_insert_with(|| format!("rule {} `{}`: {}", index, rule.name, rule.verdict.as_str()));
+        b.begin_rule(index, comment.clone());
+    }
+
     /// Emits one rule; returns whether it matches every packet.
     fn rule(&mut self, b: &mut ProgramBuilder, index: usize) -> bool {
         let (filter, layout) = (self.filter, self.layout);
@@ -283,7 +297,7 @@ impl RuleEmitter<'_, '_> {
             return false;
         }
         self.tail_in_reach(b);
-        b.begin_rule(index, format!("rule {} `{}`: {}", index, rule.name, rule.verdict.as_str()));
+        self.begin_rule(b, index);
         let next = b.new_label();
         let (tail_label, ending) = (self.tail.label, self.tail.ending);
         let mut matched = |b: &mut ProgramBuilder| decide(b, filter.hook, index, rule.verdict, ending, tail_label);
