@@ -114,6 +114,9 @@ pub struct Classifier {
 struct Needs {
     /// Bits ([`Source::bit`]) of sources that must be present.
     sources: u32,
+    /// Bits of the sources whose presence this rule does not rule out: a split on one
+    /// of them puts the rule in its `present` child.
+    present_in: u32,
     /// Per field: sorted, disjoint intervals of its first word.
     fields: Vec<(Field, Vec<(u32, u32)>)>,
     /// The conjuncts (at most [`MAX_ITEMS`]; a longer conjunction is one item) and what
@@ -230,6 +233,11 @@ fn rule_needs(filter: &Filter, layout: &Layout, condition: NodeId) -> Needs {
         needs.items.push((item, if exact { Proof::Field(field, projected.clone()) } else { Proof::Never }));
         if needs.intervals(field).is_none() {
             needs.fields.push((field, projected));
+        }
+    }
+    for source in Source::ALL {
+        if Source::ALL.iter().all(|other| needs.sources & other.bit() == 0 || !other.excludes(source)) {
+            needs.present_in |= source.bit();
         }
     }
     needs
@@ -547,15 +555,13 @@ impl Builder<'_> {
     }
 
     fn source_children(&self, candidates: &[Candidate], source: Source) -> (Vec<Candidate>, Vec<Candidate>) {
+        let bit = source.bit();
         let present = candidates
             .iter()
-            .filter(|&&(index, _)| {
-                Source::ALL.iter().all(|other| self.needs[index].sources & other.bit() == 0 || !other.excludes(source))
-            })
+            .filter(|&&(index, _)| self.needs[index].present_in & bit != 0)
             .map(|&(index, proven)| (index, proven | self.proves_source(index, source)))
             .collect();
-        let absent =
-            candidates.iter().copied().filter(|&(index, _)| self.needs[index].sources & source.bit() == 0).collect();
+        let absent = candidates.iter().copied().filter(|&(index, _)| self.needs[index].sources & bit == 0).collect();
         (present, absent)
     }
 
@@ -619,20 +625,23 @@ impl Builder<'_> {
         let mut candidates: Vec<Split> = Vec::new();
         let required: u32 = rules.iter().fold(0, |bits, &index| bits | self.needs[index].sources);
         for source in SPLIT_SOURCES {
-            if required & source.bit() == 0 {
+            let bit = source.bit();
+            if required & bit == 0 {
                 continue;
             }
-            let listed: Vec<Candidate> = rules.iter().map(|&rule| (rule, 0)).collect();
-            let (present, absent) = self.source_children(&listed, source);
-            let largest = present.len().max(absent.len());
-            candidates.push(Split { kind: SplitKind::Source(source), largest, total: present.len() + absent.len() });
+            // The sizes of `source_children`'s two lists.
+            let present = rules.iter().filter(|&&rule| self.needs[rule].present_in & bit != 0).count();
+            let absent = rules.iter().filter(|&&rule| self.needs[rule].sources & bit == 0).count();
+            let largest = present.max(absent);
+            candidates.push(Split { kind: SplitKind::Source(source), largest, total: present + absent });
         }
         let mut fields: Vec<Field> =
             rules.iter().flat_map(|&index| self.needs[index].fields.iter().map(|(f, _)| *f)).collect();
         fields.sort_unstable();
         fields.dedup();
+        let mut events = Vec::new();
         for field in fields {
-            if let Some(split) = self.field_split(rules, field) {
+            if let Some(split) = self.field_split(rules, field, &mut events) {
                 candidates.push(split);
             }
         }
@@ -643,10 +652,10 @@ impl Builder<'_> {
     }
 
     /// Cuts at the rules' interval boundaries (every k-th when there are too many) and
-    /// counts each piece's candidates.
-    fn field_split(&self, rules: &[usize], field: Field) -> Option<Split> {
+    /// counts each piece's candidates. `events`: a buffer to reuse.
+    fn field_split(&self, rules: &[usize], field: Field, events: &mut Vec<(u64, i32)>) -> Option<Split> {
         let mut wild = 0;
-        let mut events: Vec<(u64, i32)> = Vec::new();
+        events.clear();
         for &index in rules {
             match self.needs[index].intervals(field) {
                 None => wild += 1,
@@ -674,7 +683,7 @@ impl Builder<'_> {
         };
         // Candidates of a piece: the wild rules, the intervals open at its start and those
         // starting inside it (an upper bound when a rule has several intervals).
-        let mut counts = vec![0usize; lows.len()];
+        let (mut largest, mut total) = (0, 0);
         let mut open = 0i64;
         let mut event = 0;
         for (position, &low) in lows.iter().enumerate() {
@@ -691,10 +700,10 @@ impl Builder<'_> {
                 }
                 scan += 1;
             }
-            counts[position] = wild + open.max(0) as usize + starting;
+            let count = wild + open.max(0) as usize + starting;
+            largest = largest.max(count);
+            total += count;
         }
-        let largest = counts.iter().copied().max().unwrap_or(0);
-        let total = counts.iter().sum();
         Some(Split { kind: SplitKind::Field(field, lows), largest, total })
     }
 }
