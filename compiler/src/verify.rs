@@ -156,10 +156,8 @@ pub fn verify(program: &Program, hook: impl Into<ProgramType>) -> Result<(), Ver
             (checked, estimate.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
         })
     } else {
-        match checks() {
-            Ok(pending) => (Ok(pending), replay()),
-            Err(error) => return Err(error),
-        }
+        let pending = checks()?;
+        (Ok(pending), replay())
     };
     let pending = checked?;
     // The replay matches the kernel's count within a few percent; keep that much margin.

@@ -396,8 +396,8 @@ enum Way {
     Fall,
     /// Only to its target, state unchanged.
     Taken,
-    /// Both: this is the state at the target.
-    Both(State),
+    /// Both (the state at the target is pending).
+    Both,
 }
 
 /// A state's comparison key: two independent 64-bit hashes.
@@ -674,18 +674,13 @@ impl<'a> Replay<'a> {
             }
             Insn::Jump { op, wide, dst, src, .. } => {
                 self.jumps += 1;
-                return match (self.branch(index, state, op, wide, dst, src), jump) {
-                    (Way::Both(mut taken), Some(to)) => {
-                        taken.history += 1;
-                        pending.push((to, taken));
-                        fall
-                    }
+                return match (self.branch(index, state, (op, wide, dst, src), jump, pending), jump) {
                     (Way::Taken, Some(to)) => {
                         state.history += 1;
                         Some(to)
                     }
                     (Way::Taken, None) => None,
-                    (Way::Both(_) | Way::Fall, _) => fall,
+                    (Way::Both | Way::Fall, _) => fall,
                 };
             }
         }
@@ -766,8 +761,16 @@ impl<'a> Replay<'a> {
     }
 
     /// Which ways a conditional jump goes (the kernel follows only one when known
-    /// constants decide it); when both, `state` becomes the fall-through state.
-    fn branch(&mut self, index: usize, state: &mut State, op: JmpOp, wide: bool, dst: Reg, src: Operand) -> Way {
+    /// constants decide it); when both, the state at the target `to` is pushed on
+    /// `pending` and `state` becomes the fall-through state.
+    fn branch(
+        &mut self,
+        index: usize,
+        state: &mut State,
+        (op, wide, dst, src): (JmpOp, bool, Reg, Operand),
+        to: Option<usize>,
+        pending: &mut Vec<(usize, State)>,
+    ) -> Way {
         let left = state.regs[dst.number() as usize];
         let right = match src {
             Operand::Reg(reg) => state.regs[reg.number() as usize],
@@ -809,7 +812,11 @@ impl<'a> Replay<'a> {
             }
             _ => {}
         }
-        Way::Both(taken)
+        if let Some(to) = to {
+            taken.history += 1;
+            pending.push((to, taken));
+        }
+        Way::Both
     }
 }
 
