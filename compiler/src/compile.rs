@@ -14,7 +14,7 @@ use crate::object::{
     self, program_name, CountersManifest, LimitManifest, LimitStatsEntry, LogRuleManifest, LogsManifest, Manifest,
     MapSpec, ObjectSpec, SetContents, SetManifest, SetMapManifest, SetsManifest, TableContents,
 };
-use crate::program::{dynamic, LimitId, Program};
+use crate::program::{dynamic, DynamicKind, LimitId, Program};
 use crate::sources;
 use crate::verify;
 
@@ -197,8 +197,8 @@ fn map_set(filter: &mut Filter, program: &Program, candidate: &ir::maps::Candida
     let name = program.set_name(crate::program::SetId(candidate.set.0)).unwrap_or("inline set").to_string();
     let index = ir::maps::into_map(filter, candidate, &name);
     let (map_type, entries) = match candidate.map_kind() {
-        crate::program::DynamicKind::Prefixes => ("an LPM trie", "prefixes"),
-        crate::program::DynamicKind::Values => ("a hash", "values"),
+        DynamicKind::Prefixes => ("an LPM trie", "prefixes"),
+        DynamicKind::Values => ("a hash", "values"),
     };
     let text = format!(
         "set `{name}` ({} {} intervals) is {map_type} map `{}` of {} {entries}, not a decision tree: {why}",
@@ -311,7 +311,8 @@ fn maps(program: &Program, filter: &Filter, options: Options) -> Vec<MapSpec> {
     }
     for (index, set) in filter.dynamic_sets.iter().enumerate() {
         for part in set.parts() {
-            maps.push(MapSpec::dynamic_set(&part.map_name(index), set.kind, part.family, set.max_elements.max(1)));
+            let (trie, key_size) = (set.kind == DynamicKind::Prefixes, part.family.map_key_size(set.kind));
+            maps.push(MapSpec::dynamic_set(&part.map_name(index), trie, key_size, set.max_elements.max(1)));
         }
     }
     if !filter.dynamic_sets.is_empty() {

@@ -4,8 +4,6 @@
 //! by the writer, the runtime and the tests.
 
 use super::btf::{DataType, Field};
-use crate::program::dynamic::Family;
-use crate::program::DynamicKind;
 
 /// A `BPF_MAP_TYPE_*` number: the writer's, the reader's ([`super::MapDef`]) and the
 /// runtime's one map type. Known numbers have constants; any other is kept as read.
@@ -130,25 +128,27 @@ impl MapSpec {
         }
     }
 
-    /// One map of a dynamic set ([`crate::program::dynamic`]): an LPM trie for prefixes,
-    /// keyed `struct pfc_set_key4 { __u32 prefixlen; __u8 addr[4]; }` (IPv4, the 8 bytes
-    /// of a hand-written XDP filter's trie) or `pfc_set_key6` (`addr[16]`, IPv6), or a hash
-    /// for single values keyed `__u8[16]`; the value `__u32[4]`. Without preallocation:
+    /// One map of a dynamic set ([`crate::program::dynamic`] decides which): for prefixes
+    /// (`trie`) an LPM trie keyed `struct pfc_set_key4 { __u32 prefixlen; __u8 addr[4]; }`
+    /// (IPv4, the 8 bytes of a hand-written XDP filter's trie) or `pfc_set_key6`
+    /// (`addr[16]`, IPv6), named by its address bytes (`key_size` − 4); for single values
+    /// a hash keyed `__u8[key_size]`; the value `__u32[4]`. Without preallocation:
     /// entries cost memory only when present.
-    pub fn dynamic_set(name: &str, kind: DynamicKind, family: Family, entries: u32) -> MapSpec {
+    pub fn dynamic_set(name: &str, trie: bool, key_size: usize, entries: u32) -> MapSpec {
         let field = |name: &str, ty: DataType| Field { name: name.to_string(), ty };
         let bytes = |len: usize| DataType::Array { elem: Box::new(DataType::U8), len: len as u32 };
-        let key_size = family.map_key_size(kind);
-        let key = match kind {
-            DynamicKind::Prefixes => DataType::Struct {
-                name: format!("pfc_set_key{}", if family == Family::Ipv6 { 6 } else { 4 }),
-                fields: vec![field("prefixlen", DataType::U32), field("addr", bytes(key_size - 4))],
-            },
-            DynamicKind::Values => bytes(key_size),
+        let key = if trie {
+            let address = key_size - 4;
+            DataType::Struct {
+                name: format!("pfc_set_key{}", if address == 16 { 6 } else { 4 }),
+                fields: vec![field("prefixlen", DataType::U32), field("addr", bytes(address))],
+            }
+        } else {
+            bytes(key_size)
         };
         MapSpec {
             name: name.to_string(),
-            map_type: if kind == DynamicKind::Prefixes { MapType::LPM_TRIE } else { MapType::HASH },
+            map_type: if trie { MapType::LPM_TRIE } else { MapType::HASH },
             key,
             value: DataType::Array { elem: Box::new(DataType::U32), len: 4 },
             max_entries: entries,
