@@ -240,5 +240,7 @@ fn maps_with_values_smaller_than_the_verifier_assumes_stay_in_the_interpreter() 
     object.maps[0].value_size = 8;
     let vm = Vm::new(&object).expect("vm");
     assert_eq!(vm.backend(), Backend::Interpreter);
-    assert!(matches!(vm.jit_unavailable(), Some(JitUnavailable::SmallMapValue { value_size: 8, .. })));
+    // pfc's verifier checks map-value accesses against each map's own value size, so the
+    // counter tail's read of bytes 8..16 is refused before the size guard is reached.
+    assert!(matches!(vm.jit_unavailable(), Some(JitUnavailable::Verify { .. })), "{:?}", vm.jit_unavailable());
 }
