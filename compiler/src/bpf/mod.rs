@@ -202,6 +202,28 @@ pub enum JmpOp {
     Sle,
 }
 
+impl JmpOp {
+    /// Whether `a OP b` holds as the kernel decides it: `wide` (`JMP`) compares all 64
+    /// bits, else (`JMP32`) the low 32 bits, signed comparisons as `i64` / `i32`.
+    pub fn holds(self, a: u64, b: u64, wide: bool) -> bool {
+        let (a, b) = if wide { (a, b) } else { (a & 0xffff_ffff, b & 0xffff_ffff) };
+        let signed = |v: u64| if wide { v as i64 } else { i64::from(v as u32 as i32) };
+        match self {
+            JmpOp::Eq => a == b,
+            JmpOp::Ne => a != b,
+            JmpOp::Gt => a > b,
+            JmpOp::Ge => a >= b,
+            JmpOp::Lt => a < b,
+            JmpOp::Le => a <= b,
+            JmpOp::Set => a & b != 0,
+            JmpOp::Sgt => signed(a) > signed(b),
+            JmpOp::Sge => signed(a) >= signed(b),
+            JmpOp::Slt => signed(a) < signed(b),
+            JmpOp::Sle => signed(a) <= signed(b),
+        }
+    }
+}
+
 /// Target byte order of an [`Insn::Endian`] conversion from host (little-endian) order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ByteOrder {

@@ -777,8 +777,7 @@ impl<'a> Replay<'a> {
             Operand::Imm(imm) => Value::Known(if wide { imm as i64 as u64 } else { u64::from(imm as u32) }),
         };
         if let (Value::Known(a), Value::Known(b)) = (left, right) {
-            let (a, b) = if wide { (a, b) } else { (a & 0xffff_ffff, b & 0xffff_ffff) };
-            return if decide(op, a, b, wide) { Way::Taken } else { Way::Fall };
+            return if op.holds(a, b, wide) { Way::Taken } else { Way::Fall };
         }
         let mut taken = state.clone();
         match (left, right) {
@@ -825,24 +824,6 @@ fn value_tag(value: Value) -> u64 {
         Value::Known(constant) => mix(2, constant),
         Value::Unknown(tag) => mix(3, tag),
         _ => 7,
-    }
-}
-
-/// Whether `a op b` holds (`wide`: 64-bit signed comparisons, else 32-bit).
-fn decide(op: JmpOp, a: u64, b: u64, wide: bool) -> bool {
-    let (sa, sb) = if wide { (a as i64, b as i64) } else { (i64::from(a as u32 as i32), i64::from(b as u32 as i32)) };
-    match op {
-        JmpOp::Eq => a == b,
-        JmpOp::Ne => a != b,
-        JmpOp::Gt => a > b,
-        JmpOp::Ge => a >= b,
-        JmpOp::Lt => a < b,
-        JmpOp::Le => a <= b,
-        JmpOp::Set => a & b != 0,
-        JmpOp::Sgt => sa > sb,
-        JmpOp::Sge => sa >= sb,
-        JmpOp::Slt => sa < sb,
-        JmpOp::Sle => sa <= sb,
     }
 }
 

@@ -9,7 +9,7 @@
 //! listing's comments (`diagram N node M: ...`, `rule ...`, the tail's comment), so a
 //! relay `goto` counts with the code before it.
 
-use pfc_compiler::bpf::{AluOp, ByteOrder, EndianWidth, Insn, JmpOp, Operand, Program, Size};
+use pfc_compiler::bpf::{AluOp, ByteOrder, EndianWidth, Insn, Operand, Program, Size};
 
 /// What one packet ran.
 #[derive(Clone, Copy, Default, Debug)]
@@ -149,24 +149,6 @@ fn alu(op: AluOp, a: u64, b: u64, wide: bool) -> u64 {
     }
 }
 
-fn holds(op: JmpOp, a: u64, b: u64, wide: bool) -> bool {
-    let (a, b) = if wide { (a, b) } else { (a & 0xffff_ffff, b & 0xffff_ffff) };
-    let signed = |v: u64| if wide { v as i64 } else { i64::from(v as u32 as i32) };
-    match op {
-        JmpOp::Eq => a == b,
-        JmpOp::Ne => a != b,
-        JmpOp::Gt => a > b,
-        JmpOp::Ge => a >= b,
-        JmpOp::Lt => a < b,
-        JmpOp::Le => a <= b,
-        JmpOp::Set => a & b != 0,
-        JmpOp::Sgt => signed(a) > signed(b),
-        JmpOp::Sge => signed(a) >= signed(b),
-        JmpOp::Slt => signed(a) < signed(b),
-        JmpOp::Sle => signed(a) <= signed(b),
-    }
-}
-
 /// Runs `packet` through `code` (an XDP program), counting.
 pub fn run(code: &Program, parts: &Parts, packet: &[u8]) -> Result<Path, String> {
     let mut memory = Memory { ctx: [0; 24], packet, stack: [0; 512], value: [0; 64] };
@@ -237,7 +219,7 @@ pub fn run(code: &Program, parts: &Parts, packet: &[u8]) -> Result<Path, String>
             Insn::LoadMapIndex { dst, map } => regs[dst.number() as usize] = u64::from(*map),
             Insn::Jump { op, wide, dst, src, target } => {
                 let b = operand(&regs, src, *wide);
-                if holds(*op, regs[dst.number() as usize], b, *wide) {
+                if op.holds(regs[dst.number() as usize], b, *wide) {
                     next_slot = (next_slot as i64 + i64::from(*target)) as usize;
                     path.taken += 1;
                 }
