@@ -4,7 +4,9 @@
 //!
 //! A fixture named `E0005_...` or `W0001_...` must produce that code; every code the
 //! compiler and the CLI define must have a fixture (or a stated reason why `pfc check`
-//! cannot report it), so a new code without one fails here.
+//! cannot report it), so a new code without one fails here. Fixtures under
+//! `tests/diagnostics/compile/` are errors only code generation finds (E0020): each is
+//! compiled with `pfc compile` and snapshotted as `diagnostics__compile_<fixture>.snap`.
 
 mod support;
 
@@ -23,7 +25,7 @@ const CODES: &[&str] = &[
 /// Codes defined in the source that `pfc check` cannot report, each with the reason.
 /// A new code must go in one of the two lists: into `CODES` with a fixture, or here.
 const NOT_FROM_CHECK: &[(&str, &str)] = &[
-    ("E0020", "kernel limits of the generated program: reported by `pfc compile`, after checking"),
+    ("E0020", "kernel limits of the generated program: reported by `pfc compile`, after checking (fixtures in tests/diagnostics/compile)"),
     ("W0005", "overlapping rules: only `pfc check --lints=all` reports it (tests/analysis.rs has its snapshot)"),
     ("E0900", "internal compiler error (pfc's verifier refusing pfc's code, an unknown parse-tree shape): no input should cause it"),
 ];
@@ -68,6 +70,31 @@ fn every_fixture_renders_its_snapshot() {
         let rendered = format!("exit code: {}\n{}", run.code, run.stderr);
         insta::with_settings!({ input_file => path, omit_expression => true }, {
             insta::assert_snapshot!(name, rendered);
+        });
+    }
+}
+
+/// `pfc compile FIXTURE -o OUT` from `tests/diagnostics/compile`: every fixture there is
+/// refused with the code its name promises, and no object is written.
+#[test]
+fn every_compile_fixture_renders_its_snapshot() {
+    let dir = fixture_dir().join("compile");
+    let fixtures = files_with_extension(&dir, "pf");
+    assert!(!fixtures.is_empty(), "no fixtures in {}", dir.display());
+    let out = support::scratch_dir("compile_fixtures").join("out.o");
+    for path in &fixtures {
+        let name = fixture_name(path);
+        let file = path.file_name().and_then(|name| name.to_str()).expect("fixture names are UTF-8");
+        let run = pfc_in(&dir, &["compile", file, "-o", out.to_str().expect("UTF-8 path")]);
+        run.assert_no_crash(&name);
+        assert_eq!(run.code, 1, "{name}: exit code\n{}", run.stderr);
+        assert!(!out.exists(), "{name}: an object was written");
+        let code =
+            promised_code(&name).unwrap_or_else(|| panic!("{name}: compile fixtures are named after their code"));
+        assert!(run.stderr.contains(&format!("[{code}]")), "{name} does not report {code}:\n{}", run.stderr);
+        let rendered = format!("exit code: {}\n{}", run.code, run.stderr);
+        insta::with_settings!({ input_file => path, omit_expression => true }, {
+            insta::assert_snapshot!(format!("compile_{name}"), rendered);
         });
     }
 }

@@ -241,6 +241,29 @@ fn rule_sets_far_from_the_counter_tail_load() {
     }
 }
 
+/// The kernel allows a program 64 maps (`MAX_USED_MAPS`); pfc refuses more with E0020
+/// (`compile/used_maps.rs`). A rule set naming exactly 64 (15 dynamic `ip` sets of 4
+/// maps, a rate limit's buckets and statistics, the counters, the generation array)
+/// compiles and loads: pfc's limit is the kernel's, not stricter.
+#[test]
+fn a_rule_set_naming_sixty_four_maps_loads() {
+    let mut text = String::from("default pass\nrule flood: drop if udp.dport == 53 and rate > 10/s\n");
+    text.extend((0..15).map(|set| format!("set s{set}: ip dynamic size 16\nrule r{set}: drop if ip.src in s{set}\n")));
+    let (compiled, diagnostics) = compile(&text, Options::default());
+    let compiled = compiled.unwrap_or_else(|| panic!("{diagnostics:?}"));
+    let used: std::collections::BTreeSet<u32> = compiled.code.map_relocations().iter().map(|r| r.map).collect();
+    assert_eq!(used.len(), 64, "the rule set should name exactly the kernel's limit of maps");
+    let (refused, _) = compile(
+        &text.replace("default pass\n", "default pass\nrule udp_flood: drop if udp.dport == 54 and rate > 10/s\n"),
+        Options::default(),
+    );
+    assert!(refused.is_none(), "65 maps should be refused by pfc");
+    skip_unless!(no_kernel());
+    if let Err(error) = KernelProgram::load(&compiled.object) {
+        panic!("the kernel refused a program naming 64 maps: {}", error_chain(&error));
+    }
+}
+
 #[test]
 fn large_rule_sets_fall_back_to_branch_free_conditions_and_load() {
     // 3,000 rules of four IPv6 tests each would keep about 40,000 paths pending in the

@@ -18,6 +18,8 @@ use crate::program::{dynamic, DynamicKind, LimitId, Program};
 use crate::sources;
 use crate::verify;
 
+mod used_maps;
+
 /// E0020: the rule set would break a kernel limit (stack, instruction count).
 pub const KERNEL_LIMIT: Code = Code("E0020");
 /// E0900: an internal error — a pfc bug (here: code its own checks refuse).
@@ -138,11 +140,16 @@ pub fn compile_parsed_with(
     if let Some(table) = &table {
         manifest.tables = table_maps(table, &mut maps, &mut contents);
     }
+    let relocations = code.map_relocations();
+    if let Some(too_many) = used_maps::check(&program, &filter, &maps, &relocations) {
+        diagnostics.push(too_many);
+        return (None, diagnostics);
+    }
     let spec = ObjectSpec {
         program_type: program.hook.program_type(),
         function: parsed.map.files().first().map_or_else(|| FUNCTION_NAME.to_string(), |file| program_name(&file.name)),
         code: code.encode(),
-        relocations: code.map_relocations(),
+        relocations,
         maps,
         manifest: manifest.to_bytes(),
         set_contents: contents,
