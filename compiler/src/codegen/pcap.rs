@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use super::layout::PcapBit;
 use crate::bpf::{AluOp, ByteOrder, EndianWidth, Insn, JmpOp, Label, Operand, ProgramBuilder, Reg, Size};
 use crate::program::pcap::PcapFilter;
-use crate::program::pcap::{Alu, TestOp, Val, MAX_VALUE_DEPTH, PROTOCHAIN_NONE};
+use crate::program::pcap::{Alu, TestOp, Val, MAX_VALUE_DEPTH};
 use graph::{Graph, Test};
 
 /// Value registers, in stack order: as many as the front end lets a comparison need.
@@ -132,6 +132,8 @@ pub fn emit(b: &mut ProgramBuilder, filter: &PcapFilter, bit: PcapBit, context: 
     checked_in.insert(graph.root, 0);
     // What the value registers hold on every way into each node.
     let mut held_in: HashMap<usize, Registers> = HashMap::new();
+    let (enters, hosts) = shared_walks(&graph, &order, b);
+    let mut entered: Vec<Label> = Vec::new();
     let mut atom = Atom { b, reject, checked: 0, held: Default::default(), pointers: 0 };
     for (position, &index) in order.iter().enumerate() {
         let test = graph.test(index);
@@ -143,7 +145,28 @@ pub fn emit(b: &mut ProgramBuilder, filter: &PcapFilter, bit: PcapBit, context: 
             atom.check(certain[index].max(own));
         }
         let next = order.get(position + 1).copied().unwrap_or(graph::TRUE);
-        atom.test(test, target(test.yes), target(test.no), next == test.yes, next == test.no);
+        // A walk whose value a register already holds is not walked again.
+        let held = atom.held.contains(&Some(Held::Value(test.left.clone())));
+        match (&test.left, enters.get(&index), hosts.get(&index)) {
+            (&Val::Protochain { ipv6, net, proto }, Some(&steps), _) if !held => {
+                // The other family's test hosts the steps; its comparison answers for both.
+                atom.protochain_start(ipv6, net, proto, 0);
+                atom.emit(Insn::Ja { target: steps });
+                entered.push(steps);
+                atom.held = Default::default();
+                atom.held[0] = Some(Held::Value(test.left.clone()));
+            }
+            (&Val::Protochain { ipv6, net, proto }, _, Some(&steps)) if entered.contains(&steps) => {
+                atom.protochain_start(ipv6, net, proto, 0);
+                atom.b.bind(steps);
+                let done = atom.b.new_label();
+                atom.protochain_steps(net, 0, done);
+                atom.b.bind(done);
+                atom.held[0] = Some(Held::Value(test.left.clone()));
+                atom.test(test, target(test.yes), target(test.no), next == test.yes, next == test.no);
+            }
+            _ => atom.test(test, target(test.yes), target(test.no), next == test.yes, next == test.no),
+        }
         for to in [test.yes, test.no] {
             let known = checked_in.entry(to).or_insert(atom.checked);
             *known = (*known).min(atom.checked);
@@ -166,6 +189,43 @@ pub fn emit(b: &mut ProgramBuilder, filter: &PcapFilter, bit: PcapBit, context: 
     }
     atom.b.bind(reject);
     atom.emit(Insn::load(Size::W, Reg::R7, context.reg, context.data));
+}
+
+/// The `protochain` tests whose walk steps are shared: an IPv4 and an IPv6 test of the
+/// same header offset against the same protocol, with the same ways (`protochain N`
+/// without `ip`/`ip6`). The first in `order` *enters* the steps the second *hosts*
+/// (starts its own walk, then falls into them); both maps give the steps' label.
+fn shared_walks(
+    graph: &Graph,
+    order: &[usize],
+    b: &mut ProgramBuilder,
+) -> (HashMap<usize, Label>, HashMap<usize, Label>) {
+    let walk_of = |index: usize| {
+        let test = graph.test(index);
+        match (&test.left, test.op, &test.right) {
+            (&Val::Protochain { ipv6, net, .. }, TestOp::Eq, &Val::Const(k)) if test.yes != test.no => {
+                Some((ipv6, net, k, test.yes, test.no))
+            }
+            _ => None,
+        }
+    };
+    let (mut enters, mut hosts) = (HashMap::new(), HashMap::new());
+    for (position, &first) in order.iter().enumerate() {
+        let Some((ipv6, net, k, yes, no)) = walk_of(first) else { continue };
+        if hosts.contains_key(&first) {
+            continue;
+        }
+        let second = order[position + 1..]
+            .iter()
+            .copied()
+            .find(|&other| !hosts.contains_key(&other) && walk_of(other) == Some((!ipv6, net, k, yes, no)));
+        if let Some(second) = second {
+            let steps = b.new_label();
+            enters.insert(first, steps);
+            hosts.insert(second, steps);
+        }
+    }
+    (enters, hosts)
 }
 
 /// What a value register is known to hold (value numbering across test nodes): the same
@@ -299,15 +359,6 @@ impl Atom<'_> {
     /// falls through.
     fn test(&mut self, test: &Test, yes: Label, no: Label, yes_next: bool, no_next: bool) {
         let (left, op, right) = (&test.left, test.op, &test.right);
-        if let (&Val::Protochain { ipv6, net, proto }, TestOp::Eq, &Val::Const(k)) = (left, op, right) {
-            // (A walk that stops only where every walk does is a value, kept for the
-            // family's other `protochain` tests.)
-            if k == proto && proto != PROTOCHAIN_NONE {
-                // The walk's exits are the test's answers.
-                self.protochain(ipv6, net, proto, 0, yes, no);
-                return;
-            }
-        }
         if yes == no {
             // Only the loads matter (they may reject): their bounds checks, not the values.
             self.touch(left, 0);
@@ -460,7 +511,7 @@ impl Atom<'_> {
             Val::Alu(op, left, right) => self.alu(*op, left, right, depth),
             Val::Protochain { ipv6, net, proto } => {
                 let done = self.b.new_label();
-                self.protochain(*ipv6, *net, *proto, depth, done, done);
+                self.protochain(*ipv6, *net, *proto, depth, done);
                 self.b.bind(done);
             }
         }
