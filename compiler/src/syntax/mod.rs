@@ -2,7 +2,8 @@
 //!
 //! The file is cut into statements at every line that starts with a statement keyword
 //! (`include hook default set const rule`); each statement is parsed on its own, so one syntax
-//! error does not hide the next. Before pest sees a statement its nesting depth is
+//! error does not hide the next. A rule statement of the common shape is read by a hand-written
+//! fast path that gives pest's AST exactly (`fast.rs`); every other statement goes to pest. Before pest sees a statement its nesting depth is
 //! measured and a statement nested deeper than [`MAX_NESTING`] is refused with a
 //! diagnostic: the parser and every later stage recurse over expressions, and this is
 //! what keeps them off the end of the stack.
@@ -10,6 +11,9 @@
 //! **Invariant:** pest types never leave this module (see `lower`).
 
 pub(crate) mod ast;
+mod fast;
+#[cfg(test)]
+mod fast_tests;
 mod literal;
 pub use literal::BAD_LITERAL;
 mod lower;
@@ -72,8 +76,17 @@ fn parse_chunks(
     })
 }
 
-/// One statement: its AST (or `None` after a syntax error) and its diagnostics.
+/// One statement: its AST (or `None` after a syntax error) and its diagnostics. The
+/// common rule shape is read by the fast path (`fast.rs`), everything else by pest.
 fn parse_chunk(text: &str, start: usize) -> (Option<ast::Statement>, Vec<Diagnostic>) {
+    match fast::rule_statement(text, start) {
+        Some(statement) => (Some(statement), Vec::new()),
+        None => parse_chunk_with_pest(text, start),
+    }
+}
+
+/// One statement through the bracket checks and pest.
+fn parse_chunk_with_pest(text: &str, start: usize) -> (Option<ast::Statement>, Vec<Diagnostic>) {
     let mut diagnostics = Vec::new();
     let statement = match unknown_statement(text, start).or_else(|| bracket_problem(text, start)) {
         Some(problem) => {
