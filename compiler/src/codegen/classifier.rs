@@ -340,12 +340,50 @@ impl Intervals<'_> {
 }
 
 /// Whether every value in `narrow` is in `wide` (both sorted and disjoint).
-fn within(narrow: Intervals, wide: Intervals) -> bool {
+fn within(narrow: &Intervals, wide: &Intervals) -> bool {
     let wide = wide.list();
     narrow.list().iter().all(|&(low, high)| {
         let at = wide.partition_point(|&(_, end)| end < low);
         wide.get(at).is_some_and(|&(start, end)| start <= low && high <= end)
     })
+}
+
+/// One residual test as [`Builder::drop_shadowed`] compares it: its id and what
+/// `implies` needs of its node.
+enum Tested<'a> {
+    /// A rate limit: takes tokens, so it implies nothing and nothing implies it.
+    Limit,
+    /// A header is present.
+    Present(NodeId, Source),
+    /// An interval test: field, mask and the values it accepts.
+    Intervals(NodeId, Field, Option<u128>, Intervals<'a>),
+    /// Any other test.
+    Other(NodeId),
+}
+
+impl Tested<'_> {
+    fn id(&self) -> Option<NodeId> {
+        match self {
+            Tested::Limit => None,
+            Tested::Present(id, _) | Tested::Intervals(id, ..) | Tested::Other(id) => Some(*id),
+        }
+    }
+
+    /// Whether every packet that passes this test (as the leaf code evaluates it)
+    /// passes `test`.
+    fn implies(&self, test: &Tested) -> bool {
+        let (Some(by_id), Some(test_id)) = (self.id(), test.id()) else { return false };
+        if by_id == test_id {
+            return true;
+        }
+        match (self, test) {
+            (Tested::Present(_, by), Tested::Present(_, test)) => by.implied().contains(test),
+            (Tested::Intervals(_, field, mask, narrow), Tested::Intervals(_, wide_field, wide_mask, wide)) => {
+                field == wide_field && mask == wide_mask && within(narrow, wide)
+            }
+            _ => false,
+        }
+    }
 }
 
 /// A candidate split of a node's rules.
@@ -498,13 +536,28 @@ impl Builder<'_> {
     /// later; when it matches, it decides. Block lists of nested prefixes and sets with
     /// repeated rules leave many such candidates in one piece, which no split separates.
     fn drop_shadowed(&self, candidates: &mut Vec<Candidate>) {
-        let residuals: Vec<Vec<NodeId>> = candidates.iter().map(|candidate| self.residual(candidate)).collect();
+        if candidates.len() < 2 {
+            return;
+        }
+        // Every candidate's residual tests in one buffer, each read once for `implies`.
+        let mut tests: Vec<Tested> = Vec::new();
+        let mut residuals: Vec<std::ops::Range<usize>> = Vec::with_capacity(candidates.len());
+        for &(rule, proven) in candidates.iter() {
+            let start = tests.len();
+            if !matches!(self.filter.node(self.filter.rules[rule].condition), Node::Const(true)) {
+                let items = self.needs[rule].items.iter().enumerate();
+                let open = items.filter(|(position, _)| proven & (1 << position) == 0);
+                tests.extend(open.map(|(_, &(id, _))| self.tested(id)));
+            }
+            residuals.push(start..tests.len());
+        }
         let mut keep = vec![true; candidates.len()];
         for later in 1..candidates.len() {
+            let by_tests = &tests[residuals[later].clone()];
             keep[later] = !(0..later).any(|earlier| {
                 keep[earlier]
                     && !residuals[earlier].is_empty()
-                    && residuals[earlier].iter().all(|&test| residuals[later].iter().any(|&by| self.implies(by, test)))
+                    && tests[residuals[earlier].clone()].iter().all(|test| by_tests.iter().any(|by| by.implies(test)))
             });
         }
         let mut position = 0;
@@ -514,24 +567,16 @@ impl Builder<'_> {
         });
     }
 
-    /// Whether every packet that passes test `by` (as the leaf code evaluates it) passes
-    /// `test`. Rate limits take tokens, so they imply nothing.
-    fn implies(&self, by: NodeId, test: NodeId) -> bool {
-        let (by_node, test_node) = (self.filter.node(by), self.filter.node(test));
-        if matches!(by_node, Node::Limit(_)) || matches!(test_node, Node::Limit(_)) {
-            return false;
-        }
-        if by == test {
-            return true;
-        }
-        if let (Node::Present(by), Node::Present(test)) = (by_node, test_node) {
-            return by.implied().contains(test);
-        }
-        match (self.tested_intervals(by_node), self.tested_intervals(test_node)) {
-            (Some((field, mask, narrow)), Some((wide_field, wide_mask, wide))) => {
-                field == wide_field && mask == wide_mask && within(narrow, wide)
-            }
-            _ => false,
+    /// What [`Tested::implies`] reads of test `id`.
+    fn tested(&self, id: NodeId) -> Tested<'_> {
+        let node = self.filter.node(id);
+        match node {
+            Node::Limit(_) => Tested::Limit,
+            Node::Present(source) => Tested::Present(id, *source),
+            _ => match self.tested_intervals(node) {
+                Some((field, mask, intervals)) => Tested::Intervals(id, field, mask, intervals),
+                None => Tested::Other(id),
+            },
         }
     }
 
