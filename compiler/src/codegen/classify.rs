@@ -43,6 +43,11 @@ fn best_match(index: usize, code: i32) -> u32 {
     ((index as u32) << VERDICT_BITS) | code as u32
 }
 
+/// The largest best-match word that rule `index` does not beat.
+fn worse_than(index: usize) -> u32 {
+    best_match(index, (1 << VERDICT_BITS) - 1)
+}
+
 /// Labels of jump targets not emitted yet, with where their oldest jump is (also queued
 /// in the order they were opened, which is by that position, so finding the due ones
 /// does not scan every pending target).
@@ -183,6 +188,15 @@ impl RuleEmitter<'_, '_> {
         grouped: bool,
         relays: &mut Relays,
     ) {
+        if grouped && number > 0 {
+            if let Some(first) = first_rule(diagram) {
+                // A best match already ahead of every rule here: the diagram cannot
+                // change it.
+                b.comment(format!("diagram {number}: skipped when the best match is rule {first} or earlier"));
+                let end = relays.target(b, END);
+                b.emit(Insn::jump32(JmpOp::Le, Reg::R6, Operand::imm_u32(worse_than(first)), end));
+            }
+        }
         let mut reached = vec![false; diagram.nodes.len()];
         if let Some(flag) = reached.get_mut(diagram.root) {
             *flag = true;
@@ -196,7 +210,9 @@ impl RuleEmitter<'_, '_> {
                 TreeNode::Leaf(rules) => {
                     b.comment(format!("diagram {number} node {index}: leaf"));
                     if grouped {
-                        self.grouped_leaf(b, rules, relays);
+                        // In the first diagram the best match is still the default,
+                        // which every rule beats: no rule needs the test.
+                        self.grouped_leaf(b, rules, number > 0, relays);
                     } else {
                         self.leaf(b, rules, relays);
                     }
@@ -263,15 +279,22 @@ impl RuleEmitter<'_, '_> {
     }
 
     /// Leaf of one of several diagrams: a rule counts only if it beats the best so far.
-    fn grouped_leaf(&mut self, b: &mut ProgramBuilder, rules: &[(usize, Vec<NodeId>)], relays: &mut Relays) {
+    fn grouped_leaf(
+        &mut self,
+        b: &mut ProgramBuilder,
+        rules: &[(usize, Vec<NodeId>)],
+        may_lose: bool,
+        relays: &mut Relays,
+    ) {
         let (filter, layout) = (self.filter, self.layout);
         for (index, tests) in rules {
             relays.relay_inline(b);
             let rule = &filter.rules[*index];
             self.begin_rule(b, *index);
             let end = relays.target(b, END);
-            let worse = best_match(*index, (1 << VERDICT_BITS) - 1);
-            b.emit(Insn::jump32(JmpOp::Le, Reg::R6, Operand::imm_u32(worse), end));
+            if may_lose {
+                b.emit(Insn::jump32(JmpOp::Le, Reg::R6, Operand::imm_u32(worse_than(*index)), end));
+            }
             let next = b.new_label();
             let code = best_match(*index, filter.hook.return_code(rule.verdict));
             let mut matched = |b: &mut ProgramBuilder| {
@@ -288,6 +311,18 @@ impl RuleEmitter<'_, '_> {
         let end = relays.target(b, END);
         b.emit(Insn::Ja { target: end });
     }
+}
+
+/// The lowest rule index in any leaf of the diagram.
+fn first_rule(diagram: &Diagram) -> Option<usize> {
+    diagram
+        .nodes
+        .iter()
+        .filter_map(|node| match node {
+            TreeNode::Leaf(rules) => rules.first().map(|(rule, _)| *rule),
+            _ => None,
+        })
+        .min()
 }
 
 /// Jumps to `targets[piece.2]` for the piece holding r1; the pieces cover every value.
