@@ -25,12 +25,16 @@ use super::layout::KEY_SLOT;
 use super::{decide, Ending, RuleEmitter};
 use crate::bpf::{AluOp, Insn, JmpOp, Label, Operand, ProgramBuilder, Reg, Size};
 use crate::fields::Field;
+use crate::hashing::FastMap;
 use crate::ir::NodeId;
 
 /// A pending jump older than this many slots gets a relay at the next safe point.
 const RELAY_AT: usize = 16_000;
 /// Pieces searched one after the other; more are halved first.
 const LINEAR_PIECES: usize = 4;
+/// Shared leaf code is copied again rather than reached by a jump of more than this
+/// many slots (well inside [`RELAY_AT`], so no packet takes a relay to reach it).
+const SHARE_REACH: usize = 8_000;
 /// The relay key of a diagram's end.
 const END: NodeIndex = usize::MAX;
 /// With several diagrams, r6 holds the best match so far as `rule << VERDICT_BITS |
@@ -143,6 +147,141 @@ impl Relays {
     }
 }
 
+/// Index of a unit in [`Chains::units`].
+type UnitId = usize;
+
+/// Where a packet goes when a unit's first rule does not match it.
+#[derive(Clone, Copy)]
+enum Next {
+    /// The next unit.
+    Unit(UnitId),
+    /// The diagram's end (the last rule of a leaf of one of several diagrams).
+    End,
+    /// Nowhere: the rule matches every packet that reaches it.
+    Never,
+}
+
+/// A leaf's candidates from one position on. Leaves whose lists end alike (wildcard
+/// rules copied into every piece of a split) share the code of that end: a rule's
+/// failed test jumps to the code of the rest of its list, wherever that is.
+struct Unit<'d> {
+    rules: &'d [(usize, Vec<NodeId>)],
+    rest: Next,
+    /// Leaves and longer units still to be emitted that lead here.
+    remaining: usize,
+}
+
+/// The leaves of one diagram as shared units, and the units waiting for their code.
+struct Chains<'d> {
+    units: Vec<Unit<'d>>,
+    /// Per node: the unit of a reached leaf's whole list (`None`: an empty list in one
+    /// of several diagrams, which goes straight to the end).
+    leaf_unit: Vec<Option<UnitId>>,
+    /// Node count: unit `u`'s relay slot is `nodes + u`.
+    nodes: usize,
+    grouped: bool,
+    /// Units with jumps waiting for their code, by the position of the first jump.
+    waiting: VecDeque<(usize, UnitId)>,
+}
+
+impl<'d> Chains<'d> {
+    fn new(diagram: &'d Diagram, reached: &[bool], grouped: bool) -> Chains<'d> {
+        let mut chains = Chains {
+            units: Vec::new(),
+            leaf_unit: vec![None; diagram.nodes.len()],
+            nodes: diagram.nodes.len(),
+            grouped,
+            waiting: VecDeque::new(),
+        };
+        let mut ids: FastMap<&'d [(usize, Vec<NodeId>)], UnitId> = FastMap::default();
+        for (index, node) in diagram.nodes.iter().enumerate() {
+            let TreeNode::Leaf(rules) = node else { continue };
+            if !reached[index] {
+                continue;
+            }
+            let rules: &'d [(usize, Vec<NodeId>)] = rules;
+            let mut next =
+                if grouped { Next::End } else { Next::Unit(chains.unit(&mut ids, &rules[rules.len()..], Next::Never)) };
+            for start in (0..rules.len()).rev() {
+                let rest = if rules[start].1.is_empty() { Next::Never } else { next };
+                next = Next::Unit(chains.unit(&mut ids, &rules[start..], rest));
+            }
+            if let Next::Unit(unit) = next {
+                chains.units[unit].remaining += 1;
+                chains.leaf_unit[index] = Some(unit);
+            }
+        }
+        chains
+    }
+
+    /// The unit of `rules`, made when new (counting it as one more way into `rest`).
+    fn unit(
+        &mut self,
+        ids: &mut FastMap<&'d [(usize, Vec<NodeId>)], UnitId>,
+        rules: &'d [(usize, Vec<NodeId>)],
+        rest: Next,
+    ) -> UnitId {
+        if let Some(&unit) = ids.get(rules) {
+            return unit;
+        }
+        if let Next::Unit(rest) = rest {
+            self.units[rest].remaining += 1;
+        }
+        self.units.push(Unit { rules, rest, remaining: 0 });
+        ids.insert(rules, self.units.len() - 1);
+        self.units.len() - 1
+    }
+
+    fn slot(&self, unit: UnitId) -> usize {
+        self.nodes + unit
+    }
+
+    /// The label of `unit`'s code, waiting for it when it has none yet.
+    fn target(&mut self, b: &mut ProgramBuilder, relays: &mut Relays, unit: UnitId) -> Label {
+        let slot = self.slot(unit);
+        if relays.pending[slot].is_none() {
+            self.waiting.push_back((b.len(), unit));
+        }
+        relays.target(b, slot)
+    }
+
+    /// A unit whose first waiting jump is more than `reach` slots back.
+    fn due(&mut self, b: &ProgramBuilder, relays: &Relays, reach: usize) -> Option<UnitId> {
+        while let Some(&(position, unit)) = self.waiting.front() {
+            if b.len() - position <= reach {
+                return None;
+            }
+            self.waiting.pop_front();
+            if matches!(relays.pending[self.slot(unit)], Some((_, first)) if first == position) {
+                return Some(unit);
+            }
+        }
+        None
+    }
+}
+
+/// Which nodes the root reaches.
+fn reached(diagram: &Diagram) -> Vec<bool> {
+    let mut reached = vec![false; diagram.nodes.len()];
+    if let Some(flag) = reached.get_mut(diagram.root) {
+        *flag = true;
+    }
+    for index in (0..diagram.nodes.len()).rev() {
+        if !reached[index] {
+            continue;
+        }
+        match &diagram.nodes[index] {
+            TreeNode::Leaf(_) => {}
+            TreeNode::Source { present, absent, .. } => {
+                reached[*present] = true;
+                reached[*absent] = true;
+            }
+            TreeNode::Field { children, .. } => children.iter().for_each(|child| reached[*child] = true),
+        }
+    }
+    reached
+}
+
 impl RuleEmitter<'_, '_> {
     /// Emits the whole rule list as the classifier.
     pub(super) fn classifier(&mut self, b: &mut ProgramBuilder, classifier: &Classifier) {
@@ -156,8 +295,10 @@ impl RuleEmitter<'_, '_> {
             b.comment("classifier: one diagram");
         }
         for (number, diagram) in classifier.diagrams.iter().enumerate() {
-            let mut relays = Relays::new(diagram.nodes.len());
-            self.diagram(b, diagram, number, grouped, &mut relays);
+            let reached = reached(diagram);
+            let mut chains = Chains::new(diagram, &reached, grouped);
+            let mut relays = Relays::new(diagram.nodes.len() + chains.units.len());
+            self.diagram(b, diagram, number, grouped, &reached, &mut chains, &mut relays);
             if grouped {
                 relays.bind(b, END);
                 b.comment(format!("diagram {number} done: forget the best match's value"));
@@ -180,12 +321,15 @@ impl RuleEmitter<'_, '_> {
         // Otherwise grouped code falls into the tail that follows (r0 or r6/r7 set).
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn diagram(
         &mut self,
         b: &mut ProgramBuilder,
         diagram: &Diagram,
         number: usize,
         grouped: bool,
+        reached: &[bool],
+        chains: &mut Chains,
         relays: &mut Relays,
     ) {
         if grouped && number > 0 {
@@ -197,29 +341,26 @@ impl RuleEmitter<'_, '_> {
                 b.emit(Insn::jump32(JmpOp::Le, Reg::R6, Operand::imm_u32(worse_than(first)), end));
             }
         }
-        let mut reached = vec![false; diagram.nodes.len()];
-        if let Some(flag) = reached.get_mut(diagram.root) {
-            *flag = true;
-        }
+        // In the first diagram the best match is still the default, which every rule
+        // beats: no rule needs the test.
+        let may_lose = number > 0;
         for index in (0..diagram.nodes.len()).rev() {
             if !reached[index] {
                 continue;
             }
             relays.bind(b, index);
             match &diagram.nodes[index] {
-                TreeNode::Leaf(rules) => {
+                TreeNode::Leaf(_) => {
                     b.comment(format!("diagram {number} node {index}: leaf"));
-                    if grouped {
-                        // In the first diagram the best match is still the default,
-                        // which every rule beats: no rule needs the test.
-                        self.grouped_leaf(b, rules, number > 0, relays);
-                    } else {
-                        self.leaf(b, rules, relays);
+                    match chains.leaf_unit[index] {
+                        Some(unit) => self.enter(b, chains, unit, may_lose, relays),
+                        None => {
+                            let end = relays.target(b, END);
+                            b.emit(Insn::Ja { target: end });
+                        }
                     }
                 }
                 TreeNode::Source { source, present, absent } => {
-                    reached[*present] = true;
-                    reached[*absent] = true;
                     b.comment(format!("diagram {number} node {index}: {} present?", source.name()));
                     let absent = relays.target(b, *absent);
                     let present = relays.target(b, *present);
@@ -228,13 +369,105 @@ impl RuleEmitter<'_, '_> {
                     b.emit(Insn::Ja { target: present });
                 }
                 TreeNode::Field { field, pieces, children } => {
-                    for child in children {
-                        reached[*child] = true;
-                    }
                     self.field_node(b, *field, pieces, children, number, index, relays);
                 }
             }
             relays.relay(b);
+            // Shared leaf code whose first jump would soon be out of comfortable reach
+            // gets a copy here; later leaves open a new one.
+            while let Some(unit) = chains.due(b, relays, SHARE_REACH) {
+                b.comment(format!("diagram {number} node s{unit}: leaf"));
+                self.chain(b, chains, unit, may_lose, relays);
+                relays.relay(b);
+            }
+        }
+        while let Some(unit) = chains.due(b, relays, 0) {
+            b.comment(format!("diagram {number} node s{unit}: leaf"));
+            self.chain(b, chains, unit, may_lose, relays);
+            relays.relay(b);
+        }
+    }
+
+    /// A leaf (or a longer chain) reaches `unit`: its code follows here when nothing
+    /// else still leads to it, else a jump to where it will be.
+    fn enter(
+        &mut self,
+        b: &mut ProgramBuilder,
+        chains: &mut Chains,
+        unit: UnitId,
+        may_lose: bool,
+        relays: &mut Relays,
+    ) {
+        chains.units[unit].remaining -= 1;
+        if chains.units[unit].remaining == 0 {
+            self.chain(b, chains, unit, may_lose, relays);
+        } else {
+            let target = chains.target(b, relays, unit);
+            b.emit(Insn::Ja { target });
+        }
+    }
+
+    /// Emits `unit`'s rules in order, going on into the units after it while this is the
+    /// last code that leads to them.
+    fn chain(
+        &mut self,
+        b: &mut ProgramBuilder,
+        chains: &mut Chains,
+        mut unit: UnitId,
+        may_lose: bool,
+        relays: &mut Relays,
+    ) {
+        let (filter, layout, ending) = (self.filter, self.layout, self.tail.ending);
+        loop {
+            relays.bind(b, chains.slot(unit));
+            let (rules, rest) = (chains.units[unit].rules, chains.units[unit].rest);
+            if chains.units[unit].remaining > 0 {
+                // An early copy: the next copy leads to the rest again.
+                if let Next::Unit(rest) = rest {
+                    chains.units[rest].remaining += 1;
+                }
+            }
+            let Some((index, tests)) = rules.first() else {
+                // The end of a single diagram's leaf: the default.
+                self.tail_in_reach(b);
+                decide(b, filter.hook, filter.rules.len(), filter.default, ending, self.tail.label);
+                return;
+            };
+            relays.relay_inline(b);
+            let rule = &filter.rules[*index];
+            let next = match rest {
+                Next::End => relays.target(b, END),
+                Next::Never => b.new_label(),
+                Next::Unit(rest) => {
+                    chains.units[rest].remaining -= 1;
+                    chains.target(b, relays, rest)
+                }
+            };
+            if ending != Ending::Return && !chains.grouped {
+                self.tail_in_reach(b);
+            }
+            self.begin_rule(b, *index);
+            if chains.grouped {
+                let end = relays.target(b, END);
+                if may_lose {
+                    b.emit(Insn::jump32(JmpOp::Le, Reg::R6, Operand::imm_u32(worse_than(*index)), end));
+                }
+                let code = best_match(*index, filter.hook.return_code(rule.verdict));
+                let mut matched = |b: &mut ProgramBuilder| {
+                    b.emit(Insn::alu32(AluOp::Mov, Reg::R6, Operand::imm_u32(code)));
+                    b.emit(Insn::Ja { target: end });
+                };
+                Body { b: &mut *b, filter, layout }.conjunction(tests, next, &mut matched);
+            } else {
+                let tail = self.tail.label;
+                let mut matched = |b: &mut ProgramBuilder| decide(b, filter.hook, *index, rule.verdict, ending, tail);
+                Body { b: &mut *b, filter, layout }.conjunction(tests, next, &mut matched);
+            }
+            b.end_rule();
+            match rest {
+                Next::Unit(rest) if chains.units[rest].remaining == 0 => unit = rest,
+                _ => return,
+            }
         }
     }
 
@@ -253,63 +486,6 @@ impl RuleEmitter<'_, '_> {
         let targets: Vec<Label> = children.iter().map(|child| relays.target(b, *child)).collect();
         b.emit(Insn::load(Size::W, Reg::R1, Reg::R10, self.layout.words(field)[0]));
         search(b, pieces, &targets);
-    }
-
-    /// First-match leaf: the rules in order (each testing what its path left open),
-    /// then the default.
-    fn leaf(&mut self, b: &mut ProgramBuilder, rules: &[(usize, Vec<NodeId>)], relays: &mut Relays) {
-        let (filter, layout, ending) = (self.filter, self.layout, self.tail.ending);
-        for (index, tests) in rules {
-            relays.relay_inline(b);
-            self.tail_in_reach(b);
-            let rule = &filter.rules[*index];
-            self.begin_rule(b, *index);
-            let next = b.new_label();
-            let tail = self.tail.label;
-            let mut matched = |b: &mut ProgramBuilder| decide(b, filter.hook, *index, rule.verdict, ending, tail);
-            Body { b: &mut *b, filter, layout }.conjunction(tests, next, &mut matched);
-            b.end_rule();
-            if tests.is_empty() {
-                return; // every packet here matches it
-            }
-            b.bind(next);
-        }
-        self.tail_in_reach(b);
-        decide(b, filter.hook, filter.rules.len(), filter.default, ending, self.tail.label);
-    }
-
-    /// Leaf of one of several diagrams: a rule counts only if it beats the best so far.
-    fn grouped_leaf(
-        &mut self,
-        b: &mut ProgramBuilder,
-        rules: &[(usize, Vec<NodeId>)],
-        may_lose: bool,
-        relays: &mut Relays,
-    ) {
-        let (filter, layout) = (self.filter, self.layout);
-        for (index, tests) in rules {
-            relays.relay_inline(b);
-            let rule = &filter.rules[*index];
-            self.begin_rule(b, *index);
-            let end = relays.target(b, END);
-            if may_lose {
-                b.emit(Insn::jump32(JmpOp::Le, Reg::R6, Operand::imm_u32(worse_than(*index)), end));
-            }
-            let next = b.new_label();
-            let code = best_match(*index, filter.hook.return_code(rule.verdict));
-            let mut matched = |b: &mut ProgramBuilder| {
-                b.emit(Insn::alu32(AluOp::Mov, Reg::R6, Operand::imm_u32(code)));
-                b.emit(Insn::Ja { target: end });
-            };
-            Body { b: &mut *b, filter, layout }.conjunction(tests, next, &mut matched);
-            b.end_rule();
-            if tests.is_empty() {
-                return;
-            }
-            b.bind(next);
-        }
-        let end = relays.target(b, END);
-        b.emit(Insn::Ja { target: end });
     }
 }
 
