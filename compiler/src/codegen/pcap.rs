@@ -236,17 +236,16 @@ enum Held {
     Value(Val),
     /// A 2- or 4-byte load as the bytes lie (not byte-swapped).
     Raw(Val),
-    /// A packet pointer: the packet start plus `index`, with the bytes from it that a
-    /// bounds check on it proved present. The verifiers keep a proven range with the
-    /// pointer that was checked (and its copies), not with a recomputed one, and pfc's
-    /// verifier forgets it where pointers computed on different paths join: `origin`
-    /// numbers the computation (`None` after such a join).
-    Base { index: Val, reach: u64, origin: Option<usize> },
+    /// A packet pointer: the packet start plus `index` plus `shift` bytes (a bounds check
+    /// moves the pointer itself to the end it proves: `ptr += n; if ptr > data_end`, two
+    /// instructions, and loads reach back from it), with the bytes from the packet start
+    /// plus `index` that a bounds check on it proved present. The verifiers keep a proven
+    /// range with the pointer that was checked (and its copies), not with a recomputed
+    /// one, and pfc's verifier forgets it where pointers computed on different paths
+    /// join: `origin` numbers the computation (`None` after such a join).
+    Base { index: Val, shift: u64, reach: u64, origin: Option<usize> },
     /// The packet start plus this many bytes (what the last bounds check compared).
     Ahead(u64),
-    /// The pointer numbered `origin` (a [`Held::Base`]'s) plus `by` bytes, what a
-    /// bounds check on it compared.
-    Past { origin: usize, by: u64 },
 }
 
 /// What each value register holds on every path to a point.
@@ -255,12 +254,17 @@ type Registers = [Option<Held>; MAX_VALUE_DEPTH];
 /// What holds on both of two ways in.
 fn meet(a: &Registers, b: &Registers) -> Registers {
     std::array::from_fn(|index| match (&a[index], &b[index]) {
-        (Some(Held::Base { index, reach, origin }), Some(Held::Base { index: other, reach: theirs, origin: from }))
-            if index == other =>
-        {
+        (
+            Some(Held::Base { index, shift, reach, origin }),
+            Some(Held::Base { index: other, shift: theirs_shift, reach: theirs, origin: from }),
+        ) if index == other && shift == theirs_shift && (*shift == 0 || (origin.is_some() && origin == from)) => {
+            // Where pointers of different computations join, pfc's verifier takes the
+            // joined pointer as a new base: loads reaching back from it (a shifted one)
+            // would be below that base, so only an unshifted one is kept.
             let same = origin.is_some() && origin == from;
             Some(Held::Base {
                 index: index.clone(),
+                shift: *shift,
                 reach: if same { *reach.min(theirs) } else { 0 },
                 origin: origin.filter(|_| same),
             })
@@ -322,37 +326,6 @@ impl Atom<'_> {
         self.emit(Insn::jump64(JmpOp::Gt, scratch, Reg::R8, self.reject));
         self.remember(scratch, Held::Ahead(length));
         self.checked = length;
-    }
-
-    /// Rejects frames that end before `end` bytes past `pointer` (computed as `origin`,
-    /// at `REGS[at]`), for a load into `REGS[depth]`: two instructions when a register
-    /// already holds that pointer plus less, else three. The sum is kept in a register
-    /// above the load's (when one is free) for the next check on the same pointer.
-    fn check_past(&mut self, pointer: Reg, origin: Option<usize>, end: u64, depth: usize, at: usize) {
-        let ahead = origin.and_then(|origin| {
-            (0..MAX_VALUE_DEPTH).find_map(|index| match self.held[index] {
-                Some(Held::Past { origin: from, by }) if from == origin && by < end && index != at => Some((index, by)),
-                _ => None,
-            })
-        });
-        let (scratch, kept) = match ahead {
-            Some((index, by)) => {
-                self.emit(Insn::alu64(AluOp::Add, REGS[index], (end - by) as i32));
-                (REGS[index], true)
-            }
-            None => {
-                // Above the load's register and the pointer's, below the fixed checks' r6.
-                let free = (depth + 1..MAX_VALUE_DEPTH - 1).find(|index| *index != at);
-                let scratch = free.map_or(REGS[depth], |index| REGS[index]);
-                self.emit(Insn::mov64(scratch, pointer));
-                self.emit(Insn::alu64(AluOp::Add, scratch, end as i32));
-                (scratch, free.is_some())
-            }
-        };
-        self.emit(Insn::jump64(JmpOp::Gt, scratch, Reg::R8, self.reject));
-        if let (Some(origin), true) = (origin, kept) {
-            self.remember(scratch, Held::Past { origin, by: end });
-        }
     }
 
     /// One test node: to `yes` when it holds, else to `no`; a way that is the next node
@@ -554,12 +527,12 @@ impl Atom<'_> {
                     // The pointer is the packet start plus the index (kept for other loads
                     // at the same index); the offset goes into the check and the load.
                     let held = (0..MAX_VALUE_DEPTH).find_map(|at| match &self.held[at] {
-                        Some(Held::Base { index: x, reach, origin }) if REGS[at] != dst && x == index => {
-                            Some((at, *reach, *origin))
+                        Some(Held::Base { index: x, shift, reach, origin }) if REGS[at] != dst && x == index => {
+                            Some((at, *shift, *reach, *origin))
                         }
                         _ => None,
                     });
-                    let (at, reach, origin) = match held {
+                    let (at, mut shift, reach, origin) = match held {
                         Some(held) => held,
                         None if depth + 1 + index.value_depth() <= MAX_VALUE_DEPTH => {
                             // The index computed where the pointer goes, then the packet
@@ -575,7 +548,7 @@ impl Atom<'_> {
                             }
                             self.emit(Insn::alu64(AluOp::Add, pointer, Reg::R7));
                             self.pointers += 1;
-                            (depth + 1, 0, Some(self.pointers))
+                            (depth + 1, 0, 0, Some(self.pointers))
                         }
                         None => {
                             self.value(index, depth);
@@ -585,19 +558,25 @@ impl Atom<'_> {
                             self.emit(Insn::mov64(pointer, Reg::R7));
                             self.emit(Insn::alu64(AluOp::Add, pointer, dst));
                             self.pointers += 1;
-                            (depth + 1, 0, Some(self.pointers))
+                            (depth + 1, 0, 0, Some(self.pointers))
                         }
                     };
                     let pointer = REGS[at];
                     let end = u64::from(offset) + width;
                     if end > reach {
-                        self.check_past(pointer, origin, end, depth, at);
+                        // The pointer moves to the end the check proves (it may be there
+                        // already, where ways with other proven ranges joined).
+                        if end != shift {
+                            self.emit(Insn::alu64(AluOp::Add, pointer, (end as i64 - shift as i64) as i32));
+                        }
+                        self.emit(Insn::jump64(JmpOp::Gt, pointer, Reg::R8, self.reject));
+                        shift = end;
                     }
-                    self.held[at] = Some(Held::Base { index: index.clone(), reach: reach.max(end), origin });
+                    self.held[at] = Some(Held::Base { index: index.clone(), shift, reach: reach.max(end), origin });
                     if !read {
                         return;
                     }
-                    self.emit(Insn::load(bpf_size, dst, pointer, offset as i16));
+                    self.emit(Insn::load(bpf_size, dst, pointer, (i64::from(offset) - shift as i64) as i16));
                     if let (Some(width), true) = (swap, swap_to_host) {
                         self.emit(Insn::Endian { order: ByteOrder::Big, width, dst });
                     }
