@@ -4,9 +4,9 @@
 //!
 //! It reads `rule NAME: VERDICT [if ATOM and ATOM ...]`, each atom `PATH`, `PATH OP VALUE`
 //! or `PATH [not] in VALUE`, each value one number, address or name with an optional
-//! `/LEN` or `..HIGH` written without spaces: the shape of nearly every line of a large
-//! generated or exported rule set. Everything else — `or`, `not`, parentheses, masks, sets
-//! in braces, `log`, `pcap`, `rate`, comments, any other character, a value that does not
+//! `/LEN` or `..HIGH` written without spaces, with whitespace and `#` comments between
+//! tokens: the shape of nearly every line of a large generated or exported rule set. Everything else — `or`, `not`, parentheses, masks, sets
+//! in braces, `log`, `pcap`, `rate`, any other character, a value that does not
 //! decode — returns `None` and the statement goes to pest, so every syntax and literal
 //! diagnostic is still pest's and the lowering's. The fast path never reports anything.
 //!
@@ -23,7 +23,7 @@ use crate::program::CmpOp;
 /// The statement `text` (starting at byte `offset` of the source) when it has the common
 /// rule shape, else `None`.
 pub(super) fn rule_statement(text: &str, offset: usize) -> Option<Statement> {
-    if !text.starts_with("rule") || text.contains('#') {
+    if !text.starts_with("rule") {
         return None;
     }
     let mut cursor = Cursor { text, bytes: text.as_bytes(), at: 0, offset };
@@ -66,16 +66,25 @@ impl<'t> Cursor<'t> {
         Span::new(self.offset + start, self.offset + end)
     }
 
+    /// pest's implicit `(WHITESPACE | COMMENT)*` between tokens.
     fn skip_space(&mut self) {
-        while self.peek().is_some_and(is_space) {
-            self.at += 1;
+        loop {
+            match self.peek() {
+                Some(byte) if is_space(byte) => self.at += 1,
+                Some(b'#') => {
+                    while self.peek().is_some_and(|byte| byte != b'\n') {
+                        self.at += 1;
+                    }
+                }
+                _ => return,
+            }
         }
     }
 
-    /// At the end of the text or before whitespace: where every token of the fast path
-    /// must stop (pest would read on, or fail, at anything else).
+    /// At the end of the text, before whitespace or before a comment: where every token
+    /// of the fast path must stop (pest would read on, or fail, at anything else).
     fn at_boundary(&self) -> bool {
-        self.peek().map_or(true, is_space)
+        self.peek().map_or(true, |byte| is_space(byte) || byte == b'#')
     }
 
     /// A whole word `(ASCII_ALPHA | "_") ident_char*`: its start and end.
