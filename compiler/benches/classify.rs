@@ -31,8 +31,19 @@ fn main() {
     let runs: usize = std::env::var("PFC_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(3).max(1);
     println!("== classifier compile: median of {runs} runs, ms ==");
     println!(
-        "{:<6} {:>6} {:>7} {:>7} {:>7} {:>8} {:>8} {:>9} {:>8} {:>9} {:>10}  form",
-        "shape", "rules", "check", "ir", "plan", "codegen", "verify", "compile()", "slots", "estimate", "est/slots"
+        "{:<6} {:>6} {:>7} {:>7} {:>7} {:>8} {:>8} {:>9} {:>8} {:>8} {:>9} {:>10}  form",
+        "shape",
+        "rules",
+        "check",
+        "ir",
+        "plan",
+        "codegen",
+        "verify",
+        "compile()",
+        "slots",
+        "least",
+        "estimate",
+        "est/slots"
     );
     for shape in shapes {
         for &rules in &sizes {
@@ -46,6 +57,7 @@ fn row(shape: Shape, rules: usize, runs: usize) {
     let mut phases = vec![Vec::new(); 6];
     let mut form = String::new();
     let mut slots = 0;
+    let mut least = 0;
     let mut estimate = String::new();
     let mut ratio = String::new();
     for _ in 0..runs {
@@ -62,6 +74,8 @@ fn row(shape: Shape, rules: usize, runs: usize) {
         let start = Instant::now();
         let plan = Layout::new(&filter.uses(), true).ok().and_then(|layout| classifier::plan(&filter, &layout));
         phases[2].push(start.elapsed());
+        least =
+            plan.as_ref().map_or(0, |plan| codegen::classifier_least_slots(&filter, Options { counters: true }, plan));
         let start = Instant::now();
         let code = codegen::generate_form(&filter, Options { counters: true }, Form::Classified);
         phases[3].push(start.elapsed());
@@ -95,7 +109,7 @@ fn row(shape: Shape, rules: usize, runs: usize) {
         })
         .collect();
     println!(
-        "{:<6} {:>6} {:>7} {:>7} {:>7} {:>8} {:>8} {:>9} {:>8} {:>9} {:>10}  {}",
+        "{:<6} {:>6} {:>7} {:>7} {:>7} {:>8} {:>8} {:>9} {:>8} {:>8} {:>9} {:>10}  {}",
         shape.name(),
         rules,
         medians[0],
@@ -105,17 +119,21 @@ fn row(shape: Shape, rules: usize, runs: usize) {
         medians[4],
         medians[5],
         slots,
+        least,
         estimate,
         ratio,
         form
     );
 }
 
-/// The form named by the listing's first classifier comment, else the fallback.
+/// The form named by the listing's first classifier (or table) comment, else the fallback.
 fn chosen_form(listing: &str) -> String {
     listing
         .lines()
-        .find_map(|line| line.split_once("; classifier: ").map(|(_, rest)| format!("classified ({rest})")))
+        .find_map(|line| {
+            let inline = line.split_once("; classifier: ").map(|(_, rest)| format!("classified ({rest})"));
+            inline.or_else(|| line.split_once("; classifier table: ").map(|(_, rest)| format!("table ({rest})")))
+        })
         .unwrap_or_else(|| "not classified".to_string())
 }
 

@@ -1,7 +1,10 @@
 //! The compiler driver: rule text in, an ELF object (and the listings people read) out.
 //! It is the pipeline in one function; each step is its own module.
 
+use std::cell::OnceCell;
+
 use crate::bpf::{Comment, Program as BpfProgram};
+use crate::codegen::classifier::Classifier;
 use crate::codegen::table::Table;
 use crate::codegen::{self, Form, Options};
 use crate::diagnostic::{Code, Diagnostic, Span};
@@ -166,14 +169,25 @@ pub fn compile_parsed_with(
 /// By default (`form` `None`): the classifier; past a kernel limit, the table-driven
 /// classifier, then dispatched jumping code. Past the kernel verifier's pending-path
 /// limit: branch-free conditions. Past another limit (jump reach): plain jumping code,
-/// then branch-free conditions. With the table form, its table.
+/// then branch-free conditions. With the table form, its table. The inline and the table
+/// classifier share one plan; a plan whose inline code would be past the kernel's
+/// instruction limit ([`codegen::classifier_least_slots`]) goes to the table at once.
 fn generate_in_forms(
     filter: &Filter,
     options: Options,
     form: Option<Form>,
 ) -> Result<(BpfProgram, Option<Table>), Failure> {
+    let plan = Plan { filter, planned: OnceCell::new() };
     let mut current = form.unwrap_or(Form::Classified);
-    let mut outcome = generate_and_verify(filter, options, current);
+    let least = match form {
+        None => plan.get().map(|plan| codegen::classifier_least_slots(filter, options, plan)),
+        Some(_) => None,
+    };
+    let inline_too_large = least.filter(|least| *least > verify::MAX_INSNS);
+    if inline_too_large.is_some() {
+        current = Form::Table;
+    }
+    let mut outcome = generate_and_verify(filter, options, current, &plan);
     while form.is_none() {
         let next = match (&outcome, current) {
             (Err(failure), Form::Classified) if failure.is_limit() => Form::Table,
@@ -187,9 +201,28 @@ fn generate_in_forms(
             _ => break,
         };
         current = next;
-        outcome = generate_and_verify(filter, options, current);
+        outcome = generate_and_verify(filter, options, current, &plan);
+    }
+    if let (Some(least), Ok((code, _))) = (inline_too_large, &mut outcome) {
+        let text = format!(
+            "no inline classifier: it would take at least {least} instructions; the kernel takes at most {}",
+            verify::MAX_INSNS
+        );
+        code.comments.insert(0, Comment { insn: 0, text });
     }
     outcome
+}
+
+/// The classifier plan of one filter, made when a form first needs it.
+struct Plan<'f> {
+    filter: &'f Filter,
+    planned: OnceCell<Option<Classifier>>,
+}
+
+impl Plan<'_> {
+    fn get(&self) -> Option<&Classifier> {
+        self.planned.get_or_init(|| codegen::plan_classifier(self.filter)).as_ref()
+    }
 }
 
 /// A static set put in a map: its name, and the listing's note saying so and why.
@@ -264,13 +297,19 @@ impl Failure {
     }
 }
 
-fn generate_and_verify(filter: &Filter, options: Options, form: Form) -> Result<(BpfProgram, Option<Table>), Failure> {
+fn generate_and_verify(
+    filter: &Filter,
+    options: Options,
+    form: Form,
+    plan: &Plan,
+) -> Result<(BpfProgram, Option<Table>), Failure> {
     let (code, table) = match form {
         Form::Table => {
-            let table = codegen::table::build(filter).map_err(codegen::CodegenError::from)?;
+            let table = codegen::table::build_with(filter, || plan.get()).map_err(codegen::CodegenError::from)?;
             (codegen::generate_table(filter, options, &table)?, Some(table))
         }
-        form => (codegen::generate_form(filter, options, form)?, None),
+        Form::Classified => (codegen::generate_planned(filter, options, form, plan.get())?, None),
+        form => (codegen::generate_planned(filter, options, form, None)?, None),
     };
     verify::verify(&code, filter.hook)
         .map_err(|error| Failure::Verify { rule: error.insn().and_then(|insn| code.rule_of(insn)), error })?;

@@ -518,3 +518,128 @@ fn search(b: &mut ProgramBuilder, pieces: &[(u32, u32, usize)], targets: &[Label
     }
     b.emit(Insn::Ja { target: targets[last.2] });
 }
+
+/// The fewest instruction slots the inline code of `classifier` can take: a bound the
+/// code above never undercuts, computed from the plan alone, so that a compile can tell a
+/// plan far past the kernel's instruction limit without emitting it (`counting`: rules
+/// end in the counter tail). Per node reached from a root: a field node loads its word
+/// and searches its pieces ([`search_slots`]); a presence node loads the mask, tests and
+/// jumps; a leaf's candidate costs [`least_test_slots`] per residual test, and its
+/// decision (`r6`, `r7`, `goto`; without counters `r0`, `goto`; with several diagrams
+/// the best-so-far test, `w6`, `goto`), up to the first candidate without tests, else the
+/// default's decision (or the `goto` ending a grouped leaf). Relays and tail copies are
+/// not counted.
+pub(crate) fn least_slots(classifier: &Classifier, filter: &crate::ir::Filter, counting: bool) -> usize {
+    let grouped = classifier.diagrams.len() > 1;
+    let decide = match (grouped, counting) {
+        (true, _) | (false, true) => 3,
+        (false, false) => 2,
+    };
+    let mut slots = 0;
+    for diagram in &classifier.diagrams {
+        let mut reached = vec![false; diagram.nodes.len()];
+        if let Some(flag) = reached.get_mut(diagram.root) {
+            *flag = true;
+        }
+        for index in (0..diagram.nodes.len()).rev() {
+            if !reached[index] {
+                continue;
+            }
+            slots += match &diagram.nodes[index] {
+                TreeNode::Field { pieces, children, .. } => {
+                    children.iter().for_each(|child| reached[*child] = true);
+                    1 + search_slots(pieces.len())
+                }
+                TreeNode::Source { present, absent, .. } => {
+                    reached[*present] = true;
+                    reached[*absent] = true;
+                    3
+                }
+                TreeNode::Leaf(rules) => {
+                    let mut leaf = 0;
+                    let mut open = true;
+                    for (_, tests) in rules {
+                        leaf += decide + tests.iter().map(|test| least_test_slots(filter, *test)).sum::<usize>();
+                        if tests.is_empty() {
+                            open = false;
+                            break;
+                        }
+                    }
+                    leaf + match (open, grouped) {
+                        (false, _) => 0,
+                        (true, true) => 1,
+                        (true, false) => decide - 1,
+                    }
+                }
+            };
+        }
+    }
+    slots
+}
+
+/// The slots [`search`] emits for `pieces` pieces.
+fn search_slots(pieces: usize) -> usize {
+    if pieces > LINEAR_PIECES {
+        let middle = pieces / 2;
+        1 + search_slots(middle) + search_slots(pieces - middle)
+    } else {
+        pieces
+    }
+}
+
+/// The fewest slots the residual test `test` takes in a leaf (see [`least_slots`]): a
+/// compare loads its word and jumps; what may emit less counts less (a header guard a
+/// later test implies, a constant, a pcap atom, a dynamic set, an empty `and`/`or`).
+fn least_test_slots(filter: &crate::ir::Filter, test: NodeId) -> usize {
+    use crate::ir::Node;
+    match filter.node(test) {
+        Node::Present(_) | Node::Const(_) | Node::Pcap(_) | Node::InDynamic { .. } => 0,
+        Node::All(items) | Node::Any(items) => usize::from(!items.is_empty()),
+        Node::Not(inner) => least_test_slots(filter, *inner),
+        Node::InSet { .. } | Node::Limit(_) => 1,
+        Node::Compare { .. } => 2,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::classbench::{self, Shape};
+    use crate::codegen::{self, Form, Options};
+
+    /// [`super::least_slots`] is a lower bound of the code emitted, with and without
+    /// counters, for every shape (one diagram and several), including a set with rules
+    /// that log, `or`s, masks and negations in its leaves.
+    #[test]
+    fn the_least_slots_of_a_plan_never_exceed_its_inline_code() {
+        let mut sets: Vec<(String, String)> = Shape::ALL
+            .iter()
+            .map(|shape| (shape.name().to_string(), classbench::generate(*shape, 1_000, 0, 11).text))
+            .collect();
+        let mut spiced = String::from("default pass\n");
+        for index in 0..60 {
+            let log = if index % 7 == 0 { " log" } else { "" };
+            spiced.push_str(&format!(
+                "rule r{index}: drop{log} if tcp.dport == {} and (ip.src in 10.{index}.0.0/16 or not udp) \
+                 and tcp.flags & syn == syn\n",
+                1000 + index
+            ));
+        }
+        sets.push(("spiced".to_string(), spiced));
+        for (name, text) in sets {
+            let (program, diagnostics) = crate::frontend::check_source(&text);
+            let program = program.unwrap_or_else(|| panic!("{name}: {diagnostics:?}"));
+            let filter = crate::ir::build(&program);
+            let plan = codegen::plan_classifier(&filter).expect("a classifier");
+            for counters in [true, false] {
+                let options = Options { counters };
+                let least = codegen::classifier_least_slots(&filter, options, &plan);
+                let code = codegen::generate_planned(&filter, options, Form::Classified, Some(&plan)).expect("code");
+                let slots = code.encode().len() / 8;
+                assert!(least <= slots, "{name}, counters {counters}: at least {least}, emitted {slots}");
+                // Tight enough to tell: a third of the code or more (the small set's
+                // code is mostly its prologue and log tail).
+                assert!(name == "spiced" || least > slots / 3, "{name}, counters {counters}: {least} of {slots}");
+            }
+        }
+    }
+}

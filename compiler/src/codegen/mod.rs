@@ -167,7 +167,33 @@ pub fn generate_form(filter: &Filter, options: Options, form: Form) -> Result<Pr
     if form == Form::Table {
         return generate_table(filter, options, &table::build(filter)?);
     }
-    generate_body(filter, options, |b, layout, tail| rules(b, filter, layout, form, tail))
+    generate_planned(filter, options, form, None)
+}
+
+/// As [`generate_form`] for any form but [`Form::Table`]; [`Form::Classified`] emits
+/// `plan` when given (made by [`plan_classifier`] for this filter), else plans itself.
+pub fn generate_planned(
+    filter: &Filter,
+    options: Options,
+    form: Form,
+    plan: Option<&classifier::Classifier>,
+) -> Result<Program, CodegenError> {
+    generate_body(filter, options, |b, layout, tail| rules(b, filter, layout, form, plan, tail))
+}
+
+/// The classifier plan of a filter, the same for its inline and its table form (so a
+/// compile that tries both plans once); `None` when the set gets no classifier or its
+/// fields do not fit the stack.
+pub fn plan_classifier(filter: &Filter) -> Option<classifier::Classifier> {
+    let layout = Layout::new(&filter.uses(), true).ok()?;
+    classifier::plan(filter, &layout)
+}
+
+/// The fewest instruction slots `plan`'s inline code ([`Form::Classified`]) can take,
+/// from the plan alone: when this is past the kernel's limit, the inline form cannot fit.
+pub fn classifier_least_slots(filter: &Filter, options: Options, plan: &classifier::Classifier) -> usize {
+    let counting = options.counters || filter.rules.iter().any(|rule| rule.log.is_some());
+    classify::least_slots(plan, filter, counting)
 }
 
 /// Generates the walker of `table` (built by [`table::build`] from `filter`); the
@@ -239,11 +265,26 @@ struct Tail {
     ending: Ending,
 }
 
-fn rules(b: &mut ProgramBuilder, filter: &Filter, layout: &Layout, form: Form, tail: &mut Tail) {
+fn rules(
+    b: &mut ProgramBuilder,
+    filter: &Filter,
+    layout: &Layout,
+    form: Form,
+    plan: Option<&classifier::Classifier>,
+    tail: &mut Tail,
+) {
     let mut emitter = RuleEmitter { filter, layout, form, tail, comments: Vec::new() };
     if form == Form::Classified {
-        if let Some(classifier) = classifier::plan(filter, layout) {
-            emitter.classifier(b, &classifier);
+        let planned_here;
+        let plan = match plan {
+            Some(plan) => Some(plan),
+            None => {
+                planned_here = classifier::plan(filter, layout);
+                planned_here.as_ref()
+            }
+        };
+        if let Some(classifier) = plan {
+            emitter.classifier(b, classifier);
             return;
         }
     }

@@ -167,6 +167,16 @@ struct Conjunction {
 
 /// Builds the table of a rule set, or says why it has none.
 pub fn build(filter: &Filter) -> Result<Table, NotTabular> {
+    let planned = std::cell::OnceCell::new();
+    build_with(filter, || planned.get_or_init(|| super::plan_classifier(filter)).as_ref())
+}
+
+/// As [`build`], with the classifier plan from `plan` (called only once the rules were
+/// found tabular, so a set that is not costs no plan).
+pub fn build_with<'p>(
+    filter: &Filter,
+    plan: impl FnOnce() -> Option<&'p classifier::Classifier>,
+) -> Result<Table, NotTabular> {
     if filter.rules.len() < classifier::MIN_RULES {
         return Err(NotTabular::TooSmall);
     }
@@ -182,7 +192,7 @@ pub fn build(filter: &Filter) -> Result<Table, NotTabular> {
         );
     }
     let mut fields: Vec<Field> = conjunctions.iter().flat_map(|c| c.bounds.iter().map(|(field, _)| *field)).collect();
-    let plan = classifier::plan(filter, &layout).ok_or(NotTabular::TooSmall)?;
+    let plan = plan().ok_or(NotTabular::TooSmall)?;
     for diagram in &plan.diagrams {
         for node in &diagram.nodes {
             if let TreeNode::Field { field, .. } = node {

@@ -161,6 +161,8 @@ struct Row {
     no_match: f64,
     /// Trace packets whose kernel verdict differs from the interpreter's.
     wrong: usize,
+    /// ... and whose verdict in the counting interpreter (`paths.rs`) does.
+    model_wrong: usize,
     /// The code form `compile()` chose (the classifier's listing comment names it).
     form: String,
     note: String,
@@ -220,15 +222,22 @@ fn measure(
         }
     }
     let parts = paths::Parts::new(&compiled.code);
+    let tables = match paths::Tables::of(&compiled.object) {
+        Ok(tables) => tables,
+        Err(error) => {
+            row.note = format!("counting interpreter: {error}");
+            return row;
+        }
+    };
     for packet in &generated.trace {
         let expected = match packet.rule {
             Some(index) => compiled.program.rules[index].verdict,
             None => compiled.program.default,
         };
-        match paths::run(&compiled.code, &parts, &packet.bytes) {
+        match paths::run(&compiled.code, &parts, &tables, &packet.bytes) {
             Ok(path) => {
                 if path.verdict != compiled.program.hook.return_code(expected) as u64 {
-                    row.wrong += 1;
+                    row.model_wrong += 1;
                 }
                 let sum = if packet.rule.is_some() { &mut row.path_hit } else { &mut row.path_miss };
                 sum.add(&path);
@@ -301,6 +310,9 @@ fn measure(
     row.no_match = mean(&misses);
     row.worst = per_packet.iter().copied().fold(0.0, f64::max);
     row.note = format!("{} hit, {} miss", hits.len(), misses.len());
+    if row.model_wrong > 0 {
+        row.note.push_str(&format!("; the counting interpreter got {} verdicts wrong", row.model_wrong));
+    }
     row
 }
 

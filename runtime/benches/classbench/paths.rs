@@ -2,12 +2,14 @@
 //! packet in, how many instructions the packet runs in the prologue, in the diagrams'
 //! nodes (and how many nodes it visits), in the leaves and in the tail out.
 //!
-//! A small interpreter of pfc's own instruction model (XDP context, the stack, the packet
-//! and one counter value; helper 1 only), enough for the classbench sets: it counts
+//! A small interpreter of pfc's own instruction model (XDP context, the stack, the packet,
+//! one counter value and the classifier table's arrays; helper 1 only), enough for the
+//! classbench sets: it counts
 //! instructions, it does not check them (rbpf and the kernel run the real thing, and the
 //! bench compares their verdicts with the interpreter's). The parts come from the
-//! listing's comments (`diagram N node M: ...`, `rule ...`, the tail's comment), so a
-//! relay `goto` counts with the code before it.
+//! listing's comments (`diagram N node M: ...`, `rule ...`, the tail's comment; in the
+//! table form `diagram N: walk ...` starts the nodes, counted as one visit, and `diagram
+//! N: at most K candidates` the leaf), so a relay `goto` counts with the code before it.
 
 use pfc_compiler::bpf::{AluOp, ByteOrder, EndianWidth, Insn, Operand, Program, Size};
 
@@ -56,8 +58,10 @@ impl Parts {
             let mut starts = false;
             while let Some(comment) = comments.next_if(|comment| comment.insn <= index) {
                 let text = comment.text.as_str();
-                if text.starts_with("classifier:") {
+                if text.starts_with("classifier:") || text.starts_with("classifier table:") {
                     part = Part::Tail;
+                } else if text.starts_with("diagram ") && text.contains(" candidates") {
+                    part = Part::Leaf; // a table's candidate loop
                 } else if text.starts_with("diagram ") && text.contains(" node ") {
                     part = if text.ends_with(": leaf") { Part::Leaf } else { Part::Node };
                     starts |= part == Part::Node;
@@ -84,12 +88,50 @@ const CTX: u64 = 0x1000_0000;
 const PACKET: u64 = 0x2000_0000;
 const STACK: u64 = 0x3000_0000;
 const VALUE: u64 = 0x4000_0000;
+/// Table map `m`'s values start at `TABLES + m * REGION` (read-only).
+const TABLES: u64 = 0x5000_0000;
+const REGION: u64 = 0x1000_0000;
+
+/// The classifier table arrays of an object (`codegen::table`): per map index, its value
+/// size and values, which map lookups return pointers into.
+#[derive(Default)]
+pub struct Tables {
+    maps: Vec<(u32, usize, Vec<u8>)>,
+}
+
+impl Tables {
+    /// The tables `object` carries (none for an inline classifier).
+    pub fn of(object: &[u8]) -> Result<Tables, String> {
+        let manifest = pfc_compiler::object::read_manifest(object).map_err(|error| error.to_string())?;
+        let parsed = pfc_compiler::object::BpfObject::parse(object).map_err(|error| error.to_string())?;
+        let contents = pfc_compiler::object::read_table_contents(object, &manifest).map_err(|e| e.to_string())?;
+        let mut maps = Vec::new();
+        for (table, values) in contents {
+            let index = parsed.map_index(&table.map).ok_or(format!("no map {}", table.map))?;
+            if values.len() as u64 >= REGION {
+                return Err(format!("table {} is too large to model", table.map));
+            }
+            maps.push((index as u32, table.value_size as usize, values));
+        }
+        Ok(Tables { maps })
+    }
+
+    /// The address of `map`'s value at `key`, if `map` is a table (`Some(0)`: a key past
+    /// its end, the lookup's NULL).
+    fn lookup(&self, map: u64, key: u64) -> Option<u64> {
+        let position = self.maps.iter().position(|(index, _, _)| u64::from(*index) == map)?;
+        let (_, size, values) = &self.maps[position];
+        let offset = key as usize * size;
+        Some(if offset + size <= values.len() { TABLES + position as u64 * REGION + offset as u64 } else { 0 })
+    }
+}
 
 struct Memory<'p> {
     ctx: [u8; 24],
     packet: &'p [u8],
     stack: [u8; 512],
     value: [u8; 64],
+    tables: &'p Tables,
 }
 
 impl Memory<'_> {
@@ -108,10 +150,16 @@ impl Memory<'_> {
     fn load(&mut self, address: u64, size: Size) -> Result<u64, String> {
         let len = size.bytes() as usize;
         let mut word = [0u8; 8];
-        if address & !0x0fff_ffff == PACKET {
+        let base = address & !0x0fff_ffff;
+        if base == PACKET {
             let offset = (address - PACKET) as usize;
             let bytes = self.packet.get(offset..offset + len).ok_or("packet read past its end")?;
             word[..len].copy_from_slice(bytes);
+        } else if base >= TABLES {
+            let (_, _, values) =
+                self.tables.maps.get(((base - TABLES) / REGION) as usize).ok_or("access outside every region")?;
+            let offset = (address - base) as usize;
+            word[..len].copy_from_slice(values.get(offset..offset + len).ok_or("read past a table's end")?);
         } else {
             word[..len].copy_from_slice(self.region(address, len)?);
         }
@@ -149,9 +197,10 @@ fn alu(op: AluOp, a: u64, b: u64, wide: bool) -> u64 {
     }
 }
 
-/// Runs `packet` through `code` (an XDP program), counting.
-pub fn run(code: &Program, parts: &Parts, packet: &[u8]) -> Result<Path, String> {
-    let mut memory = Memory { ctx: [0; 24], packet, stack: [0; 512], value: [0; 64] };
+/// Runs `packet` through `code` (an XDP program, whose classifier tables are `tables`),
+/// counting.
+pub fn run(code: &Program, parts: &Parts, tables: &Tables, packet: &[u8]) -> Result<Path, String> {
+    let mut memory = Memory { ctx: [0; 24], packet, stack: [0; 512], value: [0; 64], tables };
     memory.ctx[..4].copy_from_slice(&(PACKET as u32).to_le_bytes());
     memory.ctx[4..8].copy_from_slice(&((PACKET as usize + packet.len()) as u32).to_le_bytes());
     let mut regs = [0u64; 11];
@@ -228,7 +277,10 @@ pub fn run(code: &Program, parts: &Parts, packet: &[u8]) -> Result<Path, String>
                 next_slot = (next_slot as i64 + i64::from(*target)) as usize;
                 path.taken += 1;
             }
-            Insn::Call { helper: 1 } => regs[0] = VALUE,
+            Insn::Call { helper: 1 } => {
+                let key = memory.load(regs[2], Size::W)?;
+                regs[0] = tables.lookup(regs[1], key).unwrap_or(VALUE);
+            }
             Insn::Call { helper } => return Err(format!("helper {helper} is not modelled")),
             Insn::Exit => {
                 path.verdict = regs[0];
