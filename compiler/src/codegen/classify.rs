@@ -524,52 +524,45 @@ fn search(b: &mut ProgramBuilder, pieces: &[(u32, u32, usize)], targets: &[Label
 /// plan far past the kernel's instruction limit without emitting it (`counting`: rules
 /// end in the counter tail). Per node reached from a root: a field node loads its word
 /// and searches its pieces ([`search_slots`]); a presence node loads the mask, tests and
-/// jumps; a leaf's candidate costs [`least_test_slots`] per residual test, and its
-/// decision (`r6`, `r7`, `goto`; without counters `r0`, `goto`; with several diagrams
-/// the best-so-far test, `w6`, `goto`), up to the first candidate without tests, else the
-/// default's decision (or the `goto` ending a grouped leaf). Relays and tail copies are
-/// not counted.
+/// jumps. Leaves count per distinct candidate list from one position on (a [`Unit`]:
+/// leaves ending alike share that code), up to the first candidate without tests: its
+/// first candidate's [`least_test_slots`] per residual test and its decision (`r6`,
+/// `r7`, `goto`; without counters `r0`, `goto`; with several diagrams `w6`, `goto`, and
+/// past the first diagram the best-so-far test); a single diagram's default decides at a
+/// list's end. Leaf entries, relays, copies of shared code and of the tail are not
+/// counted.
 pub(crate) fn least_slots(classifier: &Classifier, filter: &crate::ir::Filter, counting: bool) -> usize {
     let grouped = classifier.diagrams.len() > 1;
-    let decide = match (grouped, counting) {
-        (true, _) | (false, true) => 3,
-        (false, false) => 2,
-    };
+    let default = if counting { 3 } else { 2 };
     let mut slots = 0;
-    for diagram in &classifier.diagrams {
-        let mut reached = vec![false; diagram.nodes.len()];
-        if let Some(flag) = reached.get_mut(diagram.root) {
-            *flag = true;
-        }
-        for index in (0..diagram.nodes.len()).rev() {
-            if !reached[index] {
-                continue;
-            }
-            slots += match &diagram.nodes[index] {
-                TreeNode::Field { pieces, children, .. } => {
-                    children.iter().for_each(|child| reached[*child] = true);
-                    1 + search_slots(pieces.len())
-                }
-                TreeNode::Source { present, absent, .. } => {
-                    reached[*present] = true;
-                    reached[*absent] = true;
-                    3
-                }
+    for (number, diagram) in classifier.diagrams.iter().enumerate() {
+        let decide = match grouped {
+            true => 2 + usize::from(number > 0),
+            false => default,
+        };
+        let reached = reached(diagram);
+        let mut units: FastMap<&[(usize, Vec<NodeId>)], ()> = FastMap::default();
+        for (node, _) in diagram.nodes.iter().zip(&reached).filter(|(_, reached)| **reached) {
+            slots += match node {
+                TreeNode::Field { pieces, .. } => 1 + search_slots(pieces.len()),
+                TreeNode::Source { .. } => 3,
                 TreeNode::Leaf(rules) => {
                     let mut leaf = 0;
                     let mut open = true;
-                    for (_, tests) in rules {
-                        leaf += decide + tests.iter().map(|test| least_test_slots(filter, *test)).sum::<usize>();
+                    for start in 0..rules.len() {
+                        let tests = &rules[start].1;
+                        if units.insert(&rules[start..], ()).is_none() {
+                            leaf += decide + tests.iter().map(|test| least_test_slots(filter, *test)).sum::<usize>();
+                        }
                         if tests.is_empty() {
                             open = false;
                             break;
                         }
                     }
-                    leaf + match (open, grouped) {
-                        (false, _) => 0,
-                        (true, true) => 1,
-                        (true, false) => decide - 1,
+                    if open && !grouped && units.insert(&rules[rules.len()..], ()).is_none() {
+                        leaf += default;
                     }
+                    leaf
                 }
             };
         }
@@ -588,16 +581,29 @@ fn search_slots(pieces: usize) -> usize {
 }
 
 /// The fewest slots the residual test `test` takes in a leaf (see [`least_slots`]): a
-/// compare loads its word and jumps; what may emit less counts less (a header guard a
-/// later test implies, a constant, a pcap atom, a dynamic set, an empty `and`/`or`).
+/// compare loads its word and jumps, a set test loads it and jumps per interval end;
+/// what may emit less counts less (a header guard a later test implies, a constant, a
+/// pcap atom, a dynamic set, an empty `and`/`or`).
 fn least_test_slots(filter: &crate::ir::Filter, test: NodeId) -> usize {
     use crate::ir::Node;
     match filter.node(test) {
         Node::Present(_) | Node::Const(_) | Node::Pcap(_) | Node::InDynamic { .. } => 0,
         Node::All(items) | Node::Any(items) => usize::from(!items.is_empty()),
         Node::Not(inner) => least_test_slots(filter, *inner),
-        Node::InSet { .. } | Node::Limit(_) => 1,
+        Node::Limit(_) => 1,
         Node::Compare { .. } => 2,
+        Node::InSet { field, mask, set } => {
+            let one_word = mask.is_none() && super::layout::word_count(*field) == 1;
+            // The load, then a jump per interval (conditions.rs's `membership`); one
+            // interval of a one-word field: a jump per end that is not the word's limit.
+            1 + match filter.set(*set).intervals.as_slice() {
+                [(low, high)] if one_word && low != high => {
+                    usize::from(*low > 0) + usize::from(*high < u128::from(u32::MAX))
+                }
+                [_] => 1,
+                intervals => intervals.len(),
+            }
+        }
     }
 }
 
