@@ -380,3 +380,44 @@ fn output_into_a_closed_pipe_ends_quietly() {
         output.status
     );
 }
+
+/// `--classifier auto|inline|table` of compile, test and load: the chosen form shows in
+/// the listing and runs; a form the rule set cannot take is E0020 with the reason, at
+/// the rule that stands in the way; an object keeps its form.
+#[test]
+fn the_classifier_form_is_chosen_or_refused_with_the_reason() {
+    let dir = scratch_dir("classifier_form");
+    let mut rules = String::from("default pass\n");
+    for port in 0..20 {
+        rules.push_str(&format!("rule r{port}: drop if ipv4.src == 10.0.0.{port} and tcp.dport == {}\n", 1000 + port));
+    }
+    std::fs::write(dir.join("table.pf"), &rules).expect("write");
+    std::fs::write(dir.join("or.pf"), format!("{rules}rule either: drop if tcp.dport == 1 or udp.dport == 1\n"))
+        .expect("write");
+    let cases = "[[case]]\nname = \"r3\"\npacket = \"ipv4 src=10.0.0.3 / tcp dport=1003\"\nexpect = \"drop\"\n\
+                 rule = \"r3\"\n\n[[case]]\nname = \"other\"\npacket = \"ipv4 src=10.0.0.3 / tcp dport=1004\"\n\
+                 expect = \"pass\"\n";
+    std::fs::write(dir.join("table.test.toml"), cases).expect("write");
+    for (form, listing) in
+        [("table", "classifier table:"), ("inline", "classifier: one diagram"), ("auto", "classifier:")]
+    {
+        let run = pfc_in(&dir, &["compile", "table.pf", "--classifier", form, "--emit", "asm"]);
+        assert_eq!(run.code, 0, "{form}: {}", run.stderr);
+        assert!(run.stdout.contains(listing), "{form}: {}", run.stdout);
+        let run = pfc_in(&dir, &["test", "table.pf", "--classifier", form]);
+        assert_eq!(run.code, 0, "{form}: {}{}", run.stdout, run.stderr);
+    }
+    let refused = pfc_in(&dir, &["compile", "or.pf", "--classifier", "table", "-o", "or.o"]);
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("error[E0020]: no classifier table: rule `either` tests `or`"),
+        "{}",
+        refused.stderr
+    );
+    assert!(refused.stderr.contains("or.pf:22:1"), "{}", refused.stderr);
+    let chosen = pfc_in(&dir, &["compile", "or.pf", "-o", "or.o"]);
+    assert_eq!(chosen.code, 0, "auto takes the inline classifier: {}", chosen.stderr);
+    let object = pfc_in(&dir, &["load", "or.o", "--iface", "lo", "--classifier", "table"]);
+    assert_eq!(object.code, 2, "{}", object.stderr);
+    assert!(object.stderr.contains("is an object"), "{}", object.stderr);
+}

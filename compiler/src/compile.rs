@@ -280,9 +280,27 @@ impl Failure {
     /// E0020 for a kernel limit; else E0900, pointing at the rule whose code broke an
     /// invariant when one rule's did.
     fn diagnostic(&self, program: &Program) -> Diagnostic {
+        let not_tabular = match self {
+            Failure::Codegen(codegen::CodegenError::NotTabular { source }) => Some(source),
+            _ => None,
+        };
+        if let Some(codegen::table::NotTabular::Condition { rule, what }) = not_tabular {
+            if let Some(rule) = program.rules.get(*rule) {
+                let message = format!("no classifier table: rule `{}` tests {what}", rule.name);
+                return Diagnostic::error(KERNEL_LIMIT, message, rule.span, "a classifier table cannot express this")
+                    .with_note(
+                        "a table takes rules that are conjunctions of `==`, `<`, `<=`, `>`, `>=` and one-interval \
+                         `in` tests of fields of at most 32 bits, without masks (docs/architecture.md)",
+                    );
+            }
+        }
         if self.is_limit() {
+            let note = match not_tabular {
+                Some(codegen::table::NotTabular::TooSmall) => "a classifier table is for sets of 16 rules or more",
+                _ => "split the rule set or use fewer distinct fields",
+            };
             return Diagnostic::error(KERNEL_LIMIT, self.to_string(), Span::default(), "the rule set as a whole")
-                .with_note("split the rule set or use fewer distinct fields");
+                .with_note(note);
         }
         let rule = match self {
             Failure::Verify { rule: Some(index), .. } => program.rules.get(*index),

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
-use pfc_compiler::codegen::Options;
+use pfc_compiler::codegen::{Form, Options};
 use pfc_compiler::compile::Compiled;
 use pfc_compiler::sources::SourceMap;
 
@@ -43,9 +43,38 @@ pub struct CompileArgs {
     /// Leave out the per-rule packet and byte counters.
     #[arg(long)]
     no_counters: bool,
+    /// Which form of the multi-field classifier (sets of 16 rules or more): `inline`
+    /// code, a `table` in array maps, or `auto`: inline, else the table, else plain code.
+    #[arg(long, value_enum, default_value_t = ClassifierArg::Auto)]
+    classifier: ClassifierArg,
     /// Output format of the diagnostics.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     format: Format,
+}
+
+/// `--classifier` of `compile`, `load` and `test`: the code form of a rule set.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ClassifierArg {
+    /// The inline classifier where it fits the kernel's limits, else the table, else
+    /// plain jumping code.
+    Auto,
+    /// The inline classifier (decision diagrams as code), or an error saying which
+    /// kernel limit it breaks.
+    Inline,
+    /// The table-driven classifier (the diagrams in two array maps, walked by a small
+    /// fixed program), or an error saying which rule a table cannot express.
+    Table,
+}
+
+impl ClassifierArg {
+    /// The form `compile_parsed` is given: `None` lets it choose.
+    pub fn form(self) -> Option<Form> {
+        match self {
+            ClassifierArg::Auto => None,
+            ClassifierArg::Inline => Some(Form::Classified),
+            ClassifierArg::Table => Some(Form::Table),
+        }
+    }
 }
 
 /// The verdict for packets a `--pcap-filter` expression matches.
@@ -94,7 +123,8 @@ pub fn run(args: &CompileArgs) -> ExitCode {
         return report.finish();
     }
     let options = Options { counters: !args.no_counters };
-    let (compiled, diagnostics) = pfc_compiler::compile::compile_parsed(&sources.parsed, options, None);
+    let (compiled, diagnostics) =
+        pfc_compiler::compile::compile_parsed(&sources.parsed, options, args.classifier.form());
     report.add_sources(&sources.parsed.map, &diagnostics);
     let Some(compiled) = compiled else { return report.finish() };
     match args.emit {

@@ -14,6 +14,7 @@ use pfc_runtime::attach::sets::SetKey;
 use pfc_runtime::attach::LoadRequest;
 use pfc_runtime::pins::Hook;
 
+use super::compile::ClassifierArg;
 use super::filters::{self, HookArg, ModeArg};
 use crate::escape::escape;
 use crate::report::Report;
@@ -39,6 +40,10 @@ pub struct LoadArgs {
     /// Seconds to wait for another `pfc load`/`unload` of the same interface and hook.
     #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
     lock_timeout: f64,
+    /// With a rule file: the classifier's form, as `pfc compile --classifier` (an object
+    /// keeps the form it was compiled in).
+    #[arg(long, value_enum, default_value_t = ClassifierArg::Auto)]
+    classifier: ClassifierArg,
     /// Where pins and records live.
     #[command(flatten)]
     state: filters::StateArgs,
@@ -65,7 +70,15 @@ pub fn run(args: &LoadArgs) -> ExitCode {
     if let Err(code) = filters::check_iface(&args.iface) {
         return code;
     }
-    let loadable = if starts_like_elf(&args.file) { read_object(&args.file) } else { compile(&args.file) };
+    let object = starts_like_elf(&args.file);
+    if object && args.classifier != ClassifierArg::Auto {
+        return filters::usage(&format!(
+            "{} is an object: its classifier's form was chosen when it was compiled \
+             (`pfc compile --classifier`)",
+            args.file.display()
+        ));
+    }
+    let loadable = if object { read_object(&args.file) } else { compile(&args.file, args.classifier) };
     let loadable = match loadable {
         Ok(loadable) => loadable,
         Err(code) => return code,
@@ -135,7 +148,7 @@ fn starts_like_elf(path: &Path) -> bool {
 }
 
 /// Compiles the rule file (diagnostics rendered on failure).
-fn compile(path: &Path) -> Result<Loadable, ExitCode> {
+fn compile(path: &Path, classifier: ClassifierArg) -> Result<Loadable, ExitCode> {
     let mut report = Report::new(Format::Human);
     let sources = match source::read_with_includes(path) {
         Ok(sources) => sources,
@@ -150,7 +163,7 @@ fn compile(path: &Path) -> Result<Loadable, ExitCode> {
     }
     let started = Instant::now();
     let (compiled, diagnostics) =
-        pfc_compiler::compile::compile_parsed(&sources.parsed, Options { counters: true }, None);
+        pfc_compiler::compile::compile_parsed(&sources.parsed, Options { counters: true }, classifier.form());
     let took = started.elapsed();
     report.add_sources(&sources.parsed.map, &diagnostics);
     let Some(compiled) = compiled else { return Err(report.finish()) };

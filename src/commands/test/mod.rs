@@ -34,6 +34,7 @@ pub use engine::Backend;
 use engine::{Engine, Ran, RunError};
 use output::{CaseResult, TestFormat};
 
+use super::compile::ClassifierArg;
 use crate::escape::escape;
 use crate::report::{self, Report};
 use crate::{input, source, Format};
@@ -80,6 +81,9 @@ pub struct TestArgs {
     /// Run in the kernel with BPF_PROG_TEST_RUN instead of the rbpf VM (needs root).
     #[arg(long, conflicts_with = "interpreter")]
     kernel: bool,
+    /// The classifier's form, as `pfc compile --classifier`.
+    #[arg(long, value_enum, default_value_t = ClassifierArg::Auto)]
+    classifier: ClassifierArg,
     /// Run in rbpf's interpreter even where its JIT could run (the JIT is used only for
     /// code pfc's verifier proves bounded; see docs/testing.md).
     #[arg(long)]
@@ -151,7 +155,7 @@ pub fn run(args: &TestArgs) -> ExitCode {
 }
 
 fn run_checked(args: &TestArgs) -> Result<ExitCode, Stop> {
-    let compiled = compile(&args.file)?;
+    let compiled = compile(&args.file, args.classifier)?;
     let object = BpfObject::parse(&compiled.object).map_err(|error| Stop::Internal { message: chain(&error) })?;
     let backend = match (args.kernel, args.interpreter) {
         (true, _) => Backend::Kernel,
@@ -210,11 +214,11 @@ fn selection(args: &TestArgs, compiled: &Compiled) -> Selection {
 
 /// Compiles the rule file with counters; [`Stop::RuleFile`] after printing its
 /// diagnostics.
-fn compile(path: &Path) -> Result<Compiled, Stop> {
+fn compile(path: &Path, classifier: ClassifierArg) -> Result<Compiled, Stop> {
     let sources = source::read_with_includes(path).map_err(|message| Stop::Input { message })?;
     let (compiled, diagnostics) = match sources.readable {
         false => (None, sources.parsed.diagnostics.clone()),
-        true => pfc_compiler::compile::compile_parsed(&sources.parsed, Options { counters: true }, None),
+        true => pfc_compiler::compile::compile_parsed(&sources.parsed, Options { counters: true }, classifier.form()),
     };
     let file_name = sources.name().to_string();
     match compiled {
