@@ -36,3 +36,48 @@ impl Hasher for Fnv64 {
 
 /// A `HashMap` with [`Fnv64`].
 pub(crate) type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<Fnv64>>;
+
+/// [`Fnv64`] that takes every integer as one word (one multiply instead of one per byte:
+/// derived `Hash` writes enum discriminants as `usize` and values as `u128`). Its hashes
+/// differ from `Fnv64`'s, and with them a map's iteration order, so it serves tables that
+/// are only looked up, never iterated: the IR's node table, the lints' condition table.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct WordFnv64(Fnv64);
+
+impl Hasher for WordFnv64 {
+    fn finish(&self) -> u64 {
+        self.0.finish()
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.write(bytes);
+    }
+
+    fn write_u8(&mut self, value: u8) {
+        self.0.write_u64(u64::from(value));
+    }
+
+    fn write_u16(&mut self, value: u16) {
+        self.0.write_u64(u64::from(value));
+    }
+
+    fn write_u32(&mut self, value: u32) {
+        self.0.write_u64(u64::from(value));
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.0.write_u64(value);
+    }
+
+    fn write_u128(&mut self, value: u128) {
+        self.0.write_u64(value as u64);
+        self.0.write_u64((value >> 64) as u64);
+    }
+
+    fn write_usize(&mut self, value: usize) {
+        self.0.write_u64(value as u64);
+    }
+}
+
+/// A `HashMap` with [`WordFnv64`], for tables that are never iterated.
+pub(crate) type LookupMap<K, V> = HashMap<K, V, BuildHasherDefault<WordFnv64>>;

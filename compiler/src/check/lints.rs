@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use crate::diagnostic::{Code, Diagnostic};
 use crate::fields::{Field, Layer, Proto};
-use crate::hashing::FastMap;
+use crate::hashing::LookupMap;
 use crate::program::{CmpOp, Cond, Program, Test, TestOp};
 
 /// W0001: the rule can never match.
@@ -20,7 +20,7 @@ pub const CONTRADICTION: Code = Code("W0002");
 /// Runs every lint over the program.
 pub fn lint(program: &Program) -> Vec<Diagnostic> {
     let mut diagnostics = Vec::new();
-    let mut seen: FastMap<&Cond, usize> = FastMap::default();
+    let mut seen: LookupMap<&Cond, usize> = LookupMap::default();
     let mut catch_all: Option<usize> = None;
     for (index, rule) in program.rules.iter().enumerate() {
         let shadowed_by = catch_all

@@ -18,7 +18,7 @@ pub fn lower(program: &Program) -> Filter {
         pcaps: program.pcaps.clone(),
         dynamic_sets: program.dynamic_sets.clone(),
         limits: program.limits.clone(),
-        interned: crate::hashing::FastMap::with_capacity_and_hasher(nodes, Default::default()),
+        interned: crate::hashing::LookupMap::with_capacity_and_hasher(nodes, Default::default()),
     };
     for rule in &program.rules {
         let condition = lower_cond(&mut filter, &rule.condition);

@@ -199,7 +199,7 @@ pub struct Filter {
     pub dynamic_sets: Vec<crate::program::DynamicSet>,
     /// Rate limits that [`Node::Limit`] refers to.
     pub limits: Vec<crate::program::limit::Limit>,
-    interned: crate::hashing::FastMap<Node, NodeId>,
+    interned: crate::hashing::LookupMap<Node, NodeId>,
 }
 
 impl Filter {
