@@ -9,7 +9,8 @@
 //! no rule) and the exit status.
 //!
 //! Run: `cargo build --release && cargo run --release --example classbench_pcap`
-//! (`PFC_CLASSBENCH_SHAPES=acl,fw` picks shapes).
+//! (`PFC_CLASSBENCH_SHAPES=acl,fw` picks shapes; `PFC_CLASSBENCH_CLASSIFIER=table` passes
+//! `--classifier table` to `pfc test`, and so for `inline` and `auto`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -44,6 +45,7 @@ fn main() -> ExitCode {
         Ok(names) => names.split(',').filter_map(|name| Shape::from_name(name.trim())).collect(),
         Err(_) => Shape::ALL.to_vec(),
     };
+    let classifier = std::env::var("PFC_CLASSBENCH_CLASSIFIER").unwrap_or_else(|_| "auto".to_string());
     let exe = std::env::current_exe().expect("the example's path");
     let pfc = exe.parent().and_then(Path::parent).expect("the target directory").join("pfc");
     if !pfc.exists() {
@@ -52,7 +54,10 @@ fn main() -> ExitCode {
     }
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/classbench_pcap");
     std::fs::create_dir_all(&dir).expect("create target/classbench_pcap");
-    println!("== pfc test --pcap: {rules} rules, {packets} trace packets per shape (rbpf VM vs interpreter) ==");
+    println!(
+        "== pfc test --pcap --classifier {classifier}: {rules} rules, {packets} trace packets per shape \
+         (rbpf VM vs interpreter) =="
+    );
     let mut all_agree = true;
     for shape in shapes {
         let generated = classbench::generate(shape, rules, packets, SEED);
@@ -70,6 +75,7 @@ fn main() -> ExitCode {
             .arg("--pcap")
             .arg(&pcap_path)
             .args(["--format", "json"])
+            .args(["--classifier", &classifier])
             .output()
             .expect("run pfc test");
         let elapsed = start.elapsed();

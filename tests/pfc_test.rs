@@ -406,17 +406,18 @@ fn the_log_rate_is_the_rules_own() {
 /// and captures of 2,000 of their trace packets run in the rbpf VM with every verdict
 /// checked against pfc's interpreter (exit 3 on a disagreement), and each rule's packet
 /// count is the generator's (which asked the interpreter which rule decides each packet).
+/// The acl set also in the table form (`--classifier table`), whose arrays the VM holds.
 /// At 10,000 rules and packets: `cargo run --release --example classbench_pcap`.
 #[test]
 fn classbench_captures_run_in_the_vm_without_disagreement() {
     use pfc_compiler::classbench::{self, Shape};
-    for shape in [Shape::Acl, Shape::Mixed] {
+    for (shape, classifier) in [(Shape::Acl, "auto"), (Shape::Mixed, "auto"), (Shape::Acl, "table")] {
         let generated = classbench::generate(shape, 2_000, 2_000, 7);
-        let dir = scratch_dir(&format!("classbench_{}", shape.name()));
+        let dir = scratch_dir(&format!("classbench_{}_{classifier}", shape.name()));
         std::fs::write(dir.join("r.pf"), &generated.text).expect("write rules");
         let frames: Vec<&[u8]> = generated.trace.iter().map(|packet| packet.bytes.as_slice()).collect();
         std::fs::write(dir.join("t.pcap"), pcap(&frames)).expect("write capture");
-        let run = pfc_in(&dir, &["test", "r.pf", "--pcap", "t.pcap", "--format", "json"]);
+        let run = pfc_in(&dir, &["test", "r.pf", "--pcap", "t.pcap", "--format", "json", "--classifier", classifier]);
         run.assert_no_crash(shape.name());
         assert_eq!(run.code, 0, "{}: {}", shape.name(), run.stderr);
         let summary: serde_json::Value = serde_json::from_str(&run.stdout).expect("the summary is JSON");
