@@ -465,6 +465,20 @@ impl Walker<'_> {
         b.emit(Insn::jump64(JmpOp::Eq, Reg::R0, 0, missing));
     }
 
+    /// The selectors (field positions, then the absent mask) in the order the chain tests
+    /// them: the most inner nodes first, so that the usual node ends the chain early.
+    fn selector_order(&self) -> Vec<usize> {
+        let mut counts = vec![0usize; self.table.fields.len() + 1];
+        for node in self.table.nodes.iter().filter(|node| node.mask != 0) {
+            if let Some(count) = counts.get_mut(node.select as usize) {
+                *count += 1;
+            }
+        }
+        let mut order: Vec<usize> = (0..counts.len()).collect();
+        order.sort_by_key(|&select| (std::cmp::Reverse(counts[select]), select));
+        order
+    }
+
     /// The stack word of selector `select` (a field's first word, or the absent mask).
     fn word(&self, select: usize) -> i16 {
         match self.table.fields.get(select) {
@@ -487,10 +501,10 @@ impl Walker<'_> {
             b.emit(Insn::jump32(JmpOp::Eq, Reg::R3, 0, leaf));
             b.emit(Insn::load(Size::W, Reg::R2, Reg::R0, NODE_SELECT));
             let have = b.new_label();
-            let choices = self.table.fields.len() + 1;
-            for select in 0..choices {
+            let order = self.selector_order();
+            for (position, &select) in order.iter().enumerate() {
                 b.emit(Insn::load(Size::W, Reg::R1, Reg::R10, self.word(select)));
-                if select + 1 < choices {
+                if position + 1 < order.len() {
                     b.emit(Insn::jump32(JmpOp::Eq, Reg::R2, Operand::imm_u32(select as u32), have));
                 }
             }
