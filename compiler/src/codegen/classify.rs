@@ -541,17 +541,32 @@ pub(crate) fn least_slots(classifier: &Classifier, filter: &crate::ir::Filter, c
             false => default,
         };
         let reached = reached(diagram);
-        let mut units: FastMap<&[(usize, Vec<NodeId>)], ()> = FastMap::default();
+        // A suffix of a candidate list is named by its first candidate and the name of
+        // the suffix after it (0: the empty one), so that naming every suffix of a leaf
+        // is linear in its length, not quadratic as hashing the slices would be.
+        let mut names: FastMap<(&(usize, Vec<NodeId>), usize), usize> = FastMap::default();
+        let mut counted: Vec<bool> = vec![false];
+        let mut suffixes: Vec<usize> = Vec::new();
         for (node, _) in diagram.nodes.iter().zip(&reached).filter(|(_, reached)| **reached) {
             slots += match node {
                 TreeNode::Field { pieces, .. } => 1 + search_slots(pieces.len()),
                 TreeNode::Source { .. } => 3,
                 TreeNode::Leaf(rules) => {
+                    suffixes.clear();
+                    let mut next = 0;
+                    for candidate in rules.iter().rev() {
+                        let fresh = names.len() + 1;
+                        next = *names.entry((candidate, next)).or_insert(fresh);
+                        if next == fresh {
+                            counted.push(false);
+                        }
+                        suffixes.push(next);
+                    }
+                    suffixes.reverse();
                     let mut leaf = 0;
                     let mut open = true;
-                    for start in 0..rules.len() {
-                        let tests = &rules[start].1;
-                        if units.insert(&rules[start..], ()).is_none() {
+                    for (start, (_, tests)) in rules.iter().enumerate() {
+                        if !std::mem::replace(&mut counted[suffixes[start]], true) {
                             leaf += decide + tests.iter().map(|test| least_test_slots(filter, *test)).sum::<usize>();
                         }
                         if tests.is_empty() {
@@ -559,7 +574,7 @@ pub(crate) fn least_slots(classifier: &Classifier, filter: &crate::ir::Filter, c
                             break;
                         }
                     }
-                    if open && !grouped && units.insert(&rules[rules.len()..], ()).is_none() {
+                    if open && !grouped && !std::mem::replace(&mut counted[0], true) {
                         leaf += default;
                     }
                     leaf
