@@ -260,7 +260,7 @@ impl Expander<'_> {
                 let text = &self.parsed.map.files().last().map_or("", |file| file.text.as_str());
                 let mut read = syntax::set_file::parse(text, base, limit);
                 // Only bad lines: reported; the set is not also called empty (E0010).
-                file.unreadable = read.elements.is_empty() && !read.diagnostics.is_empty();
+                file.unreadable = read.elements.is_empty() && read.decoded.is_empty() && !read.diagnostics.is_empty();
                 self.parsed.diagnostics.append(&mut read.diagnostics);
                 match (dynamic, read.beyond_limit) {
                     (None, Some(beyond)) => {
@@ -281,6 +281,7 @@ impl Expander<'_> {
                     }
                     (_, beyond) => {
                         *elements = read.elements;
+                        file.decoded = read.decoded;
                         file.beyond_size = beyond;
                     }
                 }

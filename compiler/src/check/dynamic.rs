@@ -12,7 +12,7 @@ use crate::diagnostic::{Code, Diagnostic, Span};
 use crate::fields::ValueKind;
 use crate::program::dynamic::Family;
 use crate::program::{DynamicElement, DynamicKind, DynamicSet, DynamicSetId};
-use crate::syntax::ast::{Dynamic, Ident, Literal};
+use crate::syntax::ast::{Dynamic, Ident};
 
 /// E0025: a dynamic set's size is 0, above [`MAX_DYNAMIC_SIZE`], or smaller than the
 /// elements written for it.
@@ -29,7 +29,7 @@ impl Checker {
         &mut self,
         name: &Ident,
         element_type: &Ident,
-        (elements, beyond): (&[Literal], Option<Span>),
+        (elements, beyond): (super::Written<'_>, Option<Span>),
         dynamic: &Dynamic,
         span: Span,
     ) {

@@ -17,8 +17,17 @@ use crate::hashing::FastMap;
 
 use crate::diagnostic::{has_errors, Code, Diagnostic, Span};
 use crate::program::{Hook, Program, Rule, SetId, ValueSet, Verdict};
-use crate::syntax::ast::{self, Ident, Literal, Statement};
+use crate::syntax::ast::{self, DecodedElement, Ident, Literal, Statement};
 use values::Element;
+
+/// A set's elements as written: the literals of its body (or of its file's lines that
+/// are not plain addresses, prefixes or numbers) and its file's decoded lines, each list
+/// in file order.
+#[derive(Clone, Copy)]
+pub(super) struct Written<'a> {
+    literals: &'a [Literal],
+    decoded: &'a [DecodedElement],
+}
 
 pub use dynamic::{DEFAULT_DYNAMIC_SIZE, DYNAMIC_ELEMENT, DYNAMIC_SIZE, MAX_DYNAMIC_SIZE};
 pub use lints::{CONTRADICTION, UNREACHABLE};
@@ -139,12 +148,14 @@ impl Checker {
                     self.unparsed_names.insert(name.text.clone());
                     continue;
                 }
+                let decoded = file.as_ref().map_or(&[][..], |file| file.decoded.as_slice());
+                let written = Written { literals: elements, decoded };
                 match dynamic {
                     Some(dynamic) => {
                         let beyond = file.as_ref().and_then(|file| file.beyond_size);
-                        self.dynamic_set_statement(name, element_type, (elements, beyond), dynamic, *span)
+                        self.dynamic_set_statement(name, element_type, (written, beyond), dynamic, *span)
                     }
-                    None => self.set_statement(name, element_type, elements, *body_span, *span),
+                    None => self.set_statement(name, element_type, written, *body_span, *span),
                 }
             }
         }
@@ -174,12 +185,12 @@ impl Checker {
         }
     }
 
-    fn set_statement(&mut self, name: &Ident, element_type: &Ident, elements: &[Literal], body: Span, span: Span) {
+    fn set_statement(&mut self, name: &Ident, element_type: &Ident, elements: Written<'_>, body: Span, span: Span) {
         if !self.name_is_free(name) {
             return;
         }
         let Some((_, named)) = self.element_type(element_type) else { return };
-        if elements.is_empty() {
+        if elements.literals.is_empty() && elements.decoded.is_empty() {
             self.diagnostics.push(
                 Diagnostic::error(EMPTY_SET, format!("set `{}` is empty", name.text), body, "no elements")
                     .with_note("a rule testing membership in an empty set could never match"),
@@ -218,20 +229,38 @@ impl Checker {
         &mut self,
         name: &Ident,
         element_type: &Ident,
-        elements: &[Literal],
+        elements: Written<'_>,
         named: names::NamedValues,
     ) -> Vec<Element> {
         let Some((kinds, _)) = names::set_element_type(&element_type.text) else { return Vec::new() };
-        let mut resolved = Vec::with_capacity(elements.len());
-        for literal in elements {
-            let Some(element) = self.element(literal, named) else { continue };
+        let mut resolved = Vec::with_capacity(elements.literals.len() + elements.decoded.len());
+        // In file order (diagnostics too): the literals and the decoded lines, merged by
+        // position.
+        let (mut literals, mut decoded) = (elements.literals.iter().peekable(), elements.decoded.iter().peekable());
+        loop {
+            let literal_first = match (literals.peek(), decoded.peek()) {
+                (Some(literal), Some(line)) => literal.span.start <= line.span.start,
+                (next_literal, _) => next_literal.is_some(),
+            };
+            let (element, span) = match (literal_first, literals.peek().copied(), decoded.peek().copied()) {
+                (true, Some(literal), _) => {
+                    literals.next();
+                    (self.element(literal, named), literal.span)
+                }
+                (false, _, Some(line)) => {
+                    decoded.next();
+                    (Some(values::decoded_element(line)), line.span)
+                }
+                _ => break,
+            };
+            let Some(element) = element else { continue };
             let fits = kinds.iter().find(|kind| element.low.matches(**kind));
             match fits {
                 Some(kind) if element.high.raw() <= kind.max() => resolved.push(element),
                 Some(kind) => self.diagnostics.push(Diagnostic::error(
                     OUT_OF_RANGE,
                     format!("{} is too large for a set of {}", element.high.raw(), element_type.text),
-                    literal.span,
+                    span,
                     format!("{} values are at most {}", element_type.text, kind.max()),
                 )),
                 None => self.diagnostics.push(Diagnostic::error(
@@ -242,7 +271,7 @@ impl Checker {
                         element_type.text,
                         element.low.describe()
                     ),
-                    literal.span,
+                    span,
                     "wrong element type",
                 )),
             }

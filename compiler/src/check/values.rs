@@ -8,7 +8,7 @@
 use super::{Checker, TYPE_MISMATCH, UNKNOWN_NAME};
 use crate::diagnostic::{Diagnostic, Span};
 use crate::fields::ValueKind;
-use crate::syntax::ast::{Literal, LiteralKind};
+use crate::syntax::ast::{DecodedElement, DecodedFamily, Literal, LiteralKind};
 
 /// E0006: a range whose low end is above its high end.
 pub const REVERSED_RANGE: crate::diagnostic::Code = crate::diagnostic::Code("E0006");
@@ -76,6 +76,23 @@ pub struct Element {
     pub high: Scalar,
     /// Where the element was written.
     pub span: Span,
+}
+
+/// The element a set file's decoded line holds: what [`Checker::element`] makes of the
+/// literal it stands for (a prefix's host bits cleared in `low` and set in `high`).
+pub(super) fn decoded_element(decoded: &DecodedElement) -> Element {
+    let (bits, scalar): (u32, fn(u128) -> Scalar) = match decoded.family {
+        DecodedFamily::Ipv4 => (32, |value| Scalar::Ipv4(value as u32)),
+        DecodedFamily::Ipv6 => (128, Scalar::Ipv6),
+        DecodedFamily::Number => (128, Scalar::Int),
+    };
+    let written = decoded.written;
+    let Some(length) = decoded.length else {
+        return Element { low: scalar(written), high: scalar(written), span: decoded.span };
+    };
+    let host_bits = bits - u32::from(length).min(bits);
+    let host_mask = if host_bits == 128 { u128::MAX } else { (1u128 << host_bits) - 1 };
+    Element { low: scalar(written & !host_mask), high: scalar(written | host_mask), span: decoded.span }
 }
 
 impl Checker {

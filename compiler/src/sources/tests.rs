@@ -165,7 +165,7 @@ fn a_set_file_joins_the_map_and_its_errors_point_into_it() {
             "E0023 lib/a.pf@49:1: cannot read set file `gone.txt`: No such file or directory (os error 2)",
         ]
     );
-    let ast::Statement::Set { elements, .. } = &parsed.file.statements[1] else { panic!("not a set") };
-    let (file, offset) = parsed.map.locate(elements[0].span.start);
+    let ast::Statement::Set { file: Some(set_file), .. } = &parsed.file.statements[1] else { panic!("not a set") };
+    let (file, offset) = parsed.map.locate(set_file.decoded[0].span.start);
     assert_eq!((parsed.map.files()[file].name.as_str(), offset), ("lib/bad.txt", 7));
 }

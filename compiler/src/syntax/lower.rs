@@ -530,6 +530,7 @@ impl Lowerer<'_> {
             path_span,
             unreadable: false,
             beyond_size: None,
+            decoded: Vec::new(),
         }
     }
 

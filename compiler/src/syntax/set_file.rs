@@ -1,18 +1,19 @@
 //! Set files: the text of a file named by `set NAME: TYPE = file "PATH"` in, one
-//! [`Literal`] per element line (spans in the global span space) and diagnostics out.
+//! element per element line (spans in the global span space) and diagnostics out.
 //!
 //! The format is one element per line, written as inside `{ }` (an address, a prefix, a
 //! range, a number or a name); `#` starts a comment; blank lines are skipped. Lists of
 //! plain addresses and prefixes (block lists run to millions of lines) are decoded
-//! directly; anything else goes through the rule grammar's `literal`, so both accept
-//! exactly what a set body accepts.
+//! directly into [`DecodedElement`]s (no allocation per line); anything else goes through
+//! the rule grammar's `literal` into a [`Literal`], so both accept exactly what a set
+//! body accepts.
 //!
 //! Reading stops early, so a huge file costs no more than it must: after
 //! [`MAX_BAD_LINES`] bad lines (a binary or wrong file would otherwise give one
 //! diagnostic per line), and, for a dynamic set, at the first element line past its
 //! `size` (the checker reports E0025 there).
 
-use super::ast::{Literal, LiteralKind};
+use super::ast::{DecodedElement, DecodedFamily, Literal, LiteralKind};
 use super::literal;
 use crate::diagnostic::{Code, Diagnostic, Span};
 use crate::hashing::FastMap;
@@ -27,8 +28,11 @@ pub(crate) const MAX_BAD_LINES: usize = 100;
 /// stopped for the set's size.
 #[derive(Debug, Default)]
 pub(crate) struct SetFileLines {
-    /// One literal per distinct element line.
+    /// One literal per distinct element line that is not a plain address, prefix or
+    /// number.
     pub elements: Vec<Literal>,
+    /// One element per distinct plain address, prefix or number line.
+    pub decoded: Vec<DecodedElement>,
     /// Bad lines (at most [`MAX_BAD_LINES`]).
     pub diagnostics: Vec<Diagnostic>,
     /// The first element line past `limit`, when there is one (nothing after it is read).
@@ -42,7 +46,7 @@ pub(crate) struct SetFileLines {
 /// `limit` distinct ones (a dynamic set's size, a static set's most).
 pub(crate) fn parse(text: &str, base: usize, limit: Option<usize>) -> SetFileLines {
     let mut read = SetFileLines::default();
-    let mut seen: FastMap<(u128, u8, u8), ()> = FastMap::default();
+    let mut seen: FastMap<ElementId, ()> = FastMap::default();
     let bytes = text.as_bytes();
     let mut line_start = 0;
     while line_start < bytes.len() {
@@ -67,13 +71,13 @@ pub(crate) fn parse(text: &str, base: usize, limit: Option<usize>) -> SetFileLin
             line_start = next;
             continue;
         }
-        if limit.is_some_and(|limit| read.elements.len() >= limit) {
+        if limit.is_some_and(|limit| read.elements.len() + read.decoded.len() >= limit) {
             read.beyond_limit = Some(Span::new(at, at + shown_len(element)));
             break;
         }
         if let Some(decoded) = decoded {
             seen.insert(decoded.element(), ());
-            read.elements.push(decoded.literal(span));
+            read.decoded.push(decoded.decoded_element(span));
             line_start = next;
             continue;
         }
@@ -103,6 +107,11 @@ pub(crate) fn parse(text: &str, base: usize, limit: Option<usize>) -> SetFileLin
     read
 }
 
+/// What a decoded line stands for, equal for two lines of one element: the value with
+/// host bits cleared (as two words: 24 bytes a key, not the 32 of a `u128` tuple), the
+/// family and the prefix length.
+type ElementId = ([u64; 2], u8, u8);
+
 /// A line decoded without the parser: an IPv4 or IPv6 address or prefix, or a decimal
 /// number.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -116,34 +125,29 @@ struct Decoded {
     length: Option<u8>,
     /// The value as written (host bits kept), for the literal.
     written: u128,
-    /// Bytes of the address before the `/`.
-    address_len: u8,
 }
 
 impl Decoded {
     /// What the line stands for, equal for two lines of one element (`10.0.0.1` and
     /// `10.0.0.1/32`, `10.0.0.0/8` and `10.1.2.3/8`): value, family and prefix length
     /// (an address's whole width when none is written).
-    fn element(self) -> (u128, u8, u8) {
+    fn element(self) -> ElementId {
         let bits = match self.family {
             4 => 32,
             6 => 128,
             _ => 0,
         };
-        (self.value, self.family, self.length.unwrap_or(bits))
+        ([(self.value >> 64) as u64, self.value as u64], self.family, self.length.unwrap_or(bits))
     }
 
-    /// The literal the parser would make of the line.
-    fn literal(self, span: Span) -> Literal {
-        let kind = match self.family {
-            4 => LiteralKind::Ipv4(self.written as u32),
-            6 => LiteralKind::Ipv6(self.written),
-            _ => LiteralKind::Number(self.written),
+    /// The element the line holds, at `span`.
+    fn decoded_element(self, span: Span) -> DecodedElement {
+        let family = match self.family {
+            4 => DecodedFamily::Ipv4,
+            6 => DecodedFamily::Ipv6,
+            _ => DecodedFamily::Number,
         };
-        let Some(length) = self.length else { return Literal { kind, span } };
-        let start = span.start as usize;
-        let address = Literal { kind, span: Span::new(start, start + usize::from(self.address_len)) };
-        Literal { kind: LiteralKind::Prefix(Box::new(address), u32::from(length)), span }
+        DecodedElement { written: self.written, span, family, length: self.length }
     }
 }
 
@@ -182,7 +186,7 @@ fn decode(text: &[u8]) -> Option<Decoded> {
     } else {
         written & !((1u128 << host) - 1)
     };
-    Some(Decoded { value, family, length, written, address_len: address.len() as u8 })
+    Some(Decoded { value, family, length, written })
 }
 
 /// A decimal number of 1 to 39 digits that fits in a u128 (what `str::parse` takes,
@@ -302,11 +306,20 @@ mod tests {
     use super::*;
 
     fn render(text: &str) -> String {
-        let SetFileLines { elements, diagnostics, .. } = parse(text, 100, None);
-        let mut out: Vec<String> = elements
+        let SetFileLines { elements, decoded, diagnostics, .. } = parse(text, 100, None);
+        let mut out: Vec<(u32, String)> = elements
             .iter()
-            .map(|literal| format!("{:?} @{}..{}", literal.kind, literal.span.start, literal.span.end))
+            .map(|literal| {
+                (literal.span.start, format!("{:?} @{}..{}", literal.kind, literal.span.start, literal.span.end))
+            })
             .collect();
+        let line_of = |span: Span| &text[span.start as usize - 100..span.end as usize - 100];
+        out.extend(decoded.iter().map(|decoded| {
+            let literal = literal_of(*decoded, line_of(decoded.span));
+            (decoded.span.start, format!("{:?} @{}..{}", literal.kind, literal.span.start, literal.span.end))
+        }));
+        out.sort_by_key(|(start, _)| *start);
+        let mut out: Vec<String> = out.into_iter().map(|(_, line)| line).collect();
         out.extend(diagnostics.iter().map(|d| format!("{} {} @{}", d.code.0, d.message, d.labels[0].span.start)));
         out.join("\n")
     }
@@ -321,6 +334,20 @@ mod tests {
         Name("ssh") @165..168
         Number(16) @169..173
         "#);
+    }
+
+    /// The literal a decoded element stands for (`line`: its text, for the address's span).
+    fn literal_of(decoded: DecodedElement, line: &str) -> Literal {
+        let kind = match decoded.family {
+            DecodedFamily::Ipv4 => LiteralKind::Ipv4(decoded.written as u32),
+            DecodedFamily::Ipv6 => LiteralKind::Ipv6(decoded.written),
+            DecodedFamily::Number => LiteralKind::Number(decoded.written),
+        };
+        let span = decoded.span;
+        let Some(length) = decoded.length else { return Literal { kind, span } };
+        let start = span.start as usize;
+        let address = Literal { kind, span: Span::new(start, start + line.find('/').expect("a prefix")) };
+        Literal { kind: LiteralKind::Prefix(Box::new(address), u32::from(length)), span }
     }
 
     #[test]
@@ -342,7 +369,7 @@ mod tests {
             let span = Span::new(7, 7 + line.len());
             let decoded = decode(line.as_bytes()).unwrap_or_else(|| panic!("{line} decodes"));
             let slow = fast_literal(line, span).expect("a literal").expect("valid");
-            assert_eq!(decoded.literal(span), slow, "{line}");
+            assert_eq!(literal_of(decoded.decoded_element(span), line), slow, "{line}");
         }
         // Left to the slow path (which reports the bad ones).
         let others = [
@@ -370,9 +397,9 @@ mod tests {
     fn repeated_elements_are_kept_once_and_the_limit_counts_distinct_ones() {
         let text = "10.0.0.0/8\n10.1.2.3/8\n10.0.0.1\n10.0.0.1/32\n::\n::0\n80\n80\n192.0.2.1\n";
         let read = parse(text, 0, None);
-        assert_eq!((read.elements.len(), read.repeated), (5, 4));
+        assert_eq!((read.elements.len() + read.decoded.len(), read.repeated), (5, 4));
         let read = parse(text, 0, Some(4));
-        assert_eq!((read.elements.len(), read.repeated), (4, 4));
+        assert_eq!((read.elements.len() + read.decoded.len(), read.repeated), (4, 4));
         assert_eq!(read.beyond_limit.map(|span| span.start), Some(text.find("192.").unwrap() as u32));
     }
 
