@@ -42,9 +42,10 @@ impl Checker {
         } else {
             DynamicKind::Values
         };
-        let resolved = self.set_elements_of_type(name, element_type, elements, named);
-        let held: Vec<DynamicElement> =
-            resolved.iter().filter_map(|element| self.dynamic_element(name, kind, element)).collect();
+        let mut held: Vec<DynamicElement> = Vec::with_capacity(elements.len());
+        self.set_elements_of_type(name, element_type, elements, named, &mut |checker, element| {
+            held.extend(checker.dynamic_element(name, kind, &element));
+        });
         let max_elements = self.dynamic_size(name, dynamic, held.len(), beyond);
         let id = DynamicSetId(self.dynamic_sets.len() as u32);
         self.dynamic_sets.push(DynamicSet {
@@ -57,7 +58,9 @@ impl Checker {
             span,
             fixed: false,
         });
-        self.sets.insert(name.text.clone(), DeclaredSet { elements: resolved, span, dynamic: Some((id, kinds)) });
+        // Rules test a dynamic set through its map (`dynamic_membership`), never through
+        // the elements of its declaration: none are kept here.
+        self.sets.insert(name.text.clone(), DeclaredSet { elements: Vec::new(), span, dynamic: Some((id, kinds)) });
     }
 
     /// The element as its map holds it, or E0026.

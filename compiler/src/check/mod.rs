@@ -29,6 +29,13 @@ pub(super) struct Written<'a> {
     decoded: &'a [DecodedElement],
 }
 
+impl Written<'_> {
+    /// How many elements are written.
+    fn len(&self) -> usize {
+        self.literals.len() + self.decoded.len()
+    }
+}
+
 pub use dynamic::{DEFAULT_DYNAMIC_SIZE, DYNAMIC_ELEMENT, DYNAMIC_SIZE, MAX_DYNAMIC_SIZE};
 pub use lints::{CONTRADICTION, UNREACHABLE};
 pub use values::{MAX_CONST_CHAIN, REVERSED_RANGE, SET_NAMED_LIKE_A_VALUE};
@@ -86,6 +93,7 @@ pub fn check(file: &ast::File) -> (Option<Program>, Vec<Diagnostic>) {
 
 /// A declared `set`.
 struct DeclaredSet {
+    /// A static set's elements (a dynamic set's are in its [`crate::program::DynamicSet`]).
     elements: Vec<Element>,
     span: Span,
     /// A `set … dynamic`: which one, and the value kinds its type holds.
@@ -198,7 +206,8 @@ impl Checker {
             self.unparsed_names.insert(name.text.clone());
             return;
         }
-        let resolved = self.set_elements_of_type(name, element_type, elements, named);
+        let mut resolved = Vec::with_capacity(elements.len());
+        self.set_elements_of_type(name, element_type, elements, named, &mut |_, element| resolved.push(element));
         self.sets.insert(name.text.clone(), DeclaredSet { elements: resolved, span, dynamic: None });
     }
 
@@ -224,16 +233,18 @@ impl Checker {
         found
     }
 
-    /// Resolves a set's elements against its element type, reporting those that do not fit.
+    /// Resolves a set's elements against its element type, reporting those that do not
+    /// fit, and gives each that fits to `keep`, in file order (one at a time: a list of
+    /// millions is not held twice).
     fn set_elements_of_type(
         &mut self,
         name: &Ident,
         element_type: &Ident,
         elements: Written<'_>,
         named: names::NamedValues,
-    ) -> Vec<Element> {
-        let Some((kinds, _)) = names::set_element_type(&element_type.text) else { return Vec::new() };
-        let mut resolved = Vec::with_capacity(elements.literals.len() + elements.decoded.len());
+        keep: &mut dyn FnMut(&mut Checker, Element),
+    ) {
+        let Some((kinds, _)) = names::set_element_type(&element_type.text) else { return };
         // In file order (diagnostics too): the literals and the decoded lines, merged by
         // position.
         let (mut literals, mut decoded) = (elements.literals.iter().peekable(), elements.decoded.iter().peekable());
@@ -256,7 +267,7 @@ impl Checker {
             let Some(element) = element else { continue };
             let fits = kinds.iter().find(|kind| element.low.matches(**kind));
             match fits {
-                Some(kind) if element.high.raw() <= kind.max() => resolved.push(element),
+                Some(kind) if element.high.raw() <= kind.max() => keep(self, element),
                 Some(kind) => self.diagnostics.push(Diagnostic::error(
                     OUT_OF_RANGE,
                     format!("{} is too large for a set of {}", element.high.raw(), element_type.text),
@@ -276,7 +287,6 @@ impl Checker {
                 )),
             }
         }
-        resolved
     }
 
     /// Whether `name` is not yet taken by a set or constant; reports it if it is.
