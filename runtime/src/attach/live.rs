@@ -17,7 +17,7 @@ use pfc_compiler::object::maps::{
     CLASSIFIER_MAP_PREFIX, COUNTER_MAP_NAME, LIMIT_MAP_PREFIX, LOG_MAP_PREFIX, SET_MAP_PREFIX,
 };
 
-use super::{AttachError, BpfSys, Counter, Existing, LinkInfo, MapInfo, ProgInfo};
+use super::{AttachError, BpfSys, Counter, Existing, LinkInfo, MapDone, MapInfo, MapJob, ProgInfo};
 use crate::kernel::{self, KernelProgram};
 use crate::pins::{AttachMode, Hook};
 
@@ -329,6 +329,22 @@ impl BpfSys for LiveSys {
 
     fn read_keys(&self, map_id: u32) -> io::Result<Vec<u8>> {
         super::live_maps::read_keys(map_id)
+    }
+
+    fn map_jobs(&self, jobs: &[MapJob<'_>]) -> Vec<io::Result<MapDone>> {
+        if jobs.len() < 2 {
+            return jobs.iter().map(|job| job.run(self)).collect();
+        }
+        // One thread a job: each works on a map of its own, under that map's lock.
+        std::thread::scope(|scope| {
+            let running: Vec<_> = jobs.iter().map(|job| scope.spawn(move || job.run(&LiveSys))).collect();
+            running
+                .into_iter()
+                .map(|thread| {
+                    thread.join().unwrap_or_else(|_| Err(io::Error::other("a map operation's thread panicked")))
+                })
+                .collect()
+        })
     }
 
     fn lookup(&self, map_id: u32, key: &[u8]) -> io::Result<Option<Vec<u8>>> {

@@ -180,11 +180,85 @@ pub trait BpfSys {
     fn delete_keys(&self, map_id: u32, keys: &[u8]) -> io::Result<usize>;
     /// Every key of a map, back to back.
     fn read_keys(&self, map_id: u32) -> io::Result<Vec<u8>>;
+    /// Runs `jobs`, each on a map of its own, at the same time where the implementation
+    /// can (the kernel locks each map apart, so a set's IPv4 and IPv6 maps fill on two
+    /// cores); the results in the jobs' order. By default one after another.
+    fn map_jobs(&self, jobs: &[MapJob<'_>]) -> Vec<io::Result<MapDone>> {
+        jobs.iter().map(|job| job.run(self)).collect()
+    }
     /// The value of one key (exact lookup: for arrays and hashes, not tries).
     fn lookup(&self, map_id: u32, key: &[u8]) -> io::Result<Option<Vec<u8>>>;
     /// Returns after an RCU grace period: a program the kernel stopped using before the
     /// call has finished every run.
     fn synchronize(&self) -> io::Result<()>;
+}
+
+/// One map operation of [`BpfSys::map_jobs`].
+#[derive(Debug, Clone, Copy)]
+pub enum MapJob<'a> {
+    /// [`BpfSys::write_entries`].
+    Write {
+        /// The map.
+        map_id: u32,
+        /// Keys back to back.
+        keys: &'a [u8],
+        /// Each key's value.
+        value: &'a [u8],
+        /// What to do with a key the map holds.
+        existing: Existing,
+    },
+    /// [`BpfSys::delete_keys`].
+    Delete {
+        /// The map.
+        map_id: u32,
+        /// Keys back to back.
+        keys: &'a [u8],
+    },
+    /// [`BpfSys::read_keys`].
+    Read {
+        /// The map.
+        map_id: u32,
+    },
+}
+
+/// What a [`MapJob`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MapDone {
+    /// How many keys a write wrote or a delete found.
+    Count(usize),
+    /// The keys a read found, back to back.
+    Keys(Vec<u8>),
+}
+
+impl MapDone {
+    /// The count of a write or a delete (0 for a read).
+    pub fn count(&self) -> usize {
+        match self {
+            MapDone::Count(count) => *count,
+            MapDone::Keys(_) => 0,
+        }
+    }
+
+    /// The keys of a read (none for a write or a delete).
+    pub fn into_keys(self) -> Vec<u8> {
+        match self {
+            MapDone::Count(_) => Vec::new(),
+            MapDone::Keys(keys) => keys,
+        }
+    }
+}
+
+impl MapJob<'_> {
+    /// Runs the job through `sys` on this thread.
+    pub fn run<S: BpfSys + ?Sized>(&self, sys: &S) -> io::Result<MapDone> {
+        match *self {
+            MapJob::Write { map_id, keys, value, existing } => {
+                sys.write_entries(map_id, keys, value, existing).map(MapDone::Count)
+            }
+            MapJob::Delete { map_id, keys } => sys.delete_keys(map_id, keys).map(MapDone::Count),
+            MapJob::Read { map_id } => sys.read_keys(map_id).map(MapDone::Keys),
+        }
+    }
 }
 
 /// What [`BpfSys::write_entries`] does with a key the map holds already.

@@ -42,7 +42,7 @@ use pfc_compiler::program::dynamic::{self, Family, Part, ELEMENTS_UNSETTLED, KEY
 use pfc_compiler::program::DynamicKind;
 
 use super::guard::{pause_at, Step};
-use super::{AttachError, BpfSys, Existing, Filters, LoadRequest, ProgInfo};
+use super::{AttachError, BpfSys, Existing, Filters, LoadRequest, MapDone, MapJob, ProgInfo};
 use crate::pins::{Record, SetManifest, SetsManifest};
 
 /// An element key (`pfc_compiler::program::dynamic`): what the runtime names an element by.
@@ -100,11 +100,23 @@ fn order_key(key: &SetKey) -> (u128, u64) {
     (high, u64::from(word(20)) << 32 | u64::from(length))
 }
 
-/// `keys` sorted in [`trie_order`], without duplicates.
-pub fn in_trie_order(mut keys: Vec<SetKey>) -> Vec<SetKey> {
-    keys.sort_unstable_by_key(order_key);
-    keys.dedup();
-    keys
+/// The key whose [`order_key`] this is.
+fn from_order_key((high, low): (u128, u64)) -> SetKey {
+    let mut key = [0u8; KEY_SIZE];
+    key[0..4].copy_from_slice(&(low as u32).to_le_bytes());
+    key[4..20].copy_from_slice(&high.to_be_bytes());
+    key[20..24].copy_from_slice(&((low >> 32) as u32).to_be_bytes());
+    key
+}
+
+/// `keys` sorted in [`trie_order`], without duplicates. Each key's [`order_key`] is made
+/// once and the integers sorted (not two order keys made per comparison).
+pub fn in_trie_order(keys: Vec<SetKey>) -> Vec<SetKey> {
+    let mut ordered: Vec<(u128, u64)> = keys.iter().map(order_key).collect();
+    drop(keys);
+    ordered.sort_unstable();
+    ordered.dedup();
+    ordered.into_iter().map(from_order_key).collect()
 }
 
 /// Whether `key` is among `sorted` (in [`trie_order`]).
@@ -148,6 +160,22 @@ impl SetMaps {
             let message = format!("no {} map of generation {generation}", family.as_str());
             io::Error::new(io::ErrorKind::InvalidInput, message)
         })
+    }
+
+    /// The set's maps of `generation`: part and id.
+    fn of_generation(&self, generation: u32) -> Vec<(Part, u32)> {
+        self.parts.iter().filter(|(part, _)| part.generation == generation).copied().collect()
+    }
+
+    /// The element keys of what [`MapJob::Read`]s of `parts` (one each, in order) read.
+    fn keys_read(&self, parts: &[(Part, u32)], done: Vec<MapDone>) -> Vec<SetKey> {
+        let mut keys = Vec::new();
+        for ((part, _), done) in parts.iter().zip(done) {
+            let held = done.into_keys();
+            let size = part.family.map_key_size(self.kind);
+            keys.extend(held.chunks_exact(size).filter_map(|key| dynamic::from_map_key(self.kind, part.family, key)));
+        }
+        keys
     }
 
     /// `keys` (in [`trie_order`], so each family's keys are together) as each family's
@@ -236,35 +264,36 @@ impl<S: BpfSys> Filters<S> {
         Ok(filled)
     }
 
-    /// The keys of a set's `generation`: each family's map's, in the maps' order.
+    /// The keys of a set's `generation`: each family's map's (read at the same time), in
+    /// the maps' order.
     fn current_keys(&self, generation: u32, maps: &SetMaps) -> io::Result<Vec<SetKey>> {
-        let mut keys = Vec::new();
-        for (part, id) in maps.parts.iter().filter(|(part, _)| part.generation == generation) {
-            let held = self.sys.read_keys(*id)?;
-            let size = part.family.map_key_size(maps.kind);
-            keys.extend(held.chunks_exact(size).filter_map(|key| dynamic::from_map_key(maps.kind, part.family, key)));
-        }
-        Ok(keys)
+        let parts = maps.of_generation(generation);
+        let jobs: Vec<MapJob<'_>> = parts.iter().map(|(_, id)| MapJob::Read { map_id: *id }).collect();
+        Ok(maps.keys_read(&parts, self.run_jobs(&jobs)?))
     }
 
-    /// Writes `keys` (in [`trie_order`]) into their families' maps of `generation`;
-    /// returns how many were written ([`BpfSys::write_entries`]).
+    /// Runs `jobs` at the same time ([`BpfSys::map_jobs`]): every job's result, or the
+    /// first job's error.
+    fn run_jobs(&self, jobs: &[MapJob<'_>]) -> io::Result<Vec<MapDone>> {
+        self.sys.map_jobs(jobs).into_iter().collect()
+    }
+
+    /// Writes `keys` (in [`trie_order`]) into their families' maps of `generation` (each
+    /// family's map at the same time); returns how many were written
+    /// ([`BpfSys::write_entries`]).
     fn write_keys(&self, maps: &SetMaps, keys: &[SetKey], generation: u32, existing: Existing) -> io::Result<usize> {
-        let mut written = 0;
-        for (id, bytes) in maps.by_map(keys, generation)? {
-            written += self.sys.write_entries(id, &bytes, &VALUE, existing)?;
-        }
-        Ok(written)
+        let writes = maps.by_map(keys, generation)?;
+        let jobs = write_jobs(&writes, existing);
+        Ok(self.run_jobs(&jobs)?.iter().map(MapDone::count).sum())
     }
 
-    /// Deletes `keys` (in [`trie_order`]) from their families' maps of `generation`;
-    /// returns how many were present.
+    /// Deletes `keys` (in [`trie_order`]) from their families' maps of `generation` (each
+    /// family's map at the same time); returns how many were present.
     fn delete_keys(&self, maps: &SetMaps, keys: &[SetKey], generation: u32) -> io::Result<usize> {
-        let mut deleted = 0;
-        for (id, bytes) in maps.by_map(keys, generation)? {
-            deleted += self.sys.delete_keys(id, &bytes)?;
-        }
-        Ok(deleted)
+        let deletes = maps.by_map(keys, generation)?;
+        let jobs: Vec<MapJob<'_>> =
+            deletes.iter().map(|(id, bytes)| MapJob::Delete { map_id: *id, keys: bytes }).collect();
+        Ok(self.run_jobs(&jobs)?.iter().map(MapDone::count).sum())
     }
 
     /// A set's state in the generation array (an absent entry reads as generation 0, empty).
@@ -358,6 +387,11 @@ fn set_maps(sets: &SetsManifest, set: &SetManifest, maps: &[(String, u32)]) -> R
             found => Some(found.ok_or_else(|| missing(&sets.generation_map))?),
         },
     })
+}
+
+/// One [`MapJob::Write`] of each family's map keys ([`SetMaps::by_map`]), with pfc's set value.
+fn write_jobs(writes: &[(u32, Vec<u8>)], existing: Existing) -> Vec<MapJob<'_>> {
+    writes.iter().map(|(id, bytes)| MapJob::Write { map_id: *id, keys: bytes, value: &VALUE, existing }).collect()
 }
 
 fn set_error(set: &SetManifest, source: io::Error) -> AttachError {
@@ -497,10 +531,17 @@ impl<S: BpfSys> Filters<S> {
                 // Leftovers of an interrupted replace in the next generation go first.
                 let stale = in_trie_order(self.current_keys(next, maps)?);
                 self.delete_keys(maps, &stale, next)?;
-                self.write_keys(maps, &keys, next, Existing::Overwrite)?;
+                // The next generation is written while the current one is read: other
+                // maps, so other locks, and the two cores each take a share.
+                let writes = maps.by_map(&keys, next)?;
+                let reads = maps.of_generation(generation);
+                let mut jobs = write_jobs(&writes, Existing::Overwrite);
+                jobs.extend(reads.iter().map(|(_, id)| MapJob::Read { map_id: *id }));
+                let mut done = self.run_jobs(&jobs)?;
+                let read = done.split_off(writes.len());
                 // The flip: from here on packets look up the new generation only.
                 self.write_state(set, maps.generations, next, keys.len() as u32)?;
-                let current = in_trie_order(self.current_keys(generation, maps)?);
+                let current = in_trie_order(maps.keys_read(&reads, read));
                 self.delete_keys(maps, &current, generation)?;
                 outcome.added = only_in(&keys, &current);
                 outcome.deleted = only_in(&current, &keys);
@@ -523,5 +564,55 @@ enum Failure {
 impl From<io::Error> for Failure {
     fn from(error: io::Error) -> Failure {
         Failure::Map(error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// xorshift64* (pfc-test-support's `Random`, which the library's own tests cannot
+    /// link: it links a second copy of this crate).
+    struct Random(u64);
+
+    impl Random {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+    }
+
+    /// Keys of a few families, lengths and tags, many of them repeated.
+    fn random_keys(count: usize, seed: u64) -> Vec<SetKey> {
+        let mut random = Random(seed);
+        (0..count)
+            .map(|_| {
+                let mut key = [0u8; KEY_SIZE];
+                let bits = random.next();
+                key[0] = (bits % 129) as u8;
+                key[4] = (bits >> 8) as u8 & 3;
+                for (at, byte) in key[8..].iter_mut().enumerate() {
+                    // Few distinct values, so the sort meets equal prefixes and duplicates.
+                    *byte = if at < 2 { (bits >> (16 + at * 8)) as u8 & 1 } else { (random.next() % 3) as u8 };
+                }
+                key
+            })
+            .collect()
+    }
+
+    #[test]
+    fn in_trie_order_sorts_by_trie_order_and_drops_repeats() {
+        for seed in 1..20 {
+            let keys = random_keys(500, seed);
+            let mut expected = keys.clone();
+            expected.sort_by(trie_order);
+            expected.dedup();
+            let sorted = in_trie_order(keys.clone());
+            assert_eq!(sorted, expected, "seed {seed}");
+            assert!(keys.iter().all(|key| holds(&sorted, key)));
+            assert!(keys.iter().all(|key| from_order_key(order_key(key)) == *key));
+        }
     }
 }
