@@ -117,6 +117,51 @@ fn set_changes_take_effect_on_the_next_packet_and_survive_a_replace() {
     pfc_ok(&b, &["unload", "--iface", &vb]);
 }
 
+#[test]
+fn a_wrong_family_element_is_refused_and_changes_nothing() {
+    skip_unless!(no_kernel());
+    let mut topology = Topology::new("wf");
+    let rules = topology.rules(
+        "families",
+        "hook xdp\ndefault pass\n\
+         set v4: ipv4 dynamic = { 192.0.2.1 }\n\
+         set v6: ipv6 dynamic = { 2001:db8::1 }\n\
+         rule a: drop if ip.src in v4\n\
+         rule b: drop if ip.src in v6\n",
+    );
+    let (b, vb) = (topology.b.clone(), topology.veth_b.clone());
+    pfc_ok(&b, &["load", &rules, "--iface", &vb]);
+    let contents = |topology: &Topology| (list(topology, "v4"), list(topology, "v6"), status_sets(topology));
+    let before = contents(&topology);
+    assert_eq!((before.0.clone(), before.1.clone()), (vec!["192.0.2.1".to_string()], vec!["2001:db8::1".to_string()]));
+    let cases: [(&str, &[&str], &str); 6] = [
+        ("add", &["2001:db8::5"], "set `v4` holds ipv4 values, but this is an IPv6 address"),
+        ("add", &["10.0.0.0/8"], "set `v6` holds ipv6 values, but this is an IPv4 address"),
+        // One wrong element among right ones: none goes in.
+        ("add", &["10.0.0.1", "2001:db8::/32", "10.0.0.2"], "set `v4` holds ipv4 values"),
+        ("add", &["2001:db8::2", "192.0.2.9"], "set `v6` holds ipv6 values"),
+        ("replace", &["10.0.0.1", "::1"], "set `v4` holds ipv4 values"),
+        ("del", &["192.0.2.1", "2001:db8::1"], "set `v4` holds ipv4 values"),
+    ];
+    for (action, elements, message) in cases {
+        let set = if message.contains("`v4`") { "v4" } else { "v6" };
+        let mut args = vec!["set", action, "--iface", vb.as_str(), set];
+        args.extend_from_slice(elements);
+        let output = pfc(&b, &args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "pfc {args:?}: {stderr}");
+        for needle in ["E0008", message, "wrong element type", "nothing changed"] {
+            assert!(stderr.contains(needle), "pfc {args:?}: `{needle}` not in {stderr}");
+        }
+        assert!(!stderr.contains("panicked"), "pfc {args:?}: {stderr}");
+        assert_eq!(contents(&topology), before, "pfc {args:?} changed a set");
+    }
+    // The right family still goes in.
+    pfc_ok(&b, &["set", "add", "--iface", &vb, "v6", "2001:db8::/32"]);
+    assert_eq!(list(&topology, "v6"), ["2001:db8::/32", "2001:db8::1"]);
+    pfc_ok(&b, &["unload", "--iface", &vb]);
+}
+
 /// A rule file whose static set of 40,001 addresses is held in a map (language.md §6.3),
 /// `with_sender`: whether the sender's address is one of them.
 fn big_static_rules(with_sender: bool) -> String {
