@@ -15,7 +15,7 @@
 //!
 //! A node splits on the field (or header presence) that leaves the smallest largest child,
 //! cutting the field's value range at the rules' interval boundaries (at most
-//! [`MAX_PIECES`] pieces, searched in log₂ compares). Identical candidate lists share one
+//! [`MAX_PIECES`] pieces, searched in a few compares per 8-fold cut). Identical candidate lists share one
 //! subtree, so the plan is a DAG. Rules that do not constrain the split field are copied
 //! into every child; to keep that replication bounded (as EffiCuts does), rules are first
 //! separated into up to [`MAX_GROUPS`] groups by whether they constrain the most

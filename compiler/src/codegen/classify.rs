@@ -1,7 +1,7 @@
 //! Classifier code: a [`Classifier`] plan in, jumping code out.
 //!
 //! ```text
-//!  one diagram:   node: r1 = word; binary search over the pieces -> child
+//!  one diagram:   node: r1 = word; search over the pieces (8 ways a step) -> child
 //!                 leaf: rule a: if !cond goto next; r6 = a; r7 = verdict; goto tail
 //!                       ... ; r6 = N; r7 = default; goto tail
 //!  several:       w6 = N << 8 | default                      (best match so far)
@@ -30,8 +30,12 @@ use crate::ir::NodeId;
 
 /// A pending jump older than this many slots gets a relay at the next safe point.
 const RELAY_AT: usize = 16_000;
-/// Pieces searched one after the other; more are halved first.
+/// Pieces searched one after the other; more are cut into parts first.
 const LINEAR_PIECES: usize = 4;
+/// Most parts one step of a search cuts its pieces into. A taken jump costs a packet
+/// more than a compare that falls through (it ends the CPU's fetch block): halving
+/// takes a jump at half the levels, four parts at three quarters of half as many.
+const SEARCH_WAYS: usize = 8;
 /// Shared leaf code is copied again rather than reached by a jump of more than this
 /// many slots (well inside [`RELAY_AT`], so no packet takes a relay to reach it).
 const SHARE_REACH: usize = 8_000;
@@ -502,14 +506,23 @@ fn first_rule(diagram: &Diagram) -> Option<usize> {
 }
 
 /// Jumps to `targets[piece.2]` for the piece holding r1; the pieces cover every value.
+/// More than [`LINEAR_PIECES`] pieces are cut into up to [`SEARCH_WAYS`] parts, tested
+/// from the highest down (`if r1 >= low goto part`), the lowest part following inline:
+/// every part is one taken jump away, the lowest none.
 fn search(b: &mut ProgramBuilder, pieces: &[(u32, u32, usize)], targets: &[Label]) {
     if pieces.len() > LINEAR_PIECES {
-        let middle = pieces.len() / 2;
-        let upper = b.new_label();
-        b.emit(Insn::jump32(JmpOp::Ge, Reg::R1, Operand::imm_u32(pieces[middle].0), upper));
-        search(b, &pieces[..middle], targets);
-        b.bind(upper);
-        search(b, &pieces[middle..], targets);
+        let starts = search_parts(pieces.len());
+        let labels: Vec<Label> = starts[1..].iter().map(|_| b.new_label()).collect();
+        for (start, label) in starts[1..].iter().zip(&labels).rev() {
+            b.emit(Insn::jump32(JmpOp::Ge, Reg::R1, Operand::imm_u32(pieces[*start].0), *label));
+        }
+        for (part, &start) in starts.iter().enumerate() {
+            if part > 0 {
+                b.bind(labels[part - 1]);
+            }
+            let end = starts.get(part + 1).copied().unwrap_or(pieces.len());
+            search(b, &pieces[start..end], targets);
+        }
         return;
     }
     let Some((last, rest)) = pieces.split_last() else { return };
@@ -517,6 +530,12 @@ fn search(b: &mut ProgramBuilder, pieces: &[(u32, u32, usize)], targets: &[Label
         b.emit(Insn::jump32(JmpOp::Le, Reg::R1, Operand::imm_u32(high), targets[child]));
     }
     b.emit(Insn::Ja { target: targets[last.2] });
+}
+
+/// Where each part of a search over `pieces` (more than [`LINEAR_PIECES`]) starts.
+fn search_parts(pieces: usize) -> Vec<usize> {
+    let ways = SEARCH_WAYS.min(pieces.div_ceil(LINEAR_PIECES));
+    (0..ways).map(|part| part * pieces / ways).collect()
 }
 
 /// The fewest instruction slots the inline code of `classifier` can take: a bound the
@@ -588,8 +607,9 @@ pub(crate) fn least_slots(classifier: &Classifier, filter: &crate::ir::Filter, c
 /// The slots [`search`] emits for `pieces` pieces.
 fn search_slots(pieces: usize) -> usize {
     if pieces > LINEAR_PIECES {
-        let middle = pieces / 2;
-        1 + search_slots(middle) + search_slots(pieces - middle)
+        let starts = search_parts(pieces);
+        let ends = starts[1..].iter().copied().chain([pieces]);
+        starts.len() - 1 + starts.iter().zip(ends).map(|(start, end)| search_slots(end - start)).sum::<usize>()
     } else {
         pieces
     }

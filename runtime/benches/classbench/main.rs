@@ -13,14 +13,17 @@
 //! names the code form `compile()` chose (classified, with how many diagrams, or not).
 //! Under each row: the instructions each trace packet executes (`paths.rs`, a counting
 //! interpreter of the emitted code; no kernel needed), as a mean per packet split into
-//! the parse prologue, the diagrams' nodes, the leaves and the tail.
+//! the parse prologue, the diagrams' nodes, the leaves and the tail, with the jumps taken
+//! in each (per packet, ns follow taken jumps more than instructions: each ends the CPU's
+//! fetch block), and per diagram.
 //!
 //! Knobs: `PFC_CLASSBENCH_SHAPES=acl,fw` and `PFC_CLASSBENCH_SIZES=100,10000,100000`
 //! (which sets), `PFC_CLASSBENCH_PACKETS` (trace length, default 100),
 //! `PFC_CLASSBENCH_ROUNDS` (default 3), `PFC_BENCH_REPEAT` (most test_run repeats per
 //! packet, default 100000; slow programs get fewer so one packet takes ~20 ms),
 //! `PFC_CLASSBENCH_COUNTERS=off` (compile as `pfc compile --no-counters` does),
-//! `PFC_CLASSBENCH_DUMP=DIR` (write each set's rules and `--emit asm` listing there),
+//! `PFC_CLASSBENCH_PER_PACKET=1` (a line per trace packet: ns, floor, instructions, taken
+//! jumps), `PFC_CLASSBENCH_DUMP=DIR` (write each set's rules and `--emit asm` listing there),
 //! `PFC_CLASSBENCH_FORMS=auto,inline,table` (one row per form and set: `auto` is what
 //! `compile()` picks, `inline` forces the inline classifier, `table` the table-driven one;
 //! default `auto`).
@@ -141,6 +144,11 @@ fn main() {
             );
                 println!("         insns/pkt hit: {}", row.path_hit.describe());
                 println!("         insns/pkt no-match: {}", row.path_miss.describe());
+                println!(
+                    "         per diagram, insns (taken jumps), hit: {}; no-match: {}",
+                    row.path_hit.per_diagram(),
+                    row.path_miss.per_diagram()
+                );
             }
         }
     }
@@ -170,6 +178,8 @@ struct Row {
     path_hit: paths::Sum,
     /// ... and by those that match no rule.
     path_miss: paths::Sum,
+    /// Each trace packet's path, in trace order.
+    per_packet_paths: Vec<paths::Path>,
 }
 
 /// `classified (N diagrams ...)` from the listing's classifier comment, else the fallback.
@@ -241,6 +251,7 @@ fn measure(
                 }
                 let sum = if packet.rule.is_some() { &mut row.path_hit } else { &mut row.path_miss };
                 sum.add(&path);
+                row.per_packet_paths.push(path);
             }
             Err(error) => {
                 row.note = format!("counting interpreter: {error}");
@@ -309,6 +320,19 @@ fn measure(
     row.mean = mean(&hits);
     row.no_match = mean(&misses);
     row.worst = per_packet.iter().copied().fold(0.0, f64::max);
+    if std::env::var("PFC_CLASSBENCH_PER_PACKET").is_ok() {
+        for (index, ns) in per_packet.iter().enumerate() {
+            let path = &row.per_packet_paths[index];
+            println!(
+                "packet {} {rules} {index} ns {ns:.2} floor {:.2} insns {} taken {} hit {}",
+                shape.name(),
+                floors[index],
+                path.total,
+                path.taken,
+                generated.trace[index].rule.is_some()
+            );
+        }
+    }
     row.note = format!("{} hit, {} miss", hits.len(), misses.len());
     if row.model_wrong > 0 {
         row.note.push_str(&format!("; the counting interpreter got {} verdicts wrong", row.model_wrong));

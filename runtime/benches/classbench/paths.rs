@@ -30,21 +30,29 @@ pub struct Path {
     pub tail: u64,
     /// Jumps taken (conditional or not): each ends a fetch block in the CPU.
     pub taken: u64,
+    /// ... of them in the prologue, the nodes, the leaves and the tail.
+    pub taken_in: [u64; 4],
+    /// Instructions and taken jumps per diagram (the prologue with the first).
+    pub in_diagram: [(u64, u64); DIAGRAMS],
     /// The return value.
     pub verdict: u64,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Part {
-    Prologue,
+    Prologue = 0,
     Node,
     Leaf,
     Tail,
 }
 
-/// Per instruction: its part, and whether a node starts there.
+/// Diagrams counted one by one (later ones add to the last).
+pub const DIAGRAMS: usize = 4;
+
+/// Per instruction: its part, whether a node starts there, and its diagram (from the
+/// first `diagram N` comment on; the prologue counts with diagram 0).
 pub struct Parts {
-    parts: Vec<(Part, bool)>,
+    parts: Vec<(Part, bool, usize)>,
     /// Instruction index of each slot (`lddw` takes two).
     index_of_slot: Vec<usize>,
 }
@@ -53,11 +61,17 @@ impl Parts {
     pub fn new(code: &Program) -> Parts {
         let mut parts = Vec::with_capacity(code.insns.len());
         let mut part = Part::Prologue;
+        let mut diagram = 0;
         let mut comments = code.comments.iter().peekable();
         for index in 0..code.insns.len() {
             let mut starts = false;
             while let Some(comment) = comments.next_if(|comment| comment.insn <= index) {
                 let text = comment.text.as_str();
+                if let Some(number) = text.strip_prefix("diagram ").and_then(|rest| {
+                    rest.split(|c: char| !c.is_ascii_digit()).next().and_then(|digits| digits.parse::<usize>().ok())
+                }) {
+                    diagram = number.min(DIAGRAMS - 1);
+                }
                 if text.starts_with("classifier:") || text.starts_with("classifier table:") {
                     part = Part::Tail;
                 } else if text.starts_with("diagram ") && text.contains(" candidates") {
@@ -72,7 +86,7 @@ impl Parts {
                     part = Part::Tail;
                 }
             }
-            parts.push((part, starts));
+            parts.push((part, starts, diagram));
         }
         let mut index_of_slot = Vec::new();
         for (index, insn) in code.insns.iter().enumerate() {
@@ -211,7 +225,8 @@ pub fn run(code: &Program, parts: &Parts, tables: &Tables, packet: &[u8]) -> Res
     let mut slot = 0usize;
     loop {
         let insn = code.insns.get(pc).ok_or("ran off the end")?;
-        let (part, starts) = parts.parts[pc];
+        let (part, starts, diagram) = parts.parts[pc];
+        path.in_diagram[diagram].0 += 1;
         path.total += 1;
         match part {
             Part::Prologue => path.prologue += 1,
@@ -271,11 +286,15 @@ pub fn run(code: &Program, parts: &Parts, tables: &Tables, packet: &[u8]) -> Res
                 if op.holds(regs[dst.number() as usize], b, *wide) {
                     next_slot = (next_slot as i64 + i64::from(*target)) as usize;
                     path.taken += 1;
+                    path.taken_in[part as usize] += 1;
+                    path.in_diagram[diagram].1 += 1;
                 }
             }
             Insn::Ja { target } => {
                 next_slot = (next_slot as i64 + i64::from(*target)) as usize;
                 path.taken += 1;
+                path.taken_in[part as usize] += 1;
+                path.in_diagram[diagram].1 += 1;
             }
             Insn::Call { helper: 1 } => {
                 let key = memory.load(regs[2], Size::W)?;
@@ -306,6 +325,8 @@ pub struct Sum {
     pub leaves: u64,
     pub tail: u64,
     pub taken: u64,
+    pub taken_in: [u64; 4],
+    pub in_diagram: [(u64, u64); DIAGRAMS],
     pub deepest: u64,
 }
 
@@ -319,6 +340,13 @@ impl Sum {
         self.leaves += path.leaves;
         self.tail += path.tail;
         self.taken += path.taken;
+        for (sum, taken) in self.taken_in.iter_mut().zip(path.taken_in) {
+            *sum += taken;
+        }
+        for (sum, (insns, taken)) in self.in_diagram.iter_mut().zip(path.in_diagram) {
+            sum.0 += insns;
+            sum.1 += taken;
+        }
         self.deepest = self.deepest.max(path.total);
     }
 
@@ -329,7 +357,8 @@ impl Sum {
         }
         let per = |value: u64| value as f64 / self.paths as f64;
         format!(
-            "{:.1} = {:.1} prologue + {:.1} nodes ({:.1} visited) + {:.1} leaves + {:.1} tail; {:.1} jumps taken; worst {}",
+            "{:.1} = {:.1} prologue + {:.1} nodes ({:.1} visited) + {:.1} leaves + {:.1} tail; \
+             {:.1} jumps taken = {:.1} + {:.1} + {:.1} + {:.1}; worst {}",
             per(self.total),
             per(self.prologue),
             per(self.nodes),
@@ -337,7 +366,26 @@ impl Sum {
             per(self.leaves),
             per(self.tail),
             per(self.taken),
+            per(self.taken_in[0]),
+            per(self.taken_in[1]),
+            per(self.taken_in[2]),
+            per(self.taken_in[3]),
             self.deepest
         )
+    }
+
+    /// `insns (taken)` per diagram that any packet reached.
+    pub fn per_diagram(&self) -> String {
+        if self.paths == 0 {
+            return "-".to_string();
+        }
+        let per = |value: u64| value as f64 / self.paths as f64;
+        let reached: Vec<String> = self
+            .in_diagram
+            .iter()
+            .filter(|(insns, _)| *insns > 0)
+            .map(|&(insns, taken)| format!("{:.1} ({:.1})", per(insns), per(taken)))
+            .collect();
+        reached.join(" | ")
     }
 }
