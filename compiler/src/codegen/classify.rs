@@ -154,6 +154,9 @@ impl Relays {
 /// Index of a unit in [`Chains::units`].
 type UnitId = usize;
 
+/// A leaf's candidate: its rule and the tests left.
+type LeafRule = (usize, Vec<NodeId>);
+
 /// Where a packet goes when a unit's first rule does not match it.
 #[derive(Clone, Copy)]
 enum Next {
@@ -197,18 +200,37 @@ impl<'d> Chains<'d> {
             grouped,
             waiting: VecDeque::new(),
         };
-        let mut ids: FastMap<&'d [(usize, Vec<NodeId>)], UnitId> = FastMap::default();
+        // A unit (a suffix of a leaf's list) is named by its first candidate and the unit
+        // of the rest (`None`: the empty rest of one of several diagrams' leaves, which has
+        // no unit), so naming every suffix of a leaf is linear in its length, not
+        // quadratic as hashing the slices would be.
+        let mut ids: FastMap<(&'d LeafRule, Option<UnitId>), UnitId> = FastMap::default();
+        let mut empty: Option<UnitId> = None;
         for (index, node) in diagram.nodes.iter().enumerate() {
             let TreeNode::Leaf(rules) = node else { continue };
             if !reached[index] {
                 continue;
             }
             let rules: &'d [(usize, Vec<NodeId>)] = rules;
-            let mut next =
-                if grouped { Next::End } else { Next::Unit(chains.unit(&mut ids, &rules[rules.len()..], Next::Never)) };
+            let mut next = match grouped {
+                true => Next::End,
+                false => Next::Unit(*empty.get_or_insert_with(|| chains.push(&rules[rules.len()..], Next::Never))),
+            };
             for start in (0..rules.len()).rev() {
                 let rest = if rules[start].1.is_empty() { Next::Never } else { next };
-                next = Next::Unit(chains.unit(&mut ids, &rules[start..], rest));
+                let after = match next {
+                    Next::Unit(unit) => Some(unit),
+                    _ => None,
+                };
+                let unit = match ids.get(&(&rules[start], after)) {
+                    Some(&unit) => unit,
+                    None => {
+                        let unit = chains.push(&rules[start..], rest);
+                        ids.insert((&rules[start], after), unit);
+                        unit
+                    }
+                };
+                next = Next::Unit(unit);
             }
             if let Next::Unit(unit) = next {
                 chains.units[unit].remaining += 1;
@@ -218,21 +240,12 @@ impl<'d> Chains<'d> {
         chains
     }
 
-    /// The unit of `rules`, made when new (counting it as one more way into `rest`).
-    fn unit(
-        &mut self,
-        ids: &mut FastMap<&'d [(usize, Vec<NodeId>)], UnitId>,
-        rules: &'d [(usize, Vec<NodeId>)],
-        rest: Next,
-    ) -> UnitId {
-        if let Some(&unit) = ids.get(rules) {
-            return unit;
-        }
+    /// A new unit of `rules` (one more way into `rest`).
+    fn push(&mut self, rules: &'d [(usize, Vec<NodeId>)], rest: Next) -> UnitId {
         if let Next::Unit(rest) = rest {
             self.units[rest].remaining += 1;
         }
         self.units.push(Unit { rules, rest, remaining: 0 });
-        ids.insert(rules, self.units.len() - 1);
         self.units.len() - 1
     }
 
