@@ -167,7 +167,16 @@ pub fn plan(filter: &Filter, layout: &Layout) -> Option<Classifier> {
     let live: Vec<usize> = (0..filter.rules.len())
         .filter(|&index| !matches!(filter.node(filter.rules[index].condition), Node::Const(false)))
         .collect();
-    let mut builder = Builder { needs: &needs, filter };
+    let always: Vec<bool> =
+        filter.rules.iter().map(|rule| matches!(filter.node(rule.condition), Node::Const(true))).collect();
+    let mut tests = Vec::new();
+    let mut starts = Vec::with_capacity(needs.len() + 1);
+    for rule_needs in &needs {
+        starts.push(tests.len());
+        tests.extend(rule_needs.items.iter().map(|&(id, _)| tested(filter, id)));
+    }
+    starts.push(tests.len());
+    let mut builder = Builder { needs: &needs, filter, tests, starts, always };
     // With rate limits, one diagram: several would test a later rule's full condition (and
     // take its token) before an earlier rule in another diagram had its turn.
     let groups = if filter.limits.is_empty() { groups(&needs, live) } else { vec![live] };
@@ -386,6 +395,47 @@ impl Tested<'_> {
     }
 }
 
+/// What [`Tested::implies`] reads of test `id`.
+fn tested(filter: &Filter, id: NodeId) -> Tested<'_> {
+    let node = filter.node(id);
+    match node {
+        Node::Limit(_) => Tested::Limit,
+        Node::Present(source) => Tested::Present(id, *source),
+        _ => match tested_intervals(filter, node) {
+            Some((field, mask, intervals)) => Tested::Intervals(id, field, mask, intervals),
+            None => Tested::Other(id),
+        },
+    }
+}
+
+/// The field, mask and values an interval test accepts.
+fn tested_intervals<'f>(filter: &'f Filter, node: &'f Node) -> Option<(Field, Option<u128>, Intervals<'f>)> {
+    match node {
+        Node::Compare { field, mask, op, value } => {
+            let interval = match op {
+                CmpOp::Eq => (*value, *value),
+                CmpOp::Lt => (0, value.checked_sub(1)?),
+                CmpOp::Le => (0, *value),
+                CmpOp::Gt => (value.checked_add(1)?, u128::MAX),
+                CmpOp::Ge => (*value, u128::MAX),
+                CmpOp::Ne => return None,
+            };
+            Some((*field, *mask, Intervals::One([interval])))
+        }
+        Node::InSet { field, mask, set } => Some((*field, *mask, Intervals::Set(&filter.set(*set).intervals))),
+        _ => None,
+    }
+}
+
+/// The positions of the set bits of `bits`, lowest first.
+fn bits(mut bits: u64) -> impl Iterator<Item = usize> {
+    std::iter::from_fn(move || {
+        let position = bits.trailing_zeros() as usize;
+        bits &= bits.wrapping_sub(1);
+        (position < 64).then_some(position)
+    })
+}
+
 /// A candidate split of a node's rules.
 struct Split {
     kind: SplitKind,
@@ -404,6 +454,12 @@ enum SplitKind {
 struct Builder<'a> {
     needs: &'a [Needs],
     filter: &'a Filter,
+    /// Per rule, what [`Builder::drop_shadowed`] compares of each of its items (in
+    /// `Needs::items` order): rule `r`'s are `tests[starts[r]..starts[r + 1]]`, read once.
+    tests: Vec<Tested<'a>>,
+    starts: Vec<usize>,
+    /// Per rule: whether its condition is the constant true (a leaf tests nothing of it).
+    always: Vec<bool>,
 }
 
 /// A diagram under construction.
@@ -539,64 +595,39 @@ impl Builder<'_> {
         if candidates.len() < 2 {
             return;
         }
-        // Every candidate's residual tests in one buffer, each read once for `implies`.
-        let mut tests: Vec<Tested> = Vec::new();
-        let mut residuals: Vec<std::ops::Range<usize>> = Vec::with_capacity(candidates.len());
-        for &(rule, proven) in candidates.iter() {
-            let start = tests.len();
-            if !matches!(self.filter.node(self.filter.rules[rule].condition), Node::Const(true)) {
-                let items = self.needs[rule].items.iter().enumerate();
-                let open = items.filter(|(position, _)| proven & (1 << position) == 0);
-                tests.extend(open.map(|(_, &(id, _))| self.tested(id)));
-            }
-            residuals.push(start..tests.len());
-        }
-        let mut keep = vec![true; candidates.len()];
+        debug_assert!(candidates.len() <= SHADOW_CHECK_LEAF);
+        // The open (unproven) items of each candidate, as bits of its rule's `items`.
+        let open = |&(rule, proven): &Candidate| match self.always[rule] {
+            true => 0,
+            false => self.needs[rule].all_proven() & !proven,
+        };
+        let mut dropped = [0u64; SHADOW_CHECK_LEAF / 64];
         for later in 1..candidates.len() {
-            let by_tests = &tests[residuals[later].clone()];
-            keep[later] = !(0..later).any(|earlier| {
-                keep[earlier]
-                    && !residuals[earlier].is_empty()
-                    && tests[residuals[earlier].clone()].iter().all(|test| by_tests.iter().any(|by| by.implies(test)))
+            let by_open = open(&candidates[later]);
+            let by_tests = self.rule_tests(candidates[later].0);
+            let shadowed = (0..later).any(|earlier| {
+                let earlier_open = open(&candidates[earlier]);
+                dropped[earlier / 64] & (1 << (earlier % 64)) == 0
+                    && earlier_open != 0
+                    && bits(earlier_open).all(|position| {
+                        let test = &self.rule_tests(candidates[earlier].0)[position];
+                        bits(by_open).any(|by| by_tests[by].implies(test))
+                    })
             });
+            if shadowed {
+                dropped[later / 64] |= 1 << (later % 64);
+            }
         }
         let mut position = 0;
         candidates.retain(|_| {
             position += 1;
-            keep[position - 1]
+            dropped[(position - 1) / 64] & (1 << ((position - 1) % 64)) == 0
         });
     }
 
-    /// What [`Tested::implies`] reads of test `id`.
-    fn tested(&self, id: NodeId) -> Tested<'_> {
-        let node = self.filter.node(id);
-        match node {
-            Node::Limit(_) => Tested::Limit,
-            Node::Present(source) => Tested::Present(id, *source),
-            _ => match self.tested_intervals(node) {
-                Some((field, mask, intervals)) => Tested::Intervals(id, field, mask, intervals),
-                None => Tested::Other(id),
-            },
-        }
-    }
-
-    /// The field, mask and values an interval test accepts.
-    fn tested_intervals<'n>(&'n self, node: &'n Node) -> Option<(Field, Option<u128>, Intervals<'n>)> {
-        match node {
-            Node::Compare { field, mask, op, value } => {
-                let interval = match op {
-                    CmpOp::Eq => (*value, *value),
-                    CmpOp::Lt => (0, value.checked_sub(1)?),
-                    CmpOp::Le => (0, *value),
-                    CmpOp::Gt => (value.checked_add(1)?, u128::MAX),
-                    CmpOp::Ge => (*value, u128::MAX),
-                    CmpOp::Ne => return None,
-                };
-                Some((*field, *mask, Intervals::One([interval])))
-            }
-            Node::InSet { field, mask, set } => Some((*field, *mask, Intervals::Set(&self.filter.set(*set).intervals))),
-            _ => None,
-        }
+    /// What [`Tested::implies`] reads of each of `rule`'s items.
+    fn rule_tests(&self, rule: usize) -> &[Tested<'_>] {
+        &self.tests[self.starts[rule]..self.starts[rule + 1]]
     }
 
     fn source_children(&self, candidates: &[Candidate], source: Source) -> (Vec<Candidate>, Vec<Candidate>) {
