@@ -16,8 +16,10 @@ use std::path::Path;
 /// The largest rule file pfc reads.
 pub const MAX_RULE_FILE: u64 = 16 << 20;
 /// The largest set file (`set NAME: TYPE = file "PATH"`, `pfc set … --file`) pfc reads:
-/// block lists of a few million lines.
-pub const MAX_SET_FILE: u64 = 64 << 20;
+/// a block list of a million lines with a comment on each (256 bytes a line), or of ten
+/// million bare prefixes. The text is held while it is read (and the elements are
+/// smaller than their lines), so this also bounds the memory a set file takes.
+pub const MAX_SET_FILE: u64 = 256 << 20;
 /// The largest case file pfc reads.
 pub const MAX_CASE_FILE: u64 = 64 << 20;
 /// The largest object `pfc load` reads.

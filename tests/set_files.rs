@@ -83,7 +83,7 @@ fn a_ten_megabyte_line_is_one_short_diagnostic() {
 
 #[test]
 fn ten_million_lines_past_a_dynamic_sets_size_stop_at_the_first_line_too_many() {
-    // 30 MB: under the 64 MiB set-file limit, so it is read; 2,000 distinct addresses,
+    // 30 MB: under the 256 MiB set-file limit, so it is read; 2,000 distinct addresses,
     // then one repeated: reading stops at line 1,001, the 1,001st distinct element.
     let mut bytes: Vec<u8> = (0..2_000).flat_map(|index| format!("::{index:x}\n").into_bytes()).collect();
     bytes.extend(lines("::", 10_000_000 - 2_000));
@@ -125,12 +125,31 @@ fn ten_million_lines_of_few_elements_take_memory_for_the_elements() {
 }
 
 #[test]
-fn ten_million_lines_over_the_size_limit_are_refused_unread() {
-    // 90 MB: over 64 MiB, refused before reading, static or dynamic.
-    let bytes = lines("10.0.0.1", 10_000_000);
+fn a_set_file_over_the_size_limit_is_refused_unread() {
+    // 257 MiB (sparse: a line, then NUL bytes that are never read): over 256 MiB,
+    // refused before reading, static or dynamic.
     for declaration in ["ip", "ip dynamic size 16777216"] {
-        check_set_file("set_file_too_large", declaration, &bytes, &["E0023", "is larger than 64 MiB"]);
+        let test = "set_file_too_large";
+        let dir = scratch_dir(test);
+        let file = std::fs::File::create(dir.join("list.txt")).expect("create set file");
+        std::io::Write::write_all(&mut &file, b"10.0.0.1\n").expect("write set file");
+        file.set_len(257 << 20).expect("grow set file");
+        let rules = format!("default pass\nset s: {declaration} = file \"list.txt\"\nrule r: drop if ip.src in s\n");
+        std::fs::write(dir.join("r.pf"), rules).expect("write rules");
+        run_checked(test, &dir, &["check", "r.pf"], &["E0023", "is larger than 256 MiB"]);
     }
+}
+
+#[test]
+fn a_million_commented_lines_over_64_mib_are_read_to_the_end() {
+    // 1M lines of 100 bytes (an address and a comment: 95 MiB, over the limit pfc had
+    // before), then two other addresses: read to its last line (E0025 there, in
+    // bounded memory: the repeats are skipped as read).
+    let comment = format!("# {}", "feed entry, first seen 2026-12-01, ".repeat(3));
+    let mut bytes = lines(&format!("10.0.0.1    {comment:.87}"), 1_000_000);
+    assert_eq!(bytes.len(), 100_000_000);
+    bytes.extend_from_slice(b"10.0.0.2\n10.0.0.3\n");
+    check_set_file("set_file_95_mib", "ip dynamic size 2", &bytes, &["E0025", "list.txt:1000002:1"]);
 }
 
 #[test]
