@@ -28,7 +28,7 @@ use std::ffi::{c_char, c_int, c_void, CString};
 use std::sync::Mutex;
 use std::time::Instant;
 
-use generator::{expression, protochain_expression};
+use generator::{expression, geneve_expression, protochain_expression};
 use pfc_compiler::codegen::Options;
 use pfc_compiler::diagnostic::Span;
 use pfc_compiler::program::Verdict;
@@ -521,7 +521,8 @@ fn pfc_accepts_and_refuses_what_libpcap_does() {
     let mut packets = corpus(support::seed());
     packets.extend(frames::link_layer_frames());
     packets.extend(frames::libpcap_capture_frames());
-    let packets: Vec<_> = packets.into_iter().step_by(GRAMMAR_FRAME_STRIDE).collect();
+    let mut packets: Vec<_> = packets.into_iter().step_by(GRAMMAR_FRAME_STRIDE).collect();
+    packets.extend(frames::geneve_frames(false));
     let kernel_ok = kernel::privileges().is_ok();
     let documented = documented_refusals();
     let mut rng = Rng::new(support::seed() ^ 0x6a_77a4_u64.wrapping_mul(0x1000_0001));
@@ -570,6 +571,7 @@ fn pfc_agrees_with_libpcap_on_its_own_test_expressions() {
     packets.extend(frames::link_layer_frames());
     packets.extend(frames::libpcap_capture_frames());
     packets.extend(frames::protochain_frames());
+    packets.extend(frames::geneve_frames(false));
     let kernel_ok = kernel::privileges().is_ok();
     let documented = documented_refusals();
     assert!(documented.len() >= 5, "the refusal table of docs/pcap.md was not found: {documented:?}");
@@ -604,6 +606,62 @@ fn pfc_agrees_with_libpcap_on_its_own_test_expressions() {
     }
     print_sizes(&tally);
     assert!(expressions.len() >= 2000, "only {} TESTrun expressions", expressions.len());
+    assert!(failures.is_empty(), "{} failures:\n\n{}", failures.len(), failures.join("\n\n"));
+}
+
+/// Expressions that read after `geneve` per run, and how many also run in the kernel.
+const GENEVE_EXPRESSIONS: usize = 300;
+const GENEVE_KERNEL_EXPRESSIONS: usize = 60;
+
+/// After `geneve`, libpcap reads every header at offsets it computes at run time from
+/// the Geneve header (option length, protocol) into scratch registers: random
+/// expressions after `geneve` ([`geneve_expression`]) agree with libpcap on Geneve
+/// frames of every kind, cut at every length (`frames::geneve_frames`), and on part of
+/// the corpus. Where a read after `geneve` may happen when it did not match, libpcap
+/// reads registers it never wrote: pfc refuses those as documented.
+#[test]
+fn pfc_agrees_with_libpcap_after_geneve() {
+    let started = Instant::now();
+    let mut packets = frames::geneve_frames(true);
+    packets.extend(corpus(support::seed()).into_iter().step_by(8));
+    let kernel_ok = kernel::privileges().is_ok();
+    let documented = documented_refusals();
+    let mut rng = Rng::new(support::seed() ^ 0x6e_e7e_u64.wrapping_mul(0x1000_0001));
+    let too_deep = pfc_compiler::pcap::Refusal::TooDeep.message();
+    let (mut tally, mut failures, mut deep) = (Tally::default(), Vec::new(), 0);
+    for index in 0..GENEVE_EXPRESSIONS {
+        let expr = geneve_expression(&mut rng);
+        let kernel = kernel_ok && index < GENEVE_KERNEL_EXPRESSIONS;
+        if let Outcome::RefusedByPfc(diagnostics) = judge(&expr, &packets, kernel, &mut tally, &mut failures) {
+            // Arithmetic at run-time offsets may need more registers than pfc has.
+            if diagnostics.iter().all(|(_, message)| *message == too_deep) {
+                deep += 1;
+                continue;
+            }
+            failures.push(format!("ACCEPTANCE `{expr}`: libpcap accepts, pfc refuses {diagnostics:?}"));
+        }
+        if failures.len() > 20 {
+            break;
+        }
+    }
+    summary("after geneve", &tally, packets.len(), kernel_ok, failures.len(), started);
+    println!("after geneve: {deep} refused as too deep");
+    assert!(deep < GENEVE_EXPRESSIONS / 20, "{deep} refused as too deep");
+    for expr in
+        ["geneve or tcp", "not geneve and port 22", "(geneve and udp) or ip", "geneve or geneve", "geneve or vlan"]
+    {
+        match judge(expr, &packets, false, &mut tally, &mut failures) {
+            Outcome::RefusedByPfc(diagnostics) if refused_as_documented(&diagnostics, &documented) => {}
+            _ => failures.push(format!("`{expr}`: not refused as documented")),
+        }
+    }
+    for expr in ["geneve and protochain 6", "geneve or len > 100", "geneve or less 60 or greater 1000"] {
+        if !matches!(judge(expr, &packets, false, &mut tally, &mut failures), Outcome::RefusedByBoth | Outcome::Judged)
+        {
+            failures.push(format!("`{expr}`: libpcap accepts, pfc refuses"));
+        }
+    }
+    assert!(tally.judged > GENEVE_EXPRESSIONS * 1000, "only {} frames judged", tally.judged);
     assert!(failures.is_empty(), "{} failures:\n\n{}", failures.len(), failures.join("\n\n"));
 }
 

@@ -276,3 +276,128 @@ pub fn ipv4_ah_cycle() -> Vec<u8> {
     body[1] = 3;
     ethernet(0x0800, &ipv4_with(51, &body))
 }
+
+/// A Geneve header (version `version`, `options` 4-byte option words, this protocol
+/// and VNI) and its options, then `payload`.
+fn geneve(version: u8, options: u8, protocol: u16, vni: u32, payload: &[u8]) -> Vec<u8> {
+    let mut header = vec![version << 6 | options, 0];
+    header.extend_from_slice(&protocol.to_be_bytes());
+    header.extend_from_slice(&(vni << 8).to_be_bytes());
+    for word in 0..options {
+        header.extend_from_slice(&[0x01, 0x02, 0x80 | word, 0x00]);
+    }
+    header.extend_from_slice(payload);
+    header
+}
+
+/// A UDP datagram from port 40000 to `port`.
+fn udp_to(port: u16, payload: &[u8]) -> Vec<u8> {
+    let mut udp = 40000u16.to_be_bytes().to_vec();
+    udp.extend_from_slice(&port.to_be_bytes());
+    udp.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+    udp.extend_from_slice(&[0, 0]);
+    udp.extend_from_slice(payload);
+    udp
+}
+
+/// How the Geneve datagram travels: over IPv4 (with `options` option words, a fragment
+/// offset), over IPv6, behind a VLAN tag.
+#[derive(Clone, Copy)]
+enum Outer {
+    Ipv4 { options: u8, fragment: u16 },
+    Ipv6,
+    VlanIpv4,
+}
+
+/// An Ethernet frame carrying `udp` as described, and where its UDP header starts.
+fn outer(how: Outer, udp: &[u8]) -> (Vec<u8>, usize) {
+    match how {
+        Outer::Ipv4 { options, fragment } => {
+            let mut ip = ipv4_with(17, &[]);
+            ip[0] = 0x45 + options;
+            ip[6..8].copy_from_slice(&fragment.to_be_bytes());
+            ip.extend(std::iter::repeat(1u8).take(4 * usize::from(options)));
+            ip.extend_from_slice(udp);
+            let total = ip.len() as u16;
+            ip[2..4].copy_from_slice(&total.to_be_bytes());
+            (ethernet(0x0800, &ip), 14 + 20 + 4 * usize::from(options))
+        }
+        Outer::Ipv6 => (ethernet(0x86dd, &ipv6_with(17, 1, 2, udp)), 14 + 40),
+        Outer::VlanIpv4 => {
+            let (frame, udp_at) = outer(Outer::Ipv4 { options: 0, fragment: 0 }, udp);
+            (vlan(&frame, 10), udp_at + 4)
+        }
+    }
+}
+
+/// Geneve frames: over IPv4 (with and without options), IPv6 and a VLAN tag, with 0 to 3
+/// option words, carrying Ethernet (Transparent Ethernet Bridging, with and without a
+/// VLAN tag, broadcast, ARP, another Geneve datagram inside) or bare IPv4 and IPv6,
+/// IPv4/TCP, IPv6/UDP and UDP inside; and near misses (version 1, port 6082, a later
+/// fragment). With `every_byte`, each cut at every length from the UDP header on;
+/// otherwise at the boundaries of its headers and one and two bytes into each.
+pub fn geneve_frames(every_byte: bool) -> Vec<CorpusPacket> {
+    let tcp4 = ip_of(Packet::eth().ipv4("10.0.0.1", "10.0.0.2").tcp(1024, 22));
+    let udp4 = ip_of(Packet::eth().ipv4("10.0.0.3", "10.0.0.4").udp(5353, 53));
+    let udp6 = ip_of(Packet::eth().ipv6("2001:db8::1", "2001:db8::2").udp(5353, 53));
+    let arp = Packet::eth().arp(1, "10.0.0.1", "10.0.0.2").build();
+    let inner_ethernet = |ethertype: u16, payload: &[u8]| ethernet(ethertype, payload);
+    let nested = {
+        let inner = geneve(0, 1, 0x6558, 20, &inner_ethernet(0x0800, &tcp4));
+        inner_ethernet(0x0800, &ipv4_with(17, &udp_to(6081, &inner)))
+    };
+    let mut broadcast = inner_ethernet(0x0800, &udp4);
+    broadcast[..6].copy_from_slice(&[0xff; 6]);
+    // (description, Geneve protocol, payload, how many bytes of it are link header)
+    let payloads: Vec<(&str, u16, Vec<u8>, usize)> = vec![
+        ("ethernet ipv4 tcp", 0x6558, inner_ethernet(0x0800, &tcp4), 14),
+        ("ethernet vlan ipv4 tcp", 0x6558, vlan(&inner_ethernet(0x0800, &tcp4), 30), 18),
+        ("ethernet ipv6 udp", 0x6558, inner_ethernet(0x86dd, &udp6), 14),
+        ("ethernet broadcast ipv4 udp", 0x6558, broadcast, 14),
+        ("ethernet arp", 0x6558, arp, 14),
+        ("ethernet ipv4 udp geneve ethernet ipv4 tcp", 0x6558, nested, 14),
+        ("ipv4 tcp", 0x0800, tcp4.clone(), 0),
+        ("ipv6 udp", 0x86dd, udp6.clone(), 0),
+    ];
+    let outers = [
+        ("ipv4", Outer::Ipv4 { options: 0, fragment: 0 }),
+        ("ipv4 options", Outer::Ipv4 { options: 2, fragment: 0 }),
+        ("ipv6", Outer::Ipv6),
+        ("vlan ipv4", Outer::VlanIpv4),
+    ];
+    let mut frames: Vec<(String, Vec<u8>, Vec<usize>)> = Vec::new();
+    for (index, (what, protocol, payload, link)) in payloads.iter().enumerate() {
+        for (outer_index, (how_name, how)) in outers.iter().enumerate() {
+            let options = ((index + outer_index) % 4) as u8;
+            let vni = if index % 2 == 0 { 10 } else { 12345 };
+            let (frame, udp_at) = outer(*how, &udp_to(6081, &geneve(0, options, *protocol, vni, payload)));
+            let inner = udp_at + 16 + 4 * usize::from(options);
+            let mut boundaries = vec![udp_at, udp_at + 2, udp_at + 8, udp_at + 9, udp_at + 10, udp_at + 12];
+            boundaries.extend([udp_at + 16, inner, inner + 12, inner + link, inner + link + 1, inner + link + 10]);
+            boundaries.extend([inner + link + 20, inner + link + 21, inner + link + 24, inner + link + 40]);
+            let description = format!("{how_name} geneve vni {vni} options {options} {what}");
+            frames.push((description, frame, boundaries));
+        }
+    }
+    for (what, frame) in [
+        ("version 1", outer(Outer::Ipv4 { options: 0, fragment: 0 }, &udp_to(6081, &geneve(1, 0, 0x6558, 10, &tcp4)))),
+        ("port 6082", outer(Outer::Ipv6, &udp_to(6082, &geneve(0, 0, 0x0800, 10, &tcp4)))),
+        (
+            "later fragment",
+            outer(Outer::Ipv4 { options: 0, fragment: 100 }, &udp_to(6081, &geneve(0, 0, 0x0800, 10, &tcp4))),
+        ),
+    ] {
+        let (frame, udp_at) = frame;
+        frames.push((format!("geneve near miss: {what}"), frame, vec![udp_at + 8, udp_at + 12, udp_at + 16]));
+    }
+    let mut out = Vec::new();
+    for (description, bytes, boundaries) in frames {
+        let udp_at = boundaries[0];
+        let cuts: Vec<usize> = if every_byte { (udp_at..bytes.len()).collect() } else { boundaries };
+        for cut in cuts.into_iter().filter(|cut| *cut < bytes.len()) {
+            out.push(CorpusPacket { bytes: bytes[..cut].to_vec(), description: format!("{description} cut@{cut}") });
+        }
+        out.push(CorpusPacket { bytes, description });
+    }
+    out
+}

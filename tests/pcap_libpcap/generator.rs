@@ -215,3 +215,21 @@ pub fn expression(rng: &mut Rng, depth: usize) -> String {
     let op = rng.pick(&["and", "or", "&&", "||", "and not", "or not"]);
     format!("{item} {op} {}", expression(rng, depth - 1))
 }
+
+/// An expression that reads after `geneve` only where it matched (libpcap's run-time
+/// offsets are written then): `geneve [VNI]` (after a test, behind another `geneve`, a
+/// `vlan`) and then an expression of [`expression`], or `not geneve or` one.
+pub fn geneve_expression(rng: &mut Rng) -> String {
+    let geneve = rng.pick(&["geneve", "geneve 10", "geneve 12345", "geneve 20"]);
+    let before =
+        if rng.chance(25) { rng.pick(&["vlan and ", "ip and ", "ip6 and ", "udp and ", "not tcp and "]) } else { "" };
+    let inner = expression(rng, 2);
+    match rng.below(6) {
+        0 => format!("{before}{geneve} and ({inner})"),
+        1 => format!("not {geneve} or ({inner})"),
+        2 => format!("{geneve} and vlan and ({inner})"),
+        3 => format!("{geneve} and geneve and ({inner})"),
+        4 => format!("{geneve} and ({inner}) and not ({})", expression(rng, 1)),
+        _ => format!("{before}{geneve} and not ({inner})"),
+    }
+}

@@ -64,13 +64,15 @@ pub enum Refusal {
     Direction,
     /// `ifindex`.
     Ifindex,
-    /// Anything after `geneve`.
+    /// A frame read after `geneve` where it may not have matched.
     AfterGeneve,
+    /// A comparison needing more than [`crate::program::pcap::MAX_VALUE_DEPTH`] values at once.
+    TooDeep,
 }
 
 impl Refusal {
     /// Every refusal, in the order of the docs table.
-    pub const ALL: [Refusal; 8] = [
+    pub const ALL: [Refusal; 9] = [
         Refusal::HostName,
         Refusal::Gateway,
         Refusal::IpBroadcast,
@@ -79,6 +81,7 @@ impl Refusal {
         Refusal::Direction,
         Refusal::Ifindex,
         Refusal::AfterGeneve,
+        Refusal::TooDeep,
     ];
 
     /// What is refused, as the docs table names it.
@@ -91,7 +94,8 @@ impl Refusal {
             Refusal::ByteBitwise => "`byte N & V`, `byte N | V`",
             Refusal::Direction => "`inbound`, `outbound`",
             Refusal::Ifindex => "`ifindex`",
-            Refusal::AfterGeneve => "what follows `geneve`",
+            Refusal::AfterGeneve => "a test after `geneve` reached when it did not match",
+            Refusal::TooDeep => "a comparison needing more than 7 values at once",
         }
     }
 
@@ -105,7 +109,8 @@ impl Refusal {
             Refusal::ByteBitwise => "libpcap's code tests whatever value the previous test left, not byte N",
             Refusal::Direction => "the capture direction is not in the frame",
             Refusal::Ifindex => "the capture interface is not in the frame",
-            Refusal::AfterGeneve => "libpcap reads it at inner offsets it computes at run time into scratch registers",
+            Refusal::AfterGeneve => "libpcap reads the inner offsets from scratch memory it never wrote",
+            Refusal::TooDeep => "pfc computes them in registers r0–r6 (deep arithmetic, above all after `geneve`)",
         }
     }
 
@@ -115,16 +120,60 @@ impl Refusal {
     }
 }
 
+/// A place in the frame: a run-time part (after `geneve`, what libpcap keeps in a
+/// scratch register; here the computation of it from the frame) plus a constant.
+#[derive(Clone, Debug)]
+struct At {
+    /// The run-time part, if any.
+    var: Option<Val>,
+    /// The constant part (libpcap adds it in 32 bits when compiling).
+    k: u32,
+}
+
+/// `a + b`; `b` first when it needs more registers (see [`Val::value_depth`]) and
+/// more than 2 (run-time offsets: fixed-offset shapes keep libpcap's order).
+fn add(a: Val, b: Val) -> Val {
+    let needs = b.value_depth();
+    if needs > 2 && needs > a.value_depth() {
+        Val::Alu(Alu::Add, Box::new(b), Box::new(a))
+    } else {
+        Val::Alu(Alu::Add, Box::new(a), Box::new(b))
+    }
+}
+
+impl At {
+    const fn fixed(k: u32) -> At {
+        At { var: None, k }
+    }
+
+    /// `n` bytes further.
+    fn plus(&self, n: u32) -> At {
+        At { var: self.var.clone(), k: self.k.wrapping_add(n) }
+    }
+
+    /// `index` bytes further, `index` computed at run time.
+    fn indexed(&self, index: Val) -> At {
+        At { var: Some(self.var.clone().map_or(index.clone(), |var| add(index, var))), k: self.k }
+    }
+
+    /// `size` bytes at `plus` bytes further.
+    fn load(&self, size: u8, plus: u32) -> Val {
+        let index = self.var.clone().unwrap_or(Val::Const(0));
+        Val::Load { size, index: Box::new(index), offset: self.k.wrapping_add(plus) }
+    }
+}
+
 /// libpcap's offsets (`off_linkhdr`, `off_linktype`, `off_linkpl`, `off_nl`,
-/// `off_nl_nosnap`, the MPLS label depth and the link type), all constant on Ethernet.
-#[derive(Clone, Copy, Debug)]
+/// `off_nl_nosnap`, the MPLS label depth and the link type): constant on Ethernet,
+/// run-time values after `geneve`.
+#[derive(Clone, Debug)]
 struct Offsets {
     /// The link-layer header (`ether[...]`, MAC addresses, `byte`).
-    linkhdr: u32,
+    linkhdr: At,
     /// The type/length field.
-    linktype: u32,
+    linktype: At,
     /// The link-layer payload (the LLC header, for 802.3 frames).
-    linkpl: u32,
+    linkpl: At,
     /// The network header, after the payload start (MPLS labels).
     nl: u32,
     /// The network header of an 802.2 frame without SNAP, after the payload start.
@@ -133,13 +182,27 @@ struct Offsets {
     mpls_depth: u32,
     /// After `pppoes` the link type is PPP: ethertypes map to PPP protocol numbers.
     ppp: bool,
-    /// After `geneve` every offset is a run-time value (not compiled).
+    /// libpcap's `is_geneve`: the link layer is a Geneve payload (set by `geneve`,
+    /// cleared by `pppoes`); link-layer address tests first check it is Ethernet.
     geneve: bool,
 }
 
 impl Offsets {
-    const ETHERNET: Offsets =
-        Offsets { linkhdr: 0, linktype: 12, linkpl: 14, nl: 0, nl_nosnap: 3, mpls_depth: 0, ppp: false, geneve: false };
+    const ETHERNET: Offsets = Offsets {
+        linkhdr: At::fixed(0),
+        linktype: At::fixed(12),
+        linkpl: At::fixed(14),
+        nl: 0,
+        nl_nosnap: 3,
+        mpls_depth: 0,
+        ppp: false,
+        geneve: false,
+    };
+
+    /// Whether the offsets are run-time values (after `geneve`).
+    fn variable(&self) -> bool {
+        self.linkpl.var.is_some()
+    }
 }
 
 /// `ethertype_to_ppptype`: the PPP protocol number libpcap tests for an ethertype.
@@ -160,7 +223,7 @@ fn ppp_protocol(ethertype: u32) -> u32 {
 /// Lowers a whole expression.
 pub fn lower(expr: &Expr, diagnostics: &mut Vec<Diagnostic>) -> Option<Pred> {
     let mut lowerer = Lowerer { off: Offsets::ETHERNET, late_error: Cell::new(None), diagnostics, failed: false };
-    let (pred, _) = lowerer.expr(expr, None);
+    let (pred, _, _) = lowerer.expr(expr, None, false);
     (!lowerer.failed).then_some(pred)
 }
 
@@ -173,6 +236,32 @@ struct Lowerer<'a> {
     late_error: Cell<Option<String>>,
     diagnostics: &'a mut Vec<Diagnostic>,
     failed: bool,
+}
+
+/// Whether the last `geneve` surely matched when a test leaves true (`yes`) or false
+/// (`no`): only then are the offsets it computes at run time written.
+#[derive(Clone, Copy, Debug)]
+struct Exits {
+    yes: bool,
+    no: bool,
+}
+
+/// Whether the test reads the frame.
+fn reads_frame(pred: &Pred) -> bool {
+    fn val(value: &Val) -> bool {
+        match value {
+            Val::Const(_) | Val::Len => false,
+            Val::Load { .. } | Val::Protochain { .. } => true,
+            Val::Neg(inner) => val(inner),
+            Val::Alu(_, left, right) => val(left) || val(right),
+        }
+    }
+    match pred {
+        Pred::Const(_) => false,
+        Pred::Not(inner) => reads_frame(inner),
+        Pred::And(items) | Pred::Or(items) => items.iter().any(reads_frame),
+        Pred::Test { left, right, .. } => val(left) || val(right),
+    }
 }
 
 /// `left OP right`, flattening chains of the same operator.
@@ -232,6 +321,18 @@ impl Lowerer<'_> {
 
     // ---- offsets --------------------------------------------------------------------
 
+    /// After `geneve`, a link-layer address test first checks that the Geneve payload
+    /// is Ethernet (`gen_geneve_ll_check`: the link header and payload registers differ).
+    fn with_link_check(&self, test: Pred) -> Pred {
+        match (&self.off.linkhdr.var, &self.off.linkpl.var) {
+            (Some(header), Some(payload)) if self.off.geneve => {
+                let same = Pred::Test { left: header.clone(), op: TestOp::Eq, right: payload.clone() };
+                Pred::And(vec![Pred::negation(same), test])
+            }
+            _ => test,
+        }
+    }
+
     /// The link type is `ethertype` (`gen_linktype`): under MPLS the IP version nibble
     /// after the bottom label, after `pppoes` the PPP protocol, else the type field.
     fn linktype(&self, ethertype: u32) -> Pred {
@@ -244,42 +345,48 @@ impl Lowerer<'_> {
                     0
                 }
             };
-            let byte = |offset: u32, mask: u32, value: u32| {
-                let load = Val::Alu(Alu::And, Box::new(Val::at(1, offset)), Box::new(Val::Const(mask)));
+            let byte = |at: At, mask: u32, value: u32| {
+                let load = Val::Alu(Alu::And, Box::new(at.load(1, 0)), Box::new(Val::Const(mask)));
                 Pred::test(load, TestOp::Eq, value)
             };
-            return Pred::And(vec![byte(self.net() - 2, 0x01, 0x01), byte(self.net(), 0xf0, version)]);
+            let net = self.net();
+            return Pred::And(vec![byte(net.plus(0u32.wrapping_sub(2)), 0x01, 0x01), byte(net, 0xf0, version)]);
         }
         let ethertype = if self.off.ppp { ppp_protocol(ethertype) } else { ethertype };
-        Pred::test(Val::at(2, self.off.linktype), TestOp::Eq, ethertype)
+        Pred::test(self.off.linktype.load(2, 0), TestOp::Eq, ethertype)
     }
 
-    /// The network header (libpcap's `OR_LINKPL`).
-    fn net(&self) -> u32 {
-        self.off.linkpl + self.off.nl
+    /// The network header (libpcap's `OR_LINKPL` plus `off_nl`).
+    fn net(&self) -> At {
+        self.off.linkpl.plus(self.off.nl)
     }
 
     /// `4 * (ip[0] & 0xf)`: the IPv4 header length, as `ldxb 4*([nl]&0xf)`.
     fn ihl(&self) -> Val {
-        let low = Val::Alu(Alu::And, Box::new(Val::at(1, self.net())), Box::new(Val::Const(0xf)));
+        let low = Val::Alu(Alu::And, Box::new(self.net().load(1, 0)), Box::new(Val::Const(0xf)));
         Val::Alu(Alu::Mul, Box::new(low), Box::new(Val::Const(4)))
+    }
+
+    /// The IPv4 payload (libpcap's `OR_TRAN_IPV4`): the network header plus its length.
+    fn tran4(&self) -> At {
+        self.net().indexed(self.ihl())
     }
 
     /// IPv4 unfragmented or first fragment: `ip[6:2] & 0x1fff == 0`.
     fn ipv4_first_fragment(&self) -> Pred {
-        Pred::negation(Pred::test(Val::at(2, self.net() + 6), TestOp::Set, 0x1fff))
+        Pred::negation(Pred::test(self.net().load(2, 6), TestOp::Set, 0x1fff))
     }
 
     fn ip_proto(&self, proto: u32) -> Pred {
-        Pred::And(vec![self.linktype(ETH_IP), Pred::test(Val::at(1, self.net() + 9), TestOp::Eq, proto)])
+        Pred::And(vec![self.linktype(ETH_IP), Pred::test(self.net().load(1, 9), TestOp::Eq, proto)])
     }
 
     /// `ip6 proto N`: the next header, or one fragment header followed by N.
     fn ip6_proto(&self, proto: u32) -> Pred {
-        let next = Val::at(1, self.net() + 6);
+        let next = self.net().load(1, 6);
         let after_fragment = Pred::And(vec![
             Pred::test(next.clone(), TestOp::Eq, 44),
-            Pred::test(Val::at(1, self.net() + 40), TestOp::Eq, proto),
+            Pred::test(self.net().load(1, 40), TestOp::Eq, proto),
         ]);
         Pred::And(vec![self.linktype(ETH_IP6), Pred::Or(vec![Pred::test(next, TestOp::Eq, proto), after_fragment])])
     }
@@ -294,30 +401,34 @@ impl Lowerer<'_> {
     /// before it: a parenthesized term takes them through, as libpcap's `paren expr ')'`
     /// does (`port 22 and (tcp) and 23` tests port 23); a qualified primitive replaces
     /// them; any other term leaves none (a bare value after it is a syntax error).
-    fn expr(&mut self, expr: &Expr, before: Option<Qual>) -> (Pred, Option<Qual>) {
-        let (mut pred, mut qual) = self.term(&expr.first, before);
+    /// `entry` tells whether the last `geneve` surely matched when the expression starts;
+    /// the result tells it for its true and false exits.
+    fn expr(&mut self, expr: &Expr, before: Option<Qual>, entry: bool) -> (Pred, Option<Qual>, Exits) {
+        let (mut pred, mut qual, mut exits) = self.term(&expr.first, before, entry);
         for (op, operand) in &expr.rest {
-            let right = match operand {
+            let entry = if *op == BoolOp::And { exits.yes } else { exits.no };
+            let (right, after) = match operand {
                 Operand::Term(term) => {
-                    let (right, after) = self.term(term, qual);
+                    let (right, after, right_exits) = self.term(term, qual, entry);
                     qual = after;
-                    right
+                    (right, right_exits)
                 }
-                Operand::Id(id) => self.carried(qual, id),
+                Operand::Id(id) => (self.carried(qual, id, entry), Exits { yes: entry, no: entry }),
+            };
+            exits = match op {
+                BoolOp::And => Exits { yes: after.yes, no: exits.no && after.no },
+                BoolOp::Or => Exits { yes: exits.yes && after.yes, no: after.no },
             };
             pred = combine(*op, pred, right);
         }
-        (pred, qual)
+        (pred, qual, exits)
     }
 
     /// An id after `and`/`or`, under the qualifiers in force.
-    fn carried(&mut self, qual: Option<Qual>, id: &Id) -> Pred {
+    fn carried(&mut self, qual: Option<Qual>, id: &Id, entry: bool) -> Pred {
         let span = id_span(id);
-        if self.off.geneve {
-            self.refuse(Refusal::AfterGeneve, span, "after `geneve`");
-            return Pred::Const(false);
-        }
-        match qual {
+        let variable = self.off.variable();
+        let pred = match qual {
             Some(qual) => self.id_tree(qual, id),
             None => {
                 self.error(
@@ -328,6 +439,16 @@ impl Lowerer<'_> {
                 );
                 Pred::Const(false)
             }
+        };
+        self.check_geneve_read(variable, entry, &pred, span);
+        pred
+    }
+
+    /// Refuses a test that reads the frame at `geneve`'s run-time offsets where that
+    /// `geneve` may not have matched: libpcap then reads scratch memory it never wrote.
+    fn check_geneve_read(&mut self, variable: bool, entry: bool, pred: &Pred, span: Span) {
+        if variable && !entry && reads_frame(pred) {
+            self.refuse(Refusal::AfterGeneve, span, "reached when `geneve` did not match");
         }
     }
 
@@ -357,18 +478,32 @@ impl Lowerer<'_> {
         }
     }
 
-    fn term(&mut self, term: &Term, before: Option<Qual>) -> (Pred, Option<Qual>) {
-        if self.off.geneve && !matches!(term.kind, TermKind::Paren(_)) {
-            self.refuse(Refusal::AfterGeneve, term.span, "after `geneve`");
-            return (Pred::Const(false), None);
-        }
-        let (pred, qual) = match &term.kind {
-            TermKind::Paren(inner) => (self.expr(inner, before).0, before),
-            TermKind::Relation { left, op, right } => (self.relation(left, *op, right), None),
-            TermKind::Primitive(primitive) => self.primitive(primitive),
+    fn term(&mut self, term: &Term, before: Option<Qual>, entry: bool) -> (Pred, Option<Qual>, Exits) {
+        let variable = self.off.variable();
+        let (pred, qual, exits) = match &term.kind {
+            TermKind::Paren(inner) => {
+                let (pred, _, exits) = self.expr(inner, before, entry);
+                (pred, before, exits)
+            }
+            TermKind::Relation { left, op, right } => {
+                let pred = self.relation(left, *op, right);
+                self.check_geneve_read(variable, entry, &pred, term.span);
+                (pred, None, Exits { yes: entry, no: entry })
+            }
+            TermKind::Primitive(primitive) => {
+                let (pred, qual) = self.primitive(primitive);
+                self.check_geneve_read(variable, entry, &pred, term.span);
+                // Only a `geneve` that matched wrote the offsets that follow it.
+                let exits = match primitive.form {
+                    Form::Geneve(_) => Exits { yes: true, no: false },
+                    _ => Exits { yes: entry, no: entry },
+                };
+                (pred, qual, exits)
+            }
         };
         self.report_late_error(term.span);
-        (negate(pred, term.nots), qual)
+        let exits = if term.nots % 2 == 1 { Exits { yes: exits.no, no: exits.yes } } else { exits };
+        (negate(pred, term.nots), qual, exits)
     }
 
     /// Whether the link layer has Ethernet addresses (not after `pppoes`); reports it if not.
@@ -403,10 +538,10 @@ impl Lowerer<'_> {
                 return (self.id_tree(qual, id), Some(qual));
             }
             Form::Broadcast => match proto {
-                None | Some(PName::Ether) if self.ethernet_addresses(span) => Pred::And(vec![
-                    Pred::test(Val::at(4, self.off.linkhdr + 2), TestOp::Eq, u32::MAX),
-                    Pred::test(Val::at(2, self.off.linkhdr), TestOp::Eq, 0xffff),
-                ]),
+                None | Some(PName::Ether) if self.ethernet_addresses(span) => self.with_link_check(Pred::And(vec![
+                    Pred::test(self.off.linkhdr.load(4, 2), TestOp::Eq, u32::MAX),
+                    Pred::test(self.off.linkhdr.load(2, 0), TestOp::Eq, 0xffff),
+                ])),
                 None | Some(PName::Ether) => Pred::Const(false),
                 Some(PName::Ip) => {
                     self.refuse(Refusal::IpBroadcast, span, "not supported by pfc");
@@ -416,14 +551,14 @@ impl Lowerer<'_> {
             },
             Form::Multicast => match proto {
                 None | Some(PName::Ether) if self.ethernet_addresses(span) => {
-                    Pred::test(Val::at(1, self.off.linkhdr), TestOp::Set, 1)
+                    self.with_link_check(Pred::test(self.off.linkhdr.load(1, 0), TestOp::Set, 1))
                 }
                 None | Some(PName::Ether) => Pred::Const(false),
                 Some(PName::Ip) => {
-                    Pred::And(vec![self.linktype(ETH_IP), Pred::test(Val::at(1, self.net() + 16), TestOp::Ge, 224)])
+                    Pred::And(vec![self.linktype(ETH_IP), Pred::test(self.net().load(1, 16), TestOp::Ge, 224)])
                 }
                 Some(PName::Ip6) => {
-                    Pred::And(vec![self.linktype(ETH_IP6), Pred::test(Val::at(1, self.net() + 24), TestOp::Eq, 255)])
+                    Pred::And(vec![self.linktype(ETH_IP6), Pred::test(self.net().load(1, 24), TestOp::Eq, 255)])
                 }
                 Some(other) => self.bad_qualifier(other, "multicast", proto_span),
             },
@@ -485,19 +620,19 @@ impl Lowerer<'_> {
                 if n > 4095 {
                     self.error(PCAP_SYNTAX, format!("VLAN tag {n} greater than maximum 4095"), value.span, "too big");
                 }
-                let tci = Val::Alu(Alu::And, Box::new(Val::at(2, self.net())), Box::new(Val::Const(0xfff)));
+                let tci = Val::Alu(Alu::And, Box::new(self.net().load(2, 0)), Box::new(Val::Const(0xfff)));
                 Pred::And(vec![tagged, Pred::test(tci, TestOp::Eq, n)])
             }
         };
-        self.off.linktype += 4;
-        self.off.linkpl += 4;
+        self.off.linktype = self.off.linktype.plus(4);
+        self.off.linkpl = self.off.linkpl.plus(4);
         pred
     }
 
     /// `byte N OP V` (`gen_byteop`): byte N of the frame (not shifted by `vlan`).
     fn byte(&mut self, index: &Value, op: char, value: &Value) -> Pred {
         let (index, constant) = (self.plain_number(index), self.plain_number(value));
-        let byte = Val::at(1, self.off.linkhdr + index);
+        let byte = self.off.linkhdr.load(1, index);
         match op {
             '=' => Pred::test(byte, TestOp::Eq, constant),
             '>' => Pred::test(byte, TestOp::Gt, constant),
@@ -549,8 +684,18 @@ impl Lowerer<'_> {
                 }
             }
         };
+        if self.off.variable() {
+            self.error(
+                PCAP_SYNTAX,
+                "'protochain' not supported with variable length headers".into(),
+                value.span,
+                "libpcap refuses this after `geneve`",
+            );
+            return Pred::Const(false);
+        }
+        let net = self.net().k;
         let chain = |ipv6: bool| {
-            let walk = Val::Protochain { ipv6, net: self.net(), proto: number };
+            let walk = Val::Protochain { ipv6, net, proto: number };
             Pred::And(vec![self.linktype(if ipv6 { ETH_IP6 } else { ETH_IP }), Pred::test(walk, TestOp::Eq, number)])
         };
         match proto {

@@ -74,15 +74,10 @@ pub fn compile(text: &str, body: Span) -> (Option<PcapFilter>, Vec<Diagnostic>) 
     let pred = lower::lower(&expr, &mut diagnostics);
     if pred.as_ref().is_some_and(|pred| !pred.fits_value_depth()) {
         diagnostics.push(
-            Diagnostic::error(
-                PCAP_UNSUPPORTED,
-                "this arithmetic nests too deeply",
-                map.whole,
-                "too many pending values",
-            )
-            .with_note(format!(
-                "pfc keeps the values of a comparison in {MAX_VALUE_DEPTH} registers; split the expression"
-            )),
+            Diagnostic::error(PCAP_UNSUPPORTED, Refusal::TooDeep.message(), map.whole, "too many pending values")
+                .with_note(format!(
+                    "pfc keeps the values of a comparison in {MAX_VALUE_DEPTH} registers; split the expression"
+                )),
         );
         return (None, diagnostics);
     }

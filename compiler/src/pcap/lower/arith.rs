@@ -6,7 +6,7 @@ use super::{Lowerer, ETH_IP, ETH_IP6};
 use crate::pcap::ast::{Arith, ArithKind, ArithOp, PName, RelOp};
 use crate::pcap::names;
 use crate::pcap::PCAP_SYNTAX;
-use crate::program::pcap::{Alu, Pred, TestOp, Val};
+use crate::program::pcap::{Pred, TestOp, Val};
 
 /// The constant libpcap's check sees for a divisor or shift: the first statement of
 /// the operand's code when that is `ld #k` (so `x / (0 + 5)` is "division by zero" in
@@ -116,7 +116,7 @@ impl Lowerer<'_> {
         match proto {
             PName::Ether => {
                 let (checks, index) = self.arith(index);
-                (checks, Val::Load { size, index: Box::new(index), offset: self.off.linkhdr })
+                (checks, self.off.linkhdr.indexed(index).load(size, 0))
             }
             PName::Ip
             | PName::Ip6
@@ -130,7 +130,7 @@ impl Lowerer<'_> {
             | PName::Mopdl => {
                 let (mut checks, index) = self.arith(index);
                 checks.push(self.abbrev(proto, crate::diagnostic::Span::default()));
-                (checks, Val::Load { size, index: Box::new(index), offset: net })
+                (checks, net.indexed(index).load(size, 0))
             }
             PName::Tcp
             | PName::Udp
@@ -146,14 +146,13 @@ impl Lowerer<'_> {
                 checks.extend(index_checks);
                 checks.push(self.abbrev(proto, crate::diagnostic::Span::default()));
                 checks.push(self.ipv4_first_fragment());
-                let offset = Val::Alu(Alu::Add, Box::new(index), Box::new(self.ihl()));
-                (checks, Val::Load { size, index: Box::new(offset), offset: net })
+                (checks, self.tran4().indexed(index).load(size, 0))
             }
             PName::Icmp6 => {
                 let (mut checks, index) = self.arith(index);
                 checks.push(self.linktype(ETH_IP6));
-                checks.push(Pred::test(Val::at(1, net + 6), TestOp::Eq, 58));
-                (checks, Val::Load { size, index: Box::new(index), offset: net + 40 })
+                checks.push(Pred::test(net.load(1, 6), TestOp::Eq, 58));
+                (checks, net.plus(40).indexed(index).load(size, 0))
             }
             _ => {
                 self.error(

@@ -37,16 +37,16 @@ fn masked_test(value: Val, mask: u32, expected: u32) -> Pred {
 impl Lowerer<'_> {
     /// The type/length field is an 802.3 length: `not ether[12:2] > 1500`.
     fn is_8023(&self) -> Pred {
-        Pred::negation(Pred::test(Val::at(2, self.off.linktype), TestOp::Gt, ETHERMTU))
+        Pred::negation(Pred::test(self.off.linktype.load(2, 0), TestOp::Gt, ETHERMTU))
     }
 
     /// An SNAP header with this organization code and type (`gen_snap`, compared as
     /// libpcap's `gen_bcmp` does: the last word first).
     fn snap(&self, org: u32, ptype: u32) -> Pred {
-        let net = self.off.linkpl;
+        let net = &self.off.linkpl;
         Pred::And(vec![
-            Pred::test(Val::at(4, net + 4), TestOp::Eq, (org & 0xffff) << 16 | ptype),
-            Pred::test(Val::at(4, net), TestOp::Eq, 0xaaaa_0300 | org >> 16),
+            Pred::test(net.load(4, 4), TestOp::Eq, (org & 0xffff) << 16 | ptype),
+            Pred::test(net.load(4, 0), TestOp::Eq, 0xaaaa_0300 | org >> 16),
         ])
     }
 
@@ -56,15 +56,15 @@ impl Lowerer<'_> {
         if self.off.mpls_depth > 0 || self.off.ppp {
             return self.linktype(proto);
         }
-        let net = self.off.linkpl;
+        let net = &self.off.linkpl;
         match proto {
             LLCSAP_ISONS | LLCSAP_IP | LLCSAP_NETBEUI => {
-                Pred::And(vec![self.is_8023(), Pred::test(Val::at(2, net), TestOp::Eq, proto << 8 | proto)])
+                Pred::And(vec![self.is_8023(), Pred::test(net.load(2, 0), TestOp::Eq, proto << 8 | proto)])
             }
             LLCSAP_IPX => {
                 let raw_or_8022 = Pred::Or(vec![
-                    Pred::test(Val::at(1, net), TestOp::Eq, LLCSAP_IPX),
-                    Pred::test(Val::at(2, net), TestOp::Eq, 0xffff),
+                    Pred::test(net.load(1, 0), TestOp::Eq, LLCSAP_IPX),
+                    Pred::test(net.load(2, 0), TestOp::Eq, 0xffff),
                 ]);
                 let llc = Pred::And(vec![self.is_8023(), Pred::Or(vec![self.snap(0, ETH_IPX), raw_or_8022])]);
                 Pred::Or(vec![self.linktype(ETH_IPX), llc])
@@ -74,7 +74,7 @@ impl Lowerer<'_> {
                 Pred::Or(vec![self.linktype(proto), Pred::And(vec![self.is_8023(), self.snap(org, proto)])])
             }
             _ if proto <= ETHERMTU => {
-                Pred::And(vec![self.is_8023(), Pred::test(Val::at(1, self.off.linktype + 2), TestOp::Eq, proto)])
+                Pred::And(vec![self.is_8023(), Pred::test(self.off.linktype.load(1, 2), TestOp::Eq, proto)])
             }
             _ => self.linktype(proto),
         }
@@ -88,16 +88,16 @@ impl Lowerer<'_> {
             self.error(PCAP_SYNTAX, "'llc' not supported for PPP".into(), span, "libpcap refuses this");
             return Pred::Const(false);
         }
-        let net = self.off.linkpl;
-        let llc = Pred::And(vec![self.is_8023(), Pred::negation(Pred::test(Val::at(2, net), TestOp::Eq, 0xffff))]);
+        let net = self.off.linkpl.clone();
+        let llc = Pred::And(vec![self.is_8023(), Pred::negation(Pred::test(net.load(2, 0), TestOp::Eq, 0xffff))]);
         let Some((name, span)) = frame_type else {
             return llc;
         };
         let control = |mask: u32, value: u32| {
-            Pred::test(Val::Alu(Alu::And, Box::new(Val::at(1, net + 2)), Box::new(Val::Const(mask))), TestOp::Eq, value)
+            Pred::test(Val::Alu(Alu::And, Box::new(net.load(1, 2)), Box::new(Val::Const(mask))), TestOp::Eq, value)
         };
         let test = match name.to_ascii_lowercase().as_str() {
-            "i" => Pred::negation(Pred::test(Val::at(1, net + 2), TestOp::Set, 1)),
+            "i" => Pred::negation(Pred::test(net.load(1, 2), TestOp::Set, 1)),
             "s" => control(0x03, 0x01),
             "u" => control(0x03, 0x03),
             "rr" => control(0x0f, 0x01),
@@ -174,9 +174,9 @@ impl Lowerer<'_> {
     fn decnet_hostop(&self, addr: u32, src: bool) -> Pred {
         let net = self.net();
         let (short, long) = if src { (3, 15) } else { (1, 7) };
-        let flags_word = |value: u32| masked_test(Val::at(2, net + 2), 0xff07, value);
-        let flags_byte = |value: u32| masked_test(Val::at(1, net + 2), 0x07, value);
-        let at = |offset: u32| Pred::test(Val::at(2, net + offset), TestOp::Eq, addr);
+        let flags_word = |value: u32| masked_test(net.load(2, 2), 0xff07, value);
+        let flags_byte = |value: u32| masked_test(net.load(1, 2), 0x07, value);
+        let at = |offset: u32| Pred::test(net.load(2, offset), TestOp::Eq, addr);
         Pred::Or(vec![
             Pred::And(vec![flags_byte(0x02), at(2 + short)]),
             Pred::And(vec![flags_word(0x8102), at(3 + short)]),
@@ -189,7 +189,7 @@ impl Lowerer<'_> {
     pub(super) fn iso_proto(&self, nlpid: u32) -> Pred {
         Pred::And(vec![
             self.ether_linktype(LLCSAP_ISONS),
-            Pred::test(Val::at(1, self.off.linkpl + self.off.nl_nosnap), TestOp::Eq, nlpid),
+            Pred::test(self.off.linkpl.load(1, self.off.nl_nosnap), TestOp::Eq, nlpid),
         ])
     }
 
@@ -197,7 +197,7 @@ impl Lowerer<'_> {
     pub(super) fn isis_proto(&self, pdu_type: u32) -> Pred {
         Pred::And(vec![
             self.iso_proto(ISO10589_ISIS),
-            Pred::test(Val::at(1, self.off.linkpl + self.off.nl_nosnap + 4), TestOp::Eq, pdu_type),
+            Pred::test(self.off.linkpl.load(1, self.off.nl_nosnap.wrapping_add(4)), TestOp::Eq, pdu_type),
         ])
     }
 

@@ -109,17 +109,17 @@ impl Lowerer<'_> {
                 if !self.ethernet_addresses(value.span) {
                     return Pred::Const(false);
                 }
-                let linkhdr = self.off.linkhdr;
+                let linkhdr = self.off.linkhdr.clone();
                 let bytes = mac_bytes(text);
                 let high = bytes[0] << 8 | bytes[1];
                 let low = bytes[2] << 24 | bytes[3] << 16 | bytes[4] << 8 | bytes[5];
-                by_direction(qual.dir, |src| {
-                    let off = linkhdr + if src { 6 } else { 0 };
+                self.with_link_check(by_direction(qual.dir, |src| {
+                    let off = if src { 6 } else { 0 };
                     Pred::And(vec![
-                        Pred::test(Val::at(4, off + 2), TestOp::Eq, low),
-                        Pred::test(Val::at(2, off), TestOp::Eq, high),
+                        Pred::test(linkhdr.load(4, off + 2), TestOp::Eq, low),
+                        Pred::test(linkhdr.load(2, off), TestOp::Eq, high),
                     ])
-                })
+                }))
             }
             Token::Ipv4(text) => self.ipv4(qual, value, text, net),
             Token::Ipv6(text) => self.ipv6(qual, value, text),
@@ -194,8 +194,9 @@ impl Lowerer<'_> {
     fn ipv4_hosts(&mut self, qual: Qual, value: &Value, addr: u32, mask: u32) -> Pred {
         let hostop = |this: &Self, ethertype: u32, src_off: u32, dst_off: u32| {
             by_direction(qual.dir, |src| {
-                let off = this.net() + if src { src_off } else { dst_off };
-                Pred::And(vec![this.linktype(ethertype), Pred::test(masked(Val::at(4, off), mask), TestOp::Eq, addr)])
+                let off = if src { src_off } else { dst_off };
+                let load = this.net().load(4, off);
+                Pred::And(vec![this.linktype(ethertype), Pred::test(masked(load, mask), TestOp::Eq, addr)])
             })
         };
         match qual.proto {
@@ -248,12 +249,12 @@ impl Lowerer<'_> {
         let net = self.net();
         let linktype = self.linktype(ETH_IP6);
         by_direction(qual.dir, |src| {
-            let off = net + if src { 8 } else { 24 };
+            let off = if src { 8 } else { 24 };
             let mut tests = vec![linktype.clone()];
             for word in 0..4u32 {
                 let shift = 96 - 32 * word;
                 let (a, m) = ((addr >> shift) as u32, (mask >> shift) as u32);
-                tests.push(Pred::test(masked(Val::at(4, off + 4 * word), m), TestOp::Eq, a));
+                tests.push(Pred::test(masked(net.load(4, off + 4 * word), m), TestOp::Eq, a));
             }
             Pred::And(tests)
         })
@@ -355,22 +356,20 @@ impl Lowerer<'_> {
             }
         };
         let net = self.net();
-        let ports6 = |src: bool| check(Val::at(2, net + 40 + if src { 0 } else { 2 }));
+        let ports6 = |src: bool| check(net.load(2, 40 + if src { 0 } else { 2 }));
         let ip6 = Pred::And(vec![
             self.linktype(ETH_IP6),
             Pred::Or(
                 protos
                     .iter()
                     .map(|p| {
-                        Pred::And(vec![Pred::test(Val::at(1, net + 6), TestOp::Eq, *p), by_direction(qual.dir, ports6)])
+                        Pred::And(vec![Pred::test(net.load(1, 6), TestOp::Eq, *p), by_direction(qual.dir, ports6)])
                     })
                     .collect(),
             ),
         ]);
-        let ihl = self.ihl();
-        let ports4 = |src: bool| {
-            check(Val::Load { size: 2, index: Box::new(ihl.clone()), offset: net + if src { 0 } else { 2 } })
-        };
+        let tran4 = self.tran4();
+        let ports4 = |src: bool| check(tran4.load(2, if src { 0 } else { 2 }));
         let ip4 = Pred::And(vec![
             self.linktype(ETH_IP),
             Pred::Or(
@@ -378,7 +377,7 @@ impl Lowerer<'_> {
                     .iter()
                     .map(|p| {
                         Pred::And(vec![
-                            Pred::test(Val::at(1, net + 9), TestOp::Eq, *p),
+                            Pred::test(net.load(1, 9), TestOp::Eq, *p),
                             self.ipv4_first_fragment(),
                             by_direction(qual.dir, ports4),
                         ])
