@@ -3,7 +3,12 @@
 //! the kernel would refuse gets a pfc diagnostic, not a load-time surprise.
 //!
 //! Invariants checked:
-//! 1. every jump goes forward and lands on an instruction inside the program;
+//! 1. every jump goes forward and lands on an instruction inside the program, except a
+//!    conditional jump back to a loop head whose every outcome constants known to the
+//!    verifier decide (a counter set by `mov` and stepped by `add`/`sub` of
+//!    immediates): the verifier walks the loop iteration by iteration, so a loop it
+//!    accepts ends on every input, after at most [`MAX_PROCESSED`] instructions walked
+//!    again;
 //! 2. every instruction is reachable (the kernel refuses dead code);
 //! 3. every packet load is dominated by a bounds check against `data_end` that covers
 //!    all its bytes (pointer offsets are tracked per base; a variable addition starts a
@@ -45,7 +50,11 @@
 //! is (`bpf::Program::rule_of`) and reports E0900 at that rule's span.
 //!
 //! Abstract interpretation in instruction order is exact enough here because jumps
-//! only go forward: the control-flow graph is a DAG listed in topological order.
+//! only go forward, but for the back jumps of loops: without them the control-flow
+//! graph is a DAG listed in topological order, and each taken back jump walks its loop's
+//! instructions once more with the state of that iteration (which the counter decides,
+//! so the walk is the loop's own iteration count). The kernel verifier explores each
+//! iteration too.
 //!
 //! ## The processed-instruction budget (for code generators)
 //!
@@ -143,9 +152,9 @@ pub fn verify(program: &Program, hook: impl Into<ProgramType>) -> Result<(), Ver
     let insns = &program.insns;
     let slots = Slots::new(insns);
     let checks = || {
-        let verifier = Verifier::new(insns, &slots, hook, &program.map_values);
-        let pending = verifier.pending_branches();
-        verifier.run().map(|()| pending)
+        let mut verifier = Verifier::new(insns, &slots, hook, &program.map_values);
+        verifier.run()?;
+        Ok(verifier.pending_branches())
     };
     let replay = || budget::estimate_with(insns, &slots, hook, PROCESSED_LIMIT);
     let cores = std::thread::available_parallelism().map_or(1, |cores| cores.get());
@@ -213,6 +222,9 @@ impl Slots {
 
 struct Verifier<'a> {
     insns: &'a [ResolvedInsn],
+    /// Per back jump (by index), the times it was taken: the loop's iterations past the
+    /// first.
+    trips: Vec<(usize, usize)>,
     slots: &'a Slots,
     /// The merged states of the jumps to each instruction not yet reached (boxed: most
     /// instructions are no jump's target, and a state is a few hundred bytes).
@@ -229,6 +241,8 @@ enum Next {
     Fall,
     /// To instruction `to`, unconditionally.
     Goto(usize),
+    /// Back to loop head `to`: the next iteration, in the same state.
+    Back(usize),
     /// Nowhere (`exit`).
     Stop,
 }
@@ -236,7 +250,7 @@ enum Next {
 impl<'a> Verifier<'a> {
     fn new(insns: &'a [ResolvedInsn], slots: &'a Slots, hook: ProgramType, map_values: &'a [u32]) -> Verifier<'a> {
         let incoming = (0..insns.len()).map(|_| None).collect();
-        Verifier { insns, slots, incoming, next_base: 1, hook, map_values }
+        Verifier { insns, slots, trips: Vec::new(), incoming, next_base: 1, hook, map_values }
     }
 
     /// Replays the kernel's depth-first walk (fall-through first, jump targets pushed)
@@ -262,9 +276,27 @@ impl<'a> Verifier<'a> {
                 Insn::Exit => None,
                 Insn::Ja { target } => self.target(index, target).ok(),
                 Insn::Jump { target, .. } => {
-                    if let Ok(to) = self.target(index, target) {
-                        pending.push(to);
-                        deepest = deepest.max(pending.len());
+                    match self.slots.target(index, target) {
+                        Some(to) if to > index => {
+                            pending.push(to);
+                            deepest = deepest.max(pending.len());
+                        }
+                        Some(to) => {
+                            // A loop: each iteration past the first pushes the targets of
+                            // its conditional jumps out again (its back jump is decided).
+                            let trips = self.trips.iter().find(|(at, _)| *at == index).map_or(0, |(_, n)| *n);
+                            let exits: Vec<usize> = (to..index)
+                                .filter_map(|at| match self.insns[at] {
+                                    Insn::Jump { target, .. } => self.slots.target(at, target),
+                                    _ => None,
+                                })
+                                .collect();
+                            for _ in 0..trips {
+                                pending.extend_from_slice(&exits);
+                            }
+                            deepest = deepest.max(pending.len());
+                        }
+                        None => {}
                     }
                     Some(index + 1)
                 }
@@ -273,7 +305,7 @@ impl<'a> Verifier<'a> {
         }
     }
 
-    fn run(mut self) -> Result<(), VerifyError> {
+    fn run(&mut self) -> Result<(), VerifyError> {
         if self.insns.len() > MAX_INSNS {
             return Err(VerifyError::TooManyInstructions { count: self.insns.len() });
         }
@@ -284,7 +316,10 @@ impl<'a> Verifier<'a> {
         // The state falling through into the next instruction (when `falls`).
         let mut current = state;
         let mut falls = true;
-        for index in 0..self.insns.len() {
+        // Instructions walked again in loop iterations.
+        let mut again = 0usize;
+        let mut index = 0;
+        while index < self.insns.len() {
             match (falls, self.incoming[index].take()) {
                 (true, Some(incoming)) => self.merge_into(&mut current, &incoming),
                 (true, None) => {}
@@ -298,7 +333,32 @@ impl<'a> Verifier<'a> {
                     false
                 }
                 Next::Stop => false,
+                Next::Back(to) => {
+                    // The next iteration: the loop's instructions again, in this state
+                    // (the jumps into the head from before the loop were merged into the
+                    // first iteration).
+                    again += index + 1 - to;
+                    if again > MAX_PROCESSED {
+                        return Err(VerifyError::TooComplex { estimate: again });
+                    }
+                    match self.trips.iter_mut().find(|(at, _)| *at == index) {
+                        Some((_, trips)) => *trips += 1,
+                        None => self.trips.push((index, 1)),
+                    }
+                    // Each iteration's checks are on bases of its own: forget those no
+                    // register holds any more (pointers are never stored), so the list
+                    // stays as short as the registers.
+                    let held = |base: u32| {
+                        current.regs.iter().any(|reg| matches!(reg, Value::Packet { base: b, .. } if *b == base))
+                    };
+                    if current.checked.iter().any(|(base, _)| !held(*base)) {
+                        Rc::make_mut(&mut current.checked).retain(|(base, _)| held(*base));
+                    }
+                    index = to;
+                    continue;
+                }
             };
+            index += 1;
         }
         Ok(())
     }
@@ -318,9 +378,17 @@ impl<'a> Verifier<'a> {
                 Problem::Register(misuse) => VerifyError::BadRegister { insn: index, text, misuse },
             }
         };
+        // Constants the code sets with `mov` and steps with `add`/`sub` of immediates
+        // (loop counters), as the register's 64 bits.
         let constant = match *insn {
-            Insn::Alu64 { op: AluOp::Mov, dst, src: Operand::Imm(imm) }
-            | Insn::Alu32 { op: AluOp::Mov, dst, src: Operand::Imm(imm) } => Some((dst, i64::from(imm))),
+            Insn::Alu64 { op: AluOp::Mov, dst, src: Operand::Imm(imm) } => Some((dst, i64::from(imm))),
+            Insn::Alu32 { op: AluOp::Mov, dst, src: Operand::Imm(imm) } => Some((dst, i64::from(imm as u32))),
+            Insn::Alu64 { op: op @ (AluOp::Add | AluOp::Sub), dst, src: Operand::Imm(imm) } => {
+                state.known[dst.number() as usize].map(|known| {
+                    let step = if op == AluOp::Add { i64::from(imm) } else { i64::from(imm).wrapping_neg() };
+                    (dst, known.wrapping_add(step))
+                })
+            }
             _ => None,
         };
         if let Some(dst) = insn.written_register() {
@@ -385,6 +453,20 @@ impl<'a> Verifier<'a> {
                 return Ok(Next::Stop);
             }
             Insn::Ja { target } => return Ok(Next::Goto(self.target(index, target)?)),
+            Insn::Jump { op, wide, dst, src, target }
+                if self.slots.target(index, target).is_some_and(|to| to <= index) =>
+            {
+                // A loop's back jump: taken or not as the known constants decide.
+                let to = self.slots.target(index, target).unwrap_or(index);
+                let known = |operand: Operand| match operand {
+                    Operand::Imm(imm) => Some(i64::from(imm)),
+                    Operand::Reg(reg) => state.known[reg.number() as usize],
+                };
+                let (Some(left), Some(right)) = (known(Operand::Reg(dst)), known(src)) else {
+                    return Err(VerifyError::BadJump { insn: index });
+                };
+                return Ok(if op.holds(left as u64, right as u64, wide) { Next::Back(to) } else { Next::Fall });
+            }
             Insn::Jump { op, wide, dst, src, target } => {
                 let to = self.target(index, target)?;
                 let left = state.regs[dst.number() as usize];
@@ -479,9 +561,13 @@ impl<'a> Verifier<'a> {
                 continue;
             }
             *reg = match (*reg, other) {
-                (Value::Packet { .. }, Value::Packet { .. }) => {
+                // Pointers of different computations: a new base, with nothing proven
+                // from it. Where both are at the same constant offset from their bases
+                // (as the kernel keeps a pointer's fixed offset apart from its variable
+                // part), it is kept, so loads may still reach back from it.
+                (Value::Packet { offset: a, .. }, Value::Packet { offset: b, .. }) => {
                     self.next_base += 1;
-                    Value::Packet { base: self.next_base, offset: 0 }
+                    Value::Packet { base: self.next_base, offset: if a == b { a } else { 0 } }
                 }
                 (
                     Value::MapEntry { value_size: a } | Value::LookupResult { value_size: a },
@@ -518,16 +604,19 @@ impl<'a> Verifier<'a> {
         Ok(match (op, left, right) {
             (AluOp::Mov, _, value) if value != Value::Uninit => value,
             (_, Value::Scalar, Value::Scalar) => Value::Scalar,
-            // `scalar += pointer` is a pointer (the kernel allows it for `+` only).
-            (AluOp::Add, Value::Scalar, Value::Packet { .. }) => {
+            // `scalar += pointer` is a pointer (the kernel allows it for `+` only). A
+            // variable addition starts a new base; the pointer's constant offset stays
+            // apart from it, as the kernel keeps its fixed offset `off` apart from the
+            // variable part, so loads may reach back to it.
+            (AluOp::Add, Value::Scalar, Value::Packet { offset, .. }) => {
                 self.next_base += 1;
-                Value::Packet { base: self.next_base, offset: 0 }
+                Value::Packet { base: self.next_base, offset }
             }
             (AluOp::Add, Value::Packet { base, offset }, Value::Scalar) => match constant {
                 Some(constant) => Value::Packet { base, offset: offset + constant },
                 None => {
                     self.next_base += 1;
-                    Value::Packet { base: self.next_base, offset: 0 }
+                    Value::Packet { base: self.next_base, offset }
                 }
             },
             (AluOp::Add, Value::Stack(offset), Value::Scalar) if constant.is_some() => {

@@ -2,7 +2,9 @@
 //!
 //! [`ProgramBuilder::finish`] is the one place where labels become offsets. It
 //! checks that every label used is bound exactly once, that every jump goes
-//! forward, and that every target is an instruction (not the end of the program).
+//! forward — except a conditional jump back to a label made by
+//! [`ProgramBuilder::new_loop_label`] (a bounded loop's head) — and that every target is
+//! an instruction (not the end of the program).
 
 use super::{asm, ResolvedInsn};
 use super::{encode, map_relocations, AluOp, Insn, JmpOp, Label, MapReloc, Operand, Reg};
@@ -54,7 +56,8 @@ pub enum AsmError {
         /// The label's number.
         label: u32,
     },
-    /// A jump goes backward (or to itself): pfc emits loop-free code only.
+    /// A jump goes backward (or to itself) other than a conditional jump to a loop head
+    /// ([`ProgramBuilder::new_loop_label`]).
     #[error("instruction {insn}: backward jump to label L{label} at instruction {target}")]
     BackwardJump {
         /// Index of the jump instruction.
@@ -88,6 +91,8 @@ pub struct ProgramBuilder {
     insns: Vec<Insn<Label>>,
     /// Per label: the index of the instruction it is bound before.
     bound: Vec<Option<usize>>,
+    /// Labels that conditional jumps may reach backward (loop heads).
+    loop_heads: Vec<u32>,
     comments: Vec<Comment>,
     rules: Vec<RuleMark>,
     /// Problems found while binding, reported by `finish`.
@@ -104,6 +109,15 @@ impl ProgramBuilder {
     pub fn new_label(&mut self) -> Label {
         self.bound.push(None);
         Label(self.bound.len() as u32 - 1)
+    }
+
+    /// A fresh label for the head of a loop: conditional jumps may go back to it (only
+    /// those: pfc's verifier requires every backward jump to be decided by constants it
+    /// knows, so that it can walk each iteration and prove the loop ends).
+    pub fn new_loop_label(&mut self) -> Label {
+        let label = self.new_label();
+        self.loop_heads.push(label.0);
+        label
     }
 
     /// Binds `label` to the next instruction emitted. Binding twice, or a label from
@@ -204,7 +218,8 @@ impl ProgramBuilder {
                 .get(label.0 as usize)
                 .ok_or(AsmError::ForeignLabel { label: label.0 })?
                 .ok_or(AsmError::UnboundLabel { insn: index, label: label.0 })?;
-            if target <= index {
+            let loop_back = || matches!(insn, Insn::Jump { .. }) && self.loop_heads.contains(&label.0);
+            if target <= index && !loop_back() {
                 return Err(AsmError::BackwardJump { insn: index, label: label.0, target });
             }
             if target >= count {
@@ -243,8 +258,9 @@ impl ProgramBuilder {
             }
             let at = insns.len();
             insns.push(insn.try_map_target(|_| {
-                let distance = slot_of[renumber(targets[index] as usize)] - slot_of[at] - 1;
-                i16::try_from(distance).map_err(|_| AsmError::JumpTooFar { insn: at, distance })
+                let distance = slot_of[renumber(targets[index] as usize)] as i64 - slot_of[at] as i64 - 1;
+                i16::try_from(distance)
+                    .map_err(|_| AsmError::JumpTooFar { insn: at, distance: distance.unsigned_abs() as usize })
             })?);
         }
         let comments =

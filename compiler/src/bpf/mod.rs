@@ -17,9 +17,12 @@
 //! Not representable: ISA v4 (`sdiv`, `smod`, `movsx`, `ldsx`, `gotol`, `bswap`),
 //! atomics, `LD_ABS`/`LD_IND`, bpf-to-bpf calls and kfuncs.
 //!
-//! **Invariant:** every jump goes forward. rbpf has no instruction budget, so a program
-//! that cannot loop is the only kind it runs safely; [`ProgramBuilder::finish`] rejects a
-//! backward jump with [`AsmError::BackwardJump`].
+//! **Invariant:** every jump goes forward, except a conditional jump back to a loop head
+//! ([`ProgramBuilder::new_loop_label`]) whose every iteration is decided by a counter
+//! known as a constant. rbpf has no instruction budget, so a program that cannot loop
+//! forever is the only kind it runs safely: [`ProgramBuilder::finish`] rejects any other
+//! backward jump with [`AsmError::BackwardJump`], and pfc's verifier (`verify`) walks
+//! each loop iteration by iteration and refuses one whose back jump it cannot decide.
 //!
 //! **Immediates are 32-bit and sign-extended** wherever a 64-bit register is involved:
 //! `Alu64 { op: Mov, src: Imm(-1) }` gives `0xffff_ffff_ffff_ffff`, and a 64-bit

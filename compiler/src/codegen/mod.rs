@@ -15,7 +15,8 @@
 //! rule sets smaller than `classifier::MIN_RULES` return at once.
 //!
 //! **Invariant:** only the prologue reads packet memory; every read there follows a
-//! bounds check that covers it. **Invariant:** every jump goes forward.
+//! bounds check that covers it. **Invariant:** every jump goes forward, but the back jump of
+//! a pcap `protochain` walk's loop (`pcap/chain.rs`), which a known counter decides.
 
 mod branchless;
 pub mod classifier;

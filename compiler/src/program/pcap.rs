@@ -243,8 +243,9 @@ impl Val {
             Val::Const(_) | Val::Len => 1,
             Val::Load { index, .. } => index.value_depth().max(2),
             Val::Neg(inner) => inner.value_depth(),
-            // The protocol, the cursor, a pointer, a scratch value and two bit sets.
-            Val::Protochain { .. } => 6,
+            // The protocol, the cursor, a pointer, a scratch value, two bit sets and the
+            // loop's counter.
+            Val::Protochain { .. } => 7,
             Val::Alu(_, left, right) => left.value_depth().max(right.value_depth() + 1),
         }
     }

@@ -5,7 +5,9 @@
 //! It replays the kernel's exploration with a coarser state model (Linux 6.x,
 //! `kernel/bpf/verifier.c`, `do_check` and `is_state_visited`):
 //! - depth first, a conditional jump's fall-through first, its target pushed; a jump
-//!   whose outcome follows from known constants takes only that way;
+//!   whose outcome follows from known constants takes only that way (so a loop, whose
+//!   back jump a counter decides, is walked iteration by iteration, as the kernel does:
+//!   the counter is live and compared, so no two iterations' states are equal);
 //! - *prune points* are conditional jumps, jump targets and the instruction after a
 //!   call; arriving at one, the state is compared with the states saved there, and an
 //!   equal one ends the path (that arrival still counts as one processed instruction);
@@ -61,7 +63,7 @@ impl Estimate {
 }
 
 /// Replays the kernel verifier's walk over `insns` (already checked by the main pass:
-/// forward jumps inside the program) and counts processed instructions, plus a margin;
+/// jumps inside the program, back jumps only where known counters decide them) and counts processed instructions, plus a margin;
 /// stops once the count passes `limit`.
 pub fn estimate(insns: &[ResolvedInsn], hook: ProgramType, limit: usize) -> Estimate {
     estimate_with(insns, &Slots::new(insns), hook, limit)
@@ -170,7 +172,7 @@ impl Flow {
 struct Facts(Vec<Fact>);
 
 /// [`Facts`] of one instruction (together: one is read where the other is).
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
 struct Fact {
     stack_read: u128,
     live: u16,
@@ -198,7 +200,25 @@ impl Facts {
     fn new(insns: &[ResolvedInsn], flow: &Flow, exact_stores: &[bool]) -> Facts {
         let count = insns.len();
         let mut facts = vec![Fact::default(); count];
-        for index in (0..count).rev() {
+        // A loop's back jump reads facts of instructions before it: passes until nothing
+        // changes (one pass without loops).
+        let loops = flow.next.iter().enumerate().any(|(index, next)| next.iter().any(|to| (*to as usize) <= index));
+        let mut changed = true;
+        while std::mem::take(&mut changed) {
+            for index in (0..count).rev() {
+                let fact = Self::fact(insns, flow, exact_stores, &facts, index);
+                if fact != facts[index] {
+                    facts[index] = fact;
+                    changed = loops;
+                }
+            }
+        }
+        Facts(facts)
+    }
+
+    /// One instruction's facts from those of its successors.
+    fn fact(insns: &[ResolvedInsn], flow: &Flow, exact_stores: &[bool], facts: &[Fact], index: usize) -> Fact {
+        {
             let (mut l, mut e, mut c, mut s) = (0u16, 0u16, 0u16, 0u128);
             for to in flow.next[index] {
                 if let Some(fact) = facts.get(to as usize) {
@@ -292,9 +312,8 @@ impl Facts {
                     c = 0;
                 }
             }
-            facts[index] = Fact { stack_read: s, live: l | bit(Reg::R10), exact: e & l, compared: c & l };
+            Fact { stack_read: s, live: l | bit(Reg::R10), exact: e & l, compared: c & l }
         }
-        Facts(facts)
     }
 }
 

@@ -81,7 +81,10 @@ pub enum VerifyError {
         pending: usize,
     },
     /// Invariant 1.
-    #[error("instruction {insn}: jump does not go forward to an instruction of the program")]
+    #[error(
+        "instruction {insn}: jump does not go forward to an instruction of the program (nor back, decided by a \
+         known count)"
+    )]
     BadJump {
         /// Index of the jump.
         insn: usize,

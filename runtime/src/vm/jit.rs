@@ -3,7 +3,8 @@
 //!
 //! rbpf's JIT checks no memory access at run time. It is used only when
 //! [`pfc_compiler::verify::verify`] accepts the object's code, which proves (module doc of
-//! `verify`): every jump goes forward (the program terminates); every packet read lies
+//! `verify`): every jump goes forward, or back in a loop that it walked to its end on a
+//! counter it knows (the program terminates); every packet read lies
 //! between `data` and a 64-bit `data_end` check that covers all its bytes; the packet and
 //! the context are never written; context reads stay inside the 24-byte `xdp_md` / 192-byte
 //! `__sk_buff`; stack accesses stay in the 512 bytes below r10; map values are touched

@@ -418,8 +418,8 @@ fn run_jit(
     let mem = &mut packet.bytes_mut()[..len];
     // SAFETY: the only caller, `Vm::run`, comes here only when `backend` is `Jit`, which
     // `Vm::with_backend` sets only when `jit::check` passed and rbpf compiled the code.
-    // So pfc's verifier proved for every input that (1) all jumps go forward, so the
-    // code terminates; (2) each packet read lies in `[data, data_end)` after a 64-bit
+    // So pfc's verifier proved for every input that (1) all jumps go forward, or back in
+    // loops it walked to their end on counters it knows, so the code terminates; (2) each packet read lies in `[data, data_end)` after a 64-bit
     // check against `data_end`, and `fill_context` set `data`/`data_end` to `mem`'s
     // bounds inside the live MAP_32BIT mapping `packet`; the packet is never written;
     // (3) context reads stay inside the 24-byte `xdp_md` / 192-byte `__sk_buff`, which is

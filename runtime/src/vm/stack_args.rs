@@ -9,8 +9,9 @@
 //!
 //! The pass is a forward data-flow over registers holding "r10 + constant", with a meet at
 //! jump targets, over the instructions `pfc_compiler::bpf::decode` reads (raw opcodes
-//! are known only there). Backward jumps, and anything the decoder refuses (bpf-to-bpf
-//! calls, atomics, ISA v4), make it give up (answer no).
+//! are known only there); a loop's back jump makes it pass again until nothing changes
+//! (a state only ever forgets). Anything the decoder refuses (bpf-to-bpf calls,
+//! atomics, ISA v4) makes it give up (answer no).
 
 use pfc_compiler::bpf::{decode, AluOp, Insn, Operand, Reg};
 
@@ -22,15 +23,22 @@ const STACK_SIZE: i64 = 512;
 /// Per register: `Some(k)` when it is known to hold `r10 + k`.
 type State = [Option<i64>; 11];
 
-fn meet(into: &mut Option<State>, from: &State) {
+/// Meets `from` into `into`; whether `into` changed.
+fn meet(into: &mut Option<State>, from: &State) -> bool {
     match into {
-        None => *into = Some(*from),
+        None => {
+            *into = Some(*from);
+            true
+        }
         Some(state) => {
+            let mut changed = false;
             for (a, b) in state.iter_mut().zip(from) {
-                if *a != *b {
+                if *a != *b && a.is_some() {
                     *a = None;
+                    changed = true;
                 }
             }
+            changed
         }
     }
 }
@@ -49,8 +57,26 @@ pub(crate) fn helper_pointers_in_stack(code: &[u8], key_size: u32, value_size: u
     let mut entry = [None; 11];
     entry[usize::from(Reg::R10.number())] = Some(0);
     states[0] = Some(entry);
+    let mut again = true;
+    while std::mem::take(&mut again) {
+        if !one_pass(&insns, &mut states, key_size, value_size, &mut again) {
+            return false;
+        }
+    }
+    true
+}
+
+/// One pass in instruction order; `again` is set when a back jump changed the state of an
+/// instruction already passed. False when a call's pointers are not proven.
+fn one_pass(
+    insns: &[Insn<i16>],
+    states: &mut [Option<State>],
+    key_size: u32,
+    value_size: u32,
+    again: &mut bool,
+) -> bool {
     let mut slot = 0;
-    for insn in &insns {
+    for insn in insns {
         let next = slot + insn.slots();
         let Some(mut state) = states[slot] else {
             slot = next;
@@ -79,10 +105,10 @@ pub(crate) fn helper_pointers_in_stack(code: &[u8], key_size: u32, value_size: u
             Insn::Exit => falls_through = false,
             Insn::Jump { target, .. } | Insn::Ja { target } => {
                 // The decoder proved the target is an instruction start inside the code.
-                if target < 0 {
-                    return false;
+                let to = (next as i64 + i64::from(target)) as usize;
+                if meet(&mut states[to], &state) && to < next {
+                    *again = true;
                 }
-                meet(&mut states[next + target as usize], &state);
                 falls_through = matches!(insn, Insn::Jump { .. });
             }
             // Every other register write forgets what the register held. Stores write
@@ -108,7 +134,7 @@ fn index(reg: Reg) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use pfc_compiler::bpf::{encode, AluOp, Insn, Reg};
+    use pfc_compiler::bpf::{encode, AluOp, Insn, JmpOp, Reg};
 
     use super::helper_pointers_in_stack;
     use crate::vm::maps::HELPER_MAP_LOOKUP;
@@ -136,6 +162,27 @@ mod tests {
             encode(&[Insn::mov64(Reg::R2, Reg::R10), Insn::alu64(AluOp::Add, Reg::R2, -4), call_lookup, Insn::Exit]);
         assert!(helper_pointers_in_stack(&stack_key, 4, 4));
         assert!(!helper_pointers_in_stack(&stack_key, 8, 4), "8 bytes at r10-4 overrun");
+    }
+
+    /// r2 = r10 - 4; r3 = 2; head: `body`; r3 -= 1; if r3 != 0 goto head; lookup.
+    fn loop_then_lookup(body: Insn<i16>) -> Vec<u8> {
+        encode(&[
+            Insn::mov64(Reg::R2, Reg::R10),
+            Insn::alu64(AluOp::Add, Reg::R2, -4),
+            Insn::mov64(Reg::R3, 2),
+            body,
+            Insn::alu64(AluOp::Sub, Reg::R3, 1),
+            Insn::jump64(JmpOp::Ne, Reg::R3, 0, -4),
+            Insn::Call { helper: HELPER_MAP_LOOKUP },
+            Insn::Exit,
+        ])
+    }
+
+    #[test]
+    fn loops_are_followed_around_their_back_jump() {
+        assert!(helper_pointers_in_stack(&loop_then_lookup(Insn::mov64(Reg::R4, 1)), 4, 4));
+        // The second iteration moves the key out of the stack: the meet at the head forgets it.
+        assert!(!helper_pointers_in_stack(&loop_then_lookup(Insn::alu64(AluOp::Add, Reg::R2, -600)), 4, 4));
     }
 
     #[test]

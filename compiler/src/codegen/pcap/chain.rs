@@ -1,20 +1,23 @@
-//! libpcap's `protochain` walk ([`Val::Protochain`]) as straight-line code: the walk's
-//! parameters and a value-register depth in, at most [`MAX_PROTOCHAIN_HEADERS`] unrolled
-//! steps out, each leaving to *done* with the protocol it stopped at in the first
-//! register (the protocol looked for is not walked over, so the walk stops there too,
-//! and one comparison after the walk tells it apart) or to the atom's *reject* (a
-//! header past the frame, or past the bound).
+//! libpcap's `protochain` walk ([`Val::Protochain`]) as a bounded loop: the walk's
+//! parameters and a value-register depth in, a loop of at most [`MAX_PROTOCHAIN_HEADERS`]
+//! steps out, leaving to *done* with the protocol it stopped at in the first register
+//! (the protocol looked for is not walked over, so the walk stops there too, and one
+//! comparison after the walk tells it apart) or to the atom's *reject* (a header past the
+//! frame, or past the bound).
 //!
-//! libpcap's loop has a backward jump; pfc emits none. Within the walk no two paths
-//! join: every conditional jump leaves the walk, and the choice between an extension
-//! header (cursor += `(len + 1) * 8`) and AH (cursor = `(len + 2) * 4`) is arithmetic,
-//! not a branch. So the kernel verifier follows one path through the steps, each exit
-//! costs it only the instructions until the next join, and the cost is linear in the
-//! bound (a branch per header kind would double the verifier's paths at every step).
+//! The loop's counter (set by `mov`, stepped by `sub 1`, tested by the back jump) is a
+//! constant to pfc's verifier and to the kernel's, so both walk the loop iteration by
+//! iteration and know it ends; rbpf runs it as it is. Within the walk no two paths join:
+//! every conditional jump but the back jump leaves the loop, and the choice between an
+//! extension header (cursor += `(len + 1) * 8`) and AH (cursor = `(len + 2) * 4`) is
+//! arithmetic, not a branch. So the kernel verifier follows one path through the
+//! iterations, each exit costs it only the instructions until the next join, and its work
+//! is linear in the bound (a branch per header kind would double its paths at every
+//! step).
 //!
 //! The IPv4 and IPv6 walks of one `protochain N` test (without `ip`/`ip6`) share their
-//! steps: each family's start loads its protocol, cursor and protocol sets into the
-//! same registers, and the IPv4 start jumps into the steps the IPv6 start falls into
+//! loop: each family's start loads its protocol, cursor and protocol sets into the
+//! same registers, and the IPv4 start jumps into the loop the IPv6 start falls into
 //! ([`Atom::protochain_start`], [`Atom::protochain_steps`]).
 //!
 //! Whether a protocol is walked is a bit test: the set of walked protocols (all below 64)
@@ -30,23 +33,24 @@ fn from_the_top(protocols: &[u32]) -> u64 {
     protocols.iter().fold(0, |set, protocol| set | 1u64 << (63 - protocol))
 }
 
-/// Largest cursor one step can add: an extension header of length 255, `(255 + 1) * 8`.
-const LARGEST_STEP: u64 = 2048;
-
 /// The registers of the walk, from the value depth up.
 struct Walk {
     /// The protocol (libpcap's A).
     protocol: Reg,
-    /// The cursor from the network header (libpcap's X).
+    /// The cursor from the network header (libpcap's X); in an AH-only walk, the pointer
+    /// to the current header's third byte.
     cursor: Reg,
     /// The end of the current header's first two bytes, then its length byte.
     pointer: Reg,
     /// Scratch: the shifted set, then 1 for an extension header and 0 for AH.
     scratch: Reg,
-    /// The set of walked protocols (when more than one, or when shared).
+    /// The set of walked protocols (when more than one, or when shared); in an AH-only
+    /// walk, the pointer to the network header plus 10 (AH's 8 bytes and the 2 read).
     walked_set: Reg,
     /// The set of extension headers among them.
     extension_set: Reg,
+    /// Headers the walk may still pass over (the loop's counter).
+    count: Reg,
 }
 
 impl Walk {
@@ -59,6 +63,7 @@ impl Walk {
             scratch: REGS[depth + 3],
             walked_set: REGS[depth + 4],
             extension_set: REGS[depth + 5],
+            count: REGS[depth + 6],
         }
     }
 }
@@ -76,11 +81,14 @@ fn walked_over(ipv6: bool, proto: u32) -> (Vec<u32>, bool) {
 enum Step {
     /// Extension headers only: cursor += (len + 1) * 8.
     Extensions,
-    /// AH only: cursor = (len + 2) * 4.
-    Ah,
-    /// Either, told apart by the extension set's bit.
+    /// Extension headers or AH (cursor = (len + 2) * 4), told apart by the extension
+    /// set's bit.
     Mixed,
 }
+
+/// The constant offset of an AH-only walk's pointer from the network header: AH's 8
+/// bytes past `4 * len`, and the 2 bytes each step reads.
+const AH_POINTER_OFFSET: u64 = 10;
 
 impl Atom<'_> {
     /// Emits the walk for `protochain proto` over the network header at `net`, in the
@@ -88,25 +96,31 @@ impl Atom<'_> {
     /// in the first.
     pub(super) fn protochain(&mut self, ipv6: bool, net: u32, proto: u32, depth: usize, done: Label) {
         let walk = Walk::at(depth);
-        let largest_cursor = self.protochain_first_loads(&walk, ipv6, net, depth);
+        self.protochain_first_loads(&walk, ipv6, net, depth);
         let (extensions, ah) = walked_over(ipv6, proto);
         let mut walked = extensions.clone();
         if ah {
             walked.push(PROTOCHAIN_AH);
         }
-        if walked.len() > 1 {
-            self.emit(Insn::LoadImm64 { dst: walk.walked_set, imm: from_the_top(&walked) });
+        if walked.is_empty() {
+            self.emit(Insn::Ja { target: done });
+        } else if extensions.is_empty() && u64::from(net) + AH_POINTER_OFFSET + 4 * 255 <= MAX_REACH {
+            self.protochain_ah_walk(&walk, net, done);
+        } else {
+            if walked.len() > 1 {
+                self.emit(Insn::LoadImm64 { dst: walk.walked_set, imm: from_the_top(&walked) });
+            }
+            let step = if !ah {
+                Step::Extensions
+            } else {
+                self.emit(Insn::LoadImm64 { dst: walk.extension_set, imm: from_the_top(&extensions) });
+                Step::Mixed
+            };
+            self.emit(Insn::mov64(walk.count, MAX_PROTOCHAIN_HEADERS as i32));
+            self.protochain_walk(&walk, net, Some(&walked), step, done);
         }
-        if ah && !extensions.is_empty() {
-            self.emit(Insn::LoadImm64 { dst: walk.extension_set, imm: from_the_top(&extensions) });
-        }
-        let step = match (ah, extensions.is_empty()) {
-            (true, true) => Step::Ah,
-            (false, _) => Step::Extensions,
-            (true, false) => Step::Mixed,
-        };
-        let steps = if walked.is_empty() { 0 } else { MAX_PROTOCHAIN_HEADERS };
-        self.protochain_walk(&walk, net, Some(&walked), step, steps, largest_cursor, done);
+        // The walk leaves at many points with different registers: nothing is known after.
+        self.held = Default::default();
     }
 
     /// The start of a walk whose steps both families share: the first loads, then the
@@ -126,105 +140,116 @@ impl Atom<'_> {
                 Err(_) => self.emit(Insn::LoadImm64 { dst: reg, imm: set }),
             }
         }
+        self.emit(Insn::mov64(walk.count, MAX_PROTOCHAIN_HEADERS as i32));
     }
 
     /// The steps a [`Self::protochain_start`] of either family leads into; they leave to
     /// `done` with the protocol the walk stops at in the first register.
     pub(super) fn protochain_steps(&mut self, net: u32, depth: usize, done: Label) {
-        // The larger of the families' first cursors: IPv4's 4 * 15, IPv6's 40.
-        self.protochain_walk(&Walk::at(depth), net, None, Step::Mixed, MAX_PROTOCHAIN_HEADERS, 60, done);
+        self.protochain_walk(&Walk::at(depth), net, None, Step::Mixed, done);
+        self.held = Default::default();
     }
 
-    /// The first protocol and cursor; returns the largest cursor they may be.
-    fn protochain_first_loads(&mut self, walk: &Walk, ipv6: bool, net: u32, depth: usize) -> u64 {
+    /// The first protocol and cursor.
+    fn protochain_first_loads(&mut self, walk: &Walk, ipv6: bool, net: u32, depth: usize) {
         let zero = Val::Const(0);
         // At fixed offsets, usually covered by the node's bounds check.
         if ipv6 {
             self.load(1, &zero, net + 6, depth, false);
             self.emit(Insn::mov64(walk.cursor, 40));
-            40
         } else {
             self.load(1, &zero, net + 9, depth, false);
             self.load(1, &zero, net, depth + 1, false);
             self.emit(Insn::alu64(AluOp::And, walk.cursor, 0xf));
             self.emit(Insn::alu64(AluOp::Lsh, walk.cursor, 2));
-            60
         }
     }
 
-    /// `steps` unrolled steps over the `walked` protocols (`None`: the set in its
-    /// register), then the exit past the bound.
-    #[allow(clippy::too_many_arguments)]
-    fn protochain_walk(
-        &mut self,
-        walk: &Walk,
-        net: u32,
-        walked: Option<&[u32]>,
-        step: Step,
-        steps: u32,
-        mut largest_cursor: u64,
-        done: Label,
-    ) {
-        // What the cursor register lacks of the cursor: an AH-only walk keeps `len * 4` and
-        // adds AH's 8 bytes into the next pointer's constant instead (8 instructions a step).
-        let mut bias: u64 = 0;
-        for _ in 0..steps {
-            self.leave_unless_walked(walk, walked, done);
-            // The pointer is bounded for the kernel verifier: a cursor that could reach
-            // past the packet-offset limit is rejected first (no frame is that long).
-            let limit = MAX_REACH - u64::from(net) - 2;
-            if largest_cursor > limit {
-                let raw_limit = limit.saturating_sub(bias);
-                self.emit(Insn::jump64(JmpOp::Gt, walk.cursor, raw_limit as i32, self.reject));
-                largest_cursor = limit;
+    /// The walk over AH headers only (IPv4's): libpcap sets its cursor to `(len + 2) * 4`
+    /// at each, so the next header's pointer is `4 * len` plus a pointer to the network
+    /// header that holds the rest as its constant offset, and one step is 6 instructions
+    /// (and 2 for the loop's counter):
+    ///
+    /// ```text
+    /// head: if protocol != 51 goto done
+    ///       if pointer > data_end goto reject
+    ///       protocol = *(u8 *)(pointer - 2)
+    ///       pointer = *(u8 *)(pointer - 1)
+    ///       pointer <<= 2
+    ///       pointer += network + 10
+    ///       count -= 1; if count != 0 goto head
+    /// ```
+    fn protochain_ah_walk(&mut self, walk: &Walk, net: u32, done: Label) {
+        let (pointer, network) = (walk.cursor, walk.walked_set);
+        // The first header at the IPv4 header length, the next ones at AH's.
+        self.emit(Insn::mov64(network, Reg::R7));
+        self.emit(Insn::alu64(AluOp::Add, network, (u64::from(net) + 2) as i32));
+        self.emit(Insn::alu64(AluOp::Add, pointer, network));
+        self.emit(Insn::alu64(AluOp::Add, network, 8));
+        self.emit(Insn::mov64(walk.count, MAX_PROTOCHAIN_HEADERS as i32));
+        let head = self.b.new_loop_label();
+        self.b.bind(head);
+        let ah = crate::bpf::Operand::imm_u32(PROTOCHAIN_AH);
+        self.emit(Insn::jump32(JmpOp::Ne, walk.protocol, ah, done));
+        self.emit(Insn::jump64(JmpOp::Gt, pointer, Reg::R8, self.reject));
+        self.emit(Insn::load(Size::B, walk.protocol, pointer, -2));
+        self.emit(Insn::load(Size::B, pointer, pointer, -1));
+        self.emit(Insn::alu64(AluOp::Lsh, pointer, 2));
+        self.emit(Insn::alu64(AluOp::Add, pointer, network));
+        self.loop_back(walk.count, head);
+        // One header more than the bound.
+        self.emit(Insn::jump32(JmpOp::Ne, walk.protocol, ah, done));
+        self.emit(Insn::Ja { target: self.reject });
+    }
+
+    /// `count -= 1; if count != 0 goto head`: the loop's back jump, which pfc's verifier
+    /// and the kernel's decide from the counter they know.
+    fn loop_back(&mut self, count: Reg, head: Label) {
+        self.emit(Insn::alu64(AluOp::Sub, count, 1));
+        self.emit(Insn::jump64(JmpOp::Ne, count, 0, head));
+    }
+
+    /// The walk as a loop of at most [`MAX_PROTOCHAIN_HEADERS`] steps over the `walked`
+    /// protocols (`None`: the set in its register), then the exit past the bound; the
+    /// counter is set.
+    fn protochain_walk(&mut self, walk: &Walk, net: u32, walked: Option<&[u32]>, step: Step, done: Label) {
+        let head = self.b.new_loop_label();
+        self.b.bind(head);
+        self.leave_unless_walked(walk, walked, done);
+        // The pointer is bounded for the kernel verifier: a cursor that could reach past
+        // the packet-offset limit is rejected first (no frame is that long).
+        let limit = MAX_REACH - u64::from(net) - 2;
+        self.emit(Insn::jump64(JmpOp::Gt, walk.cursor, limit as i32, self.reject));
+        self.emit(Insn::mov64(walk.pointer, Reg::R7));
+        self.emit(Insn::alu64(AluOp::Add, walk.pointer, walk.cursor));
+        self.emit(Insn::alu64(AluOp::Add, walk.pointer, (u64::from(net) + 2) as i32));
+        self.emit(Insn::jump64(JmpOp::Gt, walk.pointer, Reg::R8, self.reject));
+        if step == Step::Mixed {
+            self.emit(Insn::mov64(walk.scratch, walk.extension_set));
+            self.emit(Insn::alu64(AluOp::Lsh, walk.scratch, walk.protocol));
+            self.emit(Insn::alu64(AluOp::Rsh, walk.scratch, 63));
+        }
+        self.emit(Insn::load(Size::B, walk.protocol, walk.pointer, -2));
+        self.emit(Insn::load(Size::B, walk.pointer, walk.pointer, -1));
+        match step {
+            Step::Extensions => {
+                self.emit(Insn::alu64(AluOp::Lsh, walk.pointer, 3));
+                self.emit(Insn::alu64(AluOp::Add, walk.cursor, walk.pointer));
             }
-            self.emit(Insn::mov64(walk.pointer, Reg::R7));
-            self.emit(Insn::alu64(AluOp::Add, walk.pointer, walk.cursor));
-            self.emit(Insn::alu64(AluOp::Add, walk.pointer, (u64::from(net) + 2 + bias) as i32));
-            self.emit(Insn::jump64(JmpOp::Gt, walk.pointer, Reg::R8, self.reject));
-            if step == Step::Mixed {
-                self.emit(Insn::mov64(walk.scratch, walk.extension_set));
-                self.emit(Insn::alu64(AluOp::Lsh, walk.scratch, walk.protocol));
-                self.emit(Insn::alu64(AluOp::Rsh, walk.scratch, 63));
-            }
-            self.emit(Insn::load(Size::B, walk.protocol, walk.pointer, -2));
-            match step {
-                Step::Extensions => {
-                    self.emit(Insn::load(Size::B, walk.pointer, walk.pointer, -1));
-                    self.emit(Insn::alu64(AluOp::Lsh, walk.pointer, 3));
-                    self.emit(Insn::alu64(AluOp::Add, walk.cursor, walk.pointer));
-                    self.emit(Insn::alu64(AluOp::Add, walk.cursor, 8));
-                    largest_cursor += LARGEST_STEP;
-                }
-                Step::Ah => {
-                    // Kept as len * 4 (`bias` adds the 8).
-                    self.emit(Insn::load(Size::B, walk.cursor, walk.pointer, -1));
-                    self.emit(Insn::alu64(AluOp::Lsh, walk.cursor, 2));
-                    bias = 8;
-                    largest_cursor = 1028;
-                }
-                Step::Mixed => {
-                    // cursor = extension * (cursor + 4 len) + 4 len + 8: an extension header
-                    // adds (len + 1) * 8, AH sets (len + 2) * 4.
-                    self.emit(Insn::load(Size::B, walk.pointer, walk.pointer, -1));
-                    self.emit(Insn::alu64(AluOp::Lsh, walk.pointer, 2));
-                    self.emit(Insn::alu64(AluOp::Add, walk.cursor, walk.pointer));
-                    self.emit(Insn::alu64(AluOp::Mul, walk.cursor, walk.scratch));
-                    self.emit(Insn::alu64(AluOp::Add, walk.cursor, walk.pointer));
-                    self.emit(Insn::alu64(AluOp::Add, walk.cursor, 8));
-                    largest_cursor += LARGEST_STEP;
-                }
+            Step::Mixed => {
+                // cursor = extension * (cursor + 4 len) + 4 len + 8: an extension header
+                // adds (len + 1) * 8, AH sets (len + 2) * 4.
+                self.emit(Insn::alu64(AluOp::Lsh, walk.pointer, 2));
+                self.emit(Insn::alu64(AluOp::Add, walk.cursor, walk.pointer));
+                self.emit(Insn::alu64(AluOp::Mul, walk.cursor, walk.scratch));
+                self.emit(Insn::alu64(AluOp::Add, walk.cursor, walk.pointer));
             }
         }
-        // After the last step: stopped, or one header more than the bound.
-        if steps == 0 {
-            self.emit(Insn::Ja { target: done });
-        } else {
-            self.leave_unless_walked(walk, walked, done);
-            self.emit(Insn::Ja { target: self.reject });
-        }
-        // The walk leaves at many points with different registers: nothing is known after.
-        self.held = Default::default();
+        self.emit(Insn::alu64(AluOp::Add, walk.cursor, 8));
+        self.loop_back(walk.count, head);
+        // One header more than the bound.
+        self.leave_unless_walked(walk, walked, done);
+        self.emit(Insn::Ja { target: self.reject });
     }
 
     /// Jumps to `other` when the protocol is not one of `walked` (not empty; `None`: the
