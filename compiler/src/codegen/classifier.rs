@@ -26,6 +26,7 @@
 //! earlier rule matched and the rest of its own rule held, exactly as in the interpreter.
 
 use std::collections::{BTreeSet, HashMap};
+use std::hash::{Hash, Hasher};
 
 use super::layout::{absent_is_out_of_range, Layout};
 use crate::fields::{Field, Proto, ValueKind};
@@ -169,14 +170,25 @@ pub fn plan(filter: &Filter, layout: &Layout) -> Option<Classifier> {
         .collect();
     let always: Vec<bool> =
         filter.rules.iter().map(|rule| matches!(filter.node(rule.condition), Node::Const(true))).collect();
-    let mut tests = Vec::new();
+    let mut tests: Vec<Tested> = Vec::with_capacity(needs.iter().map(|needs| needs.items.len()).sum());
     let mut starts = Vec::with_capacity(needs.len() + 1);
     for rule_needs in &needs {
         starts.push(tests.len());
         tests.extend(rule_needs.items.iter().map(|&(id, _)| tested(filter, id)));
     }
     starts.push(tests.len());
-    let mut builder = Builder { needs: &needs, filter, tests, starts, always };
+    let keys = tests.iter().map(Tested::key).collect();
+    let mut builder = Builder {
+        needs: &needs,
+        tests,
+        keys,
+        starts,
+        always,
+        scratch: Vec::new(),
+        fields: Vec::new(),
+        events: Vec::new(),
+        pieces: Vec::new(),
+    };
     // With rate limits, one diagram: several would test a later rule's full condition (and
     // take its token) before an earlier rule in another diagram had its turn.
     let groups = if filter.limits.is_empty() { groups(&needs, live) } else { vec![live] };
@@ -186,13 +198,14 @@ pub fn plan(filter: &Filter, layout: &Layout) -> Option<Classifier> {
 
 /// The requirements of one rule.
 fn rule_needs(filter: &Filter, layout: &Layout, condition: NodeId) -> Needs {
-    let items: Vec<NodeId> = match filter.node(condition) {
-        Node::All(items) if items.len() <= MAX_ITEMS => items.clone(),
-        _ => vec![condition],
+    let items: &[NodeId] = match filter.node(condition) {
+        Node::All(items) if items.len() <= MAX_ITEMS => items,
+        _ => std::slice::from_ref(&condition),
     };
     let mut needs = Needs::default();
-    for item in items {
-        let (field, intervals) = match filter.node(item) {
+    for &item in items {
+        let one: [(u128, u128); 1];
+        let (field, intervals): (Field, &[(u128, u128)]) = match filter.node(item) {
             Node::Present(source) => {
                 needs.sources |= source.bit();
                 for implied in source.implied() {
@@ -214,34 +227,44 @@ fn rule_needs(filter: &Filter, layout: &Layout, condition: NodeId) -> Needs {
                         continue;
                     }
                 };
-                (*field, vec![interval])
+                one = [interval];
+                (*field, &one)
             }
-            Node::InSet { field, mask: None, set } => (*field, filter.set(*set).intervals.clone()),
+            Node::InSet { field, mask: None, set } => (*field, &filter.set(*set).intervals),
             _ => {
                 needs.items.push((item, Proof::Never));
                 continue;
             }
         };
         let words = layout.words(field).len();
-        let intervals: Vec<(u128, u128)> = intervals.into_iter().filter(|(low, high)| low <= high).collect();
-        if words == 0 || intervals.is_empty() {
+        let intervals = || intervals.iter().filter(|(low, high)| low <= high);
+        if words == 0 || intervals().next().is_none() {
             needs.items.push((item, Proof::Never));
             continue;
         }
         let shift = 32 * (words as u32 - 1);
         let rest = if shift == 0 { 0 } else { u128::MAX >> (128 - shift) };
         // Exact when every interval is a whole range of top words.
-        let exact = intervals.iter().all(|&(low, high)| low & rest == 0 && (high & rest == rest || high == u128::MAX));
+        let exact = intervals().all(|&(low, high)| low & rest == 0 && (high & rest == rest || high == u128::MAX));
         let projected = merge(
-            intervals
-                .iter()
+            intervals()
                 .filter(|(low, _)| (low >> shift) <= u128::from(u32::MAX))
                 .map(|&(low, high)| ((low >> shift) as u32, (high >> shift).min(u128::from(u32::MAX)) as u32))
                 .collect(),
         );
-        needs.items.push((item, if exact { Proof::Field(field, projected.clone()) } else { Proof::Never }));
-        if needs.intervals(field).is_none() {
-            needs.fields.push((field, projected));
+        let known = needs.intervals(field).is_some();
+        match (exact, known) {
+            (true, true) => needs.items.push((item, Proof::Field(field, projected))),
+            (true, false) => {
+                needs.items.push((item, Proof::Field(field, projected.clone())));
+                needs.fields.push((field, projected));
+            }
+            (false, known) => {
+                needs.items.push((item, Proof::Never));
+                if !known {
+                    needs.fields.push((field, projected));
+                }
+            }
         }
     }
     for source in Source::ALL {
@@ -378,6 +401,24 @@ impl Tested<'_> {
         }
     }
 
+    /// Equal for two tests when one can imply the other (see [`Tested::implies`]): the
+    /// same test, or both header tests, or interval tests of one field and mask.
+    fn key(&self) -> u64 {
+        let mut hasher = crate::hashing::Fnv64::default();
+        match self {
+            Tested::Limit => 0,
+            Tested::Present(..) => 1,
+            Tested::Intervals(_, field, mask, _) => {
+                (field, mask).hash(&mut hasher);
+                hasher.finish() | 2
+            }
+            Tested::Other(id) => {
+                id.hash(&mut hasher);
+                hasher.finish() | 3
+            }
+        }
+    }
+
     /// Whether every packet that passes this test (as the leaf code evaluates it)
     /// passes `test`.
     fn implies(&self, test: &Tested) -> bool {
@@ -436,56 +477,141 @@ fn bits(mut bits: u64) -> impl Iterator<Item = usize> {
     })
 }
 
-/// A candidate split of a node's rules.
-struct Split {
-    kind: SplitKind,
-    /// The largest child.
-    largest: usize,
-    /// All children's sizes added.
-    total: usize,
-}
-
+/// How a node splits its rules.
 enum SplitKind {
     Source(Source),
-    /// Piece boundaries: the low end of each piece, the first 0.
-    Field(Field, Vec<u32>),
+    /// On the field's first word (the pieces' low ends are in [`Scratch::lows`]).
+    Field(Field),
 }
 
 struct Builder<'a> {
     needs: &'a [Needs],
-    filter: &'a Filter,
     /// Per rule, what [`Builder::drop_shadowed`] compares of each of its items (in
     /// `Needs::items` order): rule `r`'s are `tests[starts[r]..starts[r + 1]]`, read once.
     tests: Vec<Tested<'a>>,
+    /// Per test, [`Tested::key`].
+    keys: Vec<u64>,
     starts: Vec<usize>,
     /// Per rule: whether its condition is the constant true (a leaf tests nothing of it).
     always: Vec<bool>,
+    /// Per depth of the recursion: buffers its nodes reuse.
+    scratch: Vec<Scratch>,
+    /// Buffers [`Builder::best_split`] reuses.
+    fields: Vec<Field>,
+    events: Vec<(u64, i32)>,
+    pieces: Vec<u32>,
 }
 
 /// A diagram under construction.
 struct Building {
     diagram: Diagram,
-    shared: FastMap<Candidates, NodeIndex>,
+    shared: Shared,
 }
 
-/// A node's candidate list as the key of [`Building::shared`]: hashed one word per
-/// candidate (the lists are long and hashed once per node built).
-#[derive(PartialEq, Eq)]
-struct Candidates(Vec<Candidate>);
+/// No entry (the end of a chain in [`Shared`]).
+const NO_ENTRY: u32 = u32::MAX;
 
-impl std::hash::Hash for Candidates {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        state.write_u64(self.0.len() as u64);
-        for &(rule, proven) in &self.0 {
-            state.write_u64((rule as u64) ^ proven.rotate_left(24));
+/// The candidate lists seen, each with the node built for it: a list a node was built for
+/// (its own node), or a list as it reached [`Builder::node`] before the rules a certain or
+/// shadowing candidate rules out were taken off (an alias of the list that was left). The
+/// lists live in one buffer, and a lookup hashes the slice it is given, so no list is
+/// copied or allocated to be looked up.
+#[derive(Default)]
+struct Shared {
+    /// Hash of a list to its first entry; entries of equal hashes are chained.
+    heads: crate::hashing::LookupMap<u64, u32>,
+    entries: Vec<SharedEntry>,
+    lists: Vec<Candidate>,
+}
+
+struct SharedEntry {
+    /// The list: `lists[start..start + len]`.
+    start: usize,
+    len: usize,
+    /// The node, or (with `alias`) unused.
+    node: NodeIndex,
+    /// The entry whose node this list leads to, or [`NO_ENTRY`].
+    alias: u32,
+    /// The next entry of the same hash, or [`NO_ENTRY`].
+    next: u32,
+}
+
+impl Shared {
+    /// A list's hash: one word per candidate.
+    fn hash(list: &[Candidate]) -> u64 {
+        let mut hash = 0xcbf2_9ce4_8422_2325u64 ^ list.len() as u64;
+        for &(rule, proven) in list {
+            hash = (hash ^ (rule as u64) ^ proven.rotate_left(24)).wrapping_mul(0x0000_0100_0000_01b3).rotate_left(29);
         }
+        hash
     }
+
+    /// The entry of `list`.
+    fn find(&self, hash: u64, list: &[Candidate]) -> Option<u32> {
+        let mut entry = *self.heads.get(&hash)?;
+        while entry != NO_ENTRY {
+            let found = &self.entries[entry as usize];
+            if self.lists[found.start..found.start + found.len] == *list {
+                return Some(entry);
+            }
+            entry = found.next;
+        }
+        None
+    }
+
+    /// The node `list` leads to, if it was seen.
+    fn get(&self, hash: u64, list: &[Candidate]) -> Option<NodeIndex> {
+        let entry = &self.entries[self.find(hash, list)? as usize];
+        Some(match entry.alias {
+            NO_ENTRY => entry.node,
+            alias => self.entries[alias as usize].node,
+        })
+    }
+
+    /// Records `list`'s node (replacing what it led to before) and returns its entry.
+    fn insert(&mut self, hash: u64, list: &[Candidate], node: NodeIndex) -> u32 {
+        if let Some(entry) = self.find(hash, list) {
+            let found = &mut self.entries[entry as usize];
+            found.node = node;
+            found.alias = NO_ENTRY;
+            return entry;
+        }
+        self.push(hash, list, node, NO_ENTRY)
+    }
+
+    /// Records that `list` leads wherever the list of `entry` does.
+    fn alias(&mut self, hash: u64, list: &[Candidate], entry: u32) {
+        debug_assert!(self.find(hash, list).is_none());
+        self.push(hash, list, 0, entry);
+    }
+
+    fn push(&mut self, hash: u64, list: &[Candidate], node: NodeIndex, alias: u32) -> u32 {
+        let entry = self.entries.len() as u32;
+        let next = self.heads.insert(hash, entry).unwrap_or(NO_ENTRY);
+        self.entries.push(SharedEntry { start: self.lists.len(), len: list.len(), node, alias, next });
+        self.lists.extend_from_slice(list);
+        entry
+    }
+}
+
+/// Buffers one level of the recursion reuses from node to node.
+#[derive(Default)]
+struct Scratch {
+    /// The node's list without the candidates a certain or shadowing one rules out.
+    reduced: Vec<Candidate>,
+    /// The children's lists, one after the other: child `i`'s is
+    /// `children[ends[i - 1]..ends[i]]` (from 0 for the first).
+    children: Vec<Candidate>,
+    ends: Vec<usize>,
+    /// The chosen field split's piece boundaries.
+    lows: Vec<u32>,
 }
 
 impl Builder<'_> {
     fn diagram(&mut self, rules: Vec<usize>) -> Diagram {
-        let mut building = Building { diagram: Diagram::default(), shared: FastMap::default() };
-        let root = self.node(&mut building, rules.into_iter().map(|rule| (rule, 0)).collect(), 0);
+        let mut building = Building { diagram: Diagram::default(), shared: Shared::default() };
+        let list: Vec<Candidate> = rules.into_iter().map(|rule| (rule, 0)).collect();
+        let root = self.node(&mut building, &list, 0);
         building.diagram.root = root;
         building.diagram
     }
@@ -493,73 +619,105 @@ impl Builder<'_> {
     /// Whether every packet reaching a node with this candidate matches it.
     fn certain(&self, &(rule, proven): &Candidate) -> bool {
         let needs = &self.needs[rule];
-        matches!(self.filter.node(self.filter.rules[rule].condition), Node::Const(true))
-            || (!needs.items.is_empty() && proven == needs.all_proven())
+        self.always[rule] || (!needs.items.is_empty() && proven == needs.all_proven())
     }
 
     /// The conjuncts a leaf still tests.
     fn residual(&self, &(rule, proven): &Candidate) -> Vec<NodeId> {
-        if matches!(self.filter.node(self.filter.rules[rule].condition), Node::Const(true)) {
+        if self.always[rule] {
             return Vec::new();
         }
         let items = &self.needs[rule].items;
         items.iter().enumerate().filter(|(position, _)| proven & (1 << position) == 0).map(|(_, (id, _))| *id).collect()
     }
 
-    fn node(&mut self, building: &mut Building, mut candidates: Vec<Candidate>, depth: usize) -> NodeIndex {
-        // Nothing after a rule that matches every packet here can decide.
-        if let Some(position) = candidates.iter().position(|candidate| self.certain(candidate)) {
-            candidates.truncate(position + 1);
-        }
-        if candidates.len() <= SHADOW_CHECK {
-            self.drop_shadowed(&mut candidates);
-        }
-        let candidates = Candidates(candidates);
-        if let Some(&index) = building.shared.get(&candidates) {
+    fn node(&mut self, building: &mut Building, list: &[Candidate], depth: usize) -> NodeIndex {
+        let list_hash = Shared::hash(list);
+        if let Some(index) = building.shared.get(list_hash, list) {
             return index;
         }
-        let rules: Vec<usize> = candidates.0.iter().map(|&(rule, _)| rule).collect();
-        let split = if depth == 0 && rules.len() > LEAF_RULES {
+        if self.scratch.len() <= depth {
+            self.scratch.resize_with(depth + 1, Scratch::default);
+        }
+        let mut scratch = std::mem::take(&mut self.scratch[depth]);
+        let index = self.build(building, list, list_hash, depth, &mut scratch);
+        self.scratch[depth] = scratch;
+        index
+    }
+
+    /// [`Builder::node`] for a list not seen before.
+    fn build(
+        &mut self,
+        building: &mut Building,
+        list: &[Candidate],
+        list_hash: u64,
+        depth: usize,
+        scratch: &mut Scratch,
+    ) -> NodeIndex {
+        let candidates = &mut scratch.reduced;
+        candidates.clear();
+        // Nothing after a rule that matches every packet here can decide.
+        match list.iter().position(|candidate| self.certain(candidate)) {
+            Some(position) => candidates.extend_from_slice(&list[..=position]),
+            None => candidates.extend_from_slice(list),
+        }
+        if candidates.len() <= SHADOW_CHECK {
+            self.drop_shadowed(candidates);
+        }
+        let hash = Shared::hash(candidates);
+        if candidates.len() != list.len() {
+            if let Some(entry) = building.shared.find(hash, candidates) {
+                building.shared.alias(list_hash, list, entry);
+                let entry = &building.shared.entries[entry as usize];
+                return match entry.alias {
+                    NO_ENTRY => entry.node,
+                    alias => building.shared.entries[alias as usize].node,
+                };
+            }
+        }
+        let candidates = &scratch.reduced;
+        let split = if depth == 0 && candidates.len() > LEAF_RULES {
             // A header every rule needs: testing it once at the root spares every leaf
             // its guard.
-            let everyone = rules.iter().fold(u32::MAX, |bits, &rule| bits & self.needs[rule].sources);
-            SPLIT_SOURCES.into_iter().find(|source| everyone & source.bit() != 0).map(|source| Split {
-                kind: SplitKind::Source(source),
-                largest: rules.len(),
-                total: rules.len(),
-            })
+            let everyone = candidates.iter().fold(u32::MAX, |bits, &(rule, _)| bits & self.needs[rule].sources);
+            SPLIT_SOURCES.into_iter().find(|source| everyone & source.bit() != 0).map(SplitKind::Source)
         } else {
             None
         };
         let split = match split {
             Some(split) => Some(split),
-            None if rules.len() <= LEAF_RULES || depth >= MAX_DEPTH => None,
-            None => self.best_split(&rules),
+            None if candidates.len() <= LEAF_RULES || depth >= MAX_DEPTH => None,
+            None => self.best_split(candidates, &mut scratch.lows),
         };
         let node = match split {
             None => {
-                let mut list = candidates.0.clone();
+                let mut list = candidates.clone();
                 if list.len() > SHADOW_CHECK && list.len() <= SHADOW_CHECK_LEAF {
                     // No split separates them: pruning is what is left.
                     self.drop_shadowed(&mut list);
                 }
                 TreeNode::Leaf(list.iter().map(|candidate| (candidate.0, self.residual(candidate))).collect())
             }
-            Some(Split { kind: SplitKind::Source(source), .. }) => {
-                let (present, absent) = self.source_children(&candidates.0, source);
+            Some(SplitKind::Source(source)) => {
+                self.source_children(candidates, source, &mut scratch.children, &mut scratch.ends);
+                let (lists, ends) = (&scratch.children, &scratch.ends);
                 // Built last, a new present child is laid out right after this node, so
                 // a packet that has the header falls through to it.
-                let absent = self.node(building, absent, depth + 1);
-                let present = self.node(building, present, depth + 1);
+                let absent = self.node(building, &lists[ends[0]..ends[1]], depth + 1);
+                let present = self.node(building, &lists[..ends[0]], depth + 1);
                 TreeNode::Source { source, present, absent }
             }
-            Some(Split { kind: SplitKind::Field(field, lows), .. }) => {
-                let lists = self.field_children(&candidates.0, field, &lows);
+            Some(SplitKind::Field(field)) => {
+                let lows = &scratch.lows;
+                self.field_children(candidates, field, lows, &mut scratch.children, &mut scratch.ends);
+                let (lists, ends) = (&scratch.children, &scratch.ends);
                 let mut children: Vec<NodeIndex> = Vec::new();
                 let mut child_of: FastMap<NodeIndex, usize> = FastMap::default();
                 let mut pieces: Vec<(u32, u32, usize)> = Vec::new();
-                for (position, list) in lists.into_iter().enumerate() {
-                    let node = self.node(building, list, depth + 1);
+                let mut start = 0;
+                for (position, &end) in ends.iter().enumerate() {
+                    let node = self.node(building, &lists[start..end], depth + 1);
+                    start = end;
                     let child = *child_of.entry(node).or_insert_with(|| {
                         children.push(node);
                         children.len() - 1
@@ -574,7 +732,7 @@ impl Builder<'_> {
                 if children.len() == 1 {
                     // Every piece leads to the same candidates: no test needed.
                     let only = children[0];
-                    building.shared.insert(candidates, only);
+                    self.record(building, list, list_hash, &scratch.reduced, hash, only);
                     return only;
                 }
                 TreeNode::Field { field, pieces, children }
@@ -582,8 +740,24 @@ impl Builder<'_> {
         };
         building.diagram.nodes.push(node);
         let index = building.diagram.nodes.len() - 1;
-        building.shared.insert(candidates, index);
+        self.record(building, list, list_hash, &scratch.reduced, hash, index);
         index
+    }
+
+    /// Records that `reduced` (what is left of `list`) leads to `index`, and `list` too.
+    fn record(
+        &self,
+        building: &mut Building,
+        list: &[Candidate],
+        list_hash: u64,
+        reduced: &[Candidate],
+        hash: u64,
+        index: NodeIndex,
+    ) {
+        let entry = building.shared.insert(hash, reduced, index);
+        if reduced.len() != list.len() && building.shared.find(list_hash, list).is_none() {
+            building.shared.alias(list_hash, list, entry);
+        }
     }
 
     /// Drops every candidate that an earlier one shadows here: one whose residual tests
@@ -604,14 +778,17 @@ impl Builder<'_> {
         let mut dropped = [0u64; SHADOW_CHECK_LEAF / 64];
         for later in 1..candidates.len() {
             let by_open = open(&candidates[later]);
-            let by_tests = self.rule_tests(candidates[later].0);
+            let by_start = self.starts[candidates[later].0];
             let shadowed = (0..later).any(|earlier| {
                 let earlier_open = open(&candidates[earlier]);
+                let start = self.starts[candidates[earlier].0];
                 dropped[earlier / 64] & (1 << (earlier % 64)) == 0
                     && earlier_open != 0
                     && bits(earlier_open).all(|position| {
-                        let test = &self.rule_tests(candidates[earlier].0)[position];
-                        bits(by_open).any(|by| by_tests[by].implies(test))
+                        let (test, key) = (&self.tests[start + position], self.keys[start + position]);
+                        // Only a test of the same key can imply it: compare keys first.
+                        bits(by_open)
+                            .any(|by| self.keys[by_start + by] == key && self.tests[by_start + by].implies(test))
                     })
             });
             if shadowed {
@@ -625,20 +802,23 @@ impl Builder<'_> {
         });
     }
 
-    /// What [`Tested::implies`] reads of each of `rule`'s items.
-    fn rule_tests(&self, rule: usize) -> &[Tested<'_>] {
-        &self.tests[self.starts[rule]..self.starts[rule + 1]]
-    }
-
-    fn source_children(&self, candidates: &[Candidate], source: Source) -> (Vec<Candidate>, Vec<Candidate>) {
+    /// The present child's list, then the absent child's, into `lists`; `ends`: where
+    /// each ends.
+    fn source_children(
+        &self,
+        candidates: &[Candidate],
+        source: Source,
+        lists: &mut Vec<Candidate>,
+        ends: &mut Vec<usize>,
+    ) {
         let bit = source.bit();
-        let present = candidates
-            .iter()
-            .filter(|&&(index, _)| self.needs[index].present_in & bit != 0)
-            .map(|&(index, proven)| (index, proven | self.proves_source(index, source)))
-            .collect();
-        let absent = candidates.iter().copied().filter(|&(index, _)| self.needs[index].sources & bit == 0).collect();
-        (present, absent)
+        lists.clear();
+        ends.clear();
+        let present = candidates.iter().filter(|&&(index, _)| self.needs[index].present_in & bit != 0);
+        lists.extend(present.map(|&(index, proven)| (index, proven | self.proves_source(index, source))));
+        ends.push(lists.len());
+        lists.extend(candidates.iter().copied().filter(|&(index, _)| self.needs[index].sources & bit == 0));
+        ends.push(lists.len());
     }
 
     /// The items of a rule that the presence of `source` proves.
@@ -674,65 +854,126 @@ impl Builder<'_> {
     }
 
     /// Per piece (starting at `lows[i]`): the candidates whose intervals meet it, in
-    /// order, with what the piece proves added.
-    fn field_children(&self, candidates: &[Candidate], field: Field, lows: &[u32]) -> Vec<Vec<Candidate>> {
-        let mut lists: Vec<Vec<Candidate>> = vec![Vec::new(); lows.len()];
+    /// order, with what the piece proves added; into `lists`, piece after piece, `ends`
+    /// saying where each ends.
+    fn field_children(
+        &self,
+        candidates: &[Candidate],
+        field: Field,
+        lows: &[u32],
+        lists: &mut Vec<Candidate>,
+        ends: &mut Vec<usize>,
+    ) {
         let high_of = |piece: usize| lows.get(piece + 1).map_or(u32::MAX, |next| next - 1);
-        for &(index, proven) in candidates {
-            let Some(intervals) = self.needs[index].intervals(field) else {
-                lists.iter_mut().for_each(|list| list.push((index, proven)));
-                continue;
-            };
-            for &(low, high) in intervals {
-                let first = lows.partition_point(|&start| start <= low) - 1;
-                let last = lows.partition_point(|&start| start <= high) - 1;
-                for (piece, list) in lists.iter_mut().enumerate().take(last + 1).skip(first) {
-                    if list.last().map(|&(rule, _)| rule) != Some(index) {
-                        let more = self.proves_field(index, field, lows[piece], high_of(piece));
-                        list.push((index, proven | more));
+        // The pieces each candidate meets: all of them (a rule that leaves the field
+        // wild), or per interval a run of them.
+        let runs = |index: usize| {
+            let intervals = self.needs[index].intervals(field);
+            let all = [(0, lows.len() - 1)];
+            let spans = intervals.into_iter().flatten().map(|&(low, high)| {
+                (lows.partition_point(|&start| start <= low) - 1, lows.partition_point(|&start| start <= high) - 1)
+            });
+            (intervals.is_none().then_some(all).into_iter().flatten(), spans)
+        };
+        // First count each piece's candidates, then fill: a rule whose intervals meet a
+        // piece twice is listed there once (its last position in that piece is checked).
+        ends.clear();
+        ends.resize(lows.len(), 0);
+        let mut last: Vec<usize> = vec![usize::MAX; lows.len()];
+        for &(index, _) in candidates {
+            let (wild, spans) = runs(index);
+            for (first, end) in wild.chain(spans) {
+                for piece in first..=end {
+                    if last[piece] != index {
+                        last[piece] = index;
+                        ends[piece] += 1;
                     }
                 }
             }
         }
-        lists
+        let mut start = 0;
+        for end in ends.iter_mut() {
+            *end += start;
+            start = *end;
+        }
+        lists.clear();
+        lists.resize(start, (0, 0));
+        // `next[piece]`: where its next candidate goes.
+        let mut next: Vec<usize> = Vec::with_capacity(lows.len());
+        next.push(0);
+        next.extend_from_slice(&ends[..lows.len() - 1]);
+        last.iter_mut().for_each(|rule| *rule = usize::MAX);
+        for &(index, proven) in candidates {
+            let (wild, spans) = runs(index);
+            let is_wild = self.needs[index].intervals(field).is_none();
+            for (first, end) in wild.chain(spans) {
+                for piece in first..=end {
+                    if last[piece] != index {
+                        last[piece] = index;
+                        let more =
+                            if is_wild { 0 } else { self.proves_field(index, field, lows[piece], high_of(piece)) };
+                        lists[next[piece]] = (index, proven | more);
+                        next[piece] += 1;
+                    }
+                }
+            }
+        }
     }
 
-    fn best_split(&self, rules: &[usize]) -> Option<Split> {
-        let mut candidates: Vec<Split> = Vec::new();
-        let required: u32 = rules.iter().fold(0, |bits, &index| bits | self.needs[index].sources);
+    /// The split that leaves the smallest largest child (then the fewest copies), if one
+    /// divides the rules enough; a field split's piece boundaries go to `lows`.
+    fn best_split(&mut self, candidates: &[Candidate], lows: &mut Vec<u32>) -> Option<SplitKind> {
+        let rules = candidates.len();
+        let fits = |largest: usize, total: usize| largest * 10 < rules * 9 && total <= MAX_REPLICATION * rules + 64;
+        let mut best: Option<(usize, usize, SplitKind)> = None;
+        let required: u32 = candidates.iter().fold(0, |bits, &(index, _)| bits | self.needs[index].sources);
         for source in SPLIT_SOURCES {
             let bit = source.bit();
             if required & bit == 0 {
                 continue;
             }
             // The sizes of `source_children`'s two lists.
-            let present = rules.iter().filter(|&&rule| self.needs[rule].present_in & bit != 0).count();
-            let absent = rules.iter().filter(|&&rule| self.needs[rule].sources & bit == 0).count();
-            let largest = present.max(absent);
-            candidates.push(Split { kind: SplitKind::Source(source), largest, total: present + absent });
-        }
-        let mut fields: Vec<Field> =
-            rules.iter().flat_map(|&index| self.needs[index].fields.iter().map(|(f, _)| *f)).collect();
-        fields.sort_unstable();
-        fields.dedup();
-        let mut events = Vec::new();
-        for field in fields {
-            if let Some(split) = self.field_split(rules, field, &mut events) {
-                candidates.push(split);
+            let present = candidates.iter().filter(|&&(rule, _)| self.needs[rule].present_in & bit != 0).count();
+            let absent = candidates.iter().filter(|&&(rule, _)| self.needs[rule].sources & bit == 0).count();
+            let (largest, total) = (present.max(absent), present + absent);
+            if fits(largest, total) && best.as_ref().map_or(true, |best| (largest, total) < (best.0, best.1)) {
+                best = Some((largest, total, SplitKind::Source(source)));
             }
         }
-        candidates
-            .into_iter()
-            .filter(|split| split.largest * 10 < rules.len() * 9 && split.total <= MAX_REPLICATION * rules.len() + 64)
-            .min_by_key(|split| (split.largest, split.total))
+        let mut fields = std::mem::take(&mut self.fields);
+        fields.clear();
+        fields.extend(candidates.iter().flat_map(|&(index, _)| self.needs[index].fields.iter().map(|(f, _)| *f)));
+        fields.sort_unstable();
+        fields.dedup();
+        let mut events = std::mem::take(&mut self.events);
+        let mut pieces = std::mem::take(&mut self.pieces);
+        for &field in &fields {
+            let Some((largest, total)) = self.field_split(candidates, field, &mut events, &mut pieces) else {
+                continue;
+            };
+            if fits(largest, total) && best.as_ref().map_or(true, |best| (largest, total) < (best.0, best.1)) {
+                best = Some((largest, total, SplitKind::Field(field)));
+                lows.clear();
+                lows.extend_from_slice(&pieces);
+            }
+        }
+        (self.fields, self.events, self.pieces) = (fields, events, pieces);
+        best.map(|(_, _, kind)| kind)
     }
 
-    /// Cuts at the rules' interval boundaries (every k-th when there are too many) and
-    /// counts each piece's candidates. `events`: a buffer to reuse.
-    fn field_split(&self, rules: &[usize], field: Field, events: &mut Vec<(u64, i32)>) -> Option<Split> {
+    /// Cuts at the rules' interval boundaries (every k-th when there are too many, the
+    /// low ends into `lows`) and counts each piece's candidates: the largest count and
+    /// their sum. `events`: a buffer to reuse.
+    fn field_split(
+        &self,
+        candidates: &[Candidate],
+        field: Field,
+        events: &mut Vec<(u64, i32)>,
+        lows: &mut Vec<u32>,
+    ) -> Option<(usize, usize)> {
         let mut wild = 0;
         events.clear();
-        for &index in rules {
+        for &(index, _) in candidates {
             match self.needs[index].intervals(field) {
                 None => wild += 1,
                 Some(intervals) => {
@@ -747,16 +988,19 @@ impl Builder<'_> {
             return None;
         }
         events.sort_unstable();
-        let mut boundaries: Vec<u32> = vec![0];
-        boundaries
-            .extend(events.iter().filter(|(at, _)| *at > 0 && *at <= u64::from(u32::MAX)).map(|(at, _)| *at as u32));
-        boundaries.dedup();
-        let lows: Vec<u32> = if boundaries.len() > MAX_PIECES {
-            let step = boundaries.len().div_ceil(MAX_PIECES);
-            boundaries.iter().step_by(step).copied().collect()
-        } else {
-            boundaries
-        };
+        lows.clear();
+        lows.push(0);
+        lows.extend(events.iter().filter(|(at, _)| *at > 0 && *at <= u64::from(u32::MAX)).map(|(at, _)| *at as u32));
+        lows.dedup();
+        if lows.len() > MAX_PIECES {
+            let step = lows.len().div_ceil(MAX_PIECES);
+            let mut kept = 0;
+            for position in (0..lows.len()).step_by(step) {
+                lows[kept] = lows[position];
+                kept += 1;
+            }
+            lows.truncate(kept);
+        }
         // Candidates of a piece: the wild rules, the intervals open at its start and those
         // starting inside it (an upper bound when a rule has several intervals).
         let (mut largest, mut total) = (0, 0);
@@ -780,7 +1024,7 @@ impl Builder<'_> {
             largest = largest.max(count);
             total += count;
         }
-        Some(Split { kind: SplitKind::Field(field, lows), largest, total })
+        Some((largest, total))
     }
 }
 
