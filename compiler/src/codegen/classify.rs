@@ -305,62 +305,91 @@ impl RuleEmitter<'_, '_> {
         let grouped = classifier.diagrams.len() > 1;
         let rules = self.filter.rules.len();
         let default_code = self.filter.hook.return_code(self.filter.default);
+        // With a tail, the last diagram's exits go straight to it (the tail takes the
+        // verdict and rule out of r6 first), through copies in reach: no relay chain to
+        // the end of the largest diagram, which is therefore laid out last.
+        let to_tail = grouped && self.tail.ending != Ending::Return;
         if grouped {
             b.comment(format!("classifier: {} diagrams, the lowest matching rule wins", classifier.diagrams.len()));
             b.emit(Insn::alu32(AluOp::Mov, Reg::R6, Operand::imm_u32(best_match(rules, default_code))));
+            self.tail.decode = to_tail;
         } else {
             b.comment("classifier: one diagram");
         }
-        for (number, diagram) in classifier.diagrams.iter().enumerate() {
+        let order = emission_order(classifier);
+        for (position, &number) in order.iter().enumerate() {
+            let diagram = &classifier.diagrams[number];
+            let last = to_tail && position + 1 == order.len();
             let reached = reached(diagram);
             let mut chains = Chains::new(diagram, &reached, grouped);
             let mut relays = Relays::new(diagram.nodes.len() + chains.units.len());
-            self.diagram(b, diagram, number, grouped, &reached, &mut chains, &mut relays);
-            if grouped {
+            let at = Place { number, position, grouped, last };
+            if last {
+                // Nothing jumped to the tail before this diagram.
+                self.tail.unused = true;
+                b.comment(format!("diagram {number}: r8 keeps the best match of the diagrams before"));
+                b.emit(Insn::mov64(Reg::R8, Reg::R6));
+            }
+            self.diagram(b, diagram, at, &reached, &mut chains, &mut relays);
+            if grouped && !last {
                 relays.bind(b, END);
                 b.comment(format!("diagram {number} done: forget the best match's value"));
                 b.emit(Insn::store(Size::W, Reg::R10, KEY_SLOT, Reg::R6));
                 b.emit(Insn::load(Size::W, Reg::R6, Reg::R10, KEY_SLOT));
             }
         }
-        if grouped {
+        if grouped && !to_tail {
             b.comment("the best match's verdict and rule");
-            let verdict = if self.tail.ending == Ending::Count { Reg::R7 } else { Reg::R0 };
-            b.emit(Insn::mov64(verdict, Reg::R6));
-            b.emit(Insn::alu32(AluOp::And, verdict, Operand::imm_u32((1 << VERDICT_BITS) - 1)));
-            if self.tail.ending == Ending::Count {
-                b.emit(Insn::alu32(AluOp::Rsh, Reg::R6, Operand::imm_u32(VERDICT_BITS)));
-            }
-            if self.tail.ending == Ending::Return {
-                b.emit(Insn::Exit);
-            }
+            b.emit(Insn::mov64(Reg::R0, Reg::R6));
+            b.emit(Insn::alu32(AluOp::And, Reg::R0, Operand::imm_u32((1 << VERDICT_BITS) - 1)));
+            b.emit(Insn::Exit);
         }
-        // Otherwise grouped code falls into the tail that follows (r0 or r6/r7 set).
+        // Otherwise the last diagram's exits jump to the tail (r6 set).
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Where `at`'s diagram goes when done: its end, or (the last of several) the tail,
+    /// copied here first when the current one is nearly out of reach.
+    fn end_target(&mut self, b: &mut ProgramBuilder, at: Place, relays: &mut Relays) -> Label {
+        if at.last {
+            self.tail_in_reach(b);
+            self.tail.unused = false;
+            self.tail.label
+        } else {
+            relays.target(b, END)
+        }
+    }
+
     fn diagram(
         &mut self,
         b: &mut ProgramBuilder,
         diagram: &Diagram,
-        number: usize,
-        grouped: bool,
+        at: Place,
         reached: &[bool],
         chains: &mut Chains,
         relays: &mut Relays,
     ) {
-        if grouped && number > 0 {
+        let number = at.number;
+        if at.grouped && at.position > 0 {
             if let Some(first) = first_rule(diagram) {
                 // A best match already ahead of every rule here: the diagram cannot
                 // change it.
                 b.comment(format!("diagram {number}: skipped when the best match is rule {first} or earlier"));
-                let end = relays.target(b, END);
+                let end = self.end_target(b, at, relays);
                 b.emit(Insn::jump32(JmpOp::Le, Reg::R6, Operand::imm_u32(worse_than(first)), end));
             }
         }
-        // In the first diagram the best match is still the default, which every rule
-        // beats: no rule needs the test.
-        let may_lose = number > 0;
+        // In the first diagram laid out the best match is still the default, which
+        // every rule beats: no rule needs the test. Nor in the last, whose exits go to
+        // the tail, which keeps the better of its match and r8.
+        let may_lose = at.position > 0 && !at.last;
+        if at.last {
+            let default_code = self.filter.hook.return_code(self.filter.default);
+            b.emit(Insn::alu32(
+                AluOp::Mov,
+                Reg::R6,
+                Operand::imm_u32(best_match(self.filter.rules.len(), default_code)),
+            ));
+        }
         for index in (0..diagram.nodes.len()).rev() {
             if !reached[index] {
                 continue;
@@ -370,9 +399,9 @@ impl RuleEmitter<'_, '_> {
                 TreeNode::Leaf(_) => {
                     b.comment(format!("diagram {number} node {index}: leaf"));
                     match chains.leaf_unit[index] {
-                        Some(unit) => self.enter(b, chains, unit, may_lose, relays),
+                        Some(unit) => self.enter(b, chains, unit, (may_lose, at), relays),
                         None => {
-                            let end = relays.target(b, END);
+                            let end = self.end_target(b, at, relays);
                             b.emit(Insn::Ja { target: end });
                         }
                     }
@@ -394,13 +423,13 @@ impl RuleEmitter<'_, '_> {
             // gets a copy here; later leaves open a new one.
             while let Some(unit) = chains.due(b, relays, SHARE_REACH) {
                 b.comment(format!("diagram {number} node s{unit}: leaf"));
-                self.chain(b, chains, unit, may_lose, relays);
+                self.chain(b, chains, unit, (may_lose, at), relays);
                 relays.relay(b);
             }
         }
         while let Some(unit) = chains.due(b, relays, 0) {
             b.comment(format!("diagram {number} node s{unit}: leaf"));
-            self.chain(b, chains, unit, may_lose, relays);
+            self.chain(b, chains, unit, (may_lose, at), relays);
             relays.relay(b);
         }
     }
@@ -412,7 +441,7 @@ impl RuleEmitter<'_, '_> {
         b: &mut ProgramBuilder,
         chains: &mut Chains,
         unit: UnitId,
-        may_lose: bool,
+        may_lose: (bool, Place),
         relays: &mut Relays,
     ) {
         chains.units[unit].remaining -= 1;
@@ -431,7 +460,7 @@ impl RuleEmitter<'_, '_> {
         b: &mut ProgramBuilder,
         chains: &mut Chains,
         mut unit: UnitId,
-        may_lose: bool,
+        (may_lose, at): (bool, Place),
         relays: &mut Relays,
     ) {
         let (filter, layout, ending) = (self.filter, self.layout, self.tail.ending);
@@ -451,21 +480,21 @@ impl RuleEmitter<'_, '_> {
                 return;
             };
             relays.relay_inline(b);
+            if ending != Ending::Return && (!chains.grouped || at.last) {
+                self.tail_in_reach(b);
+            }
             let rule = &filter.rules[*index];
             let next = match rest {
-                Next::End => relays.target(b, END),
+                Next::End => self.end_target(b, at, relays),
                 Next::Never => b.new_label(),
                 Next::Unit(rest) => {
                     chains.units[rest].remaining -= 1;
                     chains.target(b, relays, rest)
                 }
             };
-            if ending != Ending::Return && !chains.grouped {
-                self.tail_in_reach(b);
-            }
             self.begin_rule(b, *index);
             if chains.grouped {
-                let end = relays.target(b, END);
+                let end = self.end_target(b, at, relays);
                 if may_lose {
                     b.emit(Insn::jump32(JmpOp::Le, Reg::R6, Operand::imm_u32(worse_than(*index)), end));
                 }
@@ -503,6 +532,56 @@ impl RuleEmitter<'_, '_> {
         let targets: Vec<Label> = children.iter().map(|child| relays.target(b, *child)).collect();
         b.emit(Insn::load(Size::W, Reg::R1, Reg::R10, self.layout.words(field)[0]));
         search(b, pieces, &targets);
+    }
+}
+
+/// Where a diagram is laid out among several.
+#[derive(Clone, Copy)]
+struct Place {
+    /// Its number in the plan (listing comments name it).
+    number: usize,
+    /// How many diagrams come before it.
+    position: usize,
+    grouped: bool,
+    /// The last of several, whose exits go to the tail.
+    last: bool,
+}
+
+/// The order diagrams are laid out in: the plan's, with the largest (most nodes) moved
+/// last, so that its exits reach the tail through nearby copies rather than a relay
+/// chain across its whole code to its end.
+fn emission_order(classifier: &Classifier) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..classifier.diagrams.len()).collect();
+    let largest =
+        (0..classifier.diagrams.len()).max_by_key(|&number| (classifier.diagrams[number].nodes.len(), number));
+    if let Some(largest) = largest {
+        order.retain(|&number| number != largest);
+        order.push(largest);
+    }
+    order
+}
+
+/// The start of the tail of several diagrams: the better of the last diagram's match
+/// (r6) and the earlier ones' (r8), without a jump, then its verdict and rule. r6 first
+/// passes through an unaligned stack word, so the verifier forgets which match it holds
+/// and walks the tail once, not once per match.
+pub(super) fn decode_best_match(b: &mut ProgramBuilder, ending: Ending) {
+    b.comment("the best match's verdict and rule: the lower of r6 and r8");
+    b.emit(Insn::store(Size::W, Reg::R10, KEY_SLOT, Reg::R6));
+    b.emit(Insn::load(Size::W, Reg::R6, Reg::R10, KEY_SLOT));
+    // Both are 32-bit words: r6 - r8 is negative exactly when r6 < r8, and its sign
+    // bit, spread, selects r6.
+    b.emit(Insn::mov64(Reg::R1, Reg::R6));
+    b.emit(Insn::alu64(AluOp::Sub, Reg::R1, Reg::R8));
+    b.emit(Insn::alu64(AluOp::Arsh, Reg::R1, 63));
+    b.emit(Insn::alu64(AluOp::Xor, Reg::R6, Reg::R8));
+    b.emit(Insn::alu64(AluOp::And, Reg::R6, Reg::R1));
+    b.emit(Insn::alu64(AluOp::Xor, Reg::R6, Reg::R8));
+    let verdict = if ending == Ending::Count { Reg::R7 } else { Reg::R0 };
+    b.emit(Insn::mov64(verdict, Reg::R6));
+    b.emit(Insn::alu32(AluOp::And, verdict, Operand::imm_u32((1 << VERDICT_BITS) - 1)));
+    if ending == Ending::Count {
+        b.emit(Insn::alu32(AluOp::Rsh, Reg::R6, Operand::imm_u32(VERDICT_BITS)));
     }
 }
 
@@ -560,16 +639,20 @@ fn search_parts(pieces: usize) -> Vec<usize> {
 /// leaves ending alike share that code), up to the first candidate without tests: its
 /// first candidate's [`least_test_slots`] per residual test and its decision (`r6`,
 /// `r7`, `goto`; without counters `r0`, `goto`; with several diagrams `w6`, `goto`, and
-/// past the first diagram the best-so-far test); a single diagram's default decides at a
+/// in a diagram laid out between the first and the last the best-so-far test); a single diagram's default decides at a
 /// list's end. Leaf entries, relays, copies of shared code and of the tail are not
 /// counted.
 pub(crate) fn least_slots(classifier: &Classifier, filter: &crate::ir::Filter, counting: bool) -> usize {
     let grouped = classifier.diagrams.len() > 1;
     let default = if counting { 3 } else { 2 };
     let mut slots = 0;
-    for (number, diagram) in classifier.diagrams.iter().enumerate() {
+    let order = emission_order(classifier);
+    for (position, &number) in order.iter().enumerate() {
+        let diagram = &classifier.diagrams[number];
+        // The first and the last laid out test no best match so far (the last's tail
+        // keeps the better one).
         let decide = match grouped {
-            true => 2 + usize::from(number > 0),
+            true => 2 + usize::from(position > 0 && position + 1 < order.len()),
             false => default,
         };
         let reached = reached(diagram);

@@ -232,11 +232,11 @@ fn generate_body(
     } else {
         Ending::Return
     };
-    let mut tail = Tail { label: b.new_label(), opened_at: b.len(), ending };
+    let mut tail = Tail { label: b.new_label(), opened_at: b.len(), ending, decode: false, unused: false };
     body(&mut b, &layout, &mut tail);
     if ending != Ending::Return {
         b.bind(tail.label);
-        tail_code(&mut b, filter, &layout, ending);
+        tail_code(&mut b, filter, &layout, &tail);
     }
     b.finish().map_err(|error| match error {
         AsmError::JumpTooFar { distance, .. } => CodegenError::JumpTooFar { distance },
@@ -264,6 +264,11 @@ struct Tail {
     label: Label,
     opened_at: usize,
     ending: Ending,
+    /// The tail starts by taking the verdict and rule out of a classifier's best-match
+    /// word in r6 (several diagrams: `classify.rs`).
+    decode: bool,
+    /// No jump leads to `label` yet (then a copy would be dead code: it just moves).
+    unused: bool,
 }
 
 fn rules(
@@ -361,13 +366,18 @@ impl RuleEmitter<'_, '_> {
     /// reach.
     fn tail_in_reach(&mut self, b: &mut ProgramBuilder) {
         let ending = self.tail.ending;
+        if self.tail.unused {
+            self.tail.opened_at = b.len();
+            return;
+        }
         if ending != Ending::Return && b.len() - self.tail.opened_at > TAIL_REACH {
             let rules_go_on = b.new_label();
             b.emit(Insn::Ja { target: rules_go_on });
             b.bind(self.tail.label);
-            tail_code(b, self.filter, self.layout, ending);
+            tail_code(b, self.filter, self.layout, self.tail);
             b.bind(rules_go_on);
-            *self.tail = Tail { label: b.new_label(), opened_at: b.len(), ending };
+            *self.tail =
+                Tail { label: b.new_label(), opened_at: b.len(), ending, decode: self.tail.decode, unused: false };
         }
     }
 
@@ -443,9 +453,12 @@ fn read_every_word(b: &mut ProgramBuilder, layout: &Layout) {
     }
 }
 
-/// The code of the tail for `ending` (not [`Ending::Return`]).
-fn tail_code(b: &mut ProgramBuilder, filter: &Filter, layout: &Layout, ending: Ending) {
-    match ending {
+/// The code of `tail` (not [`Ending::Return`]).
+fn tail_code(b: &mut ProgramBuilder, filter: &Filter, layout: &Layout, tail: &Tail) {
+    if tail.decode {
+        classify::decode_best_match(b, tail.ending);
+    }
+    match tail.ending {
         Ending::Count => counter_tail(b, filter, layout),
         Ending::ExitTail | Ending::Return => exit_tail(b, layout),
     }

@@ -81,6 +81,7 @@ impl Parts {
                     starts |= part == Part::Node;
                 } else if text.starts_with("diagram ")
                     || text.starts_with("count the packet")
+                    || text.starts_with("the best match's verdict")
                     || text.starts_with("return the verdict")
                 {
                     part = Part::Tail;
