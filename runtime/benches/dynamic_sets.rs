@@ -7,11 +7,16 @@
 //!    key orders measured in the same run:
 //!    the generator's (random), by prefix length then address (the byte order of the
 //!    keys, which `pfc load` and `pfc set` used before), and [`trie_order`] (what they use
-//!    now, `pfc_runtime::attach::sets::trie_order`). Wall and CPU seconds (the process's, kernel
-//!    time included: the machine may be shared, and CPU time is what the work costs).
-//! 2. **Replacing** the 1M prefixes with 1M others (disjoint) the way `pfc set replace`
-//!    does: read the current generation's maps' keys, write the other generation's maps,
-//!    flip the generation word, delete the old generation's keys; each step and the total.
+//!    now, `pfc_runtime::attach::sets::trie_order`), the last also with each family's
+//!    map written on its own thread (`BpfSys::map_jobs`, what `pfc load` does). Wall and
+//!    CPU seconds (the process's, kernel time included: the machine may be shared, and
+//!    CPU time is what the work costs).
+//! 2. **Replacing** the 1M prefixes with 1M others (disjoint): read the current
+//!    generation's maps' keys, write the other generation's maps, flip the generation
+//!    word, delete the old generation's keys, one map after another (`pfc set replace`
+//!    before 0a182c1); then back, the way `pfc set replace` does it now: the next
+//!    generation's maps written while the current one's are read, a thread a map, the
+//!    flip, the old maps deleted on two threads. Each step and the total.
 //! 3. **Per-packet cost** through `BPF_PROG_TEST_RUN` of `drop if ip.src in SET` (trie)
 //!    and `drop if tcp.seq in SET` (hash) with 10k and 1M elements, a packet that misses
 //!    and one that hits, next to `default pass` (the empty pfc program: parse prologue and
@@ -41,7 +46,7 @@ use pfc_compiler::program::{DynamicElement, DynamicKind};
 use pfc_compiler::testcase::spec_bytes;
 use pfc_runtime::attach::live::LiveSys;
 use pfc_runtime::attach::sets::{in_trie_order, SetKey};
-use pfc_runtime::attach::{BpfSys, Existing};
+use pfc_runtime::attach::{BpfSys, Existing, MapJob};
 use pfc_runtime::kernel::{privileges, KernelProgram};
 use pfc_test_support::Random;
 
@@ -126,6 +131,18 @@ fn fill(program: &KernelProgram, kind: DynamicKind, keys: &[SetKey]) {
     assert_eq!(written, keys.len());
 }
 
+/// [`fill`] as `pfc load` does it: each family's map on its own thread
+/// (`BpfSys::map_jobs`).
+fn fill_in_parallel(program: &KernelProgram, kind: DynamicKind, keys: &[SetKey]) {
+    let maps = by_map(program, kind, keys, 0);
+    let jobs: Vec<MapJob<'_>> = maps
+        .iter()
+        .map(|(map, bytes)| MapJob::Write { map_id: *map, keys: bytes, value: &VALUE, existing: Existing::Overwrite })
+        .collect();
+    let written: usize = LiveSys.map_jobs(&jobs).into_iter().map(|done| done.expect("fill").count()).sum();
+    assert_eq!(written, keys.len());
+}
+
 /// Median over rounds of the kernel's ns per run.
 fn ns(program: &KernelProgram, packet: &[u8], repeat: u32, rounds: u32) -> u64 {
     let mut runs: Vec<u64> = (0..rounds).map(|_| program.bench(packet, repeat).expect("test run")).collect();
@@ -152,13 +169,21 @@ fn main() {
         let random = keys_of(&prefixes(size, 0x9e37_79b9_7f4a_7c15));
         let mut by_length = random.clone();
         by_length.sort_unstable();
-        for (order, keys) in [("random", random.clone()), ("length, address", by_length), ("trie_order", Vec::new())] {
+        let orders = [
+            ("random", random.clone()),
+            ("length, address", by_length),
+            ("trie_order", Vec::new()),
+            ("trie_order, 2 thr", Vec::new()),
+        ];
+        for (order, keys) in orders {
             let program = load(trie_rules);
             // pfc's own sort is part of its path: timed with the writes.
-            let ((), wall, cpu) = if order == "trie_order" {
-                timed(|| fill(&program, DynamicKind::Prefixes, &in_trie_order(random.clone())))
-            } else {
-                timed(|| fill(&program, DynamicKind::Prefixes, &keys))
+            let ((), wall, cpu) = match order {
+                "trie_order" => timed(|| fill(&program, DynamicKind::Prefixes, &in_trie_order(random.clone()))),
+                "trie_order, 2 thr" => {
+                    timed(|| fill_in_parallel(&program, DynamicKind::Prefixes, &in_trie_order(random.clone())))
+                }
+                _ => timed(|| fill(&program, DynamicKind::Prefixes, &keys)),
             };
             println!("{size:<9} {order:<19} {wall:<9.3} {cpu:<8.3} {:.2}", cpu * 1e6 / size as f64);
         }
@@ -421,6 +446,58 @@ fn replace_figures(rules: &str, old: &[SetKey], new: &[SetKey]) {
         ("flip", flip_wall, flip_cpu),
         ("delete old generation", delete_wall, delete_cpu),
     ];
+    print_steps("one map after another (pfc before 0a182c1):", &steps);
+
+    // The same, as pfc does it now: the next generation's maps written while the current
+    // generation's are read, one thread a map, then the flip, then both old maps deleted
+    // on two threads. Back to generation 0 (the new keys replaced by the old).
+    let (read, both_wall, both_cpu) = timed(|| {
+        let next = by_map(&program, kind, &in_trie_order(old.clone()), 0);
+        let mut jobs: Vec<MapJob<'_>> = next
+            .iter()
+            .map(|(map, bytes)| MapJob::Write {
+                map_id: *map,
+                keys: bytes,
+                value: &VALUE,
+                existing: Existing::Overwrite,
+            })
+            .collect();
+        let written = next.iter().map(|(map, _)| *map).collect::<Vec<_>>();
+        let current: Vec<u32> = Family::ALL
+            .into_iter()
+            .filter_map(|family| program.object().map_index(&Part { family, generation: 1 }.map_name(0)))
+            .map(|index| program.map_id(index).expect("map id"))
+            .collect();
+        jobs.extend(current.iter().map(|map| MapJob::Read { map_id: *map }));
+        let done = LiveSys.map_jobs(&jobs);
+        assert_eq!(written.len() + current.len(), done.len());
+        let read: Vec<(u32, Vec<u8>)> = current
+            .iter()
+            .zip(done.into_iter().skip(written.len()))
+            .map(|(map, keys)| (*map, keys.expect("read").into_keys()))
+            .collect();
+        read
+    });
+    let ((), flip_wall, flip_cpu) = timed(|| {
+        let state = state_value(0, old.len() as u32, 0);
+        LiveSys.write_entries(generations, &0u32.to_le_bytes(), &state, Existing::Overwrite).expect("flip");
+    });
+    let (deleted, delete_wall, delete_cpu) = timed(|| {
+        let jobs: Vec<MapJob<'_>> = read.iter().map(|(map, keys)| MapJob::Delete { map_id: *map, keys }).collect();
+        LiveSys.map_jobs(&jobs).into_iter().map(|done| done.expect("delete").count()).sum::<usize>()
+    });
+    assert_eq!(deleted, new.len(), "every new key read and deleted");
+    let steps = [
+        ("write next + read cur", both_wall, both_cpu),
+        ("flip", flip_wall, flip_cpu),
+        ("delete old generation", delete_wall, delete_cpu),
+    ];
+    print_steps("a thread a map, writes beside reads (pfc now):", &steps);
+}
+
+/// One line a step, then the totals.
+fn print_steps(title: &str, steps: &[(&str, f64, f64)]) {
+    println!("{title}");
     println!("step                    wall (s)  cpu (s)");
     for (step, wall, cpu) in steps {
         println!("{step:<23} {wall:<9.3} {cpu:.3}");
