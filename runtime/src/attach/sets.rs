@@ -110,9 +110,10 @@ fn from_order_key((high, low): (u128, u64)) -> SetKey {
 }
 
 /// `keys` sorted in [`trie_order`], without duplicates. Each key's [`order_key`] is made
-/// once and the integers sorted (not two order keys made per comparison).
-pub fn in_trie_order(keys: Vec<SetKey>) -> Vec<SetKey> {
-    let mut ordered: Vec<(u128, u64)> = keys.iter().map(order_key).collect();
+/// once and the integers sorted (not two order keys made per comparison). Given a `Vec`,
+/// it is freed once read; given a slice, nothing is copied.
+pub fn in_trie_order(keys: impl AsRef<[SetKey]>) -> Vec<SetKey> {
+    let mut ordered: Vec<(u128, u64)> = keys.as_ref().iter().map(order_key).collect();
     drop(keys);
     ordered.sort_unstable();
     ordered.dedup();
@@ -240,12 +241,14 @@ impl<S: BpfSys> Filters<S> {
                 let state = self.state(same, &old).ok()?;
                 self.current_keys(state.generation, &old).ok()
             });
-            let (keys, kept) = match carried {
-                Some(keys) => (keys, true),
-                None => (request.set_contents.get(set.index as usize).cloned().unwrap_or_default(), false),
+            // The rule file's keys are sorted from the request's (not a copy of them).
+            let (mut keys, kept) = match carried {
+                Some(keys) => (in_trie_order(keys), true),
+                None => {
+                    (in_trie_order(request.set_contents.get(set.index as usize).map_or(&[][..], Vec::as_slice)), false)
+                }
             };
             // A replaced filter's set may hold more than the new size allows: cut.
-            let mut keys = in_trie_order(keys);
             keys.truncate(set.size as usize);
             self.write_keys(&maps, &keys, 0, Existing::Overwrite).map_err(|source| set_error(set, source))?;
             let count = keys.len();
