@@ -279,7 +279,7 @@ fn clang_reference(empty: &KernelProgram, repeat: u32, rounds: u32) {
         let mixed = prefixes(size, 0x9e37_79b9_7f4a_7c15);
         let v4: Vec<DynamicElement> = mixed.iter().filter(|e| e.kind == ValueKind::Ipv4).cloned().collect();
         let keys = |elements: &[DynamicElement]| -> Vec<SetKey> {
-            in_trie_order(elements.iter().map(|e| element_key(DynamicKind::Prefixes, e)).collect())
+            in_trie_order(elements.iter().map(|e| element_key(DynamicKind::Prefixes, e)).collect::<Vec<_>>())
         };
         let (pfc_v4, pfc_mixed) = (load(trie_rules), load(trie_rules));
         fill(&pfc_v4, DynamicKind::Prefixes, &keys(&v4));
@@ -414,11 +414,11 @@ fn static_sets(empty: &KernelProgram, miss: &[u8], repeat: u32, rounds: u32) {
 fn replace_figures(rules: &str, old: &[SetKey], new: &[SetKey]) {
     let kind = DynamicKind::Prefixes;
     let program = load(rules);
-    let old = in_trie_order(old.to_vec());
+    let old = in_trie_order(old);
     fill(&program, kind, &old);
     let generations = map_id(&program, SET_GENERATION_MAP_NAME);
     println!();
-    let new = in_trie_order(new.to_vec());
+    let new = in_trie_order(new);
     println!("replace: {} prefixes with {} others, as pfc set replace does", old.len(), new.len());
     let current: Vec<u32> = Family::ALL
         .into_iter()
