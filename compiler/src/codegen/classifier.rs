@@ -21,6 +21,8 @@
 //! separated into up to [`MAX_GROUPS`] groups by whether they constrain the most
 //! discriminating field class (`src`, `dst`, `dport`, …: IPv4 and IPv6 alike), a diagram
 //! per group; groups are combined by priority (the lowest matching rule index wins).
+//! The diagrams are independent: a set of [`PARALLEL_FROM`] rules or more builds them on
+//! as many threads as there are cores (at most one per diagram); the plan is the same.
 //! A rule set with rate limits gets one diagram: leaves test candidates in rule order and
 //! stop at the first match, so a limit (the last test of its rule) runs only when no
 //! earlier rule matched and the rest of its own rule held, exactly as in the interpreter.
@@ -177,13 +179,13 @@ pub fn plan(filter: &Filter, layout: &Layout) -> Option<Classifier> {
         tests.extend(rule_needs.items.iter().map(|&(id, _)| tested(filter, id)));
     }
     starts.push(tests.len());
-    let keys = tests.iter().map(Tested::key).collect();
-    let mut builder = Builder {
+    let keys: Vec<u64> = tests.iter().map(Tested::key).collect();
+    let builder = || Builder {
         needs: &needs,
-        tests,
-        keys,
-        starts,
-        always,
+        tests: &tests,
+        keys: &keys,
+        starts: &starts,
+        always: &always,
         scratch: Vec::new(),
         fields: Vec::new(),
         events: Vec::new(),
@@ -192,9 +194,37 @@ pub fn plan(filter: &Filter, layout: &Layout) -> Option<Classifier> {
     // With rate limits, one diagram: several would test a later rule's full condition (and
     // take its token) before an earlier rule in another diagram had its turn.
     let groups = if filter.limits.is_empty() { groups(&needs, live) } else { vec![live] };
-    let diagrams = groups.into_iter().map(|group| builder.diagram(group)).collect();
-    Some(Classifier { diagrams })
+    let cores = std::thread::available_parallelism().map_or(1, |cores| cores.get());
+    let workers = cores.min(groups.len());
+    if workers < 2 || filter.rules.len() < PARALLEL_FROM {
+        let mut builder = builder();
+        return Some(Classifier { diagrams: groups.into_iter().map(|group| builder.diagram(group)).collect() });
+    }
+    // The diagrams are independent: each worker takes the next group not yet taken.
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let work = || {
+        let mut builder = builder();
+        let mut built = Vec::new();
+        loop {
+            let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let Some(group) = groups.get(index) else { return built };
+            built.push((index, builder.diagram(group.clone())));
+        }
+    };
+    let mut built: Vec<(usize, Diagram)> = std::thread::scope(|scope| {
+        let others: Vec<_> = (1..workers).map(|_| scope.spawn(work)).collect();
+        let mut built = work();
+        for other in others {
+            built.extend(other.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)));
+        }
+        built
+    });
+    built.sort_unstable_by_key(|(index, _)| *index);
+    Some(Classifier { diagrams: built.into_iter().map(|(_, diagram)| diagram).collect() })
 }
+
+/// Rule sets of at least this many rules get their diagrams built on several threads.
+const PARALLEL_FROM: usize = 1_000;
 
 /// The requirements of one rule.
 fn rule_needs(filter: &Filter, layout: &Layout, condition: NodeId) -> Needs {
@@ -488,12 +518,12 @@ struct Builder<'a> {
     needs: &'a [Needs],
     /// Per rule, what [`Builder::drop_shadowed`] compares of each of its items (in
     /// `Needs::items` order): rule `r`'s are `tests[starts[r]..starts[r + 1]]`, read once.
-    tests: Vec<Tested<'a>>,
+    tests: &'a [Tested<'a>],
     /// Per test, [`Tested::key`].
-    keys: Vec<u64>,
-    starts: Vec<usize>,
+    keys: &'a [u64],
+    starts: &'a [usize],
     /// Per rule: whether its condition is the constant true (a leaf tests nothing of it).
-    always: Vec<bool>,
+    always: &'a [bool],
     /// Per depth of the recursion: buffers its nodes reuse.
     scratch: Vec<Scratch>,
     /// Buffers [`Builder::best_split`] reuses.
