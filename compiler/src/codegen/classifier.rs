@@ -21,7 +21,7 @@
 //! separated into up to [`MAX_GROUPS`] groups by whether they constrain the most
 //! discriminating field class (`src`, `dst`, `dport`, …: IPv4 and IPv6 alike), a diagram
 //! per group; groups are combined by priority (the lowest matching rule index wins).
-//! The diagrams are independent: a set of [`PARALLEL_FROM`] rules or more builds them on
+//! The diagrams are independent: a set of 1,000 rules or more builds them on
 //! as many threads as there are cores (at most one per diagram); the plan is the same.
 //! A rule set with rate limits gets one diagram: leaves test candidates in rule order and
 //! stop at the first match, so a limit (the last test of its rule) runs only when no
