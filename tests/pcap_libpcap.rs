@@ -28,7 +28,7 @@ use std::ffi::{c_char, c_int, c_void, CString};
 use std::sync::Mutex;
 use std::time::Instant;
 
-use generator::{expression, geneve_expression, protochain_expression};
+use generator::{byte_bitwise_expression, expression, geneve_expression, protochain_expression};
 use pfc_compiler::codegen::Options;
 use pfc_compiler::diagnostic::Span;
 use pfc_compiler::program::Verdict;
@@ -662,6 +662,38 @@ fn pfc_agrees_with_libpcap_after_geneve() {
         }
     }
     assert!(tally.judged > GENEVE_EXPRESSIONS * 1000, "only {} frames judged", tally.judged);
+    assert!(failures.is_empty(), "{} failures:\n\n{}", failures.len(), failures.join("\n\n"));
+}
+
+/// Expressions with `byte N &`/`|` per run, and how many also run in the kernel.
+const BYTE_BITWISE_EXPRESSIONS: usize = 300;
+const BYTE_BITWISE_KERNEL_EXPRESSIONS: usize = 60;
+
+/// `byte N & V` and `byte N | V` test libpcap's accumulator, whatever the previous test
+/// left there ([`byte_bitwise_expression`] puts them after every kind of test): pfc
+/// agrees with libpcap's unoptimized program on the whole corpus.
+#[test]
+fn pfc_agrees_with_libpcap_on_byte_bitwise() {
+    let started = Instant::now();
+    let mut packets = corpus(support::seed());
+    packets.extend(frames::link_layer_frames());
+    packets.extend(frames::protochain_frames());
+    packets.extend(frames::geneve_frames(false));
+    let kernel_ok = kernel::privileges().is_ok();
+    let mut rng = Rng::new(support::seed() ^ 0xb7_e0b_u64.wrapping_mul(0x1000_0001));
+    let (mut tally, mut failures) = (Tally::default(), Vec::new());
+    for index in 0..BYTE_BITWISE_EXPRESSIONS {
+        let expr = byte_bitwise_expression(&mut rng);
+        let kernel = kernel_ok && index < BYTE_BITWISE_KERNEL_EXPRESSIONS;
+        if let Outcome::RefusedByPfc(diagnostics) = judge(&expr, &packets, kernel, &mut tally, &mut failures) {
+            failures.push(format!("ACCEPTANCE `{expr}`: libpcap accepts, pfc refuses {diagnostics:?}"));
+        }
+        if failures.len() > 20 {
+            break;
+        }
+    }
+    summary("byte & and |", &tally, packets.len(), kernel_ok, failures.len(), started);
+    assert!(tally.judged > BYTE_BITWISE_EXPRESSIONS * 1000, "only {} frames judged", tally.judged);
     assert!(failures.is_empty(), "{} failures:\n\n{}", failures.len(), failures.join("\n\n"));
 }
 

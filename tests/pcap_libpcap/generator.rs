@@ -233,3 +233,28 @@ pub fn geneve_expression(rng: &mut Rng) -> String {
         _ => format!("{before}{geneve} and not ({inner})"),
     }
 }
+
+/// An expression with `byte N & V` or `byte N | V`, which test libpcap's accumulator:
+/// at the start, after `and`/`or`/`not`, after arithmetic, `protochain`, `geneve`,
+/// another such test, and with values that match the ethertypes and protocol numbers
+/// the accumulator holds after common tests.
+pub fn byte_bitwise_expression(rng: &mut Rng) -> String {
+    let byte = |rng: &mut Rng| {
+        let op = rng.pick(&["&", "|"]);
+        let value = rng.pick(&["0", "1", "2", "6", "0x11", "0x800", "0x806", "0x86dd", "0xff", "0x40", "3"]);
+        format!("byte {} {op} {value}", rng.below(40))
+    };
+    let (b1, b2) = (byte(rng), byte(rng));
+    let x = expression(rng, 2);
+    match rng.below(9) {
+        0 => b1,
+        1 => format!("{x} and {b1}"),
+        2 => format!("({x}) or {b1}"),
+        3 => format!("{b1} or ({x})"),
+        4 => format!("not ({x}) and {b1} and {b2}"),
+        5 => format!("({x}) and ({}) or {b1}", expression(rng, 1)),
+        6 => format!("{} protochain {} and {b1}", rng.pick(&["ip", "ip6", ""]), rng.pick(&["6", "17", "58", "0"])),
+        7 => format!("geneve and {b1} or not ({b2})"),
+        _ => format!("not {b1} or ({x}) and not {b2}"),
+    }
+}

@@ -14,6 +14,7 @@ use super::names;
 use super::{PCAP_SYNTAX, PCAP_UNSUPPORTED};
 use crate::diagnostic::{Diagnostic, Span};
 use crate::program::pcap::{Alu, Pred, TestOp, Val};
+use flow::{Acc, Exits, Flow};
 use std::cell::Cell;
 
 const ETH_IP: u32 = 0x0800;
@@ -58,8 +59,6 @@ pub enum Refusal {
     IpBroadcast,
     /// A service name outside [`names::SERVICES`].
     ServiceName,
-    /// `byte N & V`, `byte N | V`.
-    ByteBitwise,
     /// `inbound`, `outbound`.
     Direction,
     /// `ifindex`.
@@ -72,12 +71,11 @@ pub enum Refusal {
 
 impl Refusal {
     /// Every refusal, in the order of the docs table.
-    pub const ALL: [Refusal; 9] = [
+    pub const ALL: [Refusal; 8] = [
         Refusal::HostName,
         Refusal::Gateway,
         Refusal::IpBroadcast,
         Refusal::ServiceName,
-        Refusal::ByteBitwise,
         Refusal::Direction,
         Refusal::Ifindex,
         Refusal::AfterGeneve,
@@ -91,7 +89,6 @@ impl Refusal {
             Refusal::Gateway => "`gateway`",
             Refusal::IpBroadcast => "`ip broadcast`",
             Refusal::ServiceName => "service names outside pfc's table",
-            Refusal::ByteBitwise => "`byte N & V`, `byte N | V`",
             Refusal::Direction => "`inbound`, `outbound`",
             Refusal::Ifindex => "`ifindex`",
             Refusal::AfterGeneve => "a test after `geneve` reached when it did not match",
@@ -106,7 +103,6 @@ impl Refusal {
             Refusal::Gateway => "needs host-name lookups",
             Refusal::IpBroadcast => "needs the capturing interface's netmask",
             Refusal::ServiceName => "pfc reads no /etc/services; give the number",
-            Refusal::ByteBitwise => "libpcap's code tests whatever value the previous test left, not byte N",
             Refusal::Direction => "the capture direction is not in the frame",
             Refusal::Ifindex => "the capture interface is not in the frame",
             Refusal::AfterGeneve => "libpcap reads the inner offsets from scratch memory it never wrote",
@@ -222,8 +218,10 @@ fn ppp_protocol(ethertype: u32) -> u32 {
 
 /// Lowers a whole expression.
 pub fn lower(expr: &Expr, diagnostics: &mut Vec<Diagnostic>) -> Option<Pred> {
-    let mut lowerer = Lowerer { off: Offsets::ETHERNET, late_error: Cell::new(None), diagnostics, failed: false };
-    let (pred, _, _) = lowerer.expr(expr, None, false);
+    let track = flow::tests_accumulator(expr);
+    let mut lowerer =
+        Lowerer { off: Offsets::ETHERNET, late_error: Cell::new(None), diagnostics, failed: false, track };
+    let (pred, _, _) = lowerer.expr(expr, None, Flow::start());
     (!lowerer.failed).then_some(pred)
 }
 
@@ -236,14 +234,8 @@ struct Lowerer<'a> {
     late_error: Cell<Option<String>>,
     diagnostics: &'a mut Vec<Diagnostic>,
     failed: bool,
-}
-
-/// Whether the last `geneve` surely matched when a test leaves true (`yes`) or false
-/// (`no`): only then are the offsets it computes at run time written.
-#[derive(Clone, Copy, Debug)]
-struct Exits {
-    yes: bool,
-    no: bool,
+    /// Whether to track libpcap's accumulator (the expression has `byte N &`/`|`).
+    track: bool,
 }
 
 /// Whether the test reads the frame.
@@ -401,24 +393,25 @@ impl Lowerer<'_> {
     /// before it: a parenthesized term takes them through, as libpcap's `paren expr ')'`
     /// does (`port 22 and (tcp) and 23` tests port 23); a qualified primitive replaces
     /// them; any other term leaves none (a bare value after it is a syntax error).
-    /// `entry` tells whether the last `geneve` surely matched when the expression starts;
-    /// the result tells it for its true and false exits.
-    fn expr(&mut self, expr: &Expr, before: Option<Qual>, entry: bool) -> (Pred, Option<Qual>, Exits) {
+    /// `entry` is libpcap's state where the expression starts (see [`flow`]); the result
+    /// gives it on the expression's true and false exits.
+    fn expr(&mut self, expr: &Expr, before: Option<Qual>, entry: Flow) -> (Pred, Option<Qual>, Exits) {
         let (mut pred, mut qual, mut exits) = self.term(&expr.first, before, entry);
         for (op, operand) in &expr.rest {
-            let entry = if *op == BoolOp::And { exits.yes } else { exits.no };
+            let entry = if *op == BoolOp::And { exits.yes.clone() } else { exits.no.clone() };
             let (right, after) = match operand {
                 Operand::Term(term) => {
                     let (right, after, right_exits) = self.term(term, qual, entry);
                     qual = after;
                     (right, right_exits)
                 }
-                Operand::Id(id) => (self.carried(qual, id, entry), Exits { yes: entry, no: entry }),
+                Operand::Id(id) => {
+                    let right = self.carried(qual, id, entry.geneve);
+                    let after = entry.through(&right, self.track);
+                    (right, after)
+                }
             };
-            exits = match op {
-                BoolOp::And => Exits { yes: after.yes, no: exits.no && after.no },
-                BoolOp::Or => Exits { yes: exits.yes && after.yes, no: after.no },
-            };
+            exits = exits.combined(*op, &pred, after, self.track);
             pred = combine(*op, pred, right);
         }
         (pred, qual, exits)
@@ -478,7 +471,7 @@ impl Lowerer<'_> {
         }
     }
 
-    fn term(&mut self, term: &Term, before: Option<Qual>, entry: bool) -> (Pred, Option<Qual>, Exits) {
+    fn term(&mut self, term: &Term, before: Option<Qual>, entry: Flow) -> (Pred, Option<Qual>, Exits) {
         let variable = self.off.variable();
         let (pred, qual, exits) = match &term.kind {
             TermKind::Paren(inner) => {
@@ -487,22 +480,34 @@ impl Lowerer<'_> {
             }
             TermKind::Relation { left, op, right } => {
                 let pred = self.relation(left, *op, right);
-                self.check_geneve_read(variable, entry, &pred, term.span);
-                (pred, None, Exits { yes: entry, no: entry })
+                self.check_geneve_read(variable, entry.geneve, &pred, term.span);
+                let exits = entry.through(&pred, self.track);
+                (pred, None, exits)
+            }
+            TermKind::Primitive(Primitive { form: Form::Byte(index, op @ ('&' | '|'), value), .. }) => {
+                // `gen_byteop`: `and #V` / `or #V` on the accumulator, then `A != 0`.
+                let op = if *op == '&' { Alu::And } else { Alu::Or };
+                self.plain_number(index);
+                let acc = entry.acc.map(op, self.plain_number(value));
+                let pred = acc.nonzero();
+                let after = Flow { geneve: entry.geneve, acc };
+                (pred, None, Exits { yes: after.clone(), no: after })
             }
             TermKind::Primitive(primitive) => {
                 let (pred, qual) = self.primitive(primitive);
-                self.check_geneve_read(variable, entry, &pred, term.span);
-                // Only a `geneve` that matched wrote the offsets that follow it.
-                let exits = match primitive.form {
-                    Form::Geneve(_) => Exits { yes: true, no: false },
-                    _ => Exits { yes: entry, no: entry },
-                };
+                self.check_geneve_read(variable, entry.geneve, &pred, term.span);
+                let mut exits = entry.through(&pred, self.track);
+                if let Form::Geneve(_) = primitive.form {
+                    // Only a `geneve` that matched wrote the offsets that follow it, and
+                    // its offset code ends with `ld #0`.
+                    exits.yes = Flow { geneve: true, acc: Acc::Val(Val::Const(0)) };
+                    exits.no.geneve = false;
+                }
                 (pred, qual, exits)
             }
         };
         self.report_late_error(term.span);
-        let exits = if term.nots % 2 == 1 { Exits { yes: exits.no, no: exits.yes } } else { exits };
+        let exits = if term.nots % 2 == 1 { exits.swapped() } else { exits };
         (negate(pred, term.nots), qual, exits)
     }
 
@@ -637,10 +642,8 @@ impl Lowerer<'_> {
             '=' => Pred::test(byte, TestOp::Eq, constant),
             '>' => Pred::test(byte, TestOp::Gt, constant),
             '<' => Pred::negation(Pred::test(byte, TestOp::Ge, constant)),
-            _ => {
-                self.refuse(Refusal::ByteBitwise, value.span, "not supported by pfc");
-                Pred::Const(false)
-            }
+            // `&` and `|` test the accumulator: `Self::term` builds them.
+            _ => Pred::Const(false),
         }
     }
 
@@ -769,5 +772,6 @@ impl Lowerer<'_> {
 
 mod arith;
 mod encap;
+mod flow;
 mod link;
 mod values;

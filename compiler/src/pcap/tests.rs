@@ -54,7 +54,7 @@ fn diagnostics() {
         ("vrrp[0] = 1 or pim[1] = 2 or decnet[2] = 3 or ppp[0] = 1 or length > 10", &[]),
         ("ether host aabbccddeeff or ether src aa-bb-cc-dd-ee-ff or ether dst aabb.ccdd.eeff", &[]),
         ("byte 12 = 8 and byte 13 < 1 and byte 14 > 0", &[]),
-        ("byte 12 & 8", &[PCAP_UNSUPPORTED.0]),
+        ("byte 12 & 8 or byte 99999999999 | 1", &[PCAP_SYNTAX.0]),
         ("mpls 100 and mpls and ip and host 10.0.0.1 or ip6", &[]),
         ("pppoed or pppoes 0x3b and ip6 or mpls and ip", &[]),
         ("mpls and pppoed", &[PCAP_SYNTAX.0]),
@@ -122,6 +122,18 @@ fn verdicts_on_a_syn_and_a_runt() {
         ("ip[0] & 0xf = 5", (true, false)),
         ("ether[0] = 0", (true, true)),
         ("vlan or tcp", (false, false)),
+        // `byte N &`/`|` test libpcap's accumulator, not byte N: 0 at the start, then
+        // the last comparison's left value (the ethertype, the protocol byte...).
+        ("byte 12 & 8", (false, false)),
+        ("byte 12 | 8", (true, true)),
+        ("ip and byte 1 & 8", (false, false)),
+        ("ip and byte 1 & 0x800", (true, false)),
+        ("tcp and byte 0 & 6 and byte 0 | 0", (true, false)),
+        ("not udp and byte 0 & 6", (false, false)),
+        ("not udp and byte 0 & 0x800", (true, false)),
+        ("(ip6 or ip and not arp) and byte 0 & 0x806", (true, false)),
+        ("(ip6 or ip and not arp) and byte 0 & 6", (false, false)),
+        ("(ip6 or ip and not arp) and byte 0 & 0x800", (true, false)),
         ("len >= 54 and ip[9] = 6", (true, false)),
         // `<`, `<=`, `!=` negate the comparison only, not the protocol checks.
         ("sctp[0:2] <= 255", (false, false)),
