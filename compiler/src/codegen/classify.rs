@@ -28,8 +28,13 @@ use crate::fields::Field;
 use crate::hashing::FastMap;
 use crate::ir::NodeId;
 
-/// A pending jump older than this many slots gets a relay at the next safe point.
-const RELAY_AT: usize = 16_000;
+/// A pending jump older than this many slots gets a relay at the next safe point: each
+/// relay a packet takes is a taken jump, so they stand as far apart as a 16-bit offset
+/// allows, leaving room for one node's or one rule's code before the safe point.
+pub(super) const RELAY_AT: usize = 28_000;
+/// ... or this many, when a node's or rule's code is too long for that room (the
+/// emission is retried: [`super::generate_planned`]).
+pub(super) const RELAY_AT_SHORT: usize = 16_000;
 /// Pieces searched one after the other; more are cut into parts first.
 const LINEAR_PIECES: usize = 4;
 /// Most parts one step of a search cuts its pieces into. A taken jump costs a packet
@@ -65,11 +70,13 @@ struct Relays {
     /// `(position, node)` in the order targets were opened; an entry is stale once its
     /// node was bound or relayed (its pending position differs).
     by_age: VecDeque<(usize, NodeIndex)>,
+    /// [`RELAY_AT`] or [`RELAY_AT_SHORT`].
+    reach: usize,
 }
 
 impl Relays {
-    fn new(nodes: usize) -> Relays {
-        Relays { pending: vec![None; nodes + 1], by_age: VecDeque::new() }
+    fn new(nodes: usize, reach: usize) -> Relays {
+        Relays { pending: vec![None; nodes + 1], by_age: VecDeque::new(), reach }
     }
 
     fn slot(&self, node: NodeIndex) -> usize {
@@ -110,7 +117,8 @@ impl Relays {
     }
 
     fn due(&mut self, b: &ProgramBuilder) -> bool {
-        self.oldest().is_some_and(|(first, _)| b.len() - first > RELAY_AT)
+        let reach = self.reach;
+        self.oldest().is_some_and(|(first, _)| b.len() - first > reach)
     }
 
     /// At a point nothing falls through to: a relay for every old pending target.
@@ -118,7 +126,7 @@ impl Relays {
         let now = b.len();
         let mut due: Vec<NodeIndex> = Vec::new();
         while let Some((first, node)) = self.oldest() {
-            if now - first <= RELAY_AT {
+            if now - first <= self.reach {
                 break;
             }
             self.by_age.pop_front();
@@ -322,7 +330,7 @@ impl RuleEmitter<'_, '_> {
             let last = to_tail && position + 1 == order.len();
             let reached = reached(diagram);
             let mut chains = Chains::new(diagram, &reached, grouped);
-            let mut relays = Relays::new(diagram.nodes.len() + chains.units.len());
+            let mut relays = Relays::new(diagram.nodes.len() + chains.units.len(), self.relay_at);
             let at = Place { number, position, grouped, last };
             if last {
                 // Nothing jumped to the tail before this diagram.
@@ -778,5 +786,44 @@ mod tests {
                 assert!(name == "spiced" || least > slots / 3, "{name}, counters {counters}: {least} of {slots}");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod relay_tests {
+    use crate::codegen::{self, CodegenError, Form, Options};
+
+    /// Rules whose leaf code is longer than the room far relays leave ([`super::RELAY_AT`]:
+    /// masked set tests the diagram cannot split on, ~6,000 slots each) still compile as
+    /// a classifier: the emission is retried with relays closer together.
+    #[test]
+    fn long_leaf_code_falls_back_to_closer_relays() {
+        let mut text = String::from("default pass\n");
+        let ports: Vec<String> = (0..6_000).map(|port| (2 * port + 1).to_string()).collect();
+        let ports = ports.join(", ");
+        for index in 0..9_000 {
+            if index % 900 == 0 {
+                text.push_str(&format!(
+                    "rule m{index}: drop if ip.src == 10.{}.{}.1 and tcp.sport & 0xffff in {{{ports}}}\n",
+                    index / 256,
+                    index % 256
+                ));
+            }
+            text.push_str(&format!(
+                "rule r{index}: drop if ip.src == 10.{}.{}.2 and tcp.dport == {}\n",
+                index / 256,
+                index % 256,
+                1 + index % 1000
+            ));
+        }
+        let (program, diagnostics) = crate::frontend::check_source(&text);
+        let program = program.unwrap_or_else(|| panic!("{diagnostics:?}"));
+        let filter = crate::ir::build(&program);
+        let plan = codegen::plan_classifier(&filter).expect("a classifier");
+        let options = Options { counters: true };
+        let far = codegen::generate_with_relays(&filter, options, &plan, super::RELAY_AT);
+        assert!(matches!(far, Err(CodegenError::JumpTooFar { .. })), "far relays fit: the test shows nothing");
+        let code = codegen::generate_planned(&filter, options, Form::Classified, Some(&plan)).expect("code");
+        assert!(code.comments.iter().any(|comment| comment.text.starts_with("classifier: ")));
     }
 }

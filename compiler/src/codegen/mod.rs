@@ -179,7 +179,27 @@ pub fn generate_planned(
     form: Form,
     plan: Option<&classifier::Classifier>,
 ) -> Result<Program, CodegenError> {
-    generate_body(filter, options, |b, layout, tail| rules(b, filter, layout, form, plan, tail))
+    let emit = |relay_at| {
+        generate_body(filter, options, |b, layout, tail| rules(b, filter, layout, (form, plan), tail, relay_at))
+    };
+    match emit(classify::RELAY_AT) {
+        // A node or rule too long for the room far relays leave: relays closer together.
+        Err(CodegenError::JumpTooFar { .. }) if form == Form::Classified => emit(classify::RELAY_AT_SHORT),
+        result => result,
+    }
+}
+
+/// The inline classifier of `plan` with relays `relay_at` slots apart (no retry).
+#[cfg(test)]
+fn generate_with_relays(
+    filter: &Filter,
+    options: Options,
+    plan: &classifier::Classifier,
+    relay_at: usize,
+) -> Result<Program, CodegenError> {
+    generate_body(filter, options, |b, layout, tail| {
+        rules(b, filter, layout, (Form::Classified, Some(plan)), tail, relay_at)
+    })
 }
 
 /// The classifier plan of a filter, the same for its inline and its table form (so a
@@ -275,11 +295,11 @@ fn rules(
     b: &mut ProgramBuilder,
     filter: &Filter,
     layout: &Layout,
-    form: Form,
-    plan: Option<&classifier::Classifier>,
+    (form, plan): (Form, Option<&classifier::Classifier>),
     tail: &mut Tail,
+    relay_at: usize,
 ) {
-    let mut emitter = RuleEmitter { filter, layout, form, tail, comments: Vec::new() };
+    let mut emitter = RuleEmitter { filter, layout, form, tail, comments: Vec::new(), relay_at };
     if form == Form::Classified {
         let planned_here;
         let plan = match plan {
@@ -322,6 +342,8 @@ struct RuleEmitter<'a, 't> {
     /// Each rule's listing comment once made (a classifier emits a rule in every leaf
     /// that holds it).
     comments: Vec<Option<String>>,
+    /// How old a classifier's pending jump gets before a relay (`classify::RELAY_AT`).
+    relay_at: usize,
 }
 
 impl RuleEmitter<'_, '_> {
