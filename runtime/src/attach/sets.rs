@@ -31,8 +31,11 @@
 //!
 //! Keys go into a map in [`trie_order`] (family, address, prefix length): a trie insert
 //! then walks the nodes the previous one just touched, about 3x faster at 1M prefixes than
-//! in random order (`cargo bench -p pfc-runtime --bench dynamic_sets`). Every writer holds
-//! the interface's writer lock, so two `pfc set` runs never interleave.
+//! in random order (`cargo bench -p pfc-runtime --bench dynamic_sets`). The maps of a set
+//! are written, read and deleted each on its own thread ([`BpfSys::map_jobs`]: the kernel
+//! locks each map apart), and a replace reads the current generation while it writes the
+//! next. Every writer holds the interface's writer lock, so two `pfc set` runs never
+//! interleave.
 
 use std::cmp::Ordering;
 use std::io;
@@ -109,8 +112,8 @@ fn from_order_key((high, low): (u128, u64)) -> SetKey {
     key
 }
 
-/// `keys` sorted in [`trie_order`], without duplicates. Each key's [`order_key`] is made
-/// once and the integers sorted (not two order keys made per comparison). Given a `Vec`,
+/// `keys` sorted in [`trie_order`], without duplicates. Each key's order (two integers) is
+/// made once and the integers sorted (not two order keys made per comparison). Given a `Vec`,
 /// it is freed once read; given a slice, nothing is copied.
 pub fn in_trie_order(keys: impl AsRef<[SetKey]>) -> Vec<SetKey> {
     let mut ordered: Vec<(u128, u64)> = keys.as_ref().iter().map(order_key).collect();
