@@ -257,10 +257,10 @@ fn meet(a: &Registers, b: &Registers) -> Registers {
         (
             Some(Held::Base { index, shift, reach, origin }),
             Some(Held::Base { index: other, shift: theirs_shift, reach: theirs, origin: from }),
-        ) if index == other && shift == theirs_shift && (*shift == 0 || (origin.is_some() && origin == from)) => {
-            // Where pointers of different computations join, pfc's verifier takes the
-            // joined pointer as a new base: loads reaching back from it (a shifted one)
-            // would be below that base, so only an unshifted one is kept.
+        ) if index == other && shift == theirs_shift => {
+            // Where pointers of different computations join, the verifiers know nothing
+            // proven from the joined pointer (pfc's takes it as a new base at the same
+            // constant offset; the kernel keeps each way's own), so a check comes again.
             let same = origin.is_some() && origin == from;
             Some(Held::Base {
                 index: index.clone(),

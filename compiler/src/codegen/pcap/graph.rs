@@ -10,6 +10,7 @@
 //! - *dead-code removal*: a test from which no path reaches [`TRUE`] is [`FALSE`] (its
 //!   loads can only reject, which is false as well); unreachable nodes are dropped;
 //! - *constant folding*: a test of constants is an edge;
+//! - *ranges of one value*: `v >= k` then `v > k` (`portrange 25-25`) is `v == k`;
 //! - *certain bounds*: per node, the frame length every path from it to [`TRUE`]
 //!   proves by its fixed-offset loads, so one bounds check there covers them all.
 //!
@@ -223,7 +224,8 @@ impl Graph {
             let threaded = graph.thread();
             let pruned = graph.prune();
             let merged = graph.merge();
-            if !threaded && !pruned && !merged {
+            let fused = graph.fuse_ranges();
+            if !threaded && !pruned && !merged && !fused {
                 break;
             }
         }
@@ -340,6 +342,36 @@ impl Graph {
             if moved != test {
                 changed = true;
                 self.nodes[index] = Some(moved);
+            }
+        }
+        changed
+    }
+
+    /// `v >= k` whose `yes` is `v > k` leading back to the first test's `no` is
+    /// `v == k` (to the second test's `no`): one comparison, and `==` needs no byte swap.
+    /// The second test reads what the first read, so no reject is lost. Whether any changed.
+    fn fuse_ranges(&mut self) -> bool {
+        let mut changed = false;
+        for index in 2..self.nodes.len() {
+            let Some(first) = &self.nodes[index] else { continue };
+            if first.op != TestOp::Ge || first.yes <= FALSE || first.yes == first.no {
+                continue;
+            }
+            let second = self.test(first.yes);
+            if second.op == TestOp::Gt
+                && second.left == first.left
+                && second.right == first.right
+                && second.yes == first.no
+            {
+                let fused = Test {
+                    left: first.left.clone(),
+                    op: TestOp::Eq,
+                    right: first.right.clone(),
+                    yes: second.no,
+                    no: first.no,
+                };
+                self.nodes[index] = Some(fused);
+                changed = true;
             }
         }
         changed
