@@ -21,8 +21,8 @@
 //! separated into up to [`MAX_GROUPS`] groups by whether they constrain the most
 //! discriminating field class (`src`, `dst`, `dport`, …: IPv4 and IPv6 alike), a diagram
 //! per group; groups are combined by priority (the lowest matching rule index wins).
-//! The diagrams are independent: a set of 1,000 rules or more builds them on
-//! as many threads as there are cores (at most one per diagram); the plan is the same.
+//! The diagrams are independent: a set of 1,000 rules or more builds them (and reads its
+//! rules' requirements) on as many threads as there are cores; the plan is the same.
 //! A rule set with rate limits gets one diagram: leaves test candidates in rule order and
 //! stop at the first match, so a limit (the last test of its rule) runs only when no
 //! earlier rule matched and the rest of its own rule held, exactly as in the interpreter.
@@ -166,7 +166,26 @@ pub fn plan(filter: &Filter, layout: &Layout) -> Option<Classifier> {
     if filter.rules.len() < MIN_RULES || filter.rules.len() >= MAX_RULES {
         return None;
     }
-    let needs: Vec<Needs> = filter.rules.iter().map(|rule| rule_needs(filter, layout, rule.condition)).collect();
+    let cores = std::thread::available_parallelism().map_or(1, |cores| cores.get());
+    let needs_of = |rules: &[crate::ir::FilterRule]| -> Vec<Needs> {
+        rules.iter().map(|rule| rule_needs(filter, layout, rule.condition)).collect()
+    };
+    let needs: Vec<Needs> = if cores > 1 && filter.rules.len() >= PARALLEL_FROM {
+        // Each rule's needs are its own: one run of rules per core, joined in order.
+        let chunk = filter.rules.len().div_ceil(cores);
+        std::thread::scope(|scope| {
+            let mut runs = filter.rules.chunks(chunk);
+            let first = runs.next().unwrap_or_default();
+            let others: Vec<_> = runs.map(|run| scope.spawn(move || needs_of(run))).collect();
+            let mut needs = needs_of(first);
+            for other in others {
+                needs.extend(other.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)));
+            }
+            needs
+        })
+    } else {
+        needs_of(&filter.rules)
+    };
     let live: Vec<usize> = (0..filter.rules.len())
         .filter(|&index| !matches!(filter.node(filter.rules[index].condition), Node::Const(false)))
         .collect();
@@ -194,7 +213,6 @@ pub fn plan(filter: &Filter, layout: &Layout) -> Option<Classifier> {
     // With rate limits, one diagram: several would test a later rule's full condition (and
     // take its token) before an earlier rule in another diagram had its turn.
     let groups = if filter.limits.is_empty() { groups(&needs, live) } else { vec![live] };
-    let cores = std::thread::available_parallelism().map_or(1, |cores| cores.get());
     let workers = cores.min(groups.len());
     if workers < 2 || filter.rules.len() < PARALLEL_FROM {
         let mut builder = builder();
