@@ -276,9 +276,10 @@ impl Graph {
             }
         }
         if self.nodes.iter().flatten().any(|test| matches!(test.left, Val::Protochain { .. })) {
-            // The unrolled walks keep the plain order: placed after the other family's
-            // test, the kernel verifier keeps too many of their exits pending at once
-            // (ten `protochain N and not port M` rules: 8,893 pending paths, limit 8,192).
+            // Atoms with walks keep the plain order: each iteration of a walk leaves its
+            // exits pending in the kernel verifier, and placed after the other family's
+            // test, too many are pending at once (ten `protochain N and not port M`
+            // rules, measured with the walks unrolled: 8,893 pending paths, limit 8,192).
             return (2..self.nodes.len()).rev().filter(|index| reached[*index]).collect();
         }
         let mut ready: Vec<usize> = Vec::new();
