@@ -250,7 +250,7 @@ fn rule_needs(filter: &Filter, layout: &Layout, condition: NodeId) -> Needs {
         Node::All(items) if items.len() <= MAX_ITEMS => items,
         _ => std::slice::from_ref(&condition),
     };
-    let mut needs = Needs::default();
+    let mut needs = Needs { items: Vec::with_capacity(items.len()), ..Needs::default() };
     for &item in items {
         let one: [(u128, u128); 1];
         let (field, intervals): (Field, &[(u128, u128)]) = match filter.node(item) {
