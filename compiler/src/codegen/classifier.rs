@@ -212,7 +212,7 @@ pub fn plan(filter: &Filter, layout: &Layout) -> Option<Classifier> {
     };
     // With rate limits, one diagram: several would test a later rule's full condition (and
     // take its token) before an earlier rule in another diagram had its turn.
-    let groups = if filter.limits.is_empty() { groups(&needs, live) } else { vec![live] };
+    let groups = if filter.limits.is_empty() { merge_small(&mut builder(), groups(&needs, live)) } else { vec![live] };
     let workers = cores.min(groups.len());
     if workers < 2 || filter.rules.len() < PARALLEL_FROM {
         let mut builder = builder();
@@ -395,6 +395,44 @@ fn groups(needs: &[Needs], rules: Vec<usize>) -> Vec<Vec<usize>> {
         rest = wide;
     }
     groups.push(rest);
+    groups
+}
+
+/// Groups together at most this share (percent) of the rules may merge ([`merge_small`]).
+const SMALL_GROUPS_PERCENT: usize = 5;
+
+/// Every diagram costs a packet a walk: the last two groups merge while together they
+/// are at most [`SMALL_GROUPS_PERCENT`] of the rules and the merged diagram's longest
+/// leaf is no longer than the longer of theirs or [`LEAF_RULES`] (wide rules copied into every piece of
+/// the narrow ones' splits can make leaves of dozens of candidates, each a test for a
+/// packet there).
+fn merge_small(builder: &mut Builder, mut groups: Vec<Vec<usize>>) -> Vec<Vec<usize>> {
+    let total: usize = groups.iter().map(Vec::len).sum();
+    let longest = |diagram: &Diagram| {
+        diagram
+            .nodes
+            .iter()
+            .map(|node| match node {
+                TreeNode::Leaf(list) => list.len(),
+                _ => 0,
+            })
+            .max()
+            .unwrap_or(0)
+    };
+    while groups.len() > 2 {
+        let (last, before) = (&groups[groups.len() - 1], &groups[groups.len() - 2]);
+        if (last.len() + before.len()) * 100 > total * SMALL_GROUPS_PERCENT {
+            break;
+        }
+        let mut merged: Vec<usize> = before.iter().chain(last).copied().collect();
+        merged.sort_unstable();
+        let apart = longest(&builder.diagram(before.clone())).max(longest(&builder.diagram(last.clone())));
+        if longest(&builder.diagram(merged.clone())) > apart.max(LEAF_RULES) {
+            break;
+        }
+        groups.truncate(groups.len() - 2);
+        groups.push(merged);
+    }
     groups
 }
 
@@ -1084,6 +1122,36 @@ mod tests {
     use crate::codegen::layout::{Layout, MASK_SLOT, NEVER_SET_MASK_BIT};
     use crate::codegen::{Form, Options};
     use crate::compile::compile_form;
+
+    /// The longest candidate list of any leaf of `diagram`.
+    fn longest_leaf(diagram: &super::Diagram) -> usize {
+        diagram
+            .nodes
+            .iter()
+            .map(|node| match node {
+                super::TreeNode::Leaf(list) => list.len(),
+                _ => 0,
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// ipc-shaped 5,000 rules: the grouping leaves two small trailing groups that merge
+    /// into one diagram without a longer leaf, so a packet walks 3 diagrams, not 4; acl-shaped sets keep theirs apart (merged, the wide rules would
+    /// make leaves of dozens).
+    #[test]
+    fn small_trailing_groups_merge_when_no_leaf_grows() {
+        for (shape, diagrams) in [(Shape::Ipc, 3), (Shape::Acl, 3)] {
+            let text = classbench::generate(shape, 5_000, 0, 0xc1a5_5be7).text;
+            let (program, diagnostics) = crate::frontend::check_source(&text);
+            let filter = crate::ir::build(&program.unwrap_or_else(|| panic!("{diagnostics:?}")));
+            let plan = crate::codegen::plan_classifier(&filter).expect("a classifier");
+            assert_eq!(plan.diagrams.len(), diagrams, "{}", shape.name());
+            for diagram in &plan.diagrams[1..] {
+                assert!(longest_leaf(diagram) <= 8, "{}: a leaf of {}", shape.name(), longest_leaf(diagram));
+            }
+        }
+    }
 
     #[test]
     fn classbench_sets_of_every_shape_compile_classified_within_the_kernel_limits() {
