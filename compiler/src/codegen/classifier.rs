@@ -21,8 +21,9 @@
 //! separated into up to [`MAX_GROUPS`] groups by whether they constrain the most
 //! discriminating field class (`src`, `dst`, `dport`, …: IPv4 and IPv6 alike), a diagram
 //! per group; groups are combined by priority (the lowest matching rule index wins).
-//! The diagrams are independent: a set of 1,000 rules or more builds them (and reads its
-//! rules' requirements) on as many threads as there are cores; the plan is the same.
+//! A set of 1,000 rules or more reads its rules' requirements on one thread per core.
+//! (Building the diagrams on threads of their own gains nothing: in ClassBench sets the
+//! first diagram is ~98 % of the work.)
 //! A rule set with rate limits gets one diagram: leaves test candidates in rule order and
 //! stop at the first match, so a limit (the last test of its rule) runs only when no
 //! earlier rule matched and the rest of its own rule held, exactly as in the interpreter.
@@ -199,7 +200,7 @@ pub fn plan(filter: &Filter, layout: &Layout) -> Option<Classifier> {
     }
     starts.push(tests.len());
     let keys: Vec<u64> = tests.iter().map(Tested::key).collect();
-    let builder = || Builder {
+    let mut builder = Builder {
         needs: &needs,
         tests: &tests,
         keys: &keys,
@@ -212,36 +213,11 @@ pub fn plan(filter: &Filter, layout: &Layout) -> Option<Classifier> {
     };
     // With rate limits, one diagram: several would test a later rule's full condition (and
     // take its token) before an earlier rule in another diagram had its turn.
-    let groups = if filter.limits.is_empty() { merge_small(&mut builder(), groups(&needs, live)) } else { vec![live] };
-    let workers = cores.min(groups.len());
-    if workers < 2 || filter.rules.len() < PARALLEL_FROM {
-        let mut builder = builder();
-        return Some(Classifier { diagrams: groups.into_iter().map(|group| builder.diagram(group)).collect() });
-    }
-    // The diagrams are independent: each worker takes the next group not yet taken.
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let work = || {
-        let mut builder = builder();
-        let mut built = Vec::new();
-        loop {
-            let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let Some(group) = groups.get(index) else { return built };
-            built.push((index, builder.diagram(group.clone())));
-        }
-    };
-    let mut built: Vec<(usize, Diagram)> = std::thread::scope(|scope| {
-        let others: Vec<_> = (1..workers).map(|_| scope.spawn(work)).collect();
-        let mut built = work();
-        for other in others {
-            built.extend(other.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)));
-        }
-        built
-    });
-    built.sort_unstable_by_key(|(index, _)| *index);
-    Some(Classifier { diagrams: built.into_iter().map(|(_, diagram)| diagram).collect() })
+    let groups = if filter.limits.is_empty() { merge_small(&mut builder, groups(&needs, live)) } else { vec![live] };
+    Some(Classifier { diagrams: groups.into_iter().map(|group| builder.diagram(group)).collect() })
 }
 
-/// Rule sets of at least this many rules get their diagrams built on several threads.
+/// Rule sets of at least this many rules have their requirements read on several threads.
 const PARALLEL_FROM: usize = 1_000;
 
 /// The requirements of one rule.
