@@ -67,11 +67,13 @@ pub enum Refusal {
     AfterGeneve,
     /// A comparison needing more than [`crate::program::pcap::MAX_VALUE_DEPTH`] values at once.
     TooDeep,
+    /// `byte N &`/`|` whose accumulator depends on too many earlier tests.
+    AccTooLarge,
 }
 
 impl Refusal {
     /// Every refusal, in the order of the docs table.
-    pub const ALL: [Refusal; 8] = [
+    pub const ALL: [Refusal; 9] = [
         Refusal::HostName,
         Refusal::Gateway,
         Refusal::IpBroadcast,
@@ -80,6 +82,7 @@ impl Refusal {
         Refusal::Ifindex,
         Refusal::AfterGeneve,
         Refusal::TooDeep,
+        Refusal::AccTooLarge,
     ];
 
     /// What is refused, as the docs table names it.
@@ -93,6 +96,7 @@ impl Refusal {
             Refusal::Ifindex => "`ifindex`",
             Refusal::AfterGeneve => "a test after `geneve` reached when it did not match",
             Refusal::TooDeep => "a comparison needing more than 7 values at once",
+            Refusal::AccTooLarge => "`byte N &`/`|` after too many tests",
         }
     }
 
@@ -107,6 +111,7 @@ impl Refusal {
             Refusal::Ifindex => "the capture interface is not in the frame",
             Refusal::AfterGeneve => "libpcap reads the inner offsets from scratch memory it never wrote",
             Refusal::TooDeep => "pfc computes them in registers r0–r6 (deep arithmetic, above all after `geneve`)",
+            Refusal::AccTooLarge => "pfc re-tests what came before to know which test left the value it tests",
         }
     }
 
@@ -181,6 +186,9 @@ struct Offsets {
     /// libpcap's `is_geneve`: the link layer is a Geneve payload (set by `geneve`,
     /// cleared by `pppoes`); link-layer address tests first check it is Ethernet.
     geneve: bool,
+    /// The run-time offsets need more registers than pfc has (nested `geneve`s): they
+    /// are not computed, and a test reading the frame is refused.
+    too_deep: bool,
 }
 
 impl Offsets {
@@ -193,6 +201,7 @@ impl Offsets {
         mpls_depth: 0,
         ppp: false,
         geneve: false,
+        too_deep: false,
     };
 
     /// Whether the offsets are run-time values (after `geneve`).
@@ -420,7 +429,7 @@ impl Lowerer<'_> {
     /// An id after `and`/`or`, under the qualifiers in force.
     fn carried(&mut self, qual: Option<Qual>, id: &Id, entry: bool) -> Pred {
         let span = id_span(id);
-        let variable = self.off.variable();
+        let variable = (self.off.variable(), self.off.too_deep);
         let pred = match qual {
             Some(qual) => self.id_tree(qual, id),
             None => {
@@ -439,9 +448,14 @@ impl Lowerer<'_> {
 
     /// Refuses a test that reads the frame at `geneve`'s run-time offsets where that
     /// `geneve` may not have matched: libpcap then reads scratch memory it never wrote.
-    fn check_geneve_read(&mut self, variable: bool, entry: bool, pred: &Pred, span: Span) {
+    /// `variable` is whether the offsets were run-time values before the test, and too
+    /// deep.
+    fn check_geneve_read(&mut self, variable: (bool, bool), entry: bool, pred: &Pred, span: Span) {
+        let (variable, too_deep) = variable;
         if variable && !entry && reads_frame(pred) {
             self.refuse(Refusal::AfterGeneve, span, "reached when `geneve` did not match");
+        } else if too_deep && reads_frame(pred) {
+            self.refuse(Refusal::TooDeep, span, "at offsets after nested `geneve`s");
         }
     }
 
@@ -472,7 +486,7 @@ impl Lowerer<'_> {
     }
 
     fn term(&mut self, term: &Term, before: Option<Qual>, entry: Flow) -> (Pred, Option<Qual>, Exits) {
-        let variable = self.off.variable();
+        let variable = (self.off.variable(), self.off.too_deep);
         let (pred, qual, exits) = match &term.kind {
             TermKind::Paren(inner) => {
                 let (pred, _, exits) = self.expr(inner, before, entry);
@@ -489,7 +503,10 @@ impl Lowerer<'_> {
                 let op = if *op == '&' { Alu::And } else { Alu::Or };
                 self.plain_number(index);
                 let acc = entry.acc.map(op, self.plain_number(value));
-                let pred = acc.nonzero();
+                let pred = acc.nonzero().unwrap_or_else(|| {
+                    self.refuse(Refusal::AccTooLarge, term.span, "after too many tests");
+                    Pred::Const(false)
+                });
                 let after = Flow { geneve: entry.geneve, acc };
                 (pred, None, Exits { yes: after.clone(), no: after })
             }

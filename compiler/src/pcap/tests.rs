@@ -177,3 +177,20 @@ fn refusal_table_matches_the_docs() {
     let expected: Vec<String> = super::Refusal::ALL.iter().map(|refusal| refusal.message()).collect();
     assert_eq!(rows, expected);
 }
+
+/// Run-time offsets and accumulator tests re-use earlier computations: nested `geneve`s
+/// and long chains of `byte N &` stay small (they once grew exponentially) and are
+/// refused where pfc has not the registers or the budget.
+#[test]
+fn nested_geneves_and_byte_chains_stay_bounded() {
+    let geneves = |n: usize| format!("{} and tcp port 1", vec!["geneve"; n].join(" and "));
+    assert_eq!(codes(&geneves(2)), &[] as &[&str]);
+    assert_eq!(codes(&["geneve"; 3].join(" and ")), &[] as &[&str]);
+    for n in [3, 6, 40] {
+        assert!(codes(&geneves(n)).iter().all(|code| *code == PCAP_UNSUPPORTED.0), "{n} geneves");
+    }
+    let chain = ["byte 1 & 1 and tcp port 22"; 100].join(" or ");
+    let found = codes(&chain);
+    assert!(!found.is_empty() && found.iter().all(|code| *code == PCAP_UNSUPPORTED.0), "{found:?}");
+    assert_eq!(codes(&["byte 1 & 1"; 250].join(" and ")), &[] as &[&str]);
+}

@@ -7,7 +7,7 @@
 use super::{At, Lowerer};
 use crate::pcap::ast::Value;
 use crate::pcap::PCAP_SYNTAX;
-use crate::program::pcap::{Alu, Pred, TestOp, Val};
+use crate::program::pcap::{Alu, Pred, TestOp, Val, MAX_VALUE_DEPTH};
 
 const ETH_MPLS: u32 = 0x8847;
 const ETH_PPPOES: u32 = 0x8864;
@@ -137,6 +137,9 @@ impl Lowerer<'_> {
     /// only where `geneve` matched (the caller refuses other reads), so the frame is one
     /// of the two.
     fn geneve_offsets(&mut self) {
+        if self.off.too_deep {
+            return;
+        }
         let net = self.net();
         let bit = |value: Val, shift: u32| {
             let shifted = Val::Alu(Alu::Shr, Box::new(value), Box::new(Val::Const(shift)));
@@ -174,6 +177,15 @@ impl Lowerer<'_> {
         let linktype = super::add(super::add(moved, geneve), Val::Const(2));
         // linkhdr + 14 * teb
         let linkpl = super::add(linkhdr.clone(), Val::Alu(Alu::Mul, Box::new(teb), Box::new(Val::Const(14))));
+        if linkpl.value_depth() > MAX_VALUE_DEPTH {
+            // No test could read there: keep the offsets small and refuse the reads.
+            self.off.too_deep = true;
+            let placeholder = At { var: Some(Val::Const(0)), k: 0 };
+            (self.off.linkhdr, self.off.linktype, self.off.linkpl) =
+                (placeholder.clone(), placeholder.clone(), placeholder);
+            self.off.geneve = true;
+            return;
+        }
         self.off.linkhdr = At { var: Some(linkhdr), k: 0 };
         self.off.linktype = At { var: Some(linktype), k: 0 };
         self.off.linkpl = At { var: Some(linkpl), k: 0 };

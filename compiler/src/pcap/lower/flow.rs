@@ -14,6 +14,11 @@
 use crate::pcap::ast::{BoolOp, Expr, Form, Operand, TermKind};
 use crate::program::pcap::{Alu, Pred, TestOp, Val};
 
+/// Most tests and values an [`Acc`] may hold: past it the accumulator is
+/// [`Acc::Unknown`] (and a `byte N &`/`|` test of it refused), so that tests re-testing
+/// earlier ones cannot grow without bound.
+const MAX_ACC_NODES: usize = 4000;
+
 /// libpcap's accumulator where a test exits.
 #[derive(Clone, Debug)]
 pub(super) enum Acc {
@@ -21,26 +26,88 @@ pub(super) enum Acc {
     Val(Val),
     /// The first if the test (evaluated before on every path here) holds, else the second.
     Ite(Pred, Box<Acc>, Box<Acc>),
+    /// Past [`MAX_ACC_NODES`].
+    Unknown,
+}
+
+/// The nodes of `pred`, counted up to `limit` (then `limit`).
+fn pred_nodes(pred: &Pred, limit: usize) -> usize {
+    fn val(value: &Val, count: &mut usize, limit: usize) {
+        *count += 1;
+        if *count >= limit {
+            return;
+        }
+        match value {
+            Val::Const(_) | Val::Len | Val::Protochain { .. } => {}
+            Val::Load { index, .. } | Val::Neg(index) => val(index, count, limit),
+            Val::Alu(_, left, right) => {
+                val(left, count, limit);
+                val(right, count, limit);
+            }
+        }
+    }
+    fn walk(pred: &Pred, count: &mut usize, limit: usize) {
+        *count += 1;
+        if *count >= limit {
+            return;
+        }
+        match pred {
+            Pred::Const(_) => {}
+            Pred::Not(inner) => walk(inner, count, limit),
+            Pred::And(items) | Pred::Or(items) => items.iter().for_each(|item| walk(item, count, limit)),
+            Pred::Test { left, right, .. } => {
+                val(left, count, limit);
+                val(right, count, limit);
+            }
+        }
+    }
+    let mut count = 0;
+    walk(pred, &mut count, limit);
+    count.min(limit)
 }
 
 impl Acc {
+    /// The nodes it holds, counted up to [`MAX_ACC_NODES`].
+    fn nodes(&self) -> usize {
+        match self {
+            Acc::Val(value) => pred_nodes(&Pred::test(value.clone(), TestOp::Eq, 0), MAX_ACC_NODES),
+            Acc::Ite(test, yes, no) => (pred_nodes(test, MAX_ACC_NODES) + yes.nodes() + no.nodes()).min(MAX_ACC_NODES),
+            Acc::Unknown => MAX_ACC_NODES,
+        }
+    }
+
+    /// `if test { yes } else { no }`, or [`Acc::Unknown`] past the bound.
+    fn ite(test: &Pred, yes: Acc, no: Acc) -> Acc {
+        if matches!(yes, Acc::Unknown) || matches!(no, Acc::Unknown) {
+            return Acc::Unknown;
+        }
+        let bound = MAX_ACC_NODES.saturating_sub(yes.nodes() + no.nodes());
+        if pred_nodes(test, MAX_ACC_NODES) >= bound {
+            return Acc::Unknown;
+        }
+        Acc::Ite(test.clone(), Box::new(yes), Box::new(no))
+    }
+
     /// `A OP k` on every way.
     pub(super) fn map(&self, op: Alu, k: u32) -> Acc {
         match self {
             Acc::Val(value) => Acc::Val(Val::Alu(op, Box::new(value.clone()), Box::new(Val::Const(k)))),
             Acc::Ite(test, yes, no) => Acc::Ite(test.clone(), Box::new(yes.map(op, k)), Box::new(no.map(op, k))),
+            Acc::Unknown => Acc::Unknown,
         }
     }
 
-    /// The test `A != 0` (`gen_byteop`: the `jeq #0` after `and`/`or`, negated).
-    pub(super) fn nonzero(&self) -> Pred {
-        match self {
+    /// The test `A != 0` (`gen_byteop`: the `jeq #0` after `and`/`or`, negated); `None`
+    /// for [`Acc::Unknown`].
+    pub(super) fn nonzero(&self) -> Option<Pred> {
+        Some(match self {
             Acc::Val(value) => Pred::negation(Pred::test(value.clone(), TestOp::Eq, 0)),
             Acc::Ite(test, yes, no) => Pred::Or(vec![
-                Pred::And(vec![test.clone(), yes.nonzero()]),
-                Pred::And(vec![Pred::negation(test.clone()), no.nonzero()]),
+                Pred::And(vec![test.clone(), yes.nonzero()?]),
+                Pred::And(vec![Pred::negation(test.clone()), no.nonzero()?]),
             ]),
-        }
+            Acc::Unknown => return None,
+        })
     }
 
     /// The accumulator when `pred` exits true (`yes`) or false.
@@ -59,9 +126,9 @@ impl Acc {
                     return Acc::of(last, yes);
                 }
                 first.iter().rev().fold(Acc::of(last, yes), |later, item| {
-                    let here = Box::new(Acc::of(item, yes));
-                    let (holds, fails) = if yes { (here, Box::new(later)) } else { (Box::new(later), here) };
-                    Acc::Ite(item.clone(), holds, fails)
+                    let here = Acc::of(item, yes);
+                    let (holds, fails) = if yes { (here, later) } else { (later, here) };
+                    Acc::ite(item, holds, fails)
                 })
             }
         }
@@ -108,11 +175,7 @@ impl Exits {
     pub(super) fn combined(self, op: BoolOp, left: &Pred, after: Exits, track: bool) -> Exits {
         let join = |holds: Flow, fails: Flow, geneve: bool| Flow {
             geneve,
-            acc: if track {
-                Acc::Ite(left.clone(), Box::new(holds.acc), Box::new(fails.acc))
-            } else {
-                Acc::Val(Val::Const(0))
-            },
+            acc: if track { Acc::ite(left, holds.acc, fails.acc) } else { Acc::Val(Val::Const(0)) },
         };
         match op {
             BoolOp::And => {
