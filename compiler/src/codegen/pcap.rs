@@ -134,8 +134,21 @@ pub fn emit(b: &mut ProgramBuilder, filter: &PcapFilter, bit: PcapBit, context: 
     let mut held_in: HashMap<usize, Registers> = HashMap::new();
     let (enters, hosts) = shared_walks(&graph, &order, b);
     let mut entered: Vec<Label> = Vec::new();
+    let mut ways_in = vec![0usize; graph.nodes.len()];
+    for &index in &order {
+        let test = graph.test(index);
+        ways_in[test.yes] += 1;
+        if test.no != test.yes {
+            ways_in[test.no] += 1;
+        }
+    }
+    // Second words of 8-byte compares emitted with their first word's test.
+    let mut fused_away: Vec<usize> = Vec::new();
     let mut atom = Atom { b, reject, checked: 0, held: Default::default(), pointers: 0 };
     for (position, &index) in order.iter().enumerate() {
+        if fused_away.contains(&index) {
+            continue;
+        }
         let test = graph.test(index);
         atom.b.bind(labels[&index]);
         atom.checked = checked_in.get(&index).copied().unwrap_or(0);
@@ -144,7 +157,43 @@ pub fn emit(b: &mut ProgramBuilder, filter: &PcapFilter, bit: PcapBit, context: 
         if own > atom.checked {
             atom.check(certain[index].max(own));
         }
-        let next = order.get(position + 1).copied().unwrap_or(graph::TRUE);
+        let next = order[position + 1..].iter().copied().find(|at| !fused_away.contains(at)).unwrap_or(graph::TRUE);
+        if let Some((second, at, constant)) = wide_pair(&graph, index, &ways_in, atom.checked) {
+            // Two 4-byte words compared with constants, one after the other: one 8-byte
+            // load and one comparison (the second test reads nothing the checks have not
+            // proven, so no reject is lost).
+            let last = graph.test(second);
+            atom.emit(Insn::load(Size::DW, REGS[0], Reg::R7, at));
+            let wide = Held::Wide(constant);
+            let src = match (Operand::imm64(constant), atom.holding(&wide, REGS[0])) {
+                (Some(imm), _) => imm,
+                (None, Some(reg)) => Operand::Reg(reg),
+                (None, None) => {
+                    match u32::try_from(constant) {
+                        Ok(small) => atom.emit(Insn::alu32(AluOp::Mov, REGS[1], Operand::imm_u32(small))),
+                        Err(_) => atom.emit(Insn::LoadImm64 { dst: REGS[1], imm: constant }),
+                    }
+                    atom.remember(REGS[1], wide);
+                    Operand::Reg(REGS[1])
+                }
+            };
+            if next == test.no {
+                atom.emit(Insn::jump64(JmpOp::Eq, REGS[0], src, target(last.yes)));
+            } else {
+                atom.emit(Insn::jump64(JmpOp::Ne, REGS[0], src, target(test.no)));
+                atom.emit(Insn::Ja { target: target(last.yes) });
+            }
+            fused_away.push(second);
+            for to in [last.yes, test.no] {
+                let known = checked_in.entry(to).or_insert(atom.checked);
+                *known = (*known).min(atom.checked);
+                if to > graph::FALSE {
+                    let held = held_in.entry(to).or_insert_with(|| atom.held.clone());
+                    *held = meet(held, &atom.held);
+                }
+            }
+            continue;
+        }
         // A walk whose value a register already holds is not walked again.
         let held = atom.held.contains(&Some(Held::Value(test.left.clone())));
         match (&test.left, enters.get(&index), hosts.get(&index)) {
@@ -189,6 +238,33 @@ pub fn emit(b: &mut ProgramBuilder, filter: &PcapFilter, bit: PcapBit, context: 
     }
     atom.b.bind(reject);
     atom.emit(Insn::load(Size::W, Reg::R7, context.reg, context.data));
+}
+
+/// Whether the test at `index` compares a 4-byte word at a fixed offset with a constant
+/// and its `yes` is the only way into a test of the next word against a constant with the
+/// same `no`, both within the `checked` bytes: then the second test, the offset and the
+/// 8 bytes as one little-endian load sees them.
+fn wide_pair(graph: &Graph, index: usize, ways_in: &[usize], checked: u64) -> Option<(usize, i16, u64)> {
+    let word = |test: &Test| match (&test.left, test.op, &test.right) {
+        (Val::Load { size: 4, index, offset }, TestOp::Eq, Val::Const(k)) => match **index {
+            Val::Const(base) => Some((u64::from(base) + u64::from(*offset), *k)),
+            _ => None,
+        },
+        _ => None,
+    };
+    let first = graph.test(index);
+    if first.yes <= graph::FALSE || first.yes == first.no || ways_in[first.yes] != 1 {
+        return None;
+    }
+    let second = graph.test(first.yes);
+    let ((at, high), (next_at, low)) = (word(first)?, word(second)?);
+    if next_at != at + 4 || second.no != first.no || second.yes == second.no || at + 8 > checked.min(0x7fff) {
+        return None;
+    }
+    let mut bytes = [0u8; 8];
+    bytes[..4].copy_from_slice(&high.to_be_bytes());
+    bytes[4..].copy_from_slice(&low.to_be_bytes());
+    Some((first.yes, at as i16, u64::from_le_bytes(bytes)))
 }
 
 /// The `protochain` tests whose walk steps are shared: an IPv4 and an IPv6 test of the
@@ -246,6 +322,8 @@ enum Held {
     Base { index: Val, shift: u64, reach: u64, origin: Option<usize> },
     /// The packet start plus this many bytes (what the last bounds check compared).
     Ahead(u64),
+    /// A 64-bit constant (an 8-byte compare's, kept for the next such compare).
+    Wide(u64),
 }
 
 /// What each value register holds on every path to a point.
