@@ -151,7 +151,12 @@ pub fn run(args: &CompileArgs) -> ExitCode {
             );
         }
     }
-    report.finish()
+    let code = report.finish();
+    // The process ends right after this: freeing a 10k-rule compile's structures one
+    // allocation at a time costs ~44 M instructions (ipc 10k, callgrind) for nothing.
+    std::mem::forget(compiled);
+    std::mem::forget(sources);
+    code
 }
 
 /// The listing with each rule's comment (`; rule 3 `ssh`: drop`) followed by where the
