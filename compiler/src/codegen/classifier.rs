@@ -167,7 +167,8 @@ pub fn plan(filter: &Filter, layout: &Layout) -> Option<Classifier> {
     if filter.rules.len() < MIN_RULES || filter.rules.len() >= MAX_RULES {
         return None;
     }
-    let cores = std::thread::available_parallelism().map_or(1, |cores| cores.get());
+    // At most 8 runs, as the parser's (`syntax::parse_chunks`): ~10 ms of work at 10k rules.
+    let cores = std::thread::available_parallelism().map_or(1, |cores| cores.get()).min(8);
     let needs_of = |rules: &[crate::ir::FilterRule]| -> Vec<Needs> {
         rules.iter().map(|rule| rule_needs(filter, layout, rule.condition)).collect()
     };

@@ -9,7 +9,10 @@
 //!                                           if cond { w6 = a << 8 | v; goto end }
 //!                 end: r6 passes through an unaligned stack word (the verifier forgets
 //!                 its value, so the next diagram is verified once, not per match)
-//!                 after the last: r7 = w6 & 255 (the verdict); w6 >>= 8 (the rule)
+//!                 the largest diagram last: r8 = the earlier diagrams' best, w6 starts
+//!                 again from the default, and its leaves jump straight to the tail
+//!                 tail: w6 = min(w6, r8) without a jump; r7 = w6 & 255 (the verdict);
+//!                 w6 >>= 8 (the rule)
 //! ```
 //!
 //! Nodes are laid out parents first (every jump goes forward). Jumps that would cross
