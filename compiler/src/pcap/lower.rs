@@ -495,7 +495,7 @@ impl Lowerer<'_> {
             TermKind::Relation { left, op, right } => {
                 let pred = self.relation(left, *op, right);
                 self.check_geneve_read(variable, entry.geneve, &pred, term.span);
-                let exits = entry.through(&pred, self.track);
+                let exits = entry.through(&flow::relation_accumulator(&pred), self.track);
                 (pred, None, exits)
             }
             TermKind::Primitive(Primitive { form: Form::Byte(index, op @ ('&' | '|'), value), .. }) => {

@@ -134,6 +134,12 @@ fn verdicts_on_a_syn_and_a_runt() {
         ("(ip6 or ip and not arp) and byte 0 & 0x806", (true, false)),
         ("(ip6 or ip and not arp) and byte 0 & 6", (false, false)),
         ("(ip6 or ip and not arp) and byte 0 & 0x800", (true, false)),
+        // A relation's `=` and `!=` are `sub x; jeq #0`: they leave `left - right`; `>`
+        // leaves its left value.
+        ("ip[0] = 0x45 and byte 0 & 1", (false, false)),
+        ("ip[0] != 0x44 and byte 0 & 1", (true, false)),
+        ("ip[0] > 0x44 and byte 0 & 1", (true, false)),
+        ("len != 10 and byte 0 & 2", (false, false)),
         ("len >= 54 and ip[9] = 6", (true, false)),
         // `<`, `<=`, `!=` negate the comparison only, not the protocol checks.
         ("sctp[0:2] <= 255", (false, false)),

@@ -5,7 +5,9 @@
 //! whatever value the previous test left, not a load of byte N).
 //!
 //! In libpcap's unoptimized program `A` starts at 0, a comparison leaves its left value
-//! in `A` (masked as tested, unmasked for `jset`), `not` changes nothing, a matched
+//! in `A` (masked as tested, unmasked for `jset`) — except an arithmetic relation's `=` or
+//! `!=`, which `gen_relation` compiles as `sub x; jeq #0` and so leaves `left - right`
+//! ([`relation_accumulator`]) — `not` changes nothing, a matched
 //! `geneve` leaves 0 and a constant test leaves 0 (true) or 1 (false). pfc's test tree
 //! is built in libpcap's order, so `A` when a test exits is the left value of the last
 //! comparison evaluated: an [`Acc`], chosen by re-evaluating tests that were evaluated
@@ -202,4 +204,27 @@ pub(super) fn tests_accumulator(expr: &Expr) -> bool {
             TermKind::Primitive(primitive) => matches!(primitive.form, Form::Byte(_, '&' | '|', _)),
             TermKind::Relation { .. } => false,
         })
+}
+
+/// A relation's test as libpcap leaves the accumulator: its `=` and `!=` comparison (the
+/// last item; `!=` is its negation) is `left - right == 0` (`gen_relation`: `sub x;
+/// jeq #0`), its other comparisons and the protocol checks before it as they are. Only
+/// for [`Flow::through`]: the test itself is emitted as written.
+pub(super) fn relation_accumulator(pred: &Pred) -> Pred {
+    match pred {
+        Pred::Test { left, op: TestOp::Eq, right } => Pred::Test {
+            left: Val::Alu(Alu::Sub, Box::new(left.clone()), Box::new(right.clone())),
+            op: TestOp::Eq,
+            right: Val::Const(0),
+        },
+        Pred::Not(inner) => Pred::Not(Box::new(relation_accumulator(inner))),
+        Pred::And(items) => {
+            let mut items = items.clone();
+            if let Some(last) = items.last_mut() {
+                *last = relation_accumulator(last);
+            }
+            Pred::And(items)
+        }
+        other => other.clone(),
+    }
 }
