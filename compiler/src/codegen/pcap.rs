@@ -157,8 +157,17 @@ pub fn emit(b: &mut ProgramBuilder, filter: &PcapFilter, bit: PcapBit, context: 
         if own > atom.checked {
             atom.check(certain[index].max(own));
         }
-        let next = order[position + 1..].iter().copied().find(|at| !fused_away.contains(at)).unwrap_or(graph::TRUE);
+        let next_past = |skip: usize| {
+            order[position + 1..]
+                .iter()
+                .copied()
+                .find(|at| *at != skip && !fused_away.contains(at))
+                .unwrap_or(graph::TRUE)
+        };
+        let next = next_past(index);
         if let Some((second, at, constant)) = wide_pair(&graph, index, &ways_in, atom.checked) {
+            // What is laid out after the pair (its second test is emitted here).
+            let next = next_past(second);
             // Two 4-byte words compared with constants, one after the other: one 8-byte
             // load and one comparison (the second test reads nothing the checks have not
             // proven, so no reject is lost).
@@ -179,6 +188,8 @@ pub fn emit(b: &mut ProgramBuilder, filter: &PcapFilter, bit: PcapBit, context: 
             };
             if next == test.no {
                 atom.emit(Insn::jump64(JmpOp::Eq, REGS[0], src, target(last.yes)));
+            } else if next == last.yes {
+                atom.emit(Insn::jump64(JmpOp::Ne, REGS[0], src, target(test.no)));
             } else {
                 atom.emit(Insn::jump64(JmpOp::Ne, REGS[0], src, target(test.no)));
                 atom.emit(Insn::Ja { target: target(last.yes) });
