@@ -20,6 +20,14 @@ use crate::Format;
 /// gigabytes; past this many, the rest are only counted.
 const MAX_RENDERED_PER_FILE: usize = 100;
 
+/// The longest label, in bytes, rendered for people: a label on a 10 MB token would
+/// underline it with 10 MB of carets (and show the line up to its end).
+const LONG_LABEL: usize = 256;
+
+/// The longest quoted text (between backticks) in a message rendered for people; a
+/// longer one, such as a 10 MB word echoed by "found `…`", is cut (JSON keeps it whole).
+const LONG_QUOTE: usize = 200;
+
 /// The `schema` of `--format json` diagnostics: bumped whenever their shape changes
 /// (docs/cli.md describes each version).
 pub const DIAGNOSTICS_SCHEMA: &str = "pfc.diagnostics/2";
@@ -97,11 +105,9 @@ impl Report {
         let mut marks = vec![Vec::new(); map.files().len()];
         if self.format == Format::Human {
             for label in sorted.iter().take(MAX_RENDERED_PER_FILE).flat_map(|diagnostic| &diagnostic.labels) {
-                for offset in [label.span.start, label.span.end] {
-                    let (file, local) = map.locate(offset);
-                    if let Some(marks) = marks.get_mut(file) {
-                        marks.push(local);
-                    }
+                let (file, start, end) = shown_label(map, label.span);
+                if let Some(marks) = marks.get_mut(file) {
+                    marks.extend([start, end]);
                 }
             }
         }
@@ -177,20 +183,19 @@ impl Located<'_> {
             .labels
             .iter()
             .map(|label| {
-                let (file, start) = self.map.locate(label.span.start);
-                let end = start + label.span.range().len();
+                let (file, start, end) = shown_label(self.map, label.span);
                 let source = &self.escaped[file];
                 let text_len = source.text.len();
                 let range = clamp(source.offset(start)..source.offset(end), text_len);
                 let rendered = if label.primary { Label::primary(file, range) } else { Label::secondary(file, range) };
-                rendered.with_message(escape(&label.message).into_owned())
+                rendered.with_message(shorten_quotes(&escape(&label.message)))
             })
             .collect();
         let rendered = Rendered::new(severity)
             .with_code(diagnostic.code.0)
-            .with_message(escape(&diagnostic.message).into_owned())
+            .with_message(shorten_quotes(&escape(&diagnostic.message)))
             .with_labels(labels)
-            .with_notes(diagnostic.notes.iter().map(|note| escape(note).into_owned()).collect());
+            .with_notes(diagnostic.notes.iter().map(|note| shorten_quotes(&escape(note))).collect());
         let config = term::Config::default();
         let mut buffer = if *COLOR.get().unwrap_or(&false) { Buffer::ansi() } else { Buffer::no_color() };
         match term::emit_to_write_style(&mut buffer, &config, self.escaped_files, &rendered) {
@@ -233,6 +238,42 @@ impl Located<'_> {
             "labels": labels, "notes": diagnostic.notes,
         })
     }
+}
+
+/// The file of a label and the part of it shown to people (offsets in the file): at
+/// most [`LONG_LABEL`] bytes from its start, ending on a character boundary.
+fn shown_label(map: &SourceMap, span: pfc_compiler::diagnostic::Span) -> (usize, usize, usize) {
+    let (file, start) = map.locate(span.start);
+    let mut end = start + span.range().len().min(LONG_LABEL);
+    if let Some(source) = map.files().get(file) {
+        end = end.min(source.text.len());
+        while !source.text.is_char_boundary(end) {
+            end -= 1;
+        }
+    }
+    (file, start, end.max(start))
+}
+
+/// `text` with every backtick-quoted part longer than [`LONG_QUOTE`] bytes cut to its
+/// start and the number of bytes left out.
+fn shorten_quotes(text: &str) -> String {
+    let mut out = String::with_capacity(text.len().min(4096));
+    for (index, part) in text.split('`').enumerate() {
+        if index > 0 {
+            out.push('`');
+        }
+        if index % 2 == 1 && part.len() > LONG_QUOTE {
+            let mut cut = LONG_QUOTE - 40;
+            while !part.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            out.push_str(&part[..cut]);
+            out.push_str(&format!("… ({} more bytes)", part.len() - cut));
+        } else {
+            out.push_str(part);
+        }
+    }
+    out
 }
 
 fn clamp(range: std::ops::Range<usize>, len: usize) -> std::ops::Range<usize> {

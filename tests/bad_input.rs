@@ -185,3 +185,28 @@ fn hundred_thousand_rules_are_accepted() {
     let elapsed = accepts("hundred_thousand_rules", text.as_bytes());
     eprintln!("100,000 rules ({} bytes): {elapsed:?}", text.len());
 }
+
+/// A word of megabytes is quoted in messages and underlined only in part: the report
+/// stays small (it once echoed a 10 MB word four times, 40 MB of stderr).
+#[test]
+fn huge_words_are_echoed_cut() {
+    #[rustfmt::skip]
+    let cases: &[(&str, Vec<u8>, &str)] = &[
+        ("huge_statement_word", repeated("", "x", 10_000_000, " y\n"),                               "E0001"),
+        ("huge_found_value",    repeated("default pass\nrule a: drop if tcp.dport == ", "é", 5_000_000, "\n"), "E0001"),
+        ("huge_unknown_field",  repeated("default pass\nrule a: drop if tcp.", "d", 10_000_000, " == 1\n"), "E0003"),
+    ];
+    for (test, bytes, expected) in cases {
+        let run = check_bytes(test, bytes);
+        run.assert_no_crash(test);
+        assert_eq!(run.code, 1, "{test}: exit code; stderr:\n{}", truncated(&run.stderr));
+        assert!(run.stderr.contains(expected), "{test}: expected `{expected}` in:\n{}", truncated(&run.stderr));
+        assert!(run.stderr.contains("more bytes"), "{test}: no cut in:\n{}", truncated(&run.stderr));
+        assert!(
+            run.stderr.len() < 16 * 1024,
+            "{test}: {} bytes of stderr:\n{}",
+            run.stderr.len(),
+            truncated(&run.stderr)
+        );
+    }
+}
