@@ -28,7 +28,7 @@ pub fn read(path: &Path) -> Result<SourceFile, String> {
     let name = input::display_name(path);
     let bytes = input::read_limited(path, "rule file", input::MAX_RULE_FILE)?;
     match String::from_utf8(bytes) {
-        Ok(text) => Ok(SourceFile { name, text, problem: None }),
+        Ok(text) => Ok(SourceFile { name, text: without_bom(text), problem: None }),
         Err(error) => {
             let position = error.utf8_error().valid_up_to();
             let text = String::from_utf8_lossy(error.as_bytes()).into_owned();
@@ -90,6 +90,15 @@ fn identity(path: &Path) -> String {
     std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()).display().to_string()
 }
 
+/// `text` without a UTF-8 byte-order mark at its start (Windows editors write one): it
+/// is not part of the first statement or element, and columns count from after it.
+fn without_bom(mut text: String) -> String {
+    if text.starts_with('\u{feff}') {
+        text.drain(..'\u{feff}'.len_utf8());
+    }
+    text
+}
+
 /// Why a set file is refused as binary: `NAME:LINE:COLUMN: is not a text file (…)`.
 fn not_text(name: &str, bytes: &[u8], at: usize, what: &str) -> String {
     let (line, column) = line_and_column(bytes, at);
@@ -129,7 +138,7 @@ impl IncludeLoader for FileLoader {
             return Err(not_text(&name, &bytes, at, "a NUL byte"));
         }
         match String::from_utf8(bytes) {
-            Ok(text) => Ok(LoadedFile { name, identity: identity(&path), text }),
+            Ok(text) => Ok(LoadedFile { name, identity: identity(&path), text: without_bom(text) }),
             Err(error) => {
                 let at = error.utf8_error().valid_up_to();
                 let bytes = error.into_bytes();

@@ -137,6 +137,7 @@ fn unusual_but_valid_layout_is_accepted() {
         ("form_feed",       rules.replace("\n#", "\n\u{0C}#")),
         ("utf8_comments",   rules.replace("# comment", "# Größe, 日本語, ✓")),
         ("blank_lines",     rules.replace('\n', "\n\n\n")),
+        ("byte_order_mark", format!("\u{feff}{rules}")),
         ("continued_lines", "default pass\nrule ssh: drop if\n  tcp.dport == 22\n  and ip.src in {\n    10.0.0.0/8,\n  }\n".to_string()),
     ];
     for (test, text) in cases {

@@ -202,3 +202,16 @@ fn a_file_of_bad_lines_stops_after_a_hundred() {
     );
     assert!(!run.stderr.contains("list.txt:101:"), "{}", run.stderr);
 }
+
+/// A byte-order mark at the start of a set file (Windows editors and exports write one)
+/// is skipped: the first line is an element, and columns count from after the mark.
+#[test]
+fn a_byte_order_mark_is_skipped() {
+    check_set_file("set_file_bom_error", "ip", "\u{feff}10.0.0.0/33\n".as_bytes(), &["E0005", "list.txt:1:10"]);
+    let dir = scratch_dir("set_file_bom");
+    std::fs::write(dir.join("list.txt"), "\u{feff}10.0.0.0/8\n192.0.2.1\n").expect("write set file");
+    std::fs::write(dir.join("r.pf"), "default pass\nset s: ip = file \"list.txt\"\nrule r: drop if ip.src in s\n")
+        .expect("write rules");
+    let run = pfc_bounded(&dir, &["check", "r.pf"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+}
