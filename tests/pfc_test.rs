@@ -128,6 +128,8 @@ fn bad_case_files_name_the_line() {
     bad("repeat_zero", "[[case]]\nname = \"x\"\npacket = \"tcp\"\nrepeat = 0\nexpect = \"pass\"\n", &["r.test.toml:4:", "`repeat` must be between 1 and"]);
     bad("interval_alone", "[[case]]\nname = \"x\"\npacket = \"tcp\"\ninterval = \"1s\"\nexpect = \"pass\"\n", &["r.test.toml:4:", "`interval` needs `repeat`"]);
     bad("repeat_count_mismatch", "[[case]]\nname = \"x\"\npacket = \"tcp\"\nrepeat = 3\nexpect = [\"2*pass\"]\n", &["r.test.toml:5:", "one per repeated packet"]);
+    bad("expect_of_wrong_type", "[[case]]\nname = \"x\"\npacket = \"tcp\"\nexpect = 1\n", &["r.test.toml:4:10:", "expected a string or a list of strings"]);
+    bad("log_of_wrong_type", "[[case]]\nname = \"x\"\npacket = \"tcp\"\nexpect = \"pass\"\nlog = \"yes\"\n", &["r.test.toml:5:7:", "expected true, false or a list"]);
     bad("missing_case_file", "", &[]);
 }
 

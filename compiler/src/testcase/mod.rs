@@ -270,7 +270,7 @@ impl CaseError {
 
 /// A string or a list of strings.
 #[derive(Deserialize)]
-#[serde(untagged)]
+#[serde(untagged, expecting = "expected a string or a list of strings, such as \"drop\" or [\"2*pass\", \"drop\"]")]
 enum OneOrMany {
     One(String),
     Many(Vec<String>),
@@ -301,7 +301,7 @@ struct RawCase {
 
 /// `log = true | false`, or per packet `log = ["100*true", "false", …]`.
 #[derive(Deserialize)]
-#[serde(untagged)]
+#[serde(untagged, expecting = "expected true, false or a list of strings, such as [\"2*true\", \"false\"]")]
 enum LogField {
     One(bool),
     Many(Vec<String>),
