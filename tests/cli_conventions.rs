@@ -190,6 +190,33 @@ fn dash_output_is_standard_output() {
     assert_eq!(&stdout[..4], b"\x7fELF");
 }
 
+/// The object never overwrites a file the compile reads: `-o rules.pf` (a slip of the
+/// fingers), a rule file named `x.o` (its default output is itself), an include, or a
+/// hard link to the rule file. Each is a usage error and the file is left as it was.
+#[test]
+fn the_object_never_overwrites_its_sources() {
+    let dir = setup("overwrite_sources");
+    std::fs::write(dir.join("x.o"), RULES).expect("write x.o");
+    std::fs::write(dir.join("top.pf"), "include \"web.pf\"\n").expect("write top.pf");
+    std::fs::hard_link(dir.join("web.pf"), dir.join("link.o")).expect("hard link");
+    #[rustfmt::skip]
+    let cases: &[(&[&str], &str)] = &[
+        (&["compile", "web.pf", "-o", "web.pf"],   "`web.pf`"),
+        (&["compile", "x.o"],                      "`x.o`"),
+        (&["compile", "top.pf", "-o", "./web.pf"], "`web.pf`"),
+        (&["compile", "web.pf", "-o", "link.o"],   "`web.pf`"),
+    ];
+    for (args, named) in cases {
+        let run = pfc_in(&dir, args);
+        run.assert_no_crash(&format!("{args:?}"));
+        assert_eq!(run.code, 2, "pfc {args:?}: {}", run.stderr);
+        assert!(run.stderr.contains("would overwrite") && run.stderr.contains(named), "pfc {args:?}: {}", run.stderr);
+    }
+    for name in ["web.pf", "x.o", "link.o"] {
+        assert_eq!(std::fs::read_to_string(dir.join(name)).expect("read"), RULES, "{name} was changed");
+    }
+}
+
 /// Runs `pfc ARGS` in `dir` with standard error on a pseudo-terminal; what it printed there.
 fn stderr_on_a_terminal(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
     let (mut master, mut slave) = (0, 0);

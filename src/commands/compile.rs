@@ -136,6 +136,12 @@ pub fn run(args: &CompileArgs) -> ExitCode {
     }
     let target = args.output.clone().or(default_output);
     if let (Some(target), true) = (target, args.emit.is_none() || args.output.is_some()) {
+        if let Some(source) = source_at(&target, &sources.parsed.map) {
+            return report::usage_error(
+                "compile",
+                &format!("the object would overwrite `{source}`, which this compile reads; write it elsewhere with -o"),
+            );
+        }
         if let Err(error) = write(&target, &compiled.object) {
             report.io_error(&error);
             return report.finish();
@@ -181,6 +187,23 @@ fn with_rule_locations(listing: &str, compiled: &Compiled, map: &SourceMap) -> S
         out.push('\n');
     }
     out
+}
+
+/// The name of the source file (rule file, include or set file) that `target` is, if
+/// it is one of them (the same file, by device and inode, whatever the path).
+fn source_at(target: &Path, map: &SourceMap) -> Option<String> {
+    use std::os::unix::fs::MetadataExt as _;
+    if input::is_stdio(target) {
+        return None;
+    }
+    let written = std::fs::metadata(target).ok()?;
+    map.files()
+        .iter()
+        .map(|file| file.name.as_str())
+        .find(|name| {
+            std::fs::metadata(name).is_ok_and(|read| (read.dev(), read.ino()) == (written.dev(), written.ino()))
+        })
+        .map(str::to_string)
 }
 
 /// Writes the object to `target`, or to standard output for `-`.
