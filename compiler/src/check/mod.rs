@@ -371,7 +371,17 @@ impl Checker {
         let mut seen: FastMap<&str, Span> = FastMap::default();
         for statement in &file.statements {
             let Statement::Rule { name, verdict, log, condition, span } = statement else { continue };
-            if let Some(first) = seen.get(name.text.as_str()) {
+            if name.text == "default" {
+                self.diagnostics.push(
+                    Diagnostic::error(
+                        DUPLICATE_NAME,
+                        "a rule cannot be named `default`",
+                        name.span,
+                        "the name of the default verdict",
+                    )
+                    .with_note("case files (`rule = \"default\"`), `pfc test`, `pfc explain` and `pfc stats` call the default verdict `default`; rename the rule"),
+                );
+            } else if let Some(first) = seen.get(name.text.as_str()) {
                 self.diagnostics.push(
                     Diagnostic::error(
                         DUPLICATE_NAME,
