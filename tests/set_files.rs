@@ -208,6 +208,14 @@ fn a_file_of_bad_lines_stops_after_a_hundred() {
 #[test]
 fn a_byte_order_mark_is_skipped() {
     check_set_file("set_file_bom_error", "ip", "\u{feff}10.0.0.0/33\n".as_bytes(), &["E0005", "list.txt:1:10"]);
+    // Not a byte-order mark, but as invisible a trap: a part with a leading zero, which
+    // inet_aton reads as octal.
+    check_set_file(
+        "set_file_leading_zero",
+        "ip",
+        b"10.0.0.1\n10.0.0.010\n",
+        &["E0005", "list.txt:2:1", "`010` has a leading zero"],
+    );
     let dir = scratch_dir("set_file_bom");
     std::fs::write(dir.join("list.txt"), "\u{feff}10.0.0.0/8\n192.0.2.1\n").expect("write set file");
     std::fs::write(dir.join("r.pf"), "default pass\nset s: ip = file \"list.txt\"\nrule r: drop if ip.src in s\n")

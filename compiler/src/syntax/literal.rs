@@ -22,6 +22,19 @@ pub fn number(text: &str, span: Span) -> Result<LiteralKind, Diagnostic> {
 pub fn ipv4(text: &str, span: Span) -> Result<LiteralKind, Diagnostic> {
     let mut value: u32 = 0;
     for part in text.split('.') {
+        if part.len() > 1 && part.starts_with('0') {
+            let decimal = part.trim_start_matches('0');
+            let decimal = if decimal.is_empty() { "0" } else { decimal };
+            return Err(Diagnostic::error(
+                BAD_LITERAL,
+                format!("`{text}` is not an IPv4 address"),
+                span,
+                format!("`{part}` has a leading zero"),
+            )
+            .with_note(format!(
+                "inet_aton (so ping and many other tools) reads a part with a leading zero as octal, so whether `{part}` means {decimal} is unclear; write `{decimal}`"
+            )));
+        }
         match part.parse::<u32>() {
             Ok(octet) if octet <= 255 && part.len() <= 3 => value = (value << 8) | octet,
             _ => {
