@@ -132,6 +132,14 @@ fn constants_and_sets_are_inlined() {
     check("set office: ipv4 = { 10.0.0.0/8 }\nip.dst not in office", "or(ipv4.dst not in {10.0.0.0..10.255.255.255}, ipv6.dst not in {})");
     check("set routers: mac = { 02:00:5e:00:00:01 }\neth.src in routers", "eth.src in {02:00:5e:00:00:01}");
     check("set weird: proto = { gre, esp, 132 }\nip.proto in weird", "or(ipv4.proto in {47, 50, 132}, ipv6.proto in {47, 50, 132})");
+    // An `ip` set tested by a field of one family: its elements of that family (as a
+    // dynamic `ip` set is); other sets and inline sets of the wrong kind stay E0008.
+    check("set office: ip = { 10.0.0.0/8, 2001:db8::/48 }\nipv4.src in office", "ipv4.src in {10.0.0.0..10.255.255.255}");
+    check("set office: ip = { 10.0.0.0/8, 2001:db8::/48 }\narp.tip not in office", "arp.tip not in {10.0.0.0..10.255.255.255}");
+    check("set v6: ip = { 2001:db8::/48 }\nipv4.src in v6", "false");
+    refused("set office: ipv4 = { 10.0.0.0/8 }\nipv6.src in office", "E0008");
+    refused("set office: ip = { 10.0.0.0/8 }\ntcp.dport in office", "E0008");
+    refused("ipv4.src in { 10.0.0.0/8, 2001:db8::/48 }", "E0008");
 }
 
 #[test]

@@ -300,7 +300,22 @@ impl Checker {
             let op = if negated { TestOp::NotIn(id) } else { TestOp::In(id) };
             alternatives.push(Cond::Test(Test { field: *field, mask, op }));
         }
-        if let Some(index) = used.iter().position(|used| !used) {
+        // A declared set whose type holds several kinds (`ip`: both address families) may
+        // be tested by a field of one of them; its elements of the others do not apply
+        // there, as with `ip.src` (and as with a dynamic set).
+        let declared_kinds = match set {
+            SetRef::Literal(crate::syntax::ast::Literal { kind: LiteralKind::Name(name), .. }) => {
+                self.set_named(name).map(|declared| declared.kinds)
+            }
+            _ => None,
+        };
+        let fits_declared = |element: &Element| {
+            declared_kinds.is_some_and(|kinds| {
+                kinds.iter().any(|kind| element.low.matches(*kind))
+                    && surface.fields.iter().any(|field| kinds.contains(&field.kind()))
+            })
+        };
+        if let Some(index) = used.iter().zip(&elements).position(|(used, element)| !used && !fits_declared(element)) {
             let element = elements[index];
             let kind = describe_kinds(surface);
             let what = match &set_name {
@@ -353,10 +368,10 @@ fn tests(fields: &[Field], mask: Option<u128>, op: TestOp) -> Cond {
 
 /// `or` of the alternatives, without a one-element `or`.
 fn any(mut alternatives: Vec<Cond>) -> Cond {
-    if alternatives.len() == 1 {
-        alternatives.pop().unwrap_or(Cond::False)
-    } else {
-        Cond::Or(alternatives)
+    match alternatives.len() {
+        0 => Cond::False,
+        1 => alternatives.pop().unwrap_or(Cond::False),
+        _ => Cond::Or(alternatives),
     }
 }
 

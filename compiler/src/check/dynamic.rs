@@ -60,7 +60,8 @@ impl Checker {
         });
         // Rules test a dynamic set through its map (`dynamic_membership`), never through
         // the elements of its declaration: none are kept here.
-        self.sets.insert(name.text.clone(), DeclaredSet { elements: Vec::new(), span, dynamic: Some((id, kinds)) });
+        self.sets
+            .insert(name.text.clone(), DeclaredSet { elements: Vec::new(), span, dynamic: Some((id, kinds)), kinds });
     }
 
     /// The element as its map holds it, or E0026.

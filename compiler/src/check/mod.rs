@@ -98,6 +98,8 @@ struct DeclaredSet {
     span: Span,
     /// A `set … dynamic`: which one, and the value kinds its type holds.
     dynamic: Option<(crate::program::DynamicSetId, &'static [crate::fields::ValueKind])>,
+    /// The value kinds its element type holds (`ip`: IPv4 and IPv6 addresses).
+    kinds: &'static [crate::fields::ValueKind],
 }
 
 /// A declared `const`.
@@ -197,7 +199,7 @@ impl Checker {
         if !self.name_is_free(name) {
             return;
         }
-        let Some((_, named)) = self.element_type(element_type) else { return };
+        let Some((kinds, named)) = self.element_type(element_type) else { return };
         if elements.literals.is_empty() && elements.decoded.is_empty() {
             self.diagnostics.push(
                 Diagnostic::error(EMPTY_SET, format!("set `{}` is empty", name.text), body, "no elements")
@@ -208,7 +210,7 @@ impl Checker {
         }
         let mut resolved = Vec::with_capacity(elements.len());
         self.set_elements_of_type(name, element_type, elements, named, &mut |_, element| resolved.push(element));
-        self.sets.insert(name.text.clone(), DeclaredSet { elements: resolved, span, dynamic: None });
+        self.sets.insert(name.text.clone(), DeclaredSet { elements: resolved, span, dynamic: None, kinds });
     }
 
     /// The value kinds and named values of a set's element type; reports an unknown one.
