@@ -47,6 +47,17 @@ pub fn read(path: &Path) -> Result<SourceFile, String> {
 /// Reads a rule file and every file it includes. `Err` as in [`read`] for the root;
 /// problems with included files are diagnostics in the result (E0021, E0022).
 pub fn read_with_includes(path: &Path) -> Result<Sources, String> {
+    read_with(path, &mut FileLoader)
+}
+
+/// [`read_with_includes`], but the lines of dynamic sets' files are left unparsed (the
+/// files are read, checked as text and hashed as ever): `pfc load` reads them itself
+/// ([`pfc_compiler::sources::Parsed::deferred_set_files`]).
+pub fn read_deferring_dynamic_sets(path: &Path) -> Result<Sources, String> {
+    read_with(path, &mut DeferringLoader)
+}
+
+fn read_with(path: &Path, loader: &mut dyn IncludeLoader) -> Result<Sources, String> {
     let root = read(path)?;
     if let Some(problem) = root.problem.clone() {
         let map = SourceMap::single(root.name.clone(), root.text);
@@ -55,7 +66,7 @@ pub fn read_with_includes(path: &Path) -> Result<Sources, String> {
             readable: false,
         });
     }
-    Ok(Sources::parse(root, path))
+    Ok(Sources::parse_with(root, path, loader))
 }
 
 /// Rule files as parsed with their includes.
@@ -69,9 +80,13 @@ pub struct Sources {
 impl Sources {
     /// Parses a file already read (`path` is where its includes are resolved from).
     pub fn parse(file: SourceFile, path: &Path) -> Sources {
+        Sources::parse_with(file, path, &mut FileLoader)
+    }
+
+    fn parse_with(file: SourceFile, path: &Path, loader: &mut dyn IncludeLoader) -> Sources {
         let identity = identity(path);
         let root = LoadedFile { name: file.name, identity, text: file.text };
-        let parsed = sources::parse_with_includes(root, &mut FileLoader);
+        let parsed = sources::parse_with_includes(root, loader);
         Sources { parsed, readable: true }
     }
 
@@ -145,6 +160,24 @@ impl IncludeLoader for FileLoader {
                 Err(not_text(&name, &bytes, at, &format!("byte 0x{:02x}, not UTF-8", bytes[at])))
             }
         }
+    }
+}
+
+/// [`FileLoader`] that leaves the lines of dynamic sets' files unparsed
+/// ([`IncludeLoader::defers_dynamic_set_lines`]).
+struct DeferringLoader;
+
+impl IncludeLoader for DeferringLoader {
+    fn load(&mut self, including: &LoadedFile, written: &str) -> Result<LoadedFile, String> {
+        FileLoader.load(including, written)
+    }
+
+    fn load_set_file(&mut self, including: &LoadedFile, written: &str) -> Result<LoadedFile, String> {
+        FileLoader.load_set_file(including, written)
+    }
+
+    fn defers_dynamic_set_lines(&self) -> bool {
+        true
     }
 }
 

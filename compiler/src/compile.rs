@@ -137,7 +137,7 @@ pub fn compile_parsed_with(
     };
     let notes = mapped.iter().map(|note| Comment { insn: 0, text: note.text.clone() });
     code.comments.splice(0..0, notes);
-    let mut manifest = manifest(&program, &filter, &parsed.map.concatenated(), options);
+    let mut manifest = manifest(&program, &filter, &parsed.map, options);
     let mut maps = maps(&program, &filter, options);
     let mut contents = set_contents(&filter);
     if let Some(table) = &table {
@@ -468,7 +468,7 @@ fn set_contents(filter: &Filter) -> Vec<u8> {
 }
 
 /// The manifest: what a loaded object is, without its source.
-fn manifest(program: &Program, filter: &Filter, source: &[u8], options: Options) -> Manifest {
+fn manifest(program: &Program, filter: &Filter, source: &sources::SourceMap, options: Options) -> Manifest {
     Manifest {
         pfc_version: env!("CARGO_PKG_VERSION").to_string(),
         hook: program.hook,
@@ -476,7 +476,7 @@ fn manifest(program: &Program, filter: &Filter, source: &[u8], options: Options)
         rules: program.rules.iter().map(|rule| rule.name.clone()).collect(),
         verdicts: program.rules.iter().map(|rule| rule.verdict).collect(),
         counters: options.counters.then(|| CountersManifest::per_rule(COUNTER_MAP_NAME)),
-        source_hash: source_hash(source),
+        source_hash: source.hash(),
         limits: limits_manifest(program),
         dynamic_sets: dynamic_sets_manifest(filter),
         logs: logs_manifest(program),
@@ -510,7 +510,11 @@ fn logs_manifest(program: &Program) -> Option<LogsManifest> {
 /// read (`cat FILE INCLUDED… | sha256sum`).
 pub fn source_hash(source: &[u8]) -> String {
     use sha2::Digest as _;
-    let digest = sha2::Sha256::digest(source);
+    hash_text(sha2::Sha256::digest(source).as_slice())
+}
+
+/// A SHA-256 digest as a source hash: `sha256:` and the hex digits.
+pub(crate) fn hash_text(digest: &[u8]) -> String {
     let hex: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
     format!("sha256:{hex}")
 }

@@ -220,6 +220,10 @@ pub struct DynamicSet {
     /// change it; it has one map per family, generation 0 only. Never true in a checked
     /// [`Program`], only in a [`crate::ir::Filter`].
     pub fixed: bool,
+    /// The source-map index of the set's file when its lines were left unparsed
+    /// ([`crate::sources::IncludeLoader::defers_dynamic_set_lines`]): `elements` holds
+    /// none of them; whoever deferred them reads them.
+    pub unread_file: Option<usize>,
 }
 
 impl DynamicSet {

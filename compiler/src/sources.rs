@@ -77,10 +77,16 @@ impl SourceMap {
         }
     }
 
-    /// The bytes a source hash covers: every file's text in map order, each followed by
-    /// nothing (for a single file, exactly the file's bytes).
-    pub(crate) fn concatenated(&self) -> Vec<u8> {
-        self.files.iter().flat_map(|file| file.text.bytes()).collect()
+    /// The source hash ([`crate::compile::source_hash`]) of every file's text in map
+    /// order, each followed by nothing (for a single file, of exactly the file's bytes),
+    /// hashed file by file rather than copied into one buffer (a set file may be 256 MiB).
+    pub(crate) fn hash(&self) -> String {
+        use sha2::Digest as _;
+        let mut hasher = sha2::Sha256::new();
+        for file in &self.files {
+            hasher.update(file.text.as_bytes());
+        }
+        crate::compile::hash_text(hasher.finalize().as_slice())
     }
 
     fn push(&mut self, name: String, text: String) -> usize {
@@ -123,6 +129,15 @@ pub trait IncludeLoader {
     fn load_set_file(&mut self, including: &LoadedFile, path: &str) -> Result<LoadedFile, String> {
         self.load(including, path)
     }
+
+    /// Whether a dynamic set's file joins the source map unparsed (its statement's
+    /// [`ast::SetFile::deferred`] says where): the caller parses its lines itself, for
+    /// instance while the program loads (a dynamic set's elements do not change the
+    /// program). The file is still read through [`Self::load_set_file`], so an unreadable
+    /// one is reported as ever, and the source hash covers it. By default false.
+    fn defers_dynamic_set_lines(&self) -> bool {
+        false
+    }
 }
 
 /// A loader for text that has no file around it (tests, `check_source`): every include
@@ -144,6 +159,18 @@ pub struct Parsed {
     pub file: ast::File,
     /// Syntax and include diagnostics.
     pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Parsed {
+    /// The source-map indexes of the dynamic sets' files whose lines were left unparsed
+    /// ([`IncludeLoader::defers_dynamic_set_lines`]), in statement order.
+    pub fn deferred_set_files(&self) -> Vec<usize> {
+        let files = self.file.statements.iter().filter_map(|statement| match statement {
+            ast::Statement::Set { file: Some(file), .. } => file.deferred,
+            _ => None,
+        });
+        files.collect()
+    }
 }
 
 /// Parses `root` and, through `loader`, every file it includes.
@@ -239,7 +266,8 @@ impl Expander<'_> {
     /// Fills a `set … = file "PATH"` statement's elements from the lines of that file,
     /// which joins the source map so that every element's span points into it. An
     /// unreadable file is E0023 and leaves the set without elements (the checker does
-    /// not call it empty: it knows the file).
+    /// not call it empty: it knows the file). A dynamic set's file whose lines the loader
+    /// defers joins the map unparsed.
     fn read_set_file(&mut self, statement: &mut ast::Statement) {
         let ast::Statement::Set { elements, file: Some(file), dynamic, .. } = statement else { return };
         let Some(including) = self.chain.last().map(|link| link.file.clone()) else { return };
@@ -255,6 +283,10 @@ impl Expander<'_> {
             None => Some(MAX_STATIC_SET_FILE_ELEMENTS),
         };
         match self.loader.load_set_file(&including, &file.path) {
+            Ok(loaded) if dynamic.is_some() && self.loader.defers_dynamic_set_lines() => {
+                file.deferred = Some(self.parsed.map.files().len());
+                self.parsed.map.push(loaded.name, loaded.text);
+            }
             Ok(loaded) => {
                 let base = self.parsed.map.push(loaded.name, loaded.text);
                 let text = &self.parsed.map.files().last().map_or("", |file| file.text.as_str());

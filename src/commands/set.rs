@@ -169,6 +169,7 @@ fn keys(args: &SetArgs, set: &SetManifest, kind: DynamicKind) -> Result<Vec<SetK
         elements: Vec::new(),
         span: Default::default(),
         fixed: false,
+        unread_file: None,
     };
     let file_text;
     let source = match &args.file {

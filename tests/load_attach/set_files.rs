@@ -142,3 +142,90 @@ fn malformed_set_files_change_nothing() {
     assert!(list(&topology, "banned").contains(&"10.0.0.0/8".to_string()), "{:?}", list(&topology, "banned"));
     pfc_ok(&b, &["unload", "--iface", &vb]);
 }
+
+/// 300,000 distinct element lines (one IPv6 prefix every fourth line, the others IPv4
+/// addresses), each once.
+fn big_list() -> String {
+    (0..300_000u32)
+        .map(|i| match i % 4 {
+            0 => format!("2001:{:x}:{:x}::/48\n", 0xdb8 + (i >> 18), (i / 4) & 0xffff),
+            _ => format!("10.{}.{}.{}\n", i >> 16, (i >> 8) & 255, i & 255),
+        })
+        .collect()
+}
+
+/// `pfc load` reads a dynamic set's file while the rule file compiles
+/// (`src/commands/load/set_files.rs`), and only a whole file it can take goes into the
+/// kernel: a bad line after 300,000 good ones, a wrong family or one element past the
+/// size is reported at its file:line:col, exit 1, whether no filter runs (nothing is
+/// attached, no pin or record is left) or one does (it keeps running, its sets
+/// unchanged). A good file with repeats, host bits, comments and blanks loads each
+/// element once.
+#[test]
+fn a_bad_line_late_in_a_big_set_file_loads_nothing() {
+    skip_unless!(no_kernel());
+    let mut topology = Topology::new("sl");
+    let (b, vb) = (topology.b.clone(), topology.veth_b.clone());
+    let lines = big_list();
+    let bad_value = set_file(&mut topology, "late-bad.txt", format!("{lines}10.0.0.256\n").as_bytes());
+    let ipv4: String = lines.lines().filter(|line| !line.contains(':')).map(|line| format!("{line}\n")).collect();
+    let family_line = ipv4.lines().count() + 1;
+    let bad_family = set_file(&mut topology, "late-family.txt", format!("{ipv4}2001:db8::1\n").as_bytes());
+    let past_size = set_file(&mut topology, "late-size.txt", format!("{lines}192.0.2.1\n").as_bytes());
+    // (set to fill from the file, the file, its size, what the error says)
+    let cases = [
+        ("banned", &bad_value, 400_000, vec!["E0005".to_string(), "late-bad.txt:300001:1".to_string()]),
+        ("v4", &bad_family, 400_000, vec!["E0008".to_string(), format!("late-family.txt:{family_line}:1")]),
+        ("banned", &past_size, 300_000, vec!["E0025".to_string(), "late-size.txt:300001:1".to_string()]),
+    ];
+    let broken_rules = |topology: &mut Topology, set: &str, path: &str, size: u32| {
+        let text = match set {
+            "banned" => rules().replace(
+                "dynamic size 1000 = { 192.0.2.0/24, 198.51.100.7 }",
+                &format!("dynamic size {size} = file \"{path}\""),
+            ),
+            _ => rules().replace("dynamic = { 10.9.0.0/16 }", &format!("dynamic size {size} = file \"{path}\"")),
+        };
+        assert_ne!(text, rules());
+        topology.rules(&format!("late-{set}-{size}"), &text)
+    };
+    for (set, path, size, expected) in &cases {
+        let broken = broken_rules(&mut topology, set, path, *size);
+        let output = pfc_limited(&b, &["load", &broken, "--iface", &vb]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        for text in expected {
+            assert!(stderr.contains(text.as_str()), "expected `{text}` in:\n{stderr}");
+        }
+        assert_eq!(super::concurrent::kernel_xdp_prog(&b, &vb), None, "nothing attached");
+        assert!(!std::path::Path::new(&format!("/sys/fs/bpf/pfc/{vb}")).exists(), "no pins");
+        assert!(!std::path::Path::new(&format!("/run/pfc/{vb}")).exists(), "no record");
+        assert!(status_filters(&b).iter().all(|filter| filter["iface"] != vb.as_str()), "no filter");
+    }
+    pfc_ok(&b, &["load", &topology.rules("setfiles", &rules()), "--iface", &vb]);
+    for (set, path, size, expected) in &cases {
+        let broken = broken_rules(&mut topology, set, path, *size);
+        refused(&topology, &["load", &broken, "--iface", &vb], expected);
+    }
+
+    // Repeats (`10.0.0.1` and `10.0.0.1/32`, host bits), comments, blanks, CRLF, both
+    // families: each element once, as `pfc check` reads the file.
+    let messy = format!(
+        "# feed\r\n{lines}10.0.0.1/32\n  10.0.0.1  # again\n\n10.1.2.3/8\r\n10.9.9.9/8\n2001:db8:0::/48\n::ffff:1.2.3.4\n"
+    );
+    let messy = set_file(&mut topology, "messy.txt", messy.as_bytes());
+    let good = broken_rules(&mut topology, "banned", &messy, 400_000);
+    // (A replace would keep the running filter's `banned`: a first load.)
+    pfc_ok(&b, &["unload", "--iface", &vb]);
+    let loaded = pfc_ok(&b, &["load", &good, "--iface", &vb]);
+    assert!(loaded.contains("loaded"), "{loaded}");
+    let listed = list(&topology, "banned");
+    // 300,000 distinct lines (10.0.0.1 among them), then 10.0.0.0/8 and ::ffff:1.2.3.4 new.
+    assert_eq!(listed.len(), 300_002, "each element once");
+    let listed: std::collections::HashSet<String> = listed.into_iter().collect();
+    for element in ["10.0.0.1", "10.0.0.0/8", "2001:db8::/48", "2001:db8:1::/48", "::ffff:1.2.3.4", "10.4.147.223"] {
+        assert!(listed.contains(element), "{element} listed");
+    }
+    assert!(status_sets(&topology).iter().any(|set| set.0 == "banned" && set.4 == Some(300_002)), "status counts them");
+    pfc_ok(&b, &["unload", "--iface", &vb]);
+}

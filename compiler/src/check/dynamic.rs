@@ -24,14 +24,15 @@ pub use crate::program::dynamic::{DEFAULT_DYNAMIC_SIZE, MAX_DYNAMIC_SIZE};
 
 impl Checker {
     /// `(elements, beyond)`: the elements written, and the first line of a set file past
-    /// the size (reading stopped there).
+    /// the size (reading stopped there); `(span, unread_file)`: the statement, and its
+    /// file when the loader left the file's lines unparsed ([`DynamicSet::unread_file`]).
     pub(super) fn dynamic_set_statement(
         &mut self,
         name: &Ident,
         element_type: &Ident,
         (elements, beyond): (super::Written<'_>, Option<Span>),
         dynamic: &Dynamic,
-        span: Span,
+        (span, unread_file): (Span, Option<usize>),
     ) {
         if !self.name_is_free(name) {
             return;
@@ -57,6 +58,7 @@ impl Checker {
             elements: held,
             span,
             fixed: false,
+            unread_file,
         });
         // Rules test a dynamic set through its map (`dynamic_membership`), never through
         // the elements of its declaration: none are kept here.

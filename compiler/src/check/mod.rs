@@ -163,7 +163,8 @@ impl Checker {
                 match dynamic {
                     Some(dynamic) => {
                         let beyond = file.as_ref().and_then(|file| file.beyond_size);
-                        self.dynamic_set_statement(name, element_type, (written, beyond), dynamic, *span)
+                        let unread = file.as_ref().and_then(|file| file.deferred);
+                        self.dynamic_set_statement(name, element_type, (written, beyond), dynamic, (*span, unread))
                     }
                     None => self.set_statement(name, element_type, written, *body_span, *span),
                 }

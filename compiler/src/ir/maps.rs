@@ -93,6 +93,7 @@ pub fn into_map(filter: &mut Filter, candidate: &Candidate, name: &str) -> u32 {
         elements,
         span: Default::default(),
         fixed: true,
+        unread_file: None,
     });
     for position in 0..filter.nodes.len() {
         let Node::InSet { field, mask, set } = filter.nodes[position] else { continue };

@@ -250,6 +250,13 @@ fn key(prefixlen: u32, tag: u32, data: [u8; 16]) -> [u8; KEY_SIZE] {
     key
 }
 
+/// The element key of a prefix of a set of prefixes: `address` (host bits cleared) of
+/// `family` (IPv4 or IPv6) and its prefix `length`; what [`element_key`] gives for that
+/// prefix.
+pub fn prefix_key(family: Family, address: u128, length: u8) -> [u8; KEY_SIZE] {
+    key(TAG_BITS + u32::from(length), family as u32, data(family, address))
+}
+
 /// The element key of `element` in a set of `kind`.
 pub fn element_key(kind: DynamicKind, element: &DynamicElement) -> [u8; KEY_SIZE] {
     let family = Family::of(element.kind);

@@ -169,3 +169,44 @@ fn a_set_file_joins_the_map_and_its_errors_point_into_it() {
     let (file, offset) = parsed.map.locate(set_file.decoded[0].span.start);
     assert_eq!((parsed.map.files()[file].name.as_str(), offset), ("lib/bad.txt", 7));
 }
+
+/// [`MemoryLoader`] that defers dynamic sets' lines.
+struct Deferring(MemoryLoader);
+
+impl IncludeLoader for Deferring {
+    fn load(&mut self, including: &LoadedFile, path: &str) -> Result<LoadedFile, String> {
+        self.0.load(including, path)
+    }
+
+    fn defers_dynamic_set_lines(&self) -> bool {
+        true
+    }
+}
+
+#[test]
+fn a_deferred_set_file_joins_the_map_unparsed_and_is_hashed_as_ever() {
+    let files = [
+        ("main.pf", "default pass\nset d: ip dynamic = file \"d.txt\"\nset s: ip = file \"s.txt\"\n"),
+        ("d.txt", "10.0.0.0/8\n1.2.3.4.5\n"),
+        ("s.txt", "192.0.2.0/24\n"),
+    ];
+    let root =
+        LoadedFile { name: files[0].0.to_string(), identity: files[0].0.to_string(), text: files[0].1.to_string() };
+    let deferred = parse_with_includes(root, &mut Deferring(MemoryLoader(files.iter().copied().collect())));
+    let read = parse(&files);
+    // The dynamic set's file is in the map, in the same place, unread: its bad line is
+    // not reported; the static set's file is read.
+    assert_eq!(deferred.map, read.map);
+    assert_eq!(deferred.map.hash(), read.map.hash());
+    assert_eq!(messages(&read), ["E0024 d.txt@11:1: `1.2.3.4.5` is not a set element"]);
+    assert_eq!(messages(&deferred), Vec::<String>::new());
+    assert_eq!(deferred.deferred_set_files(), [1]);
+    assert_eq!(read.deferred_set_files(), Vec::<usize>::new());
+    let ast::Statement::Set { file: Some(file), .. } = &deferred.file.statements[1] else { panic!("not a set") };
+    assert!(file.decoded.is_empty() && file.deferred == Some(1));
+    let ast::Statement::Set { file: Some(file), .. } = &deferred.file.statements[2] else { panic!("not a set") };
+    assert_eq!((file.decoded.len(), file.deferred), (1, None));
+    // The single file's hash is `sha256sum`'s.
+    let single = SourceMap::single("x", "abc");
+    assert_eq!(single.hash(), "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}

@@ -146,6 +146,10 @@ pub struct SetFile {
     /// The file's plain address, prefix and number lines, decoded as they were read
     /// (the set's `elements` hold its other lines, as literals).
     pub decoded: Vec<DecodedElement>,
+    /// A dynamic set's file read but not parsed, because the loader reads its lines
+    /// itself ([`crate::sources::IncludeLoader::defers_dynamic_set_lines`]): the file's
+    /// index in the source map. Nothing else of the file is in the AST.
+    pub deferred: Option<usize>,
 }
 
 /// A set-file line decoded without the parser: an IPv4 or IPv6 address or prefix, or a

@@ -531,6 +531,7 @@ impl Lowerer<'_> {
             unreadable: false,
             beyond_size: None,
             decoded: Vec::new(),
+            deferred: None,
         }
     }
 

@@ -18,6 +18,7 @@ mod literal;
 pub use literal::BAD_LITERAL;
 mod lower;
 pub(crate) mod set_file;
+pub use set_file::{plain_prefixes, PlainPrefixes};
 
 use crate::diagnostic::{Code, Diagnostic, Span};
 

@@ -107,6 +107,49 @@ pub(crate) fn parse(text: &str, base: usize, limit: Option<usize>) -> SetFileLin
     read
 }
 
+/// A set file of plain IPv4 and IPv6 addresses and prefixes (block lists), read without
+/// a diagnostic or a span per line: what `pfc load` makes of a dynamic set's file whose
+/// lines it reads itself ([`crate::sources::IncludeLoader::defers_dynamic_set_lines`]).
+/// Every element line is decoded as [`parse`] decodes it, so an element here is the one
+/// the checker makes of that line; repeated elements are kept (sorting finds them).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct PlainPrefixes {
+    /// IPv4 lines in file order: the address with its host bits cleared, shifted left by
+    /// 8, or'ed with the prefix length (32 for an address); so sorted they are in the
+    /// order of the element keys' `trie_order` (address, then prefix length).
+    pub ipv4: Vec<u64>,
+    /// IPv6 lines in file order: the address with its host bits cleared, and the prefix
+    /// length (128 for an address).
+    pub ipv6: Vec<(u128, u8)>,
+}
+
+/// The elements of a set file's text whose every element line is a plain IPv4 or IPv6
+/// address or prefix; `None` at the first line that is anything else (another element,
+/// a bad line: [`parse`], the full read, decides and reports those).
+pub fn plain_prefixes(text: &str) -> Option<PlainPrefixes> {
+    let mut read = PlainPrefixes::default();
+    let bytes = text.as_bytes();
+    let mut line_start = 0;
+    while line_start < bytes.len() {
+        let line_end = bytes[line_start..].iter().position(|&b| b == b'\n').map_or(bytes.len(), |at| line_start + at);
+        let content_end =
+            bytes[line_start..line_end].iter().position(|&b| b == b'#').map_or(line_end, |at| line_start + at);
+        // At ASCII bytes (or the text's ends): char boundaries, as in `parse`.
+        let element = text[line_start..content_end].trim();
+        line_start = line_end + 1;
+        if element.is_empty() {
+            continue;
+        }
+        let decoded = decode(element.as_bytes())?;
+        match decoded.family {
+            4 => read.ipv4.push((decoded.value as u64) << 8 | u64::from(decoded.length.unwrap_or(32))),
+            6 => read.ipv6.push((decoded.value, decoded.length.unwrap_or(128))),
+            _ => return None,
+        }
+    }
+    Some(read)
+}
+
 /// What a decoded line stands for, equal for two lines of one element: the value with
 /// host bits cleared (as two words: 24 bytes a key, not the 32 of a `u128` tuple), the
 /// family and the prefix length.

@@ -37,6 +37,7 @@
 //! next. Every writer holds the interface's writer lock, so two `pfc set` runs never
 //! interleave.
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::io;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -244,16 +245,20 @@ impl<S: BpfSys> Filters<S> {
                 let state = self.state(same, &old).ok()?;
                 self.current_keys(state.generation, &old).ok()
             });
-            // The rule file's keys are sorted from the request's (not a copy of them).
-            let (mut keys, kept) = match carried {
-                Some(keys) => (in_trie_order(keys), true),
+            // The rule file's keys are sorted from the request's (not a copy of them),
+            // or taken as they are when they come in trie order (`pfc load` sorts a set
+            // file's lines as it reads them).
+            let (keys, kept) = match carried {
+                Some(keys) => (Cow::Owned(in_trie_order(keys)), true),
                 None => {
-                    (in_trie_order(request.set_contents.get(set.index as usize).map_or(&[][..], Vec::as_slice)), false)
+                    let given = request.set_contents.get(set.index as usize).map_or(&[][..], Vec::as_slice);
+                    let sorted = given.windows(2).all(|pair| order_key(&pair[0]) < order_key(&pair[1]));
+                    (if sorted { Cow::Borrowed(given) } else { Cow::Owned(in_trie_order(given)) }, false)
                 }
             };
             // A replaced filter's set may hold more than the new size allows: cut.
-            keys.truncate(set.size as usize);
-            self.write_keys(&maps, &keys, 0, Existing::Overwrite).map_err(|source| set_error(set, source))?;
+            let keys = &keys[..keys.len().min(set.size as usize)];
+            self.write_keys(&maps, keys, 0, Existing::Overwrite).map_err(|source| set_error(set, source))?;
             let count = keys.len();
             states.push((maps.generations, set, count));
             if kept {

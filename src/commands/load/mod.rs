@@ -2,6 +2,14 @@
 //! pfc object, recognised by the ELF magic, and its manifest), load into the kernel,
 //! attach and pin; an existing pfc filter at the same place is replaced atomically.
 //! Prints what it did and how long compile (or reading), kernel load and attach took.
+//!
+//! A rule file's dynamic sets' files are read while the rule file compiles
+//! ([`set_files`]); a file that reader does not take whole (anything but plain addresses
+//! and prefixes of the set's families, within its size) sends the rule file through the
+//! compiler again with its set files read there, which reports or accepts it exactly as
+//! `pfc check` does.
+
+mod set_files;
 
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
@@ -147,8 +155,70 @@ fn starts_like_elf(path: &Path) -> bool {
         && object::is_elf(&magic)
 }
 
-/// Compiles the rule file (diagnostics rendered on failure).
+/// Compiles the rule file (diagnostics rendered on failure), reading its dynamic sets'
+/// files at the same time ([`set_files`]); when one is not read there, compiles it again
+/// with the set files read by the compiler.
 fn compile(path: &Path, classifier: ClassifierArg) -> Result<Loadable, ExitCode> {
+    if input::is_stdio(path) {
+        // Standard input cannot be read a second time.
+        return compile_reading_set_files(path, classifier);
+    }
+    let sources = match source::read_deferring_dynamic_sets(path) {
+        Ok(sources) if sources.readable => sources,
+        // Reported as ever by the compiler's own read.
+        _ => return compile_reading_set_files(path, classifier),
+    };
+    let deferred = sources.parsed.deferred_set_files();
+    let files = sources.parsed.map.files();
+    let (compiled, diagnostics, took, read) = std::thread::scope(|scope| {
+        let reading: Vec<_> =
+            deferred.iter().map(|&index| (index, scope.spawn(move || set_files::read(&files[index].text)))).collect();
+        let started = Instant::now();
+        let (compiled, diagnostics) =
+            pfc_compiler::compile::compile_parsed(&sources.parsed, Options { counters: true }, classifier.form());
+        let took = started.elapsed();
+        let read: Vec<_> = reading.into_iter().map(|(index, thread)| (index, thread.join().ok().flatten())).collect();
+        (compiled, diagnostics, took, read)
+    });
+    let Some(compiled) = compiled else { return compile_reading_set_files(path, classifier) };
+    let Some(mut set_contents) = static_set_keys(&compiled) else { return Err(ExitCode::from(1)) };
+    for (set, contents) in compiled.program.dynamic_sets.iter().zip(set_contents.iter_mut()) {
+        *contents = match set.unread_file {
+            None => set.keys(),
+            Some(file) => {
+                let lines = read.iter().find(|(index, _)| *index == file).and_then(|(_, lines)| lines.as_ref());
+                match lines.and_then(|lines| set_files::keys(set, lines)) {
+                    Some(keys) => keys,
+                    None => return compile_reading_set_files(path, classifier),
+                }
+            }
+        };
+    }
+    let mut report = Report::new(Format::Human);
+    report.add_sources(&sources.parsed.map, &diagnostics);
+    Ok(Loadable {
+        set_contents,
+        name: sources.name().to_string(),
+        object: compiled.object,
+        manifest: compiled.manifest,
+        prepared: ("compile", took),
+        report: Some(report),
+    })
+}
+
+/// Static sets held in maps: their keys as the object holds them (what `pfc load OBJ.o`
+/// writes too), by set index; `None` (reported) when they do not read back.
+fn static_set_keys(compiled: &pfc_compiler::compile::Compiled) -> Option<Vec<Vec<SetKey>>> {
+    let keys = object::read_set_contents(&compiled.object, &compiled.manifest).ok().and_then(set_keys);
+    if keys.is_none() {
+        eprintln!("error: internal compiler error: the compiled object's static-set contents do not read back");
+    }
+    keys
+}
+
+/// Compiles the rule file with its set files read by the compiler (diagnostics rendered
+/// on failure).
+fn compile_reading_set_files(path: &Path, classifier: ClassifierArg) -> Result<Loadable, ExitCode> {
     let mut report = Report::new(Format::Human);
     let sources = match source::read_with_includes(path) {
         Ok(sources) => sources,
@@ -167,14 +237,8 @@ fn compile(path: &Path, classifier: ClassifierArg) -> Result<Loadable, ExitCode>
     let took = started.elapsed();
     report.add_sources(&sources.parsed.map, &diagnostics);
     let Some(compiled) = compiled else { return Err(report.finish()) };
-    // Static sets held in maps: their keys as the object holds them (what `pfc load
-    // OBJ.o` writes too); dynamic sets: the rule file's contents.
-    let Some(mut set_contents) =
-        object::read_set_contents(&compiled.object, &compiled.manifest).ok().and_then(set_keys)
-    else {
-        eprintln!("error: internal compiler error: the compiled object's static-set contents do not read back");
-        return Err(ExitCode::from(1));
-    };
+    // Static sets held in maps: the object's keys; dynamic sets: the rule file's contents.
+    let Some(mut set_contents) = static_set_keys(&compiled) else { return Err(ExitCode::from(1)) };
     for (set, contents) in compiled.program.dynamic_sets.iter().zip(set_contents.iter_mut()) {
         *contents = set.keys();
     }
