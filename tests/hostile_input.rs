@@ -214,3 +214,12 @@ fn watch_intervals_out_of_bounds_are_usage_errors() {
     }
     check("soon", &dir, &["stats", "--iface", "lo", "--watch", "soon"], 2, &["`soon` is not a number of seconds"]);
 }
+
+/// A bad packet spec of 70 KB for `pfc explain` is named by its start, not echoed whole.
+#[test]
+fn a_huge_bad_packet_spec_is_not_echoed_whole() {
+    let dir = setup("huge_spec", &[]);
+    let spec = format!("{}ipv4", "vlan / ".repeat(10_000));
+    let run = check("huge_spec", &dir, &["explain", "r.pf", &spec], 1, &["the packet spec `vlan / ", "more bytes)`"]);
+    assert!(run.stderr.len() < 4096, "{} bytes of stderr", run.stderr.len());
+}

@@ -84,8 +84,20 @@ fn packet(args: &ExplainArgs) -> Result<Vec<u8>, String> {
     if looks_like_hex(text) {
         return parse_hex(text).map_err(|at| format!("the packet is not hex bytes (at byte {at})"));
     }
-    spec_bytes(text).map_err(|error| format!("the packet spec `{text}`: {error}"))
+    spec_bytes(text).map_err(|error| {
+        // A spec of megabytes is named by its start, not echoed whole.
+        let shown: String = text.chars().take(SHOWN_SPEC).collect();
+        let more = if shown.len() < text.len() {
+            format!("… ({} more bytes)", text.len() - shown.len())
+        } else {
+            String::new()
+        };
+        format!("the packet spec `{shown}{more}`: {error}")
+    })
 }
+
+/// How many characters of a bad packet spec its error message shows.
+const SHOWN_SPEC: usize = 200;
 
 /// Hex bytes rather than a spec: only hex digits and separators, and at least one byte.
 fn looks_like_hex(text: &str) -> bool {
