@@ -8,9 +8,9 @@
 //! being read, and the read itself stops at the limit, so a file growing while it is
 //! read cannot take more memory than that either.
 
-use std::fs::{File, FileType};
+use std::fs::FileType;
 use std::io::Read;
-use std::os::unix::fs::FileTypeExt;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::Path;
 
 /// The largest rule file pfc reads.
@@ -69,6 +69,13 @@ pub fn display_name(path: &Path) -> String {
     }
 }
 
+/// Opens `path` for reading without ever waiting: a FIFO without a writer opens (and reads
+/// as empty), and a "regular" file that waits for data (/proc/kmsg, tracefs's
+/// trace_pipe) fails with EAGAIN instead of hanging; real files ignore the flag.
+pub fn open_nonblocking(path: &Path) -> std::io::Result<std::fs::File> {
+    std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path)
+}
+
 /// Reads the regular file at `path` (`what` names it in errors: "rule file") if it has
 /// at most `limit` bytes; `-` reads standard input, up to the same limit. The error
 /// starts with the path as given.
@@ -86,7 +93,7 @@ pub fn read_limited(path: &Path, what: &str, limit: u64) -> Result<Vec<u8>, Stri
     if let Some(kind) = not_regular(metadata.file_type()) {
         return Err(refuse(kind));
     }
-    let file = File::open(path).map_err(|error| format!("{name}: cannot read: {error}"))?;
+    let file = open_nonblocking(path).map_err(|error| format!("{name}: cannot read: {error}"))?;
     // The path may have been replaced between the two looks.
     let metadata = file.metadata().map_err(|error| format!("{name}: cannot read: {error}"))?;
     if let Some(kind) = not_regular(metadata.file_type()) {

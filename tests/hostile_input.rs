@@ -80,6 +80,8 @@ fn files_that_never_end_or_never_open_are_refused() {
     refused("rules_dev_zero", &["compile", "/dev/zero", "-o", "x.o"],                 "/dev/zero: is a character device, not a rule file");
     refused("test_rules_fifo", &["test", "fifo.pf"],                                  "fifo.pf: is a FIFO (named pipe), not a rule file");
     refused("rules_dir",      &["check", "."],                                        ".: is a directory, not a rule file");
+    // `pfc load` looks for the ELF magic first: that look must not wait for a writer either.
+    refused("load_fifo",      &["load", "fifo.pf", "--iface", "lo"],                  "fifo.pf: is a FIFO (named pipe), not a rule file");
 }
 
 #[test]

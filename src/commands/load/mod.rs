@@ -151,7 +151,7 @@ pub fn run(args: &LoadArgs) -> ExitCode {
 fn starts_like_elf(path: &Path) -> bool {
     let mut magic = [0u8; 4];
     !input::is_stdio(path)
-        && std::fs::File::open(path).and_then(|mut file| file.read_exact(&mut magic)).is_ok()
+        && input::open_nonblocking(path).and_then(|mut file| file.read_exact(&mut magic)).is_ok()
         && object::is_elf(&magic)
 }
 
