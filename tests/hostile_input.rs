@@ -215,6 +215,16 @@ fn watch_intervals_out_of_bounds_are_usage_errors() {
         check(interval, &dir, &["stats", "--iface", "lo", &flag], 2, &["error: invalid value", "between 0.1 and 86400 seconds"]);
     }
     check("soon", &dir, &["stats", "--iface", "lo", "--watch", "soon"], 2, &["`soon` is not a number of seconds"]);
+    // `--lock-timeout inf` (or NaN, or 1e400) meant "do not wait", without a word.
+    for (command, timeout) in [("load", "inf"), ("unload", "NaN"), ("set", "1e400"), ("load", "-1"), ("unload", "86401")] {
+        let flag = format!("--lock-timeout={timeout}");
+        let args: &[&str] = match command {
+            "load" => &["load", "r.pf", "--iface", "lo", &flag],
+            "unload" => &["unload", "--iface", "lo", &flag],
+            _ => &["set", "list", "--iface", "lo", "s", &flag],
+        };
+        check(timeout, &dir, args, 2, &["error: invalid value", "between 0 and 86400 seconds"]);
+    }
 }
 
 /// A bad packet spec of 70 KB for `pfc explain` is named by its start, not echoed whole.

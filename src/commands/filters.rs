@@ -104,11 +104,6 @@ pub fn check_iface(iface: &str) -> Result<(), ExitCode> {
     })
 }
 
-/// `--lock-timeout` as a duration (negative or not a number: no waiting; capped at a day).
-pub fn seconds(value: f64) -> std::time::Duration {
-    std::time::Duration::from_secs_f64(if value.is_finite() { value.clamp(0.0, 86_400.0) } else { 0.0 })
-}
-
 /// Prints a notice the runtime has for the operator (e.g. waiting for a lock).
 pub fn notice(text: &str) {
     eprintln!("notice: {text}");

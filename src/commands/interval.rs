@@ -1,6 +1,5 @@
-//! `--watch SECONDS`: the text of the flag in, a [`Duration`] between
-//! [`MIN_INTERVAL`] and [`MAX_INTERVAL`] out, or a message clap prints as a usage error
-//! (exit 2).
+//! `--watch SECONDS` and `--lock-timeout SECONDS`: the text of the flag in, a
+//! [`Duration`] within its bounds out, or a message clap prints as a usage error (exit 2).
 
 use std::time::Duration;
 
@@ -19,9 +18,32 @@ pub fn parse_watch_interval(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(seconds))
 }
 
+/// Parses `--lock-timeout`: 0 (do not wait) to a day. A negative, infinite or NaN value
+/// is a usage error (it once meant "do not wait" without a word, `inf` included).
+pub fn parse_lock_timeout(text: &str) -> Result<Duration, String> {
+    let seconds: f64 = text.trim().parse().map_err(|_| format!("`{text}` is not a number of seconds"))?;
+    let max = MAX_INTERVAL.as_secs_f64();
+    if !(0.0..=max).contains(&seconds) {
+        return Err(format!("the lock timeout must be between 0 and {max} seconds (one day)"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lock_timeouts_within_a_day_parse_others_say_why_not() {
+        assert_eq!(parse_lock_timeout("30"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_lock_timeout("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_lock_timeout("0.25"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_lock_timeout("86400"), Ok(MAX_INTERVAL));
+        for bad in ["-1", "86401", "1e400", "inf", "NaN", "-0.5"] {
+            assert!(parse_lock_timeout(bad).is_err_and(|error| error.contains("between 0 and 86400")), "{bad}");
+        }
+        assert!(parse_lock_timeout("soon").is_err_and(|error| error.contains("not a number")));
+    }
 
     #[test]
     fn intervals_within_bounds_parse_others_say_why_not() {

@@ -59,8 +59,8 @@ pub struct SetArgs {
     #[arg(long, value_enum, default_value_t = ReportFormat::Human)]
     format: ReportFormat,
     /// Seconds to wait for another pfc writer of the same interface and hook.
-    #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
-    lock_timeout: f64,
+    #[arg(long, value_name = "SECONDS", default_value = "30", value_parser = crate::commands::interval::parse_lock_timeout)]
+    lock_timeout: std::time::Duration,
     /// Where pins and records live.
     #[command(flatten)]
     state: filters::StateArgs,
@@ -80,9 +80,7 @@ pub fn run(args: &SetArgs) -> ExitCode {
         _ => {}
     }
     let started = Instant::now();
-    let live = filters::live(&args.state)
-        .with_lock_timeout(filters::seconds(args.lock_timeout))
-        .with_waiting_notice(filters::notice);
+    let live = filters::live(&args.state).with_lock_timeout(args.lock_timeout).with_waiting_notice(filters::notice);
     let points: Vec<Hook> = match args.hook {
         Some(hook) => vec![hook.point()],
         None => Hook::ALL.to_vec(),

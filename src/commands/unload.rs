@@ -22,8 +22,8 @@ pub struct UnloadArgs {
     #[arg(long, conflicts_with = "iface")]
     all: bool,
     /// Seconds to wait for another `pfc load`/`unload` of the same interface and hook.
-    #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
-    lock_timeout: f64,
+    #[arg(long, value_name = "SECONDS", default_value = "30", value_parser = crate::commands::interval::parse_lock_timeout)]
+    lock_timeout: std::time::Duration,
     /// Where pins and records live.
     #[command(flatten)]
     state: filters::StateArgs,
@@ -34,9 +34,7 @@ pub fn run(args: &UnloadArgs) -> ExitCode {
     if let Some(Err(code)) = args.iface.as_deref().map(filters::check_iface) {
         return code;
     }
-    let live = filters::live(&args.state)
-        .with_lock_timeout(filters::seconds(args.lock_timeout))
-        .with_waiting_notice(filters::notice);
+    let live = filters::live(&args.state).with_lock_timeout(args.lock_timeout).with_waiting_notice(filters::notice);
     let removed = match (&args.iface, args.hook) {
         (Some(iface), Some(hook)) => live.unload(iface, hook.point()).map(|()| vec![(iface.clone(), hook.point())]),
         (Some(iface), None) => {

@@ -46,8 +46,8 @@ pub struct LoadArgs {
     #[arg(long)]
     force: bool,
     /// Seconds to wait for another `pfc load`/`unload` of the same interface and hook.
-    #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
-    lock_timeout: f64,
+    #[arg(long, value_name = "SECONDS", default_value = "30", value_parser = crate::commands::interval::parse_lock_timeout)]
+    lock_timeout: std::time::Duration,
     /// With a rule file: the classifier's form, as `pfc compile --classifier` (an object
     /// keeps the form it was compiled in).
     #[arg(long, value_enum, default_value_t = ClassifierArg::Auto)]
@@ -114,7 +114,7 @@ pub fn run(args: &LoadArgs) -> ExitCode {
         set_contents: loadable.set_contents,
     };
     let outcome = match filters::live(&args.state)
-        .with_lock_timeout(filters::seconds(args.lock_timeout))
+        .with_lock_timeout(args.lock_timeout)
         .with_waiting_notice(filters::notice)
         .load(&request)
     {
