@@ -446,6 +446,13 @@ fn explain_a_captured_frame_with_a_pcap_atom() {
     assert_eq!(value["rule"], "dns_inside");
     let past = support::pfc(&["explain", rules, "--pcap", capture, "--index", "2"]);
     assert_eq!(past.code, 1, "{}", past.stderr);
+    assert!(past.stderr.contains("has 2 frame(s); --frame counts from 0, so the last is 1"), "{}", past.stderr);
+    // A capture without frames has no last frame to name.
+    let empty = dir.join("empty.pcap");
+    std::fs::write(&empty, pcap_file(&[])).expect("write");
+    let none = support::pfc(&["explain", rules, "--pcap", empty.to_str().expect("utf-8")]);
+    assert_eq!(none.code, 1, "{}", none.stderr);
+    assert!(none.stderr.contains("has no frames to explain"), "{}", none.stderr);
 }
 
 /// Precision on rule sets with `pcap "…"` atoms (the engine cannot model them): every

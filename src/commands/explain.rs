@@ -74,10 +74,9 @@ fn packet(args: &ExplainArgs) -> Result<Vec<u8>, String> {
         let name = input::display_name(path);
         let capture = read_capture(&bytes).map_err(|error| format!("{name}: {error}"))?;
         let index = args.frame.unwrap_or(0);
-        return capture.packets.get(index).map(|frame| frame.to_vec()).ok_or_else(|| {
-            format!("{name}: has {} frame(s); --frame counts from 0, so the last is {}", capture.packets.len(), {
-                capture.packets.len().saturating_sub(1)
-            })
+        return capture.packets.get(index).map(|frame| frame.to_vec()).ok_or_else(|| match capture.packets.len() {
+            0 => format!("{name}: has no frames to explain"),
+            count => format!("{name}: has {count} frame(s); --frame counts from 0, so the last is {}", count - 1),
         });
     }
     let text = args.packet.as_deref().unwrap_or_default();
