@@ -145,6 +145,7 @@ impl Relays {
             b.bind(label);
             let next = b.new_label();
             let position = b.len();
+            b.comment("relay");
             b.emit(Insn::Ja { target: next });
             self.pending[slot] = Some((next, position));
             self.by_age.push_back((position, node));
@@ -155,6 +156,7 @@ impl Relays {
     fn relay_inline(&mut self, b: &mut ProgramBuilder) {
         if self.due(b) {
             let over = b.new_label();
+            b.comment("relay: over the relays");
             b.emit(Insn::Ja { target: over });
             self.relay(b);
             b.bind(over);

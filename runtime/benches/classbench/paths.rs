@@ -34,6 +34,13 @@ pub struct Path {
     pub taken_in: [u64; 4],
     /// Instructions and taken jumps per diagram (the prologue with the first).
     pub in_diagram: [(u64, u64); DIAGRAMS],
+    /// Relay `goto`s taken (one per hop of a relay chain), and jumps over relays.
+    pub relays: u64,
+    pub overs: u64,
+    /// Taken jumps a 32-bit `gotol` would save: per chain, its hops (entered by a
+    /// `goto`, which would become the `gotol`) or its hops but one (entered by a
+    /// conditional jump, which would still need a near `gotol`).
+    pub gotol_saves: u64,
     /// The return value.
     pub verdict: u64,
 }
@@ -53,6 +60,8 @@ pub const DIAGRAMS: usize = 4;
 /// first `diagram N` comment on; the prologue counts with diagram 0).
 pub struct Parts {
     parts: Vec<(Part, bool, usize)>,
+    /// Per instruction: 1 a relay `goto`, 2 a jump over relays, else 0.
+    relay: Vec<u8>,
     /// Instruction index of each slot (`lddw` takes two).
     index_of_slot: Vec<usize>,
 }
@@ -60,6 +69,7 @@ pub struct Parts {
 impl Parts {
     pub fn new(code: &Program) -> Parts {
         let mut parts = Vec::with_capacity(code.insns.len());
+        let mut relay = vec![0u8; code.insns.len()];
         let mut part = Part::Prologue;
         let mut diagram = 0;
         let mut comments = code.comments.iter().peekable();
@@ -67,6 +77,11 @@ impl Parts {
             let mut starts = false;
             while let Some(comment) = comments.next_if(|comment| comment.insn <= index) {
                 let text = comment.text.as_str();
+                if text == "relay" {
+                    relay[index] = 1;
+                } else if text.starts_with("relay: over") {
+                    relay[index] = 2;
+                }
                 if let Some(number) = text.strip_prefix("diagram ").and_then(|rest| {
                     rest.split(|c: char| !c.is_ascii_digit()).next().and_then(|digits| digits.parse::<usize>().ok())
                 }) {
@@ -95,7 +110,7 @@ impl Parts {
                 index_of_slot.push(index);
             }
         }
-        Parts { parts, index_of_slot }
+        Parts { parts, relay, index_of_slot }
     }
 }
 
@@ -224,8 +239,22 @@ pub fn run(code: &Program, parts: &Parts, tables: &Tables, packet: &[u8]) -> Res
     let mut path = Path::default();
     let mut pc = 0usize;
     let mut slot = 0usize;
+    // Whether the instruction before was a relay, and whether it was a plain `goto`.
+    let (mut after_relay, mut after_goto) = (false, false);
     loop {
         let insn = code.insns.get(pc).ok_or("ran off the end")?;
+        match parts.relay[pc] {
+            1 => {
+                path.relays += 1;
+                if after_relay || after_goto {
+                    path.gotol_saves += 1;
+                }
+            }
+            2 => path.overs += 1,
+            _ => {}
+        }
+        after_relay = parts.relay[pc] == 1;
+        after_goto = matches!(insn, Insn::Ja { .. });
         let (part, starts, diagram) = parts.parts[pc];
         path.in_diagram[diagram].0 += 1;
         path.total += 1;
@@ -327,6 +356,9 @@ pub struct Sum {
     pub tail: u64,
     pub taken: u64,
     pub taken_in: [u64; 4],
+    pub relays: u64,
+    pub overs: u64,
+    pub gotol_saves: u64,
     pub in_diagram: [(u64, u64); DIAGRAMS],
     pub deepest: u64,
 }
@@ -348,6 +380,9 @@ impl Sum {
             sum.0 += insns;
             sum.1 += taken;
         }
+        self.relays += path.relays;
+        self.overs += path.overs;
+        self.gotol_saves += path.gotol_saves;
         self.deepest = self.deepest.max(path.total);
     }
 
@@ -359,7 +394,8 @@ impl Sum {
         let per = |value: u64| value as f64 / self.paths as f64;
         format!(
             "{:.1} = {:.1} prologue + {:.1} nodes ({:.1} visited) + {:.1} leaves + {:.1} tail; \
-             {:.1} jumps taken = {:.1} + {:.1} + {:.1} + {:.1}; worst {}",
+             {:.1} jumps taken = {:.1} + {:.1} + {:.1} + {:.1} ({:.2} relays, {:.2} over relays, \
+             {:.2} a gotol would save); worst {}",
             per(self.total),
             per(self.prologue),
             per(self.nodes),
@@ -371,6 +407,9 @@ impl Sum {
             per(self.taken_in[1]),
             per(self.taken_in[2]),
             per(self.taken_in[3]),
+            per(self.relays),
+            per(self.overs),
+            per(self.gotol_saves),
             self.deepest
         )
     }
