@@ -535,6 +535,32 @@ fn classifier_shaped_sets_agree_with_the_interpreter() {
     check_and_report("classifier", sets, Form::Classified, packets);
 }
 
+/// A classifier longer than a 16-bit jump reaches: its conditional jumps to far nodes go
+/// through relays and its far `goto`s are `gotol` (32-bit offset): the interpreter, rbpf
+/// (vendored, patched for `gotol`) and the kernel agree on its trace and the corpus.
+#[test]
+fn classifiers_with_gotol_agree_with_the_interpreter() {
+    let mut sets = Vec::new();
+    let mut packets = Vec::new();
+    for (number, shape) in [Shape::Acl, Shape::Mixed].into_iter().enumerate() {
+        let generated = classbench::generate(shape, 3_000, 100, support::seed() ^ (number as u64 + 29));
+        let text: String =
+            generated.text.lines().enumerate().map(|(index, line)| spiced(index, line, false) + "\n").collect();
+        let name = format!("classbench-{}-3000", shape.name());
+        let (compiled, diagnostics) = compile_form(&text, Options { counters: true }, None);
+        let compiled = compiled.unwrap_or_else(|| panic!("{name} compiles: {diagnostics:?}"));
+        let listing = compiled.code.disassemble();
+        assert!(listing.contains(": gotol "), "{name} has no gotol");
+        assert!(listing.contains("; relay\n"), "{name} has no relay");
+        packets.extend(generated.trace.into_iter().map(|packet| CorpusPacket {
+            description: format!("{name} trace (rule {:?})", packet.rule),
+            bytes: packet.bytes,
+        }));
+        sets.push((name, text, false));
+    }
+    check_and_report("classifier with gotol", sets, Form::Classified, packets);
+}
+
 /// ClassBench-shaped sets forced into the table-driven classifier (`codegen::table`):
 /// every shape a table can express (IPv4 5-tuples and the block list), with priority
 /// ties (the same condition twice, verdicts swapped) and shadowed rules (a narrower copy

@@ -213,7 +213,7 @@ impl Slots {
     }
 
     /// The instruction a jump at `index` with `offset` lands on, if one starts there.
-    pub(crate) fn target(&self, index: usize, offset: i16) -> Option<usize> {
+    pub(crate) fn target(&self, index: usize, offset: i32) -> Option<usize> {
         let slot = self.slot_of[index] as i64 + 1 + i64::from(offset);
         let at = *self.insn_at.get(usize::try_from(slot).ok()?)?;
         (at != u32::MAX).then_some(at as usize)
@@ -368,7 +368,7 @@ impl<'a> Verifier<'a> {
     fn step(&mut self, index: usize, state: &mut State) -> Result<Next, VerifyError> {
         let insn = &self.insns[index];
         let fail = |problem: Problem| {
-            let text = crate::bpf::asm::insn_to_string(insn, |offset| format!("{offset:+}"));
+            let text = crate::bpf::asm::resolved_to_string(insn, |offset| format!("{offset:+}"));
             match problem {
                 Problem::PacketRead { start, end, covered } => {
                     VerifyError::UncheckedPacketRead { insn: index, text, start, end, covered }
@@ -535,7 +535,7 @@ impl<'a> Verifier<'a> {
         }
     }
 
-    fn target(&self, index: usize, offset: i16) -> Result<usize, VerifyError> {
+    fn target(&self, index: usize, offset: i32) -> Result<usize, VerifyError> {
         match self.slots.target(index, offset) {
             Some(to) if offset >= 0 && to > index => Ok(to),
             _ => Err(VerifyError::BadJump { insn: index }),

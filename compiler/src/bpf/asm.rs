@@ -46,7 +46,7 @@ pub(crate) fn disassemble(insns: &[ResolvedInsn], comments: &[Comment]) -> Strin
             }
             next_comment += 1;
         }
-        let text = insn_to_string(insn, |&off| {
+        let text = resolved_to_string(insn, |&off| {
             let target = slot as i64 + 1 + i64::from(off);
             match labels.get(&target) {
                 Some(number) if usize::try_from(target).is_ok_and(|at| starts.binary_search(&at).is_ok()) => {
@@ -81,6 +81,16 @@ impl fmt::Display for Insn<Label> {
 }
 
 /// One instruction in bpftool syntax; `target` renders a jump target.
+/// A resolved instruction as text: a `goto` the encoder writes with a 32-bit offset is
+/// `gotol` (the name bpftool and LLVM give it).
+pub(crate) fn resolved_to_string(insn: &ResolvedInsn, target: impl Fn(&i32) -> String) -> String {
+    let text = insn_to_string(insn, target);
+    match insn {
+        Insn::Ja { target } if super::opcode::is_gotol(*target) => text.replacen("goto", "gotol", 1),
+        _ => text,
+    }
+}
+
 pub(crate) fn insn_to_string<T>(insn: &Insn<T>, target: impl Fn(&T) -> String) -> String {
     match insn {
         Insn::Alu64 { op, dst, src } => alu(*op, reg(*dst), operand(*src, true)),

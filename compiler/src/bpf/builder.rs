@@ -257,10 +257,18 @@ impl ProgramBuilder {
                 continue;
             }
             let at = insns.len();
+            // A conditional jump's offset is 16 bits; a `goto`'s 32 (`gotol`).
+            let conditional = matches!(insn, Insn::Jump { .. });
             insns.push(insn.try_map_target(|_| {
                 let distance = slot_of[renumber(targets[index] as usize)] as i64 - slot_of[at] as i64 - 1;
-                i16::try_from(distance)
-                    .map_err(|_| AsmError::JumpTooFar { insn: at, distance: distance.unsigned_abs() as usize })
+                let fits = match conditional {
+                    true => i16::try_from(distance).is_ok(),
+                    false => i32::try_from(distance).is_ok(),
+                };
+                match fits {
+                    true => Ok(distance as i32),
+                    false => Err(AsmError::JumpTooFar { insn: at, distance: distance.unsigned_abs() as usize }),
+                }
             })?);
         }
         let comments =

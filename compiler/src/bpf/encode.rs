@@ -65,7 +65,7 @@ pub enum DecodeError {
         /// Slot index of the jump.
         slot: usize,
         /// Its offset.
-        off: i16,
+        off: i32,
     },
 }
 
@@ -156,9 +156,14 @@ pub fn encode(insns: &[ResolvedInsn]) -> Vec<u8> {
             Insn::Jump { op, wide, dst, src, target } => {
                 let class = if wide { op::CLASS_JMP } else { op::CLASS_JMP32 };
                 let (source, s, imm) = operand_fields(src);
-                (Slot::new(class | source | jmp_code(op), dst, s, target, imm), None)
+                // `ProgramBuilder::finish` and `decode` keep conditional offsets in 16 bits.
+                let off = i16::try_from(target).expect("a conditional jump's offset fits in 16 bits");
+                (Slot::new(class | source | jmp_code(op), dst, s, off, imm), None)
             }
-            Insn::Ja { target } => (Slot::new(op::JA, Reg::R0, 0, target, 0), None),
+            Insn::Ja { target } => match op::is_gotol(target) {
+                false => (Slot::new(op::JA, Reg::R0, 0, target as i16, 0), None),
+                true => (Slot::new(op::JA32, Reg::R0, 0, 0, target), None),
+            },
             Insn::Call { helper } => (Slot::new(op::CALL, Reg::R0, 0, 0, helper as i32), None),
             Insn::Exit => (Slot::new(op::EXIT, Reg::R0, 0, 0, 0), None),
         };
@@ -413,7 +418,19 @@ fn decode_jmp(raw: &RawSlot) -> Result<ResolvedInsn, DecodeError> {
             raw.zero("dst", raw.dst.number().into())?;
             raw.zero("src", raw.src.into())?;
             raw.zero("imm", raw.imm.into())?;
-            Ok(Insn::Ja { target: raw.off })
+            Ok(Insn::Ja { target: raw.off.into() })
+        }
+        op::JA32 => {
+            // `gotol`: the offset is the immediate. pfc writes it only for an offset past
+            // `GOTO_REACH`, so a shorter one is refused here (each program has one
+            // encoding, and decoding then encoding gives the same bytes).
+            raw.zero("dst", raw.dst.number().into())?;
+            raw.zero("src", raw.src.into())?;
+            raw.zero("off", raw.off.into())?;
+            if !op::is_gotol(raw.imm) {
+                return Err(raw.unsupported());
+            }
+            Ok(Insn::Ja { target: raw.imm })
         }
         op::CALL => {
             // src = 1 is a bpf-to-bpf call, src = 2 a kfunc: both refused.
@@ -432,7 +449,7 @@ fn decode_jmp(raw: &RawSlot) -> Result<ResolvedInsn, DecodeError> {
         code => {
             let opcode = code & op::OP_MASK;
             let op = *JMP_OPS.iter().find(|o| jmp_code(**o) == opcode).ok_or_else(|| raw.unsupported())?;
-            Ok(Insn::Jump { op, wide, dst: raw.dst, src: raw.operand()?, target: raw.off })
+            Ok(Insn::Jump { op, wide, dst: raw.dst, src: raw.operand()?, target: raw.off.into() })
         }
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //!  codegen ──emit/bind──▶ ProgramBuilder ──finish──▶ Program ──encode──▶ bytes ──▶ elf
-//!  (Insn<Label>)           (one place resolves         (Insn<i16>)   ▲       │
+//!  (Insn<Label>)           (one place resolves         (Insn<i32>)   ▲       │
 //!                           labels to offsets)                       └decode─┘──▶ asm listing
 //! ```
 //!
@@ -370,7 +370,10 @@ pub enum Insn<T = Label> {
         /// Where to go when the comparison holds; must be later in the program.
         target: T,
     },
-    /// `goto target` (unconditional, forward only).
+    /// `goto target` (unconditional, forward only). Resolved, it is encoded as `goto`
+    /// (16-bit offset) up to [`opcode::GOTO_REACH`] slots, else as `gotol` (32-bit
+    /// offset, ISA v4, kernel 6.6 and later), so a program needs kernel 6.6 only when it
+    /// has a jump that far.
     Ja {
         /// Where to go; must be later in the program.
         target: T,
@@ -384,8 +387,9 @@ pub enum Insn<T = Label> {
     Exit,
 }
 
-/// An instruction whose jump target is an offset in slots from the next instruction.
-pub(crate) type ResolvedInsn = Insn<i16>;
+/// An instruction whose jump target is an offset in slots from the next instruction
+/// (a conditional jump's fits in 16 bits, a `goto`'s in 32: see [`Insn::Ja`]).
+pub(crate) type ResolvedInsn = Insn<i32>;
 
 impl<T> Insn<T> {
     /// Number of 8-byte slots the instruction occupies (2 for lddw, else 1).

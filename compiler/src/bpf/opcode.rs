@@ -127,6 +127,22 @@ pub const CALL: u8 = CLASS_JMP | jmp::CALL;
 pub const EXIT: u8 = CLASS_JMP | jmp::EXIT;
 /// The full `ja` opcode byte.
 pub const JA: u8 = CLASS_JMP | jmp::JA;
+/// `gotol`: an unconditional jump whose offset is the 32-bit immediate (ISA v4, kernel
+/// 6.6 and later; pfc writes it only for a `goto` longer than [`GOTO_REACH`]).
+pub const JA32: u8 = CLASS_JMP32 | jmp::JA;
+/// The longest `goto` written with a 16-bit offset; longer ones are `gotol`. Below
+/// `i16::MAX`: the kernel verifier inserts instructions where it rewrites helper calls
+/// and context reads, moving the ends of a jump apart, and refuses the program when a
+/// 16-bit offset then overflows (`insn N cannot be patched due to 16-bit range`; a
+/// classifier's 32,700-slot `goto` did). The classifier's relays keep conditional jumps
+/// as short ([`crate::codegen`]'s `RELAY_AT`), so a program with no relay has no
+/// `gotol` either.
+pub const GOTO_REACH: i32 = 28_000;
+
+/// Whether a `goto` with offset `off` (slots) is written as `gotol`.
+pub fn is_gotol(off: i32) -> bool {
+    off.unsigned_abs() > GOTO_REACH as u32
+}
 
 // Helper ids (the kernel's `enum bpf_func_id`): the only place they are written. pfc's
 // verifier allows exactly the ones its code generator calls; the VM emulates the same set.

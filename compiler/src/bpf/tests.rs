@@ -100,7 +100,7 @@ fn round_trip_all_forms() {
 
 #[test]
 fn decode_rejects_unsupported_instructions() {
-    let cases: [(&[u8], DecodeError); 7] = [
+    let cases: [(&[u8], DecodeError); 9] = [
         // sdiv (ISA v4: div with off = 1)
         (&[0x3f, 0x12, 1, 0, 0, 0, 0, 0], DecodeError::NonZeroField { slot: 0, code: 0x3f, field: "off" }),
         // atomic add (BPF_STX | BPF_DW | BPF_ATOMIC)
@@ -115,6 +115,10 @@ fn decode_rejects_unsupported_instructions() {
         (&[0x18, 0x01, 0, 0, 0, 0, 0, 0], DecodeError::BadLoadImm64 { slot: 0 }),
         // register 11
         (&[0xb7, 0x0b, 0, 0, 0, 0, 0, 0], DecodeError::InvalidRegister { slot: 0, number: 11 }),
+        // gotol +28000: a goto pfc writes with a 16-bit offset (gotol only past that)
+        (&[0x06, 0, 0, 0, 0x60, 0x6d, 0, 0], DecodeError::UnsupportedOpcode { slot: 0, code: 0x06 }),
+        // gotol with a non-zero off field
+        (&[0x06, 0, 1, 0, 0, 0x80, 0, 0], DecodeError::NonZeroField { slot: 0, code: 0x06, field: "off" }),
     ];
     for (bytes, expected) in cases {
         assert_eq!(decode(bytes, &[]), Err(expected), "{bytes:x?}");
@@ -222,17 +226,50 @@ fn builder_reports_label_errors() {
     check(&|b| b.bind(Label(7)), AsmError::ForeignLabel { label: 7 });
 }
 
+/// A conditional jump past 16 bits of offset is an error (codegen places relays).
 #[test]
-fn jump_too_far_is_an_error() {
+fn conditional_jump_too_far_is_an_error() {
     let mut b = ProgramBuilder::new();
     let far = b.new_label();
-    b.emit(Insn::Ja { target: far });
+    b.emit(Insn::jump32(JmpOp::Eq, R1, 0, far));
     for _ in 0..=i16::MAX {
         b.emit(Insn::mov64(R0, 0));
     }
     b.bind(far);
     b.emit(Insn::Exit);
     assert_eq!(b.finish(), Err(AsmError::JumpTooFar { insn: 0, distance: 32768 }));
+}
+
+/// A `goto` is `goto` (JA, 16-bit offset) up to `GOTO_REACH` (28,000) slots and `gotol`
+/// (JMP32 | JA, offset in the immediate) past that, both ways through the encoder and
+/// decoder; the listing names the long one `gotol`.
+#[test]
+fn far_goto_is_gotol() {
+    let reach = super::opcode::GOTO_REACH;
+    for (filler, code, off, imm) in
+        [(reach as usize, 0x05, reach as i16, 0), (reach as usize + 1, 0x06, 0, reach + 1), (100_000, 0x06, 0, 100_000)]
+    {
+        let mut b = ProgramBuilder::new();
+        let far = b.new_label();
+        b.emit(Insn::Ja { target: far });
+        for _ in 0..filler {
+            b.emit(Insn::mov64(R0, 0));
+        }
+        b.bind(far);
+        b.emit(Insn::Exit);
+        let program = b.finish().expect("a goto reaches any distance");
+        assert_eq!(program.insns[0], Insn::Ja { target: filler as i32 });
+        let bytes = program.encode();
+        assert_eq!(bytes[0], code);
+        assert_eq!(i16::from_le_bytes([bytes[2], bytes[3]]), off);
+        assert_eq!(i32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]), imm);
+        let decoded = decode(&bytes, &[]).expect("decodes");
+        assert_eq!(decoded, program.insns);
+        assert_eq!(encode(&decoded), bytes);
+        let first = program.disassemble().lines().next().expect("a line").to_string();
+        let name = if code == 0x06 { "gotol" } else { "goto" };
+        assert_eq!(first, format!("   0: {name} L0"));
+    }
 }
 
 #[test]

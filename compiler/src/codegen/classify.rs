@@ -15,10 +15,13 @@
 //!                 w6 >>= 8 (the rule)
 //! ```
 //!
-//! Nodes are laid out parents first (every jump goes forward). Jumps that would cross
-//! more than [`RELAY_AT`] slots go through relays: `goto` instructions placed between
-//! nodes or rules, each in reach of the next, so no offset exceeds 16 bits whatever the
-//! diagram's size.
+//! Nodes are laid out parents first (every jump goes forward). A `goto` reaches any
+//! node: longer than [`crate::bpf::opcode::GOTO_REACH`] slots the encoder writes it as
+//! `gotol` (32-bit offset, kernel 6.6). A conditional jump's offset has 16 bits only: one
+//! that would cross more than [`RELAY_AT`] slots goes to a relay, a `goto` (`gotol`) to
+//! its target placed between nodes or rules in its reach, so a packet takes one extra
+//! jump however far the target. Programs with no jump that far have no relay and no
+//! `gotol`.
 
 use std::collections::VecDeque;
 
@@ -31,9 +34,10 @@ use crate::fields::Field;
 use crate::hashing::FastMap;
 use crate::ir::NodeId;
 
-/// A pending jump older than this many slots gets a relay at the next safe point: each
-/// relay a packet takes is a taken jump, so they stand as far apart as a 16-bit offset
-/// allows, leaving room for one node's or one rule's code before the safe point.
+/// A pending conditional jump older than this many slots gets a relay at the next safe
+/// point: each relay a packet takes is a taken jump, so they stand as far apart as a
+/// 16-bit offset allows, leaving room for one node's or one rule's code before the safe
+/// point.
 pub(super) const RELAY_AT: usize = 28_000;
 /// ... or this many, when a node's or rule's code is too long for that room (the
 /// emission is retried: [`super::generate_planned`]).
@@ -64,12 +68,16 @@ fn worse_than(index: usize) -> u32 {
     best_match(index, (1 << VERDICT_BITS) - 1)
 }
 
-/// Labels of jump targets not emitted yet, with where their oldest jump is (also queued
-/// in the order they were opened, which is by that position, so finding the due ones
-/// does not scan every pending target).
+/// Labels of jump targets not emitted yet: for conditional jumps, with where their
+/// oldest jump is (also queued in the order they were opened, which is by that position,
+/// so finding the due ones does not scan every pending target); for `goto`s, one label
+/// per target, which no relay stands in for.
 struct Relays {
-    /// Per node (the diagram's end last): its label and oldest jump, while pending.
+    /// Per node (the diagram's end last): the label of conditional jumps to it and the
+    /// oldest of them, while pending.
     pending: Vec<Option<(Label, usize)>>,
+    /// Per node: the label of `goto`s (and relays) to it, bound with the node.
+    far: Vec<Option<Label>>,
     /// `(position, node)` in the order targets were opened; an entry is stale once its
     /// node was bound or relayed (its pending position differs).
     by_age: VecDeque<(usize, NodeIndex)>,
@@ -79,7 +87,7 @@ struct Relays {
 
 impl Relays {
     fn new(nodes: usize, reach: usize) -> Relays {
-        Relays { pending: vec![None; nodes + 1], by_age: VecDeque::new(), reach }
+        Relays { pending: vec![None; nodes + 1], far: vec![None; nodes + 1], by_age: VecDeque::new(), reach }
     }
 
     fn slot(&self, node: NodeIndex) -> usize {
@@ -101,9 +109,18 @@ impl Relays {
         label
     }
 
+    /// The label for a `goto` to `node` (`gotol` when far: no relay needed).
+    fn goto(&mut self, b: &mut ProgramBuilder, node: NodeIndex) -> Label {
+        let slot = self.slot(node);
+        *self.far[slot].get_or_insert_with(|| b.new_label())
+    }
+
     fn bind(&mut self, b: &mut ProgramBuilder, node: NodeIndex) {
         let slot = self.slot(node);
         if let Some((label, _)) = self.pending[slot].take() {
+            b.bind(label);
+        }
+        if let Some(label) = self.far[slot].take() {
             b.bind(label);
         }
     }
@@ -124,7 +141,8 @@ impl Relays {
         self.oldest().is_some_and(|(first, _)| b.len() - first > reach)
     }
 
-    /// At a point nothing falls through to: a relay for every old pending target.
+    /// At a point nothing falls through to: a relay for every old pending target, a
+    /// `goto` to the target itself (the conditional jumps after it open a new label).
     fn relay(&mut self, b: &mut ProgramBuilder) {
         let now = b.len();
         let mut due: Vec<NodeIndex> = Vec::new();
@@ -141,14 +159,11 @@ impl Relays {
         due.sort_unstable();
         for node in due {
             let slot = self.slot(node);
-            let Some((label, _)) = self.pending[slot] else { continue };
+            let Some((label, _)) = self.pending[slot].take() else { continue };
             b.bind(label);
-            let next = b.new_label();
-            let position = b.len();
+            let far = self.goto(b, node);
             b.comment("relay");
-            b.emit(Insn::Ja { target: next });
-            self.pending[slot] = Some((next, position));
-            self.by_age.push_back((position, node));
+            b.emit(Insn::Ja { target: far });
         }
     }
 
@@ -372,6 +387,16 @@ impl RuleEmitter<'_, '_> {
         }
     }
 
+    /// Where a `goto` leaving `at`'s diagram goes: as [`Self::end_target`], but its end
+    /// through no relay.
+    fn end_goto(&mut self, b: &mut ProgramBuilder, at: Place, relays: &mut Relays) -> Label {
+        if at.last {
+            self.end_target(b, at, relays)
+        } else {
+            relays.goto(b, END)
+        }
+    }
+
     fn diagram(
         &mut self,
         b: &mut ProgramBuilder,
@@ -414,7 +439,7 @@ impl RuleEmitter<'_, '_> {
                     match chains.leaf_unit[index] {
                         Some(unit) => self.enter(b, chains, unit, (may_lose, at), relays),
                         None => {
-                            let end = self.end_target(b, at, relays);
+                            let end = self.end_goto(b, at, relays);
                             b.emit(Insn::Ja { target: end });
                         }
                     }
@@ -422,7 +447,7 @@ impl RuleEmitter<'_, '_> {
                 TreeNode::Source { source, present, absent } => {
                     b.comment(format!("diagram {number} node {index}: {} present?", source.name()));
                     let absent = relays.target(b, *absent);
-                    let present = relays.target(b, *present);
+                    let present = relays.goto(b, *present);
                     b.emit(Insn::load(Size::W, Reg::R5, Reg::R10, super::layout::MASK_SLOT));
                     b.emit(Insn::jump32(JmpOp::Set, Reg::R5, Operand::imm_u32(source.bit()), absent));
                     b.emit(Insn::Ja { target: present });
@@ -507,10 +532,11 @@ impl RuleEmitter<'_, '_> {
             };
             self.begin_rule(b, *index);
             if chains.grouped {
-                let end = self.end_target(b, at, relays);
                 if may_lose {
+                    let end = self.end_target(b, at, relays);
                     b.emit(Insn::jump32(JmpOp::Le, Reg::R6, Operand::imm_u32(worse_than(*index)), end));
                 }
+                let end = self.end_goto(b, at, relays);
                 let code = best_match(*index, filter.hook.return_code(rule.verdict));
                 let mut matched = |b: &mut ProgramBuilder| {
                     b.emit(Insn::alu32(AluOp::Mov, Reg::R6, Operand::imm_u32(code)));
@@ -542,9 +568,11 @@ impl RuleEmitter<'_, '_> {
         relays: &mut Relays,
     ) {
         b.comment(format!("diagram {number} node {index}: {} in {} pieces", field.name(), pieces.len()));
-        let targets: Vec<Label> = children.iter().map(|child| relays.target(b, *child)).collect();
         b.emit(Insn::load(Size::W, Reg::R1, Reg::R10, self.layout.words(field)[0]));
-        search(b, pieces, &targets);
+        search(b, pieces, &mut |b, child, goto| match goto {
+            true => relays.goto(b, children[child]),
+            false => relays.target(b, children[child]),
+        });
     }
 }
 
@@ -610,11 +638,16 @@ fn first_rule(diagram: &Diagram) -> Option<usize> {
         .min()
 }
 
-/// Jumps to `targets[piece.2]` for the piece holding r1; the pieces cover every value.
+/// Jumps to child `piece.2` for the piece holding r1 (`target(b, child, goto)`: the
+/// label of a `goto` or a conditional jump to it); the pieces cover every value.
 /// More than [`LINEAR_PIECES`] pieces are cut into up to [`SEARCH_WAYS`] parts, tested
 /// from the highest down (`if r1 >= low goto part`), the lowest part following inline:
 /// every part is one taken jump away, the lowest none.
-fn search(b: &mut ProgramBuilder, pieces: &[(u32, u32, usize)], targets: &[Label]) {
+fn search(
+    b: &mut ProgramBuilder,
+    pieces: &[(u32, u32, usize)],
+    target: &mut impl FnMut(&mut ProgramBuilder, usize, bool) -> Label,
+) {
     if pieces.len() > LINEAR_PIECES {
         let starts = search_parts(pieces.len());
         let labels: Vec<Label> = starts[1..].iter().map(|_| b.new_label()).collect();
@@ -626,15 +659,17 @@ fn search(b: &mut ProgramBuilder, pieces: &[(u32, u32, usize)], targets: &[Label
                 b.bind(labels[part - 1]);
             }
             let end = starts.get(part + 1).copied().unwrap_or(pieces.len());
-            search(b, &pieces[start..end], targets);
+            search(b, &pieces[start..end], target);
         }
         return;
     }
     let Some((last, rest)) = pieces.split_last() else { return };
     for &(_, high, child) in rest {
-        b.emit(Insn::jump32(JmpOp::Le, Reg::R1, Operand::imm_u32(high), targets[child]));
+        let label = target(b, child, false);
+        b.emit(Insn::jump32(JmpOp::Le, Reg::R1, Operand::imm_u32(high), label));
     }
-    b.emit(Insn::Ja { target: targets[last.2] });
+    let label = target(b, last.2, true);
+    b.emit(Insn::Ja { target: label });
 }
 
 /// Where each part of a search over `pieces` (more than [`LINEAR_PIECES`]) starts.

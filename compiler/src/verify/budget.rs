@@ -126,7 +126,7 @@ const NONE: u32 = u32::MAX;
 
 impl Flow {
     fn new(insns: &[ResolvedInsn], slots: &Slots) -> Flow {
-        let target = |index: usize, offset: i16| slots.target(index, offset).map_or(NONE, |to| to as u32);
+        let target = |index: usize, offset: i32| slots.target(index, offset).map_or(NONE, |to| to as u32);
         let mut next = Vec::with_capacity(insns.len());
         let mut prune_point = vec![false; insns.len() + 1];
         for (index, insn) in insns.iter().enumerate() {

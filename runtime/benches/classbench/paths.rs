@@ -69,18 +69,18 @@ pub struct Parts {
 impl Parts {
     pub fn new(code: &Program) -> Parts {
         let mut parts = Vec::with_capacity(code.insns.len());
-        let mut relay = vec![0u8; code.insns.len()];
+        let mut relay = Vec::with_capacity(code.insns.len());
         let mut part = Part::Prologue;
         let mut diagram = 0;
         let mut comments = code.comments.iter().peekable();
         for index in 0..code.insns.len() {
-            let mut starts = false;
+            let (mut starts, mut relay_kind) = (false, 0);
             while let Some(comment) = comments.next_if(|comment| comment.insn <= index) {
                 let text = comment.text.as_str();
                 if text == "relay" {
-                    relay[index] = 1;
+                    relay_kind = 1;
                 } else if text.starts_with("relay: over") {
-                    relay[index] = 2;
+                    relay_kind = 2;
                 }
                 if let Some(number) = text.strip_prefix("diagram ").and_then(|rest| {
                     rest.split(|c: char| !c.is_ascii_digit()).next().and_then(|digits| digits.parse::<usize>().ok())
@@ -103,6 +103,7 @@ impl Parts {
                 }
             }
             parts.push((part, starts, diagram));
+            relay.push(relay_kind);
         }
         let mut index_of_slot = Vec::new();
         for (index, insn) in code.insns.iter().enumerate() {

@@ -69,7 +69,7 @@ pub(crate) fn helper_pointers_in_stack(code: &[u8], key_size: u32, value_size: u
 /// One pass in instruction order; `again` is set when a back jump changed the state of an
 /// instruction already passed. False when a call's pointers are not proven.
 fn one_pass(
-    insns: &[Insn<i16>],
+    insns: &[Insn<i32>],
     states: &mut [Option<State>],
     key_size: u32,
     value_size: u32,
@@ -165,7 +165,7 @@ mod tests {
     }
 
     /// r2 = r10 - 4; r3 = 2; head: `body`; r3 -= 1; if r3 != 0 goto head; lookup.
-    fn loop_then_lookup(body: Insn<i16>) -> Vec<u8> {
+    fn loop_then_lookup(body: Insn<i32>) -> Vec<u8> {
         encode(&[
             Insn::mov64(Reg::R2, Reg::R10),
             Insn::alu64(AluOp::Add, Reg::R2, -4),

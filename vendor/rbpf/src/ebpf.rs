@@ -328,6 +328,9 @@ pub const ARSH64_REG : u8 = BPF_ALU64 | BPF_X   | BPF_ARSH;
 
 /// BPF opcode: `ja +off` /// `PC += off`.
 pub const JA         : u8 = BPF_JMP   | BPF_JA;
+/// BPF opcode: `gotol +imm` /// `PC += imm` (pfc patch: ISA v4's 32-bit `ja`, kernel 6.6;
+/// see vendor/README.md).
+pub const JA32       : u8 = BPF_JMP32 | BPF_JA;
 /// BPF opcode: `jeq dst, imm, +off` /// `PC += off if dst == imm`.
 pub const JEQ_IMM    : u8 = BPF_JMP   | BPF_K   | BPF_JEQ;
 /// BPF opcode: `jeq dst, src, +off` /// `PC += off if dst == src`.

@@ -395,6 +395,8 @@ pub fn execute_program(
             ebpf::JSLT_REG32 => if (reg[_dst] as i32) <  reg[_src] as i32      { do_jump(); },
             ebpf::JSLE_IMM32 => if  reg[_dst] as i32  <= insn.imm              { do_jump(); },
             ebpf::JSLE_REG32 => if  reg[_dst] as i32  <= reg[_src] as i32      { do_jump(); },
+            // pfc patch: `gotol`, the offset in the immediate. See vendor/README.md.
+            ebpf::JA32       => insn_ptr = (insn_ptr as isize + insn.imm as isize) as usize,
 
             // Do not delegate the check to the verifier, since registered functions can be
             // changed after the program has been verified.

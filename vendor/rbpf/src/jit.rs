@@ -913,6 +913,10 @@ impl JitCompiler {
                     self.emit_cmp32(mem, src, dst);
                     self.emit_jcc(mem, 0x8e, target_pc);
                 }
+                // pfc patch: `gotol`, the offset in the immediate. See vendor/README.md.
+                ebpf::JA32       => {
+                    self.emit_jmp(mem, insn_ptr as isize + insn.imm as isize + 1)
+                }
 
                 ebpf::CALL       => {
                     match insn.src {

@@ -95,6 +95,30 @@ fn check_jmp_offset(prog: &[u8], insn_ptr: usize) -> Result<(), Error> {
     Ok(())
 }
 
+// pfc patch: `check_jmp_offset` for `gotol`, whose offset is the immediate (`off` is 0).
+fn check_jmp_offset_imm(prog: &[u8], insn_ptr: usize) -> Result<(), Error> {
+    let insn = ebpf::get_insn(prog, insn_ptr);
+    if insn.imm == -1 {
+        reject(format!("infinite loop (insn #{insn_ptr:?})"))?;
+    }
+    if insn.off != 0 {
+        reject(format!("gotol with a non-zero offset field (insn #{insn_ptr:?})"))?;
+    }
+    let dst_insn_ptr = insn_ptr as isize + 1 + insn.imm as isize;
+    if dst_insn_ptr < 0 || dst_insn_ptr as usize >= (prog.len() / ebpf::INSN_SIZE) {
+        reject(format!(
+            "jump out of code to #{dst_insn_ptr:?} (insn #{insn_ptr:?})"
+        ))?;
+    }
+    let dst_insn = ebpf::get_insn(prog, dst_insn_ptr as usize);
+    if dst_insn.opc == 0 {
+        reject(format!(
+            "jump to middle of LD_DW at #{dst_insn_ptr:?} (insn #{insn_ptr:?})"
+        ))?;
+    }
+    Ok(())
+}
+
 fn check_registers(insn: &ebpf::Insn, store: bool, insn_ptr: usize) -> Result<(), Error> {
     if insn.src > 10 {
         reject(format!("invalid source register (insn #{insn_ptr:?})"))?;
@@ -261,6 +285,8 @@ pub fn check(prog: &[u8]) -> Result<(), Error> {
             ebpf::JSLT_REG32 => { check_jmp_offset(prog, insn_ptr)?; },
             ebpf::JSLE_IMM32 => { check_jmp_offset(prog, insn_ptr)?; },
             ebpf::JSLE_REG32 => { check_jmp_offset(prog, insn_ptr)?; },
+            // pfc patch: `gotol`, the offset in the immediate. See vendor/README.md.
+            ebpf::JA32       => { check_jmp_offset_imm(prog, insn_ptr)?; },
 
             ebpf::CALL       => {
                 let src = insn.src;
