@@ -295,8 +295,17 @@ struct RawCase {
     at: Option<Spanned<String>>,
     repeat: Option<Spanned<i64>>,
     interval: Option<Spanned<String>>,
-    sets: Option<Spanned<std::collections::BTreeMap<String, Vec<String>>>>,
+    sets: Option<Spanned<std::collections::BTreeMap<String, Vec<SetElement>>>>,
     log: Option<Spanned<LogField>>,
+}
+
+/// An element in a case's `sets`: written as in the rule file (`"10.0.0.0/8"`, `"ssh"`),
+/// or a TOML integer for a number (`[22, 80]`).
+#[derive(Deserialize)]
+#[serde(untagged, expecting = "expected an element as a string (\"10.0.0.0/8\", \"ssh\") or a number")]
+enum SetElement {
+    Text(String),
+    Number(u64),
 }
 
 /// `log = true | false`, or per packet `log = ["100*true", "false", …]`.
@@ -402,11 +411,19 @@ fn build_case(raw: RawCase, program: &Program, text: &str, lines: &LineIndex) ->
 /// checked as the rule file's elements are (`crate::frontend::dynamic_elements`).
 fn case_sets(
     case: &str,
-    sets: &std::collections::BTreeMap<String, Vec<String>>,
+    sets: &std::collections::BTreeMap<String, Vec<SetElement>>,
     program: &Program,
 ) -> Result<Vec<(usize, Vec<crate::program::DynamicElement>)>, String> {
     let mut contents = Vec::new();
     for (name, written) in sets {
+        let written: Vec<String> = written
+            .iter()
+            .map(|element| match element {
+                SetElement::Text(text) => text.clone(),
+                SetElement::Number(number) => number.to_string(),
+            })
+            .collect();
+        let written = &written;
         let Some(index) = program.dynamic_sets.iter().position(|set| &set.name == name) else {
             let known: Vec<&str> = program.dynamic_sets.iter().map(|set| set.name.as_str()).collect();
             return Err(format!("`{name}` is not a dynamic set of the rule file (dynamic sets: {})", known.join(", ")));
