@@ -104,7 +104,14 @@ impl Checker {
         let number = number?;
         let scaled = number.saturating_mul(u128::from(scale));
         if scaled == 0 || scaled > u128::from(u32::MAX) {
-            self.bad(span, format!("a {what} must be between 1 and {} units", u32::MAX), "out of range");
+            let message = match scale {
+                1 => format!("a {what} must be between 1 and {} units", u32::MAX),
+                // `5000 mbytes` is in range as written; say what it comes to.
+                _ => {
+                    format!("a {what} must be between 1 and {} bytes (about 4.29 GB); this is {scaled} bytes", u32::MAX)
+                }
+            };
+            self.bad(span, message, "out of range");
             return None;
         }
         Some(scaled as u64)
