@@ -123,8 +123,11 @@ fn hostile_captures_get_a_clear_error() {
     truncated_record.extend_from_slice(&[0; 10]);
     let mut zeros_after_header = pcap(&[]);
     zeros_after_header.resize(24 + 16 * 1000, 0);
+    let mut bogus_version = pcap(&[&ssh_frame()]);
+    bogus_version[4..6].copy_from_slice(&99u16.to_le_bytes());
     let cases: &[(&str, Vec<u8>, i32, &str)] = &[
         ("huge_claimed_length", huge_claim,         1, "c.pcap: packet 0 has 4294967295 bytes; test packets have at most 65536"),
+        ("bogus_version",       bogus_version,      1, "c.pcap: pcap format version 99.4 is not 2.x"),
         ("truncated_record",    truncated_record,   1, "c.pcap: packet 1 is truncated"),
         ("zero_length_records", zeros_after_header, 0, "\"packet\":999"),
     ];

@@ -86,6 +86,14 @@ pub enum PcapError {
         /// The link type.
         link_type: u32,
     },
+    /// A classic pcap header of another format version than 2.x.
+    #[error("pcap format version {major}.{minor} is not 2.x, the only one there is (a corrupt header?)")]
+    Version {
+        /// The header's major version.
+        major: u16,
+        /// The header's minor version.
+        minor: u16,
+    },
     /// A pcapng packet names an interface that was not described.
     #[error("packet {index} names interface {interface}, which the file does not describe")]
     NoInterface {
@@ -160,6 +168,10 @@ fn u16_at(bytes: &[u8], offset: usize, big_endian: bool) -> Option<u16> {
 fn read_pcap(bytes: &[u8], big_endian: bool, frac_ns: u64) -> Result<Capture<'_>, PcapError> {
     if bytes.len() < 24 {
         return Err(PcapError::TruncatedHeader { len: bytes.len() });
+    }
+    let (major, minor) = (u16_at(bytes, 4, big_endian).unwrap_or(0), u16_at(bytes, 6, big_endian).unwrap_or(0));
+    if major != 2 {
+        return Err(PcapError::Version { major, minor });
     }
     let link_type = u32_at(bytes, 20, big_endian).unwrap_or(0) & 0x0fff_ffff;
     if link_type != LINKTYPE_ETHERNET {
