@@ -194,6 +194,8 @@ fn every_code_form_loads_within_the_estimate() {
         ("classified, ClassBench acl 1,000", classbench_rules(Shape::Acl, 1_000), Form::Classified),
         ("classified, ClassBench fw 1,000", classbench_rules(Shape::Fw, 1_000), Form::Classified),
         ("classified, ClassBench mixed 1,000", classbench_rules(Shape::Mixed, 1_000), Form::Classified),
+        // Past 28k slots: relays and `gotol` (32-bit gotos), checked below.
+        ("classified, ClassBench mixed 4,000", classbench_rules(Shape::Mixed, 4_000), Form::Classified),
         ("table, ClassBench acl 2,000", classbench_rules(Shape::Acl, 2_000), Form::Table),
         ("table, ClassBench fw 2,000", classbench_rules(Shape::Fw, 2_000), Form::Table),
         ("table, ClassBench ipc 2,000", classbench_rules(Shape::Ipc, 2_000), Form::Table),
@@ -212,6 +214,9 @@ fn every_code_form_loads_within_the_estimate() {
             loaded.load.as_millis()
         );
         assert!(loaded.processed <= loaded.estimate, "{name}: {} > estimate {}", loaded.processed, loaded.estimate);
+        if name.ends_with("4,000") {
+            assert!(compiled.code.disassemble().contains(": gotol "), "{name} has no gotol");
+        }
     }
 }
 
