@@ -205,17 +205,20 @@ fn json_report_parses() {
 
 #[test]
 fn junit_report_parses() {
+    // U+FFFE and U+FFFF (TOML allows them) are not XML characters: written as `?`.
     let cases = case("ok <&>", "ipv4 / udp dport=53", "pass", "dns")
-        + &case("bad \\\"q\\\"", "ipv4 src=192.0.2.1 / tcp dport=22", "pass", "ssh");
+        + &case("bad \\\"q\\\"", "ipv4 src=192.0.2.1 / tcp dport=22", "pass", "ssh")
+        + &case("nonchars \\uFFFE\\uFFFF", "ipv4 / udp dport=53", "pass", "dns");
     let run = run_cases("junit_report", &cases, &[], &["--format", "junit"]);
     assert_eq!(run.code, 1, "{}", run.stderr);
     let xml = roxmltree::Document::parse(&run.stdout).expect("well-formed XML");
     let root = xml.root_element();
     assert_eq!(root.tag_name().name(), "testsuites");
-    assert_eq!(root.attribute("tests"), Some("2"));
+    assert_eq!(root.attribute("tests"), Some("3"));
     assert_eq!(root.attribute("failures"), Some("1"));
     let testcases: Vec<_> = root.descendants().filter(|node| node.has_tag_name("testcase")).collect();
-    assert_eq!(testcases.len(), 2);
+    assert_eq!(testcases.len(), 3);
+    assert_eq!(testcases[2].attribute("name"), Some("nonchars ??"));
     assert_eq!(testcases[0].attribute("name"), Some("ok <&>"));
     assert_eq!(testcases[1].attribute("name"), Some("bad \"q\""));
     let failure = testcases[1].children().find(|node| node.has_tag_name("failure")).expect("a <failure>");

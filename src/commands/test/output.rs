@@ -303,7 +303,7 @@ fn xml_escape(text: &str) -> String {
             '\'' => out.push_str("&apos;"),
             '\n' => out.push_str("&#10;"),
             '\t' | '\r' => out.push(c),
-            c if (c as u32) < 0x20 => out.push('?'),
+            c if (c as u32) < 0x20 || c == '\u{fffe}' || c == '\u{ffff}' => out.push('?'),
             c => out.push(c),
         }
     }
