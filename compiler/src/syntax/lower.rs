@@ -58,10 +58,28 @@ fn syntax_diagnostic(error: &pest::error::Error<Rule>, text: &str, offset: usize
         span,
         format!("expected {expected}"),
     );
+    let diagnostic = match non_ascii_in_name(text, position) {
+        Some(c) => diagnostic.with_note(format!(
+            "names are ASCII: letters, digits, `_` and `-`; `{c}` (U+{:04X}) cannot be part of one",
+            c as u32
+        )),
+        None => diagnostic,
+    };
     match nft_style_suggestion(text, position, found) {
         Some(suggestion) => diagnostic.with_note(format!("did you mean `{suggestion}`?")),
         None => diagnostic,
     }
+}
+
+/// The character at `position` when it is a non-ASCII letter or digit right after, or
+/// starting, a word (`règle`, `café`, `ssh_büro`): the parser stopped because names are
+/// ASCII, which its "expected `:`" alone does not say.
+fn non_ascii_in_name(text: &str, position: usize) -> Option<char> {
+    let c = text.get(position..)?.chars().next()?;
+    let after_word =
+        text[..position].chars().next_back().is_some_and(|before| before.is_ascii_alphanumeric() || before == '_');
+    let word_starts = text.get(position + c.len_utf8()..)?.chars().next().is_some_and(|next| next.is_alphanumeric());
+    (!c.is_ascii() && c.is_alphanumeric() && (after_word || word_starts)).then_some(c)
 }
 
 /// nftables writes `tcp dport 22` and `ip saddr { … }`; where pfc's parser stopped at the
