@@ -370,6 +370,36 @@ fn examples_agree_with_the_interpreter() {
     check_and_report("examples", sets, Form::Classified, Vec::new());
 }
 
+/// Each layout the parse prologue picks from what the rules read (`codegen/prologue.rs`:
+/// which IP family's untagged path comes first, which transport block is the tail and
+/// which one is copied inline, the other family, ARP, the extension walk, VLAN tags):
+/// a small rule set per one or two of these reads, the second rule of each with `vlan`.
+#[test]
+fn prologue_layouts_agree_with_the_interpreter() {
+    let reads = [
+        "ipv4.ttl > 1",
+        "ipv6.hop_limit == 255",
+        "tcp.dport == 22",
+        "udp.dport == 53",
+        "sctp.dport == 80",
+        "icmp.type == echo-request",
+        "icmp6.type == echo-request",
+        "ipv6.proto == 6",
+        "arp.op == 1",
+        "eth.type == 0x88cc",
+    ];
+    let mut sets = Vec::new();
+    for (first, a) in reads.iter().enumerate() {
+        for b in &reads[first..] {
+            let text = format!(
+                "hook xdp\ndefault pass\nrule a: drop if {a}\nrule b: drop if {b} and vlan\nrule c: pass if {b}\n"
+            );
+            sets.push((format!("prologue-{first}-{}", sets.len()), text, false));
+        }
+    }
+    check_and_report("prologue layouts", sets, Form::Classified, Vec::new());
+}
+
 /// The generated files use every concrete field, every operator, `in` and `not in`,
 /// masks, every bare protocol, both verdicts and every hook.
 fn assert_covers_the_language(sets: &[rulegen::RuleSet]) {

@@ -7,9 +7,20 @@
 //! in a 4-byte stack slot that the kernel verifier does not track, so every parse path
 //! hands the rule body the same verifier state.
 //!
+//! Layout (every jump goes forward, so a path that takes no jump is one stretch of
+//! code): an untagged frame of the first IP family the rules read (IPv4, else IPv6)
+//! runs its headers without a taken jump, into a copy of the TCP block (then one `goto`
+//! to the end) or with one jump to the UDP block, which is laid out last and falls into
+//! the body. Between them, out of that path: untagged IPv6 (as IPv4's, with its own TCP
+//! copy), VLAN tags, other ethertypes and ARP, a second copy of the IP headers for
+//! tagged frames, the IPv6 extension walk, and the shared transport blocks the rare
+//! paths (and the common path's other protocols) jump to.
+//!
 //! Registers: r7 = data, r8 = data_end, r6 = header cursor, r3 = next protocol
 //! (ethertype or IP protocol, as loaded), r1/r2 scratch, r5 = an unknown scalar used to
 //! initialize value slots.
+
+use std::cell::Cell;
 
 use super::layout::{absent_is_out_of_range, Layout, MASK_SLOT, PCAP_WORD_EMPTY};
 use super::Needs;
@@ -126,6 +137,12 @@ impl Prologue<'_> {
         self.b.emit(Insn::alu32(AluOp::And, R9, Operand::imm_u32(!source.bit())));
     }
 
+    /// Ethernet, then the network and transport headers laid out for the common case: an
+    /// untagged frame of the first needed IP family falls through its headers into the
+    /// inline transport block (or takes one jump to the tail block), and one `goto` over
+    /// the rest (the other family, VLAN tags, ARP, the IPv6 extension walk, the other
+    /// transport blocks), which is placed between it and the tail block. Tagged frames
+    /// get their own copy of the network code, since every jump goes forward.
     fn ethernet(&mut self) {
         self.b.comment("ethernet");
         self.bounds(R7, 14);
@@ -137,11 +154,61 @@ impl Prologue<'_> {
         self.b.emit(Insn::load(Size::H, R3, R7, 12));
         self.b.emit(Insn::mov64(R6, R7));
         self.b.emit(Insn::alu64(AluOp::Add, R6, 14));
+        let l4 = L4::new(self.b, self.needs);
         let network = self.b.new_label();
-        for tag in 0..MAX_VLAN_TAGS {
-            let tagged = self.b.new_label();
+        let tagged = self.b.new_label();
+        let hot = [(self.needs.ipv4, Proto::Ipv4), (self.needs.ipv6, Proto::Ipv6)]
+            .into_iter()
+            .find_map(|(needed, proto)| needed.then_some(proto));
+        let Some(hot) = hot else {
+            // No IP: nothing common to lay out first.
             self.b.emit(Insn::jump32(JmpOp::Eq, R3, RAW_8021Q, tagged));
             self.b.emit(Insn::jump32(JmpOp::Ne, R3, RAW_8021AD, network));
+            self.vlan_tags(tagged, network);
+            self.network(&l4);
+            return;
+        };
+        let not_hot = self.b.new_label();
+        self.b.comment(format!("untagged {}: the common case, no jump taken to its transport header", hot.name()));
+        self.b.emit(Insn::jump32(JmpOp::Ne, R3, raw_ethertype(hot), not_hot));
+        self.payload_ethertype();
+        self.family(hot, &l4, true);
+        self.b.bind(not_hot);
+        if hot == Proto::Ipv4 && self.needs.ipv6 {
+            let not_ipv6 = self.b.new_label();
+            self.b.comment("untagged ipv6");
+            self.b.emit(Insn::jump32(JmpOp::Ne, R3, RAW_IPV6, not_ipv6));
+            self.payload_ethertype();
+            self.family(Proto::Ipv6, &l4, true);
+            self.b.bind(not_ipv6);
+        }
+        self.b.comment("vlan tag, or untagged with another ethertype");
+        self.b.emit(Insn::jump32(JmpOp::Eq, R3, RAW_8021Q, tagged));
+        self.b.emit(Insn::jump32(JmpOp::Eq, R3, RAW_8021AD, tagged));
+        self.payload_ethertype();
+        if self.needs.arp {
+            self.b.emit(Insn::jump32(JmpOp::Ne, R3, RAW_ARP, self.parsed));
+            self.arp();
+        } else {
+            self.b.emit(Insn::Ja { target: self.parsed });
+        }
+        self.vlan_tags(tagged, network);
+        self.network(&l4);
+        self.shared(&l4);
+    }
+
+    /// The VLAN tags, once the caller found the first tag's TPID (and jumped to `first`);
+    /// binds `network`, where r3 holds the payload ethertype.
+    fn vlan_tags(&mut self, first: Label, network: Label) {
+        for tag in 0..MAX_VLAN_TAGS {
+            let tagged = if tag == 0 {
+                first
+            } else {
+                let tagged = self.b.new_label();
+                self.b.emit(Insn::jump32(JmpOp::Eq, R3, RAW_8021Q, tagged));
+                self.b.emit(Insn::jump32(JmpOp::Ne, R3, RAW_8021AD, network));
+                tagged
+            };
             self.b.bind(tagged);
             self.b.comment(if tag == 0 { "outer vlan tag" } else { "inner vlan tag" });
             self.bounds(R6, 4);
@@ -153,10 +220,9 @@ impl Prologue<'_> {
             self.b.emit(Insn::alu64(AluOp::Add, R6, 4));
         }
         self.b.bind(network);
-        self.network();
     }
 
-    fn network(&mut self) {
+    fn payload_ethertype(&mut self) {
         self.b.comment("payload ethertype");
         self.mark_present(Source::PayloadEthertype);
         if let Some(&slot) = self.layout.words(Field::EthType).first() {
@@ -164,6 +230,11 @@ impl Prologue<'_> {
             self.b.emit(Insn::Endian { order: ByteOrder::Big, width: EndianWidth::W16, dst: R1 });
             self.b.emit(Insn::store(Size::W, R10, slot, R1));
         }
+    }
+
+    /// The network header after the VLAN tags (and, without IP, of every frame).
+    fn network(&mut self, l4: &L4) {
+        self.payload_ethertype();
         let ipv4 = self.b.new_label();
         let ipv6 = self.b.new_label();
         let arp = self.b.new_label();
@@ -175,27 +246,38 @@ impl Prologue<'_> {
             }
         }
         self.b.emit(Insn::Ja { target: self.parsed });
-        let l4 = L4Labels::new(self.b);
         if self.needs.ipv4 {
             self.b.bind(ipv4);
-            self.ipv4(&l4);
+            self.family(Proto::Ipv4, l4, false);
         }
         if self.needs.ipv6 {
             self.b.bind(ipv6);
-            self.ipv6(&l4);
+            self.family(Proto::Ipv6, l4, false);
         }
         if self.needs.arp {
             self.b.bind(arp);
-            self.b.comment("arp");
-            self.bounds(R6, 28);
-            self.mark_present(Source::Header(Proto::Arp));
-            self.extract(Proto::Arp, R6);
-            self.b.emit(Insn::Ja { target: self.parsed });
+            self.arp();
         }
-        self.transport(&l4);
     }
 
-    fn ipv4(&mut self, l4: &L4Labels) {
+    fn arp(&mut self) {
+        self.b.comment("arp");
+        self.bounds(R6, 28);
+        self.mark_present(Source::Header(Proto::Arp));
+        self.extract(Proto::Arp, R6);
+        self.b.emit(Insn::Ja { target: self.parsed });
+    }
+
+    /// An IP header at r6; `untagged`: the common path's copy (transport dispatch by
+    /// [`Prologue::fast_transport`]), else the tagged frames' (to the shared blocks).
+    fn family(&mut self, proto: Proto, l4: &L4, untagged: bool) {
+        match proto {
+            Proto::Ipv4 => self.ipv4(l4, untagged),
+            _ => self.ipv6(l4, untagged),
+        }
+    }
+
+    fn ipv4(&mut self, l4: &L4, untagged: bool) {
         self.b.comment("ipv4");
         self.bounds(R6, 20);
         self.b.emit(Insn::load(Size::B, R1, R6, 0));
@@ -215,10 +297,14 @@ impl Prologue<'_> {
         self.b.emit(Insn::jump32(JmpOp::Set, R1, RAW_IPV4_FRAG_OFFSET, self.parsed));
         self.b.emit(Insn::load(Size::B, R3, R6, 9));
         self.b.emit(Insn::mov64(R6, R2));
-        self.dispatch_transport(l4, Proto::Ipv4);
+        if untagged {
+            self.fast_transport(l4, Proto::Ipv4);
+        } else {
+            self.dispatch_transport(l4, Proto::Ipv4);
+        }
     }
 
-    fn ipv6(&mut self, l4: &L4Labels) {
+    fn ipv6(&mut self, l4: &L4, untagged: bool) {
         self.b.comment("ipv6");
         self.bounds(R6, 40);
         self.mark_present(Source::Header(Proto::Ipv6));
@@ -229,6 +315,41 @@ impl Prologue<'_> {
         }
         self.b.emit(Insn::load(Size::B, R3, R6, 6));
         self.b.emit(Insn::alu64(AluOp::Add, R6, 40));
+        if untagged {
+            self.fast_transport(l4, Proto::Ipv6);
+        } else {
+            self.b.emit(Insn::Ja { target: l4.ipv6_walk });
+        }
+    }
+
+    /// The blocks every copy of the network code shares, after them: the IPv6 extension
+    /// walk, the transport blocks, and last the tail block, which falls into `parsed`.
+    fn shared(&mut self, l4: &L4) {
+        if self.needs.ipv6_walk {
+            self.ipv6_walk(l4);
+        }
+        for (index, (proto, label)) in l4.shared.into_iter().enumerate() {
+            if l4.used[index].get() {
+                self.b.bind(label);
+                self.transport_block(proto);
+                self.b.emit(Insn::Ja { target: self.parsed });
+            }
+        }
+        if let Some((proto, label)) = l4.tail {
+            if l4.tail_ipv6_used.get() {
+                self.b.bind(l4.tail_ipv6);
+                self.b.comment("from untagged ipv6 without extension headers");
+                self.upper_protocol();
+            }
+            self.b.bind(label);
+            self.transport_block(proto);
+        }
+    }
+
+    /// The extension header walk from r6 (r3 = the IPv6 next header), then the transport
+    /// dispatch.
+    fn ipv6_walk(&mut self, l4: &L4) {
+        self.b.bind(l4.ipv6_walk);
         let upper = self.b.new_label();
         let non_first = self.b.new_label();
         for index in 0..IPV6_EXT_HEADERS {
@@ -279,28 +400,64 @@ impl Prologue<'_> {
         }
     }
 
-    fn dispatch_transport(&mut self, l4: &L4Labels, carrier: Proto) {
-        for (proto, label) in l4.all() {
-            if self.needs.transport.contains(&proto) && proto.carrier().map_or(true, |needed| needed == carrier) {
-                let number = proto.ip_protocol().unwrap_or(0) as i32;
-                self.b.emit(Insn::jump32(JmpOp::Eq, R3, number, label));
+    /// The untagged path's transport dispatch (r3 = the IP protocol or next header): the
+    /// tail's protocol jumps to the tail block, the inline protocol's block is copied here
+    /// (then one `goto parsed`), the rest goes to the shared blocks (from IPv6: to the
+    /// extension walk, which an extension header needs anyway).
+    fn fast_transport(&mut self, l4: &L4, carrier: Proto) {
+        let ipv6 = carrier == Proto::Ipv6;
+        if let Some((proto, label)) = l4.tail {
+            let entry = if ipv6 {
+                l4.tail_ipv6_used.set(true);
+                l4.tail_ipv6
+            } else {
+                label
+            };
+            self.b.emit(Insn::jump32(JmpOp::Eq, R3, ip_protocol(proto), entry));
+        }
+        let rest = if ipv6 { l4.ipv6_walk } else { self.b.new_label() };
+        if let Some(proto) = l4.inline {
+            self.b.emit(Insn::jump32(JmpOp::Ne, R3, ip_protocol(proto), rest));
+            if ipv6 {
+                self.upper_protocol();
+            }
+            self.transport_block(proto);
+            self.b.emit(Insn::Ja { target: self.parsed });
+        } else if ipv6 {
+            self.b.emit(Insn::Ja { target: rest });
+        }
+        if ipv6 {
+            return;
+        }
+        self.b.bind(rest);
+        for proto in TRANSPORTS {
+            if Some(proto) == l4.inline || l4.is_tail(proto) {
+                continue;
+            }
+            if let Some(label) = l4.target(proto, carrier) {
+                self.b.emit(Insn::jump32(JmpOp::Eq, R3, ip_protocol(proto), label));
             }
         }
         self.b.emit(Insn::Ja { target: self.parsed });
     }
 
-    fn transport(&mut self, l4: &L4Labels) {
-        for (proto, label) in l4.all() {
-            if !self.needs.transport.contains(&proto) {
-                continue;
+    /// Every needed transport over `carrier` to its block, in the order TCP, UDP, SCTP,
+    /// ICMP, ICMPv6; anything else to `parsed`.
+    fn dispatch_transport(&mut self, l4: &L4, carrier: Proto) {
+        for proto in TRANSPORTS {
+            if let Some(label) = l4.target(proto, carrier) {
+                self.b.emit(Insn::jump32(JmpOp::Eq, R3, ip_protocol(proto), label));
             }
-            self.b.bind(label);
-            self.b.comment(proto.name());
-            self.bounds(R6, proto.min_len() as i32);
-            self.mark_present(Source::Header(proto));
-            self.extract(proto, R6);
-            self.b.emit(Insn::Ja { target: self.parsed });
         }
+        self.b.emit(Insn::Ja { target: self.parsed });
+    }
+
+    /// A transport header's block at r6 (it does not end with a jump).
+    fn transport_block(&mut self, proto: Proto) {
+        self.b.comment(proto.name());
+        self.bounds(R6, proto.min_len() as i32);
+        self.mark_present(Source::Header(proto));
+        self.extract(proto, R6);
     }
 
     /// Stores every needed field of `proto`, read through `base` (bounds already checked).
@@ -360,16 +517,76 @@ impl Prologue<'_> {
     }
 }
 
-/// Entry labels of the transport header blocks, shared by IPv4 and IPv6.
-struct L4Labels([(Proto, Label); 5]);
+/// The transport protocols the prologue can locate, in dispatch order.
+const TRANSPORTS: [Proto; 5] = [Proto::Tcp, Proto::Udp, Proto::Sctp, Proto::Icmp, Proto::Icmp6];
 
-impl L4Labels {
-    fn new(b: &mut ProgramBuilder) -> L4Labels {
-        L4Labels([Proto::Tcp, Proto::Udp, Proto::Sctp, Proto::Icmp, Proto::Icmp6].map(|proto| (proto, b.new_label())))
+/// Where each needed transport header's block is: the untagged paths reach the tail's
+/// and the inline one's without a taken jump before it, the rest through shared blocks.
+struct L4 {
+    /// One block per needed protocol but the tail's, after all network code; emitted when
+    /// some dispatch jumps to it.
+    shared: [(Proto, Label); 5],
+    used: [Cell<bool>; 5],
+    /// The block laid out last, falling into `parsed`: UDP when needed, else TCP.
+    tail: Option<(Proto, Label)>,
+    /// The tail block's entry from the untagged IPv6 path, which first marks the upper
+    /// protocol (the extension walk's other paths mark it before their dispatch).
+    tail_ipv6: Label,
+    tail_ipv6_used: Cell<bool>,
+    /// Copied into each untagged path: TCP when UDP is the tail.
+    inline: Option<Proto>,
+    /// The IPv6 extension header walk (r3 = next header, r6 past the fixed header).
+    ipv6_walk: Label,
+    needed: Vec<Proto>,
+}
+
+impl L4 {
+    fn new(b: &mut ProgramBuilder, needs: &Needs) -> L4 {
+        let needed = needs.transport.clone();
+        let tail = [Proto::Udp, Proto::Tcp].into_iter().find(|proto| needed.contains(proto));
+        let inline = (tail == Some(Proto::Udp) && needed.contains(&Proto::Tcp)).then_some(Proto::Tcp);
+        L4 {
+            shared: TRANSPORTS.map(|proto| (proto, b.new_label())),
+            used: Default::default(),
+            tail: tail.map(|proto| (proto, b.new_label())),
+            tail_ipv6: b.new_label(),
+            tail_ipv6_used: Cell::new(false),
+            inline,
+            ipv6_walk: b.new_label(),
+            needed,
+        }
     }
 
-    fn all(&self) -> [(Proto, Label); 5] {
-        self.0
+    fn is_tail(&self, proto: Proto) -> bool {
+        self.tail.is_some_and(|(tail, _)| tail == proto)
+    }
+
+    /// The block a dispatch over `carrier` jumps to for `proto`, if it is needed there.
+    fn target(&self, proto: Proto, carrier: Proto) -> Option<Label> {
+        if !self.needed.contains(&proto) || proto.carrier().is_some_and(|needed| needed != carrier) {
+            return None;
+        }
+        match self.tail {
+            Some((tail, label)) if tail == proto => Some(label),
+            _ => {
+                let index = TRANSPORTS.iter().position(|p| *p == proto)?;
+                self.used[index].set(true);
+                Some(self.shared[index].1)
+            }
+        }
+    }
+}
+
+fn ip_protocol(proto: Proto) -> i32 {
+    proto.ip_protocol().unwrap_or(0) as i32
+}
+
+/// The ethertype of an IP family as a little-endian `u16` load sees it.
+fn raw_ethertype(family: Proto) -> i32 {
+    if family == Proto::Ipv6 {
+        RAW_IPV6
+    } else {
+        RAW_IPV4
     }
 }
 

@@ -26,9 +26,11 @@
 //! jumps), `PFC_CLASSBENCH_DUMP=DIR` (write each set's rules and `--emit asm` listing there),
 //! `PFC_CLASSBENCH_FORMS=auto,inline,table` (one row per form and set: `auto` is what
 //! `compile()` picks, `inline` forces the inline classifier, `table` the table-driven one;
-//! default `auto`).
+//! default `auto`), `PFC_CLASSBENCH_EXAMPLES=DIR` (instead of the sets: instructions and
+//! taken jumps of DIR's XDP rule files on a few common frames, `examples.rs`).
 //! Nothing here asserts on time (see `docs/performance.md`).
 
+mod examples;
 #[allow(dead_code)]
 #[path = "../perf/kernel_side.rs"]
 mod kernel_side;
@@ -52,6 +54,10 @@ fn env_number(name: &str, default: u64) -> u64 {
 }
 
 fn main() {
+    if let Ok(dir) = std::env::var("PFC_CLASSBENCH_EXAMPLES") {
+        examples::report(&dir);
+        return;
+    }
     let shapes: Vec<Shape> = match env_list("PFC_CLASSBENCH_SHAPES") {
         Some(names) => names.iter().filter_map(|name| Shape::from_name(name)).collect(),
         None => Shape::ALL.to_vec(),
