@@ -111,7 +111,10 @@ pub(crate) fn parse(text: &str, base: usize, limit: Option<usize>) -> SetFileLin
 /// a diagnostic or a span per line: what `pfc load` makes of a dynamic set's file whose
 /// lines it reads itself ([`crate::sources::IncludeLoader::defers_dynamic_set_lines`]).
 /// Every element line is decoded as [`parse`] decodes it, so an element here is the one
-/// the checker makes of that line; repeated elements are kept (sorting finds them).
+/// the checker makes of that line; repeated elements are kept (sorting finds them). A
+/// line that is an address or prefix alone is read in one pass ([`bare_ipv4_line`],
+/// [`bare_ipv6_line`]: a quarter of the instructions of [`decode`] and `Ipv6Addr`'s
+/// parser), any other line through [`decode`].
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct PlainPrefixes {
     /// IPv4 lines in file order: the address with its host bits cleared, shifted left by
@@ -131,6 +134,19 @@ pub fn plain_prefixes(text: &str) -> Option<PlainPrefixes> {
     let bytes = text.as_bytes();
     let mut line_start = 0;
     while line_start < bytes.len() {
+        // The common line, `A.B.C.D[/L]` alone: read in one pass.
+        if let Some((address, length, next)) = bare_ipv4_line(&bytes[line_start..]) {
+            let host_mask = u32::MAX.checked_shr(u32::from(length)).unwrap_or(0);
+            read.ipv4.push(u64::from(address & !host_mask) << 8 | u64::from(length));
+            line_start += next;
+            continue;
+        }
+        if let Some((address, length, next)) = bare_ipv6_line(&bytes[line_start..]) {
+            let host_mask = u128::MAX.checked_shr(u32::from(length)).unwrap_or(0);
+            read.ipv6.push((address & !host_mask, length));
+            line_start += next;
+            continue;
+        }
         let line_end = bytes[line_start..].iter().position(|&b| b == b'\n').map_or(bytes.len(), |at| line_start + at);
         let content_end =
             bytes[line_start..line_end].iter().position(|&b| b == b'#').map_or(line_end, |at| line_start + at);
@@ -148,6 +164,119 @@ pub fn plain_prefixes(text: &str) -> Option<PlainPrefixes> {
         }
     }
     Some(read)
+}
+
+/// A line that is an IPv4 address or prefix and nothing else (no space, no comment, no
+/// carriage return), written as [`decode`] reads it and with no leading zero in the
+/// prefix length: the address, the prefix length (32 for an address) and the bytes up
+/// to the next line. `None` for any other line (the general path reads it).
+fn bare_ipv4_line(bytes: &[u8]) -> Option<(u32, u8, usize)> {
+    let mut address = 0;
+    let mut at = 0;
+    for part in 0..4 {
+        if part > 0 {
+            (bytes.get(at) == Some(&b'.')).then_some(())?;
+            at += 1;
+        }
+        let (octet, end) = decimal_at(bytes, at, 3).filter(|(octet, _)| *octet <= 255)?;
+        address = address << 8 | octet;
+        at = end;
+    }
+    let mut length = 32;
+    if bytes.get(at) == Some(&b'/') {
+        let (written, end) = decimal_at(bytes, at + 1, 2).filter(|(written, _)| *written <= 32)?;
+        length = written as u8;
+        at = end;
+    }
+    Some((address, length, line_ends(bytes, at)?))
+}
+
+/// The decimal number of one to `most` digits at `at`
+/// with no leading zero, and where it ends.
+fn decimal_at(bytes: &[u8], at: usize, most: usize) -> Option<(u32, usize)> {
+    let mut value = 0;
+    let mut end = at;
+    while let Some(digit) = bytes.get(end).map(|byte| byte.wrapping_sub(b'0')).filter(|digit| *digit <= 9) {
+        value = value * 10 + u32::from(digit);
+        end += 1;
+        if end - at > most {
+            return None;
+        }
+    }
+    (end > at && (end - at == 1 || bytes[at] != b'0')).then_some((value, end))
+}
+
+/// The end of a bare line at `at`: the bytes up to the next line, if the line ends there.
+fn line_ends(bytes: &[u8], at: usize) -> Option<usize> {
+    match bytes.get(at) {
+        None => Some(at),
+        Some(b'\n') => Some(at + 1),
+        Some(_) => None,
+    }
+}
+
+/// A line that is an IPv6 address or prefix of hex groups only (no embedded IPv4
+/// address) and nothing else, written as `Ipv6Addr`'s parser (what [`decode`] uses)
+/// reads it, with no leading zero in the prefix length: the address, the prefix length
+/// (128 for an address) and the bytes up to the next line. `None` for any other line.
+fn bare_ipv6_line(bytes: &[u8]) -> Option<(u128, u8, usize)> {
+    let (mut head, mut tail) = ([0u16; 8], [0u16; 8]);
+    let (mut heads, mut tails) = (0, 0);
+    let mut compressed = false;
+    let mut at = 0;
+    if bytes.starts_with(b"::") {
+        compressed = true;
+        at = 2;
+    }
+    loop {
+        let start = at;
+        let mut group = 0u16;
+        while let Some(digit) = bytes.get(at).and_then(|byte| char::from(*byte).to_digit(16)) {
+            group = group << 4 | digit as u16;
+            at += 1;
+            if at - start > 4 {
+                return None;
+            }
+        }
+        if at == start {
+            // No group: only right after `::` (`2001:db8::`, `::`).
+            if compressed && at >= 2 && bytes[at - 2..at] == *b"::" {
+                break;
+            }
+            return None;
+        }
+        match (compressed, heads + tails) {
+            (_, 8..) => return None,
+            (false, _) => (head[heads], heads) = (group, heads + 1),
+            (true, _) => (tail[tails], tails) = (group, tails + 1),
+        }
+        if bytes.get(at) != Some(&b':') {
+            break;
+        }
+        if bytes.get(at + 1) == Some(&b':') {
+            if compressed {
+                return None;
+            }
+            compressed = true;
+            at += 2;
+        } else {
+            at += 1;
+        }
+    }
+    // `::` stands for at least one group.
+    if (compressed && heads + tails > 7) || (!compressed && heads != 8) {
+        return None;
+    }
+    let mut groups = head;
+    groups[8 - tails..].copy_from_slice(&tail[..tails]);
+    let address = groups.iter().fold(0u128, |address, group| address << 16 | u128::from(*group));
+    let mut length = 128;
+    if bytes.get(at) == Some(&b'/') {
+        let (written, end) = decimal_at(bytes, at + 1, 3).filter(|(written, _)| *written <= 128)?;
+        length = written as u8;
+        at = end;
+    }
+    Some((address, length, line_ends(bytes, at)?))
 }
 
 /// What a decoded line stands for, equal for two lines of one element: the value with
@@ -435,6 +564,92 @@ mod tests {
         for line in others {
             assert_eq!(decode(line.as_bytes()), None, "{line}");
         }
+    }
+
+    /// [`plain_prefixes`] of one line, through [`decode`] alone (no one-pass path).
+    fn decoded_alone(line: &str) -> Option<PlainPrefixes> {
+        let element = line.split('#').next().unwrap_or_default().trim();
+        let mut read = PlainPrefixes::default();
+        if element.is_empty() {
+            return Some(read);
+        }
+        let decoded = decode(element.as_bytes())?;
+        match decoded.family {
+            4 => read.ipv4.push((decoded.value as u64) << 8 | u64::from(decoded.length.unwrap_or(32))),
+            6 => read.ipv6.push((decoded.value, decoded.length.unwrap_or(128))),
+            _ => return None,
+        }
+        Some(read)
+    }
+
+    #[test]
+    fn plain_prefixes_reads_each_line_as_decode_does() {
+        let lines = [
+            "10.0.0.0/8",
+            "10.1.2.3/8",
+            "10.1.2.3/08",
+            "0.0.0.0/0",
+            "0.0.0.0/00",
+            "1.2.3.4/32",
+            "1.2.3.4/33",
+            "1.2.3.4/",
+            "1.2.3.4/320",
+            "255.255.255.255",
+            "256.1.1.1",
+            "010.0.0.1",
+            "0.0.0.0",
+            "1.2.3",
+            "1.2.3.4.5",
+            "1..2.3",
+            "1.2.3.4 ",
+            " 1.2.3.4",
+            "1.2.3.4\r",
+            "1.2.3.4#x",
+            "1.2.3.4 # x",
+            "1.2.3.1234",
+            "1.2.3.4a",
+            "2001:db8::/32",
+            "2001:DB8::/32",
+            "2001:0db8:0000::/048",
+            "2001:db8::/0",
+            "::/0",
+            "::",
+            ":::",
+            "::1",
+            "1::",
+            "1:2:3:4:5:6:7:8",
+            "1:2:3:4:5:6:7:8/64",
+            "1:2:3:4:5:6:7::",
+            "::2:3:4:5:6:7:8",
+            "1:2:3:4:5:6:7:8::",
+            "::1:2:3:4:5:6:7:8",
+            "1:2:3:4:5:6:7",
+            "1::2::3",
+            ":1::",
+            "1:::2",
+            "12345::",
+            "fe80::1%eth0",
+            "2001:db8::/128",
+            "2001:db8::/129",
+            "2001:db8::/1280",
+            "02:00:5e:10:00:01",
+            "::ffff:1.2.3.4",
+            "::1/129",
+            "80",
+            "ssh",
+            "",
+            "# only",
+        ];
+        for line in lines {
+            for end in ["", "\n"] {
+                let text = format!("{line}{end}");
+                assert_eq!(plain_prefixes(&text), decoded_alone(line), "{text:?}");
+            }
+        }
+        let text: String = lines[..6].iter().map(|line| format!("{line}\n")).collect();
+        let read = plain_prefixes(&text).expect("plain");
+        assert_eq!(read.ipv4.len(), 6);
+        assert_eq!(read.ipv4[1], 0x0a00_0000 << 8 | 8);
     }
 
     #[test]
