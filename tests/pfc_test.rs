@@ -441,3 +441,37 @@ fn classbench_captures_run_in_the_vm_without_disagreement() {
         assert_eq!(counted, expected, "{}: packets per rule", shape.name());
     }
 }
+
+/// A case's `sets = { NAME = [...] }` sets a dynamic set's contents for that case only;
+/// naming a set that is not a dynamic set of the rule file, or an element the set cannot
+/// hold, is an error at the case's `sets` line (exit 1, no case runs).
+#[rustfmt::skip]
+#[test]
+fn case_files_set_dynamic_sets_and_bad_sets_name_the_line() {
+    let rules = "hook xdp\ndefault pass\nset banned: ipv4 dynamic size 4 = { 192.0.2.0/24 }\nrule ban: drop if ip.src in banned\n";
+    let run = |test: &str, cases: &str| {
+        let dir = scratch_dir(test);
+        std::fs::write(dir.join("r.pf"), rules).expect("write rules");
+        std::fs::write(dir.join("r.test.toml"), cases).expect("write cases");
+        let run = pfc_in(&dir, &["test", "r.pf"]);
+        run.assert_no_crash(test);
+        run
+    };
+    let from_file = case("the file's contents", "ipv4 src=192.0.2.1 / udp", "drop", "ban");
+    let replaced = "[[case]]\nname = \"replaced\"\npacket = \"ipv4 src=192.0.2.1 / udp\"\nsets = { banned = [\"10.0.0.0/8\"] }\nexpect = \"pass\"\nrule = \"default\"\n\n\
+                    [[case]]\nname = \"added\"\npacket = \"ipv4 src=10.1.2.3 / udp\"\nsets = { banned = [\"10.0.0.0/8\"] }\nexpect = \"drop\"\nrule = \"ban\"\n";
+    let good = run("case_sets_good", &format!("{from_file}{replaced}"));
+    assert_eq!(good.code, 0, "{}{}", good.stdout, good.stderr);
+    assert!(good.stdout.contains("3 passed, 0 failed"), "{}", good.stdout);
+    for (test, sets, expected) in [
+        ("case_sets_unknown", "{ nosuch = [\"10.0.0.1\"] }", "`nosuch` is not a dynamic set of the rule file (dynamic sets: banned)"),
+        ("case_sets_family", "{ banned = [\"2001:db8::1\"] }", "ipv4"),
+        ("case_sets_size", "{ banned = [\"10.0.0.1\", \"10.0.0.2\", \"10.0.0.3\", \"10.0.0.4\", \"10.0.0.5\"] }", "at most 4"),
+    ] {
+        let cases = format!("[[case]]\nname = \"x\"\npacket = \"ipv4 / udp\"\nsets = {sets}\nexpect = \"pass\"\n");
+        let bad = run(test, &cases);
+        let both = format!("{}{}", bad.stdout, bad.stderr);
+        assert_eq!(bad.code, 1, "{test}: {both}");
+        assert!(both.contains("r.test.toml:4:") && both.contains("case `x`") && both.contains(expected), "{test}: {both}");
+    }
+}
