@@ -2,7 +2,8 @@
 //! rule file's contents, `pfc set add` takes effect on the next packet and `del` likewise,
 //! `replace` and `flush` swap the contents, a rule-file replace keeps them, and bad
 //! requests (wrong family, unknown set, no filter, beyond the size) exit 1 with the
-//! set unchanged; `pfc status` shows each set's count and size.
+//! set unchanged; `pfc status` shows each set's count and size; `--hook` picks the filter
+//! of one hook when an interface has two.
 
 use super::*;
 
@@ -240,4 +241,31 @@ fn a_table_classifier_loads_from_an_object_and_decides() {
     let rows = stats(&b, &vb, "xdp");
     assert_eq!(counter(&rows, "sender").0, 10, "{rows:?}");
     pfc_ok(&b, &["unload", "--iface", &vb]);
+}
+
+/// `pfc set --hook`: with an XDP and a TC ingress filter on one interface, each with a
+/// set `banned`, `--hook tc-ingress` changes the TC filter's set only (without `--hook`
+/// pfc takes the first hook with a filter, XDP).
+#[test]
+fn set_hook_picks_the_filter_of_that_hook() {
+    skip_unless!(no_kernel());
+    let mut topology = Topology::new("sh");
+    let xdp = topology.rules("sets-xdp", &sets_rules());
+    let tc = topology.rules("sets-tc", &sets_rules().replace("hook xdp", "hook tc ingress"));
+    let (b, vb) = (topology.b.clone(), topology.veth_b.clone());
+    pfc_ok(&b, &["load", &xdp, "--iface", &vb]);
+    pfc_ok(&b, &["load", &tc, "--iface", &vb]);
+    assert_eq!(delivered(&topology, 7003), 10);
+
+    pfc_ok(&b, &["set", "add", "--iface", &vb, "--hook", "tc-ingress", "banned", SENDER_IP]);
+    assert_eq!(delivered(&topology, 7003), 0, "the TC filter's set bans the sender");
+    let listed = |hook: &str| pfc_ok(&b, &["set", "list", "--iface", &vb, "--hook", hook, "banned"]);
+    assert_eq!(listed("xdp"), "192.0.2.0/24\n", "the XDP filter's set is unchanged");
+    assert_eq!(listed("tc-ingress"), format!("{SENDER_IP}\n192.0.2.0/24\n"), "in address order");
+    // Without --hook: the XDP filter's.
+    assert_eq!(pfc_ok(&b, &["set", "list", "--iface", &vb, "banned"]), "192.0.2.0/24\n");
+    pfc_ok(&b, &["set", "del", "--iface", &vb, "--hook", "tc-ingress", "banned", SENDER_IP]);
+    assert_eq!(delivered(&topology, 7003), 10, "unbanned at TC");
+    pfc_ok(&b, &["unload", "--iface", &vb, "--hook", "tc-ingress"]);
+    pfc_ok(&b, &["unload", "--iface", &vb, "--hook", "xdp"]);
 }
