@@ -11,13 +11,16 @@
 //!   loads can only reject, which is false as well); unreachable nodes are dropped;
 //! - *constant folding*: a test of constants is an edge;
 //! - *ranges of one value*: `v >= k` then `v > k` (`portrange 25-25`) is `v == k`;
+//! - *safe touches*: a test whose two ways meet only matters by what its loads may
+//!   reject; where every path to it already read those bytes (or the same values), it
+//!   is an edge;
 //! - *certain bounds*: per node, the frame length every path from it to [`TRUE`]
 //!   proves by its fixed-offset loads, so one bounds check there covers them all.
 //!
 //! **Invariant:** a node's successors have smaller indices (the graph is acyclic and
 //! descending index order is a topological order from the root).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::facts::{apply, Facts};
 use super::upper_bound;
@@ -220,12 +223,13 @@ impl Graph {
         let mut builder = Builder { nodes: vec![None, None], shared: HashMap::new() };
         let root = builder.build(pred, TRUE, FALSE);
         let mut graph = Graph { nodes: builder.nodes, root };
-        for _ in 0..4 {
+        for _ in 0..16 {
             let threaded = graph.thread();
             let pruned = graph.prune();
             let merged = graph.merge();
             let fused = graph.fuse_ranges();
-            if !threaded && !pruned && !merged && !fused {
+            let passed = graph.pass_safe_touches();
+            if !threaded && !pruned && !merged && !fused && !passed {
                 break;
             }
         }
@@ -348,6 +352,54 @@ impl Graph {
         changed
     }
 
+    /// Tests whose two ways go to one node and whose loads cannot reject there — every
+    /// path to the test read the frame past their bytes, or computed the same values —
+    /// become an edge to that node; whether any did. Only what the loads of every path
+    /// proved counts (not the bounds checks codegen hoists, which depend on the graph).
+    fn pass_safe_touches(&mut self) -> bool {
+        let mut state: Vec<Option<Known>> = vec![None; self.nodes.len()];
+        if self.root > FALSE {
+            state[self.root] = Some(Known::default());
+        }
+        let mut passed: Vec<usize> = (0..self.nodes.len()).collect();
+        let mut changed = false;
+        for index in (2..self.nodes.len()).rev() {
+            let Some(here) = state[index].take() else { continue };
+            let test = self.test(index);
+            let out = if test.yes == test.no && here.safe(&test.left) && here.safe(&test.right) {
+                passed[index] = test.yes;
+                changed = true;
+                here
+            } else {
+                let mut out = here;
+                out.passed(&test.left);
+                out.passed(&test.right);
+                out
+            };
+            for to in self.ways(index) {
+                if to > FALSE {
+                    state[to] = Some(match state[to].take() {
+                        Some(before) => before.meet(&out),
+                        None => out.clone(),
+                    });
+                }
+            }
+        }
+        if changed {
+            // Successors have smaller indices: resolve chains from the bottom up.
+            for index in 2..self.nodes.len() {
+                if passed[index] != index {
+                    passed[index] = passed[passed[index]];
+                }
+            }
+            for test in self.nodes.iter_mut().flatten() {
+                (test.yes, test.no) = (passed[test.yes], passed[test.no]);
+            }
+            self.root = passed[self.root];
+        }
+        changed
+    }
+
     /// `v >= k` whose `yes` is `v > k` leading back to the first test's `no` is
     /// `v == k` (to the second test's `no`): one comparison, and `==` needs no byte swap.
     /// The second test reads what the first read, so no reject is lost. Whether any changed.
@@ -440,5 +492,63 @@ impl Graph {
             certain[index] = after.max(proven_by(&test.left)).max(proven_by(&test.right)).min(FIXED_REACH);
         }
         certain
+    }
+}
+
+/// What every path to a node has read without rejecting: the frame length its loads
+/// proved, and the values (with their parts) it computed.
+#[derive(Clone, Debug, Default)]
+struct Known {
+    length: u64,
+    computed: HashSet<Val>,
+}
+
+impl Known {
+    /// What holds on both of two ways in.
+    fn meet(&self, other: &Known) -> Known {
+        Known {
+            length: self.length.min(other.length),
+            computed: self.computed.intersection(&other.computed).cloned().collect(),
+        }
+    }
+
+    /// Records that `val` was computed (so its loads passed).
+    fn passed(&mut self, val: &Val) {
+        self.length = self.length.max(proven_by(val));
+        self.add(val);
+    }
+
+    fn add(&mut self, val: &Val) {
+        match val {
+            Val::Const(_) | Val::Len => return,
+            Val::Neg(inner) => self.add(inner),
+            Val::Load { index, .. } => self.add(index),
+            Val::Alu(_, left, right) => {
+                self.add(left);
+                self.add(right);
+            }
+            Val::Protochain { .. } => {}
+        }
+        self.computed.insert(val.clone());
+    }
+
+    /// Whether computing `val` here cannot reject: loads within the proven length or
+    /// computed before, divisors that are non-zero constants or computed before.
+    fn safe(&self, val: &Val) -> bool {
+        if self.computed.contains(val) {
+            return true;
+        }
+        match val {
+            Val::Const(_) | Val::Len => true,
+            Val::Neg(inner) => self.safe(inner),
+            Val::Load { size, index, offset } => {
+                fixed_end(*size, index, *offset).is_some_and(|end| end <= self.length) && self.safe(index)
+            }
+            Val::Alu(Alu::Div | Alu::Mod, left, right) => {
+                self.safe(left) && matches!(**right, Val::Const(k) if k != 0)
+            }
+            Val::Alu(_, left, right) => self.safe(left) && self.safe(right),
+            Val::Protochain { .. } => false,
+        }
     }
 }
