@@ -21,10 +21,12 @@ struct Know {
     not: Vec<u32>,
     /// Bits known to be zero.
     zero: u32,
+    /// Masks of which at least one bit is known to be set.
+    some: Vec<u32>,
 }
 
 impl Know {
-    const ANY: Know = Know { lo: 0, hi: u32::MAX, not: Vec::new(), zero: 0 };
+    const ANY: Know = Know { lo: 0, hi: u32::MAX, not: Vec::new(), zero: 0, some: Vec::new() };
 
     fn meet(&self, other: &Know) -> Know {
         Know {
@@ -32,6 +34,7 @@ impl Know {
             hi: self.hi.max(other.hi),
             not: self.not.iter().copied().filter(|k| other.not.contains(k)).collect(),
             zero: self.zero & other.zero,
+            some: self.some.iter().copied().filter(|k| other.some.contains(k)).collect(),
         }
     }
 
@@ -46,6 +49,10 @@ impl Know {
             TestOp::Ge if self.lo >= k => Some(true),
             TestOp::Ge if self.hi < k => Some(false),
             TestOp::Set if k & !self.zero == 0 => Some(false),
+            // Some bit of a mask within `k` is set.
+            TestOp::Set if self.some.iter().any(|m| m & !k == 0) => Some(true),
+            // `k` has no bit of a mask of which one is set.
+            TestOp::Eq if self.some.iter().any(|m| m & k == 0) => Some(false),
             _ => None,
         }
     }
@@ -62,7 +69,11 @@ impl Know {
             (TestOp::Gt, false) => self.hi = self.hi.min(k),
             (TestOp::Ge, true) => self.lo = self.lo.max(k),
             (TestOp::Ge, false) => self.hi = self.hi.min(k.saturating_sub(1)),
-            (TestOp::Set, true) => {}
+            (TestOp::Set, true) => {
+                if !self.some.contains(&k) {
+                    self.some.push(k);
+                }
+            }
             (TestOp::Set, false) => self.zero |= k,
         }
     }
