@@ -102,17 +102,29 @@ pub(crate) fn fixed_loads_end(val: &Val) -> u64 {
     }
 }
 
-/// `val` with constant parts of load indices moved into the loads' offsets, as libpcap
-/// writes `tcp[13]` (`[x + 27]`, not `x = 13 + x; [x + 14]`): fewer instructions, and
-/// loads behind one header share its pointer. Only where the sum cannot wrap (the
-/// index's [`upper_bound`] plus the constant fits 32 bits), so every load reads the
-/// same bytes.
+/// `val` with operations on constants folded and constant parts of load indices moved
+/// into the loads' offsets, as libpcap writes `tcp[13]` (`[x + 27]`, not `x = 13 + x;
+/// [x + 14]`): fewer instructions, and loads behind one header share its pointer. Only
+/// where the sum cannot wrap (the index's [`upper_bound`] plus the constant fits 32
+/// bits), so every load reads the same bytes.
 pub(crate) fn normalize(val: &Val) -> Val {
     match val {
         Val::Const(_) | Val::Len => val.clone(),
         &Val::Protochain { ipv6, net, proto } => Val::Protochain { ipv6, net, proto: walk_stop(ipv6, proto) },
-        Val::Neg(inner) => Val::Neg(Box::new(normalize(inner))),
-        Val::Alu(op, left, right) => Val::Alu(*op, Box::new(normalize(left)), Box::new(normalize(right))),
+        Val::Neg(inner) => match normalize(inner) {
+            Val::Const(k) => Val::Const(k.wrapping_neg()),
+            inner => Val::Neg(Box::new(inner)),
+        },
+        Val::Alu(op, left, right) => {
+            let val = Val::Alu(*op, Box::new(normalize(left)), Box::new(normalize(right)));
+            match &val {
+                // Constants folded (`tcp-fin|tcp-rst`); a division by zero stays (it rejects).
+                Val::Alu(_, left, right) if matches!((&**left, &**right), (Val::Const(_), Val::Const(_))) => {
+                    val.eval(&[]).map_or(val, Val::Const)
+                }
+                _ => val,
+            }
+        }
         Val::Load { size, index, offset } => {
             let index = normalize(index);
             let (constant, rest) = match &index {
