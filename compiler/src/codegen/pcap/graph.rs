@@ -160,10 +160,20 @@ fn walk_stop(ipv6: bool, proto: u32) -> u32 {
     }
 }
 
-/// A test in the form codegen emits best, with its ways: `v > 0` is `v != 0`,
-/// `(v & k) == 0` is "no bit of `k` set in `v`" (one `jset`), and `v >= 0` and
-/// `v > 0xffffffff` go one way (their loads may still reject).
+/// A test in the form codegen emits best, with its ways: a constant on the right, `v >
+/// 0` is `v != 0`, `(v & k) == 0` is "no bit of `k` set in `v`" (one `jset`), and `v >=
+/// 0` and `v > 0xffffffff` go one way (their loads may still reject).
 fn simplify(left: Val, op: TestOp, right: Val, yes: usize, no: usize) -> (Val, TestOp, Val, usize, usize) {
+    // A constant goes to the right (both sides are computed either way, and any reject
+    // rejects): `k > v` is `v >= k` with the ways swapped, `k >= v` is `v > k` swapped.
+    let (left, op, right, yes, no) = match (&left, op) {
+        (Val::Const(_), _) if !matches!(right, Val::Const(_)) => match op {
+            TestOp::Eq | TestOp::Set => (right, op, left, yes, no),
+            TestOp::Gt => (right, TestOp::Ge, left, no, yes),
+            TestOp::Ge => (right, TestOp::Gt, left, no, yes),
+        },
+        _ => (left, op, right, yes, no),
+    };
     let (op, yes, no) = match (op, &right) {
         (TestOp::Gt, Val::Const(0)) => (TestOp::Eq, no, yes),
         // Decided: only the loads matter.
