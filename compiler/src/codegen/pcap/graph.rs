@@ -162,7 +162,8 @@ fn walk_stop(ipv6: bool, proto: u32) -> u32 {
 
 /// A test in the form codegen emits best, with its ways: a constant on the right, `v >
 /// 0` is `v != 0`, `(v & k) == 0` is "no bit of `k` set in `v`" (one `jset`), and `v >=
-/// 0` and `v > 0xffffffff` go one way (their loads may still reject).
+/// 0`, `v > 0xffffffff`, `(v & 0) == 0` and `(v & m) == k` with a bit of `k` outside
+/// `m` go one way (their loads may still reject).
 fn simplify(left: Val, op: TestOp, right: Val, yes: usize, no: usize) -> (Val, TestOp, Val, usize, usize) {
     // A constant goes to the right (both sides are computed either way, and any reject
     // rejects): `k > v` is `v >= k` with the ways swapped, `k >= v` is `v > k` swapped.
@@ -178,12 +179,25 @@ fn simplify(left: Val, op: TestOp, right: Val, yes: usize, no: usize) -> (Val, T
         (TestOp::Gt, Val::Const(0)) => (TestOp::Eq, no, yes),
         // Decided: only the loads matter.
         (TestOp::Ge, Val::Const(0)) => (op, yes, yes),
-        (TestOp::Gt, Val::Const(u32::MAX)) => (op, no, no),
+        (TestOp::Gt, Val::Const(u32::MAX)) | (TestOp::Set, Val::Const(0)) => (op, no, no),
         _ => (op, yes, no),
+    };
+    // `(v & m) == k` with a bit of `k` outside `m` never holds.
+    let (yes, no) = match (op, &left, &right) {
+        (TestOp::Eq, Val::Alu(Alu::And, a, b), Val::Const(k)) => match (&**a, &**b) {
+            (_, Val::Const(m)) | (Val::Const(m), _) if k & !m != 0 => (no, no),
+            _ => (yes, no),
+        },
+        _ => (yes, no),
     };
     if let (TestOp::Eq, Val::Const(0), Val::Alu(Alu::And, a, b)) = (op, &right, &left) {
         if let (v, Val::Const(k)) | (Val::Const(k), v) = (&**a, &**b) {
-            return (v.clone(), TestOp::Set, Val::Const(*k), no, yes);
+            // No bit of an empty mask is set (`net 2001:db8::/32`'s zero words): only the
+            // load matters.
+            return match k {
+                0 => (v.clone(), TestOp::Set, Val::Const(0), yes, yes),
+                _ => (v.clone(), TestOp::Set, Val::Const(*k), no, yes),
+            };
         }
     }
     (left, op, right, yes, no)
@@ -566,9 +580,7 @@ impl Known {
             Val::Load { size, index, offset } => {
                 fixed_end(*size, index, *offset).is_some_and(|end| end <= self.length) && self.safe(index)
             }
-            Val::Alu(Alu::Div | Alu::Mod, left, right) => {
-                self.safe(left) && matches!(**right, Val::Const(k) if k != 0)
-            }
+            Val::Alu(Alu::Div | Alu::Mod, left, right) => self.safe(left) && matches!(**right, Val::Const(k) if k != 0),
             Val::Alu(_, left, right) => self.safe(left) && self.safe(right),
             Val::Protochain { .. } => false,
         }
