@@ -7,12 +7,13 @@
 //!
 //! The loop's counter (set by `mov`, stepped by `sub 1`, tested by the back jump) is a
 //! constant to pfc's verifier and to the kernel's, so both walk the loop iteration by
-//! iteration and know it ends; rbpf runs it as it is. Within the walk no two paths join:
-//! every conditional jump but the back jump leaves the loop, and the choice between an
-//! extension header (cursor += `(len + 1) * 8`) and AH (cursor = `(len + 2) * 4`) is
-//! arithmetic, not a branch. So the kernel verifier follows one path through the
-//! iterations, each exit costs it only the instructions until the next join, and its work
-//! is linear in the bound (a branch per header kind would double its paths at every
+//! iteration and know it ends; rbpf runs it as it is. Within an iteration no two paths
+//! join: every conditional jump but the back jump leaves the loop, and the choice between
+//! an extension header (cursor += `(len + 1) * 8`) and AH (cursor = `(len + 2) * 4`) is
+//! arithmetic, not a branch. The only join is the loop head, where the counter differs
+//! from every earlier visit, so the kernel verifier follows one path through the
+//! iterations, each exit costs it only the instructions until the atom's join, and its
+//! work is linear in the bound (a branch per header kind would double its paths at every
 //! step).
 //!
 //! The IPv4 and IPv6 walks of one `protochain N` test (without `ip`/`ip6`) share their
