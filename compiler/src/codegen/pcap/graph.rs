@@ -586,3 +586,56 @@ impl Known {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diagnostic::Span;
+
+    fn graph(text: &str) -> Graph {
+        let (filter, diagnostics) = crate::pcap::compile(text, Span::new(0, text.len()));
+        assert!(diagnostics.is_empty(), "{text}: {diagnostics:?}");
+        Graph::new(&filter.expect("compiles").pred)
+    }
+
+    /// The reachable tests of `text` with their ways told apart.
+    fn deciding(text: &str) -> Vec<Test> {
+        let graph = graph(text);
+        graph.order().into_iter().map(|index| graph.test(index).clone()).filter(|test| test.yes != test.no).collect()
+    }
+
+    #[test]
+    fn constant_operations_fold_into_one_mask_test() {
+        let tests = deciding("tcp[tcpflags] & (tcp-fin|tcp-rst) != 0");
+        assert!(tests.iter().any(|test| test.op == TestOp::Set && test.right == Val::Const(5)), "{tests:?}");
+    }
+
+    #[test]
+    fn a_constant_on_the_left_moves_right() {
+        let tests = deciding("100 > ip[2:2]");
+        assert!(tests.iter().all(|test| !matches!(test.left, Val::Const(_))), "{tests:?}");
+        assert!(tests.iter().any(|test| test.op == TestOp::Ge && test.right == Val::Const(100)), "{tests:?}");
+    }
+
+    #[test]
+    fn empty_masks_decide_nothing() {
+        // The zero words of the /32 mask: only their loads matter.
+        let tests = deciding("ip6 net 2001:db8::/32");
+        assert!(tests.iter().all(|test| test.right != Val::Const(0) || test.op != TestOp::Set), "{tests:?}");
+        assert_eq!(graph("ip[0] & 0xf0 = 0x0f").constant(), Some(false));
+    }
+
+    #[test]
+    fn a_mask_that_held_decides_a_wider_one() {
+        let tests = deciding("ip[6] & 2 != 0 and ip[6] & 3 != 0");
+        assert!(!tests.iter().any(|test| test.op == TestOp::Set && test.right == Val::Const(3)), "{tests:?}");
+    }
+
+    #[test]
+    fn a_test_whose_loads_passed_and_whose_ways_meet_is_an_edge() {
+        // After `ip[2:2] > 20`, `ip[2] & 0` (read again, both ways the same) needs no code.
+        let graph = graph("ip[2:2] > 20 and (ip[2] & 0 = 0)");
+        let tests: Vec<Test> = graph.order().into_iter().map(|index| graph.test(index).clone()).collect();
+        assert!(tests.iter().all(|test| test.yes != test.no), "{tests:?}");
+    }
+}
