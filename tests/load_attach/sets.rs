@@ -119,6 +119,31 @@ fn set_changes_take_effect_on_the_next_packet_and_survive_a_replace() {
 }
 
 #[test]
+fn a_dynamic_set_no_rule_tests_does_not_stop_a_load() {
+    skip_unless!(no_kernel());
+    let mut topology = Topology::new("du");
+    let rules = topology.rules(
+        "untested",
+        "hook xdp\ndefault pass\n\
+         set unused: ip dynamic = { 10.0.0.1 }\n\
+         set ports: port dynamic = { 7001 }\n\
+         rule port: drop if udp.dport in ports\n",
+    );
+    let (b, vb) = (topology.b.clone(), topology.veth_b.clone());
+    pfc_ok(&b, &["load", &rules, "--iface", &vb]);
+    assert_eq!((delivered(&topology, 7001), delivered(&topology, 7003)), (0, 10), "the tested set decides");
+    let sets = status_sets(&topology);
+    assert_eq!(sets.iter().map(|set| set.0.as_str()).collect::<Vec<_>>(), ["ports"], "status shows what runs");
+    let output = pfc(&b, &["set", "add", "--iface", &vb, "unused", "10.0.0.2"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("dynamic set `unused` is declared but no rule tests it"), "{stderr}");
+    // A replace by the same file finds no map of the old filter's `unused` either.
+    pfc_ok(&b, &["load", &rules, "--iface", &vb]);
+    pfc_ok(&b, &["unload", "--iface", &vb]);
+}
+
+#[test]
 fn a_wrong_family_element_is_refused_and_changes_nothing() {
     skip_unless!(no_kernel());
     let mut topology = Topology::new("wf");

@@ -164,6 +164,13 @@ pub enum AttachError {
         /// The dynamic sets it has.
         known: Vec<String>,
     },
+    /// A dynamic set no rule tests: the compiler declares its maps, but the program names
+    /// none of them, so the kernel keeps none for the running filter.
+    #[error("dynamic set `{set}` is declared but no rule tests it, so the running filter holds no map for it: test it in a rule and `pfc load` again")]
+    UntestedSet {
+        /// The set's name.
+        set: String,
+    },
     /// `pfc set` would change a static set that the compiler put in a map (too large for a
     /// decision tree): its contents are the rule file's.
     #[error("set `{set}` of the filter on {iface} is a static set ({elements} entries held in a map because a decision tree over it would not fit): it changes only with the rule file; edit it and `pfc load` again, or declare it `dynamic`")]

@@ -231,7 +231,11 @@ impl<S: BpfSys> Filters<S> {
         let mut filled = SetsFilled::default();
         let mut states = Vec::new();
         for set in &sets.sets {
-            let maps = set_maps(sets, set, &new_maps)?;
+            let maps = match set_maps(sets, set, &new_maps) {
+                // No rule tests it: the program has no map to fill (language.md, dynamic sets).
+                Err(AttachError::UntestedSet { .. }) => continue,
+                found => found?,
+            };
             // Only a dynamic set carries over: a static set held in a map is the rule file's.
             let dynamic = set.contents.is_none();
             let carried = old_sets.as_ref().filter(|_| dynamic).and_then(|(manifest, old_maps)| {
@@ -364,13 +368,17 @@ impl<S: BpfSys> Filters<S> {
         let maps = self.sys.set_maps(prog.id).ok();
         sets.sets
             .iter()
-            .map(|set| {
-                let count = maps.as_deref().and_then(|maps| {
-                    let maps = set_maps(sets, set, maps).ok()?;
+            .filter_map(|set| {
+                let found = maps.as_deref().map(|maps| set_maps(sets, set, maps));
+                // A set no rule tests has no map in the running filter: not shown.
+                if let Some(Err(AttachError::UntestedSet { .. })) = found {
+                    return None;
+                }
+                let count = found.and_then(Result::ok).and_then(|maps| {
                     let state = self.state(set, &maps).ok()?;
                     self.count(state, &maps).ok()
                 });
-                SetSize { set: set.clone(), count }
+                Some(SetSize { set: set.clone(), count })
             })
             .collect()
     }
@@ -383,6 +391,9 @@ fn set_maps(sets: &SetsManifest, set: &SetManifest, maps: &[(String, u32)]) -> R
     if set.maps.is_empty() {
         // A record of a filter loaded before sets had a map per family and generation.
         return Err(missing("listed (the filter was loaded by an older pfc: load it again)"));
+    }
+    if set.contents.is_none() && !set.maps.iter().any(|map| id(&map.map).is_some()) {
+        return Err(AttachError::UntestedSet { set: set.name.clone() });
     }
     let mut parts = Vec::new();
     for map in &set.maps {
