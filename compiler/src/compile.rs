@@ -510,13 +510,7 @@ fn logs_manifest(program: &Program) -> Option<LogsManifest> {
 /// read (`cat FILE INCLUDED… | sha256sum`).
 pub fn source_hash(source: &[u8]) -> String {
     use sha2::Digest as _;
-    hash_text(sha2::Sha256::digest(source).as_slice())
-}
-
-/// A SHA-256 digest as a source hash: `sha256:` and the hex digits.
-pub(crate) fn hash_text(digest: &[u8]) -> String {
-    let hex: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
-    format!("sha256:{hex}")
+    crate::hashing::hash_text(sha2::Sha256::digest(source).as_slice())
 }
 
 /// FNV-1a, 64-bit: enough to tell whether two objects came from the same source text.

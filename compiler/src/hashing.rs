@@ -1,4 +1,5 @@
-//! A fast, deterministic hasher for the compiler's internal tables: keys in, `u64` out.
+//! A fast, deterministic hasher for the compiler's internal tables: keys in, `u64` out; and
+//! the text form of a source hash (a SHA-256 digest in, `sha256:HEX` out).
 //!
 //! The tables key on data pfc built itself (conditions, sets, IR nodes, names), never on
 //! anything an attacker controls at run time, so the DoS resistance of the standard
@@ -81,3 +82,10 @@ impl Hasher for WordFnv64 {
 
 /// A `HashMap` with [`WordFnv64`], for tables that are never iterated.
 pub(crate) type LookupMap<K, V> = HashMap<K, V, BuildHasherDefault<WordFnv64>>;
+
+/// A SHA-256 digest as a source hash: `sha256:` and the hex digits
+/// ([`crate::compile::source_hash`]).
+pub(crate) fn hash_text(digest: &[u8]) -> String {
+    let hex: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
+    format!("sha256:{hex}")
+}

@@ -86,7 +86,7 @@ impl SourceMap {
         for file in &self.files {
             hasher.update(file.text.as_bytes());
         }
-        crate::compile::hash_text(hasher.finalize().as_slice())
+        crate::hashing::hash_text(hasher.finalize().as_slice())
     }
 
     fn push(&mut self, name: String, text: String) -> usize {
