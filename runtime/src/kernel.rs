@@ -65,6 +65,20 @@ pub enum KernelError {
         #[source]
         source: io::Error,
     },
+    /// The kernel refused a program that uses `gotol`, and it is older than 6.6, the
+    /// first release that knows the instruction.
+    #[error("`{program}` uses `gotol` (the 32-bit jump pfc writes in classifiers of more than about 28,000 instructions), which kernels before 6.6 do not know, and this kernel is {release}: run it on kernel 6.6 or later, or compile with `--classifier table`; last libbpf/verifier lines:\n{log}")]
+    NeedsKernel66 {
+        /// The program's name.
+        program: String,
+        /// The running kernel's release (`uname -r`).
+        release: String,
+        /// The last lines libbpf printed, including the verifier log.
+        log: String,
+        /// libbpf's error chain.
+        #[source]
+        source: io::Error,
+    },
     /// The loaded object has no program (cannot happen for a parsed object).
     #[error("the loaded object has no program")]
     NoProgram,
@@ -170,10 +184,12 @@ impl KernelProgram {
         let open = open.map_err(|e| KernelError::Open { source: to_io(&e) })?;
         let (loaded, load_log) = with_captured_log(|| open.load());
         let log = open_log + &load_log;
-        let object = loaded.map_err(|e| KernelError::Load {
-            program: info.program_name.clone(),
-            log: tail(&log, LOG_TAIL_LINES),
-            source: to_io(&e),
+        let object = loaded.map_err(|e| {
+            let (program, log, source) = (info.program_name.clone(), tail(&log, LOG_TAIL_LINES), to_io(&e));
+            match release_before_6_6() {
+                Some(release) if uses_gotol(&info.code) => KernelError::NeedsKernel66 { program, release, log, source },
+                _ => KernelError::Load { program, log, source },
+            }
         })?;
         Ok(KernelProgram { info, object })
     }
@@ -464,7 +480,55 @@ fn with_captured_log<T>(f: impl FnOnce() -> T) -> (T, String) {
     (result, log)
 }
 
+/// Whether `code` holds a `gotol` (`BPF_JMP32 | BPF_JA`, opcode 0x06; the second slot of
+/// an `lddw` has opcode 0, so reading every slot's first byte is exact).
+fn uses_gotol(code: &[u8]) -> bool {
+    code.chunks_exact(8).any(|slot| slot[0] == 0x06)
+}
+
+/// The running kernel's release when it is older than 6.6 (which added `gotol`); `None`
+/// for 6.6 and later, or when the release cannot be read. Asked only after a refusal, so
+/// a kernel that has `gotol` backported is never turned away for its number.
+fn release_before_6_6() -> Option<String> {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").ok()?;
+    let release = release.trim().to_string();
+    is_before_6_6(&release)?.then_some(release)
+}
+
+/// Whether a kernel release (`6.1.0-28-amd64`) is older than 6.6; `None` if it does not
+/// start with two numbers.
+fn is_before_6_6(release: &str) -> Option<bool> {
+    let mut numbers = release.split(|c: char| !c.is_ascii_digit()).map(str::parse::<u32>);
+    let (major, minor) = (numbers.next()?.ok()?, numbers.next()?.ok()?);
+    Some((major, minor) < (6, 6))
+}
+
 fn tail(log: &str, lines: usize) -> String {
     let all: Vec<&str> = log.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gotol_is_found_by_its_opcode_and_lddw_halves_are_not_it() {
+        let goto = [0x05, 0, 1, 0, 0, 0, 0, 0];
+        let gotol = [0x06, 0, 0, 0, 1, 0, 0, 0];
+        let lddw = [0x18, 0x01, 0, 0, 6, 0, 0, 0, 0, 0, 0, 0, 6, 0, 0, 0];
+        assert!(!uses_gotol(&[goto, goto].concat()));
+        assert!(!uses_gotol(&lddw));
+        assert!(uses_gotol(&[&lddw[..], &gotol[..]].concat()));
+    }
+
+    #[test]
+    fn releases_before_6_6_are_told_apart() {
+        assert_eq!(is_before_6_6("6.1.0-28-amd64"), Some(true));
+        assert_eq!(is_before_6_6("5.15.0"), Some(true));
+        assert_eq!(is_before_6_6("6.6.0"), Some(false));
+        assert_eq!(is_before_6_6("6.18.2-arch1"), Some(false));
+        assert_eq!(is_before_6_6("7.0"), Some(false));
+        assert_eq!(is_before_6_6("weird"), None);
+    }
 }

@@ -84,6 +84,13 @@ pub enum AttachError {
         #[source]
         source: KernelError,
     },
+    /// The kernel is too old for the program (not a pfc bug: the error says what to do).
+    #[error("this kernel cannot run the program")]
+    OldKernel {
+        /// What the program needs, inside.
+        #[source]
+        source: KernelError,
+    },
     /// Attaching the program failed.
     #[error("attaching to `{iface}` at {}", point.as_str())]
     Attach {

@@ -206,6 +206,7 @@ impl BpfSys for LiveSys {
                 action: "loading the program".to_string(),
                 source: io::Error::new(io::ErrorKind::PermissionDenied, reason.reason),
             },
+            Ok(()) if matches!(source, kernel::KernelError::NeedsKernel66 { .. }) => AttachError::OldKernel { source },
             Ok(()) => AttachError::Verifier { source },
         })?;
         program
