@@ -238,3 +238,19 @@ fn a_huge_bad_packet_spec_is_not_echoed_whole() {
     let run = check("huge_spec", &dir, &["explain", "r.pf", &spec], 1, &["the packet spec `vlan / ", "more bytes)`"]);
     assert!(run.stderr.len() < 4096, "{} bytes of stderr", run.stderr.len());
 }
+
+/// `pfc set replace` with neither elements nor `--file` would empty the set (a forgotten
+/// `--file` wiping a block list): a usage error before any filter is looked at, as for
+/// add and del; list and flush take no elements.
+#[rustfmt::skip]
+#[test]
+fn set_changes_without_elements_are_usage_errors() {
+    let dir = setup("set-usage", &[]);
+    for action in ["add", "del", "replace"] {
+        check(action, &dir, &["set", action, "--iface", "lo", "banned"], 2, &["error: give elements, or --file FILE"]);
+    }
+    check("replace", &dir, &["set", "replace", "--iface", "lo", "banned"], 2, &["`pfc set flush` empties a set"]);
+    for action in ["list", "flush"] {
+        check(action, &dir, &["set", action, "--iface", "lo", "banned", "10.0.0.1"], 2, &["list and flush take no elements"]);
+    }
+}

@@ -74,6 +74,10 @@ pub fn run(args: &SetArgs) -> ExitCode {
     let given = !args.elements.is_empty() || args.file.is_some();
     match (args.action, given) {
         (SetAction::Add | SetAction::Del, false) => return filters::usage("give elements, or --file FILE"),
+        // A forgotten --file must not wipe a block list: emptying is `flush`.
+        (SetAction::Replace, false) => {
+            return filters::usage("give elements, or --file FILE (`pfc set flush` empties a set)");
+        }
         (SetAction::List | SetAction::Flush, true) => {
             return filters::usage("list and flush take no elements");
         }

@@ -171,13 +171,23 @@ fn compile(path: &Path, classifier: ClassifierArg) -> Result<Loadable, ExitCode>
     let deferred = sources.parsed.deferred_set_files();
     let files = sources.parsed.map.files();
     let (compiled, diagnostics, took, read) = std::thread::scope(|scope| {
-        let reading: Vec<_> =
-            deferred.iter().map(|&index| (index, scope.spawn(move || set_files::read(&files[index].text)))).collect();
+        // A thread the OS refuses (pids.max, ulimit -u) leaves its file to the compiler's read.
+        let reading: Vec<_> = deferred
+            .iter()
+            .map(|&index| {
+                let reader =
+                    std::thread::Builder::new().spawn_scoped(scope, move || set_files::read(&files[index].text));
+                (index, reader.ok())
+            })
+            .collect();
         let started = Instant::now();
         let (compiled, diagnostics) =
             pfc_compiler::compile::compile_parsed(&sources.parsed, Options { counters: true }, classifier.form());
         let took = started.elapsed();
-        let read: Vec<_> = reading.into_iter().map(|(index, thread)| (index, thread.join().ok().flatten())).collect();
+        let read: Vec<_> = reading
+            .into_iter()
+            .map(|(index, thread)| (index, thread.and_then(|thread| thread.join().ok().flatten())))
+            .collect();
         (compiled, diagnostics, took, read)
     });
     let Some(compiled) = compiled else { return compile_reading_set_files(path, classifier) };

@@ -35,9 +35,16 @@ pub fn read(text: &str) -> Option<PlainPrefixes> {
     let pieces = pieces(text, cores.min(text.len() / MIN_PIECE).max(1));
     let (first, rest) = pieces.split_first()?;
     let read: Vec<Option<PlainPrefixes>> = std::thread::scope(|scope| {
-        let threads: Vec<_> = rest.iter().map(|piece| scope.spawn(move || sorted(piece))).collect();
+        // A thread the OS refuses (pids.max, ulimit -u) leaves its piece to this one.
+        let threads: Vec<_> = rest
+            .iter()
+            .map(|piece| (piece, std::thread::Builder::new().spawn_scoped(scope, move || sorted(piece)).ok()))
+            .collect();
         let mut read = vec![sorted(first)];
-        read.extend(threads.into_iter().map(|thread| thread.join().ok().flatten()));
+        read.extend(threads.into_iter().map(|(piece, thread)| match thread {
+            Some(thread) => thread.join().ok().flatten(),
+            None => sorted(piece),
+        }));
         read
     });
     let mut all = PlainPrefixes::default();
