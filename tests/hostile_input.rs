@@ -254,3 +254,31 @@ fn set_changes_without_elements_are_usage_errors() {
         check(action, &dir, &["set", action, "--iface", "lo", "banned", "10.0.0.1"], 2, &["list and flush take no elements"]);
     }
 }
+
+/// `pfc compile -o` replaces a regular file whole (a temporary file renamed over it, its
+/// permissions kept, nothing left beside it), writes through a symbolic link (the link
+/// stays a link) and into a device in place.
+#[test]
+fn compile_output_replaces_files_whole_and_keeps_links() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = setup("compile-output", &[("old.o", b"old object")]);
+    std::fs::set_permissions(dir.join("old.o"), std::fs::Permissions::from_mode(0o640)).expect("chmod");
+    check("regular", &dir, &["compile", "r.pf", "-o", "old.o"], 0, &[]);
+    let written = std::fs::read(dir.join("old.o")).expect("object");
+    assert_eq!(&written[..4], b"\x7fELF", "the object replaced the old file");
+    let mode = std::fs::metadata(dir.join("old.o")).expect("metadata").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o640, "permissions kept");
+    std::os::unix::fs::symlink("linked.o", dir.join("link.o")).expect("symlink");
+    check("symlink", &dir, &["compile", "r.pf", "-o", "link.o"], 0, &[]);
+    assert!(std::fs::symlink_metadata(dir.join("link.o")).expect("link").file_type().is_symlink());
+    assert_eq!(std::fs::read(dir.join("linked.o")).expect("through the link"), written);
+    check("device", &dir, &["compile", "r.pf", "-o", "/dev/null"], 0, &[]);
+    check("new", &dir, &["compile", "r.pf", "-o", "new.o"], 0, &[]);
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .expect("dir")
+        .map(|entry| entry.expect("entry").file_name().into_string().expect("utf-8"))
+        .collect();
+    names.sort();
+    assert_eq!(names, ["link.o", "linked.o", "new.o", "old.o", "r.pf"], "no temporary file left");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -215,9 +215,42 @@ fn write(target: &Path, object: &[u8]) -> Result<(), String> {
         }
         stdout.write_all(object).and_then(|()| stdout.flush())
     } else {
-        std::fs::write(target, object)
+        write_whole(target, object)
     };
     written.map_err(|error| format!("{}: cannot write: {error}", target_name(target)))
+}
+
+/// Writes a regular file (or a new one) whole or not at all: into a temporary file
+/// beside it, then renamed over it, so a compile killed mid-write leaves the old object.
+/// The replaced file's permissions carry over. Anything else (a symbolic link, a device,
+/// a pipe) is written in place: renaming over it would replace the link or the device.
+fn write_whole(target: &Path, object: &[u8]) -> std::io::Result<()> {
+    let existing = std::fs::symlink_metadata(target);
+    let permissions = match &existing {
+        Ok(metadata) if metadata.file_type().is_file() => Some(metadata.permissions()),
+        Ok(_) => return std::fs::write(target, object),
+        Err(_) => None,
+    };
+    let (Some(dir), Some(name)) = (target.parent(), target.file_name()) else {
+        return std::fs::write(target, object);
+    };
+    let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+    let mut temporary_name = std::ffi::OsString::from(".");
+    temporary_name.push(name);
+    temporary_name.push(format!(".pfc-{}.tmp", std::process::id()));
+    let temporary = dir.join(temporary_name);
+    let written = (|| {
+        let mut file = std::fs::OpenOptions::new().write(true).create_new(true).open(&temporary)?;
+        file.write_all(object)?;
+        if let Some(permissions) = permissions {
+            file.set_permissions(permissions)?;
+        }
+        std::fs::rename(&temporary, target)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&temporary);
+    }
+    written
 }
 
 /// How the output is named in messages: `<stdout>` for `-`.
