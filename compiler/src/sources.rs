@@ -131,7 +131,7 @@ pub trait IncludeLoader {
     }
 
     /// Whether a dynamic set's file joins the source map unparsed (its statement's
-    /// [`ast::SetFile::deferred`] says where): the caller parses its lines itself, for
+    /// `ast::SetFile::deferred` says where): the caller parses its lines itself, for
     /// instance while the program loads (a dynamic set's elements do not change the
     /// program). The file is still read through [`Self::load_set_file`], so an unreadable
     /// one is reported as ever, and the source hash covers it. By default false.

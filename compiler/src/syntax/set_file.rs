@@ -110,11 +110,11 @@ pub(crate) fn parse(text: &str, base: usize, limit: Option<usize>) -> SetFileLin
 /// A set file of plain IPv4 and IPv6 addresses and prefixes (block lists), read without
 /// a diagnostic or a span per line: what `pfc load` makes of a dynamic set's file whose
 /// lines it reads itself ([`crate::sources::IncludeLoader::defers_dynamic_set_lines`]).
-/// Every element line is decoded as [`parse`] decodes it, so an element here is the one
+/// Every element line is decoded as `parse` decodes it, so an element here is the one
 /// the checker makes of that line; repeated elements are kept (sorting finds them). A
-/// line that is an address or prefix alone is read in one pass ([`bare_ipv4_line`],
-/// [`bare_ipv6_line`]: a quarter of the instructions of [`decode`] and `Ipv6Addr`'s
-/// parser), any other line through [`decode`].
+/// line that is an address or prefix alone is read in one pass (`bare_ipv4_line`,
+/// `bare_ipv6_line`: a quarter of the instructions of `decode` and `Ipv6Addr`'s
+/// parser), any other line through `decode`.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct PlainPrefixes {
     /// IPv4 lines in file order: the address with its host bits cleared, shifted left by
@@ -128,7 +128,7 @@ pub struct PlainPrefixes {
 
 /// The elements of a set file's text whose every element line is a plain IPv4 or IPv6
 /// address or prefix; `None` at the first line that is anything else (another element,
-/// a bad line: [`parse`], the full read, decides and reports those).
+/// a bad line: `parse`, the full read, decides and reports those).
 pub fn plain_prefixes(text: &str) -> Option<PlainPrefixes> {
     let mut read = PlainPrefixes::default();
     let bytes = text.as_bytes();
