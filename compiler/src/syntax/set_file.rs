@@ -156,14 +156,22 @@ pub fn plain_prefixes(text: &str) -> Option<PlainPrefixes> {
         if element.is_empty() {
             continue;
         }
-        let decoded = decode(element.as_bytes())?;
-        match decoded.family {
-            4 => read.ipv4.push((decoded.value as u64) << 8 | u64::from(decoded.length.unwrap_or(32))),
-            6 => read.ipv6.push((decoded.value, decoded.length.unwrap_or(128))),
-            _ => return None,
-        }
+        read.push_element(element)?;
     }
     Some(read)
+}
+
+impl PlainPrefixes {
+    /// Adds one element through [`decode`]; `None` if it is not an address or prefix.
+    fn push_element(&mut self, element: &str) -> Option<()> {
+        let decoded = decode(element.as_bytes())?;
+        match decoded.family {
+            4 => self.ipv4.push((decoded.value as u64) << 8 | u64::from(decoded.length.unwrap_or(32))),
+            6 => self.ipv6.push((decoded.value, decoded.length.unwrap_or(128))),
+            _ => return None,
+        }
+        Some(())
+    }
 }
 
 /// A line that is an IPv4 address or prefix and nothing else (no space, no comment, no
@@ -573,12 +581,7 @@ mod tests {
         if element.is_empty() {
             return Some(read);
         }
-        let decoded = decode(element.as_bytes())?;
-        match decoded.family {
-            4 => read.ipv4.push((decoded.value as u64) << 8 | u64::from(decoded.length.unwrap_or(32))),
-            6 => read.ipv6.push((decoded.value, decoded.length.unwrap_or(128))),
-            _ => return None,
-        }
+        read.push_element(element)?;
         Some(read)
     }
 

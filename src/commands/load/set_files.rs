@@ -47,8 +47,14 @@ pub fn read(text: &str) -> Option<PlainPrefixes> {
         }));
         read
     });
+    merged(read)
+}
+
+/// The pieces' elements in one, each family sorted, without repeats; `None` if a piece
+/// is `None`.
+fn merged(pieces: impl IntoIterator<Item = Option<PlainPrefixes>>) -> Option<PlainPrefixes> {
     let mut all = PlainPrefixes::default();
-    for piece in read {
+    for piece in pieces {
         let piece = piece?;
         all.ipv4.extend(piece.ipv4);
         all.ipv6.extend(piece.ipv6);
@@ -205,17 +211,7 @@ mod tests {
 
     /// [`read`] of `count` pieces, merged.
     fn read_pieces(text: &str, count: usize) -> Option<PlainPrefixes> {
-        let mut all = PlainPrefixes::default();
-        for piece in pieces(text, count) {
-            let piece = sorted(piece)?;
-            all.ipv4.extend(piece.ipv4);
-            all.ipv6.extend(piece.ipv6);
-        }
-        all.ipv4.sort();
-        all.ipv4.dedup();
-        all.ipv6.sort();
-        all.ipv6.dedup();
-        Some(all)
+        merged(pieces(text, count).into_iter().map(sorted))
     }
 
     #[test]
