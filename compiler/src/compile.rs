@@ -148,15 +148,17 @@ pub fn compile_parsed_with(
         diagnostics.push(too_many);
         return (None, diagnostics);
     }
-    let spec = ObjectSpec {
+    let mut spec = ObjectSpec {
         program_type: program.hook.program_type(),
         function: parsed.map.files().first().map_or_else(|| FUNCTION_NAME.to_string(), |file| program_name(&file.name)),
         code: code.encode(),
         relocations,
         maps,
-        manifest: manifest.to_bytes(),
+        manifest: Vec::new(),
         set_contents: contents,
     };
+    manifest.digest = Some(object::digest::of_spec(&spec, &manifest));
+    spec.manifest = manifest.to_bytes();
     match object::write_object(&spec) {
         Ok(object) => (Some(Compiled { program, filter, code, manifest, object }), diagnostics),
         Err(error) => {
@@ -481,6 +483,7 @@ fn manifest(program: &Program, filter: &Filter, source: &sources::SourceMap, opt
         dynamic_sets: dynamic_sets_manifest(filter),
         logs: logs_manifest(program),
         tables: Vec::new(),
+        digest: None,
     }
 }
 

@@ -113,3 +113,61 @@ fn foreign_objects_are_refused_with_exit_1_and_attach_nothing() {
         assert!(concurrent::status_entry(&ns, &iface).is_none(), "{file}: status lists a filter");
     }
 }
+
+/// `bytes` with the first `from` replaced by `to` (same length, so the ELF still reads).
+fn edited(bytes: &[u8], from: &str, to: &str) -> Vec<u8> {
+    assert_eq!(from.len(), to.len());
+    let at = bytes.windows(from.len()).position(|w| w == from.as_bytes()).unwrap_or_else(|| panic!("no {from}"));
+    let mut out = bytes.to_vec();
+    out[at..at + to.len()].copy_from_slice(to.as_bytes());
+    out
+}
+
+#[test]
+fn an_object_edited_after_compile_is_refused_and_the_running_filter_stays() {
+    skip_unless!(no_kernel());
+    let mut topology = Topology::new("edt");
+    let (ns, iface) = topology.place("xdp");
+    let (ns, iface) = (ns.to_string(), iface.to_string());
+    let rules = topology.rules("edited", &rule_set("xdp"));
+    let good = compile_object(&mut topology, &rules, &[]);
+    pfc_ok(&ns, &["load", &good, "--iface", &iface]);
+    let running = concurrent::kernel_xdp_prog(&ns, &iface).expect("an XDP program runs");
+    let bytes = std::fs::read(&good).expect("object");
+    // The port `udp_drop` tests (7001 = 0x1b59, little-endian immediate) becomes 7000.
+    let port = bytes.windows(4).position(|w| w == 7001u32.to_le_bytes()).expect("the port's immediate");
+    let mut code = bytes.clone();
+    code[port] = 0x58;
+    let cases = [
+        (
+            "default",
+            edited(&bytes, "\"default\":\"pass\"", "\"default\":\"drop\""),
+            "(the digest of its manifest does not match)",
+        ),
+        ("name", edited(&bytes, "\"udp_drop\"", "\"udp_pass\""), "(the digest of its manifest does not match)"),
+        ("code", code, "(the digest of its instructions does not match)"),
+    ];
+    for (what, object, expected) in cases {
+        let path = PathBuf::from(&rules).with_extension(format!("{what}.o"));
+        std::fs::write(&path, object).expect("edited object written");
+        topology.files.push(RemoveOnDrop(path.clone()));
+        let output = pfc(&ns, &["load", path.to_str().expect("utf-8"), "--iface", &iface]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{what}: {stderr}");
+        assert!(stderr.contains("was changed after pfc compiled it") && stderr.contains(expected), "{what}: {stderr}");
+        assert!(stderr.contains("compile it again"), "{what}: {stderr}");
+        assert_eq!(concurrent::kernel_xdp_prog(&ns, &iface), Some(running), "{what}: the running filter changed");
+    }
+    // An object from before digests (the key renamed: serde ignores it) is refused too.
+    let old = PathBuf::from(&rules).with_extension("old.o");
+    std::fs::write(&old, edited(&bytes, "\"digest\"", "\"digesX\"")).expect("written");
+    topology.files.push(RemoveOnDrop(old.clone()));
+    let output = pfc(&ns, &["load", old.to_str().expect("utf-8"), "--iface", &iface]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("holds no digest of its code and maps") && stderr.contains("compile it again"), "{stderr}");
+    assert_eq!(concurrent::kernel_xdp_prog(&ns, &iface), Some(running), "the running filter changed");
+    let (_, names, _) = concurrent::stats_labels(&ns, &iface);
+    assert_eq!(names, ["udp_drop", "tcp_drop", "udp_pass"], "the labels are the good object's");
+    pfc_ok(&ns, &["unload", "--iface", &iface]);
+}

@@ -45,6 +45,23 @@ pub struct Manifest {
     /// table-driven classifier's; absent without).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tables: Vec<TableContents>,
+    /// What the object held when pfc compiled it (`super::digest`): `pfc load OBJ` refuses
+    /// an object whose code, maps or manifest no longer match. Absent in objects compiled
+    /// before pfc wrote it, and in manifests that are no object's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<ObjectDigest>,
+}
+
+/// The digests of a pfc object, each `sha256:HEX` (`super::digest`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectDigest {
+    /// The program's instructions and its map relocations.
+    pub code: String,
+    /// The map declarations (names, `.BTF`) and the contents `pfc load` writes into maps
+    /// (`.pfc.sets`).
+    pub maps: String,
+    /// The manifest itself, without this digest.
+    pub manifest: String,
 }
 
 /// An array map whose values are in the object: `entries` values of `value_size` bytes,
@@ -291,6 +308,11 @@ mod tests {
                 rules: vec![LogRuleManifest { rule: "a".to_string(), index: 0, bytes: 64, record_size: 96 }],
             }),
             tables: vec![TableContents { map: "pfc_cls_nodes".to_string(), entries: 3, value_size: 32, offset: 72 }],
+            digest: Some(ObjectDigest {
+                code: "sha256:1".to_string(),
+                maps: "sha256:2".to_string(),
+                manifest: "sha256:3".to_string(),
+            }),
         };
         assert_eq!(Manifest::from_bytes(&manifest.to_bytes()).expect("reads"), manifest);
     }

@@ -7,6 +7,8 @@
 //! - `manifest` — the typed [`Manifest`] in `.pfc.manifest`, written by the compiler
 //!   and read back (from the compiler, an object file or a state record) by the runtime.
 //! - [`maps`] — map layouts ([`MapSpec`]): pfc's counter array, rate-limit buckets.
+//! - `digest` — the digests of an object's code, maps and manifest that `pfc compile`
+//!   writes into the manifest and `pfc load OBJ` checks ([`check_digest`]).
 //! - `btf` — the `.BTF` section describing the maps (writer); `btf_read` — its reader
 //!   (map definitions out of any libbpf-style `.BTF`, clang's too). One kind table.
 //! - `write` — an [`ObjectSpec`] in, ELF bytes out ([`write_object`]); `read` — ELF
@@ -23,6 +25,7 @@
 pub(crate) mod bpf_object;
 pub(crate) mod btf;
 pub(crate) mod btf_read;
+pub(crate) mod digest;
 pub mod hook;
 pub(crate) mod manifest;
 pub mod maps;
@@ -32,10 +35,11 @@ pub(crate) mod write;
 pub use self::bpf_object::{BpfObject, MapDef, ObjectError};
 pub use self::btf::{BtfError, DataType, Field};
 pub use self::btf_read::BtfReadError;
+pub use self::digest::{check_digest, DigestError};
 pub use self::hook::{Context, Hook, ProgramType, Verdict};
 pub use self::manifest::{
-    CountersManifest, LimitManifest, LimitStatsEntry, LogRuleManifest, LogsManifest, Manifest, SetContents,
-    SetManifest, SetMapManifest, SetsManifest, TableContents,
+    CountersManifest, LimitManifest, LimitStatsEntry, LogRuleManifest, LogsManifest, Manifest, ObjectDigest,
+    SetContents, SetManifest, SetMapManifest, SetsManifest, TableContents,
 };
 pub use self::maps::{MapSpec, MapType, BPF_F_NO_PREALLOC};
 pub use self::read::{

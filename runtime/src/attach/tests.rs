@@ -19,6 +19,7 @@ fn manifest(rules: &[&str]) -> Manifest {
         dynamic_sets: None,
         logs: None,
         tables: Vec::new(),
+        digest: None,
     }
 }
 

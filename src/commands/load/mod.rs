@@ -278,6 +278,20 @@ fn read_object(path: &Path) -> Result<Loadable, ExitCode> {
     let bytes = input::read_limited(path, "pfc object", input::MAX_OBJECT).map_err(refuse)?;
     let manifest = object::read_manifest(&bytes)
         .map_err(|error| refuse(format!("{name}: not a pfc object: {}", filters::chain_with(&error, ": "))))?;
+    match object::check_digest(&bytes, &manifest) {
+        Ok(()) => {}
+        Err(object::DigestError::Missing) => {
+            return Err(refuse(format!(
+                "{name} holds no digest of its code and maps (compiled by a pfc before they were written, or not by pfc compile), so pfc cannot tell whether it was changed since; compile it again"
+            )))
+        }
+        Err(error) => {
+            return Err(refuse(format!(
+                "{name} was changed after pfc compiled it ({}); compile it again",
+                filters::chain_with(&error, ": ")
+            )))
+        }
+    }
     if manifest.counters.is_none() {
         return Err(refuse(format!(
             "{name}: compiled with --no-counters; pfc load needs the per-rule counters (compile it again without)"
