@@ -130,6 +130,16 @@ fn bad_case_files_name_the_line() {
     bad("repeat_count_mismatch", "[[case]]\nname = \"x\"\npacket = \"tcp\"\nrepeat = 3\nexpect = [\"2*pass\"]\n", &["r.test.toml:5:", "one per repeated packet"]);
     bad("expect_of_wrong_type", "[[case]]\nname = \"x\"\npacket = \"tcp\"\nexpect = 1\n", &["r.test.toml:4:10:", "expected a string or a list of strings"]);
     bad("log_of_wrong_type", "[[case]]\nname = \"x\"\npacket = \"tcp\"\nexpect = \"pass\"\nlog = \"yes\"\n", &["r.test.toml:5:7:", "expected true, false or a list"]);
+    bad("time_past_u64", "[[case]]\nname = \"x\"\npacket = \"tcp\"\nexpect = \"pass\"\nat = \"18446744073s\"\nrepeat = 3\ninterval = \"1s\"\n", &["r.test.toml:7:12: case `x`: the packet times pass the latest time pfc keeps", "`at` + (`repeat` - 1)"]);
+    bad("repeats_past_u64", "[[case]]\nname = \"x\"\npacket = \"tcp\"\nexpect = \"pass\"\nrepeat = 1000000\ninterval = \"100000000s\"\n", &["r.test.toml:6:12: case `x`: the packet times pass", "(`repeat` - 1) × `interval`"]);
+    bad("time_carried_past_u64", "[[case]]\nname = \"x\"\npacket = \"tcp\"\nexpect = \"pass\"\nat = \"18446744073s\"\n\n[[case]]\nname = \"y\"\npacket = \"tcp\"\nexpect = \"pass\"\nrepeat = 3\ninterval = \"1s\"\n", &["r.test.toml:12:12: case `y`: the packet times pass", "it starts at 18446744073000000000 ns, where the case before ended"]);
+    // The latest time itself is fine.
+    check("time_at_u64_max", "[[case]]\nname = \"x\"\npacket = \"tcp\"\nexpect = \"pass\"\nat = \"18446744073.709551615s\"\n", &[], &[], 0, &["1 passed, 0 failed"]);
+    // A capture's frames keep their distance from `at`: the second, 2 s after the first, is past it.
+    let mut capture = pcap(&[&ssh_frame(), &ssh_frame()]);
+    let second = 24 + 16 + ssh_frame().len();
+    capture[second..second + 4].copy_from_slice(&2u32.to_le_bytes());
+    check("pcap_time_past_u64", "[[case]]\nname = \"cap\"\npcap = \"c.pcap\"\nexpect = \"drop\"\nat = \"18446744072.5s\"\n", &[("c.pcap", capture)], &[], 1, &["r.test.toml:5:6: case `cap`: the packet times pass", "`at` + the time of frame 2 after the first"]);
     bad("missing_case_file", "", &[]);
 }
 

@@ -94,7 +94,23 @@ pub struct Timing {
     pub repeat: u32,
     /// `interval`: nanoseconds between repeats.
     pub interval_ns: u64,
+    /// Line and column of what decides the last packet's time (`interval` when the case
+    /// repeats, else `at`, else the case's `name`): where an error says the packet times
+    /// pass [`u64::MAX`] nanoseconds once the time the case starts at is known.
+    pub at: (usize, usize),
 }
+
+impl Timing {
+    /// The time of packet `index` (0-based) of a case that starts at `start_ns`, or `None`
+    /// past `u64::MAX` nanoseconds.
+    pub fn packet_time(&self, start_ns: u64, index: u32) -> Option<u64> {
+        start_ns.checked_add(u64::from(index).checked_mul(self.interval_ns)?)
+    }
+}
+
+/// What a case's time error says: the packet times pass what pfc keeps.
+pub const TIME_OVERFLOW: &str =
+    "the packet times pass the latest time pfc keeps (18446744073.709551615s: nanoseconds in 64 bits)";
 
 /// The most packets one `repeat` sends.
 pub const MAX_REPEAT: u32 = 1_000_000;
@@ -480,7 +496,18 @@ fn timing(case: &str, raw: &RawCase, is_pcap: bool, lines: &LineIndex) -> Result
     if let (Some(interval), 1) = (&raw.interval, repeat) {
         return Err(error("`interval` needs `repeat`".to_string(), interval.span()));
     }
-    Ok(Timing { at_ns, repeat, interval_ns })
+    let decides = match (&raw.interval, &raw.at) {
+        (Some(interval), _) => interval.span(),
+        (None, Some(at)) => at.span(),
+        (None, None) => raw.name.span(),
+    };
+    let timing = Timing { at_ns, repeat, interval_ns, at: lines.position(decides.start) };
+    // With `at` the last packet's time is known here; without, once the case before is run.
+    if timing.packet_time(at_ns.unwrap_or(0), repeat - 1).is_none() {
+        let last = if at_ns.is_some() { "`at` + (`repeat` - 1) × `interval`" } else { "(`repeat` - 1) × `interval`" };
+        return Err(error(format!("{TIME_OVERFLOW}: {last}"), decides));
+    }
+    Ok(timing)
 }
 
 /// `"1.250s"`, `"10ms"`, `"50us"`, `"100ns"`, `"2m"`: a decimal number and a unit, in

@@ -26,7 +26,7 @@ use pfc_compiler::codegen::Options;
 use pfc_compiler::compile::Compiled;
 use pfc_compiler::testcase::pcap::read_capture;
 use pfc_compiler::testcase::summary::{hex, summarize};
-use pfc_compiler::testcase::{parse_cases, Case, Input, MAX_PACKET_LEN};
+use pfc_compiler::testcase::{self, parse_cases, Case, Input, MAX_PACKET_LEN};
 use pfc_runtime::BpfObject;
 
 use direction::{Direction, Selection};
@@ -322,11 +322,18 @@ fn expand<'a>(
     clock: &mut u64,
 ) -> Result<(), Stop> {
     let start = case.timing.at_ns.unwrap_or(*clock);
+    let (line, column) = case.timing.at;
+    let too_late = |how: &str| Stop::Input {
+        message: format!("{cases_name}:{line}:{column}: case `{}`: {}: {how}", case.name, testcase::TIME_OVERFLOW),
+    };
     match &case.input {
         Input::Spec { bytes, .. } | Input::Hex { bytes } => {
             let repeat = case.timing.repeat.max(1);
+            if case.timing.packet_time(start, repeat - 1).is_none() {
+                return Err(too_late(&format!("it starts at {start} ns, where the case before ended")));
+            }
             for i in 0..repeat {
-                let time_ns = start.saturating_add(u64::from(i).saturating_mul(case.timing.interval_ns));
+                let time_ns = start + u64::from(i) * case.timing.interval_ns;
                 let index = (repeat > 1).then_some(i as usize);
                 jobs.push(Job { case, index, bytes: bytes.clone(), time_ns });
                 *clock = time_ns;
@@ -354,7 +361,9 @@ fn expand<'a>(
             for (index, packet) in capture.packets.iter().enumerate() {
                 let recorded = capture.times_ns.get(index).copied().unwrap_or(0);
                 let time_ns = match case.timing.at_ns {
-                    Some(at) => at.saturating_add(recorded.saturating_sub(first)),
+                    Some(at) => at
+                        .checked_add(recorded.saturating_sub(first))
+                        .ok_or_else(|| too_late(&format!("`at` + the time of frame {} after the first", index + 1)))?,
                     None => recorded,
                 };
                 jobs.push(Job { case, index: Some(index), bytes: packet.to_vec(), time_ns });
