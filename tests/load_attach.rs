@@ -396,3 +396,6 @@ mod set_files;
 
 #[path = "load_attach/set_kill.rs"]
 mod set_kill;
+
+#[path = "load_attach/set_pins.rs"]
+mod set_pins;

@@ -5,6 +5,9 @@
 //! /sys/fs/bpf/pfc/<iface>/<hook>/prog       the program          (bpffs: BPF objects only)
 //! /sys/fs/bpf/pfc/<iface>/<hook>/link       the bpf_link holding the attachment
 //! /sys/fs/bpf/pfc/<iface>/<hook>/counters   the per-CPU counter map
+//! /sys/fs/bpf/pfc/<iface>/<hook>/sets/<set>/<family>_gen<G>
+//!                                           a set's map of one family and generation
+//! /sys/fs/bpf/pfc/<iface>/<hook>/set_gen    the sets' generation array (pfc_set_gen)
 //! /run/pfc/<iface>/<hook>.json              the manifest, source path, mode, load time
 //! ```
 //! bpffs holds only BPF objects, so the manifest goes to `/run` (tmpfs): both vanish at
@@ -97,6 +100,14 @@ pub struct FilterPaths {
     pub staged_prog: PathBuf,
     /// Where a replacement counter map is pinned until it is swapped in.
     pub staged_counters: PathBuf,
+    /// The directory of the set map pins: `sets/<set>/<family>_gen<G>`.
+    pub sets: PathBuf,
+    /// Where a replacement's set map pins are until it is swapped in.
+    pub staged_sets: PathBuf,
+    /// The sets' generation array pin.
+    pub set_gen: PathBuf,
+    /// Where a replacement's generation array is pinned until it is swapped in.
+    pub staged_set_gen: PathBuf,
     /// The state record.
     pub state: PathBuf,
     /// The intent record of a load or replace in progress: the new program's record,
@@ -176,6 +187,10 @@ impl Layout {
             counters: dir.join("counters"),
             staged_prog: dir.join("prog_next"),
             staged_counters: dir.join("counters_next"),
+            sets: dir.join("sets"),
+            staged_sets: dir.join("sets_next"),
+            set_gen: dir.join("set_gen"),
+            staged_set_gen: dir.join("set_gen_next"),
             state: self.state.join(iface).join(format!("{}.json", point.as_str())),
             next_state: self.state.join(iface).join(format!("{}.next.json", point.as_str())),
             state_dir: self.state.join(iface),

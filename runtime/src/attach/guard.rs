@@ -255,7 +255,8 @@ pub const PAUSE_VARIABLE: &str = "PFC_TEST_PAUSE_AT";
 pub enum Step {
     /// The writer lock is held and the state reconciled with the kernel.
     Locked,
-    /// The new program and counter map are loaded and pinned (staged for a replace).
+    /// The new program and counter map are loaded and pinned, its sets filled and their
+    /// maps pinned (all staged for a replace).
     Loaded,
     /// The intent record (`<hook>.next.json`) is written.
     Intent,
@@ -263,7 +264,7 @@ pub enum Step {
     Swapped,
     /// Replace only: the old program can no longer run and its last counts are taken.
     Counted,
-    /// Replace only: the program and counter pins name the new objects.
+    /// Replace only: the program, counter and set map pins name the new objects.
     Pinned,
     /// The record is final (the lock is about to be released).
     Recorded,

@@ -32,6 +32,7 @@ pub mod guard;
 pub mod live;
 mod live_maps;
 pub mod live_ring;
+mod set_pins;
 pub mod sets;
 mod tables;
 pub mod truth;
@@ -496,6 +497,8 @@ impl<S: BpfSys> Filters<S> {
         let prog = self.pinned_prog(&paths.prog).map_err(discard)?;
         let sets = self.fill_sets(None, &prog, request).map_err(discard)?;
         self.fill_tables(&prog, request).map_err(discard)?;
+        let set_pins = self.wanted_set_pins(paths, prog.id, Some(&request.manifest)).map_err(discard)?;
+        self.pin_new_sets(paths, &set_pins, false).map_err(discard)?;
         notices.extend(sets.notices());
         pause_at(Step::Loaded);
         let mode = match (request.point, request.mode) {
@@ -626,6 +629,8 @@ impl<S: BpfSys> Filters<S> {
         let discard_staged = || {
             let _ = remove_if_present(&paths.staged_prog);
             let _ = remove_if_present(&paths.staged_counters);
+            let _ = set_pins::remove_tree(&paths.staged_sets);
+            let _ = remove_if_present(&paths.staged_set_gen);
             let _ = remove_if_present(&paths.next_state);
         };
         let started = Instant::now();
@@ -659,8 +664,13 @@ impl<S: BpfSys> Filters<S> {
         let buckets_kept = self.carry_buckets(old, &running.prog, &prog, request);
         let sets = self
             .fill_tables(&prog, request)
-            .and_then(|()| self.fill_sets(old.map(|record| (record, &running.prog)), &prog, request));
-        let sets = match sets {
+            .and_then(|()| self.fill_sets(old.map(|record| (record, &running.prog)), &prog, request))
+            .and_then(|sets| {
+                let pins = self.wanted_set_pins(paths, prog.id, Some(&request.manifest))?;
+                self.pin_new_sets(paths, &pins, true)?;
+                Ok((sets, pins))
+            });
+        let (sets, set_pins) = match sets {
             Ok(sets) => sets,
             Err(error) => {
                 discard_staged();
@@ -714,6 +724,7 @@ impl<S: BpfSys> Filters<S> {
         pause_at(Step::Counted);
         rename(&paths.staged_prog, &paths.prog)?;
         rename(&paths.staged_counters, &paths.counters)?;
+        self.sync_set_pins(paths, &set_pins)?;
         pause_at(Step::Pinned);
         std::fs::rename(&paths.next_state, &paths.state).map_err(pin_error(&paths.state))?;
         pause_at(Step::Recorded);
@@ -820,6 +831,12 @@ impl<S: BpfSys> Filters<S> {
             &paths.next_state,
             &paths.state,
         ] {
+            remove_if_present(pin)?;
+        }
+        for tree in [&paths.sets, &paths.staged_sets] {
+            set_pins::remove_tree(tree)?;
+        }
+        for pin in [&paths.set_gen, &paths.staged_set_gen] {
             remove_if_present(pin)?;
         }
         remove_dir_if_empty(&paths.dir);

@@ -4,7 +4,8 @@
 //! - `Filters::reconcile` (writers, under the lock): after a kill at any step of a load,
 //!   replace or unload, makes the pins and records match what the kernel runs: finishes
 //!   a swap whose pins or record were not updated yet, discards a staged program that
-//!   never ran, and removes the leftovers of a load whose link never got pinned.
+//!   never ran, removes the leftovers of a load whose link never got pinned, and makes
+//!   the set map pins name the running program's set maps (`super::set_pins`).
 //! - [`Filters::status`] and [`Filters::stats`] (readers, no lock, nothing written) read
 //!   the link's program and its counter map from the kernel, and use a record (the current
 //!   one or the intent of an interrupted replace) only when it belongs to that program:
@@ -281,6 +282,10 @@ impl<S: BpfSys> Filters<S> {
             }
         };
         remove_if_present(&paths.next_state)?;
+        // The set pins name the running program's set maps (none without a record that
+        // says which set a map is); any other pin there goes.
+        let set_pins = self.wanted_set_pins(paths, prog.id, record.as_ref().map(|record| &record.manifest))?;
+        self.sync_set_pins(paths, &set_pins)?;
         Ok(Some(Running { link, prog, record }))
     }
 
