@@ -127,6 +127,9 @@ struct Checker {
     /// Every `set` statement's name and where it is written, known before any set is
     /// resolved (for W0007, whatever the order of statements).
     set_names: FastMap<String, Span>,
+    /// Constants whose chain loops or is too long: reported at their declarations, so a
+    /// use of one is not reported again.
+    broken_consts: std::collections::HashSet<String>,
 }
 
 impl Checker {
@@ -146,6 +149,15 @@ impl Checker {
                 _ => {}
             }
         }
+        let declared: Vec<String> = file
+            .statements
+            .iter()
+            .filter_map(|statement| match statement {
+                Statement::Const { name, .. } => Some(name.text.clone()),
+                _ => None,
+            })
+            .collect();
+        self.constant_chains(&declared);
         for statement in &file.statements {
             if let Statement::Set { name, .. } = statement {
                 self.set_names.entry(name.text.clone()).or_insert(name.span);

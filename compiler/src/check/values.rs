@@ -204,6 +204,9 @@ impl Checker {
 
     /// Looks a name up: constants of the file first, then the context's named values.
     fn resolve_name(&mut self, name: &str, span: Span, named: &[(&str, u128)], depth: usize) -> Option<Resolved> {
+        if self.broken_consts.contains(name) {
+            return None;
+        }
         if let Some(literal) = self.consts.get(name).map(|constant| constant.value.clone()) {
             if depth >= MAX_CONST_CHAIN {
                 let diagnostic = match self.const_loop(name) {
@@ -285,6 +288,62 @@ impl Checker {
             }
         }
         None
+    }
+
+    /// Every declared constant (`declared`, in statement order) leads through at most
+    /// [`MAX_CONST_CHAIN`] constants and into no loop, used or not (E0007 at the constant
+    /// whose value closes the loop or is one too many, once for each). Such constants go
+    /// into `broken_consts`, so their uses are not reported again.
+    pub(super) fn constant_chains(&mut self, declared: &[String]) {
+        let mut reported = std::collections::HashSet::new();
+        let mut in_reported_loop = std::collections::HashSet::new();
+        for name in declared {
+            let mut chain = vec![name.as_str()];
+            let mut current = name.as_str();
+            let broken = loop {
+                let Some(constant) = self.consts.get(current) else { break None };
+                let LiteralKind::Name(next) = &constant.value.kind else { break None };
+                if !self.consts.contains_key(next) {
+                    break None;
+                }
+                let at = constant.value.span;
+                if let Some(start) = chain.iter().position(|seen| seen == next) {
+                    let mut cycle: Vec<String> = chain[start..].iter().map(|name| name.to_string()).collect();
+                    if cycle.iter().any(|member| in_reported_loop.contains(member)) {
+                        break Some((at, None));
+                    }
+                    in_reported_loop.extend(cycle.iter().cloned());
+                    cycle.push(next.clone());
+                    let diagnostic = Diagnostic::error(
+                        UNKNOWN_NAME,
+                        format!("constant `{next}` refers to itself"),
+                        at,
+                        "the chain of constants loops",
+                    )
+                    .with_note(format!("the loop: {}", cycle.join(" → ")));
+                    break Some((at, Some(diagnostic)));
+                }
+                chain.push(next);
+                if chain.len() > MAX_CONST_CHAIN {
+                    let diagnostic = Diagnostic::error(
+                        UNKNOWN_NAME,
+                        format!("a chain of more than {MAX_CONST_CHAIN} constants"),
+                        at,
+                        "the chain of constants is too long here",
+                    )
+                    .with_note(format!("`{name}` leads through {} constants or more", MAX_CONST_CHAIN + 1))
+                    .with_note("give one of these constants a value instead of another constant's name");
+                    break Some((at, Some(diagnostic)));
+                }
+                current = next;
+            };
+            if let Some((at, diagnostic)) = broken {
+                if let (true, Some(diagnostic)) = (reported.insert(at), diagnostic) {
+                    self.diagnostics.push(diagnostic);
+                }
+                self.broken_consts.insert(name.clone());
+            }
+        }
     }
 
     /// The constants from `name` on, following constants whose value is another name,
