@@ -137,6 +137,60 @@ fn hostile_captures_get_a_clear_error() {
     }
 }
 
+/// A little-endian pcapng block of `block_type` around `body` (padded to 4 bytes).
+fn ng_block(block_type: u32, mut body: Vec<u8>) -> Vec<u8> {
+    body.resize(body.len().div_ceil(4) * 4, 0);
+    let len = (12 + body.len()) as u32;
+    [block_type.to_le_bytes().to_vec(), len.to_le_bytes().to_vec(), body, len.to_le_bytes().to_vec()].concat()
+}
+
+/// An option `code` with `value`, its length field saying `claimed`.
+fn ng_option(code: u16, value: &[u8], claimed: u16) -> Vec<u8> {
+    let mut out = [code.to_le_bytes(), claimed.to_le_bytes()].concat();
+    out.extend_from_slice(value);
+    out.resize(4 + value.len().div_ceil(4) * 4, 0);
+    out
+}
+
+/// A pcapng file: a section header (28 bytes without options), an Ethernet interface
+/// (at byte 28) and one enhanced packet of `frame`, each block with its options.
+fn pcapng(shb_options: &[u8], idb_options: &[u8], epb_options: &[u8], frame: &[u8]) -> Vec<u8> {
+    let mut shb = vec![0x4d, 0x3c, 0x2b, 0x1a, 1, 0, 0, 0];
+    shb.extend_from_slice(&(-1i64).to_le_bytes());
+    shb.extend_from_slice(shb_options);
+    let mut idb = vec![1, 0, 0, 0, 0xff, 0xff, 0, 0];
+    idb.extend_from_slice(idb_options);
+    let mut epb = [0u32, 0, 1, frame.len() as u32, frame.len() as u32].map(u32::to_le_bytes).concat();
+    epb.extend_from_slice(frame);
+    epb.resize(epb.len().div_ceil(4) * 4, 0);
+    epb.extend_from_slice(epb_options);
+    [ng_block(0x0a0d_0d0a, shb), ng_block(1, idb), ng_block(6, epb)].concat()
+}
+
+/// pcapng options whose value runs past their block are refused, as tshark refuses them
+/// ("Not enough data to handle option of length 200"); libpcap refuses them in the
+/// interface block. A tail of fewer than 4 bytes after the last option is taken, as both take it.
+#[rustfmt::skip]
+#[test]
+fn pcapng_options_past_their_block_are_refused() {
+    let frame = ssh_frame();
+    let comment = ng_option(1, b"a comment", 9);
+    let end = ng_option(0, b"", 0);
+    let epb_at = 28 + 20;
+    let cases: Vec<(&str, Vec<u8>, i32, String)> = vec![
+        ("ng_options_fit",   pcapng(&[comment.clone(), end.clone()].concat(), &[ng_option(9, &[9], 1), end.clone()].concat(), &comment, &frame), 0, "\"verdict\":\"drop\"".to_string()),
+        ("ng_short_tail",    pcapng(&[], &[2, 0], &[], &frame), 0, "\"verdict\":\"drop\"".to_string()),
+        ("ng_shb_overrun",   pcapng(&ng_option(4, b"abcd", 100), &[], &[], &frame), 1, "c.pcap: pcapng block at byte 0 is malformed: its option at byte 24 (code 4) claims 100 bytes, past the end of the block".to_string()),
+        ("ng_idb_overrun",   pcapng(&[], &ng_option(2, b"eth0", 200), &[], &frame), 1, "c.pcap: pcapng block at byte 28 is malformed: its option at byte 44 (code 2) claims 200 bytes".to_string()),
+        ("ng_tsresol_cut",   pcapng(&[], &[9, 0, 8, 0], &[], &frame), 1, "pcapng block at byte 28 is malformed: its option at byte 44 (code 9) claims 8 bytes".to_string()),
+        ("ng_epb_overrun",   pcapng(&[], &[], &ng_option(1, b"hello", 300), &frame), 1, format!("pcapng block at byte {epb_at} is malformed: its option at byte {} (code 1) claims 300 bytes", epb_at + 8 + 20 + frame.len().div_ceil(4) * 4)),
+    ];
+    for (test, bytes, code, expected) in cases {
+        let dir = setup(test, &[("c.pcap", &bytes)]);
+        check(test, &dir, &["test", "r.pf", "--pcap", "c.pcap", "--verdicts"], code, &[&expected]);
+    }
+}
+
 /// Deterministic pseudo-random numbers (xorshift), so a failure can be reproduced.
 struct Random(u64);
 

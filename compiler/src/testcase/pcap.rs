@@ -70,6 +70,20 @@ pub enum PcapError {
         /// What is wrong.
         problem: &'static str,
     },
+    /// A pcapng option whose value runs past the end of its block (tshark refuses the
+    /// file: "Not enough data to handle option of length …"; libpcap too, for the
+    /// interface options it reads).
+    #[error("pcapng block at byte {offset} is malformed: its option at byte {at} (code {code}) claims {len} bytes, past the end of the block")]
+    BadOption {
+        /// Where the block starts.
+        offset: usize,
+        /// Where the option starts.
+        at: usize,
+        /// The option's code.
+        code: u16,
+        /// The length it claims.
+        len: u16,
+    },
     /// A frame is larger than pfc tests.
     #[error("packet {index} has {len} bytes; test packets have at most {max}")]
     PacketTooLarge {
@@ -238,6 +252,12 @@ fn read_pcapng(bytes: &[u8]) -> Result<Capture<'_>, PcapError> {
             };
         };
         let body = &block[8..block_len - 4];
+        let options = |start: usize| -> Result<(), PcapError> {
+            match overrunning_option(body, start, big_endian) {
+                Some((at, code, len)) => Err(PcapError::BadOption { offset, at: offset + 8 + at, code, len }),
+                None => Ok(()),
+            }
+        };
         let index = packets.len();
         let frame = |interface: u32, start: usize, len: usize| -> Result<&[u8], PcapError> {
             let link_type = *interfaces.get(interface as usize).ok_or(PcapError::NoInterface { index, interface })?;
@@ -250,7 +270,9 @@ fn read_pcapng(bytes: &[u8]) -> Result<Capture<'_>, PcapError> {
             body.get(start..start + len).ok_or(PcapError::TruncatedPacket { index, offset })
         };
         match block_type {
+            BLOCK_SECTION_HEADER => options(16)?,
             BLOCK_INTERFACE => {
+                options(8)?;
                 let link_type = u16_at(body, 0, big_endian).ok_or(bad("interface block too short"))?;
                 interfaces.push(u32::from(link_type));
                 resolutions.push(timestamp_resolution(body, big_endian));
@@ -259,12 +281,14 @@ fn read_pcapng(bytes: &[u8]) -> Result<Capture<'_>, PcapError> {
                 let interface = u32_at(body, 0, big_endian).ok_or(bad("packet block too short"))?;
                 let len = u32_at(body, 12, big_endian).ok_or(bad("packet block too short"))? as usize;
                 packets.push(frame(interface, 20, len)?);
+                options(20 + len.div_ceil(4) * 4)?;
                 times_ns.push(ticks_ns(body, big_endian, resolutions.get(interface as usize).copied()));
             }
             BLOCK_PACKET_OBSOLETE => {
                 let interface = u16_at(body, 0, big_endian).ok_or(bad("packet block too short"))?;
                 let len = u32_at(body, 12, big_endian).ok_or(bad("packet block too short"))? as usize;
                 packets.push(frame(u32::from(interface), 20, len)?);
+                options(20 + len.div_ceil(4) * 4)?;
                 times_ns.push(ticks_ns(body, big_endian, resolutions.get(usize::from(interface)).copied()));
             }
             BLOCK_SIMPLE_PACKET => {
@@ -277,6 +301,25 @@ fn read_pcapng(bytes: &[u8]) -> Result<Capture<'_>, PcapError> {
         offset += block_len;
     }
     Ok(Capture { format: CaptureFormat::Pcapng, packets, times_ns })
+}
+
+/// The first option from byte `start` of a block's body whose value (padded to 4 bytes)
+/// runs past the body: where it starts in the body, its code and claimed length. The
+/// options end at `opt_endofopt` (code 0) or where fewer than 4 bytes are left (tshark
+/// and libpcap accept such a tail).
+fn overrunning_option(body: &[u8], start: usize, big_endian: bool) -> Option<(usize, u16, u16)> {
+    let mut at = start;
+    while let (Some(code), Some(len)) = (u16_at(body, at, big_endian), u16_at(body, at + 2, big_endian)) {
+        if code == 0 {
+            return None;
+        }
+        let end = at + 4 + usize::from(len).div_ceil(4) * 4;
+        if end > body.len() {
+            return Some((at, code, len));
+        }
+        at = end;
+    }
+    None
 }
 
 /// An interface block's `if_tsresol` option (code 9), or 6 (microseconds).
