@@ -274,6 +274,9 @@ impl Checker {
             }
         }
         let (elements, set_name) = self.set_elements(set, named)?;
+        if set_name.is_none() {
+            self.inline_numbers_fit(surface, &elements)?;
+        }
         let mut alternatives = Vec::new();
         let mut used = vec![false; elements.len()];
         for field in surface.fields {
@@ -334,6 +337,33 @@ impl Checker {
             return None;
         }
         Some(any(alternatives))
+    }
+
+    /// The numbers of a set written after `in` (`{ … }`, a range, a literal, a constant) are
+    /// values typed against the field, as after `==`: one that no concrete field of
+    /// `surface` can hold is E0005 (`tcp.dport in { 80, 70000 }`). A declared set is not
+    /// held to one field: it may serve fields of several widths.
+    fn inline_numbers_fit(&mut self, surface: SurfaceField, elements: &[Element]) -> Option<()> {
+        for element in elements {
+            let widest = surface
+                .fields
+                .iter()
+                .map(|field| field.kind())
+                .filter(|kind| matches!(kind, ValueKind::Uint(_)) && element.high.matches(*kind))
+                .map(|kind| kind.max())
+                .max();
+            if let Some(max) = widest.filter(|max| element.high.raw() > *max) {
+                let number = element.high.raw();
+                self.diagnostics.push(Diagnostic::error(
+                    OUT_OF_RANGE,
+                    format!("{number} is out of range for `{}`", surface.name),
+                    element.span,
+                    format!("`{}` is {}: 0 to {max}", surface.name, describe_kinds(surface)),
+                ));
+                return None;
+            }
+        }
+        Some(())
     }
 
     /// The elements of the set after `in`, and its name if it is a declared set.
