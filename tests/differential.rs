@@ -380,6 +380,8 @@ fn prologue_layouts_agree_with_the_interpreter() {
         "ipv4.ttl > 1",
         "ipv6.hop_limit == 255",
         "tcp.dport == 22",
+        // True of 0: a frame without TCP must read the word as -1 (guard-free test).
+        "tcp.dport < 1024",
         "udp.dport == 53",
         "sctp.dport == 80",
         "icmp.type == echo-request",

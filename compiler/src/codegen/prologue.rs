@@ -16,6 +16,15 @@
 //! tagged frames, the IPv6 extension walk, and the shared transport blocks the rare
 //! paths (and the common path's other protocols) jump to.
 //!
+//! Every value slot the body reads is written on every path (the kernel verifier refuses
+//! a read of an unwritten stack word): a field of a header the frame lacks holds an
+//! unknown scalar (r5), or -1 when that is out of the field's range. The common path
+//! writes its headers' slots itself, so those are not initialised at the entry: each jump
+//! off that path before it wrote them goes to a pad (laid out off the path) or a branch
+//! target that writes them first, and the tail block writes the inline transport's. The
+//! absent mask works the same way: r9 starts as the common path's mask once its IP header
+//! is found, and the jumps off the path before that set it to what the path has found.
+//!
 //! Registers: r7 = data, r8 = data_end, r6 = header cursor, r3 = next protocol
 //! (ethertype or IP protocol, as loaded), r1/r2 scratch, r5 = an unknown scalar used to
 //! initialize value slots.
@@ -48,12 +57,78 @@ struct Prologue<'a> {
     layout: &'a Layout,
     needs: &'a Needs,
     parsed: Label,
+    /// The slots the path being emitted has not written yet (deferred from the entry).
+    pending: Vec<i16>,
+    /// The absent mask the path being emitted has, while r9 does not hold it yet.
+    lazy_mask: Option<u32>,
+    /// r9's value on the common path from the entry on: its IP header found.
+    hot_mask: u32,
+    /// The inline transport's slots, which the tail block writes for every path into it.
+    tail_writes: Vec<i16>,
+    /// Untagged IPv6's slots when IPv4 is the common path: IPv6 writes them, IPv4 initialises them.
+    second_writes: Vec<i16>,
+    /// Jumps off the common path waiting for their pad (placed before any target).
+    pads: Vec<Pad>,
+}
+
+/// Code a jump off the common path goes through: set the mask, write the slots the
+/// path has not written yet, then `goto target`.
+struct Pad {
+    label: Label,
+    target: Label,
+    state: PathState,
+}
+
+/// What a path has not done yet (see [`Prologue::pending`] and [`Prologue::lazy_mask`]).
+#[derive(Clone, PartialEq)]
+struct PathState {
+    mask: Option<u32>,
+    pending: Vec<i16>,
 }
 
 /// Emits the prologue; falls through to the rule body.
 pub fn emit(b: &mut ProgramBuilder, hook: Hook, layout: &Layout, needs: &Needs, pcaps: &[PcapFilter]) {
     let parsed = b.new_label();
-    let mut p = Prologue { b, layout, needs, parsed };
+    // Deferred initialisation needs r5 at the pads (pcap atoms use it) and a common path.
+    let hot = (pcaps.is_empty() && needs.vlan_walk).then(|| hot_family(needs)).flatten();
+    let mut p = Prologue {
+        b,
+        layout,
+        needs,
+        parsed,
+        pending: Vec::new(),
+        lazy_mask: None,
+        hot_mask: all_absent(),
+        tail_writes: Vec::new(),
+        second_writes: Vec::new(),
+        pads: Vec::new(),
+    };
+    if let Some(hot) = hot {
+        p.hot_mask = [Source::Header(Proto::Eth), Source::PayloadEthertype, Source::Header(hot)]
+            .iter()
+            .fold(all_absent(), |mask, source| mask & !source.bit());
+        p.lazy_mask = Some(all_absent());
+        let inline = L4::inline_of(&needs.transport);
+        let owned = |proto: Proto| {
+            layout
+                .fields()
+                .filter(move |(field, _)| {
+                    matches!(field.source(), FieldSource::Header { proto: owner, .. } if owner == proto)
+                })
+                .flat_map(|(_, words)| words.iter().copied())
+        };
+        // Untagged IPv6 after an IPv4 common path writes its own slots; the common path
+        // initialises them after its ethertype test.
+        let second = (hot == Proto::Ipv4 && needs.ipv6).then_some(Proto::Ipv6);
+        p.pending = owned(Proto::Eth)
+            .chain(layout.words(Field::EthType).iter().copied())
+            .chain(owned(hot))
+            .chain(second.into_iter().flat_map(owned))
+            .chain(inline.into_iter().flat_map(owned))
+            .collect();
+        p.second_writes = second.into_iter().flat_map(owned).collect();
+        p.tail_writes = inline.into_iter().flat_map(owned).collect();
+    }
     p.context(hook);
     if !pcaps.is_empty() {
         // The atoms keep the context in r9; the absent mask starts over after them.
@@ -101,19 +176,15 @@ impl Prologue<'_> {
         self.b.emit(Insn::load(Size::W, R7, R1, data));
         self.b.emit(Insn::load(Size::W, R8, R1, data_end));
         self.b.emit(Insn::load(Size::W, R5, R1, unknown));
-        self.b.emit(Insn::alu32(AluOp::Mov, R9, Operand::imm_u32(all_absent())));
-        for (field, words) in self.layout.fields() {
-            if field == Field::PktLen {
-                continue;
-            }
-            for word in words {
-                if absent_is_out_of_range(field) {
-                    self.b.emit(Insn::StoreImm { size: Size::W, dst: R10, off: *word, imm: -1 });
-                } else {
-                    self.b.emit(Insn::store(Size::W, R10, *word, R5));
-                }
-            }
-        }
+        self.b.emit(Insn::alu32(AluOp::Mov, R9, Operand::imm_u32(self.hot_mask)));
+        let words: Vec<i16> = self
+            .layout
+            .fields()
+            .filter(|(field, _)| *field != Field::PktLen)
+            .flat_map(|(_, words)| words.iter().copied())
+            .filter(|word| !self.pending.contains(word))
+            .collect();
+        self.initialize(&words);
         if let Some(&slot) = self.layout.words(Field::PktLen).first() {
             match context.len {
                 None => {
@@ -126,14 +197,87 @@ impl Prologue<'_> {
         }
     }
 
+    /// Writes each slot's value for a header the frame lacks: -1 when that is out of the
+    /// field's range, else the unknown scalar in r5.
+    fn initialize(&mut self, words: &[i16]) {
+        for &word in words {
+            let out_of_range =
+                self.layout.fields().any(|(field, slots)| slots.contains(&word) && absent_is_out_of_range(field));
+            if out_of_range {
+                self.b.emit(Insn::StoreImm { size: Size::W, dst: R10, off: word, imm: -1 });
+            } else {
+                self.b.emit(Insn::store(Size::W, R10, word, R5));
+            }
+        }
+    }
+
+    /// A value slot written by the path being emitted.
+    fn wrote(&mut self, slot: i16) {
+        self.pending.retain(|word| *word != slot);
+    }
+
+    fn state(&self) -> PathState {
+        PathState { mask: self.lazy_mask, pending: self.pending.clone() }
+    }
+
+    /// Where a jump off the path being emitted to `target` goes: `target` itself once the
+    /// path has set r9 and written every slot, else a new pad that does that first.
+    fn exit(&mut self, target: Label) -> Label {
+        if self.lazy_mask.is_none() && self.pending.is_empty() {
+            return target;
+        }
+        let state = self.state();
+        if let Some(pad) = self.pads.iter().find(|pad| pad.target == target && pad.state == state) {
+            return pad.label;
+        }
+        let label = self.b.new_label();
+        self.pads.push(Pad { label, target, state });
+        label
+    }
+
+    /// Code entered only by jumps from a path in `state`: does what it had not done. The
+    /// slots in `keep` stay pending (the caller's path writes them or pads them).
+    fn catch_up(&mut self, state: PathState, keep: &[i16]) {
+        if let Some(mask) = state.mask {
+            self.b.emit(Insn::alu32(AluOp::Mov, R9, Operand::imm_u32(mask)));
+        }
+        let (kept, words): (Vec<i16>, Vec<i16>) = state.pending.iter().partition(|word| keep.contains(word));
+        self.initialize(&words);
+        self.lazy_mask = None;
+        self.pending = kept;
+    }
+
+    /// The pads of the jumps so far, at a point no path falls into.
+    fn pads(&mut self) {
+        for pad in std::mem::take(&mut self.pads) {
+            self.b.bind(pad.label);
+            self.catch_up(pad.state, &[]);
+            self.b.emit(Insn::Ja { target: pad.target });
+        }
+    }
+
     /// `if cursor + len > data_end goto parsed`.
     fn bounds(&mut self, cursor: Reg, len: i32) {
         self.b.emit(Insn::mov64(R2, cursor));
+        self.bounds_r2(len);
+    }
+
+    /// `if r2 + len > data_end goto parsed`, r2 holding the cursor.
+    fn bounds_r2(&mut self, len: i32) {
         self.b.emit(Insn::alu64(AluOp::Add, R2, len));
-        self.b.emit(Insn::jump64(JmpOp::Gt, R2, R8, self.parsed));
+        let target = self.exit(self.parsed);
+        self.b.emit(Insn::jump64(JmpOp::Gt, R2, R8, target));
     }
 
     fn mark_present(&mut self, source: Source) {
+        if let Some(mask) = self.lazy_mask.as_mut() {
+            // The common path: r9 holds its mask from the entry on.
+            *mask &= !source.bit();
+            if *mask == self.hot_mask {
+                self.lazy_mask = None;
+            }
+            return;
+        }
         self.b.emit(Insn::alu32(AluOp::And, R9, Operand::imm_u32(!source.bit())));
     }
 
@@ -157,10 +301,7 @@ impl Prologue<'_> {
         let l4 = L4::new(self.b, self.needs);
         let network = self.b.new_label();
         let tagged = self.b.new_label();
-        let hot = [(self.needs.ipv4, Proto::Ipv4), (self.needs.ipv6, Proto::Ipv6)]
-            .into_iter()
-            .find_map(|(needed, proto)| needed.then_some(proto));
-        let Some(hot) = hot else {
+        let Some(hot) = hot_family(self.needs) else {
             // No IP: nothing common to lay out first.
             self.b.emit(Insn::jump32(JmpOp::Eq, R3, RAW_8021Q, tagged));
             self.b.emit(Insn::jump32(JmpOp::Ne, R3, RAW_8021AD, network));
@@ -170,17 +311,35 @@ impl Prologue<'_> {
         };
         let not_hot = self.b.new_label();
         self.b.comment(format!("untagged {}: the common case, no jump taken to its transport header", hot.name()));
+        let off_path = self.state();
         self.b.emit(Insn::jump32(JmpOp::Ne, R3, raw_ethertype(hot), not_hot));
+        let second = self.second_writes.clone();
+        if !second.is_empty() {
+            self.b.comment("ipv6's slots, which this path does not write");
+        }
+        self.initialize(&second);
+        for word in second {
+            self.wrote(word);
+        }
         self.payload_ethertype();
         self.family(hot, &l4, true);
         self.b.bind(not_hot);
-        if hot == Proto::Ipv4 && self.needs.ipv6 {
+        let untagged_ipv6 = hot == Proto::Ipv4 && self.needs.ipv6;
+        if off_path.mask.is_some() || !off_path.pending.is_empty() {
+            self.b.comment("off the common path: the mask so far, the slots it would have written");
+        }
+        // Untagged IPv6 writes its own and the inline transport's slots as the common path does.
+        let keep = if untagged_ipv6 { [&self.tail_writes[..], &self.second_writes[..]].concat() } else { Vec::new() };
+        self.catch_up(off_path, &keep);
+        if untagged_ipv6 {
             let not_ipv6 = self.b.new_label();
             self.b.comment("untagged ipv6");
+            let off_path = self.state();
             self.b.emit(Insn::jump32(JmpOp::Ne, R3, RAW_IPV6, not_ipv6));
             self.payload_ethertype();
             self.family(Proto::Ipv6, &l4, true);
             self.b.bind(not_ipv6);
+            self.catch_up(off_path, &[]);
         }
         self.b.comment("vlan tag, or untagged with another ethertype");
         self.b.emit(Insn::jump32(JmpOp::Eq, R3, RAW_8021Q, tagged));
@@ -191,6 +350,10 @@ impl Prologue<'_> {
             self.arp();
         } else {
             self.b.emit(Insn::Ja { target: self.parsed });
+        }
+        if !self.pads.is_empty() {
+            self.b.comment("jumps off the common path: the mask so far, the slots not written yet");
+            self.pads();
         }
         self.vlan_tags(tagged, network);
         self.network(&l4);
@@ -229,6 +392,7 @@ impl Prologue<'_> {
             self.b.emit(Insn::mov64(R1, R3));
             self.b.emit(Insn::Endian { order: ByteOrder::Big, width: EndianWidth::W16, dst: R1 });
             self.b.emit(Insn::store(Size::W, R10, slot, R1));
+            self.wrote(slot);
         }
     }
 
@@ -282,19 +446,23 @@ impl Prologue<'_> {
         self.bounds(R6, 20);
         self.b.emit(Insn::load(Size::B, R1, R6, 0));
         self.b.emit(Insn::alu32(AluOp::And, R1, 0x0f));
-        self.b.emit(Insn::jump32(JmpOp::Lt, R1, 5, self.parsed));
+        let target = self.exit(self.parsed);
+        self.b.emit(Insn::jump32(JmpOp::Lt, R1, 5, target));
         self.b.emit(Insn::alu32(AluOp::Lsh, R1, 2));
         self.b.emit(Insn::mov64(R2, R6));
         self.b.emit(Insn::alu64(AluOp::Add, R2, R1));
-        self.b.emit(Insn::jump64(JmpOp::Gt, R2, R8, self.parsed));
+        let target = self.exit(self.parsed);
+        self.b.emit(Insn::jump64(JmpOp::Gt, R2, R8, target));
         self.mark_present(Source::Header(Proto::Ipv4));
         self.extract(Proto::Ipv4, R6);
         if !self.needs.transport_over(Proto::Ipv4) {
-            self.b.emit(Insn::Ja { target: self.parsed });
+            let target = self.exit(self.parsed);
+            self.b.emit(Insn::Ja { target });
             return;
         }
         self.b.emit(Insn::load(Size::H, R1, R6, 6));
-        self.b.emit(Insn::jump32(JmpOp::Set, R1, RAW_IPV4_FRAG_OFFSET, self.parsed));
+        let target = self.exit(self.parsed);
+        self.b.emit(Insn::jump32(JmpOp::Set, R1, RAW_IPV4_FRAG_OFFSET, target));
         self.b.emit(Insn::load(Size::B, R3, R6, 9));
         self.b.emit(Insn::mov64(R6, R2));
         if untagged {
@@ -310,7 +478,8 @@ impl Prologue<'_> {
         self.mark_present(Source::Header(Proto::Ipv6));
         self.extract(Proto::Ipv6, R6);
         if !self.needs.ipv6_walk {
-            self.b.emit(Insn::Ja { target: self.parsed });
+            let target = self.exit(self.parsed);
+            self.b.emit(Insn::Ja { target });
             return;
         }
         self.b.emit(Insn::load(Size::B, R3, R6, 6));
@@ -331,7 +500,7 @@ impl Prologue<'_> {
         for (index, (proto, label)) in l4.shared.into_iter().enumerate() {
             if l4.used[index].get() {
                 self.b.bind(label);
-                self.transport_block(proto);
+                self.transport_block(proto, false);
                 self.b.emit(Insn::Ja { target: self.parsed });
             }
         }
@@ -342,7 +511,12 @@ impl Prologue<'_> {
                 self.upper_protocol();
             }
             self.b.bind(label);
-            self.transport_block(proto);
+            if !self.tail_writes.is_empty() {
+                self.b.comment("the inline transport's slots, which the common path has not written");
+                let words = self.tail_writes.clone();
+                self.initialize(&words);
+            }
+            self.transport_block(proto, false);
         }
     }
 
@@ -413,23 +587,33 @@ impl Prologue<'_> {
             } else {
                 label
             };
+            // The tail block writes the inline transport's slots, the only ones not yet written.
+            debug_assert!(self.lazy_mask.is_none() && self.pending.iter().all(|word| self.tail_writes.contains(word)));
             self.b.emit(Insn::jump32(JmpOp::Eq, R3, ip_protocol(proto), entry));
         }
         let rest = if ipv6 { l4.ipv6_walk } else { self.b.new_label() };
+        // From IPv6 `rest` is the shared extension walk: through a pad. From IPv4 it is
+        // entered by this jump only.
+        let off_path = self.state();
         if let Some(proto) = l4.inline {
-            self.b.emit(Insn::jump32(JmpOp::Ne, R3, ip_protocol(proto), rest));
+            let target = if ipv6 { self.exit(rest) } else { rest };
+            self.b.emit(Insn::jump32(JmpOp::Ne, R3, ip_protocol(proto), target));
             if ipv6 {
                 self.upper_protocol();
             }
-            self.transport_block(proto);
-            self.b.emit(Insn::Ja { target: self.parsed });
+            // r2 = r6 here: the IP header's end.
+            self.transport_block(proto, true);
+            let target = self.exit(self.parsed);
+            self.b.emit(Insn::Ja { target });
         } else if ipv6 {
-            self.b.emit(Insn::Ja { target: rest });
+            let target = self.exit(rest);
+            self.b.emit(Insn::Ja { target });
         }
         if ipv6 {
             return;
         }
         self.b.bind(rest);
+        self.catch_up(off_path, &[]);
         for proto in TRANSPORTS {
             if Some(proto) == l4.inline || l4.is_tail(proto) {
                 continue;
@@ -452,10 +636,14 @@ impl Prologue<'_> {
         self.b.emit(Insn::Ja { target: self.parsed });
     }
 
-    /// A transport header's block at r6 (it does not end with a jump).
-    fn transport_block(&mut self, proto: Proto) {
+    /// A transport header's block at r6 (it does not end with a jump); `at_r2`: r2 = r6.
+    fn transport_block(&mut self, proto: Proto, at_r2: bool) {
         self.b.comment(proto.name());
-        self.bounds(R6, proto.min_len() as i32);
+        if at_r2 {
+            self.bounds_r2(proto.min_len() as i32);
+        } else {
+            self.bounds(R6, proto.min_len() as i32);
+        }
         self.mark_present(Source::Header(proto));
         self.extract(proto, R6);
     }
@@ -493,6 +681,7 @@ impl Prologue<'_> {
                         self.b.emit(Insn::alu32(AluOp::Add, R1, add as i32));
                     }
                     self.b.emit(Insn::store(Size::W, R10, words[0], R1));
+                    self.wrote(words[0]);
                 }
             }
         }
@@ -501,6 +690,7 @@ impl Prologue<'_> {
     fn load_word(&mut self, base: Reg, offset: i16, size: usize, slot: i16) {
         self.read(base, offset, size);
         self.b.emit(Insn::store(Size::W, R10, slot, R1));
+        self.wrote(slot);
     }
 
     /// `r1 = big-endian value of `size` bytes at base + offset`.
@@ -544,7 +734,7 @@ impl L4 {
     fn new(b: &mut ProgramBuilder, needs: &Needs) -> L4 {
         let needed = needs.transport.clone();
         let tail = [Proto::Udp, Proto::Tcp].into_iter().find(|proto| needed.contains(proto));
-        let inline = (tail == Some(Proto::Udp) && needed.contains(&Proto::Tcp)).then_some(Proto::Tcp);
+        let inline = L4::inline_of(&needed);
         L4 {
             shared: TRANSPORTS.map(|proto| (proto, b.new_label())),
             used: Default::default(),
@@ -555,6 +745,11 @@ impl L4 {
             ipv6_walk: b.new_label(),
             needed,
         }
+    }
+
+    /// The transport copied into each untagged path: TCP when UDP is needed too.
+    fn inline_of(needed: &[Proto]) -> Option<Proto> {
+        (needed.contains(&Proto::Udp) && needed.contains(&Proto::Tcp)).then_some(Proto::Tcp)
     }
 
     fn is_tail(&self, proto: Proto) -> bool {
@@ -579,6 +774,13 @@ impl L4 {
 
 fn ip_protocol(proto: Proto) -> i32 {
     proto.ip_protocol().unwrap_or(0) as i32
+}
+
+/// The IP family laid out as the common path: the first the rules read (IPv4, else IPv6).
+fn hot_family(needs: &Needs) -> Option<Proto> {
+    [(needs.ipv4, Proto::Ipv4), (needs.ipv6, Proto::Ipv6)]
+        .into_iter()
+        .find_map(|(needed, proto)| needed.then_some(proto))
 }
 
 /// The ethertype of an IP family as a little-endian `u16` load sees it.
