@@ -76,6 +76,15 @@ pub fn open_nonblocking(path: &Path) -> std::io::Result<std::fs::File> {
     std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path)
 }
 
+/// Whether the file starts with the ELF magic, so is an object rather than rules (standard
+/// input is always rules: it cannot be read twice).
+pub fn starts_like_elf(path: &Path) -> bool {
+    let mut magic = [0u8; 4];
+    !is_stdio(path)
+        && open_nonblocking(path).and_then(|mut file| file.read_exact(&mut magic)).is_ok()
+        && pfc_compiler::object::is_elf(&magic)
+}
+
 /// Reads the regular file at `path` (`what` names it in errors: "rule file") if it has
 /// at most `limit` bytes; `-` reads standard input, up to the same limit. The error
 /// starts with the path as given.

@@ -372,6 +372,63 @@ fn the_manifest_hash_is_sha256sum_of_the_rule_file() {
     assert_eq!(parsed.program_name, "web", "the program is named after web.pf");
 }
 
+/// `pfc compile OBJ --emit asm` lists an object's code as its bytes say: a 16-bit `goto`
+/// of 30,000 slots (what pfc wrote before it wrote `gotol`, whose encoder now writes that
+/// reach as `gotol`) is listed `goto`. Without `--emit asm` an object is refused, exit 1,
+/// with what to do instead (it was E0017 with the ELF bytes echoed).
+#[test]
+fn an_objects_code_lists_as_its_bytes_say() {
+    use pfc_compiler::bpf::{encode, Insn, Reg};
+    use pfc_compiler::object::{write_object, ObjectSpec, ProgramType};
+    let dir = setup("object_listing");
+    let mut code = vec![0x05, 0];
+    code.extend_from_slice(&30_000i16.to_le_bytes());
+    code.extend_from_slice(&[0; 4]);
+    code.extend(encode(&vec![Insn::mov64(Reg::R0, 2); 30_000]));
+    code.extend(encode(&[Insn::Exit]));
+    let spec = ObjectSpec {
+        program_type: ProgramType::Xdp,
+        function: "old".to_string(),
+        code,
+        relocations: Vec::new(),
+        maps: Vec::new(),
+        manifest: Vec::new(),
+        set_contents: Vec::new(),
+    };
+    std::fs::write(dir.join("old.o"), write_object(&spec).expect("writes")).expect("old.o");
+    let run = pfc_in(&dir, &["compile", "old.o", "--emit", "asm"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(lines[..2], ["; old.o: program `old`, 30002 instructions", "   0: goto L0"], "{}", &run.stdout[..200]);
+    assert_eq!(lines[lines.len() - 2..], ["L0:", "30001: exit"]);
+    // A pfc object lists with its manifest's summary and its maps.
+    assert_eq!(pfc_in(&dir, &["compile", "web.pf", "-o", "web.o"]).code, 0);
+    let run = pfc_in(&dir, &["compile", "web.o", "--emit", "asm"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("; pfc ")
+            && run.stdout.contains("default pass")
+            && run.stdout.contains("; map 0: pfc_counters"),
+        "{}",
+        run.stdout
+    );
+    for args in [
+        &["compile", "web.o"][..],
+        &["compile", "web.o", "--emit", "ir"],
+        &["compile", "web.o", "--emit", "asm", "-o", "x.o"],
+    ] {
+        let run = pfc_in(&dir, args);
+        assert_eq!(run.code, 1, "{args:?}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("web.o is an ELF object, not a rule file: `pfc load web.o`"),
+            "{args:?}: {}",
+            run.stderr
+        );
+        assert!(!run.stderr.contains("E0017"), "{}", run.stderr);
+    }
+    assert!(!dir.join("x.o").exists(), "nothing written");
+}
+
 /// `pfc compile - --emit asm | head -c 1` on a listing far larger than a pipe holds: the
 /// reader goes away after one byte; pfc stops quietly (success or SIGPIPE, as `cat` does),
 /// never with a panic on stderr.

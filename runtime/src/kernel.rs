@@ -483,7 +483,7 @@ fn with_captured_log<T>(f: impl FnOnce() -> T) -> (T, String) {
 /// Whether `code` holds a `gotol` (`BPF_JMP32 | BPF_JA`, opcode 0x06; the second slot of
 /// an `lddw` has opcode 0, so reading every slot's first byte is exact).
 fn uses_gotol(code: &[u8]) -> bool {
-    code.chunks_exact(8).any(|slot| slot[0] == 0x06)
+    code.chunks_exact(8).any(|slot| slot[0] == pfc_compiler::bpf::opcode::JA32)
 }
 
 /// The running kernel's release when it is older than 6.6 (which added `gotol`); `None`

@@ -86,6 +86,45 @@ enum VerdictArg {
     Pass,
 }
 
+/// An object given where rules are expected: `--emit asm` lists its code as its bytes say
+/// (a 16-bit `goto` of an object compiled before pfc wrote `gotol` stays `goto`); anything
+/// else is refused, exit 1, with what to do instead.
+fn list_object(path: &Path, args: &CompileArgs) -> ExitCode {
+    let name = input::display_name(path);
+    let refuse = |message: String| {
+        eprintln!("error: {}", escape(&message));
+        ExitCode::from(1)
+    };
+    if args.emit != Some(Emit::Asm) || args.output.is_some() {
+        return refuse(format!(
+            "{name} is an ELF object, not a rule file: `pfc load {name}` loads a pfc object as it is, and `pfc compile {name} --emit asm` lists its code"
+        ));
+    }
+    let bytes = match input::read_limited(path, "object", input::MAX_OBJECT) {
+        Ok(bytes) => bytes,
+        Err(message) => return refuse(message),
+    };
+    let object = match pfc_compiler::object::BpfObject::parse(&bytes) {
+        Ok(object) => object,
+        Err(error) => return refuse(format!("{name}: {error}")),
+    };
+    let listing = match pfc_compiler::bpf::disassemble_code(&object.code, &object.relocations) {
+        Ok(listing) => listing,
+        Err(error) => return refuse(format!("{name}: its code cannot be listed: {error}")),
+    };
+    let mut out = format!("; {name}: program `{}`, {} instructions\n", object.program_name, object.insn_count());
+    if let Ok(manifest) = pfc_compiler::object::read_manifest(&bytes) {
+        let (hook, default, rules) = (manifest.hook, manifest.default.as_str(), manifest.rules.len());
+        out.push_str(&format!("; pfc {}: hook {hook}, {rules} rules, default {default}\n", manifest.pfc_version));
+    }
+    for (index, map) in object.maps.iter().enumerate() {
+        out.push_str(&format!("; map {index}: {}\n", map.name));
+    }
+    out.push_str(&listing);
+    print!("{}", escape(&out));
+    ExitCode::SUCCESS
+}
+
 /// Compiles one file or filter; writes the object unless only a listing was asked for.
 pub fn run(args: &CompileArgs) -> ExitCode {
     let mut report = Report::new(args.format);
@@ -109,6 +148,7 @@ pub fn run(args: &CompileArgs) -> ExitCode {
                 "rules from standard input need -o OUT.o (or -o - for standard output)",
             );
         }
+        (Some(path), None) if input::starts_like_elf(path) => return list_object(path, args),
         (Some(path), None) => match source::read_with_includes(path) {
             Ok(sources) => (sources, Some(path.with_extension("o")).filter(|_| !input::is_stdio(path))),
             Err(message) => {

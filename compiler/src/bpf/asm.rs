@@ -17,8 +17,9 @@ use std::fmt::{self, Write as _};
 
 use super::{AluOp, ByteOrder, Comment, Insn, JmpOp, Label, Operand, Reg, ResolvedInsn, Size};
 
-/// A listing of resolved instructions with synthesized labels and the given comments.
-pub(crate) fn disassemble(insns: &[ResolvedInsn], comments: &[Comment]) -> String {
+/// A listing of resolved instructions with synthesized labels and the given comments;
+/// `long(i)`: whether instruction `i`, a `goto`, is written as `gotol`.
+pub(crate) fn disassemble(insns: &[ResolvedInsn], comments: &[Comment], long: impl Fn(usize) -> bool) -> String {
     let starts = slot_starts(insns);
     // Target slot → label number, numbered in slot order.
     let mut labels = BTreeMap::new();
@@ -46,7 +47,7 @@ pub(crate) fn disassemble(insns: &[ResolvedInsn], comments: &[Comment]) -> Strin
             }
             next_comment += 1;
         }
-        let text = resolved_to_string(insn, |&off| {
+        let text = listed(insn, long(index), |&off| {
             let target = slot as i64 + 1 + i64::from(off);
             match labels.get(&target) {
                 Some(number) if usize::try_from(target).is_ok_and(|at| starts.binary_search(&at).is_ok()) => {
@@ -80,17 +81,27 @@ impl fmt::Display for Insn<Label> {
     }
 }
 
-/// One instruction in bpftool syntax; `target` renders a jump target.
 /// A resolved instruction as text: a `goto` the encoder writes with a 32-bit offset is
 /// `gotol` (the name bpftool and LLVM give it).
 pub(crate) fn resolved_to_string(insn: &ResolvedInsn, target: impl Fn(&i32) -> String) -> String {
+    listed(insn, written_long(insn), target)
+}
+
+/// Whether the encoder writes `insn` as `gotol`.
+pub(crate) fn written_long(insn: &ResolvedInsn) -> bool {
+    matches!(insn, Insn::Ja { target } if super::opcode::is_gotol(*target))
+}
+
+/// A resolved instruction as text, a `goto` named `gotol` when `long`.
+fn listed(insn: &ResolvedInsn, long: bool, target: impl Fn(&i32) -> String) -> String {
     let text = insn_to_string(insn, target);
     match insn {
-        Insn::Ja { target } if super::opcode::is_gotol(*target) => text.replacen("goto", "gotol", 1),
+        Insn::Ja { .. } if long => text.replacen("goto", "gotol", 1),
         _ => text,
     }
 }
 
+/// One instruction in bpftool syntax; `target` renders a jump target.
 pub(crate) fn insn_to_string<T>(insn: &Insn<T>, target: impl Fn(&T) -> String) -> String {
     match insn {
         Insn::Alu64 { op, dst, src } => alu(*op, reg(*dst), operand(*src, true)),

@@ -312,7 +312,7 @@ impl Program {
 
     /// A bpftool-like listing with labels and comments (see `asm`).
     pub fn disassemble(&self) -> String {
-        asm::disassemble(&self.insns, &self.comments)
+        asm::disassemble(&self.insns, &self.comments, |index| asm::written_long(&self.insns[index]))
     }
 
     /// Number of 8-byte slots (what the verifier counts as instructions).

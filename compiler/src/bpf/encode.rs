@@ -310,6 +310,25 @@ impl RawSlot {
     }
 }
 
+/// A listing of encoded code as its bytes say (labels synthesized, no comments): each
+/// `goto` is named by its opcode, `gotol` for `BPF_JMP32 | BPF_JA` and `goto` for the
+/// 16-bit one whatever its reach. An object pfc compiled before it wrote `gotol` may hold
+/// a 16-bit `goto` of more than [`op::GOTO_REACH`] slots (today's encoder would write it as
+/// `gotol`): it is listed as `goto`, what the kernel runs.
+pub fn disassemble_code(bytes: &[u8], maps: &[MapReloc]) -> Result<String, DecodeError> {
+    let insns = decode(bytes, maps)?;
+    let mut slot = 0;
+    let long: Vec<bool> = insns
+        .iter()
+        .map(|insn| {
+            let opcode = bytes[slot * 8];
+            slot += insn.slots();
+            opcode == op::JA32
+        })
+        .collect();
+    Ok(super::asm::disassemble(&insns, &[], |index| long[index]))
+}
+
 /// Decodes bytecode into instructions. Each `lddw` whose slot appears in `maps`
 /// becomes [`Insn::LoadMapIndex`] with that map (the ELF relocation decides, as for
 /// libbpf); every other `lddw` is a [`Insn::LoadImm64`].

@@ -38,7 +38,7 @@ pub mod opcode;
 mod tests;
 
 pub use builder::{AsmError, Comment, Program, ProgramBuilder, RuleMark};
-pub use encode::{decode, encode, map_relocations, DecodeError, MapReloc};
+pub use encode::{decode, disassemble_code, encode, map_relocations, DecodeError, MapReloc};
 
 /// One of the eleven eBPF registers. `R10` is the read-only frame pointer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -269,6 +269,29 @@ fn far_goto_is_gotol() {
         let first = program.disassemble().lines().next().expect("a line").to_string();
         let name = if code == 0x06 { "gotol" } else { "goto" };
         assert_eq!(first, format!("   0: {name} L0"));
+        assert_eq!(
+            super::disassemble_code(&bytes, &[]).expect("lists"),
+            program.disassemble(),
+            "bytes list as compiled"
+        );
+    }
+}
+
+/// An object compiled before pfc wrote `gotol` holds 16-bit `goto`s of up to 32,767 slots:
+/// its listing says `goto` (what the bytes are and the kernel runs), not `gotol`.
+#[test]
+fn a_far_16_bit_goto_of_an_older_object_lists_as_goto() {
+    for (code, off, imm, name) in [(0x05u8, 30_000i16, 0i32, "goto"), (0x06, 0, 30_000, "gotol")] {
+        let mut bytes = vec![code, 0];
+        bytes.extend_from_slice(&off.to_le_bytes());
+        bytes.extend_from_slice(&imm.to_le_bytes());
+        bytes.extend(encode(&vec![Insn::mov64(R0, 0); 30_000]));
+        bytes.extend(encode(&[Insn::Exit]));
+        let listing = super::disassemble_code(&bytes, &[]).expect("decodes");
+        let mut lines = listing.lines();
+        assert_eq!(lines.next(), Some(format!("   0: {name} L0").as_str()), "opcode {code:#x}");
+        assert_eq!(lines.last(), Some("30001: exit"));
+        assert!(listing.contains("L0:\n30001: exit"), "the target is labelled");
     }
 }
 

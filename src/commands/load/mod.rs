@@ -11,7 +11,6 @@
 
 mod set_files;
 
-use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -78,7 +77,7 @@ pub fn run(args: &LoadArgs) -> ExitCode {
     if let Err(code) = filters::check_iface(&args.iface) {
         return code;
     }
-    let object = starts_like_elf(&args.file);
+    let object = input::starts_like_elf(&args.file);
     if object && args.classifier != ClassifierArg::Auto {
         return filters::usage(&format!(
             "{} is an object: its classifier's form was chosen when it was compiled \
@@ -144,15 +143,6 @@ pub fn run(args: &LoadArgs) -> ExitCode {
         println!("counters kept: {}; reset: {}", list(&outcome.counters_kept), list(&outcome.counters_reset));
     }
     loadable.report.map_or(ExitCode::SUCCESS, Report::finish)
-}
-
-/// Whether the file starts with the ELF magic (standard input is always a rule file:
-/// it cannot be read twice).
-fn starts_like_elf(path: &Path) -> bool {
-    let mut magic = [0u8; 4];
-    !input::is_stdio(path)
-        && input::open_nonblocking(path).and_then(|mut file| file.read_exact(&mut magic)).is_ok()
-        && object::is_elf(&magic)
 }
 
 /// Compiles the rule file (diagnostics rendered on failure), reading its dynamic sets'
