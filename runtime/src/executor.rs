@@ -138,7 +138,8 @@ pub enum Ran<T = Outcome> {
     /// ([`Executor::verdict_at`]).
     Decided(T),
     /// The kernel refused to run this frame (shorter than `BPF_PROG_TEST_RUN` accepts,
-    /// see [`kernel::min_test_run_len`]); the reason.
+    /// see [`kernel::min_test_run_len`], or longer than it hands a program whole, see
+    /// [`kernel::max_test_run_len`]); the reason.
     Refused(String),
 }
 
@@ -366,7 +367,9 @@ impl<'obj> Executor<'obj> {
             Runner::Vm(vm) => vm.run_at(frame, now_ns).map_err(|source| RunError::Vm { source })?.return_value,
             Runner::Kernel(kernel) => match kernel.test_run(frame) {
                 Ok(value) => u64::from(value),
-                Err(error @ KernelError::PacketTooShort { .. }) => return Ok(Ran::Refused(error.to_string())),
+                Err(error @ (KernelError::PacketTooShort { .. } | KernelError::PacketTooLong { .. })) => {
+                    return Ok(Ran::Refused(error.to_string()))
+                }
                 Err(source) => return Err(RunError::Kernel { source }),
             },
         };

@@ -34,6 +34,26 @@ pub fn min_test_run_len(program_type: ProgramType, packet: &[u8]) -> usize {
         _ => MIN_PACKET_LEN,
     }
 }
+/// Bytes `BPF_PROG_TEST_RUN` keeps out of a page for its own use: the headroom in front of
+/// the packet (`XDP_PACKET_HEADROOM`, 256, for XDP; `NET_SKB_PAD`, 64, for an skb) and the
+/// `skb_shared_info` behind it (320 bytes once aligned, on 64-bit kernels).
+const XDP_TEST_RUN_RESERVED: usize = 256 + 320;
+const SKB_TEST_RUN_RESERVED: usize = 64 + 320;
+
+/// The longest packet `BPF_PROG_TEST_RUN` hands a `program_type` program whole: what fits
+/// one page beside the kernel's reserve (3,520 bytes for XDP and 3,712 for TC with 4 KiB
+/// pages). A longer one the kernel refuses for TC (EINVAL) and, for XDP, splits into
+/// fragments that a program without XDP fragment support never sees, so its verdict would
+/// be on a cut frame. Frames on a real interface have no such limit.
+pub fn max_test_run_len(program_type: ProgramType) -> usize {
+    // SAFETY: sysconf only reads a system constant.
+    let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096).max(4096);
+    match program_type {
+        ProgramType::SchedCls => page - SKB_TEST_RUN_RESERVED,
+        _ => page - XDP_TEST_RUN_RESERVED,
+    }
+}
+
 /// Verifier-log lines kept in [`KernelError::Load`].
 const LOG_TAIL_LINES: usize = 30;
 
@@ -89,6 +109,15 @@ pub enum KernelError {
         len: usize,
         /// The minimum for this hook and ethertype.
         min: usize,
+    },
+    /// The packet is longer than `BPF_PROG_TEST_RUN` hands the program whole (see
+    /// [`max_test_run_len`]).
+    #[error("packet of {len} bytes is longer than BPF_PROG_TEST_RUN hands a program whole (at most {max} here)")]
+    PacketTooLong {
+        /// The packet's length.
+        len: usize,
+        /// The maximum for this hook.
+        max: usize,
     },
     /// `BPF_PROG_TEST_RUN` failed.
     #[error("BPF_PROG_TEST_RUN on a {packet_len}-byte packet failed")]
@@ -208,6 +237,10 @@ impl KernelProgram {
         let min = min_test_run_len(self.info.program_type, packet);
         if packet.len() < min {
             return Err(KernelError::PacketTooShort { len: packet.len(), min });
+        }
+        let max = max_test_run_len(self.info.program_type);
+        if packet.len() > max {
+            return Err(KernelError::PacketTooLong { len: packet.len(), max });
         }
         let program = self.program()?;
         let input = libbpf_rs::ProgramInput { data_in: Some(packet), repeat, ..Default::default() };
