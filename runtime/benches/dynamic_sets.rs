@@ -30,12 +30,16 @@
 //!    sets (IPv6 does not fit its key), against pfc's trie holding the same IPv4 prefixes
 //!    and pfc's trie holding the whole mixed set, next to pfc's empty program and clang's
 //!    `empty.c` (`return XDP_PASS`); UDP packets (so the reference's second lookup, a TCP
-//!    port hash, does not run), every program once per round, medians. Skipped, with the
-//!    reason, when clang or the files are missing (`PFC_BENCH_REF_DIR` names another
-//!    directory than `../shared/ref`).
+//!    port hash, does not run), every program once per round, in the opposite order every
+//!    other round (so neither compiler always runs first), medians; then each round's
+//!    ratio pfc ÷ clang above each floor, with its median, quartiles and extremes over
+//!    the rounds (the spread the medians hide). Also each program's xlated size. Skipped,
+//!    with the reason, when clang or the files are missing (`PFC_BENCH_REF_DIR` names
+//!    another directory than `../shared/ref`).
 //!
-//! Knobs: `PFC_BENCH_REPEAT` (default 200000), `PFC_BENCH_ROUNDS` (default 5). Skipped,
-//! with the reason, without the privileges to load BPF programs.
+//! Knobs: `PFC_BENCH_REPEAT` (default 200000), `PFC_BENCH_ROUNDS` (default 5),
+//! `PFC_BENCH_ONLY=clang` (section 5 alone). Skipped, with the reason, without the
+//! privileges to load BPF programs.
 
 use std::time::Instant;
 
@@ -162,6 +166,10 @@ fn main() {
     let keys_of = |elements: &[DynamicElement]| -> Vec<SetKey> {
         elements.iter().map(|element| element_key(DynamicKind::Prefixes, element)).collect()
     };
+    if std::env::var("PFC_BENCH_ONLY").is_ok_and(|only| only == "clang") {
+        clang_reference(&load("default pass\n"), repeat, rounds);
+        return;
+    }
 
     println!("fill: prefixes into the set's tries through LiveSys::write_entries (batches of 65,536)");
     println!("size      order               wall (s)  cpu (s)  cpu us/elem");
@@ -309,12 +317,17 @@ fn clang_reference(empty: &KernelProgram, repeat: u32, rounds: u32) {
             ("clang acl_maps.c", &acl),
             ("clang empty.c", &pass),
         ];
-        // Every program on both packets once per round, in the same rounds.
+        // Every program on both packets once per round, in the same rounds; every other
+        // round in the opposite order.
         let mut samples = vec![[Vec::new(), Vec::new()]; programs.len()];
-        for _ in 0..rounds {
-            for (index, (_, program)) in programs.iter().enumerate() {
+        for round in 0..rounds {
+            let mut order: Vec<usize> = (0..programs.len()).collect();
+            if round % 2 == 1 {
+                order.reverse();
+            }
+            for index in order {
                 for (packet, runs) in [&miss, &hit].into_iter().zip(samples[index].iter_mut()) {
-                    runs.push(program.bench(packet, repeat).expect("test run"));
+                    runs.push(programs[index].1.bench(packet, repeat).expect("test run"));
                 }
             }
         }
@@ -341,6 +354,33 @@ fn clang_reference(empty: &KernelProgram, repeat: u32, rounds: u32) {
             ratio(medians[0][1], medians[3][1]),
             ratio(medians[0][0].saturating_sub(medians[2][0]), medians[3][0].saturating_sub(medians[4][0])),
             ratio(medians[0][1].saturating_sub(medians[2][1]), medians[3][1].saturating_sub(medians[4][1])),
+        );
+        // Each round's own ratio above the floors: how far the rounds spread.
+        for (packet, name) in [(0, "miss"), (1, "hit")] {
+            let above = |program: usize, floor: usize, round: usize| {
+                samples[program][packet][round].saturating_sub(samples[floor][packet][round])
+            };
+            let mut ratios: Vec<f64> =
+                (0..rounds as usize).map(|round| ratio(above(0, 2, round), above(3, 4, round))).collect();
+            ratios.sort_by(f64::total_cmp);
+            let at = |q: f64| ratios[((ratios.len() - 1) as f64 * q).round() as usize];
+            println!(
+                "          per round, {name}: pfc / clang above each floor median {:.2}x, quartiles {:.2}x-{:.2}x, extremes {:.2}x-{:.2}x ({} rounds)",
+                at(0.5),
+                at(0.25),
+                at(0.75),
+                at(0.0),
+                at(1.0),
+                ratios.len()
+            );
+        }
+        let size = |program: &KernelProgram| program.xlated_insn_count().map_or("?".to_string(), |n| n.to_string());
+        println!(
+            "          xlated instructions: pfc trie {}, pfc empty {}, clang acl_maps.c {}, clang empty.c {}",
+            size(&pfc_v4),
+            size(empty),
+            size(&acl),
+            size(&pass)
         );
     }
 }

@@ -4,10 +4,12 @@
 //!
 //! ```text
 //!  key.word0 = set index;  gen = lookup(generations, &key.word0)  (an array: the kernel
-//!                                                    inlines it; never null)
+//!                                                    inlines it; never null, and a
+//!                                                    kernel ≥ 6.14 drops the null test)
 //!  trie:  key = { prefixlen: 32 / 128, addr: the field's words & mask, big-endian }
 //!  hash:  key = { the field's words & mask as a little-endian u128 }
 //!  member = lookup(gen & 1 ? generation 1's map : generation 0's map, &key) != NULL
+//!                                                   (`if w3 & 1`: one jump picks the map)
 //! ```
 //!
 //! A fixed set (a static set in a map) has only generation 0: no generation read. The
@@ -75,12 +77,17 @@ pub fn emit(
         b.emit(Insn::mov64(Reg::R2, Reg::R10));
         b.emit(Insn::alu64(AluOp::Add, Reg::R2, i32::from(key)));
         b.emit(Insn::Call { helper: HELPER_MAP_LOOKUP });
-        let no_generation = b.new_label();
+        // The array answers every index below its size, so the null case (generation 0)
+        // never runs. It sits on the fall-through of a jump over it: a kernel that knows
+        // the lookup of a constant key is never null (6.14 on) drops that jump and the
+        // null case from the program it runs; older ones take the jump.
+        let (found, read) = (b.new_label(), b.new_label());
+        b.emit(Insn::jump64(JmpOp::Ne, Reg::R0, 0, found));
         b.emit(Insn::alu32(AluOp::Mov, Reg::R3, 0));
-        b.emit(Insn::jump64(JmpOp::Eq, Reg::R0, 0, no_generation));
+        b.emit(Insn::Ja { target: read });
+        b.bind(found);
         b.emit(Insn::load(Size::W, Reg::R3, Reg::R0, 0));
-        b.emit(Insn::alu32(AluOp::And, Reg::R3, 1));
-        b.bind(no_generation);
+        b.bind(read);
     } else {
         b.comment(format!("{} in set `{}` (a map of {} entries)", field.name(), dynamic.name, dynamic.elements.len()));
     }
@@ -130,7 +137,8 @@ pub fn emit(
         None => lookup(b, first),
         Some(second) => {
             let (in_second, done) = (b.new_label(), b.new_label());
-            b.emit(Insn::jump64(JmpOp::Ne, Reg::R3, 0, in_second));
+            // The generation is bit 0 of the word.
+            b.emit(Insn::jump32(JmpOp::Set, Reg::R3, Operand::imm_u32(1), in_second));
             lookup(b, first);
             b.emit(Insn::Ja { target: done });
             b.bind(in_second);
