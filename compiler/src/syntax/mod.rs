@@ -136,6 +136,10 @@ fn unparsed(text: &str, chunk: std::ops::Range<usize>) -> ast::Unparsed {
     ast::Unparsed { keyword, name, span: Span::new(chunk.start, chunk.end) }
 }
 
+/// Words that continue a statement on a new line although a name or a string follows
+/// them: the reserved words, and those of atoms, limits, logs and verdicts.
+const CONTINUATION_WORDS: [&str; 10] = ["and", "or", "not", "in", "if", "pcap", "per", "log", "pass", "drop"];
+
 /// The words that start statements.
 const STATEMENT_KEYWORDS: [&str; 6] = ["include", "hook", "default", "set", "const", "rule"];
 
@@ -144,7 +148,9 @@ const STATEMENT_KEYWORDS: [&str; 6] = ["include", "hook", "default", "set", "con
 /// statement, cut off as its own chunk so it gets its own diagnostic instead of being
 /// read as the tail of the statement before it. Continuation lines of a condition or a
 /// set never look like this: a name there is followed by an operator, `,`, `and`, `or`,
-/// `in` or the end of the line.
+/// `in` or the end of the line, and the words that may start one followed by a name or a
+/// string (`pcap "tcp"`, `per ip.src`, `log rate 10/s`, `drop log`) are not taken as
+/// statements.
 fn looks_like_a_statement(line: &str) -> bool {
     let is_word_char = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
     if !line.starts_with(|c: char| c.is_ascii_alphabetic()) {
@@ -152,7 +158,7 @@ fn looks_like_a_statement(line: &str) -> bool {
     }
     let word_end = line.find(|c: char| !is_word_char(c)).unwrap_or(line.len());
     let (word, rest) = line.split_at(word_end);
-    if ["and", "or", "not", "in", "if"].contains(&word) || !rest.starts_with([' ', '\t']) {
+    if CONTINUATION_WORDS.contains(&word) || !rest.starts_with([' ', '\t']) {
         return false;
     }
     let rest = rest.trim_start_matches([' ', '\t']);
