@@ -218,6 +218,16 @@ fn a_static_set_in_a_map_loads_from_an_object_and_is_read_only() {
     assert_eq!((delivered(&topology, 7003), delivered(&topology, 7004)), (0, 10), "the sender is in the set");
     assert_eq!(list(&topology, "feed").len(), 40_001);
     assert_eq!(status_sets(&topology), [set_row("feed", "ipv4", "static-map", 40_001, 40_001)]);
+    // Its map is pinned as generation 0 alone; the program reads no generation array.
+    let dir = format!("/sys/fs/bpf/pfc/{vb}/xdp");
+    let pinned: Vec<String> = std::fs::read_dir(format!("{dir}/sets/feed"))
+        .expect("the set's pin directory")
+        .map(|entry| entry.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(pinned, ["ipv4_gen0"]);
+    assert!(!std::path::Path::new(&format!("{dir}/set_gen")).exists());
+    let dump = run_ok("bpftool", &["-j", "map", "show", "pinned", &format!("{dir}/sets/feed/ipv4_gen0")]);
+    assert!(dump.contains("\"name\":\"pfc_set_0a\""), "{dump}");
 
     // Read-only for pfc set; list works.
     let output = pfc(&b, &["set", "add", "--iface", &vb, "feed", "10.0.0.1"]);
@@ -289,6 +299,14 @@ fn set_hook_picks_the_filter_of_that_hook() {
     assert_eq!(listed("tc-ingress"), format!("{SENDER_IP}\n192.0.2.0/24\n"), "in address order");
     // Without --hook: the XDP filter's.
     assert_eq!(pfc_ok(&b, &["set", "list", "--iface", &vb, "banned"]), "192.0.2.0/24\n");
+    // Each filter's set maps are pinned in its own directory: the TC one holds 2 entries.
+    let entries = |hook: &str| {
+        let pin = format!("/sys/fs/bpf/pfc/{vb}/{hook}/sets/banned/ipv4_gen0");
+        let dump: Value =
+            serde_json::from_str(&run_ok("bpftool", &["-j", "map", "dump", "pinned", &pin])).expect("json");
+        dump.as_array().map_or(0, Vec::len)
+    };
+    assert_eq!((entries("xdp"), entries("tc-ingress")), (1, 2));
     pfc_ok(&b, &["set", "del", "--iface", &vb, "--hook", "tc-ingress", "banned", SENDER_IP]);
     assert_eq!(delivered(&topology, 7003), 10, "unbanned at TC");
     pfc_ok(&b, &["unload", "--iface", &vb, "--hook", "tc-ingress"]);
