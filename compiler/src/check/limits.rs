@@ -145,16 +145,6 @@ impl Checker {
                 }
             }
         }
-        if key.len() > 16 {
-            let span = written.first().map_or(Span::default(), |first| first.span.to(written[written.len() - 1].span));
-            self.diagnostics.push(Diagnostic::error(
-                BAD_LIMIT_KEY,
-                "a key has at most 16 concrete fields",
-                span,
-                "too many",
-            ));
-            return None;
-        }
         ok.then_some(key)
     }
 
@@ -183,6 +173,36 @@ impl Checker {
                 self.prune_key(*id, &required, expr);
             }
         }
+        let placed = match (last, &*checked) {
+            (Some(Expr::Limit(expr)), Cond::And(operands)) => match operands.last() {
+                Some(Cond::Limit(id)) => Some((*id, expr)),
+                _ => None,
+            },
+            (Some(Expr::Limit(expr)), Cond::Limit(id)) => Some((*id, expr)),
+            _ => None,
+        };
+        if let Some((id, expr)) = placed {
+            self.key_size(id, expr);
+        }
+    }
+
+    /// At most 16 concrete key fields, counted once the rest of the rule has excluded
+    /// those of other families (`tcp and rate … per l4.dport` counts `tcp.dport` alone).
+    fn key_size(&mut self, id: LimitId, expr: &LimitExpr) {
+        let fields = self.limits[id.0 as usize].key.len();
+        if fields > MAX_KEY_FIELDS {
+            let written = &expr.key;
+            let span = written.first().map_or(Span::default(), |first| first.span.to(written[written.len() - 1].span));
+            self.diagnostics.push(
+                Diagnostic::error(
+                    BAD_LIMIT_KEY,
+                    format!("a key has at most {MAX_KEY_FIELDS} concrete fields"),
+                    span,
+                    "too many",
+                )
+                .with_note(format!("these stand for {fields} concrete fields on the packets the rule sees")),
+            );
+        }
     }
 
     /// Drops key fields of another family than the rule requires; none left is E0032.
@@ -207,6 +227,9 @@ impl Checker {
         limit.key.retain(possible);
     }
 }
+
+/// The most concrete fields a limit's key may have.
+const MAX_KEY_FIELDS: usize = 16;
 
 /// Spans of every limit inside `expr`.
 fn limits_in(expr: &Expr, out: &mut Vec<Span>) {
