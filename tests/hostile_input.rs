@@ -125,7 +125,12 @@ fn hostile_captures_get_a_clear_error() {
     zeros_after_header.resize(24 + 16 * 1000, 0);
     let mut bogus_version = pcap(&[&ssh_frame()]);
     bogus_version[4..6].copy_from_slice(&99u16.to_le_bytes());
+    // A snap length of 54: the second frame was 1,000 bytes on the wire.
+    let mut cut = pcap(&[&ssh_frame(), &ssh_frame()[..54]]);
+    let second = 24 + 16 + ssh_frame().len();
+    cut[second + 12..second + 16].copy_from_slice(&1000u32.to_le_bytes());
     let cases: &[(&str, Vec<u8>, i32, &str)] = &[
+        ("snap_length_cut",     cut,                0, "note: c.pcap: 1 frame was captured cut short (the first: packet 1, 54 of 1000 bytes): pfc judges the bytes captured"),
         ("huge_claimed_length", huge_claim,         1, "c.pcap: packet 0 has 4294967295 bytes; test packets have at most 65536"),
         ("bogus_version",       bogus_version,      1, "c.pcap: pcap format version 99.4 is not 2.x"),
         ("truncated_record",    truncated_record,   1, "c.pcap: packet 1 is truncated"),

@@ -37,6 +37,43 @@ pub struct Capture<'a> {
     /// micro- or nanosecond files; pcapng: the interface's `if_tsresol`, microseconds by
     /// default; simple packet blocks have none: 0).
     pub times_ns: Vec<u64>,
+    /// The frames captured shorter than they were on the wire (a snap length), if any.
+    pub cut: Option<Cut>,
+}
+
+/// Frames a capture holds cut short: pfc judges the bytes captured, as a frame of that
+/// length, where libpcap's `len` (and the kernel) would see the whole frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cut {
+    /// How many frames are cut.
+    pub frames: usize,
+    /// The first one's index.
+    pub first: usize,
+    /// Its captured length.
+    pub captured: usize,
+    /// Its length on the wire.
+    pub wire: u64,
+}
+
+impl Capture<'_> {
+    /// What a note says of the frames captured cut short, if any.
+    pub fn cut_note(&self) -> Option<String> {
+        let Cut { frames, first, captured, wire } = self.cut?;
+        let which = if frames == 1 { "1 frame was".to_string() } else { format!("{frames} frames were") };
+        Some(format!(
+            "{which} captured cut short (the first: packet {first}, {captured} of {wire} bytes): pfc judges the bytes captured, as a frame of that length (`pkt.len` and a pcap atom's `len` are the captured length; headers past the cut are absent)"
+        ))
+    }
+}
+
+/// Counts frame `index` as cut when `captured` is less than `wire`.
+fn note_cut(cut: &mut Option<Cut>, index: usize, captured: usize, wire: u64) {
+    if (captured as u64) < wire {
+        match cut {
+            Some(cut) => cut.frames += 1,
+            None => *cut = Some(Cut { frames: 1, first: index, captured, wire }),
+        }
+    }
 }
 
 /// Why a capture cannot be read.
@@ -193,6 +230,7 @@ fn read_pcap(bytes: &[u8], big_endian: bool, frac_ns: u64) -> Result<Capture<'_>
     }
     let mut packets = Vec::new();
     let mut times_ns = Vec::new();
+    let mut cut = None;
     let mut offset = 24;
     while offset < bytes.len() {
         let index = packets.len();
@@ -202,13 +240,15 @@ fn read_pcap(bytes: &[u8], big_endian: bool, frac_ns: u64) -> Result<Capture<'_>
             return Err(PcapError::PacketTooLarge { index, len, max: MAX_PACKET_LEN });
         }
         let data = bytes.get(offset + 16..offset + 16 + len).ok_or(truncated)?;
+        let wire = u64::from(u32_at(bytes, offset + 12, big_endian).unwrap_or(0));
+        note_cut(&mut cut, index, len, wire);
         packets.push(data);
         let seconds = u64::from(u32_at(bytes, offset, big_endian).unwrap_or(0));
         let fraction = u64::from(u32_at(bytes, offset + 4, big_endian).unwrap_or(0));
         times_ns.push(seconds * 1_000_000_000 + fraction * frac_ns);
         offset += 16 + len;
     }
-    Ok(Capture { format: CaptureFormat::Pcap, packets, times_ns })
+    Ok(Capture { format: CaptureFormat::Pcap, packets, times_ns, cut })
 }
 
 const BLOCK_SECTION_HEADER: u32 = 0x0a0d_0d0a;
@@ -223,6 +263,7 @@ fn read_pcapng(bytes: &[u8]) -> Result<Capture<'_>, PcapError> {
     let mut interfaces: Vec<u32> = Vec::new();
     let mut resolutions: Vec<u8> = Vec::new();
     let mut times_ns = Vec::new();
+    let mut cut = None;
     let mut offset = 0;
     while offset < bytes.len() {
         let bad = |problem| PcapError::BadBlock { offset, problem };
@@ -281,6 +322,7 @@ fn read_pcapng(bytes: &[u8]) -> Result<Capture<'_>, PcapError> {
                 let interface = u32_at(body, 0, big_endian).ok_or(bad("packet block too short"))?;
                 let len = u32_at(body, 12, big_endian).ok_or(bad("packet block too short"))? as usize;
                 packets.push(frame(interface, 20, len)?);
+                note_cut(&mut cut, index, len, u64::from(u32_at(body, 16, big_endian).unwrap_or(0)));
                 options(20 + len.div_ceil(4) * 4)?;
                 times_ns.push(ticks_ns(body, big_endian, resolutions.get(interface as usize).copied()));
             }
@@ -288,19 +330,22 @@ fn read_pcapng(bytes: &[u8]) -> Result<Capture<'_>, PcapError> {
                 let interface = u16_at(body, 0, big_endian).ok_or(bad("packet block too short"))?;
                 let len = u32_at(body, 12, big_endian).ok_or(bad("packet block too short"))? as usize;
                 packets.push(frame(u32::from(interface), 20, len)?);
+                note_cut(&mut cut, index, len, u64::from(u32_at(body, 16, big_endian).unwrap_or(0)));
                 options(20 + len.div_ceil(4) * 4)?;
                 times_ns.push(ticks_ns(body, big_endian, resolutions.get(usize::from(interface)).copied()));
             }
             BLOCK_SIMPLE_PACKET => {
                 let original = u32_at(body, 0, big_endian).ok_or(bad("packet block too short"))? as usize;
-                packets.push(frame(0, 4, original.min(body.len().saturating_sub(4)))?);
+                let captured = original.min(body.len().saturating_sub(4));
+                packets.push(frame(0, 4, captured)?);
+                note_cut(&mut cut, index, captured, original as u64);
                 times_ns.push(0);
             }
             _ => {}
         }
         offset += block_len;
     }
-    Ok(Capture { format: CaptureFormat::Pcapng, packets, times_ns })
+    Ok(Capture { format: CaptureFormat::Pcapng, packets, times_ns, cut })
 }
 
 /// The first option from byte `start` of a block's body whose value (padded to 4 bytes)

@@ -62,6 +62,9 @@ pub(super) fn run(
     let name = input::display_name(path);
     let bytes = input::read_limited(path, "capture", input::MAX_CAPTURE).map_err(|message| Stop::Input { message })?;
     let capture = read_capture(&bytes).map_err(|error| Stop::Input { message: format!("{name}: {error}") })?;
+    if let Some(note) = capture.cut_note() {
+        eprintln!("note: {}: {note}", escape(&name));
+    }
     let mut summary = Summary {
         rules: vec![Tally::default(); program.rules.len()],
         default: Tally::default(),

@@ -349,6 +349,9 @@ fn expand<'a>(
             if capture.packets.is_empty() {
                 eprintln!("note: {}: the capture holds no packets", escape(&at));
             }
+            if let Some(note) = capture.cut_note() {
+                eprintln!("note: {}: {note}", escape(&at));
+            }
             if case.expect.len() > 1 && case.expect.len() != capture.packets.len() {
                 let message = format!(
                     "{at}: `expect` lists {} verdicts but the capture holds {} packets",

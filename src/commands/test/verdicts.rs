@@ -32,6 +32,9 @@ pub(super) fn run(
         eprintln!("note: {}: the capture holds no packets", escape(&name));
         return Ok(ExitCode::SUCCESS);
     }
+    if let Some(note) = capture.cut_note() {
+        eprintln!("note: {}: {note}", escape(&name));
+    }
     // Rule names as JSON once, not per packet.
     let rule_json: Vec<String> = program.rules.iter().map(|rule| serde_json::json!(rule.name).to_string()).collect();
     let stdout = std::io::stdout();
