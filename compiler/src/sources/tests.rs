@@ -198,7 +198,7 @@ fn a_deferred_set_file_joins_the_map_unparsed_and_is_hashed_as_ever() {
     // not reported; the static set's file is read.
     assert_eq!(deferred.map, read.map);
     assert_eq!(deferred.map.hash(), read.map.hash());
-    assert_eq!(messages(&read), ["E0024 d.txt@11:1: `1.2.3.4.5` is not a set element"]);
+    assert_eq!(messages(&read), ["E0005 d.txt@11:1: `1.2.3.4.5` is not an IPv4 address"]);
     assert_eq!(messages(&deferred), Vec::<String>::new());
     assert_eq!(deferred.deferred_set_files(), [1]);
     assert_eq!(read.deferred_set_files(), Vec::<usize>::new());

@@ -20,6 +20,15 @@ pub fn number(text: &str, span: Span) -> Result<LiteralKind, Diagnostic> {
 
 /// Decodes a dotted IPv4 address.
 pub fn ipv4(text: &str, span: Span) -> Result<LiteralKind, Diagnostic> {
+    let parts = text.split('.').count();
+    if parts != 4 {
+        return Err(Diagnostic::error(
+            BAD_LITERAL,
+            format!("`{text}` is not an IPv4 address"),
+            span,
+            format!("{parts} parts: an IPv4 address has four (`10.0.0.1`), a number none"),
+        ));
+    }
     let mut value: u32 = 0;
     for part in text.split('.') {
         if part.len() > 1 && part.starts_with('0') {

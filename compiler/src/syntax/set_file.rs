@@ -668,11 +668,12 @@ mod tests {
     #[test]
     fn bad_lines_are_reported_where_they_are() {
         insta::assert_snapshot!(render("10.0.0.256\n10.0.0.0/33\n10.0.0.1 10.0.0.2\n{ 1 }\n1.2.3.4.5\n"), @r"
+        Invalid @147..156
         E0005 `10.0.0.256` is not an IPv4 address @100
         E0005 prefix length /33 is out of range @120
         E0024 `10.0.0.1 10.0.0.2` is not a set element @123
         E0024 `{ 1 }` is not a set element @141
-        E0024 `1.2.3.4.5` is not a set element @147
+        E0005 `1.2.3.4.5` is not an IPv4 address @147
         ");
     }
 }
