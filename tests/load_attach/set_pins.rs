@@ -231,20 +231,20 @@ fn after_a_kill_at_every_step_the_next_writer_leaves_set_pins_as_the_kernel_runs
             assert_eq!(listed.status.code(), Some(1), "{case}: no filter yet");
             assert!(set_pins(&vb).is_empty(), "{case}: {:?}", set_pins(&vb));
             continue;
-        } else {
-            assert!(listed.status.success(), "{case}: {}", String::from_utf8_lossy(&listed.stderr));
-            assert_pins_match_kernel(&b, &vb, &files[0].1, &case);
-            assert!(!set_pins(&vb).is_empty(), "{case}");
         }
+        assert!(listed.status.success(), "{case}: {}", String::from_utf8_lossy(&listed.stderr));
+        assert_pins_match_kernel(&b, &vb, &files[0].1, &case);
+        assert!(!set_pins(&vb).is_empty(), "{case}");
         pfc_ok(&b, &["unload", "--iface", &vb]);
     }
     // Replaces between two rule sets with different sets: pins of the program that runs.
     pfc_ok(&b, &["load", &files[0].0, "--iface", &vb]);
     let mut current = 0;
-    for (at, step) in STEPS.iter().enumerate() {
-        let case = format!("replace killed at {step}");
+    for ((at, step), signal) in STEPS.iter().enumerate().flat_map(|step| [(step, libc::SIGKILL), (step, libc::SIGTERM)])
+    {
+        let case = format!("replace killed at {step} by signal {signal}");
         let next = 1 - current;
-        kill_paused(&b, &["load", &files[next].0, "--iface", &vb], step, libc::SIGKILL);
+        kill_paused(&b, &["load", &files[next].0, "--iface", &vb], step, signal);
         let runs = if at < 3 { current } else { next };
         pfc_ok(&b, &["set", "list", "--iface", &vb, "banned"]);
         assert_pins_match_kernel(&b, &vb, &files[runs].1, &case);
