@@ -7,7 +7,8 @@
 //!   atoms, rate limits, logging). Each runs through `pfc test` under every hook the file
 //!   does not fix (the reference promises one meaning under all), in the VM and, with
 //!   privileges, in the kernel; `timed/` depends on the case clock, so only in the VM.
-//! - Every code block of language.md that is a rule file passes `pfc check` as shown.
+//! - Every code block of language.md and pcap.md that is a rule file passes `pfc check`
+//!   as shown.
 //! - The diagnostic codes language.md names are the codes pfc defines, and the other way
 //!   round (retired codes excepted).
 
@@ -131,20 +132,20 @@ fn is_grammar(body: &str) -> bool {
     })
 }
 
-/// Every code block of language.md that is rules checks cleanly as shown; blocks that are
+/// Every code block of `doc` that is rules checks cleanly as shown; blocks that are
 /// fragments (no `default`) get `default pass` in front. A block headed `# NAME.txt` is a
 /// set file the block before it names; a set file the text names but does not show gets
-/// one address, so the rules around it can be checked.
-#[test]
-fn every_rule_block_of_language_md_checks() {
-    let text = std::fs::read_to_string(repo().join("docs/language.md")).expect("docs/language.md");
-    let dir = scratch_dir("language-blocks");
+/// one address, so the rules around it can be checked. Grammars, listings (`;`) and
+/// command lines (`pfc …`) are not rules. Returns how many blocks were checked.
+fn check_rule_blocks(doc: &str) -> usize {
+    let text = std::fs::read_to_string(repo().join("docs").join(doc)).expect("the doc is readable");
+    let dir = scratch_dir(&format!("blocks-{doc}"));
     let blocks = code_blocks(&text);
     for (line, _, body) in &blocks {
         if let Some(name) = body.lines().next().and_then(|first| first.strip_prefix("# ")) {
             let name = name.split_whitespace().next().unwrap_or_default();
             if name.ends_with(".txt") {
-                std::fs::write(dir.join(name), body).unwrap_or_else(|e| panic!("block at line {line}: {e}"));
+                std::fs::write(dir.join(name), body).unwrap_or_else(|e| panic!("{doc}:{line}: {e}"));
             }
         }
     }
@@ -153,7 +154,8 @@ fn every_rule_block_of_language_md_checks() {
         let first = body.lines().next().unwrap_or_default();
         let is_set_file =
             first.starts_with("# ") && first.split_whitespace().nth(1).is_some_and(|n| n.ends_with(".txt"));
-        if !info.is_empty() || is_grammar(body) || is_set_file || body.trim_start().starts_with(';') {
+        let not_rules = is_grammar(body) || is_set_file || first.starts_with("pfc ");
+        if !info.is_empty() || not_rules || body.trim_start().starts_with(';') {
             continue;
         }
         for (index, _) in body.match_indices("file \"") {
@@ -171,11 +173,19 @@ fn every_rule_block_of_language_md_checks() {
         std::fs::write(dir.join(&file), rules).expect("write the block");
         let run = pfc_in(&dir, &["check", &file]);
         run.assert_no_crash(&file);
-        assert_eq!(run.code, 0, "docs/language.md:{line}: the block does not check:\n{body}\n{}", run.stderr);
-        assert!(!run.stderr.contains("error["), "docs/language.md:{line}:\n{}", run.stderr);
+        assert_eq!(run.code, 0, "docs/{doc}:{line}: the block does not check:\n{body}\n{}", run.stderr);
+        assert!(!run.stderr.contains("error["), "docs/{doc}:{line}:\n{}", run.stderr);
         checked += 1;
     }
-    assert!(checked >= 5, "only {checked} rule blocks found");
+    checked
+}
+
+#[test]
+fn every_rule_block_of_language_md_and_pcap_md_checks() {
+    let checked = check_rule_blocks("language.md");
+    assert!(checked >= 5, "only {checked} rule blocks found in language.md");
+    let checked = check_rule_blocks("pcap.md");
+    assert!(checked >= 1, "only {checked} rule blocks found in pcap.md");
 }
 
 /// The `E0000`/`W0000` codes in a text.
