@@ -399,6 +399,21 @@ fn prologue_layouts_agree_with_the_interpreter() {
             sets.push((format!("prologue-{first}-{}", sets.len()), text, false));
         }
     }
+    // The common IPv4 path with an IP field read and two or three transports (its one
+    // bounds check covers the shortest; the inline TCP block checks the rest from r2).
+    let transports = [
+        ["tcp.dport < 1024", "udp.dport == 53", "icmp.type == echo-request"],
+        ["tcp.dport == 22", "udp.dport == 53", "sctp.dport == 80"],
+        ["tcp.dport < 1024", "sctp.dport == 80", "icmp.type == echo-request"],
+        ["udp.dport == 53", "icmp.type == echo-request", "ipv6.hop_limit == 255"],
+    ];
+    for [a, b, c] in transports {
+        let text = format!(
+            "hook xdp\ndefault pass\nrule ip: drop if ipv4.ttl > 1 and ipv4.dscp != 0\nrule a: drop if {a}\n\
+             rule b: pass if {b} and vlan\nrule c: drop if {c}\nrule d: drop if {b}\n"
+        );
+        sets.push((format!("prologue-ipv4-{}", sets.len()), text, false));
+    }
     check_and_report("prologue layouts", sets, Form::Classified, Vec::new());
 }
 

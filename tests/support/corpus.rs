@@ -5,8 +5,10 @@
 //! front: Ethernet with odd ethertypes, ARP, IPv4 with and without options and in every
 //! fragment state, IPv6 with each extension header and chains of 1–5 of them (first and
 //! non-first fragments), TCP, UDP, SCTP, ICMP, ICMPv6 (errors, echo, MLD, neighbour
-//! discovery), mismatched carriers (ICMP over IPv6), bad `ihl`. Then many of those are
-//! truncated at every header boundary and one byte either side, some at random lengths;
+//! discovery), mismatched carriers (ICMP over IPv6), bad `ihl` and odd versions (an `ihl`
+//! of 5 with version 6 or 0 is still IPv4). Then many of those are truncated at every
+//! header boundary and one byte either side (and 20 + 8 bytes into IPv4 ± 1, the common
+//! path's one bounds check), some at random lengths;
 //! every IPv6 extension header kind is cut at every byte of it (`extension_header_cuts`),
 //! and there are frames under 14 and under 60 bytes.
 
@@ -270,7 +272,7 @@ fn ipv4(rng: &mut Rng, shape: Shape) -> (Ipv4, String) {
             text.push_str(&format!(" frag(offset {} mf {})", ip.frag_offset, ip.mf));
         }
         Shape::Ipv4BadIhl => {
-            let ihl = rng.pick(&[0u8, 3, 4, 6, 15]);
+            let ihl = rng.pick(&[0u8, 3, 4, 5, 6, 15]);
             ip.ihl = Some(ihl);
             ip.version = rng.pick(&[4u8, 6, 0]);
             text.push_str(&format!(" ihl {ihl} version {}", ip.version));
@@ -371,6 +373,11 @@ fn boundaries(packet: &Packet) -> Vec<usize> {
         cuts.extend([offset.saturating_sub(1), offset, offset + 1]);
         if matches!(layer, Layer::Ipv6Ext(_)) {
             cuts.push(offset + 2);
+        }
+        if matches!(layer, Layer::Ipv4(_)) {
+            // The common IPv4 path's one bounds check: a 20-byte header and an 8-byte
+            // transport header (UDP's, ICMP's), whatever the real header's length.
+            cuts.extend([offset + 27, offset + 28, offset + 29]);
         }
         offset += layer.header_len();
     }

@@ -14,7 +14,9 @@
 //! the body. Between them, out of that path: untagged IPv6 (as IPv4's, with its own TCP
 //! copy), VLAN tags, other ethertypes and ARP, a second copy of the IP headers for
 //! tagged frames, the IPv6 extension walk, and the shared transport blocks the rare
-//! paths (and the common path's other protocols) jump to.
+//! paths (and the common path's other protocols) jump to. The common IPv4 path checks a
+//! 20-byte header and the shortest needed transport header at once; a header with
+//! options (or a shorter frame) goes to the tagged frames' general IPv4 code.
 //!
 //! Every value slot the body reads is written on every path (the kernel verifier refuses
 //! a read of an unwritten stack word): a field of a header the frame lacks holds an
@@ -67,6 +69,9 @@ struct Prologue<'a> {
     tail_writes: Vec<i16>,
     /// Untagged IPv6's slots when IPv4 is the common path: IPv6 writes them, IPv4 initialises them.
     second_writes: Vec<i16>,
+    /// The IPv4 header code every frame but the common path's runs (after VLAN tags),
+    /// also where the common path sends an IPv4 header with options or a short frame.
+    general_ipv4: Label,
     /// Jumps off the common path waiting for their pad (placed before any target).
     pads: Vec<Pad>,
 }
@@ -89,6 +94,7 @@ struct PathState {
 /// Emits the prologue; falls through to the rule body.
 pub fn emit(b: &mut ProgramBuilder, hook: Hook, layout: &Layout, needs: &Needs, pcaps: &[PcapFilter]) {
     let parsed = b.new_label();
+    let general_ipv4 = b.new_label();
     // Deferred initialisation needs r5 at the pads (pcap atoms use it) and a common path.
     let hot = (pcaps.is_empty() && needs.vlan_walk).then(|| hot_family(needs)).flatten();
     let mut p = Prologue {
@@ -101,6 +107,7 @@ pub fn emit(b: &mut ProgramBuilder, hook: Hook, layout: &Layout, needs: &Needs, 
         hot_mask: all_absent(),
         tail_writes: Vec::new(),
         second_writes: Vec::new(),
+        general_ipv4,
         pads: Vec::new(),
     };
     if let Some(hot) = hot {
@@ -163,6 +170,7 @@ pub fn emit(b: &mut ProgramBuilder, hook: Hook, layout: &Layout, needs: &Needs, 
         p.b.emit(Insn::alu32(AluOp::Mov, R9, Operand::imm_u32(all_absent())));
     }
     p.ethernet();
+    debug_assert!(p.pads.is_empty(), "a jump off the common path after its pads were laid out");
     p.b.bind(parsed);
     p.b.comment("absent mask to its slot: the body reads it from there as an unknown value");
     p.b.emit(Insn::store(Size::W, R10, MASK_SLOT, R9));
@@ -399,7 +407,7 @@ impl Prologue<'_> {
     /// The network header after the VLAN tags (and, without IP, of every frame).
     fn network(&mut self, l4: &L4) {
         self.payload_ethertype();
-        let ipv4 = self.b.new_label();
+        let ipv4 = self.general_ipv4;
         let ipv6 = self.b.new_label();
         let arp = self.b.new_label();
         let wanted =
@@ -443,16 +451,49 @@ impl Prologue<'_> {
 
     fn ipv4(&mut self, l4: &L4, untagged: bool) {
         self.b.comment("ipv4");
+        if untagged {
+            return self.fast_ipv4(l4);
+        }
         self.bounds(R6, 20);
         self.b.emit(Insn::load(Size::B, R1, R6, 0));
         self.b.emit(Insn::alu32(AluOp::And, R1, 0x0f));
-        let target = self.exit(self.parsed);
-        self.b.emit(Insn::jump32(JmpOp::Lt, R1, 5, target));
+        self.b.emit(Insn::jump32(JmpOp::Lt, R1, 5, self.parsed));
         self.b.emit(Insn::alu32(AluOp::Lsh, R1, 2));
         self.b.emit(Insn::mov64(R2, R6));
         self.b.emit(Insn::alu64(AluOp::Add, R2, R1));
-        let target = self.exit(self.parsed);
-        self.b.emit(Insn::jump64(JmpOp::Gt, R2, R8, target));
+        self.b.emit(Insn::jump64(JmpOp::Gt, R2, R8, self.parsed));
+        self.mark_present(Source::Header(Proto::Ipv4));
+        self.extract(Proto::Ipv4, R6);
+        if !self.needs.transport_over(Proto::Ipv4) {
+            self.b.emit(Insn::Ja { target: self.parsed });
+            return;
+        }
+        self.b.emit(Insn::load(Size::H, R1, R6, 6));
+        self.b.emit(Insn::jump32(JmpOp::Set, R1, RAW_IPV4_FRAG_OFFSET, self.parsed));
+        self.b.emit(Insn::load(Size::B, R3, R6, 9));
+        self.b.emit(Insn::mov64(R6, R2));
+        self.dispatch_transport(l4, Proto::Ipv4);
+    }
+
+    /// The common path's IPv4 header: 20 bytes (no options) and the shortest needed
+    /// transport header inside the frame, one bounds check for both; any other frame
+    /// (options, an odd version byte, too short) goes to the general IPv4 code, through a
+    /// pad (the mask and slots so far), which parses it as before.
+    fn fast_ipv4(&mut self, l4: &L4) {
+        // The shortest transport header needed over IPv4 (UDP's and ICMP's: 8 bytes), so
+        // that a small frame of any of them stays on the path.
+        let shortest = match self.needs.transport_over(Proto::Ipv4) {
+            true => l4.shortest_over(Proto::Ipv4),
+            false => 0,
+        };
+        self.b.emit(Insn::mov64(R2, R6));
+        self.b.emit(Insn::alu64(AluOp::Add, R2, 20 + shortest));
+        let general = self.exit(self.general_ipv4);
+        self.b.emit(Insn::jump64(JmpOp::Gt, R2, R8, general));
+        // Version 4 and a 5-word header; the general code reads the length only.
+        self.b.emit(Insn::load(Size::B, R1, R6, 0));
+        let general = self.exit(self.general_ipv4);
+        self.b.emit(Insn::jump32(JmpOp::Ne, R1, 0x45, general));
         self.mark_present(Source::Header(Proto::Ipv4));
         self.extract(Proto::Ipv4, R6);
         if !self.needs.transport_over(Proto::Ipv4) {
@@ -464,12 +505,10 @@ impl Prologue<'_> {
         let target = self.exit(self.parsed);
         self.b.emit(Insn::jump32(JmpOp::Set, R1, RAW_IPV4_FRAG_OFFSET, target));
         self.b.emit(Insn::load(Size::B, R3, R6, 9));
-        self.b.emit(Insn::mov64(R6, R2));
-        if untagged {
-            self.fast_transport(l4, Proto::Ipv4);
-        } else {
-            self.dispatch_transport(l4, Proto::Ipv4);
-        }
+        self.b.emit(Insn::alu64(AluOp::Add, R6, 20));
+        // r2 = r6 + shortest: the inline block checks only what its header adds.
+        let inline = l4.inline.map_or(0, |proto| proto.min_len() as i32);
+        self.fast_transport(l4, Proto::Ipv4, Bounds::FromR2(inline - shortest));
     }
 
     fn ipv6(&mut self, l4: &L4, untagged: bool) {
@@ -485,7 +524,9 @@ impl Prologue<'_> {
         self.b.emit(Insn::load(Size::B, R3, R6, 6));
         self.b.emit(Insn::alu64(AluOp::Add, R6, 40));
         if untagged {
-            self.fast_transport(l4, Proto::Ipv6);
+            // r2 = r6: the bounds check's end.
+            let inline = l4.inline.map_or(0, |proto| proto.min_len() as i32);
+            self.fast_transport(l4, Proto::Ipv6, Bounds::FromR2(inline));
         } else {
             self.b.emit(Insn::Ja { target: l4.ipv6_walk });
         }
@@ -500,7 +541,7 @@ impl Prologue<'_> {
         for (index, (proto, label)) in l4.shared.into_iter().enumerate() {
             if l4.used[index].get() {
                 self.b.bind(label);
-                self.transport_block(proto, false);
+                self.transport_block(proto, Bounds::FromR6);
                 self.b.emit(Insn::Ja { target: self.parsed });
             }
         }
@@ -516,7 +557,7 @@ impl Prologue<'_> {
                 let words = self.tail_writes.clone();
                 self.initialize(&words);
             }
-            self.transport_block(proto, false);
+            self.transport_block(proto, Bounds::FromR6);
         }
     }
 
@@ -578,7 +619,7 @@ impl Prologue<'_> {
     /// tail's protocol jumps to the tail block, the inline protocol's block is copied here
     /// (then one `goto parsed`), the rest goes to the shared blocks (from IPv6: to the
     /// extension walk, which an extension header needs anyway).
-    fn fast_transport(&mut self, l4: &L4, carrier: Proto) {
+    fn fast_transport(&mut self, l4: &L4, carrier: Proto, inline_bounds: Bounds) {
         let ipv6 = carrier == Proto::Ipv6;
         if let Some((proto, label)) = l4.tail {
             let entry = if ipv6 {
@@ -601,8 +642,7 @@ impl Prologue<'_> {
             if ipv6 {
                 self.upper_protocol();
             }
-            // r2 = r6 here: the IP header's end.
-            self.transport_block(proto, true);
+            self.transport_block(proto, inline_bounds);
             let target = self.exit(self.parsed);
             self.b.emit(Insn::Ja { target });
         } else if ipv6 {
@@ -636,13 +676,13 @@ impl Prologue<'_> {
         self.b.emit(Insn::Ja { target: self.parsed });
     }
 
-    /// A transport header's block at r6 (it does not end with a jump); `at_r2`: r2 = r6.
-    fn transport_block(&mut self, proto: Proto, at_r2: bool) {
+    /// A transport header's block at r6 (it does not end with a jump).
+    fn transport_block(&mut self, proto: Proto, bounds: Bounds) {
         self.b.comment(proto.name());
-        if at_r2 {
-            self.bounds_r2(proto.min_len() as i32);
-        } else {
-            self.bounds(R6, proto.min_len() as i32);
+        match bounds {
+            Bounds::FromR6 => self.bounds(R6, proto.min_len() as i32),
+            Bounds::FromR2(0) => {}
+            Bounds::FromR2(len) => self.bounds_r2(len),
         }
         self.mark_present(Source::Header(proto));
         self.extract(proto, R6);
@@ -707,6 +747,16 @@ impl Prologue<'_> {
     }
 }
 
+/// How a transport block checks that its header is inside the frame.
+#[derive(Clone, Copy)]
+enum Bounds {
+    /// From the cursor r6.
+    FromR6,
+    /// `r2 += len; if r2 > data_end goto parsed`, r2 being that many bytes short of the
+    /// header's end (0: already checked).
+    FromR2(i32),
+}
+
 /// The transport protocols the prologue can locate, in dispatch order.
 const TRANSPORTS: [Proto; 5] = [Proto::Tcp, Proto::Udp, Proto::Sctp, Proto::Icmp, Proto::Icmp6];
 
@@ -745,6 +795,16 @@ impl L4 {
             ipv6_walk: b.new_label(),
             needed,
         }
+    }
+
+    /// The shortest header of the transports needed over `carrier`.
+    fn shortest_over(&self, carrier: Proto) -> i32 {
+        self.needed
+            .iter()
+            .filter(|proto| proto.carrier().map_or(true, |needed| needed == carrier))
+            .map(|proto| proto.min_len() as i32)
+            .min()
+            .unwrap_or(0)
     }
 
     /// The transport copied into each untagged path: TCP when UDP is needed too.
