@@ -212,8 +212,9 @@ fn many_ipv6_rules(count: usize) -> String {
 
 #[test]
 fn rule_sets_beyond_kernel_limits_are_refused_by_pfc() {
-    // The stack limit (E0020 "stack holds at most 125" words) cannot be reached: all
-    // fields together take 58 words. Instruction count, jump reach and the verifier's
+    // The stack limit (E0020 "keeps N 32-bit values on the stack") takes more than every
+    // field (58 words): pcap atoms' verdicts and a rate limit's key besides, as in
+    // tests/diagnostics/compile/E0020_stack_full.pf. Instruction count, jump reach and the verifier's
     // pending-path stack can (before the fix, a jump out of reach was reported as
     // E0900, an internal error).
     // A set whose tree does not fit becomes a map when a map can hold it (language.md

@@ -270,7 +270,7 @@ impl Failure {
         match self {
             Failure::Codegen(error) => matches!(
                 error,
-                codegen::CodegenError::StackFull { .. }
+                codegen::CodegenError::StackFull(_)
                     | codegen::CodegenError::JumpTooFar { .. }
                     | codegen::CodegenError::NotTabular { .. }
             ),

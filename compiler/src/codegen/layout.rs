@@ -62,10 +62,39 @@ pub struct Layout {
 }
 
 /// The stack does not have room for every value the filter reads.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the rule set keeps {words} 32-bit values on the stack (the fields it reads{pcap}); the eBPF stack has room for \
+     {room}{reserved}",
+    pcap = if self.pcap_words > 0 { " and its pcap atoms' verdicts" } else { "" },
+    reserved = self.reserved_text()
+)]
 pub struct StackFull {
-    /// Words wanted.
+    /// Words wanted: field values and pcap verdict words.
     pub words: usize,
+    /// Of them, words holding pcap atoms' verdicts.
+    pub pcap_words: usize,
+    /// Words there is room for.
+    pub room: usize,
+    /// Stack bytes set aside for rate-limit keys and buckets, dynamic-set keys and the
+    /// log's context pointer ([`Uses::limit_scratch`]), and which of those need them.
+    pub reserved: i16,
+    /// What the reserved bytes are for: rate limits, set lookups, logging.
+    pub reserved_for: (bool, bool, bool),
+}
+
+impl StackFull {
+    fn reserved_text(&self) -> String {
+        if self.reserved == 0 {
+            return String::new();
+        }
+        let (limits, lookups, logs) = self.reserved_for;
+        let uses: Vec<&str> = [(limits, "rate limits"), (lookups, "dynamic-set lookups"), (logs, "logging")]
+            .into_iter()
+            .filter_map(|(used, what)| used.then_some(what))
+            .collect();
+        format!(" (its {STACK_SIZE} bytes less {} for {})", self.reserved, uses.join(" and "))
+    }
 }
 
 impl Layout {
@@ -82,8 +111,15 @@ impl Layout {
         let reserved = -STACK_SIZE + uses.limit_scratch;
         let mut free: Vec<i16> = unaligned.chain(aligned).filter(|offset| *offset >= reserved).collect();
         free.reverse();
+        let full = StackFull {
+            words: total,
+            pcap_words,
+            room: free.len(),
+            reserved: uses.limit_scratch,
+            reserved_for: (!uses.limits.is_empty(), uses.dynamic, uses.logs),
+        };
         if total > free.len() {
-            return Err(StackFull { words: total });
+            return Err(full);
         }
         let mut layout = Layout {
             words: BTreeMap::new(),
@@ -108,7 +144,7 @@ impl Layout {
         for (position, &pcap) in uses.pcaps.iter().enumerate() {
             let bit = position as u32 % PCAP_BITS_PER_WORD;
             if bit == 0 {
-                let slot = free.pop().ok_or(StackFull { words: total })?;
+                let slot = free.pop().ok_or(full)?;
                 layout.lowest = layout.lowest.min(slot);
                 layout.pcap_words.push(slot);
             }

@@ -61,11 +61,8 @@ impl Default for Options {
 #[derive(Debug, thiserror::Error)]
 pub enum CodegenError {
     /// The values the rules read do not fit in the 512-byte stack.
-    #[error("the rule set reads {words} 32-bit values; the eBPF stack holds at most 125")]
-    StackFull {
-        /// Words wanted.
-        words: usize,
-    },
+    #[error("{0}")]
+    StackFull(#[from] layout::StackFull),
     /// A jump needs an offset beyond 16 bits (one rule's code is too long to jump over,
     /// or, with counters, a matched rule is too far from the shared counter tail): a
     /// limit of the rule set's size, not a pfc bug.
@@ -237,7 +234,7 @@ fn generate_body(
     let uses = filter.uses();
     // Logging happens in the counter tail, so a rule set that logs always has one.
     let options = Options { counters: options.counters || uses.logs };
-    let layout = Layout::new(&uses, options.counters).map_err(|full| CodegenError::StackFull { words: full.words })?;
+    let layout = Layout::new(&uses, options.counters)?;
     let needs = Needs::new(&uses);
     let mut b = ProgramBuilder::new();
     if let Some(slot) = layout.context_slot {

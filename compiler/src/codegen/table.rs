@@ -145,6 +145,9 @@ pub enum NotTabular {
     /// Too few rules for a classifier.
     #[error("fewer than {} rules", classifier::MIN_RULES)]
     TooSmall,
+    /// The values the rules read do not fit in the stack.
+    #[error("{0}")]
+    StackFull(#[from] super::layout::StackFull),
     /// The table would exceed a limit of the walker: what, how much, the most allowed.
     #[error("the classifier table's {what} would be {value}; at most {most}")]
     TooLarge {
@@ -180,11 +183,7 @@ pub fn build_with<'p>(
     if filter.rules.len() < classifier::MIN_RULES {
         return Err(NotTabular::TooSmall);
     }
-    let layout = Layout::new(&filter.uses(), true).map_err(|full| NotTabular::TooLarge {
-        what: "stack words",
-        value: full.words as u64,
-        most: 125,
-    })?;
+    let layout = Layout::new(&filter.uses(), true)?;
     let mut conjunctions = Vec::with_capacity(filter.rules.len());
     for (index, rule) in filter.rules.iter().enumerate() {
         conjunctions.push(
