@@ -114,19 +114,33 @@ pub fn compile_parsed_with(
             mapped.push(map_set(&mut filter, &program, &candidate, why));
         }
     }
-    let mut outcome = generate_in_forms(&filter, options, form);
-    while let Err(failure) = &outcome {
+    let mut tried = Vec::new();
+    let mut outcome = generate_in_forms(&filter, options, form, &mut tried);
+    while let Err((failure, _)) = &outcome {
         let candidates = ir::maps::candidates(&filter).into_iter();
         let largest = candidates.filter(|c| c.intervals >= set_maps.fallback_from).max_by_key(|c| c.intervals);
         let (true, Some(candidate)) = (failure.is_limit(), largest) else { break };
         let why = format!("the decision trees did not fit: {failure}");
         mapped.push(map_set(&mut filter, &program, &candidate, why));
-        outcome = generate_in_forms(&filter, options, form);
+        outcome = generate_in_forms(&filter, options, form, &mut tried);
     }
     let (mut code, table) = match outcome {
         Ok(generated) => generated,
-        Err(failure) => {
+        Err((failure, failed_form)) => {
             let mut diagnostic = failure.diagnostic(&program);
+            if failure.is_limit() && !tried.is_empty() {
+                // What each form tried broke, then the last one's advice.
+                let advice = std::mem::take(&mut diagnostic.notes);
+                let last = failure.to_string();
+                for (index, attempt) in tried.iter().enumerate() {
+                    let step = if index == 0 { "tried first" } else { "then" };
+                    let why = attempt.why(&program);
+                    let shown = if why == last { "the error above" } else { why.as_str() };
+                    diagnostic = diagnostic.with_note(format!("{step} {}: {shown}", form_name(attempt.form)));
+                }
+                diagnostic = diagnostic.with_note(format!("then {}: the error above", form_name(failed_form)));
+                diagnostic.notes.extend(advice);
+            }
             if !mapped.is_empty() {
                 let sets: Vec<&str> = mapped.iter().map(|note| note.name.as_str()).collect();
                 diagnostic = diagnostic.with_note(format!("even with sets in maps: {}", sets.join(", ")));
@@ -174,11 +188,15 @@ pub fn compile_parsed_with(
 /// then branch-free conditions. With the table form, its table. The inline and the table
 /// classifier share one plan; a plan whose inline code would be past the kernel's
 /// instruction limit ([`codegen::classifier_least_slots`]) goes to the table at once.
+/// `tried` gets each form that failed before the last one tried and why (for the last
+/// failure's diagnostic; emptied first); `Err` also says which form the last was.
 fn generate_in_forms(
     filter: &Filter,
     options: Options,
     form: Option<Form>,
-) -> Result<(BpfProgram, Option<Table>), Failure> {
+    tried: &mut Vec<Attempt>,
+) -> Result<(BpfProgram, Option<Table>), (Failure, Form)> {
+    tried.clear();
     let plan = Plan { filter, planned: OnceCell::new() };
     let mut current = form.unwrap_or(Form::Classified);
     let least = match form {
@@ -186,8 +204,9 @@ fn generate_in_forms(
         Some(_) => None,
     };
     let inline_too_large = least.filter(|least| *least > verify::MAX_INSNS);
-    if inline_too_large.is_some() {
+    if let Some(least) = inline_too_large {
         current = Form::Table;
+        tried.push(Attempt { form: Form::Classified, why: Why::AtLeast(least) });
     }
     let mut outcome = generate_and_verify(filter, options, current, &plan);
     while form.is_none() {
@@ -202,8 +221,15 @@ fn generate_in_forms(
             (Err(failure), Form::Jumping) if failure.is_limit() => Form::Branchless,
             _ => break,
         };
+        let failed = std::mem::replace(&mut outcome, generate_and_verify(filter, options, next, &plan));
+        // A set too small for a classifier has none: its first attempt was dispatched code,
+        // and the table no form at all. Only the forms that apply are named.
+        let small = filter.rules.len() < codegen::classifier::MIN_RULES;
+        let real = !small || !matches!(current, Form::Classified | Form::Table);
+        if let (Err(failure), true) = (failed, real) {
+            tried.push(Attempt { form: current, why: Why::Failed(failure) });
+        }
         current = next;
-        outcome = generate_and_verify(filter, options, current, &plan);
     }
     if let (Some(least), Ok((code, _))) = (inline_too_large, &mut outcome) {
         let text = format!(
@@ -212,7 +238,51 @@ fn generate_in_forms(
         );
         code.comments.insert(0, Comment { insn: 0, text });
     }
-    outcome
+    outcome.map_err(|failure| (failure, current))
+}
+
+/// A form of code that did not fit, and why.
+struct Attempt {
+    form: Form,
+    why: Why,
+}
+
+enum Why {
+    /// Generated and refused.
+    Failed(Failure),
+    /// Not generated: it would take at least this many instructions.
+    AtLeast(usize),
+}
+
+impl Attempt {
+    /// Why the form did not fit: `rule `x` tests `or`, which a classifier table cannot
+    /// express` (rules by name).
+    fn why(&self, program: &Program) -> String {
+        match &self.why {
+            Why::AtLeast(least) => {
+                format!("it would take at least {least} instructions; the kernel takes at most {}", verify::MAX_INSNS)
+            }
+            Why::Failed(Failure::Codegen(codegen::CodegenError::NotTabular { source })) => match source {
+                codegen::table::NotTabular::Condition { rule, what } => {
+                    let name = program.rules.get(*rule).map_or("?", |rule| rule.name.as_str());
+                    format!("rule `{name}` tests {what}, which a classifier table cannot express")
+                }
+                other => other.to_string(),
+            },
+            Why::Failed(failure) => failure.to_string(),
+        }
+    }
+}
+
+/// A form of code as a diagnostic names it.
+fn form_name(form: Form) -> &'static str {
+    match form {
+        Form::Classified => "the inline classifier",
+        Form::Table => "the classifier table",
+        Form::Dispatched => "dispatched jumping code",
+        Form::Jumping => "jumping code",
+        Form::Branchless => "branch-free code",
+    }
 }
 
 /// The classifier plan of one filter, made when a form first needs it.
