@@ -216,6 +216,15 @@ fn a_byte_order_mark_is_skipped() {
         b"10.0.0.1\n10.0.0.010\n",
         &["E0005", "list.txt:2:1", "`010` has a leading zero"],
     );
+    // A mark inside the file (two lists joined with `cat`) or a no-break space is not
+    // skipped, and the error names it: the line looks like a good element.
+    check_set_file(
+        "set_file_inner_bom",
+        "ip",
+        "10.0.0.1\n\u{feff}10.0.0.2\n".as_bytes(),
+        &["E0024", "list.txt:2:1", "the line holds U+FEFF, which is not ASCII"],
+    );
+    check_set_file("set_file_nbsp", "ip", "10.0.0.1\u{a0}/8\n".as_bytes(), &["E0024", "U+00A0"]);
     let dir = scratch_dir("set_file_bom");
     std::fs::write(dir.join("list.txt"), "\u{feff}10.0.0.0/8\n192.0.2.1\n").expect("write set file");
     std::fs::write(dir.join("r.pf"), "default pass\nset s: ip = file \"list.txt\"\nrule r: drop if ip.src in s\n")

@@ -58,12 +58,18 @@ fn syntax_diagnostic(error: &pest::error::Error<Rule>, text: &str, offset: usize
         span,
         format!("expected {expected}"),
     );
-    let diagnostic = match non_ascii_in_name(text, position) {
-        Some(c) => diagnostic.with_note(format!(
+    let diagnostic = match (non_ascii_in_name(text, position), text.get(position..).and_then(|t| t.chars().next())) {
+        (Some(c), _) => diagnostic.with_note(format!(
             "names are ASCII: letters, digits, `_` and `-`; `{c}` (U+{:04X}) cannot be part of one",
             c as u32
         )),
-        None => diagnostic,
+        // A space or mark that is not ASCII (a no-break or zero-width space, a byte-order
+        // mark pasted from elsewhere) looks like nothing or like a space: name it.
+        (None, Some(c)) if !c.is_ascii() => diagnostic.with_note(format!(
+            "the character here is U+{:04X}, not ASCII: outside comments and strings, rule files are ASCII (spaces, tabs and form feeds separate tokens)",
+            c as u32
+        )),
+        _ => diagnostic,
     };
     match nft_style_suggestion(text, position, found) {
         Some(suggestion) => diagnostic.with_note(format!("did you mean `{suggestion}`?")),

@@ -431,8 +431,16 @@ fn bad_line(element: &str, span: Span) -> Diagnostic {
         _ => format!("{shown}`"),
     };
     let span = Span::new(span.start as usize, span.start as usize + shown_len(element));
-    Diagnostic::error(BAD_SET_LINE, format!("`{shown} is not a set element"), span, "not one element")
-        .with_note("a set file holds one element per line: an address, a prefix, a range, a number or a name; `#` starts a comment")
+    let diagnostic = Diagnostic::error(BAD_SET_LINE, format!("`{shown} is not a set element"), span, "not one element")
+        .with_note("a set file holds one element per line: an address, a prefix, a range, a number or a name; `#` starts a comment");
+    // A byte-order mark inside the file (two lists joined with `cat`), a no-break or
+    // zero-width space: the line looks like a good element; name what is there.
+    match element.chars().find(|c| !c.is_ascii()) {
+        Some(c) => {
+            diagnostic.with_note(format!("the line holds U+{:04X}, which is not ASCII: elements are ASCII", c as u32))
+        }
+        None => diagnostic,
+    }
 }
 
 /// Plain IPv4/IPv6/MAC addresses and prefixes and decimal numbers, decoded without the
