@@ -145,21 +145,26 @@ impl IncludeLoader for FileLoader {
 
     fn load_set_file(&mut self, including: &LoadedFile, written: &str) -> Result<LoadedFile, String> {
         let path = resolve(including, written, "a set file is a file (standard input cannot be read as one)")?;
-        let name = input::display_name(&path);
         let bytes = input::read_limited(&path, "set file", input::MAX_SET_FILE)?;
-        // A NUL byte or bytes that are not UTF-8: a binary file, refused as a whole (one
-        // diagnostic, not one per line), with where the first such byte is.
-        // (`contains` is a word-at-a-time search: the common case, no NUL, costs little.)
-        if let Some(at) = bytes.contains(&0).then(|| bytes.iter().position(|&byte| byte == 0)).flatten() {
-            return Err(not_text(&name, &bytes, at, "a NUL byte"));
-        }
-        match String::from_utf8(bytes) {
-            Ok(text) => Ok(LoadedFile { name, identity: identity(&path), text: without_bom(text) }),
-            Err(error) => {
-                let at = error.utf8_error().valid_up_to();
-                let bytes = error.into_bytes();
-                Err(not_text(&name, &bytes, at, &format!("byte 0x{:02x}, not UTF-8", bytes[at])))
-            }
+        set_file_text(input::display_name(&path), identity(&path), bytes)
+    }
+}
+
+/// A set file's bytes as its text (a byte-order mark skipped), or why they are not text:
+/// `name` names it in messages, `identity` as in [`LoadedFile`].
+pub fn set_file_text(name: String, identity: String, bytes: Vec<u8>) -> Result<LoadedFile, String> {
+    // A NUL byte or bytes that are not UTF-8: a binary file, refused as a whole (one
+    // diagnostic, not one per line), with where the first such byte is.
+    // (`contains` is a word-at-a-time search: the common case, no NUL, costs little.)
+    if let Some(at) = bytes.contains(&0).then(|| bytes.iter().position(|&byte| byte == 0)).flatten() {
+        return Err(not_text(&name, &bytes, at, "a NUL byte"));
+    }
+    match String::from_utf8(bytes) {
+        Ok(text) => Ok(LoadedFile { name, identity, text: without_bom(text) }),
+        Err(error) => {
+            let at = error.utf8_error().valid_up_to();
+            let bytes = error.into_bytes();
+            Err(not_text(&name, &bytes, at, &format!("byte 0x{:02x}, not UTF-8", bytes[at])))
         }
     }
 }

@@ -325,7 +325,11 @@ impl Expander<'_> {
                     file.path_span,
                     "set file named here",
                 )
-                .with_note("a set file's path is relative to the directory of the rule file that names it");
+                .with_note(match including.identity.as_str() {
+                    // Standard input, or `pfc set --file`'s elements: no directory.
+                    "" | "<stdin>" => "a relative path is relative to the current directory",
+                    _ => "a set file's path is relative to the directory of the rule file that names it",
+                });
                 self.parsed.diagnostics.push(self.with_chain(diagnostic));
                 file.unreadable = true;
             }

@@ -4,12 +4,13 @@
 //! in the running filter's manifest, before anything is written; `replace` and `flush`
 //! swap generations so packets see the old contents or the new, never a mix.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
 use pfc_compiler::program::dynamic::{element_key, element_text, key_element, Family};
 use pfc_compiler::program::{DynamicKind, DynamicSet};
+use pfc_compiler::sources::{IncludeLoader, LoadedFile};
 use pfc_compiler::ElementSource;
 use pfc_runtime::attach::sets::{SetChange, SetKey, SetOutcome};
 use pfc_runtime::attach::AttachError;
@@ -18,7 +19,9 @@ use serde_json::json;
 
 use super::filters::{self, HookArg, ReportFormat};
 use crate::escape::escape;
+use crate::input;
 use crate::report::Report;
+use crate::source::{set_file_text, FileLoader};
 use crate::Format;
 
 /// What `pfc set` does.
@@ -46,7 +49,8 @@ pub struct SetArgs {
     set: String,
     /// Elements as in the rule file: addresses, prefixes, values, named values.
     elements: Vec<String>,
-    /// Read the elements from a set file (one per line, `#` comments).
+    /// Read the elements from a set file (one per line, `#` comments); `-` reads
+    /// standard input.
     #[arg(long, conflicts_with = "elements")]
     file: Option<PathBuf>,
     /// The interface.
@@ -182,7 +186,7 @@ fn keys(args: &SetArgs, set: &SetManifest, kind: DynamicKind) -> Result<Vec<SetK
         None => ElementSource::Written(&args.elements),
     };
     let origin = format!("<pfc set {}>", set.name);
-    let (elements, parsed) = pfc_compiler::dynamic_elements(&dynamic, source, &origin, &mut crate::source::FileLoader);
+    let (elements, parsed) = pfc_compiler::dynamic_elements(&dynamic, source, &origin, &mut SetFileLoader);
     match elements {
         Some(elements) => Ok(elements.iter().map(|element| element_key(kind, element)).collect()),
         None => {
@@ -192,6 +196,24 @@ fn keys(args: &SetArgs, set: &SetManifest, kind: DynamicKind) -> Result<Vec<SetK
             let _ = report.finish();
             Err(ExitCode::from(1))
         }
+    }
+}
+
+/// Reads `--file`: a path relative to the current directory, or `-`, standard input.
+struct SetFileLoader;
+
+impl IncludeLoader for SetFileLoader {
+    fn load(&mut self, including: &LoadedFile, written: &str) -> Result<LoadedFile, String> {
+        FileLoader.load(including, written)
+    }
+
+    fn load_set_file(&mut self, including: &LoadedFile, written: &str) -> Result<LoadedFile, String> {
+        let stdin = Path::new("-");
+        if written != "-" {
+            return FileLoader.load_set_file(including, written);
+        }
+        let bytes = input::read_limited(stdin, "set file", input::MAX_SET_FILE)?;
+        set_file_text(input::display_name(stdin), input::display_name(stdin), bytes)
     }
 }
 

@@ -5,7 +5,7 @@
 //! Each: an error at F's line and column, exit 1, in bounded memory (1 GiB of address
 //! space), and nothing changed: the sets' contents and counts (`pfc set list`, `pfc
 //! status`) and the running program are those of before. `tests/set_files.rs` runs the
-//! same files through `pfc check` without a kernel.
+//! same files through `pfc check` without a kernel. `--file -` reads standard input.
 
 use super::sets::{list, status_sets};
 use super::*;
@@ -140,6 +140,32 @@ fn malformed_set_files_change_nothing() {
     let host_bits = set_file(&mut topology, "host-bits.txt", b"10.1.2.3/8\n");
     pfc_ok(&b, &["set", "add", "--iface", &vb, "banned", "--file", &host_bits]);
     assert!(list(&topology, "banned").contains(&"10.0.0.0/8".to_string()), "{:?}", list(&topology, "banned"));
+
+    // `--file -` reads standard input, as a set file (operations.md); a binary one is
+    // refused at its <stdin>:line:col, and a missing file's note names the current
+    // directory (there is no rule file to be relative to).
+    let from_stdin = |action: &str, set: &str, text: &[u8]| {
+        let mut command = pfc_command(&b, &["set", action, "--iface", &vb, set, "--file", "-"]);
+        command.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped());
+        command.stderr(std::process::Stdio::piped());
+        let mut child = command.spawn().expect("pfc runs");
+        std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), text).expect("write stdin");
+        child.wait_with_output().expect("pfc runs")
+    };
+    let output = from_stdin("replace", "ports", b"\xef\xbb\xbf7002\r\n# a comment\n7003\n");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(list(&topology, "ports"), ["7002", "7003"]);
+    let before = snapshot(&topology);
+    let output = from_stdin("add", "ports", b"7004\n70\x0005\n");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("<stdin>:2:3: is not a text file"), "{stderr}");
+    assert_eq!(snapshot(&topology), before);
+    refused(
+        &topology,
+        &["set", "add", "--iface", &vb, "ports", "--file", "no-such-list.txt"],
+        &["E0023".into(), "a relative path is relative to the current directory".into()],
+    );
     pfc_ok(&b, &["unload", "--iface", &vb]);
 }
 
