@@ -99,8 +99,9 @@ pub enum KernelError {
         #[source]
         source: io::Error,
     },
-    /// The loaded object has no program (cannot happen for a parsed object).
-    #[error("the loaded object has no program")]
+    /// libbpf finds no program (or several) in the object (cannot happen for an object
+    /// pfc wrote).
+    #[error("libbpf does not find exactly one program in the object")]
     NoProgram,
     /// The packet is shorter than `BPF_PROG_TEST_RUN` accepts (see [`min_test_run_len`]).
     #[error("packet of {len} bytes is too short for BPF_PROG_TEST_RUN (minimum {min} here)")]
@@ -200,6 +201,18 @@ impl std::fmt::Debug for KernelProgram {
             .field("program", &self.info.program_name)
             .field("program_type", &self.info.program_type)
             .finish_non_exhaustive()
+    }
+}
+
+/// Whether libbpf opens `elf_bytes` as an object of one program, without loading anything
+/// into the kernel (no privileges needed). `pfc load OBJ` asks before anything changes: an
+/// object pfc's reader takes but libbpf cannot open is a damaged file, not a pfc bug.
+pub fn check_opens(elf_bytes: &[u8]) -> Result<(), KernelError> {
+    let (open, _) = with_captured_log(|| ObjectBuilder::default().open_memory(elf_bytes));
+    let open = open.map_err(|e| KernelError::Open { source: to_io(&e) })?;
+    match open.progs().count() {
+        1 => Ok(()),
+        _ => Err(KernelError::NoProgram),
     }
 }
 

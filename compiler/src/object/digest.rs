@@ -14,7 +14,7 @@
 //! writer wrote it). The manifest is hashed as serialized by this pfc, so what is compared
 //! is its content, not its spacing.
 
-use object::{Object as _, ObjectSection as _};
+use object::{Object as _, ObjectSection as _, ObjectSymbol as _};
 
 use super::bpf_object::{BpfObject, ObjectError};
 use super::btf;
@@ -35,6 +35,13 @@ pub enum DigestError {
     Changed {
         /// What changed, as words: `its instructions`, `its map declarations`, `its manifest`.
         changed: Vec<&'static str>,
+    },
+    /// A part the digests do not cover is not as pfc writes it: the program's name (what
+    /// libbpf, bpftool and the kernel print), a section's or symbol's name, the license.
+    #[error("{what} is not as pfc writes it")]
+    NotAsWritten {
+        /// The part and what it holds, as words (escaped by whoever prints it).
+        what: String,
     },
     /// The program or its maps cannot be read at all.
     #[error(transparent)]
@@ -135,11 +142,41 @@ pub fn check_digest(bytes: &[u8], manifest: &Manifest) -> Result<(), DigestError
     .into_iter()
     .filter_map(|(same, what)| (!same).then_some(what))
     .collect();
-    if changed.is_empty() {
-        Ok(())
-    } else {
-        Err(DigestError::Changed { changed })
+    if !changed.is_empty() {
+        return Err(DigestError::Changed { changed });
     }
+    check_undigested(&file, &object)
+}
+
+/// The parts of a pfc object the digests leave out, as pfc writes them: every section and
+/// symbol name is text (libbpf prints them, and an invalid one aborted `pfc load`), the
+/// program's name is one [`program_name`](super::read::program_name) makes, and the license
+/// is GPL (the kernel refuses some helpers to others).
+fn check_undigested(file: &object::File<'_>, object: &BpfObject) -> Result<(), DigestError> {
+    let not_as_written = |what: String| Err(DigestError::NotAsWritten { what });
+    for section in file.sections() {
+        if let Err(error) = section.name() {
+            return not_as_written(format!("the name of section {} ({error})", section.index().0));
+        }
+    }
+    for symbol in file.symbols() {
+        if let Err(error) = symbol.name() {
+            return not_as_written(format!("the name of symbol {} ({error})", symbol.index().0));
+        }
+    }
+    let name = &object.program_name;
+    let written = !name.is_empty()
+        && name.len() <= super::read::PROGRAM_NAME_MAX
+        && name.bytes().all(|byte| byte.is_ascii_alphanumeric() || byte == b'_')
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && !name.trim_matches('_').is_empty();
+    if !written {
+        return not_as_written(format!("its program's name `{name}`"));
+    }
+    if object.license.as_deref() != Some("GPL") {
+        return not_as_written(format!("its license `{}`", object.license.as_deref().unwrap_or("(none)")));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -221,5 +258,28 @@ mod tests {
         both = bytes.clone();
         both[key..key + 8].copy_from_slice(b"\"digesX\"");
         assert!(matches!(check(&both), Err(DigestError::Missing)));
+    }
+
+    #[test]
+    fn parts_outside_the_digests_are_as_pfc_writes_them() {
+        let bytes = object();
+        let name = |data: &[u8]| data.windows(12).position(|w| w == b"\0pfc_filter\0").expect("named") + 1;
+        // Not UTF-8: libbpf would print it (and its log callback panic).
+        let mut not_text = bytes.clone();
+        let file = object::File::parse(&*bytes).expect("parses");
+        let (start, _) = file.section_by_name(".strtab").expect("strtab").file_range().expect("in the file");
+        let at = start as usize + name(file.section_by_name(".strtab").expect("strtab").data().expect("data"));
+        not_text[at] = 0x8f;
+        let error = check(&not_text).expect_err("refused").to_string();
+        assert!(error.starts_with("the name of symbol ") && error.ends_with(" is not as pfc writes it"), "{error}");
+        // Text, but a name pfc never writes (`pfc-filter`), and another license.
+        let mut dashed = bytes.clone();
+        dashed[at + 3] = b'-';
+        assert_eq!(
+            check(&dashed).expect_err("refused").to_string(),
+            "its program's name `pfc-filter` is not as pfc writes it"
+        );
+        let license = flip(&bytes, "license", |_| 0);
+        assert_eq!(check(&license).expect_err("refused").to_string(), "its license `FPL` is not as pfc writes it");
     }
 }

@@ -282,6 +282,14 @@ fn read_object(path: &Path) -> Result<Loadable, ExitCode> {
             )))
         }
     }
+    // pfc's reader took it; libbpf reads more of the ELF (headers, symbols): a file it
+    // cannot open was damaged, which is the file's fault, not a pfc bug (exit 3).
+    if let Err(error) = pfc_runtime::kernel::check_opens(&bytes) {
+        return Err(refuse(format!(
+            "{name}: libbpf cannot open it ({}): it was changed after pfc compiled it, or damaged; compile it again",
+            filters::chain_with(&error, ": ")
+        )));
+    }
     if manifest.counters.is_none() {
         return Err(refuse(format!(
             "{name}: compiled with --no-counters; pfc load needs the per-rule counters (compile it again without)"
