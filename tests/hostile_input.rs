@@ -314,6 +314,42 @@ fn set_changes_without_elements_are_usage_errors() {
     }
 }
 
+/// `pfc load --hook` against the hook the rule file or object is for: a usage error that
+/// says where that hook comes from (it said `hook xdp` of files without a `hook`
+/// statement, and "XDP and TC programs differ" of tc ingress against tc egress).
+#[test]
+fn a_hook_that_disagrees_with_the_file_is_a_usage_error() {
+    let dir = setup(
+        "load-hook",
+        &[
+            ("plain.pf", b"default pass\nrule r: drop if udp.dport == 9\n"),
+            ("tc.pf", b"hook tc ingress\ndefault pass\n"),
+        ],
+    );
+    check(
+        "no hook statement",
+        &dir,
+        &["load", "plain.pf", "--iface", "lo", "--hook", "tc-ingress"],
+        2,
+        &["plain.pf is for xdp (its `hook` statement; xdp when it has none), but --hook is tc-ingress"],
+    );
+    check(
+        "ingress, egress",
+        &dir,
+        &["load", "tc.pf", "--iface", "lo", "--hook", "tc-egress"],
+        2,
+        &["tc.pf is for tc-ingress", "the hook is part of the compiled program; change one of them"],
+    );
+    check("compile", &dir, &["compile", "tc.pf", "-o", "tc.o"], 0, &[]);
+    check(
+        "object",
+        &dir,
+        &["load", "tc.o", "--iface", "lo", "--hook", "xdp"],
+        2,
+        &["tc.o was compiled for tc-ingress, but --hook is xdp"],
+    );
+}
+
 /// `pfc compile -o` replaces a regular file whole (a temporary file renamed over it, its
 /// permissions kept, nothing left beside it), writes through a symbolic link (the link
 /// stays a link) and into a device in place.

@@ -93,10 +93,15 @@ pub fn run(args: &LoadArgs) -> ExitCode {
     let file_point = loadable.manifest.hook;
     let point = args.hook.map(HookArg::point).unwrap_or(file_point);
     if point != file_point {
+        // An object was compiled for its hook; a rule file names it, or is xdp without a
+        // `hook` statement (language.md §2).
+        let compiled_for = match loadable.report {
+            None => format!("was compiled for {file_point}"),
+            Some(_) => format!("is for {file_point} (its `hook` statement; xdp when it has none)"),
+        };
         return filters::usage(&format!(
-            "{} says `hook {}`, but --hook is {point}: XDP and TC programs differ; change one of them",
+            "{} {compiled_for}, but --hook is {point}: the hook is part of the compiled program; change one of them",
             escape(&loadable.name),
-            file_point.keywords(),
         ));
     }
     if point != Hook::Xdp && args.mode != ModeArg::Auto {
