@@ -312,6 +312,12 @@ fn set_changes_without_elements_are_usage_errors() {
     for action in ["list", "flush"] {
         check(action, &dir, &["set", action, "--iface", "lo", "banned", "10.0.0.1"], 2, &["list and flush take no elements"]);
     }
+    // Only `list` has a JSON document: a change asked for JSON printed its human line.
+    for args in [&["add", "10.0.0.1"][..], &["del", "10.0.0.1"], &["replace", "10.0.0.1"], &["flush"]] {
+        let mut line = vec!["set", args[0], "--iface", "lo", "banned", "--format", "json"];
+        line.extend(&args[1..]);
+        check(args[0], &dir, &line, 2, &["--format json applies to `pfc set list`"]);
+    }
 }
 
 /// `pfc load --hook` against the hook the rule file or object is for: a usage error that

@@ -59,7 +59,8 @@ pub struct SetArgs {
     /// The hook (needed when the interface has filters at several hooks).
     #[arg(long, value_enum)]
     hook: Option<HookArg>,
-    /// list: one element per line, or a JSON document (`"schema": "pfc.set/1"`).
+    /// list: one element per line, or a JSON document (`"schema": "pfc.set/1"`); the other
+    /// actions print one line and take no `json`.
     #[arg(long, value_enum, default_value_t = ReportFormat::Human)]
     format: ReportFormat,
     /// Seconds to wait for another pfc writer of the same interface and hook.
@@ -86,6 +87,11 @@ pub fn run(args: &SetArgs) -> ExitCode {
             return filters::usage("list and flush take no elements");
         }
         _ => {}
+    }
+    // Only `list` has a JSON document (pfc.set/1): a script asking for JSON from a change
+    // would otherwise get the human line.
+    if args.format == ReportFormat::Json && args.action != SetAction::List {
+        return filters::usage("--format json applies to `pfc set list`; add, del, replace and flush print one line");
     }
     let started = Instant::now();
     let live = filters::live(&args.state).with_lock_timeout(args.lock_timeout).with_waiting_notice(filters::notice);
