@@ -10,7 +10,7 @@
 
 use super::layout::{absent_is_out_of_range, split_words, Layout, MASK_SLOT};
 use crate::bpf::{AluOp, Insn, JmpOp, Label, Operand, ProgramBuilder, Reg, Size};
-use crate::fields::Field;
+use crate::fields::{Field, Proto};
 use crate::ir::{Filter, Node, NodeId, Source};
 use crate::program::CmpOp;
 
@@ -41,14 +41,14 @@ impl Body<'_> {
     /// code instead.
     pub fn rule(&mut self, condition: NodeId, on_false: Label, matched: &mut dyn FnMut(&mut ProgramBuilder)) {
         let mut budget = PATH_BUDGET;
-        self.path(vec![(condition, false)], on_false, matched, &mut budget);
+        self.path(vec![(condition, false)], on_false, matched, &mut budget, None);
     }
 
     /// Like [`Body::rule`] for the conjunction of `items` (a rule's conjuncts a
     /// classifier leaf still has to test; none: the rule matches).
     pub fn conjunction(&mut self, items: &[NodeId], on_false: Label, matched: &mut dyn FnMut(&mut ProgramBuilder)) {
         let mut budget = PATH_BUDGET;
-        self.path(items.iter().rev().map(|&item| (item, false)).collect(), on_false, matched, &mut budget);
+        self.path(items.iter().rev().map(|&item| (item, false)).collect(), on_false, matched, &mut budget, None);
     }
 
     /// Whether one of the `pending` conjuncts is a test on a field of `source` that is
@@ -66,13 +66,38 @@ impl Body<'_> {
         })
     }
 
+    /// The header an `or` alternative tests present (a guard among its conjuncts) that
+    /// excludes every later alternative's: once that guard holds, none of them can.
+    fn exclusive_guard(&self, alternative: NodeId, later: &[NodeId]) -> Option<Proto> {
+        let guards = |id: NodeId| -> Vec<Proto> {
+            match self.filter.node(id) {
+                Node::All(items) => items
+                    .iter()
+                    .filter_map(|item| match self.filter.node(*item) {
+                        Node::Present(Source::Header(proto)) => Some(*proto),
+                        _ => None,
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            }
+        };
+        let excludes = |a: Proto, b: Proto| a != b && a.layer() == b.layer();
+        guards(alternative)
+            .into_iter()
+            .find(|&proto| later.iter().all(|&other| guards(other).into_iter().any(|theirs| excludes(proto, theirs))))
+    }
+
     /// `pending` is a stack of (node, negated) that must all hold, next on top.
+    /// `exclusive`: once a guard of that header is emitted (and holds), a false conjunct
+    /// goes to the label instead of `on_false` (the later alternatives of an `or`, which
+    /// `on_false` tries, need a header that excludes it).
     fn path(
         &mut self,
         mut pending: Vec<(NodeId, bool)>,
-        on_false: Label,
+        mut on_false: Label,
         matched: &mut dyn FnMut(&mut ProgramBuilder),
         budget: &mut usize,
+        mut exclusive: Option<(Proto, Label)>,
     ) {
         while let Some((id, negated)) = pending.pop() {
             match (self.filter.node(id).clone(), negated) {
@@ -83,11 +108,17 @@ impl Body<'_> {
                 (Node::Any(items), false) | (Node::All(items), true) if items.len() <= *budget => {
                     *budget -= items.len() - 1;
                     let Some((last, alternatives)) = items.split_last() else { return };
-                    for alternative in alternatives {
+                    for (index, alternative) in alternatives.iter().enumerate() {
                         let next = self.b.new_label();
                         let mut this_way = pending.clone();
                         this_way.push((*alternative, negated));
-                        self.path(this_way, next, matched, budget);
+                        // Past this alternative's guard the later ones are false: its
+                        // failure is the whole `or`'s (IPv4 then IPv6 of a surface field).
+                        let exclusive = match negated {
+                            false => self.exclusive_guard(*alternative, &items[index + 1..]).map(|p| (p, on_false)),
+                            true => None,
+                        };
+                        self.path(this_way, next, matched, budget, exclusive);
                         self.b.bind(next);
                     }
                     pending.push((*last, negated));
@@ -95,7 +126,15 @@ impl Body<'_> {
                 // A guard that a later test of the same conjunction implies.
                 (Node::Present(source), false) if self.implied_by_a_test(source, &pending) => {}
                 // A leaf, or an `or` past the budget: false (value == negated) leaves.
-                _ => self.branch(id, on_false, negated),
+                (node, _) => {
+                    self.branch(id, on_false, negated);
+                    if let (Node::Present(Source::Header(proto)), false) = (node, negated) {
+                        if let Some((_, label)) = exclusive.filter(|(guarded, _)| *guarded == proto) {
+                            on_false = label;
+                            exclusive = None;
+                        }
+                    }
+                }
             }
         }
         matched(self.b);
