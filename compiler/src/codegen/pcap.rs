@@ -95,6 +95,27 @@ pub fn constant(filter: &PcapFilter) -> Option<bool> {
     Graph::new(&filter.pred).constant()
 }
 
+/// The frame length every accepting path of `filter` proves by its loads: a shorter
+/// frame is rejected (0 for a constant atom).
+pub fn shortest_accepted(filter: &PcapFilter) -> u64 {
+    let graph = Graph::new(&filter.pred);
+    match graph.constant() {
+        Some(_) => 0,
+        None => graph.certain_length()[graph.root],
+    }
+}
+
+/// What the code before an atom leaves it, and what the code after it needs.
+#[derive(Clone, Copy, Debug)]
+pub struct Entry {
+    /// Bytes from the packet start a bounds check before the atom proved, with the
+    /// atoms' scratch register (r6) holding the packet start plus that many (0: none).
+    pub checked: u64,
+    /// Whether the join re-reads r7 from the context: not when nothing after the atom
+    /// reads r7 before writing it (the kernel verifier then ignores its proven ranges).
+    pub reload: bool,
+}
+
 /// Emits the code that sets the verdict bit of `filter` (its word starts with the bit
 /// clear) when libpcap accepts the frame; nothing for a constant atom.
 ///
@@ -105,14 +126,23 @@ pub fn constant(filter: &PcapFilter) -> Option<bool> {
 /// never a constant the kernel tracks (it starts non-zero, at an offset that is not
 /// 8-aligned, and an accepted frame ORs its bit into the loaded, unknown value), and the
 /// join re-reads r7 (the packet start) from the context, because the bounds checks of
-/// each path left a different proven range on it. The value registers are not read
-/// after the join (the next atom or the parse writes them first).
+/// each path left a different proven range on it (unless `entry` says nothing after
+/// reads r7). The value registers are not read after the join (the next atom or the
+/// parse writes them first). `entry` also gives the bytes a check before the atom
+/// proved: the atom's first checks count from there.
 ///
 /// `alone` is the word's value with this atom's bit set when no other atom of the word
 /// has code and the word's slot is not 8-aligned: acceptance then stores that value
 /// (one instruction; a non-zero 4-byte store off an 8-byte boundary is a value the
 /// kernel verifier does not track) instead of loading, setting the bit and storing.
-pub fn emit(b: &mut ProgramBuilder, filter: &PcapFilter, bit: PcapBit, context: Context, alone: Option<i32>) {
+pub fn emit(
+    b: &mut ProgramBuilder,
+    filter: &PcapFilter,
+    bit: PcapBit,
+    context: Context,
+    alone: Option<i32>,
+    entry: Entry,
+) {
     let graph = Graph::new(&filter.pred);
     if graph.constant().is_some() {
         return;
@@ -129,9 +159,14 @@ pub fn emit(b: &mut ProgramBuilder, filter: &PcapFilter, bit: PcapBit, context: 
     };
     // Bytes proven present on every way into each node.
     let mut checked_in: HashMap<usize, u64> = HashMap::new();
-    checked_in.insert(graph.root, 0);
+    checked_in.insert(graph.root, entry.checked);
     // What the value registers hold on every way into each node.
     let mut held_in: HashMap<usize, Registers> = HashMap::new();
+    if entry.checked > 0 {
+        let mut held = Registers::default();
+        held[MAX_VALUE_DEPTH - 1] = Some(Held::Ahead(entry.checked));
+        held_in.insert(graph.root, held);
+    }
     let (enters, hosts) = shared_walks(&graph, &order, b);
     let mut entered: Vec<Label> = Vec::new();
     let mut ways_in = vec![0usize; graph.nodes.len()];
@@ -154,7 +189,11 @@ pub fn emit(b: &mut ProgramBuilder, filter: &PcapFilter, bit: PcapBit, context: 
         atom.checked = checked_in.get(&index).copied().unwrap_or(0);
         atom.held = held_in.remove(&index).unwrap_or_default();
         let own = graph::fixed_loads_end(&test.left).max(graph::fixed_loads_end(&test.right));
-        if own > atom.checked {
+        // The root checks what every accepting path reads, as without a check before
+        // the atom, even if the bytes proven before cover its own loads: one check
+        // there, not one on each way down.
+        let first = index == graph.root && own > 0 && certain[index] > atom.checked;
+        if own > atom.checked || first {
             atom.check(certain[index].max(own));
         }
         let next_past = |skip: usize| {
@@ -248,7 +287,9 @@ pub fn emit(b: &mut ProgramBuilder, filter: &PcapFilter, bit: PcapBit, context: 
         }
     }
     atom.b.bind(reject);
-    atom.emit(Insn::load(Size::W, Reg::R7, context.reg, context.data));
+    if entry.reload {
+        atom.emit(Insn::load(Size::W, Reg::R7, context.reg, context.data));
+    }
 }
 
 /// Whether the test at `index` compares a 4-byte word at a fixed offset with a constant

@@ -137,13 +137,24 @@ pub fn emit(b: &mut ProgramBuilder, hook: Hook, layout: &Layout, needs: &Needs, 
         p.tail_writes = inline.into_iter().flat_map(owned).collect();
     }
     p.context(hook);
+    // The ethernet check comes before the atoms when one atom has code, rejects a
+    // shorter frame anyway and the parse reads nothing past the check (a `pcap` filter
+    // alone, as `pfc compile --pcap-filter` writes it): a short frame skips the atom
+    // (its word says false), the atom starts from the 14 proven bytes and the parse
+    // after it is one instruction. (With more atoms the jump would cross all of them,
+    // and only the first would gain.)
+    let mut early = false;
     if !pcaps.is_empty() {
-        // The atoms keep the context in r9; the absent mask starts over after them.
-        p.b.emit(Insn::mov64(R9, R1));
         let context = super::pcap::Context { reg: R9, data: hook.context().data };
         // An atom with the same verdict on every frame emits no code: a true one's bit
         // is in its word from the start.
         let constant: Vec<Option<bool>> = pcaps.iter().map(super::pcap::constant).collect();
+        let coded: Vec<u32> =
+            layout.pcap_bits().map(|(index, _)| index).filter(|i| constant[*i as usize].is_none()).collect();
+        early = match coded[..] {
+            [only] => !p.ethernet_reads() && super::pcap::shortest_accepted(&pcaps[only as usize]) >= ETHERNET,
+            _ => false,
+        };
         for &slot in layout.pcap_words() {
             let always = layout
                 .pcap_bits()
@@ -151,6 +162,14 @@ pub fn emit(b: &mut ProgramBuilder, hook: Hook, layout: &Layout, needs: &Needs, 
                 .fold(0, |word, (_, bit)| word | bit.mask);
             p.b.emit(Insn::StoreImm { size: Size::W, dst: R10, off: slot, imm: PCAP_WORD_EMPTY | always as i32 });
         }
+        if early {
+            p.b.comment("ethernet, before the atoms: a shorter frame is no atom's");
+            p.b.emit(Insn::mov64(R6, R7));
+            p.b.emit(Insn::alu64(AluOp::Add, R6, ETHERNET as i32));
+            p.b.emit(Insn::jump64(JmpOp::Gt, R6, R8, p.parsed));
+        }
+        // The atoms keep the context in r9; the absent mask starts over after them.
+        p.b.emit(Insn::mov64(R9, R1));
         for (index, bit) in layout.pcap_bits() {
             if let Some(verdict) = constant[index as usize] {
                 p.b.comment(format!("pcap atom p{index}: {verdict} on every frame, no code (bit {:#x})", bit.mask));
@@ -165,18 +184,39 @@ pub fn emit(b: &mut ProgramBuilder, hook: Hook, layout: &Layout, needs: &Needs, 
                     .filter(|(other, b)| b.slot == bit.slot && constant[*other as usize] == Some(true))
                     .fold(PCAP_WORD_EMPTY | bit.mask as i32, |word, (_, b)| word | b.mask as i32)
             });
-            super::pcap::emit(p.b, &pcaps[index as usize], bit, context, alone);
+            // Early, nothing after the only atom reads r7 (the body writes it first).
+            let entry = match early {
+                true => super::pcap::Entry { checked: ETHERNET, reload: false },
+                false => super::pcap::Entry { checked: 0, reload: true },
+            };
+            super::pcap::emit(p.b, &pcaps[index as usize], bit, context, alone, entry);
         }
-        p.b.emit(Insn::alu32(AluOp::Mov, R9, Operand::imm_u32(all_absent())));
+        let absent = if early { all_absent() & !Source::Header(Proto::Eth).bit() } else { all_absent() };
+        p.b.emit(Insn::alu32(AluOp::Mov, R9, Operand::imm_u32(absent)));
     }
-    p.ethernet();
+    if !early {
+        p.ethernet();
+    }
     debug_assert!(p.pads.is_empty(), "a jump off the common path after its pads were laid out");
     p.b.bind(parsed);
     p.b.comment("absent mask to its slot: the body reads it from there as an unknown value");
     p.b.emit(Insn::store(Size::W, R10, MASK_SLOT, R9));
 }
 
+/// Bytes of the Ethernet header.
+const ETHERNET: u64 = 14;
+
 impl Prologue<'_> {
+    /// Whether [`Self::ethernet`] reads packet bytes past its bounds check (fields of
+    /// the Ethernet header, or the ethertype for the headers after it).
+    fn ethernet_reads(&self) -> bool {
+        self.needs.vlan_walk
+            || self
+                .layout
+                .fields()
+                .any(|(field, _)| matches!(field.source(), FieldSource::Header { proto: Proto::Eth, .. }))
+    }
+
     fn context(&mut self, hook: Hook) {
         let context = hook.context();
         let (data, data_end, unknown) = (context.data, context.data_end, context.unknown_scalar);
@@ -297,7 +337,7 @@ impl Prologue<'_> {
     /// get their own copy of the network code, since every jump goes forward.
     fn ethernet(&mut self) {
         self.b.comment("ethernet");
-        self.bounds(R7, 14);
+        self.bounds(R7, ETHERNET as i32);
         self.mark_present(Source::Header(Proto::Eth));
         self.extract(Proto::Eth, R7);
         if !self.needs.vlan_walk {
