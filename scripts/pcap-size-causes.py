@@ -76,10 +76,14 @@ def pfc_atom(pfc, expr):
                 atom.append(m.group(1).strip())
             elif re.match(r"\s*L\d+:$", line):
                 atom.append(line.strip())
-    # The atom ends at its join (the context's packet start read again).
+    # The atom ends at its join: the context's packet start read again, or (when the
+    # ethernet check came before the atom and nothing after reads r7) the absent mask
+    # set for the parse after it.
     for i, insn in enumerate(atom):
         if re.match(r"r7 = \*\(u32 \*\)\(r\d \+ 0\)$", insn):
             return atom[: i + 1]
+        if re.match(r"w9 = \d+$", insn):
+            return atom[:i]
     return []  # a constant atom: no code
 
 
