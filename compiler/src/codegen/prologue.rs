@@ -168,8 +168,11 @@ pub fn emit(b: &mut ProgramBuilder, hook: Hook, layout: &Layout, needs: &Needs, 
             p.b.emit(Insn::alu64(AluOp::Add, R6, ETHERNET as i32));
             p.b.emit(Insn::jump64(JmpOp::Gt, R6, R8, p.parsed));
         }
-        // The atoms keep the context in r9; the absent mask starts over after them.
-        p.b.emit(Insn::mov64(R9, R1));
+        // The atoms keep the context in r9 to re-read r7 at their joins (not early:
+        // nothing reads r7 after the only atom); the absent mask starts over after them.
+        if !early {
+            p.b.emit(Insn::mov64(R9, R1));
+        }
         for (index, bit) in layout.pcap_bits() {
             if let Some(verdict) = constant[index as usize] {
                 p.b.comment(format!("pcap atom p{index}: {verdict} on every frame, no code (bit {:#x})", bit.mask));

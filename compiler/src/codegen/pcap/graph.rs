@@ -162,8 +162,9 @@ fn walk_stop(ipv6: bool, proto: u32) -> u32 {
 
 /// A test in the form codegen emits best, with its ways: a constant on the right, `v >
 /// 0` is `v != 0`, `(v & k) == 0` is "no bit of `k` set in `v`" (one `jset`), and `v >=
-/// 0`, `v > 0xffffffff`, `(v & 0) == 0` and `(v & m) == k` with a bit of `k` outside
-/// `m` go one way (their loads may still reject).
+/// 0`, `v > 0xffffffff`, a comparison with a constant above the value's range (`v >
+/// 0xffff` on a 2-byte load), `(v & 0) == 0` and `(v & m) == k` with a bit of `k`
+/// outside `m` go one way (their loads may still reject).
 fn simplify(left: Val, op: TestOp, right: Val, yes: usize, no: usize) -> (Val, TestOp, Val, usize, usize) {
     // A constant goes to the right (both sides are computed either way, and any reject
     // rejects): `k > v` is `v >= k` with the ways swapped, `k >= v` is `v > k` swapped.
@@ -180,6 +181,15 @@ fn simplify(left: Val, op: TestOp, right: Val, yes: usize, no: usize) -> (Val, T
         // Decided: only the loads matter.
         (TestOp::Ge, Val::Const(0)) => (op, yes, yes),
         (TestOp::Gt, Val::Const(u32::MAX)) | (TestOp::Set, Val::Const(0)) => (op, no, no),
+        _ => (op, yes, no),
+    };
+    // A value compared with a constant above what it can hold never holds
+    // (`portrange 80-65535`'s `v > 65535` on a 2-byte load), and `v >= k` with `k` the
+    // largest it can hold is `v == k` (`portrange 65535-65535`).
+    let (op, yes, no) = match (op, &right) {
+        (TestOp::Eq | TestOp::Ge, Val::Const(k)) if *k > largest(&left) => (op, no, no),
+        (TestOp::Gt, Val::Const(k)) if *k >= largest(&left) => (op, no, no),
+        (TestOp::Ge, Val::Const(k)) if *k == largest(&left) => (TestOp::Eq, yes, no),
         _ => (op, yes, no),
     };
     // `(v & m) == k` with a bit of `k` outside `m` never holds.
@@ -201,6 +211,21 @@ fn simplify(left: Val, op: TestOp, right: Val, yes: usize, no: usize) -> (Val, T
         }
     }
     (left, op, right, yes, no)
+}
+
+/// The largest number `val` can be (`u32::MAX` when unsure).
+fn largest(val: &Val) -> u32 {
+    match val {
+        Val::Const(k) => *k,
+        Val::Load { size: 1, .. } => 0xff,
+        Val::Load { size: 2, .. } => 0xffff,
+        Val::Alu(Alu::And, left, right) => largest(left).min(largest(right)),
+        Val::Alu(Alu::Shr, left, right) => match **right {
+            Val::Const(k) if k < 32 => largest(left) >> k,
+            _ => u32::MAX,
+        },
+        _ => u32::MAX,
+    }
 }
 
 fn reads_frame(val: &Val) -> bool {
@@ -623,6 +648,16 @@ mod tests {
         let tests = deciding("ip6 net 2001:db8::/32");
         assert!(tests.iter().all(|test| test.right != Val::Const(0) || test.op != TestOp::Set), "{tests:?}");
         assert_eq!(graph("ip[0] & 0xf0 = 0x0f").constant(), Some(false));
+    }
+
+    #[test]
+    fn a_compare_beyond_the_values_range_needs_no_code() {
+        // `portrange 80-65535`'s `> 65535` on the 2-byte port: only its load matters, and
+        // the `>= 80` before it loaded the port.
+        let tests = deciding("tcp dst portrange 80-65535");
+        assert!(tests.iter().all(|test| test.op != TestOp::Gt || test.right != Val::Const(0xffff)), "{tests:?}");
+        assert_eq!(graph("ip[0] > 255").constant(), Some(false));
+        assert_eq!(graph("ip[2:2] & 0xff > 255 or ip[2:2] >> 8 = 256").constant(), Some(false));
     }
 
     #[test]
