@@ -63,7 +63,7 @@ pub fn is_stdio(path: &Path) -> bool {
 /// How a path is named in messages: `<stdin>` for `-`, else the path as given.
 pub fn display_name(path: &Path) -> String {
     if is_stdio(path) {
-        "<stdin>".to_string()
+        pfc_compiler::sources::STDIN.to_string()
     } else {
         path.display().to_string()
     }

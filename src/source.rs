@@ -100,7 +100,7 @@ impl Sources {
 /// path as written; reading it will fail too).
 fn identity(path: &Path) -> String {
     if input::is_stdio(path) {
-        return "<stdin>".to_string();
+        return sources::STDIN.to_string();
     }
     std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()).display().to_string()
 }
@@ -194,7 +194,7 @@ fn resolve(including: &LoadedFile, written: &str, not_stdin: &str) -> Result<std
     if written.is_empty() || input::is_stdio(written_path) {
         return Err(not_stdin.to_string());
     }
-    let directory = if including.identity == "<stdin>" {
+    let directory = if including.identity == sources::STDIN {
         Path::new("")
     } else {
         Path::new(&including.name).parent().unwrap_or(Path::new(""))

@@ -96,6 +96,9 @@ impl SourceMap {
     }
 }
 
+/// The name and identity of standard input (`-`) as a rule or set file.
+pub const STDIN: &str = "<stdin>";
+
 /// A file the loader read.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LoadedFile {
@@ -327,7 +330,7 @@ impl Expander<'_> {
                 )
                 .with_note(match including.identity.as_str() {
                     // Standard input, or `pfc set --file`'s elements: no directory.
-                    "" | "<stdin>" => "a relative path is relative to the current directory",
+                    "" | STDIN => "a relative path is relative to the current directory",
                     _ => "a set file's path is relative to the directory of the rule file that names it",
                 });
                 self.parsed.diagnostics.push(self.with_chain(diagnostic));

@@ -165,12 +165,7 @@ fn check_undigested(file: &object::File<'_>, object: &BpfObject) -> Result<(), D
         }
     }
     let name = &object.program_name;
-    let written = !name.is_empty()
-        && name.len() <= super::read::PROGRAM_NAME_MAX
-        && name.bytes().all(|byte| byte.is_ascii_alphanumeric() || byte == b'_')
-        && !name.starts_with(|c: char| c.is_ascii_digit())
-        && !name.trim_matches('_').is_empty();
-    if !written {
+    if !super::read::is_program_name(name) {
         return not_as_written(format!("its program's name `{name}`"));
     }
     if object.license.as_deref() != Some("GPL") {

@@ -201,6 +201,16 @@ pub fn program_name(file: &str) -> String {
     name
 }
 
+/// Whether `name` is one [`program_name`] can return: ASCII letters, digits and `_`, not
+/// only `_`, no leading digit, at most [`PROGRAM_NAME_MAX`] bytes.
+pub(crate) fn is_program_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= PROGRAM_NAME_MAX
+        && name.bytes().all(|byte| byte.is_ascii_alphanumeric() || byte == b'_')
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && !name.trim_matches('_').is_empty()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,6 +233,7 @@ mod tests {
         for (file, name) in cases {
             assert_eq!(program_name(file), name, "{file}");
             assert!(name.len() <= PROGRAM_NAME_MAX);
+            assert!(is_program_name(&name), "{name}");
         }
     }
 
