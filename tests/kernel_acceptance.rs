@@ -229,13 +229,14 @@ fn rule_sets_beyond_kernel_limits_are_refused_by_pfc() {
 
 #[test]
 fn rule_sets_far_from_the_counter_tail_load() {
-    // 7,000 one-test rules span more than a 16-bit jump: matched rules reach a nearby
-    // copy of the counter tail, and the kernel accepts the program.
+    // 7,000 one-test rules span more than a 16-bit jump: matched rules reach the one
+    // counter tail with a `gotol`, and the kernel accepts the program.
     let mut text = String::from("default pass\n");
     text.extend((0..7_000).map(|i| format!("rule r{i}: drop if pkt.len == {}\n", 60 + i)));
     let (compiled, diagnostics) = compile(&text, Options { counters: true });
     let compiled = compiled.unwrap_or_else(|| panic!("{diagnostics:?}"));
     assert!(compiled.code.slots() > 32_767, "the program should be longer than a jump reaches");
+    assert_one_tail(&compiled.code.disassemble(), COUNTER_TAIL, "7,000 rules");
     skip_unless!(no_kernel());
     if let Err(error) = pfc_runtime::kernel::KernelProgram::load(&compiled.object) {
         panic!("the kernel refused the program: {error}");
@@ -283,11 +284,15 @@ fn large_rule_sets_fall_back_to_branch_free_conditions_and_load() {
 #[test]
 fn classifier_sets_of_2000_rules_of_every_shape_load() {
     use pfc_compiler::classbench::{self, Shape};
+    let mut relays = 0;
     for shape in Shape::ALL {
         let text = classbench::generate(shape, 2_000, 0, support::seed()).text;
         let (compiled, diagnostics) = compile(&text, Options { counters: true });
         let compiled = compiled.unwrap_or_else(|| panic!("{}: {diagnostics:?}", shape.name()));
-        assert!(compiled.code.disassemble().contains("classifier:"), "{} is not classified", shape.name());
+        let listing = compiled.code.disassemble();
+        assert!(listing.contains("classifier:"), "{} is not classified", shape.name());
+        assert_one_tail(&listing, COUNTER_TAIL, shape.name());
+        relays += listing.matches(TAIL_RELAY).count();
         let object = pfc_runtime::BpfObject::parse(&compiled.object).expect("object parses");
         if let Err(error) = pfc_runtime::vm::Vm::new(&object) {
             panic!("{}: the VM refuses it: {}", shape.name(), error_chain(&error));
@@ -300,6 +305,21 @@ fn classifier_sets_of_2000_rules_of_every_shape_load() {
             panic!("{}: the kernel refuses it: {}", shape.name(), error_chain(&error));
         }
     }
+    assert!(relays > 0, "the 2,000-rule sets should reach their tail through relays");
+}
+
+/// The counter tail's comment in a listing.
+const COUNTER_TAIL: &str = "count the packet for the deciding rule";
+/// A relay's comment in a listing.
+const TAIL_RELAY: &str = "relay: to the tail";
+/// The exit tail's comment in a listing (no counters).
+const EXIT_TAIL: &str = "absent mask's bit 31";
+
+/// A program longer than a conditional jump reaches has its tail once: far conditional
+/// jumps go through relays (`goto tail`), not through copies of the tail, each of which
+/// cost the kernel verifier a pass over the whole program on its first walk.
+fn assert_one_tail(listing: &str, tail: &str, case: &str) {
+    assert_eq!(listing.matches(tail).count(), 1, "{case}: the tail should be emitted once");
 }
 
 /// Without counters a classified set returns every verdict through the exit tail, whose
@@ -314,7 +334,7 @@ fn classifier_sets_of_2000_rules_without_counters_load() {
         let compiled = compiled.unwrap_or_else(|| panic!("{}: {diagnostics:?}", shape.name()));
         let listing = compiled.code.disassemble();
         assert!(listing.contains("classifier:"), "{} is not classified", shape.name());
-        assert!(listing.contains("absent mask's bit 31"), "{} has no exit tail", shape.name());
+        assert_one_tail(&listing, EXIT_TAIL, shape.name());
         if let Some(reason) = no_kernel() {
             println!("skipped kernel load: {reason}");
             return;

@@ -391,7 +391,7 @@ impl RuleEmitter<'_, '_> {
     /// through no relay.
     fn end_goto(&mut self, b: &mut ProgramBuilder, at: Place, relays: &mut Relays) -> Label {
         if at.last {
-            self.end_target(b, at, relays)
+            self.tail.far
         } else {
             relays.goto(b, END)
         }
@@ -513,8 +513,7 @@ impl RuleEmitter<'_, '_> {
             }
             let Some((index, tests)) = rules.first() else {
                 // The end of a single diagram's leaf: the default.
-                self.tail_in_reach(b);
-                decide(b, filter.hook, filter.rules.len(), filter.default, ending, self.tail.label);
+                decide(b, filter.hook, filter.rules.len(), filter.default, ending, self.tail.far);
                 return;
             };
             relays.relay_inline(b);
@@ -544,7 +543,7 @@ impl RuleEmitter<'_, '_> {
                 };
                 Body { b: &mut *b, filter, layout }.conjunction(tests, next, &mut matched);
             } else {
-                let tail = self.tail.label;
+                let tail = self.tail.far;
                 let mut matched = |b: &mut ProgramBuilder| decide(b, filter.hook, *index, rule.verdict, ending, tail);
                 Body { b: &mut *b, filter, layout }.conjunction(tests, next, &mut matched);
             }
@@ -589,8 +588,9 @@ struct Place {
 }
 
 /// The order diagrams are laid out in: the plan's, with the largest (most nodes) moved
-/// last, so that its exits reach the tail through nearby copies rather than a relay
-/// chain across its whole code to its end.
+/// last, so that its exits reach the tail directly (a `goto`, or a conditional jump
+/// through one relay in reach) rather than through a relay chain across its whole code to
+/// its end.
 fn emission_order(classifier: &Classifier) -> Vec<usize> {
     let mut order: Vec<usize> = (0..classifier.diagrams.len()).collect();
     let largest =

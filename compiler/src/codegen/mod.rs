@@ -249,10 +249,12 @@ fn generate_body(
     } else {
         Ending::Return
     };
-    let mut tail = Tail { label: b.new_label(), opened_at: b.len(), ending, decode: false, unused: false };
+    let far = b.new_label();
+    let mut tail = Tail { label: b.new_label(), far, opened_at: b.len(), ending, decode: false, unused: true };
     body(&mut b, &layout, &mut tail);
     if ending != Ending::Return {
         b.bind(tail.label);
+        b.bind(tail.far);
         tail_code(&mut b, filter, &layout, &tail);
     }
     b.finish().map_err(|error| match error {
@@ -261,8 +263,8 @@ fn generate_body(
     })
 }
 
-/// Instructions after which a copy of the tail is emitted, so that every matched rule's
-/// jump to a tail stays well within the 16-bit jump offset.
+/// Instructions after which a copy of the tail (or, in a classifier, a relay to it) is
+/// emitted, so that every jump to the tail in reach stays well within the 16-bit offset.
 const TAIL_REACH: usize = 12_000;
 
 /// How a matched rule (or the default) ends.
@@ -278,13 +280,22 @@ pub(crate) enum Ending {
 
 /// The tail that matched rules jump to, and where its first jump was emitted.
 struct Tail {
+    /// The tail in reach: the tail itself, a copy of it (rules one by one: jumping,
+    /// dispatched, branch-free code) or a relay `goto far` (the classifier), emitted every
+    /// [`TAIL_REACH`] instructions.
     label: Label,
+    /// The tail itself, after the body. A classifier's `goto`s go here directly (`gotol`
+    /// when far) and only its conditional jumps through a relay: one tail, not a copy per
+    /// 12k instructions, each of whose first walks (its stack writes, its never-run reads,
+    /// its inlined map lookup) cost the kernel verifier a pass over the whole program.
+    /// The other forms keep their copies, and so no `gotol` (they load before kernel 6.6).
+    far: Label,
     opened_at: usize,
     ending: Ending,
     /// The tail starts by taking the verdict and rule out of a classifier's best-match
     /// word in r6 (several diagrams: `classify.rs`).
     decode: bool,
-    /// No jump leads to `label` yet (then a copy would be dead code: it just moves).
+    /// No jump leads to `label` yet (then a relay would be dead code: it just moves).
     unused: bool,
 }
 
@@ -366,6 +377,7 @@ impl RuleEmitter<'_, '_> {
         self.begin_rule(b, index);
         let next = b.new_label();
         let (tail_label, ending) = (self.tail.label, self.tail.ending);
+        self.tail.unused = false;
         let mut matched = |b: &mut ProgramBuilder| decide(b, filter.hook, index, rule.verdict, ending, tail_label);
         let mut branchless = Branchless { b: &mut *b, filter, layout };
         let constant = matches!(filter.node(rule.condition), Node::Const(_));
@@ -381,8 +393,8 @@ impl RuleEmitter<'_, '_> {
         matches!(filter.node(rule.condition), Node::Const(true))
     }
 
-    /// With a tail: a copy of it here when jumps to the current one would soon be out of
-    /// reach.
+    /// With a tail: a copy of it (a relay to it in a classifier) here when jumps to the
+    /// current one would soon be out of reach.
     fn tail_in_reach(&mut self, b: &mut ProgramBuilder) {
         let ending = self.tail.ending;
         if self.tail.unused {
@@ -393,10 +405,16 @@ impl RuleEmitter<'_, '_> {
             let rules_go_on = b.new_label();
             b.emit(Insn::Ja { target: rules_go_on });
             b.bind(self.tail.label);
-            tail_code(b, self.filter, self.layout, self.tail);
+            if self.form == Form::Classified {
+                b.comment("relay: to the tail, for the conditional jumps before it");
+                b.emit(Insn::Ja { target: self.tail.far });
+            } else {
+                tail_code(b, self.filter, self.layout, self.tail);
+            }
             b.bind(rules_go_on);
-            *self.tail =
-                Tail { label: b.new_label(), opened_at: b.len(), ending, decode: self.tail.decode, unused: false };
+            self.tail.label = b.new_label();
+            self.tail.opened_at = b.len();
+            self.tail.unused = true;
         }
     }
 
