@@ -162,6 +162,12 @@ impl ProgramBuilder {
         self.insns.len()
     }
 
+    /// Whether the last instruction emitted is an unconditional jump (nothing falls
+    /// through it).
+    pub(crate) fn ends_with_goto(&self) -> bool {
+        matches!(self.insns.last(), Some(Insn::Ja { .. }))
+    }
+
     /// Whether no instruction was emitted yet.
     pub fn is_empty(&self) -> bool {
         self.insns.is_empty()

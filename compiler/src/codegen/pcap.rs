@@ -14,7 +14,7 @@ mod chain;
 mod facts;
 mod graph;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::layout::PcapBit;
 use crate::bpf::{AluOp, ByteOrder, EndianWidth, Insn, JmpOp, Label, Operand, ProgramBuilder, Reg, Size};
@@ -160,8 +160,11 @@ pub fn emit(
     // Bytes proven present on every way into each node.
     let mut checked_in: HashMap<usize, u64> = HashMap::new();
     checked_in.insert(graph.root, entry.checked);
-    // What the value registers hold on every way into each node.
+    // What the value registers hold on every way into each node by a jump (the way that
+    // falls into a node from the one laid out before it is `fall`).
     let mut held_in: HashMap<usize, Registers> = HashMap::new();
+    let mut fall: Option<(usize, Registers)> = None;
+    let indices = graph.pointer_indices();
     if entry.checked > 0 {
         let mut held = Registers::default();
         held[MAX_VALUE_DEPTH - 1] = Some(Held::Ahead(entry.checked));
@@ -185,9 +188,19 @@ pub fn emit(
             continue;
         }
         let test = graph.test(index);
+        let fallen = fall.take().filter(|(to, _)| *to == index).map(|(_, held)| held);
+        atom.held = match (held_in.remove(&index), fallen) {
+            (Some(jumped), Some(mut fallen)) => {
+                // Before the label, on the way that falls in only: its pointers moved to
+                // where the jumps in left theirs, so the join keeps them.
+                atom.align(&jumped, &mut fallen, &indices[index]);
+                meet(&jumped, &fallen)
+            }
+            (Some(held), None) | (None, Some(held)) => held,
+            (None, None) => Default::default(),
+        };
         atom.b.bind(labels[&index]);
         atom.checked = checked_in.get(&index).copied().unwrap_or(0);
-        atom.held = held_in.remove(&index).unwrap_or_default();
         let own = graph::fixed_loads_end(&test.left).max(graph::fixed_loads_end(&test.right));
         // The root checks what every accepting path reads, as without a check before
         // the atom, even if the bytes proven before cover its own loads: one check
@@ -266,10 +279,15 @@ pub fn emit(
             }
             _ => atom.test(test, target(test.yes), target(test.no), next == test.yes, next == test.no),
         }
+        // The node's code falls into the next one when it does not end with a `goto`
+        // and the next one is one of its ways.
+        let falls = !atom.b.ends_with_goto();
         for to in [test.yes, test.no] {
             let known = checked_in.entry(to).or_insert(atom.checked);
             *known = (*known).min(atom.checked);
-            if to > graph::FALSE {
+            if to > graph::FALSE && to == next && falls {
+                fall = Some((to, atom.held.clone()));
+            } else if to > graph::FALSE {
                 let held = held_in.entry(to).or_insert_with(|| atom.held.clone());
                 *held = meet(held, &atom.held);
             }
@@ -430,6 +448,25 @@ impl Atom<'_> {
         (0..MAX_VALUE_DEPTH)
             .find(|&index| REGS[index] != not && self.held[index].as_ref() == Some(held))
             .map(|i| REGS[i])
+    }
+
+    /// Moves each pointer of `fallen` (the state of the way falling into a node) to the
+    /// shift the same register's pointer at the same index has in `jumped` (the ways
+    /// jumping in), one `add` each, when a node from here loads at that index (`used`):
+    /// the join then keeps the pointer instead of computing it again.
+    fn align(&mut self, jumped: &Registers, fallen: &mut Registers, used: &HashSet<Val>) {
+        for at in 0..MAX_VALUE_DEPTH {
+            let (Some(Held::Base { index, shift, .. }), Some(Held::Base { index: theirs, shift: their_shift, .. })) =
+                (&jumped[at], &mut fallen[at])
+            else {
+                continue;
+            };
+            if index != theirs || shift == their_shift || !used.contains(index) {
+                continue;
+            }
+            self.b.emit(Insn::alu64(AluOp::Add, REGS[at], (*shift as i64 - *their_shift as i64) as i32));
+            *their_shift = *shift;
+        }
     }
 
     fn remember(&mut self, reg: Reg, held: Held) {
@@ -666,8 +703,17 @@ impl Atom<'_> {
                         Some(held) => held,
                         None if depth + 1 + index.value_depth() <= MAX_VALUE_DEPTH => {
                             // The index computed where the pointer goes, then the packet
-                            // start added to it (`scalar += pointer` is a pointer).
-                            self.value(index, depth + 1);
+                            // start added to it (`scalar += pointer` is a pointer). The
+                            // pointer's home is the highest register the index fits
+                            // below the checks' scratch, whatever the load's own
+                            // register: ways that computed it apart then hold it in the
+                            // same register where they join.
+                            let home = (depth + 1..MAX_VALUE_DEPTH - 1)
+                                .rev()
+                                .find(|at| at + index.value_depth() <= MAX_VALUE_DEPTH)
+                                .unwrap_or(depth + 1);
+                            let pointer = REGS[home];
+                            self.value(index, home);
                             if upper_bound(index) > limit {
                                 self.emit(Insn::jump64(
                                     JmpOp::Gt,
@@ -678,7 +724,7 @@ impl Atom<'_> {
                             }
                             self.emit(Insn::alu64(AluOp::Add, pointer, Reg::R7));
                             self.pointers += 1;
-                            (depth + 1, 0, 0, Some(self.pointers))
+                            (home, 0, 0, Some(self.pointers))
                         }
                         None => {
                             self.value(index, depth);

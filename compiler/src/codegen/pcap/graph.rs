@@ -538,6 +538,36 @@ impl Graph {
         changed
     }
 
+    /// Per node, the indices of the loads at a variable offset that it or a node after
+    /// it makes (empty for the leaves).
+    pub(crate) fn pointer_indices(&self) -> Vec<HashSet<Val>> {
+        fn collect(val: &Val, into: &mut HashSet<Val>) {
+            match val {
+                Val::Const(_) | Val::Len | Val::Protochain { .. } => {}
+                Val::Neg(inner) => collect(inner, into),
+                Val::Alu(_, left, right) => {
+                    collect(left, into);
+                    collect(right, into);
+                }
+                Val::Load { size, index, offset } => {
+                    if fixed_end(*size, index, *offset).is_none() {
+                        into.insert((**index).clone());
+                    }
+                    collect(index, into);
+                }
+            }
+        }
+        let mut used: Vec<HashSet<Val>> = vec![HashSet::new(); self.nodes.len()];
+        for index in 2..self.nodes.len() {
+            let Some(test) = &self.nodes[index] else { continue };
+            let mut here: HashSet<Val> = used[test.yes].union(&used[test.no]).cloned().collect();
+            collect(&test.left, &mut here);
+            collect(&test.right, &mut here);
+            used[index] = here;
+        }
+        used
+    }
+
     /// Per node, the frame length every path from it to [`TRUE`] proves (by its loads'
     /// constant offsets), capped at [`FIXED_REACH`]: checking that much at the node
     /// rejects only frames the atom rejects anyway.
