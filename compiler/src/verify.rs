@@ -702,6 +702,8 @@ impl<'a> Verifier<'a> {
                     None => checked.push((base, offset.max(0))),
                 }
             }
+            // The frame length compared (pcap's `len > k`): nothing learnt.
+            (JmpOp::Lt | JmpOp::Le | JmpOp::Ge, Value::Packet { .. }, Value::PacketEnd) if wide => {}
             (JmpOp::Eq, Value::LookupResult { value_size }, Value::Scalar) if null_check => {
                 taken.regs[dst.number() as usize] = Value::Scalar;
                 fallthrough.regs[dst.number() as usize] = Value::MapEntry { value_size };

@@ -481,18 +481,59 @@ impl Atom<'_> {
         // The last value register, which a comparison rarely needs: the others may hold
         // values a later test reuses.
         let scratch = REGS[MAX_VALUE_DEPTH - 1];
+        self.ahead(length);
+        self.emit(Insn::jump64(JmpOp::Gt, scratch, Reg::R8, self.reject));
+        self.checked = length;
+    }
+
+    /// Sets the checks' scratch register to the packet start plus `length`: one `add`
+    /// (or none) when it holds the packet start plus another constant, else two.
+    fn ahead(&mut self, length: u64) {
+        let scratch = REGS[MAX_VALUE_DEPTH - 1];
         match self.held[MAX_VALUE_DEPTH - 1] {
-            Some(Held::Ahead(ahead)) if ahead < length => {
-                self.emit(Insn::alu64(AluOp::Add, scratch, (length - ahead) as i32));
+            Some(Held::Ahead(ahead)) if ahead == length => {}
+            Some(Held::Ahead(ahead)) => {
+                self.emit(Insn::alu64(AluOp::Add, scratch, (length as i64 - ahead as i64) as i32));
             }
             _ => {
                 self.emit(Insn::mov64(scratch, Reg::R7));
-                self.emit(Insn::alu64(AluOp::Add, scratch, length as i32));
+                if length != 0 {
+                    self.emit(Insn::alu64(AluOp::Add, scratch, length as i32));
+                }
             }
         }
-        self.emit(Insn::jump64(JmpOp::Gt, scratch, Reg::R8, self.reject));
         self.remember(scratch, Held::Ahead(length));
-        self.checked = length;
+    }
+
+    /// `len > k` or `len >= k` as the packet start plus `k` compared with the packet
+    /// end (`r6 < r8`, `r6 <= r8`): two instructions when the checks' scratch register
+    /// holds the packet start plus a constant, where the length takes two and its
+    /// comparison one. Whether it emitted the test (`k` within the reach of a packet
+    /// pointer's constant offset).
+    fn length_test(
+        &mut self,
+        op: TestOp,
+        right: &Val,
+        (yes, no): (Label, Label),
+        (yes_next, no_next): (bool, bool),
+    ) -> bool {
+        let (TestOp::Gt | TestOp::Ge, &Val::Const(k)) = (op, right) else { return false };
+        if u64::from(k) > MAX_REACH {
+            return false;
+        }
+        self.ahead(u64::from(k));
+        let scratch = REGS[MAX_VALUE_DEPTH - 1];
+        // len > k: start + k < end; len >= k: start + k <= end.
+        let (holds, fails) = if op == TestOp::Gt { (JmpOp::Lt, JmpOp::Ge) } else { (JmpOp::Le, JmpOp::Gt) };
+        match (no_next, yes_next) {
+            (true, _) => self.emit(Insn::jump64(holds, scratch, Reg::R8, yes)),
+            (false, true) => self.emit(Insn::jump64(fails, scratch, Reg::R8, no)),
+            _ => {
+                self.emit(Insn::jump64(holds, scratch, Reg::R8, yes));
+                self.emit(Insn::Ja { target: no });
+            }
+        }
+        true
     }
 
     /// One test node: to `yes` when it holds, else to `no`; a way that is the next node
@@ -506,6 +547,9 @@ impl Atom<'_> {
             if !yes_next {
                 self.emit(Insn::Ja { target: yes });
             }
+            return;
+        }
+        if *left == Val::Len && self.length_test(op, right, (yes, no), (yes_next, no_next)) {
             return;
         }
         let narrowed = narrow(left, op, right);
