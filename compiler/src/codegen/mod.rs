@@ -102,6 +102,10 @@ pub struct Needs {
     pub arp: bool,
     /// Transport protocols to locate.
     pub transport: Vec<Proto>,
+    /// Whether anything but the pcap atoms' bits can tell what the parse found: a field
+    /// or a presence test of some rule, a rate limit (its key holds the absent mask), a
+    /// dynamic set, logging.
+    pub parse_observed: bool,
 }
 
 impl Needs {
@@ -114,7 +118,12 @@ impl Needs {
             .into_iter()
             .filter(|proto| has(Source::Header(*proto)))
             .collect();
-        let mut needs = Needs { transport, ..Needs::default() };
+        let parse_observed = !uses.fields.is_empty()
+            || !uses.sources.is_empty()
+            || !uses.limits.is_empty()
+            || uses.dynamic
+            || uses.logs;
+        let mut needs = Needs { transport, parse_observed, ..Needs::default() };
         needs.ipv4 = has(Source::Header(Proto::Ipv4)) || needs.transport_over(Proto::Ipv4);
         needs.ipv6_walk = has(Source::Ipv6UpperProtocol) || needs.transport_over(Proto::Ipv6);
         needs.ipv6 = has(Source::Header(Proto::Ipv6)) || needs.ipv6_walk;

@@ -162,10 +162,20 @@ pub fn emit(b: &mut ProgramBuilder, hook: Hook, layout: &Layout, needs: &Needs, 
                 .fold(0, |word, (_, bit)| word | bit.mask);
             p.b.emit(Insn::StoreImm { size: Size::W, dst: R10, off: slot, imm: PCAP_WORD_EMPTY | always as i32 });
         }
+        // When nothing but the atom's bit tells what the parse found, the check before
+        // the atom proves what every accepting path of it reads (a shorter frame is
+        // rejected by the atom anyway, and whether it has an Ethernet header is read by
+        // no one): the atom's own first check goes.
+        let mut checked = ETHERNET;
         if early {
+            if !p.needs.parse_observed {
+                if let [only] = coded[..] {
+                    checked = checked.max(super::pcap::shortest_accepted(&pcaps[only as usize]));
+                }
+            }
             p.b.comment("ethernet, before the atoms: a shorter frame is no atom's");
             p.b.emit(Insn::mov64(R6, R7));
-            p.b.emit(Insn::alu64(AluOp::Add, R6, ETHERNET as i32));
+            p.b.emit(Insn::alu64(AluOp::Add, R6, checked as i32));
             p.b.emit(Insn::jump64(JmpOp::Gt, R6, R8, p.parsed));
         }
         // The atoms keep the context in r9 to re-read r7 at their joins (not early:
@@ -189,7 +199,7 @@ pub fn emit(b: &mut ProgramBuilder, hook: Hook, layout: &Layout, needs: &Needs, 
             });
             // Early, nothing after the only atom reads r7 (the body writes it first).
             let entry = match early {
-                true => super::pcap::Entry { checked: ETHERNET, reload: false },
+                true => super::pcap::Entry { checked, reload: false },
                 false => super::pcap::Entry { checked: 0, reload: true },
             };
             super::pcap::emit(p.b, &pcaps[index as usize], bit, context, alone, entry);
