@@ -5,6 +5,7 @@ mod commands;
 mod escape;
 mod help;
 mod input;
+mod memory;
 mod report;
 mod source;
 

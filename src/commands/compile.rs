@@ -127,6 +127,7 @@ fn list_object(path: &Path, args: &CompileArgs) -> ExitCode {
 
 /// Compiles one file or filter; writes the object unless only a listing was asked for.
 pub fn run(args: &CompileArgs) -> ExitCode {
+    crate::memory::prepare_for_compile();
     let mut report = Report::new(args.format);
     if args.emit.is_some() && args.output.as_deref().is_some_and(input::is_stdio) {
         return report::usage_error(
