@@ -233,7 +233,7 @@ mod tests {
         for (file, name) in cases {
             assert_eq!(program_name(file), name, "{file}");
             assert!(name.len() <= PROGRAM_NAME_MAX);
-            assert!(is_program_name(&name), "{name}");
+            assert!(is_program_name(name), "{name}");
         }
     }
 
