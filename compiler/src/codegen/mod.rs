@@ -118,11 +118,8 @@ impl Needs {
             .into_iter()
             .filter(|proto| has(Source::Header(*proto)))
             .collect();
-        let parse_observed = !uses.fields.is_empty()
-            || !uses.sources.is_empty()
-            || !uses.limits.is_empty()
-            || uses.dynamic
-            || uses.logs;
+        let parse_observed =
+            !uses.fields.is_empty() || !uses.sources.is_empty() || !uses.limits.is_empty() || uses.dynamic || uses.logs;
         let mut needs = Needs { transport, parse_observed, ..Needs::default() };
         needs.ipv4 = has(Source::Header(Proto::Ipv4)) || needs.transport_over(Proto::Ipv4);
         needs.ipv6_walk = has(Source::Ipv6UpperProtocol) || needs.transport_over(Proto::Ipv6);
