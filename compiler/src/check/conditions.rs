@@ -6,6 +6,7 @@
 //! of the wrong family (`ipv6.src` for `10.0.0.1`) or too narrow for the number
 //! (`ipv4.len` for 70000) is not tested; where the comparison holds for every value it
 //! could have (`!=`, and `<`/`<=` for a number above its range), its header alone is.
+//! A mask needs to fit one concrete field; each applies the bits of it that it has.
 
 use super::names::{self, SurfaceField};
 use super::values::{Element, Scalar};
@@ -119,7 +120,7 @@ impl Checker {
             return None;
         }
         let mask = self.number_value(value, named)?;
-        self.fits(surface, mask, value.span())?;
+        self.fits_some(surface, mask, value.span())?;
         Some(mask)
     }
 
@@ -145,15 +146,17 @@ impl Checker {
         }
     }
 
-    /// Checks that a number fits every field of `surface`.
-    fn fits(&mut self, surface: SurfaceField, number: u128, span: Span) -> Option<()> {
-        let kind = surface.fields.iter().map(|field| field.kind()).min_by_key(|kind| kind.bits())?;
-        if number > kind.max() {
+    /// Checks that a mask fits at least one field of `surface` (`ip.len & 0x10000`
+    /// masks `ipv6.len`, u17); each concrete field applies only the bits it has
+    /// ([`field_mask`]), as a comparison tests only the fields a number fits.
+    fn fits_some(&mut self, surface: SurfaceField, number: u128, span: Span) -> Option<()> {
+        let widest = surface.fields.iter().map(|field| field.kind()).max_by_key(|kind| kind.bits())?;
+        if number > widest.max() {
             self.diagnostics.push(Diagnostic::error(
                 OUT_OF_RANGE,
                 format!("{number} is out of range for `{}`", surface.name),
                 span,
-                format!("`{}` is {}: 0 to {}", surface.name, kind.describe(), kind.max()),
+                format!("`{}` is {}: 0 to {}", surface.name, describe_kinds(surface), widest.max()),
             ));
             return None;
         }
@@ -225,8 +228,12 @@ impl Checker {
             ));
             return None;
         }
-        let mut alternatives: Vec<Cond> =
-            fitting.iter().map(|field| Cond::Test(Test { field: *field, mask, op: TestOp::Cmp(op, number) })).collect();
+        let mut alternatives: Vec<Cond> = fitting
+            .iter()
+            .map(|field| {
+                Cond::Test(Test { field: *field, mask: field_mask(*field, mask), op: TestOp::Cmp(op, number) })
+            })
+            .collect();
         if matches!(op, CmpOp::Ne | CmpOp::Lt | CmpOp::Le) {
             alternatives.extend(too_narrow.iter().filter_map(|field| field.guard()).map(Cond::Proto));
         }
@@ -301,7 +308,7 @@ impl Checker {
                 *slot = Some(name.clone());
             }
             let op = if negated { TestOp::NotIn(id) } else { TestOp::In(id) };
-            alternatives.push(Cond::Test(Test { field: *field, mask, op }));
+            alternatives.push(Cond::Test(Test { field: *field, mask: field_mask(*field, mask), op }));
         }
         // A declared set whose type holds several kinds (`ip`: both address families) may
         // be tested by a field of one of them; its elements of the others do not apply
@@ -393,7 +400,14 @@ impl Checker {
 
 /// One test per concrete field, joined by `or`.
 fn tests(fields: &[Field], mask: Option<u128>, op: TestOp) -> Cond {
-    any(fields.iter().map(|field| Cond::Test(Test { field: *field, mask, op })).collect())
+    any(fields.iter().map(|field| Cond::Test(Test { field: *field, mask: field_mask(*field, mask), op })).collect())
+}
+
+/// The bits of `mask` that `field` has: a surface field's mask may be wider than some of
+/// its concrete fields (`ip.len & 0x10000`: `ipv4.len` is u16), whose values have none
+/// of the bits above, so `ipv4.len & 0x10000` is `ipv4.len & 0`.
+pub(super) fn field_mask(field: Field, mask: Option<u128>) -> Option<u128> {
+    mask.map(|mask| mask & field.kind().max())
 }
 
 /// `or` of the alternatives, without a one-element `or`.

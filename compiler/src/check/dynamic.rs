@@ -177,7 +177,11 @@ impl Checker {
                     TestOp::NotIn(self.intern_set(ValueSet::from_intervals(field.kind().bits(), Vec::new())))
                 }
             };
-            alternatives.push(Cond::Test(Test { field: *field, mask, op }));
+            alternatives.push(Cond::Test(Test {
+                field: *field,
+                mask: super::conditions::field_mask(*field, mask),
+                op,
+            }));
         }
         alternatives
     }
