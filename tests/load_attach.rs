@@ -399,3 +399,6 @@ mod set_kill;
 
 #[path = "load_attach/set_pins.rs"]
 mod set_pins;
+
+#[path = "load_attach/vlan.rs"]
+mod vlan;

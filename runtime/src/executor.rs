@@ -122,6 +122,12 @@ pub enum RunError {
         #[source]
         source: VmError,
     },
+    /// The backend cannot deliver a VLAN tag in the context ([`Executor::set_vlan_offload`]).
+    #[error("the {backend} cannot deliver a frame's VLAN tag in the context")]
+    NoVlanOffload {
+        /// Which backend ([`Backend::name`]).
+        backend: &'static str,
+    },
     /// The kernel failed on the frame (other than refusing a short one).
     #[error("the kernel test run failed")]
     Kernel {
@@ -353,6 +359,19 @@ impl<'obj> Executor<'obj> {
         let entry = moved?;
         let rules = self.counts.len().saturating_sub(1);
         Ok(Ran::Decided(Outcome { verdict, rule: (entry < rules).then_some(entry) }))
+    }
+
+    /// Under TC, delivers each frame's outermost VLAN tag in the context as the kernel
+    /// does at tc ingress ([`Vm::set_vlan_offload`]); the rbpf VM only (the kernel's test
+    /// run builds its skb from the bytes and takes no tag in the context).
+    pub fn set_vlan_offload(&mut self, on: bool) -> Result<(), RunError> {
+        match &mut self.runner {
+            Runner::Vm(vm) => {
+                vm.set_vlan_offload(on);
+                Ok(())
+            }
+            Runner::Kernel(_) => Err(RunError::NoVlanOffload { backend: self.backend.name() }),
+        }
     }
 
     /// Like [`Executor::run_at`] at time 0.

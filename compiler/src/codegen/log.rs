@@ -9,7 +9,7 @@
 //!  r0 = bpf_ringbuf_reserve(ring, RECORD, 0); if r0 == 0 goto dropped
 //!  r8 = r0; r8->time_ns = bpf_ktime_get_ns(); ->rule = r6; ->action = r7
 //!  r1 = the context (spilled at entry); ->ifindex = ctx->ingress_ifindex | skb->ifindex
-//!  ->frame_len = pkt.len; r4 = min(pkt.len, BYTES); ->captured = r4; ->hook = H
+//!  ->frame_len = pkt.len; r4 = min(the frame's bytes, BYTES); ->captured = r4; ->hook = H
 //!  if r4 >= 1: load_bytes(ctx, 0, r8 + 32, r4); on failure ->captured = 0
 //!  bpf_ringbuf_submit(r8, 0); stats[i].sent += 1; goto out
 //!  dropped: stats[i].dropped += 1
@@ -19,6 +19,8 @@
 //!
 //! The length is bounded by a compare against the immediate, which the kernel verifier
 //! tracks, and is at least 1 on the copy's path (the helpers refuse zero-sized copies).
+//! Under TC the frame's bytes are pkt.len less a VLAN tag the kernel took out of the
+//! frame (4 × `skb->vlan_present`).
 //! Statistics are plain load/add/store on a per-CPU array, like the counters.
 
 use super::layout::{Layout, KEY_SLOT};
@@ -86,6 +88,12 @@ fn event(b: &mut ProgramBuilder, filter: &Filter, layout: &Layout, log: Log, con
     let length = layout.words(Field::PktLen)[0];
     b.emit(Insn::load(Size::W, Reg::R4, Reg::R10, length));
     b.emit(Insn::store(Size::W, Reg::R8, 20, Reg::R4));
+    if let Some(tag) = filter.hook.context().vlan_tag {
+        // pkt.len counts a tag the kernel took out of the frame; the bytes lack it.
+        b.emit(Insn::load(Size::W, Reg::R2, Reg::R1, tag.present));
+        b.emit(Insn::alu32(AluOp::Lsh, Reg::R2, 2));
+        b.emit(Insn::alu32(AluOp::Sub, Reg::R4, Reg::R2));
+    }
     let kept = b.new_label();
     b.emit(Insn::jump64(JmpOp::Le, Reg::R4, bytes, kept));
     b.emit(Insn::mov64(Reg::R4, bytes));

@@ -27,9 +27,17 @@
 //! absent mask works the same way: r9 starts as the common path's mask once its IP header
 //! is found, and the jumps off the path before that set it to what the path has found.
 //!
+//! Under TC the kernel may have taken the outermost VLAN tag out of the frame into the
+//! skb (always at ingress): the frame's bytes then start with the addresses and the next
+//! ethertype. The context's copy of the tag is read at the entry (r4 = present, r0 =
+//! its TCI) and, when present, stands in for the outer tag: `vlan.*` come from it, the
+//! walk goes on with the frame's ethertype as the inner one, every header after is where
+//! the bytes put it, and `pkt.len` counts the tag's 4 bytes. The frame as on the wire is
+//! what the rules see, as in XDP and in the interpreter.
+//!
 //! Registers: r7 = data, r8 = data_end, r6 = header cursor, r3 = next protocol
 //! (ethertype or IP protocol, as loaded), r1/r2 scratch, r5 = an unknown scalar used to
-//! initialize value slots.
+//! initialize value slots, r4/r0 = the context's VLAN tag (present, TCI) when read.
 
 use std::cell::Cell;
 
@@ -38,10 +46,11 @@ use super::Needs;
 use crate::bpf::{AluOp, ByteOrder, EndianWidth, Insn, JmpOp, Label, Operand, ProgramBuilder, Reg, Size};
 use crate::fields::{Field, FieldSource, Proto, MAX_IPV6_EXT_HEADERS, MAX_VLAN_TAGS};
 use crate::ir::Source;
+use crate::object::hook::ContextTag;
 use crate::program::pcap::PcapFilter;
 use crate::program::Hook;
 
-use Reg::{R1, R10, R2, R3, R5, R6, R7, R8, R9};
+use Reg::{R0, R1, R10, R2, R3, R4, R5, R6, R7, R8, R9};
 
 /// Ethertypes and TPIDs as a little-endian `u16` load of the big-endian bytes sees them.
 const RAW_IPV4: i32 = 0x0008;
@@ -74,6 +83,8 @@ struct Prologue<'a> {
     general_ipv4: Label,
     /// Jumps off the common path waiting for their pad (placed before any target).
     pads: Vec<Pad>,
+    /// Where the context holds a VLAN tag out of the frame, when the walk needs it.
+    context_tag: Option<ContextTag>,
 }
 
 /// Code a jump off the common path goes through: set the mask, write the slots the
@@ -109,6 +120,7 @@ pub fn emit(b: &mut ProgramBuilder, hook: Hook, layout: &Layout, needs: &Needs, 
         second_writes: Vec::new(),
         general_ipv4,
         pads: Vec::new(),
+        context_tag: hook.context().vlan_tag.filter(|_| needs.vlan_walk),
     };
     if let Some(hot) = hot {
         p.hot_mask = [Source::Header(Proto::Eth), Source::PayloadEthertype, Source::Header(hot)]
@@ -137,6 +149,9 @@ pub fn emit(b: &mut ProgramBuilder, hook: Hook, layout: &Layout, needs: &Needs, 
         p.tail_writes = inline.into_iter().flat_map(owned).collect();
     }
     p.context(hook);
+    if pcaps.is_empty() {
+        p.load_context_tag(R1);
+    }
     // The ethernet check comes before the atoms when one atom has code, rejects a
     // shorter frame anyway and the parse reads nothing past the check (a `pcap` filter
     // alone, as `pfc compile --pcap-filter` writes it): a short frame skips the atom
@@ -204,6 +219,9 @@ pub fn emit(b: &mut ProgramBuilder, hook: Hook, layout: &Layout, needs: &Needs, 
             };
             super::pcap::emit(p.b, &pcaps[index as usize], bit, context, alone, entry);
         }
+        if !early {
+            p.load_context_tag(R9);
+        }
         let absent = if early { all_absent() & !Source::Header(Proto::Eth).bit() } else { all_absent() };
         p.b.emit(Insn::alu32(AluOp::Mov, R9, Operand::imm_u32(absent)));
     }
@@ -252,9 +270,27 @@ impl Prologue<'_> {
                     self.b.emit(Insn::mov64(R2, R8));
                     self.b.emit(Insn::alu64(AluOp::Sub, R2, R7));
                 }
-                Some(len) => self.b.emit(Insn::load(Size::W, R2, R1, len)),
+                Some(len) => {
+                    self.b.emit(Insn::load(Size::W, R2, R1, len));
+                    if let Some(tag) = context.vlan_tag {
+                        // The skb's length leaves out a tag the kernel took out of the frame.
+                        self.b.emit(Insn::load(Size::W, R3, R1, tag.present));
+                        self.b.emit(Insn::alu64(AluOp::Lsh, R3, 2));
+                        self.b.emit(Insn::alu64(AluOp::Add, R2, R3));
+                    }
+                }
             }
             self.b.emit(Insn::store(Size::W, R10, slot, R2));
+        }
+    }
+
+    /// r4 = whether the context holds a VLAN tag out of the frame, r0 = its TCI, read
+    /// from the context at `context` (when the walk needs them).
+    fn load_context_tag(&mut self, context: Reg) {
+        if let Some(tag) = self.context_tag {
+            self.b.comment("a vlan tag the kernel took out of the frame: present, tci");
+            self.b.emit(Insn::load(Size::W, R4, context, tag.present));
+            self.b.emit(Insn::load(Size::W, R0, context, tag.tci));
         }
     }
 
@@ -359,14 +395,26 @@ impl Prologue<'_> {
         self.b.emit(Insn::load(Size::H, R3, R7, 12));
         self.b.emit(Insn::mov64(R6, R7));
         self.b.emit(Insn::alu64(AluOp::Add, R6, 14));
+        // The outer tag in the context: the frame's ethertype is the inner one.
+        let from_context = self.context_tag.map(|_| self.b.new_label());
+        if let Some(label) = from_context {
+            let target = self.exit(label);
+            self.b.emit(Insn::jump32(JmpOp::Ne, R4, 0, target));
+        }
         let l4 = L4::new(self.b, self.needs);
         let network = self.b.new_label();
         let tagged = self.b.new_label();
         let Some(hot) = hot_family(self.needs) else {
             // No IP: nothing common to lay out first.
             self.b.emit(Insn::jump32(JmpOp::Eq, R3, RAW_8021Q, tagged));
-            self.b.emit(Insn::jump32(JmpOp::Ne, R3, RAW_8021AD, network));
-            self.vlan_tags(tagged, network);
+            if from_context.is_some() {
+                // Nothing may fall into the context's tag code, laid out first.
+                self.b.emit(Insn::jump32(JmpOp::Eq, R3, RAW_8021AD, tagged));
+                self.b.emit(Insn::Ja { target: network });
+            } else {
+                self.b.emit(Insn::jump32(JmpOp::Ne, R3, RAW_8021AD, network));
+            }
+            self.vlan_tags(tagged, network, from_context);
             self.network(&l4);
             return;
         };
@@ -416,18 +464,31 @@ impl Prologue<'_> {
             self.b.comment("jumps off the common path: the mask so far, the slots not written yet");
             self.pads();
         }
-        self.vlan_tags(tagged, network);
+        self.vlan_tags(tagged, network, from_context);
         self.network(&l4);
         self.shared(&l4);
     }
 
-    /// The VLAN tags, once the caller found the first tag's TPID (and jumped to `first`);
-    /// binds `network`, where r3 holds the payload ethertype.
-    fn vlan_tags(&mut self, first: Label, network: Label) {
+    /// The VLAN tags, once the caller found the first tag's TPID (and jumped to `first`)
+    /// or the context's tag (jumped to `from_context`, laid out first: nothing may fall
+    /// into it); binds `network`, where r3 holds the payload ethertype.
+    fn vlan_tags(&mut self, first: Label, network: Label, from_context: Option<Label>) {
+        const { assert!(MAX_VLAN_TAGS >= 2, "the context's tag goes on at the second") };
+        let after_outer = self.b.new_label();
+        if let Some(label) = from_context {
+            self.b.bind(label);
+            self.b.comment("outer vlan tag, in the context (r0): the frame's ethertype is the next");
+            self.mark_present(Source::Header(Proto::Vlan));
+            self.extract_tci(R0);
+            self.b.emit(Insn::Ja { target: after_outer });
+        }
         for tag in 0..MAX_VLAN_TAGS {
             let tagged = if tag == 0 {
                 first
             } else {
+                if tag == 1 && from_context.is_some() {
+                    self.b.bind(after_outer);
+                }
                 let tagged = self.b.new_label();
                 self.b.emit(Insn::jump32(JmpOp::Eq, R3, RAW_8021Q, tagged));
                 self.b.emit(Insn::jump32(JmpOp::Ne, R3, RAW_8021AD, network));
@@ -763,21 +824,40 @@ impl Prologue<'_> {
                 }
                 _ => {
                     self.read(base, offset, size);
-                    if shift > 0 {
-                        self.b.emit(Insn::alu32(AluOp::Rsh, R1, shift as i32));
-                    }
-                    let full = if size >= 4 { u32::MAX as u128 } else { (1u128 << (8 * size)) - 1 };
-                    if mask < full >> shift {
-                        self.b.emit(Insn::alu32(AluOp::And, R1, Operand::imm_u32(mask as u32)));
-                    }
-                    if add > 0 {
-                        self.b.emit(Insn::alu32(AluOp::Add, R1, add as i32));
-                    }
-                    self.b.emit(Insn::store(Size::W, R10, words[0], R1));
-                    self.wrote(words[0]);
+                    self.store_value(size, shift, mask, add, words[0]);
                 }
             }
         }
+    }
+
+    /// The VLAN fields from a tag's TCI in `tci` (the context's copy of the tag's first
+    /// two bytes, host order), as [`Self::extract`] reads them from the frame.
+    fn extract_tci(&mut self, tci: Reg) {
+        let fields: Vec<(Field, i16)> = self.layout.fields().map(|(field, words)| (field, words[0])).collect();
+        for (field, word) in fields {
+            let FieldSource::Header { proto: Proto::Vlan, offset, size, shift, mask, add } = field.source() else {
+                continue;
+            };
+            assert!(offset == 0 && size == 2, "{field:?} is not in a tag's TCI, which is all the context holds");
+            self.b.emit(Insn::mov64(R1, tci));
+            self.store_value(size, shift, mask, add, word);
+        }
+    }
+
+    /// r1 (a `size`-byte value) shifted, masked and offset as its field says, to `slot`.
+    fn store_value(&mut self, size: usize, shift: u32, mask: u128, add: u128, slot: i16) {
+        if shift > 0 {
+            self.b.emit(Insn::alu32(AluOp::Rsh, R1, shift as i32));
+        }
+        let full = if size >= 4 { u32::MAX as u128 } else { (1u128 << (8 * size)) - 1 };
+        if mask < full >> shift {
+            self.b.emit(Insn::alu32(AluOp::And, R1, Operand::imm_u32(mask as u32)));
+        }
+        if add > 0 {
+            self.b.emit(Insn::alu32(AluOp::Add, R1, add as i32));
+        }
+        self.b.emit(Insn::store(Size::W, R10, slot, R1));
+        self.wrote(slot);
     }
 
     fn load_word(&mut self, base: Reg, offset: i16, size: usize, slot: i16) {

@@ -228,6 +228,19 @@ pub struct Context {
     /// A field the kernel verifier treats as an unknown scalar, read once to initialise
     /// stack words the verifier must not track (`rx_queue_index`, `len`).
     pub unknown_scalar: i16,
+    /// Where the context holds the outermost VLAN tag when the kernel took it out of the
+    /// frame (`__sk_buff.vlan_present`, `vlan_tci`: TC ingress always, TC egress through
+    /// a VLAN device with transmit offload); `None` where a tag stays in the bytes (XDP).
+    pub vlan_tag: Option<ContextTag>,
+}
+
+/// The context fields of a VLAN tag held outside the frame (byte offsets of 32-bit fields).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ContextTag {
+    /// 1 when the frame had a tag there, else 0.
+    pub present: i16,
+    /// The tag's control information in host order: PCP (3 bits), DEI, VID (12 bits).
+    pub tci: i16,
 }
 
 /// `struct xdp_md`: data, data_end, data_meta, ingress_ifindex, rx_queue_index, egress_ifindex.
@@ -240,6 +253,7 @@ pub const XDP_MD: Context = Context {
     len: None,
     ifindex: xdp_md::INGRESS_IFINDEX,
     unknown_scalar: 16,
+    vlan_tag: None,
 };
 
 /// `struct __sk_buff` (the fields pfc reads or the VM fills; see [`sk_buff`]).
@@ -252,6 +266,7 @@ pub(crate) const SK_BUFF: Context = Context {
     len: Some(sk_buff::LEN),
     ifindex: sk_buff::IFINDEX,
     unknown_scalar: sk_buff::LEN,
+    vlan_tag: Some(ContextTag { present: sk_buff::VLAN_PRESENT, tci: sk_buff::VLAN_TCI }),
 };
 
 /// Offsets in `struct xdp_md` beyond [`XDP_MD`]'s.
@@ -268,6 +283,12 @@ pub mod sk_buff {
     pub const PKT_TYPE: i16 = 4;
     /// `protocol` (network byte order in a `__be16`).
     pub const PROTOCOL: i16 = 16;
+    /// `vlan_present`: 1 when the outermost VLAN tag is out of the frame, in the skb.
+    pub const VLAN_PRESENT: i16 = 20;
+    /// `vlan_tci`: that tag's control information, host order.
+    pub const VLAN_TCI: i16 = 24;
+    /// `vlan_proto`: that tag's TPID, network order in a `__be16`.
+    pub const VLAN_PROTO: i16 = 28;
     /// `ifindex`.
     pub const IFINDEX: i16 = 40;
     /// `data`.

@@ -156,6 +156,8 @@ pub struct Vm<'obj> {
     backend: Backend,
     /// Why the JIT is not used, when it is not.
     fallback: Option<JitUnavailable>,
+    /// Under TC: deliver a frame's outermost VLAN tag in the context, out of the bytes.
+    vlan_offload: bool,
 }
 
 impl<'obj> Vm<'obj> {
@@ -243,7 +245,28 @@ impl<'obj> Vm<'obj> {
         }
         let packet = LowMemory::new(MAX_PACKET_LEN).map_err(|source| VmError::PacketMemory { source })?;
         let context_len = object.program_type.context().size as usize;
-        Ok(Vm { object, rbpf, _code: code, maps, packet, context: vec![0; context_len], backend, fallback })
+        Ok(Vm {
+            object,
+            rbpf,
+            _code: code,
+            maps,
+            packet,
+            context: vec![0; context_len],
+            backend,
+            fallback,
+            vlan_offload: false,
+        })
+    }
+
+    /// Under TC, delivers each frame as the kernel does at tc ingress when `on`: a frame
+    /// whose ethertype is a VLAN TPID (0x8100, 0x88a8) loses its outermost tag (bytes
+    /// 12..16) to the context's `vlan_present` (1), `vlan_tci` and `vlan_proto`, and its
+    /// length and `protocol` are the stripped frame's. The kernel frees a tagged frame
+    /// under 20 bytes before tc (`skb_vlan_untag` reads the two bytes after the tag):
+    /// such a frame is delivered as given. Off by default: the program sees the frame's
+    /// bytes as given. No effect under XDP.
+    pub fn set_vlan_offload(&mut self, on: bool) {
+        self.vlan_offload = on;
     }
 
     /// The executor running the program.
@@ -276,8 +299,23 @@ impl<'obj> Vm<'obj> {
         if len > MAX_PACKET_LEN {
             return Err(VmError::PacketTooLarge { len, max: MAX_PACKET_LEN });
         }
-        self.packet.bytes_mut()[..len].copy_from_slice(packet);
-        self.fill_context(packet);
+        let tag = match self.object.program_type {
+            ProgramType::SchedCls if self.vlan_offload => offloaded_tag(packet),
+            _ => None,
+        };
+        let len = match tag {
+            Some(_) => {
+                let bytes = self.packet.bytes_mut();
+                bytes[..12].copy_from_slice(&packet[..12]);
+                bytes[12..len - 4].copy_from_slice(&packet[16..]);
+                len - 4
+            }
+            None => {
+                self.packet.bytes_mut()[..len].copy_from_slice(packet);
+                len
+            }
+        };
+        self.fill_context(len, tag);
         self.maps.set_packet(&self.packet.bytes()[..len]);
         let _active = self.maps.activate();
         if self.backend == Backend::Jit {
@@ -293,7 +331,10 @@ impl<'obj> Vm<'obj> {
         }
     }
 
-    fn fill_context(&mut self, packet: &[u8]) {
+    /// The context for the `len` bytes in packet memory, the frame's outer VLAN tag (TPID,
+    /// TCI) when it is out of the bytes.
+    fn fill_context(&mut self, len: usize, tag: Option<(u16, u16)>) {
+        let packet = &self.packet.bytes()[..len];
         let start = self.packet.address() as u32;
         let end = start + packet.len() as u32;
         let ctx = &mut self.context;
@@ -316,6 +357,12 @@ impl<'obj> Vm<'obj> {
                 let protocol = packet.get(12..14).map_or(0, |b| u16::from_ne_bytes([b[0], b[1]]));
                 put(sk_buff::PROTOCOL, u32::from(protocol));
                 put(sk_buff::IFINDEX, 1);
+                if let Some((tpid, tci)) = tag {
+                    put(sk_buff::VLAN_PRESENT, 1);
+                    put(sk_buff::VLAN_TCI, u32::from(tci));
+                    // vlan_proto is a __be16 like protocol.
+                    put(sk_buff::VLAN_PROTO, u32::from(u16::from_ne_bytes(tpid.to_be_bytes())));
+                }
             }
         }
     }
@@ -391,6 +438,16 @@ impl<'obj> Vm<'obj> {
 
 /// `skb->pkt_type` as `eth_type_trans` sets it on a device whose address is all zeros
 /// (the loopback device that `BPF_PROG_TEST_RUN` uses).
+/// The outermost VLAN tag (TPID, TCI) the kernel takes out of a frame before tc
+/// ingress: one whose ethertype is 0x8100 or 0x88a8, with the tag and the two bytes
+/// after it present.
+fn offloaded_tag(packet: &[u8]) -> Option<(u16, u16)> {
+    const TPIDS: [u16; 2] = [0x8100, 0x88a8];
+    let tpid = u16::from_be_bytes(packet.get(12..14)?.try_into().ok()?);
+    let tci = u16::from_be_bytes(packet.get(14..16)?.try_into().ok()?);
+    (TPIDS.contains(&tpid) && packet.len() >= 20).then_some((tpid, tci))
+}
+
 fn pkt_type(packet: &[u8]) -> u32 {
     const PACKET_HOST: u32 = 0;
     const PACKET_BROADCAST: u32 = 1;
