@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use pfc_compiler::codegen::Options;
 use pfc_compiler::compile::{compile, FUNCTION_NAME, KERNEL_LIMIT};
 use pfc_compiler::diagnostic::Severity;
+use pfc_compiler::verify::estimate_processed;
 use pfc_runtime::kernel::KernelProgram;
 use serde_json::Value;
 use support::kernel::{missing_tool, no_kernel, run, run_ok, NetNs, RemoveOnDrop};
@@ -89,12 +90,22 @@ fn check_loads(name: &str, text: &str, counters: bool) -> Result<(), String> {
             errors.join("\n")
         ));
     };
-    KernelProgram::load(&compiled.object).map(drop).map_err(|e| {
+    let program = KernelProgram::load(&compiled.object).map_err(|e| {
         format!(
             "{name} (counters {counters}): the kernel refused the object:\n{}\n--- rule file:\n{text}",
             error_chain(&e)
         )
-    })
+    })?;
+    // pfc's replay of the verifier is an upper estimate of the kernel's work (E0020 rests on it).
+    let processed = program.verified_insn_count().map_err(|e| format!("{name}: {e}"))?;
+    let estimate = estimate_processed(&compiled.code, compiled.filter.hook, usize::MAX).processed;
+    if processed > estimate {
+        return Err(format!(
+            "{name} (counters {counters}): the kernel processed {processed} instructions, pfc estimated {estimate}\n\
+             --- rule file:\n{text}"
+        ));
+    }
+    Ok(())
 }
 
 #[test]

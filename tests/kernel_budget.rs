@@ -272,3 +272,27 @@ fn protochain_atoms_load_within_the_estimate() {
         assert!(loaded.processed < bound, "{name}: {} processed, more than {bound}", loaded.processed);
     }
 }
+
+/// A rate limit keyed on 15 fields after the parse: each way through the prologue leaves
+/// its own slot values, so the key's code is walked once per way. Under every hook the
+/// file either loads within the estimate or is E0020; never a kernel refusal.
+#[test]
+fn a_wide_rate_key_loads_within_the_estimate_or_gets_e0020_under_every_hook() {
+    let rule = "rule wide: drop if tcp and rate > 1/s per ip.src, ip.dst, l4.sport, l4.dport, ipv4.ttl, ipv4.id, \
+                vlan.id, eth.src, eth.dst, ipv4.tos, ipv4.dscp, ipv4.len, ipv4.ihl burst 1\n";
+    for hook in ["xdp", "tc ingress", "tc egress"] {
+        let text = format!("hook {hook}\ndefault pass\n{rule}");
+        let (compiled, diagnostics) = compile(&text, Options::default());
+        let Some(compiled) = compiled else {
+            assert!(diagnostics.iter().any(|d| d.code == KERNEL_LIMIT), "{hook}: {diagnostics:?}");
+            println!("{hook}: E0020");
+            continue;
+        };
+        let estimate = estimate_processed(&compiled.code, compiled.filter.hook, usize::MAX);
+        println!("{hook}: estimate {}", estimate.processed);
+        skip_unless!(no_kernel());
+        let loaded = load(hook, &text, &compiled).unwrap_or_else(|report| panic!("{report}"));
+        println!("{hook}: {} processed, estimate {}", loaded.processed, loaded.estimate);
+        assert!(loaded.processed <= loaded.estimate, "{hook}: {} > estimate {}", loaded.processed, loaded.estimate);
+    }
+}

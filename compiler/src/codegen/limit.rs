@@ -168,23 +168,34 @@ fn count(b: &mut ProgramBuilder, filter: &Filter, index: u32, key: i16, offset: 
 }
 
 /// The key at `at`: presence word, then each field's words (`& 0` when absent), no jumps.
+///
+/// No value that is 0 or all ones meets a constant `&` or `|`: the kernel verifier (6.18
+/// here) follows each of its two values on a path of its own there, so a key of n fields
+/// written that way costs it 2^n walks of the rest (16 fields: over its 1M-instruction
+/// budget, while pfc's replay, which tracks no ranges, counts one).
 fn key(b: &mut ProgramBuilder, layout: &Layout, limit: &Limit, at: i16) {
     b.emit(Insn::alu32(AluOp::Mov, Reg::R3, 0));
     let mut offset = at + 4;
     for (position, &field) in limit.key.iter().enumerate() {
-        // r2 = all ones when the field's header is present, else 0.
+        // The presence bit to r3; r2 = all ones when the field's header is present, else 0.
         match Source::of_field(field) {
             Some(source) => {
                 b.emit(Insn::load(Size::W, Reg::R2, Reg::R10, MASK_SLOT));
                 b.emit(Insn::alu32(AluOp::Rsh, Reg::R2, source.bit().trailing_zeros() as i32));
                 b.emit(Insn::alu32(AluOp::And, Reg::R2, 1));
+                b.emit(Insn::mov64(Reg::R1, Reg::R2));
+                b.emit(Insn::alu32(AluOp::Xor, Reg::R1, 1));
+                if position > 0 {
+                    b.emit(Insn::alu32(AluOp::Lsh, Reg::R1, position as i32));
+                }
+                b.emit(Insn::alu32(AluOp::Or, Reg::R3, Reg::R1));
                 b.emit(Insn::alu32(AluOp::Sub, Reg::R2, 1));
             }
-            None => b.emit(Insn::alu32(AluOp::Mov, Reg::R2, -1)),
+            None => {
+                b.emit(Insn::alu32(AluOp::Or, Reg::R3, Operand::imm_u32(1 << position)));
+                b.emit(Insn::alu32(AluOp::Mov, Reg::R2, -1));
+            }
         }
-        b.emit(Insn::mov64(Reg::R1, Reg::R2));
-        b.emit(Insn::alu32(AluOp::And, Reg::R1, Operand::imm_u32(1 << position)));
-        b.emit(Insn::alu32(AluOp::Or, Reg::R3, Reg::R1));
         for &word in layout.words(field) {
             b.emit(Insn::load(Size::W, Reg::R1, Reg::R10, word));
             b.emit(Insn::alu32(AluOp::And, Reg::R1, Reg::R2));
