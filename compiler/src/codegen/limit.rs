@@ -172,7 +172,7 @@ fn count(b: &mut ProgramBuilder, filter: &Filter, index: u32, key: i16, offset: 
 /// No value that is 0 or all ones meets a constant `&` or `|`: the kernel verifier (6.18
 /// here) follows each of its two values on a path of its own there, so a key of n fields
 /// written that way costs it 2^n walks of the rest (16 fields: over its 1M-instruction
-/// budget, while pfc's replay, which tracks no ranges, counts one).
+/// budget; pfc's replay counts the same, `verify/budget.rs`, so it would be E0020).
 fn key(b: &mut ProgramBuilder, layout: &Layout, limit: &Limit, at: i16) {
     b.emit(Insn::alu32(AluOp::Mov, Reg::R3, 0));
     let mut offset = at + 4;
