@@ -19,8 +19,8 @@
 //!
 //! The length is bounded by a compare against the immediate, which the kernel verifier
 //! tracks, and is at least 1 on the copy's path (the helpers refuse zero-sized copies).
-//! Under TC the frame's bytes are pkt.len less a VLAN tag the kernel took out of the
-//! frame (4 × `skb->vlan_present`).
+//! Under TC the bytes copied are `skb->len`'s: pkt.len also counts a VLAN tag the kernel
+//! took out of the frame, which the bytes lack.
 //! Statistics are plain load/add/store on a per-CPU array, like the counters.
 
 use super::layout::{Layout, KEY_SLOT};
@@ -88,11 +88,9 @@ fn event(b: &mut ProgramBuilder, filter: &Filter, layout: &Layout, log: Log, con
     let length = layout.words(Field::PktLen)[0];
     b.emit(Insn::load(Size::W, Reg::R4, Reg::R10, length));
     b.emit(Insn::store(Size::W, Reg::R8, 20, Reg::R4));
-    if let Some(tag) = filter.hook.context().vlan_tag {
-        // pkt.len counts a tag the kernel took out of the frame; the bytes lack it.
-        b.emit(Insn::load(Size::W, Reg::R2, Reg::R1, tag.present));
-        b.emit(Insn::alu32(AluOp::Lsh, Reg::R2, 2));
-        b.emit(Insn::alu32(AluOp::Sub, Reg::R4, Reg::R2));
+    if let Some(len) = filter.hook.context().len {
+        // The bytes there are to copy: pkt.len also counts a tag the kernel took out.
+        b.emit(Insn::load(Size::W, Reg::R4, Reg::R1, len));
     }
     let kept = b.new_label();
     b.emit(Insn::jump64(JmpOp::Le, Reg::R4, bytes, kept));

@@ -436,8 +436,6 @@ impl<'obj> Vm<'obj> {
     }
 }
 
-/// `skb->pkt_type` as `eth_type_trans` sets it on a device whose address is all zeros
-/// (the loopback device that `BPF_PROG_TEST_RUN` uses).
 /// The outermost VLAN tag (TPID, TCI) the kernel takes out of a frame before tc
 /// ingress: one whose ethertype is 0x8100 or 0x88a8, with the tag and the two bytes
 /// after it present.
@@ -448,6 +446,8 @@ fn offloaded_tag(packet: &[u8]) -> Option<(u16, u16)> {
     (TPIDS.contains(&tpid) && packet.len() >= 20).then_some((tpid, tci))
 }
 
+/// `skb->pkt_type` as `eth_type_trans` sets it on a device whose address is all zeros
+/// (the loopback device that `BPF_PROG_TEST_RUN` uses).
 fn pkt_type(packet: &[u8]) -> u32 {
     const PACKET_HOST: u32 = 0;
     const PACKET_BROADCAST: u32 = 1;
