@@ -19,7 +19,7 @@ use support::{files_with_extension, pfc_in, repo, Run};
 const CODES: &[&str] = &[
     "E0001", "E0002", "E0003", "E0004", "E0005", "E0006", "E0007", "E0008", "E0009", "E0010", "E0011", "E0012",
     "E0013", "E0014", "E0015", "E0017", "E0018", "E0019", "E0021", "E0022", "E0023", "E0024", "E0025", "E0026",
-    "E0030", "E0031", "E0032", "E0035", "W0001", "W0002", "W0003", "W0004", "W0006", "W0007",
+    "E0030", "E0031", "E0032", "E0035", "W0001", "W0002", "W0003", "W0004", "W0006", "W0007", "W0008",
 ];
 
 /// Codes defined in the source that `pfc check` cannot report, each with the reason.

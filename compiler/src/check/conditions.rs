@@ -10,9 +10,10 @@
 
 use super::names::{self, SurfaceField};
 use super::values::{Element, Scalar};
-use super::{Checker, BAD_OPERATOR, OUT_OF_RANGE, SET_TYPE, TYPE_MISMATCH, UNKNOWN_FIELD};
+use super::{Checker, BAD_OPERATOR, OUT_OF_RANGE, PCAP_TAG_OUTSIDE_FRAME, SET_TYPE, TYPE_MISMATCH, UNKNOWN_FIELD};
 use crate::diagnostic::{Diagnostic, Span};
 use crate::fields::{Field, ValueKind};
+use crate::program::Hook;
 use crate::program::{CmpOp, Cond, Test, TestOp, ValueSet};
 use crate::syntax::ast::{Comparison, Expr, LiteralKind, SetRef, TestExpr, Value};
 
@@ -27,12 +28,41 @@ impl Checker {
             Expr::Pcap(text, _, body) => {
                 let (filter, diagnostics) = crate::pcap::compile(text, *body);
                 self.diagnostics.extend(diagnostics);
+                let filter = filter?;
+                if let (Some(at), Some((hook, _))) = (filter.reads_tag, self.hook) {
+                    self.tag_outside_frame(hook, at);
+                }
                 let id = crate::program::PcapId(self.pcaps.len() as u32);
-                self.pcaps.push(filter?);
+                self.pcaps.push(filter);
                 Some(Cond::Pcap(id))
             }
             Expr::Limit(limit) => self.limit(limit),
         }
+    }
+
+    /// W0008: under TC the kernel takes a frame's outermost VLAN tag out of its bytes
+    /// (always at ingress; at egress when a VLAN device offloads it), and a `pcap` atom
+    /// reads the bytes only (language.md §4.1, §8).
+    fn tag_outside_frame(&mut self, hook: Hook, at: Span) {
+        let (message, when) = match hook {
+            Hook::Xdp => return,
+            Hook::TcIngress => {
+                ("under `tc ingress` this `vlan` does not see the frame's outermost VLAN tag", "always takes")
+            }
+            Hook::TcEgress => (
+                "under `tc egress` this `vlan` may not see the frame's outermost VLAN tag",
+                "takes, for packets sent through a VLAN device with transmit offload,",
+            ),
+        };
+        self.diagnostics.push(
+            Diagnostic::warning(PCAP_TAG_OUTSIDE_FRAME, message, at, "reads the tag from the frame's bytes")
+                .with_note(format!(
+                    "before TC runs, the kernel {when} the outermost tag out of the frame into the packet's \
+                     metadata; a `pcap` atom reads the bytes only, so its `vlan` tests the next tag (a QinQ \
+                     frame's inner one) or finds none"
+                ))
+                .with_note("pfc's own `vlan` and `vlan.id` read the tag back from the metadata (docs/language.md §8)"),
+        );
     }
 
     /// Checks every operand, reporting all errors, and returns them all or `None`.

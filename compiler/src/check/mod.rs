@@ -64,6 +64,9 @@ pub(crate) const UNKNOWN_HOOK: Code = Code("E0013");
 pub(crate) const UNKNOWN_VERDICT: Code = Code("E0014");
 /// E0015: an operator that the field's type does not support.
 pub(crate) const BAD_OPERATOR: Code = Code("E0015");
+/// W0008: `vlan` in a `pcap` atom under TC, where the kernel takes the outermost tag out
+/// of the frame's bytes that the atom reads.
+pub const PCAP_TAG_OUTSIDE_FRAME: Code = Code("W0008");
 
 /// Checks a parsed file. Returns the program when there were no errors.
 pub fn check(file: &ast::File) -> (Option<Program>, Vec<Diagnostic>) {

@@ -225,13 +225,20 @@ fn ppp_protocol(ethertype: u32) -> u32 {
     }
 }
 
-/// Lowers a whole expression.
-pub fn lower(expr: &Expr, diagnostics: &mut Vec<Diagnostic>) -> Option<Pred> {
+/// Lowers a whole expression: its tests (`None` after an error) and the first `vlan`
+/// written in it.
+pub fn lower(expr: &Expr, diagnostics: &mut Vec<Diagnostic>) -> (Option<Pred>, Option<Span>) {
     let track = flow::tests_accumulator(expr);
-    let mut lowerer =
-        Lowerer { off: Offsets::ETHERNET, late_error: Cell::new(None), diagnostics, failed: false, track };
+    let mut lowerer = Lowerer {
+        off: Offsets::ETHERNET,
+        late_error: Cell::new(None),
+        diagnostics,
+        failed: false,
+        track,
+        first_vlan: None,
+    };
     let (pred, _, _) = lowerer.expr(expr, None, Flow::start());
-    (!lowerer.failed).then_some(pred)
+    ((!lowerer.failed).then_some(pred), lowerer.first_vlan)
 }
 
 struct Lowerer<'a> {
@@ -245,6 +252,8 @@ struct Lowerer<'a> {
     failed: bool,
     /// Whether to track libpcap's accumulator (the expression has `byte N &`/`|`).
     track: bool,
+    /// The first `vlan` primitive lowered: it reads a tag from the frame's bytes.
+    first_vlan: Option<Span>,
 }
 
 /// Whether the test reads the frame.
@@ -629,6 +638,7 @@ impl Lowerer<'_> {
 
     /// `vlan [id]`: the outermost remaining tag; shifts everything after it.
     fn vlan(&mut self, id: Option<&Value>, span: Span) -> Pred {
+        self.first_vlan.get_or_insert(span);
         if self.off.mpls_depth > 0 || self.off.ppp {
             let message = if self.off.ppp { "no VLAN support for PPP" } else { "no VLAN match after MPLS" };
             self.error(PCAP_SYNTAX, message.into(), span, "libpcap refuses this");

@@ -65,13 +65,16 @@ pub fn compile(text: &str, body: Span) -> (Option<PcapFilter>, Vec<Diagnostic>) 
     }
     let expr = match parse::parse(text, &map) {
         Ok(Some(expr)) => expr,
-        Ok(None) => return (Some(PcapFilter { text: text.to_string(), pred: Pred::always(true) }), diagnostics),
+        Ok(None) => {
+            let filter = PcapFilter { text: text.to_string(), pred: Pred::always(true), reads_tag: None };
+            return (Some(filter), diagnostics);
+        }
         Err(diagnostic) => {
             diagnostics.push(diagnostic);
             return (None, diagnostics);
         }
     };
-    let pred = lower::lower(&expr, &mut diagnostics);
+    let (pred, reads_tag) = lower::lower(&expr, &mut diagnostics);
     if pred.as_ref().is_some_and(|pred| !pred.fits_value_depth()) {
         diagnostics.push(
             Diagnostic::error(PCAP_UNSUPPORTED, Refusal::TooDeep.message(), map.whole, "too many pending values")
@@ -81,7 +84,7 @@ pub fn compile(text: &str, body: Span) -> (Option<PcapFilter>, Vec<Diagnostic>) 
         );
         return (None, diagnostics);
     }
-    (pred.map(|pred| PcapFilter { text: text.to_string(), pred }), diagnostics)
+    (pred.map(|pred| PcapFilter { text: text.to_string(), pred, reads_tag }), diagnostics)
 }
 
 /// Too long or nested too deeply for the parser and the recursive stages after it.

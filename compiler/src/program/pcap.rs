@@ -13,6 +13,8 @@
 //!
 //! **Invariant:** [`PcapFilter::matches`] never panics and reads no byte outside the frame.
 
+use crate::diagnostic::Span;
+
 /// Most headers a `protochain` walk follows (extension headers and AH); a frame whose
 /// walk would follow more rejects (docs/pcap.md, *Differences from tcpdump*: libpcap
 /// keeps walking, and on some frames never stops). Walking header `k` reads 2 bytes at
@@ -42,6 +44,9 @@ pub struct PcapFilter {
     pub text: String,
     /// The test tree.
     pub pred: Pred,
+    /// Where the expression first reads a VLAN tag from the frame's bytes (`vlan`): under
+    /// TC the kernel may have taken the outermost tag out of them (W0008).
+    pub reads_tag: Option<Span>,
 }
 
 impl PartialEq for PcapFilter {
