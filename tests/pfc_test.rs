@@ -190,6 +190,25 @@ fn rule_file_errors_are_diagnostics() {
     assert!(run.stderr.contains("tcp.dprt"), "{}", run.stderr);
 }
 
+/// Warnings are `pfc check`'s, except W0008: under a TC hook the kernel decides a tagged
+/// frame's `pcap "vlan"` otherwise than the VM here, which runs the frame with its tags.
+#[test]
+fn test_prints_the_warning_that_the_kernel_may_decide_otherwise() {
+    let dir = scratch_dir("pcap_vlan_under_tc");
+    let rules = "hook tc ingress\ndefault pass\nrule voice: drop if pcap \"vlan 100\"\nrule rest: pass\nrule never: drop if udp\n";
+    std::fs::write(dir.join("v.pf"), rules).expect("write rules");
+    let cases = "[[case]]\nname = \"tagged\"\npacket = \"eth / vlan 100 / ipv4 / udp dport=5060\"\nexpect = \"drop\"\n";
+    std::fs::write(dir.join("v.test.toml"), cases).expect("write cases");
+    let run = pfc_in(&dir, &["test", "v.pf"]);
+    run.assert_no_crash("pcap_vlan_under_tc");
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert_eq!(run.stderr.matches("warning[W0008]").count(), 1, "{}", run.stderr);
+    assert!(run.stderr.contains("v.pf:3:"), "{}", run.stderr);
+    // W0001 (`never` comes after a rule that matches every packet) is `pfc check`'s alone.
+    assert!(!run.stderr.contains("W0001"), "{}", run.stderr);
+    assert!(run.stdout.contains("1 passed, 0 failed"), "{}", run.stdout);
+}
+
 #[test]
 fn json_report_parses() {
     let cases = case("ok", "ipv4 / udp dport=53", "pass", "dns")

@@ -222,7 +222,16 @@ fn compile(path: &Path, classifier: ClassifierArg) -> Result<Compiled, Stop> {
     };
     let file_name = sources.name().to_string();
     match compiled {
-        Some(compiled) if !report::has_errors(&diagnostics) => Ok(compiled),
+        Some(compiled) if !report::has_errors(&diagnostics) => {
+            // Other warnings are `pfc check`'s; this one says the kernel may decide a case's
+            // frame otherwise than the VM does here (the VM's frame keeps its tags).
+            let differs: Vec<_> = diagnostics
+                .into_iter()
+                .filter(|diagnostic| diagnostic.code == pfc_compiler::check::PCAP_TAG_OUTSIDE_FRAME)
+                .collect();
+            Report::new(Format::Human).add_sources(&sources.parsed.map, &differs);
+            Ok(compiled)
+        }
         _ => {
             let mut report = Report::new(Format::Human);
             report.add_sources(&sources.parsed.map, &diagnostics);
