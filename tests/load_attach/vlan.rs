@@ -88,7 +88,10 @@ fn send_frames(ns: &str, dev: &str, frames: Vec<Vec<u8>>, count: u64) {
     .expect("sender thread");
 }
 
-fn check_vlan_traffic(hook: &str, tag: &str) {
+/// Loads `rules` at `hook`, sends [`SENT`] of each tagged frame (802.1Q id 5 to ports
+/// 7101 and 7102, and 802.1ad id 7 around it to 7101) and of the untagged datagram to
+/// 7101, and gives the untagged datagrams received and the rules' counters.
+fn tagged_traffic(hook: &str, tag: &str, rules: &str) -> (u64, Vec<(String, u64, u64)>) {
     let mut topology = Topology::new(tag);
     let (a, b) = (topology.a.clone(), topology.b.clone());
     let macs = (mac_of(&a, &topology.veth_a), mac_of(&b, &topology.veth_b));
@@ -99,7 +102,7 @@ fn check_vlan_traffic(hook: &str, tag: &str) {
         tagged_frame(macs, std::slice::from_ref(&inner), 7102),
         tagged_frame(macs, &[outer, inner], 7101),
     ];
-    let rules = topology.rules("vlan", &vlan_rules(hook));
+    let rules = topology.rules("vlan", rules);
     let (ns, iface) = topology.place(hook);
     let (ns, iface) = (ns.to_string(), iface.to_string());
     pfc_ok(&ns, &["load", rules.as_str(), "--iface", &iface, "--hook", hook]);
@@ -112,6 +115,12 @@ fn check_vlan_traffic(hook: &str, tag: &str) {
     let received = untagged.join().expect("receiver");
 
     let rows = stats(&ns, &iface, hook);
+    pfc_ok(&ns, &["unload", "--iface", &iface, "--hook", hook]);
+    (received, rows)
+}
+
+fn check_vlan_traffic(hook: &str, tag: &str) {
+    let (received, rows) = tagged_traffic(hook, tag, &vlan_rules(hook));
     println!("{hook} vlan: untagged 7101 received {received}/{SENT}; stats {rows:?}");
     assert_eq!(received, SENT, "{hook}: untagged 7101 passes");
     assert_eq!(
@@ -123,7 +132,32 @@ fn check_vlan_traffic(hook: &str, tag: &str) {
     assert_eq!(counter(&rows, "qinq_pass"), (SENT, SENT * (TAGGED_FRAME_BYTES + 4)), "{hook}: the outer of two tags");
     assert_eq!(counter(&rows, "untagged_pass"), (SENT, SENT * FRAME_BYTES), "{hook}: untagged frames have no vlan");
     assert_eq!(counter(&rows, "stray_drop"), (0, 0), "{hook}: no datagram escapes the rules above");
-    pfc_ok(&ns, &["unload", "--iface", &iface, "--hook", hook]);
+}
+
+/// A `pcap` atom reads the frame's bytes only (language.md §4.1, W0008): where the kernel
+/// took the outer tag out (tc ingress), `vlan 5` misses the singly tagged frames and
+/// finds the QinQ frames' inner tag, and `vlan 7` finds nothing; on the wire's bytes
+/// (xdp on a veth) each finds its own frames.
+fn check_pcap_vlan(hook: &str, tag: &str) {
+    let rules = format!(
+        "hook {}\ndefault pass\n\
+         rule pcap_vlan5: pass if pcap \"vlan {VLAN_ID}\"\n\
+         rule pcap_vlan7: pass if pcap \"vlan {OUTER_ID}\"\n\
+         rule others: pass if udp.dport in {{ 7101, 7102 }}\n",
+        hook.replace('-', " ")
+    );
+    let (received, rows) = tagged_traffic(hook, tag, &rules);
+    println!("{hook} pcap vlan: untagged 7101 received {received}/{SENT}; stats {rows:?}");
+    assert_eq!(received, SENT, "{hook}: untagged 7101 passes");
+    let (single, qinq) = (TAGGED_FRAME_BYTES, TAGGED_FRAME_BYTES + 4);
+    let (vlan5, vlan7, others) = if hook == "tc-ingress" {
+        ((SENT, SENT * qinq), (0, 0), (3 * SENT, SENT * (2 * single + FRAME_BYTES)))
+    } else {
+        ((2 * SENT, 2 * SENT * single), (SENT, SENT * qinq), (SENT, SENT * FRAME_BYTES))
+    };
+    assert_eq!(counter(&rows, "pcap_vlan5"), vlan5, "{hook}: pcap \"vlan {VLAN_ID}\"");
+    assert_eq!(counter(&rows, "pcap_vlan7"), vlan7, "{hook}: pcap \"vlan {OUTER_ID}\"");
+    assert_eq!(counter(&rows, "others"), others, "{hook}: the rest");
 }
 
 #[test]
@@ -142,4 +176,16 @@ fn tc_egress_reads_tagged_frames_as_on_the_wire() {
 fn xdp_reads_tagged_frames_as_on_the_wire() {
     skip_unless!(no_kernel());
     check_vlan_traffic("xdp", "vx");
+}
+
+#[test]
+fn tc_ingress_pcap_vlan_reads_the_bytes_without_the_outer_tag() {
+    skip_unless!(no_kernel());
+    check_pcap_vlan("tc-ingress", "pi");
+}
+
+#[test]
+fn xdp_pcap_vlan_reads_the_tags_in_the_frame() {
+    skip_unless!(no_kernel());
+    check_pcap_vlan("xdp", "px");
 }
