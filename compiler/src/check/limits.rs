@@ -49,9 +49,11 @@ impl Checker {
         let burst = match &expr.burst {
             None => rate,
             Some((number, span, burst_unit)) => {
+                // Without a unit, the burst counts the rate's units (`rate > 10 kbytes/s
+                // burst 20` holds 20 kbytes).
                 let burst_unit = match burst_unit {
                     Some(ident) => self.unit(Some(ident)),
-                    None => unit.map(|(kind, _)| (kind, 1)),
+                    None => unit,
                 };
                 if let (Some((rate_kind, _)), Some((burst_kind, _))) = (unit, burst_unit) {
                     if rate_kind != burst_kind {
