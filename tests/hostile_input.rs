@@ -108,7 +108,7 @@ fn empty_expectation_lists_are_errors_with_a_position() {
     };
     bad("expect_empty",          "[[case]]\nname = \"cap\"\npcap = \"c.pcap\"\nexpect = []\n",                  "r.test.toml:4:10: case `cap`: `expect` needs at least one verdict");
     bad("expect_empty_rule",     "[[case]]\nname = \"cap\"\npcap = \"c.pcap\"\nexpect = []\nrule = \"ssh\"\n",  "r.test.toml:4:10: case `cap`: `expect` needs at least one verdict");
-    bad("rule_empty",            "[[case]]\nname = \"cap\"\npcap = \"c.pcap\"\nexpect = \"drop\"\nrule = []\n",  "r.test.toml:5:8: case `cap`: `rule` must have one entry");
+    bad("rule_empty",            "[[case]]\nname = \"cap\"\npcap = \"c.pcap\"\nexpect = \"drop\"\nrule = []\n",  "r.test.toml:5:8: case `cap`: `rule` needs at least one rule name");
     bad("expect_empty_packet",   "[[case]]\nname = \"p\"\npacket = \"tcp\"\nexpect = []\n",                      "r.test.toml:4:10: case `p`: `expect` needs at least one verdict");
 }
 

@@ -102,8 +102,16 @@ fn passing_and_failing_cases() {
     let capture = pcap(&[&frames[0], &frames[1]]);
     check("pcap_per_packet", "[[case]]\nname = \"cap\"\npcap = \"c.pcap\"\nexpect = [\"drop\", \"pass\"]\nrule = [\"ssh\", \"dns\"]\n", &[("c.pcap", capture.clone())], &[], 0, &["2 passed, 0 failed"]);
     check("pcap_one_for_all", "[[case]]\nname = \"cap\"\npcap = \"c.pcap\"\nexpect = \"drop\"\n", &[("c.pcap", capture.clone())], &[], 1, &["FAIL cap [packet 1]", "actual:   pass by rule dns", "1 passed, 1 failed"]);
-    check("pcap_count_mismatch", "[[case]]\nname = \"cap\"\npcap = \"c.pcap\"\nexpect = [\"drop\", \"pass\", \"pass\"]\n", &[("c.pcap", capture)], &[], 1, &["`expect` lists 3 verdicts but the capture holds 2 packets"]);
+    check("pcap_count_mismatch", "[[case]]\nname = \"cap\"\npcap = \"c.pcap\"\nexpect = [\"drop\", \"pass\", \"pass\"]\n", &[("c.pcap", capture)], &[], 1, &["`expect` (or `rule`, or `log`) lists 3 entries but the capture holds 2 packets"]);
     check("pcap_empty", "[[case]]\nname = \"cap\"\npcap = \"e.pcap\"\nexpect = \"drop\"\n", &[("e.pcap", pcap(&[]))], &[], 0, &["holds no packets", "0 passed, 0 failed"]);
+    // `rule` (and `log`) take one entry per packet even where `expect` has one for all;
+    // a list of the wrong length is blamed on the list that has it.
+    let repeated = "[[case]]\nname = \"r\"\npacket = \"ipv4 src=192.0.2.1 / tcp dport=22\"\nrepeat = 3\nexpect = \"drop\"\n";
+    check("rule_per_packet", &format!("{repeated}rule = [\"ssh\", \"ssh\", \"ssh\"]\n"), &[], &[], 0, &["3 passed, 0 failed"]);
+    check("rule_per_packet_wrong", &format!("{repeated}rule = [\"ssh\", \"ssh_in\", \"ssh\"]\n"), &[], &[], 1, &["FAIL r [packet 1]", "expected: drop by rule ssh_in", "2 passed, 1 failed"]);
+    check("rule_list_too_short", &format!("{repeated}rule = [\"ssh\", \"ssh\"]\n"), &[], &[], 1, &["r.test.toml:6:8: case `r`: `rule` must list one rule, or one per repeated packet"]);
+    check("log_list_too_short", &format!("{repeated}log = [\"false\", \"false\"]\n"), &[], &[], 1, &["r.test.toml:6:7: case `r`: `log` must list one entry, or one per repeated packet"]);
+    check("rule_empty", "[[case]]\nname = \"r\"\npacket = \"ipv4 / tcp dport=22\"\nexpect = \"drop\"\nrule = []\n", &[], &[], 1, &["r.test.toml:5:8: case `r`: `rule` needs at least one rule name"]);
 }
 
 #[rustfmt::skip]

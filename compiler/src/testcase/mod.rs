@@ -409,8 +409,17 @@ fn build_case(raw: RawCase, program: &Program, text: &str, lines: &LineIndex) ->
         log_expectations(&case, log, &mut expect, per_packet, lines)?;
     }
     if timing.repeat > 1 && expect.len() > 1 && expect.len() != timing.repeat as usize {
-        let problem = "`expect` must list one verdict, or one per repeated packet";
-        return Err(CaseError::ExpectShape { case, problem, at: lines.position(raw.expect.span().start) });
+        // Blame the list that set the count: `expect`, else `rule`, else `log`.
+        let listed = |value: &OneOrMany| as_list(value).is_some_and(|list| list.len() > 1);
+        let (problem, span) = if listed(raw.expect.get_ref()) {
+            ("`expect` must list one verdict, or one per repeated packet", raw.expect.span())
+        } else if let Some(rule) = raw.rule.as_ref().filter(|rule| listed(rule.get_ref())) {
+            ("`rule` must list one rule, or one per repeated packet", rule.span())
+        } else {
+            let span = raw.log.as_ref().map_or(raw.expect.span(), Spanned::span);
+            ("`log` must list one entry, or one per repeated packet", span)
+        };
+        return Err(CaseError::ExpectShape { case, problem, at: lines.position(span.start) });
     }
     let sets = match &raw.sets {
         Some(sets) => case_sets(&case, sets.get_ref(), program).map_err(|problem| CaseError::Sets {
@@ -561,14 +570,23 @@ fn expectations(
     if verdicts.is_empty() {
         return Err(shape("`expect` needs at least one verdict", expect.span()));
     }
-    if !per_packet && (verdicts.len() != 1 || rules.as_ref().is_some_and(|r| r.len() != 1)) {
-        return Err(shape("only `pcap` and `repeat` cases may list one expectation per packet", expect.span()));
-    }
     if let (Some(rules), Some(span)) = (&rules, rule.map(Spanned::span)) {
-        if rules.len() != verdicts.len() && rules.len() != 1 {
+        if rules.is_empty() {
+            return Err(shape("`rule` needs at least one rule name (`\"default\"`: none matched)", span));
+        }
+        if !per_packet && rules.len() != 1 {
+            return Err(shape("only `pcap` and `repeat` cases may list one rule per packet", span));
+        }
+        if rules.len() != verdicts.len() && rules.len() != 1 && verdicts.len() != 1 {
             return Err(shape("`rule` must have one entry, or as many as `expect`", span));
         }
     }
+    if !per_packet && verdicts.len() != 1 {
+        return Err(shape("only `pcap` and `repeat` cases may list one expectation per packet", expect.span()));
+    }
+    // One verdict for every packet with a rule per packet, or the other way round.
+    let count = verdicts.len().max(rules.as_ref().map_or(1, Vec::len));
+    let verdicts: Vec<&str> = (0..count).map(|index| verdicts[if verdicts.len() == 1 { 0 } else { index }]).collect();
     let mut out = Vec::with_capacity(verdicts.len());
     for (index, word) in verdicts.iter().enumerate() {
         let verdict = match *word {

@@ -292,6 +292,9 @@ fn read_pcapng(bytes: &[u8]) -> Result<Capture<'_>, PcapError> {
                 _ => Err(bad("it runs past the end of the file")),
             };
         };
+        if u32_at(block, block_len - 4, big_endian) != Some(block_len as u32) {
+            return Err(bad("its trailing length differs from its leading one"));
+        }
         let body = &block[8..block_len - 4];
         let options = |start: usize| -> Result<(), PcapError> {
             match overrunning_option(body, start, big_endian) {
@@ -308,10 +311,19 @@ fn read_pcapng(bytes: &[u8]) -> Result<Capture<'_>, PcapError> {
             if len > MAX_PACKET_LEN {
                 return Err(PcapError::PacketTooLarge { index, len, max: MAX_PACKET_LEN });
             }
-            body.get(start..start + len).ok_or(PcapError::TruncatedPacket { index, offset })
+            body.get(start..start + len).ok_or(PcapError::BadBlock {
+                offset,
+                problem: "its packet's captured length runs past the end of the block",
+            })
         };
         match block_type {
-            BLOCK_SECTION_HEADER => options(16)?,
+            BLOCK_SECTION_HEADER => {
+                // Version 1.0 is the one written; tshark refuses other majors.
+                if u16_at(body, 4, big_endian) != Some(1) {
+                    return Err(bad("its section header's version is not 1.x"));
+                }
+                options(16)?
+            }
             BLOCK_INTERFACE => {
                 options(8)?;
                 let link_type = u16_at(body, 0, big_endian).ok_or(bad("interface block too short"))?;

@@ -363,7 +363,7 @@ fn expand<'a>(
             }
             if case.expect.len() > 1 && case.expect.len() != capture.packets.len() {
                 let message = format!(
-                    "{at}: `expect` lists {} verdicts but the capture holds {} packets",
+                    "{at}: `expect` (or `rule`, or `log`) lists {} entries but the capture holds {} packets",
                     case.expect.len(),
                     capture.packets.len()
                 );
